@@ -1,0 +1,71 @@
+//! The container runtime seam: everything the kubelet needs from a
+//! container engine, behind one trait with two implementations.
+//!
+//! - [`containerd::ContainerdRuntime`] drives a real containerd over gRPC.
+//! - [`fake::FakeRuntime`] keeps containers in memory, records every call and
+//!   can inject failures, for unit tests and node-scale benchmarks.
+//!
+//! The split between [`create_container`](ContainerRuntime::create_container)
+//! and [`start_container`](ContainerRuntime::start_container) follows the CRI:
+//! a restart is a new container, so the previous instance's exit status and
+//! log stay inspectable until the kubelet removes it.
+
+pub mod containerd;
+pub mod error;
+pub mod fake;
+pub mod process;
+pub mod types;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use skiff_images::ImageName;
+
+pub use error::{Result, RuntimeError};
+pub use types::{
+    BindMount, ContainerConfig, ContainerInfo, ContainerState, ExecOutput, ExitStatus, LabelFilter,
+    NetworkMode, PodRef, labels,
+};
+
+/// A container engine as the kubelet uses it. Every method is safe to call
+/// concurrently for different containers.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Imports every image of an OCI image-layout tarball and unpacks it.
+    /// Idempotent: importing the same archive twice changes nothing.
+    async fn import_image(&self, archive: &Path) -> Result<Vec<ImageName>>;
+
+    /// Whether `image` is in the store and ready to run.
+    async fn image_present(&self, image: &ImageName) -> Result<bool>;
+
+    /// Creates (but does not start) a container.
+    async fn create_container(&self, config: &ContainerConfig) -> Result<()>;
+
+    /// Starts a created container; returns its host pid. Output goes to the
+    /// configured log file in CRI format, written by a process that outlives
+    /// the kubelet.
+    async fn start_container(&self, id: &str) -> Result<u32>;
+
+    /// Waits until the container's main process exits.
+    async fn wait_container(&self, id: &str) -> Result<ExitStatus>;
+
+    /// Sends SIGTERM, waits up to `grace`, then SIGKILLs every process of the
+    /// container. Returns how it ended (137 when it had to be killed).
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<ExitStatus>;
+
+    /// Runs `command` inside a running container and collects its output.
+    /// The command is killed when `timeout` passes.
+    async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput>;
+
+    /// The container's labels and state.
+    async fn container_info(&self, id: &str) -> Result<ContainerInfo>;
+
+    /// Skiff's containers whose labels include every pair of `filter`.
+    async fn list_containers(&self, filter: &LabelFilter) -> Result<Vec<ContainerInfo>>;
+
+    /// Kills the container if needed and removes every trace of it from the
+    /// engine (task, container record, writable snapshot). The log file stays.
+    /// Removing a container that does not exist succeeds.
+    async fn remove_container(&self, id: &str) -> Result<()>;
+}

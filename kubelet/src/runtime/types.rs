@@ -1,0 +1,189 @@
+//! What the kubelet asks the runtime for and what it gets back.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use skiff_images::ImageName;
+
+/// Label keys every Skiff container carries. They use the same names as the
+/// CRI so people who know `crictl` recognise them, and they let a restarted
+/// kubelet find what it left running.
+pub mod labels {
+    /// Marks containers created by Skiff.
+    pub const MANAGED: &str = "dev.skiff.managed";
+    /// UID of the pod.
+    pub const POD_UID: &str = "io.kubernetes.pod.uid";
+    /// Namespace of the pod.
+    pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+    /// Name of the pod.
+    pub const POD_NAME: &str = "io.kubernetes.pod.name";
+    /// Name of the container within the pod.
+    pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+    /// How many times this container was restarted before this instance.
+    pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
+    /// Where this instance's CRI-format log goes.
+    pub const LOG_PATH: &str = "dev.skiff.log-path";
+}
+
+/// Who a container belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodRef {
+    /// Pod UID.
+    pub uid: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+}
+
+/// Which network namespace a container uses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NetworkMode {
+    /// A new network namespace of its own with only loopback.
+    #[default]
+    Private,
+    /// Join an existing namespace (the pod sandbox), e.g. `/run/netns/pod-x`.
+    Join(PathBuf),
+    /// The host's network namespace (`hostNetwork: true`).
+    Host,
+}
+
+/// A file or directory of the host made visible in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Path on the host.
+    pub host_path: PathBuf,
+    /// Path in the container.
+    pub container_path: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    /// Runtime-wide unique id chosen by the caller.
+    pub id: String,
+    /// Image to run (must be present).
+    pub image: ImageName,
+    /// Pod the container belongs to.
+    pub pod: PodRef,
+    /// Container name within the pod.
+    pub name: String,
+    /// Restart count recorded on the container (label), for recovery.
+    pub restart_count: u32,
+    /// Kubernetes `command`: replaces the image ENTRYPOINT when non-empty.
+    pub command: Vec<String>,
+    /// Kubernetes `args`: replaces the image CMD when non-empty.
+    pub args: Vec<String>,
+    /// Environment; merged over the image's, later entries win.
+    pub env: Vec<(String, String)>,
+    /// Kubernetes `workingDir`; the image's WORKDIR when `None`.
+    pub working_dir: Option<String>,
+    /// Hostname inside the container.
+    pub hostname: Option<String>,
+    /// Network namespace.
+    pub network: NetworkMode,
+    /// Extra bind mounts (`/etc/hosts`, volumes).
+    pub mounts: Vec<BindMount>,
+    /// `uid:gid` to run as; the image's USER (or root) when `None`.
+    pub user: Option<(u32, u32)>,
+    /// Where stdout and stderr go, in CRI log format.
+    pub log_path: PathBuf,
+    /// Additional labels.
+    pub extra_labels: BTreeMap<String, String>,
+}
+
+impl ContainerConfig {
+    /// A configuration with Kubernetes' defaults for everything but the essentials.
+    pub fn new(id: impl Into<String>, image: ImageName, log_path: impl Into<PathBuf>) -> Self {
+        Self {
+            id: id.into(),
+            image,
+            pod: PodRef::default(),
+            name: String::new(),
+            restart_count: 0,
+            command: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            working_dir: None,
+            hostname: None,
+            network: NetworkMode::default(),
+            mounts: Vec::new(),
+            user: None,
+            log_path: log_path.into(),
+            extra_labels: BTreeMap::new(),
+        }
+    }
+
+    /// The labels stored on the container.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut l = self.extra_labels.clone();
+        l.insert(labels::MANAGED.into(), "true".into());
+        l.insert(labels::POD_UID.into(), self.pod.uid.clone());
+        l.insert(labels::POD_NAMESPACE.into(), self.pod.namespace.clone());
+        l.insert(labels::POD_NAME.into(), self.pod.name.clone());
+        l.insert(labels::CONTAINER_NAME.into(), self.name.clone());
+        l.insert(labels::RESTART_COUNT.into(), self.restart_count.to_string());
+        l.insert(labels::LOG_PATH.into(), self.log_path.display().to_string());
+        l
+    }
+}
+
+/// How a container's main process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// Exit code; 128 + signal number when killed by a signal (137 for SIGKILL).
+    pub code: i32,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Created, never started (or its task is gone).
+    Created,
+    /// Running with this host pid.
+    Running {
+        /// Host pid of the main process.
+        pid: u32,
+    },
+    /// Ended.
+    Exited(ExitStatus),
+    /// The runtime cannot tell (e.g. paused or in transition).
+    Unknown,
+}
+
+/// A container as the runtime sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Container id.
+    pub id: String,
+    /// Image name as recorded at creation.
+    pub image: String,
+    /// Labels (see [`labels`]).
+    pub labels: BTreeMap<String, String>,
+    /// Current state.
+    pub state: ContainerState,
+}
+
+/// Output of a command run with [`exec`](super::ContainerRuntime::exec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code of the command.
+    pub exit_code: i32,
+    /// What it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// What it wrote to stderr.
+    pub stderr: Vec<u8>,
+}
+
+/// Equality label selector for [`list_containers`](super::ContainerRuntime::list_containers).
+pub type LabelFilter = BTreeMap<String, String>;
+
+/// Time given to a container between SIGTERM and SIGKILL (Kubernetes'
+/// `terminationGracePeriodSeconds` default).
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
