@@ -131,8 +131,9 @@ pub fn build_all(
     Ok(built)
 }
 
-/// The base layer: a minimal root filesystem around busybox.
-fn busybox_layer(busybox: &Path) -> Result<Layer> {
+/// The base layer of every Skiff image: a minimal root filesystem around
+/// busybox (also handy for tests that build images of their own).
+pub fn busybox_layer(busybox: &Path) -> Result<Layer> {
     let binary = std::fs::read(busybox).map_err(|e| ImageError::io("cannot read", busybox, e))?;
     if let Some(reason) = not_static_reason(&binary) {
         return Err(ImageError::UnusableBinary {

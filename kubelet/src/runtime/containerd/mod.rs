@@ -587,7 +587,23 @@ impl ContainerRuntime for ContainerdRuntime {
                 .await,
         )
         .map_err(|s| RuntimeError::rpc("Snapshots.Remove", "", s))?;
+        self.prune_cgroup_parent();
         Ok(())
+    }
+}
+
+impl ContainerdRuntime {
+    /// runc removes a container's cgroup but leaves the `/<namespace>`
+    /// parent behind. Removing it is best effort: it only succeeds once the
+    /// last container of the namespace is gone.
+    fn prune_cgroup_parent(&self) {
+        let root = Path::new("/sys/fs/cgroup");
+        let _ = std::fs::remove_dir(root.join(&self.config.namespace));
+        if let Ok(controllers) = std::fs::read_dir(root) {
+            for controller in controllers.flatten() {
+                let _ = std::fs::remove_dir(controller.path().join(&self.config.namespace));
+            }
+        }
     }
 }
 

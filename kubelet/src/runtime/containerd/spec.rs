@@ -7,9 +7,8 @@ use std::collections::HashSet;
 use oci_spec::OciSpecError;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder,
-    PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, Process,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use crate::runtime::process::ResolvedProcess;
@@ -79,13 +78,8 @@ pub(crate) fn build_process(
                 .permitted(caps)
                 .build()?,
         )
-        .rlimits(vec![
-            PosixRlimitBuilder::default()
-                .typ(PosixRlimitType::RlimitNofile)
-                .hard(1_048_576u64)
-                .soft(1_048_576u64)
-                .build()?,
-        ])
+        // No rlimits: the process inherits containerd's, as with the CRI plugin
+        // (a fixed NOFILE above the host's hard limit makes runc fail).
         .build()
 }
 
