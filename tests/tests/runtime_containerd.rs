@@ -131,7 +131,7 @@ async fn command_args_env_and_working_dir_follow_kubernetes() {
         .await
         .expect("import test image");
     let image = ImageName::parse("skiff.dev/test/echo:v1").expect("valid");
-    assert_eq!(names, [image.clone()]);
+    assert_eq!(names, std::slice::from_ref(&image));
 
     let cases: [(&str, Vec<&str>, Vec<&str>, &str); 4] = [
         ("neither", vec![], vec![], "entry cmd-default"),

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs Skiff's benchmarks (root and containerd required; see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --workspace --bins
+cargo bench -p skiff-tests --bench runtime_vs_ctr "$@"

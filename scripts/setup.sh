@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Skiff needs on a Debian machine (idempotent; root required).
+set -euo pipefail
+
+packages=(containerd runc busybox-static protobuf-compiler iproute2 ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "==> installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust 1.88 or newer with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "Skiff runs containers through its own containerd and needs root" >&2
+  exit 1
+fi
