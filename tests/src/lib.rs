@@ -59,6 +59,23 @@ pub fn e2e_enabled(test: &str) -> bool {
     }
 }
 
+/// A binary of this workspace, built into the same target directory as the
+/// running test (`cargo build --workspace --bins`).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
 /// Finds a program on PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -213,15 +230,21 @@ impl TestEnv {
         c
     }
 
+    /// `ctr` pointed at this daemon and namespace.
+    fn ctr_command(socket: &Path, namespace: &str, args: &[&str]) -> Command {
+        let mut command = Command::new("ctr");
+        command
+            .arg("--address")
+            .arg(socket)
+            .arg("--namespace")
+            .arg(namespace)
+            .args(args);
+        command
+    }
+
     /// Runs `ctr` against this daemon and namespace; returns stdout.
     pub fn ctr(&self, args: &[&str]) -> String {
-        let socket = self.socket();
-        let out = Command::new("ctr")
-            .arg("--address")
-            .arg(&socket)
-            .arg("--namespace")
-            .arg(&self.namespace)
-            .args(args)
+        let out = Self::ctr_command(&self.socket(), &self.namespace, args)
             .output()
             .expect("run ctr");
         assert!(
@@ -244,10 +267,16 @@ impl TestEnv {
 
     /// Removes every Skiff container and stops containerd.
     pub async fn shutdown(mut self) {
-        if let Ok(all) = self.runtime.list_containers(&LabelFilter::new()).await {
-            for c in all {
-                let _ = self.runtime.remove_container(&c.id).await;
-            }
+        let mut ids: Vec<String> = self
+            .runtime
+            .list_containers(&LabelFilter::new())
+            .await
+            .map(|all| all.into_iter().map(|c| c.id).collect())
+            .unwrap_or_default();
+        // Containers a test made with plain `ctr` carry no Skiff labels.
+        ids.extend(self.ctr_ids(&["containers", "ls"]));
+        for id in ids {
+            let _ = self.runtime.remove_container(&id).await;
         }
         if let Some(daemon) = self.daemon.take() {
             daemon.stop().await;
@@ -261,15 +290,7 @@ impl Drop for TestEnv {
         // it left so no shim or container outlives the test.
         if let Some(daemon) = self.daemon.take() {
             let socket = daemon.socket();
-            let ctr = |args: &[&str]| {
-                Command::new("ctr")
-                    .arg("--address")
-                    .arg(&socket)
-                    .arg("--namespace")
-                    .arg(&self.namespace)
-                    .args(args)
-                    .output()
-            };
+            let ctr = |args: &[&str]| Self::ctr_command(&socket, &self.namespace, args).output();
             if let Ok(out) = ctr(&["tasks", "ls", "-q"]) {
                 for id in String::from_utf8_lossy(&out.stdout)
                     .lines()

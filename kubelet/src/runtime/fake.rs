@@ -192,8 +192,7 @@ impl FakeRuntime {
             .ok_or_else(|| RuntimeError::NotFound { id: id.into() })
     }
 
-    fn info(inner: &Inner, id: &str, c: &FakeContainer) -> ContainerInfo {
-        let _ = inner;
+    fn info(id: &str, c: &FakeContainer) -> ContainerInfo {
         ContainerInfo {
             id: id.to_string(),
             image: c.config.image.to_string(),
@@ -357,7 +356,7 @@ impl ContainerRuntime for FakeRuntime {
             .containers
             .get(id)
             .ok_or_else(|| RuntimeError::NotFound { id: id.into() })?;
-        Ok(Self::info(&inner, id, c))
+        Ok(Self::info(id, c))
     }
 
     async fn list_containers(&self, filter: &LabelFilter) -> Result<Vec<ContainerInfo>> {
@@ -366,7 +365,7 @@ impl ContainerRuntime for FakeRuntime {
         Ok(inner
             .containers
             .iter()
-            .map(|(id, c)| Self::info(&inner, id, c))
+            .map(|(id, c)| Self::info(id, c))
             .filter(|info| filter.iter().all(|(k, v)| info.labels.get(k) == Some(v)))
             .collect())
     }

@@ -40,6 +40,14 @@ pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     out
 }
 
+/// Whether an index entry is for this machine (linux and its architecture);
+/// entries without a platform are assumed to be.
+pub(crate) fn runs_here(entry: &oci_spec::image::Descriptor) -> bool {
+    entry.platform().as_ref().is_none_or(|p| {
+        p.architecture().to_string() == host_arch() && p.os().to_string() == "linux"
+    })
+}
+
 /// Reads a whole blob from the content store.
 pub(crate) async fn read_content(svc: &Services, digest: &str) -> Result<Vec<u8>> {
     let mut stream = svc
@@ -61,7 +69,8 @@ pub(crate) async fn read_content(svc: &Services, digest: &str) -> Result<Vec<u8>
     Ok(data)
 }
 
-fn host_arch() -> &'static str {
+/// This machine's architecture, in OCI platform terms.
+pub(crate) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -112,11 +121,7 @@ pub(crate) async fn resolve(
         let chosen = index
             .manifests()
             .iter()
-            .find(|m| {
-                m.platform().as_ref().is_none_or(|p| {
-                    p.architecture().to_string() == host_arch() && p.os().to_string() == "linux"
-                })
-            })
+            .find(|m| runs_here(m))
             .ok_or_else(|| invalid(format!("no manifest for linux/{}", host_arch())))?;
         manifest_digest = chosen.digest().to_string();
         media_type = chosen.media_type().to_string();

@@ -28,7 +28,7 @@ use skiff_images::layout::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use tokio_stream::StreamExt;
 
 use super::client::Services;
-use super::image::chain_ids;
+use super::image::{chain_ids, host_arch, runs_here};
 use crate::runtime::{Result, RuntimeError};
 
 /// Largest chunk sent in one `Content.Write` message.
@@ -81,14 +81,6 @@ fn to_cd(d: &Descriptor) -> CdDescriptor {
         digest: d.digest().to_string(),
         size: d.size() as i64,
         annotations: HashMap::new(),
-    }
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
     }
 }
 
@@ -240,10 +232,7 @@ impl Import<'_> {
             let mut chosen = None;
             let mut labels = BTreeMap::new();
             for (i, m) in index.manifests().iter().enumerate() {
-                let matches = m.platform().as_ref().is_none_or(|p| {
-                    p.architecture().to_string() == host_arch() && p.os().to_string() == "linux"
-                });
-                if matches && chosen.is_none() {
+                if runs_here(m) && chosen.is_none() {
                     // Only this platform's blobs are in a single-platform archive.
                     let manifest = Box::pin(self.platform_manifest(m)).await?;
                     labels.insert(
