@@ -1,13 +1,27 @@
 //! Skiff's kubelet: the node agent that runs pods as real containers.
 //!
 //! # Layout
+//! - [`node`]: the `NodeAgent` actor owning the node's pods, static pod
+//!   manifests, checkpoints, events and metrics.
+//! - [`pod`]: one `PodActor` per pod (sandbox, containers, restartPolicy,
+//!   CrashLoopBackOff, status), with the pure state machine underneath.
+//! - [`probe`]: liveness, readiness and startup probes (httpGet, tcpSocket, exec).
+//! - [`images`]: pull policies, images imported from the node's image folder.
 //! - [`runtime`]: the `ContainerRuntime` seam, with a containerd
-//!   implementation (image import, containers, exec, logs through
-//!   `skiff-cri-logger`) and an in-memory fake for tests.
-//! - [`logs`]: the CRI log file format containers write and `kubectl logs`
-//!   reads.
+//!   implementation and an in-memory fake for tests.
+//! - [`server`]: the gRPC `NodeAgent` service and the HTTP endpoints
+//!   (`/pods`, `/healthz`, `/metrics`).
+//! - [`app`]: assembling a whole kubelet (used by the binary and tests).
+//! - [`logs`]: the CRI log file format containers write and `kubectl logs` reads.
 //!
-//! Binaries: `skiff-cri-logger` (started by containerd's shim, never by hand).
+//! Binaries: `skiff-kubelet` (the node agent) and `skiff-cri-logger`
+//! (started by containerd's shim, never by hand).
 
+pub mod app;
+pub mod images;
 pub mod logs;
+pub mod node;
+pub mod pod;
+pub mod probe;
 pub mod runtime;
+pub mod server;

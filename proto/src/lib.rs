@@ -18,23 +18,24 @@ pub mod node {
 
 #[cfg(test)]
 mod tests {
-    use super::node::v1::{AssignPod, Desired, PodSet, desired};
+    use super::node::v1::{PodAssignment, NodeReport, PodSet, node_report};
     use prost::Message;
 
     #[test]
-    fn full_pod_set_round_trips_through_the_wire_format() {
-        let msg = Desired {
-            change: Some(desired::Change::PodSet(PodSet {
-                full: true,
-                pods: vec![AssignPod {
-                    pod_uid: "uid-1".into(),
-                    resource_version: "42".into(),
-                    pod_json: br#"{"kind":"Pod"}"#.to_vec(),
-                }],
-            })),
+    fn pod_sets_and_reports_round_trip_through_the_wire_format() {
+        let set = PodSet {
+            pods: vec![PodAssignment {
+                pod_uid: "uid-1".into(),
+                resource_version: "42".into(),
+                pod_json: br#"{"kind":"Pod"}"#.to_vec(),
+            }],
         };
-        let bytes = msg.encode_to_vec();
-        let decoded = Desired::decode(bytes.as_slice()).expect("decodes");
-        assert_eq!(decoded, msg);
+        let decoded = PodSet::decode(set.encode_to_vec().as_slice()).expect("decodes");
+        assert_eq!(decoded, set);
+        let report = NodeReport {
+            report: Some(node_report::Report::Synced(true)),
+        };
+        let decoded = NodeReport::decode(report.encode_to_vec().as_slice()).expect("decodes");
+        assert_eq!(decoded, report);
     }
 }

@@ -72,6 +72,7 @@ pub enum Call {
 
 struct FakeContainer {
     config: ContainerConfig,
+    created_at: chrono::DateTime<Utc>,
     state: watch::Sender<ContainerState>,
 }
 
@@ -198,6 +199,7 @@ impl FakeRuntime {
             image: c.config.image.to_string(),
             labels: c.config.labels(),
             state: *c.state.borrow(),
+            created_at: Some(c.created_at),
         }
     }
 }
@@ -254,6 +256,7 @@ impl ContainerRuntime for FakeRuntime {
             config.id.clone(),
             FakeContainer {
                 config: config.clone(),
+                created_at: Utc::now(),
                 state,
             },
         );

@@ -168,6 +168,8 @@ pub struct ContainerInfo {
     pub labels: BTreeMap<String, String>,
     /// Current state.
     pub state: ContainerState,
+    /// When the container record was created.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// Output of a command run with [`exec`](super::ContainerRuntime::exec).

@@ -491,10 +491,11 @@ impl ContainerRuntime for ContainerdRuntime {
         let container = self.get_container(id).await?;
         let process = self.task(id).await?;
         Ok(ContainerInfo {
+            state: Self::state_of(process.as_ref()),
+            created_at: container.created_at.map(|t| timestamp(Some(t))),
             id: container.id,
             image: container.image,
             labels: container.labels.into_iter().collect(),
-            state: Self::state_of(process.as_ref()),
         })
     }
 
@@ -537,6 +538,7 @@ impl ContainerRuntime for ContainerdRuntime {
             .into_iter()
             .map(|c| ContainerInfo {
                 state: Self::state_of(tasks.get(&c.id)),
+                created_at: c.created_at.map(|t| timestamp(Some(t))),
                 id: c.id,
                 image: c.image,
                 labels: c.labels.into_iter().collect(),

@@ -1,0 +1,194 @@
+//! Assembling a whole kubelet: runtime connection, node agent, static pod
+//! watcher, gRPC and HTTP servers. Used by the `skiff-kubelet` binary and by
+//! in-process tests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::info;
+
+use crate::images::ImageManager;
+use crate::node::manifests::ManifestWatcher;
+use crate::node::metrics::Metrics;
+use crate::node::{NodeContext, NodeError, NodeHandle, PodSource, checkpoint};
+use crate::pod::backoff::BackoffConfig;
+use crate::pod::sandbox::PodNetwork;
+use crate::runtime::ContainerRuntime;
+use crate::server;
+
+/// Everything a kubelet is configured with.
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    /// Node name.
+    pub node_name: String,
+    /// State folder (pods, logs, checkpoints).
+    pub state_dir: PathBuf,
+    /// Static pod manifests folder.
+    pub manifests_dir: Option<PathBuf>,
+    /// Folder of OCI image tarballs.
+    pub image_dir: Option<PathBuf>,
+    /// HTTP endpoints address (port 0: any).
+    pub http_listen: SocketAddr,
+    /// gRPC address (port 0: any).
+    pub grpc_listen: SocketAddr,
+    /// Address reported as the node's InternalIP / pods' hostIP.
+    pub node_ip: Option<String>,
+    /// Restart back-off.
+    pub backoff: BackoffConfig,
+}
+
+/// Why a kubelet could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A folder could not be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node agent did not start.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+/// A running kubelet.
+pub struct Running {
+    /// Handle to the node agent.
+    pub node: NodeHandle,
+    /// Where gRPC is served.
+    pub grpc_addr: SocketAddr,
+    /// Where HTTP is served.
+    pub http_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops serving and stops the actors. Containers keep running: a
+    /// restarted kubelet re-adopts them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.node.shutdown();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+/// Starts a kubelet on `runtime` and `network`.
+pub async fn start(
+    config: KubeletConfig,
+    runtime: Arc<dyn ContainerRuntime>,
+    network: Arc<dyn PodNetwork>,
+) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| StartError::Folder {
+        path: config.state_dir.clone(),
+        source,
+    })?;
+    let ctx = Arc::new(NodeContext {
+        node_name: config.node_name.clone(),
+        state_dir: config.state_dir.clone(),
+        images: ImageManager::new(runtime.clone(), config.image_dir.clone()),
+        runtime,
+        network,
+        backoff: config.backoff,
+        host_ip: config.node_ip.clone(),
+        metrics: Metrics::default(),
+    });
+
+    let mut initial: Vec<_> = checkpoint::load(&config.state_dir)
+        .into_iter()
+        .map(|p| (p, PodSource::Api))
+        .collect();
+    let mut watcher = config
+        .manifests_dir
+        .as_ref()
+        .map(|dir| ManifestWatcher::new(dir.clone(), config.node_name.clone()));
+    let mut startup_problems = Vec::new();
+    if let Some(w) = watcher.as_mut() {
+        let scan = w.scan();
+        initial.extend(scan.assign);
+        startup_problems = scan.problems;
+    }
+    let node = NodeHandle::start(ctx, initial).await?;
+    for event in startup_problems {
+        let _ = node.agent.cast(crate::node::NodeMsg::Event(Box::new(event)));
+    }
+
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if let Some(w) = watcher {
+        tasks.push(w.spawn(node.agent.clone()));
+    }
+
+    let grpc = TcpListener::bind(config.grpc_listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.grpc_listen,
+            source,
+        })?;
+    let grpc_addr = grpc.local_addr().map_err(|source| StartError::Listen {
+        addr: config.grpc_listen,
+        source,
+    })?;
+    let http = TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.http_listen,
+            source,
+        })?;
+    let http_addr = http.local_addr().map_err(|source| StartError::Listen {
+        addr: config.http_listen,
+        source,
+    })?;
+
+    let mut until_stopped = stopped.clone();
+    let service = server::grpc::AgentService::server(node.clone());
+    tasks.push(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = until_stopped.wait_for(|s| *s).await;
+        };
+        let result = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown)
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "gRPC server failed");
+        }
+    }));
+    let mut until_stopped = stopped;
+    let router = server::http::router(node.clone());
+    tasks.push(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = until_stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(http, router).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }));
+    info!(node = %config.node_name, %grpc_addr, %http_addr, "kubelet running");
+    Ok(Running {
+        node,
+        grpc_addr,
+        http_addr,
+        stop,
+        tasks,
+    })
+}

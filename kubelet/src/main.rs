@@ -1,0 +1,167 @@
+//! `skiff-kubelet`: Skiff's node agent. Runs the pods assigned to it over
+//! gRPC and the static pods of its manifests folder as real containers
+//! through containerd.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use skiff_kubelet::app::{self, KubeletConfig};
+use skiff_kubelet::pod::backoff::BackoffConfig;
+use skiff_kubelet::pod::sandbox::NetnsNetwork;
+use skiff_kubelet::runtime::containerd::{ContainerdConfig, ContainerdRuntime, logger_next_to_current_exe};
+
+/// Parses `10s`, `500ms`, `5m`, `1h` or plain seconds.
+fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((text, "s"), |i| text.split_at(i));
+    let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("invalid duration unit in {text:?} (use ms, s, m or h)")),
+    };
+    if !(0.0..=86_400.0 * 365.0).contains(&seconds) {
+        return Err(format!("duration {text:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "skiff-kubelet", version, about = "Skiff's node agent: runs pods on containerd")]
+struct Flags {
+    /// Name of this node.
+    #[arg(long)]
+    node_name: String,
+    /// containerd's gRPC socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    containerd_socket: PathBuf,
+    /// containerd namespace for this node's images and containers (one per node).
+    #[arg(long, default_value = "skiff")]
+    containerd_namespace: String,
+    /// Private runc state folder (when several containerds share the machine).
+    #[arg(long)]
+    runc_root: Option<PathBuf>,
+    /// Folder for pod files, logs and checkpoints.
+    #[arg(long, default_value = "/var/lib/skiff-kubelet")]
+    state_dir: PathBuf,
+    /// Folder of static pod manifests, followed while running.
+    #[arg(long)]
+    manifests_dir: Option<PathBuf>,
+    /// Folder of OCI image tarballs (from `skiff-images build`) imported on demand.
+    #[arg(long)]
+    image_dir: Option<PathBuf>,
+    /// Address of the HTTP endpoints (/pods, /healthz, /metrics).
+    #[arg(long, default_value = "127.0.0.1:10255")]
+    http_listen: SocketAddr,
+    /// Address of the gRPC NodeAgent service.
+    #[arg(long, default_value = "127.0.0.1:10250")]
+    grpc_listen: SocketAddr,
+    /// The control plane's gRPC address; without it the kubelet runs standalone.
+    #[arg(long)]
+    control_plane: Option<String>,
+    /// Node labels, `k=v,k2=v2`.
+    #[arg(long, value_delimiter = ',')]
+    node_labels: Vec<String>,
+    /// Address reported as the node's InternalIP and pods' hostIP.
+    #[arg(long)]
+    node_ip: Option<String>,
+    /// First CrashLoopBackOff delay (upstream 10s).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    backoff_base: Duration,
+    /// Longest CrashLoopBackOff delay (upstream 300s).
+    #[arg(long, default_value = "300s", value_parser = duration)]
+    backoff_max: Duration,
+    /// Clean running time after which back-off starts over (upstream 10m).
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    backoff_reset: Duration,
+    /// The skiff-cri-logger binary (default: next to this one).
+    #[arg(long)]
+    cri_logger: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let flags = Flags::parse();
+    for label in &flags.node_labels {
+        if !label.contains('=') {
+            bail!("--node-labels: {label:?} is not k=v");
+        }
+    }
+    if let Some(cp) = &flags.control_plane {
+        tracing::warn!(control_plane = %cp, "registration with a control plane is not implemented yet; running standalone");
+    }
+    let logger = flags
+        .cri_logger
+        .clone()
+        .or_else(logger_next_to_current_exe)
+        .context("skiff-cri-logger not found next to skiff-kubelet; pass --cri-logger")?;
+    let mut runtime_config = ContainerdConfig::new(
+        &flags.containerd_socket,
+        &flags.containerd_namespace,
+        logger,
+        &flags.state_dir,
+    );
+    runtime_config.runc_root = flags.runc_root.clone();
+    let runtime = ContainerdRuntime::connect(runtime_config)
+        .await
+        .context("connecting to containerd")?;
+    let config = KubeletConfig {
+        node_name: flags.node_name.clone(),
+        state_dir: flags.state_dir.clone(),
+        manifests_dir: flags.manifests_dir.clone(),
+        image_dir: flags.image_dir.clone(),
+        http_listen: flags.http_listen,
+        grpc_listen: flags.grpc_listen,
+        node_ip: flags.node_ip.clone(),
+        backoff: BackoffConfig {
+            base: flags.backoff_base,
+            max: flags.backoff_max,
+            reset_after: flags.backoff_reset,
+        },
+    };
+    let network = Arc::new(NetnsNetwork::new(format!("skiff-{}", flags.node_name)));
+    let running = app::start(config, Arc::new(runtime), network).await?;
+    eprintln!(
+        "skiff-kubelet: node {} ready (grpc {}, http {})",
+        flags.node_name, running.grpc_addr, running.http_addr
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("skiff-kubelet: stopping (containers keep running)");
+    running.stop().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_accept_units() {
+        assert_eq!(duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(duration("2"), Ok(Duration::from_secs(2)));
+        assert!(duration("fast").is_err());
+        assert!(duration("5d").is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! Pods on the node: one [`actor::PodActor`] per pod UID owns the pod's
+//! sandbox and containers and drives them with a level-triggered reconcile.
+//!
+//! - [`spec`]: from the Kubernetes Pod to runtime settings and paths.
+//! - [`validate`]: API-server-style validation of incoming pods.
+//! - [`container`]: one container across restarts, as a pure state machine.
+//! - [`status`]: pod phase and conditions, as upstream derives them.
+//! - [`backoff`]: CrashLoopBackOff and image back-off.
+//! - [`sandbox`]: the network namespace a pod's containers share.
+//! - [`volumes`]: emptyDir and hostPath volumes.
+//! - [`actor`]: the pod actor tying these together.
+
+pub mod actor;
+pub mod backoff;
+pub mod container;
+pub mod sandbox;
+pub mod spec;
+pub mod status;
+pub mod validate;
+pub mod volumes;
+
+pub use actor::{PodActor, PodArgs, PodMsg};
+pub use spec::PodKey;

@@ -1,0 +1,142 @@
+//! The pod sandbox: what all containers of a pod share. Today that is a
+//! network namespace (loopback up; containers reach each other over
+//! `localhost`) and the pod's `/etc/hosts`. Giving the namespace an address
+//! and routes is the pod network's job: [`PodNetwork`] is the seam where a
+//! CNI step plugs in.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::spec::PodKey;
+
+/// Why a sandbox could not be set up or torn down.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// A command (`ip netns ...`) failed.
+    #[error("`{command}` failed: {detail}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Its stderr or the spawn error.
+        detail: String,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A pod's network, once set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkAttachment {
+    /// Path of the network namespace containers join.
+    pub netns: PathBuf,
+    /// The pod IP, when the network assigns one.
+    pub pod_ip: Option<String>,
+}
+
+/// Creates and removes pod networks.
+#[async_trait]
+pub trait PodNetwork: Send + Sync + 'static {
+    /// Sets up (or finds, after a kubelet restart) the pod's network.
+    async fn setup(&self, pod: &PodKey) -> Result<NetworkAttachment, SandboxError>;
+    /// Removes the pod's network; removing one that does not exist succeeds.
+    async fn teardown(&self, pod: &PodKey) -> Result<(), SandboxError>;
+}
+
+/// One network namespace per pod, made with `ip netns` (named
+/// `<prefix>-<uid>` so several nodes on one machine never collide).
+pub struct NetnsNetwork {
+    prefix: String,
+}
+
+impl NetnsNetwork {
+    /// Namespaces named `<prefix>-<uid>`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    fn name(&self, pod: &PodKey) -> String {
+        let uid: String = pod.uid.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
+        format!("{}-{uid}", self.prefix)
+    }
+
+    async fn ip(args: &[&str]) -> Result<(), SandboxError> {
+        let out = tokio::process::Command::new("ip")
+            .args(args)
+            .output()
+            .await
+            .map_err(|e| SandboxError::Command {
+                command: format!("ip {}", args.join(" ")),
+                detail: e.to_string(),
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(SandboxError::Command {
+                command: format!("ip {}", args.join(" ")),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+}
+
+#[async_trait]
+impl PodNetwork for NetnsNetwork {
+    async fn setup(&self, pod: &PodKey) -> Result<NetworkAttachment, SandboxError> {
+        let name = self.name(pod);
+        let netns = PathBuf::from("/run/netns").join(&name);
+        if !netns.exists() {
+            Self::ip(&["netns", "add", &name]).await?;
+        }
+        Self::ip(&["-n", &name, "link", "set", "lo", "up"]).await?;
+        Ok(NetworkAttachment { netns, pod_ip: None })
+    }
+
+    async fn teardown(&self, pod: &PodKey) -> Result<(), SandboxError> {
+        let name = self.name(pod);
+        if PathBuf::from("/run/netns").join(&name).exists() {
+            Self::ip(&["netns", "delete", &name]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An in-memory [`PodNetwork`] for tests: records what exists.
+#[derive(Default)]
+pub struct FakeNetwork {
+    live: Mutex<Vec<String>>,
+}
+
+impl FakeNetwork {
+    /// UIDs of pods whose network exists.
+    pub fn live(&self) -> Vec<String> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl PodNetwork for FakeNetwork {
+    async fn setup(&self, pod: &PodKey) -> Result<NetworkAttachment, SandboxError> {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if !live.contains(&pod.uid) {
+            live.push(pod.uid.clone());
+        }
+        Ok(NetworkAttachment {
+            netns: PathBuf::from(format!("/fake/netns/{}", pod.uid)),
+            pod_ip: None,
+        })
+    }
+
+    async fn teardown(&self, pod: &PodKey) -> Result<(), SandboxError> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).retain(|u| u != &pod.uid);
+        Ok(())
+    }
+}

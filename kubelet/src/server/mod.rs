@@ -1,0 +1,5 @@
+//! Network endpoints of the kubelet: the gRPC `NodeAgent` service the control
+//! plane talks to, and the HTTP endpoints for people and monitoring.
+
+pub mod grpc;
+pub mod http;
