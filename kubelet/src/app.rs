@@ -129,7 +129,9 @@ pub async fn start(
     }
     let node = NodeHandle::start(ctx, initial).await?;
     for event in startup_problems {
-        let _ = node.agent.cast(crate::node::NodeMsg::Event(Box::new(event)));
+        let _ = node
+            .agent
+            .cast(crate::node::NodeMsg::Event(Box::new(event)));
     }
 
     let (stop, stopped) = watch::channel(false);
@@ -179,7 +181,10 @@ pub async fn start(
         let shutdown = async move {
             let _ = until_stopped.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(http, router).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(http, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "HTTP server failed");
         }
     }));

@@ -38,7 +38,9 @@ pub enum ImageUnavailable {
     #[error("Container image \"{0}\" is not present with pull policy of Never")]
     NeverPull(String),
     /// Missing from the store and from the image folder.
-    #[error("image {image} not found: not in containerd and no archive for it in {searched} (no registry is configured)")]
+    #[error(
+        "image {image} not found: not in containerd and no archive for it in {searched} (no registry is configured)"
+    )]
     NotFound {
         /// The image.
         image: String,
@@ -90,7 +92,11 @@ pub fn archive_image_names(path: &Path) -> Vec<ImageName> {
                 let a = &m["annotations"];
                 a[skiff_images::layout::ANNOTATION_CONTAINERD_NAME]
                     .as_str()
-                    .or_else(|| a[skiff_images::layout::ANNOTATION_REF_NAME].as_str().filter(|r| r.contains('/')))
+                    .or_else(|| {
+                        a[skiff_images::layout::ANNOTATION_REF_NAME]
+                            .as_str()
+                            .filter(|r| r.contains('/'))
+                    })
                     .and_then(|n| ImageName::parse(n).ok())
             })
             .collect();
@@ -114,7 +120,9 @@ impl ImageManager {
     }
 
     async fn rescan(&self) {
-        let Some(dir) = self.image_dir.clone() else { return };
+        let Some(dir) = self.image_dir.clone() else {
+            return;
+        };
         let found = tokio::task::spawn_blocking(move || {
             let mut found = HashMap::new();
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -133,15 +141,28 @@ impl ImageManager {
     }
 
     async fn archive_for(&self, image: &ImageName) -> Option<PathBuf> {
-        let cached = self.archives.lock().unwrap_or_else(|p| p.into_inner()).get(image).cloned();
+        let cached = self
+            .archives
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(image)
+            .cloned();
         if let Some(path) = cached.filter(|p| p.is_file()) {
             return Some(path);
         }
         self.rescan().await;
-        self.archives.lock().unwrap_or_else(|p| p.into_inner()).get(image).cloned()
+        self.archives
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(image)
+            .cloned()
     }
 
-    async fn import(&self, image: &ImageName, archive: PathBuf) -> Result<Presence, ImageUnavailable> {
+    async fn import(
+        &self,
+        image: &ImageName,
+        archive: PathBuf,
+    ) -> Result<Presence, ImageUnavailable> {
         let started = Instant::now();
         self.runtime.import_image(&archive).await?;
         if !self.runtime.image_present(image).await? {
@@ -159,15 +180,19 @@ impl ImageManager {
     fn not_found(&self, image: &ImageName) -> ImageUnavailable {
         ImageUnavailable::NotFound {
             image: image.to_string(),
-            searched: self
-                .image_dir
-                .as_ref()
-                .map_or_else(|| "(no --image-dir)".to_string(), |d| d.display().to_string()),
+            searched: self.image_dir.as_ref().map_or_else(
+                || "(no --image-dir)".to_string(),
+                |d| d.display().to_string(),
+            ),
         }
     }
 
     /// Makes `image` present according to `policy`.
-    pub async fn ensure(&self, image: &ImageName, policy: PullPolicy) -> Result<Presence, ImageUnavailable> {
+    pub async fn ensure(
+        &self,
+        image: &ImageName,
+        policy: PullPolicy,
+    ) -> Result<Presence, ImageUnavailable> {
         let present = self.runtime.image_present(image).await?;
         match policy {
             PullPolicy::Never if present => Ok(Presence::AlreadyPresent),
@@ -200,15 +225,28 @@ mod tests {
             images.ensure(&busybox, PullPolicy::Never).await,
             Err(ImageUnavailable::NeverPull(_))
         ));
-        let err = images.ensure(&busybox, PullPolicy::IfNotPresent).await.expect_err("missing");
-        assert!(err.to_string().contains("no archive for it in (no --image-dir)"), "{err}");
+        let err = images
+            .ensure(&busybox, PullPolicy::IfNotPresent)
+            .await
+            .expect_err("missing");
+        assert!(
+            err.to_string()
+                .contains("no archive for it in (no --image-dir)"),
+            "{err}"
+        );
         fake.add_image(busybox.clone());
         assert_eq!(
-            images.ensure(&busybox, PullPolicy::IfNotPresent).await.expect("present"),
+            images
+                .ensure(&busybox, PullPolicy::IfNotPresent)
+                .await
+                .expect("present"),
             Presence::AlreadyPresent
         );
         assert_eq!(
-            images.ensure(&busybox, PullPolicy::Always).await.expect("offline"),
+            images
+                .ensure(&busybox, PullPolicy::Always)
+                .await
+                .expect("offline"),
             Presence::UsedOffline
         );
     }

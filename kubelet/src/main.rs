@@ -12,7 +12,9 @@ use clap::Parser;
 use skiff_kubelet::app::{self, KubeletConfig};
 use skiff_kubelet::pod::backoff::BackoffConfig;
 use skiff_kubelet::pod::sandbox::NetnsNetwork;
-use skiff_kubelet::runtime::containerd::{ContainerdConfig, ContainerdRuntime, logger_next_to_current_exe};
+use skiff_kubelet::runtime::containerd::{
+    ContainerdConfig, ContainerdRuntime, logger_next_to_current_exe,
+};
 
 /// Parses `10s`, `500ms`, `5m`, `1h` or plain seconds.
 fn duration(text: &str) -> Result<Duration, String> {
@@ -20,13 +22,19 @@ fn duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text
         .find(|c: char| c.is_ascii_alphabetic())
         .map_or((text, "s"), |i| text.split_at(i));
-    let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("invalid duration unit in {text:?} (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?} (use ms, s, m or h)"
+            ));
+        }
     };
     if !(0.0..=86_400.0 * 365.0).contains(&seconds) {
         return Err(format!("duration {text:?} out of range"));
@@ -35,7 +43,11 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "skiff-kubelet", version, about = "Skiff's node agent: runs pods on containerd")]
+#[command(
+    name = "skiff-kubelet",
+    version,
+    about = "Skiff's node agent: runs pods on containerd"
+)]
 struct Flags {
     /// Name of this node.
     #[arg(long)]

@@ -18,7 +18,7 @@ pub mod node {
 
 #[cfg(test)]
 mod tests {
-    use super::node::v1::{PodAssignment, NodeReport, PodSet, node_report};
+    use super::node::v1::{NodeReport, PodAssignment, PodSet, node_report};
     use prost::Message;
 
     #[test]

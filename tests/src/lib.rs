@@ -8,6 +8,8 @@
 //! skipped with a message, unless `SKIFF_REQUIRE_E2E=1` is set (the README's
 //! test command and CI set it): then a missing prerequisite is a failure.
 
+pub mod kubelet;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -13,7 +13,10 @@ pub fn dir(state_dir: &Path) -> PathBuf {
 }
 
 fn file(state_dir: &Path, uid: &str) -> PathBuf {
-    let safe: String = uid.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    let safe: String = uid
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
     dir(state_dir).join(format!("{safe}.json"))
 }
 
@@ -23,7 +26,10 @@ pub fn save(state_dir: &Path, uid: &str, pod: &Pod) {
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(dir(state_dir))?;
         let tmp = path.with_extension("json.partial");
-        std::fs::write(&tmp, serde_json::to_vec(pod).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(pod).map_err(std::io::Error::other)?,
+        )?;
         std::fs::rename(&tmp, &path)
     };
     if let Err(e) = write() {
@@ -39,12 +45,19 @@ pub fn remove(state_dir: &Path, uid: &str) {
 /// Every saved pod; unreadable files are reported and skipped.
 pub fn load(state_dir: &Path) -> Vec<Pod> {
     let mut pods = Vec::new();
-    for entry in std::fs::read_dir(dir(state_dir)).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(dir(state_dir))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let path = entry.path();
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
             Ok(pod) => pods.push(pod),
             Err(e) => warn!(path = %path.display(), error = %e, "skipping unreadable checkpoint"),
         }

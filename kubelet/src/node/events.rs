@@ -33,16 +33,32 @@ pub struct Event {
 
 impl Event {
     /// A Normal event about a pod's container.
-    pub fn normal(pod: &PodKey, container: Option<&str>, reason: &str, message: impl Into<String>) -> Self {
+    pub fn normal(
+        pod: &PodKey,
+        container: Option<&str>,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(pod, container, false, reason, message)
     }
 
     /// A Warning event about a pod's container.
-    pub fn warning(pod: &PodKey, container: Option<&str>, reason: &str, message: impl Into<String>) -> Self {
+    pub fn warning(
+        pod: &PodKey,
+        container: Option<&str>,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(pod, container, true, reason, message)
     }
 
-    fn new(pod: &PodKey, container: Option<&str>, warning: bool, reason: &str, message: impl Into<String>) -> Self {
+    fn new(
+        pod: &PodKey,
+        container: Option<&str>,
+        warning: bool,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             object: EventObject::Pod(pod.clone()),
             field_path: container.map(|c| format!("spec.containers{{{c}}}")),

@@ -33,7 +33,11 @@ fn is_manifest(path: &Path) -> bool {
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with('.'));
-    !hidden && path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+    !hidden
+        && path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
 }
 
 /// Turns a manifest into the static pod it describes.
@@ -54,11 +58,29 @@ pub fn static_pod(node_name: &str, path: &Path, content: &[u8]) -> Result<Pod, S
             errors.join(", ")
         ));
     }
-    let digest = hex::encode(Sha256::digest([node_name.as_bytes(), b"\0", path.to_string_lossy().as_bytes(), b"\0", content].concat()));
-    let uid = format!("{}-{}-{}-{}-{}", &digest[0..8], &digest[8..12], &digest[12..16], &digest[16..20], &digest[20..32]);
+    let digest = hex::encode(Sha256::digest(
+        [
+            node_name.as_bytes(),
+            b"\0",
+            path.to_string_lossy().as_bytes(),
+            b"\0",
+            content,
+        ]
+        .concat(),
+    ));
+    let uid = format!(
+        "{}-{}-{}-{}-{}",
+        &digest[0..8],
+        &digest[8..12],
+        &digest[12..16],
+        &digest[16..20],
+        &digest[20..32]
+    );
     let name = pod.metadata.name.clone().unwrap_or_default();
     pod.metadata.name = Some(format!("{name}-{node_name}"));
-    pod.metadata.namespace.get_or_insert_with(|| "default".into());
+    pod.metadata
+        .namespace
+        .get_or_insert_with(|| "default".into());
     pod.metadata.uid = Some(uid.clone());
     let annotations = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
     annotations.insert("kubernetes.io/config.source".into(), "file".into());
@@ -107,7 +129,9 @@ impl ManifestWatcher {
             if !path.is_file() || !is_manifest(&path) {
                 continue;
             }
-            let Ok(content) = std::fs::read(&path) else { continue };
+            let Ok(content) = std::fs::read(&path) else {
+                continue;
+            };
             present.push(path.clone());
             let digest = hex::encode(Sha256::digest(&content));
             if self.known.get(&path).is_some_and(|k| k.digest == digest) {
@@ -129,7 +153,10 @@ impl ManifestWatcher {
                         field_path: None,
                         warning: true,
                         reason: "FailedToParseStaticPod".into(),
-                        message: format!("Could not use static pod manifest {}: {e}", path.display()),
+                        message: format!(
+                            "Could not use static pod manifest {}: {e}",
+                            path.display()
+                        ),
                         time: Utc::now(),
                     });
                     None
@@ -137,7 +164,12 @@ impl ManifestWatcher {
             };
             self.known.insert(path, Known { digest, uid });
         }
-        let gone: Vec<PathBuf> = self.known.keys().filter(|p| !present.contains(p)).cloned().collect();
+        let gone: Vec<PathBuf> = self
+            .known
+            .keys()
+            .filter(|p| !present.contains(p))
+            .cloned()
+            .collect();
         for path in gone {
             if let Some(uid) = self.known.remove(&path).and_then(|k| k.uid) {
                 result.remove.push(uid);
@@ -153,7 +185,11 @@ impl ManifestWatcher {
                 tokio::time::sleep(SCAN_PERIOD).await;
                 let result = self.scan();
                 for uid in result.remove {
-                    let _ = agent.cast(NodeMsg::Remove { uid, grace: None, reply: None });
+                    let _ = agent.cast(NodeMsg::Remove {
+                        uid,
+                        grace: None,
+                        reply: None,
+                    });
                 }
                 for (pod, source) in result.assign {
                     let _ = agent.cast(NodeMsg::Assign {
@@ -205,7 +241,11 @@ mod tests {
         let again = w.scan();
         assert!(again.assign.is_empty() && again.remove.is_empty() && again.problems.is_empty());
 
-        std::fs::write(dir.path().join("web.yaml"), MANIFEST.replace("busybox", "skiff.dev/webapp:v1")).expect("write");
+        std::fs::write(
+            dir.path().join("web.yaml"),
+            MANIFEST.replace("busybox", "skiff.dev/webapp:v1"),
+        )
+        .expect("write");
         let changed = w.scan();
         assert_eq!(changed.remove, [uid]);
         assert_eq!(changed.assign.len(), 1);

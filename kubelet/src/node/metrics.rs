@@ -28,14 +28,19 @@ fn index(kind: ProbeKind) -> usize {
 impl Metrics {
     /// Records one probe attempt.
     pub fn probe(&self, kind: ProbeKind, success: bool) {
-        let counters = if success { &self.probe_success } else { &self.probe_failure };
+        let counters = if success {
+            &self.probe_success
+        } else {
+            &self.probe_failure
+        };
         counters[index(kind)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records one pod sync (reconcile) and how long it took.
     pub fn sync(&self, took: std::time::Duration) {
         self.syncs.fetch_add(1, Ordering::Relaxed);
-        self.sync_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.sync_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Records one container start.
@@ -50,26 +55,43 @@ impl Metrics {
             .iter()
             .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
             .count();
-        let _ = writeln!(out, "# HELP skiff_kubelet_running_pods Pods whose phase is Running.");
+        let _ = writeln!(
+            out,
+            "# HELP skiff_kubelet_running_pods Pods whose phase is Running."
+        );
         let _ = writeln!(out, "# TYPE skiff_kubelet_running_pods gauge");
         let _ = writeln!(out, "skiff_kubelet_running_pods {running}");
         let _ = writeln!(out, "# HELP skiff_kubelet_pods Pods the node knows.");
         let _ = writeln!(out, "# TYPE skiff_kubelet_pods gauge");
         let _ = writeln!(out, "skiff_kubelet_pods {}", pods.len());
-        let _ = writeln!(out, "# HELP skiff_kubelet_running_containers Containers running now.");
+        let _ = writeln!(
+            out,
+            "# HELP skiff_kubelet_running_containers Containers running now."
+        );
         let _ = writeln!(out, "# TYPE skiff_kubelet_running_containers gauge");
         let containers = pods
             .iter()
-            .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
+            .flat_map(|p| {
+                p.status
+                    .iter()
+                    .flat_map(|s| s.container_statuses.iter().flatten())
+            })
             .filter(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
             .count();
         let _ = writeln!(out, "skiff_kubelet_running_containers {containers}");
-        let _ = writeln!(out, "# HELP skiff_kubelet_container_restarts Restarts of each container.");
+        let _ = writeln!(
+            out,
+            "# HELP skiff_kubelet_container_restarts Restarts of each container."
+        );
         let _ = writeln!(out, "# TYPE skiff_kubelet_container_restarts gauge");
         for pod in pods {
             let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
             let name = pod.metadata.name.as_deref().unwrap_or_default();
-            for c in pod.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {
+            for c in pod
+                .status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+            {
                 let _ = writeln!(
                     out,
                     "skiff_kubelet_container_restarts{{namespace=\"{ns}\",pod=\"{name}\",container=\"{}\"}} {}",
@@ -77,12 +99,26 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(out, "# HELP skiff_kubelet_container_starts_total Container instances started.");
+        let _ = writeln!(
+            out,
+            "# HELP skiff_kubelet_container_starts_total Container instances started."
+        );
         let _ = writeln!(out, "# TYPE skiff_kubelet_container_starts_total counter");
-        let _ = writeln!(out, "skiff_kubelet_container_starts_total {}", self.container_starts.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP skiff_kubelet_probe_results_total Probe attempts by kind and result.");
+        let _ = writeln!(
+            out,
+            "skiff_kubelet_container_starts_total {}",
+            self.container_starts.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP skiff_kubelet_probe_results_total Probe attempts by kind and result."
+        );
         let _ = writeln!(out, "# TYPE skiff_kubelet_probe_results_total counter");
-        for kind in [ProbeKind::Liveness, ProbeKind::Readiness, ProbeKind::Startup] {
+        for kind in [
+            ProbeKind::Liveness,
+            ProbeKind::Readiness,
+            ProbeKind::Startup,
+        ] {
             let label = kind.label().to_lowercase();
             let i = index(kind);
             let _ = writeln!(
@@ -96,14 +132,24 @@ impl Metrics {
                 self.probe_failure[i].load(Ordering::Relaxed)
             );
         }
-        let _ = writeln!(out, "# HELP skiff_kubelet_pod_sync_duration_seconds Time spent reconciling pods.");
-        let _ = writeln!(out, "# TYPE skiff_kubelet_pod_sync_duration_seconds summary");
+        let _ = writeln!(
+            out,
+            "# HELP skiff_kubelet_pod_sync_duration_seconds Time spent reconciling pods."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE skiff_kubelet_pod_sync_duration_seconds summary"
+        );
         let _ = writeln!(
             out,
             "skiff_kubelet_pod_sync_duration_seconds_sum {:.6}",
             self.sync_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
-        let _ = writeln!(out, "skiff_kubelet_pod_sync_duration_seconds_count {}", self.syncs.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "skiff_kubelet_pod_sync_duration_seconds_count {}",
+            self.syncs.load(Ordering::Relaxed)
+        );
         out
     }
 }

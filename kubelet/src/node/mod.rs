@@ -158,14 +158,26 @@ impl NodeState {
         }
     }
 
-    async fn assign(&mut self, myself: &ActorRef<NodeMsg>, pod: Pod, source: PodSource) -> Result<(), String> {
+    async fn assign(
+        &mut self,
+        myself: &ActorRef<NodeMsg>,
+        pod: Pod,
+        source: PodSource,
+    ) -> Result<(), String> {
         let errors = validate_pod(&pod);
         if !errors.is_empty() {
-            return Err(format!("Pod \"{}\" is invalid: {}", pod.metadata.name.clone().unwrap_or_default(), errors.join(", ")));
+            return Err(format!(
+                "Pod \"{}\" is invalid: {}",
+                pod.metadata.name.clone().unwrap_or_default(),
+                errors.join(", ")
+            ));
         }
         let key = PodKey::of(&pod);
         if key.uid.is_empty() {
-            return Err(format!("Pod \"{}\" is invalid: metadata.uid: Required value", key.name));
+            return Err(format!(
+                "Pod \"{}\" is invalid: metadata.uid: Required value",
+                key.name
+            ));
         }
         if let Some(entry) = self.pods.get_mut(&key.uid) {
             if entry.pod != pod && entry.terminating.is_none() {
@@ -223,13 +235,25 @@ async fn remove_orphans(ctx: Arc<NodeContext>, known: Vec<String>) {
         return;
     };
     for c in all {
-        let uid = c.labels.get(crate::runtime::labels::POD_UID).cloned().unwrap_or_default();
+        let uid = c
+            .labels
+            .get(crate::runtime::labels::POD_UID)
+            .cloned()
+            .unwrap_or_default();
         if !known.contains(&uid) {
             info!(container = %c.id, pod_uid = %uid, "removing orphaned container");
             let _ = ctx.runtime.remove_container(&c.id).await;
             let key = PodKey {
-                namespace: c.labels.get(crate::runtime::labels::POD_NAMESPACE).cloned().unwrap_or_default(),
-                name: c.labels.get(crate::runtime::labels::POD_NAME).cloned().unwrap_or_default(),
+                namespace: c
+                    .labels
+                    .get(crate::runtime::labels::POD_NAMESPACE)
+                    .cloned()
+                    .unwrap_or_default(),
+                name: c
+                    .labels
+                    .get(crate::runtime::labels::POD_NAME)
+                    .cloned()
+                    .unwrap_or_default(),
                 uid,
             };
             let _ = ctx.network.teardown(&key).await;
@@ -243,7 +267,11 @@ impl Actor for NodeAgent {
     type State = NodeState;
     type Arguments = NodeArgs;
 
-    async fn pre_start(&self, myself: ActorRef<NodeMsg>, args: NodeArgs) -> Result<NodeState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        args: NodeArgs,
+    ) -> Result<NodeState, ActorProcessingErr> {
         let (reports, _) = broadcast::channel(4096);
         let mut state = NodeState {
             ctx: args.ctx,
@@ -260,7 +288,12 @@ impl Actor for NodeAgent {
         Ok(state)
     }
 
-    async fn handle(&self, myself: ActorRef<NodeMsg>, msg: NodeMsg, state: &mut NodeState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        msg: NodeMsg,
+        state: &mut NodeState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             NodeMsg::Assign { pod, source, reply } => {
                 let result = state.assign(&myself, *pod, source).await;
@@ -319,7 +352,10 @@ impl Actor for NodeAgent {
             }
             NodeMsg::ListPods(reply) => {
                 let mut pods: Vec<Pod> = state.pods.values().map(Entry::with_status).collect();
-                pods.sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
+                pods.sort_by(|a, b| {
+                    (&a.metadata.namespace, &a.metadata.name)
+                        .cmp(&(&b.metadata.namespace, &b.metadata.name))
+                });
                 let _ = reply.send(pods);
             }
             NodeMsg::Watch(reply) => {
@@ -339,8 +375,16 @@ impl Actor for NodeAgent {
         // Policy: a pod actor that fails is restarted with the same pod; it
         // re-adopts its containers from the runtime, so nothing restarts.
         if let SupervisionEvent::ActorFailed(cell, reason) = event {
-            let failed = |cell: &ActorCell, e: &Entry| e.actor.as_ref().is_some_and(|a| a.get_id() == cell.get_id());
-            let uid = state.pods.iter().find(|(_, e)| failed(&cell, e)).map(|(uid, _)| uid.clone());
+            let failed = |cell: &ActorCell, e: &Entry| {
+                e.actor
+                    .as_ref()
+                    .is_some_and(|a| a.get_id() == cell.get_id())
+            };
+            let uid = state
+                .pods
+                .iter()
+                .find(|(_, e)| failed(&cell, e))
+                .map(|(uid, _)| uid.clone());
             if let Some(uid) = uid {
                 warn!(pod_uid = %uid, %reason, "pod actor failed; restarting it");
                 let pod = state.pods[&uid].pod.clone();
@@ -387,12 +431,17 @@ fn unavailable_text(e: String) -> NodeError {
 
 impl NodeHandle {
     /// Starts the node agent with `initial` pods.
-    pub async fn start(ctx: Arc<NodeContext>, initial: Vec<(Pod, PodSource)>) -> Result<Self, NodeError> {
+    pub async fn start(
+        ctx: Arc<NodeContext>,
+        initial: Vec<(Pod, PodSource)>,
+    ) -> Result<Self, NodeError> {
         let args = NodeArgs {
             ctx: ctx.clone(),
             initial,
         };
-        let (agent, _) = Actor::spawn(None, NodeAgent, args).await.map_err(unavailable)?;
+        let (agent, _) = Actor::spawn(None, NodeAgent, args)
+            .await
+            .map_err(unavailable)?;
         Ok(Self { agent, ctx })
     }
 
@@ -432,7 +481,10 @@ impl NodeHandle {
     /// Replaces the set of API pods; returns rejections.
     pub async fn sync(&self, pods: Vec<Pod>) -> Result<Vec<(String, String)>, NodeError> {
         self.agent
-            .call(|reply| NodeMsg::SyncApiPods { pods, reply }, Some(Duration::from_secs(60)))
+            .call(
+                |reply| NodeMsg::SyncApiPods { pods, reply },
+                Some(Duration::from_secs(60)),
+            )
             .await
             .map_err(unavailable)?
             .into_result(unavailable_text)

@@ -28,8 +28,8 @@ use crate::node::events::Event;
 use crate::node::{NodeContext, NodeMsg};
 use crate::probe::{self, ProbeKind, ProbeReport, ProbeSpec, ProbeTarget};
 use crate::runtime::{
-    BindMount, ContainerConfig, ContainerInfo, ContainerState, ExitStatus, LabelFilter, NetworkMode,
-    PodRef, RuntimeError, labels,
+    BindMount, ContainerConfig, ContainerInfo, ContainerState, ExitStatus, LabelFilter,
+    NetworkMode, PodRef, RuntimeError, labels,
 };
 
 /// Messages of a pod actor, named for what happened or is asked.
@@ -124,7 +124,10 @@ pub struct PodState {
 pub struct PodActor;
 
 fn host_network(pod: &Pod) -> bool {
-    pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
 }
 
 fn probes_of(c: &Container, key: &PodKey, node: &ActorRef<NodeMsg>) -> Probes {
@@ -217,7 +220,11 @@ impl PodState {
 
     fn start_slot(&mut self, myself: &ActorRef<PodMsg>, i: usize) {
         let slot = &mut self.slots[i];
-        let instance = if slot.ever_started { slot.restart_count + 1 } else { 0 };
+        let instance = if slot.ever_started {
+            slot.restart_count + 1
+        } else {
+            0
+        };
         slot.on_start_requested();
         let task = StartTask {
             ctx: self.ctx.clone(),
@@ -265,7 +272,14 @@ impl PodState {
         });
     }
 
-    fn spawn_probe(&mut self, myself: &ActorRef<PodMsg>, slot: usize, kind: ProbeKind, spec: ProbeSpec, id: &str) {
+    fn spawn_probe(
+        &mut self,
+        myself: &ActorRef<PodMsg>,
+        slot: usize,
+        kind: ProbeKind,
+        spec: ProbeSpec,
+        id: &str,
+    ) {
         let target = ProbeTarget {
             netns: if host_network(&self.pod) {
                 None
@@ -321,7 +335,10 @@ impl PodState {
             &self.key,
             Some(&name),
             "Killing",
-            format!("Container {name} failed {} probe, will be restarted", kind.label().to_lowercase()),
+            format!(
+                "Container {name} failed {} probe, will be restarted",
+                kind.label().to_lowercase()
+            ),
         ));
         self.slots[slot].stopping = true;
         self.stop_workers(slot);
@@ -342,21 +359,36 @@ impl PodState {
     }
 
     fn maybe_begin_termination(&mut self, myself: &ActorRef<PodMsg>) {
-        if self.termination_started || self.slots.iter().any(|s| s.current == super::container::Current::Starting) {
+        if self.termination_started
+            || self
+                .slots
+                .iter()
+                .any(|s| s.current == super::container::Current::Starting)
+        {
             return;
         }
         self.termination_started = true;
-        let grace = self.terminating.unwrap_or_else(|| spec::grace_period(&self.pod));
+        let grace = self
+            .terminating
+            .unwrap_or_else(|| spec::grace_period(&self.pod));
         for i in 0..self.slots.len() {
             self.stop_workers(i);
         }
         let running: Vec<(String, String)> = self
             .slots
             .iter()
-            .filter_map(|s| s.running_id().map(|id| (s.name().to_string(), id.to_string())))
+            .filter_map(|s| {
+                s.running_id()
+                    .map(|id| (s.name().to_string(), id.to_string()))
+            })
             .collect();
         for (name, _) in &running {
-            self.event(Event::normal(&self.key, Some(name), "Killing", format!("Stopping container {name}")));
+            self.event(Event::normal(
+                &self.key,
+                Some(name),
+                "Killing",
+                format!("Stopping container {name}"),
+            ));
         }
         let ctx = self.ctx.clone();
         let key = self.key.clone();
@@ -398,7 +430,11 @@ impl PodState {
     fn adopt(&mut self, myself: &ActorRef<PodMsg>, existing: Vec<ContainerInfo>) {
         let mut by_name: BTreeMap<String, Vec<ContainerInfo>> = BTreeMap::new();
         for c in existing {
-            let name = c.labels.get(labels::CONTAINER_NAME).cloned().unwrap_or_default();
+            let name = c
+                .labels
+                .get(labels::CONTAINER_NAME)
+                .cloned()
+                .unwrap_or_default();
             by_name.entry(name).or_default().push(c);
         }
         for (name, mut instances) in by_name {
@@ -409,7 +445,9 @@ impl PodState {
                     .unwrap_or(0)
             };
             instances.sort_by_key(restart);
-            let Some(newest) = instances.pop() else { continue };
+            let Some(newest) = instances.pop() else {
+                continue;
+            };
             // Older instances are history only; their logs stay on disk.
             for old in instances {
                 let runtime = self.ctx.runtime.clone();
@@ -479,8 +517,18 @@ impl PodState {
         };
         let pod = self.key.display();
         let name = self.slots[slot].name().to_string();
-        self.slots[slot].on_exited(termination, self.policy, &self.ctx.backoff, Instant::now(), &pod);
-        if self.slots[slot].waiting.as_ref().is_some_and(|w| w.reason == "CrashLoopBackOff") {
+        self.slots[slot].on_exited(
+            termination,
+            self.policy,
+            &self.ctx.backoff,
+            Instant::now(),
+            &pod,
+        );
+        if self.slots[slot]
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.reason == "CrashLoopBackOff")
+        {
             self.event(Event::warning(
                 &self.key,
                 Some(&name),
@@ -511,7 +559,8 @@ impl StartTask {
     async fn run(self) -> Result<(String, chrono::DateTime<Utc>), StartFailure> {
         let name = self.container.name.clone();
         let image_text = self.container.image.clone().unwrap_or_default();
-        let image = ImageName::parse(&image_text).map_err(|e| StartFailure::Create(e.to_string()))?;
+        let image =
+            ImageName::parse(&image_text).map_err(|e| StartFailure::Create(e.to_string()))?;
         let policy = spec::pull_policy(&self.container, &image);
 
         match self.ctx.images.ensure(&image, policy).await {
@@ -555,7 +604,11 @@ impl StartTask {
 
         let id = self.key.container_id(&name, self.instance);
         let pod_dir = self.key.dir(&self.ctx.state_dir);
-        let mut config = ContainerConfig::new(id.clone(), image, self.key.log_path(&self.ctx.state_dir, &name, self.instance));
+        let mut config = ContainerConfig::new(
+            id.clone(),
+            image,
+            self.key.log_path(&self.ctx.state_dir, &name, self.instance),
+        );
         config.pod = PodRef {
             uid: self.key.uid.clone(),
             namespace: self.key.namespace.clone(),
@@ -573,14 +626,21 @@ impl StartTask {
         config.env = spec::environment(&self.pod, &self.container, &downward);
         config.working_dir = self.container.working_dir.clone().filter(|d| !d.is_empty());
         config.hostname = Some(spec::hostname(&self.pod));
-        let security = |f: fn(&k8s_openapi::api::core::v1::SecurityContext) -> Option<i64>,
-                        p: fn(&k8s_openapi::api::core::v1::PodSecurityContext) -> Option<i64>| {
-            self.container
-                .security_context
-                .as_ref()
-                .and_then(f)
-                .or_else(|| self.pod.spec.as_ref().and_then(|s| s.security_context.as_ref()).and_then(p))
-        };
+        let security =
+            |f: fn(&k8s_openapi::api::core::v1::SecurityContext) -> Option<i64>,
+             p: fn(&k8s_openapi::api::core::v1::PodSecurityContext) -> Option<i64>| {
+                self.container
+                    .security_context
+                    .as_ref()
+                    .and_then(f)
+                    .or_else(|| {
+                        self.pod
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.security_context.as_ref())
+                            .and_then(p)
+                    })
+            };
         let uid = security(|c| c.run_as_user, |p| p.run_as_user);
         let gid = security(|c| c.run_as_group, |p| p.run_as_group);
         if let Some(uid) = uid {
@@ -599,10 +659,16 @@ impl StartTask {
                 read_only: false,
             });
         }
-        let volumes = super::volumes::mounts_for(&self.pod, &self.container, &pod_dir).map_err(|m| {
-            self.event(Event::warning(&self.key, Some(&name), "Failed", format!("Error: {m}")));
-            StartFailure::Create(m)
-        })?;
+        let volumes =
+            super::volumes::mounts_for(&self.pod, &self.container, &pod_dir).map_err(|m| {
+                self.event(Event::warning(
+                    &self.key,
+                    Some(&name),
+                    "Failed",
+                    format!("Error: {m}"),
+                ));
+                StartFailure::Create(m)
+            })?;
         config.mounts.extend(volumes);
 
         // A previous life may have left an instance with this id half-made.
@@ -612,7 +678,12 @@ impl StartTask {
             self.event(Event::warning(&self.key, Some(&name), "Failed", m.clone()));
             return Err(StartFailure::Create(m));
         }
-        self.event(Event::normal(&self.key, Some(&name), "Created", format!("Created container {name}")));
+        self.event(Event::normal(
+            &self.key,
+            Some(&name),
+            "Created",
+            format!("Created container {name}"),
+        ));
         if let Err(e) = self.ctx.runtime.start_container(&id).await {
             let m = format!("Error: failed to start container \"{name}\": {e}");
             self.event(Event::warning(&self.key, Some(&name), "Failed", m.clone()));
@@ -620,7 +691,12 @@ impl StartTask {
             return Err(StartFailure::Run(m));
         }
         self.ctx.metrics.container_started();
-        self.event(Event::normal(&self.key, Some(&name), "Started", format!("Started container {name}")));
+        self.event(Event::normal(
+            &self.key,
+            Some(&name),
+            "Started",
+            format!("Started container {name}"),
+        ));
         Ok((id, Utc::now()))
     }
 }
@@ -647,7 +723,11 @@ async fn prepare(ctx: Arc<NodeContext>, pod: Pod, key: PodKey) -> PodMsg {
     }
     .await;
     let filter = LabelFilter::from([(labels::POD_UID.to_string(), key.uid.clone())]);
-    let existing = ctx.runtime.list_containers(&filter).await.unwrap_or_default();
+    let existing = ctx
+        .runtime
+        .list_containers(&filter)
+        .await
+        .unwrap_or_default();
     PodMsg::Prepared { network, existing }
 }
 
@@ -656,11 +736,22 @@ impl Actor for PodActor {
     type State = PodState;
     type Arguments = PodArgs;
 
-    async fn pre_start(&self, myself: ActorRef<PodMsg>, args: PodArgs) -> Result<PodState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PodMsg>,
+        args: PodArgs,
+    ) -> Result<PodState, ActorProcessingErr> {
         let PodArgs { pod, ctx, node } = args;
         let key = PodKey::of(&pod);
-        let containers = pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
-        let probes = containers.iter().map(|c| probes_of(c, &key, &node)).collect();
+        let containers = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.clone())
+            .unwrap_or_default();
+        let probes = containers
+            .iter()
+            .map(|c| probes_of(c, &key, &node))
+            .collect();
         let slots: Vec<Slot> = containers.into_iter().map(Slot::new).collect();
         let workers = slots.iter().map(|_| Vec::new()).collect();
         let task = prepare(ctx.clone(), pod.clone(), key.clone());
@@ -688,7 +779,12 @@ impl Actor for PodActor {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<PodMsg>, msg: PodMsg, state: &mut PodState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<PodMsg>,
+        msg: PodMsg,
+        state: &mut PodState,
+    ) -> Result<(), ActorProcessingErr> {
         let span = info_span!("pod", pod = %state.key.ns_name(), uid = %state.key.uid, node = %state.ctx.node_name);
         let _guard = span.enter();
         match msg {
@@ -715,9 +811,16 @@ impl Actor for PodActor {
                 state.adopt(&myself, existing);
             }
             PodMsg::UpdateSpec(pod) => {
-                let new_containers = pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
+                let new_containers = pod
+                    .spec
+                    .as_ref()
+                    .map(|s| s.containers.clone())
+                    .unwrap_or_default();
                 for i in 0..state.slots.len() {
-                    let Some(new) = new_containers.iter().find(|c| c.name == state.slots[i].name()) else {
+                    let Some(new) = new_containers
+                        .iter()
+                        .find(|c| c.name == state.slots[i].name())
+                    else {
                         continue;
                     };
                     if new.image != state.slots[i].spec.image {
@@ -755,11 +858,20 @@ impl Actor for PodActor {
                         state.slots[slot].current = super::container::Current::Idle;
                     } else {
                         let probes = state.probes[slot].clone();
-                        state.slots[slot].on_started(id.clone(), started_at, probes.readiness.is_some(), probes.startup.is_some());
+                        state.slots[slot].on_started(
+                            id.clone(),
+                            started_at,
+                            probes.readiness.is_some(),
+                            probes.startup.is_some(),
+                        );
                         state.spawn_wait(&myself, slot, id.clone());
                         state.start_probes(&myself, slot, &id);
                         // Keep only the newest dead instance (for restart counts after a kubelet restart).
-                        if let Some(old) = state.slots[slot].previous.as_ref().map(|t| t.container_id.clone()) {
+                        if let Some(old) = state.slots[slot]
+                            .previous
+                            .as_ref()
+                            .map(|t| t.container_id.clone())
+                        {
                             let runtime = state.ctx.runtime.clone();
                             tokio::spawn(async move {
                                 let _ = runtime.remove_container(&old).await;
@@ -769,17 +881,34 @@ impl Actor for PodActor {
                 }
                 Err(failure) => {
                     let pod = state.key.display();
-                    state.slots[slot].on_start_failed(failure, state.policy, &state.ctx.backoff, Instant::now(), &pod);
+                    state.slots[slot].on_start_failed(
+                        failure,
+                        state.policy,
+                        &state.ctx.backoff,
+                        Instant::now(),
+                        &pod,
+                    );
                 }
             },
-            PodMsg::ContainerExited { slot, container_id, status } => {
+            PodMsg::ContainerExited {
+                slot,
+                container_id,
+                status,
+            } => {
                 if state.slots[slot].running_id() == Some(container_id.as_str()) {
                     info!(container = %state.slots[slot].name(), code = status.code, "container exited");
                     state.on_exit(slot, container_id, status);
                 }
             }
-            PodMsg::ProbeReported { slot, container_id, kind, report } => {
-                if state.slots[slot].running_id() == Some(container_id.as_str()) && state.terminating.is_none() {
+            PodMsg::ProbeReported {
+                slot,
+                container_id,
+                kind,
+                report,
+            } => {
+                if state.slots[slot].running_id() == Some(container_id.as_str())
+                    && state.terminating.is_none()
+                {
                     let name = state.slots[slot].name().to_string();
                     match report {
                         ProbeReport::AttemptFailed(message) => state.event(Event::warning(
@@ -789,7 +918,9 @@ impl Actor for PodActor {
                             format!("{} probe failed: {message}", kind.label()),
                         )),
                         ProbeReport::Verdict(ok) => match (kind, ok) {
-                            (ProbeKind::Readiness, ok) => state.slots[slot].ready = ok && state.slots[slot].started,
+                            (ProbeKind::Readiness, ok) => {
+                                state.slots[slot].ready = ok && state.slots[slot].started
+                            }
                             (ProbeKind::Startup, true) => {
                                 state.slots[slot].started = true;
                                 state.slots[slot].ready = state.probes[slot].readiness.is_none();
@@ -805,7 +936,8 @@ impl Actor for PodActor {
             }
             PodMsg::Terminate { grace } => {
                 if state.terminating.is_none() {
-                    state.terminating = Some(grace.unwrap_or_else(|| spec::grace_period(&state.pod)));
+                    state.terminating =
+                        Some(grace.unwrap_or_else(|| spec::grace_period(&state.pod)));
                 }
             }
             PodMsg::TerminationFinished => {
@@ -820,7 +952,11 @@ impl Actor for PodActor {
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<PodMsg>, state: &mut PodState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<PodMsg>,
+        state: &mut PodState,
+    ) -> Result<(), ActorProcessingErr> {
         for i in 0..state.workers.len() {
             state.stop_workers(i);
         }

@@ -203,7 +203,11 @@ impl Slot {
     pub fn on_start_requested(&mut self) {
         self.current = Current::Starting;
         self.retry_at = None;
-        if self.waiting.as_ref().is_none_or(|w| w.reason == "CrashLoopBackOff") {
+        if self
+            .waiting
+            .as_ref()
+            .is_none_or(|w| w.reason == "CrashLoopBackOff")
+        {
             self.waiting = Some(Waiting {
                 reason: "ContainerCreating".into(),
                 message: None,
@@ -212,7 +216,13 @@ impl Slot {
     }
 
     /// An instance started.
-    pub fn on_started(&mut self, id: String, started_at: DateTime<Utc>, has_readiness: bool, has_startup: bool) {
+    pub fn on_started(
+        &mut self,
+        id: String,
+        started_at: DateTime<Utc>,
+        has_readiness: bool,
+        has_startup: bool,
+    ) {
         if self.ever_started {
             self.restart_count += 1;
         }
@@ -225,7 +235,14 @@ impl Slot {
     }
 
     /// Adopts an instance found running in the runtime (kubelet restart).
-    pub fn adopt_running(&mut self, id: String, started_at: DateTime<Utc>, restart_count: u32, has_readiness: bool, has_startup: bool) {
+    pub fn adopt_running(
+        &mut self,
+        id: String,
+        started_at: DateTime<Utc>,
+        restart_count: u32,
+        has_readiness: bool,
+        has_startup: bool,
+    ) {
         self.ever_started = true;
         self.restart_count = restart_count;
         self.current = Current::Running { id, started_at };
@@ -292,7 +309,11 @@ impl Slot {
         self.current = Current::Idle;
         let (reason, message, backoff) = match failure {
             StartFailure::ImagePull(m) => {
-                let reason = if self.image_backoff.failures() == 0 { "ErrImagePull" } else { "ImagePullBackOff" };
+                let reason = if self.image_backoff.failures() == 0 {
+                    "ErrImagePull"
+                } else {
+                    "ImagePullBackOff"
+                };
                 (reason, m, &mut self.image_backoff)
             }
             StartFailure::ImageNeverPull(m) => ("ErrImageNeverPull", m, &mut self.image_backoff),
@@ -329,7 +350,8 @@ impl Slot {
     pub fn status(&self, image_id: &str) -> ContainerStatus {
         let terminated = |t: &Termination| ContainerState {
             terminated: Some(ContainerStateTerminated {
-                container_id: (!t.container_id.is_empty()).then(|| format!("containerd://{}", t.container_id)),
+                container_id: (!t.container_id.is_empty())
+                    .then(|| format!("containerd://{}", t.container_id)),
                 exit_code: t.exit_code,
                 reason: Some(t.reason.clone()),
                 message: t.message.clone(),
@@ -377,11 +399,7 @@ impl Slot {
                     last.as_ref().map(terminated),
                     last.as_ref().map(|l| l.container_id.clone()),
                 ),
-                (last, None) => (
-                    waiting(&creating),
-                    last.as_ref().map(terminated),
-                    None,
-                ),
+                (last, None) => (waiting(&creating), last.as_ref().map(terminated), None),
             },
         };
         let running = matches!(self.current, Current::Running { .. });
@@ -406,7 +424,11 @@ impl Slot {
 pub fn go_duration(d: std::time::Duration) -> String {
     let total_ms = d.as_millis();
     if total_ms < 1000 {
-        return if total_ms == 0 { "0s".into() } else { format!("{total_ms}ms") };
+        return if total_ms == 0 {
+            "0s".into()
+        } else {
+            format!("{total_ms}ms")
+        };
     }
     let secs = d.as_secs();
     let frac = d.subsec_millis();
@@ -471,19 +493,39 @@ mod tests {
             let now = Instant::now();
             let mut s = slot();
             run_once(&mut s, now);
-            s.on_exited(exit(code, Duration::from_secs(1)), policy, &config, now, POD);
+            s.on_exited(
+                exit(code, Duration::from_secs(1)),
+                policy,
+                &config,
+                now,
+                POD,
+            );
             let status = s.status("");
             if restarts {
-                assert_eq!(s.next_step(false, now), Step::Start, "{policy:?}/{code}: first restart is immediate");
+                assert_eq!(
+                    s.next_step(false, now),
+                    Step::Start,
+                    "{policy:?}/{code}: first restart is immediate"
+                );
                 s.on_start_requested();
                 s.on_started("c2".into(), Utc::now(), false, false);
                 assert_eq!(s.restart_count, 1);
-                let last = s.status("").last_state.and_then(|l| l.terminated).expect("lastState");
+                let last = s
+                    .status("")
+                    .last_state
+                    .and_then(|l| l.terminated)
+                    .expect("lastState");
                 assert_eq!(last.exit_code, code);
             } else {
                 assert_eq!(s.next_step(false, now), Step::Idle, "{policy:?}/{code}");
-                let t = status.state.and_then(|st| st.terminated).expect("terminated state");
-                assert_eq!(t.reason.as_deref(), Some(if code == 0 { "Completed" } else { "Error" }));
+                let t = status
+                    .state
+                    .and_then(|st| st.terminated)
+                    .expect("terminated state");
+                assert_eq!(
+                    t.reason.as_deref(),
+                    Some(if code == 0 { "Completed" } else { "Error" })
+                );
                 assert_eq!(status.restart_count, 0);
             }
         }
@@ -497,7 +539,13 @@ mod tests {
         run_once(&mut s, now);
         let mut delays = Vec::new();
         for _ in 0..4 {
-            s.on_exited(exit(1, Duration::from_secs(1)), RestartPolicy::Always, &config, now, POD);
+            s.on_exited(
+                exit(1, Duration::from_secs(1)),
+                RestartPolicy::Always,
+                &config,
+                now,
+                POD,
+            );
             match s.next_step(false, now) {
                 Step::Start => delays.push(0),
                 Step::WaitUntil(at) => delays.push((at - now).as_secs()),
@@ -507,7 +555,12 @@ mod tests {
                 let st = s.status("");
                 let w = st.state.and_then(|x| x.waiting).expect("waiting");
                 assert_eq!(w.reason.as_deref(), Some("CrashLoopBackOff"));
-                assert!(w.message.as_deref().is_some_and(|m| m.starts_with("back-off ")), "{w:?}");
+                assert!(
+                    w.message
+                        .as_deref()
+                        .is_some_and(|m| m.starts_with("back-off ")),
+                    "{w:?}"
+                );
                 assert!(st.last_state.and_then(|l| l.terminated).is_some());
             }
             s.on_start_requested();
@@ -524,11 +577,23 @@ mod tests {
         let mut s = slot();
         run_once(&mut s, now);
         for _ in 0..3 {
-            s.on_exited(exit(1, Duration::from_secs(1)), RestartPolicy::Always, &config, now, POD);
+            s.on_exited(
+                exit(1, Duration::from_secs(1)),
+                RestartPolicy::Always,
+                &config,
+                now,
+                POD,
+            );
             s.on_start_requested();
             s.on_started("c".into(), Utc::now(), false, false);
         }
-        s.on_exited(exit(1, Duration::from_secs(601)), RestartPolicy::Always, &config, now, POD);
+        s.on_exited(
+            exit(1, Duration::from_secs(601)),
+            RestartPolicy::Always,
+            &config,
+            now,
+            POD,
+        );
         assert_eq!(s.next_step(false, now), Step::Start);
     }
 
@@ -538,17 +603,47 @@ mod tests {
         let now = Instant::now();
         let mut s = slot();
         s.on_start_requested();
-        s.on_start_failed(StartFailure::ImagePull("not found".into()), RestartPolicy::Always, &config, now, POD);
-        assert_eq!(s.waiting.as_ref().map(|w| w.reason.as_str()), Some("ErrImagePull"));
+        s.on_start_failed(
+            StartFailure::ImagePull("not found".into()),
+            RestartPolicy::Always,
+            &config,
+            now,
+            POD,
+        );
+        assert_eq!(
+            s.waiting.as_ref().map(|w| w.reason.as_str()),
+            Some("ErrImagePull")
+        );
         assert!(matches!(s.next_step(false, now), Step::WaitUntil(_)));
         s.on_start_requested();
-        s.on_start_failed(StartFailure::ImagePull("not found".into()), RestartPolicy::Always, &config, now, POD);
-        assert_eq!(s.waiting.as_ref().map(|w| w.reason.as_str()), Some("ImagePullBackOff"));
+        s.on_start_failed(
+            StartFailure::ImagePull("not found".into()),
+            RestartPolicy::Always,
+            &config,
+            now,
+            POD,
+        );
+        assert_eq!(
+            s.waiting.as_ref().map(|w| w.reason.as_str()),
+            Some("ImagePullBackOff")
+        );
         let mut fresh = slot();
         fresh.on_start_requested();
-        fresh.on_start_failed(StartFailure::ImageNeverPull("x".into()), RestartPolicy::Always, &config, now, POD);
+        fresh.on_start_failed(
+            StartFailure::ImageNeverPull("x".into()),
+            RestartPolicy::Always,
+            &config,
+            now,
+            POD,
+        );
         let st = fresh.status("");
-        assert_eq!(st.state.and_then(|x| x.waiting).and_then(|w| w.reason).as_deref(), Some("ErrImageNeverPull"));
+        assert_eq!(
+            st.state
+                .and_then(|x| x.waiting)
+                .and_then(|w| w.reason)
+                .as_deref(),
+            Some("ErrImageNeverPull")
+        );
     }
 
     #[test]
@@ -557,8 +652,17 @@ mod tests {
         let now = Instant::now();
         let mut s = slot();
         s.on_start_requested();
-        s.on_start_failed(StartFailure::Run("exec: not found".into()), RestartPolicy::Always, &config, now, POD);
-        assert_eq!(s.last.as_ref().map(|t| t.reason.as_str()), Some("StartError"));
+        s.on_start_failed(
+            StartFailure::Run("exec: not found".into()),
+            RestartPolicy::Always,
+            &config,
+            now,
+            POD,
+        );
+        assert_eq!(
+            s.last.as_ref().map(|t| t.reason.as_str()),
+            Some("StartError")
+        );
         assert_eq!(s.next_step(false, now), Step::Start);
     }
 
@@ -569,7 +673,14 @@ mod tests {
 
     #[test]
     fn durations_print_like_go() {
-        for (ms, text) in [(0, "0s"), (10_000, "10s"), (80_000, "1m20s"), (300_000, "5m0s"), (1_500, "1.5s"), (250, "250ms")] {
+        for (ms, text) in [
+            (0, "0s"),
+            (10_000, "10s"),
+            (80_000, "1m20s"),
+            (300_000, "5m0s"),
+            (1_500, "1.5s"),
+            (250, "250ms"),
+        ] {
             assert_eq!(go_duration(Duration::from_millis(ms)), text);
         }
     }

@@ -60,11 +60,18 @@ pub struct NetnsNetwork {
 impl NetnsNetwork {
     /// Namespaces named `<prefix>-<uid>`.
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self {
+            prefix: prefix.into(),
+        }
     }
 
     fn name(&self, pod: &PodKey) -> String {
-        let uid: String = pod.uid.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
+        let uid: String = pod
+            .uid
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(16)
+            .collect();
         format!("{}-{uid}", self.prefix)
     }
 
@@ -97,7 +104,10 @@ impl PodNetwork for NetnsNetwork {
             Self::ip(&["netns", "add", &name]).await?;
         }
         Self::ip(&["-n", &name, "link", "set", "lo", "up"]).await?;
-        Ok(NetworkAttachment { netns, pod_ip: None })
+        Ok(NetworkAttachment {
+            netns,
+            pod_ip: None,
+        })
     }
 
     async fn teardown(&self, pod: &PodKey) -> Result<(), SandboxError> {
@@ -136,7 +146,10 @@ impl PodNetwork for FakeNetwork {
     }
 
     async fn teardown(&self, pod: &PodKey) -> Result<(), SandboxError> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).retain(|u| u != &pod.uid);
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|u| u != &pod.uid);
         Ok(())
     }
 }

@@ -26,7 +26,11 @@ impl PodKey {
     /// Reads the key of a (validated) pod.
     pub fn of(pod: &Pod) -> Self {
         Self {
-            namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            namespace: pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
             name: pod.metadata.name.clone().unwrap_or_default(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),
         }
@@ -52,12 +56,19 @@ impl PodKey {
 
     /// Log file of one container instance: `<pod dir>/<container>/<restart>.log`.
     pub fn log_path(&self, state_dir: &Path, container: &str, restart: u32) -> PathBuf {
-        self.dir(state_dir).join(container).join(format!("{restart}.log"))
+        self.dir(state_dir)
+            .join(container)
+            .join(format!("{restart}.log"))
     }
 
     /// Runtime id of one container instance: short, unique, readable.
     pub fn container_id(&self, container: &str, restart: u32) -> String {
-        let uid: String = self.uid.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        let uid: String = self
+            .uid
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
         let name: String = container
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -69,7 +80,9 @@ impl PodKey {
 
 /// `restartPolicy` of a pod (default `Always`).
 pub fn restart_policy(pod: &Pod) -> super::container::RestartPolicy {
-    super::container::RestartPolicy::from_spec(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()))
+    super::container::RestartPolicy::from_spec(
+        pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()),
+    )
 }
 
 /// The grace period for stopping the pod's containers.
@@ -114,7 +127,11 @@ pub fn hostname(pod: &Pod) -> String {
         .and_then(|s| s.hostname.clone())
         .or_else(|| pod.metadata.name.clone())
         .unwrap_or_default();
-    name.chars().take(63).collect::<String>().trim_end_matches(['-', '.']).to_string()
+    name.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches(['-', '.'])
+        .to_string()
 }
 
 /// Contents of the pod's `/etc/hosts`, in the kubelet's format, with
@@ -168,7 +185,10 @@ pub struct Downward {
 fn field_value(pod: &Pod, path: &str, downward: &Downward) -> String {
     let m = &pod.metadata;
     let from_map = |map: &Option<std::collections::BTreeMap<String, String>>, key: &str| {
-        map.as_ref().and_then(|m| m.get(key)).cloned().unwrap_or_default()
+        map.as_ref()
+            .and_then(|m| m.get(key))
+            .cloned()
+            .unwrap_or_default()
     };
     let key_in = |prefix: &str| {
         path.strip_prefix(prefix)
@@ -242,9 +262,17 @@ spec:
         let hosts = hosts_file(&p, None);
         assert!(hosts.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
         assert!(hosts.contains("127.0.1.1\tweb\n"), "{hosts}");
-        assert!(hosts.ends_with("# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\n"), "{hosts}");
-        let sub = pod("metadata: {name: web-0, namespace: lab}\nspec: {hostname: web-0, subdomain: web, containers: []}");
-        assert!(hosts_file(&sub, Some("10.0.0.5")).contains("10.0.0.5\tweb-0.web.lab.svc.cluster.local\tweb-0\n"));
+        assert!(
+            hosts.ends_with("# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\n"),
+            "{hosts}"
+        );
+        let sub = pod(
+            "metadata: {name: web-0, namespace: lab}\nspec: {hostname: web-0, subdomain: web, containers: []}",
+        );
+        assert!(
+            hosts_file(&sub, Some("10.0.0.5"))
+                .contains("10.0.0.5\tweb-0.web.lab.svc.cluster.local\tweb-0\n")
+        );
     }
 
     #[test]

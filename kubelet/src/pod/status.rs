@@ -108,23 +108,49 @@ pub fn pod_status(containers: Vec<ContainerStatus>, facts: &PodFacts) -> PodStat
     let now = Utc::now();
     let phase = phase(&containers, facts.policy);
     let all_ready = !containers.is_empty() && containers.iter().all(|c| c.ready);
-    let not_ready: Vec<&str> = containers.iter().filter(|c| !c.ready).map(|c| c.name.as_str()).collect();
+    let not_ready: Vec<&str> = containers
+        .iter()
+        .filter(|c| !c.ready)
+        .map(|c| c.name.as_str())
+        .collect();
     let terminal = phase == "Succeeded" || phase == "Failed";
     let mut conditions = vec![
-        condition("PodReadyToStartContainers", facts.sandbox_ready && !terminal, None, now),
+        condition(
+            "PodReadyToStartContainers",
+            facts.sandbox_ready && !terminal,
+            None,
+            now,
+        ),
         condition("Initialized", true, None, now),
-        condition("Ready", all_ready, Some(if terminal { "PodCompleted" } else { "ContainersNotReady" }), now),
+        condition(
+            "Ready",
+            all_ready,
+            Some(if terminal {
+                "PodCompleted"
+            } else {
+                "ContainersNotReady"
+            }),
+            now,
+        ),
         condition(
             "ContainersReady",
             all_ready,
-            Some(if terminal { "PodCompleted" } else { "ContainersNotReady" }),
+            Some(if terminal {
+                "PodCompleted"
+            } else {
+                "ContainersNotReady"
+            }),
             now,
         ),
         condition("PodScheduled", true, None, now),
     ];
     for c in &mut conditions {
-        if (c.type_ == "Ready" || c.type_ == "ContainersReady") && c.status == "False" && !terminal {
-            c.message = Some(format!("containers with unready status: [{}]", not_ready.join(" ")));
+        if (c.type_ == "Ready" || c.type_ == "ContainersReady") && c.status == "False" && !terminal
+        {
+            c.message = Some(format!(
+                "containers with unready status: [{}]",
+                not_ready.join(" ")
+            ));
         }
     }
     let conditions = conditions
@@ -147,7 +173,9 @@ pub fn pod_status(containers: Vec<ContainerStatus>, facts: &PodFacts) -> PodStat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    };
 
     fn status(state: ContainerState, last_exit: Option<i32>) -> ContainerStatus {
         ContainerStatus {
@@ -194,20 +222,41 @@ mod tests {
     #[test]
     fn phases_follow_upstream_get_phase() {
         use RestartPolicy::*;
-        assert_eq!(phase(&[status(waiting("ContainerCreating"), None)], Always), "Pending");
+        assert_eq!(
+            phase(&[status(waiting("ContainerCreating"), None)], Always),
+            "Pending"
+        );
         assert_eq!(phase(&[status(running(), None)], Never), "Running");
         assert_eq!(phase(&[status(terminated(0), None)], Never), "Succeeded");
         assert_eq!(phase(&[status(terminated(1), None)], Never), "Failed");
-        assert_eq!(phase(&[status(terminated(0), None)], OnFailure), "Succeeded");
-        assert_eq!(phase(&[status(waiting("CrashLoopBackOff"), Some(1))], OnFailure), "Running");
-        assert_eq!(phase(&[status(waiting("CrashLoopBackOff"), Some(1))], Always), "Running");
-        assert_eq!(phase(&[status(waiting("CrashLoopBackOff"), Some(0))], Always), "Running");
         assert_eq!(
-            phase(&[status(running(), None), status(terminated(1), None)], Never),
+            phase(&[status(terminated(0), None)], OnFailure),
+            "Succeeded"
+        );
+        assert_eq!(
+            phase(&[status(waiting("CrashLoopBackOff"), Some(1))], OnFailure),
             "Running"
         );
         assert_eq!(
-            phase(&[status(terminated(0), None), status(terminated(1), None)], Never),
+            phase(&[status(waiting("CrashLoopBackOff"), Some(1))], Always),
+            "Running"
+        );
+        assert_eq!(
+            phase(&[status(waiting("CrashLoopBackOff"), Some(0))], Always),
+            "Running"
+        );
+        assert_eq!(
+            phase(
+                &[status(running(), None), status(terminated(1), None)],
+                Never
+            ),
+            "Running"
+        );
+        assert_eq!(
+            phase(
+                &[status(terminated(0), None), status(terminated(1), None)],
+                Never
+            ),
             "Failed"
         );
     }
@@ -226,12 +275,22 @@ mod tests {
         a.ready = true;
         let b = status(waiting("CrashLoopBackOff"), Some(1));
         let st = pod_status(vec![a.clone(), b], &facts);
-        let ready = st.conditions.as_ref().and_then(|cs| cs.iter().find(|c| c.type_ == "Ready").cloned()).expect("Ready");
+        let ready = st
+            .conditions
+            .as_ref()
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready").cloned())
+            .expect("Ready");
         assert_eq!(ready.status, "False");
         assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
-        assert_eq!(ready.message.as_deref(), Some("containers with unready status: [c]"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [c]")
+        );
         let st = pod_status(vec![a], &facts);
-        let ready = st.conditions.and_then(|cs| cs.into_iter().find(|c| c.type_ == "Ready")).expect("Ready");
+        let ready = st
+            .conditions
+            .and_then(|cs| cs.into_iter().find(|c| c.type_ == "Ready"))
+            .expect("Ready");
         assert_eq!(ready.status, "True");
     }
 }

@@ -7,7 +7,8 @@ use k8s_openapi::api::core::v1::{Container, Pod, Probe};
 fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -18,14 +19,23 @@ fn is_dns1123_subdomain(s: &str) -> bool {
 
 fn check_probe(path: &str, probe: &Option<Probe>, liveness_like: bool, errors: &mut Vec<String>) {
     let Some(p) = probe else { return };
-    let handlers = [p.http_get.is_some(), p.tcp_socket.is_some(), p.exec.is_some(), p.grpc.is_some()]
-        .iter()
-        .filter(|h| **h)
-        .count();
+    let handlers = [
+        p.http_get.is_some(),
+        p.tcp_socket.is_some(),
+        p.exec.is_some(),
+        p.grpc.is_some(),
+    ]
+    .iter()
+    .filter(|h| **h)
+    .count();
     match handlers {
-        0 => errors.push(format!("{path}: Required value: must specify a handler type")),
+        0 => errors.push(format!(
+            "{path}: Required value: must specify a handler type"
+        )),
         1 => {}
-        _ => errors.push(format!("{path}: Forbidden: may not specify more than 1 handler type")),
+        _ => errors.push(format!(
+            "{path}: Forbidden: may not specify more than 1 handler type"
+        )),
     }
     for (field, value) in [
         ("initialDelaySeconds", p.initial_delay_seconds),
@@ -61,7 +71,10 @@ fn check_container(path: &str, c: &Container, errors: &mut Vec<String>) {
         None | Some("") => errors.push(format!("{path}.image: Required value")),
         Some(image) => {
             if let Err(e) = skiff_images::ImageName::parse(image) {
-                errors.push(format!("{path}.image: Invalid value: \"{image}\": {}", e.reason));
+                errors.push(format!(
+                    "{path}.image: Invalid value: \"{image}\": {}",
+                    e.reason
+                ));
             }
         }
     }
@@ -76,7 +89,9 @@ fn check_container(path: &str, c: &Container, errors: &mut Vec<String>) {
         && !dir.is_empty()
         && !dir.starts_with('/')
     {
-        errors.push(format!("{path}.workingDir: Invalid value: \"{dir}\": must be an absolute path"));
+        errors.push(format!(
+            "{path}.workingDir: Invalid value: \"{dir}\": must be an absolute path"
+        ));
     }
     for (i, port) in c.ports.iter().flatten().enumerate() {
         if !(1..=65535).contains(&port.container_port) {
@@ -86,9 +101,24 @@ fn check_container(path: &str, c: &Container, errors: &mut Vec<String>) {
             ));
         }
     }
-    check_probe(&format!("{path}.livenessProbe"), &c.liveness_probe, true, errors);
-    check_probe(&format!("{path}.readinessProbe"), &c.readiness_probe, false, errors);
-    check_probe(&format!("{path}.startupProbe"), &c.startup_probe, true, errors);
+    check_probe(
+        &format!("{path}.livenessProbe"),
+        &c.liveness_probe,
+        true,
+        errors,
+    );
+    check_probe(
+        &format!("{path}.readinessProbe"),
+        &c.readiness_probe,
+        false,
+        errors,
+    );
+    check_probe(
+        &format!("{path}.startupProbe"),
+        &c.startup_probe,
+        true,
+        errors,
+    );
 }
 
 /// Every problem with `pod`, as `field: message` lines; empty when valid.
@@ -193,7 +223,10 @@ spec:
             "spec.containers[1].livenessProbe: Required value: must specify a handler type",
             "spec.restartPolicy: Unsupported value: \"Sometimes\"",
         ] {
-            assert!(errors.iter().any(|e| e.starts_with(expected)), "missing {expected:?} in {errors:#?}");
+            assert!(
+                errors.iter().any(|e| e.starts_with(expected)),
+                "missing {expected:?} in {errors:#?}"
+            );
         }
     }
 }

@@ -102,7 +102,12 @@ fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String
                 .flatten()
                 .find(|p| p.name.as_deref() == Some(name.as_str()))
                 .and_then(|p| u16::try_from(p.container_port).ok())
-                .ok_or_else(|| format!("port {name:?} is not a named port of container {:?}", container.name))
+                .ok_or_else(|| {
+                    format!(
+                        "port {name:?} is not a named port of container {:?}",
+                        container.name
+                    )
+                })
         }
     }
 }
@@ -112,7 +117,9 @@ fn resolve_host(host: Option<&String>) -> Result<IpAddr, String> {
         // Inside the pod's namespace the pod answers on its loopback.
         None | Some("") => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         // Only literal addresses: the kubelet never looks names up.
-        Some(h) => h.parse().map_err(|_| format!("probe host {h:?} is not an IP address")),
+        Some(h) => h
+            .parse()
+            .map_err(|_| format!("probe host {h:?} is not an IP address")),
     }
 }
 
@@ -120,7 +127,11 @@ impl ProbeSpec {
     /// Reads a Kubernetes probe of `container`, applying upstream defaults.
     pub fn from_k8s(probe: &Probe, container: &Container) -> Result<Self, String> {
         let handler = if let Some(http) = &probe.http_get {
-            if http.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("https")) {
+            if http
+                .scheme
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+            {
                 return Err("httpGet with scheme HTTPS is not supported yet".into());
             }
             let ip = resolve_host(http.host.as_ref())?;
@@ -196,15 +207,25 @@ pub async fn run_once(spec: &ProbeSpec, target: &ProbeTarget) -> Result<(), Stri
                 };
                 net::http_check(target.netns.as_deref(), check, spec.timeout).await
             }
-            Handler::Tcp { addr } => net::tcp_check(target.netns.as_deref(), *addr, spec.timeout).await,
+            Handler::Tcp { addr } => {
+                net::tcp_check(target.netns.as_deref(), *addr, spec.timeout).await
+            }
             Handler::Exec { command } => {
-                match target.runtime.exec(&target.container_id, command, spec.timeout).await {
+                match target
+                    .runtime
+                    .exec(&target.container_id, command, spec.timeout)
+                    .await
+                {
                     Ok(out) if out.exit_code == 0 => Ok(()),
                     Ok(out) => {
                         let text = [out.stdout, out.stderr].concat();
                         let text = String::from_utf8_lossy(&text).trim().to_string();
                         Err(if text.is_empty() {
-                            format!("command {:?} exited with {}", command.join(" "), out.exit_code)
+                            format!(
+                                "command {:?} exited with {}",
+                                command.join(" "),
+                                out.exit_code
+                            )
                         } else {
                             text
                         })
@@ -277,8 +298,8 @@ pub fn spawn_worker(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::ExecOutput;
     use crate::runtime::fake::FakeRuntime;
-    use crate::runtime::{ExecOutput, ContainerRuntime as _};
 
     fn container() -> Container {
         serde_yaml::from_str(
@@ -293,7 +314,8 @@ mod tests {
 
     #[test]
     fn defaults_and_named_ports_follow_upstream() {
-        let spec = ProbeSpec::from_k8s(&probe("httpGet: {path: health, port: http}"), &container()).expect("valid");
+        let spec = ProbeSpec::from_k8s(&probe("httpGet: {path: health, port: http}"), &container())
+            .expect("valid");
         assert_eq!(spec.period, Duration::from_secs(10));
         assert_eq!(spec.timeout, Duration::from_secs(1));
         assert_eq!((spec.success_threshold, spec.failure_threshold), (1, 3));
@@ -306,7 +328,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(ProbeSpec::from_k8s(&probe("tcpSocket: {port: nope}"), &container()).is_err());
-        assert!(ProbeSpec::from_k8s(&probe("tcpSocket: {port: 80, host: example.com}"), &container()).is_err());
+        assert!(
+            ProbeSpec::from_k8s(
+                &probe("tcpSocket: {port: 80, host: example.com}"),
+                &container()
+            )
+            .is_err()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -340,12 +368,17 @@ mod tests {
         let worker = spawn_worker(ProbeKind::Liveness, spec, target, move |r| {
             sink.lock().expect("lock").push(r)
         });
-        tokio::time::timeout(Duration::from_secs(60), worker).await.expect("worker ends").expect("join");
+        tokio::time::timeout(Duration::from_secs(60), worker)
+            .await
+            .expect("worker ends")
+            .expect("join");
         let reports = reports.lock().expect("lock").clone();
         assert_eq!(reports.len(), 3, "{reports:?}");
         assert_eq!(
             reports[0],
-            ProbeReport::AttemptFailed("cat: can't open '/tmp/healthy': No such file or directory".into())
+            ProbeReport::AttemptFailed(
+                "cat: can't open '/tmp/healthy': No such file or directory".into()
+            )
         );
         assert_eq!(reports[2], ProbeReport::Verdict(false));
     }

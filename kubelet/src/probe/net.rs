@@ -11,7 +11,11 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn connect_in(netns: Option<PathBuf>, addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+fn connect_in(
+    netns: Option<PathBuf>,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
     if let Some(path) = netns {
         let ns = std::fs::File::open(&path)?;
         // SAFETY: setns on a namespace fd we own; it affects only this
@@ -55,7 +59,11 @@ fn describe(e: &std::io::Error) -> &'static str {
 }
 
 /// tcpSocket: success when the port accepts a connection.
-pub async fn tcp_check(netns: Option<&Path>, addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+pub async fn tcp_check(
+    netns: Option<&Path>,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(), String> {
     with_connection(netns, addr, timeout, |_| Ok(()))
         .await
         .map_err(|e| format!("dial tcp {addr}: {}", describe(&e)))
@@ -75,12 +83,21 @@ pub struct HttpCheck {
 }
 
 /// httpGet: success for a status of 200 to 399, as upstream.
-pub async fn http_check(netns: Option<&Path>, check: HttpCheck, timeout: Duration) -> Result<(), String> {
+pub async fn http_check(
+    netns: Option<&Path>,
+    check: HttpCheck,
+    timeout: Duration,
+) -> Result<(), String> {
     let url = format!("http://{}{}", check.addr, check.path);
     let addr = check.addr;
     let result = with_connection(netns, addr, timeout, move |mut stream| {
         let mut request = format!("GET {} HTTP/1.1\r\n", check.path);
-        let has = |name: &str| check.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let has = |name: &str| {
+            check
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+        };
         if !has("host") {
             request.push_str(&format!("Host: {}\r\n", check.host_header));
         }
@@ -109,7 +126,10 @@ pub async fn http_check(netns: Option<&Path>, check: HttpCheck, timeout: Duratio
     .await;
     let head = match result {
         Ok(h) => h,
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused || e.kind() == std::io::ErrorKind::TimedOut => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::ConnectionRefused
+                || e.kind() == std::io::ErrorKind::TimedOut =>
+        {
             return Err(format!("Get \"{url}\": dial tcp {addr}: {}", describe(&e)));
         }
         Err(e) => return Err(format!("Get \"{url}\": {e}")),

@@ -63,7 +63,11 @@ pub fn to_wire(report: &Report) -> pb::NodeReport {
                 name: key.name,
                 status_json: serde_json::to_vec(&pod.status).unwrap_or_default(),
                 static_pod: *static_pod,
-                pod_json: if *static_pod { serde_json::to_vec(pod).unwrap_or_default() } else { Vec::new() },
+                pod_json: if *static_pod {
+                    serde_json::to_vec(pod).unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
             })
         }
         Report::Event(e) => {
@@ -88,7 +92,9 @@ pub fn to_wire(report: &Report) -> pb::NodeReport {
             name: key.name.clone(),
         }),
     };
-    pb::NodeReport { report: Some(report) }
+    pb::NodeReport {
+        report: Some(report),
+    }
 }
 
 /// Total memory of the machine in KiB (`/proc/meminfo`).
@@ -140,7 +146,10 @@ pub fn node_status(node: &NodeHandle) -> pb::NodeStatus {
 
 #[tonic::async_trait]
 impl NodeAgent for AgentService {
-    async fn sync_pods(&self, request: Request<pb::PodSet>) -> Result<Response<pb::SyncPodsResponse>, Status> {
+    async fn sync_pods(
+        &self,
+        request: Request<pb::PodSet>,
+    ) -> Result<Response<pb::SyncPodsResponse>, Status> {
         let mut pods = Vec::new();
         let mut rejected = Vec::new();
         for a in request.into_inner().pods {
@@ -153,30 +162,52 @@ impl NodeAgent for AgentService {
             }
         }
         let refused = self.node.sync(pods).await.map_err(status_of)?;
-        rejected.extend(refused.into_iter().map(|(pod_uid, reason)| pb::PodRejection { pod_uid, reason }));
+        rejected.extend(
+            refused
+                .into_iter()
+                .map(|(pod_uid, reason)| pb::PodRejection { pod_uid, reason }),
+        );
         Ok(Response::new(pb::SyncPodsResponse { rejected }))
     }
 
-    async fn assign_pod(&self, request: Request<pb::PodAssignment>) -> Result<Response<pb::AssignPodResponse>, Status> {
+    async fn assign_pod(
+        &self,
+        request: Request<pb::PodAssignment>,
+    ) -> Result<Response<pb::AssignPodResponse>, Status> {
         let pod = decode_pod(&request.into_inner())?;
         self.node.assign(pod).await.map_err(status_of)?;
         Ok(Response::new(pb::AssignPodResponse {}))
     }
 
-    async fn remove_pod(&self, request: Request<pb::PodRemoval>) -> Result<Response<pb::RemovePodResponse>, Status> {
+    async fn remove_pod(
+        &self,
+        request: Request<pb::PodRemoval>,
+    ) -> Result<Response<pb::RemovePodResponse>, Status> {
         let r = request.into_inner();
-        let grace = r.grace_period_seconds.map(|s| Duration::from_secs(s.max(0) as u64));
-        let found = self.node.remove(&r.pod_uid, grace).await.map_err(status_of)?;
+        let grace = r
+            .grace_period_seconds
+            .map(|s| Duration::from_secs(s.max(0) as u64));
+        let found = self
+            .node
+            .remove(&r.pod_uid, grace)
+            .await
+            .map_err(status_of)?;
         Ok(Response::new(pb::RemovePodResponse { found }))
     }
 
-    async fn get_node(&self, _request: Request<pb::GetNodeRequest>) -> Result<Response<pb::NodeStatus>, Status> {
+    async fn get_node(
+        &self,
+        _request: Request<pb::GetNodeRequest>,
+    ) -> Result<Response<pb::NodeStatus>, Status> {
         Ok(Response::new(node_status(&self.node)))
     }
 
     type WatchPodsStream = BoxStream<pb::NodeReport>;
 
-    async fn watch_pods(&self, _request: Request<pb::WatchPodsRequest>) -> Result<Response<Self::WatchPodsStream>, Status> {
+    async fn watch_pods(
+        &self,
+        _request: Request<pb::WatchPodsRequest>,
+    ) -> Result<Response<Self::WatchPodsStream>, Status> {
         let (snapshot, mut live) = self.node.watch().await.map_err(status_of)?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
@@ -200,7 +231,11 @@ impl NodeAgent for AgentService {
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         // The watcher fell behind; it must resynchronise.
-                        let _ = tx.send(Err(Status::data_loss(format!("watch fell {n} reports behind; watch again")))).await;
+                        let _ = tx
+                            .send(Err(Status::data_loss(format!(
+                                "watch fell {n} reports behind; watch again"
+                            ))))
+                            .await;
                         return;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -212,7 +247,10 @@ impl NodeAgent for AgentService {
 
     type ContainerLogsStream = BoxStream<pb::LogChunk>;
 
-    async fn container_logs(&self, request: Request<pb::LogsRequest>) -> Result<Response<Self::ContainerLogsStream>, Status> {
+    async fn container_logs(
+        &self,
+        request: Request<pb::LogsRequest>,
+    ) -> Result<Response<Self::ContainerLogsStream>, Status> {
         let r = request.into_inner();
         let pods = self.node.pods().await.map_err(status_of)?;
         let pod = pods
@@ -221,7 +259,11 @@ impl NodeAgent for AgentService {
             .ok_or_else(|| Status::not_found(format!("pod {} is not on this node", r.pod_uid)))?;
         let key = PodKey::of(pod);
         let container = if r.container.is_empty() {
-            pod.spec.as_ref().and_then(|s| s.containers.first()).map(|c| c.name.clone()).unwrap_or_default()
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.containers.first())
+                .map(|c| c.name.clone())
+                .unwrap_or_default()
         } else {
             r.container.clone()
         };
@@ -231,7 +273,12 @@ impl NodeAgent for AgentService {
             .and_then(|s| s.container_statuses.as_ref())
             .and_then(|cs| cs.iter().find(|c| c.name == container))
             .map(|c| c.restart_count.max(0) as u32)
-            .ok_or_else(|| Status::not_found(format!("container {container:?} is not valid for pod {}", key.name)))?;
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "container {container:?} is not valid for pod {}",
+                    key.name
+                ))
+            })?;
         let instance = if r.previous {
             restarts.checked_sub(1).ok_or_else(|| {
                 Status::not_found(format!(
@@ -250,7 +297,10 @@ impl NodeAgent for AgentService {
 
     type ExecStream = BoxStream<pb::ExecOutput>;
 
-    async fn exec(&self, request: Request<Streaming<pb::ExecInput>>) -> Result<Response<Self::ExecStream>, Status> {
+    async fn exec(
+        &self,
+        request: Request<Streaming<pb::ExecInput>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
         let mut inputs = request.into_inner();
         let first = inputs
             .message()
@@ -258,16 +308,22 @@ impl NodeAgent for AgentService {
             .and_then(|m| m.input)
             .ok_or_else(|| Status::invalid_argument("exec stream must start with ExecStart"))?;
         let pb::exec_input::Input::Start(start) = first else {
-            return Err(Status::invalid_argument("exec stream must start with ExecStart"));
+            return Err(Status::invalid_argument(
+                "exec stream must start with ExecStart",
+            ));
         };
         if start.stdin || start.tty {
-            return Err(Status::unimplemented("interactive exec (stdin, tty) is not supported yet"));
+            return Err(Status::unimplemented(
+                "interactive exec (stdin, tty) is not supported yet",
+            ));
         }
         let pods = self.node.pods().await.map_err(status_of)?;
         let pod = pods
             .iter()
             .find(|p| p.metadata.uid.as_deref() == Some(start.pod_uid.as_str()))
-            .ok_or_else(|| Status::not_found(format!("pod {} is not on this node", start.pod_uid)))?;
+            .ok_or_else(|| {
+                Status::not_found(format!("pod {} is not on this node", start.pod_uid))
+            })?;
         let container_id = pod
             .status
             .as_ref()
@@ -289,8 +345,8 @@ impl NodeAgent for AgentService {
             .map_err(|e| Status::internal(e.to_string()))?;
         use pb::exec_output::Output;
         let messages = [
-            (!out.stdout.is_empty()).then(|| Output::Stdout(out.stdout)),
-            (!out.stderr.is_empty()).then(|| Output::Stderr(out.stderr)),
+            (!out.stdout.is_empty()).then_some(Output::Stdout(out.stdout)),
+            (!out.stderr.is_empty()).then_some(Output::Stderr(out.stderr)),
             Some(Output::ExitCode(out.exit_code)),
         ];
         let stream = tokio_stream::iter(
@@ -305,12 +361,21 @@ impl NodeAgent for AgentService {
 
 /// Sends the plain text of a CRI log (optionally its tail, with timestamps),
 /// then, when following, whatever is appended.
-async fn stream_log(path: std::path::PathBuf, r: pb::LogsRequest, tx: mpsc::Sender<Result<pb::LogChunk, Status>>) {
+async fn stream_log(
+    path: std::path::PathBuf,
+    r: pb::LogsRequest,
+    tx: mpsc::Sender<Result<pb::LogChunk, Status>>,
+) {
     let render = |bytes: &[u8]| -> Vec<u8> {
         let mut out = Vec::new();
         for record in bytes.split(|b| *b == b'\n').filter_map(cri::parse_record) {
             if r.timestamps {
-                out.extend_from_slice(record.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true).as_bytes());
+                out.extend_from_slice(
+                    record
+                        .time
+                        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                        .as_bytes(),
+                );
                 out.push(b' ');
             }
             out.extend_from_slice(&record.content);
@@ -321,11 +386,19 @@ async fn stream_log(path: std::path::PathBuf, r: pb::LogsRequest, tx: mpsc::Send
         out
     };
     let Ok(content) = tokio::fs::read(&path).await else {
-        let _ = tx.send(Err(Status::not_found(format!("log {} not found", path.display())))).await;
+        let _ = tx
+            .send(Err(Status::not_found(format!(
+                "log {} not found",
+                path.display()
+            ))))
+            .await;
         return;
     };
     // Only whole lines are rendered; a trailing partial line waits for more.
-    let complete = content.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let complete = content
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
     let mut text = render(&content[..complete]);
     if r.tail_lines > 0 {
         let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
@@ -344,11 +417,16 @@ async fn stream_log(path: std::path::PathBuf, r: pb::LogsRequest, tx: mpsc::Send
         if tx.is_closed() {
             return;
         }
-        let Ok(content) = tokio::fs::read(&path).await else { return };
+        let Ok(content) = tokio::fs::read(&path).await else {
+            return;
+        };
         if content.len() <= offset {
             continue;
         }
-        let complete = content[offset..].iter().rposition(|b| *b == b'\n').map_or(offset, |i| offset + i + 1);
+        let complete = content[offset..]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(offset, |i| offset + i + 1);
         if complete > offset {
             let text = render(&content[offset..complete]);
             offset = complete;

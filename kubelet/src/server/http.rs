@@ -34,7 +34,11 @@ async fn pods(State(node): State<NodeHandle>) -> Response {
                 "metadata": {},
                 "items": items,
             });
-            ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
         }
         Err(r) => r,
     }

@@ -1,0 +1,268 @@
+//! A real `skiff-kubelet` process for end-to-end tests, on a [`TestEnv`]'s
+//! containerd.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use skiff_proto::node::v1::node_agent_client::NodeAgentClient;
+use tonic::transport::Channel;
+
+use crate::{TestEnv, eventually, free_port, http, image_dir, workspace_binary};
+
+/// A running `skiff-kubelet`.
+pub struct TestKubelet {
+    /// Node name.
+    pub name: String,
+    /// State folder.
+    pub state_dir: PathBuf,
+    /// Static manifests folder.
+    pub manifests_dir: PathBuf,
+    /// HTTP address (`127.0.0.1:port`).
+    pub http: String,
+    /// gRPC address (`127.0.0.1:port`).
+    pub grpc: String,
+    args: Vec<String>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl TestKubelet {
+    /// Starts a kubelet named `name` with lab back-off (1 s doubling to 4 s)
+    /// and waits until it answers `/healthz`.
+    pub async fn start(env: &TestEnv, name: &str) -> Self {
+        let state_dir = env.dir().join(format!("kubelet-{name}"));
+        let manifests_dir = env.dir().join(format!("manifests-{name}"));
+        std::fs::create_dir_all(&manifests_dir).expect("manifests dir");
+        let http = format!("127.0.0.1:{}", free_port());
+        let grpc = format!("127.0.0.1:{}", free_port());
+        let args = vec![
+            "--node-name".to_string(),
+            name.to_string(),
+            "--containerd-socket".into(),
+            env.socket().display().to_string(),
+            "--containerd-namespace".into(),
+            env.namespace.clone(),
+            "--runc-root".into(),
+            env.runc_root().display().to_string(),
+            "--state-dir".into(),
+            state_dir.display().to_string(),
+            "--manifests-dir".into(),
+            manifests_dir.display().to_string(),
+            "--image-dir".into(),
+            image_dir().display().to_string(),
+            "--http-listen".into(),
+            http.clone(),
+            "--grpc-listen".into(),
+            grpc.clone(),
+            "--node-ip".into(),
+            "127.0.0.1".into(),
+            "--backoff-base".into(),
+            "1s".into(),
+            "--backoff-max".into(),
+            "4s".into(),
+        ];
+        let mut kubelet = Self {
+            name: name.to_string(),
+            log: env.dir().join(format!("kubelet-{name}.log")),
+            state_dir,
+            manifests_dir,
+            http,
+            grpc,
+            args,
+            child: None,
+        };
+        kubelet.spawn().await;
+        kubelet
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("kubelet log");
+        let child = Command::new(workspace_binary("skiff-kubelet"))
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start skiff-kubelet");
+        self.child = Some(child);
+        let addr = self.http.clone();
+        let log = self.log.clone();
+        let mut tries = 0;
+        eventually("kubelet /healthz", Duration::from_secs(30), || {
+            tries += 1;
+            let addr = addr.clone();
+            let log = log.clone();
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            async move {
+                if let Some(status) = exited {
+                    panic!(
+                        "skiff-kubelet exited with {status}: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                http("GET", &addr, "/healthz")
+                    .ok()
+                    .filter(|(s, _)| *s == 200)
+                    .map(|_| ())
+            }
+        })
+        .await;
+        let _ = tries;
+    }
+
+    /// `SIGKILL`s the kubelet (containers keep running).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the kubelet again with the same flags.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// `GET /pods`.
+    pub fn pods(&self) -> Vec<Pod> {
+        let (status, body) = http("GET", &self.http, "/pods").expect("GET /pods");
+        assert_eq!(status, 200, "{body}");
+        let list: serde_json::Value = serde_json::from_str(&body).expect("PodList JSON");
+        serde_json::from_value(list["items"].clone()).expect("pods")
+    }
+
+    /// The pod named `name` from `/pods`.
+    pub fn pod(&self, name: &str) -> Option<Pod> {
+        self.pods()
+            .into_iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+    }
+
+    /// A gRPC client of the node.
+    pub async fn client(&self) -> NodeAgentClient<Channel> {
+        NodeAgentClient::connect(format!("http://{}", self.grpc))
+            .await
+            .expect("connect to kubelet gRPC")
+    }
+
+    /// The kubelet's own log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Path of a static manifest file.
+    pub fn manifest(&self, file: &str) -> PathBuf {
+        self.manifests_dir.join(file)
+    }
+
+    /// The state folder.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+}
+
+impl Drop for TestKubelet {
+    fn drop(&mut self) {
+        self.kill();
+        // Network namespaces this node made (`skiff-<node>-<uid>`).
+        let prefix = format!("skiff-{}-", self.name);
+        for entry in std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) {
+                let _ = Command::new("ip").args(["netns", "delete", &name]).status();
+            }
+        }
+    }
+}
+
+/// Parses a pod manifest and gives it a fresh UID.
+pub fn pod_yaml(yaml: &str) -> Pod {
+    let mut pod: Pod = serde_yaml::from_str(yaml).expect("pod yaml");
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pod.metadata.uid = Some(format!(
+        "{:08x}-{:04x}-4000-8000-000000000000",
+        std::process::id(),
+        n
+    ));
+    pod.metadata
+        .namespace
+        .get_or_insert_with(|| "default".into());
+    pod
+}
+
+/// A container's status from a pod.
+pub fn container_status(
+    pod: &Pod,
+    name: &str,
+) -> Option<k8s_openapi::api::core::v1::ContainerStatus> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == name)
+        .cloned()
+}
+
+/// The pod's phase.
+pub fn phase(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default()
+}
+
+/// Status of condition `kind` (`True`/`False`), if present.
+pub fn condition(pod: &Pod, kind: &str) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| c.status.clone())
+}
+
+/// Polls `/pods` until the pod named `name` satisfies `check`; returns it.
+pub async fn wait_pod(
+    kubelet: &TestKubelet,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&Pod) -> bool,
+) -> Pod {
+    let mut last = None;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(pod) = kubelet.pod(name) {
+            if check(&pod) {
+                return pod;
+            }
+            last = Some(pod);
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for pod {name} to be {what}; last seen: {}\nkubelet log:\n{}",
+                last.map(|p| serde_json::to_string_pretty(&p.status).unwrap_or_default())
+                    .unwrap_or_else(|| "absent".into()),
+                kubelet.log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
