@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --workspace --bins
 cargo bench -p skiff-tests --bench runtime_vs_ctr "$@"
+cargo bench -p skiff-tests --bench kubelet_latency "$@"

@@ -119,6 +119,11 @@ impl TestKubelet {
         let _ = tries;
     }
 
+    /// Host pid of the kubelet process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `SIGKILL`s the kubelet (containers keep running).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -345,6 +345,16 @@ spec:
         .and_then(|l| l.terminated)
         .expect("lastState");
     assert_eq!(last.exit_code, 0, "the webapp exits cleanly on SIGTERM");
+    // `kubectl logs --previous`: the instance before the current one.
+    let live_uid = live.metadata.uid.clone().expect("uid");
+    let previous = logs(&kubelet, &live_uid, "my-app", true)
+        .await
+        .expect("previous logs");
+    assert!(
+        previous.contains("webapp v1 listening on :8080")
+            && previous.contains("GET /not-there 404"),
+        "{previous}"
+    );
     wait_pod(
         &kubelet,
         "liveness-pod",
@@ -753,7 +763,16 @@ async fn a_restarted_kubelet_readopts_running_pods() {
         ready,
     )
     .await;
-    let tasks_before = env.ctr(&["tasks", "ls"]);
+    let tasks = || {
+        let mut lines: Vec<String> = env
+            .ctr(&["tasks", "ls"])
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let tasks_before = tasks();
 
     kubelet.restart().await;
     let after_api = wait_pod(
@@ -785,10 +804,74 @@ async fn a_restarted_kubelet_readopts_running_pods() {
         assert!(a.state.as_ref().is_some_and(|s| s.running.is_some()));
         assert_eq!(before.metadata.uid, after.metadata.uid);
     }
+    assert_eq!(tasks(), tasks_before, "same tasks, same pids");
+    drop(kubelet);
+    env.shutdown().await;
+}
+
+/// Images come from the node's image folder by pull policy; a missing one
+/// gives ErrImagePull, then ImagePullBackOff, naming the folder searched;
+/// `Never` with a missing image gives ErrImageNeverPull.
+#[tokio::test]
+async fn image_pull_policies_work_offline() {
+    let Some(env) = TestEnv::start("image_pull_policies_work_offline").await else {
+        return;
+    };
+    let kubelet = TestKubelet::start(&env, &format!("n{}g", std::process::id())).await;
+    let mut client = kubelet.client().await;
+    for yaml in [
+        "metadata: {name: from-folder}\nspec:\n  containers: [{name: c, image: 'skiff.dev/webapp:v2'}]\n",
+        "metadata: {name: missing}\nspec:\n  containers: [{name: c, image: 'skiff.dev/missing:v1'}]\n",
+        "metadata: {name: never}\nspec:\n  containers: [{name: c, image: 'skiff.dev/webapp:v1', imagePullPolicy: Never}]\n",
+    ] {
+        client
+            .assign_pod(assignment(&pod_yaml(yaml)))
+            .await
+            .expect("assign");
+    }
+    wait_pod(
+        &kubelet,
+        "from-folder",
+        "running",
+        Duration::from_secs(30),
+        |p| container_status(p, "c").is_some_and(|c| c.ready),
+    )
+    .await;
+    let missing = wait_pod(
+        &kubelet,
+        "missing",
+        "in ImagePullBackOff",
+        Duration::from_secs(30),
+        |p| waiting_reason(p, "c").as_deref() == Some("ImagePullBackOff"),
+    )
+    .await;
+    let message = container_status(&missing, "c")
+        .and_then(|c| c.state)
+        .and_then(|s| s.waiting)
+        .and_then(|w| w.message)
+        .unwrap_or_default();
+    assert!(
+        message.contains("skiff.dev/missing:v1")
+            && message.contains(&skiff_tests::image_dir().display().to_string()),
+        "{message}"
+    );
+    assert_eq!(phase(&missing), "Pending");
+    let never = wait_pod(
+        &kubelet,
+        "never",
+        "ErrImageNeverPull",
+        Duration::from_secs(30),
+        |p| waiting_reason(p, "c").as_deref() == Some("ErrImageNeverPull"),
+    )
+    .await;
+    let message = container_status(&never, "c")
+        .and_then(|c| c.state)
+        .and_then(|s| s.waiting)
+        .and_then(|w| w.message)
+        .unwrap_or_default();
     assert_eq!(
-        env.ctr(&["tasks", "ls"]),
-        tasks_before,
-        "same tasks, same pids"
+        message,
+        "Container image \"skiff.dev/webapp:v1\" is not present with pull policy of Never"
     );
     drop(kubelet);
     env.shutdown().await;

@@ -591,7 +591,8 @@ impl StartTask {
                     "Image \"{image_text}\" has pull policy Always but no registry is configured and no archive provides it: using the copy already present on the node"
                 ),
             )),
-            Err(ImageUnavailable::NeverPull(m)) => {
+            Err(e @ ImageUnavailable::NeverPull(_)) => {
+                let m = e.to_string();
                 self.event(Event::warning(&self.key, Some(&name), "ErrImageNeverPull", m.clone()));
                 return Err(StartFailure::ImageNeverPull(m));
             }
