@@ -1,0 +1,109 @@
+//! The behaviour every [`Store`] must have, as a suite run against each
+//! implementation (`run_all`). Public so other crates' stores (etcd, later)
+//! can be checked the same way.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::{EventKind, Store, StoreError};
+
+async fn next(w: &mut tokio::sync::mpsc::Receiver<super::Event>) -> super::Event {
+    tokio::time::timeout(Duration::from_secs(5), w.recv())
+        .await
+        .expect("event within 5s")
+        .expect("watch open")
+}
+
+/// Runs every check, each on a fresh store from `make`.
+pub async fn run_all<S: Store, F: Future<Output = S>>(mut make: impl FnMut() -> F) {
+    crud_and_revisions(&make().await).await;
+    compare_and_swap(&make().await).await;
+    list_is_prefix_scoped_and_consistent(&make().await).await;
+    watch_replays_then_streams(&make().await).await;
+    watch_from_now_sees_only_new_changes(&make().await).await;
+}
+
+/// Create, get, update, delete, and a global revision that only grows.
+pub async fn crud_and_revisions(s: &impl Store) {
+    assert_eq!(s.revision().await.expect("rev"), 0);
+    let r1 = s.create("/registry/pods/default/a", b"a1".to_vec()).await.expect("create");
+    let r2 = s.create("/registry/pods/default/b", b"b1".to_vec()).await.expect("create");
+    assert!(r2 > r1);
+    assert_eq!(
+        s.create("/registry/pods/default/a", b"again".to_vec()).await,
+        Err(StoreError::AlreadyExists("/registry/pods/default/a".into()))
+    );
+    let got = s.get("/registry/pods/default/a").await.expect("get");
+    assert_eq!((got.value.as_slice(), got.revision), (b"a1".as_slice(), r1));
+    let r3 = s.update("/registry/pods/default/a", r1, b"a2".to_vec()).await.expect("update");
+    assert!(r3 > r2);
+    let (r4, last) = s.delete("/registry/pods/default/a", None).await.expect("delete");
+    assert!(r4 > r3);
+    assert_eq!(last, b"a2");
+    assert!(matches!(s.get("/registry/pods/default/a").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(s.delete("/registry/pods/default/a", None).await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.revision().await.expect("rev"), r4);
+}
+
+/// Updates and deletes with a stale revision fail and change nothing.
+pub async fn compare_and_swap(s: &impl Store) {
+    let r1 = s.create("/k", b"v1".to_vec()).await.expect("create");
+    let r2 = s.update("/k", r1, b"v2".to_vec()).await.expect("update");
+    let stale = s.update("/k", r1, b"lost".to_vec()).await;
+    assert_eq!(
+        stale,
+        Err(StoreError::Conflict {
+            key: "/k".into(),
+            expected: r1,
+            actual: r2
+        })
+    );
+    assert!(matches!(s.delete("/k", Some(r1)).await, Err(StoreError::Conflict { .. })));
+    assert_eq!(s.get("/k").await.expect("get").value, b"v2");
+    assert!(matches!(s.update("/missing", 1, b"x".to_vec()).await, Err(StoreError::NotFound(_))));
+}
+
+/// Listing returns exactly the keys under a prefix, ordered, with the revision.
+pub async fn list_is_prefix_scoped_and_consistent(s: &impl Store) {
+    for key in ["/r/pods/ns1/a", "/r/pods/ns1/b", "/r/pods/ns2/a", "/r/podsx/ns1/a", "/r/services/ns1/a"] {
+        s.create(key, key.as_bytes().to_vec()).await.expect("create");
+    }
+    let all = s.list("/r/pods/").await.expect("list");
+    let keys: Vec<&str> = all.items.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(keys, ["/r/pods/ns1/a", "/r/pods/ns1/b", "/r/pods/ns2/a"]);
+    assert_eq!(all.revision, s.revision().await.expect("rev"));
+    assert_eq!(s.list("/r/pods/ns1/").await.expect("list").items.len(), 2);
+    assert!(s.list("/nothing/").await.expect("list").items.is_empty());
+}
+
+/// A watch from a past revision replays exactly the later changes under its
+/// prefix, then streams new ones.
+pub async fn watch_replays_then_streams(s: &impl Store) {
+    let r1 = s.create("/w/a", b"1".to_vec()).await.expect("create");
+    s.update("/w/a", r1, b"2".to_vec()).await.expect("update");
+    s.create("/other/x", b"x".to_vec()).await.expect("create");
+    s.delete("/w/a", None).await.expect("delete");
+    let mut w = s.watch("/w/", r1).await.expect("watch");
+    let e = next(&mut w).await;
+    assert_eq!((e.kind, e.value.as_slice()), (EventKind::Modified, b"2".as_slice()));
+    let e = next(&mut w).await;
+    assert_eq!((e.kind, e.value.as_slice()), (EventKind::Deleted, b"2".as_slice()));
+    let r = s.create("/w/b", b"3".to_vec()).await.expect("create");
+    let e = next(&mut w).await;
+    assert_eq!((e.kind, e.key.as_str(), e.revision), (EventKind::Added, "/w/b", r));
+    s.create("/other/y", b"y".to_vec()).await.expect("create");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), w.recv()).await.is_err(),
+        "no events from other prefixes"
+    );
+}
+
+/// A watch from the current revision sees only what follows.
+pub async fn watch_from_now_sees_only_new_changes(s: &impl Store) {
+    s.create("/n/old", b"o".to_vec()).await.expect("create");
+    let now = s.revision().await.expect("rev");
+    let mut w = s.watch("/n/", now).await.expect("watch");
+    let r = s.create("/n/new", b"n".to_vec()).await.expect("create");
+    let e = next(&mut w).await;
+    assert_eq!((e.key.as_str(), e.revision), ("/n/new", r));
+}

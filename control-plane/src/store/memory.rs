@@ -1,0 +1,182 @@
+//! [`Store`] in memory, for unit tests: same semantics as the durable store.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use tokio::sync::{broadcast, mpsc};
+
+use super::{EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Store, StoreError};
+use super::sqlite::forward;
+
+struct Inner {
+    objects: BTreeMap<String, (Vec<u8>, u64)>,
+    events: VecDeque<Event>,
+    revision: u64,
+}
+
+/// See the module documentation.
+pub struct MemoryStore {
+    // std Mutex: never held across an await.
+    inner: Mutex<Inner>,
+    live: broadcast::Sender<Event>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store at revision 0.
+    pub fn new() -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                objects: BTreeMap::new(),
+                events: VecDeque::new(),
+                revision: 0,
+            }),
+            live: broadcast::channel(4096).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, inner: &mut Inner, kind: EventKind, key: &str, value: Vec<u8>) -> u64 {
+        inner.revision += 1;
+        let event = Event {
+            kind,
+            key: key.to_string(),
+            value,
+            revision: inner.revision,
+        };
+        inner.events.push_back(event.clone());
+        while inner.events.len() as u64 > EVENT_WINDOW {
+            inner.events.pop_front();
+        }
+        let _ = self.live.send(event);
+        inner.revision
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get(&self, key: &str) -> Result<KeyValue> {
+        let inner = self.lock();
+        inner
+            .objects
+            .get(key)
+            .map(|(value, revision)| KeyValue {
+                key: key.to_string(),
+                value: value.clone(),
+                revision: *revision,
+            })
+            .ok_or_else(|| StoreError::NotFound(key.to_string()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Listing> {
+        let inner = self.lock();
+        let items = inner
+            .objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, (v, r))| KeyValue {
+                key: k.clone(),
+                value: v.clone(),
+                revision: *r,
+            })
+            .collect();
+        Ok(Listing {
+            items,
+            revision: inner.revision,
+        })
+    }
+
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<u64> {
+        let mut inner = self.lock();
+        if inner.objects.contains_key(key) {
+            return Err(StoreError::AlreadyExists(key.to_string()));
+        }
+        let revision = self.record(&mut inner, EventKind::Added, key, value.clone());
+        inner.objects.insert(key.to_string(), (value, revision));
+        Ok(revision)
+    }
+
+    async fn update(&self, key: &str, expected: u64, value: Vec<u8>) -> Result<u64> {
+        let mut inner = self.lock();
+        let actual = inner
+            .objects
+            .get(key)
+            .map(|(_, r)| *r)
+            .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+        if actual != expected {
+            return Err(StoreError::Conflict {
+                key: key.to_string(),
+                expected,
+                actual,
+            });
+        }
+        let revision = self.record(&mut inner, EventKind::Modified, key, value.clone());
+        inner.objects.insert(key.to_string(), (value, revision));
+        Ok(revision)
+    }
+
+    async fn delete(&self, key: &str, expected: Option<u64>) -> Result<(u64, Vec<u8>)> {
+        let mut inner = self.lock();
+        let (value, actual) = inner
+            .objects
+            .get(key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+        if let Some(expected) = expected
+            && expected != actual
+        {
+            return Err(StoreError::Conflict {
+                key: key.to_string(),
+                expected,
+                actual,
+            });
+        }
+        inner.objects.remove(key);
+        let revision = self.record(&mut inner, EventKind::Deleted, key, value.clone());
+        Ok((revision, value))
+    }
+
+    async fn watch(&self, prefix: &str, from: u64) -> Result<mpsc::Receiver<Event>> {
+        let (replay, live) = {
+            let inner = self.lock();
+            let oldest = inner.events.front().map_or(inner.revision + 1, |e| e.revision);
+            if from + 1 < oldest {
+                return Err(StoreError::Expired {
+                    requested: from,
+                    oldest: oldest.saturating_sub(1),
+                });
+            }
+            let replay: Vec<Event> = inner
+                .events
+                .iter()
+                .filter(|e| e.revision > from && e.key.starts_with(prefix))
+                .cloned()
+                .collect();
+            (replay, self.live.subscribe())
+        };
+        Ok(forward(prefix, from, replay, live))
+    }
+
+    async fn revision(&self) -> Result<u64> {
+        Ok(self.lock().revision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store_passes_the_conformance_suite() {
+        super::super::conformance::run_all(|| async { MemoryStore::new() }).await;
+    }
+}
