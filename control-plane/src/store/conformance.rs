@@ -26,22 +26,41 @@ pub async fn run_all<S: Store, F: Future<Output = S>>(mut make: impl FnMut() -> 
 /// Create, get, update, delete, and a global revision that only grows.
 pub async fn crud_and_revisions(s: &impl Store) {
     assert_eq!(s.revision().await.expect("rev"), 0);
-    let r1 = s.create("/registry/pods/default/a", b"a1".to_vec()).await.expect("create");
-    let r2 = s.create("/registry/pods/default/b", b"b1".to_vec()).await.expect("create");
+    let r1 = s
+        .create("/registry/pods/default/a", b"a1".to_vec())
+        .await
+        .expect("create");
+    let r2 = s
+        .create("/registry/pods/default/b", b"b1".to_vec())
+        .await
+        .expect("create");
     assert!(r2 > r1);
     assert_eq!(
-        s.create("/registry/pods/default/a", b"again".to_vec()).await,
+        s.create("/registry/pods/default/a", b"again".to_vec())
+            .await,
         Err(StoreError::AlreadyExists("/registry/pods/default/a".into()))
     );
     let got = s.get("/registry/pods/default/a").await.expect("get");
     assert_eq!((got.value.as_slice(), got.revision), (b"a1".as_slice(), r1));
-    let r3 = s.update("/registry/pods/default/a", r1, b"a2".to_vec()).await.expect("update");
+    let r3 = s
+        .update("/registry/pods/default/a", r1, b"a2".to_vec())
+        .await
+        .expect("update");
     assert!(r3 > r2);
-    let (r4, last) = s.delete("/registry/pods/default/a", None).await.expect("delete");
+    let (r4, last) = s
+        .delete("/registry/pods/default/a", None)
+        .await
+        .expect("delete");
     assert!(r4 > r3);
     assert_eq!(last, b"a2");
-    assert!(matches!(s.get("/registry/pods/default/a").await, Err(StoreError::NotFound(_))));
-    assert!(matches!(s.delete("/registry/pods/default/a", None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.get("/registry/pods/default/a").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.delete("/registry/pods/default/a", None).await,
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(s.revision().await.expect("rev"), r4);
 }
 
@@ -58,15 +77,29 @@ pub async fn compare_and_swap(s: &impl Store) {
             actual: r2
         })
     );
-    assert!(matches!(s.delete("/k", Some(r1)).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        s.delete("/k", Some(r1)).await,
+        Err(StoreError::Conflict { .. })
+    ));
     assert_eq!(s.get("/k").await.expect("get").value, b"v2");
-    assert!(matches!(s.update("/missing", 1, b"x".to_vec()).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.update("/missing", 1, b"x".to_vec()).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 /// Listing returns exactly the keys under a prefix, ordered, with the revision.
 pub async fn list_is_prefix_scoped_and_consistent(s: &impl Store) {
-    for key in ["/r/pods/ns1/a", "/r/pods/ns1/b", "/r/pods/ns2/a", "/r/podsx/ns1/a", "/r/services/ns1/a"] {
-        s.create(key, key.as_bytes().to_vec()).await.expect("create");
+    for key in [
+        "/r/pods/ns1/a",
+        "/r/pods/ns1/b",
+        "/r/pods/ns2/a",
+        "/r/podsx/ns1/a",
+        "/r/services/ns1/a",
+    ] {
+        s.create(key, key.as_bytes().to_vec())
+            .await
+            .expect("create");
     }
     let all = s.list("/r/pods/").await.expect("list");
     let keys: Vec<&str> = all.items.iter().map(|kv| kv.key.as_str()).collect();
@@ -85,15 +118,26 @@ pub async fn watch_replays_then_streams(s: &impl Store) {
     s.delete("/w/a", None).await.expect("delete");
     let mut w = s.watch("/w/", r1).await.expect("watch");
     let e = next(&mut w).await;
-    assert_eq!((e.kind, e.value.as_slice()), (EventKind::Modified, b"2".as_slice()));
+    assert_eq!(
+        (e.kind, e.value.as_slice()),
+        (EventKind::Modified, b"2".as_slice())
+    );
     let e = next(&mut w).await;
-    assert_eq!((e.kind, e.value.as_slice()), (EventKind::Deleted, b"2".as_slice()));
+    assert_eq!(
+        (e.kind, e.value.as_slice()),
+        (EventKind::Deleted, b"2".as_slice())
+    );
     let r = s.create("/w/b", b"3".to_vec()).await.expect("create");
     let e = next(&mut w).await;
-    assert_eq!((e.kind, e.key.as_str(), e.revision), (EventKind::Added, "/w/b", r));
+    assert_eq!(
+        (e.kind, e.key.as_str(), e.revision),
+        (EventKind::Added, "/w/b", r)
+    );
     s.create("/other/y", b"y".to_vec()).await.expect("create");
     assert!(
-        tokio::time::timeout(Duration::from_millis(200), w.recv()).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(200), w.recv())
+            .await
+            .is_err(),
         "no events from other prefixes"
     );
 }

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc};
 
-use super::{EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Store, StoreError};
 use super::sqlite::forward;
+use super::{EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Store, StoreError};
 
 struct Inner {
     objects: BTreeMap<String, (Vec<u8>, u64)>,
@@ -148,7 +148,10 @@ impl Store for MemoryStore {
     async fn watch(&self, prefix: &str, from: u64) -> Result<mpsc::Receiver<Event>> {
         let (replay, live) = {
             let inner = self.lock();
-            let oldest = inner.events.front().map_or(inner.revision + 1, |e| e.revision);
+            let oldest = inner
+                .events
+                .front()
+                .map_or(inner.revision + 1, |e| e.revision);
             if from + 1 < oldest {
                 return Err(StoreError::Expired {
                     requested: from,

@@ -106,7 +106,10 @@ impl SqliteStore {
         })
     }
 
-    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection, &broadcast::Sender<Event>) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection, &broadcast::Sender<Event>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = shared.conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -128,19 +131,27 @@ fn write(
 ) -> Result<u64> {
     let tx = conn.transaction().map_err(backend)?;
     let revision: u64 = tx
-        .query_row("SELECT value FROM meta WHERE name='revision'", [], |r| r.get::<_, i64>(0))
+        .query_row("SELECT value FROM meta WHERE name='revision'", [], |r| {
+            r.get::<_, i64>(0)
+        })
         .map_err(backend)? as u64
         + 1;
-    tx.execute("UPDATE meta SET value=?1 WHERE name='revision'", params![revision as i64])
-        .map_err(backend)?;
+    tx.execute(
+        "UPDATE meta SET value=?1 WHERE name='revision'",
+        params![revision as i64],
+    )
+    .map_err(backend)?;
     tx.execute(
         "INSERT INTO events (revision, key, kind, value) VALUES (?1, ?2, ?3, ?4)",
         params![revision as i64, key, kind_code(kind), value],
     )
     .map_err(backend)?;
     if revision > EVENT_WINDOW && revision % 100 == 0 {
-        tx.execute("DELETE FROM events WHERE revision <= ?1", params![(revision - EVENT_WINDOW) as i64])
-            .map_err(backend)?;
+        tx.execute(
+            "DELETE FROM events WHERE revision <= ?1",
+            params![(revision - EVENT_WINDOW) as i64],
+        )
+        .map_err(backend)?;
     }
     change(&tx, revision).map_err(backend)?;
     tx.commit().map_err(backend)?;
@@ -154,9 +165,11 @@ fn write(
 }
 
 fn current(conn: &Connection, key: &str) -> Result<Option<(Vec<u8>, u64)>> {
-    conn.query_row("SELECT value, revision FROM objects WHERE key=?1", params![key], |r| {
-        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64))
-    })
+    conn.query_row(
+        "SELECT value, revision FROM objects WHERE key=?1",
+        params![key],
+        |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64)),
+    )
     .optional()
     .map_err(backend)
 }
@@ -227,9 +240,14 @@ impl Store for SqliteStore {
     async fn update(&self, key: &str, expected: u64, value: Vec<u8>) -> Result<u64> {
         let key = key.to_string();
         self.with(move |conn, live| {
-            let (_, actual) = current(conn, &key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+            let (_, actual) =
+                current(conn, &key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
             if actual != expected {
-                return Err(StoreError::Conflict { key, expected, actual });
+                return Err(StoreError::Conflict {
+                    key,
+                    expected,
+                    actual,
+                });
             }
             write(conn, live, &key, EventKind::Modified, &value, |tx, rev| {
                 tx.execute(
@@ -245,14 +263,20 @@ impl Store for SqliteStore {
     async fn delete(&self, key: &str, expected: Option<u64>) -> Result<(u64, Vec<u8>)> {
         let key = key.to_string();
         self.with(move |conn, live| {
-            let (value, actual) = current(conn, &key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+            let (value, actual) =
+                current(conn, &key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
             if let Some(expected) = expected
                 && expected != actual
             {
-                return Err(StoreError::Conflict { key, expected, actual });
+                return Err(StoreError::Conflict {
+                    key,
+                    expected,
+                    actual,
+                });
             }
             let revision = write(conn, live, &key, EventKind::Deleted, &value, |tx, _| {
-                tx.execute("DELETE FROM objects WHERE key=?1", params![key]).map(|_| ())
+                tx.execute("DELETE FROM objects WHERE key=?1", params![key])
+                    .map(|_| ())
             })?;
             Ok((revision, value))
         })
@@ -304,9 +328,11 @@ impl Store for SqliteStore {
 
     async fn revision(&self) -> Result<u64> {
         self.with(|conn, _| {
-            conn.query_row("SELECT value FROM meta WHERE name='revision'", [], |r| r.get::<_, i64>(0))
-                .map(|r| r as u64)
-                .map_err(backend)
+            conn.query_row("SELECT value FROM meta WHERE name='revision'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|r| r as u64)
+            .map_err(backend)
         })
         .await
     }
@@ -321,7 +347,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let n = std::sync::atomic::AtomicU32::new(0);
         super::super::conformance::run_all(|| {
-            let path = dir.path().join(format!("db-{}.sqlite", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+            let path = dir.path().join(format!(
+                "db-{}.sqlite",
+                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
             async move { SqliteStore::open(&path).expect("open") }
         })
         .await;
@@ -335,12 +364,18 @@ mod tests {
             let store = SqliteStore::open(&path).expect("open");
             store.create("/a", b"1".to_vec()).await.expect("create");
             let rev = store.create("/b", b"2".to_vec()).await.expect("create");
-            store.update("/b", rev, b"3".to_vec()).await.expect("update");
+            store
+                .update("/b", rev, b"3".to_vec())
+                .await
+                .expect("update");
         }
         let store = SqliteStore::open(&path).expect("reopen");
         assert_eq!(store.revision().await.expect("rev"), 3);
         assert_eq!(store.get("/b").await.expect("get").value, b"3");
-        let mut w = store.watch("/", 1).await.expect("watch replays after reopen");
+        let mut w = store
+            .watch("/", 1)
+            .await
+            .expect("watch replays after reopen");
         assert_eq!(w.recv().await.expect("event").revision, 2);
     }
 }

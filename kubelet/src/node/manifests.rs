@@ -16,7 +16,7 @@ use tracing::warn;
 
 use super::events::{Event, EventObject};
 use super::{NodeMsg, PodSource};
-use crate::pod::validate::validate_pod;
+use skiff_api_rules::pod::validate_pod;
 
 /// How often the folder is scanned.
 pub const SCAN_PERIOD: Duration = Duration::from_secs(1);

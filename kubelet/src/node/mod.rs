@@ -22,9 +22,9 @@ use tracing::{info, warn};
 pub use context::NodeContext;
 use events::Event;
 
-use crate::pod::validate::validate_pod;
 use crate::pod::{PodActor, PodArgs, PodKey, PodMsg};
 use crate::runtime::LabelFilter;
+use skiff_api_rules::pod::validate_pod;
 
 /// Where a pod came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

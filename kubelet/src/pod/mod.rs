@@ -2,7 +2,6 @@
 //! sandbox and containers and drives them with a level-triggered reconcile.
 //!
 //! - [`spec`]: from the Kubernetes Pod to runtime settings and paths.
-//! - [`validate`]: API-server-style validation of incoming pods.
 //! - [`container`]: one container across restarts, as a pure state machine.
 //! - [`status`]: pod phase and conditions, as upstream derives them.
 //! - [`backoff`]: CrashLoopBackOff and image back-off.
@@ -16,7 +15,6 @@ pub mod container;
 pub mod sandbox;
 pub mod spec;
 pub mod status;
-pub mod validate;
 pub mod volumes;
 
 pub use actor::{PodActor, PodArgs, PodMsg};

@@ -1,21 +1,10 @@
-//! Validation of the pods a node is asked to run, with the field paths and
-//! wording of the Kubernetes API server (`spec.containers[0].image:
-//! Required value`), so a bad assignment or manifest gets a clear error.
+//! Pod specs, validated with the field paths and wording of the Kubernetes
+//! API server (`spec.containers[0].image: Required value`), so a bad
+//! object, assignment or manifest gets a clear error.
 
-use k8s_openapi::api::core::v1::{Container, Pod, Probe};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Probe};
 
-fn is_dns1123_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
-}
+use crate::names::{is_dns1123_label, is_dns1123_subdomain, subdomain_message};
 
 fn check_probe(path: &str, probe: &Option<Probe>, liveness_like: bool, errors: &mut Vec<String>) {
     let Some(p) = probe else { return };
@@ -128,48 +117,53 @@ pub fn validate_pod(pod: &Pod) -> Vec<String> {
     if name.is_empty() {
         errors.push("metadata.name: Required value: name or generateName is required".into());
     } else if !is_dns1123_subdomain(name) {
-        errors.push(format!(
-            "metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-        ));
+        errors.push(format!("metadata.name: {}", subdomain_message(name)));
     }
     if let Some(ns) = pod.metadata.namespace.as_deref()
         && !is_dns1123_label(ns)
     {
         errors.push(format!("metadata.namespace: Invalid value: \"{ns}\""));
     }
-    let Some(spec) = &pod.spec else {
-        errors.push("spec: Required value".into());
-        return errors;
-    };
+    match &pod.spec {
+        Some(spec) => errors.extend(validate_pod_spec("spec", spec)),
+        None => errors.push("spec: Required value".into()),
+    }
+    errors
+}
+
+/// Every problem with a pod spec found at `path` (`spec`, or
+/// `spec.template.spec` in a controller).
+pub fn validate_pod_spec(path: &str, spec: &PodSpec) -> Vec<String> {
+    let mut errors = Vec::new();
     if spec.containers.is_empty() {
-        errors.push("spec.containers: Required value".into());
+        errors.push(format!("{path}.containers: Required value"));
     }
     let mut seen = std::collections::BTreeSet::new();
     for (i, c) in spec.containers.iter().enumerate() {
-        let path = format!("spec.containers[{i}]");
+        let cpath = format!("{path}.containers[{i}]");
         if !seen.insert(c.name.clone()) {
-            errors.push(format!("{path}.name: Duplicate value: \"{}\"", c.name));
+            errors.push(format!("{cpath}.name: Duplicate value: \"{}\"", c.name));
         }
-        check_container(&path, c, &mut errors);
+        check_container(&cpath, c, &mut errors);
     }
     if let Some(policy) = spec.restart_policy.as_deref()
         && !matches!(policy, "Always" | "OnFailure" | "Never")
     {
         errors.push(format!(
-            "spec.restartPolicy: Unsupported value: \"{policy}\": supported values: \"Always\", \"OnFailure\", \"Never\""
+            "{path}.restartPolicy: Unsupported value: \"{policy}\": supported values: \"Always\", \"OnFailure\", \"Never\""
         ));
     }
     if let Some(grace) = spec.termination_grace_period_seconds
         && grace < 0
     {
         errors.push(format!(
-            "spec.terminationGracePeriodSeconds: Invalid value: {grace}: must be greater than or equal to 0"
+            "{path}.terminationGracePeriodSeconds: Invalid value: {grace}: must be greater than or equal to 0"
         ));
     }
     for (i, alias) in spec.host_aliases.iter().flatten().enumerate() {
         if alias.ip.parse::<std::net::IpAddr>().is_err() {
             errors.push(format!(
-                "spec.hostAliases[{i}].ip: Invalid value: \"{}\": must be a valid IP address",
+                "{path}.hostAliases[{i}].ip: Invalid value: \"{}\": must be a valid IP address",
                 alias.ip
             ));
         }

@@ -1,0 +1,49 @@
+//! Kubernetes API rules that both sides of Skiff enforce the same way: the
+//! control plane when an object is written, the kubelet when a pod arrives
+//! (over gRPC or as a static manifest). Messages use the API server's
+//! wording (`spec.containers[0].image: Required value`).
+//!
+//! # Layout
+//! - [`names`]: DNS-1123 names and labels.
+//! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
+//! - [`workloads`]: controllers' selectors and templates.
+
+pub mod names;
+pub mod pod;
+pub mod workloads;
+
+/// One invalid field: `field` and the message after it, as in
+/// `spec.replicas: Invalid value: -1: must be greater than or equal to 0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted field path.
+    pub field: String,
+    /// The message (starts with `Invalid value`, `Required value`, ...).
+    pub message: String,
+}
+
+impl FieldError {
+    /// Splits a `field: message` line.
+    pub fn parse(line: &str) -> Self {
+        match line.split_once(": ") {
+            Some((field, message)) => Self {
+                field: field.to_string(),
+                message: message.to_string(),
+            },
+            None => Self {
+                field: String::new(),
+                message: line.to_string(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
