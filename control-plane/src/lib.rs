@@ -6,7 +6,11 @@
 //! # Layout
 //! - [`store`]: the revisioned object store (SQLite, in-memory) and its
 //!   conformance suite.
+//! - [`api`]: the HTTP API: discovery, CRUD, watch, patches, tables.
+//! - [`kubeconfig`]: the kubeconfig file `kubectl` uses as it is.
 
+pub mod api;
+pub mod kubeconfig;
 pub mod store;
 
 pub use skiff_proto as proto;

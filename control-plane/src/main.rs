@@ -1,1 +1,76 @@
-fn main() {}
+//! `skiff-control-plane`: the API server (and, next, the scheduler and
+//! controllers) over a durable store in `--data-dir`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::Context;
+use clap::Parser;
+use skiff_control_plane::api::{self, ApiState};
+use skiff_control_plane::kubeconfig;
+use skiff_control_plane::store::sqlite::SqliteStore;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "skiff-control-plane",
+    version,
+    about = "Skiff's Kubernetes-compatible control plane"
+)]
+struct Flags {
+    /// Folder for the store and the kubeconfig.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address of the Kubernetes API (what kubectl talks to).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Address of the gRPC endpoint for nodes.
+    #[arg(long, default_value = "127.0.0.1:6444")]
+    grpc_listen: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let flags = Flags::parse();
+    std::fs::create_dir_all(&flags.data_dir)
+        .with_context(|| format!("creating {}", flags.data_dir.display()))?;
+    let store =
+        SqliteStore::open(&flags.data_dir.join("store.sqlite")).context("opening the store")?;
+    let listener = tokio::net::TcpListener::bind(flags.listen)
+        .await
+        .with_context(|| format!("listening on {}", flags.listen))?;
+    let address = listener.local_addr()?.to_string();
+    let state = Arc::new(ApiState {
+        store: Arc::new(store),
+        address: address.clone(),
+        requests: AtomicU64::new(0),
+    });
+    api::handlers::bootstrap(&state)
+        .await
+        .context("creating the default namespaces")?;
+    let kubeconfig_path = flags.data_dir.join("kubeconfig");
+    kubeconfig::write(&kubeconfig_path, &address).context("writing the kubeconfig")?;
+    tracing::warn!(grpc_listen = %flags.grpc_listen, "node registration over gRPC comes with the scheduler milestone; nodes cannot join yet");
+    eprintln!(
+        "skiff-control-plane: serving the Kubernetes API on http://{address}; kubeconfig: {}",
+        kubeconfig_path.display()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        })
+        .await?;
+    Ok(())
+}

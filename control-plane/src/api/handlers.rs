@@ -1,0 +1,1099 @@
+//! Request handling: path parsing, then one function per verb. Objects are
+//! handled as JSON (`serde_json::Value`) so unknown kinds and fields round
+//! trip; kinds Skiff knows are decoded into their `k8s-openapi` types for
+//! validation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tracing::debug;
+
+use super::ApiState;
+use super::discovery;
+use super::error::{ApiError, ApiResult};
+use super::objects::{self, apply_defaults, check_immutable, drop_nulls, validate};
+use super::patch;
+use super::resources::{self, RESOURCES, ResourceType};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::table;
+use crate::store::{EventKind, KeyValue, StoreError};
+
+fn json_response(code: StatusCode, body: &Value) -> Response {
+    (
+        code,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /version`.
+pub async fn version() -> Response {
+    json_response(StatusCode::OK, &discovery::version())
+}
+
+/// `GET /healthz`, `/readyz`.
+pub async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
+    match state.store.revision().await {
+        Ok(_) => "ok".into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    let revision = state.store.revision().await.unwrap_or(0);
+    format!(
+        "# HELP skiff_apiserver_requests_total API requests served.\n# TYPE skiff_apiserver_requests_total counter\nskiff_apiserver_requests_total {}\n# HELP skiff_store_revision Current store revision.\n# TYPE skiff_store_revision gauge\nskiff_store_revision {revision}\n",
+        state.requests.load(Ordering::Relaxed)
+    )
+    .into_response()
+}
+
+/// `GET /api`.
+pub async fn api_versions(State(state): State<Arc<ApiState>>) -> Response {
+    json_response(StatusCode::OK, &discovery::api_versions(&state.address))
+}
+
+/// `GET /apis`.
+pub async fn api_groups() -> Response {
+    json_response(StatusCode::OK, &discovery::api_groups())
+}
+
+/// `GET /api/{version}`.
+pub async fn core_resources(Path(version): Path<String>) -> Response {
+    match discovery::resource_list("", &version) {
+        Some(list) => json_response(StatusCode::OK, &list),
+        None => ApiError::no_route(&format!("/api/{version}")).into_response(),
+    }
+}
+
+/// `GET /apis/{group}/{version}`.
+pub async fn group_resources(Path((group, version)): Path<(String, String)>) -> Response {
+    match discovery::resource_list(&group, &version) {
+        Some(list) => json_response(StatusCode::OK, &list),
+        None => ApiError::no_route(&format!("/apis/{group}/{version}")).into_response(),
+    }
+}
+
+/// `GET /openapi/v3`.
+pub async fn openapi_root() -> Response {
+    json_response(StatusCode::OK, &discovery::openapi_root())
+}
+
+/// `GET /openapi/v3/{path}`.
+pub async fn openapi_group(Path(path): Path<String>) -> Response {
+    match discovery::openapi_group(&path) {
+        Some(doc) => json_response(StatusCode::OK, &doc),
+        None => ApiError::no_route(&format!("/openapi/v3/{path}")).into_response(),
+    }
+}
+
+/// Anything else.
+pub async fn fallback(uri: axum::http::Uri) -> Response {
+    ApiError::no_route(uri.path()).into_response()
+}
+
+/// A parsed resource request.
+struct Target {
+    rt: &'static ResourceType,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn parse_target(group: &str, version: &str, rest: &str) -> ApiResult<Target> {
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let not_found = || ApiError::no_route(&format!("{group}/{version}/{rest}"));
+    let (namespace, parts) = match parts.as_slice() {
+        ["namespaces", ns, resource, tail @ ..]
+            if resources::find(group, version, resource).is_some_and(|r| r.namespaced) =>
+        {
+            (Some(ns.to_string()), [&[*resource][..], tail].concat())
+        }
+        _ => (None, parts.clone()),
+    };
+    let rt = parts
+        .first()
+        .and_then(|p| resources::find(group, version, p))
+        .ok_or_else(not_found)?;
+    if parts.len() > 3 {
+        return Err(not_found());
+    }
+    Ok(Target {
+        rt,
+        namespace,
+        name: parts.get(1).map(|s| s.to_string()),
+        sub: parts.get(2).map(|s| s.to_string()),
+    })
+}
+
+/// `/api/{version}/...`.
+pub async fn core_request(
+    State(state): State<Arc<ApiState>>,
+    Path((version, rest)): Path<(String, String)>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(state, "", &version, &rest, method, query, headers, body).await
+}
+
+/// `/apis/{group}/{version}/...`.
+pub async fn group_request(
+    State(state): State<Arc<ApiState>>,
+    Path((group, version, rest)): Path<(String, String, String)>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(state, &group, &version, &rest, method, query, headers, body).await
+}
+
+#[allow(clippy::too_many_arguments)] // the pieces of one HTTP request
+async fn serve(
+    state: Arc<ApiState>,
+    group: &str,
+    version: &str,
+    rest: &str,
+    method: Method,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    let query = parse_query(query.as_deref().unwrap_or_default());
+    let target = match parse_target(group, version, rest) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    debug!(%method, resource = target.rt.plural, ns = ?target.namespace, name = ?target.name, "request");
+    let api = Api {
+        state,
+        headers,
+        query,
+    };
+    let result = match (&method, target.name.as_deref(), target.sub.as_deref()) {
+        (&Method::GET, None, _)
+            if api
+                .query
+                .get("watch")
+                .is_some_and(|w| w == "true" || w == "1") =>
+        {
+            api.watch(&target).await
+        }
+        (&Method::GET, None, _) => api.list(&target).await,
+        (&Method::GET, Some(_), Some("scale")) => api.get_scale(&target).await,
+        (&Method::GET, Some(_), Some("log" | "exec" | "attach")) => Err(ApiError::not_implemented(
+            "pod logs and exec are proxied to nodes, which come with the scheduler milestone",
+        )),
+        (&Method::GET, Some(_), _) => api.get(&target).await,
+        (&Method::POST, None, _) => api.create(&target, &body).await,
+        (&Method::PUT, Some(_), Some("scale")) => api.update_scale(&target, &body).await,
+        (&Method::PUT, Some(_), _) => api.update(&target, &body).await,
+        (&Method::PATCH, Some(_), Some("scale")) => api.patch_scale(&target, &body).await,
+        (&Method::PATCH, Some(_), _) => api.patch(&target, &body).await,
+        (&Method::DELETE, Some(_), None) => api.delete(&target, &body).await,
+        (&Method::DELETE, None, None) => api.delete_collection(&target, &body).await,
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {rest})"
+        ))),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn parse_query(q: &str) -> HashMap<String, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Some((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+struct Api {
+    state: Arc<ApiState>,
+    headers: HeaderMap,
+    query: HashMap<String, String>,
+}
+
+fn with_rv(kv: &KeyValue) -> ApiResult<Value> {
+    let mut obj: Value =
+        serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+    obj["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
+    Ok(obj)
+}
+
+fn to_bytes(obj: &Value) -> Vec<u8> {
+    let mut obj = obj.clone();
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&obj).unwrap_or_default()
+}
+
+fn name_of(obj: &Value) -> String {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+impl Api {
+    fn wants_table(&self) -> bool {
+        self.headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("as=Table"))
+    }
+
+    fn key(&self, t: &Target) -> String {
+        t.rt.key(
+            t.namespace.as_deref(),
+            t.name.as_deref().unwrap_or_default(),
+        )
+    }
+
+    fn selectors(&self) -> ApiResult<(LabelSelector, FieldSelector)> {
+        let labels = match self.query.get("labelSelector") {
+            Some(s) => LabelSelector::parse(s).map_err(ApiError::bad_request)?,
+            None => LabelSelector::default(),
+        };
+        let fields = match self.query.get("fieldSelector") {
+            Some(s) => FieldSelector::parse(s).map_err(ApiError::bad_request)?,
+            None => FieldSelector::default(),
+        };
+        Ok((labels, fields))
+    }
+
+    fn prefix(&self, t: &Target) -> String {
+        match &t.namespace {
+            Some(ns) if t.rt.namespaced => format!("{}{ns}/", t.rt.prefix()),
+            _ => t.rt.prefix(),
+        }
+    }
+
+    async fn list(&self, t: &Target) -> ApiResult<Response> {
+        let (labels, fields) = self.selectors()?;
+        let listing = self
+            .state
+            .store
+            .list(&self.prefix(t))
+            .await
+            .map_err(|e| ApiError::from_store(e, t.rt, ""))?;
+        let items: Vec<Value> = listing
+            .items
+            .iter()
+            .filter_map(|kv| with_rv(kv).ok())
+            .filter(|o| labels.matches(o.pointer("/metadata/labels")) && fields.matches(o))
+            .collect();
+        if self.wants_table() {
+            return Ok(json_response(
+                StatusCode::OK,
+                &table::table(t.rt, &items, listing.revision),
+            ));
+        }
+        let list = json!({
+            "kind": format!("{}List", t.rt.kind),
+            "apiVersion": t.rt.api_version(),
+            "metadata": {"resourceVersion": listing.revision.to_string()},
+            "items": items,
+        });
+        Ok(json_response(StatusCode::OK, &list))
+    }
+
+    async fn read(&self, t: &Target) -> ApiResult<(Value, u64)> {
+        let name = t.name.as_deref().unwrap_or_default();
+        let kv = self
+            .state
+            .store
+            .get(&self.key(t))
+            .await
+            .map_err(|e| ApiError::from_store(e, t.rt, name))?;
+        Ok((with_rv(&kv)?, kv.revision))
+    }
+
+    fn respond(&self, t: &Target, code: StatusCode, obj: &Value) -> Response {
+        if self.wants_table() {
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            return json_response(code, &table::table(t.rt, std::slice::from_ref(obj), rv));
+        }
+        json_response(code, obj)
+    }
+
+    async fn get(&self, t: &Target) -> ApiResult<Response> {
+        let (obj, _) = self.read(t).await?;
+        Ok(self.respond(t, StatusCode::OK, &obj))
+    }
+
+    fn parse_body(&self, body: &Bytes) -> ApiResult<Value> {
+        let content_type = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        if content_type.contains("protobuf") {
+            return Err(ApiError::unsupported_media_type(content_type));
+        }
+        let value: Value = if content_type.contains("yaml") {
+            serde_yaml::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?
+        };
+        Ok(value)
+    }
+
+    /// Checks kind/apiVersion and namespace of a body against the URL.
+    fn check_identity(&self, t: &Target, obj: &mut Value) -> ApiResult<()> {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or(t.rt.kind);
+        if kind != t.rt.kind {
+            return Err(ApiError::bad_request(format!(
+                "the kind {kind:?} does not match the resource {:?} of the URL",
+                t.rt.plural
+            )));
+        }
+        obj["kind"] = json!(t.rt.kind);
+        obj["apiVersion"] = json!(t.rt.api_version());
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            obj["metadata"] = json!({});
+        }
+        if t.rt.namespaced {
+            let ns = t.namespace.clone().unwrap_or_else(|| "default".into());
+            match obj.pointer("/metadata/namespace").and_then(Value::as_str) {
+                Some(body_ns) if body_ns != ns => {
+                    return Err(ApiError::bad_request(format!(
+                        "the namespace of the provided object does not match the namespace sent on the request"
+                    )));
+                }
+                _ => obj["metadata"]["namespace"] = json!(ns),
+            }
+        } else if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        Ok(())
+    }
+
+    async fn namespace_exists(&self, t: &Target) -> ApiResult<()> {
+        let Some(ns) = t.namespace.as_deref().filter(|_| t.rt.namespaced) else {
+            return Ok(());
+        };
+        let ns_rt = resources::find("", "v1", "namespaces")
+            .ok_or_else(|| ApiError::internal("namespaces type"))?;
+        match self.state.store.get(&ns_rt.key(None, ns)).await {
+            Ok(kv) => {
+                let obj = with_rv(&kv)?;
+                if obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
+                    return Err(ApiError {
+                        code: 403,
+                        reason: "Forbidden",
+                        message: format!(
+                            "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                            t.rt.plural
+                        ),
+                        details: json!({}),
+                    });
+                }
+                Ok(())
+            }
+            Err(StoreError::NotFound(_)) => Err(ApiError::not_found(ns_rt, ns)),
+            Err(e) => Err(ApiError::from_store(e, ns_rt, ns)),
+        }
+    }
+
+    async fn create(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
+        let mut obj = self.parse_body(body)?;
+        let created = self.create_object(t, &mut obj).await?;
+        Ok(self.respond(t, StatusCode::CREATED, &created))
+    }
+
+    async fn create_object(&self, t: &Target, obj: &mut Value) -> ApiResult<Value> {
+        self.check_identity(t, obj)?;
+        self.namespace_exists(t).await?;
+        drop_nulls(obj);
+        let meta = &mut obj["metadata"];
+        if meta
+            .get("name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+            && let Some(prefix) = meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .map(String::from)
+        {
+            meta["name"] = json!(format!("{prefix}{}", objects::random_suffix()));
+        }
+        if let Some(m) = meta.as_object_mut() {
+            m.remove("resourceVersion");
+            m.remove("deletionTimestamp");
+        }
+        meta["uid"] = json!(objects::uuid());
+        meta["creationTimestamp"] = json!(objects::now());
+        if obj.get("spec").is_some() {
+            obj["metadata"]["generation"] = json!(1);
+        }
+        apply_defaults(t.rt, obj);
+        validate(t.rt, obj)?;
+        if self.query.get("dryRun").is_some() {
+            return Ok(obj.clone());
+        }
+        let name = name_of(obj);
+        let key = t.rt.key(
+            obj.pointer("/metadata/namespace").and_then(Value::as_str),
+            &name,
+        );
+        let rev = self
+            .state
+            .store
+            .create(&key, to_bytes(obj))
+            .await
+            .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
+        obj["metadata"]["resourceVersion"] = json!(rev.to_string());
+        Ok(obj.clone())
+    }
+
+    /// Writes `new` over `old` (read at `rev`), keeping server-owned fields.
+    async fn write_update(
+        &self,
+        t: &Target,
+        old: &Value,
+        rev: u64,
+        mut new: Value,
+        status_only: bool,
+    ) -> ApiResult<Value> {
+        self.check_identity(t, &mut new)?;
+        drop_nulls(&mut new);
+        let name = name_of(old);
+        if name_of(&new) != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                name_of(&new)
+            )));
+        }
+        if let Some(client_rv) = new
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            && client_rv != rev.to_string()
+        {
+            return Err(ApiError::conflict(t.rt, &name));
+        }
+        let mut result = if status_only {
+            let mut r = old.clone();
+            r["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+            r
+        } else {
+            // The main resource never changes status (kubectl sends it back as read).
+            let mut r = new.clone();
+            match old.get("status") {
+                Some(s) => r["status"] = s.clone(),
+                None => {
+                    if let Some(o) = r.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+            r
+        };
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "deletionTimestamp",
+            "generation",
+        ] {
+            match old.pointer(&format!("/metadata/{field}")) {
+                Some(v) => result["metadata"][field] = v.clone(),
+                None => {
+                    if let Some(m) = result["metadata"].as_object_mut() {
+                        m.remove(field);
+                    }
+                }
+            }
+        }
+        apply_defaults(t.rt, &mut result);
+        if !status_only {
+            validate(t.rt, &result)?;
+            check_immutable(t.rt, old, &result)?;
+            if old.get("spec") != result.get("spec") {
+                let generation = old
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                result["metadata"]["generation"] = json!(generation + 1);
+            }
+        }
+        drop_nulls(&mut result);
+        let mut unchanged_old = old.clone();
+        if let Some(m) = unchanged_old["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        let mut unchanged_new = result.clone();
+        if let Some(m) = unchanged_new["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        if unchanged_old == unchanged_new {
+            // No-op writes do not bump the resourceVersion (upstream too).
+            return Ok(old.clone());
+        }
+        if self.query.get("dryRun").is_some() {
+            return Ok(result);
+        }
+        let new_rev = self
+            .state
+            .store
+            .update(&self.key(t), rev, to_bytes(&result))
+            .await
+            .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
+        result["metadata"]["resourceVersion"] = json!(new_rev.to_string());
+        Ok(result)
+    }
+
+    async fn update(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
+        let new = self.parse_body(body)?;
+        let (old, rev) = self.read(t).await?;
+        let status_only = t.sub.as_deref() == Some("status");
+        let updated = self.write_update(t, &old, rev, new, status_only).await?;
+        Ok(self.respond(t, StatusCode::OK, &updated))
+    }
+
+    async fn patch(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
+        let content_type = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let is_apply = content_type.starts_with("application/apply-patch");
+        let patch_body: Value = if is_apply {
+            serde_yaml::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        };
+        for attempt in 0..5 {
+            let (old, rev) = match self.read(t).await {
+                Ok(found) => found,
+                Err(e) if e.code == 404 && is_apply => {
+                    let mut obj = patch_body.clone();
+                    let created = self.create_object(t, &mut obj).await?;
+                    return Ok(self.respond(t, StatusCode::CREATED, &created));
+                }
+                Err(e) => return Err(e),
+            };
+            let mut new = old.clone();
+            if content_type.starts_with("application/merge-patch+json") {
+                patch::merge_patch(&mut new, &patch_body);
+            } else if content_type.starts_with("application/json-patch+json") {
+                patch::json_patch(&mut new, &patch_body).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "the server rejected our request due to an error in our request: {e}"
+                    ))
+                })?;
+            } else if content_type.starts_with("application/strategic-merge-patch+json") || is_apply
+            {
+                patch::strategic_merge(&mut new, patch_body.clone());
+            } else {
+                return Err(ApiError::unsupported_media_type(&content_type));
+            }
+            // A patch carries the live resourceVersion only when it wants the check.
+            if patch_body.pointer("/metadata/resourceVersion").is_none()
+                && let Some(m) = new["metadata"].as_object_mut()
+            {
+                m.remove("resourceVersion");
+            }
+            match self
+                .write_update(t, &old, rev, new, t.sub.as_deref() == Some("status"))
+                .await
+            {
+                Ok(updated) => return Ok(self.respond(t, StatusCode::OK, &updated)),
+                // Someone wrote in between: patches are re-applied to the new state.
+                Err(e)
+                    if e.reason == "Conflict"
+                        && attempt < 4
+                        && patch_body.pointer("/metadata/resourceVersion").is_none() =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::conflict(
+            t.rt,
+            t.name.as_deref().unwrap_or_default(),
+        ))
+    }
+
+    fn scale_of(&self, t: &Target, obj: &Value) -> ApiResult<Value> {
+        if !t.rt.subresources.contains(&"scale") {
+            return Err(ApiError::no_route(&format!("{}/scale", t.rt.plural)));
+        }
+        let selector = match obj.pointer("/spec/selector") {
+            Some(sel)
+                if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() =>
+            {
+                table_selector(sel)
+            }
+            Some(sel) => table_selector(&json!({"matchLabels": sel})),
+            None => String::new(),
+        };
+        Ok(json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": obj.pointer("/metadata/name"),
+                "namespace": obj.pointer("/metadata/namespace"),
+                "uid": obj.pointer("/metadata/uid"),
+                "resourceVersion": obj.pointer("/metadata/resourceVersion"),
+                "creationTimestamp": obj.pointer("/metadata/creationTimestamp"),
+            },
+            "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+            "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector},
+        }))
+    }
+
+    async fn get_scale(&self, t: &Target) -> ApiResult<Response> {
+        let (obj, _) = self.read(t).await?;
+        Ok(json_response(StatusCode::OK, &self.scale_of(t, &obj)?))
+    }
+
+    async fn set_replicas(
+        &self,
+        t: &Target,
+        replicas: Value,
+        expected_rv: Option<String>,
+    ) -> ApiResult<Response> {
+        let (old, rev) = self.read(t).await?;
+        if expected_rv.as_ref().is_some_and(|r| *r != rev.to_string()) {
+            return Err(ApiError::conflict(
+                t.rt,
+                t.name.as_deref().unwrap_or_default(),
+            ));
+        }
+        let mut new = old.clone();
+        new["spec"]["replicas"] = replicas;
+        if let Some(m) = new["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        let updated = self.write_update(t, &old, rev, new, false).await?;
+        Ok(json_response(StatusCode::OK, &self.scale_of(t, &updated)?))
+    }
+
+    async fn update_scale(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
+        let scale = self.parse_body(body)?;
+        let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+        let rv = scale
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(String::from);
+        self.set_replicas(t, replicas, rv).await
+    }
+
+    async fn patch_scale(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
+        let (obj, _) = self.read(t).await?;
+        let mut scale = self.scale_of(t, &obj)?;
+        let patch_body: Value =
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let content_type = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if content_type.starts_with("application/json-patch+json") {
+            patch::json_patch(&mut scale, &patch_body).map_err(ApiError::bad_request)?;
+        } else {
+            patch::merge_patch(&mut scale, &patch_body);
+        }
+        let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+        self.set_replicas(t, replicas, None).await
+    }
+
+    async fn delete(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
+        let options: Value = if body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(body).unwrap_or(json!({}))
+        };
+        let policy = options
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| self.query.get("propagationPolicy").cloned())
+            .or_else(
+                || match options.get("orphanDependents").and_then(Value::as_bool) {
+                    Some(true) => Some("Orphan".into()),
+                    _ => None,
+                },
+            )
+            .unwrap_or_else(|| "Background".into());
+        let (obj, rev) = self.read(t).await?;
+        let name = name_of(&obj);
+        if let Some(uid) = options
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            && obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+        {
+            return Err(ApiError::conflict(t.rt, &name));
+        }
+        let expected = match options
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            Some(rv) => Some(
+                rv.parse()
+                    .map_err(|_| ApiError::bad_request("bad precondition resourceVersion"))?,
+            ),
+            None => None,
+        };
+        if self.query.get("dryRun").is_some() {
+            return Ok(json_response(StatusCode::OK, &obj));
+        }
+        if t.rt.kind == "Namespace" {
+            self.delete_namespace_contents(&name).await?;
+        }
+        let uid = obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let (_, last) = self
+            .state
+            .store
+            .delete(&self.key(t), expected.or(Some(rev)))
+            .await
+            .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
+        self.cascade(&uid, &policy).await;
+        let mut last: Value = serde_json::from_slice(&last).unwrap_or(obj);
+        last["metadata"]["resourceVersion"] = json!(rev.to_string());
+        Ok(json_response(StatusCode::OK, &last))
+    }
+
+    /// Garbage collection of dependents (ownerReferences) after an owner is
+    /// deleted: `Orphan` strips the reference, `Background` and `Foreground`
+    /// delete dependents (recursively).
+    async fn cascade(&self, owner_uid: &str, policy: &str) {
+        if owner_uid.is_empty() {
+            return;
+        }
+        let mut queue = vec![owner_uid.to_string()];
+        while let Some(uid) = queue.pop() {
+            for rt in RESOURCES.iter().filter(|r| r.namespaced) {
+                let Ok(listing) = self.state.store.list(&rt.prefix()).await else {
+                    continue;
+                };
+                for kv in listing.items {
+                    let Ok(mut obj) = serde_json::from_slice::<Value>(&kv.value) else {
+                        continue;
+                    };
+                    let refs = obj
+                        .pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    if !refs.iter().any(|r| r["uid"] == json!(uid)) {
+                        continue;
+                    }
+                    if policy == "Orphan" {
+                        let kept: Vec<Value> = refs
+                            .into_iter()
+                            .filter(|r| r["uid"] != json!(uid))
+                            .collect();
+                        if kept.is_empty() {
+                            if let Some(m) = obj["metadata"].as_object_mut() {
+                                m.remove("ownerReferences");
+                            }
+                        } else {
+                            obj["metadata"]["ownerReferences"] = json!(kept);
+                        }
+                        let _ = self
+                            .state
+                            .store
+                            .update(
+                                &kv.key,
+                                kv.revision,
+                                serde_json::to_vec(&obj).unwrap_or_default(),
+                            )
+                            .await;
+                    } else if self
+                        .state
+                        .store
+                        .delete(&kv.key, Some(kv.revision))
+                        .await
+                        .is_ok()
+                        && let Some(child) = obj.pointer("/metadata/uid").and_then(Value::as_str)
+                    {
+                        queue.push(child.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn delete_namespace_contents(&self, namespace: &str) -> ApiResult<()> {
+        if matches!(
+            namespace,
+            "default" | "kube-system" | "kube-public" | "kube-node-lease"
+        ) {
+            return Err(ApiError {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "namespaces \"{namespace}\" is forbidden: this namespace may not be deleted"
+                ),
+                details: json!({"name": namespace, "kind": "namespaces"}),
+            });
+        }
+        for rt in RESOURCES.iter().filter(|r| r.namespaced) {
+            let Ok(listing) = self
+                .state
+                .store
+                .list(&format!("{}{namespace}/", rt.prefix()))
+                .await
+            else {
+                continue;
+            };
+            for kv in listing.items {
+                let _ = self.state.store.delete(&kv.key, None).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_collection(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
+        let (labels, fields) = self.selectors()?;
+        let listing = self
+            .state
+            .store
+            .list(&self.prefix(t))
+            .await
+            .map_err(|e| ApiError::from_store(e, t.rt, ""))?;
+        let mut deleted = Vec::new();
+        for kv in &listing.items {
+            let obj = with_rv(kv)?;
+            if !(labels.matches(obj.pointer("/metadata/labels")) && fields.matches(&obj)) {
+                continue;
+            }
+            let target = Target {
+                rt: t.rt,
+                namespace: obj
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(String::from),
+                name: Some(name_of(&obj)),
+                sub: None,
+            };
+            if self.delete(&target, body).await.is_ok() {
+                deleted.push(obj);
+            }
+        }
+        let list = json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": {"resourceVersion": listing.revision.to_string()}, "items": deleted});
+        Ok(json_response(StatusCode::OK, &list))
+    }
+
+    /// `?watch=true`: chunked JSON events. With `sendInitialEvents=true`
+    /// (kubectl ≥ 1.35) the current objects come first, then the
+    /// `k8s.io/initial-events-end` bookmark.
+    async fn watch(&self, t: &Target) -> ApiResult<Response> {
+        let (labels, fields) = self.selectors()?;
+        let rv = self
+            .query
+            .get("resourceVersion")
+            .cloned()
+            .unwrap_or_default();
+        let initial = self
+            .query
+            .get("sendInitialEvents")
+            .is_some_and(|v| v == "true");
+        let timeout = self
+            .query
+            .get("timeoutSeconds")
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let prefix = self.prefix(t);
+        let store = self.state.store.clone();
+        let mut replay = Vec::new();
+        let from = if initial || rv.is_empty() || rv == "0" {
+            let listing = store
+                .list(&prefix)
+                .await
+                .map_err(|e| ApiError::from_store(e, t.rt, ""))?;
+            for kv in &listing.items {
+                replay.push(("ADDED", with_rv(kv)?));
+            }
+            listing.revision
+        } else {
+            rv.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?
+        };
+        let mut events = store
+            .watch(&prefix, from)
+            .await
+            .map_err(|e| ApiError::from_store(e, t.rt, ""))?;
+        let table_mode = self.wants_table();
+        let rt = t.rt;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+        let render = move |kind: &str, obj: &Value| -> Bytes {
+            let object = if table_mode && kind != "BOOKMARK" {
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(0);
+                table::table(rt, std::slice::from_ref(obj), rv)
+            } else {
+                obj.clone()
+            };
+            let mut line = json!({"type": kind, "object": object}).to_string();
+            line.push('\n');
+            Bytes::from(line)
+        };
+        tokio::spawn(async move {
+            let deadline = timeout.map(|d| tokio::time::Instant::now() + d);
+            let matches =
+                |o: &Value| labels.matches(o.pointer("/metadata/labels")) && fields.matches(o);
+            for (kind, obj) in replay.iter().filter(|(_, o)| matches(o)) {
+                if tx.send(Ok(render(kind, obj))).await.is_err() {
+                    return;
+                }
+            }
+            if initial {
+                let bookmark = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": from.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
+                if tx.send(Ok(render("BOOKMARK", &bookmark))).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                let next = match deadline {
+                    Some(d) => match tokio::time::timeout_at(d, events.recv()).await {
+                        Ok(e) => e,
+                        Err(_) => return,
+                    },
+                    None => events.recv().await,
+                };
+                let Some(event) = next else { return };
+                let Ok(mut obj) = serde_json::from_slice::<Value>(&event.value) else {
+                    continue;
+                };
+                obj["metadata"]["resourceVersion"] = json!(event.revision.to_string());
+                if !matches(&obj) {
+                    continue;
+                }
+                let kind = match event.kind {
+                    EventKind::Added => "ADDED",
+                    EventKind::Modified => "MODIFIED",
+                    EventKind::Deleted => "DELETED",
+                };
+                if tx.send(Ok(render(kind, &obj))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+        Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+    }
+}
+
+fn table_selector(sel: &Value) -> String {
+    let labels = sel.get("matchLabels").and_then(Value::as_object);
+    labels
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// Creates the namespaces every cluster has (`default`, `kube-system`,
+/// `kube-public`, `kube-node-lease`) if missing.
+pub async fn bootstrap(state: &ApiState) -> Result<(), StoreError> {
+    let Some(rt) = resources::find("", "v1", "namespaces") else {
+        return Ok(());
+    };
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let key = rt.key(None, ns);
+        if state.store.get(&key).await.is_ok() {
+            continue;
+        }
+        let mut obj = json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns, "uid": objects::uuid(), "creationTimestamp": objects::now(), "labels": {"kubernetes.io/metadata.name": ns}}});
+        apply_defaults(rt, &mut obj);
+        match state.store.create(&key, to_bytes(&obj)).await {
+            Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        let q = parse_query("labelSelector=app%3Dweb%2Cenv+in+%28a%2Cb%29&watch=true");
+        assert_eq!(q["labelSelector"], "app=web,env in (a,b)");
+        assert_eq!(q["watch"], "true");
+    }
+
+    #[test]
+    fn paths_resolve_to_namespaced_and_cluster_targets() {
+        let t = parse_target("", "v1", "namespaces/default/pods/web/log").expect("pod log");
+        assert_eq!(
+            (
+                t.rt.plural,
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+                t.sub.as_deref()
+            ),
+            ("pods", Some("default"), Some("web"), Some("log"))
+        );
+        let t = parse_target("", "v1", "namespaces/default").expect("namespace");
+        assert_eq!(
+            (t.rt.plural, t.name.as_deref()),
+            ("namespaces", Some("default"))
+        );
+        let t = parse_target("apps", "v1", "deployments").expect("all namespaces");
+        assert!(t.namespace.is_none() && t.name.is_none());
+        assert!(parse_target("", "v1", "widgets").is_err());
+    }
+}

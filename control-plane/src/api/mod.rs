@@ -1,0 +1,60 @@
+//! The Kubernetes-compatible HTTP API that the real `kubectl` talks to.
+//!
+//! - [`resources`]: served types, short names, categories.
+//! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
+//! - [`handlers`]: get, list, watch, create, update, patch, delete.
+//! - [`objects`]: decoding, defaults, validation, server-owned metadata.
+//! - [`patch`]: merge, JSON, strategic merge and apply patches.
+//! - [`selectors`]: label and field selectors.
+//! - [`table`]: server-side printing for `kubectl get`.
+//! - [`error`]: `Status` errors.
+
+pub mod discovery;
+pub mod error;
+pub mod handlers;
+pub mod objects;
+pub mod patch;
+pub mod resources;
+pub mod selectors;
+pub mod table;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::routing::{any, get};
+
+use crate::store::Store;
+
+/// Shared state of the API server.
+pub struct ApiState {
+    /// The object store.
+    pub store: Arc<dyn Store>,
+    /// `host:port` the server is reached at (for `/api` discovery).
+    pub address: String,
+    /// Requests served, for `/metrics`.
+    pub requests: AtomicU64,
+}
+
+/// The whole HTTP API.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/version", get(handlers::version))
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::healthz))
+        .route("/livez", get(handlers::healthz))
+        .route("/metrics", get(handlers::metrics))
+        .route("/api", get(handlers::api_versions))
+        .route("/apis", get(handlers::api_groups))
+        .route("/openapi/v3", get(handlers::openapi_root))
+        .route("/openapi/v3/{*path}", get(handlers::openapi_group))
+        .route("/api/{version}", get(handlers::core_resources))
+        .route("/apis/{group}/{version}", get(handlers::group_resources))
+        .route("/api/{version}/{*rest}", any(handlers::core_request))
+        .route(
+            "/apis/{group}/{version}/{*rest}",
+            any(handlers::group_request),
+        )
+        .fallback(handlers::fallback)
+        .with_state(state)
+}

@@ -1,0 +1,457 @@
+//! What the API server does to objects on the way in: decoding into the
+//! `k8s-openapi` type (strict shape), upstream defaults, validation with the
+//! API server's wording, and server-owned metadata (uid, creationTimestamp,
+//! generation, resourceVersion).
+
+use chrono::{SecondsFormat, Utc};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Pod, ReplicationController, Service};
+use serde_json::{Value, json};
+use skiff_api_rules::names::{is_dns1123_label, is_dns1123_subdomain, subdomain_message};
+use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
+
+use super::error::ApiError;
+use super::resources::ResourceType;
+
+/// Now, as Kubernetes writes timestamps.
+pub fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A random v4 UUID (from the kernel's random source).
+pub fn uuid() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(bytes) = std::fs::read("/proc/sys/kernel/random/uuid") {
+        return String::from_utf8_lossy(&bytes).trim().to_string();
+    }
+    let t = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128;
+    b.copy_from_slice(&t.to_le_bytes());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_le_bytes([b[4], b[5]]),
+        u16::from_le_bytes([b[6], b[7]]) & 0xfff,
+        u16::from_le_bytes([b[8], b[9]]) & 0xfff,
+        u64::from_le_bytes([b[10], b[11], b[12], b[13], b[14], b[15], 0, 0])
+    )
+}
+
+/// Five random lowercase alphanumerics (generateName suffixes).
+pub fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let id = uuid().replace('-', "");
+    id.bytes()
+        .take(5)
+        .enumerate()
+        .map(|(i, b)| ALPHABET[(b as usize + i * 7) % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn set_default(obj: &mut Value, path: &[&str], value: Value) {
+    let mut cur = obj;
+    for (i, key) in path.iter().enumerate() {
+        if !cur.is_object() {
+            return;
+        }
+        if i == path.len() - 1 {
+            if cur.get(*key).is_none_or(Value::is_null) {
+                cur[*key] = value;
+            }
+            return;
+        }
+        if cur.get(*key).is_none_or(Value::is_null) {
+            cur[*key] = json!({});
+        }
+        cur = &mut cur[*key];
+    }
+}
+
+/// Upstream defaults of a pod spec (also inside templates). Job templates
+/// keep `restartPolicy` unset: there it is required, not defaulted.
+fn default_pod_spec(spec: &mut Value, restart_default: bool) {
+    if restart_default {
+        set_default(spec, &["restartPolicy"], json!("Always"));
+    }
+    set_default(spec, &["terminationGracePeriodSeconds"], json!(30));
+    set_default(spec, &["dnsPolicy"], json!("ClusterFirst"));
+    set_default(spec, &["schedulerName"], json!("default-scheduler"));
+    set_default(spec, &["securityContext"], json!({}));
+    for list in ["containers", "initContainers"] {
+        if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for c in containers {
+                let image = c
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let latest = skiff_api_rules_latest(&image);
+                set_default(
+                    c,
+                    &["imagePullPolicy"],
+                    json!(if latest { "Always" } else { "IfNotPresent" }),
+                );
+                set_default(
+                    c,
+                    &["terminationMessagePath"],
+                    json!("/dev/termination-log"),
+                );
+                set_default(c, &["terminationMessagePolicy"], json!("File"));
+                set_default(c, &["resources"], json!({}));
+                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports {
+                        set_default(p, &["protocol"], json!("TCP"));
+                    }
+                }
+                for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+                    if let Some(p) = c.get_mut(probe).filter(|p| p.is_object()) {
+                        set_default(p, &["timeoutSeconds"], json!(1));
+                        set_default(p, &["periodSeconds"], json!(10));
+                        set_default(p, &["successThreshold"], json!(1));
+                        set_default(p, &["failureThreshold"], json!(3));
+                        if let Some(h) = p.get_mut("httpGet").filter(|h| h.is_object()) {
+                            set_default(h, &["path"], json!("/"));
+                            set_default(h, &["scheme"], json!("HTTP"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn skiff_api_rules_latest(image: &str) -> bool {
+    // No tag or `:latest` (and no digest) means `Always`, as upstream.
+    let last = image.rsplit('/').next().unwrap_or(image);
+    !image.contains('@') && (!last.contains(':') || last.ends_with(":latest"))
+}
+
+fn default_template(obj: &mut Value, template: &[&str], restart_default: bool) {
+    let mut path: Vec<&str> = template.to_vec();
+    path.push("spec");
+    let mut cur = &mut *obj;
+    for key in &path {
+        match cur.get_mut(*key) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+    default_pod_spec(cur, restart_default);
+}
+
+/// Applies upstream defaults for `rt` to `obj` (in place).
+pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
+    match rt.kind {
+        "Pod" => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_pod_spec(spec, true);
+            }
+            set_default(obj, &["status", "phase"], json!("Pending"));
+            set_default(obj, &["status", "qosClass"], json!("BestEffort"));
+        }
+        "Service" => {
+            set_default(obj, &["spec", "type"], json!("ClusterIP"));
+            set_default(obj, &["spec", "sessionAffinity"], json!("None"));
+            if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+                for p in ports {
+                    set_default(p, &["protocol"], json!("TCP"));
+                    let port = p.get("port").cloned().unwrap_or(Value::Null);
+                    set_default(p, &["targetPort"], port);
+                }
+            }
+        }
+        "Deployment" => {
+            set_default(obj, &["spec", "replicas"], json!(1));
+            set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
+            set_default(obj, &["spec", "progressDeadlineSeconds"], json!(600));
+            set_default(obj, &["spec", "strategy", "type"], json!("RollingUpdate"));
+            if obj.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("RollingUpdate") {
+                set_default(
+                    obj,
+                    &["spec", "strategy", "rollingUpdate", "maxSurge"],
+                    json!("25%"),
+                );
+                set_default(
+                    obj,
+                    &["spec", "strategy", "rollingUpdate", "maxUnavailable"],
+                    json!("25%"),
+                );
+            }
+            default_template(obj, &["spec", "template"], true);
+        }
+        "ReplicaSet" | "ReplicationController" => {
+            set_default(obj, &["spec", "replicas"], json!(1));
+            if rt.kind == "ReplicationController"
+                && obj.pointer("/spec/selector").is_none_or(Value::is_null)
+                && let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned()
+            {
+                obj["spec"]["selector"] = labels;
+            }
+            default_template(obj, &["spec", "template"], true);
+        }
+        "DaemonSet" => {
+            set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
+            set_default(
+                obj,
+                &["spec", "updateStrategy", "type"],
+                json!("RollingUpdate"),
+            );
+            if obj
+                .pointer("/spec/updateStrategy/type")
+                .and_then(Value::as_str)
+                == Some("RollingUpdate")
+            {
+                set_default(
+                    obj,
+                    &["spec", "updateStrategy", "rollingUpdate", "maxUnavailable"],
+                    json!(1),
+                );
+                set_default(
+                    obj,
+                    &["spec", "updateStrategy", "rollingUpdate", "maxSurge"],
+                    json!(0),
+                );
+            }
+            default_template(obj, &["spec", "template"], true);
+        }
+        "StatefulSet" => {
+            set_default(obj, &["spec", "replicas"], json!(1));
+            set_default(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
+            set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
+            set_default(
+                obj,
+                &["spec", "updateStrategy", "type"],
+                json!("RollingUpdate"),
+            );
+            if obj
+                .pointer("/spec/updateStrategy/type")
+                .and_then(Value::as_str)
+                == Some("RollingUpdate")
+            {
+                set_default(
+                    obj,
+                    &["spec", "updateStrategy", "rollingUpdate", "partition"],
+                    json!(0),
+                );
+            }
+            default_template(obj, &["spec", "template"], true);
+        }
+        "Job" => {
+            let completions_unset = obj.pointer("/spec/completions").is_none_or(Value::is_null);
+            let parallelism_unset = obj.pointer("/spec/parallelism").is_none_or(Value::is_null);
+            if completions_unset && parallelism_unset {
+                set_default(obj, &["spec", "completions"], json!(1));
+            }
+            set_default(obj, &["spec", "parallelism"], json!(1));
+            set_default(obj, &["spec", "backoffLimit"], json!(6));
+            set_default(obj, &["spec", "completionMode"], json!("NonIndexed"));
+            set_default(obj, &["spec", "suspend"], json!(false));
+            default_template(obj, &["spec", "template"], false);
+        }
+        "CronJob" => {
+            set_default(obj, &["spec", "concurrencyPolicy"], json!("Allow"));
+            set_default(obj, &["spec", "suspend"], json!(false));
+            set_default(obj, &["spec", "successfulJobsHistoryLimit"], json!(3));
+            set_default(obj, &["spec", "failedJobsHistoryLimit"], json!(1));
+            default_template(obj, &["spec", "jobTemplate", "spec", "template"], false);
+        }
+        "Namespace" => {
+            set_default(obj, &["spec", "finalizers"], json!(["kubernetes"]));
+            set_default(obj, &["status", "phase"], json!("Active"));
+        }
+        _ => {}
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(rt: &ResourceType, obj: &Value) -> Result<T, ApiError> {
+    serde_json::from_value(obj.clone()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            rt.kind, rt.version, rt.kind
+        ))
+    })
+}
+
+/// Validates `obj` (already defaulted); `Err` is the API server's answer.
+pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut errors = Vec::new();
+    if name.is_empty() {
+        errors.push("metadata.name: Required value: name or generateName is required".to_string());
+    } else if rt.kind == "Namespace" || rt.kind == "Service" {
+        if !is_dns1123_label(name) {
+            errors.push(format!(
+                "metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+            ));
+        }
+    } else if !is_dns1123_subdomain(name) {
+        errors.push(format!("metadata.name: {}", subdomain_message(name)));
+    }
+    match rt.kind {
+        "Pod" => {
+            let pod: Pod = decode(rt, obj)?;
+            errors.extend(
+                skiff_api_rules::pod::validate_pod(&pod)
+                    .into_iter()
+                    .filter(|e| !e.starts_with("metadata.")),
+            );
+        }
+        "Deployment" => {
+            let d: Deployment = decode(rt, obj)?;
+            let spec = d.spec.unwrap_or_default();
+            errors.extend(validate_controller(
+                Some(&spec.selector),
+                Some(&spec.template),
+                spec.replicas,
+                TemplateRestart::AlwaysOnly,
+                "spec.template",
+            ));
+        }
+        "ReplicaSet" => {
+            let r: ReplicaSet = decode(rt, obj)?;
+            let spec = r.spec.unwrap_or_default();
+            errors.extend(validate_controller(
+                Some(&spec.selector),
+                spec.template.as_ref(),
+                spec.replicas,
+                TemplateRestart::AlwaysOnly,
+                "spec.template",
+            ));
+        }
+        "DaemonSet" => {
+            let d: DaemonSet = decode(rt, obj)?;
+            let spec = d.spec.unwrap_or_default();
+            errors.extend(validate_controller(
+                Some(&spec.selector),
+                Some(&spec.template),
+                None,
+                TemplateRestart::AlwaysOnly,
+                "spec.template",
+            ));
+        }
+        "StatefulSet" => {
+            let s: StatefulSet = decode(rt, obj)?;
+            let spec = s.spec.unwrap_or_default();
+            errors.extend(validate_controller(
+                Some(&spec.selector),
+                Some(&spec.template),
+                spec.replicas,
+                TemplateRestart::AlwaysOnly,
+                "spec.template",
+            ));
+        }
+        "ReplicationController" => {
+            let r: ReplicationController = decode(rt, obj)?;
+            let spec = r.spec.unwrap_or_default();
+            let selector = spec.selector.clone().map(|m| {
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_labels: Some(m),
+                    match_expressions: None,
+                }
+            });
+            errors.extend(validate_controller(
+                selector.as_ref(),
+                spec.template.as_ref(),
+                spec.replicas,
+                TemplateRestart::AlwaysOnly,
+                "spec.template",
+            ));
+        }
+        "Job" => {
+            let j: Job = decode(rt, obj)?;
+            let spec = j.spec.unwrap_or_default();
+            errors.extend(validate_controller(
+                None,
+                Some(&spec.template),
+                None,
+                TemplateRestart::OnFailureOrNever,
+                "spec.template",
+            ));
+        }
+        "CronJob" => {
+            let c: CronJob = decode(rt, obj)?;
+            let spec = c.spec.unwrap_or_default();
+            if spec.schedule.trim().is_empty() {
+                errors.push("spec.schedule: Required value".into());
+            }
+            let template = spec.job_template.spec.map(|s| s.template);
+            errors.extend(validate_controller(
+                None,
+                template.as_ref(),
+                None,
+                TemplateRestart::OnFailureOrNever,
+                "spec.jobTemplate.spec.template",
+            ));
+        }
+        "Service" => {
+            let s: Service = decode(rt, obj)?;
+            let spec = s.spec.unwrap_or_default();
+            let kind = spec.type_.as_deref().unwrap_or("ClusterIP");
+            if !matches!(
+                kind,
+                "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
+            ) {
+                errors.push(format!(
+                    "spec.type: Unsupported value: \"{kind}\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""
+                ));
+            }
+            if kind != "ExternalName" && spec.ports.as_ref().is_none_or(|p| p.is_empty()) {
+                errors.push("spec.ports: Required value".into());
+            }
+            for (i, p) in spec.ports.iter().flatten().enumerate() {
+                if !(1..=65535).contains(&p.port) {
+                    errors.push(format!(
+                        "spec.ports[{i}].port: Invalid value: {}: must be between 1 and 65535, inclusive",
+                        p.port
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(rt, name, &errors))
+    }
+}
+
+/// Fields that must not change on update, with the API server's message.
+pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let name = new
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if matches!(
+        rt.kind,
+        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet"
+    ) && old.pointer("/spec/selector") != new.pointer("/spec/selector")
+    {
+        return Err(ApiError::invalid(
+            rt,
+            name,
+            &[format!(
+                "spec.selector: Invalid value: {}: field is immutable",
+                new.pointer("/spec/selector")
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            )],
+        ));
+    }
+    Ok(())
+}
+
+/// Removes `null` fields recursively (upstream drops them on decode).
+pub fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
