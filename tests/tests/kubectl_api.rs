@@ -522,3 +522,111 @@ async fn acknowledged_writes_survive_sigkill() {
         ),
     ]);
 }
+
+/// kubectl's generator commands send protobuf bodies; `explain` reads the
+/// OpenAPI v3 schemas.
+#[tokio::test]
+async fn generators_send_protobuf_and_explain_reads_schemas() {
+    if !kubectl_enabled("generators_send_protobuf_and_explain_reads_schemas") {
+        return;
+    }
+    let cp = TestControlPlane::start().await;
+    assert_eq!(
+        cp.kubectl_ok(&["create", "namespace", "lab"]).trim(),
+        "namespace/lab created"
+    );
+    assert_eq!(
+        cp.kubectl_ok(&[
+            "create",
+            "deployment",
+            "web",
+            "--image",
+            "skiff.dev/webapp:v1",
+            "--replicas",
+            "3",
+            "-n",
+            "lab"
+        ])
+        .trim(),
+        "deployment.apps/web created"
+    );
+    assert_eq!(
+        cp.kubectl_ok(&["get", "deploy", "web", "-n", "lab", "-o", "jsonpath={.spec.replicas} {.spec.selector.matchLabels.app} {.spec.template.spec.containers[0].image}"]),
+        "3 web skiff.dev/webapp:v1"
+    );
+    cp.kubectl_ok(&["create", "configmap", "cfg", "--from-literal", "a=b"]);
+    cp.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s1",
+        "--from-literal",
+        "pw=hunter2",
+    ]);
+    cp.kubectl_ok(&["create", "service", "clusterip", "svc1", "--tcp", "80:8080"]);
+    cp.kubectl_ok(&[
+        "create", "job", "j1", "--image", "busybox", "--", "echo", "hi",
+    ]);
+    cp.kubectl_ok(&[
+        "create",
+        "cronjob",
+        "cj1",
+        "--image",
+        "busybox",
+        "--schedule",
+        "*/5 * * * *",
+        "--",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(
+        cp.kubectl_ok(&["get", "cm", "cfg", "-o", "jsonpath={.data.a}"]),
+        "b"
+    );
+    assert_eq!(
+        cp.kubectl_ok(&["get", "secret", "s1", "-o", "jsonpath={.data.pw}"]),
+        "aHVudGVyMg=="
+    );
+    assert_eq!(
+        cp.kubectl_ok(&[
+            "get",
+            "svc",
+            "svc1",
+            "-o",
+            "jsonpath={.spec.ports[0].port}:{.spec.ports[0].targetPort}"
+        ]),
+        "80:8080"
+    );
+    assert_eq!(
+        cp.kubectl_ok(&[
+            "get",
+            "job",
+            "j1",
+            "-o",
+            "jsonpath={.spec.template.spec.restartPolicy}"
+        ]),
+        "Never"
+    );
+    assert_eq!(
+        cp.kubectl_ok(&["get", "cj", "cj1", "-o", "jsonpath={.spec.schedule}"]),
+        "*/5 * * * *"
+    );
+
+    let svc = cp.kubectl_ok(&["explain", "svc"]);
+    assert!(
+        svc.contains("KIND:       Service") && svc.contains("Service is a named abstraction"),
+        "{svc}"
+    );
+    let ds = cp.kubectl_ok(&["explain", "ds.spec.updateStrategy"]);
+    assert!(
+        ds.contains("FIELD: updateStrategy <DaemonSetUpdateStrategy>")
+            && ds.contains("rollingUpdate"),
+        "{ds}"
+    );
+    let cj = cp.kubectl_ok(&["explain", "cj.spec.schedule"]);
+    assert!(cj.contains("The schedule in Cron format"), "{cj}");
+    assert!(
+        cp.kubectl_ok(&["explain", "jobs"])
+            .contains("KIND:       Job")
+    );
+}

@@ -366,7 +366,7 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json");
         if content_type.contains("protobuf") {
-            return Err(ApiError::unsupported_media_type(content_type));
+            return super::protobuf::decode(body).map_err(ApiError::bad_request);
         }
         let value: Value = if content_type.contains("yaml") {
             serde_yaml::from_slice(body)

@@ -5,6 +5,7 @@
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
 //! - [`objects`]: decoding, defaults, validation, server-owned metadata.
 //! - [`patch`]: merge, JSON, strategic merge and apply patches.
+//! - [`protobuf`]: protobuf request bodies of kubectl's generator commands.
 //! - [`selectors`]: label and field selectors.
 //! - [`table`]: server-side printing for `kubectl get`.
 //! - [`error`]: `Status` errors.
@@ -14,6 +15,7 @@ pub mod error;
 pub mod handlers;
 pub mod objects;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selectors;
 pub mod table;

@@ -1,0 +1,449 @@
+//! Protobuf request bodies. Since client-go 1.32, kubectl's typed clients
+//! (`kubectl create namespace|deployment|configmap|secret|service|job|
+//! cronjob`) send `application/vnd.kubernetes.protobuf`: the magic `k8s\0`,
+//! then a `runtime.Unknown` wrapping the typed message. This decodes those
+//! kinds (messages from `k8s-pb`) into the JSON the rest of the server uses.
+//!
+//! NB: Go emits zero values for non-pointer fields, so `""` and `0` of such
+//! fields mean "unset" and are dropped here; pointer fields (`replicas`)
+//! keep their zero.
+
+use std::collections::BTreeMap;
+
+use k8s_pb::api::apps::v1 as apps;
+use k8s_pb::api::batch::v1 as batch;
+use k8s_pb::api::core::v1 as core;
+use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
+use k8s_pb::apimachinery::pkg::runtime::Unknown;
+use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
+use prost::Message;
+use serde_json::{Map, Value, json};
+
+/// The magic prefix of Kubernetes protobuf bodies.
+const MAGIC: &[u8] = b"k8s\0";
+
+struct Obj(Map<String, Value>);
+
+impl Obj {
+    fn new() -> Self {
+        Self(Map::new())
+    }
+    fn s(mut self, k: &str, v: &Option<String>) -> Self {
+        if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+            self.0.insert(k.into(), json!(v));
+        }
+        self
+    }
+    fn i(mut self, k: &str, v: Option<i64>) -> Self {
+        if let Some(v) = v {
+            self.0.insert(k.into(), json!(v));
+        }
+        self
+    }
+    fn b(mut self, k: &str, v: Option<bool>) -> Self {
+        if let Some(v) = v {
+            self.0.insert(k.into(), json!(v));
+        }
+        self
+    }
+    fn v(mut self, k: &str, v: Option<Value>) -> Self {
+        if let Some(v) = v.filter(|v| {
+            !(v.is_null()
+                || v.as_object().is_some_and(Map::is_empty)
+                || v.as_array().is_some_and(Vec::is_empty))
+        }) {
+            self.0.insert(k.into(), v);
+        }
+        self
+    }
+    fn map(self, k: &str, m: &BTreeMap<String, String>) -> Self {
+        let v = (!m.is_empty()).then(|| json!(m));
+        self.v(k, v)
+    }
+    fn strings(self, k: &str, list: &[String]) -> Self {
+        let v = (!list.is_empty()).then(|| json!(list));
+        self.v(k, v)
+    }
+    fn done(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+fn list<T>(items: &[T], f: impl Fn(&T) -> Value) -> Option<Value> {
+    (!items.is_empty()).then(|| Value::Array(items.iter().map(f).collect()))
+}
+
+fn int_or_string(v: &Option<IntOrString>) -> Option<Value> {
+    let v = v.as_ref()?;
+    match v.r#type {
+        Some(1) => v.str_val.clone().map(Value::String),
+        _ => v.int_val.map(|i| json!(i)),
+    }
+}
+
+fn object_meta(m: &Option<meta::ObjectMeta>) -> Value {
+    let Some(m) = m else { return json!({}) };
+    Obj::new()
+        .s("name", &m.name)
+        .s("generateName", &m.generate_name)
+        .s("namespace", &m.namespace)
+        .map("labels", &m.labels)
+        .map("annotations", &m.annotations)
+        .done()
+}
+
+fn label_selector(s: &Option<meta::LabelSelector>) -> Option<Value> {
+    let s = s.as_ref()?;
+    Some(
+        Obj::new()
+            .map("matchLabels", &s.match_labels)
+            .v(
+                "matchExpressions",
+                list(&s.match_expressions, |e| {
+                    Obj::new()
+                        .s("key", &e.key)
+                        .s("operator", &e.operator)
+                        .strings("values", &e.values)
+                        .done()
+                }),
+            )
+            .done(),
+    )
+}
+
+fn resources(r: &Option<core::ResourceRequirements>) -> Option<Value> {
+    let r = r.as_ref()?;
+    let quantities = |m: &BTreeMap<String, k8s_pb::apimachinery::pkg::api::resource::Quantity>| {
+        let m: BTreeMap<&String, &String> = m
+            .iter()
+            .filter_map(|(k, q)| q.string.as_ref().map(|s| (k, s)))
+            .collect();
+        (!m.is_empty()).then(|| json!(m))
+    };
+    Some(
+        Obj::new()
+            .v("limits", quantities(&r.limits))
+            .v("requests", quantities(&r.requests))
+            .done(),
+    )
+}
+
+fn container(c: &core::Container) -> Value {
+    Obj::new()
+        .s("name", &c.name)
+        .s("image", &c.image)
+        .strings("command", &c.command)
+        .strings("args", &c.args)
+        .s("workingDir", &c.working_dir)
+        .v(
+            "ports",
+            list(&c.ports, |p| {
+                Obj::new()
+                    .s("name", &p.name)
+                    .i("containerPort", p.container_port.map(i64::from))
+                    .s("protocol", &p.protocol)
+                    .i("hostPort", p.host_port.filter(|h| *h != 0).map(i64::from))
+                    .done()
+            }),
+        )
+        .v(
+            "env",
+            list(&c.env, |e| {
+                Obj::new().s("name", &e.name).s("value", &e.value).done()
+            }),
+        )
+        .v(
+            "resources",
+            resources(&c.resources).filter(|r| r.as_object().is_some_and(|m| !m.is_empty())),
+        )
+        .s("imagePullPolicy", &c.image_pull_policy)
+        .done()
+}
+
+fn pod_spec(s: &Option<core::PodSpec>) -> Value {
+    let Some(s) = s else { return json!({}) };
+    Obj::new()
+        .v("containers", list(&s.containers, container))
+        .v("initContainers", list(&s.init_containers, container))
+        .s("restartPolicy", &s.restart_policy)
+        .i(
+            "terminationGracePeriodSeconds",
+            s.termination_grace_period_seconds,
+        )
+        .s("dnsPolicy", &s.dns_policy)
+        .map("nodeSelector", &s.node_selector)
+        .s("serviceAccountName", &s.service_account_name)
+        .s("nodeName", &s.node_name)
+        .b("hostNetwork", s.host_network.filter(|h| *h))
+        .done()
+}
+
+fn template(t: &Option<core::PodTemplateSpec>) -> Value {
+    let Some(t) = t else { return json!({}) };
+    json!({"metadata": object_meta(&t.metadata), "spec": pod_spec(&t.spec)})
+}
+
+fn job_spec(s: &Option<batch::JobSpec>) -> Value {
+    let Some(s) = s else { return json!({}) };
+    Obj::new()
+        .i("parallelism", s.parallelism.map(i64::from))
+        .i("completions", s.completions.map(i64::from))
+        .i("backoffLimit", s.backoff_limit.map(i64::from))
+        .i("activeDeadlineSeconds", s.active_deadline_seconds)
+        .v("selector", label_selector(&s.selector))
+        .v("template", Some(template(&s.template)))
+        .done()
+}
+
+fn typed(api_version: &str, kind: &str, metadata: Value, rest: Vec<(&str, Value)>) -> Value {
+    let mut obj = json!({"apiVersion": api_version, "kind": kind, "metadata": metadata});
+    for (k, v) in rest {
+        if !v.is_null() {
+            obj[k] = v;
+        }
+    }
+    obj
+}
+
+/// Decodes a protobuf body into JSON, or says why not.
+pub fn decode(body: &[u8]) -> Result<Value, String> {
+    let raw = body
+        .strip_prefix(MAGIC)
+        .ok_or("protobuf body without the k8s magic prefix")?;
+    let unknown = Unknown::decode(raw).map_err(|e| format!("not a runtime.Unknown: {e}"))?;
+    let type_meta = unknown.type_meta.unwrap_or_default();
+    let api_version = type_meta.api_version.unwrap_or_default();
+    let kind = type_meta.kind.unwrap_or_default();
+    let bytes = unknown.raw.unwrap_or_default();
+    let bad = |e: prost::DecodeError| format!("{kind} is not valid protobuf: {e}");
+    let obj = match (api_version.as_str(), kind.as_str()) {
+        ("v1", "Namespace") => {
+            let ns = core::Namespace::decode(bytes.as_slice()).map_err(bad)?;
+            typed("v1", "Namespace", object_meta(&ns.metadata), vec![])
+        }
+        ("v1", "ConfigMap") => {
+            let cm = core::ConfigMap::decode(bytes.as_slice()).map_err(bad)?;
+            typed(
+                "v1",
+                "ConfigMap",
+                object_meta(&cm.metadata),
+                vec![("data", json!(cm.data))],
+            )
+        }
+        ("v1", "Secret") => {
+            use base64_engine::encode;
+            let s = core::Secret::decode(bytes.as_slice()).map_err(bad)?;
+            let data: BTreeMap<&String, String> =
+                s.data.iter().map(|(k, v)| (k, encode(v))).collect();
+            let mut obj = typed(
+                "v1",
+                "Secret",
+                object_meta(&s.metadata),
+                vec![("data", json!(data))],
+            );
+            if let Some(t) = s.r#type.filter(|t| !t.is_empty()) {
+                obj["type"] = json!(t);
+            }
+            if !s.string_data.is_empty() {
+                obj["stringData"] = json!(s.string_data);
+            }
+            obj
+        }
+        ("v1", "Service") => {
+            let svc = core::Service::decode(bytes.as_slice()).map_err(bad)?;
+            let spec = svc.spec.unwrap_or_default();
+            let spec = Obj::new()
+                .v(
+                    "ports",
+                    list(&spec.ports, |p| {
+                        Obj::new()
+                            .s("name", &p.name)
+                            .s("protocol", &p.protocol)
+                            .i("port", p.port.map(i64::from))
+                            .v(
+                                "targetPort",
+                                int_or_string(&p.target_port)
+                                    .filter(|t| *t != json!(0) && *t != json!("")),
+                            )
+                            .i("nodePort", p.node_port.filter(|n| *n != 0).map(i64::from))
+                            .done()
+                    }),
+                )
+                .map("selector", &spec.selector)
+                .s("clusterIP", &spec.cluster_ip)
+                .s("type", &spec.r#type)
+                .s("externalName", &spec.external_name)
+                .done();
+            typed(
+                "v1",
+                "Service",
+                object_meta(&svc.metadata),
+                vec![("spec", spec)],
+            )
+        }
+        ("apps/v1", "Deployment") => {
+            let d = apps::Deployment::decode(bytes.as_slice()).map_err(bad)?;
+            let spec = d.spec.unwrap_or_default();
+            let strategy = spec.strategy.as_ref().map(|s| {
+                Obj::new()
+                    .s("type", &s.r#type)
+                    .v(
+                        "rollingUpdate",
+                        s.rolling_update.as_ref().map(|r| {
+                            Obj::new()
+                                .v("maxSurge", int_or_string(&r.max_surge))
+                                .v("maxUnavailable", int_or_string(&r.max_unavailable))
+                                .done()
+                        }),
+                    )
+                    .done()
+            });
+            let spec = Obj::new()
+                .i("replicas", spec.replicas.map(i64::from))
+                .v("selector", label_selector(&spec.selector))
+                .v("template", Some(template(&spec.template)))
+                .v("strategy", strategy)
+                .done();
+            typed(
+                "apps/v1",
+                "Deployment",
+                object_meta(&d.metadata),
+                vec![("spec", spec)],
+            )
+        }
+        ("batch/v1", "Job") => {
+            let j = batch::Job::decode(bytes.as_slice()).map_err(bad)?;
+            typed(
+                "batch/v1",
+                "Job",
+                object_meta(&j.metadata),
+                vec![("spec", job_spec(&j.spec))],
+            )
+        }
+        ("batch/v1", "CronJob") => {
+            let c = batch::CronJob::decode(bytes.as_slice()).map_err(bad)?;
+            let spec = c.spec.unwrap_or_default();
+            let job_template = spec
+                .job_template
+                .as_ref()
+                .map(|t| json!({"metadata": object_meta(&t.metadata), "spec": job_spec(&t.spec)}));
+            let spec = Obj::new()
+                .s("schedule", &spec.schedule)
+                .v("jobTemplate", job_template)
+                .done();
+            typed(
+                "batch/v1",
+                "CronJob",
+                object_meta(&c.metadata),
+                vec![("spec", spec)],
+            )
+        }
+        _ => {
+            return Err(format!(
+                "protobuf bodies of {api_version}/{kind} are not supported; send JSON"
+            ));
+        }
+    };
+    Ok(obj)
+}
+
+/// Standard base64 without a dependency.
+mod base64_engine {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    pub fn encode(bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrap(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
+        let unknown = Unknown {
+            type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+                api_version: Some(api_version.into()),
+                kind: Some(kind.into()),
+            }),
+            raw: Some(raw),
+            content_encoding: Some(String::new()),
+            content_type: Some(String::new()),
+        };
+        [MAGIC.to_vec(), unknown.encode_to_vec()].concat()
+    }
+
+    #[test]
+    fn a_create_deployment_body_decodes_like_its_json() {
+        let d = apps::Deployment {
+            metadata: Some(meta::ObjectMeta {
+                name: Some("web".into()),
+                generate_name: Some(String::new()),
+                labels: BTreeMap::from([("app".into(), "web".into())]),
+                ..Default::default()
+            }),
+            spec: Some(apps::DeploymentSpec {
+                replicas: Some(3),
+                selector: Some(meta::LabelSelector {
+                    match_labels: BTreeMap::from([("app".into(), "web".into())]),
+                    ..Default::default()
+                }),
+                template: Some(core::PodTemplateSpec {
+                    metadata: Some(meta::ObjectMeta {
+                        labels: BTreeMap::from([("app".into(), "web".into())]),
+                        ..Default::default()
+                    }),
+                    spec: Some(core::PodSpec {
+                        containers: vec![core::Container {
+                            name: Some("webapp".into()),
+                            image: Some("skiff.dev/webapp:v1".into()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let v = decode(&wrap("apps/v1", "Deployment", d.encode_to_vec())).expect("decodes");
+        assert_eq!(v["kind"], "Deployment");
+        assert_eq!(
+            v["metadata"],
+            json!({"name": "web", "labels": {"app": "web"}}),
+            "empty generateName dropped"
+        );
+        assert_eq!(v["spec"]["replicas"], 3);
+        assert_eq!(
+            v["spec"]["template"]["spec"]["containers"][0]["image"],
+            "skiff.dev/webapp:v1"
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_and_garbage_are_refused() {
+        assert!(decode(b"{}").is_err());
+        assert!(
+            decode(&wrap("v1", "Pod", Vec::new()))
+                .expect_err("pods are sent as JSON")
+                .contains("not supported")
+        );
+        assert_eq!(base64_engine::encode(b"hi!?"), "aGkhPw==");
+    }
+}
