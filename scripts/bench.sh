@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 cargo build --release --workspace --bins
 cargo bench -p skiff-tests --bench runtime_vs_ctr "$@"
 cargo bench -p skiff-tests --bench kubelet_latency "$@"
+cargo bench -p skiff-tests --bench control_plane_store "$@"

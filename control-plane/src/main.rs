@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
 use clap::Parser;
@@ -48,11 +47,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", flags.listen))?;
     let address = listener.local_addr()?.to_string();
-    let state = Arc::new(ApiState {
-        store: Arc::new(store),
-        address: address.clone(),
-        requests: AtomicU64::new(0),
-    });
+    let state = Arc::new(ApiState::new(Arc::new(store), address.clone()));
     api::handlers::bootstrap(&state)
         .await
         .context("creating the default namespaces")?;

@@ -142,6 +142,11 @@ impl TestControlPlane {
         path.display().to_string()
     }
 
+    /// Host pid of the control plane.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILLs the control plane.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -50,11 +50,23 @@ pub async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let revision = state.store.revision().await.unwrap_or(0);
-    format!(
+    let mut out = format!(
         "# HELP skiff_apiserver_requests_total API requests served.\n# TYPE skiff_apiserver_requests_total counter\nskiff_apiserver_requests_total {}\n# HELP skiff_store_revision Current store revision.\n# TYPE skiff_store_revision gauge\nskiff_store_revision {revision}\n",
         state.requests.load(Ordering::Relaxed)
-    )
-    .into_response()
+    );
+    out.push_str("# HELP skiff_apiserver_request_duration_seconds Request latency by verb and resource.\n# TYPE skiff_apiserver_request_duration_seconds summary\n");
+    let by_verb = state
+        .by_verb
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    for ((verb, resource), (count, total)) in by_verb {
+        out.push_str(&format!(
+            "skiff_apiserver_request_duration_seconds_count{{verb=\"{verb}\",resource=\"{resource}\"}} {count}\nskiff_apiserver_request_duration_seconds_sum{{verb=\"{verb}\",resource=\"{resource}\"}} {:.6}\n",
+            total.as_secs_f64()
+        ));
+    }
+    out.into_response()
 }
 
 /// `GET /api`.
@@ -177,8 +189,15 @@ async fn serve(
         Err(e) => return e.into_response(),
     };
     debug!(%method, resource = target.rt.plural, ns = ?target.namespace, name = ?target.name, "request");
+    let started = std::time::Instant::now();
+    let verb = match (&method, target.name.is_some()) {
+        (&Method::GET, _) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => "WATCH",
+        (&Method::GET, false) => "LIST",
+        (m, _) => m.as_str(),
+    }
+    .to_string();
     let api = Api {
-        state,
+        state: state.clone(),
         headers,
         query,
     };
@@ -208,6 +227,7 @@ async fn serve(
             "the server does not allow this method on the requested resource ({method} {rest})"
         ))),
     };
+    state.observe(&verb, target.rt.plural, started.elapsed());
     result.unwrap_or_else(IntoResponse::into_response)
 }
 

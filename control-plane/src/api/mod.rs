@@ -20,8 +20,10 @@ pub mod resources;
 pub mod selectors;
 pub mod table;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{any, get};
@@ -36,6 +38,30 @@ pub struct ApiState {
     pub address: String,
     /// Requests served, for `/metrics`.
     pub requests: AtomicU64,
+    /// Request count and total latency by (verb, resource), for `/metrics`.
+    pub by_verb: Mutex<BTreeMap<(String, String), (u64, Duration)>>,
+}
+
+impl ApiState {
+    /// A state serving `store` at `address`.
+    pub fn new(store: Arc<dyn Store>, address: String) -> Self {
+        Self {
+            store,
+            address,
+            requests: AtomicU64::new(0),
+            by_verb: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Records one request.
+    pub fn observe(&self, verb: &str, resource: &str, took: Duration) {
+        let mut m = self.by_verb.lock().unwrap_or_else(|p| p.into_inner());
+        let e = m
+            .entry((verb.to_string(), resource.to_string()))
+            .or_default();
+        e.0 += 1;
+        e.1 += took;
+    }
 }
 
 /// The whole HTTP API.
