@@ -4,8 +4,7 @@
 //! Every `*.yaml` directly in the folder is one valid object: it must be
 //! created, shown by `get` and `describe`, and re-applying it must change
 //! nothing. Every file in `invalid/` starts with `# expect: <text>`: applying
-//! it must fail with that text in stderr. `known-gaps/` holds manifests that
-//! Skiff does not handle like upstream yet; they are not applied here.
+//! it must fail with that text in stderr (upstream's wording).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

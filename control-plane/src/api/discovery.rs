@@ -238,3 +238,38 @@ pub fn openapi_group(path: &str) -> Option<Value> {
         "components": {"schemas": schemas},
     }))
 }
+
+/// Just enough of gnostic's `openapi_v2.Document` for kubectl: an empty
+/// Swagger 2.0 document. kubectl only asks for v2 (in protobuf) about kinds
+/// v3 does not describe; finding none there, it lets the server decide
+/// (`no matches for kind ... in version ...`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct OpenApiV2Document {
+    #[prost(string, tag = "1")]
+    swagger: String,
+    #[prost(message, optional, tag = "2")]
+    info: Option<OpenApiV2Info>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct OpenApiV2Info {
+    #[prost(string, tag = "1")]
+    title: String,
+    #[prost(string, tag = "2")]
+    version: String,
+}
+
+/// `GET /openapi/v2` body (protobuf) and its content type.
+pub fn openapi_v2() -> (&'static str, Vec<u8>) {
+    let doc = OpenApiV2Document {
+        swagger: "2.0".into(),
+        info: Some(OpenApiV2Info {
+            title: "Kubernetes".into(),
+            version: format!("v1.{MINOR}.0"),
+        }),
+    };
+    (
+        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        prost::Message::encode_to_vec(&doc),
+    )
+}

@@ -95,6 +95,12 @@ pub async fn group_resources(Path((group, version)): Path<(String, String)>) -> 
     }
 }
 
+/// `GET /openapi/v2`.
+pub async fn openapi_v2() -> Response {
+    let (content_type, body) = discovery::openapi_v2();
+    (StatusCode::OK, [("content-type", content_type)], body).into_response()
+}
+
 /// `GET /openapi/v3`.
 pub async fn openapi_root() -> Response {
     json_response(StatusCode::OK, &discovery::openapi_root())
@@ -296,6 +302,29 @@ impl Api {
             .is_some_and(|a| a.contains("as=Table"))
     }
 
+    /// With `fieldValidation=Strict` (kubectl's default), unknown fields are
+    /// an error, worded as the API server's strict decoder words it.
+    fn strict(&self, t: &Target, obj: &Value) -> ApiResult<()> {
+        if self.query.get("fieldValidation").map(String::as_str) != Some("Strict") {
+            return Ok(());
+        }
+        let unknown = objects::unknown_fields(t.rt, obj);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let fields: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
+        Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            t.rt.kind,
+            t.rt.version,
+            t.rt.kind,
+            fields.join(", ")
+        )))
+    }
+
     fn key(&self, t: &Target) -> String {
         t.rt.key(
             t.namespace.as_deref(),
@@ -483,6 +512,7 @@ impl Api {
         }
         meta["uid"] = json!(objects::uuid());
         meta["creationTimestamp"] = json!(objects::now());
+        self.strict(t, obj)?;
         if obj.get("spec").is_some() {
             obj["metadata"]["generation"] = json!(1);
         }
@@ -563,6 +593,9 @@ impl Api {
                     }
                 }
             }
+        }
+        if !status_only {
+            self.strict(t, &result)?;
         }
         apply_defaults(t.rt, &mut result);
         if !status_only {

@@ -74,6 +74,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(handlers::metrics))
         .route("/api", get(handlers::api_versions))
         .route("/apis", get(handlers::api_groups))
+        .route("/openapi/v2", get(handlers::openapi_v2))
         .route("/openapi/v3", get(handlers::openapi_root))
         .route("/openapi/v3/{*path}", get(handlers::openapi_group))
         .route("/api/{version}", get(handlers::core_resources))

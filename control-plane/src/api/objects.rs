@@ -272,6 +272,75 @@ fn decode<T: serde::de::DeserializeOwned>(rt: &ResourceType, obj: &Value) -> Res
     })
 }
 
+/// Reports fields the kind's schema lacks, as `spec.foo` paths (the API
+/// server's strict decoding, asked for by kubectl with
+/// `fieldValidation=Strict`). The object is decoded into its k8s-openapi
+/// type and encoded again; whatever did not survive is unknown.
+pub fn unknown_fields(rt: &ResourceType, obj: &Value) -> Vec<String> {
+    use k8s_openapi::api::{apps as a, batch as b, coordination as co, core as c, discovery as d};
+    fn round<T: serde::de::DeserializeOwned + serde::Serialize>(obj: &Value) -> Option<Value> {
+        serde_json::from_value::<T>(obj.clone())
+            .ok()
+            .and_then(|t| serde_json::to_value(t).ok())
+    }
+    let back = match (rt.group, rt.kind) {
+        ("", "Pod") => round::<c::v1::Pod>(obj),
+        ("", "Service") => round::<c::v1::Service>(obj),
+        ("", "Endpoints") => round::<c::v1::Endpoints>(obj),
+        ("", "Node") => round::<c::v1::Node>(obj),
+        ("", "Namespace") => round::<c::v1::Namespace>(obj),
+        ("", "Event") => round::<c::v1::Event>(obj),
+        ("", "ReplicationController") => round::<c::v1::ReplicationController>(obj),
+        ("", "PersistentVolume") => round::<c::v1::PersistentVolume>(obj),
+        ("", "PersistentVolumeClaim") => round::<c::v1::PersistentVolumeClaim>(obj),
+        ("", "ConfigMap") => round::<c::v1::ConfigMap>(obj),
+        ("", "Secret") => round::<c::v1::Secret>(obj),
+        ("", "ServiceAccount") => round::<c::v1::ServiceAccount>(obj),
+        ("apps", "Deployment") => round::<a::v1::Deployment>(obj),
+        ("apps", "ReplicaSet") => round::<a::v1::ReplicaSet>(obj),
+        ("apps", "DaemonSet") => round::<a::v1::DaemonSet>(obj),
+        ("apps", "StatefulSet") => round::<a::v1::StatefulSet>(obj),
+        ("apps", "ControllerRevision") => round::<a::v1::ControllerRevision>(obj),
+        ("batch", "Job") => round::<b::v1::Job>(obj),
+        ("batch", "CronJob") => round::<b::v1::CronJob>(obj),
+        ("discovery.k8s.io", "EndpointSlice") => round::<d::v1::EndpointSlice>(obj),
+        ("coordination.k8s.io", "Lease") => round::<co::v1::Lease>(obj),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    if let Some(back) = back {
+        missing_in(String::new(), obj, &back, &mut out);
+    }
+    out
+}
+
+fn missing_in(path: String, input: &Value, back: &Value, out: &mut Vec<String>) {
+    match (input, back) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                if v.is_null() {
+                    continue;
+                }
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match b.get(k) {
+                    None => out.push(p),
+                    Some(bv) => missing_in(p, v, bv, out),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (av, bv)) in a.iter().zip(b).enumerate() {
+                missing_in(format!("{path}[{i}]"), av, bv, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Validates `obj` (already defaulted); `Err` is the API server's answer.
 pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     let name = obj
@@ -425,6 +494,22 @@ pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    if rt.kind == "Job" {
+        for field in ["selector", "template", "completions"] {
+            let pointer = format!("/spec/{field}");
+            let (before, after) = (old.pointer(&pointer), new.pointer(&pointer));
+            if before != after && !(field == "completions" && before.is_none()) {
+                return Err(ApiError::invalid(
+                    rt,
+                    name,
+                    &[format!(
+                        "spec.{field}: Invalid value: {}: field is immutable",
+                        after.cloned().unwrap_or(Value::Null)
+                    )],
+                ));
+            }
+        }
+    }
     if matches!(
         rt.kind,
         "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet"
@@ -453,5 +538,55 @@ pub fn drop_nulls(v: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(drop_nulls),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::resources;
+
+    #[test]
+    fn unknown_fields_are_found_with_their_paths() {
+        let rt = resources::find("apps", "v1", "deployments").expect("type");
+        let obj = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "labels": {"any": "thing"}},
+            "spec": {"progressDeadlineSecods": 5, "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x", "imagePolicy": "Always"}]}}}
+        });
+        assert_eq!(
+            unknown_fields(rt, &obj),
+            [
+                "spec.progressDeadlineSecods",
+                "spec.template.spec.containers[0].imagePolicy"
+            ]
+        );
+        let mut clean = obj.clone();
+        clean["spec"]
+            .as_object_mut()
+            .expect("spec")
+            .remove("progressDeadlineSecods");
+        clean["spec"]["template"]["spec"]["containers"][0]
+            .as_object_mut()
+            .expect("c")
+            .remove("imagePolicy");
+        assert!(unknown_fields(rt, &clean).is_empty());
+    }
+
+    #[test]
+    fn job_templates_are_immutable() {
+        let rt = resources::find("batch", "v1", "jobs").expect("type");
+        let old = json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {"restartPolicy": "OnFailure"}}}});
+        let mut new = old.clone();
+        new["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+        let err = check_immutable(rt, &old, &new).expect_err("immutable");
+        assert!(
+            err.message.contains("spec.template: Invalid value:")
+                && err.message.ends_with("field is immutable"),
+            "{}",
+            err.message
+        );
+        assert!(check_immutable(rt, &old, &old).is_ok());
     }
 }
