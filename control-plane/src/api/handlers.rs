@@ -159,10 +159,62 @@ pub async fn core_request(
     Path((version, rest)): Path<(String, String)>,
     method: Method,
     RawQuery(query): RawQuery,
+    upgrade: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(response) = pod_stream(
+        &state,
+        &version,
+        &rest,
+        &method,
+        query.as_deref(),
+        upgrade.ok(),
+    )
+    .await
+    {
+        return response;
+    }
     serve(state, "", &version, &rest, method, query, headers, body).await
+}
+
+/// `pods/{name}/log` and `pods/{name}/exec`: proxied to the pod's node.
+async fn pod_stream(
+    state: &Arc<ApiState>,
+    version: &str,
+    rest: &str,
+    method: &Method,
+    query: Option<&str>,
+    upgrade: Option<axum::extract::ws::WebSocketUpgrade>,
+) -> Option<Response> {
+    let target = parse_target("", version, rest).ok()?;
+    let (Some(ns), Some(name), Some(sub)) = (
+        target.namespace.as_deref(),
+        target.name.as_deref(),
+        target.sub.as_deref(),
+    ) else {
+        return None;
+    };
+    if target.rt.plural != "pods" {
+        return None;
+    }
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    let result = match (method, sub) {
+        (&Method::GET, "log") => {
+            let q = parse_query(query.unwrap_or_default());
+            super::proxy::logs(state.clone(), ns, name, &q).await
+        }
+        (&Method::GET | &Method::POST, "exec") => {
+            let request = super::proxy::ExecRequest::parse(query.unwrap_or_default(), decode);
+            super::proxy::exec(state.clone(), ns, name, request, upgrade).await
+        }
+        (_, "attach") => Err(ApiError::not_implemented("attach is not supported yet")),
+        _ => return None,
+    };
+    Some(result.unwrap_or_else(IntoResponse::into_response))
 }
 
 /// `/apis/{group}/{version}/...`.
@@ -218,9 +270,6 @@ async fn serve(
         }
         (&Method::GET, None, _) => api.list(&target).await,
         (&Method::GET, Some(_), Some("scale")) => api.get_scale(&target).await,
-        (&Method::GET, Some(_), Some("log" | "exec" | "attach")) => Err(ApiError::not_implemented(
-            "pod logs and exec are proxied to nodes, which come with the scheduler milestone",
-        )),
         (&Method::GET, Some(_), _) => api.get(&target).await,
         (&Method::POST, None, _) => api.create(&target, &body).await,
         (&Method::PUT, Some(_), Some("scale")) => api.update_scale(&target, &body).await,

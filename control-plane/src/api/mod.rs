@@ -6,6 +6,7 @@
 //! - [`objects`]: decoding, defaults, validation, server-owned metadata.
 //! - [`patch`]: merge, JSON, strategic merge and apply patches.
 //! - [`protobuf`]: protobuf request bodies of kubectl's generator commands.
+//! - [`proxy`]: pod logs and exec, proxied to the pod's node over gRPC.
 //! - [`selectors`]: label and field selectors.
 //! - [`table`]: server-side printing for `kubectl get`.
 //! - [`error`]: `Status` errors.
@@ -16,6 +17,7 @@ pub mod handlers;
 pub mod objects;
 pub mod patch;
 pub mod protobuf;
+pub mod proxy;
 pub mod resources;
 pub mod selectors;
 pub mod table;

@@ -1,0 +1,324 @@
+//! `pods/log` and `pods/exec`, proxied to the node that runs the pod over
+//! the `skiff.node.v1.NodeAgent` gRPC service. The node is found from the
+//! pod's `spec.nodeName`: its Node object's InternalIP (or Hostname) address
+//! and `status.daemonEndpoints.kubeletEndpoint.Port`.
+//!
+//! Exec speaks the WebSocket protocol kubectl 1.30+ uses
+//! (`v5.channel.k8s.io`, also `v4`): binary frames whose first byte is the
+//! channel (1 stdout, 2 stderr, 3 status). Interactive exec (stdin, tty) is
+//! not supported by the nodes yet and is refused with a clear status.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use skiff_proto::node::v1 as pb;
+use skiff_proto::node::v1::node_agent_client::NodeAgentClient;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+use super::ApiState;
+use super::error::{ApiError, ApiResult};
+use super::resources;
+
+/// A pod as stored, with what the proxies need.
+pub struct PodOnNode {
+    /// The pod object.
+    pub pod: Value,
+    /// Pod UID (the node knows pods by UID).
+    pub uid: String,
+    /// The container asked for (or the only one).
+    pub container: String,
+}
+
+/// Reads the pod and resolves the container, as the API server does.
+pub async fn pod(
+    state: &ApiState,
+    namespace: &str,
+    name: &str,
+    container: Option<&str>,
+) -> ApiResult<PodOnNode> {
+    let rt = resources::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods type"))?;
+    let kv = state
+        .store
+        .get(&rt.key(Some(namespace), name))
+        .await
+        .map_err(|e| ApiError::from_store(e, rt, name))?;
+    let pod: Value =
+        serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+    let names: Vec<String> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(String::from))
+        .collect();
+    let container = match container.filter(|c| !c.is_empty()) {
+        Some(c) if names.iter().any(|n| n == c) => c.to_string(),
+        Some(c) => {
+            return Err(ApiError::bad_request(format!(
+                "container {c} is not valid for pod {name}"
+            )));
+        }
+        None if names.len() == 1 => names[0].clone(),
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                names.join(" ")
+            )));
+        }
+    };
+    let uid = pod
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    Ok(PodOnNode {
+        pod,
+        uid,
+        container,
+    })
+}
+
+/// A gRPC client of the node running `pod`.
+pub async fn node_client(state: &ApiState, pod: &Value) -> ApiResult<NodeAgentClient<Channel>> {
+    let name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let node_name = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("pod {name} does not have a host assigned"))
+        })?;
+    let rt = resources::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("nodes type"))?;
+    let kv = state
+        .store
+        .get(&rt.key(None, node_name))
+        .await
+        .map_err(|e| ApiError::from_store(e, rt, node_name))?;
+    let node: Value =
+        serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+    let addresses = node["status"]["addresses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let address = ["InternalIP", "Hostname"]
+        .iter()
+        .find_map(|t| {
+            addresses
+                .iter()
+                .find(|a| a["type"] == *t)
+                .and_then(|a| a["address"].as_str())
+        })
+        .ok_or_else(|| ApiError::internal(format!("node {node_name} has no address")))?;
+    let port = node
+        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::internal(format!("node {node_name} has no kubelet endpoint")))?;
+    NodeAgentClient::connect(format!("http://{address}:{port}"))
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot reach node {node_name}: {e}")))
+}
+
+fn from_status(s: tonic::Status) -> ApiError {
+    match s.code() {
+        tonic::Code::NotFound => ApiError::bad_request(s.message().to_string()),
+        tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
+            ApiError::bad_request(s.message().to_string())
+        }
+        _ => ApiError::internal(s.message().to_string()),
+    }
+}
+
+/// `GET pods/{name}/log`.
+pub async fn logs(
+    state: Arc<ApiState>,
+    namespace: &str,
+    name: &str,
+    query: &std::collections::HashMap<String, String>,
+) -> ApiResult<Response> {
+    let target = pod(
+        &state,
+        namespace,
+        name,
+        query.get("container").map(String::as_str),
+    )
+    .await?;
+    let mut client = node_client(&state, &target.pod).await?;
+    let flag = |k: &str| query.get(k).is_some_and(|v| v == "true");
+    let number = |k: &str| {
+        query
+            .get(k)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let request = pb::LogsRequest {
+        pod_uid: target.uid,
+        container: target.container,
+        follow: flag("follow"),
+        previous: flag("previous"),
+        timestamps: flag("timestamps"),
+        tail_lines: number("tailLines"),
+        since_seconds: number("sinceSeconds"),
+    };
+    let stream = client
+        .container_logs(request)
+        .await
+        .map_err(from_status)?
+        .into_inner();
+    let body = Body::from_stream(stream.map(|chunk| {
+        chunk
+            .map(|c| axum::body::Bytes::from(c.data))
+            .map_err(|e| std::io::Error::other(e.message().to_string()))
+    }));
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/plain")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+/// The exec options of a request (`command` repeats).
+pub struct ExecRequest {
+    /// argv.
+    pub command: Vec<String>,
+    /// Container.
+    pub container: Option<String>,
+    /// `stdin=true`.
+    pub stdin: bool,
+    /// `tty=true`.
+    pub tty: bool,
+}
+
+impl ExecRequest {
+    /// Reads the raw query string.
+    pub fn parse(raw: &str, decode: impl Fn(&str) -> Option<String>) -> Self {
+        let mut r = Self {
+            command: Vec::new(),
+            container: None,
+            stdin: false,
+            tty: false,
+        };
+        for pair in raw.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = decode(v).unwrap_or_default();
+            match k {
+                "command" => r.command.push(v),
+                "container" => r.container = Some(v),
+                "stdin" => r.stdin = v == "true",
+                "tty" => r.tty = v == "true",
+                _ => {}
+            }
+        }
+        r
+    }
+}
+
+fn status_frame(exit_code: i32, error: Option<String>) -> Vec<u8> {
+    let status = match (exit_code, error) {
+        (_, Some(message)) => {
+            json!({"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError"})
+        }
+        (0, None) => json!({"metadata": {}, "status": "Success"}),
+        (code, None) => json!({
+            "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+            "message": format!("command terminated with non-zero exit code: exit status {code}"),
+            "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
+        }),
+    };
+    [vec![3u8], status.to_string().into_bytes()].concat()
+}
+
+async fn run_exec(
+    mut socket: WebSocket,
+    mut client: NodeAgentClient<Channel>,
+    uid: String,
+    container: String,
+    request: ExecRequest,
+) {
+    let send = |channel: u8, data: Vec<u8>| Message::Binary([vec![channel], data].concat().into());
+    if request.stdin || request.tty {
+        let frame = status_frame(0, Some("interactive exec (stdin, tty) is not supported by Skiff nodes yet; run the command without -i/-t".into()));
+        let _ = socket.send(Message::Binary(frame.into())).await;
+        let _ = socket.send(normal_close()).await;
+        return;
+    }
+    let start = pb::ExecInput {
+        input: Some(pb::exec_input::Input::Start(pb::ExecStart {
+            pod_uid: uid,
+            container,
+            command: request.command,
+            stdin: false,
+            tty: false,
+        })),
+    };
+    let mut exit_code = 0;
+    let mut error = None;
+    match client.exec(tokio_stream::iter(vec![start])).await {
+        Ok(response) => {
+            let mut stream = response.into_inner();
+            while let Some(item) = stream.next().await {
+                match item.map(|o| o.output) {
+                    Ok(Some(pb::exec_output::Output::Stdout(b))) => {
+                        let _ = socket.send(send(1, b)).await;
+                    }
+                    Ok(Some(pb::exec_output::Output::Stderr(b))) => {
+                        let _ = socket.send(send(2, b)).await;
+                    }
+                    Ok(Some(pb::exec_output::Output::ExitCode(c))) => exit_code = c,
+                    Ok(Some(pb::exec_output::Output::Error(e))) => error = Some(e),
+                    Ok(None) => {}
+                    Err(e) => error = Some(e.message().to_string()),
+                }
+            }
+        }
+        Err(e) => error = Some(e.message().to_string()),
+    }
+    let _ = socket
+        .send(Message::Binary(status_frame(exit_code, error).into()))
+        .await;
+    let _ = socket.send(normal_close()).await;
+    // Let the client read everything and answer the close.
+    while let Some(Ok(message)) = socket.recv().await {
+        if matches!(message, Message::Close(_)) {
+            break;
+        }
+    }
+}
+
+/// Close with 1000: kubectl treats a close without a status as a broken stream.
+fn normal_close() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: 1000,
+        reason: "".into(),
+    }))
+}
+
+/// `GET pods/{name}/exec` with a WebSocket upgrade.
+pub async fn exec(
+    state: Arc<ApiState>,
+    namespace: &str,
+    name: &str,
+    request: ExecRequest,
+    upgrade: Option<WebSocketUpgrade>,
+) -> ApiResult<Response> {
+    let Some(upgrade) = upgrade else {
+        return Err(ApiError::bad_request(
+            "exec needs a WebSocket upgrade (v5.channel.k8s.io); SPDY is not supported",
+        ));
+    };
+    if request.command.is_empty() {
+        return Err(ApiError::bad_request("you must specify at least 1 command"));
+    }
+    let target = pod(&state, namespace, name, request.container.as_deref()).await?;
+    let client = node_client(&state, &target.pod).await?;
+    let (uid, container) = (target.uid, target.container);
+    Ok(upgrade
+        .protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
+        .on_upgrade(move |socket| run_exec(socket, client, uid, container, request)))
+}

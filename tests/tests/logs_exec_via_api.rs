@@ -1,0 +1,110 @@
+//! `kubectl logs` and `kubectl exec` through the control plane, proxied to a
+//! real `skiff-kubelet` running the pod in a real container.
+//!
+//! Until nodes register themselves, the test plays the scheduler: it writes
+//! the Node object (address and kubelet port) and hands the stored pod to
+//! the kubelet over gRPC.
+
+use std::time::Duration;
+
+use skiff_proto::node::v1 as pb;
+use skiff_tests::TestEnv;
+use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
+use skiff_tests::kubelet::{TestKubelet, container_status, wait_pod};
+
+#[tokio::test]
+async fn kubectl_logs_and_exec_reach_the_container() {
+    if !kubectl_enabled("kubectl_logs_and_exec_reach_the_container") {
+        return;
+    }
+    let Some(env) = TestEnv::start("kubectl_logs_and_exec_reach_the_container").await else {
+        return;
+    };
+    let node = format!("n{}x", std::process::id());
+    let kubelet = TestKubelet::start(&env, &node).await;
+    let cp = TestControlPlane::start().await;
+    let port = kubelet.grpc.rsplit(':').next().expect("port");
+    let node_yaml = format!(
+        "apiVersion: v1\nkind: Node\nmetadata: {{name: {node}}}\nstatus:\n  addresses: [{{type: InternalIP, address: 127.0.0.1}}]\n  daemonEndpoints: {{kubeletEndpoint: {{Port: {port}}}}}\n"
+    );
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("node.yaml", &node_yaml)]);
+    let pod_yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: talker}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, 'echo hello from the pod; echo to stderr >&2; sleep 3600']\n  - name: side\n    image: busybox\n    command: [sleep, '3600']\n"
+    );
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("pod.yaml", &pod_yaml)]);
+    let stored = cp.kubectl_ok(&["get", "pod", "talker", "-o", "json"]);
+    let uid = serde_json::from_str::<serde_json::Value>(&stored).expect("json")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    let mut client = kubelet.client().await;
+    client
+        .assign_pod(pb::PodAssignment {
+            pod_uid: uid.clone(),
+            resource_version: "1".into(),
+            pod_json: stored.into_bytes(),
+        })
+        .await
+        .expect("assign");
+    wait_pod(
+        &kubelet,
+        "talker",
+        "running",
+        Duration::from_secs(30),
+        |p| {
+            ["main", "side"]
+                .iter()
+                .all(|c| container_status(p, c).is_some_and(|s| s.ready))
+        },
+    )
+    .await;
+
+    let out = cp.kubectl(&["logs", "talker", "-c", "main"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("hello from the pod") && text.contains("to stderr"),
+        "{text}"
+    );
+    let out = cp.kubectl(&["logs", "talker"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Defaulted container \"main\" out of: main, side"),
+        "{err}"
+    );
+
+    let out = cp.kubectl(&[
+        "exec",
+        "talker",
+        "-c",
+        "main",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("err") && err.contains("command terminated with exit code 3"),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        cp.kubectl_ok(&["exec", "talker", "-c", "side", "--", "hostname"])
+            .trim(),
+        "talker"
+    );
+
+    let err = cp.kubectl_err(&["logs", "talker", "-c", "nope"]);
+    assert!(
+        err.contains("container nope is not valid for pod talker"),
+        "{err}"
+    );
+    drop(kubelet);
+    env.shutdown().await;
+}
