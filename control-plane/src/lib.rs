@@ -7,10 +7,14 @@
 //! - [`store`]: the revisioned object store (SQLite, in-memory) and its
 //!   conformance suite.
 //! - [`api`]: the HTTP API: discovery, CRUD, watch, patches, tables.
+//! - [`controllers`]: the scheduler and node actors, under a supervisor.
+//! - [`nodes`]: node registration and heartbeats over gRPC.
 //! - [`kubeconfig`]: the kubeconfig file `kubectl` uses as it is.
 
 pub mod api;
+pub mod controllers;
 pub mod kubeconfig;
+pub mod nodes;
 pub mod store;
 
 pub use skiff_proto as proto;

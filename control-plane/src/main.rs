@@ -53,7 +53,30 @@ async fn main() -> anyhow::Result<()> {
         .context("creating the default namespaces")?;
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
     kubeconfig::write(&kubeconfig_path, &address).context("writing the kubeconfig")?;
-    tracing::warn!(grpc_listen = %flags.grpc_listen, "node registration over gRPC comes with the scheduler milestone; nodes cannot join yet");
+    let objects = skiff_control_plane::api::internal::Objects::new(state.store.clone());
+    let grpc = tokio::net::TcpListener::bind(flags.grpc_listen)
+        .await
+        .with_context(|| format!("listening on {}", flags.grpc_listen))?;
+    let grpc_address = grpc.local_addr()?;
+    tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .add_service(skiff_control_plane::nodes::registry::Registry::server(
+                objects,
+            ))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc))
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "node gRPC server failed");
+        }
+    });
+    tracing::info!(%grpc_address, "serving node registration");
+    let (_supervisor, _) = ractor::Actor::spawn(
+        None,
+        skiff_control_plane::controllers::supervisor::Supervisor,
+        skiff_control_plane::api::internal::Objects::new(state.store.clone()),
+    )
+    .await
+    .context("starting the controllers")?;
     eprintln!(
         "skiff-control-plane: serving the Kubernetes API on http://{address}; kubeconfig: {}",
         kubeconfig_path.display()

@@ -40,6 +40,10 @@ pub struct KubeletConfig {
     pub node_ip: Option<String>,
     /// Restart back-off.
     pub backoff: BackoffConfig,
+    /// The control plane's gRPC address; standalone when `None`.
+    pub control_plane: Option<String>,
+    /// Labels of the Node object.
+    pub node_labels: std::collections::HashMap<String, String>,
 }
 
 /// Why a kubelet could not start.
@@ -188,6 +192,19 @@ pub async fn start(
             tracing::error!(error = %e, "HTTP server failed");
         }
     }));
+    if let Some(cp) = &config.control_plane {
+        let host = config
+            .node_ip
+            .clone()
+            .unwrap_or_else(|| grpc_addr.ip().to_string());
+        let endpoint = format!("{host}:{}", grpc_addr.port());
+        tasks.push(crate::node::registration::spawn(
+            cp.clone(),
+            node.clone(),
+            endpoint,
+            config.node_labels.clone(),
+        ));
+    }
     info!(node = %config.node_name, %grpc_addr, %http_addr, "kubelet running");
     Ok(Running {
         node,

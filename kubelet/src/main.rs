@@ -114,9 +114,6 @@ async fn main() -> anyhow::Result<()> {
             bail!("--node-labels: {label:?} is not k=v");
         }
     }
-    if let Some(cp) = &flags.control_plane {
-        tracing::warn!(control_plane = %cp, "registration with a control plane is not implemented yet; running standalone");
-    }
     let logger = flags
         .cri_logger
         .clone()
@@ -145,6 +142,13 @@ async fn main() -> anyhow::Result<()> {
             max: flags.backoff_max,
             reset_after: flags.backoff_reset,
         },
+        control_plane: flags.control_plane.clone(),
+        node_labels: flags
+            .node_labels
+            .iter()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     };
     let network = Arc::new(NetnsNetwork::new(format!("skiff-{}", flags.node_name)));
     let running = app::start(config, Arc::new(runtime), network).await?;

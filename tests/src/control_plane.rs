@@ -38,6 +38,8 @@ pub fn kubectl_enabled(test: &str) -> bool {
 pub struct TestControlPlane {
     /// `127.0.0.1:port` of the API.
     pub address: String,
+    /// `127.0.0.1:port` of the node gRPC endpoint.
+    pub grpc: String,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -51,6 +53,7 @@ impl TestControlPlane {
             .expect("temp dir");
         let mut cp = Self {
             address: format!("127.0.0.1:{}", free_port()),
+            grpc: format!("127.0.0.1:{}", free_port()),
             dir,
             child: None,
         };
@@ -67,7 +70,7 @@ impl TestControlPlane {
         let child = Command::new(workspace_binary("skiff-control-plane"))
             .arg("--data-dir")
             .arg(self.data_dir())
-            .args(["--listen", &self.address, "--grpc-listen", "127.0.0.1:0"])
+            .args(["--listen", &self.address, "--grpc-listen", &self.grpc])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -32,6 +32,11 @@ impl TestKubelet {
     /// Starts a kubelet named `name` with lab back-off (1 s doubling to 4 s)
     /// and waits until it answers `/healthz`.
     pub async fn start(env: &TestEnv, name: &str) -> Self {
+        Self::start_with(env, name, &[]).await
+    }
+
+    /// Like [`TestKubelet::start`], with extra flags (`--control-plane`, ...).
+    pub async fn start_with(env: &TestEnv, name: &str, extra: &[&str]) -> Self {
         let state_dir = env.dir().join(format!("kubelet-{name}"));
         let manifests_dir = env.dir().join(format!("manifests-{name}"));
         std::fs::create_dir_all(&manifests_dir).expect("manifests dir");
@@ -63,6 +68,8 @@ impl TestKubelet {
             "--backoff-max".into(),
             "4s".into(),
         ];
+        let mut args = args;
+        args.extend(extra.iter().map(|s| s.to_string()));
         let mut kubelet = Self {
             name: name.to_string(),
             log: env.dir().join(format!("kubelet-{name}.log")),

@@ -884,6 +884,11 @@ impl Api {
         if self.query.contains_key("dryRun") {
             return Ok(json_response(StatusCode::OK, &obj));
         }
+        if t.rt.kind == "Pod"
+            && let Some(response) = self.graceful_pod_delete(t, &obj, rev, &options).await?
+        {
+            return Ok(response);
+        }
         if t.rt.kind == "Namespace" {
             self.delete_namespace_contents(&name).await?;
         }
@@ -902,6 +907,57 @@ impl Api {
         let mut last: Value = serde_json::from_slice(&last).unwrap_or(obj);
         last["metadata"]["resourceVersion"] = json!(rev.to_string());
         Ok(json_response(StatusCode::OK, &last))
+    }
+
+    /// A pod on a node is not removed at once: it gets a `deletionTimestamp`
+    /// (shown as `Terminating`) and its node stops the containers within the
+    /// grace period, then removes the object. `gracePeriodSeconds=0` (force)
+    /// and pods on no node are removed at once.
+    async fn graceful_pod_delete(
+        &self,
+        t: &Target,
+        pod: &Value,
+        rev: u64,
+        options: &Value,
+    ) -> ApiResult<Option<Response>> {
+        if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+            return Ok(None);
+        }
+        let grace = options
+            .get("gracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .or_else(|| {
+                self.query
+                    .get("gracePeriodSeconds")
+                    .and_then(|g| g.parse().ok())
+            })
+            .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+            .unwrap_or(30)
+            .max(0);
+        if grace == 0 {
+            return Ok(None);
+        }
+        if let Some(current) = pod
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            && current <= grace
+        {
+            return Ok(Some(json_response(StatusCode::OK, pod)));
+        }
+        let mut updated = pod.clone();
+        let deadline = chrono::Utc::now() + chrono::Duration::seconds(grace);
+        updated["metadata"]["deletionTimestamp"] =
+            json!(deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        updated["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+        let name = name_of(pod);
+        let new_rev = self
+            .state
+            .store
+            .update(&self.key(t), rev, to_bytes(&updated))
+            .await
+            .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
+        updated["metadata"]["resourceVersion"] = json!(new_rev.to_string());
+        Ok(Some(json_response(StatusCode::OK, &updated)))
     }
 
     /// Garbage collection of dependents (ownerReferences) after an owner is

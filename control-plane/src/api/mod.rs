@@ -3,6 +3,7 @@
 //! - [`resources`]: served types, short names, categories.
 //! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
+//! - [`internal`]: the same objects for the control plane's own actors.
 //! - [`objects`]: decoding, defaults, validation, server-owned metadata.
 //! - [`patch`]: merge, JSON, strategic merge and apply patches.
 //! - [`protobuf`]: protobuf request bodies of kubectl's generator commands.
@@ -14,6 +15,7 @@
 pub mod discovery;
 pub mod error;
 pub mod handlers;
+pub mod internal;
 pub mod objects;
 pub mod patch;
 pub mod protobuf;

@@ -8,6 +8,7 @@ pub mod context;
 pub mod events;
 pub mod manifests;
 pub mod metrics;
+pub mod registration;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,0 +1,4 @@
+//! Nodes as the control plane sees them: registration and heartbeats over
+//! gRPC ([`registry`]).
+
+pub mod registry;

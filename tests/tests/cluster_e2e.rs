@@ -1,0 +1,138 @@
+//! The whole spine: kubectl → control plane → scheduler → node actor →
+//! gRPC → skiff-kubelet → containerd, and status, events, logs and exec
+//! back up, with a real kubelet registered to a real control plane.
+
+use std::time::{Duration, Instant};
+
+use skiff_tests::TestEnv;
+use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
+use skiff_tests::kubelet::TestKubelet;
+
+fn eventually_kubectl(
+    cp: &TestControlPlane,
+    args: &[&str],
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let out = cp.kubectl(args);
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() && check(&last) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!(
+        "timed out waiting for {what}; last `kubectl {}`:\n{last}\ncontrol plane log:\n{}",
+        args.join(" "),
+        cp.log()
+    );
+}
+
+#[tokio::test]
+async fn kubectl_apply_to_a_running_container_and_back() {
+    if !kubectl_enabled("kubectl_apply_to_a_running_container_and_back") {
+        return;
+    }
+    let Some(env) = TestEnv::start("kubectl_apply_to_a_running_container_and_back").await else {
+        return;
+    };
+    let cp = TestControlPlane::start().await;
+    let node = format!("n{}c", std::process::id());
+    let kubelet = TestKubelet::start_with(
+        &env,
+        &node,
+        &["--control-plane", &cp.grpc, "--node-labels", "disk=ssd"],
+    )
+    .await;
+
+    let nodes = eventually_kubectl(&cp, &["get", "nodes"], "the node to be Ready", |o| {
+        o.contains(&node) && o.contains(" Ready ")
+    });
+    assert!(
+        nodes.lines().next().unwrap_or_default().starts_with("NAME"),
+        "{nodes}"
+    );
+    assert_eq!(
+        cp.kubectl_ok(&[
+            "get",
+            "node",
+            &node,
+            "-o",
+            "jsonpath={.metadata.labels.disk}"
+        ]),
+        "ssd"
+    );
+
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sample-2pod\nspec:\n  terminationGracePeriodSeconds: 3\n  containers:\n  - name: webapp\n    image: skiff.dev/webapp:v1\n  - name: client\n    image: busybox\n    command: [sh, -c, 'until wget -qO- http://localhost:8080/; do sleep 0.2; done; sleep 3600']\n";
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("pod.yaml", pod)]);
+    let wide = eventually_kubectl(&cp, &["get", "pods", "-o", "wide"], "2/2 Running", |o| {
+        o.contains("2/2") && o.contains("Running")
+    });
+    assert!(wide.contains(&node), "NODE column: {wide}");
+
+    let logs = eventually_kubectl(
+        &cp,
+        &["logs", "sample-2pod", "-c", "client"],
+        "the client's log",
+        |o| o.contains("webapp v1 on sample-2pod"),
+    );
+    assert!(logs.contains("webapp v1 on sample-2pod"));
+    assert_eq!(
+        cp.kubectl_ok(&["exec", "sample-2pod", "-c", "client", "--", "pwd"]),
+        "/\n"
+    );
+    let describe = eventually_kubectl(&cp, &["describe", "pod", "sample-2pod"], "events", |o| {
+        o.contains("Started")
+    });
+    for reason in ["Scheduled", "Pulled", "Created", "Started"] {
+        assert!(describe.contains(reason), "{reason} missing:\n{describe}");
+    }
+    assert!(
+        describe.contains(&format!(
+            "Successfully assigned default/sample-2pod to {node}"
+        )),
+        "{describe}"
+    );
+
+    let picky = "apiVersion: v1\nkind: Pod\nmetadata: {name: picky}\nspec:\n  nodeSelector: {disk: hdd}\n  containers: [{name: c, image: busybox}]\n";
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("picky.yaml", picky)]);
+    let events = eventually_kubectl(
+        &cp,
+        &["describe", "pod", "picky"],
+        "FailedScheduling",
+        |o| o.contains("FailedScheduling"),
+    );
+    assert!(
+        events.contains(
+            "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+        ),
+        "{events}"
+    );
+    assert!(cp.kubectl_ok(&["get", "pod", "picky"]).contains("Pending"));
+
+    // Deletion: Terminating while the node stops the containers, then gone.
+    let containers_before = env.ctr_ids(&["containers", "ls"]).len();
+    assert!(containers_before >= 2, "containers: {containers_before}");
+    cp.kubectl_ok(&["delete", "pod", "sample-2pod", "--wait=false"]);
+    let status = cp.kubectl_ok(&["get", "pod", "sample-2pod"]);
+    assert!(status.contains("Terminating"), "{status}");
+    eventually_kubectl(
+        &cp,
+        &["get", "pods", "-o", "name"],
+        "the pod to be removed",
+        |o| !o.contains("sample-2pod"),
+    );
+    assert!(
+        env.ctr_ids(&["containers", "ls"]).is_empty(),
+        "containers left in containerd"
+    );
+    drop(kubelet);
+    env.shutdown().await;
+}
