@@ -430,35 +430,36 @@ async fn get_watch_sees_changes() {
             let _ = tx.send(line);
         }
     });
-    let wait_line = |needle: &str| {
+    // Waits for an event line of `kind` about `pod` (the scheduler may add
+    // MODIFIED lines of its own in between).
+    let wait_line = |kind: &str, pod: &str| {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         let mut seen = Vec::new();
         while std::time::Instant::now() < deadline {
             if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-                if line.contains(needle) {
+                if line.starts_with(kind) && line.split_whitespace().nth(1) == Some(pod) {
                     return line;
                 }
                 seen.push(line);
             }
         }
-        panic!("no line with {needle:?}; saw {seen:?}");
+        panic!("no {kind} line for {pod}; saw {seen:?}");
     };
-    let first = wait_line("w1");
-    assert!(first.starts_with("ADDED"), "{first}");
+    wait_line("ADDED", "w1");
     cp.kubectl_ok(&[
         "apply",
         "-f",
         &cp.manifest("w2.yaml", &pod.replace("w1", "w2")),
     ]);
-    let added = wait_line("w2");
+    let added = wait_line("ADDED", "w2");
     assert!(
         added.starts_with("ADDED") && added.contains("Pending"),
         "{added}"
     );
     cp.kubectl_ok(&["label", "pod", "w2", "x=y"]);
-    assert!(wait_line("w2").starts_with("MODIFIED"));
+    wait_line("MODIFIED", "w2");
     cp.kubectl_ok(&["delete", "pod", "w2", "--wait=true"]);
-    assert!(wait_line("w2").starts_with("DELETED"));
+    wait_line("DELETED", "w2");
     let _ = watcher.kill();
     let _ = watcher.wait();
 }
