@@ -27,6 +27,33 @@ struct Flags {
     /// Address of the gRPC endpoint for nodes.
     #[arg(long, default_value = "127.0.0.1:6444")]
     grpc_listen: SocketAddr,
+    /// Silence after which a node is Ready=Unknown (lab default; upstream 50s).
+    #[arg(long, default_value = "4s", value_parser = seconds)]
+    node_monitor_grace_period: std::time::Duration,
+    /// Time an unreachable node keeps its pods (lab default; upstream 300s).
+    #[arg(long, default_value = "4s", value_parser = seconds)]
+    pod_eviction_timeout: std::time::Duration,
+}
+
+/// `4s`, `500ms`, `2m` or plain seconds.
+fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (n, mult) = if let Some(v) = t.strip_suffix("ms") {
+        (v, 0.001)
+    } else if let Some(v) = t.strip_suffix('s') {
+        (v, 1.0)
+    } else if let Some(v) = t.strip_suffix('m') {
+        (v, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = n
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    if !(0.0..=86_400.0).contains(&(v * mult)) {
+        return Err(format!("duration {text:?} out of range"));
+    }
+    Ok(std::time::Duration::from_secs_f64(v * mult))
 }
 
 #[tokio::main]
@@ -73,7 +100,13 @@ async fn main() -> anyhow::Result<()> {
     let (_supervisor, _) = ractor::Actor::spawn(
         None,
         skiff_control_plane::controllers::supervisor::Supervisor,
-        skiff_control_plane::api::internal::Objects::new(state.store.clone()),
+        (
+            skiff_control_plane::api::internal::Objects::new(state.store.clone()),
+            skiff_control_plane::controllers::node_lifecycle::LifecycleConfig {
+                grace: flags.node_monitor_grace_period,
+                eviction: flags.pod_eviction_timeout,
+            },
+        ),
     )
     .await
     .context("starting the controllers")?;

@@ -133,6 +133,45 @@ async fn kubectl_apply_to_a_running_container_and_back() {
         env.ctr_ids(&["containers", "ls"]).is_empty(),
         "containers left in containerd"
     );
+
+    // Node loss: the kubelet dies; the node turns NotReady within the lab
+    // grace period (4 s), its pods are evicted after the eviction timeout
+    // (Terminating, since nobody can confirm), and when the kubelet comes
+    // back the node is Ready again and the evicted pod is really removed.
+    let mut kubelet = kubelet;
+    let lonely = "apiVersion: v1\nkind: Pod\nmetadata: {name: lonely}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n";
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("lonely.yaml", lonely)]);
+    eventually_kubectl(&cp, &["get", "pod", "lonely"], "lonely running", |o| {
+        o.contains("1/1") && o.contains("Running")
+    });
+    kubelet.kill();
+    let killed = Instant::now();
+    eventually_kubectl(&cp, &["get", "nodes"], "NotReady", |o| {
+        o.contains("NotReady")
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(8),
+        "NotReady took {:?}",
+        killed.elapsed()
+    );
+    let taints = cp.kubectl_ok(&["get", "node", &node, "-o", "jsonpath={.spec.taints[*].key}"]);
+    assert!(
+        taints.contains("node.kubernetes.io/unreachable"),
+        "{taints}"
+    );
+    eventually_kubectl(&cp, &["get", "pod", "lonely"], "eviction", |o| {
+        o.contains("Terminating")
+    });
+    kubelet.restart().await;
+    eventually_kubectl(&cp, &["get", "nodes"], "Ready again", |o| {
+        o.contains(" Ready ")
+    });
+    eventually_kubectl(
+        &cp,
+        &["get", "pods", "-o", "name"],
+        "the evicted pod removed",
+        |o| !o.contains("lonely"),
+    );
     drop(kubelet);
     env.shutdown().await;
 }

@@ -526,8 +526,8 @@ fn columns_and_cells(rt: &ResourceType, obj: &Value) -> (Vec<Value>, Vec<String>
                 .find(|c| c["type"] == "Ready");
             let mut st = match ready.and_then(|c| c["status"].as_str()) {
                 Some("True") => "Ready".to_string(),
-                Some("False") => "NotReady".into(),
-                _ => "Unknown".into(),
+                Some(_) => "NotReady".into(),
+                None => "Unknown".into(),
             };
             if spec["unschedulable"].as_bool() == Some(true) {
                 st.push_str(",SchedulingDisabled");

@@ -8,6 +8,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tracing::{info, warn};
 
 use super::node::{NodeActor, NodeActorMsg};
+use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
 use super::scheduler::{Scheduler, SchedulerMsg};
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
@@ -29,6 +30,8 @@ pub struct Supervisor;
 pub struct SupervisorState {
     objects: Objects,
     scheduler: Option<ActorRef<SchedulerMsg>>,
+    lifecycle: Option<ActorRef<LifecycleMsg>>,
+    config: LifecycleConfig,
     nodes: HashMap<String, ActorRef<NodeActorMsg>>,
 }
 
@@ -57,15 +60,22 @@ impl SupervisorState {
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = Objects;
+    type Arguments = (Objects, LifecycleConfig);
 
     async fn pre_start(
         &self,
         myself: ActorRef<SupervisorMsg>,
-        objects: Objects,
+        (objects, config): (Objects, LifecycleConfig),
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let (scheduler, _) =
             Actor::spawn_linked(None, Scheduler, objects.clone(), myself.get_cell()).await?;
+        let (lifecycle, _) = Actor::spawn_linked(
+            None,
+            NodeLifecycle,
+            (objects.clone(), config),
+            myself.get_cell(),
+        )
+        .await?;
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
@@ -86,6 +96,8 @@ impl Actor for Supervisor {
         Ok(SupervisorState {
             objects,
             scheduler: Some(scheduler),
+            lifecycle: Some(lifecycle),
+            config,
             nodes: HashMap::new(),
         })
     }
@@ -144,6 +156,16 @@ impl Actor for Supervisor {
                     Actor::spawn_linked(None, Scheduler, state.objects.clone(), myself.get_cell())
                         .await?;
                 state.scheduler = Some(scheduler);
+            } else if state.lifecycle.as_ref().is_some_and(|l| is(&l.get_cell())) {
+                warn!(%reason, "node lifecycle failed; restarting it");
+                let (lifecycle, _) = Actor::spawn_linked(
+                    None,
+                    NodeLifecycle,
+                    (state.objects.clone(), state.config),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.lifecycle = Some(lifecycle);
             } else if let Some(name) = state
                 .nodes
                 .iter()
