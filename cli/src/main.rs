@@ -1,10 +1,11 @@
 //! `skiff`: runs Skiff on this machine.
 //!
-//! Today it has one job, `skiff demo`: build the images, start a private
-//! containerd, and run a busybox and a webapp container through Skiff's
-//! runtime, printing what they do. (`skiff up` — a whole cluster — comes
-//! with the control plane.)
+//! - `skiff up --nodes N --data-dir DIR`: a whole local cluster (containerd,
+//!   control plane, N kubelets) that `kubectl` drives, until Ctrl-C.
+//! - `skiff node stop|start|kill NAME --data-dir DIR`: chaos on its nodes.
+//! - `skiff demo`: the container runtime alone, on a private containerd.
 
+mod cluster;
 mod demo;
 
 use std::path::PathBuf;
@@ -24,6 +25,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Start a local cluster: containerd, the control plane and N nodes.
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// Folder for the cluster's state, logs and kubeconfig.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Port of the Kubernetes API (the next one serves nodes).
+        #[arg(long, default_value_t = 6443)]
+        api_port: u16,
+    },
+    /// Act on a node of the cluster running from DIR.
+    Node {
+        /// What to do.
+        #[arg(value_enum)]
+        action: cluster::NodeAction,
+        /// Node name (`node1`, ...).
+        name: String,
+        /// The `skiff up` data folder.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
     /// Build the images, then run a busybox and a webapp container through
     /// Skiff's containerd runtime and show their output.
     Demo {
@@ -48,5 +72,15 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Cmd::Demo { data_dir, port } => demo::run(data_dir, port).await,
+        Cmd::Up {
+            nodes,
+            data_dir,
+            api_port,
+        } => cluster::up(nodes, data_dir, api_port).await,
+        Cmd::Node {
+            action,
+            name,
+            data_dir,
+        } => cluster::node(action, &name, &data_dir),
     }
 }
