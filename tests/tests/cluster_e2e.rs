@@ -77,6 +77,22 @@ async fn kubectl_apply_to_a_running_container_and_back() {
     });
     assert!(wide.contains(&node), "NODE column: {wide}");
 
+    // The control plane restarts while the pod runs: containers untouched,
+    // the node re-registers and the state reconverges.
+    let ids = |cp: &TestControlPlane| {
+        cp.kubectl_ok(&["get", "pod", "sample-2pod", "-o", "jsonpath={.status.containerStatuses[*].containerID} {.status.containerStatuses[*].restartCount}"])
+    };
+    let before = ids(&cp);
+    let mut cp = cp;
+    cp.restart().await;
+    eventually_kubectl(&cp, &["get", "nodes"], "the node back", |o| {
+        o.contains(" Ready ")
+    });
+    eventually_kubectl(&cp, &["get", "pods"], "still 2/2 Running", |o| {
+        o.contains("2/2") && o.contains("Running")
+    });
+    assert_eq!(ids(&cp), before, "same containers, no restarts");
+
     let logs = eventually_kubectl(
         &cp,
         &["logs", "sample-2pod", "-c", "client"],
