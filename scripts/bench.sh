@@ -6,3 +6,4 @@ cargo build --release --workspace --bins
 cargo bench -p skiff-tests --bench runtime_vs_ctr "$@"
 cargo bench -p skiff-tests --bench kubelet_latency "$@"
 cargo bench -p skiff-tests --bench control_plane_store "$@"
+cargo bench -p skiff-tests --bench cluster_latency "$@"
