@@ -26,13 +26,21 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok())))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
 
 fn pod(name: &str, node: Option<&str>) -> String {
-    let node = node.map(|n| format!(r#""nodeName":"{n}","#)).unwrap_or_default();
+    let node = node
+        .map(|n| format!(r#""nodeName":"{n}","#))
+        .unwrap_or_default();
     format!(
         r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}"}},"spec":{{{node}"terminationGracePeriodSeconds":0,"containers":[{{"name":"c","image":"busybox","imagePullPolicy":"IfNotPresent","command":["sleep","3600"]}}]}}}}"#
     )
@@ -53,26 +61,40 @@ fn get(addr: &str, path: &str) -> Value {
 
 fn delete_all(addr: &str, names: &[String]) {
     for n in names {
-        let _ = http_json("DELETE", addr, &format!("/api/v1/namespaces/default/pods/{n}"), r#"{"gracePeriodSeconds":0}"#);
+        let _ = http_json(
+            "DELETE",
+            addr,
+            &format!("/api/v1/namespaces/default/pods/{n}"),
+            r#"{"gracePeriodSeconds":0}"#,
+        );
     }
 }
 
 #[tokio::main]
 async fn main() {
-    let env = TestEnv::start("cluster_latency").await.expect("root and containerd");
+    let env = TestEnv::start("cluster_latency")
+        .await
+        .expect("root and containerd");
     let busybox = env.import("busybox").await;
     let cp = TestControlPlane::start().await;
     let node = format!("bench{}", std::process::id());
     let kubelet = TestKubelet::start_with(&env, &node, &["--control-plane", &cp.grpc]).await;
     let addr = cp.address.clone();
-    while get(&addr, "/api/v1/nodes")["items"].as_array().is_none_or(Vec::is_empty) {
+    while get(&addr, "/api/v1/nodes")["items"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     let mut floor = Vec::new();
     for i in 0..RUNS {
         let id = format!("floor-{i}");
-        let mut c = ContainerConfig::new(&id, ImageName::clone(&busybox), env.dir().join(format!("floor/{id}.log")));
+        let mut c = ContainerConfig::new(
+            &id,
+            ImageName::clone(&busybox),
+            env.dir().join(format!("floor/{id}.log")),
+        );
         c.command = vec!["sleep".into(), "3600".into()];
         let t = Instant::now();
         env.runtime.create_container(&c).await.expect("create");
@@ -85,9 +107,18 @@ async fn main() {
     for i in 0..=RUNS {
         let name = format!("single-{i}");
         let t = Instant::now();
-        let (status, body) = http_json("POST", &addr, "/api/v1/namespaces/default/pods", &pod(&name, None)).expect("create");
+        let (status, body) = http_json(
+            "POST",
+            &addr,
+            "/api/v1/namespaces/default/pods",
+            &pod(&name, None),
+        )
+        .expect("create");
         assert_eq!(status, 201, "{body}");
-        while !running(&get(&addr, &format!("/api/v1/namespaces/default/pods/{name}"))) {
+        while !running(&get(
+            &addr,
+            &format!("/api/v1/namespaces/default/pods/{name}"),
+        )) {
             assert!(t.elapsed() < Duration::from_secs(60), "pod never ran");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -102,13 +133,26 @@ async fn main() {
     let names: Vec<String> = (0..BATCH).map(|i| format!("batch-{i}")).collect();
     let t = Instant::now();
     for n in &names {
-        http_json("POST", &addr, "/api/v1/namespaces/default/pods", &pod(n, None)).expect("create");
+        http_json(
+            "POST",
+            &addr,
+            "/api/v1/namespaces/default/pods",
+            &pod(n, None),
+        )
+        .expect("create");
     }
     let mut seen: std::collections::HashMap<String, Duration> = std::collections::HashMap::new();
     while seen.len() < BATCH {
         assert!(t.elapsed() < Duration::from_secs(180), "batch never ran");
-        for p in get(&addr, "/api/v1/namespaces/default/pods")["items"].as_array().into_iter().flatten() {
-            let n = p["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        for p in get(&addr, "/api/v1/namespaces/default/pods")["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let n = p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             if running(p) && n.starts_with("batch-") {
                 seen.entry(n).or_insert_with(|| t.elapsed());
             }
@@ -121,7 +165,13 @@ async fn main() {
     // 1,000 pods bound to a node that does not run them (stored, watched).
     let ghosts: Vec<String> = (0..1000).map(|i| format!("ghost-{i}")).collect();
     for n in &ghosts {
-        http_json("POST", &addr, "/api/v1/namespaces/default/pods", &pod(n, Some("ghost-node"))).expect("create");
+        http_json(
+            "POST",
+            &addr,
+            "/api/v1/namespaces/default/pods",
+            &pod(n, Some("ghost-node")),
+        )
+        .expect("create");
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss = rss_mib(cp.pid().expect("pid"));
@@ -129,12 +179,30 @@ async fn main() {
     floor.sort();
     single.sort();
     batch.sort();
-    println!("machine: {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("| path | samples | p50 ms | p99 ms |");
     println!("|---|---|---|---|");
-    println!("| bare runtime create+start (floor) | {} | {:.1} | {:.1} |", floor.len(), pct(&floor, 50.0), pct(&floor, 99.0));
-    println!("| one pod: API create → running in the API | {} | {:.1} | {:.1} |", single.len(), pct(&single, 50.0), pct(&single, 99.0));
-    println!("| {BATCH} pods at once, per pod | {} | {:.1} | {:.1} |", batch.len(), pct(&batch, 50.0), pct(&batch, 99.0));
+    println!(
+        "| bare runtime create+start (floor) | {} | {:.1} | {:.1} |",
+        floor.len(),
+        pct(&floor, 50.0),
+        pct(&floor, 99.0)
+    );
+    println!(
+        "| one pod: API create → running in the API | {} | {:.1} | {:.1} |",
+        single.len(),
+        pct(&single, 50.0),
+        pct(&single, 99.0)
+    );
+    println!(
+        "| {BATCH} pods at once, per pod | {} | {:.1} | {:.1} |",
+        batch.len(),
+        pct(&batch, 50.0),
+        pct(&batch, 99.0)
+    );
     println!("control plane RSS with 1,000 pods stored: {rss:.1} MiB");
     drop(kubelet);
     env.shutdown().await;
