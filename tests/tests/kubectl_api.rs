@@ -631,3 +631,39 @@ async fn generators_send_protobuf_and_explain_reads_schemas() {
             .contains("KIND:       Job")
     );
 }
+
+/// `pods/binding`, the subresource a scheduler places pods with.
+#[tokio::test]
+async fn pods_are_bound_through_the_binding_subresource() {
+    if !kubectl_enabled("pods_are_bound_through_the_binding_subresource") {
+        return;
+    }
+    let cp = TestControlPlane::start().await;
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: b1}\nspec:\n  containers: [{name: c, image: busybox}]\n";
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("b1.yaml", pod)]);
+    let binding = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"b1"},"target":{"apiVersion":"v1","kind":"Node","name":"node-a"}}"#;
+    let path = "/api/v1/namespaces/default/pods/b1/binding";
+    let (status, body) = http_json("POST", &cp.address, path, binding).expect("bind");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        cp.kubectl_ok(&["get", "pod", "b1", "-o", "jsonpath={.spec.nodeName}"]),
+        "node-a"
+    );
+    let (status, body) = http_json(
+        "POST",
+        &cp.address,
+        path,
+        &binding.replace("node-a", "node-b"),
+    )
+    .expect("bind");
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("pod b1 is already assigned to node \\\"node-a\\\""),
+        "{body}"
+    );
+    let resources = cp.kubectl_ok(&["api-resources", "--no-headers"]);
+    assert!(
+        !resources.contains("pods/binding"),
+        "subresources are not listed as resources"
+    );
+}

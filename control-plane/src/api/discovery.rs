@@ -51,6 +51,7 @@ fn resource_entries(r: &ResourceType) -> Vec<Value> {
             "status" => (r.kind, r.group, r.version, &["get", "patch", "update"]),
             "log" => ("Pod", "", "v1", &["get"]),
             "exec" => ("PodExecOptions", "", "v1", &["create", "get"]),
+            "binding" => ("Binding", "", "v1", &["create"]),
             _ => continue,
         };
         out.push(json!({

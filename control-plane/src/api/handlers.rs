@@ -272,6 +272,9 @@ async fn serve(
         (&Method::GET, Some(_), Some("scale")) => api.get_scale(&target).await,
         (&Method::GET, Some(_), _) => api.get(&target).await,
         (&Method::POST, None, _) => api.create(&target, &body).await,
+        (&Method::POST, Some(_), Some("binding")) if target.rt.kind == "Pod" => {
+            api.bind(&target, &body).await
+        }
         (&Method::PUT, Some(_), Some("scale")) => api.update_scale(&target, &body).await,
         (&Method::PUT, Some(_), _) => api.update(&target, &body).await,
         (&Method::PATCH, Some(_), Some("scale")) => api.patch_scale(&target, &body).await,
@@ -758,6 +761,32 @@ impl Api {
             t.rt,
             t.name.as_deref().unwrap_or_default(),
         ))
+    }
+
+    /// `POST pods/{name}/binding`: what a scheduler calls to place a pod.
+    async fn bind(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
+        let binding = self.parse_body(body)?;
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ApiError::bad_request("binding has no target.name"))?;
+        let name = t.name.as_deref().unwrap_or_default();
+        let ns = t.namespace.as_deref().unwrap_or("default");
+        let objects = super::internal::Objects::new(self.state.store.clone());
+        match objects.bind(ns, name, node).await {
+            Ok(Ok(_)) => Ok(json_response(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            )),
+            Ok(Err(message)) => Err(ApiError {
+                code: 409,
+                reason: "Conflict",
+                message,
+                details: json!({"name": name, "kind": "pods"}),
+            }),
+            Err(e) => Err(ApiError::from_store(e, t.rt, name)),
+        }
     }
 
     fn scale_of(&self, t: &Target, obj: &Value) -> ApiResult<Value> {

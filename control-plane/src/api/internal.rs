@@ -127,6 +127,45 @@ impl Objects {
         )))
     }
 
+    /// Binds a pod to a node (the `pods/binding` subresource): sets
+    /// `spec.nodeName` and the PodScheduled condition. `Ok(None)` when the
+    /// pod is already bound (to the node it is bound to).
+    pub async fn bind(
+        &self,
+        namespace: &str,
+        name: &str,
+        node: &str,
+    ) -> Result<Result<Value, String>, StoreError> {
+        let Some(rt) = super::resources::find("", "v1", "pods") else {
+            return Err(StoreError::Backend("pods type".into()));
+        };
+        let mut already = None;
+        let bound = self
+            .update(rt, Some(namespace), name, |pod| {
+                if let Some(current) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+                    already = Some(current.to_string());
+                    return false;
+                }
+                pod["spec"]["nodeName"] = json!(node);
+                crate::controllers::scheduler::set_condition(
+                    pod,
+                    "PodScheduled",
+                    "True",
+                    None,
+                    None,
+                );
+                true
+            })
+            .await?;
+        Ok(match (bound, already) {
+            (Some(pod), _) => Ok(pod),
+            (None, Some(current)) => Err(format!(
+                "pod {name} is already assigned to node \"{current}\""
+            )),
+            (None, None) => Err(format!("pod {name} cannot be bound")),
+        })
+    }
+
     /// Deletes an object (idempotent).
     pub async fn delete(
         &self,

@@ -100,7 +100,7 @@ pub const RESOURCES: &[ResourceType] = &[
         true,
         &["po"],
         ALL,
-        &["status", "log", "exec"]
+        &["status", "log", "exec", "binding"]
     ),
     rt!(
         "",

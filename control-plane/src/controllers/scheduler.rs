@@ -173,20 +173,8 @@ impl SchedulerState {
                 .to_string();
             match best {
                 Some((_, _, node)) => {
-                    let bound = self
-                        .objects
-                        .update(pods_rt, Some(&ns), &name, |p| {
-                            if p["spec"]["nodeName"]
-                                .as_str()
-                                .is_some_and(|n| !n.is_empty())
-                            {
-                                return false;
-                            }
-                            p["spec"]["nodeName"] = json!(node);
-                            set_condition(p, "PodScheduled", "True", None, None);
-                            true
-                        })
-                        .await?;
+                    // The same path as the `pods/binding` subresource.
+                    let bound = self.objects.bind(&ns, &name, &node).await?.ok();
                     if let Some(bound) = bound {
                         *per_node.entry(node.clone()).or_default() += 1;
                         if !owner.is_empty() {
