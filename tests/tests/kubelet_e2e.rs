@@ -319,9 +319,13 @@ spec:
     image: skiff.dev/webapp:v2
     env: [{name: PORT, value: "8081"}]
     ports: [{name: web, containerPort: 8081}]
+    # Slack for a loaded machine: the server must be listening before the
+    # probe may fail (it is the "healthy" control case).
     livenessProbe:
       tcpSocket: {port: web}
+      initialDelaySeconds: 2
       periodSeconds: 1
+      failureThreshold: 10
     readinessProbe:
       httpGet: {path: /ready, port: web}
       periodSeconds: 1
