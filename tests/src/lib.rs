@@ -350,12 +350,18 @@ impl Drop for TestNetns {
 
 /// A minimal HTTP/1.1 client for tests: returns status code and body.
 pub fn http(method: &str, addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    request(method, addr, path, "")
+}
+
+/// One HTTP/1.1 request with a JSON body (may be empty); returns status and body.
+pub fn request(method: &str, addr: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
