@@ -5,11 +5,13 @@
 //! the Node object (address and kubelet port) and hands the stored pod to
 //! the kubelet over gRPC.
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use skiff_proto::node::v1 as pb;
 use skiff_tests::TestEnv;
-use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
+use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled, kubectl_path};
 use skiff_tests::kubelet::{TestKubelet, container_status, wait_pod};
 
 #[tokio::test]
@@ -99,6 +101,83 @@ async fn kubectl_logs_and_exec_reach_the_container() {
             .trim(),
         "talker"
     );
+
+    // `exec -i`: stdin reaches the command and its end is EOF (v5 close frame).
+    let mut child = cp
+        .kubectl_command(&[
+            "exec",
+            "-i",
+            "talker",
+            "-c",
+            "main",
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z; echo done",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl exec -i");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"hello through stdin\n")
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("kubectl exec -i");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "HELLO THROUGH STDIN\ndone\n"
+    );
+
+    // `exec -it` under a pseudo-terminal (util-linux `script`): the command
+    // sees a terminal of the caller's size, and typed input reaches it.
+    let kubectl = kubectl_path().expect("kubectl");
+    let mut script = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "stty cols 91 rows 37; {} exec -it talker -c main -- sh -c 'tty; stty size; read line; echo got:$line'",
+            kubectl.display()
+        ))
+        .arg("/dev/null")
+        .envs(
+            cp.kubectl_command(&[])
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = script.stdin.take().expect("stdin");
+    // Give the session time to start before typing, as a person would.
+    std::thread::sleep(Duration::from_secs(3));
+    stdin.write_all(b"typed\r").expect("type");
+    let out = script.wait_with_output().expect("script");
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("/dev/pts/"),
+        "no terminal in the container: {text}"
+    );
+    assert!(
+        text.contains("37 91"),
+        "terminal size not passed on: {text}"
+    );
+    assert!(text.contains("got:typed"), "typed input lost: {text}");
 
     let err = cp.kubectl_err(&["logs", "talker", "-c", "nope"]);
     assert!(

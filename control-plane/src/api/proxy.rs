@@ -5,8 +5,8 @@
 //!
 //! Exec speaks the WebSocket protocol kubectl 1.30+ uses
 //! (`v5.channel.k8s.io`, also `v4`): binary frames whose first byte is the
-//! channel (1 stdout, 2 stderr, 3 status). Interactive exec (stdin, tty) is
-//! not supported by the nodes yet and is refused with a clear status.
+//! channel (0 stdin, 1 stdout, 2 stderr, 3 status, 4 terminal size; v5 adds
+//! 255 "close channel", which is how stdin reaches EOF).
 
 use std::sync::Arc;
 
@@ -234,6 +234,44 @@ fn status_frame(exit_code: i32, error: Option<String>) -> Vec<u8> {
     [vec![3u8], status.to_string().into_bytes()].concat()
 }
 
+/// What a client frame asks for, by its channel byte.
+fn client_input(frame: &[u8]) -> Option<pb::exec_input::Input> {
+    use pb::exec_input::Input;
+    let (channel, data) = frame.split_first()?;
+    match channel {
+        0 => Some(Input::Stdin(data.to_vec())),
+        // `{"Width":80,"Height":24}`, kubectl's TerminalSize.
+        4 => {
+            let size: Value = serde_json::from_slice(data).ok()?;
+            let dim = |k: &str| size[k].as_u64().and_then(|v| u32::try_from(v).ok());
+            Some(Input::Resize(pb::TerminalSize {
+                width: dim("Width")?,
+                height: dim("Height")?,
+            }))
+        }
+        // v5 only: "close channel N"; channel 0 is stdin.
+        255 if data.first() == Some(&0) => Some(Input::CloseStdin(true)),
+        _ => None,
+    }
+}
+
+/// Passes one client frame on to the node; `false` once the client is gone.
+async fn forward_frame(
+    frame: Option<Result<Message, axum::Error>>,
+    inputs: &tokio::sync::mpsc::Sender<pb::ExecInput>,
+) -> bool {
+    match frame {
+        Some(Ok(Message::Binary(frame))) => {
+            if let Some(input) = client_input(&frame) {
+                let _ = inputs.send(pb::ExecInput { input: Some(input) }).await;
+            }
+            true
+        }
+        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => false,
+        Some(Ok(_)) => true,
+    }
+}
+
 async fn run_exec(
     mut socket: WebSocket,
     mut client: NodeAgentClient<Channel>,
@@ -242,38 +280,57 @@ async fn run_exec(
     request: ExecRequest,
 ) {
     let send = |channel: u8, data: Vec<u8>| Message::Binary([vec![channel], data].concat().into());
-    if request.stdin || request.tty {
-        let frame = status_frame(0, Some("interactive exec (stdin, tty) is not supported by Skiff nodes yet; run the command without -i/-t".into()));
-        let _ = socket.send(Message::Binary(frame.into())).await;
-        let _ = socket.send(normal_close()).await;
-        return;
-    }
     let start = pb::ExecInput {
         input: Some(pb::exec_input::Input::Start(pb::ExecStart {
             pod_uid: uid,
             container,
             command: request.command,
-            stdin: false,
-            tty: false,
+            stdin: request.stdin,
+            tty: request.tty,
         })),
     };
+    let (inputs, inputs_rx) = tokio::sync::mpsc::channel(64);
+    // Cannot fail: the receiver is alive and the channel empty.
+    let _ = inputs.try_send(start);
     let mut exit_code = 0;
     let mut error = None;
-    match client.exec(tokio_stream::iter(vec![start])).await {
+    let call = client.exec(tokio_stream::wrappers::ReceiverStream::new(inputs_rx));
+    tokio::pin!(call);
+    // The node answers once the command runs, and with a terminal it waits
+    // for kubectl's first resize frame to start it: keep frames flowing.
+    let response = loop {
+        tokio::select! {
+            response = &mut call => break response,
+            frame = socket.recv() => if !forward_frame(frame, &inputs).await {
+                return;
+            },
+        }
+    };
+    match response {
         Ok(response) => {
             let mut stream = response.into_inner();
-            while let Some(item) = stream.next().await {
-                match item.map(|o| o.output) {
-                    Ok(Some(pb::exec_output::Output::Stdout(b))) => {
-                        let _ = socket.send(send(1, b)).await;
-                    }
-                    Ok(Some(pb::exec_output::Output::Stderr(b))) => {
-                        let _ = socket.send(send(2, b)).await;
-                    }
-                    Ok(Some(pb::exec_output::Output::ExitCode(c))) => exit_code = c,
-                    Ok(Some(pb::exec_output::Output::Error(e))) => error = Some(e),
-                    Ok(None) => {}
-                    Err(e) => error = Some(e.message().to_string()),
+            loop {
+                tokio::select! {
+                    frame = socket.recv() => if !forward_frame(frame, &inputs).await {
+                        // The client went away: dropping the stream kills the command.
+                        return;
+                    },
+                    item = stream.next() => match item.map(|r| r.map(|o| o.output)) {
+                        Some(Ok(Some(pb::exec_output::Output::Stdout(b)))) => {
+                            let _ = socket.send(send(1, b)).await;
+                        }
+                        Some(Ok(Some(pb::exec_output::Output::Stderr(b)))) => {
+                            let _ = socket.send(send(2, b)).await;
+                        }
+                        Some(Ok(Some(pb::exec_output::Output::ExitCode(c)))) => exit_code = c,
+                        Some(Ok(Some(pb::exec_output::Output::Error(e)))) => error = Some(e),
+                        Some(Ok(None)) => {}
+                        Some(Err(e)) => {
+                            error = Some(e.message().to_string());
+                            break;
+                        }
+                        None => break,
+                    },
                 }
             }
         }

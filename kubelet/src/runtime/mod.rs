@@ -24,8 +24,8 @@ use skiff_images::ImageName;
 
 pub use error::{Result, RuntimeError};
 pub use types::{
-    BindMount, ContainerConfig, ContainerInfo, ContainerState, ExecOutput, ExitStatus, LabelFilter,
-    NetworkMode, PodRef, labels,
+    BindMount, ContainerConfig, ContainerInfo, ContainerState, ExecEvent, ExecInput, ExecOptions,
+    ExecOutput, ExecSession, ExitStatus, LabelFilter, NetworkMode, PodRef, labels,
 };
 
 /// A container engine as the kubelet uses it. Every method is safe to call
@@ -57,6 +57,26 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Runs `command` inside a running container and collects its output.
     /// The command is killed when `timeout` passes.
     async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput>;
+
+    /// Starts `options.command` inside a running container and streams its
+    /// input and output (`kubectl exec -i -t`). The default runs the command
+    /// to completion without stdin, for runtimes that cannot stream.
+    async fn exec_session(&self, id: &str, options: ExecOptions) -> Result<ExecSession> {
+        let out = self
+            .exec(id, &options.command, Duration::from_secs(3600))
+            .await?;
+        let (input, _) = tokio::sync::mpsc::channel(1);
+        let (tx, events) = tokio::sync::mpsc::channel(3);
+        for event in [
+            ExecEvent::Stdout(out.stdout),
+            ExecEvent::Stderr(out.stderr),
+            ExecEvent::Exited(out.exit_code),
+        ] {
+            // The channel holds all three; a closed receiver just drops them.
+            let _ = tx.try_send(event);
+        }
+        Ok(ExecSession { input, events })
+    }
 
     /// The container's labels and state.
     async fn container_info(&self, id: &str) -> Result<ContainerInfo>;

@@ -183,6 +183,51 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
+/// How to run an interactive command with
+/// [`exec_session`](super::ContainerRuntime::exec_session) (`kubectl exec -i -t`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// argv.
+    pub command: Vec<String>,
+    /// Whether the caller will send stdin.
+    pub stdin: bool,
+    /// Whether the command gets a terminal; with one, stderr is merged into stdout.
+    pub tty: bool,
+    /// The terminal's initial size (columns, rows).
+    pub size: Option<(u16, u16)>,
+}
+
+/// What the caller of an exec session sends to the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecInput {
+    /// Bytes for the process's stdin.
+    Stdin(Vec<u8>),
+    /// End of stdin: the process reads EOF.
+    CloseStdin,
+    /// The caller's terminal changed size (columns, rows).
+    Resize(u16, u16),
+}
+
+/// What an exec session reports, in order; `Exited` comes last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecEvent {
+    /// Output on stdout (or the terminal).
+    Stdout(Vec<u8>),
+    /// Output on stderr.
+    Stderr(Vec<u8>),
+    /// The process ended with this exit code.
+    Exited(i32),
+}
+
+/// A running exec. Dropping `events` ends the session: the process is killed.
+#[derive(Debug)]
+pub struct ExecSession {
+    /// Input for the process (stdin, resizes). Dropping it closes stdin.
+    pub input: tokio::sync::mpsc::Sender<ExecInput>,
+    /// Output and the exit code.
+    pub events: tokio::sync::mpsc::Receiver<ExecEvent>,
+}
+
 /// Equality label selector for [`list_containers`](super::ContainerRuntime::list_containers).
 pub type LabelFilter = BTreeMap<String, String>;
 

@@ -8,14 +8,18 @@ use k8s_openapi::api::core::v1::Pod;
 use skiff_proto::node::v1 as pb;
 use skiff_proto::node::v1::node_agent_server::{NodeAgent, NodeAgentServer};
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::logs::cri;
 use crate::node::events::EventObject;
 use crate::node::{NodeError, NodeHandle, Report};
 use crate::pod::PodKey;
+use crate::runtime::{ExecEvent, ExecInput, ExecOptions};
+
+/// How long an exec with a terminal waits for the caller's terminal size.
+const INITIAL_SIZE_WAIT: Duration = Duration::from_millis(500);
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -312,11 +316,6 @@ impl NodeAgent for AgentService {
                 "exec stream must start with ExecStart",
             ));
         };
-        if start.stdin || start.tty {
-            return Err(Status::unimplemented(
-                "interactive exec (stdin, tty) is not supported yet",
-            ));
-        }
         let pods = self.node.pods().await.map_err(status_of)?;
         let pod = pods
             .iter()
@@ -336,26 +335,80 @@ impl NodeAgent for AgentService {
             })
             .map(|id| id.trim_start_matches("containerd://").to_string())
             .ok_or_else(|| Status::failed_precondition("container is not running"))?;
-        let out = self
+        // kubectl sends the terminal size right after connecting; a process
+        // started before it arrives would see a 0x0 terminal.
+        let mut first = None;
+        let mut size = None;
+        if start.tty
+            && let Ok(Ok(Some(message))) =
+                tokio::time::timeout(INITIAL_SIZE_WAIT, inputs.message()).await
+        {
+            match exec_input(message) {
+                Some(ExecInput::Resize(w, h)) => size = Some((w, h)),
+                other => first = other,
+            }
+        }
+        let options = ExecOptions {
+            command: start.command,
+            stdin: start.stdin,
+            tty: start.tty,
+            size,
+        };
+        let session = self
             .node
             .ctx
             .runtime
-            .exec(&container_id, &start.command, Duration::from_secs(3600))
+            .exec_session(&container_id, options)
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
+        tokio::spawn(forward_exec_input(first, inputs, session.input));
         use pb::exec_output::Output;
-        let messages = [
-            (!out.stdout.is_empty()).then_some(Output::Stdout(out.stdout)),
-            (!out.stderr.is_empty()).then_some(Output::Stderr(out.stderr)),
-            Some(Output::ExitCode(out.exit_code)),
-        ];
-        let stream = tokio_stream::iter(
-            messages
-                .into_iter()
-                .flatten()
-                .map(|o| Ok(pb::ExecOutput { output: Some(o) })),
-        );
+        // Dropping this stream (the caller went away) ends the session and kills the command.
+        let stream = ReceiverStream::new(session.events).map(|event| {
+            let output = match event {
+                ExecEvent::Stdout(b) => Output::Stdout(b),
+                ExecEvent::Stderr(b) => Output::Stderr(b),
+                ExecEvent::Exited(code) => Output::ExitCode(code),
+            };
+            Ok(pb::ExecOutput {
+                output: Some(output),
+            })
+        });
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Passes the caller's stdin, EOF and terminal resizes on to the command.
+async fn forward_exec_input(
+    first: Option<ExecInput>,
+    mut inputs: Streaming<pb::ExecInput>,
+    session: tokio::sync::mpsc::Sender<ExecInput>,
+) {
+    if let Some(input) = first
+        && session.send(input).await.is_err()
+    {
+        return;
+    }
+    while let Ok(Some(message)) = inputs.message().await {
+        let Some(input) = exec_input(message) else {
+            continue;
+        };
+        if session.send(input).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn exec_input(message: pb::ExecInput) -> Option<ExecInput> {
+    use pb::exec_input::Input;
+    match message.input? {
+        Input::Stdin(bytes) => Some(ExecInput::Stdin(bytes)),
+        Input::CloseStdin(true) => Some(ExecInput::CloseStdin),
+        Input::Resize(size) => Some(ExecInput::Resize(
+            u16::try_from(size.width).unwrap_or(u16::MAX),
+            u16::try_from(size.height).unwrap_or(u16::MAX),
+        )),
+        Input::CloseStdin(false) | Input::Start(_) => None,
     }
 }
 

@@ -39,8 +39,8 @@ use tracing::{debug, instrument};
 use self::client::{Services, ignore_not_found};
 use self::runc::{RUNTIME_NAME, RuncOptions};
 use super::{
-    ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, ExecOutput, ExitStatus,
-    LabelFilter, Result, RuntimeError, labels,
+    ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, ExecOptions, ExecOutput,
+    ExecSession, ExitStatus, LabelFilter, Result, RuntimeError, labels,
 };
 
 pub use self::daemon::{DaemonError, ManagedContainerd};
@@ -485,6 +485,10 @@ impl ContainerRuntime for ContainerdRuntime {
 
     async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput> {
         exec::run(self, id, command, timeout).await
+    }
+
+    async fn exec_session(&self, id: &str, options: ExecOptions) -> Result<ExecSession> {
+        exec::start(self, id, options).await
     }
 
     async fn container_info(&self, id: &str) -> Result<ContainerInfo> {
