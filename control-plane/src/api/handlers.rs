@@ -69,14 +69,37 @@ pub async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     out.into_response()
 }
 
+/// The aggregated discovery format the request's `Accept` header asks for.
+fn aggregated_discovery(headers: &HeaderMap) -> Option<discovery::Aggregated> {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .and_then(discovery::negotiate)
+}
+
+fn aggregated_response(core: bool, format: discovery::Aggregated) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", format.content_type())],
+        discovery::aggregated(core, format).to_string(),
+    )
+        .into_response()
+}
+
 /// `GET /api`.
-pub async fn api_versions(State(state): State<Arc<ApiState>>) -> Response {
-    json_response(StatusCode::OK, &discovery::api_versions(&state.address))
+pub async fn api_versions(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    match aggregated_discovery(&headers) {
+        Some(format) => aggregated_response(true, format),
+        None => json_response(StatusCode::OK, &discovery::api_versions(&state.address)),
+    }
 }
 
 /// `GET /apis`.
-pub async fn api_groups() -> Response {
-    json_response(StatusCode::OK, &discovery::api_groups())
+pub async fn api_groups(headers: HeaderMap) -> Response {
+    match aggregated_discovery(&headers) {
+        Some(format) => aggregated_response(false, format),
+        None => json_response(StatusCode::OK, &discovery::api_groups()),
+    }
 }
 
 /// `GET /api/{version}`.
