@@ -355,12 +355,23 @@ pub fn http(method: &str, addr: &str, path: &str) -> std::io::Result<(u16, Strin
 
 /// One HTTP/1.1 request with a JSON body (may be empty); returns status and body.
 pub fn request(method: &str, addr: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    request_as(method, addr, path, "application/json", body)
+}
+
+/// One HTTP/1.1 request with a body of `content_type`; returns status and body.
+pub fn request_as(
+    method: &str,
+    addr: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = String::new();

@@ -667,3 +667,70 @@ async fn pods_are_bound_through_the_binding_subresource() {
         "subresources are not listed as resources"
     );
 }
+
+/// kubectl asks `/api` and `/apis` for aggregated discovery
+/// (`APIGroupDiscoveryList`) and, answered in that format, needs no
+/// per-group requests to resolve short names, categories and subresources.
+#[tokio::test]
+async fn kubectl_uses_aggregated_discovery() {
+    if !kubectl_enabled("kubectl_uses_aggregated_discovery") {
+        return;
+    }
+    let cp = TestControlPlane::start().await;
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("deploy.yaml", DEPLOY)]);
+    let cache = cp.scratch().join("home/.kube/cache");
+    std::fs::remove_dir_all(&cache).expect("drop the discovery cache");
+    let out = cp.kubectl(&["get", "deploy", "-v=8"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let gets: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"Request\" verb=\"GET\""))
+        .filter_map(|l| l.split("url=\"").nth(1))
+        .filter_map(|u| u.split('"').next())
+        .collect();
+    let discovery: Vec<&str> = gets
+        .iter()
+        .copied()
+        .filter(|u| !u.contains("/deployments"))
+        .collect();
+    assert_eq!(discovery.len(), 2, "only /api and /apis: {gets:?}");
+    assert!(
+        discovery[0].contains("/api?") && discovery[1].contains("/apis?"),
+        "{gets:?}"
+    );
+    assert!(
+        log.contains(
+            "Content-Type: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        ),
+        "{log}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("web "),
+        "the short name resolved"
+    );
+    assert!(
+        cp.kubectl_ok(&["get", "po"]).is_empty(),
+        "no pods without a node"
+    );
+    let all = cp.kubectl_ok(&["get", "all", "-o", "name"]);
+    assert!(all.contains("deployment.apps/web"), "{all}");
+    let resources = cp.kubectl_ok(&["api-resources", "--no-headers"]);
+    for line in [
+        "deployments deploy apps/v1 true Deployment",
+        "nodes no v1 false Node",
+    ] {
+        assert!(
+            resources
+                .lines()
+                .any(|l| l.split_whitespace().eq(line.split_whitespace())),
+            "{line} in {resources}"
+        );
+    }
+    cp.kubectl_ok(&["scale", "deploy", "web", "--replicas", "3"]);
+    assert_eq!(
+        cp.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "3",
+        "the scale subresource is discovered"
+    );
+}

@@ -1,6 +1,10 @@
-//! `/version`, legacy discovery (`/api`, `/apis`, `/api/v1`,
-//! `/apis/{group}/{version}`) and the OpenAPI v3 documents kubectl uses to
+//! `/version`, discovery and the OpenAPI v3 documents kubectl uses to
 //! decide that the server validates fields itself.
+//!
+//! Discovery comes in two formats built from one table
+//! ([`RESOURCES`]): legacy (`/api`, `/apis`, then one `APIResourceList` per
+//! group version) and aggregated (`APIGroupDiscoveryList`, everything in the
+//! `/api` and `/apis` replies), chosen by the `Accept` header.
 
 use serde_json::{Value, json};
 
@@ -35,6 +39,36 @@ const VERBS: &[&str] = &[
     "watch",
 ];
 
+/// What a subresource answers with: the kind it returns and its verbs.
+struct Subresource {
+    name: &'static str,
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+}
+
+/// The subresources of `r` as discovery describes them (both formats).
+fn subresources(r: &ResourceType) -> impl Iterator<Item = Subresource> + '_ {
+    r.subresources.iter().filter_map(move |sub| {
+        let (group, version, kind, verbs): (_, _, _, &'static [&'static str]) = match *sub {
+            "scale" => ("autoscaling", "v1", "Scale", &["get", "patch", "update"]),
+            "status" => (r.group, r.version, r.kind, &["get", "patch", "update"]),
+            "log" => ("", "v1", "Pod", &["get"]),
+            "exec" => ("", "v1", "PodExecOptions", &["create", "get"]),
+            "binding" => ("", "v1", "Binding", &["create"]),
+            _ => return None,
+        };
+        Some(Subresource {
+            name: sub,
+            group,
+            version,
+            kind,
+            verbs,
+        })
+    })
+}
+
 fn resource_entries(r: &ResourceType) -> Vec<Value> {
     let mut out = vec![json!({
         "name": r.plural,
@@ -45,23 +79,15 @@ fn resource_entries(r: &ResourceType) -> Vec<Value> {
         "shortNames": r.short_names,
         "categories": r.categories,
     })];
-    for sub in r.subresources {
-        let (kind, group, version, verbs): (&str, &str, &str, &[&str]) = match *sub {
-            "scale" => ("Scale", "autoscaling", "v1", &["get", "patch", "update"]),
-            "status" => (r.kind, r.group, r.version, &["get", "patch", "update"]),
-            "log" => ("Pod", "", "v1", &["get"]),
-            "exec" => ("PodExecOptions", "", "v1", &["create", "get"]),
-            "binding" => ("Binding", "", "v1", &["create"]),
-            _ => continue,
-        };
+    for sub in subresources(r) {
         out.push(json!({
-            "name": format!("{}/{sub}", r.plural),
+            "name": format!("{}/{}", r.plural, sub.name),
             "singularName": "",
             "namespaced": r.namespaced,
-            "group": group,
-            "version": version,
-            "kind": kind,
-            "verbs": verbs,
+            "group": sub.group,
+            "version": sub.version,
+            "kind": sub.kind,
+            "verbs": sub.verbs,
         }));
     }
     out
@@ -106,6 +132,199 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )
+}
+
+/// The aggregated discovery versions (`apidiscovery.k8s.io`) Skiff serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregated {
+    /// `apidiscovery.k8s.io/v2` (kubectl ≥ 1.30).
+    V2,
+    /// `apidiscovery.k8s.io/v2beta1` (kubectl 1.26 to 1.32 offer it too;
+    /// older ones offer nothing else).
+    V2Beta1,
+}
+
+impl Aggregated {
+    fn version(self) -> &'static str {
+        match self {
+            Self::V2 => "v2",
+            Self::V2Beta1 => "v2beta1",
+        }
+    }
+
+    /// The exact reply `Content-Type`: client-go picks the decoder by it.
+    pub fn content_type(self) -> String {
+        format!(
+            "application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList",
+            self.version()
+        )
+    }
+}
+
+/// Chooses the discovery format from an `Accept` header: the first media
+/// range Skiff can serve wins, as upstream's negotiation does (kubectl lists
+/// its preference first and never sends q-values here).
+pub fn negotiate(accept: &str) -> Option<Aggregated> {
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        let (mut group, mut version, mut as_kind) = (None, None, None);
+        for param in parts {
+            match param.split_once('=') {
+                Some(("g", v)) => group = Some(v),
+                Some(("v", v)) => version = Some(v),
+                Some(("as", v)) => as_kind = Some(v),
+                _ => {}
+            }
+        }
+        match (media, group, version, as_kind) {
+            (
+                "application/json",
+                Some("apidiscovery.k8s.io"),
+                Some(v),
+                Some("APIGroupDiscoveryList"),
+            ) => match v {
+                "v2" => return Some(Aggregated::V2),
+                "v2beta1" => return Some(Aggregated::V2Beta1),
+                _ => {}
+            },
+            ("application/json" | "application/*" | "*/*", None, _, None) => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `apidiscovery.k8s.io` types; k8s-openapi does not generate them.
+mod apidiscovery {
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct GroupDiscoveryList {
+        pub kind: &'static str,
+        pub api_version: String,
+        pub metadata: Metadata,
+        pub items: Vec<GroupDiscovery>,
+    }
+
+    #[derive(Serialize, Default)]
+    pub struct Metadata {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<&'static str>,
+    }
+
+    #[derive(Serialize)]
+    pub struct GroupDiscovery {
+        pub metadata: Metadata,
+        pub versions: Vec<VersionDiscovery>,
+    }
+
+    #[derive(Serialize)]
+    pub struct VersionDiscovery {
+        pub version: &'static str,
+        pub resources: Vec<ResourceDiscovery>,
+        pub freshness: &'static str,
+    }
+
+    #[derive(Serialize)]
+    pub struct Kind {
+        pub group: &'static str,
+        pub version: &'static str,
+        pub kind: &'static str,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ResourceDiscovery {
+        pub resource: &'static str,
+        pub response_kind: Kind,
+        pub scope: &'static str,
+        pub singular_resource: &'static str,
+        pub verbs: &'static [&'static str],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        pub short_names: &'static [&'static str],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        pub categories: &'static [&'static str],
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub subresources: Vec<SubresourceDiscovery>,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct SubresourceDiscovery {
+        pub subresource: &'static str,
+        pub response_kind: Kind,
+        pub verbs: &'static [&'static str],
+    }
+}
+
+fn aggregated_resource(r: &'static ResourceType) -> apidiscovery::ResourceDiscovery {
+    use apidiscovery::{Kind, ResourceDiscovery, SubresourceDiscovery};
+    ResourceDiscovery {
+        resource: r.plural,
+        response_kind: Kind {
+            group: r.group,
+            version: r.version,
+            kind: r.kind,
+        },
+        scope: if r.namespaced {
+            "Namespaced"
+        } else {
+            "Cluster"
+        },
+        singular_resource: r.singular,
+        verbs: VERBS,
+        short_names: r.short_names,
+        categories: r.categories,
+        subresources: subresources(r)
+            .map(|s| SubresourceDiscovery {
+                subresource: s.name,
+                response_kind: Kind {
+                    group: s.group,
+                    version: s.version,
+                    kind: s.kind,
+                },
+                verbs: s.verbs,
+            })
+            .collect(),
+    }
+}
+
+/// `GET /api` (`core == true`) or `/apis` as an aggregated
+/// `APIGroupDiscoveryList`: every group, version and resource in one reply,
+/// built from the same table as the legacy documents.
+pub fn aggregated(core: bool, format: Aggregated) -> Value {
+    use apidiscovery::{GroupDiscovery, GroupDiscoveryList, Metadata, VersionDiscovery};
+    let gvs = if core {
+        vec![("", "v1")]
+    } else {
+        group_versions()
+    };
+    let items = gvs
+        .into_iter()
+        .map(|(group, version)| GroupDiscovery {
+            metadata: Metadata {
+                name: (!group.is_empty()).then_some(group),
+            },
+            versions: vec![VersionDiscovery {
+                version,
+                resources: RESOURCES
+                    .iter()
+                    .filter(|r| r.group == group && r.version == version)
+                    .map(aggregated_resource)
+                    .collect(),
+                freshness: "Current",
+            }],
+        })
+        .collect();
+    let list = GroupDiscoveryList {
+        kind: "APIGroupDiscoveryList",
+        api_version: format!("apidiscovery.k8s.io/{}", format.version()),
+        metadata: Metadata::default(),
+        items,
+    };
+    serde_json::to_value(list).unwrap_or_else(|_| json!({}))
 }
 
 fn gv_path(group: &str, version: &str) -> String {
@@ -273,4 +492,107 @@ pub fn openapi_v2() -> (&'static str, Vec<u8>) {
         "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
         prost::Message::encode_to_vec(&doc),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBECTL_1_37: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+
+    #[test]
+    fn accept_header_picks_the_first_servable_format() {
+        assert_eq!(negotiate(KUBECTL_1_37), Some(Aggregated::V2));
+        assert_eq!(
+            negotiate(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+            ),
+            Some(Aggregated::V2Beta1)
+        );
+        assert_eq!(negotiate("application/json, */*"), None);
+        assert_eq!(
+            negotiate(
+                "application/json,application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+            ),
+            None,
+            "legacy listed first wins"
+        );
+        assert_eq!(
+            negotiate("application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList"),
+            None
+        );
+    }
+
+    #[test]
+    fn aggregated_discovery_matches_the_legacy_documents() {
+        let core = aggregated(true, Aggregated::V2);
+        assert_eq!(core["kind"], "APIGroupDiscoveryList");
+        assert_eq!(core["apiVersion"], "apidiscovery.k8s.io/v2");
+        let items = core["items"].as_array().expect("items");
+        assert_eq!(items.len(), 1);
+        assert!(
+            items[0]["metadata"].get("name").is_none(),
+            "core has no name"
+        );
+        let pods = items[0]["versions"][0]["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .expect("pods")
+            .clone();
+        assert_eq!(pods["scope"], "Namespaced");
+        assert_eq!(pods["shortNames"], json!(["po"]));
+        assert_eq!(pods["categories"], json!(["all"]));
+        assert_eq!(
+            pods["responseKind"],
+            json!({"group": "", "version": "v1", "kind": "Pod"})
+        );
+        let subs: Vec<&str> = pods["subresources"]
+            .as_array()
+            .expect("subresources")
+            .iter()
+            .filter_map(|s| s["subresource"].as_str())
+            .collect();
+        assert_eq!(subs, ["status", "log", "exec", "binding"]);
+
+        let groups = aggregated(false, Aggregated::V2Beta1);
+        assert_eq!(groups["apiVersion"], "apidiscovery.k8s.io/v2beta1");
+        for (group, version) in group_versions() {
+            let item = groups["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .find(|i| i["metadata"]["name"] == group)
+                .unwrap_or_else(|| panic!("group {group}"));
+            let legacy = resource_list(group, version).expect("legacy list");
+            let legacy_names: Vec<String> = legacy["resources"]
+                .as_array()
+                .expect("resources")
+                .iter()
+                .filter_map(|r| r["name"].as_str().map(String::from))
+                .collect();
+            let mut aggregated_names = Vec::new();
+            for r in item["versions"][0]["resources"]
+                .as_array()
+                .expect("resources")
+            {
+                let name = r["resource"].as_str().expect("name");
+                aggregated_names.push(name.to_string());
+                for s in r["subresources"].as_array().into_iter().flatten() {
+                    aggregated_names.push(format!(
+                        "{name}/{}",
+                        s["subresource"].as_str().expect("sub")
+                    ));
+                }
+            }
+            assert_eq!(aggregated_names, legacy_names, "{group}/{version}");
+        }
+        let deploy = groups["items"][0]["versions"][0]["resources"][0].clone();
+        assert_eq!(deploy["resource"], "deployments");
+        assert_eq!(
+            deploy["subresources"][1],
+            json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]})
+        );
+    }
 }

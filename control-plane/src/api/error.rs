@@ -78,6 +78,15 @@ impl ApiError {
         }
     }
 
+    /// 409 for a server-side apply that would change fields other managers
+    /// own (`causes` of type `FieldManagerConflict`).
+    pub fn apply_conflict(message: String, causes: Vec<Value>) -> Self {
+        Self {
+            details: json!({"causes": causes}),
+            ..Self::new(409, "Conflict", message)
+        }
+    }
+
     /// 422 with field causes (`field: message` lines).
     pub fn invalid(rt: &ResourceType, name: &str, errors: &[String]) -> Self {
         let causes: Vec<Value> = errors

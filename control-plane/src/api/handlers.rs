@@ -18,6 +18,7 @@ use tracing::debug;
 use super::ApiState;
 use super::discovery;
 use super::error::{ApiError, ApiResult};
+use super::managed_fields::{self, Manager};
 use super::objects::{self, apply_defaults, check_immutable, drop_nulls, validate};
 use super::patch;
 use super::resources::{self, RESOURCES, ResourceType};
@@ -69,14 +70,37 @@ pub async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     out.into_response()
 }
 
+/// The aggregated discovery format the request's `Accept` header asks for.
+fn aggregated_discovery(headers: &HeaderMap) -> Option<discovery::Aggregated> {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .and_then(discovery::negotiate)
+}
+
+fn aggregated_response(core: bool, format: discovery::Aggregated) -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", format.content_type())],
+        discovery::aggregated(core, format).to_string(),
+    )
+        .into_response()
+}
+
 /// `GET /api`.
-pub async fn api_versions(State(state): State<Arc<ApiState>>) -> Response {
-    json_response(StatusCode::OK, &discovery::api_versions(&state.address))
+pub async fn api_versions(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    match aggregated_discovery(&headers) {
+        Some(format) => aggregated_response(true, format),
+        None => json_response(StatusCode::OK, &discovery::api_versions(&state.address)),
+    }
 }
 
 /// `GET /apis`.
-pub async fn api_groups() -> Response {
-    json_response(StatusCode::OK, &discovery::api_groups())
+pub async fn api_groups(headers: HeaderMap) -> Response {
+    match aggregated_discovery(&headers) {
+        Some(format) => aggregated_response(false, format),
+        None => json_response(StatusCode::OK, &discovery::api_groups()),
+    }
 }
 
 /// `GET /api/{version}`.
@@ -324,6 +348,15 @@ struct Api {
     query: HashMap<String, String>,
 }
 
+/// How a write records field ownership.
+#[derive(Clone, Copy)]
+enum Ownership<'a> {
+    /// A create, update or patch by this manager.
+    Update(&'a Manager),
+    /// A server-side apply: the object carries its managed fields already.
+    Applied,
+}
+
 fn with_rv(kv: &KeyValue) -> ApiResult<Value> {
     let mut obj: Value =
         serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -347,6 +380,15 @@ fn name_of(obj: &Value) -> String {
 }
 
 impl Api {
+    /// The manager of this request's writes (through `subresource`).
+    fn manager(&self, subresource: Option<&str>) -> Manager {
+        Manager::from_request(
+            self.query.get("fieldManager").map(String::as_str),
+            self.headers.get("user-agent").and_then(|v| v.to_str().ok()),
+            subresource,
+        )
+    }
+
     fn wants_table(&self) -> bool {
         self.headers
             .get("accept")
@@ -538,11 +580,19 @@ impl Api {
 
     async fn create(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
         let mut obj = self.parse_body(body)?;
-        let created = self.create_object(t, &mut obj).await?;
+        let manager = self.manager(None);
+        let created = self
+            .create_object(t, &mut obj, Ownership::Update(&manager))
+            .await?;
         Ok(self.respond(t, StatusCode::CREATED, &created))
     }
 
-    async fn create_object(&self, t: &Target, obj: &mut Value) -> ApiResult<Value> {
+    async fn create_object(
+        &self,
+        t: &Target,
+        obj: &mut Value,
+        ownership: Ownership<'_>,
+    ) -> ApiResult<Value> {
         self.check_identity(t, obj)?;
         self.namespace_exists(t).await?;
         drop_nulls(obj);
@@ -570,6 +620,9 @@ impl Api {
         }
         apply_defaults(t.rt, obj);
         validate(t.rt, obj)?;
+        if let Ownership::Update(manager) = ownership {
+            managed_fields::update(t.rt, None, obj, manager);
+        }
         if self.query.contains_key("dryRun") {
             return Ok(obj.clone());
         }
@@ -596,6 +649,7 @@ impl Api {
         rev: u64,
         mut new: Value,
         status_only: bool,
+        ownership: Ownership<'_>,
     ) -> ApiResult<Value> {
         self.check_identity(t, &mut new)?;
         drop_nulls(&mut new);
@@ -662,6 +716,9 @@ impl Api {
             }
         }
         drop_nulls(&mut result);
+        if let Ownership::Update(manager) = ownership {
+            managed_fields::update(t.rt, Some(old), &mut result, manager);
+        }
         let mut unchanged_old = old.clone();
         if let Some(m) = unchanged_old["metadata"].as_object_mut() {
             m.remove("resourceVersion");
@@ -670,7 +727,7 @@ impl Api {
         if let Some(m) = unchanged_new["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
-        if unchanged_old == unchanged_new {
+        if managed_fields::same_but_times(&unchanged_old, &unchanged_new) {
             // No-op writes do not bump the resourceVersion (upstream too).
             return Ok(old.clone());
         }
@@ -691,7 +748,10 @@ impl Api {
         let new = self.parse_body(body)?;
         let (old, rev) = self.read(t).await?;
         let status_only = t.sub.as_deref() == Some("status");
-        let updated = self.write_update(t, &old, rev, new, status_only).await?;
+        let manager = self.manager(status_only.then_some("status"));
+        let updated = self
+            .write_update(t, &old, rev, new, status_only, Ownership::Update(&manager))
+            .await?;
         Ok(self.respond(t, StatusCode::OK, &updated))
     }
 
@@ -702,58 +762,51 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let is_apply = content_type.starts_with("application/apply-patch");
-        let patch_body: Value = if is_apply {
-            serde_yaml::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+        if content_type.starts_with("application/apply-patch") {
+            let config: Value = serde_yaml::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            return self.apply(t, config).await;
+        }
+        let patch_body: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let is_json_patch = content_type.starts_with("application/json-patch+json");
+        // A patch carries the live resourceVersion only when it wants the check.
+        let checks_rv = if is_json_patch {
+            patch_body.as_array().is_some_and(|ops| {
+                ops.iter()
+                    .any(|op| op["path"] == json!("/metadata/resourceVersion"))
+            })
         } else {
-            serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+            patch_body.pointer("/metadata/resourceVersion").is_some()
         };
+        let status_only = t.sub.as_deref() == Some("status");
+        let manager = self.manager(status_only.then_some("status"));
         for attempt in 0..5 {
-            let (old, rev) = match self.read(t).await {
-                Ok(found) => found,
-                Err(e) if e.code == 404 && is_apply => {
-                    let mut obj = patch_body.clone();
-                    let created = self.create_object(t, &mut obj).await?;
-                    return Ok(self.respond(t, StatusCode::CREATED, &created));
-                }
-                Err(e) => return Err(e),
-            };
+            let (old, rev) = self.read(t).await?;
             let mut new = old.clone();
             if content_type.starts_with("application/merge-patch+json") {
                 patch::merge_patch(&mut new, &patch_body);
-            } else if content_type.starts_with("application/json-patch+json") {
+            } else if is_json_patch {
                 patch::json_patch(&mut new, &patch_body).map_err(|e| {
                     ApiError::bad_request(format!(
                         "the server rejected our request due to an error in our request: {e}"
                     ))
                 })?;
-            } else if content_type.starts_with("application/strategic-merge-patch+json") || is_apply
-            {
+            } else if content_type.starts_with("application/strategic-merge-patch+json") {
                 patch::strategic_merge(&mut new, patch_body.clone());
             } else {
                 return Err(ApiError::unsupported_media_type(&content_type));
             }
-            // A patch carries the live resourceVersion only when it wants the check.
-            if patch_body.pointer("/metadata/resourceVersion").is_none()
-                && let Some(m) = new["metadata"].as_object_mut()
-            {
+            if !checks_rv && let Some(m) = new["metadata"].as_object_mut() {
                 m.remove("resourceVersion");
             }
             match self
-                .write_update(t, &old, rev, new, t.sub.as_deref() == Some("status"))
+                .write_update(t, &old, rev, new, status_only, Ownership::Update(&manager))
                 .await
             {
                 Ok(updated) => return Ok(self.respond(t, StatusCode::OK, &updated)),
                 // Someone wrote in between: patches are re-applied to the new state.
-                Err(e)
-                    if e.reason == "Conflict"
-                        && attempt < 4
-                        && patch_body.pointer("/metadata/resourceVersion").is_none() =>
-                {
-                    continue;
-                }
+                Err(e) if e.reason == "Conflict" && attempt < 4 && !checks_rv => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -761,6 +814,72 @@ impl Api {
             t.rt,
             t.name.as_deref().unwrap_or_default(),
         ))
+    }
+
+    /// Server-side apply (`application/apply-patch+yaml`; kubectl sends
+    /// JSON, which YAML includes): merged into the live object with field
+    /// ownership, or created when absent.
+    async fn apply(&self, t: &Target, mut config: Value) -> ApiResult<Response> {
+        let Some(field_manager) = self.query.get("fieldManager").filter(|m| !m.is_empty()) else {
+            return Err(ApiError {
+                code: 422,
+                reason: "Invalid",
+                message: "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
+                details: json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [
+                    {"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}
+                ]}),
+            });
+        };
+        let status_only = t.sub.as_deref() == Some("status");
+        let manager =
+            Manager::from_request(Some(field_manager), None, status_only.then_some("status"));
+        let force = self.query.get("force").is_some_and(|f| f == "true");
+        if !config.is_object() {
+            return Err(ApiError::bad_request(
+                "the applied configuration is not an object",
+            ));
+        }
+        let url_name = t.name.clone().unwrap_or_default();
+        match config.pointer("/metadata/name").and_then(Value::as_str) {
+            Some(name) if name != url_name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({name}) does not match the name on the URL ({url_name})"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                if !config.get("metadata").is_some_and(Value::is_object) {
+                    config["metadata"] = json!({});
+                }
+                config["metadata"]["name"] = json!(url_name);
+            }
+        }
+        let checks_rv = config.pointer("/metadata/resourceVersion").is_some();
+        for attempt in 0..5 {
+            let (old, rev) = match self.read(t).await {
+                Ok(found) => found,
+                Err(e) if e.code == 404 => {
+                    let mut obj = managed_fields::apply(t.rt, None, &config, &manager, force)?;
+                    match self.create_object(t, &mut obj, Ownership::Applied).await {
+                        Ok(created) => return Ok(self.respond(t, StatusCode::CREATED, &created)),
+                        // Created in between: apply to it instead.
+                        Err(e) if e.reason == "AlreadyExists" && attempt < 4 => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            let merged = managed_fields::apply(t.rt, Some(&old), &config, &manager, force)?;
+            match self
+                .write_update(t, &old, rev, merged, status_only, Ownership::Applied)
+                .await
+            {
+                Ok(updated) => return Ok(self.respond(t, StatusCode::OK, &updated)),
+                Err(e) if e.reason == "Conflict" && attempt < 4 && !checks_rv => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::conflict(t.rt, &url_name))
     }
 
     /// `POST pods/{name}/binding`: what a scheduler calls to place a pod.
@@ -840,7 +959,10 @@ impl Api {
         if let Some(m) = new["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
-        let updated = self.write_update(t, &old, rev, new, false).await?;
+        let manager = self.manager(Some("scale"));
+        let updated = self
+            .write_update(t, &old, rev, new, false, Ownership::Update(&manager))
+            .await?;
         Ok(json_response(StatusCode::OK, &self.scale_of(t, &updated)?))
     }
 

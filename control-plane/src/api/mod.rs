@@ -4,6 +4,7 @@
 //! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
 //! - [`internal`]: the same objects for the control plane's own actors.
+//! - [`managed_fields`]: field ownership and server-side apply.
 //! - [`objects`]: decoding, defaults, validation, server-owned metadata.
 //! - [`patch`]: merge, JSON, strategic merge and apply patches.
 //! - [`protobuf`]: protobuf request bodies of kubectl's generator commands.
@@ -16,6 +17,7 @@ pub mod discovery;
 pub mod error;
 pub mod handlers;
 pub mod internal;
+pub mod managed_fields;
 pub mod objects;
 pub mod patch;
 pub mod protobuf;

@@ -34,11 +34,17 @@ fn ports_key(items: &[Value]) -> &'static str {
     }
 }
 
-fn merge_list(field: &str, target: &mut Vec<Value>, patch: Vec<Value>) {
-    let key = match field {
-        "ports" => Some(ports_key(&patch)),
+/// The merge key of the list `field` holding `items`, if it is merged by
+/// key rather than replaced.
+pub(crate) fn list_merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
+    match field {
+        "ports" => Some(ports_key(items)),
         _ => merge_key(field),
-    };
+    }
+}
+
+fn merge_list(field: &str, target: &mut Vec<Value>, patch: Vec<Value>) {
+    let key = list_merge_key(field, &patch);
     let Some(key) = key else {
         *target = patch.into_iter().filter(|v| !v.is_null()).collect();
         return;
