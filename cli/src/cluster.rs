@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use skiff_images::Sources;
 use skiff_kubelet::runtime::ContainerRuntime;
 use skiff_kubelet::runtime::containerd::{ContainerdConfig, ContainerdRuntime, ManagedContainerd};
+use skiff_kubelet::runtime::labels;
+
+use crate::network::{self, ClusterNetwork};
 
 /// One node of the running cluster.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,10 +26,19 @@ pub struct NodeRecord {
     pub pid: u32,
     /// Kubelet command line, to start it again.
     pub args: Vec<String>,
-    /// containerd namespace of the node.
+    /// containerd namespace of the node (also its cgroup parent).
     pub namespace: String,
     /// `stopped` when frozen with `skiff node stop`.
     pub stopped: bool,
+    /// Its number in the cluster (`node<index>`).
+    #[serde(default)]
+    pub index: usize,
+    /// Its network namespace, when it has one.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
+    /// `true` while cut off with `skiff node partition`.
+    #[serde(default)]
+    pub partitioned: bool,
 }
 
 /// What `DIR/cluster.json` records.
@@ -42,6 +54,9 @@ pub struct ClusterRecord {
     pub containerd_socket: PathBuf,
     /// The nodes.
     pub nodes: Vec<NodeRecord>,
+    /// The bridge, namespaces and nftables table the cluster made.
+    #[serde(default)]
+    pub network: Option<ClusterNetwork>,
 }
 
 fn record_path(dir: &Path) -> PathBuf {
@@ -90,18 +105,27 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
-fn spawn(binary: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
+fn spawn(
+    binary: &Path,
+    args: &[String],
+    log: &Path,
+    netns: Option<&Path>,
+) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)?;
-    Ok(Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
-        .process_group(0)
-        .spawn()?)
+        .process_group(0);
+    if let Some(netns) = netns {
+        network::enter_netns(&mut command, netns.to_path_buf())?;
+    }
+    Ok(command.spawn()?)
 }
 
 fn http_ok(addr: &str, path: &str) -> bool {
@@ -168,6 +192,9 @@ pub async fn up(nodes: usize, dir: PathBuf, api_port: u16) -> anyhow::Result<()>
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
+    if nodes > network::MAX_NODES {
+        bail!("--nodes can be at most {}", network::MAX_NODES);
+    }
     if let Ok(old) = load(&dir) {
         // SAFETY: signal 0 only checks that the process exists.
         if unsafe { libc::kill(old.pid as i32, 0) } == 0 {
@@ -176,6 +203,10 @@ pub async fn up(nodes: usize, dir: PathBuf, api_port: u16) -> anyhow::Result<()>
                 dir.display(),
                 old.pid
             );
+        }
+        // A cluster that died without cleaning up: free its network first.
+        if let Some(net) = &old.network {
+            net.remove(old.nodes.len());
         }
     }
     let logs = dir.join("logs");
@@ -190,9 +221,42 @@ pub async fn up(nodes: usize, dir: PathBuf, api_port: u16) -> anyhow::Result<()>
     step("starting containerd");
     let containerd = ManagedContainerd::start(&dir.join("containerd")).await?;
 
+    step("creating the node network");
+    let net = ClusterNetwork::create()?;
+    eprintln!(
+        "    bridge {} ({}/24), nftables table inet {}",
+        net.bridge(),
+        net.gateway(),
+        net.bridge()
+    );
+    let result = run_cluster(nodes, &dir, api_port, &containerd, &net).await;
+    step("stopping the cluster");
+    let record = load(&dir).ok();
+    if let Some(record) = &record {
+        remove_nodes(record, &dir, &containerd).await;
+    }
+    net.remove(nodes);
+    containerd.stop().await;
+    let _ = std::fs::remove_file(record_path(&dir));
+    eprintln!("    done");
+    result
+}
+
+/// Starts the control plane and the nodes, waits for them, then runs until
+/// SIGINT/SIGTERM. The caller cleans up whatever was started.
+async fn run_cluster(
+    nodes: usize,
+    dir: &Path,
+    api_port: u16,
+    containerd: &ManagedContainerd,
+    net: &ClusterNetwork,
+) -> anyhow::Result<()> {
+    let logs = dir.join("logs");
+    let images = dir.join("images");
     step("starting the control plane");
     let api = format!("127.0.0.1:{api_port}");
-    let grpc = format!("127.0.0.1:{}", api_port + 1);
+    // Nodes reach the control plane over the bridge, as over a LAN.
+    let grpc = format!("{}:{}", net.gateway(), api_port + 1);
     let cp_args: Vec<String> = vec![
         "--data-dir".into(),
         dir.display().to_string(),
@@ -205,7 +269,17 @@ pub async fn up(nodes: usize, dir: PathBuf, api_port: u16) -> anyhow::Result<()>
         &sibling("skiff-control-plane")?,
         &cp_args,
         &logs.join("control-plane.log"),
+        None,
     )?;
+    let mut record = ClusterRecord {
+        pid: std::process::id(),
+        control_plane_pid: control_plane.id(),
+        api: api.clone(),
+        containerd_socket: containerd.socket(),
+        nodes: Vec::new(),
+        network: Some(net.clone()),
+    };
+    save(dir, &record)?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !http_ok(&api, "/healthz") {
         if Instant::now() > deadline || control_plane.try_wait()?.is_some() {
@@ -219,17 +293,19 @@ pub async fn up(nodes: usize, dir: PathBuf, api_port: u16) -> anyhow::Result<()>
 
     let kubelet = sibling("skiff-kubelet")?;
     let logger = sibling("skiff-cri-logger")?;
-    let mut records = Vec::new();
     for i in 1..=nodes {
         let name = format!("node{i}");
-        step(&format!("starting {name}"));
+        let ip = net.node_ip(i).to_string();
+        step(&format!("starting {name} ({ip})"));
+        net.add_node(i)?;
+        let namespace = net.node_netns(i);
         let args: Vec<String> = [
             "--node-name",
             &name,
             "--containerd-socket",
             &containerd.socket().display().to_string(),
             "--containerd-namespace",
-            &name,
+            &namespace,
             "--runc-root",
             &containerd.runc_root().display().to_string(),
             "--state-dir",
@@ -243,11 +319,11 @@ pub async fn up(nodes: usize, dir: PathBuf, api_port: u16) -> anyhow::Result<()>
                 .display()
                 .to_string(),
             "--grpc-listen",
-            &format!("127.0.0.1:{}", 10250 + 2 * i),
+            &format!("{ip}:10250"),
             "--http-listen",
-            &format!("127.0.0.1:{}", 10251 + 2 * i),
+            &format!("{ip}:10255"),
             "--node-ip",
-            "127.0.0.1",
+            &ip,
             "--control-plane",
             &grpc,
             "--cri-logger",
@@ -257,23 +333,25 @@ pub async fn up(nodes: usize, dir: PathBuf, api_port: u16) -> anyhow::Result<()>
         .map(|s| s.to_string())
         .collect();
         std::fs::create_dir_all(dir.join("nodes").join(&name).join("manifests"))?;
-        let child = spawn(&kubelet, &args, &logs.join(format!("{name}.log")))?;
-        records.push(NodeRecord {
+        let netns = net.node_netns_path(i);
+        let child = spawn(
+            &kubelet,
+            &args,
+            &logs.join(format!("{name}.log")),
+            Some(&netns),
+        )?;
+        record.nodes.push(NodeRecord {
             name,
             pid: child.id(),
             args,
-            namespace: format!("node{i}"),
+            namespace,
             stopped: false,
+            index: i,
+            netns: Some(netns),
+            partitioned: false,
         });
+        save(dir, &record)?;
     }
-    let record = ClusterRecord {
-        pid: std::process::id(),
-        control_plane_pid: control_plane.id(),
-        api: api.clone(),
-        containerd_socket: containerd.socket(),
-        nodes: records,
-    };
-    save(&dir, &record)?;
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -299,15 +377,21 @@ pub async fn up(nodes: usize, dir: PathBuf, api_port: u16) -> anyhow::Result<()>
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    step("stopping the cluster");
-    let record = load(&dir).unwrap_or(record);
-    for node in &record.nodes {
-        signal(node.pid, libc::SIGCONT);
-        signal(node.pid, libc::SIGKILL);
-    }
     signal(control_plane.id(), libc::SIGTERM);
     let _ = control_plane.wait();
+    Ok(())
+}
+
+/// Kills the kubelets and removes every container and pod namespace they made.
+async fn remove_nodes(record: &ClusterRecord, dir: &Path, containerd: &ManagedContainerd) {
+    signal(record.control_plane_pid, libc::SIGKILL);
+    let Ok(logger) = sibling("skiff-cri-logger") else {
+        return;
+    };
     for node in &record.nodes {
+        set_frozen(&node.namespace, false);
+        signal(node.pid, libc::SIGCONT);
+        signal(node.pid, libc::SIGKILL);
         let mut config = ContainerdConfig::new(
             containerd.socket(),
             &node.namespace,
@@ -315,46 +399,69 @@ pub async fn up(nodes: usize, dir: PathBuf, api_port: u16) -> anyhow::Result<()>
             &dir.join("nodes").join(&node.name),
         );
         config.runc_root = Some(containerd.runc_root());
+        let mut pod_uids = std::collections::BTreeSet::new();
         if let Ok(runtime) = ContainerdRuntime::connect(config).await
             && let Ok(all) = runtime.list_containers(&Default::default()).await
         {
             for c in all {
+                if let Some(uid) = c.labels.get(labels::POD_UID) {
+                    pod_uids.insert(uid.clone());
+                }
                 let _ = runtime.remove_container(&c.id).await;
             }
         }
-        // Network namespaces the node's pods used.
-        let prefix = format!("skiff-{}-", node.name);
-        for entry in std::fs::read_dir("/run/netns")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let n = entry.file_name().to_string_lossy().into_owned();
-            if n.starts_with(&prefix) {
-                let _ = Command::new("ip").args(["netns", "delete", &n]).status();
+        // The pods' namespaces, named `skiff-<node>-<uid>` by the kubelet;
+        // only this cluster's pods, as another cluster may have a `node1` too.
+        for uid in pod_uids {
+            let short: String = uid
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(16)
+                .collect();
+            let name = format!("skiff-{}-{short}", node.name);
+            if Path::new("/run/netns").join(&name).exists() {
+                let _ = Command::new("ip").args(["netns", "delete", &name]).status();
             }
         }
     }
-    containerd.stop().await;
-    let _ = std::fs::remove_file(record_path(&dir));
-    eprintln!("    done");
-    Ok(())
+}
+
+/// Freezes (or thaws) every container of a node: they all sit under the
+/// cgroup named after the node's containerd namespace.
+fn set_frozen(namespace: &str, frozen: bool) {
+    let v1 = Path::new("/sys/fs/cgroup/freezer").join(namespace);
+    if v1.is_dir() {
+        let state = if frozen { "FROZEN" } else { "THAWED" };
+        let _ = std::fs::write(v1.join("freezer.state"), state);
+        return;
+    }
+    let v2 = Path::new("/sys/fs/cgroup")
+        .join(namespace)
+        .join("cgroup.freeze");
+    if v2.is_file() {
+        let _ = std::fs::write(v2, if frozen { "1" } else { "0" });
+    }
 }
 
 /// What `skiff node ACTION NAME` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NodeAction {
-    /// Freeze the node's kubelet (SIGSTOP): it stops heartbeating.
+    /// Freeze the node: its kubelet (SIGSTOP) and its containers (cgroup freezer).
     Stop,
     /// Undo `stop`, or start a killed kubelet again.
     Start,
     /// SIGKILL the node's kubelet (containers keep running).
     Kill,
+    /// Cut the node's network to the control plane (nftables); the node keeps running.
+    Partition,
+    /// Undo `partition`.
+    Heal,
 }
 
-/// `skiff node stop|start|kill NAME --data-dir DIR`.
+/// `skiff node stop|start|kill|partition|heal NAME --data-dir DIR`.
 pub fn node(action: NodeAction, name: &str, dir: &Path) -> anyhow::Result<()> {
     let mut record = load(dir)?;
+    let network = record.network.clone();
     let node = record
         .nodes
         .iter_mut()
@@ -363,6 +470,7 @@ pub fn node(action: NodeAction, name: &str, dir: &Path) -> anyhow::Result<()> {
     match action {
         NodeAction::Stop => {
             signal(node.pid, libc::SIGSTOP);
+            set_frozen(&node.namespace, true);
             node.stopped = true;
             println!("node/{name} stopped");
         }
@@ -373,11 +481,13 @@ pub fn node(action: NodeAction, name: &str, dir: &Path) -> anyhow::Result<()> {
             println!("node/{name} killed");
         }
         NodeAction::Start => {
+            set_frozen(&node.namespace, false);
             if node.pid == 0 {
                 let child = spawn(
                     &sibling("skiff-kubelet")?,
                     &node.args,
                     &dir.join("logs").join(format!("{name}.log")),
+                    node.netns.as_deref(),
                 )?;
                 node.pid = child.id();
             } else {
@@ -385,6 +495,20 @@ pub fn node(action: NodeAction, name: &str, dir: &Path) -> anyhow::Result<()> {
             }
             node.stopped = false;
             println!("node/{name} started");
+        }
+        NodeAction::Partition | NodeAction::Heal => {
+            let net = network.filter(|_| node.index > 0).context(
+                "this cluster's nodes have no network of their own (started by an older skiff)",
+            )?;
+            if action == NodeAction::Partition {
+                net.partition(node.index)?;
+                node.partitioned = true;
+                println!("node/{name} partitioned");
+            } else {
+                net.heal(node.index)?;
+                node.partitioned = false;
+                println!("node/{name} healed");
+            }
         }
     }
     save(dir, &record)

@@ -2,11 +2,13 @@
 //!
 //! - `skiff up --nodes N --data-dir DIR`: a whole local cluster (containerd,
 //!   control plane, N kubelets) that `kubectl` drives, until Ctrl-C.
-//! - `skiff node stop|start|kill NAME --data-dir DIR`: chaos on its nodes.
+//! - `skiff node stop|start|kill|partition|heal NAME --data-dir DIR`: chaos
+//!   on its nodes, each of which has its own network namespace and address.
 //! - `skiff demo`: the container runtime alone, on a private containerd.
 
 mod cluster;
 mod demo;
+mod network;
 
 use std::path::PathBuf;
 

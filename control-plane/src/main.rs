@@ -87,6 +87,8 @@ async fn main() -> anyhow::Result<()> {
     let grpc_address = grpc.local_addr()?;
     tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(skiff_proto::link::PING_INTERVAL))
+            .http2_keepalive_timeout(Some(skiff_proto::link::PING_TIMEOUT))
             .add_service(skiff_control_plane::nodes::registry::Registry::server(
                 objects,
             ))

@@ -172,6 +172,8 @@ pub async fn start(
             let _ = until_stopped.wait_for(|s| *s).await;
         };
         let result = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(skiff_proto::link::PING_INTERVAL))
+            .http2_keepalive_timeout(Some(skiff_proto::link::PING_TIMEOUT))
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown)
             .await;

@@ -1,5 +1,6 @@
-//! `skiff up --nodes 2`: a whole cluster from one command, driven by the
-//! real kubectl; `skiff node stop|start` for chaos; Ctrl-C cleans up.
+//! `skiff up --nodes 3`: a whole cluster from one command, driven by the
+//! real kubectl, each node in its own network namespace; `skiff node
+//! stop|start|partition|heal` for chaos; Ctrl-C cleans up.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,17 +44,40 @@ impl Cluster {
     }
 
     fn eventually(&self, args: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
+        self.eventually_since(args, what, check).0
+    }
+
+    /// Like `eventually`, also returning when the kubectl call that saw it began.
+    fn eventually_since(
+        &self,
+        args: &[&str],
+        what: &str,
+        check: impl Fn(&str) -> bool,
+    ) -> (String, Instant) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut last = String::new();
         while Instant::now() < deadline {
+            let asked = Instant::now();
             let (ok, out) = self.kubectl(args);
             if ok && check(&out) {
-                return out;
+                return (out, asked);
             }
             last = out;
-            std::thread::sleep(Duration::from_millis(250));
+            std::thread::sleep(Duration::from_millis(200));
         }
         panic!("timed out waiting for {what}: {last}");
+    }
+
+    fn record(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.join("cluster.json")).expect("cluster.json");
+        serde_json::from_str(&text).expect("cluster.json is JSON")
+    }
+
+    /// Whether `node`'s line in `kubectl get nodes` shows `status`.
+    fn node_shows(out: &str, node: &str, status: &str) -> bool {
+        out.lines().any(|l| {
+            l.split_whitespace().next() == Some(node) && l.split_whitespace().nth(1) == Some(status)
+        })
     }
 
     fn node(&self, action: &str, name: &str) {
@@ -100,7 +124,7 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
         .args([
             "up",
             "--nodes",
-            "2",
+            "3",
             "--api-port",
             &port.to_string(),
             "--data-dir",
@@ -114,16 +138,29 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
         dir: dir.clone(),
         child,
     };
-    let nodes = cluster.eventually(&["get", "nodes"], "two Ready nodes", |o| {
-        o.matches(" Ready ").count() == 2
+    let nodes = cluster.eventually(&["get", "nodes", "-o", "wide"], "three Ready nodes", |o| {
+        o.matches(" Ready ").count() == 3
     });
-    assert!(
-        nodes.contains("node1") && nodes.contains("node2"),
-        "{nodes}"
-    );
+    // Each node has an address of its own on the cluster's bridge.
+    let record = cluster.record();
+    let id = record["network"]["id"].as_u64().expect("network id");
+    for i in 1..=3 {
+        let line = nodes
+            .lines()
+            .find(|l| l.starts_with(&format!("node{i} ")))
+            .unwrap_or_else(|| panic!("node{i} missing: {nodes}"));
+        assert!(
+            line.contains(&format!("172.29.{id}.{}", 10 + i)),
+            "node{i} address: {line}"
+        );
+        assert!(
+            std::path::Path::new(&format!("/run/netns/skiff{id}-node{i}")).exists(),
+            "node{i} has no network namespace"
+        );
+    }
 
-    cluster.kubectl(&["label", "node", "node2", "disk=ssd"]);
-    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: ssd-pod}\nspec:\n  nodeSelector: {disk: ssd}\n  containers: [{name: web, image: skiff.dev/webapp:v1}]\n";
+    cluster.kubectl(&["label", "node", "node3", "disk=ssd"]);
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: ssd-pod}\nspec:\n  nodeSelector: {disk: ssd}\n  tolerations: [{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}]\n  containers: [{name: web, image: skiff.dev/webapp:v1}]\n";
     let file = cluster.dir.join("pod.yaml");
     std::fs::write(&file, pod).expect("write");
     let (ok, out) = cluster.kubectl(&["apply", "-f", &file.display().to_string()]);
@@ -133,9 +170,9 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
         "ssd-pod running",
         |o| o.contains("1/1") && o.contains("Running"),
     );
-    assert!(wide.contains("node2"), "{wide}");
+    assert!(wide.contains("node3"), "{wide}");
 
-    let bare = "apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\nspec:\n  nodeName: node1\n  terminationGracePeriodSeconds: 1\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n";
+    let bare = "apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\nspec:\n  nodeName: node2\n  terminationGracePeriodSeconds: 1\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n";
     std::fs::write(&file, bare).expect("write");
     assert!(
         cluster
@@ -146,29 +183,66 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
         o.contains("Running")
     });
 
-    cluster.node("stop", "node1");
+    // stop: the kubelet and the node's containers freeze.
+    cluster.node("stop", "node2");
     let stopped = Instant::now();
-    cluster.eventually(&["get", "nodes"], "node1 NotReady", |o| {
-        o.lines()
-            .any(|l| l.starts_with("node1") && l.contains("NotReady"))
+    let namespace = format!("skiff{id}-node2");
+    let freezer = std::path::Path::new("/sys/fs/cgroup/freezer")
+        .join(&namespace)
+        .join("freezer.state");
+    if freezer.exists() {
+        let state = std::fs::read_to_string(&freezer).expect("freezer state");
+        assert!(
+            state.starts_with("FROZEN") || state.starts_with("FREEZING"),
+            "{state}"
+        );
+    }
+    let (_, seen) = cluster.eventually_since(&["get", "nodes"], "node2 NotReady", |o| {
+        Cluster::node_shows(o, "node2", "NotReady")
     });
     assert!(
-        stopped.elapsed() < Duration::from_secs(8),
+        seen.duration_since(stopped) < Duration::from_secs(5),
         "NotReady after {:?}",
-        stopped.elapsed()
+        seen.duration_since(stopped)
     );
     cluster.eventually(&["get", "pod", "bare"], "eviction", |o| {
         o.contains("Terminating")
     });
-    cluster.node("start", "node1");
-    cluster.eventually(&["get", "nodes"], "node1 Ready again", |o| {
-        o.matches(" Ready ").count() == 2
+    cluster.node("start", "node2");
+    cluster.eventually(&["get", "nodes"], "node2 Ready again", |o| {
+        o.matches(" Ready ").count() == 3
     });
     cluster.eventually(
         &["get", "pods", "-o", "name"],
         "the evicted pod gone",
         |o| !o.contains("bare"),
     );
+
+    // partition: node3 runs on but the control plane cannot hear it.
+    cluster.node("partition", "node3");
+    let cut = Instant::now();
+    let (_, seen) = cluster.eventually_since(&["get", "nodes"], "node3 NotReady", |o| {
+        Cluster::node_shows(o, "node3", "NotReady")
+    });
+    assert!(
+        seen.duration_since(cut) < Duration::from_secs(5),
+        "NotReady after {:?}",
+        seen.duration_since(cut)
+    );
+    let (ok, out) = cluster.kubectl(&["exec", "ssd-pod", "--request-timeout=3s", "--", "true"]);
+    assert!(!ok, "exec reached a partitioned node: {out}");
+    cluster.node("heal", "node3");
+    cluster.eventually(&["get", "nodes"], "node3 Ready after heal", |o| {
+        o.matches(" Ready ").count() == 3
+    });
+    // The pod tolerates the unreachable taint, so it survives the partition
+    // where it ran, untouched; sessions to it work again.
+    let out = cluster.eventually(
+        &["exec", "ssd-pod", "--", "hostname"],
+        "exec after heal",
+        |o| o.trim() == "ssd-pod",
+    );
+    assert_eq!(out.trim(), "ssd-pod");
     let (_, pods) = cluster.kubectl(&["get", "pods"]);
     assert!(
         pods.contains("ssd-pod") && pods.contains("Running"),
@@ -179,5 +253,24 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
     // Ctrl-C took everything down: containerd, shims, control plane, kubelets.
     let left = processes_mentioning(&dir.display().to_string());
     assert!(left.is_empty(), "processes left: {left:?}");
+    // ... and the node network: namespaces, bridge and nftables table.
+    for i in 1..=3 {
+        assert!(
+            !std::path::Path::new(&format!("/run/netns/skiff{id}-node{i}")).exists(),
+            "namespace of node{i} left behind"
+        );
+    }
+    assert!(
+        !std::path::Path::new(&format!("/sys/class/net/skiff{id}")).exists(),
+        "bridge left behind"
+    );
+    let tables = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .expect("nft");
+    assert!(
+        !String::from_utf8_lossy(&tables.stdout).contains(&format!("inet skiff{id}\n")),
+        "nftables table left behind"
+    );
     drop(temp);
 }

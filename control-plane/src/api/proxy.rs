@@ -120,8 +120,9 @@ pub async fn node_client(state: &ApiState, pod: &Value) -> ApiResult<NodeAgentCl
         .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
         .and_then(Value::as_i64)
         .ok_or_else(|| ApiError::internal(format!("node {node_name} has no kubelet endpoint")))?;
-    NodeAgentClient::connect(format!("http://{address}:{port}"))
+    skiff_proto::link::connect(format!("http://{address}:{port}"))
         .await
+        .map(NodeAgentClient::new)
         .map_err(|e| ApiError::internal(format!("cannot reach node {node_name}: {e}")))
 }
 

@@ -89,9 +89,9 @@ impl NodeActorState {
         if self.client.is_none()
             && let Some(url) = endpoint(&self.objects, &self.node).await
             && let Ok(Ok(c)) =
-                tokio::time::timeout(Duration::from_secs(2), NodeAgentClient::connect(url)).await
+                tokio::time::timeout(Duration::from_secs(2), skiff_proto::link::connect(url)).await
         {
-            self.client = Some(c);
+            self.client = Some(NodeAgentClient::new(c));
         }
         self.client.as_mut()
     }
@@ -238,8 +238,10 @@ fn follow_reports(node: String, objects: Objects, me: ActorRef<NodeActorMsg>) {
     tokio::spawn(async move {
         loop {
             if let Some(url) = endpoint(&objects, &node).await
-                && let Ok(mut client) = NodeAgentClient::connect(url).await
-                && let Ok(stream) = client.watch_pods(pb::WatchPodsRequest {}).await
+                && let Ok(channel) = skiff_proto::link::connect(url).await
+                && let Ok(stream) = NodeAgentClient::new(channel)
+                    .watch_pods(pb::WatchPodsRequest {})
+                    .await
             {
                 let _ = me.cast(NodeActorMsg::Resync);
                 let mut stream = stream.into_inner();

@@ -40,9 +40,10 @@ async fn session(
     agent_endpoint: &str,
     labels: &HashMap<String, String>,
 ) -> Result<(), tonic::Status> {
-    let mut client = NodeRegistryClient::connect(url.to_string())
+    let channel = skiff_proto::link::connect(url.to_string())
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut client = NodeRegistryClient::new(channel);
     let registered = client
         .register(pb::RegisterRequest {
             node_name: node.ctx.node_name.clone(),

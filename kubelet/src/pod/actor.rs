@@ -648,7 +648,7 @@ impl StartTask {
             config.user = Some((uid as u32, gid.unwrap_or(0) as u32));
         }
         if host_network(&self.pod) {
-            config.network = NetworkMode::Host;
+            config.network = super::sandbox::host_network();
         } else {
             let Some(network) = &self.network else {
                 return Err(StartFailure::Create("pod network is not ready".into()));

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::spec::PodKey;
+use crate::runtime::NetworkMode;
 
 /// Why a sandbox could not be set up or torn down.
 #[derive(Debug, thiserror::Error)]
@@ -152,4 +153,28 @@ impl PodNetwork for FakeNetwork {
             .retain(|u| u != &pod.uid);
         Ok(())
     }
+}
+
+/// The network a `hostNetwork: true` pod joins: the node's own. That is the
+/// machine's namespace, unless the kubelet itself runs in a named namespace
+/// (each node of a `skiff up` cluster does); then it is that one, found
+/// under `/run/netns` so the path stays valid after a kubelet restart.
+pub fn host_network() -> NetworkMode {
+    static MODE: std::sync::OnceLock<NetworkMode> = std::sync::OnceLock::new();
+    MODE.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        let id = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let own = id(std::path::Path::new("/proc/self/ns/net"));
+        if own.is_none() || own == id(std::path::Path::new("/proc/1/ns/net")) {
+            return NetworkMode::Host;
+        }
+        std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| id(p) == own)
+            .map_or(NetworkMode::Host, NetworkMode::Join)
+    })
+    .clone()
 }

@@ -1,0 +1,208 @@
+//! The network of a `skiff up` cluster: each node lives in its own network
+//! namespace with its own address on a private bridge, as separate machines
+//! would, so one node can be cut off from the control plane (`skiff node
+//! partition`) without touching the others.
+//!
+//! Cluster `n` uses bridge `skiff<n>` with 172.29.<n>.1/24 (the control plane's
+//! side) and node `i` gets namespace `skiff<n>-node<i>` at 172.29.<n>.<10+i>.
+//! A partition is an nftables set of cut-off node addresses in the cluster's
+//! own table `inet skiff<n>`, so healing is removing one element and tearing
+//! the cluster down is deleting one table.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// The most clusters one machine runs at once.
+const MAX_CLUSTERS: u8 = 250;
+/// Nodes per cluster: node addresses are .11 to .210.
+pub const MAX_NODES: usize = 200;
+
+/// A cluster's share of the machine's network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterNetwork {
+    /// The cluster number: it names the bridge, namespaces and table.
+    pub id: u8,
+}
+
+fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program} (is it installed?)"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn nft(script: &str) -> anyhow::Result<()> {
+    run("nft", &[script])
+}
+
+impl ClusterNetwork {
+    /// Claims the first free cluster number by creating its bridge (creation
+    /// fails if another cluster holds it, so two `skiff up` never share one),
+    /// then the nftables table that partitions use.
+    pub fn create() -> anyhow::Result<Self> {
+        for id in 1..=MAX_CLUSTERS {
+            let net = Self { id };
+            if run("ip", &["link", "add", &net.bridge(), "type", "bridge"]).is_err() {
+                continue;
+            }
+            net.configure_bridge()?;
+            return Ok(net);
+        }
+        bail!("no free cluster network: {MAX_CLUSTERS} bridges skiff1.. exist already")
+    }
+
+    fn configure_bridge(&self) -> anyhow::Result<()> {
+        let bridge = self.bridge();
+        run(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", self.gateway()),
+                "dev",
+                &bridge,
+            ],
+        )?;
+        run("ip", &["link", "set", &bridge, "up"])?;
+        let table = self.table();
+        nft(&format!(
+            "add table {table}
+             add set {table} partitioned {{ type ipv4_addr; }}
+             add chain {table} input {{ type filter hook input priority 0; policy accept; }}
+             add chain {table} output {{ type filter hook output priority 0; policy accept; }}
+             add rule {table} input ip saddr @partitioned drop
+             add rule {table} output ip daddr @partitioned drop"
+        ))
+        .context("creating the nftables table for partitions (apt-get install nftables)")
+    }
+
+    /// The bridge's name.
+    pub fn bridge(&self) -> String {
+        format!("skiff{}", self.id)
+    }
+
+    fn table(&self) -> String {
+        format!("inet skiff{}", self.id)
+    }
+
+    /// The control plane's address on the bridge.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::new(172, 29, self.id, 1)
+    }
+
+    /// Node `i`'s address (1-based).
+    pub fn node_ip(&self, i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(172, 29, self.id, 10 + i as u8)
+    }
+
+    /// Node `i`'s network namespace name.
+    pub fn node_netns(&self, i: usize) -> String {
+        format!("skiff{}-node{i}", self.id)
+    }
+
+    /// Where node `i`'s namespace is mounted.
+    pub fn node_netns_path(&self, i: usize) -> PathBuf {
+        PathBuf::from("/run/netns").join(self.node_netns(i))
+    }
+
+    /// Makes node `i`'s namespace: a veth into the bridge, its address, loopback.
+    pub fn add_node(&self, i: usize) -> anyhow::Result<()> {
+        if i == 0 || i > MAX_NODES {
+            bail!("node numbers go from 1 to {MAX_NODES}");
+        }
+        let ns = self.node_netns(i);
+        let host_side = format!("sk{}n{i}", self.id);
+        run("ip", &["netns", "add", &ns])?;
+        run(
+            "ip",
+            &[
+                "link", "add", &host_side, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+        )?;
+        run(
+            "ip",
+            &["link", "set", &host_side, "master", &self.bridge(), "up"],
+        )?;
+        let addr = format!("{}/24", self.node_ip(i));
+        run("ip", &["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
+        run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(())
+    }
+
+    /// Cuts node `i` off from the control plane (both directions).
+    pub fn partition(&self, i: usize) -> anyhow::Result<()> {
+        nft(&format!(
+            "add element {} partitioned {{ {} }}",
+            self.table(),
+            self.node_ip(i)
+        ))
+    }
+
+    /// Undoes [`partition`](Self::partition); healing a connected node succeeds.
+    pub fn heal(&self, i: usize) -> anyhow::Result<()> {
+        if self.is_partitioned(i) {
+            nft(&format!(
+                "delete element {} partitioned {{ {} }}",
+                self.table(),
+                self.node_ip(i)
+            ))?;
+        }
+        Ok(())
+    }
+
+    fn is_partitioned(&self, i: usize) -> bool {
+        Command::new("nft")
+            .args(["list", "set"])
+            .args(self.table().split(' '))
+            .arg("partitioned")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(&self.node_ip(i).to_string()))
+            .unwrap_or(false)
+    }
+
+    /// Removes every namespace, link and rule of the cluster. Safe to run
+    /// twice and on a half-made network.
+    pub fn remove(&self, nodes: usize) {
+        for i in 1..=nodes {
+            // Deleting the namespace deletes its veth pair too.
+            let _ = run("ip", &["netns", "delete", &self.node_netns(i)]);
+        }
+        let _ = run("ip", &["link", "delete", &self.bridge()]);
+        let _ = nft(&format!("delete table {}", self.table()));
+    }
+}
+
+/// Runs `command` inside the network namespace at `netns` (only the network:
+/// the mount namespace stays the machine's, so the namespaces the node makes
+/// for its pods are visible to containerd).
+pub fn enter_netns(command: &mut Command, netns: PathBuf) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let file = std::fs::File::open(&netns)
+        .with_context(|| format!("opening network namespace {}", netns.display()))?;
+    // SAFETY: setns is async-signal-safe; the closure only makes that one
+    // system call on a descriptor that stays open (the closure owns `file`).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    Ok(())
+}
