@@ -191,3 +191,93 @@ async fn kubectl_apply_to_a_running_container_and_back() {
     drop(kubelet);
     env.shutdown().await;
 }
+
+/// The seed's liveness scenario through the whole stack: the probe fails,
+/// the kubelet kills and restarts the container with back-off, and a user
+/// watching with `kubectl get pods -w` sees RESTARTS climb and
+/// `CrashLoopBackOff`, while `describe` shows why.
+#[tokio::test]
+async fn liveness_failures_show_in_kubectl_watch_and_describe() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+
+    if !kubectl_enabled("liveness_failures_show_in_kubectl_watch_and_describe") {
+        return;
+    }
+    let Some(env) = TestEnv::start("liveness_failures_show_in_kubectl_watch_and_describe").await
+    else {
+        return;
+    };
+    let cp = TestControlPlane::start().await;
+    let node = format!("n{}l", std::process::id());
+    let kubelet = TestKubelet::start_with(&env, &node, &["--control-plane", &cp.grpc]).await;
+    eventually_kubectl(&cp, &["get", "nodes"], "the node to be Ready", |o| {
+        o.contains(&node) && o.contains(" Ready ")
+    });
+
+    let mut watch = cp
+        .kubectl_command(&["get", "pods", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get pods -w");
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = watch.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: liveness-http}\nspec:\n  containers:\n  - name: web\n    image: skiff.dev/webapp:v1\n    env: [{name: FAIL_AFTER_SECONDS, value: '2'}]\n    livenessProbe:\n      httpGet: {path: /health, port: 8080}\n      initialDelaySeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n";
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("liveness.yaml", pod)]);
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut seen, mut max_restarts, mut backoff) = (Vec::new(), 0, false);
+    while Instant::now() < deadline && !(backoff && max_restarts >= 2) {
+        let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.first() == Some(&"liveness-http") {
+            backoff |= cols.get(2) == Some(&"CrashLoopBackOff");
+            if let Some(r) = cols.get(3).and_then(|r| r.parse::<u32>().ok()) {
+                max_restarts = max_restarts.max(r);
+            }
+        }
+        seen.push(line);
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(
+        backoff && max_restarts >= 2,
+        "watch never showed CrashLoopBackOff with climbing restarts:\n{}",
+        seen.join("\n")
+    );
+    assert!(
+        seen.first().is_some_and(|l| l.starts_with("NAME")),
+        "header: {seen:?}"
+    );
+
+    let describe = cp.kubectl_ok(&["describe", "pod", "liveness-http"]);
+    for expected in [
+        "Liveness probe failed: HTTP probe failed with statuscode: 500",
+        "Container web failed liveness probe, will be restarted",
+        "Back-off restarting failed container web",
+    ] {
+        assert!(
+            describe.contains(expected),
+            "{expected} missing:\n{describe}"
+        );
+    }
+    for reason in ["Unhealthy", "Killing", "BackOff"] {
+        assert!(describe.contains(reason), "{reason} missing:\n{describe}");
+    }
+    drop(kubelet);
+    env.shutdown().await;
+}
