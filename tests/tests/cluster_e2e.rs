@@ -278,6 +278,61 @@ async fn liveness_failures_show_in_kubectl_watch_and_describe() {
     for reason in ["Unhealthy", "Killing", "BackOff"] {
         assert!(describe.contains(reason), "{reason} missing:\n{describe}");
     }
+
+    // A static pod shows up as a mirror pod owned by the node; deleting the
+    // mirror does not stop it (the mirror comes back), removing the manifest does.
+    let manifest = kubelet.manifest("static-web.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: static-web, labels: {tier: static}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n",
+    )
+    .expect("write manifest");
+    let mirror = format!("static-web-{node}");
+    eventually_kubectl(
+        &cp,
+        &["get", "pod", &mirror],
+        "the mirror pod Running",
+        |o| o.contains("1/1") && o.contains("Running"),
+    );
+    let owner = cp.kubectl_ok(&[
+        "get",
+        "pod",
+        &mirror,
+        "-o",
+        "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name} {.metadata.annotations.kubernetes\\.io/config\\.mirror}",
+    ]);
+    assert!(owner.starts_with(&format!("Node/{node} ")), "{owner}");
+    assert!(
+        owner.len() > format!("Node/{node} ").len(),
+        "no config.mirror annotation: {owner}"
+    );
+    let uid_of = |cp: &TestControlPlane| {
+        cp.kubectl_ok(&["get", "pod", &mirror, "-o", "jsonpath={.metadata.uid}"])
+    };
+    let first_uid = uid_of(&cp);
+    let started = kubelet
+        .pod(&mirror)
+        .and_then(|p| p.status?.start_time)
+        .expect("static pod on the node");
+    cp.kubectl_ok(&["delete", "pod", &mirror]);
+    eventually_kubectl(
+        &cp,
+        &["get", "pod", &mirror, "-o", "jsonpath={.metadata.uid}"],
+        "the mirror drawn again",
+        |o| !o.is_empty() && o != first_uid,
+    );
+    assert_eq!(
+        kubelet.pod(&mirror).and_then(|p| p.status?.start_time),
+        Some(started),
+        "deleting the mirror restarted the static pod"
+    );
+    std::fs::remove_file(&manifest).expect("remove manifest");
+    eventually_kubectl(
+        &cp,
+        &["get", "pods", "-o", "name"],
+        "the mirror gone with its manifest",
+        |o| !o.contains("static-web"),
+    );
     drop(kubelet);
     env.shutdown().await;
 }

@@ -4,9 +4,11 @@
 //! - [`scheduler`]: binds pending pods to nodes.
 //! - [`node`]: one actor per registered node pushes its pods to the
 //!   kubelet over gRPC and writes back what the kubelet reports.
+//! - [`mirror`]: how a node's static pods appear in the API (mirror pods).
 //! - [`node_lifecycle`]: marks silent nodes unreachable and evicts their pods.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 
+pub mod mirror;
 pub mod node;
 pub mod node_lifecycle;
 pub mod scheduler;

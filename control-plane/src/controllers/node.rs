@@ -4,6 +4,7 @@
 //! back what the kubelet reports: pod status, events, and — once the
 //! kubelet confirms the containers are gone — the final removal of the pod.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -14,10 +15,10 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
-use super::{object_of, watch_prefix};
+use super::{mirror, object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources;
-use crate::store::EventKind;
+use crate::store::{EventKind, StoreError};
 
 /// Messages of a node actor.
 #[derive(Debug)]
@@ -38,6 +39,9 @@ pub struct NodeActorState {
     node: String,
     objects: Objects,
     client: Option<NodeAgentClient<Channel>>,
+    /// The node's static pods as last reported (namespace, name): what
+    /// their mirrors are drawn from, again whenever a mirror goes missing.
+    statics: HashMap<(String, String), pb::PodStatusReport>,
 }
 
 fn pods_rt() -> Result<&'static resources::ResourceType, ActorProcessingErr> {
@@ -98,10 +102,16 @@ impl NodeActorState {
 
     async fn resync(&mut self) -> Result<(), ActorProcessingErr> {
         let (pods, _) = self.objects.list(pods_rt()?).await?;
-        let mine: Vec<&Value> = pods
+        let (mirrors, mine): (Vec<&Value>, Vec<&Value>) = pods
             .iter()
             .filter(|p| p["spec"]["nodeName"] == json!(self.node))
-            .collect();
+            .partition(|p| mirror::mirror_hash(p).is_some());
+        for m in mirrors.into_iter().filter(|m| terminating(m)) {
+            self.delete_mirror(m).await?;
+        }
+        for report in self.statics.values() {
+            self.sync_mirror(report).await?;
+        }
         let set = pb::PodSet {
             pods: mine
                 .iter()
@@ -144,7 +154,90 @@ impl NodeActorState {
         Ok(())
     }
 
+    /// A mirror pod being deleted goes at once (grace 0): it runs nothing
+    /// here, and the node's next report draws it again while the static pod
+    /// exists, as upstream's kubelet does.
+    async fn delete_mirror(&self, pod: &Value) -> Result<(), ActorProcessingErr> {
+        let namespace = pod.pointer("/metadata/namespace").and_then(Value::as_str);
+        let name = pod
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        self.objects.delete(pods_rt()?, namespace, name).await?;
+        Ok(())
+    }
+
+    /// Creates, refreshes or replaces the mirror of a static pod the node reported.
+    async fn sync_mirror(&self, report: &pb::PodStatusReport) -> Result<(), ActorProcessingErr> {
+        let rt = pods_rt()?;
+        let (Ok(static_pod), Ok(status)) = (
+            serde_json::from_slice::<Value>(&report.pod_json),
+            serde_json::from_slice::<Value>(&report.status_json),
+        ) else {
+            return Ok(());
+        };
+        let (namespace, name) = (report.namespace.as_str(), report.name.as_str());
+        let stored = self.objects.get(rt, Some(namespace), name).await.ok();
+        match mirror::reconcile(stored.as_ref(), &report.pod_uid) {
+            mirror::MirrorAction::Leave => Ok(()),
+            mirror::MirrorAction::UpdateStatus => {
+                if stored.as_ref().is_some_and(terminating) {
+                    return Ok(());
+                }
+                self.objects
+                    .update(rt, Some(namespace), name, |pod| {
+                        if pod["status"] == status {
+                            return false;
+                        }
+                        pod["status"] = status.clone();
+                        true
+                    })
+                    .await?;
+                Ok(())
+            }
+            action => {
+                if action == mirror::MirrorAction::Replace {
+                    self.objects.delete(rt, Some(namespace), name).await?;
+                }
+                let Some(nodes) = resources::find("", "v1", "nodes") else {
+                    return Ok(());
+                };
+                let node = self.objects.get(nodes, None, &self.node).await?;
+                let mirror_pod = mirror::mirror_of(&static_pod, &status, &node);
+                match self.objects.create(rt, mirror_pod).await {
+                    Ok(_) => {
+                        info!(pod = %format!("{namespace}/{name}"), node = %self.node, "created mirror pod");
+                        Ok(())
+                    }
+                    // Raced with another report; the next one reconciles.
+                    Err(StoreError::AlreadyExists(_)) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
     async fn pod_changed(&mut self, kind: EventKind, pod: Value) -> Result<(), ActorProcessingErr> {
+        if mirror::mirror_hash(&pod).is_some() {
+            if kind == EventKind::Deleted {
+                let key = (
+                    pod["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    pod["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                if let Some(report) = self.statics.get(&key) {
+                    self.sync_mirror(report).await?;
+                }
+            } else if terminating(&pod) {
+                self.delete_mirror(&pod).await?;
+            }
+            return Ok(());
+        }
         let uid = pod
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
@@ -185,7 +278,12 @@ impl NodeActorState {
     async fn reported(&mut self, report: pb::NodeReport) -> Result<(), ActorProcessingErr> {
         let rt = pods_rt()?;
         match report.report {
-            Some(pb::node_report::Report::PodStatus(s)) if !s.static_pod => {
+            Some(pb::node_report::Report::PodStatus(s)) if s.static_pod => {
+                self.sync_mirror(&s).await?;
+                self.statics
+                    .insert((s.namespace.clone(), s.name.clone()), s);
+            }
+            Some(pb::node_report::Report::PodStatus(s)) => {
                 let Ok(status) = serde_json::from_slice::<Value>(&s.status_json) else {
                     return Ok(());
                 };
@@ -217,9 +315,22 @@ impl NodeActorState {
                     .await;
             }
             Some(pb::node_report::Report::PodGone(g)) => {
-                if let Ok(pod) = self.objects.get(rt, Some(&g.namespace), &g.name).await
-                    && pod.pointer("/metadata/uid").and_then(Value::as_str)
-                        == Some(g.pod_uid.as_str())
+                let key = (g.namespace.clone(), g.name.clone());
+                if self
+                    .statics
+                    .get(&key)
+                    .is_some_and(|r| r.pod_uid == g.pod_uid)
+                {
+                    self.statics.remove(&key);
+                }
+                let Ok(pod) = self.objects.get(rt, Some(&g.namespace), &g.name).await else {
+                    return Ok(());
+                };
+                if mirror::mirror_hash(&pod) == Some(g.pod_uid.as_str()) {
+                    // The static pod's manifest is gone, so is its mirror.
+                    self.delete_mirror(&pod).await?;
+                } else if pod.pointer("/metadata/uid").and_then(Value::as_str)
+                    == Some(g.pod_uid.as_str())
                     && terminating(&pod)
                 {
                     info!(pod = %format!("{}/{}", g.namespace, g.name), node = %self.node, "containers gone; removing the pod");
@@ -294,6 +405,7 @@ impl Actor for NodeActor {
             node,
             objects,
             client: None,
+            statics: HashMap::new(),
         })
     }
 
