@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{broadcast, mpsc};
 
-use super::{EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Store, StoreError};
+use super::{EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Store, StoreError, Write};
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -120,16 +120,9 @@ impl SqliteStore {
     }
 }
 
-/// One write transaction: bump the revision, log the event, apply `change`.
-fn write(
-    conn: &mut Connection,
-    live: &broadcast::Sender<Event>,
-    key: &str,
-    kind: EventKind,
-    value: &[u8],
-    change: impl FnOnce(&rusqlite::Transaction, u64) -> rusqlite::Result<()>,
-) -> Result<u64> {
-    let tx = conn.transaction().map_err(backend)?;
+/// Logs one change inside `tx`: bumps the revision, appends the event
+/// (pruning the window now and then) and returns the change's revision.
+fn log(tx: &rusqlite::Transaction, key: &str, kind: EventKind, value: &[u8]) -> Result<u64> {
     let revision: u64 = tx
         .query_row("SELECT value FROM meta WHERE name='revision'", [], |r| {
             r.get::<_, i64>(0)
@@ -153,6 +146,20 @@ fn write(
         )
         .map_err(backend)?;
     }
+    Ok(revision)
+}
+
+/// One write transaction: bump the revision, log the event, apply `change`.
+fn write(
+    conn: &mut Connection,
+    live: &broadcast::Sender<Event>,
+    key: &str,
+    kind: EventKind,
+    value: &[u8],
+    change: impl FnOnce(&rusqlite::Transaction, u64) -> rusqlite::Result<()>,
+) -> Result<u64> {
+    let tx = conn.transaction().map_err(backend)?;
+    let revision = log(&tx, key, kind, value)?;
     change(&tx, revision).map_err(backend)?;
     tx.commit().map_err(backend)?;
     let _ = live.send(Event {
@@ -162,6 +169,64 @@ fn write(
         revision,
     });
     Ok(revision)
+}
+
+/// [`Store::write_all`] inside one transaction; returning early drops
+/// `tx`, which rolls every write back.
+fn write_batch(conn: &mut Connection, writes: Vec<Write>) -> Result<Vec<Event>> {
+    let tx = conn.transaction().map_err(backend)?;
+    let mut events = Vec::with_capacity(writes.len());
+    for w in writes {
+        let event = match w {
+            Write::Create { key, value } => {
+                if current(&tx, &key)?.is_some() {
+                    return Err(StoreError::AlreadyExists(key));
+                }
+                let revision = log(&tx, &key, EventKind::Added, &value)?;
+                tx.execute(
+                    "INSERT INTO objects (key, revision, value) VALUES (?1, ?2, ?3)",
+                    params![key, revision as i64, value],
+                )
+                .map_err(backend)?;
+                Event {
+                    kind: EventKind::Added,
+                    key,
+                    value,
+                    revision,
+                }
+            }
+            Write::Update {
+                key,
+                expected,
+                value,
+            } => {
+                let (_, actual) =
+                    current(&tx, &key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+                if actual != expected {
+                    return Err(StoreError::Conflict {
+                        key,
+                        expected,
+                        actual,
+                    });
+                }
+                let revision = log(&tx, &key, EventKind::Modified, &value)?;
+                tx.execute(
+                    "UPDATE objects SET revision=?2, value=?3 WHERE key=?1",
+                    params![key, revision as i64, value],
+                )
+                .map_err(backend)?;
+                Event {
+                    kind: EventKind::Modified,
+                    key,
+                    value,
+                    revision,
+                }
+            }
+        };
+        events.push(event);
+    }
+    tx.commit().map_err(backend)?;
+    Ok(events)
 }
 
 fn current(conn: &Connection, key: &str) -> Result<Option<(Vec<u8>, u64)>> {
@@ -256,6 +321,18 @@ impl Store for SqliteStore {
                 )
                 .map(|_| ())
             })
+        })
+        .await
+    }
+
+    async fn write_all(&self, writes: Vec<Write>) -> Result<Vec<u64>> {
+        self.with(move |conn, live| {
+            let events = write_batch(conn, writes)?;
+            let revisions = events.iter().map(|e| e.revision).collect();
+            for event in events {
+                let _ = live.send(event);
+            }
+            Ok(revisions)
         })
         .await
     }
