@@ -1,30 +1,60 @@
-//! The scheduler: binds each pending pod to a node. Filters (node Ready and
-//! schedulable, `nodeName`, `nodeSelector`, NoSchedule/NoExecute taints vs
-//! tolerations, 110 pods per node), then scores (fewest pods, spreading pods
-//! of the same owner). Writes `spec.nodeName` and the PodScheduled
-//! condition, and the `Scheduled` / `FailedScheduling` events with
-//! upstream's wording.
+//! The scheduler: binds each pending pod to a node, as upstream's
+//! kube-scheduler does with its default plugins. Filters ([`filters`]):
+//! node Ready, NodeUnschedulable, NodeName, TaintToleration, NodeAffinity
+//! (`nodeSelector` and required node affinity, [`affinity`]) and
+//! NodeResourcesFit (cpu, memory and pod count against allocatable,
+//! [`resources`], [`quantity`]). Scores ([`score`]): preferred node
+//! affinity, spreading the pod's owner, fewest pods. Writes `spec.nodeName`
+//! and the PodScheduled condition, and the `Scheduled` /
+//! `FailedScheduling` events with upstream's wording.
+//!
+//! The actor keeps its view of nodes and pods from watch events
+//! ([`cache`]), so placing a pod reads no store, and it binds the pods it
+//! placed in one store transaction per round.
 
-use std::collections::HashMap;
+pub mod affinity;
+pub mod cache;
+pub mod filters;
+pub mod quantity;
+pub mod resources;
+pub mod score;
+
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use self::cache::{Cache, Decision, pod_key};
+use self::filters::failure_message;
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::objects::now;
-use crate::api::resources;
+use crate::api::resources as api_types;
+use crate::store::{Event, EventKind};
 
-/// Pods a node takes at most (upstream's default `maxPods`).
-pub const MAX_PODS: usize = 110;
+/// Pods placed per round (one store transaction); the actor reads its
+/// mailbox between rounds, so watch events are never far behind.
+const ROUND: usize = 256;
+
+/// How often pods that fit nowhere are tried again without a trigger.
+const RETRY_UNSCHEDULABLE: Duration = Duration::from_secs(2);
 
 /// Scheduler messages.
 #[derive(Debug)]
 pub enum SchedulerMsg {
-    /// Pods or nodes changed: look at every pending pod.
+    /// Place waiting pods (one round; another follows if pods remain).
     Schedule,
+    /// Retry pods that fit nowhere.
+    Retry,
+    /// The pod watch (re)started: re-list pods.
+    ResyncPods,
+    /// The node watch (re)started: re-list nodes.
+    ResyncNodes,
+    /// A pod changed.
+    Pod(Box<Event>),
+    /// A node changed.
+    Node(Box<Event>),
 }
 
 /// The scheduler actor.
@@ -33,190 +63,187 @@ pub struct Scheduler;
 /// Its state.
 pub struct SchedulerState {
     objects: Objects,
+    cache: Cache,
+    /// A `Schedule` message is in the mailbox.
     pending_wake: bool,
 }
 
-fn node_ready(node: &Value) -> bool {
-    node["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-}
-
-fn tolerates(pod: &Value, taint: &Value) -> bool {
-    pod["spec"]["tolerations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|t| {
-            let key_ok = t["key"].is_null() || t["key"] == taint["key"];
-            let op_exists = t["operator"] == "Exists";
-            let value_ok = op_exists
-                || t["value"] == taint["value"]
-                || (t["value"].is_null() && taint["value"].is_null());
-            let effect_ok = t["effect"].is_null() || t["effect"] == taint["effect"];
-            (key_ok || (op_exists && t["key"].is_null())) && value_ok && effect_ok
-        })
-}
-
-/// Why `node` cannot take `pod`, in upstream's words, or `None` if it can.
-fn unfit(pod: &Value, node: &Value, pods_on_node: usize) -> Option<String> {
-    let name = node["metadata"]["name"].as_str().unwrap_or_default();
-    if !node_ready(node) {
-        return Some("node(s) were not ready".into());
-    }
-    if node["spec"]["unschedulable"] == true {
-        return Some("node(s) were unschedulable".into());
-    }
-    if let Some(wanted) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
-        && wanted != name
-    {
-        return Some("node(s) didn't match the requested node name".into());
-    }
-    if let Some(selector) = pod["spec"]["nodeSelector"].as_object() {
-        let labels = &node["metadata"]["labels"];
-        if selector.iter().any(|(k, v)| labels.get(k) != Some(v)) {
-            return Some("node(s) didn't match Pod's node affinity/selector".into());
-        }
-    }
-    for taint in node["spec"]["taints"].as_array().into_iter().flatten() {
-        let effect = taint["effect"].as_str().unwrap_or_default();
-        if (effect == "NoSchedule" || effect == "NoExecute") && !tolerates(pod, taint) {
-            return Some(format!(
-                "node(s) had untolerated taint {{{}: {}}}",
-                taint["key"].as_str().unwrap_or_default(),
-                taint["value"].as_str().unwrap_or_default()
-            ));
-        }
-    }
-    if pods_on_node >= MAX_PODS {
-        return Some("Too many pods".into());
-    }
-    None
-}
-
-/// The upstream FailedScheduling message: `0/3 nodes are available: 2 node(s)
-/// didn't match Pod's node affinity/selector, 1 node(s) were not ready.`
-fn failure_message(total: usize, reasons: &HashMap<String, usize>) -> String {
-    let mut parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-    parts.sort();
-    if parts.is_empty() {
-        format!("0/{total} nodes are available.")
-    } else {
-        format!("0/{total} nodes are available: {}.", parts.join(", "))
-    }
+/// The object of a store event, with its `resourceVersion`.
+fn versioned(event: &Event) -> Option<Value> {
+    let mut obj = object_of(event)?;
+    obj["metadata"]["resourceVersion"] = json!(event.revision.to_string());
+    Some(obj)
 }
 
 impl SchedulerState {
-    async fn schedule_all(&mut self) -> Result<(), ActorProcessingErr> {
-        let pods_rt = resources::find("", "v1", "pods").ok_or("pods type")?;
-        let nodes_rt = resources::find("", "v1", "nodes").ok_or("nodes type")?;
-        let (pods, _) = self.objects.list(pods_rt).await?;
-        let (nodes, _) = self.objects.list(nodes_rt).await?;
-        // One pass over pods counts them per node and per owner: no per-pod scan.
-        let mut per_node: HashMap<String, usize> = HashMap::new();
-        let mut per_owner_node: HashMap<(String, String), usize> = HashMap::new();
-        for p in &pods {
-            if let Some(n) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-                *per_node.entry(n.to_string()).or_default() += 1;
-                if let Some(owner) = p
-                    .pointer("/metadata/ownerReferences/0/uid")
-                    .and_then(Value::as_str)
-                {
-                    *per_owner_node
-                        .entry((owner.to_string(), n.to_string()))
-                        .or_default() += 1;
+    fn wake(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        if !self.pending_wake && self.cache.has_active() {
+            self.pending_wake = myself.cast(SchedulerMsg::Schedule).is_ok();
+        }
+    }
+
+    fn after(&mut self, change: cache::Change, myself: &ActorRef<SchedulerMsg>) {
+        if change.room {
+            self.cache.retry_unschedulable();
+        }
+        self.wake(myself);
+    }
+
+    async fn resync_pods(&mut self) -> Result<(), ActorProcessingErr> {
+        let rt = api_types::find("", "v1", "pods").ok_or("pods type")?;
+        let (pods, revision) = self.objects.list(rt).await?;
+        self.cache.reset_pods(&pods, revision);
+        Ok(())
+    }
+
+    async fn resync_nodes(&mut self) -> Result<(), ActorProcessingErr> {
+        let rt = api_types::find("", "v1", "nodes").ok_or("nodes type")?;
+        let (nodes, revision) = self.objects.list(rt).await?;
+        self.cache.reset_nodes(&nodes, revision);
+        self.cache.retry_unschedulable();
+        Ok(())
+    }
+
+    /// One round: places up to [`ROUND`] waiting pods against the cache,
+    /// then writes their binds in one transaction and the failures.
+    async fn schedule_round(&mut self) -> Result<(), ActorProcessingErr> {
+        let total = self.cache.node_count();
+        let mut binds: Vec<(String, Value, String)> = Vec::new();
+        let mut failures: Vec<(String, String)> = Vec::new();
+        while binds.len() + failures.len() < ROUND {
+            let Some(key) = self.cache.pop_active() else {
+                break;
+            };
+            match self.cache.find_node(&key) {
+                None => {}
+                Some(Decision::Node(slot, node)) => {
+                    let Some(object) = self.cache.pending(&key).map(|p| p.object.clone()) else {
+                        continue;
+                    };
+                    self.cache.assume(&key, slot);
+                    binds.push((key, object, node));
+                }
+                Some(Decision::Unschedulable(diagnosis)) => {
+                    let Some(pending) = self.cache.pending(&key) else {
+                        continue;
+                    };
+                    let message = failure_message(total, &pending.info, &diagnosis);
+                    failures.push((key, message));
                 }
             }
         }
-        for pod in pods.iter().filter(|p| {
-            p["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
-                && p.pointer("/metadata/deletionTimestamp").is_none()
-                && p["spec"]["schedulerName"]
-                    .as_str()
-                    .is_none_or(|s| s == "default-scheduler")
-        }) {
-            let mut reasons: HashMap<String, usize> = HashMap::new();
-            let owner = pod
-                .pointer("/metadata/ownerReferences/0/uid")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let mut best: Option<(usize, usize, String)> = None;
-            for node in &nodes {
-                let name = node["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let count = per_node.get(&name).copied().unwrap_or(0);
-                match unfit(pod, node, count) {
-                    Some(reason) => *reasons.entry(reason).or_default() += 1,
-                    None => {
-                        let spread = per_owner_node
-                            .get(&(owner.to_string(), name.clone()))
-                            .copied()
-                            .unwrap_or(0);
-                        let score = (spread, count, name);
-                        if best.as_ref().is_none_or(|b| score < *b) {
-                            best = Some(score);
-                        }
-                    }
+        if !binds.is_empty() {
+            self.bind(binds).await?;
+        }
+        for (key, message) in failures {
+            self.report_unschedulable(&key, message).await?;
+        }
+        Ok(())
+    }
+
+    async fn bind(
+        &mut self,
+        binds: Vec<(String, Value, String)>,
+    ) -> Result<(), ActorProcessingErr> {
+        let keys: Vec<String> = binds.iter().map(|(k, ..)| k.clone()).collect();
+        let nodes: Vec<String> = binds.iter().map(|(_, _, n)| n.clone()).collect();
+        let request = binds
+            .into_iter()
+            .map(|(_, pod, node)| (pod, node))
+            .collect();
+        // The same path as the `pods/binding` subresource, batched.
+        let results = match self.objects.bind_all(request).await {
+            Ok(r) => r,
+            Err(e) => {
+                for key in &keys {
+                    self.cache.forget(key);
                 }
+                return Err(e.into());
             }
-            let ns = pod["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("default")
-                .to_string();
-            let name = pod["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            match best {
-                Some((_, _, node)) => {
-                    // The same path as the `pods/binding` subresource.
-                    let bound = self.objects.bind(&ns, &name, &node).await?.ok();
-                    if let Some(bound) = bound {
-                        *per_node.entry(node.clone()).or_default() += 1;
-                        if !owner.is_empty() {
-                            *per_owner_node
-                                .entry((owner.to_string(), node.clone()))
-                                .or_default() += 1;
-                        }
-                        info!(pod = %format!("{ns}/{name}"), %node, "scheduled");
-                        self.objects
-                            .event(
-                                &bound,
-                                false,
-                                "Scheduled",
-                                &format!("Successfully assigned {ns}/{name} to {node}"),
-                                "default-scheduler",
-                            )
-                            .await;
-                    }
+        };
+        let mut scheduled = Vec::with_capacity(results.len());
+        for ((key, node), result) in keys.iter().zip(&nodes).zip(results) {
+            match result {
+                Ok(pod) => {
+                    let revision = pod["metadata"]["resourceVersion"]
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    self.cache.confirm(key, revision);
+                    debug!(pod = %key, %node, "scheduled");
+                    scheduled.push((pod, node, key));
                 }
-                None => {
-                    let message = failure_message(nodes.len(), &reasons);
-                    let changed = self
-                        .objects
-                        .update(pods_rt, Some(&ns), &name, |p| {
-                            set_condition(
-                                p,
-                                "PodScheduled",
-                                "False",
-                                Some("Unschedulable"),
-                                Some(&message),
-                            )
-                        })
-                        .await?;
-                    if let Some(p) = changed {
-                        debug!(pod = %format!("{ns}/{name}"), %message, "unschedulable");
-                        self.objects
-                            .event(&p, true, "FailedScheduling", &message, "default-scheduler")
-                            .await;
-                    }
+                Err(why) => {
+                    debug!(pod = %key, %node, %why, "bind failed");
+                    self.cache.forget(key);
                 }
             }
         }
+        if !scheduled.is_empty() {
+            info!(pods = scheduled.len(), "scheduled");
+            let events: Vec<(&Value, &str, String)> = scheduled
+                .iter()
+                .map(|(pod, node, key)| {
+                    (
+                        pod,
+                        "Scheduled",
+                        format!("Successfully assigned {key} to {node}"),
+                    )
+                })
+                .collect();
+            self.objects.events(&events, "default-scheduler").await;
+        }
+        Ok(())
+    }
+
+    async fn report_unschedulable(
+        &mut self,
+        key: &str,
+        message: String,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(pending) = self.cache.pending(key) else {
+            return Ok(());
+        };
+        // Already said: no write, no new event (upstream also dedups them).
+        if pending.reported.as_deref() == Some(message.as_str()) {
+            self.cache.mark_unschedulable(key, None);
+            return Ok(());
+        }
+        let pods_rt = api_types::find("", "v1", "pods").ok_or("pods type")?;
+        let ns = pending.object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let name = pending.object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let changed = match self
+            .objects
+            .update(pods_rt, Some(&ns), &name, |p| {
+                p["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
+                    && set_condition(
+                        p,
+                        "PodScheduled",
+                        "False",
+                        Some("Unschedulable"),
+                        Some(&message),
+                    )
+            })
+            .await
+        {
+            Ok(changed) => changed,
+            // Deleted meanwhile: its watch event follows.
+            Err(crate::store::StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(p) = &changed {
+            debug!(pod = %key, %message, "unschedulable");
+            self.objects
+                .event(p, true, "FailedScheduling", &message, "default-scheduler")
+                .await;
+        }
+        self.cache.mark_unschedulable(key, changed);
         Ok(())
     }
 }
@@ -268,91 +295,78 @@ impl Actor for Scheduler {
         myself: ActorRef<SchedulerMsg>,
         objects: Objects,
     ) -> Result<SchedulerState, ActorProcessingErr> {
-        for prefix in ["/registry/core/pods/", "/registry/core/nodes/"] {
-            let me = myself.clone();
-            watch_prefix(objects.store().clone(), prefix.to_string(), move |event| {
-                // Coalesced: the actor looks at every pending pod anyway.
-                let relevant = event.as_ref().and_then(object_of).is_none_or(|o| {
-                    o["kind"] == "Node" || o["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
-                });
-                if relevant {
-                    return me.cast(SchedulerMsg::Schedule).is_ok();
-                }
-                true
-            });
-        }
-        // Periodic retry for pods that found no node.
-        myself.send_interval(Duration::from_secs(2), || SchedulerMsg::Schedule);
+        let me = myself.clone();
+        watch_prefix(
+            objects.store().clone(),
+            "/registry/core/nodes/".into(),
+            move |event| {
+                let msg = match event {
+                    None => SchedulerMsg::ResyncNodes,
+                    Some(e) => SchedulerMsg::Node(Box::new(e)),
+                };
+                me.cast(msg).is_ok()
+            },
+        );
+        let me = myself.clone();
+        watch_prefix(
+            objects.store().clone(),
+            "/registry/core/pods/".into(),
+            move |event| {
+                let msg = match event {
+                    None => SchedulerMsg::ResyncPods,
+                    Some(e) => SchedulerMsg::Pod(Box::new(e)),
+                };
+                me.cast(msg).is_ok()
+            },
+        );
+        myself.send_interval(RETRY_UNSCHEDULABLE, || SchedulerMsg::Retry);
         Ok(SchedulerState {
             objects,
+            cache: Cache::default(),
             pending_wake: false,
         })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<SchedulerMsg>,
+        myself: ActorRef<SchedulerMsg>,
         msg: SchedulerMsg,
         state: &mut SchedulerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SchedulerMsg::Schedule => {
                 state.pending_wake = false;
-                state.schedule_all().await?;
+                state.schedule_round().await?;
+            }
+            SchedulerMsg::Retry => state.cache.retry_unschedulable(),
+            SchedulerMsg::ResyncPods => state.resync_pods().await?,
+            SchedulerMsg::ResyncNodes => state.resync_nodes().await?,
+            SchedulerMsg::Pod(event) => {
+                let object = versioned(&event);
+                let key = object.as_ref().map(pod_key).unwrap_or_default();
+                let live = (event.kind != EventKind::Deleted)
+                    .then_some(())
+                    .and(object.as_ref());
+                let change = state.cache.apply_pod(&key, event.revision, live);
+                state.after(change, &myself);
+                return Ok(());
+            }
+            SchedulerMsg::Node(event) => {
+                let Some(object) = versioned(&event) else {
+                    warn!(key = %event.key, "undecodable node");
+                    return Ok(());
+                };
+                let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                let live = (event.kind != EventKind::Deleted).then_some(&object);
+                let change = state.cache.apply_node(name, event.revision, live);
+                state.after(change, &myself);
+                return Ok(());
             }
         }
+        state.wake(&myself);
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn node(name: &str, ready: bool, labels: Value) -> Value {
-        json!({"metadata": {"name": name, "labels": labels}, "spec": {},
-               "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "Unknown" }}]}})
-    }
-
-    #[test]
-    fn filters_explain_themselves_like_upstream() {
-        let pod = json!({"spec": {"nodeSelector": {"disk": "ssd"}}});
-        assert_eq!(
-            unfit(&pod, &node("a", true, json!({"disk": "ssd"})), 0),
-            None
-        );
-        assert_eq!(
-            unfit(&pod, &node("b", true, json!({})), 0).as_deref(),
-            Some("node(s) didn't match Pod's node affinity/selector")
-        );
-        assert_eq!(
-            unfit(&pod, &node("c", false, json!({"disk": "ssd"})), 0).as_deref(),
-            Some("node(s) were not ready")
-        );
-        let mut tainted = node("d", true, json!({"disk": "ssd"}));
-        tainted["spec"]["taints"] =
-            json!([{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]);
-        assert!(
-            unfit(&pod, &tainted, 0)
-                .is_some_and(|r| r.starts_with("node(s) had untolerated taint"))
-        );
-        let mut tolerant = pod.clone();
-        tolerant["spec"]["tolerations"] = json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}]);
-        assert_eq!(unfit(&tolerant, &tainted, 0), None);
-        assert_eq!(
-            unfit(&pod, &node("a", true, json!({"disk": "ssd"})), MAX_PODS).as_deref(),
-            Some("Too many pods")
-        );
-        let reasons = HashMap::from([
-            ("node(s) were not ready".to_string(), 1),
-            (
-                "node(s) didn't match Pod's node affinity/selector".to_string(),
-                2,
-            ),
-        ]);
-        assert_eq!(
-            failure_message(3, &reasons),
-            "0/3 nodes are available: 1 node(s) were not ready, 2 node(s) didn't match Pod's node affinity/selector."
-        );
-    }
-}
+mod tests;
