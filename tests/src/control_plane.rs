@@ -41,12 +41,19 @@ pub struct TestControlPlane {
     /// `127.0.0.1:port` of the node gRPC endpoint.
     pub grpc: String,
     dir: tempfile::TempDir,
+    flags: Vec<String>,
     child: Option<Child>,
 }
 
 impl TestControlPlane {
     /// Starts the control plane on a free port and waits for `/healthz`.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`TestControlPlane::start`] with extra command-line flags (kept
+    /// across restarts).
+    pub async fn start_with(flags: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("skiff-cp-")
             .tempdir()
@@ -55,6 +62,7 @@ impl TestControlPlane {
             address: format!("127.0.0.1:{}", free_port()),
             grpc: format!("127.0.0.1:{}", free_port()),
             dir,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
             child: None,
         };
         cp.spawn().await;
@@ -71,6 +79,7 @@ impl TestControlPlane {
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--listen", &self.address, "--grpc-listen", &self.grpc])
+            .args(&self.flags)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::objects;
 use super::resources::ResourceType;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Write};
 
 /// In-process access to API objects.
 #[derive(Clone)]
@@ -166,6 +166,80 @@ impl Objects {
         })
     }
 
+    /// Binds many pods at once, each to its node, in one store transaction:
+    /// the scheduler's fast path. Each pod is given as last read (its
+    /// `resourceVersion` current) and must still be unbound. If any of them
+    /// changed meanwhile, the batch is not written and each pod is bound
+    /// on its own through [`Objects::bind`]. Returns, per pod, the bound
+    /// object or why it could not be bound.
+    pub async fn bind_all(
+        &self,
+        binds: Vec<(Value, String)>,
+    ) -> Result<Vec<Result<Value, String>>, StoreError> {
+        let Some(rt) = super::resources::find("", "v1", "pods") else {
+            return Err(StoreError::Backend("pods type".into()));
+        };
+        let mut bound = Vec::with_capacity(binds.len());
+        let mut writes = Vec::with_capacity(binds.len());
+        for (mut pod, node) in binds {
+            let namespace = pod["metadata"]["namespace"].as_str().map(String::from);
+            let name = pod["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let expected = pod["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let unbound = pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+            if unbound {
+                pod["spec"]["nodeName"] = json!(node);
+                crate::controllers::scheduler::set_condition(
+                    &mut pod,
+                    "PodScheduled",
+                    "True",
+                    None,
+                    None,
+                );
+            }
+            writes.push(Write::Update {
+                key: rt.key(namespace.as_deref(), &name),
+                expected,
+                value: encode(&pod),
+            });
+            bound.push((pod, namespace, name, node, unbound));
+        }
+        let all_unbound = bound.iter().all(|b| b.4);
+        if all_unbound {
+            match self.store.write_all(writes).await {
+                Ok(revisions) => {
+                    return Ok(bound
+                        .into_iter()
+                        .zip(revisions)
+                        .map(|((mut pod, ..), revision)| {
+                            pod["metadata"]["resourceVersion"] = json!(revision.to_string());
+                            Ok(pod)
+                        })
+                        .collect());
+                }
+                Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut results = Vec::with_capacity(bound.len());
+        for (_, namespace, name, node, _) in bound {
+            let result = match self
+                .bind(namespace.as_deref().unwrap_or("default"), &name, &node)
+                .await
+            {
+                Err(StoreError::NotFound(_)) => Err(format!("pods \"{name}\" not found")),
+                other => other?,
+            };
+            results.push(result);
+        }
+        Ok(results)
+    }
+
     /// Deletes an object (idempotent).
     pub async fn delete(
         &self,
@@ -191,31 +265,77 @@ impl Objects {
         let Some(rt) = super::resources::find("", "v1", "events") else {
             return;
         };
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("default");
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let now = objects::now();
-        let event = json!({
-            "metadata": {"name": format!("{name}.{}", objects::random_suffix()), "namespace": namespace},
-            "involvedObject": {
-                "kind": object.get("kind"), "apiVersion": object.get("apiVersion"),
-                "namespace": namespace, "name": name,
-                "uid": object.pointer("/metadata/uid"),
-            },
-            "reason": reason,
-            "message": message,
-            "type": if warning { "Warning" } else { "Normal" },
-            "source": {"component": component},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "reportingComponent": component,
-        });
-        let _ = self.create(rt, event).await;
+        let _ = self
+            .create(
+                rt,
+                event_object(object, warning, reason, message, component),
+            )
+            .await;
     }
+
+    /// Records many Normal events of one component in one transaction
+    /// (best effort, like upstream's event recorder: a failure is dropped).
+    pub async fn events(&self, events: &[(&Value, &str, String)], component: &str) {
+        let Some(rt) = super::resources::find("", "v1", "events") else {
+            return;
+        };
+        let writes = events
+            .iter()
+            .map(|(object, reason, message)| {
+                let mut event = event_object(object, false, reason, message, component);
+                event["kind"] = json!(rt.kind);
+                event["apiVersion"] = json!(rt.api_version());
+                event["metadata"]["uid"] = json!(objects::uuid());
+                event["metadata"]["creationTimestamp"] = json!(objects::now());
+                objects::apply_defaults(rt, &mut event);
+                let namespace = event["metadata"]["namespace"].as_str().map(String::from);
+                let name = event["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                Write::Create {
+                    key: rt.key(namespace.as_deref(), &name),
+                    value: encode(&event),
+                }
+            })
+            .collect();
+        if let Err(e) = self.store.write_all(writes).await {
+            tracing::debug!(error = %e, "events dropped");
+        }
+    }
+}
+
+/// An Event object (without server-owned metadata) about `object`.
+fn event_object(
+    object: &Value,
+    warning: bool,
+    reason: &str,
+    message: &str,
+    component: &str,
+) -> Value {
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let now = objects::now();
+    json!({
+        "metadata": {"name": format!("{name}.{}", objects::random_suffix()), "namespace": namespace},
+        "involvedObject": {
+            "kind": object.get("kind"), "apiVersion": object.get("apiVersion"),
+            "namespace": namespace, "name": name,
+            "uid": object.pointer("/metadata/uid"),
+        },
+        "reason": reason,
+        "message": message,
+        "type": if warning { "Warning" } else { "Normal" },
+        "source": {"component": component},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+        "reportingComponent": component,
+    })
 }

@@ -5,6 +5,7 @@
 //! kubelet confirms the containers are gone — the final removal of the pod.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -15,7 +16,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
-use super::{mirror, object_of, watch_prefix};
+use super::mirror;
 use crate::api::internal::Objects;
 use crate::api::resources;
 use crate::store::{EventKind, StoreError};
@@ -25,8 +26,11 @@ use crate::store::{EventKind, StoreError};
 pub enum NodeActorMsg {
     /// Push the node's whole desired pod set.
     Resync,
-    /// A pod bound to this node changed (`None` object: deleted).
-    PodChanged(EventKind, Box<Value>),
+    /// Every pod bound to this node (from the supervisor's listing):
+    /// replaces the actor's view, then pushes it.
+    Snapshot(Vec<Arc<Value>>),
+    /// A pod bound to this node changed (for `Deleted`: its last state).
+    PodChanged(EventKind, Arc<Value>),
     /// The kubelet reported something.
     Reported(Box<pb::NodeReport>),
 }
@@ -42,6 +46,18 @@ pub struct NodeActorState {
     /// The node's static pods as last reported (namespace, name): what
     /// their mirrors are drawn from, again whenever a mirror goes missing.
     statics: HashMap<(String, String), pb::PodStatusReport>,
+    /// The pods bound to this node, by `namespace/name`; `None` until the
+    /// first snapshot (pushing an empty set before would tell the kubelet
+    /// to drop every pod it runs).
+    pods: Option<HashMap<String, Arc<Value>>>,
+}
+
+fn key_of(pod: &Value) -> String {
+    format!(
+        "{}/{}",
+        pod["metadata"]["namespace"].as_str().unwrap_or("default"),
+        pod["metadata"]["name"].as_str().unwrap_or_default()
+    )
 }
 
 fn pods_rt() -> Result<&'static resources::ResourceType, ActorProcessingErr> {
@@ -101,12 +117,14 @@ impl NodeActorState {
     }
 
     async fn resync(&mut self) -> Result<(), ActorProcessingErr> {
-        let (pods, _) = self.objects.list(pods_rt()?).await?;
-        let (mirrors, mine): (Vec<&Value>, Vec<&Value>) = pods
-            .iter()
-            .filter(|p| p["spec"]["nodeName"] == json!(self.node))
+        let Some(pods) = &self.pods else {
+            return Ok(());
+        };
+        let (mirrors, mine): (Vec<Arc<Value>>, Vec<Arc<Value>>) = pods
+            .values()
+            .cloned()
             .partition(|p| mirror::mirror_hash(p).is_some());
-        for m in mirrors.into_iter().filter(|m| terminating(m)) {
+        for m in mirrors.iter().filter(|m| terminating(m)) {
             self.delete_mirror(m).await?;
         }
         for report in self.statics.values() {
@@ -217,7 +235,18 @@ impl NodeActorState {
         }
     }
 
-    async fn pod_changed(&mut self, kind: EventKind, pod: Value) -> Result<(), ActorProcessingErr> {
+    async fn pod_changed(
+        &mut self,
+        kind: EventKind,
+        pod: Arc<Value>,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(pods) = self.pods.as_mut() {
+            if kind == EventKind::Deleted {
+                pods.remove(&key_of(&pod));
+            } else {
+                pods.insert(key_of(&pod), pod.clone());
+            }
+        }
         if mirror::mirror_hash(&pod).is_some() {
             if kind == EventKind::Deleted {
                 let key = (
@@ -380,24 +409,9 @@ impl Actor for NodeActor {
         myself: ActorRef<NodeActorMsg>,
         (node, objects): (String, Objects),
     ) -> Result<NodeActorState, ActorProcessingErr> {
-        let me = myself.clone();
-        let name = node.clone();
-        watch_prefix(
-            objects.store().clone(),
-            "/registry/core/pods/".into(),
-            move |event| {
-                let msg = match event {
-                    None => NodeActorMsg::Resync,
-                    Some(e) => match object_of(&e) {
-                        Some(pod) if pod["spec"]["nodeName"] == json!(name) => {
-                            NodeActorMsg::PodChanged(e.kind, Box::new(pod))
-                        }
-                        _ => return true,
-                    },
-                };
-                me.cast(msg).is_ok()
-            },
-        );
+        // Pod changes come from the supervisor, which watches pods once for
+        // every node: a watch per node would decode each pod change once
+        // per node.
         follow_reports(node.clone(), objects.clone(), myself.clone());
         // A safety net: resynchronise now and then (level-triggered).
         myself.send_interval(Duration::from_secs(30), || NodeActorMsg::Resync);
@@ -406,6 +420,7 @@ impl Actor for NodeActor {
             objects,
             client: None,
             statics: HashMap::new(),
+            pods: None,
         })
     }
 
@@ -417,7 +432,11 @@ impl Actor for NodeActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             NodeActorMsg::Resync => state.resync().await,
-            NodeActorMsg::PodChanged(kind, pod) => state.pod_changed(kind, *pod).await,
+            NodeActorMsg::Snapshot(pods) => {
+                state.pods = Some(pods.into_iter().map(|p| (key_of(&p), p)).collect());
+                state.resync().await
+            }
+            NodeActorMsg::PodChanged(kind, pod) => state.pod_changed(kind, pod).await,
             NodeActorMsg::Reported(report) => state.reported(*report).await,
         }
     }

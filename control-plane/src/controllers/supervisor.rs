@@ -1,10 +1,15 @@
 //! The root actor: starts the scheduler and one node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
-//! from the store, so a restart loses nothing).
+//! from the store, so a restart loses nothing). It also watches pods once
+//! for all node actors and hands each the changes of its own pods, as the
+//! API server's watch cache does for kubelets watching with
+//! `fieldSelector=spec.nodeName=...`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use serde_json::Value;
 use tracing::{info, warn};
 
 use super::node::{NodeActor, NodeActorMsg};
@@ -21,6 +26,25 @@ pub enum SupervisorMsg {
     ResyncNodes,
     /// A Node object was added or removed.
     NodeChanged(EventKind, String),
+    /// The pod watch (re)started: re-list pods.
+    ResyncPods,
+    /// A pod changed (for `Deleted`: its last state) at a revision.
+    PodChanged(EventKind, u64, Arc<Value>),
+}
+
+/// Pods bound to each node, by `namespace/name`.
+type PodIndex = HashMap<String, HashMap<String, Arc<Value>>>;
+
+fn pod_key(pod: &Value) -> String {
+    format!(
+        "{}/{}",
+        pod["metadata"]["namespace"].as_str().unwrap_or("default"),
+        pod["metadata"]["name"].as_str().unwrap_or_default()
+    )
+}
+
+fn bound_node(pod: &Value) -> Option<&str> {
+    pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
 }
 
 /// The supervisor actor.
@@ -33,6 +57,9 @@ pub struct SupervisorState {
     lifecycle: Option<ActorRef<LifecycleMsg>>,
     config: LifecycleConfig,
     nodes: HashMap<String, ActorRef<NodeActorMsg>>,
+    /// `None` until pods were first listed.
+    pods: Option<PodIndex>,
+    pods_synced: u64,
 }
 
 impl SupervisorState {
@@ -50,9 +77,63 @@ impl SupervisorState {
         {
             Ok((actor, _)) => {
                 info!(node = %name, "node actor started");
+                self.snapshot(name, &actor);
                 self.nodes.insert(name.to_string(), actor);
             }
             Err(e) => warn!(node = %name, error = %e, "cannot start node actor"),
+        }
+    }
+}
+
+impl SupervisorState {
+    fn snapshot(&self, name: &str, actor: &ActorRef<NodeActorMsg>) {
+        if let Some(index) = &self.pods {
+            let pods = index
+                .get(name)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
+            let _ = actor.cast(NodeActorMsg::Snapshot(pods));
+        }
+    }
+
+    async fn resync_pods(&mut self) -> Result<(), ActorProcessingErr> {
+        let rt = crate::api::resources::find("", "v1", "pods").ok_or("pods type")?;
+        let (pods, revision) = self.objects.list(rt).await?;
+        let mut index = PodIndex::new();
+        for pod in pods {
+            if let Some(node) = bound_node(&pod).map(String::from) {
+                index
+                    .entry(node)
+                    .or_default()
+                    .insert(pod_key(&pod), Arc::new(pod));
+            }
+        }
+        self.pods = Some(index);
+        self.pods_synced = revision;
+        for (name, actor) in &self.nodes {
+            self.snapshot(name, actor);
+        }
+        Ok(())
+    }
+
+    fn pod_changed(&mut self, kind: EventKind, revision: u64, pod: Arc<Value>) {
+        // Already in the listing the index was built from.
+        if revision <= self.pods_synced {
+            return;
+        }
+        let Some(node) = bound_node(&pod).map(String::from) else {
+            return;
+        };
+        if let Some(index) = self.pods.as_mut() {
+            let on_node = index.entry(node.clone()).or_default();
+            if kind == EventKind::Deleted {
+                on_node.remove(&pod_key(&pod));
+            } else {
+                on_node.insert(pod_key(&pod), pod.clone());
+            }
+        }
+        if let Some(actor) = self.nodes.get(&node) {
+            let _ = actor.cast(NodeActorMsg::PodChanged(kind, pod));
         }
     }
 }
@@ -93,12 +174,32 @@ impl Actor for Supervisor {
                 me.cast(msg).is_ok()
             },
         );
+        let me = myself.clone();
+        watch_prefix(
+            objects.store().clone(),
+            "/registry/core/pods/".into(),
+            move |event| {
+                let msg = match event {
+                    None => SupervisorMsg::ResyncPods,
+                    // Decoded here, on the watch's task, not in the actor.
+                    Some(e) => match object_of(&e) {
+                        Some(pod) if bound_node(&pod).is_some() => {
+                            SupervisorMsg::PodChanged(e.kind, e.revision, Arc::new(pod))
+                        }
+                        _ => return true,
+                    },
+                };
+                me.cast(msg).is_ok()
+            },
+        );
         Ok(SupervisorState {
             objects,
             scheduler: Some(scheduler),
             lifecycle: Some(lifecycle),
             config,
             nodes: HashMap::new(),
+            pods: None,
+            pods_synced: 0,
         })
     }
 
@@ -137,6 +238,10 @@ impl Actor for Supervisor {
                 }
             }
             SupervisorMsg::NodeChanged(_, name) => state.start_node(&myself, &name).await,
+            SupervisorMsg::ResyncPods => state.resync_pods().await?,
+            SupervisorMsg::PodChanged(kind, revision, pod) => {
+                state.pod_changed(kind, revision, pod);
+            }
         }
         Ok(())
     }

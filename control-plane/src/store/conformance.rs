@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{EventKind, Store, StoreError};
+use super::{EventKind, Store, StoreError, Write};
 
 async fn next(w: &mut tokio::sync::mpsc::Receiver<super::Event>) -> super::Event {
     tokio::time::timeout(Duration::from_secs(5), w.recv())
@@ -21,6 +21,7 @@ pub async fn run_all<S: Store, F: Future<Output = S>>(mut make: impl FnMut() -> 
     list_is_prefix_scoped_and_consistent(&make().await).await;
     watch_replays_then_streams(&make().await).await;
     watch_from_now_sees_only_new_changes(&make().await).await;
+    write_all_is_all_or_nothing(&make().await).await;
 }
 
 /// Create, get, update, delete, and a global revision that only grows.
@@ -150,4 +151,73 @@ pub async fn watch_from_now_sees_only_new_changes(s: &impl Store) {
     let r = s.create("/n/new", b"n".to_vec()).await.expect("create");
     let e = next(&mut w).await;
     assert_eq!((e.key.as_str(), e.revision), ("/n/new", r));
+}
+
+/// A batch commits whole, at consecutive revisions seen by watchers in
+/// order, or not at all.
+pub async fn write_all_is_all_or_nothing(s: &impl Store) {
+    let r1 = s.create("/b/a", b"a1".to_vec()).await.expect("create");
+    let before = s.revision().await.expect("rev");
+    let mut w = s.watch("/b/", before).await.expect("watch");
+    let revs = s
+        .write_all(vec![
+            Write::Update {
+                key: "/b/a".into(),
+                expected: r1,
+                value: b"a2".to_vec(),
+            },
+            Write::Create {
+                key: "/b/c".into(),
+                value: b"c1".to_vec(),
+            },
+            // Sees the create just before it.
+            Write::Update {
+                key: "/b/c".into(),
+                expected: before + 2,
+                value: b"c2".to_vec(),
+            },
+        ])
+        .await
+        .expect("batch");
+    assert_eq!(revs, [before + 1, before + 2, before + 3]);
+    for (rev, kind, value) in [
+        (before + 1, EventKind::Modified, b"a2"),
+        (before + 2, EventKind::Added, b"c1"),
+        (before + 3, EventKind::Modified, b"c2"),
+    ] {
+        let e = next(&mut w).await;
+        assert_eq!(
+            (e.revision, e.kind, e.value.as_slice()),
+            (rev, kind, value.as_slice())
+        );
+    }
+    // One stale write fails the batch and nothing of it is written.
+    let failed = s
+        .write_all(vec![
+            Write::Create {
+                key: "/b/d".into(),
+                value: b"d".to_vec(),
+            },
+            Write::Update {
+                key: "/b/a".into(),
+                expected: r1,
+                value: b"lost".to_vec(),
+            },
+        ])
+        .await;
+    assert!(
+        matches!(failed, Err(StoreError::Conflict { .. })),
+        "{failed:?}"
+    );
+    assert!(matches!(s.get("/b/d").await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.get("/b/a").await.expect("get").value, b"a2");
+    assert_eq!(s.revision().await.expect("rev"), before + 3);
+    let exists = s
+        .write_all(vec![Write::Create {
+            key: "/b/c".into(),
+            value: b"again".to_vec(),
+        }])
+        .await;
+    assert_eq!(exists, Err(StoreError::AlreadyExists("/b/c".into())));
+    assert_eq!(s.write_all(Vec::new()).await, Ok(Vec::new()));
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc};
 
 use super::sqlite::forward;
-use super::{EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Store, StoreError};
+use super::{EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Store, StoreError, Write};
 
 struct Inner {
     objects: BTreeMap<String, (Vec<u8>, u64)>,
@@ -122,6 +122,49 @@ impl Store for MemoryStore {
         let revision = self.record(&mut inner, EventKind::Modified, key, value.clone());
         inner.objects.insert(key.to_string(), (value, revision));
         Ok(revision)
+    }
+
+    async fn write_all(&self, writes: Vec<Write>) -> Result<Vec<u64>> {
+        let mut inner = self.lock();
+        // Check everything first against the state the earlier writes of
+        // the batch will have made, so that a failure changes nothing.
+        let mut staged: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        let mut next = inner.revision;
+        for w in &writes {
+            next += 1;
+            let (key, expected) = match w {
+                Write::Create { key, .. } => (key.as_str(), None),
+                Write::Update { key, expected, .. } => (key.as_str(), Some(*expected)),
+            };
+            let actual = staged
+                .get(key)
+                .copied()
+                .or_else(|| inner.objects.get(key).map(|(_, r)| *r));
+            match (expected, actual) {
+                (None, Some(_)) => return Err(StoreError::AlreadyExists(key.to_string())),
+                (Some(_), None) => return Err(StoreError::NotFound(key.to_string())),
+                (Some(expected), Some(actual)) if expected != actual => {
+                    return Err(StoreError::Conflict {
+                        key: key.to_string(),
+                        expected,
+                        actual,
+                    });
+                }
+                _ => {}
+            }
+            staged.insert(key, next);
+        }
+        let mut revisions = Vec::with_capacity(writes.len());
+        for w in writes {
+            let (kind, key, value) = match w {
+                Write::Create { key, value } => (EventKind::Added, key, value),
+                Write::Update { key, value, .. } => (EventKind::Modified, key, value),
+            };
+            let revision = self.record(&mut inner, kind, &key, value.clone());
+            inner.objects.insert(key, (value, revision));
+            revisions.push(revision);
+        }
+        Ok(revisions)
     }
 
     async fn delete(&self, key: &str, expected: Option<u64>) -> Result<(u64, Vec<u8>)> {

@@ -100,6 +100,27 @@ pub struct Listing {
     pub revision: u64,
 }
 
+/// One write of a [`Store::write_all`] transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Creates `key`; fails if it exists.
+    Create {
+        /// The key.
+        key: String,
+        /// Its value.
+        value: Vec<u8>,
+    },
+    /// Replaces `key` if its revision is still `expected`.
+    Update {
+        /// The key.
+        key: String,
+        /// Revision the caller read.
+        expected: u64,
+        /// The new value.
+        value: Vec<u8>,
+    },
+}
+
 /// The store interface.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -111,6 +132,13 @@ pub trait Store: Send + Sync + 'static {
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<u64>;
     /// Replaces `key` if its revision is still `expected` (compare-and-swap).
     async fn update(&self, key: &str, expected: u64, value: Vec<u8>) -> Result<u64>;
+    /// Several writes in one transaction, checked and applied in order (a
+    /// write sees the ones before it): either all commit, each at its own
+    /// consecutive revision, or none does and the first failure is
+    /// returned. Acknowledged only once committed, like single writes;
+    /// watchers see the events after the commit, in order. Returns the
+    /// revision of each write.
+    async fn write_all(&self, writes: Vec<Write>) -> Result<Vec<u64>>;
     /// Deletes `key` (if `expected` is given, only at that revision). Returns
     /// the deletion's revision and the last value.
     async fn delete(&self, key: &str, expected: Option<u64>) -> Result<(u64, Vec<u8>)>;

@@ -1,25 +1,59 @@
 //! [`Store`] on SQLite (WAL): the durable default.
 //!
 //! One table holds current objects, another the event log (bounded to
-//! [`EVENT_WINDOW`] entries). Every write is one transaction that updates both
-//! and commits before the call returns, so acknowledged writes survive a
-//! SIGKILL. Calls run on tokio's blocking pool; one connection, one writer.
+//! [`EVENT_WINDOW`] entries). Writes go to one writer thread that commits
+//! them in groups: whatever writes arrived while the previous commit ran
+//! share the next transaction (group commit, as databases and etcd's
+//! backend do), each inside its own savepoint so that a failing write
+//! changes nothing and does not fail the others. A write is acknowledged
+//! only after its group committed, so acknowledged writes survive a
+//! SIGKILL. Reads use a few separate connections (WAL lets them read the
+//! last commit while the writer works) on tokio's blocking pool.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Store, StoreError};
+use super::{EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Store, StoreError, Write};
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// Read connections.
+const READERS: usize = 4;
+
+/// Writes committed together at most.
+const GROUP: usize = 1024;
+
+/// One write request; all of it commits or none.
+enum Op {
+    Create(String, Vec<u8>),
+    Update(String, u64, Vec<u8>),
+    Delete(String, Option<u64>),
+    Batch(Vec<Write>),
+}
+
+/// What a request did: revisions of its writes, and for a deletion the
+/// last value.
+type Done = (Vec<u64>, Option<Vec<u8>>);
+
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<Done>>,
+}
+
 struct Shared {
-    conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    writer: Mutex<std_mpsc::Sender<Job>>,
+    /// Held while a commit's events are broadcast and while a watch
+    /// subscribes and replays: no event is missed between the two.
+    gate: Arc<Mutex<()>>,
     live: broadcast::Sender<Event>,
 }
 
@@ -98,87 +132,256 @@ impl SqliteStore {
              INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);",
         )
         .map_err(backend)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Connection::open(path).map_err(backend)?;
+            reader
+                .execute_batch("PRAGMA busy_timeout=5000;")
+                .map_err(backend)?;
+            readers.push(Mutex::new(reader));
+        }
+        let live = broadcast::channel(4096).0;
+        let gate = Arc::new(Mutex::new(()));
+        let (writer, jobs) = std_mpsc::channel();
+        {
+            let live = live.clone();
+            let gate = gate.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || write_loop(conn, jobs, &live, &gate))
+                .map_err(backend)?;
+        }
         Ok(Self {
             shared: Arc::new(Shared {
-                conn: Mutex::new(conn),
-                live: broadcast::channel(4096).0,
+                readers,
+                next_reader: AtomicUsize::new(0),
+                writer: Mutex::new(writer),
+                gate,
+                live,
             }),
         })
     }
 
-    async fn with<T: Send + 'static>(
+    /// Runs `f` on a read connection, on the blocking pool.
+    async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection, &broadcast::Sender<Event>) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&mut Connection, &Shared) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = shared.conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn, &shared.live)
+            let i = shared.next_reader.fetch_add(1, Ordering::Relaxed) % shared.readers.len();
+            let mut conn = shared.readers[i].lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn, &shared)
         })
         .await
         .map_err(backend)?
     }
+
+    /// Hands `op` to the writer and waits for its group to commit.
+    async fn write(&self, op: Op) -> Result<Done> {
+        let (reply, done) = oneshot::channel();
+        self.shared
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Job { op, reply })
+            .map_err(|_| StoreError::Backend("the store writer stopped".into()))?;
+        done.await
+            .map_err(|_| StoreError::Backend("the store writer stopped".into()))?
+    }
 }
 
-/// One write transaction: bump the revision, log the event, apply `change`.
-fn write(
-    conn: &mut Connection,
+/// The writer thread: takes whatever requests are queued (up to
+/// [`GROUP`]), applies each in a savepoint, commits once, then publishes
+/// the events and answers. Ends when the store is dropped.
+fn write_loop(
+    mut conn: Connection,
+    jobs: std_mpsc::Receiver<Job>,
     live: &broadcast::Sender<Event>,
-    key: &str,
-    kind: EventKind,
-    value: &[u8],
-    change: impl FnOnce(&rusqlite::Transaction, u64) -> rusqlite::Result<()>,
-) -> Result<u64> {
-    let tx = conn.transaction().map_err(backend)?;
-    let revision: u64 = tx
+    gate: &Mutex<()>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let (results, events) = match commit_group(&mut conn, &group) {
+            Ok(done) => done,
+            Err(e) => {
+                for job in group {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+                continue;
+            }
+        };
+        {
+            let _published = gate.lock().unwrap_or_else(|p| p.into_inner());
+            for event in events {
+                let _ = live.send(event);
+            }
+        }
+        for (job, result) in group.into_iter().zip(results) {
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+/// One transaction for a group of requests; a request that fails rolls
+/// back to its savepoint and reports its error.
+fn commit_group(conn: &mut Connection, group: &[Job]) -> Result<(Vec<Result<Done>>, Vec<Event>)> {
+    let mut tx = conn.transaction().map_err(backend)?;
+    let start: u64 = tx
         .query_row("SELECT value FROM meta WHERE name='revision'", [], |r| {
             r.get::<_, i64>(0)
         })
-        .map_err(backend)? as u64
-        + 1;
-    tx.execute(
-        "UPDATE meta SET value=?1 WHERE name='revision'",
-        params![revision as i64],
-    )
-    .map_err(backend)?;
-    tx.execute(
-        "INSERT INTO events (revision, key, kind, value) VALUES (?1, ?2, ?3, ?4)",
-        params![revision as i64, key, kind_code(kind), value],
-    )
-    .map_err(backend)?;
-    if revision > EVENT_WINDOW && revision.is_multiple_of(100) {
+        .map_err(backend)? as u64;
+    let mut revision = start;
+    let mut results = Vec::with_capacity(group.len());
+    let mut events = Vec::new();
+    for job in group {
+        let mut sp = tx.savepoint().map_err(backend)?;
+        let mut mine = Vec::new();
+        let before = revision;
+        match apply(&sp, &job.op, &mut revision, &mut mine) {
+            Ok(last) => {
+                sp.commit().map_err(backend)?;
+                results.push(Ok((mine.iter().map(|e| e.revision).collect(), last)));
+                events.extend(mine);
+            }
+            Err(e) => {
+                sp.rollback().map_err(backend)?;
+                drop(sp);
+                revision = before;
+                results.push(Err(e));
+            }
+        }
+    }
+    if revision != start {
         tx.execute(
-            "DELETE FROM events WHERE revision <= ?1",
-            params![(revision - EVENT_WINDOW) as i64],
+            "UPDATE meta SET value=?1 WHERE name='revision'",
+            params![revision as i64],
         )
         .map_err(backend)?;
+        // Prune the window now and then (at most once per group).
+        if revision > EVENT_WINDOW && revision / 100 != start / 100 {
+            tx.execute(
+                "DELETE FROM events WHERE revision <= ?1",
+                params![(revision - EVENT_WINDOW) as i64],
+            )
+            .map_err(backend)?;
+        }
     }
-    change(&tx, revision).map_err(backend)?;
     tx.commit().map_err(backend)?;
-    let _ = live.send(Event {
-        kind,
-        key: key.to_string(),
-        value: value.to_vec(),
-        revision,
-    });
-    Ok(revision)
+    Ok((results, events))
+}
+
+/// Records one change in the event log; returns its revision.
+type Logger<'a> = dyn FnMut(&str, EventKind, &[u8]) -> Result<u64> + 'a;
+
+/// Applies one request inside a savepoint; returns the deleted value for
+/// deletions.
+fn apply(
+    tx: &rusqlite::Savepoint,
+    op: &Op,
+    revision: &mut u64,
+    events: &mut Vec<Event>,
+) -> Result<Option<Vec<u8>>> {
+    let mut log = |key: &str, kind: EventKind, value: &[u8]| -> Result<u64> {
+        *revision += 1;
+        tx.prepare_cached(
+            "INSERT INTO events (revision, key, kind, value) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut st| st.execute(params![*revision as i64, key, kind_code(kind), value]))
+        .map_err(backend)?;
+        events.push(Event {
+            kind,
+            key: key.to_string(),
+            value: value.to_vec(),
+            revision: *revision,
+        });
+        Ok(*revision)
+    };
+    let create = |key: &str, value: &[u8], log: &mut Logger| -> Result<()> {
+        if current(tx, key)?.is_some() {
+            return Err(StoreError::AlreadyExists(key.to_string()));
+        }
+        let rev = log(key, EventKind::Added, value)?;
+        tx.prepare_cached("INSERT INTO objects (key, revision, value) VALUES (?1, ?2, ?3)")
+            .and_then(|mut st| st.execute(params![key, rev as i64, value]))
+            .map_err(backend)?;
+        Ok(())
+    };
+    let update = |key: &str, expected: u64, value: &[u8], log: &mut Logger| -> Result<()> {
+        let (_, actual) = current(tx, key)?.ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+        if actual != expected {
+            return Err(StoreError::Conflict {
+                key: key.to_string(),
+                expected,
+                actual,
+            });
+        }
+        let rev = log(key, EventKind::Modified, value)?;
+        tx.prepare_cached("UPDATE objects SET revision=?2, value=?3 WHERE key=?1")
+            .and_then(|mut st| st.execute(params![key, rev as i64, value]))
+            .map_err(backend)?;
+        Ok(())
+    };
+    match op {
+        Op::Create(key, value) => create(key, value, &mut log).map(|()| None),
+        Op::Update(key, expected, value) => update(key, *expected, value, &mut log).map(|()| None),
+        Op::Delete(key, expected) => {
+            let (value, actual) =
+                current(tx, key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+            if let Some(expected) = expected
+                && *expected != actual
+            {
+                return Err(StoreError::Conflict {
+                    key: key.clone(),
+                    expected: *expected,
+                    actual,
+                });
+            }
+            log(key, EventKind::Deleted, &value)?;
+            tx.prepare_cached("DELETE FROM objects WHERE key=?1")
+                .and_then(|mut st| st.execute(params![key]))
+                .map_err(backend)?;
+            Ok(Some(value))
+        }
+        Op::Batch(writes) => {
+            for w in writes {
+                match w {
+                    Write::Create { key, value } => create(key, value, &mut log)?,
+                    Write::Update {
+                        key,
+                        expected,
+                        value,
+                    } => update(key, *expected, value, &mut log)?,
+                }
+            }
+            Ok(None)
+        }
+    }
 }
 
 fn current(conn: &Connection, key: &str) -> Result<Option<(Vec<u8>, u64)>> {
-    conn.query_row(
-        "SELECT value, revision FROM objects WHERE key=?1",
-        params![key],
-        |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64)),
-    )
-    .optional()
-    .map_err(backend)
+    conn.prepare_cached("SELECT value, revision FROM objects WHERE key=?1")
+        .and_then(|mut st| {
+            st.query_row(params![key], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()
+        })
+        .map_err(backend)
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &str) -> Result<KeyValue> {
         let key = key.to_string();
-        self.with(move |conn, _| {
+        self.read(move |conn, _| {
             current(conn, &key)?
                 .map(|(value, revision)| KeyValue {
                     key: key.clone(),
@@ -192,7 +395,8 @@ impl Store for SqliteStore {
 
     async fn list(&self, prefix: &str) -> Result<Listing> {
         let prefix = prefix.to_string();
-        self.with(move |conn, _| {
+        self.read(move |conn, _| {
+            // One read transaction: the revision and the rows of one snapshot.
             let tx = conn.transaction().map_err(backend)?;
             let revision = tx
                 .query_row("SELECT value FROM meta WHERE name='revision'", [], |r| r.get::<_, i64>(0))
@@ -200,7 +404,7 @@ impl Store for SqliteStore {
             // Keys are ASCII paths: everything in [prefix, prefix + U+FFFF) starts with prefix.
             let upper = format!("{prefix}\u{ffff}");
             let mut stmt = tx
-                .prepare("SELECT key, value, revision FROM objects WHERE key >= ?1 AND key < ?2 ORDER BY key")
+                .prepare_cached("SELECT key, value, revision FROM objects WHERE key >= ?1 AND key < ?2 ORDER BY key")
                 .map_err(backend)?;
             let items = stmt
                 .query_map(params![prefix, upper], |r| {
@@ -221,75 +425,42 @@ impl Store for SqliteStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<u64> {
-        let key = key.to_string();
-        self.with(move |conn, live| {
-            if current(conn, &key)?.is_some() {
-                return Err(StoreError::AlreadyExists(key));
-            }
-            write(conn, live, &key, EventKind::Added, &value, |tx, rev| {
-                tx.execute(
-                    "INSERT INTO objects (key, revision, value) VALUES (?1, ?2, ?3)",
-                    params![key, rev as i64, value],
-                )
-                .map(|_| ())
-            })
-        })
-        .await
+        let (revs, _) = self.write(Op::Create(key.to_string(), value)).await?;
+        revs.first().copied().ok_or_else(|| backend("no revision"))
     }
 
     async fn update(&self, key: &str, expected: u64, value: Vec<u8>) -> Result<u64> {
-        let key = key.to_string();
-        self.with(move |conn, live| {
-            let (_, actual) =
-                current(conn, &key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
-            if actual != expected {
-                return Err(StoreError::Conflict {
-                    key,
-                    expected,
-                    actual,
-                });
-            }
-            write(conn, live, &key, EventKind::Modified, &value, |tx, rev| {
-                tx.execute(
-                    "UPDATE objects SET revision=?2, value=?3 WHERE key=?1",
-                    params![key, rev as i64, value],
-                )
-                .map(|_| ())
-            })
-        })
-        .await
+        let (revs, _) = self
+            .write(Op::Update(key.to_string(), expected, value))
+            .await?;
+        revs.first().copied().ok_or_else(|| backend("no revision"))
+    }
+
+    async fn write_all(&self, writes: Vec<Write>) -> Result<Vec<u64>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.write(Op::Batch(writes)).await?.0)
     }
 
     async fn delete(&self, key: &str, expected: Option<u64>) -> Result<(u64, Vec<u8>)> {
-        let key = key.to_string();
-        self.with(move |conn, live| {
-            let (value, actual) =
-                current(conn, &key)?.ok_or_else(|| StoreError::NotFound(key.clone()))?;
-            if let Some(expected) = expected
-                && expected != actual
-            {
-                return Err(StoreError::Conflict {
-                    key,
-                    expected,
-                    actual,
-                });
-            }
-            let revision = write(conn, live, &key, EventKind::Deleted, &value, |tx, _| {
-                tx.execute("DELETE FROM objects WHERE key=?1", params![key])
-                    .map(|_| ())
-            })?;
-            Ok((revision, value))
-        })
-        .await
+        let (revs, last) = self.write(Op::Delete(key.to_string(), expected)).await?;
+        match (revs.first(), last) {
+            (Some(rev), Some(value)) => Ok((*rev, value)),
+            _ => Err(backend("no revision")),
+        }
     }
 
     async fn watch(&self, prefix: &str, from: u64) -> Result<mpsc::Receiver<Event>> {
         let p = prefix.to_string();
         let (replay, live) = self
-            .with(move |conn, live| {
-                // Subscribe under the connection lock: no commit can slip
-                // between the replay query and the live feed.
-                let subscribed = live.subscribe();
+            .read(move |conn, shared| {
+                // Under the gate: no group's events can be published between
+                // the replay query and the subscription. Events committed
+                // but not yet published come in both; `forward` drops the
+                // second copy by revision.
+                let _gate = shared.gate.lock().unwrap_or_else(|p| p.into_inner());
+                let subscribed = shared.live.subscribe();
                 let (revision, oldest): (i64, Option<i64>) = conn
                     .query_row(
                         "SELECT (SELECT value FROM meta WHERE name='revision'), (SELECT MIN(revision) FROM events)",
@@ -306,7 +477,7 @@ impl Store for SqliteStore {
                 }
                 let upper = format!("{p}\u{ffff}");
                 let mut stmt = conn
-                    .prepare("SELECT revision, key, kind, value FROM events WHERE revision > ?1 AND key >= ?2 AND key < ?3 ORDER BY revision")
+                    .prepare_cached("SELECT revision, key, kind, value FROM events WHERE revision > ?1 AND key >= ?2 AND key < ?3 ORDER BY revision")
                     .map_err(backend)?;
                 let replay = stmt
                     .query_map(params![from as i64, p, upper], |r| {
@@ -327,7 +498,7 @@ impl Store for SqliteStore {
     }
 
     async fn revision(&self) -> Result<u64> {
-        self.with(|conn, _| {
+        self.read(|conn, _| {
             conn.query_row("SELECT value FROM meta WHERE name='revision'", [], |r| {
                 r.get::<_, i64>(0)
             })
@@ -354,6 +525,41 @@ mod tests {
             async move { SqliteStore::open(&path).expect("open") }
         })
         .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits_but_fail_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db.sqlite")).expect("open");
+        let mut w = store.watch("/c/", 0).await.expect("watch");
+        // Every key twice: one create of each pair must fail, alone.
+        let tasks: Vec<_> = (0..400)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .create(&format!("/c/{:03}", i % 200), b"v".to_vec())
+                        .await
+                })
+            })
+            .collect();
+        let mut revisions = Vec::new();
+        let mut exists = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                Ok(r) => revisions.push(r),
+                Err(StoreError::AlreadyExists(_)) => exists += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!((revisions.len(), exists), (200, 200));
+        revisions.sort();
+        assert_eq!(revisions, (1..=200).collect::<Vec<u64>>(), "no gaps");
+        assert_eq!(store.list("/c/").await.expect("list").items.len(), 200);
+        for expected in 1..=200 {
+            let e = w.recv().await.expect("event");
+            assert_eq!(e.revision, expected, "watchers see every commit in order");
+        }
     }
 
     #[tokio::test]
