@@ -1040,8 +1040,11 @@ impl Api {
         {
             return Ok(response);
         }
+        // Marking the namespace Terminating changed its revision.
+        let mut guard = expected.or(Some(rev));
         if t.rt.kind == "Namespace" {
             self.delete_namespace_contents(&name).await?;
+            guard = expected;
         }
         let uid = obj
             .pointer("/metadata/uid")
@@ -1051,7 +1054,7 @@ impl Api {
         let (_, last) = self
             .state
             .store
-            .delete(&self.key(t), expected.or(Some(rev)))
+            .delete(&self.key(t), guard)
             .await
             .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
         self.cascade(&uid, &policy).await;
@@ -1172,6 +1175,12 @@ impl Api {
         }
     }
 
+    fn key_of(&self, namespace: &str) -> ApiResult<String> {
+        let ns_rt = resources::find("", "v1", "namespaces")
+            .ok_or_else(|| ApiError::internal("namespaces type"))?;
+        Ok(ns_rt.key(None, namespace))
+    }
+
     async fn delete_namespace_contents(&self, namespace: &str) -> ApiResult<()> {
         if matches!(
             namespace,
@@ -1185,6 +1194,19 @@ impl Api {
                 ),
                 details: json!({"name": namespace, "kind": "namespaces"}),
             });
+        }
+        // Terminating first, so no controller fills the namespace again
+        // while its contents go.
+        let ns_key = self.key_of(namespace)?;
+        if let Ok(kv) = self.state.store.get(&ns_key).await
+            && let Ok(mut ns) = serde_json::from_slice::<Value>(&kv.value)
+        {
+            ns["status"]["phase"] = json!("Terminating");
+            let _ = self
+                .state
+                .store
+                .update(&ns_key, kv.revision, to_bytes(&ns))
+                .await;
         }
         for rt in RESOURCES.iter().filter(|r| r.namespaced) {
             let Ok(listing) = self

@@ -84,6 +84,10 @@ impl Objects {
         meta["uid"] = json!(objects::uuid());
         meta["creationTimestamp"] = json!(objects::now());
         objects::apply_defaults(rt, &mut obj);
+        if rt.namespaced {
+            self.check_namespace_open(obj["metadata"]["namespace"].as_str().unwrap_or("default"))
+                .await?;
+        }
         let name = obj["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -248,6 +252,59 @@ impl Objects {
         name: &str,
     ) -> Result<(), StoreError> {
         match self.store.delete(&rt.key(namespace, name), None).await {
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creating in a namespace needs it to exist and not be terminating,
+    /// as the API server's NamespaceLifecycle admission has it.
+    async fn check_namespace_open(&self, namespace: &str) -> Result<(), StoreError> {
+        let Some(rt) = super::resources::find("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        let ns = self.get(rt, None, namespace).await?;
+        if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
+            return Err(StoreError::Backend(format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Deletes a pod as `kubectl delete pod` does: a pod on a node gets a
+    /// `deletionTimestamp` (Terminating) with its own grace period and its
+    /// node removes it once the containers are gone; others go at once.
+    pub async fn delete_pod(&self, namespace: &str, name: &str) -> Result<(), StoreError> {
+        let Some(rt) = super::resources::find("", "v1", "pods") else {
+            return Ok(());
+        };
+        let mut delete_now = false;
+        let marked = self
+            .update(rt, Some(namespace), name, |pod| {
+                if pod["metadata"]["deletionTimestamp"].is_string() {
+                    delete_now = false;
+                    return false;
+                }
+                let grace = pod["spec"]["terminationGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(30);
+                let on_a_node = pod["spec"]["nodeName"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty());
+                delete_now = !on_a_node || grace <= 0;
+                if delete_now {
+                    return false;
+                }
+                let deadline = chrono::Utc::now() + chrono::Duration::seconds(grace);
+                pod["metadata"]["deletionTimestamp"] =
+                    json!(deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                pod["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+                true
+            })
+            .await;
+        match marked {
+            Ok(None) if delete_now => self.delete(rt, Some(namespace), name).await,
             Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }

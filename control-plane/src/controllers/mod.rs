@@ -6,11 +6,13 @@
 //!   kubelet over gRPC and writes back what the kubelet reports.
 //! - [`mirror`]: how a node's static pods appear in the API (mirror pods).
 //! - [`node_lifecycle`]: marks silent nodes unreachable and evicts their pods.
+//! - [`replicaset`]: keeps ReplicaSets' and ReplicationControllers' pods.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 
 pub mod mirror;
 pub mod node;
 pub mod node_lifecycle;
+pub mod replicaset;
 pub mod scheduler;
 pub mod supervisor;
 

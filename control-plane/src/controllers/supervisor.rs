@@ -1,4 +1,4 @@
-//! The root actor: starts the scheduler and one node actor per Node
+//! The root actor: starts the scheduler, the workload controllers and one node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
 //! from the store, so a restart loses nothing). It also watches pods once
 //! for all node actors and hands each the changes of its own pods, as the
@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
+use super::replicaset::{ReplicaSetController, ReplicaSetMsg};
 use super::scheduler::{Scheduler, SchedulerMsg};
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
@@ -55,6 +56,7 @@ pub struct SupervisorState {
     objects: Objects,
     scheduler: Option<ActorRef<SchedulerMsg>>,
     lifecycle: Option<ActorRef<LifecycleMsg>>,
+    replicasets: Option<ActorRef<ReplicaSetMsg>>,
     config: LifecycleConfig,
     nodes: HashMap<String, ActorRef<NodeActorMsg>>,
     /// `None` until pods were first listed.
@@ -157,6 +159,13 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
+        let (replicasets, _) = Actor::spawn_linked(
+            None,
+            ReplicaSetController,
+            objects.clone(),
+            myself.get_cell(),
+        )
+        .await?;
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
@@ -196,6 +205,7 @@ impl Actor for Supervisor {
             objects,
             scheduler: Some(scheduler),
             lifecycle: Some(lifecycle),
+            replicasets: Some(replicasets),
             config,
             nodes: HashMap::new(),
             pods: None,
@@ -271,6 +281,20 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.lifecycle = Some(lifecycle);
+            } else if state
+                .replicasets
+                .as_ref()
+                .is_some_and(|r| is(&r.get_cell()))
+            {
+                warn!(%reason, "replicaset controller failed; restarting it");
+                let (replicasets, _) = Actor::spawn_linked(
+                    None,
+                    ReplicaSetController,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.replicasets = Some(replicasets);
             } else if let Some(name) = state
                 .nodes
                 .iter()
