@@ -257,13 +257,18 @@ impl Objects {
         }
     }
 
-    /// Creating in a namespace needs it to exist and not be terminating,
-    /// as the API server's NamespaceLifecycle admission has it.
+    /// Creating in a terminating namespace is refused, as the API server's
+    /// NamespaceLifecycle admission does. (The API edge also refuses a
+    /// missing namespace; components inside only act on existing owners.)
     async fn check_namespace_open(&self, namespace: &str) -> Result<(), StoreError> {
         let Some(rt) = super::resources::find("", "v1", "namespaces") else {
             return Ok(());
         };
-        let ns = self.get(rt, None, namespace).await?;
+        let ns = match self.get(rt, None, namespace).await {
+            Ok(ns) => ns,
+            Err(StoreError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
             return Err(StoreError::Backend(format!(
                 "unable to create new content in namespace {namespace} because it is being terminated"
