@@ -7,14 +7,16 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::events::{InvolvedObject, NewEvent, Recorder};
 use super::objects;
 use super::resources::ResourceType;
 use crate::store::{Store, StoreError};
 
-/// In-process access to API objects.
+/// In-process access to API objects. Clones share one event [`Recorder`].
 #[derive(Clone)]
 pub struct Objects {
     store: Arc<dyn Store>,
+    recorder: Arc<Recorder>,
 }
 
 fn decode(bytes: &[u8], revision: u64) -> Result<Value, StoreError> {
@@ -35,7 +37,10 @@ fn encode(obj: &Value) -> Vec<u8> {
 impl Objects {
     /// Objects in `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            recorder: Arc::new(Recorder::new()),
+        }
     }
 
     /// The store underneath (for watches).
@@ -179,7 +184,8 @@ impl Objects {
         }
     }
 
-    /// Records a Kubernetes Event about `object`.
+    /// Records a Kubernetes Event about `object`, now, from a control-plane
+    /// `component`.
     pub async fn event(
         &self,
         object: &Value,
@@ -188,34 +194,21 @@ impl Objects {
         message: &str,
         component: &str,
     ) {
-        let Some(rt) = super::resources::find("", "v1", "events") else {
-            return;
-        };
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("default");
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let now = objects::now();
-        let event = json!({
-            "metadata": {"name": format!("{name}.{}", objects::random_suffix()), "namespace": namespace},
-            "involvedObject": {
-                "kind": object.get("kind"), "apiVersion": object.get("apiVersion"),
-                "namespace": namespace, "name": name,
-                "uid": object.pointer("/metadata/uid"),
-            },
-            "reason": reason,
-            "message": message,
-            "type": if warning { "Warning" } else { "Normal" },
-            "source": {"component": component},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "reportingComponent": component,
-        });
-        let _ = self.create(rt, event).await;
+        self.record(NewEvent {
+            object: InvolvedObject::of(object),
+            warning,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            component: component.to_string(),
+            host: String::new(),
+            time: chrono::Utc::now(),
+        })
+        .await;
+    }
+
+    /// Records an Event, counting repeats on the existing one (see
+    /// [`super::events`]).
+    pub async fn record(&self, event: NewEvent) {
+        self.recorder.record(self, event).await;
     }
 }

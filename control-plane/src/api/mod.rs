@@ -4,6 +4,7 @@
 //! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
 //! - [`internal`]: the same objects for the control plane's own actors.
+//! - [`events`]: Events recorded with upstream's correlation (counted repeats).
 //! - [`managed_fields`]: field ownership and server-side apply.
 //! - [`objects`]: decoding, defaults, validation, server-owned metadata.
 //! - [`patch`]: merge, JSON, strategic merge and apply patches.
@@ -15,6 +16,7 @@
 
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod internal;
 pub mod managed_fields;
