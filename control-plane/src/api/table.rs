@@ -716,18 +716,24 @@ fn partial_metadata(obj: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or(json!({}))})
 }
 
+/// The `columnDefinitions` of `rt`'s Tables.
+pub fn column_definitions(rt: &ResourceType) -> Value {
+    Value::Array(columns_and_cells(rt, &json!({"metadata": {}})).0)
+}
+
+/// One Table row: the cells of `obj` and its metadata.
+pub fn row(rt: &ResourceType, obj: &Value) -> Value {
+    json!({"cells": columns_and_cells(rt, obj).1, "object": partial_metadata(obj)})
+}
+
 /// A `Table` of `objects` at `resource_version`.
 pub fn table(rt: &ResourceType, objects: &[Value], resource_version: u64) -> Value {
-    let columns = columns_and_cells(rt, &json!({"metadata": {}})).0;
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| json!({"cells": columns_and_cells(rt, o).1, "object": partial_metadata(o)}))
-        .collect();
+    let rows: Vec<Value> = objects.iter().map(|o| row(rt, o)).collect();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version.to_string()},
-        "columnDefinitions": columns,
+        "columnDefinitions": column_definitions(rt),
         "rows": rows,
     })
 }
