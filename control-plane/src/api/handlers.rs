@@ -1293,7 +1293,7 @@ impl Api {
             if let Some(snapshot) = snapshot.as_mut() {
                 let mut after = String::new();
                 loop {
-                    let Ok(batch) = snapshot.next(&after, 256).await else {
+                    let Ok(batch) = snapshot.next(&after, super::list::BATCH).await else {
                         return;
                     };
                     let Some(last) = batch.last() else { break };

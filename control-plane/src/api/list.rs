@@ -15,8 +15,8 @@
 //! (client-go then lists again without paging).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -36,7 +36,7 @@ use super::table;
 use crate::store::{KeyValue, Snapshot, StoreError};
 
 /// Objects read from the store at a time.
-const BATCH: usize = 256;
+pub const BATCH: usize = 256;
 
 /// Bytes gathered before a chunk is sent.
 const CHUNK: usize = 64 * 1024;
@@ -48,7 +48,7 @@ const PARKED_FOR: Duration = Duration::from_secs(60);
 /// Snapshots waiting for the next page of their list.
 #[derive(Default)]
 pub struct Pages {
-    parked: Mutex<HashMap<u64, Parked>>,
+    parked: Arc<Mutex<HashMap<u64, Parked>>>,
     next_id: AtomicU64,
 }
 
@@ -60,8 +60,16 @@ struct Parked {
 impl Pages {
     fn park(&self, snapshot: Box<dyn Snapshot>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        // An abandoned list must not pin its snapshot: an open SQLite read
+        // transaction keeps the WAL from being checkpointed.
+        let expiry = Arc::downgrade(&self.parked);
+        tokio::spawn(async move {
+            tokio::time::sleep(PARKED_FOR).await;
+            if let Some(parked) = expiry.upgrade() {
+                parked.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            }
+        });
         let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
-        parked.retain(|_, p| p.since.elapsed() < PARKED_FOR);
         if parked.len() >= PARKED_MAX
             && let Some(oldest) = parked
                 .iter()
@@ -86,16 +94,6 @@ impl Pages {
             .remove(&id)
             .filter(|p| p.since.elapsed() < PARKED_FOR)
             .map(|p| p.snapshot)
-    }
-
-    /// Snapshots parked now (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.parked.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Whether none is parked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
