@@ -153,9 +153,11 @@ fn ready_nodes(api: &str) -> usize {
         return 0;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    // HTTP/1.0: long lists are streamed, and to a 1.0 client they come
+    // without chunked framing, readable to the end of the connection.
     if write!(
         s,
-        "GET /api/v1/nodes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET /api/v1/nodes HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     .is_err()
     {

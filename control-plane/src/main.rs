@@ -81,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
     kubeconfig::write(&kubeconfig_path, &address).context("writing the kubeconfig")?;
     let objects = skiff_control_plane::api::internal::Objects::new(state.store.clone());
+    let registry_objects = objects.clone();
     let grpc = tokio::net::TcpListener::bind(flags.grpc_listen)
         .await
         .with_context(|| format!("listening on {}", flags.grpc_listen))?;
@@ -90,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
             .http2_keepalive_interval(Some(skiff_proto::link::PING_INTERVAL))
             .http2_keepalive_timeout(Some(skiff_proto::link::PING_TIMEOUT))
             .add_service(skiff_control_plane::nodes::registry::Registry::server(
-                objects,
+                registry_objects,
             ))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc))
             .await;
@@ -103,7 +104,8 @@ async fn main() -> anyhow::Result<()> {
         None,
         skiff_control_plane::controllers::supervisor::Supervisor,
         (
-            skiff_control_plane::api::internal::Objects::new(state.store.clone()),
+            // The same Objects as the node registry: one event recorder.
+            objects,
             skiff_control_plane::controllers::node_lifecycle::LifecycleConfig {
                 grace: flags.node_monitor_grace_period,
                 eviction: flags.pod_eviction_timeout,

@@ -20,11 +20,12 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn rss_mib(pid: u32) -> f64 {
+/// A memory figure of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) in MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|v| v.parse::<f64>().ok())
@@ -32,6 +33,34 @@ fn rss_mib(pid: u32) -> f64 {
         })
         .unwrap_or(0.0)
         / 1024.0
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+fn store_revision(addr: &str) -> Option<u64> {
+    let (_, metrics) = http_json("GET", addr, "/metrics", "").ok()?;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("skiff_store_revision "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Waits until the controllers stop writing (the scheduler marks each
+/// unschedulable pod and records an event), so "stored" is measured on a
+/// settled control plane rather than in the middle of that wave.
+fn settle(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = store_revision(addr);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = store_revision(addr);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
 }
 
 fn pod_body(name: &str) -> String {
@@ -94,7 +123,10 @@ async fn main() {
         w.join().expect("writer");
     }
     let bulk = t.elapsed();
+    settle(&addr);
     let stored = rss_mib(pid);
+    // Reset the high-water mark (root only): the peak below is the lists'.
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 
     let mut lists = Vec::new();
     let mut tables = Vec::new();
@@ -118,6 +150,7 @@ async fn main() {
     lists.sort();
     tables.sort();
     let busy = rss_mib(pid);
+    let peak = status_mib(pid, "VmHWM:");
 
     println!(
         "machine: {} cores; date {}",
@@ -156,6 +189,7 @@ async fn main() {
         );
     }
     println!(
-        "| RSS idle / with {PODS} pods and {PACED_WRITES} configmaps stored / after the lists | {idle:.1} / {stored:.1} / {busy:.1} MiB |"
+        "| RSS idle / with {PODS} pods and {PACED_WRITES} configmaps stored (settled) / after the lists | {idle:.1} / {stored:.1} / {busy:.1} MiB |"
     );
+    println!("| peak RSS while listing | {peak:.1} MiB |");
 }

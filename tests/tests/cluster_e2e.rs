@@ -150,6 +150,65 @@ async fn kubectl_apply_to_a_running_container_and_back() {
         "containers left in containerd"
     );
 
+    // A crash-looping container: the kubelet reports BackOff (and Pulled,
+    // Created, Started) again and again; each repeat is counted on one Event,
+    // as upstream's recorder does, and kubectl shows `(xN over ...)`.
+    let crashy = "apiVersion: v1\nkind: Pod\nmetadata: {name: crashy}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers: [{name: c, image: busybox, command: [sh, -c, 'exit 1']}]\n";
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("crashy.yaml", crashy)]);
+    let describe = eventually_kubectl(
+        &cp,
+        &["describe", "pod", "crashy"],
+        "counted BackOff events",
+        |o| {
+            o.lines()
+                .any(|l| l.contains("BackOff") && l.contains("(x") && l.contains(" over "))
+        },
+    );
+    assert!(
+        describe.contains("Back-off restarting failed container c in pod crashy"),
+        "{describe}"
+    );
+    let backoffs = describe.lines().filter(|l| l.contains(" BackOff ")).count();
+    assert_eq!(backoffs, 1, "one counted BackOff Event:\n{describe}");
+    let wide = cp.kubectl_ok(&[
+        "get",
+        "events",
+        "-o",
+        "wide",
+        "--field-selector",
+        "involvedObject.name=crashy,reason=BackOff",
+    ]);
+    let header = wide.lines().next().unwrap_or_default();
+    for column in [
+        "LAST SEEN",
+        "SUBOBJECT",
+        "SOURCE",
+        "FIRST SEEN",
+        "COUNT",
+        "NAME",
+    ] {
+        assert!(header.contains(column), "{column} missing:\n{wide}");
+    }
+    let row = wide.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.contains("spec.containers{c}") && row.contains(&format!("kubelet, {node}")),
+        "{wide}"
+    );
+    let count_at = header.find("COUNT").unwrap_or_default();
+    let count: u32 = row
+        .get(count_at..)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_default();
+    assert!(count >= 2, "COUNT {count}:\n{wide}");
+    cp.kubectl_ok(&["delete", "pod", "crashy", "--wait=false"]);
+    eventually_kubectl(
+        &cp,
+        &["get", "pods", "-o", "name"],
+        "the crashing pod to be removed",
+        |o| !o.contains("crashy"),
+    );
+
     // Node loss: the kubelet dies; the node turns NotReady within the lab
     // grace period (4 s), its pods are evicted after the eviction timeout
     // (Terminating, since nobody can confirm), and when the kubelet comes

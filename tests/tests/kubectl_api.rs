@@ -734,3 +734,103 @@ async fn kubectl_uses_aggregated_discovery() {
         "the scale subresource is discovered"
     );
 }
+
+/// Lists page with `limit` and `continue` (every page at the revision of
+/// the first, as upstream), stream when long, and kubectl pages through
+/// them.
+#[tokio::test]
+async fn lists_page_consistently_and_stream() {
+    if !kubectl_enabled("lists_page_consistently_and_stream") {
+        return;
+    }
+    let cp = TestControlPlane::start().await;
+    let create = |name: &str, data: &str| {
+        let body = format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","labels":{{"n":"{name}"}}}},"data":{{"d":"{data}"}}}}"#
+        );
+        let (status, body) = http_json(
+            "POST",
+            &cp.address,
+            "/api/v1/namespaces/default/configmaps",
+            &body,
+        )
+        .expect("create");
+        assert_eq!(status, 201, "{body}");
+    };
+    for i in 0..5 {
+        create(&format!("cm-{i}"), "x");
+    }
+    let get = |path: &str| {
+        let (status, body) = http_json("GET", &cp.address, path, "").expect("list");
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        (status, v)
+    };
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["metadata"]["name"].as_str().map(String::from))
+            .collect()
+    };
+    let base = "/api/v1/namespaces/default/configmaps";
+    let (_, first) = get(&format!("{base}?limit=2"));
+    assert_eq!(names(&first), ["cm-0", "cm-1"]);
+    let rv = first["metadata"]["resourceVersion"].clone();
+    let token = first["metadata"]["continue"]
+        .as_str()
+        .expect("continue")
+        .to_string();
+    assert!(
+        first["items"][0]["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{first}"
+    );
+    // Changes after the first page do not show in the later ones.
+    create("cm-00", "new");
+    let (status, body) =
+        http_json("DELETE", &cp.address, &format!("{base}/cm-3"), "").expect("delete");
+    assert_eq!(status, 200, "{body}");
+    let (_, second) = get(&format!("{base}?limit=2&continue={token}"));
+    assert_eq!(names(&second), ["cm-2", "cm-3"]);
+    assert_eq!(second["metadata"]["resourceVersion"], rv);
+    let next = second["metadata"]["continue"].as_str().expect("continue");
+    let (_, last) = get(&format!("{base}?limit=2&continue={next}"));
+    assert_eq!(names(&last), ["cm-4"]);
+    assert!(last["metadata"].get("continue").is_none(), "{last}");
+    // A token whose snapshot is used up, after changes: 410 Expired.
+    let (status, gone) = get(&format!("{base}?limit=2&continue={token}"));
+    assert_eq!(
+        (status, gone["reason"].as_str()),
+        (410, Some("Expired")),
+        "{gone}"
+    );
+    // Selectors page over matching objects only.
+    let (_, selected) = get(&format!(
+        "{base}?limit=1&labelSelector=n%20in%20(cm-2,cm-4)"
+    ));
+    assert_eq!(names(&selected), ["cm-2"]);
+    let token = selected["metadata"]["continue"].as_str().expect("continue");
+    let (_, rest) = get(&format!(
+        "{base}?limit=1&labelSelector=n%20in%20(cm-2,cm-4)&continue={token}"
+    ));
+    assert_eq!(names(&rest), ["cm-4"]);
+    let (status, bad) = get(&format!("{base}?limit=1&continue=garbage"));
+    assert_eq!(status, 400, "{bad}");
+
+    // A long list is streamed (chunked), still one JSON document.
+    let filler = "y".repeat(2000);
+    for i in 0..100 {
+        create(&format!("big-{i:03}"), &filler);
+    }
+    let (status, all) = get(base);
+    assert_eq!(status, 200);
+    assert_eq!(names(&all).len(), 105, "cm-0..2, cm-4, cm-00 and 100 big");
+    assert_eq!(all["kind"], "ConfigMapList");
+    let listed = cp.kubectl_ok(&["get", "configmaps", "--chunk-size=7", "-o", "name"]);
+    assert_eq!(listed.lines().count(), 105, "{listed}");
+    let table = cp.kubectl_ok(&["get", "configmaps", "--chunk-size=0", "--no-headers"]);
+    assert_eq!(table.lines().count(), listed.lines().count(), "{table}");
+}

@@ -447,31 +447,26 @@ impl Api {
 
     async fn list(&self, t: &Target) -> ApiResult<Response> {
         let (labels, fields) = self.selectors()?;
-        let listing = self
-            .state
-            .store
-            .list(&self.prefix(t))
-            .await
-            .map_err(|e| ApiError::from_store(e, t.rt, ""))?;
-        let items: Vec<Value> = listing
-            .items
-            .iter()
-            .filter_map(|kv| with_rv(kv).ok())
-            .filter(|o| labels.matches(o.pointer("/metadata/labels")) && fields.matches(o))
-            .collect();
-        if self.wants_table() {
-            return Ok(json_response(
-                StatusCode::OK,
-                &table::table(t.rt, &items, listing.revision),
-            ));
-        }
-        let list = json!({
-            "kind": format!("{}List", t.rt.kind),
-            "apiVersion": t.rt.api_version(),
-            "metadata": {"resourceVersion": listing.revision.to_string()},
-            "items": items,
-        });
-        Ok(json_response(StatusCode::OK, &list))
+        let limit = match self.query.get("limit").filter(|l| !l.is_empty()) {
+            Some(l) => l
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+            None => 0,
+        };
+        let request = super::list::ListRequest {
+            rt: t.rt,
+            prefix: self.prefix(t),
+            labels,
+            fields,
+            limit: usize::try_from(limit).ok().filter(|l| *l > 0),
+            continue_token: self
+                .query
+                .get("continue")
+                .filter(|c| !c.is_empty())
+                .cloned(),
+            table: self.wants_table(),
+        };
+        super::list::respond(&self.state, request).await
     }
 
     async fn read(&self, t: &Target) -> ApiResult<(Value, u64)> {
@@ -1276,19 +1271,20 @@ impl Api {
             .map(Duration::from_secs);
         let prefix = self.prefix(t);
         let store = self.state.store.clone();
-        let mut replay = Vec::new();
-        let from = if initial || rv.is_empty() || rv == "0" {
-            let listing = store
-                .list(&prefix)
+        // The current objects are read from a snapshot while they are sent,
+        // not gathered first.
+        let (mut snapshot, from) = if initial || rv.is_empty() || rv == "0" {
+            let snapshot = store
+                .snapshot(&prefix)
                 .await
                 .map_err(|e| ApiError::from_store(e, t.rt, ""))?;
-            for kv in &listing.items {
-                replay.push(("ADDED", with_rv(kv)?));
-            }
-            listing.revision
+            let from = snapshot.revision();
+            (Some(snapshot), from)
         } else {
-            rv.parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?
+            let from = rv
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
+            (None, from)
         };
         let mut events = store
             .watch(&prefix, from)
@@ -1316,11 +1312,23 @@ impl Api {
             let deadline = timeout.map(|d| tokio::time::Instant::now() + d);
             let matches =
                 |o: &Value| labels.matches(o.pointer("/metadata/labels")) && fields.matches(o);
-            for (kind, obj) in replay.iter().filter(|(_, o)| matches(o)) {
-                if tx.send(Ok(render(kind, obj))).await.is_err() {
-                    return;
+            if let Some(snapshot) = snapshot.as_mut() {
+                let mut after = String::new();
+                loop {
+                    let Ok(batch) = snapshot.next(&after, super::list::BATCH).await else {
+                        return;
+                    };
+                    let Some(last) = batch.last() else { break };
+                    after.clone_from(&last.key);
+                    for obj in batch.iter().filter_map(|kv| with_rv(kv).ok()) {
+                        if matches(&obj) && tx.send(Ok(render("ADDED", &obj))).await.is_err() {
+                            return;
+                        }
+                    }
                 }
             }
+            // Release the snapshot before following changes indefinitely.
+            drop(snapshot);
             if initial {
                 let bookmark = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": from.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
                 if tx.send(Ok(render("BOOKMARK", &bookmark))).await.is_err() {

@@ -7,14 +7,16 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::events::{InvolvedObject, NewEvent, Recorder};
 use super::objects;
 use super::resources::ResourceType;
 use crate::store::{Store, StoreError, Write};
 
-/// In-process access to API objects.
+/// In-process access to API objects. Clones share one event [`Recorder`].
 #[derive(Clone)]
 pub struct Objects {
     store: Arc<dyn Store>,
+    recorder: Arc<Recorder>,
 }
 
 fn decode(bytes: &[u8], revision: u64) -> Result<Value, StoreError> {
@@ -35,7 +37,10 @@ fn encode(obj: &Value) -> Vec<u8> {
 impl Objects {
     /// Objects in `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            recorder: Arc::new(Recorder::new()),
+        }
     }
 
     /// The store underneath (for watches).
@@ -315,7 +320,8 @@ impl Objects {
         }
     }
 
-    /// Records a Kubernetes Event about `object`.
+    /// Records a Kubernetes Event about `object`, now, from a control-plane
+    /// `component`.
     pub async fn event(
         &self,
         object: &Value,
@@ -324,19 +330,28 @@ impl Objects {
         message: &str,
         component: &str,
     ) {
-        let Some(rt) = super::resources::find("", "v1", "events") else {
-            return;
-        };
-        let _ = self
-            .create(
-                rt,
-                event_object(object, warning, reason, message, component),
-            )
-            .await;
+        self.record(NewEvent {
+            object: InvolvedObject::of(object),
+            warning,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            component: component.to_string(),
+            host: String::new(),
+            time: chrono::Utc::now(),
+        })
+        .await;
+    }
+
+    /// Records an Event, counting repeats on the existing one (see
+    /// [`super::events`]).
+    pub async fn record(&self, event: NewEvent) {
+        self.recorder.record(self, event).await;
     }
 
     /// Records many Normal events of one component in one transaction
     /// (best effort, like upstream's event recorder: a failure is dropped).
+    /// For events that never repeat (one `Scheduled` per pod), so they
+    /// skip the recorder's counting.
     pub async fn events(&self, events: &[(&Value, &str, String)], component: &str) {
         let Some(rt) = super::resources::find("", "v1", "events") else {
             return;

@@ -3,7 +3,9 @@
 //! - [`resources`]: served types, short names, categories.
 //! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
+//! - [`list`]: list responses streamed from store snapshots, paged.
 //! - [`internal`]: the same objects for the control plane's own actors.
+//! - [`events`]: Events recorded with upstream's correlation (counted repeats).
 //! - [`managed_fields`]: field ownership and server-side apply.
 //! - [`objects`]: decoding, defaults, validation, server-owned metadata.
 //! - [`patch`]: merge, JSON, strategic merge and apply patches.
@@ -15,8 +17,10 @@
 
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod internal;
+pub mod list;
 pub mod managed_fields;
 pub mod objects;
 pub mod patch;
@@ -46,6 +50,8 @@ pub struct ApiState {
     pub requests: AtomicU64,
     /// Request count and total latency by (verb, resource), for `/metrics`.
     pub by_verb: Mutex<BTreeMap<(String, String), (u64, Duration)>>,
+    /// Snapshots of paged lists waiting for their next page.
+    pub pages: list::Pages,
 }
 
 impl ApiState {
@@ -56,6 +62,7 @@ impl ApiState {
             address,
             requests: AtomicU64::new(0),
             by_verb: Mutex::new(BTreeMap::new()),
+            pages: list::Pages::default(),
         }
     }
 

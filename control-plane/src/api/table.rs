@@ -70,6 +70,10 @@ fn s(v: Option<&Value>) -> String {
     }
 }
 
+fn text(v: Option<&Value>) -> &str {
+    v.and_then(Value::as_str).unwrap_or_default()
+}
+
 fn n(v: Option<&Value>) -> i64 {
     v.and_then(Value::as_i64).unwrap_or(0)
 }
@@ -573,29 +577,75 @@ fn columns_and_cells(rt: &ResourceType, obj: &Value) -> (Vec<Value>, Vec<String>
             vec![name, s(status.get("phase")), age],
         ),
         "Event" => {
-            let last = obj
-                .get("lastTimestamp")
-                .or(obj.get("eventTime"))
-                .or(obj.pointer("/metadata/creationTimestamp"));
+            // Upstream's printEvent with Wide set (the server always prints
+            // wide; kubectl hides priority-1 columns without `-o wide`).
+            let first = obj
+                .get("firstTimestamp")
+                .filter(|t| !t.is_null())
+                .or(obj.get("eventTime"));
+            let first_seen = age_of(first);
+            let (last_seen, count) = match obj.get("series").filter(|s| s.is_object()) {
+                Some(series) => (
+                    age_of(series.get("lastObservedTime")),
+                    n(series.get("count")),
+                ),
+                None => (
+                    match obj.get("lastTimestamp").filter(|t| !t.is_null()) {
+                        Some(last) => age_of(Some(last)),
+                        None => first_seen.clone(),
+                    },
+                    n(obj.get("count")).max(1),
+                ),
+            };
             let involved = &obj["involvedObject"];
+            let kind = involved["kind"].as_str().unwrap_or_default().to_lowercase();
+            let target = match involved["name"].as_str().filter(|n| !n.is_empty()) {
+                Some(n) => format!("{kind}/{n}"),
+                None => kind,
+            };
+            let component = [
+                text(obj.pointer("/source/component")),
+                text(obj.get("reportingComponent")),
+            ]
+            .into_iter()
+            .find(|c| !c.is_empty())
+            .unwrap_or_default();
+            let instance = [
+                text(obj.pointer("/source/host")),
+                text(obj.get("reportingInstance")),
+            ]
+            .into_iter()
+            .find(|c| !c.is_empty())
+            .unwrap_or_default();
+            let source = if instance.is_empty() {
+                component.to_string()
+            } else {
+                format!("{component}, {instance}")
+            };
             (
                 vec![
                     col("Last Seen", 0),
                     col("Type", 0),
                     col("Reason", 0),
                     col("Object", 0),
+                    col("Subobject", 1),
+                    col("Source", 1),
                     col("Message", 0),
+                    col("First Seen", 1),
+                    col("Count", 1),
+                    col("Name", 1),
                 ],
                 vec![
-                    age_of(last),
-                    s(obj.get("type")),
-                    s(obj.get("reason")),
-                    format!(
-                        "{}/{}",
-                        involved["kind"].as_str().unwrap_or_default().to_lowercase(),
-                        involved["name"].as_str().unwrap_or_default()
-                    ),
-                    s(obj.get("message")),
+                    last_seen,
+                    text(obj.get("type")).to_string(),
+                    text(obj.get("reason")).to_string(),
+                    target,
+                    text(obj.pointer("/involvedObject/fieldPath")).to_string(),
+                    source,
+                    text(obj.get("message")).trim().to_string(),
+                    first_seen,
+                    count.to_string(),
+                    name,
                 ],
             )
         }
@@ -666,18 +716,24 @@ fn partial_metadata(obj: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or(json!({}))})
 }
 
+/// The `columnDefinitions` of `rt`'s Tables.
+pub fn column_definitions(rt: &ResourceType) -> Value {
+    Value::Array(columns_and_cells(rt, &json!({"metadata": {}})).0)
+}
+
+/// One Table row: the cells of `obj` and its metadata.
+pub fn row(rt: &ResourceType, obj: &Value) -> Value {
+    json!({"cells": columns_and_cells(rt, obj).1, "object": partial_metadata(obj)})
+}
+
 /// A `Table` of `objects` at `resource_version`.
 pub fn table(rt: &ResourceType, objects: &[Value], resource_version: u64) -> Value {
-    let columns = columns_and_cells(rt, &json!({"metadata": {}})).0;
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| json!({"cells": columns_and_cells(rt, o).1, "object": partial_metadata(o)}))
-        .collect();
+    let rows: Vec<Value> = objects.iter().map(|o| row(rt, o)).collect();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version.to_string()},
-        "columnDefinitions": columns,
+        "columnDefinitions": column_definitions(rt),
         "rows": rows,
     })
 }
@@ -700,6 +756,57 @@ mod tests {
         ] {
             assert_eq!(human_duration(secs), text);
         }
+    }
+
+    #[test]
+    fn event_rows_have_upstreams_wide_columns() {
+        let rt = super::super::resources::find("", "v1", "events").expect("events");
+        let now = Utc::now();
+        let ago = |s: i64| {
+            (now - chrono::TimeDelta::seconds(s)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        let event = json!({"metadata": {"name": "web.1a2b"}, "involvedObject": {"kind": "Pod", "name": "web", "fieldPath": "spec.containers{c}"},
+            "type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container c ",
+            "source": {"component": "kubelet", "host": "n1"}, "count": 4, "firstTimestamp": ago(40), "lastTimestamp": ago(5)});
+        let table = table(rt, std::slice::from_ref(&event), 1);
+        let names: Vec<(&str, i64)> = table["columnDefinitions"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap_or_default(), n(c.get("priority"))))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("Last Seen", 0),
+                ("Type", 0),
+                ("Reason", 0),
+                ("Object", 0),
+                ("Subobject", 1),
+                ("Source", 1),
+                ("Message", 0),
+                ("First Seen", 1),
+                ("Count", 1),
+                ("Name", 1)
+            ]
+        );
+        // Ages are whole seconds: a second may tick between writing and printing.
+        let cells = &table["rows"][0]["cells"];
+        assert!(matches!(cells[0].as_str(), Some("5s" | "6s")), "{cells}");
+        assert!(matches!(cells[7].as_str(), Some("40s" | "41s")), "{cells}");
+        assert_eq!(
+            cells.as_array().map(|c| [&c[1..7], &c[8..]].concat()),
+            Some(vec![
+                json!("Warning"),
+                json!("BackOff"),
+                json!("pod/web"),
+                json!("spec.containers{c}"),
+                json!("kubelet, n1"),
+                json!("Back-off restarting failed container c"),
+                json!("4"),
+                json!("web.1a2b")
+            ])
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use serde_json::{Value, json};
+use serde_json::Value;
 use skiff_proto::node::v1 as pb;
 use skiff_proto::node::v1::node_agent_client::NodeAgentClient;
 use tokio_stream::StreamExt;
@@ -17,6 +17,7 @@ use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
 use super::mirror;
+use crate::api::events::{InvolvedObject, NewEvent};
 use crate::api::internal::Objects;
 use crate::api::resources;
 use crate::store::{EventKind, StoreError};
@@ -96,6 +97,29 @@ fn assignment(pod: &Value) -> pb::PodAssignment {
             .unwrap_or_default()
             .to_string(),
         pod_json: serde_json::to_vec(&pod).unwrap_or_default(),
+    }
+}
+
+/// A kubelet's report as an Event, sourced like upstream's kubelet events
+/// (component `kubelet`, host the node) and timed when the node saw it.
+fn kubelet_event(node: &str, e: pb::Event) -> NewEvent {
+    NewEvent {
+        object: InvolvedObject {
+            kind: "Pod".into(),
+            api_version: "v1".into(),
+            namespace: e.namespace,
+            name: e.pod_name,
+            uid: e.pod_uid,
+            field_path: e.field_path,
+        },
+        warning: e.r#type == "Warning",
+        reason: e.reason,
+        message: e.message,
+        component: "kubelet".into(),
+        host: node.to_string(),
+        time: chrono::DateTime::from_timestamp_millis(e.timestamp_ms)
+            .filter(|_| e.timestamp_ms > 0)
+            .unwrap_or_else(chrono::Utc::now),
     }
 }
 
@@ -331,17 +355,7 @@ impl NodeActorState {
                     .await;
             }
             Some(pb::node_report::Report::Event(e)) if !e.pod_uid.is_empty() => {
-                let involved = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": e.pod_name, "namespace": e.namespace, "uid": e.pod_uid}});
-                let message = e.message.clone();
-                self.objects
-                    .event(
-                        &involved,
-                        e.r#type == "Warning",
-                        &e.reason,
-                        &message,
-                        "kubelet",
-                    )
-                    .await;
+                self.objects.record(kubelet_event(&self.node, e)).await;
             }
             Some(pb::node_report::Report::PodGone(g)) => {
                 let key = (g.namespace.clone(), g.name.clone());

@@ -19,6 +19,7 @@ pub async fn run_all<S: Store, F: Future<Output = S>>(mut make: impl FnMut() -> 
     crud_and_revisions(&make().await).await;
     compare_and_swap(&make().await).await;
     list_is_prefix_scoped_and_consistent(&make().await).await;
+    snapshots_read_one_revision_in_batches(&make().await).await;
     watch_replays_then_streams(&make().await).await;
     watch_from_now_sees_only_new_changes(&make().await).await;
     write_all_is_all_or_nothing(&make().await).await;
@@ -108,6 +109,66 @@ pub async fn list_is_prefix_scoped_and_consistent(s: &impl Store) {
     assert_eq!(all.revision, s.revision().await.expect("rev"));
     assert_eq!(s.list("/r/pods/ns1/").await.expect("list").items.len(), 2);
     assert!(s.list("/nothing/").await.expect("list").items.is_empty());
+}
+
+/// A snapshot reads its prefix in key order, batch by batch, and keeps
+/// showing the revision it was taken at while writes go on.
+pub async fn snapshots_read_one_revision_in_batches(s: &impl Store) {
+    for i in 0..5 {
+        s.create(&format!("/s/pods/p{i}"), vec![b'0' + i])
+            .await
+            .expect("create");
+    }
+    s.create("/s/podsx/a", b"x".to_vec()).await.expect("create");
+    s.create("/s/a", b"a".to_vec()).await.expect("create");
+    let mut snap = s.snapshot("/s/pods/").await.expect("snapshot");
+    let taken = s.revision().await.expect("rev");
+    assert_eq!(snap.revision(), taken);
+    assert_eq!(snap.prefix(), "/s/pods/");
+    let first = snap.next("", 2).await.expect("batch");
+    let keys: Vec<&str> = first.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(keys, ["/s/pods/p0", "/s/pods/p1"]);
+    // Writes after the snapshot: none of them shows in it.
+    let p2 = s.get("/s/pods/p2").await.expect("get");
+    s.update("/s/pods/p2", p2.revision, b"changed".to_vec())
+        .await
+        .expect("update");
+    s.delete("/s/pods/p3", None).await.expect("delete");
+    s.create("/s/pods/p9", b"9".to_vec()).await.expect("create");
+    let rest = snap.next("/s/pods/p1", 10).await.expect("batch");
+    let seen: Vec<(&str, &[u8], u64)> = rest
+        .iter()
+        .map(|kv| (kv.key.as_str(), kv.value.as_slice(), kv.revision))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("/s/pods/p2", b"2".as_slice(), p2.revision),
+            ("/s/pods/p3", b"3".as_slice(), seen[1].2),
+            ("/s/pods/p4", b"4".as_slice(), seen[2].2),
+        ]
+    );
+    assert!(seen.iter().all(|(_, _, r)| *r <= taken));
+    assert!(snap.next("/s/pods/p4", 10).await.expect("end").is_empty());
+    drop(snap);
+    let mut fresh = s.snapshot("/s/pods/").await.expect("snapshot");
+    let now: Vec<String> = fresh
+        .next("", 100)
+        .await
+        .expect("batch")
+        .into_iter()
+        .map(|kv| kv.key)
+        .collect();
+    assert_eq!(
+        now,
+        [
+            "/s/pods/p0",
+            "/s/pods/p1",
+            "/s/pods/p2",
+            "/s/pods/p4",
+            "/s/pods/p9"
+        ]
+    );
 }
 
 /// A watch from a past revision replays exactly the later changes under its

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc};
 
 use super::sqlite::forward;
-use super::{EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Store, StoreError, Write};
+use super::{
+    EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Snapshot, Store, StoreError, Write,
+};
 
 struct Inner {
     objects: BTreeMap<String, (Vec<u8>, u64)>,
@@ -93,6 +95,15 @@ impl Store for MemoryStore {
             items,
             revision: inner.revision,
         })
+    }
+
+    async fn snapshot(&self, prefix: &str) -> Result<Box<dyn Snapshot>> {
+        // Test-sized data: a copy is the simplest consistent view.
+        let listing = self.list(prefix).await?;
+        Ok(Box::new(Copied {
+            prefix: prefix.to_string(),
+            listing,
+        }))
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<u64> {
@@ -214,6 +225,29 @@ impl Store for MemoryStore {
 
     async fn revision(&self) -> Result<u64> {
         Ok(self.lock().revision)
+    }
+}
+
+/// A snapshot of the memory store: a copy of the listing.
+struct Copied {
+    prefix: String,
+    listing: Listing,
+}
+
+#[async_trait]
+impl Snapshot for Copied {
+    fn revision(&self) -> u64 {
+        self.listing.revision
+    }
+
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    async fn next(&mut self, after: &str, limit: usize) -> Result<Vec<KeyValue>> {
+        let items = &self.listing.items;
+        let start = items.partition_point(|kv| kv.key.as_str() <= after);
+        Ok(items[start..].iter().take(limit).cloned().collect())
     }
 }
 

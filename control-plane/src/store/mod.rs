@@ -121,9 +121,27 @@ pub enum Write {
     },
 }
 
+/// A consistent read-only view of the keys under one prefix, at one
+/// revision, read in batches: a long listing neither holds every object in
+/// memory at once nor mixes states of different revisions. Dropping it
+/// releases whatever it pins in the store.
+#[async_trait]
+pub trait Snapshot: Send {
+    /// The store revision the view shows.
+    fn revision(&self) -> u64;
+    /// The prefix the view covers.
+    fn prefix(&self) -> &str;
+    /// Up to `limit` entries with keys greater than `after` (from the first
+    /// key when `after` is empty), in key order.
+    async fn next(&mut self, after: &str, limit: usize) -> Result<Vec<KeyValue>>;
+}
+
 /// The store interface.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// A [`Snapshot`] of the keys starting with `prefix`, at the current
+    /// revision.
+    async fn snapshot(&self, prefix: &str) -> Result<Box<dyn Snapshot>>;
     /// The value at `key`.
     async fn get(&self, key: &str) -> Result<KeyValue>;
     /// Every key starting with `prefix`, with the store revision.

@@ -9,16 +9,25 @@
 //! only after its group committed, so acknowledged writes survive a
 //! SIGKILL. Reads use a few separate connections (WAL lets them read the
 //! last commit while the writer works) on tokio's blocking pool.
+//! [`Snapshot`]s read on connections of their own, each inside a read
+//! transaction (WAL readers see one committed state and do not block the
+//! writer).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Store, StoreError, Write};
+use super::{
+    EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Snapshot, Store, StoreError, Write,
+};
+
+/// Read connections kept open for the next snapshots.
+const IDLE_READERS: usize = 4;
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -55,6 +64,9 @@ struct Shared {
     /// subscribes and replays: no event is missed between the two.
     gate: Arc<Mutex<()>>,
     live: broadcast::Sender<Event>,
+    path: PathBuf,
+    /// Idle read-only connections for snapshots.
+    snapshot_readers: Mutex<Vec<Connection>>,
 }
 
 /// See the module documentation.
@@ -158,6 +170,8 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 gate,
                 live,
+                path: path.to_path_buf(),
+                snapshot_readers: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -188,6 +202,128 @@ impl SqliteStore {
             .map_err(|_| StoreError::Backend("the store writer stopped".into()))?;
         done.await
             .map_err(|_| StoreError::Backend("the store writer stopped".into()))?
+    }
+}
+
+fn reader(shared: &Shared) -> Result<Connection> {
+    let idle = shared
+        .snapshot_readers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pop();
+    if let Some(conn) = idle {
+        return Ok(conn);
+    }
+    let conn = Connection::open_with_flags(
+        &shared.path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(backend)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
+    Ok(conn)
+}
+
+/// A batch a [`SqliteSnapshot`] asks its reader for.
+struct BatchRequest {
+    after: String,
+    limit: usize,
+    reply: oneshot::Sender<Result<Vec<KeyValue>>>,
+}
+
+/// Serves batches from one read transaction until the snapshot is dropped.
+fn serve_snapshot(
+    conn: &Connection,
+    prefix: &str,
+    ready: oneshot::Sender<Result<u64>>,
+    requests: &mut mpsc::Receiver<BatchRequest>,
+) {
+    let revision = conn.execute_batch("BEGIN").and_then(|_| {
+        conn.query_row("SELECT value FROM meta WHERE name='revision'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+    });
+    let ok = match revision {
+        Ok(r) => ready.send(Ok(r as u64)).is_ok(),
+        Err(e) => {
+            let _ = ready.send(Err(backend(e)));
+            false
+        }
+    };
+    if ok {
+        let upper = format!("{prefix}\u{ffff}");
+        while let Some(request) = requests.blocking_recv() {
+            let _ = request
+                .reply
+                .send(batch(conn, prefix, &upper, &request.after, request.limit));
+        }
+    }
+    let _ = conn.execute_batch("ROLLBACK");
+}
+
+fn batch(
+    conn: &Connection,
+    prefix: &str,
+    upper: &str,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<KeyValue>> {
+    // One lower bound per query, so SQLite seeks the key index to it rather
+    // than scanning from the prefix on every batch.
+    let (sql, lower) = if after < prefix {
+        (
+            "SELECT key, value, revision FROM objects WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3",
+            prefix,
+        )
+    } else {
+        (
+            "SELECT key, value, revision FROM objects WHERE key > ?1 AND key < ?2 ORDER BY key LIMIT ?3",
+            after,
+        )
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    stmt.query_map(
+        params![lower, upper, limit.min(i64::MAX as usize) as i64],
+        |r| {
+            Ok(KeyValue {
+                key: r.get(0)?,
+                value: r.get(1)?,
+                revision: r.get::<_, i64>(2)? as u64,
+            })
+        },
+    )
+    .map_err(backend)?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(backend)
+}
+
+/// See [`Snapshot`]: a reader on the blocking pool holds the transaction.
+struct SqliteSnapshot {
+    prefix: String,
+    revision: u64,
+    requests: mpsc::Sender<BatchRequest>,
+}
+
+#[async_trait]
+impl Snapshot for SqliteSnapshot {
+    fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    async fn next(&mut self, after: &str, limit: usize) -> Result<Vec<KeyValue>> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(BatchRequest {
+                after: after.to_string(),
+                limit,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Backend("snapshot reader stopped".into()))?;
+        answer.await.map_err(backend)?
     }
 }
 
@@ -422,6 +558,36 @@ impl Store for SqliteStore {
             Ok(Listing { items, revision })
         })
         .await
+    }
+
+    async fn snapshot(&self, prefix: &str) -> Result<Box<dyn Snapshot>> {
+        let (requests, mut incoming) = mpsc::channel(1);
+        let (ready, revision) = oneshot::channel();
+        let shared = self.shared.clone();
+        let p = prefix.to_string();
+        tokio::task::spawn_blocking(move || {
+            let conn = match reader(&shared) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            };
+            serve_snapshot(&conn, &p, ready, &mut incoming);
+            let mut idle = shared
+                .snapshot_readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+        });
+        let revision = revision.await.map_err(backend)??;
+        Ok(Box::new(SqliteSnapshot {
+            prefix: prefix.to_string(),
+            revision,
+            requests,
+        }))
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<u64> {
