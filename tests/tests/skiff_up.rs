@@ -172,6 +172,26 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
     );
     assert!(wide.contains("node3"), "{wide}");
 
+    // No node has disk=nvme: Pending, with the scheduler's explanation.
+    let picky = "apiVersion: v1\nkind: Pod\nmetadata: {name: picky}\nspec:\n  nodeSelector: {disk: nvme}\n  containers: [{name: c, image: busybox}]\n";
+    std::fs::write(&file, picky).expect("write");
+    assert!(
+        cluster
+            .kubectl(&["apply", "-f", &file.display().to_string()])
+            .0
+    );
+    let events = cluster.eventually(&["describe", "pod", "picky"], "FailedScheduling", |o| {
+        o.contains("FailedScheduling")
+    });
+    assert!(
+        events.contains(
+            "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector"
+        ),
+        "{events}"
+    );
+    let (_, status) = cluster.kubectl(&["get", "pod", "picky"]);
+    assert!(status.contains("Pending"), "{status}");
+
     let bare = "apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\nspec:\n  nodeName: node2\n  terminationGracePeriodSeconds: 1\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n";
     std::fs::write(&file, bare).expect("write");
     assert!(
@@ -182,6 +202,41 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
     cluster.eventually(&["get", "pod", "bare"], "bare running", |o| {
         o.contains("Running")
     });
+
+    // A ReplicaSet spread over the three nodes, to see it heal.
+    let rs = "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: healer}\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: healer}}\n  template:\n    metadata: {labels: {app: healer}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n";
+    std::fs::write(&file, rs).expect("write");
+    assert!(
+        cluster
+            .kubectl(&["apply", "-f", &file.display().to_string()])
+            .0
+    );
+    let healer_pods = |o: &str| -> Vec<(String, String, String)> {
+        // NAME READY STATUS RESTARTS AGE IP NODE ...
+        o.lines()
+            .skip(1)
+            .filter_map(|l| {
+                let c: Vec<&str> = l.split_whitespace().collect();
+                Some((
+                    c.first()?.to_string(),
+                    c.get(2)?.to_string(),
+                    c.get(6)?.to_string(),
+                ))
+            })
+            .collect()
+    };
+    let spread = cluster.eventually(
+        &["get", "pods", "-l", "app=healer", "-o", "wide"],
+        "3 healer pods running",
+        |o| {
+            let pods = healer_pods(o);
+            pods.len() == 3 && pods.iter().all(|p| p.1 == "Running")
+        },
+    );
+    assert!(
+        healer_pods(&spread).iter().any(|p| p.2 == "node2"),
+        "spread over the nodes: {spread}"
+    );
 
     // stop: the kubelet and the node's containers freeze.
     cluster.node("stop", "node2");
@@ -208,6 +263,34 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
     cluster.eventually(&["get", "pod", "bare"], "eviction", |o| {
         o.contains("Terminating")
     });
+    // The ReplicaSet replaces its lost pod on another node.
+    let (_, replaced) = cluster.eventually_since(
+        &["get", "pods", "-l", "app=healer", "-o", "wide"],
+        "a replacement on another node",
+        |o| {
+            let live: Vec<_> = healer_pods(o)
+                .into_iter()
+                .filter(|p| p.1 != "Terminating")
+                .collect();
+            live.len() == 3 && live.iter().all(|p| p.2 != "node2" && p.2 != "<none>")
+        },
+    );
+    assert!(
+        replaced.duration_since(stopped) < Duration::from_secs(10),
+        "replacement scheduled after {:?}",
+        replaced.duration_since(stopped)
+    );
+    cluster.eventually(
+        &["get", "pods", "-l", "app=healer", "-o", "wide"],
+        "the replacement running",
+        |o| {
+            healer_pods(o)
+                .iter()
+                .filter(|p| p.1 == "Running" && p.2 != "node2")
+                .count()
+                == 3
+        },
+    );
     cluster.node("start", "node2");
     cluster.eventually(&["get", "nodes"], "node2 Ready again", |o| {
         o.matches(" Ready ").count() == 3
