@@ -6,9 +6,11 @@
 //!   kubelet over gRPC and writes back what the kubelet reports.
 //! - [`mirror`]: how a node's static pods appear in the API (mirror pods).
 //! - [`node_lifecycle`]: marks silent nodes unreachable and evicts their pods.
+//! - [`deployment`]: rolls Deployments out over ReplicaSets.
 //! - [`replicaset`]: keeps ReplicaSets' and ReplicationControllers' pods.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 
+pub mod deployment;
 pub mod mirror;
 pub mod node;
 pub mod node_lifecycle;

@@ -12,6 +12,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::deployment::{DeploymentController, DeploymentMsg};
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
 use super::replicaset::{ReplicaSetController, ReplicaSetMsg};
@@ -57,6 +58,7 @@ pub struct SupervisorState {
     scheduler: Option<ActorRef<SchedulerMsg>>,
     lifecycle: Option<ActorRef<LifecycleMsg>>,
     replicasets: Option<ActorRef<ReplicaSetMsg>>,
+    deployments: Option<ActorRef<DeploymentMsg>>,
     config: LifecycleConfig,
     nodes: HashMap<String, ActorRef<NodeActorMsg>>,
     /// `None` until pods were first listed.
@@ -166,6 +168,13 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
+        let (deployments, _) = Actor::spawn_linked(
+            None,
+            DeploymentController,
+            objects.clone(),
+            myself.get_cell(),
+        )
+        .await?;
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
@@ -206,6 +215,7 @@ impl Actor for Supervisor {
             scheduler: Some(scheduler),
             lifecycle: Some(lifecycle),
             replicasets: Some(replicasets),
+            deployments: Some(deployments),
             config,
             nodes: HashMap::new(),
             pods: None,
@@ -295,6 +305,20 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.replicasets = Some(replicasets);
+            } else if state
+                .deployments
+                .as_ref()
+                .is_some_and(|d| is(&d.get_cell()))
+            {
+                warn!(%reason, "deployment controller failed; restarting it");
+                let (deployments, _) = Actor::spawn_linked(
+                    None,
+                    DeploymentController,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.deployments = Some(deployments);
             } else if let Some(name) = state
                 .nodes
                 .iter()

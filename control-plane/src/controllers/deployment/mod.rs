@@ -1,0 +1,897 @@
+//! The Deployment controller: keeps one ReplicaSet per pod template
+//! (`<deployment>-<pod-template-hash>`) and moves replicas from the old
+//! sets to the new one by the Deployment's strategy. Level-triggered like
+//! the ReplicaSet controller: a change to a Deployment, to one of its sets
+//! or to a pod queues the Deployment, and a sync reads everything afresh.
+//! The pods themselves are the ReplicaSet controller's business.
+
+pub mod hash;
+pub mod rolling;
+pub mod status;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::{Value, json};
+use skiff_api_rules::workloads::selector_matches;
+use tracing::{debug, warn};
+
+use self::hash::{HASH_LABEL, template_hash, templates_equal};
+use self::rolling::{RecreateStep, Set, fenceposts};
+use super::replicaset::plan::controller_uid;
+use super::{object_of, watch_prefix};
+use crate::api::internal::Objects;
+use crate::api::resources::{self, ResourceType};
+use crate::store::{EventKind, StoreError};
+
+const COMPONENT: &str = "deployment-controller";
+const REVISION: &str = "deployment.kubernetes.io/revision";
+const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+const DESIRED: &str = "deployment.kubernetes.io/desired-replicas";
+const MAX: &str = "deployment.kubernetes.io/max-replicas";
+/// Annotations of the Deployment that are not copied to its sets (upstream's
+/// `skipCopyAnnotation`): ours, and what `kubectl apply` keeps.
+const NOT_COPIED: [&str; 6] = [
+    REVISION,
+    REVISION_HISTORY,
+    DESIRED,
+    MAX,
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deprecated.deployment.rollback.to",
+];
+
+/// A Deployment's identity: namespace, name.
+pub type DeploymentKey = (String, String);
+
+/// Messages of the controller.
+#[derive(Debug)]
+pub enum DeploymentMsg {
+    /// A Deployment was added, changed or deleted.
+    Changed(EventKind, DeploymentKey),
+    /// A ReplicaSet changed: its controller (if a Deployment) or, for
+    /// orphans, every Deployment of the namespace may care.
+    SetChanged {
+        /// Namespace of the set.
+        namespace: String,
+        /// Name of its controlling Deployment, if any.
+        owner: Option<String>,
+    },
+    /// A pod went away (Recreate waits for that): every Deployment of the
+    /// namespace is looked at.
+    PodGone(String),
+    /// A watch (re)started: re-list and sync all.
+    Resync,
+    /// Work through the queue.
+    Drain,
+    /// Sync one Deployment again (after a failure or at its deadline).
+    Retry(DeploymentKey),
+}
+
+/// The controller actor.
+pub struct DeploymentController;
+
+/// Its state.
+pub struct DeploymentState {
+    objects: Objects,
+    known: HashMap<String, BTreeSet<String>>,
+    queue: BTreeSet<DeploymentKey>,
+    draining: bool,
+    failures: HashMap<DeploymentKey, u32>,
+}
+
+/// Failures of a sync that are not the store's.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    /// A resource type is not registered (a build error).
+    #[error("resource type {0} is not registered")]
+    NoType(&'static str),
+    /// The set's name is taken by a set with another template; the
+    /// collision count was raised so the next try uses another hash.
+    #[error("replica set {0} exists with another template (hash collision)")]
+    Collision(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn rt(group: &str, plural: &'static str) -> Result<&'static ResourceType, DeploymentError> {
+    resources::find(group, "v1", plural).ok_or(DeploymentError::NoType(plural))
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+fn name_of(v: &Value) -> String {
+    str_at(v, "/metadata/name").unwrap_or_default().to_string()
+}
+
+fn int_at(v: &Value, pointer: &str) -> i64 {
+    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn revision_of(rs: &Value) -> i64 {
+    rs.pointer(&format!(
+        "/metadata/annotations/{}",
+        REVISION.replace('/', "~1")
+    ))
+    .and_then(Value::as_str)
+    .and_then(|r| r.parse().ok())
+    .unwrap_or(0)
+}
+
+fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get("annotations")?.get(key)?.as_str()
+}
+
+fn set_of(rs: &Value) -> Set {
+    Set {
+        name: name_of(rs),
+        replicas: int_at(rs, "/spec/replicas"),
+        available: int_at(rs, "/status/availableReplicas"),
+    }
+}
+
+fn labels_of(v: &Value) -> BTreeMap<String, String> {
+    v.pointer("/metadata/labels")
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// What one sync decided about the rollout, for the status.
+struct Outcome {
+    new_set: Option<Value>,
+    created_new: bool,
+}
+
+impl DeploymentState {
+    fn enqueue(&mut self, me: &ActorRef<DeploymentMsg>, key: DeploymentKey) {
+        self.queue.insert(key);
+        if !self.draining {
+            self.draining = true;
+            let _ = me.cast(DeploymentMsg::Drain);
+        }
+    }
+
+    fn enqueue_namespace(&mut self, me: &ActorRef<DeploymentMsg>, namespace: &str) {
+        let names: Vec<String> = self
+            .known
+            .get(namespace)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for name in names {
+            self.enqueue(me, (namespace.to_string(), name));
+        }
+    }
+
+    async fn relist(&mut self, me: &ActorRef<DeploymentMsg>) -> Result<(), DeploymentError> {
+        self.known.clear();
+        let (items, _) = self.objects.list(rt("apps", "deployments")?).await?;
+        for d in items {
+            let ns = str_at(&d, "/metadata/namespace")
+                .unwrap_or("default")
+                .to_string();
+            let name = name_of(&d);
+            self.known
+                .entry(ns.clone())
+                .or_default()
+                .insert(name.clone());
+            self.enqueue(me, (ns, name));
+        }
+        Ok(())
+    }
+
+    async fn namespace_objects(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+    ) -> Result<Vec<Value>, DeploymentError> {
+        let prefix = format!("{}{namespace}/", rt.prefix());
+        let listing = self.objects.store().list(&prefix).await?;
+        Ok(listing
+            .items
+            .iter()
+            .filter_map(|kv| {
+                let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
+                v["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
+                Some(v)
+            })
+            .collect())
+    }
+
+    /// One sync; returns when to look again if nothing else happens.
+    async fn sync(
+        &self,
+        (namespace, name): &DeploymentKey,
+    ) -> Result<Option<Duration>, DeploymentError> {
+        let deployments = rt("apps", "deployments")?;
+        let d = match self.objects.get(deployments, Some(namespace), name).await {
+            Ok(d) => d,
+            // Gone: its sets are the garbage collector's business.
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if d.pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null())
+        {
+            return Ok(None);
+        }
+        let Some(selector) = d
+            .pointer("/spec/selector")
+            .and_then(|s| serde_json::from_value::<LabelSelector>(s.clone()).ok())
+            .filter(|s| {
+                s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
+                    || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
+            })
+        else {
+            return Ok(None);
+        };
+        let uid = str_at(&d, "/metadata/uid").unwrap_or_default().to_string();
+        let sets = self.claim_sets(&d, &uid, &selector, namespace).await?;
+        let outcome = self.rollout(&d, sets, namespace).await?;
+        self.write_status(&d, namespace, outcome).await
+    }
+
+    /// The sets this Deployment controls, adopting matching orphans.
+    async fn claim_sets(
+        &self,
+        d: &Value,
+        uid: &str,
+        selector: &LabelSelector,
+        namespace: &str,
+    ) -> Result<Vec<Value>, DeploymentError> {
+        let replicasets = rt("apps", "replicasets")?;
+        let mut owned = Vec::new();
+        for rs in self.namespace_objects(replicasets, namespace).await? {
+            match controller_uid(&rs) {
+                Some(c) if c == uid => owned.push(rs),
+                Some(_) => {}
+                None => {
+                    let deleting = rs
+                        .pointer("/metadata/deletionTimestamp")
+                        .is_some_and(|v| !v.is_null());
+                    if deleting || !selector_matches(selector, &labels_of(&rs)) {
+                        continue;
+                    }
+                    let reference = owner_reference(d);
+                    let adopted = self
+                        .objects
+                        .update(replicasets, Some(namespace), &name_of(&rs), |r| {
+                            if controller_uid(r).is_some() {
+                                return false;
+                            }
+                            match r["metadata"]["ownerReferences"].as_array_mut() {
+                                Some(refs) => refs.push(reference.clone()),
+                                None => {
+                                    r["metadata"]["ownerReferences"] = json!([reference.clone()])
+                                }
+                            }
+                            true
+                        })
+                        .await?;
+                    if let Some(rs) = adopted {
+                        debug!(deployment = %name_of(d), set = %name_of(&rs), "adopted replica set");
+                        owned.push(rs);
+                    }
+                }
+            }
+        }
+        owned.sort_by(|a, b| {
+            let key = |v: &Value| {
+                (
+                    str_at(v, "/metadata/creationTimestamp")
+                        .unwrap_or("")
+                        .to_string(),
+                    name_of(v),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        Ok(owned)
+    }
+
+    async fn rollout(
+        &self,
+        d: &Value,
+        sets: Vec<Value>,
+        namespace: &str,
+    ) -> Result<Outcome, DeploymentError> {
+        let template = d
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let (new_rs, olds): (Vec<Value>, Vec<Value>) = {
+            let mut new = None;
+            let mut olds = Vec::new();
+            for rs in sets {
+                let same = rs
+                    .pointer("/spec/template")
+                    .is_some_and(|t| templates_equal(t, &template));
+                if same && new.is_none() {
+                    new = Some(rs);
+                } else {
+                    olds.push(rs);
+                }
+            }
+            (new.into_iter().collect(), olds)
+        };
+        let mut new_rs = new_rs.into_iter().next();
+        let replicas = d
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let recreate = str_at(d, "/spec/strategy/type") == Some("Recreate");
+        let (surge, unavailable) = if recreate {
+            (0, 0)
+        } else {
+            fenceposts(
+                d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+                d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+                replicas,
+            )
+        };
+        let paused = d
+            .pointer("/spec/paused")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let old_sets: Vec<Set> = olds.iter().map(set_of).collect();
+        let max_old_revision = olds.iter().map(revision_of).max().unwrap_or(0);
+        if let Some(rs) = &new_rs {
+            new_rs = Some(
+                self.sync_new_annotations(d, rs, max_old_revision + 1, namespace)
+                    .await?,
+            );
+        }
+        // A changed `spec.replicas` (or a pause) only resizes the sets.
+        let scaling = olds.iter().chain(new_rs.iter()).any(|rs| {
+            int_at(rs, "/spec/replicas") > 0
+                && annotation(rs, DESIRED).and_then(|v| v.parse::<i64>().ok()) != Some(replicas)
+        });
+        let mut created_new = false;
+        let new_set = new_rs.as_ref().map(set_of);
+        let changes: Vec<(String, i64)> = if paused || scaling {
+            rolling::scale_step(replicas, surge, new_set.as_ref(), &old_sets)
+        } else if recreate {
+            let running = !olds.is_empty() && self.old_pods_running(&olds, namespace).await?;
+            match rolling::recreate_step(replicas, new_set.as_ref(), &old_sets, running) {
+                RecreateStep::ScaleDown(c) => c,
+                RecreateStep::ScaleUp(n, r) => vec![(n, r)],
+                RecreateStep::Create(r) => {
+                    new_rs = Some(
+                        self.create_new(d, &template, r, surge, max_old_revision + 1, namespace)
+                            .await?,
+                    );
+                    created_new = true;
+                    Vec::new()
+                }
+                RecreateStep::Wait | RecreateStep::Done => Vec::new(),
+            }
+        } else if let Some(n) = &new_set {
+            rolling::rolling_step(replicas, surge, unavailable, n, &old_sets)
+        } else {
+            let empty = Set {
+                name: String::new(),
+                replicas: 0,
+                available: 0,
+            };
+            let target = rolling::new_set_target(replicas, surge, &empty, &old_sets);
+            new_rs = Some(
+                self.create_new(d, &template, target, surge, max_old_revision + 1, namespace)
+                    .await?,
+            );
+            created_new = true;
+            Vec::new()
+        };
+        for (set, to) in changes {
+            let Some(rs) = olds.iter().chain(new_rs.iter()).find(|r| name_of(r) == set) else {
+                continue;
+            };
+            self.scale(d, rs, to, replicas, surge, namespace).await?;
+        }
+        let history = d
+            .pointer("/spec/revisionHistoryLimit")
+            .and_then(Value::as_i64)
+            .unwrap_or(10);
+        if !paused {
+            self.prune(&olds, history, namespace).await?;
+        }
+        Ok(Outcome {
+            new_set: new_rs,
+            created_new,
+        })
+    }
+
+    /// Upstream's `SetNewReplicaSetAnnotations` on an existing new set: it
+    /// becomes the newest revision (a rollback), and takes the
+    /// Deployment's annotations (`kubernetes.io/change-cause`).
+    async fn sync_new_annotations(
+        &self,
+        d: &Value,
+        rs: &Value,
+        revision: i64,
+        namespace: &str,
+    ) -> Result<Value, DeploymentError> {
+        let replicasets = rt("apps", "replicasets")?;
+        let copied = copied_annotations(d);
+        let min_ready = d.pointer("/spec/minReadySeconds").cloned();
+        let updated = self
+            .objects
+            .update(replicasets, Some(namespace), &name_of(rs), |r| {
+                let mut changed = false;
+                let current = revision_of(r);
+                if r["metadata"]["annotations"].as_object().is_none() {
+                    r["metadata"]["annotations"] = json!({});
+                }
+                let annotations = &mut r["metadata"]["annotations"];
+                for (k, v) in &copied {
+                    if annotations.get(k) != Some(v) {
+                        annotations[k] = v.clone();
+                        changed = true;
+                    }
+                }
+                if current < revision {
+                    if current > 0 {
+                        let history =
+                            match annotations.get(REVISION_HISTORY).and_then(Value::as_str) {
+                                Some(h) if !h.is_empty() => format!("{h},{current}"),
+                                _ => current.to_string(),
+                            };
+                        annotations[REVISION_HISTORY] = json!(history);
+                    }
+                    annotations[REVISION] = json!(revision.to_string());
+                    changed = true;
+                }
+                let ready = r.pointer("/spec/minReadySeconds").cloned();
+                if ready != min_ready
+                    && !(ready.is_none() && min_ready.as_ref().is_some_and(|m| m == &json!(0)))
+                {
+                    r["spec"]["minReadySeconds"] = min_ready.clone().unwrap_or(json!(0));
+                    bump_generation(r);
+                    changed = true;
+                }
+                changed
+            })
+            .await?;
+        Ok(updated.unwrap_or_else(|| rs.clone()))
+    }
+
+    async fn create_new(
+        &self,
+        d: &Value,
+        template: &Value,
+        replicas: i64,
+        surge: i64,
+        revision: i64,
+        namespace: &str,
+    ) -> Result<Value, DeploymentError> {
+        let replicasets = rt("apps", "replicasets")?;
+        let collisions = d
+            .pointer("/status/collisionCount")
+            .and_then(Value::as_u64)
+            .and_then(|c| u32::try_from(c).ok());
+        let hash = template_hash(template, collisions);
+        let name = format!("{}-{hash}", name_of(d));
+        let mut template = template.clone();
+        template["metadata"]["labels"][HASH_LABEL] = json!(hash);
+        let mut selector = d
+            .pointer("/spec/selector")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        selector["matchLabels"][HASH_LABEL] = json!(hash);
+        let mut annotations: serde_json::Map<String, Value> =
+            copied_annotations(d).into_iter().collect();
+        let desired = d
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        annotations.insert(REVISION.into(), json!(revision.to_string()));
+        annotations.insert(DESIRED.into(), json!(desired.to_string()));
+        annotations.insert(MAX.into(), json!((desired + surge).to_string()));
+        let rs = json!({
+            "metadata": {
+                "name": name, "namespace": namespace,
+                "labels": template["metadata"]["labels"].clone(),
+                "annotations": annotations,
+                "ownerReferences": [owner_reference(d)],
+                "generation": 1,
+            },
+            "spec": {
+                "replicas": replicas,
+                "minReadySeconds": d.pointer("/spec/minReadySeconds").cloned().unwrap_or(json!(0)),
+                "selector": selector,
+                "template": template,
+            },
+        });
+        match self.objects.create(replicasets, rs).await {
+            Ok(created) => {
+                if replicas > 0 {
+                    let message = format!("Scaled up replica set {name} from 0 to {replicas}");
+                    self.objects
+                        .event(d, false, "ScalingReplicaSet", &message, COMPONENT)
+                        .await;
+                }
+                Ok(created)
+            }
+            Err(StoreError::AlreadyExists(_)) => {
+                let existing = self
+                    .objects
+                    .get(replicasets, Some(namespace), &name)
+                    .await?;
+                let ours = controller_uid(&existing) == str_at(d, "/metadata/uid");
+                let same = existing
+                    .pointer("/spec/template")
+                    .is_some_and(|t| templates_equal(t, &template));
+                if ours && same {
+                    return Ok(existing);
+                }
+                let deployments = rt("apps", "deployments")?;
+                self.objects
+                    .update(deployments, Some(namespace), &name_of(d), |obj| {
+                        obj["status"]["collisionCount"] =
+                            json!(collisions.unwrap_or(0).saturating_add(1));
+                        true
+                    })
+                    .await?;
+                Err(DeploymentError::Collision(name))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn scale(
+        &self,
+        d: &Value,
+        rs: &Value,
+        to: i64,
+        desired: i64,
+        surge: i64,
+        namespace: &str,
+    ) -> Result<(), DeploymentError> {
+        let replicasets = rt("apps", "replicasets")?;
+        let from = int_at(rs, "/spec/replicas");
+        let set = name_of(rs);
+        self.objects
+            .update(replicasets, Some(namespace), &set, |r| {
+                let mut changed = false;
+                if int_at(r, "/spec/replicas") != to {
+                    r["spec"]["replicas"] = json!(to);
+                    bump_generation(r);
+                    changed = true;
+                }
+                if r["metadata"]["annotations"].as_object().is_none() {
+                    r["metadata"]["annotations"] = json!({});
+                }
+                for (k, v) in [(DESIRED, desired), (MAX, desired + surge)] {
+                    let v = json!(v.to_string());
+                    if r["metadata"]["annotations"].get(k) != Some(&v) {
+                        r["metadata"]["annotations"][k] = v;
+                        changed = true;
+                    }
+                }
+                changed
+            })
+            .await?;
+        if from != to {
+            let direction = if to > from { "up" } else { "down" };
+            let message = format!("Scaled {direction} replica set {set} from {from} to {to}");
+            self.objects
+                .event(d, false, "ScalingReplicaSet", &message, COMPONENT)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Whether any pod of the old sets is still there (Recreate waits until
+    /// none is, so old and new never run side by side).
+    async fn old_pods_running(
+        &self,
+        olds: &[Value],
+        namespace: &str,
+    ) -> Result<bool, DeploymentError> {
+        let uids: BTreeSet<&str> = olds
+            .iter()
+            .filter_map(|r| str_at(r, "/metadata/uid"))
+            .collect();
+        let pods = self.namespace_objects(rt("", "pods")?, namespace).await?;
+        Ok(pods.iter().any(|p| {
+            controller_uid(p).is_some_and(|u| uids.contains(u))
+                && !matches!(str_at(p, "/status/phase"), Some("Succeeded" | "Failed"))
+        }))
+    }
+
+    /// Deletes the oldest empty old sets beyond `revisionHistoryLimit`.
+    async fn prune(
+        &self,
+        olds: &[Value],
+        limit: i64,
+        namespace: &str,
+    ) -> Result<(), DeploymentError> {
+        let mut empty: Vec<&Value> = olds
+            .iter()
+            .filter(|r| {
+                int_at(r, "/spec/replicas") == 0
+                    && int_at(r, "/status/replicas") == 0
+                    && r.pointer("/metadata/deletionTimestamp")
+                        .is_none_or(Value::is_null)
+            })
+            .collect();
+        let excess = empty.len() as i64 - limit.max(0);
+        if excess <= 0 {
+            return Ok(());
+        }
+        empty.sort_by_key(|r| revision_of(r));
+        let replicasets = rt("apps", "replicasets")?;
+        for rs in empty.into_iter().take(excess as usize) {
+            debug!(set = %name_of(rs), "pruning old replica set beyond the history limit");
+            self.objects
+                .delete(replicasets, Some(namespace), &name_of(rs))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn write_status(
+        &self,
+        d: &Value,
+        namespace: &str,
+        outcome: Outcome,
+    ) -> Result<Option<Duration>, DeploymentError> {
+        let deployments = rt("apps", "deployments")?;
+        let uid = str_at(d, "/metadata/uid").unwrap_or_default().to_string();
+        // Counts from the sets as they are now, after this sync's writes.
+        let sets: Vec<Value> = self
+            .namespace_objects(rt("apps", "replicasets")?, namespace)
+            .await?
+            .into_iter()
+            .filter(|r| controller_uid(r) == Some(uid.as_str()))
+            .collect();
+        let new_name = outcome.new_set.as_ref().map(name_of);
+        let sum = |pointer: &str| sets.iter().map(|r| int_at(r, pointer)).sum::<i64>();
+        let replicas = d
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let recreate = str_at(d, "/spec/strategy/type") == Some("Recreate");
+        let max_unavailable = if recreate {
+            0
+        } else {
+            fenceposts(
+                d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+                d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+                replicas,
+            )
+            .1
+        };
+        let input = status::Input {
+            generation: int_at(d, "/metadata/generation").max(1),
+            replicas,
+            max_unavailable,
+            paused: d
+                .pointer("/spec/paused")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            progress_deadline: d
+                .pointer("/spec/progressDeadlineSeconds")
+                .and_then(Value::as_i64),
+            new_set: new_name.clone(),
+            created_new: outcome.created_new,
+            desired_total: sum("/spec/replicas"),
+            replicas_now: sum("/status/replicas"),
+            updated: sets
+                .iter()
+                .filter(|r| Some(name_of(r)) == new_name)
+                .map(|r| int_at(r, "/status/replicas"))
+                .sum(),
+            ready: sum("/status/readyReplicas"),
+            available: sum("/status/availableReplicas"),
+            collision_count: d
+                .pointer("/status/collisionCount")
+                .and_then(Value::as_u64)
+                .and_then(|c| u32::try_from(c).ok()),
+        };
+        let now = chrono::Utc::now();
+        let revision = outcome.new_set.as_ref().map(revision_of).filter(|r| *r > 0);
+        let mut written = None;
+        self.objects
+            .update(deployments, Some(namespace), &name_of(d), |obj| {
+                if str_at(obj, "/metadata/uid") != Some(uid.as_str()) {
+                    return false;
+                }
+                let previous = obj.get("status").cloned().unwrap_or_else(|| json!({}));
+                let mut next = status::next_status(&previous, &input, now);
+                // A concurrent collision bump must not be lost.
+                if let Some(c) = previous.get("collisionCount") {
+                    next["collisionCount"] = c.clone();
+                }
+                let mut changed = false;
+                if let Some(r) = revision {
+                    let r = json!(r.to_string());
+                    if annotation(obj, REVISION).map(|v| json!(v)) != Some(r.clone()) {
+                        if obj["metadata"]["annotations"].as_object().is_none() {
+                            obj["metadata"]["annotations"] = json!({});
+                        }
+                        obj["metadata"]["annotations"][REVISION] = r;
+                        changed = true;
+                    }
+                }
+                written = Some(next.clone());
+                if previous != next {
+                    obj["status"] = next;
+                    changed = true;
+                }
+                changed
+            })
+            .await?;
+        Ok(written.and_then(|s| status::deadline_in(&s, &input, now)))
+    }
+}
+
+fn bump_generation(r: &mut Value) {
+    // Internal writes skip the API server, which would do this on a spec change.
+    let g = int_at(r, "/metadata/generation");
+    r["metadata"]["generation"] = json!(g + 1);
+}
+
+fn owner_reference(d: &Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "name": name_of(d), "uid": d.pointer("/metadata/uid"),
+        "controller": true, "blockOwnerDeletion": true,
+    })
+}
+
+fn copied_annotations(d: &Value) -> Vec<(String, Value)> {
+    d.pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !NOT_COPIED.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Back-off for a Deployment whose sync failed: 1 s doubling to 60 s.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+}
+
+impl Actor for DeploymentController {
+    type Msg = DeploymentMsg;
+    type State = DeploymentState;
+    type Arguments = Objects;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<DeploymentMsg>,
+        objects: Objects,
+    ) -> Result<DeploymentState, ActorProcessingErr> {
+        let me = myself.clone();
+        watch_prefix(
+            objects.store().clone(),
+            rt("apps", "deployments")?.prefix(),
+            move |event| {
+                let msg = match event {
+                    None => DeploymentMsg::Resync,
+                    Some(e) => match object_of(&e) {
+                        Some(d) => {
+                            let ns = str_at(&d, "/metadata/namespace")
+                                .unwrap_or("default")
+                                .to_string();
+                            DeploymentMsg::Changed(e.kind, (ns, name_of(&d)))
+                        }
+                        None => return true,
+                    },
+                };
+                me.cast(msg).is_ok()
+            },
+        );
+        let me = myself.clone();
+        watch_prefix(
+            objects.store().clone(),
+            rt("apps", "replicasets")?.prefix(),
+            move |event| {
+                let Some(rs) = event.as_ref().and_then(object_of) else {
+                    return true;
+                };
+                let refs = rs
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array);
+                let controller = refs
+                    .into_iter()
+                    .flatten()
+                    .find(|r| r["controller"] == json!(true));
+                let owner = match controller {
+                    Some(r) if r["kind"] == "Deployment" => r["name"].as_str().map(String::from),
+                    // Another kind's set is none of our business.
+                    Some(_) => return true,
+                    None => None,
+                };
+                let namespace = str_at(&rs, "/metadata/namespace")
+                    .unwrap_or("default")
+                    .to_string();
+                me.cast(DeploymentMsg::SetChanged { namespace, owner })
+                    .is_ok()
+            },
+        );
+        let me = myself.clone();
+        watch_prefix(
+            objects.store().clone(),
+            rt("", "pods")?.prefix(),
+            move |event| {
+                let Some(e) = event else { return true };
+                if e.kind != EventKind::Deleted {
+                    return true;
+                }
+                let Some(pod) = object_of(&e) else {
+                    return true;
+                };
+                let namespace = str_at(&pod, "/metadata/namespace")
+                    .unwrap_or("default")
+                    .to_string();
+                me.cast(DeploymentMsg::PodGone(namespace)).is_ok()
+            },
+        );
+        // A safety net, as in the ReplicaSet controller.
+        myself.send_interval(Duration::from_secs(30), || DeploymentMsg::Resync);
+        Ok(DeploymentState {
+            objects,
+            known: HashMap::new(),
+            queue: BTreeSet::new(),
+            draining: false,
+            failures: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<DeploymentMsg>,
+        msg: DeploymentMsg,
+        state: &mut DeploymentState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            DeploymentMsg::Resync => state.relist(&myself).await?,
+            DeploymentMsg::Changed(kind, key) => {
+                let known = state.known.entry(key.0.clone()).or_default();
+                if kind == EventKind::Deleted {
+                    known.remove(&key.1);
+                    state.failures.remove(&key);
+                } else {
+                    known.insert(key.1.clone());
+                    state.enqueue(&myself, key);
+                }
+            }
+            DeploymentMsg::SetChanged { namespace, owner } => match owner {
+                Some(name) => state.enqueue(&myself, (namespace, name)),
+                None => state.enqueue_namespace(&myself, &namespace),
+            },
+            DeploymentMsg::PodGone(namespace) => state.enqueue_namespace(&myself, &namespace),
+            DeploymentMsg::Retry(key) => state.enqueue(&myself, key),
+            DeploymentMsg::Drain => {
+                state.draining = false;
+                let batch = std::mem::take(&mut state.queue);
+                for key in batch {
+                    match state.sync(&key).await {
+                        Ok(again) => {
+                            state.failures.remove(&key);
+                            if let Some(delay) = again {
+                                myself.send_after(delay, move || DeploymentMsg::Retry(key));
+                            }
+                        }
+                        Err(e) => {
+                            let failures = state.failures.entry(key.clone()).or_default();
+                            *failures += 1;
+                            let delay = retry_delay(*failures);
+                            warn!(deployment = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
+                            myself.send_after(delay, move || DeploymentMsg::Retry(key));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
