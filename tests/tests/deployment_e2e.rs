@@ -1,0 +1,217 @@
+//! The seed's Deployment session with the real kubectl, a real control
+//! plane and a real kubelet on containerd: a rollout finishes, `set image`
+//! rolls to a second ReplicaSet, `rollout history` lists both revisions,
+//! `rollout undo` returns to the first set as revision 3, and `scale`
+//! resizes the current set.
+
+use std::time::{Duration, Instant};
+
+use skiff_tests::TestEnv;
+use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
+use skiff_tests::kubelet::TestKubelet;
+
+fn eventually(
+    cp: &TestControlPlane,
+    args: &[&str],
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let out = cp.kubectl(args);
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() && check(&last) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!(
+        "timed out waiting for {what}; last `kubectl {}`:\n{last}",
+        args.join(" ")
+    );
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: skiff.dev/webapp:v1
+        ports:
+        - containerPort: 8080
+        readinessProbe:
+          httpGet:
+            path: /ready
+            port: 8080
+          periodSeconds: 1
+";
+
+fn rollout_status(cp: &TestControlPlane) {
+    let out = cp.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+}
+
+/// `name replicas revision image` of each ReplicaSet of app=web.
+fn sets(cp: &TestControlPlane) -> Vec<(String, String, String, String)> {
+    let out = cp.kubectl_ok(&[
+        "get",
+        "rs",
+        "-l",
+        "app=web",
+        "-o",
+        r#"jsonpath={range .items[*]}{.metadata.name} {.spec.replicas} {.metadata.annotations.deployment\.kubernetes\.io/revision} {.spec.template.spec.containers[0].image}{"\n"}{end}"#,
+    ]);
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4).then(|| (f[0].into(), f[1].into(), f[2].into(), f[3].into()))
+        })
+        .collect()
+}
+
+/// Images of the pods of app=web that are not terminating.
+fn pod_images(cp: &TestControlPlane) -> Vec<String> {
+    let out = cp.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        r#"jsonpath={range .items[*]}{.metadata.deletionTimestamp}|{.spec.containers[0].image}{"\n"}{end}"#,
+    ]);
+    out.lines()
+        .filter_map(|l| l.strip_prefix('|').map(String::from))
+        .collect()
+}
+
+#[tokio::test]
+async fn deployments_roll_out_roll_back_and_scale() {
+    if !kubectl_enabled("deployments_roll_out_roll_back_and_scale") {
+        return;
+    }
+    let Some(env) = TestEnv::start("deployments_roll_out_roll_back_and_scale").await else {
+        return;
+    };
+    let cp = TestControlPlane::start().await;
+    let node = format!("n{}d", std::process::id());
+    let kubelet = TestKubelet::start_with(&env, &node, &["--control-plane", &cp.grpc]).await;
+    eventually(&cp, &["get", "nodes"], "the node Ready", |o| {
+        o.contains(" Ready ")
+    });
+
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("deploy.yaml", DEPLOYMENT)]);
+    rollout_status(&cp);
+    let first = sets(&cp);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (v1_set, replicas, revision, image) = first[0].clone();
+    assert_eq!(
+        (replicas.as_str(), revision.as_str(), image.as_str()),
+        ("3", "1", "skiff.dev/webapp:v1")
+    );
+    assert!(v1_set.starts_with("web-"), "{v1_set}");
+    let hash = cp.kubectl_ok(&[
+        "get",
+        "rs",
+        &v1_set,
+        "-o",
+        "jsonpath={.metadata.labels.pod-template-hash} {.spec.selector.matchLabels.pod-template-hash} {.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
+    ]);
+    let suffix = v1_set.trim_start_matches("web-");
+    assert_eq!(hash, format!("{suffix} {suffix} Deployment/web"));
+    let ready = cp.kubectl_ok(&["get", "deploy", "web", "--no-headers"]);
+    assert!(ready.contains("3/3"), "{ready}");
+
+    // set image: a second set takes over, the first is kept at 0.
+    cp.kubectl_ok(&["set", "image", "deployment/web", "web=skiff.dev/webapp:v2"]);
+    rollout_status(&cp);
+    let second = sets(&cp);
+    assert_eq!(second.len(), 2, "{second:?}");
+    let v2 = second
+        .iter()
+        .find(|s| s.3 == "skiff.dev/webapp:v2")
+        .cloned()
+        .unwrap_or_else(|| panic!("no v2 set: {second:?}"));
+    assert_eq!((v2.1.as_str(), v2.2.as_str()), ("3", "2"), "{second:?}");
+    let old = second.iter().find(|s| s.0 == v1_set).cloned();
+    assert_eq!(old.map(|s| s.1), Some("0".to_string()), "{second:?}");
+    eventually(
+        &cp,
+        &["get", "pods", "-l", "app=web"],
+        "only v2 pods",
+        |_| {
+            let images = pod_images(&cp);
+            images.len() == 3 && images.iter().all(|i| i == "skiff.dev/webapp:v2")
+        },
+    );
+    let history = cp.kubectl_ok(&["rollout", "history", "deployment/web"]);
+    let revisions: Vec<&str> = history
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(revisions, ["1", "2"], "{history}");
+    let describe = cp.kubectl_ok(&["describe", "deploy", "web"]);
+    assert!(
+        describe.contains("ScalingReplicaSet")
+            && describe.contains(&format!("Scaled down replica set {v1_set} from")),
+        "{describe}"
+    );
+
+    // undo: back to v1 on the first set, which becomes revision 3.
+    cp.kubectl_ok(&["rollout", "undo", "deployment/web"]);
+    rollout_status(&cp);
+    let third = sets(&cp);
+    assert_eq!(third.len(), 2, "the first set is reused: {third:?}");
+    let back = third.iter().find(|s| s.0 == v1_set).cloned();
+    assert_eq!(
+        back.map(|s| (s.1, s.2, s.3)),
+        Some(("3".into(), "3".into(), "skiff.dev/webapp:v1".into())),
+        "{third:?}"
+    );
+    let history = cp.kubectl_ok(&[
+        "get",
+        "rs",
+        &v1_set,
+        "-o",
+        r"jsonpath={.metadata.annotations.deployment\.kubernetes\.io/revision-history}",
+    ]);
+    assert_eq!(history, "1");
+    let revision = cp.kubectl_ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        r"jsonpath={.metadata.annotations.deployment\.kubernetes\.io/revision}",
+    ]);
+    assert_eq!(revision, "3");
+
+    // scale: the current set grows, no new revision.
+    cp.kubectl_ok(&["scale", "deploy", "web", "--replicas=5"]);
+    rollout_status(&cp);
+    eventually(&cp, &["get", "deploy", "web", "--no-headers"], "5/5", |o| {
+        o.contains("5/5")
+    });
+    let last = sets(&cp);
+    assert_eq!(last.len(), 2, "{last:?}");
+    assert!(last.iter().any(|s| s.0 == v1_set && s.1 == "5"), "{last:?}");
+
+    drop(kubelet);
+    env.shutdown().await;
+}
