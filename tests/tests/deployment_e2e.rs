@@ -215,3 +215,122 @@ async fn deployments_roll_out_roll_back_and_scale() {
     drop(kubelet);
     env.shutdown().await;
 }
+
+fn manifest(name: &str, extra_spec: &str, ready_path: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 2
+{extra_spec}  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: skiff.dev/webapp:v1
+        readinessProbe:
+          httpGet:
+            path: {ready_path}
+            port: 8080
+          periodSeconds: 1
+"
+    )
+}
+
+fn set_names(cp: &TestControlPlane, app: &str) -> Vec<String> {
+    let out = cp.kubectl_ok(&[
+        "get",
+        "rs",
+        "-l",
+        &format!("app={app}"),
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    out.split_whitespace().map(String::from).collect()
+}
+
+#[tokio::test]
+async fn recreate_pause_restart_and_progress_deadline() {
+    if !kubectl_enabled("recreate_pause_restart_and_progress_deadline") {
+        return;
+    }
+    let Some(env) = TestEnv::start("recreate_pause_restart_and_progress_deadline").await else {
+        return;
+    };
+    let cp = TestControlPlane::start().await;
+    let node = format!("n{}e", std::process::id());
+    let kubelet = TestKubelet::start_with(&env, &node, &["--control-plane", &cp.grpc]).await;
+    eventually(&cp, &["get", "nodes"], "the node Ready", |o| {
+        o.contains(" Ready ")
+    });
+
+    // Recreate: every old pod goes before any new one is created.
+    let rec = manifest("rec", "  strategy:\n    type: Recreate\n", "/ready");
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("rec.yaml", &rec)]);
+    let status = ["rollout", "status", "deployment/rec", "--timeout=120s"];
+    cp.kubectl_ok(&status);
+    let first = set_names(&cp, "rec");
+    assert_eq!(first.len(), 1, "{first:?}");
+    cp.kubectl_ok(&["set", "image", "deployment/rec", "web=skiff.dev/webapp:v2"]);
+    cp.kubectl_ok(&status);
+    let events = cp.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=Deployment,involvedObject.name=rec",
+        "-o",
+        r#"jsonpath={range .items[*]}{.message}{"\n"}{end}"#,
+    ]);
+    let down = events.find(&format!("Scaled down replica set {} from 2 to 0", first[0]));
+    let second: Vec<String> = set_names(&cp, "rec")
+        .into_iter()
+        .filter(|n| n != &first[0])
+        .collect();
+    assert_eq!(second.len(), 1, "{second:?}");
+    let up = events.find(&format!("Scaled up replica set {} from 0 to 2", second[0]));
+    assert!(
+        matches!((down, up), (Some(d), Some(u)) if d < u),
+        "scale down first:\n{events}"
+    );
+
+    // Paused: a template change waits; resuming rolls it out (back to the
+    // first set).
+    cp.kubectl_ok(&["rollout", "pause", "deployment/rec"]);
+    cp.kubectl_ok(&["set", "image", "deployment/rec", "web=skiff.dev/webapp:v1"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(set_names(&cp, "rec").len(), 2);
+    let replicas = cp.kubectl_ok(&["get", "rs", &second[0], "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(replicas, "2", "paused: nothing moves");
+    cp.kubectl_ok(&["rollout", "resume", "deployment/rec"]);
+    cp.kubectl_ok(&status);
+    let replicas = cp.kubectl_ok(&["get", "rs", &first[0], "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(replicas, "2", "the first set is back");
+
+    // rollout restart is a template change: a third set.
+    cp.kubectl_ok(&["rollout", "restart", "deployment/rec"]);
+    cp.kubectl_ok(&status);
+    assert_eq!(set_names(&cp, "rec").len(), 3);
+
+    // A rollout that cannot become ready fails its deadline.
+    let stuck = manifest("stuck", "  progressDeadlineSeconds: 3\n", "/nope");
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("stuck.yaml", &stuck)]);
+    let out = cp.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=60s"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("exceeded its progress deadline"), "{text}");
+
+    drop(kubelet);
+    env.shutdown().await;
+}
