@@ -137,6 +137,18 @@ async fn deployments_roll_out_roll_back_and_scale() {
     assert_eq!(hash, format!("{suffix} {suffix} Deployment/web"));
     let ready = cp.kubectl_ok(&["get", "deploy", "web", "--no-headers"]);
     assert!(ready.contains("3/3"), "{ready}");
+    // Settled means settled: no controller keeps rewriting either object.
+    let versions = || {
+        cp.kubectl_ok(&[
+            "get",
+            "deploy,rs",
+            "-o",
+            "jsonpath={.items[*].metadata.resourceVersion}",
+        ])
+    };
+    let before = versions();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(versions(), before, "a write loop");
 
     // set image: a second set takes over, the first is kept at 0.
     cp.kubectl_ok(&["set", "image", "deployment/web", "web=skiff.dev/webapp:v2"]);

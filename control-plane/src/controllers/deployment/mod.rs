@@ -415,7 +415,7 @@ impl DeploymentState {
     ) -> Result<Value, DeploymentError> {
         let replicasets = rt("apps", "replicasets")?;
         let copied = copied_annotations(d);
-        let min_ready = d.pointer("/spec/minReadySeconds").cloned();
+        let min_ready = int_at(d, "/spec/minReadySeconds");
         let updated = self
             .objects
             .update(replicasets, Some(namespace), &name_of(rs), |r| {
@@ -443,11 +443,8 @@ impl DeploymentState {
                     annotations[REVISION] = json!(revision.to_string());
                     changed = true;
                 }
-                let ready = r.pointer("/spec/minReadySeconds").cloned();
-                if ready != min_ready
-                    && !(ready.is_none() && min_ready.as_ref().is_some_and(|m| m == &json!(0)))
-                {
-                    r["spec"]["minReadySeconds"] = min_ready.clone().unwrap_or(json!(0));
+                if int_at(r, "/spec/minReadySeconds") != min_ready {
+                    r["spec"]["minReadySeconds"] = json!(min_ready);
                     bump_generation(r);
                     changed = true;
                 }
