@@ -330,6 +330,21 @@ async fn recreate_pause_restart_and_progress_deadline() {
     cp.kubectl_ok(&["rollout", "restart", "deployment/rec"]);
     cp.kubectl_ok(&status);
     assert_eq!(set_names(&cp, "rec").len(), 3);
+    // revisionHistoryLimit prunes the oldest empty sets.
+    cp.kubectl_ok(&[
+        "patch",
+        "deployment",
+        "rec",
+        "-p",
+        r#"{"spec":{"revisionHistoryLimit":1}}"#,
+    ]);
+    eventually(&cp, &["get", "rs", "-l", "app=rec"], "pruning", |_| {
+        set_names(&cp, "rec").len() == 2
+    });
+    assert!(
+        !set_names(&cp, "rec").contains(&second[0]),
+        "the oldest revision goes first"
+    );
 
     // A rollout that cannot become ready fails its deadline.
     let stuck = manifest("stuck", "  progressDeadlineSeconds: 3\n", "/nope");
