@@ -358,6 +358,40 @@ async fn recreate_pause_restart_and_progress_deadline() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("exceeded its progress deadline"), "{text}");
 
+    // Scaling a rollout caught mid-way spreads the change over both sets
+    // in proportion (old 2 + new 1 of max 3, to 4 + surge 1 = 5).
+    cp.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/stuck",
+        "web=skiff.dev/webapp:v2",
+    ]);
+    eventually(
+        &cp,
+        &["get", "rs", "-l", "app=stuck"],
+        "a second set",
+        |_| set_names(&cp, "stuck").len() == 2,
+    );
+    cp.kubectl_ok(&["scale", "deployment/stuck", "--replicas=4"]);
+    let sizes = eventually(
+        &cp,
+        &[
+            "get",
+            "rs",
+            "-l",
+            "app=stuck",
+            "-o",
+            r#"jsonpath={range .items[*]}{.spec.template.spec.containers[0].image}={.spec.replicas}/{.metadata.annotations.deployment\.kubernetes\.io/desired-replicas} {end}"#,
+        ],
+        "proportional scaling",
+        |o| {
+            let mut sets: Vec<&str> = o.split_whitespace().collect();
+            sets.sort_unstable();
+            sets == ["skiff.dev/webapp:v1=3/4", "skiff.dev/webapp:v2=2/4"]
+        },
+    );
+    assert!(!sizes.is_empty());
+
     drop(kubelet);
     env.shutdown().await;
 }

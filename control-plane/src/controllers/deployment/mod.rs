@@ -131,6 +131,7 @@ fn set_of(rs: &Value) -> Set {
         name: name_of(rs),
         replicas: int_at(rs, "/spec/replicas"),
         available: int_at(rs, "/status/availableReplicas"),
+        max_replicas: annotation(rs, MAX).and_then(|v| v.parse().ok()),
     }
 }
 
@@ -352,7 +353,22 @@ impl DeploymentState {
         let mut created_new = false;
         let new_set = new_rs.as_ref().map(set_of);
         let changes: Vec<(String, i64)> = if paused || scaling {
-            rolling::scale_step(replicas, surge, new_set.as_ref(), &old_sets)
+            let d_scaling = rolling::Scaling {
+                replicas,
+                max_surge: surge,
+                status_replicas: int_at(d, "/status/replicas"),
+                rolling: !recreate,
+            };
+            let mut changes = rolling::scale_step(d_scaling, new_set.as_ref(), &old_sets);
+            // Every active set learns the new size (its annotations), even
+            // one whose count stays; else the scaling event never ends and
+            // the rollout it interrupted never resumes.
+            for s in old_sets.iter().chain(new_set.iter()) {
+                if s.replicas > 0 && !changes.iter().any(|(n, _)| n == &s.name) {
+                    changes.push((s.name.clone(), s.replicas));
+                }
+            }
+            changes
         } else if recreate {
             let running = !olds.is_empty() && self.old_pods_running(&olds, namespace).await?;
             match rolling::recreate_step(replicas, new_set.as_ref(), &old_sets, running) {
@@ -375,6 +391,7 @@ impl DeploymentState {
                 name: String::new(),
                 replicas: 0,
                 available: 0,
+                max_replicas: None,
             };
             let target = rolling::new_set_target(replicas, surge, &empty, &old_sets);
             new_rs = Some(

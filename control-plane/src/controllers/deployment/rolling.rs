@@ -13,6 +13,9 @@ pub struct Set {
     pub replicas: i64,
     /// `status.availableReplicas`.
     pub available: i64,
+    /// Its `deployment.kubernetes.io/max-replicas` annotation: the
+    /// Deployment's size (with surge) when this set was last scaled.
+    pub max_replicas: Option<i64>,
 }
 
 /// A replica count change: set `name` to `replicas`.
@@ -185,33 +188,44 @@ pub enum RecreateStep {
     Done,
 }
 
-/// A pure scaling event (`spec.replicas` changed, or paused): upstream's
-/// `scale`, simplified. One active set takes the new count; otherwise the
-/// difference to `replicas + max_surge` is added to the newest set or taken
-/// from the largest sets first (upstream spreads it proportionally).
-pub fn scale_step(replicas: i64, max_surge: i64, new: Option<&Set>, olds: &[Set]) -> Vec<Scale> {
-    let mut all: Vec<&Set> = olds.iter().collect();
-    if let Some(n) = new {
-        all.push(n);
-    }
-    let active: Vec<&&Set> = all.iter().filter(|s| s.replicas > 0).collect();
+/// The Deployment's side of a scaling event.
+#[derive(Debug, Clone, Copy)]
+pub struct Scaling {
+    /// `spec.replicas`.
+    pub replicas: i64,
+    /// Resolved `maxSurge` (0 for Recreate).
+    pub max_surge: i64,
+    /// `status.replicas` (the size a set without annotation is taken from).
+    pub status_replicas: i64,
+    /// RollingUpdate (Recreate has no proportional scaling).
+    pub rolling: bool,
+}
+
+/// A scaling event (`spec.replicas` changed, or paused), as upstream's
+/// `scale`: one active set takes the new count; a saturated new set
+/// retires the olds; otherwise, in a RollingUpdate, the difference to
+/// `replicas + maxSurge` is spread over the active sets in proportion to
+/// their size, so a rollout caught mid-way keeps its shape. `olds` oldest
+/// first.
+pub fn scale_step(d: Scaling, new: Option<&Set>, olds: &[Set]) -> Vec<Scale> {
+    // Oldest first, the new set last: the index is the age order.
+    let all: Vec<&Set> = olds.iter().chain(new).collect();
+    let active: Vec<(usize, &Set)> = all
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, s)| s.replicas > 0)
+        .collect();
     if active.len() <= 1 {
-        let target = match (active.first(), new) {
-            (Some(a), _) => *a,
-            (None, Some(n)) => n,
-            (None, None) => match olds.last() {
-                Some(o) => o,
-                None => return Vec::new(),
-            },
+        let target = active.first().map(|(_, s)| *s).or(all.last().copied());
+        return match target {
+            Some(t) if t.replicas != d.replicas => vec![(t.name.clone(), d.replicas)],
+            _ => Vec::new(),
         };
-        if target.replicas == replicas {
-            return Vec::new();
-        }
-        return vec![(target.name.clone(), replicas)];
     }
     if let Some(n) = new
-        && n.replicas == replicas
-        && n.available >= replicas
+        && n.replicas == d.replicas
+        && n.available >= d.replicas
     {
         return olds
             .iter()
@@ -219,29 +233,68 @@ pub fn scale_step(replicas: i64, max_surge: i64, new: Option<&Set>, olds: &[Set]
             .map(|s| (s.name.clone(), 0))
             .collect();
     }
-    let allowed = replicas + max_surge;
-    let diff = allowed - total(&all);
-    if diff > 0 {
-        let target = new.or(olds.last());
-        return target
-            .map(|t| vec![(t.name.clone(), t.replicas + diff)])
-            .unwrap_or_default();
+    if !d.rolling {
+        return Vec::new();
     }
-    let mut by_size: Vec<Set> = all.iter().map(|s| (*s).clone()).collect();
-    by_size.sort_by_key(|s| std::cmp::Reverse(s.replicas));
-    let mut remove = -diff;
-    let mut changes = Vec::new();
-    for s in by_size {
-        if remove == 0 {
-            break;
-        }
-        let down = s.replicas.min(remove);
-        if down > 0 {
-            remove -= down;
-            changes.push((s.name.clone(), s.replicas - down));
-        }
+    let current: i64 = active.iter().map(|(_, s)| s.replicas).sum();
+    let allowed = if d.replicas > 0 {
+        d.replicas + d.max_surge
+    } else {
+        0
+    };
+    let to_add = allowed - current;
+    if to_add == 0 {
+        return Vec::new();
     }
-    changes
+    let mut order = active;
+    // Largest first; ties go to the newer set when adding, the older when
+    // removing (upstream's ReplicaSetsBySizeNewer / BySizeOlder).
+    order.sort_by(|(ia, a), (ib, b)| {
+        b.replicas
+            .cmp(&a.replicas)
+            .then(if to_add > 0 { ib.cmp(ia) } else { ia.cmp(ib) })
+    });
+    let mut sizes: Vec<(String, i64, i64)> = Vec::new();
+    let mut added = 0;
+    for (_, s) in &order {
+        let share = proportion(s, d, to_add, added);
+        added += share;
+        sizes.push((s.name.clone(), s.replicas, s.replicas + share));
+    }
+    // Rounding leaves a rest; the largest set takes it.
+    if let Some(first) = sizes.first_mut() {
+        first.2 = (first.2 + to_add - added).max(0);
+    }
+    sizes
+        .into_iter()
+        .filter(|(_, from, to)| from != to)
+        .map(|(name, _, to)| (name, to))
+        .collect()
+}
+
+/// Upstream's `GetProportion`: this set's share of `to_add`, scaled from
+/// the Deployment size it last saw, bounded by what is left to add.
+fn proportion(s: &Set, d: Scaling, to_add: i64, added: i64) -> i64 {
+    if s.replicas == 0 || to_add == added {
+        return 0;
+    }
+    let fraction = if d.replicas == 0 {
+        -s.replicas
+    } else {
+        let was = s.max_replicas.unwrap_or(d.status_replicas);
+        if was <= 0 {
+            0
+        } else {
+            let size = (s.replicas * (d.replicas + d.max_surge)) as f64 / was as f64;
+            size.round() as i64 - s.replicas
+        }
+    };
+    let left = to_add - added;
+    if to_add > 0 {
+        fraction.min(left)
+    } else {
+        fraction.max(left)
+    }
 }
 
 #[cfg(test)]
@@ -254,6 +307,16 @@ mod tests {
             name: name.into(),
             replicas,
             available,
+            max_replicas: None,
+        }
+    }
+
+    fn scaling(replicas: i64, max_surge: i64) -> Scaling {
+        Scaling {
+            replicas,
+            max_surge,
+            status_replicas: 0,
+            rolling: true,
         }
     }
 
@@ -362,15 +425,43 @@ mod tests {
     fn scaling_goes_to_the_only_active_set() {
         let new = set("new", 3, 3);
         let olds = [set("old", 0, 0)];
-        assert_eq!(scale_step(5, 1, Some(&new), &olds), vec![("new".into(), 5)]);
-        assert!(scale_step(3, 1, Some(&new), &olds).is_empty());
+        assert_eq!(
+            scale_step(scaling(5, 1), Some(&new), &olds),
+            vec![("new".into(), 5)]
+        );
+        assert!(scale_step(scaling(3, 1), Some(&new), &olds).is_empty());
+        // Nothing active (paused Recreate): the newest set takes it.
+        let olds = [set("older", 0, 0), set("old", 0, 0)];
+        assert_eq!(
+            scale_step(scaling(2, 0), None, &olds),
+            vec![("old".into(), 2)]
+        );
     }
 
     #[test]
-    fn scaling_mid_rollout_adds_to_the_new_set_and_removes_from_the_largest() {
-        let new = set("new", 1, 0);
-        let olds = [set("old", 3, 3)];
-        assert_eq!(scale_step(5, 2, Some(&new), &olds), vec![("new".into(), 4)]);
-        assert_eq!(scale_step(2, 1, Some(&new), &olds), vec![("old".into(), 2)]);
+    fn scaling_mid_rollout_is_proportional() {
+        // Upstream's documented example: 10 replicas, maxSurge 3, a rollout
+        // at old 8 / new 5, scaled to 15: 3 more old, 2 more new.
+        let mut new = set("new", 5, 0);
+        new.max_replicas = Some(13);
+        let mut old = set("old", 8, 8);
+        old.max_replicas = Some(13);
+        let changes = scale_step(scaling(15, 3), Some(&new), &[old.clone()]);
+        let size = |n: &str| changes.iter().find(|c| c.0 == n).map(|c| c.1);
+        assert_eq!((size("old"), size("new")), (Some(11), Some(7)));
+        // And back down: the largest loses the rounding rest.
+        let changes = scale_step(scaling(5, 2), Some(&new), &[old]);
+        let size = |n: &str| changes.iter().find(|c| c.0 == n).map(|c| c.1);
+        assert_eq!((size("old"), size("new")), (Some(4), Some(3)));
+    }
+
+    #[test]
+    fn a_saturated_new_set_retires_the_olds_on_scaling() {
+        let new = set("new", 3, 3);
+        let olds = [set("old", 1, 1)];
+        assert_eq!(
+            scale_step(scaling(3, 1), Some(&new), &olds),
+            vec![("old".into(), 0)]
+        );
     }
 }
