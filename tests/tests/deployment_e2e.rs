@@ -172,7 +172,21 @@ async fn deployments_roll_out_roll_back_and_scale() {
             images.len() == 3 && images.iter().all(|i| i == "skiff.dev/webapp:v2")
         },
     );
-    let history = cp.kubectl_ok(&["rollout", "history", "deployment/web"]);
+    // The change cause is copied to the current set, where history reads it.
+    cp.kubectl_ok(&[
+        "annotate",
+        "deployment/web",
+        "kubernetes.io/change-cause=image v2",
+    ]);
+    let history = eventually(
+        &cp,
+        &["rollout", "history", "deployment/web"],
+        "the change cause",
+        |o| {
+            o.lines()
+                .any(|l| l.starts_with('2') && l.contains("image v2"))
+        },
+    );
     let revisions: Vec<&str> = history
         .lines()
         .filter_map(|l| l.split_whitespace().next())
