@@ -303,22 +303,20 @@ impl DeploymentState {
             .pointer("/spec/template")
             .cloned()
             .unwrap_or_else(|| json!({}));
-        let (new_rs, olds): (Vec<Value>, Vec<Value>) = {
-            let mut new = None;
-            let mut olds = Vec::new();
-            for rs in sets {
-                let same = rs
-                    .pointer("/spec/template")
-                    .is_some_and(|t| templates_equal(t, &template));
-                if same && new.is_none() {
-                    new = Some(rs);
-                } else {
-                    olds.push(rs);
-                }
+        // The oldest set with the template is the new one (a rollback
+        // finds its old set here); any later duplicate is retired as old.
+        let mut new_rs: Option<Value> = None;
+        let mut olds = Vec::new();
+        for rs in sets {
+            let same = rs
+                .pointer("/spec/template")
+                .is_some_and(|t| templates_equal(t, &template));
+            if same && new_rs.is_none() {
+                new_rs = Some(rs);
+            } else {
+                olds.push(rs);
             }
-            (new.into_iter().collect(), olds)
-        };
-        let mut new_rs = new_rs.into_iter().next();
+        }
         let replicas = d
             .pointer("/spec/replicas")
             .and_then(Value::as_i64)
