@@ -124,6 +124,10 @@ impl ClusterNetwork {
         }
         let ns = self.node_netns(i);
         let host_side = format!("sk{}n{i}", self.id);
+        // Leftovers of a cluster that died with this number: we hold its
+        // bridge now, so anything else under its names is stale.
+        let _ = run("ip", &["netns", "delete", &ns]);
+        let _ = run("ip", &["link", "delete", &host_side]);
         run("ip", &["netns", "add", &ns])?;
         run(
             "ip",
