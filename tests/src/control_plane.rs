@@ -104,6 +104,31 @@ impl TestControlPlane {
         std::fs::read_to_string(self.dir.path().join("control-plane.log")).unwrap_or_default()
     }
 
+    /// Runs kubectl every 250 ms until it succeeds and `check` accepts its
+    /// output (stdout then stderr); returns that output. Fails the test
+    /// after 90 s with the last output and the control plane's log.
+    pub fn eventually(&self, args: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        let mut last = String::new();
+        while std::time::Instant::now() < deadline {
+            let out = self.kubectl(args);
+            last = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if out.status.success() && check(&last) {
+                return last;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!(
+            "timed out waiting for {what}; last `kubectl {}`:\n{last}\ncontrol plane log:\n{}",
+            args.join(" "),
+            self.log()
+        );
+    }
+
     /// A folder for test files.
     pub fn scratch(&self) -> &Path {
         self.dir.path()

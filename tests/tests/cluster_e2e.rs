@@ -8,33 +8,6 @@ use skiff_tests::TestEnv;
 use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
 use skiff_tests::kubelet::TestKubelet;
 
-fn eventually_kubectl(
-    cp: &TestControlPlane,
-    args: &[&str],
-    what: &str,
-    check: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        let out = cp.kubectl(args);
-        last = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() && check(&last) {
-            return last;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!(
-        "timed out waiting for {what}; last `kubectl {}`:\n{last}\ncontrol plane log:\n{}",
-        args.join(" "),
-        cp.log()
-    );
-}
-
 #[tokio::test]
 async fn kubectl_apply_to_a_running_container_and_back() {
     if !kubectl_enabled("kubectl_apply_to_a_running_container_and_back") {
@@ -52,7 +25,7 @@ async fn kubectl_apply_to_a_running_container_and_back() {
     )
     .await;
 
-    let nodes = eventually_kubectl(&cp, &["get", "nodes"], "the node to be Ready", |o| {
+    let nodes = cp.eventually(&["get", "nodes"], "the node to be Ready", |o| {
         o.contains(&node) && o.contains(" Ready ")
     });
     assert!(
@@ -72,7 +45,7 @@ async fn kubectl_apply_to_a_running_container_and_back() {
 
     let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sample-2pod\nspec:\n  terminationGracePeriodSeconds: 3\n  containers:\n  - name: webapp\n    image: skiff.dev/webapp:v1\n  - name: client\n    image: busybox\n    command: [sh, -c, 'until wget -qO- http://localhost:8080/; do sleep 0.2; done; sleep 3600']\n";
     cp.kubectl_ok(&["apply", "-f", &cp.manifest("pod.yaml", pod)]);
-    let wide = eventually_kubectl(&cp, &["get", "pods", "-o", "wide"], "2/2 Running", |o| {
+    let wide = cp.eventually(&["get", "pods", "-o", "wide"], "2/2 Running", |o| {
         o.contains("2/2") && o.contains("Running")
     });
     assert!(wide.contains(&node), "NODE column: {wide}");
@@ -85,16 +58,15 @@ async fn kubectl_apply_to_a_running_container_and_back() {
     let before = ids(&cp);
     let mut cp = cp;
     cp.restart().await;
-    eventually_kubectl(&cp, &["get", "nodes"], "the node back", |o| {
+    cp.eventually(&["get", "nodes"], "the node back", |o| {
         o.contains(" Ready ")
     });
-    eventually_kubectl(&cp, &["get", "pods"], "still 2/2 Running", |o| {
+    cp.eventually(&["get", "pods"], "still 2/2 Running", |o| {
         o.contains("2/2") && o.contains("Running")
     });
     assert_eq!(ids(&cp), before, "same containers, no restarts");
 
-    let logs = eventually_kubectl(
-        &cp,
+    let logs = cp.eventually(
         &["logs", "sample-2pod", "-c", "client"],
         "the client's log",
         |o| o.contains("webapp v1 on sample-2pod"),
@@ -104,7 +76,7 @@ async fn kubectl_apply_to_a_running_container_and_back() {
         cp.kubectl_ok(&["exec", "sample-2pod", "-c", "client", "--", "pwd"]),
         "/\n"
     );
-    let describe = eventually_kubectl(&cp, &["describe", "pod", "sample-2pod"], "events", |o| {
+    let describe = cp.eventually(&["describe", "pod", "sample-2pod"], "events", |o| {
         o.contains("Started")
     });
     for reason in ["Scheduled", "Pulled", "Created", "Started"] {
@@ -119,12 +91,9 @@ async fn kubectl_apply_to_a_running_container_and_back() {
 
     let picky = "apiVersion: v1\nkind: Pod\nmetadata: {name: picky}\nspec:\n  nodeSelector: {disk: hdd}\n  containers: [{name: c, image: busybox}]\n";
     cp.kubectl_ok(&["apply", "-f", &cp.manifest("picky.yaml", picky)]);
-    let events = eventually_kubectl(
-        &cp,
-        &["describe", "pod", "picky"],
-        "FailedScheduling",
-        |o| o.contains("FailedScheduling"),
-    );
+    let events = cp.eventually(&["describe", "pod", "picky"], "FailedScheduling", |o| {
+        o.contains("FailedScheduling")
+    });
     assert!(
         events.contains(
             "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
@@ -139,8 +108,7 @@ async fn kubectl_apply_to_a_running_container_and_back() {
     cp.kubectl_ok(&["delete", "pod", "sample-2pod", "--wait=false"]);
     let status = cp.kubectl_ok(&["get", "pod", "sample-2pod"]);
     assert!(status.contains("Terminating"), "{status}");
-    eventually_kubectl(
-        &cp,
+    cp.eventually(
         &["get", "pods", "-o", "name"],
         "the pod to be removed",
         |o| !o.contains("sample-2pod"),
@@ -155,8 +123,7 @@ async fn kubectl_apply_to_a_running_container_and_back() {
     // as upstream's recorder does, and kubectl shows `(xN over ...)`.
     let crashy = "apiVersion: v1\nkind: Pod\nmetadata: {name: crashy}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers: [{name: c, image: busybox, command: [sh, -c, 'exit 1']}]\n";
     cp.kubectl_ok(&["apply", "-f", &cp.manifest("crashy.yaml", crashy)]);
-    let describe = eventually_kubectl(
-        &cp,
+    let describe = cp.eventually(
         &["describe", "pod", "crashy"],
         "counted BackOff events",
         |o| {
@@ -202,8 +169,7 @@ async fn kubectl_apply_to_a_running_container_and_back() {
         .unwrap_or_default();
     assert!(count >= 2, "COUNT {count}:\n{wide}");
     cp.kubectl_ok(&["delete", "pod", "crashy", "--wait=false"]);
-    eventually_kubectl(
-        &cp,
+    cp.eventually(
         &["get", "pods", "-o", "name"],
         "the crashing pod to be removed",
         |o| !o.contains("crashy"),
@@ -216,14 +182,12 @@ async fn kubectl_apply_to_a_running_container_and_back() {
     let mut kubelet = kubelet;
     let lonely = "apiVersion: v1\nkind: Pod\nmetadata: {name: lonely}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n";
     cp.kubectl_ok(&["apply", "-f", &cp.manifest("lonely.yaml", lonely)]);
-    eventually_kubectl(&cp, &["get", "pod", "lonely"], "lonely running", |o| {
+    cp.eventually(&["get", "pod", "lonely"], "lonely running", |o| {
         o.contains("1/1") && o.contains("Running")
     });
     kubelet.kill();
     let killed = Instant::now();
-    eventually_kubectl(&cp, &["get", "nodes"], "NotReady", |o| {
-        o.contains("NotReady")
-    });
+    cp.eventually(&["get", "nodes"], "NotReady", |o| o.contains("NotReady"));
     assert!(
         killed.elapsed() < Duration::from_secs(8),
         "NotReady took {:?}",
@@ -234,15 +198,12 @@ async fn kubectl_apply_to_a_running_container_and_back() {
         taints.contains("node.kubernetes.io/unreachable"),
         "{taints}"
     );
-    eventually_kubectl(&cp, &["get", "pod", "lonely"], "eviction", |o| {
+    cp.eventually(&["get", "pod", "lonely"], "eviction", |o| {
         o.contains("Terminating")
     });
     kubelet.restart().await;
-    eventually_kubectl(&cp, &["get", "nodes"], "Ready again", |o| {
-        o.contains(" Ready ")
-    });
-    eventually_kubectl(
-        &cp,
+    cp.eventually(&["get", "nodes"], "Ready again", |o| o.contains(" Ready "));
+    cp.eventually(
         &["get", "pods", "-o", "name"],
         "the evicted pod removed",
         |o| !o.contains("lonely"),
@@ -270,7 +231,7 @@ async fn liveness_failures_show_in_kubectl_watch_and_describe() {
     let cp = TestControlPlane::start().await;
     let node = format!("n{}l", std::process::id());
     let kubelet = TestKubelet::start_with(&env, &node, &["--control-plane", &cp.grpc]).await;
-    eventually_kubectl(&cp, &["get", "nodes"], "the node to be Ready", |o| {
+    cp.eventually(&["get", "nodes"], "the node to be Ready", |o| {
         o.contains(&node) && o.contains(" Ready ")
     });
 
@@ -347,12 +308,9 @@ async fn liveness_failures_show_in_kubectl_watch_and_describe() {
     )
     .expect("write manifest");
     let mirror = format!("static-web-{node}");
-    eventually_kubectl(
-        &cp,
-        &["get", "pod", &mirror],
-        "the mirror pod Running",
-        |o| o.contains("1/1") && o.contains("Running"),
-    );
+    cp.eventually(&["get", "pod", &mirror], "the mirror pod Running", |o| {
+        o.contains("1/1") && o.contains("Running")
+    });
     let owner = cp.kubectl_ok(&[
         "get",
         "pod",
@@ -374,8 +332,7 @@ async fn liveness_failures_show_in_kubectl_watch_and_describe() {
         .and_then(|p| p.status?.start_time)
         .expect("static pod on the node");
     cp.kubectl_ok(&["delete", "pod", &mirror]);
-    eventually_kubectl(
-        &cp,
+    cp.eventually(
         &["get", "pod", &mirror, "-o", "jsonpath={.metadata.uid}"],
         "the mirror drawn again",
         |o| !o.is_empty() && o != first_uid,
@@ -386,8 +343,7 @@ async fn liveness_failures_show_in_kubectl_watch_and_describe() {
         "deleting the mirror restarted the static pod"
     );
     std::fs::remove_file(&manifest).expect("remove manifest");
-    eventually_kubectl(
-        &cp,
+    cp.eventually(
         &["get", "pods", "-o", "name"],
         "the mirror gone with its manifest",
         |o| !o.contains("static-web"),

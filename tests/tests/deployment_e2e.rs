@@ -4,37 +4,11 @@
 //! `rollout undo` returns to the first set as revision 3, and `scale`
 //! resizes the current set.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skiff_tests::TestEnv;
 use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
 use skiff_tests::kubelet::TestKubelet;
-
-fn eventually(
-    cp: &TestControlPlane,
-    args: &[&str],
-    what: &str,
-    check: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        let out = cp.kubectl(args);
-        last = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() && check(&last) {
-            return last;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!(
-        "timed out waiting for {what}; last `kubectl {}`:\n{last}",
-        args.join(" ")
-    );
-}
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -112,7 +86,7 @@ async fn deployments_roll_out_roll_back_and_scale() {
     let cp = TestControlPlane::start().await;
     let node = format!("n{}d", std::process::id());
     let kubelet = TestKubelet::start_with(&env, &node, &["--control-plane", &cp.grpc]).await;
-    eventually(&cp, &["get", "nodes"], "the node Ready", |o| {
+    cp.eventually(&["get", "nodes"], "the node Ready", |o| {
         o.contains(" Ready ")
     });
 
@@ -163,23 +137,17 @@ async fn deployments_roll_out_roll_back_and_scale() {
     assert_eq!((v2.1.as_str(), v2.2.as_str()), ("3", "2"), "{second:?}");
     let old = second.iter().find(|s| s.0 == v1_set).cloned();
     assert_eq!(old.map(|s| s.1), Some("0".to_string()), "{second:?}");
-    eventually(
-        &cp,
-        &["get", "pods", "-l", "app=web"],
-        "only v2 pods",
-        |_| {
-            let images = pod_images(&cp);
-            images.len() == 3 && images.iter().all(|i| i == "skiff.dev/webapp:v2")
-        },
-    );
+    cp.eventually(&["get", "pods", "-l", "app=web"], "only v2 pods", |_| {
+        let images = pod_images(&cp);
+        images.len() == 3 && images.iter().all(|i| i == "skiff.dev/webapp:v2")
+    });
     // The change cause is copied to the current set, where history reads it.
     cp.kubectl_ok(&[
         "annotate",
         "deployment/web",
         "kubernetes.io/change-cause=image v2",
     ]);
-    let history = eventually(
-        &cp,
+    let history = cp.eventually(
         &["rollout", "history", "deployment/web"],
         "the change cause",
         |o| {
@@ -231,7 +199,7 @@ async fn deployments_roll_out_roll_back_and_scale() {
     // scale: the current set grows, no new revision.
     cp.kubectl_ok(&["scale", "deploy", "web", "--replicas=5"]);
     rollout_status(&cp);
-    eventually(&cp, &["get", "deploy", "web", "--no-headers"], "5/5", |o| {
+    cp.eventually(&["get", "deploy", "web", "--no-headers"], "5/5", |o| {
         o.contains("5/5")
     });
     let last = sets(&cp);
@@ -294,7 +262,7 @@ async fn recreate_pause_restart_and_progress_deadline() {
     let cp = TestControlPlane::start().await;
     let node = format!("n{}e", std::process::id());
     let kubelet = TestKubelet::start_with(&env, &node, &["--control-plane", &cp.grpc]).await;
-    eventually(&cp, &["get", "nodes"], "the node Ready", |o| {
+    cp.eventually(&["get", "nodes"], "the node Ready", |o| {
         o.contains(" Ready ")
     });
 
@@ -352,7 +320,7 @@ async fn recreate_pause_restart_and_progress_deadline() {
         "-p",
         r#"{"spec":{"revisionHistoryLimit":1}}"#,
     ]);
-    eventually(&cp, &["get", "rs", "-l", "app=rec"], "pruning", |_| {
+    cp.eventually(&["get", "rs", "-l", "app=rec"], "pruning", |_| {
         set_names(&cp, "rec").len() == 2
     });
     assert!(
@@ -380,15 +348,11 @@ async fn recreate_pause_restart_and_progress_deadline() {
         "deployment/stuck",
         "web=skiff.dev/webapp:v2",
     ]);
-    eventually(
-        &cp,
-        &["get", "rs", "-l", "app=stuck"],
-        "a second set",
-        |_| set_names(&cp, "stuck").len() == 2,
-    );
+    cp.eventually(&["get", "rs", "-l", "app=stuck"], "a second set", |_| {
+        set_names(&cp, "stuck").len() == 2
+    });
     cp.kubectl_ok(&["scale", "deployment/stuck", "--replicas=4"]);
-    let sizes = eventually(
-        &cp,
+    let sizes = cp.eventually(
         &[
             "get",
             "rs",

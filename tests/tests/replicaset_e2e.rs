@@ -10,32 +10,6 @@ use skiff_tests::TestEnv;
 use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
 use skiff_tests::kubelet::TestKubelet;
 
-fn eventually(
-    cp: &TestControlPlane,
-    args: &[&str],
-    what: &str,
-    check: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        let out = cp.kubectl(args);
-        last = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() && check(&last) {
-            return last;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!(
-        "timed out waiting for {what}; last `kubectl {}`:\n{last}",
-        args.join(" ")
-    );
-}
-
 /// Names of Running pods with label `app=webui`.
 fn running(cp: &TestControlPlane) -> Vec<String> {
     let out = cp.kubectl_ok(&["get", "pods", "-l", "app=webui", "--no-headers"]);
@@ -75,7 +49,7 @@ async fn replicasets_keep_scale_release_and_adopt_their_pods() {
     let cp = TestControlPlane::start().await;
     let node = format!("n{}r", std::process::id());
     let kubelet = TestKubelet::start_with(&env, &node, &["--control-plane", &cp.grpc]).await;
-    eventually(&cp, &["get", "nodes"], "the node Ready", |o| {
+    cp.eventually(&["get", "nodes"], "the node Ready", |o| {
         o.contains(" Ready ")
     });
 
@@ -96,7 +70,7 @@ async fn replicasets_keep_scale_release_and_adopt_their_pods() {
         "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name} {.metadata.ownerReferences[0].controller}",
     ]);
     assert_eq!(owner, "ReplicaSet/rs-nginx true");
-    let rs = eventually(&cp, &["get", "rs", "rs-nginx"], "status 3/3/3", |o| {
+    let rs = cp.eventually(&["get", "rs", "rs-nginx"], "status 3/3/3", |o| {
         o.lines()
             .nth(1)
             .is_some_and(|l| l.split_whitespace().collect::<Vec<_>>()[1..4] == ["3", "3", "3"])
@@ -148,8 +122,7 @@ async fn replicasets_keep_scale_release_and_adopt_their_pods() {
     ]);
     assert!(refs.trim().is_empty(), "orphans still owned: {refs}");
     cp.kubectl_ok(&["apply", "-f", &file]);
-    eventually(
-        &cp,
+    cp.eventually(
         &[
             "get",
             "pods",
@@ -172,7 +145,7 @@ async fn replicasets_keep_scale_release_and_adopt_their_pods() {
     // A ReplicationController does the same with its equality selector.
     let rc = "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: rc-web\nspec:\n  replicas: 2\n  selector:\n    app: rcweb\n  template:\n    metadata:\n      labels:\n        app: rcweb\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: c\n        image: busybox\n        command: [sleep, '3600']\n";
     cp.kubectl_ok(&["apply", "-f", &cp.manifest("rc.yaml", rc)]);
-    eventually(&cp, &["get", "rc", "rc-web"], "rc 2/2/2", |o| {
+    cp.eventually(&["get", "rc", "rc-web"], "rc 2/2/2", |o| {
         o.lines()
             .nth(1)
             .is_some_and(|l| l.split_whitespace().collect::<Vec<_>>()[1..4] == ["2", "2", "2"])
