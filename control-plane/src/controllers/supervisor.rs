@@ -17,6 +17,7 @@ use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
 use super::scheduler::{Scheduler, SchedulerMsg};
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
+use crate::nodes::liveness::Liveness;
 use crate::store::EventKind;
 
 /// Supervisor messages.
@@ -56,6 +57,7 @@ pub struct SupervisorState {
     scheduler: Option<ActorRef<SchedulerMsg>>,
     lifecycle: Option<ActorRef<LifecycleMsg>>,
     config: LifecycleConfig,
+    liveness: Arc<Liveness>,
     nodes: HashMap<String, ActorRef<NodeActorMsg>>,
     /// `None` until pods were first listed.
     pods: Option<PodIndex>,
@@ -141,19 +143,19 @@ impl SupervisorState {
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = (Objects, LifecycleConfig);
+    type Arguments = (Objects, LifecycleConfig, Arc<Liveness>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<SupervisorMsg>,
-        (objects, config): (Objects, LifecycleConfig),
+        (objects, config, liveness): (Objects, LifecycleConfig, Arc<Liveness>),
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let (scheduler, _) =
             Actor::spawn_linked(None, Scheduler, objects.clone(), myself.get_cell()).await?;
         let (lifecycle, _) = Actor::spawn_linked(
             None,
             NodeLifecycle,
-            (objects.clone(), config),
+            (objects.clone(), config, liveness.clone()),
             myself.get_cell(),
         )
         .await?;
@@ -197,6 +199,7 @@ impl Actor for Supervisor {
             scheduler: Some(scheduler),
             lifecycle: Some(lifecycle),
             config,
+            liveness,
             nodes: HashMap::new(),
             pods: None,
             pods_synced: 0,
@@ -266,7 +269,7 @@ impl Actor for Supervisor {
                 let (lifecycle, _) = Actor::spawn_linked(
                     None,
                     NodeLifecycle,
-                    (state.objects.clone(), state.config),
+                    (state.objects.clone(), state.config, state.liveness.clone()),
                     myself.get_cell(),
                 )
                 .await?;
