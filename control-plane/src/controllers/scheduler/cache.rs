@@ -131,6 +131,8 @@ pub struct Cache {
     next_seq: u64,
     pods_synced: u64,
     nodes_synced: u64,
+    /// Node slot the next search starts at.
+    next_start: usize,
 }
 
 impl Cache {
@@ -176,13 +178,18 @@ impl Cache {
         self.unschedulable.remove(&seq);
     }
 
+    /// Whether a change of pod `key` at `revision` is no newer than what
+    /// the cache holds (such as the watch event of a bind it confirmed):
+    /// [`Cache::apply_pod`] would ignore it, so it need not be decoded.
+    pub fn is_stale(&self, key: &str, revision: u64) -> bool {
+        revision <= self.pods_synced || self.pods.get(key).is_some_and(|e| revision <= e.revision)
+    }
+
     /// Applies a pod change at `revision`: `None` means deleted. Changes
     /// not newer than what the cache holds are ignored.
     pub fn apply_pod(&mut self, key: &str, revision: u64, pod: Option<&Value>) -> Change {
         let mut change = Change::default();
-        if revision <= self.pods_synced
-            || self.pods.get(key).is_some_and(|e| revision <= e.revision)
-        {
+        if self.is_stale(key, revision) {
             return change;
         }
         let mut entry = self.pods.remove(key).unwrap_or_default();
@@ -335,26 +342,54 @@ impl Cache {
     }
 
     /// Finds the best node for the waiting pod `key`; `None` if it is not
-    /// waiting (any more).
-    pub fn find_node(&self, key: &str) -> Option<Decision> {
+    /// waiting (any more). As upstream's default (adaptive
+    /// `percentageOfNodesToScore`), a large cluster is searched only until
+    /// [`feasible_nodes_to_find`] nodes passed the filters, starting where
+    /// the previous search stopped, so that every node gets its turn.
+    pub fn find_node(&mut self, key: &str) -> Option<Decision> {
         let pending = self.pending(key)?;
         let owned = pending.owner.as_ref().and_then(|o| self.owners.get(o));
+        let slots = self.nodes.len();
+        let count = self.node_count();
+        let wanted = feasible_nodes_to_find(count);
+        // Equal nodes: the smaller name when every node is searched; in a
+        // partial search the first found, or the smaller names would win
+        // every search that wraps around past them (upstream picks at
+        // random).
+        let by_name = wanted >= count;
         let mut best: Option<(Score, usize)> = None;
         let mut diagnosis = Diagnosis::default();
-        for (i, slot) in self.nodes.iter().enumerate() {
+        let mut feasible = 0;
+        let mut looked = 0;
+        for step in 0..slots {
+            if feasible == wanted {
+                break;
+            }
+            looked = step + 1;
+            let i = (self.next_start + step) % slots;
+            let slot = &self.nodes[i];
             let Some(node) = &slot.info else { continue };
             match filter(&pending.info, node, &slot.usage) {
                 Ok(()) => {
+                    feasible += 1;
                     let owner_pods = owned.and_then(|o| o.get(&i)).copied().unwrap_or(0);
                     let s = score(&pending.info, node, &slot.usage, owner_pods);
-                    let replace = best
-                        .is_none_or(|(bs, bi)| better((s, &node.name), (bs, self.node_name(bi))));
+                    let replace = best.is_none_or(|(bs, bi)| {
+                        if by_name {
+                            better((s, &node.name), (bs, self.node_name(bi)))
+                        } else {
+                            s < bs
+                        }
+                    });
                     if replace {
                         best = Some((s, i));
                     }
                 }
                 Err(reasons) => diagnosis.record(reasons),
             }
+        }
+        if slots > 0 {
+            self.next_start = (self.next_start + looked) % slots;
         }
         Some(match best {
             Some((_, i)) => Decision::Node(i, self.node_name(i).to_string()),
@@ -436,6 +471,18 @@ impl Cache {
     pub fn usage(&self, name: &str) -> Option<Usage> {
         self.by_name.get(name).map(|i| self.nodes[*i].usage)
     }
+}
+
+/// How many feasible nodes a search stops at in a cluster of `nodes`:
+/// upstream's adaptive default, all nodes up to 100, then 50% less one
+/// percent per 125 nodes (at least 5%), but never fewer than 100.
+pub fn feasible_nodes_to_find(nodes: usize) -> usize {
+    const MIN_FEASIBLE: usize = 100;
+    if nodes < MIN_FEASIBLE {
+        return nodes;
+    }
+    let percentage = 50usize.saturating_sub(nodes / 125).max(5);
+    (nodes * percentage / 100).max(MIN_FEASIBLE)
 }
 
 fn resource_version(obj: &Value) -> u64 {
