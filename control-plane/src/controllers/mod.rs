@@ -46,6 +46,7 @@ pub fn watch_prefix(
                     return;
                 }
             }
+            tracing::info!(%prefix, "watch ended (fell behind or store closed); re-listing");
         }
     })
 }
