@@ -133,6 +133,9 @@ pub struct Cache {
     nodes_synced: u64,
     /// Node slot the next search starts at.
     next_start: usize,
+    /// Both nodes and pods were listed at least once.
+    nodes_listed: bool,
+    pods_listed: bool,
 }
 
 impl Cache {
@@ -188,6 +191,12 @@ impl Cache {
     /// Applies a pod change at `revision`: `None` means deleted. Changes
     /// not newer than what the cache holds are ignored.
     pub fn apply_pod(&mut self, key: &str, revision: u64, pod: Option<&Value>) -> Change {
+        self.apply_pod_owned(key, revision, pod.cloned())
+    }
+
+    /// [`Cache::apply_pod`] taking the object, which a waiting pod keeps
+    /// (no copy of every pending pod).
+    pub fn apply_pod_owned(&mut self, key: &str, revision: u64, pod: Option<Value>) -> Change {
         let mut change = Change::default();
         if self.is_stale(key, revision) {
             return change;
@@ -210,19 +219,19 @@ impl Cache {
             return change;
         };
         if let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
-            && !terminal(pod)
+            && !terminal(&pod)
         {
             let placed = Placement {
                 node: self.slot(node),
-                requests: PodInfo::of_pod(pod).requests,
-                owner: owner_of(pod),
+                requests: PodInfo::of_pod(&pod).requests,
+                owner: owner_of(&pod),
             };
             self.account(&placed, 1);
             // The same pod on the same node frees nothing.
             change.room = false;
             entry.placed = Some(placed);
-        } else if wants_scheduling(pod) {
-            let info = PodInfo::of_pod(pod);
+        } else if wants_scheduling(&pod) {
+            let info = PodInfo::of_pod(&pod);
             // A waiting pod whose spec did not change keeps its place (and
             // stays unschedulable): our own status writes come back here.
             let seq = match &old_pending {
@@ -240,11 +249,13 @@ impl Cache {
                     self.enqueue(key)
                 }
             };
+            let owner = owner_of(&pod);
+            let reported = reported_failure(&pod);
             entry.pending = Some(Pending {
-                object: pod.clone(),
+                object: pod,
                 info,
-                owner: owner_of(pod),
-                reported: reported_failure(pod),
+                owner,
+                reported,
                 seq,
             });
         }
@@ -275,6 +286,11 @@ impl Cache {
 
     /// Replaces every pod with a fresh listing taken at `revision`.
     pub fn reset_pods(&mut self, pods: &[Value], revision: u64) {
+        self.reset_pods_owned(pods.to_vec(), revision);
+    }
+
+    /// [`Cache::reset_pods`] taking the listing.
+    pub fn reset_pods_owned(&mut self, mut pods: Vec<Value>, revision: u64) {
         self.pods.clear();
         self.owners.clear();
         self.active.clear();
@@ -284,20 +300,22 @@ impl Cache {
         }
         self.pods_synced = 0;
         // Oldest first, as they would have been queued.
-        let mut pods: Vec<&Value> = pods.iter().collect();
-        pods.sort_by_key(|p| {
-            (
-                p["metadata"]["creationTimestamp"]
-                    .as_str()
-                    .unwrap_or_default(),
-                resource_version(p),
-            )
+        fn created(p: &Value) -> &str {
+            p["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or_default()
+        }
+        pods.sort_by(|a, b| {
+            created(a)
+                .cmp(created(b))
+                .then_with(|| resource_version(a).cmp(&resource_version(b)))
         });
         for pod in pods {
-            let rv = resource_version(pod).min(revision);
-            self.apply_pod(&pod_key(pod), rv, Some(pod));
+            let rv = resource_version(&pod).min(revision);
+            self.apply_pod_owned(&pod_key(&pod), rv, Some(pod));
         }
         self.pods_synced = revision;
+        self.pods_listed = true;
     }
 
     /// Replaces every node with a fresh listing taken at `revision`.
@@ -312,6 +330,14 @@ impl Cache {
             self.apply_node(name, resource_version(node).min(revision), Some(node));
         }
         self.nodes_synced = revision;
+        self.nodes_listed = true;
+    }
+
+    /// Whether nodes and pods have both been listed: until then a pod
+    /// would be judged against part of the cluster (upstream's scheduler
+    /// likewise waits for its informers to sync).
+    pub fn synced(&self) -> bool {
+        self.nodes_listed && self.pods_listed
     }
 
     /// Node objects known.

@@ -118,7 +118,7 @@ impl SchedulerState {
     async fn resync_pods(&mut self) -> Result<(), ActorProcessingErr> {
         let rt = api_types::find("", "v1", "pods").ok_or("pods type")?;
         let (pods, revision) = self.objects.list(rt).await?;
-        self.cache.reset_pods(&pods, revision);
+        self.cache.reset_pods_owned(pods, revision);
         Ok(())
     }
 
@@ -430,7 +430,7 @@ impl Actor for Scheduler {
                 let object = (event.kind != EventKind::Deleted)
                     .then(|| versioned(&event))
                     .flatten();
-                let change = state.cache.apply_pod(&key, event.revision, object.as_ref());
+                let change = state.cache.apply_pod_owned(&key, event.revision, object);
                 state.after(change, &myself);
                 return Ok(());
             }

@@ -314,3 +314,17 @@ fn large_clusters_are_searched_in_turns_as_upstream() {
     assert_eq!(counts.iter().sum::<i64>(), 3000);
     assert!(counts.iter().all(|n| *n == 3), "{counts:?}");
 }
+
+#[test]
+fn nothing_is_placed_before_nodes_and_pods_were_listed() {
+    let mut c = Cache::default();
+    assert!(!c.synced());
+    let mut a = pod("a", "1");
+    a["metadata"]["resourceVersion"] = json!("3");
+    c.reset_pods(&[a], 5);
+    assert!(c.has_active());
+    // Without the node listing every pod would look unschedulable.
+    assert!(!c.synced());
+    c.reset_nodes(&[node("n1", "2", json!({}))], 6);
+    assert!(c.synced());
+}
