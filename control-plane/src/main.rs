@@ -87,9 +87,11 @@ async fn main() -> anyhow::Result<()> {
     kubeconfig::write(&kubeconfig_path, &address).context("writing the kubeconfig")?;
     let objects = skiff_control_plane::api::internal::Objects::new(state.store.clone());
     let liveness = Arc::new(skiff_control_plane::nodes::liveness::Liveness::new());
+    let view = skiff_control_plane::nodes::view::NodeView::start(state.store.clone());
     let registry = skiff_control_plane::nodes::registry::Registry::server(
         objects,
         liveness.clone(),
+        view.clone(),
         skiff_control_plane::nodes::registry::RegistryConfig {
             status_report_interval: flags.node_status_report_interval,
         },
@@ -120,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
                 eviction: flags.pod_eviction_timeout,
             },
             liveness,
+            view,
         ),
     )
     .await

@@ -48,6 +48,7 @@ use skiff_control_plane::api::{self, ApiState, resources};
 use skiff_control_plane::controllers::scheduler::Scheduler;
 use skiff_control_plane::nodes::liveness::Liveness;
 use skiff_control_plane::nodes::registry::{Registry, RegistryConfig};
+use skiff_control_plane::nodes::view::NodeView;
 use skiff_control_plane::store::sqlite::SqliteStore;
 use skiff_control_plane::store::{Store, Write};
 use skiff_proto::node::v1 as pb;
@@ -185,6 +186,7 @@ async fn main() {
     let registry = Registry::new(
         objects.clone(),
         Arc::new(Liveness::new()),
+        Arc::new(NodeView::default()),
         RegistryConfig::default(),
     );
     let now_ms = chrono_now_ms();

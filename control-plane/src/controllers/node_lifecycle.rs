@@ -26,6 +26,7 @@ use crate::api::internal::Objects;
 use crate::api::objects::now;
 use crate::api::resources;
 use crate::nodes::liveness::Liveness;
+use crate::nodes::view::NodeView;
 
 /// Timings of the node lifecycle.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +61,7 @@ pub struct LifecycleState {
     objects: Objects,
     config: LifecycleConfig,
     liveness: Arc<Liveness>,
+    view: Arc<NodeView>,
 }
 
 /// Whether the node `name`, Ready as far as the store says, has been
@@ -112,7 +114,20 @@ impl LifecycleState {
     async fn check(&mut self) -> Result<(), ActorProcessingErr> {
         let nodes_rt = resources::find("", "v1", "nodes").ok_or("nodes type")?;
         let pods_rt = resources::find("", "v1", "pods").ok_or("pods type")?;
-        let (nodes, _) = self.objects.list(nodes_rt).await?;
+        // From the watch-fed view: listing a thousand nodes from the store
+        // twice a second would cost more than the rest of the idle control
+        // plane.
+        let nodes = match self.view.all() {
+            Some(nodes) => nodes,
+            None => self
+                .objects
+                .list(nodes_rt)
+                .await?
+                .0
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
+        };
         let now_t = Utc::now();
         let instant = tokio::time::Instant::now();
         let eviction = chrono::Duration::from_std(self.config.eviction)?;
@@ -144,10 +159,21 @@ impl LifecycleState {
                     now_t,
                 )
             {
-                warn!(node = %name, "node stopped posting status: Ready=Unknown");
-                self.objects
+                let (liveness, grace) = (&self.liveness, self.config.grace);
+                let marked = self
+                    .objects
                     .update(nodes_rt, None, &name, |n| {
                         let Some(cs) = n["status"]["conditions"].as_array_mut() else { return false };
+                        // The view may lag the store (marked already), and
+                        // the node may have spoken since it was judged.
+                        let heard_since = liveness.last_heard(&name).is_some_and(|t| {
+                            tokio::time::Instant::now().saturating_duration_since(t) <= grace
+                        });
+                        if heard_since
+                            || !cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        {
+                            return false;
+                        }
                         for c in cs.iter_mut() {
                             c["status"] = json!("Unknown");
                             c["reason"] = json!("NodeStatusUnknown");
@@ -164,9 +190,13 @@ impl LifecycleState {
                         true
                     })
                     .await?;
+                if marked.is_none() {
+                    continue;
+                }
+                warn!(node = %name, "node stopped posting status: Ready=Unknown");
                 self.objects
                     .event(
-                        &node,
+                        node.as_ref(),
                         false,
                         "NodeNotReady",
                         &format!("Node {name} status is now: NodeNotReady"),
@@ -231,18 +261,19 @@ impl LifecycleState {
 impl Actor for NodeLifecycle {
     type Msg = LifecycleMsg;
     type State = LifecycleState;
-    type Arguments = (Objects, LifecycleConfig, Arc<Liveness>);
+    type Arguments = (Objects, LifecycleConfig, Arc<Liveness>, Arc<NodeView>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<LifecycleMsg>,
-        (objects, config, liveness): (Objects, LifecycleConfig, Arc<Liveness>),
+        (objects, config, liveness, view): Self::Arguments,
     ) -> Result<LifecycleState, ActorProcessingErr> {
         myself.send_interval(Duration::from_millis(500), || LifecycleMsg::Check);
         Ok(LifecycleState {
             objects,
             config,
             liveness,
+            view,
         })
     }
 
@@ -324,6 +355,8 @@ mod tests {
             objects: objects.clone(),
             config: LifecycleConfig::default(),
             liveness: liveness.clone(),
+            // Never synced: the check lists the store.
+            view: Arc::new(NodeView::default()),
         }
     }
 

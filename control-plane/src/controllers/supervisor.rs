@@ -18,6 +18,7 @@ use super::scheduler::{Scheduler, SchedulerMsg};
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::nodes::liveness::Liveness;
+use crate::nodes::view::NodeView;
 use crate::store::EventKind;
 
 /// Supervisor messages.
@@ -58,6 +59,7 @@ pub struct SupervisorState {
     lifecycle: Option<ActorRef<LifecycleMsg>>,
     config: LifecycleConfig,
     liveness: Arc<Liveness>,
+    view: Arc<NodeView>,
     nodes: HashMap<String, ActorRef<NodeActorMsg>>,
     /// `None` until pods were first listed.
     pods: Option<PodIndex>,
@@ -143,19 +145,19 @@ impl SupervisorState {
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = (Objects, LifecycleConfig, Arc<Liveness>);
+    type Arguments = (Objects, LifecycleConfig, Arc<Liveness>, Arc<NodeView>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<SupervisorMsg>,
-        (objects, config, liveness): (Objects, LifecycleConfig, Arc<Liveness>),
+        (objects, config, liveness, view): Self::Arguments,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let (scheduler, _) =
             Actor::spawn_linked(None, Scheduler, objects.clone(), myself.get_cell()).await?;
         let (lifecycle, _) = Actor::spawn_linked(
             None,
             NodeLifecycle,
-            (objects.clone(), config, liveness.clone()),
+            (objects.clone(), config, liveness.clone(), view.clone()),
             myself.get_cell(),
         )
         .await?;
@@ -200,6 +202,7 @@ impl Actor for Supervisor {
             lifecycle: Some(lifecycle),
             config,
             liveness,
+            view,
             nodes: HashMap::new(),
             pods: None,
             pods_synced: 0,
@@ -269,7 +272,12 @@ impl Actor for Supervisor {
                 let (lifecycle, _) = Actor::spawn_linked(
                     None,
                     NodeLifecycle,
-                    (state.objects.clone(), state.config, state.liveness.clone()),
+                    (
+                        state.objects.clone(),
+                        state.config,
+                        state.liveness.clone(),
+                        state.view.clone(),
+                    ),
                     myself.get_cell(),
                 )
                 .await?;

@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
 use super::liveness::Liveness;
+use super::view::NodeView;
 use crate::api::internal::Objects;
 use crate::api::resources;
 use crate::store::StoreError;
@@ -51,6 +52,7 @@ impl Default for RegistryConfig {
 pub struct Registry {
     objects: Objects,
     liveness: Arc<Liveness>,
+    view: Arc<NodeView>,
     config: RegistryConfig,
     /// Agent endpoint each node registered with, by node name: a heartbeat
     /// does not repeat it, but the status derived from it must compare
@@ -59,12 +61,18 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A registry writing Node objects through `objects` and recording
-    /// heartbeats in `liveness`.
-    pub fn new(objects: Objects, liveness: Arc<Liveness>, config: RegistryConfig) -> Self {
+    /// A registry writing Node objects through `objects`, recording
+    /// heartbeats in `liveness` and comparing them with `view`.
+    pub fn new(
+        objects: Objects,
+        liveness: Arc<Liveness>,
+        view: Arc<NodeView>,
+        config: RegistryConfig,
+    ) -> Self {
         Self {
             objects,
             liveness,
+            view,
             config,
             endpoints: Mutex::new(HashMap::new()),
         }
@@ -74,9 +82,10 @@ impl Registry {
     pub fn server(
         objects: Objects,
         liveness: Arc<Liveness>,
+        view: Arc<NodeView>,
         config: RegistryConfig,
     ) -> NodeRegistryServer<Self> {
-        NodeRegistryServer::new(Self::new(objects, liveness, config))
+        NodeRegistryServer::new(Self::new(objects, liveness, view, config))
     }
 
     /// One heartbeat: recorded in the liveness table, written to the Node
@@ -102,17 +111,21 @@ impl Registry {
         };
         let reported = node_status(&status, &endpoint);
         let interval = self.config.status_report_interval;
-        // Read per heartbeat (as upstream's kubelet reads its Node before
-        // each status update): another writer, the node lifecycle, may
-        // have marked the node Unknown, and a returning node must flip
-        // back at once.
-        let stored = match self.objects.get(rt, None, &node_name).await {
-            Ok(node) => node,
-            Err(StoreError::NotFound(_)) => return,
-            Err(e) => {
-                warn!(node = %node_name, error = %e, "cannot read the node for its heartbeat");
-                return;
-            }
+        // Compared with the node as stored (as upstream's kubelet reads
+        // its Node before each status update), not with what this registry
+        // last wrote: the node lifecycle may have marked it Unknown since,
+        // and a returning node must flip back at once. The watch-fed view
+        // saves a store read per heartbeat; a node it lacks is read.
+        let stored = match self.view.get(&node_name) {
+            Some(node) => node,
+            None => match self.objects.get(rt, None, &node_name).await {
+                Ok(node) => Arc::new(node),
+                Err(StoreError::NotFound(_)) => return,
+                Err(e) => {
+                    warn!(node = %node_name, error = %e, "cannot read the node for its heartbeat");
+                    return;
+                }
+            },
         };
         if !status_needs_write(&stored["status"], &reported, Utc::now(), interval) {
             return;
@@ -470,7 +483,12 @@ mod tests {
     async fn registered() -> (Registry, Objects, Arc<Liveness>) {
         let objects = Objects::new(Arc::new(MemoryStore::new()));
         let liveness = Arc::new(Liveness::new());
-        let registry = Registry::new(objects.clone(), liveness.clone(), RegistryConfig::default());
+        let registry = Registry::new(
+            objects.clone(),
+            liveness.clone(),
+            Arc::new(NodeView::default()),
+            RegistryConfig::default(),
+        );
         registry
             .register(Request::new(pb::RegisterRequest {
                 node_name: "n1".into(),
