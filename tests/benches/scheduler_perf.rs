@@ -146,12 +146,12 @@ fn pod(name: &str, gated: bool) -> String {
 /// The node a stored pod names, read from its JSON without decoding the
 /// whole object (the bench must not compete with the scheduler for CPU).
 fn node_of(value: &[u8]) -> Option<&str> {
-    const FIELD: &[u8] = b"\"nodeName\":\"";
-    let at = value.windows(FIELD.len()).position(|w| w == FIELD)? + FIELD.len();
-    let len = value[at..].iter().position(|b| *b == b'"')?;
-    std::str::from_utf8(&value[at..at + len])
-        .ok()
-        .filter(|n| !n.is_empty())
+    const FIELD: &str = "\"nodeName\":\"";
+    // std's substring search is vectorised; a byte-window scan of every
+    // event cost the bench a tenth of the CPU it measures.
+    let text = std::str::from_utf8(value).ok()?;
+    let rest = &text[text.find(FIELD)? + FIELD.len()..];
+    Some(&rest[..rest.find('"')?]).filter(|n| !n.is_empty())
 }
 
 #[tokio::main(flavor = "multi_thread")]
