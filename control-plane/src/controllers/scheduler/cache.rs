@@ -350,6 +350,11 @@ impl Cache {
         !self.active.is_empty()
     }
 
+    /// How many pods wait to be tried.
+    pub fn active_len(&self) -> usize {
+        self.active.len()
+    }
+
     /// Gives unschedulable pods another try.
     pub fn retry_unschedulable(&mut self) {
         let retry = std::mem::take(&mut self.unschedulable);

@@ -103,7 +103,12 @@ fn versioned(event: &Event) -> Option<Value> {
 
 impl SchedulerState {
     fn wake(&mut self, myself: &ActorRef<SchedulerMsg>) {
-        if !self.pending_wake && self.binds_in_flight < BINDS_IN_FLIGHT && self.cache.has_active() {
+        // A round starts alongside a bind in flight only with a full round
+        // waiting: otherwise the pods arriving meanwhile are better bound
+        // together when it lands than each in a transaction of its own.
+        let room = self.binds_in_flight == 0
+            || (self.binds_in_flight < BINDS_IN_FLIGHT && self.cache.active_len() >= ROUND);
+        if !self.pending_wake && room && self.cache.synced() && self.cache.has_active() {
             self.pending_wake = myself.cast(SchedulerMsg::Schedule).is_ok();
         }
     }
