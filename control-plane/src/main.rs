@@ -33,6 +33,11 @@ struct Flags {
     /// Time an unreachable node keeps its pods (lab default; upstream 300s).
     #[arg(long, default_value = "4s", value_parser = seconds)]
     pod_eviction_timeout: std::time::Duration,
+    /// Longest time an unchanged node status goes unwritten; heartbeats
+    /// in between only refresh the in-memory liveness (upstream's
+    /// nodeStatusReportFrequency, 5m).
+    #[arg(long, default_value = "10s", value_parser = seconds)]
+    node_status_report_interval: std::time::Duration,
 }
 
 /// `4s`, `500ms`, `2m` or plain seconds.
@@ -81,7 +86,16 @@ async fn main() -> anyhow::Result<()> {
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
     kubeconfig::write(&kubeconfig_path, &address).context("writing the kubeconfig")?;
     let objects = skiff_control_plane::api::internal::Objects::new(state.store.clone());
-    let registry_objects = objects.clone();
+    let liveness = Arc::new(skiff_control_plane::nodes::liveness::Liveness::new());
+    let view = skiff_control_plane::nodes::view::NodeView::start(state.store.clone());
+    let registry = skiff_control_plane::nodes::registry::Registry::server(
+        objects.clone(),
+        liveness.clone(),
+        view.clone(),
+        skiff_control_plane::nodes::registry::RegistryConfig {
+            status_report_interval: flags.node_status_report_interval,
+        },
+    );
     let grpc = tokio::net::TcpListener::bind(flags.grpc_listen)
         .await
         .with_context(|| format!("listening on {}", flags.grpc_listen))?;
@@ -90,9 +104,7 @@ async fn main() -> anyhow::Result<()> {
         let result = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(skiff_proto::link::PING_INTERVAL))
             .http2_keepalive_timeout(Some(skiff_proto::link::PING_TIMEOUT))
-            .add_service(skiff_control_plane::nodes::registry::Registry::server(
-                registry_objects,
-            ))
+            .add_service(registry)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc))
             .await;
         if let Err(e) = result {
@@ -110,6 +122,8 @@ async fn main() -> anyhow::Result<()> {
                 grace: flags.node_monitor_grace_period,
                 eviction: flags.pod_eviction_timeout,
             },
+            liveness,
+            view,
         ),
     )
     .await

@@ -26,12 +26,19 @@ fn decode(bytes: &[u8], revision: u64) -> Result<Value, StoreError> {
     Ok(obj)
 }
 
-fn encode(obj: &Value) -> Vec<u8> {
-    let mut obj = obj.clone();
-    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
+/// The stored form: without `resourceVersion` (the store's revision is).
+/// Taken out and put back rather than serialising a copy: objects are
+/// written at scheduler rates, and a deep clone costs as much as the write.
+fn encode(obj: &mut Value) -> Vec<u8> {
+    let version = obj
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .and_then(|m| m.remove("resourceVersion"));
+    let bytes = serde_json::to_vec(obj).unwrap_or_default();
+    if let Some(version) = version {
+        obj["metadata"]["resourceVersion"] = version;
     }
-    serde_json::to_vec(&obj).unwrap_or_default()
+    bytes
 }
 
 impl Objects {
@@ -100,7 +107,7 @@ impl Objects {
         let namespace = obj["metadata"]["namespace"].as_str().map(String::from);
         let revision = self
             .store
-            .create(&rt.key(namespace.as_deref(), &name), encode(&obj))
+            .create(&rt.key(namespace.as_deref(), &name), encode(&mut obj))
             .await?;
         obj["metadata"]["resourceVersion"] = json!(revision.to_string());
         Ok(obj)
@@ -122,7 +129,7 @@ impl Objects {
             if !change(&mut obj) {
                 return Ok(None);
             }
-            match self.store.update(&key, kv.revision, encode(&obj)).await {
+            match self.store.update(&key, kv.revision, encode(&mut obj)).await {
                 Ok(revision) => {
                     obj["metadata"]["resourceVersion"] = json!(revision.to_string());
                     return Ok(Some(obj));
@@ -214,7 +221,7 @@ impl Objects {
             writes.push(Write::Update {
                 key: rt.key(namespace.as_deref(), &name),
                 expected,
-                value: encode(&pod),
+                value: encode(&mut pod),
             });
             bound.push((pod, namespace, name, node, unbound));
         }
@@ -372,7 +379,7 @@ impl Objects {
                     .to_string();
                 Write::Create {
                     key: rt.key(namespace.as_deref(), &name),
-                    value: encode(&event),
+                    value: encode(&mut event),
                 }
             })
             .collect();

@@ -19,21 +19,28 @@ pub fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// A random v4 UUID (from the kernel's random source).
+/// 64 random bits. std's `RandomState` keys SipHash from the kernel's
+/// random source once per thread and steps the keys for every new state,
+/// so this costs a hash, not a system call per object created.
+fn random_u64(salt: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(salt);
+    hasher.finish()
+}
+
+/// A random v4 UUID.
 pub fn uuid() -> String {
-    let mut b = [0u8; 16];
-    if let Ok(bytes) = std::fs::read("/proc/sys/kernel/random/uuid") {
-        return String::from_utf8_lossy(&bytes).trim().to_string();
-    }
-    let t = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128;
-    b.copy_from_slice(&t.to_le_bytes());
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+    let (hi, lo) = (random_u64(nanos), random_u64(!nanos));
     format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        u16::from_le_bytes([b[4], b[5]]),
-        u16::from_le_bytes([b[6], b[7]]) & 0xfff,
-        u16::from_le_bytes([b[8], b[9]]) & 0xfff,
-        u64::from_le_bytes([b[10], b[11], b[12], b[13], b[14], b[15], 0, 0])
+        "{:08x}-{:04x}-4{:03x}-{:x}{:03x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xfff,
+        0x8 | (lo >> 62),
+        (lo >> 48) & 0xfff,
+        lo & 0xffff_ffff_ffff
     )
 }
 
@@ -543,6 +550,19 @@ pub fn drop_nulls(v: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn uuids_are_v4_and_distinct() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| super::uuid()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(100) {
+            let parts: Vec<&str> = id.split('-').collect();
+            let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+            assert_eq!(lens, [8, 4, 4, 4, 12], "{id}");
+            assert!(parts[2].starts_with('4'), "{id}");
+            assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"), "{id}");
+        }
+    }
+
     use super::*;
     use crate::api::resources;
 

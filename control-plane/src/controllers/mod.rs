@@ -50,6 +50,7 @@ pub fn watch_prefix(
                     return;
                 }
             }
+            tracing::info!(%prefix, "watch ended (fell behind or store closed); re-listing");
         }
     })
 }

@@ -4,7 +4,17 @@
 //! pods are deleted (gracefully: they show `Terminating` until the node
 //! confirms or returns), except DaemonSet pods and pods that tolerate the
 //! taint. Skiff's lab profile uses 4 s and 4 s (upstream: 50 s and 300 s).
+//!
+//! Silence is judged by the in-memory [`Liveness`] table the registry
+//! records every heartbeat in, not by the stored `lastHeartbeatTime`
+//! (written only every status-report interval). A node not heard from
+//! since this control plane started is judged by its stored heartbeat
+//! time, but never lost before one grace period after the start, which
+//! gives its kubelet time to reconnect (upstream's node lifecycle
+//! controller likewise starts each node's grace when it first sees it).
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +25,8 @@ use tracing::{info, warn};
 use crate::api::internal::Objects;
 use crate::api::objects::now;
 use crate::api::resources;
+use crate::nodes::liveness::Liveness;
+use crate::nodes::view::NodeView;
 
 /// Timings of the node lifecycle.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +60,26 @@ pub struct NodeLifecycle;
 pub struct LifecycleState {
     objects: Objects,
     config: LifecycleConfig,
+    liveness: Arc<Liveness>,
+    view: Arc<NodeView>,
+}
+
+/// Whether the node `name`, Ready as far as the store says, has been
+/// silent longer than `grace` at `now` (`wall_now` on the wall clock, for
+/// the stored heartbeat time `stored`).
+pub fn silent(
+    liveness: &Liveness,
+    name: &str,
+    stored: DateTime<Utc>,
+    grace: Duration,
+    now: tokio::time::Instant,
+    wall_now: DateTime<Utc>,
+) -> bool {
+    if let Some(heard) = liveness.last_heard(name) {
+        return now.saturating_duration_since(heard) > grace;
+    }
+    let stored_age = (wall_now - stored).to_std().unwrap_or(Duration::ZERO);
+    now.saturating_duration_since(liveness.started()) > grace && stored_age > grace
 }
 
 const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -82,10 +114,28 @@ impl LifecycleState {
     async fn check(&mut self) -> Result<(), ActorProcessingErr> {
         let nodes_rt = resources::find("", "v1", "nodes").ok_or("nodes type")?;
         let pods_rt = resources::find("", "v1", "pods").ok_or("pods type")?;
-        let (nodes, _) = self.objects.list(nodes_rt).await?;
+        // From the watch-fed view: listing a thousand nodes from the store
+        // twice a second would cost more than the rest of the idle control
+        // plane.
+        let nodes = match self.view.all() {
+            Some(nodes) => nodes,
+            None => self
+                .objects
+                .list(nodes_rt)
+                .await?
+                .0
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
+        };
         let now_t = Utc::now();
-        let grace = chrono::Duration::from_std(self.config.grace)?;
+        let instant = tokio::time::Instant::now();
         let eviction = chrono::Duration::from_std(self.config.eviction)?;
+        let names: HashSet<&str> = nodes
+            .iter()
+            .filter_map(|n| n["metadata"]["name"].as_str())
+            .collect();
+        self.liveness.retain(|name| names.contains(name));
         for node in nodes {
             let name = node["metadata"]["name"]
                 .as_str()
@@ -99,11 +149,31 @@ impl LifecycleState {
             let Some(heartbeat) = parse(&ready["lastHeartbeatTime"]) else {
                 continue;
             };
-            if ready["status"] == "True" && now_t - heartbeat > grace {
-                warn!(node = %name, "node stopped posting status: Ready=Unknown");
-                self.objects
+            if ready["status"] == "True"
+                && silent(
+                    &self.liveness,
+                    &name,
+                    heartbeat,
+                    self.config.grace,
+                    instant,
+                    now_t,
+                )
+            {
+                let (liveness, grace) = (&self.liveness, self.config.grace);
+                let marked = self
+                    .objects
                     .update(nodes_rt, None, &name, |n| {
                         let Some(cs) = n["status"]["conditions"].as_array_mut() else { return false };
+                        // The view may lag the store (marked already), and
+                        // the node may have spoken since it was judged.
+                        let heard_since = liveness.last_heard(&name).is_some_and(|t| {
+                            tokio::time::Instant::now().saturating_duration_since(t) <= grace
+                        });
+                        if heard_since
+                            || !cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        {
+                            return false;
+                        }
                         for c in cs.iter_mut() {
                             c["status"] = json!("Unknown");
                             c["reason"] = json!("NodeStatusUnknown");
@@ -120,9 +190,13 @@ impl LifecycleState {
                         true
                     })
                     .await?;
+                if marked.is_none() {
+                    continue;
+                }
+                warn!(node = %name, "node stopped posting status: Ready=Unknown");
                 self.objects
                     .event(
-                        &node,
+                        node.as_ref(),
                         false,
                         "NodeNotReady",
                         &format!("Node {name} status is now: NodeNotReady"),
@@ -187,15 +261,20 @@ impl LifecycleState {
 impl Actor for NodeLifecycle {
     type Msg = LifecycleMsg;
     type State = LifecycleState;
-    type Arguments = (Objects, LifecycleConfig);
+    type Arguments = (Objects, LifecycleConfig, Arc<Liveness>, Arc<NodeView>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<LifecycleMsg>,
-        (objects, config): (Objects, LifecycleConfig),
+        (objects, config, liveness, view): Self::Arguments,
     ) -> Result<LifecycleState, ActorProcessingErr> {
         myself.send_interval(Duration::from_millis(500), || LifecycleMsg::Check);
-        Ok(LifecycleState { objects, config })
+        Ok(LifecycleState {
+            objects,
+            config,
+            liveness,
+            view,
+        })
     }
 
     async fn handle(
@@ -207,5 +286,134 @@ impl Actor for NodeLifecycle {
         match msg {
             LifecycleMsg::Check => state.check().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    const GRACE: Duration = Duration::from_secs(4);
+
+    fn ago(seconds: i64) -> DateTime<Utc> {
+        Utc::now() - chrono::Duration::seconds(seconds)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heard_node_is_judged_by_the_last_heartbeat_in_memory() {
+        let liveness = Liveness::new();
+        tokio::time::advance(Duration::from_secs(60)).await;
+        liveness.heard("n1");
+        // The stored heartbeat is old (written every report interval).
+        let stored = ago(9);
+        let t = tokio::time::Instant::now();
+        assert!(!silent(&liveness, "n1", stored, GRACE, t, Utc::now()));
+        let later = t + Duration::from_secs(4);
+        assert!(!silent(&liveness, "n1", stored, GRACE, later, Utc::now()));
+        let later = t + Duration::from_millis(4001);
+        assert!(silent(&liveness, "n1", stored, GRACE, later, Utc::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unheard_node_gets_a_grace_period_after_the_start() {
+        let liveness = Liveness::new();
+        let start = liveness.started();
+        // Stored heartbeat an hour old: the control plane was down.
+        let stored = ago(3600);
+        assert!(!silent(&liveness, "n1", stored, GRACE, start, Utc::now()));
+        let t = start + Duration::from_secs(4);
+        assert!(!silent(&liveness, "n1", stored, GRACE, t, Utc::now()));
+        let t = start + Duration::from_secs(5);
+        assert!(silent(&liveness, "n1", stored, GRACE, t, Utc::now()));
+        // A fresh stored heartbeat still counts after the start grace.
+        assert!(!silent(&liveness, "n1", ago(1), GRACE, t, Utc::now()));
+    }
+
+    async fn ready_node(objects: &Objects, heartbeat: DateTime<Utc>) {
+        let rt = resources::find("", "v1", "nodes").expect("nodes");
+        let t = heartbeat.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        objects
+            .create(
+                rt,
+                json!({"metadata": {"name": "n1"}, "spec": {}, "status": {"conditions": [
+                    {"type": "Ready", "status": "True", "reason": "KubeletReady",
+                     "lastHeartbeatTime": t, "lastTransitionTime": t}]}}),
+            )
+            .await
+            .expect("node");
+    }
+
+    async fn ready_status(objects: &Objects) -> Value {
+        let rt = resources::find("", "v1", "nodes").expect("nodes");
+        let node = objects.get(rt, None, "n1").await.expect("node");
+        node["status"]["conditions"][0]["status"].clone()
+    }
+
+    fn lifecycle(objects: &Objects, liveness: &Arc<Liveness>) -> LifecycleState {
+        LifecycleState {
+            objects: objects.clone(),
+            config: LifecycleConfig::default(),
+            liveness: liveness.clone(),
+            // Never synced: the check lists the store.
+            view: Arc::new(NodeView::default()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn check_marks_a_node_unknown_once_it_falls_silent() {
+        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let liveness = Arc::new(Liveness::new());
+        tokio::time::advance(Duration::from_secs(30)).await;
+        // Stored heartbeat older than the grace: only memory keeps it Ready.
+        ready_node(&objects, ago(8)).await;
+        let mut state = lifecycle(&objects, &liveness);
+        for _ in 0..3 {
+            liveness.heard("n1");
+            tokio::time::advance(Duration::from_secs(3)).await;
+            state.check().await.expect("check");
+            assert_eq!(ready_status(&objects).await, "True");
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        state.check().await.expect("check");
+        assert_eq!(ready_status(&objects).await, "Unknown");
+        let rt = resources::find("", "v1", "nodes").expect("nodes");
+        let node = objects.get(rt, None, "n1").await.expect("node");
+        assert!(
+            node["spec"]["taints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["key"] == UNREACHABLE && t["effect"] == "NoExecute")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_restart_nodes_are_not_lost_before_one_grace() {
+        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        ready_node(&objects, ago(600)).await;
+        let liveness = Arc::new(Liveness::new());
+        let mut state = lifecycle(&objects, &liveness);
+        state.check().await.expect("check");
+        tokio::time::advance(Duration::from_secs(3)).await;
+        state.check().await.expect("check");
+        assert_eq!(ready_status(&objects).await, "True");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        state.check().await.expect("check");
+        assert_eq!(ready_status(&objects).await, "Unknown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_heard_after_the_restart_stays_ready() {
+        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        ready_node(&objects, ago(600)).await;
+        let liveness = Arc::new(Liveness::new());
+        let mut state = lifecycle(&objects, &liveness);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // It reconnects; from then on the table decides, not the store.
+        liveness.heard("n1");
+        tokio::time::advance(Duration::from_secs(3)).await;
+        state.check().await.expect("check");
+        assert_eq!(ready_status(&objects).await, "True");
     }
 }

@@ -19,6 +19,8 @@ use super::replicaset::{ReplicaSetController, ReplicaSetMsg};
 use super::scheduler::{Scheduler, SchedulerMsg};
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
+use crate::nodes::liveness::Liveness;
+use crate::nodes::view::NodeView;
 use crate::store::EventKind;
 
 /// Supervisor messages.
@@ -60,6 +62,8 @@ pub struct SupervisorState {
     replicasets: Option<ActorRef<ReplicaSetMsg>>,
     deployments: Option<ActorRef<DeploymentMsg>>,
     config: LifecycleConfig,
+    liveness: Arc<Liveness>,
+    view: Arc<NodeView>,
     nodes: HashMap<String, ActorRef<NodeActorMsg>>,
     /// `None` until pods were first listed.
     pods: Option<PodIndex>,
@@ -145,19 +149,19 @@ impl SupervisorState {
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = (Objects, LifecycleConfig);
+    type Arguments = (Objects, LifecycleConfig, Arc<Liveness>, Arc<NodeView>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<SupervisorMsg>,
-        (objects, config): (Objects, LifecycleConfig),
+        (objects, config, liveness, view): Self::Arguments,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let (scheduler, _) =
             Actor::spawn_linked(None, Scheduler, objects.clone(), myself.get_cell()).await?;
         let (lifecycle, _) = Actor::spawn_linked(
             None,
             NodeLifecycle,
-            (objects.clone(), config),
+            (objects.clone(), config, liveness.clone(), view.clone()),
             myself.get_cell(),
         )
         .await?;
@@ -217,6 +221,8 @@ impl Actor for Supervisor {
             replicasets: Some(replicasets),
             deployments: Some(deployments),
             config,
+            liveness,
+            view,
             nodes: HashMap::new(),
             pods: None,
             pods_synced: 0,
@@ -286,7 +292,12 @@ impl Actor for Supervisor {
                 let (lifecycle, _) = Actor::spawn_linked(
                     None,
                     NodeLifecycle,
-                    (state.objects.clone(), state.config),
+                    (
+                        state.objects.clone(),
+                        state.config,
+                        state.liveness.clone(),
+                        state.view.clone(),
+                    ),
                     myself.get_cell(),
                 )
                 .await?;

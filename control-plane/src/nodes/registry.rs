@@ -1,31 +1,161 @@
 //! The `skiff.node.v1.NodeRegistry` service: kubelets register (the Node
-//! object is created or refreshed) and send heartbeats (its Ready condition
-//! and heartbeat time are updated).
+//! object is created or refreshed) and send heartbeats.
+//!
+//! Every heartbeat is recorded in the in-memory [`Liveness`] table, which
+//! is what the node-lifecycle actor judges silence by. The Node object is
+//! written only when the reported status differs from the stored one in
+//! anything but timestamps, or when the stored `lastHeartbeatTime` is older
+//! than the status-report interval: upstream's kubelet does the same (Lease
+//! renewals for liveness, NodeStatus on change or every
+//! `nodeStatusReportFrequency`), so a thousand nodes beating every second
+//! cost no store writes while nothing changes.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use skiff_proto::node::v1 as pb;
 use skiff_proto::node::v1::node_registry_server::{NodeRegistry, NodeRegistryServer};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::info;
+use tracing::{debug, info, warn};
 
+use super::liveness::Liveness;
+use super::view::NodeView;
 use crate::api::internal::Objects;
-use crate::api::objects::now;
 use crate::api::resources;
 use crate::store::StoreError;
 
 /// Heartbeat interval nodes are asked to keep (Skiff's lab profile).
 pub const HEARTBEAT_INTERVAL_MS: u64 = 1000;
 
+/// Settings of the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryConfig {
+    /// Longest time an unchanged status goes without being written (its
+    /// `lastHeartbeatTime` refreshed); upstream's
+    /// `nodeStatusReportFrequency` is 5 min.
+    pub status_report_interval: Duration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            status_report_interval: Duration::from_secs(10),
+        }
+    }
+}
+
 /// The service implementation.
 pub struct Registry {
     objects: Objects,
+    liveness: Arc<Liveness>,
+    view: Arc<NodeView>,
+    config: RegistryConfig,
+    /// Agent endpoint each node registered with, by node name: a heartbeat
+    /// does not repeat it, but the status derived from it must compare
+    /// equal to the one registration wrote.
+    endpoints: Mutex<HashMap<String, String>>,
 }
 
 impl Registry {
-    /// A tonic server writing Node objects through `objects`.
-    pub fn server(objects: Objects) -> NodeRegistryServer<Self> {
-        NodeRegistryServer::new(Self { objects })
+    /// A registry writing Node objects through `objects`, recording
+    /// heartbeats in `liveness` and comparing them with `view`.
+    pub fn new(
+        objects: Objects,
+        liveness: Arc<Liveness>,
+        view: Arc<NodeView>,
+        config: RegistryConfig,
+    ) -> Self {
+        Self {
+            objects,
+            liveness,
+            view,
+            config,
+            endpoints: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// [`Registry::new`] as a tonic server.
+    pub fn server(
+        objects: Objects,
+        liveness: Arc<Liveness>,
+        view: Arc<NodeView>,
+        config: RegistryConfig,
+    ) -> NodeRegistryServer<Self> {
+        NodeRegistryServer::new(Self::new(objects, liveness, view, config))
+    }
+
+    /// One heartbeat: recorded in the liveness table, written to the Node
+    /// only if [`status_needs_write`] says so. Failures are logged, not
+    /// returned: the next heartbeat tries again.
+    async fn heartbeat(&self, status: pb::NodeStatus) {
+        let Some(rt) = resources::find("", "v1", "nodes") else {
+            return;
+        };
+        let Some(node_name) = status
+            .addresses
+            .iter()
+            .find(|a| a.r#type == "Hostname")
+            .map(|a| a.address.clone())
+        else {
+            return;
+        };
+        self.liveness.heard(&node_name);
+        let Some(endpoint) = self.endpoint(&node_name) else {
+            // Registered with an earlier control plane on a stream that
+            // survived; its next registration tells the endpoint.
+            return;
+        };
+        let reported = node_status(&status, &endpoint);
+        let interval = self.config.status_report_interval;
+        // Compared with the node as stored (as upstream's kubelet reads
+        // its Node before each status update), not with what this registry
+        // last wrote: the node lifecycle may have marked it Unknown since,
+        // and a returning node must flip back at once. The watch-fed view
+        // saves a store read per heartbeat; a node it lacks is read.
+        let stored = match self.view.get(&node_name) {
+            Some(node) => node,
+            None => match self.objects.get(rt, None, &node_name).await {
+                Ok(node) => Arc::new(node),
+                Err(StoreError::NotFound(_)) => return,
+                Err(e) => {
+                    warn!(node = %node_name, error = %e, "cannot read the node for its heartbeat");
+                    return;
+                }
+            },
+        };
+        if !status_needs_write(&stored["status"], &reported, Utc::now(), interval) {
+            return;
+        }
+        let written = self
+            .objects
+            .update(rt, None, &node_name, |node| {
+                // Decided again on the fresh read a conflict retry makes.
+                if !status_needs_write(&node["status"], &reported, Utc::now(), interval) {
+                    return false;
+                }
+                apply_status(node, &reported);
+                if is_ready(&reported) {
+                    shed_taints(node, unreachable_taint);
+                }
+                true
+            })
+            .await;
+        match written {
+            Ok(_) => debug!(node = %node_name, "node status written"),
+            Err(e) => warn!(node = %node_name, error = %e, "cannot write the node status"),
+        }
+    }
+
+    fn endpoint(&self, node: &str) -> Option<String> {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(node)
+            .cloned()
     }
 }
 
@@ -98,6 +228,83 @@ fn merge_conditions(old: &Value, new: &mut Value) {
     }
 }
 
+/// A Node status without its timestamps, for comparing what a kubelet
+/// reports with what is stored.
+fn without_timestamps(status: &Value) -> Value {
+    let mut status = status.clone();
+    if let Some(conditions) = status["conditions"].as_array_mut() {
+        for c in conditions.iter_mut().filter_map(Value::as_object_mut) {
+            c.remove("lastHeartbeatTime");
+            c.remove("lastTransitionTime");
+        }
+    }
+    status
+}
+
+fn ready_heartbeat(status: &Value) -> Option<DateTime<Utc>> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?["lastHeartbeatTime"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Whether a heartbeat reporting `reported` must be written over the
+/// stored status `stored` at `now`: the status changed in anything but
+/// timestamps, or the stored heartbeat time is `interval` old (or absent).
+pub fn status_needs_write(
+    stored: &Value,
+    reported: &Value,
+    now: DateTime<Utc>,
+    interval: Duration,
+) -> bool {
+    if without_timestamps(stored) != without_timestamps(reported) {
+        return true;
+    }
+    let interval = chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX);
+    ready_heartbeat(stored).is_none_or(|t| now - t >= interval)
+}
+
+fn is_ready(status: &Value) -> bool {
+    status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// Writes `status` over a stored Node, keeping the transition times of
+/// conditions that did not change.
+fn apply_status(node: &mut Value, status: &Value) {
+    let old = node["status"]["conditions"].clone();
+    node["status"] = status.clone();
+    merge_conditions(&old, &mut node["status"]["conditions"]);
+}
+
+/// Removes the node's taints whose key `shed` picks.
+fn shed_taints(node: &mut Value, shed: fn(&str) -> bool) {
+    if let Some(taints) = node
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("taints"))
+        .and_then(Value::as_array_mut)
+    {
+        taints.retain(|t| !t["key"].as_str().is_some_and(shed));
+    }
+}
+
+/// Taints a re-registering node sheds (the previous behaviour of
+/// registration: whatever the control plane set on it is re-derived).
+fn node_taint(key: &str) -> bool {
+    key.starts_with("node.kubernetes.io/")
+}
+
+/// Taints a node that posts Ready again over a live heartbeat stream sheds.
+fn unreachable_taint(key: &str) -> bool {
+    key == "node.kubernetes.io/unreachable"
+}
+
 #[tonic::async_trait]
 impl NodeRegistry for Registry {
     async fn register(
@@ -119,6 +326,11 @@ impl NodeRegistry for Registry {
         for (k, v) in &r.labels {
             labels[k] = json!(v);
         }
+        self.liveness.heard(&r.node_name);
+        self.endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(r.node_name.clone(), r.agent_endpoint.clone());
         match self.objects.get(rt, None, &r.node_name).await {
             Ok(_) => {
                 self.objects
@@ -126,21 +338,9 @@ impl NodeRegistry for Registry {
                         for (k, v) in labels.as_object().into_iter().flatten() {
                             node["metadata"]["labels"][k] = v.clone();
                         }
-                        let old = node["status"]["conditions"].clone();
-                        node["status"] = status.clone();
-                        merge_conditions(&old, &mut node["status"]["conditions"]);
-                        if let Some(spec) = node["spec"].as_object_mut() {
-                            // A returning node is no longer unreachable.
-                            if let Some(taints) =
-                                spec.get_mut("taints").and_then(Value::as_array_mut)
-                            {
-                                taints.retain(|t| {
-                                    !t["key"]
-                                        .as_str()
-                                        .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
-                                });
-                            }
-                        }
+                        apply_status(node, &status);
+                        // A returning node is no longer unreachable.
+                        shed_taints(node, node_taint);
                         true
                     })
                     .await
@@ -164,39 +364,196 @@ impl NodeRegistry for Registry {
         request: Request<Streaming<pb::Heartbeat>>,
     ) -> Result<Response<pb::HeartbeatAck>, Status> {
         let mut stream = request.into_inner();
-        let rt =
-            resources::find("", "v1", "nodes").ok_or_else(|| Status::internal("nodes type"))?;
         while let Some(beat) = stream.next().await {
-            let beat = beat?;
-            let Some(status) = beat.status else { continue };
-            let node_name = status
-                .addresses
-                .iter()
-                .find(|a| a.r#type == "Hostname")
-                .map(|a| a.address.clone())
-                .unwrap_or_default();
-            let heartbeat = millis_to_time(status.heartbeat_time_ms);
-            let _ = self
-                .objects
-                .update(rt, None, &node_name, |node| {
-                    let Some(conditions) = node["status"]["conditions"].as_array_mut() else {
-                        return false;
-                    };
-                    for c in conditions.iter_mut() {
-                        if c["type"] == "Ready" {
-                            if c["status"] != "True" {
-                                c["lastTransitionTime"] = json!(now());
-                            }
-                            c["status"] = json!("True");
-                            c["reason"] = json!("KubeletReady");
-                            c["message"] = json!("kubelet is posting ready status");
-                        }
-                        c["lastHeartbeatTime"] = json!(heartbeat);
-                    }
-                    true
-                })
-                .await;
+            if let Some(status) = beat?.status {
+                self.heartbeat(status).await;
+            }
         }
         Ok(Response::new(pb::HeartbeatAck {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn reported(ready: &str, memory: &str) -> pb::NodeStatus {
+        let quantity = pb::Quantity {
+            cpu: "2".into(),
+            memory: memory.into(),
+            pods: 110,
+        };
+        pb::NodeStatus {
+            capacity: Some(quantity.clone()),
+            allocatable: Some(quantity),
+            conditions: vec![pb::NodeCondition {
+                r#type: "Ready".into(),
+                status: ready.into(),
+                reason: "KubeletReady".into(),
+                message: "kubelet is posting ready status".into(),
+            }],
+            addresses: vec![pb::NodeAddress {
+                r#type: "Hostname".into(),
+                address: "n1".into(),
+            }],
+            heartbeat_time_ms: Utc::now().timestamp_millis(),
+        }
+    }
+
+    fn at(status: &Value, when: DateTime<Utc>) -> Value {
+        let mut status = status.clone();
+        let t = json!(when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        for c in status["conditions"].as_array_mut().into_iter().flatten() {
+            c["lastHeartbeatTime"] = t.clone();
+            c["lastTransitionTime"] = t.clone();
+        }
+        status
+    }
+
+    const TEN: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn timestamps_alone_are_not_a_change() {
+        let now = Utc::now();
+        let stored = at(
+            &node_status(&reported("True", "1Gi"), "10.0.0.1:10250"),
+            now,
+        );
+        let later = at(&stored, now + chrono::Duration::seconds(3));
+        assert!(!status_needs_write(
+            &stored,
+            &later,
+            now + chrono::Duration::seconds(3),
+            TEN
+        ));
+    }
+
+    #[test]
+    fn a_stale_stored_heartbeat_is_refreshed() {
+        let now = Utc::now();
+        let stored = at(
+            &node_status(&reported("True", "1Gi"), "10.0.0.1:10250"),
+            now,
+        );
+        assert!(!status_needs_write(
+            &stored,
+            &stored,
+            now + chrono::Duration::seconds(9),
+            TEN
+        ));
+        assert!(status_needs_write(
+            &stored,
+            &stored,
+            now + chrono::Duration::seconds(10),
+            TEN
+        ));
+        let mut no_time = stored.clone();
+        no_time["conditions"][0]
+            .as_object_mut()
+            .map(|c| c.remove("lastHeartbeatTime"));
+        assert!(status_needs_write(&no_time, &stored, now, TEN));
+    }
+
+    #[test]
+    fn any_other_difference_is_a_change() {
+        let now = Utc::now();
+        let base = node_status(&reported("True", "1Gi"), "10.0.0.1:10250");
+        let stored = at(&base, now);
+        let changes = [
+            node_status(&reported("False", "1Gi"), "10.0.0.1:10250"),
+            node_status(&reported("True", "2Gi"), "10.0.0.1:10250"),
+            node_status(&reported("True", "1Gi"), "10.0.0.2:10250"),
+            node_status(&reported("True", "1Gi"), "10.0.0.1:10251"),
+        ];
+        for change in changes {
+            assert!(
+                status_needs_write(&stored, &at(&change, now), now, TEN),
+                "{change}"
+            );
+        }
+        let mut reason = base.clone();
+        reason["conditions"][0]["reason"] = json!("Other");
+        assert!(status_needs_write(&stored, &at(&reason, now), now, TEN));
+        let mut message = base;
+        message["conditions"][0]["message"] = json!("other");
+        assert!(status_needs_write(&stored, &at(&message, now), now, TEN));
+    }
+
+    async fn registered() -> (Registry, Objects, Arc<Liveness>) {
+        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let liveness = Arc::new(Liveness::new());
+        let registry = Registry::new(
+            objects.clone(),
+            liveness.clone(),
+            Arc::new(NodeView::default()),
+            RegistryConfig::default(),
+        );
+        registry
+            .register(Request::new(pb::RegisterRequest {
+                node_name: "n1".into(),
+                labels: HashMap::new(),
+                status: Some(reported("True", "1Gi")),
+                agent_endpoint: "127.0.0.1:10250".into(),
+            }))
+            .await
+            .expect("registers");
+        (registry, objects, liveness)
+    }
+
+    async fn stored(objects: &Objects) -> Value {
+        let rt = resources::find("", "v1", "nodes").expect("nodes");
+        objects.get(rt, None, "n1").await.expect("node")
+    }
+
+    #[tokio::test]
+    async fn unchanged_heartbeats_only_touch_liveness() {
+        let (registry, objects, liveness) = registered().await;
+        let before = stored(&objects).await;
+        let heard = liveness.last_heard("n1").expect("heard at registration");
+        for _ in 0..3 {
+            registry.heartbeat(reported("True", "1Gi")).await;
+        }
+        let after = stored(&objects).await;
+        assert_eq!(
+            before["metadata"]["resourceVersion"],
+            after["metadata"]["resourceVersion"]
+        );
+        assert!(liveness.last_heard("n1").expect("heard") >= heard);
+
+        registry.heartbeat(reported("True", "2Gi")).await;
+        let changed = stored(&objects).await;
+        assert_ne!(
+            after["metadata"]["resourceVersion"],
+            changed["metadata"]["resourceVersion"]
+        );
+        assert_eq!(changed["status"]["capacity"]["memory"], "2Gi");
+    }
+
+    #[tokio::test]
+    async fn a_returning_node_is_ready_at_once() {
+        let (registry, objects, _) = registered().await;
+        let rt = resources::find("", "v1", "nodes").expect("nodes");
+        objects
+            .update(rt, None, "n1", |n| {
+                n["status"]["conditions"][0]["status"] = json!("Unknown");
+                n["status"]["conditions"][0]["reason"] = json!("NodeStatusUnknown");
+                n["spec"]["taints"] = json!([
+                    {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
+                    {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
+                    {"key": "example.com/mine", "effect": "NoSchedule"},
+                ]);
+                true
+            })
+            .await
+            .expect("marked unknown");
+        registry.heartbeat(reported("True", "1Gi")).await;
+        let node = stored(&objects).await;
+        assert_eq!(node["status"]["conditions"][0]["status"], "True");
+        assert_eq!(node["status"]["conditions"][0]["reason"], "KubeletReady");
+        assert_eq!(
+            node["spec"]["taints"],
+            json!([{"key": "example.com/mine", "effect": "NoSchedule"}])
+        );
     }
 }

@@ -441,7 +441,7 @@ fn apply(
         Ok(*revision)
     };
     let create = |key: &str, value: &[u8], log: &mut Logger| -> Result<()> {
-        if current(tx, key)?.is_some() {
+        if revision_of(tx, key)?.is_some() {
             return Err(StoreError::AlreadyExists(key.to_string()));
         }
         let rev = log(key, EventKind::Added, value)?;
@@ -451,7 +451,7 @@ fn apply(
         Ok(())
     };
     let update = |key: &str, expected: u64, value: &[u8], log: &mut Logger| -> Result<()> {
-        let (_, actual) = current(tx, key)?.ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+        let actual = revision_of(tx, key)?.ok_or_else(|| StoreError::NotFound(key.to_string()))?;
         if actual != expected {
             return Err(StoreError::Conflict {
                 key: key.to_string(),
@@ -500,6 +500,18 @@ fn apply(
             Ok(None)
         }
     }
+}
+
+/// The revision of `key`, without reading its value (a create or update
+/// needs only this).
+fn revision_of(conn: &Connection, key: &str) -> Result<Option<u64>> {
+    conn.prepare_cached("SELECT revision FROM objects WHERE key=?1")
+        .and_then(|mut st| {
+            st.query_row(params![key], |r| r.get::<_, i64>(0))
+                .optional()
+        })
+        .map(|r| r.map(|v| v as u64))
+        .map_err(backend)
 }
 
 fn current(conn: &Connection, key: &str) -> Result<Option<(Vec<u8>, u64)>> {

@@ -131,6 +131,11 @@ pub struct Cache {
     next_seq: u64,
     pods_synced: u64,
     nodes_synced: u64,
+    /// Node slot the next search starts at.
+    next_start: usize,
+    /// Both nodes and pods were listed at least once.
+    nodes_listed: bool,
+    pods_listed: bool,
 }
 
 impl Cache {
@@ -176,13 +181,24 @@ impl Cache {
         self.unschedulable.remove(&seq);
     }
 
+    /// Whether a change of pod `key` at `revision` is no newer than what
+    /// the cache holds (such as the watch event of a bind it confirmed):
+    /// [`Cache::apply_pod`] would ignore it, so it need not be decoded.
+    pub fn is_stale(&self, key: &str, revision: u64) -> bool {
+        revision <= self.pods_synced || self.pods.get(key).is_some_and(|e| revision <= e.revision)
+    }
+
     /// Applies a pod change at `revision`: `None` means deleted. Changes
     /// not newer than what the cache holds are ignored.
     pub fn apply_pod(&mut self, key: &str, revision: u64, pod: Option<&Value>) -> Change {
+        self.apply_pod_owned(key, revision, pod.cloned())
+    }
+
+    /// [`Cache::apply_pod`] taking the object, which a waiting pod keeps
+    /// (no copy of every pending pod).
+    pub fn apply_pod_owned(&mut self, key: &str, revision: u64, pod: Option<Value>) -> Change {
         let mut change = Change::default();
-        if revision <= self.pods_synced
-            || self.pods.get(key).is_some_and(|e| revision <= e.revision)
-        {
+        if self.is_stale(key, revision) {
             return change;
         }
         let mut entry = self.pods.remove(key).unwrap_or_default();
@@ -203,19 +219,19 @@ impl Cache {
             return change;
         };
         if let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
-            && !terminal(pod)
+            && !terminal(&pod)
         {
             let placed = Placement {
                 node: self.slot(node),
-                requests: PodInfo::of_pod(pod).requests,
-                owner: owner_of(pod),
+                requests: PodInfo::of_pod(&pod).requests,
+                owner: owner_of(&pod),
             };
             self.account(&placed, 1);
             // The same pod on the same node frees nothing.
             change.room = false;
             entry.placed = Some(placed);
-        } else if wants_scheduling(pod) {
-            let info = PodInfo::of_pod(pod);
+        } else if wants_scheduling(&pod) {
+            let info = PodInfo::of_pod(&pod);
             // A waiting pod whose spec did not change keeps its place (and
             // stays unschedulable): our own status writes come back here.
             let seq = match &old_pending {
@@ -233,11 +249,13 @@ impl Cache {
                     self.enqueue(key)
                 }
             };
+            let owner = owner_of(&pod);
+            let reported = reported_failure(&pod);
             entry.pending = Some(Pending {
-                object: pod.clone(),
+                object: pod,
                 info,
-                owner: owner_of(pod),
-                reported: reported_failure(pod),
+                owner,
+                reported,
                 seq,
             });
         }
@@ -268,6 +286,11 @@ impl Cache {
 
     /// Replaces every pod with a fresh listing taken at `revision`.
     pub fn reset_pods(&mut self, pods: &[Value], revision: u64) {
+        self.reset_pods_owned(pods.to_vec(), revision);
+    }
+
+    /// [`Cache::reset_pods`] taking the listing.
+    pub fn reset_pods_owned(&mut self, mut pods: Vec<Value>, revision: u64) {
         self.pods.clear();
         self.owners.clear();
         self.active.clear();
@@ -277,20 +300,22 @@ impl Cache {
         }
         self.pods_synced = 0;
         // Oldest first, as they would have been queued.
-        let mut pods: Vec<&Value> = pods.iter().collect();
-        pods.sort_by_key(|p| {
-            (
-                p["metadata"]["creationTimestamp"]
-                    .as_str()
-                    .unwrap_or_default(),
-                resource_version(p),
-            )
+        fn created(p: &Value) -> &str {
+            p["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or_default()
+        }
+        pods.sort_by(|a, b| {
+            created(a)
+                .cmp(created(b))
+                .then_with(|| resource_version(a).cmp(&resource_version(b)))
         });
         for pod in pods {
-            let rv = resource_version(pod).min(revision);
-            self.apply_pod(&pod_key(pod), rv, Some(pod));
+            let rv = resource_version(&pod).min(revision);
+            self.apply_pod_owned(&pod_key(&pod), rv, Some(pod));
         }
         self.pods_synced = revision;
+        self.pods_listed = true;
     }
 
     /// Replaces every node with a fresh listing taken at `revision`.
@@ -305,6 +330,14 @@ impl Cache {
             self.apply_node(name, resource_version(node).min(revision), Some(node));
         }
         self.nodes_synced = revision;
+        self.nodes_listed = true;
+    }
+
+    /// Whether nodes and pods have both been listed: until then a pod
+    /// would be judged against part of the cluster (upstream's scheduler
+    /// likewise waits for its informers to sync).
+    pub fn synced(&self) -> bool {
+        self.nodes_listed && self.pods_listed
     }
 
     /// Node objects known.
@@ -315,6 +348,11 @@ impl Cache {
     /// Whether pods wait to be tried.
     pub fn has_active(&self) -> bool {
         !self.active.is_empty()
+    }
+
+    /// How many pods wait to be tried.
+    pub fn active_len(&self) -> usize {
+        self.active.len()
     }
 
     /// Gives unschedulable pods another try.
@@ -335,26 +373,54 @@ impl Cache {
     }
 
     /// Finds the best node for the waiting pod `key`; `None` if it is not
-    /// waiting (any more).
-    pub fn find_node(&self, key: &str) -> Option<Decision> {
+    /// waiting (any more). As upstream's default (adaptive
+    /// `percentageOfNodesToScore`), a large cluster is searched only until
+    /// [`feasible_nodes_to_find`] nodes passed the filters, starting where
+    /// the previous search stopped, so that every node gets its turn.
+    pub fn find_node(&mut self, key: &str) -> Option<Decision> {
         let pending = self.pending(key)?;
         let owned = pending.owner.as_ref().and_then(|o| self.owners.get(o));
+        let slots = self.nodes.len();
+        let count = self.node_count();
+        let wanted = feasible_nodes_to_find(count);
+        // Equal nodes: the smaller name when every node is searched; in a
+        // partial search the first found, or the smaller names would win
+        // every search that wraps around past them (upstream picks at
+        // random).
+        let by_name = wanted >= count;
         let mut best: Option<(Score, usize)> = None;
         let mut diagnosis = Diagnosis::default();
-        for (i, slot) in self.nodes.iter().enumerate() {
+        let mut feasible = 0;
+        let mut looked = 0;
+        for step in 0..slots {
+            if feasible == wanted {
+                break;
+            }
+            looked = step + 1;
+            let i = (self.next_start + step) % slots;
+            let slot = &self.nodes[i];
             let Some(node) = &slot.info else { continue };
             match filter(&pending.info, node, &slot.usage) {
                 Ok(()) => {
+                    feasible += 1;
                     let owner_pods = owned.and_then(|o| o.get(&i)).copied().unwrap_or(0);
                     let s = score(&pending.info, node, &slot.usage, owner_pods);
-                    let replace = best
-                        .is_none_or(|(bs, bi)| better((s, &node.name), (bs, self.node_name(bi))));
+                    let replace = best.is_none_or(|(bs, bi)| {
+                        if by_name {
+                            better((s, &node.name), (bs, self.node_name(bi)))
+                        } else {
+                            s < bs
+                        }
+                    });
                     if replace {
                         best = Some((s, i));
                     }
                 }
                 Err(reasons) => diagnosis.record(reasons),
             }
+        }
+        if slots > 0 {
+            self.next_start = (self.next_start + looked) % slots;
         }
         Some(match best {
             Some((_, i)) => Decision::Node(i, self.node_name(i).to_string()),
@@ -436,6 +502,18 @@ impl Cache {
     pub fn usage(&self, name: &str) -> Option<Usage> {
         self.by_name.get(name).map(|i| self.nodes[*i].usage)
     }
+}
+
+/// How many feasible nodes a search stops at in a cluster of `nodes`:
+/// upstream's adaptive default, all nodes up to 100, then 50% less one
+/// percent per 125 nodes (at least 5%), but never fewer than 100.
+pub fn feasible_nodes_to_find(nodes: usize) -> usize {
+    const MIN_FEASIBLE: usize = 100;
+    if nodes < MIN_FEASIBLE {
+        return nodes;
+    }
+    let percentage = 50usize.saturating_sub(nodes / 125).max(5);
+    (nodes * percentage / 100).max(MIN_FEASIBLE)
 }
 
 fn resource_version(obj: &Value) -> u64 {

@@ -3,14 +3,20 @@
 //! node Ready, NodeUnschedulable, NodeName, TaintToleration, NodeAffinity
 //! (`nodeSelector` and required node affinity, [`affinity`]) and
 //! NodeResourcesFit (cpu, memory and pod count against allocatable,
-//! [`resources`], [`quantity`]). Scores ([`score`]): preferred node
+//! [`resources`], [`quantity`]); in clusters of over 100 nodes only as
+//! many nodes as upstream's adaptive `percentageOfNodesToScore` asks.
+//! Scores ([`score`]): preferred node
 //! affinity, spreading the pod's owner, fewest pods. Writes `spec.nodeName`
 //! and the PodScheduled condition, and the `Scheduled` /
 //! `FailedScheduling` events with upstream's wording.
 //!
 //! The actor keeps its view of nodes and pods from watch events
 //! ([`cache`]), so placing a pod reads no store, and it binds the pods it
-//! placed in one store transaction per round.
+//! placed in one store transaction per round. As upstream splits the
+//! scheduling cycle from the binding cycle, the bind of a round (and its
+//! events) is written by a task of its own while the actor places the next
+//! round against the cache, where the pods are already counted (assumed);
+//! the task reports back and the actor confirms or forgets them.
 
 pub mod affinity;
 pub mod cache;
@@ -31,11 +37,16 @@ use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::objects::now;
 use crate::api::resources as api_types;
-use crate::store::{Event, EventKind};
+use crate::store::{Event, EventKind, StoreError};
 
 /// Pods placed per round (one store transaction); the actor reads its
 /// mailbox between rounds, so watch events are never far behind.
 const ROUND: usize = 256;
+
+/// Rounds whose binds may be in flight at once; the actor places no more
+/// until one reports back, so a slow store holds back placing instead of
+/// piling up assumed pods.
+const BINDS_IN_FLIGHT: usize = 4;
 
 /// How often pods that fit nowhere are tried again without a trigger.
 const RETRY_UNSCHEDULABLE: Duration = Duration::from_secs(2);
@@ -55,6 +66,17 @@ pub enum SchedulerMsg {
     Pod(Box<Event>),
     /// A node changed.
     Node(Box<Event>),
+    /// A round's binds were written (or not).
+    Bound(Box<BindOutcome>),
+}
+
+/// What the bind task of a round reports: per pod (`namespace/name`,
+/// node), the revision of its bind or why it could not be bound; or the
+/// store's failure for the whole round.
+#[derive(Debug)]
+pub struct BindOutcome {
+    pods: Vec<(String, String)>,
+    results: Result<Vec<Result<u64, String>>, StoreError>,
 }
 
 /// The scheduler actor.
@@ -66,6 +88,10 @@ pub struct SchedulerState {
     cache: Cache,
     /// A `Schedule` message is in the mailbox.
     pending_wake: bool,
+    /// Rounds whose bind tasks have not reported yet.
+    binds_in_flight: usize,
+    /// Store key prefix of pods (`namespace/name` follows).
+    pods_prefix: String,
 }
 
 /// The object of a store event, with its `resourceVersion`.
@@ -77,7 +103,12 @@ fn versioned(event: &Event) -> Option<Value> {
 
 impl SchedulerState {
     fn wake(&mut self, myself: &ActorRef<SchedulerMsg>) {
-        if !self.pending_wake && self.cache.has_active() {
+        // A round starts alongside a bind in flight only with a full round
+        // waiting: otherwise the pods arriving meanwhile are better bound
+        // together when it lands than each in a transaction of its own.
+        let room = self.binds_in_flight == 0
+            || (self.binds_in_flight < BINDS_IN_FLIGHT && self.cache.active_len() >= ROUND);
+        if !self.pending_wake && room && self.cache.synced() && self.cache.has_active() {
             self.pending_wake = myself.cast(SchedulerMsg::Schedule).is_ok();
         }
     }
@@ -92,7 +123,7 @@ impl SchedulerState {
     async fn resync_pods(&mut self) -> Result<(), ActorProcessingErr> {
         let rt = api_types::find("", "v1", "pods").ok_or("pods type")?;
         let (pods, revision) = self.objects.list(rt).await?;
-        self.cache.reset_pods(&pods, revision);
+        self.cache.reset_pods_owned(pods, revision);
         Ok(())
     }
 
@@ -106,7 +137,10 @@ impl SchedulerState {
 
     /// One round: places up to [`ROUND`] waiting pods against the cache,
     /// then writes their binds in one transaction and the failures.
-    async fn schedule_round(&mut self) -> Result<(), ActorProcessingErr> {
+    async fn schedule_round(
+        &mut self,
+        myself: &ActorRef<SchedulerMsg>,
+    ) -> Result<(), ActorProcessingErr> {
         let total = self.cache.node_count();
         let mut binds: Vec<(String, Value, String)> = Vec::new();
         let mut failures: Vec<(String, String)> = Vec::new();
@@ -133,7 +167,7 @@ impl SchedulerState {
             }
         }
         if !binds.is_empty() {
-            self.bind(binds).await?;
+            self.bind(binds, myself);
         }
         for (key, message) in failures {
             self.report_unschedulable(&key, message).await?;
@@ -141,37 +175,87 @@ impl SchedulerState {
         Ok(())
     }
 
-    async fn bind(
-        &mut self,
-        binds: Vec<(String, Value, String)>,
-    ) -> Result<(), ActorProcessingErr> {
-        let keys: Vec<String> = binds.iter().map(|(k, ..)| k.clone()).collect();
-        let nodes: Vec<String> = binds.iter().map(|(_, _, n)| n.clone()).collect();
+    /// Starts the bind task of a round: one transaction for the binds
+    /// (the same path as the `pods/binding` subresource, batched), the
+    /// outcome sent back to the actor, then the `Scheduled` events.
+    fn bind(&mut self, binds: Vec<(String, Value, String)>, myself: &ActorRef<SchedulerMsg>) {
+        let pods: Vec<(String, String)> = binds
+            .iter()
+            .map(|(key, _, node)| (key.clone(), node.clone()))
+            .collect();
         let request = binds
             .into_iter()
             .map(|(_, pod, node)| (pod, node))
             .collect();
-        // The same path as the `pods/binding` subresource, batched.
-        let results = match self.objects.bind_all(request).await {
-            Ok(r) => r,
+        let objects = self.objects.clone();
+        let myself = myself.clone();
+        self.binds_in_flight += 1;
+        tokio::spawn(async move {
+            let written = objects.bind_all(request).await;
+            let results = written.as_ref().map(|results| {
+                results
+                    .iter()
+                    .map(|r| match r {
+                        Ok(pod) => Ok(pod["metadata"]["resourceVersion"]
+                            .as_str()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0)),
+                        Err(why) => Err(why.clone()),
+                    })
+                    .collect()
+            });
+            let events: Vec<(&Value, &str, String)> = match &written {
+                Ok(results) => pods
+                    .iter()
+                    .zip(results)
+                    .filter_map(|((key, node), r)| {
+                        r.as_ref().ok().map(|pod| {
+                            (
+                                pod,
+                                "Scheduled",
+                                format!("Successfully assigned {key} to {node}"),
+                            )
+                        })
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            let outcome = BindOutcome {
+                pods: pods.clone(),
+                results: results.map_err(Clone::clone),
+            };
+            // Reported before the events are written: confirming the pods
+            // should not wait for a best-effort write.
+            if myself.cast(SchedulerMsg::Bound(Box::new(outcome))).is_err() {
+                return;
+            }
+            if !events.is_empty() {
+                objects.events(&events, "default-scheduler").await;
+            }
+        });
+    }
+
+    /// A bind task reported: bound pods are confirmed, the others wait
+    /// again. A store failure fails the actor, which is restarted and
+    /// rebuilds from the store.
+    fn bound(&mut self, outcome: BindOutcome) -> Result<(), ActorProcessingErr> {
+        self.binds_in_flight = self.binds_in_flight.saturating_sub(1);
+        let results = match outcome.results {
+            Ok(results) => results,
             Err(e) => {
-                for key in &keys {
+                for (key, _) in &outcome.pods {
                     self.cache.forget(key);
                 }
                 return Err(e.into());
             }
         };
-        let mut scheduled = Vec::with_capacity(results.len());
-        for ((key, node), result) in keys.iter().zip(&nodes).zip(results) {
+        let mut scheduled = 0;
+        for ((key, node), result) in outcome.pods.iter().zip(results) {
             match result {
-                Ok(pod) => {
-                    let revision = pod["metadata"]["resourceVersion"]
-                        .as_str()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
+                Ok(revision) => {
                     self.cache.confirm(key, revision);
                     debug!(pod = %key, %node, "scheduled");
-                    scheduled.push((pod, node, key));
+                    scheduled += 1;
                 }
                 Err(why) => {
                     debug!(pod = %key, %node, %why, "bind failed");
@@ -179,19 +263,8 @@ impl SchedulerState {
                 }
             }
         }
-        if !scheduled.is_empty() {
-            info!(pods = scheduled.len(), "scheduled");
-            let events: Vec<(&Value, &str, String)> = scheduled
-                .iter()
-                .map(|(pod, node, key)| {
-                    (
-                        pod,
-                        "Scheduled",
-                        format!("Successfully assigned {key} to {node}"),
-                    )
-                })
-                .collect();
-            self.objects.events(&events, "default-scheduler").await;
+        if scheduled > 0 {
+            info!(pods = scheduled, "scheduled");
         }
         Ok(())
     }
@@ -320,10 +393,15 @@ impl Actor for Scheduler {
             },
         );
         myself.send_interval(RETRY_UNSCHEDULABLE, || SchedulerMsg::Retry);
+        let pods_prefix = api_types::find("", "v1", "pods")
+            .ok_or("pods type")?
+            .prefix();
         Ok(SchedulerState {
             objects,
             cache: Cache::default(),
             pending_wake: false,
+            binds_in_flight: 0,
+            pods_prefix,
         })
     }
 
@@ -336,18 +414,28 @@ impl Actor for Scheduler {
         match msg {
             SchedulerMsg::Schedule => {
                 state.pending_wake = false;
-                state.schedule_round().await?;
+                state.schedule_round(&myself).await?;
             }
             SchedulerMsg::Retry => state.cache.retry_unschedulable(),
+            SchedulerMsg::Bound(outcome) => state.bound(*outcome)?,
             SchedulerMsg::ResyncPods => state.resync_pods().await?,
             SchedulerMsg::ResyncNodes => state.resync_nodes().await?,
             SchedulerMsg::Pod(event) => {
-                let object = versioned(&event);
-                let key = object.as_ref().map(pod_key).unwrap_or_default();
-                let live = (event.kind != EventKind::Deleted)
-                    .then_some(())
-                    .and(object.as_ref());
-                let change = state.cache.apply_pod(&key, event.revision, live);
+                // `namespace/name` from the store key, so that events the
+                // cache already holds (its own binds) are not decoded.
+                let key = event
+                    .key
+                    .strip_prefix(&state.pods_prefix)
+                    .map(String::from)
+                    .or_else(|| versioned(&event).as_ref().map(pod_key))
+                    .unwrap_or_default();
+                if state.cache.is_stale(&key, event.revision) {
+                    return Ok(());
+                }
+                let object = (event.kind != EventKind::Deleted)
+                    .then(|| versioned(&event))
+                    .flatten();
+                let change = state.cache.apply_pod_owned(&key, event.revision, object);
                 state.after(change, &myself);
                 return Ok(());
             }

@@ -4,7 +4,8 @@
 //! spreading the pod's owner (upstream's default topology spreading by
 //! hostname), then the fewest pods (upstream's least-allocated, for pods
 //! of similar size), then the node name so that equal nodes are chosen
-//! deterministically.
+//! deterministically (in a large cluster, searched only in part, the
+//! first node found instead: see [`super::cache::Cache::find_node`]).
 
 use std::cmp::Ordering;
 

@@ -282,3 +282,49 @@ async fn the_actor_binds_by_resources_and_affinity_and_explains_failures() {
     actor.stop(None);
     let _ = handle.await;
 }
+
+#[test]
+fn large_clusters_are_searched_in_turns_as_upstream() {
+    use super::cache::feasible_nodes_to_find;
+    assert_eq!(feasible_nodes_to_find(3), 3);
+    assert_eq!(feasible_nodes_to_find(100), 100);
+    assert_eq!(feasible_nodes_to_find(250), 120);
+    assert_eq!(feasible_nodes_to_find(1000), 420);
+    assert_eq!(feasible_nodes_to_find(5000), 500);
+    assert_eq!(feasible_nodes_to_find(100_000), 5000);
+
+    // 1,000 equal nodes, 3,000 pods: each search looks at 420 nodes and
+    // the next one starts after them, so pods still spread evenly.
+    let mut c = Cache::default();
+    for i in 0..1000 {
+        let name = format!("n{i:04}");
+        c.apply_node(&name, i + 1, Some(&node(&name, "64", json!({}))));
+    }
+    for i in 0..3000 {
+        let key = format!("default/p{i}");
+        c.apply_pod(&key, 2000 + i, Some(&pod(&format!("p{i}"), "10m")));
+        let Some(Decision::Node(slot, _)) = c.find_node(&key) else {
+            panic!("no node for {key}");
+        };
+        c.assume(&key, slot);
+    }
+    let counts: Vec<i64> = (0..1000)
+        .map(|i| c.usage(&format!("n{i:04}")).expect("node").pods)
+        .collect();
+    assert_eq!(counts.iter().sum::<i64>(), 3000);
+    assert!(counts.iter().all(|n| *n == 3), "{counts:?}");
+}
+
+#[test]
+fn nothing_is_placed_before_nodes_and_pods_were_listed() {
+    let mut c = Cache::default();
+    assert!(!c.synced());
+    let mut a = pod("a", "1");
+    a["metadata"]["resourceVersion"] = json!("3");
+    c.reset_pods(&[a], 5);
+    assert!(c.has_active());
+    // Without the node listing every pod would look unschedulable.
+    assert!(!c.synced());
+    c.reset_nodes(&[node("n1", "2", json!({}))], 6);
+    assert!(c.synced());
+}

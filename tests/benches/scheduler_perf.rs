@@ -1,0 +1,418 @@
+//! Scheduling throughput on its own, the way upstream's `scheduler_perf`
+//! measures it: nodes and pods exist first, then the clock runs while the
+//! scheduler binds, so the figure is not bounded by how fast a client can
+//! create pods.
+//!
+//! Everything runs in this process from the control plane's library: the
+//! SQLite store (a fresh file, the same `SqliteStore` the binary uses), the
+//! HTTP API on loopback (pods are created through it, so they are the
+//! objects a client's POST makes), and the scheduler actor with its
+//! watches, cache and batched bind path (`Objects::bind_all`, the
+//! `pods/binding` path), which also writes its `Scheduled` events.
+//!
+//! 1. 1,000 nodes are registered through the node registry's `Register`
+//!    handler (the code a kubelet's gRPC call runs, called in-process), so
+//!    each is the Node object a registered kubelet gets, Ready. No kubelet
+//!    runs behind them: as in upstream's `scheduler_perf`, whose nodes are
+//!    API objects only, the scheduler reads nothing but Node objects, and
+//!    what kubelets would do after a bind is not scheduling (the end-to-end
+//!    bench `scheduler_throughput` covers that with hollow kubelets).
+//! 2. 10,000 pods are POSTed while the scheduler cannot bind them, and the
+//!    clock starts when it can. Two ways (`SKIFF_BENCH_RELEASE`):
+//!    - `start` (default): no scheduler runs while the pods are created;
+//!      the clock starts as the scheduler actor is spawned, so it includes
+//!      the scheduler's first listing of 10,000 pending pods, as after a
+//!      scheduler restart.
+//!    - `gates`: the scheduler runs and the pods carry a scheduling gate
+//!      (upstream's `schedulingGates`), so its watch sees them but its
+//!      queue holds none; the clock starts as the gates are removed, in
+//!      store transactions of 1,000 pods back to back, and the scheduler
+//!      learns of each pod from its watch. The clock then also runs while
+//!      the store writes those 10,000 updates.
+//! 3. The bench follows a store watch until every pod is bound. Reported:
+//!    pods bound per second from the clock's start to the last bind, per
+//!    one-second window (upstream's SchedulingThroughput), the process's
+//!    CPU time meanwhile, and the spread over nodes.
+//!
+//! `SKIFF_BENCH_NODES` (default 1000) and `SKIFF_BENCH_PODS` (default
+//! 10000) change the size. `cargo bench -p skiff-tests --bench
+//! scheduler_perf`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use skiff_control_plane::api::internal::Objects;
+use skiff_control_plane::api::{self, ApiState, resources};
+use skiff_control_plane::controllers::scheduler::Scheduler;
+use skiff_control_plane::nodes::liveness::Liveness;
+use skiff_control_plane::nodes::registry::{Registry, RegistryConfig};
+use skiff_control_plane::nodes::view::NodeView;
+use skiff_control_plane::store::sqlite::SqliteStore;
+use skiff_control_plane::store::{Store, Write};
+use skiff_proto::node::v1 as pb;
+use skiff_proto::node::v1::node_registry_server::NodeRegistry;
+use skiff_tests::control_plane::http_json;
+
+const GATE: &str = "skiff.dev/bench-hold";
+
+/// Gates removed per store transaction. One transaction of 10,000 would
+/// outrun the store's live-event ring (4,096 events), and every watcher,
+/// the scheduler's included, would fall behind and re-list.
+const UNGATE_BATCH: usize = 1000;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// User plus system CPU time of this process.
+fn cpu_time() -> Duration {
+    let mut usage = libc::rusage {
+        ru_utime: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        ru_stime: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        ru_maxrss: 0,
+        ru_ixrss: 0,
+        ru_idrss: 0,
+        ru_isrss: 0,
+        ru_minflt: 0,
+        ru_majflt: 0,
+        ru_nswap: 0,
+        ru_inblock: 0,
+        ru_oublock: 0,
+        ru_msgsnd: 0,
+        ru_msgrcv: 0,
+        ru_nsignals: 0,
+        ru_nvcsw: 0,
+        ru_nivcsw: 0,
+    };
+    // SAFETY: getrusage only writes the struct passed.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// What a kubelet reports at registration; capacity as upstream's
+/// `scheduler_perf` default node template (4 cpu, 32Gi, 110 pods).
+fn node_status(name: &str, heartbeat_ms: i64) -> pb::NodeStatus {
+    let quantity = pb::Quantity {
+        cpu: "4".into(),
+        memory: "32Gi".into(),
+        pods: 110,
+    };
+    pb::NodeStatus {
+        capacity: Some(quantity.clone()),
+        allocatable: Some(quantity),
+        conditions: vec![pb::NodeCondition {
+            r#type: "Ready".into(),
+            status: "True".into(),
+            reason: "KubeletReady".into(),
+            message: "kubelet is posting ready status".into(),
+        }],
+        addresses: vec![pb::NodeAddress {
+            r#type: "Hostname".into(),
+            address: name.into(),
+        }],
+        heartbeat_time_ms: heartbeat_ms,
+    }
+}
+
+fn pod(name: &str, gated: bool) -> String {
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "bench"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "c", "image": "skiff.dev/webapp:v1",
+                "imagePullPolicy": "IfNotPresent",
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}],
+        },
+    });
+    if gated {
+        pod["spec"]["schedulingGates"] = json!([{"name": GATE}]);
+    }
+    pod.to_string()
+}
+
+/// The node a stored pod names, read from its JSON without decoding the
+/// whole object (the bench must not compete with the scheduler for CPU).
+fn node_of(value: &[u8]) -> Option<&str> {
+    const FIELD: &str = "\"nodeName\":\"";
+    // std's substring search is vectorised; a byte-window scan of every
+    // event cost the bench a tenth of the CPU it measures.
+    let text = std::str::from_utf8(value).ok()?;
+    let rest = &text[text.find(FIELD)? + FIELD.len()..];
+    Some(&rest[..rest.find('"')?]).filter(|n| !n.is_empty())
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            std::env::var("RUST_LOG")
+                .unwrap_or_else(|_| "error,skiff_control_plane::controllers=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let nodes = env_or("SKIFF_BENCH_NODES", 1000);
+    let pods = env_or("SKIFF_BENCH_PODS", 10_000);
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-sched-perf-")
+        .tempdir()
+        .expect("temp dir");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).expect("store"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let addr = listener.local_addr().expect("address").to_string();
+    let state = Arc::new(ApiState::new(store.clone(), addr.clone()));
+    api::handlers::bootstrap(&state).await.expect("bootstrap");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, api::router(state)).await;
+    });
+    let objects = Objects::new(store.clone());
+
+    let t = Instant::now();
+    let registry = Registry::new(
+        objects.clone(),
+        Arc::new(Liveness::new()),
+        Arc::new(NodeView::default()),
+        RegistryConfig::default(),
+    );
+    let now_ms = chrono_now_ms();
+    for i in 0..nodes {
+        let name = format!("hollow-{i:04}");
+        registry
+            .register(tonic::Request::new(pb::RegisterRequest {
+                node_name: name.clone(),
+                labels: HashMap::from([("skiff.dev/hollow".into(), "true".into())]),
+                status: Some(node_status(&name, now_ms)),
+                agent_endpoint: format!("127.0.0.1:{}", 20_000 + i),
+            }))
+            .await
+            .expect("register");
+    }
+    let registered = t.elapsed();
+
+    let gated = match std::env::var("SKIFF_BENCH_RELEASE").as_deref() {
+        Ok("gates") => true,
+        Ok("start") | Err(_) => false,
+        Ok(other) => panic!("SKIFF_BENCH_RELEASE={other}: start or gates"),
+    };
+    let mut scheduler = None;
+    if gated {
+        scheduler = Some(
+            ractor::Actor::spawn(None, Scheduler, objects.clone())
+                .await
+                .expect("scheduler starts"),
+        );
+    }
+
+    let t = Instant::now();
+    let clients = 8;
+    let creators: Vec<_> = (0..clients)
+        .map(|c| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                for i in (c..pods).step_by(clients) {
+                    let (status, body) = http_json(
+                        "POST",
+                        &addr,
+                        "/api/v1/namespaces/default/pods",
+                        &pod(&format!("bench-{i:05}"), gated),
+                    )
+                    .expect("create");
+                    assert_eq!(status, 201, "{body}");
+                }
+            })
+        })
+        .collect();
+    for c in creators {
+        c.join().expect("creator");
+    }
+    let created = t.elapsed();
+    eprintln!("{pods} pods stored; the scheduler is let loose in 2 s");
+    // With gates, the scheduler's watch must have caught up with the
+    // creates (seen every pod, gated) before the clock starts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let pods_rt = resources::find("", "v1", "pods").expect("pods type");
+    let listing = store.list(&pods_rt.prefix()).await.expect("list pods");
+    assert_eq!(listing.items.len(), pods, "every pod stored");
+    let mut writes = Vec::with_capacity(pods);
+    for kv in listing.items.iter().filter(|_| gated) {
+        let mut pod: Value = serde_json::from_slice(&kv.value).expect("pod");
+        if let Some(spec) = pod["spec"].as_object_mut() {
+            spec.remove("schedulingGates");
+        }
+        writes.push(Write::Update {
+            key: kv.key.clone(),
+            expected: kv.revision,
+            value: serde_json::to_vec(&pod).expect("encode"),
+        });
+    }
+    let bound_before = listing
+        .items
+        .iter()
+        .filter(|kv| node_of(&kv.value).is_some())
+        .count();
+    assert_eq!(bound_before, 0, "no pod bound before the clock starts");
+    let mut events = store
+        .watch(&pods_rt.prefix(), listing.revision)
+        .await
+        .expect("watch");
+
+    let cpu_before = cpu_time();
+    let start = Instant::now();
+    // Followed on its own task: the watch must be drained while the gates
+    // are being removed, or it falls behind and closes.
+    let follow_store = store.clone();
+    let prefix = pods_rt.prefix();
+    let follower = tokio::spawn(async move {
+        let mut bound: HashMap<String, (Duration, String)> = HashMap::with_capacity(pods);
+        let mut relists = 0;
+        let deadline = Duration::from_secs(300);
+        while bound.len() < pods && start.elapsed() < deadline {
+            match tokio::time::timeout(deadline.saturating_sub(start.elapsed()), events.recv())
+                .await
+            {
+                Ok(Some(event)) => {
+                    if let Some(node) = node_of(&event.value)
+                        && !bound.contains_key(&event.key)
+                    {
+                        bound.insert(event.key.clone(), (start.elapsed(), node.to_string()));
+                    }
+                }
+                // Fell behind the store's live events: re-list (binds
+                // found so get the time of the listing, later than they
+                // happened) and watch again.
+                Ok(None) => {
+                    relists += 1;
+                    let listing = follow_store.list(&prefix).await.expect("re-list");
+                    let seen = start.elapsed();
+                    for kv in &listing.items {
+                        if let Some(node) = node_of(&kv.value)
+                            && !bound.contains_key(&kv.key)
+                        {
+                            bound.insert(kv.key.clone(), (seen, node.to_string()));
+                        }
+                    }
+                    events = follow_store
+                        .watch(&prefix, listing.revision)
+                        .await
+                        .expect("watch again");
+                }
+                Err(_) => break,
+            }
+        }
+        (bound, relists)
+    });
+    for batch in writes.chunks(UNGATE_BATCH) {
+        store
+            .write_all(batch.to_vec())
+            .await
+            .expect("remove the gates");
+    }
+    if scheduler.is_none() {
+        scheduler = Some(
+            ractor::Actor::spawn(None, Scheduler, objects.clone())
+                .await
+                .expect("scheduler starts"),
+        );
+    }
+    let released = start.elapsed();
+    let (bound, relists) = follower.await.expect("follower");
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    assert_eq!(bound.len(), pods, "every pod bound within 5 minutes");
+    let mut times: Vec<Duration> = bound.values().map(|(t, _)| *t).collect();
+    times.sort();
+    let all_bound = times[times.len() - 1];
+    let first = times[0];
+    let mut per_node: HashMap<&str, usize> = HashMap::new();
+    for (_, node) in bound.values() {
+        *per_node.entry(node).or_default() += 1;
+    }
+    let most = per_node.values().copied().max().unwrap_or(0);
+    let least = if per_node.len() < nodes {
+        0
+    } else {
+        per_node.values().copied().min().unwrap_or(0)
+    };
+    let mut windows = vec![0usize; all_bound.as_secs() as usize + 1];
+    for t in &times {
+        windows[t.as_secs() as usize] += 1;
+    }
+    let full: Vec<usize> = windows[..windows.len().saturating_sub(1)].to_vec();
+    windows.sort();
+
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{nodes} nodes registered (Register handler, in-process) in {:.1} s",
+        registered.as_secs_f64()
+    );
+    let how = if gated {
+        format!("gates removed ({UNGATE_BATCH} per transaction)")
+    } else {
+        "scheduler started".to_string()
+    };
+    println!(
+        "{pods} {} pods created through the API ({clients} clients) in {:.2} s ({:.0} creates/s)",
+        if gated { "gated" } else { "pending" },
+        created.as_secs_f64(),
+        pods as f64 / created.as_secs_f64()
+    );
+    println!(
+        "{how} in {:.0} ms; first bind after {:.0} ms",
+        released.as_secs_f64() * 1000.0,
+        first.as_secs_f64() * 1000.0
+    );
+    println!(
+        "{how} → all bound: {:.2} s = **{:.0} pods/s**",
+        all_bound.as_secs_f64(),
+        pods as f64 / all_bound.as_secs_f64()
+    );
+    println!(
+        "bound per second: median {} / max {} (whole seconds: {:?})",
+        windows[windows.len() / 2],
+        windows[windows.len() - 1],
+        full
+    );
+    println!("bench watch re-listed {relists} times (fell behind the store's events)");
+    println!(
+        "CPU of the process while binding: {:.2} s ({:.2} cores)",
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() / all_bound.as_secs_f64()
+    );
+    println!(
+        "spread: {} nodes used, pods per node min {least} / max {most}",
+        per_node.len()
+    );
+    let fair = pods.div_ceil(nodes);
+    assert!(
+        most <= fair + 1,
+        "pods not spread: a node got {most}, fair share {fair}"
+    );
+    if let Some((scheduler, task)) = scheduler {
+        scheduler.stop(None);
+        let _ = task.await;
+    }
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
