@@ -4,10 +4,12 @@
 //! wording (`spec.containers[0].image: Required value`).
 //!
 //! # Layout
+//! - [`batch`]: Job and CronJob specs (counts, modes, policies).
 //! - [`names`]: DNS-1123 names and labels.
 //! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
 //! - [`workloads`]: controllers' selectors and templates.
 
+pub mod batch;
 pub mod names;
 pub mod pod;
 pub mod workloads;

@@ -9,9 +9,11 @@
 //! - [`api`]: the HTTP API: discovery, CRUD, watch, patches, tables.
 //! - [`controllers`]: the scheduler and node actors, under a supervisor.
 //! - [`nodes`]: node registration and heartbeats over gRPC.
+//! - [`clock`]: wall-clock time behind a trait (fake in tests).
 //! - [`kubeconfig`]: the kubeconfig file `kubectl` uses as it is.
 
 pub mod api;
+pub mod clock;
 pub mod controllers;
 pub mod kubeconfig;
 pub mod nodes;

@@ -38,6 +38,13 @@ struct Flags {
     /// nodeStatusReportFrequency, 5m).
     #[arg(long, default_value = "10s", value_parser = seconds)]
     node_status_report_interval: std::time::Duration,
+    /// Delay before a Job replaces its first failed pod; it doubles with
+    /// each further failure (upstream 10s; shorten it for labs).
+    #[arg(long, default_value = "10s", value_parser = seconds)]
+    job_backoff_base: std::time::Duration,
+    /// Longest delay between a Job's failed pods (upstream 10m).
+    #[arg(long, default_value = "10m", value_parser = seconds)]
+    job_backoff_max: std::time::Duration,
 }
 
 /// `4s`, `500ms`, `2m` or plain seconds.
@@ -124,6 +131,10 @@ async fn main() -> anyhow::Result<()> {
             },
             liveness,
             view,
+            skiff_control_plane::controllers::job::Backoff {
+                base: flags.job_backoff_base,
+                max: flags.job_backoff_max,
+            },
         ),
     )
     .await

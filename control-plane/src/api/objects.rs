@@ -254,6 +254,9 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             set_default(obj, &["spec", "completionMode"], json!("NonIndexed"));
             set_default(obj, &["spec", "suspend"], json!(false));
             default_template(obj, &["spec", "template"], false);
+            if obj.pointer("/spec/manualSelector") != Some(&json!(true)) {
+                generate_job_selector(obj);
+            }
         }
         "CronJob" => {
             set_default(obj, &["spec", "concurrencyPolicy"], json!("Allow"));
@@ -268,6 +271,44 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         }
         _ => {}
     }
+}
+
+/// Upstream's `generateSelector` for Jobs without `manualSelector`: the
+/// template gets the Job's name and uid as labels (unless the user set
+/// them; validation catches a conflict) and the selector the uid.
+fn generate_job_selector(obj: &mut Value) {
+    let Some(uid) = obj.pointer("/metadata/uid").and_then(Value::as_str) else {
+        return;
+    };
+    let uid = uid.to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let labels = [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ];
+    for (key, value) in labels {
+        set_default(
+            obj,
+            &["spec", "template", "metadata", "labels", key],
+            json!(value),
+        );
+    }
+    set_default(
+        obj,
+        &[
+            "spec",
+            "selector",
+            "matchLabels",
+            "batch.kubernetes.io/controller-uid",
+        ],
+        json!(uid),
+    );
 }
 
 fn decode<T: serde::de::DeserializeOwned>(rt: &ResourceType, obj: &Value) -> Result<T, ApiError> {
@@ -439,20 +480,34 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         "Job" => {
             let j: Job = decode(rt, obj)?;
             let spec = j.spec.unwrap_or_default();
+            let selector = spec.selector.as_ref().filter(|s| {
+                s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
+                    || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
+            });
+            if selector.is_none() {
+                errors.push("spec.selector: Required value".into());
+            }
             errors.extend(validate_controller(
-                None,
+                selector,
                 Some(&spec.template),
                 None,
                 TemplateRestart::OnFailureOrNever,
                 "spec.template",
             ));
+            errors.extend(skiff_api_rules::batch::validate_job_spec("spec", &spec));
         }
         "CronJob" => {
             let c: CronJob = decode(rt, obj)?;
             let spec = c.spec.unwrap_or_default();
             if spec.schedule.trim().is_empty() {
                 errors.push("spec.schedule: Required value".into());
+            } else {
+                errors.extend(crate::controllers::cronjob::schedule::validate(
+                    &spec.schedule,
+                    spec.time_zone.as_deref(),
+                ));
             }
+            errors.extend(skiff_api_rules::batch::validate_cronjob(name, &spec));
             let template = spec.job_template.spec.map(|s| s.template);
             errors.extend(validate_controller(
                 None,

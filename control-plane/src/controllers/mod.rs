@@ -8,9 +8,13 @@
 //! - [`node_lifecycle`]: marks silent nodes unreachable and evicts their pods.
 //! - [`deployment`]: rolls Deployments out over ReplicaSets.
 //! - [`replicaset`]: keeps ReplicaSets' and ReplicationControllers' pods.
+//! - [`job`]: runs Jobs' pods to completion.
+//! - [`cronjob`]: starts Jobs on a cron schedule.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 
+pub mod cronjob;
 pub mod deployment;
+pub mod job;
 pub mod mirror;
 pub mod node;
 pub mod node_lifecycle;

@@ -1,4 +1,5 @@
-//! The root actor: starts the scheduler, the workload controllers and one node actor per Node
+//! The root actor: starts the scheduler, the workload controllers (ReplicaSet, Deployment,
+//! Job, CronJob) and one node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
 //! from the store, so a restart loses nothing). It also watches pods once
 //! for all node actors and hands each the changes of its own pods, as the
@@ -12,13 +13,16 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::cronjob::{CronJobController, CronJobMsg};
 use super::deployment::{DeploymentController, DeploymentMsg};
+use super::job::{Backoff, JobController, JobMsg};
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
 use super::replicaset::{ReplicaSetController, ReplicaSetMsg};
 use super::scheduler::{Scheduler, SchedulerMsg};
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
+use crate::clock::{SharedClock, SystemClock};
 use crate::nodes::liveness::Liveness;
 use crate::nodes::view::NodeView;
 use crate::store::EventKind;
@@ -61,7 +65,11 @@ pub struct SupervisorState {
     lifecycle: Option<ActorRef<LifecycleMsg>>,
     replicasets: Option<ActorRef<ReplicaSetMsg>>,
     deployments: Option<ActorRef<DeploymentMsg>>,
+    jobs: Option<ActorRef<JobMsg>>,
+    cronjobs: Option<ActorRef<CronJobMsg>>,
     config: LifecycleConfig,
+    job_backoff: Backoff,
+    clock: SharedClock,
     liveness: Arc<Liveness>,
     view: Arc<NodeView>,
     nodes: HashMap<String, ActorRef<NodeActorMsg>>,
@@ -149,13 +157,20 @@ impl SupervisorState {
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = (Objects, LifecycleConfig, Arc<Liveness>, Arc<NodeView>);
+    type Arguments = (
+        Objects,
+        LifecycleConfig,
+        Arc<Liveness>,
+        Arc<NodeView>,
+        Backoff,
+    );
 
     async fn pre_start(
         &self,
         myself: ActorRef<SupervisorMsg>,
-        (objects, config, liveness, view): Self::Arguments,
+        (objects, config, liveness, view, job_backoff): Self::Arguments,
     ) -> Result<SupervisorState, ActorProcessingErr> {
+        let clock: SharedClock = Arc::new(SystemClock);
         let (scheduler, _) =
             Actor::spawn_linked(None, Scheduler, objects.clone(), myself.get_cell()).await?;
         let (lifecycle, _) = Actor::spawn_linked(
@@ -176,6 +191,20 @@ impl Actor for Supervisor {
             None,
             DeploymentController,
             objects.clone(),
+            myself.get_cell(),
+        )
+        .await?;
+        let (jobs, _) = Actor::spawn_linked(
+            None,
+            JobController,
+            (objects.clone(), job_backoff, clock.clone()),
+            myself.get_cell(),
+        )
+        .await?;
+        let (cronjobs, _) = Actor::spawn_linked(
+            None,
+            CronJobController,
+            (objects.clone(), clock.clone()),
             myself.get_cell(),
         )
         .await?;
@@ -220,7 +249,11 @@ impl Actor for Supervisor {
             lifecycle: Some(lifecycle),
             replicasets: Some(replicasets),
             deployments: Some(deployments),
+            jobs: Some(jobs),
+            cronjobs: Some(cronjobs),
             config,
+            job_backoff,
+            clock,
             liveness,
             view,
             nodes: HashMap::new(),
@@ -330,6 +363,30 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.deployments = Some(deployments);
+            } else if state.jobs.as_ref().is_some_and(|j| is(&j.get_cell())) {
+                warn!(%reason, "job controller failed; restarting it");
+                let (jobs, _) = Actor::spawn_linked(
+                    None,
+                    JobController,
+                    (
+                        state.objects.clone(),
+                        state.job_backoff,
+                        state.clock.clone(),
+                    ),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.jobs = Some(jobs);
+            } else if state.cronjobs.as_ref().is_some_and(|c| is(&c.get_cell())) {
+                warn!(%reason, "cronjob controller failed; restarting it");
+                let (cronjobs, _) = Actor::spawn_linked(
+                    None,
+                    CronJobController,
+                    (state.objects.clone(), state.clock.clone()),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.cronjobs = Some(cronjobs);
             } else if let Some(name) = state
                 .nodes
                 .iter()

@@ -1,0 +1,315 @@
+//! The Job controller (batch/v1): runs a Job's pods to completion —
+//! `completions` successes with at most `parallelism` pods at a time, or a
+//! work queue (no `completions`) done when a pod succeeded and the rest
+//! finished; replaces failed pods after a doubling back-off until
+//! `backoffLimit` (failed pods with `restartPolicy: Never`, container
+//! restarts with `OnFailure`); `activeDeadlineSeconds`, `suspend`,
+//! Indexed completion and `ttlSecondsAfterFinished`.
+//!
+//! Level-triggered like the ReplicaSet controller: a change to a Job or to
+//! one of its pods queues the Job, and [`sync::JobSync`] reads everything
+//! afresh. Syncs that wait for a time (deadline, back-off, TTL) ask to be
+//! woken then; time comes from a [`crate::clock::Clock`].
+
+pub mod backoff;
+pub mod pods;
+pub mod status;
+pub mod sync;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::{Value, json};
+use tracing::warn;
+
+pub use self::backoff::Backoff;
+use self::sync::JobSync;
+use super::replicaset::plan::controller_uid;
+use super::{object_of, watch_prefix};
+use crate::api::internal::Objects;
+use crate::api::resources::{self, ResourceType};
+use crate::clock::SharedClock;
+use crate::store::{EventKind, StoreError};
+
+/// The event source upstream's Job controller uses.
+pub const COMPONENT: &str = "job-controller";
+
+/// What can go wrong in a sync.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A resource type is missing from the served table.
+    #[error("resource type {0} is not served")]
+    MissingType(&'static str),
+}
+
+/// The served `jobs` type.
+pub fn jobs_rt() -> Result<&'static ResourceType, JobError> {
+    resources::find("batch", "v1", "jobs").ok_or(JobError::MissingType("jobs"))
+}
+
+/// The served `pods` type.
+pub fn pods_rt() -> Result<&'static ResourceType, JobError> {
+    resources::find("", "v1", "pods").ok_or(JobError::MissingType("pods"))
+}
+
+/// Deletes a Job and the pods it controls (what the garbage collector does
+/// after a delete with propagation): finished or unscheduled pods at once,
+/// running ones gracefully.
+pub async fn delete_with_pods(
+    objects: &Objects,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Result<(), JobError> {
+    objects.delete(jobs_rt()?, Some(namespace), name).await?;
+    let pods_rt = pods_rt()?;
+    let prefix = format!("{}{namespace}/", pods_rt.prefix());
+    for kv in objects.store().list(&prefix).await?.items {
+        let Ok(pod) = serde_json::from_slice::<Value>(&kv.value) else {
+            continue;
+        };
+        if controller_uid(&pod) != Some(uid) {
+            continue;
+        }
+        let bound = pod["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty());
+        if pods::terminal(&pod) || !bound {
+            objects
+                .delete(pods_rt, Some(namespace), pods::name(&pod))
+                .await?;
+        } else {
+            objects.delete_pod(namespace, pods::name(&pod)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A Job's identity: namespace, name.
+pub type JobKey = (String, String);
+
+/// Messages of the controller.
+#[derive(Debug)]
+pub enum JobMsg {
+    /// A Job was added, changed or deleted.
+    JobChanged(EventKind, JobKey),
+    /// A pod changed: its Job (if controlled by one) and, for orphans,
+    /// every Job of its namespace may need a sync.
+    PodChanged {
+        /// The pod's namespace.
+        namespace: String,
+        /// The name of its controlling Job, if any.
+        job: Option<String>,
+        /// It has no controller (adoptable).
+        orphan: bool,
+    },
+    /// A watch (re)started: re-list the Jobs and sync them all.
+    Resync,
+    /// Work through the queue.
+    Drain,
+    /// Sync one Job again (after a failure, or at a time it asked for).
+    Wake(JobKey),
+}
+
+/// The controller actor.
+pub struct JobController;
+
+/// Its state.
+pub struct JobState {
+    objects: Objects,
+    sync: JobSync,
+    /// Known Jobs by namespace (for orphans to find candidates).
+    known: HashMap<String, BTreeSet<String>>,
+    queue: BTreeSet<JobKey>,
+    draining: bool,
+    /// Failures in a row, for the retry back-off.
+    failures: HashMap<JobKey, u32>,
+    /// The earliest wake-up already scheduled per Job.
+    wakeups: HashMap<JobKey, tokio::time::Instant>,
+}
+
+impl JobState {
+    fn enqueue(&mut self, me: &ActorRef<JobMsg>, key: JobKey) {
+        self.queue.insert(key);
+        if !self.draining {
+            self.draining = true;
+            let _ = me.cast(JobMsg::Drain);
+        }
+    }
+
+    /// Schedules a sync after `delay`, unless an earlier one is pending.
+    fn wake_after(&mut self, me: &ActorRef<JobMsg>, key: JobKey, delay: Duration) {
+        let now = tokio::time::Instant::now();
+        // A little late rather than early: the sync compares with the clock.
+        let at = now + delay + Duration::from_millis(50);
+        if let Some(pending) = self.wakeups.get(&key)
+            && *pending > now
+            && *pending <= at
+        {
+            return;
+        }
+        self.wakeups.insert(key.clone(), at);
+        me.send_after(at - now, move || JobMsg::Wake(key));
+    }
+
+    async fn relist(&mut self, me: &ActorRef<JobMsg>) -> Result<(), ActorProcessingErr> {
+        self.known.clear();
+        let (items, _) = self.objects.list(jobs_rt()?).await?;
+        for job in items {
+            let key = key_of(&job);
+            self.known
+                .entry(key.0.clone())
+                .or_default()
+                .insert(key.1.clone());
+            self.enqueue(me, key);
+        }
+        Ok(())
+    }
+}
+
+fn key_of(obj: &Value) -> JobKey {
+    (
+        obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string(),
+        pods::name(obj).to_string(),
+    )
+}
+
+/// Back-off for a Job whose sync failed: 1 s doubling to 60 s.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+}
+
+impl Actor for JobController {
+    type Msg = JobMsg;
+    type State = JobState;
+    type Arguments = (Objects, Backoff, SharedClock);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<JobMsg>,
+        (objects, backoff, clock): Self::Arguments,
+    ) -> Result<JobState, ActorProcessingErr> {
+        let me = myself.clone();
+        watch_prefix(objects.store().clone(), jobs_rt()?.prefix(), move |event| {
+            let msg = match event {
+                None => JobMsg::Resync,
+                Some(e) => match object_of(&e) {
+                    Some(job) => JobMsg::JobChanged(e.kind, key_of(&job)),
+                    None => return true,
+                },
+            };
+            me.cast(msg).is_ok()
+        });
+        let me = myself.clone();
+        watch_prefix(objects.store().clone(), pods_rt()?.prefix(), move |event| {
+            let Some(pod) = event.as_ref().and_then(object_of) else {
+                // The Jobs' resync covers every pod.
+                return true;
+            };
+            let controller = pod["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["controller"] == json!(true));
+            let msg = JobMsg::PodChanged {
+                namespace: key_of(&pod).0,
+                job: controller
+                    .filter(|r| r["kind"] == "Job")
+                    .and_then(|r| r["name"].as_str().map(String::from)),
+                orphan: controller.is_none(),
+            };
+            me.cast(msg).is_ok()
+        });
+        // A safety net: every Job is synced now and then (level-triggered).
+        myself.send_interval(Duration::from_secs(30), || JobMsg::Resync);
+        Ok(JobState {
+            sync: JobSync::new(objects.clone(), clock, backoff),
+            objects,
+            known: HashMap::new(),
+            queue: BTreeSet::new(),
+            draining: false,
+            failures: HashMap::new(),
+            wakeups: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<JobMsg>,
+        msg: JobMsg,
+        state: &mut JobState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            JobMsg::Resync => state.relist(&myself).await?,
+            JobMsg::JobChanged(kind, key) => {
+                let known = state.known.entry(key.0.clone()).or_default();
+                if kind == EventKind::Deleted {
+                    known.remove(&key.1);
+                    state.failures.remove(&key);
+                    state.wakeups.remove(&key);
+                } else {
+                    known.insert(key.1.clone());
+                    state.enqueue(&myself, key);
+                }
+            }
+            JobMsg::PodChanged {
+                namespace,
+                job,
+                orphan,
+            } => {
+                if let Some(name) = job {
+                    state.enqueue(&myself, (namespace.clone(), name));
+                }
+                if orphan {
+                    let names: Vec<String> = state
+                        .known
+                        .get(&namespace)
+                        .map(|s| s.iter().cloned().collect())
+                        .unwrap_or_default();
+                    for name in names {
+                        state.enqueue(&myself, (namespace.clone(), name));
+                    }
+                }
+            }
+            JobMsg::Wake(key) => {
+                let now = tokio::time::Instant::now();
+                if state.wakeups.get(&key).is_some_and(|at| *at <= now) {
+                    state.wakeups.remove(&key);
+                }
+                state.enqueue(&myself, key);
+            }
+            JobMsg::Drain => {
+                state.draining = false;
+                // Coalesced: each Job syncs once however many changes queued it.
+                let batch = std::mem::take(&mut state.queue);
+                for key in batch {
+                    match state.sync.sync(&key.0, &key.1).await {
+                        Ok(wake) => {
+                            state.failures.remove(&key);
+                            if let Some(delay) = wake {
+                                state.wake_after(&myself, key, delay);
+                            }
+                        }
+                        Err(e) => {
+                            let failures = state.failures.entry(key.clone()).or_default();
+                            *failures += 1;
+                            let delay = retry_delay(*failures);
+                            warn!(job = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
+                            state.wake_after(&myself, key, delay);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
