@@ -240,14 +240,36 @@ fn job_status(job: &Value) -> String {
             .iter()
             .any(|c| c["type"] == t && c["status"] == "True")
     };
+    let deleting = job
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null());
     if has("Complete") {
         "Complete".into()
     } else if has("Failed") {
         "Failed".into()
+    } else if deleting {
+        "Terminating".into()
     } else if has("Suspended") {
         "Suspended".into()
+    } else if has("FailureTarget") {
+        "FailureTarget".into()
+    } else if has("SuccessCriteriaMet") {
+        "SuccessCriteriaMet".into()
     } else {
         "Running".into()
+    }
+}
+
+/// kubectl's COMPLETIONS cell: `succeeded/completions`, or for a work
+/// queue `succeeded/1` (`of N` when more than one pod runs at once).
+fn job_completions(spec: &Value, status: &Value) -> String {
+    let succeeded = n(status.get("succeeded"));
+    match spec.get("completions").and_then(Value::as_i64) {
+        Some(c) => format!("{succeeded}/{c}"),
+        None => match n(spec.get("parallelism")) {
+            p if p > 1 => format!("{succeeded}/1 of {p}"),
+            _ => format!("{succeeded}/1"),
+        },
     }
 }
 
@@ -435,11 +457,7 @@ fn columns_and_cells(rt: &ResourceType, obj: &Value) -> (Vec<Value>, Vec<String>
                 vec![
                     name,
                     job_status(obj),
-                    format!(
-                        "{}/{}",
-                        n(status.get("succeeded")),
-                        n(spec.get("completions")).max(1)
-                    ),
+                    job_completions(spec, status),
                     duration,
                     age,
                     c,
@@ -476,7 +494,7 @@ fn columns_and_cells(rt: &ResourceType, obj: &Value) -> (Vec<Value>, Vec<String>
                     age,
                     c,
                     i,
-                    "<none>".into(),
+                    selector_text(obj.pointer("/spec/jobTemplate/spec/selector")),
                 ],
             )
         }
@@ -756,6 +774,61 @@ mod tests {
         ] {
             assert_eq!(human_duration(secs), text);
         }
+    }
+
+    #[test]
+    fn jobs_and_cronjobs_print_like_kubectl() {
+        let jobs = super::super::resources::find("batch", "v1", "jobs").expect("jobs");
+        let job = json!({"metadata": {"name": "pi", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"completions": 3, "parallelism": 3, "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
+                     "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+            "status": {"succeeded": 3, "startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:00:07Z",
+                       "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]}});
+        let (columns, cells) = columns_and_cells(jobs, &job);
+        let names: Vec<&str> = columns.iter().filter_map(|c| c["name"].as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Name",
+                "Status",
+                "Completions",
+                "Duration",
+                "Age",
+                "Containers",
+                "Images",
+                "Selector"
+            ]
+        );
+        assert_eq!(cells[..4], ["pi", "Complete", "3/3", "7s"]);
+        assert_eq!(cells[7], "batch.kubernetes.io/controller-uid=u");
+        let queue = json!({"metadata": {"name": "q"}, "spec": {"parallelism": 3},
+            "status": {"conditions": [{"type": "FailureTarget", "status": "True"}]}});
+        let (_, cells) = columns_and_cells(jobs, &queue);
+        assert_eq!(cells[1..3], ["FailureTarget", "0/1 of 3"]);
+
+        let cronjobs = super::super::resources::find("batch", "v1", "cronjobs").expect("cronjobs");
+        let cj = json!({"metadata": {"name": "hello"},
+            "spec": {"schedule": "*/1 * * * *", "suspend": false,
+                     "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}},
+            "status": {"active": [{"name": "hello-1"}]}});
+        let (columns, cells) = columns_and_cells(cronjobs, &cj);
+        let names: Vec<&str> = columns.iter().filter_map(|c| c["name"].as_str()).collect();
+        assert_eq!(
+            names[..7],
+            [
+                "Name",
+                "Schedule",
+                "Timezone",
+                "Suspend",
+                "Active",
+                "Last Schedule",
+                "Age"
+            ]
+        );
+        assert_eq!(
+            cells[..6],
+            ["hello", "*/1 * * * *", "<none>", "False", "1", "<none>"]
+        );
     }
 
     #[test]

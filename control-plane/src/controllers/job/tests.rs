@@ -94,7 +94,7 @@ impl Env {
         self.pods()
             .await
             .into_iter()
-            .filter(|p| pods::active(p))
+            .filter(pods::active)
             .collect()
     }
 
@@ -518,7 +518,7 @@ async fn indexed_jobs_run_each_index_once() {
     .await;
     env.sync("idx").await;
     let mut active = env.active_pods().await;
-    active.sort_by_key(|p| pods::completion_index(p));
+    active.sort_by_key(pods::completion_index);
     let indexes: Vec<Option<usize>> = active.iter().map(pods::completion_index).collect();
     assert_eq!(indexes, [Some(0), Some(1)]);
     assert!(name(&active[1]).starts_with("idx-1-"));
@@ -530,7 +530,7 @@ async fn indexed_jobs_run_each_index_once() {
         (Some("1"), Some(1))
     );
     let mut active = env.active_pods().await;
-    active.sort_by_key(|p| pods::completion_index(p));
+    active.sort_by_key(pods::completion_index);
     let indexes: Vec<Option<usize>> = active.iter().map(pods::completion_index).collect();
     assert_eq!(indexes, [Some(0), Some(2)]);
     for p in &active {
