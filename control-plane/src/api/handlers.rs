@@ -1155,12 +1155,7 @@ impl Api {
                                 serde_json::to_vec(&obj).unwrap_or_default(),
                             )
                             .await;
-                    } else if self
-                        .state
-                        .store
-                        .delete(&kv.key, Some(kv.revision))
-                        .await
-                        .is_ok()
+                    } else if self.delete_dependent(&kv.key, kv.revision, &obj).await
                         && let Some(child) = obj.pointer("/metadata/uid").and_then(Value::as_str)
                     {
                         queue.push(child.to_string());
@@ -1168,6 +1163,29 @@ impl Api {
                 }
             }
         }
+    }
+
+    /// Deletes a dependent read at `revision`; a controller may write it
+    /// meanwhile (a Job's status), so a conflict is retried on a fresh
+    /// read of the same object (same uid). Returns whether it is gone.
+    async fn delete_dependent(&self, key: &str, mut revision: u64, obj: &Value) -> bool {
+        let uid = obj.pointer("/metadata/uid").cloned();
+        for _ in 0..8 {
+            match self.state.store.delete(key, Some(revision)).await {
+                Ok(_) => return true,
+                Err(StoreError::Conflict { .. }) => {}
+                Err(_) => return false,
+            }
+            let Ok(kv) = self.state.store.get(key).await else {
+                return false;
+            };
+            let fresh: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+            if fresh.pointer("/metadata/uid").cloned() != uid {
+                return false;
+            }
+            revision = kv.revision;
+        }
+        false
     }
 
     fn key_of(&self, namespace: &str) -> ApiResult<String> {

@@ -89,6 +89,19 @@ fn object_meta(m: &Option<meta::ObjectMeta>) -> Value {
         .s("namespace", &m.namespace)
         .map("labels", &m.labels)
         .map("annotations", &m.annotations)
+        .v(
+            "ownerReferences",
+            list(&m.owner_references, |r| {
+                Obj::new()
+                    .s("apiVersion", &r.api_version)
+                    .s("kind", &r.kind)
+                    .s("name", &r.name)
+                    .s("uid", &r.uid)
+                    .b("controller", r.controller)
+                    .b("blockOwnerDeletion", r.block_owner_deletion)
+                    .done()
+            }),
+        )
         .done()
 }
 
@@ -190,6 +203,13 @@ fn job_spec(s: &Option<batch::JobSpec>) -> Value {
         .i("completions", s.completions.map(i64::from))
         .i("backoffLimit", s.backoff_limit.map(i64::from))
         .i("activeDeadlineSeconds", s.active_deadline_seconds)
+        .i(
+            "ttlSecondsAfterFinished",
+            s.ttl_seconds_after_finished.map(i64::from),
+        )
+        .s("completionMode", &s.completion_mode)
+        .b("suspend", s.suspend)
+        .b("manualSelector", s.manual_selector)
         .v("selector", label_selector(&s.selector))
         .v("template", Some(template(&s.template)))
         .done()
@@ -433,6 +453,46 @@ mod tests {
         assert_eq!(
             v["spec"]["template"]["spec"]["containers"][0]["image"],
             "skiff.dev/webapp:v1"
+        );
+    }
+
+    #[test]
+    fn a_job_from_a_cronjob_keeps_its_owner_and_job_fields() {
+        // What `kubectl create job --from=cronjob/hello` sends.
+        let j = batch::Job {
+            metadata: Some(meta::ObjectMeta {
+                name: Some("manual".into()),
+                owner_references: vec![meta::OwnerReference {
+                    api_version: Some("batch/v1".into()),
+                    kind: Some("CronJob".into()),
+                    name: Some("hello".into()),
+                    uid: Some("u1".into()),
+                    controller: Some(true),
+                    block_owner_deletion: None,
+                }],
+                ..Default::default()
+            }),
+            spec: Some(batch::JobSpec {
+                ttl_seconds_after_finished: Some(30),
+                completion_mode: Some("Indexed".into()),
+                completions: Some(2),
+                suspend: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let v = decode(&wrap("batch/v1", "Job", j.encode_to_vec())).expect("decodes");
+        assert_eq!(
+            v["metadata"]["ownerReferences"],
+            json!([{"apiVersion": "batch/v1", "kind": "CronJob", "name": "hello", "uid": "u1", "controller": true}])
+        );
+        assert_eq!(
+            (
+                &v["spec"]["ttlSecondsAfterFinished"],
+                &v["spec"]["completionMode"],
+                &v["spec"]["suspend"]
+            ),
+            (&json!(30), &json!("Indexed"), &json!(false))
         );
     }
 

@@ -91,11 +91,7 @@ impl Env {
     }
 
     async fn active_pods(&self) -> Vec<Value> {
-        self.pods()
-            .await
-            .into_iter()
-            .filter(pods::active)
-            .collect()
+        self.pods().await.into_iter().filter(pods::active).collect()
     }
 
     /// Plays the kubelet: sets the pod's phase (and its container's
