@@ -9,6 +9,7 @@
 //! test command and CI set it): then a missing prerequisite is a failure.
 
 pub mod control_plane;
+pub mod hollow;
 pub mod kubelet;
 
 use std::future::Future;
