@@ -8,6 +8,7 @@
 //! skipped with a message, unless `SKIFF_REQUIRE_E2E=1` is set (the README's
 //! test command and CI set it): then a missing prerequisite is a failure.
 
+pub mod cluster;
 pub mod control_plane;
 pub mod hollow;
 pub mod kubelet;
