@@ -1,4 +1,5 @@
-//! The root actor: starts the scheduler, the workload controllers and one node actor per Node
+//! The root actor: starts the scheduler, the workload controllers, the
+//! garbage collector and one node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
 //! from the store, so a restart loses nothing). It also watches pods once
 //! for all node actors and hands each the changes of its own pods, as the
@@ -13,6 +14,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::deployment::{DeploymentController, DeploymentMsg};
+use super::garbage_collector::{GarbageCollector, GcMsg};
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
 use super::replicaset::{ReplicaSetController, ReplicaSetMsg};
@@ -61,6 +63,7 @@ pub struct SupervisorState {
     lifecycle: Option<ActorRef<LifecycleMsg>>,
     replicasets: Option<ActorRef<ReplicaSetMsg>>,
     deployments: Option<ActorRef<DeploymentMsg>>,
+    garbage_collector: Option<ActorRef<GcMsg>>,
     config: LifecycleConfig,
     liveness: Arc<Liveness>,
     view: Arc<NodeView>,
@@ -179,6 +182,8 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
+        let (garbage_collector, _) =
+            Actor::spawn_linked(None, GarbageCollector, objects.clone(), myself.get_cell()).await?;
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
@@ -220,6 +225,7 @@ impl Actor for Supervisor {
             lifecycle: Some(lifecycle),
             replicasets: Some(replicasets),
             deployments: Some(deployments),
+            garbage_collector: Some(garbage_collector),
             config,
             liveness,
             view,
@@ -330,6 +336,20 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.deployments = Some(deployments);
+            } else if state
+                .garbage_collector
+                .as_ref()
+                .is_some_and(|g| is(&g.get_cell()))
+            {
+                warn!(%reason, "garbage collector failed; restarting it");
+                let (garbage_collector, _) = Actor::spawn_linked(
+                    None,
+                    GarbageCollector,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.garbage_collector = Some(garbage_collector);
             } else if let Some(name) = state
                 .nodes
                 .iter()
