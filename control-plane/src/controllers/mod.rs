@@ -10,10 +10,13 @@
 //! - [`replicaset`]: keeps ReplicaSets' and ReplicationControllers' pods.
 //! - [`job`]: runs Jobs' pods to completion.
 //! - [`cronjob`]: starts Jobs on a cron schedule.
+//! - [`garbage_collector`]: deletes dependents whose owners are gone, and
+//!   carries out foreground and orphaning deletions.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 
 pub mod cronjob;
 pub mod deployment;
+pub mod garbage_collector;
 pub mod job;
 pub mod mirror;
 pub mod node;

@@ -1,5 +1,5 @@
-//! The root actor: starts the scheduler, the workload controllers (ReplicaSet, Deployment,
-//! Job, CronJob) and one node actor per Node
+//! The root actor: starts the scheduler, the workload controllers (ReplicaSet,
+//! Deployment, Job, CronJob), the garbage collector and one node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
 //! from the store, so a restart loses nothing). It also watches pods once
 //! for all node actors and hands each the changes of its own pods, as the
@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::cronjob::{CronJobController, CronJobMsg};
 use super::deployment::{DeploymentController, DeploymentMsg};
+use super::garbage_collector::{GarbageCollector, GcMsg};
 use super::job::{Backoff, JobController, JobMsg};
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
@@ -67,6 +68,7 @@ pub struct SupervisorState {
     deployments: Option<ActorRef<DeploymentMsg>>,
     jobs: Option<ActorRef<JobMsg>>,
     cronjobs: Option<ActorRef<CronJobMsg>>,
+    garbage_collector: Option<ActorRef<GcMsg>>,
     config: LifecycleConfig,
     job_backoff: Backoff,
     clock: SharedClock,
@@ -208,6 +210,8 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
+        let (garbage_collector, _) =
+            Actor::spawn_linked(None, GarbageCollector, objects.clone(), myself.get_cell()).await?;
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
@@ -251,6 +255,7 @@ impl Actor for Supervisor {
             deployments: Some(deployments),
             jobs: Some(jobs),
             cronjobs: Some(cronjobs),
+            garbage_collector: Some(garbage_collector),
             config,
             job_backoff,
             clock,
@@ -387,6 +392,20 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.cronjobs = Some(cronjobs);
+            } else if state
+                .garbage_collector
+                .as_ref()
+                .is_some_and(|g| is(&g.get_cell()))
+            {
+                warn!(%reason, "garbage collector failed; restarting it");
+                let (garbage_collector, _) = Actor::spawn_linked(
+                    None,
+                    GarbageCollector,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.garbage_collector = Some(garbage_collector);
             } else if let Some(name) = state
                 .nodes
                 .iter()

@@ -13,10 +13,11 @@ use tracing::info;
 
 use super::schedule::{Missed, Schedule};
 use super::{COMPONENT, CronJobError, cronjobs_rt};
+use crate::api::deletion::Propagation;
 use crate::api::internal::Objects;
 use crate::clock::SharedClock;
 use crate::controllers::job::status::{self as job_status, time_of, timestamp};
-use crate::controllers::job::{delete_with_pods, jobs_rt};
+use crate::controllers::job::{delete_job, jobs_rt};
 use crate::controllers::replicaset::plan::controller_uid;
 use crate::store::StoreError;
 
@@ -267,7 +268,7 @@ impl CronJobSync {
                 for r in std::mem::take(active) {
                     let old = r["name"].as_str().unwrap_or_default();
                     let uid = r["uid"].as_str().unwrap_or_default();
-                    delete_with_pods(&self.objects, namespace, old, uid).await?;
+                    delete_job(&self.objects, namespace, old, uid, Propagation::Background).await?;
                     events.push((false, "SuccessfulDelete", format!("Deleted job {old}")));
                 }
             }
@@ -358,7 +359,14 @@ impl CronJobSync {
                 }
             });
             for job in finished.into_iter().take(surplus) {
-                delete_with_pods(&self.objects, namespace, name_of(job), uid_of(job)).await?;
+                delete_job(
+                    &self.objects,
+                    namespace,
+                    name_of(job),
+                    uid_of(job),
+                    Propagation::Background,
+                )
+                .await?;
                 events.push((
                     false,
                     "SuccessfulDelete",

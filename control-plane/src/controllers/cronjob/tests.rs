@@ -255,6 +255,13 @@ async fn forbid_waits_for_the_running_job() {
 #[tokio::test]
 async fn replace_deletes_the_running_job_and_its_pods() {
     let env = env("2026-03-01T10:00:00Z");
+    let (gc, _) = ractor::Actor::spawn(
+        None,
+        crate::controllers::garbage_collector::GarbageCollector,
+        env.objects.clone(),
+    )
+    .await
+    .expect("gc");
     env.create(cronjob(
         "rp",
         "* * * * *",
@@ -283,12 +290,22 @@ async fn replace_deletes_the_running_job_and_its_pods() {
     let second = format!("rp-{}", minutes("2026-03-01T10:02:00Z"));
     assert_eq!(env.job_names().await, std::slice::from_ref(&second));
     assert_eq!(active_names(&env.status("rp").await), [second]);
-    let (pods, _) = env
-        .objects
-        .list(pods_rt().expect("rt"))
-        .await
-        .expect("pods");
+    // The collector takes the replaced Job's pods.
+    let mut pods = Vec::new();
+    for _ in 0..400 {
+        pods = env
+            .objects
+            .list(pods_rt().expect("rt"))
+            .await
+            .expect("pods")
+            .0;
+        if pods.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert!(pods.is_empty(), "the replaced Job's pods went with it");
+    gc.stop(None);
     let events = env.events().await;
     assert!(
         events

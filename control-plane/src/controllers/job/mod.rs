@@ -27,8 +27,8 @@ use tracing::warn;
 
 pub use self::backoff::Backoff;
 use self::sync::JobSync;
-use super::replicaset::plan::controller_uid;
 use super::{object_of, watch_prefix};
+use crate::api::deletion::{DeleteOptions, Propagation};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
 use crate::clock::SharedClock;
@@ -58,36 +58,24 @@ pub fn pods_rt() -> Result<&'static ResourceType, JobError> {
     resources::find("", "v1", "pods").ok_or(JobError::MissingType("pods"))
 }
 
-/// Deletes a Job and the pods it controls (what the garbage collector does
-/// after a delete with propagation): finished or unscheduled pods at once,
-/// running ones gracefully.
-pub async fn delete_with_pods(
+/// Deletes a Job (if it still has `uid`) with `propagation`; the garbage
+/// collector takes its pods, whose tracking finalizers the controller drops
+/// once the Job is gone or finished.
+pub async fn delete_job(
     objects: &Objects,
     namespace: &str,
     name: &str,
     uid: &str,
+    propagation: Propagation,
 ) -> Result<(), JobError> {
-    objects.delete(jobs_rt()?, Some(namespace), name).await?;
-    let pods_rt = pods_rt()?;
-    let prefix = format!("{}{namespace}/", pods_rt.prefix());
-    for kv in objects.store().list(&prefix).await?.items {
-        let Ok(pod) = serde_json::from_slice::<Value>(&kv.value) else {
-            continue;
-        };
-        if controller_uid(&pod) != Some(uid) {
-            continue;
-        }
-        let bound = pod["spec"]["nodeName"]
-            .as_str()
-            .is_some_and(|n| !n.is_empty());
-        if pods::terminal(&pod) || !bound {
-            objects
-                .delete(pods_rt, Some(namespace), pods::name(&pod))
-                .await?;
-        } else {
-            objects.delete_pod(namespace, pods::name(&pod)).await?;
-        }
-    }
+    let options = DeleteOptions {
+        propagation: Some(propagation),
+        uid: Some(uid.to_string()),
+        ..DeleteOptions::default()
+    };
+    objects
+        .delete_with(jobs_rt()?, Some(namespace), name, &options)
+        .await?;
     Ok(())
 }
 
@@ -109,6 +97,19 @@ pub enum JobMsg {
         /// It has no controller (adoptable).
         orphan: bool,
     },
+    /// A pod that still carries the tracking finalizer is being deleted
+    /// or has no controller: unless its Job still runs, the finalizer goes
+    /// (upstream's orphan pod cleanup), so the pod is not held forever.
+    OrphanPod {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod's name.
+        pod: String,
+        /// Its controlling Job (name, uid), if any.
+        job: Option<(String, String)>,
+    },
+    /// The pod watch (re)started: look for such pods among all pods.
+    ScanOrphans,
     /// A watch (re)started: re-list the Jobs and sync them all.
     Resync,
     /// Work through the queue.
@@ -173,6 +174,32 @@ impl JobState {
     }
 }
 
+/// The orphan check a pod needs, if it carries the tracking finalizer and
+/// is being deleted or has no controller.
+fn orphan_check(pod: &Value) -> Option<JobMsg> {
+    if !pods::tracked(pod) {
+        return None;
+    }
+    let controller = pod["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["controller"] == json!(true));
+    if controller.is_some() && !pods::deleting(pod) {
+        return None;
+    }
+    Some(JobMsg::OrphanPod {
+        namespace: key_of(pod).0,
+        pod: pods::name(pod).to_string(),
+        job: controller.filter(|r| r["kind"] == "Job").and_then(|r| {
+            Some((
+                r["name"].as_str()?.to_string(),
+                r["uid"].as_str()?.to_string(),
+            ))
+        }),
+    })
+}
+
 fn key_of(obj: &Value) -> JobKey {
     (
         obj["metadata"]["namespace"]
@@ -212,9 +239,14 @@ impl Actor for JobController {
         let me = myself.clone();
         watch_prefix(objects.store().clone(), pods_rt()?.prefix(), move |event| {
             let Some(pod) = event.as_ref().and_then(object_of) else {
-                // The Jobs' resync covers every pod.
-                return true;
+                // The Jobs' resync covers every pod but held orphans.
+                return me.cast(JobMsg::ScanOrphans).is_ok();
             };
+            if let Some(msg) = orphan_check(&pod)
+                && me.cast(msg).is_err()
+            {
+                return false;
+            }
             let controller = pod["metadata"]["ownerReferences"]
                 .as_array()
                 .into_iter()
@@ -277,6 +309,28 @@ impl Actor for JobController {
                         .unwrap_or_default();
                     for name in names {
                         state.enqueue(&myself, (namespace.clone(), name));
+                    }
+                }
+            }
+            JobMsg::OrphanPod {
+                namespace,
+                pod,
+                job,
+            } => {
+                if let Some(name) = state
+                    .sync
+                    .release_orphan(&namespace, &pod, job.as_ref())
+                    .await?
+                {
+                    // Its Job still runs: the Job's sync counts it.
+                    state.enqueue(&myself, (namespace, name));
+                }
+            }
+            JobMsg::ScanOrphans => {
+                let (pods, _) = state.objects.list(pods_rt()?).await?;
+                for pod in pods {
+                    if let Some(msg) = orphan_check(&pod) {
+                        let _ = myself.cast(msg);
                     }
                 }
             }

@@ -21,7 +21,8 @@ use tracing::{debug, info};
 use super::backoff::Backoff;
 use super::pods;
 use super::status::{self, JobView};
-use super::{COMPONENT, JobError, delete_with_pods, jobs_rt, pods_rt};
+use super::{COMPONENT, JobError, delete_job, jobs_rt, pods_rt};
+use crate::api::deletion::Propagation;
 use crate::api::internal::Objects;
 use crate::clock::SharedClock;
 use crate::controllers::replicaset::plan::{
@@ -296,7 +297,7 @@ impl JobSync {
         for pod in owned.iter().filter(|p| pods::tracked(p)) {
             let uid = pods::uid(pod).to_string();
             let considered_failed = pods::failed(pod);
-            if !(finish.is_some() || pods::succeeded(pod) || considered_failed) {
+            if !(finish.is_some() || job.deleting || pods::succeeded(pod) || considered_failed) {
                 continue;
             }
             untrack.push(pod);
@@ -484,6 +485,32 @@ impl JobSync {
         Ok(None)
     }
 
+    /// Drops the tracking finalizer of a pod whose Job is gone, another
+    /// (same name, new uid), finished, or that has no Job; returns the
+    /// name of its Job when that one still runs (and will count the pod).
+    pub async fn release_orphan(
+        &self,
+        namespace: &str,
+        pod: &str,
+        job: Option<&(String, String)>,
+    ) -> Result<Option<String>, JobError> {
+        if let Some((name, uid)) = job {
+            match self.objects.get(jobs_rt()?, Some(namespace), name).await {
+                Ok(j)
+                    if j.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid)
+                        && !status::finished(&j["status"]) =>
+                {
+                    return Ok(Some(name.clone()));
+                }
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        debug!(pod = %format!("{namespace}/{pod}"), "dropping the tracking finalizer of an orphan");
+        self.untrack(namespace, pod).await?;
+        Ok(None)
+    }
+
     /// The pods this Job controls, adopting orphans its selector matches.
     async fn owned_pods(
         &self,
@@ -649,7 +676,15 @@ impl JobSync {
             .as_str()
             .unwrap_or("default");
         info!(job = %format!("{namespace}/{}", pods::name(job_obj)), ttl, "deleting finished job after its TTL");
-        delete_with_pods(&self.objects, namespace, pods::name(job_obj), &job.uid).await?;
+        // As upstream's TTL-after-finished controller: the pods first.
+        delete_job(
+            &self.objects,
+            namespace,
+            pods::name(job_obj),
+            &job.uid,
+            Propagation::Foreground,
+        )
+        .await?;
         Ok(None)
     }
 }

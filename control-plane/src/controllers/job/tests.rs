@@ -438,6 +438,13 @@ async fn the_active_deadline_fails_the_job() {
 #[tokio::test]
 async fn ttl_deletes_the_finished_job_with_its_pods() {
     let env = env();
+    let (gc, _) = ractor::Actor::spawn(
+        None,
+        crate::controllers::garbage_collector::GarbageCollector,
+        env.objects.clone(),
+    )
+    .await
+    .expect("gc");
     env.create(job("ttl", "Never", json!({"ttlSecondsAfterFinished": 60})))
         .await;
     env.sync("ttl").await;
@@ -448,8 +455,65 @@ async fn ttl_deletes_the_finished_job_with_its_pods() {
     assert!(env.job("ttl").await.is_some());
     env.advance(1).await;
     assert_eq!(env.sync("ttl").await, None);
+    // Deleted in the foreground: the collector takes the pod, then the Job.
+    for _ in 0..400 {
+        if env.job("ttl").await.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert!(env.job("ttl").await.is_none());
     assert!(env.pods().await.is_empty());
+    gc.stop(None);
+}
+
+#[tokio::test]
+async fn pods_of_a_deleted_job_lose_their_tracking_finalizer() {
+    let env = env();
+    let created = env.create(job("bye", "Never", json!({}))).await;
+    let uid = created["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    env.sync("bye").await;
+    let pod = name(&env.pods().await[0]);
+    env.edit_pod(&pod, |p| {
+        p["spec"]["nodeName"] = json!("node1");
+        p["status"]["phase"] = json!("Running");
+        true
+    })
+    .await;
+    let owner = Some(("bye".to_string(), uid));
+    // While the Job runs, its pod is its business.
+    assert_eq!(
+        env.sync
+            .release_orphan(NS, &pod, owner.as_ref())
+            .await
+            .expect("release"),
+        Some("bye".into())
+    );
+    assert!(pods::tracked(&env.pods().await[0]));
+    // The Job goes; the collector deletes the pod, which the finalizer holds.
+    env.objects
+        .delete(jobs_rt().expect("rt"), Some(NS), "bye")
+        .await
+        .expect("delete job");
+    env.objects.delete_pod(NS, &pod).await.expect("delete pod");
+    let held = env.pods().await;
+    assert!(pods::deleting(&held[0]) && pods::tracked(&held[0]));
+    assert_eq!(
+        env.sync
+            .release_orphan(NS, &pod, owner.as_ref())
+            .await
+            .expect("release"),
+        None
+    );
+    let released = env.pods().await;
+    assert!(
+        !pods::tracked(&released[0]),
+        "{:?}",
+        released[0]["metadata"]
+    );
 }
 
 #[tokio::test]
