@@ -329,8 +329,14 @@ async fn jobs_and_cronjobs_run_on_a_real_node() {
     );
     assert_eq!(manual, "manual");
 
-    // Deleting the CronJob takes its Jobs and their pods.
+    // Deleting the CronJob takes its Jobs and, once the Job controller has
+    // dropped their tracking finalizers, their running pods.
     cp.kubectl_ok(&["delete", "cronjob", "hello"]);
+    cp.eventually(
+        &["get", "pods", "--no-headers"],
+        "the CronJob's pods gone",
+        |o| !o.lines().any(|l| l.starts_with("hello-")),
+    );
     cp.eventually(
         &["get", "jobs", "--no-headers"],
         "the CronJob's Jobs gone",
