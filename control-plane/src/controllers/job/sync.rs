@@ -133,75 +133,18 @@ impl JobSync {
             !job.indexed || pods::completion_index(p).is_some_and(|i| (i as i64) < completions)
         };
         let mut status = stored_status.clone();
-        let uncounted = status["uncountedTerminatedPods"].clone();
-        let mut uncounted_ok = strings(&uncounted["succeeded"]);
-        let mut uncounted_failed = strings(&uncounted["failed"]);
-        let mut with_finalizer: HashSet<String> = owned
-            .iter()
-            .filter(|p| pods::tracked(p))
-            .map(|p| pods::uid(p).to_string())
-            .collect();
-        count_untracked(
-            &mut status,
-            &mut uncounted_ok,
-            &mut uncounted_failed,
-            &with_finalizer,
-        );
-        let new_ok = owned
-            .iter()
-            .filter(|p| pods::tracked(p) && pods::succeeded(p) && valid_index(p))
-            .filter(|p| {
-                let uid = pods::uid(p).to_string();
-                !uncounted_ok.contains(&uid) && !uncounted_failed.contains(&uid)
-            })
-            .count() as i64;
-        let new_failed = owned
-            .iter()
-            .filter(|p| pods::tracked(p) && pods::failed(p) && valid_index(p))
-            .filter(|p| !uncounted_failed.contains(&pods::uid(p).to_string()))
-            .count() as i64;
-        let mut succeeded =
-            status::count(&status, "succeeded") + new_ok + uncounted_ok.len() as i64;
-        let failed = status::count(&status, "failed") + new_failed + uncounted_failed.len() as i64;
+        let mut tracking = Tracking::read(&status, &owned);
+        tracking.count_released(&mut status);
+        let (new_ok, new_failed) = tracking.newly_finished(&owned, valid_index);
+        let mut succeeded = status::count(&status, "succeeded") + new_ok + tracking.ok.len() as i64;
+        let failed = status::count(&status, "failed") + new_failed + tracking.failed.len() as i64;
         if status.get("startTime").is_none() && !job.suspend {
             status["startTime"] = json!(status::timestamp(now));
         }
         // A Job being resumed starts its deadline afresh (its startTime is
         // reset below), however long it was suspended.
         let resuming = !job.suspend && status::is_true(&status, status::SUSPENDED);
-        let mut requeue = None;
-        let mut finish = if let Some(c) = status::condition(&status, status::SUCCESS_CRITERIA_MET)
-            .filter(|c| c["status"] == "True")
-        {
-            Some(Finish::success(
-                c["reason"].as_str().unwrap_or_default(),
-                c["message"].as_str().unwrap_or_default(),
-            ))
-        } else if let Some(c) =
-            status::condition(&status, status::FAILURE_TARGET).filter(|c| c["status"] == "True")
-        {
-            Some(Finish::failure(
-                c["reason"].as_str().unwrap_or_default(),
-                c["message"].as_str().unwrap_or_default(),
-            ))
-        } else if failed > job.backoff_limit || past_backoff_limit_on_failure(&job, &owned) {
-            Some(Finish::failure(
-                "BackoffLimitExceeded",
-                "Job has reached the specified backoff limit",
-            ))
-        } else if let Some(left) = deadline_left(&job, &status, resuming, now) {
-            if left.is_zero() {
-                Some(Finish::failure(
-                    "DeadlineExceeded",
-                    "Job was active longer than specified deadline",
-                ))
-            } else {
-                requeue = Some(left);
-                None
-            }
-        } else {
-            None
-        };
+        let (mut finish, mut requeue) = decide_finish(&job, &status, &owned, failed, resuming, now);
         let mut succeeded_indexes = BTreeSet::new();
         if job.indexed {
             succeeded_indexes = status::parse_indexes(
@@ -292,26 +235,7 @@ impl JobSync {
 
         // Count finished pods: record them as uncounted, then drop their
         // finalizers, then move them into the counters.
-        let failing = matches!(finish, Some(Finish::Failure { .. }));
-        let mut untrack = Vec::new();
-        for pod in owned.iter().filter(|p| pods::tracked(p)) {
-            let uid = pods::uid(pod).to_string();
-            let considered_failed = pods::failed(pod);
-            if !(finish.is_some() || job.deleting || pods::succeeded(pod) || considered_failed) {
-                continue;
-            }
-            untrack.push(pod);
-            if pods::succeeded(pod) && !uncounted_failed.contains(&uid) {
-                if !job.indexed && !uncounted_ok.contains(&uid) {
-                    uncounted_ok.push(uid);
-                }
-            } else if (considered_failed || failing)
-                && valid_index(pod)
-                && !uncounted_failed.contains(&uid)
-            {
-                uncounted_failed.push(uid);
-            }
-        }
+        let untrack = tracking.record(&owned, &job, finish.as_ref(), valid_index);
         if job.indexed {
             status["completedIndexes"] = json!(status::format_indexes(&succeeded_indexes));
             status::set_count(&mut status, "succeeded", succeeded);
@@ -345,25 +269,19 @@ impl JobSync {
             }
             None => None,
         };
-        set_uncounted(&mut status, &uncounted_ok, &uncounted_failed);
+        tracking.write(&mut status);
         self.write_status(namespace, name, &job.uid, &status)
             .await?;
         for pod in untrack {
             if self.untrack(namespace, pods::name(pod)).await? {
-                with_finalizer.remove(pods::uid(pod));
+                tracking.with_finalizer.remove(pods::uid(pod));
             }
         }
-        count_untracked(
-            &mut status,
-            &mut uncounted_ok,
-            &mut uncounted_failed,
-            &with_finalizer,
-        );
-        set_uncounted(&mut status, &uncounted_ok, &uncounted_failed);
+        tracking.count_released(&mut status);
+        tracking.write(&mut status);
         let mut finished_now = false;
         if let (Some(kind), Some(finish)) = (terminal, &finish)
-            && uncounted_ok.is_empty()
-            && uncounted_failed.is_empty()
+            && tracking.is_empty()
             && counts.terminating <= 0
         {
             let (reason, message) = finish.parts();
@@ -740,32 +658,147 @@ fn deadline_left(
     Some((ends - now).to_std().unwrap_or(Duration::ZERO))
 }
 
-/// Moves uncounted pods whose finalizer is gone into the counters
-/// (upstream's `cleanUncountedPodsWithoutFinalizers`).
-fn count_untracked(
-    status: &mut Value,
-    ok: &mut Vec<String>,
-    failed: &mut Vec<String>,
-    with_finalizer: &HashSet<String>,
-) {
-    let before = (ok.len(), failed.len());
-    ok.retain(|u| with_finalizer.contains(u));
-    failed.retain(|u| with_finalizer.contains(u));
-    let n_ok = (before.0 - ok.len()) as i64;
-    let n_failed = (before.1 - failed.len()) as i64;
-    let succeeded = status::count(status, "succeeded") + n_ok;
-    let failures = status::count(status, "failed") + n_failed;
-    status::set_count(status, "succeeded", succeeded);
-    status::set_count(status, "failed", failures);
+/// Upstream's finished-pod bookkeeping: the uids in
+/// `status.uncountedTerminatedPods`, and which pods still carry the
+/// tracking finalizer.
+struct Tracking {
+    ok: Vec<String>,
+    failed: Vec<String>,
+    with_finalizer: HashSet<String>,
 }
 
-fn set_uncounted(status: &mut Value, ok: &[String], failed: &[String]) {
-    let mut u = json!({});
-    if !ok.is_empty() {
-        u["succeeded"] = json!(ok);
+impl Tracking {
+    fn read(status: &Value, owned: &[Value]) -> Self {
+        let uncounted = &status["uncountedTerminatedPods"];
+        Self {
+            ok: strings(&uncounted["succeeded"]),
+            failed: strings(&uncounted["failed"]),
+            with_finalizer: owned
+                .iter()
+                .filter(|p| pods::tracked(p))
+                .map(|p| pods::uid(p).to_string())
+                .collect(),
+        }
     }
-    if !failed.is_empty() {
-        u["failed"] = json!(failed);
+
+    /// Finished tracked pods not recorded yet: (succeeded, failed).
+    fn newly_finished(&self, owned: &[Value], valid_index: impl Fn(&Value) -> bool) -> (i64, i64) {
+        let (mut ok, mut failed) = (0, 0);
+        for pod in owned.iter().filter(|p| pods::tracked(p) && valid_index(p)) {
+            let uid = pods::uid(pod).to_string();
+            if pods::succeeded(pod) && !self.ok.contains(&uid) && !self.failed.contains(&uid) {
+                ok += 1;
+            } else if pods::failed(pod) && !self.failed.contains(&uid) {
+                failed += 1;
+            }
+        }
+        (ok, failed)
     }
-    status["uncountedTerminatedPods"] = u;
+
+    /// Records the pods whose finalizer can go now (finished, or the Job
+    /// ends or is deleted: then every unfinished pod counts as failed when
+    /// the Job fails); returns them.
+    fn record<'a>(
+        &mut self,
+        owned: &'a [Value],
+        job: &JobView,
+        finish: Option<&Finish>,
+        valid_index: impl Fn(&Value) -> bool,
+    ) -> Vec<&'a Value> {
+        let failing = matches!(finish, Some(Finish::Failure { .. }));
+        let mut release = Vec::new();
+        for pod in owned.iter().filter(|p| pods::tracked(p)) {
+            let uid = pods::uid(pod).to_string();
+            let considered_failed = pods::failed(pod);
+            if !(finish.is_some() || job.deleting || pods::succeeded(pod) || considered_failed) {
+                continue;
+            }
+            release.push(pod);
+            if pods::succeeded(pod) && !self.failed.contains(&uid) {
+                // Indexed Jobs count by index instead.
+                if !job.indexed && !self.ok.contains(&uid) {
+                    self.ok.push(uid);
+                }
+            } else if (considered_failed || failing)
+                && valid_index(pod)
+                && !self.failed.contains(&uid)
+            {
+                self.failed.push(uid);
+            }
+        }
+        release
+    }
+
+    /// Moves the recorded pods whose finalizer is gone into the counters
+    /// (upstream's `cleanUncountedPodsWithoutFinalizers`).
+    fn count_released(&mut self, status: &mut Value) {
+        let before = (self.ok.len(), self.failed.len());
+        self.ok.retain(|u| self.with_finalizer.contains(u));
+        self.failed.retain(|u| self.with_finalizer.contains(u));
+        let succeeded = status::count(status, "succeeded") + (before.0 - self.ok.len()) as i64;
+        let failed = status::count(status, "failed") + (before.1 - self.failed.len()) as i64;
+        status::set_count(status, "succeeded", succeeded);
+        status::set_count(status, "failed", failed);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ok.is_empty() && self.failed.is_empty()
+    }
+
+    fn write(&self, status: &mut Value) {
+        let mut u = json!({});
+        if !self.ok.is_empty() {
+            u["succeeded"] = json!(self.ok);
+        }
+        if !self.failed.is_empty() {
+            u["failed"] = json!(self.failed);
+        }
+        status["uncountedTerminatedPods"] = u;
+    }
+}
+
+/// Whether the Job is ending (an interim condition already says so, the
+/// back-off limit or the deadline is passed), and when the deadline comes
+/// otherwise.
+fn decide_finish(
+    job: &JobView,
+    status: &Value,
+    owned: &[Value],
+    failed: i64,
+    resuming: bool,
+    now: DateTime<Utc>,
+) -> (Option<Finish>, Option<Duration>) {
+    let interim = |kind: &str| {
+        status::condition(status, kind)
+            .filter(|c| c["status"] == "True")
+            .map(|c| {
+                (
+                    c["reason"].as_str().unwrap_or_default(),
+                    c["message"].as_str().unwrap_or_default(),
+                )
+            })
+    };
+    if let Some((reason, message)) = interim(status::SUCCESS_CRITERIA_MET) {
+        return (Some(Finish::success(reason, message)), None);
+    }
+    if let Some((reason, message)) = interim(status::FAILURE_TARGET) {
+        return (Some(Finish::failure(reason, message)), None);
+    }
+    if failed > job.backoff_limit || past_backoff_limit_on_failure(job, owned) {
+        let finish = Finish::failure(
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        );
+        return (Some(finish), None);
+    }
+    match deadline_left(job, status, resuming, now) {
+        Some(left) if left.is_zero() => {
+            let finish = Finish::failure(
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            );
+            (Some(finish), None)
+        }
+        left => (None, left),
+    }
 }
