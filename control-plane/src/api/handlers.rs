@@ -614,6 +614,9 @@ impl Api {
             obj["metadata"]["generation"] = json!(1);
         }
         apply_defaults(t.rt, obj);
+        super::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
+            .await
+            .map_err(|e| ApiError::from_store(e, t.rt, &name_of(obj)))?;
         validate(t.rt, obj)?;
         if let Ownership::Update(manager) = ownership {
             managed_fields::update(t.rt, None, obj, manager);

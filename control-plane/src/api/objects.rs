@@ -146,6 +146,13 @@ fn default_template(obj: &mut Value, template: &[&str], restart_default: bool) {
     default_pod_spec(cur, restart_default);
 }
 
+/// Upstream defaults of a PersistentVolumeClaim (also of a StatefulSet's
+/// claim templates).
+fn default_claim(claim: &mut Value) {
+    set_default(claim, &["spec", "volumeMode"], json!("Filesystem"));
+    set_default(claim, &["status", "phase"], json!("Pending"));
+}
+
 /// Applies upstream defaults for `rt` to `obj` (in place).
 pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
     match rt.kind {
@@ -241,7 +248,36 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                     json!(0),
                 );
             }
+            set_default(
+                obj,
+                &["spec", "persistentVolumeClaimRetentionPolicy"],
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
+            if let Some(claims) = obj
+                .pointer_mut("/spec/volumeClaimTemplates")
+                .and_then(Value::as_array_mut)
+            {
+                for claim in claims {
+                    set_default(claim, &["apiVersion"], json!("v1"));
+                    set_default(claim, &["kind"], json!("PersistentVolumeClaim"));
+                    default_claim(claim);
+                }
+            }
             default_template(obj, &["spec", "template"], true);
+        }
+        "PersistentVolumeClaim" => default_claim(obj),
+        "PersistentVolume" => {
+            set_default(
+                obj,
+                &["spec", "persistentVolumeReclaimPolicy"],
+                json!("Retain"),
+            );
+            set_default(obj, &["spec", "volumeMode"], json!("Filesystem"));
+            set_default(obj, &["status", "phase"], json!("Pending"));
+        }
+        "StorageClass" => {
+            set_default(obj, &["reclaimPolicy"], json!("Delete"));
+            set_default(obj, &["volumeBindingMode"], json!("Immediate"));
         }
         "Job" => {
             let completions_unset = obj.pointer("/spec/completions").is_none_or(Value::is_null);
@@ -284,7 +320,9 @@ fn decode<T: serde::de::DeserializeOwned>(rt: &ResourceType, obj: &Value) -> Res
 /// `fieldValidation=Strict`). The object is decoded into its k8s-openapi
 /// type and encoded again; whatever did not survive is unknown.
 pub fn unknown_fields(rt: &ResourceType, obj: &Value) -> Vec<String> {
-    use k8s_openapi::api::{apps as a, batch as b, coordination as co, core as c, discovery as d};
+    use k8s_openapi::api::{
+        apps as a, batch as b, coordination as co, core as c, discovery as d, storage as s,
+    };
     fn round<T: serde::de::DeserializeOwned + serde::Serialize>(obj: &Value) -> Option<Value> {
         serde_json::from_value::<T>(obj.clone())
             .ok()
@@ -312,6 +350,7 @@ pub fn unknown_fields(rt: &ResourceType, obj: &Value) -> Vec<String> {
         ("batch", "CronJob") => round::<b::v1::CronJob>(obj),
         ("discovery.k8s.io", "EndpointSlice") => round::<d::v1::EndpointSlice>(obj),
         ("coordination.k8s.io", "Lease") => round::<co::v1::Lease>(obj),
+        ("storage.k8s.io", "StorageClass") => round::<s::v1::StorageClass>(obj),
         _ => None,
     };
     let mut out = Vec::new();
@@ -418,6 +457,25 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
                 TemplateRestart::AlwaysOnly,
                 "spec.template",
             ));
+            if let Some(policy) = spec
+                .pod_management_policy
+                .as_deref()
+                .filter(|p| !matches!(*p, "OrderedReady" | "Parallel"))
+            {
+                errors.push(format!(
+                    "spec.podManagementPolicy: Unsupported value: \"{policy}\": supported values: \"OrderedReady\", \"Parallel\""
+                ));
+            }
+            let partition = spec
+                .update_strategy
+                .as_ref()
+                .and_then(|u| u.rolling_update.as_ref())
+                .and_then(|r| r.partition);
+            if let Some(p) = partition.filter(|p| *p < 0) {
+                errors.push(format!(
+                    "spec.updateStrategy.rollingUpdate.partition: Invalid value: {p}: must be greater than or equal to 0"
+                ));
+            }
         }
         "ReplicationController" => {
             let r: ReplicationController = decode(rt, obj)?;

@@ -8,6 +8,9 @@
 //! - [`node_lifecycle`]: marks silent nodes unreachable and evicts their pods.
 //! - [`deployment`]: rolls Deployments out over ReplicaSets.
 //! - [`replicaset`]: keeps ReplicaSets' and ReplicationControllers' pods.
+//! - [`statefulset`]: runs StatefulSets' ordered pods and their claims.
+//! - [`volume`]: node-local persistent volumes (default class, provisioning,
+//!   reclaiming).
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 
 pub mod deployment;
@@ -16,7 +19,9 @@ pub mod node;
 pub mod node_lifecycle;
 pub mod replicaset;
 pub mod scheduler;
+pub mod statefulset;
 pub mod supervisor;
+pub mod volume;
 
 use serde_json::Value;
 use tokio::sync::mpsc;

@@ -17,6 +17,8 @@ use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
 use super::replicaset::{ReplicaSetController, ReplicaSetMsg};
 use super::scheduler::{Scheduler, SchedulerMsg};
+use super::statefulset::{StatefulSetController, StatefulSetMsg};
+use super::volume::{VolumeController, VolumeMsg};
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::nodes::liveness::Liveness;
@@ -61,6 +63,8 @@ pub struct SupervisorState {
     lifecycle: Option<ActorRef<LifecycleMsg>>,
     replicasets: Option<ActorRef<ReplicaSetMsg>>,
     deployments: Option<ActorRef<DeploymentMsg>>,
+    statefulsets: Option<ActorRef<StatefulSetMsg>>,
+    volumes: Option<ActorRef<VolumeMsg>>,
     config: LifecycleConfig,
     liveness: Arc<Liveness>,
     view: Arc<NodeView>,
@@ -94,6 +98,34 @@ impl SupervisorState {
 }
 
 impl SupervisorState {
+    /// Pods bound to a node whose object was deleted are deleted at once,
+    /// as upstream's pod garbage collector does with orphaned pods: no
+    /// kubelet will ever confirm them gone, and a StatefulSet waits for
+    /// that before it creates the ordinal again.
+    fn remove_pods_of_deleted_node(&self, node: &str) {
+        let Some(pods) = self.pods.as_ref().and_then(|i| i.get(node)) else {
+            return;
+        };
+        let keys: Vec<String> = pods.keys().cloned().collect();
+        if keys.is_empty() {
+            return;
+        }
+        let objects = self.objects.clone();
+        let node = node.to_string();
+        tokio::spawn(async move {
+            let Some(rt) = crate::api::resources::find("", "v1", "pods") else {
+                return;
+            };
+            for key in keys {
+                let (namespace, name) = key.split_once('/').unwrap_or(("default", &key));
+                info!(pod = %key, %node, "node deleted; deleting its pod");
+                if let Err(e) = objects.delete(rt, Some(namespace), name).await {
+                    warn!(pod = %key, error = %e, "cannot delete the pod of a deleted node");
+                }
+            }
+        });
+    }
+
     fn snapshot(&self, name: &str, actor: &ActorRef<NodeActorMsg>) {
         if let Some(index) = &self.pods {
             let pods = index
@@ -179,6 +211,16 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
+        let (statefulsets, _) = Actor::spawn_linked(
+            None,
+            StatefulSetController,
+            objects.clone(),
+            myself.get_cell(),
+        )
+        .await?;
+        let (volumes, _) =
+            Actor::spawn_linked(None, VolumeController, objects.clone(), myself.get_cell())
+                .await?;
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
@@ -220,6 +262,8 @@ impl Actor for Supervisor {
             lifecycle: Some(lifecycle),
             replicasets: Some(replicasets),
             deployments: Some(deployments),
+            statefulsets: Some(statefulsets),
+            volumes: Some(volumes),
             config,
             liveness,
             view,
@@ -262,6 +306,7 @@ impl Actor for Supervisor {
                 if let Some(actor) = state.nodes.remove(&name) {
                     actor.stop(None);
                 }
+                state.remove_pods_of_deleted_node(&name);
             }
             SupervisorMsg::NodeChanged(_, name) => state.start_node(&myself, &name).await,
             SupervisorMsg::ResyncPods => state.resync_pods().await?,
@@ -330,6 +375,30 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.deployments = Some(deployments);
+            } else if state
+                .statefulsets
+                .as_ref()
+                .is_some_and(|s| is(&s.get_cell()))
+            {
+                warn!(%reason, "statefulset controller failed; restarting it");
+                let (statefulsets, _) = Actor::spawn_linked(
+                    None,
+                    StatefulSetController,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.statefulsets = Some(statefulsets);
+            } else if state.volumes.as_ref().is_some_and(|v| is(&v.get_cell())) {
+                warn!(%reason, "volume controller failed; restarting it");
+                let (volumes, _) = Actor::spawn_linked(
+                    None,
+                    VolumeController,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.volumes = Some(volumes);
             } else if let Some(name) = state
                 .nodes
                 .iter()
