@@ -661,7 +661,13 @@ impl StartTask {
             });
         }
         let volumes =
-            super::volumes::mounts_for(&self.pod, &self.container, &pod_dir).map_err(|m| {
+            super::volumes::mounts_for(
+                &self.pod,
+                &self.container,
+                &pod_dir,
+                &self.ctx.state_dir.join("volumes"),
+            )
+            .map_err(|m| {
                 self.event(Event::warning(
                     &self.key,
                     Some(&name),
