@@ -194,9 +194,19 @@ async fn statefulsets_keep_order_identity_and_storage() {
         assert!(describe.contains(expected), "{expected}:\n{describe}");
     }
     let sts = cp.kubectl_ok(&["get", "sts"]);
-    let columns: Vec<&str> = sts.lines().next().unwrap_or_default().split_whitespace().collect();
+    let columns: Vec<&str> = sts
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(columns, ["NAME", "READY", "AGE"], "{sts}");
-    assert!(sts.lines().nth(1).is_some_and(|l| l.starts_with("web") && l.contains("3/3")), "{sts}");
+    assert!(
+        sts.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("web") && l.contains("3/3")),
+        "{sts}"
+    );
     let identity = cp.kubectl_ok(&[
         "get",
         "pod",
@@ -209,10 +219,25 @@ async fn statefulsets_keep_order_identity_and_storage() {
 
     // Each claim is bound to a volume on its pod's node.
     let pvcs = cp.kubectl_ok(&["get", "pvc"]);
-    let header: Vec<&str> = pvcs.lines().next().unwrap_or_default().split_whitespace().collect();
+    let header: Vec<&str> = pvcs
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(
         header,
-        ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS", "MODES", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"],
+        [
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS",
+            "MODES",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "AGE"
+        ],
         "{pvcs}"
     );
     for i in 0..3 {
@@ -221,7 +246,11 @@ async fn statefulsets_keep_order_identity_and_storage() {
             .find(|l| l.starts_with(&format!("data-web-{i} ")))
             .unwrap_or_else(|| panic!("no data-web-{i}:\n{pvcs}"));
         let f: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!((f[1], f[3], f[4], f[5], f[6]), ("Bound", "1G", "RWO", "skiff-local", "<unset>"), "{pvcs}");
+        assert_eq!(
+            (f[1], f[3], f[4], f[5], f[6]),
+            ("Bound", "1G", "RWO", "skiff-local", "<unset>"),
+            "{pvcs}"
+        );
         assert!(f[2].starts_with("pvc-"), "{pvcs}");
         let affinity = cp.kubectl_ok(&[
             "get",
@@ -236,15 +265,30 @@ async fn statefulsets_keep_order_identity_and_storage() {
         );
     }
     let pv = cp.kubectl_ok(&["get", "pv"]);
-    assert!(pv.contains("default/data-web-1") && pv.contains("Delete"), "{pv}");
+    assert!(
+        pv.contains("default/data-web-1") && pv.contains("Delete"),
+        "{pv}"
+    );
 
     // A deleted pod comes back with its name, on its volume's node, with its data.
     exec(&cp, "web-1", "echo hello > /data/f");
     let node = up["web-1"].node.clone();
-    let volume = cp.kubectl_ok(&["get", "pvc", "data-web-1", "-o", "jsonpath={.spec.volumeName}"]);
-    let kubelet = kubelets.iter().find(|k| k.name == node).expect("web-1's kubelet");
+    let volume = cp.kubectl_ok(&[
+        "get",
+        "pvc",
+        "data-web-1",
+        "-o",
+        "jsonpath={.spec.volumeName}",
+    ]);
+    let kubelet = kubelets
+        .iter()
+        .find(|k| k.name == node)
+        .expect("web-1's kubelet");
     let on_disk = kubelet.state_dir().join("volumes").join(&volume).join("f");
-    assert_eq!(std::fs::read_to_string(&on_disk).ok().as_deref(), Some("hello\n"));
+    assert_eq!(
+        std::fs::read_to_string(&on_disk).ok().as_deref(),
+        Some("hello\n")
+    );
     cp.kubectl_ok(&["delete", "pod", "web-1"]);
     let back = wait_for(&cp, &["web-0", "web-1", "web-2"], |_| {});
     assert_ne!(back["web-1"].uid, up["web-1"].uid, "a new pod");
@@ -255,7 +299,12 @@ async fn statefulsets_keep_order_identity_and_storage() {
     cp.kubectl_ok(&["cordon", &node]);
     cp.kubectl_ok(&["delete", "pod", "web-1"]);
     let events = cp.eventually(
-        &["get", "events", "--field-selector", "involvedObject.name=web-1"],
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=web-1",
+        ],
         "FailedScheduling",
         |o| o.contains("FailedScheduling"),
     );
@@ -273,16 +322,25 @@ async fn statefulsets_keep_order_identity_and_storage() {
     wait_for(&cp, &["web-0"], |now| {
         let leaving = |n: &str| now.get(n).is_none_or(|p| p.terminating);
         if leaving("web-1") {
-            assert!(!now.contains_key("web-2"), "web-1 went before web-2: {now:?}");
+            assert!(
+                !now.contains_key("web-2"),
+                "web-1 went before web-2: {now:?}"
+            );
         }
     });
     let pvcs = cp.kubectl_ok(&["get", "pvc", "--no-headers"]);
-    assert_eq!(pvcs.lines().filter(|l| l.contains(" Bound ")).count(), 3, "{pvcs}");
+    assert_eq!(
+        pvcs.lines().filter(|l| l.contains(" Bound ")).count(),
+        3,
+        "{pvcs}"
+    );
     cp.kubectl_ok(&["scale", "sts", "web", "--replicas=3"]);
     let up = wait_for(&cp, &["web-0", "web-1", "web-2"], |_| {});
     assert_eq!(up["web-1"].node, node);
     assert_eq!(exec(&cp, "web-1", "cat /data/f"), "hello\n");
-    cp.eventually(&["get", "sts", "web", "--no-headers"], "READY 3/3", |o| o.contains("3/3"));
+    cp.eventually(&["get", "sts", "web", "--no-headers"], "READY 3/3", |o| {
+        o.contains("3/3")
+    });
     let status = rollout_status(&cp);
     assert!(
         status.contains("partitioned roll out complete: 3 new pods have been updated"),
@@ -293,13 +351,18 @@ async fn statefulsets_keep_order_identity_and_storage() {
     // confirm), and no second web-1 starts meanwhile.
     let node_index = names.iter().position(|n| *n == node).expect("node");
     kubelets[node_index].kill();
-    cp.eventually(&["get", "pod", "web-1", "--no-headers"], "web-1 evicted", |o| {
-        o.contains("Terminating")
-    });
+    cp.eventually(
+        &["get", "pod", "web-1", "--no-headers"],
+        "web-1 evicted",
+        |o| o.contains("Terminating"),
+    );
     let lost = pods(&cp);
     std::thread::sleep(Duration::from_secs(3));
     let still = pods(&cp);
-    assert_eq!(still["web-1"].uid, lost["web-1"].uid, "web-1 was replaced: {still:?}");
+    assert_eq!(
+        still["web-1"].uid, lost["web-1"].uid,
+        "web-1 was replaced: {still:?}"
+    );
     assert!(still["web-1"].terminating, "{still:?}");
     kubelets[node_index].restart().await;
     let back = wait_for(&cp, &["web-0", "web-1", "web-2"], |_| {});
@@ -319,7 +382,10 @@ async fn statefulsets_keep_order_identity_and_storage() {
         "-o",
         "jsonpath={.items[*].spec.containers[0].image}",
     ]);
-    assert_eq!(images, "skiff.dev/webapp:v1 skiff.dev/webapp:v1 skiff.dev/webapp:v1");
+    assert_eq!(
+        images,
+        "skiff.dev/webapp:v1 skiff.dev/webapp:v1 skiff.dev/webapp:v1"
+    );
     let history = cp.kubectl_ok(&["rollout", "history", "sts/web"]);
     let revisions: Vec<&str> = history
         .lines()
@@ -328,11 +394,21 @@ async fn statefulsets_keep_order_identity_and_storage() {
         .collect();
     assert_eq!(revisions, ["1", "2"], "{history}");
     let crs = cp.kubectl_ok(&["get", "controllerrevisions"]);
-    assert!(crs.starts_with("NAME") && crs.contains("statefulset.apps/web"), "{crs}");
+    assert!(
+        crs.starts_with("NAME") && crs.contains("statefulset.apps/web"),
+        "{crs}"
+    );
     cp.kubectl_ok(&["rollout", "undo", "sts/web"]);
     rollout_status(&cp);
     cp.eventually(
-        &["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].spec.containers[0].image}"],
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ],
         "busybox again",
         |o| o == "busybox busybox busybox",
     );
@@ -342,7 +418,11 @@ async fn statefulsets_keep_order_identity_and_storage() {
         .filter_map(|l| l.split_whitespace().next())
         .filter(|w| w.parse::<u32>().is_ok())
         .collect();
-    assert_eq!(revisions, ["2", "3"], "the first revision is reused as 3: {history}");
+    assert_eq!(
+        revisions,
+        ["2", "3"],
+        "the first revision is reused as 3: {history}"
+    );
     assert_eq!(exec(&cp, "web-1", "cat /data/f"), "hello\n");
     drop(kubelets);
     env.shutdown().await;

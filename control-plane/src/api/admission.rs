@@ -57,7 +57,11 @@ pub async fn default_storage_class(store: &dyn Store, claim: &mut Value) -> Resu
 }
 
 /// Runs the admission steps of `kind` on a new object.
-pub async fn admit_create(store: &dyn Store, kind: &str, obj: &mut Value) -> Result<(), StoreError> {
+pub async fn admit_create(
+    store: &dyn Store,
+    kind: &str,
+    obj: &mut Value,
+) -> Result<(), StoreError> {
     if kind == "PersistentVolumeClaim" {
         default_storage_class(store, obj).await?;
     }
@@ -90,8 +94,13 @@ mod tests {
     async fn claims_without_a_class_get_the_newest_default() {
         let store = Arc::new(MemoryStore::new());
         let mut claim = json!({"spec": {"accessModes": ["ReadWriteOnce"]}});
-        default_storage_class(store.as_ref(), &mut claim).await.expect("admit");
-        assert!(claim["spec"].get("storageClassName").is_none(), "no class yet");
+        default_storage_class(store.as_ref(), &mut claim)
+            .await
+            .expect("admit");
+        assert!(
+            claim["spec"].get("storageClassName").is_none(),
+            "no class yet"
+        );
         class(&store, "slow", false, "2024-01-01T00:00:00Z").await;
         class(&store, "old", true, "2024-01-01T00:00:00Z").await;
         class(&store, "new", true, "2024-02-01T00:00:00Z").await;
@@ -102,7 +111,9 @@ mod tests {
         // An explicit empty class means none, and a named one is kept.
         for given in ["", "slow"] {
             let mut claim = json!({"spec": {"storageClassName": given}});
-            default_storage_class(store.as_ref(), &mut claim).await.expect("admit");
+            default_storage_class(store.as_ref(), &mut claim)
+                .await
+                .expect("admit");
             assert_eq!(claim["spec"]["storageClassName"], given);
         }
     }

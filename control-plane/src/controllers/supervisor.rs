@@ -219,8 +219,7 @@ impl Actor for Supervisor {
         )
         .await?;
         let (volumes, _) =
-            Actor::spawn_linked(None, VolumeController, objects.clone(), myself.get_cell())
-                .await?;
+            Actor::spawn_linked(None, VolumeController, objects.clone(), myself.get_cell()).await?;
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),

@@ -27,10 +27,7 @@ fn local_volumes(pod: &Pod) -> BTreeMap<String, String> {
 
 /// A handle is one plain path component (it names a directory).
 fn safe_handle(handle: &str) -> bool {
-    !handle.is_empty()
-        && handle != "."
-        && handle != ".."
-        && !handle.contains(['/', '\\', '\0'])
+    !handle.is_empty() && handle != "." && handle != ".." && !handle.contains(['/', '\\', '\0'])
 }
 
 /// Bind mounts for `container`'s `volumeMounts`, creating emptyDir folders
@@ -144,10 +141,18 @@ mod tests {
         assert!(!mounts[0].read_only);
         assert!(volumes_dir.join("pvc-123").is_dir());
         // Unresolved, or a handle that would leave the folder: refused.
-        for bad in [None, Some(r#"{"data":"../etc"}"#), Some(r#"{"data":".."}"#), Some("nonsense")] {
+        for bad in [
+            None,
+            Some(r#"{"data":"../etc"}"#),
+            Some(r#"{"data":".."}"#),
+            Some("nonsense"),
+        ] {
             let p = pod(bad);
             let err = mounts_for(&p, &container, &pod_dir, &volumes_dir).expect_err("refused");
-            assert!(err.contains("is not bound to a volume on this node"), "{err}");
+            assert!(
+                err.contains("is not bound to a volume on this node"),
+                "{err}"
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

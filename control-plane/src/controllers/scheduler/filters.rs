@@ -320,7 +320,12 @@ pub fn prefilter_failure_message(total_nodes: usize, pod: &PodInfo, message: &st
     with_preemption(total_nodes, pod, &Diagnosis::default(), message)
 }
 
-fn with_preemption(total_nodes: usize, pod: &PodInfo, diagnosis: &Diagnosis, filters: &str) -> String {
+fn with_preemption(
+    total_nodes: usize,
+    pod: &PodInfo,
+    diagnosis: &Diagnosis,
+    filters: &str,
+) -> String {
     let preemption = if pod.never_preempts {
         "not eligible due to preemptionPolicy=Never.".to_string()
     } else {

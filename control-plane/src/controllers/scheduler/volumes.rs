@@ -63,7 +63,8 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
 /// Reads the pod's claims and their volumes.
 pub async fn check(objects: &Objects, pod: &Value) -> Result<Check, StoreError> {
     let find = |plural| {
-        resources::find("", "v1", plural).ok_or_else(|| StoreError::Backend(format!("{plural} type")))
+        resources::find("", "v1", plural)
+            .ok_or_else(|| StoreError::Backend(format!("{plural} type")))
     };
     let (claims_rt, volumes_rt) = (find("persistentvolumeclaims")?, find("persistentvolumes")?);
     let classes_rt = resources::find("storage.k8s.io", "v1", "storageclasses")
@@ -103,9 +104,8 @@ pub async fn check(objects: &Objects, pod: &Value) -> Result<Check, StoreError> 
             }
             continue;
         }
-        let immediate = || {
-            Check::Unresolvable("pod has unbound immediate PersistentVolumeClaims".into())
-        };
+        let immediate =
+            || Check::Unresolvable("pod has unbound immediate PersistentVolumeClaims".into());
         let Some(class_name) = str_at(&pvc, "/spec/storageClassName").filter(|c| !c.is_empty())
         else {
             return Ok(immediate());
@@ -157,7 +157,9 @@ mod tests {
     async fn claims_decide_where_a_pod_may_go() {
         let objects = Objects::new(Arc::new(MemoryStore::new()));
         let claims = resources::find("", "v1", "persistentvolumeclaims").expect("type");
-        assert!(!has_claims(&json!({"spec": {"volumes": [{"name": "x", "emptyDir": {}}]}})));
+        assert!(!has_claims(
+            &json!({"spec": {"volumes": [{"name": "x", "emptyDir": {}}]}})
+        ));
         assert_eq!(
             check(&objects, &pod("data-web-0")).await.expect("check"),
             Check::Unresolvable("persistentvolumeclaim \"data-web-0\" not found".into())
@@ -194,7 +196,10 @@ mod tests {
             panic!("bound claims fit their node");
         };
         assert!(fit.provision.is_empty());
-        assert_eq!(fit.filter(&node("a")), Err(vec![Reason::VolumeNodeAffinity]));
+        assert_eq!(
+            fit.filter(&node("a")),
+            Err(vec![Reason::VolumeNodeAffinity])
+        );
         assert!(fit.filter(&node("b")).is_ok());
         assert_eq!(
             Reason::VolumeNodeAffinity.to_string(),

@@ -305,7 +305,10 @@ impl StatefulSetState {
         });
         // Upstream copies every annotation of the set (kubectl's
         // change-cause among them) onto its revisions.
-        if let Some(a) = set.pointer("/metadata/annotations").filter(|a| a.is_object()) {
+        if let Some(a) = set
+            .pointer("/metadata/annotations")
+            .filter(|a| a.is_object())
+        {
             metadata["annotations"] = a.clone();
         }
         let cr = json!({"metadata": metadata, "data": data, "revision": number});
@@ -357,8 +360,7 @@ impl StatefulSetState {
                 Some(c) if c == uid => {
                     self.objects
                         .update(pods_rt, Some(namespace), &name_of(&pod), |p| {
-                            let Some(refs) = p["metadata"]["ownerReferences"].as_array_mut()
-                            else {
+                            let Some(refs) = p["metadata"]["ownerReferences"].as_array_mut() else {
                                 return false;
                             };
                             let before = refs.len();
@@ -493,8 +495,9 @@ impl StatefulSetState {
                     } else {
                         (false, "RecreatingTerminatedPod", "terminated")
                     };
-                    let message =
-                        format!("StatefulSet {namespace}/{set_name} is recreating {what} Pod {pod}");
+                    let message = format!(
+                        "StatefulSet {namespace}/{set_name} is recreating {what} Pod {pod}"
+                    );
                     self.objects
                         .event(set, warning, reason, &message, COMPONENT)
                         .await;
@@ -578,7 +581,10 @@ impl StatefulSetState {
         let namespace = str_at(set, "/metadata/namespace").unwrap_or("default");
         match self.objects.delete_pod(namespace, pod).await {
             Ok(()) => {
-                let message = format!("delete Pod {pod} in StatefulSet {} successful", name_of(set));
+                let message = format!(
+                    "delete Pod {pod} in StatefulSet {} successful",
+                    name_of(set)
+                );
                 self.objects
                     .event(set, false, "SuccessfulDelete", &message, COMPONENT)
                     .await;
@@ -629,46 +635,51 @@ impl StatefulSetState {
         let collisions = revisions.collisions;
         let (current, update) = (current.clone(), update.clone());
         self.objects
-            .update(rt("apps", "statefulsets")?, Some(namespace), &name_of(set), |obj| {
-                if str_at(obj, "/metadata/uid") != Some(uid.as_str()) {
-                    return false;
-                }
-                let mut status = obj
-                    .get("status")
-                    .cloned()
-                    .filter(Value::is_object)
-                    .unwrap_or_else(|| json!({}));
-                // `omitempty` as upstream's StatefulSetStatus, except these.
-                status["replicas"] = json!(c.replicas);
-                status["availableReplicas"] = json!(c.available);
-                for (field, value) in [
-                    ("readyReplicas", c.ready),
-                    ("currentReplicas", c.current),
-                    ("updatedReplicas", c.updated),
-                ] {
-                    if value == 0 {
-                        if let Some(m) = status.as_object_mut() {
-                            m.remove(field);
-                        }
-                    } else {
-                        status[field] = json!(value);
+            .update(
+                rt("apps", "statefulsets")?,
+                Some(namespace),
+                &name_of(set),
+                |obj| {
+                    if str_at(obj, "/metadata/uid") != Some(uid.as_str()) {
+                        return false;
                     }
-                }
-                status["observedGeneration"] = json!(generation);
-                status["currentRevision"] = json!(current);
-                status["updateRevision"] = json!(update);
-                // A concurrent collision bump must not be lost.
-                let stored = status
-                    .get("collisionCount")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                status["collisionCount"] = json!(stored.max(u64::from(collisions)));
-                if obj.get("status") == Some(&status) {
-                    return false;
-                }
-                obj["status"] = status;
-                true
-            })
+                    let mut status = obj
+                        .get("status")
+                        .cloned()
+                        .filter(Value::is_object)
+                        .unwrap_or_else(|| json!({}));
+                    // `omitempty` as upstream's StatefulSetStatus, except these.
+                    status["replicas"] = json!(c.replicas);
+                    status["availableReplicas"] = json!(c.available);
+                    for (field, value) in [
+                        ("readyReplicas", c.ready),
+                        ("currentReplicas", c.current),
+                        ("updatedReplicas", c.updated),
+                    ] {
+                        if value == 0 {
+                            if let Some(m) = status.as_object_mut() {
+                                m.remove(field);
+                            }
+                        } else {
+                            status[field] = json!(value);
+                        }
+                    }
+                    status["observedGeneration"] = json!(generation);
+                    status["currentRevision"] = json!(current);
+                    status["updateRevision"] = json!(update);
+                    // A concurrent collision bump must not be lost.
+                    let stored = status
+                        .get("collisionCount")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
+                    status["collisionCount"] = json!(stored.max(u64::from(collisions)));
+                    if obj.get("status") == Some(&status) {
+                        return false;
+                    }
+                    obj["status"] = status;
+                    true
+                },
+            )
             .await?;
         self.truncate_history(set, pods, revisions, &current).await
     }

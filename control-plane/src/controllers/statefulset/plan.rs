@@ -162,7 +162,9 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
 }
 
 fn name(pod: &Value) -> String {
-    str_at(pod, "/metadata/name").unwrap_or_default().to_string()
+    str_at(pod, "/metadata/name")
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn phase(pod: &Value) -> Option<&str> {
@@ -256,7 +258,7 @@ pub fn plan(
         }
     }
     // Highest ordinal first: that is the order they go in.
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
     // The first unhealthy pod by ordinal (a missing replica counts as
     // unhealthy): under OrderedReady it is the only unhealthy condemned
     // pod that may be deleted, so a broken set can still scale down.
@@ -334,7 +336,8 @@ pub fn plan(
             }
             continue;
         }
-        let unhealthy = !is_running_and_ready(pod) || !is_available(pod, set.min_ready_seconds, now);
+        let unhealthy =
+            !is_running_and_ready(pod) || !is_available(pod, set.min_ready_seconds, now);
         if monotonic && unhealthy && first_unhealthy != Some(*ordinal) {
             wait(&mut out, format!("{pod_name} to be Running and Ready"));
             return out;
@@ -351,7 +354,11 @@ pub fn plan(
     for target in (partition..slots.len()).rev() {
         let pod_name = format!("{}-{}", set.name, set.start + target);
         let (revision, healthy, terminating) = match &slots[target] {
-            Slot::Pod(p) => (revision_of(p).map(String::from), is_healthy(p), is_terminating(p)),
+            Slot::Pod(p) => (
+                revision_of(p).map(String::from),
+                is_healthy(p),
+                is_terminating(p),
+            ),
             Slot::New(r) => {
                 let name = match r {
                     Revision::Current => current,
@@ -528,7 +535,11 @@ mod tests {
         // A gap is filled before anything above it is touched.
         let p = run(&s, &[pod(0, UPD, "ready"), pod(2, UPD, "ready")]);
         assert_eq!(p.actions, [create(1)]);
-        let all = [pod(0, UPD, "ready"), pod(1, UPD, "ready"), pod(2, UPD, "ready")];
+        let all = [
+            pod(0, UPD, "ready"),
+            pod(1, UPD, "ready"),
+            pod(2, UPD, "ready"),
+        ];
         assert_eq!(run(&s, &all), Plan::default());
     }
 
@@ -543,25 +554,52 @@ mod tests {
     #[test]
     fn scale_down_removes_the_highest_ordinal_first_one_at_a_time() {
         let s = set(1);
-        let pods = [pod(0, UPD, "ready"), pod(1, UPD, "ready"), pod(2, UPD, "ready")];
+        let pods = [
+            pod(0, UPD, "ready"),
+            pod(1, UPD, "ready"),
+            pod(2, UPD, "ready"),
+        ];
         let p = run(&s, &pods);
-        assert_eq!(p.actions, [Action::ScaleDown { pod: "web-2".into() }]);
+        assert_eq!(
+            p.actions,
+            [Action::ScaleDown {
+                pod: "web-2".into()
+            }]
+        );
         // web-2 terminating: web-1 waits for it to be gone.
-        let pods = [pod(0, UPD, "ready"), pod(1, UPD, "ready"), pod(2, UPD, "terminating")];
+        let pods = [
+            pod(0, UPD, "ready"),
+            pod(1, UPD, "ready"),
+            pod(2, UPD, "terminating"),
+        ];
         let p = run(&s, &pods);
         assert!(p.actions.is_empty(), "{p:?}");
         assert_eq!(p.waiting.as_deref(), Some("web-2 to terminate"));
         let p = run(&s, &pods[..2]);
-        assert_eq!(p.actions, [Action::ScaleDown { pod: "web-1".into() }]);
+        assert_eq!(
+            p.actions,
+            [Action::ScaleDown {
+                pod: "web-1".into()
+            }]
+        );
         // Parallel: all at once, terminating ones skipped.
         let mut par = set(1);
         par.parallel = true;
-        let pods = [pod(0, UPD, "ready"), pod(1, UPD, "ready"), pod(2, UPD, "terminating"), pod(3, UPD, "ready")];
+        let pods = [
+            pod(0, UPD, "ready"),
+            pod(1, UPD, "ready"),
+            pod(2, UPD, "terminating"),
+            pod(3, UPD, "ready"),
+        ];
         assert_eq!(
             run(&par, &pods).actions,
             [
-                Action::ScaleDown { pod: "web-3".into() },
-                Action::ScaleDown { pod: "web-1".into() }
+                Action::ScaleDown {
+                    pod: "web-3".into()
+                },
+                Action::ScaleDown {
+                    pod: "web-1".into()
+                }
             ]
         );
     }
@@ -573,19 +611,35 @@ mod tests {
         let pods = [pod(0, UPD, "pending"), pod(1, UPD, "ready")];
         assert!(run(&s, &pods).actions.is_empty());
         // An unhealthy condemned pod that is the first unhealthy one goes.
-        let pods = [pod(0, UPD, "ready"), pod(1, UPD, "ready"), pod(2, UPD, "pending")];
+        let pods = [
+            pod(0, UPD, "ready"),
+            pod(1, UPD, "ready"),
+            pod(2, UPD, "pending"),
+        ];
         assert_eq!(
             run(&s, &pods).actions,
-            [Action::ScaleDown { pod: "web-2".into() }]
+            [Action::ScaleDown {
+                pod: "web-2".into()
+            }]
         );
         // web-1 unhealthy is the first; web-2 (healthy, higher) goes first anyway.
-        let pods = [pod(0, UPD, "ready"), pod(1, UPD, "pending"), pod(2, UPD, "ready")];
+        let pods = [
+            pod(0, UPD, "ready"),
+            pod(1, UPD, "pending"),
+            pod(2, UPD, "ready"),
+        ];
         assert_eq!(
             run(&s, &pods).actions,
-            [Action::ScaleDown { pod: "web-2".into() }]
+            [Action::ScaleDown {
+                pod: "web-2".into()
+            }]
         );
         // web-2 unhealthy but web-1 is the first unhealthy: wait.
-        let pods = [pod(0, UPD, "ready"), pod(1, UPD, "pending"), pod(2, UPD, "pending")];
+        let pods = [
+            pod(0, UPD, "ready"),
+            pod(1, UPD, "pending"),
+            pod(2, UPD, "pending"),
+        ];
         assert!(run(&s, &pods).actions.is_empty());
     }
 
@@ -615,13 +669,23 @@ mod tests {
     #[test]
     fn rolling_update_goes_from_the_top_one_pod_at_a_time() {
         let s = set(3);
-        let old = [pod(0, CUR, "ready"), pod(1, CUR, "ready"), pod(2, CUR, "ready")];
+        let old = [
+            pod(0, CUR, "ready"),
+            pod(1, CUR, "ready"),
+            pod(2, CUR, "ready"),
+        ];
         assert_eq!(
             run(&s, &old).actions,
-            [Action::Update { pod: "web-2".into() }]
+            [Action::Update {
+                pod: "web-2".into()
+            }]
         );
         // web-2 was recreated updated but is not Ready yet: wait.
-        let pods = [pod(0, CUR, "ready"), pod(1, CUR, "ready"), pod(2, UPD, "running")];
+        let pods = [
+            pod(0, CUR, "ready"),
+            pod(1, CUR, "ready"),
+            pod(2, UPD, "running"),
+        ];
         let p = run(&s, &pods);
         assert!(p.actions.is_empty(), "{p:?}");
         assert_eq!(p.waiting.as_deref(), Some("web-2 to be Running and Ready"));
@@ -631,9 +695,22 @@ mod tests {
         let p = run(&par, &pods);
         assert!(p.actions.is_empty(), "{p:?}");
         assert_eq!(p.waiting.as_deref(), Some("web-2 to update"));
-        let pods = [pod(0, CUR, "ready"), pod(1, CUR, "ready"), pod(2, UPD, "ready")];
-        assert_eq!(run(&s, &pods).actions, [Action::Update { pod: "web-1".into() }]);
-        let done = [pod(0, UPD, "ready"), pod(1, UPD, "ready"), pod(2, UPD, "ready")];
+        let pods = [
+            pod(0, CUR, "ready"),
+            pod(1, CUR, "ready"),
+            pod(2, UPD, "ready"),
+        ];
+        assert_eq!(
+            run(&s, &pods).actions,
+            [Action::Update {
+                pod: "web-1".into()
+            }]
+        );
+        let done = [
+            pod(0, UPD, "ready"),
+            pod(1, UPD, "ready"),
+            pod(2, UPD, "ready"),
+        ];
         assert_eq!(run(&s, &done), Plan::default());
     }
 
@@ -641,9 +718,22 @@ mod tests {
     fn a_partition_keeps_lower_ordinals_on_the_current_revision() {
         let mut s = set(3);
         s.strategy = Strategy::RollingUpdate { partition: 2 };
-        let old = [pod(0, CUR, "ready"), pod(1, CUR, "ready"), pod(2, CUR, "ready")];
-        assert_eq!(run(&s, &old).actions, [Action::Update { pod: "web-2".into() }]);
-        let pods = [pod(0, CUR, "ready"), pod(1, CUR, "ready"), pod(2, UPD, "ready")];
+        let old = [
+            pod(0, CUR, "ready"),
+            pod(1, CUR, "ready"),
+            pod(2, CUR, "ready"),
+        ];
+        assert_eq!(
+            run(&s, &old).actions,
+            [Action::Update {
+                pod: "web-2".into()
+            }]
+        );
+        let pods = [
+            pod(0, CUR, "ready"),
+            pod(1, CUR, "ready"),
+            pod(2, UPD, "ready"),
+        ];
         assert_eq!(run(&s, &pods), Plan::default());
         // A pod below the partition that is recreated keeps the current revision.
         assert_eq!(

@@ -14,7 +14,9 @@ pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 pub const REVISION_LABEL: &str = "controller-revision-hash";
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// The reference that makes the set a pod's (or revision's) controller.
@@ -150,7 +152,10 @@ pub fn set_identity(pod: &mut Value, ordinal: usize) -> bool {
     }
     let labels = &mut pod["metadata"]["labels"];
     let mut changed = false;
-    for (k, v) in [(POD_NAME_LABEL, name), (POD_INDEX_LABEL, ordinal.to_string())] {
+    for (k, v) in [
+        (POD_NAME_LABEL, name),
+        (POD_INDEX_LABEL, ordinal.to_string()),
+    ] {
         if labels.get(k).and_then(Value::as_str) != Some(v.as_str()) {
             labels[k] = json!(v);
             changed = true;

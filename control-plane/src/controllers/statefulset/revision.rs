@@ -256,7 +256,10 @@ mod tests {
             choose(&revisions, &patch_of(&set("v3"))),
             Choice::Create { number: 3 }
         );
-        assert_eq!(choose(&[], &patch_of(&set("v1"))), Choice::Create { number: 1 });
+        assert_eq!(
+            choose(&[], &patch_of(&set("v1"))),
+            Choice::Create { number: 1 }
+        );
     }
 
     #[test]

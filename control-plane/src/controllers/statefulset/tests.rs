@@ -132,7 +132,11 @@ async fn gone(s: &StatefulSetState, name: &str) {
 
 async fn set_status(s: &StatefulSetState) -> Value {
     s.objects
-        .get(rt("apps", "statefulsets").expect("type"), Some("default"), "web")
+        .get(
+            rt("apps", "statefulsets").expect("type"),
+            Some("default"),
+            "web",
+        )
         .await
         .expect("set")["status"]
         .clone()
@@ -246,7 +250,10 @@ async fn scaling_down_goes_from_the_top_and_keeps_the_claims() {
     assert_eq!(pods(&s).await, ["web-0"]);
     assert_eq!(claims(&s).await, ["data-web-0", "data-web-1", "data-web-2"]);
     let status = set_status(&s).await;
-    assert_eq!((status["replicas"].clone(), status["readyReplicas"].clone()), (json!(1), json!(1)));
+    assert_eq!(
+        (status["replicas"].clone(), status["readyReplicas"].clone()),
+        (json!(1), json!(1))
+    );
     assert!(
         event_messages(&s)
             .await
@@ -266,7 +273,10 @@ async fn a_pod_whose_object_remains_is_not_replaced() {
     create_set(&s, web(2, "busybox")).await;
     bring_up(&s, 2).await;
     // Evicted from a lost node: Terminating until the node confirms.
-    s.objects.delete_pod("default", "web-1").await.expect("evict");
+    s.objects
+        .delete_pod("default", "web-1")
+        .await
+        .expect("evict");
     for _ in 0..3 {
         sync(&s).await;
         assert_eq!(pods(&s).await, ["web-0", "web-1 (T)"]);
@@ -295,7 +305,10 @@ async fn a_rolling_update_respects_the_partition_and_rollbacks_reuse_revisions()
     .await;
     sync(&s).await;
     let status = set_status(&s).await;
-    let second = status["updateRevision"].as_str().expect("revision").to_string();
+    let second = status["updateRevision"]
+        .as_str()
+        .expect("revision")
+        .to_string();
     assert_ne!(first, second);
     assert_eq!(status["currentRevision"], first.as_str());
     assert_eq!(pods(&s).await, ["web-0", "web-1", "web-2 (T)"]);
@@ -397,7 +410,10 @@ async fn orphans_of_the_set_are_adopted_and_strangers_left_alone() {
     create_set(&s, web(1, "busybox")).await;
     sync(&s).await;
     let adopted = pod(&s, "web-0").await;
-    assert_eq!(adopted["metadata"]["ownerReferences"][0]["kind"], "StatefulSet");
+    assert_eq!(
+        adopted["metadata"]["ownerReferences"][0]["kind"],
+        "StatefulSet"
+    );
     // Its identity labels are restored once it is a member.
     ready(&s, "web-0").await;
     sync(&s).await;

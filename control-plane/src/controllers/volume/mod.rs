@@ -71,7 +71,10 @@ pub async fn ensure_default_class(objects: &Objects) -> Result<(), VolumeError> 
         .await
     {
         Ok(_) => {
-            info!(class = DEFAULT_CLASS_NAME, "created the default storage class");
+            info!(
+                class = DEFAULT_CLASS_NAME,
+                "created the default storage class"
+            );
             Ok(())
         }
         Err(StoreError::AlreadyExists(_)) => Ok(()),

@@ -26,7 +26,10 @@ pub fn claim_volumes(pod: &Value) -> Vec<(String, String)> {
 
 /// The node-local volume handles of the pod's claims that are bound to
 /// one (others are left out: the node reports them as not mountable).
-pub async fn local_volumes(objects: &Objects, pod: &Value) -> Result<Map<String, Value>, VolumeError> {
+pub async fn local_volumes(
+    objects: &Objects,
+    pod: &Value,
+) -> Result<Map<String, Value>, VolumeError> {
     let mut out = Map::new();
     let namespace = pod
         .pointer("/metadata/namespace")
@@ -77,10 +80,13 @@ pub async fn for_node(objects: &Objects, pod: &Value) -> Result<Value, VolumeErr
         .and_then(|a| a.remove(LOCAL_VOLUMES_ANNOTATION))
         .is_some();
     if claim_volumes(pod).is_empty() {
-        if had && out["metadata"]["annotations"].as_object().is_some_and(Map::is_empty) {
-            if let Some(m) = out["metadata"].as_object_mut() {
-                m.remove("annotations");
-            }
+        if had
+            && out["metadata"]["annotations"]
+                .as_object()
+                .is_some_and(Map::is_empty)
+            && let Some(m) = out["metadata"].as_object_mut()
+        {
+            m.remove("annotations");
         }
         return Ok(out);
     }

@@ -189,7 +189,10 @@ mod tests {
             .await
             .expect("claim");
         // The default class was given by admission.
-        assert_eq!(pvc["spec"]["storageClassName"], super::super::DEFAULT_CLASS_NAME);
+        assert_eq!(
+            pvc["spec"]["storageClassName"],
+            super::super::DEFAULT_CLASS_NAME
+        );
         let pv = provision(&objects, "default", "data-web-0", "node-a")
             .await
             .expect("provisioned");
@@ -205,7 +208,9 @@ mod tests {
         assert_eq!(volume["spec"]["persistentVolumeReclaimPolicy"], "Delete");
         assert_eq!(volume["spec"]["csi"]["volumeHandle"], pv.as_str());
         assert_eq!(
-            volume.pointer("/spec/nodeAffinity/required/nodeSelectorTerms/0/matchExpressions/0/values/0"),
+            volume.pointer(
+                "/spec/nodeAffinity/required/nodeSelectorTerms/0/matchExpressions/0/values/0"
+            ),
             Some(&json!("node-a"))
         );
         let pvc = objects
@@ -246,6 +251,9 @@ mod tests {
         let err = provision(&objects, "default", "c", "n")
             .await
             .expect_err("no class");
-        assert!(matches!(err, VolumeError::NoClass(ref c) if c == "fast"), "{err}");
+        assert!(
+            matches!(err, VolumeError::NoClass(ref c) if c == "fast"),
+            "{err}"
+        );
     }
 }
