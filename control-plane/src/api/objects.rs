@@ -559,6 +559,31 @@ pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    if rt.kind == "StatefulSet" {
+        // Upstream's ValidateStatefulSetUpdate: only these may change.
+        const MUTABLE: [&str; 6] = [
+            "replicas",
+            "ordinals",
+            "template",
+            "updateStrategy",
+            "persistentVolumeClaimRetentionPolicy",
+            "minReadySeconds",
+        ];
+        let rest = |obj: &Value| {
+            let mut spec = obj.get("spec").cloned().unwrap_or_else(|| json!({}));
+            if let Some(m) = spec.as_object_mut() {
+                m.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+            }
+            spec
+        };
+        if rest(old) != rest(new) {
+            return Err(ApiError::invalid(
+                rt,
+                name,
+                &["spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".to_string()],
+            ));
+        }
+    }
     if rt.kind == "Job" {
         for field in ["selector", "template", "completions"] {
             let pointer = format!("/spec/{field}");
@@ -575,10 +600,8 @@ pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
             }
         }
     }
-    if matches!(
-        rt.kind,
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet"
-    ) && old.pointer("/spec/selector") != new.pointer("/spec/selector")
+    if matches!(rt.kind, "Deployment" | "ReplicaSet" | "DaemonSet")
+        && old.pointer("/spec/selector") != new.pointer("/spec/selector")
     {
         return Err(ApiError::invalid(
             rt,
@@ -650,6 +673,32 @@ mod tests {
             .expect("c")
             .remove("imagePolicy");
         assert!(unknown_fields(rt, &clean).is_empty());
+    }
+
+    #[test]
+    fn statefulset_specs_change_only_where_upstream_allows() {
+        let rt = resources::find("apps", "v1", "statefulsets").expect("type");
+        let old = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1, "serviceName": "a",
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}});
+        let mut new = old.clone();
+        new["spec"]["replicas"] = json!(3);
+        new["spec"]["template"] = json!({"spec": {}});
+        new["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+        assert!(check_immutable(rt, &old, &new).is_ok());
+        for (field, value) in [
+            ("serviceName", json!("b")),
+            ("volumeClaimTemplates", json!([])),
+            ("selector", json!({"matchLabels": {"a": "b"}})),
+        ] {
+            let mut bad = old.clone();
+            bad["spec"][field] = value;
+            let err = check_immutable(rt, &old, &bad).expect_err(field);
+            assert!(
+                err.message.contains("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"),
+                "{}",
+                err.message
+            );
+        }
     }
 
     #[test]
