@@ -4,8 +4,9 @@
 //! at a time, each claim gets a node-local volume on its pod's node, a
 //! deleted pod comes back on that node with its data, scaling removes the
 //! highest ordinal first and keeps the claims, a lost node's pod is not
-//! replaced while its object exists, and `rollout status|history|undo`
-//! work on the set's ControllerRevisions.
+//! replaced while its object exists (until the node returns or its Node
+//! object is deleted), and `rollout status|history|undo` work on the set's
+//! ControllerRevisions.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -367,6 +368,49 @@ async fn statefulsets_keep_order_identity_and_storage() {
     kubelets[node_index].restart().await;
     let back = wait_for(&cp, &["web-0", "web-1", "web-2"], |_| {});
     assert_ne!(back["web-1"].uid, lost["web-1"].uid);
+    assert_eq!(back["web-1"].node, node);
+    assert_eq!(exec(&cp, "web-1", "cat /data/f"), "hello\n");
+
+    // Lost again, and this time its Node object is deleted: its pods go at
+    // once and come back Pending, held by their volumes' node affinity
+    // until the node registers again.
+    kubelets[node_index].kill();
+    cp.eventually(
+        &["get", "pod", "web-1", "--no-headers"],
+        "web-1 evicted",
+        |o| o.contains("Terminating"),
+    );
+    let lost = pods(&cp);
+    let stranded: Vec<&String> = lost
+        .iter()
+        .filter(|(_, p)| p.node == node)
+        .map(|(n, _)| n)
+        .collect();
+    cp.kubectl_ok(&["delete", "node", &node]);
+    let first = stranded.first().copied().cloned().expect("web-1 was there");
+    cp.eventually(
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={first}"),
+        ],
+        "the recreated pod held by its volume",
+        |o| o.contains("0/1 nodes are available: 1 node(s) had volume node affinity conflict"),
+    );
+    let now = pods(&cp);
+    for name in &stranded {
+        assert!(
+            now.get(*name).is_none_or(|p| p.uid != lost[*name].uid),
+            "{name} of the deleted node is still there: {now:?}"
+        );
+    }
+    assert!(
+        now[&first].node.is_empty(),
+        "{first} is not scheduled: {now:?}"
+    );
+    kubelets[node_index].restart().await;
+    let back = wait_for(&cp, &["web-0", "web-1", "web-2"], |_| {});
     assert_eq!(back["web-1"].node, node);
     assert_eq!(exec(&cp, "web-1", "cat /data/f"), "hello\n");
 
