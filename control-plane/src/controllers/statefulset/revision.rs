@@ -43,18 +43,18 @@ impl Known {
 }
 
 /// The patch a revision of `set`'s current template holds (upstream's
-/// `getPatch`). The template's `metadata.creationTimestamp` is `null`, as
-/// Go encodes an unset time.
+/// `getPatch`). An unset `creationTimestamp` is left out, as Go's encoding
+/// of the API types does since Kubernetes 1.34 (`omitzero`), so kubectl
+/// 1.34+ finds a revision equal to the set's template byte for byte.
 pub fn patch_of(set: &Value) -> Value {
     let mut template = set
         .pointer("/spec/template")
         .cloned()
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({}));
-    if !template["metadata"].is_object() {
-        template["metadata"] = json!({});
+    if let Some(m) = template.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.retain(|_, v| !v.is_null());
     }
-    template["metadata"]["creationTimestamp"] = Value::Null;
     template["$patch"] = json!("replace");
     json!({"spec": {"template": template}})
 }
@@ -220,7 +220,7 @@ mod tests {
         let data = patch_of(&set("a<b>&c"));
         assert_eq!(
             go_json(&data),
-            r#"{"spec":{"template":{"$patch":"replace","metadata":{"creationTimestamp":null,"labels":{"app":"web"}},"spec":{"containers":[{"image":"a\u003cb\u003e\u0026c","name":"c"}]}}}}"#
+            r#"{"spec":{"template":{"$patch":"replace","metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"image":"a\u003cb\u003e\u0026c","name":"c"}]}}}}"#
         );
         let back = applied(&set("old"), &data);
         assert_eq!(back["spec"]["template"], set("a<b>&c")["spec"]["template"]);
