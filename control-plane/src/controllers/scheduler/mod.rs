@@ -229,6 +229,9 @@ impl SchedulerState {
                 .map(|(_, pod, node)| (pod, node))
                 .collect();
             let written = objects.bind_all(request).await.map(|results| {
+                if refused.is_empty() {
+                    return results;
+                }
                 // Back in the round's order, with the refused pods' reasons.
                 let mut results = results.into_iter();
                 pods.iter()
@@ -377,6 +380,9 @@ async fn pre_bind(
     provisions: &HashMap<String, Vec<String>>,
 ) -> HashMap<String, String> {
     let mut refused = HashMap::new();
+    if provisions.is_empty() {
+        return refused;
+    }
     for (key, pod, node) in binds {
         let Some(claims) = provisions.get(key) else {
             continue;
