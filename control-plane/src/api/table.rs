@@ -382,6 +382,36 @@ fn columns_and_cells(rt: &ResourceType, obj: &Value) -> (Vec<Value>, Vec<String>
                 ],
             )
         }
+        "ControllerRevision" => {
+            // `daemonset.apps/name`: the controller's kind and group, lowercased.
+            let controller = obj
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .and_then(|refs| refs.iter().find(|r| r["controller"] == json!(true)))
+                .map_or_else(
+                    || "<none>".to_string(),
+                    |r| {
+                        let group = text(r.get("apiVersion"))
+                            .split_once('/')
+                            .map(|(g, _)| format!(".{g}"))
+                            .unwrap_or_default();
+                        format!(
+                            "{}{group}/{}",
+                            text(r.get("kind")).to_lowercase(),
+                            text(r.get("name"))
+                        )
+                    },
+                );
+            (
+                vec![
+                    col("Name", 0),
+                    col("Controller", 0),
+                    col("Revision", 0),
+                    col("Age", 0),
+                ],
+                vec![name, controller, n(obj.get("revision")).to_string(), age],
+            )
+        }
         "StatefulSet" => {
             let (c, i) = containers_images(tmpl);
             (

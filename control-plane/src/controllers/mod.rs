@@ -8,8 +8,10 @@
 //! - [`node_lifecycle`]: marks silent nodes unreachable and evicts their pods.
 //! - [`deployment`]: rolls Deployments out over ReplicaSets.
 //! - [`replicaset`]: keeps ReplicaSets' and ReplicationControllers' pods.
+//! - [`daemonset`]: one pod per eligible node for each DaemonSet.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod mirror;
 pub mod node;

@@ -1,4 +1,5 @@
-//! The root actor: starts the scheduler, the workload controllers and one node actor per Node
+//! The root actor: starts the scheduler, the workload controllers (ReplicaSet, Deployment,
+//! DaemonSet) and one node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
 //! from the store, so a restart loses nothing). It also watches pods once
 //! for all node actors and hands each the changes of its own pods, as the
@@ -12,6 +13,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::daemonset::{DaemonSetController, DaemonSetMsg};
 use super::deployment::{DeploymentController, DeploymentMsg};
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
@@ -61,6 +63,7 @@ pub struct SupervisorState {
     lifecycle: Option<ActorRef<LifecycleMsg>>,
     replicasets: Option<ActorRef<ReplicaSetMsg>>,
     deployments: Option<ActorRef<DeploymentMsg>>,
+    daemonsets: Option<ActorRef<DaemonSetMsg>>,
     config: LifecycleConfig,
     liveness: Arc<Liveness>,
     view: Arc<NodeView>,
@@ -179,6 +182,13 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
+        let (daemonsets, _) = Actor::spawn_linked(
+            None,
+            DaemonSetController,
+            objects.clone(),
+            myself.get_cell(),
+        )
+        .await?;
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
@@ -220,6 +230,7 @@ impl Actor for Supervisor {
             lifecycle: Some(lifecycle),
             replicasets: Some(replicasets),
             deployments: Some(deployments),
+            daemonsets: Some(daemonsets),
             config,
             liveness,
             view,
@@ -330,6 +341,16 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.deployments = Some(deployments);
+            } else if state.daemonsets.as_ref().is_some_and(|d| is(&d.get_cell())) {
+                warn!(%reason, "daemonset controller failed; restarting it");
+                let (daemonsets, _) = Actor::spawn_linked(
+                    None,
+                    DaemonSetController,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.daemonsets = Some(daemonsets);
             } else if let Some(name) = state
                 .nodes
                 .iter()
