@@ -49,7 +49,7 @@ fn add_or_update(spec: &mut Value, toleration: Value) {
         })
     };
     let mut list = spec["tolerations"].as_array().cloned().unwrap_or_default();
-    if list.iter().any(|t| *t == toleration) {
+    if list.contains(&toleration) {
         return;
     }
     let mut replaced = false;

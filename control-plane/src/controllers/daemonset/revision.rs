@@ -52,20 +52,14 @@ pub fn hash_of(revision: &Value) -> Option<&str> {
 }
 
 /// Upstream's `getPatch`: `{"spec":{"template":{"$patch":"replace",...}}}`.
-/// The template's metadata carries `creationTimestamp: null` as Go encodes
-/// an empty timestamp, so the bytes the API serves (keys sorted, compact)
-/// are the bytes kubectl computes from the DaemonSet: `kubectl rollout
+/// Served with keys sorted and compact, these are the bytes kubectl
+/// computes from the DaemonSet (Go's encoding of the template, which since
+/// Kubernetes 1.34 omits the empty `creationTimestamp`): `kubectl rollout
 /// undo` compares them to skip a rollback to the current template.
 pub fn patch_of(template: &Value) -> Value {
     let mut t = template.clone();
     if !t.is_object() {
         t = json!({});
-    }
-    if !t["metadata"].is_object() {
-        t["metadata"] = json!({});
-    }
-    if t["metadata"].get("creationTimestamp").is_none() {
-        t["metadata"]["creationTimestamp"] = Value::Null;
     }
     t["$patch"] = json!("replace");
     json!({"spec": {"template": t}})
@@ -337,13 +331,13 @@ mod tests {
     }
 
     #[test]
-    fn the_patch_replaces_the_template_and_encodes_like_go() {
+    fn the_patch_replaces_the_template_and_encodes_like_kubectl() {
         let template = json!({"metadata": {"labels": {"app": "mon"}},
             "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
         let patch = patch_of(&template);
         assert_eq!(
             serde_json::to_string(&patch).expect("json"),
-            r#"{"spec":{"template":{"$patch":"replace","metadata":{"creationTimestamp":null,"labels":{"app":"mon"}},"spec":{"containers":[{"image":"busybox","name":"c"}]}}}}"#
+            r#"{"spec":{"template":{"$patch":"replace","metadata":{"labels":{"app":"mon"}},"spec":{"containers":[{"image":"busybox","name":"c"}]}}}}"#
         );
         let r = json!({"data": patch});
         assert!(holds(&r, &template));
