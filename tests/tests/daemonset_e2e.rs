@@ -1,7 +1,8 @@
 //! The seed's DaemonSet session with the real kubectl, a real control plane
-//! and three real kubelets on one containerd: the `ssd-monitor` set runs
+//! and four real kubelets on one containerd: the `ssd-monitor` set runs
 //! one pod on each node labelled `disk=ssd` (`kubectl label node X
-//! disk=ssd` adds one, `disk=hdd --overwrite` removes it), a changed
+//! disk=ssd` adds one, `disk=hdd --overwrite` removes it, a node joining
+//! with the label gets one), a changed
 //! template rolls out one node at a time (`rollout status`, `rollout
 //! history`, `rollout undo`), and a node whose kubelet dies keeps its
 //! daemon pod through the eviction that takes its other pods, while no
@@ -172,15 +173,20 @@ async fn daemonsets_follow_node_labels_roll_out_and_survive_node_loss() {
     };
     let started = Instant::now();
     let cp = TestControlPlane::start().await;
-    let names: Vec<String> = ["a", "b", "c"]
+    let names: Vec<String> = ["a", "b", "c", "d"]
         .iter()
         .map(|s| format!("ds{}{s}", std::process::id()))
         .collect();
     let mut kubelets = Vec::new();
-    for name in &names {
+    for name in &names[..3] {
         kubelets.push(TestKubelet::start_with(&env, name, &["--control-plane", &cp.grpc]).await);
     }
-    let (a, b, c) = (names[0].as_str(), names[1].as_str(), names[2].as_str());
+    let (a, b, c, d) = (
+        names[0].as_str(),
+        names[1].as_str(),
+        names[2].as_str(),
+        names[3].as_str(),
+    );
     cp.eventually(&["get", "nodes"], "three nodes Ready", |o| {
         o.matches(" Ready ").count() == 3
     });
@@ -299,9 +305,19 @@ async fn daemonsets_follow_node_labels_roll_out_and_survive_node_loss() {
         "{again}"
     );
 
+    // A node joins with the label: it gets its pod.
+    kubelets.push(
+        TestKubelet::start_with(
+            &env,
+            d,
+            &["--control-plane", &cp.grpc, "--node-labels", "disk=ssd"],
+        )
+        .await,
+    );
+
     // Node loss: the daemon pod stays on its node through the eviction
     // that takes the node's other pods, and is not recreated elsewhere.
-    let before_loss = wait_one_per_node(&cp, &[a, b, c]);
+    let before_loss = wait_one_per_node(&cp, &[a, b, c, d]);
     let victim = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: victim}}\nspec:\n  nodeName: {c}\n  terminationGracePeriodSeconds: 1\n  containers: [{{name: c, image: busybox, command: [sleep, '3600']}}]\n"
     );
@@ -344,9 +360,46 @@ async fn daemonsets_follow_node_labels_roll_out_and_survive_node_loss() {
             "-o",
             "jsonpath={.status.desiredNumberScheduled} {.status.numberMisscheduled}",
         ],
-        "desired 2, misscheduled 1",
-        |o| o == "2 1",
+        "desired 3, misscheduled 1",
+        |o| o == "3 1",
     );
+
+    // The seed's last steps: a relabelled pod leaves the set, which makes
+    // another on its node; deleting the set leaves the relabelled pod.
+    let released = before_loss[a].clone();
+    cp.kubectl_ok(&["label", "pod", &released, "app=no-app", "--overwrite"]);
+    let replaced = cp.eventually(
+        &["get", "pods", "-l", "app=ssd-monitor", "-o", "wide"],
+        "a new pod on the relabelled pod's node",
+        |o| {
+            o.lines()
+                .any(|l| l.contains(a) && l.contains("Running") && !l.contains(&released))
+        },
+    );
+    assert!(!replaced.contains(&released), "{replaced}");
+    let owners = cp.kubectl_ok(&[
+        "get",
+        "pod",
+        &released,
+        "-o",
+        "jsonpath={.metadata.ownerReferences}",
+    ]);
+    assert_eq!(owners, "", "released pods have no owner");
+    cp.kubectl_ok(&["delete", "ds", "ssd-monitor"]);
+    cp.eventually(
+        &[
+            "get",
+            "pods,controllerrevisions",
+            "-l",
+            "app=ssd-monitor",
+            "-o",
+            "name",
+        ],
+        "the set's pods and revisions collected",
+        |o| o.trim().is_empty(),
+    );
+    let left = cp.kubectl_ok(&["get", "pod", &released, "--no-headers"]);
+    assert!(left.contains("Running"), "{left}");
 
     assert!(
         started.elapsed() < Duration::from_secs(150),

@@ -619,6 +619,29 @@ mod tests {
     }
 
     #[test]
+    fn daemonset_template_generation_counts_template_changes_only() {
+        let rt = resources::find("apps", "v1", "daemonsets").expect("type");
+        let generation = |v: &Value| v["metadata"]["annotations"][TEMPLATE_GENERATION].clone();
+        let mut created = json!({"metadata": {"name": "ds", "annotations": {TEMPLATE_GENERATION: "9"}},
+            "spec": {"minReadySeconds": 0, "template": {"spec": {"containers": [{"name": "c"}]}}}});
+        track_template_generation(rt, None, &mut created);
+        assert_eq!(generation(&created), "1", "the client's value is ignored");
+        let mut same_template = created.clone();
+        same_template["spec"]["minReadySeconds"] = json!(5);
+        same_template["metadata"]["annotations"][TEMPLATE_GENERATION] = json!("7");
+        track_template_generation(rt, Some(&created), &mut same_template);
+        assert_eq!(generation(&same_template), "1");
+        let mut changed = same_template.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("busybox");
+        track_template_generation(rt, Some(&same_template), &mut changed);
+        assert_eq!(generation(&changed), "2");
+        let other = resources::find("apps", "v1", "deployments").expect("type");
+        let mut d = json!({"metadata": {"name": "d"}});
+        track_template_generation(other, None, &mut d);
+        assert!(d["metadata"].get("annotations").is_none());
+    }
+
+    #[test]
     fn job_templates_are_immutable() {
         let rt = resources::find("batch", "v1", "jobs").expect("type");
         let old = json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {"restartPolicy": "OnFailure"}}}});

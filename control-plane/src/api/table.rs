@@ -840,6 +840,29 @@ mod tests {
     }
 
     #[test]
+    fn controller_revisions_show_their_controller_and_number() {
+        let rt = super::super::resources::find("apps", "v1", "controllerrevisions").expect("type");
+        let r = json!({"metadata": {"name": "mon-5d4f", "creationTimestamp": "2026-01-01T00:00:00Z",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "mon", "controller": true}]},
+            "revision": 3});
+        let t = table(rt, std::slice::from_ref(&r), 1);
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(names, ["Name", "Controller", "Revision", "Age"]);
+        let cells = &t["rows"][0]["cells"];
+        assert_eq!(
+            (cells[0].clone(), cells[1].clone(), cells[2].clone()),
+            (json!("mon-5d4f"), json!("daemonset.apps/mon"), json!("3"))
+        );
+        let orphan = json!({"metadata": {"name": "x"}, "revision": 1});
+        assert_eq!(table(rt, &[orphan], 1)["rows"][0]["cells"][1], "<none>");
+    }
+
+    #[test]
     fn pod_status_column_matches_kubectl() {
         let pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}, "status": {"phase": "Running", "containerStatuses": [
             {"name": "a", "ready": true, "restartCount": 0, "state": {"running": {}}},
