@@ -1,12 +1,11 @@
 //! The seed's DaemonSet session with the real kubectl, a real control plane
-//! and four real kubelets on one containerd: the `ssd-monitor` set runs
-//! one pod on each node labelled `disk=ssd` (`kubectl label node X
-//! disk=ssd` adds one, `disk=hdd --overwrite` removes it, a node joining
-//! with the label gets one), a changed
-//! template rolls out one node at a time (`rollout status`, `rollout
-//! history`, `rollout undo`), and a node whose kubelet dies keeps its
-//! daemon pod through the eviction that takes its other pods, while no
-//! replacement appears anywhere else.
+//! and four real kubelets on one containerd: the `ssd-monitor` set runs one
+//! pod on each node labelled `disk=ssd` (`kubectl label node X disk=ssd`
+//! adds one, `disk=hdd --overwrite` removes it, a node joining with the
+//! label gets one), a changed template rolls out one node at a time
+//! (`rollout status`, `rollout history`, `rollout undo`), and a node whose
+//! kubelet dies keeps its daemon pod through the eviction that takes its
+//! other pods, while no replacement appears anywhere else.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
