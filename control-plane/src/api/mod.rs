@@ -3,6 +3,7 @@
 //! - [`resources`]: served types, short names, categories.
 //! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
+//! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
 //! - [`list`]: list responses streamed from store snapshots, paged.
 //! - [`internal`]: the same objects for the control plane's own actors.
 //! - [`events`]: Events recorded with upstream's correlation (counted repeats).
@@ -15,6 +16,7 @@
 //! - [`table`]: server-side printing for `kubectl get`.
 //! - [`error`]: `Status` errors.
 
+pub mod deletion;
 pub mod discovery;
 pub mod error;
 pub mod events;

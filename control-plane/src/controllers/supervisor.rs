@@ -1,5 +1,6 @@
-//! The root actor: starts the scheduler, the workload controllers (ReplicaSet, Deployment,
-//! DaemonSet) and one node actor per Node
+//! The root actor: starts the scheduler, the workload controllers
+//! (ReplicaSet, Deployment, DaemonSet), the garbage collector and one
+//! node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
 //! from the store, so a restart loses nothing). It also watches pods once
 //! for all node actors and hands each the changes of its own pods, as the
@@ -15,6 +16,7 @@ use tracing::{info, warn};
 
 use super::daemonset::{DaemonSetController, DaemonSetMsg};
 use super::deployment::{DeploymentController, DeploymentMsg};
+use super::garbage_collector::{GarbageCollector, GcMsg};
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
 use super::replicaset::{ReplicaSetController, ReplicaSetMsg};
@@ -64,6 +66,7 @@ pub struct SupervisorState {
     replicasets: Option<ActorRef<ReplicaSetMsg>>,
     deployments: Option<ActorRef<DeploymentMsg>>,
     daemonsets: Option<ActorRef<DaemonSetMsg>>,
+    garbage_collector: Option<ActorRef<GcMsg>>,
     config: LifecycleConfig,
     liveness: Arc<Liveness>,
     view: Arc<NodeView>,
@@ -189,6 +192,8 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
+        let (garbage_collector, _) =
+            Actor::spawn_linked(None, GarbageCollector, objects.clone(), myself.get_cell()).await?;
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
@@ -231,6 +236,7 @@ impl Actor for Supervisor {
             replicasets: Some(replicasets),
             deployments: Some(deployments),
             daemonsets: Some(daemonsets),
+            garbage_collector: Some(garbage_collector),
             config,
             liveness,
             view,
@@ -351,6 +357,20 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.daemonsets = Some(daemonsets);
+            } else if state
+                .garbage_collector
+                .as_ref()
+                .is_some_and(|g| is(&g.get_cell()))
+            {
+                warn!(%reason, "garbage collector failed; restarting it");
+                let (garbage_collector, _) = Actor::spawn_linked(
+                    None,
+                    GarbageCollector,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.garbage_collector = Some(garbage_collector);
             } else if let Some(name) = state
                 .nodes
                 .iter()
