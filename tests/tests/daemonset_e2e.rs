@@ -5,7 +5,8 @@
 //! label gets one), a changed template rolls out one node at a time
 //! (`rollout status`, `rollout history`, `rollout undo`), and a node whose
 //! kubelet dies keeps its daemon pod through the eviction that takes its
-//! other pods, while no replacement appears anywhere else.
+//! other pods, while no replacement appears anywhere else, and runs on
+//! when the node returns.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -361,6 +362,25 @@ async fn daemonsets_follow_node_labels_roll_out_and_survive_node_loss() {
         ],
         "desired 3, misscheduled 1",
         |o| o == "3 1",
+    );
+
+    // The node comes back: the same pod runs on, nothing was replaced.
+    kubelets[2].restart().await;
+    cp.eventually(&["get", "node", c], "Ready again", |o| {
+        o.contains(" Ready ")
+    });
+    let healed = wait_one_per_node(&cp, &[a, b, c, d]);
+    assert_eq!(healed, before_loss);
+    cp.eventually(
+        &[
+            "get",
+            "ds",
+            "ssd-monitor",
+            "-o",
+            "jsonpath={.status.desiredNumberScheduled} {.status.numberMisscheduled}",
+        ],
+        "desired 4, misscheduled 0",
+        |o| o == "4 0",
     );
 
     // The seed's last steps: a relabelled pod leaves the set, which makes
