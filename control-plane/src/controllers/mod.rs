@@ -8,10 +8,12 @@
 //! - [`node_lifecycle`]: marks silent nodes unreachable and evicts their pods.
 //! - [`deployment`]: rolls Deployments out over ReplicaSets.
 //! - [`replicaset`]: keeps ReplicaSets' and ReplicationControllers' pods.
+//! - [`daemonset`]: one pod per eligible node for each DaemonSet.
 //! - [`garbage_collector`]: deletes dependents whose owners are gone, and
 //!   carries out foreground and orphaning deletions.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod garbage_collector;
 pub mod mirror;

@@ -1,5 +1,6 @@
-//! The root actor: starts the scheduler, the workload controllers, the
-//! garbage collector and one node actor per Node
+//! The root actor: starts the scheduler, the workload controllers
+//! (ReplicaSet, Deployment, DaemonSet), the garbage collector and one
+//! node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
 //! from the store, so a restart loses nothing). It also watches pods once
 //! for all node actors and hands each the changes of its own pods, as the
@@ -13,6 +14,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::daemonset::{DaemonSetController, DaemonSetMsg};
 use super::deployment::{DeploymentController, DeploymentMsg};
 use super::garbage_collector::{GarbageCollector, GcMsg};
 use super::node::{NodeActor, NodeActorMsg};
@@ -63,6 +65,7 @@ pub struct SupervisorState {
     lifecycle: Option<ActorRef<LifecycleMsg>>,
     replicasets: Option<ActorRef<ReplicaSetMsg>>,
     deployments: Option<ActorRef<DeploymentMsg>>,
+    daemonsets: Option<ActorRef<DaemonSetMsg>>,
     garbage_collector: Option<ActorRef<GcMsg>>,
     config: LifecycleConfig,
     liveness: Arc<Liveness>,
@@ -182,6 +185,13 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
+        let (daemonsets, _) = Actor::spawn_linked(
+            None,
+            DaemonSetController,
+            objects.clone(),
+            myself.get_cell(),
+        )
+        .await?;
         let (garbage_collector, _) =
             Actor::spawn_linked(None, GarbageCollector, objects.clone(), myself.get_cell()).await?;
         let me = myself.clone();
@@ -225,6 +235,7 @@ impl Actor for Supervisor {
             lifecycle: Some(lifecycle),
             replicasets: Some(replicasets),
             deployments: Some(deployments),
+            daemonsets: Some(daemonsets),
             garbage_collector: Some(garbage_collector),
             config,
             liveness,
@@ -336,6 +347,16 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.deployments = Some(deployments);
+            } else if state.daemonsets.as_ref().is_some_and(|d| is(&d.get_cell())) {
+                warn!(%reason, "daemonset controller failed; restarting it");
+                let (daemonsets, _) = Actor::spawn_linked(
+                    None,
+                    DaemonSetController,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.daemonsets = Some(daemonsets);
             } else if state
                 .garbage_collector
                 .as_ref()
