@@ -4,10 +4,12 @@
 //! wording (`spec.containers[0].image: Required value`).
 //!
 //! # Layout
+//! - [`daemonset`]: DaemonSet specs (update strategy, rolling budget).
 //! - [`names`]: DNS-1123 names and labels.
 //! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
 //! - [`workloads`]: controllers' selectors and templates.
 
+pub mod daemonset;
 pub mod names;
 pub mod pod;
 pub mod workloads;

@@ -34,6 +34,16 @@
 //!    one-second window (upstream's SchedulingThroughput), the process's
 //!    CPU time meanwhile, and the spread over nodes.
 //!
+//! `SKIFF_BENCH_NODES_AS=hollow` puts hollow kubelets behind the nodes
+//! instead (the issue's "1,000 simulated nodes"): the whole control plane
+//! runs in this process as `skiff-control-plane` runs it (NodeRegistry gRPC
+//! server, supervisor with scheduler, node actors, node lifecycle and the
+//! workload controllers), 1,000 kubelets on the fake runtime register and
+//! heartbeat over real gRPC, and as pods are bound the node actors push
+//! them to their kubelets, which "start" them and report status, all
+//! while the clock runs. Gates hold the pods back (the scheduler runs from
+//! the start).
+//!
 //! `SKIFF_BENCH_NODES` (default 1000) and `SKIFF_BENCH_PODS` (default
 //! 10000) change the size. `cargo bench -p skiff-tests --bench
 //! scheduler_perf`.
@@ -45,7 +55,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use skiff_control_plane::api::internal::Objects;
 use skiff_control_plane::api::{self, ApiState, resources};
+use skiff_control_plane::controllers::node_lifecycle::LifecycleConfig;
 use skiff_control_plane::controllers::scheduler::Scheduler;
+use skiff_control_plane::controllers::supervisor::{Supervisor, SupervisorMsg};
 use skiff_control_plane::nodes::liveness::Liveness;
 use skiff_control_plane::nodes::registry::{Registry, RegistryConfig};
 use skiff_control_plane::nodes::view::NodeView;
@@ -54,6 +66,7 @@ use skiff_control_plane::store::{Store, Write};
 use skiff_proto::node::v1 as pb;
 use skiff_proto::node::v1::node_registry_server::NodeRegistry;
 use skiff_tests::control_plane::http_json;
+use skiff_tests::hollow;
 
 const GATE: &str = "skiff.dev/bench-hold";
 
@@ -182,42 +195,69 @@ async fn main() {
     });
     let objects = Objects::new(store.clone());
 
-    let t = Instant::now();
-    let registry = Registry::new(
-        objects.clone(),
-        Arc::new(Liveness::new()),
-        Arc::new(NodeView::default()),
-        RegistryConfig::default(),
-    );
-    let now_ms = chrono_now_ms();
-    for i in 0..nodes {
-        let name = format!("hollow-{i:04}");
-        registry
-            .register(tonic::Request::new(pb::RegisterRequest {
-                node_name: name.clone(),
-                labels: HashMap::from([("skiff.dev/hollow".into(), "true".into())]),
-                status: Some(node_status(&name, now_ms)),
-                agent_endpoint: format!("127.0.0.1:{}", 20_000 + i),
-            }))
-            .await
-            .expect("register");
-    }
-    let registered = t.elapsed();
-
+    let hollow = match std::env::var("SKIFF_BENCH_NODES_AS").as_deref() {
+        Ok("hollow") => true,
+        Ok("objects") | Err(_) => false,
+        Ok(other) => panic!("SKIFF_BENCH_NODES_AS={other}: objects or hollow"),
+    };
     let gated = match std::env::var("SKIFF_BENCH_RELEASE").as_deref() {
         Ok("gates") => true,
-        Ok("start") | Err(_) => false,
+        // Behind hollow nodes the whole control plane runs, its scheduler
+        // with it: only gates can hold the pods back.
+        Ok("start") | Err(_) => hollow,
         Ok(other) => panic!("SKIFF_BENCH_RELEASE={other}: start or gates"),
     };
+    let hollow_dir = tempfile::Builder::new()
+        .prefix("skiff-sched-perf-hollow-")
+        .tempdir()
+        .expect("temp dir");
+    let mut kubelets = Vec::new();
     let mut scheduler = None;
-    if gated {
-        scheduler = Some(
-            ractor::Actor::spawn(None, Scheduler, objects.clone())
-                .await
-                .expect("scheduler starts"),
+    let mut supervisor = None;
+    let t = Instant::now();
+    if hollow {
+        assert!(gated, "hollow nodes need SKIFF_BENCH_RELEASE=gates");
+        supervisor = Some(start_control_plane(&objects, store.clone()).await);
+        let grpc = supervisor
+            .as_ref()
+            .map(|(_, _, grpc)| grpc.clone())
+            .unwrap_or_default();
+        hollow::raise_fd_limit();
+        for i in 0..nodes {
+            kubelets.push(hollow::node(format!("hollow-{i:04}"), hollow_dir.path(), &grpc).await);
+        }
+        wait_ready(&store, nodes).await;
+        // Let the node actors connect to their kubelets before pods come.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    } else {
+        let registry = Registry::new(
+            objects.clone(),
+            Arc::new(Liveness::new()),
+            Arc::new(NodeView::default()),
+            RegistryConfig::default(),
         );
+        let now_ms = chrono_now_ms();
+        for i in 0..nodes {
+            let name = format!("hollow-{i:04}");
+            registry
+                .register(tonic::Request::new(pb::RegisterRequest {
+                    node_name: name.clone(),
+                    labels: HashMap::from([("skiff.dev/hollow".into(), "true".into())]),
+                    status: Some(node_status(&name, now_ms)),
+                    agent_endpoint: format!("127.0.0.1:{}", 20_000 + i),
+                }))
+                .await
+                .expect("register");
+        }
+        if gated {
+            scheduler = Some(
+                ractor::Actor::spawn(None, Scheduler, objects.clone())
+                    .await
+                    .expect("scheduler starts"),
+            );
+        }
     }
-
+    let registered = t.elapsed();
     let t = Instant::now();
     let clients = 8;
     let creators: Vec<_> = (0..clients)
@@ -323,7 +363,7 @@ async fn main() {
             .await
             .expect("remove the gates");
     }
-    if scheduler.is_none() {
+    if scheduler.is_none() && !hollow {
         scheduler = Some(
             ractor::Actor::spawn(None, Scheduler, objects.clone())
                 .await
@@ -359,10 +399,18 @@ async fn main() {
         "machine: {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!(
-        "{nodes} nodes registered (Register handler, in-process) in {:.1} s",
-        registered.as_secs_f64()
-    );
+    if hollow {
+        println!(
+            "{nodes} hollow kubelets (fake runtime, real gRPC) registered and Ready in {:.1} s; \
+             the whole control plane runs (supervisor: scheduler, node actors, lifecycle, controllers)",
+            registered.as_secs_f64()
+        );
+    } else {
+        println!(
+            "{nodes} nodes registered (Register handler, in-process) in {:.1} s",
+            registered.as_secs_f64()
+        );
+    }
     let how = if gated {
         format!("gates removed ({UNGATE_BATCH} per transaction)")
     } else {
@@ -408,6 +456,90 @@ async fn main() {
     if let Some((scheduler, task)) = scheduler {
         scheduler.stop(None);
         let _ = task.await;
+    }
+    if let Some((supervisor, task, _)) = supervisor {
+        supervisor.stop(None);
+        let _ = task.await;
+    }
+    drop(kubelets);
+}
+
+/// The control plane's node side as `skiff-control-plane` runs it: the
+/// NodeRegistry gRPC server on loopback and the supervisor with every
+/// controller. Returns the supervisor, its task and the gRPC address.
+async fn start_control_plane(
+    objects: &Objects,
+    store: Arc<dyn Store>,
+) -> (
+    ractor::ActorRef<SupervisorMsg>,
+    tokio::task::JoinHandle<()>,
+    String,
+) {
+    let liveness = Arc::new(Liveness::new());
+    let view = NodeView::start(store);
+    let registry = Registry::server(
+        objects.clone(),
+        liveness.clone(),
+        view.clone(),
+        RegistryConfig::default(),
+    );
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let address = grpc.local_addr().expect("address").to_string();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(skiff_proto::link::PING_INTERVAL))
+            .http2_keepalive_timeout(Some(skiff_proto::link::PING_TIMEOUT))
+            .add_service(registry)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc)),
+    );
+    let (supervisor, task) = ractor::Actor::spawn(
+        None,
+        Supervisor,
+        (
+            objects.clone(),
+            // Upstream's grace and eviction: a node whose heartbeat is late
+            // under load must not lose its pods mid-run.
+            LifecycleConfig {
+                grace: Duration::from_secs(50),
+                eviction: Duration::from_secs(300),
+            },
+            liveness,
+            view,
+        ),
+    )
+    .await
+    .expect("supervisor starts");
+    (supervisor, task, address)
+}
+
+/// Waits until `nodes` Node objects are stored with Ready=True.
+async fn wait_ready(store: &Arc<dyn Store>, nodes: usize) {
+    let rt = resources::find("", "v1", "nodes").expect("nodes type");
+    let t = Instant::now();
+    loop {
+        let listing = store.list(&rt.prefix()).await.expect("list nodes");
+        let ready = listing
+            .items
+            .iter()
+            .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
+            .filter(|n| {
+                n["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .count();
+        if ready == nodes {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "{ready}/{nodes} nodes Ready after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

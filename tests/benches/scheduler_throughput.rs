@@ -18,19 +18,14 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use skiff_images::ImageName;
-use skiff_kubelet::app::{KubeletConfig, Running, start};
-use skiff_kubelet::pod::backoff::BackoffConfig;
-use skiff_kubelet::pod::sandbox::FakeNetwork;
-use skiff_kubelet::runtime::fake::FakeRuntime;
 use skiff_tests::control_plane::{TestControlPlane, http_json};
+use skiff_tests::hollow;
 
-const IMAGE: &str = "skiff.dev/webapp:v1";
+use skiff_tests::hollow::IMAGE;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -54,41 +49,6 @@ fn rss_mib(pid: u32) -> f64 {
 }
 
 /// One thousand kubelets hold a few thousand sockets.
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
-
-async fn hollow_node(name: String, dir: &std::path::Path, control_plane: &str) -> Running {
-    let runtime = Arc::new(FakeRuntime::new());
-    runtime.add_image(ImageName::parse(IMAGE).expect("valid image"));
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
-    let config = KubeletConfig {
-        state_dir: dir.join(&name),
-        node_name: name,
-        manifests_dir: None,
-        image_dir: None,
-        http_listen: any,
-        grpc_listen: any,
-        node_ip: Some("127.0.0.1".into()),
-        backoff: BackoffConfig::default(),
-        control_plane: Some(control_plane.to_string()),
-        node_labels: HashMap::from([("skiff.dev/hollow".to_string(), "true".to_string())]),
-    };
-    start(config, runtime, Arc::new(FakeNetwork::default()))
-        .await
-        .expect("hollow node starts")
-}
-
 fn pod(name: &str) -> String {
     format!(
         r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{{"app":"bench"}}}},"spec":{{"terminationGracePeriodSeconds":0,"containers":[{{"name":"c","image":"{IMAGE}","imagePullPolicy":"IfNotPresent","resources":{{"requests":{{"cpu":"10m","memory":"16Mi"}}}}}}]}}}}"#
@@ -184,7 +144,7 @@ async fn main() {
         .with_env_filter("error")
         .with_writer(std::io::stderr)
         .try_init();
-    raise_fd_limit();
+    hollow::raise_fd_limit();
     let nodes = env_or("SKIFF_BENCH_NODES", 1000);
     let pods = env_or("SKIFF_BENCH_PODS", 10_000);
     // Upstream's node-monitor grace and eviction timeout: a node whose
@@ -205,7 +165,7 @@ async fn main() {
     let t = Instant::now();
     let mut kubelets = Vec::with_capacity(nodes);
     for i in 0..nodes {
-        kubelets.push(hollow_node(format!("hollow-{i:04}"), dir.path(), &cp.grpc).await);
+        kubelets.push(hollow::node(format!("hollow-{i:04}"), dir.path(), &cp.grpc).await);
     }
     loop {
         let listing = get(&addr, "/api/v1/nodes");

@@ -8,7 +8,9 @@
 //! skipped with a message, unless `SKIFF_REQUIRE_E2E=1` is set (the README's
 //! test command and CI set it): then a missing prerequisite is a failure.
 
+pub mod cluster;
 pub mod control_plane;
+pub mod hollow;
 pub mod kubelet;
 
 use std::future::Future;

@@ -406,6 +406,12 @@ apiVersion: v1\nkind: Service\nmetadata: {{name: svc1, namespace: lab}}\nspec:\n
         .replace(&uid, &d_uid);
     cp.kubectl_ok(&["apply", "-f", &cp.manifest("owned2.yaml", &child)]);
     cp.kubectl_ok(&["delete", "deploy", "d1", "-n", "lab"]);
+    // The garbage collector removes the dependent after its owner, as upstream.
+    cp.eventually(
+        &["get", "pods", "-n", "lab", "-o", "name"],
+        "the deployment's pod collected",
+        |o| !o.contains("pod/owned2"),
+    );
     assert!(
         cp.kubectl_err(&["get", "pod", "owned2", "-n", "lab"])
             .contains("NotFound")

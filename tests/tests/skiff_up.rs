@@ -2,16 +2,12 @@
 //! real kubectl, each node in its own network namespace; `skiff node
 //! stop|start|partition|heal` for chaos; Ctrl-C cleans up.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use skiff_tests::control_plane::{kubectl_enabled, kubectl_path};
-use skiff_tests::{e2e_enabled, free_port, workspace_binary};
-
-struct Cluster {
-    dir: std::path::PathBuf,
-    child: std::process::Child,
-}
+use skiff_tests::cluster::SkiffUp;
+use skiff_tests::control_plane::kubectl_enabled;
+use skiff_tests::e2e_enabled;
 
 /// Processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<String> {
@@ -23,88 +19,6 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
         .filter(|c| c.contains(needle))
         .collect()
-}
-
-impl Cluster {
-    fn kubectl(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(kubectl_path().expect("kubectl"))
-            .args(args)
-            .env("KUBECONFIG", self.dir.join("kubeconfig"))
-            .env("HOME", self.dir.join("home"))
-            .output()
-            .expect("kubectl");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    }
-
-    fn eventually(&self, args: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
-        self.eventually_since(args, what, check).0
-    }
-
-    /// Like `eventually`, also returning when the kubectl call that saw it began.
-    fn eventually_since(
-        &self,
-        args: &[&str],
-        what: &str,
-        check: impl Fn(&str) -> bool,
-    ) -> (String, Instant) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            let asked = Instant::now();
-            let (ok, out) = self.kubectl(args);
-            if ok && check(&out) {
-                return (out, asked);
-            }
-            last = out;
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("timed out waiting for {what}: {last}");
-    }
-
-    fn record(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.dir.join("cluster.json")).expect("cluster.json");
-        serde_json::from_str(&text).expect("cluster.json is JSON")
-    }
-
-    /// Whether `node`'s line in `kubectl get nodes` shows `status`.
-    fn node_shows(out: &str, node: &str, status: &str) -> bool {
-        out.lines().any(|l| {
-            l.split_whitespace().next() == Some(node) && l.split_whitespace().nth(1) == Some(status)
-        })
-    }
-
-    fn node(&self, action: &str, name: &str) {
-        let status = Command::new(workspace_binary("skiff"))
-            .args(["node", action, name, "--data-dir"])
-            .arg(&self.dir)
-            .status()
-            .expect("skiff node");
-        assert!(status.success(), "skiff node {action} {name}");
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGINT);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-    }
 }
 
 #[test]
@@ -119,28 +33,8 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
         .tempdir()
         .expect("tempdir");
     let dir = temp.path().to_path_buf();
-    let port = free_port();
-    let child = Command::new(workspace_binary("skiff"))
-        .args([
-            "up",
-            "--nodes",
-            "3",
-            "--api-port",
-            &port.to_string(),
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("skiff up");
-    let cluster = Cluster {
-        dir: dir.clone(),
-        child,
-    };
-    let nodes = cluster.eventually(&["get", "nodes", "-o", "wide"], "three Ready nodes", |o| {
-        o.matches(" Ready ").count() == 3
-    });
+    let cluster = SkiffUp::start(3, &dir);
+    let nodes = cluster.kubectl_ok(&["get", "nodes", "-o", "wide"]);
     // Each node has an address of its own on the cluster's bridge.
     let record = cluster.record();
     let id = record["network"]["id"].as_u64().expect("network id");
@@ -161,7 +55,7 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
 
     cluster.kubectl(&["label", "node", "node3", "disk=ssd"]);
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: ssd-pod}\nspec:\n  nodeSelector: {disk: ssd}\n  tolerations: [{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}]\n  containers: [{name: web, image: skiff.dev/webapp:v1}]\n";
-    let file = cluster.dir.join("pod.yaml");
+    let file = cluster.dir().join("pod.yaml");
     std::fs::write(&file, pod).expect("write");
     let (ok, out) = cluster.kubectl(&["apply", "-f", &file.display().to_string()]);
     assert!(ok, "{out}");
@@ -253,7 +147,7 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
         );
     }
     let (_, seen) = cluster.eventually_since(&["get", "nodes"], "node2 NotReady", |o| {
-        Cluster::node_shows(o, "node2", "NotReady")
+        SkiffUp::node_shows(o, "node2", "NotReady")
     });
     assert!(
         seen.duration_since(stopped) < Duration::from_secs(5),
@@ -305,7 +199,7 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
     cluster.node("partition", "node3");
     let cut = Instant::now();
     let (_, seen) = cluster.eventually_since(&["get", "nodes"], "node3 NotReady", |o| {
-        Cluster::node_shows(o, "node3", "NotReady")
+        SkiffUp::node_shows(o, "node3", "NotReady")
     });
     assert!(
         seen.duration_since(cut) < Duration::from_secs(5),

@@ -99,6 +99,8 @@ impl ApiError {
                     "FieldValueNotSupported"
                 } else if fe.message.starts_with("Duplicate value") {
                     "FieldValueDuplicate"
+                } else if fe.message.starts_with("Forbidden") {
+                    "FieldValueForbidden"
                 } else {
                     "FieldValueInvalid"
                 };

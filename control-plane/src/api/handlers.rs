@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tracing::debug;
 
 use super::ApiState;
+use super::deletion;
 use super::discovery;
 use super::error::{ApiError, ApiResult};
 use super::managed_fields::{self, Manager};
@@ -606,6 +607,7 @@ impl Api {
         if let Some(m) = meta.as_object_mut() {
             m.remove("resourceVersion");
             m.remove("deletionTimestamp");
+            m.remove("deletionGracePeriodSeconds");
         }
         meta["uid"] = json!(objects::uuid());
         meta["creationTimestamp"] = json!(objects::now());
@@ -617,6 +619,7 @@ impl Api {
         super::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
             .await
             .map_err(|e| ApiError::from_store(e, t.rt, &name_of(obj)))?;
+        objects::track_template_generation(t.rt, None, obj);
         validate(t.rt, obj)?;
         if let Ownership::Update(manager) = ownership {
             managed_fields::update(t.rt, None, obj, manager);
@@ -687,6 +690,7 @@ impl Api {
             "creationTimestamp",
             "namespace",
             "deletionTimestamp",
+            "deletionGracePeriodSeconds",
             "generation",
         ] {
             match old.pointer(&format!("/metadata/{field}")) {
@@ -705,6 +709,18 @@ impl Api {
         if !status_only {
             validate(t.rt, &result)?;
             check_immutable(t.rt, old, &result)?;
+            let added = deletion::added_while_deleting(old, &result);
+            if !added.is_empty() {
+                let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+                return Err(ApiError::invalid(
+                    t.rt,
+                    &name,
+                    &[format!(
+                        "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                        quoted.join(", ")
+                    )],
+                ));
+            }
             if old.get("spec") != result.get("spec") {
                 let generation = old
                     .pointer("/metadata/generation")
@@ -712,6 +728,7 @@ impl Api {
                     .unwrap_or(0);
                 result["metadata"]["generation"] = json!(generation + 1);
             }
+            objects::track_template_generation(t.rt, Some(old), &mut result);
         }
         drop_nulls(&mut result);
         if let Ownership::Update(manager) = ownership {
@@ -730,6 +747,16 @@ impl Api {
             return Ok(old.clone());
         }
         if self.query.contains_key("dryRun") {
+            return Ok(result);
+        }
+        if deletion::finished(&result) {
+            // The last finalizer is gone: the update completes the deletion.
+            self.state
+                .store
+                .delete(&self.key(t), Some(rev))
+                .await
+                .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
+            result["metadata"]["resourceVersion"] = json!(rev.to_string());
             return Ok(result);
         }
         let new_rev = self
@@ -993,184 +1020,84 @@ impl Api {
         self.set_replicas(t, replicas, None).await
     }
 
+    /// `DELETE`: what happens is [`deletion::plan`]'s decision; dependents
+    /// are the garbage collector's business (see
+    /// `controllers::garbage_collector`), which follows the finalizers the
+    /// propagation policy leaves.
     async fn delete(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
-        let options: Value = if body.is_empty() {
+        let body: Value = if body.is_empty() {
             json!({})
         } else {
             serde_json::from_slice(body).unwrap_or(json!({}))
         };
-        let policy = options
-            .get("propagationPolicy")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .or_else(|| self.query.get("propagationPolicy").cloned())
-            .or_else(
-                || match options.get("orphanDependents").and_then(Value::as_bool) {
-                    Some(true) => Some("Orphan".into()),
-                    _ => None,
-                },
-            )
-            .unwrap_or_else(|| "Background".into());
-        let (obj, rev) = self.read(t).await?;
+        let options =
+            deletion::DeleteOptions::from_request(&body, &self.query).map_err(|message| {
+                ApiError {
+                    code: 422,
+                    reason: "Invalid",
+                    message,
+                    details: json!({"group": "meta.k8s.io", "kind": "DeleteOptions"}),
+                }
+            })?;
+        let (mut obj, mut rev) = self.read(t).await?;
         let name = name_of(&obj);
-        if let Some(uid) = options
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            && obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
-        {
-            return Err(ApiError::conflict(t.rt, &name));
-        }
-        let expected = match options
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-        {
-            Some(rv) => Some(
-                rv.parse()
-                    .map_err(|_| ApiError::bad_request("bad precondition resourceVersion"))?,
-            ),
-            None => None,
+        let check = |obj: &Value, rev: u64| -> ApiResult<()> {
+            let uid_differs = options.uid.as_deref().is_some_and(|uid| {
+                obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+            });
+            if uid_differs || options.resource_version.is_some_and(|rv| rv != rev) {
+                return Err(ApiError::conflict(t.rt, &name));
+            }
+            Ok(())
         };
+        check(&obj, rev)?;
         if self.query.contains_key("dryRun") {
             return Ok(json_response(StatusCode::OK, &obj));
         }
-        if t.rt.kind == "Pod"
-            && let Some(response) = self.graceful_pod_delete(t, &obj, rev, &options).await?
-        {
-            return Ok(response);
-        }
-        // Marking the namespace Terminating changed its revision.
-        let mut guard = expected.or(Some(rev));
         if t.rt.kind == "Namespace" {
             self.delete_namespace_contents(&name).await?;
-            guard = expected;
+            // Marked Terminating meanwhile: a new revision of our own.
+            (obj, rev) = self.read(t).await?;
         }
-        let uid = obj
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let (_, last) = self
-            .state
-            .store
-            .delete(&self.key(t), guard)
-            .await
-            .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
-        self.cascade(&uid, &policy).await;
-        let mut last: Value = serde_json::from_slice(&last).unwrap_or(obj);
-        last["metadata"]["resourceVersion"] = json!(rev.to_string());
-        Ok(json_response(StatusCode::OK, &last))
-    }
-
-    /// A pod on a node is not removed at once: it gets a `deletionTimestamp`
-    /// (shown as `Terminating`) and its node stops the containers within the
-    /// grace period, then removes the object. `gracePeriodSeconds=0` (force)
-    /// and pods on no node are removed at once.
-    async fn graceful_pod_delete(
-        &self,
-        t: &Target,
-        pod: &Value,
-        rev: u64,
-        options: &Value,
-    ) -> ApiResult<Option<Response>> {
-        if pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
-            return Ok(None);
-        }
-        let grace = options
-            .get("gracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .or_else(|| {
-                self.query
-                    .get("gracePeriodSeconds")
-                    .and_then(|g| g.parse().ok())
-            })
-            .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
-            .unwrap_or(30)
-            .max(0);
-        if grace == 0 {
-            return Ok(None);
-        }
-        if let Some(current) = pod
-            .pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            && current <= grace
-        {
-            return Ok(Some(json_response(StatusCode::OK, pod)));
-        }
-        let mut updated = pod.clone();
-        let deadline = chrono::Utc::now() + chrono::Duration::seconds(grace);
-        updated["metadata"]["deletionTimestamp"] =
-            json!(deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        updated["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-        let name = name_of(pod);
-        let new_rev = self
-            .state
-            .store
-            .update(&self.key(t), rev, to_bytes(&updated))
-            .await
-            .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
-        updated["metadata"]["resourceVersion"] = json!(new_rev.to_string());
-        Ok(Some(json_response(StatusCode::OK, &updated)))
-    }
-
-    /// Garbage collection of dependents (ownerReferences) after an owner is
-    /// deleted: `Orphan` strips the reference, `Background` and `Foreground`
-    /// delete dependents (recursively).
-    async fn cascade(&self, owner_uid: &str, policy: &str) {
-        if owner_uid.is_empty() {
-            return;
-        }
-        let mut queue = vec![owner_uid.to_string()];
-        while let Some(uid) = queue.pop() {
-            for rt in RESOURCES.iter().filter(|r| r.namespaced) {
-                let Ok(listing) = self.state.store.list(&rt.prefix()).await else {
-                    continue;
-                };
-                for kv in listing.items {
-                    let Ok(mut obj) = serde_json::from_slice::<Value>(&kv.value) else {
-                        continue;
-                    };
-                    let refs = obj
-                        .pointer("/metadata/ownerReferences")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
-                    if !refs.iter().any(|r| r["uid"] == json!(uid)) {
-                        continue;
-                    }
-                    if policy == "Orphan" {
-                        let kept: Vec<Value> = refs
-                            .into_iter()
-                            .filter(|r| r["uid"] != json!(uid))
-                            .collect();
-                        if kept.is_empty() {
-                            if let Some(m) = obj["metadata"].as_object_mut() {
-                                m.remove("ownerReferences");
-                            }
-                        } else {
-                            obj["metadata"]["ownerReferences"] = json!(kept);
-                        }
-                        let _ = self
-                            .state
-                            .store
-                            .update(
-                                &kv.key,
-                                kv.revision,
-                                serde_json::to_vec(&obj).unwrap_or_default(),
-                            )
-                            .await;
-                    } else if self
+        for _ in 0..5 {
+            match deletion::plan(t.rt.kind, &obj, &options, chrono::Utc::now()) {
+                deletion::Plan::Pending => return Ok(json_response(StatusCode::OK, &obj)),
+                deletion::Plan::Keep(mut kept) => {
+                    match self
                         .state
                         .store
-                        .delete(&kv.key, Some(kv.revision))
+                        .update(&self.key(t), rev, to_bytes(&kept))
                         .await
-                        .is_ok()
-                        && let Some(child) = obj.pointer("/metadata/uid").and_then(Value::as_str)
                     {
-                        queue.push(child.to_string());
+                        Ok(new_rev) => {
+                            kept["metadata"]["resourceVersion"] = json!(new_rev.to_string());
+                            return Ok(json_response(StatusCode::OK, &kept));
+                        }
+                        Err(StoreError::Conflict { .. }) => {}
+                        Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
+                    }
+                }
+                deletion::Plan::Remove => {
+                    match self.state.store.delete(&self.key(t), Some(rev)).await {
+                        Ok((_, last)) => {
+                            let mut last: Value = serde_json::from_slice(&last).unwrap_or(obj);
+                            last["metadata"]["resourceVersion"] = json!(rev.to_string());
+                            return Ok(json_response(StatusCode::OK, &last));
+                        }
+                        Err(StoreError::Conflict { .. }) => {}
+                        Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
                     }
                 }
             }
+            // Written in between: decide again on the new state, which
+            // must still meet the preconditions.
+            (obj, rev) = self.read(t).await?;
+            if options.resource_version.is_some() {
+                return Err(ApiError::conflict(t.rt, &name));
+            }
+            check(&obj, rev)?;
         }
+        Err(ApiError::conflict(t.rt, &name))
     }
 
     fn key_of(&self, namespace: &str) -> ApiResult<String> {

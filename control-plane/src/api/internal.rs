@@ -7,10 +7,24 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::deletion::{self, DeleteOptions};
 use super::events::{InvolvedObject, NewEvent, Recorder};
 use super::objects;
 use super::resources::ResourceType;
 use crate::store::{Store, StoreError, Write};
+
+/// What a delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// The object is gone from the store.
+    Removed,
+    /// The object stays, marked for deletion (grace period or finalizers).
+    Marked,
+    /// It was on its way out already; nothing changed.
+    Pending,
+    /// No such object (or, with a uid precondition, another one of that name).
+    Absent,
+}
 
 /// In-process access to API objects. Clones share one event [`Recorder`].
 #[derive(Clone)]
@@ -129,6 +143,14 @@ impl Objects {
             let mut obj = decode(&kv.value, kv.revision)?;
             if !change(&mut obj) {
                 return Ok(None);
+            }
+            if deletion::finished(&obj) {
+                // The last finalizer is gone: the update completes the deletion.
+                match self.store.delete(&key, Some(kv.revision)).await {
+                    Ok(_) => return Ok(Some(obj)),
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
             }
             match self.store.update(&key, kv.revision, encode(&mut obj)).await {
                 Ok(revision) => {
@@ -257,17 +279,70 @@ impl Objects {
         Ok(results)
     }
 
-    /// Deletes an object (idempotent).
+    /// Deletes an object as a client asking for `gracePeriodSeconds=0`
+    /// does (a node confirming a pod is gone, a controller pruning):
+    /// removed unless finalizers hold it (idempotent).
     pub async fn delete(
         &self,
         rt: &ResourceType,
         namespace: Option<&str>,
         name: &str,
     ) -> Result<(), StoreError> {
-        match self.store.delete(&rt.key(namespace, name), None).await {
-            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
+        let options = DeleteOptions {
+            grace_period_seconds: Some(0),
+            ..DeleteOptions::default()
+        };
+        self.delete_with(rt, namespace, name, &options).await?;
+        Ok(())
+    }
+
+    /// Deletes an object as the API's `DELETE` does (see
+    /// [`deletion::plan`]), retrying on conflicting writes.
+    pub async fn delete_with(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Deleted, StoreError> {
+        let key = rt.key(namespace, name);
+        for _ in 0..16 {
+            let kv = match self.store.get(&key).await {
+                Ok(kv) => kv,
+                Err(StoreError::NotFound(_)) => return Ok(Deleted::Absent),
+                Err(e) => return Err(e),
+            };
+            let mut obj = decode(&kv.value, kv.revision)?;
+            if let Some(uid) = &options.uid
+                && obj["metadata"]["uid"].as_str() != Some(uid)
+            {
+                return Ok(Deleted::Absent);
+            }
+            if let Some(m) = obj["metadata"].as_object_mut() {
+                m.remove("resourceVersion");
+            }
+            let written = match deletion::plan(rt.kind, &obj, options, chrono::Utc::now()) {
+                deletion::Plan::Pending => return Ok(Deleted::Pending),
+                deletion::Plan::Remove => self
+                    .store
+                    .delete(&key, Some(kv.revision))
+                    .await
+                    .map(|_| Deleted::Removed),
+                deletion::Plan::Keep(mut kept) => self
+                    .store
+                    .update(&key, kv.revision, encode(&mut kept))
+                    .await
+                    .map(|_| Deleted::Marked),
+            };
+            match written {
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::NotFound(_)) => return Ok(Deleted::Absent),
+                other => return other,
+            }
         }
+        Err(StoreError::Backend(format!(
+            "{key}: too many conflicting writers"
+        )))
     }
 
     /// Creating in a terminating namespace is refused, as the API server's
@@ -297,35 +372,9 @@ impl Objects {
         let Some(rt) = super::resources::find("", "v1", "pods") else {
             return Ok(());
         };
-        let mut delete_now = false;
-        let marked = self
-            .update(rt, Some(namespace), name, |pod| {
-                if pod["metadata"]["deletionTimestamp"].is_string() {
-                    delete_now = false;
-                    return false;
-                }
-                let grace = pod["spec"]["terminationGracePeriodSeconds"]
-                    .as_i64()
-                    .unwrap_or(30);
-                let on_a_node = pod["spec"]["nodeName"]
-                    .as_str()
-                    .is_some_and(|n| !n.is_empty());
-                delete_now = !on_a_node || grace <= 0;
-                if delete_now {
-                    return false;
-                }
-                let deadline = chrono::Utc::now() + chrono::Duration::seconds(grace);
-                pod["metadata"]["deletionTimestamp"] =
-                    json!(deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-                pod["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-                true
-            })
-            .await;
-        match marked {
-            Ok(None) if delete_now => self.delete(rt, Some(namespace), name).await,
-            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.delete_with(rt, Some(namespace), name, &DeleteOptions::default())
+            .await?;
+        Ok(())
     }
 
     /// Records a Kubernetes Event about `object`, now, from a control-plane

@@ -4,6 +4,7 @@
 //! - [`admission`]: admission steps that read other objects (default StorageClass).
 //! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
+//! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
 //! - [`list`]: list responses streamed from store snapshots, paged.
 //! - [`internal`]: the same objects for the control plane's own actors.
 //! - [`events`]: Events recorded with upstream's correlation (counted repeats).
@@ -17,6 +18,7 @@
 //! - [`error`]: `Status` errors.
 
 pub mod admission;
+pub mod deletion;
 pub mod discovery;
 pub mod error;
 pub mod events;

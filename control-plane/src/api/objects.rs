@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController, Service};
 use serde_json::{Value, json};
+use skiff_api_rules::daemonset::validate_daemonset_spec;
 use skiff_api_rules::names::{is_dns1123_label, is_dns1123_subdomain, subdomain_message};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
@@ -306,6 +307,36 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
     }
 }
 
+/// The annotation apps/v1 serves a DaemonSet's `templateGeneration` in.
+pub const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// Upstream's DaemonSet strategy for `templateGeneration` (served in apps/v1
+/// as the [`TEMPLATE_GENERATION`] annotation): 1 on create, one more each
+/// time an update changes the pod template, never what the client sent.
+/// The controller labels its pods with it (`pod-template-generation`).
+/// `old` is the stored object on update, `None` on create.
+pub fn track_template_generation(rt: &ResourceType, old: Option<&Value>, new: &mut Value) {
+    if rt.kind != "DaemonSet" {
+        return;
+    }
+    let stored = old.map(|o| {
+        o.pointer("/metadata/annotations")
+            .and_then(|a| a.get(TEMPLATE_GENERATION))
+            .and_then(Value::as_str)
+            .and_then(|g| g.parse::<i64>().ok())
+            .unwrap_or(1)
+    });
+    let generation = match (stored, old) {
+        (Some(g), Some(o)) if o.pointer("/spec/template") != new.pointer("/spec/template") => g + 1,
+        (Some(g), _) => g,
+        (None, _) => 1,
+    };
+    if !new["metadata"]["annotations"].is_object() {
+        new["metadata"]["annotations"] = json!({});
+    }
+    new["metadata"]["annotations"][TEMPLATE_GENERATION] = json!(generation.to_string());
+}
+
 fn decode<T: serde::de::DeserializeOwned>(rt: &ResourceType, obj: &Value) -> Result<T, ApiError> {
     serde_json::from_value(obj.clone()).map_err(|e| {
         ApiError::bad_request(format!(
@@ -438,14 +469,7 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         }
         "DaemonSet" => {
             let d: DaemonSet = decode(rt, obj)?;
-            let spec = d.spec.unwrap_or_default();
-            errors.extend(validate_controller(
-                Some(&spec.selector),
-                Some(&spec.template),
-                None,
-                TemplateRestart::AlwaysOnly,
-                "spec.template",
-            ));
+            errors.extend(validate_daemonset_spec(&d.spec.unwrap_or_default()));
         }
         "StatefulSet" => {
             let s: StatefulSet = decode(rt, obj)?;
@@ -699,6 +723,29 @@ mod tests {
                 err.message
             );
         }
+    }
+
+    #[test]
+    fn daemonset_template_generation_counts_template_changes_only() {
+        let rt = resources::find("apps", "v1", "daemonsets").expect("type");
+        let generation = |v: &Value| v["metadata"]["annotations"][TEMPLATE_GENERATION].clone();
+        let mut created = json!({"metadata": {"name": "ds", "annotations": {TEMPLATE_GENERATION: "9"}},
+            "spec": {"minReadySeconds": 0, "template": {"spec": {"containers": [{"name": "c"}]}}}});
+        track_template_generation(rt, None, &mut created);
+        assert_eq!(generation(&created), "1", "the client's value is ignored");
+        let mut same_template = created.clone();
+        same_template["spec"]["minReadySeconds"] = json!(5);
+        same_template["metadata"]["annotations"][TEMPLATE_GENERATION] = json!("7");
+        track_template_generation(rt, Some(&created), &mut same_template);
+        assert_eq!(generation(&same_template), "1");
+        let mut changed = same_template.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("busybox");
+        track_template_generation(rt, Some(&same_template), &mut changed);
+        assert_eq!(generation(&changed), "2");
+        let other = resources::find("apps", "v1", "deployments").expect("type");
+        let mut d = json!({"metadata": {"name": "d"}});
+        track_template_generation(other, None, &mut d);
+        assert!(d["metadata"].get("annotations").is_none());
     }
 
     #[test]

@@ -382,6 +382,36 @@ fn columns_and_cells(rt: &ResourceType, obj: &Value) -> (Vec<Value>, Vec<String>
                 ],
             )
         }
+        "ControllerRevision" => {
+            // `daemonset.apps/name`: the controller's kind and group, lowercased.
+            let controller = obj
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .and_then(|refs| refs.iter().find(|r| r["controller"] == json!(true)))
+                .map_or_else(
+                    || "<none>".to_string(),
+                    |r| {
+                        let group = text(r.get("apiVersion"))
+                            .split_once('/')
+                            .map(|(g, _)| format!(".{g}"))
+                            .unwrap_or_default();
+                        format!(
+                            "{}{group}/{}",
+                            text(r.get("kind")).to_lowercase(),
+                            text(r.get("name"))
+                        )
+                    },
+                );
+            (
+                vec![
+                    col("Name", 0),
+                    col("Controller", 0),
+                    col("Revision", 0),
+                    col("Age", 0),
+                ],
+                vec![name, controller, n(obj.get("revision")).to_string(), age],
+            )
+        }
         "StatefulSet" => {
             let (c, i) = containers_images(tmpl);
             (
@@ -818,38 +848,6 @@ fn columns_and_cells(rt: &ResourceType, obj: &Value) -> (Vec<Value>, Vec<String>
                 ],
             )
         }
-        "ControllerRevision" => {
-            let controller = obj
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|r| r["controller"] == true)
-                .map_or_else(
-                    || "<none>".to_string(),
-                    |r| {
-                        // `statefulset.apps/web`: the kind with its group.
-                        let group = text(r.get("apiVersion"))
-                            .rsplit_once('/')
-                            .map(|(g, _)| format!(".{g}"))
-                            .unwrap_or_default();
-                        format!(
-                            "{}{group}/{}",
-                            text(r.get("kind")).to_lowercase(),
-                            text(r.get("name"))
-                        )
-                    },
-                );
-            (
-                vec![
-                    col("Name", 0),
-                    col("Controller", 0),
-                    col("Revision", 0),
-                    col("Age", 0),
-                ],
-                vec![name, controller, n(obj.get("revision")).to_string(), age],
-            )
-        }
         _ => (vec![col("Name", 0), col("Age", 0)], vec![name, age]),
     }
 }
@@ -996,6 +994,29 @@ mod tests {
                 json!("web.1a2b")
             ])
         );
+    }
+
+    #[test]
+    fn controller_revisions_show_their_controller_and_number() {
+        let rt = super::super::resources::find("apps", "v1", "controllerrevisions").expect("type");
+        let r = json!({"metadata": {"name": "mon-5d4f", "creationTimestamp": "2026-01-01T00:00:00Z",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "mon", "controller": true}]},
+            "revision": 3});
+        let t = table(rt, std::slice::from_ref(&r), 1);
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(names, ["Name", "Controller", "Revision", "Age"]);
+        let cells = &t["rows"][0]["cells"];
+        assert_eq!(
+            (cells[0].clone(), cells[1].clone(), cells[2].clone()),
+            (json!("mon-5d4f"), json!("daemonset.apps/mon"), json!("3"))
+        );
+        let orphan = json!({"metadata": {"name": "x"}, "revision": 1});
+        assert_eq!(table(rt, &[orphan], 1)["rows"][0]["cells"][1], "<none>");
     }
 
     #[test]

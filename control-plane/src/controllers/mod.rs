@@ -11,9 +11,14 @@
 //! - [`statefulset`]: runs StatefulSets' ordered pods and their claims.
 //! - [`volume`]: node-local persistent volumes (default class, provisioning,
 //!   reclaiming).
+//! - [`daemonset`]: one pod per eligible node for each DaemonSet.
+//! - [`garbage_collector`]: deletes dependents whose owners are gone, and
+//!   carries out foreground and orphaning deletions.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 
+pub mod daemonset;
 pub mod deployment;
+pub mod garbage_collector;
 pub mod mirror;
 pub mod node;
 pub mod node_lifecycle;

@@ -1,4 +1,6 @@
-//! The root actor: starts the scheduler, the workload controllers and one node actor per Node
+//! The root actor: starts the scheduler, the workload controllers
+//! (ReplicaSet, Deployment, DaemonSet), the garbage collector and one
+//! node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
 //! from the store, so a restart loses nothing). It also watches pods once
 //! for all node actors and hands each the changes of its own pods, as the
@@ -12,7 +14,9 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::daemonset::{DaemonSetController, DaemonSetMsg};
 use super::deployment::{DeploymentController, DeploymentMsg};
+use super::garbage_collector::{GarbageCollector, GcMsg};
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
 use super::replicaset::{ReplicaSetController, ReplicaSetMsg};
@@ -63,6 +67,8 @@ pub struct SupervisorState {
     lifecycle: Option<ActorRef<LifecycleMsg>>,
     replicasets: Option<ActorRef<ReplicaSetMsg>>,
     deployments: Option<ActorRef<DeploymentMsg>>,
+    daemonsets: Option<ActorRef<DaemonSetMsg>>,
+    garbage_collector: Option<ActorRef<GcMsg>>,
     statefulsets: Option<ActorRef<StatefulSetMsg>>,
     volumes: Option<ActorRef<VolumeMsg>>,
     config: LifecycleConfig,
@@ -211,6 +217,15 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
+        let (daemonsets, _) = Actor::spawn_linked(
+            None,
+            DaemonSetController,
+            objects.clone(),
+            myself.get_cell(),
+        )
+        .await?;
+        let (garbage_collector, _) =
+            Actor::spawn_linked(None, GarbageCollector, objects.clone(), myself.get_cell()).await?;
         let (statefulsets, _) = Actor::spawn_linked(
             None,
             StatefulSetController,
@@ -261,6 +276,8 @@ impl Actor for Supervisor {
             lifecycle: Some(lifecycle),
             replicasets: Some(replicasets),
             deployments: Some(deployments),
+            daemonsets: Some(daemonsets),
+            garbage_collector: Some(garbage_collector),
             statefulsets: Some(statefulsets),
             volumes: Some(volumes),
             config,
@@ -374,6 +391,30 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.deployments = Some(deployments);
+            } else if state.daemonsets.as_ref().is_some_and(|d| is(&d.get_cell())) {
+                warn!(%reason, "daemonset controller failed; restarting it");
+                let (daemonsets, _) = Actor::spawn_linked(
+                    None,
+                    DaemonSetController,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.daemonsets = Some(daemonsets);
+            } else if state
+                .garbage_collector
+                .as_ref()
+                .is_some_and(|g| is(&g.get_cell()))
+            {
+                warn!(%reason, "garbage collector failed; restarting it");
+                let (garbage_collector, _) = Actor::spawn_linked(
+                    None,
+                    GarbageCollector,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.garbage_collector = Some(garbage_collector);
             } else if state
                 .statefulsets
                 .as_ref()

@@ -181,12 +181,12 @@ pub async fn watch_replays_then_streams(s: &impl Store) {
     let mut w = s.watch("/w/", r1).await.expect("watch");
     let e = next(&mut w).await;
     assert_eq!(
-        (e.kind, e.value.as_slice()),
+        (e.kind, &e.value[..]),
         (EventKind::Modified, b"2".as_slice())
     );
     let e = next(&mut w).await;
     assert_eq!(
-        (e.kind, e.value.as_slice()),
+        (e.kind, &e.value[..]),
         (EventKind::Deleted, b"2".as_slice())
     );
     let r = s.create("/w/b", b"3".to_vec()).await.expect("create");
@@ -248,7 +248,7 @@ pub async fn write_all_is_all_or_nothing(s: &impl Store) {
     ] {
         let e = next(&mut w).await;
         assert_eq!(
-            (e.revision, e.kind, e.value.as_slice()),
+            (e.revision, e.kind, &e.value[..]),
             (rev, kind, value.as_slice())
         );
     }

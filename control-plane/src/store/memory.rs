@@ -52,7 +52,7 @@ impl MemoryStore {
         let event = Event {
             kind,
             key: key.to_string(),
-            value,
+            value: value.into(),
             revision: inner.revision,
         };
         inner.events.push_back(event.clone());

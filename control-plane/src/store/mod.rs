@@ -85,8 +85,9 @@ pub struct Event {
     pub kind: EventKind,
     /// The key.
     pub key: String,
-    /// The new value (the deleted value for deletions).
-    pub value: Vec<u8>,
+    /// The new value (the deleted value for deletions). Shared, not
+    /// copied, by the watchers an event is broadcast to.
+    pub value: bytes::Bytes,
     /// Revision of this change.
     pub revision: u64,
 }

@@ -435,7 +435,7 @@ fn apply(
         events.push(Event {
             kind,
             key: key.to_string(),
-            value: value.to_vec(),
+            value: bytes::Bytes::copy_from_slice(value),
             revision: *revision,
         });
         Ok(*revision)
@@ -663,7 +663,7 @@ impl Store for SqliteStore {
                             revision: r.get::<_, i64>(0)? as u64,
                             key: r.get(1)?,
                             kind: kind_of(r.get(2)?),
-                            value: r.get(3)?,
+                            value: r.get::<_, Vec<u8>>(3)?.into(),
                         })
                     })
                     .map_err(backend)?

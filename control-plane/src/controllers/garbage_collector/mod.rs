@@ -1,0 +1,538 @@
+//! The garbage collector, as upstream's: it deletes objects whose owners
+//! (`metadata.ownerReferences`, matched by uid) are all gone, and carries
+//! out the deletions the API server leaves to it through finalizers:
+//!
+//! - `Background` (kubectl's default): the owner is removed at once; its
+//!   dependents follow when the collector sees them ownerless.
+//! - `Foreground`: the owner stays with `deletionTimestamp` and the
+//!   `foregroundDeletion` finalizer; the collector deletes its dependents
+//!   and removes the finalizer once no dependent with
+//!   `blockOwnerDeletion: true` is left, which removes the owner.
+//! - `Orphan`: the owner stays with the `orphan` finalizer until the
+//!   collector has removed its uid from every dependent's references.
+//!
+//! The collector keeps a [`graph::Graph`] of every watched object (all
+//! kinds but Events, fed by store watches after a full list of each) and
+//! acts only once every kind was listed. Whether an owner exists is asked
+//! of the store when the graph does not know it (so an owner that never
+//! existed, or a namesake with another uid, counts as gone).
+
+pub mod decide;
+pub mod graph;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::Value;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use self::decide::{Action, OwnerState, decide};
+use self::graph::{Graph, Item, OwnerRef, Uid, Work};
+use super::watch_prefix;
+use crate::api::deletion::{self, DeleteOptions, FOREGROUND, ORPHAN};
+use crate::api::internal::Objects;
+use crate::api::resources::{self, RESOURCES, ResourceType};
+use crate::store::{EventKind, StoreError};
+
+/// Why one piece of work failed (it is retried with back-off).
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An owner reference names a kind the API does not serve (yet).
+    #[error("cannot resolve the owner kind {kind} of {api_version}")]
+    UnknownKind {
+        /// The reference's `apiVersion`.
+        api_version: String,
+        /// The reference's `kind`.
+        kind: String,
+    },
+}
+
+/// Messages of the collector.
+#[derive(Debug)]
+pub enum GcMsg {
+    /// The watch of `RESOURCES[i]` (re)started: list that kind afresh.
+    Resync(usize),
+    /// An object of `RESOURCES[ty]` changed at `revision` (for `Deleted`,
+    /// its last state).
+    Changed {
+        /// Index of its type in `RESOURCES`.
+        ty: usize,
+        /// What happened.
+        kind: EventKind,
+        /// When.
+        revision: u64,
+        /// The object's metadata.
+        item: Box<Item>,
+    },
+    /// Work through the queue.
+    Drain,
+    /// Look at something again (after a failure).
+    Retry(Work),
+}
+
+/// Failures in a row after which a piece of work is dropped (until a
+/// change queues it again): about five minutes of back-off.
+const MAX_ATTEMPTS: u32 = 10;
+
+/// Verified-absent owners kept before the cache starts over.
+const ABSENT_CACHE: usize = 10_000;
+
+/// The kinds the collector watches: all but Events, which nothing owns
+/// and which are written the most (upstream ignores them too).
+fn watched() -> impl Iterator<Item = (usize, &'static ResourceType)> {
+    RESOURCES
+        .iter()
+        .enumerate()
+        .filter(|(_, rt)| rt.kind != "Event")
+}
+
+/// Back-off after a failure: 1 s doubling to 60 s.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+}
+
+/// The collector actor.
+pub struct GarbageCollector;
+
+/// Its state.
+pub struct GcState {
+    objects: Objects,
+    graph: Graph,
+    /// Kinds listed at least once, with the revision of their last listing
+    /// (events up to it are in the listing already).
+    listed: HashMap<usize, u64>,
+    queue: BTreeSet<Work>,
+    draining: bool,
+    failures: HashMap<Work, u32>,
+    /// Owner uids verified absent: uids are never reused, so they stay so.
+    absent: HashSet<Uid>,
+}
+
+impl GcState {
+    fn new(objects: Objects) -> Self {
+        Self {
+            objects,
+            graph: Graph::default(),
+            listed: HashMap::new(),
+            queue: BTreeSet::new(),
+            draining: false,
+            failures: HashMap::new(),
+            absent: HashSet::new(),
+        }
+    }
+
+    fn synced(&self) -> bool {
+        watched().all(|(i, _)| self.listed.contains_key(&i))
+    }
+
+    fn enqueue(&mut self, me: &ActorRef<GcMsg>, work: impl IntoIterator<Item = Work>) {
+        self.queue.extend(work);
+        if !self.draining && !self.queue.is_empty() && self.synced() {
+            self.draining = true;
+            let _ = me.cast(GcMsg::Drain);
+        }
+    }
+
+    async fn resync(&mut self, me: &ActorRef<GcMsg>, ty: usize) -> Result<(), ActorProcessingErr> {
+        let rt = RESOURCES.get(ty).ok_or("resource type")?;
+        let listing = self.objects.store().list(&rt.prefix()).await?;
+        let items = listing
+            .items
+            .iter()
+            .filter_map(|kv| Item::from_json(rt, &kv.value))
+            .collect();
+        let work = self.graph.replace_type(rt, items);
+        let first = self.listed.insert(ty, listing.revision).is_none();
+        if first && self.synced() {
+            info!(
+                objects = self.graph.len(),
+                "garbage collector: every kind listed"
+            );
+        }
+        self.enqueue(me, work);
+        Ok(())
+    }
+
+    fn changed(
+        &mut self,
+        me: &ActorRef<GcMsg>,
+        ty: usize,
+        kind: EventKind,
+        revision: u64,
+        item: Item,
+    ) {
+        // Already in the listing the graph was built from.
+        if self
+            .listed
+            .get(&ty)
+            .is_none_or(|listed| revision <= *listed)
+        {
+            return;
+        }
+        let work = match kind {
+            EventKind::Deleted => self.graph.remove(&item.uid),
+            _ => self.graph.upsert(item),
+        };
+        self.enqueue(me, work);
+    }
+
+    async fn drain(&mut self, me: &ActorRef<GcMsg>) {
+        self.draining = false;
+        if !self.synced() {
+            return;
+        }
+        // Coalesced: each object is looked at once however often it was queued.
+        let batch = std::mem::take(&mut self.queue);
+        for work in batch {
+            let span = self.span(&work);
+            match self.process(me, &work).instrument(span.clone()).await {
+                Ok(()) => {
+                    self.failures.remove(&work);
+                }
+                Err(e) => {
+                    let failures = self.failures.entry(work.clone()).or_default();
+                    *failures += 1;
+                    let _entered = span.enter();
+                    if *failures >= MAX_ATTEMPTS {
+                        warn!(error = %e, attempts = *failures, "giving up until the object changes again");
+                        self.failures.remove(&work);
+                        continue;
+                    }
+                    let delay = retry_delay(*failures);
+                    warn!(error = %e, retry_in = ?delay, "garbage collection failed");
+                    me.send_after(delay, move || GcMsg::Retry(work));
+                }
+            }
+        }
+    }
+
+    /// A span naming the object the work is about.
+    fn span(&self, work: &Work) -> tracing::Span {
+        let (what, uid) = match work {
+            Work::AttemptToDelete(uid) => ("attempt_to_delete", uid),
+            Work::AttemptToOrphan(uid) => ("attempt_to_orphan", uid),
+        };
+        let item = self.graph.get(uid);
+        info_span!(
+            "gc",
+            work = what,
+            kind = item.map_or("", |i| i.rt.kind),
+            ns = item.and_then(|i| i.namespace.as_deref()).unwrap_or(""),
+            name = item.map_or("", |i| i.name.as_str()),
+            uid = %uid,
+        )
+    }
+
+    async fn process(&mut self, me: &ActorRef<GcMsg>, work: &Work) -> Result<(), GcError> {
+        match work {
+            Work::AttemptToDelete(uid) => self.attempt_to_delete(me, uid).await,
+            Work::AttemptToOrphan(uid) => self.attempt_to_orphan(uid).await,
+        }
+    }
+
+    /// The object of `uid` as stored now, if it is still that object.
+    async fn latest(&self, uid: &str) -> Result<Option<(Item, Value)>, GcError> {
+        let Some(item) = self.graph.get(uid) else {
+            return Ok(None);
+        };
+        let obj = match self
+            .objects
+            .get(item.rt, item.namespace.as_deref(), &item.name)
+            .await
+        {
+            Ok(obj) => obj,
+            // Its deletion event is on the way.
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // A namesake: the object we know was deleted.
+        Ok(Item::from_value(item.rt, &obj)
+            .filter(|latest| latest.uid == uid)
+            .map(|latest| (latest, obj)))
+    }
+
+    async fn attempt_to_delete(&mut self, me: &ActorRef<GcMsg>, uid: &str) -> Result<(), GcError> {
+        let Some((item, obj)) = self.latest(uid).await? else {
+            return Ok(());
+        };
+        if item.deleting {
+            if item.waits_for_dependents() {
+                self.process_deleting_dependents(me, &item).await?;
+            }
+            return Ok(());
+        }
+        let mut states = Vec::with_capacity(item.owners.len());
+        for owner in &item.owners {
+            states.push((owner.uid.clone(), self.owner_state(&item, owner).await?));
+        }
+        let has_dependents = !self.graph.dependents_of(uid).is_empty();
+        match decide(&item, &states, has_dependents) {
+            Action::Keep => {}
+            Action::RemoveReferences(stale) => {
+                info!(owners = ?stale, "removing references to owners that are gone or waiting");
+                self.remove_references(&item, &stale).await?;
+            }
+            Action::Delete(policy) => {
+                let options = DeleteOptions {
+                    propagation: Some(policy),
+                    grace_period_seconds: self.grace_for(&item, &obj).await?,
+                    uid: Some(item.uid.clone()),
+                    resource_version: None,
+                };
+                let outcome = self
+                    .objects
+                    .delete_with(item.rt, item.namespace.as_deref(), &item.name, &options)
+                    .await?;
+                info!(
+                    policy = policy.as_str(),
+                    ?outcome,
+                    "deleted an object whose owners are gone"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// An owner deleted in the foreground: its blocking dependents are
+    /// deleted; once none is left, so is its `foregroundDeletion` finalizer.
+    async fn process_deleting_dependents(
+        &mut self,
+        me: &ActorRef<GcMsg>,
+        owner: &Item,
+    ) -> Result<(), GcError> {
+        let blocking = self.graph.blocking_dependents(&owner.uid);
+        let waiting = blocking.len();
+        let to_delete: Vec<Uid> = blocking
+            .iter()
+            .filter(|d| !d.deleting)
+            .map(|d| d.uid.clone())
+            .collect();
+        if waiting == 0 {
+            info!("no blocking dependents left: removing the {FOREGROUND} finalizer");
+            return self.remove_finalizer(owner, FOREGROUND).await;
+        }
+        debug!(
+            waiting,
+            to_delete = to_delete.len(),
+            "waiting for blocking dependents"
+        );
+        self.enqueue(me, to_delete.into_iter().map(Work::AttemptToDelete));
+        Ok(())
+    }
+
+    /// An owner deleted with `orphan`: its dependents lose their reference
+    /// to it, then it loses its finalizer.
+    async fn attempt_to_orphan(&mut self, uid: &str) -> Result<(), GcError> {
+        let Some((owner, _)) = self.latest(uid).await? else {
+            return Ok(());
+        };
+        if !owner.orphaning() {
+            return Ok(());
+        }
+        let dependents: Vec<Item> = self.graph.dependents_of(uid).into_iter().cloned().collect();
+        for dependent in &dependents {
+            self.remove_references(dependent, std::slice::from_ref(&owner.uid))
+                .await?;
+        }
+        info!(
+            dependents = dependents.len(),
+            "dependents orphaned: removing the {ORPHAN} finalizer"
+        );
+        self.remove_finalizer(&owner, ORPHAN).await
+    }
+
+    /// How the owner `reference` of `dependent` stands.
+    async fn owner_state(
+        &mut self,
+        dependent: &Item,
+        reference: &OwnerRef,
+    ) -> Result<OwnerState, GcError> {
+        if self.absent.contains(&reference.uid) {
+            return Ok(OwnerState::Dangling);
+        }
+        let rt = resources::by_kind(&reference.api_version, &reference.kind).ok_or_else(|| {
+            GcError::UnknownKind {
+                api_version: reference.api_version.clone(),
+                kind: reference.kind.clone(),
+            }
+        })?;
+        // A namespaced owner can only be in its dependent's namespace.
+        if rt.namespaced && dependent.namespace.is_none() {
+            return Ok(OwnerState::Dangling);
+        }
+        let namespace = dependent.namespace.as_deref().filter(|_| rt.namespaced);
+        let state = |owner: &Item| {
+            if owner.waits_for_dependents() {
+                OwnerState::WaitingForDependents
+            } else {
+                OwnerState::Solid
+            }
+        };
+        // Known to the graph: a deletion would already be on its way to us.
+        if let Some(owner) = self.graph.get(&reference.uid)
+            && owner.rt == rt
+            && owner.namespace.as_deref() == namespace
+        {
+            return Ok(state(owner));
+        }
+        let found = match self.objects.get(rt, namespace, &reference.name).await {
+            Ok(obj) => Item::from_value(rt, &obj).filter(|o| o.uid == reference.uid),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match found {
+            Some(owner) => Ok(state(&owner)),
+            None => {
+                if self.absent.len() >= ABSENT_CACHE {
+                    self.absent.clear();
+                }
+                self.absent.insert(reference.uid.clone());
+                Ok(OwnerState::Dangling)
+            }
+        }
+    }
+
+    /// The grace period to delete `item` with: a pod bound to a node that
+    /// no longer exists goes at once, as nothing is left to confirm it
+    /// (upstream's pod GC removes such pods); others get their own.
+    async fn grace_for(&self, item: &Item, obj: &Value) -> Result<Option<i64>, GcError> {
+        if item.rt.kind != "Pod" {
+            return Ok(None);
+        }
+        let Some(node) = obj["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
+        let nodes = resources::find("", "v1", "nodes").ok_or(GcError::UnknownKind {
+            api_version: "v1".into(),
+            kind: "Node".into(),
+        })?;
+        match self.objects.get(nodes, None, node).await {
+            Ok(_) => Ok(None),
+            Err(StoreError::NotFound(_)) => Ok(Some(0)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Drops `dependent`'s references to the owners `stale`.
+    async fn remove_references(&self, dependent: &Item, stale: &[Uid]) -> Result<(), GcError> {
+        let updated = self
+            .objects
+            .update(
+                dependent.rt,
+                dependent.namespace.as_deref(),
+                &dependent.name,
+                |obj| {
+                    if obj["metadata"]["uid"].as_str() != Some(dependent.uid.as_str()) {
+                        return false;
+                    }
+                    let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() else {
+                        return false;
+                    };
+                    let before = refs.len();
+                    refs.retain(|r| {
+                        !r["uid"]
+                            .as_str()
+                            .is_some_and(|u| stale.iter().any(|s| s == u))
+                    });
+                    if refs.len() == before {
+                        return false;
+                    }
+                    // An empty list is omitted, as upstream serializes it.
+                    if refs.is_empty()
+                        && let Some(m) = obj["metadata"].as_object_mut()
+                    {
+                        m.remove("ownerReferences");
+                    }
+                    true
+                },
+            )
+            .await;
+        match updated {
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes `finalizer` from `item` (which an emptied list deletes).
+    async fn remove_finalizer(&self, item: &Item, finalizer: &str) -> Result<(), GcError> {
+        let updated = self
+            .objects
+            .update(item.rt, item.namespace.as_deref(), &item.name, |obj| {
+                if obj["metadata"]["uid"].as_str() != Some(item.uid.as_str()) {
+                    return false;
+                }
+                let before = deletion::finalizers(obj);
+                if !before.iter().any(|f| f == finalizer) {
+                    return false;
+                }
+                let after = before.into_iter().filter(|f| f != finalizer).collect();
+                deletion::set_finalizers(obj, after);
+                true
+            })
+            .await;
+        match updated {
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Actor for GarbageCollector {
+    type Msg = GcMsg;
+    type State = GcState;
+    type Arguments = Objects;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<GcMsg>,
+        objects: Objects,
+    ) -> Result<GcState, ActorProcessingErr> {
+        for (ty, rt) in watched() {
+            let me = myself.clone();
+            watch_prefix(objects.store().clone(), rt.prefix(), move |event| {
+                let msg = match event {
+                    None => GcMsg::Resync(ty),
+                    // Decoded here, on the watch's task, not in the actor.
+                    Some(e) => match Item::from_json(rt, &e.value) {
+                        Some(item) => GcMsg::Changed {
+                            ty,
+                            kind: e.kind,
+                            revision: e.revision,
+                            item: Box::new(item),
+                        },
+                        None => return true,
+                    },
+                };
+                me.cast(msg).is_ok()
+            });
+        }
+        Ok(GcState::new(objects))
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<GcMsg>,
+        msg: GcMsg,
+        state: &mut GcState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            GcMsg::Resync(ty) => state.resync(&myself, ty).await?,
+            GcMsg::Changed {
+                ty,
+                kind,
+                revision,
+                item,
+            } => state.changed(&myself, ty, kind, revision, *item),
+            GcMsg::Drain => state.drain(&myself).await,
+            GcMsg::Retry(work) => state.enqueue(&myself, [work]),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+//! A whole `skiff up --nodes N` cluster for tests and benches, driven with
+//! the real kubectl through the kubeconfig it writes; Ctrl-C (SIGINT) on
+//! drop, as a user stops it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::control_plane::kubectl_path;
+use crate::{free_port, workspace_binary};
+
+/// A running `skiff up`.
+pub struct SkiffUp {
+    dir: PathBuf,
+    child: Child,
+}
+
+impl SkiffUp {
+    /// Starts `skiff up --nodes nodes` with its data in `dir` and waits
+    /// until kubectl sees every node Ready.
+    pub fn start(nodes: usize, dir: &Path) -> Self {
+        let child = Command::new(workspace_binary("skiff"))
+            .args([
+                "up",
+                "--nodes",
+                &nodes.to_string(),
+                "--api-port",
+                &free_port().to_string(),
+                "--data-dir",
+            ])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("skiff up");
+        let cluster = Self {
+            dir: dir.to_path_buf(),
+            child,
+        };
+        cluster.eventually(&["get", "nodes"], "every node Ready", |o| {
+            o.matches(" Ready ").count() == nodes
+        });
+        cluster
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs kubectl against the cluster: success and stdout+stderr.
+    pub fn kubectl(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(kubectl_path().expect("kubectl"))
+            .args(args)
+            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("HOME", self.dir.join("home"))
+            .output()
+            .expect("kubectl");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// Runs kubectl and panics unless it succeeds.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let (ok, out) = self.kubectl(args);
+        assert!(ok, "kubectl {args:?} failed: {out}");
+        out
+    }
+
+    /// Repeats kubectl until `check` accepts its output (60 s at most).
+    pub fn eventually(&self, args: &[&str], what: &str, check: impl Fn(&str) -> bool) -> String {
+        self.eventually_since(args, what, check).0
+    }
+
+    /// Like `eventually`, also returning when the kubectl call that saw it
+    /// began.
+    pub fn eventually_since(
+        &self,
+        args: &[&str],
+        what: &str,
+        check: impl Fn(&str) -> bool,
+    ) -> (String, Instant) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let asked = Instant::now();
+            let (ok, out) = self.kubectl(args);
+            if ok && check(&out) {
+                return (out, asked);
+            }
+            last = out;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("timed out waiting for {what}: {last}");
+    }
+
+    /// The cluster record `skiff up` keeps (`DIR/cluster.json`).
+    pub fn record(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.join("cluster.json")).expect("cluster.json");
+        serde_json::from_str(&text).expect("cluster.json is JSON")
+    }
+
+    /// Whether `node`'s line in `kubectl get nodes` shows `status`.
+    pub fn node_shows(out: &str, node: &str, status: &str) -> bool {
+        out.lines().any(|l| {
+            l.split_whitespace().next() == Some(node) && l.split_whitespace().nth(1) == Some(status)
+        })
+    }
+
+    /// `skiff node ACTION NAME` on this cluster (stop, start, kill,
+    /// partition, heal).
+    pub fn node(&self, action: &str, name: &str) {
+        let status = Command::new(workspace_binary("skiff"))
+            .args(["node", action, name, "--data-dir"])
+            .arg(&self.dir)
+            .status()
+            .expect("skiff node");
+        assert!(status.success(), "skiff node {action} {name}");
+    }
+}
+
+impl Drop for SkiffUp {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGINT);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+    }
+}

@@ -1,0 +1,62 @@
+//! Hollow nodes for the scheduler benches: whole Skiff kubelets started in
+//! the bench's own process from the library (`skiff_kubelet::app::start`),
+//! with node agent, pod actors, gRPC and HTTP servers, registration and
+//! heartbeats over the real gRPC NodeRegistry. Only the container runtime
+//! and the pod network are fakes, so a thousand of them need neither root
+//! nor containerd (upstream's kubemark idea).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use skiff_images::ImageName;
+use skiff_kubelet::app::{KubeletConfig, Running, start};
+use skiff_kubelet::pod::backoff::BackoffConfig;
+use skiff_kubelet::pod::sandbox::FakeNetwork;
+use skiff_kubelet::runtime::fake::FakeRuntime;
+
+/// The image every hollow node holds; bench pods use it.
+pub const IMAGE: &str = "skiff.dev/webapp:v1";
+
+/// The label every hollow node carries.
+pub const LABEL: (&str, &str) = ("skiff.dev/hollow", "true");
+
+/// Starts hollow node `name` (state under `dir/name`) registering with the
+/// control plane's gRPC address `control_plane`.
+pub async fn node(name: String, dir: &Path, control_plane: &str) -> Running {
+    let runtime = Arc::new(FakeRuntime::new());
+    runtime.add_image(ImageName::parse(IMAGE).expect("valid image"));
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    let config = KubeletConfig {
+        state_dir: dir.join(&name),
+        node_name: name,
+        manifests_dir: None,
+        image_dir: None,
+        http_listen: any,
+        grpc_listen: any,
+        node_ip: Some("127.0.0.1".into()),
+        backoff: BackoffConfig::default(),
+        control_plane: Some(control_plane.to_string()),
+        node_labels: HashMap::from([(LABEL.0.to_string(), LABEL.1.to_string())]),
+    };
+    start(config, runtime, Arc::new(FakeNetwork::default()))
+        .await
+        .expect("hollow node starts")
+}
+
+/// A thousand nodes hold several sockets each: lift the soft limit on open
+/// files to the hard one.
+pub fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
