@@ -5,11 +5,13 @@
 //!
 //! # Layout
 //! - [`batch`]: Job and CronJob specs (counts, modes, policies).
+//! - [`daemonset`]: DaemonSet specs (update strategy, rolling budget).
 //! - [`names`]: DNS-1123 names and labels.
 //! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
 //! - [`workloads`]: controllers' selectors and templates.
 
 pub mod batch;
+pub mod daemonset;
 pub mod names;
 pub mod pod;
 pub mod workloads;

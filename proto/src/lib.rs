@@ -14,6 +14,14 @@ pub mod node {
         #![allow(missing_docs, clippy::all, clippy::pedantic)] // generated code
         tonic::include_proto!("skiff.node.v1");
     }
+
+    /// A pod pushed to a node carries, in this annotation of its
+    /// `pod_json`, the node-local volumes its `persistentVolumeClaim`
+    /// volumes are bound to: a JSON object from the pod's volume name to
+    /// the volume's handle, the name of its directory under the node's
+    /// `<state-dir>/volumes/`. The control plane resolves claim → volume
+    /// and sets it on what it sends; it is never stored in the API.
+    pub const LOCAL_VOLUMES_ANNOTATION: &str = "node.skiff.io/local-volumes";
 }
 
 /// How either side dials the other. Nodes and the control plane talk over

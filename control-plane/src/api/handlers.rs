@@ -616,6 +616,10 @@ impl Api {
             obj["metadata"]["generation"] = json!(1);
         }
         apply_defaults(t.rt, obj);
+        super::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
+            .await
+            .map_err(|e| ApiError::from_store(e, t.rt, &name_of(obj)))?;
+        objects::track_template_generation(t.rt, None, obj);
         validate(t.rt, obj)?;
         if let Ownership::Update(manager) = ownership {
             managed_fields::update(t.rt, None, obj, manager);
@@ -724,6 +728,7 @@ impl Api {
                     .unwrap_or(0);
                 result["metadata"]["generation"] = json!(generation + 1);
             }
+            objects::track_template_generation(t.rt, Some(old), &mut result);
         }
         drop_nulls(&mut result);
         if let Ownership::Update(manager) = ownership {

@@ -110,6 +110,7 @@ impl Objects {
         meta["uid"] = json!(objects::uuid());
         meta["creationTimestamp"] = json!(objects::now());
         objects::apply_defaults(rt, &mut obj);
+        super::admission::admit_create(self.store.as_ref(), rt.kind, &mut obj).await?;
         if rt.namespaced {
             self.check_namespace_open(obj["metadata"]["namespace"].as_str().unwrap_or("default"))
                 .await?;

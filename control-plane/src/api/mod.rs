@@ -1,6 +1,7 @@
 //! The Kubernetes-compatible HTTP API that the real `kubectl` talks to.
 //!
 //! - [`resources`]: served types, short names, categories.
+//! - [`admission`]: admission steps that read other objects (default StorageClass).
 //! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
 //! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
@@ -16,6 +17,7 @@
 //! - [`table`]: server-side printing for `kubectl get`.
 //! - [`error`]: `Status` errors.
 
+pub mod admission;
 pub mod deletion;
 pub mod discovery;
 pub mod error;

@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController, Service};
 use serde_json::{Value, json};
+use skiff_api_rules::daemonset::validate_daemonset_spec;
 use skiff_api_rules::names::{is_dns1123_label, is_dns1123_subdomain, subdomain_message};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
@@ -146,6 +147,13 @@ fn default_template(obj: &mut Value, template: &[&str], restart_default: bool) {
     default_pod_spec(cur, restart_default);
 }
 
+/// Upstream defaults of a PersistentVolumeClaim (also of a StatefulSet's
+/// claim templates).
+fn default_claim(claim: &mut Value) {
+    set_default(claim, &["spec", "volumeMode"], json!("Filesystem"));
+    set_default(claim, &["status", "phase"], json!("Pending"));
+}
+
 /// Applies upstream defaults for `rt` to `obj` (in place).
 pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
     match rt.kind {
@@ -241,7 +249,36 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                     json!(0),
                 );
             }
+            set_default(
+                obj,
+                &["spec", "persistentVolumeClaimRetentionPolicy"],
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
+            if let Some(claims) = obj
+                .pointer_mut("/spec/volumeClaimTemplates")
+                .and_then(Value::as_array_mut)
+            {
+                for claim in claims {
+                    set_default(claim, &["apiVersion"], json!("v1"));
+                    set_default(claim, &["kind"], json!("PersistentVolumeClaim"));
+                    default_claim(claim);
+                }
+            }
             default_template(obj, &["spec", "template"], true);
+        }
+        "PersistentVolumeClaim" => default_claim(obj),
+        "PersistentVolume" => {
+            set_default(
+                obj,
+                &["spec", "persistentVolumeReclaimPolicy"],
+                json!("Retain"),
+            );
+            set_default(obj, &["spec", "volumeMode"], json!("Filesystem"));
+            set_default(obj, &["status", "phase"], json!("Pending"));
+        }
+        "StorageClass" => {
+            set_default(obj, &["reclaimPolicy"], json!("Delete"));
+            set_default(obj, &["volumeBindingMode"], json!("Immediate"));
         }
         "Job" => {
             let completions_unset = obj.pointer("/spec/completions").is_none_or(Value::is_null);
@@ -311,6 +348,36 @@ fn generate_job_selector(obj: &mut Value) {
     );
 }
 
+/// The annotation apps/v1 serves a DaemonSet's `templateGeneration` in.
+pub const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// Upstream's DaemonSet strategy for `templateGeneration` (served in apps/v1
+/// as the [`TEMPLATE_GENERATION`] annotation): 1 on create, one more each
+/// time an update changes the pod template, never what the client sent.
+/// The controller labels its pods with it (`pod-template-generation`).
+/// `old` is the stored object on update, `None` on create.
+pub fn track_template_generation(rt: &ResourceType, old: Option<&Value>, new: &mut Value) {
+    if rt.kind != "DaemonSet" {
+        return;
+    }
+    let stored = old.map(|o| {
+        o.pointer("/metadata/annotations")
+            .and_then(|a| a.get(TEMPLATE_GENERATION))
+            .and_then(Value::as_str)
+            .and_then(|g| g.parse::<i64>().ok())
+            .unwrap_or(1)
+    });
+    let generation = match (stored, old) {
+        (Some(g), Some(o)) if o.pointer("/spec/template") != new.pointer("/spec/template") => g + 1,
+        (Some(g), _) => g,
+        (None, _) => 1,
+    };
+    if !new["metadata"]["annotations"].is_object() {
+        new["metadata"]["annotations"] = json!({});
+    }
+    new["metadata"]["annotations"][TEMPLATE_GENERATION] = json!(generation.to_string());
+}
+
 fn decode<T: serde::de::DeserializeOwned>(rt: &ResourceType, obj: &Value) -> Result<T, ApiError> {
     serde_json::from_value(obj.clone()).map_err(|e| {
         ApiError::bad_request(format!(
@@ -325,7 +392,9 @@ fn decode<T: serde::de::DeserializeOwned>(rt: &ResourceType, obj: &Value) -> Res
 /// `fieldValidation=Strict`). The object is decoded into its k8s-openapi
 /// type and encoded again; whatever did not survive is unknown.
 pub fn unknown_fields(rt: &ResourceType, obj: &Value) -> Vec<String> {
-    use k8s_openapi::api::{apps as a, batch as b, coordination as co, core as c, discovery as d};
+    use k8s_openapi::api::{
+        apps as a, batch as b, coordination as co, core as c, discovery as d, storage as s,
+    };
     fn round<T: serde::de::DeserializeOwned + serde::Serialize>(obj: &Value) -> Option<Value> {
         serde_json::from_value::<T>(obj.clone())
             .ok()
@@ -353,6 +422,7 @@ pub fn unknown_fields(rt: &ResourceType, obj: &Value) -> Vec<String> {
         ("batch", "CronJob") => round::<b::v1::CronJob>(obj),
         ("discovery.k8s.io", "EndpointSlice") => round::<d::v1::EndpointSlice>(obj),
         ("coordination.k8s.io", "Lease") => round::<co::v1::Lease>(obj),
+        ("storage.k8s.io", "StorageClass") => round::<s::v1::StorageClass>(obj),
         _ => None,
     };
     let mut out = Vec::new();
@@ -440,14 +510,7 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         }
         "DaemonSet" => {
             let d: DaemonSet = decode(rt, obj)?;
-            let spec = d.spec.unwrap_or_default();
-            errors.extend(validate_controller(
-                Some(&spec.selector),
-                Some(&spec.template),
-                None,
-                TemplateRestart::AlwaysOnly,
-                "spec.template",
-            ));
+            errors.extend(validate_daemonset_spec(&d.spec.unwrap_or_default()));
         }
         "StatefulSet" => {
             let s: StatefulSet = decode(rt, obj)?;
@@ -459,6 +522,25 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
                 TemplateRestart::AlwaysOnly,
                 "spec.template",
             ));
+            if let Some(policy) = spec
+                .pod_management_policy
+                .as_deref()
+                .filter(|p| !matches!(*p, "OrderedReady" | "Parallel"))
+            {
+                errors.push(format!(
+                    "spec.podManagementPolicy: Unsupported value: \"{policy}\": supported values: \"OrderedReady\", \"Parallel\""
+                ));
+            }
+            let partition = spec
+                .update_strategy
+                .as_ref()
+                .and_then(|u| u.rolling_update.as_ref())
+                .and_then(|r| r.partition);
+            if let Some(p) = partition.filter(|p| *p < 0) {
+                errors.push(format!(
+                    "spec.updateStrategy.rollingUpdate.partition: Invalid value: {p}: must be greater than or equal to 0"
+                ));
+            }
         }
         "ReplicationController" => {
             let r: ReplicationController = decode(rt, obj)?;
@@ -556,6 +638,31 @@ pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    if rt.kind == "StatefulSet" {
+        // Upstream's ValidateStatefulSetUpdate: only these may change.
+        const MUTABLE: [&str; 6] = [
+            "replicas",
+            "ordinals",
+            "template",
+            "updateStrategy",
+            "persistentVolumeClaimRetentionPolicy",
+            "minReadySeconds",
+        ];
+        let rest = |obj: &Value| {
+            let mut spec = obj.get("spec").cloned().unwrap_or_else(|| json!({}));
+            if let Some(m) = spec.as_object_mut() {
+                m.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+            }
+            spec
+        };
+        if rest(old) != rest(new) {
+            return Err(ApiError::invalid(
+                rt,
+                name,
+                &["spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".to_string()],
+            ));
+        }
+    }
     if rt.kind == "Job" {
         for field in ["selector", "template", "completions"] {
             let pointer = format!("/spec/{field}");
@@ -572,10 +679,8 @@ pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
             }
         }
     }
-    if matches!(
-        rt.kind,
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet"
-    ) && old.pointer("/spec/selector") != new.pointer("/spec/selector")
+    if matches!(rt.kind, "Deployment" | "ReplicaSet" | "DaemonSet")
+        && old.pointer("/spec/selector") != new.pointer("/spec/selector")
     {
         return Err(ApiError::invalid(
             rt,
@@ -647,6 +752,55 @@ mod tests {
             .expect("c")
             .remove("imagePolicy");
         assert!(unknown_fields(rt, &clean).is_empty());
+    }
+
+    #[test]
+    fn statefulset_specs_change_only_where_upstream_allows() {
+        let rt = resources::find("apps", "v1", "statefulsets").expect("type");
+        let old = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1, "serviceName": "a",
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}});
+        let mut new = old.clone();
+        new["spec"]["replicas"] = json!(3);
+        new["spec"]["template"] = json!({"spec": {}});
+        new["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+        assert!(check_immutable(rt, &old, &new).is_ok());
+        for (field, value) in [
+            ("serviceName", json!("b")),
+            ("volumeClaimTemplates", json!([])),
+            ("selector", json!({"matchLabels": {"a": "b"}})),
+        ] {
+            let mut bad = old.clone();
+            bad["spec"][field] = value;
+            let err = check_immutable(rt, &old, &bad).expect_err(field);
+            assert!(
+                err.message.contains("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"),
+                "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn daemonset_template_generation_counts_template_changes_only() {
+        let rt = resources::find("apps", "v1", "daemonsets").expect("type");
+        let generation = |v: &Value| v["metadata"]["annotations"][TEMPLATE_GENERATION].clone();
+        let mut created = json!({"metadata": {"name": "ds", "annotations": {TEMPLATE_GENERATION: "9"}},
+            "spec": {"minReadySeconds": 0, "template": {"spec": {"containers": [{"name": "c"}]}}}});
+        track_template_generation(rt, None, &mut created);
+        assert_eq!(generation(&created), "1", "the client's value is ignored");
+        let mut same_template = created.clone();
+        same_template["spec"]["minReadySeconds"] = json!(5);
+        same_template["metadata"]["annotations"][TEMPLATE_GENERATION] = json!("7");
+        track_template_generation(rt, Some(&created), &mut same_template);
+        assert_eq!(generation(&same_template), "1");
+        let mut changed = same_template.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("busybox");
+        track_template_generation(rt, Some(&same_template), &mut changed);
+        assert_eq!(generation(&changed), "2");
+        let other = resources::find("apps", "v1", "deployments").expect("type");
+        let mut d = json!({"metadata": {"name": "d"}});
+        track_template_generation(other, None, &mut d);
+        assert!(d["metadata"].get("annotations").is_none());
     }
 
     #[test]

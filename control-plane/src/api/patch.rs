@@ -13,8 +13,7 @@ fn merge_key(field: &str) -> Option<&'static str> {
         | "ephemeralContainers"
         | "env"
         | "volumes"
-        | "imagePullSecrets"
-        | "volumeClaimTemplates" => Some("name"),
+        | "imagePullSecrets" => Some("name"),
         "volumeMounts" => Some("mountPath"),
         "volumeDevices" => Some("devicePath"),
         "conditions" => Some("type"),

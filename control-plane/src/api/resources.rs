@@ -291,6 +291,17 @@ pub const RESOURCES: &[ResourceType] = &[
         &["status"]
     ),
     rt!(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "storageclass",
+        "StorageClass",
+        false,
+        &["sc"],
+        &[],
+        &[]
+    ),
+    rt!(
         "discovery.k8s.io",
         "v1",
         "endpointslices",

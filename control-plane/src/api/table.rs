@@ -404,6 +404,36 @@ fn columns_and_cells(rt: &ResourceType, obj: &Value) -> (Vec<Value>, Vec<String>
                 ],
             )
         }
+        "ControllerRevision" => {
+            // `daemonset.apps/name`: the controller's kind and group, lowercased.
+            let controller = obj
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .and_then(|refs| refs.iter().find(|r| r["controller"] == json!(true)))
+                .map_or_else(
+                    || "<none>".to_string(),
+                    |r| {
+                        let group = text(r.get("apiVersion"))
+                            .split_once('/')
+                            .map(|(g, _)| format!(".{g}"))
+                            .unwrap_or_default();
+                        format!(
+                            "{}{group}/{}",
+                            text(r.get("kind")).to_lowercase(),
+                            text(r.get("name"))
+                        )
+                    },
+                );
+            (
+                vec![
+                    col("Name", 0),
+                    col("Controller", 0),
+                    col("Revision", 0),
+                    col("Age", 0),
+                ],
+                vec![name, controller, n(obj.get("revision")).to_string(), age],
+            )
+        }
         "StatefulSet" => {
             let (c, i) = containers_images(tmpl);
             (
@@ -726,8 +756,165 @@ fn columns_and_cells(rt: &ResourceType, obj: &Value) -> (Vec<Value>, Vec<String>
                 ],
             )
         }
+        "PersistentVolumeClaim" => {
+            let bound = !text(spec.get("volumeName")).is_empty();
+            let (capacity, modes) = if bound {
+                (
+                    text(status.pointer("/capacity/storage")).to_string(),
+                    access_modes(status.get("accessModes")),
+                )
+            } else {
+                (String::new(), String::new())
+            };
+            (
+                vec![
+                    col("Name", 0),
+                    col("Status", 0),
+                    col("Volume", 0),
+                    col("Capacity", 0),
+                    col("Access Modes", 0),
+                    col("StorageClass", 0),
+                    col("VolumeAttributesClass", 0),
+                    col("Age", 0),
+                    col("VolumeMode", 1),
+                ],
+                vec![
+                    name,
+                    volume_phase(obj),
+                    text(spec.get("volumeName")).to_string(),
+                    capacity,
+                    modes,
+                    storage_class(obj, spec),
+                    unset(spec.get("volumeAttributesClassName")),
+                    age,
+                    unset(spec.get("volumeMode")),
+                ],
+            )
+        }
+        "PersistentVolume" => {
+            let claim = match spec.get("claimRef").filter(|c| c.is_object()) {
+                Some(c) => format!("{}/{}", text(c.get("namespace")), text(c.get("name"))),
+                None => String::new(),
+            };
+            (
+                vec![
+                    col("Name", 0),
+                    col("Capacity", 0),
+                    col("Access Modes", 0),
+                    col("Reclaim Policy", 0),
+                    col("Status", 0),
+                    col("Claim", 0),
+                    col("StorageClass", 0),
+                    col("VolumeAttributesClass", 0),
+                    col("Reason", 0),
+                    col("Age", 0),
+                    col("VolumeMode", 1),
+                ],
+                vec![
+                    name,
+                    text(spec.pointer("/capacity/storage")).to_string(),
+                    access_modes(spec.get("accessModes")),
+                    text(spec.get("persistentVolumeReclaimPolicy")).to_string(),
+                    volume_phase(obj),
+                    claim,
+                    storage_class(obj, spec),
+                    unset(spec.get("volumeAttributesClassName")),
+                    text(status.get("reason")).to_string(),
+                    age,
+                    unset(spec.get("volumeMode")),
+                ],
+            )
+        }
+        "StorageClass" => {
+            let default = obj
+                .pointer("/metadata/annotations")
+                .and_then(|a| {
+                    a.get("storageclass.kubernetes.io/is-default-class")
+                        .or_else(|| a.get("storageclass.beta.kubernetes.io/is-default-class"))
+                })
+                .and_then(Value::as_str)
+                == Some("true");
+            (
+                vec![
+                    col("Name", 0),
+                    col("Provisioner", 0),
+                    col("ReclaimPolicy", 0),
+                    col("VolumeBindingMode", 0),
+                    col("AllowVolumeExpansion", 0),
+                    col("Age", 0),
+                ],
+                vec![
+                    if default {
+                        format!("{name} (default)")
+                    } else {
+                        name
+                    },
+                    text(obj.get("provisioner")).to_string(),
+                    obj.get("reclaimPolicy")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Delete")
+                        .to_string(),
+                    obj.get("volumeBindingMode")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Immediate")
+                        .to_string(),
+                    obj.get("allowVolumeExpansion")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                        .to_string(),
+                    age,
+                ],
+            )
+        }
         _ => (vec![col("Name", 0), col("Age", 0)], vec![name, age]),
     }
+}
+
+/// Upstream's `GetAccessModesAsString`: `RWO,ROX,RWX,RWOP`, in that order.
+fn access_modes(modes: Option<&Value>) -> String {
+    let has = |m: &str| {
+        modes
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x == m))
+    };
+    [
+        ("ReadWriteOnce", "RWO"),
+        ("ReadOnlyMany", "ROX"),
+        ("ReadWriteMany", "RWX"),
+        ("ReadWriteOncePod", "RWOP"),
+    ]
+    .into_iter()
+    .filter(|(m, _)| has(m))
+    .map(|(_, short)| short)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// A claim's or volume's phase, `Terminating` while it is being deleted.
+fn volume_phase(obj: &Value) -> String {
+    if obj
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        return "Terminating".into();
+    }
+    text(obj.pointer("/status/phase")).to_string()
+}
+
+/// The storage class: the beta annotation first, as upstream.
+fn storage_class(obj: &Value, spec: &Value) -> String {
+    obj.pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+        .or_else(|| spec.get("storageClassName"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn unset(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("<unset>")
+        .to_string()
 }
 
 fn partial_metadata(obj: &Value) -> Value {
@@ -880,6 +1067,29 @@ mod tests {
                 json!("web.1a2b")
             ])
         );
+    }
+
+    #[test]
+    fn controller_revisions_show_their_controller_and_number() {
+        let rt = super::super::resources::find("apps", "v1", "controllerrevisions").expect("type");
+        let r = json!({"metadata": {"name": "mon-5d4f", "creationTimestamp": "2026-01-01T00:00:00Z",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "mon", "controller": true}]},
+            "revision": 3});
+        let t = table(rt, std::slice::from_ref(&r), 1);
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(names, ["Name", "Controller", "Revision", "Age"]);
+        let cells = &t["rows"][0]["cells"];
+        assert_eq!(
+            (cells[0].clone(), cells[1].clone(), cells[2].clone()),
+            (json!("mon-5d4f"), json!("daemonset.apps/mon"), json!("3"))
+        );
+        let orphan = json!({"metadata": {"name": "x"}, "revision": 1});
+        assert_eq!(table(rt, &[orphan], 1)["rows"][0]["cells"][1], "<none>");
     }
 
     #[test]

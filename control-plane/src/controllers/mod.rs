@@ -10,11 +10,16 @@
 //! - [`replicaset`]: keeps ReplicaSets' and ReplicationControllers' pods.
 //! - [`job`]: runs Jobs' pods to completion.
 //! - [`cronjob`]: starts Jobs on a cron schedule.
+//! - [`statefulset`]: runs StatefulSets' ordered pods and their claims.
+//! - [`volume`]: node-local persistent volumes (default class, provisioning,
+//!   reclaiming).
+//! - [`daemonset`]: one pod per eligible node for each DaemonSet.
 //! - [`garbage_collector`]: deletes dependents whose owners are gone, and
 //!   carries out foreground and orphaning deletions.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod garbage_collector;
 pub mod job;
@@ -23,7 +28,9 @@ pub mod node;
 pub mod node_lifecycle;
 pub mod replicaset;
 pub mod scheduler;
+pub mod statefulset;
 pub mod supervisor;
+pub mod volume;
 
 use serde_json::Value;
 use tokio::sync::mpsc;

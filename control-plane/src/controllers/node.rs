@@ -16,7 +16,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
-use super::mirror;
+use super::{mirror, volume};
 use crate::api::events::{InvolvedObject, NewEvent};
 use crate::api::internal::Objects;
 use crate::api::resources;
@@ -80,8 +80,8 @@ async fn endpoint(objects: &Objects, node: &str) -> Option<String> {
     Some(format!("http://{address}:{port}"))
 }
 
-fn assignment(pod: &Value) -> pb::PodAssignment {
-    let mut pod = pod.clone();
+/// The assignment of `pod` as prepared by [`NodeActorState::for_node`].
+fn assignment(mut pod: Value) -> pb::PodAssignment {
     if let Some(o) = pod.as_object_mut() {
         o.remove("status");
     }
@@ -129,6 +129,18 @@ fn terminating(pod: &Value) -> bool {
 }
 
 impl NodeActorState {
+    /// The pod as the node gets it: with the node-local volumes its claims
+    /// are bound to (the kubelet reads no API objects).
+    async fn for_node(&self, pod: &Value) -> Value {
+        match volume::mounts::for_node(&self.objects, pod).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(node = %self.node, pod = %key_of(pod), error = %e, "cannot resolve the pod's claims");
+                pod.clone()
+            }
+        }
+    }
+
     async fn client(&mut self) -> Option<&mut NodeAgentClient<Channel>> {
         if self.client.is_none()
             && let Some(url) = endpoint(&self.objects, &self.node).await
@@ -154,13 +166,11 @@ impl NodeActorState {
         for report in self.statics.values() {
             self.sync_mirror(report).await?;
         }
-        let set = pb::PodSet {
-            pods: mine
-                .iter()
-                .filter(|p| !terminating(p))
-                .map(|p| assignment(p))
-                .collect(),
-        };
+        let mut assignments = Vec::with_capacity(mine.len());
+        for p in mine.iter().filter(|p| !terminating(p)) {
+            assignments.push(assignment(self.for_node(p).await));
+        }
+        let set = pb::PodSet { pods: assignments };
         let removals: Vec<pb::PodRemoval> = mine
             .iter()
             .filter(|p| terminating(p))
@@ -296,6 +306,11 @@ impl NodeActorState {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        let sent = match kind {
+            EventKind::Deleted => None,
+            _ if terminating(&pod) => None,
+            _ => Some(self.for_node(&pod).await),
+        };
         let Some(client) = self.client().await else {
             return Ok(());
         };
@@ -316,7 +331,10 @@ impl NodeActorState {
                 })
                 .await
                 .map(|_| ()),
-            _ => client.assign_pod(assignment(&pod)).await.map(|_| ()),
+            _ => match sent {
+                Some(p) => client.assign_pod(assignment(p)).await.map(|_| ()),
+                None => Ok(()),
+            },
         };
         if let Err(e) = result {
             if e.code() == tonic::Code::InvalidArgument {

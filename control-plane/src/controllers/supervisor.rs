@@ -1,5 +1,6 @@
-//! The root actor: starts the scheduler, the workload controllers (ReplicaSet,
-//! Deployment, Job, CronJob), the garbage collector and one node actor per Node
+//! The root actor: starts the scheduler, the workload controllers
+//! (ReplicaSet, Deployment, DaemonSet, Job, CronJob), the garbage collector and one
+//! node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
 //! from the store, so a restart loses nothing). It also watches pods once
 //! for all node actors and hands each the changes of its own pods, as the
@@ -14,6 +15,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::cronjob::{CronJobController, CronJobMsg};
+use super::daemonset::{DaemonSetController, DaemonSetMsg};
 use super::deployment::{DeploymentController, DeploymentMsg};
 use super::garbage_collector::{GarbageCollector, GcMsg};
 use super::job::{Backoff, JobController, JobMsg};
@@ -21,6 +23,8 @@ use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
 use super::replicaset::{ReplicaSetController, ReplicaSetMsg};
 use super::scheduler::{Scheduler, SchedulerMsg};
+use super::statefulset::{StatefulSetController, StatefulSetMsg};
+use super::volume::{VolumeController, VolumeMsg};
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::clock::{SharedClock, SystemClock};
@@ -68,7 +72,10 @@ pub struct SupervisorState {
     deployments: Option<ActorRef<DeploymentMsg>>,
     jobs: Option<ActorRef<JobMsg>>,
     cronjobs: Option<ActorRef<CronJobMsg>>,
+    daemonsets: Option<ActorRef<DaemonSetMsg>>,
     garbage_collector: Option<ActorRef<GcMsg>>,
+    statefulsets: Option<ActorRef<StatefulSetMsg>>,
+    volumes: Option<ActorRef<VolumeMsg>>,
     config: LifecycleConfig,
     job_backoff: Backoff,
     clock: SharedClock,
@@ -104,6 +111,34 @@ impl SupervisorState {
 }
 
 impl SupervisorState {
+    /// Pods bound to a node whose object was deleted are deleted at once,
+    /// as upstream's pod garbage collector does with orphaned pods: no
+    /// kubelet will ever confirm them gone, and a StatefulSet waits for
+    /// that before it creates the ordinal again.
+    fn remove_pods_of_deleted_node(&self, node: &str) {
+        let Some(pods) = self.pods.as_ref().and_then(|i| i.get(node)) else {
+            return;
+        };
+        let keys: Vec<String> = pods.keys().cloned().collect();
+        if keys.is_empty() {
+            return;
+        }
+        let objects = self.objects.clone();
+        let node = node.to_string();
+        tokio::spawn(async move {
+            let Some(rt) = crate::api::resources::find("", "v1", "pods") else {
+                return;
+            };
+            for key in keys {
+                let (namespace, name) = key.split_once('/').unwrap_or(("default", &key));
+                info!(pod = %key, %node, "node deleted; deleting its pod");
+                if let Err(e) = objects.delete(rt, Some(namespace), name).await {
+                    warn!(pod = %key, error = %e, "cannot delete the pod of a deleted node");
+                }
+            }
+        });
+    }
+
     fn snapshot(&self, name: &str, actor: &ActorRef<NodeActorMsg>) {
         if let Some(index) = &self.pods {
             let pods = index
@@ -210,8 +245,24 @@ impl Actor for Supervisor {
             myself.get_cell(),
         )
         .await?;
+        let (daemonsets, _) = Actor::spawn_linked(
+            None,
+            DaemonSetController,
+            objects.clone(),
+            myself.get_cell(),
+        )
+        .await?;
         let (garbage_collector, _) =
             Actor::spawn_linked(None, GarbageCollector, objects.clone(), myself.get_cell()).await?;
+        let (statefulsets, _) = Actor::spawn_linked(
+            None,
+            StatefulSetController,
+            objects.clone(),
+            myself.get_cell(),
+        )
+        .await?;
+        let (volumes, _) =
+            Actor::spawn_linked(None, VolumeController, objects.clone(), myself.get_cell()).await?;
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
@@ -255,7 +306,10 @@ impl Actor for Supervisor {
             deployments: Some(deployments),
             jobs: Some(jobs),
             cronjobs: Some(cronjobs),
+            daemonsets: Some(daemonsets),
             garbage_collector: Some(garbage_collector),
+            statefulsets: Some(statefulsets),
+            volumes: Some(volumes),
             config,
             job_backoff,
             clock,
@@ -300,6 +354,7 @@ impl Actor for Supervisor {
                 if let Some(actor) = state.nodes.remove(&name) {
                     actor.stop(None);
                 }
+                state.remove_pods_of_deleted_node(&name);
             }
             SupervisorMsg::NodeChanged(_, name) => state.start_node(&myself, &name).await,
             SupervisorMsg::ResyncPods => state.resync_pods().await?,
@@ -392,6 +447,16 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.cronjobs = Some(cronjobs);
+            } else if state.daemonsets.as_ref().is_some_and(|d| is(&d.get_cell())) {
+                warn!(%reason, "daemonset controller failed; restarting it");
+                let (daemonsets, _) = Actor::spawn_linked(
+                    None,
+                    DaemonSetController,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.daemonsets = Some(daemonsets);
             } else if state
                 .garbage_collector
                 .as_ref()
@@ -406,6 +471,30 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.garbage_collector = Some(garbage_collector);
+            } else if state
+                .statefulsets
+                .as_ref()
+                .is_some_and(|s| is(&s.get_cell()))
+            {
+                warn!(%reason, "statefulset controller failed; restarting it");
+                let (statefulsets, _) = Actor::spawn_linked(
+                    None,
+                    StatefulSetController,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.statefulsets = Some(statefulsets);
+            } else if state.volumes.as_ref().is_some_and(|v| is(&v.get_cell())) {
+                warn!(%reason, "volume controller failed; restarting it");
+                let (volumes, _) = Actor::spawn_linked(
+                    None,
+                    VolumeController,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.volumes = Some(volumes);
             } else if let Some(name) = state
                 .nodes
                 .iter()

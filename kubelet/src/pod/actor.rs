@@ -660,16 +660,21 @@ impl StartTask {
                 read_only: false,
             });
         }
-        let volumes =
-            super::volumes::mounts_for(&self.pod, &self.container, &pod_dir).map_err(|m| {
-                self.event(Event::warning(
-                    &self.key,
-                    Some(&name),
-                    "Failed",
-                    format!("Error: {m}"),
-                ));
-                StartFailure::Create(m)
-            })?;
+        let volumes = super::volumes::mounts_for(
+            &self.pod,
+            &self.container,
+            &pod_dir,
+            &self.ctx.state_dir.join("volumes"),
+        )
+        .map_err(|m| {
+            self.event(Event::warning(
+                &self.key,
+                Some(&name),
+                "Failed",
+                format!("Error: {m}"),
+            ));
+            StartFailure::Create(m)
+        })?;
         config.mounts.extend(volumes);
 
         // A previous life may have left an instance with this id half-made.

@@ -1,19 +1,43 @@
-//! Pod volumes the node can provide on its own: `emptyDir` (a directory in
-//! the pod's folder, gone with the pod) and `hostPath`. Volumes that need the
-//! API (configMap, secret, persistentVolumeClaim) come with the control plane.
+//! Pod volumes: `emptyDir` (a directory in the pod's folder, gone with the
+//! pod), `hostPath`, and `persistentVolumeClaim` bound to a node-local
+//! volume: a directory under the node's `volumes/` folder named by the
+//! volume's handle, which outlives the pod (the next pod of the claim
+//! finds its data). The control plane resolves claim → volume and names
+//! the handle in the pod's [`LOCAL_VOLUMES_ANNOTATION`]. Volumes that need
+//! other API objects (configMap, secret) are not supported yet.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
+use skiff_proto::node::LOCAL_VOLUMES_ANNOTATION;
 
 use crate::runtime::BindMount;
 
+/// The node-local volume handles the control plane named for the pod's
+/// claim volumes, by volume name.
+fn local_volumes(pod: &Pod) -> BTreeMap<String, String> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LOCAL_VOLUMES_ANNOTATION))
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_default()
+}
+
+/// A handle is one plain path component (it names a directory).
+fn safe_handle(handle: &str) -> bool {
+    !handle.is_empty() && handle != "." && handle != ".." && !handle.contains(['/', '\\', '\0'])
+}
+
 /// Bind mounts for `container`'s `volumeMounts`, creating emptyDir folders
-/// under `pod_dir`. Unsupported volume kinds are an error naming the volume.
+/// under `pod_dir` and node-local volumes under `volumes_dir`. Unsupported
+/// volume kinds are an error naming the volume.
 pub fn mounts_for(
     pod: &Pod,
     container: &Container,
     pod_dir: &Path,
+    volumes_dir: &Path,
 ) -> Result<Vec<BindMount>, String> {
     let volumes = pod
         .spec
@@ -26,7 +50,23 @@ pub fn mounts_for(
             .iter()
             .find(|v| v.name == mount.name)
             .ok_or_else(|| format!("volumeMount {:?} names no volume of the pod", mount.name))?;
-        let host_path: PathBuf = if volume.empty_dir.is_some() {
+        let mut read_only = mount.read_only.unwrap_or(false);
+        let host_path: PathBuf = if let Some(claim) = &volume.persistent_volume_claim {
+            let handle = local_volumes(pod)
+                .remove(&volume.name)
+                .filter(|h| safe_handle(h))
+                .ok_or_else(|| {
+                    format!(
+                        "volume {:?}: persistentVolumeClaim {:?} is not bound to a volume on this node",
+                        volume.name, claim.claim_name
+                    )
+                })?;
+            read_only |= claim.read_only.unwrap_or(false);
+            let dir = volumes_dir.join(handle);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create volume {}: {e}", dir.display()))?;
+            dir
+        } else if volume.empty_dir.is_some() {
             let dir = pod_dir.join("volumes").join(&volume.name);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create emptyDir {}: {e}", dir.display()))?;
@@ -51,7 +91,7 @@ pub fn mounts_for(
             path
         } else {
             return Err(format!(
-                "volume {:?}: only emptyDir and hostPath are supported on the node yet",
+                "volume {:?}: only emptyDir, hostPath and persistentVolumeClaim are supported on the node yet",
                 volume.name
             ));
         };
@@ -66,8 +106,54 @@ pub fn mounts_for(
         out.push(BindMount {
             host_path,
             container_path: mount.mount_path.clone(),
-            read_only: mount.read_only.unwrap_or(false),
+            read_only,
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(annotation: Option<&str>) -> Pod {
+        let mut value = serde_json::json!({
+            "metadata": {"name": "web-0", "uid": "u"},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}}]}});
+        if let Some(a) = annotation {
+            value["metadata"]["annotations"] = serde_json::json!({LOCAL_VOLUMES_ANNOTATION: a});
+        }
+        serde_json::from_value(value).expect("pod")
+    }
+
+    #[test]
+    fn claims_mount_their_node_local_volume_which_outlives_the_pod() {
+        let dir = std::env::temp_dir().join(format!("skiff-volumes-{}", std::process::id()));
+        let (pod_dir, volumes_dir) = (dir.join("pod"), dir.join("volumes"));
+        let p = pod(Some(r#"{"data":"pvc-123"}"#));
+        let container = p.spec.as_ref().expect("spec").containers[0].clone();
+        let mounts = mounts_for(&p, &container, &pod_dir, &volumes_dir).expect("mounts");
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].host_path, volumes_dir.join("pvc-123"));
+        assert_eq!(mounts[0].container_path, "/data");
+        assert!(!mounts[0].read_only);
+        assert!(volumes_dir.join("pvc-123").is_dir());
+        // Unresolved, or a handle that would leave the folder: refused.
+        for bad in [
+            None,
+            Some(r#"{"data":"../etc"}"#),
+            Some(r#"{"data":".."}"#),
+            Some("nonsense"),
+        ] {
+            let p = pod(bad);
+            let err = mounts_for(&p, &container, &pod_dir, &volumes_dir).expect_err("refused");
+            assert!(
+                err.contains("is not bound to a volume on this node"),
+                "{err}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -122,6 +122,19 @@ pub struct NodeSelector {
 }
 
 impl NodeSelector {
+    /// Reads a `NodeSelector` object (`{"nodeSelectorTerms": [...]}`), as
+    /// a PersistentVolume's `nodeAffinity.required`.
+    pub fn of_terms(selector: &Value) -> Self {
+        Self {
+            terms: selector["nodeSelectorTerms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(Term::parse)
+                .collect(),
+        }
+    }
+
     /// Whether the node satisfies one of the terms.
     pub fn matches(&self, name: &str, labels: &Labels) -> bool {
         self.terms.iter().any(|t| t.matches(name, labels))

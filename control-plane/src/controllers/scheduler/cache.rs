@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::filters::{Diagnosis, NodeInfo, PodInfo, Usage, filter};
 use super::resources::Resources;
 use super::score::{Score, better, score};
+use super::volumes::VolumeFit;
 
 /// `namespace/name` of a pod.
 pub fn pod_key(pod: &Value) -> String {
@@ -378,6 +379,12 @@ impl Cache {
     /// [`feasible_nodes_to_find`] nodes passed the filters, starting where
     /// the previous search stopped, so that every node gets its turn.
     pub fn find_node(&mut self, key: &str) -> Option<Decision> {
+        self.find_node_for(key, None)
+    }
+
+    /// [`Cache::find_node`] with the pod's volume constraints (the
+    /// VolumeBinding filter, run after upstream's other filters).
+    pub fn find_node_for(&mut self, key: &str, volumes: Option<&VolumeFit>) -> Option<Decision> {
         let pending = self.pending(key)?;
         let owned = pending.owner.as_ref().and_then(|o| self.owners.get(o));
         let slots = self.nodes.len();
@@ -400,7 +407,9 @@ impl Cache {
             let i = (self.next_start + step) % slots;
             let slot = &self.nodes[i];
             let Some(node) = &slot.info else { continue };
-            match filter(&pending.info, node, &slot.usage) {
+            let verdict = filter(&pending.info, node, &slot.usage)
+                .and_then(|()| volumes.map_or(Ok(()), |v| v.filter(node)));
+            match verdict {
                 Ok(()) => {
                     feasible += 1;
                     let owner_pods = owned.and_then(|o| o.get(&i)).copied().unwrap_or(0);

@@ -192,6 +192,8 @@ pub enum Reason {
     Affinity,
     /// NodeResourcesFit: `Too many pods`, `Insufficient cpu`, ...
     Fit(&'static str),
+    /// VolumeBinding: a bound volume's node affinity excludes the node.
+    VolumeNodeAffinity,
 }
 
 impl Reason {
@@ -213,6 +215,7 @@ impl fmt::Display for Reason {
             }
             Self::Affinity => f.write_str("node(s) didn't match Pod's node affinity/selector"),
             Self::Fit(r) => f.write_str(r),
+            Self::VolumeNodeAffinity => f.write_str("node(s) had volume node affinity conflict"),
         }
     }
 }
@@ -305,6 +308,24 @@ pub fn failure_message(total_nodes: usize, pod: &PodInfo, diagnosis: &Diagnosis)
         return "no nodes available to schedule pods".into();
     }
     let filters = histogram(diagnosis.reasons.iter().map(|(r, n)| (r.to_string(), *n)));
+    with_preemption(total_nodes, pod, diagnosis, &filters)
+}
+
+/// The FailedScheduling message when a pre-filter turned the pod away
+/// (every node unresolvable): its message instead of the filters'.
+pub fn prefilter_failure_message(total_nodes: usize, pod: &PodInfo, message: &str) -> String {
+    if total_nodes == 0 {
+        return "no nodes available to schedule pods".into();
+    }
+    with_preemption(total_nodes, pod, &Diagnosis::default(), message)
+}
+
+fn with_preemption(
+    total_nodes: usize,
+    pod: &PodInfo,
+    diagnosis: &Diagnosis,
+    filters: &str,
+) -> String {
     let preemption = if pod.never_preempts {
         "not eligible due to preemptionPolicy=Never.".to_string()
     } else {
@@ -505,6 +526,11 @@ mod tests {
         assert_eq!(
             failure_message(0, &pod, &Diagnosis::default()),
             "no nodes available to schedule pods"
+        );
+        assert_eq!(
+            prefilter_failure_message(2, &pod, "persistentvolumeclaim \"data-web-0\" not found"),
+            "0/2 nodes are available: persistentvolumeclaim \"data-web-0\" not found. \
+             preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.."
         );
     }
 }

@@ -3,7 +3,10 @@
 //! node Ready, NodeUnschedulable, NodeName, TaintToleration, NodeAffinity
 //! (`nodeSelector` and required node affinity, [`affinity`]) and
 //! NodeResourcesFit (cpu, memory and pod count against allocatable,
-//! [`resources`], [`quantity`]); in clusters of over 100 nodes only as
+//! [`resources`], [`quantity`]) and VolumeBinding (a pod's claims,
+//! [`volumes`]: bound volumes' node affinity; claims waiting for their
+//! first consumer are provisioned on the chosen node before the bind);
+//! in clusters of over 100 nodes only as
 //! many nodes as upstream's adaptive `percentageOfNodesToScore` asks.
 //! Scores ([`score`]): preferred node
 //! affinity, spreading the pod's owner, fewest pods. Writes `spec.nodeName`
@@ -11,7 +14,8 @@
 //! `FailedScheduling` events with upstream's wording.
 //!
 //! The actor keeps its view of nodes and pods from watch events
-//! ([`cache`]), so placing a pod reads no store, and it binds the pods it
+//! ([`cache`]), so placing a pod reads no store (but for the claims of a
+//! pod that has some), and it binds the pods it
 //! placed in one store transaction per round. As upstream splits the
 //! scheduling cycle from the binding cycle, the bind of a round (and its
 //! events) is written by a task of its own while the actor places the next
@@ -24,7 +28,9 @@ pub mod filters;
 pub mod quantity;
 pub mod resources;
 pub mod score;
+pub mod volumes;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -32,11 +38,13 @@ use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
 use self::cache::{Cache, Decision, pod_key};
-use self::filters::failure_message;
+use self::filters::{failure_message, prefilter_failure_message};
+use self::volumes::Check;
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::objects::now;
 use crate::api::resources as api_types;
+use crate::controllers::volume::provision;
 use crate::store::{Event, EventKind, StoreError};
 
 /// Pods placed per round (one store transaction); the actor reads its
@@ -143,18 +151,40 @@ impl SchedulerState {
     ) -> Result<(), ActorProcessingErr> {
         let total = self.cache.node_count();
         let mut binds: Vec<(String, Value, String)> = Vec::new();
+        let mut provisions: HashMap<String, Vec<String>> = HashMap::new();
         let mut failures: Vec<(String, String)> = Vec::new();
         while binds.len() + failures.len() < ROUND {
             let Some(key) = self.cache.pop_active() else {
                 break;
             };
-            match self.cache.find_node(&key) {
+            // VolumeBinding's pre-filter reads the store, for pods with claims only.
+            let check = match self.cache.pending(&key) {
+                Some(p) if volumes::has_claims(&p.object) => {
+                    Some(volumes::check(&self.objects, &p.object).await?)
+                }
+                _ => None,
+            };
+            let fit = match check {
+                Some(Check::Unresolvable(why)) => {
+                    if let Some(pending) = self.cache.pending(&key) {
+                        let message = prefilter_failure_message(total, &pending.info, &why);
+                        failures.push((key, message));
+                    }
+                    continue;
+                }
+                Some(Check::Fit(fit)) => Some(fit),
+                None => None,
+            };
+            match self.cache.find_node_for(&key, fit.as_ref()) {
                 None => {}
                 Some(Decision::Node(slot, node)) => {
                     let Some(object) = self.cache.pending(&key).map(|p| p.object.clone()) else {
                         continue;
                     };
                     self.cache.assume(&key, slot);
+                    if let Some(fit) = fit.filter(|f| !f.provision.is_empty()) {
+                        provisions.insert(key.clone(), fit.provision);
+                    }
                     binds.push((key, object, node));
                 }
                 Some(Decision::Unschedulable(diagnosis)) => {
@@ -167,7 +197,7 @@ impl SchedulerState {
             }
         }
         if !binds.is_empty() {
-            self.bind(binds, myself);
+            self.bind(binds, provisions, myself);
         }
         for (key, message) in failures {
             self.report_unschedulable(&key, message).await?;
@@ -178,20 +208,39 @@ impl SchedulerState {
     /// Starts the bind task of a round: one transaction for the binds
     /// (the same path as the `pods/binding` subresource, batched), the
     /// outcome sent back to the actor, then the `Scheduled` events.
-    fn bind(&mut self, binds: Vec<(String, Value, String)>, myself: &ActorRef<SchedulerMsg>) {
+    fn bind(
+        &mut self,
+        binds: Vec<(String, Value, String)>,
+        provisions: HashMap<String, Vec<String>>,
+        myself: &ActorRef<SchedulerMsg>,
+    ) {
         let pods: Vec<(String, String)> = binds
             .iter()
             .map(|(key, _, node)| (key.clone(), node.clone()))
-            .collect();
-        let request = binds
-            .into_iter()
-            .map(|(_, pod, node)| (pod, node))
             .collect();
         let objects = self.objects.clone();
         let myself = myself.clone();
         self.binds_in_flight += 1;
         tokio::spawn(async move {
-            let written = objects.bind_all(request).await;
+            let refused = pre_bind(&objects, &binds, &provisions).await;
+            let request = binds
+                .into_iter()
+                .filter(|(key, _, _)| !refused.contains_key(key))
+                .map(|(_, pod, node)| (pod, node))
+                .collect();
+            let written = objects.bind_all(request).await.map(|results| {
+                if refused.is_empty() {
+                    return results;
+                }
+                // Back in the round's order, with the refused pods' reasons.
+                let mut results = results.into_iter();
+                pods.iter()
+                    .map(|(key, _)| match refused.get(key) {
+                        Some(why) => Err(why.clone()),
+                        None => results.next().unwrap_or_else(|| Err("not bound".into())),
+                    })
+                    .collect::<Vec<_>>()
+            });
             let results = written.as_ref().map(|results| {
                 results
                     .iter()
@@ -319,6 +368,39 @@ impl SchedulerState {
         self.cache.mark_unschedulable(key, changed);
         Ok(())
     }
+}
+
+/// Upstream's VolumeBinding PreBind: the claims of pods that wait for
+/// their first consumer get their volumes on the chosen node before the
+/// pods are bound. Returns the pods that cannot be bound now, with why
+/// (each also gets a FailedScheduling event, as upstream).
+async fn pre_bind(
+    objects: &Objects,
+    binds: &[(String, Value, String)],
+    provisions: &HashMap<String, Vec<String>>,
+) -> HashMap<String, String> {
+    let mut refused = HashMap::new();
+    if provisions.is_empty() {
+        return refused;
+    }
+    for (key, pod, node) in binds {
+        let Some(claims) = provisions.get(key) else {
+            continue;
+        };
+        let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+        for claim in claims {
+            if let Err(e) = provision::provision(objects, namespace, claim, node).await {
+                let why = format!("running PreBind plugin \"VolumeBinding\": {e}");
+                warn!(pod = %key, %node, %why, "cannot bind");
+                objects
+                    .event(pod, true, "FailedScheduling", &why, "default-scheduler")
+                    .await;
+                refused.insert(key.clone(), why);
+                break;
+            }
+        }
+    }
+    refused
 }
 
 /// Sets a pod condition; `false` if it was already so (nothing to write).

@@ -328,3 +328,120 @@ fn nothing_is_placed_before_nodes_and_pods_were_listed() {
     c.reset_nodes(&[node("n1", "2", json!({}))], 6);
     assert!(c.synced());
 }
+
+#[tokio::test]
+async fn pods_with_claims_get_a_volume_on_their_node_and_stay_with_it() {
+    let objects = Objects::new(Arc::new(MemoryStore::new()));
+    crate::controllers::volume::ensure_default_class(&objects)
+        .await
+        .expect("class");
+    let nodes_rt = api_types::find("", "v1", "nodes").expect("nodes");
+    let pods_rt = api_types::find("", "v1", "pods").expect("pods");
+    let claims_rt = api_types::find("", "v1", "persistentvolumeclaims").expect("claims");
+    for name in ["n1", "n2"] {
+        objects
+            .create(
+                nodes_rt,
+                node(name, "2", json!({"kubernetes.io/hostname": name})),
+            )
+            .await
+            .expect("node");
+    }
+    objects
+        .create(
+            claims_rt,
+            json!({"metadata": {"name": "data", "namespace": "default"},
+                   "spec": {"resources": {"requests": {"storage": "1Gi"}}}}),
+        )
+        .await
+        .expect("claim");
+    let (actor, handle) = Actor::spawn(None, Scheduler, objects.clone())
+        .await
+        .expect("scheduler");
+    let with_claim = |name: &str, claim: &str| {
+        let mut p = pod(name, "100m");
+        p["spec"]["volumes"] =
+            json!([{"name": "v", "persistentVolumeClaim": {"claimName": claim}}]);
+        p
+    };
+    let node_of = |name: &'static str| {
+        let objects = objects.clone();
+        async move {
+            objects
+                .get(pods_rt, Some("default"), name)
+                .await
+                .expect("pod")["spec"]["nodeName"]
+                .as_str()
+                .map(String::from)
+        }
+    };
+    objects
+        .create(pods_rt, with_claim("first", "data"))
+        .await
+        .expect("pod");
+    let first = eventually("first bound", async || node_of("first").await).await;
+    let claim = objects
+        .get(claims_rt, Some("default"), "data")
+        .await
+        .expect("claim");
+    assert_eq!(claim["status"]["phase"], "Bound");
+    assert_eq!(
+        claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        first.as_str()
+    );
+    // Later pods of the claim follow its volume, never to the other node.
+    objects
+        .delete(pods_rt, Some("default"), "first")
+        .await
+        .expect("delete");
+    for name in ["again", "more"] {
+        objects
+            .create(pods_rt, with_claim(name, "data"))
+            .await
+            .expect("pod");
+    }
+    for name in ["again", "more"] {
+        let n = eventually("bound", async || node_of(name).await).await;
+        assert_eq!(n, first, "{name}");
+    }
+    // With that node cordoned, the pod waits, in upstream's words.
+    objects
+        .update(nodes_rt, None, &first, |n| {
+            n["spec"]["unschedulable"] = json!(true);
+            true
+        })
+        .await
+        .expect("cordon");
+    objects
+        .create(pods_rt, with_claim("held", "data"))
+        .await
+        .expect("pod");
+    objects
+        .create(pods_rt, with_claim("lost", "missing"))
+        .await
+        .expect("pod");
+    let message = |name: &'static str| {
+        let objects = objects.clone();
+        async move {
+            objects
+                .get(pods_rt, Some("default"), name)
+                .await
+                .expect("pod")["status"]["conditions"][0]["message"]
+                .as_str()
+                .map(String::from)
+        }
+    };
+    assert_eq!(
+        eventually("held unschedulable", async || message("held").await).await,
+        "0/2 nodes are available: 1 node(s) had volume node affinity conflict, \
+         1 node(s) were unschedulable. preemption: 0/2 nodes are available: \
+         2 Preemption is not helpful for scheduling.."
+    );
+    assert_eq!(
+        eventually("lost unschedulable", async || message("lost").await).await,
+        "0/2 nodes are available: persistentvolumeclaim \"missing\" not found. \
+         preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.."
+    );
+    actor.stop(None);
+    let _ = handle.await;
+}

@@ -1,0 +1,209 @@
+//! The VolumeBinding plugin: a pod's `persistentVolumeClaim` volumes.
+//! Its pre-filter reads the claims (only for pods that have some, so other
+//! pods still read no store): a missing or deleting claim, or an unbound
+//! one that no provisioner here will bind, makes the pod unschedulable
+//! everywhere. Its filter keeps a pod off nodes outside the node affinity
+//! of the volumes its claims are bound to (a node-local volume pins its
+//! pod to its node); claims that wait for their first consumer fit any
+//! node and are provisioned on the chosen one before the bind
+//! ([`crate::controllers::volume::provision`]).
+
+use serde_json::Value;
+
+use super::affinity::NodeSelector;
+use super::filters::{NodeInfo, Reason};
+use crate::api::internal::Objects;
+use crate::api::resources;
+use crate::controllers::volume::PROVISIONER;
+use crate::controllers::volume::mounts::claim_volumes;
+use crate::store::StoreError;
+
+/// What the pod's claims ask of a node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeFit {
+    /// Node affinity of each volume a claim is bound to.
+    pub bound: Vec<NodeSelector>,
+    /// Claims to provision on the chosen node.
+    pub provision: Vec<String>,
+}
+
+impl VolumeFit {
+    /// The filter: every bound volume must be reachable from the node.
+    pub fn filter(&self, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+        if self
+            .bound
+            .iter()
+            .all(|s| s.matches(&node.name, &node.labels))
+        {
+            Ok(())
+        } else {
+            Err(vec![Reason::VolumeNodeAffinity])
+        }
+    }
+}
+
+/// The pre-filter's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// Nodes are filtered with this.
+    Fit(VolumeFit),
+    /// No node can take the pod now, for this reason (upstream's wording).
+    Unresolvable(String),
+}
+
+/// Whether the pod has claims (only then is the store read).
+pub fn has_claims(pod: &Value) -> bool {
+    !claim_volumes(pod).is_empty()
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+/// Reads the pod's claims and their volumes.
+pub async fn check(objects: &Objects, pod: &Value) -> Result<Check, StoreError> {
+    let find = |plural| {
+        resources::find("", "v1", plural)
+            .ok_or_else(|| StoreError::Backend(format!("{plural} type")))
+    };
+    let (claims_rt, volumes_rt) = (find("persistentvolumeclaims")?, find("persistentvolumes")?);
+    let classes_rt = resources::find("storage.k8s.io", "v1", "storageclasses")
+        .ok_or_else(|| StoreError::Backend("storageclasses type".into()))?;
+    let namespace = str_at(pod, "/metadata/namespace").unwrap_or("default");
+    let mut fit = VolumeFit::default();
+    for (_, claim) in claim_volumes(pod) {
+        let pvc = match objects.get(claims_rt, Some(namespace), &claim).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound(_)) => {
+                return Ok(Check::Unresolvable(format!(
+                    "persistentvolumeclaim \"{claim}\" not found"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        if pvc
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|t| !t.is_null())
+        {
+            return Ok(Check::Unresolvable(format!(
+                "persistentvolumeclaim \"{claim}\" is being deleted"
+            )));
+        }
+        if let Some(pv_name) = str_at(&pvc, "/spec/volumeName").filter(|v| !v.is_empty()) {
+            let pv = match objects.get(volumes_rt, None, pv_name).await {
+                Ok(v) => v,
+                Err(StoreError::NotFound(_)) => {
+                    return Ok(Check::Unresolvable(format!(
+                        "persistentvolume \"{pv_name}\" not found"
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(required) = pv.pointer("/spec/nodeAffinity/required") {
+                fit.bound.push(NodeSelector::of_terms(required));
+            }
+            continue;
+        }
+        let immediate =
+            || Check::Unresolvable("pod has unbound immediate PersistentVolumeClaims".into());
+        let Some(class_name) = str_at(&pvc, "/spec/storageClassName").filter(|c| !c.is_empty())
+        else {
+            return Ok(immediate());
+        };
+        let class = match objects.get(classes_rt, None, class_name).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound(_)) => {
+                return Ok(Check::Unresolvable(format!(
+                    "storageclass.storage.k8s.io \"{class_name}\" not found"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        if class.get("volumeBindingMode").and_then(Value::as_str) != Some("WaitForFirstConsumer") {
+            return Ok(immediate());
+        }
+        if class.get("provisioner").and_then(Value::as_str) != Some(PROVISIONER) {
+            return Ok(Check::Unresolvable(format!(
+                "storage class \"{class_name}\" is not provisioned by {PROVISIONER}"
+            )));
+        }
+        fit.provision.push(claim);
+    }
+    Ok(Check::Fit(fit))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::controllers::volume::{ensure_default_class, provision::provision};
+    use crate::store::memory::MemoryStore;
+
+    fn node(name: &str) -> NodeInfo {
+        NodeInfo::of_node(&json!({"metadata": {"name": name,
+            "labels": {"kubernetes.io/hostname": name}}, "spec": {},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}))
+    }
+
+    fn pod(claim: &str) -> Value {
+        json!({"metadata": {"name": "web-0", "namespace": "default"}, "spec": {
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}})
+    }
+
+    #[tokio::test]
+    async fn claims_decide_where_a_pod_may_go() {
+        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let claims = resources::find("", "v1", "persistentvolumeclaims").expect("type");
+        assert!(!has_claims(
+            &json!({"spec": {"volumes": [{"name": "x", "emptyDir": {}}]}})
+        ));
+        assert_eq!(
+            check(&objects, &pod("data-web-0")).await.expect("check"),
+            Check::Unresolvable("persistentvolumeclaim \"data-web-0\" not found".into())
+        );
+        // No default class yet: the claim has none, so it is "immediate".
+        objects
+            .create(
+                claims,
+                json!({"metadata": {"name": "plain", "namespace": "default"}, "spec": {}}),
+            )
+            .await
+            .expect("claim");
+        assert_eq!(
+            check(&objects, &pod("plain")).await.expect("check"),
+            Check::Unresolvable("pod has unbound immediate PersistentVolumeClaims".into())
+        );
+        ensure_default_class(&objects).await.expect("class");
+        objects
+            .create(
+                claims,
+                json!({"metadata": {"name": "data-web-0", "namespace": "default"}, "spec": {}}),
+            )
+            .await
+            .expect("claim");
+        let Check::Fit(fit) = check(&objects, &pod("data-web-0")).await.expect("check") else {
+            panic!("a waiting claim fits anywhere");
+        };
+        assert_eq!(fit.provision, ["data-web-0"]);
+        assert!(fit.filter(&node("a")).is_ok() && fit.filter(&node("b")).is_ok());
+        provision(&objects, "default", "data-web-0", "b")
+            .await
+            .expect("provision");
+        let Check::Fit(fit) = check(&objects, &pod("data-web-0")).await.expect("check") else {
+            panic!("bound claims fit their node");
+        };
+        assert!(fit.provision.is_empty());
+        assert_eq!(
+            fit.filter(&node("a")),
+            Err(vec![Reason::VolumeNodeAffinity])
+        );
+        assert!(fit.filter(&node("b")).is_ok());
+        assert_eq!(
+            Reason::VolumeNodeAffinity.to_string(),
+            "node(s) had volume node affinity conflict"
+        );
+    }
+}

@@ -1,0 +1,846 @@
+//! The StatefulSet controller: pods `<set>-0..N-1` with a stable identity
+//! (hostname, subdomain, labels) and storage (one claim per
+//! `volumeClaimTemplates` entry and ordinal, kept when the pod goes), made
+//! and replaced in ordinal order ([`plan`]), with the set's template
+//! history in ControllerRevisions ([`revision`]). Level-triggered like the
+//! ReplicaSet controller: a change to a set or to one of its pods queues
+//! the set, and a sync reads the set, its revisions and its pods afresh.
+//!
+//! A pod is never replaced while its object exists: a pod on a lost node
+//! stays `Terminating` until the node confirms or its Node object is
+//! deleted, and only then is its ordinal created again, so two pods of one
+//! ordinal never run at once (upstream's at-most-one guarantee).
+
+pub mod plan;
+pub mod pods;
+pub mod revision;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::{Value, json};
+use skiff_api_rules::workloads::selector_matches;
+use tracing::{debug, info, warn};
+
+use self::plan::{Action, Revision, SetSpec, Strategy};
+use self::revision::{Choice, HASH_LABEL, Known};
+use super::replicaset::plan::controller_uid;
+use super::{object_of, watch_prefix};
+use crate::api::internal::Objects;
+use crate::api::resources::{self, ResourceType};
+use crate::store::{EventKind, StoreError};
+
+const COMPONENT: &str = "statefulset-controller";
+
+/// A set's identity: namespace, name.
+pub type SetKey = (String, String);
+
+/// Messages of the controller.
+#[derive(Debug)]
+pub enum StatefulSetMsg {
+    /// A StatefulSet was added, changed or deleted.
+    Changed(EventKind, SetKey),
+    /// A pod changed: its controlling set or, for an orphan, every set of
+    /// its namespace may care.
+    PodChanged {
+        /// The pod's namespace.
+        namespace: String,
+        /// Its controlling StatefulSet, if any.
+        owner: Option<String>,
+        /// Whether it has no controller at all (adoptable).
+        orphan: bool,
+    },
+    /// A watch (re)started: re-list the sets and sync them all.
+    Resync,
+    /// Work through the queue.
+    Drain,
+    /// Sync one set again (after a failure, or when a pod becomes available).
+    Retry(SetKey),
+}
+
+/// Failures of a sync that are not the store's.
+#[derive(Debug, thiserror::Error)]
+pub enum StatefulSetError {
+    /// A resource type is not registered (a build error).
+    #[error("resource type {0} is not registered")]
+    NoType(&'static str),
+    /// The revision name is taken by another set's or template's revision;
+    /// the collision count was raised so the next try uses another hash.
+    #[error("controller revision {0} exists with other data (hash collision)")]
+    Collision(String),
+    /// A claim the pod needs is being deleted.
+    #[error("pvc {0} is being deleted")]
+    ClaimDeleting(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The controller actor.
+pub struct StatefulSetController;
+
+/// Its state.
+pub struct StatefulSetState {
+    objects: Objects,
+    known: HashMap<String, BTreeSet<String>>,
+    queue: BTreeSet<SetKey>,
+    draining: bool,
+    failures: HashMap<SetKey, u32>,
+}
+
+fn rt(group: &str, plural: &'static str) -> Result<&'static ResourceType, StatefulSetError> {
+    resources::find(group, "v1", plural).ok_or(StatefulSetError::NoType(plural))
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+fn name_of(v: &Value) -> String {
+    str_at(v, "/metadata/name").unwrap_or_default().to_string()
+}
+
+fn labels_of(v: &Value) -> BTreeMap<String, String> {
+    v.pointer("/metadata/labels")
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default()
+}
+
+fn deleting(v: &Value) -> bool {
+    v.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+}
+
+/// Back-off for a set whose sync failed: 1 s doubling to 60 s.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+}
+
+/// The set's two revisions as this sync uses them.
+struct Revisions {
+    current: Known,
+    update: Known,
+    all: Vec<Known>,
+    collisions: u32,
+}
+
+impl StatefulSetState {
+    fn enqueue(&mut self, me: &ActorRef<StatefulSetMsg>, key: SetKey) {
+        self.queue.insert(key);
+        if !self.draining {
+            self.draining = true;
+            let _ = me.cast(StatefulSetMsg::Drain);
+        }
+    }
+
+    fn enqueue_namespace(&mut self, me: &ActorRef<StatefulSetMsg>, namespace: &str) {
+        let names: Vec<String> = self
+            .known
+            .get(namespace)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for name in names {
+            self.enqueue(me, (namespace.to_string(), name));
+        }
+    }
+
+    async fn relist(&mut self, me: &ActorRef<StatefulSetMsg>) -> Result<(), StatefulSetError> {
+        self.known.clear();
+        let (items, _) = self.objects.list(rt("apps", "statefulsets")?).await?;
+        for set in items {
+            let ns = str_at(&set, "/metadata/namespace")
+                .unwrap_or("default")
+                .to_string();
+            let name = name_of(&set);
+            self.known
+                .entry(ns.clone())
+                .or_default()
+                .insert(name.clone());
+            self.enqueue(me, (ns, name));
+        }
+        Ok(())
+    }
+
+    async fn namespace_objects(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+    ) -> Result<Vec<Value>, StatefulSetError> {
+        let prefix = format!("{}{namespace}/", rt.prefix());
+        let listing = self.objects.store().list(&prefix).await?;
+        Ok(listing
+            .items
+            .iter()
+            .filter_map(|kv| {
+                let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
+                v["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
+                Some(v)
+            })
+            .collect())
+    }
+
+    /// One sync; returns when to look again if nothing else happens.
+    async fn sync(&self, (namespace, name): &SetKey) -> Result<Option<Duration>, StatefulSetError> {
+        let sets = rt("apps", "statefulsets")?;
+        let set = match self.objects.get(sets, Some(namespace), name).await {
+            Ok(s) => s,
+            // Gone: its pods are the garbage collector's, its claims stay.
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(selector) = set
+            .pointer("/spec/selector")
+            .and_then(|s| serde_json::from_value::<LabelSelector>(s.clone()).ok())
+            .filter(|s| {
+                s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
+                    || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
+            })
+        else {
+            return Ok(None);
+        };
+        let revisions = self.revisions(&set, namespace).await?;
+        let pods = self.claim_pods(&set, &selector, namespace).await?;
+        let spec = SetSpec::from_object(&set);
+        let now = chrono::Utc::now();
+        if !deleting(&set) {
+            let plan = plan::plan(
+                &spec,
+                &pods,
+                &revisions.current.name,
+                &revisions.update.name,
+                now,
+            );
+            if let Some(why) = &plan.waiting {
+                debug!(set = %format!("{namespace}/{name}"), "waiting for {why}");
+            }
+            self.ensure_claims_of_pending(&set, &pods).await?;
+            self.execute(&set, &revisions, plan.actions).await?;
+        }
+        self.write_status(&set, &spec, &pods, &revisions).await?;
+        Ok(plan::next_availability(&pods, spec.min_ready_seconds, now))
+    }
+
+    /// The set's revisions, making (or renumbering) the one of its template.
+    async fn revisions(&self, set: &Value, namespace: &str) -> Result<Revisions, StatefulSetError> {
+        let crs = rt("apps", "controllerrevisions")?;
+        let uid = str_at(set, "/metadata/uid").unwrap_or_default();
+        let mut all: Vec<Known> = self
+            .namespace_objects(crs, namespace)
+            .await?
+            .iter()
+            .filter(|r| controller_uid(r) == Some(uid))
+            .map(Known::of)
+            .collect();
+        revision::sort(&mut all);
+        let data = revision::patch_of(set);
+        let mut collisions = set
+            .pointer("/status/collisionCount")
+            .and_then(Value::as_u64)
+            .and_then(|c| u32::try_from(c).ok())
+            .unwrap_or(0);
+        let update = match revision::choose(&all, &data) {
+            Choice::Latest(name) => all.iter().find(|r| r.name == name).cloned(),
+            Choice::Renumber { name, to } => {
+                self.objects
+                    .update(crs, Some(namespace), &name, |r| {
+                        if r["revision"] == json!(to) {
+                            return false;
+                        }
+                        r["revision"] = json!(to);
+                        true
+                    })
+                    .await?;
+                let found = all.iter_mut().find(|r| r.name == name).map(|r| {
+                    r.number = to;
+                    r.clone()
+                });
+                revision::sort(&mut all);
+                found
+            }
+            Choice::Create { number } => {
+                let created = self
+                    .create_revision(set, &data, number, &mut collisions, namespace)
+                    .await?;
+                all.push(created.clone());
+                revision::sort(&mut all);
+                Some(created)
+            }
+        };
+        let update = update.ok_or_else(|| StatefulSetError::Collision(name_of(set)))?;
+        let current = str_at(set, "/status/currentRevision")
+            .and_then(|c| all.iter().find(|r| r.name == c))
+            .cloned()
+            .unwrap_or_else(|| update.clone());
+        Ok(Revisions {
+            current,
+            update,
+            all,
+            collisions,
+        })
+    }
+
+    async fn create_revision(
+        &self,
+        set: &Value,
+        data: &Value,
+        number: i64,
+        collisions: &mut u32,
+        namespace: &str,
+    ) -> Result<Known, StatefulSetError> {
+        let crs = rt("apps", "controllerrevisions")?;
+        let set_name = name_of(set);
+        let hash = revision::hash(data, *collisions);
+        let name = revision::name(&set_name, &hash);
+        let mut labels = set
+            .pointer("/spec/template/metadata/labels")
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        labels[HASH_LABEL] = json!(hash);
+        let mut metadata = json!({
+            "name": name, "namespace": namespace, "labels": labels,
+            "ownerReferences": [pods::controller_ref(set)],
+        });
+        // Upstream copies every annotation of the set (kubectl's
+        // change-cause among them) onto its revisions.
+        if let Some(a) = set
+            .pointer("/metadata/annotations")
+            .filter(|a| a.is_object())
+        {
+            metadata["annotations"] = a.clone();
+        }
+        let cr = json!({"metadata": metadata, "data": data, "revision": number});
+        match self.objects.create(crs, cr).await {
+            Ok(created) => Ok(Known::of(&created)),
+            Err(StoreError::AlreadyExists(_)) => {
+                let existing = self.objects.get(crs, Some(namespace), &name).await?;
+                if controller_uid(&existing) == str_at(set, "/metadata/uid")
+                    && existing.get("data") == Some(data)
+                {
+                    return Ok(Known::of(&existing));
+                }
+                *collisions = collisions.saturating_add(1);
+                let count = *collisions;
+                self.objects
+                    .update(
+                        rt("apps", "statefulsets")?,
+                        Some(namespace),
+                        &set_name,
+                        |s| {
+                            s["status"]["collisionCount"] = json!(count);
+                            true
+                        },
+                    )
+                    .await?;
+                Err(StatefulSetError::Collision(name))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The set's member pods: owned ones that still match, plus matching
+    /// orphans it adopts; owned pods that no longer match are released.
+    async fn claim_pods(
+        &self,
+        set: &Value,
+        selector: &LabelSelector,
+        namespace: &str,
+    ) -> Result<Vec<Value>, StatefulSetError> {
+        let pods_rt = rt("", "pods")?;
+        let uid = str_at(set, "/metadata/uid").unwrap_or_default().to_string();
+        let set_name = name_of(set);
+        let mut mine = Vec::new();
+        for pod in self.namespace_objects(pods_rt, namespace).await? {
+            let matches = selector_matches(selector, &labels_of(&pod))
+                && plan::ordinal_of(&set_name, &name_of(&pod)).is_some();
+            match controller_uid(&pod) {
+                Some(c) if c == uid && matches => mine.push(pod),
+                Some(c) if c == uid => {
+                    self.objects
+                        .update(pods_rt, Some(namespace), &name_of(&pod), |p| {
+                            let Some(refs) = p["metadata"]["ownerReferences"].as_array_mut() else {
+                                return false;
+                            };
+                            let before = refs.len();
+                            refs.retain(|r| r["uid"] != json!(uid));
+                            if refs.is_empty()
+                                && let Some(m) = p["metadata"].as_object_mut()
+                            {
+                                m.remove("ownerReferences");
+                            }
+                            before > 0
+                        })
+                        .await?;
+                    info!(set = %set_name, pod = %name_of(&pod), "released pod that no longer matches");
+                }
+                Some(_) => {}
+                None if matches && !deleting(set) && !deleting(&pod) => {
+                    let reference = pods::controller_ref(set);
+                    let adopted = self
+                        .objects
+                        .update(pods_rt, Some(namespace), &name_of(&pod), |p| {
+                            if controller_uid(p).is_some() {
+                                return false;
+                            }
+                            match p["metadata"]["ownerReferences"].as_array_mut() {
+                                Some(refs) => refs.push(reference.clone()),
+                                None => {
+                                    p["metadata"]["ownerReferences"] = json!([reference.clone()])
+                                }
+                            }
+                            true
+                        })
+                        .await?;
+                    if let Some(p) = adopted {
+                        debug!(set = %set_name, pod = %name_of(&p), "adopted pod");
+                        mine.push(p);
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(mine)
+    }
+
+    /// Creates the claims of the pod of `ordinal` that do not exist yet.
+    async fn ensure_claims(&self, set: &Value, ordinal: usize) -> Result<(), StatefulSetError> {
+        let claims_rt = rt("", "persistentvolumeclaims")?;
+        let pod_name = format!("{}-{ordinal}", name_of(set));
+        for (_, claim) in pods::claims(set, ordinal) {
+            let namespace = str_at(&claim, "/metadata/namespace").unwrap_or("default");
+            let claim_name = name_of(&claim);
+            match self
+                .objects
+                .get(claims_rt, Some(namespace), &claim_name)
+                .await
+            {
+                Ok(existing) if deleting(&existing) => {
+                    return Err(StatefulSetError::ClaimDeleting(claim_name));
+                }
+                Ok(_) => continue,
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            match self.objects.create(claims_rt, claim).await {
+                Ok(_) | Err(StoreError::AlreadyExists(_)) => {
+                    let message = format!(
+                        "create Claim {claim_name} Pod {pod_name} in StatefulSet {} success",
+                        name_of(set)
+                    );
+                    self.objects
+                        .event(set, false, "SuccessfulCreate", &message, COMPONENT)
+                        .await;
+                }
+                Err(e) => {
+                    let message = format!(
+                        "create Claim {claim_name} for Pod {pod_name} in StatefulSet {} failed error: {e}",
+                        name_of(set)
+                    );
+                    self.objects
+                        .event(set, true, "FailedCreate", &message, COMPONENT)
+                        .await;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Upstream re-creates the claims of pods still Pending (a claim
+    /// deleted by hand would otherwise leave its pod waiting forever).
+    async fn ensure_claims_of_pending(
+        &self,
+        set: &Value,
+        pods: &[Value],
+    ) -> Result<(), StatefulSetError> {
+        if pods::claims(set, 0).is_empty() {
+            return Ok(());
+        }
+        let set_name = name_of(set);
+        for pod in pods {
+            if str_at(pod, "/status/phase") != Some("Pending") || deleting(pod) {
+                continue;
+            }
+            if let Some(ordinal) = plan::ordinal_of(&set_name, &name_of(pod)) {
+                self.ensure_claims(set, ordinal).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn execute(
+        &self,
+        set: &Value,
+        revisions: &Revisions,
+        actions: Vec<Action>,
+    ) -> Result<(), StatefulSetError> {
+        let namespace = str_at(set, "/metadata/namespace").unwrap_or("default");
+        let set_name = name_of(set);
+        let pods_rt = rt("", "pods")?;
+        for action in actions {
+            match action {
+                Action::Create { ordinal, revision } => {
+                    self.create_pod(set, revisions, ordinal, revision).await?;
+                }
+                Action::Recreate {
+                    pod,
+                    ordinal,
+                    revision,
+                    failed,
+                } => {
+                    let (warning, reason, what) = if failed {
+                        (true, "RecreatingFailedPod", "failed")
+                    } else {
+                        (false, "RecreatingTerminatedPod", "terminated")
+                    };
+                    let message = format!(
+                        "StatefulSet {namespace}/{set_name} is recreating {what} Pod {pod}"
+                    );
+                    self.objects
+                        .event(set, warning, reason, &message, COMPONENT)
+                        .await;
+                    self.delete_pod(set, &pod).await?;
+                    self.create_pod(set, revisions, ordinal, revision).await?;
+                }
+                Action::Relabel { pod, ordinal } => {
+                    self.objects
+                        .update(pods_rt, Some(namespace), &pod, |p| {
+                            pods::set_identity(p, ordinal)
+                        })
+                        .await?;
+                }
+                Action::ScaleDown { pod } => {
+                    info!(set = %format!("{namespace}/{set_name}"), %pod, "terminating pod for scale down");
+                    self.delete_pod(set, &pod).await?;
+                }
+                Action::Update { pod } => {
+                    info!(set = %format!("{namespace}/{set_name}"), %pod, "terminating pod for update");
+                    self.delete_pod(set, &pod).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_pod(
+        &self,
+        set: &Value,
+        revisions: &Revisions,
+        ordinal: usize,
+        revision: Revision,
+    ) -> Result<(), StatefulSetError> {
+        let (from, revision_name) = match revision {
+            Revision::Current => (
+                revision::applied(set, &revisions.current.data),
+                &revisions.current.name,
+            ),
+            Revision::Update => (set.clone(), &revisions.update.name),
+        };
+        let pod = pods::new_pod(&from, ordinal, revision_name);
+        let pod_name = name_of(&pod);
+        if let Err(e) = self.ensure_claims(set, ordinal).await {
+            let message = format!(
+                "create Pod {pod_name} in StatefulSet {} failed error: {e}",
+                name_of(set)
+            );
+            self.objects
+                .event(set, true, "FailedCreate", &message, COMPONENT)
+                .await;
+            return Err(e);
+        }
+        match self.objects.create(rt("", "pods")?, pod).await {
+            Ok(_) => {
+                let message = format!(
+                    "create Pod {pod_name} in StatefulSet {} successful",
+                    name_of(set)
+                );
+                self.objects
+                    .event(set, false, "SuccessfulCreate", &message, COMPONENT)
+                    .await;
+                Ok(())
+            }
+            // The old pod is still going (a recreate): its removal queues
+            // the set again.
+            Err(StoreError::AlreadyExists(_)) => Ok(()),
+            Err(e) => {
+                let message = format!(
+                    "create Pod {pod_name} in StatefulSet {} failed error: {e}",
+                    name_of(set)
+                );
+                self.objects
+                    .event(set, true, "FailedCreate", &message, COMPONENT)
+                    .await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn delete_pod(&self, set: &Value, pod: &str) -> Result<(), StatefulSetError> {
+        let namespace = str_at(set, "/metadata/namespace").unwrap_or("default");
+        match self.objects.delete_pod(namespace, pod).await {
+            Ok(()) => {
+                let message = format!(
+                    "delete Pod {pod} in StatefulSet {} successful",
+                    name_of(set)
+                );
+                self.objects
+                    .event(set, false, "SuccessfulDelete", &message, COMPONENT)
+                    .await;
+                Ok(())
+            }
+            Err(e) => {
+                let message = format!(
+                    "delete Pod {pod} in StatefulSet {} failed error: {e}",
+                    name_of(set)
+                );
+                self.objects
+                    .event(set, true, "FailedDelete", &message, COMPONENT)
+                    .await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn write_status(
+        &self,
+        set: &Value,
+        spec: &SetSpec,
+        pods: &[Value],
+        revisions: &Revisions,
+    ) -> Result<(), StatefulSetError> {
+        let namespace = str_at(set, "/metadata/namespace").unwrap_or("default");
+        let uid = str_at(set, "/metadata/uid").unwrap_or_default().to_string();
+        let (mut current, update) = (&revisions.current.name, &revisions.update.name);
+        let mut c = plan::counts(
+            pods,
+            current,
+            update,
+            spec.min_ready_seconds,
+            chrono::Utc::now(),
+        );
+        // Upstream's `completeRollingUpdate`: every pod updated and Ready.
+        if matches!(spec.strategy, Strategy::RollingUpdate { .. })
+            && c.updated == c.replicas
+            && c.ready == c.replicas
+        {
+            c.current = c.updated;
+            current = update;
+        }
+        let generation = set
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let collisions = revisions.collisions;
+        let (current, update) = (current.clone(), update.clone());
+        self.objects
+            .update(
+                rt("apps", "statefulsets")?,
+                Some(namespace),
+                &name_of(set),
+                |obj| {
+                    if str_at(obj, "/metadata/uid") != Some(uid.as_str()) {
+                        return false;
+                    }
+                    let mut status = obj
+                        .get("status")
+                        .cloned()
+                        .filter(Value::is_object)
+                        .unwrap_or_else(|| json!({}));
+                    // `omitempty` as upstream's StatefulSetStatus, except these.
+                    status["replicas"] = json!(c.replicas);
+                    status["availableReplicas"] = json!(c.available);
+                    for (field, value) in [
+                        ("readyReplicas", c.ready),
+                        ("currentReplicas", c.current),
+                        ("updatedReplicas", c.updated),
+                    ] {
+                        if value == 0 {
+                            if let Some(m) = status.as_object_mut() {
+                                m.remove(field);
+                            }
+                        } else {
+                            status[field] = json!(value);
+                        }
+                    }
+                    status["observedGeneration"] = json!(generation);
+                    status["currentRevision"] = json!(current);
+                    status["updateRevision"] = json!(update);
+                    // A concurrent collision bump must not be lost.
+                    let stored = status
+                        .get("collisionCount")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
+                    status["collisionCount"] = json!(stored.max(u64::from(collisions)));
+                    if obj.get("status") == Some(&status) {
+                        return false;
+                    }
+                    obj["status"] = status;
+                    true
+                },
+            )
+            .await?;
+        self.truncate_history(set, pods, revisions, &current).await
+    }
+
+    async fn truncate_history(
+        &self,
+        set: &Value,
+        pods: &[Value],
+        revisions: &Revisions,
+        current: &str,
+    ) -> Result<(), StatefulSetError> {
+        let limit = set
+            .pointer("/spec/revisionHistoryLimit")
+            .and_then(Value::as_u64)
+            .unwrap_or(10);
+        let mut live: HashSet<String> = pods
+            .iter()
+            .filter_map(|p| plan::revision_of(p).map(String::from))
+            .collect();
+        live.insert(current.to_string());
+        live.insert(revisions.current.name.clone());
+        live.insert(revisions.update.name.clone());
+        let namespace = str_at(set, "/metadata/namespace").unwrap_or("default");
+        let crs = rt("apps", "controllerrevisions")?;
+        for name in revision::history_to_delete(&revisions.all, &live, limit as usize) {
+            debug!(set = %name_of(set), revision = %name, "pruning revision beyond the history limit");
+            self.objects.delete(crs, Some(namespace), &name).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Actor for StatefulSetController {
+    type Msg = StatefulSetMsg;
+    type State = StatefulSetState;
+    type Arguments = Objects;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<StatefulSetMsg>,
+        objects: Objects,
+    ) -> Result<StatefulSetState, ActorProcessingErr> {
+        let me = myself.clone();
+        watch_prefix(
+            objects.store().clone(),
+            rt("apps", "statefulsets")?.prefix(),
+            move |event| {
+                let msg = match event {
+                    None => StatefulSetMsg::Resync,
+                    Some(e) => match object_of(&e) {
+                        Some(s) => {
+                            let ns = str_at(&s, "/metadata/namespace")
+                                .unwrap_or("default")
+                                .to_string();
+                            StatefulSetMsg::Changed(e.kind, (ns, name_of(&s)))
+                        }
+                        None => return true,
+                    },
+                };
+                me.cast(msg).is_ok()
+            },
+        );
+        let me = myself.clone();
+        watch_prefix(
+            objects.store().clone(),
+            rt("", "pods")?.prefix(),
+            move |event| {
+                // The sets' resync covers every pod.
+                let Some(pod) = event.as_ref().and_then(object_of) else {
+                    return true;
+                };
+                let controller = pod
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|r| r["controller"] == json!(true));
+                let owner = match controller {
+                    Some(r) if r["kind"] == "StatefulSet" => r["name"].as_str().map(String::from),
+                    Some(_) => return true,
+                    None => None,
+                };
+                let namespace = str_at(&pod, "/metadata/namespace")
+                    .unwrap_or("default")
+                    .to_string();
+                me.cast(StatefulSetMsg::PodChanged {
+                    namespace,
+                    orphan: owner.is_none(),
+                    owner,
+                })
+                .is_ok()
+            },
+        );
+        // A safety net, as in the other controllers.
+        myself.send_interval(Duration::from_secs(30), || StatefulSetMsg::Resync);
+        Ok(StatefulSetState {
+            objects,
+            known: HashMap::new(),
+            queue: BTreeSet::new(),
+            draining: false,
+            failures: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<StatefulSetMsg>,
+        msg: StatefulSetMsg,
+        state: &mut StatefulSetState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            StatefulSetMsg::Resync => state.relist(&myself).await?,
+            StatefulSetMsg::Changed(kind, key) => {
+                let known = state.known.entry(key.0.clone()).or_default();
+                if kind == EventKind::Deleted {
+                    known.remove(&key.1);
+                    state.failures.remove(&key);
+                } else {
+                    known.insert(key.1.clone());
+                    state.enqueue(&myself, key);
+                }
+            }
+            StatefulSetMsg::PodChanged {
+                namespace,
+                owner,
+                orphan,
+            } => {
+                if let Some(name) = owner {
+                    state.enqueue(&myself, (namespace.clone(), name));
+                }
+                if orphan {
+                    state.enqueue_namespace(&myself, &namespace);
+                }
+            }
+            StatefulSetMsg::Retry(key) => state.enqueue(&myself, key),
+            StatefulSetMsg::Drain => {
+                state.draining = false;
+                // Coalesced: each set syncs once however many changes queued it.
+                let batch = std::mem::take(&mut state.queue);
+                for key in batch {
+                    match state.sync(&key).await {
+                        Ok(again) => {
+                            state.failures.remove(&key);
+                            if let Some(delay) = again {
+                                myself.send_after(delay, move || StatefulSetMsg::Retry(key));
+                            }
+                        }
+                        Err(e) => {
+                            let failures = state.failures.entry(key.clone()).or_default();
+                            *failures += 1;
+                            let delay = retry_delay(*failures);
+                            warn!(set = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
+                            myself.send_after(delay, move || StatefulSetMsg::Retry(key));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,299 @@
+//! Node-local persistent volumes: the default StorageClass
+//! ([`DEFAULT_CLASS_NAME`], provisioner [`PROVISIONER`], binding when the
+//! first pod is scheduled), provisioning ([`provision`], called by the
+//! scheduler when it binds such a pod), telling a node where a pod's claims
+//! live ([`mounts`]), and this actor, which keeps the class and does what
+//! upstream's PV controller does once a claim goes: its volume is
+//! `Released`, and deleted when its reclaim policy is `Delete`.
+//!
+//! The data of a deleted volume stays in the node's folder: the node agent
+//! is not told to remove it (an operator can, under
+//! `<state-dir>/volumes/<pv-name>`).
+
+pub mod mounts;
+pub mod provision;
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::{object_of, watch_prefix};
+use crate::api::admission::DEFAULT_CLASS;
+use crate::api::internal::Objects;
+use crate::api::resources::{self, ResourceType};
+use crate::store::{EventKind, StoreError};
+
+/// The provisioner (and CSI driver) name of node-local volumes.
+pub const PROVISIONER: &str = "skiff.io/node-local";
+/// The StorageClass the control plane creates, marked default.
+pub const DEFAULT_CLASS_NAME: &str = "skiff-local";
+const COMPONENT: &str = "persistentvolume-controller";
+
+/// What can go wrong with volumes.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// A resource type is not registered (a build error).
+    #[error("resource type {0} is not registered")]
+    NoType(&'static str),
+    /// The claim's class does not exist.
+    #[error("storageclass.storage.k8s.io \"{0}\" not found")]
+    NoClass(String),
+    /// The claim's class is provisioned by someone else.
+    #[error("storage class \"{0}\" is not provisioned by {PROVISIONER}")]
+    NotOurs(String),
+    /// The claim was replaced while it was being provisioned.
+    #[error("persistentvolumeclaim \"{0}\" changed while it was provisioned")]
+    ClaimChanged(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn rt(group: &str, plural: &'static str) -> Result<&'static ResourceType, VolumeError> {
+    resources::find(group, "v1", plural).ok_or(VolumeError::NoType(plural))
+}
+
+/// Creates the default StorageClass unless it exists.
+pub async fn ensure_default_class(objects: &Objects) -> Result<(), VolumeError> {
+    let class = json!({
+        "metadata": {
+            "name": DEFAULT_CLASS_NAME,
+            "annotations": {DEFAULT_CLASS: "true"},
+        },
+        "provisioner": PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    });
+    match objects
+        .create(rt("storage.k8s.io", "storageclasses")?, class)
+        .await
+    {
+        Ok(_) => {
+            info!(
+                class = DEFAULT_CLASS_NAME,
+                "created the default storage class"
+            );
+            Ok(())
+        }
+        Err(StoreError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Messages of the volume actor.
+#[derive(Debug)]
+pub enum VolumeMsg {
+    /// A claim was added (`Added`) or deleted (`Deleted`: its last state).
+    Claim(EventKind, Box<Value>),
+    /// Look at every volume (after a (re)list, and now and then).
+    Resync,
+}
+
+/// The volume actor.
+pub struct VolumeController;
+
+/// Its state.
+pub struct VolumeState {
+    objects: Objects,
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+impl VolumeState {
+    /// A new claim of a class that waits for its first consumer says so,
+    /// as upstream's PV controller does.
+    async fn claim_added(&self, claim: &Value) -> Result<(), VolumeError> {
+        if str_at(claim, "/spec/volumeName").is_some_and(|v| !v.is_empty()) {
+            return Ok(());
+        }
+        let Some(class) = str_at(claim, "/spec/storageClassName").filter(|c| !c.is_empty()) else {
+            return Ok(());
+        };
+        let class = match self
+            .objects
+            .get(rt("storage.k8s.io", "storageclasses")?, None, class)
+            .await
+        {
+            Ok(c) => c,
+            Err(StoreError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if class.get("volumeBindingMode").and_then(Value::as_str) == Some("WaitForFirstConsumer") {
+            self.objects
+                .event(
+                    claim,
+                    false,
+                    "WaitForFirstConsumer",
+                    "waiting for first consumer to be created before binding",
+                    COMPONENT,
+                )
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Volumes whose claim is gone are released, and deleted if their
+    /// policy says so.
+    async fn reclaim(&self) -> Result<(), VolumeError> {
+        let volumes = rt("", "persistentvolumes")?;
+        let claims = rt("", "persistentvolumeclaims")?;
+        let (all, _) = self.objects.list(volumes).await?;
+        for pv in all {
+            // Without a uid the volume is pre-bound to a claim to come.
+            let Some(claim_ref) = pv
+                .pointer("/spec/claimRef")
+                .filter(|c| c.get("uid").is_some_and(Value::is_string))
+            else {
+                continue;
+            };
+            let (namespace, name) = (
+                str_at(claim_ref, "/namespace").unwrap_or("default"),
+                str_at(claim_ref, "/name").unwrap_or_default(),
+            );
+            let present = match self.objects.get(claims, Some(namespace), name).await {
+                Ok(c) => str_at(&c, "/metadata/uid") == str_at(claim_ref, "/uid"),
+                Err(StoreError::NotFound(_)) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if present {
+                continue;
+            }
+            let pv_name = str_at(&pv, "/metadata/name").unwrap_or_default();
+            if str_at(&pv, "/spec/persistentVolumeReclaimPolicy") == Some("Delete") {
+                info!(volume = %pv_name, claim = %format!("{namespace}/{name}"), "claim gone; deleting its volume");
+                self.objects.delete(volumes, None, pv_name).await?;
+            } else if str_at(&pv, "/status/phase") != Some("Released") {
+                self.objects
+                    .update(volumes, None, pv_name, |v| {
+                        if v["status"]["phase"] == "Released" {
+                            return false;
+                        }
+                        v["status"]["phase"] = json!("Released");
+                        true
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Actor for VolumeController {
+    type Msg = VolumeMsg;
+    type State = VolumeState;
+    type Arguments = Objects;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<VolumeMsg>,
+        objects: Objects,
+    ) -> Result<VolumeState, ActorProcessingErr> {
+        // Not fatal: without it claims just need a class of their own.
+        if let Err(e) = ensure_default_class(&objects).await {
+            warn!(error = %e, "cannot create the default storage class");
+        }
+        let me = myself.clone();
+        watch_prefix(
+            objects.store().clone(),
+            rt("", "persistentvolumeclaims")?.prefix(),
+            move |event| {
+                let msg = match event {
+                    None => VolumeMsg::Resync,
+                    Some(e) if e.kind == EventKind::Modified => return true,
+                    Some(e) => match object_of(&e) {
+                        Some(claim) => VolumeMsg::Claim(e.kind, Box::new(claim)),
+                        None => return true,
+                    },
+                };
+                me.cast(msg).is_ok()
+            },
+        );
+        // A safety net: volumes of claims deleted while the control plane
+        // was down, or whose deletion event was missed.
+        myself.send_interval(Duration::from_secs(30), || VolumeMsg::Resync);
+        Ok(VolumeState { objects })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<VolumeMsg>,
+        msg: VolumeMsg,
+        state: &mut VolumeState,
+    ) -> Result<(), ActorProcessingErr> {
+        let result = match msg {
+            VolumeMsg::Claim(EventKind::Added, claim) => state.claim_added(&claim).await,
+            VolumeMsg::Claim(_, _) | VolumeMsg::Resync => state.reclaim().await,
+        };
+        // Level-triggered: the next resync tries again.
+        if let Err(e) = result {
+            warn!(error = %e, "volume sync failed");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn volumes_of_deleted_claims_are_reclaimed_by_policy() {
+        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        ensure_default_class(&objects).await.expect("class");
+        ensure_default_class(&objects).await.expect("idempotent");
+        let claims = rt("", "persistentvolumeclaims").expect("type");
+        let volumes = rt("", "persistentvolumes").expect("type");
+        for name in ["a", "b"] {
+            objects
+                .create(
+                    claims,
+                    json!({"metadata": {"name": name, "namespace": "default"},
+                        "spec": {"resources": {"requests": {"storage": "1Gi"}}}}),
+                )
+                .await
+                .expect("claim");
+            provision::provision(&objects, "default", name, "n1")
+                .await
+                .expect("provision");
+        }
+        let (pvs, _) = objects.list(volumes).await.expect("list");
+        let retained = pvs
+            .iter()
+            .find(|v| v["spec"]["claimRef"]["name"] == "b")
+            .and_then(|v| v["metadata"]["name"].as_str())
+            .expect("b's volume")
+            .to_string();
+        objects
+            .update(volumes, None, &retained, |v| {
+                v["spec"]["persistentVolumeReclaimPolicy"] = json!("Retain");
+                true
+            })
+            .await
+            .expect("retain");
+        let state = VolumeState {
+            objects: objects.clone(),
+        };
+        state.reclaim().await.expect("nothing to do");
+        assert_eq!(objects.list(volumes).await.expect("list").0.len(), 2);
+        objects
+            .delete(claims, Some("default"), "a")
+            .await
+            .expect("delete a");
+        objects
+            .delete(claims, Some("default"), "b")
+            .await
+            .expect("delete b");
+        state.reclaim().await.expect("reclaim");
+        let (left, _) = objects.list(volumes).await.expect("list");
+        assert_eq!(left.len(), 1, "a's volume (Delete) is gone");
+        assert_eq!(left[0]["metadata"]["name"], retained.as_str());
+        assert_eq!(left[0]["status"]["phase"], "Released");
+    }
+}
