@@ -17,6 +17,8 @@
 //! - [`garbage_collector`]: deletes dependents whose owners are gone, and
 //!   carries out foreground and orphaning deletions.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
+//! - [`work_queue`]: the coalescing, retrying queue of keys the workload
+//!   controllers share.
 
 pub mod cronjob;
 pub mod daemonset;
@@ -31,6 +33,7 @@ pub mod scheduler;
 pub mod statefulset;
 pub mod supervisor;
 pub mod volume;
+pub mod work_queue;
 
 use serde_json::Value;
 use tokio::sync::mpsc;

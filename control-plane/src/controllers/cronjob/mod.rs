@@ -11,7 +11,7 @@ pub mod sync;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -20,6 +20,7 @@ use tracing::warn;
 
 use self::sync::CronJobSync;
 use super::job::{JobError, jobs_rt};
+use super::work_queue::WorkQueue;
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
@@ -73,9 +74,8 @@ pub struct CronJobController;
 pub struct CronJobState {
     objects: Objects,
     sync: CronJobSync,
-    queue: BTreeSet<CronJobKey>,
-    draining: bool,
-    failures: HashMap<CronJobKey, u32>,
+    /// Keys to sync, and failures in a row for the retry back-off.
+    queue: WorkQueue<CronJobKey>,
     /// The earliest wake-up already scheduled per CronJob.
     wakeups: HashMap<CronJobKey, tokio::time::Instant>,
 }
@@ -93,16 +93,9 @@ fn key_of(obj: &Value) -> CronJobKey {
     )
 }
 
-/// Back-off for a CronJob whose sync failed: 1 s doubling to 60 s.
-fn retry_delay(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
-}
-
 impl CronJobState {
     fn enqueue(&mut self, me: &ActorRef<CronJobMsg>, key: CronJobKey) {
-        self.queue.insert(key);
-        if !self.draining {
-            self.draining = true;
+        if self.queue.add(key) {
             let _ = me.cast(CronJobMsg::Drain);
         }
     }
@@ -169,9 +162,7 @@ impl Actor for CronJobController {
         Ok(CronJobState {
             sync: CronJobSync::new(objects.clone(), clock),
             objects,
-            queue: BTreeSet::new(),
-            draining: false,
-            failures: HashMap::new(),
+            queue: WorkQueue::default(),
             wakeups: HashMap::new(),
         })
     }
@@ -190,7 +181,7 @@ impl Actor for CronJobController {
                 }
             }
             CronJobMsg::Changed(EventKind::Deleted, key) => {
-                state.failures.remove(&key);
+                state.queue.forget(&key);
                 state.wakeups.remove(&key);
             }
             CronJobMsg::Changed(_, key) | CronJobMsg::JobChanged(key) => {
@@ -204,20 +195,16 @@ impl Actor for CronJobController {
                 state.enqueue(&myself, key);
             }
             CronJobMsg::Drain => {
-                state.draining = false;
-                let batch = std::mem::take(&mut state.queue);
-                for key in batch {
+                for key in state.queue.take() {
                     match state.sync.sync(&key.0, &key.1).await {
                         Ok(wake) => {
-                            state.failures.remove(&key);
+                            state.queue.succeeded(&key);
                             if let Some(delay) = wake {
                                 state.wake_after(&myself, key, delay);
                             }
                         }
                         Err(e) => {
-                            let failures = state.failures.entry(key.clone()).or_default();
-                            *failures += 1;
-                            let delay = retry_delay(*failures);
+                            let delay = state.queue.failed(&key);
                             warn!(cronjob = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
                             state.wake_after(&myself, key, delay);
                         }

@@ -29,6 +29,7 @@ use self::backoff::Backoff;
 use self::eligibility::pin_to_node;
 use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, claim};
 use super::replicaset::plan::{controller_uid, slow_start_batches};
+use super::work_queue::WorkQueue;
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
@@ -89,10 +90,8 @@ pub struct DaemonSetState {
     objects: Objects,
     /// Known DaemonSets by namespace (for orphans and node changes).
     known: HashMap<String, BTreeSet<String>>,
-    queue: BTreeSet<DaemonSetKey>,
-    draining: bool,
-    /// Failures in a row, for the retry back-off.
-    failures: HashMap<DaemonSetKey, u32>,
+    /// Keys to sync, and failures in a row for the retry back-off.
+    queue: WorkQueue<DaemonSetKey>,
     /// Back-off of failed-pod replacement per DaemonSet and node.
     failed_pods: Backoff,
 }
@@ -164,27 +163,18 @@ fn new_pod(ds_obj: &Value, template: &Value, node: &str) -> Value {
     json!({"metadata": metadata, "spec": spec})
 }
 
-/// Back-off for a DaemonSet whose sync failed: 1 s doubling to 60 s.
-fn retry_delay(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
-}
-
 impl DaemonSetState {
     fn new(objects: Objects) -> Self {
         Self {
             objects,
             known: HashMap::new(),
-            queue: BTreeSet::new(),
-            draining: false,
-            failures: HashMap::new(),
+            queue: WorkQueue::default(),
             failed_pods: Backoff::default(),
         }
     }
 
     fn enqueue(&mut self, me: &ActorRef<DaemonSetMsg>, key: DaemonSetKey) {
-        self.queue.insert(key);
-        if !self.draining {
-            self.draining = true;
+        if self.queue.add(key) {
             let _ = me.cast(DaemonSetMsg::Drain);
         }
     }
@@ -650,7 +640,7 @@ impl Actor for DaemonSetController {
                 let known = state.known.entry(key.0.clone()).or_default();
                 if kind == EventKind::Deleted {
                     known.remove(&key.1);
-                    state.failures.remove(&key);
+                    state.queue.forget(&key);
                     state.failed_pods.forget(&format!("{}/{}/", key.0, key.1));
                 } else {
                     known.insert(key.1.clone());
@@ -664,21 +654,17 @@ impl Actor for DaemonSetController {
             DaemonSetMsg::NodesChanged => state.enqueue_all(&myself),
             DaemonSetMsg::Retry(key) => state.enqueue(&myself, key),
             DaemonSetMsg::Drain => {
-                state.draining = false;
                 // Coalesced: each DaemonSet syncs once however many changes queued it.
-                let batch = std::mem::take(&mut state.queue);
-                for key in batch {
+                for key in state.queue.take() {
                     match state.sync(&key).await {
                         Ok(again) => {
-                            state.failures.remove(&key);
+                            state.queue.succeeded(&key);
                             if let Some(delay) = again {
                                 myself.send_after(delay, move || DaemonSetMsg::Retry(key));
                             }
                         }
                         Err(e) => {
-                            let failures = state.failures.entry(key.clone()).or_default();
-                            *failures += 1;
-                            let delay = retry_delay(*failures);
+                            let delay = state.queue.failed(&key);
                             warn!(daemonset = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
                             myself.send_after(delay, move || DaemonSetMsg::Retry(key));
                         }

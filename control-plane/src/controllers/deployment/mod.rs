@@ -21,6 +21,7 @@ use tracing::{debug, warn};
 use self::hash::{HASH_LABEL, template_hash, templates_equal};
 use self::rolling::{RecreateStep, Set, fenceposts};
 use super::replicaset::plan::controller_uid;
+use super::work_queue::WorkQueue;
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
@@ -76,9 +77,8 @@ pub struct DeploymentController;
 pub struct DeploymentState {
     objects: Objects,
     known: HashMap<String, BTreeSet<String>>,
-    queue: BTreeSet<DeploymentKey>,
-    draining: bool,
-    failures: HashMap<DeploymentKey, u32>,
+    /// Keys to sync, and failures in a row for the retry back-off.
+    queue: WorkQueue<DeploymentKey>,
 }
 
 /// Failures of a sync that are not the store's.
@@ -149,9 +149,7 @@ struct Outcome {
 
 impl DeploymentState {
     fn enqueue(&mut self, me: &ActorRef<DeploymentMsg>, key: DeploymentKey) {
-        self.queue.insert(key);
-        if !self.draining {
-            self.draining = true;
+        if self.queue.add(key) {
             let _ = me.cast(DeploymentMsg::Drain);
         }
     }
@@ -766,11 +764,6 @@ fn copied_annotations(d: &Value) -> Vec<(String, Value)> {
         .unwrap_or_default()
 }
 
-/// Back-off for a Deployment whose sync failed: 1 s doubling to 60 s.
-fn retry_delay(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
-}
-
 impl Actor for DeploymentController {
     type Msg = DeploymentMsg;
     type State = DeploymentState;
@@ -852,9 +845,7 @@ impl Actor for DeploymentController {
         Ok(DeploymentState {
             objects,
             known: HashMap::new(),
-            queue: BTreeSet::new(),
-            draining: false,
-            failures: HashMap::new(),
+            queue: WorkQueue::default(),
         })
     }
 
@@ -870,7 +861,7 @@ impl Actor for DeploymentController {
                 let known = state.known.entry(key.0.clone()).or_default();
                 if kind == EventKind::Deleted {
                     known.remove(&key.1);
-                    state.failures.remove(&key);
+                    state.queue.forget(&key);
                 } else {
                     known.insert(key.1.clone());
                     state.enqueue(&myself, key);
@@ -883,20 +874,16 @@ impl Actor for DeploymentController {
             DeploymentMsg::PodGone(namespace) => state.enqueue_namespace(&myself, &namespace),
             DeploymentMsg::Retry(key) => state.enqueue(&myself, key),
             DeploymentMsg::Drain => {
-                state.draining = false;
-                let batch = std::mem::take(&mut state.queue);
-                for key in batch {
+                for key in state.queue.take() {
                     match state.sync(&key).await {
                         Ok(again) => {
-                            state.failures.remove(&key);
+                            state.queue.succeeded(&key);
                             if let Some(delay) = again {
                                 myself.send_after(delay, move || DeploymentMsg::Retry(key));
                             }
                         }
                         Err(e) => {
-                            let failures = state.failures.entry(key.clone()).or_default();
-                            *failures += 1;
-                            let delay = retry_delay(*failures);
+                            let delay = state.queue.failed(&key);
                             warn!(deployment = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
                             myself.send_after(delay, move || DeploymentMsg::Retry(key));
                         }

@@ -27,6 +27,7 @@ use tracing::warn;
 
 pub use self::backoff::Backoff;
 use self::sync::JobSync;
+use super::work_queue::WorkQueue;
 use super::{object_of, watch_prefix};
 use crate::api::deletion::{DeleteOptions, Propagation};
 use crate::api::internal::Objects;
@@ -127,19 +128,15 @@ pub struct JobState {
     sync: JobSync,
     /// Known Jobs by namespace (for orphans to find candidates).
     known: HashMap<String, BTreeSet<String>>,
-    queue: BTreeSet<JobKey>,
-    draining: bool,
-    /// Failures in a row, for the retry back-off.
-    failures: HashMap<JobKey, u32>,
+    /// Keys to sync, and failures in a row for the retry back-off.
+    queue: WorkQueue<JobKey>,
     /// The earliest wake-up already scheduled per Job.
     wakeups: HashMap<JobKey, tokio::time::Instant>,
 }
 
 impl JobState {
     fn enqueue(&mut self, me: &ActorRef<JobMsg>, key: JobKey) {
-        self.queue.insert(key);
-        if !self.draining {
-            self.draining = true;
+        if self.queue.add(key) {
             let _ = me.cast(JobMsg::Drain);
         }
     }
@@ -210,11 +207,6 @@ fn key_of(obj: &Value) -> JobKey {
     )
 }
 
-/// Back-off for a Job whose sync failed: 1 s doubling to 60 s.
-fn retry_delay(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
-}
-
 impl Actor for JobController {
     type Msg = JobMsg;
     type State = JobState;
@@ -267,9 +259,7 @@ impl Actor for JobController {
             sync: JobSync::new(objects.clone(), clock, backoff),
             objects,
             known: HashMap::new(),
-            queue: BTreeSet::new(),
-            draining: false,
-            failures: HashMap::new(),
+            queue: WorkQueue::default(),
             wakeups: HashMap::new(),
         })
     }
@@ -286,7 +276,7 @@ impl Actor for JobController {
                 let known = state.known.entry(key.0.clone()).or_default();
                 if kind == EventKind::Deleted {
                     known.remove(&key.1);
-                    state.failures.remove(&key);
+                    state.queue.forget(&key);
                     state.wakeups.remove(&key);
                 } else {
                     known.insert(key.1.clone());
@@ -342,21 +332,17 @@ impl Actor for JobController {
                 state.enqueue(&myself, key);
             }
             JobMsg::Drain => {
-                state.draining = false;
                 // Coalesced: each Job syncs once however many changes queued it.
-                let batch = std::mem::take(&mut state.queue);
-                for key in batch {
+                for key in state.queue.take() {
                     match state.sync.sync(&key.0, &key.1).await {
                         Ok(wake) => {
-                            state.failures.remove(&key);
+                            state.queue.succeeded(&key);
                             if let Some(delay) = wake {
                                 state.wake_after(&myself, key, delay);
                             }
                         }
                         Err(e) => {
-                            let failures = state.failures.entry(key.clone()).or_default();
-                            *failures += 1;
-                            let delay = retry_delay(*failures);
+                            let delay = state.queue.failed(&key);
                             warn!(job = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
                             state.wake_after(&myself, key, delay);
                         }

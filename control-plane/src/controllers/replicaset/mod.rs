@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
 use self::plan::{Owner, controller_uid};
+use super::work_queue::WorkQueue;
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
@@ -88,10 +89,8 @@ pub struct ReplicaSetState {
     objects: Objects,
     /// Known owners by namespace (for orphans to find candidates).
     owners: HashMap<String, BTreeSet<OwnerKey>>,
-    queue: BTreeSet<OwnerKey>,
-    draining: bool,
-    /// Failures in a row, for the retry back-off.
-    failures: HashMap<OwnerKey, u32>,
+    /// Keys to sync, and failures in a row for the retry back-off.
+    queue: WorkQueue<OwnerKey>,
 }
 
 fn pods_rt() -> Result<&'static ResourceType, ActorProcessingErr> {
@@ -107,9 +106,7 @@ fn name_of(v: &Value) -> String {
 
 impl ReplicaSetState {
     fn enqueue(&mut self, me: &ActorRef<ReplicaSetMsg>, key: OwnerKey) {
-        self.queue.insert(key);
-        if !self.draining {
-            self.draining = true;
+        if self.queue.add(key) {
             let _ = me.cast(ReplicaSetMsg::Drain);
         }
     }
@@ -315,11 +312,6 @@ fn pod_from_template(owner: &Value, reference: &Value) -> Value {
     })
 }
 
-/// Back-off for an owner whose sync failed: 1 s doubling to 60 s.
-fn retry_delay(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
-}
-
 impl Actor for ReplicaSetController {
     type Msg = ReplicaSetMsg;
     type State = ReplicaSetState;
@@ -386,9 +378,7 @@ impl Actor for ReplicaSetController {
         Ok(ReplicaSetState {
             objects,
             owners: HashMap::new(),
-            queue: BTreeSet::new(),
-            draining: false,
-            failures: HashMap::new(),
+            queue: WorkQueue::default(),
         })
     }
 
@@ -404,7 +394,7 @@ impl Actor for ReplicaSetController {
                 let known = state.owners.entry(key.1.clone()).or_default();
                 if kind == EventKind::Deleted {
                     known.remove(&key);
-                    state.failures.remove(&key);
+                    state.queue.forget(&key);
                 } else {
                     known.insert(key.clone());
                     state.enqueue(&myself, key);
@@ -431,18 +421,14 @@ impl Actor for ReplicaSetController {
             }
             ReplicaSetMsg::Retry(key) => state.enqueue(&myself, key),
             ReplicaSetMsg::Drain => {
-                state.draining = false;
                 // Coalesced: each owner syncs once however many changes queued it.
-                let batch = std::mem::take(&mut state.queue);
-                for key in batch {
+                for key in state.queue.take() {
                     match state.sync(&key).await {
                         Ok(()) => {
-                            state.failures.remove(&key);
+                            state.queue.succeeded(&key);
                         }
                         Err(e) => {
-                            let failures = state.failures.entry(key.clone()).or_default();
-                            *failures += 1;
-                            let delay = retry_delay(*failures);
+                            let delay = state.queue.failed(&key);
                             warn!(owner = %format!("{}/{}", key.1, key.2), error = %e, retry_in = ?delay, "sync failed");
                             myself.send_after(delay, move || ReplicaSetMsg::Retry(key));
                         }

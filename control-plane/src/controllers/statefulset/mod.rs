@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
 use super::replicaset::plan::controller_uid;
+use super::work_queue::WorkQueue;
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
@@ -85,9 +86,8 @@ pub struct StatefulSetController;
 pub struct StatefulSetState {
     objects: Objects,
     known: HashMap<String, BTreeSet<String>>,
-    queue: BTreeSet<SetKey>,
-    draining: bool,
-    failures: HashMap<SetKey, u32>,
+    /// Keys to sync, and failures in a row for the retry back-off.
+    queue: WorkQueue<SetKey>,
 }
 
 fn rt(group: &str, plural: &'static str) -> Result<&'static ResourceType, StatefulSetError> {
@@ -113,11 +113,6 @@ fn deleting(v: &Value) -> bool {
         .is_some_and(|t| !t.is_null())
 }
 
-/// Back-off for a set whose sync failed: 1 s doubling to 60 s.
-fn retry_delay(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
-}
-
 /// The set's two revisions as this sync uses them.
 struct Revisions {
     current: Known,
@@ -128,9 +123,7 @@ struct Revisions {
 
 impl StatefulSetState {
     fn enqueue(&mut self, me: &ActorRef<StatefulSetMsg>, key: SetKey) {
-        self.queue.insert(key);
-        if !self.draining {
-            self.draining = true;
+        if self.queue.add(key) {
             let _ = me.cast(StatefulSetMsg::Drain);
         }
     }
@@ -778,9 +771,7 @@ impl Actor for StatefulSetController {
         Ok(StatefulSetState {
             objects,
             known: HashMap::new(),
-            queue: BTreeSet::new(),
-            draining: false,
-            failures: HashMap::new(),
+            queue: WorkQueue::default(),
         })
     }
 
@@ -796,7 +787,7 @@ impl Actor for StatefulSetController {
                 let known = state.known.entry(key.0.clone()).or_default();
                 if kind == EventKind::Deleted {
                     known.remove(&key.1);
-                    state.failures.remove(&key);
+                    state.queue.forget(&key);
                 } else {
                     known.insert(key.1.clone());
                     state.enqueue(&myself, key);
@@ -816,21 +807,17 @@ impl Actor for StatefulSetController {
             }
             StatefulSetMsg::Retry(key) => state.enqueue(&myself, key),
             StatefulSetMsg::Drain => {
-                state.draining = false;
                 // Coalesced: each set syncs once however many changes queued it.
-                let batch = std::mem::take(&mut state.queue);
-                for key in batch {
+                for key in state.queue.take() {
                     match state.sync(&key).await {
                         Ok(again) => {
-                            state.failures.remove(&key);
+                            state.queue.succeeded(&key);
                             if let Some(delay) = again {
                                 myself.send_after(delay, move || StatefulSetMsg::Retry(key));
                             }
                         }
                         Err(e) => {
-                            let failures = state.failures.entry(key.clone()).or_default();
-                            *failures += 1;
-                            let delay = retry_delay(*failures);
+                            let delay = state.queue.failed(&key);
                             warn!(set = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
                             myself.send_after(delay, move || StatefulSetMsg::Retry(key));
                         }

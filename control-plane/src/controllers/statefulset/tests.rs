@@ -13,9 +13,7 @@ fn state() -> StatefulSetState {
     StatefulSetState {
         objects: Objects::new(Arc::new(MemoryStore::new())),
         known: HashMap::new(),
-        queue: BTreeSet::new(),
-        draining: false,
-        failures: HashMap::new(),
+        queue: WorkQueue::default(),
     }
 }
 
