@@ -152,7 +152,7 @@ impl SqliteStore {
                 .map_err(backend)?;
             readers.push(Mutex::new(reader));
         }
-        let live = broadcast::channel(4096).0;
+        let live = broadcast::channel(65_536).0;
         let gate = Arc::new(Mutex::new(()));
         let (writer, jobs) = std_mpsc::channel();
         {
