@@ -71,7 +71,7 @@ use skiff_tests::hollow;
 const GATE: &str = "skiff.dev/bench-hold";
 
 /// Gates removed per store transaction. One transaction of 10,000 would
-/// outrun the store's live-event ring (4,096 events), and every watcher,
+/// outrun the store's live-event ring (65,536 events), and every watcher,
 /// the scheduler's included, would fall behind and re-list.
 const UNGATE_BATCH: usize = 1000;
 
