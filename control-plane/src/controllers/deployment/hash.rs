@@ -27,8 +27,8 @@ pub fn safe_encode(s: &str) -> String {
 }
 
 /// Writes `v` with object keys sorted, so the hash does not depend on the
-/// order fields arrived in.
-fn canonical(v: &Value, out: &mut String) {
+/// order fields arrived in (also the key order of Go's `encoding/json`).
+pub(crate) fn canonical(v: &Value, out: &mut String) {
     match v {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use crate::controllers::deployment::hash::safe_encode;
+use crate::controllers::deployment::hash::{canonical, safe_encode};
 
 /// The label of a revision with its hash.
 pub const HASH_LABEL: &str = "controller.kubernetes.io/hash";
@@ -76,37 +76,8 @@ pub fn applied(set: &Value, data: &Value) -> Value {
 
 /// `v` as Go's `encoding/json` writes a `map[string]interface{}`.
 pub fn go_json(v: &Value) -> String {
-    fn write(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String(k.clone()).to_string());
-                    out.push(':');
-                    write(&m[k], out);
-                }
-                out.push('}');
-            }
-            Value::Array(a) => {
-                out.push('[');
-                for (i, x) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(x, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
     let mut out = String::new();
-    write(v, &mut out);
+    canonical(v, &mut out);
     // These characters only occur inside strings, where Go escapes them.
     out.replace('<', "\\u003c")
         .replace('>', "\\u003e")
