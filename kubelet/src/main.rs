@@ -16,6 +16,10 @@ use skiff_kubelet::runtime::containerd::{
     ContainerdConfig, ContainerdRuntime, logger_next_to_current_exe,
 };
 
+/// The same allocator as the control plane's (see there why).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Parses `10s`, `500ms`, `5m`, `1h` or plain seconds.
 fn duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

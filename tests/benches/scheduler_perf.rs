@@ -44,11 +44,18 @@
 //! while the clock runs. Gates hold the pods back (the scheduler runs from
 //! the start).
 //!
+//! The hollow kubelets run on a tokio runtime of their own
+//! (`SKIFF_BENCH_KUBELET_THREADS` worker threads, default 2, the same as
+//! the control plane's), their state on tmpfs; the bench's watch runs on a
+//! thread of its own. With hollow kubelets the bench also reports when the
+//! last pod was reported Running.
+//!
 //! `SKIFF_BENCH_NODES` (default 1000) and `SKIFF_BENCH_PODS` (default
 //! 10000) change the size. `cargo bench -p skiff-tests --bench
 //! scheduler_perf`.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,11 +75,17 @@ use skiff_proto::node::v1::node_registry_server::NodeRegistry;
 use skiff_tests::control_plane::http_json;
 use skiff_tests::hollow;
 
+/// The allocator the `skiff-control-plane` and `skiff-kubelet` binaries
+/// use, since both run in this process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const GATE: &str = "skiff.dev/bench-hold";
 
-/// Gates removed per store transaction. One transaction of 10,000 would
-/// outrun the store's live-event ring (65,536 events), and every watcher,
-/// the scheduler's included, would fall behind and re-list.
+/// Gates removed per store transaction: pods are let loose in batches, as
+/// from a client, and the scheduler starts on the first batch while the
+/// next ones are written. (Kept at the size the first runs used, when one
+/// transaction of 10,000 overflowed the store's live-event ring of 4,096.)
 const UNGATE_BATCH: usize = 1000;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -207,11 +220,31 @@ async fn main() {
         Ok("start") | Err(_) => hollow,
         Ok(other) => panic!("SKIFF_BENCH_RELEASE={other}: start or gates"),
     };
+    // Hollow kubelets keep their state (pod directories, checkpoints) in
+    // memory when the machine has a tmpfs, as kubemark's hollow nodes touch
+    // no disk: otherwise ext4's inode allocation for 10,000 pod directories
+    // is a sixth of the run's CPU, and it is not the scheduler's.
+    let shm = Path::new("/dev/shm");
     let hollow_dir = tempfile::Builder::new()
         .prefix("skiff-sched-perf-hollow-")
-        .tempdir()
+        .tempdir_in(if shm.is_dir() { shm } else { dir.path() })
         .expect("temp dir");
     let mut kubelets = Vec::new();
+    // The hollow kubelets run on a runtime of their own, as kubelets run in
+    // processes of their own: in the control plane's runtime their 1,000
+    // nodes' tasks would queue in front of its actors, which no real
+    // cluster does. They still share the machine's 2 cores.
+    let kubelet_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            std::env::var("SKIFF_BENCH_KUBELET_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
+        )
+        .thread_name("hollow-kubelets")
+        .enable_all()
+        .build()
+        .expect("kubelets' runtime");
     let mut scheduler = None;
     let mut supervisor = None;
     let t = Instant::now();
@@ -224,7 +257,11 @@ async fn main() {
             .unwrap_or_default();
         hollow::raise_fd_limit();
         for i in 0..nodes {
-            kubelets.push(hollow::node(format!("hollow-{i:04}"), hollow_dir.path(), &grpc).await);
+            let name = format!("hollow-{i:04}");
+            let dir = hollow_dir.path().to_path_buf();
+            let grpc = grpc.clone();
+            let node = kubelet_rt.spawn(async move { hollow::node(name, &dir, &grpc).await });
+            kubelets.push(node.await.expect("hollow node starts"));
         }
         wait_ready(&store, nodes).await;
         // Let the node actors connect to their kubelets before pods come.
@@ -307,56 +344,33 @@ async fn main() {
         .filter(|kv| node_of(&kv.value).is_some())
         .count();
     assert_eq!(bound_before, 0, "no pod bound before the clock starts");
-    let mut events = store
-        .watch(&pods_rt.prefix(), listing.revision)
-        .await
-        .expect("watch");
-
-    let cpu_before = cpu_time();
-    let start = Instant::now();
-    // Followed on its own task: the watch must be drained while the gates
-    // are being removed, or it falls behind and closes.
+    // Followed on a thread and runtime of its own: the watch must be
+    // drained while the gates are being removed, or it falls behind and
+    // closes, and each bind is timed when it is committed, not when a busy
+    // runtime gets round to the follower.
     let follow_store = store.clone();
     let prefix = pods_rt.prefix();
-    let follower = tokio::spawn(async move {
-        let mut bound: HashMap<String, (Duration, String)> = HashMap::with_capacity(pods);
-        let mut relists = 0;
-        let deadline = Duration::from_secs(300);
-        while bound.len() < pods && start.elapsed() < deadline {
-            match tokio::time::timeout(deadline.saturating_sub(start.elapsed()), events.recv())
-                .await
-            {
-                Ok(Some(event)) => {
-                    if let Some(node) = node_of(&event.value)
-                        && !bound.contains_key(&event.key)
-                    {
-                        bound.insert(event.key.clone(), (start.elapsed(), node.to_string()));
-                    }
-                }
-                // Fell behind the store's live events: re-list (binds
-                // found so get the time of the listing, later than they
-                // happened) and watch again.
-                Ok(None) => {
-                    relists += 1;
-                    let listing = follow_store.list(&prefix).await.expect("re-list");
-                    let seen = start.elapsed();
-                    for kv in &listing.items {
-                        if let Some(node) = node_of(&kv.value)
-                            && !bound.contains_key(&kv.key)
-                        {
-                            bound.insert(kv.key.clone(), (seen, node.to_string()));
-                        }
-                    }
-                    events = follow_store
-                        .watch(&prefix, listing.revision)
-                        .await
-                        .expect("watch again");
-                }
-                Err(_) => break,
-            }
-        }
-        (bound, relists)
+    let from = listing.revision;
+    let (started, start_at) = std::sync::mpsc::channel::<Instant>();
+    let (watching, watch_ready) = std::sync::mpsc::channel::<()>();
+    let (all_bound, bound_seen) = std::sync::mpsc::channel::<()>();
+    let handover = Handover {
+        watching,
+        start_at,
+        all_bound,
+    };
+    let follower = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("follower's runtime");
+        rt.block_on(follow(follow_store, prefix, from, pods, hollow, handover))
     });
+    watch_ready.recv().expect("the follower watches");
+    let cpu_before = cpu_time();
+    let start = Instant::now();
+    started.send(start).expect("the follower runs");
+
     for batch in writes.chunks(UNGATE_BATCH) {
         store
             .write_all(batch.to_vec())
@@ -371,8 +385,18 @@ async fn main() {
         );
     }
     let released = start.elapsed();
-    let (bound, relists) = follower.await.expect("follower");
+    bound_seen.recv().expect("the follower reports");
     let cpu = cpu_time().saturating_sub(cpu_before);
+    let writes_during = store
+        .revision()
+        .await
+        .expect("revision")
+        .saturating_sub(from);
+    let Followed {
+        bound,
+        relists,
+        all_running,
+    } = follower.join().expect("follower");
     assert_eq!(bound.len(), pods, "every pod bound within 5 minutes");
     let mut times: Vec<Duration> = bound.values().map(|(t, _)| *t).collect();
     times.sort();
@@ -440,6 +464,19 @@ async fn main() {
     );
     println!("bench watch re-listed {relists} times (fell behind the store's events)");
     println!(
+        "store writes from the clock's start to the last bind: {writes_during} ({:.1} per pod)",
+        writes_during as f64 / pods as f64
+    );
+    if hollow {
+        match all_running {
+            Some(t) => println!(
+                "every pod reported Running by its hollow kubelet {:.2} s after the clock's start",
+                t.as_secs_f64()
+            ),
+            None => println!("not every pod was reported Running within 5 minutes"),
+        }
+    }
+    println!(
         "CPU of the process while binding: {:.2} s ({:.2} cores)",
         cpu.as_secs_f64(),
         cpu.as_secs_f64() / all_bound.as_secs_f64()
@@ -462,6 +499,7 @@ async fn main() {
         let _ = task.await;
     }
     drop(kubelets);
+    kubelet_rt.shutdown_background();
 }
 
 /// The control plane's node side as `skiff-control-plane` runs it: the
@@ -548,4 +586,98 @@ fn chrono_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// What the follower saw: per pod the time its bind was seen since the
+/// clock started and its node, its re-lists, and when the last pod was
+/// reported Running (if it waited for that).
+struct Followed {
+    bound: HashMap<String, (Duration, String)>,
+    relists: usize,
+    all_running: Option<Duration>,
+}
+
+/// How the follower and the bench hand over: the watch is open, the
+/// clock started, every pod is bound.
+struct Handover {
+    watching: std::sync::mpsc::Sender<()>,
+    start_at: std::sync::mpsc::Receiver<Instant>,
+    all_bound: std::sync::mpsc::Sender<()>,
+}
+
+/// Whether a stored pod's phase is Running (a substring search, as
+/// [`node_of`]).
+fn running(value: &[u8]) -> bool {
+    std::str::from_utf8(value).is_ok_and(|t| t.contains("\"phase\":\"Running\""))
+}
+
+/// Follows the pods from revision `from` until every one of `pods` is
+/// bound (and, with `until_running`, reported Running by its kubelet).
+async fn follow(
+    store: Arc<dyn Store>,
+    prefix: String,
+    from: u64,
+    pods: usize,
+    until_running: bool,
+    handover: Handover,
+) -> Followed {
+    let follow_store = store;
+    let mut events = follow_store.watch(&prefix, from).await.expect("watch");
+    handover.watching.send(()).expect("the bench waits");
+    let start = handover.start_at.recv().expect("the clock starts");
+    let mut bound: HashMap<String, (Duration, String)> = HashMap::with_capacity(pods);
+    let mut up = std::collections::HashSet::with_capacity(pods);
+    let mut all_running = None;
+    let mut relists = 0;
+    let deadline = Duration::from_secs(300);
+    let mut told = false;
+    while (bound.len() < pods || (until_running && up.len() < pods)) && start.elapsed() < deadline {
+        match tokio::time::timeout(deadline.saturating_sub(start.elapsed()), events.recv()).await {
+            Ok(Some(event)) => {
+                if let Some(node) = node_of(&event.value)
+                    && !bound.contains_key(&event.key)
+                {
+                    bound.insert(event.key.clone(), (start.elapsed(), node.to_string()));
+                }
+                if until_running && running(&event.value) && up.insert(event.key.clone()) {
+                    all_running = Some(start.elapsed());
+                }
+            }
+            // Fell behind the store's live events: re-list (binds
+            // found so get the time of the listing, later than they
+            // happened) and watch again.
+            Ok(None) => {
+                relists += 1;
+                let listing = follow_store.list(&prefix).await.expect("re-list");
+                let seen = start.elapsed();
+                for kv in &listing.items {
+                    if let Some(node) = node_of(&kv.value)
+                        && !bound.contains_key(&kv.key)
+                    {
+                        bound.insert(kv.key.clone(), (seen, node.to_string()));
+                    }
+                    if until_running && running(&kv.value) && up.insert(kv.key.clone()) {
+                        all_running = Some(seen);
+                    }
+                }
+                events = follow_store
+                    .watch(&prefix, listing.revision)
+                    .await
+                    .expect("watch again");
+            }
+            Err(_) => break,
+        }
+        if !told && bound.len() == pods {
+            told = true;
+            let _ = handover.all_bound.send(());
+        }
+    }
+    if !told {
+        let _ = handover.all_bound.send(());
+    }
+    Followed {
+        bound,
+        relists,
+        all_running: all_running.filter(|_| up.len() == pods),
+    }
 }

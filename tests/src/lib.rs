@@ -272,16 +272,25 @@ impl TestEnv {
 
     /// Removes every Skiff container and stops containerd.
     pub async fn shutdown(mut self) {
-        let mut ids: Vec<String> = self
-            .runtime
-            .list_containers(&LabelFilter::new())
-            .await
-            .map(|all| all.into_iter().map(|c| c.id).collect())
-            .unwrap_or_default();
-        // Containers a test made with plain `ctr` carry no Skiff labels.
-        ids.extend(self.ctr_ids(&["containers", "ls"]));
-        for id in ids {
-            let _ = self.runtime.remove_container(&id).await;
+        // Until none is left: a container a just-stopped kubelet asked for
+        // (a crash-looping pod's restart) can appear after a first listing,
+        // and its shim would outlive containerd.
+        for _ in 0..5 {
+            let mut ids: Vec<String> = self
+                .runtime
+                .list_containers(&LabelFilter::new())
+                .await
+                .map(|all| all.into_iter().map(|c| c.id).collect())
+                .unwrap_or_default();
+            // Containers a test made with plain `ctr` carry no Skiff labels.
+            ids.extend(self.ctr_ids(&["containers", "ls"]));
+            if ids.is_empty() {
+                break;
+            }
+            for id in ids {
+                let _ = self.runtime.remove_container(&id).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
         if let Some(daemon) = self.daemon.take() {
             daemon.stop().await;

@@ -12,9 +12,12 @@
 //!   events): <latest message>`.
 //!
 //! Every component of the control plane records through one [`Recorder`].
-//! Its memory of what it recorded is a bounded cache; after a restart (or
-//! an eviction) the Event is looked up in the store, so counting carries on
-//! from what is stored rather than starting a second Event.
+//! Its memory of what it recorded is a bounded cache; after a restart the
+//! Events of an involved object are read from the store once (upstream's
+//! recorder never reads them), so counting carries on from what is stored
+//! rather than starting a second Event. Later keys of an object already
+//! read are not looked up again: as upstream, a key evicted from the cache
+//! meanwhile starts a new Event.
 //!
 //! Upstream's third stage, a per-object spam filter that drops events, is
 //! not implemented: Skiff's components do not emit at rates that need it.
@@ -263,6 +266,12 @@ struct Correlator {
     similar: Lru<Similar>,
     /// Cache key → name of the Event counting it.
     recorded: Lru<String>,
+    /// Uids of involved objects whose stored Events were read once: every
+    /// Event about them since went through this recorder, so a key it
+    /// does not hold has none stored (a new Pod's second and third kubelet
+    /// events need no store read). Smaller than `recorded`, so an object
+    /// is forgotten before most of its keys are.
+    looked_up: Lru<()>,
 }
 
 impl Correlator {
@@ -270,6 +279,7 @@ impl Correlator {
         Self {
             similar: Lru::new(capacity),
             recorded: Lru::new(capacity),
+            looked_up: Lru::new(capacity / 4),
         }
     }
 
@@ -315,11 +325,20 @@ impl Correlator {
     }
 }
 
+/// Locks that serialise the recording of one correlation key (striped by
+/// its hash): two components reporting the same event at once must not
+/// both create it, while events of different objects are written side by
+/// side (one lock for every event made 1,000 nodes' kubelet events wait
+/// for each other's store writes, ~35 s for 10,000 pods).
+const KEY_LOCKS: usize = 64;
+
 /// Records Events for the control plane's components (see the module
-/// documentation). Recording is serialised: two components reporting the
-/// same event at once must not both create it.
+/// documentation).
 pub struct Recorder {
-    correlator: Mutex<Correlator>,
+    /// Held only while the caches are read or changed, never across a
+    /// store call.
+    correlator: std::sync::Mutex<Correlator>,
+    key_locks: Vec<Mutex<()>>,
 }
 
 impl Default for Recorder {
@@ -341,8 +360,13 @@ impl Recorder {
     /// A recorder whose caches keep `capacity` entries.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            correlator: Mutex::new(Correlator::new(capacity)),
+            correlator: std::sync::Mutex::new(Correlator::new(capacity)),
+            key_locks: (0..KEY_LOCKS).map(|_| Mutex::new(())).collect(),
         }
+    }
+
+    fn correlator(&self) -> std::sync::MutexGuard<'_, Correlator> {
+        self.correlator.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records one occurrence: a new Event, or a count on an existing one.
@@ -357,13 +381,32 @@ impl Recorder {
     async fn try_record(&self, objects: &Objects, event: &NewEvent) -> Result<(), StoreError> {
         let rt = events_rt().ok_or_else(|| StoreError::Backend("events type".into()))?;
         let namespace = event.namespace().to_string();
-        let mut correlator = self.correlator.lock().await;
         let probe = event.to_object("", &event.message);
-        let Correlation { key, message } = correlator.correlate(&probe, event.time);
-        let known = correlator.recorded.get_mut(&key).cloned();
+        let Correlation { key, message } = self.correlator().correlate(&probe, event.time);
+        let _same_key = self.key_locks[stripe(&key)].lock().await;
+        // Read after the key's lock: a recording of the same key that just
+        // finished has named its Event.
+        let uid = &event.object.uid;
+        let (known, looked_up) = {
+            let mut c = self.correlator();
+            let known = c.recorded.get_mut(&key).cloned();
+            (known, !uid.is_empty() && c.looked_up.get_mut(uid).is_some())
+        };
         let existing = match known {
             Some(name) => Some(name),
-            None => find_stored(objects, rt, &namespace, &event.object.name, &key).await?,
+            None if looked_up => None,
+            None => {
+                let stored = find_stored(objects, rt, &namespace, &event.object.name).await?;
+                let found = stored.get(&key).cloned();
+                let mut c = self.correlator();
+                for (key, name) in stored {
+                    c.recorded.put(key, name);
+                }
+                if !uid.is_empty() {
+                    c.looked_up.put(uid.clone(), ());
+                }
+                found
+            }
         };
         if let Some(name) = existing {
             let time = timestamp(event.time);
@@ -384,12 +427,12 @@ impl Recorder {
                 .await;
             match counted {
                 Ok(_) => {
-                    correlator.recorded.put(key, name);
+                    self.correlator().recorded.put(key, name);
                     return Ok(());
                 }
                 // Deleted meanwhile: start a new Event, as upstream does.
                 Err(StoreError::NotFound(_)) => {
-                    correlator.recorded.take(&key);
+                    self.correlator().recorded.take(&key);
                 }
                 Err(e) => return Err(e),
             }
@@ -400,7 +443,7 @@ impl Recorder {
             let name = format!("{}.{nanos:x}", event.object.name);
             match objects.create(rt, event.to_object(&name, &message)).await {
                 Ok(_) => {
-                    correlator.recorded.put(key, name);
+                    self.correlator().recorded.put(key, name);
                     return Ok(());
                 }
                 Err(StoreError::AlreadyExists(_)) => nanos += 1,
@@ -411,25 +454,30 @@ impl Recorder {
     }
 }
 
-/// The stored Event counting `key` (the most recent if several do), found
-/// among the Events named after the involved object.
+/// Which of the [`KEY_LOCKS`] serialises `key`.
+fn stripe(key: &str) -> usize {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % KEY_LOCKS as u64) as usize
+}
+
+/// The stored Events named after the involved object: for each key they
+/// count, the name of the most recent one.
 async fn find_stored(
     objects: &Objects,
     rt: &ResourceType,
     namespace: &str,
     object: &str,
-    key: &str,
-) -> Result<Option<String>, StoreError> {
+) -> Result<HashMap<String, String>, StoreError> {
     let prefix = format!("{}{namespace}/{object}.", rt.prefix());
     let listing = objects.store().list(&prefix).await?;
-    let mut best: Option<(String, String)> = None;
+    let mut best: HashMap<String, (String, String)> = HashMap::new();
     for kv in &listing.items {
         let Ok(stored) = serde_json::from_slice::<Value>(&kv.value) else {
             continue;
         };
-        if stored_key(&stored) != key {
-            continue;
-        }
+        let key = stored_key(&stored);
         let last = stored
             .get("lastTimestamp")
             .and_then(Value::as_str)
@@ -440,11 +488,14 @@ async fn find_stored(
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        if best.as_ref().is_none_or(|(l, _)| last >= *l) {
-            best = Some((last, name));
+        if best.get(&key).is_none_or(|(l, _)| last >= *l) {
+            best.insert(key, (last, name));
         }
     }
-    Ok(best.map(|(_, name)| name))
+    Ok(best
+        .into_iter()
+        .map(|(key, (_, name))| (key, name))
+        .collect())
 }
 
 #[cfg(test)]
@@ -546,6 +597,45 @@ mod tests {
         assert_eq!(all.len(), 1, "{all:#?}");
         assert_eq!(all[0]["count"], 2);
         assert_eq!(all[0]["lastTimestamp"], timestamp(at(5)));
+    }
+
+    #[tokio::test]
+    async fn one_store_read_per_object_finds_every_key_it_counts() {
+        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let before = Recorder::new();
+        for (reason, t) in [("BackOff", 0), ("Unhealthy", 1)] {
+            before
+                .record(&objects, pod_event(reason, reason, at(t)))
+                .await;
+        }
+        let restarted = Recorder::new();
+        // The first event after the restart reads the pod's stored Events
+        // once; the other key is counted on its stored Event too.
+        for (reason, t) in [("Unhealthy", 5), ("BackOff", 6)] {
+            restarted
+                .record(&objects, pod_event(reason, reason, at(t)))
+                .await;
+        }
+        // A key the pod never had gets a new Event without another read:
+        // one made behind the recorder's back is not seen (as upstream's
+        // recorder, which never reads the store).
+        let rt = events_rt().expect("events type");
+        let mut stray = pod_event("Killing", "Killing", at(7)).to_object("web.stray", "Killing");
+        stray["metadata"]["namespace"] = json!("default");
+        objects.create(rt, stray).await.expect("stray event");
+        restarted
+            .record(&objects, pod_event("Killing", "Killing", at(8)))
+            .await;
+        let all = events(&objects).await;
+        let count = |reason: &str| {
+            all.iter()
+                .filter(|e| e["reason"] == reason)
+                .map(|e| e["count"].as_i64().unwrap_or(0))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(count("BackOff"), [2], "{all:#?}");
+        assert_eq!(count("Unhealthy"), [2], "{all:#?}");
+        assert_eq!(count("Killing"), [1, 1], "{all:#?}");
     }
 
     #[tokio::test]

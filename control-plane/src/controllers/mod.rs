@@ -16,6 +16,7 @@
 //! - [`daemonset`]: one pod per eligible node for each DaemonSet.
 //! - [`garbage_collector`]: deletes dependents whose owners are gone, and
 //!   carries out foreground and orphaning deletions.
+//! - [`head`]: decoding only the fields a watch reads of an object.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 //! - [`work_queue`]: the coalescing, retrying queue of keys the workload
 //!   controllers share.
@@ -24,6 +25,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod garbage_collector;
+pub mod head;
 pub mod job;
 pub mod mirror;
 pub mod node;
@@ -75,4 +77,10 @@ pub fn watch_prefix(
 /// The object of a store event.
 pub fn object_of(event: &Event) -> Option<Value> {
     serde_json::from_slice(&event.value).ok()
+}
+
+/// The object of a store event with only the metadata owners read
+/// ([`head::Meta`]): what the owners' watches on their dependents need.
+pub fn metadata_of(event: &Event) -> Option<Value> {
+    head::Meta::from_json(&event.value).map(head::Meta::into_object)
 }

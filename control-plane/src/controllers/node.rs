@@ -4,6 +4,7 @@
 //! back what the kubelet reports: pod status, events, and — once the
 //! kubelet confirms the containers are gone — the final removal of the pod.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,24 @@ fn key_of(pod: &Value) -> String {
     )
 }
 
+/// Whether two versions of a pod differ in nothing a kubelet is sent for:
+/// neither spec nor metadata (but for the revision).
+fn same_for_kubelet(before: &Value, after: &Value) -> bool {
+    if before.get("spec") != after.get("spec") {
+        return false;
+    }
+    match (before.get("metadata"), after.get("metadata")) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let sent = |k: &String| !matches!(k.as_str(), "resourceVersion" | "managedFields");
+            a.keys().filter(|k| sent(k)).count() == b.keys().filter(|k| sent(k)).count()
+                && a.iter()
+                    .filter(|(k, _)| sent(k))
+                    .all(|(k, v)| b.get(k) == Some(v))
+        }
+        (a, b) => a == b,
+    }
+}
+
 fn pods_rt() -> Result<&'static resources::ResourceType, ActorProcessingErr> {
     Ok(resources::find("", "v1", "pods").ok_or("pods type")?)
 }
@@ -81,10 +100,17 @@ async fn endpoint(objects: &Objects, node: &str) -> Option<String> {
 }
 
 /// The assignment of `pod` as prepared by [`NodeActorState::for_node`].
-fn assignment(mut pod: Value) -> pb::PodAssignment {
-    if let Some(o) = pod.as_object_mut() {
-        o.remove("status");
-    }
+fn assignment(pod: &Value) -> pb::PodAssignment {
+    // The kubelet is sent the pod without its status (which it reports
+    // itself), serialized from a view rather than a copy of the pod.
+    let pod_json = match pod.as_object() {
+        Some(o) => serde_json::to_vec(
+            &o.iter()
+                .filter(|(k, _)| k.as_str() != "status")
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        ),
+        None => serde_json::to_vec(pod),
+    };
     pb::PodAssignment {
         pod_uid: pod
             .pointer("/metadata/uid")
@@ -96,7 +122,7 @@ fn assignment(mut pod: Value) -> pb::PodAssignment {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string(),
-        pod_json: serde_json::to_vec(&pod).unwrap_or_default(),
+        pod_json: pod_json.unwrap_or_default(),
     }
 }
 
@@ -131,12 +157,12 @@ fn terminating(pod: &Value) -> bool {
 impl NodeActorState {
     /// The pod as the node gets it: with the node-local volumes its claims
     /// are bound to (the kubelet reads no API objects).
-    async fn for_node(&self, pod: &Value) -> Value {
+    async fn for_node<'a>(&self, pod: &'a Value) -> Cow<'a, Value> {
         match volume::mounts::for_node(&self.objects, pod).await {
             Ok(p) => p,
             Err(e) => {
                 warn!(node = %self.node, pod = %key_of(pod), error = %e, "cannot resolve the pod's claims");
-                pod.clone()
+                Cow::Borrowed(pod)
             }
         }
     }
@@ -168,7 +194,7 @@ impl NodeActorState {
         }
         let mut assignments = Vec::with_capacity(mine.len());
         for p in mine.iter().filter(|p| !terminating(p)) {
-            assignments.push(assignment(self.for_node(p).await));
+            assignments.push(assignment(&*self.for_node(p).await));
         }
         let set = pb::PodSet { pods: assignments };
         let removals: Vec<pb::PodRemoval> = mine
@@ -277,8 +303,12 @@ impl NodeActorState {
         if let Some(pods) = self.pods.as_mut() {
             if kind == EventKind::Deleted {
                 pods.remove(&key_of(&pod));
-            } else {
-                pods.insert(key_of(&pod), pod.clone());
+            } else if let Some(before) = pods.insert(key_of(&pod), pod.clone())
+                && same_for_kubelet(&before, &pod)
+            {
+                // Only its status changed, mostly the kubelet's own report
+                // written back: the kubelet has this pod already.
+                return Ok(());
             }
         }
         if mirror::mirror_hash(&pod).is_some() {
@@ -332,7 +362,7 @@ impl NodeActorState {
                 .await
                 .map(|_| ()),
             _ => match sent {
-                Some(p) => client.assign_pod(assignment(p)).await.map(|_| ()),
+                Some(p) => client.assign_pod(assignment(&p)).await.map(|_| ()),
                 None => Ok(()),
             },
         };
@@ -471,5 +501,34 @@ impl Actor for NodeActor {
             NodeActorMsg::PodChanged(kind, pod) => state.pod_changed(kind, pod).await,
             NodeActorMsg::Reported(report) => state.reported(*report).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_for_kubelet;
+    use serde_json::json;
+
+    #[test]
+    fn a_status_or_revision_change_is_not_sent_again() {
+        let sent = json!({
+            "metadata": {"name": "a", "uid": "u", "resourceVersion": "5", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Pending"}
+        });
+        let mut reported = sent.clone();
+        reported["status"]["phase"] = json!("Running");
+        reported["metadata"]["resourceVersion"] = json!("9");
+        reported["metadata"]["managedFields"] = json!([{"manager": "skiff"}]);
+        assert!(same_for_kubelet(&sent, &reported));
+        let mut relabelled = reported.clone();
+        relabelled["metadata"]["labels"]["app"] = json!("db");
+        assert!(!same_for_kubelet(&sent, &relabelled));
+        let mut deleting = reported.clone();
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-11-23T00:00:00Z");
+        assert!(!same_for_kubelet(&sent, &deleting));
+        let mut ephemeral = reported;
+        ephemeral["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "i"}]);
+        assert!(!same_for_kubelet(&sent, &ephemeral));
     }
 }

@@ -18,6 +18,7 @@ use super::cronjob::{CronJobController, CronJobMsg};
 use super::daemonset::{DaemonSetController, DaemonSetMsg};
 use super::deployment::{DeploymentController, DeploymentMsg};
 use super::garbage_collector::{GarbageCollector, GcMsg};
+use super::head::PodPlace;
 use super::job::{Backoff, JobController, JobMsg};
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
@@ -287,13 +288,18 @@ impl Actor for Supervisor {
             move |event| {
                 let msg = match event {
                     None => SupervisorMsg::ResyncPods,
-                    // Decoded here, on the watch's task, not in the actor.
-                    Some(e) => match object_of(&e) {
-                        Some(pod) if bound_node(&pod).is_some() => {
-                            SupervisorMsg::PodChanged(e.kind, e.revision, Arc::new(pod))
+                    // Pods waiting for a node are none of the node actors'
+                    // business: only bound ones are decoded, here on the
+                    // watch's task rather than in the actor.
+                    Some(e) if PodPlace::from_json(&e.value).is_some_and(|p| p.node.is_some()) => {
+                        match object_of(&e) {
+                            Some(pod) if bound_node(&pod).is_some() => {
+                                SupervisorMsg::PodChanged(e.kind, e.revision, Arc::new(pod))
+                            }
+                            _ => return true,
                         }
-                        _ => return true,
-                    },
+                    }
+                    Some(_) => return true,
                 };
                 me.cast(msg).is_ok()
             },

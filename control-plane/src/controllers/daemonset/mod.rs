@@ -30,7 +30,7 @@ use self::eligibility::pin_to_node;
 use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, claim};
 use super::replicaset::plan::{controller_uid, slow_start_batches};
 use super::work_queue::WorkQueue;
-use super::{object_of, watch_prefix};
+use super::{metadata_of, object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
@@ -588,7 +588,7 @@ impl Actor for DaemonSetController {
                 objects.store().clone(),
                 rt(group, plural)?.prefix(),
                 move |event| {
-                    let Some(obj) = event.as_ref().and_then(object_of) else {
+                    let Some(obj) = event.as_ref().and_then(metadata_of) else {
                         return true;
                     };
                     match dependent_msg(&obj) {

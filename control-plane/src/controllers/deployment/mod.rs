@@ -22,7 +22,7 @@ use self::hash::{HASH_LABEL, template_hash, templates_equal};
 use self::rolling::{RecreateStep, Set, fenceposts};
 use super::replicaset::plan::controller_uid;
 use super::work_queue::WorkQueue;
-use super::{object_of, watch_prefix};
+use super::{metadata_of, object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
@@ -799,7 +799,7 @@ impl Actor for DeploymentController {
             objects.store().clone(),
             rt("apps", "replicasets")?.prefix(),
             move |event| {
-                let Some(rs) = event.as_ref().and_then(object_of) else {
+                let Some(rs) = event.as_ref().and_then(metadata_of) else {
                     return true;
                 };
                 let refs = rs
@@ -831,7 +831,7 @@ impl Actor for DeploymentController {
                 if e.kind != EventKind::Deleted {
                     return true;
                 }
-                let Some(pod) = object_of(&e) else {
+                let Some(pod) = metadata_of(&e) else {
                     return true;
                 };
                 let namespace = str_at(&pod, "/metadata/namespace")

@@ -8,50 +8,15 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::deletion::{FOREGROUND, ORPHAN};
 use crate::api::resources::ResourceType;
+use crate::controllers::head::Meta;
+pub use crate::controllers::head::OwnerRef;
 
 /// An object's uid.
 pub type Uid = String;
-
-/// One `metadata.ownerReferences` entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct OwnerRef {
-    /// `apps/v1`.
-    pub api_version: String,
-    /// `ReplicaSet`.
-    pub kind: String,
-    /// The owner's name.
-    pub name: String,
-    /// The owner's uid: the only thing that makes it that owner.
-    pub uid: Uid,
-    /// Whether the owner is the managing controller.
-    pub controller: Option<bool>,
-    /// Whether a foreground deletion of the owner waits for this dependent.
-    pub block_owner_deletion: Option<bool>,
-}
-
-/// The metadata the collector reads, decoded without the rest of the object.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct Meta {
-    name: String,
-    namespace: Option<String>,
-    uid: String,
-    owner_references: Vec<OwnerRef>,
-    finalizers: Vec<String>,
-    deletion_timestamp: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Head {
-    metadata: Meta,
-}
 
 /// One object as the collector sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,8 +55,7 @@ impl Item {
 
     /// From a stored object's bytes, reading only its metadata.
     pub fn from_json(rt: &'static ResourceType, bytes: &[u8]) -> Option<Self> {
-        let head: Head = serde_json::from_slice(bytes).ok()?;
-        Self::from_meta(rt, head.metadata)
+        Self::from_meta(rt, Meta::from_json(bytes)?)
     }
 
     /// From an object already decoded.

@@ -28,7 +28,7 @@ use tracing::warn;
 pub use self::backoff::Backoff;
 use self::sync::JobSync;
 use super::work_queue::WorkQueue;
-use super::{object_of, watch_prefix};
+use super::{metadata_of, object_of, watch_prefix};
 use crate::api::deletion::{DeleteOptions, Propagation};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
@@ -230,7 +230,7 @@ impl Actor for JobController {
         });
         let me = myself.clone();
         watch_prefix(objects.store().clone(), pods_rt()?.prefix(), move |event| {
-            let Some(pod) = event.as_ref().and_then(object_of) else {
+            let Some(pod) = event.as_ref().and_then(metadata_of) else {
                 // The Jobs' resync covers every pod but held orphans.
                 return me.cast(JobMsg::ScanOrphans).is_ok();
             };

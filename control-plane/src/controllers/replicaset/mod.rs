@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use self::plan::{Owner, controller_uid};
 use super::work_queue::WorkQueue;
-use super::{object_of, watch_prefix};
+use super::{metadata_of, object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
@@ -347,7 +347,7 @@ impl Actor for ReplicaSetController {
             let msg = match event {
                 // The owners' resync covers every pod.
                 None => return true,
-                Some(e) => match object_of(&e) {
+                Some(e) => match metadata_of(&e) {
                     Some(pod) => {
                         let refs = pod["metadata"]["ownerReferences"].as_array();
                         let controller = refs

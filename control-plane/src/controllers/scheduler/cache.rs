@@ -12,6 +12,7 @@ use super::filters::{Diagnosis, NodeInfo, PodInfo, Usage, filter};
 use super::resources::Resources;
 use super::score::{Score, better, score};
 use super::volumes::VolumeFit;
+use crate::controllers::head::PodPlace;
 
 /// `namespace/name` of a pod.
 pub fn pod_key(pod: &Value) -> String {
@@ -187,6 +188,41 @@ impl Cache {
     /// [`Cache::apply_pod`] would ignore it, so it need not be decoded.
     pub fn is_stale(&self, key: &str, revision: u64) -> bool {
         revision <= self.pods_synced || self.pods.get(key).is_some_and(|e| revision <= e.revision)
+    }
+
+    /// A change at `revision` to a pod the cache holds as placed (its bind
+    /// confirmed), whose stored bytes say it is still on that node, with
+    /// the same owner, and not finished, changes nothing the scheduler
+    /// counts: the revision is taken and `true` returned, so the pod need
+    /// not be decoded whole. (Most pod changes are the kubelets' status
+    /// reports of running pods.) Other pods' bytes are not read at all.
+    pub fn keep_placed(&mut self, key: &str, revision: u64, pod: &[u8]) -> bool {
+        if self.is_stale(key, revision) {
+            return false;
+        }
+        let Some(entry) = self.pods.get_mut(key) else {
+            return false;
+        };
+        let Some(placed) = entry
+            .placed
+            .as_ref()
+            .filter(|_| entry.assumed.is_none() && entry.pending.is_none())
+        else {
+            return false;
+        };
+        let Some(place) = PodPlace::from_json(pod) else {
+            return false;
+        };
+        let same_node = place
+            .node
+            .as_deref()
+            .and_then(|n| self.by_name.get(n))
+            .is_some_and(|slot| *slot == placed.node);
+        if !same_node || place.owner != placed.owner || place.terminal() {
+            return false;
+        }
+        entry.revision = revision;
+        true
     }
 
     /// Applies a pod change at `revision`: `None` means deleted. Changes

@@ -514,6 +514,11 @@ impl Actor for Scheduler {
                 if state.cache.is_stale(&key, event.revision) {
                     return Ok(());
                 }
+                if event.kind != EventKind::Deleted
+                    && state.cache.keep_placed(&key, event.revision, &event.value)
+                {
+                    return Ok(());
+                }
                 let object = (event.kind != EventKind::Deleted)
                     .then(|| versioned(&event))
                     .flatten();

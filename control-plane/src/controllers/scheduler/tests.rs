@@ -56,6 +56,39 @@ fn running_totals_follow_pod_changes() {
 }
 
 #[test]
+fn status_reports_of_a_placed_pod_are_taken_without_decoding_it() {
+    let bytes = |pod: &Value| serde_json::to_vec(pod).expect("encode");
+    let mut c = Cache::default();
+    c.apply_node("n1", 1, Some(&node("n1", "2", json!({}))));
+    c.apply_node("n2", 2, Some(&node("n2", "2", json!({}))));
+    let mut running = bound(pod("a", "500m"), "n1");
+    // Not known as placed yet: the whole pod is needed.
+    assert!(!c.keep_placed("default/a", 3, &bytes(&running)));
+    c.apply_pod("default/a", 3, Some(&running));
+    running["status"]["phase"] = json!("Running");
+    assert!(c.keep_placed("default/a", 4, &bytes(&running)));
+    // Taken: the same revision again is stale.
+    assert!(!c.keep_placed("default/a", 4, &bytes(&running)));
+    assert_eq!(c.usage("n1").expect("n1").pods, 1);
+    // A finished pod, another node or another owner must be applied.
+    let mut done = running.clone();
+    done["status"]["phase"] = json!("Failed");
+    assert!(!c.keep_placed("default/a", 5, &bytes(&done)));
+    assert!(!c.keep_placed("default/a", 5, &bytes(&bound(pod("a", "500m"), "n2"))));
+    let mut owned = running.clone();
+    owned["metadata"]["ownerReferences"] = json!([{"uid": "rs1", "controller": true}]);
+    assert!(!c.keep_placed("default/a", 5, &bytes(&owned)));
+    // A pod whose bind is not confirmed yet is not taken either.
+    c.apply_pod("default/b", 6, Some(&pod("b", "100m")));
+    let key = c.pop_active().expect("b waits");
+    let Some(Decision::Node(slot, node)) = c.find_node(&key) else {
+        panic!("b fits");
+    };
+    c.assume(&key, slot);
+    assert!(!c.keep_placed("default/b", 7, &bytes(&bound(pod("b", "100m"), &node))));
+}
+
+#[test]
 fn placing_counts_the_pod_before_the_bind_is_written() {
     let mut c = Cache::default();
     c.apply_node("n1", 1, Some(&node("n1", "1", json!({}))));

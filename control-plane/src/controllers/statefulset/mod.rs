@@ -28,7 +28,7 @@ use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
 use super::replicaset::plan::controller_uid;
 use super::work_queue::WorkQueue;
-use super::{object_of, watch_prefix};
+use super::{metadata_of, object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
@@ -741,7 +741,7 @@ impl Actor for StatefulSetController {
             rt("", "pods")?.prefix(),
             move |event| {
                 // The sets' resync covers every pod.
-                let Some(pod) = event.as_ref().and_then(object_of) else {
+                let Some(pod) = event.as_ref().and_then(metadata_of) else {
                     return true;
                 };
                 let controller = pod

@@ -4,6 +4,8 @@
 //! the [`LOCAL_VOLUMES_ANNOTATION`] annotation (the kubelet reads no API
 //! objects).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value, json};
 use skiff_proto::node::LOCAL_VOLUMES_ANNOTATION;
 
@@ -72,7 +74,18 @@ pub async fn local_volumes(
 /// The pod as sent to its node: with the annotation naming its node-local
 /// volumes (any value the pod came with is replaced, so a pod cannot name
 /// another claim's directory).
-pub async fn for_node(objects: &Objects, pod: &Value) -> Result<Value, VolumeError> {
+pub async fn for_node<'a>(
+    objects: &Objects,
+    pod: &'a Value,
+) -> Result<Cow<'a, Value>, VolumeError> {
+    // Most pods have no claims and no stale annotation: sent as they are,
+    // without a copy.
+    let annotated = pod["metadata"]["annotations"]
+        .get(LOCAL_VOLUMES_ANNOTATION)
+        .is_some();
+    if !annotated && claim_volumes(pod).is_empty() {
+        return Ok(Cow::Borrowed(pod));
+    }
     let mut out = pod.clone();
     let had = out
         .pointer_mut("/metadata/annotations")
@@ -88,7 +101,7 @@ pub async fn for_node(objects: &Objects, pod: &Value) -> Result<Value, VolumeErr
         {
             m.remove("annotations");
         }
-        return Ok(out);
+        return Ok(Cow::Owned(out));
     }
     let volumes = local_volumes(objects, pod).await?;
     if !out["metadata"]["annotations"].is_object() {
@@ -96,7 +109,7 @@ pub async fn for_node(objects: &Objects, pod: &Value) -> Result<Value, VolumeErr
     }
     out["metadata"]["annotations"][LOCAL_VOLUMES_ANNOTATION] =
         json!(Value::Object(volumes).to_string());
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 #[cfg(test)]
