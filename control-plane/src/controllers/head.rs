@@ -161,6 +161,55 @@ impl PodPlace {
     }
 }
 
+/// What a node's kubelet is sent of a pod: the node it is bound to, and a
+/// fingerprint of its `metadata` and `spec` as stored. Two versions with
+/// the same fingerprint differ at most in `status`, which the kubelet
+/// reports itself, so the node actors need not hear of the newer one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForKubelet {
+    /// `spec.nodeName`, when set.
+    pub node: Option<String>,
+    /// A hash of the raw `metadata` and `spec` text.
+    pub fingerprint: u64,
+}
+
+impl ForKubelet {
+    /// From a pod's bytes; `None` if they are not a JSON object. `status`
+    /// is skipped, not parsed into a tree.
+    pub fn from_json(bytes: &[u8]) -> Option<Self> {
+        use serde_json::value::RawValue;
+        use std::hash::{Hash, Hasher};
+        #[derive(Deserialize)]
+        struct Pod<'a> {
+            #[serde(borrow, default)]
+            metadata: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            spec: Option<&'a RawValue>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(default, rename_all = "camelCase")]
+        struct Spec {
+            node_name: Option<String>,
+        }
+        // Serde would also read a struct from a JSON array.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return None;
+        }
+        let pod: Pod = serde_json::from_slice(bytes).ok()?;
+        let spec: Spec = match pod.spec {
+            Some(raw) => serde_json::from_str(raw.get()).ok()?,
+            None => Spec::default(),
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        pod.metadata.map(RawValue::get).hash(&mut hasher);
+        pod.spec.map(RawValue::get).hash(&mut hasher);
+        Some(Self {
+            node: spec.node_name.filter(|n| !n.is_empty()),
+            fingerprint: hasher.finish(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +246,36 @@ mod tests {
         assert_eq!(place.node.as_deref(), Some("n1"));
         assert_eq!(place.owner.as_deref(), Some("o1"));
         assert!(!place.terminal());
+    }
+
+    #[test]
+    fn the_kubelet_view_changes_with_metadata_or_spec_but_not_status() {
+        let pod = json!({
+            "metadata": {"name": "web-1", "uid": "u1", "labels": {"app": "web"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Pending"}
+        });
+        let view = |p: &Value| ForKubelet::from_json(&serde_json::to_vec(p).expect("encode"));
+        let sent = view(&pod).expect("view");
+        assert_eq!(sent.node.as_deref(), Some("n1"));
+        let mut running = pod.clone();
+        running["status"] = json!({"phase": "Running", "containerStatuses": [{"name": "c"}]});
+        assert_eq!(view(&running), Some(sent.clone()));
+        let mut relabelled = running.clone();
+        relabelled["metadata"]["labels"]["app"] = json!("db");
+        assert_ne!(
+            view(&relabelled).expect("view").fingerprint,
+            sent.fingerprint
+        );
+        let mut deleting = running.clone();
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-11-23T00:00:00Z");
+        assert_ne!(view(&deleting).expect("view").fingerprint, sent.fingerprint);
+        let mut debugged = running;
+        debugged["spec"]["ephemeralContainers"] = json!([{"name": "d", "image": "i"}]);
+        assert_ne!(view(&debugged).expect("view").fingerprint, sent.fingerprint);
+        let unbound = view(&json!({"spec": {"nodeName": ""}})).expect("view");
+        assert_eq!(unbound.node, None);
+        assert!(ForKubelet::from_json(b"[1]").is_none());
     }
 
     #[test]

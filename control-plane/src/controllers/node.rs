@@ -48,7 +48,8 @@ pub struct NodeActorState {
     /// The node's static pods as last reported (namespace, name): what
     /// their mirrors are drawn from, again whenever a mirror goes missing.
     statics: HashMap<(String, String), pb::PodStatusReport>,
-    /// The pods bound to this node, by `namespace/name`; `None` until the
+    /// The pods bound to this node, by `namespace/name` (their status may
+    /// be older than the store's: it is not sent); `None` until the
     /// first snapshot (pushing an empty set before would tell the kubelet
     /// to drop every pod it runs).
     pods: Option<HashMap<String, Arc<Value>>>,

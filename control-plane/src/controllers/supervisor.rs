@@ -18,7 +18,7 @@ use super::cronjob::{CronJobController, CronJobMsg};
 use super::daemonset::{DaemonSetController, DaemonSetMsg};
 use super::deployment::{DeploymentController, DeploymentMsg};
 use super::garbage_collector::{GarbageCollector, GcMsg};
-use super::head::PodPlace;
+use super::head::ForKubelet;
 use super::job::{Backoff, JobController, JobMsg};
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
@@ -46,7 +46,8 @@ pub enum SupervisorMsg {
     PodChanged(EventKind, u64, Arc<Value>),
 }
 
-/// Pods bound to each node, by `namespace/name`.
+/// Pods bound to each node, by `namespace/name`, as of their last change of
+/// metadata or spec: their status may be older (nobody here reads it).
 type PodIndex = HashMap<String, HashMap<String, Arc<Value>>>;
 
 fn pod_key(pod: &Value) -> String {
@@ -282,26 +283,36 @@ impl Actor for Supervisor {
             },
         );
         let me = myself.clone();
+        // What the node actors were last handed of each bound pod, by key.
+        let mut handed: HashMap<String, u64> = HashMap::new();
         watch_prefix(
             objects.store().clone(),
             "/registry/core/pods/".into(),
             move |event| {
-                let msg = match event {
-                    None => SupervisorMsg::ResyncPods,
-                    // Pods waiting for a node are none of the node actors'
-                    // business: only bound ones are decoded, here on the
-                    // watch's task rather than in the actor.
-                    Some(e) if PodPlace::from_json(&e.value).is_some_and(|p| p.node.is_some()) => {
-                        match object_of(&e) {
-                            Some(pod) if bound_node(&pod).is_some() => {
-                                SupervisorMsg::PodChanged(e.kind, e.revision, Arc::new(pod))
-                            }
-                            _ => return true,
-                        }
-                    }
-                    Some(_) => return true,
+                let Some(e) = event else {
+                    handed.clear();
+                    return me.cast(SupervisorMsg::ResyncPods).is_ok();
                 };
-                me.cast(msg).is_ok()
+                // Pods waiting for a node are none of the node actors'
+                // business, and most changes of a bound pod are its
+                // kubelet's own status reports written back: only bound
+                // pods whose metadata or spec changed are decoded, here on
+                // the watch's task rather than in the actor.
+                let Some(view) = ForKubelet::from_json(&e.value).filter(|v| v.node.is_some())
+                else {
+                    return true;
+                };
+                if e.kind == EventKind::Deleted {
+                    handed.remove(&e.key);
+                } else if handed.insert(e.key.clone(), view.fingerprint) == Some(view.fingerprint) {
+                    return true;
+                }
+                match object_of(&e) {
+                    Some(pod) if bound_node(&pod).is_some() => me
+                        .cast(SupervisorMsg::PodChanged(e.kind, e.revision, Arc::new(pod)))
+                        .is_ok(),
+                    _ => true,
+                }
             },
         );
         Ok(SupervisorState {
