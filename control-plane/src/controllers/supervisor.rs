@@ -210,8 +210,7 @@ impl Actor for Supervisor {
         (objects, config, liveness, view, job_backoff): Self::Arguments,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let clock: SharedClock = Arc::new(SystemClock);
-        let (scheduler, _) =
-            Actor::spawn_linked(None, Scheduler, objects.clone(), myself.get_cell()).await?;
+        let scheduler = Scheduler::spawn_on_own_thread(objects.clone(), myself.get_cell()).await?;
         let (lifecycle, _) = Actor::spawn_linked(
             None,
             NodeLifecycle,
@@ -393,8 +392,8 @@ impl Actor for Supervisor {
             let is = |c: &ActorCell| c.get_id() == cell.get_id();
             if state.scheduler.as_ref().is_some_and(|s| is(&s.get_cell())) {
                 warn!(%reason, "scheduler failed; restarting it");
-                let (scheduler, _) =
-                    Actor::spawn_linked(None, Scheduler, state.objects.clone(), myself.get_cell())
+                let scheduler =
+                    Scheduler::spawn_on_own_thread(state.objects.clone(), myself.get_cell())
                         .await?;
                 state.scheduler = Some(scheduler);
             } else if state.lifecycle.as_ref().is_some_and(|l| is(&l.get_cell())) {

@@ -90,6 +90,49 @@ pub struct BindOutcome {
 /// The scheduler actor.
 pub struct Scheduler;
 
+/// The runtime of the scheduler's own thread, made on first use; `None` if
+/// the thread could not be started.
+fn own_runtime() -> Option<tokio::runtime::Handle> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Handle>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name("scheduler".into())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .ok()?;
+            Some(handle)
+        })
+        .clone()
+}
+
+impl Scheduler {
+    /// Starts the scheduler under `supervisor` on a thread of its own, as
+    /// kube-scheduler runs in a process of its own: in the control plane's
+    /// runtime it took turns with a thousand node actors and the API, so
+    /// a burst of kubelet reports slowed every scheduling round. Its bind
+    /// tasks and watches run on that thread too.
+    pub async fn spawn_on_own_thread(
+        objects: Objects,
+        supervisor: ractor::ActorCell,
+    ) -> Result<ActorRef<SchedulerMsg>, ActorProcessingErr> {
+        let spawn = async move {
+            Actor::spawn_linked(None, Scheduler, objects, supervisor)
+                .await
+                .map(|(scheduler, _)| scheduler)
+        };
+        Ok(match own_runtime() {
+            Some(runtime) => runtime.spawn(spawn).await??,
+            None => spawn.await?,
+        })
+    }
+}
+
 /// Its state.
 pub struct SchedulerState {
     objects: Objects,
