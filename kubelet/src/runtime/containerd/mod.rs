@@ -107,6 +107,14 @@ pub fn logger_next_to_current_exe() -> Option<PathBuf> {
 pub struct ContainerdRuntime {
     config: ContainerdConfig,
     svc: Services,
+    /// Guards the `/<namespace>` cgroup parent that runc creates on a
+    /// task's first start: held exclusively while it is missing (two runcs
+    /// making it at once: the second one's mkdir says it exists before the
+    /// kernel shows its files, and its write of the parent's `cpuset.cpus`
+    /// failed the start with "openat2 …/cpuset.cpus: no such file or
+    /// directory", seen on a node's first two-container pod) and while it
+    /// is pruned; shared by task creations once it exists.
+    cgroup_parent: tokio::sync::RwLock<()>,
 }
 
 fn timestamp(ts: Option<prost_types::Timestamp>) -> DateTime<Utc> {
@@ -129,7 +137,11 @@ impl ContainerdRuntime {
                 source,
             })?;
         let svc = Services::new(channel, &config.namespace)?;
-        Ok(Self { config, svc })
+        Ok(Self {
+            config,
+            svc,
+            cgroup_parent: tokio::sync::RwLock::new(()),
+        })
     }
 
     /// The configuration this runtime was connected with.
@@ -407,6 +419,11 @@ impl ContainerRuntime for ContainerdRuntime {
             .into_inner()
             .mounts;
         let uri = self.log_uri(&log_path);
+        let creating = if self.cgroup_parent_exists() {
+            (Some(self.cgroup_parent.read().await), None)
+        } else {
+            (None, Some(self.cgroup_parent.write().await))
+        };
         svc.tasks
             .clone()
             .create(svc.req(CreateTaskRequest {
@@ -420,6 +437,7 @@ impl ContainerRuntime for ContainerdRuntime {
             }))
             .await
             .map_err(|s| RuntimeError::rpc("Tasks.Create", "", s))?;
+        drop(creating);
         let started = svc
             .tasks
             .clone()
@@ -599,10 +617,30 @@ impl ContainerRuntime for ContainerdRuntime {
 }
 
 impl ContainerdRuntime {
+    /// Whether the `/<namespace>` cgroup parent exists in every hierarchy
+    /// (cgroup v2's one, or each v1 controller's).
+    fn cgroup_parent_exists(&self) -> bool {
+        let root = Path::new("/sys/fs/cgroup");
+        if root.join("cgroup.controllers").exists() {
+            return root.join(&self.config.namespace).is_dir();
+        }
+        std::fs::read_dir(root).is_ok_and(|controllers| {
+            controllers
+                .flatten()
+                .map(|c| c.path())
+                .filter(|c| c.join("cgroup.procs").exists())
+                .all(|c| c.join(&self.config.namespace).is_dir())
+        })
+    }
+
     /// runc removes a container's cgroup but leaves the `/<namespace>`
     /// parent behind. Removing it is best effort: it only succeeds once the
-    /// last container of the namespace is gone.
+    /// last container of the namespace is gone, and it is skipped while a
+    /// task is being created (the next removal prunes).
     fn prune_cgroup_parent(&self) {
+        let Ok(_pruning) = self.cgroup_parent.try_write() else {
+            return;
+        };
         let root = Path::new("/sys/fs/cgroup");
         let _ = std::fs::remove_dir(root.join(&self.config.namespace));
         if let Ok(controllers) = std::fs::read_dir(root) {
