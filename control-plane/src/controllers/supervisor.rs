@@ -307,10 +307,10 @@ impl Actor for Supervisor {
                     return true;
                 }
                 match object_of(&e) {
-                    Some(pod) if bound_node(&pod).is_some() => me
+                    Some(pod) => me
                         .cast(SupervisorMsg::PodChanged(e.kind, e.revision, Arc::new(pod)))
                         .is_ok(),
-                    _ => true,
+                    None => true,
                 }
             },
         );

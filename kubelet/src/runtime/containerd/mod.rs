@@ -617,20 +617,29 @@ impl ContainerRuntime for ContainerdRuntime {
 }
 
 impl ContainerdRuntime {
-    /// Whether the `/<namespace>` cgroup parent exists in every hierarchy
-    /// (cgroup v2's one, or each v1 controller's).
-    fn cgroup_parent_exists(&self) -> bool {
+    /// Where runc puts the `/<namespace>` cgroup parent: under cgroup v2's
+    /// one hierarchy, or under each v1 hierarchy (its controllers, the
+    /// named `systemd` one and a hybrid setup's `unified`).
+    fn cgroup_parents(&self) -> Vec<PathBuf> {
         let root = Path::new("/sys/fs/cgroup");
         if root.join("cgroup.controllers").exists() {
-            return root.join(&self.config.namespace).is_dir();
+            return vec![root.join(&self.config.namespace)];
         }
-        std::fs::read_dir(root).is_ok_and(|controllers| {
-            controllers
-                .flatten()
-                .map(|c| c.path())
-                .filter(|c| c.join("cgroup.procs").exists())
-                .all(|c| c.join(&self.config.namespace).is_dir())
-        })
+        std::fs::read_dir(root)
+            .map(|hierarchies| {
+                hierarchies
+                    .flatten()
+                    .map(|h| h.path())
+                    .filter(|h| h.join("cgroup.procs").exists())
+                    .map(|h| h.join(&self.config.namespace))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether the `/<namespace>` cgroup parent exists in every hierarchy.
+    fn cgroup_parent_exists(&self) -> bool {
+        self.cgroup_parents().iter().all(|p| p.is_dir())
     }
 
     /// runc removes a container's cgroup but leaves the `/<namespace>`
@@ -641,12 +650,8 @@ impl ContainerdRuntime {
         let Ok(_pruning) = self.cgroup_parent.try_write() else {
             return;
         };
-        let root = Path::new("/sys/fs/cgroup");
-        let _ = std::fs::remove_dir(root.join(&self.config.namespace));
-        if let Ok(controllers) = std::fs::read_dir(root) {
-            for controller in controllers.flatten() {
-                let _ = std::fs::remove_dir(controller.path().join(&self.config.namespace));
-            }
+        for parent in self.cgroup_parents() {
+            let _ = std::fs::remove_dir(parent);
         }
     }
 }
