@@ -11,10 +11,12 @@
 //!   (`deletionTimestamp`, `deletionGracePeriodSeconds: 0`) and goes when an
 //!   update empties its finalizers ([`finished`]).
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
 use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::query::Query;
 
 /// The finalizer of a foreground deletion: the garbage collector removes it
 /// once the owner's blocking dependents are gone.
@@ -68,48 +70,96 @@ pub struct DeleteOptions {
     pub resource_version: Option<u64>,
 }
 
+/// A `DeleteOptions` body as clients send it, decoded by type: a field of
+/// the wrong type refuses the delete instead of being ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteOptionsBody {
+    /// `DeleteOptions`.
+    pub kind: Option<String>,
+    /// `v1` or `meta.k8s.io/v1`.
+    pub api_version: Option<String>,
+    /// Seconds before a pod is killed.
+    pub grace_period_seconds: Option<i64>,
+    /// What the object must still be.
+    pub preconditions: Option<Preconditions>,
+    /// The deprecated boolean form of `propagationPolicy`.
+    pub orphan_dependents: Option<bool>,
+    /// `Orphan`, `Background` or `Foreground`.
+    pub propagation_policy: Option<String>,
+    /// `["All"]` for a dry run.
+    pub dry_run: Option<Vec<String>>,
+    /// Accepted and ignored (Skiff's store has no unreadable objects).
+    pub ignore_store_read_error_with_cluster_breaking_potential: Option<bool>,
+}
+
+/// `DeleteOptions.preconditions`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preconditions {
+    /// The object's uid.
+    pub uid: Option<String>,
+    /// The object's resourceVersion.
+    pub resource_version: Option<String>,
+}
+
+fn invalid_options(field: &str, message: String) -> ApiError {
+    ApiError {
+        code: 422,
+        reason: "Invalid",
+        message: format!("DeleteOptions.meta.k8s.io \"\" is invalid: {field}: {message}"),
+        details: json!({"group": "meta.k8s.io", "kind": "DeleteOptions", "causes": [
+            {"reason": if message.starts_with("Unsupported") { "FieldValueNotSupported" } else { "FieldValueInvalid" },
+             "message": message, "field": field}
+        ]}),
+    }
+}
+
 impl DeleteOptions {
-    /// From a `DeleteOptions` body (possibly `{}`) and the query string
-    /// (kubectl sends the body; the query form is accepted as upstream does).
-    pub fn from_request(body: &Value, query: &HashMap<String, String>) -> Result<Self, String> {
+    /// From a `DeleteOptions` body (possibly empty) and the query string
+    /// (kubectl sends the body; the query form is accepted as upstream does),
+    /// validated as upstream's `ValidateDeleteOptions`.
+    pub fn from_request(body: &DeleteOptionsBody, query: &Query) -> Result<Self, ApiError> {
         let policy = body
-            .get("propagationPolicy")
-            .and_then(Value::as_str)
-            .or_else(|| query.get("propagationPolicy").map(String::as_str));
-        let propagation = match policy {
-            Some(p) => Some(Propagation::parse(p).ok_or_else(|| {
+            .propagation_policy
+            .clone()
+            .or_else(|| query.propagation_policy.clone());
+        let orphan = body.orphan_dependents.or(query.orphan_dependents);
+        if let (Some(p), Some(_)) = (&policy, orphan) {
+            return Err(invalid_options(
+                "propagationPolicy",
                 format!(
-                    "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                    "Invalid value: \"{p}\": orphanDependents and deletionPropagation cannot be both set"
+                ),
+            ));
+        }
+        let propagation = match policy {
+            Some(p) => Some(Propagation::parse(&p).ok_or_else(|| {
+                invalid_options(
+                    "propagationPolicy",
+                    format!(
+                        "Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                    ),
                 )
             })?),
-            // The deprecated boolean form.
-            None => match body.get("orphanDependents").and_then(Value::as_bool) {
+            None => match orphan {
                 Some(true) => Some(Propagation::Orphan),
                 Some(false) => Some(Propagation::Background),
                 None => None,
             },
         };
-        let grace_period_seconds = body
-            .get("gracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
-        let resource_version = match body
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-        {
-            Some(rv) => Some(
-                rv.parse()
-                    .map_err(|_| format!("invalid precondition resourceVersion {rv:?}"))?,
-            ),
+        let grace_period_seconds = body.grace_period_seconds.or(query.grace_period_seconds);
+        let preconditions = body.preconditions.clone().unwrap_or_default();
+        let resource_version = match preconditions.resource_version.as_deref() {
+            Some(rv) => Some(rv.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid precondition resourceVersion {rv:?}"))
+            })?),
             None => None,
         };
         Ok(Self {
             propagation,
             grace_period_seconds,
-            uid: body
-                .pointer("/preconditions/uid")
-                .and_then(Value::as_str)
-                .map(String::from),
+            uid: preconditions.uid,
             resource_version,
         })
     }
@@ -507,11 +557,18 @@ mod tests {
         assert!(finished(&emptied));
     }
 
+    fn body(v: Value) -> DeleteOptionsBody {
+        serde_json::from_value(v).expect("body")
+    }
+
     #[test]
     fn options_come_from_the_body_or_the_query() {
-        let body = json!({"propagationPolicy": "Foreground", "gracePeriodSeconds": 5,
-                          "preconditions": {"uid": "u1", "resourceVersion": "42"}});
-        let o = DeleteOptions::from_request(&body, &HashMap::new()).expect("options");
+        let none = Query::default();
+        let b = body(
+            json!({"propagationPolicy": "Foreground", "gracePeriodSeconds": 5,
+                          "preconditions": {"uid": "u1", "resourceVersion": "42"}}),
+        );
+        let o = DeleteOptions::from_request(&b, &none).expect("options");
         assert_eq!(
             o,
             DeleteOptions {
@@ -521,14 +578,24 @@ mod tests {
                 resource_version: Some(42),
             }
         );
-        let query = HashMap::from([("propagationPolicy".to_string(), "Orphan".to_string())]);
-        let o = DeleteOptions::from_request(&json!({}), &query).expect("options");
+        let query = Query::parse(Some("propagationPolicy=Orphan")).expect("query");
+        let o = DeleteOptions::from_request(&body(json!({})), &query).expect("options");
         assert_eq!(o.propagation, Some(Propagation::Orphan));
-        let o = DeleteOptions::from_request(&json!({"orphanDependents": true}), &HashMap::new())
+        let o = DeleteOptions::from_request(&body(json!({"orphanDependents": true})), &none)
             .expect("options");
         assert_eq!(o.propagation, Some(Propagation::Orphan));
+        let e = DeleteOptions::from_request(&body(json!({"propagationPolicy": "Sideways"})), &none)
+            .expect_err("sideways");
+        assert_eq!(e.code, 422);
+        let both = body(json!({"propagationPolicy": "Orphan", "orphanDependents": true}));
+        assert_eq!(
+            DeleteOptions::from_request(&both, &none)
+                .expect_err("both")
+                .code,
+            422
+        );
         assert!(
-            DeleteOptions::from_request(&json!({"propagationPolicy": "Sideways"}), &HashMap::new())
+            serde_json::from_value::<DeleteOptionsBody>(json!({"gracePeriodSeconds": "soon"}))
                 .is_err()
         );
     }

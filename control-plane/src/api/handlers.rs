@@ -3,7 +3,6 @@
 //! trip; kinds Skiff knows are decoded into their `k8s-openapi` types for
 //! validation.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,6 +21,7 @@ use super::error::{ApiError, ApiResult};
 use super::managed_fields::{self, Manager};
 use super::objects::{self, apply_defaults, check_immutable, drop_nulls, validate};
 use super::patch;
+use super::query::{self, FieldValidation, Options, Query};
 use super::resources::{self, RESOURCES, ResourceType};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
@@ -189,8 +189,12 @@ pub async fn core_request(
         axum::extract::ws::rejection::WebSocketUpgradeRejection,
     >,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match super::edge::body(body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     if let Some(response) = pod_stream(
         &state,
         &version,
@@ -228,12 +232,13 @@ async fn pod_stream(
     }
     state.requests.fetch_add(1, Ordering::Relaxed);
     let result = match (method, sub) {
-        (&Method::GET, "log") => {
-            let q = parse_query(query.unwrap_or_default());
-            super::proxy::logs(state.clone(), ns, name, &q).await
-        }
+        (&Method::GET, "log") => match Query::parse(query) {
+            Ok(q) => super::proxy::logs(state.clone(), ns, name, &q.raw).await,
+            Err(e) => Err(e),
+        },
         (&Method::GET | &Method::POST, "exec") => {
-            let request = super::proxy::ExecRequest::parse(query.unwrap_or_default(), decode);
+            let request =
+                super::proxy::ExecRequest::parse(query.unwrap_or_default(), query::decode);
             super::proxy::exec(state.clone(), ns, name, request, upgrade).await
         }
         (_, "attach") => Err(ApiError::not_implemented("attach is not supported yet")),
@@ -249,8 +254,12 @@ pub async fn group_request(
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match super::edge::body(body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     serve(state, &group, &version, &rest, method, query, headers, body).await
 }
 
@@ -266,15 +275,18 @@ async fn serve(
     body: Bytes,
 ) -> Response {
     state.requests.fetch_add(1, Ordering::Relaxed);
-    let query = parse_query(query.as_deref().unwrap_or_default());
     let target = match parse_target(group, version, rest) {
         Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let query = match Query::parse(query.as_deref()) {
+        Ok(q) => q,
         Err(e) => return e.into_response(),
     };
     debug!(%method, resource = target.rt.plural, ns = ?target.namespace, name = ?target.name, "request");
     let started = std::time::Instant::now();
     let verb = match (&method, target.name.is_some()) {
-        (&Method::GET, _) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => "WATCH",
+        (&Method::GET, false) if query.watch => "WATCH",
         (&Method::GET, false) => "LIST",
         (m, _) => m.as_str(),
     }
@@ -284,69 +296,15 @@ async fn serve(
         headers,
         query,
     };
-    let result = match (&method, target.name.as_deref(), target.sub.as_deref()) {
-        (&Method::GET, None, _)
-            if api
-                .query
-                .get("watch")
-                .is_some_and(|w| w == "true" || w == "1") =>
-        {
-            api.watch(&target).await
-        }
-        (&Method::GET, None, _) => api.list(&target).await,
-        (&Method::GET, Some(_), Some("scale")) => api.get_scale(&target).await,
-        (&Method::GET, Some(_), _) => api.get(&target).await,
-        (&Method::POST, None, _) => api.create(&target, &body).await,
-        (&Method::POST, Some(_), Some("binding")) if target.rt.kind == "Pod" => {
-            api.bind(&target, &body).await
-        }
-        (&Method::PUT, Some(_), Some("scale")) => api.update_scale(&target, &body).await,
-        (&Method::PUT, Some(_), _) => api.update(&target, &body).await,
-        (&Method::PATCH, Some(_), Some("scale")) => api.patch_scale(&target, &body).await,
-        (&Method::PATCH, Some(_), _) => api.patch(&target, &body).await,
-        (&Method::DELETE, Some(_), None) => api.delete(&target, &body).await,
-        (&Method::DELETE, None, None) => api.delete_collection(&target, &body).await,
-        _ => Err(ApiError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource ({method} {rest})"
-        ))),
-    };
+    let result = api.dispatch(&method, &target, rest, &body).await;
     state.observe(&verb, target.rt.plural, started.elapsed());
     result.unwrap_or_else(IntoResponse::into_response)
-}
-
-fn parse_query(q: &str) -> HashMap<String, String> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((decode(k)?, decode(v)?))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 struct Api {
     state: Arc<ApiState>,
     headers: HeaderMap,
-    query: HashMap<String, String>,
+    query: Query,
 }
 
 /// How a write records field ownership.
@@ -381,10 +339,76 @@ fn name_of(obj: &Value) -> String {
 }
 
 impl Api {
+    /// One verb on one target. Subresources a kind does not have are 404
+    /// (never the object itself), and the options of each verb are checked
+    /// before anything is read or written.
+    async fn dispatch(
+        &self,
+        method: &Method,
+        t: &Target,
+        rest: &str,
+        body: &Bytes,
+    ) -> ApiResult<Response> {
+        if let Some(sub) = t.sub.as_deref()
+            && !t.rt.subresources.contains(&sub)
+        {
+            return Err(ApiError::no_route(rest));
+        }
+        let content_type = super::edge::content_type(&self.headers);
+        let is_apply = content_type == super::edge::APPLY_PATCH;
+        let options = match *method {
+            Method::GET | Method::DELETE if t.name.is_none() => Some(Options::List),
+            Method::POST => Some(Options::Create),
+            Method::PUT => Some(Options::Update),
+            Method::PATCH => Some(Options::Patch { apply: is_apply }),
+            Method::DELETE => Some(Options::Delete),
+            _ => None,
+        };
+        let body_kind = match *method {
+            Method::POST | Method::PUT => Some(super::edge::BodyKind::Object),
+            Method::PATCH => Some(super::edge::BodyKind::Patch),
+            _ => None,
+        };
+        let allowed = match (method, t.name.as_deref(), t.sub.as_deref()) {
+            (&Method::GET, None, None) => true,
+            (&Method::GET, Some(_), None | Some("status" | "scale")) => true,
+            (&Method::POST, None, None) => true,
+            (&Method::POST, Some(_), Some("binding")) => t.rt.kind == "Pod",
+            (&Method::PUT | &Method::PATCH, Some(_), None | Some("status" | "scale")) => true,
+            (&Method::DELETE, _, None) => true,
+            _ => false,
+        };
+        if !allowed {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method} {rest})"
+            )));
+        }
+        if let Some(kind) = body_kind {
+            super::edge::check_content_type(&content_type, kind)?;
+        }
+        if let Some(options) = options {
+            self.query.validate(options)?;
+        }
+        match (method, t.name.as_deref(), t.sub.as_deref()) {
+            (&Method::GET, None, _) if self.query.watch => self.watch(t).await,
+            (&Method::GET, None, _) => self.list(t).await,
+            (&Method::GET, Some(_), Some("scale")) => self.get_scale(t).await,
+            (&Method::GET, Some(_), _) => self.get(t).await,
+            (&Method::POST, None, _) => self.create(t, body).await,
+            (&Method::POST, Some(_), _) => self.bind(t, body).await,
+            (&Method::PUT, Some(_), Some("scale")) => self.update_scale(t, body).await,
+            (&Method::PUT, Some(_), _) => self.update(t, body).await,
+            (&Method::PATCH, Some(_), Some("scale")) => self.patch_scale(t, body).await,
+            (&Method::PATCH, Some(_), _) => self.patch(t, body).await,
+            (&Method::DELETE, Some(_), _) => self.delete(t, body).await,
+            _ => self.delete_collection(t, body).await,
+        }
+    }
+
     /// The manager of this request's writes (through `subresource`).
     fn manager(&self, subresource: Option<&str>) -> Manager {
         Manager::from_request(
-            self.query.get("fieldManager").map(String::as_str),
+            self.query.field_manager.as_deref(),
             self.headers.get("user-agent").and_then(|v| v.to_str().ok()),
             subresource,
         )
@@ -400,7 +424,7 @@ impl Api {
     /// With `fieldValidation=Strict` (kubectl's default), unknown fields are
     /// an error, worded as the API server's strict decoder words it.
     fn strict(&self, t: &Target, obj: &Value) -> ApiResult<()> {
-        if self.query.get("fieldValidation").map(String::as_str) != Some("Strict") {
+        if self.query.field_validation != FieldValidation::Strict {
             return Ok(());
         }
         let unknown = objects::unknown_fields(t.rt, obj);
@@ -428,15 +452,10 @@ impl Api {
     }
 
     fn selectors(&self) -> ApiResult<(LabelSelector, FieldSelector)> {
-        let labels = match self.query.get("labelSelector") {
-            Some(s) => LabelSelector::parse(s).map_err(ApiError::bad_request)?,
-            None => LabelSelector::default(),
-        };
-        let fields = match self.query.get("fieldSelector") {
-            Some(s) => FieldSelector::parse(s).map_err(ApiError::bad_request)?,
-            None => FieldSelector::default(),
-        };
-        Ok((labels, fields))
+        Ok((
+            self.query.label_selector.clone(),
+            self.query.field_selector.clone(),
+        ))
     }
 
     fn prefix(&self, t: &Target) -> String {
@@ -448,23 +467,14 @@ impl Api {
 
     async fn list(&self, t: &Target) -> ApiResult<Response> {
         let (labels, fields) = self.selectors()?;
-        let limit = match self.query.get("limit").filter(|l| !l.is_empty()) {
-            Some(l) => l
-                .parse::<i64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
-            None => 0,
-        };
+        let limit = self.query.limit;
         let request = super::list::ListRequest {
             rt: t.rt,
             prefix: self.prefix(t),
             labels,
             fields,
             limit: usize::try_from(limit).ok().filter(|l| *l > 0),
-            continue_token: self
-                .query
-                .get("continue")
-                .filter(|c| !c.is_empty())
-                .cloned(),
+            continue_token: self.query.continue_token.clone(),
             table: self.wants_table(),
         };
         super::list::respond(&self.state, request).await
@@ -519,6 +529,12 @@ impl Api {
 
     /// Checks kind/apiVersion and namespace of a body against the URL.
     fn check_identity(&self, t: &Target, obj: &mut Value) -> ApiResult<()> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(format!(
+                "Object 'Kind' is missing in '{}'",
+                super::edge::excerpt(obj)
+            )));
+        }
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or(t.rt.kind);
         if kind != t.rt.kind {
             return Err(ApiError::bad_request(format!(
@@ -624,7 +640,7 @@ impl Api {
         if let Ownership::Update(manager) = ownership {
             managed_fields::update(t.rt, None, obj, manager);
         }
-        if self.query.contains_key("dryRun") {
+        if self.query.dry_run {
             return Ok(obj.clone());
         }
         let name = name_of(obj);
@@ -632,10 +648,12 @@ impl Api {
             obj.pointer("/metadata/namespace").and_then(Value::as_str),
             &name,
         );
+        let encoded = to_bytes(obj);
+        super::edge::check_object_size(&encoded)?;
         let rev = self
             .state
             .store
-            .create(&key, to_bytes(obj))
+            .create(&key, encoded)
             .await
             .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
         obj["metadata"]["resourceVersion"] = json!(rev.to_string());
@@ -746,7 +764,7 @@ impl Api {
             // No-op writes do not bump the resourceVersion (upstream too).
             return Ok(old.clone());
         }
-        if self.query.contains_key("dryRun") {
+        if self.query.dry_run {
             return Ok(result);
         }
         if deletion::finished(&result) {
@@ -759,10 +777,12 @@ impl Api {
             result["metadata"]["resourceVersion"] = json!(rev.to_string());
             return Ok(result);
         }
+        let encoded = to_bytes(&result);
+        super::edge::check_object_size(&encoded)?;
         let new_rev = self
             .state
             .store
-            .update(&self.key(t), rev, to_bytes(&result))
+            .update(&self.key(t), rev, encoded)
             .await
             .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
         result["metadata"]["resourceVersion"] = json!(new_rev.to_string());
@@ -795,6 +815,7 @@ impl Api {
         let patch_body: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         let is_json_patch = content_type.starts_with("application/json-patch+json");
+        super::edge::check_patch_shape(&content_type, &patch_body)?;
         // A patch carries the live resourceVersion only when it wants the check.
         let checks_rv = if is_json_patch {
             patch_body.as_array().is_some_and(|ops| {
@@ -812,15 +833,17 @@ impl Api {
             if content_type.starts_with("application/merge-patch+json") {
                 patch::merge_patch(&mut new, &patch_body);
             } else if is_json_patch {
-                patch::json_patch(&mut new, &patch_body).map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "the server rejected our request due to an error in our request: {e}"
-                    ))
-                })?;
+                patch::json_patch(&mut new, &patch_body).map_err(super::edge::json_patch_failed)?;
             } else if content_type.starts_with("application/strategic-merge-patch+json") {
                 patch::strategic_merge(&mut new, patch_body.clone());
             } else {
                 return Err(ApiError::unsupported_media_type(&content_type));
+            }
+            if !new.is_object() {
+                return Err(ApiError::bad_request(format!(
+                    "Object 'Kind' is missing in '{}'",
+                    super::edge::excerpt(&new)
+                )));
             }
             if !checks_rv && let Some(m) = new["metadata"].as_object_mut() {
                 m.remove("resourceVersion");
@@ -845,7 +868,12 @@ impl Api {
     /// JSON, which YAML includes): merged into the live object with field
     /// ownership, or created when absent.
     async fn apply(&self, t: &Target, mut config: Value) -> ApiResult<Response> {
-        let Some(field_manager) = self.query.get("fieldManager").filter(|m| !m.is_empty()) else {
+        let Some(field_manager) = self
+            .query
+            .field_manager
+            .as_deref()
+            .filter(|m| !m.is_empty())
+        else {
             return Err(ApiError {
                 code: 422,
                 reason: "Invalid",
@@ -858,7 +886,7 @@ impl Api {
         let status_only = t.sub.as_deref() == Some("status");
         let manager =
             Manager::from_request(Some(field_manager), None, status_only.then_some("status"));
-        let force = self.query.get("force").is_some_and(|f| f == "true");
+        let force = self.query.force == Some(true);
         if !config.is_object() {
             return Err(ApiError::bad_request(
                 "the applied configuration is not an object",
@@ -1012,7 +1040,7 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if content_type.starts_with("application/json-patch+json") {
-            patch::json_patch(&mut scale, &patch_body).map_err(ApiError::bad_request)?;
+            patch::json_patch(&mut scale, &patch_body).map_err(super::edge::json_patch_failed)?;
         } else {
             patch::merge_patch(&mut scale, &patch_body);
         }
@@ -1025,20 +1053,7 @@ impl Api {
     /// `controllers::garbage_collector`), which follows the finalizers the
     /// propagation policy leaves.
     async fn delete(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
-        let body: Value = if body.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_slice(body).unwrap_or(json!({}))
-        };
-        let options =
-            deletion::DeleteOptions::from_request(&body, &self.query).map_err(|message| {
-                ApiError {
-                    code: 422,
-                    reason: "Invalid",
-                    message,
-                    details: json!({"group": "meta.k8s.io", "kind": "DeleteOptions"}),
-                }
-            })?;
+        let (options, dry_run) = super::edge::delete_options(body, &self.query)?;
         let (mut obj, mut rev) = self.read(t).await?;
         let name = name_of(&obj);
         let check = |obj: &Value, rev: u64| -> ApiResult<()> {
@@ -1051,7 +1066,7 @@ impl Api {
             Ok(())
         };
         check(&obj, rev)?;
-        if self.query.contains_key("dryRun") {
+        if dry_run {
             return Ok(json_response(StatusCode::OK, &obj));
         }
         if t.rt.kind == "Namespace" {
@@ -1150,6 +1165,8 @@ impl Api {
     }
 
     async fn delete_collection(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
+        // Bad options refuse the whole collection before anything goes.
+        super::edge::delete_options(body, &self.query)?;
         let (labels, fields) = self.selectors()?;
         let listing = self
             .state
@@ -1185,19 +1202,12 @@ impl Api {
     /// `k8s.io/initial-events-end` bookmark.
     async fn watch(&self, t: &Target) -> ApiResult<Response> {
         let (labels, fields) = self.selectors()?;
-        let rv = self
-            .query
-            .get("resourceVersion")
-            .cloned()
-            .unwrap_or_default();
-        let initial = self
-            .query
-            .get("sendInitialEvents")
-            .is_some_and(|v| v == "true");
+        let rv = self.query.resource_version.clone().unwrap_or_default();
+        let initial = self.query.send_initial_events == Some(true);
         let timeout = self
             .query
-            .get("timeoutSeconds")
-            .and_then(|s| s.parse::<u64>().ok())
+            .timeout_seconds
+            .and_then(|s| u64::try_from(s).ok())
             .map(Duration::from_secs);
         let prefix = self.prefix(t);
         let store = self.state.store.clone();
@@ -1336,13 +1346,6 @@ pub async fn bootstrap(state: &ApiState) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_values_are_percent_decoded() {
-        let q = parse_query("labelSelector=app%3Dweb%2Cenv+in+%28a%2Cb%29&watch=true");
-        assert_eq!(q["labelSelector"], "app=web,env in (a,b)");
-        assert_eq!(q["watch"], "true");
-    }
 
     #[test]
     fn paths_resolve_to_namespaced_and_cluster_targets() {

@@ -16,10 +16,13 @@
 //! - [`selectors`]: label and field selectors.
 //! - [`table`]: server-side printing for `kubectl get`.
 //! - [`error`]: `Status` errors.
+//! - [`edge`]: body and URI limits, media types, every error a `Status`.
+//! - [`query`]: the query string, parsed strictly into typed options.
 
 pub mod admission;
 pub mod deletion;
 pub mod discovery;
+pub mod edge;
 pub mod error;
 pub mod events;
 pub mod handlers;
@@ -30,6 +33,7 @@ pub mod objects;
 pub mod patch;
 pub mod protobuf;
 pub mod proxy;
+pub mod query;
 pub mod resources;
 pub mod selectors;
 pub mod table;
@@ -40,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get};
 
 use crate::store::Store;
@@ -85,6 +90,12 @@ impl ApiState {
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/version", get(handlers::version))
+        // Clients such as kr8s and the Python client ask with a trailing slash.
+        .route("/version/", get(handlers::version))
+        .route("/api/", get(handlers::api_versions))
+        .route("/apis/", get(handlers::api_groups))
+        .route("/api/{version}/", get(handlers::core_resources))
+        .route("/apis/{group}/{version}/", get(handlers::group_resources))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::healthz))
         .route("/livez", get(handlers::healthz))
@@ -102,5 +113,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             any(handlers::group_request),
         )
         .fallback(handlers::fallback)
+        .layer(DefaultBodyLimit::max(edge::MAX_REQUEST_BODY))
+        .layer(axum::middleware::from_fn(edge::catch_panic))
+        .layer(axum::middleware::from_fn(edge::statusify))
         .with_state(state)
 }

@@ -148,11 +148,22 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
-/// RFC 6902 JSON patch.
-pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
+/// Why a JSON patch was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonPatchError {
+    /// The body is not a list of operations.
+    #[error("{0}")]
+    Decode(String),
+    /// An operation failed (a `test` that did not hold, a missing path).
+    #[error("{0}")]
+    Apply(String),
+}
+
+/// RFC 6902 JSON patch; `target` is unchanged when an operation fails.
+pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), JsonPatchError> {
     let ops: json_patch::Patch =
-        serde_json::from_value(patch.clone()).map_err(|e| e.to_string())?;
-    json_patch::patch(target, &ops).map_err(|e| e.to_string())
+        serde_json::from_value(patch.clone()).map_err(|e| JsonPatchError::Decode(e.to_string()))?;
+    json_patch::patch(target, &ops).map_err(|e| JsonPatchError::Apply(e.to_string()))
 }
 
 #[cfg(test)]
@@ -213,6 +224,20 @@ mod tests {
         )
         .expect("patch");
         assert_eq!(obj["metadata"]["labels"]["app"], "w");
-        assert!(json_patch(&mut obj, &json!([{"op": "remove", "path": "/nope"}])).is_err());
+        assert!(matches!(
+            json_patch(&mut obj, &json!([{"op": "remove", "path": "/nope"}])),
+            Err(JsonPatchError::Apply(_))
+        ));
+        assert!(matches!(
+            json_patch(
+                &mut obj,
+                &json!([{"op": "test", "path": "/metadata/labels/app", "value": "no"}])
+            ),
+            Err(JsonPatchError::Apply(_))
+        ));
+        assert!(matches!(
+            json_patch(&mut obj, &json!({"op": "add"})),
+            Err(JsonPatchError::Decode(_))
+        ));
     }
 }

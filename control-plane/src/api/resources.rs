@@ -100,7 +100,16 @@ pub const RESOURCES: &[ResourceType] = &[
         true,
         &["po"],
         ALL,
-        &["status", "log", "exec", "binding"]
+        &[
+            "status",
+            "log",
+            "exec",
+            "binding",
+            "attach",
+            "eviction",
+            "portforward",
+            "proxy"
+        ]
     ),
     rt!(
         "",
@@ -111,7 +120,7 @@ pub const RESOURCES: &[ResourceType] = &[
         true,
         &["svc"],
         ALL,
-        &["status"]
+        &["status", "proxy"]
     ),
     rt!(
         "",
@@ -133,7 +142,7 @@ pub const RESOURCES: &[ResourceType] = &[
         false,
         &["no"],
         &[],
-        &["status"]
+        &["status", "proxy"]
     ),
     rt!(
         "",
@@ -144,7 +153,7 @@ pub const RESOURCES: &[ResourceType] = &[
         false,
         &["ns"],
         &[],
-        &["status"]
+        &["status", "finalize"]
     ),
     rt!(
         "",
