@@ -148,7 +148,10 @@ fn mutate(rng: &mut Rng, text: &str) -> String {
             1 => {
                 bytes.remove(i);
             }
-            2 => bytes.insert(i, b"{}[]:&*-\"'\n 0"[rng.below(14)]),
+            2 => {
+                let pool = b"{}[]:&*-\"'\n 0";
+                bytes.insert(i, pool[rng.below(pool.len())]);
+            }
             _ => bytes.truncate(i),
         }
     }
@@ -260,7 +263,10 @@ async fn fuzzed_requests_never_panic_5xx_or_change_canaries() {
             0 => rng.pick(HOSTILE).to_string(),
             1 => nested(100 + rng.below(5000)),
             2 => seeds[rng.below(seeds.len())].clone(),
-            _ => mutate(&mut rng, &seeds[rng.below(seeds.len())]),
+            _ => {
+                let seed = rng.below(seeds.len());
+                mutate(&mut rng, &seeds[seed])
+            }
         };
         let ct = rng.pick(CONTENT_TYPES);
         if canary && query.is_empty() {
