@@ -508,8 +508,7 @@ impl Api {
             return super::protobuf::decode(body).map_err(ApiError::bad_request);
         }
         let value: Value = if content_type.contains("yaml") {
-            serde_yaml::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+            super::yaml::decode(body).map_err(ApiError::from)?
         } else {
             serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?
@@ -788,8 +787,7 @@ impl Api {
             .unwrap_or("")
             .to_string();
         if content_type.starts_with("application/apply-patch") {
-            let config: Value = serde_yaml::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let config = super::yaml::decode(body).map_err(ApiError::from)?;
             return self.apply(t, config).await;
         }
         let patch_body: Value = serde_json::from_slice(body)

@@ -33,6 +33,7 @@ pub mod proxy;
 pub mod resources;
 pub mod selectors;
 pub mod table;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
