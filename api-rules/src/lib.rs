@@ -12,6 +12,7 @@
 //! - [`names`]: DNS-1123 names and labels.
 //! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
 //! - [`service`]: Service specs and port protocols.
+//! - [`storage`]: PersistentVolumeClaim specs.
 //! - [`workloads`]: controllers' selectors and templates.
 
 pub mod batch;
@@ -21,6 +22,7 @@ pub mod metadata;
 pub mod names;
 pub mod pod;
 pub mod service;
+pub mod storage;
 pub mod workloads;
 
 /// One invalid field: `field` and the message after it, as in

@@ -516,15 +516,10 @@ impl Api {
         Ok(value)
     }
 
-    /// Checks kind/apiVersion and namespace of a body against the URL.
+    /// Checks kind/apiVersion and namespace of a body against the URL
+    /// (missing ones are taken from the URL; see [`super::identity`]).
     fn check_identity(&self, t: &Target, obj: &mut Value) -> ApiResult<()> {
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or(t.rt.kind);
-        if kind != t.rt.kind {
-            return Err(ApiError::bad_request(format!(
-                "the kind {kind:?} does not match the resource {:?} of the URL",
-                t.rt.plural
-            )));
-        }
+        super::identity::check(t.rt, obj)?;
         obj["kind"] = json!(t.rt.kind);
         obj["apiVersion"] = json!(t.rt.api_version());
         if !obj.get("metadata").is_some_and(Value::is_object) {

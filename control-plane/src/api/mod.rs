@@ -23,6 +23,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod identity;
 pub mod internal;
 pub mod list;
 pub mod managed_fields;
@@ -33,6 +34,7 @@ pub mod proxy;
 pub mod resources;
 pub mod selectors;
 pub mod table;
+pub mod typecheck;
 pub mod yaml;
 
 use std::collections::BTreeMap;
