@@ -224,8 +224,19 @@ mod tests {
             "{metadata: {name: c}, data: {'bad key': x, dup: y, '..x': z}, binaryData: {dup: eHg=}}",
         ));
         assert!(errors.contains(&"data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')".to_string()), "{errors:#?}");
-        assert!(errors.contains(&"data[dup]: Invalid value: \"dup\": duplicate of key present in binaryData".to_string()), "{errors:#?}");
-        assert!(errors.contains(&"data[..x]: Invalid value: \"..x\": must not start with '..'".to_string()), "{errors:#?}");
+        assert!(
+            errors.contains(
+                &"data[dup]: Invalid value: \"dup\": duplicate of key present in binaryData"
+                    .to_string()
+            ),
+            "{errors:#?}"
+        );
+        assert!(
+            errors.contains(
+                &"data[..x]: Invalid value: \"..x\": must not start with '..'".to_string()
+            ),
+            "{errors:#?}"
+        );
         let mut big = cm("{metadata: {name: c}}");
         big.data = Some([("a".to_string(), "x".repeat(MAX_DATA_SIZE))].into());
         assert!(validate_config_map(&big).is_empty());
@@ -267,7 +278,12 @@ mod tests {
                 "data[%s][password]: Required value"
             ]
         );
-        assert!(validate_secret(&secret("{type: kubernetes.io/basic-auth, data: {username: eA==}}")).is_empty());
+        assert!(
+            validate_secret(&secret(
+                "{type: kubernetes.io/basic-auth, data: {username: eA==}}"
+            ))
+            .is_empty()
+        );
         assert_eq!(
             validate_secret(&secret("{type: kubernetes.io/ssh-auth}")),
             ["data[%s][ssh-privatekey]: Required value"]
@@ -277,10 +293,19 @@ mod tests {
             ["data[.dockerconfigjson]: Required value"]
         );
         // "e30=" is `{}`; "eA==" is `x`.
-        assert!(validate_secret(&secret("{type: kubernetes.io/dockerconfigjson, data: {.dockerconfigjson: e30=}}")).is_empty());
+        assert!(
+            validate_secret(&secret(
+                "{type: kubernetes.io/dockerconfigjson, data: {.dockerconfigjson: e30=}}"
+            ))
+            .is_empty()
+        );
         assert_eq!(
-            validate_secret(&secret("{type: kubernetes.io/dockerconfigjson, data: {.dockerconfigjson: eA==}}")),
-            ["data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": invalid character 'x' looking for beginning of value"]
+            validate_secret(&secret(
+                "{type: kubernetes.io/dockerconfigjson, data: {.dockerconfigjson: eA==}}"
+            )),
+            [
+                "data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": invalid character 'x' looking for beginning of value"
+            ]
         );
         assert_eq!(
             validate_secret(&secret("{type: kubernetes.io/service-account-token}")),

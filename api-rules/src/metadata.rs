@@ -277,7 +277,11 @@ pub fn validate_owner_references(path: &str, refs: &[OwnerReference]) -> Vec<Str
         }
         for (field, value) in [("kind", &r.kind), ("name", &r.name), ("uid", &r.uid)] {
             if value.is_empty() {
-                errors.push(invalid(&format!("{path}.{field}"), value, "must not be empty"));
+                errors.push(invalid(
+                    &format!("{path}.{field}"),
+                    value,
+                    "must not be empty",
+                ));
             }
         }
         if r.api_version == "v1" && r.kind == "Event" {
@@ -377,7 +381,9 @@ mod tests {
 
     #[test]
     fn label_keys_and_values_use_upstream_wording() {
-        let m = meta(r#"{name: ok, labels: {"-bad": "x", "a/b/c": "y", "ok": "bad value", "Example.com/x": "v"}}"#);
+        let m = meta(
+            r#"{name: ok, labels: {"-bad": "x", "a/b/c": "y", "ok": "bad value", "Example.com/x": "v"}}"#,
+        );
         let errors = validate_object_meta(&m, NameRule::Subdomain);
         assert!(errors.contains(&"metadata.labels: Invalid value: \"-bad\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".to_string()), "{errors:#?}");
         assert!(errors.contains(&"metadata.labels: Invalid value: \"a/b/c\": a valid label key must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')".to_string()), "{errors:#?}");
@@ -390,10 +396,7 @@ mod tests {
         );
         assert_eq!(errors.len(), 4, "{errors:#?}");
         let long = "a".repeat(64);
-        assert_eq!(
-            label_value_errors(&long),
-            ["must be no more than 63 bytes"]
-        );
+        assert_eq!(label_value_errors(&long), ["must be no more than 63 bytes"]);
         assert!(label_value_errors("").is_empty());
         assert!(qualified_name_errors("app.kubernetes.io/name").is_empty());
     }
@@ -401,7 +404,10 @@ mod tests {
     #[test]
     fn annotations_are_bounded_and_keys_checked_case_insensitively() {
         let mut a = BTreeMap::new();
-        a.insert("Example.COM/Key".to_string(), "any value at all".to_string());
+        a.insert(
+            "Example.COM/Key".to_string(),
+            "any value at all".to_string(),
+        );
         assert!(validate_annotations("metadata.annotations", &a).is_empty());
         a.insert("big".to_string(), "x".repeat(TOTAL_ANNOTATION_SIZE));
         assert_eq!(
@@ -429,7 +435,10 @@ mod tests {
             "metadata.ownerReferences.uid: Invalid value: \"\": must not be empty",
             "metadata.ownerReferences: Invalid value: \"[]\": Only one reference can have Controller set to true. Found \"true\" in references for ReplicaSet/a and /b",
         ] {
-            assert!(errors.contains(&expected.to_string()), "missing {expected:?} in {errors:#?}");
+            assert!(
+                errors.contains(&expected.to_string()),
+                "missing {expected:?} in {errors:#?}"
+            );
         }
     }
 
@@ -439,8 +448,16 @@ mod tests {
         assert!(validate_object_meta(&m, NameRule::Subdomain).is_empty());
         let m = meta("{generateName: Web-, name: Web-abcde}");
         let errors = validate_object_meta(&m, NameRule::Subdomain);
-        assert!(errors[0].starts_with("metadata.generateName: Invalid value: \"Web-\": a lowercase RFC 1123 subdomain"), "{errors:#?}");
-        assert!(errors[1].starts_with("metadata.name: Invalid value: \"Web-abcde\""), "{errors:#?}");
+        assert!(
+            errors[0].starts_with(
+                "metadata.generateName: Invalid value: \"Web-\": a lowercase RFC 1123 subdomain"
+            ),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[1].starts_with("metadata.name: Invalid value: \"Web-abcde\""),
+            "{errors:#?}"
+        );
         assert_eq!(
             validate_object_meta(&meta("{name: a.b}"), NameRule::Label),
             ["metadata.name: Invalid value: \"a.b\": must not contain dots"]
@@ -449,7 +466,9 @@ mod tests {
             validate_object_meta(&meta("{}"), NameRule::Label),
             ["metadata.name: Required value: name or generateName is required"]
         );
-        assert!(validate_object_meta(&meta("{name: 1abc}"), NameRule::Dns1035)[0]
-            .contains("a DNS-1035 label must consist of"));
+        assert!(
+            validate_object_meta(&meta("{name: 1abc}"), NameRule::Dns1035)[0]
+                .contains("a DNS-1035 label must consist of")
+        );
     }
 }

@@ -55,7 +55,10 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Vec<String> {
             None => {}
             Some(name) => {
                 for m in dns1123_label_errors(name) {
-                    errors.push(format!("{path}.name: Invalid value: {}: {m}", go_quote(name)));
+                    errors.push(format!(
+                        "{path}.name: Invalid value: {}: {m}",
+                        go_quote(name)
+                    ));
                 }
                 if !names.insert(name) {
                     errors.push(format!("{path}.name: Duplicate value: {}", go_quote(name)));
@@ -115,13 +118,21 @@ mod tests {
     fn types_and_external_names() {
         assert_eq!(
             validate_service_spec(&spec("{type: Magic, ports: [{port: 1}]}")),
-            ["spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""]
+            [
+                "spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""
+            ]
         );
         assert_eq!(
             validate_service_spec(&spec("{type: ExternalName}")),
             ["spec.externalName: Required value"]
         );
-        assert!(validate_service_spec(&spec("{type: ExternalName, externalName: db.example.com}")).is_empty());
-        assert_eq!(validate_service_spec(&spec("{}")), ["spec.ports: Required value"]);
+        assert!(
+            validate_service_spec(&spec("{type: ExternalName, externalName: db.example.com}"))
+                .is_empty()
+        );
+        assert_eq!(
+            validate_service_spec(&spec("{}")),
+            ["spec.ports: Required value"]
+        );
     }
 }

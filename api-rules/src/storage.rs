@@ -69,11 +69,13 @@ mod tests {
 
     #[test]
     fn claims_need_modes_and_storage() {
-        assert!(validate_claim_spec(
-            "spec",
-            &spec("{accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}")
-        )
-        .is_empty());
+        assert!(
+            validate_claim_spec(
+                "spec",
+                &spec("{accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}")
+            )
+            .is_empty()
+        );
         assert_eq!(
             validate_claim_spec("spec", &spec("{volumeMode: Disk}")),
             [

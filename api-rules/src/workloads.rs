@@ -239,16 +239,21 @@ mod strategy_tests {
             serde_yaml::from_str("{type: Foo}").expect("strategy");
         assert_eq!(
             deployment_strategy_errors(Some(&d)),
-            ["spec.strategy: Unsupported value: apps.DeploymentStrategy{Type:\"Foo\", RollingUpdate:(*apps.RollingUpdateDeployment)(nil)}: supported values: \"Recreate\", \"RollingUpdate\""]
+            [
+                "spec.strategy: Unsupported value: apps.DeploymentStrategy{Type:\"Foo\", RollingUpdate:(*apps.RollingUpdateDeployment)(nil)}: supported values: \"Recreate\", \"RollingUpdate\""
+            ]
         );
         let d: k8s_openapi::api::apps::v1::DeploymentStrategy =
-            serde_yaml::from_str("{type: Recreate, rollingUpdate: {maxSurge: 1}}").expect("strategy");
+            serde_yaml::from_str("{type: Recreate, rollingUpdate: {maxSurge: 1}}")
+                .expect("strategy");
         assert_eq!(deployment_strategy_errors(Some(&d)).len(), 1);
         let s: k8s_openapi::api::apps::v1::StatefulSetUpdateStrategy =
             serde_yaml::from_str("{type: Foo}").expect("strategy");
         assert_eq!(
             statefulset_strategy_errors(Some(&s)),
-            ["spec.updateStrategy: Invalid value: apps.StatefulSetUpdateStrategy{Type:\"Foo\", RollingUpdate:(*apps.RollingUpdateStatefulSetStrategy)(nil)}: must be 'RollingUpdate' or 'OnDelete'"]
+            [
+                "spec.updateStrategy: Invalid value: apps.StatefulSetUpdateStrategy{Type:\"Foo\", RollingUpdate:(*apps.RollingUpdateStatefulSetStrategy)(nil)}: must be 'RollingUpdate' or 'OnDelete'"
+            ]
         );
     }
 }

@@ -51,7 +51,12 @@ async fn metadata_and_config_objects_are_validated_as_upstream() {
     let cp = TestControlPlane::start().await;
     refused(
         &cp,
-        send(&cp, "POST", CM, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"l1","labels":{"-bad":"x"}}}"#),
+        send(
+            &cp,
+            "POST",
+            CM,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"l1","labels":{"-bad":"x"}}}"#,
+        ),
         422,
         "ConfigMap \"l1\" is invalid: metadata.labels: Invalid value: \"-bad\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
         CM,
@@ -59,7 +64,12 @@ async fn metadata_and_config_objects_are_validated_as_upstream() {
     );
     refused(
         &cp,
-        send(&cp, "POST", CM, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"l2","labels":{"a":1}}}"#),
+        send(
+            &cp,
+            "POST",
+            CM,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"l2","labels":{"a":1}}}"#,
+        ),
         400,
         "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string",
         CM,
@@ -68,7 +78,14 @@ async fn metadata_and_config_objects_are_validated_as_upstream() {
     let big = "x".repeat(262_144);
     refused(
         &cp,
-        send(&cp, "POST", CM, &format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"a1","annotations":{{"k":"{big}"}}}}}}"#)),
+        send(
+            &cp,
+            "POST",
+            CM,
+            &format!(
+                r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"a1","annotations":{{"k":"{big}"}}}}}}"#
+            ),
+        ),
         422,
         "ConfigMap \"a1\" is invalid: metadata.annotations: Too long: must have at most 262144 bytes",
         CM,
@@ -76,7 +93,12 @@ async fn metadata_and_config_objects_are_validated_as_upstream() {
     );
     refused(
         &cp,
-        send(&cp, "POST", CM, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"f1","finalizers":["mine"]}}"#),
+        send(
+            &cp,
+            "POST",
+            CM,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"f1","finalizers":["mine"]}}"#,
+        ),
         422,
         "ConfigMap \"f1\" is invalid: metadata.finalizers[0]: Invalid value: \"mine\": name is neither a standard finalizer name nor is it fully qualified",
         CM,
@@ -99,7 +121,12 @@ async fn metadata_and_config_objects_are_validated_as_upstream() {
     // ConfigMaps: value types, size, keys shared with binaryData.
     refused(
         &cp,
-        send(&cp, "POST", CM, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c1"},"data":{"k":5}}"#),
+        send(
+            &cp,
+            "POST",
+            CM,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c1"},"data":{"k":5}}"#,
+        ),
         400,
         "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string",
         CM,
@@ -108,7 +135,14 @@ async fn metadata_and_config_objects_are_validated_as_upstream() {
     let mib = "x".repeat(1024 * 1024);
     refused(
         &cp,
-        send(&cp, "POST", CM, &format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"c2"}},"data":{{"a":"{mib}","b":"y"}}}}"#)),
+        send(
+            &cp,
+            "POST",
+            CM,
+            &format!(
+                r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"c2"}},"data":{{"a":"{mib}","b":"y"}}}}"#
+            ),
+        ),
         422,
         "ConfigMap \"c2\" is invalid: []: Too long: must have at most 1048576 bytes",
         CM,
@@ -116,7 +150,12 @@ async fn metadata_and_config_objects_are_validated_as_upstream() {
     );
     refused(
         &cp,
-        send(&cp, "POST", CM, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c3"},"data":{"k":"v"},"binaryData":{"k":"eA=="}}"#),
+        send(
+            &cp,
+            "POST",
+            CM,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c3"},"data":{"k":"v"},"binaryData":{"k":"eA=="}}"#,
+        ),
         422,
         "ConfigMap \"c3\" is invalid: data[k]: Invalid value: \"k\": duplicate of key present in binaryData",
         CM,
@@ -139,7 +178,10 @@ async fn metadata_and_config_objects_are_validated_as_upstream() {
     )
     .expect("patch");
     assert_eq!(code, 422, "{text}");
-    assert!(text.contains("data: Forbidden: field is immutable when `immutable` is set"), "{text}");
+    assert!(
+        text.contains("data: Forbidden: field is immutable when `immutable` is set"),
+        "{text}"
+    );
     let (_, frozen) = send(&cp, "GET", &format!("{CM}/frozen"), "");
     assert_eq!(frozen["data"]["k"], "v");
 }
@@ -156,7 +198,10 @@ async fn secrets_fold_string_data_and_check_their_contents() {
     );
     assert_eq!(code, 201, "{created}");
     let (_, stored) = send(&cp, "GET", &format!("{SECRETS}/s1"), "");
-    assert_eq!(stored["data"], serde_json::json!({"a": "eA==", "b": "aGVsbG8="}));
+    assert_eq!(
+        stored["data"],
+        serde_json::json!({"a": "eA==", "b": "aGVsbG8="})
+    );
     assert!(stored.get("stringData").is_none(), "{stored}");
     assert_eq!(stored["type"], "Opaque");
     // On update and patch too.
@@ -175,7 +220,12 @@ async fn secrets_fold_string_data_and_check_their_contents() {
     // Bad base64 is a decode error.
     refused(
         &cp,
-        send(&cp, "POST", SECRETS, r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s2"},"data":{"k":"not base64!"}}"#),
+        send(
+            &cp,
+            "POST",
+            SECRETS,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s2"},"data":{"k":"not base64!"}}"#,
+        ),
         400,
         "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3",
         SECRETS,
@@ -183,7 +233,12 @@ async fn secrets_fold_string_data_and_check_their_contents() {
     );
     refused(
         &cp,
-        send(&cp, "POST", SECRETS, r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s3"},"type":"kubernetes.io/tls","stringData":{"tls.crt":"x"}}"#),
+        send(
+            &cp,
+            "POST",
+            SECRETS,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s3"},"type":"kubernetes.io/tls","stringData":{"tls.crt":"x"}}"#,
+        ),
         422,
         "Secret \"s3\" is invalid: data[tls.key]: Required value",
         SECRETS,
@@ -205,7 +260,10 @@ async fn secrets_fold_string_data_and_check_their_contents() {
     );
     let (_, after) = send(&cp, "GET", &format!("{SECRETS}/s1"), "");
     assert_eq!(after["type"], "Opaque");
-    assert_eq!(after["metadata"]["resourceVersion"], stored["metadata"]["resourceVersion"]);
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        stored["metadata"]["resourceVersion"]
+    );
 
     if kubectl_enabled("secrets_fold_string_data_and_check_their_contents") {
         let file = cp.manifest(
@@ -214,12 +272,24 @@ async fn secrets_fold_string_data_and_check_their_contents() {
         );
         cp.kubectl_ok(&["apply", "-f", &file]);
         assert_eq!(
-            cp.kubectl_ok(&["get", "secret", "applied", "-o", "jsonpath={.data.password}"]),
+            cp.kubectl_ok(&[
+                "get",
+                "secret",
+                "applied",
+                "-o",
+                "jsonpath={.data.password}"
+            ]),
             "czNjcmV0"
         );
         cp.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &file]);
         assert_eq!(
-            cp.kubectl_ok(&["get", "secret", "applied", "-o", "jsonpath={.data.password}"]),
+            cp.kubectl_ok(&[
+                "get",
+                "secret",
+                "applied",
+                "-o",
+                "jsonpath={.data.password}"
+            ]),
             "czNjcmV0"
         );
     }
@@ -230,7 +300,12 @@ async fn identities_and_kind_rules_are_enforced() {
     let cp = TestControlPlane::start().await;
     refused(
         &cp,
-        send(&cp, "POST", PODS, r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"k1"}}"#),
+        send(
+            &cp,
+            "POST",
+            PODS,
+            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"k1"}}"#,
+        ),
         400,
         "Service in version \"v1\" cannot be handled as a Pod: converting (v1.Service) to (core.Pod): unknown conversion",
         PODS,
@@ -238,18 +313,39 @@ async fn identities_and_kind_rules_are_enforced() {
     );
     refused(
         &cp,
-        send(&cp, "POST", PODS, r#"{"apiVersion":"apps/v1","kind":"Pod","metadata":{"name":"k2"}}"#),
+        send(
+            &cp,
+            "POST",
+            PODS,
+            r#"{"apiVersion":"apps/v1","kind":"Pod","metadata":{"name":"k2"}}"#,
+        ),
         400,
         "Pod in version \"v1\" cannot be handled as a Pod: no kind \"Pod\" is registered for version \"apps/v1\" in scheme \"pkg/api/legacyscheme/scheme.go:30\"",
         PODS,
         "k2",
     );
-    let (code, status) = send(&cp, "POST", PODS, r#"{"apiVersion":"v1","kind":7,"metadata":{"name":"k3"}}"#);
+    let (code, status) = send(
+        &cp,
+        "POST",
+        PODS,
+        r#"{"apiVersion":"v1","kind":7,"metadata":{"name":"k3"}}"#,
+    );
     assert_eq!(code, 400, "{status}");
-    assert!(status["message"].as_str().unwrap_or_default().contains("cannot unmarshal number into Go struct field .kind of type string"), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot unmarshal number into Go struct field .kind of type string"),
+        "{status}"
+    );
     refused(
         &cp,
-        send(&cp, "POST", PODS, r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p1"},"spec":{"containers":[{"image":"busybox"}]}}"#),
+        send(
+            &cp,
+            "POST",
+            PODS,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p1"},"spec":{"containers":[{"image":"busybox"}]}}"#,
+        ),
         422,
         "Pod \"p1\" is invalid: spec.containers[0].name: Required value",
         PODS,
@@ -257,7 +353,12 @@ async fn identities_and_kind_rules_are_enforced() {
     );
     refused(
         &cp,
-        send(&cp, "POST", PODS, r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p2"},"spec":{"containers":[{"name":"c","image":"busybox","ports":[{"containerPort":80,"protocol":"FOO"}]}]}}"#),
+        send(
+            &cp,
+            "POST",
+            PODS,
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p2"},"spec":{"containers":[{"name":"c","image":"busybox","ports":[{"containerPort":80,"protocol":"FOO"}]}]}}"#,
+        ),
         422,
         "Pod \"p2\" is invalid: spec.containers[0].ports[0].protocol: Unsupported value: \"FOO\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
         PODS,
@@ -266,7 +367,12 @@ async fn identities_and_kind_rules_are_enforced() {
     let services = "/api/v1/namespaces/default/services";
     refused(
         &cp,
-        send(&cp, "POST", services, r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"svc"},"spec":{"ports":[{"port":80,"protocol":"FOO"}]}}"#),
+        send(
+            &cp,
+            "POST",
+            services,
+            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"svc"},"spec":{"ports":[{"port":80,"protocol":"FOO"}]}}"#,
+        ),
         422,
         "Service \"svc\" is invalid: spec.ports[0].protocol: Unsupported value: \"FOO\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
         services,
@@ -275,7 +381,12 @@ async fn identities_and_kind_rules_are_enforced() {
     let deployments = "/apis/apps/v1/namespaces/default/deployments";
     refused(
         &cp,
-        send(&cp, "POST", deployments, r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"strategy":{"type":"Foo"},"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}}}"#),
+        send(
+            &cp,
+            "POST",
+            deployments,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"strategy":{"type":"Foo"},"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}}}"#,
+        ),
         422,
         "Deployment.apps \"d\" is invalid: spec.strategy: Unsupported value: apps.DeploymentStrategy{Type:\"Foo\", RollingUpdate:(*apps.RollingUpdateDeployment)(nil)}: supported values: \"Recreate\", \"RollingUpdate\"",
         deployments,
@@ -308,15 +419,22 @@ async fn yaml_alias_bombs_are_refused_fast_with_flat_memory() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bomb}}\nx: &a [{items}]\ndata: {{k: [{refs}]}}\n"
     );
     // A classic nested bomb.
-    let mut nested = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\na0: &a0 [\"lol\"]\n");
+    let mut nested = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\na0: &a0 [\"lol\"]\n",
+    );
     for i in 1..=9 {
         let r = vec![format!("*a{}", i - 1); 10].join(",");
         nested.push_str(&format!("a{i}: &a{i} [{r}]\n"));
     }
     for body in [&fan, &nested] {
         let started = Instant::now();
-        let (code, text) = request_as("POST", &cp.address, CM, "application/yaml", body).expect("post");
-        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        let (code, text) =
+            request_as("POST", &cp.address, CM, "application/yaml", body).expect("post");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
         assert_eq!(code, 400, "{text}");
         let status: Value = serde_json::from_str(&text).expect("status");
         assert_eq!(status["kind"], "Status");
@@ -337,7 +455,8 @@ async fn yaml_alias_bombs_are_refused_fast_with_flat_memory() {
         assert!(text.contains("excessive aliasing"), "{text}");
     }
     let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
-    let (code, text) = request_as("POST", &cp.address, CM, "application/yaml", &deep).expect("deep");
+    let (code, text) =
+        request_as("POST", &cp.address, CM, "application/yaml", &deep).expect("deep");
     assert_eq!(code, 400, "{text}");
     assert!(text.contains("recursion limit exceeded"), "{text}");
     let (code, _) = send(&cp, "GET", &format!("{CM}/bomb"), "");

@@ -13,7 +13,11 @@ fn summarize(obj: &Value) -> String {
     let text = obj.to_string();
     if !text.starts_with('{') {
         let hex: String = text.bytes().take(30).map(|b| format!("{b:02x}")).collect();
-        return if text.len() > 30 { format!("{hex} ...") } else { hex };
+        return if text.len() > 30 {
+            format!("{hex} ...")
+        } else {
+            hex
+        };
     }
     if text.len() <= 30 {
         return text;
@@ -123,7 +127,8 @@ mod tests {
             err.message,
             "Service in version \"v1\" cannot be handled as a Pod: converting (v1.Service) to (core.Pod): unknown conversion"
         );
-        let err = check(pods, &json!({"apiVersion": "apps/v1", "kind": "Pod"})).expect_err("version");
+        let err =
+            check(pods, &json!({"apiVersion": "apps/v1", "kind": "Pod"})).expect_err("version");
         assert_eq!(
             err.message,
             "Pod in version \"v1\" cannot be handled as a Pod: no kind \"Pod\" is registered for version \"apps/v1\" in scheme \"pkg/api/legacyscheme/scheme.go:30\""
@@ -136,9 +141,23 @@ mod tests {
             err.message
         );
         let err = check(pods, &json!([1, 2])).expect_err("array");
-        assert!(err.message.contains("cannot unmarshal array into Go value of type struct"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("cannot unmarshal array into Go value of type struct"),
+            "{}",
+            err.message
+        );
         let deployments = resources::find("apps", "v1", "deployments").expect("deployments");
-        let err = check(deployments, &json!({"apiVersion": "apps/v1", "kind": "ReplicaSet"})).expect_err("rs");
-        assert!(err.message.ends_with("converting (v1.ReplicaSet) to (apps.Deployment): unknown conversion"), "{}", err.message);
+        let err = check(
+            deployments,
+            &json!({"apiVersion": "apps/v1", "kind": "ReplicaSet"}),
+        )
+        .expect_err("rs");
+        assert!(
+            err.message
+                .ends_with("converting (v1.ReplicaSet) to (apps.Deployment): unknown conversion"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -132,11 +132,7 @@ fn bytes_map(v: Option<&Value>, owner: &str, field: &str) -> Result<(), String> 
 
 fn metadata(meta: Option<&Value>, path: &str) -> Result<(), String> {
     let Some(meta) = meta else { return Ok(()) };
-    string_map(
-        meta.get("labels"),
-        "ObjectMeta",
-        &format!("{path}.labels"),
-    )?;
+    string_map(meta.get("labels"), "ObjectMeta", &format!("{path}.labels"))?;
     string_map(
         meta.get("annotations"),
         "ObjectMeta",
@@ -223,8 +219,8 @@ mod tests {
     #[test]
     fn wrong_types_are_decode_errors() {
         let cm = resources::find("", "v1", "configmaps").expect("type");
-        let err = check(cm, &json!({"metadata": {"name": "a", "labels": {"a": 1}}}))
-            .expect_err("labels");
+        let err =
+            check(cm, &json!({"metadata": {"name": "a", "labels": {"a": 1}}})).expect_err("labels");
         assert_eq!(err.code, 400);
         assert_eq!(
             err.message,
@@ -233,9 +229,20 @@ mod tests {
         let err = check(cm, &json!({"metadata": {"annotations": {"a": true}}})).expect_err("ann");
         assert!(err.message.ends_with("cannot unmarshal bool into Go struct field ObjectMeta.metadata.annotations of type string"), "{}", err.message);
         let err = check(cm, &json!({"data": {"k": {"x": 1}}})).expect_err("data");
-        assert!(err.message.ends_with("cannot unmarshal object into Go struct field ConfigMap.data of type string"), "{}", err.message);
+        assert!(
+            err.message.ends_with(
+                "cannot unmarshal object into Go struct field ConfigMap.data of type string"
+            ),
+            "{}",
+            err.message
+        );
         let err = check(cm, &json!({"binaryData": {"k": "%%%"}})).expect_err("binary");
-        assert!(err.message.ends_with(": illegal base64 data at input byte 0"), "{}", err.message);
+        assert!(
+            err.message
+                .ends_with(": illegal base64 data at input byte 0"),
+            "{}",
+            err.message
+        );
         let secret = resources::find("", "v1", "secrets").expect("type");
         let err = check(secret, &json!({"data": {"k": "not base64!"}})).expect_err("secret");
         assert_eq!(
@@ -243,17 +250,32 @@ mod tests {
             "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3"
         );
         let err = check(secret, &json!({"stringData": {"k": 5}})).expect_err("stringData");
-        assert!(err.message.ends_with("Go struct field Secret.stringData of type string"), "{}", err.message);
+        assert!(
+            err.message
+                .ends_with("Go struct field Secret.stringData of type string"),
+            "{}",
+            err.message
+        );
         let deploy = resources::find("apps", "v1", "deployments").expect("type");
-        let err = check(deploy, &json!({"spec": {"template": {"metadata": {"labels": {"a": [1]}}}}}))
-            .expect_err("template");
+        let err = check(
+            deploy,
+            &json!({"spec": {"template": {"metadata": {"labels": {"a": [1]}}}}}),
+        )
+        .expect_err("template");
         assert!(err.message.ends_with("cannot unmarshal array into Go struct field ObjectMeta.spec.template.metadata.labels of type string"), "{}", err.message);
-        assert!(check(secret, &json!({"data": {"k": "eA=="}, "stringData": {"a": "b"}})).is_ok());
+        assert!(
+            check(
+                secret,
+                &json!({"data": {"k": "eA=="}, "stringData": {"a": "b"}})
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn string_data_is_folded_into_data() {
-        let mut s = json!({"data": {"a": "eA==", "b": "eA=="}, "stringData": {"b": "hello", "c": ""}});
+        let mut s =
+            json!({"data": {"a": "eA==", "b": "eA=="}, "stringData": {"b": "hello", "c": ""}});
         fold_string_data(&mut s);
         assert_eq!(s, json!({"data": {"a": "eA==", "b": "aGVsbG8=", "c": ""}}));
         let mut only = json!({"stringData": {"k": "v"}});

@@ -226,7 +226,10 @@ mod tests {
         let started = std::time::Instant::now();
         let err = decode(doc.as_bytes()).expect_err("bomb");
         assert!(matches!(err, YamlError::ExcessiveAliasing), "{err}");
-        assert_eq!(err.to_string(), "yaml: document contains excessive aliasing");
+        assert_eq!(
+            err.to_string(),
+            "yaml: document contains excessive aliasing"
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
@@ -268,14 +271,23 @@ mod tests {
         assert_eq!(decode(json).expect("json")["kind"], "Pod");
         // A large flat document without aliases is within budget.
         let flat = format!("[{}]", vec!["1"; 300_000].join(","));
-        assert_eq!(decode(flat.as_bytes()).expect("flat").as_array().map(Vec::len), Some(300_000));
+        assert_eq!(
+            decode(flat.as_bytes())
+                .expect("flat")
+                .as_array()
+                .map(Vec::len),
+            Some(300_000)
+        );
     }
 
     #[test]
     fn deep_nesting_is_refused() {
         let doc = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let err = decode(doc.as_bytes()).expect_err("deep");
-        assert!(err.to_string().contains("recursion limit exceeded"), "{err}");
+        assert!(
+            err.to_string().contains("recursion limit exceeded"),
+            "{err}"
+        );
         let err = decode(b"a: [").expect_err("syntax");
         assert!(matches!(err, YamlError::Parse(_)));
     }
