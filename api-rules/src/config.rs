@@ -164,17 +164,15 @@ pub fn validate_secret(secret: &Secret) -> Vec<String> {
                 }
             }
         }
-        "kubernetes.io/basic-auth" => {
-            // Upstream builds this path with a literal `data[%s]`.
-            if !data.contains_key("username") && !data.contains_key("password") {
-                errors.push("data[%s][username]: Required value".into());
-                errors.push("data[%s][password]: Required value".into());
-            }
+        // Upstream builds these paths with a literal `data[%s]`.
+        "kubernetes.io/basic-auth"
+            if !data.contains_key("username") && !data.contains_key("password") =>
+        {
+            errors.push("data[%s][username]: Required value".into());
+            errors.push("data[%s][password]: Required value".into());
         }
-        "kubernetes.io/ssh-auth" => {
-            if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) {
-                errors.push("data[%s][ssh-privatekey]: Required value".into());
-            }
+        "kubernetes.io/ssh-auth" if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) => {
+            errors.push("data[%s][ssh-privatekey]: Required value".into());
         }
         "kubernetes.io/tls" => {
             for key in ["tls.crt", "tls.key"] {
