@@ -3,6 +3,8 @@
 //! API server's wording, and server-owned metadata (uid, creationTimestamp,
 //! generation, resourceVersion).
 
+use std::collections::BTreeMap;
+
 use chrono::{SecondsFormat, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -15,7 +17,9 @@ use skiff_api_rules::config::{
     validate_config_map, validate_config_map_update, validate_secret, validate_secret_update,
 };
 use skiff_api_rules::daemonset::validate_daemonset_spec;
-use skiff_api_rules::metadata::{NameRule, validate_object_meta};
+use skiff_api_rules::metadata::{
+    NameRule, validate_annotations, validate_labels, validate_object_meta,
+};
 use skiff_api_rules::service::validate_service_spec;
 use skiff_api_rules::storage::validate_claim_spec;
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
@@ -498,6 +502,29 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         None => ObjectMeta::default(),
     };
     let mut errors = validate_object_meta(&meta, name_rule(rt.kind));
+    for template in [
+        "/spec/template/metadata",
+        "/spec/jobTemplate/spec/template/metadata",
+    ] {
+        let Some(template_meta) = obj.pointer(template) else {
+            continue;
+        };
+        let path = template[1..].replace('/', ".");
+        let strings = |field: &str| {
+            template_meta
+                .get(field)
+                .and_then(|v| serde_json::from_value::<BTreeMap<String, String>>(v.clone()).ok())
+        };
+        if let Some(labels) = strings("labels") {
+            errors.extend(validate_labels(&format!("{path}.labels"), &labels));
+        }
+        if let Some(annotations) = strings("annotations") {
+            errors.extend(validate_annotations(
+                &format!("{path}.annotations"),
+                &annotations,
+            ));
+        }
+    }
     match rt.kind {
         "Pod" => {
             let pod: Pod = decode(rt, obj)?;
@@ -828,6 +855,20 @@ mod tests {
         let mut d = json!({"metadata": {"name": "d"}});
         track_template_generation(other, None, &mut d);
         assert!(d["metadata"].get("annotations").is_none());
+    }
+
+    #[test]
+    fn template_labels_are_checked_like_object_labels() {
+        let rt = resources::find("apps", "v1", "deployments").expect("type");
+        let obj = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b", "bad key": "x"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+        let err = validate(rt, &obj).expect_err("label");
+        assert!(
+            err.message.contains("spec.template.metadata.labels: Invalid value: \"bad key\": name part must consist of"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
