@@ -5,15 +5,24 @@
 //!
 //! # Layout
 //! - [`batch`]: Job and CronJob specs (counts, modes, policies).
+//! - [`config`]: ConfigMaps and Secrets (keys, size, types, `immutable`).
 //! - [`daemonset`]: DaemonSet specs (update strategy, rolling budget).
+//! - [`metadata`]: every kind's metadata (names, labels, annotations,
+//!   finalizers, owner references).
 //! - [`names`]: DNS-1123 names and labels.
 //! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
+//! - [`service`]: Service specs and port protocols.
+//! - [`storage`]: PersistentVolumeClaim specs.
 //! - [`workloads`]: controllers' selectors and templates.
 
 pub mod batch;
+pub mod config;
 pub mod daemonset;
+pub mod metadata;
 pub mod names;
 pub mod pod;
+pub mod service;
+pub mod storage;
 pub mod workloads;
 
 /// One invalid field: `field` and the message after it, as in

@@ -50,11 +50,15 @@ fn check_probe(path: &str, probe: &Option<Probe>, liveness_like: bool, errors: &
 }
 
 fn check_container(path: &str, c: &Container, errors: &mut Vec<String>) {
-    if !is_dns1123_label(&c.name) {
-        errors.push(format!(
-            "{path}.name: Invalid value: \"{}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
-            c.name
-        ));
+    if c.name.is_empty() {
+        errors.push(format!("{path}.name: Required value"));
+    } else {
+        for m in crate::metadata::dns1123_label_errors(&c.name) {
+            errors.push(format!(
+                "{path}.name: Invalid value: {}: {m}",
+                crate::metadata::go_quote(&c.name)
+            ));
+        }
     }
     match c.image.as_deref() {
         None | Some("") => errors.push(format!("{path}.image: Required value")),
@@ -88,6 +92,12 @@ fn check_container(path: &str, c: &Container, errors: &mut Vec<String>) {
                 "{path}.ports[{i}].containerPort: Invalid value: {}: must be between 1 and 65535, inclusive",
                 port.container_port
             ));
+        }
+        if let Some(e) = crate::service::protocol_error(
+            &format!("{path}.ports[{i}].protocol"),
+            port.protocol.as_deref(),
+        ) {
+            errors.push(e);
         }
     }
     check_probe(
@@ -222,5 +232,35 @@ spec:
                 "missing {expected:?} in {errors:#?}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod container_tests {
+    use super::*;
+
+    #[test]
+    fn nameless_containers_and_unknown_protocols() {
+        let p: Pod = serde_yaml::from_str(
+            "{metadata: {name: p}, spec: {containers: [{image: busybox, ports: [{containerPort: 80, protocol: FOO}]}]}}",
+        )
+        .expect("pod");
+        assert_eq!(
+            validate_pod(&p),
+            [
+                "spec.containers[0].name: Required value",
+                "spec.containers[0].ports[0].protocol: Unsupported value: \"FOO\": supported values: \"SCTP\", \"TCP\", \"UDP\""
+            ]
+        );
+        let p: Pod = serde_yaml::from_str(
+            "{metadata: {name: p}, spec: {containers: [{name: Web, image: busybox}]}}",
+        )
+        .expect("pod");
+        assert_eq!(
+            validate_pod(&p),
+            [
+                "spec.containers[0].name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+            ]
+        );
     }
 }

@@ -184,3 +184,76 @@ mod tests {
         ));
     }
 }
+
+/// A Deployment's `spec.strategy` (defaulted): a known type, and no
+/// `rollingUpdate` with `Recreate`.
+pub fn deployment_strategy_errors(
+    strategy: Option<&k8s_openapi::api::apps::v1::DeploymentStrategy>,
+) -> Vec<String> {
+    let Some(strategy) = strategy else {
+        return Vec::new();
+    };
+    match strategy.type_.as_deref() {
+        Some("Recreate") if strategy.rolling_update.is_some() => vec![
+            "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'".into(),
+        ],
+        Some("Recreate" | "RollingUpdate") => Vec::new(),
+        other => vec![format!(
+            "spec.strategy: Unsupported value: apps.DeploymentStrategy{{Type:{:?}, RollingUpdate:(*apps.RollingUpdateDeployment)({})}}: supported values: \"Recreate\", \"RollingUpdate\"",
+            other.unwrap_or_default(),
+            go_pointer(strategy.rolling_update.is_some())
+        )],
+    }
+}
+
+/// A StatefulSet's `spec.updateStrategy` type.
+pub fn statefulset_strategy_errors(
+    strategy: Option<&k8s_openapi::api::apps::v1::StatefulSetUpdateStrategy>,
+) -> Vec<String> {
+    let Some(strategy) = strategy else {
+        return Vec::new();
+    };
+    match strategy.type_.as_deref() {
+        Some("RollingUpdate" | "OnDelete") => Vec::new(),
+        other => vec![format!(
+            "spec.updateStrategy: Invalid value: apps.StatefulSetUpdateStrategy{{Type:{:?}, RollingUpdate:(*apps.RollingUpdateStatefulSetStrategy)({})}}: must be 'RollingUpdate' or 'OnDelete'",
+            other.unwrap_or_default(),
+            go_pointer(strategy.rolling_update.is_some())
+        )],
+    }
+}
+
+/// How Go's `%#v` shows a pointer field: `nil`, or an address (never
+/// meaningful to a reader, so a fixed one).
+fn go_pointer(set: bool) -> &'static str {
+    if set { "0xc000000000" } else { "nil" }
+}
+
+#[cfg(test)]
+mod strategy_tests {
+    use super::*;
+
+    #[test]
+    fn unknown_strategy_types_are_named_as_upstream_does() {
+        let d: k8s_openapi::api::apps::v1::DeploymentStrategy =
+            serde_yaml::from_str("{type: Foo}").expect("strategy");
+        assert_eq!(
+            deployment_strategy_errors(Some(&d)),
+            [
+                "spec.strategy: Unsupported value: apps.DeploymentStrategy{Type:\"Foo\", RollingUpdate:(*apps.RollingUpdateDeployment)(nil)}: supported values: \"Recreate\", \"RollingUpdate\""
+            ]
+        );
+        let d: k8s_openapi::api::apps::v1::DeploymentStrategy =
+            serde_yaml::from_str("{type: Recreate, rollingUpdate: {maxSurge: 1}}")
+                .expect("strategy");
+        assert_eq!(deployment_strategy_errors(Some(&d)).len(), 1);
+        let s: k8s_openapi::api::apps::v1::StatefulSetUpdateStrategy =
+            serde_yaml::from_str("{type: Foo}").expect("strategy");
+        assert_eq!(
+            statefulset_strategy_errors(Some(&s)),
+            [
+                "spec.updateStrategy: Invalid value: apps.StatefulSetUpdateStrategy{Type:\"Foo\", RollingUpdate:(*apps.RollingUpdateStatefulSetStrategy)(nil)}: must be 'RollingUpdate' or 'OnDelete'"
+            ]
+        );
+    }
+}

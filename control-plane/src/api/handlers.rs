@@ -518,8 +518,7 @@ impl Api {
             return super::protobuf::decode(body).map_err(ApiError::bad_request);
         }
         let value: Value = if content_type.contains("yaml") {
-            serde_yaml::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+            super::yaml::decode(body).map_err(ApiError::from)?
         } else {
             serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?
@@ -527,21 +526,10 @@ impl Api {
         Ok(value)
     }
 
-    /// Checks kind/apiVersion and namespace of a body against the URL.
+    /// Checks kind/apiVersion and namespace of a body against the URL
+    /// (missing ones are taken from the URL; see [`super::identity`]).
     fn check_identity(&self, t: &Target, obj: &mut Value) -> ApiResult<()> {
-        if !obj.is_object() {
-            return Err(ApiError::bad_request(format!(
-                "Object 'Kind' is missing in '{}'",
-                super::edge::excerpt(obj)
-            )));
-        }
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or(t.rt.kind);
-        if kind != t.rt.kind {
-            return Err(ApiError::bad_request(format!(
-                "the kind {kind:?} does not match the resource {:?} of the URL",
-                t.rt.plural
-            )));
-        }
+        super::identity::check(t.rt, obj)?;
         obj["kind"] = json!(t.rt.kind);
         obj["apiVersion"] = json!(t.rt.api_version());
         if !obj.get("metadata").is_some_and(Value::is_object) {
@@ -808,8 +796,7 @@ impl Api {
             .unwrap_or("")
             .to_string();
         if content_type.starts_with("application/apply-patch") {
-            let config: Value = serde_yaml::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let config = super::yaml::decode(body).map_err(ApiError::from)?;
             return self.apply(t, config).await;
         }
         let patch_body: Value = serde_json::from_slice(body)

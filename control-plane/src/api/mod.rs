@@ -26,6 +26,7 @@ pub mod edge;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod identity;
 pub mod internal;
 pub mod list;
 pub mod managed_fields;
@@ -37,6 +38,8 @@ pub mod query;
 pub mod resources;
 pub mod selectors;
 pub mod table;
+pub mod typecheck;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;

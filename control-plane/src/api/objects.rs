@@ -3,13 +3,25 @@
 //! API server's wording, and server-owned metadata (uid, creationTimestamp,
 //! generation, resourceVersion).
 
+use std::collections::BTreeMap;
+
 use chrono::{SecondsFormat, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Pod, ReplicationController, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Pod, ReplicationController, Secret, Service,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
+use skiff_api_rules::config::{
+    validate_config_map, validate_config_map_update, validate_secret, validate_secret_update,
+};
 use skiff_api_rules::daemonset::validate_daemonset_spec;
-use skiff_api_rules::names::{is_dns1123_label, is_dns1123_subdomain, subdomain_message};
+use skiff_api_rules::metadata::{
+    NameRule, validate_annotations, validate_labels, validate_object_meta,
+};
+use skiff_api_rules::service::validate_service_spec;
+use skiff_api_rules::storage::validate_claim_spec;
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::error::ApiError;
@@ -302,6 +314,10 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             set_default(obj, &["spec", "failedJobsHistoryLimit"], json!(1));
             default_template(obj, &["spec", "jobTemplate", "spec", "template"], false);
         }
+        "Secret" => {
+            super::typecheck::fold_string_data(obj);
+            set_default(obj, &["type"], json!("Opaque"));
+        }
         "Namespace" => {
             set_default(obj, &["spec", "finalizers"], json!(["kubernetes"]));
             set_default(obj, &["status", "phase"], json!("Active"));
@@ -459,23 +475,55 @@ fn missing_in(path: String, input: &Value, back: &Value, out: &mut Vec<String>) 
     }
 }
 
+/// How upstream checks names of `kind`.
+fn name_rule(kind: &str) -> NameRule {
+    match kind {
+        "Namespace" => NameRule::Label,
+        "Service" => NameRule::Dns1035,
+        _ => NameRule::Subdomain,
+    }
+}
+
 /// Validates `obj` (already defaulted); `Err` is the API server's answer.
+/// Each kind's rules live in `skiff_api_rules`; this only dispatches.
 pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    super::typecheck::check(rt, obj)?;
     let name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut errors = Vec::new();
-    if name.is_empty() {
-        errors.push("metadata.name: Required value: name or generateName is required".to_string());
-    } else if rt.kind == "Namespace" || rt.kind == "Service" {
-        if !is_dns1123_label(name) {
-            errors.push(format!(
-                "metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+    let meta: ObjectMeta = match obj.get("metadata") {
+        Some(m) => serde_json::from_value(m.clone()).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: {e}",
+                rt.kind, rt.version, rt.kind
+            ))
+        })?,
+        None => ObjectMeta::default(),
+    };
+    let mut errors = validate_object_meta(&meta, name_rule(rt.kind));
+    for template in [
+        "/spec/template/metadata",
+        "/spec/jobTemplate/spec/template/metadata",
+    ] {
+        let Some(template_meta) = obj.pointer(template) else {
+            continue;
+        };
+        let path = template[1..].replace('/', ".");
+        let strings = |field: &str| {
+            template_meta
+                .get(field)
+                .and_then(|v| serde_json::from_value::<BTreeMap<String, String>>(v.clone()).ok())
+        };
+        if let Some(labels) = strings("labels") {
+            errors.extend(validate_labels(&format!("{path}.labels"), &labels));
+        }
+        if let Some(annotations) = strings("annotations") {
+            errors.extend(validate_annotations(
+                &format!("{path}.annotations"),
+                &annotations,
             ));
         }
-    } else if !is_dns1123_subdomain(name) {
-        errors.push(format!("metadata.name: {}", subdomain_message(name)));
     }
     match rt.kind {
         "Pod" => {
@@ -489,6 +537,9 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         "Deployment" => {
             let d: Deployment = decode(rt, obj)?;
             let spec = d.spec.unwrap_or_default();
+            errors.extend(skiff_api_rules::workloads::deployment_strategy_errors(
+                spec.strategy.as_ref(),
+            ));
             errors.extend(validate_controller(
                 Some(&spec.selector),
                 Some(&spec.template),
@@ -521,6 +572,9 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
                 spec.replicas,
                 TemplateRestart::AlwaysOnly,
                 "spec.template",
+            ));
+            errors.extend(skiff_api_rules::workloads::statefulset_strategy_errors(
+                spec.update_strategy.as_ref(),
             ));
             if let Some(policy) = spec
                 .pod_management_policy
@@ -601,27 +655,19 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         }
         "Service" => {
             let s: Service = decode(rt, obj)?;
-            let spec = s.spec.unwrap_or_default();
-            let kind = spec.type_.as_deref().unwrap_or("ClusterIP");
-            if !matches!(
-                kind,
-                "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
-            ) {
-                errors.push(format!(
-                    "spec.type: Unsupported value: \"{kind}\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""
-                ));
-            }
-            if kind != "ExternalName" && spec.ports.as_ref().is_none_or(|p| p.is_empty()) {
-                errors.push("spec.ports: Required value".into());
-            }
-            for (i, p) in spec.ports.iter().flatten().enumerate() {
-                if !(1..=65535).contains(&p.port) {
-                    errors.push(format!(
-                        "spec.ports[{i}].port: Invalid value: {}: must be between 1 and 65535, inclusive",
-                        p.port
-                    ));
-                }
-            }
+            errors.extend(validate_service_spec(&s.spec.unwrap_or_default()));
+        }
+        "ConfigMap" => {
+            let c: ConfigMap = decode(rt, obj)?;
+            errors.extend(validate_config_map(&c));
+        }
+        "Secret" => {
+            let s: Secret = decode(rt, obj)?;
+            errors.extend(validate_secret(&s));
+        }
+        "PersistentVolumeClaim" => {
+            let c: PersistentVolumeClaim = decode(rt, obj)?;
+            errors.extend(validate_claim_spec("spec", &c.spec.unwrap_or_default()));
         }
         _ => {}
     }
@@ -678,6 +724,14 @@ pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
                 ));
             }
         }
+    }
+    let update_errors = match rt.kind {
+        "ConfigMap" => validate_config_map_update(&decode(rt, old)?, &decode(rt, new)?),
+        "Secret" => validate_secret_update(&decode(rt, old)?, &decode(rt, new)?),
+        _ => Vec::new(),
+    };
+    if !update_errors.is_empty() {
+        return Err(ApiError::invalid(rt, name, &update_errors));
     }
     if matches!(rt.kind, "Deployment" | "ReplicaSet" | "DaemonSet")
         && old.pointer("/spec/selector") != new.pointer("/spec/selector")
@@ -801,6 +855,20 @@ mod tests {
         let mut d = json!({"metadata": {"name": "d"}});
         track_template_generation(other, None, &mut d);
         assert!(d["metadata"].get("annotations").is_none());
+    }
+
+    #[test]
+    fn template_labels_are_checked_like_object_labels() {
+        let rt = resources::find("apps", "v1", "deployments").expect("type");
+        let obj = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b", "bad key": "x"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+        let err = validate(rt, &obj).expect_err("label");
+        assert!(
+            err.message.contains("spec.template.metadata.labels: Invalid value: \"bad key\": name part must consist of"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
