@@ -4,8 +4,10 @@
 //! - [`admission`]: admission steps that read other objects (default StorageClass).
 //! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
+//! - [`inflight`]: upstream's max-in-flight caps (429 over them).
 //! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
 //! - [`list`]: list responses streamed from store snapshots, paged.
+//! - [`watch`]: watch streams, each with a bounded buffer; stalled watchers are terminated.
 //! - [`internal`]: the same objects for the control plane's own actors.
 //! - [`events`]: Events recorded with upstream's correlation (counted repeats).
 //! - [`managed_fields`]: field ownership and server-side apply.
@@ -23,6 +25,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod inflight;
 pub mod internal;
 pub mod list;
 pub mod managed_fields;
@@ -33,6 +36,7 @@ pub mod proxy;
 pub mod resources;
 pub mod selectors;
 pub mod table;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -56,6 +60,10 @@ pub struct ApiState {
     pub by_verb: Mutex<BTreeMap<(String, String), (u64, Duration)>>,
     /// Snapshots of paged lists waiting for their next page.
     pub pages: list::Pages,
+    /// How much each watcher may buffer, and for how long when full.
+    pub watch_limits: watch::Limits,
+    /// Caps on requests served at once.
+    pub inflight: inflight::InFlight,
 }
 
 impl ApiState {
@@ -67,6 +75,8 @@ impl ApiState {
             requests: AtomicU64::new(0),
             by_verb: Mutex::new(BTreeMap::new()),
             pages: list::Pages::default(),
+            watch_limits: watch::Limits::default(),
+            inflight: inflight::InFlight::default(),
         }
     }
 
@@ -102,5 +112,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
             any(handlers::group_request),
         )
         .fallback(handlers::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            inflight::limit,
+        ))
         .with_state(state)
 }
