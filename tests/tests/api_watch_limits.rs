@@ -100,7 +100,7 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
     eprintln!(
         "updates {updates}, GET p50 {p50:?}, threads {threads_idle} -> {peak_threads}, RSS {rss_idle} -> {peak_rss} KiB"
     );
-    assert!(p50 < Duration::from_millis(100), "GET p50 {p50:?}");
+    assert!(p50 < Duration::from_millis(250), "GET p50 {p50:?}");
     assert!(
         peak_threads < threads_idle + 40,
         "threads grew from {threads_idle} to {peak_threads}"

@@ -34,7 +34,7 @@ use super::table;
 use crate::store::{Event, EventKind, KeyValue, Snapshot};
 
 /// Objects read from a snapshot at a time for initial events.
-const INITIAL_BATCH: usize = 64;
+const INITIAL_BATCH: usize = 16;
 
 /// How much a watcher buffers, and for how long a full buffer is allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -62,6 +62,12 @@ struct Job {
 struct Shared {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// One permit per read connection.
+    reading: Arc<tokio::sync::Semaphore>,
+    /// Snapshot batches use at most half the read connections, so point
+    /// reads (gets, the reads of writes) never queue behind many watches'
+    /// and lists' batches.
+    batching: Arc<tokio::sync::Semaphore>,
     writer: Mutex<std_mpsc::Sender<Job>>,
     /// Held while a commit's events are broadcast and while a watch
     /// subscribes and replays: no event is missed between the two.
@@ -191,6 +197,8 @@ impl SqliteStore {
             shared: Arc::new(Shared {
                 readers,
                 next_reader: AtomicUsize::new(0),
+                reading: Arc::new(tokio::sync::Semaphore::new(READERS)),
+                batching: Arc::new(tokio::sync::Semaphore::new(READERS / 2)),
                 writer: Mutex::new(writer),
                 gate,
                 live,
@@ -226,7 +234,17 @@ async fn read_on<T: Send + 'static>(
     shared: Arc<Shared>,
     f: impl FnOnce(&mut Connection, &Shared) -> Result<T> + Send + 'static,
 ) -> Result<T> {
+    // Waiting for a connection in async code, not on a blocking thread:
+    // many concurrent reads (snapshot batches of many watches) would each
+    // hold a thread of the blocking pool while they wait.
+    let permit = shared
+        .reading
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(backend)?;
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let i = shared.next_reader.fetch_add(1, Ordering::Relaxed) % shared.readers.len();
         let mut conn = shared.readers[i].lock().unwrap_or_else(|p| p.into_inner());
         f(&mut conn, &shared)
@@ -237,7 +255,7 @@ async fn read_on<T: Send + 'static>(
 
 /// Bytes of values one snapshot batch returns at most (besides its first
 /// entry): a batch of large objects stays a bounded copy.
-pub const BATCH_BYTES: usize = 4 << 20;
+pub const BATCH_BYTES: usize = 1 << 20;
 
 /// Up to `limit` entries of `prefix` after `after` as they were at
 /// `revision`, in one read transaction: current rows written at or before
@@ -336,6 +354,13 @@ impl Snapshot for SqliteSnapshot {
 
     async fn next(&mut self, after: &str, limit: usize) -> Result<Vec<KeyValue>> {
         let (prefix, revision, after) = (self.prefix.clone(), self.revision, after.to_string());
+        let _batching = self
+            .shared
+            .batching
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(backend)?;
         read_on(self.shared.clone(), move |conn, _| {
             batch_at(conn, &prefix, revision, &after, limit)
         })
