@@ -29,7 +29,12 @@ fn fds(pid: u32) -> usize {
 
 fn report(what: &str, pid: u32, latencies: &mut [Duration]) {
     latencies.sort();
-    let pct = |p: usize| latencies.get(latencies.len() * p / 100).copied().unwrap_or_default();
+    let pct = |p: usize| {
+        latencies
+            .get(latencies.len() * p / 100)
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
         "{what:<18} RSS {:>5} MiB  threads {:>4}  fds {:>5}  GET p50 {:>7.1?} p99 {:>7.1?}",
         status(pid, "VmRSS:") / 1024,

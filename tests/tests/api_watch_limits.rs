@@ -39,12 +39,21 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
     let addr = cp.address.clone();
     let path = "/api/v1/namespaces/default/configmaps";
     for i in 0..10 {
-        let (code, _) = http_json("POST", &addr, path, &big_configmap(&format!("big-{i}"), 'a'))
-            .expect("create");
+        let (code, _) = http_json(
+            "POST",
+            &addr,
+            path,
+            &big_configmap(&format!("big-{i}"), 'a'),
+        )
+        .expect("create");
         assert_eq!(code, 201);
     }
-    let small = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"small"},"data":{"a":"b"}}"#;
-    assert_eq!(http_json("POST", &addr, path, small).expect("create").0, 201);
+    let small =
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"small"},"data":{"a":"b"}}"#;
+    assert_eq!(
+        http_json("POST", &addr, path, small).expect("create").0,
+        201
+    );
     let threads_idle = proc_status(pid, "Threads:");
     let rss_idle = proc_status(pid, "VmRSS:");
 
@@ -53,7 +62,8 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
         let addr = addr.clone();
         std::thread::spawn(move || {
             let mut s = open_watch(&addr, "&resourceVersion=1");
-            s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_secs(60)))
+                .expect("timeout");
             let mut all = Vec::new();
             let mut buf = vec![0u8; 1 << 16];
             let needle = b"\"name\":\"done\"";
@@ -68,7 +78,11 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
     // 300 that never read: half with initial events.
     let stalled: Vec<TcpStream> = (0..300)
         .map(|i| {
-            let q = if i % 2 == 0 { "&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true" } else { "" };
+            let q = if i % 2 == 0 {
+                "&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+            } else {
+                ""
+            };
             open_watch(&addr, q)
         })
         .collect();
@@ -117,7 +131,10 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
         .filter(|l| l.contains("\"MODIFIED\""))
         .filter_map(|l| {
             let v: serde_json::Value = serde_json::from_str(l.trim()).ok()?;
-            v["object"]["metadata"]["resourceVersion"].as_str()?.parse().ok()
+            v["object"]["metadata"]["resourceVersion"]
+                .as_str()?
+                .parse()
+                .ok()
         })
         .collect();
     assert_eq!(revisions.len(), updates, "every update reached the reader");
@@ -127,7 +144,8 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
     // once what was already sent is drained.
     let mut ended = 0;
     for mut s in stalled {
-        s.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
         let mut tail = Vec::new();
         let mut buf = vec![0u8; 1 << 16];
         while let Ok(n) = s.read(&mut buf) {
@@ -144,7 +162,10 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
             }
         }
     }
-    assert!(ended >= 290, "only {ended} of 300 stalled watches were cut off");
+    assert!(
+        ended >= 290,
+        "only {ended} of 300 stalled watches were cut off"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let threads_after = proc_status(pid, "Threads:");
     assert!(threads_after < threads_idle + 20, "threads {threads_after}");
@@ -152,7 +173,8 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
 
 fn raw(addr: &str, request: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     s.write_all(request.as_bytes()).expect("send");
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -176,8 +198,13 @@ async fn requests_over_the_in_flight_cap_get_429_but_watches_are_not_counted() {
     // Watches beyond the cap do not count against it.
     let _watches: Vec<TcpStream> = (0..5).map(|_| open_watch(&addr, "")).collect();
     std::thread::sleep(Duration::from_millis(300));
-    let (code, _) = http_json("GET", &addr, "/api/v1/namespaces/default/configmaps/big-0", "")
-        .expect("get");
+    let (code, _) = http_json(
+        "GET",
+        &addr,
+        "/api/v1/namespaces/default/configmaps/big-0",
+        "",
+    )
+    .expect("get");
     assert_eq!(code, 200);
     // Many concurrent lists: some are refused.
     let answers: Vec<String> = std::thread::scope(|s| {
@@ -191,16 +218,26 @@ async fn requests_over_the_in_flight_cap_get_429_but_watches_are_not_counted() {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
     });
     let refused: Vec<&String> = answers
         .iter()
         .filter(|a| a.starts_with("HTTP/1.1 429"))
         .collect();
     assert!(!refused.is_empty(), "no request was refused");
-    assert!(answers.iter().all(|a| a.starts_with("HTTP/1.1 200") || a.starts_with("HTTP/1.1 429")));
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.starts_with("HTTP/1.1 200") || a.starts_with("HTTP/1.1 429"))
+    );
     let answer = refused[0].to_ascii_lowercase();
     assert!(answer.contains("retry-after: 1"), "{answer}");
-    assert!(answer.contains("\"reason\":\"toomanyrequests\""), "{answer}");
+    assert!(
+        answer.contains("\"reason\":\"toomanyrequests\""),
+        "{answer}"
+    );
     assert!(answer.contains("\"code\":429"), "{answer}");
 }

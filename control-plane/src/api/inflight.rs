@@ -80,9 +80,7 @@ fn mutating(method: &Method) -> bool {
 }
 
 fn too_many() -> Response {
-    let mut error = ApiError::too_many_requests(
-        "Too many requests, please try again later.",
-    );
+    let mut error = ApiError::too_many_requests("Too many requests, please try again later.");
     error.details = serde_json::json!({"retryAfterSeconds": RETRY_AFTER});
     let mut response = error.into_response();
     response
@@ -93,7 +91,11 @@ fn too_many() -> Response {
 
 /// The middleware.
 pub async fn limit(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
-    let (method, path, query) = (request.method(), request.uri().path(), request.uri().query());
+    let (method, path, query) = (
+        request.method(),
+        request.uri().path(),
+        request.uri().query(),
+    );
     if long_running(method, path, query) {
         return next.run(request).await;
     }

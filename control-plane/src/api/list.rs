@@ -367,7 +367,9 @@ async fn whole(
             render.item(kv, &mut out, &mut first);
         }
     }
-    Ok(json_body(stream(render, snapshot, after, out, first, budget)))
+    Ok(json_body(stream(
+        render, snapshot, after, out, first, budget,
+    )))
 }
 
 /// The rest of the list as a chunked body (`out` first), read and written
@@ -409,7 +411,10 @@ fn stream(
                 render.item(kv, &mut out, &mut first);
             }
             if out.len() >= CHUNK && !send(std::mem::take(&mut out)).await {
-                warn!(resource = render.rt.plural, "list client stopped reading; cut off");
+                warn!(
+                    resource = render.rt.plural,
+                    "list client stopped reading; cut off"
+                );
                 return;
             }
         }

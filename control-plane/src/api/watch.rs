@@ -124,8 +124,7 @@ impl Buffer {
     }
 
     fn full(&self, s: &State, len: usize) -> bool {
-        s.lines.len() >= self.limits.events
-            || (s.bytes > 0 && s.bytes + len > self.limits.bytes)
+        s.lines.len() >= self.limits.events || (s.bytes > 0 && s.bytes + len > self.limits.bytes)
     }
 
     /// Appends `line`, waiting at most the budget for room.
@@ -257,7 +256,10 @@ impl Render {
             return None;
         }
         let written = if self.table {
-            serde_json::to_writer(&mut out, &table::table(self.rt, std::slice::from_ref(&obj), revision))
+            serde_json::to_writer(
+                &mut out,
+                &table::table(self.rt, std::slice::from_ref(&obj), revision),
+            )
         } else {
             serde_json::to_writer(&mut out, &obj)
         };
@@ -394,9 +396,9 @@ impl Pump {
                 () = self.closed() => return Err(PushError::Closed),
             };
             let Some(event) = event else { return Ok(()) };
-            if let Some(line) = self
-                .render
-                .line(kind_name(event.kind), &event.value, event.revision)
+            if let Some(line) =
+                self.render
+                    .line(kind_name(event.kind), &event.value, event.revision)
             {
                 self.buffer.push(line).await?;
             }
