@@ -138,8 +138,9 @@ async fn main() {
     println!("{n} updates in 40 s; {} watches opened", watches.len());
     report("loaded", pid, &mut latencies);
     for w in watches {
-        if let Watch::Reading(task) = w {
-            task.abort();
+        match w {
+            Watch::Reading(task) => task.abort(),
+            Watch::Stalled(socket) => drop(socket),
         }
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
