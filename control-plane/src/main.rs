@@ -49,9 +49,37 @@ struct Flags {
     /// each further failure (upstream 10s; shorten it for labs).
     #[arg(long, default_value = "10s", value_parser = seconds)]
     job_backoff_base: std::time::Duration,
+    /// Read-only requests served at once, long-running ones (watch, exec,
+    /// attach, logs, port-forward, proxy) not counted; more are answered
+    /// 429 (0: no limit).
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// Mutating requests served at once; more are answered 429 (0: no limit).
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
     /// Longest delay between a Job's failed pods (upstream 10m).
     #[arg(long, default_value = "10m", value_parser = seconds)]
     job_backoff_max: std::time::Duration,
+}
+
+/// Raises the soft limit of open files to the hard one: every watch,
+/// list and node link is a socket, and the default soft limit (1,024)
+/// would refuse connections long before memory or threads run short.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    if !raised {
+        tracing::warn!("could not raise the open-files limit");
+    }
 }
 
 /// `4s`, `500ms`, `2m` or plain seconds.
@@ -85,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let flags = Flags::parse();
+    raise_fd_limit();
     std::fs::create_dir_all(&flags.data_dir)
         .with_context(|| format!("creating {}", flags.data_dir.display()))?;
     let store =
@@ -93,7 +122,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", flags.listen))?;
     let address = listener.local_addr()?.to_string();
-    let state = Arc::new(ApiState::new(Arc::new(store), address.clone()));
+    let mut state = ApiState::new(Arc::new(store), address.clone());
+    state.inflight = api::inflight::InFlight::new(
+        flags.max_requests_inflight,
+        flags.max_mutating_requests_inflight,
+    );
+    let state = Arc::new(state);
     api::handlers::bootstrap(&state)
         .await
         .context("creating the default namespaces")?;

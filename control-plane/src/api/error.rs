@@ -164,6 +164,11 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
 
+    /// 429 `TooManyRequests`.
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(429, "TooManyRequests", message)
+    }
+
     /// 500.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +25,7 @@ use super::query::{self, FieldValidation, Options, Query};
 use super::resources::{self, RESOURCES, ResourceType};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
-use crate::store::{EventKind, KeyValue, StoreError};
+use crate::store::{KeyValue, StoreError};
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
     (
@@ -1184,116 +1184,24 @@ impl Api {
         Ok(json_response(StatusCode::OK, &list))
     }
 
-    /// `?watch=true`: chunked JSON events. With `sendInitialEvents=true`
-    /// (kubectl ≥ 1.35) the current objects come first, then the
-    /// `k8s.io/initial-events-end` bookmark.
+    /// `?watch=true`: see [`super::watch`].
     async fn watch(&self, t: &Target) -> ApiResult<Response> {
         let (labels, fields) = self.selectors()?;
-        let rv = self.query.resource_version.clone().unwrap_or_default();
-        let initial = self.query.send_initial_events == Some(true);
-        let timeout = self
-            .query
-            .timeout_seconds
-            .and_then(|s| u64::try_from(s).ok())
-            .map(Duration::from_secs);
-        let prefix = self.prefix(t);
-        let store = self.state.store.clone();
-        // The current objects are read from a snapshot while they are sent,
-        // not gathered first.
-        let (mut snapshot, from) = if initial || rv.is_empty() || rv == "0" {
-            let snapshot = store
-                .snapshot(&prefix)
-                .await
-                .map_err(|e| ApiError::from_store(e, t.rt, ""))?;
-            let from = snapshot.revision();
-            (Some(snapshot), from)
-        } else {
-            let from = rv
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
-            (None, from)
+        let request = super::watch::WatchRequest {
+            rt: t.rt,
+            prefix: self.prefix(t),
+            labels,
+            fields,
+            resource_version: self.query.resource_version.clone().unwrap_or_default(),
+            initial: self.query.send_initial_events == Some(true),
+            timeout: self
+                .query
+                .timeout_seconds
+                .and_then(|s| u64::try_from(s).ok())
+                .map(Duration::from_secs),
+            table: self.wants_table(),
         };
-        let mut events = store
-            .watch(&prefix, from)
-            .await
-            .map_err(|e| ApiError::from_store(e, t.rt, ""))?;
-        let table_mode = self.wants_table();
-        let rt = t.rt;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-        let render = move |kind: &str, obj: &Value| -> Bytes {
-            let object = if table_mode && kind != "BOOKMARK" {
-                let rv = obj
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .and_then(|r| r.parse().ok())
-                    .unwrap_or(0);
-                table::table(rt, std::slice::from_ref(obj), rv)
-            } else {
-                obj.clone()
-            };
-            let mut line = json!({"type": kind, "object": object}).to_string();
-            line.push('\n');
-            Bytes::from(line)
-        };
-        tokio::spawn(async move {
-            let deadline = timeout.map(|d| tokio::time::Instant::now() + d);
-            let matches =
-                |o: &Value| labels.matches(o.pointer("/metadata/labels")) && fields.matches(o);
-            if let Some(snapshot) = snapshot.as_mut() {
-                let mut after = String::new();
-                loop {
-                    let Ok(batch) = snapshot.next(&after, super::list::BATCH).await else {
-                        return;
-                    };
-                    let Some(last) = batch.last() else { break };
-                    after.clone_from(&last.key);
-                    for obj in batch.iter().filter_map(|kv| with_rv(kv).ok()) {
-                        if matches(&obj) && tx.send(Ok(render("ADDED", &obj))).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-            // Release the snapshot before following changes indefinitely.
-            drop(snapshot);
-            if initial {
-                let bookmark = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": from.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
-                if tx.send(Ok(render("BOOKMARK", &bookmark))).await.is_err() {
-                    return;
-                }
-            }
-            loop {
-                let next = match deadline {
-                    Some(d) => match tokio::time::timeout_at(d, events.recv()).await {
-                        Ok(e) => e,
-                        Err(_) => return,
-                    },
-                    None => events.recv().await,
-                };
-                let Some(event) = next else { return };
-                let Ok(mut obj) = serde_json::from_slice::<Value>(&event.value) else {
-                    continue;
-                };
-                obj["metadata"]["resourceVersion"] = json!(event.revision.to_string());
-                if !matches(&obj) {
-                    continue;
-                }
-                let kind = match event.kind {
-                    EventKind::Added => "ADDED",
-                    EventKind::Modified => "MODIFIED",
-                    EventKind::Deleted => "DELETED",
-                };
-                if tx.send(Ok(render(kind, &obj))).await.is_err() {
-                    return;
-                }
-            }
-        });
-        let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-        Ok(Response::builder()
-            .status(StatusCode::OK)
-            .header("content-type", "application/json")
-            .body(body)
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+        super::watch::respond(&self.state, request).await
     }
 }
 

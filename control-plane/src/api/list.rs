@@ -301,7 +301,7 @@ pub async fn respond(state: &ApiState, request: ListRequest) -> ApiResult<Respon
         table: request.table,
     };
     let Some(limit) = request.limit else {
-        return whole(render, snapshot, after).await;
+        return whole(render, snapshot, after, state.watch_limits.budget).await;
     };
     let mut items = Vec::new();
     let (mut first, mut count) = (true, 0);
@@ -349,6 +349,7 @@ async fn whole(
     render: Render,
     mut snapshot: Box<dyn Snapshot>,
     mut after: String,
+    budget: Duration,
 ) -> ApiResult<Response> {
     let mut out = render.head(snapshot.revision(), None);
     let mut first = true;
@@ -366,20 +367,34 @@ async fn whole(
             render.item(kv, &mut out, &mut first);
         }
     }
-    Ok(json_body(stream(render, snapshot, after, out, first)))
+    Ok(json_body(stream(
+        render, snapshot, after, out, first, budget,
+    )))
 }
 
 /// The rest of the list as a chunked body (`out` first), read and written
-/// batch by batch while the client takes it.
+/// batch by batch while the client takes it. A client that takes nothing
+/// for `budget` is cut off (the body ends in an error): it must not keep
+/// the snapshot open.
 fn stream(
     render: Render,
     mut snapshot: Box<dyn Snapshot>,
     mut after: String,
     mut out: Vec<u8>,
     mut first: bool,
+    budget: Duration,
 ) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
     tokio::spawn(async move {
+        let send = |chunk: Vec<u8>| {
+            let tx = tx.clone();
+            async move {
+                matches!(
+                    tokio::time::timeout(budget, tx.send(Bytes::from(chunk))).await,
+                    Ok(Ok(()))
+                )
+            }
+        };
         loop {
             let batch = match snapshot.next(&after, BATCH).await {
                 Ok(batch) => batch,
@@ -387,7 +402,6 @@ fn stream(
                     // The status line is sent: all that is left is to cut
                     // the body short, which the client sees as an error.
                     warn!(resource = render.rt.plural, error = %e, "list aborted");
-                    let _ = tx.send(Err(std::io::Error::other(e))).await;
                     return;
                 }
             };
@@ -396,20 +410,55 @@ fn stream(
             for kv in &batch {
                 render.item(kv, &mut out, &mut first);
             }
-            if out.len() >= CHUNK
-                && tx
-                    .send(Ok(Bytes::from(std::mem::take(&mut out))))
-                    .await
-                    .is_err()
-            {
+            if out.len() >= CHUNK && !send(std::mem::take(&mut out)).await {
+                warn!(
+                    resource = render.rt.plural,
+                    "list client stopped reading; cut off"
+                );
                 return;
             }
         }
         drop(snapshot);
         Render::tail(&mut out);
-        let _ = tx.send(Ok(Bytes::from(out))).await;
+        let _ = send(out).await;
+        // The tail is sent: an empty chunk tells the body it is complete.
+        let _ = send(Vec::new()).await;
     });
-    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+    Body::from_stream(Chunks {
+        rx,
+        complete: false,
+    })
+}
+
+/// A streamed list's chunks; the body fails if the producer stopped before
+/// the end (marked by an empty chunk), so a cut list is never taken for a
+/// whole one.
+struct Chunks {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    complete: bool,
+}
+
+impl tokio_stream::Stream for Chunks {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        loop {
+            return match std::task::ready!(self.rx.poll_recv(cx)) {
+                Some(chunk) if chunk.is_empty() => {
+                    self.complete = true;
+                    continue;
+                }
+                Some(chunk) => std::task::Poll::Ready(Some(Ok(chunk))),
+                None if self.complete => std::task::Poll::Ready(None),
+                None => std::task::Poll::Ready(Some(Err(std::io::Error::other(
+                    "the list was cut short",
+                )))),
+            };
+        }
+    }
 }
 
 /// A cursor over JSON text, enough to find `metadata` in a stored object
@@ -529,7 +578,7 @@ impl<'a> Cursor<'a> {
 /// `"resourceVersion":"<revision>"` first in its `metadata`, without parsing
 /// it into a tree. `false`, with nothing written, if the bytes are not an
 /// object with a `metadata` object lacking `resourceVersion`.
-fn splice_resource_version(object: &[u8], revision: u64, out: &mut Vec<u8>) -> bool {
+pub(crate) fn splice_resource_version(object: &[u8], revision: u64, out: &mut Vec<u8>) -> bool {
     let mut cursor = Cursor {
         bytes: object,
         at: 0,

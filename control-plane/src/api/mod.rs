@@ -4,8 +4,10 @@
 //! - [`admission`]: admission steps that read other objects (default StorageClass).
 //! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
+//! - [`inflight`]: upstream's max-in-flight caps (429 over them).
 //! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
 //! - [`list`]: list responses streamed from store snapshots, paged.
+//! - [`watch`]: watch streams, each with a bounded buffer; stalled watchers are terminated.
 //! - [`internal`]: the same objects for the control plane's own actors.
 //! - [`events`]: Events recorded with upstream's correlation (counted repeats).
 //! - [`managed_fields`]: field ownership and server-side apply.
@@ -27,6 +29,7 @@ pub mod error;
 pub mod events;
 pub mod handlers;
 pub mod identity;
+pub mod inflight;
 pub mod internal;
 pub mod list;
 pub mod managed_fields;
@@ -39,6 +42,7 @@ pub mod resources;
 pub mod selectors;
 pub mod table;
 pub mod typecheck;
+pub mod watch;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -64,6 +68,10 @@ pub struct ApiState {
     pub by_verb: Mutex<BTreeMap<(String, String), (u64, Duration)>>,
     /// Snapshots of paged lists waiting for their next page.
     pub pages: list::Pages,
+    /// How much each watcher may buffer, and for how long when full.
+    pub watch_limits: watch::Limits,
+    /// Caps on requests served at once.
+    pub inflight: inflight::InFlight,
 }
 
 impl ApiState {
@@ -75,6 +83,8 @@ impl ApiState {
             requests: AtomicU64::new(0),
             by_verb: Mutex::new(BTreeMap::new()),
             pages: list::Pages::default(),
+            watch_limits: watch::Limits::default(),
+            inflight: inflight::InFlight::default(),
         }
     }
 
@@ -119,5 +129,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(DefaultBodyLimit::max(edge::MAX_REQUEST_BODY))
         .layer(axum::middleware::from_fn(edge::catch_panic))
         .layer(axum::middleware::from_fn(edge::statusify))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            inflight::limit,
+        ))
         .with_state(state)
 }

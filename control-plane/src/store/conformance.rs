@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{EventKind, Store, StoreError, Write};
+use super::{EventKind, KeyValue, Store, StoreError, Write};
 
 async fn next(w: &mut tokio::sync::mpsc::Receiver<super::Event>) -> super::Event {
     tokio::time::timeout(Duration::from_secs(5), w.recv())
@@ -20,6 +20,7 @@ pub async fn run_all<S: Store, F: Future<Output = S>>(mut make: impl FnMut() -> 
     compare_and_swap(&make().await).await;
     list_is_prefix_scoped_and_consistent(&make().await).await;
     snapshots_read_one_revision_in_batches(&make().await).await;
+    snapshots_outlive_repeated_changes(&make().await).await;
     watch_replays_then_streams(&make().await).await;
     watch_from_now_sees_only_new_changes(&make().await).await;
     write_all_is_all_or_nothing(&make().await).await;
@@ -168,6 +169,62 @@ pub async fn snapshots_read_one_revision_in_batches(s: &impl Store) {
             "/s/pods/p4",
             "/s/pods/p9"
         ]
+    );
+}
+
+/// A snapshot keeps its revision's versions through several updates of a
+/// key, batched writes, a delete and re-create, and other snapshots.
+pub async fn snapshots_outlive_repeated_changes(s: &impl Store) {
+    let a = s.create("/k/a", b"a0".to_vec()).await.expect("create");
+    let b = s.create("/k/b", b"b0".to_vec()).await.expect("create");
+    let mut old = s.snapshot("/k/").await.expect("snapshot");
+    let a1 = s.update("/k/a", a, b"a1".to_vec()).await.expect("update");
+    let mut mid = s.snapshot("/k/").await.expect("snapshot");
+    let revs = s
+        .write_all(vec![
+            Write::Update {
+                key: "/k/a".into(),
+                expected: a1,
+                value: b"a2".to_vec(),
+            },
+            Write::Create {
+                key: "/k/c".into(),
+                value: b"c0".to_vec(),
+            },
+        ])
+        .await
+        .expect("write_all");
+    s.delete("/k/b", Some(b)).await.expect("delete");
+    s.create("/k/b", b"b1".to_vec()).await.expect("re-create");
+    s.update("/k/a", revs[0], b"a3".to_vec())
+        .await
+        .expect("update");
+    let values = |kvs: Vec<KeyValue>| -> Vec<(String, Vec<u8>)> {
+        kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()
+    };
+    let pair = |k: &str, v: &str| (k.to_string(), v.as_bytes().to_vec());
+    assert_eq!(
+        values(mid.next("", 10).await.expect("batch")),
+        [pair("/k/a", "a1"), pair("/k/b", "b0")]
+    );
+    drop(mid);
+    s.update("/k/c", revs[1], b"c1".to_vec())
+        .await
+        .expect("update");
+    assert_eq!(
+        values(old.next("", 1).await.expect("batch")),
+        [pair("/k/a", "a0")]
+    );
+    assert_eq!(
+        values(old.next("/k/a", 10).await.expect("batch")),
+        [pair("/k/b", "b0")]
+    );
+    drop(old);
+    s.update("/k/c", revs[1] + 5, b"c2".to_vec()).await.ok();
+    let mut now = s.snapshot("/k/").await.expect("snapshot");
+    assert_eq!(
+        values(now.next("", 10).await.expect("batch")),
+        [pair("/k/a", "a3"), pair("/k/b", "b1"), pair("/k/c", "c1")]
     );
 }
 

@@ -9,25 +9,28 @@
 //! only after its group committed, so acknowledged writes survive a
 //! SIGKILL. Reads use a few separate connections (WAL lets them read the
 //! last commit while the writer works) on tokio's blocking pool.
-//! [`Snapshot`]s read on connections of their own, each inside a read
-//! transaction (WAL readers see one committed state and do not block the
-//! writer).
+//!
+//! A [`Snapshot`] pins neither a connection, a thread nor a read
+//! transaction between its batches (a client that stops reading a list or
+//! a watch's initial events would otherwise hold all three): each batch is
+//! one short read. While any snapshot is open the writer copies the version
+//! an update or delete replaces into the `kept` table, so a batch shows the
+//! rows of the snapshot's revision: current rows no newer than it, plus
+//! kept versions that were current then. Kept rows no open snapshot can
+//! need are pruned with the next commit.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{
     EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Snapshot, Store, StoreError, Write,
 };
-
-/// Read connections kept open for the next snapshots.
-const IDLE_READERS: usize = 4;
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -59,14 +62,21 @@ struct Job {
 struct Shared {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// One permit per read connection.
+    reading: Arc<tokio::sync::Semaphore>,
+    /// Snapshot batches use at most half the read connections, so point
+    /// reads (gets, the reads of writes) never queue behind many watches'
+    /// and lists' batches.
+    batching: Arc<tokio::sync::Semaphore>,
     writer: Mutex<std_mpsc::Sender<Job>>,
     /// Held while a commit's events are broadcast and while a watch
     /// subscribes and replays: no event is missed between the two.
     gate: Arc<Mutex<()>>,
     live: broadcast::Sender<Event>,
-    path: PathBuf,
-    /// Idle read-only connections for snapshots.
-    snapshot_readers: Mutex<Vec<Connection>>,
+    /// Revisions of the open snapshots (with their counts). The writer
+    /// holds it while it commits, so a snapshot's revision and the
+    /// writer's decision to keep replaced versions never race.
+    snapshots: Arc<Mutex<BTreeMap<u64, usize>>>,
 }
 
 /// See the module documentation.
@@ -153,6 +163,8 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, revision INTEGER NOT NULL, value BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS events (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, kind INTEGER NOT NULL, value BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS kept (key TEXT NOT NULL, revision INTEGER NOT NULL, superseded INTEGER NOT NULL, value BLOB NOT NULL, PRIMARY KEY (key, revision));
+             DELETE FROM kept;
              INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);",
         )
         .map_err(backend)?;
@@ -171,23 +183,26 @@ impl SqliteStore {
         let live = broadcast::channel(65_536).0;
         let gate = Arc::new(Mutex::new(()));
         let (writer, jobs) = std_mpsc::channel();
+        let snapshots = Arc::new(Mutex::new(BTreeMap::new()));
         {
             let live = live.clone();
             let gate = gate.clone();
+            let snapshots = snapshots.clone();
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || write_loop(conn, jobs, &live, &gate))
+                .spawn(move || write_loop(conn, jobs, &live, &gate, &snapshots))
                 .map_err(backend)?;
         }
         Ok(Self {
             shared: Arc::new(Shared {
                 readers,
                 next_reader: AtomicUsize::new(0),
+                reading: Arc::new(tokio::sync::Semaphore::new(READERS)),
+                batching: Arc::new(tokio::sync::Semaphore::new(READERS / 2)),
                 writer: Mutex::new(writer),
                 gate,
                 live,
-                path: path.to_path_buf(),
-                snapshot_readers: Mutex::new(Vec::new()),
+                snapshots,
             }),
         })
     }
@@ -197,14 +212,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection, &Shared) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            let i = shared.next_reader.fetch_add(1, Ordering::Relaxed) % shared.readers.len();
-            let mut conn = shared.readers[i].lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn, &shared)
-        })
-        .await
-        .map_err(backend)?
+        read_on(self.shared.clone(), f).await
     }
 
     /// Hands `op` to the writer and waits for its group to commit.
@@ -221,102 +229,117 @@ impl SqliteStore {
     }
 }
 
-fn reader(shared: &Shared) -> Result<Connection> {
-    let idle = shared
-        .snapshot_readers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .pop();
-    if let Some(conn) = idle {
-        return Ok(conn);
-    }
-    let conn = Connection::open_with_flags(
-        &shared.path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(backend)?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
-    Ok(conn)
+/// Runs `f` on one of `shared`'s read connections, on the blocking pool.
+async fn read_on<T: Send + 'static>(
+    shared: Arc<Shared>,
+    f: impl FnOnce(&mut Connection, &Shared) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    // Waiting for a connection in async code, not on a blocking thread:
+    // many concurrent reads (snapshot batches of many watches) would each
+    // hold a thread of the blocking pool while they wait.
+    let permit = shared
+        .reading
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(backend)?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let i = shared.next_reader.fetch_add(1, Ordering::Relaxed) % shared.readers.len();
+        let mut conn = shared.readers[i].lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn, &shared)
+    })
+    .await
+    .map_err(backend)?
 }
 
-/// A batch a [`SqliteSnapshot`] asks its reader for.
-struct BatchRequest {
-    after: String,
-    limit: usize,
-    reply: oneshot::Sender<Result<Vec<KeyValue>>>,
-}
+/// Bytes of values one snapshot batch returns at most (besides its first
+/// entry): a batch of large objects stays a bounded copy.
+pub const BATCH_BYTES: usize = 1 << 20;
 
-/// Serves batches from one read transaction until the snapshot is dropped.
-fn serve_snapshot(
-    conn: &Connection,
+/// Up to `limit` entries of `prefix` after `after` as they were at
+/// `revision`, in one read transaction: current rows written at or before
+/// it, and kept versions that were current then.
+fn batch_at(
+    conn: &mut Connection,
     prefix: &str,
-    ready: oneshot::Sender<Result<u64>>,
-    requests: &mut mpsc::Receiver<BatchRequest>,
-) {
-    let revision = conn.execute_batch("BEGIN").and_then(|_| {
-        conn.query_row("SELECT value FROM meta WHERE name='revision'", [], |r| {
-            r.get::<_, i64>(0)
-        })
-    });
-    let ok = match revision {
-        Ok(r) => ready.send(Ok(r as u64)).is_ok(),
-        Err(e) => {
-            let _ = ready.send(Err(backend(e)));
-            false
-        }
-    };
-    if ok {
-        let upper = format!("{prefix}\u{ffff}");
-        while let Some(request) = requests.blocking_recv() {
-            let _ = request
-                .reply
-                .send(batch(conn, prefix, &upper, &request.after, request.limit));
-        }
-    }
-    let _ = conn.execute_batch("ROLLBACK");
-}
-
-fn batch(
-    conn: &Connection,
-    prefix: &str,
-    upper: &str,
+    revision: u64,
     after: &str,
     limit: usize,
 ) -> Result<Vec<KeyValue>> {
-    // One lower bound per query, so SQLite seeks the key index to it rather
-    // than scanning from the prefix on every batch.
-    let (sql, lower) = if after < prefix {
-        (
-            "SELECT key, value, revision FROM objects WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3",
-            prefix,
-        )
+    let upper = format!("{prefix}\u{ffff}");
+    // One lower bound per query, so SQLite seeks the key index to it.
+    let (op, lower) = if after < prefix {
+        (">=", prefix)
     } else {
-        (
-            "SELECT key, value, revision FROM objects WHERE key > ?1 AND key < ?2 ORDER BY key LIMIT ?3",
-            after,
-        )
+        (">", after)
     };
-    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-    stmt.query_map(
-        params![lower, upper, limit.min(i64::MAX as usize) as i64],
-        |r| {
+    let limit = limit.min(i64::MAX as usize) as i64;
+    let tx = conn.transaction().map_err(backend)?;
+    let rows = |sql: &str| -> Result<Vec<KeyValue>> {
+        let mut stmt = tx.prepare_cached(sql).map_err(backend)?;
+        stmt.query_map(params![lower, upper, revision as i64, limit], |r| {
             Ok(KeyValue {
                 key: r.get(0)?,
                 value: r.get(1)?,
                 revision: r.get::<_, i64>(2)? as u64,
             })
-        },
-    )
-    .map_err(backend)?
-    .collect::<rusqlite::Result<Vec<_>>>()
-    .map_err(backend)
+        })
+        .map_err(backend)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(backend)
+    };
+    let current = rows(&format!(
+        "SELECT key, value, revision FROM objects WHERE key {op} ?1 AND key < ?2 AND revision <= ?3 ORDER BY key LIMIT ?4"
+    ))?;
+    let kept = rows(&format!(
+        "SELECT key, value, revision FROM kept WHERE key {op} ?1 AND key < ?2 AND revision <= ?3 AND superseded > ?3 ORDER BY key LIMIT ?4"
+    ))?;
+    drop(tx);
+    Ok(merge(current, kept, limit as usize, BATCH_BYTES))
 }
 
-/// See [`Snapshot`]: a reader on the blocking pool holds the transaction.
+/// The first `limit` entries of two key-ordered runs with distinct keys, in
+/// key order, stopping once `bytes` of values are gathered.
+fn merge(a: Vec<KeyValue>, b: Vec<KeyValue>, limit: usize, bytes: usize) -> Vec<KeyValue> {
+    let mut out = Vec::with_capacity(limit.min(a.len() + b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    let mut size = 0;
+    while out.len() < limit && (out.is_empty() || size < bytes) {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if y.key < x.key => b.next(),
+            (Some(_), _) => a.next(),
+            (None, _) => b.next(),
+        };
+        let Some(kv) = next else { break };
+        size += kv.value.len();
+        out.push(kv);
+    }
+    out
+}
+
+/// See [`Snapshot`] and the module documentation: a revision and the
+/// registration that makes the writer keep what it replaces.
 struct SqliteSnapshot {
     prefix: String,
     revision: u64,
-    requests: mpsc::Sender<BatchRequest>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for SqliteSnapshot {
+    fn drop(&mut self) {
+        let mut open = self
+            .shared
+            .snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.revision) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.revision);
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -330,16 +353,18 @@ impl Snapshot for SqliteSnapshot {
     }
 
     async fn next(&mut self, after: &str, limit: usize) -> Result<Vec<KeyValue>> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(BatchRequest {
-                after: after.to_string(),
-                limit,
-                reply,
-            })
+        let (prefix, revision, after) = (self.prefix.clone(), self.revision, after.to_string());
+        let _batching = self
+            .shared
+            .batching
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| StoreError::Backend("snapshot reader stopped".into()))?;
-        answer.await.map_err(backend)?
+            .map_err(backend)?;
+        read_on(self.shared.clone(), move |conn, _| {
+            batch_at(conn, &prefix, revision, &after, limit)
+        })
+        .await
     }
 }
 
@@ -351,7 +376,10 @@ fn write_loop(
     jobs: std_mpsc::Receiver<Job>,
     live: &broadcast::Sender<Event>,
     gate: &Mutex<()>,
+    snapshots: &Mutex<BTreeMap<u64, usize>>,
 ) {
+    // Whether `kept` may hold rows (it is emptied at open).
+    let mut kept = false;
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < GROUP {
@@ -360,7 +388,16 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let (results, events) = match commit_group(&mut conn, &group) {
+        // Held through the commit: see `Shared::snapshots`.
+        let open = snapshots.lock().unwrap_or_else(|p| p.into_inner());
+        let keep = Keep {
+            newest: open.last_key_value().map(|(r, _)| *r),
+            prune: kept.then(|| open.first_key_value().map_or(u64::MAX, |(r, _)| *r)),
+        };
+        let committed = commit_group(&mut conn, &group, keep);
+        drop(open);
+        kept = keep.newest.is_some() || (kept && committed.is_err());
+        let (results, events) = match committed {
             Ok(done) => done,
             Err(e) => {
                 for job in group {
@@ -381,10 +418,32 @@ fn write_loop(
     }
 }
 
+/// What a group commit does for the open snapshots.
+#[derive(Clone, Copy)]
+struct Keep {
+    /// The newest open snapshot's revision: replaced versions written at
+    /// or before it are kept.
+    newest: Option<u64>,
+    /// Kept versions replaced at or before this revision (the oldest open
+    /// snapshot's, or every one) are dropped; `None`: nothing to drop.
+    prune: Option<u64>,
+}
+
 /// One transaction for a group of requests; a request that fails rolls
 /// back to its savepoint and reports its error.
-fn commit_group(conn: &mut Connection, group: &[Job]) -> Result<(Vec<Result<Done>>, Vec<Event>)> {
+fn commit_group(
+    conn: &mut Connection,
+    group: &[Job],
+    keep: Keep,
+) -> Result<(Vec<Result<Done>>, Vec<Event>)> {
     let mut tx = conn.transaction().map_err(backend)?;
+    if let Some(oldest) = keep.prune {
+        tx.execute(
+            "DELETE FROM kept WHERE superseded <= ?1",
+            params![oldest.min(i64::MAX as u64) as i64],
+        )
+        .map_err(backend)?;
+    }
     let start: u64 = tx
         .query_row("SELECT value FROM meta WHERE name='revision'", [], |r| {
             r.get::<_, i64>(0)
@@ -397,7 +456,7 @@ fn commit_group(conn: &mut Connection, group: &[Job]) -> Result<(Vec<Result<Done
         let mut sp = tx.savepoint().map_err(backend)?;
         let mut mine = Vec::new();
         let before = revision;
-        match apply(&sp, &job.op, &mut revision, &mut mine) {
+        match apply(&sp, &job.op, &mut revision, &mut mine, keep.newest) {
             Ok(last) => {
                 sp.commit().map_err(backend)?;
                 results.push(Ok((mine.iter().map(|e| e.revision).collect(), last)));
@@ -440,7 +499,21 @@ fn apply(
     op: &Op,
     revision: &mut u64,
     events: &mut Vec<Event>,
+    newest_snapshot: Option<u64>,
 ) -> Result<Option<Vec<u8>>> {
+    // The version about to be replaced at revision `at`, if an open
+    // snapshot may show it.
+    let keep = |key: &str, at: u64| -> Result<()> {
+        let Some(newest) = newest_snapshot else {
+            return Ok(());
+        };
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO kept (key, revision, superseded, value) SELECT key, revision, ?2, value FROM objects WHERE key=?1 AND revision <= ?3",
+        )
+        .and_then(|mut st| st.execute(params![key, at as i64, newest as i64]))
+        .map(|_| ())
+        .map_err(backend)
+    };
     let mut log = |key: &str, kind: EventKind, value: &[u8]| -> Result<u64> {
         *revision += 1;
         tx.prepare_cached(
@@ -476,6 +549,7 @@ fn apply(
             });
         }
         let rev = log(key, EventKind::Modified, value)?;
+        keep(key, rev)?;
         tx.prepare_cached("UPDATE objects SET revision=?2, value=?3 WHERE key=?1")
             .and_then(|mut st| st.execute(params![key, rev as i64, value]))
             .map_err(backend)?;
@@ -496,7 +570,8 @@ fn apply(
                     actual,
                 });
             }
-            log(key, EventKind::Deleted, &value)?;
+            let rev = log(key, EventKind::Deleted, &value)?;
+            keep(key, rev)?;
             tx.prepare_cached("DELETE FROM objects WHERE key=?1")
                 .and_then(|mut st| st.execute(params![key]))
                 .map_err(backend)?;
@@ -589,32 +664,24 @@ impl Store for SqliteStore {
     }
 
     async fn snapshot(&self, prefix: &str) -> Result<Box<dyn Snapshot>> {
-        let (requests, mut incoming) = mpsc::channel(1);
-        let (ready, revision) = oneshot::channel();
-        let shared = self.shared.clone();
-        let p = prefix.to_string();
-        tokio::task::spawn_blocking(move || {
-            let conn = match reader(&shared) {
-                Ok(conn) => conn,
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                    return;
-                }
-            };
-            serve_snapshot(&conn, &p, ready, &mut incoming);
-            let mut idle = shared
-                .snapshot_readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if idle.len() < IDLE_READERS {
-                idle.push(conn);
-            }
-        });
-        let revision = revision.await.map_err(backend)??;
+        let revision = self
+            .read(|conn, shared| {
+                // Registered under the lock the writer commits under: no
+                // commit after this revision misses the registration.
+                let mut open = shared.snapshots.lock().unwrap_or_else(|p| p.into_inner());
+                let revision = conn
+                    .query_row("SELECT value FROM meta WHERE name='revision'", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .map_err(backend)? as u64;
+                *open.entry(revision).or_default() += 1;
+                Ok(revision)
+            })
+            .await?;
         Ok(Box::new(SqliteSnapshot {
             prefix: prefix.to_string(),
             revision,
-            requests,
+            shared: self.shared.clone(),
         }))
     }
 

@@ -1,0 +1,154 @@
+//! Watch load: a control plane (`$SKIFF_CP_BIN`, else this workspace's
+//! build) with 2,000 watches that read and 500 that never read while
+//! ConfigMaps of 20 KiB change; reports its RSS, threads, open fds and GET
+//! latency while loaded and 10 s after the clients close.
+//!
+//! `SKIFF_CP_BIN=/path/to/old/skiff-control-plane cargo bench -p skiff-tests --bench watch_load`
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn status(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+fn report(what: &str, pid: u32, latencies: &mut [Duration]) {
+    latencies.sort();
+    let pct = |p: usize| {
+        latencies
+            .get(latencies.len() * p / 100)
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "{what:<18} RSS {:>5} MiB  threads {:>4}  fds {:>5}  GET p50 {:>7.1?} p99 {:>7.1?}",
+        status(pid, "VmRSS:") / 1024,
+        status(pid, "Threads:"),
+        fds(pid),
+        pct(50),
+        pct(99)
+    );
+}
+
+enum Watch {
+    Reading(tokio::task::JoinHandle<()>),
+    Stalled(TcpStream),
+}
+
+async fn watch(addr: &str, read: bool) -> Option<Watch> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    let q = "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true";
+    s.write_all(format!("GET {q} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    Some(if read {
+        Watch::Reading(tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+        }))
+    } else {
+        Watch::Stalled(s)
+    })
+}
+
+fn get(addr: &str, path: &str) -> Duration {
+    let t = Instant::now();
+    let _ = skiff_tests::request("GET", addr, path, "");
+    t.elapsed()
+}
+
+#[tokio::main]
+async fn main() {
+    skiff_tests::hollow::raise_fd_limit();
+    let binary = std::env::var("SKIFF_CP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| skiff_tests::workspace_binary("skiff-control-plane"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = format!("127.0.0.1:{}", skiff_tests::free_port());
+    let grpc = format!("127.0.0.1:{}", skiff_tests::free_port());
+    let mut child = Command::new(&binary)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--listen", &addr, "--grpc-listen", &grpc])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the control plane");
+    let pid = child.id();
+    for _ in 0..200 {
+        if skiff_tests::request("GET", &addr, "/healthz", "").is_ok_and(|(s, _)| s == 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("binary {}", binary.display());
+    let path = "/api/v1/namespaces/default/configmaps";
+    let cm = |name: &str, fill: char| {
+        let blob: String = std::iter::repeat_n(fill, 20 * 1024).collect();
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"blob": blob}}).to_string()
+    };
+    for i in 0..100 {
+        let _ = skiff_tests::request("POST", &addr, path, &cm(&format!("cm-{i}"), 'a'));
+    }
+    let mut idle = vec![get(&addr, &format!("{path}/cm-0"))];
+    for _ in 0..20 {
+        idle.push(get(&addr, &format!("{path}/cm-0")));
+    }
+    report("idle", pid, &mut idle);
+    let mut watches = Vec::new();
+    for i in 0..2500 {
+        if let Some(w) = watch(&addr, i % 5 != 0).await {
+            watches.push(w);
+        }
+    }
+    // Writes and GETs for 40 s.
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut n = 0u32;
+    while started.elapsed() < Duration::from_secs(40) {
+        let name = format!("cm-{}", n % 100);
+        let body = cm(&name, (b'b' + (n % 20) as u8) as char);
+        let a = addr.clone();
+        let p = format!("{path}/{name}");
+        tokio::task::spawn_blocking(move || skiff_tests::request("PUT", &a, &p, &body))
+            .await
+            .ok();
+        let a = addr.clone();
+        let p = format!("{path}/cm-0");
+        if let Ok(d) = tokio::task::spawn_blocking(move || get(&a, &p)).await {
+            latencies.push(d);
+        }
+        n += 1;
+    }
+    println!("{n} updates in 40 s; {} watches opened", watches.len());
+    report("loaded", pid, &mut latencies);
+    for w in watches {
+        match w {
+            Watch::Reading(task) => task.abort(),
+            Watch::Stalled(socket) => drop(socket),
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut after = Vec::new();
+    for _ in 0..20 {
+        after.push(get(&addr, &format!("{path}/cm-0")));
+    }
+    report("closed + 10 s", pid, &mut after);
+    let _ = child.kill();
+    let _ = child.wait();
+}
