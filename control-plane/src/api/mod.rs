@@ -30,6 +30,7 @@ pub mod objects;
 pub mod patch;
 pub mod protobuf;
 pub mod proxy;
+pub mod qos;
 pub mod resources;
 pub mod selectors;
 pub mod table;
