@@ -102,3 +102,37 @@ async fn created_objects_carry_their_initial_status() {
         }
     }
 }
+
+#[tokio::test]
+async fn pods_get_upstream_admission_defaults() {
+    if !kubectl_enabled("pods_get_upstream_admission_defaults") {
+        return;
+    }
+    let cp = TestControlPlane::start_with(&[
+        "--default-not-ready-toleration-seconds",
+        "300",
+        "--default-unreachable-toleration-seconds",
+        "11",
+    ])
+    .await;
+    let pod = create(
+        &cp,
+        "/api/v1/namespaces/default/pods",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    );
+    let spec = &pod["spec"];
+    assert_eq!(spec["serviceAccountName"], "default", "{pod}");
+    assert_eq!(spec["serviceAccount"], "default");
+    assert_eq!(spec["enableServiceLinks"], true);
+    assert_eq!(spec["priority"], 0);
+    assert_eq!(
+        spec["tolerations"],
+        json!([
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+             "effect": "NoExecute", "tolerationSeconds": 300},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+             "effect": "NoExecute", "tolerationSeconds": 11},
+        ])
+    );
+}
