@@ -40,6 +40,15 @@ struct Flags {
     /// Time an unreachable node keeps its pods (lab default; upstream 300s).
     #[arg(long, default_value = "4s", value_parser = seconds)]
     pod_eviction_timeout: std::time::Duration,
+    /// Seconds a new pod tolerates `node.kubernetes.io/not-ready:NoExecute`
+    /// (upstream's DefaultTolerationSeconds; upstream 300). Unset, the
+    /// pod eviction timeout, so the lab profile evicts as fast as before.
+    #[arg(long)]
+    default_not_ready_toleration_seconds: Option<i64>,
+    /// Seconds a new pod tolerates `node.kubernetes.io/unreachable:NoExecute`
+    /// (upstream 300); unset, the pod eviction timeout.
+    #[arg(long)]
+    default_unreachable_toleration_seconds: Option<i64>,
     /// Longest time an unchanged node status goes unwritten; heartbeats
     /// in between only refresh the in-memory liveness (upstream's
     /// nodeStatusReportFrequency, 5m).
@@ -114,6 +123,17 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let flags = Flags::parse();
     raise_fd_limit();
+    let eviction_seconds = i64::try_from(flags.pod_eviction_timeout.as_secs()).unwrap_or(300);
+    skiff_control_plane::api::admission::set_toleration_seconds(
+        skiff_control_plane::api::admission::TolerationSeconds {
+            not_ready: flags
+                .default_not_ready_toleration_seconds
+                .unwrap_or(eviction_seconds),
+            unreachable: flags
+                .default_unreachable_toleration_seconds
+                .unwrap_or(eviction_seconds),
+        },
+    );
     std::fs::create_dir_all(&flags.data_dir)
         .with_context(|| format!("creating {}", flags.data_dir.display()))?;
     let store =

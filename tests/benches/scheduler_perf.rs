@@ -149,6 +149,7 @@ fn node_status(name: &str, heartbeat_ms: i64) -> pb::NodeStatus {
             address: name.into(),
         }],
         heartbeat_time_ms: heartbeat_ms,
+        node_info: None,
     }
 }
 

@@ -619,6 +619,7 @@ impl Api {
         if obj.get("spec").is_some() {
             obj["metadata"]["generation"] = json!(1);
         }
+        objects::prepare_for_create(t.rt, obj);
         apply_defaults(t.rt, obj);
         super::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
             .await

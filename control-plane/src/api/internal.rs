@@ -109,6 +109,13 @@ impl Objects {
         }
         meta["uid"] = json!(objects::uuid());
         meta["creationTimestamp"] = json!(objects::now());
+        // Controllers' objects start with their kind's status, as through
+        // the API; a mirror pod keeps the status its node reported.
+        if obj.get("status").is_none_or(Value::is_null)
+            && let Some(status) = objects::initial_status(rt, &obj)
+        {
+            obj["status"] = status;
+        }
         objects::apply_defaults(rt, &mut obj);
         super::admission::admit_create(self.store.as_ref(), rt.kind, &mut obj).await?;
         if rt.namespaced {

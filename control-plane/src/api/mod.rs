@@ -38,6 +38,7 @@ pub mod patch;
 pub mod protobuf;
 pub mod proxy;
 pub mod query;
+pub mod qos;
 pub mod resources;
 pub mod selectors;
 pub mod table;

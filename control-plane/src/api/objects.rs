@@ -174,7 +174,8 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                 default_pod_spec(spec, true);
             }
             set_default(obj, &["status", "phase"], json!("Pending"));
-            set_default(obj, &["status", "qosClass"], json!("BestEffort"));
+            let qos = super::qos::pod_qos_class(obj.get("spec").unwrap_or(&Value::Null));
+            set_default(obj, &["status", "qosClass"], json!(qos));
         }
         "Service" => {
             set_default(obj, &["spec", "type"], json!("ClusterIP"));
@@ -323,6 +324,49 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             set_default(obj, &["status", "phase"], json!("Active"));
         }
         _ => {}
+    }
+}
+
+/// The `status` upstream's registry strategies give a new object of `rt`
+/// (`PrepareForCreate`: a client's status is never stored on create), as
+/// the v1 types serialize their zero values; `None` for kinds whose create
+/// keeps what was sent or that have no status.
+pub fn initial_status(rt: &ResourceType, obj: &Value) -> Option<Value> {
+    let status = match (rt.group, rt.kind) {
+        ("", "Pod") => json!({
+            "phase": "Pending",
+            "qosClass": super::qos::pod_qos_class(obj.get("spec").unwrap_or(&Value::Null)),
+        }),
+        ("", "Service") => json!({"loadBalancer": {}}),
+        ("", "Namespace") => json!({"phase": "Active"}),
+        ("", "PersistentVolumeClaim" | "PersistentVolume") => json!({"phase": "Pending"}),
+        ("", "ReplicationController") | ("apps", "ReplicaSet") => json!({"replicas": 0}),
+        ("apps", "StatefulSet") => json!({"replicas": 0, "availableReplicas": 0}),
+        ("apps", "DaemonSet") => json!({
+            "currentNumberScheduled": 0,
+            "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0,
+            "numberReady": 0,
+        }),
+        ("apps", "Deployment") | ("batch", "Job" | "CronJob") => json!({}),
+        ("policy", "PodDisruptionBudget") => json!({
+            "disruptionsAllowed": 0,
+            "currentHealthy": 0,
+            "desiredHealthy": 0,
+            "expectedPods": 0,
+        }),
+        _ => return None,
+    };
+    Some(status)
+}
+
+/// Upstream's `PrepareForCreate` for status: a created object carries the
+/// status its kind starts with, whatever the client sent.
+pub fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
+    if let Some(status) = initial_status(rt, obj)
+        && obj.is_object()
+    {
+        obj["status"] = status;
     }
 }
 

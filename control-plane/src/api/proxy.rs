@@ -261,9 +261,17 @@ async fn forward_frame(
     frame: Option<Result<Message, axum::Error>>,
     inputs: &tokio::sync::mpsc::Sender<pb::ExecInput>,
 ) -> bool {
+    // Upstream reads a frame's bytes whatever its opcode: the official
+    // Python client sends stdin as text frames whose first character is
+    // the channel.
+    let bytes: &[u8] = match &frame {
+        Some(Ok(Message::Binary(frame))) => frame,
+        Some(Ok(Message::Text(frame))) => frame.as_bytes(),
+        _ => &[],
+    };
     match frame {
-        Some(Ok(Message::Binary(frame))) => {
-            if let Some(input) = client_input(&frame) {
+        Some(Ok(Message::Binary(_) | Message::Text(_))) => {
+            if let Some(input) = client_input(bytes) {
                 let _ = inputs.send(pb::ExecInput { input: Some(input) }).await;
             }
             true
@@ -379,4 +387,34 @@ pub async fn exec(
     Ok(upgrade
         .protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
         .on_upgrade(move |socket| run_exec(socket, client, uid, container, request)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn forwarded(message: Message) -> Option<pb::exec_input::Input> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        assert!(forward_frame(Some(Ok(message)), &tx).await);
+        drop(tx);
+        rx.recv().await.and_then(|i| i.input)
+    }
+
+    #[tokio::test]
+    async fn stdin_arrives_in_binary_and_text_frames() {
+        use pb::exec_input::Input;
+        let binary = forwarded(Message::Binary(b"\x00ls\n".to_vec().into())).await;
+        assert_eq!(binary, Some(Input::Stdin(b"ls\n".to_vec())));
+        // The official Python client's framing: `chr(0) + data` as text.
+        let text = forwarded(Message::Text("\u{0}echo hi\n".into())).await;
+        assert_eq!(text, Some(Input::Stdin(b"echo hi\n".to_vec())));
+        let resize = forwarded(Message::Text("\u{4}{\"Width\":80,\"Height\":24}".into())).await;
+        assert_eq!(
+            resize,
+            Some(Input::Resize(pb::TerminalSize {
+                width: 80,
+                height: 24
+            }))
+        );
+    }
 }

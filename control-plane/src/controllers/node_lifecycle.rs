@@ -90,16 +90,29 @@ fn parse(t: &Value) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
-fn tolerates_unreachable_forever(pod: &Value) -> bool {
-    pod["spec"]["tolerations"]
+/// How long a pod stays on an unreachable node, as upstream's taint
+/// manager decides it: the shortest `tolerationSeconds` of its tolerations
+/// of the `unreachable` NoExecute taint (negative counts as zero), `None`
+/// (forever) when one of them has none, and `default` when none matches.
+fn eviction_wait(pod: &Value, default: chrono::Duration) -> Option<chrono::Duration> {
+    let matching: Vec<&Value> = pod["spec"]["tolerations"]
         .as_array()
         .into_iter()
         .flatten()
-        .any(|t| {
+        .filter(|t| {
             (t["key"] == UNREACHABLE || (t["key"].is_null() && t["operator"] == "Exists"))
                 && (t["effect"].is_null() || t["effect"] == "NoExecute")
-                && t["tolerationSeconds"].is_null()
         })
+        .collect();
+    if matching.is_empty() {
+        return Some(default);
+    }
+    let mut shortest: Option<i64> = None;
+    for t in matching {
+        let secs = t["tolerationSeconds"].as_i64()?;
+        shortest = Some(shortest.map_or(secs, |s| s.min(secs)));
+    }
+    shortest.map(|s| chrono::Duration::seconds(s.max(0)))
 }
 
 fn owned_by_daemonset(pod: &Value) -> bool {
@@ -209,14 +222,14 @@ impl LifecycleState {
                 .then(|| parse(&ready["lastTransitionTime"]))
                 .flatten();
             if let Some(since) = unreachable_since
-                && now_t - since > eviction
+                && now_t > since
             {
                 let (pods, _) = self.objects.list(pods_rt).await?;
                 for pod in pods.iter().filter(|p| {
                     p["spec"]["nodeName"] == json!(name)
                         && p.pointer("/metadata/deletionTimestamp").is_none()
                         && !owned_by_daemonset(p)
-                        && !tolerates_unreachable_forever(p)
+                        && eviction_wait(p, eviction).is_some_and(|wait| now_t - since > wait)
                 }) {
                     let ns = pod["metadata"]["namespace"]
                         .as_str()
@@ -295,6 +308,35 @@ mod tests {
     use crate::store::memory::MemoryStore;
 
     const GRACE: Duration = Duration::from_secs(4);
+
+    #[test]
+    fn pods_wait_their_unreachable_toleration_seconds() {
+        let default = chrono::Duration::seconds(4);
+        let pod = |tolerations: Value| json!({"spec": {"tolerations": tolerations}});
+        assert_eq!(eviction_wait(&pod(json!(null)), default), Some(default));
+        let unreachable = |secs: Value| {
+            json!({"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute",
+                   "tolerationSeconds": secs})
+        };
+        assert_eq!(
+            eviction_wait(&pod(json!([unreachable(json!(300))])), default),
+            Some(chrono::Duration::seconds(300))
+        );
+        assert_eq!(
+            eviction_wait(
+                &pod(json!([unreachable(json!(300)), unreachable(json!(2))])),
+                default
+            ),
+            Some(chrono::Duration::seconds(2))
+        );
+        assert_eq!(
+            eviction_wait(&pod(json!([unreachable(json!(null))])), default),
+            None
+        );
+        let other = json!({"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+            "effect": "NoExecute", "tolerationSeconds": 1});
+        assert_eq!(eviction_wait(&pod(json!([other])), default), Some(default));
+    }
 
     fn ago(seconds: i64) -> DateTime<Utc> {
         Utc::now() - chrono::Duration::seconds(seconds)

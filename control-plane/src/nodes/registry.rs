@@ -197,14 +197,42 @@ fn node_status(status: &pb::NodeStatus, agent_endpoint: &str) -> Value {
         "conditions": conditions,
         "addresses": addresses,
         "daemonEndpoints": {"kubeletEndpoint": {"Port": port.parse::<i64>().unwrap_or(0)}},
-        "nodeInfo": {
-            "kubeletVersion": format!("v1.{}.0-skiff", crate::api::discovery::MINOR),
-            "containerRuntimeVersion": "containerd",
-            "operatingSystem": "linux",
-            "architecture": if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" },
-            "osImage": "Skiff node",
-            "kernelVersion": "",
-        },
+        "nodeInfo": node_info(status.node_info.as_ref()),
+    })
+}
+
+/// `status.nodeInfo` from what the kubelet reports. Every field of
+/// NodeSystemInfo is written (typed clients reject a node without one);
+/// what an older or hollow kubelet leaves out is filled as upstream's
+/// kubelet would report it, or empty where only the host could tell.
+fn node_info(reported: Option<&pb::NodeSystemInfo>) -> Value {
+    let info = reported.cloned().unwrap_or_default();
+    let or = |v: String, fallback: &str| {
+        if v.is_empty() {
+            fallback.to_string()
+        } else {
+            v
+        }
+    };
+    let arch = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    json!({
+        "machineID": info.machine_id,
+        "systemUUID": info.system_uuid,
+        "bootID": info.boot_id,
+        "kernelVersion": info.kernel_version,
+        "osImage": or(info.os_image, "Linux"),
+        "containerRuntimeVersion": or(info.container_runtime_version, "containerd://"),
+        "kubeletVersion": or(
+            info.kubelet_version,
+            &format!("v1.{}.0-skiff", crate::api::discovery::MINOR)
+        ),
+        "kubeProxyVersion": info.kube_proxy_version,
+        "operatingSystem": or(info.operating_system, "linux"),
+        "architecture": or(info.architecture, arch),
     })
 }
 
@@ -398,6 +426,7 @@ mod tests {
                 address: "n1".into(),
             }],
             heartbeat_time_ms: Utc::now().timestamp_millis(),
+            node_info: None,
         }
     }
 
@@ -412,6 +441,49 @@ mod tests {
     }
 
     const TEN: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn node_info_has_every_field_of_node_system_info() {
+        const FIELDS: [&str; 10] = [
+            "machineID",
+            "systemUUID",
+            "bootID",
+            "kernelVersion",
+            "osImage",
+            "containerRuntimeVersion",
+            "kubeletVersion",
+            "kubeProxyVersion",
+            "operatingSystem",
+            "architecture",
+        ];
+        // An older kubelet reports none; a new one reports its host's.
+        let old = node_status(&reported("True", "1Gi"), "10.0.0.1:10250");
+        let mut fresh = reported("True", "1Gi");
+        fresh.node_info = Some(pb::NodeSystemInfo {
+            boot_id: "b".into(),
+            machine_id: "m".into(),
+            system_uuid: "u".into(),
+            container_runtime_version: "containerd://1.6.20".into(),
+            ..Default::default()
+        });
+        let new = node_status(&fresh, "10.0.0.1:10250");
+        for status in [&old, &new] {
+            for field in FIELDS {
+                assert!(
+                    status["nodeInfo"][field].is_string(),
+                    "{field} missing in {status}"
+                );
+            }
+        }
+        assert_eq!(new["nodeInfo"]["bootID"], "b");
+        assert_eq!(new["nodeInfo"]["machineID"], "m");
+        assert_eq!(new["nodeInfo"]["systemUUID"], "u");
+        assert_eq!(
+            new["nodeInfo"]["containerRuntimeVersion"],
+            "containerd://1.6.20"
+        );
+        assert_eq!(old["nodeInfo"]["operatingSystem"], "linux");
+    }
 
     #[test]
     fn timestamps_alone_are_not_a_change() {

@@ -9,6 +9,7 @@ pub mod events;
 pub mod manifests;
 pub mod metrics;
 pub mod registration;
+pub mod system_info;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

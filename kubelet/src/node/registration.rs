@@ -44,6 +44,12 @@ async fn session(
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut client = NodeRegistryClient::new(channel);
+    if !super::system_info::runtime_version_known() {
+        match node.ctx.runtime.version().await {
+            Ok(v) => super::system_info::set_runtime_version(v),
+            Err(e) => warn!(error = %e, "cannot read the container runtime's version"),
+        }
+    }
     let registered = client
         .register(pb::RegisterRequest {
             node_name: node.ctx.node_name.clone(),

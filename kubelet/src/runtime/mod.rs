@@ -32,6 +32,11 @@ pub use types::{
 /// concurrently for different containers.
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync + 'static {
+    /// The engine's `<name>://<version>`, as `status.nodeInfo.containerRuntimeVersion`.
+    async fn version(&self) -> Result<String> {
+        Ok("fake://0.0.0".to_string())
+    }
+
     /// Imports every image of an OCI image-layout tarball and unpacks it.
     /// Idempotent: importing the same archive twice changes nothing.
     async fn import_image(&self, archive: &Path) -> Result<Vec<ImageName>>;

@@ -154,6 +154,7 @@ pub fn node_status(node: &NodeHandle) -> pb::NodeStatus {
         }],
         addresses,
         heartbeat_time_ms: millis(chrono::Utc::now()),
+        node_info: Some(crate::node::system_info::node_info()),
     }
 }
 

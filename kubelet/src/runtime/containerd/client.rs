@@ -5,6 +5,7 @@ use containerd_client::services::v1::{
     containers_client::ContainersClient, content_client::ContentClient, diff_client::DiffClient,
     images_client::ImagesClient, leases_client::LeasesClient, namespaces_client::NamespacesClient,
     snapshots::snapshots_client::SnapshotsClient, tasks_client::TasksClient,
+    version_client::VersionClient,
 };
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -28,6 +29,7 @@ pub(crate) struct Services {
     pub namespaces: NamespacesClient<Channel>,
     pub snapshots: SnapshotsClient<Channel>,
     pub tasks: TasksClient<Channel>,
+    pub version: VersionClient<Channel>,
 }
 
 impl Services {
@@ -49,7 +51,8 @@ impl Services {
             leases: LeasesClient::new(channel.clone()),
             namespaces: NamespacesClient::new(channel.clone()),
             snapshots: SnapshotsClient::new(channel.clone()),
-            tasks: TasksClient::new(channel),
+            tasks: TasksClient::new(channel.clone()),
+            version: VersionClient::new(channel),
         })
     }
 

@@ -264,6 +264,21 @@ fn valid_id(id: &str) -> bool {
 
 #[async_trait]
 impl ContainerRuntime for ContainerdRuntime {
+    async fn version(&self) -> Result<String> {
+        let answer = self
+            .svc
+            .version
+            .clone()
+            .version(())
+            .await
+            .map_err(|s| RuntimeError::rpc("Version.Version", "", s))?
+            .into_inner();
+        Ok(format!(
+            "containerd://{}",
+            answer.version.trim_start_matches('v')
+        ))
+    }
+
     #[instrument(skip(self), fields(archive = %archive.display()))]
     async fn import_image(&self, archive: &Path) -> Result<Vec<ImageName>> {
         let names = import::import_archive(
