@@ -179,6 +179,7 @@ fn parse_target(group: &str, version: &str, rest: &str) -> ApiResult<Target> {
 }
 
 /// `/api/{version}/...`.
+#[allow(clippy::too_many_arguments)] // axum extractors of one request
 pub async fn core_request(
     State(state): State<Arc<ApiState>>,
     Path((version, rest)): Path<(String, String)>,

@@ -187,7 +187,7 @@ async fn service_backend(state: &ApiState, target: &ProxyPath) -> ApiResult<(Val
     let service = tunnel::read_object(state, "services", &target.namespace, &target.name).await?;
     let port = service_port(&service, &target.port, &target.name)?;
     let target_port = match &port["targetPort"] {
-        Value::Null => Value::from(port["port"].clone()),
+        Value::Null => port["port"].clone(),
         other => other.clone(),
     };
     let selector = service

@@ -231,9 +231,8 @@ where
             tokio::spawn(forward_pair(endpoint.clone(), port, error, data));
         }
     }
-    match connection.await {
-        Ok(Err(e)) => debug!(error = %e, "port forward connection ended"),
-        Ok(Ok(())) | Err(_) => {}
+    if let Ok(Err(e)) = connection.await {
+        debug!(error = %e, "port forward connection ended");
     }
 }
 

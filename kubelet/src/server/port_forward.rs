@@ -157,10 +157,10 @@ pub fn pump(
     tokio::spawn(async move {
         while let Ok(Some(message)) = inputs.message().await {
             match message.input {
-                Some(pb::port_forward_input::Input::Data(bytes)) => {
-                    if writer.write_all(&bytes).await.is_err() {
-                        break;
-                    }
+                Some(pb::port_forward_input::Input::Data(bytes))
+                    if writer.write_all(&bytes).await.is_err() =>
+                {
+                    break;
                 }
                 Some(pb::port_forward_input::Input::CloseWrite(true)) => break,
                 _ => {}
