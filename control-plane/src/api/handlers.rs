@@ -179,6 +179,7 @@ fn parse_target(group: &str, version: &str, rest: &str) -> ApiResult<Target> {
 }
 
 /// `/api/{version}/...`.
+#[allow(clippy::too_many_arguments)] // axum extractors of one request
 pub async fn core_request(
     State(state): State<Arc<ApiState>>,
     Path((version, rest)): Path<(String, String)>,
@@ -188,6 +189,7 @@ pub async fn core_request(
         axum::extract::ws::WebSocketUpgrade,
         axum::extract::ws::rejection::WebSocketUpgradeRejection,
     >,
+    connection: Option<axum::Extension<hyper::upgrade::OnUpgrade>>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -195,13 +197,31 @@ pub async fn core_request(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
+    if let Some(response) = super::pod_proxy::route(
+        &state,
+        &version,
+        &rest,
+        &method,
+        query.as_deref(),
+        &headers,
+        &body,
+    )
+    .await
+    {
+        return response;
+    }
+    let upgrade = super::port_forward::Upgrade {
+        websocket: upgrade.ok(),
+        connection: connection.map(|c| c.0),
+    };
     if let Some(response) = pod_stream(
         &state,
         &version,
         &rest,
         &method,
         query.as_deref(),
-        upgrade.ok(),
+        &headers,
+        upgrade,
     )
     .await
     {
@@ -210,14 +230,15 @@ pub async fn core_request(
     serve(state, "", &version, &rest, method, query, headers, body).await
 }
 
-/// `pods/{name}/log` and `pods/{name}/exec`: proxied to the pod's node.
+/// `pods/{name}/log`, `exec` and `portforward`: proxied to the pod's node.
 async fn pod_stream(
     state: &Arc<ApiState>,
     version: &str,
     rest: &str,
     method: &Method,
     query: Option<&str>,
-    upgrade: Option<axum::extract::ws::WebSocketUpgrade>,
+    headers: &HeaderMap,
+    upgrade: super::port_forward::Upgrade,
 ) -> Option<Response> {
     let target = parse_target("", version, rest).ok()?;
     let (Some(ns), Some(name), Some(sub)) = (
@@ -237,9 +258,11 @@ async fn pod_stream(
             Err(e) => Err(e),
         },
         (&Method::GET | &Method::POST, "exec") => {
-            let request =
-                super::proxy::ExecRequest::parse(query.unwrap_or_default(), query::decode);
-            super::proxy::exec(state.clone(), ns, name, request, upgrade).await
+            let request = super::proxy::ExecRequest::parse(query.unwrap_or_default(), query::decode);
+            super::proxy::exec(state.clone(), ns, name, request, upgrade.websocket).await
+        }
+        (&Method::GET | &Method::POST, "portforward") => {
+            super::port_forward::serve(state.clone(), ns, name, query, headers, upgrade).await
         }
         (_, "attach") => Err(ApiError::not_implemented("attach is not supported yet")),
         _ => return None,

@@ -15,6 +15,10 @@
 //! - [`patch`]: merge, JSON, strategic merge and apply patches.
 //! - [`protobuf`]: protobuf request bodies of kubectl's generator commands.
 //! - [`proxy`]: pod logs and exec, proxied to the pod's node over gRPC.
+//! - [`tunnel`]: a TCP connection to a pod's port, made by its node.
+//! - [`port_forward`]: `pods/portforward` over WebSocket channels or SPDY.
+//! - [`spdy`]: SPDY/3.1 framing and server connections (kubectl's port-forward).
+//! - [`pod_proxy`]: `pods/proxy` and `services/proxy`.
 //! - [`selectors`]: label and field selectors.
 //! - [`table`]: server-side printing for `kubectl get`.
 //! - [`error`]: `Status` errors.
@@ -35,13 +39,17 @@ pub mod list;
 pub mod managed_fields;
 pub mod objects;
 pub mod patch;
+pub mod pod_proxy;
+pub mod port_forward;
 pub mod protobuf;
 pub mod proxy;
 pub mod query;
 pub mod qos;
 pub mod resources;
 pub mod selectors;
+pub mod spdy;
 pub mod table;
+pub mod tunnel;
 pub mod typecheck;
 pub mod watch;
 pub mod yaml;

@@ -50,6 +50,9 @@ pub trait PodNetwork: Send + Sync + 'static {
     async fn setup(&self, pod: &PodKey) -> Result<NetworkAttachment, SandboxError>;
     /// Removes the pod's network; removing one that does not exist succeeds.
     async fn teardown(&self, pod: &PodKey) -> Result<(), SandboxError>;
+    /// The namespace path of a pod whose network is set up, without
+    /// changing anything (port forwarding enters it).
+    fn locate(&self, pod: &PodKey) -> Option<PathBuf>;
 }
 
 /// One network namespace per pod, made with `ip netns` (named
@@ -118,6 +121,10 @@ impl PodNetwork for NetnsNetwork {
         }
         Ok(())
     }
+
+    fn locate(&self, pod: &PodKey) -> Option<PathBuf> {
+        Some(PathBuf::from("/run/netns").join(self.name(pod))).filter(|p| p.exists())
+    }
 }
 
 /// An in-memory [`PodNetwork`] for tests: records what exists.
@@ -152,6 +159,12 @@ impl PodNetwork for FakeNetwork {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|u| u != &pod.uid);
         Ok(())
+    }
+
+    fn locate(&self, pod: &PodKey) -> Option<PathBuf> {
+        self.live()
+            .contains(&pod.uid)
+            .then(|| PathBuf::from(format!("/fake/netns/{}", pod.uid)))
     }
 }
 

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::port_forward;
 use crate::logs::cri;
 use crate::node::events::EventObject;
 use crate::node::{NodeError, NodeHandle, Report};
@@ -385,6 +386,42 @@ impl NodeAgent for AgentService {
             })
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    type PortForwardStream = BoxStream<pb::PortForwardOutput>;
+
+    async fn port_forward(
+        &self,
+        request: Request<Streaming<pb::PortForwardInput>>,
+    ) -> Result<Response<Self::PortForwardStream>, Status> {
+        let mut inputs = request.into_inner();
+        let (uid, port) = port_forward::start(&mut inputs).await?;
+        let pods = self.node.pods().await.map_err(status_of)?;
+        let pod = pods
+            .iter()
+            .find(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))
+            .ok_or_else(|| Status::not_found(format!("pod {uid} is not on this node")))?;
+        let key = PodKey::of(pod);
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        let netns = if host_network {
+            None
+        } else {
+            Some(self.node.ctx.network.locate(&key).ok_or_else(|| {
+                port_forward::forward_error(
+                    u32::from(port),
+                    &uid,
+                    "the pod's network namespace does not exist (the pod is not running)",
+                )
+            })?)
+        };
+        let stream = port_forward::dial(netns.as_deref(), &uid, port)
+            .await
+            .map_err(|e| port_forward::forward_error(u32::from(port), &uid, e))?;
+        Ok(Response::new(Box::pin(port_forward::pump(stream, inputs))))
     }
 }
 
