@@ -55,8 +55,11 @@ async fn run_client(test: &str, script: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    println!("{script} ({:.0?}):\n{text}", started.elapsed());
     let ok = out.status.success();
+    if ok {
+        // Shown with --nocapture; a failure shows it in the panic.
+        println!("{script} ({:.0?}):\n{text}", started.elapsed());
+    }
     drop(kubelet);
     env.shutdown().await;
     assert!(
