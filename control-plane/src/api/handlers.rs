@@ -258,7 +258,8 @@ async fn pod_stream(
             Err(e) => Err(e),
         },
         (&Method::GET | &Method::POST, "exec") => {
-            let request = super::proxy::ExecRequest::parse(query.unwrap_or_default(), query::decode);
+            let request =
+                super::proxy::ExecRequest::parse(query.unwrap_or_default(), query::decode);
             super::proxy::exec(state.clone(), ns, name, request, upgrade.websocket).await
         }
         (&Method::GET | &Method::POST, "portforward") => {
