@@ -128,6 +128,13 @@ pub fn delete_options(body: &[u8], query: &Query) -> ApiResult<(DeleteOptions, b
     query.validate(Options::Delete)?;
     let parsed: DeleteOptionsBody = if body.iter().all(u8::is_ascii_whitespace) {
         DeleteOptionsBody::default()
+    } else if super::protobuf::is_protobuf(body) {
+        let value = super::protobuf::decode(body).map_err(ApiError::bad_request)?;
+        serde_json::from_value(value).map_err(|e| {
+            ApiError::bad_request(format!(
+                "DeleteOptions in version \"v1\" cannot be handled as a DeleteOptions: {e}"
+            ))
+        })?
     } else {
         serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!(

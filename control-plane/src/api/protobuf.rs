@@ -225,6 +225,12 @@ fn typed(api_version: &str, kind: &str, metadata: Value, rest: Vec<(&str, Value)
     obj
 }
 
+/// Whether a body is Kubernetes protobuf (its magic prefix; no JSON or YAML
+/// document starts with a NUL-terminated `k8s`).
+pub fn is_protobuf(body: &[u8]) -> bool {
+    body.starts_with(MAGIC)
+}
+
 /// Decodes a protobuf body into JSON, or says why not.
 pub fn decode(body: &[u8]) -> Result<Value, String> {
     let raw = body
@@ -237,6 +243,32 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     let bytes = unknown.raw.unwrap_or_default();
     let bad = |e: prost::DecodeError| format!("{kind} is not valid protobuf: {e}");
     let obj = match (api_version.as_str(), kind.as_str()) {
+        // client-go's typed clients (Helm's release cleanup) send the
+        // options of a delete as protobuf too.
+        (_, "DeleteOptions") => {
+            let o = meta::DeleteOptions::decode(bytes.as_slice()).map_err(bad)?;
+            let preconditions = o.preconditions.map(|p| {
+                Obj::new()
+                    .v("uid", p.uid.map(Value::from))
+                    .v("resourceVersion", p.resource_version.map(Value::from))
+                    .done()
+            });
+            let mut obj = Obj::new()
+                .v(
+                    "gracePeriodSeconds",
+                    o.grace_period_seconds.map(Value::from),
+                )
+                .v("preconditions", preconditions)
+                .v("orphanDependents", o.orphan_dependents.map(Value::from))
+                .v("propagationPolicy", o.propagation_policy.map(Value::from))
+                .done();
+            if !o.dry_run.is_empty() {
+                obj["dryRun"] = json!(o.dry_run);
+            }
+            obj["kind"] = json!("DeleteOptions");
+            obj["apiVersion"] = json!(api_version);
+            obj
+        }
         ("v1", "Namespace") => {
             let ns = core::Namespace::decode(bytes.as_slice()).map_err(bad)?;
             typed("v1", "Namespace", object_meta(&ns.metadata), vec![])
@@ -407,6 +439,29 @@ mod tests {
             content_type: Some(String::new()),
         };
         [MAGIC.to_vec(), unknown.encode_to_vec()].concat()
+    }
+
+    #[test]
+    fn delete_options_decode_like_their_json() {
+        let o = meta::DeleteOptions {
+            grace_period_seconds: Some(0),
+            propagation_policy: Some("Background".into()),
+            dry_run: vec!["All".into()],
+            preconditions: Some(meta::Preconditions {
+                uid: Some("u1".into()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        let body = wrap("v1", "DeleteOptions", o.encode_to_vec());
+        assert!(is_protobuf(&body));
+        assert!(!is_protobuf(br#"{"kind":"DeleteOptions"}"#));
+        assert_eq!(
+            decode(&body).expect("decodes"),
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                   "propagationPolicy": "Background", "dryRun": ["All"],
+                   "preconditions": {"uid": "u1"}})
+        );
     }
 
     #[test]
