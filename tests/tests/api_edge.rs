@@ -235,7 +235,14 @@ async fn media_types_limits_and_patches_answer_with_status() {
     assert!(!exists(&cp, "big"));
     let (code, body) = call(&cp, "POST", "/version", "");
     assert_status(code, &body, 405, "POST /version");
-    let long = format!("{CMS}?labelSelector={}", "a".repeat(10 * 1024));
+    // A long but valid selector (kubectl's `-l 'app in (...)'` of many
+    // names) is answered; one past the limit is a 414 Status.
+    let names: Vec<String> = (0..1500).map(|i| format!("app-{i}")).collect();
+    let wide = format!("{CMS}?labelSelector=app+in+({})", names.join(","));
+    assert!(wide.len() > 8 * 1024);
+    let (code, body) = call(&cp, "GET", &wide, "");
+    assert_eq!(code, 200, "{body}");
+    let long = format!("{CMS}?labelSelector={}", "a".repeat(62 * 1024));
     let (code, body) = call(&cp, "GET", &long, "");
     assert_status(code, &body, 414, "long URI");
     for (ct, patch, want) in [

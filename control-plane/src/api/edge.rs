@@ -29,7 +29,10 @@ pub const MAX_REQUEST_BODY: usize = 3 * 1024 * 1024;
 /// which upstream's objects are bounded by).
 pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
 /// Longest request target (path and query) answered; longer ones get a 414.
-pub const MAX_URI: usize = 8 * 1024;
+/// Upstream takes up to its 1 MiB header limit, but the `http` crate under
+/// hyper refuses targets from 64 KiB on with a bare 414 before Skiff sees
+/// them, so Skiff answers (with a Status) just below that.
+pub const MAX_URI: usize = 60 * 1024;
 /// The media type of server-side apply.
 pub const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
