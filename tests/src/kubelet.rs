@@ -6,9 +6,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use skiff_proto::node::v1::PodAssignment;
 use skiff_proto::node::v1::node_agent_client::NodeAgentClient;
 use tonic::transport::Channel;
 
+use crate::control_plane::TestControlPlane;
 use crate::{TestEnv, eventually, free_port, http, image_dir, workspace_binary};
 
 /// A running `skiff-kubelet`.
@@ -29,6 +31,46 @@ pub struct TestKubelet {
 }
 
 impl TestKubelet {
+    /// Plays registration and the scheduler for a pod stored through the
+    /// API: writes Node `node` (this kubelet's address and gRPC port, so the
+    /// API proxies logs, exec and port-forward to it), applies `pod_yaml`
+    /// with kubectl and hands the stored pod named `pod` to this kubelet.
+    /// Returns the pod's uid.
+    pub async fn run_stored_pod(
+        &self,
+        cp: &TestControlPlane,
+        node: &str,
+        pod: &str,
+        pod_yaml: &str,
+    ) -> String {
+        let port = self.grpc.rsplit(':').next().expect("port");
+        let node_yaml = format!(
+            "apiVersion: v1\nkind: Node\nmetadata: {{name: {node}}}\nstatus:\n  addresses: [{{type: InternalIP, address: 127.0.0.1}}]\n  daemonEndpoints: {{kubeletEndpoint: {{Port: {port}}}}}\n"
+        );
+        cp.kubectl_ok(&["apply", "-f", &cp.manifest("node.yaml", &node_yaml)]);
+        cp.kubectl_ok(&[
+            "apply",
+            "-f",
+            &cp.manifest(&format!("{pod}.yaml"), pod_yaml),
+        ]);
+        let stored = cp.kubectl_ok(&["get", "pod", pod, "-o", "json"]);
+        let uid =
+            serde_json::from_str::<serde_json::Value>(&stored).expect("json")["metadata"]["uid"]
+                .as_str()
+                .expect("uid")
+                .to_string();
+        self.client()
+            .await
+            .assign_pod(PodAssignment {
+                pod_uid: uid.clone(),
+                resource_version: "1".into(),
+                pod_json: stored.into_bytes(),
+            })
+            .await
+            .expect("assign");
+        uid
+    }
+
     /// Starts a kubelet named `name` with lab back-off (1 s doubling to 4 s)
     /// and waits until it answers `/healthz`.
     pub async fn start(env: &TestEnv, name: &str) -> Self {

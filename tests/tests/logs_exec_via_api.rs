@@ -9,7 +9,6 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use skiff_proto::node::v1 as pb;
 use skiff_tests::TestEnv;
 use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled, kubectl_path};
 use skiff_tests::kubelet::{TestKubelet, container_status, wait_pod};
@@ -25,29 +24,12 @@ async fn kubectl_logs_and_exec_reach_the_container() {
     let node = format!("n{}x", std::process::id());
     let kubelet = TestKubelet::start(&env, &node).await;
     let cp = TestControlPlane::start().await;
-    let port = kubelet.grpc.rsplit(':').next().expect("port");
-    let node_yaml = format!(
-        "apiVersion: v1\nkind: Node\nmetadata: {{name: {node}}}\nstatus:\n  addresses: [{{type: InternalIP, address: 127.0.0.1}}]\n  daemonEndpoints: {{kubeletEndpoint: {{Port: {port}}}}}\n"
-    );
-    cp.kubectl_ok(&["apply", "-f", &cp.manifest("node.yaml", &node_yaml)]);
     let pod_yaml = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: talker}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, 'echo hello from the pod; echo to stderr >&2; sleep 3600']\n  - name: side\n    image: busybox\n    command: [sleep, '3600']\n"
     );
-    cp.kubectl_ok(&["apply", "-f", &cp.manifest("pod.yaml", &pod_yaml)]);
-    let stored = cp.kubectl_ok(&["get", "pod", "talker", "-o", "json"]);
-    let uid = serde_json::from_str::<serde_json::Value>(&stored).expect("json")["metadata"]["uid"]
-        .as_str()
-        .expect("uid")
-        .to_string();
-    let mut client = kubelet.client().await;
-    client
-        .assign_pod(pb::PodAssignment {
-            pod_uid: uid.clone(),
-            resource_version: "1".into(),
-            pod_json: stored.into_bytes(),
-        })
-        .await
-        .expect("assign");
+    kubelet
+        .run_stored_pod(&cp, &node, "talker", &pod_yaml)
+        .await;
     wait_pod(
         &kubelet,
         "talker",

@@ -6,7 +6,6 @@ use std::io::{Read, Write};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use skiff_proto::node::v1 as pb;
 use skiff_tests::TestEnv;
 use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
 use skiff_tests::kubelet::{TestKubelet, container_status, wait_pod};
@@ -47,29 +46,10 @@ async fn port_forward_and_proxies_reach_the_webapp() {
     let node = format!("pf{}x", std::process::id());
     let kubelet = TestKubelet::start(&env, &node).await;
     let cp = TestControlPlane::start().await;
-    let port = kubelet.grpc.rsplit(':').next().expect("port");
-    let node_yaml = format!(
-        "apiVersion: v1\nkind: Node\nmetadata: {{name: {node}}}\nstatus:\n  addresses: [{{type: InternalIP, address: 127.0.0.1}}]\n  daemonEndpoints: {{kubeletEndpoint: {{Port: {port}}}}}\n"
-    );
-    cp.kubectl_ok(&["apply", "-f", &cp.manifest("node.yaml", &node_yaml)]);
     let pod_yaml = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: web, labels: {{app: web}}}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: web\n    image: skiff.dev/webapp:v1\n    imagePullPolicy: IfNotPresent\n    ports: [{{name: http, containerPort: 8080}}]\n"
     );
-    cp.kubectl_ok(&["apply", "-f", &cp.manifest("pod.yaml", &pod_yaml)]);
-    let stored = cp.kubectl_ok(&["get", "pod", "web", "-o", "json"]);
-    let uid = serde_json::from_str::<serde_json::Value>(&stored).expect("json")["metadata"]["uid"]
-        .as_str()
-        .expect("uid")
-        .to_string();
-    let mut client = kubelet.client().await;
-    client
-        .assign_pod(pb::PodAssignment {
-            pod_uid: uid.clone(),
-            resource_version: "1".into(),
-            pod_json: stored.into_bytes(),
-        })
-        .await
-        .expect("assign");
+    kubelet.run_stored_pod(&cp, &node, "web", &pod_yaml).await;
     wait_pod(&kubelet, "web", "running", Duration::from_secs(30), |p| {
         container_status(p, "web").is_some_and(|s| s.ready)
     })
