@@ -112,8 +112,43 @@ fn seconds(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(v * mult))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(collect_when_idle)
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(run())
+}
+
+/// Hands a worker thread's free memory back when the thread goes idle, at
+/// most every two seconds per thread. mimalloc frees a thread's empty pages
+/// only when that thread allocates again, so after a burst (2,000 watchers
+/// closing at once) idle workers kept about 100 MiB they no longer used.
+fn collect_when_idle() {
+    use std::cell::Cell;
+    use std::time::Instant;
+    thread_local! {
+        static LAST: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+    let now = Instant::now();
+    let due = LAST.with(|last| {
+        let due = last
+            .get()
+            .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(2));
+        if due {
+            last.set(Some(now));
+        }
+        due
+    });
+    if due {
+        // SAFETY: mi_collect only walks the calling thread's own heap and
+        // the allocator's shared structures under its own locks.
+        unsafe { libmimalloc_sys::mi_collect(true) }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -36,8 +36,10 @@ fn report(what: &str, pid: u32, latencies: &mut [Duration]) {
             .unwrap_or_default()
     };
     println!(
-        "{what:<18} RSS {:>5} MiB  threads {:>4}  fds {:>5}  GET p50 {:>7.1?} p99 {:>7.1?}",
+        "{what:<18} RSS {:>5} MiB (anon {:>5}, file {:>3})  threads {:>4}  fds {:>5}  GET p50 {:>7.1?} p99 {:>7.1?}",
         status(pid, "VmRSS:") / 1024,
+        status(pid, "RssAnon:") / 1024,
+        status(pid, "RssFile:") / 1024,
         status(pid, "Threads:"),
         fds(pid),
         pct(50),
