@@ -467,6 +467,7 @@ pub fn unknown_fields(rt: &ResourceType, obj: &Value) -> Vec<String> {
         ("", "Node") => round::<c::v1::Node>(obj),
         ("", "Namespace") => round::<c::v1::Namespace>(obj),
         ("", "Event") => round::<c::v1::Event>(obj),
+        ("events.k8s.io", "Event") => round::<k8s_openapi::api::events::v1::Event>(obj),
         ("", "ReplicationController") => round::<c::v1::ReplicationController>(obj),
         ("", "PersistentVolume") => round::<c::v1::PersistentVolume>(obj),
         ("", "PersistentVolumeClaim") => round::<c::v1::PersistentVolumeClaim>(obj),
