@@ -32,7 +32,11 @@ fn text(value: &Option<String>) -> &str {
 pub fn legacy_errors(event: &Event) -> Vec<String> {
     let mut errors = Vec::new();
     let namespace = event.metadata.namespace.as_deref().unwrap_or_default();
-    let involved_ns = event.involved_object.namespace.as_deref().unwrap_or_default();
+    let involved_ns = event
+        .involved_object
+        .namespace
+        .as_deref()
+        .unwrap_or_default();
     let mismatch = || {
         invalid(
             "involvedObject.namespace",
@@ -119,11 +123,7 @@ pub fn validate_v1_create(event: &Event) -> Vec<String> {
     }
     let type_ = text(&event.type_);
     if type_ != "Normal" && type_ != "Warning" {
-        errors.push(invalid(
-            "type",
-            "",
-            &format!("has invalid value: {type_}"),
-        ));
+        errors.push(invalid("type", "", &format!("has invalid value: {type_}")));
     }
     let unset = [
         ("firstTimestamp", event.first_timestamp.is_some()),
@@ -131,9 +131,10 @@ pub fn validate_v1_create(event: &Event) -> Vec<String> {
         ("count", event.count.unwrap_or_default() != 0),
         (
             "source",
-            event.source.as_ref().is_some_and(|s| {
-                !text(&s.component).is_empty() || !text(&s.host).is_empty()
-            }),
+            event
+                .source
+                .as_ref()
+                .is_some_and(|s| !text(&s.component).is_empty() || !text(&s.host).is_empty()),
         ),
     ];
     for (field, set) in unset {
@@ -172,9 +173,21 @@ pub fn validate_v1_update(new: &Event, old: &Event) -> Vec<String> {
         new.involved_object != old.involved_object,
         shown(serde_json::to_value(&new.involved_object)),
     );
-    immutable("reason", new.reason != old.reason, shown(serde_json::to_value(&new.reason)));
-    immutable("message", new.message != old.message, shown(serde_json::to_value(&new.message)));
-    immutable("source", new.source != old.source, shown(serde_json::to_value(&new.source)));
+    immutable(
+        "reason",
+        new.reason != old.reason,
+        shown(serde_json::to_value(&new.reason)),
+    );
+    immutable(
+        "message",
+        new.message != old.message,
+        shown(serde_json::to_value(&new.message)),
+    );
+    immutable(
+        "source",
+        new.source != old.source,
+        shown(serde_json::to_value(&new.source)),
+    );
     immutable(
         "firstTimestamp",
         new.first_timestamp != old.first_timestamp,
@@ -190,14 +203,26 @@ pub fn validate_v1_update(new: &Event, old: &Event) -> Vec<String> {
         new.count.unwrap_or_default() != old.count.unwrap_or_default(),
         new.count.unwrap_or_default().to_string(),
     );
-    immutable("type", new.type_ != old.type_, shown(serde_json::to_value(&new.type_)));
+    immutable(
+        "type",
+        new.type_ != old.type_,
+        shown(serde_json::to_value(&new.type_)),
+    );
     immutable(
         "eventTime",
         new.event_time != old.event_time,
         shown(serde_json::to_value(&new.event_time)),
     );
-    immutable("action", new.action != old.action, shown(serde_json::to_value(&new.action)));
-    immutable("related", new.related != old.related, shown(serde_json::to_value(&new.related)));
+    immutable(
+        "action",
+        new.action != old.action,
+        shown(serde_json::to_value(&new.action)),
+    );
+    immutable(
+        "related",
+        new.related != old.related,
+        shown(serde_json::to_value(&new.related)),
+    );
     immutable(
         "reportingController",
         new.reporting_component != old.reporting_component,

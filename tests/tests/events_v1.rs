@@ -139,7 +139,13 @@ async fn one_event_behind_both_group_versions() {
             .all(|i| i.get("message").is_some() && i.get("note").is_none()),
         "{core_list}"
     );
-    let all = ok(&cp, "GET", "/apis/events.k8s.io/v1/events", &Value::Null, 200);
+    let all = ok(
+        &cp,
+        "GET",
+        "/apis/events.k8s.io/v1/events",
+        &Value::Null,
+        200,
+    );
     assert!(names(&all).contains(&"modern".to_string()));
 
     // Field selectors name the events.k8s.io fields.
@@ -159,7 +165,13 @@ async fn one_event_behind_both_group_versions() {
         200,
     );
     assert_eq!(names(&selected), ["modern"]);
-    let labelled = ok(&cp, "GET", &format!("{V1}?labelSelector=era%3Dold"), &Value::Null, 200);
+    let labelled = ok(
+        &cp,
+        "GET",
+        &format!("{V1}?labelSelector=era%3Dold"),
+        &Value::Null,
+        200,
+    );
     assert_eq!(names(&labelled), ["legacy"]);
 
     // Patches of every kind apply to the events.k8s.io form.
@@ -298,7 +310,9 @@ async fn one_event_behind_both_group_versions() {
         "{table}"
     );
     assert!(
-        table.lines().any(|l| l.contains("pod/web") && l.contains("from events.k8s.io")),
+        table
+            .lines()
+            .any(|l| l.contains("pod/web") && l.contains("from events.k8s.io")),
         "{table}"
     );
     let manifest = cp.manifest(
@@ -332,7 +346,13 @@ async fn one_event_behind_both_group_versions() {
         status["message"],
         "events.events.k8s.io \"legacy\" not found"
     );
-    ok(&cp, "DELETE", &format!("{V1}?labelSelector=patched%3Dstrategic"), &Value::Null, 200);
+    ok(
+        &cp,
+        "DELETE",
+        &format!("{V1}?labelSelector=patched%3Dstrategic"),
+        &Value::Null,
+        200,
+    );
     let (code, _) = call(&cp, "GET", &format!("{CORE}/modern"), &Value::Null);
     assert_eq!(code, 404);
 }
@@ -385,5 +405,4 @@ async fn watches_of_events_k8s_io_carry_the_converted_form() {
         assert_eq!(object["regarding"]["name"], "p", "{body}");
         assert!(object.get("message").is_none(), "{body}");
     }
-
 }

@@ -62,7 +62,10 @@ pub fn converts(rt: &ResourceType) -> bool {
     rt.group == GROUP && rt.kind == "Event"
 }
 
-fn renamed(obj: &Value, pairs: impl Iterator<Item = (&'static str, &'static str)>) -> Map<String, Value> {
+fn renamed(
+    obj: &Value,
+    pairs: impl Iterator<Item = (&'static str, &'static str)>,
+) -> Map<String, Value> {
     let mut out = Map::new();
     for (from, to) in pairs {
         if let Some(v) = obj.get(from).filter(|v| !v.is_null()) {
@@ -118,7 +121,8 @@ pub fn forget_shown_time(rt: &ResourceType, old: &Value, new: &mut Value) {
         return;
     }
     let sent = new.get("eventTime").and_then(Value::as_str);
-    if sent.is_some() && sent.map(String::from) == shown_time(old)
+    if sent.is_some()
+        && sent.map(String::from) == shown_time(old)
         && let Some(m) = new.as_object_mut()
     {
         m.remove("eventTime");
@@ -251,7 +255,13 @@ mod tests {
         assert_eq!(v1["deprecatedCount"], 3);
         assert_eq!(v1["series"]["count"], 3);
         assert_eq!(v1["metadata"]["resourceVersion"], "7");
-        for core_only in ["message", "involvedObject", "source", "count", "firstTimestamp"] {
+        for core_only in [
+            "message",
+            "involvedObject",
+            "source",
+            "count",
+            "firstTimestamp",
+        ] {
             assert!(v1.get(core_only).is_none(), "{core_only} leaked");
         }
     }
@@ -289,8 +299,13 @@ mod tests {
         changed["eventTime"] = json!("2027-01-01T00:00:00.000000Z");
         forget_shown_time(v1_rt, &stored_view, &mut changed);
         assert_eq!(changed["eventTime"], "2027-01-01T00:00:00.000000Z");
-        let bare = from_core(&json!({"metadata": {"name": "x", "creationTimestamp": "2026-02-02T02:02:02Z"}}));
-        assert_eq!(shown(v1_rt, &bare)["eventTime"], "2026-02-02T02:02:02.000000Z");
+        let bare = from_core(
+            &json!({"metadata": {"name": "x", "creationTimestamp": "2026-02-02T02:02:02Z"}}),
+        );
+        assert_eq!(
+            shown(v1_rt, &bare)["eventTime"],
+            "2026-02-02T02:02:02.000000Z"
+        );
         let core_rt = super::super::resources::find("", "v1", "events").expect("core");
         assert!(shown(core_rt, &core).get("eventTime").is_none());
     }
@@ -317,7 +332,9 @@ mod tests {
         let err = validate_create(v1_rt, &event).expect_err("invalid");
         assert_eq!(err.code, 422);
         assert!(
-            err.message.starts_with("Event.events.k8s.io \"bad\" is invalid: [reportingController: Required value"),
+            err.message.starts_with(
+                "Event.events.k8s.io \"bad\" is invalid: [reportingController: Required value"
+            ),
             "{}",
             err.message
         );
