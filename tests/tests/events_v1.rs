@@ -297,6 +297,20 @@ async fn one_event_behind_both_group_versions() {
         201,
     );
 
+    // Core/v1 keeps upstream's legacy checks.
+    let (code, status) = call(
+        &cp,
+        "POST",
+        CORE,
+        &json!({"metadata": {"name": "elsewhere"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "other"},
+                "reason": "R", "message": "m", "type": "Normal"}),
+    );
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "Event \"elsewhere\" is invalid: involvedObject.namespace: Invalid value: \"other\": does not match event.namespace"
+    );
+
     // kubectl: a table of events.k8s.io Events, and a create from a manifest.
     let table = cp.kubectl_ok(&["get", "events.v1.events.k8s.io", "-n", "default"]);
     let header = table.lines().next().unwrap_or_default();

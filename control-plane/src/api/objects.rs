@@ -698,6 +698,12 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
                 "spec.jobTemplate.spec.template",
             ));
         }
+        // Every Event passes the legacy checks (old clients write through
+        // core/v1); events.k8s.io adds its own (see `events_v1`).
+        "Event" if rt.group.is_empty() => {
+            let event: k8s_openapi::api::core::v1::Event = decode(rt, obj)?;
+            errors.extend(skiff_api_rules::event::legacy_errors(&event));
+        }
         "Service" => {
             let s: Service = decode(rt, obj)?;
             errors.extend(validate_service_spec(&s.spec.unwrap_or_default()));
