@@ -350,6 +350,30 @@ async fn one_event_behind_both_group_versions() {
         "{refused}"
     );
 
+    let explained = cp.kubectl_ok(&[
+        "explain",
+        "events.regarding",
+        "--api-version=events.k8s.io/v1",
+    ]);
+    assert!(
+        explained.contains("GROUP:      events.k8s.io") && explained.contains("ObjectReference"),
+        "{explained}"
+    );
+    let watched = cp.kubectl(&[
+        "get",
+        "events.v1.events.k8s.io",
+        "-n",
+        "default",
+        "--watch",
+        "--request-timeout=2s",
+    ]);
+    let watched = String::from_utf8_lossy(&watched.stdout);
+    assert!(
+        watched.lines().next().is_some_and(|h| h.contains("REASON"))
+            && watched.contains("from core/v1"),
+        "{watched}"
+    );
+
     // Deletes through either group version remove the one object.
     ok(&cp, "DELETE", &format!("{V1}/legacy"), &Value::Null, 200);
     let (code, _) = call(&cp, "GET", &format!("{CORE}/legacy"), &Value::Null);
