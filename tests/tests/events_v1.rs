@@ -375,7 +375,9 @@ async fn one_event_behind_both_group_versions() {
     );
 
     // Deletes through either group version remove the one object.
-    ok(&cp, "DELETE", &format!("{V1}/legacy"), &Value::Null, 200);
+    let gone = ok(&cp, "DELETE", &format!("{V1}/legacy"), &Value::Null, 200);
+    assert_eq!(gone["note"], "from core/v1", "{gone}");
+    assert_eq!(gone["eventTime"], "2026-01-01T00:00:00.000000Z", "{gone}");
     let (code, _) = call(&cp, "GET", &format!("{CORE}/legacy"), &Value::Null);
     assert_eq!(code, 404);
     let (code, status) = call(&cp, "GET", &format!("{V1}/legacy"), &Value::Null);
@@ -384,13 +386,15 @@ async fn one_event_behind_both_group_versions() {
         status["message"],
         "events.events.k8s.io \"legacy\" not found"
     );
-    ok(
+    let collection = ok(
         &cp,
         "DELETE",
         &format!("{V1}?labelSelector=patched%3Dstrategic"),
         &Value::Null,
         200,
     );
+    assert_eq!(names(&collection), ["modern"]);
+    assert_eq!(collection["items"][0]["note"], "from events.k8s.io");
     let (code, _) = call(&cp, "GET", &format!("{CORE}/modern"), &Value::Null);
     assert_eq!(code, 404);
 }

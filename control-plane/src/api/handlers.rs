@@ -1085,7 +1085,7 @@ impl Api {
         };
         check(&obj, rev)?;
         if dry_run {
-            return Ok(json_response(StatusCode::OK, &obj));
+            return Ok(json_response(StatusCode::OK, &events_v1::shown(t.rt, &obj)));
         }
         if t.rt.kind == "Namespace" {
             self.delete_namespace_contents(&name).await?;
@@ -1094,7 +1094,9 @@ impl Api {
         }
         for _ in 0..5 {
             match deletion::plan(t.rt.kind, &obj, &options, chrono::Utc::now()) {
-                deletion::Plan::Pending => return Ok(json_response(StatusCode::OK, &obj)),
+                deletion::Plan::Pending => {
+                    return Ok(json_response(StatusCode::OK, &events_v1::shown(t.rt, &obj)));
+                }
                 deletion::Plan::Keep(mut kept) => {
                     match self
                         .state
@@ -1104,7 +1106,10 @@ impl Api {
                     {
                         Ok(new_rev) => {
                             kept["metadata"]["resourceVersion"] = json!(new_rev.to_string());
-                            return Ok(json_response(StatusCode::OK, &kept));
+                            return Ok(json_response(
+                                StatusCode::OK,
+                                &events_v1::shown(t.rt, &kept),
+                            ));
                         }
                         Err(StoreError::Conflict { .. }) => {}
                         Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
@@ -1118,7 +1123,10 @@ impl Api {
                                 Err(_) => obj,
                             };
                             last["metadata"]["resourceVersion"] = json!(rev.to_string());
-                            return Ok(json_response(StatusCode::OK, &last));
+                            return Ok(json_response(
+                                StatusCode::OK,
+                                &events_v1::shown(t.rt, &last),
+                            ));
                         }
                         Err(StoreError::Conflict { .. }) => {}
                         Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
@@ -1211,7 +1219,7 @@ impl Api {
                 sub: None,
             };
             if self.delete(&target, body).await.is_ok() {
-                deleted.push(obj);
+                deleted.push(events_v1::shown(t.rt, &obj).into_owned());
             }
         }
         let list = json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": {"resourceVersion": listing.revision.to_string()}, "items": deleted});
