@@ -7,6 +7,7 @@
 //! - [`batch`]: Job and CronJob specs (counts, modes, policies).
 //! - [`config`]: ConfigMaps and Secrets (keys, size, types, `immutable`).
 //! - [`daemonset`]: DaemonSet specs (update strategy, rolling budget).
+//! - [`event`]: Events written through `events.k8s.io/v1`.
 //! - [`metadata`]: every kind's metadata (names, labels, annotations,
 //!   finalizers, owner references).
 //! - [`names`]: DNS-1123 names and labels.
@@ -18,6 +19,7 @@
 pub mod batch;
 pub mod config;
 pub mod daemonset;
+pub mod event;
 pub mod metadata;
 pub mod names;
 pub mod pod;

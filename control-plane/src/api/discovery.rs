@@ -361,6 +361,9 @@ fn add_schema(generator: &mut schemars::SchemaGenerator, r: &ResourceType) {
         ("", "Node") => drop(generator.subschema_for::<core::v1::Node>()),
         ("", "Namespace") => drop(generator.subschema_for::<core::v1::Namespace>()),
         ("", "Event") => drop(generator.subschema_for::<core::v1::Event>()),
+        ("events.k8s.io", "Event") => {
+            drop(generator.subschema_for::<k8s_openapi::api::events::v1::Event>())
+        }
         ("", "ReplicationController") => {
             drop(generator.subschema_for::<core::v1::ReplicationController>())
         }

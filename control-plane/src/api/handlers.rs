@@ -18,6 +18,7 @@ use super::ApiState;
 use super::deletion;
 use super::discovery;
 use super::error::{ApiError, ApiResult};
+use super::events_v1;
 use super::managed_fields::{self, Manager};
 use super::objects::{self, apply_defaults, check_immutable, drop_nulls, validate};
 use super::patch;
@@ -512,10 +513,12 @@ impl Api {
             .get(&self.key(t))
             .await
             .map_err(|e| ApiError::from_store(e, t.rt, name))?;
-        Ok((with_rv(&kv)?, kv.revision))
+        Ok((events_v1::view(t.rt, with_rv(&kv)?), kv.revision))
     }
 
     fn respond(&self, t: &Target, code: StatusCode, obj: &Value) -> Response {
+        let obj = events_v1::shown(t.rt, obj);
+        let obj = obj.as_ref();
         if self.wants_table() {
             let rv = obj
                 .pointer("/metadata/resourceVersion")
@@ -650,6 +653,7 @@ impl Api {
             .map_err(|e| ApiError::from_store(e, t.rt, &name_of(obj)))?;
         objects::track_template_generation(t.rt, None, obj);
         validate(t.rt, obj)?;
+        events_v1::validate_create(t.rt, obj)?;
         if let Ownership::Update(manager) = ownership {
             managed_fields::update(t.rt, None, obj, manager);
         }
@@ -661,7 +665,7 @@ impl Api {
             obj.pointer("/metadata/namespace").and_then(Value::as_str),
             &name,
         );
-        let encoded = to_bytes(obj);
+        let encoded = to_bytes(&events_v1::stored(t.rt, obj));
         super::edge::check_object_size(&encoded)?;
         let rev = self
             .state
@@ -685,6 +689,7 @@ impl Api {
     ) -> ApiResult<Value> {
         self.check_identity(t, &mut new)?;
         drop_nulls(&mut new);
+        events_v1::forget_shown_time(t.rt, old, &mut new);
         let name = name_of(old);
         if name_of(&new) != name {
             return Err(ApiError::bad_request(format!(
@@ -740,6 +745,7 @@ impl Api {
         if !status_only {
             validate(t.rt, &result)?;
             check_immutable(t.rt, old, &result)?;
+            events_v1::validate_update(t.rt, old, &result)?;
             let added = deletion::added_while_deleting(old, &result);
             if !added.is_empty() {
                 let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
@@ -790,7 +796,7 @@ impl Api {
             result["metadata"]["resourceVersion"] = json!(rev.to_string());
             return Ok(result);
         }
-        let encoded = to_bytes(&result);
+        let encoded = to_bytes(&events_v1::stored(t.rt, &result));
         super::edge::check_object_size(&encoded)?;
         let new_rev = self
             .state
@@ -1079,7 +1085,7 @@ impl Api {
         };
         check(&obj, rev)?;
         if dry_run {
-            return Ok(json_response(StatusCode::OK, &obj));
+            return Ok(json_response(StatusCode::OK, &events_v1::shown(t.rt, &obj)));
         }
         if t.rt.kind == "Namespace" {
             self.delete_namespace_contents(&name).await?;
@@ -1088,17 +1094,22 @@ impl Api {
         }
         for _ in 0..5 {
             match deletion::plan(t.rt.kind, &obj, &options, chrono::Utc::now()) {
-                deletion::Plan::Pending => return Ok(json_response(StatusCode::OK, &obj)),
+                deletion::Plan::Pending => {
+                    return Ok(json_response(StatusCode::OK, &events_v1::shown(t.rt, &obj)));
+                }
                 deletion::Plan::Keep(mut kept) => {
                     match self
                         .state
                         .store
-                        .update(&self.key(t), rev, to_bytes(&kept))
+                        .update(&self.key(t), rev, to_bytes(&events_v1::stored(t.rt, &kept)))
                         .await
                     {
                         Ok(new_rev) => {
                             kept["metadata"]["resourceVersion"] = json!(new_rev.to_string());
-                            return Ok(json_response(StatusCode::OK, &kept));
+                            return Ok(json_response(
+                                StatusCode::OK,
+                                &events_v1::shown(t.rt, &kept),
+                            ));
                         }
                         Err(StoreError::Conflict { .. }) => {}
                         Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
@@ -1107,9 +1118,15 @@ impl Api {
                 deletion::Plan::Remove => {
                     match self.state.store.delete(&self.key(t), Some(rev)).await {
                         Ok((_, last)) => {
-                            let mut last: Value = serde_json::from_slice(&last).unwrap_or(obj);
+                            let mut last = match serde_json::from_slice(&last) {
+                                Ok(stored) => events_v1::view(t.rt, stored),
+                                Err(_) => obj,
+                            };
                             last["metadata"]["resourceVersion"] = json!(rev.to_string());
-                            return Ok(json_response(StatusCode::OK, &last));
+                            return Ok(json_response(
+                                StatusCode::OK,
+                                &events_v1::shown(t.rt, &last),
+                            ));
                         }
                         Err(StoreError::Conflict { .. }) => {}
                         Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
@@ -1188,7 +1205,7 @@ impl Api {
             .map_err(|e| ApiError::from_store(e, t.rt, ""))?;
         let mut deleted = Vec::new();
         for kv in &listing.items {
-            let obj = with_rv(kv)?;
+            let obj = events_v1::view(t.rt, with_rv(kv)?);
             if !(labels.matches(obj.pointer("/metadata/labels")) && fields.matches(&obj)) {
                 continue;
             }
@@ -1202,7 +1219,7 @@ impl Api {
                 sub: None,
             };
             if self.delete(&target, body).await.is_ok() {
-                deleted.push(obj);
+                deleted.push(events_v1::shown(t.rt, &obj).into_owned());
             }
         }
         let list = json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": {"resourceVersion": listing.revision.to_string()}, "items": deleted});

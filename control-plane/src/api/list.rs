@@ -30,6 +30,7 @@ use tracing::warn;
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
+use super::events_v1;
 use super::resources::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
@@ -175,6 +176,12 @@ impl Render {
         self.labels != LabelSelector::default() || self.fields != FieldSelector::default()
     }
 
+    /// Whether items go out as the store holds them (no selection, no
+    /// Table, no other group version's form).
+    fn as_stored(&self) -> bool {
+        !self.table && !self.filtered() && !events_v1::converts(self.rt)
+    }
+
     fn head(&self, revision: u64, continue_token: Option<&str>) -> Vec<u8> {
         let mut metadata = json!({"resourceVersion": revision.to_string()});
         if let Some(token) = continue_token {
@@ -209,7 +216,7 @@ impl Render {
         if !*first {
             out.push(b',');
         }
-        let written = if !self.table && !self.filtered() {
+        let written = if self.as_stored() {
             splice_resource_version(&kv.value, kv.revision, out) || self.write_parsed(kv, out)
         } else {
             self.write_parsed(kv, out)
@@ -230,12 +237,14 @@ impl Render {
             return false;
         }
         obj["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
+        let obj = events_v1::view(self.rt, obj);
+        let obj = events_v1::shown(self.rt, &obj);
         if !(self.labels.matches(obj.pointer("/metadata/labels")) && self.fields.matches(&obj)) {
             return false;
         }
         if self.table {
             serde_json::to_writer(out, &table::row(self.rt, &obj)).is_ok()
-        } else if self.filtered() {
+        } else if self.filtered() && !events_v1::converts(self.rt) {
             // Selected: the stored bytes go out as they are.
             splice_resource_version(&kv.value, kv.revision, out)
                 || serde_json::to_writer(out, &obj).is_ok()

@@ -10,6 +10,7 @@
 //! - [`watch`]: watch streams, each with a bounded buffer; stalled watchers are terminated.
 //! - [`internal`]: the same objects for the control plane's own actors.
 //! - [`events`]: Events recorded with upstream's correlation (counted repeats).
+//! - [`events_v1`]: `events.k8s.io/v1` Events, a converted view of core Events.
 //! - [`managed_fields`]: field ownership and server-side apply.
 //! - [`objects`]: decoding, defaults, validation, server-owned metadata.
 //! - [`patch`]: merge, JSON, strategic merge and apply patches.
@@ -31,6 +32,7 @@ pub mod discovery;
 pub mod edge;
 pub mod error;
 pub mod events;
+pub mod events_v1;
 pub mod handlers;
 pub mod identity;
 pub mod inflight;

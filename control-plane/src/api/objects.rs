@@ -467,6 +467,7 @@ pub fn unknown_fields(rt: &ResourceType, obj: &Value) -> Vec<String> {
         ("", "Node") => round::<c::v1::Node>(obj),
         ("", "Namespace") => round::<c::v1::Namespace>(obj),
         ("", "Event") => round::<c::v1::Event>(obj),
+        ("events.k8s.io", "Event") => round::<k8s_openapi::api::events::v1::Event>(obj),
         ("", "ReplicationController") => round::<c::v1::ReplicationController>(obj),
         ("", "PersistentVolume") => round::<c::v1::PersistentVolume>(obj),
         ("", "PersistentVolumeClaim") => round::<c::v1::PersistentVolumeClaim>(obj),
@@ -696,6 +697,12 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
                 TemplateRestart::OnFailureOrNever,
                 "spec.jobTemplate.spec.template",
             ));
+        }
+        // Every Event passes the legacy checks (old clients write through
+        // core/v1); events.k8s.io adds its own (see `events_v1`).
+        "Event" if rt.group.is_empty() => {
+            let event: k8s_openapi::api::core::v1::Event = decode(rt, obj)?;
+            errors.extend(skiff_api_rules::event::legacy_errors(&event));
         }
         "Service" => {
             let s: Service = decode(rt, obj)?;

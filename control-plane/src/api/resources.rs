@@ -22,6 +22,10 @@ pub struct ResourceType {
     pub categories: &'static [&'static str],
     /// Subresources served (`status`, `scale`, `log`, `exec`).
     pub subresources: &'static [&'static str],
+    /// The group whose store prefix holds the objects: its own, except
+    /// where upstream keeps one object behind two groups (`events.k8s.io`
+    /// Events are core Events; see [`super::events_v1`]).
+    pub storage_group: &'static str,
 }
 
 impl ResourceType {
@@ -54,10 +58,10 @@ impl ResourceType {
 
     /// Store key prefix of this type (`/registry/apps/deployments/`).
     pub fn prefix(&self) -> String {
-        let group = if self.group.is_empty() {
+        let group = if self.storage_group.is_empty() {
             "core"
         } else {
-            self.group
+            self.storage_group
         };
         format!("/registry/{group}/{}/", self.plural)
     }
@@ -85,6 +89,7 @@ macro_rules! rt {
             short_names: $short,
             categories: $cat,
             subresources: $sub,
+            storage_group: $g,
         }
     };
 }
@@ -332,6 +337,21 @@ pub const RESOURCES: &[ResourceType] = &[
         &[],
         &[]
     ),
+    // Stored as core Events: one object, two group versions.
+    ResourceType {
+        storage_group: "",
+        ..rt!(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "event",
+            "Event",
+            true,
+            &["ev"],
+            &[],
+            &[]
+        )
+    },
 ];
 
 /// The type served at `group/version/plural`.

@@ -625,6 +625,9 @@ fn columns_and_cells(rt: &ResourceType, obj: &Value) -> (Vec<Value>, Vec<String>
             vec![name, s(status.get("phase")), age],
         ),
         "Event" => {
+            // Both group versions print the core form.
+            let core = super::events_v1::core_form(rt, obj);
+            let obj = core.as_ref();
             // Upstream's printEvent with Wide set (the server always prints
             // wide; kubectl hides priority-1 columns without `-o wide`).
             let first = obj

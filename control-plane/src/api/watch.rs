@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
+use super::events_v1;
 use super::list::splice_resource_version;
 use super::resources::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
@@ -243,7 +244,8 @@ impl Render {
         out.extend_from_slice(br#"{"type":""#);
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(br#"","object":"#);
-        if !self.table && !self.filtered() && splice_resource_version(value, revision, &mut out) {
+        let as_stored = !self.table && !self.filtered() && !events_v1::converts(self.rt);
+        if as_stored && splice_resource_version(value, revision, &mut out) {
             out.extend_from_slice(b"}\n");
             return Some(out.into());
         }
@@ -252,13 +254,15 @@ impl Render {
             return None;
         }
         obj["metadata"]["resourceVersion"] = json!(revision.to_string());
+        let obj = events_v1::view(self.rt, obj);
+        let obj = events_v1::shown(self.rt, &obj);
         if !(self.labels.matches(obj.pointer("/metadata/labels")) && self.fields.matches(&obj)) {
             return None;
         }
         let written = if self.table {
             serde_json::to_writer(
                 &mut out,
-                &table::table(self.rt, std::slice::from_ref(&obj), revision),
+                &table::table(self.rt, std::slice::from_ref(obj.as_ref()), revision),
             )
         } else {
             serde_json::to_writer(&mut out, &obj)
