@@ -237,6 +237,9 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     let bytes = unknown.raw.unwrap_or_default();
     let bad = |e: prost::DecodeError| format!("{kind} is not valid protobuf: {e}");
     let obj = match (api_version.as_str(), kind.as_str()) {
+        ("policy/v1" | "policy/v1beta1", "Eviction") => {
+            super::eviction::from_protobuf(&api_version, &bytes)?
+        }
         ("v1", "Namespace") => {
             let ns = core::Namespace::decode(bytes.as_slice()).map_err(bad)?;
             typed("v1", "Namespace", object_meta(&ns.metadata), vec![])
