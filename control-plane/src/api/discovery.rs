@@ -561,7 +561,20 @@ mod tests {
             .iter()
             .filter_map(|s| s["subresource"].as_str())
             .collect();
-        assert_eq!(subs, ["status", "log", "exec", "binding"]);
+        assert_eq!(subs, ["status", "log", "exec", "binding", "eviction"]);
+        // kubectl drain evicts only when pods/eviction names its group and
+        // version (else it falls back to deleting).
+        let eviction = pods["subresources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["subresource"] == "eviction")
+            .expect("eviction");
+        assert_eq!(
+            eviction["responseKind"],
+            json!({"group": "policy", "version": "v1", "kind": "Eviction"})
+        );
+        assert_eq!(eviction["verbs"], json!(["create"]));
 
         let groups = aggregated(false, Aggregated::V2Beta1);
         assert_eq!(groups["apiVersion"], "apidiscovery.k8s.io/v2beta1");

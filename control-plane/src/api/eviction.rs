@@ -171,6 +171,14 @@ pub async fn evict(
             .await
             .map_err(|e| ApiError::from_store(e, pods_rt, name))?;
         let current = decode(&kv)?;
+        // Checked before the budget is spent too: a request bound to fail
+        // must not use up a disruption.
+        let uid_differs = request.options.uid.as_deref().is_some_and(|uid| {
+            current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+        });
+        if uid_differs || original_rv.is_some_and(|rv| rv != kv.revision) {
+            return Err(ApiError::conflict(pods_rt, name));
+        }
         if !can_ignore_budget(&current) {
             pod = Some((current, kv.revision));
             break;
