@@ -126,6 +126,23 @@ async fn pod_disruption_budgets_are_validated_and_printed_like_upstream() {
     assert!(message.contains("spec.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"150%\"}: must not be greater than 100%"), "{message}");
     assert!(message.contains("spec.unhealthyPodEvictionPolicy: Unsupported value: \"Never\": supported values: \"AlwaysAllow\", \"IfHealthyBudget\""), "{message}");
 
+    // Created with the status upstream's strategy gives, whatever was sent.
+    let (code, created) = call(
+        &cp,
+        "POST",
+        PDBS,
+        &json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "fresh"},
+                "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "none"}}},
+                "status": {"disruptionsAllowed": 7}}),
+    );
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(
+        created["status"],
+        json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0})
+    );
+    let (code, _) = call(&cp, "DELETE", &format!("{PDBS}/fresh"), &Value::Null);
+    assert_eq!(code, 200);
+
     let file = cp.manifest(
         "pdb.yaml",
         "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web\nspec:\n  maxUnavailable: 25%\n  selector:\n    matchLabels:\n      app: web\n",

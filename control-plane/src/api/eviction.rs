@@ -95,8 +95,11 @@ struct Request {
 fn parse(eviction: &Value, namespace: &str, name: &str, query: &Query) -> ApiResult<Request> {
     let api_version = eviction.get("apiVersion").and_then(Value::as_str);
     let kind = eviction.get("kind").and_then(Value::as_str);
-    let known = matches!(api_version, None | Some("policy/v1" | "policy/v1beta1"))
-        && matches!(kind, None | Some("Eviction"));
+    // kr8s posts subresources with the parent's `v1`; the kind is what counts.
+    let known = matches!(
+        api_version,
+        None | Some("policy/v1" | "policy/v1beta1" | "v1")
+    ) && matches!(kind, None | Some("Eviction"));
     if !known {
         return Err(ApiError::bad_request(format!(
             "not a Eviction object: {}/{}",
@@ -507,6 +510,8 @@ mod tests {
         let beta =
             json!({"apiVersion": "policy/v1beta1", "kind": "Eviction", "metadata": {"name": "p"}});
         assert!(parse(&beta, "default", "p", &q).is_ok());
+        let kr8s = json!({"apiVersion": "v1", "kind": "Eviction", "metadata": {"name": "p"}});
+        assert!(parse(&kr8s, "default", "p", &q).is_ok());
         let other = json!({"metadata": {"name": "q"}});
         let e = parse(&other, "default", "p", &q).err().expect("mismatch");
         assert_eq!(
