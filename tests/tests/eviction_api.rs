@@ -322,7 +322,7 @@ async fn evictions_spend_and_respect_disruption_budgets() {
     let all = wait_status(
         &cp,
         "all",
-        &json!({"expectedPods": 0, "disruptionsAllowed": 0}),
+        &json!({"expectedPods": 0, "disruptionsAllowed": 0, "observedGeneration": 1}),
     );
     assert_eq!(
         all["status"]["conditions"][0]["reason"], "InsufficientPods",
