@@ -175,6 +175,19 @@ async fn pod_disruption_budgets_are_validated_and_printed_like_upstream() {
         .split_whitespace()
         .collect();
     assert_eq!(row[..4], ["web", "N/A", "25%", "0"], "{out}");
+    // kubectl's generator sends protobuf.
+    cp.kubectl_ok(&[
+        "create",
+        "poddisruptionbudget",
+        "gen",
+        "--selector=app=web",
+        "--min-available=1",
+    ]);
+    let generated = get(&cp, &format!("{PDBS}/gen"));
+    assert_eq!(
+        generated["spec"],
+        json!({"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}})
+    );
     let kinds = cp.kubectl_ok(&["api-resources", "--api-group=policy", "--no-headers"]);
     assert!(
         kinds.contains("poddisruptionbudgets") && kinds.contains("pdb"),

@@ -240,6 +240,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         ("policy/v1" | "policy/v1beta1", "Eviction") => {
             super::eviction::from_protobuf(&api_version, &bytes)?
         }
+        ("policy/v1", "PodDisruptionBudget") => pod_disruption_budget(&bytes).map_err(bad)?,
         ("v1", "Namespace") => {
             let ns = core::Namespace::decode(bytes.as_slice()).map_err(bad)?;
             typed("v1", "Namespace", object_meta(&ns.metadata), vec![])
@@ -393,6 +394,31 @@ mod base64_engine {
         }
         out
     }
+}
+
+/// `kubectl create poddisruptionbudget`'s body. A selector that is sent
+/// stays, even empty: in `policy/v1` `{}` selects every pod, none selects none.
+fn pod_disruption_budget(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+    use k8s_pb::api::policy::v1::PodDisruptionBudget;
+    let pdb = PodDisruptionBudget::decode(bytes)?;
+    let spec = pdb.spec.unwrap_or_default();
+    let mut out = Obj::new()
+        .v("minAvailable", int_or_string(&spec.min_available))
+        .v("maxUnavailable", int_or_string(&spec.max_unavailable))
+        .s(
+            "unhealthyPodEvictionPolicy",
+            &spec.unhealthy_pod_eviction_policy,
+        )
+        .done();
+    if spec.selector.is_some() {
+        out["selector"] = label_selector(&spec.selector).unwrap_or_else(|| json!({}));
+    }
+    Ok(typed(
+        "policy/v1",
+        "PodDisruptionBudget",
+        object_meta(&pdb.metadata),
+        vec![("spec", out)],
+    ))
 }
 
 #[cfg(test)]
