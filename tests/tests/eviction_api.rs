@@ -175,6 +175,11 @@ async fn pod_disruption_budgets_are_validated_and_printed_like_upstream() {
         .split_whitespace()
         .collect();
     assert_eq!(row[..4], ["web", "N/A", "25%", "0"], "{out}");
+    let described = cp.kubectl_ok(&["describe", "pdb", "web"]);
+    assert!(
+        described.contains("Selector:") && described.contains("Allowed disruptions:"),
+        "{described}"
+    );
     // kubectl's generator sends protobuf.
     cp.kubectl_ok(&[
         "create",
