@@ -15,7 +15,7 @@ const PERCENT_MESSAGE: &str = "a valid percent string must be a numeric string f
 /// Go's `%#v` of an `intstr.IntOrString`, which is how the API server
 /// prints one in an `Invalid value` (the type's `String` method has a
 /// pointer receiver, so the struct is printed raw).
-fn go_int_or_string(v: &IntOrString) -> String {
+pub(crate) fn go_int_or_string(v: &IntOrString) -> String {
     match v {
         IntOrString::Int(i) => format!("intstr.IntOrString{{Type:0, IntVal:{i}, StrVal:\"\"}}"),
         IntOrString::String(s) => {
@@ -43,7 +43,7 @@ fn int_or_percent_value(v: &IntOrString) -> i64 {
 }
 
 /// `ValidatePositiveIntOrPercent` and `IsNotMoreThan100Percent`.
-fn int_or_percent_errors(path: &str, v: &IntOrString) -> Vec<String> {
+pub(crate) fn int_or_percent_errors(path: &str, v: &IntOrString) -> Vec<String> {
     let mut errors = Vec::new();
     match v {
         IntOrString::Int(i) if *i < 0 => errors.push(format!(

@@ -12,6 +12,7 @@
 //!   finalizers, owner references).
 //! - [`names`]: DNS-1123 names and labels.
 //! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
+//! - [`policy`]: PodDisruptionBudget specs and label selectors.
 //! - [`service`]: Service specs and port protocols.
 //! - [`storage`]: PersistentVolumeClaim specs.
 //! - [`workloads`]: controllers' selectors and templates.
@@ -23,6 +24,7 @@ pub mod event;
 pub mod metadata;
 pub mod names;
 pub mod pod;
+pub mod policy;
 pub mod service;
 pub mod storage;
 pub mod workloads;

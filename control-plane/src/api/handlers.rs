@@ -398,7 +398,7 @@ impl Api {
             (&Method::GET, None, None) => true,
             (&Method::GET, Some(_), None | Some("status" | "scale")) => true,
             (&Method::POST, None, None) => true,
-            (&Method::POST, Some(_), Some("binding")) => t.rt.kind == "Pod",
+            (&Method::POST, Some(_), Some("binding" | "eviction")) => t.rt.kind == "Pod",
             (&Method::PUT | &Method::PATCH, Some(_), None | Some("status" | "scale")) => true,
             (&Method::DELETE, _, None) => true,
             _ => false,
@@ -420,6 +420,7 @@ impl Api {
             (&Method::GET, Some(_), Some("scale")) => self.get_scale(t).await,
             (&Method::GET, Some(_), _) => self.get(t).await,
             (&Method::POST, None, _) => self.create(t, body).await,
+            (&Method::POST, Some(_), Some("eviction")) => self.evict(t, body).await,
             (&Method::POST, Some(_), _) => self.bind(t, body).await,
             (&Method::PUT, Some(_), Some("scale")) => self.update_scale(t, body).await,
             (&Method::PUT, Some(_), _) => self.update(t, body).await,
@@ -977,6 +978,14 @@ impl Api {
             }),
             Err(e) => Err(ApiError::from_store(e, t.rt, name)),
         }
+    }
+
+    /// `POST pods/{name}/eviction`: see [`super::eviction`].
+    async fn evict(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
+        let eviction = self.parse_body(body)?;
+        let ns = t.namespace.as_deref().unwrap_or("default");
+        let name = t.name.as_deref().unwrap_or_default();
+        super::eviction::evict(&self.state, ns, name, &self.query, &eviction).await
     }
 
     fn scale_of(&self, t: &Target, obj: &Value) -> ApiResult<Value> {

@@ -5,6 +5,7 @@
 //! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
 //! - [`inflight`]: upstream's max-in-flight caps (429 over them).
+//! - [`eviction`]: `pods/eviction`, spending PodDisruptionBudgets.
 //! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
 //! - [`list`]: list responses streamed from store snapshots, paged.
 //! - [`watch`]: watch streams, each with a bounded buffer; stalled watchers are terminated.
@@ -33,6 +34,7 @@ pub mod edge;
 pub mod error;
 pub mod events;
 pub mod events_v1;
+pub mod eviction;
 pub mod handlers;
 pub mod identity;
 pub mod inflight;

@@ -483,6 +483,9 @@ pub fn unknown_fields(rt: &ResourceType, obj: &Value) -> Vec<String> {
         ("batch", "CronJob") => round::<b::v1::CronJob>(obj),
         ("discovery.k8s.io", "EndpointSlice") => round::<d::v1::EndpointSlice>(obj),
         ("coordination.k8s.io", "Lease") => round::<co::v1::Lease>(obj),
+        ("policy", "PodDisruptionBudget") => {
+            round::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(obj)
+        }
         ("storage.k8s.io", "StorageClass") => round::<s::v1::StorageClass>(obj),
         _ => None,
     };
@@ -719,6 +722,12 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         "PersistentVolumeClaim" => {
             let c: PersistentVolumeClaim = decode(rt, obj)?;
             errors.extend(validate_claim_spec("spec", &c.spec.unwrap_or_default()));
+        }
+        "PodDisruptionBudget" => {
+            let p: k8s_openapi::api::policy::v1::PodDisruptionBudget = decode(rt, obj)?;
+            errors.extend(skiff_api_rules::policy::validate_pdb_spec(
+                &p.spec.unwrap_or_default(),
+            ));
         }
         _ => {}
     }

@@ -247,28 +247,20 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         // options of a delete as protobuf too.
         (_, "DeleteOptions") => {
             let o = meta::DeleteOptions::decode(bytes.as_slice()).map_err(bad)?;
-            let preconditions = o.preconditions.map(|p| {
-                Obj::new()
-                    .v("uid", p.uid.map(Value::from))
-                    .v("resourceVersion", p.resource_version.map(Value::from))
-                    .done()
-            });
-            let mut obj = Obj::new()
-                .v(
-                    "gracePeriodSeconds",
-                    o.grace_period_seconds.map(Value::from),
-                )
-                .v("preconditions", preconditions)
-                .v("orphanDependents", o.orphan_dependents.map(Value::from))
-                .v("propagationPolicy", o.propagation_policy.map(Value::from))
-                .done();
-            if !o.dry_run.is_empty() {
-                obj["dryRun"] = json!(o.dry_run);
-            }
+            let mut obj = delete_options(o);
             obj["kind"] = json!("DeleteOptions");
             obj["apiVersion"] = json!(api_version);
             obj
         }
+        ("policy/v1" | "policy/v1beta1", "Eviction") => {
+            let e = k8s_pb::api::policy::v1::Eviction::decode(bytes.as_slice()).map_err(bad)?;
+            let mut obj = typed(&api_version, "Eviction", object_meta(&e.metadata), vec![]);
+            if let Some(o) = e.delete_options {
+                obj["deleteOptions"] = delete_options(o);
+            }
+            obj
+        }
+        ("policy/v1", "PodDisruptionBudget") => pod_disruption_budget(&bytes).map_err(bad)?,
         ("v1", "Namespace") => {
             let ns = core::Namespace::decode(bytes.as_slice()).map_err(bad)?;
             typed("v1", "Namespace", object_meta(&ns.metadata), vec![])
@@ -424,6 +416,52 @@ mod base64_engine {
     }
 }
 
+/// The options of a delete (client-go's typed deletes, Helm's release
+/// cleanup, an Eviction's `deleteOptions`).
+fn delete_options(o: meta::DeleteOptions) -> Value {
+    let preconditions = o.preconditions.map(|p| {
+        Obj::new()
+            .s("uid", &p.uid)
+            .s("resourceVersion", &p.resource_version)
+            .done()
+    });
+    let mut obj = Obj::new()
+        .i("gracePeriodSeconds", o.grace_period_seconds)
+        .v("preconditions", preconditions)
+        .v("orphanDependents", o.orphan_dependents.map(Value::from))
+        .s("propagationPolicy", &o.propagation_policy)
+        .done();
+    if !o.dry_run.is_empty() {
+        obj["dryRun"] = json!(o.dry_run);
+    }
+    obj
+}
+
+/// `kubectl create poddisruptionbudget`'s body. A selector that is sent
+/// stays, even empty: in `policy/v1` `{}` selects every pod, none selects none.
+fn pod_disruption_budget(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+    use k8s_pb::api::policy::v1::PodDisruptionBudget;
+    let pdb = PodDisruptionBudget::decode(bytes)?;
+    let spec = pdb.spec.unwrap_or_default();
+    let mut out = Obj::new()
+        .v("minAvailable", int_or_string(&spec.min_available))
+        .v("maxUnavailable", int_or_string(&spec.max_unavailable))
+        .s(
+            "unhealthyPodEvictionPolicy",
+            &spec.unhealthy_pod_eviction_policy,
+        )
+        .done();
+    if spec.selector.is_some() {
+        out["selector"] = label_selector(&spec.selector).unwrap_or_else(|| json!({}));
+    }
+    Ok(typed(
+        "policy/v1",
+        "PodDisruptionBudget",
+        object_meta(&pdb.metadata),
+        vec![("spec", out)],
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,6 +477,24 @@ mod tests {
             content_type: Some(String::new()),
         };
         [MAGIC.to_vec(), unknown.encode_to_vec()].concat()
+    }
+
+    #[test]
+    fn protobuf_evictions_decode_to_json() {
+        let e = k8s_pb::api::policy::v1::Eviction {
+            metadata: Some(meta::ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            }),
+            delete_options: Some(meta::DeleteOptions {
+                grace_period_seconds: Some(5),
+                ..Default::default()
+            }),
+        };
+        let v = decode(&wrap("policy/v1", "Eviction", e.encode_to_vec())).expect("decodes");
+        assert_eq!(v["metadata"]["name"], "p");
+        assert_eq!(v["deleteOptions"], json!({"gracePeriodSeconds": 5}));
     }
 
     #[test]

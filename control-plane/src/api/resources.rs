@@ -327,6 +327,17 @@ pub const RESOURCES: &[ResourceType] = &[
         &[]
     ),
     rt!(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        &[],
+        &["status"]
+    ),
+    rt!(
         "coordination.k8s.io",
         "v1",
         "leases",

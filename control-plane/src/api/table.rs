@@ -869,6 +869,30 @@ fn columns_and_cells(rt: &ResourceType, obj: &Value) -> (Vec<Value>, Vec<String>
                 ],
             )
         }
+        "PodDisruptionBudget" => {
+            // Upstream prints an unset budget as N/A.
+            let budget = |v: Option<&Value>| match v {
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::String(p)) => p.clone(),
+                _ => "N/A".into(),
+            };
+            (
+                vec![
+                    col("Name", 0),
+                    col("Min Available", 0),
+                    col("Max Unavailable", 0),
+                    col("Allowed Disruptions", 0),
+                    col("Age", 0),
+                ],
+                vec![
+                    name,
+                    budget(spec.get("minAvailable")),
+                    budget(spec.get("maxUnavailable")),
+                    n(status.get("disruptionsAllowed")).to_string(),
+                    age,
+                ],
+            )
+        }
         _ => (vec![col("Name", 0), col("Age", 0)], vec![name, age]),
     }
 }
@@ -949,6 +973,33 @@ pub fn table(rt: &ResourceType, objects: &[Value], resource_version: u64) -> Val
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pdbs_print_like_kubectl_get_pdb() {
+        let rt = crate::api::resources::find("policy", "v1", "poddisruptionbudgets").expect("pdb");
+        let cols: Vec<String> = column_definitions(rt)
+            .as_array()
+            .expect("columns")
+            .iter()
+            .map(|c| c["name"].as_str().unwrap_or_default().to_uppercase())
+            .collect();
+        assert_eq!(
+            cols,
+            [
+                "NAME",
+                "MIN AVAILABLE",
+                "MAX UNAVAILABLE",
+                "ALLOWED DISRUPTIONS",
+                "AGE"
+            ]
+        );
+        let pdb = json!({"metadata": {"name": "web"}, "spec": {"maxUnavailable": "25%"},
+                         "status": {"disruptionsAllowed": 2}});
+        let cells = row(rt, &pdb)["cells"].clone();
+        assert_eq!(cells[1], "N/A");
+        assert_eq!(cells[2], "25%");
+        assert_eq!(cells[3], "2");
+    }
 
     #[test]
     fn ages_print_like_kubectl() {

@@ -14,6 +14,7 @@
 //! - [`volume`]: node-local persistent volumes (default class, provisioning,
 //!   reclaiming).
 //! - [`daemonset`]: one pod per eligible node for each DaemonSet.
+//! - [`disruption`]: PodDisruptionBudgets' status (disruptions allowed).
 //! - [`garbage_collector`]: deletes dependents whose owners are gone, and
 //!   carries out foreground and orphaning deletions.
 //! - [`head`]: decoding only the fields a watch reads of an object.
@@ -24,6 +25,7 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod garbage_collector;
 pub mod head;
 pub mod job;

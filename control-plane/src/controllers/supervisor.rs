@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::cronjob::{CronJobController, CronJobMsg};
 use super::daemonset::{DaemonSetController, DaemonSetMsg};
 use super::deployment::{DeploymentController, DeploymentMsg};
+use super::disruption::{DisruptionController, DisruptionMsg};
 use super::garbage_collector::{GarbageCollector, GcMsg};
 use super::head::ForKubelet;
 use super::job::{Backoff, JobController, JobMsg};
@@ -78,6 +79,7 @@ pub struct SupervisorState {
     garbage_collector: Option<ActorRef<GcMsg>>,
     statefulsets: Option<ActorRef<StatefulSetMsg>>,
     volumes: Option<ActorRef<VolumeMsg>>,
+    disruption: Option<ActorRef<DisruptionMsg>>,
     config: LifecycleConfig,
     job_backoff: Backoff,
     clock: SharedClock,
@@ -264,6 +266,13 @@ impl Actor for Supervisor {
         .await?;
         let (volumes, _) =
             Actor::spawn_linked(None, VolumeController, objects.clone(), myself.get_cell()).await?;
+        let (disruption, _) = Actor::spawn_linked(
+            None,
+            DisruptionController,
+            objects.clone(),
+            myself.get_cell(),
+        )
+        .await?;
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
@@ -326,6 +335,7 @@ impl Actor for Supervisor {
             garbage_collector: Some(garbage_collector),
             statefulsets: Some(statefulsets),
             volumes: Some(volumes),
+            disruption: Some(disruption),
             config,
             job_backoff,
             clock,
@@ -511,6 +521,16 @@ impl Actor for Supervisor {
                 )
                 .await?;
                 state.volumes = Some(volumes);
+            } else if state.disruption.as_ref().is_some_and(|d| is(&d.get_cell())) {
+                warn!(%reason, "disruption controller failed; restarting it");
+                let (disruption, _) = Actor::spawn_linked(
+                    None,
+                    DisruptionController,
+                    state.objects.clone(),
+                    myself.get_cell(),
+                )
+                .await?;
+                state.disruption = Some(disruption);
             } else if let Some(name) = state
                 .nodes
                 .iter()
