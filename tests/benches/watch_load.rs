@@ -4,6 +4,7 @@
 //! latency while loaded and 10 s after the clients close.
 //!
 //! `SKIFF_CP_BIN=/path/to/old/skiff-control-plane cargo bench -p skiff-tests --bench watch_load`
+//! (`SKIFF_WATCH_ROUNDS=3` repeats the burst, to tell kept from leaked memory)
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -36,7 +37,7 @@ fn report(what: &str, pid: u32, latencies: &mut [Duration]) {
             .unwrap_or_default()
     };
     println!(
-        "{what:<18} RSS {:>5} MiB (anon {:>5}, file {:>3})  threads {:>4}  fds {:>5}  GET p50 {:>7.1?} p99 {:>7.1?}",
+        "{what:<22} RSS {:>5} MiB (anon {:>5}, file {:>3})  threads {:>4}  fds {:>5}  GET p50 {:>7.1?} p99 {:>7.1?}",
         status(pid, "VmRSS:") / 1024,
         status(pid, "RssAnon:") / 1024,
         status(pid, "RssFile:") / 1024,
@@ -112,45 +113,53 @@ async fn main() {
         idle.push(get(&addr, &format!("{path}/cm-0")));
     }
     report("idle", pid, &mut idle);
-    let mut watches = Vec::new();
-    for i in 0..2500 {
-        if let Some(w) = watch(&addr, i % 5 != 0).await {
-            watches.push(w);
+    // More than one round (SKIFF_WATCH_ROUNDS) tells memory kept for reuse
+    // from memory that grows with every burst.
+    let rounds: u32 = std::env::var("SKIFF_WATCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    for round in 1..=rounds {
+        let mut watches = Vec::new();
+        for i in 0..2500 {
+            if let Some(w) = watch(&addr, i % 5 != 0).await {
+                watches.push(w);
+            }
         }
-    }
-    // Writes and GETs for 40 s.
-    let started = Instant::now();
-    let mut latencies = Vec::new();
-    let mut n = 0u32;
-    while started.elapsed() < Duration::from_secs(40) {
-        let name = format!("cm-{}", n % 100);
-        let body = cm(&name, (b'b' + (n % 20) as u8) as char);
-        let a = addr.clone();
-        let p = format!("{path}/{name}");
-        tokio::task::spawn_blocking(move || skiff_tests::request("PUT", &a, &p, &body))
-            .await
-            .ok();
-        let a = addr.clone();
-        let p = format!("{path}/cm-0");
-        if let Ok(d) = tokio::task::spawn_blocking(move || get(&a, &p)).await {
-            latencies.push(d);
+        // Writes and GETs for 40 s.
+        let started = Instant::now();
+        let mut latencies = Vec::new();
+        let mut n = 0u32;
+        while started.elapsed() < Duration::from_secs(40) {
+            let name = format!("cm-{}", n % 100);
+            let body = cm(&name, (b'b' + (n % 20) as u8) as char);
+            let a = addr.clone();
+            let p = format!("{path}/{name}");
+            tokio::task::spawn_blocking(move || skiff_tests::request("PUT", &a, &p, &body))
+                .await
+                .ok();
+            let a = addr.clone();
+            let p = format!("{path}/cm-0");
+            if let Ok(d) = tokio::task::spawn_blocking(move || get(&a, &p)).await {
+                latencies.push(d);
+            }
+            n += 1;
         }
-        n += 1;
-    }
-    println!("{n} updates in 40 s; {} watches opened", watches.len());
-    report("loaded", pid, &mut latencies);
-    for w in watches {
-        match w {
-            Watch::Reading(task) => task.abort(),
-            Watch::Stalled(socket) => drop(socket),
+        println!("{n} updates in 40 s; {} watches opened", watches.len());
+        report(&format!("loaded ({round})"), pid, &mut latencies);
+        for w in watches {
+            match w {
+                Watch::Reading(task) => task.abort(),
+                Watch::Stalled(socket) => drop(socket),
+            }
         }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let mut after = Vec::new();
+        for _ in 0..20 {
+            after.push(get(&addr, &format!("{path}/cm-0")));
+        }
+        report(&format!("closed + 10 s ({round})"), pid, &mut after);
     }
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let mut after = Vec::new();
-    for _ in 0..20 {
-        after.push(get(&addr, &format!("{path}/cm-0")));
-    }
-    report("closed + 10 s", pid, &mut after);
     let _ = child.kill();
     let _ = child.wait();
 }

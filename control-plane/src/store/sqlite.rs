@@ -120,7 +120,14 @@ pub(crate) fn forward(
             }
         }
         loop {
-            match live.recv().await {
+            // A watcher that went away while its prefix is quiet would
+            // otherwise keep this task (and its place in the live feed)
+            // until the next matching change.
+            let next = tokio::select! {
+                next = live.recv() => next,
+                () = tx.closed() => return,
+            };
+            match next {
                 Ok(event) => {
                     if event.revision > last && event.key.starts_with(&prefix) {
                         last = event.revision;
@@ -786,6 +793,23 @@ mod tests {
             async move { SqliteStore::open(&path).expect("open") }
         })
         .await;
+    }
+
+    #[tokio::test]
+    async fn a_closed_watch_leaves_the_live_feed_while_its_prefix_is_quiet() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("db.sqlite")).expect("open");
+        let before = store.shared.live.receiver_count();
+        let watch = store.watch("/quiet/", 0).await.expect("watch");
+        assert_eq!(store.shared.live.receiver_count(), before + 1);
+        drop(watch);
+        for _ in 0..100 {
+            if store.shared.live.receiver_count() == before {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the closed watch still follows the live feed");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
