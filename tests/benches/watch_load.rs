@@ -1,10 +1,17 @@
 //! Watch load: a control plane (`$SKIFF_CP_BIN`, else this workspace's
 //! build) with 2,000 watches that read and 500 that never read while
 //! ConfigMaps of 20 KiB change; reports its RSS, threads, open fds and GET
-//! latency while loaded and 10 s after the clients close.
+//! latency while loaded and 10 s and 30 s after the clients close.
+//!
+//! The idle level the clients' departure must return to is measured after
+//! the same 40 s of updates without any watcher ("idle after writes"): the
+//! writes alone fill SQLite's page caches and the allocator's pools, which
+//! is memory a control plane keeps whether or not anyone watches.
 //!
 //! `SKIFF_CP_BIN=/path/to/old/skiff-control-plane cargo bench -p skiff-tests --bench watch_load`
-//! (`SKIFF_WATCH_ROUNDS=3` repeats the burst, to tell kept from leaked memory)
+//! (`SKIFF_WATCH_ROUNDS=3` repeats the burst, to tell kept from leaked memory;
+//! `SKIFF_SMAPS_DIR=<dir>` saves `/proc/<pid>/smaps` at each report, to tell
+//! the allocator's arena from SQLite's page caches)
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -30,6 +37,10 @@ fn fds(pid: u32) -> usize {
 
 fn report(what: &str, pid: u32, latencies: &mut [Duration]) {
     latencies.sort();
+    if let Ok(dir) = std::env::var("SKIFF_SMAPS_DIR") {
+        let file = format!("{dir}/{}.smaps", what.replace([' ', '(', ')', '+'], "_"));
+        let _ = std::fs::copy(format!("/proc/{pid}/smaps"), file);
+    }
     let pct = |p: usize| {
         latencies
             .get(latencies.len() * p / 100)
@@ -69,6 +80,38 @@ async fn watch(addr: &str, read: bool) -> Option<Watch> {
     })
 }
 
+/// A ConfigMap of 20 KiB filled with `fill`.
+fn config_map(name: &str, fill: char) -> String {
+    let blob: String = std::iter::repeat_n(fill, 20 * 1024).collect();
+    serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"blob": blob}}).to_string()
+}
+
+/// One client updating ConfigMaps one after another for 40 s, timing a GET
+/// after each update: the number of updates and the GET latencies.
+async fn write_load(addr: &str, path: &str) -> (u32, Vec<Duration>) {
+    let addr = addr.to_string();
+    // Writes and GETs for 40 s.
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut n = 0u32;
+    while started.elapsed() < Duration::from_secs(40) {
+        let name = format!("cm-{}", n % 100);
+        let body = config_map(&name, (b'b' + (n % 20) as u8) as char);
+        let a = addr.clone();
+        let p = format!("{path}/{name}");
+        tokio::task::spawn_blocking(move || skiff_tests::request("PUT", &a, &p, &body))
+            .await
+            .ok();
+        let a = addr.clone();
+        let p = format!("{path}/cm-0");
+        if let Ok(d) = tokio::task::spawn_blocking(move || get(&a, &p)).await {
+            latencies.push(d);
+        }
+        n += 1;
+    }
+    (n, latencies)
+}
+
 fn get(addr: &str, path: &str) -> Duration {
     let t = Instant::now();
     let _ = skiff_tests::request("GET", addr, path, "");
@@ -101,18 +144,22 @@ async fn main() {
     }
     println!("binary {}", binary.display());
     let path = "/api/v1/namespaces/default/configmaps";
-    let cm = |name: &str, fill: char| {
-        let blob: String = std::iter::repeat_n(fill, 20 * 1024).collect();
-        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"blob": blob}}).to_string()
-    };
     for i in 0..100 {
-        let _ = skiff_tests::request("POST", &addr, path, &cm(&format!("cm-{i}"), 'a'));
+        let _ = skiff_tests::request("POST", &addr, path, &config_map(&format!("cm-{i}"), 'a'));
     }
     let mut idle = vec![get(&addr, &format!("{path}/cm-0"))];
     for _ in 0..20 {
         idle.push(get(&addr, &format!("{path}/cm-0")));
     }
     report("idle", pid, &mut idle);
+    let (n, _) = write_load(&addr, path).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut warm = Vec::new();
+    for _ in 0..20 {
+        warm.push(get(&addr, &format!("{path}/cm-0")));
+    }
+    println!("{n} updates in 40 s without watches");
+    report("idle after writes", pid, &mut warm);
     // More than one round (SKIFF_WATCH_ROUNDS) tells memory kept for reuse
     // from memory that grows with every burst.
     let rounds: u32 = std::env::var("SKIFF_WATCH_ROUNDS")
@@ -126,25 +173,7 @@ async fn main() {
                 watches.push(w);
             }
         }
-        // Writes and GETs for 40 s.
-        let started = Instant::now();
-        let mut latencies = Vec::new();
-        let mut n = 0u32;
-        while started.elapsed() < Duration::from_secs(40) {
-            let name = format!("cm-{}", n % 100);
-            let body = cm(&name, (b'b' + (n % 20) as u8) as char);
-            let a = addr.clone();
-            let p = format!("{path}/{name}");
-            tokio::task::spawn_blocking(move || skiff_tests::request("PUT", &a, &p, &body))
-                .await
-                .ok();
-            let a = addr.clone();
-            let p = format!("{path}/cm-0");
-            if let Ok(d) = tokio::task::spawn_blocking(move || get(&a, &p)).await {
-                latencies.push(d);
-            }
-            n += 1;
-        }
+        let (n, mut latencies) = write_load(&addr, path).await;
         println!("{n} updates in 40 s; {} watches opened", watches.len());
         report(&format!("loaded ({round})"), pid, &mut latencies);
         for w in watches {
@@ -159,6 +188,8 @@ async fn main() {
             after.push(get(&addr, &format!("{path}/cm-0")));
         }
         report(&format!("closed + 10 s ({round})"), pid, &mut after);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        report(&format!("closed + 30 s ({round})"), pid, &mut after);
     }
     let _ = child.kill();
     let _ = child.wait();
