@@ -270,8 +270,10 @@ mod tests {
             "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]});
         assert!(validate_endpoint_slice(&good).is_empty());
         assert!(
-            validate_endpoint_slice(&json!({"addressType": "FQDN", "endpoints": [{"addresses": ["db.example.com."]}]}))
-                .is_empty()
+            validate_endpoint_slice(
+                &json!({"addressType": "FQDN", "endpoints": [{"addresses": ["db.example.com."]}]})
+            )
+            .is_empty()
         );
         assert_eq!(
             validate_endpoint_slice(&json!({"endpoints": [{"addresses": []}],
@@ -284,24 +286,38 @@ mod tests {
             ]
         );
         assert_eq!(
-            validate_endpoint_slice(&json!({"addressType": "IPv6", "endpoints": [{"addresses": ["10.0.0.1", "::1"]}]})),
+            validate_endpoint_slice(
+                &json!({"addressType": "IPv6", "endpoints": [{"addresses": ["10.0.0.1", "::1"]}]})
+            ),
             [
                 "endpoints[0].addresses[0]: Invalid value: \"10.0.0.1\": must be a valid IPv6 address",
                 "endpoints[0].addresses[1]: Invalid value: \"::1\": may not be in the loopback range (127.0.0.0/8, ::1/128)",
             ]
         );
         assert_eq!(
-            validate_endpoint_slice(&json!({"addressType": "FQDN", "endpoints": [{"addresses": ["localhost"]}]})),
-            ["endpoints[0].addresses[0]: Invalid value: \"localhost\": should be a domain with at least two segments separated by dots"]
+            validate_endpoint_slice(
+                &json!({"addressType": "FQDN", "endpoints": [{"addresses": ["localhost"]}]})
+            ),
+            [
+                "endpoints[0].addresses[0]: Invalid value: \"localhost\": should be a domain with at least two segments separated by dots"
+            ]
         );
         assert_eq!(
             validate_endpoint_slice(&json!({"addressType": "IP"})),
-            ["addressType: Unsupported value: \"IP\": supported values: \"FQDN\", \"IPv4\", \"IPv6\""]
+            [
+                "addressType: Unsupported value: \"IP\": supported values: \"FQDN\", \"IPv4\", \"IPv6\""
+            ]
         );
-        let many: Vec<Value> = (0..101).map(|_| json!({"addresses": ["10.0.0.1"]})).collect();
-        let addresses: Vec<String> = (0..101).map(|i| format!("10.0.{}.{}", i / 200, i % 200 + 1)).collect();
+        let many: Vec<Value> = (0..101)
+            .map(|_| json!({"addresses": ["10.0.0.1"]}))
+            .collect();
+        let addresses: Vec<String> = (0..101)
+            .map(|i| format!("10.0.{}.{}", i / 200, i % 200 + 1))
+            .collect();
         assert_eq!(
-            validate_endpoint_slice(&json!({"addressType": "IPv4", "endpoints": [{"addresses": addresses}]})),
+            validate_endpoint_slice(
+                &json!({"addressType": "IPv4", "endpoints": [{"addresses": addresses}]})
+            ),
             ["endpoints[0].addresses: Too many: 101: must have at most 100 items"]
         );
         let mut endpoints = many.clone();

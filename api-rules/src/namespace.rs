@@ -40,8 +40,10 @@ mod tests {
     #[test]
     fn finalizers_are_standard_or_qualified() {
         assert!(
-            validate_namespace(&json!({"spec": {"finalizers": ["kubernetes", "example.com/cleanup"]}}))
-                .is_empty()
+            validate_namespace(
+                &json!({"spec": {"finalizers": ["kubernetes", "example.com/cleanup"]}})
+            )
+            .is_empty()
         );
         assert_eq!(
             validate_namespace(&json!({"spec": {"finalizers": ["cleanup", "a/b/c"]}})),

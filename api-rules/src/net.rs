@@ -123,7 +123,9 @@ mod tests {
         assert!(non_special_ip_errors("ip", "2001:db8::1").is_empty());
         assert_eq!(
             non_special_ip_errors("ip", "127.0.0.1"),
-            ["ip: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)"]
+            [
+                "ip: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)"
+            ]
         );
         assert_eq!(
             non_special_ip_errors("ip", "0.0.0.0"),
@@ -131,11 +133,15 @@ mod tests {
         );
         assert_eq!(
             non_special_ip_errors("ip", "fe80::1"),
-            ["ip: Invalid value: \"fe80::1\": may not be in the link-local range (169.254.0.0/16, fe80::/10)"]
+            [
+                "ip: Invalid value: \"fe80::1\": may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+            ]
         );
         assert_eq!(
             non_special_ip_errors("ip", "224.0.0.1"),
-            ["ip: Invalid value: \"224.0.0.1\": may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"]
+            [
+                "ip: Invalid value: \"224.0.0.1\": may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
+            ]
         );
         assert_eq!(
             non_special_ip_errors("ip", "::ffff:127.0.0.1").len(),
@@ -153,7 +159,14 @@ mod tests {
         assert!(parse_cidr("10.0.0.0/24").is_some());
         assert!(parse_cidr("10.0.0.1/24").is_some(), "host bits are allowed");
         assert!(parse_cidr("fd00::/64").is_some());
-        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0.0/", "x/8", "fd00::/129", "10.0.0.0/+8"] {
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "x/8",
+            "fd00::/129",
+            "10.0.0.0/+8",
+        ] {
             assert!(parse_cidr(bad).is_none(), "{bad}");
         }
         assert!(family_errors("a", "10.0.0.1", true).is_empty());
@@ -163,7 +176,9 @@ mod tests {
         );
         assert_eq!(
             ip_errors("a", "1.2.3"),
-            ["a: Invalid value: \"1.2.3\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
+            [
+                "a: Invalid value: \"1.2.3\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+            ]
         );
     }
 }

@@ -12,7 +12,9 @@ use crate::net::{NOT_A_CIDR, parse_cidr};
 const TAINT_EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
 fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {
-    obj.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    obj.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// Go's `%#v` of a string slice (`[]string{"a", "b"}`).
@@ -141,8 +143,7 @@ pub fn validate_node_update(old: &Value, new: &Value) -> Vec<String> {
     let mut errors = Vec::new();
     let (before, after) = (pod_cidrs(old), pod_cidrs(new));
     if !before.is_empty() {
-        let changed = before.len() != after.len()
-            || before.iter().zip(&after).any(|(a, b)| a != b);
+        let changed = before.len() != after.len() || before.iter().zip(&after).any(|(a, b)| a != b);
         if changed {
             errors.push(
                 "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid"
@@ -195,7 +196,9 @@ mod tests {
         );
         assert_eq!(
             validate_node(&json!({"spec": {"podCIDR": "10.244.1.0"}})),
-            ["spec.podCIDRs[0]: Invalid value: \"10.244.1.0\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]
+            [
+                "spec.podCIDRs[0]: Invalid value: \"10.244.1.0\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+            ]
         );
         assert_eq!(
             validate_node(&json!({"spec": {"podCIDRs": ["10.0.0.0/24", "10.0.0.0/24"]}})),
@@ -205,8 +208,12 @@ mod tests {
             ]
         );
         assert_eq!(
-            validate_node(&json!({"spec": {"podCIDRs": ["10.0.0.0/24", "fd00::/64", "10.1.0.0/24"]}})),
-            ["spec.podCIDRs: Invalid value: []string{\"10.0.0.0/24\", \"fd00::/64\", \"10.1.0.0/24\"}: may specify no more than one CIDR for each IP family"]
+            validate_node(
+                &json!({"spec": {"podCIDRs": ["10.0.0.0/24", "fd00::/64", "10.1.0.0/24"]}})
+            ),
+            [
+                "spec.podCIDRs: Invalid value: []string{\"10.0.0.0/24\", \"fd00::/64\", \"10.1.0.0/24\"}: may specify no more than one CIDR for each IP family"
+            ]
         );
     }
 

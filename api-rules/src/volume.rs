@@ -119,7 +119,11 @@ fn source_errors(path: &str, kind: &str, source: &Value) -> Vec<String> {
                 errors.push(format!("{path}.path: Required value"));
             }
             if !p.starts_with('/') {
-                errors.push(invalid(&format!("{path}.path"), p, "must be an absolute path"));
+                errors.push(invalid(
+                    &format!("{path}.path"),
+                    p,
+                    "must be an absolute path",
+                ));
             }
         }
         // Upstream also wants the driver to be a DNS subdomain; Skiff's own
@@ -370,13 +374,13 @@ pub fn validate_storage_class(class: &Value) -> Vec<String> {
     }
     match class.get("volumeBindingMode").and_then(Value::as_str) {
         None => errors.push("volumeBindingMode: Required value".to_string()),
-        Some(mode) if !matches!(mode, "Immediate" | "WaitForFirstConsumer") => errors.push(
-            unsupported(
+        Some(mode) if !matches!(mode, "Immediate" | "WaitForFirstConsumer") => {
+            errors.push(unsupported(
                 "volumeBindingMode",
                 mode,
                 &["Immediate", "WaitForFirstConsumer"],
-            ),
-        ),
+            ))
+        }
         Some(_) => {}
     }
     errors
@@ -486,9 +490,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            with(json!({"csi": {"driver": ""}, "nodeAffinity": {"required": {"nodeSelectorTerms": [
+            with(
+                json!({"csi": {"driver": ""}, "nodeAffinity": {"required": {"nodeSelectorTerms": [
                 {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "Is", "values": ["a"]},
-                                      {"key": "zone", "operator": "In"}]}]}}})),
+                                      {"key": "zone", "operator": "In"}]}]}}})
+            ),
             [
                 "spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].operator: Invalid value: \"Is\": not a valid selector operator",
                 "spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[1].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
@@ -497,7 +503,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            with(json!({"csi": {"driver": "skiff.io/node-local", "volumeHandle": "pvc-1"}, "nodeAffinity": {}})),
+            with(
+                json!({"csi": {"driver": "skiff.io/node-local", "volumeHandle": "pvc-1"}, "nodeAffinity": {}})
+            ),
             ["spec.nodeAffinity.required: Required value: must specify required node constraints"]
         );
     }
@@ -508,7 +516,9 @@ mod tests {
             "volumeBindingMode": "WaitForFirstConsumer", "parameters": {"type": "ssd"}});
         assert!(validate_storage_class(&good).is_empty());
         assert_eq!(
-            validate_storage_class(&json!({"reclaimPolicy": "Recycle", "volumeBindingMode": "Later"})),
+            validate_storage_class(
+                &json!({"reclaimPolicy": "Recycle", "volumeBindingMode": "Later"})
+            ),
             [
                 "provisioner: Required value",
                 "reclaimPolicy: Unsupported value: \"Recycle\": supported values: \"Delete\", \"Retain\"",
@@ -516,18 +526,26 @@ mod tests {
             ]
         );
         assert_eq!(
-            validate_storage_class(&json!({"provisioner": "a/b/c", "volumeBindingMode": "Immediate"})),
-            ["provisioner: Invalid value: \"a/b/c\": a valid label key must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
+            validate_storage_class(
+                &json!({"provisioner": "a/b/c", "volumeBindingMode": "Immediate"})
+            ),
+            [
+                "provisioner: Invalid value: \"a/b/c\": a valid label key must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            ]
         );
         let many: serde_json::Map<String, Value> =
             (0..513).map(|i| (format!("k{i}"), json!("v"))).collect();
         assert_eq!(
-            validate_storage_class(&json!({"provisioner": "p", "volumeBindingMode": "Immediate", "parameters": many})),
+            validate_storage_class(
+                &json!({"provisioner": "p", "volumeBindingMode": "Immediate", "parameters": many})
+            ),
             ["parameters: Too long: must have at most 512 bytes"]
         );
         let big = "x".repeat(MAX_PARAMETER_BYTES);
         assert_eq!(
-            validate_storage_class(&json!({"provisioner": "p", "volumeBindingMode": "Immediate", "parameters": {"k": big}})),
+            validate_storage_class(
+                &json!({"provisioner": "p", "volumeBindingMode": "Immediate", "parameters": {"k": big}})
+            ),
             ["parameters: Too long: must have at most 262144 bytes"]
         );
         let changed = json!({"provisioner": "other.io/x", "reclaimPolicy": "Retain",
