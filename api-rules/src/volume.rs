@@ -12,29 +12,31 @@ use crate::metadata::{
 use crate::storage::not_positive;
 
 /// Volume sources of a PV, in the order upstream checks them (the second
-/// one found is the one reported).
-const SOURCES: [&str; 21] = [
-    "hostPath",
-    "gcePersistentDisk",
-    "awsElasticBlockStore",
-    "glusterfs",
-    "flocker",
-    "nfs",
-    "rbd",
-    "quobyte",
-    "cinder",
-    "cephfs",
-    "iscsi",
-    "fc",
-    "azureFile",
-    "vsphereVolume",
-    "photonPersistentDisk",
-    "portworxVolume",
-    "azureDisk",
-    "scaleIO",
-    "local",
-    "storageos",
-    "csi",
+/// one found is the one reported), with the field path upstream reports a
+/// second one at (`cephfs` as `cephFS`).
+const SOURCES: [(&str, &str); 22] = [
+    ("hostPath", "hostPath"),
+    ("gcePersistentDisk", "gcePersistentDisk"),
+    ("awsElasticBlockStore", "awsElasticBlockStore"),
+    ("glusterfs", "glusterfs"),
+    ("flocker", "flocker"),
+    ("nfs", "nfs"),
+    ("rbd", "rbd"),
+    ("quobyte", "quobyte"),
+    ("cephfs", "cephFS"),
+    ("iscsi", "iscsi"),
+    ("cinder", "cinder"),
+    ("fc", "fc"),
+    ("flexVolume", ""),
+    ("azureFile", "azureFile"),
+    ("vsphereVolume", "vsphereVolume"),
+    ("photonPersistentDisk", "photonPersistentDisk"),
+    ("portworxVolume", "portworxVolume"),
+    ("azureDisk", "azureDisk"),
+    ("scaleIO", "scaleIO"),
+    ("local", "local"),
+    ("storageos", "storageos"),
+    ("csi", "csi"),
 ];
 
 const HOST_PATH_TYPES: [&str; 8] = [
@@ -126,12 +128,23 @@ fn source_errors(path: &str, kind: &str, source: &Value) -> Vec<String> {
                 ));
             }
         }
-        // Upstream also wants the driver to be a DNS subdomain; Skiff's own
-        // provisioner (`skiff.io/node-local`) is not one, and its volumes
-        // must stay editable, so only presence is checked.
+        // Upstream wants the driver to be a DNS subdomain; Skiff's own
+        // provisioner drives its volumes as `skiff.io/node-local` (a
+        // qualified name, like a StorageClass provisioner), and those
+        // volumes must stay editable, so a prefixed name is let through.
         "csi" => {
-            if text(source, "driver").is_empty() {
-                errors.push(format!("{path}.driver: Required value"));
+            let driver = text(source, "driver");
+            let at = format!("{path}.driver");
+            if driver.is_empty() {
+                errors.push(format!("{at}: Required value"));
+            }
+            if driver.len() > 63 {
+                errors.push(format!("{at}: Too long: must have at most 63 bytes"));
+            }
+            if !driver.contains('/') {
+                for m in dns1123_subdomain_errors(&driver.to_lowercase()) {
+                    errors.push(invalid(&at, driver, &m));
+                }
             }
             if text(source, "volumeHandle").is_empty() {
                 errors.push(format!("{path}.volumeHandle: Required value"));
@@ -153,7 +166,9 @@ fn node_selector_errors(path: &str, selector: &Value) -> Vec<String> {
     }
     let mut errors = Vec::new();
     for (i, term) in terms.iter().enumerate() {
-        for field in ["matchExpressions", "matchFields"] {
+        // matchFields (only `metadata.name`) are left to the scheduler.
+        {
+            let field = "matchExpressions";
             for (j, rq) in items(term, field).iter().enumerate() {
                 let at = format!("{terms_path}[{i}].{field}[{j}]");
                 let values: Vec<&str> = items(rq, "values")
@@ -179,14 +194,12 @@ fn node_selector_errors(path: &str, selector: &Value) -> Vec<String> {
                     )),
                 }
                 let key = text(rq, "key");
-                if field == "matchExpressions" {
-                    for m in qualified_name_errors(key) {
-                        errors.push(invalid(&format!("{at}.key"), key, &m));
-                    }
-                    for (k, v) in values.iter().enumerate() {
-                        for m in label_value_errors(v) {
-                            errors.push(invalid(&format!("{at}.values[{k}]"), v, &m));
-                        }
+                for m in qualified_name_errors(key) {
+                    errors.push(invalid(&format!("{at}.key"), key, &m));
+                }
+                for (k, v) in values.iter().enumerate() {
+                    for m in label_value_errors(v) {
+                        errors.push(invalid(&format!("{at}.values[{k}]"), v, &m));
                     }
                 }
             }
@@ -263,25 +276,8 @@ pub fn validate_persistent_volume(pv: &Value) -> Vec<String> {
             ));
         }
     }
-    let class = text(spec, "storageClassName");
-    if !class.is_empty() {
-        for m in dns1123_subdomain_errors(class) {
-            errors.push(invalid("spec.storageClassName", class, &m));
-        }
-    }
-    if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str)
-        && !matches!(mode, "Block" | "Filesystem")
-    {
-        errors.push(unsupported(
-            "spec.volumeMode",
-            mode,
-            &["Block", "Filesystem"],
-        ));
-    }
     let policy = text(spec, "persistentVolumeReclaimPolicy");
-    if policy.is_empty() {
-        errors.push("spec.persistentVolumeReclaimPolicy: Required value".to_string());
-    } else if !matches!(policy, "Delete" | "Recycle" | "Retain") {
+    if !policy.is_empty() && !matches!(policy, "Delete" | "Recycle" | "Retain") {
         errors.push(unsupported(
             "spec.persistentVolumeReclaimPolicy",
             policy,
@@ -302,18 +298,24 @@ pub fn validate_persistent_volume(pv: &Value) -> Vec<String> {
         }
     }
     let mut found = 0;
-    for kind in SOURCES {
+    for (kind, reported) in SOURCES {
         let Some(source) = spec.get(kind).filter(|s| !s.is_null()) else {
             continue;
         };
-        let path = format!("spec.{kind}");
-        if found > 0 {
+        // Upstream counts a flexVolume without checking for a second source.
+        if found > 0 && !reported.is_empty() {
             errors.push(format!(
-                "{path}: Forbidden: may not specify more than 1 volume type"
+                "spec.{reported}: Forbidden: may not specify more than 1 volume type"
             ));
-        } else {
-            found += 1;
-            errors.extend(source_errors(&path, kind, source));
+            continue;
+        }
+        found += 1;
+        errors.extend(source_errors(&format!("spec.{kind}"), kind, source));
+        if kind == "local" && affinity.is_none() {
+            errors.push(
+                "spec.nodeAffinity: Required value: Local volume requires node affinity"
+                    .to_string(),
+            );
         }
     }
     if found == 0 {
@@ -322,17 +324,62 @@ pub fn validate_persistent_volume(pv: &Value) -> Vec<String> {
     let host_root = spec
         .pointer("/hostPath/path")
         .and_then(Value::as_str)
-        .is_some_and(|p| !p.is_empty() && p.split('/').all(str::is_empty));
+        .is_some_and(|p| !p.is_empty() && p.split('/').all(|s| s.is_empty() || s == "."));
     if host_root && policy == "Recycle" {
         errors.push(
             "spec.persistentVolumeReclaimPolicy: Forbidden: may not be 'recycle' for a hostPath mount of '/'"
                 .to_string(),
         );
     }
-    if spec.get("local").is_some_and(|l| !l.is_null()) && affinity.is_none() {
+    let class = text(spec, "storageClassName");
+    if !class.is_empty() {
+        for m in dns1123_subdomain_errors(class) {
+            errors.push(invalid("spec.storageClassName", class, &m));
+        }
+    }
+    if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str)
+        && !matches!(mode, "Block" | "Filesystem")
+    {
+        errors.push(unsupported(
+            "spec.volumeMode",
+            mode,
+            &["Block", "Filesystem"],
+        ));
+    }
+    errors
+}
+
+/// What a PV update may not change: its source and its volume mode.
+/// Upstream appends a Go diff of the source to the first message; Skiff
+/// names the field only.
+pub fn validate_persistent_volume_update(old: &Value, new: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    let sources = |pv: &Value| -> Vec<Option<Value>> {
+        SOURCES
+            .iter()
+            .map(|(kind, _)| {
+                pv.pointer(&format!("/spec/{kind}"))
+                    .filter(|s| !s.is_null())
+                    .cloned()
+            })
+            .collect()
+    };
+    if sources(old) != sources(new) {
         errors.push(
-            "spec.nodeAffinity: Required value: Local volume requires node affinity".to_string(),
+            "spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation"
+                .to_string(),
         );
+    }
+    let mode = |pv: &Value| {
+        pv.pointer("/spec/volumeMode")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    if mode(old) != mode(new) {
+        errors.push(match mode(new) {
+            Some(m) => invalid("volumeMode", &m, "field is immutable"),
+            None => "volumeMode: Invalid value: \"null\": field is immutable".to_string(),
+        });
     }
     errors
 }
@@ -448,11 +495,11 @@ mod tests {
                 "spec.accessModes: Unsupported value: \"Everyone\": supported values: \"ReadOnlyMany\", \"ReadWriteMany\", \"ReadWriteOnce\", \"ReadWriteOncePod\"",
                 "spec.accessModes: Forbidden: may not use ReadWriteOncePod with other access modes",
                 "spec.capacity[storage]: Invalid value: \"0\": must be greater than zero",
-                "spec.storageClassName: Invalid value: \"Fast\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-                "spec.volumeMode: Unsupported value: \"Disk\": supported values: \"Block\", \"Filesystem\"",
                 "spec.persistentVolumeReclaimPolicy: Unsupported value: \"Keep\": supported values: \"Delete\", \"Recycle\", \"Retain\"",
                 "spec.hostPath.path: Required value",
-                "spec.nfs: Forbidden: may not specify more than 1 volume type"
+                "spec.nfs: Forbidden: may not specify more than 1 volume type",
+                "spec.storageClassName: Invalid value: \"Fast\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+                "spec.volumeMode: Unsupported value: \"Disk\": supported values: \"Block\", \"Filesystem\""
             ]
         );
     }
@@ -499,6 +546,7 @@ mod tests {
                 "spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].operator: Invalid value: \"Is\": not a valid selector operator",
                 "spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[1].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
                 "spec.csi.driver: Required value",
+                "spec.csi.driver: Invalid value: \"\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
                 "spec.csi.volumeHandle: Required value"
             ]
         );
@@ -507,6 +555,46 @@ mod tests {
                 json!({"csi": {"driver": "skiff.io/node-local", "volumeHandle": "pvc-1"}, "nodeAffinity": {}})
             ),
             ["spec.nodeAffinity.required: Required value: must specify required node constraints"]
+        );
+    }
+
+    #[test]
+    fn sources_and_modes_are_fixed_once_created() {
+        let old = pv(
+            json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete", "volumeMode": "Filesystem",
+            "csi": {"driver": "skiff.io/node-local", "volumeHandle": "pvc-1"}}),
+        );
+        let mut retained = old.clone();
+        retained["spec"]["persistentVolumeReclaimPolicy"] = json!("Retain");
+        retained["spec"]["capacity"]["storage"] = json!("2Gi");
+        assert!(validate_persistent_volume_update(&old, &retained).is_empty());
+        let mut moved = old.clone();
+        moved["spec"]["csi"]["volumeHandle"] = json!("pvc-2");
+        moved["spec"]["volumeMode"] = json!("Block");
+        assert_eq!(
+            validate_persistent_volume_update(&old, &moved),
+            [
+                "spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation",
+                "volumeMode: Invalid value: \"Block\": field is immutable"
+            ]
+        );
+        let mut flex = old.clone();
+        flex["spec"]["csi"] = Value::Null;
+        flex["spec"]["hostPath"] = json!({"path": "/a"});
+        flex["spec"]["flexVolume"] = json!({"driver": "x"});
+        assert_eq!(
+            validate_persistent_volume(&flex),
+            Vec::<String>::new(),
+            "upstream counts a second flexVolume source without refusing it"
+        );
+        let mut ceph = old.clone();
+        ceph["spec"]["cephfs"] = json!({"monitors": ["m"]});
+        ceph["spec"]["csi"] = Value::Null;
+        ceph["spec"]["hostPath"] = json!({"path": "/a"});
+        assert_eq!(
+            validate_persistent_volume(&ceph),
+            ["spec.cephFS: Forbidden: may not specify more than 1 volume type"]
         );
     }
 

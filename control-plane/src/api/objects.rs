@@ -830,6 +830,7 @@ pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
         "ConfigMap" => validate_config_map_update(&decode(rt, old)?, &decode(rt, new)?),
         "Secret" => validate_secret_update(&decode(rt, old)?, &decode(rt, new)?),
         "Node" => skiff_api_rules::node::validate_node_update(old, new),
+        "PersistentVolume" => skiff_api_rules::volume::validate_persistent_volume_update(old, new),
         "StorageClass" => skiff_api_rules::volume::validate_storage_class_update(old, new),
         "ControllerRevision" => {
             skiff_api_rules::revision::validate_controller_revision_update(old, new)
