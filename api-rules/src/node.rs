@@ -76,10 +76,12 @@ fn taint_errors(taints: &[Value]) -> Vec<String> {
             ));
         }
         if !seen.insert((effect, key)) {
+            // Upstream prints the Go value of the taint; a set time shows
+            // as a pointer address there, which no client can rely on.
             let added = if taint.get("timeAdded").is_some_and(|t| !t.is_null()) {
                 "(*v1.Time)(...)"
             } else {
-                "<nil>"
+                "(*v1.Time)(nil)"
             };
             errors.push(format!(
                 "{path}: Duplicate value: core.Taint{{Key:{}, Value:{}, Effect:{}, TimeAdded:{added}}}: taints must be unique by key and effect pair",
@@ -182,7 +184,7 @@ mod tests {
                 "metadata.taints[2].effect: Unsupported value: \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"",
                 "metadata.taints[3].value: Invalid value: \"a b\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
                 "metadata.taints[3].effect: Required value",
-                "metadata.taints[4]: Duplicate value: core.Taint{Key:\"dedicated\", Value:\"cpu\", Effect:\"NoSchedule\", TimeAdded:<nil>}: taints must be unique by key and effect pair",
+                "metadata.taints[4]: Duplicate value: core.Taint{Key:\"dedicated\", Value:\"cpu\", Effect:\"NoSchedule\", TimeAdded:(*v1.Time)(nil)}: taints must be unique by key and effect pair",
             ]
         );
     }

@@ -99,7 +99,7 @@ async fn nodes_namespaces_leases_and_accounts_are_validated_as_upstream() {
         NODES,
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2"},
                "spec": {"taints": [{"key": "a", "effect": "NoSchedule"}, {"key": "a", "value": "b", "effect": "NoSchedule"}]}}),
-        "Node \"n2\" is invalid: metadata.taints[1]: Duplicate value: core.Taint{Key:\"a\", Value:\"b\", Effect:\"NoSchedule\", TimeAdded:<nil>}: taints must be unique by key and effect pair",
+        "Node \"n2\" is invalid: metadata.taints[1]: Duplicate value: core.Taint{Key:\"a\", Value:\"b\", Effect:\"NoSchedule\", TimeAdded:(*v1.Time)(nil)}: taints must be unique by key and effect pair",
     );
     refused(
         &cp,
@@ -180,6 +180,13 @@ async fn nodes_namespaces_leases_and_accounts_are_validated_as_upstream() {
         json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l2"},
                "spec": {"leaseTransitions": -1}}),
         "Lease.coordination.k8s.io \"l2\" is invalid: spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0",
+    );
+    refused(
+        &cp,
+        LEASES,
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l3"},
+               "spec": {"holderIdentity": "a", "preferredHolder": "b"}}),
+        "Lease.coordination.k8s.io \"l3\" is invalid: spec.preferredHolder: Forbidden: may only be specified if `strategy` is defined",
     );
     created(
         &cp,
@@ -294,6 +301,15 @@ async fn volumes_and_storage_classes_are_validated_as_upstream() {
     if !kubectl_apply(&cp, test, "volumes.yaml", manifests) {
         created(
             &cp,
+            VOLUMES,
+            pv(
+                "manual-1",
+                json!({"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOnce"],
+                       "storageClassName": "manual", "hostPath": {"path": "/mnt/data"}}),
+            ),
+        );
+        created(
+            &cp,
             CLASSES,
             json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                    "metadata": {"name": "fast"}, "provisioner": "example.com/ssd",
@@ -303,6 +319,26 @@ async fn volumes_and_storage_classes_are_validated_as_upstream() {
         assert_eq!(get(&cp, VOLUMES, "manual-1").0, 200);
         assert_eq!(get(&cp, VOLUMES, "local-1").0, 200);
     }
+    // A volume's policy may change, its source may not.
+    let (code, answer) = skiff_tests::request_as(
+        "PATCH",
+        &cp.address,
+        &format!("{VOLUMES}/manual-1"),
+        "application/merge-patch+json",
+        r#"{"spec":{"persistentVolumeReclaimPolicy":"Delete"}}"#,
+    )
+    .expect("patch");
+    assert_eq!(code, 200, "{answer}");
+    let (_, volume) = get(&cp, VOLUMES, "manual-1");
+    let mut moved = volume.clone();
+    moved["spec"]["hostPath"]["path"] = json!("/mnt/other");
+    update_refused(
+        &cp,
+        VOLUMES,
+        moved,
+        "PersistentVolume \"manual-1\" is invalid: spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation",
+    );
+
     let (_, class) = get(&cp, CLASSES, "fast");
     assert_eq!(class["volumeBindingMode"], "Immediate", "{class}");
     let mut changed = class.clone();
