@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::metadata::{
-    dns1123_label_errors, dns1123_subdomain_errors, go_quote, qualified_name_errors,
+    dns1123_label_errors, dns1123_subdomain_errors, go_quote, label_value_errors,
+    qualified_name_errors,
 };
 use crate::net::{family_errors, ip_errors, non_special_ip_errors};
 use crate::service::protocol_error;
@@ -16,6 +17,7 @@ use crate::service::protocol_error;
 const MAX_ENDPOINTS: usize = 1000;
 const MAX_ADDRESSES: usize = 100;
 const MAX_PORTS: usize = 100;
+const MAX_ZONE_HINTS: usize = 8;
 
 fn items<'a>(obj: &'a Value, key: &str) -> &'a [Value] {
     obj.get(key)
@@ -172,6 +174,9 @@ pub fn validate_endpoint_slice(slice: &Value) -> Vec<String> {
                 errors.extend(label_errors(&format!("{path}.hostname"), host));
             }
             errors.extend(node_name_errors(&format!("{path}.nodeName"), endpoint));
+            if let Some(hints) = endpoint.get("hints").filter(|h| !h.is_null()) {
+                errors.extend(zone_hint_errors(&format!("{path}.hints.forZones"), hints));
+            }
         }
     }
     let ports = items(slice, "ports");
@@ -194,6 +199,30 @@ pub fn validate_endpoint_slice(slice: &Value) -> Vec<String> {
         }
         errors.extend(protocol_errors(&format!("{path}.protocol"), port));
         errors.extend(app_protocol_errors(&format!("{path}.appProtocol"), port));
+    }
+    errors
+}
+
+/// Topology hints: a few distinct zones, each a label value.
+fn zone_hint_errors(path: &str, hints: &Value) -> Vec<String> {
+    let zones = items(hints, "forZones");
+    if zones.len() > MAX_ZONE_HINTS {
+        return vec![format!(
+            "{path}: Too many: {}: must have at most {MAX_ZONE_HINTS} items",
+            zones.len()
+        )];
+    }
+    let mut errors = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, zone) in zones.iter().enumerate() {
+        let at = format!("{path}[{i}].name");
+        let name = text(zone, "name").unwrap_or_default();
+        if !seen.insert(name) {
+            errors.push(format!("{at}: Duplicate value: {}", go_quote(name)));
+        }
+        for m in label_value_errors(name) {
+            errors.push(invalid(&at, name, &m));
+        }
     }
     errors
 }
@@ -300,6 +329,16 @@ mod tests {
             ),
             [
                 "endpoints[0].addresses[0]: Invalid value: \"localhost\": should be a domain with at least two segments separated by dots"
+            ]
+        );
+        assert_eq!(
+            validate_endpoint_slice(
+                &json!({"addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"],
+                "hints": {"forZones": [{"name": "zone-a"}, {"name": "zone-a"}, {"name": "b c"}]}}]})
+            ),
+            [
+                "endpoints[0].hints.forZones[1].name: Duplicate value: \"zone-a\"",
+                "endpoints[0].hints.forZones[2].name: Invalid value: \"b c\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
             ]
         );
         assert_eq!(
