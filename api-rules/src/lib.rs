@@ -6,27 +6,41 @@
 //! # Layout
 //! - [`batch`]: Job and CronJob specs (counts, modes, policies).
 //! - [`config`]: ConfigMaps and Secrets (keys, size, types, `immutable`).
+//! - [`coordination`]: Leases (duration, transitions).
 //! - [`daemonset`]: DaemonSet specs (update strategy, rolling budget).
+//! - [`endpoints`]: Endpoints and EndpointSlices (addresses, ports).
 //! - [`event`]: Events written through `events.k8s.io/v1`.
 //! - [`metadata`]: every kind's metadata (names, labels, annotations,
 //!   finalizers, owner references).
 //! - [`names`]: DNS-1123 names and labels.
+//! - [`namespace`]: Namespace spec finalizers.
+//! - [`net`]: IP addresses and CIDRs (syntax, family, special ranges).
+//! - [`node`]: Nodes (taints, pod CIDRs, what updates may not change).
 //! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
 //! - [`policy`]: PodDisruptionBudget specs and label selectors.
+//! - [`revision`]: ControllerRevisions (data, revision number).
 //! - [`service`]: Service specs and port protocols.
 //! - [`storage`]: PersistentVolumeClaim specs.
+//! - [`volume`]: PersistentVolumes and StorageClasses.
 //! - [`workloads`]: controllers' selectors and templates.
 
 pub mod batch;
 pub mod config;
+pub mod coordination;
 pub mod daemonset;
+pub mod endpoints;
 pub mod event;
 pub mod metadata;
 pub mod names;
+pub mod namespace;
+pub mod net;
+pub mod node;
 pub mod pod;
 pub mod policy;
+pub mod revision;
 pub mod service;
 pub mod storage;
+pub mod volume;
 pub mod workloads;
 
 /// One invalid field: `field` and the message after it, as in

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
 use crate::metadata::go_quote;
 
 /// Whether a quantity string is zero or negative (`0`, `0Gi`, `-1`).
-fn not_positive(quantity: &str) -> bool {
+pub(crate) fn not_positive(quantity: &str) -> bool {
     let number: String = quantity
         .chars()
         .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+'))

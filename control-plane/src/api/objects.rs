@@ -319,6 +319,35 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             super::typecheck::fold_string_data(obj);
             set_default(obj, &["type"], json!("Opaque"));
         }
+        // Upstream's SetDefaults_EndpointPort: ports speak TCP unless told.
+        "Endpoints" => {
+            for subset in obj
+                .get_mut("subsets")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                for port in subset
+                    .get_mut("ports")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    set_default(port, &["protocol"], json!("TCP"));
+                }
+            }
+        }
+        "EndpointSlice" => {
+            for port in obj
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                set_default(port, &["protocol"], json!("TCP"));
+                set_default(port, &["name"], json!(""));
+            }
+        }
         "Namespace" => {
             set_default(obj, &["spec", "finalizers"], json!(["kubernetes"]));
             set_default(obj, &["status", "phase"], json!("Active"));
@@ -729,6 +758,18 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
                 &p.spec.unwrap_or_default(),
             ));
         }
+        "Node" => errors.extend(skiff_api_rules::node::validate_node(obj)),
+        "Namespace" => errors.extend(skiff_api_rules::namespace::validate_namespace(obj)),
+        "PersistentVolume" => {
+            errors.extend(skiff_api_rules::volume::validate_persistent_volume(obj))
+        }
+        "StorageClass" => errors.extend(skiff_api_rules::volume::validate_storage_class(obj)),
+        "Lease" => errors.extend(skiff_api_rules::coordination::validate_lease(obj)),
+        "ControllerRevision" => {
+            errors.extend(skiff_api_rules::revision::validate_controller_revision(obj))
+        }
+        "Endpoints" => errors.extend(skiff_api_rules::endpoints::validate_endpoints(obj)),
+        "EndpointSlice" => errors.extend(skiff_api_rules::endpoints::validate_endpoint_slice(obj)),
         _ => {}
     }
     if errors.is_empty() {
@@ -788,6 +829,13 @@ pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
     let update_errors = match rt.kind {
         "ConfigMap" => validate_config_map_update(&decode(rt, old)?, &decode(rt, new)?),
         "Secret" => validate_secret_update(&decode(rt, old)?, &decode(rt, new)?),
+        "Node" => skiff_api_rules::node::validate_node_update(old, new),
+        "PersistentVolume" => skiff_api_rules::volume::validate_persistent_volume_update(old, new),
+        "StorageClass" => skiff_api_rules::volume::validate_storage_class_update(old, new),
+        "ControllerRevision" => {
+            skiff_api_rules::revision::validate_controller_revision_update(old, new)
+        }
+        "EndpointSlice" => skiff_api_rules::endpoints::validate_endpoint_slice_update(old, new),
         _ => Vec::new(),
     };
     if !update_errors.is_empty() {

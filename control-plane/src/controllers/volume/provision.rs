@@ -203,6 +203,23 @@ mod tests {
             .await
             .expect("pv");
         assert_eq!(volume["status"]["phase"], "Bound");
+        // What Skiff makes, a client may write back unchanged.
+        assert_eq!(
+            skiff_api_rules::volume::validate_persistent_volume(&volume),
+            Vec::<String>::new()
+        );
+        let class = objects
+            .get(
+                rt("storage.k8s.io", "storageclasses").expect("type"),
+                None,
+                super::super::DEFAULT_CLASS_NAME,
+            )
+            .await
+            .expect("class");
+        assert_eq!(
+            skiff_api_rules::volume::validate_storage_class(&class),
+            Vec::<String>::new()
+        );
         assert_eq!(volume["spec"]["claimRef"]["name"], "data-web-0");
         assert_eq!(volume["spec"]["capacity"]["storage"], "1Gi");
         assert_eq!(volume["spec"]["persistentVolumeReclaimPolicy"], "Delete");
