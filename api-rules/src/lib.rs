@@ -4,7 +4,8 @@
 //! wording (`spec.containers[0].image: Required value`).
 //!
 //! # Layout
-//! - [`batch`]: Job and CronJob specs (counts, modes, policies).
+//! - [`batch`]: Job and CronJob specs (counts, modes, pod failure and
+//!   success policies, generated selectors, what an update may change).
 //! - [`config`]: ConfigMaps and Secrets (keys, size, types, `immutable`).
 //! - [`daemonset`]: DaemonSet specs (update strategy, rolling budget).
 //! - [`event`]: Events written through `events.k8s.io/v1`.
@@ -14,6 +15,8 @@
 //! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
 //! - [`policy`]: PodDisruptionBudget specs and label selectors.
 //! - [`service`]: Service specs and port protocols.
+//! - [`statefulset`]: StatefulSet specs (policies, update strategy, claim
+//!   templates, service name, ordinals).
 //! - [`storage`]: PersistentVolumeClaim specs.
 //! - [`workloads`]: controllers' selectors and templates.
 
@@ -26,6 +29,7 @@ pub mod names;
 pub mod pod;
 pub mod policy;
 pub mod service;
+pub mod statefulset;
 pub mod storage;
 pub mod workloads;
 
