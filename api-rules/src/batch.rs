@@ -716,4 +716,211 @@ mod tests {
             ]
         );
     }
+    fn job(yaml: &str) -> JobSpec {
+        serde_yaml::from_str(yaml).expect("yaml")
+    }
+
+    const POD: &str = "template: {spec: {restartPolicy: Never, containers: [{name: main, image: busybox}]}}";
+
+    #[test]
+    fn pod_failure_policies_use_upstream_wording() {
+        let spec = job(&format!(
+            "{POD}\npodFailurePolicy:\n  rules:\n  - {{action: Explode, onExitCodes: {{operator: Within, values: [1]}}}}\n  - {{action: '', onExitCodes: {{containerName: sidecar, operator: In, values: [0, 3, 3, 2]}}}}\n  - {{action: FailIndex, onPodConditions: [{{type: DisruptionTarget, status: Maybe}}]}}\n  - {{action: Ignore}}\n  - {{action: Count, onExitCodes: {{operator: NotIn, values: [1]}}, onPodConditions: [{{type: 'bad type', status: 'True'}}]}}"
+        ));
+        assert_eq!(
+            validate_job_spec("spec", &spec),
+            [
+                "spec.podFailurePolicy.rules[0].action: Unsupported value: \"Explode\": supported values: \"Count\", \"FailIndex\", \"FailJob\", \"Ignore\"",
+                "spec.podFailurePolicy.rules[0].onExitCodes.operator: Unsupported value: \"Within\": supported values: \"In\", \"NotIn\"",
+                "spec.podFailurePolicy.rules[1].action: Required value: valid values: [\"Count\" \"FailIndex\" \"FailJob\" \"Ignore\"]",
+                "spec.podFailurePolicy.rules[1].onExitCodes.containerName: Invalid value: \"sidecar\": must be one of the container or initContainer names in the pod template",
+                "spec.podFailurePolicy.rules[1].onExitCodes.values[0]: Invalid value: 0: must not be 0 for the In operator",
+                "spec.podFailurePolicy.rules[1].onExitCodes.values[2]: Duplicate value: 3",
+                "spec.podFailurePolicy.rules[1].onExitCodes.values: Invalid value: []int32{0, 3, 3, 2}: must be ordered",
+                "spec.podFailurePolicy.rules[2].action: Invalid value: \"FailIndex\": requires the backoffLimitPerIndex to be set",
+                "spec.podFailurePolicy.rules[2].onPodConditions[0].status: Unsupported value: \"Maybe\": supported values: \"False\", \"True\", \"Unknown\"",
+                "spec.podFailurePolicy.rules[3]: Invalid value: specifying one of OnExitCodes and OnPodConditions is required",
+                "spec.podFailurePolicy.rules[4].onPodConditions[0].type: Invalid value: \"bad type\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+                "spec.podFailurePolicy.rules[4]: Invalid value: specifying both OnExitCodes and OnPodConditions is not supported",
+            ]
+        );
+        let ok = job(&format!(
+            "{POD}\npodFailurePolicy: {{rules: [{{action: FailJob, onExitCodes: {{containerName: main, operator: In, values: [1, 42]}}}}, {{action: Ignore, onPodConditions: [{{type: DisruptionTarget, status: 'True'}}]}}]}}"
+        ));
+        assert!(validate_job_spec("spec", &ok).is_empty());
+    }
+
+    #[test]
+    fn pod_failure_policies_need_never_and_failed_replacement() {
+        let spec = job(
+            "template: {spec: {restartPolicy: OnFailure, containers: [{name: main, image: busybox}]}}\npodReplacementPolicy: TerminatingOrFailed\npodFailurePolicy: {rules: [{action: FailJob, onExitCodes: {operator: In, values: [1]}}]}",
+        );
+        assert_eq!(
+            validate_job_spec("spec", &spec),
+            [
+                "spec.podReplacementPolicy: Unsupported value: \"TerminatingOrFailed\": supported values: \"Failed\"",
+                "spec.template.spec.restartPolicy: Invalid value: \"OnFailure\": only \"Never\" is supported when podFailurePolicy is specified",
+            ]
+        );
+        let spec = job(&format!("{POD}\npodReplacementPolicy: Sometimes"));
+        assert_eq!(
+            validate_job_spec("spec", &spec),
+            [
+                "spec.podReplacementPolicy: Unsupported value: \"Sometimes\": supported values: \"Failed\", \"TerminatingOrFailed\""
+            ]
+        );
+    }
+
+    #[test]
+    fn per_index_backoff_needs_indexed_jobs() {
+        let spec = job(&format!("{POD}\nmaxFailedIndexes: 2"));
+        assert_eq!(
+            validate_job_spec("spec", &spec),
+            [
+                "spec.backoffLimitPerIndex: Required value: when maxFailedIndexes is specified",
+                "spec.maxFailedIndexes: Invalid value: 2: requires indexed completion mode",
+            ]
+        );
+        let spec = job(&format!(
+            "{POD}\ncompletionMode: Indexed\ncompletions: 3\nparallelism: 100001\nbackoffLimitPerIndex: -1\nmaxFailedIndexes: 4"
+        ));
+        assert_eq!(
+            validate_job_spec("spec", &spec),
+            [
+                "spec.backoffLimitPerIndex: Invalid value: -1: must be greater than or equal to 0",
+                "spec.parallelism: Invalid value: 100001: must be less than or equal to 100000 when completion mode is Indexed",
+                "spec.maxFailedIndexes: Invalid value: 4: must be less than or equal to completions",
+            ]
+        );
+        let spec = job(&format!(
+            "{POD}\ncompletionMode: Indexed\ncompletions: 200000\nparallelism: 20000\nbackoffLimitPerIndex: 1"
+        ));
+        assert_eq!(
+            validate_job_spec("spec", &spec),
+            [
+                "spec.maxFailedIndexes: Required value: must be specified when completions is above 100000",
+                "spec.parallelism: Invalid value: 20000: must be less than or equal to 10000 when completions are above 100000 and used with backoff limit per index",
+            ]
+        );
+    }
+
+    #[test]
+    fn success_policies_need_indexed_jobs_and_valid_indexes() {
+        let spec = job(&format!(
+            "{POD}\nsuccessPolicy: {{rules: [{{succeededCount: 1}}]}}"
+        ));
+        assert_eq!(
+            validate_job_spec("spec", &spec),
+            [
+                "spec.successPolicy: Invalid value: batch.SuccessPolicy{Rules:[]batch.SuccessPolicyRule{batch.SuccessPolicyRule{SucceededIndexes:(*string)(nil), SucceededCount:(*int32)(0xc000000000)}}}: requires indexed completion mode"
+            ]
+        );
+        let spec = job(&format!(
+            "{POD}\ncompletionMode: Indexed\ncompletions: 5\nsuccessPolicy: {{rules: [{{}}, {{succeededIndexes: '0,2-3', succeededCount: 4}}, {{succeededIndexes: '3,1'}}, {{succeededIndexes: '1-7'}}, {{succeededCount: 6}}]}}"
+        ));
+        assert_eq!(
+            validate_job_spec("spec", &spec),
+            [
+                "spec.successPolicy.rules[0]: Required value: at least one of succeededCount or succeededIndexes must be specified",
+                "spec.successPolicy.rules[1].succeededCount: Invalid value: 4: must be less than or equal to 3 (the number of indexes in the specified succeededIndexes field)",
+                "spec.successPolicy.rules[2].succeededIndexes: Invalid value: \"3,1\": error parsing succeededIndexes: non-increasing order, previous: 3, current: 1",
+                "spec.successPolicy.rules[3].succeededIndexes: Invalid value: \"1-7\": error parsing succeededIndexes: too large index: \"7\"",
+                "spec.successPolicy.rules[4].succeededCount: Invalid value: 6: must be less than or equal to 5 (the number of specified completions)",
+            ]
+        );
+        let spec = job(&format!(
+            "{POD}\ncompletionMode: Indexed\ncompletions: 5\nsuccessPolicy: {{rules: []}}"
+        ));
+        assert_eq!(
+            validate_job_spec("spec", &spec),
+            [
+                "spec.successPolicy.rules: Required value: at least one rules must be specified when the successPolicy is specified"
+            ]
+        );
+    }
+
+    #[test]
+    fn generated_selectors_must_be_left_alone() {
+        let labels = "{controller-uid: u1, job-name: pi, batch.kubernetes.io/controller-uid: u1, batch.kubernetes.io/job-name: pi}";
+        let spec = job(&format!(
+            "selector: {{matchLabels: {{batch.kubernetes.io/controller-uid: u1}}}}\ntemplate: {{metadata: {{labels: {labels}}}, spec: {{restartPolicy: Never, containers: [{{name: c, image: busybox}}]}}}}"
+        ));
+        assert!(validate_job("pi", "u1", &spec).is_empty());
+        let spec = job(
+            "selector: {matchLabels: {app: pi, batch.kubernetes.io/controller-uid: u1}}\ntemplate: {metadata: {labels: {app: pi, controller-uid: u1, job-name: other, batch.kubernetes.io/controller-uid: u1, batch.kubernetes.io/job-name: pi}}, spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}}",
+        );
+        assert_eq!(
+            validate_job("pi", "u1", &spec),
+            [
+                "spec.template.metadata.labels[job-name]: Invalid value: map[string]string{\"app\":\"pi\", \"batch.kubernetes.io/controller-uid\":\"u1\", \"batch.kubernetes.io/job-name\":\"pi\", \"controller-uid\":\"u1\", \"job-name\":\"other\"}: must be 'pi'",
+                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"pi\", \"batch.kubernetes.io/controller-uid\":\"u1\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: `selector` not auto-generated",
+            ]
+        );
+        // With manualSelector the user's selector stands, but must still
+        // select the template.
+        let spec = job(
+            "manualSelector: true\nselector: {matchLabels: {app: pi}}\ntemplate: {metadata: {labels: {app: pi}}, spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}}",
+        );
+        assert!(validate_job("pi", "u1", &spec).is_empty());
+    }
+
+    #[test]
+    fn indexed_job_names_leave_room_for_the_index() {
+        let name = "j".repeat(61);
+        let spec = job(&format!("{POD}\ncompletionMode: Indexed\ncompletions: 100"));
+        assert_eq!(
+            validate_job(&name, "u1", &spec),
+            [format!(
+                "metadata.name: Invalid value: \"{name}\": will not able to create pod with invalid DNS label: {name}-99"
+            )]
+        );
+    }
+
+    #[test]
+    fn updates_change_only_what_upstream_allows() {
+        let old = serde_json::json!({"spec": {"completions": 2, "parallelism": 2, "completionMode": "Indexed",
+            "backoffLimitPerIndex": 1, "template": {"spec": {}}}});
+        let mut elastic = old.clone();
+        elastic["spec"]["completions"] = 4.into();
+        elastic["spec"]["parallelism"] = 4.into();
+        assert!(job_update_errors(&old, &elastic).is_empty());
+        let mut lopsided = elastic.clone();
+        lopsided["spec"]["parallelism"] = 3.into();
+        assert_eq!(
+            job_update_errors(&old, &lopsided),
+            ["spec.completions: Invalid value: 4: can only be modified in tandem with spec.parallelism"]
+        );
+        let mut changed = old.clone();
+        changed["spec"]["backoffLimitPerIndex"] = 2.into();
+        changed["spec"]["podFailurePolicy"] = serde_json::json!({"rules": []});
+        assert_eq!(
+            job_update_errors(&old, &changed),
+            [
+                "spec.podFailurePolicy: Invalid value: {\"rules\":[]}: field is immutable",
+                "spec.backoffLimitPerIndex: Invalid value: 2: field is immutable",
+            ]
+        );
+        let plain = serde_json::json!({"spec": {"completions": 1, "completionMode": "NonIndexed"}});
+        let mut more = plain.clone();
+        more["spec"]["completions"] = 2.into();
+        assert_eq!(
+            job_update_errors(&plain, &more),
+            ["spec.completions: Invalid value: 2: field is immutable"]
+        );
+    }
+
+    #[test]
+    fn cronjob_templates_get_generated_selectors() {
+        let spec: CronJobSpec = serde_yaml::from_str(
+            "schedule: '* * * * *'\nconcurrencyPolicy: Allow\njobTemplate: {spec: {manualSelector: true, selector: {matchLabels: {app: x}}, template: {spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}}}}",
+        )
+        .expect("yaml");
+        assert_eq!(
+            validate_cronjob("cj", &spec),
+            [
+                "spec.jobTemplate.spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"x\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: `selector` will be auto-generated",
+                "spec.jobTemplate.spec.manualSelector: Unsupported value: true: supported values: \"nil\", \"false\"",
+            ]
+        );
+    }
 }
