@@ -264,7 +264,11 @@ fn pod_failure_policy_errors(path: &str, spec: &JobSpec, policy: &PodFailurePoli
     let pod = spec.template.spec.as_ref();
     let containers: BTreeSet<&str> = pod
         .iter()
-        .flat_map(|p| p.containers.iter().chain(p.init_containers.iter().flatten()))
+        .flat_map(|p| {
+            p.containers
+                .iter()
+                .chain(p.init_containers.iter().flatten())
+        })
         .map(|c| c.name.as_str())
         .collect();
     for (i, rule) in policy.rules.iter().enumerate() {
@@ -376,7 +380,10 @@ fn exit_code_errors(
     errors
 }
 
-fn pod_condition_errors(path: &str, patterns: &[PodFailurePolicyOnPodConditionsPattern]) -> Vec<String> {
+fn pod_condition_errors(
+    path: &str,
+    patterns: &[PodFailurePolicyOnPodConditionsPattern],
+) -> Vec<String> {
     let mut errors = Vec::new();
     if patterns.len() > MAX_POD_CONDITION_PATTERNS {
         errors.push(format!(
@@ -435,9 +442,12 @@ fn count_indexes(indexes: &str, completions: i64) -> Result<i64, String> {
         return Ok(0);
     }
     let parse = |s: &str| -> Result<i64, String> {
-        let v: i64 = s
-            .parse()
-            .map_err(|_| format!("cannot convert string to integer for index: {}", go_quote(s)))?;
+        let v: i64 = s.parse().map_err(|_| {
+            format!(
+                "cannot convert string to integer for index: {}",
+                go_quote(s)
+            )
+        })?;
         if v >= completions {
             return Err(format!("too large index: {}", go_quote(s)));
         }
@@ -720,7 +730,8 @@ mod tests {
         serde_yaml::from_str(yaml).expect("yaml")
     }
 
-    const POD: &str = "template: {spec: {restartPolicy: Never, containers: [{name: main, image: busybox}]}}";
+    const POD: &str =
+        "template: {spec: {restartPolicy: Never, containers: [{name: main, image: busybox}]}}";
 
     #[test]
     fn pod_failure_policies_use_upstream_wording() {
@@ -888,7 +899,9 @@ mod tests {
         lopsided["spec"]["parallelism"] = 3.into();
         assert_eq!(
             job_update_errors(&old, &lopsided),
-            ["spec.completions: Invalid value: 4: can only be modified in tandem with spec.parallelism"]
+            [
+                "spec.completions: Invalid value: 4: can only be modified in tandem with spec.parallelism"
+            ]
         );
         let mut changed = old.clone();
         changed["spec"]["backoffLimitPerIndex"] = 2.into();

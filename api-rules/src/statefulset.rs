@@ -17,9 +17,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
 use crate::daemonset::{go_int_or_string, int_or_percent_errors, int_or_percent_value};
 use crate::metadata::{dns1123_label_errors, dns1123_subdomain_errors, go_quote};
 use crate::storage::validate_claim_spec;
-use crate::workloads::{
-    TemplateRestart, go_label_selector, go_pointer, validate_controller,
-};
+use crate::workloads::{TemplateRestart, go_label_selector, go_pointer, validate_controller};
 
 /// The claim retention policies, in upstream's order.
 const RETENTION_POLICIES: &[&str] = &["Retain", "Delete"];
@@ -73,7 +71,11 @@ pub fn validate_statefulset(name: &str, spec: &StatefulSetSpec) -> Vec<String> {
         spec.ordinals.as_ref().and_then(|o| o.start),
         &mut errors,
     );
-    let empty_selector = spec.selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+    let empty_selector = spec
+        .selector
+        .match_labels
+        .as_ref()
+        .is_none_or(|m| m.is_empty())
         && spec
             .selector
             .match_expressions
@@ -241,7 +243,10 @@ volumeClaimTemplates:
 
     #[test]
     fn a_full_statefulset_is_valid() {
-        assert_eq!(validate_statefulset("web", &spec("{}")), Vec::<String>::new());
+        assert_eq!(
+            validate_statefulset("web", &spec("{}")),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -264,7 +269,9 @@ volumeClaimTemplates:
         assert_eq!(
             validate_statefulset(
                 "web",
-                &spec("{podManagementPolicy: Sometimes, persistentVolumeClaimRetentionPolicy: {whenDeleted: Keep, whenScaled: Retain}}")
+                &spec(
+                    "{podManagementPolicy: Sometimes, persistentVolumeClaimRetentionPolicy: {whenDeleted: Keep, whenScaled: Retain}}"
+                )
             ),
             [
                 "spec.podManagementPolicy: Invalid value: \"Sometimes\": must be 'OrderedReady' or 'Parallel'",
@@ -297,7 +304,9 @@ volumeClaimTemplates:
         assert_eq!(
             validate_statefulset(
                 "web",
-                &spec("{updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: -1, maxUnavailable: 0}}}")
+                &spec(
+                    "{updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: -1, maxUnavailable: 0}}}"
+                )
             ),
             [
                 "spec.updateStrategy.rollingUpdate.partition: Invalid value: -1: must be greater than or equal to 0",
@@ -307,7 +316,9 @@ volumeClaimTemplates:
         assert_eq!(
             validate_statefulset(
                 "web",
-                &spec("{updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: '150%'}}}")
+                &spec(
+                    "{updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: '150%'}}}"
+                )
             ),
             [
                 "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"150%\"}: must not be greater than 100%"

@@ -22,10 +22,11 @@ pub fn go_label_selector(selector: &LabelSelector) -> String {
         None => "map[string]string(nil)".to_string(),
         Some(m) => go_map(m),
     };
-    let expressions = match &selector.match_expressions {
-        None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
-        Some(list) => {
-            let items: Vec<String> = list
+    let expressions =
+        match &selector.match_expressions {
+            None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
+            Some(list) => {
+                let items: Vec<String> = list
                 .iter()
                 .map(|e| {
                     let values = match &e.values {
@@ -41,9 +42,9 @@ pub fn go_label_selector(selector: &LabelSelector) -> String {
                     )
                 })
                 .collect();
-            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
-        }
-    };
+                format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+            }
+        };
     format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{expressions}}}")
 }
 

@@ -18,10 +18,7 @@ fn send(cp: &TestControlPlane, method: &str, path: &str, body: &Value) -> (u16, 
 /// POSTs `body` to `collection` and asserts a 422 `Status` with `message`,
 /// its causes, and that nothing named like the object was stored.
 fn refused(cp: &TestControlPlane, collection: &str, body: Value, message: &str) {
-    let name = body["metadata"]["name"]
-        .as_str()
-        .expect("name")
-        .to_string();
+    let name = body["metadata"]["name"].as_str().expect("name").to_string();
     let (code, status) = send(cp, "POST", collection, &body);
     assert_eq!(code, 422, "{status}");
     assert_eq!(status["kind"], "Status", "{status}");
@@ -173,7 +170,10 @@ async fn statefulsets_are_validated_as_upstream() {
         created["spec"]["persistentVolumeClaimRetentionPolicy"],
         json!({"whenDeleted": "Delete", "whenScaled": "Retain"})
     );
-    assert_eq!(created["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "data");
+    assert_eq!(
+        created["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
+        "data"
+    );
     let mut update = created.clone();
     update["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] =
         json!("2Gi");
@@ -211,7 +211,10 @@ async fn jobs_and_cronjobs_are_validated_as_upstream() {
         ),
         "Job.batch \"pfp-both\" is invalid: spec.podFailurePolicy.rules[0]: Invalid value: specifying both OnExitCodes and OnPodConditions is not supported",
     );
-    let mut on_failure = job("pfp-restart", json!({"podFailurePolicy": {"rules": [rule]}}));
+    let mut on_failure = job(
+        "pfp-restart",
+        json!({"podFailurePolicy": {"rules": [rule]}}),
+    );
     on_failure["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
     refused(
         &cp,
@@ -242,7 +245,10 @@ async fn jobs_and_cronjobs_are_validated_as_upstream() {
         "Job.batch \"replace\" is invalid: spec.podReplacementPolicy: Unsupported value: \"Sometimes\": supported values: \"Failed\", \"TerminatingOrFailed\"",
     );
     // A selector of the user's own needs manualSelector.
-    let mut own = job("own-selector", json!({"selector": {"matchLabels": {"app": "pi"}}}));
+    let mut own = job(
+        "own-selector",
+        json!({"selector": {"matchLabels": {"app": "pi"}}}),
+    );
     own["spec"]["template"]["metadata"] = json!({"labels": {"app": "pi"}});
     let (code, status) = send(&cp, "POST", JOBS, &own);
     assert_eq!(code, 422, "{status}");
@@ -303,19 +309,24 @@ async fn jobs_and_cronjobs_are_validated_as_upstream() {
         ),
     );
     assert_eq!(code, 201, "{created}");
-    assert_eq!(created["spec"]["podFailurePolicy"]["rules"][0]["action"], "FailJob");
+    assert_eq!(
+        created["spec"]["podFailurePolicy"]["rules"][0]["action"],
+        "FailJob"
+    );
     let mut update = created.clone();
     update["spec"]["podFailurePolicy"]["rules"][0]["action"] = json!("Count");
     let (code, status) = send(&cp, "PUT", &format!("{JOBS}/pfp"), &update);
     assert_eq!(code, 422, "{status}");
     assert!(
-        status["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("Job.batch \"pfp\" is invalid: spec.podFailurePolicy: Invalid value: ")
-                && m.ends_with(": field is immutable")),
+        status["message"].as_str().is_some_and(|m| m
+            .starts_with("Job.batch \"pfp\" is invalid: spec.podFailurePolicy: Invalid value: ")
+            && m.ends_with(": field is immutable")),
         "{status}"
     );
     let (code, stored) = send(&cp, "GET", &format!("{JOBS}/pfp"), &Value::Null);
     assert_eq!(code, 200);
-    assert_eq!(stored["spec"]["podFailurePolicy"]["rules"][0]["action"], "FailJob");
+    assert_eq!(
+        stored["spec"]["podFailurePolicy"]["rules"][0]["action"],
+        "FailJob"
+    );
 }
