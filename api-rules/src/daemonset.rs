@@ -35,7 +35,7 @@ fn percent(s: &str) -> Option<i64> {
 
 /// Upstream's `getIntOrPercentValue`: the int, or the percent's number
 /// (an invalid string counts as 0, its own error is reported elsewhere).
-fn int_or_percent_value(v: &IntOrString) -> i64 {
+pub(crate) fn int_or_percent_value(v: &IntOrString) -> i64 {
     match v {
         IntOrString::Int(i) => i64::from(*i),
         IntOrString::String(s) => percent(s).unwrap_or(0),

@@ -4,7 +4,8 @@
 //! wording (`spec.containers[0].image: Required value`).
 //!
 //! # Layout
-//! - [`batch`]: Job and CronJob specs (counts, modes, policies).
+//! - [`batch`]: Job and CronJob specs (counts, modes, pod failure and
+//!   success policies, generated selectors, what an update may change).
 //! - [`config`]: ConfigMaps and Secrets (keys, size, types, `immutable`).
 //! - [`coordination`]: Leases (duration, transitions).
 //! - [`daemonset`]: DaemonSet specs (update strategy, rolling budget).
@@ -20,6 +21,8 @@
 //! - [`policy`]: PodDisruptionBudget specs and label selectors.
 //! - [`revision`]: ControllerRevisions (data, revision number).
 //! - [`service`]: Service specs and port protocols.
+//! - [`statefulset`]: StatefulSet specs (policies, update strategy, claim
+//!   templates, service name, ordinals).
 //! - [`storage`]: PersistentVolumeClaim specs.
 //! - [`volume`]: PersistentVolumes and StorageClasses.
 //! - [`workloads`]: controllers' selectors and templates.
@@ -39,6 +42,7 @@ pub mod pod;
 pub mod policy;
 pub mod revision;
 pub mod service;
+pub mod statefulset;
 pub mod storage;
 pub mod volume;
 pub mod workloads;

@@ -15,6 +15,39 @@ pub fn go_map(labels: &BTreeMap<String, String>) -> String {
     format!("map[string]string{{{}}}", inner.join(", "))
 }
 
+/// Go's `%#v` of a `metav1.LabelSelector`, as upstream prints a selector
+/// in an `Invalid value` (the type's `String` has a pointer receiver).
+pub fn go_label_selector(selector: &LabelSelector) -> String {
+    let labels = match &selector.match_labels {
+        None => "map[string]string(nil)".to_string(),
+        Some(m) => go_map(m),
+    };
+    let expressions =
+        match &selector.match_expressions {
+            None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
+            Some(list) => {
+                let items: Vec<String> = list
+                .iter()
+                .map(|e| {
+                    let values = match &e.values {
+                        None => "[]string(nil)".to_string(),
+                        Some(v) => format!(
+                            "[]string{{{}}}",
+                            v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+                        ),
+                    };
+                    format!(
+                        "v1.LabelSelectorRequirement{{Key:{:?}, Operator:{:?}, Values:{values}}}",
+                        e.key, e.operator
+                    )
+                })
+                .collect();
+                format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+            }
+        };
+    format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{expressions}}}")
+}
+
 /// Whether `selector` selects `labels` (matchLabels and matchExpressions).
 pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     let labels_ok = selector
@@ -206,26 +239,9 @@ pub fn deployment_strategy_errors(
     }
 }
 
-/// A StatefulSet's `spec.updateStrategy` type.
-pub fn statefulset_strategy_errors(
-    strategy: Option<&k8s_openapi::api::apps::v1::StatefulSetUpdateStrategy>,
-) -> Vec<String> {
-    let Some(strategy) = strategy else {
-        return Vec::new();
-    };
-    match strategy.type_.as_deref() {
-        Some("RollingUpdate" | "OnDelete") => Vec::new(),
-        other => vec![format!(
-            "spec.updateStrategy: Invalid value: apps.StatefulSetUpdateStrategy{{Type:{:?}, RollingUpdate:(*apps.RollingUpdateStatefulSetStrategy)({})}}: must be 'RollingUpdate' or 'OnDelete'",
-            other.unwrap_or_default(),
-            go_pointer(strategy.rolling_update.is_some())
-        )],
-    }
-}
-
 /// How Go's `%#v` shows a pointer field: `nil`, or an address (never
 /// meaningful to a reader, so a fixed one).
-fn go_pointer(set: bool) -> &'static str {
+pub(crate) fn go_pointer(set: bool) -> &'static str {
     if set { "0xc000000000" } else { "nil" }
 }
 
@@ -247,13 +263,5 @@ mod strategy_tests {
             serde_yaml::from_str("{type: Recreate, rollingUpdate: {maxSurge: 1}}")
                 .expect("strategy");
         assert_eq!(deployment_strategy_errors(Some(&d)).len(), 1);
-        let s: k8s_openapi::api::apps::v1::StatefulSetUpdateStrategy =
-            serde_yaml::from_str("{type: Foo}").expect("strategy");
-        assert_eq!(
-            statefulset_strategy_errors(Some(&s)),
-            [
-                "spec.updateStrategy: Invalid value: apps.StatefulSetUpdateStrategy{Type:\"Foo\", RollingUpdate:(*apps.RollingUpdateStatefulSetStrategy)(nil)}: must be 'RollingUpdate' or 'OnDelete'"
-            ]
-        );
     }
 }

@@ -262,11 +262,13 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                     json!(0),
                 );
             }
-            set_default(
-                obj,
-                &["spec", "persistentVolumeClaimRetentionPolicy"],
-                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
-            );
+            for when in ["whenDeleted", "whenScaled"] {
+                set_default(
+                    obj,
+                    &["spec", "persistentVolumeClaimRetentionPolicy", when],
+                    json!("Retain"),
+                );
+            }
             if let Some(claims) = obj
                 .pointer_mut("/spec/volumeClaimTemplates")
                 .and_then(Value::as_array_mut)
@@ -642,36 +644,10 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         }
         "StatefulSet" => {
             let s: StatefulSet = decode(rt, obj)?;
-            let spec = s.spec.unwrap_or_default();
-            errors.extend(validate_controller(
-                Some(&spec.selector),
-                Some(&spec.template),
-                spec.replicas,
-                TemplateRestart::AlwaysOnly,
-                "spec.template",
+            errors.extend(skiff_api_rules::statefulset::validate_statefulset(
+                name,
+                &s.spec.unwrap_or_default(),
             ));
-            errors.extend(skiff_api_rules::workloads::statefulset_strategy_errors(
-                spec.update_strategy.as_ref(),
-            ));
-            if let Some(policy) = spec
-                .pod_management_policy
-                .as_deref()
-                .filter(|p| !matches!(*p, "OrderedReady" | "Parallel"))
-            {
-                errors.push(format!(
-                    "spec.podManagementPolicy: Unsupported value: \"{policy}\": supported values: \"OrderedReady\", \"Parallel\""
-                ));
-            }
-            let partition = spec
-                .update_strategy
-                .as_ref()
-                .and_then(|u| u.rolling_update.as_ref())
-                .and_then(|r| r.partition);
-            if let Some(p) = partition.filter(|p| *p < 0) {
-                errors.push(format!(
-                    "spec.updateStrategy.rollingUpdate.partition: Invalid value: {p}: must be greater than or equal to 0"
-                ));
-            }
         }
         "ReplicationController" => {
             let r: ReplicationController = decode(rt, obj)?;
@@ -707,7 +683,8 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
                 TemplateRestart::OnFailureOrNever,
                 "spec.template",
             ));
-            errors.extend(skiff_api_rules::batch::validate_job_spec("spec", &spec));
+            let uid = j.metadata.uid.as_deref().unwrap_or_default();
+            errors.extend(skiff_api_rules::batch::validate_job(name, uid, &spec));
         }
         "CronJob" => {
             let c: CronJob = decode(rt, obj)?;
@@ -811,19 +788,9 @@ pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
         }
     }
     if rt.kind == "Job" {
-        for field in ["selector", "template", "completions"] {
-            let pointer = format!("/spec/{field}");
-            let (before, after) = (old.pointer(&pointer), new.pointer(&pointer));
-            if before != after && !(field == "completions" && before.is_none()) {
-                return Err(ApiError::invalid(
-                    rt,
-                    name,
-                    &[format!(
-                        "spec.{field}: Invalid value: {}: field is immutable",
-                        after.cloned().unwrap_or(Value::Null)
-                    )],
-                ));
-            }
+        let errors = skiff_api_rules::batch::job_update_errors(old, new);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(rt, name, &errors));
         }
     }
     let update_errors = match rt.kind {
