@@ -101,6 +101,12 @@ impl ApiError {
                     "FieldValueDuplicate"
                 } else if fe.message.starts_with("Forbidden") {
                     "FieldValueForbidden"
+                } else if fe.message.starts_with("Too long") {
+                    "FieldValueTooLong"
+                } else if fe.message.starts_with("Too many") {
+                    "FieldValueTooMany"
+                } else if fe.message.starts_with("Not found") {
+                    "FieldValueNotFound"
                 } else {
                     "FieldValueInvalid"
                 };
@@ -221,3 +227,40 @@ impl IntoResponse for ApiError {
 
 /// Result of API handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_carries_upstreams_reason_for_its_message() {
+        let rt = super::super::resources::find("", "v1", "configmaps").expect("type");
+        let err = ApiError::invalid(
+            &rt,
+            "a",
+            &[
+                "metadata.name: Required value".to_string(),
+                "spec.x: Too long: may not be more than 63 bytes".to_string(),
+                "spec.y: Too many: 21: must have at most 20 items".to_string(),
+                "spec.z: Not found: \"q\"".to_string(),
+                "spec.w: Invalid value: 1: bad".to_string(),
+            ],
+        );
+        let reasons: Vec<&str> = err.details["causes"]
+            .as_array()
+            .expect("causes")
+            .iter()
+            .filter_map(|c| c["reason"].as_str())
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "FieldValueRequired",
+                "FieldValueTooLong",
+                "FieldValueTooMany",
+                "FieldValueNotFound",
+                "FieldValueInvalid"
+            ]
+        );
+    }
+}
