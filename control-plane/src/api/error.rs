@@ -236,7 +236,7 @@ mod tests {
     fn each_cause_carries_upstreams_reason_for_its_message() {
         let rt = super::super::resources::find("", "v1", "configmaps").expect("type");
         let err = ApiError::invalid(
-            &rt,
+            rt,
             "a",
             &[
                 "metadata.name: Required value".to_string(),
