@@ -13,8 +13,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
 use crate::images::ImageManager;
+use crate::metrics::Metrics;
 use crate::node::manifests::ManifestWatcher;
-use crate::node::metrics::Metrics;
 use crate::node::{NodeContext, NodeError, NodeHandle, PodSource, checkpoint};
 use crate::pod::backoff::BackoffConfig;
 use crate::pod::sandbox::PodNetwork;

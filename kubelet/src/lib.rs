@@ -2,7 +2,10 @@
 //!
 //! # Layout
 //! - [`node`]: the `NodeAgent` actor owning the node's pods, static pod
-//!   manifests, checkpoints, events and metrics.
+//!   manifests, checkpoints and the fan-out of reports to watchers.
+//! - [`context`], [`events`], [`metrics`]: what the node and its pods share
+//!   (configuration and handles, Kubernetes Events, `/metrics` counters), kept
+//!   outside both so pods never depend on the node agent.
 //! - [`pod`]: one `PodActor` per pod (sandbox, containers, restartPolicy,
 //!   CrashLoopBackOff, status), with the pure state machine underneath.
 //! - [`probe`]: liveness, readiness and startup probes (httpGet, tcpSocket, exec).
@@ -18,8 +21,11 @@
 //! (started by containerd's shim, never by hand).
 
 pub mod app;
+pub mod context;
+pub mod events;
 pub mod images;
 pub mod logs;
+pub mod metrics;
 pub mod node;
 pub mod pod;
 pub mod probe;

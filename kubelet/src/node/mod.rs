@@ -4,12 +4,12 @@
 //! `WatchPods` streams, `/pods`).
 
 pub mod checkpoint;
-pub mod context;
-pub mod events;
 pub mod manifests;
-pub mod metrics;
 pub mod registration;
 pub mod system_info;
+
+// Shared with the pods; re-exported here where the node's users look for them.
+pub use crate::{context, events, metrics};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ use tracing::{info, warn};
 pub use context::NodeContext;
 use events::Event;
 
-use crate::pod::{PodActor, PodArgs, PodKey, PodMsg};
+use crate::pod::{PodActor, PodArgs, PodKey, PodMsg, PodReporter};
 use crate::runtime::LabelFilter;
 use skiff_api_rules::pod::validate_pod;
 
@@ -144,12 +144,34 @@ pub struct NodeArgs {
 /// The node agent actor (stateless; see [`NodeState`]).
 pub struct NodeAgent;
 
+/// How pod actors reach the node agent: their reports become messages.
+struct NodeReporter(ActorRef<NodeMsg>);
+
+impl PodReporter for NodeReporter {
+    fn status_changed(&self, uid: &str, status: PodStatus) {
+        let _ = self.0.cast(NodeMsg::PodStatus {
+            uid: uid.to_string(),
+            status: Box::new(status),
+        });
+    }
+
+    fn event(&self, event: Event) {
+        let _ = self.0.cast(NodeMsg::Event(Box::new(event)));
+    }
+
+    fn gone(&self, uid: &str) {
+        let _ = self.0.cast(NodeMsg::PodGone {
+            uid: uid.to_string(),
+        });
+    }
+}
+
 impl NodeState {
     async fn spawn_pod(&self, myself: &ActorRef<NodeMsg>, pod: Pod) -> Option<ActorRef<PodMsg>> {
         let args = PodArgs {
             pod,
             ctx: self.ctx.clone(),
-            node: myself.clone(),
+            reporter: Arc::new(NodeReporter(myself.clone())),
         };
         match Actor::spawn_linked(None, PodActor, args, myself.get_cell()).await {
             Ok((actor, _)) => Some(actor),

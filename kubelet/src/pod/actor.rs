@@ -14,22 +14,22 @@ use std::time::Duration;
 use chrono::Utc;
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use skiff_images::ImageName;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn};
 
 use super::container::{RestartPolicy, Slot, StartFailure, Step, Termination};
+use super::lifecycle::{Effect, Lifecycle, PodEvent};
+use super::reporter::PodReporter;
 use super::sandbox::NetworkAttachment;
-use super::spec::{self, Downward, PodKey};
+use super::spec::{self, PodKey, host_network};
+use super::start::StartTask;
 use super::status::{PodFacts, pod_status};
-use crate::images::{ImageUnavailable, Presence};
-use crate::node::events::Event;
-use crate::node::{NodeContext, NodeMsg};
+use crate::context::NodeContext;
+use crate::events::Event;
 use crate::probe::{self, ProbeKind, ProbeReport, ProbeSpec, ProbeTarget};
 use crate::runtime::{
-    BindMount, ContainerConfig, ContainerInfo, ContainerState, ExitStatus, LabelFilter,
-    NetworkMode, PodRef, RuntimeError, labels,
+    ContainerInfo, ContainerState, ExitStatus, LabelFilter, RuntimeError, labels,
 };
 
 /// Messages of a pod actor, named for what happened or is asked.
@@ -88,8 +88,8 @@ pub struct PodArgs {
     pub pod: Pod,
     /// Node-wide context.
     pub ctx: Arc<NodeContext>,
-    /// The node actor, told about status, events and the end.
-    pub node: ActorRef<NodeMsg>,
+    /// Told about status, events and the end.
+    pub reporter: Arc<dyn PodReporter>,
 }
 
 /// Per-container probe settings, read once from the spec.
@@ -105,16 +105,15 @@ pub struct PodState {
     pod: Pod,
     key: PodKey,
     ctx: Arc<NodeContext>,
-    node: ActorRef<NodeMsg>,
+    reporter: Arc<dyn PodReporter>,
     policy: RestartPolicy,
     slots: Vec<Slot>,
     probes: Vec<Probes>,
     workers: Vec<Vec<JoinHandle<()>>>,
     network: Option<NetworkAttachment>,
-    network_error: Option<String>,
-    prepared: bool,
-    terminating: Option<Duration>,
-    termination_started: bool,
+    lifecycle: Lifecycle,
+    /// Containers of this pod found while preparing, until adopted.
+    left_behind: Vec<ContainerInfo>,
     start_time: chrono::DateTime<Utc>,
     last_status: Option<PodStatus>,
     wake_at: Option<Instant>,
@@ -123,24 +122,17 @@ pub struct PodState {
 /// The pod actor (stateless; see [`PodState`]).
 pub struct PodActor;
 
-fn host_network(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.host_network)
-        .unwrap_or(false)
-}
-
-fn probes_of(c: &Container, key: &PodKey, node: &ActorRef<NodeMsg>) -> Probes {
+fn probes_of(c: &Container, key: &PodKey, reporter: &dyn PodReporter) -> Probes {
     let read = |p: &Option<k8s_openapi::api::core::v1::Probe>, kind: ProbeKind| {
         p.as_ref().and_then(|p| match ProbeSpec::from_k8s(p, c) {
             Ok(spec) => Some(spec),
             Err(e) => {
-                let _ = node.cast(NodeMsg::Event(Box::new(Event::warning(
+                reporter.event(Event::warning(
                     key,
                     Some(&c.name),
                     "Unhealthy",
                     format!("{} probe errored: {e}", kind.label()),
-                ))));
+                ));
                 None
             }
         })
@@ -154,7 +146,7 @@ fn probes_of(c: &Container, key: &PodKey, node: &ActorRef<NodeMsg>) -> Probes {
 
 impl PodState {
     fn event(&self, event: Event) {
-        let _ = self.node.cast(NodeMsg::Event(Box::new(event)));
+        self.reporter.event(event);
     }
 
     fn hosts_path(&self) -> PathBuf {
@@ -180,10 +172,7 @@ impl PodState {
         let status = pod_status(statuses, &facts);
         if self.last_status.as_ref() != Some(&status) {
             self.last_status = Some(status.clone());
-            let _ = self.node.cast(NodeMsg::PodStatus {
-                uid: self.key.uid.clone(),
-                status: Box::new(status),
-            });
+            self.reporter.status_changed(&self.key.uid, status);
         }
     }
 
@@ -198,40 +187,200 @@ impl PodState {
 
     /// The level-triggered heart of the actor.
     fn reconcile(&mut self, myself: &ActorRef<PodMsg>) {
+        if self.lifecycle == Lifecycle::Terminated {
+            return;
+        }
         let started = std::time::Instant::now();
-        let now = Instant::now();
-        if self.wake_at.is_some_and(|w| w <= now) {
+        if self.wake_at.is_some_and(|w| w <= Instant::now()) {
             self.wake_at = None;
         }
-        if self.terminating.is_some() {
-            self.maybe_begin_termination(myself);
-        } else if self.prepared && (self.network.is_some() || host_network(&self.pod)) {
-            for i in 0..self.slots.len() {
-                match self.slots[i].next_step(false, now) {
-                    Step::Start => self.start_slot(myself, i),
-                    Step::WaitUntil(at) => self.schedule_wake(myself, at),
-                    Step::Idle => {}
-                }
-            }
-        }
+        let starts_in_flight = self.slots.iter().any(Slot::is_starting);
+        self.apply(myself, PodEvent::Reconcile { starts_in_flight });
         self.publish_status();
         self.ctx.metrics.sync(started.elapsed());
     }
 
+    /// Moves the pod's lifecycle on and does what it says.
+    fn apply(&mut self, myself: &ActorRef<PodMsg>, event: PodEvent) {
+        for effect in self.lifecycle.on(event) {
+            match effect {
+                Effect::AdoptExisting => {
+                    let existing = std::mem::take(&mut self.left_behind);
+                    self.adopt(myself, existing);
+                }
+                Effect::ReportSandboxFailure(e) => {
+                    self.event(Event::warning(
+                        &self.key,
+                        None,
+                        "FailedCreatePodSandBox",
+                        format!("Failed to create pod sandbox: {e}"),
+                    ));
+                    myself.send_after(Duration::from_secs(5), || PodMsg::Reconcile);
+                }
+                Effect::SyncContainers => self.sync_containers(myself),
+                Effect::BeginTermination { grace } => self.begin_termination(myself, grace),
+                Effect::Finish => {
+                    self.reporter.gone(&self.key.uid);
+                    myself.stop(None);
+                }
+            }
+        }
+    }
+
+    fn sync_containers(&mut self, myself: &ActorRef<PodMsg>) {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            match self.slots[i].next_step(false, now) {
+                Step::Start => self.start_slot(myself, i),
+                Step::WaitUntil(at) => self.schedule_wake(myself, at),
+                Step::Idle => {}
+            }
+        }
+    }
+
+    fn on_prepared(
+        &mut self,
+        myself: &ActorRef<PodMsg>,
+        network: Result<NetworkAttachment, String>,
+        existing: Vec<ContainerInfo>,
+    ) {
+        let sandbox = network.map(|n| {
+            if !host_network(&self.pod) {
+                self.network = Some(n);
+            }
+        });
+        self.left_behind = existing;
+        self.apply(myself, PodEvent::Prepared { sandbox });
+    }
+
+    /// A container whose image changed is stopped, and restarted with the new one.
+    fn update_spec(&mut self, pod: Pod) {
+        let containers = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.clone())
+            .unwrap_or_default();
+        for i in 0..self.slots.len() {
+            let Some(new) = containers.iter().find(|c| c.name == self.slots[i].name()) else {
+                continue;
+            };
+            if !self.slots[i].update_spec(new.clone()) {
+                continue;
+            }
+            let Some(id) = self.slots[i].running_id().map(String::from) else {
+                continue;
+            };
+            let name = new.name.clone();
+            self.event(Event::normal(
+                &self.key,
+                Some(&name),
+                "Killing",
+                format!("Container {name} definition changed, will be restarted"),
+            ));
+            self.slots[i].on_stop_requested();
+            self.stop_workers(i);
+            let runtime = self.ctx.runtime.clone();
+            let grace = spec::grace_period(&pod);
+            tokio::spawn(async move {
+                let _ = runtime.stop_container(&id, grace).await;
+            });
+        }
+        self.pod = pod;
+    }
+
+    fn on_start_finished(
+        &mut self,
+        myself: &ActorRef<PodMsg>,
+        slot: usize,
+        result: Result<(String, chrono::DateTime<Utc>), StartFailure>,
+    ) {
+        let (id, started_at) = match result {
+            Ok(started) => started,
+            Err(failure) => {
+                let pod = self.key.display();
+                self.slots[slot].on_start_failed(
+                    failure,
+                    self.policy,
+                    &self.ctx.backoff,
+                    Instant::now(),
+                    &pod,
+                );
+                return;
+            }
+        };
+        if self.lifecycle.deleting() {
+            // Too late: the pod is going away. Make sure this one goes too.
+            let runtime = self.ctx.runtime.clone();
+            let grace = Duration::from_secs(1);
+            tokio::spawn(async move {
+                let _ = runtime.stop_container(&id, grace).await;
+                let _ = runtime.remove_container(&id).await;
+            });
+            self.slots[slot].on_start_abandoned();
+            return;
+        }
+        let probes = self.probes[slot].clone();
+        self.slots[slot].on_started(
+            id.clone(),
+            started_at,
+            probes.readiness.is_some(),
+            probes.startup.is_some(),
+        );
+        self.spawn_wait(myself, slot, id.clone());
+        self.start_probes(myself, slot, &id);
+        // Keep only the newest dead instance (for restart counts after a kubelet restart).
+        if let Some(old) = self.slots[slot].previous().map(|t| t.container_id.clone()) {
+            let runtime = self.ctx.runtime.clone();
+            tokio::spawn(async move {
+                let _ = runtime.remove_container(&old).await;
+            });
+        }
+    }
+
+    fn on_probe_report(
+        &mut self,
+        myself: &ActorRef<PodMsg>,
+        slot: usize,
+        container_id: &str,
+        kind: ProbeKind,
+        report: ProbeReport,
+    ) {
+        if self.slots[slot].running_id() != Some(container_id) || self.lifecycle.deleting() {
+            return;
+        }
+        let name = self.slots[slot].name().to_string();
+        match report {
+            ProbeReport::AttemptFailed(message) => self.event(Event::warning(
+                &self.key,
+                Some(&name),
+                "Unhealthy",
+                format!("{} probe failed: {message}", kind.label()),
+            )),
+            ProbeReport::Verdict(ok) => match (kind, ok) {
+                (ProbeKind::Readiness, ok) => self.slots[slot].on_readiness(ok),
+                (ProbeKind::Startup, true) => {
+                    let has_readiness = self.probes[slot].readiness.is_some();
+                    self.slots[slot].on_startup_succeeded(has_readiness);
+                    self.start_gated_probes(myself, slot, container_id);
+                }
+                (ProbeKind::Liveness, true) => {}
+                (ProbeKind::Liveness | ProbeKind::Startup, false) => {
+                    self.kill_for_probe(slot, container_id, kind)
+                }
+            },
+        }
+    }
+
     fn start_slot(&mut self, myself: &ActorRef<PodMsg>, i: usize) {
         let slot = &mut self.slots[i];
-        let instance = if slot.ever_started {
-            slot.restart_count + 1
-        } else {
-            0
-        };
+        let instance = slot.next_instance();
         slot.on_start_requested();
         let task = StartTask {
             ctx: self.ctx.clone(),
-            node: self.node.clone(),
+            reporter: self.reporter.clone(),
             pod: self.pod.clone(),
             key: self.key.clone(),
-            container: slot.spec.clone(),
+            container: slot.spec().clone(),
             instance,
             network: self.network.clone(),
             hosts_path: self.hosts_path(),
@@ -340,10 +489,10 @@ impl PodState {
                 kind.label().to_lowercase()
             ),
         ));
-        self.slots[slot].stopping = true;
+        self.slots[slot].on_stop_requested();
         self.stop_workers(slot);
         let grace = self.slots[slot]
-            .spec
+            .spec()
             .liveness_probe
             .as_ref()
             .and_then(|p| p.termination_grace_period_seconds)
@@ -358,19 +507,9 @@ impl PodState {
         });
     }
 
-    fn maybe_begin_termination(&mut self, myself: &ActorRef<PodMsg>) {
-        if self.termination_started
-            || self
-                .slots
-                .iter()
-                .any(|s| s.current == super::container::Current::Starting)
-        {
-            return;
-        }
-        self.termination_started = true;
-        let grace = self
-            .terminating
-            .unwrap_or_else(|| spec::grace_period(&self.pod));
+    /// Stops every container within `grace`, then removes containers,
+    /// sandbox and files, and says `TerminationFinished`.
+    fn begin_termination(&mut self, myself: &ActorRef<PodMsg>, grace: Duration) {
         for i in 0..self.slots.len() {
             self.stop_workers(i);
         }
@@ -479,13 +618,9 @@ impl PodState {
                     self.start_probes(myself, i, &newest.id);
                 }
                 ContainerState::Exited(status) => {
-                    let slot = &mut self.slots[i];
-                    slot.ever_started = true;
-                    slot.restart_count = count;
-                    slot.current = super::container::Current::Running {
-                        id: newest.id.clone(),
-                        started_at: newest.created_at.unwrap_or_else(Utc::now),
-                    };
+                    // Adopted as running, so its exit goes through the usual rules.
+                    let started_at = newest.created_at.unwrap_or_else(Utc::now);
+                    self.slots[i].adopt_running(newest.id.clone(), started_at, count, false, false);
                     self.on_exit(i, newest.id.clone(), status);
                 }
                 ContainerState::Created | ContainerState::Unknown => {
@@ -493,19 +628,14 @@ impl PodState {
                     tokio::spawn(async move {
                         let _ = runtime.remove_container(&newest.id).await;
                     });
-                    let slot = &mut self.slots[i];
-                    slot.ever_started = count > 0;
-                    slot.restart_count = count.saturating_sub(1);
+                    self.slots[i].adopt_unusable(count);
                 }
             }
         }
     }
 
     fn on_exit(&mut self, slot: usize, id: String, status: ExitStatus) {
-        let started_at = match &self.slots[slot].current {
-            super::container::Current::Running { started_at, .. } => Some(*started_at),
-            _ => None,
-        };
+        let started_at = self.slots[slot].running_since();
         self.stop_workers(slot);
         let termination = Termination {
             container_id: id,
@@ -524,11 +654,7 @@ impl PodState {
             Instant::now(),
             &pod,
         );
-        if self.slots[slot]
-            .waiting
-            .as_ref()
-            .is_some_and(|w| w.reason == "CrashLoopBackOff")
-        {
+        if self.slots[slot].crash_looping() {
             self.event(Event::warning(
                 &self.key,
                 Some(&name),
@@ -536,174 +662,6 @@ impl PodState {
                 format!("Back-off restarting failed container {name} in pod {pod}"),
             ));
         }
-    }
-}
-
-/// Everything needed to start one container instance, off the actor.
-struct StartTask {
-    ctx: Arc<NodeContext>,
-    node: ActorRef<NodeMsg>,
-    pod: Pod,
-    key: PodKey,
-    container: Container,
-    instance: u32,
-    network: Option<NetworkAttachment>,
-    hosts_path: PathBuf,
-}
-
-impl StartTask {
-    fn event(&self, event: Event) {
-        let _ = self.node.cast(NodeMsg::Event(Box::new(event)));
-    }
-
-    async fn run(self) -> Result<(String, chrono::DateTime<Utc>), StartFailure> {
-        let name = self.container.name.clone();
-        let image_text = self.container.image.clone().unwrap_or_default();
-        let image =
-            ImageName::parse(&image_text).map_err(|e| StartFailure::Create(e.to_string()))?;
-        let policy = spec::pull_policy(&self.container, &image);
-
-        match self.ctx.images.ensure(&image, policy).await {
-            Ok(Presence::AlreadyPresent) => self.event(Event::normal(
-                &self.key,
-                Some(&name),
-                "Pulled",
-                format!("Container image \"{image_text}\" already present on machine"),
-            )),
-            Ok(Presence::Imported { took, archive }) => {
-                self.event(Event::normal(&self.key, Some(&name), "Pulling", format!("Pulling image \"{image_text}\"")));
-                self.event(Event::normal(
-                    &self.key,
-                    Some(&name),
-                    "Pulled",
-                    format!(
-                        "Successfully pulled image \"{image_text}\" in {} (imported from {})",
-                        super::container::go_duration(took),
-                        archive.display()
-                    ),
-                ));
-            }
-            Ok(Presence::UsedOffline) => self.event(Event::warning(
-                &self.key,
-                Some(&name),
-                "Pulled",
-                format!(
-                    "Image \"{image_text}\" has pull policy Always but no registry is configured and no archive provides it: using the copy already present on the node"
-                ),
-            )),
-            Err(e @ ImageUnavailable::NeverPull(_)) => {
-                let m = e.to_string();
-                self.event(Event::warning(&self.key, Some(&name), "ErrImageNeverPull", m.clone()));
-                return Err(StartFailure::ImageNeverPull(m));
-            }
-            Err(e) => {
-                let m = format!("Failed to pull image \"{image_text}\": {e}");
-                self.event(Event::warning(&self.key, Some(&name), "Failed", m.clone()));
-                return Err(StartFailure::ImagePull(m));
-            }
-        }
-
-        let id = self.key.container_id(&name, self.instance);
-        let pod_dir = self.key.dir(&self.ctx.state_dir);
-        let mut config = ContainerConfig::new(
-            id.clone(),
-            image,
-            self.key.log_path(&self.ctx.state_dir, &name, self.instance),
-        );
-        config.pod = PodRef {
-            uid: self.key.uid.clone(),
-            namespace: self.key.namespace.clone(),
-            name: self.key.name.clone(),
-        };
-        config.name = name.clone();
-        config.restart_count = self.instance;
-        config.command = self.container.command.clone().unwrap_or_default();
-        config.args = self.container.args.clone().unwrap_or_default();
-        let downward = Downward {
-            node_name: self.ctx.node_name.clone(),
-            host_ip: self.ctx.host_ip.clone(),
-            pod_ip: self.network.as_ref().and_then(|n| n.pod_ip.clone()),
-        };
-        config.env = spec::environment(&self.pod, &self.container, &downward);
-        config.working_dir = self.container.working_dir.clone().filter(|d| !d.is_empty());
-        config.hostname = Some(spec::hostname(&self.pod));
-        let security =
-            |f: fn(&k8s_openapi::api::core::v1::SecurityContext) -> Option<i64>,
-             p: fn(&k8s_openapi::api::core::v1::PodSecurityContext) -> Option<i64>| {
-                self.container
-                    .security_context
-                    .as_ref()
-                    .and_then(f)
-                    .or_else(|| {
-                        self.pod
-                            .spec
-                            .as_ref()
-                            .and_then(|s| s.security_context.as_ref())
-                            .and_then(p)
-                    })
-            };
-        let uid = security(|c| c.run_as_user, |p| p.run_as_user);
-        let gid = security(|c| c.run_as_group, |p| p.run_as_group);
-        if let Some(uid) = uid {
-            config.user = Some((uid as u32, gid.unwrap_or(0) as u32));
-        }
-        if host_network(&self.pod) {
-            config.network = super::sandbox::host_network();
-        } else {
-            let Some(network) = &self.network else {
-                return Err(StartFailure::Create("pod network is not ready".into()));
-            };
-            config.network = NetworkMode::Join(network.netns.clone());
-            config.mounts.push(BindMount {
-                host_path: self.hosts_path.clone(),
-                container_path: "/etc/hosts".into(),
-                read_only: false,
-            });
-        }
-        let volumes = super::volumes::mounts_for(
-            &self.pod,
-            &self.container,
-            &pod_dir,
-            &self.ctx.state_dir.join("volumes"),
-        )
-        .map_err(|m| {
-            self.event(Event::warning(
-                &self.key,
-                Some(&name),
-                "Failed",
-                format!("Error: {m}"),
-            ));
-            StartFailure::Create(m)
-        })?;
-        config.mounts.extend(volumes);
-
-        // A previous life may have left an instance with this id half-made.
-        let _ = self.ctx.runtime.remove_container(&id).await;
-        if let Err(e) = self.ctx.runtime.create_container(&config).await {
-            let m = format!("Error: {e}");
-            self.event(Event::warning(&self.key, Some(&name), "Failed", m.clone()));
-            return Err(StartFailure::Create(m));
-        }
-        self.event(Event::normal(
-            &self.key,
-            Some(&name),
-            "Created",
-            format!("Created container {name}"),
-        ));
-        if let Err(e) = self.ctx.runtime.start_container(&id).await {
-            let m = format!("Error: failed to start container \"{name}\": {e}");
-            self.event(Event::warning(&self.key, Some(&name), "Failed", m.clone()));
-            let _ = self.ctx.runtime.remove_container(&id).await;
-            return Err(StartFailure::Run(m));
-        }
-        self.ctx.metrics.container_started();
-        self.event(Event::normal(
-            &self.key,
-            Some(&name),
-            "Started",
-            format!("Started container {name}"),
-        ));
-        Ok((id, Utc::now()))
     }
 }
 
@@ -747,7 +705,7 @@ impl Actor for PodActor {
         myself: ActorRef<PodMsg>,
         args: PodArgs,
     ) -> Result<PodState, ActorProcessingErr> {
-        let PodArgs { pod, ctx, node } = args;
+        let PodArgs { pod, ctx, reporter } = args;
         let key = PodKey::of(&pod);
         let containers = pod
             .spec
@@ -756,7 +714,7 @@ impl Actor for PodActor {
             .unwrap_or_default();
         let probes = containers
             .iter()
-            .map(|c| probes_of(c, &key, &node))
+            .map(|c| probes_of(c, &key, reporter.as_ref()))
             .collect();
         let slots: Vec<Slot> = containers.into_iter().map(Slot::new).collect();
         let workers = slots.iter().map(|_| Vec::new()).collect();
@@ -771,15 +729,13 @@ impl Actor for PodActor {
             pod,
             key,
             ctx,
-            node,
+            reporter,
             slots,
             probes,
             workers,
             network: None,
-            network_error: None,
-            prepared: false,
-            terminating: None,
-            termination_started: false,
+            lifecycle: Lifecycle::default(),
+            left_behind: Vec::new(),
             last_status: None,
             wake_at: None,
         })
@@ -795,107 +751,11 @@ impl Actor for PodActor {
         let _guard = span.enter();
         match msg {
             PodMsg::Reconcile => {}
-            PodMsg::Prepared { network, existing } => {
-                state.prepared = true;
-                match network {
-                    Ok(n) => {
-                        if !host_network(&state.pod) {
-                            state.network = Some(n);
-                        }
-                    }
-                    Err(e) => {
-                        state.event(Event::warning(
-                            &state.key,
-                            None,
-                            "FailedCreatePodSandBox",
-                            format!("Failed to create pod sandbox: {e}"),
-                        ));
-                        state.network_error = Some(e);
-                        myself.send_after(Duration::from_secs(5), || PodMsg::Reconcile);
-                    }
-                }
-                state.adopt(&myself, existing);
+            PodMsg::Prepared { network, existing } => state.on_prepared(&myself, network, existing),
+            PodMsg::UpdateSpec(pod) => state.update_spec(*pod),
+            PodMsg::StartFinished { slot, result } => {
+                state.on_start_finished(&myself, slot, result)
             }
-            PodMsg::UpdateSpec(pod) => {
-                let new_containers = pod
-                    .spec
-                    .as_ref()
-                    .map(|s| s.containers.clone())
-                    .unwrap_or_default();
-                for i in 0..state.slots.len() {
-                    let Some(new) = new_containers
-                        .iter()
-                        .find(|c| c.name == state.slots[i].name())
-                    else {
-                        continue;
-                    };
-                    if new.image != state.slots[i].spec.image {
-                        state.slots[i].spec = new.clone();
-                        if let Some(id) = state.slots[i].running_id().map(String::from) {
-                            let name = new.name.clone();
-                            state.event(Event::normal(
-                                &state.key,
-                                Some(&name),
-                                "Killing",
-                                format!("Container {name} definition changed, will be restarted"),
-                            ));
-                            state.slots[i].stopping = true;
-                            state.stop_workers(i);
-                            let runtime = state.ctx.runtime.clone();
-                            let grace = spec::grace_period(&pod);
-                            tokio::spawn(async move {
-                                let _ = runtime.stop_container(&id, grace).await;
-                            });
-                        }
-                    }
-                }
-                state.pod = *pod;
-            }
-            PodMsg::StartFinished { slot, result } => match result {
-                Ok((id, started_at)) => {
-                    if state.terminating.is_some() {
-                        // Too late: the pod is going away. Make sure this one goes too.
-                        let runtime = state.ctx.runtime.clone();
-                        let grace = Duration::from_secs(1);
-                        tokio::spawn(async move {
-                            let _ = runtime.stop_container(&id, grace).await;
-                            let _ = runtime.remove_container(&id).await;
-                        });
-                        state.slots[slot].current = super::container::Current::Idle;
-                    } else {
-                        let probes = state.probes[slot].clone();
-                        state.slots[slot].on_started(
-                            id.clone(),
-                            started_at,
-                            probes.readiness.is_some(),
-                            probes.startup.is_some(),
-                        );
-                        state.spawn_wait(&myself, slot, id.clone());
-                        state.start_probes(&myself, slot, &id);
-                        // Keep only the newest dead instance (for restart counts after a kubelet restart).
-                        if let Some(old) = state.slots[slot]
-                            .previous
-                            .as_ref()
-                            .map(|t| t.container_id.clone())
-                        {
-                            let runtime = state.ctx.runtime.clone();
-                            tokio::spawn(async move {
-                                let _ = runtime.remove_container(&old).await;
-                            });
-                        }
-                    }
-                }
-                Err(failure) => {
-                    let pod = state.key.display();
-                    state.slots[slot].on_start_failed(
-                        failure,
-                        state.policy,
-                        &state.ctx.backoff,
-                        Instant::now(),
-                        &pod,
-                    );
-                }
-            },
             PodMsg::ContainerExited {
                 slot,
                 container_id,
@@ -911,46 +771,14 @@ impl Actor for PodActor {
                 container_id,
                 kind,
                 report,
-            } => {
-                if state.slots[slot].running_id() == Some(container_id.as_str())
-                    && state.terminating.is_none()
-                {
-                    let name = state.slots[slot].name().to_string();
-                    match report {
-                        ProbeReport::AttemptFailed(message) => state.event(Event::warning(
-                            &state.key,
-                            Some(&name),
-                            "Unhealthy",
-                            format!("{} probe failed: {message}", kind.label()),
-                        )),
-                        ProbeReport::Verdict(ok) => match (kind, ok) {
-                            (ProbeKind::Readiness, ok) => {
-                                state.slots[slot].ready = ok && state.slots[slot].started
-                            }
-                            (ProbeKind::Startup, true) => {
-                                state.slots[slot].started = true;
-                                state.slots[slot].ready = state.probes[slot].readiness.is_none();
-                                state.start_gated_probes(&myself, slot, &container_id);
-                            }
-                            (ProbeKind::Liveness, true) => {}
-                            (ProbeKind::Liveness | ProbeKind::Startup, false) => {
-                                state.kill_for_probe(slot, &container_id, kind)
-                            }
-                        },
-                    }
-                }
-            }
+            } => state.on_probe_report(&myself, slot, &container_id, kind, report),
             PodMsg::Terminate { grace } => {
-                if state.terminating.is_none() {
-                    state.terminating =
-                        Some(grace.unwrap_or_else(|| spec::grace_period(&state.pod)));
-                }
+                let grace = grace.unwrap_or_else(|| spec::grace_period(&state.pod));
+                state.apply(&myself, PodEvent::DeletionRequested { grace });
             }
             PodMsg::TerminationFinished => {
-                let _ = state.node.cast(NodeMsg::PodGone {
-                    uid: state.key.uid.clone(),
-                });
-                myself.stop(None);
+                // Nothing is published after the pod is reported gone.
+                state.apply(&myself, PodEvent::TerminationFinished);
                 return Ok(());
             }
         }

@@ -118,37 +118,38 @@ pub enum Step {
     Idle,
 }
 
-/// One container of a pod, across restarts.
+/// One container of a pod, across restarts. Its fields change only through
+/// the `on_*` transitions below, so every rule lives here.
 #[derive(Debug, Clone)]
 pub struct Slot {
     /// Container spec from the pod.
-    pub spec: Container,
+    spec: Container,
     /// What runs now.
-    pub current: Current,
+    current: Current,
     /// Instances started after the first.
-    pub restart_count: u32,
+    restart_count: u32,
     /// How the most recent instance ended.
-    pub last: Option<Termination>,
+    last: Option<Termination>,
     /// How the one before it ended.
-    pub previous: Option<Termination>,
+    previous: Option<Termination>,
     /// Why the container waits (while `current` is `Idle`).
-    pub waiting: Option<Waiting>,
+    waiting: Option<Waiting>,
     /// Crash back-off.
-    pub crash_backoff: Backoff,
+    crash_backoff: Backoff,
     /// Image pull back-off.
-    pub image_backoff: Backoff,
+    image_backoff: Backoff,
     /// Earliest time of the next start.
-    pub retry_at: Option<Instant>,
+    retry_at: Option<Instant>,
     /// Readiness probe verdict (true without a readiness probe once running).
-    pub ready: bool,
+    ready: bool,
     /// Startup probe verdict (true without a startup probe once running).
-    pub started: bool,
+    started: bool,
     /// A stop (liveness kill, termination) is in flight.
-    pub stopping: bool,
+    stopping: bool,
     /// The restart policy says this container is finished for good.
-    pub done: bool,
+    done: bool,
     /// At least one instance has started.
-    pub ever_started: bool,
+    ever_started: bool,
 }
 
 impl Slot {
@@ -185,6 +186,55 @@ impl Slot {
         match &self.current {
             Current::Running { id, .. } => Some(id),
             _ => None,
+        }
+    }
+
+    /// The container spec in force.
+    pub fn spec(&self) -> &Container {
+        &self.spec
+    }
+
+    /// Instances started after the first.
+    pub fn restart_count(&self) -> u32 {
+        self.restart_count
+    }
+
+    /// How the instance before the most recent one ended.
+    pub fn previous(&self) -> Option<&Termination> {
+        self.previous.as_ref()
+    }
+
+    /// Why the container waits, if it does.
+    pub fn waiting(&self) -> Option<&Waiting> {
+        self.waiting.as_ref()
+    }
+
+    /// Whether the container waits in CrashLoopBackOff.
+    pub fn crash_looping(&self) -> bool {
+        self.waiting
+            .as_ref()
+            .is_some_and(|w| w.reason == "CrashLoopBackOff")
+    }
+
+    /// A start is in flight.
+    pub fn is_starting(&self) -> bool {
+        self.current == Current::Starting
+    }
+
+    /// When the running instance started, if one runs.
+    pub fn running_since(&self) -> Option<DateTime<Utc>> {
+        match &self.current {
+            Current::Running { started_at, .. } => Some(*started_at),
+            _ => None,
+        }
+    }
+
+    /// The restart count the next instance is created with (its id and label).
+    pub fn next_instance(&self) -> u32 {
+        if self.ever_started {
+            self.restart_count + 1
+        } else {
+            0
         }
     }
 
@@ -249,6 +299,47 @@ impl Slot {
         self.waiting = None;
         self.ready = !has_readiness && !has_startup;
         self.started = !has_startup;
+    }
+
+    /// Takes a new spec from an updated pod. Only an image change matters
+    /// (the rest of a container's spec is immutable); returns whether it changed.
+    pub fn update_spec(&mut self, spec: Container) -> bool {
+        if spec.image == self.spec.image {
+            return false;
+        }
+        self.spec = spec;
+        true
+    }
+
+    /// A stop (liveness kill, changed definition) is under way; the exit follows.
+    pub fn on_stop_requested(&mut self) {
+        self.stopping = true;
+    }
+
+    /// A start finished after the pod began terminating: the instance is
+    /// removed at once and never counted.
+    pub fn on_start_abandoned(&mut self) {
+        self.current = Current::Idle;
+    }
+
+    /// The readiness probe's verdict (ready only once started).
+    pub fn on_readiness(&mut self, ok: bool) {
+        self.ready = ok && self.started;
+    }
+
+    /// The startup probe succeeded: the container counts as started and, without
+    /// a readiness probe, as ready.
+    pub fn on_startup_succeeded(&mut self, has_readiness: bool) {
+        self.started = true;
+        self.ready = !has_readiness;
+    }
+
+    /// Adopts what a previous kubelet left of this container when its newest
+    /// instance cannot be used (never started): it is removed, and the next
+    /// instance continues the count.
+    pub fn adopt_unusable(&mut self, restart_count: u32) {
+        self.ever_started = restart_count > 0;
+        self.restart_count = restart_count.saturating_sub(1);
     }
 
     /// The running instance ended. Applies the restart policy and back-off;

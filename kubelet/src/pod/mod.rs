@@ -3,19 +3,26 @@
 //!
 //! - [`spec`]: from the Kubernetes Pod to runtime settings and paths.
 //! - [`container`]: one container across restarts, as a pure state machine.
+//! - [`lifecycle`]: the pod itself (preparing, running, terminating), also pure.
 //! - [`status`]: pod phase and conditions, as upstream derives them.
 //! - [`backoff`]: CrashLoopBackOff and image back-off.
 //! - [`sandbox`]: the network namespace a pod's containers share.
+//! - `start`: starting one container instance (image, configuration, create, start).
 //! - [`volumes`]: emptyDir and hostPath volumes.
+//! - [`reporter`]: how the pod tells its owner about status, events and its end.
 //! - [`actor`]: the pod actor tying these together.
 
 pub mod actor;
 pub mod backoff;
 pub mod container;
+pub mod lifecycle;
+pub mod reporter;
 pub mod sandbox;
 pub mod spec;
+mod start;
 pub mod status;
 pub mod volumes;
 
 pub use actor::{PodActor, PodArgs, PodMsg};
+pub use reporter::PodReporter;
 pub use spec::PodKey;

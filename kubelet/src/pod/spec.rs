@@ -85,6 +85,14 @@ pub fn restart_policy(pod: &Pod) -> super::container::RestartPolicy {
     )
 }
 
+/// Whether the pod uses the node's network namespace (`hostNetwork`).
+pub fn host_network(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
+}
+
 /// The grace period for stopping the pod's containers.
 pub fn grace_period(pod: &Pod) -> Duration {
     let secs = pod

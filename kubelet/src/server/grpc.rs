@@ -13,8 +13,8 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::port_forward;
+use crate::events::EventObject;
 use crate::logs::cri;
-use crate::node::events::EventObject;
 use crate::node::{NodeError, NodeHandle, Report};
 use crate::pod::PodKey;
 use crate::runtime::{ExecEvent, ExecInput, ExecOptions};

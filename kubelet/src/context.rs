@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::metrics::Metrics;
 use crate::images::ImageManager;
+use crate::metrics::Metrics;
 use crate::pod::backoff::BackoffConfig;
 use crate::pod::sandbox::PodNetwork;
 use crate::runtime::ContainerRuntime;
