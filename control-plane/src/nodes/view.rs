@@ -131,8 +131,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::internal::Objects;
-    use crate::api::resources;
+    use crate::registry::objects::Objects;
+    use crate::registry::resources;
     use crate::store::memory::MemoryStore;
 
     fn node(name: &str, ready: &str) -> Value {

@@ -20,8 +20,8 @@ use tracing::warn;
 use self::budget::ExpectedScale;
 use super::work_queue::WorkQueue;
 use super::{metadata_of, object_of, watch_prefix};
-use crate::api::internal::Objects;
-use crate::api::resources::{self, ResourceType};
+use crate::registry::objects::Objects;
+use crate::registry::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
 
 /// A budget: namespace and name.

@@ -41,10 +41,10 @@ use self::cache::{Cache, Decision, pod_key};
 use self::filters::{failure_message, prefilter_failure_message};
 use self::volumes::Check;
 use super::{object_of, watch_prefix};
-use crate::api::internal::Objects;
-use crate::api::objects::now;
-use crate::api::resources as api_types;
 use crate::controllers::volume::provision;
+use crate::registry::objects::Objects;
+use crate::registry::resources as api_types;
+use crate::registry::strategy::now;
 use crate::store::{Event, EventKind, StoreError};
 
 /// Pods placed per round (one store transaction); the actor reads its

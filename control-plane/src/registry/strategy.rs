@@ -853,7 +853,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::api::resources;
+    use crate::registry::resources;
 
     #[test]
     fn unknown_fields_are_found_with_their_paths() {
