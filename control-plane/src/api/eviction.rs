@@ -16,7 +16,7 @@ use super::ApiState;
 use super::deletion::DeleteOptionsBody;
 use super::error::{ApiError, ApiResult};
 use super::query::Query;
-use crate::controllers::disruption::budget;
+use crate::registry::budget;
 use crate::registry::deletion::{self, DeleteOptions};
 use crate::registry::resources::{self, ResourceType};
 use crate::store::{KeyValue, StoreError};

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use serde_json::Value;
 
-use crate::controllers::{object_of, watch_prefix};
+use crate::registry::watch::{object_of, watch_prefix};
 use crate::store::{EventKind, Store};
 
 const PREFIX: &str = "/registry/core/nodes/";

@@ -11,15 +11,25 @@
 //! - [`admission`]: admission steps that read other objects (default StorageClass).
 //! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
 //! - [`events`]: Events recorded with upstream's correlation (counted repeats).
-//! - [`qos`]: a pod's QoS class.
+//! - [`qos`]: a pod's QoS class; [`quantity`]: resource quantities.
+//! - [`kinds`]: per-kind behaviour (pod conditions, ...).
+//! - [`budget`]: PodDisruptionBudget arithmetic, for eviction and the
+//!   disruption controller alike.
+//! - [`schedule`]: CronJob schedules, validated and iterated.
+//! - [`watch`]: following a store prefix (list, then watch, re-list).
 //! - [`error`]: `Status` errors.
 
 pub mod admission;
+pub mod budget;
 pub mod deletion;
 pub mod error;
 pub mod events;
+pub mod kinds;
 pub mod objects;
 pub mod qos;
+pub mod quantity;
 pub mod resources;
+pub mod schedule;
 pub mod strategy;
 pub mod typecheck;
+pub mod watch;

@@ -193,13 +193,7 @@ impl Objects {
                     return false;
                 }
                 pod["spec"]["nodeName"] = json!(node);
-                crate::controllers::scheduler::set_condition(
-                    pod,
-                    "PodScheduled",
-                    "True",
-                    None,
-                    None,
-                );
+                super::kinds::pod::set_condition(pod, "PodScheduled", "True", None, None);
                 true
             })
             .await?;
@@ -240,13 +234,7 @@ impl Objects {
             let unbound = pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
             if unbound {
                 pod["spec"]["nodeName"] = json!(node);
-                crate::controllers::scheduler::set_condition(
-                    &mut pod,
-                    "PodScheduled",
-                    "True",
-                    None,
-                    None,
-                );
+                super::kinds::pod::set_condition(&mut pod, "PodScheduled", "True", None, None);
             }
             writes.push(Write::Update {
                 key: rt.key(namespace.as_deref(), &name),

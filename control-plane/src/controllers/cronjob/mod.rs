@@ -6,7 +6,6 @@
 //! queues it, and each [`sync::CronJobSync`] asks to be woken at the next
 //! schedule time, read from a [`crate::clock::Clock`].
 
-pub mod schedule;
 pub mod sync;
 #[cfg(test)]
 mod tests;

@@ -8,8 +8,6 @@
 //! the budget read at write time, so an eviction's `disruptedPods` entry
 //! is never lost to a concurrent write.
 
-pub mod budget;
-
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -17,9 +15,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::Value;
 use tracing::warn;
 
-use self::budget::ExpectedScale;
 use super::work_queue::WorkQueue;
 use super::{metadata_of, object_of, watch_prefix};
+use crate::registry::budget::{self, ExpectedScale};
 use crate::registry::objects::Objects;
 use crate::registry::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
