@@ -6,6 +6,8 @@
 //! # Layout
 //! - [`store`]: the revisioned object store (SQLite, in-memory) and its
 //!   conformance suite.
+//! - [`registry`]: object types, defaults, validation, deletion, events and
+//!   the actors' object client, shared by the API and the controllers.
 //! - [`api`]: the HTTP API: discovery, CRUD, watch, patches, tables.
 //! - [`controllers`]: the scheduler and node actors, under a supervisor.
 //! - [`nodes`]: node registration and heartbeats over gRPC.
@@ -17,6 +19,7 @@ pub mod clock;
 pub mod controllers;
 pub mod kubeconfig;
 pub mod nodes;
+pub mod registry;
 pub mod store;
 
 pub use skiff_proto as proto;

@@ -159,8 +159,8 @@ async fn run() -> anyhow::Result<()> {
     let flags = Flags::parse();
     raise_fd_limit();
     let eviction_seconds = i64::try_from(flags.pod_eviction_timeout.as_secs()).unwrap_or(300);
-    skiff_control_plane::api::admission::set_toleration_seconds(
-        skiff_control_plane::api::admission::TolerationSeconds {
+    skiff_control_plane::registry::admission::set_toleration_seconds(
+        skiff_control_plane::registry::admission::TolerationSeconds {
             not_ready: flags
                 .default_not_ready_toleration_seconds
                 .unwrap_or(eviction_seconds),
@@ -188,7 +188,7 @@ async fn run() -> anyhow::Result<()> {
         .context("creating the default namespaces")?;
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
     kubeconfig::write(&kubeconfig_path, &address).context("writing the kubeconfig")?;
-    let objects = skiff_control_plane::api::internal::Objects::new(state.store.clone());
+    let objects = skiff_control_plane::registry::objects::Objects::new(state.store.clone());
     let liveness = Arc::new(skiff_control_plane::nodes::liveness::Liveness::new());
     let view = skiff_control_plane::nodes::view::NodeView::start(state.store.clone());
     let registry = skiff_control_plane::nodes::registry::Registry::server(

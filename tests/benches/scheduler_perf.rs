@@ -60,14 +60,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use skiff_control_plane::api::internal::Objects;
-use skiff_control_plane::api::{self, ApiState, resources};
+use skiff_control_plane::api::{self, ApiState};
 use skiff_control_plane::controllers::node_lifecycle::LifecycleConfig;
 use skiff_control_plane::controllers::scheduler::Scheduler;
 use skiff_control_plane::controllers::supervisor::{Supervisor, SupervisorMsg};
 use skiff_control_plane::nodes::liveness::Liveness;
 use skiff_control_plane::nodes::registry::{Registry, RegistryConfig};
 use skiff_control_plane::nodes::view::NodeView;
+use skiff_control_plane::registry::objects::Objects;
+use skiff_control_plane::registry::resources;
 use skiff_control_plane::store::sqlite::SqliteStore;
 use skiff_control_plane::store::{Store, Write};
 use skiff_proto::node::v1 as pb;

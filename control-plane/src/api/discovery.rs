@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use super::resources::{RESOURCES, ResourceType, group_versions};
+use crate::registry::resources::{RESOURCES, ResourceType, group_versions};
 
 /// Kubernetes version Skiff's API answers as (the k8s-openapi version it is built on).
 pub const MINOR: &str = "35";

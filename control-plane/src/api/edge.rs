@@ -19,9 +19,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::error;
 
-use super::deletion::{DeleteOptions, DeleteOptionsBody};
+use super::deletion::DeleteOptionsBody;
 use super::error::{ApiError, ApiResult};
 use super::query::{Options, Query};
+use crate::registry::deletion::DeleteOptions;
 
 /// Upstream's limit on a request body (`MaxRequestBodyBytes`, 3 MiB).
 pub const MAX_REQUEST_BODY: usize = 3 * 1024 * 1024;

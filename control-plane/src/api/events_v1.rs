@@ -32,7 +32,7 @@ use k8s_openapi::api::core::v1::Event as CoreEvent;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use super::resources::ResourceType;
+use crate::registry::resources::ResourceType;
 
 /// The group served here.
 pub const GROUP: &str = "events.k8s.io";
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn legacy_events_show_their_first_occurrence_as_event_time() {
-        let v1_rt = super::super::resources::find(GROUP, "v1", "events").expect("v1");
+        let v1_rt = crate::registry::resources::find(GROUP, "v1", "events").expect("v1");
         let mut core = core_event();
         core.as_object_mut().expect("object").remove("eventTime");
         let stored_view = from_core(&core);
@@ -306,14 +306,14 @@ mod tests {
             shown(v1_rt, &bare)["eventTime"],
             "2026-02-02T02:02:02.000000Z"
         );
-        let core_rt = super::super::resources::find("", "v1", "events").expect("core");
+        let core_rt = crate::registry::resources::find("", "v1", "events").expect("core");
         assert!(shown(core_rt, &core).get("eventTime").is_none());
     }
 
     #[test]
     fn only_the_events_group_converts() {
-        let core_rt = super::super::resources::find("", "v1", "events").expect("core");
-        let v1_rt = super::super::resources::find(GROUP, "v1", "events").expect("v1");
+        let core_rt = crate::registry::resources::find("", "v1", "events").expect("core");
+        let v1_rt = crate::registry::resources::find(GROUP, "v1", "events").expect("v1");
         assert!(!converts(core_rt) && converts(v1_rt));
         assert_eq!(core_rt.prefix(), v1_rt.prefix());
         let core = core_event();
@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn invalid_creates_answer_with_upstreams_words() {
-        let v1_rt = super::super::resources::find(GROUP, "v1", "events").expect("v1");
+        let v1_rt = crate::registry::resources::find(GROUP, "v1", "events").expect("v1");
         let event = json!({"metadata": {"name": "bad", "namespace": "default"},
             "regarding": {"kind": "Pod", "name": "p", "namespace": "default"},
             "eventTime": "2026-01-01T00:00:00.000000Z", "reason": "R", "action": "A",

@@ -13,11 +13,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::ApiState;
-use super::deletion::{self, DeleteOptions, DeleteOptionsBody};
+use super::deletion::DeleteOptionsBody;
 use super::error::{ApiError, ApiResult};
 use super::query::Query;
-use super::resources::{self, ResourceType};
-use crate::controllers::disruption::budget;
+use crate::registry::budget;
+use crate::registry::deletion::{self, DeleteOptions};
+use crate::registry::resources::{self, ResourceType};
 use crate::store::{KeyValue, StoreError};
 
 /// How many times a write that conflicts is tried again (upstream's `EvictionsRetry`).
@@ -428,7 +429,7 @@ fn add_disruption_condition(pod: &mut Value) -> bool {
             "status": "True",
             "reason": "EvictionByEvictionAPI",
             "message": "Eviction API: evicting",
-            "lastTransitionTime": super::objects::now(),
+            "lastTransitionTime": crate::registry::strategy::now(),
         }));
     }
     true

@@ -15,17 +15,17 @@ use serde_json::{Value, json};
 use tracing::debug;
 
 use super::ApiState;
-use super::deletion;
 use super::discovery;
 use super::error::{ApiError, ApiResult};
 use super::events_v1;
 use super::managed_fields::{self, Manager};
-use super::objects::{self, apply_defaults, check_immutable, drop_nulls, validate};
 use super::patch;
 use super::query::{self, FieldValidation, Options, Query};
-use super::resources::{self, RESOURCES, ResourceType};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
+use crate::registry::deletion;
+use crate::registry::resources::{self, RESOURCES, ResourceType};
+use crate::registry::strategy::{self, apply_defaults, check_immutable, drop_nulls, validate};
 use crate::store::{KeyValue, StoreError};
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
@@ -453,7 +453,7 @@ impl Api {
         if self.query.field_validation != FieldValidation::Strict {
             return Ok(());
         }
-        let unknown = objects::unknown_fields(t.rt, obj);
+        let unknown = strategy::unknown_fields(t.rt, obj);
         if unknown.is_empty() {
             return Ok(());
         }
@@ -634,25 +634,25 @@ impl Api {
                 .and_then(Value::as_str)
                 .map(String::from)
         {
-            meta["name"] = json!(format!("{prefix}{}", objects::random_suffix()));
+            meta["name"] = json!(format!("{prefix}{}", strategy::random_suffix()));
         }
         if let Some(m) = meta.as_object_mut() {
             m.remove("resourceVersion");
             m.remove("deletionTimestamp");
             m.remove("deletionGracePeriodSeconds");
         }
-        meta["uid"] = json!(objects::uuid());
-        meta["creationTimestamp"] = json!(objects::now());
+        meta["uid"] = json!(strategy::uuid());
+        meta["creationTimestamp"] = json!(strategy::now());
         self.strict(t, obj)?;
         if obj.get("spec").is_some() {
             obj["metadata"]["generation"] = json!(1);
         }
-        objects::prepare_for_create(t.rt, obj);
+        strategy::prepare_for_create(t.rt, obj);
         apply_defaults(t.rt, obj);
-        super::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
+        crate::registry::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
             .await
             .map_err(|e| ApiError::from_store(e, t.rt, &name_of(obj)))?;
-        objects::track_template_generation(t.rt, None, obj);
+        strategy::track_template_generation(t.rt, None, obj);
         validate(t.rt, obj)?;
         events_v1::validate_create(t.rt, obj)?;
         if let Ownership::Update(manager) = ownership {
@@ -766,7 +766,7 @@ impl Api {
                     .unwrap_or(0);
                 result["metadata"]["generation"] = json!(generation + 1);
             }
-            objects::track_template_generation(t.rt, Some(old), &mut result);
+            strategy::track_template_generation(t.rt, Some(old), &mut result);
         }
         drop_nulls(&mut result);
         if let Ownership::Update(manager) = ownership {
@@ -964,7 +964,7 @@ impl Api {
             .ok_or_else(|| ApiError::bad_request("binding has no target.name"))?;
         let name = t.name.as_deref().unwrap_or_default();
         let ns = t.namespace.as_deref().unwrap_or("default");
-        let objects = super::internal::Objects::new(self.state.store.clone());
+        let objects = crate::registry::objects::Objects::new(self.state.store.clone());
         match objects.bind(ns, name, node).await {
             Ok(Ok(_)) => Ok(json_response(
                 StatusCode::CREATED,
@@ -1279,7 +1279,7 @@ pub async fn bootstrap(state: &ApiState) -> Result<(), StoreError> {
         if state.store.get(&key).await.is_ok() {
             continue;
         }
-        let mut obj = json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns, "uid": objects::uuid(), "creationTimestamp": objects::now(), "labels": {"kubernetes.io/metadata.name": ns}}});
+        let mut obj = json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns, "uid": strategy::uuid(), "creationTimestamp": strategy::now(), "labels": {"kubernetes.io/metadata.name": ns}}});
         apply_defaults(rt, &mut obj);
         match state.store.create(&key, to_bytes(&obj)).await {
             Ok(_) | Err(StoreError::AlreadyExists(_)) => {}

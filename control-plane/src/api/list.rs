@@ -31,9 +31,9 @@ use tracing::warn;
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
 use super::events_v1;
-use super::resources::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
+use crate::registry::resources::ResourceType;
 use crate::store::{KeyValue, Snapshot, StoreError};
 
 /// Objects read from the store at a time.

@@ -1,19 +1,16 @@
-//! The Kubernetes-compatible HTTP API that the real `kubectl` talks to.
+//! The Kubernetes-compatible HTTP API that the real `kubectl` talks to: the
+//! HTTP edge over the [`crate::registry`], which owns what objects are
+//! (types, defaults, validation, deletion, events).
 //!
-//! - [`resources`]: served types, short names, categories.
-//! - [`admission`]: admission steps that read other objects (default StorageClass).
 //! - [`discovery`]: `/version`, discovery and the OpenAPI v3 documents.
 //! - [`handlers`]: get, list, watch, create, update, patch, delete.
 //! - [`inflight`]: upstream's max-in-flight caps (429 over them).
 //! - [`eviction`]: `pods/eviction`, spending PodDisruptionBudgets.
-//! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
+//! - [`deletion`]: `DeleteOptions` bodies and query parameters.
 //! - [`list`]: list responses streamed from store snapshots, paged.
 //! - [`watch`]: watch streams, each with a bounded buffer; stalled watchers are terminated.
-//! - [`internal`]: the same objects for the control plane's own actors.
-//! - [`events`]: Events recorded with upstream's correlation (counted repeats).
 //! - [`events_v1`]: `events.k8s.io/v1` Events, a converted view of core Events.
 //! - [`managed_fields`]: field ownership and server-side apply.
-//! - [`objects`]: decoding, defaults, validation, server-owned metadata.
 //! - [`patch`]: merge, JSON, strategic merge and apply patches.
 //! - [`protobuf`]: protobuf request bodies of kubectl's generator commands.
 //! - [`proxy`]: pod logs and exec, proxied to the pod's node over gRPC.
@@ -23,38 +20,31 @@
 //! - [`pod_proxy`]: `pods/proxy` and `services/proxy`.
 //! - [`selectors`]: label and field selectors.
 //! - [`table`]: server-side printing for `kubectl get`.
-//! - [`error`]: `Status` errors.
+//! - [`error`]: `Status` errors as HTTP responses.
 //! - [`edge`]: body and URI limits, media types, every error a `Status`.
 //! - [`query`]: the query string, parsed strictly into typed options.
 
-pub mod admission;
 pub mod deletion;
 pub mod discovery;
 pub mod edge;
 pub mod error;
-pub mod events;
 pub mod events_v1;
 pub mod eviction;
 pub mod handlers;
 pub mod identity;
 pub mod inflight;
-pub mod internal;
 pub mod list;
 pub mod managed_fields;
-pub mod objects;
 pub mod patch;
 pub mod pod_proxy;
 pub mod port_forward;
 pub mod protobuf;
 pub mod proxy;
-pub mod qos;
 pub mod query;
-pub mod resources;
 pub mod selectors;
 pub mod spdy;
 pub mod table;
 pub mod tunnel;
-pub mod typecheck;
 pub mod watch;
 pub mod yaml;
 

@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
-use super::resources;
 use super::selectors::LabelSelector;
 use super::tunnel;
+use crate::registry::resources;
 
 /// Headers that belong to one hop, never forwarded (RFC 9110 7.6.1).
 const HOP_BY_HOP: &[&str] = &[

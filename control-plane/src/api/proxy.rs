@@ -22,7 +22,7 @@ use tonic::transport::Channel;
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
-use super::resources;
+use crate::registry::resources;
 
 /// A pod as stored, with what the proxies need.
 pub struct PodOnNode {

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::resources::ResourceType;
+use crate::registry::resources::ResourceType;
 
 /// kubectl's human-readable age (`45s`, `3m20s`, `5h`, `2d3h`, ...).
 pub fn human_duration(secs: i64) -> String {
@@ -976,7 +976,8 @@ mod tests {
 
     #[test]
     fn pdbs_print_like_kubectl_get_pdb() {
-        let rt = crate::api::resources::find("policy", "v1", "poddisruptionbudgets").expect("pdb");
+        let rt =
+            crate::registry::resources::find("policy", "v1", "poddisruptionbudgets").expect("pdb");
         let cols: Vec<String> = column_definitions(rt)
             .as_array()
             .expect("columns")
@@ -1019,7 +1020,7 @@ mod tests {
 
     #[test]
     fn jobs_and_cronjobs_print_like_kubectl() {
-        let jobs = super::super::resources::find("batch", "v1", "jobs").expect("jobs");
+        let jobs = crate::registry::resources::find("batch", "v1", "jobs").expect("jobs");
         let job = json!({"metadata": {"name": "pi", "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"completions": 3, "parallelism": 3, "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
                      "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
@@ -1047,7 +1048,8 @@ mod tests {
         let (_, cells) = columns_and_cells(jobs, &queue);
         assert_eq!(cells[1..3], ["FailureTarget", "0/1 of 3"]);
 
-        let cronjobs = super::super::resources::find("batch", "v1", "cronjobs").expect("cronjobs");
+        let cronjobs =
+            crate::registry::resources::find("batch", "v1", "cronjobs").expect("cronjobs");
         let cj = json!({"metadata": {"name": "hello"},
             "spec": {"schedule": "*/1 * * * *", "suspend": false,
                      "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}},
@@ -1074,7 +1076,7 @@ mod tests {
 
     #[test]
     fn event_rows_have_upstreams_wide_columns() {
-        let rt = super::super::resources::find("", "v1", "events").expect("events");
+        let rt = crate::registry::resources::find("", "v1", "events").expect("events");
         let now = Utc::now();
         let ago = |s: i64| {
             (now - chrono::TimeDelta::seconds(s)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -1125,7 +1127,8 @@ mod tests {
 
     #[test]
     fn controller_revisions_show_their_controller_and_number() {
-        let rt = super::super::resources::find("apps", "v1", "controllerrevisions").expect("type");
+        let rt =
+            crate::registry::resources::find("apps", "v1", "controllerrevisions").expect("type");
         let r = json!({"metadata": {"name": "mon-5d4f", "creationTimestamp": "2026-01-01T00:00:00Z",
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "mon", "controller": true}]},
             "revision": 3});

@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
-use super::resources;
+use crate::registry::resources;
 
 /// Buffer between the API's side of a tunnel and the gRPC call.
 const BUFFER: usize = 64 * 1024;

@@ -29,9 +29,9 @@ use super::ApiState;
 use super::error::{ApiError, ApiResult};
 use super::events_v1;
 use super::list::splice_resource_version;
-use super::resources::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
+use crate::registry::resources::ResourceType;
 use crate::store::{Event, EventKind, KeyValue, Snapshot};
 
 /// Objects read from a snapshot at a time for initial events.
@@ -518,7 +518,7 @@ mod tests {
 
     #[test]
     fn lines_splice_the_resource_version_or_filter() {
-        let rt = crate::api::resources::find("", "v1", "configmaps").expect("configmaps");
+        let rt = crate::registry::resources::find("", "v1", "configmaps").expect("configmaps");
         let plain = Render {
             rt,
             labels: LabelSelector::default(),

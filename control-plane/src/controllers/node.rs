@@ -18,9 +18,9 @@ use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
 use super::{mirror, volume};
-use crate::api::events::{InvolvedObject, NewEvent};
-use crate::api::internal::Objects;
-use crate::api::resources;
+use crate::registry::events::{InvolvedObject, NewEvent};
+use crate::registry::objects::Objects;
+use crate::registry::resources;
 use crate::store::{EventKind, StoreError};
 
 /// Messages of a node actor.

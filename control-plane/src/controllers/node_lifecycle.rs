@@ -22,11 +22,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use crate::api::internal::Objects;
-use crate::api::objects::now;
-use crate::api::resources;
 use crate::nodes::liveness::Liveness;
 use crate::nodes::view::NodeView;
+use crate::registry::objects::Objects;
+use crate::registry::resources;
+use crate::registry::strategy::now;
 
 /// Timings of the node lifecycle.
 #[derive(Debug, Clone, Copy)]

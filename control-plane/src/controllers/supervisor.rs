@@ -28,10 +28,10 @@ use super::scheduler::{Scheduler, SchedulerMsg};
 use super::statefulset::{StatefulSetController, StatefulSetMsg};
 use super::volume::{VolumeController, VolumeMsg};
 use super::{object_of, watch_prefix};
-use crate::api::internal::Objects;
 use crate::clock::{SharedClock, SystemClock};
 use crate::nodes::liveness::Liveness;
 use crate::nodes::view::NodeView;
+use crate::registry::objects::Objects;
 use crate::store::EventKind;
 
 /// Supervisor messages.
@@ -130,7 +130,7 @@ impl SupervisorState {
         let objects = self.objects.clone();
         let node = node.to_string();
         tokio::spawn(async move {
-            let Some(rt) = crate::api::resources::find("", "v1", "pods") else {
+            let Some(rt) = crate::registry::resources::find("", "v1", "pods") else {
                 return;
             };
             for key in keys {
@@ -154,7 +154,7 @@ impl SupervisorState {
     }
 
     async fn resync_pods(&mut self) -> Result<(), ActorProcessingErr> {
-        let rt = crate::api::resources::find("", "v1", "pods").ok_or("pods type")?;
+        let rt = crate::registry::resources::find("", "v1", "pods").ok_or("pods type")?;
         let (pods, revision) = self.objects.list(rt).await?;
         let mut index = PodIndex::new();
         for pod in pods {
@@ -355,7 +355,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::ResyncNodes => {
-                let rt = crate::api::resources::find("", "v1", "nodes").ok_or("nodes type")?;
+                let rt = crate::registry::resources::find("", "v1", "nodes").ok_or("nodes type")?;
                 let (nodes, _) = state.objects.list(rt).await?;
                 let names: Vec<String> = nodes
                     .iter()

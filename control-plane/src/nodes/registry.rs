@@ -24,8 +24,8 @@ use tracing::{debug, info, warn};
 
 use super::liveness::Liveness;
 use super::view::NodeView;
-use crate::api::internal::Objects;
-use crate::api::resources;
+use crate::registry::objects::Objects;
+use crate::registry::resources;
 use crate::store::StoreError;
 
 /// Heartbeat interval nodes are asked to keep (Skiff's lab profile).
@@ -382,7 +382,7 @@ impl NodeRegistry for Registry {
         }
         info!(node = %r.node_name, endpoint = %r.agent_endpoint, "node registered");
         Ok(Response::new(pb::RegisterResponse {
-            session_id: crate::api::objects::uuid(),
+            session_id: crate::registry::strategy::uuid(),
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
         }))
     }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use serde_json::Value;
 
-use crate::controllers::{object_of, watch_prefix};
+use crate::registry::watch::{object_of, watch_prefix};
 use crate::store::{EventKind, Store};
 
 const PREFIX: &str = "/registry/core/nodes/";
@@ -131,8 +131,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::internal::Objects;
-    use crate::api::resources;
+    use crate::registry::objects::Objects;
+    use crate::registry::resources;
     use crate::store::memory::MemoryStore;
 
     fn node(name: &str, ready: &str) -> Value {

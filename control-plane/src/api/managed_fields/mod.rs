@@ -20,8 +20,8 @@ use tracing::debug;
 
 use self::fieldset::{FieldSet, Path, PathElement, display_path};
 use super::error::ApiError;
-use super::objects;
-use super::resources::ResourceType;
+use crate::registry::resources::ResourceType;
+use crate::registry::strategy;
 
 /// kubectl's client-side apply annotation.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -416,7 +416,7 @@ pub fn update(rt: &ResourceType, old: Option<&Value>, new: &mut Value, manager: 
             set: FieldSet::new(),
         });
         entry.set = entry.set.union(&changed);
-        entry.time = Some(objects::now());
+        entry.time = Some(strategy::now());
     }
     managed.store(new);
 }
@@ -538,7 +538,7 @@ pub fn apply(
             manager: BEFORE_FIRST_APPLY.into(),
             operation: Operation::Update,
             api_version: rt.api_version(),
-            time: Some(objects::now()),
+            time: Some(strategy::now()),
             subresource: None,
             set: without_unowned(comparison.added.union(&comparison.modified)),
         });
@@ -549,7 +549,7 @@ pub fn apply(
         manager: manager.name.clone(),
         operation: Operation::Apply,
         api_version: rt.api_version(),
-        time: Some(objects::now()),
+        time: Some(strategy::now()),
         subresource: manager.subresource.clone(),
         set: without_unowned(typed::to_field_set(&ownable(config, scope))),
     };
@@ -645,7 +645,7 @@ pub fn same_but_times(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::resources;
+    use crate::registry::resources;
 
     fn deployments() -> &'static ResourceType {
         resources::find("apps", "v1", "deployments").expect("deployments")
@@ -706,7 +706,7 @@ mod tests {
     fn creates_own_what_they_set_and_updates_take_fields_over() {
         let rt = deployments();
         let mut obj = deployment(2);
-        objects::apply_defaults(rt, &mut obj);
+        strategy::apply_defaults(rt, &mut obj);
         update(rt, None, &mut obj, &manager("kubectl-client-side-apply"));
         let e = entries(&obj);
         assert_eq!(e.len(), 1);
@@ -881,7 +881,7 @@ mod tests {
         let annotation = config.to_string();
         config["metadata"]["annotations"] = json!({LAST_APPLIED: annotation});
         let mut live = config.clone();
-        objects::apply_defaults(rt, &mut live);
+        strategy::apply_defaults(rt, &mut live);
         update(rt, None, &mut live, &manager("kubectl-client-side-apply"));
 
         let applied = apply(rt, Some(&live), &deployment(3), &manager("kubectl"), false)

@@ -6,7 +6,6 @@
 //! queues it, and each [`sync::CronJobSync`] asks to be woken at the next
 //! schedule time, read from a [`crate::clock::Clock`].
 
-pub mod schedule;
 pub mod sync;
 #[cfg(test)]
 mod tests;
@@ -22,9 +21,9 @@ use self::sync::CronJobSync;
 use super::job::{JobError, jobs_rt};
 use super::work_queue::WorkQueue;
 use super::{object_of, watch_prefix};
-use crate::api::internal::Objects;
-use crate::api::resources::{self, ResourceType};
 use crate::clock::SharedClock;
+use crate::registry::objects::Objects;
+use crate::registry::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
 
 /// The event source upstream's CronJob controller uses.

@@ -11,14 +11,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tracing::info;
 
-use super::schedule::{Missed, Schedule};
 use super::{COMPONENT, CronJobError, cronjobs_rt};
-use crate::api::deletion::Propagation;
-use crate::api::internal::Objects;
 use crate::clock::SharedClock;
 use crate::controllers::job::status::{self as job_status, time_of, timestamp};
 use crate::controllers::job::{delete_job, jobs_rt};
 use crate::controllers::replicaset::plan::controller_uid;
+use crate::registry::deletion::Propagation;
+use crate::registry::objects::Objects;
+use crate::registry::schedule::{Missed, Schedule};
 use crate::store::StoreError;
 
 /// Annotation with the schedule time a Job was started for.

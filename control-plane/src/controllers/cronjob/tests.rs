@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use super::cronjobs_rt;
 use super::sync::{CronJobSync, SCHEDULED_TIMESTAMP, job_name};
-use crate::api::internal::Objects;
 use crate::clock::{Clock, FakeClock};
 use crate::controllers::job::status::timestamp;
 use crate::controllers::job::{jobs_rt, pods_rt};
+use crate::registry::objects::Objects;
 use crate::store::memory::MemoryStore;
 
 const NS: &str = "default";
@@ -127,7 +127,7 @@ impl Env {
     }
 
     async fn events(&self) -> Vec<(String, String)> {
-        let rt = crate::api::resources::find("", "v1", "events").expect("events");
+        let rt = crate::registry::resources::find("", "v1", "events").expect("events");
         let (events, _) = self.objects.list(rt).await.expect("events");
         events
             .iter()
@@ -523,8 +523,8 @@ async fn invalid_schedules_are_refused_by_the_api() {
     let rt = cronjobs_rt().expect("rt");
     let obj = cronjob("bad", "* * * *", json!({}));
     let mut defaulted = obj.clone();
-    crate::api::objects::apply_defaults(rt, &mut defaulted);
-    let err = crate::api::objects::validate(rt, &defaulted).expect_err("invalid");
+    crate::registry::strategy::apply_defaults(rt, &mut defaulted);
+    let err = crate::registry::strategy::validate(rt, &defaulted).expect_err("invalid");
     assert!(
         err.message.contains(
             "spec.schedule: Invalid value: \"* * * *\": expected exactly 5 fields, found 4"

@@ -31,8 +31,8 @@ use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, cla
 use super::replicaset::plan::{controller_uid, slow_start_batches};
 use super::work_queue::WorkQueue;
 use super::{metadata_of, object_of, watch_prefix};
-use crate::api::internal::Objects;
-use crate::api::resources::{self, ResourceType};
+use crate::registry::objects::Objects;
+use crate::registry::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
 
 /// The event source upstream's daemon controller uses.

@@ -14,9 +14,9 @@ use tracing::{debug, info};
 
 use super::DaemonSetError;
 use super::plan::HASH_LABEL;
-use crate::api::internal::Objects;
-use crate::api::resources::{self, ResourceType};
 use crate::controllers::deployment::hash::template_hash;
+use crate::registry::objects::Objects;
+use crate::registry::resources::{self, ResourceType};
 use crate::store::StoreError;
 
 fn revisions_rt() -> Result<&'static ResourceType, DaemonSetError> {

@@ -8,8 +8,6 @@
 //! the budget read at write time, so an eviction's `disruptedPods` entry
 //! is never lost to a concurrent write.
 
-pub mod budget;
-
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -17,11 +15,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::Value;
 use tracing::warn;
 
-use self::budget::ExpectedScale;
 use super::work_queue::WorkQueue;
 use super::{metadata_of, object_of, watch_prefix};
-use crate::api::internal::Objects;
-use crate::api::resources::{self, ResourceType};
+use crate::registry::budget::{self, ExpectedScale};
+use crate::registry::objects::Objects;
+use crate::registry::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
 
 /// A budget: namespace and name.

@@ -2,7 +2,7 @@
 //! (upstream's `attemptToDeleteItem` classification).
 
 use super::graph::{Item, Uid};
-use crate::api::deletion::{FOREGROUND, ORPHAN, Propagation};
+use crate::registry::deletion::{FOREGROUND, ORPHAN, Propagation};
 
 /// How an owner named by a dependent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::resources;
+    use crate::registry::resources;
 
     fn pod(finalizers: &[&str]) -> Item {
         let rt = resources::find("", "v1", "pods").expect("pods");

@@ -10,10 +10,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::api::deletion::{FOREGROUND, ORPHAN};
-use crate::api::resources::ResourceType;
 use crate::controllers::head::Meta;
 pub use crate::controllers::head::OwnerRef;
+use crate::registry::deletion::{FOREGROUND, ORPHAN};
+use crate::registry::resources::ResourceType;
 
 /// An object's uid.
 pub type Uid = String;
@@ -256,7 +256,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::resources;
+    use crate::registry::resources;
 
     fn rt(plural: &str) -> &'static ResourceType {
         resources::RESOURCES

@@ -30,9 +30,9 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use self::decide::{Action, OwnerState, decide};
 use self::graph::{Graph, Item, OwnerRef, Uid, Work};
 use super::watch_prefix;
-use crate::api::deletion::{self, DeleteOptions, FOREGROUND, ORPHAN};
-use crate::api::internal::Objects;
-use crate::api::resources::{self, RESOURCES, ResourceType};
+use crate::registry::deletion::{self, DeleteOptions, FOREGROUND, ORPHAN};
+use crate::registry::objects::Objects;
+use crate::registry::resources::{self, RESOURCES, ResourceType};
 use crate::store::{EventKind, StoreError};
 
 /// Why one piece of work failed (it is retried with back-off).

@@ -8,8 +8,8 @@ use ractor::{Actor, ActorRef};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::api::deletion::Propagation;
-use crate::api::internal::Deleted;
+use crate::registry::deletion::Propagation;
+use crate::registry::objects::Deleted;
 use crate::store::memory::MemoryStore;
 
 fn rt(group: &str, plural: &str) -> &'static ResourceType {

@@ -29,10 +29,10 @@ pub use self::backoff::Backoff;
 use self::sync::JobSync;
 use super::work_queue::WorkQueue;
 use super::{metadata_of, object_of, watch_prefix};
-use crate::api::deletion::{DeleteOptions, Propagation};
-use crate::api::internal::Objects;
-use crate::api::resources::{self, ResourceType};
 use crate::clock::SharedClock;
+use crate::registry::deletion::{DeleteOptions, Propagation};
+use crate::registry::objects::Objects;
+use crate::registry::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
 
 /// The event source upstream's Job controller uses.

@@ -22,12 +22,12 @@ use super::backoff::Backoff;
 use super::pods;
 use super::status::{self, JobView};
 use super::{COMPONENT, JobError, delete_job, jobs_rt, pods_rt};
-use crate::api::deletion::Propagation;
-use crate::api::internal::Objects;
 use crate::clock::SharedClock;
 use crate::controllers::replicaset::plan::{
     controller_uid, deletion_order, pod_labels, slow_start_batches,
 };
+use crate::registry::deletion::Propagation;
+use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
 /// Upstream's `MaxPodCreateDeletePerSync`.

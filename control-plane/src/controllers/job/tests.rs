@@ -13,8 +13,8 @@ use super::pods::{self, TRACKING_FINALIZER};
 use super::status;
 use super::sync::JobSync;
 use super::{jobs_rt, pods_rt};
-use crate::api::internal::Objects;
 use crate::clock::{Clock, FakeClock};
+use crate::registry::objects::Objects;
 use crate::store::memory::MemoryStore;
 
 const NS: &str = "default";
@@ -131,7 +131,7 @@ impl Env {
     }
 
     async fn event_reasons(&self) -> Vec<String> {
-        let rt = crate::api::resources::find("", "v1", "events").expect("events");
+        let rt = crate::registry::resources::find("", "v1", "events").expect("events");
         let (events, _) = self.objects.list(rt).await.expect("events");
         events
             .iter()

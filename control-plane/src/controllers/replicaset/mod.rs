@@ -17,8 +17,8 @@ use tracing::{debug, info, warn};
 use self::plan::{Owner, controller_uid};
 use super::work_queue::WorkQueue;
 use super::{metadata_of, object_of, watch_prefix};
-use crate::api::internal::Objects;
-use crate::api::resources::{self, ResourceType};
+use crate::registry::objects::Objects;
+use crate::registry::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
 
 /// Which kind an owner is.

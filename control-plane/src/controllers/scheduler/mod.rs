@@ -25,7 +25,6 @@
 pub mod affinity;
 pub mod cache;
 pub mod filters;
-pub mod quantity;
 pub mod resources;
 pub mod score;
 pub mod volumes;
@@ -41,10 +40,10 @@ use self::cache::{Cache, Decision, pod_key};
 use self::filters::{failure_message, prefilter_failure_message};
 use self::volumes::Check;
 use super::{object_of, watch_prefix};
-use crate::api::internal::Objects;
-use crate::api::objects::now;
-use crate::api::resources as api_types;
 use crate::controllers::volume::provision;
+use crate::registry::kinds::pod::set_condition;
+use crate::registry::objects::Objects;
+use crate::registry::resources as api_types;
 use crate::store::{Event, EventKind, StoreError};
 
 /// Pods placed per round (one store transaction); the actor reads its
@@ -444,43 +443,6 @@ async fn pre_bind(
         }
     }
     refused
-}
-
-/// Sets a pod condition; `false` if it was already so (nothing to write).
-pub fn set_condition(
-    pod: &mut Value,
-    kind: &str,
-    status: &str,
-    reason: Option<&str>,
-    message: Option<&str>,
-) -> bool {
-    if !pod["status"].is_object() {
-        pod["status"] = json!({});
-    }
-    if !pod["status"]["conditions"].is_array() {
-        pod["status"]["conditions"] = json!([]);
-    }
-    let Some(list) = pod["status"]["conditions"].as_array_mut() else {
-        return false;
-    };
-    let wanted = json!({"type": kind, "status": status, "reason": reason, "message": message, "lastProbeTime": null, "lastTransitionTime": now()});
-    match list.iter_mut().find(|c| c["type"] == kind) {
-        Some(c)
-            if c["status"] == status
-                && c["reason"] == wanted["reason"]
-                && c["message"] == wanted["message"] =>
-        {
-            false
-        }
-        Some(c) => {
-            *c = wanted;
-            true
-        }
-        None => {
-            list.push(wanted);
-            true
-        }
-    }
 }
 
 impl Actor for Scheduler {

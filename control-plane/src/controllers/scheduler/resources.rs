@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::quantity::Quantity;
+use crate::registry::quantity::Quantity;
 
 /// Pods a node takes when it does not say (upstream's default `maxPods`).
 pub const DEFAULT_MAX_PODS: i64 = 110;

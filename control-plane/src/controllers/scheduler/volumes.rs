@@ -12,10 +12,10 @@ use serde_json::Value;
 
 use super::affinity::NodeSelector;
 use super::filters::{NodeInfo, Reason};
-use crate::api::internal::Objects;
-use crate::api::resources;
 use crate::controllers::volume::PROVISIONER;
 use crate::controllers::volume::mounts::claim_volumes;
+use crate::registry::objects::Objects;
+use crate::registry::resources;
 use crate::store::StoreError;
 
 /// What the pod's claims ask of a node.

@@ -29,8 +29,8 @@ use self::revision::{Choice, HASH_LABEL, Known};
 use super::replicaset::plan::controller_uid;
 use super::work_queue::WorkQueue;
 use super::{metadata_of, object_of, watch_prefix};
-use crate::api::internal::Objects;
-use crate::api::resources::{self, ResourceType};
+use crate::registry::objects::Objects;
+use crate::registry::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
 
 const COMPONENT: &str = "statefulset-controller";

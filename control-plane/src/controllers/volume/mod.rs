@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::{object_of, watch_prefix};
-use crate::api::admission::DEFAULT_CLASS;
-use crate::api::internal::Objects;
-use crate::api::resources::{self, ResourceType};
+use crate::registry::admission::DEFAULT_CLASS;
+use crate::registry::objects::Objects;
+use crate::registry::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
 
 /// The provisioner (and CSI driver) name of node-local volumes.

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use skiff_proto::node::LOCAL_VOLUMES_ANNOTATION;
 
 use super::{PROVISIONER, VolumeError, rt};
-use crate::api::internal::Objects;
+use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
 /// `(pod volume name, claim name)` of each claim volume of the pod.

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tracing::info;
 
 use super::{PROVISIONER, VolumeError, rt};
-use crate::api::internal::Objects;
+use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {

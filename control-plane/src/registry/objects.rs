@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::deletion::{self, DeleteOptions};
 use super::events::{InvolvedObject, NewEvent, Recorder};
-use super::objects;
 use super::resources::ResourceType;
+use super::strategy;
 use crate::store::{Store, StoreError, Write};
 
 /// What a delete did.
@@ -105,18 +105,18 @@ impl Objects {
                 .and_then(Value::as_str)
                 .map(String::from)
         {
-            meta["name"] = json!(format!("{prefix}{}", objects::random_suffix()));
+            meta["name"] = json!(format!("{prefix}{}", strategy::random_suffix()));
         }
-        meta["uid"] = json!(objects::uuid());
-        meta["creationTimestamp"] = json!(objects::now());
+        meta["uid"] = json!(strategy::uuid());
+        meta["creationTimestamp"] = json!(strategy::now());
         // Controllers' objects start with their kind's status, as through
         // the API; a mirror pod keeps the status its node reported.
         if obj.get("status").is_none_or(Value::is_null)
-            && let Some(status) = objects::initial_status(rt, &obj)
+            && let Some(status) = strategy::initial_status(rt, &obj)
         {
             obj["status"] = status;
         }
-        objects::apply_defaults(rt, &mut obj);
+        strategy::apply_defaults(rt, &mut obj);
         super::admission::admit_create(self.store.as_ref(), rt.kind, &mut obj).await?;
         if rt.namespaced {
             self.check_namespace_open(obj["metadata"]["namespace"].as_str().unwrap_or("default"))
@@ -193,13 +193,7 @@ impl Objects {
                     return false;
                 }
                 pod["spec"]["nodeName"] = json!(node);
-                crate::controllers::scheduler::set_condition(
-                    pod,
-                    "PodScheduled",
-                    "True",
-                    None,
-                    None,
-                );
+                super::kinds::pod::set_condition(pod, "PodScheduled", "True", None, None);
                 true
             })
             .await?;
@@ -240,13 +234,7 @@ impl Objects {
             let unbound = pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
             if unbound {
                 pod["spec"]["nodeName"] = json!(node);
-                crate::controllers::scheduler::set_condition(
-                    &mut pod,
-                    "PodScheduled",
-                    "True",
-                    None,
-                    None,
-                );
+                super::kinds::pod::set_condition(&mut pod, "PodScheduled", "True", None, None);
             }
             writes.push(Write::Update {
                 key: rt.key(namespace.as_deref(), &name),
@@ -426,9 +414,9 @@ impl Objects {
                 let mut event = event_object(object, false, reason, message, component);
                 event["kind"] = json!(rt.kind);
                 event["apiVersion"] = json!(rt.api_version());
-                event["metadata"]["uid"] = json!(objects::uuid());
-                event["metadata"]["creationTimestamp"] = json!(objects::now());
-                objects::apply_defaults(rt, &mut event);
+                event["metadata"]["uid"] = json!(strategy::uuid());
+                event["metadata"]["creationTimestamp"] = json!(strategy::now());
+                strategy::apply_defaults(rt, &mut event);
                 let namespace = event["metadata"]["namespace"].as_str().map(String::from);
                 let name = event["metadata"]["name"]
                     .as_str()
@@ -462,9 +450,9 @@ fn event_object(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let now = objects::now();
+    let now = strategy::now();
     json!({
-        "metadata": {"name": format!("{name}.{}", objects::random_suffix()), "namespace": namespace},
+        "metadata": {"name": format!("{name}.{}", strategy::random_suffix()), "namespace": namespace},
         "involvedObject": {
             "kind": object.get("kind"), "apiVersion": object.get("apiVersion"),
             "namespace": namespace, "name": name,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::controllers::scheduler::quantity::Quantity;
+use super::quantity::Quantity;
 
 const COMPUTE: [&str; 2] = ["cpu", "memory"];
 

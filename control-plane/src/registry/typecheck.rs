@@ -201,7 +201,7 @@ pub fn fold_string_data(obj: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::resources;
+    use crate::registry::resources;
 
     #[test]
     fn base64_errors_name_the_byte_go_names() {

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tracing::warn;
 
-use super::internal::Objects;
+use super::objects::Objects;
 use super::resources::{self, ResourceType};
 use crate::store::StoreError;
 

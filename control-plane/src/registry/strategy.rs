@@ -692,7 +692,7 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
             if spec.schedule.trim().is_empty() {
                 errors.push("spec.schedule: Required value".into());
             } else {
-                errors.extend(crate::controllers::cronjob::schedule::validate(
+                errors.extend(super::schedule::validate(
                     &spec.schedule,
                     spec.time_zone.as_deref(),
                 ));
@@ -853,7 +853,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::api::resources;
+    use crate::registry::resources;
 
     #[test]
     fn unknown_fields_are_found_with_their_paths() {

@@ -1,0 +1,35 @@
+//! What objects are and what writing them does, shared by the HTTP edge
+//! ([`crate::api`]) and the control plane's own actors
+//! ([`crate::controllers`], [`crate::nodes`]). Nothing here imports either:
+//! both depend on the registry, never the other way round.
+//!
+//! - [`resources`]: served types, short names, categories.
+//! - [`objects`]: [`objects::Objects`], reads and writes for the control
+//!   plane's own actors, with the same defaults and validation as the API.
+//! - [`strategy`]: decoding, defaults, validation, server-owned metadata.
+//! - [`typecheck`]: Go-typed decoding errors of built-in fields.
+//! - [`admission`]: admission steps that read other objects (default StorageClass).
+//! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
+//! - [`events`]: Events recorded with upstream's correlation (counted repeats).
+//! - [`qos`]: a pod's QoS class; [`quantity`]: resource quantities.
+//! - [`kinds`]: per-kind behaviour (pod conditions, ...).
+//! - [`budget`]: PodDisruptionBudget arithmetic, for eviction and the
+//!   disruption controller alike.
+//! - [`schedule`]: CronJob schedules, validated and iterated.
+//! - [`watch`]: following a store prefix (list, then watch, re-list).
+//! - [`error`]: `Status` errors.
+
+pub mod admission;
+pub mod budget;
+pub mod deletion;
+pub mod error;
+pub mod events;
+pub mod kinds;
+pub mod objects;
+pub mod qos;
+pub mod quantity;
+pub mod resources;
+pub mod schedule;
+pub mod strategy;
+pub mod typecheck;
+pub mod watch;
