@@ -4,12 +4,14 @@
 //! - [`containerd::ContainerdRuntime`] drives a real containerd over gRPC.
 //! - [`fake::FakeRuntime`] keeps containers in memory, records every call and
 //!   can inject failures, for unit tests and node-scale benchmarks.
+//! - [`conformance`] is what both must do, checked against each of them.
 //!
 //! The split between [`create_container`](ContainerRuntime::create_container)
 //! and [`start_container`](ContainerRuntime::start_container) follows the CRI:
 //! a restart is a new container, so the previous instance's exit status and
 //! log stay inspectable until the kubelet removes it.
 
+pub mod conformance;
 pub mod containerd;
 pub mod error;
 pub mod fake;
@@ -26,6 +28,7 @@ pub use error::{Result, RuntimeError};
 pub use types::{
     BindMount, ContainerConfig, ContainerInfo, ContainerState, ExecEvent, ExecInput, ExecOptions,
     ExecOutput, ExecSession, ExitStatus, LabelFilter, NetworkMode, PodRef, labels,
+    valid_container_id,
 };
 
 /// A container engine as the kubelet uses it. Every method is safe to call

@@ -228,6 +228,17 @@ pub struct ExecSession {
     pub events: tokio::sync::mpsc::Receiver<ExecEvent>,
 }
 
+/// Whether a runtime can name a container `id`: 1–76 characters of
+/// `[A-Za-z0-9_.-]`, starting with a letter or digit (containerd's rule).
+pub fn valid_container_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 76
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
 /// Equality label selector for [`list_containers`](super::ContainerRuntime::list_containers).
 pub type LabelFilter = BTreeMap<String, String>;
 
