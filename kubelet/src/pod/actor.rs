@@ -797,3 +797,60 @@ impl Actor for PodActor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::reporter::{RecordingReporter, Reported};
+    use crate::pod::sandbox::FakeNetwork;
+    use crate::runtime::fake::FakeRuntime;
+
+    /// Deleted before its sandbox is made, a pod waits for the sandbox and
+    /// then removes it: no network, folder or container is left, and the
+    /// last word is that the pod is gone.
+    #[tokio::test]
+    async fn a_pod_deleted_while_preparing_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Arc::new(FakeRuntime::new());
+        let network = Arc::new(FakeNetwork::default());
+        let ctx = Arc::new(NodeContext::minimal(
+            "n",
+            dir.path(),
+            runtime.clone(),
+            network.clone(),
+        ));
+        let pod: Pod = serde_yaml::from_str(
+            "metadata: {name: p, namespace: default, uid: u-1}\nspec:\n  containers: [{name: app, image: skiff.dev/webapp:v1}]\n",
+        )
+        .expect("yaml");
+        let key = PodKey::of(&pod);
+        let reporter = Arc::new(RecordingReporter::default());
+        let args = PodArgs {
+            pod,
+            ctx,
+            reporter: reporter.clone(),
+        };
+        let (actor, handle) = Actor::spawn(None, PodActor, args).await.expect("spawn");
+        actor
+            .cast(PodMsg::Terminate {
+                grace: Some(Duration::ZERO),
+            })
+            .expect("cast");
+        tokio::time::timeout(Duration::from_secs(10), handle)
+            .await
+            .expect("the actor stops")
+            .expect("cleanly");
+        assert_eq!(network.live(), Vec::<String>::new());
+        assert_eq!(runtime.container_ids(), Vec::<String>::new());
+        assert!(!key.dir(dir.path()).exists());
+        let reports = reporter.reports();
+        assert_eq!(reports.last(), Some(&Reported::Gone("u-1".into())));
+        assert_eq!(
+            reports
+                .iter()
+                .filter(|r| matches!(r, Reported::Gone(_)))
+                .count(),
+            1
+        );
+    }
+}
