@@ -1,6 +1,10 @@
 //! The pod actor: one per pod UID. It owns the pod's sandbox, containers and
 //! probe workers, and reconciles them toward the pod spec whenever something
 //! changes (level-triggered: every handler ends in the same `reconcile`).
+//! What the pod as a whole does next (prepare, run, terminate, finish) is
+//! decided by its pure [`Lifecycle`], what each container does by its
+//! [`Slot`]; the actor feeds them what happened and performs what they say,
+//! and tells its owner through a [`PodReporter`].
 //!
 //! Handlers stay short. Image imports, container creation, waiting for exits
 //! and grace periods run in spawned tasks that message the actor back

@@ -245,3 +245,16 @@ pub type LabelFilter = BTreeMap<String, String>;
 /// Time given to a container between SIGTERM and SIGKILL (Kubernetes'
 /// `terminationGracePeriodSeconds` default).
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_are_restricted_to_safe_characters() {
+        assert!(valid_container_id("pod-1_web.0"));
+        for bad in ["", "-x", "a/b", "a b", &"x".repeat(77)] {
+            assert!(!valid_container_id(bad), "{bad:?}");
+        }
+    }
+}
