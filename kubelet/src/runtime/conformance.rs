@@ -80,6 +80,14 @@ async fn wait_for_log(config: &ContainerConfig, text: &str) {
     }
 }
 
+/// Creates and starts each container.
+async fn start_all(rt: &dyn ContainerRuntime, configs: &[&ContainerConfig]) {
+    for c in configs {
+        rt.create_container(c).await.expect("create");
+        rt.start_container(&c.id).await.expect("start");
+    }
+}
+
 /// Stops container `id`: its exit code and how long that took.
 async fn timed_stop(rt: &dyn ContainerRuntime, id: &str, grace: Duration) -> (i32, Duration) {
     let started = Instant::now();
@@ -183,10 +191,7 @@ pub async fn stop_sends_sigterm_then_sigkill_after_the_grace(
 ) {
     let polite = fx.config("conf-polite", "conf-pod-stop", Behaviour::UntilTerm);
     let stubborn = fx.config("conf-stubborn", "conf-pod-stop", Behaviour::IgnoresTerm);
-    for c in [&polite, &stubborn] {
-        rt.create_container(c).await.expect("create");
-        rt.start_container(&c.id).await.expect("start");
-    }
+    start_all(rt, &[&polite, &stubborn]).await;
     // The handler must be in place before the signal.
     wait_for_log(&polite, "ready").await;
     let info = rt.container_info(&polite.id).await.expect("info");
@@ -282,10 +287,7 @@ pub async fn list_filters_by_labels_and_shows_each_state(
 pub async fn removal_kills_forgets_and_keeps_the_log(rt: &dyn ContainerRuntime, fx: &dyn Fixture) {
     let c = fx.config("conf-remove", "conf-pod-remove", Behaviour::IgnoresTerm);
     let talker = fx.config("conf-remove-log", "conf-pod-remove", Behaviour::UntilTerm);
-    for c in [&c, &talker] {
-        rt.create_container(c).await.expect("create");
-        rt.start_container(&c.id).await.expect("start");
-    }
+    start_all(rt, &[&c, &talker]).await;
     wait_for_log(&talker, "ready").await;
     for c in [&c, &talker] {
         within("remove", rt.remove_container(&c.id))
