@@ -29,3 +29,25 @@ pub struct NodeContext {
     /// Counters for `/metrics`.
     pub metrics: Metrics,
 }
+
+impl NodeContext {
+    /// A context with no image folder, the default back-off and no host
+    /// address: all a node on fakes needs in tests.
+    pub fn minimal(
+        node_name: impl Into<String>,
+        state_dir: impl Into<PathBuf>,
+        runtime: Arc<dyn ContainerRuntime>,
+        network: Arc<dyn PodNetwork>,
+    ) -> Self {
+        Self {
+            node_name: node_name.into(),
+            state_dir: state_dir.into(),
+            images: ImageManager::new(runtime.clone(), None),
+            runtime,
+            network,
+            backoff: BackoffConfig::default(),
+            host_ip: None,
+            metrics: Metrics::default(),
+        }
+    }
+}

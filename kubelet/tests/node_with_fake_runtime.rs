@@ -6,10 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use skiff_images::ImageName;
-use skiff_kubelet::images::ImageManager;
-use skiff_kubelet::node::metrics::Metrics;
 use skiff_kubelet::node::{NodeContext, NodeHandle, Report};
-use skiff_kubelet::pod::backoff::BackoffConfig;
 use skiff_kubelet::pod::sandbox::FakeNetwork;
 use skiff_kubelet::runtime::fake::{Call, FakeRuntime};
 use skiff_kubelet::runtime::{ContainerRuntime, ExecOutput, LabelFilter};
@@ -28,16 +25,12 @@ async fn node() -> Node {
     let runtime = Arc::new(FakeRuntime::new());
     runtime.add_image(ImageName::parse("skiff.dev/webapp:v1").expect("valid"));
     let network = Arc::new(FakeNetwork::default());
-    let ctx = Arc::new(NodeContext {
-        node_name: "fake-node".into(),
-        state_dir: dir.path().to_path_buf(),
-        images: ImageManager::new(runtime.clone(), None),
-        runtime: runtime.clone(),
-        network: network.clone(),
-        backoff: BackoffConfig::default(),
-        host_ip: None,
-        metrics: Metrics::default(),
-    });
+    let ctx = Arc::new(NodeContext::minimal(
+        "fake-node",
+        dir.path(),
+        runtime.clone(),
+        network.clone(),
+    ));
     let handle = NodeHandle::start(ctx, Vec::new())
         .await
         .expect("node starts");

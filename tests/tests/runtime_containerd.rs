@@ -6,8 +6,10 @@ use skiff_images::ImageName;
 use skiff_images::layer::LayerBuilder;
 use skiff_images::layout::{RunConfig, write_image_layout};
 use skiff_kubelet::logs::cri;
+use skiff_kubelet::runtime::conformance::{self, Behaviour, Fixture};
 use skiff_kubelet::runtime::{
-    BindMount, ContainerRuntime, ContainerState, LabelFilter, NetworkMode, RuntimeError, labels,
+    BindMount, ContainerConfig, ContainerRuntime, ContainerState, LabelFilter, NetworkMode,
+    RuntimeError, labels,
 };
 use skiff_tests::{TestEnv, TestNetns, eventually, free_port, http};
 
@@ -604,5 +606,44 @@ async fn a_missing_image_is_reported_as_not_present() {
     assert_eq!(err.to_string(), "image skiff.dev/nothing:v1 is not present");
     assert!(env.ctr_ids(&["containers", "ls"]).is_empty());
     assert!(env.ctr_ids(&["snapshots", "ls"]).is_empty());
+    env.shutdown().await;
+}
+
+/// The conformance suite's behaviours as busybox `sh` scripts.
+struct Busybox<'a> {
+    env: &'a TestEnv,
+    image: ImageName,
+}
+
+impl Fixture for Busybox<'_> {
+    fn config(&self, id: &str, pod_uid: &str, behaviour: Behaviour) -> ContainerConfig {
+        let mut c = self.env.config(id, &self.image);
+        c.pod.uid = pod_uid.into();
+        c.command = match behaviour {
+            Behaviour::Exit {
+                stdout,
+                stderr,
+                code,
+            } => sh(&format!("echo {stdout}; echo {stderr} >&2; exit {code}")),
+            Behaviour::UntilTerm => {
+                sh("trap 'exit 143' TERM; echo ready; while :; do sleep 1 & wait $!; done")
+            }
+            // As pid 1 without a handler, SIGTERM does nothing to it.
+            Behaviour::IgnoresTerm => vec!["sleep".into(), "1000".into()],
+        };
+        c
+    }
+}
+
+/// containerd does what the `ContainerRuntime` trait promises, as checked by
+/// the same suite the fake runtime passes.
+#[tokio::test]
+async fn containerd_passes_the_runtime_conformance_suite() {
+    let Some(env) = TestEnv::start("containerd_passes_the_runtime_conformance_suite").await else {
+        return;
+    };
+    let image = env.import("busybox").await;
+    let fixture = Busybox { env: &env, image };
+    conformance::run_all(&env.runtime, &fixture).await;
     env.shutdown().await;
 }

@@ -1,6 +1,10 @@
 //! The pod actor: one per pod UID. It owns the pod's sandbox, containers and
 //! probe workers, and reconciles them toward the pod spec whenever something
 //! changes (level-triggered: every handler ends in the same `reconcile`).
+//! What the pod as a whole does next (prepare, run, terminate, finish) is
+//! decided by its pure [`Lifecycle`], what each container does by its
+//! [`Slot`]; the actor feeds them what happened and performs what they say,
+//! and tells its owner through a [`PodReporter`].
 //!
 //! Handlers stay short. Image imports, container creation, waiting for exits
 //! and grace periods run in spawned tasks that message the actor back
@@ -795,5 +799,62 @@ impl Actor for PodActor {
             state.stop_workers(i);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::reporter::{RecordingReporter, Reported};
+    use crate::pod::sandbox::FakeNetwork;
+    use crate::runtime::fake::FakeRuntime;
+
+    /// Deleted before its sandbox is made, a pod waits for the sandbox and
+    /// then removes it: no network, folder or container is left, and the
+    /// last word is that the pod is gone.
+    #[tokio::test]
+    async fn a_pod_deleted_while_preparing_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Arc::new(FakeRuntime::new());
+        let network = Arc::new(FakeNetwork::default());
+        let ctx = Arc::new(NodeContext::minimal(
+            "n",
+            dir.path(),
+            runtime.clone(),
+            network.clone(),
+        ));
+        let pod: Pod = serde_yaml::from_str(
+            "metadata: {name: p, namespace: default, uid: u-1}\nspec:\n  containers: [{name: app, image: skiff.dev/webapp:v1}]\n",
+        )
+        .expect("yaml");
+        let key = PodKey::of(&pod);
+        let reporter = Arc::new(RecordingReporter::default());
+        let args = PodArgs {
+            pod,
+            ctx,
+            reporter: reporter.clone(),
+        };
+        let (actor, handle) = Actor::spawn(None, PodActor, args).await.expect("spawn");
+        actor
+            .cast(PodMsg::Terminate {
+                grace: Some(Duration::ZERO),
+            })
+            .expect("cast");
+        tokio::time::timeout(Duration::from_secs(10), handle)
+            .await
+            .expect("the actor stops")
+            .expect("cleanly");
+        assert_eq!(network.live(), Vec::<String>::new());
+        assert_eq!(runtime.container_ids(), Vec::<String>::new());
+        assert!(!key.dir(dir.path()).exists());
+        let reports = reporter.reports();
+        assert_eq!(reports.last(), Some(&Reported::Gone("u-1".into())));
+        assert_eq!(
+            reports
+                .iter()
+                .filter(|r| matches!(r, Reported::Gone(_)))
+                .count(),
+            1
+        );
     }
 }

@@ -282,12 +282,15 @@ mod tests {
         assert_eq!(pod, Lifecycle::Terminated);
 
         let mut early = Lifecycle::default();
-        early.on(delete(4));
-        early.on(delete(9));
+        for grace in [4, 9] {
+            early.on(delete(grace));
+        }
         early.on(prepared(Ok(())));
+        let effects = early.on(IDLE);
         assert_eq!(
-            early.on(IDLE),
-            [Effect::BeginTermination { grace: secs(4) }]
+            effects,
+            [Effect::BeginTermination { grace: secs(4) }],
+            "the first grace period wins while preparing too"
         );
     }
 

@@ -4,6 +4,8 @@
 //! says so ([`FakeRuntime::exit`]) or by scripted behaviour
 //! ([`FakeRuntime::script_exit_on_start`], [`FakeRuntime::ignore_sigterm`]).
 //! Waiting uses tokio time, so tests with paused time are deterministic.
+//! Where it answers differently from containerd, containerd is right: the
+//! [`conformance`](super::conformance) suite runs against both.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -17,8 +19,9 @@ use tokio::sync::watch;
 
 use super::{
     ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, ExecOutput, ExitStatus,
-    LabelFilter, Result, RuntimeError,
+    LabelFilter, Result, RuntimeError, valid_container_id,
 };
+use crate::logs::cri::{self, Stream};
 
 /// The runtime operations, for failure injection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,6 +87,7 @@ struct Inner {
     calls: Vec<Call>,
     failures: HashMap<Op, VecDeque<String>>,
     exit_on_start: HashMap<String, i32>,
+    output_on_start: HashMap<String, Vec<(Stream, String)>>,
     ignores_sigterm: BTreeSet<String>,
     exec_results: HashMap<String, ExecOutput>,
     next_pid: u32,
@@ -130,6 +134,14 @@ impl FakeRuntime {
         self.lock()
             .exit_on_start
             .insert(container_name.into(), code);
+    }
+
+    /// Containers named `container_name` write `lines` to their log as soon as
+    /// they start (before a scripted exit).
+    pub fn script_output(&self, container_name: impl Into<String>, lines: Vec<(Stream, String)>) {
+        self.lock()
+            .output_on_start
+            .insert(container_name.into(), lines);
     }
 
     /// Containers named `container_name` ignore SIGTERM (they are killed after the grace period).
@@ -193,6 +205,26 @@ impl FakeRuntime {
             .ok_or_else(|| RuntimeError::NotFound { id: id.into() })
     }
 
+    /// Appends a started container's scripted output to its log, in CRI
+    /// format, as containerd's logger would.
+    fn write_output(log_path: &Path, lines: &[(Stream, String)]) -> Result<()> {
+        let mut records = Vec::new();
+        for (stream, line) in lines {
+            cri::encode_line(Utc::now(), *stream, line.as_bytes(), &mut records);
+        }
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| RuntimeError::io("cannot create log directory", dir, e))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .map_err(|e| RuntimeError::io("cannot open log", log_path, e))?;
+        std::io::Write::write_all(&mut file, &records)
+            .map_err(|e| RuntimeError::io("cannot write log", log_path, e))
+    }
+
     fn info(id: &str, c: &FakeContainer) -> ContainerInfo {
         ContainerInfo {
             id: id.to_string(),
@@ -240,6 +272,12 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn create_container(&self, config: &ContainerConfig) -> Result<()> {
         self.record(Op::Create, Call::Create(config.id.clone()))?;
+        if !valid_container_id(&config.id) {
+            return Err(RuntimeError::InvalidConfig {
+                container: config.id.clone(),
+                reason: "ids are 1-76 characters of [A-Za-z0-9_.-]".into(),
+            });
+        }
         let mut inner = self.lock();
         if !inner.images.contains(&config.image) {
             return Err(RuntimeError::ImageNotPresent {
@@ -268,12 +306,16 @@ impl ContainerRuntime for FakeRuntime {
         let mut inner = self.lock();
         inner.next_pid += 1;
         let pid = 1000 + inner.next_pid;
-        let exit_code = {
+        let (exit_code, output, log_path) = {
             let c = inner
                 .containers
                 .get(id)
                 .ok_or_else(|| RuntimeError::NotFound { id: id.into() })?;
-            inner.exit_on_start.get(&c.config.name).copied()
+            (
+                inner.exit_on_start.get(&c.config.name).copied(),
+                inner.output_on_start.get(&c.config.name).cloned(),
+                c.config.log_path.clone(),
+            )
         };
         let c = inner
             .containers
@@ -284,6 +326,9 @@ impl ContainerRuntime for FakeRuntime {
                 container: id.into(),
                 reason: "already started".into(),
             });
+        }
+        if let Some(lines) = output {
+            Self::write_output(&log_path, &lines)?;
         }
         c.state.send_replace(match exit_code {
             Some(code) => ContainerState::Exited(ExitStatus {
@@ -298,22 +343,28 @@ impl ContainerRuntime for FakeRuntime {
     async fn wait_container(&self, id: &str) -> Result<ExitStatus> {
         self.record(Op::Wait, Call::Wait(id.into()))?;
         let rx = self.state_rx(id)?;
+        // Like containerd: there is nothing to wait for before a start.
+        if *rx.borrow() == ContainerState::Created {
+            return Err(RuntimeError::NotFound { id: id.into() });
+        }
         wait_exit(rx, id).await
     }
 
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<ExitStatus> {
         self.record(Op::Stop, Call::Stop(id.into(), grace))?;
+        // Like containerd: only a started container can be stopped.
+        let not_running = || RuntimeError::NotRunning { id: id.into() };
         let (rx, ignores) = {
             let inner = self.lock();
-            let c = inner
-                .containers
-                .get(id)
-                .ok_or_else(|| RuntimeError::NotFound { id: id.into() })?;
+            let c = inner.containers.get(id).ok_or_else(not_running)?;
             (
                 c.state.subscribe(),
                 inner.ignores_sigterm.contains(&c.config.name),
             )
         };
+        if *rx.borrow() == ContainerState::Created {
+            return Err(not_running());
+        }
         if let ContainerState::Exited(status) = *rx.borrow() {
             return Ok(status);
         }
@@ -332,6 +383,12 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn exec(&self, id: &str, command: &[String], _timeout: Duration) -> Result<ExecOutput> {
         self.record(Op::Exec, Call::Exec(id.into(), command.to_vec()))?;
+        if command.is_empty() {
+            return Err(RuntimeError::InvalidConfig {
+                container: id.into(),
+                reason: "exec needs a command".into(),
+            });
+        }
         let inner = self.lock();
         let c = inner
             .containers
@@ -383,6 +440,7 @@ impl ContainerRuntime for FakeRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::conformance::{self, Behaviour, Fixture};
     use crate::runtime::labels;
 
     fn busybox() -> ImageName {
@@ -495,5 +553,52 @@ mod tests {
                 .expect("listed")
                 .is_empty()
         );
+    }
+
+    /// Scripts the fake so its containers behave as the conformance suite asks.
+    struct Scripted<'a> {
+        rt: &'a FakeRuntime,
+        logs: tempfile::TempDir,
+    }
+
+    impl Fixture for Scripted<'_> {
+        fn config(&self, id: &str, pod_uid: &str, behaviour: Behaviour) -> ContainerConfig {
+            let mut c =
+                ContainerConfig::new(id, busybox(), self.logs.path().join(format!("{id}.log")));
+            c.name = id.into();
+            c.pod.uid = pod_uid.into();
+            c.pod.namespace = "default".into();
+            c.pod.name = format!("pod-{id}");
+            match behaviour {
+                Behaviour::Exit {
+                    stdout,
+                    stderr,
+                    code,
+                } => {
+                    let lines = vec![
+                        (Stream::Stdout, stdout.into()),
+                        (Stream::Stderr, stderr.into()),
+                    ];
+                    self.rt.script_output(id, lines);
+                    self.rt.script_exit_on_start(id, code);
+                }
+                Behaviour::UntilTerm => self
+                    .rt
+                    .script_output(id, vec![(Stream::Stdout, "ready".into())]),
+                Behaviour::IgnoresTerm => self.rt.ignore_sigterm(id),
+            }
+            c
+        }
+    }
+
+    #[tokio::test]
+    async fn the_fake_passes_the_runtime_conformance_suite() {
+        let rt = FakeRuntime::new();
+        rt.add_image(busybox());
+        let fixture = Scripted {
+            rt: &rt,
+            logs: tempfile::tempdir().expect("tempdir"),
+        };
+        conformance::run_all(&rt, &fixture).await;
     }
 }

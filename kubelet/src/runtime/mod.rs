@@ -4,12 +4,14 @@
 //! - [`containerd::ContainerdRuntime`] drives a real containerd over gRPC.
 //! - [`fake::FakeRuntime`] keeps containers in memory, records every call and
 //!   can inject failures, for unit tests and node-scale benchmarks.
+//! - [`conformance`] is what both must do, checked against each of them.
 //!
 //! The split between [`create_container`](ContainerRuntime::create_container)
 //! and [`start_container`](ContainerRuntime::start_container) follows the CRI:
 //! a restart is a new container, so the previous instance's exit status and
 //! log stay inspectable until the kubelet removes it.
 
+pub mod conformance;
 pub mod containerd;
 pub mod error;
 pub mod fake;
@@ -26,10 +28,12 @@ pub use error::{Result, RuntimeError};
 pub use types::{
     BindMount, ContainerConfig, ContainerInfo, ContainerState, ExecEvent, ExecInput, ExecOptions,
     ExecOutput, ExecSession, ExitStatus, LabelFilter, NetworkMode, PodRef, labels,
+    valid_container_id,
 };
 
 /// A container engine as the kubelet uses it. Every method is safe to call
-/// concurrently for different containers.
+/// concurrently for different containers. The errors named below are part
+/// of the contract ([`conformance`] checks them).
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// The engine's `<name>://<version>`, as `status.nodeInfo.containerRuntimeVersion`.
@@ -44,23 +48,30 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Whether `image` is in the store and ready to run.
     async fn image_present(&self, image: &ImageName) -> Result<bool>;
 
-    /// Creates (but does not start) a container.
+    /// Creates (but does not start) a container. `AlreadyExists` when the id
+    /// is taken, `InvalidConfig` when it is not a [`valid_container_id`],
+    /// `ImageNotPresent` when the image is missing.
     async fn create_container(&self, config: &ContainerConfig) -> Result<()>;
 
     /// Starts a created container; returns its host pid. Output goes to the
     /// configured log file in CRI format, written by a process that outlives
-    /// the kubelet.
+    /// the kubelet. `NotFound` for an unknown id; a second start fails.
     async fn start_container(&self, id: &str) -> Result<u32>;
 
-    /// Waits until the container's main process exits.
+    /// Waits until the container's main process exits; after that, answers
+    /// at once with the same status. `NotFound` for an unknown id or a
+    /// container never started.
     async fn wait_container(&self, id: &str) -> Result<ExitStatus>;
 
     /// Sends SIGTERM, waits up to `grace`, then SIGKILLs every process of the
-    /// container. Returns how it ended (137 when it had to be killed).
+    /// container. Returns how it ended (137 when it had to be killed); for a
+    /// container that already exited, how it did. `NotRunning` for one never
+    /// started (or unknown).
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<ExitStatus>;
 
     /// Runs `command` inside a running container and collects its output.
-    /// The command is killed when `timeout` passes.
+    /// The command is killed when `timeout` passes. `NotFound` for an unknown
+    /// id, `NotRunning` before a start, `InvalidConfig` without a command.
     async fn exec(&self, id: &str, command: &[String], timeout: Duration) -> Result<ExecOutput>;
 
     /// Starts `options.command` inside a running container and streams its
@@ -83,7 +94,7 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         Ok(ExecSession { input, events })
     }
 
-    /// The container's labels and state.
+    /// The container's labels and state; `NotFound` for an unknown id.
     async fn container_info(&self, id: &str) -> Result<ContainerInfo>;
 
     /// Skiff's containers whose labels include every pair of `filter`.

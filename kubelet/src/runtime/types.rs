@@ -228,9 +228,33 @@ pub struct ExecSession {
     pub events: tokio::sync::mpsc::Receiver<ExecEvent>,
 }
 
+/// Whether a runtime can name a container `id`: 1–76 characters of
+/// `[A-Za-z0-9_.-]`, starting with a letter or digit (containerd's rule).
+pub fn valid_container_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 76
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
 /// Equality label selector for [`list_containers`](super::ContainerRuntime::list_containers).
 pub type LabelFilter = BTreeMap<String, String>;
 
 /// Time given to a container between SIGTERM and SIGKILL (Kubernetes'
 /// `terminationGracePeriodSeconds` default).
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_are_restricted_to_safe_characters() {
+        assert!(valid_container_id("pod-1_web.0"));
+        for bad in ["", "-x", "a/b", "a b", &"x".repeat(77)] {
+            assert!(!valid_container_id(bad), "{bad:?}");
+        }
+    }
+}

@@ -40,7 +40,7 @@ use self::client::{Services, ignore_not_found};
 use self::runc::{RUNTIME_NAME, RuncOptions};
 use super::{
     ContainerConfig, ContainerInfo, ContainerRuntime, ContainerState, ExecOptions, ExecOutput,
-    ExecSession, ExitStatus, LabelFilter, Result, RuntimeError, labels,
+    ExecSession, ExitStatus, LabelFilter, Result, RuntimeError, labels, valid_container_id,
 };
 
 pub use self::daemon::{DaemonError, ManagedContainerd};
@@ -253,15 +253,6 @@ async fn join_wait(handle: tokio::task::JoinHandle<Result<ExitStatus>>) -> Resul
     })?
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 76
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-}
-
 #[async_trait]
 impl ContainerRuntime for ContainerdRuntime {
     async fn version(&self) -> Result<String> {
@@ -307,7 +298,7 @@ impl ContainerRuntime for ContainerdRuntime {
             container: id.to_string(),
             reason,
         };
-        if !valid_id(id) {
+        if !valid_container_id(id) {
             return Err(invalid("ids are 1-76 characters of [A-Za-z0-9_.-]".into()));
         }
         let image = image::resolve(&self.svc, &config.image, &self.config.snapshotter).await?;
@@ -674,14 +665,6 @@ impl ContainerdRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn container_ids_are_restricted_to_safe_characters() {
-        assert!(valid_id("pod-1_web.0"));
-        for bad in ["", "-x", "a/b", "a b", &"x".repeat(77)] {
-            assert!(!valid_id(bad), "{bad:?}");
-        }
-    }
 
     #[test]
     fn filter_values_are_quoted() {
