@@ -325,7 +325,7 @@ async fn main() {
     // creates (seen every pod, gated) before the clock starts.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let pods_rt = resources::find("", "v1", "pods").expect("pods type");
+    let pods_rt = crate::registry::kinds::PODS;
     let listing = store.list(&pods_rt.prefix()).await.expect("list pods");
     assert_eq!(listing.items.len(), pods, "every pod stored");
     let mut writes = Vec::with_capacity(pods);
@@ -557,7 +557,7 @@ async fn start_control_plane(
 
 /// Waits until `nodes` Node objects are stored with Ready=True.
 async fn wait_ready(store: &Arc<dyn Store>, nodes: usize) {
-    let rt = resources::find("", "v1", "nodes").expect("nodes type");
+    let rt = crate::registry::kinds::NODES;
     let t = Instant::now();
     loop {
         let listing = store.list(&rt.prefix()).await.expect("list nodes");

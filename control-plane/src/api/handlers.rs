@@ -583,8 +583,7 @@ impl Api {
         let Some(ns) = t.namespace.as_deref().filter(|_| t.rt.namespaced) else {
             return Ok(());
         };
-        let ns_rt = resources::find("", "v1", "namespaces")
-            .ok_or_else(|| ApiError::internal("namespaces type"))?;
+        let ns_rt = crate::registry::kinds::NAMESPACES;
         match self.state.store.get(&ns_rt.key(None, ns)).await {
             Ok(kv) => {
                 let obj = with_rv(&kv)?;
@@ -1154,8 +1153,7 @@ impl Api {
     }
 
     fn key_of(&self, namespace: &str) -> ApiResult<String> {
-        let ns_rt = resources::find("", "v1", "namespaces")
-            .ok_or_else(|| ApiError::internal("namespaces type"))?;
+        let ns_rt = crate::registry::kinds::NAMESPACES;
         Ok(ns_rt.key(None, namespace))
     }
 
@@ -1271,9 +1269,7 @@ fn table_selector(sel: &Value) -> String {
 /// Creates the namespaces every cluster has (`default`, `kube-system`,
 /// `kube-public`, `kube-node-lease`) if missing.
 pub async fn bootstrap(state: &ApiState) -> Result<(), StoreError> {
-    let Some(rt) = resources::find("", "v1", "namespaces") else {
-        return Ok(());
-    };
+    let rt = crate::registry::kinds::NAMESPACES;
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         let key = rt.key(None, ns);
         if state.store.get(&key).await.is_ok() {

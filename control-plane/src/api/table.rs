@@ -976,8 +976,7 @@ mod tests {
 
     #[test]
     fn pdbs_print_like_kubectl_get_pdb() {
-        let rt =
-            crate::registry::resources::find("policy", "v1", "poddisruptionbudgets").expect("pdb");
+        let rt = crate::registry::kinds::PODDISRUPTIONBUDGETS;
         let cols: Vec<String> = column_definitions(rt)
             .as_array()
             .expect("columns")
@@ -1020,7 +1019,7 @@ mod tests {
 
     #[test]
     fn jobs_and_cronjobs_print_like_kubectl() {
-        let jobs = crate::registry::resources::find("batch", "v1", "jobs").expect("jobs");
+        let jobs = crate::registry::kinds::JOBS;
         let job = json!({"metadata": {"name": "pi", "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"completions": 3, "parallelism": 3, "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
                      "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
@@ -1048,8 +1047,7 @@ mod tests {
         let (_, cells) = columns_and_cells(jobs, &queue);
         assert_eq!(cells[1..3], ["FailureTarget", "0/1 of 3"]);
 
-        let cronjobs =
-            crate::registry::resources::find("batch", "v1", "cronjobs").expect("cronjobs");
+        let cronjobs = crate::registry::kinds::CRONJOBS;
         let cj = json!({"metadata": {"name": "hello"},
             "spec": {"schedule": "*/1 * * * *", "suspend": false,
                      "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}},
@@ -1076,7 +1074,7 @@ mod tests {
 
     #[test]
     fn event_rows_have_upstreams_wide_columns() {
-        let rt = crate::registry::resources::find("", "v1", "events").expect("events");
+        let rt = crate::registry::kinds::EVENTS;
         let now = Utc::now();
         let ago = |s: i64| {
             (now - chrono::TimeDelta::seconds(s)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -1127,8 +1125,7 @@ mod tests {
 
     #[test]
     fn controller_revisions_show_their_controller_and_number() {
-        let rt =
-            crate::registry::resources::find("apps", "v1", "controllerrevisions").expect("type");
+        let rt = crate::registry::kinds::CONTROLLERREVISIONS;
         let r = json!({"metadata": {"name": "mon-5d4f", "creationTimestamp": "2026-01-01T00:00:00Z",
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "mon", "controller": true}]},
             "revision": 3});

@@ -518,7 +518,7 @@ mod tests {
 
     #[test]
     fn lines_splice_the_resource_version_or_filter() {
-        let rt = crate::registry::resources::find("", "v1", "configmaps").expect("configmaps");
+        let rt = crate::registry::kinds::CONFIGMAPS;
         let plain = Render {
             rt,
             labels: LabelSelector::default(),

@@ -3,7 +3,8 @@
 //! ([`crate::controllers`], [`crate::nodes`]). Nothing here imports either:
 //! both depend on the registry, never the other way round.
 //!
-//! - [`resources`]: served types, short names, categories.
+//! - [`resources`]: the served types ([`resource_type`]), each a static
+//!   value in its kind's module under [`kinds`].
 //! - [`objects`]: [`objects::Objects`], reads and writes for the control
 //!   plane's own actors, with the same defaults and validation as the API.
 //! - [`strategy`]: decoding, defaults, validation, server-owned metadata.
@@ -28,6 +29,7 @@ pub mod kinds;
 pub mod objects;
 pub mod qos;
 pub mod quantity;
+pub mod resource_type;
 pub mod resources;
 pub mod schedule;
 pub mod strategy;

@@ -182,9 +182,7 @@ impl Objects {
         name: &str,
         node: &str,
     ) -> Result<Result<Value, String>, StoreError> {
-        let Some(rt) = super::resources::find("", "v1", "pods") else {
-            return Err(StoreError::Backend("pods type".into()));
-        };
+        let rt = crate::registry::kinds::PODS;
         let mut already = None;
         let bound = self
             .update(rt, Some(namespace), name, |pod| {
@@ -216,9 +214,7 @@ impl Objects {
         &self,
         binds: Vec<(Value, String)>,
     ) -> Result<Vec<Result<Value, String>>, StoreError> {
-        let Some(rt) = super::resources::find("", "v1", "pods") else {
-            return Err(StoreError::Backend("pods type".into()));
-        };
+        let rt = crate::registry::kinds::PODS;
         let mut bound = Vec::with_capacity(binds.len());
         let mut writes = Vec::with_capacity(binds.len());
         for (mut pod, node) in binds {
@@ -344,9 +340,7 @@ impl Objects {
     /// NamespaceLifecycle admission does. (The API edge also refuses a
     /// missing namespace; components inside only act on existing owners.)
     async fn check_namespace_open(&self, namespace: &str) -> Result<(), StoreError> {
-        let Some(rt) = super::resources::find("", "v1", "namespaces") else {
-            return Ok(());
-        };
+        let rt = crate::registry::kinds::NAMESPACES;
         let ns = match self.get(rt, None, namespace).await {
             Ok(ns) => ns,
             Err(StoreError::NotFound(_)) => return Ok(()),
@@ -364,9 +358,7 @@ impl Objects {
     /// `deletionTimestamp` (Terminating) with its own grace period and its
     /// node removes it once the containers are gone; others go at once.
     pub async fn delete_pod(&self, namespace: &str, name: &str) -> Result<(), StoreError> {
-        let Some(rt) = super::resources::find("", "v1", "pods") else {
-            return Ok(());
-        };
+        let rt = crate::registry::kinds::PODS;
         self.delete_with(rt, Some(namespace), name, &DeleteOptions::default())
             .await?;
         Ok(())
@@ -405,9 +397,7 @@ impl Objects {
     /// For events that never repeat (one `Scheduled` per pod), so they
     /// skip the recorder's counting.
     pub async fn events(&self, events: &[(&Value, &str, String)], component: &str) {
-        let Some(rt) = super::resources::find("", "v1", "events") else {
-            return;
-        };
+        let rt = crate::registry::kinds::EVENTS;
         let writes = events
             .iter()
             .map(|(object, reason, message)| {

@@ -853,11 +853,10 @@ mod tests {
     }
 
     use super::*;
-    use crate::registry::resources;
 
     #[test]
     fn unknown_fields_are_found_with_their_paths() {
-        let rt = resources::find("apps", "v1", "deployments").expect("type");
+        let rt = crate::registry::kinds::DEPLOYMENTS;
         let obj = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "d", "labels": {"any": "thing"}},
@@ -885,7 +884,7 @@ mod tests {
 
     #[test]
     fn statefulset_specs_change_only_where_upstream_allows() {
-        let rt = resources::find("apps", "v1", "statefulsets").expect("type");
+        let rt = crate::registry::kinds::STATEFULSETS;
         let old = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1, "serviceName": "a",
             "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}});
         let mut new = old.clone();
@@ -911,7 +910,7 @@ mod tests {
 
     #[test]
     fn daemonset_template_generation_counts_template_changes_only() {
-        let rt = resources::find("apps", "v1", "daemonsets").expect("type");
+        let rt = crate::registry::kinds::DAEMONSETS;
         let generation = |v: &Value| v["metadata"]["annotations"][TEMPLATE_GENERATION].clone();
         let mut created = json!({"metadata": {"name": "ds", "annotations": {TEMPLATE_GENERATION: "9"}},
             "spec": {"minReadySeconds": 0, "template": {"spec": {"containers": [{"name": "c"}]}}}});
@@ -926,7 +925,7 @@ mod tests {
         changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("busybox");
         track_template_generation(rt, Some(&same_template), &mut changed);
         assert_eq!(generation(&changed), "2");
-        let other = resources::find("apps", "v1", "deployments").expect("type");
+        let other = crate::registry::kinds::DEPLOYMENTS;
         let mut d = json!({"metadata": {"name": "d"}});
         track_template_generation(other, None, &mut d);
         assert!(d["metadata"].get("annotations").is_none());
@@ -934,7 +933,7 @@ mod tests {
 
     #[test]
     fn template_labels_are_checked_like_object_labels() {
-        let rt = resources::find("apps", "v1", "deployments").expect("type");
+        let rt = crate::registry::kinds::DEPLOYMENTS;
         let obj = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
             "template": {"metadata": {"labels": {"a": "b", "bad key": "x"}},
                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
@@ -948,7 +947,7 @@ mod tests {
 
     #[test]
     fn job_templates_are_immutable() {
-        let rt = resources::find("batch", "v1", "jobs").expect("type");
+        let rt = crate::registry::kinds::JOBS;
         let old = json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {"restartPolicy": "OnFailure"}}}});
         let mut new = old.clone();
         new["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");

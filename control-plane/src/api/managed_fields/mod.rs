@@ -645,10 +645,9 @@ pub fn same_but_times(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::resources;
 
     fn deployments() -> &'static ResourceType {
-        resources::find("apps", "v1", "deployments").expect("deployments")
+        crate::registry::kinds::DEPLOYMENTS
     }
 
     fn manager(name: &str) -> Manager {

@@ -2,7 +2,30 @@
 
 use serde_json::{Value, json};
 
+use crate::registry::resource_type::{ALL, ResourceType, rt};
 use crate::registry::strategy::now;
+
+/// `pods` in `v1`.
+pub const PODS: &ResourceType = &rt!(
+    "",
+    "v1",
+    "pods",
+    "pod",
+    "Pod",
+    true,
+    &["po"],
+    ALL,
+    &[
+        "status",
+        "log",
+        "exec",
+        "binding",
+        "attach",
+        "eviction",
+        "portforward",
+        "proxy"
+    ]
+);
 
 /// Sets a pod condition; `false` if it was already so (nothing to write).
 pub fn set_condition(
