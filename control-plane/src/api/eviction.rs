@@ -420,7 +420,7 @@ fn add_disruption_condition(pod: &mut Value) -> bool {
             "status": "True",
             "reason": "EvictionByEvictionAPI",
             "message": "Eviction API: evicting",
-            "lastTransitionTime": crate::registry::strategy::now(),
+            "lastTransitionTime": crate::registry::meta::now(),
         }));
     }
     true

@@ -17,13 +17,13 @@ use tracing::debug;
 use super::ApiState;
 use super::discovery;
 use super::error::{ApiError, ApiResult};
-use super::events_v1;
 use super::managed_fields::{self, Manager};
 use super::patch;
 use super::query::{self, FieldValidation, Options, Query};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
 use crate::registry::deletion;
+use crate::registry::events_v1;
 use crate::registry::resources::{self, RESOURCES, ResourceType};
 use crate::registry::strategy::{self, apply_defaults, check_immutable, drop_nulls, validate};
 use crate::store::{KeyValue, StoreError};
@@ -633,15 +633,18 @@ impl Api {
                 .and_then(Value::as_str)
                 .map(String::from)
         {
-            meta["name"] = json!(format!("{prefix}{}", strategy::random_suffix()));
+            meta["name"] = json!(format!(
+                "{prefix}{}",
+                crate::registry::meta::random_suffix()
+            ));
         }
         if let Some(m) = meta.as_object_mut() {
             m.remove("resourceVersion");
             m.remove("deletionTimestamp");
             m.remove("deletionGracePeriodSeconds");
         }
-        meta["uid"] = json!(strategy::uuid());
-        meta["creationTimestamp"] = json!(strategy::now());
+        meta["uid"] = json!(crate::registry::meta::uuid());
+        meta["creationTimestamp"] = json!(crate::registry::meta::now());
         self.strict(t, obj)?;
         if obj.get("spec").is_some() {
             obj["metadata"]["generation"] = json!(1);
@@ -651,7 +654,7 @@ impl Api {
         crate::registry::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
             .await
             .map_err(|e| ApiError::from_store(e, t.rt, &name_of(obj)))?;
-        strategy::track_template_generation(t.rt, None, obj);
+        strategy::prepare_write(t.rt, None, obj);
         validate(t.rt, obj)?;
         events_v1::validate_create(t.rt, obj)?;
         if let Ownership::Update(manager) = ownership {
@@ -765,7 +768,7 @@ impl Api {
                     .unwrap_or(0);
                 result["metadata"]["generation"] = json!(generation + 1);
             }
-            strategy::track_template_generation(t.rt, Some(old), &mut result);
+            strategy::prepare_write(t.rt, Some(old), &mut result);
         }
         drop_nulls(&mut result);
         if let Ownership::Update(manager) = ownership {
@@ -1275,7 +1278,7 @@ pub async fn bootstrap(state: &ApiState) -> Result<(), StoreError> {
         if state.store.get(&key).await.is_ok() {
             continue;
         }
-        let mut obj = json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns, "uid": strategy::uuid(), "creationTimestamp": strategy::now(), "labels": {"kubernetes.io/metadata.name": ns}}});
+        let mut obj = json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns, "uid": crate::registry::meta::uuid(), "creationTimestamp": crate::registry::meta::now(), "labels": {"kubernetes.io/metadata.name": ns}}});
         apply_defaults(rt, &mut obj);
         match state.store.create(&key, to_bytes(&obj)).await {
             Ok(_) | Err(StoreError::AlreadyExists(_)) => {}

@@ -378,7 +378,7 @@ impl NodeRegistry for Registry {
         }
         info!(node = %r.node_name, endpoint = %r.agent_endpoint, "node registered");
         Ok(Response::new(pb::RegisterResponse {
-            session_id: crate::registry::strategy::uuid(),
+            session_id: crate::registry::meta::uuid(),
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
         }))
     }

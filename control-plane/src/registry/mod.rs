@@ -12,6 +12,7 @@
 //! - [`admission`]: admission steps that read other objects (default StorageClass).
 //! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
 //! - [`events`]: Events recorded with upstream's correlation (counted repeats).
+//! - [`events_v1`]: `events.k8s.io/v1` Events, a converted view of core Events.
 //! - [`qos`]: a pod's QoS class; [`quantity`]: resource quantities.
 //! - [`kinds`]: per-kind behaviour (pod conditions, ...).
 //! - [`budget`]: PodDisruptionBudget arithmetic, for eviction and the
@@ -25,7 +26,9 @@ pub mod budget;
 pub mod deletion;
 pub mod error;
 pub mod events;
+pub mod events_v1;
 pub mod kinds;
+pub mod meta;
 pub mod objects;
 pub mod qos;
 pub mod quantity;

@@ -105,10 +105,13 @@ impl Objects {
                 .and_then(Value::as_str)
                 .map(String::from)
         {
-            meta["name"] = json!(format!("{prefix}{}", strategy::random_suffix()));
+            meta["name"] = json!(format!(
+                "{prefix}{}",
+                crate::registry::meta::random_suffix()
+            ));
         }
-        meta["uid"] = json!(strategy::uuid());
-        meta["creationTimestamp"] = json!(strategy::now());
+        meta["uid"] = json!(crate::registry::meta::uuid());
+        meta["creationTimestamp"] = json!(crate::registry::meta::now());
         // Controllers' objects start with their kind's status, as through
         // the API; a mirror pod keeps the status its node reported.
         if obj.get("status").is_none_or(Value::is_null)
@@ -404,8 +407,8 @@ impl Objects {
                 let mut event = event_object(object, false, reason, message, component);
                 event["kind"] = json!(rt.kind);
                 event["apiVersion"] = json!(rt.api_version());
-                event["metadata"]["uid"] = json!(strategy::uuid());
-                event["metadata"]["creationTimestamp"] = json!(strategy::now());
+                event["metadata"]["uid"] = json!(crate::registry::meta::uuid());
+                event["metadata"]["creationTimestamp"] = json!(crate::registry::meta::now());
                 strategy::apply_defaults(rt, &mut event);
                 let namespace = event["metadata"]["namespace"].as_str().map(String::from);
                 let name = event["metadata"]["name"]
@@ -440,9 +443,9 @@ fn event_object(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let now = strategy::now();
+    let now = crate::registry::meta::now();
     json!({
-        "metadata": {"name": format!("{name}.{}", strategy::random_suffix()), "namespace": namespace},
+        "metadata": {"name": format!("{name}.{}", crate::registry::meta::random_suffix()), "namespace": namespace},
         "involvedObject": {
             "kind": object.get("kind"), "apiVersion": object.get("apiVersion"),
             "namespace": namespace, "name": name,

@@ -1,8 +1,11 @@
 //! What a served resource type is: names, kind, scope, short names,
-//! categories and subresources.
+//! categories and subresources, and its kind's [`Behaviour`].
+
+use serde_json::Value;
+use skiff_api_rules::metadata::NameRule;
 
 /// One resource type (`deployments` in `apps/v1`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct ResourceType {
     /// API group (`""` for core).
     pub group: &'static str,
@@ -26,6 +29,48 @@ pub struct ResourceType {
     /// where upstream keeps one object behind two groups (`events.k8s.io`
     /// Events are core Events).
     pub storage_group: &'static str,
+    /// What the registry does with the kind's objects beyond storing them.
+    pub behaviour: &'static Behaviour,
+}
+
+/// One type is one (group, version, plural): the rest follows from it.
+impl PartialEq for ResourceType {
+    fn eq(&self, other: &Self) -> bool {
+        (self.group, self.version, self.plural) == (other.group, other.version, other.plural)
+    }
+}
+
+impl Eq for ResourceType {}
+
+/// `columnDefinitions` and the cells of one object, in the same order.
+pub type Columns = (Vec<Value>, Vec<String>);
+
+/// A kind's rules, as upstream's registry strategies and printers hold
+/// them: each kind's module under [`super::kinds`] fills one, starting
+/// from [`super::kinds::PLAIN`].
+#[derive(Debug)]
+pub struct Behaviour {
+    /// Upstream's defaults, applied on every write (in place).
+    pub defaults: fn(&mut Value),
+    /// The status a created object starts with, whatever the client sent
+    /// (`PrepareForCreate`); `None` keeps what was sent.
+    pub initial_status: fn(&Value) -> Option<Value>,
+    /// Server-owned fields of a write: the stored object (`None` on
+    /// create) and the one about to be stored.
+    pub prepare_write: fn(Option<&Value>, &mut Value),
+    /// How names are checked.
+    pub name_rule: NameRule,
+    /// The kind's own rules on a defaulted object: field errors, or `Err`
+    /// with the message of an object that does not decode.
+    pub validate: fn(&ResourceType, &Value) -> Result<Vec<String>, String>,
+    /// The errors of updating the first object to the second (immutable
+    /// fields), or `Err` as [`Behaviour::validate`].
+    pub validate_update: fn(&ResourceType, &Value, &Value) -> Result<Vec<String>, String>,
+    /// The object as its typed schema keeps it (what strict decoding
+    /// compares with), `None` for a kind without one.
+    pub round_trip: fn(&Value) -> Option<Value>,
+    /// The columns `kubectl get` shows (`-o wide` ones have priority 1).
+    pub columns: fn(&ResourceType, &Value) -> Columns,
 }
 
 impl ResourceType {
@@ -80,7 +125,7 @@ pub const ALL: &[&str] = &["all"];
 
 /// A [`ResourceType`] stored under its own group.
 macro_rules! rt {
-    ($g:expr, $v:expr, $plural:expr, $singular:expr, $kind:expr, $ns:expr, $short:expr, $cat:expr, $sub:expr) => {
+    ($g:expr, $v:expr, $plural:expr, $singular:expr, $kind:expr, $ns:expr, $short:expr, $cat:expr, $sub:expr, $behaviour:expr $(,)?) => {
         $crate::registry::resource_type::ResourceType {
             group: $g,
             version: $v,
@@ -92,6 +137,7 @@ macro_rules! rt {
             categories: $cat,
             subresources: $sub,
             storage_group: $g,
+            behaviour: $behaviour,
         }
     };
 }

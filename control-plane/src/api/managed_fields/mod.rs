@@ -416,7 +416,7 @@ pub fn update(rt: &ResourceType, old: Option<&Value>, new: &mut Value, manager: 
             set: FieldSet::new(),
         });
         entry.set = entry.set.union(&changed);
-        entry.time = Some(strategy::now());
+        entry.time = Some(crate::registry::meta::now());
     }
     managed.store(new);
 }
@@ -538,7 +538,7 @@ pub fn apply(
             manager: BEFORE_FIRST_APPLY.into(),
             operation: Operation::Update,
             api_version: rt.api_version(),
-            time: Some(strategy::now()),
+            time: Some(crate::registry::meta::now()),
             subresource: None,
             set: without_unowned(comparison.added.union(&comparison.modified)),
         });
@@ -549,7 +549,7 @@ pub fn apply(
         manager: manager.name.clone(),
         operation: Operation::Apply,
         api_version: rt.api_version(),
-        time: Some(strategy::now()),
+        time: Some(crate::registry::meta::now()),
         subresource: manager.subresource.clone(),
         set: without_unowned(typed::to_field_set(&ownable(config, scope))),
     };

@@ -1,6 +1,11 @@
 //! Events, core and `events.k8s.io`.
 
-use crate::registry::resource_type::{ResourceType, rt};
+use serde_json::Value;
+
+use super::PLAIN;
+use super::printing::{age_of, col, n, s, text};
+use super::support::{decode, round};
+use crate::registry::resource_type::{Behaviour, Columns, ResourceType, rt};
 
 /// `events` in `v1`.
 pub const EVENTS: &ResourceType = &rt!(
@@ -12,7 +17,8 @@ pub const EVENTS: &ResourceType = &rt!(
     true,
     &["ev"],
     &[],
-    &[]
+    &[],
+    &CORE_BEHAVIOUR,
 );
 
 /// `events.events.k8s.io` in `events.k8s.io/v1`.
@@ -28,6 +34,108 @@ pub const EVENTS_V1: &ResourceType = &ResourceType {
         true,
         &["ev"],
         &[],
-        &[]
+        &[],
+        &V1_BEHAVIOUR
     )
+};
+
+/// Every Event passes the legacy checks (old clients write through
+/// core/v1); events.k8s.io adds its own (see `events_v1`).
+fn core_validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    let mut errors = Vec::new();
+    let event: k8s_openapi::api::core::v1::Event = decode(rt, obj)?;
+    errors.extend(skiff_api_rules::event::legacy_errors(&event));
+
+    Ok(errors)
+}
+
+fn core_columns(rt: &ResourceType, obj: &Value) -> Columns {
+    let name = s(obj.pointer("/metadata/name"));
+    // Both group versions print the core form.
+    let core = crate::registry::events_v1::core_form(rt, obj);
+    let obj = core.as_ref();
+    // Upstream's printEvent with Wide set (the server always prints
+    // wide; kubectl hides priority-1 columns without `-o wide`).
+    let first = obj
+        .get("firstTimestamp")
+        .filter(|t| !t.is_null())
+        .or(obj.get("eventTime"));
+    let first_seen = age_of(first);
+    let (last_seen, count) = match obj.get("series").filter(|s| s.is_object()) {
+        Some(series) => (
+            age_of(series.get("lastObservedTime")),
+            n(series.get("count")),
+        ),
+        None => (
+            match obj.get("lastTimestamp").filter(|t| !t.is_null()) {
+                Some(last) => age_of(Some(last)),
+                None => first_seen.clone(),
+            },
+            n(obj.get("count")).max(1),
+        ),
+    };
+    let involved = &obj["involvedObject"];
+    let kind = involved["kind"].as_str().unwrap_or_default().to_lowercase();
+    let target = match involved["name"].as_str().filter(|n| !n.is_empty()) {
+        Some(n) => format!("{kind}/{n}"),
+        None => kind,
+    };
+    let component = [
+        text(obj.pointer("/source/component")),
+        text(obj.get("reportingComponent")),
+    ]
+    .into_iter()
+    .find(|c| !c.is_empty())
+    .unwrap_or_default();
+    let instance = [
+        text(obj.pointer("/source/host")),
+        text(obj.get("reportingInstance")),
+    ]
+    .into_iter()
+    .find(|c| !c.is_empty())
+    .unwrap_or_default();
+    let source = if instance.is_empty() {
+        component.to_string()
+    } else {
+        format!("{component}, {instance}")
+    };
+    (
+        vec![
+            col("Last Seen", 0),
+            col("Type", 0),
+            col("Reason", 0),
+            col("Object", 0),
+            col("Subobject", 1),
+            col("Source", 1),
+            col("Message", 0),
+            col("First Seen", 1),
+            col("Count", 1),
+            col("Name", 1),
+        ],
+        vec![
+            last_seen,
+            text(obj.get("type")).to_string(),
+            text(obj.get("reason")).to_string(),
+            target,
+            text(obj.pointer("/involvedObject/fieldPath")).to_string(),
+            source,
+            text(obj.get("message")).trim().to_string(),
+            first_seen,
+            count.to_string(),
+            name,
+        ],
+    )
+}
+
+const CORE_BEHAVIOUR: Behaviour = Behaviour {
+    validate: core_validate,
+    round_trip: round::<k8s_openapi::api::core::v1::Event>,
+    columns: core_columns,
+    ..PLAIN
+};
+
+const V1_BEHAVIOUR: Behaviour = Behaviour {
+    round_trip: round::<k8s_openapi::api::events::v1::Event>,
+    columns: core_columns,
+    ..PLAIN
 };

@@ -1,6 +1,10 @@
 //! Leases.
 
-use crate::registry::resource_type::{ResourceType, rt};
+use serde_json::Value;
+
+use super::PLAIN;
+use super::support::round;
+use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `leases.coordination.k8s.io` in `coordination.k8s.io/v1`.
 pub const LEASES: &ResourceType = &rt!(
@@ -12,5 +16,16 @@ pub const LEASES: &ResourceType = &rt!(
     true,
     &[],
     &[],
-    &[]
+    &[],
+    &BEHAVIOUR,
 );
+
+fn validate(_rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    Ok(skiff_api_rules::coordination::validate_lease(obj))
+}
+
+const BEHAVIOUR: Behaviour = Behaviour {
+    validate: validate,
+    round_trip: round::<k8s_openapi::api::coordination::v1::Lease>,
+    ..PLAIN
+};

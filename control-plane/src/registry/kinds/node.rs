@@ -1,6 +1,11 @@
 //! Nodes.
 
-use crate::registry::resource_type::{ResourceType, rt};
+use serde_json::Value;
+
+use super::PLAIN;
+use super::printing::{age_of, col, s};
+use super::support::round;
+use crate::registry::resource_type::{Behaviour, Columns, ResourceType, rt};
 
 /// `nodes` in `v1`.
 pub const NODES: &ResourceType = &rt!(
@@ -12,5 +17,77 @@ pub const NODES: &ResourceType = &rt!(
     false,
     &["no"],
     &[],
-    &["status", "proxy"]
+    &["status", "proxy"],
+    &BEHAVIOUR,
 );
+
+fn validate(_rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    Ok(skiff_api_rules::node::validate_node(obj))
+}
+
+fn validate_update(_rt: &ResourceType, old: &Value, new: &Value) -> Result<Vec<String>, String> {
+    Ok(skiff_api_rules::node::validate_node_update(old, new))
+}
+
+fn columns(_rt: &ResourceType, obj: &Value) -> Columns {
+    let name = s(obj.pointer("/metadata/name"));
+    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+    let spec = &obj["spec"];
+    let status = &obj["status"];
+    let ready = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready");
+    let mut st = match ready.and_then(|c| c["status"].as_str()) {
+        Some("True") => "Ready".to_string(),
+        Some(_) => "NotReady".into(),
+        None => "Unknown".into(),
+    };
+    if spec["unschedulable"].as_bool() == Some(true) {
+        st.push_str(",SchedulingDisabled");
+    }
+    let address = |t: &str| {
+        status["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["type"] == t)
+            .map_or_else(|| "<none>".into(), |a| s(a.get("address")))
+    };
+    let info = &status["nodeInfo"];
+    (
+        vec![
+            col("Name", 0),
+            col("Status", 0),
+            col("Roles", 0),
+            col("Age", 0),
+            col("Version", 0),
+            col("Internal-IP", 1),
+            col("External-IP", 1),
+            col("OS-Image", 1),
+            col("Kernel-Version", 1),
+            col("Container-Runtime", 1),
+        ],
+        vec![
+            name,
+            st,
+            "<none>".into(),
+            age,
+            s(info.get("kubeletVersion")),
+            address("InternalIP"),
+            address("ExternalIP"),
+            s(info.get("osImage")),
+            s(info.get("kernelVersion")),
+            s(info.get("containerRuntimeVersion")),
+        ],
+    )
+}
+
+const BEHAVIOUR: Behaviour = Behaviour {
+    validate: validate,
+    validate_update: validate_update,
+    round_trip: round::<k8s_openapi::api::core::v1::Node>,
+    columns: columns,
+    ..PLAIN
+};

@@ -1,6 +1,14 @@
 //! Services.
 
-use crate::registry::resource_type::{ALL, ResourceType, rt};
+use k8s_openapi::api::core::v1::Service;
+use serde_json::{Value, json};
+use skiff_api_rules::metadata::NameRule;
+use skiff_api_rules::service::validate_service_spec;
+
+use super::PLAIN;
+use super::printing::{age_of, col, n, s, selector_text};
+use super::support::{decode, round, set_default};
+use crate::registry::resource_type::{ALL, Behaviour, Columns, ResourceType, rt};
 
 /// `services` in `v1`.
 pub const SERVICES: &ResourceType = &rt!(
@@ -12,5 +20,107 @@ pub const SERVICES: &ResourceType = &rt!(
     true,
     &["svc"],
     ALL,
-    &["status", "proxy"]
+    &["status", "proxy"],
+    &BEHAVIOUR,
 );
+
+fn defaults(obj: &mut Value) {
+    set_default(obj, &["spec", "type"], json!("ClusterIP"));
+    set_default(obj, &["spec", "sessionAffinity"], json!("None"));
+    if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+        for p in ports {
+            set_default(p, &["protocol"], json!("TCP"));
+            let port = p.get("port").cloned().unwrap_or(Value::Null);
+            set_default(p, &["targetPort"], port);
+        }
+    }
+}
+
+fn initial_status(_obj: &Value) -> Option<Value> {
+    Some(json!({"loadBalancer": {}}))
+}
+
+fn validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    let mut errors = Vec::new();
+    let s: Service = decode(rt, obj)?;
+    errors.extend(validate_service_spec(&s.spec.unwrap_or_default()));
+
+    Ok(errors)
+}
+
+fn columns(_rt: &ResourceType, obj: &Value) -> Columns {
+    let name = s(obj.pointer("/metadata/name"));
+    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+    let spec = &obj["spec"];
+    let status = &obj["status"];
+    let kind = spec["type"].as_str().unwrap_or("ClusterIP");
+    let external = match kind {
+        "ExternalName" => s(spec.get("externalName")),
+        "LoadBalancer" => status
+            .pointer("/loadBalancer/ingress/0/ip")
+            .and_then(Value::as_str)
+            .map_or_else(|| "<pending>".into(), String::from),
+        _ => spec["externalIPs"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map_or_else(
+                || "<none>".into(),
+                |a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+            ),
+    };
+    (
+        vec![
+            col("Name", 0),
+            col("Type", 0),
+            col("Cluster-IP", 0),
+            col("External-IP", 0),
+            col("Port(s)", 0),
+            col("Age", 0),
+            col("Selector", 1),
+        ],
+        vec![
+            name,
+            kind.into(),
+            s(spec.get("clusterIP")),
+            external,
+            service_ports(spec),
+            age,
+            selector_text(spec.get("selector")),
+        ],
+    )
+}
+
+const BEHAVIOUR: Behaviour = Behaviour {
+    defaults: defaults,
+    initial_status: initial_status,
+    validate: validate,
+    round_trip: round::<k8s_openapi::api::core::v1::Service>,
+    columns: columns,
+    name_rule: NameRule::Dns1035,
+    ..PLAIN
+};
+
+fn service_ports(spec: &Value) -> String {
+    let ports: Vec<String> = spec["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let proto = p["protocol"].as_str().unwrap_or("TCP");
+            match p.get("nodePort").and_then(Value::as_i64) {
+                Some(np) => format!("{}:{np}/{proto}", n(p.get("port"))),
+                None => format!("{}/{proto}", n(p.get("port"))),
+            }
+        })
+        .collect();
+    if ports.is_empty() {
+        "<none>".into()
+    } else {
+        ports.join(",")
+    }
+}
