@@ -13,12 +13,12 @@ fn partial_metadata(obj: &Value) -> Value {
 
 /// The `columnDefinitions` of `rt`'s Tables.
 pub fn column_definitions(rt: &ResourceType) -> Value {
-    Value::Array((rt.behaviour.columns)(rt, &json!({"metadata": {}})).0)
+    Value::Array(rt.behaviour.columns(rt, &json!({"metadata": {}})).0)
 }
 
 /// One Table row: the cells of `obj` and its metadata.
 pub fn row(rt: &ResourceType, obj: &Value) -> Value {
-    json!({"cells": (rt.behaviour.columns)(rt, obj).1, "object": partial_metadata(obj)})
+    json!({"cells": rt.behaviour.columns(rt, obj).1, "object": partial_metadata(obj)})
 }
 
 /// A `Table` of `objects` at `resource_version`.
@@ -90,7 +90,7 @@ mod tests {
                      "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
             "status": {"succeeded": 3, "startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:00:07Z",
                        "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]}});
-        let (columns, cells) = (jobs.behaviour.columns)(jobs, &job);
+        let (columns, cells) = jobs.behaviour.columns(jobs, &job);
         let names: Vec<&str> = columns.iter().filter_map(|c| c["name"].as_str()).collect();
         assert_eq!(
             names,
@@ -109,7 +109,7 @@ mod tests {
         assert_eq!(cells[7], "batch.kubernetes.io/controller-uid=u");
         let queue = json!({"metadata": {"name": "q"}, "spec": {"parallelism": 3},
             "status": {"conditions": [{"type": "FailureTarget", "status": "True"}]}});
-        let (_, cells) = (jobs.behaviour.columns)(jobs, &queue);
+        let (_, cells) = jobs.behaviour.columns(jobs, &queue);
         assert_eq!(cells[1..3], ["FailureTarget", "0/1 of 3"]);
 
         let cronjobs = crate::registry::kinds::CRONJOBS;
@@ -117,7 +117,7 @@ mod tests {
             "spec": {"schedule": "*/1 * * * *", "suspend": false,
                      "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}},
             "status": {"active": [{"name": "hello-1"}]}});
-        let (columns, cells) = (cronjobs.behaviour.columns)(cronjobs, &cj);
+        let (columns, cells) = cronjobs.behaviour.columns(cronjobs, &cj);
         let names: Vec<&str> = columns.iter().filter_map(|c| c["name"].as_str()).collect();
         assert_eq!(
             names[..7],

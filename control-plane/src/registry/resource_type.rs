@@ -1,11 +1,15 @@
 //! What a served resource type is: names, kind, scope, short names,
 //! categories and subresources, and its kind's [`Behaviour`].
 
+use std::fmt;
+
 use serde_json::Value;
 use skiff_api_rules::metadata::NameRule;
 
+use super::kinds::printing::{Columns, plain};
+
 /// One resource type (`deployments` in `apps/v1`, ...).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct ResourceType {
     /// API group (`""` for core).
     pub group: &'static str,
@@ -30,7 +34,7 @@ pub struct ResourceType {
     /// Events are core Events).
     pub storage_group: &'static str,
     /// What the registry does with the kind's objects beyond storing them.
-    pub behaviour: &'static Behaviour,
+    pub behaviour: &'static dyn Behaviour,
 }
 
 /// One type is one (group, version, plural): the rest follows from it.
@@ -42,35 +46,67 @@ impl PartialEq for ResourceType {
 
 impl Eq for ResourceType {}
 
-/// `columnDefinitions` and the cells of one object, in the same order.
-pub type Columns = (Vec<Value>, Vec<String>);
+impl fmt::Debug for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResourceType")
+            .field("group", &self.group)
+            .field("version", &self.version)
+            .field("plural", &self.plural)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
 
 /// A kind's rules, as upstream's registry strategies and printers hold
-/// them: each kind's module under [`super::kinds`] fills one, starting
-/// from [`super::kinds::PLAIN`].
-#[derive(Debug)]
-pub struct Behaviour {
+/// them: each kind's module under [`super::kinds`] implements it for its
+/// types, overriding what the kind has; the defaults are a kind with no
+/// rules of its own.
+pub trait Behaviour: Send + Sync {
     /// Upstream's defaults, applied on every write (in place).
-    pub defaults: fn(&mut Value),
+    fn defaults(&self, _obj: &mut Value) {}
+
     /// The status a created object starts with, whatever the client sent
     /// (`PrepareForCreate`); `None` keeps what was sent.
-    pub initial_status: fn(&Value) -> Option<Value>,
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        None
+    }
+
     /// Server-owned fields of a write: the stored object (`None` on
     /// create) and the one about to be stored.
-    pub prepare_write: fn(Option<&Value>, &mut Value),
+    fn prepare_write(&self, _old: Option<&Value>, _new: &mut Value) {}
+
     /// How names are checked.
-    pub name_rule: NameRule,
+    fn name_rule(&self) -> NameRule {
+        NameRule::Subdomain
+    }
+
     /// The kind's own rules on a defaulted object: field errors, or `Err`
     /// with the message of an object that does not decode.
-    pub validate: fn(&ResourceType, &Value) -> Result<Vec<String>, String>,
-    /// The errors of updating the first object to the second (immutable
-    /// fields), or `Err` as [`Behaviour::validate`].
-    pub validate_update: fn(&ResourceType, &Value, &Value) -> Result<Vec<String>, String>,
+    fn validate(&self, _rt: &ResourceType, _obj: &Value) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+
+    /// The errors of updating `old` to `new` (immutable fields), or `Err`
+    /// as [`Behaviour::validate`].
+    fn validate_update(
+        &self,
+        _rt: &ResourceType,
+        _old: &Value,
+        _new: &Value,
+    ) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+
     /// The object as its typed schema keeps it (what strict decoding
     /// compares with), `None` for a kind without one.
-    pub round_trip: fn(&Value) -> Option<Value>,
+    fn round_trip(&self, _obj: &Value) -> Option<Value> {
+        None
+    }
+
     /// The columns `kubectl get` shows (`-o wide` ones have priority 1).
-    pub columns: fn(&ResourceType, &Value) -> Columns,
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        plain(obj)
+    }
 }
 
 impl ResourceType {

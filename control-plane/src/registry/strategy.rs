@@ -14,7 +14,7 @@ use super::resources::ResourceType;
 
 /// Applies upstream defaults for `rt` to `obj` (in place).
 pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
-    (rt.behaviour.defaults)(obj);
+    rt.behaviour.defaults(obj);
 }
 
 /// The `status` upstream's registry strategies give a new object of `rt`
@@ -22,7 +22,7 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
 /// the v1 types serialize their zero values; `None` for kinds whose create
 /// keeps what was sent or that have no status.
 pub fn initial_status(rt: &ResourceType, obj: &Value) -> Option<Value> {
-    (rt.behaviour.initial_status)(obj)
+    rt.behaviour.initial_status(obj)
 }
 
 /// Upstream's `PrepareForCreate` for status: a created object carries the
@@ -41,7 +41,7 @@ pub fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
 /// type and encoded again; whatever did not survive is unknown.
 pub fn unknown_fields(rt: &ResourceType, obj: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(back) = (rt.behaviour.round_trip)(obj) {
+    if let Some(back) = rt.behaviour.round_trip(obj) {
         missing_in(String::new(), obj, &back, &mut out);
     }
     out
@@ -92,7 +92,7 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         })?,
         None => ObjectMeta::default(),
     };
-    let mut errors = validate_object_meta(&meta, rt.behaviour.name_rule);
+    let mut errors = validate_object_meta(&meta, rt.behaviour.name_rule());
     for template in [
         "/spec/template/metadata",
         "/spec/jobTemplate/spec/template/metadata",
@@ -116,7 +116,11 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
             ));
         }
     }
-    errors.extend((rt.behaviour.validate)(rt, obj).map_err(ApiError::bad_request)?);
+    errors.extend(
+        rt.behaviour
+            .validate(rt, obj)
+            .map_err(ApiError::bad_request)?,
+    );
     if errors.is_empty() {
         Ok(())
     } else {
@@ -126,7 +130,10 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
 
 /// Fields that must not change on update, with the API server's message.
 pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
-    let errors = (rt.behaviour.validate_update)(rt, old, new).map_err(ApiError::bad_request)?;
+    let errors = rt
+        .behaviour
+        .validate_update(rt, old, new)
+        .map_err(ApiError::bad_request)?;
     if errors.is_empty() {
         return Ok(());
     }
@@ -140,7 +147,7 @@ pub fn check_immutable(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
 /// Server-owned fields a write sets ([`Behaviour::prepare_write`](super::resource_type::Behaviour::prepare_write)):
 /// `old` is the stored object on update, `None` on create.
 pub fn prepare_write(rt: &ResourceType, old: Option<&Value>, new: &mut Value) {
-    (rt.behaviour.prepare_write)(old, new);
+    rt.behaviour.prepare_write(old, new);
 }
 
 /// Removes `null` fields recursively (upstream drops them on decode).

@@ -21,7 +21,6 @@ use tracing::debug;
 use self::fieldset::{FieldSet, Path, PathElement, display_path};
 use super::error::ApiError;
 use crate::registry::resources::ResourceType;
-use crate::registry::strategy;
 
 /// kubectl's client-side apply annotation.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -645,6 +644,7 @@ pub fn same_but_times(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::strategy;
 
     fn deployments() -> &'static ResourceType {
         crate::registry::kinds::DEPLOYMENTS

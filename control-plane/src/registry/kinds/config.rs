@@ -6,10 +6,9 @@ use skiff_api_rules::config::{
     validate_config_map, validate_config_map_update, validate_secret, validate_secret_update,
 };
 
-use super::PLAIN;
-use super::printing::{age_of, col, s};
+use super::printing::{Columns, age_of, header, s};
 use super::support::{decode, round, set_default};
-use crate::registry::resource_type::{Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `configmaps` in `v1`.
 pub const CONFIGMAPS: &ResourceType = &rt!(
@@ -22,7 +21,7 @@ pub const CONFIGMAPS: &ResourceType = &rt!(
     &["cm"],
     &[],
     &[],
-    &CONFIG_MAP_BEHAVIOUR,
+    &ConfigMapRules,
 );
 
 /// `secrets` in `v1`.
@@ -36,7 +35,7 @@ pub const SECRETS: &ResourceType = &rt!(
     &[],
     &[],
     &[],
-    &SECRET_BEHAVIOUR
+    &SecretRules,
 );
 
 /// `serviceaccounts` in `v1`.
@@ -50,101 +49,101 @@ pub const SERVICEACCOUNTS: &ResourceType = &rt!(
     &["sa"],
     &[],
     &[],
-    &ACCOUNT_BEHAVIOUR,
+    &ServiceAccountRules,
 );
 
-fn config_map_validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let mut errors = Vec::new();
-    let c: ConfigMap = decode(rt, obj)?;
-    errors.extend(validate_config_map(&c));
+/// What the registry does with ConfigMaps.
+pub struct ConfigMapRules;
 
-    Ok(errors)
+impl Behaviour for ConfigMapRules {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let mut errors = Vec::new();
+        let c: ConfigMap = decode(rt, obj)?;
+        errors.extend(validate_config_map(&c));
+        Ok(errors)
+    }
+
+    fn validate_update(
+        &self,
+        rt: &ResourceType,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Vec<String>, String> {
+        Ok(validate_config_map_update(
+            &decode(rt, old)?,
+            &decode(rt, new)?,
+        ))
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::ConfigMap>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        (
+            header("Name|Data|Age"),
+            vec![
+                name,
+                (obj["data"].as_object().map_or(0, |m| m.len())
+                    + obj["binaryData"].as_object().map_or(0, |m| m.len()))
+                .to_string(),
+                age,
+            ],
+        )
+    }
 }
 
-fn config_map_validate_update(
-    rt: &ResourceType,
-    old: &Value,
-    new: &Value,
-) -> Result<Vec<String>, String> {
-    Ok(validate_config_map_update(
-        &decode(rt, old)?,
-        &decode(rt, new)?,
-    ))
+/// What the registry does with Secrets.
+pub struct SecretRules;
+
+impl Behaviour for SecretRules {
+    fn defaults(&self, obj: &mut Value) {
+        crate::registry::typecheck::fold_string_data(obj);
+        set_default(obj, &["type"], json!("Opaque"));
+    }
+
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let mut errors = Vec::new();
+        let s: Secret = decode(rt, obj)?;
+        errors.extend(validate_secret(&s));
+        Ok(errors)
+    }
+
+    fn validate_update(
+        &self,
+        rt: &ResourceType,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Vec<String>, String> {
+        Ok(validate_secret_update(&decode(rt, old)?, &decode(rt, new)?))
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::Secret>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        (
+            header("Name|Type|Data|Age"),
+            vec![
+                name,
+                obj["type"].as_str().unwrap_or("Opaque").into(),
+                obj["data"].as_object().map_or(0, |m| m.len()).to_string(),
+                age,
+            ],
+        )
+    }
 }
 
-fn config_map_columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    (
-        vec![col("Name", 0), col("Data", 0), col("Age", 0)],
-        vec![
-            name,
-            (obj["data"].as_object().map_or(0, |m| m.len())
-                + obj["binaryData"].as_object().map_or(0, |m| m.len()))
-            .to_string(),
-            age,
-        ],
-    )
+/// What the registry does with ServiceAccounts.
+pub struct ServiceAccountRules;
+
+impl Behaviour for ServiceAccountRules {
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::ServiceAccount>(obj)
+    }
 }
-
-const CONFIG_MAP_BEHAVIOUR: Behaviour = Behaviour {
-    validate: config_map_validate,
-    validate_update: config_map_validate_update,
-    round_trip: round::<k8s_openapi::api::core::v1::ConfigMap>,
-    columns: config_map_columns,
-    ..PLAIN
-};
-
-fn secret_defaults(obj: &mut Value) {
-    crate::registry::typecheck::fold_string_data(obj);
-    set_default(obj, &["type"], json!("Opaque"));
-}
-
-fn secret_validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let mut errors = Vec::new();
-    let s: Secret = decode(rt, obj)?;
-    errors.extend(validate_secret(&s));
-
-    Ok(errors)
-}
-
-fn secret_validate_update(
-    rt: &ResourceType,
-    old: &Value,
-    new: &Value,
-) -> Result<Vec<String>, String> {
-    Ok(validate_secret_update(&decode(rt, old)?, &decode(rt, new)?))
-}
-
-fn secret_columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    (
-        vec![
-            col("Name", 0),
-            col("Type", 0),
-            col("Data", 0),
-            col("Age", 0),
-        ],
-        vec![
-            name,
-            obj["type"].as_str().unwrap_or("Opaque").into(),
-            obj["data"].as_object().map_or(0, |m| m.len()).to_string(),
-            age,
-        ],
-    )
-}
-
-const SECRET_BEHAVIOUR: Behaviour = Behaviour {
-    defaults: secret_defaults,
-    validate: secret_validate,
-    validate_update: secret_validate_update,
-    round_trip: round::<k8s_openapi::api::core::v1::Secret>,
-    columns: secret_columns,
-    ..PLAIN
-};
-
-const ACCOUNT_BEHAVIOUR: Behaviour = Behaviour {
-    round_trip: round::<k8s_openapi::api::core::v1::ServiceAccount>,
-    ..PLAIN
-};

@@ -4,11 +4,10 @@ use k8s_openapi::api::batch::v1::CronJob;
 use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
-use super::PLAIN;
 use super::pod::default_template;
-use super::printing::{age_of, col, containers_images, s, selector_text};
+use super::printing::{Columns, age_of, header, s, with_template};
 use super::support::{decode, name_of, round, set_default};
-use crate::registry::resource_type::{ALL, Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `cronjobs.batch` in `batch/v1`.
 pub const CRONJOBS: &ResourceType = &rt!(
@@ -21,89 +20,77 @@ pub const CRONJOBS: &ResourceType = &rt!(
     &["cj"],
     ALL,
     &["status"],
-    &BEHAVIOUR,
+    &Rules,
 );
 
-fn defaults(obj: &mut Value) {
-    set_default(obj, &["spec", "concurrencyPolicy"], json!("Allow"));
-    set_default(obj, &["spec", "suspend"], json!(false));
-    set_default(obj, &["spec", "successfulJobsHistoryLimit"], json!(3));
-    set_default(obj, &["spec", "failedJobsHistoryLimit"], json!(1));
-    default_template(obj, &["spec", "jobTemplate", "spec", "template"], false);
-}
+/// What the registry does with this kind's objects.
+pub struct Rules;
 
-fn initial_status(_obj: &Value) -> Option<Value> {
-    Some(json!({}))
-}
-
-fn validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let name = name_of(obj);
-    let mut errors = Vec::new();
-    let c: CronJob = decode(rt, obj)?;
-    let spec = c.spec.unwrap_or_default();
-    if spec.schedule.trim().is_empty() {
-        errors.push("spec.schedule: Required value".into());
-    } else {
-        errors.extend(crate::registry::schedule::validate(
-            &spec.schedule,
-            spec.time_zone.as_deref(),
-        ));
+impl Behaviour for Rules {
+    fn defaults(&self, obj: &mut Value) {
+        set_default(obj, &["spec", "concurrencyPolicy"], json!("Allow"));
+        set_default(obj, &["spec", "suspend"], json!(false));
+        set_default(obj, &["spec", "successfulJobsHistoryLimit"], json!(3));
+        set_default(obj, &["spec", "failedJobsHistoryLimit"], json!(1));
+        default_template(obj, &["spec", "jobTemplate", "spec", "template"], false);
     }
-    errors.extend(skiff_api_rules::batch::validate_cronjob(name, &spec));
-    let template = spec.job_template.spec.map(|s| s.template);
-    errors.extend(validate_controller(
-        None,
-        template.as_ref(),
-        None,
-        TemplateRestart::OnFailureOrNever,
-        "spec.jobTemplate.spec.template",
-    ));
 
-    Ok(errors)
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({}))
+    }
+
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let name = name_of(obj);
+        let mut errors = Vec::new();
+        let c: CronJob = decode(rt, obj)?;
+        let spec = c.spec.unwrap_or_default();
+        if spec.schedule.trim().is_empty() {
+            errors.push("spec.schedule: Required value".into());
+        } else {
+            errors.extend(crate::registry::schedule::validate(
+                &spec.schedule,
+                spec.time_zone.as_deref(),
+            ));
+        }
+        errors.extend(skiff_api_rules::batch::validate_cronjob(name, &spec));
+        let template = spec.job_template.spec.map(|s| s.template);
+        errors.extend(validate_controller(
+            None,
+            template.as_ref(),
+            None,
+            TemplateRestart::OnFailureOrNever,
+            "spec.jobTemplate.spec.template",
+        ));
+        Ok(errors)
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::batch::v1::CronJob>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let spec = &obj["spec"];
+        let status = &obj["status"];
+        let last = status
+            .get("lastScheduleTime")
+            .map_or_else(|| "<none>".into(), |t| age_of(Some(t)));
+        with_template(
+            (
+                header("Name|Schedule|Timezone|Suspend|Active|Last Schedule|Age"),
+                vec![
+                    name,
+                    s(spec.get("schedule")),
+                    s(spec.get("timeZone")),
+                    s(spec.get("suspend")),
+                    status["active"].as_array().map_or(0, Vec::len).to_string(),
+                    last,
+                    age,
+                ],
+            ),
+            obj.pointer("/spec/jobTemplate/spec/template/spec"),
+            obj.pointer("/spec/jobTemplate/spec/selector"),
+        )
+    }
 }
-
-fn columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let spec = &obj["spec"];
-    let status = &obj["status"];
-    let (c, i) = containers_images(obj.pointer("/spec/jobTemplate/spec/template/spec"));
-    let last = status
-        .get("lastScheduleTime")
-        .map_or_else(|| "<none>".into(), |t| age_of(Some(t)));
-    (
-        vec![
-            col("Name", 0),
-            col("Schedule", 0),
-            col("Timezone", 0),
-            col("Suspend", 0),
-            col("Active", 0),
-            col("Last Schedule", 0),
-            col("Age", 0),
-            col("Containers", 1),
-            col("Images", 1),
-            col("Selector", 1),
-        ],
-        vec![
-            name,
-            s(spec.get("schedule")),
-            s(spec.get("timeZone")),
-            s(spec.get("suspend")),
-            status["active"].as_array().map_or(0, Vec::len).to_string(),
-            last,
-            age,
-            c,
-            i,
-            selector_text(obj.pointer("/spec/jobTemplate/spec/selector")),
-        ],
-    )
-}
-
-const BEHAVIOUR: Behaviour = Behaviour {
-    defaults: defaults,
-    initial_status: initial_status,
-    validate: validate,
-    round_trip: round::<k8s_openapi::api::batch::v1::CronJob>,
-    columns: columns,
-    ..PLAIN
-};

@@ -2,10 +2,9 @@
 
 use serde_json::Value;
 
-use super::PLAIN;
-use super::printing::{age_of, col, n, s, text};
+use super::printing::{Columns, age_of, header, n, s, text};
 use super::support::{decode, round};
-use crate::registry::resource_type::{Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `events` in `v1`.
 pub const EVENTS: &ResourceType = &rt!(
@@ -18,7 +17,7 @@ pub const EVENTS: &ResourceType = &rt!(
     &["ev"],
     &[],
     &[],
-    &CORE_BEHAVIOUR,
+    &CoreEventRules,
 );
 
 /// `events.events.k8s.io` in `events.k8s.io/v1`.
@@ -35,19 +34,9 @@ pub const EVENTS_V1: &ResourceType = &ResourceType {
         &["ev"],
         &[],
         &[],
-        &V1_BEHAVIOUR
+        &EventV1Rules,
     )
 };
-
-/// Every Event passes the legacy checks (old clients write through
-/// core/v1); events.k8s.io adds its own (see `events_v1`).
-fn core_validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let mut errors = Vec::new();
-    let event: k8s_openapi::api::core::v1::Event = decode(rt, obj)?;
-    errors.extend(skiff_api_rules::event::legacy_errors(&event));
-
-    Ok(errors)
-}
 
 fn core_columns(rt: &ResourceType, obj: &Value) -> Columns {
     let name = s(obj.pointer("/metadata/name"));
@@ -100,18 +89,7 @@ fn core_columns(rt: &ResourceType, obj: &Value) -> Columns {
         format!("{component}, {instance}")
     };
     (
-        vec![
-            col("Last Seen", 0),
-            col("Type", 0),
-            col("Reason", 0),
-            col("Object", 0),
-            col("Subobject", 1),
-            col("Source", 1),
-            col("Message", 0),
-            col("First Seen", 1),
-            col("Count", 1),
-            col("Name", 1),
-        ],
+        header("Last Seen|Type|Reason|Object|*Subobject|*Source|Message|*First Seen|*Count|*Name"),
         vec![
             last_seen,
             text(obj.get("type")).to_string(),
@@ -127,15 +105,38 @@ fn core_columns(rt: &ResourceType, obj: &Value) -> Columns {
     )
 }
 
-const CORE_BEHAVIOUR: Behaviour = Behaviour {
-    validate: core_validate,
-    round_trip: round::<k8s_openapi::api::core::v1::Event>,
-    columns: core_columns,
-    ..PLAIN
-};
+/// What the registry does with core Events.
+pub struct CoreEventRules;
 
-const V1_BEHAVIOUR: Behaviour = Behaviour {
-    round_trip: round::<k8s_openapi::api::events::v1::Event>,
-    columns: core_columns,
-    ..PLAIN
-};
+impl Behaviour for CoreEventRules {
+    /// Every Event passes the legacy checks (old clients write through
+    /// core/v1); events.k8s.io adds its own (see `events_v1`).
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let mut errors = Vec::new();
+        let event: k8s_openapi::api::core::v1::Event = decode(rt, obj)?;
+        errors.extend(skiff_api_rules::event::legacy_errors(&event));
+        Ok(errors)
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::Event>(obj)
+    }
+
+    fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
+        core_columns(rt, obj)
+    }
+}
+
+/// What the registry does with `events.k8s.io` Events (stored as core
+/// Events, printed alike, validated on conversion).
+pub struct EventV1Rules;
+
+impl Behaviour for EventV1Rules {
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::events::v1::Event>(obj)
+    }
+
+    fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
+        core_columns(rt, obj)
+    }
+}

@@ -5,11 +5,10 @@ use k8s_openapi::api::batch::v1::Job;
 use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
-use super::PLAIN;
 use super::pod::default_template;
-use super::printing::{age_of, col, containers_images, human_duration, n, s, selector_text};
+use super::printing::{Columns, age_of, header, human_duration, n, s, with_template};
 use super::support::{decode, name_of, round, set_default};
-use crate::registry::resource_type::{ALL, Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `jobs.batch` in `batch/v1`.
 pub const JOBS: &ResourceType = &rt!(
@@ -22,108 +21,106 @@ pub const JOBS: &ResourceType = &rt!(
     &[],
     ALL,
     &["status"],
-    &BEHAVIOUR,
+    &Rules,
 );
 
-fn defaults(obj: &mut Value) {
-    let completions_unset = obj.pointer("/spec/completions").is_none_or(Value::is_null);
-    let parallelism_unset = obj.pointer("/spec/parallelism").is_none_or(Value::is_null);
-    if completions_unset && parallelism_unset {
-        set_default(obj, &["spec", "completions"], json!(1));
+/// What the registry does with this kind's objects.
+pub struct Rules;
+
+impl Behaviour for Rules {
+    fn defaults(&self, obj: &mut Value) {
+        let completions_unset = obj.pointer("/spec/completions").is_none_or(Value::is_null);
+        let parallelism_unset = obj.pointer("/spec/parallelism").is_none_or(Value::is_null);
+        if completions_unset && parallelism_unset {
+            set_default(obj, &["spec", "completions"], json!(1));
+        }
+        set_default(obj, &["spec", "parallelism"], json!(1));
+        set_default(obj, &["spec", "backoffLimit"], json!(6));
+        set_default(obj, &["spec", "completionMode"], json!("NonIndexed"));
+        set_default(obj, &["spec", "suspend"], json!(false));
+        default_template(obj, &["spec", "template"], false);
+        if obj.pointer("/spec/manualSelector") != Some(&json!(true)) {
+            generate_job_selector(obj);
+        }
     }
-    set_default(obj, &["spec", "parallelism"], json!(1));
-    set_default(obj, &["spec", "backoffLimit"], json!(6));
-    set_default(obj, &["spec", "completionMode"], json!("NonIndexed"));
-    set_default(obj, &["spec", "suspend"], json!(false));
-    default_template(obj, &["spec", "template"], false);
-    if obj.pointer("/spec/manualSelector") != Some(&json!(true)) {
-        generate_job_selector(obj);
+
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({}))
     }
-}
 
-fn initial_status(_obj: &Value) -> Option<Value> {
-    Some(json!({}))
-}
-
-fn validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let name = name_of(obj);
-    let mut errors = Vec::new();
-    let j: Job = decode(rt, obj)?;
-    let spec = j.spec.unwrap_or_default();
-    let selector = spec.selector.as_ref().filter(|s| {
-        s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
-            || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
-    });
-    if selector.is_none() {
-        errors.push("spec.selector: Required value".into());
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let name = name_of(obj);
+        let mut errors = Vec::new();
+        let j: Job = decode(rt, obj)?;
+        let spec = j.spec.unwrap_or_default();
+        let selector = spec.selector.as_ref().filter(|s| {
+            s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
+                || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
+        });
+        if selector.is_none() {
+            errors.push("spec.selector: Required value".into());
+        }
+        errors.extend(validate_controller(
+            selector,
+            Some(&spec.template),
+            None,
+            TemplateRestart::OnFailureOrNever,
+            "spec.template",
+        ));
+        let uid = j.metadata.uid.as_deref().unwrap_or_default();
+        errors.extend(skiff_api_rules::batch::validate_job(name, uid, &spec));
+        Ok(errors)
     }
-    errors.extend(validate_controller(
-        selector,
-        Some(&spec.template),
-        None,
-        TemplateRestart::OnFailureOrNever,
-        "spec.template",
-    ));
-    let uid = j.metadata.uid.as_deref().unwrap_or_default();
-    errors.extend(skiff_api_rules::batch::validate_job(name, uid, &spec));
 
-    Ok(errors)
-}
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::batch::v1::Job>(obj)
+    }
 
-fn columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let spec = &obj["spec"];
-    let status = &obj["status"];
-    let tmpl = obj.pointer("/spec/template/spec");
-    let (c, i) = containers_images(tmpl);
-    let duration = match (
-        status.get("startTime").and_then(Value::as_str),
-        status.get("completionTime").and_then(Value::as_str),
-    ) {
-        (Some(a), Some(b)) => match (
-            DateTime::parse_from_rfc3339(a),
-            DateTime::parse_from_rfc3339(b),
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let spec = &obj["spec"];
+        let status = &obj["status"];
+        let tmpl = obj.pointer("/spec/template/spec");
+        let duration = match (
+            status.get("startTime").and_then(Value::as_str),
+            status.get("completionTime").and_then(Value::as_str),
         ) {
-            (Ok(a), Ok(b)) => human_duration((b - a).num_seconds()),
+            (Some(a), Some(b)) => match (
+                DateTime::parse_from_rfc3339(a),
+                DateTime::parse_from_rfc3339(b),
+            ) {
+                (Ok(a), Ok(b)) => human_duration((b - a).num_seconds()),
+                _ => String::new(),
+            },
+            (Some(a), None) => age_of(Some(&json!(a))),
             _ => String::new(),
-        },
-        (Some(a), None) => age_of(Some(&json!(a))),
-        _ => String::new(),
-    };
-    (
-        vec![
-            col("Name", 0),
-            col("Status", 0),
-            col("Completions", 0),
-            col("Duration", 0),
-            col("Age", 0),
-            col("Containers", 1),
-            col("Images", 1),
-            col("Selector", 1),
-        ],
-        vec![
-            name,
-            job_status(obj),
-            job_completions(spec, status),
-            duration,
-            age,
-            c,
-            i,
-            selector_text(spec.get("selector")),
-        ],
-    )
-}
+        };
+        with_template(
+            (
+                header("Name|Status|Completions|Duration|Age"),
+                vec![
+                    name,
+                    job_status(obj),
+                    job_completions(spec, status),
+                    duration,
+                    age,
+                ],
+            ),
+            tmpl,
+            spec.get("selector"),
+        )
+    }
 
-const BEHAVIOUR: Behaviour = Behaviour {
-    defaults: defaults,
-    initial_status: initial_status,
-    validate: validate,
-    round_trip: round::<k8s_openapi::api::batch::v1::Job>,
-    columns: columns,
-    validate_update,
-    ..PLAIN
-};
+    fn validate_update(
+        &self,
+        _rt: &ResourceType,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Vec<String>, String> {
+        Ok(skiff_api_rules::batch::job_update_errors(old, new))
+    }
+}
 
 /// Upstream's `generateSelector` for Jobs without `manualSelector`: the
 /// template gets the Job's name and uid as labels (unless the user set
@@ -204,8 +201,4 @@ fn job_completions(spec: &Value, status: &Value) -> String {
             _ => format!("{succeeded}/1"),
         },
     }
-}
-
-fn validate_update(_rt: &ResourceType, old: &Value, new: &Value) -> Result<Vec<String>, String> {
-    Ok(skiff_api_rules::batch::job_update_errors(old, new))
 }

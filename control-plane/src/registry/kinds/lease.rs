@@ -2,7 +2,6 @@
 
 use serde_json::Value;
 
-use super::PLAIN;
 use super::support::round;
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
@@ -17,15 +16,18 @@ pub const LEASES: &ResourceType = &rt!(
     &[],
     &[],
     &[],
-    &BEHAVIOUR,
+    &Rules,
 );
 
-fn validate(_rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    Ok(skiff_api_rules::coordination::validate_lease(obj))
-}
+/// What the registry does with this kind's objects.
+pub struct Rules;
 
-const BEHAVIOUR: Behaviour = Behaviour {
-    validate: validate,
-    round_trip: round::<k8s_openapi::api::coordination::v1::Lease>,
-    ..PLAIN
-};
+impl Behaviour for Rules {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        Ok(skiff_api_rules::coordination::validate_lease(obj))
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::coordination::v1::Lease>(obj)
+    }
+}

@@ -1,11 +1,14 @@
 //! The built-in kinds, one module per kind (or family of kinds): each
-//! holds its served types as static values ([`PODS`], [`DEPLOYMENTS`], ...).
-//! A new kind is a new module here plus its line in
-//! [`super::resources::RESOURCES`].
-
-use skiff_api_rules::metadata::NameRule;
-
-use super::resource_type::Behaviour;
+//! holds its served types as static values ([`PODS`], [`DEPLOYMENTS`], ...)
+//! and its [`Behaviour`](super::resource_type::Behaviour): upstream's defaults, the status a created object
+//! starts with, validation and update rules, the strict-decoding schema and
+//! the columns `kubectl get` prints.
+//!
+//! Adding a kind: a module here with its `ResourceType` constant and a
+//! `Behaviour` implementation (override what the kind has), its line
+//! in [`super::resources::RESOURCES`], and its tests. The API serves it
+//! (discovery, CRUD, watch, tables) and [`super::objects::Objects`] reads
+//! and writes it with no other change.
 
 pub mod config;
 pub mod cronjob;
@@ -44,16 +47,3 @@ pub use revision::CONTROLLERREVISIONS;
 pub use service::SERVICES;
 pub use statefulset::STATEFULSETS;
 pub use storage::{PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, STORAGECLASSES};
-
-/// A kind with no rules of its own: no defaults, no status on create,
-/// subdomain names, nothing to validate, a Name and an Age column.
-pub const PLAIN: Behaviour = Behaviour {
-    defaults: |_| {},
-    initial_status: |_| None,
-    prepare_write: |_, _| {},
-    name_rule: NameRule::Subdomain,
-    validate: |_, _| Ok(Vec::new()),
-    validate_update: |_, _, _| Ok(Vec::new()),
-    round_trip: |_| None,
-    columns: printing::plain,
-};

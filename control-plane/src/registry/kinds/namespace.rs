@@ -3,10 +3,9 @@
 use serde_json::{Value, json};
 use skiff_api_rules::metadata::NameRule;
 
-use super::PLAIN;
-use super::printing::{age_of, col, s};
+use super::printing::{Columns, age_of, header, s};
 use super::support::{round, set_default};
-use crate::registry::resource_type::{Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `namespaces` in `v1`.
 pub const NAMESPACES: &ResourceType = &rt!(
@@ -19,38 +18,41 @@ pub const NAMESPACES: &ResourceType = &rt!(
     &["ns"],
     &[],
     &["status", "finalize"],
-    &BEHAVIOUR,
+    &Rules,
 );
 
-fn defaults(obj: &mut Value) {
-    set_default(obj, &["spec", "finalizers"], json!(["kubernetes"]));
-    set_default(obj, &["status", "phase"], json!("Active"));
-}
+/// What the registry does with this kind's objects.
+pub struct Rules;
 
-fn initial_status(_obj: &Value) -> Option<Value> {
-    Some(json!({"phase": "Active"}))
-}
+impl Behaviour for Rules {
+    fn defaults(&self, obj: &mut Value) {
+        set_default(obj, &["spec", "finalizers"], json!(["kubernetes"]));
+        set_default(obj, &["status", "phase"], json!("Active"));
+    }
 
-fn validate(_rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    Ok(skiff_api_rules::namespace::validate_namespace(obj))
-}
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({"phase": "Active"}))
+    }
 
-fn columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let status = &obj["status"];
-    (
-        vec![col("Name", 0), col("Status", 0), col("Age", 0)],
-        vec![name, s(status.get("phase")), age],
-    )
-}
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        Ok(skiff_api_rules::namespace::validate_namespace(obj))
+    }
 
-const BEHAVIOUR: Behaviour = Behaviour {
-    defaults: defaults,
-    initial_status: initial_status,
-    validate: validate,
-    round_trip: round::<k8s_openapi::api::core::v1::Namespace>,
-    columns: columns,
-    name_rule: NameRule::Label,
-    ..PLAIN
-};
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::Namespace>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let status = &obj["status"];
+        (
+            header("Name|Status|Age"),
+            vec![name, s(status.get("phase")), age],
+        )
+    }
+
+    fn name_rule(&self) -> NameRule {
+        NameRule::Label
+    }
+}

@@ -2,10 +2,9 @@
 
 use serde_json::Value;
 
-use super::PLAIN;
-use super::printing::{age_of, col, s};
+use super::printing::{Columns, age_of, header, s};
 use super::support::round;
-use crate::registry::resource_type::{Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `nodes` in `v1`.
 pub const NODES: &ResourceType = &rt!(
@@ -18,76 +17,73 @@ pub const NODES: &ResourceType = &rt!(
     &["no"],
     &[],
     &["status", "proxy"],
-    &BEHAVIOUR,
+    &Rules,
 );
 
-fn validate(_rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    Ok(skiff_api_rules::node::validate_node(obj))
-}
+/// What the registry does with this kind's objects.
+pub struct Rules;
 
-fn validate_update(_rt: &ResourceType, old: &Value, new: &Value) -> Result<Vec<String>, String> {
-    Ok(skiff_api_rules::node::validate_node_update(old, new))
-}
-
-fn columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let spec = &obj["spec"];
-    let status = &obj["status"];
-    let ready = status["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "Ready");
-    let mut st = match ready.and_then(|c| c["status"].as_str()) {
-        Some("True") => "Ready".to_string(),
-        Some(_) => "NotReady".into(),
-        None => "Unknown".into(),
-    };
-    if spec["unschedulable"].as_bool() == Some(true) {
-        st.push_str(",SchedulingDisabled");
+impl Behaviour for Rules {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        Ok(skiff_api_rules::node::validate_node(obj))
     }
-    let address = |t: &str| {
-        status["addresses"]
+
+    fn validate_update(
+        &self,
+        _rt: &ResourceType,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Vec<String>, String> {
+        Ok(skiff_api_rules::node::validate_node_update(old, new))
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::Node>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let spec = &obj["spec"];
+        let status = &obj["status"];
+        let ready = status["conditions"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|a| a["type"] == t)
-            .map_or_else(|| "<none>".into(), |a| s(a.get("address")))
-    };
-    let info = &status["nodeInfo"];
-    (
-        vec![
-            col("Name", 0),
-            col("Status", 0),
-            col("Roles", 0),
-            col("Age", 0),
-            col("Version", 0),
-            col("Internal-IP", 1),
-            col("External-IP", 1),
-            col("OS-Image", 1),
-            col("Kernel-Version", 1),
-            col("Container-Runtime", 1),
-        ],
-        vec![
-            name,
-            st,
-            "<none>".into(),
-            age,
-            s(info.get("kubeletVersion")),
-            address("InternalIP"),
-            address("ExternalIP"),
-            s(info.get("osImage")),
-            s(info.get("kernelVersion")),
-            s(info.get("containerRuntimeVersion")),
-        ],
-    )
+            .find(|c| c["type"] == "Ready");
+        let mut st = match ready.and_then(|c| c["status"].as_str()) {
+            Some("True") => "Ready".to_string(),
+            Some(_) => "NotReady".into(),
+            None => "Unknown".into(),
+        };
+        if spec["unschedulable"].as_bool() == Some(true) {
+            st.push_str(",SchedulingDisabled");
+        }
+        let address = |t: &str| {
+            status["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["type"] == t)
+                .map_or_else(|| "<none>".into(), |a| s(a.get("address")))
+        };
+        let info = &status["nodeInfo"];
+        (
+            header(
+                "Name|Status|Roles|Age|Version|*Internal-IP|*External-IP|*OS-Image|*Kernel-Version|*Container-Runtime",
+            ),
+            vec![
+                name,
+                st,
+                "<none>".into(),
+                age,
+                s(info.get("kubeletVersion")),
+                address("InternalIP"),
+                address("ExternalIP"),
+                s(info.get("osImage")),
+                s(info.get("kernelVersion")),
+                s(info.get("containerRuntimeVersion")),
+            ],
+        )
+    }
 }
-
-const BEHAVIOUR: Behaviour = Behaviour {
-    validate: validate,
-    validate_update: validate_update,
-    round_trip: round::<k8s_openapi::api::core::v1::Node>,
-    columns: columns,
-    ..PLAIN
-};

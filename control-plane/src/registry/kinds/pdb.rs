@@ -2,10 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::PLAIN;
-use super::printing::{age_of, col, n, s};
+use super::printing::{Columns, age_of, header, n, s};
 use super::support::{decode, round};
-use crate::registry::resource_type::{Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `poddisruptionbudgets.policy` in `policy/v1`.
 pub const PODDISRUPTIONBUDGETS: &ResourceType = &rt!(
@@ -18,61 +17,55 @@ pub const PODDISRUPTIONBUDGETS: &ResourceType = &rt!(
     &["pdb"],
     &[],
     &["status"],
-    &BEHAVIOUR,
+    &Rules,
 );
 
-fn initial_status(_obj: &Value) -> Option<Value> {
-    Some(json!({
-        "disruptionsAllowed": 0,
-        "currentHealthy": 0,
-        "desiredHealthy": 0,
-        "expectedPods": 0,
-    }))
+/// What the registry does with this kind's objects.
+pub struct Rules;
+
+impl Behaviour for Rules {
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({
+            "disruptionsAllowed": 0,
+            "currentHealthy": 0,
+            "desiredHealthy": 0,
+            "expectedPods": 0,
+        }))
+    }
+
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let mut errors = Vec::new();
+        let p: k8s_openapi::api::policy::v1::PodDisruptionBudget = decode(rt, obj)?;
+        errors.extend(skiff_api_rules::policy::validate_pdb_spec(
+            &p.spec.unwrap_or_default(),
+        ));
+        Ok(errors)
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let spec = &obj["spec"];
+        let status = &obj["status"];
+        // Upstream prints an unset budget as N/A.
+        let budget = |v: Option<&Value>| match v {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(p)) => p.clone(),
+            _ => "N/A".into(),
+        };
+        (
+            header("Name|Min Available|Max Unavailable|Allowed Disruptions|Age"),
+            vec![
+                name,
+                budget(spec.get("minAvailable")),
+                budget(spec.get("maxUnavailable")),
+                n(status.get("disruptionsAllowed")).to_string(),
+                age,
+            ],
+        )
+    }
 }
-
-fn validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let mut errors = Vec::new();
-    let p: k8s_openapi::api::policy::v1::PodDisruptionBudget = decode(rt, obj)?;
-    errors.extend(skiff_api_rules::policy::validate_pdb_spec(
-        &p.spec.unwrap_or_default(),
-    ));
-
-    Ok(errors)
-}
-
-fn columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let spec = &obj["spec"];
-    let status = &obj["status"];
-    // Upstream prints an unset budget as N/A.
-    let budget = |v: Option<&Value>| match v {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(p)) => p.clone(),
-        _ => "N/A".into(),
-    };
-    (
-        vec![
-            col("Name", 0),
-            col("Min Available", 0),
-            col("Max Unavailable", 0),
-            col("Allowed Disruptions", 0),
-            col("Age", 0),
-        ],
-        vec![
-            name,
-            budget(spec.get("minAvailable")),
-            budget(spec.get("maxUnavailable")),
-            n(status.get("disruptionsAllowed")).to_string(),
-            age,
-        ],
-    )
-}
-
-const BEHAVIOUR: Behaviour = Behaviour {
-    initial_status: initial_status,
-    validate: validate,
-    round_trip: round::<k8s_openapi::api::policy::v1::PodDisruptionBudget>,
-    columns: columns,
-    ..PLAIN
-};

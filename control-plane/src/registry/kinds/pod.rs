@@ -4,11 +4,10 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
-use super::PLAIN;
-use super::printing::{age_of, col, human_duration, n, s};
+use super::printing::{Columns, age_of, header, human_duration, n, s};
 use super::support::{decode, round, set_default};
 use crate::registry::meta::now;
-use crate::registry::resource_type::{ALL, Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `pods` in `v1`.
 pub const PODS: &ResourceType = &rt!(
@@ -30,7 +29,7 @@ pub const PODS: &ResourceType = &rt!(
         "portforward",
         "proxy"
     ],
-    &BEHAVIOUR,
+    &Rules,
 );
 
 /// Sets a pod condition; `false` if it was already so (nothing to write).
@@ -70,74 +69,63 @@ pub fn set_condition(
     }
 }
 
-fn defaults(obj: &mut Value) {
-    if let Some(spec) = obj.get_mut("spec") {
-        default_pod_spec(spec, true);
+/// What the registry does with this kind's objects.
+pub struct Rules;
+
+impl Behaviour for Rules {
+    fn defaults(&self, obj: &mut Value) {
+        if let Some(spec) = obj.get_mut("spec") {
+            default_pod_spec(spec, true);
+        }
+        set_default(obj, &["status", "phase"], json!("Pending"));
+        let qos = crate::registry::qos::pod_qos_class(obj.get("spec").unwrap_or(&Value::Null));
+        set_default(obj, &["status", "qosClass"], json!(qos));
     }
-    set_default(obj, &["status", "phase"], json!("Pending"));
-    let qos = crate::registry::qos::pod_qos_class(obj.get("spec").unwrap_or(&Value::Null));
-    set_default(obj, &["status", "qosClass"], json!(qos));
+
+    fn initial_status(&self, obj: &Value) -> Option<Value> {
+        Some(json!({
+            "phase": "Pending",
+            "qosClass": crate::registry::qos::pod_qos_class(obj.get("spec").unwrap_or(&Value::Null)),
+        }))
+    }
+
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let mut errors = Vec::new();
+        let pod: Pod = decode(rt, obj)?;
+        errors.extend(
+            skiff_api_rules::pod::validate_pod(&pod)
+                .into_iter()
+                .filter(|e| !e.starts_with("metadata.")),
+        );
+        Ok(errors)
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::Pod>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let spec = &obj["spec"];
+        let status = &obj["status"];
+        let (ready, st, restarts) = pod_cells(obj);
+        (
+            header("Name|Ready|Status|Restarts|Age|*IP|*Node|*Nominated Node|*Readiness Gates"),
+            vec![
+                name,
+                ready,
+                st,
+                restarts,
+                age,
+                s(status.get("podIP")),
+                s(spec.get("nodeName")),
+                "<none>".into(),
+                "<none>".into(),
+            ],
+        )
+    }
 }
-
-fn initial_status(obj: &Value) -> Option<Value> {
-    Some(json!({
-        "phase": "Pending",
-        "qosClass": crate::registry::qos::pod_qos_class(obj.get("spec").unwrap_or(&Value::Null)),
-    }))
-}
-
-fn validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let mut errors = Vec::new();
-    let pod: Pod = decode(rt, obj)?;
-    errors.extend(
-        skiff_api_rules::pod::validate_pod(&pod)
-            .into_iter()
-            .filter(|e| !e.starts_with("metadata.")),
-    );
-
-    Ok(errors)
-}
-
-fn columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let spec = &obj["spec"];
-    let status = &obj["status"];
-    let (ready, st, restarts) = pod_cells(obj);
-    (
-        vec![
-            col("Name", 0),
-            col("Ready", 0),
-            col("Status", 0),
-            col("Restarts", 0),
-            col("Age", 0),
-            col("IP", 1),
-            col("Node", 1),
-            col("Nominated Node", 1),
-            col("Readiness Gates", 1),
-        ],
-        vec![
-            name,
-            ready,
-            st,
-            restarts,
-            age,
-            s(status.get("podIP")),
-            s(spec.get("nodeName")),
-            "<none>".into(),
-            "<none>".into(),
-        ],
-    )
-}
-
-const BEHAVIOUR: Behaviour = Behaviour {
-    defaults: defaults,
-    initial_status: initial_status,
-    validate: validate,
-    round_trip: round::<k8s_openapi::api::core::v1::Pod>,
-    columns: columns,
-    ..PLAIN
-};
 
 /// Pod READY, STATUS, RESTARTS as kubectl prints them.
 pub fn pod_cells(pod: &Value) -> (String, String, String) {

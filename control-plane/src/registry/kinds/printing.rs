@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::registry::resource_type::{Columns, ResourceType};
+/// `columnDefinitions` and the cells of one object, in the same order.
+pub type Columns = (Vec<Value>, Vec<String>);
 
 /// kubectl's human-readable age (`45s`, `3m20s`, `5h`, `2d3h`, ...).
 pub fn human_duration(secs: i64) -> String {
@@ -134,12 +135,38 @@ pub fn containers_images(template_spec: Option<&Value>) -> (String, String) {
 }
 
 /// The columns of a kind that prints nothing of its own.
-pub fn plain(_rt: &ResourceType, obj: &Value) -> Columns {
+pub fn plain(obj: &Value) -> Columns {
     (
-        vec![col("Name", 0), col("Age", 0)],
+        header("Name|Age"),
         vec![
             s(obj.pointer("/metadata/name")),
             age_of(obj.pointer("/metadata/creationTimestamp")),
         ],
     )
+}
+
+/// Column definitions from their names, `|`-separated; `*` marks an
+/// `-o wide` column (priority 1).
+pub fn header(names: &str) -> Vec<Value> {
+    names
+        .split('|')
+        .map(|name| match name.strip_prefix('*') {
+            Some(wide) => col(wide, 1),
+            None => col(name, 0),
+        })
+        .collect()
+}
+
+/// A workload's columns, then its `-o wide` containers, images and
+/// selector.
+pub(super) fn with_template(
+    own: Columns,
+    template_spec: Option<&Value>,
+    selector: Option<&Value>,
+) -> Columns {
+    let (mut columns, mut cells) = own;
+    let (containers, images) = containers_images(template_spec);
+    columns.extend(header("*Containers|*Images|*Selector"));
+    cells.extend([containers, images, selector_text(selector)]);
+    (columns, cells)
 }

@@ -5,11 +5,10 @@ use k8s_openapi::api::core::v1::ReplicationController;
 use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
-use super::PLAIN;
 use super::pod::default_template;
-use super::printing::{age_of, col, containers_images, n, s, selector_text};
+use super::printing::{Columns, age_of, header, n, s, with_template};
 use super::support::{decode, round, selector_immutable, set_default};
-use crate::registry::resource_type::{ALL, Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `replicationcontrollers` in `v1`.
 pub const REPLICATIONCONTROLLERS: &ResourceType = &rt!(
@@ -22,7 +21,7 @@ pub const REPLICATIONCONTROLLERS: &ResourceType = &rt!(
     &["rc"],
     ALL,
     &["status", "scale"],
-    &CONTROLLER_BEHAVIOUR,
+    &ReplicationControllerRules,
 );
 
 /// `replicasets.apps` in `apps/v1`.
@@ -36,32 +35,8 @@ pub const REPLICASETS: &ResourceType = &rt!(
     &["rs"],
     ALL,
     &["status", "scale"],
-    &REPLICA_SET_BEHAVIOUR,
+    &ReplicaSetRules,
 );
-
-fn replica_set_defaults(obj: &mut Value) {
-    set_default(obj, &["spec", "replicas"], json!(1));
-    default_template(obj, &["spec", "template"], true);
-}
-
-fn replica_set_initial_status(_obj: &Value) -> Option<Value> {
-    Some(json!({"replicas": 0}))
-}
-
-fn replica_set_validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let mut errors = Vec::new();
-    let r: ReplicaSet = decode(rt, obj)?;
-    let spec = r.spec.unwrap_or_default();
-    errors.extend(validate_controller(
-        Some(&spec.selector),
-        spec.template.as_ref(),
-        spec.replicas,
-        TemplateRestart::AlwaysOnly,
-        "spec.template",
-    ));
-
-    Ok(errors)
-}
 
 /// Both kinds print alike.
 fn replica_set_columns(_rt: &ResourceType, obj: &Value) -> Columns {
@@ -70,82 +45,111 @@ fn replica_set_columns(_rt: &ResourceType, obj: &Value) -> Columns {
     let spec = &obj["spec"];
     let status = &obj["status"];
     let tmpl = obj.pointer("/spec/template/spec");
-    let (c, i) = containers_images(tmpl);
-    (
-        vec![
-            col("Name", 0),
-            col("Desired", 0),
-            col("Current", 0),
-            col("Ready", 0),
-            col("Age", 0),
-            col("Containers", 1),
-            col("Images", 1),
-            col("Selector", 1),
-        ],
-        vec![
-            name,
-            n(spec.get("replicas")).to_string(),
-            n(status.get("replicas")).to_string(),
-            n(status.get("readyReplicas")).to_string(),
-            age,
-            c,
-            i,
-            selector_text(spec.get("selector")),
-        ],
+    with_template(
+        (
+            header("Name|Desired|Current|Ready|Age"),
+            vec![
+                name,
+                n(spec.get("replicas")).to_string(),
+                n(status.get("replicas")).to_string(),
+                n(status.get("readyReplicas")).to_string(),
+                age,
+            ],
+        ),
+        tmpl,
+        spec.get("selector"),
     )
 }
 
-const REPLICA_SET_BEHAVIOUR: Behaviour = Behaviour {
-    defaults: replica_set_defaults,
-    initial_status: replica_set_initial_status,
-    validate: replica_set_validate,
-    round_trip: round::<k8s_openapi::api::apps::v1::ReplicaSet>,
-    validate_update: selector_immutable,
-    columns: replica_set_columns,
-    ..PLAIN
-};
+/// What the registry does with ReplicaSets.
+pub struct ReplicaSetRules;
 
-fn controller_defaults(obj: &mut Value) {
-    set_default(obj, &["spec", "replicas"], json!(1));
-    // A ReplicationController without a selector selects its template's labels.
-    if obj.pointer("/spec/selector").is_none_or(Value::is_null)
-        && let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned()
-    {
-        obj["spec"]["selector"] = labels;
+impl Behaviour for ReplicaSetRules {
+    fn defaults(&self, obj: &mut Value) {
+        set_default(obj, &["spec", "replicas"], json!(1));
+        default_template(obj, &["spec", "template"], true);
     }
-    default_template(obj, &["spec", "template"], true);
+
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({"replicas": 0}))
+    }
+
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let mut errors = Vec::new();
+        let r: ReplicaSet = decode(rt, obj)?;
+        let spec = r.spec.unwrap_or_default();
+        errors.extend(validate_controller(
+            Some(&spec.selector),
+            spec.template.as_ref(),
+            spec.replicas,
+            TemplateRestart::AlwaysOnly,
+            "spec.template",
+        ));
+        Ok(errors)
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::apps::v1::ReplicaSet>(obj)
+    }
+
+    fn validate_update(
+        &self,
+        rt: &ResourceType,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Vec<String>, String> {
+        selector_immutable(rt, old, new)
+    }
+
+    fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
+        replica_set_columns(rt, obj)
+    }
 }
 
-fn controller_initial_status(_obj: &Value) -> Option<Value> {
-    Some(json!({"replicas": 0}))
-}
+/// What the registry does with ReplicationControllers.
+pub struct ReplicationControllerRules;
 
-fn controller_validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let mut errors = Vec::new();
-    let r: ReplicationController = decode(rt, obj)?;
-    let spec = r.spec.unwrap_or_default();
-    let selector = spec.selector.clone().map(|m| {
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-            match_labels: Some(m),
-            match_expressions: None,
+impl Behaviour for ReplicationControllerRules {
+    fn defaults(&self, obj: &mut Value) {
+        set_default(obj, &["spec", "replicas"], json!(1));
+        // A ReplicationController without a selector selects its template's labels.
+        if obj.pointer("/spec/selector").is_none_or(Value::is_null)
+            && let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned()
+        {
+            obj["spec"]["selector"] = labels;
         }
-    });
-    errors.extend(validate_controller(
-        selector.as_ref(),
-        spec.template.as_ref(),
-        spec.replicas,
-        TemplateRestart::AlwaysOnly,
-        "spec.template",
-    ));
+        default_template(obj, &["spec", "template"], true);
+    }
 
-    Ok(errors)
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({"replicas": 0}))
+    }
+
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let mut errors = Vec::new();
+        let r: ReplicationController = decode(rt, obj)?;
+        let spec = r.spec.unwrap_or_default();
+        let selector = spec.selector.clone().map(|m| {
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                match_labels: Some(m),
+                match_expressions: None,
+            }
+        });
+        errors.extend(validate_controller(
+            selector.as_ref(),
+            spec.template.as_ref(),
+            spec.replicas,
+            TemplateRestart::AlwaysOnly,
+            "spec.template",
+        ));
+        Ok(errors)
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::ReplicationController>(obj)
+    }
+
+    fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
+        replica_set_columns(rt, obj)
+    }
 }
-
-const CONTROLLER_BEHAVIOUR: Behaviour = Behaviour {
-    defaults: controller_defaults,
-    initial_status: controller_initial_status,
-    validate: controller_validate,
-    round_trip: round::<k8s_openapi::api::core::v1::ReplicationController>,
-    columns: replica_set_columns,
-    ..PLAIN
-};

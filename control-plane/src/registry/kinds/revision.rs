@@ -2,10 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::PLAIN;
-use super::printing::{age_of, col, n, s, text};
+use super::printing::{Columns, age_of, header, n, s, text};
 use super::support::round;
-use crate::registry::resource_type::{Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `controllerrevisions.apps` in `apps/v1`.
 pub const CONTROLLERREVISIONS: &ResourceType = &rt!(
@@ -18,54 +17,55 @@ pub const CONTROLLERREVISIONS: &ResourceType = &rt!(
     &[],
     &[],
     &[],
-    &BEHAVIOUR,
+    &Rules,
 );
 
-fn validate(_rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    Ok(skiff_api_rules::revision::validate_controller_revision(obj))
-}
+/// What the registry does with this kind's objects.
+pub struct Rules;
 
-fn validate_update(_rt: &ResourceType, old: &Value, new: &Value) -> Result<Vec<String>, String> {
-    Ok(skiff_api_rules::revision::validate_controller_revision_update(old, new))
-}
+impl Behaviour for Rules {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        Ok(skiff_api_rules::revision::validate_controller_revision(obj))
+    }
 
-fn columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    // `daemonset.apps/name`: the controller's kind and group, lowercased.
-    let controller = obj
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .and_then(|refs| refs.iter().find(|r| r["controller"] == json!(true)))
-        .map_or_else(
-            || "<none>".to_string(),
-            |r| {
-                let group = text(r.get("apiVersion"))
-                    .split_once('/')
-                    .map(|(g, _)| format!(".{g}"))
-                    .unwrap_or_default();
-                format!(
-                    "{}{group}/{}",
-                    text(r.get("kind")).to_lowercase(),
-                    text(r.get("name"))
-                )
-            },
-        );
-    (
-        vec![
-            col("Name", 0),
-            col("Controller", 0),
-            col("Revision", 0),
-            col("Age", 0),
-        ],
-        vec![name, controller, n(obj.get("revision")).to_string(), age],
-    )
-}
+    fn validate_update(
+        &self,
+        _rt: &ResourceType,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Vec<String>, String> {
+        Ok(skiff_api_rules::revision::validate_controller_revision_update(old, new))
+    }
 
-const BEHAVIOUR: Behaviour = Behaviour {
-    validate: validate,
-    validate_update: validate_update,
-    round_trip: round::<k8s_openapi::api::apps::v1::ControllerRevision>,
-    columns: columns,
-    ..PLAIN
-};
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::apps::v1::ControllerRevision>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        // `daemonset.apps/name`: the controller's kind and group, lowercased.
+        let controller = obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .and_then(|refs| refs.iter().find(|r| r["controller"] == json!(true)))
+            .map_or_else(
+                || "<none>".to_string(),
+                |r| {
+                    let group = text(r.get("apiVersion"))
+                        .split_once('/')
+                        .map(|(g, _)| format!(".{g}"))
+                        .unwrap_or_default();
+                    format!(
+                        "{}{group}/{}",
+                        text(r.get("kind")).to_lowercase(),
+                        text(r.get("name"))
+                    )
+                },
+            );
+        (
+            header("Name|Controller|Revision|Age"),
+            vec![name, controller, n(obj.get("revision")).to_string(), age],
+        )
+    }
+}

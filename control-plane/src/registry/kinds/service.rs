@@ -5,10 +5,9 @@ use serde_json::{Value, json};
 use skiff_api_rules::metadata::NameRule;
 use skiff_api_rules::service::validate_service_spec;
 
-use super::PLAIN;
-use super::printing::{age_of, col, n, s, selector_text};
+use super::printing::{Columns, age_of, header, n, s, selector_text};
 use super::support::{decode, round, set_default};
-use crate::registry::resource_type::{ALL, Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `services` in `v1`.
 pub const SERVICES: &ResourceType = &rt!(
@@ -21,89 +20,83 @@ pub const SERVICES: &ResourceType = &rt!(
     &["svc"],
     ALL,
     &["status", "proxy"],
-    &BEHAVIOUR,
+    &Rules,
 );
 
-fn defaults(obj: &mut Value) {
-    set_default(obj, &["spec", "type"], json!("ClusterIP"));
-    set_default(obj, &["spec", "sessionAffinity"], json!("None"));
-    if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-        for p in ports {
-            set_default(p, &["protocol"], json!("TCP"));
-            let port = p.get("port").cloned().unwrap_or(Value::Null);
-            set_default(p, &["targetPort"], port);
+/// What the registry does with this kind's objects.
+pub struct Rules;
+
+impl Behaviour for Rules {
+    fn defaults(&self, obj: &mut Value) {
+        set_default(obj, &["spec", "type"], json!("ClusterIP"));
+        set_default(obj, &["spec", "sessionAffinity"], json!("None"));
+        if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+            for p in ports {
+                set_default(p, &["protocol"], json!("TCP"));
+                let port = p.get("port").cloned().unwrap_or(Value::Null);
+                set_default(p, &["targetPort"], port);
+            }
         }
     }
+
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({"loadBalancer": {}}))
+    }
+
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let mut errors = Vec::new();
+        let s: Service = decode(rt, obj)?;
+        errors.extend(validate_service_spec(&s.spec.unwrap_or_default()));
+        Ok(errors)
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::Service>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let spec = &obj["spec"];
+        let status = &obj["status"];
+        let kind = spec["type"].as_str().unwrap_or("ClusterIP");
+        let external = match kind {
+            "ExternalName" => s(spec.get("externalName")),
+            "LoadBalancer" => status
+                .pointer("/loadBalancer/ingress/0/ip")
+                .and_then(Value::as_str)
+                .map_or_else(|| "<pending>".into(), String::from),
+            _ => spec["externalIPs"]
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .map_or_else(
+                    || "<none>".into(),
+                    |a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    },
+                ),
+        };
+        (
+            header("Name|Type|Cluster-IP|External-IP|Port(s)|Age|*Selector"),
+            vec![
+                name,
+                kind.into(),
+                s(spec.get("clusterIP")),
+                external,
+                service_ports(spec),
+                age,
+                selector_text(spec.get("selector")),
+            ],
+        )
+    }
+
+    fn name_rule(&self) -> NameRule {
+        NameRule::Dns1035
+    }
 }
-
-fn initial_status(_obj: &Value) -> Option<Value> {
-    Some(json!({"loadBalancer": {}}))
-}
-
-fn validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let mut errors = Vec::new();
-    let s: Service = decode(rt, obj)?;
-    errors.extend(validate_service_spec(&s.spec.unwrap_or_default()));
-
-    Ok(errors)
-}
-
-fn columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let spec = &obj["spec"];
-    let status = &obj["status"];
-    let kind = spec["type"].as_str().unwrap_or("ClusterIP");
-    let external = match kind {
-        "ExternalName" => s(spec.get("externalName")),
-        "LoadBalancer" => status
-            .pointer("/loadBalancer/ingress/0/ip")
-            .and_then(Value::as_str)
-            .map_or_else(|| "<pending>".into(), String::from),
-        _ => spec["externalIPs"]
-            .as_array()
-            .filter(|a| !a.is_empty())
-            .map_or_else(
-                || "<none>".into(),
-                |a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                },
-            ),
-    };
-    (
-        vec![
-            col("Name", 0),
-            col("Type", 0),
-            col("Cluster-IP", 0),
-            col("External-IP", 0),
-            col("Port(s)", 0),
-            col("Age", 0),
-            col("Selector", 1),
-        ],
-        vec![
-            name,
-            kind.into(),
-            s(spec.get("clusterIP")),
-            external,
-            service_ports(spec),
-            age,
-            selector_text(spec.get("selector")),
-        ],
-    )
-}
-
-const BEHAVIOUR: Behaviour = Behaviour {
-    defaults: defaults,
-    initial_status: initial_status,
-    validate: validate,
-    round_trip: round::<k8s_openapi::api::core::v1::Service>,
-    columns: columns,
-    name_rule: NameRule::Dns1035,
-    ..PLAIN
-};
 
 fn service_ports(spec: &Value) -> String {
     let ports: Vec<String> = spec["ports"]

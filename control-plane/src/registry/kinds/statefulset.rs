@@ -3,12 +3,11 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use serde_json::{Value, json};
 
-use super::PLAIN;
 use super::pod::default_template;
-use super::printing::{age_of, col, containers_images, n, s};
+use super::printing::{Columns, age_of, containers_images, header, n, s};
 use super::storage::default_claim;
 use super::support::{decode, name_of, round, set_default};
-use crate::registry::resource_type::{ALL, Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `statefulsets.apps` in `apps/v1`.
 pub const STATEFULSETS: &ResourceType = &rt!(
@@ -21,123 +20,120 @@ pub const STATEFULSETS: &ResourceType = &rt!(
     &["sts"],
     ALL,
     &["status", "scale"],
-    &BEHAVIOUR,
+    &Rules,
 );
 
-fn defaults(obj: &mut Value) {
-    set_default(obj, &["spec", "replicas"], json!(1));
-    set_default(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
-    set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
-    set_default(
-        obj,
-        &["spec", "updateStrategy", "type"],
-        json!("RollingUpdate"),
-    );
-    if obj
-        .pointer("/spec/updateStrategy/type")
-        .and_then(Value::as_str)
-        == Some("RollingUpdate")
-    {
+/// What the registry does with this kind's objects.
+pub struct Rules;
+
+impl Behaviour for Rules {
+    fn defaults(&self, obj: &mut Value) {
+        set_default(obj, &["spec", "replicas"], json!(1));
+        set_default(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
+        set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
         set_default(
             obj,
-            &["spec", "updateStrategy", "rollingUpdate", "partition"],
-            json!(0),
+            &["spec", "updateStrategy", "type"],
+            json!("RollingUpdate"),
         );
-    }
-    for when in ["whenDeleted", "whenScaled"] {
-        set_default(
-            obj,
-            &["spec", "persistentVolumeClaimRetentionPolicy", when],
-            json!("Retain"),
-        );
-    }
-    if let Some(claims) = obj
-        .pointer_mut("/spec/volumeClaimTemplates")
-        .and_then(Value::as_array_mut)
-    {
-        for claim in claims {
-            set_default(claim, &["apiVersion"], json!("v1"));
-            set_default(claim, &["kind"], json!("PersistentVolumeClaim"));
-            default_claim(claim);
+        if obj
+            .pointer("/spec/updateStrategy/type")
+            .and_then(Value::as_str)
+            == Some("RollingUpdate")
+        {
+            set_default(
+                obj,
+                &["spec", "updateStrategy", "rollingUpdate", "partition"],
+                json!(0),
+            );
         }
+        for when in ["whenDeleted", "whenScaled"] {
+            set_default(
+                obj,
+                &["spec", "persistentVolumeClaimRetentionPolicy", when],
+                json!("Retain"),
+            );
+        }
+        if let Some(claims) = obj
+            .pointer_mut("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array_mut)
+        {
+            for claim in claims {
+                set_default(claim, &["apiVersion"], json!("v1"));
+                set_default(claim, &["kind"], json!("PersistentVolumeClaim"));
+                default_claim(claim);
+            }
+        }
+        default_template(obj, &["spec", "template"], true);
     }
-    default_template(obj, &["spec", "template"], true);
-}
 
-fn initial_status(_obj: &Value) -> Option<Value> {
-    Some(json!({"replicas": 0, "availableReplicas": 0}))
-}
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({"replicas": 0, "availableReplicas": 0}))
+    }
 
-fn validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let name = name_of(obj);
-    let mut errors = Vec::new();
-    let s: StatefulSet = decode(rt, obj)?;
-    errors.extend(skiff_api_rules::statefulset::validate_statefulset(
-        name,
-        &s.spec.unwrap_or_default(),
-    ));
-
-    Ok(errors)
-}
-
-fn columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let spec = &obj["spec"];
-    let status = &obj["status"];
-    let tmpl = obj.pointer("/spec/template/spec");
-    let (c, i) = containers_images(tmpl);
-    (
-        vec![
-            col("Name", 0),
-            col("Ready", 0),
-            col("Age", 0),
-            col("Containers", 1),
-            col("Images", 1),
-        ],
-        vec![
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let name = name_of(obj);
+        let mut errors = Vec::new();
+        let s: StatefulSet = decode(rt, obj)?;
+        errors.extend(skiff_api_rules::statefulset::validate_statefulset(
             name,
-            format!(
-                "{}/{}",
-                n(status.get("readyReplicas")),
-                n(spec.get("replicas"))
-            ),
-            age,
-            c,
-            i,
-        ],
-    )
-}
-
-const BEHAVIOUR: Behaviour = Behaviour {
-    defaults: defaults,
-    initial_status: initial_status,
-    validate: validate,
-    round_trip: round::<k8s_openapi::api::apps::v1::StatefulSet>,
-    columns: columns,
-    validate_update,
-    ..PLAIN
-};
-
-/// Upstream's `ValidateStatefulSetUpdate`: only these may change.
-fn validate_update(_rt: &ResourceType, old: &Value, new: &Value) -> Result<Vec<String>, String> {
-    const MUTABLE: [&str; 6] = [
-        "replicas",
-        "ordinals",
-        "template",
-        "updateStrategy",
-        "persistentVolumeClaimRetentionPolicy",
-        "minReadySeconds",
-    ];
-    let rest = |obj: &Value| {
-        let mut spec = obj.get("spec").cloned().unwrap_or_else(|| json!({}));
-        if let Some(m) = spec.as_object_mut() {
-            m.retain(|k, _| !MUTABLE.contains(&k.as_str()));
-        }
-        spec
-    };
-    if rest(old) == rest(new) {
-        return Ok(Vec::new());
+            &s.spec.unwrap_or_default(),
+        ));
+        Ok(errors)
     }
-    Ok(vec!["spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".to_string()])
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::apps::v1::StatefulSet>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let spec = &obj["spec"];
+        let status = &obj["status"];
+        let tmpl = obj.pointer("/spec/template/spec");
+        let (c, i) = containers_images(tmpl);
+        (
+            header("Name|Ready|Age|*Containers|*Images"),
+            vec![
+                name,
+                format!(
+                    "{}/{}",
+                    n(status.get("readyReplicas")),
+                    n(spec.get("replicas"))
+                ),
+                age,
+                c,
+                i,
+            ],
+        )
+    }
+
+    /// Upstream's `ValidateStatefulSetUpdate`: only these may change.
+    fn validate_update(
+        &self,
+        _rt: &ResourceType,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Vec<String>, String> {
+        const MUTABLE: [&str; 6] = [
+            "replicas",
+            "ordinals",
+            "template",
+            "updateStrategy",
+            "persistentVolumeClaimRetentionPolicy",
+            "minReadySeconds",
+        ];
+        let rest = |obj: &Value| {
+            let mut spec = obj.get("spec").cloned().unwrap_or_else(|| json!({}));
+            if let Some(m) = spec.as_object_mut() {
+                m.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+            }
+            spec
+        };
+        if rest(old) == rest(new) {
+            return Ok(Vec::new());
+        }
+        Ok(vec!["spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".to_string()])
+    }
 }

@@ -4,10 +4,9 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use serde_json::{Value, json};
 use skiff_api_rules::storage::validate_claim_spec;
 
-use super::PLAIN;
-use super::printing::{age_of, col, s, text};
+use super::printing::{Columns, age_of, header, s, text};
 use super::support::{decode, round, set_default};
-use crate::registry::resource_type::{Behaviour, Columns, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `persistentvolumes` in `v1`.
 pub const PERSISTENTVOLUMES: &ResourceType = &rt!(
@@ -20,7 +19,7 @@ pub const PERSISTENTVOLUMES: &ResourceType = &rt!(
     &["pv"],
     &[],
     &["status"],
-    &VOLUME_BEHAVIOUR,
+    &PersistentVolumeRules,
 );
 
 /// `persistentvolumeclaims` in `v1`.
@@ -34,7 +33,7 @@ pub const PERSISTENTVOLUMECLAIMS: &ResourceType = &rt!(
     &["pvc"],
     &[],
     &["status"],
-    &CLAIM_BEHAVIOUR,
+    &PersistentVolumeClaimRules,
 );
 
 /// `storageclasses.storage.k8s.io` in `storage.k8s.io/v1`.
@@ -48,222 +47,197 @@ pub const STORAGECLASSES: &ResourceType = &rt!(
     &["sc"],
     &[],
     &[],
-    &CLASS_BEHAVIOUR,
+    &StorageClassRules,
 );
 
-fn volume_defaults(obj: &mut Value) {
-    set_default(
-        obj,
-        &["spec", "persistentVolumeReclaimPolicy"],
-        json!("Retain"),
-    );
-    set_default(obj, &["spec", "volumeMode"], json!("Filesystem"));
-    set_default(obj, &["status", "phase"], json!("Pending"));
-}
+/// What the registry does with PersistentVolumes.
+pub struct PersistentVolumeRules;
 
-fn volume_initial_status(_obj: &Value) -> Option<Value> {
-    Some(json!({"phase": "Pending"}))
-}
+impl Behaviour for PersistentVolumeRules {
+    fn defaults(&self, obj: &mut Value) {
+        set_default(
+            obj,
+            &["spec", "persistentVolumeReclaimPolicy"],
+            json!("Retain"),
+        );
+        set_default(obj, &["spec", "volumeMode"], json!("Filesystem"));
+        set_default(obj, &["status", "phase"], json!("Pending"));
+    }
 
-fn volume_validate(_rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    Ok(skiff_api_rules::volume::validate_persistent_volume(obj))
-}
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({"phase": "Pending"}))
+    }
 
-fn volume_validate_update(
-    _rt: &ResourceType,
-    old: &Value,
-    new: &Value,
-) -> Result<Vec<String>, String> {
-    Ok(skiff_api_rules::volume::validate_persistent_volume_update(
-        old, new,
-    ))
-}
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        Ok(skiff_api_rules::volume::validate_persistent_volume(obj))
+    }
 
-fn volume_columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let spec = &obj["spec"];
-    let status = &obj["status"];
-    let claim = match spec.get("claimRef").filter(|c| c.is_object()) {
-        Some(c) => format!("{}/{}", text(c.get("namespace")), text(c.get("name"))),
-        None => String::new(),
-    };
-    (
-        vec![
-            col("Name", 0),
-            col("Capacity", 0),
-            col("Access Modes", 0),
-            col("Reclaim Policy", 0),
-            col("Status", 0),
-            col("Claim", 0),
-            col("StorageClass", 0),
-            col("VolumeAttributesClass", 0),
-            col("Reason", 0),
-            col("Age", 0),
-            col("VolumeMode", 1),
-        ],
-        vec![
-            name,
-            text(spec.pointer("/capacity/storage")).to_string(),
-            access_modes(spec.get("accessModes")),
-            text(spec.get("persistentVolumeReclaimPolicy")).to_string(),
-            volume_phase(obj),
-            claim,
-            storage_class(obj, spec),
-            unset(spec.get("volumeAttributesClassName")),
-            text(status.get("reason")).to_string(),
-            age,
-            unset(spec.get("volumeMode")),
-        ],
-    )
-}
+    fn validate_update(
+        &self,
+        _rt: &ResourceType,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Vec<String>, String> {
+        Ok(skiff_api_rules::volume::validate_persistent_volume_update(
+            old, new,
+        ))
+    }
 
-const VOLUME_BEHAVIOUR: Behaviour = Behaviour {
-    defaults: volume_defaults,
-    initial_status: volume_initial_status,
-    validate: volume_validate,
-    validate_update: volume_validate_update,
-    round_trip: round::<k8s_openapi::api::core::v1::PersistentVolume>,
-    columns: volume_columns,
-    ..PLAIN
-};
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::PersistentVolume>(obj)
+    }
 
-fn claim_defaults(obj: &mut Value) {
-    default_claim(obj);
-}
-
-fn claim_initial_status(_obj: &Value) -> Option<Value> {
-    Some(json!({"phase": "Pending"}))
-}
-
-fn claim_validate(rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    let mut errors = Vec::new();
-    let c: PersistentVolumeClaim = decode(rt, obj)?;
-    errors.extend(validate_claim_spec("spec", &c.spec.unwrap_or_default()));
-
-    Ok(errors)
-}
-
-fn claim_columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let spec = &obj["spec"];
-    let status = &obj["status"];
-    let bound = !text(spec.get("volumeName")).is_empty();
-    let (capacity, modes) = if bound {
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let spec = &obj["spec"];
+        let status = &obj["status"];
+        let claim = match spec.get("claimRef").filter(|c| c.is_object()) {
+            Some(c) => format!("{}/{}", text(c.get("namespace")), text(c.get("name"))),
+            None => String::new(),
+        };
         (
-            text(status.pointer("/capacity/storage")).to_string(),
-            access_modes(status.get("accessModes")),
+            header(
+                "Name|Capacity|Access Modes|Reclaim Policy|Status|Claim|StorageClass|VolumeAttributesClass|Reason|Age|*VolumeMode",
+            ),
+            vec![
+                name,
+                text(spec.pointer("/capacity/storage")).to_string(),
+                access_modes(spec.get("accessModes")),
+                text(spec.get("persistentVolumeReclaimPolicy")).to_string(),
+                volume_phase(obj),
+                claim,
+                storage_class(obj, spec),
+                unset(spec.get("volumeAttributesClassName")),
+                text(status.get("reason")).to_string(),
+                age,
+                unset(spec.get("volumeMode")),
+            ],
         )
-    } else {
-        (String::new(), String::new())
-    };
-    (
-        vec![
-            col("Name", 0),
-            col("Status", 0),
-            col("Volume", 0),
-            col("Capacity", 0),
-            col("Access Modes", 0),
-            col("StorageClass", 0),
-            col("VolumeAttributesClass", 0),
-            col("Age", 0),
-            col("VolumeMode", 1),
-        ],
-        vec![
-            name,
-            volume_phase(obj),
-            text(spec.get("volumeName")).to_string(),
-            capacity,
-            modes,
-            storage_class(obj, spec),
-            unset(spec.get("volumeAttributesClassName")),
-            age,
-            unset(spec.get("volumeMode")),
-        ],
-    )
+    }
 }
 
-const CLAIM_BEHAVIOUR: Behaviour = Behaviour {
-    defaults: claim_defaults,
-    initial_status: claim_initial_status,
-    validate: claim_validate,
-    round_trip: round::<k8s_openapi::api::core::v1::PersistentVolumeClaim>,
-    columns: claim_columns,
-    ..PLAIN
-};
+/// What the registry does with PersistentVolumeClaims.
+pub struct PersistentVolumeClaimRules;
 
-fn class_defaults(obj: &mut Value) {
-    set_default(obj, &["reclaimPolicy"], json!("Delete"));
-    set_default(obj, &["volumeBindingMode"], json!("Immediate"));
+impl Behaviour for PersistentVolumeClaimRules {
+    fn defaults(&self, obj: &mut Value) {
+        default_claim(obj);
+    }
+
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({"phase": "Pending"}))
+    }
+
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        let mut errors = Vec::new();
+        let c: PersistentVolumeClaim = decode(rt, obj)?;
+        errors.extend(validate_claim_spec("spec", &c.spec.unwrap_or_default()));
+        Ok(errors)
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let spec = &obj["spec"];
+        let status = &obj["status"];
+        let bound = !text(spec.get("volumeName")).is_empty();
+        let (capacity, modes) = if bound {
+            (
+                text(status.pointer("/capacity/storage")).to_string(),
+                access_modes(status.get("accessModes")),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        (
+            header(
+                "Name|Status|Volume|Capacity|Access Modes|StorageClass|VolumeAttributesClass|Age|*VolumeMode",
+            ),
+            vec![
+                name,
+                volume_phase(obj),
+                text(spec.get("volumeName")).to_string(),
+                capacity,
+                modes,
+                storage_class(obj, spec),
+                unset(spec.get("volumeAttributesClassName")),
+                age,
+                unset(spec.get("volumeMode")),
+            ],
+        )
+    }
 }
 
-fn class_validate(_rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
-    Ok(skiff_api_rules::volume::validate_storage_class(obj))
-}
+/// What the registry does with StorageClasss.
+pub struct StorageClassRules;
 
-fn class_validate_update(
-    _rt: &ResourceType,
-    old: &Value,
-    new: &Value,
-) -> Result<Vec<String>, String> {
-    Ok(skiff_api_rules::volume::validate_storage_class_update(
-        old, new,
-    ))
-}
+impl Behaviour for StorageClassRules {
+    fn defaults(&self, obj: &mut Value) {
+        set_default(obj, &["reclaimPolicy"], json!("Delete"));
+        set_default(obj, &["volumeBindingMode"], json!("Immediate"));
+    }
 
-fn class_columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let default = obj
-        .pointer("/metadata/annotations")
-        .and_then(|a| {
-            a.get("storageclass.kubernetes.io/is-default-class")
-                .or_else(|| a.get("storageclass.beta.kubernetes.io/is-default-class"))
-        })
-        .and_then(Value::as_str)
-        == Some("true");
-    (
-        vec![
-            col("Name", 0),
-            col("Provisioner", 0),
-            col("ReclaimPolicy", 0),
-            col("VolumeBindingMode", 0),
-            col("AllowVolumeExpansion", 0),
-            col("Age", 0),
-        ],
-        vec![
-            if default {
-                format!("{name} (default)")
-            } else {
-                name
-            },
-            text(obj.get("provisioner")).to_string(),
-            obj.get("reclaimPolicy")
-                .and_then(Value::as_str)
-                .unwrap_or("Delete")
-                .to_string(),
-            obj.get("volumeBindingMode")
-                .and_then(Value::as_str)
-                .unwrap_or("Immediate")
-                .to_string(),
-            obj.get("allowVolumeExpansion")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-                .to_string(),
-            age,
-        ],
-    )
-}
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+        Ok(skiff_api_rules::volume::validate_storage_class(obj))
+    }
 
-const CLASS_BEHAVIOUR: Behaviour = Behaviour {
-    defaults: class_defaults,
-    validate: class_validate,
-    validate_update: class_validate_update,
-    round_trip: round::<k8s_openapi::api::storage::v1::StorageClass>,
-    columns: class_columns,
-    ..PLAIN
-};
+    fn validate_update(
+        &self,
+        _rt: &ResourceType,
+        old: &Value,
+        new: &Value,
+    ) -> Result<Vec<String>, String> {
+        Ok(skiff_api_rules::volume::validate_storage_class_update(
+            old, new,
+        ))
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::storage::v1::StorageClass>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let name = s(obj.pointer("/metadata/name"));
+        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let default = obj
+            .pointer("/metadata/annotations")
+            .and_then(|a| {
+                a.get("storageclass.kubernetes.io/is-default-class")
+                    .or_else(|| a.get("storageclass.beta.kubernetes.io/is-default-class"))
+            })
+            .and_then(Value::as_str)
+            == Some("true");
+        (
+            header("Name|Provisioner|ReclaimPolicy|VolumeBindingMode|AllowVolumeExpansion|Age"),
+            vec![
+                if default {
+                    format!("{name} (default)")
+                } else {
+                    name
+                },
+                text(obj.get("provisioner")).to_string(),
+                obj.get("reclaimPolicy")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Delete")
+                    .to_string(),
+                obj.get("volumeBindingMode")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Immediate")
+                    .to_string(),
+                obj.get("allowVolumeExpansion")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                    .to_string(),
+                age,
+            ],
+        )
+    }
+}
 
 /// Upstream defaults of a PersistentVolumeClaim (also of a StatefulSet's
 /// claim templates).
