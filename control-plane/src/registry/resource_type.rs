@@ -159,7 +159,9 @@ impl ResourceType {
 /// The `all` category.
 pub const ALL: &[&str] = &["all"];
 
-/// A [`ResourceType`] stored under its own group.
+/// A [`ResourceType`] stored under its own group, from one row: group,
+/// version, plural, singular, kind, namespaced, short names, categories,
+/// subresources, behaviour. (Invoked with braces, so a row stays a row.)
 macro_rules! rt {
     ($g:expr, $v:expr, $plural:expr, $singular:expr, $kind:expr, $ns:expr, $short:expr, $cat:expr, $sub:expr, $behaviour:expr $(,)?) => {
         $crate::registry::resource_type::ResourceType {

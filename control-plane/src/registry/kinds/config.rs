@@ -11,46 +11,20 @@ use super::support::{decode, round, set_default};
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `configmaps` in `v1`.
-pub const CONFIGMAPS: &ResourceType = &rt!(
-    "",
-    "v1",
-    "configmaps",
-    "configmap",
-    "ConfigMap",
-    true,
-    &["cm"],
-    &[],
-    &[],
-    &ConfigMapRules,
-);
+pub const CONFIGMAPS: &ResourceType = &rt! {
+    "", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], &[], &[], &ConfigMapRules
+};
 
 /// `secrets` in `v1`.
-pub const SECRETS: &ResourceType = &rt!(
-    "",
-    "v1",
-    "secrets",
-    "secret",
-    "Secret",
-    true,
-    &[],
-    &[],
-    &[],
-    &SecretRules,
-);
+pub const SECRETS: &ResourceType = &rt! {
+    "", "v1", "secrets", "secret", "Secret", true, &[], &[], &[], &SecretRules
+};
 
 /// `serviceaccounts` in `v1`.
-pub const SERVICEACCOUNTS: &ResourceType = &rt!(
-    "",
-    "v1",
-    "serviceaccounts",
-    "serviceaccount",
-    "ServiceAccount",
-    true,
-    &["sa"],
-    &[],
-    &[],
-    &ServiceAccountRules,
-);
+pub const SERVICEACCOUNTS: &ResourceType = &rt! {
+    "", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], &[], &[],
+    &ServiceAccountRules
+};
 
 /// What the registry does with ConfigMaps.
 pub struct ConfigMapRules;

@@ -10,18 +10,9 @@ use super::support::{decode, name_of, round, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `cronjobs.batch` in `batch/v1`.
-pub const CRONJOBS: &ResourceType = &rt!(
-    "batch",
-    "v1",
-    "cronjobs",
-    "cronjob",
-    "CronJob",
-    true,
-    &["cj"],
-    ALL,
-    &["status"],
-    &Rules,
-);
+pub const CRONJOBS: &ResourceType = &rt! {
+    "batch", "v1", "cronjobs", "cronjob", "CronJob", true, &["cj"], ALL, &["status"], &Rules
+};
 
 /// What the registry does with this kind's objects.
 pub struct Rules;

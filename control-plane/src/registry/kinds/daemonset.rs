@@ -10,18 +10,10 @@ use super::support::{decode, round, selector_immutable, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `daemonsets.apps` in `apps/v1`.
-pub const DAEMONSETS: &ResourceType = &rt!(
-    "apps",
-    "v1",
-    "daemonsets",
-    "daemonset",
-    "DaemonSet",
-    true,
-    &["ds"],
-    ALL,
-    &["status"],
-    &Rules,
-);
+pub const DAEMONSETS: &ResourceType = &rt! {
+    "apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, &["ds"], ALL, &["status"],
+    &Rules
+};
 
 /// What the registry does with this kind's objects.
 pub struct Rules;

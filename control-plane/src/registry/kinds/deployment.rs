@@ -10,18 +10,10 @@ use super::support::{decode, round, selector_immutable, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `deployments.apps` in `apps/v1`.
-pub const DEPLOYMENTS: &ResourceType = &rt!(
-    "apps",
-    "v1",
-    "deployments",
-    "deployment",
-    "Deployment",
-    true,
-    &["deploy"],
-    ALL,
-    &["status", "scale"],
-    &Rules,
-);
+pub const DEPLOYMENTS: &ResourceType = &rt! {
+    "apps", "v1", "deployments", "deployment", "Deployment", true, &["deploy"], ALL,
+    &["status", "scale"], &Rules
+};
 
 /// What the registry does with this kind's objects.
 pub struct Rules;

@@ -7,32 +7,15 @@ use super::support::{round, set_default};
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `endpoints` in `v1`.
-pub const ENDPOINTS: &ResourceType = &rt!(
-    "",
-    "v1",
-    "endpoints",
-    "endpoints",
-    "Endpoints",
-    true,
-    &["ep"],
-    &[],
-    &[],
-    &EndpointsRules,
-);
+pub const ENDPOINTS: &ResourceType = &rt! {
+    "", "v1", "endpoints", "endpoints", "Endpoints", true, &["ep"], &[], &[], &EndpointsRules
+};
 
 /// `endpointslices.discovery.k8s.io` in `discovery.k8s.io/v1`.
-pub const ENDPOINTSLICES: &ResourceType = &rt!(
-    "discovery.k8s.io",
-    "v1",
-    "endpointslices",
-    "endpointslice",
-    "EndpointSlice",
-    true,
-    &[],
-    &[],
-    &[],
-    &EndpointSliceRules,
-);
+pub const ENDPOINTSLICES: &ResourceType = &rt! {
+    "discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", true, &[],
+    &[], &[], &EndpointSliceRules
+};
 
 /// What the registry does with Endpointss.
 pub struct EndpointsRules;

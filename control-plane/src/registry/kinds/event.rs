@@ -7,35 +7,17 @@ use super::support::{decode, round};
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `events` in `v1`.
-pub const EVENTS: &ResourceType = &rt!(
-    "",
-    "v1",
-    "events",
-    "event",
-    "Event",
-    true,
-    &["ev"],
-    &[],
-    &[],
-    &CoreEventRules,
-);
+pub const EVENTS: &ResourceType = &rt! {
+    "", "v1", "events", "event", "Event", true, &["ev"], &[], &[], &CoreEventRules
+};
 
 /// `events.events.k8s.io` in `events.k8s.io/v1`.
 /// Stored as core Events: one object behind two group versions.
 pub const EVENTS_V1: &ResourceType = &ResourceType {
     storage_group: "",
-    ..rt!(
-        "events.k8s.io",
-        "v1",
-        "events",
-        "event",
-        "Event",
-        true,
-        &["ev"],
-        &[],
-        &[],
-        &EventV1Rules,
-    )
+    ..rt! {
+        "events.k8s.io", "v1", "events", "event", "Event", true, &["ev"], &[], &[], &EventV1Rules
+    }
 };
 
 fn core_columns(rt: &ResourceType, obj: &Value) -> Columns {

@@ -11,18 +11,9 @@ use super::support::{decode, name_of, round, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `jobs.batch` in `batch/v1`.
-pub const JOBS: &ResourceType = &rt!(
-    "batch",
-    "v1",
-    "jobs",
-    "job",
-    "Job",
-    true,
-    &[],
-    ALL,
-    &["status"],
-    &Rules,
-);
+pub const JOBS: &ResourceType = &rt! {
+    "batch", "v1", "jobs", "job", "Job", true, &[], ALL, &["status"], &Rules
+};
 
 /// What the registry does with this kind's objects.
 pub struct Rules;

@@ -6,18 +6,9 @@ use super::support::round;
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `leases.coordination.k8s.io` in `coordination.k8s.io/v1`.
-pub const LEASES: &ResourceType = &rt!(
-    "coordination.k8s.io",
-    "v1",
-    "leases",
-    "lease",
-    "Lease",
-    true,
-    &[],
-    &[],
-    &[],
-    &Rules,
-);
+pub const LEASES: &ResourceType = &rt! {
+    "coordination.k8s.io", "v1", "leases", "lease", "Lease", true, &[], &[], &[], &Rules
+};
 
 /// What the registry does with this kind's objects.
 pub struct Rules;

@@ -8,18 +8,10 @@ use super::support::{round, set_default};
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `namespaces` in `v1`.
-pub const NAMESPACES: &ResourceType = &rt!(
-    "",
-    "v1",
-    "namespaces",
-    "namespace",
-    "Namespace",
-    false,
-    &["ns"],
-    &[],
-    &["status", "finalize"],
-    &Rules,
-);
+pub const NAMESPACES: &ResourceType = &rt! {
+    "", "v1", "namespaces", "namespace", "Namespace", false, &["ns"], &[],
+    &["status", "finalize"], &Rules
+};
 
 /// What the registry does with this kind's objects.
 pub struct Rules;

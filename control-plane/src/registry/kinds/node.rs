@@ -7,18 +7,9 @@ use super::support::round;
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `nodes` in `v1`.
-pub const NODES: &ResourceType = &rt!(
-    "",
-    "v1",
-    "nodes",
-    "node",
-    "Node",
-    false,
-    &["no"],
-    &[],
-    &["status", "proxy"],
-    &Rules,
-);
+pub const NODES: &ResourceType = &rt! {
+    "", "v1", "nodes", "node", "Node", false, &["no"], &[], &["status", "proxy"], &Rules
+};
 
 /// What the registry does with this kind's objects.
 pub struct Rules;

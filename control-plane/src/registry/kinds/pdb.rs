@@ -7,18 +7,10 @@ use super::support::{decode, round};
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `poddisruptionbudgets.policy` in `policy/v1`.
-pub const PODDISRUPTIONBUDGETS: &ResourceType = &rt!(
-    "policy",
-    "v1",
-    "poddisruptionbudgets",
-    "poddisruptionbudget",
-    "PodDisruptionBudget",
-    true,
-    &["pdb"],
-    &[],
-    &["status"],
-    &Rules,
-);
+pub const PODDISRUPTIONBUDGETS: &ResourceType = &rt! {
+    "policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true,
+    &["pdb"], &[], &["status"], &Rules
+};
 
 /// What the registry does with this kind's objects.
 pub struct Rules;

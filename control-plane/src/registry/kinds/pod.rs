@@ -10,27 +10,10 @@ use crate::registry::meta::now;
 use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `pods` in `v1`.
-pub const PODS: &ResourceType = &rt!(
-    "",
-    "v1",
-    "pods",
-    "pod",
-    "Pod",
-    true,
-    &["po"],
-    ALL,
-    &[
-        "status",
-        "log",
-        "exec",
-        "binding",
-        "attach",
-        "eviction",
-        "portforward",
-        "proxy"
-    ],
-    &Rules,
-);
+pub const PODS: &ResourceType = &rt! {
+    "", "v1", "pods", "pod", "Pod", true, &["po"], ALL,
+    &["status", "log", "exec", "binding", "attach", "eviction", "portforward", "proxy"], &Rules
+};
 
 /// Sets a pod condition; `false` if it was already so (nothing to write).
 pub fn set_condition(

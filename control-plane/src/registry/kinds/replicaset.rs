@@ -11,32 +11,16 @@ use super::support::{decode, round, selector_immutable, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `replicationcontrollers` in `v1`.
-pub const REPLICATIONCONTROLLERS: &ResourceType = &rt!(
-    "",
-    "v1",
-    "replicationcontrollers",
-    "replicationcontroller",
-    "ReplicationController",
-    true,
-    &["rc"],
-    ALL,
-    &["status", "scale"],
-    &ReplicationControllerRules,
-);
+pub const REPLICATIONCONTROLLERS: &ResourceType = &rt! {
+    "", "v1", "replicationcontrollers", "replicationcontroller", "ReplicationController", true,
+    &["rc"], ALL, &["status", "scale"], &ReplicationControllerRules
+};
 
 /// `replicasets.apps` in `apps/v1`.
-pub const REPLICASETS: &ResourceType = &rt!(
-    "apps",
-    "v1",
-    "replicasets",
-    "replicaset",
-    "ReplicaSet",
-    true,
-    &["rs"],
-    ALL,
-    &["status", "scale"],
-    &ReplicaSetRules,
-);
+pub const REPLICASETS: &ResourceType = &rt! {
+    "apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], ALL,
+    &["status", "scale"], &ReplicaSetRules
+};
 
 /// Both kinds print alike.
 fn replica_set_columns(_rt: &ResourceType, obj: &Value) -> Columns {

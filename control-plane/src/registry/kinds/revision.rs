@@ -7,18 +7,10 @@ use super::support::round;
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `controllerrevisions.apps` in `apps/v1`.
-pub const CONTROLLERREVISIONS: &ResourceType = &rt!(
-    "apps",
-    "v1",
-    "controllerrevisions",
-    "controllerrevision",
-    "ControllerRevision",
-    true,
-    &[],
-    &[],
-    &[],
-    &Rules,
-);
+pub const CONTROLLERREVISIONS: &ResourceType = &rt! {
+    "apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", true, &[],
+    &[], &[], &Rules
+};
 
 /// What the registry does with this kind's objects.
 pub struct Rules;

@@ -10,18 +10,10 @@ use super::support::{decode, round, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `services` in `v1`.
-pub const SERVICES: &ResourceType = &rt!(
-    "",
-    "v1",
-    "services",
-    "service",
-    "Service",
-    true,
-    &["svc"],
-    ALL,
-    &["status", "proxy"],
-    &Rules,
-);
+pub const SERVICES: &ResourceType = &rt! {
+    "", "v1", "services", "service", "Service", true, &["svc"], ALL, &["status", "proxy"],
+    &Rules
+};
 
 /// What the registry does with this kind's objects.
 pub struct Rules;

@@ -10,18 +10,10 @@ use super::support::{decode, name_of, round, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
 
 /// `statefulsets.apps` in `apps/v1`.
-pub const STATEFULSETS: &ResourceType = &rt!(
-    "apps",
-    "v1",
-    "statefulsets",
-    "statefulset",
-    "StatefulSet",
-    true,
-    &["sts"],
-    ALL,
-    &["status", "scale"],
-    &Rules,
-);
+pub const STATEFULSETS: &ResourceType = &rt! {
+    "apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], ALL,
+    &["status", "scale"], &Rules
+};
 
 /// What the registry does with this kind's objects.
 pub struct Rules;

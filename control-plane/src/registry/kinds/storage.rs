@@ -9,46 +9,22 @@ use super::support::{decode, round, set_default};
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `persistentvolumes` in `v1`.
-pub const PERSISTENTVOLUMES: &ResourceType = &rt!(
-    "",
-    "v1",
-    "persistentvolumes",
-    "persistentvolume",
-    "PersistentVolume",
-    false,
-    &["pv"],
-    &[],
-    &["status"],
-    &PersistentVolumeRules,
-);
+pub const PERSISTENTVOLUMES: &ResourceType = &rt! {
+    "", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", false, &["pv"], &[],
+    &["status"], &PersistentVolumeRules
+};
 
 /// `persistentvolumeclaims` in `v1`.
-pub const PERSISTENTVOLUMECLAIMS: &ResourceType = &rt!(
-    "",
-    "v1",
-    "persistentvolumeclaims",
-    "persistentvolumeclaim",
-    "PersistentVolumeClaim",
-    true,
-    &["pvc"],
-    &[],
-    &["status"],
-    &PersistentVolumeClaimRules,
-);
+pub const PERSISTENTVOLUMECLAIMS: &ResourceType = &rt! {
+    "", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true,
+    &["pvc"], &[], &["status"], &PersistentVolumeClaimRules
+};
 
 /// `storageclasses.storage.k8s.io` in `storage.k8s.io/v1`.
-pub const STORAGECLASSES: &ResourceType = &rt!(
-    "storage.k8s.io",
-    "v1",
-    "storageclasses",
-    "storageclass",
-    "StorageClass",
-    false,
-    &["sc"],
-    &[],
-    &[],
-    &StorageClassRules,
-);
+pub const STORAGECLASSES: &ResourceType = &rt! {
+    "storage.k8s.io", "v1", "storageclasses", "storageclass", "StorageClass", false, &["sc"],
+    &[], &[], &StorageClassRules
+};
 
 /// What the registry does with PersistentVolumes.
 pub struct PersistentVolumeRules;
