@@ -57,6 +57,10 @@ impl fmt::Debug for ResourceType {
     }
 }
 
+/// Field errors (`field: message`), or `Err` with the message of an
+/// object that does not decode.
+pub type Errors = Result<Vec<String>, String>;
+
 /// A kind's rules, as upstream's registry strategies and printers hold
 /// them: each kind's module under [`super::kinds`] implements it for its
 /// types, overriding what the kind has; the defaults are a kind with no
@@ -82,18 +86,13 @@ pub trait Behaviour: Send + Sync {
 
     /// The kind's own rules on a defaulted object: field errors, or `Err`
     /// with the message of an object that does not decode.
-    fn validate(&self, _rt: &ResourceType, _obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, _rt: &ResourceType, _obj: &Value) -> Errors {
         Ok(Vec::new())
     }
 
     /// The errors of updating `old` to `new` (immutable fields), or `Err`
     /// as [`Behaviour::validate`].
-    fn validate_update(
-        &self,
-        _rt: &ResourceType,
-        _old: &Value,
-        _new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, _rt: &ResourceType, _old: &Value, _new: &Value) -> Errors {
         Ok(Vec::new())
     }
 

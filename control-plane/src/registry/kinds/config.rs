@@ -6,9 +6,9 @@ use skiff_api_rules::config::{
     validate_config_map, validate_config_map_update, validate_secret, validate_secret_update,
 };
 
-use super::printing::{Columns, age_of, header, s};
+use super::printing::{Columns, Row, header};
 use super::support::{decode, round, set_default};
-use crate::registry::resource_type::{Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `configmaps` in `v1`.
 pub const CONFIGMAPS: &ResourceType = &rt! {
@@ -30,19 +30,14 @@ pub const SERVICEACCOUNTS: &ResourceType = &rt! {
 pub struct ConfigMapRules;
 
 impl Behaviour for ConfigMapRules {
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let mut errors = Vec::new();
         let c: ConfigMap = decode(rt, obj)?;
         errors.extend(validate_config_map(&c));
         Ok(errors)
     }
 
-    fn validate_update(
-        &self,
-        rt: &ResourceType,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         Ok(validate_config_map_update(
             &decode(rt, old)?,
             &decode(rt, new)?,
@@ -54,8 +49,7 @@ impl Behaviour for ConfigMapRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let Row { name, age, .. } = Row::of(obj);
         (
             header("Name|Data|Age"),
             vec![
@@ -78,19 +72,14 @@ impl Behaviour for SecretRules {
         set_default(obj, &["type"], json!("Opaque"));
     }
 
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let mut errors = Vec::new();
         let s: Secret = decode(rt, obj)?;
         errors.extend(validate_secret(&s));
         Ok(errors)
     }
 
-    fn validate_update(
-        &self,
-        rt: &ResourceType,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         Ok(validate_secret_update(&decode(rt, old)?, &decode(rt, new)?))
     }
 
@@ -99,8 +88,7 @@ impl Behaviour for SecretRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let Row { name, age, .. } = Row::of(obj);
         (
             header("Name|Type|Data|Age"),
             vec![

@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
-use super::printing::{Columns, age_of, header, s, with_template};
+use super::printing::{Columns, Row, age_of, header, s, with_template};
 use super::support::{decode, name_of, round, set_default};
-use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `cronjobs.batch` in `batch/v1`.
 pub const CRONJOBS: &ResourceType = &rt! {
@@ -30,7 +30,7 @@ impl Behaviour for Rules {
         Some(json!({}))
     }
 
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let name = name_of(obj);
         let mut errors = Vec::new();
         let c: CronJob = decode(rt, obj)?;
@@ -60,10 +60,12 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-        let spec = &obj["spec"];
-        let status = &obj["status"];
+        let Row {
+            name,
+            age,
+            spec,
+            status,
+        } = Row::of(obj);
         let last = status
             .get("lastScheduleTime")
             .map_or_else(|| "<none>".into(), |t| age_of(Some(t)));

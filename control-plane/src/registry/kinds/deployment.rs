@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
-use super::printing::{Columns, age_of, header, n, s, with_template};
+use super::printing::{Columns, Row, header, n, with_template};
 use super::support::{decode, round, selector_immutable, set_default};
-use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `deployments.apps` in `apps/v1`.
 pub const DEPLOYMENTS: &ResourceType = &rt! {
@@ -43,7 +43,7 @@ impl Behaviour for Rules {
         Some(json!({}))
     }
 
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let mut errors = Vec::new();
         let d: Deployment = decode(rt, obj)?;
         let spec = d.spec.unwrap_or_default();
@@ -65,10 +65,12 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-        let spec = &obj["spec"];
-        let status = &obj["status"];
+        let Row {
+            name,
+            age,
+            spec,
+            status,
+        } = Row::of(obj);
         let tmpl = obj.pointer("/spec/template/spec");
         with_template(
             (
@@ -90,12 +92,7 @@ impl Behaviour for Rules {
         )
     }
 
-    fn validate_update(
-        &self,
-        rt: &ResourceType,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         selector_immutable(rt, old, new)
     }
 }

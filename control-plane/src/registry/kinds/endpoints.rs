@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::printing::{Columns, age_of, header, n, s};
+use super::printing::{Columns, Row, header, n};
 use super::support::{round, set_default};
-use crate::registry::resource_type::{Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `endpoints` in `v1`.
 pub const ENDPOINTS: &ResourceType = &rt! {
@@ -40,7 +40,7 @@ impl Behaviour for EndpointsRules {
         }
     }
 
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
         Ok(skiff_api_rules::endpoints::validate_endpoints(obj))
     }
 
@@ -49,8 +49,7 @@ impl Behaviour for EndpointsRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let Row { name, age, .. } = Row::of(obj);
         let addrs: Vec<String> = obj["subsets"]
             .as_array()
             .into_iter()
@@ -103,16 +102,11 @@ impl Behaviour for EndpointSliceRules {
         }
     }
 
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
         Ok(skiff_api_rules::endpoints::validate_endpoint_slice(obj))
     }
 
-    fn validate_update(
-        &self,
-        _rt: &ResourceType,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         Ok(skiff_api_rules::endpoints::validate_endpoint_slice_update(
             old, new,
         ))

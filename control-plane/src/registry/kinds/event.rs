@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use super::printing::{Columns, age_of, header, n, s, text};
+use super::printing::{Columns, Row, age_of, header, n, text};
 use super::support::{decode, round};
-use crate::registry::resource_type::{Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `events` in `v1`.
 pub const EVENTS: &ResourceType = &rt! {
@@ -21,7 +21,7 @@ pub const EVENTS_V1: &ResourceType = &ResourceType {
 };
 
 fn core_columns(rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
+    let Row { name, .. } = Row::of(obj);
     // Both group versions print the core form.
     let core = crate::registry::events_v1::core_form(rt, obj);
     let obj = core.as_ref();
@@ -93,7 +93,7 @@ pub struct CoreEventRules;
 impl Behaviour for CoreEventRules {
     /// Every Event passes the legacy checks (old clients write through
     /// core/v1); events.k8s.io adds its own (see `events_v1`).
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let mut errors = Vec::new();
         let event: k8s_openapi::api::core::v1::Event = decode(rt, obj)?;
         errors.extend(skiff_api_rules::event::legacy_errors(&event));

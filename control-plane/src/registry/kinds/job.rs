@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
-use super::printing::{Columns, age_of, header, human_duration, n, s, with_template};
+use super::printing::{Columns, Row, age_of, header, human_duration, n, with_template};
 use super::support::{decode, name_of, round, set_default};
-use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `jobs.batch` in `batch/v1`.
 pub const JOBS: &ResourceType = &rt! {
@@ -39,7 +39,7 @@ impl Behaviour for Rules {
         Some(json!({}))
     }
 
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let name = name_of(obj);
         let mut errors = Vec::new();
         let j: Job = decode(rt, obj)?;
@@ -68,10 +68,12 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-        let spec = &obj["spec"];
-        let status = &obj["status"];
+        let Row {
+            name,
+            age,
+            spec,
+            status,
+        } = Row::of(obj);
         let tmpl = obj.pointer("/spec/template/spec");
         let duration = match (
             status.get("startTime").and_then(Value::as_str),
@@ -103,12 +105,7 @@ impl Behaviour for Rules {
         )
     }
 
-    fn validate_update(
-        &self,
-        _rt: &ResourceType,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         Ok(skiff_api_rules::batch::job_update_errors(old, new))
     }
 }

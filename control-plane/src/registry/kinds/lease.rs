@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::support::round;
-use crate::registry::resource_type::{Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `leases.coordination.k8s.io` in `coordination.k8s.io/v1`.
 pub const LEASES: &ResourceType = &rt! {
@@ -14,7 +14,7 @@ pub const LEASES: &ResourceType = &rt! {
 pub struct Rules;
 
 impl Behaviour for Rules {
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
         Ok(skiff_api_rules::coordination::validate_lease(obj))
     }
 

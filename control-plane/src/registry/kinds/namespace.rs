@@ -3,9 +3,9 @@
 use serde_json::{Value, json};
 use skiff_api_rules::metadata::NameRule;
 
-use super::printing::{Columns, age_of, header, s};
+use super::printing::{Columns, Row, header, s};
 use super::support::{round, set_default};
-use crate::registry::resource_type::{Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `namespaces` in `v1`.
 pub const NAMESPACES: &ResourceType = &rt! {
@@ -26,7 +26,7 @@ impl Behaviour for Rules {
         Some(json!({"phase": "Active"}))
     }
 
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
         Ok(skiff_api_rules::namespace::validate_namespace(obj))
     }
 
@@ -35,9 +35,9 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-        let status = &obj["status"];
+        let Row {
+            name, age, status, ..
+        } = Row::of(obj);
         (
             header("Name|Status|Age"),
             vec![name, s(status.get("phase")), age],

@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use super::printing::{Columns, age_of, header, s};
+use super::printing::{Columns, Row, header, s};
 use super::support::round;
-use crate::registry::resource_type::{Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `nodes` in `v1`.
 pub const NODES: &ResourceType = &rt! {
@@ -15,16 +15,11 @@ pub const NODES: &ResourceType = &rt! {
 pub struct Rules;
 
 impl Behaviour for Rules {
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
         Ok(skiff_api_rules::node::validate_node(obj))
     }
 
-    fn validate_update(
-        &self,
-        _rt: &ResourceType,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         Ok(skiff_api_rules::node::validate_node_update(old, new))
     }
 
@@ -33,10 +28,12 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-        let spec = &obj["spec"];
-        let status = &obj["status"];
+        let Row {
+            name,
+            age,
+            spec,
+            status,
+        } = Row::of(obj);
         let ready = status["conditions"]
             .as_array()
             .into_iter()

@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::printing::{Columns, age_of, header, n, s};
+use super::printing::{Columns, Row, header, n};
 use super::support::{decode, round};
-use crate::registry::resource_type::{Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `poddisruptionbudgets.policy` in `policy/v1`.
 pub const PODDISRUPTIONBUDGETS: &ResourceType = &rt! {
@@ -25,7 +25,7 @@ impl Behaviour for Rules {
         }))
     }
 
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let mut errors = Vec::new();
         let p: k8s_openapi::api::policy::v1::PodDisruptionBudget = decode(rt, obj)?;
         errors.extend(skiff_api_rules::policy::validate_pdb_spec(
@@ -39,10 +39,12 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-        let spec = &obj["spec"];
-        let status = &obj["status"];
+        let Row {
+            name,
+            age,
+            spec,
+            status,
+        } = Row::of(obj);
         // Upstream prints an unset budget as N/A.
         let budget = |v: Option<&Value>| match v {
             Some(Value::Number(n)) => n.to_string(),

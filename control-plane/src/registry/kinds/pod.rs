@@ -4,10 +4,10 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
-use super::printing::{Columns, age_of, header, human_duration, n, s};
+use super::printing::{Columns, Row, header, human_duration, n, s};
 use super::support::{decode, round, set_default};
 use crate::registry::meta::now;
-use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `pods` in `v1`.
 pub const PODS: &ResourceType = &rt! {
@@ -72,7 +72,7 @@ impl Behaviour for Rules {
         }))
     }
 
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let mut errors = Vec::new();
         let pod: Pod = decode(rt, obj)?;
         errors.extend(
@@ -88,10 +88,12 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-        let spec = &obj["spec"];
-        let status = &obj["status"];
+        let Row {
+            name,
+            age,
+            spec,
+            status,
+        } = Row::of(obj);
         let (ready, st, restarts) = pod_cells(obj);
         (
             header("Name|Ready|Status|Restarts|Age|*IP|*Node|*Nominated Node|*Readiness Gates"),

@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
-use super::printing::{Columns, age_of, header, n, s, with_template};
+use super::printing::{Columns, Row, header, n, with_template};
 use super::support::{decode, round, selector_immutable, set_default};
-use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `replicationcontrollers` in `v1`.
 pub const REPLICATIONCONTROLLERS: &ResourceType = &rt! {
@@ -24,10 +24,12 @@ pub const REPLICASETS: &ResourceType = &rt! {
 
 /// Both kinds print alike.
 fn replica_set_columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let name = s(obj.pointer("/metadata/name"));
-    let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-    let spec = &obj["spec"];
-    let status = &obj["status"];
+    let Row {
+        name,
+        age,
+        spec,
+        status,
+    } = Row::of(obj);
     let tmpl = obj.pointer("/spec/template/spec");
     with_template(
         (
@@ -58,7 +60,7 @@ impl Behaviour for ReplicaSetRules {
         Some(json!({"replicas": 0}))
     }
 
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let mut errors = Vec::new();
         let r: ReplicaSet = decode(rt, obj)?;
         let spec = r.spec.unwrap_or_default();
@@ -76,12 +78,7 @@ impl Behaviour for ReplicaSetRules {
         round::<k8s_openapi::api::apps::v1::ReplicaSet>(obj)
     }
 
-    fn validate_update(
-        &self,
-        rt: &ResourceType,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         selector_immutable(rt, old, new)
     }
 
@@ -109,7 +106,7 @@ impl Behaviour for ReplicationControllerRules {
         Some(json!({"replicas": 0}))
     }
 
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let mut errors = Vec::new();
         let r: ReplicationController = decode(rt, obj)?;
         let spec = r.spec.unwrap_or_default();

@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::printing::{Columns, age_of, header, n, s, text};
+use super::printing::{Columns, Row, header, n, text};
 use super::support::round;
-use crate::registry::resource_type::{Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `controllerrevisions.apps` in `apps/v1`.
 pub const CONTROLLERREVISIONS: &ResourceType = &rt! {
@@ -16,16 +16,11 @@ pub const CONTROLLERREVISIONS: &ResourceType = &rt! {
 pub struct Rules;
 
 impl Behaviour for Rules {
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
         Ok(skiff_api_rules::revision::validate_controller_revision(obj))
     }
 
-    fn validate_update(
-        &self,
-        _rt: &ResourceType,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         Ok(skiff_api_rules::revision::validate_controller_revision_update(old, new))
     }
 
@@ -34,8 +29,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let Row { name, age, .. } = Row::of(obj);
         // `daemonset.apps/name`: the controller's kind and group, lowercased.
         let controller = obj
             .pointer("/metadata/ownerReferences")

@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 use skiff_api_rules::metadata::NameRule;
 use skiff_api_rules::service::validate_service_spec;
 
-use super::printing::{Columns, age_of, header, n, s, selector_text};
+use super::printing::{Columns, Row, header, n, s, selector_text};
 use super::support::{decode, round, set_default};
-use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `services` in `v1`.
 pub const SERVICES: &ResourceType = &rt! {
@@ -35,7 +35,7 @@ impl Behaviour for Rules {
         Some(json!({"loadBalancer": {}}))
     }
 
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let mut errors = Vec::new();
         let s: Service = decode(rt, obj)?;
         errors.extend(validate_service_spec(&s.spec.unwrap_or_default()));
@@ -47,10 +47,12 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-        let spec = &obj["spec"];
-        let status = &obj["status"];
+        let Row {
+            name,
+            age,
+            spec,
+            status,
+        } = Row::of(obj);
         let kind = spec["type"].as_str().unwrap_or("ClusterIP");
         let external = match kind {
             "ExternalName" => s(spec.get("externalName")),

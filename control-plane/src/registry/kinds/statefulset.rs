@@ -4,10 +4,10 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use serde_json::{Value, json};
 
 use super::pod::default_template;
-use super::printing::{Columns, age_of, containers_images, header, n, s};
+use super::printing::{Columns, Row, containers_images, header, n};
 use super::storage::default_claim;
 use super::support::{decode, name_of, round, set_default};
-use crate::registry::resource_type::{ALL, Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `statefulsets.apps` in `apps/v1`.
 pub const STATEFULSETS: &ResourceType = &rt! {
@@ -63,7 +63,7 @@ impl Behaviour for Rules {
         Some(json!({"replicas": 0, "availableReplicas": 0}))
     }
 
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let name = name_of(obj);
         let mut errors = Vec::new();
         let s: StatefulSet = decode(rt, obj)?;
@@ -79,10 +79,12 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-        let spec = &obj["spec"];
-        let status = &obj["status"];
+        let Row {
+            name,
+            age,
+            spec,
+            status,
+        } = Row::of(obj);
         let tmpl = obj.pointer("/spec/template/spec");
         let (c, i) = containers_images(tmpl);
         (
@@ -102,12 +104,7 @@ impl Behaviour for Rules {
     }
 
     /// Upstream's `ValidateStatefulSetUpdate`: only these may change.
-    fn validate_update(
-        &self,
-        _rt: &ResourceType,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         const MUTABLE: [&str; 6] = [
             "replicas",
             "ordinals",

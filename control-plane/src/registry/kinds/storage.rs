@@ -4,9 +4,9 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use serde_json::{Value, json};
 use skiff_api_rules::storage::validate_claim_spec;
 
-use super::printing::{Columns, age_of, header, s, text};
+use super::printing::{Columns, Row, header, text};
 use super::support::{decode, round, set_default};
-use crate::registry::resource_type::{Behaviour, ResourceType, rt};
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `persistentvolumes` in `v1`.
 pub const PERSISTENTVOLUMES: &ResourceType = &rt! {
@@ -44,16 +44,11 @@ impl Behaviour for PersistentVolumeRules {
         Some(json!({"phase": "Pending"}))
     }
 
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
         Ok(skiff_api_rules::volume::validate_persistent_volume(obj))
     }
 
-    fn validate_update(
-        &self,
-        _rt: &ResourceType,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         Ok(skiff_api_rules::volume::validate_persistent_volume_update(
             old, new,
         ))
@@ -64,10 +59,12 @@ impl Behaviour for PersistentVolumeRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-        let spec = &obj["spec"];
-        let status = &obj["status"];
+        let Row {
+            name,
+            age,
+            spec,
+            status,
+        } = Row::of(obj);
         let claim = match spec.get("claimRef").filter(|c| c.is_object()) {
             Some(c) => format!("{}/{}", text(c.get("namespace")), text(c.get("name"))),
             None => String::new(),
@@ -105,7 +102,7 @@ impl Behaviour for PersistentVolumeClaimRules {
         Some(json!({"phase": "Pending"}))
     }
 
-    fn validate(&self, rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let mut errors = Vec::new();
         let c: PersistentVolumeClaim = decode(rt, obj)?;
         errors.extend(validate_claim_spec("spec", &c.spec.unwrap_or_default()));
@@ -117,10 +114,12 @@ impl Behaviour for PersistentVolumeClaimRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
-        let spec = &obj["spec"];
-        let status = &obj["status"];
+        let Row {
+            name,
+            age,
+            spec,
+            status,
+        } = Row::of(obj);
         let bound = !text(spec.get("volumeName")).is_empty();
         let (capacity, modes) = if bound {
             (
@@ -158,16 +157,11 @@ impl Behaviour for StorageClassRules {
         set_default(obj, &["volumeBindingMode"], json!("Immediate"));
     }
 
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Result<Vec<String>, String> {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
         Ok(skiff_api_rules::volume::validate_storage_class(obj))
     }
 
-    fn validate_update(
-        &self,
-        _rt: &ResourceType,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Vec<String>, String> {
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         Ok(skiff_api_rules::volume::validate_storage_class_update(
             old, new,
         ))
@@ -178,8 +172,7 @@ impl Behaviour for StorageClassRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let name = s(obj.pointer("/metadata/name"));
-        let age = age_of(obj.pointer("/metadata/creationTimestamp"));
+        let Row { name, age, .. } = Row::of(obj);
         let default = obj
             .pointer("/metadata/annotations")
             .and_then(|a| {

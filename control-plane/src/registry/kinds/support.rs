@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::registry::resource_type::ResourceType;
+use crate::registry::resource_type::{Errors, ResourceType};
 
 pub(super) fn set_default(obj: &mut Value, path: &[&str], value: Value) {
     let mut cur = obj;
@@ -52,11 +52,7 @@ pub(super) fn name_of(obj: &Value) -> &str {
 }
 
 /// Upstream's rule for apps/v1 controllers: the selector never changes.
-pub(super) fn selector_immutable(
-    _rt: &ResourceType,
-    old: &Value,
-    new: &Value,
-) -> Result<Vec<String>, String> {
+pub(super) fn selector_immutable(_rt: &ResourceType, old: &Value, new: &Value) -> Errors {
     if old.pointer("/spec/selector") == new.pointer("/spec/selector") {
         return Ok(Vec::new());
     }
