@@ -6,7 +6,7 @@ use skiff_api_rules::config::{
     validate_config_map, validate_config_map_update, validate_secret, validate_secret_update,
 };
 
-use super::printing::{Columns, Row, header};
+use super::printing::{Columns, header, row};
 use super::support::{decode, round, set_default};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
@@ -49,7 +49,7 @@ impl Behaviour for ConfigMapRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row { name, age, .. } = Row::of(obj);
+        let (name, age, ..) = row(obj);
         (
             header("Name|Data|Age"),
             vec![
@@ -88,7 +88,7 @@ impl Behaviour for SecretRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row { name, age, .. } = Row::of(obj);
+        let (name, age, ..) = row(obj);
         (
             header("Name|Type|Data|Age"),
             vec![

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
-use super::printing::{Columns, Row, age_of, header, s, with_template};
+use super::printing::{Columns, age_of, header, row, s, with_template};
 use super::support::{decode, name_of, round, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -60,12 +60,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name,
-            age,
-            spec,
-            status,
-        } = Row::of(obj);
+        let (name, age, spec, status) = row(obj);
         let last = status
             .get("lastScheduleTime")
             .map_or_else(|| "<none>".into(), |t| age_of(Some(t)));

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use skiff_api_rules::daemonset::validate_daemonset_spec;
 
 use super::pod::default_template;
-use super::printing::{Columns, Row, header, n, with_template};
-use super::support::{decode, round, selector_immutable, set_default};
+use super::printing::{Columns, header, n, row, with_template};
+use super::support::{decode, default_rolling_update, round, selector_immutable, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `daemonsets.apps` in `apps/v1`.
@@ -21,27 +21,11 @@ pub struct Rules;
 impl Behaviour for Rules {
     fn defaults(&self, obj: &mut Value) {
         set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
-        set_default(
+        default_rolling_update(
             obj,
-            &["spec", "updateStrategy", "type"],
-            json!("RollingUpdate"),
+            "updateStrategy",
+            &[("maxUnavailable", json!(1)), ("maxSurge", json!(0))],
         );
-        if obj
-            .pointer("/spec/updateStrategy/type")
-            .and_then(Value::as_str)
-            == Some("RollingUpdate")
-        {
-            set_default(
-                obj,
-                &["spec", "updateStrategy", "rollingUpdate", "maxUnavailable"],
-                json!(1),
-            );
-            set_default(
-                obj,
-                &["spec", "updateStrategy", "rollingUpdate", "maxSurge"],
-                json!(0),
-            );
-        }
         default_template(obj, &["spec", "template"], true);
     }
 
@@ -66,12 +50,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name,
-            age,
-            spec,
-            status,
-        } = Row::of(obj);
+        let (name, age, spec, status) = row(obj);
         let tmpl = obj.pointer("/spec/template/spec");
         let node_selector = obj
             .pointer("/spec/template/spec/nodeSelector")

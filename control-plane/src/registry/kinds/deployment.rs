@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
-use super::printing::{Columns, Row, header, n, with_template};
-use super::support::{decode, round, selector_immutable, set_default};
+use super::printing::{Columns, header, n, row, with_template};
+use super::support::{decode, default_rolling_update, round, selector_immutable, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `deployments.apps` in `apps/v1`.
@@ -23,19 +23,11 @@ impl Behaviour for Rules {
         set_default(obj, &["spec", "replicas"], json!(1));
         set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
         set_default(obj, &["spec", "progressDeadlineSeconds"], json!(600));
-        set_default(obj, &["spec", "strategy", "type"], json!("RollingUpdate"));
-        if obj.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("RollingUpdate") {
-            set_default(
-                obj,
-                &["spec", "strategy", "rollingUpdate", "maxSurge"],
-                json!("25%"),
-            );
-            set_default(
-                obj,
-                &["spec", "strategy", "rollingUpdate", "maxUnavailable"],
-                json!("25%"),
-            );
-        }
+        default_rolling_update(
+            obj,
+            "strategy",
+            &[("maxSurge", json!("25%")), ("maxUnavailable", json!("25%"))],
+        );
         default_template(obj, &["spec", "template"], true);
     }
 
@@ -65,12 +57,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name,
-            age,
-            spec,
-            status,
-        } = Row::of(obj);
+        let (name, age, spec, status) = row(obj);
         let tmpl = obj.pointer("/spec/template/spec");
         with_template(
             (

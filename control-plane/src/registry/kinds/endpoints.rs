@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::printing::{Columns, Row, header, n};
+use super::printing::{Columns, header, n, row};
 use super::support::{round, set_default};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
@@ -49,7 +49,7 @@ impl Behaviour for EndpointsRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row { name, age, .. } = Row::of(obj);
+        let (name, age, ..) = row(obj);
         let addrs: Vec<String> = obj["subsets"]
             .as_array()
             .into_iter()

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::printing::{Columns, Row, age_of, header, n, text};
+use super::printing::{Columns, age_of, header, n, row, text};
 use super::support::{decode, round};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
@@ -21,7 +21,7 @@ pub const EVENTS_V1: &ResourceType = &ResourceType {
 };
 
 fn core_columns(rt: &ResourceType, obj: &Value) -> Columns {
-    let Row { name, .. } = Row::of(obj);
+    let (name, ..) = row(obj);
     // Both group versions print the core form.
     let core = crate::registry::events_v1::core_form(rt, obj);
     let obj = core.as_ref();

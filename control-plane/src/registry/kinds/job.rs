@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
-use super::printing::{Columns, Row, age_of, header, human_duration, n, with_template};
+use super::printing::{Columns, age_of, header, human_duration, n, row, with_template};
 use super::support::{decode, name_of, round, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -68,12 +68,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name,
-            age,
-            spec,
-            status,
-        } = Row::of(obj);
+        let (name, age, spec, status) = row(obj);
         let tmpl = obj.pointer("/spec/template/spec");
         let duration = match (
             status.get("startTime").and_then(Value::as_str),

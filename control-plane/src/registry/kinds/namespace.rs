@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use skiff_api_rules::metadata::NameRule;
 
-use super::printing::{Columns, Row, header, s};
+use super::printing::{Columns, header, row, s};
 use super::support::{round, set_default};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
@@ -35,9 +35,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name, age, status, ..
-        } = Row::of(obj);
+        let (name, age, _, status) = row(obj);
         (
             header("Name|Status|Age"),
             vec![name, s(status.get("phase")), age],

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::printing::{Columns, Row, header, s};
+use super::printing::{Columns, header, row, s};
 use super::support::round;
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
@@ -28,12 +28,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name,
-            age,
-            spec,
-            status,
-        } = Row::of(obj);
+        let (name, age, spec, status) = row(obj);
         let ready = status["conditions"]
             .as_array()
             .into_iter()

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::printing::{Columns, Row, header, n};
+use super::printing::{Columns, header, n, row};
 use super::support::{decode, round};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
@@ -39,12 +39,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name,
-            age,
-            spec,
-            status,
-        } = Row::of(obj);
+        let (name, age, spec, status) = row(obj);
         // Upstream prints an unset budget as N/A.
         let budget = |v: Option<&Value>| match v {
             Some(Value::Number(n)) => n.to_string(),

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
-use super::printing::{Columns, Row, header, human_duration, n, s};
+use super::printing::{Columns, header, human_duration, n, row, s};
 use super::support::{decode, round, set_default};
 use crate::registry::meta::now;
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
@@ -88,12 +88,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name,
-            age,
-            spec,
-            status,
-        } = Row::of(obj);
+        let (name, age, spec, status) = row(obj);
         let (ready, st, restarts) = pod_cells(obj);
         (
             header("Name|Ready|Status|Restarts|Age|*IP|*Node|*Nominated Node|*Readiness Gates"),

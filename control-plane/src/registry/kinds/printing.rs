@@ -134,33 +134,20 @@ pub fn containers_images(template_spec: Option<&Value>) -> (String, String) {
     (names.join(","), images.join(","))
 }
 
-/// What most rows print from: the name and age cells, spec and status.
-pub struct Row<'a> {
-    /// The NAME cell.
-    pub name: String,
-    /// The AGE cell.
-    pub age: String,
-    /// `spec` (null if unset).
-    pub spec: &'a Value,
-    /// `status` (null if unset).
-    pub status: &'a Value,
-}
-
-impl<'a> Row<'a> {
-    /// The row of `obj`.
-    pub fn of(obj: &'a Value) -> Self {
-        Self {
-            name: s(obj.pointer("/metadata/name")),
-            age: age_of(obj.pointer("/metadata/creationTimestamp")),
-            spec: &obj["spec"],
-            status: &obj["status"],
-        }
-    }
+/// What most rows print from: the NAME and AGE cells, `spec` and `status`
+/// (null where unset).
+pub fn row(obj: &Value) -> (String, String, &Value, &Value) {
+    (
+        s(obj.pointer("/metadata/name")),
+        age_of(obj.pointer("/metadata/creationTimestamp")),
+        &obj["spec"],
+        &obj["status"],
+    )
 }
 
 /// The columns of a kind that prints nothing of its own.
 pub fn plain(obj: &Value) -> Columns {
-    let Row { name, age, .. } = Row::of(obj);
+    let (name, age, ..) = row(obj);
     (header("Name|Age"), vec![name, age])
 }
 

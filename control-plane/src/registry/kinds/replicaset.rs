@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
-use super::printing::{Columns, Row, header, n, with_template};
+use super::printing::{Columns, header, n, row, with_template};
 use super::support::{decode, round, selector_immutable, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -24,12 +24,7 @@ pub const REPLICASETS: &ResourceType = &rt! {
 
 /// Both kinds print alike.
 fn replica_set_columns(_rt: &ResourceType, obj: &Value) -> Columns {
-    let Row {
-        name,
-        age,
-        spec,
-        status,
-    } = Row::of(obj);
+    let (name, age, spec, status) = row(obj);
     let tmpl = obj.pointer("/spec/template/spec");
     with_template(
         (

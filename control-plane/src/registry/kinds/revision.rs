@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::printing::{Columns, Row, header, n, text};
+use super::printing::{Columns, header, n, row, text};
 use super::support::round;
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
@@ -29,7 +29,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row { name, age, .. } = Row::of(obj);
+        let (name, age, ..) = row(obj);
         // `daemonset.apps/name`: the controller's kind and group, lowercased.
         let controller = obj
             .pointer("/metadata/ownerReferences")

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use skiff_api_rules::metadata::NameRule;
 use skiff_api_rules::service::validate_service_spec;
 
-use super::printing::{Columns, Row, header, n, s, selector_text};
+use super::printing::{Columns, header, n, row, s, selector_text};
 use super::support::{decode, round, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -47,12 +47,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name,
-            age,
-            spec,
-            status,
-        } = Row::of(obj);
+        let (name, age, spec, status) = row(obj);
         let kind = spec["type"].as_str().unwrap_or("ClusterIP");
         let external = match kind {
             "ExternalName" => s(spec.get("externalName")),

@@ -4,9 +4,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use serde_json::{Value, json};
 
 use super::pod::default_template;
-use super::printing::{Columns, Row, containers_images, header, n};
+use super::printing::{Columns, containers_images, header, n, row};
 use super::storage::default_claim;
-use super::support::{decode, name_of, round, set_default};
+use super::support::{decode, default_rolling_update, name_of, round, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `statefulsets.apps` in `apps/v1`.
@@ -23,22 +23,7 @@ impl Behaviour for Rules {
         set_default(obj, &["spec", "replicas"], json!(1));
         set_default(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
         set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
-        set_default(
-            obj,
-            &["spec", "updateStrategy", "type"],
-            json!("RollingUpdate"),
-        );
-        if obj
-            .pointer("/spec/updateStrategy/type")
-            .and_then(Value::as_str)
-            == Some("RollingUpdate")
-        {
-            set_default(
-                obj,
-                &["spec", "updateStrategy", "rollingUpdate", "partition"],
-                json!(0),
-            );
-        }
+        default_rolling_update(obj, "updateStrategy", &[("partition", json!(0))]);
         for when in ["whenDeleted", "whenScaled"] {
             set_default(
                 obj,
@@ -79,12 +64,7 @@ impl Behaviour for Rules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name,
-            age,
-            spec,
-            status,
-        } = Row::of(obj);
+        let (name, age, spec, status) = row(obj);
         let tmpl = obj.pointer("/spec/template/spec");
         let (c, i) = containers_images(tmpl);
         (

@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use serde_json::{Value, json};
 use skiff_api_rules::storage::validate_claim_spec;
 
-use super::printing::{Columns, Row, header, text};
+use super::printing::{Columns, header, row, text};
 use super::support::{decode, round, set_default};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
@@ -59,12 +59,7 @@ impl Behaviour for PersistentVolumeRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name,
-            age,
-            spec,
-            status,
-        } = Row::of(obj);
+        let (name, age, spec, status) = row(obj);
         let claim = match spec.get("claimRef").filter(|c| c.is_object()) {
             Some(c) => format!("{}/{}", text(c.get("namespace")), text(c.get("name"))),
             None => String::new(),
@@ -114,12 +109,7 @@ impl Behaviour for PersistentVolumeClaimRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row {
-            name,
-            age,
-            spec,
-            status,
-        } = Row::of(obj);
+        let (name, age, spec, status) = row(obj);
         let bound = !text(spec.get("volumeName")).is_empty();
         let (capacity, modes) = if bound {
             (
@@ -172,7 +162,7 @@ impl Behaviour for StorageClassRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let Row { name, age, .. } = Row::of(obj);
+        let (name, age, ..) = row(obj);
         let default = obj
             .pointer("/metadata/annotations")
             .and_then(|a| {

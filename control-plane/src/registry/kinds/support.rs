@@ -63,3 +63,20 @@ pub(super) fn selector_immutable(_rt: &ResourceType, old: &Value, new: &Value) -
             .unwrap_or(Value::Null)
     )])
 }
+
+/// Upstream's defaults of a workload's `spec.<field>`: `RollingUpdate`
+/// unless set, and then each of `parameters` under `rollingUpdate` unless
+/// set.
+pub(super) fn default_rolling_update(obj: &mut Value, field: &str, parameters: &[(&str, Value)]) {
+    set_default(obj, &["spec", field, "type"], json!("RollingUpdate"));
+    if obj
+        .pointer(&format!("/spec/{field}/type"))
+        .and_then(Value::as_str)
+        != Some("RollingUpdate")
+    {
+        return;
+    }
+    for (name, value) in parameters {
+        set_default(obj, &["spec", field, "rollingUpdate", name], value.clone());
+    }
+}
