@@ -2,11 +2,12 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
-use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
 use super::printing::{Columns, header, n, row, with_template};
-use super::support::{decode, default_rolling_update, round, selector_immutable, set_default};
+use super::support::{
+    decode, default_rolling_update, replicated, round, selector_immutable, set_default,
+};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `deployments.apps` in `apps/v1`.
@@ -42,12 +43,10 @@ impl Behaviour for Rules {
         errors.extend(skiff_api_rules::workloads::deployment_strategy_errors(
             spec.strategy.as_ref(),
         ));
-        errors.extend(validate_controller(
+        errors.extend(replicated(
             Some(&spec.selector),
             Some(&spec.template),
             spec.replicas,
-            TemplateRestart::AlwaysOnly,
-            "spec.template",
         ));
         Ok(errors)
     }

@@ -3,11 +3,10 @@
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::ReplicationController;
 use serde_json::{Value, json};
-use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
 use super::printing::{Columns, header, n, row, with_template};
-use super::support::{decode, round, selector_immutable, set_default};
+use super::support::{decode, replicated, round, selector_immutable, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `replicationcontrollers` in `v1`.
@@ -59,12 +58,10 @@ impl Behaviour for ReplicaSetRules {
         let mut errors = Vec::new();
         let r: ReplicaSet = decode(rt, obj)?;
         let spec = r.spec.unwrap_or_default();
-        errors.extend(validate_controller(
+        errors.extend(replicated(
             Some(&spec.selector),
             spec.template.as_ref(),
             spec.replicas,
-            TemplateRestart::AlwaysOnly,
-            "spec.template",
         ));
         Ok(errors)
     }
@@ -111,12 +108,10 @@ impl Behaviour for ReplicationControllerRules {
                 match_expressions: None,
             }
         });
-        errors.extend(validate_controller(
+        errors.extend(replicated(
             selector.as_ref(),
             spec.template.as_ref(),
             spec.replicas,
-            TemplateRestart::AlwaysOnly,
-            "spec.template",
         ));
         Ok(errors)
     }

@@ -1,8 +1,11 @@
 //! What the kind modules share to default, decode and validate objects.
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use crate::registry::resource_type::{Errors, ResourceType};
 
@@ -79,4 +82,20 @@ pub(super) fn default_rolling_update(obj: &mut Value, field: &str, parameters: &
     for (name, value) in parameters {
         set_default(obj, &["spec", field, "rollingUpdate", name], value.clone());
     }
+}
+
+/// Upstream's checks of a controller that keeps `replicas` pods of
+/// `template` running (Deployment, ReplicaSet, ReplicationController).
+pub(super) fn replicated(
+    selector: Option<&LabelSelector>,
+    template: Option<&PodTemplateSpec>,
+    replicas: Option<i32>,
+) -> Vec<String> {
+    validate_controller(
+        selector,
+        template,
+        replicas,
+        TemplateRestart::AlwaysOnly,
+        "spec.template",
+    )
 }
