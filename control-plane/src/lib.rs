@@ -13,6 +13,15 @@
 //! - [`nodes`]: node registration and heartbeats over gRPC.
 //! - [`clock`]: wall-clock time behind a trait (fake in tests).
 //! - [`kubeconfig`]: the kubeconfig file `kubectl` uses as it is.
+//!
+//! Dependencies point one way: [`api`], [`controllers`] and [`nodes`] use
+//! the [`registry`], which uses only the [`store`].
+//!
+//! # Adding a namespaced kind
+//! Its module under `registry/kinds/` (type constant and behaviour) and its
+//! line in `registry::resources::RESOURCES` make it served; a controller
+//! for it is an actor under `controllers/` that reads and writes through
+//! [`registry::objects::Objects`], started by the supervisor.
 
 pub mod api;
 pub mod clock;

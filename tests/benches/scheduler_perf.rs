@@ -68,7 +68,6 @@ use skiff_control_plane::nodes::liveness::Liveness;
 use skiff_control_plane::nodes::registry::{Registry, RegistryConfig};
 use skiff_control_plane::nodes::view::NodeView;
 use skiff_control_plane::registry::objects::Objects;
-use skiff_control_plane::registry::resources;
 use skiff_control_plane::store::sqlite::SqliteStore;
 use skiff_control_plane::store::{Store, Write};
 use skiff_proto::node::v1 as pb;
@@ -325,7 +324,7 @@ async fn main() {
     // creates (seen every pod, gated) before the clock starts.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let pods_rt = resources::find("", "v1", "pods").expect("pods type");
+    let pods_rt = skiff_control_plane::registry::kinds::PODS;
     let listing = store.list(&pods_rt.prefix()).await.expect("list pods");
     assert_eq!(listing.items.len(), pods, "every pod stored");
     let mut writes = Vec::with_capacity(pods);
@@ -557,7 +556,7 @@ async fn start_control_plane(
 
 /// Waits until `nodes` Node objects are stored with Ready=True.
 async fn wait_ready(store: &Arc<dyn Store>, nodes: usize) {
-    let rt = resources::find("", "v1", "nodes").expect("nodes type");
+    let rt = skiff_control_plane::registry::kinds::NODES;
     let t = Instant::now();
     loop {
         let listing = store.list(&rt.prefix()).await.expect("list nodes");

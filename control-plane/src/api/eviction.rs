@@ -18,7 +18,7 @@ use super::error::{ApiError, ApiResult};
 use super::query::Query;
 use crate::registry::budget;
 use crate::registry::deletion::{self, DeleteOptions};
-use crate::registry::resources::{self, ResourceType};
+use crate::registry::kinds;
 use crate::store::{KeyValue, StoreError};
 
 /// How many times a write that conflicts is tried again (upstream's `EvictionsRetry`).
@@ -29,15 +29,6 @@ const MAX_DISRUPTED_PODS: usize = 2000;
 
 /// The message kubectl drain prints while a budget blocks it.
 pub const BLOCKED: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
-
-fn pods_rt() -> ApiResult<&'static ResourceType> {
-    resources::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods type"))
-}
-
-fn pdb_rt() -> ApiResult<&'static ResourceType> {
-    resources::find("policy", "v1", "poddisruptionbudgets")
-        .ok_or_else(|| ApiError::internal("poddisruptionbudgets type"))
-}
 
 fn decode(kv: &KeyValue) -> ApiResult<Value> {
     let mut obj: Value =
@@ -164,7 +155,7 @@ pub async fn evict(
     eviction: &Value,
 ) -> ApiResult<Response> {
     let request = parse(eviction, namespace, name, query)?;
-    let pods_rt = pods_rt()?;
+    let pods_rt = kinds::PODS;
     let key = pods_rt.key(Some(namespace), name);
     let original_rv = request.options.resource_version;
     let mut pod = None;
@@ -257,7 +248,7 @@ pub async fn evict(
 
 /// The budgets of the pod's namespace whose selector matches it.
 async fn budgets_of(state: &ApiState, namespace: &str, pod: &Value) -> ApiResult<Vec<Value>> {
-    let rt = pdb_rt()?;
+    let rt = kinds::PODDISRUPTIONBUDGETS;
     let listing = state
         .store
         .list(&format!("{}{namespace}/", rt.prefix()))
@@ -280,7 +271,7 @@ async fn spend(
     pod_name: &str,
     dry_run: bool,
 ) -> ApiResult<()> {
-    let rt = pdb_rt()?;
+    let rt = kinds::PODDISRUPTIONBUDGETS;
     let key = rt.key(Some(namespace), pdb_name);
     for _ in 0..RETRIES {
         let kv = state
@@ -360,7 +351,7 @@ async fn delete_pod(
     options: &DeleteOptions,
     dry_run: bool,
 ) -> ApiResult<()> {
-    let rt = pods_rt()?;
+    let rt = kinds::PODS;
     let key = rt.key(Some(namespace), name);
     for _ in 0..RETRIES {
         let kv = state
@@ -429,7 +420,7 @@ fn add_disruption_condition(pod: &mut Value) -> bool {
             "status": "True",
             "reason": "EvictionByEvictionAPI",
             "message": "Eviction API: evicting",
-            "lastTransitionTime": crate::registry::strategy::now(),
+            "lastTransitionTime": crate::registry::meta::now(),
         }));
     }
     true

@@ -17,13 +17,13 @@ use tracing::debug;
 use super::ApiState;
 use super::discovery;
 use super::error::{ApiError, ApiResult};
-use super::events_v1;
 use super::managed_fields::{self, Manager};
 use super::patch;
 use super::query::{self, FieldValidation, Options, Query};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
 use crate::registry::deletion;
+use crate::registry::events_v1;
 use crate::registry::resources::{self, RESOURCES, ResourceType};
 use crate::registry::strategy::{self, apply_defaults, check_immutable, drop_nulls, validate};
 use crate::store::{KeyValue, StoreError};
@@ -583,8 +583,7 @@ impl Api {
         let Some(ns) = t.namespace.as_deref().filter(|_| t.rt.namespaced) else {
             return Ok(());
         };
-        let ns_rt = resources::find("", "v1", "namespaces")
-            .ok_or_else(|| ApiError::internal("namespaces type"))?;
+        let ns_rt = crate::registry::kinds::NAMESPACES;
         match self.state.store.get(&ns_rt.key(None, ns)).await {
             Ok(kv) => {
                 let obj = with_rv(&kv)?;
@@ -634,15 +633,18 @@ impl Api {
                 .and_then(Value::as_str)
                 .map(String::from)
         {
-            meta["name"] = json!(format!("{prefix}{}", strategy::random_suffix()));
+            meta["name"] = json!(format!(
+                "{prefix}{}",
+                crate::registry::meta::random_suffix()
+            ));
         }
         if let Some(m) = meta.as_object_mut() {
             m.remove("resourceVersion");
             m.remove("deletionTimestamp");
             m.remove("deletionGracePeriodSeconds");
         }
-        meta["uid"] = json!(strategy::uuid());
-        meta["creationTimestamp"] = json!(strategy::now());
+        meta["uid"] = json!(crate::registry::meta::uuid());
+        meta["creationTimestamp"] = json!(crate::registry::meta::now());
         self.strict(t, obj)?;
         if obj.get("spec").is_some() {
             obj["metadata"]["generation"] = json!(1);
@@ -652,7 +654,7 @@ impl Api {
         crate::registry::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
             .await
             .map_err(|e| ApiError::from_store(e, t.rt, &name_of(obj)))?;
-        strategy::track_template_generation(t.rt, None, obj);
+        strategy::prepare_write(t.rt, None, obj);
         validate(t.rt, obj)?;
         events_v1::validate_create(t.rt, obj)?;
         if let Ownership::Update(manager) = ownership {
@@ -766,7 +768,7 @@ impl Api {
                     .unwrap_or(0);
                 result["metadata"]["generation"] = json!(generation + 1);
             }
-            strategy::track_template_generation(t.rt, Some(old), &mut result);
+            strategy::prepare_write(t.rt, Some(old), &mut result);
         }
         drop_nulls(&mut result);
         if let Ownership::Update(manager) = ownership {
@@ -1154,8 +1156,7 @@ impl Api {
     }
 
     fn key_of(&self, namespace: &str) -> ApiResult<String> {
-        let ns_rt = resources::find("", "v1", "namespaces")
-            .ok_or_else(|| ApiError::internal("namespaces type"))?;
+        let ns_rt = crate::registry::kinds::NAMESPACES;
         Ok(ns_rt.key(None, namespace))
     }
 
@@ -1271,15 +1272,13 @@ fn table_selector(sel: &Value) -> String {
 /// Creates the namespaces every cluster has (`default`, `kube-system`,
 /// `kube-public`, `kube-node-lease`) if missing.
 pub async fn bootstrap(state: &ApiState) -> Result<(), StoreError> {
-    let Some(rt) = resources::find("", "v1", "namespaces") else {
-        return Ok(());
-    };
+    let rt = crate::registry::kinds::NAMESPACES;
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         let key = rt.key(None, ns);
         if state.store.get(&key).await.is_ok() {
             continue;
         }
-        let mut obj = json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns, "uid": strategy::uuid(), "creationTimestamp": strategy::now(), "labels": {"kubernetes.io/metadata.name": ns}}});
+        let mut obj = json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": ns, "uid": crate::registry::meta::uuid(), "creationTimestamp": crate::registry::meta::now(), "labels": {"kubernetes.io/metadata.name": ns}}});
         apply_defaults(rt, &mut obj);
         match state.store.create(&key, to_bytes(&obj)).await {
             Ok(_) | Err(StoreError::AlreadyExists(_)) => {}

@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn identities_are_checked_not_rewritten() {
-        let pods = resources::find("", "v1", "pods").expect("pods");
+        let pods = crate::registry::kinds::PODS;
         assert!(check(pods, &json!({"metadata": {}})).is_ok());
         assert!(check(pods, &json!({"apiVersion": "v1", "kind": "Pod"})).is_ok());
         assert!(check(pods, &json!({"apiVersion": "", "kind": ""})).is_ok());
@@ -147,7 +147,7 @@ mod tests {
             "{}",
             err.message
         );
-        let deployments = resources::find("apps", "v1", "deployments").expect("deployments");
+        let deployments = crate::registry::kinds::DEPLOYMENTS;
         let err = check(
             deployments,
             &json!({"apiVersion": "apps/v1", "kind": "ReplicaSet"}),

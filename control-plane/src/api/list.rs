@@ -30,9 +30,9 @@ use tracing::warn;
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
-use super::events_v1;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
+use crate::registry::events_v1;
 use crate::registry::resources::ResourceType;
 use crate::store::{KeyValue, Snapshot, StoreError};
 

@@ -9,7 +9,6 @@
 //! - [`deletion`]: `DeleteOptions` bodies and query parameters.
 //! - [`list`]: list responses streamed from store snapshots, paged.
 //! - [`watch`]: watch streams, each with a bounded buffer; stalled watchers are terminated.
-//! - [`events_v1`]: `events.k8s.io/v1` Events, a converted view of core Events.
 //! - [`managed_fields`]: field ownership and server-side apply.
 //! - [`patch`]: merge, JSON, strategic merge and apply patches.
 //! - [`protobuf`]: protobuf request bodies of kubectl's generator commands.
@@ -28,7 +27,6 @@ pub mod deletion;
 pub mod discovery;
 pub mod edge;
 pub mod error;
-pub mod events_v1;
 pub mod eviction;
 pub mod handlers;
 pub mod identity;

@@ -19,7 +19,6 @@ use super::ApiState;
 use super::error::{ApiError, ApiResult};
 use super::selectors::LabelSelector;
 use super::tunnel;
-use crate::registry::resources;
 
 /// Headers that belong to one hop, never forwarded (RFC 9110 7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -184,7 +183,13 @@ fn service_port<'a>(service: &'a Value, requested: &str, name: &str) -> ApiResul
 
 /// A ready pod behind the service and the pod port to use.
 async fn service_backend(state: &ApiState, target: &ProxyPath) -> ApiResult<(Value, u16)> {
-    let service = tunnel::read_object(state, "services", &target.namespace, &target.name).await?;
+    let service = tunnel::read_object(
+        state,
+        crate::registry::kinds::SERVICES,
+        &target.namespace,
+        &target.name,
+    )
+    .await?;
     let port = service_port(&service, &target.port, &target.name)?;
     let target_port = match &port["targetPort"] {
         Value::Null => port["port"].clone(),
@@ -206,7 +211,7 @@ async fn service_backend(state: &ApiState, target: &ProxyPath) -> ApiResult<(Val
         .collect::<Vec<_>>()
         .join(",");
     let selector = LabelSelector::parse(&text).map_err(ApiError::internal)?;
-    let rt = resources::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods type"))?;
+    let rt = crate::registry::kinds::PODS;
     let listing = state
         .store
         .list(&format!("{}{}/", rt.prefix(), target.namespace))
@@ -260,7 +265,13 @@ pub async fn serve(
         ));
     }
     let (pod, port) = if target.plural == "pods" {
-        let pod = tunnel::read_object(&state, "pods", &target.namespace, &target.name).await?;
+        let pod = tunnel::read_object(
+            &state,
+            crate::registry::kinds::PODS,
+            &target.namespace,
+            &target.name,
+        )
+        .await?;
         let port = pod_port(&pod, &target.port)?;
         (pod, port)
     } else {

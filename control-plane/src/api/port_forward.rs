@@ -59,7 +59,7 @@ pub async fn serve(
     headers: &HeaderMap,
     upgrade: Upgrade,
 ) -> ApiResult<Response> {
-    let pod = tunnel::read_object(&state, "pods", namespace, name).await?;
+    let pod = tunnel::read_object(&state, crate::registry::kinds::PODS, namespace, name).await?;
     if let Some(ws) = upgrade.websocket {
         let tunnelled = ws.requested_protocols().any(|p| {
             p.to_str()

@@ -274,87 +274,9 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
                 vec![("data", json!(cm.data))],
             )
         }
-        ("v1", "Secret") => {
-            use base64_engine::encode;
-            let s = core::Secret::decode(bytes.as_slice()).map_err(bad)?;
-            let data: BTreeMap<&String, String> =
-                s.data.iter().map(|(k, v)| (k, encode(v))).collect();
-            let mut obj = typed(
-                "v1",
-                "Secret",
-                object_meta(&s.metadata),
-                vec![("data", json!(data))],
-            );
-            if let Some(t) = s.r#type.filter(|t| !t.is_empty()) {
-                obj["type"] = json!(t);
-            }
-            if !s.string_data.is_empty() {
-                obj["stringData"] = json!(s.string_data);
-            }
-            obj
-        }
-        ("v1", "Service") => {
-            let svc = core::Service::decode(bytes.as_slice()).map_err(bad)?;
-            let spec = svc.spec.unwrap_or_default();
-            let spec = Obj::new()
-                .v(
-                    "ports",
-                    list(&spec.ports, |p| {
-                        Obj::new()
-                            .s("name", &p.name)
-                            .s("protocol", &p.protocol)
-                            .i("port", p.port.map(i64::from))
-                            .v(
-                                "targetPort",
-                                int_or_string(&p.target_port)
-                                    .filter(|t| *t != json!(0) && *t != json!("")),
-                            )
-                            .i("nodePort", p.node_port.filter(|n| *n != 0).map(i64::from))
-                            .done()
-                    }),
-                )
-                .map("selector", &spec.selector)
-                .s("clusterIP", &spec.cluster_ip)
-                .s("type", &spec.r#type)
-                .s("externalName", &spec.external_name)
-                .done();
-            typed(
-                "v1",
-                "Service",
-                object_meta(&svc.metadata),
-                vec![("spec", spec)],
-            )
-        }
-        ("apps/v1", "Deployment") => {
-            let d = apps::Deployment::decode(bytes.as_slice()).map_err(bad)?;
-            let spec = d.spec.unwrap_or_default();
-            let strategy = spec.strategy.as_ref().map(|s| {
-                Obj::new()
-                    .s("type", &s.r#type)
-                    .v(
-                        "rollingUpdate",
-                        s.rolling_update.as_ref().map(|r| {
-                            Obj::new()
-                                .v("maxSurge", int_or_string(&r.max_surge))
-                                .v("maxUnavailable", int_or_string(&r.max_unavailable))
-                                .done()
-                        }),
-                    )
-                    .done()
-            });
-            let spec = Obj::new()
-                .i("replicas", spec.replicas.map(i64::from))
-                .v("selector", label_selector(&spec.selector))
-                .v("template", Some(template(&spec.template)))
-                .v("strategy", strategy)
-                .done();
-            typed(
-                "apps/v1",
-                "Deployment",
-                object_meta(&d.metadata),
-                vec![("spec", spec)],
-            )
-        }
+        ("v1", "Secret") => secret(&bytes).map_err(bad)?,
+        ("v1", "Service") => service(&bytes).map_err(bad)?,
+        ("apps/v1", "Deployment") => deployment(&bytes).map_err(bad)?,
         ("batch/v1", "Job") => {
             let j = batch::Job::decode(bytes.as_slice()).map_err(bad)?;
             typed(
@@ -364,24 +286,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
                 vec![("spec", job_spec(&j.spec))],
             )
         }
-        ("batch/v1", "CronJob") => {
-            let c = batch::CronJob::decode(bytes.as_slice()).map_err(bad)?;
-            let spec = c.spec.unwrap_or_default();
-            let job_template = spec
-                .job_template
-                .as_ref()
-                .map(|t| json!({"metadata": object_meta(&t.metadata), "spec": job_spec(&t.spec)}));
-            let spec = Obj::new()
-                .s("schedule", &spec.schedule)
-                .v("jobTemplate", job_template)
-                .done();
-            typed(
-                "batch/v1",
-                "CronJob",
-                object_meta(&c.metadata),
-                vec![("spec", spec)],
-            )
-        }
+        ("batch/v1", "CronJob") => cron_job(&bytes).map_err(bad)?,
         _ => {
             return Err(format!(
                 "protobuf bodies of {api_version}/{kind} are not supported; send JSON"
@@ -389,6 +294,111 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         }
     };
     Ok(obj)
+}
+
+/// A Secret: its bytes as base64 `data`, as the JSON form carries them.
+fn secret(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+    use base64_engine::encode;
+    let s = core::Secret::decode(bytes)?;
+    let data: BTreeMap<&String, String> = s.data.iter().map(|(k, v)| (k, encode(v))).collect();
+    let mut obj = typed(
+        "v1",
+        "Secret",
+        object_meta(&s.metadata),
+        vec![("data", json!(data))],
+    );
+    if let Some(t) = s.r#type.filter(|t| !t.is_empty()) {
+        obj["type"] = json!(t);
+    }
+    if !s.string_data.is_empty() {
+        obj["stringData"] = json!(s.string_data);
+    }
+    Ok(obj)
+}
+
+/// The Service fields kubectl's `create service` sets.
+fn service(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+    let svc = core::Service::decode(bytes)?;
+    let spec = svc.spec.unwrap_or_default();
+    let spec = Obj::new()
+        .v(
+            "ports",
+            list(&spec.ports, |p| {
+                Obj::new()
+                    .s("name", &p.name)
+                    .s("protocol", &p.protocol)
+                    .i("port", p.port.map(i64::from))
+                    .v(
+                        "targetPort",
+                        int_or_string(&p.target_port).filter(|t| *t != json!(0) && *t != json!("")),
+                    )
+                    .i("nodePort", p.node_port.filter(|n| *n != 0).map(i64::from))
+                    .done()
+            }),
+        )
+        .map("selector", &spec.selector)
+        .s("clusterIP", &spec.cluster_ip)
+        .s("type", &spec.r#type)
+        .s("externalName", &spec.external_name)
+        .done();
+    Ok(typed(
+        "v1",
+        "Service",
+        object_meta(&svc.metadata),
+        vec![("spec", spec)],
+    ))
+}
+
+/// The Deployment fields kubectl's `create deployment` sets.
+fn deployment(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+    let d = apps::Deployment::decode(bytes)?;
+    let spec = d.spec.unwrap_or_default();
+    let strategy = spec.strategy.as_ref().map(|s| {
+        Obj::new()
+            .s("type", &s.r#type)
+            .v(
+                "rollingUpdate",
+                s.rolling_update.as_ref().map(|r| {
+                    Obj::new()
+                        .v("maxSurge", int_or_string(&r.max_surge))
+                        .v("maxUnavailable", int_or_string(&r.max_unavailable))
+                        .done()
+                }),
+            )
+            .done()
+    });
+    let spec = Obj::new()
+        .i("replicas", spec.replicas.map(i64::from))
+        .v("selector", label_selector(&spec.selector))
+        .v("template", Some(template(&spec.template)))
+        .v("strategy", strategy)
+        .done();
+    Ok(typed(
+        "apps/v1",
+        "Deployment",
+        object_meta(&d.metadata),
+        vec![("spec", spec)],
+    ))
+}
+
+/// The CronJob fields kubectl's `create cronjob` sets.
+fn cron_job(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+    let c = batch::CronJob::decode(bytes)?;
+    let spec = c.spec.unwrap_or_default();
+    let job_template = spec
+        .job_template
+        .as_ref()
+        .map(|t| json!({"metadata": object_meta(&t.metadata), "spec": job_spec(&t.spec)}));
+    let spec = Obj::new()
+        .s("schedule", &spec.schedule)
+        .v("jobTemplate", job_template)
+        .done();
+    Ok(typed(
+        "batch/v1",
+        "CronJob",
+        object_meta(&c.metadata),
+        vec![("spec", spec)],
+    ))
 }
 
 /// Standard base64 without a dependency.

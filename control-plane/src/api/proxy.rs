@@ -22,7 +22,6 @@ use tonic::transport::Channel;
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
-use crate::registry::resources;
 
 /// A pod as stored, with what the proxies need.
 pub struct PodOnNode {
@@ -41,7 +40,7 @@ pub async fn pod(
     name: &str,
     container: Option<&str>,
 ) -> ApiResult<PodOnNode> {
-    let rt = resources::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods type"))?;
+    let rt = crate::registry::kinds::PODS;
     let kv = state
         .store
         .get(&rt.key(Some(namespace), name))
@@ -95,7 +94,7 @@ pub async fn node_client(state: &ApiState, pod: &Value) -> ApiResult<NodeAgentCl
         .ok_or_else(|| {
             ApiError::bad_request(format!("pod {name} does not have a host assigned"))
         })?;
-    let rt = resources::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("nodes type"))?;
+    let rt = crate::registry::kinds::NODES;
     let kv = state
         .store
         .get(&rt.key(None, node_name))

@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
-use crate::registry::resources;
+use crate::registry::resources::ResourceType;
 
 /// Buffer between the API's side of a tunnel and the gRPC call.
 const BUFFER: usize = 64 * 1024;
@@ -29,15 +29,13 @@ pub struct PodEndpoint {
     pub node: NodeAgentClient<Channel>,
 }
 
-/// Reads an object of the core group.
+/// Reads an object of `rt`.
 pub async fn read_object(
     state: &ApiState,
-    plural: &str,
+    rt: &ResourceType,
     namespace: &str,
     name: &str,
 ) -> ApiResult<Value> {
-    let rt = resources::find("", "v1", plural)
-        .ok_or_else(|| ApiError::internal(format!("{plural} type")))?;
     let kv = state
         .store
         .get(&rt.key(Some(namespace), name))

@@ -27,10 +27,10 @@ use tokio::time::Instant;
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
-use super::events_v1;
 use super::list::splice_resource_version;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
+use crate::registry::events_v1;
 use crate::registry::resources::ResourceType;
 use crate::store::{Event, EventKind, KeyValue, Snapshot};
 
@@ -518,7 +518,7 @@ mod tests {
 
     #[test]
     fn lines_splice_the_resource_version_or_filter() {
-        let rt = crate::registry::resources::find("", "v1", "configmaps").expect("configmaps");
+        let rt = crate::registry::kinds::CONFIGMAPS;
         let plain = Render {
             rt,
             labels: LabelSelector::default(),

@@ -24,9 +24,9 @@ use tracing::{info, warn};
 
 use crate::nodes::liveness::Liveness;
 use crate::nodes::view::NodeView;
+use crate::registry::meta::now;
 use crate::registry::objects::Objects;
 use crate::registry::resources;
-use crate::registry::strategy::now;
 
 /// Timings of the node lifecycle.
 #[derive(Debug, Clone, Copy)]

@@ -25,7 +25,6 @@ use tracing::{debug, info, warn};
 use super::liveness::Liveness;
 use super::view::NodeView;
 use crate::registry::objects::Objects;
-use crate::registry::resources;
 use crate::store::StoreError;
 
 /// Heartbeat interval nodes are asked to keep (Skiff's lab profile).
@@ -92,9 +91,7 @@ impl Registry {
     /// only if [`status_needs_write`] says so. Failures are logged, not
     /// returned: the next heartbeat tries again.
     async fn heartbeat(&self, status: pb::NodeStatus) {
-        let Some(rt) = resources::find("", "v1", "nodes") else {
-            return;
-        };
+        let rt = crate::registry::kinds::NODES;
         let Some(node_name) = status
             .addresses
             .iter()
@@ -343,8 +340,7 @@ impl NodeRegistry for Registry {
         if r.node_name.is_empty() {
             return Err(Status::invalid_argument("node_name is required"));
         }
-        let rt =
-            resources::find("", "v1", "nodes").ok_or_else(|| Status::internal("nodes type"))?;
+        let rt = crate::registry::kinds::NODES;
         let status = node_status(&r.status.unwrap_or_default(), &r.agent_endpoint);
         let mut labels = json!({
             "kubernetes.io/hostname": r.node_name,
@@ -382,7 +378,7 @@ impl NodeRegistry for Registry {
         }
         info!(node = %r.node_name, endpoint = %r.agent_endpoint, "node registered");
         Ok(Response::new(pb::RegisterResponse {
-            session_id: crate::registry::strategy::uuid(),
+            session_id: crate::registry::meta::uuid(),
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
         }))
     }
@@ -574,7 +570,7 @@ mod tests {
     }
 
     async fn stored(objects: &Objects) -> Value {
-        let rt = resources::find("", "v1", "nodes").expect("nodes");
+        let rt = crate::registry::kinds::NODES;
         objects.get(rt, None, "n1").await.expect("node")
     }
 
@@ -605,7 +601,7 @@ mod tests {
     #[tokio::test]
     async fn a_returning_node_is_ready_at_once() {
         let (registry, objects, _) = registered().await;
-        let rt = resources::find("", "v1", "nodes").expect("nodes");
+        let rt = crate::registry::kinds::NODES;
         objects
             .update(rt, None, "n1", |n| {
                 n["status"]["conditions"][0]["status"] = json!("Unknown");

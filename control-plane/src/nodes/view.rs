@@ -132,7 +132,6 @@ mod tests {
 
     use super::*;
     use crate::registry::objects::Objects;
-    use crate::registry::resources;
     use crate::store::memory::MemoryStore;
 
     fn node(name: &str, ready: &str) -> Value {
@@ -169,7 +168,7 @@ mod tests {
     async fn follows_the_store() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let objects = Objects::new(store.clone());
-        let rt = resources::find("", "v1", "nodes").expect("nodes");
+        let rt = crate::registry::kinds::NODES;
         objects.create(rt, node("n1", "True")).await.expect("n1");
         let view = NodeView::start(store);
         objects.create(rt, node("n2", "True")).await.expect("n2");

@@ -5,7 +5,6 @@
 
 use serde_json::Value;
 
-use super::resources;
 use crate::store::{Store, StoreError};
 
 /// The annotation marking a StorageClass as the default.
@@ -29,9 +28,7 @@ pub async fn default_storage_class(store: &dyn Store, claim: &mut Value) -> Resu
         && claim
             .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
             .is_none();
-    let Some(rt) = resources::find("storage.k8s.io", "v1", "storageclasses") else {
-        return Ok(());
-    };
+    let rt = crate::registry::kinds::STORAGECLASSES;
     if !unset || !claim["spec"].is_object() {
         return Ok(());
     }
@@ -169,7 +166,7 @@ mod tests {
     use crate::store::memory::MemoryStore;
 
     async fn class(store: &MemoryStore, name: &str, default: bool, created: &str) {
-        let rt = resources::find("storage.k8s.io", "v1", "storageclasses").expect("type");
+        let rt = crate::registry::kinds::STORAGECLASSES;
         let mut obj = json!({"metadata": {"name": name, "creationTimestamp": created},
             "provisioner": "x"});
         if default {

@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn each_cause_carries_upstreams_reason_for_its_message() {
-        let rt = crate::registry::resources::find("", "v1", "configmaps").expect("type");
+        let rt = crate::registry::kinds::CONFIGMAPS;
         let err = ApiError::invalid(
             rt,
             "a",

@@ -30,7 +30,7 @@ use tokio::sync::Mutex;
 use tracing::warn;
 
 use super::objects::Objects;
-use super::resources::{self, ResourceType};
+use super::resources::ResourceType;
 use crate::store::StoreError;
 
 /// Distinct messages of similar events after which they are combined
@@ -347,10 +347,6 @@ impl Default for Recorder {
     }
 }
 
-fn events_rt() -> Option<&'static ResourceType> {
-    resources::find("", "v1", "events")
-}
-
 impl Recorder {
     /// A recorder with upstream's cache sizes.
     pub fn new() -> Self {
@@ -379,7 +375,7 @@ impl Recorder {
     }
 
     async fn try_record(&self, objects: &Objects, event: &NewEvent) -> Result<(), StoreError> {
-        let rt = events_rt().ok_or_else(|| StoreError::Backend("events type".into()))?;
+        let rt = crate::registry::kinds::EVENTS;
         let namespace = event.namespace().to_string();
         let probe = event.to_object("", &event.message);
         let Correlation { key, message } = self.correlator().correlate(&probe, event.time);
@@ -529,7 +525,7 @@ mod tests {
     }
 
     async fn events(objects: &Objects) -> Vec<Value> {
-        let rt = events_rt().expect("events type");
+        let rt = crate::registry::kinds::EVENTS;
         objects.list(rt).await.expect("list").0
     }
 
@@ -619,7 +615,7 @@ mod tests {
         // A key the pod never had gets a new Event without another read:
         // one made behind the recorder's back is not seen (as upstream's
         // recorder, which never reads the store).
-        let rt = events_rt().expect("events type");
+        let rt = crate::registry::kinds::EVENTS;
         let mut stray = pod_event("Killing", "Killing", at(7)).to_object("web.stray", "Killing");
         stray["metadata"]["namespace"] = json!("default");
         objects.create(rt, stray).await.expect("stray event");
@@ -645,7 +641,7 @@ mod tests {
         recorder
             .record(&objects, pod_event("BackOff", "Back-off", at(0)))
             .await;
-        let rt = events_rt().expect("events type");
+        let rt = crate::registry::kinds::EVENTS;
         let name = events(&objects).await[0]["metadata"]["name"]
             .as_str()
             .expect("name")

@@ -3,16 +3,23 @@
 //! ([`crate::controllers`], [`crate::nodes`]). Nothing here imports either:
 //! both depend on the registry, never the other way round.
 //!
-//! - [`resources`]: served types, short names, categories.
+//! - [`resource_type`]: what a served type is, and its kind's
+//!   [`Behaviour`](resource_type::Behaviour).
+//! - [`kinds`]: one module per built-in kind (or family): its static types
+//!   ([`kinds::PODS`], ...) and behaviour: defaults, status on create,
+//!   validation, update rules, table columns.
+//! - [`resources`]: the table of served types, looked up by name or kind.
 //! - [`objects`]: [`objects::Objects`], reads and writes for the control
 //!   plane's own actors, with the same defaults and validation as the API.
-//! - [`strategy`]: decoding, defaults, validation, server-owned metadata.
+//! - [`strategy`]: what every write goes through: defaults, validation,
+//!   strict decoding, each dispatched to the kind's behaviour.
+//! - [`meta`]: server-owned metadata values (timestamps, uids, names).
 //! - [`typecheck`]: Go-typed decoding errors of built-in fields.
 //! - [`admission`]: admission steps that read other objects (default StorageClass).
 //! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
 //! - [`events`]: Events recorded with upstream's correlation (counted repeats).
+//! - [`events_v1`]: `events.k8s.io/v1` Events, a converted view of core Events.
 //! - [`qos`]: a pod's QoS class; [`quantity`]: resource quantities.
-//! - [`kinds`]: per-kind behaviour (pod conditions, ...).
 //! - [`budget`]: PodDisruptionBudget arithmetic, for eviction and the
 //!   disruption controller alike.
 //! - [`schedule`]: CronJob schedules, validated and iterated.
@@ -24,10 +31,13 @@ pub mod budget;
 pub mod deletion;
 pub mod error;
 pub mod events;
+pub mod events_v1;
 pub mod kinds;
+pub mod meta;
 pub mod objects;
 pub mod qos;
 pub mod quantity;
+pub mod resource_type;
 pub mod resources;
 pub mod schedule;
 pub mod strategy;

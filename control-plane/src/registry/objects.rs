@@ -105,10 +105,13 @@ impl Objects {
                 .and_then(Value::as_str)
                 .map(String::from)
         {
-            meta["name"] = json!(format!("{prefix}{}", strategy::random_suffix()));
+            meta["name"] = json!(format!(
+                "{prefix}{}",
+                crate::registry::meta::random_suffix()
+            ));
         }
-        meta["uid"] = json!(strategy::uuid());
-        meta["creationTimestamp"] = json!(strategy::now());
+        meta["uid"] = json!(crate::registry::meta::uuid());
+        meta["creationTimestamp"] = json!(crate::registry::meta::now());
         // Controllers' objects start with their kind's status, as through
         // the API; a mirror pod keeps the status its node reported.
         if obj.get("status").is_none_or(Value::is_null)
@@ -182,9 +185,7 @@ impl Objects {
         name: &str,
         node: &str,
     ) -> Result<Result<Value, String>, StoreError> {
-        let Some(rt) = super::resources::find("", "v1", "pods") else {
-            return Err(StoreError::Backend("pods type".into()));
-        };
+        let rt = crate::registry::kinds::PODS;
         let mut already = None;
         let bound = self
             .update(rt, Some(namespace), name, |pod| {
@@ -216,9 +217,7 @@ impl Objects {
         &self,
         binds: Vec<(Value, String)>,
     ) -> Result<Vec<Result<Value, String>>, StoreError> {
-        let Some(rt) = super::resources::find("", "v1", "pods") else {
-            return Err(StoreError::Backend("pods type".into()));
-        };
+        let rt = crate::registry::kinds::PODS;
         let mut bound = Vec::with_capacity(binds.len());
         let mut writes = Vec::with_capacity(binds.len());
         for (mut pod, node) in binds {
@@ -344,9 +343,7 @@ impl Objects {
     /// NamespaceLifecycle admission does. (The API edge also refuses a
     /// missing namespace; components inside only act on existing owners.)
     async fn check_namespace_open(&self, namespace: &str) -> Result<(), StoreError> {
-        let Some(rt) = super::resources::find("", "v1", "namespaces") else {
-            return Ok(());
-        };
+        let rt = crate::registry::kinds::NAMESPACES;
         let ns = match self.get(rt, None, namespace).await {
             Ok(ns) => ns,
             Err(StoreError::NotFound(_)) => return Ok(()),
@@ -364,9 +361,7 @@ impl Objects {
     /// `deletionTimestamp` (Terminating) with its own grace period and its
     /// node removes it once the containers are gone; others go at once.
     pub async fn delete_pod(&self, namespace: &str, name: &str) -> Result<(), StoreError> {
-        let Some(rt) = super::resources::find("", "v1", "pods") else {
-            return Ok(());
-        };
+        let rt = crate::registry::kinds::PODS;
         self.delete_with(rt, Some(namespace), name, &DeleteOptions::default())
             .await?;
         Ok(())
@@ -405,17 +400,15 @@ impl Objects {
     /// For events that never repeat (one `Scheduled` per pod), so they
     /// skip the recorder's counting.
     pub async fn events(&self, events: &[(&Value, &str, String)], component: &str) {
-        let Some(rt) = super::resources::find("", "v1", "events") else {
-            return;
-        };
+        let rt = crate::registry::kinds::EVENTS;
         let writes = events
             .iter()
             .map(|(object, reason, message)| {
                 let mut event = event_object(object, false, reason, message, component);
                 event["kind"] = json!(rt.kind);
                 event["apiVersion"] = json!(rt.api_version());
-                event["metadata"]["uid"] = json!(strategy::uuid());
-                event["metadata"]["creationTimestamp"] = json!(strategy::now());
+                event["metadata"]["uid"] = json!(crate::registry::meta::uuid());
+                event["metadata"]["creationTimestamp"] = json!(crate::registry::meta::now());
                 strategy::apply_defaults(rt, &mut event);
                 let namespace = event["metadata"]["namespace"].as_str().map(String::from);
                 let name = event["metadata"]["name"]
@@ -450,9 +443,9 @@ fn event_object(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let now = strategy::now();
+    let now = crate::registry::meta::now();
     json!({
-        "metadata": {"name": format!("{name}.{}", strategy::random_suffix()), "namespace": namespace},
+        "metadata": {"name": format!("{name}.{}", crate::registry::meta::random_suffix()), "namespace": namespace},
         "involvedObject": {
             "kind": object.get("kind"), "apiVersion": object.get("apiVersion"),
             "namespace": namespace, "name": name,

@@ -201,7 +201,6 @@ pub fn fold_string_data(obj: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::resources;
 
     #[test]
     fn base64_errors_name_the_byte_go_names() {
@@ -218,7 +217,7 @@ mod tests {
 
     #[test]
     fn wrong_types_are_decode_errors() {
-        let cm = resources::find("", "v1", "configmaps").expect("type");
+        let cm = crate::registry::kinds::CONFIGMAPS;
         let err =
             check(cm, &json!({"metadata": {"name": "a", "labels": {"a": 1}}})).expect_err("labels");
         assert_eq!(err.code, 400);
@@ -243,7 +242,7 @@ mod tests {
             "{}",
             err.message
         );
-        let secret = resources::find("", "v1", "secrets").expect("type");
+        let secret = crate::registry::kinds::SECRETS;
         let err = check(secret, &json!({"data": {"k": "not base64!"}})).expect_err("secret");
         assert_eq!(
             err.message,
@@ -256,7 +255,7 @@ mod tests {
             "{}",
             err.message
         );
-        let deploy = resources::find("apps", "v1", "deployments").expect("type");
+        let deploy = crate::registry::kinds::DEPLOYMENTS;
         let err = check(
             deploy,
             &json!({"spec": {"template": {"metadata": {"labels": {"a": [1]}}}}}),

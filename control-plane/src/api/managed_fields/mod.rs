@@ -21,7 +21,6 @@ use tracing::debug;
 use self::fieldset::{FieldSet, Path, PathElement, display_path};
 use super::error::ApiError;
 use crate::registry::resources::ResourceType;
-use crate::registry::strategy;
 
 /// kubectl's client-side apply annotation.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -416,7 +415,7 @@ pub fn update(rt: &ResourceType, old: Option<&Value>, new: &mut Value, manager: 
             set: FieldSet::new(),
         });
         entry.set = entry.set.union(&changed);
-        entry.time = Some(strategy::now());
+        entry.time = Some(crate::registry::meta::now());
     }
     managed.store(new);
 }
@@ -538,7 +537,7 @@ pub fn apply(
             manager: BEFORE_FIRST_APPLY.into(),
             operation: Operation::Update,
             api_version: rt.api_version(),
-            time: Some(strategy::now()),
+            time: Some(crate::registry::meta::now()),
             subresource: None,
             set: without_unowned(comparison.added.union(&comparison.modified)),
         });
@@ -549,7 +548,7 @@ pub fn apply(
         manager: manager.name.clone(),
         operation: Operation::Apply,
         api_version: rt.api_version(),
-        time: Some(strategy::now()),
+        time: Some(crate::registry::meta::now()),
         subresource: manager.subresource.clone(),
         set: without_unowned(typed::to_field_set(&ownable(config, scope))),
     };
@@ -645,10 +644,10 @@ pub fn same_but_times(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::resources;
+    use crate::registry::strategy;
 
     fn deployments() -> &'static ResourceType {
-        resources::find("apps", "v1", "deployments").expect("deployments")
+        crate::registry::kinds::DEPLOYMENTS
     }
 
     fn manager(name: &str) -> Manager {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::eligibility::target_node;
 use super::plan::{GENERATION_LABEL, HASH_LABEL};
 use super::*;
-use crate::registry::strategy::TEMPLATE_GENERATION;
+use crate::registry::kinds::daemonset::TEMPLATE_GENERATION;
 use crate::store::memory::MemoryStore;
 
 const NS: &str = "default";

@@ -306,13 +306,13 @@ mod tests {
             shown(v1_rt, &bare)["eventTime"],
             "2026-02-02T02:02:02.000000Z"
         );
-        let core_rt = crate::registry::resources::find("", "v1", "events").expect("core");
+        let core_rt = crate::registry::kinds::EVENTS;
         assert!(shown(core_rt, &core).get("eventTime").is_none());
     }
 
     #[test]
     fn only_the_events_group_converts() {
-        let core_rt = crate::registry::resources::find("", "v1", "events").expect("core");
+        let core_rt = crate::registry::kinds::EVENTS;
         let v1_rt = crate::registry::resources::find(GROUP, "v1", "events").expect("v1");
         assert!(!converts(core_rt) && converts(v1_rt));
         assert_eq!(core_rt.prefix(), v1_rt.prefix());

@@ -1,0 +1,111 @@
+//! Configuration: ConfigMaps, Secrets, ServiceAccounts.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use serde_json::{Value, json};
+use skiff_api_rules::config::{
+    validate_config_map, validate_config_map_update, validate_secret, validate_secret_update,
+};
+
+use super::printing::{Columns, header, row};
+use super::support::{decode, round, set_default};
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
+
+/// `configmaps` in `v1`.
+pub const CONFIGMAPS: &ResourceType = &rt! {
+    "", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], &[], &[], &ConfigMapRules
+};
+
+/// `secrets` in `v1`.
+pub const SECRETS: &ResourceType = &rt! {
+    "", "v1", "secrets", "secret", "Secret", true, &[], &[], &[], &SecretRules
+};
+
+/// `serviceaccounts` in `v1`.
+pub const SERVICEACCOUNTS: &ResourceType = &rt! {
+    "", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], &[], &[],
+    &ServiceAccountRules
+};
+
+/// What the registry does with ConfigMaps.
+pub struct ConfigMapRules;
+
+impl Behaviour for ConfigMapRules {
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
+        let mut errors = Vec::new();
+        let c: ConfigMap = decode(rt, obj)?;
+        errors.extend(validate_config_map(&c));
+        Ok(errors)
+    }
+
+    fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {
+        Ok(validate_config_map_update(
+            &decode(rt, old)?,
+            &decode(rt, new)?,
+        ))
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::ConfigMap>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let (name, age, ..) = row(obj);
+        (
+            header("Name|Data|Age"),
+            vec![
+                name,
+                (obj["data"].as_object().map_or(0, |m| m.len())
+                    + obj["binaryData"].as_object().map_or(0, |m| m.len()))
+                .to_string(),
+                age,
+            ],
+        )
+    }
+}
+
+/// What the registry does with Secrets.
+pub struct SecretRules;
+
+impl Behaviour for SecretRules {
+    fn defaults(&self, obj: &mut Value) {
+        crate::registry::typecheck::fold_string_data(obj);
+        set_default(obj, &["type"], json!("Opaque"));
+    }
+
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
+        let mut errors = Vec::new();
+        let s: Secret = decode(rt, obj)?;
+        errors.extend(validate_secret(&s));
+        Ok(errors)
+    }
+
+    fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {
+        Ok(validate_secret_update(&decode(rt, old)?, &decode(rt, new)?))
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::Secret>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let (name, age, ..) = row(obj);
+        (
+            header("Name|Type|Data|Age"),
+            vec![
+                name,
+                obj["type"].as_str().unwrap_or("Opaque").into(),
+                obj["data"].as_object().map_or(0, |m| m.len()).to_string(),
+                age,
+            ],
+        )
+    }
+}
+
+/// What the registry does with ServiceAccounts.
+pub struct ServiceAccountRules;
+
+impl Behaviour for ServiceAccountRules {
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::ServiceAccount>(obj)
+    }
+}

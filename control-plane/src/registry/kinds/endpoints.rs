@@ -1,0 +1,118 @@
+//! Endpoints and EndpointSlices.
+
+use serde_json::{Value, json};
+
+use super::printing::{Columns, header, n, row};
+use super::support::{round, set_default};
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
+
+/// `endpoints` in `v1`.
+pub const ENDPOINTS: &ResourceType = &rt! {
+    "", "v1", "endpoints", "endpoints", "Endpoints", true, &["ep"], &[], &[], &EndpointsRules
+};
+
+/// `endpointslices.discovery.k8s.io` in `discovery.k8s.io/v1`.
+pub const ENDPOINTSLICES: &ResourceType = &rt! {
+    "discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", true, &[],
+    &[], &[], &EndpointSliceRules
+};
+
+/// What the registry does with Endpointss.
+pub struct EndpointsRules;
+
+impl Behaviour for EndpointsRules {
+    /// Upstream's SetDefaults_EndpointPort: ports speak TCP unless told.
+    fn defaults(&self, obj: &mut Value) {
+        for subset in obj
+            .get_mut("subsets")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            for port in subset
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                set_default(port, &["protocol"], json!("TCP"));
+            }
+        }
+    }
+
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
+        Ok(skiff_api_rules::endpoints::validate_endpoints(obj))
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::core::v1::Endpoints>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let (name, age, ..) = row(obj);
+        let addrs: Vec<String> = obj["subsets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|ss| {
+                let ports: Vec<i64> = ss["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| n(p.get("port")))
+                    .collect();
+                ss["addresses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(move |a| {
+                        let ip = a["ip"].as_str().unwrap_or_default().to_string();
+                        ports.clone().into_iter().map(move |p| format!("{ip}:{p}"))
+                    })
+            })
+            .collect();
+        (
+            header("Name|Endpoints|Age"),
+            vec![
+                name,
+                if addrs.is_empty() {
+                    "<none>".into()
+                } else {
+                    addrs.join(",")
+                },
+                age,
+            ],
+        )
+    }
+}
+
+/// What the registry does with EndpointSlices.
+pub struct EndpointSliceRules;
+
+impl Behaviour for EndpointSliceRules {
+    fn defaults(&self, obj: &mut Value) {
+        for port in obj
+            .get_mut("ports")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            set_default(port, &["protocol"], json!("TCP"));
+            set_default(port, &["name"], json!(""));
+        }
+    }
+
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
+        Ok(skiff_api_rules::endpoints::validate_endpoint_slice(obj))
+    }
+
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
+        Ok(skiff_api_rules::endpoints::validate_endpoint_slice_update(
+            old, new,
+        ))
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::discovery::v1::EndpointSlice>(obj)
+    }
+}

@@ -1,0 +1,57 @@
+//! ControllerRevisions.
+
+use serde_json::{Value, json};
+
+use super::printing::{Columns, header, n, row, text};
+use super::support::round;
+use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
+
+/// `controllerrevisions.apps` in `apps/v1`.
+pub const CONTROLLERREVISIONS: &ResourceType = &rt! {
+    "apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", true, &[],
+    &[], &[], &Rules
+};
+
+/// What the registry does with this kind's objects.
+pub struct Rules;
+
+impl Behaviour for Rules {
+    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
+        Ok(skiff_api_rules::revision::validate_controller_revision(obj))
+    }
+
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
+        Ok(skiff_api_rules::revision::validate_controller_revision_update(old, new))
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::apps::v1::ControllerRevision>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let (name, age, ..) = row(obj);
+        // `daemonset.apps/name`: the controller's kind and group, lowercased.
+        let controller = obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .and_then(|refs| refs.iter().find(|r| r["controller"] == json!(true)))
+            .map_or_else(
+                || "<none>".to_string(),
+                |r| {
+                    let group = text(r.get("apiVersion"))
+                        .split_once('/')
+                        .map(|(g, _)| format!(".{g}"))
+                        .unwrap_or_default();
+                    format!(
+                        "{}{group}/{}",
+                        text(r.get("kind")).to_lowercase(),
+                        text(r.get("name"))
+                    )
+                },
+            );
+        (
+            header("Name|Controller|Revision|Age"),
+            vec![name, controller, n(obj.get("revision")).to_string(), age],
+        )
+    }
+}

@@ -1,0 +1,108 @@
+//! StatefulSets.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use serde_json::{Value, json};
+
+use super::pod::default_template;
+use super::printing::{Columns, containers_images, header, n, row};
+use super::storage::default_claim;
+use super::support::{decode, default_rolling_update, name_of, round, set_default};
+use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
+
+/// `statefulsets.apps` in `apps/v1`.
+pub const STATEFULSETS: &ResourceType = &rt! {
+    "apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], ALL,
+    &["status", "scale"], &Rules
+};
+
+/// What the registry does with this kind's objects.
+pub struct Rules;
+
+impl Behaviour for Rules {
+    fn defaults(&self, obj: &mut Value) {
+        set_default(obj, &["spec", "replicas"], json!(1));
+        set_default(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
+        set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
+        default_rolling_update(obj, "updateStrategy", &[("partition", json!(0))]);
+        for when in ["whenDeleted", "whenScaled"] {
+            set_default(
+                obj,
+                &["spec", "persistentVolumeClaimRetentionPolicy", when],
+                json!("Retain"),
+            );
+        }
+        if let Some(claims) = obj
+            .pointer_mut("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array_mut)
+        {
+            for claim in claims {
+                set_default(claim, &["apiVersion"], json!("v1"));
+                set_default(claim, &["kind"], json!("PersistentVolumeClaim"));
+                default_claim(claim);
+            }
+        }
+        default_template(obj, &["spec", "template"], true);
+    }
+
+    fn initial_status(&self, _obj: &Value) -> Option<Value> {
+        Some(json!({"replicas": 0, "availableReplicas": 0}))
+    }
+
+    fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
+        let name = name_of(obj);
+        let mut errors = Vec::new();
+        let s: StatefulSet = decode(rt, obj)?;
+        errors.extend(skiff_api_rules::statefulset::validate_statefulset(
+            name,
+            &s.spec.unwrap_or_default(),
+        ));
+        Ok(errors)
+    }
+
+    fn round_trip(&self, obj: &Value) -> Option<Value> {
+        round::<k8s_openapi::api::apps::v1::StatefulSet>(obj)
+    }
+
+    fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
+        let (name, age, spec, status) = row(obj);
+        let tmpl = obj.pointer("/spec/template/spec");
+        let (c, i) = containers_images(tmpl);
+        (
+            header("Name|Ready|Age|*Containers|*Images"),
+            vec![
+                name,
+                format!(
+                    "{}/{}",
+                    n(status.get("readyReplicas")),
+                    n(spec.get("replicas"))
+                ),
+                age,
+                c,
+                i,
+            ],
+        )
+    }
+
+    /// Upstream's `ValidateStatefulSetUpdate`: only these may change.
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
+        const MUTABLE: [&str; 6] = [
+            "replicas",
+            "ordinals",
+            "template",
+            "updateStrategy",
+            "persistentVolumeClaimRetentionPolicy",
+            "minReadySeconds",
+        ];
+        let rest = |obj: &Value| {
+            let mut spec = obj.get("spec").cloned().unwrap_or_else(|| json!({}));
+            if let Some(m) = spec.as_object_mut() {
+                m.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+            }
+            spec
+        };
+        if rest(old) == rest(new) {
+            return Ok(Vec::new());
+        }
+        Ok(vec!["spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".to_string()])
+    }
+}

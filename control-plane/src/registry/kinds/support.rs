@@ -1,0 +1,101 @@
+//! What the kind modules share to default, decode and validate objects.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
+
+use crate::registry::resource_type::{Errors, ResourceType};
+
+pub(super) fn set_default(obj: &mut Value, path: &[&str], value: Value) {
+    let mut cur = obj;
+    for (i, key) in path.iter().enumerate() {
+        if !cur.is_object() {
+            return;
+        }
+        if i == path.len() - 1 {
+            if cur.get(*key).is_none_or(Value::is_null) {
+                cur[*key] = value;
+            }
+            return;
+        }
+        if cur.get(*key).is_none_or(Value::is_null) {
+            cur[*key] = json!({});
+        }
+        cur = &mut cur[*key];
+    }
+}
+
+/// `obj` decoded into its kind's typed schema; `Err` is the API server's
+/// message for an object that does not decode.
+pub(super) fn decode<T: DeserializeOwned>(rt: &ResourceType, obj: &Value) -> Result<T, String> {
+    serde_json::from_value(obj.clone()).map_err(|e| {
+        format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            rt.kind, rt.version, rt.kind
+        )
+    })
+}
+
+/// `obj` decoded into `T` and encoded again: whatever did not survive is a
+/// field the schema lacks.
+pub(super) fn round<T: DeserializeOwned + Serialize>(obj: &Value) -> Option<Value> {
+    serde_json::from_value::<T>(obj.clone())
+        .ok()
+        .and_then(|t| serde_json::to_value(t).ok())
+}
+
+/// The object's name (empty when unset).
+pub(super) fn name_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Upstream's rule for apps/v1 controllers: the selector never changes.
+pub(super) fn selector_immutable(_rt: &ResourceType, old: &Value, new: &Value) -> Errors {
+    if old.pointer("/spec/selector") == new.pointer("/spec/selector") {
+        return Ok(Vec::new());
+    }
+    Ok(vec![format!(
+        "spec.selector: Invalid value: {}: field is immutable",
+        new.pointer("/spec/selector")
+            .cloned()
+            .unwrap_or(Value::Null)
+    )])
+}
+
+/// Upstream's defaults of a workload's `spec.<field>`: `RollingUpdate`
+/// unless set, and then each of `parameters` under `rollingUpdate` unless
+/// set.
+pub(super) fn default_rolling_update(obj: &mut Value, field: &str, parameters: &[(&str, Value)]) {
+    set_default(obj, &["spec", field, "type"], json!("RollingUpdate"));
+    if obj
+        .pointer(&format!("/spec/{field}/type"))
+        .and_then(Value::as_str)
+        != Some("RollingUpdate")
+    {
+        return;
+    }
+    for (name, value) in parameters {
+        set_default(obj, &["spec", field, "rollingUpdate", name], value.clone());
+    }
+}
+
+/// Upstream's checks of a controller that keeps `replicas` pods of
+/// `template` running (Deployment, ReplicaSet, ReplicationController).
+pub(super) fn replicated(
+    selector: Option<&LabelSelector>,
+    template: Option<&PodTemplateSpec>,
+    replicas: Option<i32>,
+) -> Vec<String> {
+    validate_controller(
+        selector,
+        template,
+        replicas,
+        TemplateRestart::AlwaysOnly,
+        "spec.template",
+    )
+}
