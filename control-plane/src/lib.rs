@@ -11,11 +11,13 @@
 //! - [`nodes`]: node registration and heartbeats over gRPC.
 //! - [`clock`]: wall-clock time behind a trait (fake in tests).
 //! - [`kubeconfig`]: the kubeconfig file `kubectl` uses as it is.
+//! - [`meta`]: typed accessors for object metadata.
 
 pub mod api;
 pub mod clock;
 pub mod controllers;
 pub mod kubeconfig;
+pub mod meta;
 pub mod nodes;
 pub mod store;
 

@@ -19,8 +19,9 @@
 //!   carries out foreground and orphaning deletions.
 //! - [`head`]: decoding only the fields a watch reads of an object.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
-//! - [`work_queue`]: the coalescing, retrying queue of keys the workload
-//!   controllers share.
+//! - [`runtime`]: the controller runtime the workload controllers and the
+//!   garbage collector run on (work queue, owner index, back-off, resync).
+//! - [`pod`]: pod helpers the controllers that own pods share.
 
 pub mod cronjob;
 pub mod daemonset;
@@ -32,12 +33,13 @@ pub mod job;
 pub mod mirror;
 pub mod node;
 pub mod node_lifecycle;
+pub mod pod;
 pub mod replicaset;
+pub mod runtime;
 pub mod scheduler;
 pub mod statefulset;
 pub mod supervisor;
 pub mod volume;
-pub mod work_queue;
 
 use serde_json::Value;
 use tokio::sync::mpsc;

@@ -20,7 +20,7 @@ use tracing::warn;
 
 use self::sync::CronJobSync;
 use super::job::{JobError, jobs_rt};
-use super::work_queue::WorkQueue;
+use super::runtime::queue::{WorkQueue, retry_delay};
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
@@ -204,7 +204,7 @@ impl Actor for CronJobController {
                             }
                         }
                         Err(e) => {
-                            let delay = state.queue.failed(&key);
+                            let delay = retry_delay(state.queue.failed(&key));
                             warn!(cronjob = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
                             state.wake_after(&myself, key, delay);
                         }

@@ -18,7 +18,7 @@ use crate::api::internal::Objects;
 use crate::clock::SharedClock;
 use crate::controllers::job::status::{self as job_status, time_of, timestamp};
 use crate::controllers::job::{delete_job, jobs_rt};
-use crate::controllers::replicaset::plan::controller_uid;
+use crate::meta::controller_uid;
 use crate::store::StoreError;
 
 /// Annotation with the schedule time a Job was started for.

@@ -28,11 +28,12 @@ use tracing::{debug, info, warn};
 use self::backoff::Backoff;
 use self::eligibility::pin_to_node;
 use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, claim};
-use super::replicaset::plan::{controller_uid, slow_start_batches};
-use super::work_queue::WorkQueue;
+use super::pod::slow_start_batches;
+use super::runtime::queue::{WorkQueue, retry_delay};
 use super::{metadata_of, object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
+use crate::meta::controller_uid;
 use crate::store::{EventKind, StoreError};
 
 /// The event source upstream's daemon controller uses.
@@ -664,7 +665,7 @@ impl Actor for DaemonSetController {
                             }
                         }
                         Err(e) => {
-                            let delay = state.queue.failed(&key);
+                            let delay = retry_delay(state.queue.failed(&key));
                             warn!(daemonset = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
                             myself.send_after(delay, move || DaemonSetMsg::Retry(key));
                         }

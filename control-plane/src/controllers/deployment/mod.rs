@@ -20,11 +20,11 @@ use tracing::{debug, warn};
 
 use self::hash::{HASH_LABEL, template_hash, templates_equal};
 use self::rolling::{RecreateStep, Set, fenceposts};
-use super::replicaset::plan::controller_uid;
-use super::work_queue::WorkQueue;
+use super::runtime::queue::{WorkQueue, retry_delay};
 use super::{metadata_of, object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
+use crate::meta::controller_uid;
 use crate::store::{EventKind, StoreError};
 
 const COMPONENT: &str = "deployment-controller";
@@ -883,7 +883,7 @@ impl Actor for DeploymentController {
                             }
                         }
                         Err(e) => {
-                            let delay = state.queue.failed(&key);
+                            let delay = retry_delay(state.queue.failed(&key));
                             warn!(deployment = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
                             myself.send_after(delay, move || DeploymentMsg::Retry(key));
                         }

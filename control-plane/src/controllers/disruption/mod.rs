@@ -18,7 +18,7 @@ use serde_json::Value;
 use tracing::warn;
 
 use self::budget::ExpectedScale;
-use super::work_queue::WorkQueue;
+use super::runtime::queue::{WorkQueue, retry_delay};
 use super::{metadata_of, object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
@@ -376,7 +376,7 @@ impl Actor for DisruptionController {
                     match state.sync(&key).await {
                         Ok(()) => state.queue.succeeded(&key),
                         Err(e) => {
-                            let delay = state.queue.failed(&key);
+                            let delay = retry_delay(state.queue.failed(&key));
                             warn!(pdb = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
                             myself.send_after(delay, move || DisruptionMsg::Retry(key));
                         }

@@ -27,7 +27,7 @@ use tracing::warn;
 
 pub use self::backoff::Backoff;
 use self::sync::JobSync;
-use super::work_queue::WorkQueue;
+use super::runtime::queue::{WorkQueue, retry_delay};
 use super::{metadata_of, object_of, watch_prefix};
 use crate::api::deletion::{DeleteOptions, Propagation};
 use crate::api::internal::Objects;
@@ -342,7 +342,7 @@ impl Actor for JobController {
                             }
                         }
                         Err(e) => {
-                            let delay = state.queue.failed(&key);
+                            let delay = retry_delay(state.queue.failed(&key));
                             warn!(job = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
                             state.wake_after(&myself, key, delay);
                         }

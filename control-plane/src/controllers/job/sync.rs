@@ -25,9 +25,8 @@ use super::{COMPONENT, JobError, delete_job, jobs_rt, pods_rt};
 use crate::api::deletion::Propagation;
 use crate::api::internal::Objects;
 use crate::clock::SharedClock;
-use crate::controllers::replicaset::plan::{
-    controller_uid, deletion_order, pod_labels, slow_start_batches,
-};
+use crate::controllers::pod::{deletion_order, slow_start_batches};
+use crate::meta::{controller_uid, labels as pod_labels};
 use crate::store::StoreError;
 
 /// Upstream's `MaxPodCreateDeletePerSync`.

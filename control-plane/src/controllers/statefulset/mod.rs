@@ -26,11 +26,11 @@ use tracing::{debug, info, warn};
 
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
-use super::replicaset::plan::controller_uid;
-use super::work_queue::WorkQueue;
+use super::runtime::queue::{WorkQueue, retry_delay};
 use super::{metadata_of, object_of, watch_prefix};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
+use crate::meta::controller_uid;
 use crate::store::{EventKind, StoreError};
 
 const COMPONENT: &str = "statefulset-controller";
@@ -817,7 +817,7 @@ impl Actor for StatefulSetController {
                             }
                         }
                         Err(e) => {
-                            let delay = state.queue.failed(&key);
+                            let delay = retry_delay(state.queue.failed(&key));
                             warn!(set = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
                             myself.send_after(delay, move || StatefulSetMsg::Retry(key));
                         }
