@@ -41,10 +41,12 @@ pub mod statefulset;
 pub mod supervisor;
 pub mod volume;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::store::{Event, Store};
+use crate::api::internal::Objects;
+use crate::api::resources::ResourceType;
+use crate::store::{Event, Store, StoreError};
 
 /// Forwards store events under `prefix` (after a full list) to `on_event`;
 /// re-lists when the watch window expires. Runs until `on_event` returns
@@ -87,4 +89,24 @@ pub fn object_of(event: &Event) -> Option<Value> {
 /// ([`head::Meta`]): what the owners' watches on their dependents need.
 pub fn metadata_of(event: &Event) -> Option<Value> {
     head::Meta::from_json(&event.value).map(head::Meta::into_object)
+}
+
+/// Every object of `rt` in `namespace`, as stored now, each with its
+/// `metadata.resourceVersion` (for writes that must not race).
+pub async fn namespace_objects(
+    objects: &Objects,
+    rt: &ResourceType,
+    namespace: &str,
+) -> Result<Vec<Value>, StoreError> {
+    let prefix = format!("{}{namespace}/", rt.prefix());
+    let listing = objects.store().list(&prefix).await?;
+    Ok(listing
+        .items
+        .iter()
+        .filter_map(|kv| {
+            let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
+            v["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
+            Some(v)
+        })
+        .collect())
 }

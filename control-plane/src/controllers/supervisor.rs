@@ -16,18 +16,18 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::cronjob::CronJobController;
+use super::cronjob::{CronJobController, CronJobs};
 use super::daemonset::DaemonSetController;
-use super::deployment::DeploymentController;
+use super::deployment::{DeploymentController, Deployments};
 use super::disruption::DisruptionController;
 use super::garbage_collector::GarbageCollector;
 use super::head::ForKubelet;
-use super::job::{Backoff, JobController};
+use super::job::{Backoff, JobController, Jobs};
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, NodeLifecycle};
 use super::replicaset::{ReplicaSetController, ReplicaSets};
 use super::scheduler::Scheduler;
-use super::statefulset::StatefulSetController;
+use super::statefulset::{StatefulSetController, StatefulSets};
 use super::volume::VolumeController;
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
@@ -125,18 +125,25 @@ const CHILDREN: [Child; 11] = [
     },
     Child {
         name: "deployment controller",
-        spawn: |d, s| Box::pin(linked(DeploymentController, d.objects, s)),
+        spawn: |d, s| {
+            let args = (d.objects.store().clone(), Deployments::new(d.objects));
+            Box::pin(linked(DeploymentController::default(), args, s))
+        },
     },
     Child {
         name: "job controller",
         spawn: |d, s| {
-            let args = (d.objects, d.job_backoff, d.clock);
-            Box::pin(linked(JobController, args, s))
+            let jobs = Jobs::new(d.objects.clone(), d.job_backoff, d.clock);
+            let args = (d.objects.store().clone(), jobs);
+            Box::pin(linked(JobController::default(), args, s))
         },
     },
     Child {
         name: "cronjob controller",
-        spawn: |d, s| Box::pin(linked(CronJobController, (d.objects, d.clock), s)),
+        spawn: |d, s| {
+            let args = (d.objects.store().clone(), CronJobs::new(d.objects, d.clock));
+            Box::pin(linked(CronJobController::default(), args, s))
+        },
     },
     Child {
         name: "daemonset controller",
@@ -148,7 +155,10 @@ const CHILDREN: [Child; 11] = [
     },
     Child {
         name: "statefulset controller",
-        spawn: |d, s| Box::pin(linked(StatefulSetController, d.objects, s)),
+        spawn: |d, s| {
+            let args = (d.objects.store().clone(), StatefulSets::new(d.objects));
+            Box::pin(linked(StatefulSetController::default(), args, s))
+        },
     },
     Child {
         name: "volume controller",

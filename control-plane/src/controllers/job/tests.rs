@@ -682,10 +682,11 @@ async fn the_actor_creates_pods_for_a_new_job() {
     use ractor::Actor;
     let objects = Objects::new(Arc::new(MemoryStore::new()));
     let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
+    let jobs = super::Jobs::new(objects.clone(), Backoff::default(), clock);
     let (actor, handle) = Actor::spawn(
         None,
-        super::JobController,
-        (objects.clone(), Backoff::default(), clock),
+        super::JobController::default(),
+        (objects.store().clone(), jobs),
     )
     .await
     .expect("spawn");

@@ -8,7 +8,7 @@ use tracing::{debug, info};
 use self::plan::Owner;
 use super::pod::slow_start_batches;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, object_of};
+use super::{metadata_of, namespace_objects, object_of};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
 use crate::meta::{self, controller_uid};
@@ -133,7 +133,7 @@ impl ReplicaSets {
         let Some(owner) = Owner::from_object(&owner_obj) else {
             return Ok(None);
         };
-        let pods = self.namespace_pods(namespace).await?;
+        let pods = namespace_objects(&self.objects, pods_rt()?, namespace).await?;
         let plan = plan::plan(&owner, &pods, chrono::Utc::now());
         let pods_rt = pods_rt()?;
         let reference = json!({
@@ -225,16 +225,6 @@ impl ReplicaSets {
             Some(e) => Err(e.into()),
             None => Ok(plan.next_available),
         }
-    }
-
-    async fn namespace_pods(&self, namespace: &str) -> Result<Vec<Value>, ReplicaSetError> {
-        let prefix = format!("{}{namespace}/", pods_rt()?.prefix());
-        let listing = self.objects.store().list(&prefix).await?;
-        Ok(listing
-            .items
-            .iter()
-            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
-            .collect())
     }
 
     async fn write_status(
