@@ -17,7 +17,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::cronjob::{CronJobController, CronJobs};
-use super::daemonset::DaemonSetController;
+use super::daemonset::{DaemonSetController, DaemonSets};
 use super::deployment::{DeploymentController, Deployments};
 use super::disruption::DisruptionController;
 use super::garbage_collector::GarbageCollector;
@@ -147,7 +147,10 @@ const CHILDREN: [Child; 11] = [
     },
     Child {
         name: "daemonset controller",
-        spawn: |d, s| Box::pin(linked(DaemonSetController, d.objects, s)),
+        spawn: |d, s| {
+            let args = (d.objects.store().clone(), DaemonSets::new(d.objects));
+            Box::pin(linked(DaemonSetController::default(), args, s))
+        },
     },
     Child {
         name: "garbage collector",
