@@ -19,8 +19,8 @@ use tracing::{info, warn};
 use super::cronjob::{CronJobController, CronJobs};
 use super::daemonset::{DaemonSetController, DaemonSets};
 use super::deployment::{DeploymentController, Deployments};
-use super::disruption::DisruptionController;
-use super::garbage_collector::GarbageCollector;
+use super::disruption::{Budgets, DisruptionController};
+use super::garbage_collector::{Collector, GarbageCollector};
 use super::head::ForKubelet;
 use super::job::{Backoff, JobController, Jobs};
 use super::node::{NodeActor, NodeActorMsg};
@@ -154,7 +154,10 @@ const CHILDREN: [Child; 11] = [
     },
     Child {
         name: "garbage collector",
-        spawn: |d, s| Box::pin(linked(GarbageCollector, d.objects, s)),
+        spawn: |d, s| {
+            let args = (d.objects.store().clone(), Collector::new(d.objects));
+            Box::pin(linked(GarbageCollector::default(), args, s))
+        },
     },
     Child {
         name: "statefulset controller",
@@ -169,7 +172,10 @@ const CHILDREN: [Child; 11] = [
     },
     Child {
         name: "disruption controller",
-        spawn: |d, s| Box::pin(linked(DisruptionController, d.objects, s)),
+        spawn: |d, s| {
+            let args = (d.objects.store().clone(), Budgets::new(d.objects));
+            Box::pin(linked(DisruptionController::default(), args, s))
+        },
     },
 ];
 

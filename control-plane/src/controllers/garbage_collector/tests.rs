@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::api::deletion::Propagation;
 use crate::api::internal::Deleted;
+use crate::controllers::runtime::RuntimeMsg;
 use crate::store::memory::MemoryStore;
 
 fn rt(group: &str, plural: &str) -> &'static ResourceType {
@@ -62,8 +63,9 @@ async fn get(objects: &Objects, rt: &ResourceType, name: &str) -> Option<Value> 
     }
 }
 
-async fn start(objects: &Objects) -> ActorRef<GcMsg> {
-    let (gc, _) = Actor::spawn(None, GarbageCollector, objects.clone())
+async fn start(objects: &Objects) -> ActorRef<RuntimeMsg<Collector>> {
+    let args = (objects.store().clone(), Collector::new(objects.clone()));
+    let (gc, _) = Actor::spawn(None, GarbageCollector::default(), args)
         .await
         .expect("spawn");
     gc
