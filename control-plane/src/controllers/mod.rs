@@ -22,6 +22,8 @@
 //! - [`runtime`]: the controller runtime the workload controllers and the
 //!   garbage collector run on (work queue, owner index, back-off, resync).
 //! - [`pod`]: pod helpers the controllers that own pods share.
+//! - [`template_hash`]: the hash that names a pod template's revision.
+//! - [`intstr`]: int-or-percent values of rolling strategies.
 
 pub mod cronjob;
 pub mod daemonset;
@@ -29,6 +31,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod garbage_collector;
 pub mod head;
+pub mod intstr;
 pub mod job;
 pub mod mirror;
 pub mod node;
@@ -39,6 +42,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod statefulset;
 pub mod supervisor;
+pub mod template_hash;
 pub mod volume;
 
 use serde_json::{Value, json};

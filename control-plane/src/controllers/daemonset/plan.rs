@@ -14,7 +14,7 @@ use skiff_api_rules::workloads::selector_matches;
 
 use super::eligibility::{Fit, add_daemon_tolerations, node_fit, target_node};
 use crate::api::objects::TEMPLATE_GENERATION;
-use crate::controllers::deployment::rolling::scaled_value;
+use crate::controllers::intstr::scaled_value;
 use crate::meta::{controller_uid, labels as pod_labels};
 
 /// Upstream's `burstReplicas` for DaemonSets: at most this many creates

@@ -16,7 +16,7 @@ use super::DaemonSetError;
 use super::plan::HASH_LABEL;
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
-use crate::controllers::deployment::hash::template_hash;
+use crate::controllers::template_hash::template_hash;
 use crate::store::StoreError;
 
 fn revisions_rt() -> Result<&'static ResourceType, DaemonSetError> {

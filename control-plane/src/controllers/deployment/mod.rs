@@ -5,7 +5,6 @@
 //! or to a pod queues the Deployment, and a sync reads everything afresh.
 //! The pods themselves are the ReplicaSet controller's business.
 
-pub mod hash;
 pub mod rolling;
 pub mod status;
 
@@ -17,9 +16,9 @@ use serde_json::{Value, json};
 use skiff_api_rules::workloads::selector_matches;
 use tracing::debug;
 
-use self::hash::{HASH_LABEL, template_hash, templates_equal};
 use self::rolling::{RecreateStep, Set, fenceposts};
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
+use super::template_hash::{HASH_LABEL, template_hash, templates_equal};
 use super::{metadata_of, namespace_objects, object_of};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
