@@ -23,6 +23,7 @@ use super::{object_of, watch_prefix};
 use crate::api::admission::DEFAULT_CLASS;
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
+use crate::meta::str_at;
 use crate::store::{EventKind, StoreError};
 
 /// The provisioner (and CSI driver) name of node-local volumes.
@@ -97,10 +98,6 @@ pub struct VolumeController;
 /// Its state.
 pub struct VolumeState {
     objects: Objects,
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
 }
 
 impl VolumeState {
