@@ -22,9 +22,11 @@
 //! - [`runtime`]: the controller runtime the workload controllers and the
 //!   garbage collector run on (work queue, owner index, back-off, resync).
 //! - [`pod`]: pod helpers the controllers that own pods share.
+//! - [`claim`]: adopting orphans and releasing dependents.
 //! - [`template_hash`]: the hash that names a pod template's revision.
 //! - [`intstr`]: int-or-percent values of rolling strategies.
 
+pub mod claim;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;

@@ -27,12 +27,13 @@ use tracing::{debug, info};
 use self::backoff::Backoff;
 use self::eligibility::pin_to_node;
 use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, claim};
+use super::claim;
 use super::pod::slow_start_batches;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, namespace_objects, object_of};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
-use crate::meta::{self, controller_uid, str_at};
+use crate::meta::{self, str_at};
 use crate::store::{Event, EventKind, StoreError};
 
 /// The event source upstream's daemon controller uses.
@@ -247,33 +248,8 @@ impl DaemonSets {
         let result = self
             .objects
             .update(rt, Some(namespace), name, |obj| match adopt {
-                Some(reference) => {
-                    if controller_uid(obj).is_some() {
-                        return false;
-                    }
-                    match obj["metadata"]["ownerReferences"].as_array_mut() {
-                        Some(refs) => refs.push(reference.clone()),
-                        None => obj["metadata"]["ownerReferences"] = json!([reference.clone()]),
-                    }
-                    true
-                }
-                None => {
-                    let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() else {
-                        return false;
-                    };
-                    let before = refs.len();
-                    refs.retain(|r| r["uid"] != json!(uid));
-                    if before == refs.len() {
-                        return false;
-                    }
-                    // An empty list is omitted, as upstream serializes it.
-                    if refs.is_empty()
-                        && let Some(m) = obj["metadata"].as_object_mut()
-                    {
-                        m.remove("ownerReferences");
-                    }
-                    true
-                }
+                Some(reference) => claim::adopt(obj, reference),
+                None => claim::release(obj, |owner| owner == uid),
             })
             .await;
         match result {

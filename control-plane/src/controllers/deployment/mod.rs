@@ -17,6 +17,7 @@ use skiff_api_rules::workloads::selector_matches;
 use tracing::debug;
 
 use self::rolling::{RecreateStep, Set, fenceposts};
+use super::claim;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::template_hash::{HASH_LABEL, template_hash, templates_equal};
 use super::{metadata_of, namespace_objects, object_of};
@@ -231,16 +232,7 @@ impl Deployments {
                     let adopted = self
                         .objects
                         .update(replicasets, Some(namespace), meta::name(&rs), |r| {
-                            if controller_uid(r).is_some() {
-                                return false;
-                            }
-                            match r["metadata"]["ownerReferences"].as_array_mut() {
-                                Some(refs) => refs.push(reference.clone()),
-                                None => {
-                                    r["metadata"]["ownerReferences"] = json!([reference.clone()])
-                                }
-                            }
-                            true
+                            claim::adopt(r, &reference)
                         })
                         .await?;
                     if let Some(rs) = adopted {

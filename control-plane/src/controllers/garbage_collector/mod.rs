@@ -28,6 +28,7 @@ use tracing::{debug, info, info_span};
 
 use self::decide::{Action, OwnerState, decide};
 use self::graph::{Graph, Item, OwnerRef, Uid, Work};
+use super::claim;
 use super::runtime::{self, Controller, Key, OwnerIndex, Reconciler, Trigger, retry_delay};
 use crate::api::deletion::{self, DeleteOptions, FOREGROUND, ORPHAN};
 use crate::api::internal::Objects;
@@ -464,25 +465,7 @@ impl Collector {
                     if obj["metadata"]["uid"].as_str() != Some(dependent.uid.as_str()) {
                         return false;
                     }
-                    let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() else {
-                        return false;
-                    };
-                    let before = refs.len();
-                    refs.retain(|r| {
-                        !r["uid"]
-                            .as_str()
-                            .is_some_and(|u| stale.iter().any(|s| s == u))
-                    });
-                    if refs.len() == before {
-                        return false;
-                    }
-                    // An empty list is omitted, as upstream serializes it.
-                    if refs.is_empty()
-                        && let Some(m) = obj["metadata"].as_object_mut()
-                    {
-                        m.remove("ownerReferences");
-                    }
-                    true
+                    claim::release(obj, |uid| stale.iter().any(|s| s == uid))
                 },
             )
             .await;

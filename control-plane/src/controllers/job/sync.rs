@@ -25,6 +25,7 @@ use super::{COMPONENT, JobError, delete_job, jobs_rt, pods_rt};
 use crate::api::deletion::Propagation;
 use crate::api::internal::Objects;
 use crate::clock::SharedClock;
+use crate::controllers::claim;
 use crate::controllers::pod::{deletion_order, slow_start_batches};
 use crate::meta::{controller_uid, labels as pod_labels};
 use crate::store::StoreError;
@@ -420,12 +421,8 @@ impl JobSync {
         let updated = self
             .objects
             .update(pods_rt()?, Some(namespace), pods::name(pod), |p| {
-                if controller_uid(p).is_some() {
+                if !claim::adopt(p, &reference) {
                     return false;
-                }
-                match p["metadata"]["ownerReferences"].as_array_mut() {
-                    Some(refs) => refs.push(reference.clone()),
-                    None => p["metadata"]["ownerReferences"] = json!([reference.clone()]),
                 }
                 match p["metadata"]["finalizers"].as_array_mut() {
                     Some(f) => f.push(json!(pods::TRACKING_FINALIZER)),

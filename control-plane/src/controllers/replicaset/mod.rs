@@ -6,12 +6,13 @@ use serde_json::{Value, json};
 use tracing::{debug, info};
 
 use self::plan::Owner;
+use super::claim;
 use super::pod::slow_start_batches;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, namespace_objects, object_of};
 use crate::api::internal::Objects;
 use crate::api::resources::{self, ResourceType};
-use crate::meta::{self, controller_uid};
+use crate::meta::{self};
 use crate::store::{Event, StoreError};
 
 const REPLICA_SET: &str = "ReplicaSet";
@@ -144,15 +145,7 @@ impl ReplicaSets {
         for pod in &plan.adopt {
             self.objects
                 .update(pods_rt, Some(namespace), pod, |p| {
-                    if controller_uid(p).is_some() {
-                        return false;
-                    }
-                    let refs = p["metadata"]["ownerReferences"].as_array_mut();
-                    match refs {
-                        Some(refs) => refs.push(reference.clone()),
-                        None => p["metadata"]["ownerReferences"] = json!([reference.clone()]),
-                    }
-                    true
+                    claim::adopt(p, &reference)
                 })
                 .await?;
             debug!(%pod, "adopted pod");
@@ -160,21 +153,7 @@ impl ReplicaSets {
         for pod in &plan.release {
             self.objects
                 .update(pods_rt, Some(namespace), pod, |p| {
-                    let Some(refs) = p["metadata"]["ownerReferences"].as_array_mut() else {
-                        return false;
-                    };
-                    let before = refs.len();
-                    refs.retain(|r| r["uid"] != json!(owner.uid));
-                    if before == refs.len() {
-                        return false;
-                    }
-                    // An empty list is omitted, as upstream serializes it.
-                    if refs.is_empty()
-                        && let Some(m) = p["metadata"].as_object_mut()
-                    {
-                        m.remove("ownerReferences");
-                    }
-                    true
+                    claim::release(p, |uid| uid == owner.uid)
                 })
                 .await?;
             info!(%pod, "released pod whose labels no longer match");

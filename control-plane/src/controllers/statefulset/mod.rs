@@ -25,6 +25,7 @@ use tracing::{debug, info};
 
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
+use super::claim;
 use super::runtime::{self, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, namespace_objects, object_of};
 use crate::api::internal::Objects;
@@ -316,17 +317,7 @@ impl StatefulSets {
                 Some(c) if c == uid => {
                     self.objects
                         .update(pods_rt, Some(namespace), meta::name(&pod), |p| {
-                            let Some(refs) = p["metadata"]["ownerReferences"].as_array_mut() else {
-                                return false;
-                            };
-                            let before = refs.len();
-                            refs.retain(|r| r["uid"] != json!(uid));
-                            if refs.is_empty()
-                                && let Some(m) = p["metadata"].as_object_mut()
-                            {
-                                m.remove("ownerReferences");
-                            }
-                            before > 0
+                            claim::release(p, |owner| owner == uid)
                         })
                         .await?;
                     info!(set = %set_name, pod = %meta::name(&pod), "released pod that no longer matches");
@@ -337,16 +328,7 @@ impl StatefulSets {
                     let adopted = self
                         .objects
                         .update(pods_rt, Some(namespace), meta::name(&pod), |p| {
-                            if controller_uid(p).is_some() {
-                                return false;
-                            }
-                            match p["metadata"]["ownerReferences"].as_array_mut() {
-                                Some(refs) => refs.push(reference.clone()),
-                                None => {
-                                    p["metadata"]["ownerReferences"] = json!([reference.clone()])
-                                }
-                            }
-                            true
+                            claim::adopt(p, &reference)
                         })
                         .await?;
                     if let Some(p) = adopted {
