@@ -16,18 +16,19 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::cronjob::{CronJobController, CronJobs};
-use super::daemonset::{DaemonSetController, DaemonSets};
-use super::deployment::{DeploymentController, Deployments};
-use super::disruption::{Budgets, DisruptionController};
-use super::garbage_collector::{Collector, GarbageCollector};
+use super::cronjob::CronJobs;
+use super::daemonset::DaemonSets;
+use super::deployment::Deployments;
+use super::disruption::Budgets;
+use super::garbage_collector::Collector;
 use super::head::ForKubelet;
-use super::job::{Backoff, JobController, Jobs};
+use super::job::{Backoff, Jobs};
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_lifecycle::{LifecycleConfig, NodeLifecycle};
-use super::replicaset::{ReplicaSetController, ReplicaSets};
+use super::replicaset::ReplicaSets;
+use super::runtime::{Controller, Reconciler};
 use super::scheduler::Scheduler;
-use super::statefulset::{StatefulSetController, StatefulSets};
+use super::statefulset::StatefulSets;
 use super::volume::VolumeController;
 use super::{object_of, watch_prefix};
 use crate::api::internal::Objects;
@@ -97,6 +98,13 @@ async fn linked<A: Actor>(
     Ok(child.get_cell())
 }
 
+/// Starts `reconciler` on the controller runtime, watching the store of
+/// `objects`.
+fn run<R: Reconciler>(objects: &Objects, reconciler: R, supervisor: ActorCell) -> Spawned {
+    let args = (objects.store().clone(), reconciler);
+    Box::pin(linked(Controller::<R>::default(), args, supervisor))
+}
+
 /// The supervisor's children but the node actors, in start order.
 const CHILDREN: [Child; 11] = [
     Child {
@@ -118,53 +126,37 @@ const CHILDREN: [Child; 11] = [
     },
     Child {
         name: "replicaset controller",
-        spawn: |d, s| {
-            let args = (d.objects.store().clone(), ReplicaSets::new(d.objects));
-            Box::pin(linked(ReplicaSetController::default(), args, s))
-        },
+        spawn: |d, s| run(&d.objects, ReplicaSets::new(d.objects.clone()), s),
     },
     Child {
         name: "deployment controller",
-        spawn: |d, s| {
-            let args = (d.objects.store().clone(), Deployments::new(d.objects));
-            Box::pin(linked(DeploymentController::default(), args, s))
-        },
+        spawn: |d, s| run(&d.objects, Deployments::new(d.objects.clone()), s),
     },
     Child {
         name: "job controller",
         spawn: |d, s| {
-            let jobs = Jobs::new(d.objects.clone(), d.job_backoff, d.clock);
-            let args = (d.objects.store().clone(), jobs);
-            Box::pin(linked(JobController::default(), args, s))
+            run(
+                &d.objects,
+                Jobs::new(d.objects.clone(), d.job_backoff, d.clock),
+                s,
+            )
         },
     },
     Child {
         name: "cronjob controller",
-        spawn: |d, s| {
-            let args = (d.objects.store().clone(), CronJobs::new(d.objects, d.clock));
-            Box::pin(linked(CronJobController::default(), args, s))
-        },
+        spawn: |d, s| run(&d.objects, CronJobs::new(d.objects.clone(), d.clock), s),
     },
     Child {
         name: "daemonset controller",
-        spawn: |d, s| {
-            let args = (d.objects.store().clone(), DaemonSets::new(d.objects));
-            Box::pin(linked(DaemonSetController::default(), args, s))
-        },
+        spawn: |d, s| run(&d.objects, DaemonSets::new(d.objects.clone()), s),
     },
     Child {
         name: "garbage collector",
-        spawn: |d, s| {
-            let args = (d.objects.store().clone(), Collector::new(d.objects));
-            Box::pin(linked(GarbageCollector::default(), args, s))
-        },
+        spawn: |d, s| run(&d.objects, Collector::new(d.objects.clone()), s),
     },
     Child {
         name: "statefulset controller",
-        spawn: |d, s| {
-            let args = (d.objects.store().clone(), StatefulSets::new(d.objects));
-            Box::pin(linked(StatefulSetController::default(), args, s))
-        },
+        spawn: |d, s| run(&d.objects, StatefulSets::new(d.objects.clone()), s),
     },
     Child {
         name: "volume controller",
@@ -172,10 +164,7 @@ const CHILDREN: [Child; 11] = [
     },
     Child {
         name: "disruption controller",
-        spawn: |d, s| {
-            let args = (d.objects.store().clone(), Budgets::new(d.objects));
-            Box::pin(linked(DisruptionController::default(), args, s))
-        },
+        spawn: |d, s| run(&d.objects, Budgets::new(d.objects.clone()), s),
     },
 ];
 

@@ -13,6 +13,7 @@ mod tests;
 
 use self::sync::CronJobSync;
 use super::job::{JobError, jobs_rt};
+use super::runtime::list_refs;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, object_of};
 use crate::api::internal::Objects;
@@ -99,8 +100,7 @@ impl Reconciler for CronJobs {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, CronJobError> {
-        let (items, _) = self.objects.list(cronjobs_rt()?).await?;
-        Ok(items.iter().map(|cj| ObjectRef::of(CRON_JOB, cj)).collect())
+        Ok(list_refs(&self.objects, cronjobs_rt()?, CRON_JOB).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, CronJobError> {

@@ -29,6 +29,7 @@ use self::eligibility::pin_to_node;
 use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, claim};
 use super::claim;
 use super::pod::slow_start_batches;
+use super::runtime::list_refs;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, namespace_objects, object_of};
 use crate::api::internal::Objects;
@@ -201,11 +202,7 @@ impl Reconciler for DaemonSets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, DaemonSetError> {
-        let (items, _) = self.objects.list(rt("apps", "daemonsets")?).await?;
-        Ok(items
-            .iter()
-            .map(|ds| ObjectRef::of(DAEMON_SET, ds))
-            .collect())
+        Ok(list_refs(&self.objects, rt("apps", "daemonsets")?, DAEMON_SET).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DaemonSetError> {

@@ -18,6 +18,7 @@ use tracing::debug;
 
 use self::rolling::{RecreateStep, Set, fenceposts};
 use super::claim;
+use super::runtime::list_refs;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::template_hash::{HASH_LABEL, template_hash, templates_equal};
 use super::{metadata_of, namespace_objects, object_of};
@@ -152,8 +153,7 @@ impl Reconciler for Deployments {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, DeploymentError> {
-        let (items, _) = self.objects.list(rt("apps", "deployments")?).await?;
-        Ok(items.iter().map(|d| ObjectRef::of(DEPLOYMENT, d)).collect())
+        Ok(list_refs(&self.objects, rt("apps", "deployments")?, DEPLOYMENT).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DeploymentError> {

@@ -16,6 +16,7 @@ use ractor::ActorProcessingErr;
 use serde_json::Value;
 
 use self::budget::ExpectedScale;
+use super::runtime::list_refs;
 use super::runtime::{Action, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, object_of};
 use crate::api::internal::Objects;
@@ -97,8 +98,7 @@ impl Reconciler for Budgets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, ActorProcessingErr> {
-        let (items, _) = self.objects.list(pdb_rt()?).await?;
-        Ok(items.iter().map(|pdb| ObjectRef::of(BUDGET, pdb)).collect())
+        Ok(list_refs(&self.objects, pdb_rt()?, BUDGET).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, ActorProcessingErr> {

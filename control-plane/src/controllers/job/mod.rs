@@ -24,6 +24,7 @@ use serde_json::Value;
 
 pub use self::backoff::Backoff;
 use self::sync::JobSync;
+use super::runtime::list_refs;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, object_of};
 use crate::api::deletion::{DeleteOptions, Propagation};
@@ -185,8 +186,7 @@ impl Reconciler for Jobs {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, JobError> {
-        let (items, _) = self.objects.list(jobs_rt()?).await?;
-        Ok(items.iter().map(|job| ObjectRef::of(JOB, job)).collect())
+        Ok(list_refs(&self.objects, jobs_rt()?, JOB).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, JobError> {

@@ -8,6 +8,7 @@ use tracing::{debug, info};
 use self::plan::Owner;
 use super::claim;
 use super::pod::slow_start_batches;
+use super::runtime::list_refs;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, namespace_objects, object_of};
 use crate::api::internal::Objects;
@@ -99,8 +100,7 @@ impl Reconciler for ReplicaSets {
     async fn list(&mut self) -> Result<Vec<ObjectRef>, ReplicaSetError> {
         let mut keys = Vec::new();
         for kind in KINDS {
-            let (items, _) = self.objects.list(owner_rt(kind)?).await?;
-            keys.extend(items.iter().map(|obj| ObjectRef::of(kind, obj)));
+            keys.extend(list_refs(&self.objects, owner_rt(kind)?, kind).await?);
         }
         Ok(keys)
     }

@@ -9,7 +9,10 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 
 use super::Key;
+use crate::api::internal::Objects;
+use crate::api::resources::ResourceType;
 use crate::meta;
+use crate::store::StoreError;
 
 /// A namespaced object of a known kind: the key of the workload
 /// controllers.
@@ -51,6 +54,16 @@ impl Key for ObjectRef {
     fn namespace(&self) -> Option<&str> {
         Some(&self.namespace)
     }
+}
+
+/// Every object of `rt`, as keys of `kind`: a reconciler's `list`.
+pub async fn list_refs(
+    objects: &Objects,
+    rt: &ResourceType,
+    kind: &'static str,
+) -> Result<Vec<ObjectRef>, StoreError> {
+    let (items, _) = objects.list(rt).await?;
+    Ok(items.iter().map(|obj| ObjectRef::of(kind, obj)).collect())
 }
 
 /// Who a dependent's change concerns.

@@ -26,6 +26,7 @@ use tracing::{debug, info};
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
 use super::claim;
+use super::runtime::list_refs;
 use super::runtime::{self, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, namespace_objects, object_of};
 use crate::api::internal::Objects;
@@ -110,11 +111,7 @@ impl Reconciler for StatefulSets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, StatefulSetError> {
-        let (items, _) = self.objects.list(rt("apps", "statefulsets")?).await?;
-        Ok(items
-            .iter()
-            .map(|s| ObjectRef::of(STATEFUL_SET, s))
-            .collect())
+        Ok(list_refs(&self.objects, rt("apps", "statefulsets")?, STATEFUL_SET).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<runtime::Action, StatefulSetError> {
