@@ -13,6 +13,7 @@
 //! - [`nodes`]: node registration and heartbeats over gRPC.
 //! - [`clock`]: wall-clock time behind a trait (fake in tests).
 //! - [`kubeconfig`]: the kubeconfig file `kubectl` uses as it is.
+//! - [`meta`]: typed accessors for object metadata.
 //!
 //! Dependencies point one way: [`api`], [`controllers`] and [`nodes`] use
 //! the [`registry`], which uses only the [`store`].
@@ -22,11 +23,33 @@
 //! line in `registry::resources::RESOURCES` make it served; a controller
 //! for it is an actor under `controllers/` that reads and writes through
 //! [`registry::objects::Objects`], started by the supervisor.
+//!
+//! # Adding a controller
+//! A controller is a [`controllers::runtime::Reconciler`]; the runtime's
+//! one generic actor runs it (queue, owner index, back-off, resync,
+//! spans). To add one, say for a kind `Foo` that owns pods:
+//! 1. `controllers/foo/mod.rs`: a struct holding what it writes through
+//!    ([`registry::objects::Objects`]), and its `Reconciler` impl — `watches`
+//!    (its kind first, then what it owns), `decode` (its own objects as
+//!    [`controllers::runtime::Trigger::Object`], dependents through
+//!    [`controllers::runtime::Controlled::of`]), `changes`, `list`, and
+//!    `reconcile`, which reads everything afresh and returns an
+//!    [`controllers::runtime::Action`]. Pure decisions go in a sibling
+//!    module (`plan.rs`) with unit tests; shared pod helpers are in
+//!    [`controllers::pod`], metadata accessors in [`meta`].
+//! 2. `controllers/mod.rs`: `pub mod foo;` and a line in the list above it.
+//! 3. `controllers/supervisor.rs`: one `Child` entry in `CHILDREN`.
+//! 4. Tests: `controllers/foo/tests.rs` against the in-memory store, and
+//!    an end-to-end test in `tests/tests/` if kubectl shows the kind.
+//!
+//! It imports only the runtime, the common helpers and the [`registry`], never
+//! another controller's modules.
 
 pub mod api;
 pub mod clock;
 pub mod controllers;
 pub mod kubeconfig;
+pub mod meta;
 pub mod nodes;
 pub mod registry;
 pub mod store;

@@ -19,29 +19,39 @@
 //!   carries out foreground and orphaning deletions.
 //! - [`head`]: decoding only the fields a watch reads of an object.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
-//! - [`work_queue`]: the coalescing, retrying queue of keys the workload
-//!   controllers share.
+//! - [`runtime`]: the controller runtime the workload controllers and the
+//!   garbage collector run on (work queue, owner index, back-off, resync).
+//! - [`pod`]: pod helpers the controllers that own pods share.
+//! - [`claim`]: adopting orphans and releasing dependents.
+//! - [`template_hash`]: the hash that names a pod template's revision.
+//! - [`intstr`]: int-or-percent values of rolling strategies.
 
+pub mod claim;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod garbage_collector;
 pub mod head;
+pub mod intstr;
 pub mod job;
 pub mod mirror;
 pub mod node;
 pub mod node_lifecycle;
+pub mod pod;
 pub mod replicaset;
+pub mod runtime;
 pub mod scheduler;
 pub mod statefulset;
 pub mod supervisor;
+pub mod template_hash;
 pub mod volume;
-pub mod work_queue;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::store::Event;
+use crate::registry::objects::Objects;
+use crate::registry::resources::ResourceType;
+use crate::store::{Event, StoreError};
 
 pub use crate::registry::watch::{object_of, watch_prefix};
 
@@ -49,4 +59,24 @@ pub use crate::registry::watch::{object_of, watch_prefix};
 /// ([`head::Meta`]): what the owners' watches on their dependents need.
 pub fn metadata_of(event: &Event) -> Option<Value> {
     head::Meta::from_json(&event.value).map(head::Meta::into_object)
+}
+
+/// Every object of `rt` in `namespace`, as stored now, each with its
+/// `metadata.resourceVersion` (for writes that must not race).
+pub async fn namespace_objects(
+    objects: &Objects,
+    rt: &ResourceType,
+    namespace: &str,
+) -> Result<Vec<Value>, StoreError> {
+    let prefix = format!("{}{namespace}/", rt.prefix());
+    let listing = objects.store().list(&prefix).await?;
+    Ok(listing
+        .items
+        .iter()
+        .filter_map(|kv| {
+            let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
+            v["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
+            Some(v)
+        })
+        .collect())
 }

@@ -8,25 +8,28 @@
 //! `fieldSelector=spec.nodeName=...`.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::cronjob::{CronJobController, CronJobMsg};
-use super::daemonset::{DaemonSetController, DaemonSetMsg};
-use super::deployment::{DeploymentController, DeploymentMsg};
-use super::disruption::{DisruptionController, DisruptionMsg};
-use super::garbage_collector::{GarbageCollector, GcMsg};
+use super::cronjob::CronJobs;
+use super::daemonset::DaemonSets;
+use super::deployment::Deployments;
+use super::disruption::Budgets;
+use super::garbage_collector::Collector;
 use super::head::ForKubelet;
-use super::job::{Backoff, JobController, JobMsg};
+use super::job::{Backoff, Jobs};
 use super::node::{NodeActor, NodeActorMsg};
-use super::node_lifecycle::{LifecycleConfig, LifecycleMsg, NodeLifecycle};
-use super::replicaset::{ReplicaSetController, ReplicaSetMsg};
-use super::scheduler::{Scheduler, SchedulerMsg};
-use super::statefulset::{StatefulSetController, StatefulSetMsg};
-use super::volume::{VolumeController, VolumeMsg};
+use super::node_lifecycle::{LifecycleConfig, NodeLifecycle};
+use super::replicaset::ReplicaSets;
+use super::runtime::{Controller, Reconciler};
+use super::scheduler::Scheduler;
+use super::statefulset::StatefulSets;
+use super::volume::VolumeController;
 use super::{object_of, watch_prefix};
 use crate::clock::{SharedClock, SystemClock};
 use crate::nodes::liveness::Liveness;
@@ -66,25 +69,111 @@ fn bound_node(pod: &Value) -> Option<&str> {
 /// The supervisor actor.
 pub struct Supervisor;
 
+/// What the children are started with.
+#[derive(Clone)]
+struct Deps {
+    objects: Objects,
+    config: LifecycleConfig,
+    liveness: Arc<Liveness>,
+    view: Arc<NodeView>,
+    job_backoff: Backoff,
+    clock: SharedClock,
+}
+
+type Spawned = Pin<Box<dyn Future<Output = Result<ActorCell, ActorProcessingErr>> + Send>>;
+
+/// One child: its name (for logs) and how it is started, the same way at
+/// start and on restart.
+struct Child {
+    name: &'static str,
+    spawn: fn(Deps, ActorCell) -> Spawned,
+}
+
+async fn linked<A: Actor>(
+    actor: A,
+    args: A::Arguments,
+    supervisor: ActorCell,
+) -> Result<ActorCell, ActorProcessingErr> {
+    let (child, _) = Actor::spawn_linked(None, actor, args, supervisor).await?;
+    Ok(child.get_cell())
+}
+
+/// Starts `reconciler` on the controller runtime, watching the store of
+/// `objects`.
+fn run<R: Reconciler>(objects: &Objects, reconciler: R, supervisor: ActorCell) -> Spawned {
+    let args = (objects.store().clone(), reconciler);
+    Box::pin(linked(Controller::<R>::default(), args, supervisor))
+}
+
+/// The supervisor's children but the node actors, in start order.
+const CHILDREN: [Child; 11] = [
+    Child {
+        name: "scheduler",
+        spawn: |d, s| {
+            Box::pin(async move {
+                Ok(Scheduler::spawn_on_own_thread(d.objects, s)
+                    .await?
+                    .get_cell())
+            })
+        },
+    },
+    Child {
+        name: "node lifecycle",
+        spawn: |d, s| {
+            let args = (d.objects, d.config, d.liveness, d.view);
+            Box::pin(linked(NodeLifecycle, args, s))
+        },
+    },
+    Child {
+        name: "replicaset controller",
+        spawn: |d, s| run(&d.objects, ReplicaSets::new(d.objects.clone()), s),
+    },
+    Child {
+        name: "deployment controller",
+        spawn: |d, s| run(&d.objects, Deployments::new(d.objects.clone()), s),
+    },
+    Child {
+        name: "job controller",
+        spawn: |d, s| {
+            run(
+                &d.objects,
+                Jobs::new(d.objects.clone(), d.job_backoff, d.clock),
+                s,
+            )
+        },
+    },
+    Child {
+        name: "cronjob controller",
+        spawn: |d, s| run(&d.objects, CronJobs::new(d.objects.clone(), d.clock), s),
+    },
+    Child {
+        name: "daemonset controller",
+        spawn: |d, s| run(&d.objects, DaemonSets::new(d.objects.clone()), s),
+    },
+    Child {
+        name: "garbage collector",
+        spawn: |d, s| run(&d.objects, Collector::new(d.objects.clone()), s),
+    },
+    Child {
+        name: "statefulset controller",
+        spawn: |d, s| run(&d.objects, StatefulSets::new(d.objects.clone()), s),
+    },
+    Child {
+        name: "volume controller",
+        spawn: |d, s| Box::pin(linked(VolumeController, d.objects, s)),
+    },
+    Child {
+        name: "disruption controller",
+        spawn: |d, s| run(&d.objects, Budgets::new(d.objects.clone()), s),
+    },
+];
+
 /// Its state.
 pub struct SupervisorState {
     objects: Objects,
-    scheduler: Option<ActorRef<SchedulerMsg>>,
-    lifecycle: Option<ActorRef<LifecycleMsg>>,
-    replicasets: Option<ActorRef<ReplicaSetMsg>>,
-    deployments: Option<ActorRef<DeploymentMsg>>,
-    jobs: Option<ActorRef<JobMsg>>,
-    cronjobs: Option<ActorRef<CronJobMsg>>,
-    daemonsets: Option<ActorRef<DaemonSetMsg>>,
-    garbage_collector: Option<ActorRef<GcMsg>>,
-    statefulsets: Option<ActorRef<StatefulSetMsg>>,
-    volumes: Option<ActorRef<VolumeMsg>>,
-    disruption: Option<ActorRef<DisruptionMsg>>,
-    config: LifecycleConfig,
-    job_backoff: Backoff,
-    clock: SharedClock,
-    liveness: Arc<Liveness>,
-    view: Arc<NodeView>,
+    deps: Deps,
+    /// The running cell of each of [`CHILDREN`], by index.
+    children: Vec<ActorCell>,
     nodes: HashMap<String, ActorRef<NodeActorMsg>>,
     /// `None` until pods were first listed.
     pods: Option<PodIndex>,
@@ -211,68 +300,18 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         (objects, config, liveness, view, job_backoff): Self::Arguments,
     ) -> Result<SupervisorState, ActorProcessingErr> {
-        let clock: SharedClock = Arc::new(SystemClock);
-        let scheduler = Scheduler::spawn_on_own_thread(objects.clone(), myself.get_cell()).await?;
-        let (lifecycle, _) = Actor::spawn_linked(
-            None,
-            NodeLifecycle,
-            (objects.clone(), config, liveness.clone(), view.clone()),
-            myself.get_cell(),
-        )
-        .await?;
-        let (replicasets, _) = Actor::spawn_linked(
-            None,
-            ReplicaSetController,
-            objects.clone(),
-            myself.get_cell(),
-        )
-        .await?;
-        let (deployments, _) = Actor::spawn_linked(
-            None,
-            DeploymentController,
-            objects.clone(),
-            myself.get_cell(),
-        )
-        .await?;
-        let (jobs, _) = Actor::spawn_linked(
-            None,
-            JobController,
-            (objects.clone(), job_backoff, clock.clone()),
-            myself.get_cell(),
-        )
-        .await?;
-        let (cronjobs, _) = Actor::spawn_linked(
-            None,
-            CronJobController,
-            (objects.clone(), clock.clone()),
-            myself.get_cell(),
-        )
-        .await?;
-        let (daemonsets, _) = Actor::spawn_linked(
-            None,
-            DaemonSetController,
-            objects.clone(),
-            myself.get_cell(),
-        )
-        .await?;
-        let (garbage_collector, _) =
-            Actor::spawn_linked(None, GarbageCollector, objects.clone(), myself.get_cell()).await?;
-        let (statefulsets, _) = Actor::spawn_linked(
-            None,
-            StatefulSetController,
-            objects.clone(),
-            myself.get_cell(),
-        )
-        .await?;
-        let (volumes, _) =
-            Actor::spawn_linked(None, VolumeController, objects.clone(), myself.get_cell()).await?;
-        let (disruption, _) = Actor::spawn_linked(
-            None,
-            DisruptionController,
-            objects.clone(),
-            myself.get_cell(),
-        )
-        .await?;
+        let deps = Deps {
+            objects: objects.clone(),
+            config,
+            liveness,
+            view,
+            job_backoff,
+            clock: Arc::new(SystemClock),
+        };
+        let mut children = Vec::with_capacity(CHILDREN.len());
+        for child in &CHILDREN {
+            children.push((child.spawn)(deps.clone(), myself.get_cell()).await?);
+        }
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
@@ -325,22 +364,8 @@ impl Actor for Supervisor {
         );
         Ok(SupervisorState {
             objects,
-            scheduler: Some(scheduler),
-            lifecycle: Some(lifecycle),
-            replicasets: Some(replicasets),
-            deployments: Some(deployments),
-            jobs: Some(jobs),
-            cronjobs: Some(cronjobs),
-            daemonsets: Some(daemonsets),
-            garbage_collector: Some(garbage_collector),
-            statefulsets: Some(statefulsets),
-            volumes: Some(volumes),
-            disruption: Some(disruption),
-            config,
-            job_backoff,
-            clock,
-            liveness,
-            view,
+            deps,
+            children,
             nodes: HashMap::new(),
             pods: None,
             pods_synced: 0,
@@ -400,137 +425,10 @@ impl Actor for Supervisor {
         // Policy: restart whichever child failed; it rebuilds from the store.
         if let SupervisionEvent::ActorFailed(cell, reason) = event {
             let is = |c: &ActorCell| c.get_id() == cell.get_id();
-            if state.scheduler.as_ref().is_some_and(|s| is(&s.get_cell())) {
-                warn!(%reason, "scheduler failed; restarting it");
-                let scheduler =
-                    Scheduler::spawn_on_own_thread(state.objects.clone(), myself.get_cell())
-                        .await?;
-                state.scheduler = Some(scheduler);
-            } else if state.lifecycle.as_ref().is_some_and(|l| is(&l.get_cell())) {
-                warn!(%reason, "node lifecycle failed; restarting it");
-                let (lifecycle, _) = Actor::spawn_linked(
-                    None,
-                    NodeLifecycle,
-                    (
-                        state.objects.clone(),
-                        state.config,
-                        state.liveness.clone(),
-                        state.view.clone(),
-                    ),
-                    myself.get_cell(),
-                )
-                .await?;
-                state.lifecycle = Some(lifecycle);
-            } else if state
-                .replicasets
-                .as_ref()
-                .is_some_and(|r| is(&r.get_cell()))
-            {
-                warn!(%reason, "replicaset controller failed; restarting it");
-                let (replicasets, _) = Actor::spawn_linked(
-                    None,
-                    ReplicaSetController,
-                    state.objects.clone(),
-                    myself.get_cell(),
-                )
-                .await?;
-                state.replicasets = Some(replicasets);
-            } else if state
-                .deployments
-                .as_ref()
-                .is_some_and(|d| is(&d.get_cell()))
-            {
-                warn!(%reason, "deployment controller failed; restarting it");
-                let (deployments, _) = Actor::spawn_linked(
-                    None,
-                    DeploymentController,
-                    state.objects.clone(),
-                    myself.get_cell(),
-                )
-                .await?;
-                state.deployments = Some(deployments);
-            } else if state.jobs.as_ref().is_some_and(|j| is(&j.get_cell())) {
-                warn!(%reason, "job controller failed; restarting it");
-                let (jobs, _) = Actor::spawn_linked(
-                    None,
-                    JobController,
-                    (
-                        state.objects.clone(),
-                        state.job_backoff,
-                        state.clock.clone(),
-                    ),
-                    myself.get_cell(),
-                )
-                .await?;
-                state.jobs = Some(jobs);
-            } else if state.cronjobs.as_ref().is_some_and(|c| is(&c.get_cell())) {
-                warn!(%reason, "cronjob controller failed; restarting it");
-                let (cronjobs, _) = Actor::spawn_linked(
-                    None,
-                    CronJobController,
-                    (state.objects.clone(), state.clock.clone()),
-                    myself.get_cell(),
-                )
-                .await?;
-                state.cronjobs = Some(cronjobs);
-            } else if state.daemonsets.as_ref().is_some_and(|d| is(&d.get_cell())) {
-                warn!(%reason, "daemonset controller failed; restarting it");
-                let (daemonsets, _) = Actor::spawn_linked(
-                    None,
-                    DaemonSetController,
-                    state.objects.clone(),
-                    myself.get_cell(),
-                )
-                .await?;
-                state.daemonsets = Some(daemonsets);
-            } else if state
-                .garbage_collector
-                .as_ref()
-                .is_some_and(|g| is(&g.get_cell()))
-            {
-                warn!(%reason, "garbage collector failed; restarting it");
-                let (garbage_collector, _) = Actor::spawn_linked(
-                    None,
-                    GarbageCollector,
-                    state.objects.clone(),
-                    myself.get_cell(),
-                )
-                .await?;
-                state.garbage_collector = Some(garbage_collector);
-            } else if state
-                .statefulsets
-                .as_ref()
-                .is_some_and(|s| is(&s.get_cell()))
-            {
-                warn!(%reason, "statefulset controller failed; restarting it");
-                let (statefulsets, _) = Actor::spawn_linked(
-                    None,
-                    StatefulSetController,
-                    state.objects.clone(),
-                    myself.get_cell(),
-                )
-                .await?;
-                state.statefulsets = Some(statefulsets);
-            } else if state.volumes.as_ref().is_some_and(|v| is(&v.get_cell())) {
-                warn!(%reason, "volume controller failed; restarting it");
-                let (volumes, _) = Actor::spawn_linked(
-                    None,
-                    VolumeController,
-                    state.objects.clone(),
-                    myself.get_cell(),
-                )
-                .await?;
-                state.volumes = Some(volumes);
-            } else if state.disruption.as_ref().is_some_and(|d| is(&d.get_cell())) {
-                warn!(%reason, "disruption controller failed; restarting it");
-                let (disruption, _) = Actor::spawn_linked(
-                    None,
-                    DisruptionController,
-                    state.objects.clone(),
-                    myself.get_cell(),
-                )
-                .await?;
-                state.disruption = Some(disruption);
+            if let Some(i) = state.children.iter().position(is) {
+                let child = &CHILDREN[i];
+                warn!(%reason, "{} failed; restarting it", child.name);
+                state.children[i] = (child.spawn)(state.deps.clone(), myself.get_cell()).await?;
             } else if let Some(name) = state
                 .nodes
                 .iter()

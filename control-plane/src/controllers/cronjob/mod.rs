@@ -10,21 +10,15 @@ pub mod sync;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::time::Duration;
-
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use serde_json::{Value, json};
-use tracing::warn;
-
 use self::sync::CronJobSync;
 use super::job::{JobError, jobs_rt};
-use super::work_queue::WorkQueue;
-use super::{object_of, watch_prefix};
+use super::runtime::list_refs;
+use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
+use super::{metadata_of, object_of};
 use crate::clock::SharedClock;
 use crate::registry::objects::Objects;
 use crate::registry::resources::{self, ResourceType};
-use crate::store::{EventKind, StoreError};
+use crate::store::{Event, StoreError};
 
 /// The event source upstream's CronJob controller uses.
 pub const COMPONENT: &str = "cronjob-controller";
@@ -48,169 +42,68 @@ pub fn cronjobs_rt() -> Result<&'static ResourceType, CronJobError> {
     resources::find("batch", "v1", "cronjobs").ok_or(CronJobError::MissingType("cronjobs"))
 }
 
-/// A CronJob's identity: namespace, name.
-pub type CronJobKey = (String, String);
-
-/// Messages of the controller.
-#[derive(Debug)]
-pub enum CronJobMsg {
-    /// A CronJob was added, changed or deleted.
-    Changed(EventKind, CronJobKey),
-    /// A Job controlled by this CronJob changed.
-    JobChanged(CronJobKey),
-    /// A watch (re)started: re-list the CronJobs and sync them all.
-    Resync,
-    /// Work through the queue.
-    Drain,
-    /// Sync one CronJob again (after a failure or at its next time).
-    Wake(CronJobKey),
-}
+const CRON_JOB: &str = "CronJob";
 
 /// The controller actor.
-pub struct CronJobController;
+pub type CronJobController = Controller<CronJobs>;
 
-/// Its state.
-pub struct CronJobState {
+/// The reconciler of CronJobs.
+pub struct CronJobs {
     objects: Objects,
     sync: CronJobSync,
-    /// Keys to sync, and failures in a row for the retry back-off.
-    queue: WorkQueue<CronJobKey>,
-    /// The earliest wake-up already scheduled per CronJob.
-    wakeups: HashMap<CronJobKey, tokio::time::Instant>,
 }
 
-fn key_of(obj: &Value) -> CronJobKey {
-    (
-        obj["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("default")
-            .to_string(),
-        obj["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
-}
-
-impl CronJobState {
-    fn enqueue(&mut self, me: &ActorRef<CronJobMsg>, key: CronJobKey) {
-        if self.queue.add(key) {
-            let _ = me.cast(CronJobMsg::Drain);
-        }
-    }
-
-    fn wake_after(&mut self, me: &ActorRef<CronJobMsg>, key: CronJobKey, delay: Duration) {
-        let now = tokio::time::Instant::now();
-        let at = now + delay;
-        if let Some(pending) = self.wakeups.get(&key)
-            && *pending > now
-            && *pending <= at
-        {
-            return;
-        }
-        self.wakeups.insert(key.clone(), at);
-        me.send_after(delay, move || CronJobMsg::Wake(key));
-    }
-}
-
-impl Actor for CronJobController {
-    type Msg = CronJobMsg;
-    type State = CronJobState;
-    type Arguments = (Objects, SharedClock);
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<CronJobMsg>,
-        (objects, clock): Self::Arguments,
-    ) -> Result<CronJobState, ActorProcessingErr> {
-        let me = myself.clone();
-        watch_prefix(
-            objects.store().clone(),
-            cronjobs_rt()?.prefix(),
-            move |event| {
-                let msg = match event {
-                    None => CronJobMsg::Resync,
-                    Some(e) => match object_of(&e) {
-                        Some(cj) => CronJobMsg::Changed(e.kind, key_of(&cj)),
-                        None => return true,
-                    },
-                };
-                me.cast(msg).is_ok()
-            },
-        );
-        let me = myself.clone();
-        watch_prefix(objects.store().clone(), jobs_rt()?.prefix(), move |event| {
-            let Some(job) = event.as_ref().and_then(object_of) else {
-                return true;
-            };
-            let owner = job["metadata"]["ownerReferences"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|r| r["controller"] == json!(true) && r["kind"] == "CronJob")
-                .and_then(|r| r["name"].as_str().map(String::from));
-            match owner {
-                Some(name) => me
-                    .cast(CronJobMsg::JobChanged((key_of(&job).0, name)))
-                    .is_ok(),
-                None => true,
-            }
-        });
-        // A safety net: every CronJob is synced now and then.
-        myself.send_interval(Duration::from_secs(30), || CronJobMsg::Resync);
-        Ok(CronJobState {
+impl CronJobs {
+    /// The reconciler, writing through `objects`, reading time from `clock`.
+    pub fn new(objects: Objects, clock: SharedClock) -> Self {
+        Self {
             sync: CronJobSync::new(objects.clone(), clock),
             objects,
-            queue: WorkQueue::default(),
-            wakeups: HashMap::new(),
-        })
+        }
+    }
+}
+
+impl Reconciler for CronJobs {
+    type Key = ObjectRef;
+    /// A Job a CronJob controls changed.
+    type Change = ObjectRef;
+    type Error = CronJobError;
+    const NAME: &'static str = "cronjob";
+
+    fn watches(&self) -> Result<Vec<String>, CronJobError> {
+        Ok(vec![cronjobs_rt()?.prefix(), jobs_rt()?.prefix()])
     }
 
-    async fn handle(
-        &self,
-        myself: ActorRef<CronJobMsg>,
-        msg: CronJobMsg,
-        state: &mut CronJobState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            CronJobMsg::Resync => {
-                let (items, _) = state.objects.list(cronjobs_rt()?).await?;
-                for cj in items {
-                    state.enqueue(&myself, key_of(&cj));
-                }
-            }
-            CronJobMsg::Changed(EventKind::Deleted, key) => {
-                state.queue.forget(&key);
-                state.wakeups.remove(&key);
-            }
-            CronJobMsg::Changed(_, key) | CronJobMsg::JobChanged(key) => {
-                state.enqueue(&myself, key)
-            }
-            CronJobMsg::Wake(key) => {
-                let now = tokio::time::Instant::now();
-                if state.wakeups.get(&key).is_some_and(|at| *at <= now) {
-                    state.wakeups.remove(&key);
-                }
-                state.enqueue(&myself, key);
-            }
-            CronJobMsg::Drain => {
-                for key in state.queue.take() {
-                    match state.sync.sync(&key.0, &key.1).await {
-                        Ok(wake) => {
-                            state.queue.succeeded(&key);
-                            if let Some(delay) = wake {
-                                state.wake_after(&myself, key, delay);
-                            }
-                        }
-                        Err(e) => {
-                            let delay = state.queue.failed(&key);
-                            warn!(cronjob = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
-                            state.wake_after(&myself, key, delay);
-                        }
-                    }
-                }
-            }
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, ObjectRef>> {
+        match (watch, event) {
+            (0, None) => Some(Trigger::Resync),
+            (0, Some(e)) => Some(Trigger::Object(
+                e.kind,
+                ObjectRef::of(CRON_JOB, &object_of(e)?),
+            )),
+            (_, None) => None,
+            (_, Some(e)) => match Controlled::of(&metadata_of(e)?, &[CRON_JOB])? {
+                Controlled::By(owner) => Some(Trigger::Change(owner)),
+                // A CronJob adopts no Job.
+                Controlled::Orphan(_) => None,
+            },
         }
-        Ok(())
+    }
+
+    async fn changes(
+        &mut self,
+        owner: ObjectRef,
+        _: &OwnerIndex<ObjectRef>,
+    ) -> Result<Vec<ObjectRef>, CronJobError> {
+        Ok(vec![owner])
+    }
+
+    async fn list(&mut self) -> Result<Vec<ObjectRef>, CronJobError> {
+        Ok(list_refs(&self.objects, cronjobs_rt()?, CRON_JOB).await?)
+    }
+
+    async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, CronJobError> {
+        let wake = self.sync.sync(&key.namespace, &key.name).await?;
+        Ok(Action::requeue_opt(wake))
     }
 }

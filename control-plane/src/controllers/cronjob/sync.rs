@@ -15,7 +15,8 @@ use super::{COMPONENT, CronJobError, cronjobs_rt};
 use crate::clock::SharedClock;
 use crate::controllers::job::status::{self as job_status, time_of, timestamp};
 use crate::controllers::job::{delete_job, jobs_rt};
-use crate::controllers::replicaset::plan::controller_uid;
+use crate::meta;
+use crate::meta::controller_uid;
 use crate::registry::deletion::Propagation;
 use crate::registry::objects::Objects;
 use crate::registry::schedule::{Missed, Schedule};
@@ -29,12 +30,6 @@ pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-tim
 pub struct CronJobSync {
     objects: Objects,
     clock: SharedClock,
-}
-
-fn name_of(v: &Value) -> &str {
-    v.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 fn uid_of(v: &Value) -> &str {
@@ -101,7 +96,7 @@ impl CronJobSync {
                     "UnexpectedJob",
                     format!(
                         "Saw a job that the controller did not create or forgot: {}",
-                        name_of(job)
+                        meta::name(job)
                     ),
                 ));
             } else if found && let Some(condition) = finished {
@@ -111,7 +106,7 @@ impl CronJobSync {
                     "SawCompletedJob",
                     format!(
                         "Saw completed job: {}, condition: {condition}",
-                        name_of(job)
+                        meta::name(job)
                     ),
                 ));
             } else if finished == Some(job_status::COMPLETE)
@@ -248,7 +243,7 @@ impl CronJobSync {
             ));
             return Ok(wake(status));
         }
-        let name = job_name(name_of(cj), scheduled);
+        let name = job_name(meta::name(cj), scheduled);
         if active.iter().any(|r| r["name"] == name.as_str())
             || time_of(status.get("lastScheduleTime")) == Some(scheduled)
         {
@@ -278,7 +273,7 @@ impl CronJobSync {
         let created_job = match self.objects.create(jobs_rt()?, job).await {
             Ok(j) => {
                 events.push((false, "SuccessfulCreate", format!("Created job {name}")));
-                info!(cronjob = %format!("{namespace}/{}", name_of(cj)), job = %name, "created job");
+                info!(cronjob = %format!("{namespace}/{}", meta::name(cj)), job = %name, "created job");
                 j
             }
             Err(StoreError::AlreadyExists(_)) => {
@@ -355,14 +350,14 @@ impl CronJobSync {
                     (Some(x), Some(y)) if x != y => x.cmp(&y),
                     (Some(_), None) => std::cmp::Ordering::Less,
                     (None, Some(_)) => std::cmp::Ordering::Greater,
-                    _ => name_of(a).cmp(name_of(b)),
+                    _ => meta::name(a).cmp(meta::name(b)),
                 }
             });
             for job in finished.into_iter().take(surplus) {
                 delete_job(
                     &self.objects,
                     namespace,
-                    name_of(job),
+                    meta::name(job),
                     uid_of(job),
                     Propagation::Background,
                 )
@@ -370,7 +365,7 @@ impl CronJobSync {
                 events.push((
                     false,
                     "SuccessfulDelete",
-                    format!("Deleted job {}", name_of(job)),
+                    format!("Deleted job {}", meta::name(job)),
                 ));
                 gone.push(uid_of(job).to_string());
             }
@@ -441,7 +436,7 @@ pub fn job_from_template(
         "annotations": annotations,
         "ownerReferences": [{
             "apiVersion": "batch/v1", "kind": "CronJob",
-            "name": name_of(cj), "uid": uid_of(cj),
+            "name": meta::name(cj), "uid": uid_of(cj),
             "controller": true, "blockOwnerDeletion": true,
         }],
     });

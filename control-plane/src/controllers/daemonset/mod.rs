@@ -21,47 +21,38 @@ pub mod revision;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use self::backoff::Backoff;
 use self::eligibility::pin_to_node;
 use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, claim};
-use super::replicaset::plan::{controller_uid, slow_start_batches};
-use super::work_queue::WorkQueue;
-use super::{metadata_of, object_of, watch_prefix};
+use super::claim;
+use super::pod::slow_start_batches;
+use super::runtime::list_refs;
+use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
+use super::{metadata_of, namespace_objects, object_of};
+use crate::meta::{self, str_at};
 use crate::registry::objects::Objects;
 use crate::registry::resources::{self, ResourceType};
-use crate::store::{EventKind, StoreError};
+use crate::store::{Event, EventKind, StoreError};
 
 /// The event source upstream's daemon controller uses.
 const COMPONENT: &str = "daemonset-controller";
 
-/// A DaemonSet's identity: namespace, name.
-pub type DaemonSetKey = (String, String);
+const DAEMON_SET: &str = "DaemonSet";
 
-/// Messages of the controller.
+/// A change that concerns DaemonSets other than their own.
 #[derive(Debug)]
-pub enum DaemonSetMsg {
-    /// A DaemonSet was added, changed or deleted.
-    Changed(EventKind, DaemonSetKey),
+pub enum DaemonSetChange {
     /// A pod or ControllerRevision changed: its DaemonSet or, for an
     /// orphan (adoptable), every DaemonSet of the namespace may care.
-    Dependent {
-        /// Its namespace.
-        namespace: String,
-        /// Its controlling DaemonSet, if any.
-        owner: Option<String>,
-    },
-    /// Nodes came, went, or changed labels or taints: every DaemonSet.
-    NodesChanged,
-    /// A watch (re)started: re-list DaemonSets and sync them all.
-    Resync,
-    /// Work through the queue.
-    Drain,
-    /// Sync one DaemonSet again (after a failure or at a deadline).
-    Retry(DaemonSetKey),
+    Dependent(Controlled),
+    /// A node changed: its name and what decides where daemons run
+    /// (`None`: deleted).
+    Node(String, Option<String>),
+    /// The node watch (re)started.
+    NodesListed,
 }
 
 /// Failures of a sync that are not the store's alone.
@@ -83,42 +74,27 @@ pub enum DaemonSetError {
 }
 
 /// The controller actor.
-pub struct DaemonSetController;
+pub type DaemonSetController = Controller<DaemonSets>;
 
-/// Its state.
-pub struct DaemonSetState {
+/// The reconciler of DaemonSets.
+pub struct DaemonSets {
     objects: Objects,
-    /// Known DaemonSets by namespace (for orphans and node changes).
-    known: HashMap<String, BTreeSet<String>>,
-    /// Keys to sync, and failures in a row for the retry back-off.
-    queue: WorkQueue<DaemonSetKey>,
     /// Back-off of failed-pod replacement per DaemonSet and node.
     failed_pods: Backoff,
+    /// What each node last showed of its labels and taints: nodes post
+    /// status often, and only these matter here.
+    nodes: HashMap<String, String>,
 }
 
 fn rt(group: &str, plural: &'static str) -> Result<&'static ResourceType, DaemonSetError> {
     resources::find(group, "v1", plural).ok_or(DaemonSetError::NoType(plural))
 }
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
-}
-
-fn name_of(v: &Value) -> String {
-    str_at(v, "/metadata/name").unwrap_or_default().to_string()
-}
-
-fn namespace_of(v: &Value) -> String {
-    str_at(v, "/metadata/namespace")
-        .unwrap_or("default")
-        .to_string()
-}
-
 /// The controller reference a DaemonSet puts on its pods and revisions.
 pub fn owner_reference(ds: &Value) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "DaemonSet",
-        "name": name_of(ds), "uid": ds.pointer("/metadata/uid"),
+        "name": meta::name(ds), "uid": ds.pointer("/metadata/uid"),
         "controller": true, "blockOwnerDeletion": true,
     })
 }
@@ -155,65 +131,98 @@ fn new_pod(ds_obj: &Value, template: &Value, node: &str) -> Value {
         m.remove("name");
         m.remove("creationTimestamp");
     }
-    metadata["generateName"] = json!(format!("{}-", name_of(ds_obj)));
-    metadata["namespace"] = json!(namespace_of(ds_obj));
+    metadata["generateName"] = json!(format!("{}-", meta::name(ds_obj)));
+    metadata["namespace"] = json!(meta::namespace(ds_obj));
     metadata["ownerReferences"] = json!([owner_reference(ds_obj)]);
     let mut spec = template["spec"].clone();
     pin_to_node(&mut spec, node);
     json!({"metadata": metadata, "spec": spec})
 }
 
-impl DaemonSetState {
-    fn new(objects: Objects) -> Self {
+impl Reconciler for DaemonSets {
+    type Key = ObjectRef;
+    type Change = DaemonSetChange;
+    type Error = DaemonSetError;
+    const NAME: &'static str = "daemonset";
+
+    fn watches(&self) -> Result<Vec<String>, DaemonSetError> {
+        Ok(vec![
+            rt("apps", "daemonsets")?.prefix(),
+            rt("", "pods")?.prefix(),
+            rt("apps", "controllerrevisions")?.prefix(),
+            rt("", "nodes")?.prefix(),
+        ])
+    }
+
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, DaemonSetChange>> {
+        let change = match (watch, event) {
+            (0, None) => return Some(Trigger::Resync),
+            (0, Some(e)) => {
+                return Some(Trigger::Object(
+                    e.kind,
+                    ObjectRef::of(DAEMON_SET, &object_of(e)?),
+                ));
+            }
+            (3, None) => DaemonSetChange::NodesListed,
+            (3, Some(e)) => {
+                let node = object_of(e)?;
+                let print = (e.kind != EventKind::Deleted).then(|| node_fingerprint(&node));
+                DaemonSetChange::Node(meta::name(&node).to_string(), print)
+            }
+            (_, None) => return None,
+            (_, Some(e)) => {
+                DaemonSetChange::Dependent(Controlled::of(&metadata_of(e)?, &[DAEMON_SET])?)
+            }
+        };
+        Some(Trigger::Change(change))
+    }
+
+    async fn changes(
+        &mut self,
+        change: DaemonSetChange,
+        owners: &OwnerIndex<ObjectRef>,
+    ) -> Result<Vec<ObjectRef>, DaemonSetError> {
+        let nodes_changed = match change {
+            DaemonSetChange::Dependent(dependent) => return Ok(owners.concerned(dependent)),
+            DaemonSetChange::NodesListed => {
+                self.nodes.clear();
+                true
+            }
+            DaemonSetChange::Node(name, None) => self.nodes.remove(&name).is_some(),
+            DaemonSetChange::Node(name, Some(print)) => {
+                self.nodes.insert(name, print.clone()).as_ref() != Some(&print)
+            }
+        };
+        // Nodes came, went, or changed labels or taints: every DaemonSet.
+        Ok(if nodes_changed {
+            owners.all()
+        } else {
+            Vec::new()
+        })
+    }
+
+    async fn list(&mut self) -> Result<Vec<ObjectRef>, DaemonSetError> {
+        Ok(list_refs(&self.objects, rt("apps", "daemonsets")?, DAEMON_SET).await?)
+    }
+
+    async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DaemonSetError> {
+        self.sync(key).await.map(Action::requeue_opt)
+    }
+
+    fn forget(&mut self, key: &ObjectRef) {
+        self.failed_pods
+            .forget(&format!("{}/{}/", key.namespace, key.name));
+    }
+}
+
+impl DaemonSets {
+    /// The reconciler, writing through `objects`.
+    pub fn new(objects: Objects) -> Self {
         Self {
             objects,
-            known: HashMap::new(),
-            queue: WorkQueue::default(),
             failed_pods: Backoff::default(),
+            nodes: HashMap::new(),
         }
-    }
-
-    fn enqueue(&mut self, me: &ActorRef<DaemonSetMsg>, key: DaemonSetKey) {
-        if self.queue.add(key) {
-            let _ = me.cast(DaemonSetMsg::Drain);
-        }
-    }
-
-    fn enqueue_namespace(&mut self, me: &ActorRef<DaemonSetMsg>, namespace: &str) {
-        let names: Vec<String> = self
-            .known
-            .get(namespace)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        for name in names {
-            self.enqueue(me, (namespace.to_string(), name));
-        }
-    }
-
-    fn enqueue_all(&mut self, me: &ActorRef<DaemonSetMsg>) {
-        let keys: Vec<DaemonSetKey> = self
-            .known
-            .iter()
-            .flat_map(|(ns, names)| names.iter().map(|n| (ns.clone(), n.clone())))
-            .collect();
-        for key in keys {
-            self.enqueue(me, key);
-        }
-    }
-
-    async fn relist(&mut self, me: &ActorRef<DaemonSetMsg>) -> Result<(), DaemonSetError> {
-        self.known.clear();
-        let (items, _) = self.objects.list(rt("apps", "daemonsets")?).await?;
-        for ds in items {
-            let ns = namespace_of(&ds);
-            let name = name_of(&ds);
-            self.known
-                .entry(ns.clone())
-                .or_default()
-                .insert(name.clone());
-            self.enqueue(me, (ns, name));
-        }
-        Ok(())
     }
 
     async fn namespace_objects(
@@ -221,17 +230,7 @@ impl DaemonSetState {
         rt: &ResourceType,
         namespace: &str,
     ) -> Result<Vec<Value>, DaemonSetError> {
-        let prefix = format!("{}{namespace}/", rt.prefix());
-        let listing = self.objects.store().list(&prefix).await?;
-        Ok(listing
-            .items
-            .iter()
-            .filter_map(|kv| {
-                let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
-                v["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
-                Some(v)
-            })
-            .collect())
+        Ok(namespace_objects(&self.objects, rt, namespace).await?)
     }
 
     /// Adopts (`reference` given) or releases (`uid` removed) one dependent.
@@ -246,33 +245,8 @@ impl DaemonSetState {
         let result = self
             .objects
             .update(rt, Some(namespace), name, |obj| match adopt {
-                Some(reference) => {
-                    if controller_uid(obj).is_some() {
-                        return false;
-                    }
-                    match obj["metadata"]["ownerReferences"].as_array_mut() {
-                        Some(refs) => refs.push(reference.clone()),
-                        None => obj["metadata"]["ownerReferences"] = json!([reference.clone()]),
-                    }
-                    true
-                }
-                None => {
-                    let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() else {
-                        return false;
-                    };
-                    let before = refs.len();
-                    refs.retain(|r| r["uid"] != json!(uid));
-                    if before == refs.len() {
-                        return false;
-                    }
-                    // An empty list is omitted, as upstream serializes it.
-                    if refs.is_empty()
-                        && let Some(m) = obj["metadata"].as_object_mut()
-                    {
-                        m.remove("ownerReferences");
-                    }
-                    true
-                }
+                Some(reference) => claim::adopt(obj, reference),
+                None => claim::release(obj, |owner| owner == uid),
             })
             .await;
         match result {
@@ -289,17 +263,17 @@ impl DaemonSetState {
         ds: &DaemonSet,
         c: &plan::Claim,
     ) -> Result<(), DaemonSetError> {
-        let namespace = namespace_of(ds_obj);
+        let namespace = meta::namespace(ds_obj);
         let reference = owner_reference(ds_obj);
         for name in &c.adopt {
-            self.set_controller(rt, &namespace, name, Some(&reference), &ds.uid)
+            self.set_controller(rt, namespace, name, Some(&reference), &ds.uid)
                 .await?;
-            debug!(daemonset = %name_of(ds_obj), %name, kind = rt.kind, "adopted");
+            debug!(daemonset = %meta::name(ds_obj), %name, kind = rt.kind, "adopted");
         }
         for name in &c.release {
-            self.set_controller(rt, &namespace, name, None, &ds.uid)
+            self.set_controller(rt, namespace, name, None, &ds.uid)
                 .await?;
-            info!(daemonset = %name_of(ds_obj), %name, kind = rt.kind, "released: its labels no longer match");
+            info!(daemonset = %meta::name(ds_obj), %name, kind = rt.kind, "released: its labels no longer match");
         }
         Ok(())
     }
@@ -311,7 +285,7 @@ impl DaemonSetState {
         ds: &DaemonSet,
     ) -> Result<(plan::Claim, Vec<Value>), DaemonSetError> {
         let pods = self
-            .namespace_objects(rt("", "pods")?, &namespace_of(ds_obj))
+            .namespace_objects(rt("", "pods")?, meta::namespace(ds_obj))
             .await?;
         let (c, mine) = claim(ds, &pods);
         let mine = mine.into_iter().cloned().collect();
@@ -319,10 +293,8 @@ impl DaemonSetState {
     }
 
     /// One sync; returns when to look again if nothing else happens.
-    async fn sync(
-        &mut self,
-        (namespace, name): &DaemonSetKey,
-    ) -> Result<Option<Duration>, DaemonSetError> {
+    async fn sync(&mut self, key: &ObjectRef) -> Result<Option<Duration>, DaemonSetError> {
+        let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
         let daemonsets = rt("apps", "daemonsets")?;
         let ds_obj = match self.objects.get(daemonsets, Some(namespace), name).await {
             Ok(d) => d,
@@ -446,7 +418,7 @@ impl DaemonSetState {
                     .await
                 {
                     Ok(pod) => {
-                        let message = format!("Created pod: {}", name_of(&pod));
+                        let message = format!("Created pod: {}", meta::name(&pod));
                         self.objects
                             .event(ds_obj, false, "SuccessfulCreate", &message, COMPONENT)
                             .await;
@@ -495,8 +467,8 @@ impl DaemonSetState {
         self.objects
             .update(
                 daemonsets,
-                Some(&namespace_of(ds_obj)),
-                &name_of(ds_obj),
+                Some(meta::namespace(ds_obj)),
+                meta::name(ds_obj),
                 |obj| {
                     if str_at(obj, "/metadata/uid") != Some(ds.uid.as_str()) {
                         return false;
@@ -529,25 +501,6 @@ impl DaemonSetState {
     }
 }
 
-/// Who a pod or revision event concerns: `None` if another kind controls it.
-fn dependent_msg(obj: &Value) -> Option<DaemonSetMsg> {
-    let controller = obj
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|r| r["controller"] == json!(true));
-    let owner = match controller {
-        Some(r) if r["kind"] == "DaemonSet" => r["name"].as_str().map(String::from),
-        Some(_) => return None,
-        None => None,
-    };
-    Some(DaemonSetMsg::Dependent {
-        namespace: namespace_of(obj),
-        owner,
-    })
-}
-
 /// What of a node decides where daemons run: its labels and taints.
 fn node_fingerprint(node: &Value) -> String {
     json!([
@@ -555,125 +508,6 @@ fn node_fingerprint(node: &Value) -> String {
         node.pointer("/spec/taints")
     ])
     .to_string()
-}
-
-impl Actor for DaemonSetController {
-    type Msg = DaemonSetMsg;
-    type State = DaemonSetState;
-    type Arguments = Objects;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<DaemonSetMsg>,
-        objects: Objects,
-    ) -> Result<DaemonSetState, ActorProcessingErr> {
-        let me = myself.clone();
-        watch_prefix(
-            objects.store().clone(),
-            rt("apps", "daemonsets")?.prefix(),
-            move |event| {
-                let msg = match event {
-                    None => DaemonSetMsg::Resync,
-                    Some(e) => match object_of(&e) {
-                        Some(d) => DaemonSetMsg::Changed(e.kind, (namespace_of(&d), name_of(&d))),
-                        None => return true,
-                    },
-                };
-                me.cast(msg).is_ok()
-            },
-        );
-        for (group, plural) in [("", "pods"), ("apps", "controllerrevisions")] {
-            let me = myself.clone();
-            watch_prefix(
-                objects.store().clone(),
-                rt(group, plural)?.prefix(),
-                move |event| {
-                    let Some(obj) = event.as_ref().and_then(metadata_of) else {
-                        return true;
-                    };
-                    match dependent_msg(&obj) {
-                        Some(msg) => me.cast(msg).is_ok(),
-                        None => true,
-                    }
-                },
-            );
-        }
-        let me = myself.clone();
-        // Nodes post status often; only labels and taints matter here, so
-        // the watch remembers what it last saw of each node.
-        let mut seen: HashMap<String, String> = HashMap::new();
-        watch_prefix(
-            objects.store().clone(),
-            rt("", "nodes")?.prefix(),
-            move |event| {
-                let Some(e) = event else {
-                    seen.clear();
-                    return me.cast(DaemonSetMsg::NodesChanged).is_ok();
-                };
-                let Some(node) = object_of(&e) else {
-                    return true;
-                };
-                let name = name_of(&node);
-                let changed = if e.kind == EventKind::Deleted {
-                    seen.remove(&name).is_some()
-                } else {
-                    let print = node_fingerprint(&node);
-                    seen.insert(name, print.clone()).as_ref() != Some(&print)
-                };
-                !changed || me.cast(DaemonSetMsg::NodesChanged).is_ok()
-            },
-        );
-        // A safety net, as in the other workload controllers.
-        myself.send_interval(Duration::from_secs(30), || DaemonSetMsg::Resync);
-        Ok(DaemonSetState::new(objects))
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<DaemonSetMsg>,
-        msg: DaemonSetMsg,
-        state: &mut DaemonSetState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            DaemonSetMsg::Resync => state.relist(&myself).await?,
-            DaemonSetMsg::Changed(kind, key) => {
-                let known = state.known.entry(key.0.clone()).or_default();
-                if kind == EventKind::Deleted {
-                    known.remove(&key.1);
-                    state.queue.forget(&key);
-                    state.failed_pods.forget(&format!("{}/{}/", key.0, key.1));
-                } else {
-                    known.insert(key.1.clone());
-                    state.enqueue(&myself, key);
-                }
-            }
-            DaemonSetMsg::Dependent { namespace, owner } => match owner {
-                Some(name) => state.enqueue(&myself, (namespace, name)),
-                None => state.enqueue_namespace(&myself, &namespace),
-            },
-            DaemonSetMsg::NodesChanged => state.enqueue_all(&myself),
-            DaemonSetMsg::Retry(key) => state.enqueue(&myself, key),
-            DaemonSetMsg::Drain => {
-                // Coalesced: each DaemonSet syncs once however many changes queued it.
-                for key in state.queue.take() {
-                    match state.sync(&key).await {
-                        Ok(again) => {
-                            state.queue.succeeded(&key);
-                            if let Some(delay) = again {
-                                myself.send_after(delay, move || DaemonSetMsg::Retry(key));
-                            }
-                        }
-                        Err(e) => {
-                            let delay = state.queue.failed(&key);
-                            warn!(daemonset = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
-                            myself.send_after(delay, move || DaemonSetMsg::Retry(key));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@ use serde_json::Value;
 use skiff_api_rules::workloads::selector_matches;
 
 use super::eligibility::{Fit, add_daemon_tolerations, node_fit, target_node};
-use crate::controllers::deployment::rolling::scaled_value;
-use crate::controllers::replicaset::plan::{controller_uid, pod_labels};
+use crate::controllers::intstr::scaled_value;
+use crate::meta::{self, deleting};
+use crate::meta::{controller_uid, labels as pod_labels};
 use crate::registry::kinds::daemonset::TEMPLATE_GENERATION;
 
 /// Upstream's `burstReplicas` for DaemonSets: at most this many creates
@@ -133,18 +134,6 @@ impl DaemonSet {
     }
 }
 
-fn name(pod: &Value) -> String {
-    pod.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn deleting(pod: &Value) -> bool {
-    pod.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
-}
-
 fn phase(pod: &Value) -> &str {
     pod.pointer("/status/phase")
         .and_then(Value::as_str)
@@ -203,7 +192,7 @@ fn oldest_first(a: &&Value, b: &&Value) -> Ordering {
     bound(b)
         .cmp(&bound(a))
         .then_with(|| created(a).cmp(&created(b)))
-        .then_with(|| name(a).cmp(&name(b)))
+        .then_with(|| meta::name(a).to_string().cmp(&meta::name(b).to_string()))
 }
 
 /// Pods to take over and to let go.
@@ -227,12 +216,12 @@ pub fn claim<'a>(ds: &DaemonSet, pods: &'a [Value]) -> (Claim, Vec<&'a Value>) {
                 if selected {
                     mine.push(pod);
                 } else {
-                    result.release.push(name(pod));
+                    result.release.push(meta::name(pod).to_string());
                 }
             }
             Some(_) => {}
             None if selected && !deleting(pod) => {
-                result.adopt.push(name(pod));
+                result.adopt.push(meta::name(pod).to_string());
                 mine.push(pod);
             }
             None => {}
@@ -309,16 +298,20 @@ pub fn manage(
         }
         let Some(here) = here else { continue };
         if !fit.should_continue {
-            result
-                .delete
-                .extend(here.iter().filter(|p| !deleting(p)).map(|p| name(p)));
+            result.delete.extend(
+                here.iter()
+                    .filter(|p| !deleting(p))
+                    .map(|p| meta::name(p).to_string()),
+            );
             continue;
         }
         let mut running: Vec<&Value> = Vec::new();
         for pod in here.iter().filter(|p| !deleting(p)) {
             match phase(pod) {
-                "Failed" => result.failed.push((node.clone(), name(pod))),
-                "Succeeded" => result.delete.push(name(pod)),
+                "Failed" => result
+                    .failed
+                    .push((node.clone(), meta::name(pod).to_string())),
+                "Succeeded" => result.delete.push(meta::name(pod).to_string()),
                 _ => running.push(pod),
             }
         }
@@ -330,7 +323,9 @@ pub fn manage(
         }
         running.sort_by(oldest_first);
         if !surge {
-            result.delete.extend(running[1..].iter().map(|p| name(p)));
+            result
+                .delete
+                .extend(running[1..].iter().map(|p| meta::name(p).to_string()));
             continue;
         }
         // With surge, an old and a new pod may share the node while the new
@@ -346,18 +341,20 @@ pub fn manage(
             if slot.is_none() {
                 *slot = Some(pod);
             } else {
-                result.delete.push(name(pod));
+                result.delete.push(meta::name(pod).to_string());
             }
         }
         if let (Some(new), Some(old)) = (oldest_new, oldest_old)
             && (!is_ready(old) || is_available(new, ds.min_ready_seconds, now))
         {
-            result.delete.push(name(old));
+            result.delete.push(meta::name(old).to_string());
         }
     }
     for (node, here) in &by_node {
         if !fits.contains_key(node) {
-            result.orphaned.extend(here.iter().map(|p| name(p)));
+            result
+                .orphaned
+                .extend(here.iter().map(|p| meta::name(p).to_string()));
         }
     }
     result.create.truncate(BURST_REPLICAS);
@@ -465,9 +462,9 @@ pub fn rolling_update(
                 }
                 Some((None, Some(old))) => {
                     if !available(old) {
-                        result.delete.push(name(old));
+                        result.delete.push(meta::name(old).to_string());
                     } else if unavailable < max_unavailable {
-                        candidates.push(name(old));
+                        candidates.push(meta::name(old).to_string());
                     }
                 }
             }
@@ -498,17 +495,17 @@ pub fn rolling_update(
                     if should_run {
                         result.create.push(node.clone());
                     } else {
-                        result.delete.push(name(old));
+                        result.delete.push(meta::name(old).to_string());
                     }
                 } else if !should_run {
-                    unneeded.push(name(old));
+                    unneeded.push(meta::name(old).to_string());
                 } else if surging < max_surge {
                     candidates.push(node.clone());
                 }
             }
             (Some(new), Some(old)) => {
                 if available(new) {
-                    result.delete.push(name(old));
+                    result.delete.push(meta::name(old).to_string());
                 } else {
                     surging += 1;
                 }
@@ -752,7 +749,7 @@ mod tests {
             (c.adopt, c.release),
             (vec!["orphan".into()], vec!["relabelled".into()])
         );
-        let names: Vec<String> = mine.iter().map(|p| name(p)).collect();
+        let names: Vec<String> = mine.iter().map(|p| meta::name(p).to_string()).collect();
         assert_eq!(names, ["orphan", "mine"]);
     }
 

@@ -14,7 +14,8 @@ use tracing::{debug, info};
 
 use super::DaemonSetError;
 use super::plan::HASH_LABEL;
-use crate::controllers::deployment::hash::template_hash;
+use crate::controllers::template_hash::template_hash;
+use crate::meta;
 use crate::registry::objects::Objects;
 use crate::registry::resources::{self, ResourceType};
 use crate::store::StoreError;
@@ -26,13 +27,6 @@ fn revisions_rt() -> Result<&'static ResourceType, DaemonSetError> {
 
 fn pods_rt() -> Result<&'static ResourceType, DaemonSetError> {
     resources::find("", "v1", "pods").ok_or(DaemonSetError::NoType("pods"))
-}
-
-fn name_of(v: &Value) -> String {
-    v.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// `revision` of a ControllerRevision.
@@ -105,7 +99,7 @@ pub fn to_prune(old: &[Value], limit: i64, live_hashes: &BTreeSet<String>) -> Ve
         if hash_of(r).is_some_and(|h| live_hashes.contains(h)) {
             continue;
         }
-        out.push(name_of(r));
+        out.push(meta::name(r).to_string());
         excess -= 1;
     }
     out
@@ -165,7 +159,7 @@ pub async fn construct(
         // A revision made by someone else may lack the label: upstream
         // labels it with its name (unique, unlike a recomputed hash).
         if hash_of(&r).is_none() {
-            let name = name_of(&r);
+            let name = meta::name(&r).to_string();
             let suffix = name.clone();
             if let Some(updated) = objects
                 .update(rt, Some(&namespace), &name, |obj| {
@@ -193,12 +187,14 @@ pub async fn construct(
             let keep_hash = hash_of(&keep).unwrap_or_default().to_string();
             for dup in duplicates {
                 relabel_pods(objects, &namespace, pods, hash_of(&dup), &keep_hash).await?;
-                objects.delete(rt, Some(&namespace), &name_of(&dup)).await?;
-                debug!(revision = %name_of(&dup), "deleted a duplicate of the current revision");
+                objects
+                    .delete(rt, Some(&namespace), meta::name(&dup))
+                    .await?;
+                debug!(revision = %meta::name(&dup).to_string(), "deleted a duplicate of the current revision");
             }
             if number(&keep) < next {
                 objects
-                    .update(rt, Some(&namespace), &name_of(&keep), |obj| {
+                    .update(rt, Some(&namespace), meta::name(&keep), |obj| {
                         obj["revision"] = json!(next);
                         true
                     })
@@ -235,7 +231,7 @@ async fn relabel_pods(
             continue;
         }
         let result = objects
-            .update(rt, Some(namespace), &name_of(pod), |p| {
+            .update(rt, Some(namespace), meta::name(pod), |p| {
                 p["metadata"]["labels"][HASH_LABEL] = json!(to);
                 true
             })
@@ -258,7 +254,7 @@ async fn snapshot(
     revision: i64,
 ) -> Result<Value, DaemonSetError> {
     let rt = revisions_rt()?;
-    let ds_name = name_of(ds);
+    let ds_name = meta::name(ds).to_string();
     let namespace = ds
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
@@ -363,8 +359,8 @@ mod tests {
             rev("c", "hc", 1),
         ])
         .expect("some");
-        assert_eq!(name_of(&keep), "b");
-        assert_eq!(rest.iter().map(name_of).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(meta::name(&keep), "b");
+        assert_eq!(rest.iter().map(meta::name).collect::<Vec<_>>(), ["a", "c"]);
         assert!(keep_newest(Vec::new()).is_none());
     }
 

@@ -14,8 +14,8 @@ use crate::store::memory::MemoryStore;
 
 const NS: &str = "default";
 
-fn key() -> DaemonSetKey {
-    (NS.to_string(), "mon".to_string())
+fn key() -> ObjectRef {
+    ObjectRef::new(DAEMON_SET, NS, "mon")
 }
 
 fn rts() -> (
@@ -30,7 +30,7 @@ fn rts() -> (
     )
 }
 
-async fn setup(strategy: Value) -> DaemonSetState {
+async fn setup(strategy: Value) -> DaemonSets {
     let objects = Objects::new(Arc::new(MemoryStore::new()));
     let (daemonsets, _, nodes) = rts();
     for (name, disk) in [("n1", "ssd"), ("n2", "ssd"), ("n3", "hdd")] {
@@ -58,21 +58,21 @@ async fn setup(strategy: Value) -> DaemonSetState {
         )
         .await
         .expect("daemon set");
-    DaemonSetState::new(objects)
+    DaemonSets::new(objects)
 }
 
-async fn sync(state: &mut DaemonSetState) -> Option<Duration> {
+async fn sync(state: &mut DaemonSets) -> Option<Duration> {
     state.sync(&key()).await.expect("sync")
 }
 
-async fn pods(state: &DaemonSetState) -> Vec<Value> {
+async fn pods(state: &DaemonSets) -> Vec<Value> {
     let mut pods = state.namespace_objects(rts().1, NS).await.expect("pods");
     pods.sort_by_key(|p| target_node(p).unwrap_or_default());
     pods
 }
 
 /// `(node, hash)` of each pod not being deleted.
-async fn placement(state: &DaemonSetState) -> Vec<(String, String)> {
+async fn placement(state: &DaemonSets) -> Vec<(String, String)> {
     pods(state)
         .await
         .iter()
@@ -90,10 +90,10 @@ async fn placement(state: &DaemonSetState) -> Vec<(String, String)> {
 
 /// The scheduler and kubelets: every pod bound to its pinned node, running
 /// and ready; pods being deleted are removed.
-async fn run_all(state: &DaemonSetState) {
+async fn run_all(state: &DaemonSets) {
     let pods_rt = rts().1;
     for p in pods(state).await {
-        let name = name_of(&p);
+        let name = meta::name(&p).to_string();
         if p.pointer("/metadata/deletionTimestamp").is_some() {
             state
                 .objects
@@ -119,7 +119,7 @@ async fn run_all(state: &DaemonSetState) {
     }
 }
 
-async fn ds_object(state: &DaemonSetState) -> Value {
+async fn ds_object(state: &DaemonSets) -> Value {
     state
         .objects
         .get(rts().0, Some(NS), "mon")
@@ -127,11 +127,11 @@ async fn ds_object(state: &DaemonSetState) -> Value {
         .expect("daemon set")
 }
 
-async fn status(state: &DaemonSetState) -> Value {
+async fn status(state: &DaemonSets) -> Value {
     ds_object(state).await["status"].clone()
 }
 
-async fn revisions(state: &DaemonSetState) -> Vec<(i64, String)> {
+async fn revisions(state: &DaemonSets) -> Vec<(i64, String)> {
     let rt = rt("apps", "controllerrevisions").expect("type");
     let mut out: Vec<(i64, String)> = state
         .namespace_objects(rt, NS)
@@ -149,7 +149,7 @@ async fn revisions(state: &DaemonSetState) -> Vec<(i64, String)> {
     out
 }
 
-async fn events(state: &DaemonSetState) -> Vec<(String, String)> {
+async fn events(state: &DaemonSets) -> Vec<(String, String)> {
     let rt = rt("", "events").expect("events");
     let (items, _) = state.objects.list(rt).await.expect("events");
     items
@@ -163,7 +163,7 @@ async fn events(state: &DaemonSetState) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn label_node(state: &DaemonSetState, node: &str, disk: &str) {
+async fn label_node(state: &DaemonSets, node: &str, disk: &str) {
     state
         .objects
         .update(rts().2, None, node, |n| {
@@ -175,7 +175,7 @@ async fn label_node(state: &DaemonSetState, node: &str, disk: &str) {
 }
 
 /// Changes the template as the API server would record it.
-async fn set_command(state: &DaemonSetState, command: Value) {
+async fn set_command(state: &DaemonSets, command: Value) {
     state
         .objects
         .update(rts().0, Some(NS), "mon", |d| {
@@ -209,7 +209,7 @@ async fn one_pod_per_labelled_node_made_as_upstream_makes_them() {
     let (number, hash) = &revs[0];
     assert_eq!(*number, 1);
     for p in &pods {
-        let name = name_of(p);
+        let name = meta::name(p).to_string();
         assert!(
             name.starts_with("mon-") && name.len() == "mon-".len() + 5,
             "{name}"
@@ -316,7 +316,7 @@ async fn labelling_a_node_adds_its_pod_and_unlabelling_removes_it() {
             .await
             .iter()
             .any(|(r, m)| r == "SuccessfulDelete"
-                && *m == format!("Deleted pod: {}", name_of(&on_n1[0])))
+                && *m == format!("Deleted pod: {}", meta::name(&on_n1[0])))
     );
     run_all(&state).await;
     sync(&mut state).await;
@@ -445,7 +445,7 @@ async fn on_delete_replaces_only_deleted_pods() {
     sync(&mut state).await;
     run_all(&state).await;
     assert_eq!(placement(&state).await, before, "nothing replaced");
-    let victim = name_of(&pods(&state).await[0]);
+    let victim = meta::name(&pods(&state).await[0]).to_string();
     state.objects.delete_pod(NS, &victim).await.expect("delete");
     run_all(&state).await;
     sync(&mut state).await;
@@ -474,7 +474,7 @@ async fn failed_pods_are_replaced_on_the_same_node_with_back_off() {
                 .expect("fail");
         }
     };
-    let on_n1 = name_of(&pods(&state).await[0]);
+    let on_n1 = meta::name(&pods(&state).await[0]).to_string();
     fail(on_n1.clone()).await;
     sync(&mut state).await;
     assert!(
@@ -492,12 +492,12 @@ async fn failed_pods_are_replaced_on_the_same_node_with_back_off() {
     let fresh: Vec<Value> = pods(&state)
         .await
         .into_iter()
-        .filter(|p| target_node(p).as_deref() == Some("n1") && name_of(p) != on_n1)
+        .filter(|p| target_node(p).as_deref() == Some("n1") && meta::name(p) != on_n1)
         .collect();
     assert_eq!(fresh.len(), 1);
     run_all(&state).await;
     // It fails at once again: within the second, it is left alone.
-    fail(name_of(&fresh[0])).await;
+    fail(meta::name(&fresh[0]).to_string()).await;
     let again = sync(&mut state).await;
     assert!(
         again.is_some_and(|d| d <= Duration::from_secs(1)),
@@ -512,11 +512,11 @@ async fn failed_pods_are_replaced_on_the_same_node_with_back_off() {
     tokio::time::advance(Duration::from_secs(1)).await;
     sync(&mut state).await;
     // Deleted now (a finished pod needs no grace: it may be gone at once).
-    let second = name_of(&fresh[0]);
+    let second = meta::name(&fresh[0]).to_string();
     let left = pods(&state).await;
     assert!(
         left.iter()
-            .filter(|p| name_of(p) == second)
+            .filter(|p| meta::name(p) == second)
             .all(|p| p.pointer("/metadata/deletionTimestamp").is_some()),
         "{left:?}"
     );
@@ -541,8 +541,14 @@ async fn an_unreachable_node_keeps_its_pod_and_a_deleted_node_loses_it() {
     sync(&mut state).await;
     let after = pods(&state).await;
     assert_eq!(
-        after.iter().map(name_of).collect::<Vec<_>>(),
-        before.iter().map(name_of).collect::<Vec<_>>()
+        after
+            .iter()
+            .map(|v| meta::name(v).to_string())
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .map(|v| meta::name(v).to_string())
+            .collect::<Vec<_>>()
     );
     assert!(
         after
@@ -590,7 +596,7 @@ async fn orphans_are_adopted_and_relabelled_pods_released_and_replaced() {
     // It holds n1: only n2 got a new pod.
     assert_eq!(pods(&state).await.len(), 2);
     run_all(&state).await;
-    let on_n2 = name_of(&pods(&state).await[1]);
+    let on_n2 = meta::name(&pods(&state).await[1]).to_string();
     state
         .objects
         .update(pods_rt, Some(NS), &on_n2, |p| {

@@ -5,27 +5,27 @@
 //! or to a pod queues the Deployment, and a sync reads everything afresh.
 //! The pods themselves are the ReplicaSet controller's business.
 
-pub mod hash;
 pub mod rolling;
 pub mod status;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 use skiff_api_rules::workloads::selector_matches;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use self::hash::{HASH_LABEL, template_hash, templates_equal};
 use self::rolling::{RecreateStep, Set, fenceposts};
-use super::replicaset::plan::controller_uid;
-use super::work_queue::WorkQueue;
-use super::{metadata_of, object_of, watch_prefix};
+use super::claim;
+use super::runtime::list_refs;
+use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
+use super::template_hash::{HASH_LABEL, template_hash, templates_equal};
+use super::{metadata_of, namespace_objects, object_of};
+use crate::meta::{self, annotation, controller_uid, int_at, labels as labels_of, str_at};
 use crate::registry::objects::Objects;
 use crate::registry::resources::{self, ResourceType};
-use crate::store::{EventKind, StoreError};
+use crate::store::{Event, EventKind, StoreError};
 
 const COMPONENT: &str = "deployment-controller";
 const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -43,42 +43,24 @@ const NOT_COPIED: [&str; 6] = [
     "deprecated.deployment.rollback.to",
 ];
 
-/// A Deployment's identity: namespace, name.
-pub type DeploymentKey = (String, String);
-
-/// Messages of the controller.
-#[derive(Debug)]
-pub enum DeploymentMsg {
-    /// A Deployment was added, changed or deleted.
-    Changed(EventKind, DeploymentKey),
-    /// A ReplicaSet changed: its controller (if a Deployment) or, for
-    /// orphans, every Deployment of the namespace may care.
-    SetChanged {
-        /// Namespace of the set.
-        namespace: String,
-        /// Name of its controlling Deployment, if any.
-        owner: Option<String>,
-    },
-    /// A pod went away (Recreate waits for that): every Deployment of the
-    /// namespace is looked at.
-    PodGone(String),
-    /// A watch (re)started: re-list and sync all.
-    Resync,
-    /// Work through the queue.
-    Drain,
-    /// Sync one Deployment again (after a failure or at its deadline).
-    Retry(DeploymentKey),
-}
+const DEPLOYMENT: &str = "Deployment";
 
 /// The controller actor.
-pub struct DeploymentController;
+pub type DeploymentController = Controller<Deployments>;
 
-/// Its state.
-pub struct DeploymentState {
+/// The reconciler of Deployments.
+pub struct Deployments {
     objects: Objects,
-    known: HashMap<String, BTreeSet<String>>,
-    /// Keys to sync, and failures in a row for the retry back-off.
-    queue: WorkQueue<DeploymentKey>,
+}
+
+/// A change that concerns Deployments other than their own.
+#[derive(Debug)]
+pub enum DeploymentChange {
+    /// A ReplicaSet changed: its controller (if a Deployment) or, for
+    /// orphans, every Deployment of the namespace may care.
+    Set(Controlled),
+    /// A pod of the namespace went away (Recreate waits for that).
+    PodGone(String),
 }
 
 /// Failures of a sync that are not the store's.
@@ -100,18 +82,6 @@ fn rt(group: &str, plural: &'static str) -> Result<&'static ResourceType, Deploy
     resources::find(group, "v1", plural).ok_or(DeploymentError::NoType(plural))
 }
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
-}
-
-fn name_of(v: &Value) -> String {
-    str_at(v, "/metadata/name").unwrap_or_default().to_string()
-}
-
-fn int_at(v: &Value, pointer: &str) -> i64 {
-    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
-}
-
 fn revision_of(rs: &Value) -> i64 {
     rs.pointer(&format!(
         "/metadata/annotations/{}",
@@ -122,23 +92,13 @@ fn revision_of(rs: &Value) -> i64 {
     .unwrap_or(0)
 }
 
-fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.get("metadata")?.get("annotations")?.get(key)?.as_str()
-}
-
 fn set_of(rs: &Value) -> Set {
     Set {
-        name: name_of(rs),
+        name: meta::name(rs).to_string(),
         replicas: int_at(rs, "/spec/replicas"),
         available: int_at(rs, "/status/availableReplicas"),
         max_replicas: annotation(rs, MAX).and_then(|v| v.parse().ok()),
     }
-}
-
-fn labels_of(v: &Value) -> BTreeMap<String, String> {
-    v.pointer("/metadata/labels")
-        .and_then(|l| serde_json::from_value(l.clone()).ok())
-        .unwrap_or_default()
 }
 
 /// What one sync decided about the rollout, for the status.
@@ -147,39 +107,66 @@ struct Outcome {
     created_new: bool,
 }
 
-impl DeploymentState {
-    fn enqueue(&mut self, me: &ActorRef<DeploymentMsg>, key: DeploymentKey) {
-        if self.queue.add(key) {
-            let _ = me.cast(DeploymentMsg::Drain);
+impl Reconciler for Deployments {
+    type Key = ObjectRef;
+    type Change = DeploymentChange;
+    type Error = DeploymentError;
+    const NAME: &'static str = "deployment";
+
+    fn watches(&self) -> Result<Vec<String>, DeploymentError> {
+        Ok(vec![
+            rt("apps", "deployments")?.prefix(),
+            rt("apps", "replicasets")?.prefix(),
+            rt("", "pods")?.prefix(),
+        ])
+    }
+
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, DeploymentChange>> {
+        let Some(e) = event else {
+            return (watch == 0).then_some(Trigger::Resync);
+        };
+        match watch {
+            0 => Some(Trigger::Object(
+                e.kind,
+                ObjectRef::of(DEPLOYMENT, &object_of(e)?),
+            )),
+            1 => Controlled::of(&metadata_of(e)?, &[DEPLOYMENT])
+                .map(|set| Trigger::Change(DeploymentChange::Set(set))),
+            _ if e.kind == EventKind::Deleted => {
+                let pod = metadata_of(e)?;
+                let namespace = meta::namespace(&pod).to_string();
+                Some(Trigger::Change(DeploymentChange::PodGone(namespace)))
+            }
+            _ => None,
         }
     }
 
-    fn enqueue_namespace(&mut self, me: &ActorRef<DeploymentMsg>, namespace: &str) {
-        let names: Vec<String> = self
-            .known
-            .get(namespace)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        for name in names {
-            self.enqueue(me, (namespace.to_string(), name));
-        }
+    async fn changes(
+        &mut self,
+        change: DeploymentChange,
+        owners: &OwnerIndex<ObjectRef>,
+    ) -> Result<Vec<ObjectRef>, DeploymentError> {
+        Ok(match change {
+            DeploymentChange::Set(set) => owners.concerned(set),
+            DeploymentChange::PodGone(namespace) => owners.in_namespace(&namespace),
+        })
     }
 
-    async fn relist(&mut self, me: &ActorRef<DeploymentMsg>) -> Result<(), DeploymentError> {
-        self.known.clear();
-        let (items, _) = self.objects.list(rt("apps", "deployments")?).await?;
-        for d in items {
-            let ns = str_at(&d, "/metadata/namespace")
-                .unwrap_or("default")
-                .to_string();
-            let name = name_of(&d);
-            self.known
-                .entry(ns.clone())
-                .or_default()
-                .insert(name.clone());
-            self.enqueue(me, (ns, name));
-        }
-        Ok(())
+    async fn list(&mut self) -> Result<Vec<ObjectRef>, DeploymentError> {
+        Ok(list_refs(&self.objects, rt("apps", "deployments")?, DEPLOYMENT).await?)
+    }
+
+    async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DeploymentError> {
+        self.sync(&key.namespace, &key.name)
+            .await
+            .map(Action::requeue_opt)
+    }
+}
+
+impl Deployments {
+    /// The reconciler, writing through `objects`.
+    pub fn new(objects: Objects) -> Self {
+        Self { objects }
     }
 
     async fn namespace_objects(
@@ -187,24 +174,11 @@ impl DeploymentState {
         rt: &ResourceType,
         namespace: &str,
     ) -> Result<Vec<Value>, DeploymentError> {
-        let prefix = format!("{}{namespace}/", rt.prefix());
-        let listing = self.objects.store().list(&prefix).await?;
-        Ok(listing
-            .items
-            .iter()
-            .filter_map(|kv| {
-                let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
-                v["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
-                Some(v)
-            })
-            .collect())
+        Ok(namespace_objects(&self.objects, rt, namespace).await?)
     }
 
     /// One sync; returns when to look again if nothing else happens.
-    async fn sync(
-        &self,
-        (namespace, name): &DeploymentKey,
-    ) -> Result<Option<Duration>, DeploymentError> {
+    async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, DeploymentError> {
         let deployments = rt("apps", "deployments")?;
         let d = match self.objects.get(deployments, Some(namespace), name).await {
             Ok(d) => d,
@@ -257,21 +231,12 @@ impl DeploymentState {
                     let reference = owner_reference(d);
                     let adopted = self
                         .objects
-                        .update(replicasets, Some(namespace), &name_of(&rs), |r| {
-                            if controller_uid(r).is_some() {
-                                return false;
-                            }
-                            match r["metadata"]["ownerReferences"].as_array_mut() {
-                                Some(refs) => refs.push(reference.clone()),
-                                None => {
-                                    r["metadata"]["ownerReferences"] = json!([reference.clone()])
-                                }
-                            }
-                            true
+                        .update(replicasets, Some(namespace), meta::name(&rs), |r| {
+                            claim::adopt(r, &reference)
                         })
                         .await?;
                     if let Some(rs) = adopted {
-                        debug!(deployment = %name_of(d), set = %name_of(&rs), "adopted replica set");
+                        debug!(deployment = %meta::name(d), set = %meta::name(&rs), "adopted replica set");
                         owned.push(rs);
                     }
                 }
@@ -283,7 +248,7 @@ impl DeploymentState {
                     str_at(v, "/metadata/creationTimestamp")
                         .unwrap_or("")
                         .to_string(),
-                    name_of(v),
+                    meta::name(v).to_string(),
                 )
             };
             key(a).cmp(&key(b))
@@ -398,7 +363,11 @@ impl DeploymentState {
             Vec::new()
         };
         for (set, to) in changes {
-            let Some(rs) = olds.iter().chain(new_rs.iter()).find(|r| name_of(r) == set) else {
+            let Some(rs) = olds
+                .iter()
+                .chain(new_rs.iter())
+                .find(|r| meta::name(r) == set)
+            else {
                 continue;
             };
             self.scale(d, rs, to, replicas, surge, namespace).await?;
@@ -431,7 +400,7 @@ impl DeploymentState {
         let min_ready = int_at(d, "/spec/minReadySeconds");
         let updated = self
             .objects
-            .update(replicasets, Some(namespace), &name_of(rs), |r| {
+            .update(replicasets, Some(namespace), meta::name(rs), |r| {
                 let mut changed = false;
                 let current = revision_of(r);
                 if r["metadata"]["annotations"].as_object().is_none() {
@@ -482,7 +451,7 @@ impl DeploymentState {
             .and_then(Value::as_u64)
             .and_then(|c| u32::try_from(c).ok());
         let hash = template_hash(template, collisions);
-        let name = format!("{}-{hash}", name_of(d));
+        let name = format!("{}-{hash}", meta::name(d));
         let mut template = template.clone();
         template["metadata"]["labels"][HASH_LABEL] = json!(hash);
         let mut selector = d
@@ -538,7 +507,7 @@ impl DeploymentState {
                 }
                 let deployments = rt("apps", "deployments")?;
                 self.objects
-                    .update(deployments, Some(namespace), &name_of(d), |obj| {
+                    .update(deployments, Some(namespace), meta::name(d), |obj| {
                         obj["status"]["collisionCount"] =
                             json!(collisions.unwrap_or(0).saturating_add(1));
                         true
@@ -561,9 +530,9 @@ impl DeploymentState {
     ) -> Result<(), DeploymentError> {
         let replicasets = rt("apps", "replicasets")?;
         let from = int_at(rs, "/spec/replicas");
-        let set = name_of(rs);
+        let set = meta::name(rs);
         self.objects
-            .update(replicasets, Some(namespace), &set, |r| {
+            .update(replicasets, Some(namespace), set, |r| {
                 let mut changed = false;
                 if int_at(r, "/spec/replicas") != to {
                     r["spec"]["replicas"] = json!(to);
@@ -634,9 +603,9 @@ impl DeploymentState {
         empty.sort_by_key(|r| revision_of(r));
         let replicasets = rt("apps", "replicasets")?;
         for rs in empty.into_iter().take(excess as usize) {
-            debug!(set = %name_of(rs), "pruning old replica set beyond the history limit");
+            debug!(set = %meta::name(rs), "pruning old replica set beyond the history limit");
             self.objects
-                .delete(replicasets, Some(namespace), &name_of(rs))
+                .delete(replicasets, Some(namespace), meta::name(rs))
                 .await?;
         }
         Ok(())
@@ -657,7 +626,7 @@ impl DeploymentState {
             .into_iter()
             .filter(|r| controller_uid(r) == Some(uid.as_str()))
             .collect();
-        let new_name = outcome.new_set.as_ref().map(name_of);
+        let new_name = outcome.new_set.as_ref().map(|s| meta::name(s).to_string());
         let sum = |pointer: &str| sets.iter().map(|r| int_at(r, pointer)).sum::<i64>();
         let replicas = d
             .pointer("/spec/replicas")
@@ -691,7 +660,7 @@ impl DeploymentState {
             replicas_now: sum("/status/replicas"),
             updated: sets
                 .iter()
-                .filter(|r| Some(name_of(r)) == new_name)
+                .filter(|r| Some(meta::name(r)) == new_name.as_deref())
                 .map(|r| int_at(r, "/status/replicas"))
                 .sum(),
             ready: sum("/status/readyReplicas"),
@@ -705,7 +674,7 @@ impl DeploymentState {
         let revision = outcome.new_set.as_ref().map(revision_of).filter(|r| *r > 0);
         let mut written = None;
         self.objects
-            .update(deployments, Some(namespace), &name_of(d), |obj| {
+            .update(deployments, Some(namespace), meta::name(d), |obj| {
                 if str_at(obj, "/metadata/uid") != Some(uid.as_str()) {
                     return false;
                 }
@@ -747,7 +716,7 @@ fn bump_generation(r: &mut Value) {
 fn owner_reference(d: &Value) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "name": name_of(d), "uid": d.pointer("/metadata/uid"),
+        "name": meta::name(d), "uid": d.pointer("/metadata/uid"),
         "controller": true, "blockOwnerDeletion": true,
     })
 }
@@ -762,135 +731,4 @@ fn copied_annotations(d: &Value) -> Vec<(String, Value)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-impl Actor for DeploymentController {
-    type Msg = DeploymentMsg;
-    type State = DeploymentState;
-    type Arguments = Objects;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<DeploymentMsg>,
-        objects: Objects,
-    ) -> Result<DeploymentState, ActorProcessingErr> {
-        let me = myself.clone();
-        watch_prefix(
-            objects.store().clone(),
-            rt("apps", "deployments")?.prefix(),
-            move |event| {
-                let msg = match event {
-                    None => DeploymentMsg::Resync,
-                    Some(e) => match object_of(&e) {
-                        Some(d) => {
-                            let ns = str_at(&d, "/metadata/namespace")
-                                .unwrap_or("default")
-                                .to_string();
-                            DeploymentMsg::Changed(e.kind, (ns, name_of(&d)))
-                        }
-                        None => return true,
-                    },
-                };
-                me.cast(msg).is_ok()
-            },
-        );
-        let me = myself.clone();
-        watch_prefix(
-            objects.store().clone(),
-            rt("apps", "replicasets")?.prefix(),
-            move |event| {
-                let Some(rs) = event.as_ref().and_then(metadata_of) else {
-                    return true;
-                };
-                let refs = rs
-                    .pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array);
-                let controller = refs
-                    .into_iter()
-                    .flatten()
-                    .find(|r| r["controller"] == json!(true));
-                let owner = match controller {
-                    Some(r) if r["kind"] == "Deployment" => r["name"].as_str().map(String::from),
-                    // Another kind's set is none of our business.
-                    Some(_) => return true,
-                    None => None,
-                };
-                let namespace = str_at(&rs, "/metadata/namespace")
-                    .unwrap_or("default")
-                    .to_string();
-                me.cast(DeploymentMsg::SetChanged { namespace, owner })
-                    .is_ok()
-            },
-        );
-        let me = myself.clone();
-        watch_prefix(
-            objects.store().clone(),
-            rt("", "pods")?.prefix(),
-            move |event| {
-                let Some(e) = event else { return true };
-                if e.kind != EventKind::Deleted {
-                    return true;
-                }
-                let Some(pod) = metadata_of(&e) else {
-                    return true;
-                };
-                let namespace = str_at(&pod, "/metadata/namespace")
-                    .unwrap_or("default")
-                    .to_string();
-                me.cast(DeploymentMsg::PodGone(namespace)).is_ok()
-            },
-        );
-        // A safety net, as in the ReplicaSet controller.
-        myself.send_interval(Duration::from_secs(30), || DeploymentMsg::Resync);
-        Ok(DeploymentState {
-            objects,
-            known: HashMap::new(),
-            queue: WorkQueue::default(),
-        })
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<DeploymentMsg>,
-        msg: DeploymentMsg,
-        state: &mut DeploymentState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            DeploymentMsg::Resync => state.relist(&myself).await?,
-            DeploymentMsg::Changed(kind, key) => {
-                let known = state.known.entry(key.0.clone()).or_default();
-                if kind == EventKind::Deleted {
-                    known.remove(&key.1);
-                    state.queue.forget(&key);
-                } else {
-                    known.insert(key.1.clone());
-                    state.enqueue(&myself, key);
-                }
-            }
-            DeploymentMsg::SetChanged { namespace, owner } => match owner {
-                Some(name) => state.enqueue(&myself, (namespace, name)),
-                None => state.enqueue_namespace(&myself, &namespace),
-            },
-            DeploymentMsg::PodGone(namespace) => state.enqueue_namespace(&myself, &namespace),
-            DeploymentMsg::Retry(key) => state.enqueue(&myself, key),
-            DeploymentMsg::Drain => {
-                for key in state.queue.take() {
-                    match state.sync(&key).await {
-                        Ok(again) => {
-                            state.queue.succeeded(&key);
-                            if let Some(delay) = again {
-                                myself.send_after(delay, move || DeploymentMsg::Retry(key));
-                            }
-                        }
-                        Err(e) => {
-                            let delay = state.queue.failed(&key);
-                            warn!(deployment = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
-                            myself.send_after(delay, move || DeploymentMsg::Retry(key));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
 }

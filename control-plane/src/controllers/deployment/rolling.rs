@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::controllers::intstr::scaled_value;
+
 /// One ReplicaSet of a Deployment, as the rollout sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Set {
@@ -20,27 +22,6 @@ pub struct Set {
 
 /// A replica count change: set `name` to `replicas`.
 pub type Scale = (String, i64);
-
-/// An int-or-percent (`maxSurge`, `maxUnavailable`) against `total`;
-/// percentages round up or down as asked. A malformed value counts as 0.
-pub fn scaled_value(v: Option<&Value>, total: i64, round_up: bool) -> i64 {
-    match v {
-        Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
-        Some(Value::String(s)) => {
-            if let Some(p) = s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
-                let x = p * total;
-                if round_up {
-                    (x + 99).div_euclid(100)
-                } else {
-                    x.div_euclid(100)
-                }
-            } else {
-                s.parse().unwrap_or(0)
-            }
-        }
-        _ => 0,
-    }
-}
 
 /// `(maxSurge, maxUnavailable)` for `replicas`: surge rounds up,
 /// unavailable down, and both 0 would never progress, so unavailable is 1.

@@ -195,13 +195,28 @@ pub fn next_status(previous: &Value, input: &Input, now: DateTime<Utc>) -> Value
         }
         return status;
     };
-    let current = condition(&status, PROGRESSING).cloned();
+    progress(&mut status, previous, input, deadline, now);
+    status
+}
+
+/// The `Progressing` condition of a rollout with a progress deadline:
+/// complete, progressing (which moves the deadline on) or timed out.
+fn progress(
+    status: &mut Value,
+    previous: &Value,
+    input: &Input,
+    deadline: i64,
+    now: DateTime<Utc>,
+) {
+    let stamp = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let set_name = input.new_set.clone().unwrap_or_default();
+    let current = condition(status, PROGRESSING).cloned();
     let already_complete = input.replicas_now == input.updated
         && current
             .as_ref()
             .is_some_and(|c| c["reason"] == NEW_RS_AVAILABLE);
     if already_complete {
-        return status;
+        return;
     }
     let complete = input.updated == input.replicas
         && input.replicas_now == input.replicas
@@ -215,7 +230,7 @@ pub fn next_status(previous: &Value, input: &Input, now: DateTime<Utc>) -> Value
     if complete {
         let message = format!("ReplicaSet {set_name:?} has successfully progressed.");
         set_condition(
-            &mut status,
+            status,
             PROGRESSING,
             "True",
             NEW_RS_AVAILABLE,
@@ -231,7 +246,7 @@ pub fn next_status(previous: &Value, input: &Input, now: DateTime<Utc>) -> Value
             _ => json!(stamp),
         };
         replace_condition(
-            &mut status,
+            status,
             PROGRESSING,
             json!({
                 "type": PROGRESSING, "status": "True", "lastUpdateTime": stamp,
@@ -245,16 +260,8 @@ pub fn next_status(previous: &Value, input: &Input, now: DateTime<Utc>) -> Value
                 .is_some_and(|t| t + chrono::Duration::seconds(deadline) < now))
     {
         let message = format!("ReplicaSet {set_name:?} has timed out progressing.");
-        set_condition(
-            &mut status,
-            PROGRESSING,
-            "False",
-            TIMED_OUT,
-            &message,
-            &stamp,
-        );
+        set_condition(status, PROGRESSING, "False", TIMED_OUT, &message, &stamp);
     }
-    status
 }
 
 /// When a rollout still in progress would pass its deadline, so it is

@@ -8,46 +8,28 @@
 //! the budget read at write time, so an eviction's `disruptedPods` entry
 //! is never lost to a concurrent write.
 
-use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::collections::HashMap;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::ActorProcessingErr;
 use serde_json::Value;
-use tracing::warn;
 
-use super::work_queue::WorkQueue;
-use super::{metadata_of, object_of, watch_prefix};
+use super::runtime::list_refs;
+use super::runtime::{Action, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
+use super::{metadata_of, object_of};
+use crate::meta::{self, controller_ref as controller_of};
 use crate::registry::budget::{self, ExpectedScale};
 use crate::registry::objects::Objects;
 use crate::registry::resources::{self, ResourceType};
-use crate::store::{EventKind, StoreError};
+use crate::store::{Event, StoreError};
 
-/// A budget: namespace and name.
-pub type BudgetKey = (String, String);
-
-/// Messages of the controller.
-#[derive(Debug)]
-pub enum DisruptionMsg {
-    /// A budget was added, changed or deleted.
-    BudgetChanged(EventKind, BudgetKey),
-    /// A pod or a pod controller of this namespace changed.
-    NamespaceChanged(String),
-    /// Re-list the budgets and sync them all.
-    Resync,
-    /// Work through the queue.
-    Drain,
-    /// Sync one budget again (after a failure).
-    Retry(BudgetKey),
-}
+const BUDGET: &str = "PodDisruptionBudget";
 
 /// The controller actor.
-pub struct DisruptionController;
+pub type DisruptionController = Controller<Budgets>;
 
-/// Its state.
-pub struct DisruptionState {
+/// The reconciler of PodDisruptionBudgets.
+pub struct Budgets {
     objects: Objects,
-    budgets: HashMap<String, BTreeSet<BudgetKey>>,
-    queue: WorkQueue<BudgetKey>,
 }
 
 const COMPONENT: &str = "controllermanager";
@@ -60,43 +42,73 @@ fn pdb_rt() -> Result<&'static ResourceType, ActorProcessingErr> {
     rt("policy", "poddisruptionbudgets")
 }
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-/// The controller reference of `obj` (`ownerReferences` with `controller: true`).
-fn controller_of(obj: &Value) -> Option<&Value> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|r| r["controller"] == Value::Bool(true))
-}
-
 fn replicas(obj: &Value) -> i64 {
     obj.pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1)
 }
 
-impl DisruptionState {
-    fn enqueue(&mut self, me: &ActorRef<DisruptionMsg>, key: BudgetKey) {
-        if self.queue.add(key) {
-            let _ = me.cast(DisruptionMsg::Drain);
+/// The kinds whose changes move a budget's numbers, after the budgets.
+const WATCHED: [(&str, &str); 5] = [
+    ("", "pods"),
+    ("apps", "replicasets"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("", "replicationcontrollers"),
+];
+
+impl Reconciler for Budgets {
+    type Key = ObjectRef;
+    /// A pod or a pod controller of this namespace changed.
+    type Change = String;
+    type Error = ActorProcessingErr;
+    const NAME: &'static str = "disruption";
+
+    fn watches(&self) -> Result<Vec<String>, ActorProcessingErr> {
+        let mut prefixes = vec![pdb_rt()?.prefix()];
+        for (group, plural) in WATCHED {
+            prefixes.push(rt(group, plural)?.prefix());
+        }
+        Ok(prefixes)
+    }
+
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, String>> {
+        match (watch, event) {
+            (0, None) => Some(Trigger::Resync),
+            (0, Some(e)) => Some(Trigger::Object(
+                e.kind,
+                ObjectRef::of(BUDGET, &object_of(e)?),
+            )),
+            // The budgets' own resync covers a re-list.
+            (_, None) => None,
+            (_, Some(e)) => Some(Trigger::Change(
+                meta::namespace(&metadata_of(e)?).to_string(),
+            )),
         }
     }
 
-    async fn relist(&mut self, me: &ActorRef<DisruptionMsg>) -> Result<(), ActorProcessingErr> {
-        self.budgets.clear();
-        let (items, _) = self.objects.list(pdb_rt()?).await?;
-        for pdb in items {
-            let ns = str_at(&pdb, "/metadata/namespace").to_string();
-            let key = (ns.clone(), str_at(&pdb, "/metadata/name").to_string());
-            self.budgets.entry(ns).or_default().insert(key.clone());
-            self.enqueue(me, key);
-        }
-        Ok(())
+    async fn changes(
+        &mut self,
+        namespace: String,
+        owners: &OwnerIndex<ObjectRef>,
+    ) -> Result<Vec<ObjectRef>, ActorProcessingErr> {
+        Ok(owners.in_namespace(&namespace))
+    }
+
+    async fn list(&mut self) -> Result<Vec<ObjectRef>, ActorProcessingErr> {
+        Ok(list_refs(&self.objects, pdb_rt()?, BUDGET).await?)
+    }
+
+    async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, ActorProcessingErr> {
+        self.sync(&key.namespace, &key.name).await?;
+        Ok(Action::await_change())
+    }
+}
+
+impl Budgets {
+    /// The reconciler, writing through `objects`.
+    pub fn new(objects: Objects) -> Self {
+        Self { objects }
     }
 
     /// The owner `reference` names in `namespace`, if it still is that object.
@@ -107,7 +119,7 @@ impl DisruptionState {
         group: &str,
         plural: &str,
     ) -> Result<Option<Value>, ActorProcessingErr> {
-        let name = str_at(reference, "/name");
+        let name = meta::str_at(reference, "/name").unwrap_or_default();
         match self
             .objects
             .get(rt(group, plural)?, Some(namespace), name)
@@ -127,9 +139,9 @@ impl DisruptionState {
         reference: &Value,
         namespace: &str,
     ) -> Result<Option<(String, i64)>, ActorProcessingErr> {
-        let api_version = str_at(reference, "/apiVersion");
+        let api_version = meta::str_at(reference, "/apiVersion").unwrap_or_default();
         let group = api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
-        let found = match (group, str_at(reference, "/kind")) {
+        let found = match (group, meta::str_at(reference, "/kind").unwrap_or_default()) {
             ("apps" | "extensions", "ReplicaSet") => {
                 match self
                     .owner(reference, namespace, "apps", "replicasets")
@@ -152,7 +164,7 @@ impl DisruptionState {
             }
             _ => None,
         };
-        Ok(found.map(|o| (str_at(&o, "/metadata/uid").to_string(), replicas(&o))))
+        Ok(found.map(|o| (meta::uid(&o).to_string(), replicas(&o))))
     }
 
     /// Upstream's `getExpectedScale`: the sum of the matched pods'
@@ -166,10 +178,10 @@ impl DisruptionState {
         let mut unmanaged = Vec::new();
         for pod in pods {
             let Some(reference) = controller_of(pod) else {
-                unmanaged.push(str_at(pod, "/metadata/name").to_string());
+                unmanaged.push(meta::name(pod).to_string());
                 continue;
             };
-            let uid = str_at(reference, "/uid");
+            let uid = meta::str_at(reference, "/uid").unwrap_or_default();
             if scales.contains_key(uid) {
                 continue;
             }
@@ -180,7 +192,7 @@ impl DisruptionState {
                 None => {
                     return Ok(Err(format!(
                         "found no controllers for pod {:?}",
-                        str_at(pod, "/metadata/name")
+                        meta::name(pod)
                     )));
                 }
             }
@@ -191,7 +203,7 @@ impl DisruptionState {
         }))
     }
 
-    async fn sync(&self, (namespace, name): &BudgetKey) -> Result<(), ActorProcessingErr> {
+    async fn sync(&self, namespace: &str, name: &str) -> Result<(), ActorProcessingErr> {
         let pdb_rt = pdb_rt()?;
         let pdb = match self.objects.get(pdb_rt, Some(namespace), name).await {
             Ok(p) => p,
@@ -279,109 +291,5 @@ impl DisruptionState {
             Some(e) => Err(e.into()),
             None => Ok(()),
         }
-    }
-}
-
-impl Actor for DisruptionController {
-    type Msg = DisruptionMsg;
-    type State = DisruptionState;
-    type Arguments = Objects;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<DisruptionMsg>,
-        objects: Objects,
-    ) -> Result<DisruptionState, ActorProcessingErr> {
-        let me = myself.clone();
-        watch_prefix(objects.store().clone(), pdb_rt()?.prefix(), move |event| {
-            let msg = match event {
-                None => DisruptionMsg::Resync,
-                Some(e) => match object_of(&e) {
-                    Some(pdb) => DisruptionMsg::BudgetChanged(
-                        e.kind,
-                        (
-                            str_at(&pdb, "/metadata/namespace").to_string(),
-                            str_at(&pdb, "/metadata/name").to_string(),
-                        ),
-                    ),
-                    None => return true,
-                },
-            };
-            me.cast(msg).is_ok()
-        });
-        for (group, plural) in [
-            ("", "pods"),
-            ("apps", "replicasets"),
-            ("apps", "deployments"),
-            ("apps", "statefulsets"),
-            ("", "replicationcontrollers"),
-        ] {
-            let me = myself.clone();
-            watch_prefix(
-                objects.store().clone(),
-                rt(group, plural)?.prefix(),
-                move |event| {
-                    // The budgets' own resync covers a re-list.
-                    let Some(obj) = event.as_ref().and_then(metadata_of) else {
-                        return true;
-                    };
-                    let ns = str_at(&obj, "/metadata/namespace").to_string();
-                    me.cast(DisruptionMsg::NamespaceChanged(ns)).is_ok()
-                },
-            );
-        }
-        // Level-triggered safety net, and how `disruptedPods` entries of
-        // pods that were never deleted expire.
-        myself.send_interval(Duration::from_secs(30), || DisruptionMsg::Resync);
-        Ok(DisruptionState {
-            objects,
-            budgets: HashMap::new(),
-            queue: WorkQueue::default(),
-        })
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<DisruptionMsg>,
-        msg: DisruptionMsg,
-        state: &mut DisruptionState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            DisruptionMsg::Resync => state.relist(&myself).await?,
-            DisruptionMsg::BudgetChanged(kind, key) => {
-                let known = state.budgets.entry(key.0.clone()).or_default();
-                if kind == EventKind::Deleted {
-                    known.remove(&key);
-                    state.queue.forget(&key);
-                } else {
-                    known.insert(key.clone());
-                    state.enqueue(&myself, key);
-                }
-            }
-            DisruptionMsg::NamespaceChanged(ns) => {
-                let keys: Vec<BudgetKey> = state
-                    .budgets
-                    .get(&ns)
-                    .map(|s| s.iter().cloned().collect())
-                    .unwrap_or_default();
-                for key in keys {
-                    state.enqueue(&myself, key);
-                }
-            }
-            DisruptionMsg::Retry(key) => state.enqueue(&myself, key),
-            DisruptionMsg::Drain => {
-                for key in state.queue.take() {
-                    match state.sync(&key).await {
-                        Ok(()) => state.queue.succeeded(&key),
-                        Err(e) => {
-                            let delay = state.queue.failed(&key);
-                            warn!(pdb = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
-                            myself.send_after(delay, move || DisruptionMsg::Retry(key));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 }

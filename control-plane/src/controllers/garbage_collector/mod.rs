@@ -20,20 +20,20 @@
 pub mod decide;
 pub mod graph;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::Value;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{debug, info, info_span};
 
 use self::decide::{Action, OwnerState, decide};
 use self::graph::{Graph, Item, OwnerRef, Uid, Work};
-use super::watch_prefix;
+use super::claim;
+use super::runtime::{self, Controller, Key, OwnerIndex, Reconciler, Trigger, retry_delay};
 use crate::registry::deletion::{self, DeleteOptions, FOREGROUND, ORPHAN};
 use crate::registry::objects::Objects;
 use crate::registry::resources::{self, RESOURCES, ResourceType};
-use crate::store::{EventKind, StoreError};
+use crate::store::{Event, EventKind, StoreError};
 
 /// Why one piece of work failed (it is retried with back-off).
 #[derive(Debug, thiserror::Error)]
@@ -51,11 +51,11 @@ pub enum GcError {
     },
 }
 
-/// Messages of the collector.
+/// What a watch event means to the collector.
 #[derive(Debug)]
-pub enum GcMsg {
+pub enum GcChange {
     /// The watch of `RESOURCES[i]` (re)started: list that kind afresh.
-    Resync(usize),
+    Listed(usize),
     /// An object of `RESOURCES[ty]` changed at `revision` (for `Deleted`,
     /// its last state).
     Changed {
@@ -68,10 +68,6 @@ pub enum GcMsg {
         /// The object's metadata.
         item: Box<Item>,
     },
-    /// Work through the queue.
-    Drain,
-    /// Look at something again (after a failure).
-    Retry(Work),
 }
 
 /// Failures in a row after which a piece of work is dropped (until a
@@ -90,37 +86,142 @@ fn watched() -> impl Iterator<Item = (usize, &'static ResourceType)> {
         .filter(|(_, rt)| rt.kind != "Event")
 }
 
-/// Back-off after a failure: 1 s doubling to 60 s.
-fn retry_delay(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
-}
-
 /// The collector actor.
-pub struct GarbageCollector;
+pub type GarbageCollector = Controller<Collector>;
 
-/// Its state.
-pub struct GcState {
+/// The collector's reconciler: its key is a piece of [`Work`] about one
+/// object (by uid).
+pub struct Collector {
     objects: Objects,
     graph: Graph,
     /// Kinds listed at least once, with the revision of their last listing
     /// (events up to it are in the listing already).
     listed: HashMap<usize, u64>,
-    queue: BTreeSet<Work>,
-    draining: bool,
-    failures: HashMap<Work, u32>,
+    /// Work the last reconcile found (blocking dependents to delete).
+    follow_ups: Vec<Work>,
     /// Owner uids verified absent: uids are never reused, so they stay so.
     absent: HashSet<Uid>,
 }
 
-impl GcState {
-    fn new(objects: Objects) -> Self {
+impl Key for Work {
+    fn kind(&self) -> &str {
+        ""
+    }
+
+    fn object_ref(&self) -> String {
+        match self {
+            Work::AttemptToDelete(uid) | Work::AttemptToOrphan(uid) => uid.to_string(),
+        }
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Reconciler for Collector {
+    type Key = Work;
+    type Change = GcChange;
+    type Error = GcError;
+    const NAME: &'static str = "garbage-collector";
+
+    fn watches(&self) -> Result<Vec<String>, GcError> {
+        Ok(watched().map(|(_, rt)| rt.prefix()).collect())
+    }
+
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<Work, GcChange>> {
+        let (ty, rt) = watched().nth(watch)?;
+        let change = match event {
+            None => GcChange::Listed(ty),
+            // Decoded here, on the watch's task, not in the actor.
+            Some(e) => GcChange::Changed {
+                ty,
+                kind: e.kind,
+                revision: e.revision,
+                item: Box::new(Item::from_json(rt, &e.value)?),
+            },
+        };
+        Some(Trigger::Change(change))
+    }
+
+    async fn changes(
+        &mut self,
+        change: GcChange,
+        _: &OwnerIndex<Work>,
+    ) -> Result<Vec<Work>, GcError> {
+        Ok(match change {
+            GcChange::Listed(ty) => self.resync(ty).await?,
+            GcChange::Changed {
+                ty,
+                kind,
+                revision,
+                item,
+            } => self.changed(ty, kind, revision, *item),
+        })
+    }
+
+    /// The collector has no objects of its own to list: its graph is
+    /// rebuilt kind by kind as each watch (re)starts.
+    async fn list(&mut self) -> Result<Vec<Work>, GcError> {
+        Ok(Vec::new())
+    }
+
+    async fn reconcile(&mut self, work: &Work) -> Result<runtime::Action, GcError> {
+        self.process(work).await?;
+        Ok(runtime::Action::await_change())
+    }
+
+    fn error_policy(&self, _: &Work, _: &GcError, failures: u32) -> Option<Duration> {
+        (failures < MAX_ATTEMPTS).then(|| retry_delay(failures))
+    }
+
+    fn ready(&self) -> bool {
+        self.synced()
+    }
+
+    fn follow_ups(&mut self) -> Vec<Work> {
+        std::mem::take(&mut self.follow_ups)
+    }
+
+    /// Every watch event already says what to look at.
+    fn resync_period(&self) -> Option<Duration> {
+        None
+    }
+
+    fn span(&self, work: &Work) -> tracing::Span {
+        let (what, uid) = match work {
+            Work::AttemptToDelete(uid) => ("attempt_to_delete", uid),
+            Work::AttemptToOrphan(uid) => ("attempt_to_orphan", uid),
+        };
+        let item = self.graph.get(uid);
+        let object_ref = match item {
+            Some(Item {
+                namespace: Some(ns),
+                name,
+                ..
+            }) => format!("{ns}/{name}"),
+            Some(item) => item.name.clone(),
+            None => String::new(),
+        };
+        info_span!(
+            "reconcile",
+            controller = Self::NAME,
+            work = what,
+            "object.kind" = item.map_or("", |i| i.rt.kind),
+            "object.ref" = %object_ref,
+            uid = %uid,
+        )
+    }
+}
+
+impl Collector {
+    /// The collector, reading and deleting through `objects`.
+    pub fn new(objects: Objects) -> Self {
         Self {
             objects,
             graph: Graph::default(),
             listed: HashMap::new(),
-            queue: BTreeSet::new(),
-            draining: false,
-            failures: HashMap::new(),
+            follow_ups: Vec::new(),
             absent: HashSet::new(),
         }
     }
@@ -129,16 +230,10 @@ impl GcState {
         watched().all(|(i, _)| self.listed.contains_key(&i))
     }
 
-    fn enqueue(&mut self, me: &ActorRef<GcMsg>, work: impl IntoIterator<Item = Work>) {
-        self.queue.extend(work);
-        if !self.draining && !self.queue.is_empty() && self.synced() {
-            self.draining = true;
-            let _ = me.cast(GcMsg::Drain);
-        }
-    }
-
-    async fn resync(&mut self, me: &ActorRef<GcMsg>, ty: usize) -> Result<(), ActorProcessingErr> {
-        let rt = RESOURCES.get(ty).ok_or("resource type")?;
+    async fn resync(&mut self, ty: usize) -> Result<Vec<Work>, GcError> {
+        let Some(rt) = RESOURCES.get(ty) else {
+            return Ok(Vec::new());
+        };
         let listing = self.objects.store().list(&rt.prefix()).await?;
         let items = listing
             .items
@@ -153,83 +248,27 @@ impl GcState {
                 "garbage collector: every kind listed"
             );
         }
-        self.enqueue(me, work);
-        Ok(())
+        Ok(work)
     }
 
-    fn changed(
-        &mut self,
-        me: &ActorRef<GcMsg>,
-        ty: usize,
-        kind: EventKind,
-        revision: u64,
-        item: Item,
-    ) {
+    fn changed(&mut self, ty: usize, kind: EventKind, revision: u64, item: Item) -> Vec<Work> {
         // Already in the listing the graph was built from.
         if self
             .listed
             .get(&ty)
             .is_none_or(|listed| revision <= *listed)
         {
-            return;
+            return Vec::new();
         }
-        let work = match kind {
+        match kind {
             EventKind::Deleted => self.graph.remove(&item.uid),
             _ => self.graph.upsert(item),
-        };
-        self.enqueue(me, work);
-    }
-
-    async fn drain(&mut self, me: &ActorRef<GcMsg>) {
-        self.draining = false;
-        if !self.synced() {
-            return;
-        }
-        // Coalesced: each object is looked at once however often it was queued.
-        let batch = std::mem::take(&mut self.queue);
-        for work in batch {
-            let span = self.span(&work);
-            match self.process(me, &work).instrument(span.clone()).await {
-                Ok(()) => {
-                    self.failures.remove(&work);
-                }
-                Err(e) => {
-                    let failures = self.failures.entry(work.clone()).or_default();
-                    *failures += 1;
-                    let _entered = span.enter();
-                    if *failures >= MAX_ATTEMPTS {
-                        warn!(error = %e, attempts = *failures, "giving up until the object changes again");
-                        self.failures.remove(&work);
-                        continue;
-                    }
-                    let delay = retry_delay(*failures);
-                    warn!(error = %e, retry_in = ?delay, "garbage collection failed");
-                    me.send_after(delay, move || GcMsg::Retry(work));
-                }
-            }
         }
     }
 
-    /// A span naming the object the work is about.
-    fn span(&self, work: &Work) -> tracing::Span {
-        let (what, uid) = match work {
-            Work::AttemptToDelete(uid) => ("attempt_to_delete", uid),
-            Work::AttemptToOrphan(uid) => ("attempt_to_orphan", uid),
-        };
-        let item = self.graph.get(uid);
-        info_span!(
-            "gc",
-            work = what,
-            kind = item.map_or("", |i| i.rt.kind),
-            ns = item.and_then(|i| i.namespace.as_deref()).unwrap_or(""),
-            name = item.map_or("", |i| i.name.as_str()),
-            uid = %uid,
-        )
-    }
-
-    async fn process(&mut self, me: &ActorRef<GcMsg>, work: &Work) -> Result<(), GcError> {
+    async fn process(&mut self, work: &Work) -> Result<(), GcError> {
         match work {
-            Work::AttemptToDelete(uid) => self.attempt_to_delete(me, uid).await,
+            Work::AttemptToDelete(uid) => self.attempt_to_delete(uid).await,
             Work::AttemptToOrphan(uid) => self.attempt_to_orphan(uid).await,
         }
     }
@@ -255,13 +294,13 @@ impl GcState {
             .map(|latest| (latest, obj)))
     }
 
-    async fn attempt_to_delete(&mut self, me: &ActorRef<GcMsg>, uid: &str) -> Result<(), GcError> {
+    async fn attempt_to_delete(&mut self, uid: &str) -> Result<(), GcError> {
         let Some((item, obj)) = self.latest(uid).await? else {
             return Ok(());
         };
         if item.deleting {
             if item.waits_for_dependents() {
-                self.process_deleting_dependents(me, &item).await?;
+                self.process_deleting_dependents(&item).await?;
             }
             return Ok(());
         }
@@ -299,11 +338,7 @@ impl GcState {
 
     /// An owner deleted in the foreground: its blocking dependents are
     /// deleted; once none is left, so is its `foregroundDeletion` finalizer.
-    async fn process_deleting_dependents(
-        &mut self,
-        me: &ActorRef<GcMsg>,
-        owner: &Item,
-    ) -> Result<(), GcError> {
+    async fn process_deleting_dependents(&mut self, owner: &Item) -> Result<(), GcError> {
         let blocking = self.graph.blocking_dependents(&owner.uid);
         let waiting = blocking.len();
         let to_delete: Vec<Uid> = blocking
@@ -320,7 +355,8 @@ impl GcState {
             to_delete = to_delete.len(),
             "waiting for blocking dependents"
         );
-        self.enqueue(me, to_delete.into_iter().map(Work::AttemptToDelete));
+        self.follow_ups
+            .extend(to_delete.into_iter().map(Work::AttemptToDelete));
         Ok(())
     }
 
@@ -429,25 +465,7 @@ impl GcState {
                     if obj["metadata"]["uid"].as_str() != Some(dependent.uid.as_str()) {
                         return false;
                     }
-                    let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() else {
-                        return false;
-                    };
-                    let before = refs.len();
-                    refs.retain(|r| {
-                        !r["uid"]
-                            .as_str()
-                            .is_some_and(|u| stale.iter().any(|s| s == u))
-                    });
-                    if refs.len() == before {
-                        return false;
-                    }
-                    // An empty list is omitted, as upstream serializes it.
-                    if refs.is_empty()
-                        && let Some(m) = obj["metadata"].as_object_mut()
-                    {
-                        m.remove("ownerReferences");
-                    }
-                    true
+                    claim::release(obj, |uid| stale.iter().any(|s| s == uid))
                 },
             )
             .await;
@@ -478,59 +496,6 @@ impl GcState {
             Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-impl Actor for GarbageCollector {
-    type Msg = GcMsg;
-    type State = GcState;
-    type Arguments = Objects;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<GcMsg>,
-        objects: Objects,
-    ) -> Result<GcState, ActorProcessingErr> {
-        for (ty, rt) in watched() {
-            let me = myself.clone();
-            watch_prefix(objects.store().clone(), rt.prefix(), move |event| {
-                let msg = match event {
-                    None => GcMsg::Resync(ty),
-                    // Decoded here, on the watch's task, not in the actor.
-                    Some(e) => match Item::from_json(rt, &e.value) {
-                        Some(item) => GcMsg::Changed {
-                            ty,
-                            kind: e.kind,
-                            revision: e.revision,
-                            item: Box::new(item),
-                        },
-                        None => return true,
-                    },
-                };
-                me.cast(msg).is_ok()
-            });
-        }
-        Ok(GcState::new(objects))
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<GcMsg>,
-        msg: GcMsg,
-        state: &mut GcState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            GcMsg::Resync(ty) => state.resync(&myself, ty).await?,
-            GcMsg::Changed {
-                ty,
-                kind,
-                revision,
-                item,
-            } => state.changed(&myself, ty, kind, revision, *item),
-            GcMsg::Drain => state.drain(&myself).await,
-            GcMsg::Retry(work) => state.enqueue(&myself, [work]),
-        }
-        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use ractor::{Actor, ActorRef};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::controllers::runtime::RuntimeMsg;
 use crate::registry::deletion::Propagation;
 use crate::registry::objects::Deleted;
 use crate::store::memory::MemoryStore;
@@ -62,8 +63,9 @@ async fn get(objects: &Objects, rt: &ResourceType, name: &str) -> Option<Value> 
     }
 }
 
-async fn start(objects: &Objects) -> ActorRef<GcMsg> {
-    let (gc, _) = Actor::spawn(None, GarbageCollector, objects.clone())
+async fn start(objects: &Objects) -> ActorRef<RuntimeMsg<Collector>> {
+    let args = (objects.store().clone(), Collector::new(objects.clone()));
+    let (gc, _) = Actor::spawn(None, GarbageCollector::default(), args)
         .await
         .expect("spawn");
     gc

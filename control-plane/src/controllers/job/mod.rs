@@ -18,22 +18,21 @@ pub mod sync;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use serde_json::{Value, json};
-use tracing::warn;
+use serde_json::Value;
 
 pub use self::backoff::Backoff;
 use self::sync::JobSync;
-use super::work_queue::WorkQueue;
-use super::{metadata_of, object_of, watch_prefix};
+use super::runtime::list_refs;
+use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
+use super::{metadata_of, object_of};
 use crate::clock::SharedClock;
+use crate::meta;
 use crate::registry::deletion::{DeleteOptions, Propagation};
 use crate::registry::objects::Objects;
 use crate::registry::resources::{self, ResourceType};
-use crate::store::{EventKind, StoreError};
+use crate::store::{Event, StoreError};
 
 /// The event source upstream's Job controller uses.
 pub const COMPONENT: &str = "job-controller";
@@ -80,276 +79,143 @@ pub async fn delete_job(
     Ok(())
 }
 
-/// A Job's identity: namespace, name.
-pub type JobKey = (String, String);
+const JOB: &str = "Job";
 
-/// Messages of the controller.
+/// A pod that still carries the tracking finalizer and is being deleted
+/// or has no controller: unless its Job still runs, the finalizer goes
+/// (upstream's orphan pod cleanup), so the pod is not held forever.
 #[derive(Debug)]
-pub enum JobMsg {
-    /// A Job was added, changed or deleted.
-    JobChanged(EventKind, JobKey),
+pub struct OrphanPod {
+    namespace: String,
+    pod: String,
+    /// Its controlling Job (name, uid), if any.
+    job: Option<(String, String)>,
+}
+
+/// A change of pods, as far as Jobs are concerned.
+#[derive(Debug)]
+pub enum JobChange {
     /// A pod changed: its Job (if controlled by one) and, for orphans,
-    /// every Job of its namespace may need a sync.
-    PodChanged {
-        /// The pod's namespace.
-        namespace: String,
-        /// The name of its controlling Job, if any.
-        job: Option<String>,
-        /// It has no controller (adoptable).
-        orphan: bool,
+    /// every Job of its namespace may need a sync; a held orphan loses
+    /// its finalizer.
+    Pod {
+        /// Who the change concerns, unless another kind controls the pod.
+        controlled: Option<Controlled>,
+        /// The orphan check the pod needs, if any.
+        orphan: Option<OrphanPod>,
     },
-    /// A pod that still carries the tracking finalizer is being deleted
-    /// or has no controller: unless its Job still runs, the finalizer goes
-    /// (upstream's orphan pod cleanup), so the pod is not held forever.
-    OrphanPod {
-        /// The pod's namespace.
-        namespace: String,
-        /// The pod's name.
-        pod: String,
-        /// Its controlling Job (name, uid), if any.
-        job: Option<(String, String)>,
-    },
-    /// The pod watch (re)started: look for such pods among all pods.
+    /// The pod watch (re)started: look for held orphans among all pods.
     ScanOrphans,
-    /// A watch (re)started: re-list the Jobs and sync them all.
-    Resync,
-    /// Work through the queue.
-    Drain,
-    /// Sync one Job again (after a failure, or at a time it asked for).
-    Wake(JobKey),
 }
 
 /// The controller actor.
-pub struct JobController;
+pub type JobController = Controller<Jobs>;
 
-/// Its state.
-pub struct JobState {
+/// The reconciler of Jobs.
+pub struct Jobs {
     objects: Objects,
     sync: JobSync,
-    /// Known Jobs by namespace (for orphans to find candidates).
-    known: HashMap<String, BTreeSet<String>>,
-    /// Keys to sync, and failures in a row for the retry back-off.
-    queue: WorkQueue<JobKey>,
-    /// The earliest wake-up already scheduled per Job.
-    wakeups: HashMap<JobKey, tokio::time::Instant>,
 }
 
-impl JobState {
-    fn enqueue(&mut self, me: &ActorRef<JobMsg>, key: JobKey) {
-        if self.queue.add(key) {
-            let _ = me.cast(JobMsg::Drain);
+impl Jobs {
+    /// The reconciler, writing through `objects`, reading time from `clock`.
+    pub fn new(objects: Objects, backoff: Backoff, clock: SharedClock) -> Self {
+        Self {
+            sync: JobSync::new(objects.clone(), clock, backoff),
+            objects,
         }
     }
 
-    /// Schedules a sync after `delay`, unless an earlier one is pending.
-    fn wake_after(&mut self, me: &ActorRef<JobMsg>, key: JobKey, delay: Duration) {
-        let now = tokio::time::Instant::now();
+    async fn release(&self, orphan: OrphanPod) -> Result<Option<ObjectRef>, JobError> {
+        let job = self
+            .sync
+            .release_orphan(&orphan.namespace, &orphan.pod, orphan.job.as_ref())
+            .await?;
+        // Its Job still runs: the Job's sync counts it.
+        Ok(job.map(|name| ObjectRef::new(JOB, orphan.namespace, name)))
+    }
+}
+
+impl Reconciler for Jobs {
+    type Key = ObjectRef;
+    type Change = JobChange;
+    type Error = JobError;
+    const NAME: &'static str = "job";
+
+    fn watches(&self) -> Result<Vec<String>, JobError> {
+        Ok(vec![jobs_rt()?.prefix(), pods_rt()?.prefix()])
+    }
+
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, JobChange>> {
+        match (watch, event) {
+            (0, None) => Some(Trigger::Resync),
+            (0, Some(e)) => Some(Trigger::Object(e.kind, ObjectRef::of(JOB, &object_of(e)?))),
+            // The Jobs' resync covers every pod but held orphans.
+            (_, None) => Some(Trigger::Change(JobChange::ScanOrphans)),
+            (_, Some(e)) => {
+                let pod = metadata_of(e)?;
+                Some(Trigger::Change(JobChange::Pod {
+                    controlled: Controlled::of(&pod, &[JOB]),
+                    orphan: orphan_check(&pod),
+                }))
+            }
+        }
+    }
+
+    async fn changes(
+        &mut self,
+        change: JobChange,
+        owners: &OwnerIndex<ObjectRef>,
+    ) -> Result<Vec<ObjectRef>, JobError> {
+        let mut keys = Vec::new();
+        match change {
+            JobChange::Pod { controlled, orphan } => {
+                if let Some(orphan) = orphan {
+                    keys.extend(self.release(orphan).await?);
+                }
+                keys.extend(controlled.map(|c| owners.concerned(c)).unwrap_or_default());
+            }
+            JobChange::ScanOrphans => {
+                let (pods, _) = self.objects.list(pods_rt()?).await?;
+                for orphan in pods.iter().filter_map(orphan_check) {
+                    keys.extend(self.release(orphan).await?);
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn list(&mut self) -> Result<Vec<ObjectRef>, JobError> {
+        Ok(list_refs(&self.objects, jobs_rt()?, JOB).await?)
+    }
+
+    async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, JobError> {
+        let wake = self.sync.sync(&key.namespace, &key.name).await?;
         // A little late rather than early: the sync compares with the clock.
-        let at = now + delay + Duration::from_millis(50);
-        if let Some(pending) = self.wakeups.get(&key)
-            && *pending > now
-            && *pending <= at
-        {
-            return;
-        }
-        self.wakeups.insert(key.clone(), at);
-        me.send_after(at - now, move || JobMsg::Wake(key));
-    }
-
-    async fn relist(&mut self, me: &ActorRef<JobMsg>) -> Result<(), ActorProcessingErr> {
-        self.known.clear();
-        let (items, _) = self.objects.list(jobs_rt()?).await?;
-        for job in items {
-            let key = key_of(&job);
-            self.known
-                .entry(key.0.clone())
-                .or_default()
-                .insert(key.1.clone());
-            self.enqueue(me, key);
-        }
-        Ok(())
+        Ok(Action::requeue_opt(
+            wake.map(|delay| delay + Duration::from_millis(50)),
+        ))
     }
 }
 
 /// The orphan check a pod needs, if it carries the tracking finalizer and
 /// is being deleted or has no controller.
-fn orphan_check(pod: &Value) -> Option<JobMsg> {
+fn orphan_check(pod: &Value) -> Option<OrphanPod> {
     if !pods::tracked(pod) {
         return None;
     }
-    let controller = pod["metadata"]["ownerReferences"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["controller"] == json!(true));
+    let controller = meta::controller_ref(pod);
     if controller.is_some() && !pods::deleting(pod) {
         return None;
     }
-    Some(JobMsg::OrphanPod {
-        namespace: key_of(pod).0,
-        pod: pods::name(pod).to_string(),
-        job: controller.filter(|r| r["kind"] == "Job").and_then(|r| {
+    Some(OrphanPod {
+        namespace: meta::namespace(pod).to_string(),
+        pod: meta::name(pod).to_string(),
+        job: controller.filter(|r| r["kind"] == JOB).and_then(|r| {
             Some((
                 r["name"].as_str()?.to_string(),
                 r["uid"].as_str()?.to_string(),
             ))
         }),
     })
-}
-
-fn key_of(obj: &Value) -> JobKey {
-    (
-        obj["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("default")
-            .to_string(),
-        pods::name(obj).to_string(),
-    )
-}
-
-impl Actor for JobController {
-    type Msg = JobMsg;
-    type State = JobState;
-    type Arguments = (Objects, Backoff, SharedClock);
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<JobMsg>,
-        (objects, backoff, clock): Self::Arguments,
-    ) -> Result<JobState, ActorProcessingErr> {
-        let me = myself.clone();
-        watch_prefix(objects.store().clone(), jobs_rt()?.prefix(), move |event| {
-            let msg = match event {
-                None => JobMsg::Resync,
-                Some(e) => match object_of(&e) {
-                    Some(job) => JobMsg::JobChanged(e.kind, key_of(&job)),
-                    None => return true,
-                },
-            };
-            me.cast(msg).is_ok()
-        });
-        let me = myself.clone();
-        watch_prefix(objects.store().clone(), pods_rt()?.prefix(), move |event| {
-            let Some(pod) = event.as_ref().and_then(metadata_of) else {
-                // The Jobs' resync covers every pod but held orphans.
-                return me.cast(JobMsg::ScanOrphans).is_ok();
-            };
-            if let Some(msg) = orphan_check(&pod)
-                && me.cast(msg).is_err()
-            {
-                return false;
-            }
-            let controller = pod["metadata"]["ownerReferences"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|r| r["controller"] == json!(true));
-            let msg = JobMsg::PodChanged {
-                namespace: key_of(&pod).0,
-                job: controller
-                    .filter(|r| r["kind"] == "Job")
-                    .and_then(|r| r["name"].as_str().map(String::from)),
-                orphan: controller.is_none(),
-            };
-            me.cast(msg).is_ok()
-        });
-        // A safety net: every Job is synced now and then (level-triggered).
-        myself.send_interval(Duration::from_secs(30), || JobMsg::Resync);
-        Ok(JobState {
-            sync: JobSync::new(objects.clone(), clock, backoff),
-            objects,
-            known: HashMap::new(),
-            queue: WorkQueue::default(),
-            wakeups: HashMap::new(),
-        })
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<JobMsg>,
-        msg: JobMsg,
-        state: &mut JobState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            JobMsg::Resync => state.relist(&myself).await?,
-            JobMsg::JobChanged(kind, key) => {
-                let known = state.known.entry(key.0.clone()).or_default();
-                if kind == EventKind::Deleted {
-                    known.remove(&key.1);
-                    state.queue.forget(&key);
-                    state.wakeups.remove(&key);
-                } else {
-                    known.insert(key.1.clone());
-                    state.enqueue(&myself, key);
-                }
-            }
-            JobMsg::PodChanged {
-                namespace,
-                job,
-                orphan,
-            } => {
-                if let Some(name) = job {
-                    state.enqueue(&myself, (namespace.clone(), name));
-                }
-                if orphan {
-                    let names: Vec<String> = state
-                        .known
-                        .get(&namespace)
-                        .map(|s| s.iter().cloned().collect())
-                        .unwrap_or_default();
-                    for name in names {
-                        state.enqueue(&myself, (namespace.clone(), name));
-                    }
-                }
-            }
-            JobMsg::OrphanPod {
-                namespace,
-                pod,
-                job,
-            } => {
-                if let Some(name) = state
-                    .sync
-                    .release_orphan(&namespace, &pod, job.as_ref())
-                    .await?
-                {
-                    // Its Job still runs: the Job's sync counts it.
-                    state.enqueue(&myself, (namespace, name));
-                }
-            }
-            JobMsg::ScanOrphans => {
-                let (pods, _) = state.objects.list(pods_rt()?).await?;
-                for pod in pods {
-                    if let Some(msg) = orphan_check(&pod) {
-                        let _ = myself.cast(msg);
-                    }
-                }
-            }
-            JobMsg::Wake(key) => {
-                let now = tokio::time::Instant::now();
-                if state.wakeups.get(&key).is_some_and(|at| *at <= now) {
-                    state.wakeups.remove(&key);
-                }
-                state.enqueue(&myself, key);
-            }
-            JobMsg::Drain => {
-                // Coalesced: each Job syncs once however many changes queued it.
-                for key in state.queue.take() {
-                    match state.sync.sync(&key.0, &key.1).await {
-                        Ok(wake) => {
-                            state.queue.succeeded(&key);
-                            if let Some(delay) = wake {
-                                state.wake_after(&myself, key, delay);
-                            }
-                        }
-                        Err(e) => {
-                            let delay = state.queue.failed(&key);
-                            warn!(job = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
-                            state.wake_after(&myself, key, delay);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
 }

@@ -3,6 +3,7 @@
 //! counts, finish times, completion indexes, and new pods from the
 //! template (`<job>-<5 chars>`, or `<job>-<index>-<5 chars>` when Indexed).
 
+pub use crate::meta::{deleting, name, uid};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -17,29 +18,9 @@ fn phase(pod: &Value) -> Option<&str> {
     pod.pointer("/status/phase").and_then(Value::as_str)
 }
 
-/// `metadata.uid`.
-pub fn uid(pod: &Value) -> &str {
-    pod.pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-/// `metadata.name`.
-pub fn name(pod: &Value) -> &str {
-    pod.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
 /// Phase `Succeeded`.
 pub fn succeeded(pod: &Value) -> bool {
     phase(pod) == Some("Succeeded")
-}
-
-/// Being deleted.
-pub fn deleting(pod: &Value) -> bool {
-    pod.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
 }
 
 /// Finished, one way or the other.

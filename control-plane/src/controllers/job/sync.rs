@@ -23,9 +23,9 @@ use super::pods;
 use super::status::{self, JobView};
 use super::{COMPONENT, JobError, delete_job, jobs_rt, pods_rt};
 use crate::clock::SharedClock;
-use crate::controllers::replicaset::plan::{
-    controller_uid, deletion_order, pod_labels, slow_start_batches,
-};
+use crate::controllers::claim;
+use crate::controllers::pod::{deletion_order, slow_start_batches};
+use crate::meta::{controller_uid, labels as pod_labels};
 use crate::registry::deletion::Propagation;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
@@ -147,17 +147,7 @@ impl JobSync {
         let (mut finish, mut requeue) = decide_finish(&job, &status, &owned, failed, resuming, now);
         let mut succeeded_indexes = BTreeSet::new();
         if job.indexed {
-            succeeded_indexes = status::parse_indexes(
-                status["completedIndexes"].as_str().unwrap_or_default(),
-                completions,
-            );
-            succeeded_indexes.extend(
-                owned
-                    .iter()
-                    .filter(|p| pods::succeeded(p))
-                    .filter_map(pods::completion_index)
-                    .filter(|i| (*i as i64) < completions),
-            );
+            succeeded_indexes = succeeded_indexes_of(&status, &owned, completions);
             succeeded = succeeded_indexes.len() as i64;
         }
         let active_pods: Vec<&Value> = owned.iter().filter(|p| pods::active(p)).collect();
@@ -204,29 +194,7 @@ impl JobSync {
                     "Reached expected number of succeeded pods",
                 ));
             } else if manage_called {
-                if job.suspend {
-                    if status::ensure_condition(
-                        &mut status,
-                        status::SUSPENDED,
-                        "True",
-                        "JobSuspended",
-                        "Job suspended",
-                        now,
-                    ) {
-                        events.push((false, "Suspended", "Job suspended".into()));
-                    }
-                } else if status::ensure_condition(
-                    &mut status,
-                    status::SUSPENDED,
-                    "False",
-                    "JobResumed",
-                    "Job resumed",
-                    now,
-                ) {
-                    events.push((false, "Resumed", "Job resumed".into()));
-                    // The deadline counts continuous activity: it restarts.
-                    status["startTime"] = json!(status::timestamp(now));
-                }
+                events.extend(suspension(job.suspend, &mut status, now));
             }
         }
         status::set_count(&mut status, "active", counts.active);
@@ -240,35 +208,9 @@ impl JobSync {
             status["completedIndexes"] = json!(status::format_indexes(&succeeded_indexes));
             status::set_count(&mut status, "succeeded", succeeded);
         }
-        let terminal = match &finish {
-            Some(Finish::Failure { reason, message }) => {
-                if !status::is_true(&status, status::FAILURE_TARGET) {
-                    status::ensure_condition(
-                        &mut status,
-                        status::FAILURE_TARGET,
-                        "True",
-                        reason,
-                        message,
-                        now,
-                    );
-                }
-                Some(status::FAILED)
-            }
-            Some(Finish::Success { reason, message }) => {
-                if !status::is_true(&status, status::SUCCESS_CRITERIA_MET) {
-                    status::ensure_condition(
-                        &mut status,
-                        status::SUCCESS_CRITERIA_MET,
-                        "True",
-                        reason,
-                        message,
-                        now,
-                    );
-                }
-                Some(status::COMPLETE)
-            }
-            None => None,
-        };
+        let terminal = finish
+            .as_ref()
+            .map(|f| interim_condition(f, &mut status, now));
         tracking.write(&mut status);
         self.write_status(namespace, name, &job.uid, &status)
             .await?;
@@ -479,12 +421,8 @@ impl JobSync {
         let updated = self
             .objects
             .update(pods_rt()?, Some(namespace), pods::name(pod), |p| {
-                if controller_uid(p).is_some() {
+                if !claim::adopt(p, &reference) {
                     return false;
-                }
-                match p["metadata"]["ownerReferences"].as_array_mut() {
-                    Some(refs) => refs.push(reference.clone()),
-                    None => p["metadata"]["ownerReferences"] = json!([reference.clone()]),
                 }
                 match p["metadata"]["finalizers"].as_array_mut() {
                     Some(f) => f.push(json!(pods::TRACKING_FINALIZER)),
@@ -801,4 +739,75 @@ fn decide_finish(
         }
         left => (None, left),
     }
+}
+
+/// The completed indexes of an Indexed Job: those recorded, and those of
+/// succeeded pods.
+fn succeeded_indexes_of(status: &Value, owned: &[Value], completions: i64) -> BTreeSet<usize> {
+    let mut indexes = status::parse_indexes(
+        status["completedIndexes"].as_str().unwrap_or_default(),
+        completions,
+    );
+    indexes.extend(
+        owned
+            .iter()
+            .filter(|p| pods::succeeded(p))
+            .filter_map(pods::completion_index)
+            .filter(|i| (*i as i64) < completions),
+    );
+    indexes
+}
+
+/// The `Suspended` condition of a managed Job; the event to record if it
+/// changed.
+fn suspension(
+    suspend: bool,
+    status: &mut Value,
+    now: DateTime<Utc>,
+) -> Option<(bool, &'static str, String)> {
+    if suspend {
+        let changed = status::ensure_condition(
+            status,
+            status::SUSPENDED,
+            "True",
+            "JobSuspended",
+            "Job suspended",
+            now,
+        );
+        return changed.then(|| (false, "Suspended", "Job suspended".into()));
+    }
+    let changed = status::ensure_condition(
+        status,
+        status::SUSPENDED,
+        "False",
+        "JobResumed",
+        "Job resumed",
+        now,
+    );
+    if changed {
+        // The deadline counts continuous activity: it restarts.
+        status["startTime"] = json!(status::timestamp(now));
+    }
+    changed.then(|| (false, "Resumed", "Job resumed".into()))
+}
+
+/// Sets the interim condition of how the Job ends (`FailureTarget` or
+/// `SuccessCriteriaMet`) unless set; returns the terminal condition that
+/// follows it once no pod is left to count.
+fn interim_condition(finish: &Finish, status: &mut Value, now: DateTime<Utc>) -> &'static str {
+    let (interim, terminal, reason, message) = match finish {
+        Finish::Failure { reason, message } => {
+            (status::FAILURE_TARGET, status::FAILED, reason, message)
+        }
+        Finish::Success { reason, message } => (
+            status::SUCCESS_CRITERIA_MET,
+            status::COMPLETE,
+            reason,
+            message,
+        ),
+    };
+    if !status::is_true(status, interim) {
+        status::ensure_condition(status, interim, "True", reason, message, now);
+    }
+    terminal
 }

@@ -438,13 +438,14 @@ async fn the_active_deadline_fails_the_job() {
 #[tokio::test]
 async fn ttl_deletes_the_finished_job_with_its_pods() {
     let env = env();
-    let (gc, _) = ractor::Actor::spawn(
-        None,
-        crate::controllers::garbage_collector::GarbageCollector,
-        env.objects.clone(),
-    )
-    .await
-    .expect("gc");
+    use crate::controllers::garbage_collector::{Collector, GarbageCollector};
+    let args = (
+        env.objects.store().clone(),
+        Collector::new(env.objects.clone()),
+    );
+    let (gc, _) = ractor::Actor::spawn(None, GarbageCollector::default(), args)
+        .await
+        .expect("gc");
     env.create(job("ttl", "Never", json!({"ttlSecondsAfterFinished": 60})))
         .await;
     env.sync("ttl").await;
@@ -682,10 +683,11 @@ async fn the_actor_creates_pods_for_a_new_job() {
     use ractor::Actor;
     let objects = Objects::new(Arc::new(MemoryStore::new()));
     let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
+    let jobs = super::Jobs::new(objects.clone(), Backoff::default(), clock);
     let (actor, handle) = Actor::spawn(
         None,
-        super::JobController,
-        (objects.clone(), Backoff::default(), clock),
+        super::JobController::default(),
+        (objects.store().clone(), jobs),
     )
     .await
     .expect("spawn");

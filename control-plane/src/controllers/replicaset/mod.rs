@@ -1,148 +1,140 @@
-//! The ReplicaSet controller, which also runs ReplicationControllers (as
-//! upstream, where the RC controller is the RS controller with an equality
-//! selector). Level-triggered: any change to an owner or to a pod queues the
-//! owners it may concern; a sync reads the owner and its namespace's pods
-//! afresh from the store, so re-running it is always safe and our own
-//! writes are seen by the next sync without bookkeeping.
-
 pub mod plan;
 
-use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use self::plan::{Owner, controller_uid};
-use super::work_queue::WorkQueue;
-use super::{metadata_of, object_of, watch_prefix};
+use self::plan::Owner;
+use super::claim;
+use super::pod::slow_start_batches;
+use super::runtime::list_refs;
+use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
+use super::{metadata_of, namespace_objects, object_of};
+use crate::meta::{self};
 use crate::registry::objects::Objects;
 use crate::registry::resources::{self, ResourceType};
-use crate::store::{EventKind, StoreError};
+use crate::store::{Event, StoreError};
 
-/// Which kind an owner is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum OwnerKind {
-    /// apps/v1 ReplicaSet.
-    ReplicaSet,
-    /// v1 ReplicationController.
-    ReplicationController,
-}
+const REPLICA_SET: &str = "ReplicaSet";
+const REPLICATION_CONTROLLER: &str = "ReplicationController";
+/// The owner kinds, in the order of their watches.
+const KINDS: [&str; 2] = [REPLICA_SET, REPLICATION_CONTROLLER];
 
-impl OwnerKind {
-    fn of(kind: &str) -> Option<Self> {
-        match kind {
-            "ReplicaSet" => Some(Self::ReplicaSet),
-            "ReplicationController" => Some(Self::ReplicationController),
-            _ => None,
-        }
-    }
-
-    fn resource(self) -> Option<&'static ResourceType> {
-        match self {
-            Self::ReplicaSet => resources::find("apps", "v1", "replicasets"),
-            Self::ReplicationController => resources::find("", "v1", "replicationcontrollers"),
-        }
-    }
-
-    /// The event source name upstream uses.
-    fn component(self) -> &'static str {
-        match self {
-            Self::ReplicaSet => "replicaset-controller",
-            Self::ReplicationController => "replication-controller",
-        }
+fn owner_resource(kind: &str) -> Option<&'static ResourceType> {
+    match kind {
+        REPLICA_SET => resources::find("apps", "v1", "replicasets"),
+        _ => resources::find("", "v1", "replicationcontrollers"),
     }
 }
 
-/// An owner's identity: kind, namespace, name.
-pub type OwnerKey = (OwnerKind, String, String);
+/// The event source name upstream uses.
+fn component(kind: &str) -> &'static str {
+    match kind {
+        REPLICA_SET => "replicaset-controller",
+        _ => "replication-controller",
+    }
+}
 
-/// Messages of the controller.
-#[derive(Debug)]
-pub enum ReplicaSetMsg {
-    /// An owner was added, changed or deleted.
-    OwnerChanged(EventKind, OwnerKey),
-    /// A pod changed: its controller (if an RS/RC) and, for orphans, every
-    /// owner of its namespace may need a sync.
-    PodChanged {
-        /// The pod's namespace.
-        namespace: String,
-        /// Its controller, if it has one of our kinds.
-        controller: Option<(OwnerKind, String)>,
-        /// Whether it has no controller at all (adoptable).
-        orphan: bool,
-    },
-    /// A watch (re)started: re-list the owners and sync them all.
-    Resync,
-    /// Work through the queue.
-    Drain,
-    /// Sync one owner again (after a failure).
-    Retry(OwnerKey),
+/// What can go wrong in a sync.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaSetError {
+    /// A resource type is not registered (a build error).
+    #[error("resource type {0} is not registered")]
+    NoType(&'static str),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The controller actor.
-pub struct ReplicaSetController;
+pub type ReplicaSetController = Controller<ReplicaSets>;
 
-/// Its state.
-pub struct ReplicaSetState {
+/// The reconciler of ReplicaSets and ReplicationControllers.
+pub struct ReplicaSets {
     objects: Objects,
-    /// Known owners by namespace (for orphans to find candidates).
-    owners: HashMap<String, BTreeSet<OwnerKey>>,
-    /// Keys to sync, and failures in a row for the retry back-off.
-    queue: WorkQueue<OwnerKey>,
 }
 
-fn pods_rt() -> Result<&'static ResourceType, ActorProcessingErr> {
-    Ok(resources::find("", "v1", "pods").ok_or("pods type")?)
+fn pods_rt() -> Result<&'static ResourceType, ReplicaSetError> {
+    resources::find("", "v1", "pods").ok_or(ReplicaSetError::NoType("pods"))
 }
 
-fn name_of(v: &Value) -> String {
-    v.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+fn owner_rt(kind: &str) -> Result<&'static ResourceType, ReplicaSetError> {
+    owner_resource(kind).ok_or(ReplicaSetError::NoType("owner"))
 }
 
-impl ReplicaSetState {
-    fn enqueue(&mut self, me: &ActorRef<ReplicaSetMsg>, key: OwnerKey) {
-        if self.queue.add(key) {
-            let _ = me.cast(ReplicaSetMsg::Drain);
-        }
+impl Reconciler for ReplicaSets {
+    type Key = ObjectRef;
+    type Change = Controlled;
+    type Error = ReplicaSetError;
+    const NAME: &'static str = "replicaset";
+
+    fn watches(&self) -> Result<Vec<String>, ReplicaSetError> {
+        Ok(vec![
+            owner_rt(REPLICA_SET)?.prefix(),
+            owner_rt(REPLICATION_CONTROLLER)?.prefix(),
+            pods_rt()?.prefix(),
+        ])
     }
 
-    async fn relist(&mut self, me: &ActorRef<ReplicaSetMsg>) -> Result<(), ActorProcessingErr> {
-        self.owners.clear();
-        for kind in [OwnerKind::ReplicaSet, OwnerKind::ReplicationController] {
-            let rt = kind.resource().ok_or("owner type")?;
-            let (items, _) = self.objects.list(rt).await?;
-            for obj in items {
-                let ns = obj["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or("default")
-                    .to_string();
-                let key = (kind, ns.clone(), name_of(&obj));
-                self.owners.entry(ns).or_default().insert(key.clone());
-                self.enqueue(me, key);
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Controlled>> {
+        match (KINDS.get(watch), event) {
+            (Some(_), None) => Some(Trigger::Resync),
+            (Some(kind), Some(e)) => {
+                Some(Trigger::Object(e.kind, ObjectRef::of(kind, &object_of(e)?)))
             }
+            // The owners' resync covers every pod.
+            (None, None) => None,
+            (None, Some(e)) => Controlled::of(&metadata_of(e)?, &KINDS).map(Trigger::Change),
         }
-        Ok(())
     }
 
-    /// One sync: claim, create or delete, report status.
-    async fn sync(&self, key: &OwnerKey) -> Result<(), ActorProcessingErr> {
-        let (kind, namespace, name) = key;
-        let rt = kind.resource().ok_or("owner type")?;
+    async fn changes(
+        &mut self,
+        pod: Controlled,
+        owners: &OwnerIndex<ObjectRef>,
+    ) -> Result<Vec<ObjectRef>, ReplicaSetError> {
+        Ok(owners.concerned(pod))
+    }
+
+    async fn list(&mut self) -> Result<Vec<ObjectRef>, ReplicaSetError> {
+        let mut keys = Vec::new();
+        for kind in KINDS {
+            keys.extend(list_refs(&self.objects, owner_rt(kind)?, kind).await?);
+        }
+        Ok(keys)
+    }
+
+    async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, ReplicaSetError> {
+        self.sync(key).await.map(Action::requeue_opt)
+    }
+}
+
+impl ReplicaSets {
+    /// The reconciler, writing through `objects`.
+    pub fn new(objects: Objects) -> Self {
+        Self { objects }
+    }
+
+    /// One sync: claim, create or delete, report status. Returns when a
+    /// ready pod becomes available (`minReadySeconds`), for the status.
+    pub async fn sync(&self, key: &ObjectRef) -> Result<Option<Duration>, ReplicaSetError> {
+        let ObjectRef {
+            kind,
+            namespace,
+            name,
+        } = key;
+        let rt = owner_rt(kind)?;
         let owner_obj = match self.objects.get(rt, Some(namespace), name).await {
             Ok(o) => o,
             // Gone: its pods are the garbage collector's business.
-            Err(StoreError::NotFound(_)) => return Ok(()),
+            Err(StoreError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         let Some(owner) = Owner::from_object(&owner_obj) else {
-            return Ok(());
+            return Ok(None);
         };
-        let pods = self.namespace_pods(namespace).await?;
+        let pods = namespace_objects(&self.objects, pods_rt()?, namespace).await?;
         let plan = plan::plan(&owner, &pods, chrono::Utc::now());
         let pods_rt = pods_rt()?;
         let reference = json!({
@@ -153,62 +145,40 @@ impl ReplicaSetState {
         for pod in &plan.adopt {
             self.objects
                 .update(pods_rt, Some(namespace), pod, |p| {
-                    if controller_uid(p).is_some() {
-                        return false;
-                    }
-                    let refs = p["metadata"]["ownerReferences"].as_array_mut();
-                    match refs {
-                        Some(refs) => refs.push(reference.clone()),
-                        None => p["metadata"]["ownerReferences"] = json!([reference.clone()]),
-                    }
-                    true
+                    claim::adopt(p, &reference)
                 })
                 .await?;
-            debug!(owner = %format!("{namespace}/{name}"), %pod, "adopted pod");
+            debug!(%pod, "adopted pod");
         }
         for pod in &plan.release {
             self.objects
                 .update(pods_rt, Some(namespace), pod, |p| {
-                    let Some(refs) = p["metadata"]["ownerReferences"].as_array_mut() else {
-                        return false;
-                    };
-                    let before = refs.len();
-                    refs.retain(|r| r["uid"] != json!(owner.uid));
-                    if before == refs.len() {
-                        return false;
-                    }
-                    // An empty list is omitted, as upstream serializes it.
-                    if refs.is_empty()
-                        && let Some(m) = p["metadata"].as_object_mut()
-                    {
-                        m.remove("ownerReferences");
-                    }
-                    true
+                    claim::release(p, |uid| uid == owner.uid)
                 })
                 .await?;
-            info!(owner = %format!("{namespace}/{name}"), %pod, "released pod whose labels no longer match");
+            info!(%pod, "released pod whose labels no longer match");
         }
         let mut failure = None;
-        'create: for batch in plan::slow_start_batches(plan.create) {
+        'create: for batch in slow_start_batches(plan.create) {
             for _ in 0..batch {
                 let pod = pod_from_template(&owner_obj, &reference);
                 match self.objects.create(pods_rt, pod).await {
                     Ok(created) => {
-                        let message = format!("Created pod: {}", name_of(&created));
+                        let message = format!("Created pod: {}", meta::name(&created));
                         self.objects
                             .event(
                                 &owner_obj,
                                 false,
                                 "SuccessfulCreate",
                                 &message,
-                                kind.component(),
+                                component(kind),
                             )
                             .await;
                     }
                     Err(e) => {
                         let message = format!("Error creating: {e}");
                         self.objects
-                            .event(&owner_obj, true, "FailedCreate", &message, kind.component())
+                            .event(&owner_obj, true, "FailedCreate", &message, component(kind))
                             .await;
                         failure = Some(e);
                         break 'create;
@@ -225,34 +195,26 @@ impl ReplicaSetState {
                     false,
                     "SuccessfulDelete",
                     &message,
-                    kind.component(),
+                    component(kind),
                 )
                 .await;
         }
         self.write_status(rt, key, &owner, &plan).await?;
         match failure {
             Some(e) => Err(e.into()),
-            None => Ok(()),
+            None => Ok(plan.next_available),
         }
-    }
-
-    async fn namespace_pods(&self, namespace: &str) -> Result<Vec<Value>, ActorProcessingErr> {
-        let prefix = format!("{}{namespace}/", pods_rt()?.prefix());
-        let listing = self.objects.store().list(&prefix).await?;
-        Ok(listing
-            .items
-            .iter()
-            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
-            .collect())
     }
 
     async fn write_status(
         &self,
         rt: &ResourceType,
-        (_, namespace, name): &OwnerKey,
+        ObjectRef {
+            namespace, name, ..
+        }: &ObjectRef,
         owner: &Owner,
         plan: &plan::Plan,
-    ) -> Result<(), ActorProcessingErr> {
+    ) -> Result<(), ReplicaSetError> {
         let fields = [
             ("replicas", plan.replicas),
             ("fullyLabeledReplicas", plan.fully_labeled),
@@ -303,7 +265,7 @@ fn pod_from_template(owner: &Value, reference: &Value) -> Value {
         m.remove("name");
         m.remove("creationTimestamp");
     }
-    metadata["generateName"] = json!(format!("{}-", name_of(owner)));
+    metadata["generateName"] = json!(format!("{}-", meta::name(owner)));
     metadata["namespace"] = owner["metadata"]["namespace"].clone();
     metadata["ownerReferences"] = json!([reference]);
     json!({
@@ -312,130 +274,5 @@ fn pod_from_template(owner: &Value, reference: &Value) -> Value {
     })
 }
 
-impl Actor for ReplicaSetController {
-    type Msg = ReplicaSetMsg;
-    type State = ReplicaSetState;
-    type Arguments = Objects;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<ReplicaSetMsg>,
-        objects: Objects,
-    ) -> Result<ReplicaSetState, ActorProcessingErr> {
-        for kind in [OwnerKind::ReplicaSet, OwnerKind::ReplicationController] {
-            let rt = kind.resource().ok_or("owner type")?;
-            let me = myself.clone();
-            watch_prefix(objects.store().clone(), rt.prefix(), move |event| {
-                let msg = match event {
-                    None => ReplicaSetMsg::Resync,
-                    Some(e) => match object_of(&e) {
-                        Some(obj) => {
-                            let ns = obj["metadata"]["namespace"]
-                                .as_str()
-                                .unwrap_or("default")
-                                .to_string();
-                            ReplicaSetMsg::OwnerChanged(e.kind, (kind, ns, name_of(&obj)))
-                        }
-                        None => return true,
-                    },
-                };
-                me.cast(msg).is_ok()
-            });
-        }
-        let me = myself.clone();
-        watch_prefix(objects.store().clone(), pods_rt()?.prefix(), move |event| {
-            let msg = match event {
-                // The owners' resync covers every pod.
-                None => return true,
-                Some(e) => match metadata_of(&e) {
-                    Some(pod) => {
-                        let refs = pod["metadata"]["ownerReferences"].as_array();
-                        let controller = refs
-                            .into_iter()
-                            .flatten()
-                            .find(|r| r["controller"] == json!(true));
-                        ReplicaSetMsg::PodChanged {
-                            namespace: pod["metadata"]["namespace"]
-                                .as_str()
-                                .unwrap_or("default")
-                                .to_string(),
-                            controller: controller.and_then(|r| {
-                                Some((
-                                    OwnerKind::of(r["kind"].as_str()?)?,
-                                    r["name"].as_str()?.to_string(),
-                                ))
-                            }),
-                            orphan: controller.is_none(),
-                        }
-                    }
-                    None => return true,
-                },
-            };
-            me.cast(msg).is_ok()
-        });
-        // A safety net: every owner is synced now and then (level-triggered).
-        myself.send_interval(Duration::from_secs(30), || ReplicaSetMsg::Resync);
-        Ok(ReplicaSetState {
-            objects,
-            owners: HashMap::new(),
-            queue: WorkQueue::default(),
-        })
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<ReplicaSetMsg>,
-        msg: ReplicaSetMsg,
-        state: &mut ReplicaSetState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            ReplicaSetMsg::Resync => state.relist(&myself).await?,
-            ReplicaSetMsg::OwnerChanged(kind, key) => {
-                let known = state.owners.entry(key.1.clone()).or_default();
-                if kind == EventKind::Deleted {
-                    known.remove(&key);
-                    state.queue.forget(&key);
-                } else {
-                    known.insert(key.clone());
-                    state.enqueue(&myself, key);
-                }
-            }
-            ReplicaSetMsg::PodChanged {
-                namespace,
-                controller,
-                orphan,
-            } => {
-                if let Some((kind, name)) = controller {
-                    state.enqueue(&myself, (kind, namespace.clone(), name));
-                }
-                if orphan {
-                    let candidates: Vec<OwnerKey> = state
-                        .owners
-                        .get(&namespace)
-                        .map(|s| s.iter().cloned().collect())
-                        .unwrap_or_default();
-                    for key in candidates {
-                        state.enqueue(&myself, key);
-                    }
-                }
-            }
-            ReplicaSetMsg::Retry(key) => state.enqueue(&myself, key),
-            ReplicaSetMsg::Drain => {
-                // Coalesced: each owner syncs once however many changes queued it.
-                for key in state.queue.take() {
-                    match state.sync(&key).await {
-                        Ok(()) => {
-                            state.queue.succeeded(&key);
-                        }
-                        Err(e) => {
-                            let delay = state.queue.failed(&key);
-                            warn!(owner = %format!("{}/{}", key.1, key.2), error = %e, retry_in = ?delay, "sync failed");
-                            myself.send_after(delay, move || ReplicaSetMsg::Retry(key));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -4,13 +4,20 @@
 //! labels no longer match), then create or delete the difference, and
 //! report status from what exists now.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 use skiff_api_rules::workloads::selector_matches;
+
+use crate::controllers::pod::{deletion_order, is_active, ready_since};
+use crate::meta::{controller_uid, labels as pod_labels};
+
+fn name(pod: &Value) -> String {
+    crate::meta::name(pod).to_string()
+}
 
 /// Upstream's `burstReplicas`: at most this many creates or deletes per sync.
 pub const BURST_REPLICAS: usize = 500;
@@ -99,88 +106,6 @@ fn labels_at(v: &Value, pointer: &str) -> Option<BTreeMap<String, String>> {
     serde_json::from_value(v.pointer(pointer)?.clone()).ok()
 }
 
-/// A pod's labels.
-pub fn pod_labels(pod: &Value) -> BTreeMap<String, String> {
-    labels_at(pod, "/metadata/labels").unwrap_or_default()
-}
-
-/// The uid of the pod's controller (the ownerReference with `controller: true`).
-pub fn controller_uid(pod: &Value) -> Option<&str> {
-    pod.pointer("/metadata/ownerReferences")?
-        .as_array()?
-        .iter()
-        .find(|r| r["controller"] == Value::Bool(true))?["uid"]
-        .as_str()
-}
-
-fn name(pod: &Value) -> String {
-    pod.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Not finished and not being deleted: the pods that count.
-pub fn is_active(pod: &Value) -> bool {
-    let phase = pod.pointer("/status/phase").and_then(Value::as_str);
-    !matches!(phase, Some("Succeeded" | "Failed"))
-        && pod
-            .pointer("/metadata/deletionTimestamp")
-            .is_none_or(Value::is_null)
-}
-
-/// When the pod became Ready, if it is.
-fn ready_since(pod: &Value) -> Option<DateTime<Utc>> {
-    let ready = pod
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready" && c["status"] == "True")?;
-    ready["lastTransitionTime"]
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .or(Some(DateTime::<Utc>::MIN_UTC))
-}
-
-fn restarts(pod: &Value) -> i64 {
-    pod.pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter_map(|c| c["restartCount"].as_i64()).sum())
-        .unwrap_or(0)
-}
-
-fn created(pod: &Value) -> String {
-    pod.pointer("/metadata/creationTimestamp")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Upstream's `ActivePods` order: the pods to delete first come first —
-/// unscheduled, then pending, not ready, ready for less time, more
-/// restarts, newer.
-pub fn deletion_order(a: &Value, b: &Value) -> Ordering {
-    let assigned = |p: &Value| {
-        p["spec"]["nodeName"]
-            .as_str()
-            .is_some_and(|n| !n.is_empty())
-    };
-    let phase_rank = |p: &Value| match p.pointer("/status/phase").and_then(Value::as_str) {
-        Some("Pending") | None => 0,
-        Some("Unknown") => 1,
-        _ => 2,
-    };
-    assigned(a)
-        .cmp(&assigned(b))
-        .then(phase_rank(a).cmp(&phase_rank(b)))
-        .then(ready_since(a).is_some().cmp(&ready_since(b).is_some()))
-        // Both ready: the more recently ready goes first.
-        .then(ready_since(b).cmp(&ready_since(a)))
-        .then(restarts(b).cmp(&restarts(a)))
-        .then(created(b).cmp(&created(a)))
-}
-
 /// What the sync will do.
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
@@ -200,6 +125,8 @@ pub struct Plan {
     pub ready: usize,
     /// `status.availableReplicas`.
     pub available: usize,
+    /// When the next ready pod becomes available (`minReadySeconds`).
+    pub next_available: Option<Duration>,
 }
 
 /// Plans one sync of `owner` given every pod of its namespace.
@@ -244,6 +171,12 @@ pub fn plan(owner: &Owner, pods: &[Value], now: DateTime<Utc>) -> Plan {
         .iter()
         .filter(|since| owner.min_ready_seconds == 0 || **since + min_ready <= now)
         .count();
+    result.next_available = ready
+        .iter()
+        .filter(|_| owner.min_ready_seconds > 0)
+        .filter_map(|since| (*since + min_ready - now).to_std().ok())
+        .filter(|left| !left.is_zero())
+        .min();
     if owner.deleting {
         return result;
     }
@@ -255,20 +188,6 @@ pub fn plan(owner: &Owner, pods: &[Value], now: DateTime<Utc>) -> Plan {
         result.delete = active.iter().take(surplus).map(|p| name(p)).collect();
     }
     result
-}
-
-/// Upstream's slow start: batches of 1, 2, 4, ... up to `total`, so a
-/// template that cannot be created fails once, not `total` times.
-pub fn slow_start_batches(total: usize) -> Vec<usize> {
-    let mut batches = Vec::new();
-    let (mut size, mut left) = (1, total);
-    while left > 0 {
-        let n = size.min(left);
-        batches.push(n);
-        left -= n;
-        size *= 2;
-    }
-    batches
 }
 
 #[cfg(test)]
@@ -372,6 +291,11 @@ mod tests {
         let pods = vec![pod("a", json!({"app": "web"}), Some("rs-uid"))];
         let p = plan(&o, &pods, now());
         assert_eq!((p.ready, p.available), (1, 0));
+        // Ready at 00:00, now 01:00: available at 02:00.
+        assert_eq!(p.next_available, Some(Duration::from_secs(3600)));
+        o.min_ready_seconds = 60;
+        let p = plan(&o, &pods, now());
+        assert_eq!((p.available, p.next_available), (1, None));
     }
 
     #[test]
@@ -397,12 +321,5 @@ mod tests {
         ];
         let p = plan(&rc, &pods, now());
         assert_eq!((p.adopt.clone(), p.create), (vec!["a".to_string()], 1));
-    }
-
-    #[test]
-    fn slow_start_doubles_batches() {
-        assert_eq!(slow_start_batches(0), Vec::<usize>::new());
-        assert_eq!(slow_start_batches(1), vec![1]);
-        assert_eq!(slow_start_batches(10), vec![1, 2, 4, 3]);
     }
 }

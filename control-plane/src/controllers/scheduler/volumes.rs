@@ -14,6 +14,7 @@ use super::affinity::NodeSelector;
 use super::filters::{NodeInfo, Reason};
 use crate::controllers::volume::PROVISIONER;
 use crate::controllers::volume::mounts::claim_volumes;
+use crate::meta::str_at;
 use crate::registry::objects::Objects;
 use crate::registry::resources;
 use crate::store::StoreError;
@@ -54,10 +55,6 @@ pub enum Check {
 /// Whether the pod has claims (only then is the store read).
 pub fn has_claims(pod: &Value) -> bool {
     !claim_volumes(pod).is_empty()
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
 }
 
 /// Reads the pod's claims and their volumes.

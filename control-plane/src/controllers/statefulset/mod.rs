@@ -15,51 +15,28 @@ pub mod plan;
 pub mod pods;
 pub mod revision;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 use skiff_api_rules::workloads::selector_matches;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
-use super::replicaset::plan::controller_uid;
-use super::work_queue::WorkQueue;
-use super::{metadata_of, object_of, watch_prefix};
+use super::claim;
+use super::runtime::list_refs;
+use super::runtime::{self, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
+use super::{metadata_of, namespace_objects, object_of};
+use crate::meta::{self, controller_uid, deleting, labels as labels_of, str_at};
 use crate::registry::objects::Objects;
 use crate::registry::resources::{self, ResourceType};
-use crate::store::{EventKind, StoreError};
+use crate::store::{Event, StoreError};
 
 const COMPONENT: &str = "statefulset-controller";
 
-/// A set's identity: namespace, name.
-pub type SetKey = (String, String);
-
-/// Messages of the controller.
-#[derive(Debug)]
-pub enum StatefulSetMsg {
-    /// A StatefulSet was added, changed or deleted.
-    Changed(EventKind, SetKey),
-    /// A pod changed: its controlling set or, for an orphan, every set of
-    /// its namespace may care.
-    PodChanged {
-        /// The pod's namespace.
-        namespace: String,
-        /// Its controlling StatefulSet, if any.
-        owner: Option<String>,
-        /// Whether it has no controller at all (adoptable).
-        orphan: bool,
-    },
-    /// A watch (re)started: re-list the sets and sync them all.
-    Resync,
-    /// Work through the queue.
-    Drain,
-    /// Sync one set again (after a failure, or when a pod becomes available).
-    Retry(SetKey),
-}
+const STATEFUL_SET: &str = "StatefulSet";
 
 /// Failures of a sync that are not the store's.
 #[derive(Debug, thiserror::Error)]
@@ -80,37 +57,15 @@ pub enum StatefulSetError {
 }
 
 /// The controller actor.
-pub struct StatefulSetController;
+pub type StatefulSetController = Controller<StatefulSets>;
 
-/// Its state.
-pub struct StatefulSetState {
+/// The reconciler of StatefulSets.
+pub struct StatefulSets {
     objects: Objects,
-    known: HashMap<String, BTreeSet<String>>,
-    /// Keys to sync, and failures in a row for the retry back-off.
-    queue: WorkQueue<SetKey>,
 }
 
 fn rt(group: &str, plural: &'static str) -> Result<&'static ResourceType, StatefulSetError> {
     resources::find(group, "v1", plural).ok_or(StatefulSetError::NoType(plural))
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
-}
-
-fn name_of(v: &Value) -> String {
-    str_at(v, "/metadata/name").unwrap_or_default().to_string()
-}
-
-fn labels_of(v: &Value) -> BTreeMap<String, String> {
-    v.pointer("/metadata/labels")
-        .and_then(|l| serde_json::from_value(l.clone()).ok())
-        .unwrap_or_default()
-}
-
-fn deleting(v: &Value) -> bool {
-    v.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|t| !t.is_null())
 }
 
 /// The set's two revisions as this sync uses them.
@@ -121,39 +76,53 @@ struct Revisions {
     collisions: u32,
 }
 
-impl StatefulSetState {
-    fn enqueue(&mut self, me: &ActorRef<StatefulSetMsg>, key: SetKey) {
-        if self.queue.add(key) {
-            let _ = me.cast(StatefulSetMsg::Drain);
+impl Reconciler for StatefulSets {
+    type Key = ObjectRef;
+    type Change = Controlled;
+    type Error = StatefulSetError;
+    const NAME: &'static str = "statefulset";
+
+    fn watches(&self) -> Result<Vec<String>, StatefulSetError> {
+        Ok(vec![
+            rt("apps", "statefulsets")?.prefix(),
+            rt("", "pods")?.prefix(),
+        ])
+    }
+
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Controlled>> {
+        match (watch, event) {
+            (0, None) => Some(Trigger::Resync),
+            (0, Some(e)) => Some(Trigger::Object(
+                e.kind,
+                ObjectRef::of(STATEFUL_SET, &object_of(e)?),
+            )),
+            // The sets' resync covers every pod.
+            (_, None) => None,
+            (_, Some(e)) => Controlled::of(&metadata_of(e)?, &[STATEFUL_SET]).map(Trigger::Change),
         }
     }
 
-    fn enqueue_namespace(&mut self, me: &ActorRef<StatefulSetMsg>, namespace: &str) {
-        let names: Vec<String> = self
-            .known
-            .get(namespace)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        for name in names {
-            self.enqueue(me, (namespace.to_string(), name));
-        }
+    async fn changes(
+        &mut self,
+        pod: Controlled,
+        owners: &OwnerIndex<ObjectRef>,
+    ) -> Result<Vec<ObjectRef>, StatefulSetError> {
+        Ok(owners.concerned(pod))
     }
 
-    async fn relist(&mut self, me: &ActorRef<StatefulSetMsg>) -> Result<(), StatefulSetError> {
-        self.known.clear();
-        let (items, _) = self.objects.list(rt("apps", "statefulsets")?).await?;
-        for set in items {
-            let ns = str_at(&set, "/metadata/namespace")
-                .unwrap_or("default")
-                .to_string();
-            let name = name_of(&set);
-            self.known
-                .entry(ns.clone())
-                .or_default()
-                .insert(name.clone());
-            self.enqueue(me, (ns, name));
-        }
-        Ok(())
+    async fn list(&mut self) -> Result<Vec<ObjectRef>, StatefulSetError> {
+        Ok(list_refs(&self.objects, rt("apps", "statefulsets")?, STATEFUL_SET).await?)
+    }
+
+    async fn reconcile(&mut self, key: &ObjectRef) -> Result<runtime::Action, StatefulSetError> {
+        self.sync(key).await.map(runtime::Action::requeue_opt)
+    }
+}
+
+impl StatefulSets {
+    /// The reconciler, writing through `objects`.
+    pub fn new(objects: Objects) -> Self {
+        Self { objects }
     }
 
     async fn namespace_objects(
@@ -161,21 +130,12 @@ impl StatefulSetState {
         rt: &ResourceType,
         namespace: &str,
     ) -> Result<Vec<Value>, StatefulSetError> {
-        let prefix = format!("{}{namespace}/", rt.prefix());
-        let listing = self.objects.store().list(&prefix).await?;
-        Ok(listing
-            .items
-            .iter()
-            .filter_map(|kv| {
-                let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
-                v["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
-                Some(v)
-            })
-            .collect())
+        Ok(namespace_objects(&self.objects, rt, namespace).await?)
     }
 
     /// One sync; returns when to look again if nothing else happens.
-    async fn sync(&self, (namespace, name): &SetKey) -> Result<Option<Duration>, StatefulSetError> {
+    async fn sync(&self, key: &ObjectRef) -> Result<Option<Duration>, StatefulSetError> {
+        let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
         let sets = rt("apps", "statefulsets")?;
         let set = match self.objects.get(sets, Some(namespace), name).await {
             Ok(s) => s,
@@ -206,7 +166,7 @@ impl StatefulSetState {
                 now,
             );
             if let Some(why) = &plan.waiting {
-                debug!(set = %format!("{namespace}/{name}"), "waiting for {why}");
+                debug!("waiting for {why}");
             }
             self.ensure_claims_of_pending(&set, &pods).await?;
             self.execute(&set, &revisions, plan.actions).await?;
@@ -261,7 +221,8 @@ impl StatefulSetState {
                 Some(created)
             }
         };
-        let update = update.ok_or_else(|| StatefulSetError::Collision(name_of(set)))?;
+        let update =
+            update.ok_or_else(|| StatefulSetError::Collision(meta::name(set).to_string()))?;
         let current = str_at(set, "/status/currentRevision")
             .and_then(|c| all.iter().find(|r| r.name == c))
             .cloned()
@@ -283,9 +244,9 @@ impl StatefulSetState {
         namespace: &str,
     ) -> Result<Known, StatefulSetError> {
         let crs = rt("apps", "controllerrevisions")?;
-        let set_name = name_of(set);
+        let set_name = meta::name(set);
         let hash = revision::hash(data, *collisions);
-        let name = revision::name(&set_name, &hash);
+        let name = revision::name(set_name, &hash);
         let mut labels = set
             .pointer("/spec/template/metadata/labels")
             .cloned()
@@ -320,7 +281,7 @@ impl StatefulSetState {
                     .update(
                         rt("apps", "statefulsets")?,
                         Some(namespace),
-                        &set_name,
+                        set_name,
                         |s| {
                             s["status"]["collisionCount"] = json!(count);
                             true
@@ -343,51 +304,32 @@ impl StatefulSetState {
     ) -> Result<Vec<Value>, StatefulSetError> {
         let pods_rt = rt("", "pods")?;
         let uid = str_at(set, "/metadata/uid").unwrap_or_default().to_string();
-        let set_name = name_of(set);
+        let set_name = meta::name(set);
         let mut mine = Vec::new();
         for pod in self.namespace_objects(pods_rt, namespace).await? {
             let matches = selector_matches(selector, &labels_of(&pod))
-                && plan::ordinal_of(&set_name, &name_of(&pod)).is_some();
+                && plan::ordinal_of(set_name, meta::name(&pod)).is_some();
             match controller_uid(&pod) {
                 Some(c) if c == uid && matches => mine.push(pod),
                 Some(c) if c == uid => {
                     self.objects
-                        .update(pods_rt, Some(namespace), &name_of(&pod), |p| {
-                            let Some(refs) = p["metadata"]["ownerReferences"].as_array_mut() else {
-                                return false;
-                            };
-                            let before = refs.len();
-                            refs.retain(|r| r["uid"] != json!(uid));
-                            if refs.is_empty()
-                                && let Some(m) = p["metadata"].as_object_mut()
-                            {
-                                m.remove("ownerReferences");
-                            }
-                            before > 0
+                        .update(pods_rt, Some(namespace), meta::name(&pod), |p| {
+                            claim::release(p, |owner| owner == uid)
                         })
                         .await?;
-                    info!(set = %set_name, pod = %name_of(&pod), "released pod that no longer matches");
+                    info!(set = %set_name, pod = %meta::name(&pod), "released pod that no longer matches");
                 }
                 Some(_) => {}
                 None if matches && !deleting(set) && !deleting(&pod) => {
                     let reference = pods::controller_ref(set);
                     let adopted = self
                         .objects
-                        .update(pods_rt, Some(namespace), &name_of(&pod), |p| {
-                            if controller_uid(p).is_some() {
-                                return false;
-                            }
-                            match p["metadata"]["ownerReferences"].as_array_mut() {
-                                Some(refs) => refs.push(reference.clone()),
-                                None => {
-                                    p["metadata"]["ownerReferences"] = json!([reference.clone()])
-                                }
-                            }
-                            true
+                        .update(pods_rt, Some(namespace), meta::name(&pod), |p| {
+                            claim::adopt(p, &reference)
                         })
                         .await?;
                     if let Some(p) = adopted {
-                        debug!(set = %set_name, pod = %name_of(&p), "adopted pod");
+                        debug!(set = %set_name, pod = %meta::name(&p), "adopted pod");
                         mine.push(p);
                     }
                 }
@@ -400,10 +342,10 @@ impl StatefulSetState {
     /// Creates the claims of the pod of `ordinal` that do not exist yet.
     async fn ensure_claims(&self, set: &Value, ordinal: usize) -> Result<(), StatefulSetError> {
         let claims_rt = rt("", "persistentvolumeclaims")?;
-        let pod_name = format!("{}-{ordinal}", name_of(set));
+        let pod_name = format!("{}-{ordinal}", meta::name(set));
         for (_, claim) in pods::claims(set, ordinal) {
             let namespace = str_at(&claim, "/metadata/namespace").unwrap_or("default");
-            let claim_name = name_of(&claim);
+            let claim_name = meta::name(&claim).to_string();
             match self
                 .objects
                 .get(claims_rt, Some(namespace), &claim_name)
@@ -420,7 +362,7 @@ impl StatefulSetState {
                 Ok(_) | Err(StoreError::AlreadyExists(_)) => {
                     let message = format!(
                         "create Claim {claim_name} Pod {pod_name} in StatefulSet {} success",
-                        name_of(set)
+                        meta::name(set)
                     );
                     self.objects
                         .event(set, false, "SuccessfulCreate", &message, COMPONENT)
@@ -429,7 +371,7 @@ impl StatefulSetState {
                 Err(e) => {
                     let message = format!(
                         "create Claim {claim_name} for Pod {pod_name} in StatefulSet {} failed error: {e}",
-                        name_of(set)
+                        meta::name(set)
                     );
                     self.objects
                         .event(set, true, "FailedCreate", &message, COMPONENT)
@@ -451,12 +393,12 @@ impl StatefulSetState {
         if pods::claims(set, 0).is_empty() {
             return Ok(());
         }
-        let set_name = name_of(set);
+        let set_name = meta::name(set);
         for pod in pods {
             if str_at(pod, "/status/phase") != Some("Pending") || deleting(pod) {
                 continue;
             }
-            if let Some(ordinal) = plan::ordinal_of(&set_name, &name_of(pod)) {
+            if let Some(ordinal) = plan::ordinal_of(set_name, meta::name(pod)) {
                 self.ensure_claims(set, ordinal).await?;
             }
         }
@@ -469,8 +411,8 @@ impl StatefulSetState {
         revisions: &Revisions,
         actions: Vec<Action>,
     ) -> Result<(), StatefulSetError> {
-        let namespace = str_at(set, "/metadata/namespace").unwrap_or("default");
-        let set_name = name_of(set);
+        let namespace = meta::namespace(set);
+        let set_name = meta::name(set);
         let pods_rt = rt("", "pods")?;
         for action in actions {
             match action {
@@ -532,11 +474,11 @@ impl StatefulSetState {
             Revision::Update => (set.clone(), &revisions.update.name),
         };
         let pod = pods::new_pod(&from, ordinal, revision_name);
-        let pod_name = name_of(&pod);
+        let pod_name = meta::name(&pod).to_string();
         if let Err(e) = self.ensure_claims(set, ordinal).await {
             let message = format!(
                 "create Pod {pod_name} in StatefulSet {} failed error: {e}",
-                name_of(set)
+                meta::name(set)
             );
             self.objects
                 .event(set, true, "FailedCreate", &message, COMPONENT)
@@ -547,7 +489,7 @@ impl StatefulSetState {
             Ok(_) => {
                 let message = format!(
                     "create Pod {pod_name} in StatefulSet {} successful",
-                    name_of(set)
+                    meta::name(set)
                 );
                 self.objects
                     .event(set, false, "SuccessfulCreate", &message, COMPONENT)
@@ -560,7 +502,7 @@ impl StatefulSetState {
             Err(e) => {
                 let message = format!(
                     "create Pod {pod_name} in StatefulSet {} failed error: {e}",
-                    name_of(set)
+                    meta::name(set)
                 );
                 self.objects
                     .event(set, true, "FailedCreate", &message, COMPONENT)
@@ -571,12 +513,12 @@ impl StatefulSetState {
     }
 
     async fn delete_pod(&self, set: &Value, pod: &str) -> Result<(), StatefulSetError> {
-        let namespace = str_at(set, "/metadata/namespace").unwrap_or("default");
+        let namespace = meta::namespace(set);
         match self.objects.delete_pod(namespace, pod).await {
             Ok(()) => {
                 let message = format!(
                     "delete Pod {pod} in StatefulSet {} successful",
-                    name_of(set)
+                    meta::name(set)
                 );
                 self.objects
                     .event(set, false, "SuccessfulDelete", &message, COMPONENT)
@@ -586,7 +528,7 @@ impl StatefulSetState {
             Err(e) => {
                 let message = format!(
                     "delete Pod {pod} in StatefulSet {} failed error: {e}",
-                    name_of(set)
+                    meta::name(set)
                 );
                 self.objects
                     .event(set, true, "FailedDelete", &message, COMPONENT)
@@ -603,7 +545,7 @@ impl StatefulSetState {
         pods: &[Value],
         revisions: &Revisions,
     ) -> Result<(), StatefulSetError> {
-        let namespace = str_at(set, "/metadata/namespace").unwrap_or("default");
+        let namespace = meta::namespace(set);
         let uid = str_at(set, "/metadata/uid").unwrap_or_default().to_string();
         let (mut current, update) = (&revisions.current.name, &revisions.update.name);
         let mut c = plan::counts(
@@ -631,7 +573,7 @@ impl StatefulSetState {
             .update(
                 rt("apps", "statefulsets")?,
                 Some(namespace),
-                &name_of(set),
+                meta::name(set),
                 |obj| {
                     if str_at(obj, "/metadata/uid") != Some(uid.as_str()) {
                         return false;
@@ -695,135 +637,11 @@ impl StatefulSetState {
         live.insert(current.to_string());
         live.insert(revisions.current.name.clone());
         live.insert(revisions.update.name.clone());
-        let namespace = str_at(set, "/metadata/namespace").unwrap_or("default");
+        let namespace = meta::namespace(set);
         let crs = rt("apps", "controllerrevisions")?;
         for name in revision::history_to_delete(&revisions.all, &live, limit as usize) {
-            debug!(set = %name_of(set), revision = %name, "pruning revision beyond the history limit");
+            debug!(set = %meta::name(set), revision = %name, "pruning revision beyond the history limit");
             self.objects.delete(crs, Some(namespace), &name).await?;
-        }
-        Ok(())
-    }
-}
-
-impl Actor for StatefulSetController {
-    type Msg = StatefulSetMsg;
-    type State = StatefulSetState;
-    type Arguments = Objects;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<StatefulSetMsg>,
-        objects: Objects,
-    ) -> Result<StatefulSetState, ActorProcessingErr> {
-        let me = myself.clone();
-        watch_prefix(
-            objects.store().clone(),
-            rt("apps", "statefulsets")?.prefix(),
-            move |event| {
-                let msg = match event {
-                    None => StatefulSetMsg::Resync,
-                    Some(e) => match object_of(&e) {
-                        Some(s) => {
-                            let ns = str_at(&s, "/metadata/namespace")
-                                .unwrap_or("default")
-                                .to_string();
-                            StatefulSetMsg::Changed(e.kind, (ns, name_of(&s)))
-                        }
-                        None => return true,
-                    },
-                };
-                me.cast(msg).is_ok()
-            },
-        );
-        let me = myself.clone();
-        watch_prefix(
-            objects.store().clone(),
-            rt("", "pods")?.prefix(),
-            move |event| {
-                // The sets' resync covers every pod.
-                let Some(pod) = event.as_ref().and_then(metadata_of) else {
-                    return true;
-                };
-                let controller = pod
-                    .pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .find(|r| r["controller"] == json!(true));
-                let owner = match controller {
-                    Some(r) if r["kind"] == "StatefulSet" => r["name"].as_str().map(String::from),
-                    Some(_) => return true,
-                    None => None,
-                };
-                let namespace = str_at(&pod, "/metadata/namespace")
-                    .unwrap_or("default")
-                    .to_string();
-                me.cast(StatefulSetMsg::PodChanged {
-                    namespace,
-                    orphan: owner.is_none(),
-                    owner,
-                })
-                .is_ok()
-            },
-        );
-        // A safety net, as in the other controllers.
-        myself.send_interval(Duration::from_secs(30), || StatefulSetMsg::Resync);
-        Ok(StatefulSetState {
-            objects,
-            known: HashMap::new(),
-            queue: WorkQueue::default(),
-        })
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<StatefulSetMsg>,
-        msg: StatefulSetMsg,
-        state: &mut StatefulSetState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            StatefulSetMsg::Resync => state.relist(&myself).await?,
-            StatefulSetMsg::Changed(kind, key) => {
-                let known = state.known.entry(key.0.clone()).or_default();
-                if kind == EventKind::Deleted {
-                    known.remove(&key.1);
-                    state.queue.forget(&key);
-                } else {
-                    known.insert(key.1.clone());
-                    state.enqueue(&myself, key);
-                }
-            }
-            StatefulSetMsg::PodChanged {
-                namespace,
-                owner,
-                orphan,
-            } => {
-                if let Some(name) = owner {
-                    state.enqueue(&myself, (namespace.clone(), name));
-                }
-                if orphan {
-                    state.enqueue_namespace(&myself, &namespace);
-                }
-            }
-            StatefulSetMsg::Retry(key) => state.enqueue(&myself, key),
-            StatefulSetMsg::Drain => {
-                // Coalesced: each set syncs once however many changes queued it.
-                for key in state.queue.take() {
-                    match state.sync(&key).await {
-                        Ok(again) => {
-                            state.queue.succeeded(&key);
-                            if let Some(delay) = again {
-                                myself.send_after(delay, move || StatefulSetMsg::Retry(key));
-                            }
-                        }
-                        Err(e) => {
-                            let delay = state.queue.failed(&key);
-                            warn!(set = %format!("{}/{}", key.0, key.1), error = %e, retry_in = ?delay, "sync failed");
-                            myself.send_after(delay, move || StatefulSetMsg::Retry(key));
-                        }
-                    }
-                }
-            }
         }
         Ok(())
     }

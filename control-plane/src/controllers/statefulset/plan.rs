@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::pods::REVISION_LABEL;
+use crate::meta::{self, str_at};
 
 /// `spec.updateStrategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,16 +158,6 @@ pub fn ordinal_of(set: &str, pod: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
-}
-
-fn name(pod: &Value) -> String {
-    str_at(pod, "/metadata/name")
-        .unwrap_or_default()
-        .to_string()
-}
-
 fn phase(pod: &Value) -> Option<&str> {
     str_at(pod, "/status/phase")
 }
@@ -222,9 +213,9 @@ fn is_healthy(pod: &Value) -> bool {
 fn identity_matches(set: &SetSpec, pod: &Value, ordinal: usize) -> bool {
     let labels = pod.pointer("/metadata/labels");
     let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    label(super::pods::POD_NAME_LABEL) == Some(name(pod).as_str())
+    label(super::pods::POD_NAME_LABEL) == Some(meta::name(pod).to_string().as_str())
         && label(super::pods::POD_INDEX_LABEL) == Some(ordinal.to_string().as_str())
-        && ordinal_of(&set.name, &name(pod)) == Some(ordinal)
+        && ordinal_of(&set.name, meta::name(pod)) == Some(ordinal)
 }
 
 /// A replica slot: the pod there, or one this plan creates.
@@ -248,7 +239,7 @@ pub fn plan(
     let mut replicas: Vec<Option<&Value>> = vec![None; set.replicas];
     let mut condemned: Vec<(usize, &Value)> = Vec::new();
     for pod in pods {
-        let Some(ordinal) = ordinal_of(&set.name, &name(pod)) else {
+        let Some(ordinal) = ordinal_of(&set.name, meta::name(pod)) else {
             continue;
         };
         if (set.start..end).contains(&ordinal) {
@@ -328,7 +319,7 @@ pub fn plan(
     }
 
     for (ordinal, pod) in &condemned {
-        let pod_name = name(pod);
+        let pod_name = meta::name(pod).to_string();
         if is_terminating(pod) {
             if monotonic {
                 wait(&mut out, format!("{pod_name} to terminate"));

@@ -4,6 +4,7 @@
 //! `<template>-<set>-<ordinal>` per `volumeClaimTemplates` entry, mounted
 //! in place of any pod volume of the same name.
 
+use crate::meta;
 use serde_json::{Map, Value, json};
 
 /// The label naming the pod (what a per-pod Service selects).
@@ -13,17 +14,11 @@ pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 /// The label with the name of the pod's ControllerRevision.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
 /// The reference that makes the set a pod's (or revision's) controller.
 pub fn controller_ref(set: &Value) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "name": str_at(set, "/metadata/name"), "uid": str_at(set, "/metadata/uid"),
+        "name": meta::str_at(set, "/metadata/name").unwrap_or_default(), "uid": meta::str_at(set, "/metadata/uid").unwrap_or_default(),
         "controller": true, "blockOwnerDeletion": true,
     })
 }
@@ -39,18 +34,24 @@ fn claim_templates(set: &Value) -> impl Iterator<Item = &Value> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|t| !str_at(t, "/metadata/name").is_empty())
+        .filter(|t| {
+            !meta::str_at(t, "/metadata/name")
+                .unwrap_or_default()
+                .is_empty()
+        })
 }
 
 /// The claims of the pod of `ordinal`: `(pod volume name, claim)`. Labels
 /// are the template's plus the set's `matchLabels`, as upstream; the claims
 /// have no owner (the default retention policy, Retain, keeps them).
 pub fn claims(set: &Value, ordinal: usize) -> Vec<(String, Value)> {
-    let set_name = str_at(set, "/metadata/name");
+    let set_name = meta::str_at(set, "/metadata/name").unwrap_or_default();
     let namespace = set.pointer("/metadata/namespace").cloned();
     claim_templates(set)
         .map(|template| {
-            let volume = str_at(template, "/metadata/name").to_string();
+            let volume = meta::str_at(template, "/metadata/name")
+                .unwrap_or_default()
+                .to_string();
             let mut metadata = template
                 .get("metadata")
                 .cloned()
@@ -88,7 +89,7 @@ pub fn claims(set: &Value, ordinal: usize) -> Vec<(String, Value)> {
 /// The pod of `ordinal` from `set`'s template (the set as of the pod's
 /// revision), labelled with `revision` (a ControllerRevision name).
 pub fn new_pod(set: &Value, ordinal: usize, revision: &str) -> Value {
-    let set_name = str_at(set, "/metadata/name");
+    let set_name = meta::str_at(set, "/metadata/name").unwrap_or_default();
     let name = format!("{set_name}-{ordinal}");
     let template = set.pointer("/spec/template").cloned().unwrap_or_default();
     let mut metadata = Map::new();
@@ -146,7 +147,9 @@ pub fn new_pod(set: &Value, ordinal: usize, revision: &str) -> Value {
 /// Sets the identity labels of the pod of `ordinal` (upstream's
 /// `updateIdentity`). Returns whether anything changed.
 pub fn set_identity(pod: &mut Value, ordinal: usize) -> bool {
-    let name = str_at(pod, "/metadata/name").to_string();
+    let name = meta::str_at(pod, "/metadata/name")
+        .unwrap_or_default()
+        .to_string();
     if !pod["metadata"]["labels"].is_object() {
         pod["metadata"]["labels"] = json!({});
     }

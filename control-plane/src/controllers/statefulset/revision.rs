@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use crate::controllers::deployment::hash::{canonical, safe_encode};
+use crate::controllers::template_hash::{canonical, safe_encode};
 
 /// The label of a revision with its hash.
 pub const HASH_LABEL: &str = "controller.kubernetes.io/hash";

@@ -1,6 +1,7 @@
 //! Syncs against an in-memory store, with the kubelet's part (pods turning
 //! Ready, terminating pods going away) played by hand.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -9,16 +10,12 @@ use super::pods::{POD_INDEX_LABEL, POD_NAME_LABEL, REVISION_LABEL};
 use super::*;
 use crate::store::memory::MemoryStore;
 
-fn state() -> StatefulSetState {
-    StatefulSetState {
-        objects: Objects::new(Arc::new(MemoryStore::new())),
-        known: HashMap::new(),
-        queue: WorkQueue::default(),
-    }
+fn state() -> StatefulSets {
+    StatefulSets::new(Objects::new(Arc::new(MemoryStore::new())))
 }
 
-fn key() -> SetKey {
-    ("default".into(), "web".into())
+fn key() -> ObjectRef {
+    ObjectRef::new(STATEFUL_SET, "default", "web")
 }
 
 fn web(replicas: u64, image: &str) -> Value {
@@ -40,14 +37,14 @@ fn web(replicas: u64, image: &str) -> Value {
     })
 }
 
-async fn create_set(s: &StatefulSetState, set: Value) {
+async fn create_set(s: &StatefulSets, set: Value) {
     s.objects
         .create(rt("apps", "statefulsets").expect("type"), set)
         .await
         .expect("create set");
 }
 
-async fn edit_set(s: &StatefulSetState, change: impl Fn(&mut Value)) {
+async fn edit_set(s: &StatefulSets, change: impl Fn(&mut Value)) {
     s.objects
         .update(
             rt("apps", "statefulsets").expect("type"),
@@ -64,12 +61,12 @@ async fn edit_set(s: &StatefulSetState, change: impl Fn(&mut Value)) {
         .expect("edit set");
 }
 
-async fn sync(s: &StatefulSetState) {
+async fn sync(s: &StatefulSets) {
     s.sync(&key()).await.expect("sync");
 }
 
 /// Pod names, sorted, with ` (T)` for those being deleted.
-async fn pods(s: &StatefulSetState) -> Vec<String> {
+async fn pods(s: &StatefulSets) -> Vec<String> {
     let mut names: Vec<String> = s
         .objects
         .list(rt("", "pods").expect("type"))
@@ -78,7 +75,7 @@ async fn pods(s: &StatefulSetState) -> Vec<String> {
         .0
         .iter()
         .map(|p| {
-            let n = name_of(p);
+            let n = meta::name(p).to_string();
             if deleting(p) { format!("{n} (T)") } else { n }
         })
         .collect();
@@ -86,14 +83,14 @@ async fn pods(s: &StatefulSetState) -> Vec<String> {
     names
 }
 
-async fn pod(s: &StatefulSetState, name: &str) -> Value {
+async fn pod(s: &StatefulSets, name: &str) -> Value {
     s.objects
         .get(rt("", "pods").expect("type"), Some("default"), name)
         .await
         .expect("pod")
 }
 
-async fn claims(s: &StatefulSetState) -> Vec<String> {
+async fn claims(s: &StatefulSets) -> Vec<String> {
     let mut names: Vec<String> = s
         .objects
         .list(rt("", "persistentvolumeclaims").expect("type"))
@@ -101,14 +98,14 @@ async fn claims(s: &StatefulSetState) -> Vec<String> {
         .expect("list")
         .0
         .iter()
-        .map(name_of)
+        .map(|r| meta::name(r).to_string())
         .collect();
     names.sort();
     names
 }
 
 /// The kubelet's part: the pod runs on `node` and is Ready.
-async fn ready(s: &StatefulSetState, name: &str) {
+async fn ready(s: &StatefulSets, name: &str) {
     s.objects
         .update(rt("", "pods").expect("type"), Some("default"), name, |p| {
             p["spec"]["nodeName"] = json!("n1");
@@ -121,14 +118,14 @@ async fn ready(s: &StatefulSetState, name: &str) {
 }
 
 /// The node confirmed the containers gone: the pod object goes.
-async fn gone(s: &StatefulSetState, name: &str) {
+async fn gone(s: &StatefulSets, name: &str) {
     s.objects
         .delete(rt("", "pods").expect("type"), Some("default"), name)
         .await
         .expect("gone");
 }
 
-async fn set_status(s: &StatefulSetState) -> Value {
+async fn set_status(s: &StatefulSets) -> Value {
     s.objects
         .get(
             rt("apps", "statefulsets").expect("type"),
@@ -140,7 +137,7 @@ async fn set_status(s: &StatefulSetState) -> Value {
         .clone()
 }
 
-async fn event_messages(s: &StatefulSetState) -> Vec<String> {
+async fn event_messages(s: &StatefulSets) -> Vec<String> {
     s.objects
         .list(rt("", "events").expect("type"))
         .await
@@ -152,7 +149,7 @@ async fn event_messages(s: &StatefulSetState) -> Vec<String> {
 }
 
 /// Brings the set up to `n` Ready pods, one ordinal at a time.
-async fn bring_up(s: &StatefulSetState, n: usize) {
+async fn bring_up(s: &StatefulSets, n: usize) {
     for i in 0..n {
         sync(s).await;
         ready(s, &format!("web-{i}")).await;
@@ -220,7 +217,7 @@ async fn pods_are_created_in_order_each_after_the_previous_is_ready() {
         .await
         .expect("list");
     assert_eq!(revisions.len(), 1);
-    assert_eq!(name_of(&revisions[0]), revision);
+    assert_eq!(meta::name(&revisions[0]), revision);
     assert_eq!(revisions[0]["revision"], 1);
     assert_eq!(revisions[0]["metadata"]["labels"]["app"], "nginx");
     assert_eq!(
@@ -367,7 +364,12 @@ async fn a_rolling_update_respects_the_partition_and_rollbacks_reuse_revisions()
         .expect("list");
     let numbers: BTreeMap<String, i64> = revisions
         .iter()
-        .map(|r| (name_of(r), r["revision"].as_i64().unwrap_or(0)))
+        .map(|r| {
+            (
+                meta::name(r).to_string(),
+                r["revision"].as_i64().unwrap_or(0),
+            )
+        })
         .collect();
     assert_eq!(numbers.len(), 2, "{numbers:?}");
     assert_eq!(numbers[&first], 3);

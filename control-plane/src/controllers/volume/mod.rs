@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::{object_of, watch_prefix};
+use crate::meta::str_at;
 use crate::registry::admission::DEFAULT_CLASS;
 use crate::registry::objects::Objects;
 use crate::registry::resources::{self, ResourceType};
@@ -97,10 +98,6 @@ pub struct VolumeController;
 /// Its state.
 pub struct VolumeState {
     objects: Objects,
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
 }
 
 impl VolumeState {

@@ -17,12 +17,9 @@ use serde_json::{Value, json};
 use tracing::info;
 
 use super::{PROVISIONER, VolumeError, rt};
+use crate::meta::str_at;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
-}
 
 /// The PersistentVolume for `claim` on `node` with `class`'s policy.
 pub fn volume_for(claim: &Value, class: &Value, node: &str) -> Value {

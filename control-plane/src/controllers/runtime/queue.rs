@@ -1,10 +1,10 @@
-//! The work queue the workload controllers share: keys waiting for a sync,
-//! coalesced so that each key syncs once per batch however many changes
-//! queued it, and failures in a row per key for the retry back-off.
+//! The runtime's work queue: keys waiting for a reconcile, coalesced so
+//! that each key reconciles once per batch however many changes queued it,
+//! and failures in a row per key for the retry back-off.
 //!
-//! It holds no actor: the controller casts its own `Drain` message when
-//! [`WorkQueue::add`] asks for one and schedules its own retry message with
-//! the delay [`WorkQueue::failed`] gives.
+//! It holds no actor: the runtime casts its own `Drain` message when
+//! [`WorkQueue::add`] asks for one and schedules its own retry with the
+//! delay the reconciler's error policy gives.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -45,6 +45,19 @@ impl<K: Ord + Hash + Clone> WorkQueue<K> {
         std::mem::take(&mut self.pending)
     }
 
+    /// The drain found the reconciler not ready: the keys stay, and the
+    /// next [`Self::kick`] asks for a drain again.
+    pub fn hold(&mut self) {
+        self.draining = false;
+    }
+
+    /// Whether keys wait with no drain on its way: the caller must then
+    /// cast its `Drain` message (once).
+    #[must_use = "when true, the caller must cast its Drain message"]
+    pub fn kick(&mut self) -> bool {
+        !self.pending.is_empty() && !std::mem::replace(&mut self.draining, true)
+    }
+
     /// `key` synced: its back-off starts over.
     pub fn succeeded(&mut self, key: &K) {
         self.failures.remove(key);
@@ -55,18 +68,18 @@ impl<K: Ord + Hash + Clone> WorkQueue<K> {
         self.failures.remove(key);
     }
 
-    /// `key` failed to sync: counts the failure and gives how long to wait
-    /// before syncing it again.
-    pub fn failed(&mut self, key: &K) -> Duration {
+    /// `key` failed to sync: counts the failure and gives the failures in
+    /// a row so far.
+    pub fn failed(&mut self, key: &K) -> u32 {
         let failures = self.failures.entry(key.clone()).or_default();
         *failures += 1;
-        retry_delay(*failures)
+        *failures
     }
 }
 
 /// Back-off after `failures` failed syncs in a row: 2 s for the first,
 /// doubling, at most 60 s.
-fn retry_delay(failures: u32) -> Duration {
+pub fn retry_delay(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
 }
 
@@ -101,9 +114,15 @@ mod tests {
     #[test]
     fn failures_back_off_doubling_to_a_minute() {
         let mut queue = WorkQueue::default();
-        let delays: Vec<u64> = (0..8).map(|_| queue.failed(&"a").as_secs()).collect();
+        let delays: Vec<u64> = (0..8)
+            .map(|_| retry_delay(queue.failed(&"a")).as_secs())
+            .collect();
         assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(queue.failed(&"b"), Duration::from_secs(2), "per key");
+        assert_eq!(
+            retry_delay(queue.failed(&"b")),
+            Duration::from_secs(2),
+            "per key"
+        );
     }
 
     #[test]
@@ -112,10 +131,22 @@ mod tests {
         let _ = queue.failed(&"a");
         let _ = queue.failed(&"a");
         queue.succeeded(&"a");
-        assert_eq!(queue.failed(&"a"), Duration::from_secs(2));
+        assert_eq!(queue.failed(&"a"), 1);
         let _ = queue.failed(&"a");
         queue.forget(&"a");
-        assert_eq!(queue.failed(&"a"), Duration::from_secs(2));
+        assert_eq!(queue.failed(&"a"), 1);
+    }
+
+    #[test]
+    fn a_held_queue_is_kicked_once() {
+        let mut queue = WorkQueue::default();
+        assert!(!queue.kick(), "nothing pending");
+        assert!(queue.add("a"));
+        assert!(!queue.kick(), "a drain is on its way");
+        queue.hold();
+        assert!(queue.kick());
+        assert!(!queue.kick());
+        assert_eq!(queue.take().len(), 1);
     }
 
     #[test]

@@ -1,0 +1,67 @@
+//! Ownership claims as the controllers write them: adopting an orphan
+//! (becoming its controller) and releasing a dependent (dropping the
+//! references to an owner). Pure mutations, for `Objects::update`.
+
+use serde_json::{Value, json};
+
+use crate::meta::controller_uid;
+
+/// Makes `reference` the controller of `obj` unless it has one already;
+/// whether `obj` changed.
+pub fn adopt(obj: &mut Value, reference: &Value) -> bool {
+    if controller_uid(obj).is_some() {
+        return false;
+    }
+    match obj["metadata"]["ownerReferences"].as_array_mut() {
+        Some(refs) => refs.push(reference.clone()),
+        None => obj["metadata"]["ownerReferences"] = json!([reference.clone()]),
+    }
+    true
+}
+
+/// Drops `obj`'s references to the owners whose uid `gone` accepts;
+/// whether `obj` changed.
+pub fn release(obj: &mut Value, gone: impl Fn(&str) -> bool) -> bool {
+    let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() else {
+        return false;
+    };
+    let before = refs.len();
+    refs.retain(|r| !r["uid"].as_str().is_some_and(&gone));
+    if refs.len() == before {
+        return false;
+    }
+    // An empty list is omitted, as upstream serializes it.
+    if refs.is_empty()
+        && let Some(m) = obj["metadata"].as_object_mut()
+    {
+        m.remove("ownerReferences");
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adopting_takes_only_orphans_and_releasing_drops_empty_lists() {
+        let reference = json!({"uid": "rs", "controller": true});
+        let mut orphan = json!({"metadata": {"ownerReferences": [{"uid": "x"}]}});
+        assert!(adopt(&mut orphan, &reference));
+        assert_eq!(controller_uid(&orphan), Some("rs"));
+        assert!(!adopt(
+            &mut orphan,
+            &json!({"uid": "other", "controller": true})
+        ));
+        assert!(release(&mut orphan, |uid| uid == "rs"));
+        assert!(
+            !release(&mut orphan, |uid| uid == "rs"),
+            "nothing left to drop"
+        );
+        assert!(release(&mut orphan, |uid| uid == "x"));
+        assert_eq!(orphan, json!({"metadata": {}}));
+        let mut bare = json!({"metadata": {}});
+        assert!(adopt(&mut bare, &reference));
+        assert_eq!(bare["metadata"]["ownerReferences"], json!([reference]));
+    }
+}
