@@ -23,9 +23,11 @@
 //!   garbage collector run on (work queue, owner index, back-off, resync).
 //! - [`pod`]: pod helpers the controllers that own pods share.
 //! - [`claim`]: adopting orphans and releasing dependents.
+//! - [`batch`]: what the Job and CronJob controllers both know of Jobs.
 //! - [`template_hash`]: the hash that names a pod template's revision.
 //! - [`intstr`]: int-or-percent values of rolling strategies.
 
+pub mod batch;
 pub mod claim;
 pub mod cronjob;
 pub mod daemonset;

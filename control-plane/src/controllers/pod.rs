@@ -5,7 +5,22 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Value, json};
+
+/// A template's metadata as a new object starts from: an object, without
+/// the name and creation time the API server assigns.
+pub fn template_metadata(template: &Value) -> Value {
+    let mut metadata = template
+        .get("metadata")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    if let Some(m) = metadata.as_object_mut() {
+        m.remove("name");
+        m.remove("creationTimestamp");
+    }
+    metadata
+}
 
 /// Not finished and not being deleted: the pods that count.
 pub fn is_active(pod: &Value) -> bool {

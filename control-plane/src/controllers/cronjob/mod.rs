@@ -11,7 +11,7 @@ pub mod sync;
 mod tests;
 
 use self::sync::CronJobSync;
-use super::job::{JobError, jobs_rt};
+use super::batch::{JobError, jobs_rt};
 use super::runtime::list_refs;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, object_of};

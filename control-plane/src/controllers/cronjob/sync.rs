@@ -13,8 +13,7 @@ use tracing::info;
 
 use super::{COMPONENT, CronJobError, cronjobs_rt};
 use crate::clock::SharedClock;
-use crate::controllers::job::status::{self as job_status, time_of, timestamp};
-use crate::controllers::job::{delete_job, jobs_rt};
+use crate::controllers::batch::{self as job_status, delete_job, jobs_rt, time_of, timestamp};
 use crate::meta;
 use crate::meta::controller_uid;
 use crate::registry::deletion::Propagation;

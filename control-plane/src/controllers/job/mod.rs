@@ -29,55 +29,13 @@ use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reco
 use super::{metadata_of, object_of};
 use crate::clock::SharedClock;
 use crate::meta;
-use crate::registry::deletion::{DeleteOptions, Propagation};
 use crate::registry::objects::Objects;
-use crate::registry::resources::{self, ResourceType};
-use crate::store::{Event, StoreError};
+use crate::store::Event;
 
 /// The event source upstream's Job controller uses.
 pub const COMPONENT: &str = "job-controller";
 
-/// What can go wrong in a sync.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A resource type is missing from the served table.
-    #[error("resource type {0} is not served")]
-    MissingType(&'static str),
-}
-
-/// The served `jobs` type.
-pub fn jobs_rt() -> Result<&'static ResourceType, JobError> {
-    resources::find("batch", "v1", "jobs").ok_or(JobError::MissingType("jobs"))
-}
-
-/// The served `pods` type.
-pub fn pods_rt() -> Result<&'static ResourceType, JobError> {
-    resources::find("", "v1", "pods").ok_or(JobError::MissingType("pods"))
-}
-
-/// Deletes a Job (if it still has `uid`) with `propagation`; the garbage
-/// collector takes its pods, whose tracking finalizers the controller drops
-/// once the Job is gone or finished.
-pub async fn delete_job(
-    objects: &Objects,
-    namespace: &str,
-    name: &str,
-    uid: &str,
-    propagation: Propagation,
-) -> Result<(), JobError> {
-    let options = DeleteOptions {
-        propagation: Some(propagation),
-        uid: Some(uid.to_string()),
-        ..DeleteOptions::default()
-    };
-    objects
-        .delete_with(jobs_rt()?, Some(namespace), name, &options)
-        .await?;
-    Ok(())
-}
+pub use super::batch::{JobError, delete_job, jobs_rt, pods_rt};
 
 const JOB: &str = "Job";
 

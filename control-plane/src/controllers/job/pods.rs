@@ -3,6 +3,7 @@
 //! counts, finish times, completion indexes, and new pods from the
 //! template (`<job>-<5 chars>`, or `<job>-<index>-<5 chars>` when Indexed).
 
+use crate::controllers::pod::template_metadata;
 pub use crate::meta::{deleting, name, uid};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -139,15 +140,7 @@ pub fn completion_index(pod: &Value) -> Option<usize> {
 /// Indexed Job its index (annotation, label, hostname, env var).
 pub fn from_template(job: &Value, reference: &Value, index: Option<usize>) -> Value {
     let template = job.pointer("/spec/template").cloned().unwrap_or_default();
-    let mut metadata = template
-        .get("metadata")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
-    if let Some(m) = metadata.as_object_mut() {
-        m.remove("name");
-        m.remove("creationTimestamp");
-    }
+    let mut metadata = template_metadata(&template);
     let job_name = job
         .pointer("/metadata/name")
         .and_then(Value::as_str)

@@ -5,32 +5,18 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
-/// Condition types.
-pub const COMPLETE: &str = "Complete";
-/// The Job failed.
-pub const FAILED: &str = "Failed";
+pub use crate::controllers::batch::{COMPLETE, FAILED, condition, is_true, time_of, timestamp};
+
 /// Interim: the Job will fail once its pods are gone.
 pub const FAILURE_TARGET: &str = "FailureTarget";
 /// Interim: the Job will complete once its pods are gone.
 pub const SUCCESS_CRITERIA_MET: &str = "SuccessCriteriaMet";
 /// The Job is suspended (or was, with status False).
 pub const SUSPENDED: &str = "Suspended";
-
-/// Kubernetes' timestamp format.
-pub fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// Parses a timestamp field.
-pub fn time_of(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    v.and_then(Value::as_str)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
 
 /// The Job's spec as the controller uses it.
 #[derive(Debug, Clone)]
@@ -83,19 +69,6 @@ impl JobView {
                 .is_some_and(|v| !v.is_null()),
         })
     }
-}
-
-/// The condition of `kind`, if any.
-pub fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
-    status["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)
-}
-
-/// The condition of `kind` is `True`.
-pub fn is_true(status: &Value, kind: &str) -> bool {
-    condition(status, kind).is_some_and(|c| c["status"] == "True")
 }
 
 /// Complete or Failed: nothing more to do but the TTL.

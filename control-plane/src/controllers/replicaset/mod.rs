@@ -7,7 +7,7 @@ use tracing::{debug, info};
 
 use self::plan::Owner;
 use super::claim;
-use super::pod::slow_start_batches;
+use super::pod::{slow_start_batches, template_metadata};
 use super::runtime::list_refs;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, namespace_objects, object_of};
@@ -256,15 +256,7 @@ impl ReplicaSets {
 /// A new pod from the owner's template, named `<owner>-<5 random chars>`.
 fn pod_from_template(owner: &Value, reference: &Value) -> Value {
     let template = owner.pointer("/spec/template").cloned().unwrap_or_default();
-    let mut metadata = template
-        .get("metadata")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
-    if let Some(m) = metadata.as_object_mut() {
-        m.remove("name");
-        m.remove("creationTimestamp");
-    }
+    let mut metadata = template_metadata(&template);
     metadata["generateName"] = json!(format!("{}-", meta::name(owner)));
     metadata["namespace"] = owner["metadata"]["namespace"].clone();
     metadata["ownerReferences"] = json!([reference]);

@@ -4,6 +4,7 @@
 //! `<template>-<set>-<ordinal>` per `volumeClaimTemplates` entry, mounted
 //! in place of any pod volume of the same name.
 
+use crate::controllers::pod::template_metadata;
 use crate::meta;
 use serde_json::{Map, Value, json};
 
@@ -52,14 +53,7 @@ pub fn claims(set: &Value, ordinal: usize) -> Vec<(String, Value)> {
             let volume = meta::str_at(template, "/metadata/name")
                 .unwrap_or_default()
                 .to_string();
-            let mut metadata = template
-                .get("metadata")
-                .cloned()
-                .filter(Value::is_object)
-                .unwrap_or_else(|| json!({}));
-            if let Some(m) = metadata.as_object_mut() {
-                m.remove("creationTimestamp");
-            }
+            let mut metadata = template_metadata(template);
             metadata["name"] = json!(claim_name(&volume, set_name, ordinal));
             metadata["namespace"] = namespace.clone().unwrap_or(json!("default"));
             let mut labels = metadata

@@ -1,0 +1,82 @@
+//! What the Job and CronJob controllers both know of Jobs: the served
+//! type, how a Job is deleted, its terminal conditions and timestamps.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+
+use crate::registry::deletion::{DeleteOptions, Propagation};
+use crate::registry::objects::Objects;
+use crate::registry::resources::{self, ResourceType};
+use crate::store::StoreError;
+
+/// What can go wrong in a sync.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A resource type is missing from the served table.
+    #[error("resource type {0} is not served")]
+    MissingType(&'static str),
+}
+
+/// The served `jobs` type.
+pub fn jobs_rt() -> Result<&'static ResourceType, JobError> {
+    resources::find("batch", "v1", "jobs").ok_or(JobError::MissingType("jobs"))
+}
+
+/// The served `pods` type.
+pub fn pods_rt() -> Result<&'static ResourceType, JobError> {
+    resources::find("", "v1", "pods").ok_or(JobError::MissingType("pods"))
+}
+
+/// Deletes a Job (if it still has `uid`) with `propagation`; the garbage
+/// collector takes its pods, whose tracking finalizers the controller drops
+/// once the Job is gone or finished.
+pub async fn delete_job(
+    objects: &Objects,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    propagation: Propagation,
+) -> Result<(), JobError> {
+    let options = DeleteOptions {
+        propagation: Some(propagation),
+        uid: Some(uid.to_string()),
+        ..DeleteOptions::default()
+    };
+    objects
+        .delete_with(jobs_rt()?, Some(namespace), name, &options)
+        .await?;
+    Ok(())
+}
+
+/// The Job completed (a terminal condition type).
+pub const COMPLETE: &str = "Complete";
+/// The Job failed.
+pub const FAILED: &str = "Failed";
+
+/// Kubernetes' timestamp format.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Parses a timestamp field.
+pub fn time_of(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    v.and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The condition of `kind`, if any.
+pub fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+}
+
+/// The condition of `kind` is `True`.
+pub fn is_true(status: &Value, kind: &str) -> bool {
+    condition(status, kind).is_some_and(|c| c["status"] == "True")
+}
