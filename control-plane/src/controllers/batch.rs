@@ -6,7 +6,6 @@ use serde_json::Value;
 
 use crate::registry::deletion::{DeleteOptions, Propagation};
 use crate::registry::objects::Objects;
-use crate::registry::resources::{self, ResourceType};
 use crate::store::StoreError;
 
 /// What can go wrong in a sync.
@@ -15,19 +14,6 @@ pub enum JobError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A resource type is missing from the served table.
-    #[error("resource type {0} is not served")]
-    MissingType(&'static str),
-}
-
-/// The served `jobs` type.
-pub fn jobs_rt() -> Result<&'static ResourceType, JobError> {
-    resources::find("batch", "v1", "jobs").ok_or(JobError::MissingType("jobs"))
-}
-
-/// The served `pods` type.
-pub fn pods_rt() -> Result<&'static ResourceType, JobError> {
-    resources::find("", "v1", "pods").ok_or(JobError::MissingType("pods"))
 }
 
 /// Deletes a Job (if it still has `uid`) with `propagation`; the garbage
@@ -46,7 +32,12 @@ pub async fn delete_job(
         ..DeleteOptions::default()
     };
     objects
-        .delete_with(jobs_rt()?, Some(namespace), name, &options)
+        .delete_with(
+            crate::registry::kinds::JOBS,
+            Some(namespace),
+            name,
+            &options,
+        )
         .await?;
     Ok(())
 }

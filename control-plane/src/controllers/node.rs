@@ -20,7 +20,6 @@ use tracing::{debug, info, warn};
 use super::{mirror, volume};
 use crate::registry::events::{InvolvedObject, NewEvent};
 use crate::registry::objects::Objects;
-use crate::registry::resources;
 use crate::store::{EventKind, StoreError};
 
 /// Messages of a node actor.
@@ -81,12 +80,8 @@ fn same_for_kubelet(before: &Value, after: &Value) -> bool {
     }
 }
 
-fn pods_rt() -> Result<&'static resources::ResourceType, ActorProcessingErr> {
-    Ok(resources::find("", "v1", "pods").ok_or("pods type")?)
-}
-
 async fn endpoint(objects: &Objects, node: &str) -> Option<String> {
-    let rt = resources::find("", "v1", "nodes")?;
+    let rt = crate::registry::kinds::NODES;
     let obj = objects.get(rt, None, node).await.ok()?;
     let address = obj["status"]["addresses"]
         .as_array()?
@@ -242,13 +237,15 @@ impl NodeActorState {
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        self.objects.delete(pods_rt()?, namespace, name).await?;
+        self.objects
+            .delete(crate::registry::kinds::PODS, namespace, name)
+            .await?;
         Ok(())
     }
 
     /// Creates, refreshes or replaces the mirror of a static pod the node reported.
     async fn sync_mirror(&self, report: &pb::PodStatusReport) -> Result<(), ActorProcessingErr> {
-        let rt = pods_rt()?;
+        let rt = crate::registry::kinds::PODS;
         let (Ok(static_pod), Ok(status)) = (
             serde_json::from_slice::<Value>(&report.pod_json),
             serde_json::from_slice::<Value>(&report.status_json),
@@ -278,9 +275,7 @@ impl NodeActorState {
                 if action == mirror::MirrorAction::Replace {
                     self.objects.delete(rt, Some(namespace), name).await?;
                 }
-                let Some(nodes) = resources::find("", "v1", "nodes") else {
-                    return Ok(());
-                };
+                let nodes = crate::registry::kinds::NODES;
                 let node = self.objects.get(nodes, None, &self.node).await?;
                 let mirror_pod = mirror::mirror_of(&static_pod, &status, &node);
                 match self.objects.create(rt, mirror_pod).await {
@@ -378,7 +373,7 @@ impl NodeActorState {
     }
 
     async fn reported(&mut self, report: pb::NodeReport) -> Result<(), ActorProcessingErr> {
-        let rt = pods_rt()?;
+        let rt = crate::registry::kinds::PODS;
         match report.report {
             Some(pb::node_report::Report::PodStatus(s)) if s.static_pod => {
                 self.sync_mirror(&s).await?;

@@ -26,7 +26,6 @@ use crate::nodes::liveness::Liveness;
 use crate::nodes::view::NodeView;
 use crate::registry::meta::now;
 use crate::registry::objects::Objects;
-use crate::registry::resources;
 
 /// Timings of the node lifecycle.
 #[derive(Debug, Clone, Copy)]
@@ -125,8 +124,8 @@ fn owned_by_daemonset(pod: &Value) -> bool {
 
 impl LifecycleState {
     async fn check(&mut self) -> Result<(), ActorProcessingErr> {
-        let nodes_rt = resources::find("", "v1", "nodes").ok_or("nodes type")?;
-        let pods_rt = resources::find("", "v1", "pods").ok_or("pods type")?;
+        let nodes_rt = crate::registry::kinds::NODES;
+        let pods_rt = crate::registry::kinds::PODS;
         // From the watch-fed view: listing a thousand nodes from the store
         // twice a second would cost more than the rest of the idle control
         // plane.
@@ -373,7 +372,7 @@ mod tests {
     }
 
     async fn ready_node(objects: &Objects, heartbeat: DateTime<Utc>) {
-        let rt = resources::find("", "v1", "nodes").expect("nodes");
+        let rt = crate::registry::kinds::NODES;
         let t = heartbeat.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         objects
             .create(
@@ -387,7 +386,7 @@ mod tests {
     }
 
     async fn ready_status(objects: &Objects) -> Value {
-        let rt = resources::find("", "v1", "nodes").expect("nodes");
+        let rt = crate::registry::kinds::NODES;
         let node = objects.get(rt, None, "n1").await.expect("node");
         node["status"]["conditions"][0]["status"].clone()
     }
@@ -419,7 +418,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         state.check().await.expect("check");
         assert_eq!(ready_status(&objects).await, "Unknown");
-        let rt = resources::find("", "v1", "nodes").expect("nodes");
+        let rt = crate::registry::kinds::NODES;
         let node = objects.get(rt, None, "n1").await.expect("node");
         assert!(
             node["spec"]["taints"]

@@ -219,9 +219,7 @@ impl SupervisorState {
         let objects = self.objects.clone();
         let node = node.to_string();
         tokio::spawn(async move {
-            let Some(rt) = crate::registry::resources::find("", "v1", "pods") else {
-                return;
-            };
+            let rt = crate::registry::kinds::PODS;
             for key in keys {
                 let (namespace, name) = key.split_once('/').unwrap_or(("default", &key));
                 info!(pod = %key, %node, "node deleted; deleting its pod");
@@ -243,7 +241,7 @@ impl SupervisorState {
     }
 
     async fn resync_pods(&mut self) -> Result<(), ActorProcessingErr> {
-        let rt = crate::registry::resources::find("", "v1", "pods").ok_or("pods type")?;
+        let rt = crate::registry::kinds::PODS;
         let (pods, revision) = self.objects.list(rt).await?;
         let mut index = PodIndex::new();
         for pod in pods {
@@ -380,7 +378,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::ResyncNodes => {
-                let rt = crate::registry::resources::find("", "v1", "nodes").ok_or("nodes type")?;
+                let rt = crate::registry::kinds::NODES;
                 let (nodes, _) = state.objects.list(rt).await?;
                 let names: Vec<String> = nodes
                     .iter()

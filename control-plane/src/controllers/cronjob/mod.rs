@@ -11,13 +11,12 @@ pub mod sync;
 mod tests;
 
 use self::sync::CronJobSync;
-use super::batch::{JobError, jobs_rt};
+use super::batch::JobError;
 use super::runtime::list_refs;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, object_of};
 use crate::clock::SharedClock;
 use crate::registry::objects::Objects;
-use crate::registry::resources::{self, ResourceType};
 use crate::store::{Event, StoreError};
 
 /// The event source upstream's CronJob controller uses.
@@ -32,14 +31,6 @@ pub enum CronJobError {
     /// Deleting or reading a Job failed.
     #[error(transparent)]
     Job(#[from] JobError),
-    /// A resource type is missing from the served table.
-    #[error("resource type {0} is not served")]
-    MissingType(&'static str),
-}
-
-/// The served `cronjobs` type.
-pub fn cronjobs_rt() -> Result<&'static ResourceType, CronJobError> {
-    resources::find("batch", "v1", "cronjobs").ok_or(CronJobError::MissingType("cronjobs"))
 }
 
 const CRON_JOB: &str = "CronJob";
@@ -71,7 +62,10 @@ impl Reconciler for CronJobs {
     const NAME: &'static str = "cronjob";
 
     fn watches(&self) -> Result<Vec<String>, CronJobError> {
-        Ok(vec![cronjobs_rt()?.prefix(), jobs_rt()?.prefix()])
+        Ok(vec![
+            crate::registry::kinds::CRONJOBS.prefix(),
+            crate::registry::kinds::JOBS.prefix(),
+        ])
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, ObjectRef>> {
@@ -99,7 +93,7 @@ impl Reconciler for CronJobs {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, CronJobError> {
-        Ok(list_refs(&self.objects, cronjobs_rt()?, CRON_JOB).await?)
+        Ok(list_refs(&self.objects, crate::registry::kinds::CRONJOBS, CRON_JOB).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, CronJobError> {

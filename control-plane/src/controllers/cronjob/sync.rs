@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tracing::info;
 
-use super::{COMPONENT, CronJobError, cronjobs_rt};
+use super::{COMPONENT, CronJobError};
 use crate::clock::SharedClock;
-use crate::controllers::batch::{self as job_status, delete_job, jobs_rt, time_of, timestamp};
+use crate::controllers::batch::{self as job_status, delete_job, time_of, timestamp};
 use crate::meta;
 use crate::meta::controller_uid;
 use crate::registry::deletion::Propagation;
@@ -66,7 +66,7 @@ impl CronJobSync {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Duration>, CronJobError> {
-        let rt = cronjobs_rt()?;
+        let rt = crate::registry::kinds::CRONJOBS;
         let cj = match self.objects.get(rt, Some(namespace), name).await {
             Ok(o) => o,
             Err(StoreError::NotFound(_)) => return Ok(None),
@@ -127,7 +127,7 @@ impl CronJobSync {
             let job_name = r["name"].as_str().unwrap_or_default();
             match self
                 .objects
-                .get(jobs_rt()?, Some(namespace), job_name)
+                .get(crate::registry::kinds::JOBS, Some(namespace), job_name)
                 .await
             {
                 Err(StoreError::NotFound(_)) => events.push((
@@ -269,14 +269,17 @@ impl CronJobSync {
             _ => {}
         }
         let job = job_from_template(cj, &name, &schedule, scheduled);
-        let created_job = match self.objects.create(jobs_rt()?, job).await {
+        let created_job = match self.objects.create(crate::registry::kinds::JOBS, job).await {
             Ok(j) => {
                 events.push((false, "SuccessfulCreate", format!("Created job {name}")));
                 info!(cronjob = %format!("{namespace}/{}", meta::name(cj)), job = %name, "created job");
                 j
             }
             Err(StoreError::AlreadyExists(_)) => {
-                let existing = self.objects.get(jobs_rt()?, Some(namespace), &name).await?;
+                let existing = self
+                    .objects
+                    .get(crate::registry::kinds::JOBS, Some(namespace), &name)
+                    .await?;
                 // Another's Job, or ours and already listed: nothing to add.
                 if controller_uid(&existing) != Some(uid_of(cj))
                     || active.iter().any(|r| r["uid"] == uid_of(&existing))
@@ -301,7 +304,7 @@ impl CronJobSync {
 
     /// The Jobs this CronJob controls.
     async fn children(&self, namespace: &str, uid: &str) -> Result<Vec<Value>, CronJobError> {
-        let prefix = format!("{}{namespace}/", jobs_rt()?.prefix());
+        let prefix = format!("{}{namespace}/", crate::registry::kinds::JOBS.prefix());
         let listing = self.objects.store().list(&prefix).await?;
         Ok(listing
             .items
@@ -387,13 +390,18 @@ impl CronJobSync {
     ) -> Result<Option<Value>, CronJobError> {
         let updated = self
             .objects
-            .update(cronjobs_rt()?, Some(namespace), name, |obj| {
-                if uid_of(obj) != uid || obj.get("status") == Some(status) {
-                    return false;
-                }
-                obj["status"] = status.clone();
-                true
-            })
+            .update(
+                crate::registry::kinds::CRONJOBS,
+                Some(namespace),
+                name,
+                |obj| {
+                    if uid_of(obj) != uid || obj.get("status") == Some(status) {
+                        return false;
+                    }
+                    obj["status"] = status.clone();
+                    true
+                },
+            )
             .await;
         match updated {
             Ok(v) => Ok(v),

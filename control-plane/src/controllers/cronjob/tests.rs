@@ -8,11 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::cronjobs_rt;
 use super::sync::{CronJobSync, SCHEDULED_TIMESTAMP, job_name};
 use crate::clock::{Clock, FakeClock};
 use crate::controllers::job::status::timestamp;
-use crate::controllers::job::{jobs_rt, pods_rt};
 use crate::registry::objects::Objects;
 use crate::store::memory::MemoryStore;
 
@@ -61,7 +59,7 @@ fn cronjob(name: &str, schedule: &str, spec: Value) -> Value {
 impl Env {
     /// Creates the CronJob as made at the clock's time.
     async fn create(&self, cj: Value) {
-        let rt = cronjobs_rt().expect("rt");
+        let rt = crate::registry::kinds::CRONJOBS;
         let created = self.objects.create(rt, cj).await.expect("create");
         let now = timestamp(self.clock.now());
         let name = created["metadata"]["name"].as_str().expect("name");
@@ -84,7 +82,7 @@ impl Env {
 
     async fn status(&self, name: &str) -> Value {
         self.objects
-            .get(cronjobs_rt().expect("rt"), Some(NS), name)
+            .get(crate::registry::kinds::CRONJOBS, Some(NS), name)
             .await
             .expect("cronjob")["status"]
             .clone()
@@ -93,7 +91,7 @@ impl Env {
     async fn jobs(&self) -> Vec<Value> {
         let (mut jobs, _) = self
             .objects
-            .list(jobs_rt().expect("rt"))
+            .list(crate::registry::kinds::JOBS)
             .await
             .expect("jobs");
         jobs.sort_by_key(|j| j["metadata"]["name"].as_str().map(String::from));
@@ -113,7 +111,7 @@ impl Env {
     async fn finish(&self, job: &str, kind: &str, started: &str) {
         let now = timestamp(self.clock.now());
         self.objects
-            .update(jobs_rt().expect("rt"), Some(NS), job, |j| {
+            .update(crate::registry::kinds::JOBS, Some(NS), job, |j| {
                 j["status"]["startTime"] = json!(started);
                 j["status"]["conditions"] = json!([{"type": kind, "status": "True",
                     "lastTransitionTime": now, "lastProbeTime": now}]);
@@ -127,7 +125,7 @@ impl Env {
     }
 
     async fn events(&self) -> Vec<(String, String)> {
-        let rt = crate::registry::resources::find("", "v1", "events").expect("events");
+        let rt = crate::registry::kinds::EVENTS;
         let (events, _) = self.objects.list(rt).await.expect("events");
         events
             .iter()
@@ -278,7 +276,7 @@ async fn replace_deletes_the_running_job_and_its_pods() {
         .to_string();
     env.objects
         .create(
-            pods_rt().expect("rt"),
+            crate::registry::kinds::PODS,
             json!({"metadata": {"name": "p1", "namespace": NS, "ownerReferences": [{
                 "apiVersion": "batch/v1", "kind": "Job", "name": first_name,
                 "uid": first["metadata"]["uid"], "controller": true}]},
@@ -296,7 +294,7 @@ async fn replace_deletes_the_running_job_and_its_pods() {
     for _ in 0..400 {
         pods = env
             .objects
-            .list(pods_rt().expect("rt"))
+            .list(crate::registry::kinds::PODS)
             .await
             .expect("pods")
             .0;
@@ -453,7 +451,7 @@ async fn suspended_cronjobs_start_nothing_until_resumed() {
     assert_eq!(env.sync("sus").await, None);
     assert!(env.jobs().await.is_empty());
     env.objects
-        .update(cronjobs_rt().expect("rt"), Some(NS), "sus", |c| {
+        .update(crate::registry::kinds::CRONJOBS, Some(NS), "sus", |c| {
             c["spec"]["suspend"] = json!(false);
             true
         })
@@ -503,7 +501,7 @@ async fn a_vanished_active_job_is_dropped() {
     env.sync("gone").await;
     let name = env.job_names().await.remove(0);
     env.objects
-        .delete(jobs_rt().expect("rt"), Some(NS), &name)
+        .delete(crate::registry::kinds::JOBS, Some(NS), &name)
         .await
         .expect("delete");
     env.at("2026-03-01T10:01:20Z").await;
@@ -521,7 +519,7 @@ async fn a_vanished_active_job_is_dropped() {
 #[tokio::test]
 async fn invalid_schedules_are_refused_by_the_api() {
     let env = env("2026-03-01T10:00:00Z");
-    let rt = cronjobs_rt().expect("rt");
+    let rt = crate::registry::kinds::CRONJOBS;
     let obj = cronjob("bad", "* * * *", json!({}));
     let mut defaulted = obj.clone();
     crate::registry::strategy::apply_defaults(rt, &mut defaulted);

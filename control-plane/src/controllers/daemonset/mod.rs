@@ -34,7 +34,7 @@ use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reco
 use super::{metadata_of, namespace_objects, object_of};
 use crate::meta::{self, str_at};
 use crate::registry::objects::Objects;
-use crate::registry::resources::{self, ResourceType};
+use crate::registry::resources::ResourceType;
 use crate::store::{Event, EventKind, StoreError};
 
 /// The event source upstream's daemon controller uses.
@@ -58,9 +58,6 @@ pub enum DaemonSetChange {
 /// Failures of a sync that are not the store's alone.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonSetError {
-    /// A resource type is not registered (a build error).
-    #[error("resource type {0} is not registered")]
-    NoType(&'static str),
     /// The revision's name is taken by one with another template; the
     /// collision count was raised so the next try hashes differently.
     #[error("controller revision {0} exists with another template (hash collision)")]
@@ -84,10 +81,6 @@ pub struct DaemonSets {
     /// What each node last showed of its labels and taints: nodes post
     /// status often, and only these matter here.
     nodes: HashMap<String, String>,
-}
-
-fn rt(group: &str, plural: &'static str) -> Result<&'static ResourceType, DaemonSetError> {
-    resources::find(group, "v1", plural).ok_or(DaemonSetError::NoType(plural))
 }
 
 /// The controller reference a DaemonSet puts on its pods and revisions.
@@ -147,10 +140,10 @@ impl Reconciler for DaemonSets {
 
     fn watches(&self) -> Result<Vec<String>, DaemonSetError> {
         Ok(vec![
-            rt("apps", "daemonsets")?.prefix(),
-            rt("", "pods")?.prefix(),
-            rt("apps", "controllerrevisions")?.prefix(),
-            rt("", "nodes")?.prefix(),
+            crate::registry::kinds::DAEMONSETS.prefix(),
+            crate::registry::kinds::PODS.prefix(),
+            crate::registry::kinds::CONTROLLERREVISIONS.prefix(),
+            crate::registry::kinds::NODES.prefix(),
         ])
     }
 
@@ -202,7 +195,12 @@ impl Reconciler for DaemonSets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, DaemonSetError> {
-        Ok(list_refs(&self.objects, rt("apps", "daemonsets")?, DAEMON_SET).await?)
+        Ok(list_refs(
+            &self.objects,
+            crate::registry::kinds::DAEMONSETS,
+            DAEMON_SET,
+        )
+        .await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DaemonSetError> {
@@ -285,7 +283,7 @@ impl DaemonSets {
         ds: &DaemonSet,
     ) -> Result<(plan::Claim, Vec<Value>), DaemonSetError> {
         let pods = self
-            .namespace_objects(rt("", "pods")?, meta::namespace(ds_obj))
+            .namespace_objects(crate::registry::kinds::PODS, meta::namespace(ds_obj))
             .await?;
         let (c, mine) = claim(ds, &pods);
         let mine = mine.into_iter().cloned().collect();
@@ -295,7 +293,7 @@ impl DaemonSets {
     /// One sync; returns when to look again if nothing else happens.
     async fn sync(&mut self, key: &ObjectRef) -> Result<Option<Duration>, DaemonSetError> {
         let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
-        let daemonsets = rt("apps", "daemonsets")?;
+        let daemonsets = crate::registry::kinds::DAEMONSETS;
         let ds_obj = match self.objects.get(daemonsets, Some(namespace), name).await {
             Ok(d) => d,
             // Gone: its pods are the garbage collector's business.
@@ -311,12 +309,12 @@ impl DaemonSets {
         let Some(ds) = DaemonSet::from_object(&ds_obj) else {
             return Ok(None);
         };
-        let pods_rt = rt("", "pods")?;
+        let pods_rt = crate::registry::kinds::PODS;
         let (pod_claim, pods) = self.owned_pods(&ds_obj, &ds).await?;
         self.apply_claim(pods_rt, &ds_obj, &ds, &pod_claim).await?;
         let pods: Vec<&Value> = pods.iter().collect();
 
-        let revisions_rt = rt("apps", "controllerrevisions")?;
+        let revisions_rt = crate::registry::kinds::CONTROLLERREVISIONS;
         let revisions = self.namespace_objects(revisions_rt, namespace).await?;
         let (revision_claim, mine) = claim(&ds, &revisions);
         self.apply_claim(revisions_rt, &ds_obj, &ds, &revision_claim)
@@ -324,7 +322,7 @@ impl DaemonSets {
         let mine: Vec<Value> = mine.into_iter().cloned().collect();
         let history = revision::construct(&self.objects, &ds_obj, mine, &pods).await?;
 
-        let (nodes, _) = self.objects.list(rt("", "nodes")?).await?;
+        let (nodes, _) = self.objects.list(crate::registry::kinds::NODES).await?;
         let fits = ds.fits(&nodes);
         let now = chrono::Utc::now();
         let mut again: Option<Duration> = None;
@@ -407,7 +405,7 @@ impl DaemonSets {
         if nodes.is_empty() {
             return Ok(());
         }
-        let pods_rt = rt("", "pods")?;
+        let pods_rt = crate::registry::kinds::PODS;
         let template = pod_template(ds_obj, ds, hash);
         let mut nodes = nodes.iter();
         for batch in slow_start_batches(nodes.len()) {
@@ -463,7 +461,7 @@ impl DaemonSets {
             ("numberAvailable", s.available, false),
             ("numberUnavailable", s.unavailable(), false),
         ];
-        let daemonsets = rt("apps", "daemonsets")?;
+        let daemonsets = crate::registry::kinds::DAEMONSETS;
         self.objects
             .update(
                 daemonsets,

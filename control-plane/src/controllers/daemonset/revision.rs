@@ -17,17 +17,7 @@ use super::plan::HASH_LABEL;
 use crate::controllers::template_hash::template_hash;
 use crate::meta;
 use crate::registry::objects::Objects;
-use crate::registry::resources::{self, ResourceType};
 use crate::store::StoreError;
-
-fn revisions_rt() -> Result<&'static ResourceType, DaemonSetError> {
-    resources::find("apps", "v1", "controllerrevisions")
-        .ok_or(DaemonSetError::NoType("controllerrevisions"))
-}
-
-fn pods_rt() -> Result<&'static ResourceType, DaemonSetError> {
-    resources::find("", "v1", "pods").ok_or(DaemonSetError::NoType("pods"))
-}
 
 /// `revision` of a ControllerRevision.
 pub fn number(revision: &Value) -> i64 {
@@ -147,7 +137,7 @@ pub async fn construct(
     revisions: Vec<Value>,
     pods: &[&Value],
 ) -> Result<History, DaemonSetError> {
-    let rt = revisions_rt()?;
+    let rt = crate::registry::kinds::CONTROLLERREVISIONS;
     let namespace = ds
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
@@ -220,7 +210,7 @@ async fn relabel_pods(
     to: &str,
 ) -> Result<(), DaemonSetError> {
     let Some(from) = from else { return Ok(()) };
-    let rt = pods_rt()?;
+    let rt = crate::registry::kinds::PODS;
     for pod in pods {
         let labelled = pod
             .pointer("/metadata/labels")
@@ -253,7 +243,7 @@ async fn snapshot(
     template: &Value,
     revision: i64,
 ) -> Result<Value, DaemonSetError> {
-    let rt = revisions_rt()?;
+    let rt = crate::registry::kinds::CONTROLLERREVISIONS;
     let ds_name = meta::name(ds).to_string();
     let namespace = ds
         .pointer("/metadata/namespace")
@@ -278,8 +268,7 @@ async fn snapshot(
             if holds(&existing, template) {
                 return Ok(existing);
             }
-            let daemonsets = resources::find("apps", "v1", "daemonsets")
-                .ok_or(DaemonSetError::NoType("daemonsets"))?;
+            let daemonsets = crate::registry::kinds::DAEMONSETS;
             let uid = ds.pointer("/metadata/uid").cloned();
             objects
                 .update(daemonsets, Some(&namespace), &ds_name, |obj| {
@@ -310,7 +299,7 @@ pub async fn cleanup(
     limit: i64,
     live_hashes: &BTreeSet<String>,
 ) -> Result<(), DaemonSetError> {
-    let rt = revisions_rt()?;
+    let rt = crate::registry::kinds::CONTROLLERREVISIONS;
     for name in to_prune(old, limit, live_hashes) {
         debug!(revision = %name, "pruning a revision beyond the history limit");
         objects.delete(rt, Some(namespace), &name).await?;

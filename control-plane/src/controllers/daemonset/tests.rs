@@ -24,9 +24,9 @@ fn rts() -> (
     &'static ResourceType,
 ) {
     (
-        rt("apps", "daemonsets").expect("daemonsets"),
-        rt("", "pods").expect("pods"),
-        rt("", "nodes").expect("nodes"),
+        crate::registry::kinds::DAEMONSETS,
+        crate::registry::kinds::PODS,
+        crate::registry::kinds::NODES,
     )
 }
 
@@ -132,7 +132,7 @@ async fn status(state: &DaemonSets) -> Value {
 }
 
 async fn revisions(state: &DaemonSets) -> Vec<(i64, String)> {
-    let rt = rt("apps", "controllerrevisions").expect("type");
+    let rt = crate::registry::kinds::CONTROLLERREVISIONS;
     let mut out: Vec<(i64, String)> = state
         .namespace_objects(rt, NS)
         .await
@@ -150,7 +150,7 @@ async fn revisions(state: &DaemonSets) -> Vec<(i64, String)> {
 }
 
 async fn events(state: &DaemonSets) -> Vec<(String, String)> {
-    let rt = rt("", "events").expect("events");
+    let rt = crate::registry::kinds::EVENTS;
     let (items, _) = state.objects.list(rt).await.expect("events");
     items
         .iter()
@@ -241,7 +241,7 @@ async fn one_pod_per_labelled_node_made_as_upstream_makes_them() {
     }
     let ds = ds_object(&state).await;
     let revision_name = format!("mon-{hash}");
-    let rt = rt("apps", "controllerrevisions").expect("type");
+    let rt = crate::registry::kinds::CONTROLLERREVISIONS;
     let r = state
         .objects
         .get(rt, Some(NS), &revision_name)

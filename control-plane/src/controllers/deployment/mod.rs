@@ -24,7 +24,7 @@ use super::template_hash::{HASH_LABEL, template_hash, templates_equal};
 use super::{metadata_of, namespace_objects, object_of};
 use crate::meta::{self, annotation, controller_uid, int_at, labels as labels_of, str_at};
 use crate::registry::objects::Objects;
-use crate::registry::resources::{self, ResourceType};
+use crate::registry::resources::ResourceType;
 use crate::store::{Event, EventKind, StoreError};
 
 const COMPONENT: &str = "deployment-controller";
@@ -66,9 +66,6 @@ pub enum DeploymentChange {
 /// Failures of a sync that are not the store's.
 #[derive(Debug, thiserror::Error)]
 pub enum DeploymentError {
-    /// A resource type is not registered (a build error).
-    #[error("resource type {0} is not registered")]
-    NoType(&'static str),
     /// The set's name is taken by a set with another template; the
     /// collision count was raised so the next try uses another hash.
     #[error("replica set {0} exists with another template (hash collision)")]
@@ -76,10 +73,6 @@ pub enum DeploymentError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-fn rt(group: &str, plural: &'static str) -> Result<&'static ResourceType, DeploymentError> {
-    resources::find(group, "v1", plural).ok_or(DeploymentError::NoType(plural))
 }
 
 fn revision_of(rs: &Value) -> i64 {
@@ -115,9 +108,9 @@ impl Reconciler for Deployments {
 
     fn watches(&self) -> Result<Vec<String>, DeploymentError> {
         Ok(vec![
-            rt("apps", "deployments")?.prefix(),
-            rt("apps", "replicasets")?.prefix(),
-            rt("", "pods")?.prefix(),
+            crate::registry::kinds::DEPLOYMENTS.prefix(),
+            crate::registry::kinds::REPLICASETS.prefix(),
+            crate::registry::kinds::PODS.prefix(),
         ])
     }
 
@@ -153,7 +146,12 @@ impl Reconciler for Deployments {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, DeploymentError> {
-        Ok(list_refs(&self.objects, rt("apps", "deployments")?, DEPLOYMENT).await?)
+        Ok(list_refs(
+            &self.objects,
+            crate::registry::kinds::DEPLOYMENTS,
+            DEPLOYMENT,
+        )
+        .await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DeploymentError> {
@@ -179,7 +177,7 @@ impl Deployments {
 
     /// One sync; returns when to look again if nothing else happens.
     async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, DeploymentError> {
-        let deployments = rt("apps", "deployments")?;
+        let deployments = crate::registry::kinds::DEPLOYMENTS;
         let d = match self.objects.get(deployments, Some(namespace), name).await {
             Ok(d) => d,
             // Gone: its sets are the garbage collector's business.
@@ -215,7 +213,7 @@ impl Deployments {
         selector: &LabelSelector,
         namespace: &str,
     ) -> Result<Vec<Value>, DeploymentError> {
-        let replicasets = rt("apps", "replicasets")?;
+        let replicasets = crate::registry::kinds::REPLICASETS;
         let mut owned = Vec::new();
         for rs in self.namespace_objects(replicasets, namespace).await? {
             match controller_uid(&rs) {
@@ -395,7 +393,7 @@ impl Deployments {
         revision: i64,
         namespace: &str,
     ) -> Result<Value, DeploymentError> {
-        let replicasets = rt("apps", "replicasets")?;
+        let replicasets = crate::registry::kinds::REPLICASETS;
         let copied = copied_annotations(d);
         let min_ready = int_at(d, "/spec/minReadySeconds");
         let updated = self
@@ -445,7 +443,7 @@ impl Deployments {
         revision: i64,
         namespace: &str,
     ) -> Result<Value, DeploymentError> {
-        let replicasets = rt("apps", "replicasets")?;
+        let replicasets = crate::registry::kinds::REPLICASETS;
         let collisions = d
             .pointer("/status/collisionCount")
             .and_then(Value::as_u64)
@@ -505,7 +503,7 @@ impl Deployments {
                 if ours && same {
                     return Ok(existing);
                 }
-                let deployments = rt("apps", "deployments")?;
+                let deployments = crate::registry::kinds::DEPLOYMENTS;
                 self.objects
                     .update(deployments, Some(namespace), meta::name(d), |obj| {
                         obj["status"]["collisionCount"] =
@@ -528,7 +526,7 @@ impl Deployments {
         surge: i64,
         namespace: &str,
     ) -> Result<(), DeploymentError> {
-        let replicasets = rt("apps", "replicasets")?;
+        let replicasets = crate::registry::kinds::REPLICASETS;
         let from = int_at(rs, "/spec/replicas");
         let set = meta::name(rs);
         self.objects
@@ -573,7 +571,9 @@ impl Deployments {
             .iter()
             .filter_map(|r| str_at(r, "/metadata/uid"))
             .collect();
-        let pods = self.namespace_objects(rt("", "pods")?, namespace).await?;
+        let pods = self
+            .namespace_objects(crate::registry::kinds::PODS, namespace)
+            .await?;
         Ok(pods.iter().any(|p| {
             controller_uid(p).is_some_and(|u| uids.contains(u))
                 && !matches!(str_at(p, "/status/phase"), Some("Succeeded" | "Failed"))
@@ -601,7 +601,7 @@ impl Deployments {
             return Ok(());
         }
         empty.sort_by_key(|r| revision_of(r));
-        let replicasets = rt("apps", "replicasets")?;
+        let replicasets = crate::registry::kinds::REPLICASETS;
         for rs in empty.into_iter().take(excess as usize) {
             debug!(set = %meta::name(rs), "pruning old replica set beyond the history limit");
             self.objects
@@ -617,11 +617,11 @@ impl Deployments {
         namespace: &str,
         outcome: Outcome,
     ) -> Result<Option<Duration>, DeploymentError> {
-        let deployments = rt("apps", "deployments")?;
+        let deployments = crate::registry::kinds::DEPLOYMENTS;
         let uid = str_at(d, "/metadata/uid").unwrap_or_default().to_string();
         // Counts from the sets as they are now, after this sync's writes.
         let sets: Vec<Value> = self
-            .namespace_objects(rt("apps", "replicasets")?, namespace)
+            .namespace_objects(crate::registry::kinds::REPLICASETS, namespace)
             .await?
             .into_iter()
             .filter(|r| controller_uid(r) == Some(uid.as_str()))

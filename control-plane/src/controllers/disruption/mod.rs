@@ -18,8 +18,9 @@ use super::runtime::{Action, Controller, ObjectRef, OwnerIndex, Reconciler, Trig
 use super::{metadata_of, object_of};
 use crate::meta::{self, controller_ref as controller_of};
 use crate::registry::budget::{self, ExpectedScale};
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
-use crate::registry::resources::{self, ResourceType};
+use crate::registry::resources::ResourceType;
 use crate::store::{Event, StoreError};
 
 const BUDGET: &str = "PodDisruptionBudget";
@@ -34,14 +35,6 @@ pub struct Budgets {
 
 const COMPONENT: &str = "controllermanager";
 
-fn rt(group: &str, plural: &str) -> Result<&'static ResourceType, ActorProcessingErr> {
-    Ok(resources::find(group, "v1", plural).ok_or("resource type")?)
-}
-
-fn pdb_rt() -> Result<&'static ResourceType, ActorProcessingErr> {
-    rt("policy", "poddisruptionbudgets")
-}
-
 fn replicas(obj: &Value) -> i64 {
     obj.pointer("/spec/replicas")
         .and_then(Value::as_i64)
@@ -49,12 +42,12 @@ fn replicas(obj: &Value) -> i64 {
 }
 
 /// The kinds whose changes move a budget's numbers, after the budgets.
-const WATCHED: [(&str, &str); 5] = [
-    ("", "pods"),
-    ("apps", "replicasets"),
-    ("apps", "deployments"),
-    ("apps", "statefulsets"),
-    ("", "replicationcontrollers"),
+const WATCHED: [&ResourceType; 5] = [
+    kinds::PODS,
+    kinds::REPLICASETS,
+    kinds::DEPLOYMENTS,
+    kinds::STATEFULSETS,
+    kinds::REPLICATIONCONTROLLERS,
 ];
 
 impl Reconciler for Budgets {
@@ -65,10 +58,8 @@ impl Reconciler for Budgets {
     const NAME: &'static str = "disruption";
 
     fn watches(&self) -> Result<Vec<String>, ActorProcessingErr> {
-        let mut prefixes = vec![pdb_rt()?.prefix()];
-        for (group, plural) in WATCHED {
-            prefixes.push(rt(group, plural)?.prefix());
-        }
+        let mut prefixes = vec![kinds::PODDISRUPTIONBUDGETS.prefix()];
+        prefixes.extend(WATCHED.iter().map(|rt| rt.prefix()));
         Ok(prefixes)
     }
 
@@ -96,7 +87,7 @@ impl Reconciler for Budgets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, ActorProcessingErr> {
-        Ok(list_refs(&self.objects, pdb_rt()?, BUDGET).await?)
+        Ok(list_refs(&self.objects, kinds::PODDISRUPTIONBUDGETS, BUDGET).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, ActorProcessingErr> {
@@ -116,15 +107,10 @@ impl Budgets {
         &self,
         reference: &Value,
         namespace: &str,
-        group: &str,
-        plural: &str,
+        rt: &'static ResourceType,
     ) -> Result<Option<Value>, ActorProcessingErr> {
         let name = meta::str_at(reference, "/name").unwrap_or_default();
-        match self
-            .objects
-            .get(rt(group, plural)?, Some(namespace), name)
-            .await
-        {
+        match self.objects.get(rt, Some(namespace), name).await {
             Ok(obj) if obj.pointer("/metadata/uid") == reference.get("uid") => Ok(Some(obj)),
             Ok(_) | Err(StoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
@@ -143,23 +129,20 @@ impl Budgets {
         let group = api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
         let found = match (group, meta::str_at(reference, "/kind").unwrap_or_default()) {
             ("apps" | "extensions", "ReplicaSet") => {
-                match self
-                    .owner(reference, namespace, "apps", "replicasets")
-                    .await?
-                {
+                match self.owner(reference, namespace, kinds::REPLICASETS).await? {
                     Some(rs) => match controller_of(&rs).filter(|c| c["kind"] == "Deployment") {
-                        Some(dep) => self.owner(dep, namespace, "apps", "deployments").await?,
+                        Some(dep) => self.owner(dep, namespace, kinds::DEPLOYMENTS).await?,
                         None => Some(rs),
                     },
                     None => None,
                 }
             }
             ("", "ReplicationController") => {
-                self.owner(reference, namespace, "", "replicationcontrollers")
+                self.owner(reference, namespace, kinds::REPLICATIONCONTROLLERS)
                     .await?
             }
             ("apps", "StatefulSet") => {
-                self.owner(reference, namespace, "apps", "statefulsets")
+                self.owner(reference, namespace, kinds::STATEFULSETS)
                     .await?
             }
             _ => None,
@@ -204,7 +187,7 @@ impl Budgets {
     }
 
     async fn sync(&self, namespace: &str, name: &str) -> Result<(), ActorProcessingErr> {
-        let pdb_rt = pdb_rt()?;
+        let pdb_rt = kinds::PODDISRUPTIONBUDGETS;
         let pdb = match self.objects.get(pdb_rt, Some(namespace), name).await {
             Ok(p) => p,
             Err(StoreError::NotFound(_)) => return Ok(()),
@@ -213,7 +196,7 @@ impl Budgets {
         let listing = self
             .objects
             .store()
-            .list(&format!("{}{namespace}/", rt("", "pods")?.prefix()))
+            .list(&format!("{}{namespace}/", kinds::PODS.prefix()))
             .await?;
         let all: Vec<Value> = listing
             .items

@@ -72,10 +72,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::registry::resources;
 
     fn pod(finalizers: &[&str]) -> Item {
-        let rt = resources::find("", "v1", "pods").expect("pods");
+        let rt = crate::registry::kinds::PODS;
         Item::from_value(
             rt,
             &json!({"metadata": {"name": "p", "namespace": "default", "uid": "p1", "finalizers": finalizers}}),

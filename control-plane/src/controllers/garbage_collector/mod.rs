@@ -442,10 +442,7 @@ impl Collector {
         let Some(node) = obj["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
             return Ok(None);
         };
-        let nodes = resources::find("", "v1", "nodes").ok_or(GcError::UnknownKind {
-            api_version: "v1".into(),
-            kind: "Node".into(),
-        })?;
+        let nodes = crate::registry::kinds::NODES;
         match self.objects.get(nodes, None, node).await {
             Ok(_) => Ok(None),
             Err(StoreError::NotFound(_)) => Ok(Some(0)),

@@ -13,12 +13,8 @@ use crate::registry::deletion::Propagation;
 use crate::registry::objects::Deleted;
 use crate::store::memory::MemoryStore;
 
-fn rt(group: &str, plural: &str) -> &'static ResourceType {
-    resources::find(group, "v1", plural).expect("type")
-}
-
 fn pods() -> &'static ResourceType {
-    rt("", "pods")
+    crate::registry::kinds::PODS
 }
 
 fn reference(owner: &Value, block: bool) -> Value {
@@ -110,10 +106,10 @@ fn finalizers_of(obj: &Value) -> Vec<String> {
 async fn background_deletion_cascades_over_two_levels() {
     let objects = store();
     let gc = start(&objects).await;
-    let d = create(&objects, rt("apps", "deployments"), "web", vec![]).await;
+    let d = create(&objects, crate::registry::kinds::DEPLOYMENTS, "web", vec![]).await;
     let rs = create(
         &objects,
-        rt("apps", "replicasets"),
+        crate::registry::kinds::REPLICASETS,
         "web-1",
         vec![reference(&d, true)],
     )
@@ -125,7 +121,7 @@ async fn background_deletion_cascades_over_two_levels() {
     assert_eq!(
         delete(
             &objects,
-            rt("apps", "deployments"),
+            crate::registry::kinds::DEPLOYMENTS,
             "web",
             Propagation::Background
         )
@@ -135,7 +131,7 @@ async fn background_deletion_cascades_over_two_levels() {
     );
     eventually!(
         "the set and its pods to go",
-        get(&objects, rt("apps", "replicasets"), "web-1")
+        get(&objects, crate::registry::kinds::REPLICASETS, "web-1")
             .await
             .is_none()
             && get(&objects, pods(), "web-1-a").await.is_none()
@@ -149,13 +145,16 @@ async fn background_deletion_cascades_over_two_levels() {
 async fn foreground_deletion_waits_for_blocking_dependents() {
     let objects = store();
     objects
-        .create(rt("", "nodes"), json!({"metadata": {"name": "n1"}}))
+        .create(
+            crate::registry::kinds::NODES,
+            json!({"metadata": {"name": "n1"}}),
+        )
         .await
         .expect("node");
-    let d = create(&objects, rt("apps", "deployments"), "web", vec![]).await;
+    let d = create(&objects, crate::registry::kinds::DEPLOYMENTS, "web", vec![]).await;
     let rs = create(
         &objects,
-        rt("apps", "replicasets"),
+        crate::registry::kinds::REPLICASETS,
         "web-1",
         vec![reference(&d, true)],
     )
@@ -167,7 +166,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     assert_eq!(
         delete(
             &objects,
-            rt("apps", "deployments"),
+            crate::registry::kinds::DEPLOYMENTS,
             "web",
             Propagation::Foreground
         )
@@ -184,8 +183,8 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     for (kind, name) in [
-        (rt("apps", "deployments"), "web"),
-        (rt("apps", "replicasets"), "web-1"),
+        (crate::registry::kinds::DEPLOYMENTS, "web"),
+        (crate::registry::kinds::REPLICASETS, "web-1"),
     ] {
         let owner = get(&objects, kind, name).await.expect("still there");
         assert!(deletion::is_deleting(&owner), "{name} marked");
@@ -202,10 +201,10 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         .expect("confirm");
     eventually!(
         "the set and the deployment to go",
-        get(&objects, rt("apps", "replicasets"), "web-1")
+        get(&objects, crate::registry::kinds::REPLICASETS, "web-1")
             .await
             .is_none()
-            && get(&objects, rt("apps", "deployments"), "web")
+            && get(&objects, crate::registry::kinds::DEPLOYMENTS, "web")
                 .await
                 .is_none()
     );
@@ -222,8 +221,14 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
 #[tokio::test]
 async fn orphaning_strips_the_owner_and_keeps_the_dependents() {
     let objects = store();
-    let rs = create(&objects, rt("apps", "replicasets"), "web", vec![]).await;
-    let holder = create(&objects, rt("", "configmaps"), "holder", vec![]).await;
+    let rs = create(&objects, crate::registry::kinds::REPLICASETS, "web", vec![]).await;
+    let holder = create(
+        &objects,
+        crate::registry::kinds::CONFIGMAPS,
+        "holder",
+        vec![],
+    )
+    .await;
     create(&objects, pods(), "only-rs", vec![reference(&rs, true)]).await;
     create(
         &objects,
@@ -237,18 +242,18 @@ async fn orphaning_strips_the_owner_and_keeps_the_dependents() {
     assert_eq!(
         delete(
             &objects,
-            rt("apps", "replicasets"),
+            crate::registry::kinds::REPLICASETS,
             "web",
             Propagation::Orphan
         )
         .await,
         Deleted::Marked
     );
-    let marked = get(&objects, rt("apps", "replicasets"), "web").await;
+    let marked = get(&objects, crate::registry::kinds::REPLICASETS, "web").await;
     assert!(marked.is_none_or(|rs| finalizers_of(&rs) == vec![ORPHAN]));
     eventually!(
         "the orphaning owner to go",
-        get(&objects, rt("apps", "replicasets"), "web")
+        get(&objects, crate::registry::kinds::REPLICASETS, "web")
             .await
             .is_none()
     );
@@ -269,13 +274,13 @@ async fn a_custom_finalizer_holds_an_object_until_an_update_removes_it() {
     let gc = start(&objects).await;
     let cm = json!({"metadata": {"name": "held", "namespace": "default", "finalizers": ["example.com/hold"]}});
     objects
-        .create(rt("", "configmaps"), cm)
+        .create(crate::registry::kinds::CONFIGMAPS, cm)
         .await
         .expect("create");
     assert_eq!(
         objects
             .delete_with(
-                rt("", "configmaps"),
+                crate::registry::kinds::CONFIGMAPS,
                 Some("default"),
                 "held",
                 &DeleteOptions::default()
@@ -285,7 +290,7 @@ async fn a_custom_finalizer_holds_an_object_until_an_update_removes_it() {
         Deleted::Marked
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let held = get(&objects, rt("", "configmaps"), "held")
+    let held = get(&objects, crate::registry::kinds::CONFIGMAPS, "held")
         .await
         .expect("held by its finalizer");
     assert!(deletion::is_deleting(&held));
@@ -293,25 +298,34 @@ async fn a_custom_finalizer_holds_an_object_until_an_update_removes_it() {
     assert_eq!(finalizers_of(&held), vec!["example.com/hold"]);
 
     objects
-        .update(rt("", "configmaps"), Some("default"), "held", |o| {
-            deletion::set_finalizers(o, Vec::new());
-            true
-        })
+        .update(
+            crate::registry::kinds::CONFIGMAPS,
+            Some("default"),
+            "held",
+            |o| {
+                deletion::set_finalizers(o, Vec::new());
+                true
+            },
+        )
         .await
         .expect("remove the finalizer");
-    assert!(get(&objects, rt("", "configmaps"), "held").await.is_none());
+    assert!(
+        get(&objects, crate::registry::kinds::CONFIGMAPS, "held")
+            .await
+            .is_none()
+    );
 
     // A foreground deletion ends with the collector's finalizer only: a
     // custom one still holds the owner.
     let rs = json!({"metadata": {"name": "rs", "namespace": "default", "finalizers": ["example.com/hold"]}});
     let rs = objects
-        .create(rt("apps", "replicasets"), rs)
+        .create(crate::registry::kinds::REPLICASETS, rs)
         .await
         .expect("rs");
     create(&objects, pods(), "p", vec![reference(&rs, true)]).await;
     delete(
         &objects,
-        rt("apps", "replicasets"),
+        crate::registry::kinds::REPLICASETS,
         "rs",
         Propagation::Foreground,
     )
@@ -319,19 +333,24 @@ async fn a_custom_finalizer_holds_an_object_until_an_update_removes_it() {
     eventually!(
         "the dependent to go and the foreground finalizer with it",
         get(&objects, pods(), "p").await.is_none()
-            && get(&objects, rt("apps", "replicasets"), "rs")
+            && get(&objects, crate::registry::kinds::REPLICASETS, "rs")
                 .await
                 .is_some_and(|rs| finalizers_of(&rs) == vec!["example.com/hold"])
     );
     objects
-        .update(rt("apps", "replicasets"), Some("default"), "rs", |o| {
-            deletion::set_finalizers(o, Vec::new());
-            true
-        })
+        .update(
+            crate::registry::kinds::REPLICASETS,
+            Some("default"),
+            "rs",
+            |o| {
+                deletion::set_finalizers(o, Vec::new());
+                true
+            },
+        )
         .await
         .expect("remove the finalizer");
     assert!(
-        get(&objects, rt("apps", "replicasets"), "rs")
+        get(&objects, crate::registry::kinds::REPLICASETS, "rs")
             .await
             .is_none()
     );
@@ -341,7 +360,7 @@ async fn a_custom_finalizer_holds_an_object_until_an_update_removes_it() {
 #[tokio::test]
 async fn owners_that_never_existed_or_have_another_uid_count_as_gone() {
     let objects = store();
-    let rs = create(&objects, rt("apps", "replicasets"), "web", vec![]).await;
+    let rs = create(&objects, crate::registry::kinds::REPLICASETS, "web", vec![]).await;
     let mut namesake = reference(&rs, true);
     namesake["uid"] = json!("an-earlier-web");
     let ghost = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "ghost", "uid": "ghost-uid", "controller": true});
@@ -384,7 +403,10 @@ async fn owners_that_never_existed_or_have_another_uid_count_as_gone() {
 async fn a_cluster_scoped_owner_takes_its_namespaced_dependents() {
     let objects = store();
     let node = objects
-        .create(rt("", "nodes"), json!({"metadata": {"name": "n1"}}))
+        .create(
+            crate::registry::kinds::NODES,
+            json!({"metadata": {"name": "n1"}}),
+        )
         .await
         .expect("node");
     let mut owner = reference(&node, false);
@@ -393,7 +415,7 @@ async fn a_cluster_scoped_owner_takes_its_namespaced_dependents() {
     assert_eq!(mirror["metadata"]["ownerReferences"][0]["kind"], "Node");
     let gc = start(&objects).await;
     objects
-        .delete(rt("", "nodes"), None, "n1")
+        .delete(crate::registry::kinds::NODES, None, "n1")
         .await
         .expect("delete node");
     // Nothing is left to confirm a pod of a deleted node: it goes at once.

@@ -35,7 +35,7 @@ use crate::store::Event;
 /// The event source upstream's Job controller uses.
 pub const COMPONENT: &str = "job-controller";
 
-pub use super::batch::{JobError, delete_job, jobs_rt, pods_rt};
+pub use super::batch::{JobError, delete_job};
 
 const JOB: &str = "Job";
 
@@ -101,7 +101,10 @@ impl Reconciler for Jobs {
     const NAME: &'static str = "job";
 
     fn watches(&self) -> Result<Vec<String>, JobError> {
-        Ok(vec![jobs_rt()?.prefix(), pods_rt()?.prefix()])
+        Ok(vec![
+            crate::registry::kinds::JOBS.prefix(),
+            crate::registry::kinds::PODS.prefix(),
+        ])
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, JobChange>> {
@@ -134,7 +137,7 @@ impl Reconciler for Jobs {
                 keys.extend(controlled.map(|c| owners.concerned(c)).unwrap_or_default());
             }
             JobChange::ScanOrphans => {
-                let (pods, _) = self.objects.list(pods_rt()?).await?;
+                let (pods, _) = self.objects.list(crate::registry::kinds::PODS).await?;
                 for orphan in pods.iter().filter_map(orphan_check) {
                     keys.extend(self.release(orphan).await?);
                 }
@@ -144,7 +147,7 @@ impl Reconciler for Jobs {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, JobError> {
-        Ok(list_refs(&self.objects, jobs_rt()?, JOB).await?)
+        Ok(list_refs(&self.objects, crate::registry::kinds::JOBS, JOB).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, JobError> {

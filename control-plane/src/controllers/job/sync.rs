@@ -21,7 +21,7 @@ use tracing::{debug, info};
 use super::backoff::Backoff;
 use super::pods;
 use super::status::{self, JobView};
-use super::{COMPONENT, JobError, delete_job, jobs_rt, pods_rt};
+use super::{COMPONENT, JobError, delete_job};
 use crate::clock::SharedClock;
 use crate::controllers::claim;
 use crate::controllers::pod::{deletion_order, slow_start_batches};
@@ -107,7 +107,7 @@ impl JobSync {
     /// Syncs the Job `namespace/name`; returns when it wants to be synced
     /// again (deadline, back-off, TTL), if at all.
     pub async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, JobError> {
-        let rt = jobs_rt()?;
+        let rt = crate::registry::kinds::JOBS;
         let job_obj = match self.objects.get(rt, Some(namespace), name).await {
             Ok(o) => o,
             // Gone: its pods went with it (cascade) or are orphans now.
@@ -319,7 +319,7 @@ impl JobSync {
         };
         indexes.reverse();
         let reference = owner_reference(job_obj, &job.uid);
-        let pods_rt = pods_rt()?;
+        let pods_rt = crate::registry::kinds::PODS;
         for batch in slow_start_batches(indexes.len()) {
             for _ in 0..batch {
                 let Some(index) = indexes.pop() else { break };
@@ -355,7 +355,11 @@ impl JobSync {
         job: Option<&(String, String)>,
     ) -> Result<Option<String>, JobError> {
         if let Some((name, uid)) = job {
-            match self.objects.get(jobs_rt()?, Some(namespace), name).await {
+            match self
+                .objects
+                .get(crate::registry::kinds::JOBS, Some(namespace), name)
+                .await
+            {
                 Ok(j)
                     if j.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid)
                         && !status::finished(&j["status"]) =>
@@ -378,7 +382,7 @@ impl JobSync {
         job_obj: &Value,
         job: &JobView,
     ) -> Result<Vec<Value>, JobError> {
-        let prefix = format!("{}{namespace}/", pods_rt()?.prefix());
+        let prefix = format!("{}{namespace}/", crate::registry::kinds::PODS.prefix());
         let listing = self.objects.store().list(&prefix).await?;
         let mut owned = Vec::new();
         let adopt_allowed = !job.deleting && !status::finished(&job_obj["status"]);
@@ -420,16 +424,21 @@ impl JobSync {
         let reference = owner_reference(job_obj, uid);
         let updated = self
             .objects
-            .update(pods_rt()?, Some(namespace), pods::name(pod), |p| {
-                if !claim::adopt(p, &reference) {
-                    return false;
-                }
-                match p["metadata"]["finalizers"].as_array_mut() {
-                    Some(f) => f.push(json!(pods::TRACKING_FINALIZER)),
-                    None => p["metadata"]["finalizers"] = json!([pods::TRACKING_FINALIZER]),
-                }
-                true
-            })
+            .update(
+                crate::registry::kinds::PODS,
+                Some(namespace),
+                pods::name(pod),
+                |p| {
+                    if !claim::adopt(p, &reference) {
+                        return false;
+                    }
+                    match p["metadata"]["finalizers"].as_array_mut() {
+                        Some(f) => f.push(json!(pods::TRACKING_FINALIZER)),
+                        None => p["metadata"]["finalizers"] = json!([pods::TRACKING_FINALIZER]),
+                    }
+                    true
+                },
+            )
             .await;
         match updated {
             Ok(p) => Ok(p),
@@ -466,7 +475,12 @@ impl JobSync {
     async fn untrack(&self, namespace: &str, name: &str) -> Result<bool, JobError> {
         match self
             .objects
-            .update(pods_rt()?, Some(namespace), name, pods::untrack)
+            .update(
+                crate::registry::kinds::PODS,
+                Some(namespace),
+                name,
+                pods::untrack,
+            )
             .await
         {
             Ok(_) | Err(StoreError::NotFound(_)) => Ok(true),
@@ -492,7 +506,7 @@ impl JobSync {
     ) -> Result<Option<Value>, JobError> {
         let updated = self
             .objects
-            .update(jobs_rt()?, Some(namespace), name, |obj| {
+            .update(crate::registry::kinds::JOBS, Some(namespace), name, |obj| {
                 if obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
                     || obj.get("status") == Some(status)
                 {

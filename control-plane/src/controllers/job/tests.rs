@@ -12,7 +12,6 @@ use super::backoff::Backoff;
 use super::pods::{self, TRACKING_FINALIZER};
 use super::status;
 use super::sync::JobSync;
-use super::{jobs_rt, pods_rt};
 use crate::clock::{Clock, FakeClock};
 use crate::registry::objects::Objects;
 use crate::store::memory::MemoryStore;
@@ -58,7 +57,7 @@ fn job(name: &str, restart: &str, spec: Value) -> Value {
 impl Env {
     async fn create(&self, job: Value) -> Value {
         self.objects
-            .create(jobs_rt().expect("rt"), job)
+            .create(crate::registry::kinds::JOBS, job)
             .await
             .expect("create job")
     }
@@ -70,7 +69,7 @@ impl Env {
 
     async fn job(&self, name: &str) -> Option<Value> {
         self.objects
-            .get(jobs_rt().expect("rt"), Some(NS), name)
+            .get(crate::registry::kinds::JOBS, Some(NS), name)
             .await
             .ok()
     }
@@ -83,7 +82,7 @@ impl Env {
     async fn pods(&self) -> Vec<Value> {
         let (mut pods, _) = self
             .objects
-            .list(pods_rt().expect("rt"))
+            .list(crate::registry::kinds::PODS)
             .await
             .expect("pods");
         pods.sort_by_key(name);
@@ -99,7 +98,7 @@ impl Env {
     async fn set_phase(&self, pod: &str, phase: &str) {
         let now = status::timestamp(self.clock.now());
         self.objects
-            .update(pods_rt().expect("rt"), Some(NS), pod, |p| {
+            .update(crate::registry::kinds::PODS, Some(NS), pod, |p| {
                 p["status"]["phase"] = json!(phase);
                 if phase == "Succeeded" || phase == "Failed" {
                     let code = if phase == "Succeeded" { 0 } else { 1 };
@@ -114,14 +113,14 @@ impl Env {
 
     async fn edit_pod(&self, pod: &str, change: impl FnMut(&mut Value) -> bool) {
         self.objects
-            .update(pods_rt().expect("rt"), Some(NS), pod, change)
+            .update(crate::registry::kinds::PODS, Some(NS), pod, change)
             .await
             .expect("update pod");
     }
 
     async fn edit_job(&self, name: &str, change: impl FnMut(&mut Value) -> bool) {
         self.objects
-            .update(jobs_rt().expect("rt"), Some(NS), name, change)
+            .update(crate::registry::kinds::JOBS, Some(NS), name, change)
             .await
             .expect("update job");
     }
@@ -131,7 +130,7 @@ impl Env {
     }
 
     async fn event_reasons(&self) -> Vec<String> {
-        let rt = crate::registry::resources::find("", "v1", "events").expect("events");
+        let rt = crate::registry::kinds::EVENTS;
         let (events, _) = self.objects.list(rt).await.expect("events");
         events
             .iter()
@@ -391,7 +390,7 @@ async fn on_failure_restarts_count_toward_the_limit() {
     assert!(pods::deleting(&pods[0]));
     // The kubelet removes the pod; the Job fails.
     env.objects
-        .delete(pods_rt().expect("rt"), Some(NS), &pod)
+        .delete(crate::registry::kinds::PODS, Some(NS), &pod)
         .await
         .expect("delete");
     env.sync("retry").await;
@@ -496,7 +495,7 @@ async fn pods_of_a_deleted_job_lose_their_tracking_finalizer() {
     assert!(pods::tracked(&env.pods().await[0]));
     // The Job goes; the collector deletes the pod, which the finalizer holds.
     env.objects
-        .delete(jobs_rt().expect("rt"), Some(NS), "bye")
+        .delete(crate::registry::kinds::JOBS, Some(NS), "bye")
         .await
         .expect("delete job");
     env.objects.delete_pod(NS, &pod).await.expect("delete pod");
@@ -613,7 +612,7 @@ async fn a_counted_pod_stays_counted_after_it_is_deleted() {
     env.sync("keep").await;
     assert_eq!(env.status("keep").await["succeeded"], 1);
     env.objects
-        .delete(pods_rt().expect("rt"), Some(NS), &first)
+        .delete(crate::registry::kinds::PODS, Some(NS), &first)
         .await
         .expect("delete");
     env.sync("keep").await;
@@ -661,7 +660,7 @@ async fn orphans_matching_the_selector_are_adopted() {
     let labels = created["spec"]["template"]["metadata"]["labels"].clone();
     env.objects
         .create(
-            pods_rt().expect("rt"),
+            crate::registry::kinds::PODS,
             json!({"metadata": {"name": "stray", "namespace": NS, "labels": labels},
                    "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
         )
@@ -693,7 +692,7 @@ async fn the_actor_creates_pods_for_a_new_job() {
     .expect("spawn");
     objects
         .create(
-            jobs_rt().expect("rt"),
+            crate::registry::kinds::JOBS,
             job(
                 "watched",
                 "Never",
@@ -704,7 +703,11 @@ async fn the_actor_creates_pods_for_a_new_job() {
         .expect("job");
     let mut pods = Vec::new();
     for _ in 0..100 {
-        pods = objects.list(pods_rt().expect("rt")).await.expect("pods").0;
+        pods = objects
+            .list(crate::registry::kinds::PODS)
+            .await
+            .expect("pods")
+            .0;
         if pods.len() == 2 {
             break;
         }

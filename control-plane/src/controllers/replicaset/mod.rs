@@ -13,7 +13,7 @@ use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reco
 use super::{metadata_of, namespace_objects, object_of};
 use crate::meta::{self};
 use crate::registry::objects::Objects;
-use crate::registry::resources::{self, ResourceType};
+use crate::registry::resources::ResourceType;
 use crate::store::{Event, StoreError};
 
 const REPLICA_SET: &str = "ReplicaSet";
@@ -21,10 +21,10 @@ const REPLICATION_CONTROLLER: &str = "ReplicationController";
 /// The owner kinds, in the order of their watches.
 const KINDS: [&str; 2] = [REPLICA_SET, REPLICATION_CONTROLLER];
 
-fn owner_resource(kind: &str) -> Option<&'static ResourceType> {
+fn owner_rt(kind: &str) -> &'static ResourceType {
     match kind {
-        REPLICA_SET => resources::find("apps", "v1", "replicasets"),
-        _ => resources::find("", "v1", "replicationcontrollers"),
+        REPLICA_SET => crate::registry::kinds::REPLICASETS,
+        _ => crate::registry::kinds::REPLICATIONCONTROLLERS,
     }
 }
 
@@ -39,9 +39,6 @@ fn component(kind: &str) -> &'static str {
 /// What can go wrong in a sync.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaSetError {
-    /// A resource type is not registered (a build error).
-    #[error("resource type {0} is not registered")]
-    NoType(&'static str),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -55,14 +52,6 @@ pub struct ReplicaSets {
     objects: Objects,
 }
 
-fn pods_rt() -> Result<&'static ResourceType, ReplicaSetError> {
-    resources::find("", "v1", "pods").ok_or(ReplicaSetError::NoType("pods"))
-}
-
-fn owner_rt(kind: &str) -> Result<&'static ResourceType, ReplicaSetError> {
-    owner_resource(kind).ok_or(ReplicaSetError::NoType("owner"))
-}
-
 impl Reconciler for ReplicaSets {
     type Key = ObjectRef;
     type Change = Controlled;
@@ -71,9 +60,9 @@ impl Reconciler for ReplicaSets {
 
     fn watches(&self) -> Result<Vec<String>, ReplicaSetError> {
         Ok(vec![
-            owner_rt(REPLICA_SET)?.prefix(),
-            owner_rt(REPLICATION_CONTROLLER)?.prefix(),
-            pods_rt()?.prefix(),
+            owner_rt(REPLICA_SET).prefix(),
+            owner_rt(REPLICATION_CONTROLLER).prefix(),
+            crate::registry::kinds::PODS.prefix(),
         ])
     }
 
@@ -100,7 +89,7 @@ impl Reconciler for ReplicaSets {
     async fn list(&mut self) -> Result<Vec<ObjectRef>, ReplicaSetError> {
         let mut keys = Vec::new();
         for kind in KINDS {
-            keys.extend(list_refs(&self.objects, owner_rt(kind)?, kind).await?);
+            keys.extend(list_refs(&self.objects, owner_rt(kind), kind).await?);
         }
         Ok(keys)
     }
@@ -124,7 +113,7 @@ impl ReplicaSets {
             namespace,
             name,
         } = key;
-        let rt = owner_rt(kind)?;
+        let rt = owner_rt(kind);
         let owner_obj = match self.objects.get(rt, Some(namespace), name).await {
             Ok(o) => o,
             // Gone: its pods are the garbage collector's business.
@@ -134,9 +123,10 @@ impl ReplicaSets {
         let Some(owner) = Owner::from_object(&owner_obj) else {
             return Ok(None);
         };
-        let pods = namespace_objects(&self.objects, pods_rt()?, namespace).await?;
+        let pods =
+            namespace_objects(&self.objects, crate::registry::kinds::PODS, namespace).await?;
         let plan = plan::plan(&owner, &pods, chrono::Utc::now());
-        let pods_rt = pods_rt()?;
+        let pods_rt = crate::registry::kinds::PODS;
         let reference = json!({
             "apiVersion": owner_obj["apiVersion"], "kind": owner_obj["kind"],
             "name": name, "uid": owner.uid,

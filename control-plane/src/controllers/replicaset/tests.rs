@@ -24,7 +24,7 @@ fn web(min_ready_seconds: u64) -> Value {
 }
 
 async fn status(objects: &Objects) -> Value {
-    let rt = owner_rt(REPLICA_SET).expect("type");
+    let rt = owner_rt(REPLICA_SET);
     let rs = objects
         .get(rt, Some("default"), "web")
         .await
@@ -33,7 +33,10 @@ async fn status(objects: &Objects) -> Value {
 }
 
 async fn pod_names(objects: &Objects) -> Vec<String> {
-    let (pods, _) = objects.list(pods_rt().expect("type")).await.expect("list");
+    let (pods, _) = objects
+        .list(crate::registry::kinds::PODS)
+        .await
+        .expect("list");
     pods.iter().map(|p| meta::name(p).to_string()).collect()
 }
 
@@ -42,7 +45,7 @@ async fn make_ready(objects: &Objects) {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for name in pod_names(objects).await {
         objects
-            .update(pods_rt().expect("type"), Some("default"), &name, |p| {
+            .update(crate::registry::kinds::PODS, Some("default"), &name, |p| {
                 p["spec"]["nodeName"] = json!("n1");
                 p["status"] = json!({"phase": "Running", "conditions": [
                     {"type": "Ready", "status": "True", "lastTransitionTime": now}]});
@@ -68,7 +71,7 @@ async fn eventually(seconds: u64, mut check: impl AsyncFnMut() -> bool) -> bool 
 async fn a_sync_says_when_a_ready_pod_becomes_available() {
     let objects = Objects::new(Arc::new(MemoryStore::new()));
     let rs = ReplicaSets::new(objects.clone());
-    let rt = owner_rt(REPLICA_SET).expect("type");
+    let rt = owner_rt(REPLICA_SET);
     objects.create(rt, web(600)).await.expect("create rs");
     let key = ObjectRef::new(REPLICA_SET, "default", "web");
     assert_eq!(rs.sync(&key).await.expect("sync"), None, "no pod is ready");
@@ -89,7 +92,7 @@ async fn the_controller_requeues_until_the_pod_is_available() {
     let (actor, _) = Actor::spawn(None, ReplicaSetController::default(), args)
         .await
         .expect("spawn");
-    let rt = owner_rt(REPLICA_SET).expect("type");
+    let rt = owner_rt(REPLICA_SET);
     objects.create(rt, web(2)).await.expect("create rs");
     assert!(eventually(5, async || pod_names(&objects).await.len() == 1).await);
     make_ready(&objects).await;

@@ -43,7 +43,6 @@ use super::{object_of, watch_prefix};
 use crate::controllers::volume::provision;
 use crate::registry::kinds::pod::set_condition;
 use crate::registry::objects::Objects;
-use crate::registry::resources as api_types;
 use crate::store::{Event, EventKind, StoreError};
 
 /// Pods placed per round (one store transaction); the actor reads its
@@ -171,14 +170,14 @@ impl SchedulerState {
     }
 
     async fn resync_pods(&mut self) -> Result<(), ActorProcessingErr> {
-        let rt = api_types::find("", "v1", "pods").ok_or("pods type")?;
+        let rt = crate::registry::kinds::PODS;
         let (pods, revision) = self.objects.list(rt).await?;
         self.cache.reset_pods_owned(pods, revision);
         Ok(())
     }
 
     async fn resync_nodes(&mut self) -> Result<(), ActorProcessingErr> {
-        let rt = api_types::find("", "v1", "nodes").ok_or("nodes type")?;
+        let rt = crate::registry::kinds::NODES;
         let (nodes, revision) = self.objects.list(rt).await?;
         self.cache.reset_nodes(&nodes, revision);
         self.cache.retry_unschedulable();
@@ -373,7 +372,7 @@ impl SchedulerState {
             self.cache.mark_unschedulable(key, None);
             return Ok(());
         }
-        let pods_rt = api_types::find("", "v1", "pods").ok_or("pods type")?;
+        let pods_rt = crate::registry::kinds::PODS;
         let ns = pending.object["metadata"]["namespace"]
             .as_str()
             .unwrap_or("default")
@@ -480,9 +479,7 @@ impl Actor for Scheduler {
             },
         );
         myself.send_interval(RETRY_UNSCHEDULABLE, || SchedulerMsg::Retry);
-        let pods_prefix = api_types::find("", "v1", "pods")
-            .ok_or("pods type")?
-            .prefix();
+        let pods_prefix = crate::registry::kinds::PODS.prefix();
         Ok(SchedulerState {
             objects,
             cache: Cache::default(),

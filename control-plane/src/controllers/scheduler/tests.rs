@@ -199,8 +199,8 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
 #[tokio::test]
 async fn the_actor_binds_by_resources_and_affinity_and_explains_failures() {
     let objects = Objects::new(Arc::new(MemoryStore::new()));
-    let nodes_rt = api_types::find("", "v1", "nodes").expect("nodes");
-    let pods_rt = api_types::find("", "v1", "pods").expect("pods");
+    let nodes_rt = crate::registry::kinds::NODES;
+    let pods_rt = crate::registry::kinds::PODS;
     objects
         .create(nodes_rt, node("small", "1", json!({"zone": "a"})))
         .await
@@ -261,7 +261,7 @@ async fn the_actor_binds_by_resources_and_affinity_and_explains_failures() {
          preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, \
          2 No preemption victims found for incoming pod.."
     );
-    let events_rt = api_types::find("", "v1", "events").expect("events");
+    let events_rt = crate::registry::kinds::EVENTS;
     let (events, _) = objects.list(events_rt).await.expect("events");
     let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
     assert!(reasons.contains(&"Scheduled"), "{reasons:?}");
@@ -368,9 +368,9 @@ async fn pods_with_claims_get_a_volume_on_their_node_and_stay_with_it() {
     crate::controllers::volume::ensure_default_class(&objects)
         .await
         .expect("class");
-    let nodes_rt = api_types::find("", "v1", "nodes").expect("nodes");
-    let pods_rt = api_types::find("", "v1", "pods").expect("pods");
-    let claims_rt = api_types::find("", "v1", "persistentvolumeclaims").expect("claims");
+    let nodes_rt = crate::registry::kinds::NODES;
+    let pods_rt = crate::registry::kinds::PODS;
+    let claims_rt = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
     for name in ["n1", "n2"] {
         objects
             .create(

@@ -16,7 +16,6 @@ use crate::controllers::volume::PROVISIONER;
 use crate::controllers::volume::mounts::claim_volumes;
 use crate::meta::str_at;
 use crate::registry::objects::Objects;
-use crate::registry::resources;
 use crate::store::StoreError;
 
 /// What the pod's claims ask of a node.
@@ -59,13 +58,11 @@ pub fn has_claims(pod: &Value) -> bool {
 
 /// Reads the pod's claims and their volumes.
 pub async fn check(objects: &Objects, pod: &Value) -> Result<Check, StoreError> {
-    let find = |plural| {
-        resources::find("", "v1", plural)
-            .ok_or_else(|| StoreError::Backend(format!("{plural} type")))
-    };
-    let (claims_rt, volumes_rt) = (find("persistentvolumeclaims")?, find("persistentvolumes")?);
-    let classes_rt = resources::find("storage.k8s.io", "v1", "storageclasses")
-        .ok_or_else(|| StoreError::Backend("storageclasses type".into()))?;
+    let (claims_rt, volumes_rt, classes_rt) = (
+        crate::registry::kinds::PERSISTENTVOLUMECLAIMS,
+        crate::registry::kinds::PERSISTENTVOLUMES,
+        crate::registry::kinds::STORAGECLASSES,
+    );
     let namespace = str_at(pod, "/metadata/namespace").unwrap_or("default");
     let mut fit = VolumeFit::default();
     for (_, claim) in claim_volumes(pod) {
@@ -153,7 +150,7 @@ mod tests {
     #[tokio::test]
     async fn claims_decide_where_a_pod_may_go() {
         let objects = Objects::new(Arc::new(MemoryStore::new()));
-        let claims = resources::find("", "v1", "persistentvolumeclaims").expect("type");
+        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
         assert!(!has_claims(
             &json!({"spec": {"volumes": [{"name": "x", "emptyDir": {}}]}})
         ));

@@ -31,7 +31,7 @@ use super::runtime::{self, Controlled, Controller, ObjectRef, OwnerIndex, Reconc
 use super::{metadata_of, namespace_objects, object_of};
 use crate::meta::{self, controller_uid, deleting, labels as labels_of, str_at};
 use crate::registry::objects::Objects;
-use crate::registry::resources::{self, ResourceType};
+use crate::registry::resources::ResourceType;
 use crate::store::{Event, StoreError};
 
 const COMPONENT: &str = "statefulset-controller";
@@ -41,9 +41,6 @@ const STATEFUL_SET: &str = "StatefulSet";
 /// Failures of a sync that are not the store's.
 #[derive(Debug, thiserror::Error)]
 pub enum StatefulSetError {
-    /// A resource type is not registered (a build error).
-    #[error("resource type {0} is not registered")]
-    NoType(&'static str),
     /// The revision name is taken by another set's or template's revision;
     /// the collision count was raised so the next try uses another hash.
     #[error("controller revision {0} exists with other data (hash collision)")]
@@ -64,10 +61,6 @@ pub struct StatefulSets {
     objects: Objects,
 }
 
-fn rt(group: &str, plural: &'static str) -> Result<&'static ResourceType, StatefulSetError> {
-    resources::find(group, "v1", plural).ok_or(StatefulSetError::NoType(plural))
-}
-
 /// The set's two revisions as this sync uses them.
 struct Revisions {
     current: Known,
@@ -84,8 +77,8 @@ impl Reconciler for StatefulSets {
 
     fn watches(&self) -> Result<Vec<String>, StatefulSetError> {
         Ok(vec![
-            rt("apps", "statefulsets")?.prefix(),
-            rt("", "pods")?.prefix(),
+            crate::registry::kinds::STATEFULSETS.prefix(),
+            crate::registry::kinds::PODS.prefix(),
         ])
     }
 
@@ -111,7 +104,12 @@ impl Reconciler for StatefulSets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, StatefulSetError> {
-        Ok(list_refs(&self.objects, rt("apps", "statefulsets")?, STATEFUL_SET).await?)
+        Ok(list_refs(
+            &self.objects,
+            crate::registry::kinds::STATEFULSETS,
+            STATEFUL_SET,
+        )
+        .await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<runtime::Action, StatefulSetError> {
@@ -136,7 +134,7 @@ impl StatefulSets {
     /// One sync; returns when to look again if nothing else happens.
     async fn sync(&self, key: &ObjectRef) -> Result<Option<Duration>, StatefulSetError> {
         let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
-        let sets = rt("apps", "statefulsets")?;
+        let sets = crate::registry::kinds::STATEFULSETS;
         let set = match self.objects.get(sets, Some(namespace), name).await {
             Ok(s) => s,
             // Gone: its pods are the garbage collector's, its claims stay.
@@ -177,7 +175,7 @@ impl StatefulSets {
 
     /// The set's revisions, making (or renumbering) the one of its template.
     async fn revisions(&self, set: &Value, namespace: &str) -> Result<Revisions, StatefulSetError> {
-        let crs = rt("apps", "controllerrevisions")?;
+        let crs = crate::registry::kinds::CONTROLLERREVISIONS;
         let uid = str_at(set, "/metadata/uid").unwrap_or_default();
         let mut all: Vec<Known> = self
             .namespace_objects(crs, namespace)
@@ -243,7 +241,7 @@ impl StatefulSets {
         collisions: &mut u32,
         namespace: &str,
     ) -> Result<Known, StatefulSetError> {
-        let crs = rt("apps", "controllerrevisions")?;
+        let crs = crate::registry::kinds::CONTROLLERREVISIONS;
         let set_name = meta::name(set);
         let hash = revision::hash(data, *collisions);
         let name = revision::name(set_name, &hash);
@@ -279,7 +277,7 @@ impl StatefulSets {
                 let count = *collisions;
                 self.objects
                     .update(
-                        rt("apps", "statefulsets")?,
+                        crate::registry::kinds::STATEFULSETS,
                         Some(namespace),
                         set_name,
                         |s| {
@@ -302,7 +300,7 @@ impl StatefulSets {
         selector: &LabelSelector,
         namespace: &str,
     ) -> Result<Vec<Value>, StatefulSetError> {
-        let pods_rt = rt("", "pods")?;
+        let pods_rt = crate::registry::kinds::PODS;
         let uid = str_at(set, "/metadata/uid").unwrap_or_default().to_string();
         let set_name = meta::name(set);
         let mut mine = Vec::new();
@@ -341,7 +339,7 @@ impl StatefulSets {
 
     /// Creates the claims of the pod of `ordinal` that do not exist yet.
     async fn ensure_claims(&self, set: &Value, ordinal: usize) -> Result<(), StatefulSetError> {
-        let claims_rt = rt("", "persistentvolumeclaims")?;
+        let claims_rt = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
         let pod_name = format!("{}-{ordinal}", meta::name(set));
         for (_, claim) in pods::claims(set, ordinal) {
             let namespace = str_at(&claim, "/metadata/namespace").unwrap_or("default");
@@ -413,7 +411,7 @@ impl StatefulSets {
     ) -> Result<(), StatefulSetError> {
         let namespace = meta::namespace(set);
         let set_name = meta::name(set);
-        let pods_rt = rt("", "pods")?;
+        let pods_rt = crate::registry::kinds::PODS;
         for action in actions {
             match action {
                 Action::Create { ordinal, revision } => {
@@ -485,7 +483,7 @@ impl StatefulSets {
                 .await;
             return Err(e);
         }
-        match self.objects.create(rt("", "pods")?, pod).await {
+        match self.objects.create(crate::registry::kinds::PODS, pod).await {
             Ok(_) => {
                 let message = format!(
                     "create Pod {pod_name} in StatefulSet {} successful",
@@ -571,7 +569,7 @@ impl StatefulSets {
         let (current, update) = (current.clone(), update.clone());
         self.objects
             .update(
-                rt("apps", "statefulsets")?,
+                crate::registry::kinds::STATEFULSETS,
                 Some(namespace),
                 meta::name(set),
                 |obj| {
@@ -638,7 +636,7 @@ impl StatefulSets {
         live.insert(revisions.current.name.clone());
         live.insert(revisions.update.name.clone());
         let namespace = meta::namespace(set);
-        let crs = rt("apps", "controllerrevisions")?;
+        let crs = crate::registry::kinds::CONTROLLERREVISIONS;
         for name in revision::history_to_delete(&revisions.all, &live, limit as usize) {
             debug!(set = %meta::name(set), revision = %name, "pruning revision beyond the history limit");
             self.objects.delete(crs, Some(namespace), &name).await?;

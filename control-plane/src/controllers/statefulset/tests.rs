@@ -39,7 +39,7 @@ fn web(replicas: u64, image: &str) -> Value {
 
 async fn create_set(s: &StatefulSets, set: Value) {
     s.objects
-        .create(rt("apps", "statefulsets").expect("type"), set)
+        .create(crate::registry::kinds::STATEFULSETS, set)
         .await
         .expect("create set");
 }
@@ -47,7 +47,7 @@ async fn create_set(s: &StatefulSets, set: Value) {
 async fn edit_set(s: &StatefulSets, change: impl Fn(&mut Value)) {
     s.objects
         .update(
-            rt("apps", "statefulsets").expect("type"),
+            crate::registry::kinds::STATEFULSETS,
             Some("default"),
             "web",
             |obj| {
@@ -69,7 +69,7 @@ async fn sync(s: &StatefulSets) {
 async fn pods(s: &StatefulSets) -> Vec<String> {
     let mut names: Vec<String> = s
         .objects
-        .list(rt("", "pods").expect("type"))
+        .list(crate::registry::kinds::PODS)
         .await
         .expect("list")
         .0
@@ -85,7 +85,7 @@ async fn pods(s: &StatefulSets) -> Vec<String> {
 
 async fn pod(s: &StatefulSets, name: &str) -> Value {
     s.objects
-        .get(rt("", "pods").expect("type"), Some("default"), name)
+        .get(crate::registry::kinds::PODS, Some("default"), name)
         .await
         .expect("pod")
 }
@@ -93,7 +93,7 @@ async fn pod(s: &StatefulSets, name: &str) -> Value {
 async fn claims(s: &StatefulSets) -> Vec<String> {
     let mut names: Vec<String> = s
         .objects
-        .list(rt("", "persistentvolumeclaims").expect("type"))
+        .list(crate::registry::kinds::PERSISTENTVOLUMECLAIMS)
         .await
         .expect("list")
         .0
@@ -107,7 +107,7 @@ async fn claims(s: &StatefulSets) -> Vec<String> {
 /// The kubelet's part: the pod runs on `node` and is Ready.
 async fn ready(s: &StatefulSets, name: &str) {
     s.objects
-        .update(rt("", "pods").expect("type"), Some("default"), name, |p| {
+        .update(crate::registry::kinds::PODS, Some("default"), name, |p| {
             p["spec"]["nodeName"] = json!("n1");
             p["status"] = json!({"phase": "Running", "conditions": [
                 {"type": "Ready", "status": "True", "lastTransitionTime": "2024-01-01T00:00:00Z"}]});
@@ -120,18 +120,14 @@ async fn ready(s: &StatefulSets, name: &str) {
 /// The node confirmed the containers gone: the pod object goes.
 async fn gone(s: &StatefulSets, name: &str) {
     s.objects
-        .delete(rt("", "pods").expect("type"), Some("default"), name)
+        .delete(crate::registry::kinds::PODS, Some("default"), name)
         .await
         .expect("gone");
 }
 
 async fn set_status(s: &StatefulSets) -> Value {
     s.objects
-        .get(
-            rt("apps", "statefulsets").expect("type"),
-            Some("default"),
-            "web",
-        )
+        .get(crate::registry::kinds::STATEFULSETS, Some("default"), "web")
         .await
         .expect("set")["status"]
         .clone()
@@ -139,7 +135,7 @@ async fn set_status(s: &StatefulSets) -> Value {
 
 async fn event_messages(s: &StatefulSets) -> Vec<String> {
     s.objects
-        .list(rt("", "events").expect("type"))
+        .list(crate::registry::kinds::EVENTS)
         .await
         .expect("events")
         .0
@@ -213,7 +209,7 @@ async fn pods_are_created_in_order_each_after_the_previous_is_ready() {
     // One revision, owned by the set, with the template's labels.
     let (revisions, _) = s
         .objects
-        .list(rt("apps", "controllerrevisions").expect("type"))
+        .list(crate::registry::kinds::CONTROLLERREVISIONS)
         .await
         .expect("list");
     assert_eq!(revisions.len(), 1);
@@ -359,7 +355,7 @@ async fn a_rolling_update_respects_the_partition_and_rollbacks_reuse_revisions()
     sync(&s).await;
     let (revisions, _) = s
         .objects
-        .list(rt("apps", "controllerrevisions").expect("type"))
+        .list(crate::registry::kinds::CONTROLLERREVISIONS)
         .await
         .expect("list");
     let numbers: BTreeMap<String, i64> = revisions
@@ -396,7 +392,7 @@ async fn parallel_sets_create_and_remove_all_at_once() {
 #[tokio::test]
 async fn orphans_of_the_set_are_adopted_and_strangers_left_alone() {
     let s = state();
-    let pods_rt = rt("", "pods").expect("type");
+    let pods_rt = crate::registry::kinds::PODS;
     for (name, app) in [("web-0", "nginx"), ("other", "nginx"), ("web-1", "db")] {
         s.objects
             .create(

@@ -23,7 +23,6 @@ use super::{object_of, watch_prefix};
 use crate::meta::str_at;
 use crate::registry::admission::DEFAULT_CLASS;
 use crate::registry::objects::Objects;
-use crate::registry::resources::{self, ResourceType};
 use crate::store::{EventKind, StoreError};
 
 /// The provisioner (and CSI driver) name of node-local volumes.
@@ -35,9 +34,6 @@ const COMPONENT: &str = "persistentvolume-controller";
 /// What can go wrong with volumes.
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
-    /// A resource type is not registered (a build error).
-    #[error("resource type {0} is not registered")]
-    NoType(&'static str),
     /// The claim's class does not exist.
     #[error("storageclass.storage.k8s.io \"{0}\" not found")]
     NoClass(String),
@@ -52,10 +48,6 @@ pub enum VolumeError {
     Store(#[from] StoreError),
 }
 
-fn rt(group: &str, plural: &'static str) -> Result<&'static ResourceType, VolumeError> {
-    resources::find(group, "v1", plural).ok_or(VolumeError::NoType(plural))
-}
-
 /// Creates the default StorageClass unless it exists.
 pub async fn ensure_default_class(objects: &Objects) -> Result<(), VolumeError> {
     let class = json!({
@@ -68,7 +60,7 @@ pub async fn ensure_default_class(objects: &Objects) -> Result<(), VolumeError> 
         "volumeBindingMode": "WaitForFirstConsumer",
     });
     match objects
-        .create(rt("storage.k8s.io", "storageclasses")?, class)
+        .create(crate::registry::kinds::STORAGECLASSES, class)
         .await
     {
         Ok(_) => {
@@ -112,7 +104,7 @@ impl VolumeState {
         };
         let class = match self
             .objects
-            .get(rt("storage.k8s.io", "storageclasses")?, None, class)
+            .get(crate::registry::kinds::STORAGECLASSES, None, class)
             .await
         {
             Ok(c) => c,
@@ -136,8 +128,8 @@ impl VolumeState {
     /// Volumes whose claim is gone are released, and deleted if their
     /// policy says so.
     async fn reclaim(&self) -> Result<(), VolumeError> {
-        let volumes = rt("", "persistentvolumes")?;
-        let claims = rt("", "persistentvolumeclaims")?;
+        let volumes = crate::registry::kinds::PERSISTENTVOLUMES;
+        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
         let (all, _) = self.objects.list(volumes).await?;
         for pv in all {
             // Without a uid the volume is pre-bound to a claim to come.
@@ -196,7 +188,7 @@ impl Actor for VolumeController {
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
-            rt("", "persistentvolumeclaims")?.prefix(),
+            crate::registry::kinds::PERSISTENTVOLUMECLAIMS.prefix(),
             move |event| {
                 let msg = match event {
                     None => VolumeMsg::Resync,
@@ -245,8 +237,8 @@ mod tests {
         let objects = Objects::new(Arc::new(MemoryStore::new()));
         ensure_default_class(&objects).await.expect("class");
         ensure_default_class(&objects).await.expect("idempotent");
-        let claims = rt("", "persistentvolumeclaims").expect("type");
-        let volumes = rt("", "persistentvolumes").expect("type");
+        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
+        let volumes = crate::registry::kinds::PERSISTENTVOLUMES;
         for name in ["a", "b"] {
             objects
                 .create(

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value, json};
 use skiff_proto::node::LOCAL_VOLUMES_ANNOTATION;
 
-use super::{PROVISIONER, VolumeError, rt};
+use super::{PROVISIONER, VolumeError};
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
@@ -39,7 +39,11 @@ pub async fn local_volumes(
         .unwrap_or("default");
     for (volume, claim) in claim_volumes(pod) {
         let pvc = match objects
-            .get(rt("", "persistentvolumeclaims")?, Some(namespace), &claim)
+            .get(
+                crate::registry::kinds::PERSISTENTVOLUMECLAIMS,
+                Some(namespace),
+                &claim,
+            )
             .await
         {
             Ok(c) => c,
@@ -54,7 +58,7 @@ pub async fn local_volumes(
             continue;
         };
         let pv = match objects
-            .get(rt("", "persistentvolumes")?, None, pv_name)
+            .get(crate::registry::kinds::PERSISTENTVOLUMES, None, pv_name)
             .await
         {
             Ok(v) => v,
@@ -124,7 +128,7 @@ mod tests {
     async fn the_node_is_told_the_handles_of_bound_claims_only() {
         let objects = Objects::new(Arc::new(MemoryStore::new()));
         ensure_default_class(&objects).await.expect("class");
-        let claims = rt("", "persistentvolumeclaims").expect("type");
+        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
         for name in ["bound", "waiting"] {
             objects
                 .create(

@@ -16,7 +16,7 @@
 use serde_json::{Value, json};
 use tracing::info;
 
-use super::{PROVISIONER, VolumeError, rt};
+use super::{PROVISIONER, VolumeError};
 use crate::meta::str_at;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
@@ -89,15 +89,15 @@ pub async fn provision(
     claim: &str,
     node: &str,
 ) -> Result<String, VolumeError> {
-    let claims = rt("", "persistentvolumeclaims")?;
-    let volumes = rt("", "persistentvolumes")?;
+    let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
+    let volumes = crate::registry::kinds::PERSISTENTVOLUMES;
     let pvc = objects.get(claims, Some(namespace), claim).await?;
     if let Some(bound) = str_at(&pvc, "/spec/volumeName").filter(|v| !v.is_empty()) {
         return Ok(bound.to_string());
     }
     let class_name = str_at(&pvc, "/spec/storageClassName").unwrap_or_default();
     let class = match objects
-        .get(rt("storage.k8s.io", "storageclasses")?, None, class_name)
+        .get(crate::registry::kinds::STORAGECLASSES, None, class_name)
         .await
     {
         Ok(c) => c,
@@ -171,7 +171,7 @@ mod tests {
         super::super::ensure_default_class(&objects)
             .await
             .expect("class");
-        let claims = rt("", "persistentvolumeclaims").expect("type");
+        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
         objects
             .create(
                 claims,
@@ -196,7 +196,7 @@ mod tests {
         let uid = pvc["metadata"]["uid"].as_str().expect("uid");
         assert_eq!(pv, format!("pvc-{uid}"));
         let volume = objects
-            .get(rt("", "persistentvolumes").expect("type"), None, &pv)
+            .get(crate::registry::kinds::PERSISTENTVOLUMES, None, &pv)
             .await
             .expect("pv");
         assert_eq!(volume["status"]["phase"], "Bound");
@@ -207,7 +207,7 @@ mod tests {
         );
         let class = objects
             .get(
-                rt("storage.k8s.io", "storageclasses").expect("type"),
+                crate::registry::kinds::STORAGECLASSES,
                 None,
                 super::super::DEFAULT_CLASS_NAME,
             )
@@ -244,7 +244,7 @@ mod tests {
             .expect("bound");
         assert_eq!(again, pv);
         let (all, _) = objects
-            .list(rt("", "persistentvolumes").expect("type"))
+            .list(crate::registry::kinds::PERSISTENTVOLUMES)
             .await
             .expect("list");
         assert_eq!(all.len(), 1);
@@ -253,7 +253,7 @@ mod tests {
     #[tokio::test]
     async fn claims_of_other_classes_are_not_provisioned() {
         let objects = Objects::new(Arc::new(MemoryStore::new()));
-        let claims = rt("", "persistentvolumeclaims").expect("type");
+        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
         objects
             .create(
                 claims,
