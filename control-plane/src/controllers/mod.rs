@@ -26,7 +26,10 @@
 //! - [`batch`]: what the Job and CronJob controllers both know of Jobs.
 //! - [`template_hash`]: the hash that names a pod template's revision.
 //! - [`intstr`]: int-or-percent values of rolling strategies.
+//! - [`affinity`]: node selectors and node affinity, shared by the
+//!   scheduler and the DaemonSet controller.
 
+pub mod affinity;
 pub mod batch;
 pub mod claim;
 pub mod cronjob;

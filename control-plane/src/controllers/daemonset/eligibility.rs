@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::controllers::scheduler::affinity::{Labels, NodeAffinity};
+use crate::controllers::affinity::{Labels, NodeAffinity};
 
 /// Upstream's taint keys that daemon pods tolerate.
 const NOT_READY: &str = "node.kubernetes.io/not-ready";

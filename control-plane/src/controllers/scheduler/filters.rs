@@ -7,8 +7,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::affinity::{Labels, NodeAffinity};
 use super::resources::{Allocatable, Resources, insufficient, pod_requests};
+use crate::controllers::affinity::{Labels, NodeAffinity};
 
 /// A taint's effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,6 @@
 //! round against the cache, where the pods are already counted (assumed);
 //! the task reports back and the actor confirms or forgets them.
 
-pub mod affinity;
 pub mod cache;
 pub mod filters;
 pub mod resources;

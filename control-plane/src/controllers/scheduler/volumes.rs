@@ -10,8 +10,8 @@
 
 use serde_json::Value;
 
-use super::affinity::NodeSelector;
 use super::filters::{NodeInfo, Reason};
+use crate::controllers::affinity::NodeSelector;
 use crate::controllers::volume::PROVISIONER;
 use crate::controllers::volume::mounts::claim_volumes;
 use crate::meta::str_at;
