@@ -624,20 +624,7 @@ impl Api {
         self.namespace_exists(t).await?;
         drop_nulls(obj);
         let meta = &mut obj["metadata"];
-        if meta
-            .get("name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-            && let Some(prefix) = meta
-                .get("generateName")
-                .and_then(Value::as_str)
-                .map(String::from)
-        {
-            meta["name"] = json!(format!(
-                "{prefix}{}",
-                crate::registry::meta::random_suffix()
-            ));
-        }
+        crate::registry::meta::generate_name(meta);
         if let Some(m) = meta.as_object_mut() {
             m.remove("resourceVersion");
             m.remove("deletionTimestamp");
