@@ -6,7 +6,9 @@ use skiff_api_rules::daemonset::validate_daemonset_spec;
 
 use super::pod::default_template;
 use super::printing::{Columns, header, n, row, with_template};
-use super::support::{decode, default_rolling_update, round, selector_immutable, set_default};
+use super::support::{
+    default_rolling_update, round_trip_as, selector_immutable, set_default, validate_as,
+};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `daemonsets.apps` in `apps/v1`.
@@ -39,15 +41,12 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        let mut errors = Vec::new();
-        let d: DaemonSet = decode(rt, obj)?;
-        errors.extend(validate_daemonset_spec(&d.spec.unwrap_or_default()));
-        Ok(errors)
+        validate_as(rt, obj, |d: DaemonSet| {
+            validate_daemonset_spec(&d.spec.unwrap_or_default())
+        })
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::apps::v1::DaemonSet>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::apps::v1::DaemonSet);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

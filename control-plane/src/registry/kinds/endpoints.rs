@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, n, row};
-use super::support::{round, set_default};
+use super::support::{round_trip_as, set_default};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `endpoints` in `v1`.
@@ -44,9 +44,7 @@ impl Behaviour for EndpointsRules {
         Ok(skiff_api_rules::endpoints::validate_endpoints(obj))
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::Endpoints>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::Endpoints);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
@@ -112,7 +110,5 @@ impl Behaviour for EndpointSliceRules {
         ))
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::discovery::v1::EndpointSlice>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::discovery::v1::EndpointSlice);
 }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::printing::{Columns, age_of, header, n, row, text};
-use super::support::{decode, round};
+use super::support::{decode, round_trip_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `events` in `v1`.
@@ -100,9 +100,7 @@ impl Behaviour for CoreEventRules {
         Ok(errors)
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::Event>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::Event);
 
     fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
         core_columns(rt, obj)
@@ -114,9 +112,7 @@ impl Behaviour for CoreEventRules {
 pub struct EventV1Rules;
 
 impl Behaviour for EventV1Rules {
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::events::v1::Event>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::events::v1::Event);
 
     fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
         core_columns(rt, obj)

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::printing::{Columns, header, row, s};
-use super::support::round;
+use super::support::round_trip_as;
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `nodes` in `v1`.
@@ -23,9 +23,7 @@ impl Behaviour for Rules {
         Ok(skiff_api_rules::node::validate_node_update(old, new))
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::Node>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::Node);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

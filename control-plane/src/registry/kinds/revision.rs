@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, n, row, text};
-use super::support::round;
+use super::support::round_trip_as;
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `controllerrevisions.apps` in `apps/v1`.
@@ -24,9 +24,7 @@ impl Behaviour for Rules {
         Ok(skiff_api_rules::revision::validate_controller_revision_update(old, new))
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::apps::v1::ControllerRevision>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::apps::v1::ControllerRevision);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);

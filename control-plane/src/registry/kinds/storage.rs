@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use skiff_api_rules::storage::validate_claim_spec;
 
 use super::printing::{Columns, header, row, text};
-use super::support::{decode, round, set_default};
+use super::support::{round_trip_as, set_default, validate_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `persistentvolumes` in `v1`.
@@ -54,9 +54,7 @@ impl Behaviour for PersistentVolumeRules {
         ))
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::PersistentVolume>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::PersistentVolume);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -98,15 +96,12 @@ impl Behaviour for PersistentVolumeClaimRules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        let mut errors = Vec::new();
-        let c: PersistentVolumeClaim = decode(rt, obj)?;
-        errors.extend(validate_claim_spec("spec", &c.spec.unwrap_or_default()));
-        Ok(errors)
+        validate_as(rt, obj, |c: PersistentVolumeClaim| {
+            validate_claim_spec("spec", &c.spec.unwrap_or_default())
+        })
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::PersistentVolumeClaim);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -157,9 +152,7 @@ impl Behaviour for StorageClassRules {
         ))
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::storage::v1::StorageClass>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::storage::v1::StorageClass);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
