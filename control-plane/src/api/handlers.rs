@@ -1091,45 +1091,37 @@ impl Api {
             (obj, rev) = self.read(t).await?;
         }
         for _ in 0..5 {
-            match deletion::plan(t.rt.kind, &obj, &options, chrono::Utc::now()) {
+            // The object as written and the revision it is shown at.
+            let written = match deletion::plan(t.rt.kind, &obj, &options, chrono::Utc::now()) {
                 deletion::Plan::Pending => {
                     return Ok(json_response(StatusCode::OK, &events_v1::shown(t.rt, &obj)));
                 }
-                deletion::Plan::Keep(mut kept) => {
-                    match self
-                        .state
-                        .store
-                        .update(&self.key(t), rev, to_bytes(&events_v1::stored(t.rt, &kept)))
-                        .await
-                    {
-                        Ok(new_rev) => {
-                            kept["metadata"]["resourceVersion"] = json!(new_rev.to_string());
-                            return Ok(json_response(
-                                StatusCode::OK,
-                                &events_v1::shown(t.rt, &kept),
-                            ));
-                        }
-                        Err(StoreError::Conflict { .. }) => {}
-                        Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
-                    }
-                }
+                deletion::Plan::Keep(kept) => self
+                    .state
+                    .store
+                    .update(&self.key(t), rev, to_bytes(&events_v1::stored(t.rt, &kept)))
+                    .await
+                    .map(|new_rev| (kept, new_rev)),
                 deletion::Plan::Remove => {
                     match self.state.store.delete(&self.key(t), Some(rev)).await {
-                        Ok((_, last)) => {
-                            let mut last = match serde_json::from_slice(&last) {
-                                Ok(stored) => events_v1::view(t.rt, stored),
-                                Err(_) => obj,
-                            };
-                            last["metadata"]["resourceVersion"] = json!(rev.to_string());
-                            return Ok(json_response(
-                                StatusCode::OK,
-                                &events_v1::shown(t.rt, &last),
-                            ));
-                        }
-                        Err(StoreError::Conflict { .. }) => {}
-                        Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
+                        Ok((_, last)) => match serde_json::from_slice(&last) {
+                            Ok(stored) => Ok((events_v1::view(t.rt, stored), rev)),
+                            Err(_) => Ok((obj, rev)),
+                        },
+                        Err(e) => Err(e),
                     }
                 }
+            };
+            match written {
+                Ok((mut shown, at)) => {
+                    shown["metadata"]["resourceVersion"] = json!(at.to_string());
+                    return Ok(json_response(
+                        StatusCode::OK,
+                        &events_v1::shown(t.rt, &shown),
+                    ));
+                }
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
             }
             // Written in between: decide again on the new state, which
             // must still meet the preconditions.
