@@ -316,33 +316,27 @@ mod tests {
     fn only_the_most_recent_missed_time_is_due() {
         let s = Schedule::parse("*/5 * * * *", None).expect("parse");
         let created = t("2026-03-01T10:00:00Z");
+        let due = |now: &str| {
+            let r = s.most_recent(created, None, None, t(now)).expect("recent");
+            (r.most_recent, r.missed, r.count)
+        };
         // Nothing due before the first time.
-        let r = s
-            .most_recent(created, None, None, t("2026-03-01T10:04:59Z"))
-            .expect("recent");
-        assert_eq!(r.most_recent, None);
+        assert_eq!(due("2026-03-01T10:04:59Z").0, None);
         // Exactly one due.
-        let r = s
-            .most_recent(created, None, None, t("2026-03-01T10:05:00Z"))
-            .expect("recent");
+        let (most_recent, missed, _) = due("2026-03-01T10:05:00Z");
         assert_eq!(
-            (r.most_recent, r.missed),
+            (most_recent, missed),
             (Some(t("2026-03-01T10:05:00Z")), Missed::None)
         );
         // Three due: only the last runs.
-        let r = s
-            .most_recent(created, None, None, t("2026-03-01T10:17:00Z"))
-            .expect("recent");
         assert_eq!(
-            (r.most_recent, r.missed, r.count),
+            due("2026-03-01T10:17:00Z"),
             (Some(t("2026-03-01T10:15:00Z")), Missed::Few, 3)
         );
         // Days of downtime: too many.
-        let r = s
-            .most_recent(created, None, None, t("2026-03-03T10:17:00Z"))
-            .expect("recent");
+        let (most_recent, missed, _) = due("2026-03-03T10:17:00Z");
         assert_eq!(
-            (r.most_recent, r.missed),
+            (most_recent, missed),
             (Some(t("2026-03-03T10:15:00Z")), Missed::Many)
         );
         // A starting deadline narrows the window to what can still run.
