@@ -101,20 +101,22 @@ impl Schedule {
 
     /// The first schedule time strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = self.zone.from_utc_datetime(&t.naive_utc());
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|n| n.with_timezone(&Utc))
+        self.on_wall_clock(t, |cron, local| cron.find_next_occurrence(local, false))
     }
 
     /// The last schedule time at or before `t`.
     pub fn last_until(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.on_wall_clock(t, |cron, local| cron.find_previous_occurrence(local, true))
+    }
+
+    /// What `find` answers for `t` read on the schedule's wall clock, in UTC.
+    fn on_wall_clock<E>(
+        &self,
+        t: DateTime<Utc>,
+        find: impl FnOnce(&Cron, &DateTime<Tz>) -> Result<DateTime<Tz>, E>,
+    ) -> Option<DateTime<Utc>> {
         let local = self.zone.from_utc_datetime(&t.naive_utc());
-        self.cron
-            .find_previous_occurrence(&local, true)
-            .ok()
-            .map(|n| n.with_timezone(&Utc))
+        find(&self.cron, &local).ok().map(|n| n.with_timezone(&Utc))
     }
 
     /// `t` written in the schedule's time zone, RFC 3339 (the Job's

@@ -51,20 +51,11 @@ fn core_columns(rt: &ResourceType, obj: &Value) -> Columns {
         Some(n) => format!("{kind}/{n}"),
         None => kind,
     };
-    let component = [
-        text(obj.pointer("/source/component")),
-        text(obj.get("reportingComponent")),
-    ]
-    .into_iter()
-    .find(|c| !c.is_empty())
-    .unwrap_or_default();
-    let instance = [
-        text(obj.pointer("/source/host")),
-        text(obj.get("reportingInstance")),
-    ]
-    .into_iter()
-    .find(|c| !c.is_empty())
-    .unwrap_or_default();
+    let component = source_or_reporter(
+        obj.pointer("/source/component"),
+        obj.get("reportingComponent"),
+    );
+    let instance = source_or_reporter(obj.pointer("/source/host"), obj.get("reportingInstance"));
     let source = if instance.is_empty() {
         component.to_string()
     } else {
@@ -117,4 +108,11 @@ impl Behaviour for EventV1Rules {
     fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
         core_columns(rt, obj)
     }
+}
+
+/// The core form's source field, else the events.k8s.io form's reporter.
+fn source_or_reporter<'a>(source: Option<&'a Value>, reporter: Option<&'a Value>) -> &'a str {
+    Some(text(source))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| text(reporter))
 }
