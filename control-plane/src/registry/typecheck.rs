@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::resources::ResourceType;
 
 /// Go's name for the JSON type of `v`.
-fn json_kind(v: &Value) -> &'static str {
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",

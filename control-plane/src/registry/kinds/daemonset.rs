@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use skiff_api_rules::daemonset::validate_daemonset_spec;
 
 use super::pod::default_template;
-use super::printing::{Columns, header, n, row, with_template};
+use super::printing::{Columns, header, n, row, with_pod_template};
 use super::support::{
     default_rolling_update, round_trip_as, selector_immutable, set_default, validate_as,
 };
@@ -49,8 +49,7 @@ impl Behaviour for Rules {
     round_trip_as!(k8s_openapi::api::apps::v1::DaemonSet);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let (name, age, spec, status) = row(obj);
-        let tmpl = obj.pointer("/spec/template/spec");
+        let (name, age, _, status) = row(obj);
         let node_selector = obj
             .pointer("/spec/template/spec/nodeSelector")
             .and_then(Value::as_object)
@@ -62,7 +61,8 @@ impl Behaviour for Rules {
             })
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| "<none>".into());
-        with_template(
+        with_pod_template(
+            obj,
             (
                 header("Name|Desired|Current|Ready|Up-to-date|Available|Node Selector|Age"),
                 vec![
@@ -76,8 +76,6 @@ impl Behaviour for Rules {
                     age,
                 ],
             ),
-            tmpl,
-            spec.get("selector"),
         )
     }
 

@@ -4,7 +4,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
 
 use super::pod::default_template;
-use super::printing::{Columns, header, n, row, with_template};
+use super::printing::{Columns, header, n, row, with_pod_template};
 use super::support::{
     decode, default_rolling_update, replicated, round_trip_as, selector_immutable, set_default,
 };
@@ -55,8 +55,8 @@ impl Behaviour for Rules {
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
-        let tmpl = obj.pointer("/spec/template/spec");
-        with_template(
+        with_pod_template(
+            obj,
             (
                 header("Name|Ready|Up-to-date|Available|Age"),
                 vec![
@@ -71,8 +71,6 @@ impl Behaviour for Rules {
                     age,
                 ],
             ),
-            tmpl,
-            spec.get("selector"),
         )
     }
 

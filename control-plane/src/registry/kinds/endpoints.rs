@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, n, row};
-use super::support::{round_trip_as, set_default};
+use super::support::{json_rules, round_trip_as, set_default};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `endpoints` in `v1`.
@@ -100,15 +100,10 @@ impl Behaviour for EndpointSliceRules {
         }
     }
 
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
-        Ok(skiff_api_rules::endpoints::validate_endpoint_slice(obj))
-    }
-
-    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
-        Ok(skiff_api_rules::endpoints::validate_endpoint_slice_update(
-            old, new,
-        ))
-    }
+    json_rules!(
+        skiff_api_rules::endpoints::validate_endpoint_slice,
+        skiff_api_rules::endpoints::validate_endpoint_slice_update
+    );
 
     round_trip_as!(k8s_openapi::api::discovery::v1::EndpointSlice);
 }

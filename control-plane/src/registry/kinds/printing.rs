@@ -157,6 +157,16 @@ pub fn header(names: &str) -> Vec<Value> {
         .collect()
 }
 
+/// [`with_template`] for a workload whose pod template and selector are
+/// `spec.template` and `spec.selector`.
+pub(super) fn with_pod_template(obj: &Value, own: Columns) -> Columns {
+    with_template(
+        own,
+        obj.pointer("/spec/template/spec"),
+        obj.pointer("/spec/selector"),
+    )
+}
+
 /// A workload's columns, then its `-o wide` containers, images and
 /// selector.
 pub(super) fn with_template(

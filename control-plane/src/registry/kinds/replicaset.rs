@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::ReplicationController;
 use serde_json::{Value, json};
 
 use super::pod::default_template;
-use super::printing::{Columns, header, n, row, with_template};
+use super::printing::{Columns, header, n, row, with_pod_template};
 use super::support::{decode, replicated, round_trip_as, selector_immutable, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -24,8 +24,8 @@ pub const REPLICASETS: &ResourceType = &rt! {
 /// Both kinds print alike.
 fn replica_set_columns(_rt: &ResourceType, obj: &Value) -> Columns {
     let (name, age, spec, status) = row(obj);
-    let tmpl = obj.pointer("/spec/template/spec");
-    with_template(
+    with_pod_template(
+        obj,
         (
             header("Name|Desired|Current|Ready|Age"),
             vec![
@@ -36,8 +36,6 @@ fn replica_set_columns(_rt: &ResourceType, obj: &Value) -> Columns {
                 age,
             ],
         ),
-        tmpl,
-        spec.get("selector"),
     )
 }
 

@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, n, row, text};
-use super::support::round_trip_as;
-use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
+use super::support::{json_rules, round_trip_as};
+use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `controllerrevisions.apps` in `apps/v1`.
 pub const CONTROLLERREVISIONS: &ResourceType = &rt! {
@@ -16,13 +16,10 @@ pub const CONTROLLERREVISIONS: &ResourceType = &rt! {
 pub struct Rules;
 
 impl Behaviour for Rules {
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
-        Ok(skiff_api_rules::revision::validate_controller_revision(obj))
-    }
-
-    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
-        Ok(skiff_api_rules::revision::validate_controller_revision_update(old, new))
-    }
+    json_rules!(
+        skiff_api_rules::revision::validate_controller_revision,
+        skiff_api_rules::revision::validate_controller_revision_update
+    );
 
     round_trip_as!(k8s_openapi::api::apps::v1::ControllerRevision);
 

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use skiff_api_rules::storage::validate_claim_spec;
 
 use super::printing::{Columns, header, row, text};
-use super::support::{round_trip_as, set_default, validate_as};
+use super::support::{json_rules, round_trip_as, set_default, validate_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `persistentvolumes` in `v1`.
@@ -44,15 +44,10 @@ impl Behaviour for PersistentVolumeRules {
         Some(json!({"phase": "Pending"}))
     }
 
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
-        Ok(skiff_api_rules::volume::validate_persistent_volume(obj))
-    }
-
-    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
-        Ok(skiff_api_rules::volume::validate_persistent_volume_update(
-            old, new,
-        ))
-    }
+    json_rules!(
+        skiff_api_rules::volume::validate_persistent_volume,
+        skiff_api_rules::volume::validate_persistent_volume_update
+    );
 
     round_trip_as!(k8s_openapi::api::core::v1::PersistentVolume);
 
@@ -142,15 +137,10 @@ impl Behaviour for StorageClassRules {
         set_default(obj, &["volumeBindingMode"], json!("Immediate"));
     }
 
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
-        Ok(skiff_api_rules::volume::validate_storage_class(obj))
-    }
-
-    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
-        Ok(skiff_api_rules::volume::validate_storage_class_update(
-            old, new,
-        ))
-    }
+    json_rules!(
+        skiff_api_rules::volume::validate_storage_class,
+        skiff_api_rules::volume::validate_storage_class_update
+    );
 
     round_trip_as!(k8s_openapi::api::storage::v1::StorageClass);
 

@@ -58,6 +58,31 @@ macro_rules! round_trip_as {
 
 pub(super) use round_trip_as;
 
+/// `validate` and `validate_update` of a kind whose rules read the object
+/// as JSON rather than through its typed schema.
+macro_rules! json_rules {
+    ($validate:path, $validate_update:path) => {
+        fn validate(
+            &self,
+            _rt: &$crate::registry::resource_type::ResourceType,
+            obj: &::serde_json::Value,
+        ) -> $crate::registry::resource_type::Errors {
+            Ok($validate(obj))
+        }
+
+        fn validate_update(
+            &self,
+            _rt: &$crate::registry::resource_type::ResourceType,
+            old: &::serde_json::Value,
+            new: &::serde_json::Value,
+        ) -> $crate::registry::resource_type::Errors {
+            Ok($validate_update(old, new))
+        }
+    };
+}
+
+pub(super) use json_rules;
+
 /// Decodes `obj` into its kind's typed schema `T` and returns the field
 /// errors `check` finds in it (`Err` if it does not decode).
 pub(super) fn validate_as<T: DeserializeOwned>(
