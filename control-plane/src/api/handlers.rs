@@ -341,14 +341,16 @@ enum Ownership<'a> {
     Applied,
 }
 
-fn with_rv(kv: &KeyValue) -> ApiResult<Value> {
+/// The stored object with its revision as `resourceVersion`.
+pub(super) fn with_rv(kv: &KeyValue) -> ApiResult<Value> {
     let mut obj: Value =
         serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
     obj["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
     Ok(obj)
 }
 
-fn to_bytes(obj: &Value) -> Vec<u8> {
+/// The bytes stored for `obj`: its `resourceVersion` is the store's.
+pub(super) fn to_bytes(obj: &Value) -> Vec<u8> {
     let mut obj = obj.clone();
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
