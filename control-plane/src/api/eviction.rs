@@ -15,11 +15,13 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::deletion::DeleteOptionsBody;
 use super::error::{ApiError, ApiResult};
+use super::handlers::{to_bytes as encode, with_rv as decode};
 use super::query::Query;
 use crate::registry::budget;
 use crate::registry::deletion::{self, DeleteOptions};
 use crate::registry::kinds;
-use crate::store::{KeyValue, StoreError};
+use crate::registry::resource_type::ResourceType;
+use crate::store::StoreError;
 
 /// How many times a write that conflicts is tried again (upstream's `EvictionsRetry`).
 const RETRIES: usize = 5;
@@ -30,19 +32,19 @@ const MAX_DISRUPTED_PODS: usize = 2000;
 /// The message kubectl drain prints while a budget blocks it.
 pub const BLOCKED: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
 
-fn decode(kv: &KeyValue) -> ApiResult<Value> {
-    let mut obj: Value =
-        serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
-    obj["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
-    Ok(obj)
-}
-
-fn encode(obj: &Value) -> Vec<u8> {
-    let mut obj = obj.clone();
-    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-    }
-    serde_json::to_vec(&obj).unwrap_or_default()
+/// The object stored at `key` (named `name`) and its revision.
+async fn read(
+    state: &ApiState,
+    rt: &ResourceType,
+    key: &str,
+    name: &str,
+) -> ApiResult<(Value, u64)> {
+    let kv = state
+        .store
+        .get(key)
+        .await
+        .map_err(|e| ApiError::from_store(e, rt, name))?;
+    Ok((decode(&kv)?, kv.revision))
 }
 
 /// 429 with the budget as its cause, as upstream words it.
@@ -160,27 +162,22 @@ pub async fn evict(
     let original_rv = request.options.resource_version;
     let mut pod = None;
     for attempt in 0..RETRIES {
-        let kv = state
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| ApiError::from_store(e, pods_rt, name))?;
-        let current = decode(&kv)?;
+        let (current, revision) = read(state, pods_rt, &key, name).await?;
         // Checked before the budget is spent too: a request bound to fail
         // must not use up a disruption.
         let uid_differs = request.options.uid.as_deref().is_some_and(|uid| {
             current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
         });
-        if uid_differs || original_rv.is_some_and(|rv| rv != kv.revision) {
+        if uid_differs || original_rv.is_some_and(|rv| rv != revision) {
             return Err(ApiError::conflict(pods_rt, name));
         }
         if !can_ignore_budget(&current) {
-            pod = Some((current, kv.revision));
+            pod = Some((current, revision));
             break;
         }
         let mut options = request.options.clone();
         if enforce_revision(&current) && original_rv.is_none() {
-            options.resource_version = Some(kv.revision);
+            options.resource_version = Some(revision);
         }
         match delete_pod(state, namespace, name, &options, request.dry_run).await {
             Ok(()) => return Ok(success()),
@@ -274,12 +271,7 @@ async fn spend(
     let rt = kinds::PODDISRUPTIONBUDGETS;
     let key = rt.key(Some(namespace), pdb_name);
     for _ in 0..RETRIES {
-        let kv = state
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| ApiError::from_store(e, rt, pdb_name))?;
-        let mut pdb = decode(&kv)?;
+        let (mut pdb, revision) = read(state, rt, &key, pdb_name).await?;
         let int = |p: &str| pdb.pointer(p).and_then(Value::as_i64).unwrap_or(0);
         let allowed = int("/status/disruptionsAllowed");
         if int("/status/observedGeneration") < int("/metadata/generation") {
@@ -325,7 +317,7 @@ async fn spend(
         }
         status["disruptedPods"][pod_name] =
             json!(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        match state.store.update(&key, kv.revision, encode(&pdb)).await {
+        match state.store.update(&key, revision, encode(&pdb)).await {
             Ok(_) => return Ok(()),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(ApiError::from_store(e, rt, pdb_name)),
@@ -354,23 +346,18 @@ async fn delete_pod(
     let rt = kinds::PODS;
     let key = rt.key(Some(namespace), name);
     for _ in 0..RETRIES {
-        let kv = state
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| ApiError::from_store(e, rt, name))?;
-        let mut pod = decode(&kv)?;
+        let (mut pod, stored) = read(state, rt, &key, name).await?;
         let uid_differs = options
             .uid
             .as_deref()
             .is_some_and(|uid| pod.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid));
-        if uid_differs || options.resource_version.is_some_and(|rv| rv != kv.revision) {
+        if uid_differs || options.resource_version.is_some_and(|rv| rv != stored) {
             return Err(ApiError::conflict(rt, name));
         }
         if dry_run {
             return Ok(());
         }
-        let mut rev = kv.revision;
+        let mut rev = stored;
         if add_disruption_condition(&mut pod) {
             match state.store.update(&key, rev, encode(&pod)).await {
                 Ok(new_rev) => rev = new_rev,

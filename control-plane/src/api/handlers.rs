@@ -341,14 +341,16 @@ enum Ownership<'a> {
     Applied,
 }
 
-fn with_rv(kv: &KeyValue) -> ApiResult<Value> {
+/// The stored object with its revision as `resourceVersion`.
+pub(super) fn with_rv(kv: &KeyValue) -> ApiResult<Value> {
     let mut obj: Value =
         serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
     obj["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
     Ok(obj)
 }
 
-fn to_bytes(obj: &Value) -> Vec<u8> {
+/// The bytes stored for `obj`: its `resourceVersion` is the store's.
+pub(super) fn to_bytes(obj: &Value) -> Vec<u8> {
     let mut obj = obj.clone();
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
@@ -624,20 +626,7 @@ impl Api {
         self.namespace_exists(t).await?;
         drop_nulls(obj);
         let meta = &mut obj["metadata"];
-        if meta
-            .get("name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-            && let Some(prefix) = meta
-                .get("generateName")
-                .and_then(Value::as_str)
-                .map(String::from)
-        {
-            meta["name"] = json!(format!(
-                "{prefix}{}",
-                crate::registry::meta::random_suffix()
-            ));
-        }
+        crate::registry::meta::generate_name(meta);
         if let Some(m) = meta.as_object_mut() {
             m.remove("resourceVersion");
             m.remove("deletionTimestamp");
@@ -1104,45 +1093,37 @@ impl Api {
             (obj, rev) = self.read(t).await?;
         }
         for _ in 0..5 {
-            match deletion::plan(t.rt.kind, &obj, &options, chrono::Utc::now()) {
+            // The object as written and the revision it is shown at.
+            let written = match deletion::plan(t.rt.kind, &obj, &options, chrono::Utc::now()) {
                 deletion::Plan::Pending => {
                     return Ok(json_response(StatusCode::OK, &events_v1::shown(t.rt, &obj)));
                 }
-                deletion::Plan::Keep(mut kept) => {
-                    match self
-                        .state
-                        .store
-                        .update(&self.key(t), rev, to_bytes(&events_v1::stored(t.rt, &kept)))
-                        .await
-                    {
-                        Ok(new_rev) => {
-                            kept["metadata"]["resourceVersion"] = json!(new_rev.to_string());
-                            return Ok(json_response(
-                                StatusCode::OK,
-                                &events_v1::shown(t.rt, &kept),
-                            ));
-                        }
-                        Err(StoreError::Conflict { .. }) => {}
-                        Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
-                    }
-                }
+                deletion::Plan::Keep(kept) => self
+                    .state
+                    .store
+                    .update(&self.key(t), rev, to_bytes(&events_v1::stored(t.rt, &kept)))
+                    .await
+                    .map(|new_rev| (kept, new_rev)),
                 deletion::Plan::Remove => {
                     match self.state.store.delete(&self.key(t), Some(rev)).await {
-                        Ok((_, last)) => {
-                            let mut last = match serde_json::from_slice(&last) {
-                                Ok(stored) => events_v1::view(t.rt, stored),
-                                Err(_) => obj,
-                            };
-                            last["metadata"]["resourceVersion"] = json!(rev.to_string());
-                            return Ok(json_response(
-                                StatusCode::OK,
-                                &events_v1::shown(t.rt, &last),
-                            ));
-                        }
-                        Err(StoreError::Conflict { .. }) => {}
-                        Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
+                        Ok((_, last)) => match serde_json::from_slice(&last) {
+                            Ok(stored) => Ok((events_v1::view(t.rt, stored), rev)),
+                            Err(_) => Ok((obj, rev)),
+                        },
+                        Err(e) => Err(e),
                     }
                 }
+            };
+            match written {
+                Ok((mut shown, at)) => {
+                    shown["metadata"]["resourceVersion"] = json!(at.to_string());
+                    return Ok(json_response(
+                        StatusCode::OK,
+                        &events_v1::shown(t.rt, &shown),
+                    ));
+                }
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(ApiError::from_store(e, t.rt, &name)),
             }
             // Written in between: decide again on the new state, which
             // must still meet the preconditions.

@@ -29,17 +29,6 @@ fn summarize(obj: &Value) -> String {
     format!("{} ...", &text[..cut])
 }
 
-fn go_json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 fn unrecognized(rt: &ResourceType, obj: &Value, why: String) -> ApiError {
     ApiError::bad_request(format!(
         "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {why} ({})",
@@ -65,7 +54,7 @@ pub fn check(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
             obj,
             format!(
                 "json: cannot unmarshal {} into Go value of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}",
-                go_json_kind(obj)
+                crate::registry::typecheck::json_kind(obj)
             ),
         ));
     }
@@ -78,7 +67,7 @@ pub fn check(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
                 obj,
                 format!(
                     "json: cannot unmarshal {} into Go struct field .{name} of type string",
-                    go_json_kind(other)
+                    crate::registry::typecheck::json_kind(other)
                 ),
             )),
         }

@@ -163,12 +163,13 @@ pub struct ListRequest {
     pub table: bool,
 }
 
-/// How items are written.
-struct Render {
-    rt: &'static ResourceType,
-    labels: LabelSelector,
-    fields: FieldSelector,
-    table: bool,
+/// How items are selected and written: a list's items here, a watch's
+/// events in `watch`.
+pub(super) struct Render {
+    pub(super) rt: &'static ResourceType,
+    pub(super) labels: LabelSelector,
+    pub(super) fields: FieldSelector,
+    pub(super) table: bool,
 }
 
 impl Render {
@@ -178,8 +179,29 @@ impl Render {
 
     /// Whether items go out as the store holds them (no selection, no
     /// Table, no other group version's form).
-    fn as_stored(&self) -> bool {
+    pub(super) fn as_stored(&self) -> bool {
         !self.table && !self.filtered() && !events_v1::converts(self.rt)
+    }
+
+    /// Hands `write` the object stored as `value` at `revision`, in the
+    /// form it is served in, if it can be read and matches the selectors.
+    pub(super) fn selected<R>(
+        &self,
+        value: &[u8],
+        revision: u64,
+        write: impl FnOnce(&Value) -> R,
+    ) -> Option<R> {
+        let mut obj: Value = serde_json::from_slice(value).ok()?;
+        if !obj.is_object() {
+            return None;
+        }
+        obj["metadata"]["resourceVersion"] = json!(revision.to_string());
+        let obj = events_v1::view(self.rt, obj);
+        let obj = events_v1::shown(self.rt, &obj);
+        if !(self.labels.matches(obj.pointer("/metadata/labels")) && self.fields.matches(&obj)) {
+            return None;
+        }
+        Some(write(&obj))
     }
 
     fn head(&self, revision: u64, continue_token: Option<&str>) -> Vec<u8> {
@@ -230,27 +252,18 @@ impl Render {
     }
 
     fn write_parsed(&self, kv: &KeyValue, out: &mut Vec<u8>) -> bool {
-        let Ok(mut obj) = serde_json::from_slice::<Value>(&kv.value) else {
-            return false;
-        };
-        if !obj.is_object() {
-            return false;
-        }
-        obj["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
-        let obj = events_v1::view(self.rt, obj);
-        let obj = events_v1::shown(self.rt, &obj);
-        if !(self.labels.matches(obj.pointer("/metadata/labels")) && self.fields.matches(&obj)) {
-            return false;
-        }
-        if self.table {
-            serde_json::to_writer(out, &table::row(self.rt, &obj)).is_ok()
-        } else if self.filtered() && !events_v1::converts(self.rt) {
-            // Selected: the stored bytes go out as they are.
-            splice_resource_version(&kv.value, kv.revision, out)
-                || serde_json::to_writer(out, &obj).is_ok()
-        } else {
-            serde_json::to_writer(out, &obj).is_ok()
-        }
+        self.selected(&kv.value, kv.revision, |obj| {
+            if self.table {
+                serde_json::to_writer(out, &table::row(self.rt, obj)).is_ok()
+            } else if self.filtered() && !events_v1::converts(self.rt) {
+                // Selected: the stored bytes go out as they are.
+                splice_resource_version(&kv.value, kv.revision, out)
+                    || serde_json::to_writer(out, obj).is_ok()
+            } else {
+                serde_json::to_writer(out, obj).is_ok()
+            }
+        })
+        .unwrap_or(false)
     }
 
     fn tail(out: &mut Vec<u8>) {

@@ -21,16 +21,15 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
-use super::list::splice_resource_version;
+use super::list::{Render, splice_resource_version};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
-use crate::registry::events_v1;
 use crate::registry::resources::ResourceType;
 use crate::store::{Event, EventKind, KeyValue, Snapshot};
 
@@ -224,19 +223,7 @@ impl Drop for Lines {
     }
 }
 
-/// How events are selected and written.
-struct Render {
-    rt: &'static ResourceType,
-    labels: LabelSelector,
-    fields: FieldSelector,
-    table: bool,
-}
-
 impl Render {
-    fn filtered(&self) -> bool {
-        self.labels != LabelSelector::default() || self.fields != FieldSelector::default()
-    }
-
     /// The event line for `value` at `revision`, or `None` if the object
     /// does not match (or cannot be read).
     fn line(&self, kind: &str, value: &[u8], revision: u64) -> Option<Bytes> {
@@ -244,29 +231,20 @@ impl Render {
         out.extend_from_slice(br#"{"type":""#);
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(br#"","object":"#);
-        let as_stored = !self.table && !self.filtered() && !events_v1::converts(self.rt);
-        if as_stored && splice_resource_version(value, revision, &mut out) {
+        if self.as_stored() && splice_resource_version(value, revision, &mut out) {
             out.extend_from_slice(b"}\n");
             return Some(out.into());
         }
-        let mut obj: Value = serde_json::from_slice(value).ok()?;
-        if !obj.is_object() {
-            return None;
-        }
-        obj["metadata"]["resourceVersion"] = json!(revision.to_string());
-        let obj = events_v1::view(self.rt, obj);
-        let obj = events_v1::shown(self.rt, &obj);
-        if !(self.labels.matches(obj.pointer("/metadata/labels")) && self.fields.matches(&obj)) {
-            return None;
-        }
-        let written = if self.table {
-            serde_json::to_writer(
-                &mut out,
-                &table::table(self.rt, std::slice::from_ref(obj.as_ref()), revision),
-            )
-        } else {
-            serde_json::to_writer(&mut out, &obj)
-        };
+        let written = self.selected(value, revision, |obj| {
+            if self.table {
+                serde_json::to_writer(
+                    &mut out,
+                    &table::table(self.rt, std::slice::from_ref(obj), revision),
+                )
+            } else {
+                serde_json::to_writer(&mut out, obj)
+            }
+        })?;
         written.ok()?;
         out.extend_from_slice(b"}\n");
         Some(out.into())
@@ -425,6 +403,7 @@ impl Pump {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::future::poll_fn;
 
     fn limits(events: usize, bytes: usize) -> Limits {

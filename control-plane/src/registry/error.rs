@@ -19,6 +19,18 @@ pub struct ApiError {
     pub details: Value,
 }
 
+/// A field error's cause reason, by how its message starts (upstream's
+/// `field.ErrorType`); any other message is `FieldValueInvalid`.
+const CAUSE_REASONS: [(&str, &str); 7] = [
+    ("Required value", "FieldValueRequired"),
+    ("Unsupported value", "FieldValueNotSupported"),
+    ("Duplicate value", "FieldValueDuplicate"),
+    ("Forbidden", "FieldValueForbidden"),
+    ("Too long", "FieldValueTooLong"),
+    ("Too many", "FieldValueTooMany"),
+    ("Not found", "FieldValueNotFound"),
+];
+
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -91,23 +103,10 @@ impl ApiError {
             .iter()
             .map(|e| {
                 let fe = skiff_api_rules::FieldError::parse(e);
-                let reason = if fe.message.starts_with("Required value") {
-                    "FieldValueRequired"
-                } else if fe.message.starts_with("Unsupported value") {
-                    "FieldValueNotSupported"
-                } else if fe.message.starts_with("Duplicate value") {
-                    "FieldValueDuplicate"
-                } else if fe.message.starts_with("Forbidden") {
-                    "FieldValueForbidden"
-                } else if fe.message.starts_with("Too long") {
-                    "FieldValueTooLong"
-                } else if fe.message.starts_with("Too many") {
-                    "FieldValueTooMany"
-                } else if fe.message.starts_with("Not found") {
-                    "FieldValueNotFound"
-                } else {
-                    "FieldValueInvalid"
-                };
+                let reason = CAUSE_REASONS
+                    .iter()
+                    .find(|(prefix, _)| fe.message.starts_with(prefix))
+                    .map_or("FieldValueInvalid", |(_, reason)| reason);
                 json!({"reason": reason, "message": fe.message, "field": fe.field})
             })
             .collect();

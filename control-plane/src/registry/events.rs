@@ -524,6 +524,17 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000 + secs, 0).expect("time")
     }
 
+    fn in_memory() -> Objects {
+        Objects::new(Arc::new(MemoryStore::new()))
+    }
+
+    /// A pod's `BackOff` event `secs` into the test, through `recorder`.
+    async fn back_off(recorder: &Recorder, objects: &Objects, secs: i64) {
+        recorder
+            .record(objects, pod_event("BackOff", "Back-off", at(secs)))
+            .await;
+    }
+
     async fn events(objects: &Objects) -> Vec<Value> {
         let rt = crate::registry::kinds::EVENTS;
         objects.list(rt).await.expect("list").0
@@ -531,17 +542,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_repeat_counts_on_the_same_event() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = in_memory();
         let recorder = Recorder::new();
-        recorder
-            .record(&objects, pod_event("BackOff", "Back-off", at(0)))
-            .await;
-        recorder
-            .record(&objects, pod_event("BackOff", "Back-off", at(10)))
-            .await;
-        recorder
-            .record(&objects, pod_event("BackOff", "Back-off", at(40)))
-            .await;
+        back_off(&recorder, &objects, 0).await;
+        back_off(&recorder, &objects, 10).await;
+        back_off(&recorder, &objects, 40).await;
         let all = events(&objects).await;
         assert_eq!(all.len(), 1, "{all:#?}");
         let e = &all[0];
@@ -556,7 +561,7 @@ mod tests {
 
     #[tokio::test]
     async fn anything_that_differs_makes_another_event() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = in_memory();
         let recorder = Recorder::new();
         let base = pod_event("BackOff", "Back-off", at(0));
         let mut other_container = base.clone();
@@ -580,15 +585,11 @@ mod tests {
 
     #[tokio::test]
     async fn counting_resumes_from_the_store_after_a_restart() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
-        Recorder::new()
-            .record(&objects, pod_event("BackOff", "Back-off", at(0)))
-            .await;
+        let objects = in_memory();
+        back_off(&Recorder::new(), &objects, 0).await;
         // A fresh recorder remembers nothing: the store tells it.
         let restarted = Recorder::new();
-        restarted
-            .record(&objects, pod_event("BackOff", "Back-off", at(5)))
-            .await;
+        back_off(&restarted, &objects, 5).await;
         let all = events(&objects).await;
         assert_eq!(all.len(), 1, "{all:#?}");
         assert_eq!(all[0]["count"], 2);
@@ -597,7 +598,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_store_read_per_object_finds_every_key_it_counts() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = in_memory();
         let before = Recorder::new();
         for (reason, t) in [("BackOff", 0), ("Unhealthy", 1)] {
             before
@@ -636,11 +637,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_deleted_event_is_created_again() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = in_memory();
         let recorder = Recorder::new();
-        recorder
-            .record(&objects, pod_event("BackOff", "Back-off", at(0)))
-            .await;
+        back_off(&recorder, &objects, 0).await;
         let rt = crate::registry::kinds::EVENTS;
         let name = events(&objects).await[0]["metadata"]["name"]
             .as_str()
@@ -650,9 +649,7 @@ mod tests {
             .delete(rt, Some("default"), &name)
             .await
             .expect("delete");
-        recorder
-            .record(&objects, pod_event("BackOff", "Back-off", at(7)))
-            .await;
+        back_off(&recorder, &objects, 7).await;
         let all = events(&objects).await;
         assert_eq!(all.len(), 1);
         assert_eq!(all[0]["count"], 1);
@@ -661,7 +658,7 @@ mod tests {
 
     #[tokio::test]
     async fn many_similar_events_are_combined() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = in_memory();
         let recorder = Recorder::new();
         for i in 0..12 {
             recorder
@@ -689,7 +686,7 @@ mod tests {
 
     #[tokio::test]
     async fn similar_events_far_apart_are_not_combined() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = in_memory();
         let recorder = Recorder::new();
         for i in 0..12 {
             recorder

@@ -1,6 +1,7 @@
 //! Server-owned metadata values: timestamps, uids, generated name suffixes.
 
 use chrono::{SecondsFormat, Utc};
+use serde_json::{Value, json};
 
 /// Now, as Kubernetes writes timestamps.
 pub fn now() -> String {
@@ -41,6 +42,22 @@ pub fn random_suffix() -> String {
         .enumerate()
         .map(|(i, b)| ALPHABET[(b as usize + i * 7) % ALPHABET.len()] as char)
         .collect()
+}
+
+/// Names an object that has none from its `generateName` prefix, as
+/// upstream does on create; `meta` is the object's `metadata`.
+pub fn generate_name(meta: &mut Value) {
+    if meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+        && let Some(prefix) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .map(String::from)
+    {
+        meta["name"] = json!(format!("{prefix}{}", random_suffix()));
+    }
 }
 
 #[cfg(test)]

@@ -96,20 +96,7 @@ impl Objects {
         obj["kind"] = json!(rt.kind);
         obj["apiVersion"] = json!(rt.api_version());
         let meta = &mut obj["metadata"];
-        if meta
-            .get("name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-            && let Some(prefix) = meta
-                .get("generateName")
-                .and_then(Value::as_str)
-                .map(String::from)
-        {
-            meta["name"] = json!(format!(
-                "{prefix}{}",
-                crate::registry::meta::random_suffix()
-            ));
-        }
+        crate::registry::meta::generate_name(meta);
         meta["uid"] = json!(crate::registry::meta::uuid());
         meta["creationTimestamp"] = json!(crate::registry::meta::now());
         // Controllers' objects start with their kind's status, as through

@@ -111,29 +111,27 @@ pub trait Behaviour: Send + Sync {
 impl ResourceType {
     /// `apps/v1` or `v1`.
     pub fn api_version(&self) -> String {
+        self.with_group(self.version, |group, version| format!("{group}/{version}"))
+    }
+
+    /// `name` alone for the core group, else `name` with the group as
+    /// `join` puts them together.
+    fn with_group(&self, name: &str, join: impl FnOnce(&str, &str) -> String) -> String {
         if self.group.is_empty() {
-            self.version.to_string()
+            name.to_string()
         } else {
-            format!("{}/{}", self.group, self.version)
+            join(self.group, name)
         }
     }
 
     /// `deployments.apps` or `pods`, as in error messages.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.to_string()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        self.with_group(self.plural, |group, plural| format!("{plural}.{group}"))
     }
 
     /// `Deployment.apps` or `Pod`, as in "is invalid" messages.
     pub fn qualified_kind(&self) -> String {
-        if self.group.is_empty() {
-            self.kind.to_string()
-        } else {
-            format!("{}.{}", self.kind, self.group)
-        }
+        self.with_group(self.kind, |group, kind| format!("{kind}.{group}"))
     }
 
     /// Store key prefix of this type (`/registry/apps/deployments/`).

@@ -101,20 +101,22 @@ impl Schedule {
 
     /// The first schedule time strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = self.zone.from_utc_datetime(&t.naive_utc());
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|n| n.with_timezone(&Utc))
+        self.on_wall_clock(t, |cron, local| cron.find_next_occurrence(local, false))
     }
 
     /// The last schedule time at or before `t`.
     pub fn last_until(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.on_wall_clock(t, |cron, local| cron.find_previous_occurrence(local, true))
+    }
+
+    /// What `find` answers for `t` read on the schedule's wall clock, in UTC.
+    fn on_wall_clock<E>(
+        &self,
+        t: DateTime<Utc>,
+        find: impl FnOnce(&Cron, &DateTime<Tz>) -> Result<DateTime<Tz>, E>,
+    ) -> Option<DateTime<Utc>> {
         let local = self.zone.from_utc_datetime(&t.naive_utc());
-        self.cron
-            .find_previous_occurrence(&local, true)
-            .ok()
-            .map(|n| n.with_timezone(&Utc))
+        find(&self.cron, &local).ok().map(|n| n.with_timezone(&Utc))
     }
 
     /// `t` written in the schedule's time zone, RFC 3339 (the Job's
@@ -248,64 +250,64 @@ mod tests {
         s.parse().expect("time")
     }
 
-    #[test]
-    fn five_fields_and_macros_give_upstreams_times() {
-        let every = Schedule::parse("*/1 * * * *", None).expect("parse");
+    /// `expr` in `zone` next fires after `after` at `expected`.
+    fn assert_next(expr: &str, zone: Option<&str>, after: &str, expected: &str) {
+        let schedule = Schedule::parse(expr, zone).expect("parse");
         assert_eq!(
-            every.next_after(t("2026-03-01T10:00:00Z")),
-            Some(t("2026-03-01T10:01:00Z"))
-        );
-        assert_eq!(
-            every.next_after(t("2026-03-01T10:00:30Z")),
-            Some(t("2026-03-01T10:01:00Z"))
-        );
-        let hourly = Schedule::parse("@hourly", None).expect("parse");
-        assert_eq!(
-            hourly.next_after(t("2026-03-01T10:00:00Z")),
-            Some(t("2026-03-01T11:00:00Z"))
-        );
-        let daily = Schedule::parse("@daily", None).expect("parse");
-        assert_eq!(
-            daily.next_after(t("2026-03-01T10:00:00Z")),
-            Some(t("2026-03-02T00:00:00Z"))
-        );
-        // Day of month with a star day of week: that day only.
-        let first = Schedule::parse("0 0 1 * *", None).expect("parse");
-        assert_eq!(
-            first.next_after(t("2026-03-01T10:00:00Z")),
-            Some(t("2026-04-01T00:00:00Z"))
-        );
-        // Both restricted: either matches (Vixie cron, as robfig/cron).
-        let either = Schedule::parse("0 0 13 * 5", None).expect("parse");
-        assert_eq!(
-            either.next_after(t("2026-03-01T00:00:00Z")),
-            Some(t("2026-03-06T00:00:00Z"))
-        );
-        let weekdays = Schedule::parse("30 6 * * mon-fri", None).expect("parse");
-        // 2026-03-07 is a Saturday.
-        assert_eq!(
-            weekdays.next_after(t("2026-03-07T00:00:00Z")),
-            Some(t("2026-03-09T06:30:00Z"))
+            schedule.next_after(t(after)),
+            Some(t(expected)),
+            "{expr} after {after}"
         );
     }
 
     #[test]
+    fn five_fields_and_macros_give_upstreams_times() {
+        for (expr, after, expected) in [
+            (
+                "*/1 * * * *",
+                "2026-03-01T10:00:00Z",
+                "2026-03-01T10:01:00Z",
+            ),
+            (
+                "*/1 * * * *",
+                "2026-03-01T10:00:30Z",
+                "2026-03-01T10:01:00Z",
+            ),
+            ("@hourly", "2026-03-01T10:00:00Z", "2026-03-01T11:00:00Z"),
+            ("@daily", "2026-03-01T10:00:00Z", "2026-03-02T00:00:00Z"),
+            // Day of month with a star day of week: that day only.
+            ("0 0 1 * *", "2026-03-01T10:00:00Z", "2026-04-01T00:00:00Z"),
+            // Both restricted: either matches (Vixie cron, as robfig/cron).
+            ("0 0 13 * 5", "2026-03-01T00:00:00Z", "2026-03-06T00:00:00Z"),
+            // 2026-03-07 is a Saturday.
+            (
+                "30 6 * * mon-fri",
+                "2026-03-07T00:00:00Z",
+                "2026-03-09T06:30:00Z",
+            ),
+        ] {
+            assert_next(expr, None, after, expected);
+        }
+    }
+
+    #[test]
     fn time_zones_shift_the_wall_clock() {
-        let seoul = Schedule::parse("0 9 * * *", Some("Asia/Seoul")).expect("parse");
-        assert_eq!(
-            seoul.next_after(t("2026-03-01T00:00:00Z")),
-            Some(t("2026-03-02T00:00:00Z"))
+        let (morning, seoul) = ("0 9 * * *", Some("Asia/Seoul"));
+        assert_next(
+            morning,
+            seoul,
+            "2026-03-01T00:00:00Z",
+            "2026-03-02T00:00:00Z",
         );
         assert_eq!(
-            seoul.local_rfc3339(t("2026-03-02T00:00:00Z")),
+            Schedule::parse(morning, seoul)
+                .expect("parse")
+                .local_rfc3339(t("2026-03-02T00:00:00Z")),
             "2026-03-02T09:00:00+09:00"
         );
         // New York springs forward on 2026-03-08: 9:00 EDT is 13:00 UTC.
-        let ny = Schedule::parse("0 9 * * *", Some("America/New_York")).expect("parse");
-        assert_eq!(
-            ny.next_after(t("2026-03-08T00:00:00Z")),
-            Some(t("2026-03-08T13:00:00Z"))
-        );
+        let ny = Some("America/New_York");
+        assert_next(morning, ny, "2026-03-08T00:00:00Z", "2026-03-08T13:00:00Z");
         assert!(matches!(
             Schedule::parse("* * * * *", Some("Mars/Base")),
             Err(ScheduleError::UnknownTimeZone(_))
@@ -316,33 +318,27 @@ mod tests {
     fn only_the_most_recent_missed_time_is_due() {
         let s = Schedule::parse("*/5 * * * *", None).expect("parse");
         let created = t("2026-03-01T10:00:00Z");
+        let due = |now: &str| {
+            let r = s.most_recent(created, None, None, t(now)).expect("recent");
+            (r.most_recent, r.missed, r.count)
+        };
         // Nothing due before the first time.
-        let r = s
-            .most_recent(created, None, None, t("2026-03-01T10:04:59Z"))
-            .expect("recent");
-        assert_eq!(r.most_recent, None);
+        assert_eq!(due("2026-03-01T10:04:59Z").0, None);
         // Exactly one due.
-        let r = s
-            .most_recent(created, None, None, t("2026-03-01T10:05:00Z"))
-            .expect("recent");
+        let (most_recent, missed, _) = due("2026-03-01T10:05:00Z");
         assert_eq!(
-            (r.most_recent, r.missed),
+            (most_recent, missed),
             (Some(t("2026-03-01T10:05:00Z")), Missed::None)
         );
         // Three due: only the last runs.
-        let r = s
-            .most_recent(created, None, None, t("2026-03-01T10:17:00Z"))
-            .expect("recent");
         assert_eq!(
-            (r.most_recent, r.missed, r.count),
+            due("2026-03-01T10:17:00Z"),
             (Some(t("2026-03-01T10:15:00Z")), Missed::Few, 3)
         );
         // Days of downtime: too many.
-        let r = s
-            .most_recent(created, None, None, t("2026-03-03T10:17:00Z"))
-            .expect("recent");
+        let (most_recent, missed, _) = due("2026-03-03T10:17:00Z");
         assert_eq!(
-            (r.most_recent, r.missed),
+            (most_recent, missed),
             (Some(t("2026-03-03T10:15:00Z")), Missed::Many)
         );
         // A starting deadline narrows the window to what can still run.

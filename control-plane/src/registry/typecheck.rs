@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::resources::ResourceType;
 
 /// Go's name for the JSON type of `v`.
-fn json_kind(v: &Value) -> &'static str {
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",
@@ -225,43 +225,45 @@ mod tests {
             err.message,
             "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string"
         );
-        let err = check(cm, &json!({"metadata": {"annotations": {"a": true}}})).expect_err("ann");
-        assert!(err.message.ends_with("cannot unmarshal bool into Go struct field ObjectMeta.metadata.annotations of type string"), "{}", err.message);
-        let err = check(cm, &json!({"data": {"k": {"x": 1}}})).expect_err("data");
-        assert!(
-            err.message.ends_with(
-                "cannot unmarshal object into Go struct field ConfigMap.data of type string"
+        let (secret, deploy) = (
+            crate::registry::kinds::SECRETS,
+            crate::registry::kinds::DEPLOYMENTS,
+        );
+        for (rt, obj, ending) in [
+            (
+                cm,
+                json!({"metadata": {"annotations": {"a": true}}}),
+                "cannot unmarshal bool into Go struct field ObjectMeta.metadata.annotations of type string",
             ),
-            "{}",
-            err.message
-        );
-        let err = check(cm, &json!({"binaryData": {"k": "%%%"}})).expect_err("binary");
-        assert!(
-            err.message
-                .ends_with(": illegal base64 data at input byte 0"),
-            "{}",
-            err.message
-        );
-        let secret = crate::registry::kinds::SECRETS;
+            (
+                cm,
+                json!({"data": {"k": {"x": 1}}}),
+                "cannot unmarshal object into Go struct field ConfigMap.data of type string",
+            ),
+            (
+                cm,
+                json!({"binaryData": {"k": "%%%"}}),
+                ": illegal base64 data at input byte 0",
+            ),
+            (
+                secret,
+                json!({"stringData": {"k": 5}}),
+                "Go struct field Secret.stringData of type string",
+            ),
+            (
+                deploy,
+                json!({"spec": {"template": {"metadata": {"labels": {"a": [1]}}}}}),
+                "cannot unmarshal array into Go struct field ObjectMeta.spec.template.metadata.labels of type string",
+            ),
+        ] {
+            let err = check(rt, &obj).expect_err(ending);
+            assert!(err.message.ends_with(ending), "{}", err.message);
+        }
         let err = check(secret, &json!({"data": {"k": "not base64!"}})).expect_err("secret");
         assert_eq!(
             err.message,
             "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3"
         );
-        let err = check(secret, &json!({"stringData": {"k": 5}})).expect_err("stringData");
-        assert!(
-            err.message
-                .ends_with("Go struct field Secret.stringData of type string"),
-            "{}",
-            err.message
-        );
-        let deploy = crate::registry::kinds::DEPLOYMENTS;
-        let err = check(
-            deploy,
-            &json!({"spec": {"template": {"metadata": {"labels": {"a": [1]}}}}}),
-        )
-        .expect_err("template");
-        assert!(err.message.ends_with("cannot unmarshal array into Go struct field ObjectMeta.spec.template.metadata.labels of type string"), "{}", err.message);
         assert!(
             check(
                 secret,

@@ -7,7 +7,7 @@ use skiff_api_rules::config::{
 };
 
 use super::printing::{Columns, header, row};
-use super::support::{decode, round, set_default};
+use super::support::{decode, round_trip_as, set_default, validate_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `configmaps` in `v1`.
@@ -31,10 +31,7 @@ pub struct ConfigMapRules;
 
 impl Behaviour for ConfigMapRules {
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        let mut errors = Vec::new();
-        let c: ConfigMap = decode(rt, obj)?;
-        errors.extend(validate_config_map(&c));
-        Ok(errors)
+        validate_as(rt, obj, |c: ConfigMap| validate_config_map(&c))
     }
 
     fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {
@@ -44,9 +41,7 @@ impl Behaviour for ConfigMapRules {
         ))
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::ConfigMap>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::ConfigMap);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
@@ -73,19 +68,14 @@ impl Behaviour for SecretRules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        let mut errors = Vec::new();
-        let s: Secret = decode(rt, obj)?;
-        errors.extend(validate_secret(&s));
-        Ok(errors)
+        validate_as(rt, obj, |s: Secret| validate_secret(&s))
     }
 
     fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         Ok(validate_secret_update(&decode(rt, old)?, &decode(rt, new)?))
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::Secret>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::Secret);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
@@ -105,7 +95,5 @@ impl Behaviour for SecretRules {
 pub struct ServiceAccountRules;
 
 impl Behaviour for ServiceAccountRules {
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::ServiceAccount>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::ServiceAccount);
 }

@@ -5,8 +5,10 @@ use serde_json::{Value, json};
 use skiff_api_rules::daemonset::validate_daemonset_spec;
 
 use super::pod::default_template;
-use super::printing::{Columns, header, n, row, with_template};
-use super::support::{decode, default_rolling_update, round, selector_immutable, set_default};
+use super::printing::{Columns, header, n, row, with_pod_template};
+use super::support::{
+    default_rolling_update, round_trip_as, selector_immutable, set_default, validate_as,
+};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `daemonsets.apps` in `apps/v1`.
@@ -39,19 +41,15 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        let mut errors = Vec::new();
-        let d: DaemonSet = decode(rt, obj)?;
-        errors.extend(validate_daemonset_spec(&d.spec.unwrap_or_default()));
-        Ok(errors)
+        validate_as(rt, obj, |d: DaemonSet| {
+            validate_daemonset_spec(&d.spec.unwrap_or_default())
+        })
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::apps::v1::DaemonSet>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::apps::v1::DaemonSet);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let (name, age, spec, status) = row(obj);
-        let tmpl = obj.pointer("/spec/template/spec");
+        let (name, age, _, status) = row(obj);
         let node_selector = obj
             .pointer("/spec/template/spec/nodeSelector")
             .and_then(Value::as_object)
@@ -63,7 +61,8 @@ impl Behaviour for Rules {
             })
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| "<none>".into());
-        with_template(
+        with_pod_template(
+            obj,
             (
                 header("Name|Desired|Current|Ready|Up-to-date|Available|Node Selector|Age"),
                 vec![
@@ -77,8 +76,6 @@ impl Behaviour for Rules {
                     age,
                 ],
             ),
-            tmpl,
-            spec.get("selector"),
         )
     }
 

@@ -4,9 +4,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
 
 use super::pod::default_template;
-use super::printing::{Columns, header, n, row, with_template};
+use super::printing::{Columns, header, n, row, with_pod_template};
 use super::support::{
-    decode, default_rolling_update, replicated, round, selector_immutable, set_default,
+    decode, default_rolling_update, replicated, round_trip_as, selector_immutable, set_default,
 };
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -51,14 +51,12 @@ impl Behaviour for Rules {
         Ok(errors)
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::apps::v1::Deployment>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::apps::v1::Deployment);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
-        let tmpl = obj.pointer("/spec/template/spec");
-        with_template(
+        with_pod_template(
+            obj,
             (
                 header("Name|Ready|Up-to-date|Available|Age"),
                 vec![
@@ -73,8 +71,6 @@ impl Behaviour for Rules {
                     age,
                 ],
             ),
-            tmpl,
-            spec.get("selector"),
         )
     }
 

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, n, row};
-use super::support::{round, set_default};
+use super::support::{json_rules, round_trip_as, set_default};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `endpoints` in `v1`.
@@ -44,9 +44,7 @@ impl Behaviour for EndpointsRules {
         Ok(skiff_api_rules::endpoints::validate_endpoints(obj))
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::Endpoints>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::Endpoints);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
@@ -102,17 +100,10 @@ impl Behaviour for EndpointSliceRules {
         }
     }
 
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
-        Ok(skiff_api_rules::endpoints::validate_endpoint_slice(obj))
-    }
+    json_rules!(
+        skiff_api_rules::endpoints::validate_endpoint_slice,
+        skiff_api_rules::endpoints::validate_endpoint_slice_update
+    );
 
-    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
-        Ok(skiff_api_rules::endpoints::validate_endpoint_slice_update(
-            old, new,
-        ))
-    }
-
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::discovery::v1::EndpointSlice>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::discovery::v1::EndpointSlice);
 }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::printing::{Columns, age_of, header, n, row, text};
-use super::support::{decode, round};
+use super::support::{decode, round_trip_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `events` in `v1`.
@@ -51,20 +51,11 @@ fn core_columns(rt: &ResourceType, obj: &Value) -> Columns {
         Some(n) => format!("{kind}/{n}"),
         None => kind,
     };
-    let component = [
-        text(obj.pointer("/source/component")),
-        text(obj.get("reportingComponent")),
-    ]
-    .into_iter()
-    .find(|c| !c.is_empty())
-    .unwrap_or_default();
-    let instance = [
-        text(obj.pointer("/source/host")),
-        text(obj.get("reportingInstance")),
-    ]
-    .into_iter()
-    .find(|c| !c.is_empty())
-    .unwrap_or_default();
+    let component = source_or_reporter(
+        obj.pointer("/source/component"),
+        obj.get("reportingComponent"),
+    );
+    let instance = source_or_reporter(obj.pointer("/source/host"), obj.get("reportingInstance"));
     let source = if instance.is_empty() {
         component.to_string()
     } else {
@@ -100,9 +91,7 @@ impl Behaviour for CoreEventRules {
         Ok(errors)
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::Event>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::Event);
 
     fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
         core_columns(rt, obj)
@@ -114,11 +103,16 @@ impl Behaviour for CoreEventRules {
 pub struct EventV1Rules;
 
 impl Behaviour for EventV1Rules {
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::events::v1::Event>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::events::v1::Event);
 
     fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
         core_columns(rt, obj)
     }
+}
+
+/// The core form's source field, else the events.k8s.io form's reporter.
+fn source_or_reporter<'a>(source: Option<&'a Value>, reporter: Option<&'a Value>) -> &'a str {
+    Some(text(source))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| text(reporter))
 }

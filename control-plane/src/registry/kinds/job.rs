@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
-use super::printing::{Columns, age_of, header, human_duration, n, row, with_template};
-use super::support::{decode, name_of, round, set_default};
+use super::printing::{Columns, age_of, header, human_duration, n, row, with_pod_template};
+use super::support::{decode, name_of, round_trip_as, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `jobs.batch` in `batch/v1`.
@@ -63,13 +63,10 @@ impl Behaviour for Rules {
         Ok(errors)
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::batch::v1::Job>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::batch::v1::Job);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
-        let tmpl = obj.pointer("/spec/template/spec");
         let duration = match (
             status.get("startTime").and_then(Value::as_str),
             status.get("completionTime").and_then(Value::as_str),
@@ -84,7 +81,8 @@ impl Behaviour for Rules {
             (Some(a), None) => age_of(Some(&json!(a))),
             _ => String::new(),
         };
-        with_template(
+        with_pod_template(
+            obj,
             (
                 header("Name|Status|Completions|Duration|Age"),
                 vec![
@@ -95,8 +93,6 @@ impl Behaviour for Rules {
                     age,
                 ],
             ),
-            tmpl,
-            spec.get("selector"),
         )
     }
 

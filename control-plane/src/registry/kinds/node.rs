@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::printing::{Columns, header, row, s};
-use super::support::round;
-use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
+use super::support::{json_rules, round_trip_as};
+use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `nodes` in `v1`.
 pub const NODES: &ResourceType = &rt! {
@@ -15,17 +15,12 @@ pub const NODES: &ResourceType = &rt! {
 pub struct Rules;
 
 impl Behaviour for Rules {
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
-        Ok(skiff_api_rules::node::validate_node(obj))
-    }
+    json_rules!(
+        skiff_api_rules::node::validate_node,
+        skiff_api_rules::node::validate_node_update
+    );
 
-    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
-        Ok(skiff_api_rules::node::validate_node_update(old, new))
-    }
-
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::Node>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::Node);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, n, row};
-use super::support::{decode, round};
+use super::support::{round_trip_as, validate_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `poddisruptionbudgets.policy` in `policy/v1`.
@@ -26,17 +26,16 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        let mut errors = Vec::new();
-        let p: k8s_openapi::api::policy::v1::PodDisruptionBudget = decode(rt, obj)?;
-        errors.extend(skiff_api_rules::policy::validate_pdb_spec(
-            &p.spec.unwrap_or_default(),
-        ));
-        Ok(errors)
+        validate_as(
+            rt,
+            obj,
+            |p: k8s_openapi::api::policy::v1::PodDisruptionBudget| {
+                skiff_api_rules::policy::validate_pdb_spec(&p.spec.unwrap_or_default())
+            },
+        )
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::policy::v1::PodDisruptionBudget);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, human_duration, n, row, s};
-use super::support::{decode, round, set_default};
+use super::support::{round_trip_as, set_default, validate_as};
 use crate::registry::meta::now;
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -73,19 +73,15 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        let mut errors = Vec::new();
-        let pod: Pod = decode(rt, obj)?;
-        errors.extend(
+        validate_as(rt, obj, |pod: Pod| {
             skiff_api_rules::pod::validate_pod(&pod)
                 .into_iter()
-                .filter(|e| !e.starts_with("metadata.")),
-        );
-        Ok(errors)
+                .filter(|e| !e.starts_with("metadata."))
+                .collect()
+        })
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::Pod>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::Pod);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

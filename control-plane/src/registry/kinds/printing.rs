@@ -18,40 +18,34 @@ pub fn human_duration(secs: i64) -> String {
     }
     let minutes = secs / 60;
     if minutes < 10 {
-        let s = secs % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
+        return two_units(minutes, 'm', secs % 60, 's');
     }
     if minutes < 180 {
         return format!("{minutes}m");
     }
     let hours = secs / 3600;
     if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
+        return two_units(hours, 'h', minutes % 60, 'm');
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
-        let h = hours % 24;
-        return if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{h}h", hours / 24)
-        };
+        return two_units(hours / 24, 'd', hours % 24, 'h');
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     format!("{}y", hours / 24 / 365)
+}
+
+/// `3m20s`, or `3m` when the smaller unit is zero.
+fn two_units(large: i64, large_unit: char, small: i64, small_unit: char) -> String {
+    if small == 0 {
+        format!("{large}{large_unit}")
+    } else {
+        format!("{large}{large_unit}{small}{small_unit}")
+    }
 }
 
 pub fn age_of(v: Option<&Value>) -> String {
@@ -161,6 +155,16 @@ pub fn header(names: &str) -> Vec<Value> {
             None => col(name, 0),
         })
         .collect()
+}
+
+/// [`with_template`] for a workload whose pod template and selector are
+/// `spec.template` and `spec.selector`.
+pub(super) fn with_pod_template(obj: &Value, own: Columns) -> Columns {
+    with_template(
+        own,
+        obj.pointer("/spec/template/spec"),
+        obj.pointer("/spec/selector"),
+    )
 }
 
 /// A workload's columns, then its `-o wide` containers, images and

@@ -5,8 +5,8 @@ use k8s_openapi::api::core::v1::ReplicationController;
 use serde_json::{Value, json};
 
 use super::pod::default_template;
-use super::printing::{Columns, header, n, row, with_template};
-use super::support::{decode, replicated, round, selector_immutable, set_default};
+use super::printing::{Columns, header, n, row, with_pod_template};
+use super::support::{decode, replicated, round_trip_as, selector_immutable, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `replicationcontrollers` in `v1`.
@@ -24,8 +24,8 @@ pub const REPLICASETS: &ResourceType = &rt! {
 /// Both kinds print alike.
 fn replica_set_columns(_rt: &ResourceType, obj: &Value) -> Columns {
     let (name, age, spec, status) = row(obj);
-    let tmpl = obj.pointer("/spec/template/spec");
-    with_template(
+    with_pod_template(
+        obj,
         (
             header("Name|Desired|Current|Ready|Age"),
             vec![
@@ -36,8 +36,6 @@ fn replica_set_columns(_rt: &ResourceType, obj: &Value) -> Columns {
                 age,
             ],
         ),
-        tmpl,
-        spec.get("selector"),
     )
 }
 
@@ -66,9 +64,7 @@ impl Behaviour for ReplicaSetRules {
         Ok(errors)
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::apps::v1::ReplicaSet>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::apps::v1::ReplicaSet);
 
     fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         selector_immutable(rt, old, new)
@@ -116,9 +112,7 @@ impl Behaviour for ReplicationControllerRules {
         Ok(errors)
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::ReplicationController>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::ReplicationController);
 
     fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
         replica_set_columns(rt, obj)

@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, n, row, text};
-use super::support::round;
-use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
+use super::support::{json_rules, round_trip_as};
+use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `controllerrevisions.apps` in `apps/v1`.
 pub const CONTROLLERREVISIONS: &ResourceType = &rt! {
@@ -16,17 +16,12 @@ pub const CONTROLLERREVISIONS: &ResourceType = &rt! {
 pub struct Rules;
 
 impl Behaviour for Rules {
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
-        Ok(skiff_api_rules::revision::validate_controller_revision(obj))
-    }
+    json_rules!(
+        skiff_api_rules::revision::validate_controller_revision,
+        skiff_api_rules::revision::validate_controller_revision_update
+    );
 
-    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
-        Ok(skiff_api_rules::revision::validate_controller_revision_update(old, new))
-    }
-
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::apps::v1::ControllerRevision>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::apps::v1::ControllerRevision);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);

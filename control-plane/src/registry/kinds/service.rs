@@ -6,7 +6,7 @@ use skiff_api_rules::metadata::NameRule;
 use skiff_api_rules::service::validate_service_spec;
 
 use super::printing::{Columns, header, n, row, s, selector_text};
-use super::support::{decode, round, set_default};
+use super::support::{round_trip_as, set_default, validate_as};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `services` in `v1`.
@@ -36,15 +36,12 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        let mut errors = Vec::new();
-        let s: Service = decode(rt, obj)?;
-        errors.extend(validate_service_spec(&s.spec.unwrap_or_default()));
-        Ok(errors)
+        validate_as(rt, obj, |s: Service| {
+            validate_service_spec(&s.spec.unwrap_or_default())
+        })
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::Service>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::Service);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

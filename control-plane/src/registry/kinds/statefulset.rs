@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::pod::default_template;
 use super::printing::{Columns, containers_images, header, n, row};
 use super::storage::default_claim;
-use super::support::{decode, default_rolling_update, name_of, round, set_default};
+use super::support::{default_rolling_update, name_of, round_trip_as, set_default, validate_as};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `statefulsets.apps` in `apps/v1`.
@@ -50,18 +50,12 @@ impl Behaviour for Rules {
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let name = name_of(obj);
-        let mut errors = Vec::new();
-        let s: StatefulSet = decode(rt, obj)?;
-        errors.extend(skiff_api_rules::statefulset::validate_statefulset(
-            name,
-            &s.spec.unwrap_or_default(),
-        ));
-        Ok(errors)
+        validate_as(rt, obj, |s: StatefulSet| {
+            skiff_api_rules::statefulset::validate_statefulset(name, &s.spec.unwrap_or_default())
+        })
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::apps::v1::StatefulSet>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::apps::v1::StatefulSet);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

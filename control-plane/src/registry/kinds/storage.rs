@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use skiff_api_rules::storage::validate_claim_spec;
 
 use super::printing::{Columns, header, row, text};
-use super::support::{decode, round, set_default};
+use super::support::{json_rules, round_trip_as, set_default, validate_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `persistentvolumes` in `v1`.
@@ -44,19 +44,12 @@ impl Behaviour for PersistentVolumeRules {
         Some(json!({"phase": "Pending"}))
     }
 
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
-        Ok(skiff_api_rules::volume::validate_persistent_volume(obj))
-    }
+    json_rules!(
+        skiff_api_rules::volume::validate_persistent_volume,
+        skiff_api_rules::volume::validate_persistent_volume_update
+    );
 
-    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
-        Ok(skiff_api_rules::volume::validate_persistent_volume_update(
-            old, new,
-        ))
-    }
-
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::PersistentVolume>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::PersistentVolume);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -98,15 +91,12 @@ impl Behaviour for PersistentVolumeClaimRules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        let mut errors = Vec::new();
-        let c: PersistentVolumeClaim = decode(rt, obj)?;
-        errors.extend(validate_claim_spec("spec", &c.spec.unwrap_or_default()));
-        Ok(errors)
+        validate_as(rt, obj, |c: PersistentVolumeClaim| {
+            validate_claim_spec("spec", &c.spec.unwrap_or_default())
+        })
     }
 
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::core::v1::PersistentVolumeClaim);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -147,19 +137,12 @@ impl Behaviour for StorageClassRules {
         set_default(obj, &["volumeBindingMode"], json!("Immediate"));
     }
 
-    fn validate(&self, _rt: &ResourceType, obj: &Value) -> Errors {
-        Ok(skiff_api_rules::volume::validate_storage_class(obj))
-    }
+    json_rules!(
+        skiff_api_rules::volume::validate_storage_class,
+        skiff_api_rules::volume::validate_storage_class_update
+    );
 
-    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
-        Ok(skiff_api_rules::volume::validate_storage_class_update(
-            old, new,
-        ))
-    }
-
-    fn round_trip(&self, obj: &Value) -> Option<Value> {
-        round::<k8s_openapi::api::storage::v1::StorageClass>(obj)
-    }
+    round_trip_as!(k8s_openapi::api::storage::v1::StorageClass);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);

@@ -47,6 +47,52 @@ pub(super) fn round<T: DeserializeOwned + Serialize>(obj: &Value) -> Option<Valu
         .and_then(|t| serde_json::to_value(t).ok())
 }
 
+/// A kind's `Behaviour::round_trip` through its typed schema `$t`.
+macro_rules! round_trip_as {
+    ($t:ty) => {
+        fn round_trip(&self, obj: &::serde_json::Value) -> Option<::serde_json::Value> {
+            $crate::registry::kinds::support::round::<$t>(obj)
+        }
+    };
+}
+
+pub(super) use round_trip_as;
+
+/// `validate` and `validate_update` of a kind whose rules read the object
+/// as JSON rather than through its typed schema.
+macro_rules! json_rules {
+    ($validate:path, $validate_update:path) => {
+        fn validate(
+            &self,
+            _rt: &$crate::registry::resource_type::ResourceType,
+            obj: &::serde_json::Value,
+        ) -> $crate::registry::resource_type::Errors {
+            Ok($validate(obj))
+        }
+
+        fn validate_update(
+            &self,
+            _rt: &$crate::registry::resource_type::ResourceType,
+            old: &::serde_json::Value,
+            new: &::serde_json::Value,
+        ) -> $crate::registry::resource_type::Errors {
+            Ok($validate_update(old, new))
+        }
+    };
+}
+
+pub(super) use json_rules;
+
+/// Decodes `obj` into its kind's typed schema `T` and returns the field
+/// errors `check` finds in it (`Err` if it does not decode).
+pub(super) fn validate_as<T: DeserializeOwned>(
+    rt: &ResourceType,
+    obj: &Value,
+    check: impl FnOnce(T) -> Vec<String>,
+) -> Errors {
+    decode(rt, obj).map(check)
+}
+
 /// The object's name (empty when unset).
 pub(super) fn name_of(obj: &Value) -> &str {
     obj.pointer("/metadata/name")
