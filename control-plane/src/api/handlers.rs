@@ -358,13 +358,6 @@ pub(super) fn to_bytes(obj: &Value) -> Vec<u8> {
     serde_json::to_vec(&obj).unwrap_or_default()
 }
 
-fn name_of(obj: &Value) -> String {
-    obj.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
 impl Api {
     /// One verb on one target. Subresources a kind does not have are 404
     /// (never the object itself), and the options of each verb are checked
@@ -642,7 +635,7 @@ impl Api {
         apply_defaults(t.rt, obj);
         crate::registry::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
             .await
-            .map_err(|e| ApiError::from_store(e, t.rt, &name_of(obj)))?;
+            .map_err(|e| ApiError::from_store(e, t.rt, crate::meta::name(obj)))?;
         strategy::prepare_write(t.rt, None, obj);
         validate(t.rt, obj)?;
         events_v1::validate_create(t.rt, obj)?;
@@ -652,7 +645,7 @@ impl Api {
         if self.query.dry_run {
             return Ok(obj.clone());
         }
-        let name = name_of(obj);
+        let name = crate::meta::name(obj).to_string();
         let key = t.rt.key(
             obj.pointer("/metadata/namespace").and_then(Value::as_str),
             &name,
@@ -682,11 +675,11 @@ impl Api {
         self.check_identity(t, &mut new)?;
         drop_nulls(&mut new);
         events_v1::forget_shown_time(t.rt, old, &mut new);
-        let name = name_of(old);
-        if name_of(&new) != name {
+        let name = crate::meta::name(old).to_string();
+        if crate::meta::name(&new) != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
-                name_of(&new)
+                crate::meta::name(&new)
             )));
         }
         if let Some(client_rv) = new
@@ -1073,7 +1066,7 @@ impl Api {
     async fn delete(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
         let (options, dry_run) = super::edge::delete_options(body, &self.query)?;
         let (mut obj, mut rev) = self.read(t).await?;
-        let name = name_of(&obj);
+        let name = crate::meta::name(&obj).to_string();
         let check = |obj: &Value, rev: u64| -> ApiResult<()> {
             let uid_differs = options.uid.as_deref().is_some_and(|uid| {
                 obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
@@ -1206,7 +1199,7 @@ impl Api {
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
                     .map(String::from),
-                name: Some(name_of(&obj)),
+                name: Some(crate::meta::name(&obj).to_string()),
                 sub: None,
             };
             if self.delete(&target, body).await.is_ok() {

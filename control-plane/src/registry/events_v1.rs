@@ -177,12 +177,6 @@ fn decoded(obj: &Value) -> Option<CoreEvent> {
     serde_json::from_value(to_core(obj)).ok()
 }
 
-fn name_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
 /// Upstream's checks of an Event created through `events.k8s.io/v1`
 /// (shapes that do not decode are the generic validation's to report).
 pub fn validate_create(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
@@ -196,7 +190,7 @@ pub fn validate_create(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     if errors.is_empty() {
         return Ok(());
     }
-    Err(ApiError::invalid(rt, name_of(obj), &errors))
+    Err(ApiError::invalid(rt, crate::meta::name(obj), &errors))
 }
 
 /// Upstream's checks of an Event replaced through `events.k8s.io/v1`.
@@ -211,7 +205,7 @@ pub fn validate_update(rt: &ResourceType, old: &Value, new: &Value) -> Result<()
     if errors.is_empty() {
         return Ok(());
     }
-    Err(ApiError::invalid(rt, name_of(new), &errors))
+    Err(ApiError::invalid(rt, crate::meta::name(new), &errors))
 }
 
 #[cfg(test)]

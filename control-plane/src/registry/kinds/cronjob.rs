@@ -6,7 +6,7 @@ use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
 use super::printing::{Columns, age_of, header, row, s, with_template};
-use super::support::{decode, name_of, round_trip_as, set_default};
+use super::support::{decode, round_trip_as, set_default};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `cronjobs.batch` in `batch/v1`.
@@ -31,7 +31,7 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        let name = name_of(obj);
+        let name = crate::meta::name(obj);
         let mut errors = Vec::new();
         let c: CronJob = decode(rt, obj)?;
         let spec = c.spec.unwrap_or_default();

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::pod::default_template;
 use super::printing::{Columns, containers_images, header, n, row};
 use super::storage::default_claim;
-use super::support::{default_rolling_update, name_of, round_trip_as, set_default, validate_as};
+use super::support::{default_rolling_update, round_trip_as, set_default, validate_as};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `statefulsets.apps` in `apps/v1`.
@@ -49,7 +49,7 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        let name = name_of(obj);
+        let name = crate::meta::name(obj);
         validate_as(rt, obj, |s: StatefulSet| {
             skiff_api_rules::statefulset::validate_statefulset(name, &s.spec.unwrap_or_default())
         })

@@ -93,13 +93,6 @@ pub(super) fn validate_as<T: DeserializeOwned>(
     decode(rt, obj).map(check)
 }
 
-/// The object's name (empty when unset).
-pub(super) fn name_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
 /// Upstream's rule for apps/v1 controllers: the selector never changes.
 pub(super) fn selector_immutable(_rt: &ResourceType, old: &Value, new: &Value) -> Errors {
     if old.pointer("/spec/selector") == new.pointer("/spec/selector") {
