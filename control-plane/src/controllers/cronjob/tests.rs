@@ -253,14 +253,7 @@ async fn forbid_waits_for_the_running_job() {
 #[tokio::test]
 async fn replace_deletes_the_running_job_and_its_pods() {
     let env = env("2026-03-01T10:00:00Z");
-    use crate::controllers::garbage_collector::{Collector, GarbageCollector};
-    let args = (
-        env.objects.store().clone(),
-        Collector::new(env.objects.clone()),
-    );
-    let (gc, _) = ractor::Actor::spawn(None, GarbageCollector::default(), args)
-        .await
-        .expect("gc");
+    let gc = crate::controllers::garbage_collector::start_unsupervised(&env.objects).await;
     env.create(cronjob(
         "rp",
         "* * * * *",

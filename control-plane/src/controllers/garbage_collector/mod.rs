@@ -89,6 +89,19 @@ fn watched() -> impl Iterator<Item = (usize, &'static ResourceType)> {
 /// The collector actor.
 pub type GarbageCollector = Controller<Collector>;
 
+/// Starts a garbage collector over `objects` outside the supervisor, for
+/// tests of the controllers whose objects it cleans up.
+#[cfg(test)]
+pub(crate) async fn start_unsupervised(
+    objects: &Objects,
+) -> ractor::ActorRef<runtime::RuntimeMsg<Collector>> {
+    let args = (objects.store().clone(), Collector::new(objects.clone()));
+    let (gc, _) = ractor::Actor::spawn(None, GarbageCollector::default(), args)
+        .await
+        .expect("spawn the garbage collector");
+    gc
+}
+
 /// The collector's reconciler: its key is a piece of [`Work`] about one
 /// object (by uid).
 pub struct Collector {

@@ -4,11 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorRef};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::controllers::runtime::RuntimeMsg;
 use crate::registry::deletion::Propagation;
 use crate::registry::objects::Deleted;
 use crate::store::memory::MemoryStore;
@@ -59,14 +57,6 @@ async fn get(objects: &Objects, rt: &ResourceType, name: &str) -> Option<Value> 
     }
 }
 
-async fn start(objects: &Objects) -> ActorRef<RuntimeMsg<Collector>> {
-    let args = (objects.store().clone(), Collector::new(objects.clone()));
-    let (gc, _) = Actor::spawn(None, GarbageCollector::default(), args)
-        .await
-        .expect("spawn");
-    gc
-}
-
 fn store() -> Objects {
     Objects::new(Arc::new(MemoryStore::new()))
 }
@@ -105,7 +95,7 @@ fn finalizers_of(obj: &Value) -> Vec<String> {
 #[tokio::test]
 async fn background_deletion_cascades_over_two_levels() {
     let objects = store();
-    let gc = start(&objects).await;
+    let gc = start_unsupervised(&objects).await;
     let d = create(&objects, crate::registry::kinds::DEPLOYMENTS, "web", vec![]).await;
     let rs = create(
         &objects,
@@ -161,7 +151,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     .await;
     bound_pod(&objects, "blocking", "n1", vec![reference(&rs, true)]).await;
     bound_pod(&objects, "free", "n1", vec![reference(&rs, false)]).await;
-    let gc = start(&objects).await;
+    let gc = start_unsupervised(&objects).await;
 
     assert_eq!(
         delete(
@@ -237,7 +227,7 @@ async fn orphaning_strips_the_owner_and_keeps_the_dependents() {
         vec![reference(&rs, true), reference(&holder, false)],
     )
     .await;
-    let gc = start(&objects).await;
+    let gc = start_unsupervised(&objects).await;
 
     assert_eq!(
         delete(
@@ -271,7 +261,7 @@ async fn orphaning_strips_the_owner_and_keeps_the_dependents() {
 #[tokio::test]
 async fn a_custom_finalizer_holds_an_object_until_an_update_removes_it() {
     let objects = store();
-    let gc = start(&objects).await;
+    let gc = start_unsupervised(&objects).await;
     let cm = json!({"metadata": {"name": "held", "namespace": "default", "finalizers": ["example.com/hold"]}});
     objects
         .create(crate::registry::kinds::CONFIGMAPS, cm)
@@ -377,7 +367,7 @@ async fn owners_that_never_existed_or_have_another_uid_count_as_gone() {
     )
     .await;
     create(&objects, pods(), "widget", vec![widget]).await;
-    let gc = start(&objects).await;
+    let gc = start_unsupervised(&objects).await;
     // One that appears after the collector's first listing.
     create(&objects, pods(), "late-ghost", vec![ghost]).await;
 
@@ -413,7 +403,7 @@ async fn a_cluster_scoped_owner_takes_its_namespaced_dependents() {
     owner["blockOwnerDeletion"] = Value::Null;
     let mirror = bound_pod(&objects, "static-web-n1", "n1", vec![owner]).await;
     assert_eq!(mirror["metadata"]["ownerReferences"][0]["kind"], "Node");
-    let gc = start(&objects).await;
+    let gc = start_unsupervised(&objects).await;
     objects
         .delete(crate::registry::kinds::NODES, None, "n1")
         .await

@@ -437,14 +437,7 @@ async fn the_active_deadline_fails_the_job() {
 #[tokio::test]
 async fn ttl_deletes_the_finished_job_with_its_pods() {
     let env = env();
-    use crate::controllers::garbage_collector::{Collector, GarbageCollector};
-    let args = (
-        env.objects.store().clone(),
-        Collector::new(env.objects.clone()),
-    );
-    let (gc, _) = ractor::Actor::spawn(None, GarbageCollector::default(), args)
-        .await
-        .expect("gc");
+    let gc = crate::controllers::garbage_collector::start_unsupervised(&env.objects).await;
     env.create(job("ttl", "Never", json!({"ttlSecondsAfterFinished": 60})))
         .await;
     env.sync("ttl").await;
