@@ -5,6 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::registry::deletion::{DeleteOptions, Propagation};
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
@@ -32,12 +33,7 @@ pub async fn delete_job(
         ..DeleteOptions::default()
     };
     objects
-        .delete_with(
-            crate::registry::kinds::JOBS,
-            Some(namespace),
-            name,
-            &options,
-        )
+        .delete_with(kinds::JOBS, Some(namespace), name, &options)
         .await?;
     Ok(())
 }

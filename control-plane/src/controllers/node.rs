@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::{mirror, volume};
 use crate::registry::events::{InvolvedObject, NewEvent};
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::{EventKind, StoreError};
 
@@ -81,7 +82,7 @@ fn same_for_kubelet(before: &Value, after: &Value) -> bool {
 }
 
 async fn endpoint(objects: &Objects, node: &str) -> Option<String> {
-    let rt = crate::registry::kinds::NODES;
+    let rt = kinds::NODES;
     let obj = objects.get(rt, None, node).await.ok()?;
     let address = obj["status"]["addresses"]
         .as_array()?
@@ -237,15 +238,13 @@ impl NodeActorState {
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        self.objects
-            .delete(crate::registry::kinds::PODS, namespace, name)
-            .await?;
+        self.objects.delete(kinds::PODS, namespace, name).await?;
         Ok(())
     }
 
     /// Creates, refreshes or replaces the mirror of a static pod the node reported.
     async fn sync_mirror(&self, report: &pb::PodStatusReport) -> Result<(), ActorProcessingErr> {
-        let rt = crate::registry::kinds::PODS;
+        let rt = kinds::PODS;
         let (Ok(static_pod), Ok(status)) = (
             serde_json::from_slice::<Value>(&report.pod_json),
             serde_json::from_slice::<Value>(&report.status_json),
@@ -275,7 +274,7 @@ impl NodeActorState {
                 if action == mirror::MirrorAction::Replace {
                     self.objects.delete(rt, Some(namespace), name).await?;
                 }
-                let nodes = crate::registry::kinds::NODES;
+                let nodes = kinds::NODES;
                 let node = self.objects.get(nodes, None, &self.node).await?;
                 let mirror_pod = mirror::mirror_of(&static_pod, &status, &node);
                 match self.objects.create(rt, mirror_pod).await {
@@ -373,7 +372,7 @@ impl NodeActorState {
     }
 
     async fn reported(&mut self, report: pb::NodeReport) -> Result<(), ActorProcessingErr> {
-        let rt = crate::registry::kinds::PODS;
+        let rt = kinds::PODS;
         match report.report {
             Some(pb::node_report::Report::PodStatus(s)) if s.static_pod => {
                 self.sync_mirror(&s).await?;

@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use crate::nodes::liveness::Liveness;
 use crate::nodes::view::NodeView;
+use crate::registry::kinds;
 use crate::registry::meta::now;
 use crate::registry::objects::Objects;
 
@@ -124,8 +125,8 @@ fn owned_by_daemonset(pod: &Value) -> bool {
 
 impl LifecycleState {
     async fn check(&mut self) -> Result<(), ActorProcessingErr> {
-        let nodes_rt = crate::registry::kinds::NODES;
-        let pods_rt = crate::registry::kinds::PODS;
+        let nodes_rt = kinds::NODES;
+        let pods_rt = kinds::PODS;
         // From the watch-fed view: listing a thousand nodes from the store
         // twice a second would cost more than the rest of the idle control
         // plane.
@@ -372,7 +373,7 @@ mod tests {
     }
 
     async fn ready_node(objects: &Objects, heartbeat: DateTime<Utc>) {
-        let rt = crate::registry::kinds::NODES;
+        let rt = kinds::NODES;
         let t = heartbeat.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         objects
             .create(
@@ -386,7 +387,7 @@ mod tests {
     }
 
     async fn ready_status(objects: &Objects) -> Value {
-        let rt = crate::registry::kinds::NODES;
+        let rt = kinds::NODES;
         let node = objects.get(rt, None, "n1").await.expect("node");
         node["status"]["conditions"][0]["status"].clone()
     }
@@ -418,7 +419,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         state.check().await.expect("check");
         assert_eq!(ready_status(&objects).await, "Unknown");
-        let rt = crate::registry::kinds::NODES;
+        let rt = kinds::NODES;
         let node = objects.get(rt, None, "n1").await.expect("node");
         assert!(
             node["spec"]["taints"]

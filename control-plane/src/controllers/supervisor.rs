@@ -34,6 +34,7 @@ use super::{object_of, watch_prefix};
 use crate::clock::{SharedClock, SystemClock};
 use crate::nodes::liveness::Liveness;
 use crate::nodes::view::NodeView;
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::EventKind;
 
@@ -219,7 +220,7 @@ impl SupervisorState {
         let objects = self.objects.clone();
         let node = node.to_string();
         tokio::spawn(async move {
-            let rt = crate::registry::kinds::PODS;
+            let rt = kinds::PODS;
             for key in keys {
                 let (namespace, name) = key.split_once('/').unwrap_or(("default", &key));
                 info!(pod = %key, %node, "node deleted; deleting its pod");
@@ -241,7 +242,7 @@ impl SupervisorState {
     }
 
     async fn resync_pods(&mut self) -> Result<(), ActorProcessingErr> {
-        let rt = crate::registry::kinds::PODS;
+        let rt = kinds::PODS;
         let (pods, revision) = self.objects.list(rt).await?;
         let mut index = PodIndex::new();
         for pod in pods {
@@ -378,7 +379,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::ResyncNodes => {
-                let rt = crate::registry::kinds::NODES;
+                let rt = kinds::NODES;
                 let (nodes, _) = state.objects.list(rt).await?;
                 let names: Vec<String> = nodes
                     .iter()

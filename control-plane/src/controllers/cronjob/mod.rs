@@ -16,6 +16,7 @@ use super::runtime::list_refs;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, object_of};
 use crate::clock::SharedClock;
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::{Event, StoreError};
 
@@ -62,10 +63,7 @@ impl Reconciler for CronJobs {
     const NAME: &'static str = "cronjob";
 
     fn watches(&self) -> Result<Vec<String>, CronJobError> {
-        Ok(vec![
-            crate::registry::kinds::CRONJOBS.prefix(),
-            crate::registry::kinds::JOBS.prefix(),
-        ])
+        Ok(vec![kinds::CRONJOBS.prefix(), kinds::JOBS.prefix()])
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, ObjectRef>> {
@@ -93,7 +91,7 @@ impl Reconciler for CronJobs {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, CronJobError> {
-        Ok(list_refs(&self.objects, crate::registry::kinds::CRONJOBS, CRON_JOB).await?)
+        Ok(list_refs(&self.objects, kinds::CRONJOBS, CRON_JOB).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, CronJobError> {

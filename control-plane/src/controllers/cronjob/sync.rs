@@ -17,6 +17,7 @@ use crate::controllers::batch::{self as job_status, delete_job, time_of, timesta
 use crate::meta;
 use crate::meta::controller_uid;
 use crate::registry::deletion::Propagation;
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::registry::schedule::{Missed, Schedule};
 use crate::store::StoreError;
@@ -66,7 +67,7 @@ impl CronJobSync {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Duration>, CronJobError> {
-        let rt = crate::registry::kinds::CRONJOBS;
+        let rt = kinds::CRONJOBS;
         let cj = match self.objects.get(rt, Some(namespace), name).await {
             Ok(o) => o,
             Err(StoreError::NotFound(_)) => return Ok(None),
@@ -127,7 +128,7 @@ impl CronJobSync {
             let job_name = r["name"].as_str().unwrap_or_default();
             match self
                 .objects
-                .get(crate::registry::kinds::JOBS, Some(namespace), job_name)
+                .get(kinds::JOBS, Some(namespace), job_name)
                 .await
             {
                 Err(StoreError::NotFound(_)) => events.push((
@@ -269,7 +270,7 @@ impl CronJobSync {
             _ => {}
         }
         let job = job_from_template(cj, &name, &schedule, scheduled);
-        let created_job = match self.objects.create(crate::registry::kinds::JOBS, job).await {
+        let created_job = match self.objects.create(kinds::JOBS, job).await {
             Ok(j) => {
                 events.push((false, "SuccessfulCreate", format!("Created job {name}")));
                 info!(cronjob = %format!("{namespace}/{}", meta::name(cj)), job = %name, "created job");
@@ -278,7 +279,7 @@ impl CronJobSync {
             Err(StoreError::AlreadyExists(_)) => {
                 let existing = self
                     .objects
-                    .get(crate::registry::kinds::JOBS, Some(namespace), &name)
+                    .get(kinds::JOBS, Some(namespace), &name)
                     .await?;
                 // Another's Job, or ours and already listed: nothing to add.
                 if controller_uid(&existing) != Some(uid_of(cj))
@@ -304,7 +305,7 @@ impl CronJobSync {
 
     /// The Jobs this CronJob controls.
     async fn children(&self, namespace: &str, uid: &str) -> Result<Vec<Value>, CronJobError> {
-        let prefix = format!("{}{namespace}/", crate::registry::kinds::JOBS.prefix());
+        let prefix = format!("{}{namespace}/", kinds::JOBS.prefix());
         let listing = self.objects.store().list(&prefix).await?;
         Ok(listing
             .items
@@ -390,18 +391,13 @@ impl CronJobSync {
     ) -> Result<Option<Value>, CronJobError> {
         let updated = self
             .objects
-            .update(
-                crate::registry::kinds::CRONJOBS,
-                Some(namespace),
-                name,
-                |obj| {
-                    if uid_of(obj) != uid || obj.get("status") == Some(status) {
-                        return false;
-                    }
-                    obj["status"] = status.clone();
-                    true
-                },
-            )
+            .update(kinds::CRONJOBS, Some(namespace), name, |obj| {
+                if uid_of(obj) != uid || obj.get("status") == Some(status) {
+                    return false;
+                }
+                obj["status"] = status.clone();
+                true
+            })
             .await;
         match updated {
             Ok(v) => Ok(v),

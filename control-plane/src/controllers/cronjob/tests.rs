@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::sync::{CronJobSync, SCHEDULED_TIMESTAMP, job_name};
 use crate::clock::{Clock, FakeClock};
 use crate::controllers::job::status::timestamp;
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::memory::MemoryStore;
 
@@ -59,7 +60,7 @@ fn cronjob(name: &str, schedule: &str, spec: Value) -> Value {
 impl Env {
     /// Creates the CronJob as made at the clock's time.
     async fn create(&self, cj: Value) {
-        let rt = crate::registry::kinds::CRONJOBS;
+        let rt = kinds::CRONJOBS;
         let created = self.objects.create(rt, cj).await.expect("create");
         let now = timestamp(self.clock.now());
         let name = created["metadata"]["name"].as_str().expect("name");
@@ -82,18 +83,14 @@ impl Env {
 
     async fn status(&self, name: &str) -> Value {
         self.objects
-            .get(crate::registry::kinds::CRONJOBS, Some(NS), name)
+            .get(kinds::CRONJOBS, Some(NS), name)
             .await
             .expect("cronjob")["status"]
             .clone()
     }
 
     async fn jobs(&self) -> Vec<Value> {
-        let (mut jobs, _) = self
-            .objects
-            .list(crate::registry::kinds::JOBS)
-            .await
-            .expect("jobs");
+        let (mut jobs, _) = self.objects.list(kinds::JOBS).await.expect("jobs");
         jobs.sort_by_key(|j| j["metadata"]["name"].as_str().map(String::from));
         jobs
     }
@@ -111,7 +108,7 @@ impl Env {
     async fn finish(&self, job: &str, kind: &str, started: &str) {
         let now = timestamp(self.clock.now());
         self.objects
-            .update(crate::registry::kinds::JOBS, Some(NS), job, |j| {
+            .update(kinds::JOBS, Some(NS), job, |j| {
                 j["status"]["startTime"] = json!(started);
                 j["status"]["conditions"] = json!([{"type": kind, "status": "True",
                     "lastTransitionTime": now, "lastProbeTime": now}]);
@@ -125,7 +122,7 @@ impl Env {
     }
 
     async fn events(&self) -> Vec<(String, String)> {
-        let rt = crate::registry::kinds::EVENTS;
+        let rt = kinds::EVENTS;
         let (events, _) = self.objects.list(rt).await.expect("events");
         events
             .iter()
@@ -269,7 +266,7 @@ async fn replace_deletes_the_running_job_and_its_pods() {
         .to_string();
     env.objects
         .create(
-            crate::registry::kinds::PODS,
+            kinds::PODS,
             json!({"metadata": {"name": "p1", "namespace": NS, "ownerReferences": [{
                 "apiVersion": "batch/v1", "kind": "Job", "name": first_name,
                 "uid": first["metadata"]["uid"], "controller": true}]},
@@ -285,12 +282,7 @@ async fn replace_deletes_the_running_job_and_its_pods() {
     // The collector takes the replaced Job's pods.
     let mut pods = Vec::new();
     for _ in 0..400 {
-        pods = env
-            .objects
-            .list(crate::registry::kinds::PODS)
-            .await
-            .expect("pods")
-            .0;
+        pods = env.objects.list(kinds::PODS).await.expect("pods").0;
         if pods.is_empty() {
             break;
         }
@@ -444,7 +436,7 @@ async fn suspended_cronjobs_start_nothing_until_resumed() {
     assert_eq!(env.sync("sus").await, None);
     assert!(env.jobs().await.is_empty());
     env.objects
-        .update(crate::registry::kinds::CRONJOBS, Some(NS), "sus", |c| {
+        .update(kinds::CRONJOBS, Some(NS), "sus", |c| {
             c["spec"]["suspend"] = json!(false);
             true
         })
@@ -494,7 +486,7 @@ async fn a_vanished_active_job_is_dropped() {
     env.sync("gone").await;
     let name = env.job_names().await.remove(0);
     env.objects
-        .delete(crate::registry::kinds::JOBS, Some(NS), &name)
+        .delete(kinds::JOBS, Some(NS), &name)
         .await
         .expect("delete");
     env.at("2026-03-01T10:01:20Z").await;
@@ -512,7 +504,7 @@ async fn a_vanished_active_job_is_dropped() {
 #[tokio::test]
 async fn invalid_schedules_are_refused_by_the_api() {
     let env = env("2026-03-01T10:00:00Z");
-    let rt = crate::registry::kinds::CRONJOBS;
+    let rt = kinds::CRONJOBS;
     let obj = cronjob("bad", "* * * *", json!({}));
     let mut defaulted = obj.clone();
     crate::registry::strategy::apply_defaults(rt, &mut defaulted);

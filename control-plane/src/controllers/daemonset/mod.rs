@@ -33,6 +33,7 @@ use super::runtime::list_refs;
 use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, namespace_objects, object_of};
 use crate::meta::{self, str_at};
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::registry::resources::ResourceType;
 use crate::store::{Event, EventKind, StoreError};
@@ -140,10 +141,10 @@ impl Reconciler for DaemonSets {
 
     fn watches(&self) -> Result<Vec<String>, DaemonSetError> {
         Ok(vec![
-            crate::registry::kinds::DAEMONSETS.prefix(),
-            crate::registry::kinds::PODS.prefix(),
-            crate::registry::kinds::CONTROLLERREVISIONS.prefix(),
-            crate::registry::kinds::NODES.prefix(),
+            kinds::DAEMONSETS.prefix(),
+            kinds::PODS.prefix(),
+            kinds::CONTROLLERREVISIONS.prefix(),
+            kinds::NODES.prefix(),
         ])
     }
 
@@ -195,12 +196,7 @@ impl Reconciler for DaemonSets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, DaemonSetError> {
-        Ok(list_refs(
-            &self.objects,
-            crate::registry::kinds::DAEMONSETS,
-            DAEMON_SET,
-        )
-        .await?)
+        Ok(list_refs(&self.objects, kinds::DAEMONSETS, DAEMON_SET).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DaemonSetError> {
@@ -283,7 +279,7 @@ impl DaemonSets {
         ds: &DaemonSet,
     ) -> Result<(plan::Claim, Vec<Value>), DaemonSetError> {
         let pods = self
-            .namespace_objects(crate::registry::kinds::PODS, meta::namespace(ds_obj))
+            .namespace_objects(kinds::PODS, meta::namespace(ds_obj))
             .await?;
         let (c, mine) = claim(ds, &pods);
         let mine = mine.into_iter().cloned().collect();
@@ -293,7 +289,7 @@ impl DaemonSets {
     /// One sync; returns when to look again if nothing else happens.
     async fn sync(&mut self, key: &ObjectRef) -> Result<Option<Duration>, DaemonSetError> {
         let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
-        let daemonsets = crate::registry::kinds::DAEMONSETS;
+        let daemonsets = kinds::DAEMONSETS;
         let ds_obj = match self.objects.get(daemonsets, Some(namespace), name).await {
             Ok(d) => d,
             // Gone: its pods are the garbage collector's business.
@@ -309,12 +305,12 @@ impl DaemonSets {
         let Some(ds) = DaemonSet::from_object(&ds_obj) else {
             return Ok(None);
         };
-        let pods_rt = crate::registry::kinds::PODS;
+        let pods_rt = kinds::PODS;
         let (pod_claim, pods) = self.owned_pods(&ds_obj, &ds).await?;
         self.apply_claim(pods_rt, &ds_obj, &ds, &pod_claim).await?;
         let pods: Vec<&Value> = pods.iter().collect();
 
-        let revisions_rt = crate::registry::kinds::CONTROLLERREVISIONS;
+        let revisions_rt = kinds::CONTROLLERREVISIONS;
         let revisions = self.namespace_objects(revisions_rt, namespace).await?;
         let (revision_claim, mine) = claim(&ds, &revisions);
         self.apply_claim(revisions_rt, &ds_obj, &ds, &revision_claim)
@@ -322,7 +318,7 @@ impl DaemonSets {
         let mine: Vec<Value> = mine.into_iter().cloned().collect();
         let history = revision::construct(&self.objects, &ds_obj, mine, &pods).await?;
 
-        let (nodes, _) = self.objects.list(crate::registry::kinds::NODES).await?;
+        let (nodes, _) = self.objects.list(kinds::NODES).await?;
         let fits = ds.fits(&nodes);
         let now = chrono::Utc::now();
         let mut again: Option<Duration> = None;
@@ -405,7 +401,7 @@ impl DaemonSets {
         if nodes.is_empty() {
             return Ok(());
         }
-        let pods_rt = crate::registry::kinds::PODS;
+        let pods_rt = kinds::PODS;
         let template = pod_template(ds_obj, ds, hash);
         let mut nodes = nodes.iter();
         for batch in slow_start_batches(nodes.len()) {
@@ -461,7 +457,7 @@ impl DaemonSets {
             ("numberAvailable", s.available, false),
             ("numberUnavailable", s.unavailable(), false),
         ];
-        let daemonsets = crate::registry::kinds::DAEMONSETS;
+        let daemonsets = kinds::DAEMONSETS;
         self.objects
             .update(
                 daemonsets,

@@ -16,6 +16,7 @@ use super::DaemonSetError;
 use super::plan::HASH_LABEL;
 use crate::controllers::template_hash::template_hash;
 use crate::meta;
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
@@ -137,7 +138,7 @@ pub async fn construct(
     revisions: Vec<Value>,
     pods: &[&Value],
 ) -> Result<History, DaemonSetError> {
-    let rt = crate::registry::kinds::CONTROLLERREVISIONS;
+    let rt = kinds::CONTROLLERREVISIONS;
     let namespace = ds
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
@@ -210,7 +211,7 @@ async fn relabel_pods(
     to: &str,
 ) -> Result<(), DaemonSetError> {
     let Some(from) = from else { return Ok(()) };
-    let rt = crate::registry::kinds::PODS;
+    let rt = kinds::PODS;
     for pod in pods {
         let labelled = pod
             .pointer("/metadata/labels")
@@ -243,7 +244,7 @@ async fn snapshot(
     template: &Value,
     revision: i64,
 ) -> Result<Value, DaemonSetError> {
-    let rt = crate::registry::kinds::CONTROLLERREVISIONS;
+    let rt = kinds::CONTROLLERREVISIONS;
     let ds_name = meta::name(ds).to_string();
     let namespace = ds
         .pointer("/metadata/namespace")
@@ -268,7 +269,7 @@ async fn snapshot(
             if holds(&existing, template) {
                 return Ok(existing);
             }
-            let daemonsets = crate::registry::kinds::DAEMONSETS;
+            let daemonsets = kinds::DAEMONSETS;
             let uid = ds.pointer("/metadata/uid").cloned();
             objects
                 .update(daemonsets, Some(&namespace), &ds_name, |obj| {
@@ -299,7 +300,7 @@ pub async fn cleanup(
     limit: i64,
     live_hashes: &BTreeSet<String>,
 ) -> Result<(), DaemonSetError> {
-    let rt = crate::registry::kinds::CONTROLLERREVISIONS;
+    let rt = kinds::CONTROLLERREVISIONS;
     for name in to_prune(old, limit, live_hashes) {
         debug!(revision = %name, "pruning a revision beyond the history limit");
         objects.delete(rt, Some(namespace), &name).await?;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::eligibility::target_node;
 use super::plan::{GENERATION_LABEL, HASH_LABEL};
 use super::*;
+use crate::registry::kinds;
 use crate::registry::kinds::daemonset::TEMPLATE_GENERATION;
 use crate::store::memory::MemoryStore;
 
@@ -23,11 +24,7 @@ fn rts() -> (
     &'static ResourceType,
     &'static ResourceType,
 ) {
-    (
-        crate::registry::kinds::DAEMONSETS,
-        crate::registry::kinds::PODS,
-        crate::registry::kinds::NODES,
-    )
+    (kinds::DAEMONSETS, kinds::PODS, kinds::NODES)
 }
 
 async fn setup(strategy: Value) -> DaemonSets {
@@ -132,7 +129,7 @@ async fn status(state: &DaemonSets) -> Value {
 }
 
 async fn revisions(state: &DaemonSets) -> Vec<(i64, String)> {
-    let rt = crate::registry::kinds::CONTROLLERREVISIONS;
+    let rt = kinds::CONTROLLERREVISIONS;
     let mut out: Vec<(i64, String)> = state
         .namespace_objects(rt, NS)
         .await
@@ -150,7 +147,7 @@ async fn revisions(state: &DaemonSets) -> Vec<(i64, String)> {
 }
 
 async fn events(state: &DaemonSets) -> Vec<(String, String)> {
-    let rt = crate::registry::kinds::EVENTS;
+    let rt = kinds::EVENTS;
     let (items, _) = state.objects.list(rt).await.expect("events");
     items
         .iter()
@@ -241,7 +238,7 @@ async fn one_pod_per_labelled_node_made_as_upstream_makes_them() {
     }
     let ds = ds_object(&state).await;
     let revision_name = format!("mon-{hash}");
-    let rt = crate::registry::kinds::CONTROLLERREVISIONS;
+    let rt = kinds::CONTROLLERREVISIONS;
     let r = state
         .objects
         .get(rt, Some(NS), &revision_name)

@@ -23,6 +23,7 @@ use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reco
 use super::template_hash::{HASH_LABEL, template_hash, templates_equal};
 use super::{metadata_of, namespace_objects, object_of};
 use crate::meta::{self, annotation, controller_uid, int_at, labels as labels_of, str_at};
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::registry::resources::ResourceType;
 use crate::store::{Event, EventKind, StoreError};
@@ -108,9 +109,9 @@ impl Reconciler for Deployments {
 
     fn watches(&self) -> Result<Vec<String>, DeploymentError> {
         Ok(vec![
-            crate::registry::kinds::DEPLOYMENTS.prefix(),
-            crate::registry::kinds::REPLICASETS.prefix(),
-            crate::registry::kinds::PODS.prefix(),
+            kinds::DEPLOYMENTS.prefix(),
+            kinds::REPLICASETS.prefix(),
+            kinds::PODS.prefix(),
         ])
     }
 
@@ -146,12 +147,7 @@ impl Reconciler for Deployments {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, DeploymentError> {
-        Ok(list_refs(
-            &self.objects,
-            crate::registry::kinds::DEPLOYMENTS,
-            DEPLOYMENT,
-        )
-        .await?)
+        Ok(list_refs(&self.objects, kinds::DEPLOYMENTS, DEPLOYMENT).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DeploymentError> {
@@ -177,7 +173,7 @@ impl Deployments {
 
     /// One sync; returns when to look again if nothing else happens.
     async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, DeploymentError> {
-        let deployments = crate::registry::kinds::DEPLOYMENTS;
+        let deployments = kinds::DEPLOYMENTS;
         let d = match self.objects.get(deployments, Some(namespace), name).await {
             Ok(d) => d,
             // Gone: its sets are the garbage collector's business.
@@ -213,7 +209,7 @@ impl Deployments {
         selector: &LabelSelector,
         namespace: &str,
     ) -> Result<Vec<Value>, DeploymentError> {
-        let replicasets = crate::registry::kinds::REPLICASETS;
+        let replicasets = kinds::REPLICASETS;
         let mut owned = Vec::new();
         for rs in self.namespace_objects(replicasets, namespace).await? {
             match controller_uid(&rs) {
@@ -393,7 +389,7 @@ impl Deployments {
         revision: i64,
         namespace: &str,
     ) -> Result<Value, DeploymentError> {
-        let replicasets = crate::registry::kinds::REPLICASETS;
+        let replicasets = kinds::REPLICASETS;
         let copied = copied_annotations(d);
         let min_ready = int_at(d, "/spec/minReadySeconds");
         let updated = self
@@ -443,7 +439,7 @@ impl Deployments {
         revision: i64,
         namespace: &str,
     ) -> Result<Value, DeploymentError> {
-        let replicasets = crate::registry::kinds::REPLICASETS;
+        let replicasets = kinds::REPLICASETS;
         let collisions = d
             .pointer("/status/collisionCount")
             .and_then(Value::as_u64)
@@ -503,7 +499,7 @@ impl Deployments {
                 if ours && same {
                     return Ok(existing);
                 }
-                let deployments = crate::registry::kinds::DEPLOYMENTS;
+                let deployments = kinds::DEPLOYMENTS;
                 self.objects
                     .update(deployments, Some(namespace), meta::name(d), |obj| {
                         obj["status"]["collisionCount"] =
@@ -526,7 +522,7 @@ impl Deployments {
         surge: i64,
         namespace: &str,
     ) -> Result<(), DeploymentError> {
-        let replicasets = crate::registry::kinds::REPLICASETS;
+        let replicasets = kinds::REPLICASETS;
         let from = int_at(rs, "/spec/replicas");
         let set = meta::name(rs);
         self.objects
@@ -571,9 +567,7 @@ impl Deployments {
             .iter()
             .filter_map(|r| str_at(r, "/metadata/uid"))
             .collect();
-        let pods = self
-            .namespace_objects(crate::registry::kinds::PODS, namespace)
-            .await?;
+        let pods = self.namespace_objects(kinds::PODS, namespace).await?;
         Ok(pods.iter().any(|p| {
             controller_uid(p).is_some_and(|u| uids.contains(u))
                 && !matches!(str_at(p, "/status/phase"), Some("Succeeded" | "Failed"))
@@ -601,7 +595,7 @@ impl Deployments {
             return Ok(());
         }
         empty.sort_by_key(|r| revision_of(r));
-        let replicasets = crate::registry::kinds::REPLICASETS;
+        let replicasets = kinds::REPLICASETS;
         for rs in empty.into_iter().take(excess as usize) {
             debug!(set = %meta::name(rs), "pruning old replica set beyond the history limit");
             self.objects
@@ -617,11 +611,11 @@ impl Deployments {
         namespace: &str,
         outcome: Outcome,
     ) -> Result<Option<Duration>, DeploymentError> {
-        let deployments = crate::registry::kinds::DEPLOYMENTS;
+        let deployments = kinds::DEPLOYMENTS;
         let uid = str_at(d, "/metadata/uid").unwrap_or_default().to_string();
         // Counts from the sets as they are now, after this sync's writes.
         let sets: Vec<Value> = self
-            .namespace_objects(crate::registry::kinds::REPLICASETS, namespace)
+            .namespace_objects(kinds::REPLICASETS, namespace)
             .await?
             .into_iter()
             .filter(|r| controller_uid(r) == Some(uid.as_str()))

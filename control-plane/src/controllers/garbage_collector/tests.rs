@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::registry::deletion::Propagation;
+use crate::registry::kinds;
 use crate::registry::objects::Deleted;
 use crate::store::memory::MemoryStore;
 
 fn pods() -> &'static ResourceType {
-    crate::registry::kinds::PODS
+    kinds::PODS
 }
 
 fn reference(owner: &Value, block: bool) -> Value {
@@ -96,10 +97,10 @@ fn finalizers_of(obj: &Value) -> Vec<String> {
 async fn background_deletion_cascades_over_two_levels() {
     let objects = store();
     let gc = start_unsupervised(&objects).await;
-    let d = create(&objects, crate::registry::kinds::DEPLOYMENTS, "web", vec![]).await;
+    let d = create(&objects, kinds::DEPLOYMENTS, "web", vec![]).await;
     let rs = create(
         &objects,
-        crate::registry::kinds::REPLICASETS,
+        kinds::REPLICASETS,
         "web-1",
         vec![reference(&d, true)],
     )
@@ -109,21 +110,13 @@ async fn background_deletion_cascades_over_two_levels() {
     create(&objects, pods(), "bystander", vec![]).await;
 
     assert_eq!(
-        delete(
-            &objects,
-            crate::registry::kinds::DEPLOYMENTS,
-            "web",
-            Propagation::Background
-        )
-        .await,
+        delete(&objects, kinds::DEPLOYMENTS, "web", Propagation::Background).await,
         Deleted::Removed,
         "background removes the owner at once"
     );
     eventually!(
         "the set and its pods to go",
-        get(&objects, crate::registry::kinds::REPLICASETS, "web-1")
-            .await
-            .is_none()
+        get(&objects, kinds::REPLICASETS, "web-1").await.is_none()
             && get(&objects, pods(), "web-1-a").await.is_none()
             && get(&objects, pods(), "web-1-b").await.is_none()
     );
@@ -135,16 +128,13 @@ async fn background_deletion_cascades_over_two_levels() {
 async fn foreground_deletion_waits_for_blocking_dependents() {
     let objects = store();
     objects
-        .create(
-            crate::registry::kinds::NODES,
-            json!({"metadata": {"name": "n1"}}),
-        )
+        .create(kinds::NODES, json!({"metadata": {"name": "n1"}}))
         .await
         .expect("node");
-    let d = create(&objects, crate::registry::kinds::DEPLOYMENTS, "web", vec![]).await;
+    let d = create(&objects, kinds::DEPLOYMENTS, "web", vec![]).await;
     let rs = create(
         &objects,
-        crate::registry::kinds::REPLICASETS,
+        kinds::REPLICASETS,
         "web-1",
         vec![reference(&d, true)],
     )
@@ -154,13 +144,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     let gc = start_unsupervised(&objects).await;
 
     assert_eq!(
-        delete(
-            &objects,
-            crate::registry::kinds::DEPLOYMENTS,
-            "web",
-            Propagation::Foreground
-        )
-        .await,
+        delete(&objects, kinds::DEPLOYMENTS, "web", Propagation::Foreground).await,
         Deleted::Marked
     );
     // The collector deletes the set in the foreground too, and its
@@ -172,10 +156,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
             .is_some_and(|p| deletion::is_deleting(&p))
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for (kind, name) in [
-        (crate::registry::kinds::DEPLOYMENTS, "web"),
-        (crate::registry::kinds::REPLICASETS, "web-1"),
-    ] {
+    for (kind, name) in [(kinds::DEPLOYMENTS, "web"), (kinds::REPLICASETS, "web-1")] {
         let owner = get(&objects, kind, name).await.expect("still there");
         assert!(deletion::is_deleting(&owner), "{name} marked");
         assert_eq!(finalizers_of(&owner), vec![FOREGROUND], "{name}");
@@ -191,12 +172,8 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         .expect("confirm");
     eventually!(
         "the set and the deployment to go",
-        get(&objects, crate::registry::kinds::REPLICASETS, "web-1")
-            .await
-            .is_none()
-            && get(&objects, crate::registry::kinds::DEPLOYMENTS, "web")
-                .await
-                .is_none()
+        get(&objects, kinds::REPLICASETS, "web-1").await.is_none()
+            && get(&objects, kinds::DEPLOYMENTS, "web").await.is_none()
     );
     // Ownerless now, the non-blocking pod follows (gracefully).
     eventually!(
@@ -211,14 +188,8 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
 #[tokio::test]
 async fn orphaning_strips_the_owner_and_keeps_the_dependents() {
     let objects = store();
-    let rs = create(&objects, crate::registry::kinds::REPLICASETS, "web", vec![]).await;
-    let holder = create(
-        &objects,
-        crate::registry::kinds::CONFIGMAPS,
-        "holder",
-        vec![],
-    )
-    .await;
+    let rs = create(&objects, kinds::REPLICASETS, "web", vec![]).await;
+    let holder = create(&objects, kinds::CONFIGMAPS, "holder", vec![]).await;
     create(&objects, pods(), "only-rs", vec![reference(&rs, true)]).await;
     create(
         &objects,
@@ -230,22 +201,14 @@ async fn orphaning_strips_the_owner_and_keeps_the_dependents() {
     let gc = start_unsupervised(&objects).await;
 
     assert_eq!(
-        delete(
-            &objects,
-            crate::registry::kinds::REPLICASETS,
-            "web",
-            Propagation::Orphan
-        )
-        .await,
+        delete(&objects, kinds::REPLICASETS, "web", Propagation::Orphan).await,
         Deleted::Marked
     );
-    let marked = get(&objects, crate::registry::kinds::REPLICASETS, "web").await;
+    let marked = get(&objects, kinds::REPLICASETS, "web").await;
     assert!(marked.is_none_or(|rs| finalizers_of(&rs) == vec![ORPHAN]));
     eventually!(
         "the orphaning owner to go",
-        get(&objects, crate::registry::kinds::REPLICASETS, "web")
-            .await
-            .is_none()
+        get(&objects, kinds::REPLICASETS, "web").await.is_none()
     );
     let only = get(&objects, pods(), "only-rs").await.expect("kept");
     assert!(only["metadata"].get("ownerReferences").is_none(), "{only}");
@@ -263,14 +226,11 @@ async fn a_custom_finalizer_holds_an_object_until_an_update_removes_it() {
     let objects = store();
     let gc = start_unsupervised(&objects).await;
     let cm = json!({"metadata": {"name": "held", "namespace": "default", "finalizers": ["example.com/hold"]}});
-    objects
-        .create(crate::registry::kinds::CONFIGMAPS, cm)
-        .await
-        .expect("create");
+    objects.create(kinds::CONFIGMAPS, cm).await.expect("create");
     assert_eq!(
         objects
             .delete_with(
-                crate::registry::kinds::CONFIGMAPS,
+                kinds::CONFIGMAPS,
                 Some("default"),
                 "held",
                 &DeleteOptions::default()
@@ -280,7 +240,7 @@ async fn a_custom_finalizer_holds_an_object_until_an_update_removes_it() {
         Deleted::Marked
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let held = get(&objects, crate::registry::kinds::CONFIGMAPS, "held")
+    let held = get(&objects, kinds::CONFIGMAPS, "held")
         .await
         .expect("held by its finalizer");
     assert!(deletion::is_deleting(&held));
@@ -288,69 +248,42 @@ async fn a_custom_finalizer_holds_an_object_until_an_update_removes_it() {
     assert_eq!(finalizers_of(&held), vec!["example.com/hold"]);
 
     objects
-        .update(
-            crate::registry::kinds::CONFIGMAPS,
-            Some("default"),
-            "held",
-            |o| {
-                deletion::set_finalizers(o, Vec::new());
-                true
-            },
-        )
+        .update(kinds::CONFIGMAPS, Some("default"), "held", |o| {
+            deletion::set_finalizers(o, Vec::new());
+            true
+        })
         .await
         .expect("remove the finalizer");
-    assert!(
-        get(&objects, crate::registry::kinds::CONFIGMAPS, "held")
-            .await
-            .is_none()
-    );
+    assert!(get(&objects, kinds::CONFIGMAPS, "held").await.is_none());
 
     // A foreground deletion ends with the collector's finalizer only: a
     // custom one still holds the owner.
     let rs = json!({"metadata": {"name": "rs", "namespace": "default", "finalizers": ["example.com/hold"]}});
-    let rs = objects
-        .create(crate::registry::kinds::REPLICASETS, rs)
-        .await
-        .expect("rs");
+    let rs = objects.create(kinds::REPLICASETS, rs).await.expect("rs");
     create(&objects, pods(), "p", vec![reference(&rs, true)]).await;
-    delete(
-        &objects,
-        crate::registry::kinds::REPLICASETS,
-        "rs",
-        Propagation::Foreground,
-    )
-    .await;
+    delete(&objects, kinds::REPLICASETS, "rs", Propagation::Foreground).await;
     eventually!(
         "the dependent to go and the foreground finalizer with it",
         get(&objects, pods(), "p").await.is_none()
-            && get(&objects, crate::registry::kinds::REPLICASETS, "rs")
+            && get(&objects, kinds::REPLICASETS, "rs")
                 .await
                 .is_some_and(|rs| finalizers_of(&rs) == vec!["example.com/hold"])
     );
     objects
-        .update(
-            crate::registry::kinds::REPLICASETS,
-            Some("default"),
-            "rs",
-            |o| {
-                deletion::set_finalizers(o, Vec::new());
-                true
-            },
-        )
+        .update(kinds::REPLICASETS, Some("default"), "rs", |o| {
+            deletion::set_finalizers(o, Vec::new());
+            true
+        })
         .await
         .expect("remove the finalizer");
-    assert!(
-        get(&objects, crate::registry::kinds::REPLICASETS, "rs")
-            .await
-            .is_none()
-    );
+    assert!(get(&objects, kinds::REPLICASETS, "rs").await.is_none());
     gc.stop(None);
 }
 
 #[tokio::test]
 async fn owners_that_never_existed_or_have_another_uid_count_as_gone() {
     let objects = store();
-    let rs = create(&objects, crate::registry::kinds::REPLICASETS, "web", vec![]).await;
+    let rs = create(&objects, kinds::REPLICASETS, "web", vec![]).await;
     let mut namesake = reference(&rs, true);
     namesake["uid"] = json!("an-earlier-web");
     let ghost = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "ghost", "uid": "ghost-uid", "controller": true});
@@ -393,10 +326,7 @@ async fn owners_that_never_existed_or_have_another_uid_count_as_gone() {
 async fn a_cluster_scoped_owner_takes_its_namespaced_dependents() {
     let objects = store();
     let node = objects
-        .create(
-            crate::registry::kinds::NODES,
-            json!({"metadata": {"name": "n1"}}),
-        )
+        .create(kinds::NODES, json!({"metadata": {"name": "n1"}}))
         .await
         .expect("node");
     let mut owner = reference(&node, false);
@@ -405,7 +335,7 @@ async fn a_cluster_scoped_owner_takes_its_namespaced_dependents() {
     assert_eq!(mirror["metadata"]["ownerReferences"][0]["kind"], "Node");
     let gc = start_unsupervised(&objects).await;
     objects
-        .delete(crate::registry::kinds::NODES, None, "n1")
+        .delete(kinds::NODES, None, "n1")
         .await
         .expect("delete node");
     // Nothing is left to confirm a pod of a deleted node: it goes at once.

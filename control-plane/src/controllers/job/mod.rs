@@ -29,6 +29,7 @@ use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reco
 use super::{metadata_of, object_of};
 use crate::clock::SharedClock;
 use crate::meta;
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::Event;
 
@@ -101,10 +102,7 @@ impl Reconciler for Jobs {
     const NAME: &'static str = "job";
 
     fn watches(&self) -> Result<Vec<String>, JobError> {
-        Ok(vec![
-            crate::registry::kinds::JOBS.prefix(),
-            crate::registry::kinds::PODS.prefix(),
-        ])
+        Ok(vec![kinds::JOBS.prefix(), kinds::PODS.prefix()])
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, JobChange>> {
@@ -137,7 +135,7 @@ impl Reconciler for Jobs {
                 keys.extend(controlled.map(|c| owners.concerned(c)).unwrap_or_default());
             }
             JobChange::ScanOrphans => {
-                let (pods, _) = self.objects.list(crate::registry::kinds::PODS).await?;
+                let (pods, _) = self.objects.list(kinds::PODS).await?;
                 for orphan in pods.iter().filter_map(orphan_check) {
                     keys.extend(self.release(orphan).await?);
                 }
@@ -147,7 +145,7 @@ impl Reconciler for Jobs {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, JobError> {
-        Ok(list_refs(&self.objects, crate::registry::kinds::JOBS, JOB).await?)
+        Ok(list_refs(&self.objects, kinds::JOBS, JOB).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, JobError> {

@@ -27,6 +27,7 @@ use crate::controllers::claim;
 use crate::controllers::pod::{deletion_order, slow_start_batches};
 use crate::meta::{controller_uid, labels as pod_labels};
 use crate::registry::deletion::Propagation;
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
@@ -107,7 +108,7 @@ impl JobSync {
     /// Syncs the Job `namespace/name`; returns when it wants to be synced
     /// again (deadline, back-off, TTL), if at all.
     pub async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, JobError> {
-        let rt = crate::registry::kinds::JOBS;
+        let rt = kinds::JOBS;
         let job_obj = match self.objects.get(rt, Some(namespace), name).await {
             Ok(o) => o,
             // Gone: its pods went with it (cascade) or are orphans now.
@@ -319,7 +320,7 @@ impl JobSync {
         };
         indexes.reverse();
         let reference = owner_reference(job_obj, &job.uid);
-        let pods_rt = crate::registry::kinds::PODS;
+        let pods_rt = kinds::PODS;
         for batch in slow_start_batches(indexes.len()) {
             for _ in 0..batch {
                 let Some(index) = indexes.pop() else { break };
@@ -355,11 +356,7 @@ impl JobSync {
         job: Option<&(String, String)>,
     ) -> Result<Option<String>, JobError> {
         if let Some((name, uid)) = job {
-            match self
-                .objects
-                .get(crate::registry::kinds::JOBS, Some(namespace), name)
-                .await
-            {
+            match self.objects.get(kinds::JOBS, Some(namespace), name).await {
                 Ok(j)
                     if j.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid)
                         && !status::finished(&j["status"]) =>
@@ -382,7 +379,7 @@ impl JobSync {
         job_obj: &Value,
         job: &JobView,
     ) -> Result<Vec<Value>, JobError> {
-        let prefix = format!("{}{namespace}/", crate::registry::kinds::PODS.prefix());
+        let prefix = format!("{}{namespace}/", kinds::PODS.prefix());
         let listing = self.objects.store().list(&prefix).await?;
         let mut owned = Vec::new();
         let adopt_allowed = !job.deleting && !status::finished(&job_obj["status"]);
@@ -424,21 +421,16 @@ impl JobSync {
         let reference = owner_reference(job_obj, uid);
         let updated = self
             .objects
-            .update(
-                crate::registry::kinds::PODS,
-                Some(namespace),
-                pods::name(pod),
-                |p| {
-                    if !claim::adopt(p, &reference) {
-                        return false;
-                    }
-                    match p["metadata"]["finalizers"].as_array_mut() {
-                        Some(f) => f.push(json!(pods::TRACKING_FINALIZER)),
-                        None => p["metadata"]["finalizers"] = json!([pods::TRACKING_FINALIZER]),
-                    }
-                    true
-                },
-            )
+            .update(kinds::PODS, Some(namespace), pods::name(pod), |p| {
+                if !claim::adopt(p, &reference) {
+                    return false;
+                }
+                match p["metadata"]["finalizers"].as_array_mut() {
+                    Some(f) => f.push(json!(pods::TRACKING_FINALIZER)),
+                    None => p["metadata"]["finalizers"] = json!([pods::TRACKING_FINALIZER]),
+                }
+                true
+            })
             .await;
         match updated {
             Ok(p) => Ok(p),
@@ -475,12 +467,7 @@ impl JobSync {
     async fn untrack(&self, namespace: &str, name: &str) -> Result<bool, JobError> {
         match self
             .objects
-            .update(
-                crate::registry::kinds::PODS,
-                Some(namespace),
-                name,
-                pods::untrack,
-            )
+            .update(kinds::PODS, Some(namespace), name, pods::untrack)
             .await
         {
             Ok(_) | Err(StoreError::NotFound(_)) => Ok(true),
@@ -506,7 +493,7 @@ impl JobSync {
     ) -> Result<Option<Value>, JobError> {
         let updated = self
             .objects
-            .update(crate::registry::kinds::JOBS, Some(namespace), name, |obj| {
+            .update(kinds::JOBS, Some(namespace), name, |obj| {
                 if obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
                     || obj.get("status") == Some(status)
                 {

@@ -13,6 +13,7 @@ use super::pods::{self, TRACKING_FINALIZER};
 use super::status;
 use super::sync::JobSync;
 use crate::clock::{Clock, FakeClock};
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::memory::MemoryStore;
 
@@ -57,7 +58,7 @@ fn job(name: &str, restart: &str, spec: Value) -> Value {
 impl Env {
     async fn create(&self, job: Value) -> Value {
         self.objects
-            .create(crate::registry::kinds::JOBS, job)
+            .create(kinds::JOBS, job)
             .await
             .expect("create job")
     }
@@ -68,10 +69,7 @@ impl Env {
     }
 
     async fn job(&self, name: &str) -> Option<Value> {
-        self.objects
-            .get(crate::registry::kinds::JOBS, Some(NS), name)
-            .await
-            .ok()
+        self.objects.get(kinds::JOBS, Some(NS), name).await.ok()
     }
 
     async fn status(&self, name: &str) -> Value {
@@ -80,11 +78,7 @@ impl Env {
 
     /// Pods by name.
     async fn pods(&self) -> Vec<Value> {
-        let (mut pods, _) = self
-            .objects
-            .list(crate::registry::kinds::PODS)
-            .await
-            .expect("pods");
+        let (mut pods, _) = self.objects.list(kinds::PODS).await.expect("pods");
         pods.sort_by_key(name);
         pods
     }
@@ -98,7 +92,7 @@ impl Env {
     async fn set_phase(&self, pod: &str, phase: &str) {
         let now = status::timestamp(self.clock.now());
         self.objects
-            .update(crate::registry::kinds::PODS, Some(NS), pod, |p| {
+            .update(kinds::PODS, Some(NS), pod, |p| {
                 p["status"]["phase"] = json!(phase);
                 if phase == "Succeeded" || phase == "Failed" {
                     let code = if phase == "Succeeded" { 0 } else { 1 };
@@ -113,14 +107,14 @@ impl Env {
 
     async fn edit_pod(&self, pod: &str, change: impl FnMut(&mut Value) -> bool) {
         self.objects
-            .update(crate::registry::kinds::PODS, Some(NS), pod, change)
+            .update(kinds::PODS, Some(NS), pod, change)
             .await
             .expect("update pod");
     }
 
     async fn edit_job(&self, name: &str, change: impl FnMut(&mut Value) -> bool) {
         self.objects
-            .update(crate::registry::kinds::JOBS, Some(NS), name, change)
+            .update(kinds::JOBS, Some(NS), name, change)
             .await
             .expect("update job");
     }
@@ -130,7 +124,7 @@ impl Env {
     }
 
     async fn event_reasons(&self) -> Vec<String> {
-        let rt = crate::registry::kinds::EVENTS;
+        let rt = kinds::EVENTS;
         let (events, _) = self.objects.list(rt).await.expect("events");
         events
             .iter()
@@ -390,7 +384,7 @@ async fn on_failure_restarts_count_toward_the_limit() {
     assert!(pods::deleting(&pods[0]));
     // The kubelet removes the pod; the Job fails.
     env.objects
-        .delete(crate::registry::kinds::PODS, Some(NS), &pod)
+        .delete(kinds::PODS, Some(NS), &pod)
         .await
         .expect("delete");
     env.sync("retry").await;
@@ -488,7 +482,7 @@ async fn pods_of_a_deleted_job_lose_their_tracking_finalizer() {
     assert!(pods::tracked(&env.pods().await[0]));
     // The Job goes; the collector deletes the pod, which the finalizer holds.
     env.objects
-        .delete(crate::registry::kinds::JOBS, Some(NS), "bye")
+        .delete(kinds::JOBS, Some(NS), "bye")
         .await
         .expect("delete job");
     env.objects.delete_pod(NS, &pod).await.expect("delete pod");
@@ -605,7 +599,7 @@ async fn a_counted_pod_stays_counted_after_it_is_deleted() {
     env.sync("keep").await;
     assert_eq!(env.status("keep").await["succeeded"], 1);
     env.objects
-        .delete(crate::registry::kinds::PODS, Some(NS), &first)
+        .delete(kinds::PODS, Some(NS), &first)
         .await
         .expect("delete");
     env.sync("keep").await;
@@ -653,7 +647,7 @@ async fn orphans_matching_the_selector_are_adopted() {
     let labels = created["spec"]["template"]["metadata"]["labels"].clone();
     env.objects
         .create(
-            crate::registry::kinds::PODS,
+            kinds::PODS,
             json!({"metadata": {"name": "stray", "namespace": NS, "labels": labels},
                    "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
         )
@@ -685,7 +679,7 @@ async fn the_actor_creates_pods_for_a_new_job() {
     .expect("spawn");
     objects
         .create(
-            crate::registry::kinds::JOBS,
+            kinds::JOBS,
             job(
                 "watched",
                 "Never",
@@ -696,11 +690,7 @@ async fn the_actor_creates_pods_for_a_new_job() {
         .expect("job");
     let mut pods = Vec::new();
     for _ in 0..100 {
-        pods = objects
-            .list(crate::registry::kinds::PODS)
-            .await
-            .expect("pods")
-            .0;
+        pods = objects.list(kinds::PODS).await.expect("pods").0;
         if pods.len() == 2 {
             break;
         }

@@ -7,6 +7,7 @@ use ractor::Actor;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::registry::kinds;
 use crate::store::memory::MemoryStore;
 
 fn web(min_ready_seconds: u64) -> Value {
@@ -33,10 +34,7 @@ async fn status(objects: &Objects) -> Value {
 }
 
 async fn pod_names(objects: &Objects) -> Vec<String> {
-    let (pods, _) = objects
-        .list(crate::registry::kinds::PODS)
-        .await
-        .expect("list");
+    let (pods, _) = objects.list(kinds::PODS).await.expect("list");
     pods.iter().map(|p| meta::name(p).to_string()).collect()
 }
 
@@ -45,7 +43,7 @@ async fn make_ready(objects: &Objects) {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for name in pod_names(objects).await {
         objects
-            .update(crate::registry::kinds::PODS, Some("default"), &name, |p| {
+            .update(kinds::PODS, Some("default"), &name, |p| {
                 p["spec"]["nodeName"] = json!("n1");
                 p["status"] = json!({"phase": "Running", "conditions": [
                     {"type": "Ready", "status": "True", "lastTransitionTime": now}]});

@@ -40,6 +40,7 @@ use self::filters::{failure_message, prefilter_failure_message};
 use self::volumes::Check;
 use super::{object_of, watch_prefix};
 use crate::controllers::volume::provision;
+use crate::registry::kinds;
 use crate::registry::kinds::pod::set_condition;
 use crate::registry::objects::Objects;
 use crate::store::{Event, EventKind, StoreError};
@@ -169,14 +170,14 @@ impl SchedulerState {
     }
 
     async fn resync_pods(&mut self) -> Result<(), ActorProcessingErr> {
-        let rt = crate::registry::kinds::PODS;
+        let rt = kinds::PODS;
         let (pods, revision) = self.objects.list(rt).await?;
         self.cache.reset_pods_owned(pods, revision);
         Ok(())
     }
 
     async fn resync_nodes(&mut self) -> Result<(), ActorProcessingErr> {
-        let rt = crate::registry::kinds::NODES;
+        let rt = kinds::NODES;
         let (nodes, revision) = self.objects.list(rt).await?;
         self.cache.reset_nodes(&nodes, revision);
         self.cache.retry_unschedulable();
@@ -371,7 +372,7 @@ impl SchedulerState {
             self.cache.mark_unschedulable(key, None);
             return Ok(());
         }
-        let pods_rt = crate::registry::kinds::PODS;
+        let pods_rt = kinds::PODS;
         let ns = pending.object["metadata"]["namespace"]
             .as_str()
             .unwrap_or("default")
@@ -478,7 +479,7 @@ impl Actor for Scheduler {
             },
         );
         myself.send_interval(RETRY_UNSCHEDULABLE, || SchedulerMsg::Retry);
-        let pods_prefix = crate::registry::kinds::PODS.prefix();
+        let pods_prefix = kinds::PODS.prefix();
         Ok(SchedulerState {
             objects,
             cache: Cache::default(),

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::cache::{Cache, Decision};
 use super::*;
+use crate::registry::kinds;
 use crate::store::memory::MemoryStore;
 
 fn node(name: &str, cpu: &str, labels: Value) -> Value {
@@ -199,8 +200,8 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
 #[tokio::test]
 async fn the_actor_binds_by_resources_and_affinity_and_explains_failures() {
     let objects = Objects::new(Arc::new(MemoryStore::new()));
-    let nodes_rt = crate::registry::kinds::NODES;
-    let pods_rt = crate::registry::kinds::PODS;
+    let nodes_rt = kinds::NODES;
+    let pods_rt = kinds::PODS;
     objects
         .create(nodes_rt, node("small", "1", json!({"zone": "a"})))
         .await
@@ -261,7 +262,7 @@ async fn the_actor_binds_by_resources_and_affinity_and_explains_failures() {
          preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, \
          2 No preemption victims found for incoming pod.."
     );
-    let events_rt = crate::registry::kinds::EVENTS;
+    let events_rt = kinds::EVENTS;
     let (events, _) = objects.list(events_rt).await.expect("events");
     let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
     assert!(reasons.contains(&"Scheduled"), "{reasons:?}");
@@ -368,9 +369,9 @@ async fn pods_with_claims_get_a_volume_on_their_node_and_stay_with_it() {
     crate::controllers::volume::ensure_default_class(&objects)
         .await
         .expect("class");
-    let nodes_rt = crate::registry::kinds::NODES;
-    let pods_rt = crate::registry::kinds::PODS;
-    let claims_rt = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
+    let nodes_rt = kinds::NODES;
+    let pods_rt = kinds::PODS;
+    let claims_rt = kinds::PERSISTENTVOLUMECLAIMS;
     for name in ["n1", "n2"] {
         objects
             .create(

@@ -15,6 +15,7 @@ use crate::controllers::affinity::NodeSelector;
 use crate::controllers::volume::PROVISIONER;
 use crate::controllers::volume::mounts::claim_volumes;
 use crate::meta::str_at;
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
@@ -59,9 +60,9 @@ pub fn has_claims(pod: &Value) -> bool {
 /// Reads the pod's claims and their volumes.
 pub async fn check(objects: &Objects, pod: &Value) -> Result<Check, StoreError> {
     let (claims_rt, volumes_rt, classes_rt) = (
-        crate::registry::kinds::PERSISTENTVOLUMECLAIMS,
-        crate::registry::kinds::PERSISTENTVOLUMES,
-        crate::registry::kinds::STORAGECLASSES,
+        kinds::PERSISTENTVOLUMECLAIMS,
+        kinds::PERSISTENTVOLUMES,
+        kinds::STORAGECLASSES,
     );
     let namespace = str_at(pod, "/metadata/namespace").unwrap_or("default");
     let mut fit = VolumeFit::default();
@@ -150,7 +151,7 @@ mod tests {
     #[tokio::test]
     async fn claims_decide_where_a_pod_may_go() {
         let objects = Objects::new(Arc::new(MemoryStore::new()));
-        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
+        let claims = kinds::PERSISTENTVOLUMECLAIMS;
         assert!(!has_claims(
             &json!({"spec": {"volumes": [{"name": "x", "emptyDir": {}}]}})
         ));

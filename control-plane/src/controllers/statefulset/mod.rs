@@ -30,6 +30,7 @@ use super::runtime::list_refs;
 use super::runtime::{self, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::{metadata_of, namespace_objects, object_of};
 use crate::meta::{self, controller_uid, deleting, labels as labels_of, str_at};
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::registry::resources::ResourceType;
 use crate::store::{Event, StoreError};
@@ -76,10 +77,7 @@ impl Reconciler for StatefulSets {
     const NAME: &'static str = "statefulset";
 
     fn watches(&self) -> Result<Vec<String>, StatefulSetError> {
-        Ok(vec![
-            crate::registry::kinds::STATEFULSETS.prefix(),
-            crate::registry::kinds::PODS.prefix(),
-        ])
+        Ok(vec![kinds::STATEFULSETS.prefix(), kinds::PODS.prefix()])
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Controlled>> {
@@ -104,12 +102,7 @@ impl Reconciler for StatefulSets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, StatefulSetError> {
-        Ok(list_refs(
-            &self.objects,
-            crate::registry::kinds::STATEFULSETS,
-            STATEFUL_SET,
-        )
-        .await?)
+        Ok(list_refs(&self.objects, kinds::STATEFULSETS, STATEFUL_SET).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<runtime::Action, StatefulSetError> {
@@ -134,7 +127,7 @@ impl StatefulSets {
     /// One sync; returns when to look again if nothing else happens.
     async fn sync(&self, key: &ObjectRef) -> Result<Option<Duration>, StatefulSetError> {
         let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
-        let sets = crate::registry::kinds::STATEFULSETS;
+        let sets = kinds::STATEFULSETS;
         let set = match self.objects.get(sets, Some(namespace), name).await {
             Ok(s) => s,
             // Gone: its pods are the garbage collector's, its claims stay.
@@ -175,7 +168,7 @@ impl StatefulSets {
 
     /// The set's revisions, making (or renumbering) the one of its template.
     async fn revisions(&self, set: &Value, namespace: &str) -> Result<Revisions, StatefulSetError> {
-        let crs = crate::registry::kinds::CONTROLLERREVISIONS;
+        let crs = kinds::CONTROLLERREVISIONS;
         let uid = str_at(set, "/metadata/uid").unwrap_or_default();
         let mut all: Vec<Known> = self
             .namespace_objects(crs, namespace)
@@ -241,7 +234,7 @@ impl StatefulSets {
         collisions: &mut u32,
         namespace: &str,
     ) -> Result<Known, StatefulSetError> {
-        let crs = crate::registry::kinds::CONTROLLERREVISIONS;
+        let crs = kinds::CONTROLLERREVISIONS;
         let set_name = meta::name(set);
         let hash = revision::hash(data, *collisions);
         let name = revision::name(set_name, &hash);
@@ -276,15 +269,10 @@ impl StatefulSets {
                 *collisions = collisions.saturating_add(1);
                 let count = *collisions;
                 self.objects
-                    .update(
-                        crate::registry::kinds::STATEFULSETS,
-                        Some(namespace),
-                        set_name,
-                        |s| {
-                            s["status"]["collisionCount"] = json!(count);
-                            true
-                        },
-                    )
+                    .update(kinds::STATEFULSETS, Some(namespace), set_name, |s| {
+                        s["status"]["collisionCount"] = json!(count);
+                        true
+                    })
                     .await?;
                 Err(StatefulSetError::Collision(name))
             }
@@ -300,7 +288,7 @@ impl StatefulSets {
         selector: &LabelSelector,
         namespace: &str,
     ) -> Result<Vec<Value>, StatefulSetError> {
-        let pods_rt = crate::registry::kinds::PODS;
+        let pods_rt = kinds::PODS;
         let uid = str_at(set, "/metadata/uid").unwrap_or_default().to_string();
         let set_name = meta::name(set);
         let mut mine = Vec::new();
@@ -339,7 +327,7 @@ impl StatefulSets {
 
     /// Creates the claims of the pod of `ordinal` that do not exist yet.
     async fn ensure_claims(&self, set: &Value, ordinal: usize) -> Result<(), StatefulSetError> {
-        let claims_rt = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
+        let claims_rt = kinds::PERSISTENTVOLUMECLAIMS;
         let pod_name = format!("{}-{ordinal}", meta::name(set));
         for (_, claim) in pods::claims(set, ordinal) {
             let namespace = str_at(&claim, "/metadata/namespace").unwrap_or("default");
@@ -411,7 +399,7 @@ impl StatefulSets {
     ) -> Result<(), StatefulSetError> {
         let namespace = meta::namespace(set);
         let set_name = meta::name(set);
-        let pods_rt = crate::registry::kinds::PODS;
+        let pods_rt = kinds::PODS;
         for action in actions {
             match action {
                 Action::Create { ordinal, revision } => {
@@ -483,7 +471,7 @@ impl StatefulSets {
                 .await;
             return Err(e);
         }
-        match self.objects.create(crate::registry::kinds::PODS, pod).await {
+        match self.objects.create(kinds::PODS, pod).await {
             Ok(_) => {
                 let message = format!(
                     "create Pod {pod_name} in StatefulSet {} successful",
@@ -569,7 +557,7 @@ impl StatefulSets {
         let (current, update) = (current.clone(), update.clone());
         self.objects
             .update(
-                crate::registry::kinds::STATEFULSETS,
+                kinds::STATEFULSETS,
                 Some(namespace),
                 meta::name(set),
                 |obj| {
@@ -636,7 +624,7 @@ impl StatefulSets {
         live.insert(revisions.current.name.clone());
         live.insert(revisions.update.name.clone());
         let namespace = meta::namespace(set);
-        let crs = crate::registry::kinds::CONTROLLERREVISIONS;
+        let crs = kinds::CONTROLLERREVISIONS;
         for name in revision::history_to_delete(&revisions.all, &live, limit as usize) {
             debug!(set = %meta::name(set), revision = %name, "pruning revision beyond the history limit");
             self.objects.delete(crs, Some(namespace), &name).await?;

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::pods::{POD_INDEX_LABEL, POD_NAME_LABEL, REVISION_LABEL};
 use super::*;
+use crate::registry::kinds;
 use crate::store::memory::MemoryStore;
 
 fn state() -> StatefulSets {
@@ -39,24 +40,19 @@ fn web(replicas: u64, image: &str) -> Value {
 
 async fn create_set(s: &StatefulSets, set: Value) {
     s.objects
-        .create(crate::registry::kinds::STATEFULSETS, set)
+        .create(kinds::STATEFULSETS, set)
         .await
         .expect("create set");
 }
 
 async fn edit_set(s: &StatefulSets, change: impl Fn(&mut Value)) {
     s.objects
-        .update(
-            crate::registry::kinds::STATEFULSETS,
-            Some("default"),
-            "web",
-            |obj| {
-                change(obj);
-                let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
-                obj["metadata"]["generation"] = json!(g + 1);
-                true
-            },
-        )
+        .update(kinds::STATEFULSETS, Some("default"), "web", |obj| {
+            change(obj);
+            let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
+            obj["metadata"]["generation"] = json!(g + 1);
+            true
+        })
         .await
         .expect("edit set");
 }
@@ -69,7 +65,7 @@ async fn sync(s: &StatefulSets) {
 async fn pods(s: &StatefulSets) -> Vec<String> {
     let mut names: Vec<String> = s
         .objects
-        .list(crate::registry::kinds::PODS)
+        .list(kinds::PODS)
         .await
         .expect("list")
         .0
@@ -85,7 +81,7 @@ async fn pods(s: &StatefulSets) -> Vec<String> {
 
 async fn pod(s: &StatefulSets, name: &str) -> Value {
     s.objects
-        .get(crate::registry::kinds::PODS, Some("default"), name)
+        .get(kinds::PODS, Some("default"), name)
         .await
         .expect("pod")
 }
@@ -93,7 +89,7 @@ async fn pod(s: &StatefulSets, name: &str) -> Value {
 async fn claims(s: &StatefulSets) -> Vec<String> {
     let mut names: Vec<String> = s
         .objects
-        .list(crate::registry::kinds::PERSISTENTVOLUMECLAIMS)
+        .list(kinds::PERSISTENTVOLUMECLAIMS)
         .await
         .expect("list")
         .0
@@ -107,7 +103,7 @@ async fn claims(s: &StatefulSets) -> Vec<String> {
 /// The kubelet's part: the pod runs on `node` and is Ready.
 async fn ready(s: &StatefulSets, name: &str) {
     s.objects
-        .update(crate::registry::kinds::PODS, Some("default"), name, |p| {
+        .update(kinds::PODS, Some("default"), name, |p| {
             p["spec"]["nodeName"] = json!("n1");
             p["status"] = json!({"phase": "Running", "conditions": [
                 {"type": "Ready", "status": "True", "lastTransitionTime": "2024-01-01T00:00:00Z"}]});
@@ -120,14 +116,14 @@ async fn ready(s: &StatefulSets, name: &str) {
 /// The node confirmed the containers gone: the pod object goes.
 async fn gone(s: &StatefulSets, name: &str) {
     s.objects
-        .delete(crate::registry::kinds::PODS, Some("default"), name)
+        .delete(kinds::PODS, Some("default"), name)
         .await
         .expect("gone");
 }
 
 async fn set_status(s: &StatefulSets) -> Value {
     s.objects
-        .get(crate::registry::kinds::STATEFULSETS, Some("default"), "web")
+        .get(kinds::STATEFULSETS, Some("default"), "web")
         .await
         .expect("set")["status"]
         .clone()
@@ -135,7 +131,7 @@ async fn set_status(s: &StatefulSets) -> Value {
 
 async fn event_messages(s: &StatefulSets) -> Vec<String> {
     s.objects
-        .list(crate::registry::kinds::EVENTS)
+        .list(kinds::EVENTS)
         .await
         .expect("events")
         .0
@@ -209,7 +205,7 @@ async fn pods_are_created_in_order_each_after_the_previous_is_ready() {
     // One revision, owned by the set, with the template's labels.
     let (revisions, _) = s
         .objects
-        .list(crate::registry::kinds::CONTROLLERREVISIONS)
+        .list(kinds::CONTROLLERREVISIONS)
         .await
         .expect("list");
     assert_eq!(revisions.len(), 1);
@@ -355,7 +351,7 @@ async fn a_rolling_update_respects_the_partition_and_rollbacks_reuse_revisions()
     sync(&s).await;
     let (revisions, _) = s
         .objects
-        .list(crate::registry::kinds::CONTROLLERREVISIONS)
+        .list(kinds::CONTROLLERREVISIONS)
         .await
         .expect("list");
     let numbers: BTreeMap<String, i64> = revisions
@@ -392,7 +388,7 @@ async fn parallel_sets_create_and_remove_all_at_once() {
 #[tokio::test]
 async fn orphans_of_the_set_are_adopted_and_strangers_left_alone() {
     let s = state();
-    let pods_rt = crate::registry::kinds::PODS;
+    let pods_rt = kinds::PODS;
     for (name, app) in [("web-0", "nginx"), ("other", "nginx"), ("web-1", "db")] {
         s.objects
             .create(

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use super::{object_of, watch_prefix};
 use crate::meta::str_at;
 use crate::registry::admission::DEFAULT_CLASS;
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::{EventKind, StoreError};
 
@@ -59,10 +60,7 @@ pub async fn ensure_default_class(objects: &Objects) -> Result<(), VolumeError> 
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "WaitForFirstConsumer",
     });
-    match objects
-        .create(crate::registry::kinds::STORAGECLASSES, class)
-        .await
-    {
+    match objects.create(kinds::STORAGECLASSES, class).await {
         Ok(_) => {
             info!(
                 class = DEFAULT_CLASS_NAME,
@@ -102,11 +100,7 @@ impl VolumeState {
         let Some(class) = str_at(claim, "/spec/storageClassName").filter(|c| !c.is_empty()) else {
             return Ok(());
         };
-        let class = match self
-            .objects
-            .get(crate::registry::kinds::STORAGECLASSES, None, class)
-            .await
-        {
+        let class = match self.objects.get(kinds::STORAGECLASSES, None, class).await {
             Ok(c) => c,
             Err(StoreError::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -128,8 +122,8 @@ impl VolumeState {
     /// Volumes whose claim is gone are released, and deleted if their
     /// policy says so.
     async fn reclaim(&self) -> Result<(), VolumeError> {
-        let volumes = crate::registry::kinds::PERSISTENTVOLUMES;
-        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
+        let volumes = kinds::PERSISTENTVOLUMES;
+        let claims = kinds::PERSISTENTVOLUMECLAIMS;
         let (all, _) = self.objects.list(volumes).await?;
         for pv in all {
             // Without a uid the volume is pre-bound to a claim to come.
@@ -188,7 +182,7 @@ impl Actor for VolumeController {
         let me = myself.clone();
         watch_prefix(
             objects.store().clone(),
-            crate::registry::kinds::PERSISTENTVOLUMECLAIMS.prefix(),
+            kinds::PERSISTENTVOLUMECLAIMS.prefix(),
             move |event| {
                 let msg = match event {
                     None => VolumeMsg::Resync,
@@ -237,8 +231,8 @@ mod tests {
         let objects = Objects::new(Arc::new(MemoryStore::new()));
         ensure_default_class(&objects).await.expect("class");
         ensure_default_class(&objects).await.expect("idempotent");
-        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
-        let volumes = crate::registry::kinds::PERSISTENTVOLUMES;
+        let claims = kinds::PERSISTENTVOLUMECLAIMS;
+        let volumes = kinds::PERSISTENTVOLUMES;
         for name in ["a", "b"] {
             objects
                 .create(

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use skiff_proto::node::LOCAL_VOLUMES_ANNOTATION;
 
 use super::{PROVISIONER, VolumeError};
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
@@ -39,11 +40,7 @@ pub async fn local_volumes(
         .unwrap_or("default");
     for (volume, claim) in claim_volumes(pod) {
         let pvc = match objects
-            .get(
-                crate::registry::kinds::PERSISTENTVOLUMECLAIMS,
-                Some(namespace),
-                &claim,
-            )
+            .get(kinds::PERSISTENTVOLUMECLAIMS, Some(namespace), &claim)
             .await
         {
             Ok(c) => c,
@@ -57,10 +54,7 @@ pub async fn local_volumes(
         else {
             continue;
         };
-        let pv = match objects
-            .get(crate::registry::kinds::PERSISTENTVOLUMES, None, pv_name)
-            .await
-        {
+        let pv = match objects.get(kinds::PERSISTENTVOLUMES, None, pv_name).await {
             Ok(v) => v,
             Err(StoreError::NotFound(_)) => continue,
             Err(e) => return Err(e.into()),
@@ -128,7 +122,7 @@ mod tests {
     async fn the_node_is_told_the_handles_of_bound_claims_only() {
         let objects = Objects::new(Arc::new(MemoryStore::new()));
         ensure_default_class(&objects).await.expect("class");
-        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
+        let claims = kinds::PERSISTENTVOLUMECLAIMS;
         for name in ["bound", "waiting"] {
             objects
                 .create(

@@ -18,6 +18,7 @@ use tracing::info;
 
 use super::{PROVISIONER, VolumeError};
 use crate::meta::str_at;
+use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
@@ -89,17 +90,14 @@ pub async fn provision(
     claim: &str,
     node: &str,
 ) -> Result<String, VolumeError> {
-    let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
-    let volumes = crate::registry::kinds::PERSISTENTVOLUMES;
+    let claims = kinds::PERSISTENTVOLUMECLAIMS;
+    let volumes = kinds::PERSISTENTVOLUMES;
     let pvc = objects.get(claims, Some(namespace), claim).await?;
     if let Some(bound) = str_at(&pvc, "/spec/volumeName").filter(|v| !v.is_empty()) {
         return Ok(bound.to_string());
     }
     let class_name = str_at(&pvc, "/spec/storageClassName").unwrap_or_default();
-    let class = match objects
-        .get(crate::registry::kinds::STORAGECLASSES, None, class_name)
-        .await
-    {
+    let class = match objects.get(kinds::STORAGECLASSES, None, class_name).await {
         Ok(c) => c,
         Err(StoreError::NotFound(_)) => {
             return Err(VolumeError::NoClass(class_name.to_string()));
@@ -171,7 +169,7 @@ mod tests {
         super::super::ensure_default_class(&objects)
             .await
             .expect("class");
-        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
+        let claims = kinds::PERSISTENTVOLUMECLAIMS;
         objects
             .create(
                 claims,
@@ -196,7 +194,7 @@ mod tests {
         let uid = pvc["metadata"]["uid"].as_str().expect("uid");
         assert_eq!(pv, format!("pvc-{uid}"));
         let volume = objects
-            .get(crate::registry::kinds::PERSISTENTVOLUMES, None, &pv)
+            .get(kinds::PERSISTENTVOLUMES, None, &pv)
             .await
             .expect("pv");
         assert_eq!(volume["status"]["phase"], "Bound");
@@ -207,7 +205,7 @@ mod tests {
         );
         let class = objects
             .get(
-                crate::registry::kinds::STORAGECLASSES,
+                kinds::STORAGECLASSES,
                 None,
                 super::super::DEFAULT_CLASS_NAME,
             )
@@ -243,17 +241,14 @@ mod tests {
             .await
             .expect("bound");
         assert_eq!(again, pv);
-        let (all, _) = objects
-            .list(crate::registry::kinds::PERSISTENTVOLUMES)
-            .await
-            .expect("list");
+        let (all, _) = objects.list(kinds::PERSISTENTVOLUMES).await.expect("list");
         assert_eq!(all.len(), 1);
     }
 
     #[tokio::test]
     async fn claims_of_other_classes_are_not_provisioned() {
         let objects = Objects::new(Arc::new(MemoryStore::new()));
-        let claims = crate::registry::kinds::PERSISTENTVOLUMECLAIMS;
+        let claims = kinds::PERSISTENTVOLUMECLAIMS;
         objects
             .create(
                 claims,
