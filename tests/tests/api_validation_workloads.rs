@@ -313,8 +313,15 @@ async fn jobs_and_cronjobs_are_validated_as_upstream() {
         created["spec"]["podFailurePolicy"]["rules"][0]["action"],
         "FailJob"
     );
+    // The Job controller writes status right after the create, so the update
+    // carries no resourceVersion (an unconditional update, as upstream allows
+    // for Jobs): a conflict must not hide the validation error.
     let mut update = created.clone();
     update["spec"]["podFailurePolicy"]["rules"][0]["action"] = json!("Count");
+    update["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("resourceVersion");
     let (code, status) = send(&cp, "PUT", &format!("{JOBS}/pfp"), &update);
     assert_eq!(code, 422, "{status}");
     assert!(
