@@ -174,7 +174,13 @@ async fn statefulsets_are_validated_as_upstream() {
         created["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
         "data"
     );
+    // No resourceVersion: the controller's status write must not turn the
+    // validation error into a conflict.
     let mut update = created.clone();
+    update["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("resourceVersion");
     update["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] =
         json!("2Gi");
     let (code, status) = send(&cp, "PUT", &format!("{STS}/web"), &update);
