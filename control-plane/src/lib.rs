@@ -14,9 +14,13 @@
 //! - [`clock`]: wall-clock time behind a trait (fake in tests).
 //! - [`kubeconfig`]: the kubeconfig file `kubectl` uses as it is.
 //! - [`meta`]: typed accessors for object metadata.
+//! - [`volumes`]: node-local persistent volumes (default class,
+//!   provisioning, mounts), shared by the scheduler, the PV controller and
+//!   the node actors.
 //!
 //! Dependencies point one way: [`api`], [`controllers`] and [`nodes`] use
-//! the [`registry`], which uses only the [`store`].
+//! the [`registry`] (and [`volumes`], which uses the registry), which uses
+//! only the [`store`].
 //!
 //! # Adding a namespaced kind
 //! Its module under `registry/kinds/` (type constant and behaviour) and its
@@ -53,5 +57,6 @@ pub mod meta;
 pub mod nodes;
 pub mod registry;
 pub mod store;
+pub mod volumes;
 
 pub use skiff_proto as proto;

@@ -17,11 +17,12 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
-use super::{mirror, volume};
+use super::mirror;
 use crate::registry::events::{InvolvedObject, NewEvent};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::{EventKind, StoreError};
+use crate::volumes;
 
 /// Messages of a node actor.
 #[derive(Debug)]
@@ -155,7 +156,7 @@ impl NodeActorState {
     /// The pod as the node gets it: with the node-local volumes its claims
     /// are bound to (the kubelet reads no API objects).
     async fn for_node<'a>(&self, pod: &'a Value) -> Cow<'a, Value> {
-        match volume::mounts::for_node(&self.objects, pod).await {
+        match volumes::mounts::for_node(&self.objects, pod).await {
             Ok(p) => p,
             Err(e) => {
                 warn!(node = %self.node, pod = %key_of(pod), error = %e, "cannot resolve the pod's claims");

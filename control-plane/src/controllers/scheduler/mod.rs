@@ -39,11 +39,11 @@ use self::cache::{Cache, Decision, pod_key};
 use self::filters::{failure_message, prefilter_failure_message};
 use self::volumes::Check;
 use super::{object_of, watch_prefix};
-use crate::controllers::volume::provision;
 use crate::registry::kinds;
 use crate::registry::kinds::pod::set_condition;
 use crate::registry::objects::Objects;
 use crate::store::{Event, EventKind, StoreError};
+use crate::volumes::provision;
 
 /// Pods placed per round (one store transaction); the actor reads its
 /// mailbox between rounds, so watch events are never far behind.

@@ -366,7 +366,7 @@ fn nothing_is_placed_before_nodes_and_pods_were_listed() {
 #[tokio::test]
 async fn pods_with_claims_get_a_volume_on_their_node_and_stay_with_it() {
     let objects = Objects::new(Arc::new(MemoryStore::new()));
-    crate::controllers::volume::ensure_default_class(&objects)
+    crate::volumes::ensure_default_class(&objects)
         .await
         .expect("class");
     let nodes_rt = kinds::NODES;

@@ -6,18 +6,18 @@
 //! of the volumes its claims are bound to (a node-local volume pins its
 //! pod to its node); claims that wait for their first consumer fit any
 //! node and are provisioned on the chosen one before the bind
-//! ([`crate::controllers::volume::provision`]).
+//! ([`crate::volumes::provision`]).
 
 use serde_json::Value;
 
 use super::filters::{NodeInfo, Reason};
 use crate::controllers::affinity::NodeSelector;
-use crate::controllers::volume::PROVISIONER;
-use crate::controllers::volume::mounts::claim_volumes;
 use crate::meta::str_at;
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
+use crate::volumes::PROVISIONER;
+use crate::volumes::mounts::claim_volumes;
 
 /// What the pod's claims ask of a node.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -134,8 +134,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::controllers::volume::{ensure_default_class, provision::provision};
     use crate::store::memory::MemoryStore;
+    use crate::volumes::{ensure_default_class, provision::provision};
 
     fn node(name: &str) -> NodeInfo {
         NodeInfo::of_node(&json!({"metadata": {"name": name,

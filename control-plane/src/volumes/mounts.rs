@@ -115,8 +115,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::controllers::volume::{ensure_default_class, provision::provision};
     use crate::store::memory::MemoryStore;
+    use crate::volumes::{ensure_default_class, provision::provision};
 
     #[tokio::test]
     async fn the_node_is_told_the_handles_of_bound_claims_only() {

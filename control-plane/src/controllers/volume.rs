@@ -1,17 +1,8 @@
-//! Node-local persistent volumes: the default StorageClass
-//! ([`DEFAULT_CLASS_NAME`], provisioner [`PROVISIONER`], binding when the
-//! first pod is scheduled), provisioning ([`provision`], called by the
-//! scheduler when it binds such a pod), telling a node where a pod's claims
-//! live ([`mounts`]), and this actor, which keeps the class and does what
-//! upstream's PV controller does once a claim goes: its volume is
-//! `Released`, and deleted when its reclaim policy is `Delete`.
-//!
-//! The data of a deleted volume stays in the node's folder: the node agent
-//! is not told to remove it (an operator can, under
-//! `<state-dir>/volumes/<pv-name>`).
-
-pub mod mounts;
-pub mod provision;
+//! The PersistentVolume controller: it keeps the default StorageClass and
+//! does what upstream's PV controller does once a claim goes: its volume
+//! is `Released`, and deleted when its reclaim policy is `Delete`. The
+//! storage model itself (classes, provisioning, mounts) is
+//! [`crate::volumes`].
 
 use std::time::Duration;
 
@@ -21,57 +12,12 @@ use tracing::{info, warn};
 
 use super::{object_of, watch_prefix};
 use crate::meta::str_at;
-use crate::registry::admission::DEFAULT_CLASS;
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::{EventKind, StoreError};
+use crate::volumes::{VolumeError, ensure_default_class};
 
-/// The provisioner (and CSI driver) name of node-local volumes.
-pub const PROVISIONER: &str = "skiff.io/node-local";
-/// The StorageClass the control plane creates, marked default.
-pub const DEFAULT_CLASS_NAME: &str = "skiff-local";
 const COMPONENT: &str = "persistentvolume-controller";
-
-/// What can go wrong with volumes.
-#[derive(Debug, thiserror::Error)]
-pub enum VolumeError {
-    /// The claim's class does not exist.
-    #[error("storageclass.storage.k8s.io \"{0}\" not found")]
-    NoClass(String),
-    /// The claim's class is provisioned by someone else.
-    #[error("storage class \"{0}\" is not provisioned by {PROVISIONER}")]
-    NotOurs(String),
-    /// The claim was replaced while it was being provisioned.
-    #[error("persistentvolumeclaim \"{0}\" changed while it was provisioned")]
-    ClaimChanged(String),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Creates the default StorageClass unless it exists.
-pub async fn ensure_default_class(objects: &Objects) -> Result<(), VolumeError> {
-    let class = json!({
-        "metadata": {
-            "name": DEFAULT_CLASS_NAME,
-            "annotations": {DEFAULT_CLASS: "true"},
-        },
-        "provisioner": PROVISIONER,
-        "reclaimPolicy": "Delete",
-        "volumeBindingMode": "WaitForFirstConsumer",
-    });
-    match objects.create(kinds::STORAGECLASSES, class).await {
-        Ok(_) => {
-            info!(
-                class = DEFAULT_CLASS_NAME,
-                "created the default storage class"
-            );
-            Ok(())
-        }
-        Err(StoreError::AlreadyExists(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
 
 /// Messages of the volume actor.
 #[derive(Debug)]
@@ -225,6 +171,7 @@ mod tests {
 
     use super::*;
     use crate::store::memory::MemoryStore;
+    use crate::volumes::provision;
 
     #[tokio::test]
     async fn volumes_of_deleted_claims_are_reclaimed_by_policy() {

@@ -166,7 +166,7 @@ mod tests {
     #[tokio::test]
     async fn a_claim_gets_a_volume_pinned_to_the_node() {
         let objects = Objects::new(Arc::new(MemoryStore::new()));
-        super::super::ensure_default_class(&objects)
+        crate::volumes::ensure_default_class(&objects)
             .await
             .expect("class");
         let claims = kinds::PERSISTENTVOLUMECLAIMS;
@@ -186,7 +186,7 @@ mod tests {
         // The default class was given by admission.
         assert_eq!(
             pvc["spec"]["storageClassName"],
-            super::super::DEFAULT_CLASS_NAME
+            crate::volumes::DEFAULT_CLASS_NAME
         );
         let pv = provision(&objects, "default", "data-web-0", "node-a")
             .await
@@ -207,7 +207,7 @@ mod tests {
             .get(
                 kinds::STORAGECLASSES,
                 None,
-                super::super::DEFAULT_CLASS_NAME,
+                crate::volumes::DEFAULT_CLASS_NAME,
             )
             .await
             .expect("class");
