@@ -11,8 +11,8 @@
 //! - [`job`]: runs Jobs' pods to completion.
 //! - [`cronjob`]: starts Jobs on a cron schedule.
 //! - [`statefulset`]: runs StatefulSets' ordered pods and their claims.
-//! - [`volume`]: node-local persistent volumes (default class, provisioning,
-//!   reclaiming).
+//! - [`volume`]: the PersistentVolume controller (default class,
+//!   reclaiming); the storage model is [`crate::volumes`].
 //! - [`daemonset`]: one pod per eligible node for each DaemonSet.
 //! - [`disruption`]: PodDisruptionBudgets' status (disruptions allowed).
 //! - [`garbage_collector`]: deletes dependents whose owners are gone, and
@@ -59,6 +59,25 @@ use crate::registry::resources::ResourceType;
 use crate::store::{Event, StoreError};
 
 pub use crate::registry::watch::{object_of, watch_prefix};
+
+/// Follows `prefix` for `actor`: every (re)list casts `resync()`, every
+/// event whatever `message` makes of it (`None`: not the actor's
+/// business). Stops once the actor is gone.
+pub fn watch_for<M: ractor::Message>(
+    objects: &Objects,
+    prefix: String,
+    actor: &ractor::ActorRef<M>,
+    resync: impl Fn() -> M + Send + 'static,
+    mut message: impl FnMut(Event) -> Option<M> + Send + 'static,
+) {
+    let actor = actor.clone();
+    watch_prefix(objects.store().clone(), prefix, move |event| {
+        match event.map_or_else(|| Some(resync()), &mut message) {
+            Some(msg) => actor.cast(msg).is_ok(),
+            None => true,
+        }
+    });
+}
 
 /// The object of a store event with only the metadata owners read
 /// ([`head::Meta`]): what the owners' watches on their dependents need.

@@ -30,8 +30,9 @@ use super::runtime::{Controller, Reconciler};
 use super::scheduler::Scheduler;
 use super::statefulset::StatefulSets;
 use super::volume::VolumeController;
-use super::{object_of, watch_prefix};
+use super::{object_of, watch_for, watch_prefix};
 use crate::clock::{SharedClock, SystemClock};
+use crate::meta;
 use crate::nodes::liveness::Liveness;
 use crate::nodes::view::NodeView;
 use crate::registry::kinds;
@@ -311,21 +312,14 @@ impl Actor for Supervisor {
         for child in &CHILDREN {
             children.push((child.spawn)(deps.clone(), myself.get_cell()).await?);
         }
-        let me = myself.clone();
-        watch_prefix(
-            objects.store().clone(),
-            "/registry/core/nodes/".into(),
-            move |event| {
-                let msg = match event {
-                    None => SupervisorMsg::ResyncNodes,
-                    Some(e) => {
-                        let name = object_of(&e)
-                            .and_then(|o| o["metadata"]["name"].as_str().map(String::from))
-                            .unwrap_or_default();
-                        SupervisorMsg::NodeChanged(e.kind, name)
-                    }
-                };
-                me.cast(msg).is_ok()
+        watch_for(
+            &objects,
+            kinds::NODES.prefix(),
+            &myself,
+            || SupervisorMsg::ResyncNodes,
+            |e| {
+                let name = object_of(&e).map(|node| meta::name(&node).to_string());
+                Some(SupervisorMsg::NodeChanged(e.kind, name.unwrap_or_default()))
             },
         );
         let me = myself.clone();
@@ -333,7 +327,7 @@ impl Actor for Supervisor {
         let mut handed: HashMap<String, u64> = HashMap::new();
         watch_prefix(
             objects.store().clone(),
-            "/registry/core/pods/".into(),
+            kinds::PODS.prefix(),
             move |event| {
                 let Some(e) = event else {
                     handed.clear();

@@ -10,7 +10,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::{object_of, watch_prefix};
+use super::{object_of, watch_for};
 use crate::meta::str_at;
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -125,20 +125,14 @@ impl Actor for VolumeController {
         if let Err(e) = ensure_default_class(&objects).await {
             warn!(error = %e, "cannot create the default storage class");
         }
-        let me = myself.clone();
-        watch_prefix(
-            objects.store().clone(),
+        watch_for(
+            &objects,
             kinds::PERSISTENTVOLUMECLAIMS.prefix(),
-            move |event| {
-                let msg = match event {
-                    None => VolumeMsg::Resync,
-                    Some(e) if e.kind == EventKind::Modified => return true,
-                    Some(e) => match object_of(&e) {
-                        Some(claim) => VolumeMsg::Claim(e.kind, Box::new(claim)),
-                        None => return true,
-                    },
-                };
-                me.cast(msg).is_ok()
+            &myself,
+            || VolumeMsg::Resync,
+            |e| match e.kind {
+                EventKind::Modified => None,
+                kind => object_of(&e).map(|claim| VolumeMsg::Claim(kind, Box::new(claim))),
             },
         );
         // A safety net: volumes of claims deleted while the control plane

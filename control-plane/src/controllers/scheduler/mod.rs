@@ -38,7 +38,7 @@ use tracing::{debug, info, warn};
 use self::cache::{Cache, Decision, pod_key};
 use self::filters::{failure_message, prefilter_failure_message};
 use self::volumes::Check;
-use super::{object_of, watch_prefix};
+use super::{object_of, watch_for};
 use crate::registry::kinds;
 use crate::registry::kinds::pod::set_condition;
 use crate::registry::objects::Objects;
@@ -454,29 +454,19 @@ impl Actor for Scheduler {
         myself: ActorRef<SchedulerMsg>,
         objects: Objects,
     ) -> Result<SchedulerState, ActorProcessingErr> {
-        let me = myself.clone();
-        watch_prefix(
-            objects.store().clone(),
-            "/registry/core/nodes/".into(),
-            move |event| {
-                let msg = match event {
-                    None => SchedulerMsg::ResyncNodes,
-                    Some(e) => SchedulerMsg::Node(Box::new(e)),
-                };
-                me.cast(msg).is_ok()
-            },
+        watch_for(
+            &objects,
+            kinds::NODES.prefix(),
+            &myself,
+            || SchedulerMsg::ResyncNodes,
+            |e| Some(SchedulerMsg::Node(Box::new(e))),
         );
-        let me = myself.clone();
-        watch_prefix(
-            objects.store().clone(),
-            "/registry/core/pods/".into(),
-            move |event| {
-                let msg = match event {
-                    None => SchedulerMsg::ResyncPods,
-                    Some(e) => SchedulerMsg::Pod(Box::new(e)),
-                };
-                me.cast(msg).is_ok()
-            },
+        watch_for(
+            &objects,
+            kinds::PODS.prefix(),
+            &myself,
+            || SchedulerMsg::ResyncPods,
+            |e| Some(SchedulerMsg::Pod(Box::new(e))),
         );
         myself.send_interval(RETRY_UNSCHEDULABLE, || SchedulerMsg::Retry);
         let pods_prefix = kinds::PODS.prefix();
