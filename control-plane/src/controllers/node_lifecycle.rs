@@ -392,6 +392,13 @@ mod tests {
         node["status"]["conditions"][0]["status"].clone()
     }
 
+    /// Node `n1`'s Ready status after `secs` more seconds and a check.
+    async fn ready_after(state: &mut LifecycleState, objects: &Objects, secs: u64) -> Value {
+        tokio::time::advance(Duration::from_secs(secs)).await;
+        state.check().await.expect("check");
+        ready_status(objects).await
+    }
+
     fn lifecycle(objects: &Objects, liveness: &Arc<Liveness>) -> LifecycleState {
         LifecycleState {
             objects: objects.clone(),
@@ -412,13 +419,9 @@ mod tests {
         let mut state = lifecycle(&objects, &liveness);
         for _ in 0..3 {
             liveness.heard("n1");
-            tokio::time::advance(Duration::from_secs(3)).await;
-            state.check().await.expect("check");
-            assert_eq!(ready_status(&objects).await, "True");
+            assert_eq!(ready_after(&mut state, &objects, 3).await, "True");
         }
-        tokio::time::advance(Duration::from_secs(2)).await;
-        state.check().await.expect("check");
-        assert_eq!(ready_status(&objects).await, "Unknown");
+        assert_eq!(ready_after(&mut state, &objects, 2).await, "Unknown");
         let rt = kinds::NODES;
         let node = objects.get(rt, None, "n1").await.expect("node");
         assert!(
@@ -437,12 +440,8 @@ mod tests {
         let liveness = Arc::new(Liveness::new());
         let mut state = lifecycle(&objects, &liveness);
         state.check().await.expect("check");
-        tokio::time::advance(Duration::from_secs(3)).await;
-        state.check().await.expect("check");
-        assert_eq!(ready_status(&objects).await, "True");
-        tokio::time::advance(Duration::from_secs(2)).await;
-        state.check().await.expect("check");
-        assert_eq!(ready_status(&objects).await, "Unknown");
+        assert_eq!(ready_after(&mut state, &objects, 3).await, "True");
+        assert_eq!(ready_after(&mut state, &objects, 2).await, "Unknown");
     }
 
     #[tokio::test(start_paused = true)]
@@ -454,8 +453,6 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         // It reconnects; from then on the table decides, not the store.
         liveness.heard("n1");
-        tokio::time::advance(Duration::from_secs(3)).await;
-        state.check().await.expect("check");
-        assert_eq!(ready_status(&objects).await, "True");
+        assert_eq!(ready_after(&mut state, &objects, 3).await, "True");
     }
 }

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::{object_of, watch_for};
-use crate::meta::str_at;
+use crate::meta::{self, str_at};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
-use crate::store::{EventKind, StoreError};
+use crate::store::EventKind;
 use crate::volumes::{VolumeError, ensure_default_class};
 
 const COMPONENT: &str = "persistentvolume-controller";
@@ -46,10 +46,12 @@ impl VolumeState {
         let Some(class) = str_at(claim, "/spec/storageClassName").filter(|c| !c.is_empty()) else {
             return Ok(());
         };
-        let class = match self.objects.get(kinds::STORAGECLASSES, None, class).await {
-            Ok(c) => c,
-            Err(StoreError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
+        let Some(class) = self
+            .objects
+            .find(kinds::STORAGECLASSES, None, class)
+            .await?
+        else {
+            return Ok(());
         };
         if class.get("volumeBindingMode").and_then(Value::as_str) == Some("WaitForFirstConsumer") {
             self.objects
@@ -83,11 +85,9 @@ impl VolumeState {
                 str_at(claim_ref, "/namespace").unwrap_or("default"),
                 str_at(claim_ref, "/name").unwrap_or_default(),
             );
-            let present = match self.objects.get(claims, Some(namespace), name).await {
-                Ok(c) => str_at(&c, "/metadata/uid") == str_at(claim_ref, "/uid"),
-                Err(StoreError::NotFound(_)) => false,
-                Err(e) => return Err(e.into()),
-            };
+            let claim = self.objects.find(claims, Some(namespace), name).await?;
+            let present = claim
+                .is_some_and(|c| meta::uid(&c) == str_at(claim_ref, "/uid").unwrap_or_default());
             if present {
                 continue;
             }

@@ -80,6 +80,21 @@ impl Objects {
         decode(&kv.value, kv.revision)
     }
 
+    /// One object, `None` if there is none: for readers to whom a missing
+    /// object is an answer, not a failure.
+    pub async fn find(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        match self.get(rt, namespace, name).await {
+            Ok(obj) => Ok(Some(obj)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every object of a type (all namespaces), with the list revision.
     pub async fn list(&self, rt: &ResourceType) -> Result<(Vec<Value>, u64), StoreError> {
         let listing = self.store.list(&rt.prefix()).await?;

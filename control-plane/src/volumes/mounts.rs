@@ -54,10 +54,11 @@ pub async fn local_volumes(
         else {
             continue;
         };
-        let pv = match objects.get(kinds::PERSISTENTVOLUMES, None, pv_name).await {
-            Ok(v) => v,
-            Err(StoreError::NotFound(_)) => continue,
-            Err(e) => return Err(e.into()),
+        let Some(pv) = objects
+            .find(kinds::PERSISTENTVOLUMES, None, pv_name)
+            .await?
+        else {
+            continue;
         };
         let csi = &pv["spec"]["csi"];
         if csi["driver"] == PROVISIONER

@@ -97,12 +97,11 @@ pub async fn provision(
         return Ok(bound.to_string());
     }
     let class_name = str_at(&pvc, "/spec/storageClassName").unwrap_or_default();
-    let class = match objects.get(kinds::STORAGECLASSES, None, class_name).await {
-        Ok(c) => c,
-        Err(StoreError::NotFound(_)) => {
-            return Err(VolumeError::NoClass(class_name.to_string()));
-        }
-        Err(e) => return Err(e.into()),
+    let Some(class) = objects
+        .find(kinds::STORAGECLASSES, None, class_name)
+        .await?
+    else {
+        return Err(VolumeError::NoClass(class_name.to_string()));
     };
     if class.get("provisioner").and_then(Value::as_str) != Some(PROVISIONER) {
         return Err(VolumeError::NotOurs(class_name.to_string()));

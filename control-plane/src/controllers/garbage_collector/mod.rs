@@ -291,15 +291,10 @@ impl Collector {
         let Some(item) = self.graph.get(uid) else {
             return Ok(None);
         };
-        let obj = match self
-            .objects
-            .get(item.rt, item.namespace.as_deref(), &item.name)
-            .await
-        {
-            Ok(obj) => obj,
-            // Its deletion event is on the way.
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let namespace = item.namespace.as_deref();
+        // Gone: its deletion event is on the way.
+        let Some(obj) = self.objects.find(item.rt, namespace, &item.name).await? else {
+            return Ok(None);
         };
         // A namesake: the object we know was deleted.
         Ok(Item::from_value(item.rt, &obj)
@@ -428,11 +423,9 @@ impl Collector {
         {
             return Ok(state(owner));
         }
-        let found = match self.objects.get(rt, namespace, &reference.name).await {
-            Ok(obj) => Item::from_value(rt, &obj).filter(|o| o.uid == reference.uid),
-            Err(StoreError::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
+        let found = (self.objects.find(rt, namespace, &reference.name).await?)
+            .and_then(|obj| Item::from_value(rt, &obj))
+            .filter(|o| o.uid == reference.uid);
         match found {
             Some(owner) => Ok(state(&owner)),
             None => {
@@ -456,11 +449,8 @@ impl Collector {
             return Ok(None);
         };
         let nodes = crate::registry::kinds::NODES;
-        match self.objects.get(nodes, None, node).await {
-            Ok(_) => Ok(None),
-            Err(StoreError::NotFound(_)) => Ok(Some(0)),
-            Err(e) => Err(e.into()),
-        }
+        let gone = self.objects.find(nodes, None, node).await?.is_none();
+        Ok(gone.then_some(0))
     }
 
     /// Drops `dependent`'s references to the owners `stale`.

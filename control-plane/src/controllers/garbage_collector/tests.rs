@@ -89,6 +89,18 @@ macro_rules! eventually {
     }};
 }
 
+/// Deployment `web` owning ReplicaSet `web-1` (blocking); the set.
+async fn deployment_and_set(objects: &Objects) -> Value {
+    let d = create(objects, kinds::DEPLOYMENTS, "web", vec![]).await;
+    create(
+        objects,
+        kinds::REPLICASETS,
+        "web-1",
+        vec![reference(&d, true)],
+    )
+    .await
+}
+
 fn finalizers_of(obj: &Value) -> Vec<String> {
     deletion::finalizers(obj)
 }
@@ -97,14 +109,7 @@ fn finalizers_of(obj: &Value) -> Vec<String> {
 async fn background_deletion_cascades_over_two_levels() {
     let objects = store();
     let gc = start_unsupervised(&objects).await;
-    let d = create(&objects, kinds::DEPLOYMENTS, "web", vec![]).await;
-    let rs = create(
-        &objects,
-        kinds::REPLICASETS,
-        "web-1",
-        vec![reference(&d, true)],
-    )
-    .await;
+    let rs = deployment_and_set(&objects).await;
     create(&objects, pods(), "web-1-a", vec![reference(&rs, true)]).await;
     create(&objects, pods(), "web-1-b", vec![reference(&rs, true)]).await;
     create(&objects, pods(), "bystander", vec![]).await;
@@ -131,14 +136,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         .create(kinds::NODES, json!({"metadata": {"name": "n1"}}))
         .await
         .expect("node");
-    let d = create(&objects, kinds::DEPLOYMENTS, "web", vec![]).await;
-    let rs = create(
-        &objects,
-        kinds::REPLICASETS,
-        "web-1",
-        vec![reference(&d, true)],
-    )
-    .await;
+    let rs = deployment_and_set(&objects).await;
     bound_pod(&objects, "blocking", "n1", vec![reference(&rs, true)]).await;
     bound_pod(&objects, "free", "n1", vec![reference(&rs, false)]).await;
     let gc = start_unsupervised(&objects).await;

@@ -67,14 +67,10 @@ pub async fn check(objects: &Objects, pod: &Value) -> Result<Check, StoreError> 
     let namespace = str_at(pod, "/metadata/namespace").unwrap_or("default");
     let mut fit = VolumeFit::default();
     for (_, claim) in claim_volumes(pod) {
-        let pvc = match objects.get(claims_rt, Some(namespace), &claim).await {
-            Ok(c) => c,
-            Err(StoreError::NotFound(_)) => {
-                return Ok(Check::Unresolvable(format!(
-                    "persistentvolumeclaim \"{claim}\" not found"
-                )));
-            }
-            Err(e) => return Err(e),
+        let Some(pvc) = objects.find(claims_rt, Some(namespace), &claim).await? else {
+            return Ok(Check::Unresolvable(format!(
+                "persistentvolumeclaim \"{claim}\" not found"
+            )));
         };
         if pvc
             .pointer("/metadata/deletionTimestamp")
@@ -85,14 +81,10 @@ pub async fn check(objects: &Objects, pod: &Value) -> Result<Check, StoreError> 
             )));
         }
         if let Some(pv_name) = str_at(&pvc, "/spec/volumeName").filter(|v| !v.is_empty()) {
-            let pv = match objects.get(volumes_rt, None, pv_name).await {
-                Ok(v) => v,
-                Err(StoreError::NotFound(_)) => {
-                    return Ok(Check::Unresolvable(format!(
-                        "persistentvolume \"{pv_name}\" not found"
-                    )));
-                }
-                Err(e) => return Err(e),
+            let Some(pv) = objects.find(volumes_rt, None, pv_name).await? else {
+                return Ok(Check::Unresolvable(format!(
+                    "persistentvolume \"{pv_name}\" not found"
+                )));
             };
             if let Some(required) = pv.pointer("/spec/nodeAffinity/required") {
                 fit.bound.push(NodeSelector::of_terms(required));
@@ -105,14 +97,10 @@ pub async fn check(objects: &Objects, pod: &Value) -> Result<Check, StoreError> 
         else {
             return Ok(immediate());
         };
-        let class = match objects.get(classes_rt, None, class_name).await {
-            Ok(c) => c,
-            Err(StoreError::NotFound(_)) => {
-                return Ok(Check::Unresolvable(format!(
-                    "storageclass.storage.k8s.io \"{class_name}\" not found"
-                )));
-            }
-            Err(e) => return Err(e),
+        let Some(class) = objects.find(classes_rt, None, class_name).await? else {
+            return Ok(Check::Unresolvable(format!(
+                "storageclass.storage.k8s.io \"{class_name}\" not found"
+            )));
         };
         if class.get("volumeBindingMode").and_then(Value::as_str) != Some("WaitForFirstConsumer") {
             return Ok(immediate());
