@@ -305,7 +305,6 @@ impl Actor for NodeLifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::MemoryStore;
 
     const GRACE: Duration = Duration::from_secs(4);
 
@@ -411,7 +410,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn check_marks_a_node_unknown_once_it_falls_silent() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = Objects::in_memory();
         let liveness = Arc::new(Liveness::new());
         tokio::time::advance(Duration::from_secs(30)).await;
         // Stored heartbeat older than the grace: only memory keeps it Ready.
@@ -435,7 +434,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn after_a_restart_nodes_are_not_lost_before_one_grace() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = Objects::in_memory();
         ready_node(&objects, ago(600)).await;
         let liveness = Arc::new(Liveness::new());
         let mut state = lifecycle(&objects, &liveness);
@@ -446,7 +445,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_node_heard_after_the_restart_stays_ready() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = Objects::in_memory();
         ready_node(&objects, ago(600)).await;
         let liveness = Arc::new(Liveness::new());
         let mut state = lifecycle(&objects, &liveness);

@@ -161,15 +161,13 @@ impl Actor for VolumeController {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
-    use crate::store::memory::MemoryStore;
     use crate::volumes::provision;
 
     #[tokio::test]
     async fn volumes_of_deleted_claims_are_reclaimed_by_policy() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = Objects::in_memory();
         ensure_default_class(&objects).await.expect("class");
         ensure_default_class(&objects).await.expect("idempotent");
         let claims = kinds::PERSISTENTVOLUMECLAIMS;

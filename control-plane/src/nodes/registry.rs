@@ -400,7 +400,6 @@ impl NodeRegistry for Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::MemoryStore;
 
     fn reported(ready: &str, memory: &str) -> pb::NodeStatus {
         let quantity = pb::Quantity {
@@ -549,7 +548,7 @@ mod tests {
     }
 
     async fn registered() -> (Registry, Objects, Arc<Liveness>) {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = Objects::in_memory();
         let liveness = Arc::new(Liveness::new());
         let registry = Registry::new(
             objects.clone(),

@@ -64,6 +64,12 @@ impl Objects {
         }
     }
 
+    /// Over a fresh in-memory store: what unit tests start from.
+    #[cfg(test)]
+    pub fn in_memory() -> Self {
+        Self::new(Arc::new(crate::store::memory::MemoryStore::new()))
+    }
+
     /// The store underneath (for watches).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

@@ -113,15 +113,13 @@ pub async fn for_node<'a>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
-    use crate::store::memory::MemoryStore;
     use crate::volumes::{ensure_default_class, provision::provision};
 
     #[tokio::test]
     async fn the_node_is_told_the_handles_of_bound_claims_only() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = Objects::in_memory();
         ensure_default_class(&objects).await.expect("class");
         let claims = kinds::PERSISTENTVOLUMECLAIMS;
         for name in ["bound", "waiting"] {

@@ -157,14 +157,12 @@ pub async fn provision(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
-    use crate::store::memory::MemoryStore;
 
     #[tokio::test]
     async fn a_claim_gets_a_volume_pinned_to_the_node() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = Objects::in_memory();
         crate::volumes::ensure_default_class(&objects)
             .await
             .expect("class");
@@ -246,7 +244,7 @@ mod tests {
 
     #[tokio::test]
     async fn claims_of_other_classes_are_not_provisioned() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = Objects::in_memory();
         let claims = kinds::PERSISTENTVOLUMECLAIMS;
         objects
             .create(

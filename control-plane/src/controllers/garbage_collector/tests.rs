@@ -1,7 +1,6 @@
 //! The collector against an in-memory store, with no other controller
 //! running: every dependent that goes, goes because of the collector.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -10,7 +9,6 @@ use super::*;
 use crate::registry::deletion::Propagation;
 use crate::registry::kinds;
 use crate::registry::objects::Deleted;
-use crate::store::memory::MemoryStore;
 
 fn pods() -> &'static ResourceType {
     kinds::PODS
@@ -59,7 +57,7 @@ async fn get(objects: &Objects, rt: &ResourceType, name: &str) -> Option<Value> 
 }
 
 fn store() -> Objects {
-    Objects::new(Arc::new(MemoryStore::new()))
+    Objects::in_memory()
 }
 
 async fn delete(objects: &Objects, rt: &ResourceType, name: &str, p: Propagation) -> Deleted {

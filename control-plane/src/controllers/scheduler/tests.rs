@@ -1,6 +1,5 @@
 //! The cache's bookkeeping, and the actor against an in-memory store.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -8,7 +7,6 @@ use serde_json::{Value, json};
 use super::cache::{Cache, Decision};
 use super::*;
 use crate::registry::kinds;
-use crate::store::memory::MemoryStore;
 
 fn node(name: &str, cpu: &str, labels: Value) -> Value {
     json!({"metadata": {"name": name, "labels": labels}, "spec": {},
@@ -199,7 +197,7 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
 
 #[tokio::test]
 async fn the_actor_binds_by_resources_and_affinity_and_explains_failures() {
-    let objects = Objects::new(Arc::new(MemoryStore::new()));
+    let objects = Objects::in_memory();
     let nodes_rt = kinds::NODES;
     let pods_rt = kinds::PODS;
     objects
@@ -365,7 +363,7 @@ fn nothing_is_placed_before_nodes_and_pods_were_listed() {
 
 #[tokio::test]
 async fn pods_with_claims_get_a_volume_on_their_node_and_stay_with_it() {
-    let objects = Objects::new(Arc::new(MemoryStore::new()));
+    let objects = Objects::in_memory();
     crate::volumes::ensure_default_class(&objects)
         .await
         .expect("class");

@@ -117,12 +117,10 @@ pub async fn check(objects: &Objects, pod: &Value) -> Result<Check, StoreError> 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use serde_json::json;
 
     use super::*;
-    use crate::store::memory::MemoryStore;
     use crate::volumes::{ensure_default_class, provision::provision};
 
     fn node(name: &str) -> NodeInfo {
@@ -138,7 +136,7 @@ mod tests {
 
     #[tokio::test]
     async fn claims_decide_where_a_pod_may_go() {
-        let objects = Objects::new(Arc::new(MemoryStore::new()));
+        let objects = Objects::in_memory();
         let claims = kinds::PERSISTENTVOLUMECLAIMS;
         assert!(!has_claims(
             &json!({"spec": {"volumes": [{"name": "x", "emptyDir": {}}]}})
