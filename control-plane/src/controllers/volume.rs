@@ -161,26 +161,23 @@ impl Actor for VolumeController {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::volumes::provision;
+    use crate::volumes::testing::{claim, store_with_default_class};
 
     #[tokio::test]
     async fn volumes_of_deleted_claims_are_reclaimed_by_policy() {
-        let objects = Objects::in_memory();
-        ensure_default_class(&objects).await.expect("class");
+        let objects = store_with_default_class().await;
         ensure_default_class(&objects).await.expect("idempotent");
         let claims = kinds::PERSISTENTVOLUMECLAIMS;
         let volumes = kinds::PERSISTENTVOLUMES;
         for name in ["a", "b"] {
-            objects
-                .create(
-                    claims,
-                    json!({"metadata": {"name": name, "namespace": "default"},
-                        "spec": {"resources": {"requests": {"storage": "1Gi"}}}}),
-                )
-                .await
-                .expect("claim");
+            claim(
+                &objects,
+                name,
+                json!({"resources": {"requests": {"storage": "1Gi"}}}),
+            )
+            .await;
             provision::provision(&objects, "default", name, "n1")
                 .await
                 .expect("provision");

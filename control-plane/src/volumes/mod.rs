@@ -66,3 +66,26 @@ pub async fn ensure_default_class(objects: &Objects) -> Result<(), VolumeError> 
         Err(e) => Err(e.into()),
     }
 }
+
+/// What the storage tests start from.
+#[cfg(test)]
+pub mod testing {
+    use serde_json::{Value, json};
+
+    use crate::registry::kinds;
+    use crate::registry::objects::Objects;
+
+    /// An in-memory store holding the default StorageClass.
+    pub async fn store_with_default_class() -> Objects {
+        let objects = Objects::in_memory();
+        super::ensure_default_class(&objects).await.expect("class");
+        objects
+    }
+
+    /// Creates claim `name` in `default` with `spec`; what was stored.
+    pub async fn claim(objects: &Objects, name: &str, spec: Value) -> Value {
+        let claim = json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec});
+        let rt = kinds::PERSISTENTVOLUMECLAIMS;
+        objects.create(rt, claim).await.expect("claim")
+    }
+}

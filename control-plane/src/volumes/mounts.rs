@@ -113,23 +113,15 @@ pub async fn for_node<'a>(
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
-    use crate::volumes::{ensure_default_class, provision::provision};
+    use crate::volumes::provision::provision;
+    use crate::volumes::testing::{claim, store_with_default_class};
 
     #[tokio::test]
     async fn the_node_is_told_the_handles_of_bound_claims_only() {
-        let objects = Objects::in_memory();
-        ensure_default_class(&objects).await.expect("class");
-        let claims = kinds::PERSISTENTVOLUMECLAIMS;
+        let objects = store_with_default_class().await;
         for name in ["bound", "waiting"] {
-            objects
-                .create(
-                    claims,
-                    json!({"metadata": {"name": name, "namespace": "default"}, "spec": {}}),
-                )
-                .await
-                .expect("claim");
+            claim(&objects, name, json!({})).await;
         }
         let pv = provision(&objects, "default", "bound", "n1")
             .await

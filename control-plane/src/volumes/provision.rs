@@ -157,25 +157,14 @@ pub async fn provision(
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
+    use crate::volumes::testing::{claim, store_with_default_class};
 
     #[tokio::test]
     async fn a_claim_gets_a_volume_pinned_to_the_node() {
-        let objects = Objects::in_memory();
-        crate::volumes::ensure_default_class(&objects)
-            .await
-            .expect("class");
+        let objects = store_with_default_class().await;
         let claims = kinds::PERSISTENTVOLUMECLAIMS;
-        objects
-            .create(
-                claims,
-                json!({"metadata": {"name": "data-web-0", "namespace": "default"},
-                "spec": {"accessModes": ["ReadWriteOnce"],
-                         "resources": {"requests": {"storage": "1Gi"}}}}),
-            )
-            .await
-            .expect("claim");
+        claim(&objects, "data-web-0", json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}})).await;
         let pvc = objects
             .get(claims, Some("default"), "data-web-0")
             .await
@@ -245,15 +234,7 @@ mod tests {
     #[tokio::test]
     async fn claims_of_other_classes_are_not_provisioned() {
         let objects = Objects::in_memory();
-        let claims = kinds::PERSISTENTVOLUMECLAIMS;
-        objects
-            .create(
-                claims,
-                json!({"metadata": {"name": "c", "namespace": "default"},
-                "spec": {"storageClassName": "fast"}}),
-            )
-            .await
-            .expect("claim");
+        claim(&objects, "c", json!({"storageClassName": "fast"})).await;
         let err = provision(&objects, "default", "c", "n")
             .await
             .expect_err("no class");

@@ -1,5 +1,6 @@
 //! The cache's bookkeeping, and the actor against an in-memory store.
 
+use crate::volumes::testing::{claim, store_with_default_class};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -363,10 +364,7 @@ fn nothing_is_placed_before_nodes_and_pods_were_listed() {
 
 #[tokio::test]
 async fn pods_with_claims_get_a_volume_on_their_node_and_stay_with_it() {
-    let objects = Objects::in_memory();
-    crate::volumes::ensure_default_class(&objects)
-        .await
-        .expect("class");
+    let objects = store_with_default_class().await;
     let nodes_rt = kinds::NODES;
     let pods_rt = kinds::PODS;
     let claims_rt = kinds::PERSISTENTVOLUMECLAIMS;
@@ -379,14 +377,12 @@ async fn pods_with_claims_get_a_volume_on_their_node_and_stay_with_it() {
             .await
             .expect("node");
     }
-    objects
-        .create(
-            claims_rt,
-            json!({"metadata": {"name": "data", "namespace": "default"},
-                   "spec": {"resources": {"requests": {"storage": "1Gi"}}}}),
-        )
-        .await
-        .expect("claim");
+    claim(
+        &objects,
+        "data",
+        json!({"resources": {"requests": {"storage": "1Gi"}}}),
+    )
+    .await;
     let (actor, handle) = Actor::spawn(None, Scheduler, objects.clone())
         .await
         .expect("scheduler");

@@ -117,10 +117,10 @@ pub async fn check(objects: &Objects, pod: &Value) -> Result<Check, StoreError> 
 
 #[cfg(test)]
 mod tests {
-
     use serde_json::json;
 
     use super::*;
+    use crate::volumes::testing::claim;
     use crate::volumes::{ensure_default_class, provision::provision};
 
     fn node(name: &str) -> NodeInfo {
@@ -137,7 +137,6 @@ mod tests {
     #[tokio::test]
     async fn claims_decide_where_a_pod_may_go() {
         let objects = Objects::in_memory();
-        let claims = kinds::PERSISTENTVOLUMECLAIMS;
         assert!(!has_claims(
             &json!({"spec": {"volumes": [{"name": "x", "emptyDir": {}}]}})
         ));
@@ -146,25 +145,13 @@ mod tests {
             Check::Unresolvable("persistentvolumeclaim \"data-web-0\" not found".into())
         );
         // No default class yet: the claim has none, so it is "immediate".
-        objects
-            .create(
-                claims,
-                json!({"metadata": {"name": "plain", "namespace": "default"}, "spec": {}}),
-            )
-            .await
-            .expect("claim");
+        claim(&objects, "plain", json!({})).await;
         assert_eq!(
             check(&objects, &pod("plain")).await.expect("check"),
             Check::Unresolvable("pod has unbound immediate PersistentVolumeClaims".into())
         );
         ensure_default_class(&objects).await.expect("class");
-        objects
-            .create(
-                claims,
-                json!({"metadata": {"name": "data-web-0", "namespace": "default"}, "spec": {}}),
-            )
-            .await
-            .expect("claim");
+        claim(&objects, "data-web-0", json!({})).await;
         let Check::Fit(fit) = check(&objects, &pod("data-web-0")).await.expect("check") else {
             panic!("a waiting claim fits anywhere");
         };
