@@ -22,6 +22,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
+use crate::meta;
 use crate::nodes::liveness::Liveness;
 use crate::nodes::view::NodeView;
 use crate::registry::kinds;
@@ -150,10 +151,7 @@ impl LifecycleState {
             .collect();
         self.liveness.retain(|name| names.contains(name));
         for node in nodes {
-            let name = node["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let name = meta::name(&node).to_string();
             let ready = node["status"]["conditions"]
                 .as_array()
                 .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
@@ -231,20 +229,13 @@ impl LifecycleState {
                         && !owned_by_daemonset(p)
                         && eviction_wait(p, eviction).is_some_and(|wait| now_t - since > wait)
                 }) {
-                    let ns = pod["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or("default")
-                        .to_string();
-                    let pod_name = pod["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string();
+                    let (ns, pod_name) = (meta::namespace(pod), meta::name(pod));
                     let grace_s = pod["spec"]["terminationGracePeriodSeconds"]
                         .as_i64()
                         .unwrap_or(30);
                     info!(pod = %format!("{ns}/{pod_name}"), node = %name, "evicting pod from unreachable node");
                     self.objects
-                        .update(pods_rt, Some(&ns), &pod_name, |p| {
+                        .update(pods_rt, Some(ns), pod_name, |p| {
                             if p.pointer("/metadata/deletionTimestamp").is_some() {
                                 return false;
                             }

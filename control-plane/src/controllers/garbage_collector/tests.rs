@@ -99,6 +99,18 @@ async fn deployment_and_set(objects: &Objects) -> Value {
     .await
 }
 
+/// Removes every finalizer of `name` and asserts that it is gone.
+async fn drop_finalizers_and_see_it_go(objects: &Objects, rt: &ResourceType, name: &str) {
+    objects
+        .update(rt, Some("default"), name, |o| {
+            deletion::set_finalizers(o, Vec::new());
+            true
+        })
+        .await
+        .expect("remove the finalizer");
+    assert!(get(objects, rt, name).await.is_none());
+}
+
 fn finalizers_of(obj: &Value) -> Vec<String> {
     deletion::finalizers(obj)
 }
@@ -243,14 +255,7 @@ async fn a_custom_finalizer_holds_an_object_until_an_update_removes_it() {
     assert_eq!(held["metadata"]["deletionGracePeriodSeconds"], 0);
     assert_eq!(finalizers_of(&held), vec!["example.com/hold"]);
 
-    objects
-        .update(kinds::CONFIGMAPS, Some("default"), "held", |o| {
-            deletion::set_finalizers(o, Vec::new());
-            true
-        })
-        .await
-        .expect("remove the finalizer");
-    assert!(get(&objects, kinds::CONFIGMAPS, "held").await.is_none());
+    drop_finalizers_and_see_it_go(&objects, kinds::CONFIGMAPS, "held").await;
 
     // A foreground deletion ends with the collector's finalizer only: a
     // custom one still holds the owner.
@@ -265,14 +270,7 @@ async fn a_custom_finalizer_holds_an_object_until_an_update_removes_it() {
                 .await
                 .is_some_and(|rs| finalizers_of(&rs) == vec!["example.com/hold"])
     );
-    objects
-        .update(kinds::REPLICASETS, Some("default"), "rs", |o| {
-            deletion::set_finalizers(o, Vec::new());
-            true
-        })
-        .await
-        .expect("remove the finalizer");
-    assert!(get(&objects, kinds::REPLICASETS, "rs").await.is_none());
+    drop_finalizers_and_see_it_go(&objects, kinds::REPLICASETS, "rs").await;
     gc.stop(None);
 }
 
