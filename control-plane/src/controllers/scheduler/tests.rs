@@ -186,6 +186,30 @@ fn a_listing_replaces_the_view_and_older_events_are_ignored() {
     assert_eq!(c.usage("n1").expect("n1").pods, 0);
 }
 
+/// Pod `name` in `default` as stored now.
+async fn stored_pod(objects: &Objects, name: &str) -> Value {
+    let rt = kinds::PODS;
+    objects.get(rt, Some("default"), name).await.expect("pod")
+}
+
+/// Why pod `name` is not scheduled, once the scheduler has said so.
+async fn message(objects: &Objects, name: &str) -> Option<String> {
+    let pod = stored_pod(objects, name).await;
+    pod["status"]["conditions"][0]["message"]
+        .as_str()
+        .map(String::from)
+}
+
+/// The node pod `name` is bound to, once it is.
+async fn node_of(objects: &Objects, name: &str) -> Option<String> {
+    let pod = stored_pod(objects, name).await;
+    pod["spec"]["nodeName"].as_str().map(String::from)
+}
+
+async fn create_pod(objects: &Objects, pod: Value) {
+    objects.create(kinds::PODS, pod).await.expect("pod");
+}
+
 async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..200 {
         if let Some(v) = check().await {
@@ -224,32 +248,17 @@ async fn the_actor_binds_by_resources_and_affinity_and_explains_failures() {
         p
     };
     // Fits only "big" by cpu among zones a and b.
-    objects
-        .create(pods_rt, in_zone("wide", "2", &["a", "b"]))
-        .await
-        .expect("pod");
-    let get = |name: &'static str| {
-        let objects = objects.clone();
-        async move {
-            objects
-                .get(pods_rt, Some("default"), name)
-                .await
-                .expect("pod")
-        }
-    };
+    create_pod(&objects, in_zone("wide", "2", &["a", "b"])).await;
     let wide = eventually("wide bound", async || {
-        let p = get("wide").await;
+        let p = stored_pod(&objects, "wide").await;
         p["spec"]["nodeName"].as_str().map(String::from)
     })
     .await;
     assert_eq!(wide, "big");
     // Fits nowhere: 3 cpu more in zone b, "small" too small, "other" wrong zone.
-    objects
-        .create(pods_rt, in_zone("huge", "3", &["a", "b"]))
-        .await
-        .expect("pod");
+    create_pod(&objects, in_zone("huge", "3", &["a", "b"])).await;
     let message = eventually("huge unschedulable", async || {
-        let p = get("huge").await;
+        let p = stored_pod(&objects, "huge").await;
         p["status"]["conditions"][0]["message"]
             .as_str()
             .map(String::from)
@@ -280,12 +289,7 @@ async fn the_actor_binds_by_resources_and_affinity_and_explains_failures() {
         .delete(pods_rt, Some("default"), "wide")
         .await
         .expect("delete");
-    let huge = eventually("huge bound", async || {
-        get("huge").await["spec"]["nodeName"]
-            .as_str()
-            .map(String::from)
-    })
-    .await;
+    let huge = eventually("huge bound", async || node_of(&objects, "huge").await).await;
     assert_eq!(huge, "big");
 
     // Replicas of one owner spread over the nodes that fit.
@@ -392,22 +396,8 @@ async fn pods_with_claims_get_a_volume_on_their_node_and_stay_with_it() {
             json!([{"name": "v", "persistentVolumeClaim": {"claimName": claim}}]);
         p
     };
-    let node_of = |name: &'static str| {
-        let objects = objects.clone();
-        async move {
-            objects
-                .get(pods_rt, Some("default"), name)
-                .await
-                .expect("pod")["spec"]["nodeName"]
-                .as_str()
-                .map(String::from)
-        }
-    };
-    objects
-        .create(pods_rt, with_claim("first", "data"))
-        .await
-        .expect("pod");
-    let first = eventually("first bound", async || node_of("first").await).await;
+    create_pod(&objects, with_claim("first", "data")).await;
+    let first = eventually("first bound", async || node_of(&objects, "first").await).await;
     let claim = objects
         .get(claims_rt, Some("default"), "data")
         .await
@@ -423,13 +413,10 @@ async fn pods_with_claims_get_a_volume_on_their_node_and_stay_with_it() {
         .await
         .expect("delete");
     for name in ["again", "more"] {
-        objects
-            .create(pods_rt, with_claim(name, "data"))
-            .await
-            .expect("pod");
+        create_pod(&objects, with_claim(name, "data")).await;
     }
     for name in ["again", "more"] {
-        let n = eventually("bound", async || node_of(name).await).await;
+        let n = eventually("bound", async || node_of(&objects, name).await).await;
         assert_eq!(n, first, "{name}");
     }
     // With that node cordoned, the pod waits, in upstream's words.
@@ -440,33 +427,20 @@ async fn pods_with_claims_get_a_volume_on_their_node_and_stay_with_it() {
         })
         .await
         .expect("cordon");
-    objects
-        .create(pods_rt, with_claim("held", "data"))
-        .await
-        .expect("pod");
-    objects
-        .create(pods_rt, with_claim("lost", "missing"))
-        .await
-        .expect("pod");
-    let message = |name: &'static str| {
-        let objects = objects.clone();
-        async move {
-            objects
-                .get(pods_rt, Some("default"), name)
-                .await
-                .expect("pod")["status"]["conditions"][0]["message"]
-                .as_str()
-                .map(String::from)
-        }
-    };
+    create_pod(&objects, with_claim("held", "data")).await;
+    create_pod(&objects, with_claim("lost", "missing")).await;
     assert_eq!(
-        eventually("held unschedulable", async || message("held").await).await,
+        eventually("held unschedulable", async || message(&objects, "held")
+            .await)
+        .await,
         "0/2 nodes are available: 1 node(s) had volume node affinity conflict, \
          1 node(s) were unschedulable. preemption: 0/2 nodes are available: \
          2 Preemption is not helpful for scheduling.."
     );
     assert_eq!(
-        eventually("lost unschedulable", async || message("lost").await).await,
+        eventually("lost unschedulable", async || message(&objects, "lost")
+            .await)
+        .await,
         "0/2 nodes are available: persistentvolumeclaim \"missing\" not found. \
          preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.."
     );
