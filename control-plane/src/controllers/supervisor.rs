@@ -100,74 +100,49 @@ async fn linked<A: Actor>(
     Ok(child.get_cell())
 }
 
-/// Starts `reconciler` on the controller runtime, watching the store of
-/// `objects`.
-fn run<R: Reconciler>(objects: &Objects, reconciler: R, supervisor: ActorCell) -> Spawned {
-    let args = (objects.store().clone(), reconciler);
-    Box::pin(linked(Controller::<R>::default(), args, supervisor))
+/// Starts the reconciler `make` builds on the controller runtime,
+/// watching the store of `deps.objects`.
+fn run<R: Reconciler>(deps: &Deps, make: impl FnOnce(Objects) -> R, s: ActorCell) -> Spawned {
+    let args = (deps.objects.store().clone(), make(deps.objects.clone()));
+    Box::pin(linked(Controller::<R>::default(), args, s))
+}
+
+impl Child {
+    const fn new(name: &'static str, spawn: fn(Deps, ActorCell) -> Spawned) -> Self {
+        Self { name, spawn }
+    }
 }
 
 /// The supervisor's children but the node actors, in start order.
 const CHILDREN: [Child; 11] = [
-    Child {
-        name: "scheduler",
-        spawn: |d, s| {
-            Box::pin(async move {
-                Ok(Scheduler::spawn_on_own_thread(d.objects, s)
-                    .await?
-                    .get_cell())
-            })
-        },
-    },
-    Child {
-        name: "node lifecycle",
-        spawn: |d, s| {
-            let args = (d.objects, d.config, d.liveness, d.view);
-            Box::pin(linked(NodeLifecycle, args, s))
-        },
-    },
-    Child {
-        name: "replicaset controller",
-        spawn: |d, s| run(&d.objects, ReplicaSets::new(d.objects.clone()), s),
-    },
-    Child {
-        name: "deployment controller",
-        spawn: |d, s| run(&d.objects, Deployments::new(d.objects.clone()), s),
-    },
-    Child {
-        name: "job controller",
-        spawn: |d, s| {
-            run(
-                &d.objects,
-                Jobs::new(d.objects.clone(), d.job_backoff, d.clock),
-                s,
-            )
-        },
-    },
-    Child {
-        name: "cronjob controller",
-        spawn: |d, s| run(&d.objects, CronJobs::new(d.objects.clone(), d.clock), s),
-    },
-    Child {
-        name: "daemonset controller",
-        spawn: |d, s| run(&d.objects, DaemonSets::new(d.objects.clone()), s),
-    },
-    Child {
-        name: "garbage collector",
-        spawn: |d, s| run(&d.objects, Collector::new(d.objects.clone()), s),
-    },
-    Child {
-        name: "statefulset controller",
-        spawn: |d, s| run(&d.objects, StatefulSets::new(d.objects.clone()), s),
-    },
-    Child {
-        name: "volume controller",
-        spawn: |d, s| Box::pin(linked(VolumeController, d.objects, s)),
-    },
-    Child {
-        name: "disruption controller",
-        spawn: |d, s| run(&d.objects, Budgets::new(d.objects.clone()), s),
-    },
+    Child::new("scheduler", |d, s| {
+        Box::pin(async move {
+            Ok(Scheduler::spawn_on_own_thread(d.objects, s)
+                .await?
+                .get_cell())
+        })
+    }),
+    Child::new("node lifecycle", |d, s| {
+        let args = (d.objects, d.config, d.liveness, d.view);
+        Box::pin(linked(NodeLifecycle, args, s))
+    }),
+    Child::new("replicaset controller", |d, s| run(&d, ReplicaSets::new, s)),
+    Child::new("deployment controller", |d, s| run(&d, Deployments::new, s)),
+    Child::new("job controller", |d, s| {
+        run(&d, |o| Jobs::new(o, d.job_backoff, d.clock.clone()), s)
+    }),
+    Child::new("cronjob controller", |d, s| {
+        run(&d, |o| CronJobs::new(o, d.clock.clone()), s)
+    }),
+    Child::new("daemonset controller", |d, s| run(&d, DaemonSets::new, s)),
+    Child::new("garbage collector", |d, s| run(&d, Collector::new, s)),
+    Child::new("statefulset controller", |d, s| {
+        run(&d, StatefulSets::new, s)
+    }),
+    Child::new("volume controller", |d, s| {
+        Box::pin(linked(VolumeController, d.objects, s))
+    }),
+    Child::new("disruption controller", |d, s| run(&d, Budgets::new, s)),
 ];
 
 /// Its state.
