@@ -540,6 +540,24 @@ mod tests {
         objects.list(rt).await.expect("list").0
     }
 
+    /// The one Event the store holds.
+    async fn only_event(objects: &Objects) -> Value {
+        let mut all = events(objects).await;
+        assert_eq!(all.len(), 1, "{all:#?}");
+        all.remove(0)
+    }
+
+    /// Twelve failed probes of the pod, each with its own message, one
+    /// every `every` seconds.
+    async fn probe_failures(objects: &Objects, every: i64) {
+        let recorder = Recorder::new();
+        for i in 0..12 {
+            let message = format!("probe failed: {i}");
+            let event = pod_event("Unhealthy", &message, at(i * every));
+            recorder.record(objects, event).await;
+        }
+    }
+
     #[tokio::test]
     async fn a_repeat_counts_on_the_same_event() {
         let objects = in_memory();
@@ -547,9 +565,7 @@ mod tests {
         back_off(&recorder, &objects, 0).await;
         back_off(&recorder, &objects, 10).await;
         back_off(&recorder, &objects, 40).await;
-        let all = events(&objects).await;
-        assert_eq!(all.len(), 1, "{all:#?}");
-        let e = &all[0];
+        let e = only_event(&objects).await;
         assert_eq!(e["count"], 3);
         assert_eq!(e["firstTimestamp"], timestamp(at(0)));
         assert_eq!(e["lastTimestamp"], timestamp(at(40)));
@@ -590,10 +606,9 @@ mod tests {
         // A fresh recorder remembers nothing: the store tells it.
         let restarted = Recorder::new();
         back_off(&restarted, &objects, 5).await;
-        let all = events(&objects).await;
-        assert_eq!(all.len(), 1, "{all:#?}");
-        assert_eq!(all[0]["count"], 2);
-        assert_eq!(all[0]["lastTimestamp"], timestamp(at(5)));
+        let e = only_event(&objects).await;
+        assert_eq!(e["count"], 2);
+        assert_eq!(e["lastTimestamp"], timestamp(at(5)));
     }
 
     #[tokio::test]
@@ -650,24 +665,15 @@ mod tests {
             .await
             .expect("delete");
         back_off(&recorder, &objects, 7).await;
-        let all = events(&objects).await;
-        assert_eq!(all.len(), 1);
-        assert_eq!(all[0]["count"], 1);
-        assert_eq!(all[0]["firstTimestamp"], timestamp(at(7)));
+        let e = only_event(&objects).await;
+        assert_eq!(e["count"], 1);
+        assert_eq!(e["firstTimestamp"], timestamp(at(7)));
     }
 
     #[tokio::test]
     async fn many_similar_events_are_combined() {
         let objects = in_memory();
-        let recorder = Recorder::new();
-        for i in 0..12 {
-            recorder
-                .record(
-                    &objects,
-                    pod_event("Unhealthy", &format!("probe failed: {i}"), at(i)),
-                )
-                .await;
-        }
+        probe_failures(&objects, 1).await;
         let mut all = events(&objects).await;
         all.retain(|e| {
             e["message"]
@@ -687,15 +693,7 @@ mod tests {
     #[tokio::test]
     async fn similar_events_far_apart_are_not_combined() {
         let objects = in_memory();
-        let recorder = Recorder::new();
-        for i in 0..12 {
-            recorder
-                .record(
-                    &objects,
-                    pod_event("Unhealthy", &format!("probe failed: {i}"), at(i * 700)),
-                )
-                .await;
-        }
+        probe_failures(&objects, 700).await;
         let all = events(&objects).await;
         assert_eq!(all.len(), 12);
         assert!(all.iter().all(|e| {
