@@ -540,11 +540,16 @@ mod tests {
         objects.list(rt).await.expect("list").0
     }
 
-    /// The one Event the store holds.
-    async fn only_event(objects: &Objects) -> Value {
+    /// The one Event the store holds, checked to have counted `count`
+    /// occurrences from `first` to `last` seconds into the test.
+    async fn only_event(objects: &Objects, count: i64, first: i64, last: i64) -> Value {
         let mut all = events(objects).await;
         assert_eq!(all.len(), 1, "{all:#?}");
-        all.remove(0)
+        let e = all.remove(0);
+        assert_eq!(e["count"], count, "{e:#}");
+        assert_eq!(e["firstTimestamp"], timestamp(at(first)), "{e:#}");
+        assert_eq!(e["lastTimestamp"], timestamp(at(last)), "{e:#}");
+        e
     }
 
     /// Twelve failed probes of the pod, each with its own message, one
@@ -565,10 +570,7 @@ mod tests {
         back_off(&recorder, &objects, 0).await;
         back_off(&recorder, &objects, 10).await;
         back_off(&recorder, &objects, 40).await;
-        let e = only_event(&objects).await;
-        assert_eq!(e["count"], 3);
-        assert_eq!(e["firstTimestamp"], timestamp(at(0)));
-        assert_eq!(e["lastTimestamp"], timestamp(at(40)));
+        let e = only_event(&objects, 3, 0, 40).await;
         let nanos = at(0).timestamp_nanos_opt().expect("nanos");
         assert_eq!(e["metadata"]["name"], format!("web.{nanos:x}"));
         assert_eq!(e["involvedObject"]["fieldPath"], "spec.containers{c}");
@@ -606,9 +608,7 @@ mod tests {
         // A fresh recorder remembers nothing: the store tells it.
         let restarted = Recorder::new();
         back_off(&restarted, &objects, 5).await;
-        let e = only_event(&objects).await;
-        assert_eq!(e["count"], 2);
-        assert_eq!(e["lastTimestamp"], timestamp(at(5)));
+        only_event(&objects, 2, 0, 5).await;
     }
 
     #[tokio::test]
@@ -665,9 +665,7 @@ mod tests {
             .await
             .expect("delete");
         back_off(&recorder, &objects, 7).await;
-        let e = only_event(&objects).await;
-        assert_eq!(e["count"], 1);
-        assert_eq!(e["firstTimestamp"], timestamp(at(7)));
+        only_event(&objects, 1, 7, 7).await;
     }
 
     #[tokio::test]
