@@ -897,12 +897,7 @@ mod tests {
 
         let err = apply(rt, Some(&live), &deployment(3), &manager("other"), false)
             .expect_err("only kubectl may");
-        assert!(
-            err.message
-                .contains("\"kubectl-client-side-apply\" using apps/v1"),
-            "{}",
-            err.message
-        );
+        err.assert_says("\"kubectl-client-side-apply\" using apps/v1");
 
         let drifted = edited(&live, &manager("kubectl-client-side-apply"), |d| {
             d["spec"]["replicas"] = json!(7);
@@ -929,11 +924,7 @@ mod tests {
         let untracked = deployment(1);
         let err = apply(rt, Some(&untracked), &deployment(4), &manager("ci"), false)
             .expect_err("conflict");
-        assert!(
-            err.message.contains("\"before-first-apply\" using apps/v1"),
-            "{}",
-            err.message
-        );
+        err.assert_says("\"before-first-apply\" using apps/v1");
     }
 
     #[test]
