@@ -7,7 +7,7 @@ use skiff_api_rules::config::{
 };
 
 use super::printing::{Columns, header, row};
-use super::support::{decode, round_trip_as, set_default, validate_as};
+use super::support::{decode, set_default, typed_schema, validate_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `configmaps` in `v1`.
@@ -41,7 +41,7 @@ impl Behaviour for ConfigMapRules {
         ))
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::ConfigMap);
+    typed_schema!(k8s_openapi::api::core::v1::ConfigMap);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
@@ -75,7 +75,7 @@ impl Behaviour for SecretRules {
         Ok(validate_secret_update(&decode(rt, old)?, &decode(rt, new)?))
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::Secret);
+    typed_schema!(k8s_openapi::api::core::v1::Secret);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
@@ -95,5 +95,5 @@ impl Behaviour for SecretRules {
 pub struct ServiceAccountRules;
 
 impl Behaviour for ServiceAccountRules {
-    round_trip_as!(k8s_openapi::api::core::v1::ServiceAccount);
+    typed_schema!(k8s_openapi::api::core::v1::ServiceAccount);
 }

@@ -6,7 +6,7 @@ use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
 use super::printing::{Columns, age_of, header, row, s, with_template};
-use super::support::{decode, round_trip_as, set_default};
+use super::support::{decode, set_default, typed_schema};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `cronjobs.batch` in `batch/v1`.
@@ -55,7 +55,7 @@ impl Behaviour for Rules {
         Ok(errors)
     }
 
-    round_trip_as!(k8s_openapi::api::batch::v1::CronJob);
+    typed_schema!(k8s_openapi::api::batch::v1::CronJob);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

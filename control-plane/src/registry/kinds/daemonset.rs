@@ -7,7 +7,7 @@ use skiff_api_rules::daemonset::validate_daemonset_spec;
 use super::pod::default_template;
 use super::printing::{Columns, header, n, row, with_pod_template};
 use super::support::{
-    default_rolling_update, round_trip_as, selector_immutable, set_default, validate_as,
+    default_rolling_update, selector_immutable, set_default, typed_schema, validate_as,
 };
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -46,7 +46,7 @@ impl Behaviour for Rules {
         })
     }
 
-    round_trip_as!(k8s_openapi::api::apps::v1::DaemonSet);
+    typed_schema!(k8s_openapi::api::apps::v1::DaemonSet);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, _, status) = row(obj);

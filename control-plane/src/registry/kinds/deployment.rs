@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::pod::default_template;
 use super::printing::{Columns, header, n, row, with_pod_template};
 use super::support::{
-    decode, default_rolling_update, replicated, round_trip_as, selector_immutable, set_default,
+    decode, default_rolling_update, replicated, selector_immutable, set_default, typed_schema,
 };
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -51,7 +51,7 @@ impl Behaviour for Rules {
         Ok(errors)
     }
 
-    round_trip_as!(k8s_openapi::api::apps::v1::Deployment);
+    typed_schema!(k8s_openapi::api::apps::v1::Deployment);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

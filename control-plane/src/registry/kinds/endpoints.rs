@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, n, row};
-use super::support::{json_rules, round_trip_as, set_default};
+use super::support::{json_rules, set_default, typed_schema};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `endpoints` in `v1`.
@@ -44,7 +44,7 @@ impl Behaviour for EndpointsRules {
         Ok(skiff_api_rules::endpoints::validate_endpoints(obj))
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::Endpoints);
+    typed_schema!(k8s_openapi::api::core::v1::Endpoints);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
@@ -105,5 +105,5 @@ impl Behaviour for EndpointSliceRules {
         skiff_api_rules::endpoints::validate_endpoint_slice_update
     );
 
-    round_trip_as!(k8s_openapi::api::discovery::v1::EndpointSlice);
+    typed_schema!(k8s_openapi::api::discovery::v1::EndpointSlice);
 }

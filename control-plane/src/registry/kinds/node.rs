@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::printing::{Columns, header, row, s};
-use super::support::{json_rules, round_trip_as};
+use super::support::{json_rules, typed_schema};
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `nodes` in `v1`.
@@ -20,7 +20,7 @@ impl Behaviour for Rules {
         skiff_api_rules::node::validate_node_update
     );
 
-    round_trip_as!(k8s_openapi::api::core::v1::Node);
+    typed_schema!(k8s_openapi::api::core::v1::Node);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, human_duration, n, row, s};
-use super::support::{round_trip_as, set_default, validate_as};
+use super::support::{set_default, typed_schema, validate_as};
 use crate::registry::meta::now;
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -81,7 +81,7 @@ impl Behaviour for Rules {
         })
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::Pod);
+    typed_schema!(k8s_openapi::api::core::v1::Pod);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

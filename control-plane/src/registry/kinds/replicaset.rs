@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::pod::default_template;
 use super::printing::{Columns, header, n, row, with_pod_template};
-use super::support::{decode, replicated, round_trip_as, selector_immutable, set_default};
+use super::support::{decode, replicated, selector_immutable, set_default, typed_schema};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `replicationcontrollers` in `v1`.
@@ -64,7 +64,7 @@ impl Behaviour for ReplicaSetRules {
         Ok(errors)
     }
 
-    round_trip_as!(k8s_openapi::api::apps::v1::ReplicaSet);
+    typed_schema!(k8s_openapi::api::apps::v1::ReplicaSet);
 
     fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         selector_immutable(rt, old, new)
@@ -112,7 +112,7 @@ impl Behaviour for ReplicationControllerRules {
         Ok(errors)
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::ReplicationController);
+    typed_schema!(k8s_openapi::api::core::v1::ReplicationController);
 
     fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
         replica_set_columns(rt, obj)

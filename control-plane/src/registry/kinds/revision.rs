@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, n, row, text};
-use super::support::{json_rules, round_trip_as};
+use super::support::{json_rules, typed_schema};
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `controllerrevisions.apps` in `apps/v1`.
@@ -21,7 +21,7 @@ impl Behaviour for Rules {
         skiff_api_rules::revision::validate_controller_revision_update
     );
 
-    round_trip_as!(k8s_openapi::api::apps::v1::ControllerRevision);
+    typed_schema!(k8s_openapi::api::apps::v1::ControllerRevision);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);

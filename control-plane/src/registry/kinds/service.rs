@@ -6,7 +6,7 @@ use skiff_api_rules::metadata::NameRule;
 use skiff_api_rules::service::validate_service_spec;
 
 use super::printing::{Columns, header, n, row, s, selector_text};
-use super::support::{round_trip_as, set_default, validate_as};
+use super::support::{set_default, typed_schema, validate_as};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `services` in `v1`.
@@ -41,7 +41,7 @@ impl Behaviour for Rules {
         })
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::Service);
+    typed_schema!(k8s_openapi::api::core::v1::Service);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::pod::default_template;
 use super::printing::{Columns, containers_images, header, n, row};
 use super::storage::default_claim;
-use super::support::{default_rolling_update, round_trip_as, set_default, validate_as};
+use super::support::{default_rolling_update, set_default, typed_schema, validate_as};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `statefulsets.apps` in `apps/v1`.
@@ -55,7 +55,7 @@ impl Behaviour for Rules {
         })
     }
 
-    round_trip_as!(k8s_openapi::api::apps::v1::StatefulSet);
+    typed_schema!(k8s_openapi::api::apps::v1::StatefulSet);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

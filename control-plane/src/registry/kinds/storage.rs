@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use skiff_api_rules::storage::validate_claim_spec;
 
 use super::printing::{Columns, header, row, text};
-use super::support::{json_rules, round_trip_as, set_default, validate_as};
+use super::support::{json_rules, set_default, typed_schema, validate_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `persistentvolumes` in `v1`.
@@ -49,7 +49,7 @@ impl Behaviour for PersistentVolumeRules {
         skiff_api_rules::volume::validate_persistent_volume_update
     );
 
-    round_trip_as!(k8s_openapi::api::core::v1::PersistentVolume);
+    typed_schema!(k8s_openapi::api::core::v1::PersistentVolume);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -96,7 +96,7 @@ impl Behaviour for PersistentVolumeClaimRules {
         })
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::PersistentVolumeClaim);
+    typed_schema!(k8s_openapi::api::core::v1::PersistentVolumeClaim);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -142,7 +142,7 @@ impl Behaviour for StorageClassRules {
         skiff_api_rules::volume::validate_storage_class_update
     );
 
-    round_trip_as!(k8s_openapi::api::storage::v1::StorageClass);
+    typed_schema!(k8s_openapi::api::storage::v1::StorageClass);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);

@@ -47,16 +47,25 @@ pub(super) fn round<T: DeserializeOwned + Serialize>(obj: &Value) -> Option<Valu
         .and_then(|t| serde_json::to_value(t).ok())
 }
 
-/// A kind's `Behaviour::round_trip` through its typed schema `$t`.
-macro_rules! round_trip_as {
+/// A kind's typed schema `$t` (k8s-openapi's, generated from upstream's
+/// OpenAPI document): what strict decoding round-trips objects through
+/// (`Behaviour::round_trip`) and what `/openapi/v3` publishes
+/// (`Behaviour::add_schema`).
+macro_rules! typed_schema {
     ($t:ty) => {
         fn round_trip(&self, obj: &::serde_json::Value) -> Option<::serde_json::Value> {
             $crate::registry::kinds::support::round::<$t>(obj)
         }
+
+        fn add_schema(&self, generator: &mut ::schemars::SchemaGenerator) {
+            // Registered among the generator's definitions; the reference
+            // to it is not needed.
+            let _ = generator.subschema_for::<$t>();
+        }
     };
 }
 
-pub(super) use round_trip_as;
+pub(super) use typed_schema;
 
 /// `validate` and `validate_update` of a kind whose rules read the object
 /// as JSON rather than through its typed schema.
