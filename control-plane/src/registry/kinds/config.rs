@@ -1,5 +1,6 @@
 //! Configuration: ConfigMaps, Secrets, ServiceAccounts.
 
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde_json::{Value, json};
 use skiff_api_rules::config::{
@@ -41,7 +42,7 @@ impl Behaviour for ConfigMapRules {
         ))
     }
 
-    typed_schema!(k8s_openapi::api::core::v1::ConfigMap);
+    typed_schema!(ConfigMap);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
@@ -75,7 +76,7 @@ impl Behaviour for SecretRules {
         Ok(validate_secret_update(&decode(rt, old)?, &decode(rt, new)?))
     }
 
-    typed_schema!(k8s_openapi::api::core::v1::Secret);
+    typed_schema!(Secret);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
@@ -95,5 +96,5 @@ impl Behaviour for SecretRules {
 pub struct ServiceAccountRules;
 
 impl Behaviour for ServiceAccountRules {
-    typed_schema!(k8s_openapi::api::core::v1::ServiceAccount);
+    typed_schema!(ServiceAccount);
 }

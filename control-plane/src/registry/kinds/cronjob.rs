@@ -55,7 +55,7 @@ impl Behaviour for Rules {
         Ok(errors)
     }
 
-    typed_schema!(k8s_openapi::api::batch::v1::CronJob);
+    typed_schema!(CronJob);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

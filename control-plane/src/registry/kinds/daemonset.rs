@@ -46,7 +46,7 @@ impl Behaviour for Rules {
         })
     }
 
-    typed_schema!(k8s_openapi::api::apps::v1::DaemonSet);
+    typed_schema!(DaemonSet);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, _, status) = row(obj);

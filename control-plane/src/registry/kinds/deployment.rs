@@ -51,7 +51,7 @@ impl Behaviour for Rules {
         Ok(errors)
     }
 
-    typed_schema!(k8s_openapi::api::apps::v1::Deployment);
+    typed_schema!(Deployment);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

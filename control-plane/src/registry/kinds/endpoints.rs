@@ -1,6 +1,9 @@
 //! Endpoints and EndpointSlices.
 
+use k8s_openapi::api::core::v1::Endpoints;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
+use skiff_api_rules::endpoints::{validate_endpoint_slice, validate_endpoint_slice_update};
 
 use super::printing::{Columns, header, n, row};
 use super::support::{json_rules, set_default, typed_schema};
@@ -44,7 +47,7 @@ impl Behaviour for EndpointsRules {
         Ok(skiff_api_rules::endpoints::validate_endpoints(obj))
     }
 
-    typed_schema!(k8s_openapi::api::core::v1::Endpoints);
+    typed_schema!(Endpoints);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
@@ -100,10 +103,7 @@ impl Behaviour for EndpointSliceRules {
         }
     }
 
-    json_rules!(
-        skiff_api_rules::endpoints::validate_endpoint_slice,
-        skiff_api_rules::endpoints::validate_endpoint_slice_update
-    );
+    json_rules!(validate_endpoint_slice, validate_endpoint_slice_update);
 
-    typed_schema!(k8s_openapi::api::discovery::v1::EndpointSlice);
+    typed_schema!(EndpointSlice);
 }

@@ -63,7 +63,7 @@ impl Behaviour for Rules {
         Ok(errors)
     }
 
-    typed_schema!(k8s_openapi::api::batch::v1::Job);
+    typed_schema!(Job);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

@@ -1,5 +1,6 @@
 //! Leases.
 
+use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::Value;
 
 use super::support::typed_schema;
@@ -18,5 +19,5 @@ impl Behaviour for Rules {
         Ok(skiff_api_rules::coordination::validate_lease(obj))
     }
 
-    typed_schema!(k8s_openapi::api::coordination::v1::Lease);
+    typed_schema!(Lease);
 }

@@ -1,5 +1,6 @@
 //! Namespaces.
 
+use k8s_openapi::api::core::v1::Namespace;
 use serde_json::{Value, json};
 use skiff_api_rules::metadata::NameRule;
 
@@ -30,7 +31,7 @@ impl Behaviour for Rules {
         Ok(skiff_api_rules::namespace::validate_namespace(obj))
     }
 
-    typed_schema!(k8s_openapi::api::core::v1::Namespace);
+    typed_schema!(Namespace);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, _, status) = row(obj);

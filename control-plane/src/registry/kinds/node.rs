@@ -1,6 +1,8 @@
 //! Nodes.
 
+use k8s_openapi::api::core::v1::Node;
 use serde_json::Value;
+use skiff_api_rules::node::{validate_node, validate_node_update};
 
 use super::printing::{Columns, header, row, s};
 use super::support::{json_rules, typed_schema};
@@ -15,12 +17,9 @@ pub const NODES: &ResourceType = &rt! {
 pub struct Rules;
 
 impl Behaviour for Rules {
-    json_rules!(
-        skiff_api_rules::node::validate_node,
-        skiff_api_rules::node::validate_node_update
-    );
+    json_rules!(validate_node, validate_node_update);
 
-    typed_schema!(k8s_openapi::api::core::v1::Node);
+    typed_schema!(Node);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

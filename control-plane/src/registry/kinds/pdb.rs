@@ -1,5 +1,6 @@
 //! PodDisruptionBudgets.
 
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, n, row};
@@ -35,7 +36,7 @@ impl Behaviour for Rules {
         )
     }
 
-    typed_schema!(k8s_openapi::api::policy::v1::PodDisruptionBudget);
+    typed_schema!(PodDisruptionBudget);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

@@ -81,7 +81,7 @@ impl Behaviour for Rules {
         })
     }
 
-    typed_schema!(k8s_openapi::api::core::v1::Pod);
+    typed_schema!(Pod);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

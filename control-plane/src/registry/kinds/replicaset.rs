@@ -64,7 +64,7 @@ impl Behaviour for ReplicaSetRules {
         Ok(errors)
     }
 
-    typed_schema!(k8s_openapi::api::apps::v1::ReplicaSet);
+    typed_schema!(ReplicaSet);
 
     fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {
         selector_immutable(rt, old, new)
@@ -112,7 +112,7 @@ impl Behaviour for ReplicationControllerRules {
         Ok(errors)
     }
 
-    typed_schema!(k8s_openapi::api::core::v1::ReplicationController);
+    typed_schema!(ReplicationController);
 
     fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
         replica_set_columns(rt, obj)

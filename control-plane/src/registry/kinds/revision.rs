@@ -1,6 +1,10 @@
 //! ControllerRevisions.
 
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use serde_json::{Value, json};
+use skiff_api_rules::revision::{
+    validate_controller_revision, validate_controller_revision_update,
+};
 
 use super::printing::{Columns, header, n, row, text};
 use super::support::{json_rules, typed_schema};
@@ -17,11 +21,11 @@ pub struct Rules;
 
 impl Behaviour for Rules {
     json_rules!(
-        skiff_api_rules::revision::validate_controller_revision,
-        skiff_api_rules::revision::validate_controller_revision_update
+        validate_controller_revision,
+        validate_controller_revision_update
     );
 
-    typed_schema!(k8s_openapi::api::apps::v1::ControllerRevision);
+    typed_schema!(ControllerRevision);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);

@@ -41,7 +41,7 @@ impl Behaviour for Rules {
         })
     }
 
-    typed_schema!(k8s_openapi::api::core::v1::Service);
+    typed_schema!(Service);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

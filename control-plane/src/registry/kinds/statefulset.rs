@@ -55,7 +55,7 @@ impl Behaviour for Rules {
         })
     }
 
-    typed_schema!(k8s_openapi::api::apps::v1::StatefulSet);
+    typed_schema!(StatefulSet);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

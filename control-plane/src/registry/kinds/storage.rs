@@ -1,8 +1,13 @@
 //! Storage: PersistentVolumes, PersistentVolumeClaims, StorageClasses.
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
 use serde_json::{Value, json};
 use skiff_api_rules::storage::validate_claim_spec;
+use skiff_api_rules::volume::{
+    validate_persistent_volume, validate_persistent_volume_update, validate_storage_class,
+    validate_storage_class_update,
+};
 
 use super::printing::{Columns, header, row, text};
 use super::support::{json_rules, set_default, typed_schema, validate_as};
@@ -45,11 +50,11 @@ impl Behaviour for PersistentVolumeRules {
     }
 
     json_rules!(
-        skiff_api_rules::volume::validate_persistent_volume,
-        skiff_api_rules::volume::validate_persistent_volume_update
+        validate_persistent_volume,
+        validate_persistent_volume_update
     );
 
-    typed_schema!(k8s_openapi::api::core::v1::PersistentVolume);
+    typed_schema!(PersistentVolume);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -96,7 +101,7 @@ impl Behaviour for PersistentVolumeClaimRules {
         })
     }
 
-    typed_schema!(k8s_openapi::api::core::v1::PersistentVolumeClaim);
+    typed_schema!(PersistentVolumeClaim);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -137,12 +142,9 @@ impl Behaviour for StorageClassRules {
         set_default(obj, &["volumeBindingMode"], json!("Immediate"));
     }
 
-    json_rules!(
-        skiff_api_rules::volume::validate_storage_class,
-        skiff_api_rules::volume::validate_storage_class_update
-    );
+    json_rules!(validate_storage_class, validate_storage_class_update);
 
-    typed_schema!(k8s_openapi::api::storage::v1::StorageClass);
+    typed_schema!(StorageClass);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
