@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
-use super::printing::{Columns, header, human_duration, n, row, s};
+use super::printing::{Columns, elements, header, human_duration, n, row, s};
 use super::support::{set_default, typed_schema, validate_as};
 use crate::registry::meta::now;
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
@@ -151,11 +151,8 @@ pub fn pod_cells(pod: &Value) -> (String, String, String) {
         }
     }
     if reason == "Completed" && has_running {
-        let pod_ready = status["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let pod_ready =
+            elements(&status["conditions"]).any(|c| c["type"] == "Ready" && c["status"] == "True");
         reason = if pod_ready { "Running" } else { "NotReady" }.into();
     }
     if pod

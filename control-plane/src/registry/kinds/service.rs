@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use skiff_api_rules::metadata::NameRule;
 use skiff_api_rules::service::validate_service_spec;
 
-use super::printing::{Columns, header, n, row, s, selector_text};
+use super::printing::{Columns, elements, header, n, row, s, selector_text};
 use super::support::{set_default, typed_schema, validate_as};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -85,10 +85,7 @@ impl Behaviour for Rules {
 }
 
 fn service_ports(spec: &Value) -> String {
-    let ports: Vec<String> = spec["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let ports: Vec<String> = elements(&spec["ports"])
         .map(|p| {
             let proto = p["protocol"].as_str().unwrap_or("TCP");
             match p.get("nodePort").and_then(Value::as_i64) {

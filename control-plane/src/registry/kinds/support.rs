@@ -28,6 +28,18 @@ pub(super) fn set_default(obj: &mut Value, path: &[&str], value: Value) {
     }
 }
 
+/// The elements of the array `obj[key]`, to default in place; none when it
+/// is not an array (or missing).
+pub(super) fn elements_mut<'a>(
+    obj: &'a mut Value,
+    key: &str,
+) -> impl Iterator<Item = &'a mut Value> {
+    obj.get_mut(key)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+}
+
 /// `obj` decoded into its kind's typed schema; `Err` is the API server's
 /// message for an object that does not decode.
 pub(super) fn decode<T: DeserializeOwned>(rt: &ResourceType, obj: &Value) -> Result<T, String> {
