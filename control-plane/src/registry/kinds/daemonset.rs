@@ -7,7 +7,7 @@ use skiff_api_rules::daemonset::validate_daemonset_spec;
 use super::pod::default_template;
 use super::printing::{Columns, header, n, row, with_pod_template};
 use super::support::{
-    default_rolling_update, selector_immutable, set_default, typed_schema, validate_as,
+    default_rolling_update, selector_immutable, set_default, typed_schema, validate_spec,
 };
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -41,9 +41,7 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        validate_as(rt, obj, |d: DaemonSet| {
-            validate_daemonset_spec(&d.spec.unwrap_or_default())
-        })
+        validate_spec(rt, obj, |d: DaemonSet| d.spec, validate_daemonset_spec)
     }
 
     typed_schema!(DaemonSet);

@@ -6,7 +6,7 @@ use skiff_api_rules::metadata::NameRule;
 use skiff_api_rules::service::validate_service_spec;
 
 use super::printing::{Columns, elements, header, n, row, s, selector_text};
-use super::support::{set_default, typed_schema, validate_as};
+use super::support::{set_default, typed_schema, validate_spec};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `services` in `v1`.
@@ -36,9 +36,7 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        validate_as(rt, obj, |s: Service| {
-            validate_service_spec(&s.spec.unwrap_or_default())
-        })
+        validate_spec(rt, obj, |s: Service| s.spec, validate_service_spec)
     }
 
     typed_schema!(Service);

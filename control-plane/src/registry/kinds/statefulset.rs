@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::pod::default_template;
 use super::printing::{Columns, containers_images, header, n, row};
 use super::storage::default_claim;
-use super::support::{default_rolling_update, set_default, typed_schema, validate_as};
+use super::support::{default_rolling_update, set_default, typed_schema, validate_spec};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `statefulsets.apps` in `apps/v1`.
@@ -50,9 +50,12 @@ impl Behaviour for Rules {
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let name = crate::meta::name(obj);
-        validate_as(rt, obj, |s: StatefulSet| {
-            skiff_api_rules::statefulset::validate_statefulset(name, &s.spec.unwrap_or_default())
-        })
+        validate_spec(
+            rt,
+            obj,
+            |s: StatefulSet| s.spec,
+            |spec| skiff_api_rules::statefulset::validate_statefulset(name, spec),
+        )
     }
 
     typed_schema!(StatefulSet);

@@ -10,7 +10,7 @@ use skiff_api_rules::volume::{
 };
 
 use super::printing::{Columns, header, row, text};
-use super::support::{json_rules, set_default, typed_schema, validate_as};
+use super::support::{json_rules, set_default, typed_schema, validate_spec};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `persistentvolumes` in `v1`.
@@ -96,9 +96,12 @@ impl Behaviour for PersistentVolumeClaimRules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        validate_as(rt, obj, |c: PersistentVolumeClaim| {
-            validate_claim_spec("spec", &c.spec.unwrap_or_default())
-        })
+        validate_spec(
+            rt,
+            obj,
+            |c: PersistentVolumeClaim| c.spec,
+            |spec| validate_claim_spec("spec", spec),
+        )
     }
 
     typed_schema!(PersistentVolumeClaim);

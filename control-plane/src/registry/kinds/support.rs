@@ -114,6 +114,18 @@ pub(super) fn validate_as<T: DeserializeOwned>(
     decode(rt, obj).map(check)
 }
 
+/// Decodes `obj` into its kind's typed schema `T` and returns the field
+/// errors `check` finds in its spec (`spec` of `T`; the default spec when
+/// the object has none).
+pub(super) fn validate_spec<T: DeserializeOwned, S: Default>(
+    rt: &ResourceType,
+    obj: &Value,
+    spec: impl FnOnce(T) -> Option<S>,
+    check: impl FnOnce(&S) -> Vec<String>,
+) -> Errors {
+    decode(rt, obj).map(|t| check(&spec(t).unwrap_or_default()))
+}
+
 /// Upstream's rule for apps/v1 controllers: the selector never changes.
 pub(super) fn selector_immutable(_rt: &ResourceType, old: &Value, new: &Value) -> Errors {
     if old.pointer("/spec/selector") == new.pointer("/spec/selector") {
