@@ -10,16 +10,16 @@ use super::printing::{Columns, header, n, row, with_pod_template};
 use super::support::{replicated, selector_immutable, set_default, typed_schema, validate_spec};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
-/// `replicationcontrollers` in `v1`.
-pub const REPLICATIONCONTROLLERS: &ResourceType = &rt! {
-    "", "v1", "replicationcontrollers", "replicationcontroller", "ReplicationController", true,
-    &["rc"], ALL, &["status", "scale"], &ReplicationControllerRules
-};
-
 /// `replicasets.apps` in `apps/v1`.
 pub const REPLICASETS: &ResourceType = &rt! {
     "apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], ALL,
     &["status", "scale"], &ReplicaSetRules
+};
+
+/// `replicationcontrollers` in `v1`.
+pub const REPLICATIONCONTROLLERS: &ResourceType = &rt! {
+    "", "v1", "replicationcontrollers", "replicationcontroller", "ReplicationController", true,
+    &["rc"], ALL, &["status", "scale"], &ReplicationControllerRules
 };
 
 /// What the registry does with ReplicaSets.
