@@ -458,6 +458,7 @@ pub fn openapi_v2() -> (&'static str, Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::kinds::printing::elements;
 
     const KUBECTL_1_37: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
 
@@ -523,19 +524,13 @@ mod tests {
             pods["responseKind"],
             json!({"group": "", "version": "v1", "kind": "Pod"})
         );
-        let subs: Vec<&str> = pods["subresources"]
-            .as_array()
-            .expect("subresources")
-            .iter()
+        let subs: Vec<&str> = elements(&pods["subresources"])
             .filter_map(|s| s["subresource"].as_str())
             .collect();
         assert_eq!(subs, ["status", "log", "exec", "binding", "eviction"]);
         // kubectl drain evicts only when pods/eviction names its group and
         // version (else it falls back to deleting).
-        let eviction = pods["subresources"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let eviction = elements(&pods["subresources"])
             .find(|s| s["subresource"] == "eviction")
             .expect("eviction");
         assert_eq!(

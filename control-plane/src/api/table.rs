@@ -37,16 +37,21 @@ pub fn table(rt: &ResourceType, objects: &[Value], resource_version: u64) -> Val
 mod tests {
     use super::*;
     use crate::registry::kinds::pod::pod_cells;
-    use crate::registry::kinds::printing::{human_duration, n};
+    use crate::registry::kinds::printing::{elements, human_duration, n};
+
+    /// The name and priority of each column of `definitions`.
+    fn columns_of(definitions: &Value) -> Vec<(&str, i64)> {
+        elements(definitions)
+            .map(|c| (c["name"].as_str().unwrap_or_default(), n(c.get("priority"))))
+            .collect()
+    }
 
     #[test]
     fn pdbs_print_like_kubectl_get_pdb() {
         let rt = crate::registry::kinds::PODDISRUPTIONBUDGETS;
-        let cols: Vec<String> = column_definitions(rt)
-            .as_array()
-            .expect("columns")
+        let cols: Vec<String> = columns_of(&column_definitions(rt))
             .iter()
-            .map(|c| c["name"].as_str().unwrap_or_default().to_uppercase())
+            .map(|(name, _)| name.to_uppercase())
             .collect();
         assert_eq!(
             cols,
@@ -148,12 +153,7 @@ mod tests {
             "type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container c ",
             "source": {"component": "kubelet", "host": "n1"}, "count": 4, "firstTimestamp": ago(40), "lastTimestamp": ago(5)});
         let table = table(rt, std::slice::from_ref(&event), 1);
-        let names: Vec<(&str, i64)> = table["columnDefinitions"]
-            .as_array()
-            .expect("columns")
-            .iter()
-            .map(|c| (c["name"].as_str().unwrap_or_default(), n(c.get("priority"))))
-            .collect();
+        let names = columns_of(&table["columnDefinitions"]);
         assert_eq!(
             names,
             [
@@ -195,13 +195,10 @@ mod tests {
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "mon", "controller": true}]},
             "revision": 3});
         let t = table(rt, std::slice::from_ref(&r), 1);
-        let names: Vec<&str> = t["columnDefinitions"]
-            .as_array()
-            .expect("columns")
-            .iter()
-            .filter_map(|c| c["name"].as_str())
-            .collect();
-        assert_eq!(names, ["Name", "Controller", "Revision", "Age"]);
+        assert_eq!(
+            columns_of(&t["columnDefinitions"]),
+            [("Name", 0), ("Controller", 0), ("Revision", 0), ("Age", 0)]
+        );
         let cells = &t["rows"][0]["cells"];
         assert_eq!(
             (cells[0].clone(), cells[1].clone(), cells[2].clone()),
