@@ -41,7 +41,7 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        validate_spec(rt, obj, |d: DaemonSet| d.spec, validate_daemonset_spec)
+        validate_spec::<DaemonSet>(rt, obj, validate_daemonset_spec)
     }
 
     typed_schema!(DaemonSet);

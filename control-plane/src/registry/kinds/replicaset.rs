@@ -36,12 +36,9 @@ impl Behaviour for ReplicaSetRules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        validate_spec(
-            rt,
-            obj,
-            |r: ReplicaSet| r.spec,
-            |spec| replicated(Some(&spec.selector), spec.template.as_ref(), spec.replicas),
-        )
+        validate_spec::<ReplicaSet>(rt, obj, |spec| {
+            replicated(Some(&spec.selector), spec.template.as_ref(), spec.replicas)
+        })
     }
 
     typed_schema!(ReplicaSet);
@@ -89,18 +86,13 @@ impl Behaviour for ReplicationControllerRules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        validate_spec(
-            rt,
-            obj,
-            |r: ReplicationController| r.spec,
-            |spec| {
-                let selector = spec.selector.clone().map(|m| LabelSelector {
-                    match_labels: Some(m),
-                    match_expressions: None,
-                });
-                replicated(selector.as_ref(), spec.template.as_ref(), spec.replicas)
-            },
-        )
+        validate_spec::<ReplicationController>(rt, obj, |spec| {
+            let selector = spec.selector.clone().map(|m| LabelSelector {
+                match_labels: Some(m),
+                match_expressions: None,
+            });
+            replicated(selector.as_ref(), spec.template.as_ref(), spec.replicas)
+        })
     }
 
     typed_schema!(ReplicationController);

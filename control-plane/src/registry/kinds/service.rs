@@ -36,7 +36,7 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        validate_spec(rt, obj, |s: Service| s.spec, validate_service_spec)
+        validate_spec::<Service>(rt, obj, validate_service_spec)
     }
 
     typed_schema!(Service);

@@ -50,12 +50,9 @@ impl Behaviour for Rules {
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let name = crate::meta::name(obj);
-        validate_spec(
-            rt,
-            obj,
-            |s: StatefulSet| s.spec,
-            |spec| skiff_api_rules::statefulset::validate_statefulset(name, spec),
-        )
+        validate_spec::<StatefulSet>(rt, obj, |spec| {
+            skiff_api_rules::statefulset::validate_statefulset(name, spec)
+        })
     }
 
     typed_schema!(StatefulSet);

@@ -96,12 +96,7 @@ impl Behaviour for PersistentVolumeClaimRules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        validate_spec(
-            rt,
-            obj,
-            |c: PersistentVolumeClaim| c.spec,
-            |spec| validate_claim_spec("spec", spec),
-        )
+        validate_spec::<PersistentVolumeClaim>(rt, obj, |spec| validate_claim_spec("spec", spec))
     }
 
     typed_schema!(PersistentVolumeClaim);

@@ -1,6 +1,8 @@
 //! What the kind modules share to default, decode and validate objects.
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::apps::v1 as apps;
+use k8s_openapi::api::batch::v1 as batch;
+use k8s_openapi::api::core::v1::{self as core, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -114,16 +116,45 @@ pub(super) fn validate_as<T: DeserializeOwned>(
     decode(rt, obj).map(check)
 }
 
+/// A typed schema with a `spec` (its kind's rules check the default spec
+/// when an object has none).
+pub(super) trait WithSpec: DeserializeOwned {
+    type Spec: Default;
+
+    fn into_spec(self) -> Option<Self::Spec>;
+}
+
+/// [`WithSpec`] for each `schema => spec type`.
+macro_rules! with_spec {
+    ($($schema:ty => $spec:ty),* $(,)?) => {
+        $(impl WithSpec for $schema {
+            type Spec = $spec;
+
+            fn into_spec(self) -> Option<$spec> {
+                self.spec
+            }
+        })*
+    };
+}
+
+with_spec! {
+    apps::DaemonSet => apps::DaemonSetSpec,
+    apps::ReplicaSet => apps::ReplicaSetSpec,
+    apps::StatefulSet => apps::StatefulSetSpec,
+    batch::CronJob => batch::CronJobSpec,
+    core::PersistentVolumeClaim => core::PersistentVolumeClaimSpec,
+    core::ReplicationController => core::ReplicationControllerSpec,
+    core::Service => core::ServiceSpec,
+}
+
 /// Decodes `obj` into its kind's typed schema `T` and returns the field
-/// errors `check` finds in its spec (`spec` of `T`; the default spec when
-/// the object has none).
-pub(super) fn validate_spec<T: DeserializeOwned, S: Default>(
+/// errors `check` finds in its spec.
+pub(super) fn validate_spec<T: WithSpec>(
     rt: &ResourceType,
     obj: &Value,
-    spec: impl FnOnce(T) -> Option<S>,
-    check: impl FnOnce(&S) -> Vec<String>,
+    check: impl FnOnce(&T::Spec) -> Vec<String>,
 ) -> Errors {
-    decode(rt, obj).map(|t| check(&spec(t).unwrap_or_default()))
+    decode::<T>(rt, obj).map(|t| check(&t.into_spec().unwrap_or_default()))
 }
 
 /// Upstream's rule for apps/v1 controllers: the selector never changes.
