@@ -189,6 +189,31 @@ mod tests {
     }
 
     #[test]
+    fn workloads_count_their_replicas() {
+        use crate::registry::kinds::{DAEMONSETS, DEPLOYMENTS, REPLICASETS, STATEFULSETS};
+        let obj = json!({"metadata": {"name": "w"}, "spec": {"replicas": 3},
+            "status": {"replicas": 2, "readyReplicas": 1, "updatedReplicas": 2, "availableReplicas": 1,
+                "desiredNumberScheduled": 5, "currentNumberScheduled": 4, "numberReady": 3,
+                "updatedNumberScheduled": 2, "numberAvailable": 1}});
+        for (rt, want) in [
+            (REPLICASETS, &["w", "3", "2", "1", "<unknown>"][..]),
+            (DEPLOYMENTS, &["w", "1/3", "2", "1", "<unknown>"]),
+            (STATEFULSETS, &["w", "1/3", "<unknown>"]),
+            (
+                DAEMONSETS,
+                &["w", "5", "4", "3", "2", "1", "<none>", "<unknown>"],
+            ),
+        ] {
+            let t = table(rt, std::slice::from_ref(&obj), 1);
+            let cells: Vec<&str> = elements(&t["rows"][0]["cells"])
+                .take(want.len())
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(cells, want, "{}", rt.kind);
+        }
+    }
+
+    #[test]
     fn controller_revisions_show_their_controller_and_number() {
         let rt = crate::registry::kinds::CONTROLLERREVISIONS;
         let r = json!({"metadata": {"name": "mon-5d4f", "creationTimestamp": "2026-01-01T00:00:00Z",

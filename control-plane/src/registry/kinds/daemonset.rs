@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use skiff_api_rules::daemonset::validate_daemonset_spec;
 
 use super::pod::default_template;
-use super::printing::{Columns, header, n, row, with_pod_template};
+use super::printing::{Columns, counts, header, row, with_pod_template};
 use super::support::{
     default_rolling_update, selector_immutable, set_default, typed_schema, validate_spec,
 };
@@ -47,7 +47,7 @@ impl Behaviour for Rules {
     typed_schema!(DaemonSet);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let (name, age, _, status) = row(obj);
+        let (name, age, ..) = row(obj);
         let node_selector = obj
             .pointer("/spec/template/spec/nodeSelector")
             .and_then(Value::as_object)
@@ -59,22 +59,28 @@ impl Behaviour for Rules {
             })
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| "<none>".into());
-        with_pod_template(
+        let [desired, current, ready, updated, available] = counts(
             obj,
-            (
-                header("Name|Desired|Current|Ready|Up-to-date|Available|Node Selector|Age"),
-                vec![
-                    name,
-                    n(status.get("desiredNumberScheduled")).to_string(),
-                    n(status.get("currentNumberScheduled")).to_string(),
-                    n(status.get("numberReady")).to_string(),
-                    n(status.get("updatedNumberScheduled")).to_string(),
-                    n(status.get("numberAvailable")).to_string(),
-                    node_selector,
-                    age,
-                ],
-            ),
-        )
+            [
+                "/status/desiredNumberScheduled",
+                "/status/currentNumberScheduled",
+                "/status/numberReady",
+                "/status/updatedNumberScheduled",
+                "/status/numberAvailable",
+            ],
+        );
+        let header = header("Name|Desired|Current|Ready|Up-to-date|Available|Node Selector|Age");
+        let cells = vec![
+            name,
+            desired,
+            current,
+            ready,
+            updated,
+            available,
+            node_selector,
+            age,
+        ];
+        with_pod_template(obj, (header, cells))
     }
 
     /// Upstream's DaemonSet strategy for `templateGeneration` (served in apps/v1

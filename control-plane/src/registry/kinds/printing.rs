@@ -77,6 +77,17 @@ pub fn n(v: Option<&Value>) -> i64 {
     v.and_then(Value::as_i64).unwrap_or(0)
 }
 
+/// The numbers at `pointers` in `obj` as cells (`0` when unset), in order.
+pub fn counts<const N: usize>(obj: &Value, pointers: [&str; N]) -> [String; N] {
+    pointers.map(|p| n(obj.pointer(p)).to_string())
+}
+
+/// The Ready cell of a workload with replicas: `ready/desired`.
+pub fn ready_of(obj: &Value) -> String {
+    let [ready, desired] = counts(obj, ["/status/readyReplicas", "/spec/replicas"]);
+    format!("{ready}/{desired}")
+}
+
 pub fn col(name: &str, priority: u8) -> Value {
     let format = if name == "Name" { "name" } else { "" };
     json!({"name": name, "type": "string", "format": format, "description": "", "priority": priority})

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
 use super::pod::default_template;
-use super::printing::{Columns, header, n, row, with_pod_template};
+use super::printing::{Columns, counts, header, row, with_pod_template};
 use super::support::{replicated, selector_immutable, set_default, typed_schema, validate_spec};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -48,20 +48,17 @@ impl Behaviour for ReplicaSetRules {
     }
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let (name, age, spec, status) = row(obj);
-        with_pod_template(
+        let (name, age, ..) = row(obj);
+        let [desired, current, ready] = counts(
             obj,
-            (
-                header("Name|Desired|Current|Ready|Age"),
-                vec![
-                    name,
-                    n(spec.get("replicas")).to_string(),
-                    n(status.get("replicas")).to_string(),
-                    n(status.get("readyReplicas")).to_string(),
-                    age,
-                ],
-            ),
-        )
+            [
+                "/spec/replicas",
+                "/status/replicas",
+                "/status/readyReplicas",
+            ],
+        );
+        let cells = vec![name, desired, current, ready, age];
+        with_pod_template(obj, (header("Name|Desired|Current|Ready|Age"), cells))
     }
 }
 

@@ -1,7 +1,7 @@
 //! ControllerRevisions.
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use serde_json::{Value, json};
+use serde_json::Value;
 use skiff_api_rules::revision::{
     validate_controller_revision, validate_controller_revision_update,
 };
@@ -30,24 +30,20 @@ impl Behaviour for Rules {
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
         // `daemonset.apps/name`: the controller's kind and group, lowercased.
-        let controller = obj
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .and_then(|refs| refs.iter().find(|r| r["controller"] == json!(true)))
-            .map_or_else(
-                || "<none>".to_string(),
-                |r| {
-                    let group = text(r.get("apiVersion"))
-                        .split_once('/')
-                        .map(|(g, _)| format!(".{g}"))
-                        .unwrap_or_default();
-                    format!(
-                        "{}{group}/{}",
-                        text(r.get("kind")).to_lowercase(),
-                        text(r.get("name"))
-                    )
-                },
-            );
+        let controller = crate::meta::controller_ref(obj).map_or_else(
+            || "<none>".to_string(),
+            |r| {
+                let group = text(r.get("apiVersion"))
+                    .split_once('/')
+                    .map(|(g, _)| format!(".{g}"))
+                    .unwrap_or_default();
+                format!(
+                    "{}{group}/{}",
+                    text(r.get("kind")).to_lowercase(),
+                    text(r.get("name"))
+                )
+            },
+        );
         (
             header("Name|Controller|Revision|Age"),
             vec![name, controller, n(obj.get("revision")).to_string(), age],
