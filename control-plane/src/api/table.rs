@@ -39,6 +39,14 @@ mod tests {
     use crate::registry::kinds::pod::pod_cells;
     use crate::registry::kinds::printing::{elements, human_duration, n};
 
+    /// The cells of `obj`'s row, wide ones included.
+    fn cells_of(rt: &ResourceType, obj: &Value) -> Vec<String> {
+        let t = table(rt, std::slice::from_ref(obj), 1);
+        elements(&t["rows"][0]["cells"])
+            .filter_map(|c| c.as_str().map(String::from))
+            .collect()
+    }
+
     /// The name and priority of each column of `definitions`.
     fn columns_of(definitions: &Value) -> Vec<(&str, i64)> {
         elements(definitions)
@@ -204,12 +212,20 @@ mod tests {
                 &["w", "5", "4", "3", "2", "1", "<none>", "<unknown>"],
             ),
         ] {
-            let t = table(rt, std::slice::from_ref(&obj), 1);
-            let cells: Vec<&str> = elements(&t["rows"][0]["cells"])
-                .take(want.len())
-                .filter_map(Value::as_str)
-                .collect();
-            assert_eq!(cells, want, "{}", rt.kind);
+            assert_eq!(&cells_of(rt, &obj)[..want.len()], want, "{}", rt.kind);
+        }
+    }
+
+    #[test]
+    fn config_counts_its_data() {
+        use crate::registry::kinds::{CONFIGMAPS, SECRETS};
+        let cm = json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}, "binaryData": {"c": ""}});
+        let secret = json!({"metadata": {"name": "s"}, "data": {"a": ""}});
+        for (rt, obj, want) in [
+            (CONFIGMAPS, &cm, &["c", "3", "<unknown>"][..]),
+            (SECRETS, &secret, &["s", "Opaque", "1", "<unknown>"]),
+        ] {
+            assert_eq!(cells_of(rt, obj), want, "{}", rt.kind);
         }
     }
 

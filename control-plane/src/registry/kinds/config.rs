@@ -7,7 +7,7 @@ use skiff_api_rules::config::{
     validate_config_map, validate_config_map_update, validate_secret, validate_secret_update,
 };
 
-use super::printing::{Columns, header, row};
+use super::printing::{Columns, entries, header, row};
 use super::support::{decode, set_default, typed_schema, validate_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
@@ -46,16 +46,8 @@ impl Behaviour for ConfigMapRules {
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
-        (
-            header("Name|Data|Age"),
-            vec![
-                name,
-                (obj["data"].as_object().map_or(0, |m| m.len())
-                    + obj["binaryData"].as_object().map_or(0, |m| m.len()))
-                .to_string(),
-                age,
-            ],
-        )
+        let data = entries(&obj["data"]) + entries(&obj["binaryData"]);
+        (header("Name|Data|Age"), vec![name, data.to_string(), age])
     }
 }
 
@@ -80,14 +72,11 @@ impl Behaviour for SecretRules {
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
+        let secret_type = obj["type"].as_str().unwrap_or("Opaque").to_string();
+        let data = entries(&obj["data"]).to_string();
         (
             header("Name|Type|Data|Age"),
-            vec![
-                name,
-                obj["type"].as_str().unwrap_or("Opaque").into(),
-                obj["data"].as_object().map_or(0, |m| m.len()).to_string(),
-                age,
-            ],
+            vec![name, secret_type, data, age],
         )
     }
 }

@@ -77,6 +77,11 @@ pub fn n(v: Option<&Value>) -> i64 {
     v.and_then(Value::as_i64).unwrap_or(0)
 }
 
+/// How many entries the map `v` has (0 when it is not a map).
+pub fn entries(v: &Value) -> usize {
+    v.as_object().map_or(0, serde_json::Map::len)
+}
+
 /// The numbers at `pointers` in `obj` as cells (`0` when unset), in order.
 pub fn counts<const N: usize>(obj: &Value, pointers: [&str; N]) -> [String; N] {
     pointers.map(|p| n(obj.pointer(p)).to_string())
