@@ -11,8 +11,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Bytes;
-use axum::extract::Request;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -106,15 +106,25 @@ pub fn too_large(limit: usize) -> ApiError {
     }
 }
 
-/// The body, or the Status its rejection (too large, unreadable) answers.
-pub fn body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
-    body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(MAX_REQUEST_BODY)
-        } else {
-            ApiError::bad_request(e.body_text())
-        }
-    })
+/// A request's body, extracted as axum's `Bytes` is, but refused with the
+/// Status upstream answers (too large, unreadable) rather than axum's text.
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
+        Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large(MAX_REQUEST_BODY)
+                } else {
+                    ApiError::bad_request(e.body_text())
+                }
+            })
+    }
 }
 
 /// Refuses an object whose stored form would exceed [`MAX_OBJECT_BYTES`].

@@ -84,6 +84,14 @@ struct Request {
     dry_run: bool,
 }
 
+/// Where an eviction's writes go, and whether they are only checked (dry
+/// run): what spending the budget and deleting the pod share.
+struct Scope<'a> {
+    state: &'a ApiState,
+    namespace: &'a str,
+    dry_run: bool,
+}
+
 /// Checks the Eviction against the URL and reads its `deleteOptions`
 /// (whose `dryRun` joins the query's, as upstream's `propagateDryRun`).
 fn parse(eviction: &Value, namespace: &str, name: &str, query: &Query) -> ApiResult<Request> {
@@ -157,6 +165,11 @@ pub async fn evict(
     eviction: &Value,
 ) -> ApiResult<Response> {
     let request = parse(eviction, namespace, name, query)?;
+    let scope = Scope {
+        state,
+        namespace,
+        dry_run: request.dry_run,
+    };
     let pods_rt = kinds::PODS;
     let key = pods_rt.key(Some(namespace), name);
     let original_rv = request.options.resource_version;
@@ -179,7 +192,7 @@ pub async fn evict(
         if enforce_revision(&current) && original_rv.is_none() {
             options.resource_version = Some(revision);
         }
-        match delete_pod(state, namespace, name, &options, request.dry_run).await {
+        match delete_pod(&scope, name, &options).await {
             Ok(()) => return Ok(success()),
             Err(e) if e.code == 409 && original_rv.is_none() && attempt + 1 < RETRIES => {}
             Err(e) => return Err(e),
@@ -221,7 +234,7 @@ pub async fn evict(
             unhealthy_allowed = always || (healthy >= desired && desired > 0);
         }
         if !unhealthy_allowed {
-            spend(state, namespace, &pdb_name, name, request.dry_run).await?;
+            spend(&scope, &pdb_name, name).await?;
         }
         budget_name = Some(pdb_name);
     }
@@ -230,7 +243,7 @@ pub async fn evict(
     if unhealthy_allowed && original_rv.is_none() {
         options.resource_version = Some(pod_rev);
     }
-    match delete_pod(state, namespace, name, &options, request.dry_run).await {
+    match delete_pod(&scope, name, &options).await {
         Ok(()) => Ok(success()),
         Err(e) if e.code == 409 && unhealthy_allowed && original_rv.is_none() => {
             let pdb = budget_name.unwrap_or_default();
@@ -261,17 +274,11 @@ async fn budgets_of(state: &ApiState, namespace: &str, pod: &Value) -> ApiResult
 
 /// Upstream's `checkAndDecrement`, retried on conflicting writes with a
 /// fresh read of the budget.
-async fn spend(
-    state: &ApiState,
-    namespace: &str,
-    pdb_name: &str,
-    pod_name: &str,
-    dry_run: bool,
-) -> ApiResult<()> {
+async fn spend(scope: &Scope<'_>, pdb_name: &str, pod_name: &str) -> ApiResult<()> {
     let rt = kinds::PODDISRUPTIONBUDGETS;
-    let key = rt.key(Some(namespace), pdb_name);
+    let key = rt.key(Some(scope.namespace), pdb_name);
     for _ in 0..RETRIES {
-        let (mut pdb, revision) = read(state, rt, &key, pdb_name).await?;
+        let (mut pdb, revision) = read(scope.state, rt, &key, pdb_name).await?;
         let int = |p: &str| pdb.pointer(p).and_then(Value::as_i64).unwrap_or(0);
         let allowed = int("/status/disruptionsAllowed");
         if int("/status/observedGeneration") < int("/metadata/generation") {
@@ -303,7 +310,7 @@ async fn spend(
                 None,
             ));
         }
-        if dry_run {
+        if scope.dry_run {
             return Ok(());
         }
         let now = chrono::Utc::now();
@@ -317,7 +324,7 @@ async fn spend(
         }
         status["disruptedPods"][pod_name] =
             json!(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        match state.store.update(&key, revision, encode(&pdb)).await {
+        match scope.state.store.update(&key, revision, encode(&pdb)).await {
             Ok(_) => return Ok(()),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(ApiError::from_store(e, rt, pdb_name)),
@@ -336,17 +343,12 @@ async fn spend(
 /// Upstream's `addConditionAndDeletePod`: the preconditions are checked,
 /// the pod gets the `DisruptionTarget` condition, then it is deleted as
 /// `DELETE` deletes it (gracefully when it runs on a node).
-async fn delete_pod(
-    state: &ApiState,
-    namespace: &str,
-    name: &str,
-    options: &DeleteOptions,
-    dry_run: bool,
-) -> ApiResult<()> {
+async fn delete_pod(scope: &Scope<'_>, name: &str, options: &DeleteOptions) -> ApiResult<()> {
     let rt = kinds::PODS;
-    let key = rt.key(Some(namespace), name);
+    let key = rt.key(Some(scope.namespace), name);
+    let store = &scope.state.store;
     for _ in 0..RETRIES {
-        let (mut pod, stored) = read(state, rt, &key, name).await?;
+        let (mut pod, stored) = read(scope.state, rt, &key, name).await?;
         let uid_differs = options
             .uid
             .as_deref()
@@ -354,12 +356,12 @@ async fn delete_pod(
         if uid_differs || options.resource_version.is_some_and(|rv| rv != stored) {
             return Err(ApiError::conflict(rt, name));
         }
-        if dry_run {
+        if scope.dry_run {
             return Ok(());
         }
         let mut rev = stored;
         if add_disruption_condition(&mut pod) {
-            match state.store.update(&key, rev, encode(&pod)).await {
+            match store.update(&key, rev, encode(&pod)).await {
                 Ok(new_rev) => rev = new_rev,
                 Err(StoreError::Conflict { .. }) if options.resource_version.is_none() => continue,
                 Err(e) => return Err(ApiError::from_store(e, rt, name)),
@@ -367,10 +369,8 @@ async fn delete_pod(
         }
         let written = match deletion::plan(rt.kind, &pod, options, chrono::Utc::now()) {
             deletion::Plan::Pending => return Ok(()),
-            deletion::Plan::Keep(kept) => {
-                state.store.update(&key, rev, encode(&kept)).await.map(drop)
-            }
-            deletion::Plan::Remove => state.store.delete(&key, Some(rev)).await.map(drop),
+            deletion::Plan::Keep(kept) => store.update(&key, rev, encode(&kept)).await.map(drop),
+            deletion::Plan::Remove => store.delete(&key, Some(rev)).await.map(drop),
         };
         match written {
             Ok(()) => return Ok(()),

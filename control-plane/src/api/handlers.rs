@@ -16,6 +16,7 @@ use tracing::debug;
 
 use super::ApiState;
 use super::discovery;
+use super::edge::Body;
 use super::error::{ApiError, ApiResult};
 use super::managed_fields::{self, Manager};
 use super::patch;
@@ -192,55 +193,54 @@ pub async fn core_request(
     >,
     connection: Option<axum::Extension<hyper::upgrade::OnUpgrade>>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    Body(body): Body,
 ) -> Response {
-    let body = match super::edge::body(body) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
+    let request = CoreRequest {
+        version: &version,
+        rest: &rest,
+        method: &method,
+        query: query.as_deref(),
+        headers: &headers,
     };
-    if let Some(response) = super::pod_proxy::route(
-        &state,
-        &version,
-        &rest,
-        &method,
-        query.as_deref(),
-        &headers,
-        &body,
-    )
-    .await
-    {
+    if let Some(response) = super::pod_proxy::route(&state, &request, &body).await {
         return response;
     }
     let upgrade = super::port_forward::Upgrade {
         websocket: upgrade.ok(),
         connection: connection.map(|c| c.0),
     };
-    if let Some(response) = pod_stream(
-        &state,
-        &version,
-        &rest,
-        &method,
-        query.as_deref(),
-        &headers,
-        upgrade,
-    )
-    .await
-    {
+    if let Some(response) = pod_stream(&state, &request, upgrade).await {
         return response;
     }
     serve(state, "", &version, &rest, method, query, headers, body).await
 }
 
+/// The parts of an `/api/{version}/...` request that the pod and service
+/// proxies read before the request is served as an object one.
+pub struct CoreRequest<'a> {
+    /// The core group's version (`v1`).
+    pub version: &'a str,
+    /// The path after `/api/{version}/`.
+    pub rest: &'a str,
+    pub method: &'a Method,
+    /// The raw query string, if any.
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+}
+
 /// `pods/{name}/log`, `exec` and `portforward`: proxied to the pod's node.
 async fn pod_stream(
     state: &Arc<ApiState>,
-    version: &str,
-    rest: &str,
-    method: &Method,
-    query: Option<&str>,
-    headers: &HeaderMap,
+    request: &CoreRequest<'_>,
     upgrade: super::port_forward::Upgrade,
 ) -> Option<Response> {
+    let CoreRequest {
+        version,
+        rest,
+        method,
+        query,
+        headers,
+    } = *request;
     let target = parse_target("", version, rest).ok()?;
     let (Some(ns), Some(name), Some(sub)) = (
         target.namespace.as_deref(),
@@ -279,12 +279,8 @@ pub async fn group_request(
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    Body(body): Body,
 ) -> Response {
-    let body = match super::edge::body(body) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
     serve(state, &group, &version, &rest, method, query, headers, body).await
 }
 
@@ -531,12 +527,16 @@ impl Api {
         Ok(self.respond(t, StatusCode::OK, &obj))
     }
 
-    fn parse_body(&self, body: &Bytes) -> ApiResult<Value> {
-        let content_type = self
-            .headers
+    /// The `Content-Type` header as sent (parameters and case kept), if
+    /// readable; [`super::edge::content_type`] is the normalised media type.
+    fn raw_content_type(&self) -> Option<&str> {
+        self.headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/json");
+    }
+
+    fn parse_body(&self, body: &Bytes) -> ApiResult<Value> {
+        let content_type = self.raw_content_type().unwrap_or("application/json");
         if content_type.contains("protobuf") {
             return super::protobuf::decode(body).map_err(ApiError::bad_request);
         }
@@ -805,12 +805,7 @@ impl Api {
     }
 
     async fn patch(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
-        let content_type = self
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let content_type = self.raw_content_type().unwrap_or_default();
         if content_type.starts_with("application/apply-patch") {
             let config = super::yaml::decode(body).map_err(ApiError::from)?;
             return self.apply(t, config).await;
@@ -818,7 +813,7 @@ impl Api {
         let patch_body: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         let is_json_patch = content_type.starts_with("application/json-patch+json");
-        super::edge::check_patch_shape(&content_type, &patch_body)?;
+        super::edge::check_patch_shape(content_type, &patch_body)?;
         // A patch carries the live resourceVersion only when it wants the check.
         let checks_rv = if is_json_patch {
             patch_body.as_array().is_some_and(|ops| {
@@ -840,7 +835,7 @@ impl Api {
             } else if content_type.starts_with("application/strategic-merge-patch+json") {
                 patch::strategic_merge(&mut new, patch_body.clone());
             } else {
-                return Err(ApiError::unsupported_media_type(&content_type));
+                return Err(ApiError::unsupported_media_type(content_type));
             }
             if !new.is_object() {
                 return Err(ApiError::bad_request(format!(
@@ -1045,11 +1040,7 @@ impl Api {
         let mut scale = self.scale_of(t, &obj)?;
         let patch_body: Value =
             serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let content_type = self
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let content_type = self.raw_content_type().unwrap_or_default();
         if content_type.starts_with("application/json-patch+json") {
             patch::json_patch(&mut scale, &patch_body).map_err(super::edge::json_patch_failed)?;
         } else {

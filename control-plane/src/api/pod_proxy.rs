@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
+use super::handlers::CoreRequest;
 use super::selectors::LabelSelector;
 use super::tunnel;
 
@@ -71,20 +72,19 @@ pub fn parse(rest: &str) -> Option<ApiResult<ProxyPath>> {
     };
     let path = format!("/{}", parts.next().unwrap_or_default());
     let singular = plural.trim_end_matches('s');
+    let invalid = || {
+        Some(Err(ApiError::bad_request(format!(
+            "invalid {singular} request {id:?}"
+        ))))
+    };
     let (scheme, name, port) = match id.split(':').collect::<Vec<_>>().as_slice() {
         [name] => ("", *name, ""),
         [name, port] => ("", *name, *port),
         [scheme @ ("" | "http" | "https"), name, port] => (*scheme, *name, *port),
-        _ => {
-            return Some(Err(ApiError::bad_request(format!(
-                "invalid {singular} request {id:?}"
-            ))));
-        }
+        _ => return invalid(),
     };
     if name.is_empty() || ns.is_empty() {
-        return Some(Err(ApiError::bad_request(format!(
-            "invalid {singular} request {id:?}"
-        ))));
+        return invalid();
     }
     Some(Ok(ProxyPath {
         plural: plural.to_string(),
@@ -315,17 +315,13 @@ pub async fn serve(
 /// is a pods or services proxy path.
 pub async fn route(
     state: &Arc<ApiState>,
-    version: &str,
-    rest: &str,
-    method: &Method,
-    query: Option<&str>,
-    headers: &HeaderMap,
+    request: &CoreRequest<'_>,
     body: &Bytes,
 ) -> Option<Response> {
-    if version != "v1" {
+    if request.version != "v1" {
         return None;
     }
-    let target = parse(rest)?;
+    let target = parse(request.rest)?;
     state
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -334,9 +330,9 @@ pub async fn route(
             serve(
                 state.clone(),
                 target,
-                method.clone(),
-                query,
-                headers,
+                request.method.clone(),
+                request.query,
+                request.headers,
                 body.clone(),
             )
             .await
@@ -360,27 +356,31 @@ mod tests {
 
     #[test]
     fn names_carry_scheme_and_port_as_upstream() {
-        let p = path("namespaces/default/pods/web/proxy/");
-        assert_eq!(
+        // (scheme, plural, name, port, path) of each proxy path.
+        for (rest, want) in [
             (
+                "namespaces/default/pods/web/proxy/",
+                ("", "pods", "web", "", "/"),
+            ),
+            (
+                "namespaces/default/services/http:web:8080/proxy/a/b?c",
+                ("http", "services", "web", "8080", "/a/b?c"),
+            ),
+            (
+                "namespaces/ns/pods/web:http/proxy",
+                ("", "pods", "web", "http", "/"),
+            ),
+        ] {
+            let p = path(rest);
+            let got = (
+                p.scheme.as_str(),
                 p.plural.as_str(),
                 p.name.as_str(),
                 p.port.as_str(),
-                p.path.as_str()
-            ),
-            ("pods", "web", "", "/")
-        );
-        let p = path("namespaces/default/services/http:web:8080/proxy/a/b?c");
-        assert_eq!(
-            (
-                p.scheme.as_str(),
-                p.name.as_str(),
-                p.port.as_str(),
-                p.path.as_str()
-            ),
-            ("http", "web", "8080", "/a/b?c")
-        );
-        assert_eq!(path("namespaces/ns/pods/web:http/proxy").path, "/");
+                p.path.as_str(),
+            );
+            assert_eq!(got, want, "{rest}");
+        }
         assert!(parse("namespaces/ns/pods/web/log").is_none());
         assert!(parse("namespaces/ns/configmaps/web/proxy").is_none());
         let bad = parse("namespaces/ns/pods/a:b:c:d/proxy").expect("proxy path");

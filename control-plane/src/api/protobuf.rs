@@ -60,6 +60,10 @@ impl Obj {
         let v = (!m.is_empty()).then(|| json!(m));
         self.v(k, v)
     }
+    /// `items` as a list of what `f` makes of each, left out when empty.
+    fn list<T>(self, k: &str, items: &[T], f: impl Fn(&T) -> Value) -> Self {
+        self.v(k, list(items, f))
+    }
     fn strings(self, k: &str, list: &[String]) -> Self {
         let v = (!list.is_empty()).then(|| json!(list));
         self.v(k, v)
@@ -89,19 +93,16 @@ fn object_meta(m: &Option<meta::ObjectMeta>) -> Value {
         .s("namespace", &m.namespace)
         .map("labels", &m.labels)
         .map("annotations", &m.annotations)
-        .v(
-            "ownerReferences",
-            list(&m.owner_references, |r| {
-                Obj::new()
-                    .s("apiVersion", &r.api_version)
-                    .s("kind", &r.kind)
-                    .s("name", &r.name)
-                    .s("uid", &r.uid)
-                    .b("controller", r.controller)
-                    .b("blockOwnerDeletion", r.block_owner_deletion)
-                    .done()
-            }),
-        )
+        .list("ownerReferences", &m.owner_references, |r| {
+            Obj::new()
+                .s("apiVersion", &r.api_version)
+                .s("kind", &r.kind)
+                .s("name", &r.name)
+                .s("uid", &r.uid)
+                .b("controller", r.controller)
+                .b("blockOwnerDeletion", r.block_owner_deletion)
+                .done()
+        })
         .done()
 }
 
@@ -110,16 +111,13 @@ fn label_selector(s: &Option<meta::LabelSelector>) -> Option<Value> {
     Some(
         Obj::new()
             .map("matchLabels", &s.match_labels)
-            .v(
-                "matchExpressions",
-                list(&s.match_expressions, |e| {
-                    Obj::new()
-                        .s("key", &e.key)
-                        .s("operator", &e.operator)
-                        .strings("values", &e.values)
-                        .done()
-                }),
-            )
+            .list("matchExpressions", &s.match_expressions, |e| {
+                Obj::new()
+                    .s("key", &e.key)
+                    .s("operator", &e.operator)
+                    .strings("values", &e.values)
+                    .done()
+            })
             .done(),
     )
 }
@@ -148,23 +146,17 @@ fn container(c: &core::Container) -> Value {
         .strings("command", &c.command)
         .strings("args", &c.args)
         .s("workingDir", &c.working_dir)
-        .v(
-            "ports",
-            list(&c.ports, |p| {
-                Obj::new()
-                    .s("name", &p.name)
-                    .i("containerPort", p.container_port.map(i64::from))
-                    .s("protocol", &p.protocol)
-                    .i("hostPort", p.host_port.filter(|h| *h != 0).map(i64::from))
-                    .done()
-            }),
-        )
-        .v(
-            "env",
-            list(&c.env, |e| {
-                Obj::new().s("name", &e.name).s("value", &e.value).done()
-            }),
-        )
+        .list("ports", &c.ports, |p| {
+            Obj::new()
+                .s("name", &p.name)
+                .i("containerPort", p.container_port.map(i64::from))
+                .s("protocol", &p.protocol)
+                .i("hostPort", p.host_port.filter(|h| *h != 0).map(i64::from))
+                .done()
+        })
+        .list("env", &c.env, |e| {
+            Obj::new().s("name", &e.name).s("value", &e.value).done()
+        })
         .v(
             "resources",
             resources(&c.resources).filter(|r| r.as_object().is_some_and(|m| !m.is_empty())),
@@ -176,8 +168,8 @@ fn container(c: &core::Container) -> Value {
 fn pod_spec(s: &Option<core::PodSpec>) -> Value {
     let Some(s) = s else { return json!({}) };
     Obj::new()
-        .v("containers", list(&s.containers, container))
-        .v("initContainers", list(&s.init_containers, container))
+        .list("containers", &s.containers, container)
+        .list("initContainers", &s.init_containers, container)
         .s("restartPolicy", &s.restart_policy)
         .i(
             "terminationGracePeriodSeconds",
@@ -215,7 +207,11 @@ fn job_spec(s: &Option<batch::JobSpec>) -> Value {
         .done()
 }
 
-fn typed(api_version: &str, kind: &str, metadata: Value, rest: Vec<(&str, Value)>) -> Value {
+/// What a kind's decoder finds in its message: the object's metadata and
+/// its other top-level fields, a null one standing for a field left out.
+type Parts = (Value, Vec<(&'static str, Value)>);
+
+fn typed(api_version: &str, kind: &str, (metadata, rest): Parts) -> Value {
     let mut obj = json!({"apiVersion": api_version, "kind": kind, "metadata": metadata});
     for (k, v) in rest {
         if !v.is_null() {
@@ -241,116 +237,90 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     let api_version = type_meta.api_version.unwrap_or_default();
     let kind = type_meta.kind.unwrap_or_default();
     let bytes = unknown.raw.unwrap_or_default();
+    let bytes = bytes.as_slice();
     let bad = |e: prost::DecodeError| format!("{kind} is not valid protobuf: {e}");
-    let obj = match (api_version.as_str(), kind.as_str()) {
+    let parts = match (api_version.as_str(), kind.as_str()) {
         // client-go's typed clients (Helm's release cleanup) send the
-        // options of a delete as protobuf too.
+        // options of a delete as protobuf too; they have no metadata.
         (_, "DeleteOptions") => {
-            let o = meta::DeleteOptions::decode(bytes.as_slice()).map_err(bad)?;
-            let mut obj = delete_options(o);
+            let mut obj = delete_options(meta::DeleteOptions::decode(bytes).map_err(bad)?);
             obj["kind"] = json!("DeleteOptions");
             obj["apiVersion"] = json!(api_version);
-            obj
+            return Ok(obj);
         }
-        ("policy/v1" | "policy/v1beta1", "Eviction") => {
-            let e = k8s_pb::api::policy::v1::Eviction::decode(bytes.as_slice()).map_err(bad)?;
-            let mut obj = typed(&api_version, "Eviction", object_meta(&e.metadata), vec![]);
-            if let Some(o) = e.delete_options {
-                obj["deleteOptions"] = delete_options(o);
-            }
-            obj
-        }
-        ("policy/v1", "PodDisruptionBudget") => pod_disruption_budget(&bytes).map_err(bad)?,
+        ("policy/v1" | "policy/v1beta1", "Eviction") => eviction(bytes),
+        ("policy/v1", "PodDisruptionBudget") => pod_disruption_budget(bytes),
         ("v1", "Namespace") => {
-            let ns = core::Namespace::decode(bytes.as_slice()).map_err(bad)?;
-            typed("v1", "Namespace", object_meta(&ns.metadata), vec![])
+            core::Namespace::decode(bytes).map(|ns| (object_meta(&ns.metadata), vec![]))
         }
-        ("v1", "ConfigMap") => {
-            let cm = core::ConfigMap::decode(bytes.as_slice()).map_err(bad)?;
-            typed(
-                "v1",
-                "ConfigMap",
-                object_meta(&cm.metadata),
-                vec![("data", json!(cm.data))],
-            )
-        }
-        ("v1", "Secret") => secret(&bytes).map_err(bad)?,
-        ("v1", "Service") => service(&bytes).map_err(bad)?,
-        ("apps/v1", "Deployment") => deployment(&bytes).map_err(bad)?,
-        ("batch/v1", "Job") => {
-            let j = batch::Job::decode(bytes.as_slice()).map_err(bad)?;
-            typed(
-                "batch/v1",
-                "Job",
-                object_meta(&j.metadata),
-                vec![("spec", job_spec(&j.spec))],
-            )
-        }
-        ("batch/v1", "CronJob") => cron_job(&bytes).map_err(bad)?,
+        ("v1", "ConfigMap") => core::ConfigMap::decode(bytes)
+            .map(|cm| (object_meta(&cm.metadata), vec![("data", json!(cm.data))])),
+        ("v1", "Secret") => secret(bytes),
+        ("v1", "Service") => service(bytes),
+        ("apps/v1", "Deployment") => deployment(bytes),
+        ("batch/v1", "Job") => batch::Job::decode(bytes)
+            .map(|j| (object_meta(&j.metadata), vec![("spec", job_spec(&j.spec))])),
+        ("batch/v1", "CronJob") => cron_job(bytes),
         _ => {
             return Err(format!(
                 "protobuf bodies of {api_version}/{kind} are not supported; send JSON"
             ));
         }
     };
-    Ok(obj)
+    Ok(typed(&api_version, &kind, parts.map_err(bad)?))
+}
+
+/// An Eviction: the pod's name and namespace, and the options of its delete.
+fn eviction(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
+    let e = k8s_pb::api::policy::v1::Eviction::decode(bytes)?;
+    let options = e.delete_options.map_or(Value::Null, delete_options);
+    Ok((object_meta(&e.metadata), vec![("deleteOptions", options)]))
 }
 
 /// A Secret: its bytes as base64 `data`, as the JSON form carries them.
-fn secret(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+fn secret(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
     use base64_engine::encode;
     let s = core::Secret::decode(bytes)?;
     let data: BTreeMap<&String, String> = s.data.iter().map(|(k, v)| (k, encode(v))).collect();
-    let mut obj = typed(
-        "v1",
-        "Secret",
+    let secret_type = s.r#type.filter(|t| !t.is_empty()).map(Value::String);
+    let string_data = (!s.string_data.is_empty()).then(|| json!(s.string_data));
+    Ok((
         object_meta(&s.metadata),
-        vec![("data", json!(data))],
-    );
-    if let Some(t) = s.r#type.filter(|t| !t.is_empty()) {
-        obj["type"] = json!(t);
-    }
-    if !s.string_data.is_empty() {
-        obj["stringData"] = json!(s.string_data);
-    }
-    Ok(obj)
+        vec![
+            ("data", json!(data)),
+            ("type", secret_type.unwrap_or_default()),
+            ("stringData", string_data.unwrap_or_default()),
+        ],
+    ))
 }
 
 /// The Service fields kubectl's `create service` sets.
-fn service(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+fn service(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
     let svc = core::Service::decode(bytes)?;
     let spec = svc.spec.unwrap_or_default();
     let spec = Obj::new()
-        .v(
-            "ports",
-            list(&spec.ports, |p| {
-                Obj::new()
-                    .s("name", &p.name)
-                    .s("protocol", &p.protocol)
-                    .i("port", p.port.map(i64::from))
-                    .v(
-                        "targetPort",
-                        int_or_string(&p.target_port).filter(|t| *t != json!(0) && *t != json!("")),
-                    )
-                    .i("nodePort", p.node_port.filter(|n| *n != 0).map(i64::from))
-                    .done()
-            }),
-        )
+        .list("ports", &spec.ports, |p| {
+            Obj::new()
+                .s("name", &p.name)
+                .s("protocol", &p.protocol)
+                .i("port", p.port.map(i64::from))
+                .v(
+                    "targetPort",
+                    int_or_string(&p.target_port).filter(|t| *t != json!(0) && *t != json!("")),
+                )
+                .i("nodePort", p.node_port.filter(|n| *n != 0).map(i64::from))
+                .done()
+        })
         .map("selector", &spec.selector)
         .s("clusterIP", &spec.cluster_ip)
         .s("type", &spec.r#type)
         .s("externalName", &spec.external_name)
         .done();
-    Ok(typed(
-        "v1",
-        "Service",
-        object_meta(&svc.metadata),
-        vec![("spec", spec)],
-    ))
+    Ok((object_meta(&svc.metadata), vec![("spec", spec)]))
 }
 
 /// The Deployment fields kubectl's `create deployment` sets.
-fn deployment(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+fn deployment(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
     let d = apps::Deployment::decode(bytes)?;
     let spec = d.spec.unwrap_or_default();
     let strategy = spec.strategy.as_ref().map(|s| {
@@ -373,16 +343,11 @@ fn deployment(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
         .v("template", Some(template(&spec.template)))
         .v("strategy", strategy)
         .done();
-    Ok(typed(
-        "apps/v1",
-        "Deployment",
-        object_meta(&d.metadata),
-        vec![("spec", spec)],
-    ))
+    Ok((object_meta(&d.metadata), vec![("spec", spec)]))
 }
 
 /// The CronJob fields kubectl's `create cronjob` sets.
-fn cron_job(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+fn cron_job(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
     let c = batch::CronJob::decode(bytes)?;
     let spec = c.spec.unwrap_or_default();
     let job_template = spec
@@ -393,12 +358,7 @@ fn cron_job(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
         .s("schedule", &spec.schedule)
         .v("jobTemplate", job_template)
         .done();
-    Ok(typed(
-        "batch/v1",
-        "CronJob",
-        object_meta(&c.metadata),
-        vec![("spec", spec)],
-    ))
+    Ok((object_meta(&c.metadata), vec![("spec", spec)]))
 }
 
 /// Standard base64 without a dependency.
@@ -449,7 +409,7 @@ fn delete_options(o: meta::DeleteOptions) -> Value {
 
 /// `kubectl create poddisruptionbudget`'s body. A selector that is sent
 /// stays, even empty: in `policy/v1` `{}` selects every pod, none selects none.
-fn pod_disruption_budget(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
+fn pod_disruption_budget(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
     use k8s_pb::api::policy::v1::PodDisruptionBudget;
     let pdb = PodDisruptionBudget::decode(bytes)?;
     let spec = pdb.spec.unwrap_or_default();
@@ -464,12 +424,7 @@ fn pod_disruption_budget(bytes: &[u8]) -> Result<Value, prost::DecodeError> {
     if spec.selector.is_some() {
         out["selector"] = label_selector(&spec.selector).unwrap_or_else(|| json!({}));
     }
-    Ok(typed(
-        "policy/v1",
-        "PodDisruptionBudget",
-        object_meta(&pdb.metadata),
-        vec![("spec", out)],
-    ))
+    Ok((object_meta(&pdb.metadata), vec![("spec", out)]))
 }
 
 #[cfg(test)]

@@ -468,7 +468,7 @@ mod tests {
         assert!(e.message.ends_with("value out of range"), "{}", e.message);
         let e = parse("watch=maybe").expect_err("watch");
         assert_eq!(e.code, 400);
-        assert!(e.message.contains("strconv.ParseBool: parsing \"maybe\""));
+        e.assert_says("strconv.ParseBool: parsing \"maybe\"");
         assert!(parse("watch=1").expect("1").watch);
         assert!(!parse("watch=false").expect("false").watch);
         let e = parse("resourceVersion=abc").expect_err("rv");
@@ -519,7 +519,7 @@ mod tests {
             .expect("parses")
             .validate(Options::Patch { apply: false })
             .expect_err("force");
-        assert!(e.message.contains("force: Forbidden"));
+        e.assert_says("force: Forbidden");
         assert!(
             parse("force=true&fieldManager=me")
                 .expect("parses")

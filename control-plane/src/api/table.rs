@@ -37,16 +37,29 @@ pub fn table(rt: &ResourceType, objects: &[Value], resource_version: u64) -> Val
 mod tests {
     use super::*;
     use crate::registry::kinds::pod::pod_cells;
-    use crate::registry::kinds::printing::{human_duration, n};
+    use crate::registry::kinds::printing::{elements, human_duration, n};
+
+    /// The cells of `obj`'s row, wide ones included.
+    fn cells_of(rt: &ResourceType, obj: &Value) -> Vec<String> {
+        let t = table(rt, std::slice::from_ref(obj), 1);
+        elements(&t["rows"][0]["cells"])
+            .filter_map(|c| c.as_str().map(String::from))
+            .collect()
+    }
+
+    /// The name and priority of each column of `definitions`.
+    fn columns_of(definitions: &Value) -> Vec<(&str, i64)> {
+        elements(definitions)
+            .map(|c| (c["name"].as_str().unwrap_or_default(), n(c.get("priority"))))
+            .collect()
+    }
 
     #[test]
     fn pdbs_print_like_kubectl_get_pdb() {
         let rt = crate::registry::kinds::PODDISRUPTIONBUDGETS;
-        let cols: Vec<String> = column_definitions(rt)
-            .as_array()
-            .expect("columns")
+        let cols: Vec<String> = columns_of(&column_definitions(rt))
             .iter()
-            .map(|c| c["name"].as_str().unwrap_or_default().to_uppercase())
+            .map(|(name, _)| name.to_uppercase())
             .collect();
         assert_eq!(
             cols,
@@ -148,12 +161,7 @@ mod tests {
             "type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container c ",
             "source": {"component": "kubelet", "host": "n1"}, "count": 4, "firstTimestamp": ago(40), "lastTimestamp": ago(5)});
         let table = table(rt, std::slice::from_ref(&event), 1);
-        let names: Vec<(&str, i64)> = table["columnDefinitions"]
-            .as_array()
-            .expect("columns")
-            .iter()
-            .map(|c| (c["name"].as_str().unwrap_or_default(), n(c.get("priority"))))
-            .collect();
+        let names = columns_of(&table["columnDefinitions"]);
         assert_eq!(
             names,
             [
@@ -189,19 +197,49 @@ mod tests {
     }
 
     #[test]
+    fn workloads_count_their_replicas() {
+        use crate::registry::kinds::{DAEMONSETS, DEPLOYMENTS, REPLICASETS, STATEFULSETS};
+        let obj = json!({"metadata": {"name": "w"}, "spec": {"replicas": 3},
+            "status": {"replicas": 2, "readyReplicas": 1, "updatedReplicas": 2, "availableReplicas": 1,
+                "desiredNumberScheduled": 5, "currentNumberScheduled": 4, "numberReady": 3,
+                "updatedNumberScheduled": 2, "numberAvailable": 1}});
+        for (rt, want) in [
+            (REPLICASETS, &["w", "3", "2", "1", "<unknown>"][..]),
+            (DEPLOYMENTS, &["w", "1/3", "2", "1", "<unknown>"]),
+            (STATEFULSETS, &["w", "1/3", "<unknown>"]),
+            (
+                DAEMONSETS,
+                &["w", "5", "4", "3", "2", "1", "<none>", "<unknown>"],
+            ),
+        ] {
+            assert_eq!(&cells_of(rt, &obj)[..want.len()], want, "{}", rt.kind);
+        }
+    }
+
+    #[test]
+    fn config_counts_its_data() {
+        use crate::registry::kinds::{CONFIGMAPS, SECRETS};
+        let cm = json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}, "binaryData": {"c": ""}});
+        let secret = json!({"metadata": {"name": "s"}, "data": {"a": ""}});
+        for (rt, obj, want) in [
+            (CONFIGMAPS, &cm, &["c", "3", "<unknown>"][..]),
+            (SECRETS, &secret, &["s", "Opaque", "1", "<unknown>"]),
+        ] {
+            assert_eq!(cells_of(rt, obj), want, "{}", rt.kind);
+        }
+    }
+
+    #[test]
     fn controller_revisions_show_their_controller_and_number() {
         let rt = crate::registry::kinds::CONTROLLERREVISIONS;
         let r = json!({"metadata": {"name": "mon-5d4f", "creationTimestamp": "2026-01-01T00:00:00Z",
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "mon", "controller": true}]},
             "revision": 3});
         let t = table(rt, std::slice::from_ref(&r), 1);
-        let names: Vec<&str> = t["columnDefinitions"]
-            .as_array()
-            .expect("columns")
-            .iter()
-            .filter_map(|c| c["name"].as_str())
-            .collect();
-        assert_eq!(names, ["Name", "Controller", "Revision", "Age"]);
+        assert_eq!(
+            columns_of(&t["columnDefinitions"]),
+            [("Name", 0), ("Controller", 0), ("Revision", 0), ("Age", 0)]
+        );
         let cells = &t["rows"][0]["cells"];
         assert_eq!(
             (cells[0].clone(), cells[1].clone(), cells[2].clone()),

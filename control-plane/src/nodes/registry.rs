@@ -425,6 +425,11 @@ mod tests {
         }
     }
 
+    /// What a ready node with 1Gi of memory at 10.0.0.1 reports.
+    fn ready_status() -> Value {
+        node_status(&reported("True", "1Gi"), "10.0.0.1:10250")
+    }
+
     fn at(status: &Value, when: DateTime<Utc>) -> Value {
         let mut status = status.clone();
         let t = json!(when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
@@ -452,7 +457,7 @@ mod tests {
             "architecture",
         ];
         // An older kubelet reports none; a new one reports its host's.
-        let old = node_status(&reported("True", "1Gi"), "10.0.0.1:10250");
+        let old = ready_status();
         let mut fresh = reported("True", "1Gi");
         fresh.node_info = Some(pb::NodeSystemInfo {
             boot_id: "b".into(),
@@ -483,15 +488,12 @@ mod tests {
     #[test]
     fn timestamps_alone_are_not_a_change() {
         let now = Utc::now();
-        let stored = at(
-            &node_status(&reported("True", "1Gi"), "10.0.0.1:10250"),
-            now,
-        );
-        let later = at(&stored, now + chrono::Duration::seconds(3));
+        let stored = at(&ready_status(), now);
+        let later = now + chrono::Duration::seconds(3);
         assert!(!status_needs_write(
             &stored,
-            &later,
-            now + chrono::Duration::seconds(3),
+            &at(&stored, later),
+            later,
             TEN
         ));
     }
@@ -499,22 +501,10 @@ mod tests {
     #[test]
     fn a_stale_stored_heartbeat_is_refreshed() {
         let now = Utc::now();
-        let stored = at(
-            &node_status(&reported("True", "1Gi"), "10.0.0.1:10250"),
-            now,
-        );
-        assert!(!status_needs_write(
-            &stored,
-            &stored,
-            now + chrono::Duration::seconds(9),
-            TEN
-        ));
-        assert!(status_needs_write(
-            &stored,
-            &stored,
-            now + chrono::Duration::seconds(10),
-            TEN
-        ));
+        let stored = at(&ready_status(), now);
+        let after = |secs| now + chrono::Duration::seconds(secs);
+        assert!(!status_needs_write(&stored, &stored, after(9), TEN));
+        assert!(status_needs_write(&stored, &stored, after(10), TEN));
         let mut no_time = stored.clone();
         no_time["conditions"][0]
             .as_object_mut()
@@ -525,7 +515,7 @@ mod tests {
     #[test]
     fn any_other_difference_is_a_change() {
         let now = Utc::now();
-        let base = node_status(&reported("True", "1Gi"), "10.0.0.1:10250");
+        let base = ready_status();
         let stored = at(&base, now);
         let changes = [
             node_status(&reported("False", "1Gi"), "10.0.0.1:10250"),

@@ -31,6 +31,14 @@ const CAUSE_REASONS: [(&str, &str); 7] = [
     ("Not found", "FieldValueNotFound"),
 ];
 
+#[cfg(test)]
+impl ApiError {
+    /// Fails the test, showing the whole message, unless it holds `part`.
+    pub fn assert_says(&self, part: &str) {
+        assert!(self.message.contains(part), "{}", self.message);
+    }
+}
+
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         Self {

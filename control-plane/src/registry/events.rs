@@ -540,6 +540,29 @@ mod tests {
         objects.list(rt).await.expect("list").0
     }
 
+    /// The one Event the store holds, checked to have counted `count`
+    /// occurrences from `first` to `last` seconds into the test.
+    async fn only_event(objects: &Objects, count: i64, first: i64, last: i64) -> Value {
+        let mut all = events(objects).await;
+        assert_eq!(all.len(), 1, "{all:#?}");
+        let e = all.remove(0);
+        assert_eq!(e["count"], count, "{e:#}");
+        assert_eq!(e["firstTimestamp"], timestamp(at(first)), "{e:#}");
+        assert_eq!(e["lastTimestamp"], timestamp(at(last)), "{e:#}");
+        e
+    }
+
+    /// Twelve failed probes of the pod, each with its own message, one
+    /// every `every` seconds.
+    async fn probe_failures(objects: &Objects, every: i64) {
+        let recorder = Recorder::new();
+        for i in 0..12 {
+            let message = format!("probe failed: {i}");
+            let event = pod_event("Unhealthy", &message, at(i * every));
+            recorder.record(objects, event).await;
+        }
+    }
+
     #[tokio::test]
     async fn a_repeat_counts_on_the_same_event() {
         let objects = in_memory();
@@ -547,12 +570,7 @@ mod tests {
         back_off(&recorder, &objects, 0).await;
         back_off(&recorder, &objects, 10).await;
         back_off(&recorder, &objects, 40).await;
-        let all = events(&objects).await;
-        assert_eq!(all.len(), 1, "{all:#?}");
-        let e = &all[0];
-        assert_eq!(e["count"], 3);
-        assert_eq!(e["firstTimestamp"], timestamp(at(0)));
-        assert_eq!(e["lastTimestamp"], timestamp(at(40)));
+        let e = only_event(&objects, 3, 0, 40).await;
         let nanos = at(0).timestamp_nanos_opt().expect("nanos");
         assert_eq!(e["metadata"]["name"], format!("web.{nanos:x}"));
         assert_eq!(e["involvedObject"]["fieldPath"], "spec.containers{c}");
@@ -590,10 +608,7 @@ mod tests {
         // A fresh recorder remembers nothing: the store tells it.
         let restarted = Recorder::new();
         back_off(&restarted, &objects, 5).await;
-        let all = events(&objects).await;
-        assert_eq!(all.len(), 1, "{all:#?}");
-        assert_eq!(all[0]["count"], 2);
-        assert_eq!(all[0]["lastTimestamp"], timestamp(at(5)));
+        only_event(&objects, 2, 0, 5).await;
     }
 
     #[tokio::test]
@@ -650,24 +665,13 @@ mod tests {
             .await
             .expect("delete");
         back_off(&recorder, &objects, 7).await;
-        let all = events(&objects).await;
-        assert_eq!(all.len(), 1);
-        assert_eq!(all[0]["count"], 1);
-        assert_eq!(all[0]["firstTimestamp"], timestamp(at(7)));
+        only_event(&objects, 1, 7, 7).await;
     }
 
     #[tokio::test]
     async fn many_similar_events_are_combined() {
         let objects = in_memory();
-        let recorder = Recorder::new();
-        for i in 0..12 {
-            recorder
-                .record(
-                    &objects,
-                    pod_event("Unhealthy", &format!("probe failed: {i}"), at(i)),
-                )
-                .await;
-        }
+        probe_failures(&objects, 1).await;
         let mut all = events(&objects).await;
         all.retain(|e| {
             e["message"]
@@ -687,15 +691,7 @@ mod tests {
     #[tokio::test]
     async fn similar_events_far_apart_are_not_combined() {
         let objects = in_memory();
-        let recorder = Recorder::new();
-        for i in 0..12 {
-            recorder
-                .record(
-                    &objects,
-                    pod_event("Unhealthy", &format!("probe failed: {i}"), at(i * 700)),
-                )
-                .await;
-        }
+        probe_failures(&objects, 700).await;
         let all = events(&objects).await;
         assert_eq!(all.len(), 12);
         assert!(all.iter().all(|e| {

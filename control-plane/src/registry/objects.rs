@@ -130,13 +130,10 @@ impl Objects {
         strategy::apply_defaults(rt, &mut obj);
         super::admission::admit_create(self.store.as_ref(), rt.kind, &mut obj).await?;
         if rt.namespaced {
-            self.check_namespace_open(obj["metadata"]["namespace"].as_str().unwrap_or("default"))
+            self.check_namespace_open(crate::meta::namespace(&obj))
                 .await?;
         }
-        let name = obj["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let name = crate::meta::name(&obj).to_string();
         let namespace = obj["metadata"]["namespace"].as_str().map(String::from);
         let revision = self
             .store
@@ -230,10 +227,7 @@ impl Objects {
         let mut writes = Vec::with_capacity(binds.len());
         for (mut pod, node) in binds {
             let namespace = pod["metadata"]["namespace"].as_str().map(String::from);
-            let name = pod["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let name = crate::meta::name(&pod).to_string();
             let expected = pod["metadata"]["resourceVersion"]
                 .as_str()
                 .and_then(|v| v.parse().ok())
@@ -419,10 +413,7 @@ impl Objects {
                 event["metadata"]["creationTimestamp"] = json!(crate::registry::meta::now());
                 strategy::apply_defaults(rt, &mut event);
                 let namespace = event["metadata"]["namespace"].as_str().map(String::from);
-                let name = event["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
+                let name = crate::meta::name(&event).to_string();
                 Write::Create {
                     key: rt.key(namespace.as_deref(), &name),
                     value: encode(&mut event),

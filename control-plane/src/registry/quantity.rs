@@ -164,62 +164,76 @@ mod tests {
         Quantity::parse(s).expect(s).value()
     }
 
+    /// Each quantity of `cases` gives its number through `value`.
+    fn check(value: fn(&str) -> i64, cases: &[(&str, i64)]) {
+        for &(quantity, want) in cases {
+            assert_eq!(value(quantity), want, "{quantity}");
+        }
+    }
+
     #[test]
     fn cpu_in_millicores() {
-        assert_eq!(milli("100m"), 100);
-        assert_eq!(milli("0.5"), 500);
-        assert_eq!(milli(".5"), 500);
-        assert_eq!(milli("2"), 2000);
-        assert_eq!(milli("2."), 2000);
-        assert_eq!(milli("1.25"), 1250);
-        assert_eq!(milli("+3"), 3000);
-        assert_eq!(milli("0"), 0);
-        assert_eq!(milli("250000u"), 250);
-        assert_eq!(milli("1k"), 1_000_000);
+        check(
+            milli,
+            &[
+                ("100m", 100),
+                ("0.5", 500),
+                (".5", 500),
+                ("2", 2000),
+                ("2.", 2000),
+                ("1.25", 1250),
+                ("+3", 3000),
+                ("0", 0),
+                ("250000u", 250),
+                ("1k", 1_000_000),
+            ],
+        );
     }
 
     #[test]
     fn fractions_of_a_millicore_round_up_like_upstream() {
         // Upstream: resource.MustParse("0.0001").MilliValue() == 1.
-        assert_eq!(milli("0.0001"), 1);
-        assert_eq!(milli("1n"), 1);
-        assert_eq!(milli("1500u"), 2);
-        assert_eq!(bytes("0.5"), 1);
+        check(milli, &[("0.0001", 1), ("1n", 1), ("1500u", 2)]);
+        check(bytes, &[("0.5", 1)]);
         // Rounding up is towards +∞ for negative values too.
-        assert_eq!(milli("-0.0001"), 0);
-        assert_eq!(milli("-1500u"), -1);
+        check(milli, &[("-0.0001", 0), ("-1500u", -1)]);
     }
 
     #[test]
     fn memory_in_bytes() {
-        assert_eq!(bytes("128Mi"), 128 * 1024 * 1024);
-        assert_eq!(bytes("1Ki"), 1024);
-        assert_eq!(bytes("1.5Gi"), 3 * 512 * 1024 * 1024);
-        assert_eq!(bytes("1G"), 1_000_000_000);
-        assert_eq!(bytes("512k"), 512_000);
-        assert_eq!(bytes("1e3"), 1000);
-        assert_eq!(bytes("1E3"), 1000);
-        assert_eq!(bytes("12e6"), 12_000_000);
-        assert_eq!(bytes("1e+3"), 1000);
-        assert_eq!(bytes("5000e-3"), 5);
-        assert_eq!(bytes("1Ei"), 1 << 60);
-        assert_eq!(bytes("1M"), 1_000_000);
-        assert_eq!(bytes("1T"), 1_000_000_000_000);
-        assert_eq!(bytes("1Ti"), 1 << 40);
-        assert_eq!(bytes("2P"), 2_000_000_000_000_000);
-        assert_eq!(bytes("1Pi"), 1 << 50);
-        assert_eq!(bytes("123"), 123);
-        assert_eq!(bytes("007"), 7);
+        check(
+            bytes,
+            &[
+                ("128Mi", 128 * 1024 * 1024),
+                ("1Ki", 1024),
+                ("1.5Gi", 3 * 512 * 1024 * 1024),
+                ("1G", 1_000_000_000),
+                ("512k", 512_000),
+                ("1e3", 1000),
+                ("1E3", 1000),
+                ("12e6", 12_000_000),
+                ("1e+3", 1000),
+                ("5000e-3", 5),
+                ("1Ei", 1 << 60),
+                ("1M", 1_000_000),
+                ("1T", 1_000_000_000_000),
+                ("1Ti", 1 << 40),
+                ("2P", 2_000_000_000_000_000),
+                ("1Pi", 1 << 50),
+                ("123", 123),
+                ("007", 7),
+            ],
+        );
     }
 
     #[test]
     fn huge_values_saturate_instead_of_wrapping() {
-        assert_eq!(bytes("100E"), i64::MAX);
-        assert_eq!(bytes("16Ei"), i64::MAX);
-        assert_eq!(bytes("-16Ei"), i64::MIN);
-        assert_eq!(milli("1e30"), i64::MAX);
-        assert_eq!(bytes("1e-60"), 1);
-        assert_eq!(bytes("0e-60"), 0);
+        check(
+            bytes,
+            &[("100E", i64::MAX), ("16Ei", i64::MAX), ("-16Ei", i64::MIN)],
+        );
+        check(milli, &[("1e30", i64::MAX)]);
+        check(bytes, &[("1e-60", 1), ("0e-60", 0)]);
     }
 
     #[test]

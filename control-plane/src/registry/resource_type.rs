@@ -102,6 +102,10 @@ pub trait Behaviour: Send + Sync {
         None
     }
 
+    /// Registers the kind's typed schema with `generator`, for
+    /// `/openapi/v3`; nothing for a kind without one.
+    fn add_schema(&self, _generator: &mut schemars::SchemaGenerator) {}
+
     /// The columns `kubectl get` shows (`-o wide` ones have priority 1).
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         plain(obj)

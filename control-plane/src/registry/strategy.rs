@@ -215,11 +215,7 @@ mod tests {
             let mut bad = old.clone();
             bad["spec"][field] = value;
             let err = check_immutable(rt, &old, &bad).expect_err(field);
-            assert!(
-                err.message.contains("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"),
-                "{}",
-                err.message
-            );
+            err.assert_says("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden");
         }
     }
 
@@ -253,10 +249,8 @@ mod tests {
             "template": {"metadata": {"labels": {"a": "b", "bad key": "x"}},
                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
         let err = validate(rt, &obj).expect_err("label");
-        assert!(
-            err.message.contains("spec.template.metadata.labels: Invalid value: \"bad key\": name part must consist of"),
-            "{}",
-            err.message
+        err.assert_says(
+            "spec.template.metadata.labels: Invalid value: \"bad key\": name part must consist of",
         );
     }
 

@@ -283,19 +283,7 @@ fn batch_at(
     };
     let limit = limit.min(i64::MAX as usize) as i64;
     let tx = conn.transaction().map_err(backend)?;
-    let rows = |sql: &str| -> Result<Vec<KeyValue>> {
-        let mut stmt = tx.prepare_cached(sql).map_err(backend)?;
-        stmt.query_map(params![lower, upper, revision as i64, limit], |r| {
-            Ok(KeyValue {
-                key: r.get(0)?,
-                value: r.get(1)?,
-                revision: r.get::<_, i64>(2)? as u64,
-            })
-        })
-        .map_err(backend)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(backend)
-    };
+    let rows = |sql: &str| key_values(&tx, sql, params![lower, upper, revision as i64, limit]);
     let current = rows(&format!(
         "SELECT key, value, revision FROM objects WHERE key {op} ?1 AND key < ?2 AND revision <= ?3 ORDER BY key LIMIT ?4"
     ))?;
@@ -304,6 +292,25 @@ fn batch_at(
     ))?;
     drop(tx);
     Ok(merge(current, kept, limit as usize, BATCH_BYTES))
+}
+
+/// The rows of `sql`, a `SELECT key, value, revision` query, as entries.
+fn key_values(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<KeyValue>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    stmt.query_map(params, |r| {
+        Ok(KeyValue {
+            key: r.get(0)?,
+            value: r.get(1)?,
+            revision: r.get::<_, i64>(2)? as u64,
+        })
+    })
+    .map_err(backend)?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(backend)
 }
 
 /// The first `limit` entries of two key-ordered runs with distinct keys, in
@@ -649,21 +656,11 @@ impl Store for SqliteStore {
                 .map_err(backend)? as u64;
             // Keys are ASCII paths: everything in [prefix, prefix + U+FFFF) starts with prefix.
             let upper = format!("{prefix}\u{ffff}");
-            let mut stmt = tx
-                .prepare_cached("SELECT key, value, revision FROM objects WHERE key >= ?1 AND key < ?2 ORDER BY key")
-                .map_err(backend)?;
-            let items = stmt
-                .query_map(params![prefix, upper], |r| {
-                    Ok(KeyValue {
-                        key: r.get(0)?,
-                        value: r.get(1)?,
-                        revision: r.get::<_, i64>(2)? as u64,
-                    })
-                })
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            drop(stmt);
+            let items = key_values(
+                &tx,
+                "SELECT key, value, revision FROM objects WHERE key >= ?1 AND key < ?2 ORDER BY key",
+                params![prefix, upper],
+            )?;
             tx.commit().map_err(backend)?;
             Ok(Listing { items, revision })
         })

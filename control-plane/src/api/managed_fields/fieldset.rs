@@ -168,34 +168,38 @@ impl FieldSet {
 
     /// Paths of `self` not in `other`.
     pub fn difference(&self, other: &FieldSet) -> FieldSet {
-        let mut out = FieldSet {
-            members: self.members.difference(&other.members).cloned().collect(),
-            children: BTreeMap::new(),
-        };
-        for (pe, child) in &self.children {
-            let rest = match other.children.get(pe) {
-                Some(theirs) => child.difference(theirs),
-                None => child.clone(),
-            };
-            if !rest.is_empty() {
-                out.children.insert(pe.clone(), rest);
-            }
-        }
-        out
+        self.narrowed(
+            self.members.difference(&other.members),
+            other,
+            |mine, theirs| Some(theirs.map_or_else(|| mine.clone(), |t| mine.difference(t))),
+        )
     }
 
     /// Paths in both sets.
     pub fn intersection(&self, other: &FieldSet) -> FieldSet {
+        self.narrowed(
+            self.members.intersection(&other.members),
+            other,
+            |mine, theirs| theirs.map(|t| mine.intersection(t)),
+        )
+    }
+
+    /// A subset of `self` (what difference and intersection make): the
+    /// given `members`, and below each child what `below` makes of it and
+    /// `other`'s child at the same element, empty sets left out.
+    fn narrowed<'a>(
+        &'a self,
+        members: impl Iterator<Item = &'a PathElement>,
+        other: &FieldSet,
+        below: impl Fn(&FieldSet, Option<&FieldSet>) -> Option<FieldSet>,
+    ) -> FieldSet {
         let mut out = FieldSet {
-            members: self.members.intersection(&other.members).cloned().collect(),
+            members: members.cloned().collect(),
             children: BTreeMap::new(),
         };
         for (pe, child) in &self.children {
-            if let Some(theirs) = other.children.get(pe) {
-                let both = child.intersection(theirs);
-                if !both.is_empty() {
-                    out.children.insert(pe.clone(), both);
-                }
+            if let Some(rest) = below(child, other.children.get(pe)).filter(|c| !c.is_empty()) {
+                out.children.insert(pe.clone(), rest);
             }
         }
         out

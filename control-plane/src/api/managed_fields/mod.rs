@@ -654,6 +654,19 @@ mod tests {
         Manager::from_request(Some(name), None, None)
     }
 
+    /// `old` changed by `edit` and written as an update by `by`.
+    fn edited(old: &Value, by: &Manager, edit: impl FnOnce(&mut Value)) -> Value {
+        let mut new = old.clone();
+        edit(&mut new);
+        update(deployments(), Some(old), &mut new, by);
+        new
+    }
+
+    /// `kubectl scale` as the user agent `agent` sends it.
+    fn scaler(agent: &str) -> Manager {
+        Manager::from_request(None, Some(agent), Some("scale"))
+    }
+
     fn entries(obj: &Value) -> Vec<(String, String, Option<String>, Value)> {
         obj["metadata"]["managedFields"]
             .as_array()
@@ -729,15 +742,9 @@ mod tests {
         );
         assert!(obj["metadata"]["managedFields"][0]["time"].is_string());
 
-        let old = obj.clone();
-        let mut scaled = obj.clone();
-        scaled["spec"]["replicas"] = json!(5);
-        update(
-            rt,
-            Some(&old),
-            &mut scaled,
-            &Manager::from_request(None, Some("kubectl/v1.37"), Some("scale")),
-        );
+        let scaled = edited(&obj, &scaler("kubectl/v1.37"), |d| {
+            d["spec"]["replicas"] = json!(5);
+        });
         let e = entries(&scaled);
         assert_eq!(e.len(), 2);
         let csa = e
@@ -751,13 +758,12 @@ mod tests {
             (Some("scale"), &json!({"f:spec": {"f:replicas": {}}}))
         );
 
-        let mut same = scaled.clone();
-        update(rt, Some(&scaled), &mut same, &manager("noop"));
+        let same = edited(&scaled, &manager("noop"), |_| {});
         assert_eq!(entries(&same), entries(&scaled), "no change, no entry");
 
-        let mut reset = scaled.clone();
-        reset["metadata"]["managedFields"] = json!([]);
-        update(rt, Some(&scaled), &mut reset, &manager("x"));
+        let reset = edited(&scaled, &manager("x"), |r| {
+            r["metadata"]["managedFields"] = json!([]);
+        });
         assert!(reset["metadata"].get("managedFields").is_none());
     }
 
@@ -766,10 +772,10 @@ mod tests {
         let rt = deployments();
         let mut obj = deployment(1);
         update(rt, None, &mut obj, &manager("kubectl-create"));
-        let mut with_status = obj.clone();
-        with_status["status"] = json!({"replicas": 1});
         let status_writer = Manager::from_request(Some("controller"), None, Some("status"));
-        update(rt, Some(&obj), &mut with_status, &status_writer);
+        let with_status = edited(&obj, &status_writer, |d| {
+            d["status"] = json!({"replicas": 1});
+        });
         let e = entries(&with_status);
         let controller = e.iter().find(|e| e.0 == "controller").expect("controller");
         assert_eq!(controller.2.as_deref(), Some("status"));
@@ -790,14 +796,9 @@ mod tests {
         assert_eq!((e[0].0.as_str(), e[0].1.as_str()), ("kubectl", "Apply"));
         assert_eq!(e[0].3["f:spec"]["f:replicas"], json!({}));
 
-        let mut scaled = created.clone();
-        scaled["spec"]["replicas"] = json!(5);
-        update(
-            rt,
-            Some(&created),
-            &mut scaled,
-            &Manager::from_request(None, Some("kubectl/v1.37.1"), Some("scale")),
-        );
+        let scaled = edited(&created, &scaler("kubectl/v1.37.1"), |d| {
+            d["spec"]["replicas"] = json!(5);
+        });
 
         let err = apply(rt, Some(&scaled), &deployment(3), &ssa, false).expect_err("conflict");
         assert_eq!((err.code, err.reason), (409, "Conflict"));
@@ -825,13 +826,13 @@ mod tests {
         let rt = deployments();
         let mut obj = deployment(1);
         update(rt, None, &mut obj, &manager("b-writer"));
-        let mut edited = obj.clone();
-        edited["spec"]["paused"] = json!(true);
-        update(rt, Some(&obj), &mut edited, &manager("a-writer"));
+        let paused = edited(&obj, &manager("a-writer"), |d| {
+            d["spec"]["paused"] = json!(true);
+        });
         let mut config = deployment(2);
         config["spec"]["paused"] = json!(false);
         config["metadata"]["labels"]["tier"] = json!("y");
-        let err = apply(rt, Some(&edited), &config, &manager("ci"), false).expect_err("conflicts");
+        let err = apply(rt, Some(&paused), &config, &manager("ci"), false).expect_err("conflicts");
         assert_eq!(
             err.message,
             "Apply failed with 3 conflicts: conflicts with \"a-writer\" using apps/v1:\n- .spec.paused\nconflicts with \"b-writer\" using apps/v1:\n- .metadata.labels.tier\n- .spec.replicas"
@@ -849,9 +850,9 @@ mod tests {
             .expect("containers")
             .push(json!({"name": "side", "image": "busybox"}));
         let created = apply(rt, None, &config, &ssa, false).expect("create");
-        let mut labelled = created.clone();
-        labelled["metadata"]["labels"]["extra"] = json!("kept");
-        update(rt, Some(&created), &mut labelled, &manager("kubectl-label"));
+        let labelled = edited(&created, &manager("kubectl-label"), |d| {
+            d["metadata"]["labels"]["extra"] = json!("kept");
+        });
 
         let smaller = deployment(2);
         let mut smaller = smaller;
@@ -896,21 +897,11 @@ mod tests {
 
         let err = apply(rt, Some(&live), &deployment(3), &manager("other"), false)
             .expect_err("only kubectl may");
-        assert!(
-            err.message
-                .contains("\"kubectl-client-side-apply\" using apps/v1"),
-            "{}",
-            err.message
-        );
+        err.assert_says("\"kubectl-client-side-apply\" using apps/v1");
 
-        let mut drifted = live.clone();
-        drifted["spec"]["replicas"] = json!(7);
-        update(
-            rt,
-            Some(&live),
-            &mut drifted,
-            &manager("kubectl-client-side-apply"),
-        );
+        let drifted = edited(&live, &manager("kubectl-client-side-apply"), |d| {
+            d["spec"]["replicas"] = json!(7);
+        });
         let err = apply(
             rt,
             Some(&drifted),
@@ -933,11 +924,7 @@ mod tests {
         let untracked = deployment(1);
         let err = apply(rt, Some(&untracked), &deployment(4), &manager("ci"), false)
             .expect_err("conflict");
-        assert!(
-            err.message.contains("\"before-first-apply\" using apps/v1"),
-            "{}",
-            err.message
-        );
+        err.assert_says("\"before-first-apply\" using apps/v1");
     }
 
     #[test]

@@ -134,24 +134,26 @@ pub fn decode(buffer: &mut BytesMut, codec: &mut HeaderCodec) -> Result<Option<F
         }
     };
     let frame = match kind {
-        SYN_STREAM => {
-            need(&payload, 10)?;
+        SYN_STREAM | SYN_REPLY => {
+            let opens = kind == SYN_STREAM;
+            // SYN_STREAM's associated stream id, priority and slot: unused here.
+            let unused = if opens { 6 } else { 0 };
+            need(&payload, 4 + unused)?;
             let stream_id = payload.get_u32() & 0x7fff_ffff;
-            // Associated stream id, priority and slot: unused here.
-            payload.advance(6);
-            Frame::SynStream {
-                stream_id,
-                fin,
-                headers: codec.decode(&payload)?,
-            }
-        }
-        SYN_REPLY => {
-            need(&payload, 4)?;
-            let stream_id = payload.get_u32() & 0x7fff_ffff;
-            Frame::SynReply {
-                stream_id,
-                fin,
-                headers: codec.decode(&payload)?,
+            payload.advance(unused);
+            let headers = codec.decode(&payload)?;
+            if opens {
+                Frame::SynStream {
+                    stream_id,
+                    fin,
+                    headers,
+                }
+            } else {
+                Frame::SynReply {
+                    stream_id,
+                    fin,
+                    headers,
+                }
             }
         }
         RST_STREAM => {
@@ -205,22 +207,23 @@ pub fn encode(frame: &Frame, codec: &mut HeaderCodec, out: &mut Vec<u8>) -> Resu
             stream_id,
             fin,
             headers,
-        } => {
-            let mut payload = Vec::new();
-            payload.put_u32(*stream_id);
-            payload.put_u32(0);
-            payload.put_u16(0);
-            payload.extend_from_slice(&codec.encode(headers)?);
-            control(out, SYN_STREAM, flag(*fin), &payload);
         }
-        Frame::SynReply {
+        | Frame::SynReply {
             stream_id,
             fin,
             headers,
         } => {
             let mut payload = stream_id.to_be_bytes().to_vec();
+            let kind = if matches!(frame, Frame::SynStream { .. }) {
+                // No associated stream (4 bytes), priority and slot (2).
+                payload.put_u32(0);
+                payload.put_u16(0);
+                SYN_STREAM
+            } else {
+                SYN_REPLY
+            };
             payload.extend_from_slice(&codec.encode(headers)?);
-            control(out, SYN_REPLY, flag(*fin), &payload);
+            control(out, kind, flag(*fin), &payload);
         }
         Frame::RstStream { stream_id, status } => {
             let mut payload = stream_id.to_be_bytes().to_vec();

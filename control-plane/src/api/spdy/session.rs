@@ -227,6 +227,14 @@ mod tests {
         }
     }
 
+    fn data(stream_id: u32, fin: bool, data: &'static [u8]) -> Frame {
+        Frame::Data {
+            stream_id,
+            fin,
+            data: Bytes::from_static(data),
+        }
+    }
+
     #[tokio::test]
     async fn streams_are_replied_to_and_carry_data_both_ways() {
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
@@ -262,34 +270,14 @@ mod tests {
         client.send(Frame::Ping { id: 1 }).await;
         assert_eq!(client.next().await, Frame::Ping { id: 1 });
 
-        client
-            .send(Frame::Data {
-                stream_id: 1,
-                fin: true,
-                data: Bytes::from_static(b"ping"),
-            })
-            .await;
+        client.send(data(1, true, b"ping")).await;
         assert_eq!(stream.data.recv().await.as_deref(), Some(&b"ping"[..]));
         assert_eq!(stream.data.recv().await, None, "FIN ends the data");
 
         assert!(stream.writer.send(b"pong").await);
         stream.writer.finish().await;
-        assert_eq!(
-            client.next().await,
-            Frame::Data {
-                stream_id: 1,
-                fin: false,
-                data: Bytes::from_static(b"pong")
-            }
-        );
-        assert_eq!(
-            client.next().await,
-            Frame::Data {
-                stream_id: 1,
-                fin: true,
-                data: Bytes::new()
-            }
-        );
+        assert_eq!(client.next().await, data(1, false, b"pong"));
+        assert_eq!(client.next().await, data(1, true, b""), "FIN, no data");
         drop(client);
         server.await.expect("join").expect("clean end");
     }

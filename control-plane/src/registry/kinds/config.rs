@@ -1,13 +1,14 @@
 //! Configuration: ConfigMaps, Secrets, ServiceAccounts.
 
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde_json::{Value, json};
 use skiff_api_rules::config::{
     validate_config_map, validate_config_map_update, validate_secret, validate_secret_update,
 };
 
-use super::printing::{Columns, header, row};
-use super::support::{decode, round_trip_as, set_default, validate_as};
+use super::printing::{Columns, entries, header, row};
+use super::support::{decode, set_default, typed_schema, validate_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `configmaps` in `v1`.
@@ -41,20 +42,12 @@ impl Behaviour for ConfigMapRules {
         ))
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::ConfigMap);
+    typed_schema!(ConfigMap);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
-        (
-            header("Name|Data|Age"),
-            vec![
-                name,
-                (obj["data"].as_object().map_or(0, |m| m.len())
-                    + obj["binaryData"].as_object().map_or(0, |m| m.len()))
-                .to_string(),
-                age,
-            ],
-        )
+        let data = entries(&obj["data"]) + entries(&obj["binaryData"]);
+        (header("Name|Data|Age"), vec![name, data.to_string(), age])
     }
 }
 
@@ -75,18 +68,15 @@ impl Behaviour for SecretRules {
         Ok(validate_secret_update(&decode(rt, old)?, &decode(rt, new)?))
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::Secret);
+    typed_schema!(Secret);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
+        let secret_type = obj["type"].as_str().unwrap_or("Opaque").to_string();
+        let data = entries(&obj["data"]).to_string();
         (
             header("Name|Type|Data|Age"),
-            vec![
-                name,
-                obj["type"].as_str().unwrap_or("Opaque").into(),
-                obj["data"].as_object().map_or(0, |m| m.len()).to_string(),
-                age,
-            ],
+            vec![name, secret_type, data, age],
         )
     }
 }
@@ -95,5 +85,5 @@ impl Behaviour for SecretRules {
 pub struct ServiceAccountRules;
 
 impl Behaviour for ServiceAccountRules {
-    round_trip_as!(k8s_openapi::api::core::v1::ServiceAccount);
+    typed_schema!(ServiceAccount);
 }

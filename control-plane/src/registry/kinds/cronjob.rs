@@ -6,7 +6,7 @@ use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
 use super::printing::{Columns, age_of, header, row, s, with_template};
-use super::support::{decode, round_trip_as, set_default};
+use super::support::{set_default, typed_schema, validate_spec};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `cronjobs.batch` in `batch/v1`.
@@ -32,30 +32,26 @@ impl Behaviour for Rules {
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let name = crate::meta::name(obj);
-        let mut errors = Vec::new();
-        let c: CronJob = decode(rt, obj)?;
-        let spec = c.spec.unwrap_or_default();
-        if spec.schedule.trim().is_empty() {
-            errors.push("spec.schedule: Required value".into());
-        } else {
-            errors.extend(crate::registry::schedule::validate(
-                &spec.schedule,
-                spec.time_zone.as_deref(),
+        validate_spec::<CronJob>(rt, obj, |spec| {
+            let mut errors = if spec.schedule.trim().is_empty() {
+                vec!["spec.schedule: Required value".to_string()]
+            } else {
+                crate::registry::schedule::validate(&spec.schedule, spec.time_zone.as_deref())
+            };
+            errors.extend(skiff_api_rules::batch::validate_cronjob(name, spec));
+            let template = spec.job_template.spec.as_ref().map(|s| &s.template);
+            errors.extend(validate_controller(
+                None,
+                template,
+                None,
+                TemplateRestart::OnFailureOrNever,
+                "spec.jobTemplate.spec.template",
             ));
-        }
-        errors.extend(skiff_api_rules::batch::validate_cronjob(name, &spec));
-        let template = spec.job_template.spec.map(|s| s.template);
-        errors.extend(validate_controller(
-            None,
-            template.as_ref(),
-            None,
-            TemplateRestart::OnFailureOrNever,
-            "spec.jobTemplate.spec.template",
-        ));
-        Ok(errors)
+            errors
+        })
     }
 
-    round_trip_as!(k8s_openapi::api::batch::v1::CronJob);
+    typed_schema!(CronJob);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

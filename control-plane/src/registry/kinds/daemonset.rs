@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 use skiff_api_rules::daemonset::validate_daemonset_spec;
 
 use super::pod::default_template;
-use super::printing::{Columns, header, n, row, with_pod_template};
+use super::printing::{Columns, counts, header, row, with_pod_template};
 use super::support::{
-    default_rolling_update, round_trip_as, selector_immutable, set_default, validate_as,
+    default_rolling_update, selector_immutable, set_default, typed_schema, validate_spec,
 };
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -41,15 +41,13 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        validate_as(rt, obj, |d: DaemonSet| {
-            validate_daemonset_spec(&d.spec.unwrap_or_default())
-        })
+        validate_spec::<DaemonSet>(rt, obj, validate_daemonset_spec)
     }
 
-    round_trip_as!(k8s_openapi::api::apps::v1::DaemonSet);
+    typed_schema!(DaemonSet);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let (name, age, _, status) = row(obj);
+        let (name, age, ..) = row(obj);
         let node_selector = obj
             .pointer("/spec/template/spec/nodeSelector")
             .and_then(Value::as_object)
@@ -61,22 +59,28 @@ impl Behaviour for Rules {
             })
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| "<none>".into());
-        with_pod_template(
+        let [desired, current, ready, updated, available] = counts(
             obj,
-            (
-                header("Name|Desired|Current|Ready|Up-to-date|Available|Node Selector|Age"),
-                vec![
-                    name,
-                    n(status.get("desiredNumberScheduled")).to_string(),
-                    n(status.get("currentNumberScheduled")).to_string(),
-                    n(status.get("numberReady")).to_string(),
-                    n(status.get("updatedNumberScheduled")).to_string(),
-                    n(status.get("numberAvailable")).to_string(),
-                    node_selector,
-                    age,
-                ],
-            ),
-        )
+            [
+                "/status/desiredNumberScheduled",
+                "/status/currentNumberScheduled",
+                "/status/numberReady",
+                "/status/updatedNumberScheduled",
+                "/status/numberAvailable",
+            ],
+        );
+        let header = header("Name|Desired|Current|Ready|Up-to-date|Available|Node Selector|Age");
+        let cells = vec![
+            name,
+            desired,
+            current,
+            ready,
+            updated,
+            available,
+            node_selector,
+            age,
+        ];
+        with_pod_template(obj, (header, cells))
     }
 
     /// Upstream's DaemonSet strategy for `templateGeneration` (served in apps/v1

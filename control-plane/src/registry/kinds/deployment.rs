@@ -4,9 +4,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
 
 use super::pod::default_template;
-use super::printing::{Columns, header, n, row, with_pod_template};
+use super::printing::{Columns, counts, header, ready_of, row, with_pod_template};
 use super::support::{
-    decode, default_rolling_update, replicated, round_trip_as, selector_immutable, set_default,
+    decode, default_rolling_update, replicated, selector_immutable, set_default, typed_schema,
 };
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -51,27 +51,16 @@ impl Behaviour for Rules {
         Ok(errors)
     }
 
-    round_trip_as!(k8s_openapi::api::apps::v1::Deployment);
+    typed_schema!(Deployment);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let (name, age, spec, status) = row(obj);
-        with_pod_template(
+        let (name, age, ..) = row(obj);
+        let [updated, available] = counts(
             obj,
-            (
-                header("Name|Ready|Up-to-date|Available|Age"),
-                vec![
-                    name,
-                    format!(
-                        "{}/{}",
-                        n(status.get("readyReplicas")),
-                        n(spec.get("replicas"))
-                    ),
-                    n(status.get("updatedReplicas")).to_string(),
-                    n(status.get("availableReplicas")).to_string(),
-                    age,
-                ],
-            ),
-        )
+            ["/status/updatedReplicas", "/status/availableReplicas"],
+        );
+        let cells = vec![name, ready_of(obj), updated, available, age];
+        with_pod_template(obj, (header("Name|Ready|Up-to-date|Available|Age"), cells))
     }
 
     fn validate_update(&self, rt: &ResourceType, old: &Value, new: &Value) -> Errors {

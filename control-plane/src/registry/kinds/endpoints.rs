@@ -1,9 +1,12 @@
 //! Endpoints and EndpointSlices.
 
+use k8s_openapi::api::core::v1::Endpoints;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
+use skiff_api_rules::endpoints::{validate_endpoint_slice, validate_endpoint_slice_update};
 
-use super::printing::{Columns, header, n, row};
-use super::support::{json_rules, round_trip_as, set_default};
+use super::printing::{Columns, elements, header, n, row};
+use super::support::{elements_mut, json_rules, set_default, typed_schema};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `endpoints` in `v1`.
@@ -17,24 +20,14 @@ pub const ENDPOINTSLICES: &ResourceType = &rt! {
     &[], &[], &EndpointSliceRules
 };
 
-/// What the registry does with Endpointss.
+/// What the registry does with Endpoints.
 pub struct EndpointsRules;
 
 impl Behaviour for EndpointsRules {
     /// Upstream's SetDefaults_EndpointPort: ports speak TCP unless told.
     fn defaults(&self, obj: &mut Value) {
-        for subset in obj
-            .get_mut("subsets")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            for port in subset
-                .get_mut("ports")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
+        for subset in elements_mut(obj, "subsets") {
+            for port in elements_mut(subset, "ports") {
                 set_default(port, &["protocol"], json!("TCP"));
             }
         }
@@ -44,29 +37,17 @@ impl Behaviour for EndpointsRules {
         Ok(skiff_api_rules::endpoints::validate_endpoints(obj))
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::Endpoints);
+    typed_schema!(Endpoints);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);
-        let addrs: Vec<String> = obj["subsets"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let addrs: Vec<String> = elements(&obj["subsets"])
             .flat_map(|ss| {
-                let ports: Vec<i64> = ss["ports"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|p| n(p.get("port")))
-                    .collect();
-                ss["addresses"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .flat_map(move |a| {
-                        let ip = a["ip"].as_str().unwrap_or_default().to_string();
-                        ports.clone().into_iter().map(move |p| format!("{ip}:{p}"))
-                    })
+                let ports: Vec<i64> = elements(&ss["ports"]).map(|p| n(p.get("port"))).collect();
+                elements(&ss["addresses"]).flat_map(move |a| {
+                    let ip = a["ip"].as_str().unwrap_or_default().to_string();
+                    ports.clone().into_iter().map(move |p| format!("{ip}:{p}"))
+                })
             })
             .collect();
         (
@@ -89,21 +70,13 @@ pub struct EndpointSliceRules;
 
 impl Behaviour for EndpointSliceRules {
     fn defaults(&self, obj: &mut Value) {
-        for port in obj
-            .get_mut("ports")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
+        for port in elements_mut(obj, "ports") {
             set_default(port, &["protocol"], json!("TCP"));
             set_default(port, &["name"], json!(""));
         }
     }
 
-    json_rules!(
-        skiff_api_rules::endpoints::validate_endpoint_slice,
-        skiff_api_rules::endpoints::validate_endpoint_slice_update
-    );
+    json_rules!(validate_endpoint_slice, validate_endpoint_slice_update);
 
-    round_trip_as!(k8s_openapi::api::discovery::v1::EndpointSlice);
+    typed_schema!(EndpointSlice);
 }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::printing::{Columns, age_of, header, n, row, text};
-use super::support::{decode, round_trip_as};
+use super::support::{decode, typed_schema};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `events` in `v1`.
@@ -91,7 +91,7 @@ impl Behaviour for CoreEventRules {
         Ok(errors)
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::Event);
+    typed_schema!(k8s_openapi::api::core::v1::Event);
 
     fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
         core_columns(rt, obj)
@@ -103,7 +103,7 @@ impl Behaviour for CoreEventRules {
 pub struct EventV1Rules;
 
 impl Behaviour for EventV1Rules {
-    round_trip_as!(k8s_openapi::api::events::v1::Event);
+    typed_schema!(k8s_openapi::api::events::v1::Event);
 
     fn columns(&self, rt: &ResourceType, obj: &Value) -> Columns {
         core_columns(rt, obj)

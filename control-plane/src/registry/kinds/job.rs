@@ -7,7 +7,7 @@ use skiff_api_rules::workloads::{TemplateRestart, validate_controller};
 
 use super::pod::default_template;
 use super::printing::{Columns, age_of, header, human_duration, n, row, with_pod_template};
-use super::support::{decode, round_trip_as, set_default};
+use super::support::{decode, set_default, typed_schema};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `jobs.batch` in `batch/v1`.
@@ -63,7 +63,7 @@ impl Behaviour for Rules {
         Ok(errors)
     }
 
-    round_trip_as!(k8s_openapi::api::batch::v1::Job);
+    typed_schema!(Job);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

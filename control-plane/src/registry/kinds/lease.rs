@@ -1,8 +1,9 @@
 //! Leases.
 
+use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::Value;
 
-use super::support::round_trip_as;
+use super::support::typed_schema;
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `leases.coordination.k8s.io` in `coordination.k8s.io/v1`.
@@ -18,5 +19,5 @@ impl Behaviour for Rules {
         Ok(skiff_api_rules::coordination::validate_lease(obj))
     }
 
-    round_trip_as!(k8s_openapi::api::coordination::v1::Lease);
+    typed_schema!(Lease);
 }

@@ -1,10 +1,11 @@
 //! Namespaces.
 
+use k8s_openapi::api::core::v1::Namespace;
 use serde_json::{Value, json};
 use skiff_api_rules::metadata::NameRule;
 
 use super::printing::{Columns, header, row, s};
-use super::support::{round_trip_as, set_default};
+use super::support::{set_default, typed_schema};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `namespaces` in `v1`.
@@ -30,7 +31,7 @@ impl Behaviour for Rules {
         Ok(skiff_api_rules::namespace::validate_namespace(obj))
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::Namespace);
+    typed_schema!(Namespace);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, _, status) = row(obj);

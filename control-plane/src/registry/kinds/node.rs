@@ -1,9 +1,11 @@
 //! Nodes.
 
+use k8s_openapi::api::core::v1::Node;
 use serde_json::Value;
+use skiff_api_rules::node::{validate_node, validate_node_update};
 
-use super::printing::{Columns, header, row, s};
-use super::support::{json_rules, round_trip_as};
+use super::printing::{Columns, elements, header, row, s};
+use super::support::{json_rules, typed_schema};
 use crate::registry::resource_type::{Behaviour, ResourceType, rt};
 
 /// `nodes` in `v1`.
@@ -15,20 +17,13 @@ pub const NODES: &ResourceType = &rt! {
 pub struct Rules;
 
 impl Behaviour for Rules {
-    json_rules!(
-        skiff_api_rules::node::validate_node,
-        skiff_api_rules::node::validate_node_update
-    );
+    json_rules!(validate_node, validate_node_update);
 
-    round_trip_as!(k8s_openapi::api::core::v1::Node);
+    typed_schema!(Node);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
-        let ready = status["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["type"] == "Ready");
+        let ready = elements(&status["conditions"]).find(|c| c["type"] == "Ready");
         let mut st = match ready.and_then(|c| c["status"].as_str()) {
             Some("True") => "Ready".to_string(),
             Some(_) => "NotReady".into(),
@@ -38,10 +33,7 @@ impl Behaviour for Rules {
             st.push_str(",SchedulingDisabled");
         }
         let address = |t: &str| {
-            status["addresses"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            elements(&status["addresses"])
                 .find(|a| a["type"] == t)
                 .map_or_else(|| "<none>".into(), |a| s(a.get("address")))
         };

@@ -1,9 +1,10 @@
 //! PodDisruptionBudgets.
 
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::{Value, json};
 
 use super::printing::{Columns, header, n, row};
-use super::support::{round_trip_as, validate_as};
+use super::support::{typed_schema, validate_as};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `poddisruptionbudgets.policy` in `policy/v1`.
@@ -35,7 +36,7 @@ impl Behaviour for Rules {
         )
     }
 
-    round_trip_as!(k8s_openapi::api::policy::v1::PodDisruptionBudget);
+    typed_schema!(PodDisruptionBudget);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
-use super::printing::{Columns, header, human_duration, n, row, s};
-use super::support::{round_trip_as, set_default, validate_as};
+use super::printing::{Columns, elements, header, human_duration, n, row, s};
+use super::support::{set_default, typed_schema, validate_as};
 use crate::registry::meta::now;
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
@@ -81,7 +81,7 @@ impl Behaviour for Rules {
         })
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::Pod);
+    typed_schema!(Pod);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -151,11 +151,8 @@ pub fn pod_cells(pod: &Value) -> (String, String, String) {
         }
     }
     if reason == "Completed" && has_running {
-        let pod_ready = status["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let pod_ready =
+            elements(&status["conditions"]).any(|c| c["type"] == "Ready" && c["status"] == "True");
         reason = if pod_ready { "Running" } else { "NotReady" }.into();
     }
     if pod

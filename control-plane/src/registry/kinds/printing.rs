@@ -68,8 +68,29 @@ pub fn text(v: Option<&Value>) -> &str {
     v.and_then(Value::as_str).unwrap_or_default()
 }
 
+/// The elements of `v`; none when it is not an array (or missing).
+pub fn elements(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().into_iter().flatten()
+}
+
 pub fn n(v: Option<&Value>) -> i64 {
     v.and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// How many entries the map `v` has (0 when it is not a map).
+pub fn entries(v: &Value) -> usize {
+    v.as_object().map_or(0, serde_json::Map::len)
+}
+
+/// The numbers at `pointers` in `obj` as cells (`0` when unset), in order.
+pub fn counts<const N: usize>(obj: &Value, pointers: [&str; N]) -> [String; N] {
+    pointers.map(|p| n(obj.pointer(p)).to_string())
+}
+
+/// The Ready cell of a workload with replicas: `ready/desired`.
+pub fn ready_of(obj: &Value) -> String {
+    let [ready, desired] = counts(obj, ["/status/readyReplicas", "/spec/replicas"]);
+    format!("{ready}/{desired}")
 }
 
 pub fn col(name: &str, priority: u8) -> Value {
@@ -97,12 +118,7 @@ pub fn selector_text(sel: Option<&Value>) -> String {
         .flatten()
     {
         let key = e["key"].as_str().unwrap_or_default();
-        let values: Vec<&str> = e["values"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let values: Vec<&str> = elements(&e["values"]).filter_map(Value::as_str).collect();
         parts.push(match e["operator"].as_str().unwrap_or_default() {
             "In" => format!("{key} in ({})", values.join(",")),
             "NotIn" => format!("{key} notin ({})", values.join(",")),

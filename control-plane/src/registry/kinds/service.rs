@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use skiff_api_rules::metadata::NameRule;
 use skiff_api_rules::service::validate_service_spec;
 
-use super::printing::{Columns, header, n, row, s, selector_text};
-use super::support::{round_trip_as, set_default, validate_as};
+use super::printing::{Columns, elements, header, n, row, s, selector_text};
+use super::support::{set_default, typed_schema, validate_spec};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `services` in `v1`.
@@ -36,12 +36,10 @@ impl Behaviour for Rules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        validate_as(rt, obj, |s: Service| {
-            validate_service_spec(&s.spec.unwrap_or_default())
-        })
+        validate_spec::<Service>(rt, obj, validate_service_spec)
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::Service);
+    typed_schema!(Service);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -85,10 +83,7 @@ impl Behaviour for Rules {
 }
 
 fn service_ports(spec: &Value) -> String {
-    let ports: Vec<String> = spec["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let ports: Vec<String> = elements(&spec["ports"])
         .map(|p| {
             let proto = p["protocol"].as_str().unwrap_or("TCP");
             match p.get("nodePort").and_then(Value::as_i64) {

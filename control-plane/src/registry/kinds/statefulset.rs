@@ -4,9 +4,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use serde_json::{Value, json};
 
 use super::pod::default_template;
-use super::printing::{Columns, containers_images, header, n, row};
+use super::printing::{Columns, containers_images, header, ready_of, row};
 use super::storage::default_claim;
-use super::support::{default_rolling_update, round_trip_as, set_default, validate_as};
+use super::support::{default_rolling_update, set_default, typed_schema, validate_spec};
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `statefulsets.apps` in `apps/v1`.
@@ -50,30 +50,19 @@ impl Behaviour for Rules {
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         let name = crate::meta::name(obj);
-        validate_as(rt, obj, |s: StatefulSet| {
-            skiff_api_rules::statefulset::validate_statefulset(name, &s.spec.unwrap_or_default())
+        validate_spec::<StatefulSet>(rt, obj, |spec| {
+            skiff_api_rules::statefulset::validate_statefulset(name, spec)
         })
     }
 
-    round_trip_as!(k8s_openapi::api::apps::v1::StatefulSet);
+    typed_schema!(StatefulSet);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
-        let (name, age, spec, status) = row(obj);
-        let tmpl = obj.pointer("/spec/template/spec");
-        let (c, i) = containers_images(tmpl);
+        let (name, age, ..) = row(obj);
+        let (containers, images) = containers_images(obj.pointer("/spec/template/spec"));
         (
             header("Name|Ready|Age|*Containers|*Images"),
-            vec![
-                name,
-                format!(
-                    "{}/{}",
-                    n(status.get("readyReplicas")),
-                    n(spec.get("replicas"))
-                ),
-                age,
-                c,
-                i,
-            ],
+            vec![name, ready_of(obj), age, containers, images],
         )
     }
 

@@ -1,11 +1,16 @@
 //! Storage: PersistentVolumes, PersistentVolumeClaims, StorageClasses.
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
 use serde_json::{Value, json};
 use skiff_api_rules::storage::validate_claim_spec;
+use skiff_api_rules::volume::{
+    validate_persistent_volume, validate_persistent_volume_update, validate_storage_class,
+    validate_storage_class_update,
+};
 
 use super::printing::{Columns, header, row, text};
-use super::support::{json_rules, round_trip_as, set_default, validate_as};
+use super::support::{json_rules, set_default, typed_schema, validate_spec};
 use crate::registry::resource_type::{Behaviour, Errors, ResourceType, rt};
 
 /// `persistentvolumes` in `v1`.
@@ -45,11 +50,11 @@ impl Behaviour for PersistentVolumeRules {
     }
 
     json_rules!(
-        skiff_api_rules::volume::validate_persistent_volume,
-        skiff_api_rules::volume::validate_persistent_volume_update
+        validate_persistent_volume,
+        validate_persistent_volume_update
     );
 
-    round_trip_as!(k8s_openapi::api::core::v1::PersistentVolume);
+    typed_schema!(PersistentVolume);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -91,12 +96,10 @@ impl Behaviour for PersistentVolumeClaimRules {
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
-        validate_as(rt, obj, |c: PersistentVolumeClaim| {
-            validate_claim_spec("spec", &c.spec.unwrap_or_default())
-        })
+        validate_spec::<PersistentVolumeClaim>(rt, obj, |spec| validate_claim_spec("spec", spec))
     }
 
-    round_trip_as!(k8s_openapi::api::core::v1::PersistentVolumeClaim);
+    typed_schema!(PersistentVolumeClaim);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
@@ -137,12 +140,9 @@ impl Behaviour for StorageClassRules {
         set_default(obj, &["volumeBindingMode"], json!("Immediate"));
     }
 
-    json_rules!(
-        skiff_api_rules::volume::validate_storage_class,
-        skiff_api_rules::volume::validate_storage_class_update
-    );
+    json_rules!(validate_storage_class, validate_storage_class_update);
 
-    round_trip_as!(k8s_openapi::api::storage::v1::StorageClass);
+    typed_schema!(StorageClass);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, ..) = row(obj);

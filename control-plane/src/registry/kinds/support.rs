@@ -1,6 +1,8 @@
 //! What the kind modules share to default, decode and validate objects.
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::apps::v1 as apps;
+use k8s_openapi::api::batch::v1 as batch;
+use k8s_openapi::api::core::v1::{self as core, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,6 +30,18 @@ pub(super) fn set_default(obj: &mut Value, path: &[&str], value: Value) {
     }
 }
 
+/// The elements of the array `obj[key]`, to default in place; none when it
+/// is not an array (or missing).
+pub(super) fn elements_mut<'a>(
+    obj: &'a mut Value,
+    key: &str,
+) -> impl Iterator<Item = &'a mut Value> {
+    obj.get_mut(key)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+}
+
 /// `obj` decoded into its kind's typed schema; `Err` is the API server's
 /// message for an object that does not decode.
 pub(super) fn decode<T: DeserializeOwned>(rt: &ResourceType, obj: &Value) -> Result<T, String> {
@@ -47,16 +61,25 @@ pub(super) fn round<T: DeserializeOwned + Serialize>(obj: &Value) -> Option<Valu
         .and_then(|t| serde_json::to_value(t).ok())
 }
 
-/// A kind's `Behaviour::round_trip` through its typed schema `$t`.
-macro_rules! round_trip_as {
+/// A kind's typed schema `$t` (k8s-openapi's, generated from upstream's
+/// OpenAPI document): what strict decoding round-trips objects through
+/// (`Behaviour::round_trip`) and what `/openapi/v3` publishes
+/// (`Behaviour::add_schema`).
+macro_rules! typed_schema {
     ($t:ty) => {
         fn round_trip(&self, obj: &::serde_json::Value) -> Option<::serde_json::Value> {
             $crate::registry::kinds::support::round::<$t>(obj)
         }
+
+        fn add_schema(&self, generator: &mut ::schemars::SchemaGenerator) {
+            // Registered among the generator's definitions; the reference
+            // to it is not needed.
+            let _ = generator.subschema_for::<$t>();
+        }
     };
 }
 
-pub(super) use round_trip_as;
+pub(super) use typed_schema;
 
 /// `validate` and `validate_update` of a kind whose rules read the object
 /// as JSON rather than through its typed schema.
@@ -91,6 +114,47 @@ pub(super) fn validate_as<T: DeserializeOwned>(
     check: impl FnOnce(T) -> Vec<String>,
 ) -> Errors {
     decode(rt, obj).map(check)
+}
+
+/// A typed schema with a `spec` (its kind's rules check the default spec
+/// when an object has none).
+pub(super) trait WithSpec: DeserializeOwned {
+    type Spec: Default;
+
+    fn into_spec(self) -> Option<Self::Spec>;
+}
+
+/// [`WithSpec`] for each `schema => spec type`.
+macro_rules! with_spec {
+    ($($schema:ty => $spec:ty),* $(,)?) => {
+        $(impl WithSpec for $schema {
+            type Spec = $spec;
+
+            fn into_spec(self) -> Option<$spec> {
+                self.spec
+            }
+        })*
+    };
+}
+
+with_spec! {
+    apps::DaemonSet => apps::DaemonSetSpec,
+    apps::ReplicaSet => apps::ReplicaSetSpec,
+    apps::StatefulSet => apps::StatefulSetSpec,
+    batch::CronJob => batch::CronJobSpec,
+    core::PersistentVolumeClaim => core::PersistentVolumeClaimSpec,
+    core::ReplicationController => core::ReplicationControllerSpec,
+    core::Service => core::ServiceSpec,
+}
+
+/// Decodes `obj` into its kind's typed schema `T` and returns the field
+/// errors `check` finds in its spec.
+pub(super) fn validate_spec<T: WithSpec>(
+    rt: &ResourceType,
+    obj: &Value,
+    check: impl FnOnce(&T::Spec) -> Vec<String>,
+) -> Errors {
+    decode::<T>(rt, obj).map(|t| check(&t.into_spec().unwrap_or_default()))
 }
 
 /// Upstream's rule for apps/v1 controllers: the selector never changes.
