@@ -244,7 +244,9 @@ mod tests {
         let started = std::time::Instant::now();
         let err = decode(doc.as_bytes()).expect_err("fan");
         assert!(matches!(err, YamlError::ExcessiveAliasing), "{err}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // Expanding the 25 million nodes takes minutes and gigabytes; the
+        // refusal takes about a second, more on a loaded machine.
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]
