@@ -12,9 +12,9 @@ mod tests;
 
 use self::sync::CronJobSync;
 use super::batch::JobError;
-use super::runtime::list_refs;
-use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, object_of};
+use super::runtime::{
+    Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
+};
 use crate::clock::SharedClock;
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -34,7 +34,7 @@ pub enum CronJobError {
     Job(#[from] JobError),
 }
 
-const CRON_JOB: &str = "CronJob";
+const OWNERS: Owners = Owners(&[("CronJob", kinds::CRONJOBS)]);
 
 /// The controller actor.
 pub type CronJobController = Controller<CronJobs>;
@@ -63,23 +63,15 @@ impl Reconciler for CronJobs {
     const NAME: &'static str = "cronjob";
 
     fn watches(&self) -> Result<Vec<String>, CronJobError> {
-        Ok(vec![kinds::CRONJOBS.prefix(), kinds::JOBS.prefix()])
+        Ok(OWNERS.watches(&[kinds::JOBS]))
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, ObjectRef>> {
-        match (watch, event) {
-            (0, None) => Some(Trigger::Resync),
-            (0, Some(e)) => Some(Trigger::Object(
-                e.kind,
-                ObjectRef::of(CRON_JOB, &object_of(e)?),
-            )),
-            (_, None) => None,
-            (_, Some(e)) => match Controlled::of(&metadata_of(e)?, &[CRON_JOB])? {
-                Controlled::By(owner) => Some(Trigger::Change(owner)),
-                // A CronJob adopts no Job.
-                Controlled::Orphan(_) => None,
-            },
-        }
+        OWNERS.decode(watch, event, |_, job| match OWNERS.controlled(job?)? {
+            Controlled::By(owner) => Some(owner),
+            // A CronJob adopts no Job.
+            Controlled::Orphan(_) => None,
+        })
     }
 
     async fn changes(
@@ -91,7 +83,7 @@ impl Reconciler for CronJobs {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, CronJobError> {
-        Ok(list_refs(&self.objects, kinds::CRONJOBS, CRON_JOB).await?)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, CronJobError> {

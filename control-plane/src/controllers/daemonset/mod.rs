@@ -29,9 +29,10 @@ use self::eligibility::pin_to_node;
 use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, claim};
 use super::claim;
 use super::pod::slow_start_batches;
-use super::runtime::list_refs;
-use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, namespace_objects, object_of};
+use super::runtime::{
+    Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
+};
+use super::{namespace_objects, object_of};
 use crate::meta::{self, str_at};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -42,6 +43,7 @@ use crate::store::{Event, EventKind, StoreError};
 const COMPONENT: &str = "daemonset-controller";
 
 const DAEMON_SET: &str = "DaemonSet";
+const OWNERS: Owners = Owners(&[(DAEMON_SET, kinds::DAEMONSETS)]);
 
 /// A change that concerns DaemonSets other than their own.
 #[derive(Debug)]
@@ -140,35 +142,22 @@ impl Reconciler for DaemonSets {
     const NAME: &'static str = "daemonset";
 
     fn watches(&self) -> Result<Vec<String>, DaemonSetError> {
-        Ok(vec![
-            kinds::DAEMONSETS.prefix(),
-            kinds::PODS.prefix(),
-            kinds::CONTROLLERREVISIONS.prefix(),
-            kinds::NODES.prefix(),
-        ])
+        Ok(OWNERS.watches(&[kinds::PODS, kinds::CONTROLLERREVISIONS, kinds::NODES]))
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, DaemonSetChange>> {
-        let change = match (watch, event) {
-            (0, None) => return Some(Trigger::Resync),
-            (0, Some(e)) => {
-                return Some(Trigger::Object(
-                    e.kind,
-                    ObjectRef::of(DAEMON_SET, &object_of(e)?),
-                ));
-            }
-            (3, None) => DaemonSetChange::NodesListed,
-            (3, Some(e)) => {
+        OWNERS.decode(watch, event, |dependent, event| match (dependent, event) {
+            // The nodes.
+            (2, None) => Some(DaemonSetChange::NodesListed),
+            (2, Some(e)) => {
                 let node = object_of(e)?;
                 let print = (e.kind != EventKind::Deleted).then(|| node_fingerprint(&node));
-                DaemonSetChange::Node(meta::name(&node).to_string(), print)
+                Some(DaemonSetChange::Node(meta::name(&node).to_string(), print))
             }
-            (_, None) => return None,
-            (_, Some(e)) => {
-                DaemonSetChange::Dependent(Controlled::of(&metadata_of(e)?, &[DAEMON_SET])?)
-            }
-        };
-        Some(Trigger::Change(change))
+            // Pods and revisions: the DaemonSets' resync covers a re-list.
+            (_, None) => None,
+            (_, Some(e)) => OWNERS.controlled(e).map(DaemonSetChange::Dependent),
+        })
     }
 
     async fn changes(
@@ -196,7 +185,7 @@ impl Reconciler for DaemonSets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, DaemonSetError> {
-        Ok(list_refs(&self.objects, kinds::DAEMONSETS, DAEMON_SET).await?)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DaemonSetError> {

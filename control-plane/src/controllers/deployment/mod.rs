@@ -18,10 +18,11 @@ use tracing::debug;
 
 use self::rolling::{RecreateStep, Set, fenceposts};
 use super::claim;
-use super::runtime::list_refs;
-use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
+use super::runtime::{
+    Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
+};
 use super::template_hash::{HASH_LABEL, template_hash, templates_equal};
-use super::{metadata_of, namespace_objects, object_of};
+use super::{metadata_of, namespace_objects};
 use crate::meta::{self, annotation, controller_uid, int_at, labels as labels_of, str_at};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -44,7 +45,7 @@ const NOT_COPIED: [&str; 6] = [
     "deprecated.deployment.rollback.to",
 ];
 
-const DEPLOYMENT: &str = "Deployment";
+const OWNERS: Owners = Owners(&[("Deployment", kinds::DEPLOYMENTS)]);
 
 /// The controller actor.
 pub type DeploymentController = Controller<Deployments>;
@@ -108,31 +109,22 @@ impl Reconciler for Deployments {
     const NAME: &'static str = "deployment";
 
     fn watches(&self) -> Result<Vec<String>, DeploymentError> {
-        Ok(vec![
-            kinds::DEPLOYMENTS.prefix(),
-            kinds::REPLICASETS.prefix(),
-            kinds::PODS.prefix(),
-        ])
+        Ok(OWNERS.watches(&[kinds::REPLICASETS, kinds::PODS]))
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, DeploymentChange>> {
-        let Some(e) = event else {
-            return (watch == 0).then_some(Trigger::Resync);
-        };
-        match watch {
-            0 => Some(Trigger::Object(
-                e.kind,
-                ObjectRef::of(DEPLOYMENT, &object_of(e)?),
-            )),
-            1 => Controlled::of(&metadata_of(e)?, &[DEPLOYMENT])
-                .map(|set| Trigger::Change(DeploymentChange::Set(set))),
-            _ if e.kind == EventKind::Deleted => {
-                let pod = metadata_of(e)?;
-                let namespace = meta::namespace(&pod).to_string();
-                Some(Trigger::Change(DeploymentChange::PodGone(namespace)))
+        OWNERS.decode(watch, event, |dependent, event| {
+            // The Deployments' resync covers a re-list.
+            let e = event?;
+            match dependent {
+                0 => OWNERS.controlled(e).map(DeploymentChange::Set),
+                _ if e.kind == EventKind::Deleted => {
+                    let pod = metadata_of(e)?;
+                    Some(DeploymentChange::PodGone(meta::namespace(&pod).to_string()))
+                }
+                _ => None,
             }
-            _ => None,
-        }
+        })
     }
 
     async fn changes(
@@ -147,7 +139,7 @@ impl Reconciler for Deployments {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, DeploymentError> {
-        Ok(list_refs(&self.objects, kinds::DEPLOYMENTS, DEPLOYMENT).await?)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DeploymentError> {

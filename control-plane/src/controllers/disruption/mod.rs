@@ -13,9 +13,8 @@ use std::collections::HashMap;
 use ractor::ActorProcessingErr;
 use serde_json::Value;
 
-use super::runtime::list_refs;
-use super::runtime::{Action, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, object_of};
+use super::metadata_of;
+use super::runtime::{Action, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger};
 use crate::meta::{self, controller_ref as controller_of};
 use crate::registry::budget::{self, ExpectedScale};
 use crate::registry::kinds;
@@ -23,7 +22,7 @@ use crate::registry::objects::Objects;
 use crate::registry::resources::ResourceType;
 use crate::store::{Event, StoreError};
 
-const BUDGET: &str = "PodDisruptionBudget";
+const OWNERS: Owners = Owners(&[("PodDisruptionBudget", kinds::PODDISRUPTIONBUDGETS)]);
 
 /// The controller actor.
 pub type DisruptionController = Controller<Budgets>;
@@ -58,24 +57,14 @@ impl Reconciler for Budgets {
     const NAME: &'static str = "disruption";
 
     fn watches(&self) -> Result<Vec<String>, ActorProcessingErr> {
-        let mut prefixes = vec![kinds::PODDISRUPTIONBUDGETS.prefix()];
-        prefixes.extend(WATCHED.iter().map(|rt| rt.prefix()));
-        Ok(prefixes)
+        Ok(OWNERS.watches(&WATCHED))
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, String>> {
-        match (watch, event) {
-            (0, None) => Some(Trigger::Resync),
-            (0, Some(e)) => Some(Trigger::Object(
-                e.kind,
-                ObjectRef::of(BUDGET, &object_of(e)?),
-            )),
-            // The budgets' own resync covers a re-list.
-            (_, None) => None,
-            (_, Some(e)) => Some(Trigger::Change(
-                meta::namespace(&metadata_of(e)?).to_string(),
-            )),
-        }
+        // The budgets' own resync covers a re-list.
+        OWNERS.decode(watch, event, |_, e| {
+            Some(meta::namespace(&metadata_of(e?)?).to_string())
+        })
     }
 
     async fn changes(
@@ -87,7 +76,7 @@ impl Reconciler for Budgets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, ActorProcessingErr> {
-        Ok(list_refs(&self.objects, kinds::PODDISRUPTIONBUDGETS, BUDGET).await?)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, ActorProcessingErr> {

@@ -7,10 +7,11 @@ use tracing::{debug, info};
 
 use self::plan::Owner;
 use super::claim;
+use super::namespace_objects;
 use super::pod::{slow_start_batches, template_metadata};
-use super::runtime::list_refs;
-use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, namespace_objects, object_of};
+use super::runtime::{
+    Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
+};
 use crate::meta::{self};
 use crate::registry::objects::Objects;
 use crate::registry::resources::ResourceType;
@@ -18,8 +19,13 @@ use crate::store::{Event, StoreError};
 
 const REPLICA_SET: &str = "ReplicaSet";
 const REPLICATION_CONTROLLER: &str = "ReplicationController";
-/// The owner kinds, in the order of their watches.
-const KINDS: [&str; 2] = [REPLICA_SET, REPLICATION_CONTROLLER];
+const OWNERS: Owners = Owners(&[
+    (REPLICA_SET, crate::registry::kinds::REPLICASETS),
+    (
+        REPLICATION_CONTROLLER,
+        crate::registry::kinds::REPLICATIONCONTROLLERS,
+    ),
+]);
 
 fn owner_rt(kind: &str) -> &'static ResourceType {
     match kind {
@@ -59,23 +65,12 @@ impl Reconciler for ReplicaSets {
     const NAME: &'static str = "replicaset";
 
     fn watches(&self) -> Result<Vec<String>, ReplicaSetError> {
-        Ok(vec![
-            owner_rt(REPLICA_SET).prefix(),
-            owner_rt(REPLICATION_CONTROLLER).prefix(),
-            crate::registry::kinds::PODS.prefix(),
-        ])
+        Ok(OWNERS.watches(&[crate::registry::kinds::PODS]))
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Controlled>> {
-        match (KINDS.get(watch), event) {
-            (Some(_), None) => Some(Trigger::Resync),
-            (Some(kind), Some(e)) => {
-                Some(Trigger::Object(e.kind, ObjectRef::of(kind, &object_of(e)?)))
-            }
-            // The owners' resync covers every pod.
-            (None, None) => None,
-            (None, Some(e)) => Controlled::of(&metadata_of(e)?, &KINDS).map(Trigger::Change),
-        }
+        // The owners' resync covers every pod.
+        OWNERS.decode(watch, event, |_, pod| OWNERS.controlled(pod?))
     }
 
     async fn changes(
@@ -87,11 +82,7 @@ impl Reconciler for ReplicaSets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, ReplicaSetError> {
-        let mut keys = Vec::new();
-        for kind in KINDS {
-            keys.extend(list_refs(&self.objects, owner_rt(kind), kind).await?);
-        }
-        Ok(keys)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, ReplicaSetError> {

@@ -21,7 +21,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 pub use self::actor::{Controller, RuntimeMsg};
-pub use self::owners::{Controlled, ObjectRef, OwnerIndex, list_refs};
+pub use self::owners::{Controlled, ObjectRef, OwnerIndex, Owners, list_refs};
 pub use self::queue::retry_delay;
 use crate::store::{Event, EventKind};
 

@@ -26,9 +26,10 @@ use tracing::{debug, info};
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
 use super::claim;
-use super::runtime::list_refs;
-use super::runtime::{self, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, namespace_objects, object_of};
+use super::namespace_objects;
+use super::runtime::{
+    self, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
+};
 use crate::meta::{self, controller_uid, deleting, labels as labels_of, str_at};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -38,6 +39,7 @@ use crate::store::{Event, StoreError};
 const COMPONENT: &str = "statefulset-controller";
 
 const STATEFUL_SET: &str = "StatefulSet";
+const OWNERS: Owners = Owners(&[(STATEFUL_SET, kinds::STATEFULSETS)]);
 
 /// Failures of a sync that are not the store's.
 #[derive(Debug, thiserror::Error)]
@@ -77,20 +79,12 @@ impl Reconciler for StatefulSets {
     const NAME: &'static str = "statefulset";
 
     fn watches(&self) -> Result<Vec<String>, StatefulSetError> {
-        Ok(vec![kinds::STATEFULSETS.prefix(), kinds::PODS.prefix()])
+        Ok(OWNERS.watches(&[kinds::PODS]))
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Controlled>> {
-        match (watch, event) {
-            (0, None) => Some(Trigger::Resync),
-            (0, Some(e)) => Some(Trigger::Object(
-                e.kind,
-                ObjectRef::of(STATEFUL_SET, &object_of(e)?),
-            )),
-            // The sets' resync covers every pod.
-            (_, None) => None,
-            (_, Some(e)) => Controlled::of(&metadata_of(e)?, &[STATEFUL_SET]).map(Trigger::Change),
-        }
+        // The sets' resync covers every pod.
+        OWNERS.decode(watch, event, |_, pod| OWNERS.controlled(pod?))
     }
 
     async fn changes(
@@ -102,7 +96,7 @@ impl Reconciler for StatefulSets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, StatefulSetError> {
-        Ok(list_refs(&self.objects, kinds::STATEFULSETS, STATEFUL_SET).await?)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<runtime::Action, StatefulSetError> {
