@@ -5,16 +5,14 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use super::fields::object_at;
 
 /// A template's metadata as a new object starts from: an object, without
 /// the name and creation time the API server assigns.
 pub fn template_metadata(template: &Value) -> Value {
-    let mut metadata = template
-        .get("metadata")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let mut metadata = object_at(template, "/metadata");
     if let Some(m) = metadata.as_object_mut() {
         m.remove("name");
         m.remove("creationTimestamp");

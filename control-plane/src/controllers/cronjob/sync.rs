@@ -14,6 +14,7 @@ use tracing::info;
 use super::{COMPONENT, CronJobError};
 use crate::clock::SharedClock;
 use crate::controllers::batch::{self as job_status, delete_job, time_of, timestamp};
+use crate::controllers::fields::object_at;
 use crate::meta;
 use crate::meta::controller_uid;
 use crate::registry::deletion::Propagation;
@@ -427,11 +428,7 @@ pub fn job_from_template(
     scheduled: DateTime<Utc>,
 ) -> Value {
     let template = cj.pointer("/spec/jobTemplate").cloned().unwrap_or_default();
-    let mut annotations = template
-        .pointer("/metadata/annotations")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let mut annotations = object_at(&template, "/metadata/annotations");
     annotations[SCHEDULED_TIMESTAMP] = json!(schedule.local_rfc3339(scheduled));
     let mut metadata = json!({
         "name": name,

@@ -28,6 +28,7 @@ use self::backoff::Backoff;
 use self::eligibility::pin_to_node;
 use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, claim};
 use super::claim;
+use super::fields::{edit_status, object_at, set_count};
 use super::pod::slow_start_batches;
 use super::runtime::{
     Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
@@ -98,11 +99,7 @@ pub fn owner_reference(ds: &Value) -> Value {
 /// The template of the DaemonSet's pods: its pod template with the daemon
 /// tolerations and the revision and generation labels.
 fn pod_template(ds_obj: &Value, ds: &DaemonSet, hash: &str) -> Value {
-    let mut template = ds_obj
-        .pointer("/spec/template")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let mut template = object_at(ds_obj, "/spec/template");
     template["spec"] = ds.pod_spec.clone();
     if !template["metadata"].is_object() {
         template["metadata"] = json!({});
@@ -436,15 +433,18 @@ impl DaemonSets {
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
             .unwrap_or(1);
-        let fields = [
-            ("currentNumberScheduled", s.current, true),
-            ("numberMisscheduled", s.misscheduled, true),
-            ("desiredNumberScheduled", s.desired, true),
-            ("numberReady", s.ready, true),
-            ("observedGeneration", generation, false),
-            ("updatedNumberScheduled", s.updated, false),
-            ("numberAvailable", s.available, false),
-            ("numberUnavailable", s.unavailable(), false),
+        let always = [
+            ("currentNumberScheduled", s.current),
+            ("numberMisscheduled", s.misscheduled),
+            ("desiredNumberScheduled", s.desired),
+            ("numberReady", s.ready),
+        ];
+        // Upstream omits these zero counts (omitempty).
+        let counts = [
+            ("observedGeneration", generation),
+            ("updatedNumberScheduled", s.updated),
+            ("numberAvailable", s.available),
+            ("numberUnavailable", s.unavailable()),
         ];
         let daemonsets = kinds::DAEMONSETS;
         self.objects
@@ -453,29 +453,14 @@ impl DaemonSets {
                 Some(meta::namespace(ds_obj)),
                 meta::name(ds_obj),
                 |obj| {
-                    if str_at(obj, "/metadata/uid") != Some(ds.uid.as_str()) {
-                        return false;
-                    }
-                    let mut status = obj
-                        .get("status")
-                        .cloned()
-                        .filter(Value::is_object)
-                        .unwrap_or_else(|| json!({}));
-                    for (field, value, always) in fields {
-                        // Upstream omits these zero counts (omitempty).
-                        if value == 0 && !always {
-                            if let Some(m) = status.as_object_mut() {
-                                m.remove(field);
-                            }
-                        } else {
+                    edit_status(obj, &ds.uid, |status| {
+                        for (field, value) in always {
                             status[field] = json!(value);
                         }
-                    }
-                    if obj.get("status") == Some(&status) {
-                        return false;
-                    }
-                    obj["status"] = status;
-                    true
+                        for (field, value) in counts {
+                            set_count(status, field, value);
+                        }
+                    })
                 },
             )
             .await?;

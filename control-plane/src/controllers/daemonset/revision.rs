@@ -14,6 +14,7 @@ use tracing::{debug, info};
 
 use super::DaemonSetError;
 use super::plan::HASH_LABEL;
+use crate::controllers::fields::object_at;
 use crate::controllers::template_hash::template_hash;
 use crate::meta;
 use crate::registry::kinds;
@@ -99,11 +100,7 @@ pub fn to_prune(old: &[Value], limit: i64, live_hashes: &BTreeSet<String>) -> Ve
 /// A new ControllerRevision of `ds` for its current template.
 pub fn new_revision(ds: &Value, name: &str, hash: &str, revision: i64) -> Value {
     let template = ds.pointer("/spec/template").cloned().unwrap_or_default();
-    let mut labels = template
-        .pointer("/metadata/labels")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let mut labels = object_at(&template, "/metadata/labels");
     labels[HASH_LABEL] = json!(hash);
     let mut metadata = json!({
         "name": name,

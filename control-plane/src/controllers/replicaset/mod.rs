@@ -7,6 +7,7 @@ use tracing::{debug, info};
 
 use self::plan::Owner;
 use super::claim;
+use super::fields::{edit_status, set_count};
 use super::namespace_objects;
 use super::pod::{slow_start_batches, template_metadata};
 use super::runtime::{
@@ -196,38 +197,21 @@ impl ReplicaSets {
         owner: &Owner,
         plan: &plan::Plan,
     ) -> Result<(), ReplicaSetError> {
-        let fields = [
-            ("replicas", plan.replicas),
+        let counts = [
             ("fullyLabeledReplicas", plan.fully_labeled),
             ("readyReplicas", plan.ready),
             ("availableReplicas", plan.available),
         ];
         self.objects
             .update(rt, Some(namespace), name, |obj| {
-                if obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(&owner.uid) {
-                    return false;
-                }
-                let mut status = obj
-                    .get("status")
-                    .cloned()
-                    .filter(Value::is_object)
-                    .unwrap_or_else(|| json!({}));
-                for (field, value) in fields {
+                edit_status(obj, &owner.uid, |status| {
                     // Upstream omits zero counts (omitempty), except replicas.
-                    if value == 0 && field != "replicas" {
-                        if let Some(m) = status.as_object_mut() {
-                            m.remove(field);
-                        }
-                    } else {
-                        status[field] = json!(value);
+                    status["replicas"] = json!(plan.replicas);
+                    for (field, value) in counts {
+                        set_count(status, field, value);
                     }
-                }
-                status["observedGeneration"] = json!(owner.generation);
-                if obj.get("status") == Some(&status) {
-                    return false;
-                }
-                obj["status"] = status;
-                true
+                    status["observedGeneration"] = json!(owner.generation);
+                })
             })
             .await?;
         Ok(())

@@ -26,6 +26,7 @@ use tracing::{debug, info};
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
 use super::claim;
+use super::fields::{edit_status, object_at, set_count};
 use super::namespace_objects;
 use super::runtime::{
     self, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
@@ -232,11 +233,7 @@ impl StatefulSets {
         let set_name = meta::name(set);
         let hash = revision::hash(data, *collisions);
         let name = revision::name(set_name, &hash);
-        let mut labels = set
-            .pointer("/spec/template/metadata/labels")
-            .cloned()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({}));
+        let mut labels = object_at(set, "/spec/template/metadata/labels");
         labels[HASH_LABEL] = json!(hash);
         let mut metadata = json!({
             "name": name, "namespace": namespace, "labels": labels,
@@ -555,44 +552,23 @@ impl StatefulSets {
                 Some(namespace),
                 meta::name(set),
                 |obj| {
-                    if str_at(obj, "/metadata/uid") != Some(uid.as_str()) {
-                        return false;
-                    }
-                    let mut status = obj
-                        .get("status")
-                        .cloned()
-                        .filter(Value::is_object)
-                        .unwrap_or_else(|| json!({}));
-                    // `omitempty` as upstream's StatefulSetStatus, except these.
-                    status["replicas"] = json!(c.replicas);
-                    status["availableReplicas"] = json!(c.available);
-                    for (field, value) in [
-                        ("readyReplicas", c.ready),
-                        ("currentReplicas", c.current),
-                        ("updatedReplicas", c.updated),
-                    ] {
-                        if value == 0 {
-                            if let Some(m) = status.as_object_mut() {
-                                m.remove(field);
-                            }
-                        } else {
-                            status[field] = json!(value);
-                        }
-                    }
-                    status["observedGeneration"] = json!(generation);
-                    status["currentRevision"] = json!(current);
-                    status["updateRevision"] = json!(update);
-                    // A concurrent collision bump must not be lost.
-                    let stored = status
-                        .get("collisionCount")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0);
-                    status["collisionCount"] = json!(stored.max(u64::from(collisions)));
-                    if obj.get("status") == Some(&status) {
-                        return false;
-                    }
-                    obj["status"] = status;
-                    true
+                    edit_status(obj, &uid, |status| {
+                        // `omitempty` as upstream's StatefulSetStatus, except these.
+                        status["replicas"] = json!(c.replicas);
+                        status["availableReplicas"] = json!(c.available);
+                        set_count(status, "readyReplicas", c.ready);
+                        set_count(status, "currentReplicas", c.current);
+                        set_count(status, "updatedReplicas", c.updated);
+                        status["observedGeneration"] = json!(generation);
+                        status["currentRevision"] = json!(current);
+                        status["updateRevision"] = json!(update);
+                        // A concurrent collision bump must not be lost.
+                        let stored = status
+                            .get("collisionCount")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0);
+                        status["collisionCount"] = json!(stored.max(u64::from(collisions)));
+                    })
                 },
             )
             .await?;

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use crate::controllers::fields::object_at;
 use crate::controllers::template_hash::{canonical, safe_encode};
 
 /// The label of a revision with its hash.
@@ -47,11 +48,7 @@ impl Known {
 /// of the API types does since Kubernetes 1.34 (`omitzero`), so kubectl
 /// 1.34+ finds a revision equal to the set's template byte for byte.
 pub fn patch_of(set: &Value) -> Value {
-    let mut template = set
-        .pointer("/spec/template")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let mut template = object_at(set, "/spec/template");
     if let Some(m) = template.get_mut("metadata").and_then(Value::as_object_mut) {
         m.retain(|_, v| !v.is_null());
     }

@@ -1,0 +1,74 @@
+//! Small readers and writers of object fields that the workload
+//! controllers share: copying a part of an object to build another from,
+//! and writing a status only when it changes.
+
+use serde_json::{Value, json};
+
+use crate::meta::str_at;
+
+/// A copy of the object at `pointer` in `obj`, or an empty object when
+/// there is none (or something else stands there): what a new object's
+/// labels, annotations or template start from.
+pub fn object_at(obj: &Value, pointer: &str) -> Value {
+    obj.pointer(pointer)
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}))
+}
+
+/// Rewrites `obj`'s status with `edit`, for an `Objects::update` closure:
+/// `false` (no write) when `obj` is no longer the object of `uid` (it was
+/// deleted and made again since the sync read it) or the status is as it
+/// was, so an unchanged status costs no write and no watch event.
+pub fn edit_status(obj: &mut Value, uid: &str, edit: impl FnOnce(&mut Value)) -> bool {
+    if str_at(obj, "/metadata/uid") != Some(uid) {
+        return false;
+    }
+    let mut status = object_at(obj, "/status");
+    edit(&mut status);
+    if obj.get("status") == Some(&status) {
+        return false;
+    }
+    obj["status"] = status;
+    true
+}
+
+/// Sets the count `field` of `status`, leaving a zero out as upstream's
+/// `omitempty` does.
+pub fn set_count<N: Into<Value> + Default + PartialEq>(status: &mut Value, field: &str, count: N) {
+    if count != N::default() {
+        status[field] = count.into();
+    } else if let Some(m) = status.as_object_mut() {
+        m.remove(field);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_at_copies_objects_only() {
+        let obj = json!({"a": {"b": 1}, "c": 2});
+        assert_eq!(object_at(&obj, "/a"), json!({"b": 1}));
+        assert_eq!(object_at(&obj, "/c"), json!({}));
+        assert_eq!(object_at(&obj, "/missing"), json!({}));
+    }
+
+    #[test]
+    fn a_status_is_written_for_its_object_and_only_when_it_changes() {
+        let mut obj = json!({"metadata": {"uid": "1"}, "status": {"ready": 2}});
+        assert!(
+            !edit_status(&mut obj, "2", |s| s["ready"] = json!(3)),
+            "another uid"
+        );
+        assert!(
+            !edit_status(&mut obj, "1", |s| s["ready"] = json!(2)),
+            "unchanged"
+        );
+        assert!(edit_status(&mut obj, "1", |s| set_count(s, "ready", 0)));
+        assert_eq!(obj["status"], json!({}));
+        assert!(edit_status(&mut obj, "1", |s| set_count(s, "ready", 4)));
+        assert_eq!(obj["status"], json!({"ready": 4}));
+    }
+}
