@@ -29,7 +29,7 @@ use self::eligibility::pin_to_node;
 use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, claim};
 use super::claim;
 use super::fields::{edit_status, object_at, set_count};
-use super::pod::slow_start_batches;
+use super::pod::{create_pod, slow_start_batches};
 use super::runtime::{
     Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
 };
@@ -387,30 +387,14 @@ impl DaemonSets {
         if nodes.is_empty() {
             return Ok(());
         }
-        let pods_rt = kinds::PODS;
         let template = pod_template(ds_obj, ds, hash);
         let mut nodes = nodes.iter();
         for batch in slow_start_batches(nodes.len()) {
             for node in nodes.by_ref().take(batch) {
-                match self
-                    .objects
-                    .create(pods_rt, new_pod(ds_obj, &template, node))
+                let pod = new_pod(ds_obj, &template, node);
+                create_pod(&self.objects, ds_obj, pod, COMPONENT)
                     .await
-                {
-                    Ok(pod) => {
-                        let message = format!("Created pod: {}", meta::name(&pod));
-                        self.objects
-                            .event(ds_obj, false, "SuccessfulCreate", &message, COMPONENT)
-                            .await;
-                    }
-                    Err(e) => {
-                        let message = format!("Error creating: {e}");
-                        self.objects
-                            .event(ds_obj, true, "FailedCreate", &message, COMPONENT)
-                            .await;
-                        return Err(DaemonSetError::Create(e));
-                    }
-                }
+                    .map_err(DaemonSetError::Create)?;
             }
         }
         Ok(())

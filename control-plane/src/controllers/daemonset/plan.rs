@@ -14,6 +14,7 @@ use skiff_api_rules::workloads::selector_matches;
 
 use super::eligibility::{Fit, add_daemon_tolerations, node_fit, target_node};
 use crate::controllers::intstr::scaled_value;
+use crate::controllers::pod::ready_transition;
 use crate::meta::{self, deleting};
 use crate::meta::{controller_uid, labels as pod_labels};
 use crate::registry::kinds::daemonset::TEMPLATE_GENERATION;
@@ -150,28 +151,13 @@ fn bound(pod: &Value) -> bool {
         .is_some_and(|n| !n.is_empty())
 }
 
-/// When the pod became Ready, if it is.
-fn ready_since(pod: &Value) -> Option<Option<DateTime<Utc>>> {
-    let ready = pod
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready" && c["status"] == "True")?;
-    Some(
-        ready["lastTransitionTime"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc)),
-    )
-}
-
 fn is_ready(pod: &Value) -> bool {
-    ready_since(pod).is_some()
+    ready_transition(pod).is_some()
 }
 
 /// Upstream's `IsPodAvailable`: Ready for at least `minReadySeconds`.
 pub fn is_available(pod: &Value, min_ready_seconds: i64, now: DateTime<Utc>) -> bool {
-    match ready_since(pod) {
+    match ready_transition(pod) {
         None => false,
         Some(_) if min_ready_seconds <= 0 => true,
         Some(since) => {

@@ -24,7 +24,7 @@ use super::status::{self, JobView};
 use super::{COMPONENT, JobError, delete_job};
 use crate::clock::SharedClock;
 use crate::controllers::claim;
-use crate::controllers::pod::{deletion_order, slow_start_batches};
+use crate::controllers::pod::{create_pod, deletion_order, slow_start_batches};
 use crate::meta::{controller_uid, labels as pod_labels};
 use crate::registry::deletion::Propagation;
 use crate::registry::kinds;
@@ -320,27 +320,12 @@ impl JobSync {
         };
         indexes.reverse();
         let reference = owner_reference(job_obj, &job.uid);
-        let pods_rt = kinds::PODS;
         for batch in slow_start_batches(indexes.len()) {
             for _ in 0..batch {
                 let Some(index) = indexes.pop() else { break };
                 let pod = pods::from_template(job_obj, &reference, index);
-                match self.objects.create(pods_rt, pod).await {
-                    Ok(created) => {
-                        counts.active += 1;
-                        let message = format!("Created pod: {}", pods::name(&created));
-                        self.objects
-                            .event(job_obj, false, "SuccessfulCreate", &message, COMPONENT)
-                            .await;
-                    }
-                    Err(e) => {
-                        let message = format!("Error creating: {e}");
-                        self.objects
-                            .event(job_obj, true, "FailedCreate", &message, COMPONENT)
-                            .await;
-                        return Err(e.into());
-                    }
-                }
+                create_pod(&self.objects, job_obj, pod, COMPONENT).await?;
+                counts.active += 1;
             }
         }
         Ok(None)

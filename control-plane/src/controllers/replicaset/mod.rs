@@ -9,7 +9,7 @@ use self::plan::Owner;
 use super::claim;
 use super::fields::{edit_status, set_count};
 use super::namespace_objects;
-use super::pod::{slow_start_batches, template_metadata};
+use super::pod::{create_pod, slow_start_batches, template_metadata};
 use super::runtime::{
     Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
 };
@@ -144,27 +144,10 @@ impl ReplicaSets {
         'create: for batch in slow_start_batches(plan.create) {
             for _ in 0..batch {
                 let pod = pod_from_template(&owner_obj, &reference);
-                match self.objects.create(pods_rt, pod).await {
-                    Ok(created) => {
-                        let message = format!("Created pod: {}", meta::name(&created));
-                        self.objects
-                            .event(
-                                &owner_obj,
-                                false,
-                                "SuccessfulCreate",
-                                &message,
-                                component(kind),
-                            )
-                            .await;
-                    }
-                    Err(e) => {
-                        let message = format!("Error creating: {e}");
-                        self.objects
-                            .event(&owner_obj, true, "FailedCreate", &message, component(kind))
-                            .await;
-                        failure = Some(e);
-                        break 'create;
-                    }
+                let created = create_pod(&self.objects, &owner_obj, pod, component(kind)).await;
+                if let Err(e) = created {
+                    failure = Some(e);
+                    break 'create;
                 }
             }
         }

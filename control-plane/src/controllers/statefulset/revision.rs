@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::controllers::fields::object_at;
 use crate::controllers::template_hash::{canonical, safe_encode};
+use crate::meta;
 
 /// The label of a revision with its hash.
 pub const HASH_LABEL: &str = "controller.kubernetes.io/hash";
@@ -32,11 +33,7 @@ impl Known {
     /// Reads a ControllerRevision object.
     pub fn of(obj: &Value) -> Self {
         Self {
-            name: obj
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            name: meta::name(obj).to_string(),
             number: obj.get("revision").and_then(Value::as_i64).unwrap_or(0),
             data: obj.get("data").cloned().unwrap_or(Value::Null),
         }
@@ -178,9 +175,14 @@ mod tests {
 
     #[test]
     fn fnv1_matches_the_reference_vectors() {
-        assert_eq!(fnv1_32(b""), 0x811c_9dc5);
-        assert_eq!(fnv1_32(b"a"), 0x050c_5d7e);
-        assert_eq!(fnv1_32(b"foobar"), 0x31f0_b262);
+        let vectors: [(&[u8], u32); 3] = [
+            (b"", 0x811c_9dc5),
+            (b"a", 0x050c_5d7e),
+            (b"foobar", 0x31f0_b262),
+        ];
+        for (input, hash) in vectors {
+            assert_eq!(fnv1_32(input), hash, "{input:?}");
+        }
     }
 
     #[test]
