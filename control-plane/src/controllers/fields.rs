@@ -1,10 +1,23 @@
-//! Small readers and writers of object fields that the workload
-//! controllers share: copying a part of an object to build another from,
-//! and writing a status only when it changes.
+//! Small readers and writers of objects that the workload controllers
+//! share: copying a part of an object to build another from, writing a
+//! status only when it changes, and taking a deleted object as nothing to
+//! do.
 
 use serde_json::{Value, json};
 
 use crate::meta::str_at;
+use crate::store::StoreError;
+
+/// The result of a store call on one object, with the object being gone
+/// (deleted since it was seen) as `None` rather than an error: a
+/// controller has nothing to do for an object that no longer exists.
+pub fn unless_gone<T>(result: Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 /// A copy of the object at `pointer` in `obj`, or an empty object when
 /// there is none (or something else stands there): what a new object's

@@ -14,7 +14,7 @@ use tracing::info;
 use super::{COMPONENT, CronJobError};
 use crate::clock::SharedClock;
 use crate::controllers::batch::{self as job_status, delete_job, time_of, timestamp};
-use crate::controllers::fields::object_at;
+use crate::controllers::fields::{object_at, unless_gone};
 use crate::meta;
 use crate::meta::controller_uid;
 use crate::registry::deletion::Propagation;
@@ -69,10 +69,8 @@ impl CronJobSync {
         name: &str,
     ) -> Result<Option<Duration>, CronJobError> {
         let rt = kinds::CRONJOBS;
-        let cj = match self.objects.get(rt, Some(namespace), name).await {
-            Ok(o) => o,
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(cj) = unless_gone(self.objects.get(rt, Some(namespace), name).await)? else {
+            return Ok(None);
         };
         let uid = uid_of(&cj).to_string();
         let now = self.clock.now();
@@ -400,11 +398,7 @@ impl CronJobSync {
                 true
             })
             .await;
-        match updated {
-            Ok(v) => Ok(v),
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(unless_gone(updated)?.flatten())
     }
 }
 

@@ -28,7 +28,7 @@ use self::backoff::Backoff;
 use self::eligibility::pin_to_node;
 use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, claim};
 use super::claim;
-use super::fields::{edit_status, object_at, set_count};
+use super::fields::{edit_status, object_at, set_count, unless_gone};
 use super::pod::{create_pod, slow_start_batches};
 use super::runtime::{
     Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
@@ -276,11 +276,10 @@ impl DaemonSets {
     async fn sync(&mut self, key: &ObjectRef) -> Result<Option<Duration>, DaemonSetError> {
         let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
         let daemonsets = kinds::DAEMONSETS;
-        let ds_obj = match self.objects.get(daemonsets, Some(namespace), name).await {
-            Ok(d) => d,
-            // Gone: its pods are the garbage collector's business.
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        // Gone: its pods are the garbage collector's business.
+        let Some(ds_obj) = unless_gone(self.objects.get(daemonsets, Some(namespace), name).await)?
+        else {
+            return Ok(None);
         };
         if ds_obj
             .pointer("/metadata/deletionTimestamp")

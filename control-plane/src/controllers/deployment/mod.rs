@@ -18,6 +18,7 @@ use tracing::debug;
 
 use self::rolling::{RecreateStep, Set, fenceposts};
 use super::claim;
+use super::fields::unless_gone;
 use super::runtime::{
     Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
 };
@@ -166,11 +167,10 @@ impl Deployments {
     /// One sync; returns when to look again if nothing else happens.
     async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, DeploymentError> {
         let deployments = kinds::DEPLOYMENTS;
-        let d = match self.objects.get(deployments, Some(namespace), name).await {
-            Ok(d) => d,
-            // Gone: its sets are the garbage collector's business.
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        // Gone: its sets are the garbage collector's business.
+        let Some(d) = unless_gone(self.objects.get(deployments, Some(namespace), name).await)?
+        else {
+            return Ok(None);
         };
         if d.pointer("/metadata/deletionTimestamp")
             .is_some_and(|v| !v.is_null())

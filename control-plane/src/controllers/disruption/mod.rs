@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use ractor::ActorProcessingErr;
 use serde_json::Value;
 
+use super::fields::unless_gone;
 use super::metadata_of;
 use super::runtime::{Action, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger};
 use crate::meta::{self, controller_ref as controller_of};
@@ -177,10 +178,8 @@ impl Budgets {
 
     async fn sync(&self, namespace: &str, name: &str) -> Result<(), ActorProcessingErr> {
         let pdb_rt = kinds::PODDISRUPTIONBUDGETS;
-        let pdb = match self.objects.get(pdb_rt, Some(namespace), name).await {
-            Ok(p) => p,
-            Err(StoreError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
+        let Some(pdb) = unless_gone(self.objects.get(pdb_rt, Some(namespace), name).await)? else {
+            return Ok(());
         };
         let listing = self
             .objects

@@ -24,6 +24,7 @@ use super::status::{self, JobView};
 use super::{COMPONENT, JobError, delete_job};
 use crate::clock::SharedClock;
 use crate::controllers::claim;
+use crate::controllers::fields::unless_gone;
 use crate::controllers::pod::{create_pod, deletion_order, slow_start_batches};
 use crate::meta::{controller_uid, labels as pod_labels};
 use crate::registry::deletion::Propagation;
@@ -109,11 +110,9 @@ impl JobSync {
     /// again (deadline, back-off, TTL), if at all.
     pub async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, JobError> {
         let rt = kinds::JOBS;
-        let job_obj = match self.objects.get(rt, Some(namespace), name).await {
-            Ok(o) => o,
-            // Gone: its pods went with it (cascade) or are orphans now.
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        // Gone: its pods went with it (cascade) or are orphans now.
+        let Some(job_obj) = unless_gone(self.objects.get(rt, Some(namespace), name).await)? else {
+            return Ok(None);
         };
         let Some(job) = JobView::read(&job_obj) else {
             return Ok(None);
@@ -417,11 +416,7 @@ impl JobSync {
                 true
             })
             .await;
-        match updated {
-            Ok(p) => Ok(p),
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(unless_gone(updated)?.flatten())
     }
 
     /// Deletes a pod of the Job (with an event). `untrack_first` drops its
@@ -488,11 +483,7 @@ impl JobSync {
                 true
             })
             .await;
-        match updated {
-            Ok(v) => Ok(v),
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(unless_gone(updated)?.flatten())
     }
 
     /// `ttlSecondsAfterFinished`: deletes the finished Job (and its pods)

@@ -7,7 +7,7 @@ use tracing::{debug, info};
 
 use self::plan::Owner;
 use super::claim;
-use super::fields::{edit_status, set_count};
+use super::fields::{edit_status, set_count, unless_gone};
 use super::namespace_objects;
 use super::pod::{create_pod, slow_start_batches, template_metadata};
 use super::runtime::{
@@ -106,11 +106,10 @@ impl ReplicaSets {
             name,
         } = key;
         let rt = owner_rt(kind);
-        let owner_obj = match self.objects.get(rt, Some(namespace), name).await {
-            Ok(o) => o,
-            // Gone: its pods are the garbage collector's business.
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        // Gone: its pods are the garbage collector's business.
+        let Some(owner_obj) = unless_gone(self.objects.get(rt, Some(namespace), name).await)?
+        else {
+            return Ok(None);
         };
         let Some(owner) = Owner::from_object(&owner_obj) else {
             return Ok(None);

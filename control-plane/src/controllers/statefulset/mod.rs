@@ -26,7 +26,7 @@ use tracing::{debug, info};
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
 use super::claim;
-use super::fields::{edit_status, object_at, set_count};
+use super::fields::{edit_status, object_at, set_count, unless_gone};
 use super::namespace_objects;
 use super::runtime::{
     self, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
@@ -123,11 +123,9 @@ impl StatefulSets {
     async fn sync(&self, key: &ObjectRef) -> Result<Option<Duration>, StatefulSetError> {
         let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
         let sets = kinds::STATEFULSETS;
-        let set = match self.objects.get(sets, Some(namespace), name).await {
-            Ok(s) => s,
-            // Gone: its pods are the garbage collector's, its claims stay.
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        // Gone: its pods are the garbage collector's, its claims stay.
+        let Some(set) = unless_gone(self.objects.get(sets, Some(namespace), name).await)? else {
+            return Ok(None);
         };
         let Some(selector) = set
             .pointer("/spec/selector")
