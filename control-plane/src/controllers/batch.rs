@@ -67,3 +67,15 @@ pub fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
 pub fn is_true(status: &Value, kind: &str) -> bool {
     condition(status, kind).is_some_and(|c| c["status"] == "True")
 }
+
+/// The Job and CronJob tests' world: an in-memory store and a fake clock
+/// at `now`.
+#[cfg(test)]
+pub fn test_world(now: DateTime<Utc>) -> (Objects, std::sync::Arc<crate::clock::FakeClock>) {
+    let store = crate::store::memory::MemoryStore::new();
+    let objects = Objects::new(std::sync::Arc::new(store));
+    (
+        objects,
+        std::sync::Arc::new(crate::clock::FakeClock::new(now)),
+    )
+}

@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use super::fields::retain_in_metadata;
 use crate::meta::controller_uid;
 
 /// Makes `reference` the controller of `obj` unless it has one already;
@@ -22,21 +23,9 @@ pub fn adopt(obj: &mut Value, reference: &Value) -> bool {
 /// Drops `obj`'s references to the owners whose uid `gone` accepts;
 /// whether `obj` changed.
 pub fn release(obj: &mut Value, gone: impl Fn(&str) -> bool) -> bool {
-    let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() else {
-        return false;
-    };
-    let before = refs.len();
-    refs.retain(|r| !r["uid"].as_str().is_some_and(&gone));
-    if refs.len() == before {
-        return false;
-    }
-    // An empty list is omitted, as upstream serializes it.
-    if refs.is_empty()
-        && let Some(m) = obj["metadata"].as_object_mut()
-    {
-        m.remove("ownerReferences");
-    }
-    true
+    retain_in_metadata(obj, "ownerReferences", |r| {
+        !r["uid"].as_str().is_some_and(&gone)
+    })
 }
 
 #[cfg(test)]

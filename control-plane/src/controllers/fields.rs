@@ -46,6 +46,27 @@ pub fn edit_status(obj: &mut Value, uid: &str, edit: impl FnOnce(&mut Value)) ->
     true
 }
 
+/// Keeps the items of `obj`'s metadata list `field` (owner references,
+/// finalizers) that `keep` accepts, leaving out a list this empties as
+/// upstream serializes it; whether any item went.
+pub fn retain_in_metadata(obj: &mut Value, field: &str, keep: impl FnMut(&Value) -> bool) -> bool {
+    let list = obj.get_mut("metadata").and_then(|m| m.get_mut(field));
+    let Some(list) = list.and_then(Value::as_array_mut) else {
+        return false;
+    };
+    let before = list.len();
+    list.retain(keep);
+    if list.len() == before {
+        return false;
+    }
+    if list.is_empty()
+        && let Some(m) = obj["metadata"].as_object_mut()
+    {
+        m.remove(field);
+    }
+    true
+}
+
 /// Sets the count `field` of `status`, leaving a zero out as upstream's
 /// `omitempty` does.
 pub fn set_count<N: Into<Value> + Default + PartialEq>(status: &mut Value, field: &str, count: N) {

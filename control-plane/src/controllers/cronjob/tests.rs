@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use super::sync::{CronJobSync, SCHEDULED_TIMESTAMP, job_name};
 use crate::clock::{Clock, FakeClock};
+use crate::controllers::batch::test_world;
 use crate::controllers::job::status::timestamp;
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
-use crate::store::memory::MemoryStore;
 
 const NS: &str = "default";
 
@@ -28,8 +28,7 @@ struct Env {
 }
 
 fn env(now: &str) -> Env {
-    let objects = Objects::new(Arc::new(MemoryStore::new()));
-    let clock = Arc::new(FakeClock::new(t(now)));
+    let (objects, clock) = test_world(t(now));
     let sync = CronJobSync::new(objects.clone(), clock.clone());
     Env {
         objects,

@@ -205,14 +205,6 @@ impl DaemonSets {
         }
     }
 
-    async fn namespace_objects(
-        &self,
-        rt: &ResourceType,
-        namespace: &str,
-    ) -> Result<Vec<Value>, DaemonSetError> {
-        Ok(namespace_objects(&self.objects, rt, namespace).await?)
-    }
-
     /// Adopts (`reference` given) or releases (`uid` removed) one dependent.
     async fn set_controller(
         &self,
@@ -264,9 +256,7 @@ impl DaemonSets {
         ds_obj: &Value,
         ds: &DaemonSet,
     ) -> Result<(plan::Claim, Vec<Value>), DaemonSetError> {
-        let pods = self
-            .namespace_objects(kinds::PODS, meta::namespace(ds_obj))
-            .await?;
+        let pods = namespace_objects(&self.objects, kinds::PODS, meta::namespace(ds_obj)).await?;
         let (c, mine) = claim(ds, &pods);
         let mine = mine.into_iter().cloned().collect();
         Ok((c, mine))
@@ -296,7 +286,7 @@ impl DaemonSets {
         let pods: Vec<&Value> = pods.iter().collect();
 
         let revisions_rt = kinds::CONTROLLERREVISIONS;
-        let revisions = self.namespace_objects(revisions_rt, namespace).await?;
+        let revisions = namespace_objects(&self.objects, revisions_rt, namespace).await?;
         let (revision_claim, mine) = claim(&ds, &revisions);
         self.apply_claim(revisions_rt, &ds_obj, &ds, &revision_claim)
             .await?;

@@ -63,7 +63,9 @@ async fn sync(state: &mut DaemonSets) -> Option<Duration> {
 }
 
 async fn pods(state: &DaemonSets) -> Vec<Value> {
-    let mut pods = state.namespace_objects(rts().1, NS).await.expect("pods");
+    let mut pods = namespace_objects(&state.objects, rts().1, NS)
+        .await
+        .expect("pods");
     pods.sort_by_key(|p| target_node(p).unwrap_or_default());
     pods
 }
@@ -130,8 +132,7 @@ async fn status(state: &DaemonSets) -> Value {
 
 async fn revisions(state: &DaemonSets) -> Vec<(i64, String)> {
     let rt = kinds::CONTROLLERREVISIONS;
-    let mut out: Vec<(i64, String)> = state
-        .namespace_objects(rt, NS)
+    let mut out: Vec<(i64, String)> = namespace_objects(&state.objects, rt, NS)
         .await
         .expect("revisions")
         .iter()

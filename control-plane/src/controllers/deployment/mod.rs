@@ -27,7 +27,6 @@ use super::{metadata_of, namespace_objects};
 use crate::meta::{self, annotation, controller_uid, int_at, labels as labels_of, str_at};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
-use crate::registry::resources::ResourceType;
 use crate::store::{Event, EventKind, StoreError};
 
 const COMPONENT: &str = "deployment-controller";
@@ -156,14 +155,6 @@ impl Deployments {
         Self { objects }
     }
 
-    async fn namespace_objects(
-        &self,
-        rt: &ResourceType,
-        namespace: &str,
-    ) -> Result<Vec<Value>, DeploymentError> {
-        Ok(namespace_objects(&self.objects, rt, namespace).await?)
-    }
-
     /// One sync; returns when to look again if nothing else happens.
     async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, DeploymentError> {
         let deployments = kinds::DEPLOYMENTS;
@@ -203,7 +194,7 @@ impl Deployments {
     ) -> Result<Vec<Value>, DeploymentError> {
         let replicasets = kinds::REPLICASETS;
         let mut owned = Vec::new();
-        for rs in self.namespace_objects(replicasets, namespace).await? {
+        for rs in namespace_objects(&self.objects, replicasets, namespace).await? {
             match controller_uid(&rs) {
                 Some(c) if c == uid => owned.push(rs),
                 Some(_) => {}
@@ -559,7 +550,7 @@ impl Deployments {
             .iter()
             .filter_map(|r| str_at(r, "/metadata/uid"))
             .collect();
-        let pods = self.namespace_objects(kinds::PODS, namespace).await?;
+        let pods = namespace_objects(&self.objects, kinds::PODS, namespace).await?;
         Ok(pods.iter().any(|p| {
             controller_uid(p).is_some_and(|u| uids.contains(u))
                 && !matches!(str_at(p, "/status/phase"), Some("Succeeded" | "Failed"))
@@ -606,8 +597,7 @@ impl Deployments {
         let deployments = kinds::DEPLOYMENTS;
         let uid = str_at(d, "/metadata/uid").unwrap_or_default().to_string();
         // Counts from the sets as they are now, after this sync's writes.
-        let sets: Vec<Value> = self
-            .namespace_objects(kinds::REPLICASETS, namespace)
+        let sets: Vec<Value> = namespace_objects(&self.objects, kinds::REPLICASETS, namespace)
             .await?
             .into_iter()
             .filter(|r| controller_uid(r) == Some(uid.as_str()))

@@ -13,6 +13,7 @@ use super::pods::{self, TRACKING_FINALIZER};
 use super::status;
 use super::sync::JobSync;
 use crate::clock::{Clock, FakeClock};
+use crate::controllers::batch::test_world;
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::memory::MemoryStore;
@@ -30,8 +31,7 @@ fn start() -> DateTime<Utc> {
 }
 
 fn env() -> Env {
-    let objects = Objects::new(Arc::new(MemoryStore::new()));
-    let clock = Arc::new(FakeClock::new(start()));
+    let (objects, clock) = test_world(start());
     let sync = JobSync::new(objects.clone(), clock.clone(), Backoff::default());
     Env {
         objects,

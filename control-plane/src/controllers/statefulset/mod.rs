@@ -34,7 +34,6 @@ use super::runtime::{
 use crate::meta::{self, controller_uid, deleting, labels as labels_of, str_at};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
-use crate::registry::resources::ResourceType;
 use crate::store::{Event, StoreError};
 
 const COMPONENT: &str = "statefulset-controller";
@@ -111,14 +110,6 @@ impl StatefulSets {
         Self { objects }
     }
 
-    async fn namespace_objects(
-        &self,
-        rt: &ResourceType,
-        namespace: &str,
-    ) -> Result<Vec<Value>, StatefulSetError> {
-        Ok(namespace_objects(&self.objects, rt, namespace).await?)
-    }
-
     /// One sync; returns when to look again if nothing else happens.
     async fn sync(&self, key: &ObjectRef) -> Result<Option<Duration>, StatefulSetError> {
         let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
@@ -163,8 +154,7 @@ impl StatefulSets {
     async fn revisions(&self, set: &Value, namespace: &str) -> Result<Revisions, StatefulSetError> {
         let crs = kinds::CONTROLLERREVISIONS;
         let uid = str_at(set, "/metadata/uid").unwrap_or_default();
-        let mut all: Vec<Known> = self
-            .namespace_objects(crs, namespace)
+        let mut all: Vec<Known> = namespace_objects(&self.objects, crs, namespace)
             .await?
             .iter()
             .filter(|r| controller_uid(r) == Some(uid))
@@ -281,7 +271,7 @@ impl StatefulSets {
         let uid = str_at(set, "/metadata/uid").unwrap_or_default().to_string();
         let set_name = meta::name(set);
         let mut mine = Vec::new();
-        for pod in self.namespace_objects(pods_rt, namespace).await? {
+        for pod in namespace_objects(&self.objects, pods_rt, namespace).await? {
             let matches = selector_matches(selector, &labels_of(&pod))
                 && plan::ordinal_of(set_name, meta::name(&pod)).is_some();
             match controller_uid(&pod) {
