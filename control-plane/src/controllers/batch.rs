@@ -4,9 +4,11 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
+use crate::controllers::fields::{edit_status, unless_gone};
 use crate::registry::deletion::{DeleteOptions, Propagation};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
+use crate::registry::resources::ResourceType;
 use crate::store::StoreError;
 
 /// What can go wrong in a sync.
@@ -15,6 +17,26 @@ pub enum JobError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Writes `status` as the status of `rt`'s `namespace/name` if that is
+/// still the object of `uid` and its status differs: the Job and CronJob
+/// syncs build the whole status first. The written object; `None` if
+/// nothing was written or the object is gone.
+pub async fn write_status(
+    objects: &Objects,
+    rt: &ResourceType,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    status: &Value,
+) -> Result<Option<Value>, StoreError> {
+    let updated = objects
+        .update(rt, Some(namespace), name, |obj| {
+            edit_status(obj, uid, |s| *s = status.clone())
+        })
+        .await;
+    Ok(unless_gone(updated)?.flatten())
 }
 
 /// Deletes a Job (if it still has `uid`) with `propagation`; the garbage
@@ -68,14 +90,27 @@ pub fn is_true(status: &Value, kind: &str) -> bool {
     condition(status, kind).is_some_and(|c| c["status"] == "True")
 }
 
-/// The Job and CronJob tests' world: an in-memory store and a fake clock
-/// at `now`.
+/// The Job and CronJob tests' world: an in-memory store, a fake clock and
+/// the controller's sync on both.
 #[cfg(test)]
-pub fn test_world(now: DateTime<Utc>) -> (Objects, std::sync::Arc<crate::clock::FakeClock>) {
+pub struct TestEnv<S> {
+    pub objects: Objects,
+    pub clock: std::sync::Arc<crate::clock::FakeClock>,
+    pub sync: S,
+}
+
+/// A [`TestEnv`] whose clock starts at `now`, with the sync `new` makes.
+#[cfg(test)]
+pub fn test_env<S>(
+    now: DateTime<Utc>,
+    new: impl FnOnce(Objects, crate::clock::SharedClock) -> S,
+) -> TestEnv<S> {
     let store = crate::store::memory::MemoryStore::new();
     let objects = Objects::new(std::sync::Arc::new(store));
-    (
+    let clock = std::sync::Arc::new(crate::clock::FakeClock::new(now));
+    TestEnv {
+        sync: new(objects.clone(), clock.clone()),
         objects,
-        std::sync::Arc::new(crate::clock::FakeClock::new(now)),
-    )
+        clock,
+    }
 }

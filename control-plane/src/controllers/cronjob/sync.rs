@@ -13,7 +13,7 @@ use tracing::info;
 
 use super::{COMPONENT, CronJobError};
 use crate::clock::SharedClock;
-use crate::controllers::batch::{self as job_status, delete_job, time_of, timestamp};
+use crate::controllers::batch::{self as job_status, delete_job, time_of, timestamp, write_status};
 use crate::controllers::fields::{object_at, unless_gone};
 use crate::meta;
 use crate::meta::controller_uid;
@@ -145,7 +145,15 @@ impl CronJobSync {
             .schedule_next(&cj, &mut status, &mut active, &mut events, now)
             .await;
         set_active(&mut status, &active);
-        let written = self.write_status(namespace, name, &uid, &status).await?;
+        let written = write_status(
+            &self.objects,
+            kinds::CRONJOBS,
+            namespace,
+            name,
+            &uid,
+            &status,
+        )
+        .await?;
         let about = written.unwrap_or(cj);
         for (warning, reason, message) in events {
             self.objects
@@ -379,26 +387,6 @@ impl CronJobSync {
             }
         }
         Ok(())
-    }
-
-    async fn write_status(
-        &self,
-        namespace: &str,
-        name: &str,
-        uid: &str,
-        status: &Value,
-    ) -> Result<Option<Value>, CronJobError> {
-        let updated = self
-            .objects
-            .update(kinds::CRONJOBS, Some(namespace), name, |obj| {
-                if uid_of(obj) != uid || obj.get("status") == Some(status) {
-                    return false;
-                }
-                obj["status"] = status.clone();
-                true
-            })
-            .await;
-        Ok(unless_gone(updated)?.flatten())
     }
 }
 

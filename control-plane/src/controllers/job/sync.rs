@@ -23,6 +23,7 @@ use super::pods;
 use super::status::{self, JobView};
 use super::{COMPONENT, JobError, delete_job};
 use crate::clock::SharedClock;
+use crate::controllers::batch::write_status;
 use crate::controllers::claim;
 use crate::controllers::fields::unless_gone;
 use crate::controllers::pod::{create_pod, deletion_order, slow_start_batches};
@@ -212,8 +213,15 @@ impl JobSync {
             .as_ref()
             .map(|f| interim_condition(f, &mut status, now));
         tracking.write(&mut status);
-        self.write_status(namespace, name, &job.uid, &status)
-            .await?;
+        write_status(
+            &self.objects,
+            kinds::JOBS,
+            namespace,
+            name,
+            &job.uid,
+            &status,
+        )
+        .await?;
         for pod in untrack {
             if self.untrack(namespace, pods::name(pod)).await? {
                 tracking.with_finalizer.remove(pods::uid(pod));
@@ -236,9 +244,15 @@ impl JobSync {
             }
             finished_now = true;
         }
-        let written = self
-            .write_status(namespace, name, &job.uid, &status)
-            .await?;
+        let written = write_status(
+            &self.objects,
+            kinds::JOBS,
+            namespace,
+            name,
+            &job.uid,
+            &status,
+        )
+        .await?;
         let about = written.unwrap_or(job_obj);
         for (warning, reason, message) in events {
             self.objects
@@ -460,30 +474,6 @@ impl JobSync {
             self.untrack(namespace, pods::name(pod)).await?;
         }
         Ok(())
-    }
-
-    /// Writes `status` if it differs from the stored one; returns the
-    /// written Job.
-    async fn write_status(
-        &self,
-        namespace: &str,
-        name: &str,
-        uid: &str,
-        status: &Value,
-    ) -> Result<Option<Value>, JobError> {
-        let updated = self
-            .objects
-            .update(kinds::JOBS, Some(namespace), name, |obj| {
-                if obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
-                    || obj.get("status") == Some(status)
-                {
-                    return false;
-                }
-                obj["status"] = status.clone();
-                true
-            })
-            .await;
-        Ok(unless_gone(updated)?.flatten())
     }
 
     /// `ttlSecondsAfterFinished`: deletes the finished Job (and its pods)
