@@ -5,6 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::controllers::fields::{edit_status, unless_gone};
+use crate::meta;
 use crate::registry::deletion::{DeleteOptions, Propagation};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -19,24 +20,38 @@ pub enum JobError {
     Store(#[from] StoreError),
 }
 
-/// Writes `status` as the status of `rt`'s `namespace/name` if that is
-/// still the object of `uid` and its status differs: the Job and CronJob
-/// syncs build the whole status first. The written object; `None` if
-/// nothing was written or the object is gone.
+/// Writes `status` as the status of `obj` (of `rt`, as the sync read
+/// it) if that object is still there and its status differs: the Job and
+/// CronJob syncs build the whole status first. The written object; `None`
+/// if nothing was written or the object is gone.
 pub async fn write_status(
     objects: &Objects,
     rt: &ResourceType,
-    namespace: &str,
-    name: &str,
-    uid: &str,
+    obj: &Value,
     status: &Value,
 ) -> Result<Option<Value>, StoreError> {
+    let uid = meta::str_at(obj, "/metadata/uid").unwrap_or_default();
     let updated = objects
-        .update(rt, Some(namespace), name, |obj| {
-            edit_status(obj, uid, |s| *s = status.clone())
+        .update(rt, Some(meta::namespace(obj)), meta::name(obj), |stored| {
+            edit_status(stored, uid, |s| *s = status.clone())
         })
         .await;
     Ok(unless_gone(updated)?.flatten())
+}
+
+/// Records a sync's `events` (warning, reason, message) on `about` (the
+/// object as last written, so the events carry its latest version).
+pub async fn record(
+    objects: &Objects,
+    about: &Value,
+    events: Vec<(bool, &str, String)>,
+    component: &str,
+) {
+    for (warning, reason, message) in events {
+        objects
+            .event(about, warning, reason, &message, component)
+            .await;
+    }
 }
 
 /// Deletes a Job (if it still has `uid`) with `propagation`; the garbage

@@ -13,7 +13,9 @@ use tracing::info;
 
 use super::{COMPONENT, CronJobError};
 use crate::clock::SharedClock;
-use crate::controllers::batch::{self as job_status, delete_job, time_of, timestamp, write_status};
+use crate::controllers::batch::{
+    self as job_status, delete_job, record, time_of, timestamp, write_status,
+};
 use crate::controllers::fields::{object_at, unless_gone};
 use crate::meta;
 use crate::meta::controller_uid;
@@ -145,21 +147,8 @@ impl CronJobSync {
             .schedule_next(&cj, &mut status, &mut active, &mut events, now)
             .await;
         set_active(&mut status, &active);
-        let written = write_status(
-            &self.objects,
-            kinds::CRONJOBS,
-            namespace,
-            name,
-            &uid,
-            &status,
-        )
-        .await?;
-        let about = written.unwrap_or(cj);
-        for (warning, reason, message) in events {
-            self.objects
-                .event(&about, warning, reason, &message, COMPONENT)
-                .await;
-        }
+        let written = write_status(&self.objects, kinds::CRONJOBS, &cj, &status).await?;
+        record(&self.objects, &written.unwrap_or(cj), events, COMPONENT).await;
         requeue
     }
 

@@ -23,7 +23,7 @@ use super::pods;
 use super::status::{self, JobView};
 use super::{COMPONENT, JobError, delete_job};
 use crate::clock::SharedClock;
-use crate::controllers::batch::write_status;
+use crate::controllers::batch::{record, write_status};
 use crate::controllers::claim;
 use crate::controllers::fields::unless_gone;
 use crate::controllers::pod::{create_pod, deletion_order, slow_start_batches};
@@ -213,15 +213,7 @@ impl JobSync {
             .as_ref()
             .map(|f| interim_condition(f, &mut status, now));
         tracking.write(&mut status);
-        write_status(
-            &self.objects,
-            kinds::JOBS,
-            namespace,
-            name,
-            &job.uid,
-            &status,
-        )
-        .await?;
+        write_status(&self.objects, kinds::JOBS, &job_obj, &status).await?;
         for pod in untrack {
             if self.untrack(namespace, pods::name(pod)).await? {
                 tracking.with_finalizer.remove(pods::uid(pod));
@@ -244,21 +236,9 @@ impl JobSync {
             }
             finished_now = true;
         }
-        let written = write_status(
-            &self.objects,
-            kinds::JOBS,
-            namespace,
-            name,
-            &job.uid,
-            &status,
-        )
-        .await?;
+        let written = write_status(&self.objects, kinds::JOBS, &job_obj, &status).await?;
         let about = written.unwrap_or(job_obj);
-        for (warning, reason, message) in events {
-            self.objects
-                .event(&about, warning, reason, &message, COMPONENT)
-                .await;
-        }
+        record(&self.objects, &about, events, COMPONENT).await;
         if finished_now {
             info!(job = %format!("{namespace}/{name}"), condition = terminal.unwrap_or_default(), "job finished");
             let ttl = job.ttl.map(|t| Duration::from_secs(t.max(0) as u64));
