@@ -67,6 +67,14 @@ pub fn retain_in_metadata(obj: &mut Value, field: &str, keep: impl FnMut(&Value)
     true
 }
 
+/// Records a hash collision on the owner `obj` (an `Objects::update`
+/// closure): its `status.collisionCount` becomes `count`, so that the next
+/// try hashes the template differently.
+pub fn set_collision_count(obj: &mut Value, count: u32) -> bool {
+    obj["status"]["collisionCount"] = json!(count);
+    true
+}
+
 /// Sets the count `field` of `status`, leaving a zero out as upstream's
 /// `omitempty` does.
 pub fn set_count<N: Into<Value> + Default + PartialEq>(status: &mut Value, field: &str, count: N) {

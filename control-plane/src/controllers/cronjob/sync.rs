@@ -76,11 +76,7 @@ impl CronJobSync {
         };
         let uid = uid_of(&cj).to_string();
         let now = self.clock.now();
-        let stored_status = cj
-            .get("status")
-            .cloned()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({}));
+        let stored_status = object_at(&cj, "/status");
         let mut status = stored_status.clone();
         let mut events: Vec<(bool, &str, String)> = Vec::new();
         let mut jobs = self.children(namespace, &uid).await?;

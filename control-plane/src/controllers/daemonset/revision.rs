@@ -14,7 +14,7 @@ use tracing::{debug, info};
 
 use super::DaemonSetError;
 use super::plan::HASH_LABEL;
-use crate::controllers::fields::object_at;
+use crate::controllers::fields::{object_at, set_collision_count};
 use crate::controllers::template_hash::template_hash;
 use crate::meta;
 use crate::registry::kinds;
@@ -278,9 +278,7 @@ async fn snapshot(
                     if obj.pointer("/metadata/uid").cloned() != uid || now != collisions {
                         return false;
                     }
-                    obj["status"]["collisionCount"] =
-                        json!(collisions.unwrap_or(0).saturating_add(1));
-                    true
+                    set_collision_count(obj, collisions.unwrap_or(0).saturating_add(1))
                 })
                 .await?;
             Err(DaemonSetError::Collision(name))

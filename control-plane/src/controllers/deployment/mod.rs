@@ -18,7 +18,7 @@ use tracing::debug;
 
 use self::rolling::{RecreateStep, Set, fenceposts};
 use super::claim;
-use super::fields::unless_gone;
+use super::fields::{set_collision_count, unless_gone};
 use super::runtime::{
     Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
 };
@@ -485,9 +485,7 @@ impl Deployments {
                 let deployments = kinds::DEPLOYMENTS;
                 self.objects
                     .update(deployments, Some(namespace), meta::name(d), |obj| {
-                        obj["status"]["collisionCount"] =
-                            json!(collisions.unwrap_or(0).saturating_add(1));
-                        true
+                        set_collision_count(obj, collisions.unwrap_or(0).saturating_add(1))
                     })
                     .await?;
                 Err(DeploymentError::Collision(name))

@@ -25,7 +25,7 @@ use super::{COMPONENT, JobError, delete_job};
 use crate::clock::SharedClock;
 use crate::controllers::batch::{record, write_status};
 use crate::controllers::claim;
-use crate::controllers::fields::unless_gone;
+use crate::controllers::fields::{object_at, unless_gone};
 use crate::controllers::pod::{create_pod, deletion_order, slow_start_batches};
 use crate::meta::{controller_uid, labels as pod_labels};
 use crate::registry::deletion::Propagation;
@@ -119,11 +119,7 @@ impl JobSync {
             return Ok(None);
         };
         let now = self.clock.now();
-        let stored_status = job_obj
-            .get("status")
-            .cloned()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({}));
+        let stored_status = object_at(&job_obj, "/status");
         let owned = self.owned_pods(namespace, &job_obj, &job).await?;
         if status::finished(&stored_status) {
             self.untrack_all(namespace, &owned).await?;

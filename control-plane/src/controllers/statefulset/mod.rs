@@ -26,7 +26,7 @@ use tracing::{debug, info};
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
 use super::claim;
-use super::fields::{edit_status, object_at, set_count, unless_gone};
+use super::fields::{edit_status, object_at, set_collision_count, set_count, unless_gone};
 use super::namespace_objects;
 use super::runtime::{
     self, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
@@ -249,8 +249,7 @@ impl StatefulSets {
                 let count = *collisions;
                 self.objects
                     .update(kinds::STATEFULSETS, Some(namespace), set_name, |s| {
-                        s["status"]["collisionCount"] = json!(count);
-                        true
+                        set_collision_count(s, count)
                     })
                     .await?;
                 Err(StatefulSetError::Collision(name))
