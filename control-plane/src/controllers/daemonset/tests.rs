@@ -161,6 +161,12 @@ async fn events(state: &DaemonSets) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The nodes with a (not deleting) daemon pod, in order.
+async fn placed_nodes(state: &DaemonSets) -> Vec<String> {
+    let placed = placement(state).await;
+    placed.into_iter().map(|(node, _)| node).collect()
+}
+
 async fn label_node(state: &DaemonSets, node: &str, disk: &str) {
     state
         .objects
@@ -290,20 +296,13 @@ async fn labelling_a_node_adds_its_pod_and_unlabelling_removes_it() {
     run_all(&state).await;
     label_node(&state, "n3", "ssd").await;
     sync(&mut state).await;
-    let nodes: Vec<String> = placement(&state)
-        .await
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let nodes = placed_nodes(&state).await;
     assert_eq!(nodes, ["n1", "n2", "n3"]);
     run_all(&state).await;
     label_node(&state, "n1", "hdd").await;
     sync(&mut state).await;
-    let on_n1: Vec<Value> = pods(&state)
-        .await
-        .into_iter()
-        .filter(|p| target_node(p).as_deref() == Some("n1"))
-        .collect();
+    let mut on_n1 = pods(&state).await;
+    on_n1.retain(|p| target_node(p).as_deref() == Some("n1"));
     assert_eq!(on_n1.len(), 1);
     assert!(
         on_n1[0].pointer("/metadata/deletionTimestamp").is_some(),
@@ -318,11 +317,7 @@ async fn labelling_a_node_adds_its_pod_and_unlabelling_removes_it() {
     );
     run_all(&state).await;
     sync(&mut state).await;
-    let nodes: Vec<String> = placement(&state)
-        .await
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let nodes = placed_nodes(&state).await;
     assert_eq!(nodes, ["n2", "n3"]);
     assert_eq!(status(&state).await["desiredNumberScheduled"], 2);
 }

@@ -38,6 +38,11 @@ use crate::store::{Event, StoreError};
 
 const COMPONENT: &str = "statefulset-controller";
 
+/// The operations [`StatefulSets::tell`] tells of: the verb of the
+/// message and the operation of the reason.
+const CREATE: (&str, &str) = ("create", "Create");
+const DELETE: (&str, &str) = ("delete", "Delete");
+
 const STATEFUL_SET: &str = "StatefulSet";
 const OWNERS: Owners = Owners(&[(STATEFUL_SET, kinds::STATEFULSETS)]);
 
@@ -333,13 +338,8 @@ impl StatefulSets {
                         .await;
                 }
                 Err(e) => {
-                    let message = format!(
-                        "create Claim {claim_name} for Pod {pod_name} in StatefulSet {} failed error: {e}",
-                        meta::name(set)
-                    );
-                    self.objects
-                        .event(set, true, "FailedCreate", &message, COMPONENT)
-                        .await;
+                    let what = format!("Claim {claim_name} for Pod {pod_name}");
+                    self.tell(set, CREATE, &what, Some(&e)).await;
                     return Err(e.into());
                 }
             }
@@ -439,67 +439,56 @@ impl StatefulSets {
         };
         let pod = pods::new_pod(&from, ordinal, revision_name);
         let pod_name = meta::name(&pod).to_string();
+        let what = format!("Pod {pod_name}");
         if let Err(e) = self.ensure_claims(set, ordinal).await {
-            let message = format!(
-                "create Pod {pod_name} in StatefulSet {} failed error: {e}",
-                meta::name(set)
-            );
-            self.objects
-                .event(set, true, "FailedCreate", &message, COMPONENT)
-                .await;
+            self.tell(set, CREATE, &what, Some(&e)).await;
             return Err(e);
         }
         match self.objects.create(kinds::PODS, pod).await {
-            Ok(_) => {
-                let message = format!(
-                    "create Pod {pod_name} in StatefulSet {} successful",
-                    meta::name(set)
-                );
-                self.objects
-                    .event(set, false, "SuccessfulCreate", &message, COMPONENT)
-                    .await;
-                Ok(())
-            }
             // The old pod is still going (a recreate): its removal queues
             // the set again.
             Err(StoreError::AlreadyExists(_)) => Ok(()),
-            Err(e) => {
-                let message = format!(
-                    "create Pod {pod_name} in StatefulSet {} failed error: {e}",
-                    meta::name(set)
-                );
-                self.objects
-                    .event(set, true, "FailedCreate", &message, COMPONENT)
-                    .await;
-                Err(e.into())
+            created => {
+                let failure = created.as_ref().err();
+                self.tell(set, CREATE, &what, failure).await;
+                created.map(drop).map_err(Into::into)
             }
         }
     }
 
     async fn delete_pod(&self, set: &Value, pod: &str) -> Result<(), StatefulSetError> {
-        let namespace = meta::namespace(set);
-        match self.objects.delete_pod(namespace, pod).await {
-            Ok(()) => {
-                let message = format!(
-                    "delete Pod {pod} in StatefulSet {} successful",
-                    meta::name(set)
-                );
-                self.objects
-                    .event(set, false, "SuccessfulDelete", &message, COMPONENT)
-                    .await;
-                Ok(())
-            }
-            Err(e) => {
-                let message = format!(
-                    "delete Pod {pod} in StatefulSet {} failed error: {e}",
-                    meta::name(set)
-                );
-                self.objects
-                    .event(set, true, "FailedDelete", &message, COMPONENT)
-                    .await;
-                Err(e.into())
-            }
-        }
+        let deleted = self.objects.delete_pod(meta::namespace(set), pod).await;
+        let failure = deleted.as_ref().err();
+        self.tell(set, DELETE, &format!("Pod {pod}"), failure).await;
+        Ok(deleted?)
+    }
+
+    /// Tells of creating or deleting `what` (`Pod web-0`) as upstream's
+    /// StatefulSet controller does: `Successful<Op>`, or a `Failed<Op>`
+    /// warning with the `failure`.
+    async fn tell<E: std::fmt::Display + Sync>(
+        &self,
+        set: &Value,
+        (verb, op): (&str, &str),
+        what: &str,
+        failure: Option<&E>,
+    ) {
+        let set_name = meta::name(set);
+        let (warning, reason, message) = match failure {
+            None => (
+                false,
+                format!("Successful{op}"),
+                format!("{verb} {what} in StatefulSet {set_name} successful"),
+            ),
+            Some(e) => (
+                true,
+                format!("Failed{op}"),
+                format!("{verb} {what} in StatefulSet {set_name} failed error: {e}"),
+            ),
+        };
+        self.objects
+            .event(set, warning, &reason, &message, COMPONENT)
+            .await;
     }
 
     async fn write_status(
