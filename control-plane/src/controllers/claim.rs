@@ -2,6 +2,7 @@
 //! (becoming its controller) and releasing a dependent (dropping the
 //! references to an owner). Pure mutations, for `Objects::update`.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
 use super::fields::retain_in_metadata;
@@ -18,6 +19,19 @@ pub fn adopt(obj: &mut Value, reference: &Value) -> bool {
         None => obj["metadata"]["ownerReferences"] = json!([reference.clone()]),
     }
     true
+}
+
+/// The owner's `spec.selector`, unless it is missing, unreadable or
+/// empty: an empty selector would claim every pod of the namespace, so the
+/// owner claims none.
+pub fn selector_of(owner: &Value) -> Option<LabelSelector> {
+    owner
+        .pointer("/spec/selector")
+        .and_then(|s| serde_json::from_value::<LabelSelector>(s.clone()).ok())
+        .filter(|s| {
+            s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
+                || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
+        })
 }
 
 /// Drops `obj`'s references to the owners whose uid `gone` accepts;

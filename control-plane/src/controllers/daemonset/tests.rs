@@ -161,6 +161,15 @@ async fn events(state: &DaemonSets) -> Vec<(String, String)> {
         .collect()
 }
 
+fn is_deleting(pod: &Value) -> bool {
+    pod.pointer("/metadata/deletionTimestamp").is_some()
+}
+
+/// How many pods `which` picks.
+async fn count_pods(state: &DaemonSets, which: fn(&Value) -> bool) -> usize {
+    pods(state).await.iter().filter(|p| which(p)).count()
+}
+
 /// The nodes with a (not deleting) daemon pod, in order.
 async fn placed_nodes(state: &DaemonSets) -> Vec<String> {
     let placed = placement(state).await;
@@ -334,16 +343,9 @@ async fn a_rolling_update_replaces_one_node_at_a_time_and_undo_reuses_revision_o
     let mut seen_steps = 0;
     for _ in 0..20 {
         sync(&mut state).await;
-        let deleting = pods(&state)
-            .await
-            .iter()
-            .filter(|p| p.pointer("/metadata/deletionTimestamp").is_some())
-            .count();
-        let not_running = pods(&state)
-            .await
-            .iter()
-            .filter(|p| str_at(p, "/status/phase") == Some("Pending"))
-            .count();
+        let deleting = count_pods(&state, is_deleting).await;
+        let not_running =
+            count_pods(&state, |p| str_at(p, "/status/phase") == Some("Pending")).await;
         assert!(
             deleting + not_running <= 1,
             "maxUnavailable 1: {:?}",
@@ -351,11 +353,7 @@ async fn a_rolling_update_replaces_one_node_at_a_time_and_undo_reuses_revision_o
         );
         // A second sync in the same state does not take another node.
         sync(&mut state).await;
-        let deleting_again = pods(&state)
-            .await
-            .iter()
-            .filter(|p| p.pointer("/metadata/deletionTimestamp").is_some())
-            .count();
+        let deleting_again = count_pods(&state, is_deleting).await;
         assert_eq!(deleting, deleting_again);
         if deleting > 0 {
             seen_steps += 1;

@@ -168,14 +168,7 @@ impl Deployments {
         {
             return Ok(None);
         }
-        let Some(selector) = d
-            .pointer("/spec/selector")
-            .and_then(|s| serde_json::from_value::<LabelSelector>(s.clone()).ok())
-            .filter(|s| {
-                s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
-                    || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
-            })
-        else {
+        let Some(selector) = claim::selector_of(&d) else {
             return Ok(None);
         };
         let uid = str_at(&d, "/metadata/uid").unwrap_or_default().to_string();

@@ -441,11 +441,7 @@ mod tests {
 
     #[test]
     fn a_saturated_new_set_retires_the_olds_on_scaling() {
-        let new = set("new", 3, 3);
-        let olds = [set("old", 1, 1)];
-        assert_eq!(
-            scale_step(scaling(3, 1), Some(&new), &olds),
-            vec![("old".into(), 0)]
-        );
+        let changes = scale_step(scaling(3, 1), Some(&set("new", 3, 3)), &[set("old", 1, 1)]);
+        assert_eq!(changes, vec![("old".into(), 0)]);
     }
 }

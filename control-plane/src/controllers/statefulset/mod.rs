@@ -123,14 +123,7 @@ impl StatefulSets {
         let Some(set) = unless_gone(self.objects.get(sets, Some(namespace), name).await)? else {
             return Ok(None);
         };
-        let Some(selector) = set
-            .pointer("/spec/selector")
-            .and_then(|s| serde_json::from_value::<LabelSelector>(s.clone()).ok())
-            .filter(|s| {
-                s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
-                    || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
-            })
-        else {
+        let Some(selector) = claim::selector_of(&set) else {
             return Ok(None);
         };
         let revisions = self.revisions(&set, namespace).await?;
