@@ -5,7 +5,9 @@
 
 use serde_json::{Value, json};
 
-use crate::meta::str_at;
+use crate::meta::{self, str_at};
+use crate::registry::objects::Objects;
+use crate::registry::resources::ResourceType;
 use crate::store::StoreError;
 
 /// The result of a store call on one object, with the object being gone
@@ -73,6 +75,23 @@ pub fn retain_in_metadata(obj: &mut Value, field: &str, keep: impl FnMut(&Value)
 pub fn set_collision_count(obj: &mut Value, count: u32) -> bool {
     obj["status"]["collisionCount"] = json!(count);
     true
+}
+
+/// Records a hash collision on `owner` (of `rt`) in the store: see
+/// [`set_collision_count`].
+pub async fn record_collision(
+    objects: &Objects,
+    rt: &ResourceType,
+    owner: &Value,
+    count: u32,
+) -> Result<(), StoreError> {
+    let (namespace, name) = (meta::namespace(owner), meta::name(owner));
+    objects
+        .update(rt, Some(namespace), name, |obj| {
+            set_collision_count(obj, count)
+        })
+        .await?;
+    Ok(())
 }
 
 /// Sets the count `field` of `status`, leaving a zero out as upstream's

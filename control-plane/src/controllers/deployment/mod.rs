@@ -18,7 +18,7 @@ use tracing::debug;
 
 use self::rolling::{RecreateStep, Set, fenceposts};
 use super::claim;
-use super::fields::{set_collision_count, unless_gone};
+use super::fields::{record_collision, unless_gone};
 use super::runtime::{
     Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
 };
@@ -475,12 +475,8 @@ impl Deployments {
                 if ours && same {
                     return Ok(existing);
                 }
-                let deployments = kinds::DEPLOYMENTS;
-                self.objects
-                    .update(deployments, Some(namespace), meta::name(d), |obj| {
-                        set_collision_count(obj, collisions.unwrap_or(0).saturating_add(1))
-                    })
-                    .await?;
+                let count = collisions.unwrap_or(0).saturating_add(1);
+                record_collision(&self.objects, kinds::DEPLOYMENTS, d, count).await?;
                 Err(DeploymentError::Collision(name))
             }
             Err(e) => Err(e.into()),

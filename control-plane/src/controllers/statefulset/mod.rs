@@ -26,7 +26,7 @@ use tracing::{debug, info};
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
 use super::claim;
-use super::fields::{edit_status, object_at, set_collision_count, set_count, unless_gone};
+use super::fields::{edit_status, object_at, record_collision, set_count, unless_gone};
 use super::namespace_objects;
 use super::runtime::{
     self, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
@@ -244,12 +244,7 @@ impl StatefulSets {
                     return Ok(Known::of(&existing));
                 }
                 *collisions = collisions.saturating_add(1);
-                let count = *collisions;
-                self.objects
-                    .update(kinds::STATEFULSETS, Some(namespace), set_name, |s| {
-                        set_collision_count(s, count)
-                    })
-                    .await?;
+                record_collision(&self.objects, kinds::STATEFULSETS, set, *collisions).await?;
                 Err(StatefulSetError::Collision(name))
             }
             Err(e) => Err(e.into()),
