@@ -10,11 +10,11 @@ pub mod sync;
 #[cfg(test)]
 mod tests;
 
+use std::convert::Infallible;
+
 use self::sync::CronJobSync;
 use super::batch::JobError;
-use super::runtime::{
-    Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
-};
+use super::runtime::{Action, Controlled, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use crate::clock::SharedClock;
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -57,8 +57,7 @@ impl CronJobs {
 
 impl Reconciler for CronJobs {
     type Key = ObjectRef;
-    /// A Job a CronJob controls changed.
-    type Change = ObjectRef;
+    type Change = Infallible;
     type Error = CronJobError;
     const NAME: &'static str = "cronjob";
 
@@ -66,20 +65,12 @@ impl Reconciler for CronJobs {
         Ok(OWNERS.watches(&[kinds::JOBS]))
     }
 
-    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, ObjectRef>> {
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Infallible>> {
         OWNERS.decode(watch, event, |_, job| match OWNERS.controlled(job?)? {
-            Controlled::By(owner) => Some(owner),
+            owner @ Controlled::By(_) => Some(Trigger::Dependent(owner)),
             // A CronJob adopts no Job.
             Controlled::Orphan(_) => None,
         })
-    }
-
-    async fn changes(
-        &mut self,
-        owner: ObjectRef,
-        _: &OwnerIndex<ObjectRef>,
-    ) -> Result<Vec<ObjectRef>, CronJobError> {
-        Ok(vec![owner])
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, CronJobError> {

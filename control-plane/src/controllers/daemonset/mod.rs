@@ -30,9 +30,7 @@ use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, cla
 use super::claim;
 use super::fields::{edit_status, object_at, set_count, unless_gone};
 use super::pod::{create_pod, slow_start_batches};
-use super::runtime::{
-    Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
-};
+use super::runtime::{Action, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger};
 use super::{namespace_objects, object_of};
 use crate::meta::{self, str_at};
 use crate::registry::kinds;
@@ -46,12 +44,10 @@ const COMPONENT: &str = "daemonset-controller";
 const DAEMON_SET: &str = "DaemonSet";
 const OWNERS: Owners = Owners(&[(DAEMON_SET, kinds::DAEMONSETS)]);
 
-/// A change that concerns DaemonSets other than their own.
+/// A change that concerns DaemonSets other than their own or their
+/// dependents' (pods and ControllerRevisions).
 #[derive(Debug)]
 pub enum DaemonSetChange {
-    /// A pod or ControllerRevision changed: its DaemonSet or, for an
-    /// orphan (adoptable), every DaemonSet of the namespace may care.
-    Dependent(Controlled),
     /// A node changed: its name and what decides where daemons run
     /// (`None`: deleted).
     Node(String, Option<String>),
@@ -145,15 +141,16 @@ impl Reconciler for DaemonSets {
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, DaemonSetChange>> {
         OWNERS.decode(watch, event, |dependent, event| match (dependent, event) {
             // The nodes.
-            (2, None) => Some(DaemonSetChange::NodesListed),
+            (2, None) => Some(Trigger::Change(DaemonSetChange::NodesListed)),
             (2, Some(e)) => {
                 let node = object_of(e)?;
                 let print = (e.kind != EventKind::Deleted).then(|| node_fingerprint(&node));
-                Some(DaemonSetChange::Node(meta::name(&node).to_string(), print))
+                let name = meta::name(&node).to_string();
+                Some(Trigger::Change(DaemonSetChange::Node(name, print)))
             }
             // Pods and revisions: the DaemonSets' resync covers a re-list.
             (_, None) => None,
-            (_, Some(e)) => OWNERS.controlled(e).map(DaemonSetChange::Dependent),
+            (_, Some(e)) => OWNERS.dependent(e),
         })
     }
 
@@ -163,7 +160,6 @@ impl Reconciler for DaemonSets {
         owners: &OwnerIndex<ObjectRef>,
     ) -> Result<Vec<ObjectRef>, DaemonSetError> {
         let nodes_changed = match change {
-            DaemonSetChange::Dependent(dependent) => return Ok(owners.concerned(dependent)),
             DaemonSetChange::NodesListed => {
                 self.nodes.clear();
                 true

@@ -9,6 +9,7 @@ pub mod rolling;
 pub mod status;
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -19,9 +20,7 @@ use tracing::debug;
 use self::rolling::{RecreateStep, Set, fenceposts};
 use super::claim;
 use super::fields::{record_collision, unless_gone};
-use super::runtime::{
-    Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
-};
+use super::runtime::{Action, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use super::template_hash::{HASH_LABEL, template_hash, templates_equal};
 use super::{metadata_of, namespace_objects};
 use crate::meta::{self, annotation, controller_uid, int_at, labels as labels_of, str_at};
@@ -53,16 +52,6 @@ pub type DeploymentController = Controller<Deployments>;
 /// The reconciler of Deployments.
 pub struct Deployments {
     objects: Objects,
-}
-
-/// A change that concerns Deployments other than their own.
-#[derive(Debug)]
-pub enum DeploymentChange {
-    /// A ReplicaSet changed: its controller (if a Deployment) or, for
-    /// orphans, every Deployment of the namespace may care.
-    Set(Controlled),
-    /// A pod of the namespace went away (Recreate waits for that).
-    PodGone(String),
 }
 
 /// Failures of a sync that are not the store's.
@@ -104,7 +93,7 @@ struct Outcome {
 
 impl Reconciler for Deployments {
     type Key = ObjectRef;
-    type Change = DeploymentChange;
+    type Change = Infallible;
     type Error = DeploymentError;
     const NAME: &'static str = "deployment";
 
@@ -112,29 +101,21 @@ impl Reconciler for Deployments {
         Ok(OWNERS.watches(&[kinds::REPLICASETS, kinds::PODS]))
     }
 
-    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, DeploymentChange>> {
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Infallible>> {
         OWNERS.decode(watch, event, |dependent, event| {
             // The Deployments' resync covers a re-list.
             let e = event?;
             match dependent {
-                0 => OWNERS.controlled(e).map(DeploymentChange::Set),
+                // A ReplicaSet: its Deployment, or for an orphan every one
+                // of the namespace, may care.
+                0 => OWNERS.dependent(e),
+                // A pod went away: Recreate waits for that.
                 _ if e.kind == EventKind::Deleted => {
                     let pod = metadata_of(e)?;
-                    Some(DeploymentChange::PodGone(meta::namespace(&pod).to_string()))
+                    Some(Trigger::Namespace(meta::namespace(&pod).to_string()))
                 }
                 _ => None,
             }
-        })
-    }
-
-    async fn changes(
-        &mut self,
-        change: DeploymentChange,
-        owners: &OwnerIndex<ObjectRef>,
-    ) -> Result<Vec<ObjectRef>, DeploymentError> {
-        Ok(match change {
-            DeploymentChange::Set(set) => owners.concerned(set),
-            DeploymentChange::PodGone(namespace) => owners.in_namespace(&namespace),
         })
     }
 

@@ -9,13 +9,14 @@
 //! is never lost to a concurrent write.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 
 use ractor::ActorProcessingErr;
 use serde_json::Value;
 
 use super::fields::unless_gone;
 use super::metadata_of;
-use super::runtime::{Action, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger};
+use super::runtime::{Action, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use crate::meta::{self, controller_ref as controller_of};
 use crate::registry::budget::{self, ExpectedScale};
 use crate::registry::kinds;
@@ -52,8 +53,7 @@ const WATCHED: [&ResourceType; 5] = [
 
 impl Reconciler for Budgets {
     type Key = ObjectRef;
-    /// A pod or a pod controller of this namespace changed.
-    type Change = String;
+    type Change = Infallible;
     type Error = ActorProcessingErr;
     const NAME: &'static str = "disruption";
 
@@ -61,19 +61,13 @@ impl Reconciler for Budgets {
         Ok(OWNERS.watches(&WATCHED))
     }
 
-    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, String>> {
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Infallible>> {
         // The budgets' own resync covers a re-list.
+        // A pod or a pod controller changed: every budget of its namespace.
         OWNERS.decode(watch, event, |_, e| {
-            Some(meta::namespace(&metadata_of(e?)?).to_string())
+            let namespace = meta::namespace(&metadata_of(e?)?).to_string();
+            Some(Trigger::Namespace(namespace))
         })
-    }
-
-    async fn changes(
-        &mut self,
-        namespace: String,
-        owners: &OwnerIndex<ObjectRef>,
-    ) -> Result<Vec<ObjectRef>, ActorProcessingErr> {
-        Ok(owners.in_namespace(&namespace))
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, ActorProcessingErr> {

@@ -110,13 +110,13 @@ impl Reconciler for Jobs {
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, JobChange>> {
         OWNERS.decode(watch, event, |_, event| match event {
             // The Jobs' resync covers every pod but held orphans.
-            None => Some(JobChange::ScanOrphans),
+            None => Some(Trigger::Change(JobChange::ScanOrphans)),
             Some(e) => {
                 let pod = metadata_of(e)?;
-                Some(JobChange::Pod {
+                Some(Trigger::Change(JobChange::Pod {
                     controlled: Controlled::of(&pod, &[JOB]),
                     orphan: orphan_check(&pod),
-                })
+                }))
             }
         })
     }

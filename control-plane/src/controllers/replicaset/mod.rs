@@ -1,5 +1,6 @@
 pub mod plan;
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -10,9 +11,7 @@ use super::claim;
 use super::fields::{edit_status, set_count, unless_gone};
 use super::namespace_objects;
 use super::pod::{create_pod, slow_start_batches, template_metadata};
-use super::runtime::{
-    Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
-};
+use super::runtime::{Action, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use crate::meta::{self};
 use crate::registry::objects::Objects;
 use crate::registry::resources::ResourceType;
@@ -61,7 +60,7 @@ pub struct ReplicaSets {
 
 impl Reconciler for ReplicaSets {
     type Key = ObjectRef;
-    type Change = Controlled;
+    type Change = Infallible;
     type Error = ReplicaSetError;
     const NAME: &'static str = "replicaset";
 
@@ -69,17 +68,9 @@ impl Reconciler for ReplicaSets {
         Ok(OWNERS.watches(&[crate::registry::kinds::PODS]))
     }
 
-    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Controlled>> {
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Infallible>> {
         // The owners' resync covers every pod.
-        OWNERS.decode(watch, event, |_, pod| OWNERS.controlled(pod?))
-    }
-
-    async fn changes(
-        &mut self,
-        pod: Controlled,
-        owners: &OwnerIndex<ObjectRef>,
-    ) -> Result<Vec<ObjectRef>, ReplicaSetError> {
-        Ok(owners.concerned(pod))
+        OWNERS.decode(watch, event, |_, pod| OWNERS.dependent(pod?))
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, ReplicaSetError> {

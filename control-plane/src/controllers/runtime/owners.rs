@@ -91,10 +91,10 @@ impl Owners {
         &self,
         watch: usize,
         event: Option<&Event>,
-        dependent: impl FnOnce(usize, Option<&Event>) -> Option<C>,
+        dependent: impl FnOnce(usize, Option<&Event>) -> Option<Trigger<ObjectRef, C>>,
     ) -> Option<Trigger<ObjectRef, C>> {
         let Some((kind, _)) = self.0.get(watch) else {
-            return dependent(watch - self.0.len(), event).map(Trigger::Change);
+            return dependent(watch - self.0.len(), event);
         };
         match event {
             None => Some(Trigger::Resync),
@@ -110,6 +110,12 @@ impl Owners {
         Controlled::of(&dependent, &kinds)
     }
 
+    /// A dependent's event as the trigger that queues its controller, or
+    /// for an orphan every owner of its namespace.
+    pub fn dependent<C>(&self, event: &Event) -> Option<Trigger<ObjectRef, C>> {
+        self.controlled(event).map(Trigger::Dependent)
+    }
+
     /// Every owner, for a resync.
     pub async fn list(&self, objects: &Objects) -> Result<Vec<ObjectRef>, StoreError> {
         let mut keys = Vec::new();
@@ -122,9 +128,9 @@ impl Owners {
 
 /// Who a dependent's change concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Controlled {
+pub enum Controlled<K = ObjectRef> {
     /// Its controller, one of ours.
-    By(ObjectRef),
+    By(K),
     /// It has no controller: every owner of the namespace may adopt it.
     Orphan(String),
 }
@@ -199,12 +205,10 @@ impl<K: Key> OwnerIndex<K> {
     pub fn all(&self) -> Vec<K> {
         self.by_namespace.values().flatten().cloned().collect()
     }
-}
 
-impl OwnerIndex<ObjectRef> {
     /// The owners a dependent's change concerns: its controller, or for
     /// an orphan every owner of its namespace.
-    pub fn concerned(&self, controlled: Controlled) -> Vec<ObjectRef> {
+    pub fn concerned(&self, controlled: Controlled<K>) -> Vec<K> {
         match controlled {
             Controlled::By(owner) => vec![owner],
             Controlled::Orphan(namespace) => self.in_namespace(&namespace),

@@ -16,6 +16,7 @@ pub mod pods;
 pub mod revision;
 
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -28,9 +29,7 @@ use self::revision::{Choice, HASH_LABEL, Known};
 use super::claim;
 use super::fields::{edit_status, object_at, record_collision, set_count, unless_gone};
 use super::namespace_objects;
-use super::runtime::{
-    self, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
-};
+use super::runtime::{self, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use crate::meta::{self, controller_uid, deleting, labels as labels_of, str_at};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -79,7 +78,7 @@ struct Revisions {
 
 impl Reconciler for StatefulSets {
     type Key = ObjectRef;
-    type Change = Controlled;
+    type Change = Infallible;
     type Error = StatefulSetError;
     const NAME: &'static str = "statefulset";
 
@@ -87,17 +86,9 @@ impl Reconciler for StatefulSets {
         Ok(OWNERS.watches(&[kinds::PODS]))
     }
 
-    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Controlled>> {
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Infallible>> {
         // The sets' resync covers every pod.
-        OWNERS.decode(watch, event, |_, pod| OWNERS.controlled(pod?))
-    }
-
-    async fn changes(
-        &mut self,
-        pod: Controlled,
-        owners: &OwnerIndex<ObjectRef>,
-    ) -> Result<Vec<ObjectRef>, StatefulSetError> {
-        Ok(owners.concerned(pod))
+        OWNERS.decode(watch, event, |_, pod| OWNERS.dependent(pod?))
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, StatefulSetError> {
