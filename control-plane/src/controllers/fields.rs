@@ -77,6 +77,33 @@ pub fn set_collision_count(obj: &mut Value, count: u32) -> bool {
     true
 }
 
+/// What [`create_named`] found.
+#[derive(Debug)]
+pub enum Named {
+    /// The object, as created.
+    Created(Value),
+    /// The object that already had the name.
+    Taken(Value),
+}
+
+/// Creates `obj` (of `rt`, named `namespace/name`), or reads the object
+/// that has its name already: a name made from a template hash is taken
+/// either by the same template (nothing to do) or by a hash collision.
+pub async fn create_named(
+    objects: &Objects,
+    rt: &ResourceType,
+    (namespace, name): (&str, &str),
+    obj: Value,
+) -> Result<Named, StoreError> {
+    match objects.create(rt, obj).await {
+        Ok(created) => Ok(Named::Created(created)),
+        Err(StoreError::AlreadyExists(_)) => {
+            Ok(Named::Taken(objects.get(rt, Some(namespace), name).await?))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Records a hash collision on `owner` (of `rt`) in the store: see
 /// [`set_collision_count`].
 pub async fn record_collision(

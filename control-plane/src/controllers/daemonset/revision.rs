@@ -14,7 +14,7 @@ use tracing::{debug, info};
 
 use super::DaemonSetError;
 use super::plan::HASH_LABEL;
-use crate::controllers::fields::{object_at, set_collision_count};
+use crate::controllers::fields::{Named, create_named, object_at, set_collision_count};
 use crate::controllers::template_hash::template_hash;
 use crate::meta;
 use crate::registry::kinds;
@@ -253,16 +253,13 @@ async fn snapshot(
         .and_then(Value::as_u64)
         .and_then(|c| u32::try_from(c).ok());
     let (name, hash) = name_and_hash(&ds_name, template, collisions);
-    match objects
-        .create(rt, new_revision(ds, &name, &hash, revision))
-        .await
-    {
-        Ok(created) => {
+    let new = new_revision(ds, &name, &hash, revision);
+    match create_named(objects, rt, (&namespace, &name), new).await? {
+        Named::Created(created) => {
             info!(daemonset = %format!("{namespace}/{ds_name}"), %revision, %name, "new controller revision");
             Ok(created)
         }
-        Err(StoreError::AlreadyExists(_)) => {
-            let existing = objects.get(rt, Some(&namespace), &name).await?;
+        Named::Taken(existing) => {
             if holds(&existing, template) {
                 return Ok(existing);
             }
@@ -283,7 +280,6 @@ async fn snapshot(
                 .await?;
             Err(DaemonSetError::Collision(name))
         }
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -19,7 +19,7 @@ use tracing::debug;
 
 use self::rolling::{RecreateStep, Set, fenceposts};
 use super::claim;
-use super::fields::{record_collision, unless_gone};
+use super::fields::{Named, create_named, record_collision, unless_gone};
 use super::runtime::{Action, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use super::template_hash::{HASH_LABEL, template_hash, templates_equal};
 use super::{metadata_of, namespace_objects};
@@ -144,9 +144,7 @@ impl Deployments {
         else {
             return Ok(None);
         };
-        if d.pointer("/metadata/deletionTimestamp")
-            .is_some_and(|v| !v.is_null())
-        {
+        if meta::deleting(&d) {
             return Ok(None);
         }
         let Some(selector) = claim::selector_of(&d) else {
@@ -434,8 +432,8 @@ impl Deployments {
                 "template": template,
             },
         });
-        match self.objects.create(replicasets, rs).await {
-            Ok(created) => {
+        match create_named(&self.objects, replicasets, (namespace, &name), rs).await? {
+            Named::Created(created) => {
                 if replicas > 0 {
                     let message = format!("Scaled up replica set {name} from 0 to {replicas}");
                     self.objects
@@ -444,11 +442,7 @@ impl Deployments {
                 }
                 Ok(created)
             }
-            Err(StoreError::AlreadyExists(_)) => {
-                let existing = self
-                    .objects
-                    .get(replicasets, Some(namespace), &name)
-                    .await?;
+            Named::Taken(existing) => {
                 let ours = controller_uid(&existing) == str_at(d, "/metadata/uid");
                 let same = existing
                     .pointer("/spec/template")
@@ -460,7 +454,6 @@ impl Deployments {
                 record_collision(&self.objects, kinds::DEPLOYMENTS, d, count).await?;
                 Err(DeploymentError::Collision(name))
             }
-            Err(e) => Err(e.into()),
         }
     }
 

@@ -27,7 +27,9 @@ use tracing::{debug, info};
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
 use super::claim;
-use super::fields::{edit_status, object_at, record_collision, set_count, unless_gone};
+use super::fields::{
+    Named, create_named, edit_status, object_at, record_collision, set_count, unless_gone,
+};
 use super::namespace_objects;
 use super::runtime::{self, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use crate::meta::{self, controller_uid, deleting, labels as labels_of, str_at};
@@ -225,10 +227,9 @@ impl StatefulSets {
             metadata["annotations"] = a.clone();
         }
         let cr = json!({"metadata": metadata, "data": data, "revision": number});
-        match self.objects.create(crs, cr).await {
-            Ok(created) => Ok(Known::of(&created)),
-            Err(StoreError::AlreadyExists(_)) => {
-                let existing = self.objects.get(crs, Some(namespace), &name).await?;
+        match create_named(&self.objects, crs, (namespace, &name), cr).await? {
+            Named::Created(created) => Ok(Known::of(&created)),
+            Named::Taken(existing) => {
                 if controller_uid(&existing) == str_at(set, "/metadata/uid")
                     && existing.get("data") == Some(data)
                 {
@@ -238,7 +239,6 @@ impl StatefulSets {
                 record_collision(&self.objects, kinds::STATEFULSETS, set, *collisions).await?;
                 Err(StatefulSetError::Collision(name))
             }
-            Err(e) => Err(e.into()),
         }
     }
 
