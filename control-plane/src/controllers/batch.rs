@@ -4,9 +4,12 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
+use crate::controllers::fields::{edit_status, unless_gone};
+use crate::meta;
 use crate::registry::deletion::{DeleteOptions, Propagation};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
+use crate::registry::resources::ResourceType;
 use crate::store::StoreError;
 
 /// What can go wrong in a sync.
@@ -15,6 +18,40 @@ pub enum JobError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Writes `status` as the status of `obj` (of `rt`, as the sync read
+/// it) if that object is still there and its status differs: the Job and
+/// CronJob syncs build the whole status first. The written object; `None`
+/// if nothing was written or the object is gone.
+pub async fn write_status(
+    objects: &Objects,
+    rt: &ResourceType,
+    obj: &Value,
+    status: &Value,
+) -> Result<Option<Value>, StoreError> {
+    let uid = meta::str_at(obj, "/metadata/uid").unwrap_or_default();
+    let updated = objects
+        .update(rt, Some(meta::namespace(obj)), meta::name(obj), |stored| {
+            edit_status(stored, uid, |s| *s = status.clone())
+        })
+        .await;
+    Ok(unless_gone(updated)?.flatten())
+}
+
+/// Records a sync's `events` (warning, reason, message) on `about` (the
+/// object as last written, so the events carry its latest version).
+pub async fn record(
+    objects: &Objects,
+    about: &Value,
+    events: Vec<(bool, &str, String)>,
+    component: &str,
+) {
+    for (warning, reason, message) in events {
+        objects
+            .event(about, warning, reason, &message, component)
+            .await;
+    }
 }
 
 /// Deletes a Job (if it still has `uid`) with `propagation`; the garbage
@@ -66,4 +103,29 @@ pub fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
 /// The condition of `kind` is `True`.
 pub fn is_true(status: &Value, kind: &str) -> bool {
     condition(status, kind).is_some_and(|c| c["status"] == "True")
+}
+
+/// The Job and CronJob tests' world: an in-memory store, a fake clock and
+/// the controller's sync on both.
+#[cfg(test)]
+pub struct TestEnv<S> {
+    pub objects: Objects,
+    pub clock: std::sync::Arc<crate::clock::FakeClock>,
+    pub sync: S,
+}
+
+/// A [`TestEnv`] whose clock starts at `now`, with the sync `new` makes.
+#[cfg(test)]
+pub fn test_env<S>(
+    now: DateTime<Utc>,
+    new: impl FnOnce(Objects, crate::clock::SharedClock) -> S,
+) -> TestEnv<S> {
+    let store = crate::store::memory::MemoryStore::new();
+    let objects = Objects::new(std::sync::Arc::new(store));
+    let clock = std::sync::Arc::new(crate::clock::FakeClock::new(now));
+    TestEnv {
+        sync: new(objects.clone(), clock.clone()),
+        objects,
+        clock,
+    }
 }

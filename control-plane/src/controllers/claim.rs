@@ -2,8 +2,10 @@
 //! (becoming its controller) and releasing a dependent (dropping the
 //! references to an owner). Pure mutations, for `Objects::update`.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
+use super::fields::retain_in_metadata;
 use crate::meta::controller_uid;
 
 /// Makes `reference` the controller of `obj` unless it has one already;
@@ -19,24 +21,25 @@ pub fn adopt(obj: &mut Value, reference: &Value) -> bool {
     true
 }
 
+/// The owner's `spec.selector`, unless it is missing, unreadable or
+/// empty: an empty selector would claim every pod of the namespace, so the
+/// owner claims none.
+pub fn selector_of(owner: &Value) -> Option<LabelSelector> {
+    owner
+        .pointer("/spec/selector")
+        .and_then(|s| serde_json::from_value::<LabelSelector>(s.clone()).ok())
+        .filter(|s| {
+            s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
+                || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
+        })
+}
+
 /// Drops `obj`'s references to the owners whose uid `gone` accepts;
 /// whether `obj` changed.
 pub fn release(obj: &mut Value, gone: impl Fn(&str) -> bool) -> bool {
-    let Some(refs) = obj["metadata"]["ownerReferences"].as_array_mut() else {
-        return false;
-    };
-    let before = refs.len();
-    refs.retain(|r| !r["uid"].as_str().is_some_and(&gone));
-    if refs.len() == before {
-        return false;
-    }
-    // An empty list is omitted, as upstream serializes it.
-    if refs.is_empty()
-        && let Some(m) = obj["metadata"].as_object_mut()
-    {
-        m.remove("ownerReferences");
-    }
-    true
+    retain_in_metadata(obj, "ownerReferences", |r| {
+        !r["uid"].as_str().is_some_and(&gone)
+    })
 }
 
 #[cfg(test)]

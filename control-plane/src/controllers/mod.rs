@@ -36,6 +36,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod fields;
 pub mod garbage_collector;
 pub mod head;
 pub mod intstr;

@@ -5,16 +5,42 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use super::fields::object_at;
+use crate::meta;
+use crate::registry::kinds;
+use crate::registry::objects::Objects;
+use crate::store::StoreError;
+
+/// Creates `pod` for `owner` and tells of it as upstream's controllers
+/// do: a SuccessfulCreate or FailedCreate event on the owner, from
+/// `component`.
+pub async fn create_pod(
+    objects: &Objects,
+    owner: &Value,
+    pod: Value,
+    component: &str,
+) -> Result<Value, StoreError> {
+    let created = objects.create(kinds::PODS, pod).await;
+    let (warning, reason, message) = match &created {
+        Ok(pod) => (
+            false,
+            "SuccessfulCreate",
+            format!("Created pod: {}", meta::name(pod)),
+        ),
+        Err(e) => (true, "FailedCreate", format!("Error creating: {e}")),
+    };
+    objects
+        .event(owner, warning, reason, &message, component)
+        .await;
+    created
+}
 
 /// A template's metadata as a new object starts from: an object, without
 /// the name and creation time the API server assigns.
 pub fn template_metadata(template: &Value) -> Value {
-    let mut metadata = template
-        .get("metadata")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let mut metadata = object_at(template, "/metadata");
     if let Some(m) = metadata.as_object_mut() {
         m.remove("name");
         m.remove("creationTimestamp");
@@ -31,18 +57,27 @@ pub fn is_active(pod: &Value) -> bool {
             .is_none_or(Value::is_null)
 }
 
-/// When the pod became Ready, if it is.
-pub fn ready_since(pod: &Value) -> Option<DateTime<Utc>> {
+/// `Some` if the pod is Ready, of when its Ready condition turned True;
+/// that is `None` when the condition has no readable time (controllers
+/// differ on what such a pod counts as).
+pub fn ready_transition(pod: &Value) -> Option<Option<DateTime<Utc>>> {
     let ready = pod
         .pointer("/status/conditions")?
         .as_array()?
         .iter()
         .find(|c| c["type"] == "Ready" && c["status"] == "True")?;
-    ready["lastTransitionTime"]
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .or(Some(DateTime::<Utc>::MIN_UTC))
+    Some(
+        ready["lastTransitionTime"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+    )
+}
+
+/// When the pod became Ready, if it is; an unknown time counts as long
+/// ago.
+pub fn ready_since(pod: &Value) -> Option<DateTime<Utc>> {
+    ready_transition(pod).map(|since| since.unwrap_or(DateTime::<Utc>::MIN_UTC))
 }
 
 fn restarts(pod: &Value) -> i64 {

@@ -10,11 +10,11 @@ pub mod sync;
 #[cfg(test)]
 mod tests;
 
+use std::convert::Infallible;
+
 use self::sync::CronJobSync;
 use super::batch::JobError;
-use super::runtime::list_refs;
-use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, object_of};
+use super::runtime::{Action, Controlled, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use crate::clock::SharedClock;
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -34,7 +34,7 @@ pub enum CronJobError {
     Job(#[from] JobError),
 }
 
-const CRON_JOB: &str = "CronJob";
+const OWNERS: Owners = Owners(&[("CronJob", kinds::CRONJOBS)]);
 
 /// The controller actor.
 pub type CronJobController = Controller<CronJobs>;
@@ -57,41 +57,24 @@ impl CronJobs {
 
 impl Reconciler for CronJobs {
     type Key = ObjectRef;
-    /// A Job a CronJob controls changed.
-    type Change = ObjectRef;
+    type Change = Infallible;
     type Error = CronJobError;
     const NAME: &'static str = "cronjob";
 
     fn watches(&self) -> Result<Vec<String>, CronJobError> {
-        Ok(vec![kinds::CRONJOBS.prefix(), kinds::JOBS.prefix()])
+        Ok(OWNERS.watches(&[kinds::JOBS]))
     }
 
-    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, ObjectRef>> {
-        match (watch, event) {
-            (0, None) => Some(Trigger::Resync),
-            (0, Some(e)) => Some(Trigger::Object(
-                e.kind,
-                ObjectRef::of(CRON_JOB, &object_of(e)?),
-            )),
-            (_, None) => None,
-            (_, Some(e)) => match Controlled::of(&metadata_of(e)?, &[CRON_JOB])? {
-                Controlled::By(owner) => Some(Trigger::Change(owner)),
-                // A CronJob adopts no Job.
-                Controlled::Orphan(_) => None,
-            },
-        }
-    }
-
-    async fn changes(
-        &mut self,
-        owner: ObjectRef,
-        _: &OwnerIndex<ObjectRef>,
-    ) -> Result<Vec<ObjectRef>, CronJobError> {
-        Ok(vec![owner])
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Infallible>> {
+        OWNERS.decode(watch, event, |_, job| match OWNERS.controlled(job?)? {
+            owner @ Controlled::By(_) => Some(Trigger::Dependent(owner)),
+            // A CronJob adopts no Job.
+            Controlled::Orphan(_) => None,
+        })
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, CronJobError> {
-        Ok(list_refs(&self.objects, kinds::CRONJOBS, CRON_JOB).await?)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, CronJobError> {

@@ -13,7 +13,10 @@ use tracing::info;
 
 use super::{COMPONENT, CronJobError};
 use crate::clock::SharedClock;
-use crate::controllers::batch::{self as job_status, delete_job, time_of, timestamp};
+use crate::controllers::batch::{
+    self as job_status, delete_job, record, time_of, timestamp, write_status,
+};
+use crate::controllers::fields::{object_at, unless_gone};
 use crate::meta;
 use crate::meta::controller_uid;
 use crate::registry::deletion::Propagation;
@@ -68,18 +71,12 @@ impl CronJobSync {
         name: &str,
     ) -> Result<Option<Duration>, CronJobError> {
         let rt = kinds::CRONJOBS;
-        let cj = match self.objects.get(rt, Some(namespace), name).await {
-            Ok(o) => o,
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some(cj) = unless_gone(self.objects.get(rt, Some(namespace), name).await)? else {
+            return Ok(None);
         };
         let uid = uid_of(&cj).to_string();
         let now = self.clock.now();
-        let stored_status = cj
-            .get("status")
-            .cloned()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({}));
+        let stored_status = object_at(&cj, "/status");
         let mut status = stored_status.clone();
         let mut events: Vec<(bool, &str, String)> = Vec::new();
         let mut jobs = self.children(namespace, &uid).await?;
@@ -146,13 +143,8 @@ impl CronJobSync {
             .schedule_next(&cj, &mut status, &mut active, &mut events, now)
             .await;
         set_active(&mut status, &active);
-        let written = self.write_status(namespace, name, &uid, &status).await?;
-        let about = written.unwrap_or(cj);
-        for (warning, reason, message) in events {
-            self.objects
-                .event(&about, warning, reason, &message, COMPONENT)
-                .await;
-        }
+        let written = write_status(&self.objects, kinds::CRONJOBS, &cj, &status).await?;
+        record(&self.objects, &written.unwrap_or(cj), events, COMPONENT).await;
         requeue
     }
 
@@ -381,30 +373,6 @@ impl CronJobSync {
         }
         Ok(())
     }
-
-    async fn write_status(
-        &self,
-        namespace: &str,
-        name: &str,
-        uid: &str,
-        status: &Value,
-    ) -> Result<Option<Value>, CronJobError> {
-        let updated = self
-            .objects
-            .update(kinds::CRONJOBS, Some(namespace), name, |obj| {
-                if uid_of(obj) != uid || obj.get("status") == Some(status) {
-                    return false;
-                }
-                obj["status"] = status.clone();
-                true
-            })
-            .await;
-        match updated {
-            Ok(v) => Ok(v),
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
 }
 
 fn set_active(status: &mut Value, active: &[Value]) {
@@ -427,11 +395,7 @@ pub fn job_from_template(
     scheduled: DateTime<Utc>,
 ) -> Value {
     let template = cj.pointer("/spec/jobTemplate").cloned().unwrap_or_default();
-    let mut annotations = template
-        .pointer("/metadata/annotations")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let mut annotations = object_at(&template, "/metadata/annotations");
     annotations[SCHEDULED_TIMESTAMP] = json!(schedule.local_rfc3339(scheduled));
     let mut metadata = json!({
         "name": name,

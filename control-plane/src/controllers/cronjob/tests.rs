@@ -2,18 +2,16 @@
 //! in-memory store, a fake clock moved across minutes and hours, and the
 //! test playing the Job controller (finishing Jobs).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::sync::{CronJobSync, SCHEDULED_TIMESTAMP, job_name};
-use crate::clock::{Clock, FakeClock};
+use crate::clock::Clock;
+use crate::controllers::batch::{TestEnv, test_env};
 use crate::controllers::job::status::timestamp;
 use crate::registry::kinds;
-use crate::registry::objects::Objects;
-use crate::store::memory::MemoryStore;
 
 const NS: &str = "default";
 
@@ -21,21 +19,10 @@ fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("time")
 }
 
-struct Env {
-    objects: Objects,
-    clock: Arc<FakeClock>,
-    sync: CronJobSync,
-}
+type Env = TestEnv<CronJobSync>;
 
 fn env(now: &str) -> Env {
-    let objects = Objects::new(Arc::new(MemoryStore::new()));
-    let clock = Arc::new(FakeClock::new(t(now)));
-    let sync = CronJobSync::new(objects.clone(), clock.clone());
-    Env {
-        objects,
-        clock,
-        sync,
-    }
+    test_env(t(now), CronJobSync::new)
 }
 
 /// The seed's `hello` CronJob with `spec` merged in.

@@ -28,10 +28,10 @@ use self::backoff::Backoff;
 use self::eligibility::pin_to_node;
 use self::plan::{DaemonSet, GENERATION_LABEL, HASH_LABEL, Strategy, by_node, claim};
 use super::claim;
-use super::pod::slow_start_batches;
-use super::runtime::list_refs;
-use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, namespace_objects, object_of};
+use super::fields::{edit_status, object_at, set_count, unless_gone};
+use super::pod::{create_pod, slow_start_batches};
+use super::runtime::{Action, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger};
+use super::{namespace_objects, object_of};
 use crate::meta::{self, str_at};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -42,13 +42,12 @@ use crate::store::{Event, EventKind, StoreError};
 const COMPONENT: &str = "daemonset-controller";
 
 const DAEMON_SET: &str = "DaemonSet";
+const OWNERS: Owners = Owners(&[(DAEMON_SET, kinds::DAEMONSETS)]);
 
-/// A change that concerns DaemonSets other than their own.
+/// A change that concerns DaemonSets other than their own or their
+/// dependents' (pods and ControllerRevisions).
 #[derive(Debug)]
 pub enum DaemonSetChange {
-    /// A pod or ControllerRevision changed: its DaemonSet or, for an
-    /// orphan (adoptable), every DaemonSet of the namespace may care.
-    Dependent(Controlled),
     /// A node changed: its name and what decides where daemons run
     /// (`None`: deleted).
     Node(String, Option<String>),
@@ -96,11 +95,7 @@ pub fn owner_reference(ds: &Value) -> Value {
 /// The template of the DaemonSet's pods: its pod template with the daemon
 /// tolerations and the revision and generation labels.
 fn pod_template(ds_obj: &Value, ds: &DaemonSet, hash: &str) -> Value {
-    let mut template = ds_obj
-        .pointer("/spec/template")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let mut template = object_at(ds_obj, "/spec/template");
     template["spec"] = ds.pod_spec.clone();
     if !template["metadata"].is_object() {
         template["metadata"] = json!({});
@@ -140,35 +135,23 @@ impl Reconciler for DaemonSets {
     const NAME: &'static str = "daemonset";
 
     fn watches(&self) -> Result<Vec<String>, DaemonSetError> {
-        Ok(vec![
-            kinds::DAEMONSETS.prefix(),
-            kinds::PODS.prefix(),
-            kinds::CONTROLLERREVISIONS.prefix(),
-            kinds::NODES.prefix(),
-        ])
+        Ok(OWNERS.watches(&[kinds::PODS, kinds::CONTROLLERREVISIONS, kinds::NODES]))
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, DaemonSetChange>> {
-        let change = match (watch, event) {
-            (0, None) => return Some(Trigger::Resync),
-            (0, Some(e)) => {
-                return Some(Trigger::Object(
-                    e.kind,
-                    ObjectRef::of(DAEMON_SET, &object_of(e)?),
-                ));
-            }
-            (3, None) => DaemonSetChange::NodesListed,
-            (3, Some(e)) => {
+        OWNERS.decode(watch, event, |dependent, event| match (dependent, event) {
+            // The nodes.
+            (2, None) => Some(Trigger::Change(DaemonSetChange::NodesListed)),
+            (2, Some(e)) => {
                 let node = object_of(e)?;
                 let print = (e.kind != EventKind::Deleted).then(|| node_fingerprint(&node));
-                DaemonSetChange::Node(meta::name(&node).to_string(), print)
+                let name = meta::name(&node).to_string();
+                Some(Trigger::Change(DaemonSetChange::Node(name, print)))
             }
-            (_, None) => return None,
-            (_, Some(e)) => {
-                DaemonSetChange::Dependent(Controlled::of(&metadata_of(e)?, &[DAEMON_SET])?)
-            }
-        };
-        Some(Trigger::Change(change))
+            // Pods and revisions: the DaemonSets' resync covers a re-list.
+            (_, None) => None,
+            (_, Some(e)) => OWNERS.dependent(e),
+        })
     }
 
     async fn changes(
@@ -177,7 +160,6 @@ impl Reconciler for DaemonSets {
         owners: &OwnerIndex<ObjectRef>,
     ) -> Result<Vec<ObjectRef>, DaemonSetError> {
         let nodes_changed = match change {
-            DaemonSetChange::Dependent(dependent) => return Ok(owners.concerned(dependent)),
             DaemonSetChange::NodesListed => {
                 self.nodes.clear();
                 true
@@ -196,7 +178,7 @@ impl Reconciler for DaemonSets {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, DaemonSetError> {
-        Ok(list_refs(&self.objects, kinds::DAEMONSETS, DAEMON_SET).await?)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DaemonSetError> {
@@ -217,14 +199,6 @@ impl DaemonSets {
             failed_pods: Backoff::default(),
             nodes: HashMap::new(),
         }
-    }
-
-    async fn namespace_objects(
-        &self,
-        rt: &ResourceType,
-        namespace: &str,
-    ) -> Result<Vec<Value>, DaemonSetError> {
-        Ok(namespace_objects(&self.objects, rt, namespace).await?)
     }
 
     /// Adopts (`reference` given) or releases (`uid` removed) one dependent.
@@ -278,9 +252,7 @@ impl DaemonSets {
         ds_obj: &Value,
         ds: &DaemonSet,
     ) -> Result<(plan::Claim, Vec<Value>), DaemonSetError> {
-        let pods = self
-            .namespace_objects(kinds::PODS, meta::namespace(ds_obj))
-            .await?;
+        let pods = namespace_objects(&self.objects, kinds::PODS, meta::namespace(ds_obj)).await?;
         let (c, mine) = claim(ds, &pods);
         let mine = mine.into_iter().cloned().collect();
         Ok((c, mine))
@@ -290,11 +262,10 @@ impl DaemonSets {
     async fn sync(&mut self, key: &ObjectRef) -> Result<Option<Duration>, DaemonSetError> {
         let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
         let daemonsets = kinds::DAEMONSETS;
-        let ds_obj = match self.objects.get(daemonsets, Some(namespace), name).await {
-            Ok(d) => d,
-            // Gone: its pods are the garbage collector's business.
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        // Gone: its pods are the garbage collector's business.
+        let Some(ds_obj) = unless_gone(self.objects.get(daemonsets, Some(namespace), name).await)?
+        else {
+            return Ok(None);
         };
         if ds_obj
             .pointer("/metadata/deletionTimestamp")
@@ -311,7 +282,7 @@ impl DaemonSets {
         let pods: Vec<&Value> = pods.iter().collect();
 
         let revisions_rt = kinds::CONTROLLERREVISIONS;
-        let revisions = self.namespace_objects(revisions_rt, namespace).await?;
+        let revisions = namespace_objects(&self.objects, revisions_rt, namespace).await?;
         let (revision_claim, mine) = claim(&ds, &revisions);
         self.apply_claim(revisions_rt, &ds_obj, &ds, &revision_claim)
             .await?;
@@ -401,30 +372,14 @@ impl DaemonSets {
         if nodes.is_empty() {
             return Ok(());
         }
-        let pods_rt = kinds::PODS;
         let template = pod_template(ds_obj, ds, hash);
         let mut nodes = nodes.iter();
         for batch in slow_start_batches(nodes.len()) {
             for node in nodes.by_ref().take(batch) {
-                match self
-                    .objects
-                    .create(pods_rt, new_pod(ds_obj, &template, node))
+                let pod = new_pod(ds_obj, &template, node);
+                create_pod(&self.objects, ds_obj, pod, COMPONENT)
                     .await
-                {
-                    Ok(pod) => {
-                        let message = format!("Created pod: {}", meta::name(&pod));
-                        self.objects
-                            .event(ds_obj, false, "SuccessfulCreate", &message, COMPONENT)
-                            .await;
-                    }
-                    Err(e) => {
-                        let message = format!("Error creating: {e}");
-                        self.objects
-                            .event(ds_obj, true, "FailedCreate", &message, COMPONENT)
-                            .await;
-                        return Err(DaemonSetError::Create(e));
-                    }
-                }
+                    .map_err(DaemonSetError::Create)?;
             }
         }
         Ok(())
@@ -447,15 +402,18 @@ impl DaemonSets {
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
             .unwrap_or(1);
-        let fields = [
-            ("currentNumberScheduled", s.current, true),
-            ("numberMisscheduled", s.misscheduled, true),
-            ("desiredNumberScheduled", s.desired, true),
-            ("numberReady", s.ready, true),
-            ("observedGeneration", generation, false),
-            ("updatedNumberScheduled", s.updated, false),
-            ("numberAvailable", s.available, false),
-            ("numberUnavailable", s.unavailable(), false),
+        let always = [
+            ("currentNumberScheduled", s.current),
+            ("numberMisscheduled", s.misscheduled),
+            ("desiredNumberScheduled", s.desired),
+            ("numberReady", s.ready),
+        ];
+        // Upstream omits these zero counts (omitempty).
+        let counts = [
+            ("observedGeneration", generation),
+            ("updatedNumberScheduled", s.updated),
+            ("numberAvailable", s.available),
+            ("numberUnavailable", s.unavailable()),
         ];
         let daemonsets = kinds::DAEMONSETS;
         self.objects
@@ -464,29 +422,14 @@ impl DaemonSets {
                 Some(meta::namespace(ds_obj)),
                 meta::name(ds_obj),
                 |obj| {
-                    if str_at(obj, "/metadata/uid") != Some(ds.uid.as_str()) {
-                        return false;
-                    }
-                    let mut status = obj
-                        .get("status")
-                        .cloned()
-                        .filter(Value::is_object)
-                        .unwrap_or_else(|| json!({}));
-                    for (field, value, always) in fields {
-                        // Upstream omits these zero counts (omitempty).
-                        if value == 0 && !always {
-                            if let Some(m) = status.as_object_mut() {
-                                m.remove(field);
-                            }
-                        } else {
+                    edit_status(obj, &ds.uid, |status| {
+                        for (field, value) in always {
                             status[field] = json!(value);
                         }
-                    }
-                    if obj.get("status") == Some(&status) {
-                        return false;
-                    }
-                    obj["status"] = status;
-                    true
+                        for (field, value) in counts {
+                            set_count(status, field, value);
+                        }
+                    })
                 },
             )
             .await?;

@@ -14,6 +14,7 @@ use skiff_api_rules::workloads::selector_matches;
 
 use super::eligibility::{Fit, add_daemon_tolerations, node_fit, target_node};
 use crate::controllers::intstr::scaled_value;
+use crate::controllers::pod::ready_transition;
 use crate::meta::{self, deleting};
 use crate::meta::{controller_uid, labels as pod_labels};
 use crate::registry::kinds::daemonset::TEMPLATE_GENERATION;
@@ -150,28 +151,13 @@ fn bound(pod: &Value) -> bool {
         .is_some_and(|n| !n.is_empty())
 }
 
-/// When the pod became Ready, if it is.
-fn ready_since(pod: &Value) -> Option<Option<DateTime<Utc>>> {
-    let ready = pod
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready" && c["status"] == "True")?;
-    Some(
-        ready["lastTransitionTime"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc)),
-    )
-}
-
 fn is_ready(pod: &Value) -> bool {
-    ready_since(pod).is_some()
+    ready_transition(pod).is_some()
 }
 
 /// Upstream's `IsPodAvailable`: Ready for at least `minReadySeconds`.
 pub fn is_available(pod: &Value, min_ready_seconds: i64, now: DateTime<Utc>) -> bool {
-    match ready_since(pod) {
+    match ready_transition(pod) {
         None => false,
         Some(_) if min_ready_seconds <= 0 => true,
         Some(since) => {
@@ -640,6 +626,20 @@ mod tests {
         pods.iter().collect()
     }
 
+    /// A rolling update's expected outcome.
+    fn rolled(delete: &[&str], create: &[&str]) -> Rolling {
+        let owned = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        Rolling {
+            delete: owned(delete),
+            create: owned(create),
+        }
+    }
+
+    /// The rolling update of `pods` to template `h2`, now.
+    fn roll(d: &DaemonSet, fits: &BTreeMap<String, Fit>, pods: &[Value]) -> Rolling {
+        rolling_update(d, fits, &refs(pods), "h2", now())
+    }
+
     #[test]
     fn one_pod_per_eligible_node_and_none_elsewhere() {
         let d = rolling(json!(0), json!(1));
@@ -785,39 +785,26 @@ mod tests {
             pod("b1", "b", "h1"),
             pod("c1", "c", "h1"),
         ];
-        let r = rolling_update(&d, &fits, &refs(&pods), "h2", now());
-        assert_eq!(
-            r,
-            Rolling {
-                delete: vec!["a1".into()],
-                create: vec![]
-            }
-        );
+        assert_eq!(roll(&d, &fits, &pods), rolled(&["a1"], &[]));
         // a1 terminating: its node counts as unavailable, nothing more goes.
         let mut going = pod("a1", "a", "h1");
         going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:59:00Z");
         let pods = vec![going, pod("b1", "b", "h1"), pod("c1", "c", "h1")];
-        assert_eq!(
-            rolling_update(&d, &fits, &refs(&pods), "h2", now()),
-            Rolling::default()
-        );
+        assert_eq!(roll(&d, &fits, &pods), Rolling::default());
         // The replacement on a is up but not ready yet: still nothing.
         let pods = vec![
             not_ready(pod("a2", "a", "h2")),
             pod("b1", "b", "h1"),
             pod("c1", "c", "h1"),
         ];
-        assert_eq!(
-            rolling_update(&d, &fits, &refs(&pods), "h2", now()),
-            Rolling::default()
-        );
+        assert_eq!(roll(&d, &fits, &pods), Rolling::default());
         // Ready: the next node's turn.
         let pods = vec![
             pod("a2", "a", "h2"),
             pod("b1", "b", "h1"),
             pod("c1", "c", "h1"),
         ];
-        let r = rolling_update(&d, &fits, &refs(&pods), "h2", now());
+        let r = roll(&d, &fits, &pods);
         assert_eq!(r.delete, ["b1"]);
     }
 
@@ -830,7 +817,7 @@ mod tests {
             not_ready(pod("b1", "b", "h1")),
             pod("c1", "c", "h1"),
         ];
-        let r = rolling_update(&d, &fits, &refs(&pods), "h2", now());
+        let r = roll(&d, &fits, &pods);
         assert_eq!(r.delete, ["a1", "b1", "c1"]);
         // Two unavailable new pods use up the budget for the ready old one.
         let pods = vec![
@@ -838,12 +825,7 @@ mod tests {
             not_ready(pod("b2", "b", "h2")),
             pod("c1", "c", "h1"),
         ];
-        assert_eq!(
-            rolling_update(&d, &fits, &refs(&pods), "h2", now())
-                .delete
-                .len(),
-            0
-        );
+        assert_eq!(roll(&d, &fits, &pods).delete.len(), 0);
     }
 
     #[test]
@@ -861,12 +843,7 @@ mod tests {
             pod("c1", "c", "h1"),
             pod("d1", "d", "h1"),
         ];
-        assert_eq!(
-            rolling_update(&d, &fits, &refs(&pods), "h2", now())
-                .delete
-                .len(),
-            2
-        );
+        assert_eq!(roll(&d, &fits, &pods).delete.len(), 2);
         let mut slow = rolling(json!(0), json!(1));
         slow.min_ready_seconds = 7200;
         // Ready an hour: not available for two, so it is simply replaced.
@@ -881,24 +858,14 @@ mod tests {
         let d = rolling(json!(1), json!(0));
         let fits = d.fits(&[node("a", "ssd"), node("b", "ssd")]);
         let pods = vec![pod("a1", "a", "h1"), pod("b1", "b", "h1")];
-        let r = rolling_update(&d, &fits, &refs(&pods), "h2", now());
-        assert_eq!(
-            r,
-            Rolling {
-                delete: vec![],
-                create: vec!["a".into()]
-            }
-        );
+        assert_eq!(roll(&d, &fits, &pods), rolled(&[], &["a"]));
         // The new pod on a is not ready: both stay, no second surge.
         let pods = vec![
             pod("a1", "a", "h1"),
             not_ready(pod("a2", "a", "h2")),
             pod("b1", "b", "h1"),
         ];
-        assert_eq!(
-            rolling_update(&d, &fits, &refs(&pods), "h2", now()),
-            Rolling::default()
-        );
+        assert_eq!(roll(&d, &fits, &pods), Rolling::default());
         assert_eq!(
             manage(&d, &fits, &refs(&pods), "h2", now()),
             Manage::default()
@@ -909,14 +876,7 @@ mod tests {
             pod("a2", "a", "h2"),
             pod("b1", "b", "h1"),
         ];
-        let r = rolling_update(&d, &fits, &refs(&pods), "h2", now());
-        assert_eq!(
-            r,
-            Rolling {
-                delete: vec!["a1".into()],
-                create: vec!["b".into()]
-            }
-        );
+        assert_eq!(roll(&d, &fits, &pods), rolled(&["a1"], &["b"]));
         assert_eq!(manage(&d, &fits, &refs(&pods), "h2", now()).delete, ["a1"]);
     }
 

@@ -14,6 +14,7 @@ use tracing::{debug, info};
 
 use super::DaemonSetError;
 use super::plan::HASH_LABEL;
+use crate::controllers::fields::{Named, create_named, object_at, set_collision_count};
 use crate::controllers::template_hash::template_hash;
 use crate::meta;
 use crate::registry::kinds;
@@ -99,11 +100,7 @@ pub fn to_prune(old: &[Value], limit: i64, live_hashes: &BTreeSet<String>) -> Ve
 /// A new ControllerRevision of `ds` for its current template.
 pub fn new_revision(ds: &Value, name: &str, hash: &str, revision: i64) -> Value {
     let template = ds.pointer("/spec/template").cloned().unwrap_or_default();
-    let mut labels = template
-        .pointer("/metadata/labels")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let mut labels = object_at(&template, "/metadata/labels");
     labels[HASH_LABEL] = json!(hash);
     let mut metadata = json!({
         "name": name,
@@ -256,16 +253,13 @@ async fn snapshot(
         .and_then(Value::as_u64)
         .and_then(|c| u32::try_from(c).ok());
     let (name, hash) = name_and_hash(&ds_name, template, collisions);
-    match objects
-        .create(rt, new_revision(ds, &name, &hash, revision))
-        .await
-    {
-        Ok(created) => {
+    let new = new_revision(ds, &name, &hash, revision);
+    match create_named(objects, rt, (&namespace, &name), new).await? {
+        Named::Created(created) => {
             info!(daemonset = %format!("{namespace}/{ds_name}"), %revision, %name, "new controller revision");
             Ok(created)
         }
-        Err(StoreError::AlreadyExists(_)) => {
-            let existing = objects.get(rt, Some(&namespace), &name).await?;
+        Named::Taken(existing) => {
             if holds(&existing, template) {
                 return Ok(existing);
             }
@@ -281,14 +275,11 @@ async fn snapshot(
                     if obj.pointer("/metadata/uid").cloned() != uid || now != collisions {
                         return false;
                     }
-                    obj["status"]["collisionCount"] =
-                        json!(collisions.unwrap_or(0).saturating_add(1));
-                    true
+                    set_collision_count(obj, collisions.unwrap_or(0).saturating_add(1))
                 })
                 .await?;
             Err(DaemonSetError::Collision(name))
         }
-        Err(e) => Err(e.into()),
     }
 }
 

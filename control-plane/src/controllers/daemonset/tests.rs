@@ -63,7 +63,9 @@ async fn sync(state: &mut DaemonSets) -> Option<Duration> {
 }
 
 async fn pods(state: &DaemonSets) -> Vec<Value> {
-    let mut pods = state.namespace_objects(rts().1, NS).await.expect("pods");
+    let mut pods = namespace_objects(&state.objects, rts().1, NS)
+        .await
+        .expect("pods");
     pods.sort_by_key(|p| target_node(p).unwrap_or_default());
     pods
 }
@@ -130,8 +132,7 @@ async fn status(state: &DaemonSets) -> Value {
 
 async fn revisions(state: &DaemonSets) -> Vec<(i64, String)> {
     let rt = kinds::CONTROLLERREVISIONS;
-    let mut out: Vec<(i64, String)> = state
-        .namespace_objects(rt, NS)
+    let mut out: Vec<(i64, String)> = namespace_objects(&state.objects, rt, NS)
         .await
         .expect("revisions")
         .iter()
@@ -158,6 +159,21 @@ async fn events(state: &DaemonSets) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+fn is_deleting(pod: &Value) -> bool {
+    pod.pointer("/metadata/deletionTimestamp").is_some()
+}
+
+/// How many pods `which` picks.
+async fn count_pods(state: &DaemonSets, which: fn(&Value) -> bool) -> usize {
+    pods(state).await.iter().filter(|p| which(p)).count()
+}
+
+/// The nodes with a (not deleting) daemon pod, in order.
+async fn placed_nodes(state: &DaemonSets) -> Vec<String> {
+    let placed = placement(state).await;
+    placed.into_iter().map(|(node, _)| node).collect()
 }
 
 async fn label_node(state: &DaemonSets, node: &str, disk: &str) {
@@ -289,20 +305,13 @@ async fn labelling_a_node_adds_its_pod_and_unlabelling_removes_it() {
     run_all(&state).await;
     label_node(&state, "n3", "ssd").await;
     sync(&mut state).await;
-    let nodes: Vec<String> = placement(&state)
-        .await
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let nodes = placed_nodes(&state).await;
     assert_eq!(nodes, ["n1", "n2", "n3"]);
     run_all(&state).await;
     label_node(&state, "n1", "hdd").await;
     sync(&mut state).await;
-    let on_n1: Vec<Value> = pods(&state)
-        .await
-        .into_iter()
-        .filter(|p| target_node(p).as_deref() == Some("n1"))
-        .collect();
+    let mut on_n1 = pods(&state).await;
+    on_n1.retain(|p| target_node(p).as_deref() == Some("n1"));
     assert_eq!(on_n1.len(), 1);
     assert!(
         on_n1[0].pointer("/metadata/deletionTimestamp").is_some(),
@@ -317,11 +326,7 @@ async fn labelling_a_node_adds_its_pod_and_unlabelling_removes_it() {
     );
     run_all(&state).await;
     sync(&mut state).await;
-    let nodes: Vec<String> = placement(&state)
-        .await
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let nodes = placed_nodes(&state).await;
     assert_eq!(nodes, ["n2", "n3"]);
     assert_eq!(status(&state).await["desiredNumberScheduled"], 2);
 }
@@ -338,16 +343,9 @@ async fn a_rolling_update_replaces_one_node_at_a_time_and_undo_reuses_revision_o
     let mut seen_steps = 0;
     for _ in 0..20 {
         sync(&mut state).await;
-        let deleting = pods(&state)
-            .await
-            .iter()
-            .filter(|p| p.pointer("/metadata/deletionTimestamp").is_some())
-            .count();
-        let not_running = pods(&state)
-            .await
-            .iter()
-            .filter(|p| str_at(p, "/status/phase") == Some("Pending"))
-            .count();
+        let deleting = count_pods(&state, is_deleting).await;
+        let not_running =
+            count_pods(&state, |p| str_at(p, "/status/phase") == Some("Pending")).await;
         assert!(
             deleting + not_running <= 1,
             "maxUnavailable 1: {:?}",
@@ -355,11 +353,7 @@ async fn a_rolling_update_replaces_one_node_at_a_time_and_undo_reuses_revision_o
         );
         // A second sync in the same state does not take another node.
         sync(&mut state).await;
-        let deleting_again = pods(&state)
-            .await
-            .iter()
-            .filter(|p| p.pointer("/metadata/deletionTimestamp").is_some())
-            .count();
+        let deleting_again = count_pods(&state, is_deleting).await;
         assert_eq!(deleting, deleting_again);
         if deleting > 0 {
             seen_steps += 1;

@@ -9,6 +9,7 @@ pub mod rolling;
 pub mod status;
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -18,14 +19,13 @@ use tracing::debug;
 
 use self::rolling::{RecreateStep, Set, fenceposts};
 use super::claim;
-use super::runtime::list_refs;
-use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
+use super::fields::{Named, create_named, record_collision, unless_gone};
+use super::runtime::{Action, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use super::template_hash::{HASH_LABEL, template_hash, templates_equal};
-use super::{metadata_of, namespace_objects, object_of};
+use super::{metadata_of, namespace_objects};
 use crate::meta::{self, annotation, controller_uid, int_at, labels as labels_of, str_at};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
-use crate::registry::resources::ResourceType;
 use crate::store::{Event, EventKind, StoreError};
 
 const COMPONENT: &str = "deployment-controller";
@@ -44,7 +44,7 @@ const NOT_COPIED: [&str; 6] = [
     "deprecated.deployment.rollback.to",
 ];
 
-const DEPLOYMENT: &str = "Deployment";
+const OWNERS: Owners = Owners(&[("Deployment", kinds::DEPLOYMENTS)]);
 
 /// The controller actor.
 pub type DeploymentController = Controller<Deployments>;
@@ -52,16 +52,6 @@ pub type DeploymentController = Controller<Deployments>;
 /// The reconciler of Deployments.
 pub struct Deployments {
     objects: Objects,
-}
-
-/// A change that concerns Deployments other than their own.
-#[derive(Debug)]
-pub enum DeploymentChange {
-    /// A ReplicaSet changed: its controller (if a Deployment) or, for
-    /// orphans, every Deployment of the namespace may care.
-    Set(Controlled),
-    /// A pod of the namespace went away (Recreate waits for that).
-    PodGone(String),
 }
 
 /// Failures of a sync that are not the store's.
@@ -103,51 +93,34 @@ struct Outcome {
 
 impl Reconciler for Deployments {
     type Key = ObjectRef;
-    type Change = DeploymentChange;
+    type Change = Infallible;
     type Error = DeploymentError;
     const NAME: &'static str = "deployment";
 
     fn watches(&self) -> Result<Vec<String>, DeploymentError> {
-        Ok(vec![
-            kinds::DEPLOYMENTS.prefix(),
-            kinds::REPLICASETS.prefix(),
-            kinds::PODS.prefix(),
-        ])
+        Ok(OWNERS.watches(&[kinds::REPLICASETS, kinds::PODS]))
     }
 
-    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, DeploymentChange>> {
-        let Some(e) = event else {
-            return (watch == 0).then_some(Trigger::Resync);
-        };
-        match watch {
-            0 => Some(Trigger::Object(
-                e.kind,
-                ObjectRef::of(DEPLOYMENT, &object_of(e)?),
-            )),
-            1 => Controlled::of(&metadata_of(e)?, &[DEPLOYMENT])
-                .map(|set| Trigger::Change(DeploymentChange::Set(set))),
-            _ if e.kind == EventKind::Deleted => {
-                let pod = metadata_of(e)?;
-                let namespace = meta::namespace(&pod).to_string();
-                Some(Trigger::Change(DeploymentChange::PodGone(namespace)))
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Infallible>> {
+        OWNERS.decode(watch, event, |dependent, event| {
+            // The Deployments' resync covers a re-list.
+            let e = event?;
+            match dependent {
+                // A ReplicaSet: its Deployment, or for an orphan every one
+                // of the namespace, may care.
+                0 => OWNERS.dependent(e),
+                // A pod went away: Recreate waits for that.
+                _ if e.kind == EventKind::Deleted => {
+                    let pod = metadata_of(e)?;
+                    Some(Trigger::Namespace(meta::namespace(&pod).to_string()))
+                }
+                _ => None,
             }
-            _ => None,
-        }
-    }
-
-    async fn changes(
-        &mut self,
-        change: DeploymentChange,
-        owners: &OwnerIndex<ObjectRef>,
-    ) -> Result<Vec<ObjectRef>, DeploymentError> {
-        Ok(match change {
-            DeploymentChange::Set(set) => owners.concerned(set),
-            DeploymentChange::PodGone(namespace) => owners.in_namespace(&namespace),
         })
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, DeploymentError> {
-        Ok(list_refs(&self.objects, kinds::DEPLOYMENTS, DEPLOYMENT).await?)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, DeploymentError> {
@@ -163,36 +136,18 @@ impl Deployments {
         Self { objects }
     }
 
-    async fn namespace_objects(
-        &self,
-        rt: &ResourceType,
-        namespace: &str,
-    ) -> Result<Vec<Value>, DeploymentError> {
-        Ok(namespace_objects(&self.objects, rt, namespace).await?)
-    }
-
     /// One sync; returns when to look again if nothing else happens.
     async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, DeploymentError> {
         let deployments = kinds::DEPLOYMENTS;
-        let d = match self.objects.get(deployments, Some(namespace), name).await {
-            Ok(d) => d,
-            // Gone: its sets are the garbage collector's business.
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        // Gone: its sets are the garbage collector's business.
+        let Some(d) = unless_gone(self.objects.get(deployments, Some(namespace), name).await)?
+        else {
+            return Ok(None);
         };
-        if d.pointer("/metadata/deletionTimestamp")
-            .is_some_and(|v| !v.is_null())
-        {
+        if meta::deleting(&d) {
             return Ok(None);
         }
-        let Some(selector) = d
-            .pointer("/spec/selector")
-            .and_then(|s| serde_json::from_value::<LabelSelector>(s.clone()).ok())
-            .filter(|s| {
-                s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
-                    || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
-            })
-        else {
+        let Some(selector) = claim::selector_of(&d) else {
             return Ok(None);
         };
         let uid = str_at(&d, "/metadata/uid").unwrap_or_default().to_string();
@@ -211,7 +166,7 @@ impl Deployments {
     ) -> Result<Vec<Value>, DeploymentError> {
         let replicasets = kinds::REPLICASETS;
         let mut owned = Vec::new();
-        for rs in self.namespace_objects(replicasets, namespace).await? {
+        for rs in namespace_objects(&self.objects, replicasets, namespace).await? {
             match controller_uid(&rs) {
                 Some(c) if c == uid => owned.push(rs),
                 Some(_) => {}
@@ -477,8 +432,8 @@ impl Deployments {
                 "template": template,
             },
         });
-        match self.objects.create(replicasets, rs).await {
-            Ok(created) => {
+        match create_named(&self.objects, replicasets, (namespace, &name), rs).await? {
+            Named::Created(created) => {
                 if replicas > 0 {
                     let message = format!("Scaled up replica set {name} from 0 to {replicas}");
                     self.objects
@@ -487,11 +442,7 @@ impl Deployments {
                 }
                 Ok(created)
             }
-            Err(StoreError::AlreadyExists(_)) => {
-                let existing = self
-                    .objects
-                    .get(replicasets, Some(namespace), &name)
-                    .await?;
+            Named::Taken(existing) => {
                 let ours = controller_uid(&existing) == str_at(d, "/metadata/uid");
                 let same = existing
                     .pointer("/spec/template")
@@ -499,17 +450,10 @@ impl Deployments {
                 if ours && same {
                     return Ok(existing);
                 }
-                let deployments = kinds::DEPLOYMENTS;
-                self.objects
-                    .update(deployments, Some(namespace), meta::name(d), |obj| {
-                        obj["status"]["collisionCount"] =
-                            json!(collisions.unwrap_or(0).saturating_add(1));
-                        true
-                    })
-                    .await?;
+                let count = collisions.unwrap_or(0).saturating_add(1);
+                record_collision(&self.objects, kinds::DEPLOYMENTS, d, count).await?;
                 Err(DeploymentError::Collision(name))
             }
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -567,7 +511,7 @@ impl Deployments {
             .iter()
             .filter_map(|r| str_at(r, "/metadata/uid"))
             .collect();
-        let pods = self.namespace_objects(kinds::PODS, namespace).await?;
+        let pods = namespace_objects(&self.objects, kinds::PODS, namespace).await?;
         Ok(pods.iter().any(|p| {
             controller_uid(p).is_some_and(|u| uids.contains(u))
                 && !matches!(str_at(p, "/status/phase"), Some("Succeeded" | "Failed"))
@@ -614,8 +558,7 @@ impl Deployments {
         let deployments = kinds::DEPLOYMENTS;
         let uid = str_at(d, "/metadata/uid").unwrap_or_default().to_string();
         // Counts from the sets as they are now, after this sync's writes.
-        let sets: Vec<Value> = self
-            .namespace_objects(kinds::REPLICASETS, namespace)
+        let sets: Vec<Value> = namespace_objects(&self.objects, kinds::REPLICASETS, namespace)
             .await?
             .into_iter()
             .filter(|r| controller_uid(r) == Some(uid.as_str()))

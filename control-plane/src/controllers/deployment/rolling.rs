@@ -427,22 +427,21 @@ mod tests {
         new.max_replicas = Some(13);
         let mut old = set("old", 8, 8);
         old.max_replicas = Some(13);
+        // The sizes the step gives the old and the new set.
+        let sizes = |changes: Vec<(String, i64)>| {
+            let size = |n: &str| changes.iter().find(|c| c.0 == n).map(|c| c.1);
+            (size("old"), size("new"))
+        };
         let changes = scale_step(scaling(15, 3), Some(&new), &[old.clone()]);
-        let size = |n: &str| changes.iter().find(|c| c.0 == n).map(|c| c.1);
-        assert_eq!((size("old"), size("new")), (Some(11), Some(7)));
+        assert_eq!(sizes(changes), (Some(11), Some(7)));
         // And back down: the largest loses the rounding rest.
         let changes = scale_step(scaling(5, 2), Some(&new), &[old]);
-        let size = |n: &str| changes.iter().find(|c| c.0 == n).map(|c| c.1);
-        assert_eq!((size("old"), size("new")), (Some(4), Some(3)));
+        assert_eq!(sizes(changes), (Some(4), Some(3)));
     }
 
     #[test]
     fn a_saturated_new_set_retires_the_olds_on_scaling() {
-        let new = set("new", 3, 3);
-        let olds = [set("old", 1, 1)];
-        assert_eq!(
-            scale_step(scaling(3, 1), Some(&new), &olds),
-            vec![("old".into(), 0)]
-        );
+        let changes = scale_step(scaling(3, 1), Some(&set("new", 3, 3)), &[set("old", 1, 1)]);
+        assert_eq!(changes, vec![("old".into(), 0)]);
     }
 }

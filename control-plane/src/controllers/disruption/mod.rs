@@ -9,13 +9,14 @@
 //! is never lost to a concurrent write.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 
 use ractor::ActorProcessingErr;
 use serde_json::Value;
 
-use super::runtime::list_refs;
-use super::runtime::{Action, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, object_of};
+use super::fields::unless_gone;
+use super::metadata_of;
+use super::runtime::{Action, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use crate::meta::{self, controller_ref as controller_of};
 use crate::registry::budget::{self, ExpectedScale};
 use crate::registry::kinds;
@@ -23,7 +24,7 @@ use crate::registry::objects::Objects;
 use crate::registry::resources::ResourceType;
 use crate::store::{Event, StoreError};
 
-const BUDGET: &str = "PodDisruptionBudget";
+const OWNERS: Owners = Owners(&[("PodDisruptionBudget", kinds::PODDISRUPTIONBUDGETS)]);
 
 /// The controller actor.
 pub type DisruptionController = Controller<Budgets>;
@@ -52,42 +53,25 @@ const WATCHED: [&ResourceType; 5] = [
 
 impl Reconciler for Budgets {
     type Key = ObjectRef;
-    /// A pod or a pod controller of this namespace changed.
-    type Change = String;
+    type Change = Infallible;
     type Error = ActorProcessingErr;
     const NAME: &'static str = "disruption";
 
     fn watches(&self) -> Result<Vec<String>, ActorProcessingErr> {
-        let mut prefixes = vec![kinds::PODDISRUPTIONBUDGETS.prefix()];
-        prefixes.extend(WATCHED.iter().map(|rt| rt.prefix()));
-        Ok(prefixes)
+        Ok(OWNERS.watches(&WATCHED))
     }
 
-    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, String>> {
-        match (watch, event) {
-            (0, None) => Some(Trigger::Resync),
-            (0, Some(e)) => Some(Trigger::Object(
-                e.kind,
-                ObjectRef::of(BUDGET, &object_of(e)?),
-            )),
-            // The budgets' own resync covers a re-list.
-            (_, None) => None,
-            (_, Some(e)) => Some(Trigger::Change(
-                meta::namespace(&metadata_of(e)?).to_string(),
-            )),
-        }
-    }
-
-    async fn changes(
-        &mut self,
-        namespace: String,
-        owners: &OwnerIndex<ObjectRef>,
-    ) -> Result<Vec<ObjectRef>, ActorProcessingErr> {
-        Ok(owners.in_namespace(&namespace))
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Infallible>> {
+        // The budgets' own resync covers a re-list.
+        // A pod or a pod controller changed: every budget of its namespace.
+        OWNERS.decode(watch, event, |_, e| {
+            let namespace = meta::namespace(&metadata_of(e?)?).to_string();
+            Some(Trigger::Namespace(namespace))
+        })
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, ActorProcessingErr> {
-        Ok(list_refs(&self.objects, kinds::PODDISRUPTIONBUDGETS, BUDGET).await?)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, ActorProcessingErr> {
@@ -188,10 +172,8 @@ impl Budgets {
 
     async fn sync(&self, namespace: &str, name: &str) -> Result<(), ActorProcessingErr> {
         let pdb_rt = kinds::PODDISRUPTIONBUDGETS;
-        let pdb = match self.objects.get(pdb_rt, Some(namespace), name).await {
-            Ok(p) => p,
-            Err(StoreError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
+        let Some(pdb) = unless_gone(self.objects.get(pdb_rt, Some(namespace), name).await)? else {
+            return Ok(());
         };
         let listing = self
             .objects

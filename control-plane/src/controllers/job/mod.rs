@@ -24,9 +24,10 @@ use serde_json::Value;
 
 pub use self::backoff::Backoff;
 use self::sync::JobSync;
-use super::runtime::list_refs;
-use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, object_of};
+use super::metadata_of;
+use super::runtime::{
+    Action, Controlled, Controller, ObjectRef, OwnerIndex, Owners, Reconciler, Trigger,
+};
 use crate::clock::SharedClock;
 use crate::meta;
 use crate::registry::kinds;
@@ -39,6 +40,7 @@ pub const COMPONENT: &str = "job-controller";
 pub use super::batch::{JobError, delete_job};
 
 const JOB: &str = "Job";
+const OWNERS: Owners = Owners(&[(JOB, kinds::JOBS)]);
 
 /// A pod that still carries the tracking finalizer and is being deleted
 /// or has no controller: unless its Job still runs, the finalizer goes
@@ -102,23 +104,21 @@ impl Reconciler for Jobs {
     const NAME: &'static str = "job";
 
     fn watches(&self) -> Result<Vec<String>, JobError> {
-        Ok(vec![kinds::JOBS.prefix(), kinds::PODS.prefix()])
+        Ok(OWNERS.watches(&[kinds::PODS]))
     }
 
     fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, JobChange>> {
-        match (watch, event) {
-            (0, None) => Some(Trigger::Resync),
-            (0, Some(e)) => Some(Trigger::Object(e.kind, ObjectRef::of(JOB, &object_of(e)?))),
+        OWNERS.decode(watch, event, |_, event| match event {
             // The Jobs' resync covers every pod but held orphans.
-            (_, None) => Some(Trigger::Change(JobChange::ScanOrphans)),
-            (_, Some(e)) => {
+            None => Some(Trigger::Change(JobChange::ScanOrphans)),
+            Some(e) => {
                 let pod = metadata_of(e)?;
                 Some(Trigger::Change(JobChange::Pod {
                     controlled: Controlled::of(&pod, &[JOB]),
                     orphan: orphan_check(&pod),
                 }))
             }
-        }
+        })
     }
 
     async fn changes(
@@ -145,7 +145,7 @@ impl Reconciler for Jobs {
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, JobError> {
-        Ok(list_refs(&self.objects, kinds::JOBS, JOB).await?)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, JobError> {

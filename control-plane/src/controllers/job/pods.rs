@@ -3,6 +3,7 @@
 //! counts, finish times, completion indexes, and new pods from the
 //! template (`<job>-<5 chars>`, or `<job>-<index>-<5 chars>` when Indexed).
 
+use crate::controllers::fields::retain_in_metadata;
 use crate::controllers::pod::template_metadata;
 pub use crate::meta::{deleting, name, uid};
 use chrono::{DateTime, Utc};
@@ -65,23 +66,7 @@ pub fn tracked(pod: &Value) -> bool {
 
 /// Removes the tracking finalizer; `false` if there was none.
 pub fn untrack(pod: &mut Value) -> bool {
-    let Some(list) = pod
-        .pointer_mut("/metadata/finalizers")
-        .and_then(Value::as_array_mut)
-    else {
-        return false;
-    };
-    let before = list.len();
-    list.retain(|f| f != TRACKING_FINALIZER);
-    if list.len() == before {
-        return false;
-    }
-    if list.is_empty()
-        && let Some(m) = pod["metadata"].as_object_mut()
-    {
-        m.remove("finalizers");
-    }
-    true
+    retain_in_metadata(pod, "finalizers", |f| f != TRACKING_FINALIZER)
 }
 
 /// Container restarts of a pending or running pod (init containers too):

@@ -198,39 +198,25 @@ mod tests {
     #[test]
     fn conditions_change_only_when_they_differ() {
         let mut status = json!({});
-        assert!(!ensure_condition(
-            &mut status,
-            SUSPENDED,
-            "False",
-            "JobResumed",
-            "Job resumed",
-            now()
-        ));
-        assert!(status.get("conditions").is_none());
-        assert!(ensure_condition(
-            &mut status,
-            SUSPENDED,
-            "True",
-            "JobSuspended",
-            "Job suspended",
-            now()
-        ));
-        assert!(!ensure_condition(
-            &mut status,
-            SUSPENDED,
-            "True",
-            "JobSuspended",
-            "Job suspended",
-            now()
-        ));
-        assert!(ensure_condition(
-            &mut status,
-            SUSPENDED,
-            "False",
-            "JobResumed",
-            "Job resumed",
-            now()
-        ));
+        let resumed = ("False", "JobResumed", "Job resumed");
+        let suspended = ("True", "JobSuspended", "Job suspended");
+        // A False condition that was never True is not added; then each
+        // step changes the status only if it differs from the last.
+        for (step, ((value, reason, message), changes)) in [
+            (resumed, false),
+            (suspended, true),
+            (suspended, false),
+            (resumed, true),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let changed = ensure_condition(&mut status, SUSPENDED, value, reason, message, now());
+            assert_eq!(changed, changes, "step {step}");
+            if step == 0 {
+                assert!(status.get("conditions").is_none());
+            }
+        }
         let c = condition(&status, SUSPENDED).expect("condition");
         assert_eq!(
             (c["status"].as_str(), c["reason"].as_str()),

@@ -23,8 +23,10 @@ use super::pods;
 use super::status::{self, JobView};
 use super::{COMPONENT, JobError, delete_job};
 use crate::clock::SharedClock;
+use crate::controllers::batch::{record, write_status};
 use crate::controllers::claim;
-use crate::controllers::pod::{deletion_order, slow_start_batches};
+use crate::controllers::fields::{object_at, unless_gone};
+use crate::controllers::pod::{create_pod, deletion_order, slow_start_batches};
 use crate::meta::{controller_uid, labels as pod_labels};
 use crate::registry::deletion::Propagation;
 use crate::registry::kinds;
@@ -109,21 +111,15 @@ impl JobSync {
     /// again (deadline, back-off, TTL), if at all.
     pub async fn sync(&self, namespace: &str, name: &str) -> Result<Option<Duration>, JobError> {
         let rt = kinds::JOBS;
-        let job_obj = match self.objects.get(rt, Some(namespace), name).await {
-            Ok(o) => o,
-            // Gone: its pods went with it (cascade) or are orphans now.
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        // Gone: its pods went with it (cascade) or are orphans now.
+        let Some(job_obj) = unless_gone(self.objects.get(rt, Some(namespace), name).await)? else {
+            return Ok(None);
         };
         let Some(job) = JobView::read(&job_obj) else {
             return Ok(None);
         };
         let now = self.clock.now();
-        let stored_status = job_obj
-            .get("status")
-            .cloned()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({}));
+        let stored_status = object_at(&job_obj, "/status");
         let owned = self.owned_pods(namespace, &job_obj, &job).await?;
         if status::finished(&stored_status) {
             self.untrack_all(namespace, &owned).await?;
@@ -213,8 +209,7 @@ impl JobSync {
             .as_ref()
             .map(|f| interim_condition(f, &mut status, now));
         tracking.write(&mut status);
-        self.write_status(namespace, name, &job.uid, &status)
-            .await?;
+        write_status(&self.objects, kinds::JOBS, &job_obj, &status).await?;
         for pod in untrack {
             if self.untrack(namespace, pods::name(pod)).await? {
                 tracking.with_finalizer.remove(pods::uid(pod));
@@ -237,15 +232,9 @@ impl JobSync {
             }
             finished_now = true;
         }
-        let written = self
-            .write_status(namespace, name, &job.uid, &status)
-            .await?;
+        let written = write_status(&self.objects, kinds::JOBS, &job_obj, &status).await?;
         let about = written.unwrap_or(job_obj);
-        for (warning, reason, message) in events {
-            self.objects
-                .event(&about, warning, reason, &message, COMPONENT)
-                .await;
-        }
+        record(&self.objects, &about, events, COMPONENT).await;
         if finished_now {
             info!(job = %format!("{namespace}/{name}"), condition = terminal.unwrap_or_default(), "job finished");
             let ttl = job.ttl.map(|t| Duration::from_secs(t.max(0) as u64));
@@ -320,27 +309,12 @@ impl JobSync {
         };
         indexes.reverse();
         let reference = owner_reference(job_obj, &job.uid);
-        let pods_rt = kinds::PODS;
         for batch in slow_start_batches(indexes.len()) {
             for _ in 0..batch {
                 let Some(index) = indexes.pop() else { break };
                 let pod = pods::from_template(job_obj, &reference, index);
-                match self.objects.create(pods_rt, pod).await {
-                    Ok(created) => {
-                        counts.active += 1;
-                        let message = format!("Created pod: {}", pods::name(&created));
-                        self.objects
-                            .event(job_obj, false, "SuccessfulCreate", &message, COMPONENT)
-                            .await;
-                    }
-                    Err(e) => {
-                        let message = format!("Error creating: {e}");
-                        self.objects
-                            .event(job_obj, true, "FailedCreate", &message, COMPONENT)
-                            .await;
-                        return Err(e.into());
-                    }
-                }
+                create_pod(&self.objects, job_obj, pod, COMPONENT).await?;
+                counts.active += 1;
             }
         }
         Ok(None)
@@ -432,11 +406,7 @@ impl JobSync {
                 true
             })
             .await;
-        match updated {
-            Ok(p) => Ok(p),
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(unless_gone(updated)?.flatten())
     }
 
     /// Deletes a pod of the Job (with an event). `untrack_first` drops its
@@ -480,34 +450,6 @@ impl JobSync {
             self.untrack(namespace, pods::name(pod)).await?;
         }
         Ok(())
-    }
-
-    /// Writes `status` if it differs from the stored one; returns the
-    /// written Job.
-    async fn write_status(
-        &self,
-        namespace: &str,
-        name: &str,
-        uid: &str,
-        status: &Value,
-    ) -> Result<Option<Value>, JobError> {
-        let updated = self
-            .objects
-            .update(kinds::JOBS, Some(namespace), name, |obj| {
-                if obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
-                    || obj.get("status") == Some(status)
-                {
-                    return false;
-                }
-                obj["status"] = status.clone();
-                true
-            })
-            .await;
-        match updated {
-            Ok(v) => Ok(v),
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// `ttlSecondsAfterFinished`: deletes the finished Job (and its pods)

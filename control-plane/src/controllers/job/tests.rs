@@ -12,32 +12,24 @@ use super::backoff::Backoff;
 use super::pods::{self, TRACKING_FINALIZER};
 use super::status;
 use super::sync::JobSync;
-use crate::clock::{Clock, FakeClock};
+use crate::clock::Clock;
+use crate::controllers::batch::{TestEnv, test_env};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::memory::MemoryStore;
 
 const NS: &str = "default";
 
-struct Env {
-    objects: Objects,
-    clock: Arc<FakeClock>,
-    sync: JobSync,
-}
+type Env = TestEnv<JobSync>;
 
 fn start() -> DateTime<Utc> {
     "2026-01-01T00:00:00Z".parse().expect("time")
 }
 
 fn env() -> Env {
-    let objects = Objects::new(Arc::new(MemoryStore::new()));
-    let clock = Arc::new(FakeClock::new(start()));
-    let sync = JobSync::new(objects.clone(), clock.clone(), Backoff::default());
-    Env {
-        objects,
-        clock,
-        sync,
-    }
+    test_env(start(), |objects, clock| {
+        JobSync::new(objects, clock, Backoff::default())
+    })
 }
 
 /// A Job `name` with `spec` merged over a busybox template.

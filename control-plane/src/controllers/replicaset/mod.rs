@@ -1,5 +1,6 @@
 pub mod plan;
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -7,10 +8,10 @@ use tracing::{debug, info};
 
 use self::plan::Owner;
 use super::claim;
-use super::pod::{slow_start_batches, template_metadata};
-use super::runtime::list_refs;
-use super::runtime::{Action, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, namespace_objects, object_of};
+use super::fields::{edit_status, set_count, unless_gone};
+use super::namespace_objects;
+use super::pod::{create_pod, slow_start_batches, template_metadata};
+use super::runtime::{Action, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use crate::meta::{self};
 use crate::registry::objects::Objects;
 use crate::registry::resources::ResourceType;
@@ -18,8 +19,13 @@ use crate::store::{Event, StoreError};
 
 const REPLICA_SET: &str = "ReplicaSet";
 const REPLICATION_CONTROLLER: &str = "ReplicationController";
-/// The owner kinds, in the order of their watches.
-const KINDS: [&str; 2] = [REPLICA_SET, REPLICATION_CONTROLLER];
+const OWNERS: Owners = Owners(&[
+    (REPLICA_SET, crate::registry::kinds::REPLICASETS),
+    (
+        REPLICATION_CONTROLLER,
+        crate::registry::kinds::REPLICATIONCONTROLLERS,
+    ),
+]);
 
 fn owner_rt(kind: &str) -> &'static ResourceType {
     match kind {
@@ -54,44 +60,21 @@ pub struct ReplicaSets {
 
 impl Reconciler for ReplicaSets {
     type Key = ObjectRef;
-    type Change = Controlled;
+    type Change = Infallible;
     type Error = ReplicaSetError;
     const NAME: &'static str = "replicaset";
 
     fn watches(&self) -> Result<Vec<String>, ReplicaSetError> {
-        Ok(vec![
-            owner_rt(REPLICA_SET).prefix(),
-            owner_rt(REPLICATION_CONTROLLER).prefix(),
-            crate::registry::kinds::PODS.prefix(),
-        ])
+        Ok(OWNERS.watches(&[crate::registry::kinds::PODS]))
     }
 
-    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Controlled>> {
-        match (KINDS.get(watch), event) {
-            (Some(_), None) => Some(Trigger::Resync),
-            (Some(kind), Some(e)) => {
-                Some(Trigger::Object(e.kind, ObjectRef::of(kind, &object_of(e)?)))
-            }
-            // The owners' resync covers every pod.
-            (None, None) => None,
-            (None, Some(e)) => Controlled::of(&metadata_of(e)?, &KINDS).map(Trigger::Change),
-        }
-    }
-
-    async fn changes(
-        &mut self,
-        pod: Controlled,
-        owners: &OwnerIndex<ObjectRef>,
-    ) -> Result<Vec<ObjectRef>, ReplicaSetError> {
-        Ok(owners.concerned(pod))
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Infallible>> {
+        // The owners' resync covers every pod.
+        OWNERS.decode(watch, event, |_, pod| OWNERS.dependent(pod?))
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, ReplicaSetError> {
-        let mut keys = Vec::new();
-        for kind in KINDS {
-            keys.extend(list_refs(&self.objects, owner_rt(kind), kind).await?);
-        }
-        Ok(keys)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<Action, ReplicaSetError> {
@@ -114,11 +97,10 @@ impl ReplicaSets {
             name,
         } = key;
         let rt = owner_rt(kind);
-        let owner_obj = match self.objects.get(rt, Some(namespace), name).await {
-            Ok(o) => o,
-            // Gone: its pods are the garbage collector's business.
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        // Gone: its pods are the garbage collector's business.
+        let Some(owner_obj) = unless_gone(self.objects.get(rt, Some(namespace), name).await)?
+        else {
+            return Ok(None);
         };
         let Some(owner) = Owner::from_object(&owner_obj) else {
             return Ok(None);
@@ -152,27 +134,10 @@ impl ReplicaSets {
         'create: for batch in slow_start_batches(plan.create) {
             for _ in 0..batch {
                 let pod = pod_from_template(&owner_obj, &reference);
-                match self.objects.create(pods_rt, pod).await {
-                    Ok(created) => {
-                        let message = format!("Created pod: {}", meta::name(&created));
-                        self.objects
-                            .event(
-                                &owner_obj,
-                                false,
-                                "SuccessfulCreate",
-                                &message,
-                                component(kind),
-                            )
-                            .await;
-                    }
-                    Err(e) => {
-                        let message = format!("Error creating: {e}");
-                        self.objects
-                            .event(&owner_obj, true, "FailedCreate", &message, component(kind))
-                            .await;
-                        failure = Some(e);
-                        break 'create;
-                    }
+                let created = create_pod(&self.objects, &owner_obj, pod, component(kind)).await;
+                if let Err(e) = created {
+                    failure = Some(e);
+                    break 'create;
                 }
             }
         }
@@ -205,38 +170,21 @@ impl ReplicaSets {
         owner: &Owner,
         plan: &plan::Plan,
     ) -> Result<(), ReplicaSetError> {
-        let fields = [
-            ("replicas", plan.replicas),
+        let counts = [
             ("fullyLabeledReplicas", plan.fully_labeled),
             ("readyReplicas", plan.ready),
             ("availableReplicas", plan.available),
         ];
         self.objects
             .update(rt, Some(namespace), name, |obj| {
-                if obj.pointer("/metadata/uid").and_then(Value::as_str) != Some(&owner.uid) {
-                    return false;
-                }
-                let mut status = obj
-                    .get("status")
-                    .cloned()
-                    .filter(Value::is_object)
-                    .unwrap_or_else(|| json!({}));
-                for (field, value) in fields {
+                edit_status(obj, &owner.uid, |status| {
                     // Upstream omits zero counts (omitempty), except replicas.
-                    if value == 0 && field != "replicas" {
-                        if let Some(m) = status.as_object_mut() {
-                            m.remove(field);
-                        }
-                    } else {
-                        status[field] = json!(value);
+                    status["replicas"] = json!(plan.replicas);
+                    for (field, value) in counts {
+                        set_count(status, field, value);
                     }
-                }
-                status["observedGeneration"] = json!(owner.generation);
-                if obj.get("status") == Some(&status) {
-                    return false;
-                }
-                obj["status"] = status;
-                true
+                    status["observedGeneration"] = json!(owner.generation);
+                })
             })
             .await?;
         Ok(())

@@ -88,6 +88,14 @@ impl<R: Reconciler> ControllerState<R> {
                 self.owners.replace(&keys);
                 self.enqueue(me, keys);
             }
+            Trigger::Dependent(dependent) => {
+                let keys = self.owners.concerned(dependent);
+                self.enqueue(me, keys);
+            }
+            Trigger::Namespace(namespace) => {
+                let keys = self.owners.in_namespace(&namespace);
+                self.enqueue(me, keys);
+            }
             Trigger::Change(change) => {
                 let keys = self
                     .reconciler

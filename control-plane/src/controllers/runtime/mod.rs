@@ -21,7 +21,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 pub use self::actor::{Controller, RuntimeMsg};
-pub use self::owners::{Controlled, ObjectRef, OwnerIndex, list_refs};
+pub use self::owners::{Controlled, ObjectRef, OwnerIndex, Owners, list_refs};
 pub use self::queue::retry_delay;
 use crate::store::{Event, EventKind};
 
@@ -83,6 +83,12 @@ pub enum Trigger<K, C> {
     Object(EventKind, K),
     /// Re-list the reconciler's objects and queue them all.
     Resync,
+    /// A dependent changed: the runtime queues its controller or, for an
+    /// orphan, every object of its namespace (each may adopt it).
+    Dependent(Controlled<K>),
+    /// Something in this namespace changed that may concern every object
+    /// of the reconciler's there: the runtime queues them all.
+    Namespace(String),
     /// Something else changed; [`Reconciler::changes`] says which keys
     /// it touches.
     Change(C),
@@ -111,11 +117,16 @@ pub trait Reconciler: Send + 'static {
 
     /// The keys a change touches (it may also update the reconciler's own
     /// caches); `owners` knows every object of the reconciler's kinds.
+    /// Default: none, for reconcilers whose watches decode to no `Change`
+    /// (their `Change` is [`std::convert::Infallible`]).
     fn changes(
         &mut self,
         change: Self::Change,
         owners: &OwnerIndex<Self::Key>,
-    ) -> impl Future<Output = Result<Vec<Self::Key>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<Self::Key>, Self::Error>> + Send {
+        let _ = (change, owners);
+        async { Ok(Vec::new()) }
+    }
 
     /// Every object of the reconciler's kinds (for a resync). Failing
     /// fails the actor, which its supervisor restarts.

@@ -8,11 +8,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use super::Key;
+use super::{Key, Trigger};
+use crate::controllers::{metadata_of, object_of};
 use crate::meta;
 use crate::registry::objects::Objects;
 use crate::registry::resources::ResourceType;
-use crate::store::StoreError;
+use crate::store::{Event, StoreError};
 
 /// A namespaced object of a known kind: the key of the workload
 /// controllers.
@@ -66,11 +67,70 @@ pub async fn list_refs(
     Ok(items.iter().map(|obj| ObjectRef::of(kind, obj)).collect())
 }
 
+/// The kinds a workload controller reconciles, each with the resource it
+/// is listed from: what its `watches`, `decode` and `list` share, so that
+/// a controller states only its dependents. The owners' watches come
+/// first, in this order.
+#[derive(Debug, Clone, Copy)]
+pub struct Owners(pub &'static [(&'static str, &'static ResourceType)]);
+
+impl Owners {
+    /// The watch prefixes: the owners', then `dependents`'.
+    pub fn watches(&self, dependents: &[&ResourceType]) -> Vec<String> {
+        let owners = self.0.iter().map(|(_, rt)| *rt);
+        owners
+            .chain(dependents.iter().copied())
+            .map(ResourceType::prefix)
+            .collect()
+    }
+
+    /// What an event of watch `watch` means. An owner's watch files the
+    /// owner, or on a (re)start resyncs them all; any other watch is
+    /// `dependent`'s to read, given its index among the dependents.
+    pub fn decode<C>(
+        &self,
+        watch: usize,
+        event: Option<&Event>,
+        dependent: impl FnOnce(usize, Option<&Event>) -> Option<Trigger<ObjectRef, C>>,
+    ) -> Option<Trigger<ObjectRef, C>> {
+        let Some((kind, _)) = self.0.get(watch) else {
+            return dependent(watch - self.0.len(), event);
+        };
+        match event {
+            None => Some(Trigger::Resync),
+            Some(e) => Some(Trigger::Object(e.kind, ObjectRef::of(kind, &object_of(e)?))),
+        }
+    }
+
+    /// Who a dependent's event concerns: `None` when another kind
+    /// controls it (see [`Controlled::of`]).
+    pub fn controlled(&self, event: &Event) -> Option<Controlled> {
+        let dependent = metadata_of(event)?;
+        let kinds: Vec<&'static str> = self.0.iter().map(|(kind, _)| *kind).collect();
+        Controlled::of(&dependent, &kinds)
+    }
+
+    /// A dependent's event as the trigger that queues its controller, or
+    /// for an orphan every owner of its namespace.
+    pub fn dependent<C>(&self, event: &Event) -> Option<Trigger<ObjectRef, C>> {
+        self.controlled(event).map(Trigger::Dependent)
+    }
+
+    /// Every owner, for a resync.
+    pub async fn list(&self, objects: &Objects) -> Result<Vec<ObjectRef>, StoreError> {
+        let mut keys = Vec::new();
+        for (kind, rt) in self.0 {
+            keys.extend(list_refs(objects, rt, kind).await?);
+        }
+        Ok(keys)
+    }
+}
+
 /// Who a dependent's change concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Controlled {
+pub enum Controlled<K = ObjectRef> {
     /// Its controller, one of ours.
-    By(ObjectRef),
+    By(K),
     /// It has no controller: every owner of the namespace may adopt it.
     Orphan(String),
 }
@@ -145,12 +205,10 @@ impl<K: Key> OwnerIndex<K> {
     pub fn all(&self) -> Vec<K> {
         self.by_namespace.values().flatten().cloned().collect()
     }
-}
 
-impl OwnerIndex<ObjectRef> {
     /// The owners a dependent's change concerns: its controller, or for
     /// an orphan every owner of its namespace.
-    pub fn concerned(&self, controlled: Controlled) -> Vec<ObjectRef> {
+    pub fn concerned(&self, controlled: Controlled<K>) -> Vec<K> {
         match controlled {
             Controlled::By(owner) => vec![owner],
             Controlled::Orphan(namespace) => self.in_namespace(&namespace),

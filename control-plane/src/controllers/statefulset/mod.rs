@@ -16,6 +16,7 @@ pub mod pods;
 pub mod revision;
 
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -26,18 +27,25 @@ use tracing::{debug, info};
 use self::plan::{Action, Revision, SetSpec, Strategy};
 use self::revision::{Choice, HASH_LABEL, Known};
 use super::claim;
-use super::runtime::list_refs;
-use super::runtime::{self, Controlled, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
-use super::{metadata_of, namespace_objects, object_of};
+use super::fields::{
+    Named, create_named, edit_status, object_at, record_collision, set_count, unless_gone,
+};
+use super::namespace_objects;
+use super::runtime::{self, Controller, ObjectRef, Owners, Reconciler, Trigger};
 use crate::meta::{self, controller_uid, deleting, labels as labels_of, str_at};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
-use crate::registry::resources::ResourceType;
 use crate::store::{Event, StoreError};
 
 const COMPONENT: &str = "statefulset-controller";
 
+/// The operations [`StatefulSets::tell`] tells of: the verb of the
+/// message and the operation of the reason.
+const CREATE: (&str, &str) = ("create", "Create");
+const DELETE: (&str, &str) = ("delete", "Delete");
+
 const STATEFUL_SET: &str = "StatefulSet";
+const OWNERS: Owners = Owners(&[(STATEFUL_SET, kinds::STATEFULSETS)]);
 
 /// Failures of a sync that are not the store's.
 #[derive(Debug, thiserror::Error)]
@@ -72,37 +80,21 @@ struct Revisions {
 
 impl Reconciler for StatefulSets {
     type Key = ObjectRef;
-    type Change = Controlled;
+    type Change = Infallible;
     type Error = StatefulSetError;
     const NAME: &'static str = "statefulset";
 
     fn watches(&self) -> Result<Vec<String>, StatefulSetError> {
-        Ok(vec![kinds::STATEFULSETS.prefix(), kinds::PODS.prefix()])
+        Ok(OWNERS.watches(&[kinds::PODS]))
     }
 
-    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Controlled>> {
-        match (watch, event) {
-            (0, None) => Some(Trigger::Resync),
-            (0, Some(e)) => Some(Trigger::Object(
-                e.kind,
-                ObjectRef::of(STATEFUL_SET, &object_of(e)?),
-            )),
-            // The sets' resync covers every pod.
-            (_, None) => None,
-            (_, Some(e)) => Controlled::of(&metadata_of(e)?, &[STATEFUL_SET]).map(Trigger::Change),
-        }
-    }
-
-    async fn changes(
-        &mut self,
-        pod: Controlled,
-        owners: &OwnerIndex<ObjectRef>,
-    ) -> Result<Vec<ObjectRef>, StatefulSetError> {
-        Ok(owners.concerned(pod))
+    fn decode(watch: usize, event: Option<&Event>) -> Option<Trigger<ObjectRef, Infallible>> {
+        // The sets' resync covers every pod.
+        OWNERS.decode(watch, event, |_, pod| OWNERS.dependent(pod?))
     }
 
     async fn list(&mut self) -> Result<Vec<ObjectRef>, StatefulSetError> {
-        Ok(list_refs(&self.objects, kinds::STATEFULSETS, STATEFUL_SET).await?)
+        Ok(OWNERS.list(&self.objects).await?)
     }
 
     async fn reconcile(&mut self, key: &ObjectRef) -> Result<runtime::Action, StatefulSetError> {
@@ -116,32 +108,15 @@ impl StatefulSets {
         Self { objects }
     }
 
-    async fn namespace_objects(
-        &self,
-        rt: &ResourceType,
-        namespace: &str,
-    ) -> Result<Vec<Value>, StatefulSetError> {
-        Ok(namespace_objects(&self.objects, rt, namespace).await?)
-    }
-
     /// One sync; returns when to look again if nothing else happens.
     async fn sync(&self, key: &ObjectRef) -> Result<Option<Duration>, StatefulSetError> {
         let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
         let sets = kinds::STATEFULSETS;
-        let set = match self.objects.get(sets, Some(namespace), name).await {
-            Ok(s) => s,
-            // Gone: its pods are the garbage collector's, its claims stay.
-            Err(StoreError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        // Gone: its pods are the garbage collector's, its claims stay.
+        let Some(set) = unless_gone(self.objects.get(sets, Some(namespace), name).await)? else {
+            return Ok(None);
         };
-        let Some(selector) = set
-            .pointer("/spec/selector")
-            .and_then(|s| serde_json::from_value::<LabelSelector>(s.clone()).ok())
-            .filter(|s| {
-                s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
-                    || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
-            })
-        else {
+        let Some(selector) = claim::selector_of(&set) else {
             return Ok(None);
         };
         let revisions = self.revisions(&set, namespace).await?;
@@ -170,8 +145,7 @@ impl StatefulSets {
     async fn revisions(&self, set: &Value, namespace: &str) -> Result<Revisions, StatefulSetError> {
         let crs = kinds::CONTROLLERREVISIONS;
         let uid = str_at(set, "/metadata/uid").unwrap_or_default();
-        let mut all: Vec<Known> = self
-            .namespace_objects(crs, namespace)
+        let mut all: Vec<Known> = namespace_objects(&self.objects, crs, namespace)
             .await?
             .iter()
             .filter(|r| controller_uid(r) == Some(uid))
@@ -238,11 +212,7 @@ impl StatefulSets {
         let set_name = meta::name(set);
         let hash = revision::hash(data, *collisions);
         let name = revision::name(set_name, &hash);
-        let mut labels = set
-            .pointer("/spec/template/metadata/labels")
-            .cloned()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({}));
+        let mut labels = object_at(set, "/spec/template/metadata/labels");
         labels[HASH_LABEL] = json!(hash);
         let mut metadata = json!({
             "name": name, "namespace": namespace, "labels": labels,
@@ -257,26 +227,18 @@ impl StatefulSets {
             metadata["annotations"] = a.clone();
         }
         let cr = json!({"metadata": metadata, "data": data, "revision": number});
-        match self.objects.create(crs, cr).await {
-            Ok(created) => Ok(Known::of(&created)),
-            Err(StoreError::AlreadyExists(_)) => {
-                let existing = self.objects.get(crs, Some(namespace), &name).await?;
+        match create_named(&self.objects, crs, (namespace, &name), cr).await? {
+            Named::Created(created) => Ok(Known::of(&created)),
+            Named::Taken(existing) => {
                 if controller_uid(&existing) == str_at(set, "/metadata/uid")
                     && existing.get("data") == Some(data)
                 {
                     return Ok(Known::of(&existing));
                 }
                 *collisions = collisions.saturating_add(1);
-                let count = *collisions;
-                self.objects
-                    .update(kinds::STATEFULSETS, Some(namespace), set_name, |s| {
-                        s["status"]["collisionCount"] = json!(count);
-                        true
-                    })
-                    .await?;
+                record_collision(&self.objects, kinds::STATEFULSETS, set, *collisions).await?;
                 Err(StatefulSetError::Collision(name))
             }
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -292,7 +254,7 @@ impl StatefulSets {
         let uid = str_at(set, "/metadata/uid").unwrap_or_default().to_string();
         let set_name = meta::name(set);
         let mut mine = Vec::new();
-        for pod in self.namespace_objects(pods_rt, namespace).await? {
+        for pod in namespace_objects(&self.objects, pods_rt, namespace).await? {
             let matches = selector_matches(selector, &labels_of(&pod))
                 && plan::ordinal_of(set_name, meta::name(&pod)).is_some();
             match controller_uid(&pod) {
@@ -355,13 +317,8 @@ impl StatefulSets {
                         .await;
                 }
                 Err(e) => {
-                    let message = format!(
-                        "create Claim {claim_name} for Pod {pod_name} in StatefulSet {} failed error: {e}",
-                        meta::name(set)
-                    );
-                    self.objects
-                        .event(set, true, "FailedCreate", &message, COMPONENT)
-                        .await;
+                    let what = format!("Claim {claim_name} for Pod {pod_name}");
+                    self.tell(set, CREATE, &what, Some(&e)).await;
                     return Err(e.into());
                 }
             }
@@ -461,67 +418,56 @@ impl StatefulSets {
         };
         let pod = pods::new_pod(&from, ordinal, revision_name);
         let pod_name = meta::name(&pod).to_string();
+        let what = format!("Pod {pod_name}");
         if let Err(e) = self.ensure_claims(set, ordinal).await {
-            let message = format!(
-                "create Pod {pod_name} in StatefulSet {} failed error: {e}",
-                meta::name(set)
-            );
-            self.objects
-                .event(set, true, "FailedCreate", &message, COMPONENT)
-                .await;
+            self.tell(set, CREATE, &what, Some(&e)).await;
             return Err(e);
         }
         match self.objects.create(kinds::PODS, pod).await {
-            Ok(_) => {
-                let message = format!(
-                    "create Pod {pod_name} in StatefulSet {} successful",
-                    meta::name(set)
-                );
-                self.objects
-                    .event(set, false, "SuccessfulCreate", &message, COMPONENT)
-                    .await;
-                Ok(())
-            }
             // The old pod is still going (a recreate): its removal queues
             // the set again.
             Err(StoreError::AlreadyExists(_)) => Ok(()),
-            Err(e) => {
-                let message = format!(
-                    "create Pod {pod_name} in StatefulSet {} failed error: {e}",
-                    meta::name(set)
-                );
-                self.objects
-                    .event(set, true, "FailedCreate", &message, COMPONENT)
-                    .await;
-                Err(e.into())
+            created => {
+                let failure = created.as_ref().err();
+                self.tell(set, CREATE, &what, failure).await;
+                created.map(drop).map_err(Into::into)
             }
         }
     }
 
     async fn delete_pod(&self, set: &Value, pod: &str) -> Result<(), StatefulSetError> {
-        let namespace = meta::namespace(set);
-        match self.objects.delete_pod(namespace, pod).await {
-            Ok(()) => {
-                let message = format!(
-                    "delete Pod {pod} in StatefulSet {} successful",
-                    meta::name(set)
-                );
-                self.objects
-                    .event(set, false, "SuccessfulDelete", &message, COMPONENT)
-                    .await;
-                Ok(())
-            }
-            Err(e) => {
-                let message = format!(
-                    "delete Pod {pod} in StatefulSet {} failed error: {e}",
-                    meta::name(set)
-                );
-                self.objects
-                    .event(set, true, "FailedDelete", &message, COMPONENT)
-                    .await;
-                Err(e.into())
-            }
-        }
+        let deleted = self.objects.delete_pod(meta::namespace(set), pod).await;
+        let failure = deleted.as_ref().err();
+        self.tell(set, DELETE, &format!("Pod {pod}"), failure).await;
+        Ok(deleted?)
+    }
+
+    /// Tells of creating or deleting `what` (`Pod web-0`) as upstream's
+    /// StatefulSet controller does: `Successful<Op>`, or a `Failed<Op>`
+    /// warning with the `failure`.
+    async fn tell<E: std::fmt::Display + Sync>(
+        &self,
+        set: &Value,
+        (verb, op): (&str, &str),
+        what: &str,
+        failure: Option<&E>,
+    ) {
+        let set_name = meta::name(set);
+        let (warning, reason, message) = match failure {
+            None => (
+                false,
+                format!("Successful{op}"),
+                format!("{verb} {what} in StatefulSet {set_name} successful"),
+            ),
+            Some(e) => (
+                true,
+                format!("Failed{op}"),
+                format!("{verb} {what} in StatefulSet {set_name} failed error: {e}"),
+            ),
+        };
+        self.objects
+            .event(set, warning, &reason, &message, COMPONENT)
+            .await;
     }
 
     async fn write_status(
@@ -561,44 +507,23 @@ impl StatefulSets {
                 Some(namespace),
                 meta::name(set),
                 |obj| {
-                    if str_at(obj, "/metadata/uid") != Some(uid.as_str()) {
-                        return false;
-                    }
-                    let mut status = obj
-                        .get("status")
-                        .cloned()
-                        .filter(Value::is_object)
-                        .unwrap_or_else(|| json!({}));
-                    // `omitempty` as upstream's StatefulSetStatus, except these.
-                    status["replicas"] = json!(c.replicas);
-                    status["availableReplicas"] = json!(c.available);
-                    for (field, value) in [
-                        ("readyReplicas", c.ready),
-                        ("currentReplicas", c.current),
-                        ("updatedReplicas", c.updated),
-                    ] {
-                        if value == 0 {
-                            if let Some(m) = status.as_object_mut() {
-                                m.remove(field);
-                            }
-                        } else {
-                            status[field] = json!(value);
-                        }
-                    }
-                    status["observedGeneration"] = json!(generation);
-                    status["currentRevision"] = json!(current);
-                    status["updateRevision"] = json!(update);
-                    // A concurrent collision bump must not be lost.
-                    let stored = status
-                        .get("collisionCount")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0);
-                    status["collisionCount"] = json!(stored.max(u64::from(collisions)));
-                    if obj.get("status") == Some(&status) {
-                        return false;
-                    }
-                    obj["status"] = status;
-                    true
+                    edit_status(obj, &uid, |status| {
+                        // `omitempty` as upstream's StatefulSetStatus, except these.
+                        status["replicas"] = json!(c.replicas);
+                        status["availableReplicas"] = json!(c.available);
+                        set_count(status, "readyReplicas", c.ready);
+                        set_count(status, "currentReplicas", c.current);
+                        set_count(status, "updatedReplicas", c.updated);
+                        status["observedGeneration"] = json!(generation);
+                        status["currentRevision"] = json!(current);
+                        status["updateRevision"] = json!(update);
+                        // A concurrent collision bump must not be lost.
+                        let stored = status
+                            .get("collisionCount")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0);
+                        status["collisionCount"] = json!(stored.max(u64::from(collisions)));
+                    })
                 },
             )
             .await?;

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::pods::REVISION_LABEL;
+use crate::controllers::pod;
 use crate::meta::{self, str_at};
 
 /// `spec.updateStrategy`.
@@ -61,11 +62,7 @@ impl SetSpec {
             },
         };
         Self {
-            name: obj
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            name: meta::name(obj).to_string(),
             replicas: usize_at(obj, "/spec/replicas").unwrap_or(1),
             start: usize_at(obj, "/spec/ordinals/start").unwrap_or(0),
             parallel: obj
@@ -180,17 +177,7 @@ fn ready_since(pod: &Value) -> Option<DateTime<Utc>> {
     if phase(pod) != Some("Running") {
         return None;
     }
-    let ready = pod
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Ready" && c["status"] == "True")?;
-    Some(
-        ready["lastTransitionTime"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc)),
-    )
+    pod::ready_since(pod)
 }
 
 /// Upstream's `isRunningAndReady`.

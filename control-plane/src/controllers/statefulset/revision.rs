@@ -11,7 +11,9 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use crate::controllers::fields::object_at;
 use crate::controllers::template_hash::{canonical, safe_encode};
+use crate::meta;
 
 /// The label of a revision with its hash.
 pub const HASH_LABEL: &str = "controller.kubernetes.io/hash";
@@ -31,11 +33,7 @@ impl Known {
     /// Reads a ControllerRevision object.
     pub fn of(obj: &Value) -> Self {
         Self {
-            name: obj
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            name: meta::name(obj).to_string(),
             number: obj.get("revision").and_then(Value::as_i64).unwrap_or(0),
             data: obj.get("data").cloned().unwrap_or(Value::Null),
         }
@@ -47,11 +45,7 @@ impl Known {
 /// of the API types does since Kubernetes 1.34 (`omitzero`), so kubectl
 /// 1.34+ finds a revision equal to the set's template byte for byte.
 pub fn patch_of(set: &Value) -> Value {
-    let mut template = set
-        .pointer("/spec/template")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let mut template = object_at(set, "/spec/template");
     if let Some(m) = template.get_mut("metadata").and_then(Value::as_object_mut) {
         m.retain(|_, v| !v.is_null());
     }
@@ -181,9 +175,14 @@ mod tests {
 
     #[test]
     fn fnv1_matches_the_reference_vectors() {
-        assert_eq!(fnv1_32(b""), 0x811c_9dc5);
-        assert_eq!(fnv1_32(b"a"), 0x050c_5d7e);
-        assert_eq!(fnv1_32(b"foobar"), 0x31f0_b262);
+        let vectors: [(&[u8], u32); 3] = [
+            (b"", 0x811c_9dc5),
+            (b"a", 0x050c_5d7e),
+            (b"foobar", 0x31f0_b262),
+        ];
+        for (input, hash) in vectors {
+            assert_eq!(fnv1_32(input), hash, "{input:?}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::pods::{POD_INDEX_LABEL, POD_NAME_LABEL, REVISION_LABEL};
 use super::*;
 use crate::registry::kinds;
+use crate::registry::resources::ResourceType;
 use crate::store::memory::MemoryStore;
 
 fn state() -> StatefulSets {
@@ -61,22 +62,21 @@ async fn sync(s: &StatefulSets) {
     s.sync(&key()).await.expect("sync");
 }
 
-/// Pod names, sorted, with ` (T)` for those being deleted.
-async fn pods(s: &StatefulSets) -> Vec<String> {
-    let mut names: Vec<String> = s
-        .objects
-        .list(kinds::PODS)
-        .await
-        .expect("list")
-        .0
-        .iter()
-        .map(|p| {
-            let n = meta::name(p).to_string();
-            if deleting(p) { format!("{n} (T)") } else { n }
-        })
-        .collect();
+/// Every `rt` object as `show` names it, sorted.
+async fn names(s: &StatefulSets, rt: &ResourceType, show: fn(&Value) -> String) -> Vec<String> {
+    let (objects, _) = s.objects.list(rt).await.expect("list");
+    let mut names: Vec<String> = objects.iter().map(show).collect();
     names.sort();
     names
+}
+
+/// Pod names, sorted, with ` (T)` for those being deleted.
+async fn pods(s: &StatefulSets) -> Vec<String> {
+    names(s, kinds::PODS, |p| {
+        let n = meta::name(p).to_string();
+        if deleting(p) { format!("{n} (T)") } else { n }
+    })
+    .await
 }
 
 async fn pod(s: &StatefulSets, name: &str) -> Value {
@@ -87,17 +87,10 @@ async fn pod(s: &StatefulSets, name: &str) -> Value {
 }
 
 async fn claims(s: &StatefulSets) -> Vec<String> {
-    let mut names: Vec<String> = s
-        .objects
-        .list(kinds::PERSISTENTVOLUMECLAIMS)
-        .await
-        .expect("list")
-        .0
-        .iter()
-        .map(|r| meta::name(r).to_string())
-        .collect();
-    names.sort();
-    names
+    names(s, kinds::PERSISTENTVOLUMECLAIMS, |c| {
+        meta::name(c).to_string()
+    })
+    .await
 }
 
 /// The kubelet's part: the pod runs on `node` and is Ready.
