@@ -325,11 +325,13 @@ impl Objects {
             }
             let written = match deletion::plan(rt.kind, &obj, options, chrono::Utc::now()) {
                 deletion::Plan::Pending => return Ok(Deleted::Pending),
-                deletion::Plan::Remove => self
-                    .store
-                    .delete(&key, Some(kv.revision))
-                    .await
-                    .map(|_| Deleted::Removed),
+                deletion::Plan::Remove => {
+                    let removed = self.store.delete(&key, Some(kv.revision)).await;
+                    if removed.is_ok() && super::allocation::applies_to(rt) {
+                        super::allocation::reservations::release(self.store.as_ref(), &obj).await;
+                    }
+                    removed.map(|_| Deleted::Removed)
+                }
                 deletion::Plan::Keep(mut kept) => self
                     .store
                     .update(&key, kv.revision, encode(&mut kept))

@@ -154,14 +154,32 @@ pub fn held(obj: &Value) -> Held {
 /// released rather than refused.
 pub fn carry_over(old: &Value, new: &mut Value) {
     let spec_of = |v: &Value, field: &str| v.pointer(&format!("/spec/{field}")).cloned();
-    if needs_cluster_ip(old) && !needs_cluster_ip(new) {
-        for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+    let drop_unchanged = |new: &mut Value, fields: &[&str]| {
+        for field in fields {
             if spec_of(old, field) == spec_of(new, field)
                 && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
             {
-                spec.remove(field);
+                spec.remove(*field);
             }
         }
+    };
+    if needs_cluster_ip(old) && !needs_cluster_ip(new) {
+        drop_unchanged(
+            new,
+            &[
+                "clusterIP",
+                "clusterIPs",
+                "ipFamilies",
+                "ipFamilyPolicy",
+                "internalTrafficPolicy",
+            ],
+        );
+    }
+    if needs_node_ports(old) && !needs_node_ports(new) {
+        drop_unchanged(new, &["externalTrafficPolicy"]);
+    }
+    if kind(old) == "LoadBalancer" && kind(new) != "LoadBalancer" {
+        drop_unchanged(new, &["allocateLoadBalancerNodePorts"]);
     }
     if needs_cluster_ip(old) && needs_cluster_ip(new) && asked_ip(new).is_none() {
         for field in ["clusterIP", "clusterIPs"] {

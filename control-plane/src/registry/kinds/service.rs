@@ -7,6 +7,7 @@ use skiff_api_rules::service::validate_service_spec;
 
 use super::printing::{Columns, header, n, row, s, selector_text};
 use super::support::{round_trip_as, set_default, validate_as};
+use crate::registry::allocation;
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `services` in `v1`.
@@ -22,6 +23,22 @@ impl Behaviour for Rules {
     fn defaults(&self, obj: &mut Value) {
         set_default(obj, &["spec", "type"], json!("ClusterIP"));
         set_default(obj, &["spec", "sessionAffinity"], json!("None"));
+        // SetDefaults_Service: traffic policies by type, and LoadBalancers
+        // get nodePorts unless they say otherwise.
+        let kind = obj
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if kind != "ExternalName" {
+            set_default(obj, &["spec", "internalTrafficPolicy"], json!("Cluster"));
+        }
+        if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
+            set_default(obj, &["spec", "externalTrafficPolicy"], json!("Cluster"));
+        }
+        if kind == "LoadBalancer" {
+            set_default(obj, &["spec", "allocateLoadBalancerNodePorts"], json!(true));
+        }
         if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
             for p in ports {
                 set_default(p, &["protocol"], json!("TCP"));
@@ -35,6 +52,16 @@ impl Behaviour for Rules {
         Some(json!({"loadBalancer": {}}))
     }
 
+    /// Upstream's update handling of allocated values (kept when a client
+    /// leaves them out, dropped with the type that had them); the values
+    /// themselves are reserved where the Service is stored
+    /// ([`crate::registry::allocation::reservations::store_service`]).
+    fn prepare_write(&self, old: Option<&Value>, new: &mut Value) {
+        if let Some(old) = old {
+            allocation::service::carry_over(old, new);
+        }
+    }
+
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         validate_as(rt, obj, |s: Service| {
             validate_service_spec(&s.spec.unwrap_or_default())
@@ -46,31 +73,14 @@ impl Behaviour for Rules {
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         let (name, age, spec, status) = row(obj);
         let kind = spec["type"].as_str().unwrap_or("ClusterIP");
-        let external = match kind {
-            "ExternalName" => s(spec.get("externalName")),
-            "LoadBalancer" => status
-                .pointer("/loadBalancer/ingress/0/ip")
-                .and_then(Value::as_str)
-                .map_or_else(|| "<pending>".into(), String::from),
-            _ => spec["externalIPs"]
-                .as_array()
-                .filter(|a| !a.is_empty())
-                .map_or_else(
-                    || "<none>".into(),
-                    |a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    },
-                ),
-        };
+        let external = external_ip(kind, spec, status);
         (
             header("Name|Type|Cluster-IP|External-IP|Port(s)|Age|*Selector"),
             vec![
                 name,
                 kind.into(),
-                s(spec.get("clusterIP")),
+                // Upstream prints the first of clusterIPs (`None` when headless).
+                s(spec.pointer("/clusterIPs/0")),
                 external,
                 service_ports(spec),
                 age,
@@ -81,6 +91,48 @@ impl Behaviour for Rules {
 
     fn name_rule(&self) -> NameRule {
         NameRule::Dns1035
+    }
+}
+
+/// The EXTERNAL-IP column as upstream's printer fills it: external IPs,
+/// for a LoadBalancer its ingress addresses first (`<pending>` without
+/// any), for ExternalName the name.
+fn external_ip(kind: &str, spec: &Value, status: &Value) -> String {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect()
+    };
+    let external_ips = strings(&spec["externalIPs"]);
+    match kind {
+        "ExternalName" => s(spec.get("externalName")),
+        "LoadBalancer" => {
+            let mut all: Vec<String> = status
+                .pointer("/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|i| {
+                    i.get("ip")
+                        .or_else(|| i.get("hostname"))
+                        .and_then(Value::as_str)
+                        .filter(|a| !a.is_empty())
+                        .map(String::from)
+                })
+                .collect();
+            all.extend(external_ips);
+            if all.is_empty() {
+                "<pending>".into()
+            } else {
+                all.join(",")
+            }
+        }
+        "ClusterIP" | "NodePort" if !external_ips.is_empty() => external_ips.join(","),
+        "ClusterIP" | "NodePort" => "<none>".into(),
+        _ => "<unknown>".into(),
     }
 }
 
