@@ -140,7 +140,7 @@ async fn services_get_addresses_and_node_ports_as_upstream_allocates_them() {
             json!({"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}),
         ),
         "spec.clusterIPs",
-        "Service \"dup\" is invalid: spec.clusterIPs: Invalid value: []string{\"10.96.0.10\"}: failed to allocate IP 10.96.0.10: provided IP is already allocated",
+        "Service \"dup\" is invalid: spec.clusterIPs: Invalid value: [\"10.96.0.10\"]: failed to allocate IP 10.96.0.10: provided IP is already allocated",
     );
     refused(
         &cp,
@@ -149,7 +149,7 @@ async fn services_get_addresses_and_node_ports_as_upstream_allocates_them() {
             json!({"clusterIP": "1.1.1.1", "ports": [{"port": 80}]}),
         ),
         "spec.clusterIPs",
-        "Service \"outside\" is invalid: spec.clusterIPs: Invalid value: []string{\"1.1.1.1\"}: failed to allocate IP 1.1.1.1: the provided IP (1.1.1.1) is not in the valid range. The range of valid IPs is 10.96.0.0/12",
+        "Service \"outside\" is invalid: spec.clusterIPs: Invalid value: [\"1.1.1.1\"]: failed to allocate IP 1.1.1.1: the provided IP (1.1.1.1) is not in the valid range. The range of valid IPs is 10.96.0.0/12",
     );
 
     // Headless: no address.
@@ -200,6 +200,22 @@ async fn services_get_addresses_and_node_ports_as_upstream_allocates_them() {
             json!({"clusterIP": "10.96.0.50", "ports": [{"port": 80}]}),
         ),
     );
+    // An address, once set, stays.
+    let (code, text) = request_as(
+        "PATCH",
+        &cp.address,
+        &format!("{SERVICES}/fifty"),
+        "application/merge-patch+json",
+        &json!({"spec": {"clusterIP": "10.96.0.51", "clusterIPs": ["10.96.0.51"]}}).to_string(),
+    )
+    .expect("patch");
+    assert_eq!(code, 422, "{text}");
+    let status: Value = serde_json::from_str(&text).expect("status");
+    assert_eq!(
+        status["message"],
+        "Service \"fifty\" is invalid: spec.clusterIPs[0]: Invalid value: [\"10.96.0.51\"]: may not change once set"
+    );
+    assert_eq!(get(&cp, "fifty").1["spec"]["clusterIP"], "10.96.0.50");
     refused(
         &cp,
         service(
@@ -292,7 +308,7 @@ async fn services_get_addresses_and_node_ports_as_upstream_allocates_them() {
             json!({"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}),
         ),
         "spec.clusterIPs",
-        "Service \"dup2\" is invalid: spec.clusterIPs: Invalid value: []string{\"10.96.0.10\"}: failed to allocate IP 10.96.0.10: provided IP is already allocated",
+        "Service \"dup2\" is invalid: spec.clusterIPs: Invalid value: [\"10.96.0.10\"]: failed to allocate IP 10.96.0.10: provided IP is already allocated",
     );
     refused(
         &cp,
@@ -332,7 +348,7 @@ async fn ranges_come_from_the_flags() {
             json!({"type": "NodePort", "clusterIP": "10.96.0.10", "ports": [{"port": 80, "nodePort": 30123}]}),
         ),
         "spec.clusterIPs",
-        "Service \"old-default\" is invalid: spec.clusterIPs: Invalid value: []string{\"10.96.0.10\"}: failed to allocate IP 10.96.0.10: the provided IP (10.96.0.10) is not in the valid range. The range of valid IPs is 10.0.0.0/24",
+        "Service \"old-default\" is invalid: spec.clusterIPs: Invalid value: [\"10.96.0.10\"]: failed to allocate IP 10.96.0.10: the provided IP (10.96.0.10) is not in the valid range. The range of valid IPs is 10.0.0.0/24",
     );
 }
 

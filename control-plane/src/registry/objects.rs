@@ -138,10 +138,26 @@ impl Objects {
             .unwrap_or_default()
             .to_string();
         let namespace = obj["metadata"]["namespace"].as_str().map(String::from);
-        let revision = self
-            .store
-            .create(&rt.key(namespace.as_deref(), &name), encode(&mut obj))
-            .await?;
+        let revision = if super::allocation::applies_to(rt) {
+            // Services hold their cluster IP and nodePorts however made.
+            let ranges = super::allocation::ranges();
+            super::allocation::reservations::store_service(
+                self.store.as_ref(),
+                &ranges,
+                None,
+                &mut obj,
+                |o| encode(&mut o.clone()),
+            )
+            .await
+            .map_err(|e| match e {
+                super::allocation::AllocError::Store(e) => e,
+                other => StoreError::Backend(other.to_string()),
+            })?
+        } else {
+            self.store
+                .create(&rt.key(namespace.as_deref(), &name), encode(&mut obj))
+                .await?
+        };
         obj["metadata"]["resourceVersion"] = json!(revision.to_string());
         Ok(obj)
     }

@@ -96,8 +96,9 @@ pub enum Refusal {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllocError {
     /// An explicit cluster IP that cannot be had (upstream reports it
-    /// under `spec.clusterIPs`, with the whole list as the value).
-    #[error("spec.clusterIPs: Invalid value: []string{{{quoted}}}: failed to allocate IP {ip}: {refusal}", quoted = format!("{ip:?}"))]
+    /// under `spec.clusterIPs`, with the whole list as the value, rendered
+    /// as JSON as field errors have been since 1.32).
+    #[error("spec.clusterIPs: Invalid value: [{quoted}]: failed to allocate IP {ip}: {refusal}", quoted = format!("{ip:?}"))]
     Ip {
         /// The address as written.
         ip: String,
@@ -167,7 +168,7 @@ mod tests {
         };
         assert_eq!(
             ip.to_string(),
-            "spec.clusterIPs: Invalid value: []string{\"10.96.0.10\"}: failed to allocate IP 10.96.0.10: provided IP is already allocated"
+            "spec.clusterIPs: Invalid value: [\"10.96.0.10\"]: failed to allocate IP 10.96.0.10: provided IP is already allocated"
         );
         let outside = AllocError::Ip {
             ip: "1.1.1.1".into(),
@@ -178,7 +179,7 @@ mod tests {
         };
         assert_eq!(
             outside.to_string(),
-            "spec.clusterIPs: Invalid value: []string{\"1.1.1.1\"}: failed to allocate IP 1.1.1.1: the provided IP (1.1.1.1) is not in the valid range. The range of valid IPs is 10.96.0.0/12"
+            "spec.clusterIPs: Invalid value: [\"1.1.1.1\"]: failed to allocate IP 1.1.1.1: the provided IP (1.1.1.1) is not in the valid range. The range of valid IPs is 10.96.0.0/12"
         );
         let port = AllocError::NodePort {
             index: 0,

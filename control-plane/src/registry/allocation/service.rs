@@ -256,6 +256,25 @@ pub fn check_fields(obj: &Value) -> Result<(), AllocError> {
     Ok(())
 }
 
+/// Upstream's update rule for addresses: a Service that has one keeps
+/// it (leaving it out keeps it too, see [`carry_over`]) unless it becomes
+/// an ExternalName. The value shown is the new `clusterIPs` list.
+pub fn check_update(old: &Value, new: &Value) -> Option<String> {
+    let old_ip = asked_ip(old).filter(|_| needs_cluster_ip(old))?;
+    let new_ip = asked_ip(new).filter(|_| needs_cluster_ip(new))?;
+    if old_ip == new_ip {
+        return None;
+    }
+    let shown = new
+        .pointer("/spec/clusterIPs")
+        .filter(|ips| ips.as_array().is_some_and(|a| !a.is_empty()))
+        .cloned()
+        .unwrap_or_else(|| json!([new_ip]));
+    Some(format!(
+        "spec.clusterIPs[0]: Invalid value: {shown}: may not change once set"
+    ))
+}
+
 /// Writes the cluster IP fields: an address, or headless (`None`).
 /// `ipFamilies` and `ipFamilyPolicy` are filled as a single-stack IPv4
 /// cluster fills them (a selectorless headless Service asks for dual
@@ -397,6 +416,23 @@ mod tests {
                     "spec.clusterIPs[0]: Invalid value: \"10.96.0.300\": must be a valid IP address"
                 )
         );
+    }
+
+    #[test]
+    fn an_address_may_not_change_once_set() {
+        let old = svc(json!({"clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"]}));
+        let mut new = old.clone();
+        new["spec"]["clusterIP"] = json!("None");
+        new["spec"]["clusterIPs"] = json!(["None"]);
+        assert_eq!(
+            check_update(&old, &new).as_deref(),
+            Some("spec.clusterIPs[0]: Invalid value: [\"None\"]: may not change once set")
+        );
+        assert_eq!(check_update(&old, &old), None);
+        let left_out = svc(json!({"ports": [{"port": 80}]}));
+        assert_eq!(check_update(&old, &left_out), None);
+        let external = svc(json!({"type": "ExternalName", "clusterIP": "10.96.0.9"}));
+        assert_eq!(check_update(&old, &external), None);
     }
 
     #[test]

@@ -68,6 +68,12 @@ impl Behaviour for Rules {
         })
     }
 
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
+        Ok(allocation::service::check_update(old, new)
+            .into_iter()
+            .collect())
+    }
+
     round_trip_as!(k8s_openapi::api::core::v1::Service);
 
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {

@@ -108,7 +108,7 @@ async fn an_explicit_address_is_honoured_once() {
     .expect_err("duplicate");
     assert_eq!(
         err.to_string(),
-        "spec.clusterIPs: Invalid value: []string{\"10.0.0.10\"}: failed to allocate IP 10.0.0.10: provided IP is already allocated"
+        "spec.clusterIPs: Invalid value: [\"10.0.0.10\"]: failed to allocate IP 10.0.0.10: provided IP is already allocated"
     );
     let err = create(
         store,
