@@ -7,7 +7,6 @@ use skiff_api_rules::service::validate_service_spec;
 
 use super::printing::{Columns, header, n, row, s, selector_text};
 use super::support::{round_trip_as, set_default, validate_as};
-use crate::registry::allocation;
 use crate::registry::resource_type::{ALL, Behaviour, Errors, ResourceType, rt};
 
 /// `services` in `v1`.
@@ -58,20 +57,19 @@ impl Behaviour for Rules {
     /// ([`crate::registry::allocation::reservations::store_service`]).
     fn prepare_write(&self, old: Option<&Value>, new: &mut Value) {
         if let Some(old) = old {
-            allocation::service::carry_over(old, new);
+            crate::registry::allocation::service::carry_over(old, new);
         }
+    }
+
+    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
+        let changed = crate::registry::allocation::service::check_update(old, new);
+        Ok(changed.into_iter().collect())
     }
 
     fn validate(&self, rt: &ResourceType, obj: &Value) -> Errors {
         validate_as(rt, obj, |s: Service| {
             validate_service_spec(&s.spec.unwrap_or_default())
         })
-    }
-
-    fn validate_update(&self, _rt: &ResourceType, old: &Value, new: &Value) -> Errors {
-        Ok(allocation::service::check_update(old, new)
-            .into_iter()
-            .collect())
     }
 
     round_trip_as!(k8s_openapi::api::core::v1::Service);
