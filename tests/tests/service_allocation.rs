@@ -341,6 +341,19 @@ async fn ranges_come_from_the_flags() {
         "{ip} outside the dynamic band of 10.0.0.0/24"
     );
     assert!((31000..=31099).contains(&node_port(&np, 0)), "{np}");
+    let local = created(
+        &cp,
+        service(
+            "local",
+            json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}),
+        ),
+    );
+    let health = local["spec"]["healthCheckNodePort"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no health check port: {local}"));
+    assert!((31000..=31099).contains(&health), "{local}");
+    assert_ne!(health, node_port(&local, 0));
+    assert_eq!(local["spec"]["allocateLoadBalancerNodePorts"], true);
     refused(
         &cp,
         service(

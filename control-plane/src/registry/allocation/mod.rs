@@ -115,6 +115,15 @@ pub enum AllocError {
         /// Why not.
         refusal: Refusal,
     },
+    /// An explicit health check nodePort that cannot be had (upstream
+    /// answers it as an internal error).
+    #[error("failed to allocate requested HealthCheck NodePort {port}: {refusal}")]
+    HealthCheckPort {
+        /// The port asked for.
+        port: i64,
+        /// Why not.
+        refusal: Refusal,
+    },
     /// A field the Service's type does not allow or a value that does not
     /// parse, as a field error line (`spec.…: Forbidden: …`).
     #[error("{0}")]
@@ -142,7 +151,7 @@ impl AllocError {
             Self::Ip { .. } | Self::NodePort { .. } | Self::Field(_) => {
                 ApiError::invalid(rt, name, &[self.to_string()])
             }
-            Self::IpRangeFull | Self::PortRangeFull => {
+            Self::IpRangeFull | Self::PortRangeFull | Self::HealthCheckPort { .. } => {
                 ApiError::internal(format!("Internal error occurred: {self}"))
             }
             Self::Contended => ApiError::conflict(rt, name),

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::bands::random_seed;
 use super::service::{
-    self, Held, IpRequest, PortRequest, check_fields, held, ip_request, port_requests, set_ip,
-    set_node_port,
+    self, Held, IpRequest, PortRequest, check_fields, health_check_request, held, ip_request,
+    port_requests, set_health_check_port, set_ip, set_node_port,
 };
 use super::{AllocError, Refusal, ServiceRanges};
 use crate::registry::kinds::SERVICES;
@@ -290,6 +290,48 @@ pub async fn plan(
             value: owner.bytes(),
         });
         set_node_port(obj, index, port);
+    }
+    match health_check_request(obj) {
+        None => {}
+        Some(PortRequest::Explicit(port)) => {
+            let refused = |refusal| AllocError::HealthCheckPort { port, refusal };
+            let Some(number) = ranges
+                .node_ports
+                .offset(port)
+                .and_then(|_| u16::try_from(port).ok())
+            else {
+                return Err(refused(Refusal::PortNotInRange {
+                    range: ranges.node_ports,
+                }));
+            };
+            if !kept.node_ports.contains(&number) {
+                if claimed.contains(&number) {
+                    return Err(refused(Refusal::PortAllocated));
+                }
+                let write = claim(store, Reserved::NodePort(number), &owner)
+                    .await?
+                    .ok_or_else(|| refused(Refusal::PortAllocated))?;
+                plan.writes.push(write);
+            }
+        }
+        Some(PortRequest::Auto) => {
+            let taken = match &mut taken_ports {
+                Some(t) => t,
+                None => taken_ports.insert(taken(store, PORTS).await?),
+            };
+            let port = ranges
+                .node_ports
+                .bands()
+                .automatic_order(seed.rotate_left(31))
+                .map(|offset| ranges.node_ports.at(offset))
+                .find(|p| !claimed.contains(p) && !taken.contains(&Reserved::NodePort(*p).key()))
+                .ok_or(AllocError::PortRangeFull)?;
+            plan.writes.push(Write::Create {
+                key: Reserved::NodePort(port).key(),
+                value: owner.bytes(),
+            });
+            set_health_check_port(obj, port);
+        }
     }
     Ok(plan)
 }

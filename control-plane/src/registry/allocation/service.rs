@@ -74,6 +74,33 @@ fn allocates_node_ports(obj: &Value) -> bool {
     }
 }
 
+/// A LoadBalancer with `externalTrafficPolicy: Local` has a health check
+/// nodePort (for the load balancer to find the nodes with endpoints).
+fn needs_health_check_port(obj: &Value) -> bool {
+    kind(obj) == "LoadBalancer"
+        && obj
+            .pointer("/spec/externalTrafficPolicy")
+            .and_then(Value::as_str)
+            == Some("Local")
+}
+
+fn health_check_port(obj: &Value) -> Option<i64> {
+    obj.pointer("/spec/healthCheckNodePort")
+        .and_then(Value::as_i64)
+        .filter(|p| *p != 0)
+}
+
+/// What `obj` asks for as its health check nodePort, if it has one.
+pub fn health_check_request(obj: &Value) -> Option<PortRequest> {
+    needs_health_check_port(obj)
+        .then(|| health_check_port(obj).map_or(PortRequest::Auto, PortRequest::Explicit))
+}
+
+/// Sets the health check nodePort.
+pub fn set_health_check_port(obj: &mut Value, port: u16) {
+    obj["spec"]["healthCheckNodePort"] = json!(port);
+}
+
 fn needs_cluster_ip(obj: &Value) -> bool {
     kind(obj) != "ExternalName"
 }
@@ -135,7 +162,7 @@ pub fn held(obj: &Value) -> Held {
         IpRequest::Explicit(ip) => ip.parse().ok(),
         _ => None,
     };
-    let node_ports = if needs_node_ports(obj) {
+    let mut node_ports: BTreeSet<u16> = if needs_node_ports(obj) {
         ports(obj)
             .iter()
             .filter_map(node_port)
@@ -144,6 +171,9 @@ pub fn held(obj: &Value) -> Held {
     } else {
         BTreeSet::new()
     };
+    if needs_health_check_port(obj) {
+        node_ports.extend(health_check_port(obj).and_then(|p| u16::try_from(p).ok()));
+    }
     Held { ip, node_ports }
 }
 
@@ -177,6 +207,16 @@ pub fn carry_over(old: &Value, new: &mut Value) {
     }
     if needs_node_ports(old) && !needs_node_ports(new) {
         drop_unchanged(new, &["externalTrafficPolicy"]);
+    }
+    if needs_health_check_port(old) && !needs_health_check_port(new) {
+        drop_unchanged(new, &["healthCheckNodePort"]);
+    }
+    if needs_health_check_port(old)
+        && needs_health_check_port(new)
+        && health_check_port(new).is_none()
+        && let Some(port) = health_check_port(old)
+    {
+        new["spec"]["healthCheckNodePort"] = json!(port);
     }
     if kind(old) == "LoadBalancer" && kind(new) != "LoadBalancer" {
         drop_unchanged(new, &["allocateLoadBalancerNodePorts"]);
@@ -416,6 +456,28 @@ mod tests {
                     "spec.clusterIPs[0]: Invalid value: \"10.96.0.300\": must be a valid IP address"
                 )
         );
+    }
+
+    #[test]
+    fn local_load_balancers_have_a_health_check_port() {
+        let local = svc(
+            json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+            "healthCheckNodePort": 30500, "ports": [{"port": 80, "nodePort": 30080}]}),
+        );
+        assert_eq!(
+            health_check_request(&local),
+            Some(PortRequest::Explicit(30500))
+        );
+        assert_eq!(held(&local).node_ports, [30080, 30500].into());
+        let mut cluster = local.clone();
+        cluster["spec"]["externalTrafficPolicy"] = json!("Cluster");
+        assert_eq!(health_check_request(&cluster), None);
+        carry_over(&local, &mut cluster);
+        assert!(cluster["spec"].get("healthCheckNodePort").is_none());
+        let mut left_out = local.clone();
+        left_out["spec"]["healthCheckNodePort"] = Value::Null;
+        carry_over(&local, &mut left_out);
+        assert_eq!(left_out["spec"]["healthCheckNodePort"], 30500);
     }
 
     #[test]

@@ -213,6 +213,57 @@ async fn node_ports_automatic_explicit_duplicate_and_outside() {
 }
 
 #[tokio::test]
+async fn local_load_balancers_get_a_health_check_port_that_is_released_with_the_policy() {
+    let objects = Objects::in_memory();
+    let store = objects.store().as_ref();
+    let lb = create(
+        store,
+        svc(
+            "lb",
+            json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+        "ports": [{"port": 80}]}),
+        ),
+    )
+    .await
+    .expect("create");
+    let health = lb["spec"]["healthCheckNodePort"]
+        .as_i64()
+        .expect("health check port");
+    let node_port = lb["spec"]["ports"][0]["nodePort"]
+        .as_i64()
+        .expect("nodePort");
+    assert_ne!(health, node_port);
+    assert_eq!(reserved_set(store).await.len(), 3);
+    let err = create(
+        store,
+        svc(
+            "other",
+            json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+        "healthCheckNodePort": health, "ports": [{"port": 80}]}),
+        ),
+    )
+    .await
+    .expect_err("taken");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "failed to allocate requested HealthCheck NodePort {health}: provided port is already allocated"
+        )
+    );
+    update(store, "lb", |s| {
+        s["spec"]["externalTrafficPolicy"] = json!("Cluster")
+    })
+    .await
+    .expect("to Cluster");
+    let health = u16::try_from(health).expect("u16");
+    assert!(
+        !reserved_set(store)
+            .await
+            .contains(&Reserved::NodePort(health))
+    );
+}
+
+#[tokio::test]
 async fn type_changes_and_deletes_release_and_the_values_can_be_taken_again() {
     let objects = Objects::in_memory();
     let store = objects.store().as_ref();
