@@ -317,8 +317,9 @@ pub fn check_update(old: &Value, new: &Value) -> Option<String> {
 
 /// Writes the cluster IP fields: an address, or headless (`None`).
 /// `ipFamilies` and `ipFamilyPolicy` are filled as a single-stack IPv4
-/// cluster fills them (a selectorless headless Service asks for dual
-/// stack, as upstream defaults it).
+/// cluster fills them, except that a selectorless headless Service gets
+/// dual stack with both families unless it says otherwise: upstream allows
+/// that even on a single-stack cluster, since nothing is allocated for it.
 pub fn set_ip(obj: &mut Value, ip: Option<Ipv4Addr>) {
     let text = ip.map_or_else(|| "None".to_string(), |ip| ip.to_string());
     let selectorless = obj
@@ -328,16 +329,30 @@ pub fn set_ip(obj: &mut Value, ip: Option<Ipv4Addr>) {
     let spec = &mut obj["spec"];
     spec["clusterIP"] = json!(text);
     spec["clusterIPs"] = json!([text]);
-    if spec.get("ipFamilies").is_none_or(Value::is_null) {
-        spec["ipFamilies"] = json!(["IPv4"]);
-    }
+    let dual = ip.is_none() && selectorless;
     if spec.get("ipFamilyPolicy").is_none_or(Value::is_null) {
-        let policy = if ip.is_none() && selectorless {
+        let policy = if dual {
             "RequireDualStack"
         } else {
             "SingleStack"
         };
         spec["ipFamilyPolicy"] = json!(policy);
+    }
+    if spec.get("ipFamilies").is_none_or(Value::is_null) {
+        spec["ipFamilies"] = json!(["IPv4"]);
+    }
+    let single = spec["ipFamilyPolicy"] == "SingleStack";
+    if dual
+        && !single
+        && let Some(families) = spec["ipFamilies"].as_array_mut()
+        && families.len() < 2
+    {
+        let other = if families.first() == Some(&json!("IPv6")) {
+            "IPv4"
+        } else {
+            "IPv6"
+        };
+        families.push(json!(other));
     }
 }
 
@@ -510,5 +525,13 @@ mod tests {
         set_ip(&mut headless, None);
         assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
         assert_eq!(headless["spec"]["ipFamilyPolicy"], "RequireDualStack");
+        assert_eq!(headless["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
+        let mut with_selector = svc(json!({"clusterIP": "None", "selector": {"a": "b"}}));
+        set_ip(&mut with_selector, None);
+        assert_eq!(with_selector["spec"]["ipFamilyPolicy"], "SingleStack");
+        assert_eq!(with_selector["spec"]["ipFamilies"], json!(["IPv4"]));
+        let mut single = svc(json!({"clusterIP": "None", "ipFamilyPolicy": "SingleStack"}));
+        set_ip(&mut single, None);
+        assert_eq!(single["spec"]["ipFamilies"], json!(["IPv4"]));
     }
 }

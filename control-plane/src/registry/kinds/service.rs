@@ -114,19 +114,23 @@ fn external_ip(kind: &str, spec: &Value, status: &Value) -> String {
     match kind {
         "ExternalName" => s(spec.get("externalName")),
         "LoadBalancer" => {
-            let mut all: Vec<String> = status
+            // Ingress addresses as a sorted set (upstream's stringer), not
+            // truncated: server-side tables are printed wide.
+            let ingress: std::collections::BTreeSet<String> = status
                 .pointer("/loadBalancer/ingress")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .filter_map(|i| {
-                    i.get("ip")
-                        .or_else(|| i.get("hostname"))
-                        .and_then(Value::as_str)
+                    let text = |field: &str| i.get(field).and_then(Value::as_str);
+                    text("ip")
+                        .filter(|a| !a.is_empty())
+                        .or_else(|| text("hostname"))
                         .filter(|a| !a.is_empty())
                         .map(String::from)
                 })
                 .collect();
+            let mut all: Vec<String> = ingress.into_iter().collect();
             all.extend(external_ips);
             if all.is_empty() {
                 "<pending>".into()
@@ -157,5 +161,48 @@ fn service_ports(spec: &Value) -> String {
         "<none>".into()
     } else {
         ports.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells(spec: Value, status: Value) -> Vec<String> {
+        let obj = json!({"metadata": {"name": "s"}, "spec": spec, "status": status});
+        Rules.columns(SERVICES, &obj).1
+    }
+
+    #[test]
+    fn columns_read_as_upstreams_printer() {
+        let node_port = cells(
+            json!({"type": "NodePort", "clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"],
+                "ports": [{"port": 80, "nodePort": 30123, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]}),
+            json!({}),
+        );
+        assert_eq!(
+            node_port[1..5],
+            ["NodePort", "10.96.0.5", "<none>", "80:30123/TCP,53/UDP"]
+        );
+        let pending = cells(
+            json!({"type": "LoadBalancer", "clusterIPs": ["10.96.0.6"], "ports": [{"port": 443, "nodePort": 30443}]}),
+            json!({"loadBalancer": {}}),
+        );
+        assert_eq!(pending[2..4], ["10.96.0.6", "<pending>"]);
+        let ingress = cells(
+            json!({"type": "LoadBalancer", "clusterIPs": ["10.96.0.6"], "externalIPs": ["1.2.3.4"]}),
+            json!({"loadBalancer": {"ingress": [{"ip": "172.29.1.240"}, {"hostname": "lb.example"}, {"ip": "172.29.1.240"}]}}),
+        );
+        assert_eq!(ingress[3], "172.29.1.240,lb.example,1.2.3.4");
+        let headless = cells(
+            json!({"clusterIP": "None", "clusterIPs": ["None"]}),
+            json!({}),
+        );
+        assert_eq!(headless[2..5], ["None", "<none>", "<none>"]);
+        let external = cells(
+            json!({"type": "ExternalName", "externalName": "db.example.com"}),
+            json!({}),
+        );
+        assert_eq!(external[2..4], ["<none>", "db.example.com"]);
     }
 }
