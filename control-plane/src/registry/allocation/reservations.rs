@@ -437,12 +437,25 @@ pub async fn release(store: &dyn Store, obj: &Value) {
     }
 }
 
-/// The start-up repair: deletes every reservation not in force (its
-/// Service gone, made again, or no longer holding the value), as after a
-/// crash between a Service's deletion and its release. Returns how many.
-pub async fn repair(store: &dyn Store) -> Result<usize, StoreError> {
+/// What the start-up repair did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Repaired {
+    /// Stale reservations deleted.
+    pub released: usize,
+    /// Values Services held without a reservation (stored before
+    /// allocation existed, or written around it), now reserved.
+    pub adopted: usize,
+}
+
+/// The start-up repair, as upstream's repair controllers do it: deletes
+/// every reservation not in force (its Service gone, made again, or no
+/// longer holding the value, as after a crash between a Service's deletion
+/// and its release), and reserves what Services hold without a
+/// reservation. A value two Services hold is left to the first and
+/// reported.
+pub async fn repair(store: &dyn Store) -> Result<Repaired, StoreError> {
+    let mut done = Repaired::default();
     let listing = store.list(PREFIX).await?;
-    let mut released = 0;
     for kv in listing.items {
         let Some(value) = Reserved::from_key(&kv.key) else {
             continue;
@@ -451,15 +464,49 @@ pub async fn repair(store: &dyn Store) -> Result<usize, StoreError> {
             continue;
         }
         match store.delete(&kv.key, Some(kv.revision)).await {
-            Ok(_) => released += 1,
+            Ok(_) => done.released += 1,
             Err(StoreError::NotFound(_) | StoreError::Conflict { .. }) => {}
             Err(e) => return Err(e),
         }
     }
-    if released > 0 {
-        tracing::info!(released, "released reservations of Services that are gone");
+    let services = store.list(&SERVICES.prefix()).await?;
+    for kv in services.items {
+        let Ok(svc) = serde_json::from_slice::<Value>(&kv.value) else {
+            continue;
+        };
+        let owner = Owner::of(&svc);
+        for value in Reserved::all_of(&held(&svc)) {
+            match claim(store, value, &owner).await? {
+                // Reserved for this Service already, or held by another.
+                None => {
+                    let holder = match store.get(&value.key()).await {
+                        Ok(kv) => serde_json::from_slice::<Owner>(&kv.value).ok(),
+                        Err(_) => None,
+                    };
+                    if holder.is_some_and(|h| h.uid != owner.uid) {
+                        tracing::warn!(
+                            service = %format!("{}/{}", owner.namespace, owner.name),
+                            ?value,
+                            "a value two Services hold; recreate one of them"
+                        );
+                    }
+                }
+                Some(write) => match store.write_all(vec![write]).await {
+                    Ok(_) => done.adopted += 1,
+                    Err(StoreError::AlreadyExists(_) | StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        }
     }
-    Ok(released)
+    if done != Repaired::default() {
+        tracing::info!(
+            released = done.released,
+            adopted = done.adopted,
+            "repaired Service allocations"
+        );
+    }
+    Ok(done)
 }
 
 /// The reserved values, for tests and diagnostics.

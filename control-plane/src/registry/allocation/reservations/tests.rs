@@ -362,7 +362,7 @@ async fn stale_reservations_are_taken_over_and_repaired() {
     .await
     .expect("a stale address is taken over");
     assert_eq!(
-        repair(store).await.expect("repair"),
+        repair(store).await.expect("repair").released,
         1,
         "the nodePort of {gone}"
     );
@@ -372,8 +372,38 @@ async fn stale_reservations_are_taken_over_and_repaired() {
     );
     assert_eq!(
         repair(store).await.expect("repair"),
-        0,
+        Repaired::default(),
         "the address is in force"
+    );
+    // A Service stored without reservations (before allocation existed)
+    // has its values adopted, so nobody else gets them.
+    let old = svc(
+        "old",
+        json!({"type": "NodePort", "clusterIP": "10.0.0.40", "ports": [{"port": 80, "nodePort": 30080}]}),
+    );
+    store
+        .create(&SERVICES.key(Some("default"), "old"), encode(&old))
+        .await
+        .expect("store");
+    assert_eq!(repair(store).await.expect("repair").adopted, 2);
+    let err = create(
+        store,
+        svc(
+            "new",
+            json!({"clusterIP": "10.0.0.40", "ports": [{"port": 80}]}),
+        ),
+    )
+    .await
+    .expect_err("adopted");
+    assert!(
+        matches!(
+            err,
+            AllocError::Ip {
+                refusal: Refusal::IpAllocated,
+                ..
+            }
+        ),
+        "{err}"
     );
 }
 
@@ -455,7 +485,10 @@ async fn reservations_survive_a_restart_of_the_sqlite_store() {
     };
     let store: Arc<dyn Store> =
         Arc::new(crate::store::sqlite::SqliteStore::open(&path).expect("reopen"));
-    assert_eq!(repair(store.as_ref()).await.expect("repair"), 0);
+    assert_eq!(
+        repair(store.as_ref()).await.expect("repair"),
+        Repaired::default()
+    );
     let err = create(
         store.as_ref(),
         svc(
