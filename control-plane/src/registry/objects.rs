@@ -181,7 +181,13 @@ impl Objects {
             if deletion::finished(&obj) {
                 // The last finalizer is gone: the update completes the deletion.
                 match self.store.delete(&key, Some(kv.revision)).await {
-                    Ok(_) => return Ok(Some(obj)),
+                    Ok(_) => {
+                        if super::allocation::applies_to(rt) {
+                            super::allocation::reservations::release(self.store.as_ref(), &obj)
+                                .await;
+                        }
+                        return Ok(Some(obj));
+                    }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(e),
                 }

@@ -195,10 +195,8 @@ pub async fn plan(
                 ip: text.clone(),
                 refusal,
             };
-            // check_fields refused what does not parse.
-            let ip: Ipv4Addr = text
-                .parse()
-                .map_err(|_| AllocError::Field(format!("spec.clusterIP: {text:?}")))?;
+            // check_fields refused what does not parse already.
+            let ip: Ipv4Addr = text.parse().map_err(|_| service::invalid_ip(&text))?;
             if kept.ip != Some(ip) {
                 if ranges.ips.offset(ip).is_none() {
                     return Err(refused(Refusal::IpNotInRange {
@@ -353,9 +351,21 @@ pub async fn store_service(
         obj.pointer("/metadata/namespace").and_then(Value::as_str),
         crate::meta::name(obj),
     );
+    let mut repaired = false;
     for _ in 0..ATTEMPTS {
         obj.clone_from(&asked);
-        let plan = plan(store, ranges, old.map(|(o, _)| o), obj, random_seed()).await?;
+        let plan = match plan(store, ranges, old.map(|(o, _)| o), obj, random_seed()).await {
+            Ok(plan) => plan,
+            // Automatic picks skip every reservation, stale ones too: before
+            // calling a range full, take back what is stale (a release lost
+            // to a crash) and look again.
+            Err(AllocError::IpRangeFull | AllocError::PortRangeFull) if !repaired => {
+                repaired = true;
+                repair(store).await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let service = match old {
             None => Write::Create {
                 key: key.clone(),

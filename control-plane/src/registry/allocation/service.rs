@@ -289,11 +289,16 @@ pub fn check_fields(obj: &Value) -> Result<(), AllocError> {
     if let IpRequest::Explicit(ip) = ip_request(obj)
         && ip.parse::<Ipv4Addr>().is_err()
     {
-        return Err(AllocError::Field(format!(
-            "spec.clusterIPs[0]: Invalid value: {ip:?}: must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
-        )));
+        return Err(invalid_ip(&ip));
     }
     Ok(())
+}
+
+/// A cluster IP that is not an (IPv4) address.
+pub fn invalid_ip(ip: &str) -> AllocError {
+    AllocError::Field(format!(
+        "spec.clusterIPs[0]: Invalid value: {ip:?}: must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+    ))
 }
 
 /// Upstream's update rule for addresses: a Service that has one keeps

@@ -407,6 +407,42 @@ async fn stale_reservations_are_taken_over_and_repaired() {
     );
 }
 
+#[tokio::test]
+async fn a_full_range_takes_back_stale_reservations_before_giving_up() {
+    let objects = Objects::in_memory();
+    let store = objects.store().as_ref();
+    let tiny = ServiceRanges {
+        ips: IpRange::parse("10.0.0.0/30").expect("two addresses"),
+        node_ports: PortRange::parse("30000-30001").expect("ports"),
+    };
+    let mut names = Vec::new();
+    for i in 0..2 {
+        let mut obj = svc(&format!("s{i}"), json!({"ports": [{"port": 80}]}));
+        store_service(store, &tiny, None, &mut obj, encode)
+            .await
+            .expect("create");
+        names.push(obj);
+    }
+    let mut third = svc("third", json!({"ports": [{"port": 80}]}));
+    let err = store_service(store, &tiny, None, &mut third.clone(), encode)
+        .await
+        .expect_err("full");
+    assert_eq!(err, AllocError::IpRangeFull);
+    assert_eq!(
+        err.clone().into_api(SERVICES, "third").message,
+        "Internal error occurred: failed to allocate a serviceIP: range is full"
+    );
+    // Deleted without its release (a crash): the next create takes it back.
+    store
+        .delete(&SERVICES.key(Some("default"), "s0"), None)
+        .await
+        .expect("delete");
+    store_service(store, &tiny, None, &mut third, encode)
+        .await
+        .expect("the stale address is taken back");
+    assert_eq!(third["spec"]["clusterIP"], names[0]["spec"]["clusterIP"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_get_distinct_values() {
     let objects = Objects::in_memory();
