@@ -269,6 +269,46 @@ async fn services_get_addresses_and_node_ports_as_upstream_allocates_them() {
     );
     assert_eq!(ip(&again), auto_ip);
 
+    // A dry run shows an address without reserving it.
+    let (code, dry) = send(
+        &cp,
+        "POST",
+        &format!("{SERVICES}?dryRun=All"),
+        &service(
+            "dry",
+            json!({"clusterIP": "10.96.0.77", "ports": [{"port": 80}]}),
+        ),
+    );
+    assert_eq!(code, 201, "{dry}");
+    assert_eq!(dry["spec"]["clusterIPs"], json!(["10.96.0.77"]));
+    assert_eq!(get(&cp, "dry").0, 404);
+    // Deleting a namespace releases what its Services held.
+    send(
+        &cp,
+        "POST",
+        "/api/v1/namespaces",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "scratch"}}),
+    );
+    let (code, body) = send(
+        &cp,
+        "POST",
+        "/api/v1/namespaces/scratch/services",
+        &service(
+            "held",
+            json!({"clusterIP": "10.96.0.77", "ports": [{"port": 80}]}),
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = send(&cp, "DELETE", "/api/v1/namespaces/scratch", &Value::Null);
+    assert_eq!(code, 200, "{body}");
+    created(
+        &cp,
+        service(
+            "seventy-seven",
+            json!({"clusterIP": "10.96.0.77", "ports": [{"port": 80}]}),
+        ),
+    );
+
     // Concurrent creates: every one gets its own address and port.
     let address = cp.address.clone();
     let threads: Vec<_> = (0..24)
@@ -285,7 +325,13 @@ async fn services_get_addresses_and_node_ports_as_upstream_allocates_them() {
         .collect();
     let mut ips = std::collections::HashSet::new();
     let mut ports = std::collections::HashSet::new();
-    ips.extend([auto_ip, ip(&np_auto), ip(&np), Ipv4Addr::new(10, 96, 0, 10)]);
+    ips.extend([
+        auto_ip,
+        ip(&np_auto),
+        ip(&np),
+        Ipv4Addr::new(10, 96, 0, 10),
+        Ipv4Addr::new(10, 96, 0, 77),
+    ]);
     ports.extend([node_port(&np_auto, 0), 30123]);
     for thread in threads {
         let (code, text) = thread.join().expect("thread");
