@@ -268,6 +268,27 @@ async fn services_get_addresses_and_node_ports_as_upstream_allocates_them() {
         ),
     );
     assert_eq!(ip(&again), auto_ip);
+    // An update asking for a taken port is refused and changes nothing.
+    let before = get(&cp, "np-auto").1;
+    let (code, text) = request_as(
+        "PATCH",
+        &cp.address,
+        &format!("{SERVICES}/np-auto"),
+        "application/merge-patch+json",
+        &json!({"spec": {"ports": [{"port": 80, "nodePort": 30123}]}}).to_string(),
+    )
+    .expect("patch");
+    assert_eq!(code, 422, "{text}");
+    let status: Value = serde_json::from_str(&text).expect("status");
+    assert_eq!(
+        status["message"],
+        "Service \"np-auto\" is invalid: spec.ports[0].nodePort: Invalid value: 30123: provided port is already allocated"
+    );
+    assert_eq!(
+        get(&cp, "np-auto").1,
+        before,
+        "a refused update changed the Service"
+    );
 
     // A dry run shows an address without reserving it.
     let (code, dry) = send(
