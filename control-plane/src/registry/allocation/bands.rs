@@ -13,10 +13,16 @@ pub struct Bands {
 }
 
 impl Bands {
-    /// Upstream's split: the static band is `size / step`, at least `min`
-    /// and at most `max` values (never more than the range).
-    pub fn new(size: u64, step: u64, min: u64, max: u64) -> Self {
-        let static_size = (size / step).clamp(min, max).min(size);
+    /// Upstream's split of `size` values: the static band is
+    /// `min(max(min, basis/step), max)` values, none when `basis` is `min`
+    /// or less. `basis` is what upstream divides: the whole CIDR for
+    /// addresses (network and broadcast included), the range for ports.
+    pub fn new(size: u64, basis: u64, step: u64, min: u64, max: u64) -> Self {
+        let static_size = if basis <= min {
+            0
+        } else {
+            (basis / step).clamp(min, max).min(size)
+        };
         Self { size, static_size }
     }
 
@@ -65,20 +71,27 @@ mod tests {
 
     #[test]
     fn static_bands_follow_upstreams_formula() {
-        // Service CIDRs: min(max(16, size/16), 256).
-        assert_eq!(Bands::new(1 << 20, 16, 16, 256).static_size(), 256);
-        assert_eq!(Bands::new(256, 16, 16, 256).static_size(), 16);
-        assert_eq!(Bands::new(1 << 12, 16, 16, 256).static_size(), 256);
-        assert_eq!(Bands::new(1024, 16, 16, 256).static_size(), 64);
+        // Service CIDRs: min(max(16, cidr/16), 256), of the whole CIDR.
+        assert_eq!(
+            Bands::new((1 << 20) - 2, 1 << 20, 16, 16, 256).static_size(),
+            256
+        );
+        assert_eq!(Bands::new(254, 256, 16, 16, 256).static_size(), 16);
+        assert_eq!(Bands::new(4094, 4096, 16, 16, 256).static_size(), 256);
+        assert_eq!(Bands::new(1022, 1024, 16, 16, 256).static_size(), 64);
         // NodePorts: min(max(16, size/32), 128): 30000-30085 for the default.
-        assert_eq!(Bands::new(2768, 32, 16, 128).static_size(), 86);
-        // A range smaller than the minimum is all static.
-        assert_eq!(Bands::new(8, 16, 16, 256).static_size(), 8);
+        assert_eq!(Bands::new(2768, 2768, 32, 16, 128).static_size(), 86);
+        // A range no bigger than the minimum is all dynamic.
+        assert_eq!(Bands::new(14, 16, 16, 16, 256).static_size(), 0);
+        assert_eq!(
+            Bands::new(14, 16, 16, 16, 256).automatic_order(5).count(),
+            14
+        );
     }
 
     #[test]
     fn automatic_order_tries_the_dynamic_band_first_and_covers_everything() {
-        let bands = Bands::new(64, 16, 16, 256);
+        let bands = Bands::new(64, 64, 4, 16, 256);
         for seed in [0, 7, 47, 1 << 40] {
             let order: Vec<u64> = bands.automatic_order(seed).collect();
             assert_eq!(order.len(), 64);
@@ -88,7 +101,7 @@ mod tests {
             sorted.sort_unstable();
             assert_eq!(sorted, (0..64).collect::<Vec<_>>());
         }
-        let all_static = Bands::new(8, 16, 16, 256);
-        assert_eq!(all_static.automatic_order(3).count(), 8);
+        let all_dynamic = Bands::new(8, 8, 16, 16, 256);
+        assert_eq!(all_dynamic.automatic_order(3).count(), 8);
     }
 }

@@ -40,10 +40,11 @@ impl IpRange {
         (1u64 << (32 - self.prefix)) - 2
     }
 
-    /// The static and dynamic bands (KEP-3070: the static band is
-    /// `size/16`, between 16 and 256 addresses).
+    /// The static and dynamic bands (KEP-3070: the static band is the
+    /// CIDR's size over 16, between 16 and 256 addresses, none for a CIDR
+    /// of 16 addresses or fewer).
     pub fn bands(&self) -> Bands {
-        Bands::new(self.usable(), 16, 16, 256)
+        Bands::new(self.usable(), 1u64 << (32 - self.prefix), 16, 16, 256)
     }
 
     /// The address at `offset` of the usable addresses.

@@ -42,9 +42,9 @@ impl PortRange {
     }
 
     /// The static and dynamic bands (KEP-3070: the static band is
-    /// `size/32`, between 16 and 128 ports).
+    /// `size/32`, between 16 and 128 ports, none for 16 ports or fewer).
     pub fn bands(&self) -> Bands {
-        Bands::new(self.size(), 32, 16, 128)
+        Bands::new(self.size(), self.size(), 32, 16, 128)
     }
 
     /// The port at `offset`.
