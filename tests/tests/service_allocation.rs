@@ -493,6 +493,31 @@ async fn kubectl_get_svc_shows_addresses_and_node_ports() {
             ])),
         "{header}"
     );
+    // kubectl's generators (protobuf bodies) get values the same way.
+    cp.kubectl_ok(&["create", "service", "nodeport", "gen", "--tcp", "80:8080"]);
+    let port: i64 = cp
+        .kubectl_ok(&[
+            "get",
+            "svc",
+            "gen",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ])
+        .parse()
+        .expect("a nodePort");
+    assert!((30086..=32767).contains(&port), "{port}");
+    cp.kubectl_ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "bare",
+        "--clusterip",
+        "None",
+    ]);
+    assert_eq!(
+        cp.kubectl_ok(&["get", "svc", "bare", "-o", "jsonpath={.spec.clusterIPs}"]),
+        "[\"None\"]"
+    );
     // kubectl sees the refusal in upstream's words.
     let dup = cp.manifest(
         "dup.yaml",
