@@ -44,7 +44,8 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Vec<String> {
                 }
             }
         }
-    } else if ports.is_empty() {
+    } else if ports.is_empty() && spec.cluster_ip.as_deref() != Some("None") {
+        // Headless Services may have no ports (DNS records only).
         errors.push("spec.ports: Required value".into());
     }
     let mut names = std::collections::BTreeSet::new();
@@ -133,6 +134,10 @@ mod tests {
         assert_eq!(
             validate_service_spec(&spec("{}")),
             ["spec.ports: Required value"]
+        );
+        assert!(
+            validate_service_spec(&spec("{clusterIP: None}")).is_empty(),
+            "headless Services may have no ports"
         );
     }
 }

@@ -187,8 +187,14 @@ fn step(text: &str) {
     eprintln!("==> {text}");
 }
 
-/// `skiff up --nodes N --data-dir DIR`.
-pub async fn up(nodes: usize, dir: PathBuf, api_port: u16) -> anyhow::Result<()> {
+/// `skiff up --nodes N --data-dir DIR`; `control_plane_flags` are passed
+/// on to the control plane as they are.
+pub async fn up(
+    nodes: usize,
+    dir: PathBuf,
+    api_port: u16,
+    control_plane_flags: Vec<String>,
+) -> anyhow::Result<()> {
     if nodes == 0 {
         bail!("--nodes must be at least 1");
     }
@@ -231,7 +237,15 @@ pub async fn up(nodes: usize, dir: PathBuf, api_port: u16) -> anyhow::Result<()>
         net.gateway(),
         net.bridge()
     );
-    let result = run_cluster(nodes, &dir, api_port, &containerd, &net).await;
+    let result = run_cluster(
+        nodes,
+        &dir,
+        api_port,
+        &control_plane_flags,
+        &containerd,
+        &net,
+    )
+    .await;
     step("stopping the cluster");
     let record = load(&dir).ok();
     if let Some(record) = &record {
@@ -250,6 +264,7 @@ async fn run_cluster(
     nodes: usize,
     dir: &Path,
     api_port: u16,
+    control_plane_flags: &[String],
     containerd: &ManagedContainerd,
     net: &ClusterNetwork,
 ) -> anyhow::Result<()> {
@@ -259,7 +274,7 @@ async fn run_cluster(
     let api = format!("127.0.0.1:{api_port}");
     // Nodes reach the control plane over the bridge, as over a LAN.
     let grpc = format!("{}:{}", net.gateway(), api_port + 1);
-    let cp_args: Vec<String> = vec![
+    let mut cp_args: Vec<String> = vec![
         "--data-dir".into(),
         dir.display().to_string(),
         "--listen".into(),
@@ -267,6 +282,7 @@ async fn run_cluster(
         "--grpc-listen".into(),
         grpc.clone(),
     ];
+    cp_args.extend_from_slice(control_plane_flags);
     let mut control_plane = spawn(
         &sibling("skiff-control-plane")?,
         &cp_args,

@@ -38,6 +38,13 @@ enum Cmd {
         /// Port of the Kubernetes API (the next one serves nodes).
         #[arg(long, default_value_t = 6443)]
         api_port: u16,
+        /// The CIDR Services get cluster IPs from (the control plane's
+        /// default, 10.96.0.0/12, when unset).
+        #[arg(long, value_name = "CIDR")]
+        service_cluster_ip_range: Option<String>,
+        /// The ports NodePort Services get (default 30000-32767).
+        #[arg(long, value_name = "FIRST-LAST")]
+        service_node_port_range: Option<String>,
     },
     /// Act on a node of the cluster running from DIR.
     Node {
@@ -78,7 +85,20 @@ async fn main() -> anyhow::Result<()> {
             nodes,
             data_dir,
             api_port,
-        } => cluster::up(nodes, data_dir, api_port).await,
+            service_cluster_ip_range,
+            service_node_port_range,
+        } => {
+            // Passed on to the control plane under upstream's flag names.
+            let services = [
+                ("--service-cluster-ip-range", service_cluster_ip_range),
+                ("--service-node-port-range", service_node_port_range),
+            ]
+            .into_iter()
+            .filter_map(|(flag, value)| Some([flag.to_string(), value?]))
+            .flatten()
+            .collect();
+            cluster::up(nodes, data_dir, api_port, services).await
+        }
         Cmd::Node {
             action,
             name,

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use skiff_control_plane::api::{self, ApiState};
 use skiff_control_plane::kubeconfig;
+use skiff_control_plane::registry::allocation::{self, IpRange, PortRange, ServiceRanges};
 use skiff_control_plane::store::sqlite::SqliteStore;
 
 /// mimalloc rather than glibc's malloc: the control plane allocates and
@@ -69,6 +70,13 @@ struct Flags {
     /// Longest delay between a Job's failed pods (upstream 10m).
     #[arg(long, default_value = "10m", value_parser = seconds)]
     job_backoff_max: std::time::Duration,
+    /// The IPv4 CIDR Services get cluster IPs from; its first address is
+    /// the `kubernetes` Service's (upstream's flag and kubeadm's default).
+    #[arg(long, default_value = "10.96.0.0/12", value_parser = IpRange::parse)]
+    service_cluster_ip_range: IpRange,
+    /// The ports NodePort and LoadBalancer Services get nodePorts from.
+    #[arg(long, default_value = "30000-32767", value_parser = PortRange::parse)]
+    service_node_port_range: PortRange,
 }
 
 /// Raises the soft limit of open files to the hard one: every watch,
@@ -169,6 +177,11 @@ async fn run() -> anyhow::Result<()> {
                 .unwrap_or(eviction_seconds),
         },
     );
+    let ranges = ServiceRanges {
+        ips: flags.service_cluster_ip_range,
+        node_ports: flags.service_node_port_range,
+    };
+    allocation::set_ranges(ranges);
     std::fs::create_dir_all(&flags.data_dir)
         .with_context(|| format!("creating {}", flags.data_dir.display()))?;
     let store =
@@ -186,6 +199,14 @@ async fn run() -> anyhow::Result<()> {
     api::handlers::bootstrap(&state)
         .await
         .context("creating the default namespaces")?;
+    // Reservations whose Service went while the control plane was down
+    // (or died between the two writes) are taken back before any create.
+    allocation::reservations::repair(state.store.as_ref())
+        .await
+        .context("repairing Service allocations")?;
+    allocation::kubernetes::ensure(state.store.as_ref(), &ranges, listener.local_addr()?.port())
+        .await
+        .context("creating the kubernetes Service")?;
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
     kubeconfig::write(&kubeconfig_path, &address).context("writing the kubeconfig")?;
     let objects = skiff_control_plane::registry::objects::Objects::new(state.store.clone());

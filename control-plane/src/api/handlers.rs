@@ -23,6 +23,7 @@ use super::patch;
 use super::query::{self, FieldValidation, Options, Query};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
+use crate::registry::allocation;
 use crate::registry::deletion;
 use crate::registry::events_v1;
 use crate::registry::resources::{self, RESOURCES, ResourceType};
@@ -642,6 +643,10 @@ impl Api {
         if let Ownership::Update(manager) = ownership {
             managed_fields::update(t.rt, None, obj, manager);
         }
+        if allocation::applies_to(t.rt) {
+            self.store_service(t, None, obj).await?;
+            return Ok(obj.clone());
+        }
         if self.query.dry_run {
             return Ok(obj.clone());
         }
@@ -768,6 +773,10 @@ impl Api {
             // No-op writes do not bump the resourceVersion (upstream too).
             return Ok(old.clone());
         }
+        if allocation::applies_to(t.rt) && !deletion::finished(&result) {
+            self.store_service(t, Some((old, rev)), &mut result).await?;
+            return Ok(result);
+        }
         if self.query.dry_run {
             return Ok(result);
         }
@@ -778,6 +787,9 @@ impl Api {
                 .delete(&self.key(t), Some(rev))
                 .await
                 .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
+            if allocation::applies_to(t.rt) {
+                allocation::reservations::release(self.state.store.as_ref(), old).await;
+            }
             result["metadata"]["resourceVersion"] = json!(rev.to_string());
             return Ok(result);
         }
@@ -791,6 +803,33 @@ impl Api {
             .map_err(|e| ApiError::from_store(e, t.rt, &name))?;
         result["metadata"]["resourceVersion"] = json!(new_rev.to_string());
         Ok(result)
+    }
+
+    /// Stores a Service with its cluster IP and nodePorts reserved in the
+    /// same write (see [`allocation`]); a dry run only picks them.
+    async fn store_service(
+        &self,
+        t: &Target,
+        old: Option<(&Value, u64)>,
+        obj: &mut Value,
+    ) -> ApiResult<()> {
+        let ranges = allocation::ranges();
+        let store = self.state.store.as_ref();
+        let name = crate::meta::name(obj).to_string();
+        let refused = |e: allocation::AllocError| e.into_api(t.rt, &name);
+        if self.query.dry_run {
+            let seed = allocation::bands::random_seed();
+            allocation::reservations::plan(store, &ranges, old.map(|(o, _)| o), obj, seed)
+                .await
+                .map_err(refused)?;
+            return Ok(());
+        }
+        super::edge::check_object_size(&to_bytes(obj))?;
+        let rev = allocation::reservations::store_service(store, &ranges, old, obj, to_bytes)
+            .await
+            .map_err(refused)?;
+        obj["metadata"]["resourceVersion"] = json!(rev.to_string());
+        Ok(())
     }
 
     async fn update(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
@@ -1090,10 +1129,16 @@ impl Api {
                     .map(|new_rev| (kept, new_rev)),
                 deletion::Plan::Remove => {
                     match self.state.store.delete(&self.key(t), Some(rev)).await {
-                        Ok((_, last)) => match serde_json::from_slice(&last) {
-                            Ok(stored) => Ok((events_v1::view(t.rt, stored), rev)),
-                            Err(_) => Ok((obj, rev)),
-                        },
+                        Ok((_, last)) => {
+                            if allocation::applies_to(t.rt) {
+                                allocation::reservations::release(self.state.store.as_ref(), &obj)
+                                    .await;
+                            }
+                            match serde_json::from_slice(&last) {
+                                Ok(stored) => Ok((events_v1::view(t.rt, stored), rev)),
+                                Err(_) => Ok((obj, rev)),
+                            }
+                        }
                         Err(e) => Err(e),
                     }
                 }
@@ -1162,7 +1207,12 @@ impl Api {
                 continue;
             };
             for kv in listing.items {
-                let _ = self.state.store.delete(&kv.key, None).await;
+                if let Ok((_, last)) = self.state.store.delete(&kv.key, None).await
+                    && allocation::applies_to(rt)
+                    && let Ok(service) = serde_json::from_slice::<Value>(&last)
+                {
+                    allocation::reservations::release(self.state.store.as_ref(), &service).await;
+                }
             }
         }
         Ok(())

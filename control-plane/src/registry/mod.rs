@@ -16,6 +16,7 @@
 //! - [`meta`]: server-owned metadata values (timestamps, uids, names).
 //! - [`typecheck`]: Go-typed decoding errors of built-in fields.
 //! - [`admission`]: admission steps that read other objects (default StorageClass).
+//! - [`allocation`]: Service cluster IPs and nodePorts, reserved in the store.
 //! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
 //! - [`events`]: Events recorded with upstream's correlation (counted repeats).
 //! - [`events_v1`]: `events.k8s.io/v1` Events, a converted view of core Events.
@@ -27,6 +28,7 @@
 //! - [`error`]: `Status` errors.
 
 pub mod admission;
+pub mod allocation;
 pub mod budget;
 pub mod deletion;
 pub mod error;

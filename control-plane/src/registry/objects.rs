@@ -135,10 +135,26 @@ impl Objects {
         }
         let name = crate::meta::name(&obj).to_string();
         let namespace = obj["metadata"]["namespace"].as_str().map(String::from);
-        let revision = self
-            .store
-            .create(&rt.key(namespace.as_deref(), &name), encode(&mut obj))
-            .await?;
+        let revision = if super::allocation::applies_to(rt) {
+            // Services hold their cluster IP and nodePorts however made.
+            let ranges = super::allocation::ranges();
+            super::allocation::reservations::store_service(
+                self.store.as_ref(),
+                &ranges,
+                None,
+                &mut obj,
+                |o| encode(&mut o.clone()),
+            )
+            .await
+            .map_err(|e| match e {
+                super::allocation::AllocError::Store(e) => e,
+                other => StoreError::Backend(other.to_string()),
+            })?
+        } else {
+            self.store
+                .create(&rt.key(namespace.as_deref(), &name), encode(&mut obj))
+                .await?
+        };
         obj["metadata"]["resourceVersion"] = json!(revision.to_string());
         Ok(obj)
     }
@@ -162,7 +178,13 @@ impl Objects {
             if deletion::finished(&obj) {
                 // The last finalizer is gone: the update completes the deletion.
                 match self.store.delete(&key, Some(kv.revision)).await {
-                    Ok(_) => return Ok(Some(obj)),
+                    Ok(_) => {
+                        if super::allocation::applies_to(rt) {
+                            super::allocation::reservations::release(self.store.as_ref(), &obj)
+                                .await;
+                        }
+                        return Ok(Some(obj));
+                    }
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(e),
                 }
@@ -319,11 +341,13 @@ impl Objects {
             }
             let written = match deletion::plan(rt.kind, &obj, options, chrono::Utc::now()) {
                 deletion::Plan::Pending => return Ok(Deleted::Pending),
-                deletion::Plan::Remove => self
-                    .store
-                    .delete(&key, Some(kv.revision))
-                    .await
-                    .map(|_| Deleted::Removed),
+                deletion::Plan::Remove => {
+                    let removed = self.store.delete(&key, Some(kv.revision)).await;
+                    if removed.is_ok() && super::allocation::applies_to(rt) {
+                        super::allocation::reservations::release(self.store.as_ref(), &obj).await;
+                    }
+                    removed.map(|_| Deleted::Removed)
+                }
                 deletion::Plan::Keep(mut kept) => self
                     .store
                     .update(&key, kv.revision, encode(&mut kept))
