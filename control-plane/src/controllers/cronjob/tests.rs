@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::sync::{CronJobSync, SCHEDULED_TIMESTAMP, job_name};
 use crate::clock::Clock;
+use crate::controllers::batch::timestamp;
 use crate::controllers::batch::{TestEnv, test_env};
-use crate::controllers::job::status::timestamp;
 use crate::registry::kinds;
 
 const NS: &str = "default";
