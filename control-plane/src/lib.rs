@@ -33,14 +33,17 @@
 //! one generic actor runs it (queue, owner index, back-off, resync,
 //! spans). To add one, say for a kind `Foo` that owns pods:
 //! 1. `controllers/foo/mod.rs`: a struct holding what it writes through
-//!    ([`registry::objects::Objects`]), and its `Reconciler` impl — `watches`
-//!    (its kind first, then what it owns), `decode` (its own objects as
-//!    [`controllers::runtime::Trigger::Object`], dependents through
-//!    [`controllers::runtime::Controlled::of`]), `changes`, `list`, and
-//!    `reconcile`, which reads everything afresh and returns an
-//!    [`controllers::runtime::Action`]. Pure decisions go in a sibling
-//!    module (`plan.rs`) with unit tests; shared pod helpers are in
-//!    [`controllers::pod`], metadata accessors in [`meta`].
+//!    ([`registry::objects::Objects`]), a `const OWNERS:`
+//!    [`controllers::runtime::Owners`] naming `Foo` and its resource, and
+//!    the `Reconciler` impl — `watches` (`OWNERS.watches(&[kinds::PODS])`),
+//!    `decode` (`OWNERS.decode(..)`, dependents through
+//!    `OWNERS.dependent`), `list` (`OWNERS.list`) and `reconcile`, which
+//!    reads everything afresh and returns an
+//!    [`controllers::runtime::Action`] (`statefulset/mod.rs` is a short
+//!    example). Pure decisions go in a sibling module (`plan.rs`) with unit
+//!    tests; shared helpers are in [`controllers::pod`],
+//!    [`controllers::fields`] and [`controllers::claim`], metadata
+//!    accessors in [`meta`].
 //! 2. `controllers/mod.rs`: `pub mod foo;` and a line in the list above it.
 //! 3. `controllers/supervisor.rs`: one `Child` entry in `CHILDREN`.
 //! 4. Tests: `controllers/foo/tests.rs` against the in-memory store, and
