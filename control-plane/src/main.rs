@@ -77,6 +77,12 @@ struct Flags {
     /// The ports NodePort and LoadBalancer Services get nodePorts from.
     #[arg(long, default_value = "30000-32767", value_parser = PortRange::parse)]
     service_node_port_range: PortRange,
+    /// The pod network, cut into one subnet per node (`spec.podCIDR`).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// The prefix length of each node's pod subnet.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
 }
 
 /// Raises the soft limit of open files to the hard one: every watch,
@@ -182,6 +188,10 @@ async fn run() -> anyhow::Result<()> {
         node_ports: flags.service_node_port_range,
     };
     allocation::set_ranges(ranges);
+    allocation::pod_cidr::set_cluster_cidr(
+        allocation::pod_cidr::ClusterCidr::parse(&flags.cluster_cidr, flags.node_cidr_mask_size)
+            .context("--cluster-cidr / --node-cidr-mask-size")?,
+    );
     std::fs::create_dir_all(&flags.data_dir)
         .with_context(|| format!("creating {}", flags.data_dir.display()))?;
     let store =

@@ -5,6 +5,7 @@
 //! - [`node`]: one actor per registered node pushes its pods to the
 //!   kubelet over gRPC and writes back what the kubelet reports.
 //! - [`mirror`]: how a node's static pods appear in the API (mirror pods).
+//! - [`node_ipam`]: gives each node its pod subnet (`spec.podCIDR`).
 //! - [`node_lifecycle`]: marks silent nodes unreachable and evicts their pods.
 //! - [`deployment`]: rolls Deployments out over ReplicaSets.
 //! - [`replicaset`]: keeps ReplicaSets' and ReplicationControllers' pods.
@@ -43,6 +44,7 @@ pub mod intstr;
 pub mod job;
 pub mod mirror;
 pub mod node;
+pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pod;
 pub mod replicaset;

@@ -24,6 +24,7 @@ use super::garbage_collector::Collector;
 use super::head::ForKubelet;
 use super::job::{Backoff, Jobs};
 use super::node::{NodeActor, NodeActorMsg};
+use super::node_ipam::NodeIpam;
 use super::node_lifecycle::{LifecycleConfig, NodeLifecycle};
 use super::replicaset::ReplicaSets;
 use super::runtime::{Controller, Reconciler};
@@ -35,6 +36,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::meta;
 use crate::nodes::liveness::Liveness;
 use crate::nodes::view::NodeView;
+use crate::registry::allocation::pod_cidr::cluster_cidr;
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::EventKind;
@@ -114,7 +116,7 @@ impl Child {
 }
 
 /// The supervisor's children but the node actors, in start order.
-const CHILDREN: [Child; 11] = [
+const CHILDREN: [Child; 12] = [
     Child::new("scheduler", |d, s| {
         Box::pin(async move {
             Ok(Scheduler::spawn_on_own_thread(d.objects, s)
@@ -143,6 +145,9 @@ const CHILDREN: [Child; 11] = [
         Box::pin(linked(VolumeController, d.objects, s))
     }),
     Child::new("disruption controller", |d, s| run(&d, Budgets::new, s)),
+    Child::new("node ipam controller", |d, s| {
+        run(&d, |o| NodeIpam::new(o, d.view.clone(), cluster_cidr()), s)
+    }),
 ];
 
 /// Its state.

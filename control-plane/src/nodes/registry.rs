@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 
 use super::liveness::Liveness;
 use super::view::NodeView;
+use crate::registry::allocation::pod_cidr::cluster_cidr;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
@@ -394,6 +395,29 @@ impl NodeRegistry for Registry {
             }
         }
         Ok(Response::new(pb::HeartbeatAck {}))
+    }
+
+    type WatchNetworkStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::PodNetwork, Status>>;
+
+    async fn watch_network(
+        &self,
+        request: Request<pb::WatchNetworkRequest>,
+    ) -> Result<Response<Self::WatchNetworkStream>, Status> {
+        let node = request.into_inner().node_name;
+        if node.is_empty() {
+            return Err(Status::invalid_argument("node_name is required"));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(super::network::follow(
+            self.view.clone(),
+            node,
+            cluster_cidr(),
+            tx,
+        ));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 }
 

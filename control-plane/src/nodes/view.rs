@@ -17,11 +17,24 @@ use crate::store::{EventKind, Store};
 const PREFIX: &str = "/registry/core/nodes/";
 
 /// See the module documentation. Shared as `Arc<NodeView>`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NodeView {
     nodes: Mutex<HashMap<String, (u64, Arc<Value>)>>,
     /// A full listing has been applied.
     synced: AtomicBool,
+    /// Counts applied changes, so followers (the pod network's watchers)
+    /// wake on a change instead of polling.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for NodeView {
+    fn default() -> Self {
+        Self {
+            nodes: Mutex::default(),
+            synced: AtomicBool::default(),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl NodeView {
@@ -83,22 +96,31 @@ impl NodeView {
         Some(self.lock().values().map(|(_, n)| n.clone()).collect())
     }
 
+    /// A receiver that sees a new value after every change the view
+    /// applies (and after each full listing).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// A change of node `name` at `revision` (`None`: deleted); older
     /// than what the view holds, it is ignored.
     pub fn apply(&self, name: &str, revision: u64, node: Option<Value>) {
-        let mut nodes = self.lock();
-        if nodes.get(name).is_some_and(|(r, _)| *r >= revision) {
-            return;
-        }
-        match node {
-            Some(mut node) => {
-                node["metadata"]["resourceVersion"] = Value::from(revision.to_string());
-                nodes.insert(name.to_string(), (revision, Arc::new(node)));
+        {
+            let mut nodes = self.lock();
+            if nodes.get(name).is_some_and(|(r, _)| *r >= revision) {
+                return;
             }
-            None => {
-                nodes.remove(name);
+            match node {
+                Some(mut node) => {
+                    node["metadata"]["resourceVersion"] = Value::from(revision.to_string());
+                    nodes.insert(name.to_string(), (revision, Arc::new(node)));
+                }
+                None => {
+                    nodes.remove(name);
+                }
             }
         }
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// A full listing taken at `revision`: nodes it lacks are gone unless
@@ -114,6 +136,7 @@ impl NodeView {
             self.apply(&name, rev, Some(node));
         }
         self.synced.store(true, Ordering::Release);
+        self.changes.send_modify(|n| *n += 1);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Arc<Value>)>> {

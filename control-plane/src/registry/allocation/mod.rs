@@ -11,6 +11,8 @@
 //!   same value and nothing is reserved for a Service that was not stored;
 //!   release on delete and type change, and the start-up repair.
 //! - [`kubernetes`]: the `kubernetes` Service in `default`.
+//! - [`pod_cidr`]: the pod network and its per-node subnets (Nodes, not
+//!   Services; kept here as the other range the control plane hands out).
 //!
 //! A reservation is valid only while its Service (same uid) exists and
 //! holds its value; any other is stale and may be taken over. So a release
@@ -20,6 +22,7 @@
 pub mod bands;
 pub mod ip;
 pub mod kubernetes;
+pub mod pod_cidr;
 pub mod port;
 pub mod reservations;
 pub mod service;
