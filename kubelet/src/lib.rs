@@ -29,5 +29,6 @@ pub mod metrics;
 pub mod node;
 pub mod pod;
 pub mod probe;
+pub mod proxy;
 pub mod runtime;
 pub mod server;
