@@ -20,7 +20,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use nftables::schema::{self, Element, FlushObject, NfCmd, NfListObject};
+use nftables::schema::{self, FlushObject, NfCmd, NfListObject};
 use nftables::types::NfFamily;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -188,30 +188,26 @@ impl Transaction {
                                 key,
                                 verdict,
                             } if adding && *m == map => {
-                                elems.push(nftables::expr::Expression::List(vec![
-                                    elem_key_expr(key),
-                                    elem_verdict_expr(verdict),
+                                elems.push(json!([
+                                    serde_json::to_value(elem_key_expr(key))?,
+                                    verdict_json(verdict)?
                                 ]));
                             }
                             Command::DeleteElement { map: m, key } if !adding && *m == map => {
-                                elems.push(elem_key_expr(key));
+                                elems.push(serde_json::to_value(elem_key_expr(key))?);
                             }
                             _ => break,
                         }
                         i += 1;
                     }
-                    let element = NfListObject::Element(Element {
-                        family: NfFamily::IP,
-                        table: Cow::Owned(config.table.clone()),
-                        name: Cow::Borrowed(map.as_str()),
-                        elem: Cow::Owned(elems),
-                    });
-                    let cmd = if adding {
-                        NfCmd::Add(element)
+                    let element = json!({"element": {
+                        "family": "ip", "table": config.table, "name": map.as_str(), "elem": elems,
+                    }});
+                    out.push(if adding {
+                        json!({ "add": element })
                     } else {
-                        NfCmd::Delete(element)
-                    };
-                    out.push(serde_json::to_value(cmd)?);
+                        json!({ "delete": element })
+                    });
                 }
                 other => {
                     out.push(command_json(config, other)?);
@@ -221,6 +217,16 @@ impl Transaction {
         }
         Ok(serde_json::to_string(&json!({ "nftables": out }))?)
     }
+}
+
+/// A map element's verdict as nft JSON. NB: the crate serializes
+/// `Verdict::Drop` as the string `"drop"`, which nft 1.0.6 refuses ("Can't
+/// parse symbolic netfilter verdict expressions"); it wants `{"drop": null}`.
+fn verdict_json(verdict: &ElemVerdict) -> Result<Value> {
+    Ok(match verdict {
+        ElemVerdict::Drop => json!({ "drop": null }),
+        ElemVerdict::Goto(_) => serde_json::to_value(elem_verdict_expr(verdict))?,
+    })
 }
 
 /// The declaration of a verdict map, as nft JSON (see the module note).
@@ -415,9 +421,10 @@ pub fn plan_full<'a>(
     services: impl IntoIterator<Item = &'a ServiceRules>,
 ) -> Transaction {
     // `add` before `delete` so the delete never fails on a missing table.
-    let mut head = vec![Command::AddTable, Command::DeleteTable];
-    head.extend(rules::base_commands(config).into_iter().map(Command::Base));
+    // The maps come before the base rules that look them up.
+    let mut head = vec![Command::AddTable, Command::DeleteTable, Command::AddTable];
     head.extend(MapName::ALL.into_iter().map(Command::AddVerdictMap));
+    head.extend(rules::base_commands(config).into_iter().map(Command::Base));
     let mut phases = Phases::default();
     for rules in services {
         phases.add_service(rules);
