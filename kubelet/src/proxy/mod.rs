@@ -290,3 +290,51 @@ impl ProxyHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::sync::tests::FakeExecutor;
+    use super::*;
+
+    fn web(endpoints: u8) -> ServicePort {
+        let mut svc = ServicePort::cluster_ip(
+            ServicePortName::new("default", "web", "http", Protocol::Tcp),
+            Ipv4Addr::new(10, 96, 0, 10),
+            80,
+        );
+        for i in 0..endpoints {
+            svc.endpoints.push(Endpoint::ready(
+                Ipv4Addr::new(10, 244, 1, 10 + i),
+                8080,
+                None,
+            ));
+        }
+        svc
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_changes_is_applied_in_one_transaction() {
+        let exec = FakeExecutor::default();
+        let mut config = ProxyConfig::new("n");
+        config.min_sync_period = Duration::from_millis(50);
+        let proxy = ServiceProxy::spawn_with(config, exec.clone())
+            .await
+            .expect("spawn");
+        for i in 0..30 {
+            proxy
+                .service_changed("default", "web", vec![web(i % 3 + 1)])
+                .expect("send");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let applied = exec.applied.lock().expect("lock").clone();
+        assert_eq!(applied.len(), 1, "one full sync for the burst");
+        // The last state (30 % 3 → 3 endpoints... i = 29 → 29 % 3 + 1 = 3).
+        assert!(applied[0].contains(r#""mod":3"#));
+        proxy.service_removed("default", "web").expect("send");
+        let report = proxy.sync_now().await.expect("sync");
+        assert!(!report.full && report.services_changed == 1, "{report:?}");
+        proxy.cleanup().await.expect("cleanup");
+    }
+}

@@ -795,3 +795,256 @@ impl<E: Executor> Syncer<E> {
         self.exec.apply(tx.to_json(&self.config)?).await
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::proxy::model::Endpoint;
+
+    /// Records what would run; fails the next apply when told to.
+    #[derive(Clone, Default)]
+    pub(crate) struct FakeExecutor {
+        pub applied: Arc<Mutex<Vec<String>>>,
+        pub conntrack: Arc<Mutex<Vec<Vec<String>>>>,
+        pub fail_next: Arc<Mutex<bool>>,
+    }
+
+    #[async_trait]
+    impl Executor for FakeExecutor {
+        async fn apply(&self, json: String) -> Result<()> {
+            let mut fail = self.fail_next.lock().expect("lock");
+            if std::mem::take(&mut *fail) {
+                return Err(ProxyError::NftFailed {
+                    status: "exit status: 1".into(),
+                    stderr: "injected".into(),
+                });
+            }
+            self.applied.lock().expect("lock").push(json);
+            Ok(())
+        }
+
+        async fn conntrack(&self, args: Vec<String>) -> Result<()> {
+            self.conntrack.lock().expect("lock").push(args);
+            Ok(())
+        }
+    }
+
+    fn web(protocol: Protocol, endpoints: &[u8]) -> ServicePort {
+        let mut svc = ServicePort::cluster_ip(
+            ServicePortName::new("default", "web", "dns", protocol),
+            Ipv4Addr::new(10, 96, 0, 10),
+            53,
+        );
+        svc.endpoints = endpoints
+            .iter()
+            .map(|last| Endpoint::ready(Ipv4Addr::new(10, 244, 1, *last), 5353, None))
+            .collect();
+        svc
+    }
+
+    fn desired(ports: Vec<ServicePort>) -> BTreeMap<ServicePortName, ServicePort> {
+        ports.into_iter().map(|p| (p.name.clone(), p)).collect()
+    }
+
+    fn position(tx: &Transaction, pred: impl Fn(&Command) -> bool) -> usize {
+        tx.commands.iter().position(pred).unwrap_or(usize::MAX)
+    }
+
+    #[test]
+    fn removing_an_endpoint_refills_the_service_chain_then_deletes_the_endpoint_chain() {
+        let config = ProxyConfig::new("n");
+        let old = rules::service_rules(&config, &web(Protocol::Tcp, &[10, 11]));
+        let new = rules::service_rules(&config, &web(Protocol::Tcp, &[10]));
+        let tx = plan_changes([(Some(&old), Some(&new))]);
+        let svc_chain = format!(
+            "service-{}",
+            rules::service_chain_base(&web(Protocol::Tcp, &[]).name)
+        );
+        let gone = old
+            .chains
+            .keys()
+            .find(|c| c.ends_with("__10.244.1.11/5353"))
+            .cloned()
+            .unwrap_or_default();
+        let flush_svc = position(&tx, |c| *c == Command::FlushChain(svc_chain.clone()));
+        let refill = position(
+            &tx,
+            |c| matches!(c, Command::AddRule { chain, .. } if *chain == svc_chain),
+        );
+        let flush_gone = position(&tx, |c| *c == Command::FlushChain(gone.clone()));
+        let delete_gone = position(&tx, |c| *c == Command::DeleteChain(gone.clone()));
+        assert!(
+            flush_svc < refill && refill < delete_gone && flush_gone < delete_gone,
+            "{tx:#?}"
+        );
+        // The kept endpoint chain and the map element are untouched.
+        assert_eq!(tx.commands.len(), 5, "{tx:#?}");
+        assert!(!tx.commands.iter().any(|c| matches!(
+            c,
+            Command::AddElement { .. } | Command::DeleteElement { .. }
+        )));
+    }
+
+    #[test]
+    fn a_removed_service_takes_its_elements_chains_and_sets() {
+        let config = ProxyConfig::new("n");
+        let mut svc = web(Protocol::Tcp, &[10]);
+        svc.session_affinity = Some(30);
+        let old = rules::service_rules(&config, &svc);
+        let tx = plan_changes([(Some(&old), None)]);
+        let deleted_chains = tx
+            .commands
+            .iter()
+            .filter(|c| matches!(c, Command::DeleteChain(_)))
+            .count();
+        assert_eq!(deleted_chains, 2);
+        assert!(tx.commands.contains(&Command::DeleteElement {
+            map: MapName::ServiceIps,
+            key: ElemKey {
+                ip: Some(Ipv4Addr::new(10, 96, 0, 10)),
+                protocol: Protocol::Tcp,
+                port: 53
+            }
+        }));
+        assert_eq!(
+            tx.commands
+                .iter()
+                .filter(|c| matches!(c, Command::DeleteSet(_)))
+                .count(),
+            1
+        );
+        // Sets go after the chain that updates them.
+        let last_chain = tx
+            .commands
+            .iter()
+            .rposition(|c| matches!(c, Command::DeleteChain(_)))
+            .unwrap_or(0);
+        let set = position(&tx, |c| matches!(c, Command::DeleteSet(_)));
+        assert!(set > last_chain);
+    }
+
+    #[test]
+    fn elements_are_batched_per_map_and_drop_is_an_object() {
+        let config = ProxyConfig::new("n");
+        let key = |port| ElemKey {
+            ip: None,
+            protocol: Protocol::Tcp,
+            port,
+        };
+        let tx = Transaction {
+            commands: vec![
+                Command::AddElement {
+                    map: MapName::NoEndpointNodePorts,
+                    key: key(30001),
+                    verdict: ElemVerdict::Drop,
+                },
+                Command::AddElement {
+                    map: MapName::NoEndpointNodePorts,
+                    key: key(30002),
+                    verdict: ElemVerdict::Goto("reject-chain".into()),
+                },
+                Command::DeleteElement {
+                    map: MapName::ServiceNodePorts,
+                    key: key(30003),
+                },
+            ],
+        };
+        let doc: Value =
+            serde_json::from_str(&tx.to_json(&config).unwrap_or_default()).unwrap_or_default();
+        let cmds = doc["nftables"].as_array().cloned().unwrap_or_default();
+        assert_eq!(cmds.len(), 2, "{doc}");
+        assert_eq!(
+            cmds[0]["add"]["element"]["elem"][0][1],
+            json!({ "drop": null })
+        );
+        assert_eq!(
+            cmds[0]["add"]["element"]["elem"][1][1],
+            json!({ "goto": { "target": "reject-chain" } })
+        );
+        assert_eq!(
+            cmds[1]["delete"]["element"]["elem"][0],
+            json!({ "concat": ["tcp", 30003] })
+        );
+    }
+
+    #[test]
+    fn udp_flows_are_cleared_for_removed_endpoints_and_first_endpoints() {
+        let config = ProxyConfig::new("n");
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        let gone = stale_udp_flows(
+            &config,
+            Some(&web(Protocol::Udp, &[10, 11])),
+            Some(&web(Protocol::Udp, &[10])),
+        );
+        assert_eq!(
+            gone,
+            vec![s(&[
+                "-D",
+                "-p",
+                "udp",
+                "--orig-dst",
+                "10.96.0.10",
+                "--dst-nat",
+                "10.244.1.11"
+            ])]
+        );
+        let first = stale_udp_flows(
+            &config,
+            Some(&web(Protocol::Udp, &[])),
+            Some(&web(Protocol::Udp, &[10])),
+        );
+        assert_eq!(
+            first,
+            vec![s(&["-D", "-p", "udp", "--orig-dst", "10.96.0.10"])]
+        );
+        assert!(
+            stale_udp_flows(
+                &config,
+                Some(&web(Protocol::Tcp, &[10, 11])),
+                Some(&web(Protocol::Tcp, &[10]))
+            )
+            .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_makes_the_next_one_full() {
+        let exec = FakeExecutor::default();
+        let mut syncer = Syncer::with_executor(ProxyConfig::new("n"), exec.clone());
+        assert!(
+            syncer
+                .sync(&desired(vec![web(Protocol::Udp, &[10])]))
+                .await
+                .map(|r| r.full)
+                .unwrap_or(false)
+        );
+        *exec.fail_next.lock().expect("lock") = true;
+        assert!(
+            syncer
+                .sync(&desired(vec![web(Protocol::Udp, &[10, 11])]))
+                .await
+                .is_err()
+        );
+        let report = syncer
+            .sync(&desired(vec![web(Protocol::Udp, &[10, 11])]))
+            .await;
+        assert!(report.map(|r| r.full).unwrap_or(false));
+        let applied = exec.applied.lock().expect("lock").clone();
+        assert_eq!(applied.len(), 2);
+        assert!(
+            applied[1].contains(r#""delete":{"table""#),
+            "{}",
+            applied[1]
+        );
+        // The first sync found UDP endpoints for a new port: flows to the VIP go.
+        assert!(
+            exec.conntrack
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|a| a.contains(&"10.96.0.10".to_owned()))
+        );
+    }
+}
