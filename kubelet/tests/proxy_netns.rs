@@ -592,3 +592,82 @@ fn actor_applies_bursts_and_cleanup_leaves_no_table() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// UDP: when an endpoint goes, its conntrack entries are deleted, so a
+/// client reusing its source port reaches the new endpoint at once instead
+/// of the old one for the flow's lifetime. Needs `conntrack`
+/// (apt-get install conntrack).
+#[test]
+fn udp_flows_to_a_removed_endpoint_are_cleared() {
+    if !enabled("udp_flows_to_a_removed_endpoint_are_cleared") {
+        return;
+    }
+    if Command::new("conntrack").arg("--version").output().is_err() {
+        let reason = "`conntrack` not found (apt-get install conntrack)";
+        assert!(
+            !required(),
+            "udp_flows_to_a_removed_endpoint_are_cleared: {reason}"
+        );
+        eprintln!("SKIPPED udp_flows_to_a_removed_endpoint_are_cleared: {reason}");
+        return;
+    }
+    let lab = Lab::new();
+    for (i, name) in ["pod-a", "pod-b"].into_iter().enumerate() {
+        let ns = lab.pods[i].clone();
+        let stop = lab.stop.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            enter(&ns);
+            let socket = std::net::UdpSocket::bind(("0.0.0.0", 5353)).expect("bind udp");
+            socket
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .expect("timeout");
+            let _ = ready_tx.send(());
+            let mut buf = [0u8; 64];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((_, from)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(name.as_bytes(), from);
+                }
+            }
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("udp server ready");
+    }
+    let dns = |ip: Ipv4Addr| {
+        let mut svc = ServicePort::cluster_ip(
+            ServicePortName::new("kube-system", "dns", "dns", Protocol::Udp),
+            VIP,
+            53,
+        );
+        svc.endpoints = vec![Endpoint::ready(ip, 5353, Some("node-1"))];
+        svc
+    };
+    // One client socket, one source port, for the whole test: one flow.
+    let ask = |lab: &Lab| {
+        in_netns(&lab.client, || {
+            let socket = std::net::UdpSocket::bind(("0.0.0.0", 40053)).expect("bind client");
+            socket
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
+            socket
+                .send_to(b"q", SocketAddrV4::new(VIP, 53))
+                .expect("send");
+            let mut buf = [0u8; 64];
+            let n = socket.recv(&mut buf).map_err(|e| e.kind())?;
+            Ok::<_, ErrorKind>(String::from_utf8_lossy(&buf[..n]).into_owned())
+        })
+    };
+    let rt = runtime();
+    let mut syncer = Syncer::new(lab.config());
+    rt.block_on(syncer.sync(&desired(vec![dns(POD_A)])))
+        .expect("sync");
+    assert_eq!(ask(&lab), Ok("pod-a".to_owned()));
+    rt.block_on(syncer.sync(&desired(vec![dns(POD_B)])))
+        .expect("sync");
+    assert_eq!(
+        ask(&lab),
+        Ok("pod-b".to_owned()),
+        "the old flow still went to pod-a"
+    );
+}

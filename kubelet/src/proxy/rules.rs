@@ -664,6 +664,13 @@ pub fn service_rules(config: &ProxyConfig, svc: &ServicePort) -> ServiceRules {
         );
         out.chains.insert(external_chain, rules);
     }
+    add_endpoint_chains(svc, &eps, &mut out);
+    out
+}
+
+/// One chain per endpoint: hairpin mark, affinity refresh, DNAT.
+fn add_endpoint_chains(svc: &ServicePort, eps: &Categorized, out: &mut ServiceRules) {
+    let proto = svc.name.protocol;
     for ep in eps.reachable() {
         let ep_base = endpoint_chain_base(&svc.name, ep);
         let affinity = format!("affinity-{ep_base}");
@@ -694,7 +701,6 @@ pub fn service_rules(config: &ProxyConfig, svc: &ServicePort) -> ServiceRules {
         ]);
         out.chains.insert(format!("endpoint-{ep_base}"), rules);
     }
-    out
 }
 
 /// Rules of the `external-…` chain (NodePort, LoadBalancer, external IPs).

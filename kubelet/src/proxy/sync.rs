@@ -615,6 +615,13 @@ pub struct SyncReport {
     pub elapsed: Duration,
 }
 
+/// A planned sync: the transaction, then what `applied` becomes per port.
+struct Plan {
+    tx: Transaction,
+    updates: Vec<(ServicePortName, Option<Applied>)>,
+    changed: usize,
+}
+
 /// What was applied for one Service port: its input (to skip recomputing
 /// unchanged ports) and its objects (to diff against).
 #[derive(Debug, Clone)]
@@ -665,55 +672,68 @@ impl<E: Executor> Syncer<E> {
         self.applied = None;
     }
 
-    /// The transaction that would bring the table to `desired`, and the new
-    /// applied state. Pure: nothing runs.
-    fn plan(
-        &self,
-        desired: &BTreeMap<ServicePortName, ServicePort>,
-    ) -> (Transaction, BTreeMap<ServicePortName, Applied>, usize) {
-        let mut next = BTreeMap::new();
-        for (name, svc) in desired {
-            let previous = self
-                .applied
-                .as_ref()
-                .and_then(|a| a.get(name))
-                .filter(|a| a.input == *svc);
-            let rules = match previous {
-                Some(applied) => applied.rules.clone(),
-                None => rules::service_rules(&self.config, svc),
-            };
-            next.insert(
-                name.clone(),
-                Applied {
-                    input: svc.clone(),
-                    rules,
-                },
-            );
-        }
-        let Some(applied) = &self.applied else {
-            let tx = plan_full(&self.config, next.values().map(|a| &a.rules));
-            let count = next.len();
-            return (tx, next, count);
+    /// The transaction that would bring the table to `desired`, and the
+    /// per-port updates to the applied state. Pure: nothing runs. Only ports
+    /// whose input differs are recomputed, and nothing unchanged is cloned:
+    /// at 1,000 Services a sync costs a comparison per port, not a rebuild.
+    fn plan(&self, desired: &BTreeMap<ServicePortName, ServicePort>) -> Plan {
+        let fresh = |svc: &ServicePort| Applied {
+            input: svc.clone(),
+            rules: rules::service_rules(&self.config, svc),
         };
-        let mut changes = Vec::new();
-        for (name, new) in &next {
+        let Some(applied) = &self.applied else {
+            let updates: Vec<(ServicePortName, Option<Applied>)> = desired
+                .iter()
+                .map(|(name, svc)| (name.clone(), Some(fresh(svc))))
+                .collect();
+            let tx = plan_full(
+                &self.config,
+                updates
+                    .iter()
+                    .filter_map(|(_, a)| a.as_ref().map(|a| &a.rules)),
+            );
+            let changed = updates.len();
+            return Plan {
+                tx,
+                updates,
+                changed,
+            };
+        };
+        let mut updates = Vec::new();
+        for (name, svc) in desired {
             match applied.get(name) {
-                Some(old) if old.rules == new.rules => {}
-                old => changes.push((old.map(|o| &o.rules), Some(&new.rules))),
+                Some(old) if old.input == *svc => {}
+                _ => updates.push((name.clone(), Some(fresh(svc)))),
             }
         }
-        for (name, old) in applied {
-            if !next.contains_key(name) {
-                changes.push((Some(&old.rules), None));
+        for name in applied.keys() {
+            if !desired.contains_key(name) {
+                updates.push((name.clone(), None));
             }
         }
-        let count = changes.len();
-        (plan_changes(changes), next, count)
+        // A new input may give the same objects (endpoints listed in another
+        // order, a field the rules ignore): nothing to write for those.
+        let changes: Vec<(Option<&ServiceRules>, Option<&ServiceRules>)> = updates
+            .iter()
+            .map(|(name, new)| {
+                (
+                    applied.get(name).map(|a| &a.rules),
+                    new.as_ref().map(|a| &a.rules),
+                )
+            })
+            .filter(|(old, new)| old != new)
+            .collect();
+        let changed = changes.len();
+        Plan {
+            tx: plan_changes(changes),
+            updates,
+            changed,
+        }
     }
 
     /// The transaction the next [`Syncer::sync`] would apply (tests).
     pub fn preview(&self, desired: &BTreeMap<ServicePortName, ServicePort>) -> Transaction {
-        self.plan(desired).0
+        self.plan(desired).tx
     }
 
     /// Brings the table to `desired` in one transaction; on failure the
@@ -725,50 +745,52 @@ impl<E: Executor> Syncer<E> {
     ) -> Result<SyncReport> {
         let start = Instant::now();
         let full = self.applied.is_none();
-        let (tx, next, services_changed) = self.plan(desired);
+        let Plan {
+            tx,
+            updates,
+            changed,
+        } = self.plan(desired);
         let report = |commands| SyncReport {
             full,
-            services_changed,
+            services_changed: changed,
             commands,
             elapsed: start.elapsed(),
         };
-        if tx.is_empty() {
-            return Ok(report(0));
-        }
         let commands = tx.commands.len();
-        let json = tx.to_json(&self.config)?;
-        let old = self.applied.take();
-        self.exec.apply(json).await?;
-        self.clear_stale_flows(old.as_ref(), &next).await;
-        self.applied = Some(next);
+        if !tx.is_empty() {
+            let json = tx.to_json(&self.config)?;
+            // Until nft answers, the table's content is unknown: a failure
+            // leaves `applied` at None, so the next sync rewrites it whole.
+            let old = self.applied.take();
+            self.exec.apply(json).await?;
+            self.applied = old;
+        }
+        let mut applied = self.applied.take().unwrap_or_default();
+        let mut flows = Vec::new();
+        for (name, new) in updates {
+            let old = applied.remove(&name);
+            flows.extend(stale_udp_flows(
+                &self.config,
+                old.as_ref().map(|a| &a.input),
+                new.as_ref().map(|a| &a.input),
+            ));
+            if let Some(new) = new {
+                applied.insert(name, new);
+            }
+        }
+        self.applied = Some(applied);
+        self.clear_stale_flows(flows).await;
         let report = report(commands);
         tracing::debug!(
             commands,
-            services_changed,
+            services_changed = changed,
             elapsed_ms = report.elapsed.as_millis() as u64,
             "proxy rules applied"
         );
         Ok(report)
     }
 
-    async fn clear_stale_flows(
-        &mut self,
-        old: Option<&BTreeMap<ServicePortName, Applied>>,
-        next: &BTreeMap<ServicePortName, Applied>,
-    ) {
-        let empty = BTreeMap::new();
-        let old = old.unwrap_or(&empty);
-        let names: BTreeSet<&ServicePortName> = old.keys().chain(next.keys()).collect();
-        let mut flows = Vec::new();
-        for name in names {
-            let (before, after) = (
-                old.get(name).map(|a| &a.input),
-                next.get(name).map(|a| &a.input),
-            );
-            if before != after {
-                flows.extend(stale_udp_flows(&self.config, before, after));
-            }
-        }
+    async fn clear_stale_flows(&mut self, flows: Vec<Vec<String>>) {
         for args in flows {
             match self.exec.conntrack(args).await {
                 Ok(()) => {}
