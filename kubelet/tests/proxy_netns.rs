@@ -671,3 +671,25 @@ fn udp_flows_to_a_removed_endpoint_are_cleared() {
         "the old flow still went to pod-a"
     );
 }
+
+/// External IPs and LoadBalancer IPs routed to the node reach the
+/// endpoints through the `external-…` chain.
+#[test]
+fn external_and_load_balancer_ips_reach_the_endpoints() {
+    if !enabled("external_and_load_balancer_ips_reach_the_endpoints") {
+        return;
+    }
+    let lab = Lab::new();
+    let rt = runtime();
+    let mut syncer = Syncer::new(lab.config());
+    let mut svc = web(&[POD_A, POD_B]);
+    let external = Ipv4Addr::new(192, 168, 250, 50);
+    let lb = Ipv4Addr::new(192, 168, 250, 60);
+    svc.external_ips = vec![external];
+    svc.load_balancer_ips = vec![lb];
+    rt.block_on(syncer.sync(&desired(vec![svc]))).expect("sync");
+    for ip in [external, lb] {
+        let seen = hits(&lab, SocketAddrV4::new(ip, 80), 30);
+        assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["pod-a", "pod-b"], "{ip}: {seen:?}");
+    }
+}
