@@ -690,6 +690,10 @@ fn external_and_load_balancer_ips_reach_the_endpoints() {
     rt.block_on(syncer.sync(&desired(vec![svc]))).expect("sync");
     for ip in [external, lb] {
         let seen = hits(&lab, SocketAddrV4::new(ip, 80), 30);
-        assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["pod-a", "pod-b"], "{ip}: {seen:?}");
+        assert_eq!(
+            seen.keys().cloned().collect::<Vec<_>>(),
+            ["pod-a", "pod-b"],
+            "{ip}: {seen:?}"
+        );
     }
 }
