@@ -170,6 +170,21 @@ impl Lab {
                 "netns", &pod,
             ]);
             sh(&["ip", "-n", &n, "link", "set", &veth, "master", "br0", "up"]);
+            // As the bridge CNI's `hairpinMode: true`: with br_netfilter, a
+            // pod balanced to itself gets its DNATed packet bridged back out
+            // the port it came in on.
+            sh(&[
+                "ip",
+                "-n",
+                &n,
+                "link",
+                "set",
+                &veth,
+                "type",
+                "bridge_slave",
+                "hairpin",
+                "on",
+            ]);
             sh(&[
                 "ip",
                 "-n",
@@ -696,4 +711,55 @@ fn external_and_load_balancer_ips_reach_the_endpoints() {
             "{ip}: {seen:?}"
         );
     }
+}
+
+/// Hairpin: a pod reaching its own Service and balanced to itself is
+/// masqueraded (the endpoint chain's `ip saddr` mark), so the reply comes
+/// back through the node and is un-DNATed.
+#[test]
+fn a_pod_reaches_itself_through_its_service() {
+    if !enabled("a_pod_reaches_itself_through_its_service") {
+        return;
+    }
+    let lab = Lab::new();
+    let rt = runtime();
+    let mut syncer = Syncer::new(lab.config());
+    rt.block_on(syncer.sync(&desired(vec![web(&[POD_A])])))
+        .expect("sync");
+    let answers = in_netns(&lab.pods[0], || {
+        (0..5)
+            .map(|_| hit(vip()).unwrap_or_else(|e| format!("error: {e}")))
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(answers, vec!["pod-a"; 5]);
+}
+
+/// A pod reaches another pod on the same bridge through the Service: the
+/// reply is bridged, and br_netfilter (`bridge-nf-call-iptables=1`, as the
+/// pod network sets it) lets conntrack un-DNAT it.
+#[test]
+fn a_pod_reaches_a_neighbour_through_the_service() {
+    if !enabled("a_pod_reaches_a_neighbour_through_the_service") {
+        return;
+    }
+    let lab = Lab::new();
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.node,
+        "sysctl",
+        "-qw",
+        "net.bridge.bridge-nf-call-iptables=1",
+    ]);
+    let rt = runtime();
+    let mut syncer = Syncer::new(lab.config());
+    rt.block_on(syncer.sync(&desired(vec![web(&[POD_A])])))
+        .expect("sync");
+    let answers = in_netns(&lab.pods[1], || {
+        (0..5)
+            .map(|_| hit(vip()).unwrap_or_else(|e| format!("error: {e}")))
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(answers, vec!["pod-a"; 5]);
 }
