@@ -763,3 +763,29 @@ fn a_pod_reaches_a_neighbour_through_the_service() {
     });
     assert_eq!(answers, vec!["pod-a"; 5]);
 }
+
+/// A host-network process of the node reaches a ClusterIP (the output
+/// hook: `nat-output` at priority -100) and a NodePort on the node's own
+/// address.
+#[test]
+fn the_node_itself_reaches_cluster_ip_and_node_port() {
+    if !enabled("the_node_itself_reaches_cluster_ip_and_node_port") {
+        return;
+    }
+    let lab = Lab::new();
+    let rt = runtime();
+    let mut syncer = Syncer::new(lab.config());
+    let mut svc = web(&[POD_A, POD_B]);
+    svc.node_port = Some(30080);
+    rt.block_on(syncer.sync(&desired(vec![svc]))).expect("sync");
+    let seen = in_netns(&lab.node, || {
+        let mut seen = BTreeSet::new();
+        for addr in [vip(), SocketAddrV4::new(NODE_IP, 30080)] {
+            for _ in 0..30 {
+                seen.insert(hit(addr).unwrap_or_else(|e| format!("error: {e}")));
+            }
+        }
+        seen
+    });
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["pod-a", "pod-b"]);
+}
