@@ -7,7 +7,10 @@
 //! command used here except one: its `SetType` has no `verdict`, so the
 //! verdict maps (`ipv4_addr . inet_proto . inet_service : verdict`) cannot be
 //! declared with it. Those four declarations are written as JSON values
-//! ([`verdict_map_json`]); everything else goes through the crate's types.
+//! ([`verdict_map_json`]), and so is the `drop` verdict of a map element,
+//! which the crate writes as the bare string `"drop"` that nft 1.0.6 refuses
+//! (it wants `{"drop": null}`); everything else goes through the crate's
+//! types.
 //! Its `helper::apply_ruleset*` functions do not capture nft's stderr, so
 //! errors would say only "did not return successfully"; [`NftExecutor`]
 //! runs `nft -j -f -` itself (tokio, stderr captured) with the crate's JSON.
