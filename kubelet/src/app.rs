@@ -115,6 +115,7 @@ pub async fn start(
         backoff: config.backoff,
         host_ip: config.node_ip.clone(),
         metrics: Metrics::default(),
+        services: tokio::sync::watch::Sender::default(),
     });
 
     let mut initial: Vec<_> = checkpoint::load(&config.state_dir)

@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::pod::backoff::BackoffConfig;
 use crate::pod::sandbox::PodNetwork;
 use crate::runtime::ContainerRuntime;
+use crate::services::ServiceCache;
 
 /// Shared, immutable node context (cloned as an `Arc`).
 pub struct NodeContext {
@@ -28,6 +29,9 @@ pub struct NodeContext {
     pub host_ip: Option<String>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// The cluster's Services and EndpointSlices, as the control plane
+    /// last told (empty without one).
+    pub services: tokio::sync::watch::Sender<ServiceCache>,
 }
 
 impl NodeContext {
@@ -48,6 +52,7 @@ impl NodeContext {
             backoff: BackoffConfig::default(),
             host_ip: None,
             metrics: Metrics::default(),
+            services: tokio::sync::watch::Sender::default(),
         }
     }
 }

@@ -16,6 +16,8 @@
 //!   (`/pods`, `/healthz`, `/metrics`).
 //! - [`app`]: assembling a whole kubelet (used by the binary and tests).
 //! - [`logs`]: the CRI log file format containers write and `kubectl logs` reads.
+//! - [`services`]: the cluster's Services and EndpointSlices as the control
+//!   plane sends them (service environment variables, the service proxy).
 //!
 //! Binaries: `skiff-kubelet` (the node agent) and `skiff-cri-logger`
 //! (started by containerd's shim, never by hand).
@@ -31,3 +33,4 @@ pub mod pod;
 pub mod probe;
 pub mod runtime;
 pub mod server;
+pub mod services;

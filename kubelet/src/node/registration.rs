@@ -62,13 +62,41 @@ async fn session(
     info!(control_plane = %url, "registered");
     let interval = Duration::from_millis(registered.heartbeat_interval_ms.clamp(100, 60_000));
     let session_id = registered.session_id;
-    let node = node.clone();
+    let beating = node.clone();
     let beats = async_stream(interval, move || pb::Heartbeat {
         session_id: session_id.clone(),
-        status: Some(node_status(&node)),
+        status: Some(node_status(&beating)),
     });
-    client.heartbeats(beats).await?;
+    let mut heartbeats = client.clone();
+    // The session lasts while both flow; whichever ends first ends it,
+    // and the next session starts both afresh.
+    tokio::select! {
+        beat = heartbeats.heartbeats(beats) => { beat?; }
+        followed = follow_services(&mut client, node) => followed?,
+    }
     Ok(())
+}
+
+/// Keeps the node's copy of the cluster's Services and EndpointSlices.
+async fn follow_services(
+    client: &mut NodeRegistryClient<tonic::transport::Channel>,
+    node: &NodeHandle,
+) -> Result<(), tonic::Status> {
+    let request = pb::WatchServicesRequest {
+        node_name: node.ctx.node_name.clone(),
+    };
+    let mut updates = match client.watch_services(request).await {
+        Ok(stream) => stream.into_inner(),
+        // A control plane without the call: pods get no service variables.
+        Err(e) if e.code() == tonic::Code::Unimplemented => {
+            return std::future::pending().await;
+        }
+        Err(e) => return Err(e),
+    };
+    while let Some(update) = updates.message().await? {
+        node.ctx.services.send_modify(|cache| cache.apply(&update));
+    }
+    Err(tonic::Status::unavailable("the services stream ended"))
 }
 
 /// A stream yielding `make()` every `interval`.

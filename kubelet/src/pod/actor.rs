@@ -684,9 +684,10 @@ async fn prepare(ctx: Arc<NodeContext>, pod: Pod, key: PodKey) -> PodMsg {
         tokio::fs::write(dir.join("etc-hosts"), hosts)
             .await
             .map_err(|e| format!("cannot write hosts file: {e}"))?;
+        // A hostNetwork pod's IP is the node's, as upstream reports it.
         Ok(attachment.unwrap_or(NetworkAttachment {
             netns: PathBuf::new(),
-            pod_ip: None,
+            pod_ip: ctx.host_ip.clone(),
         }))
     }
     .await;
