@@ -380,8 +380,13 @@ async fn node_routes_follow_the_watch_and_cleanup_removes_them() {
     }
     let node = TestNode::new("routes");
     // The node's own link on the nodes' L2, so the peers are next hops.
-    node.exec(&["ip", "link", "add", "eth0", "type", "dummy"])
-        .expect("dummy");
+    // (A veth pair: this kernel has no dummy links.)
+    node.exec(&[
+        "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+    ])
+    .expect("veth");
+    node.exec(&["ip", "link", "set", "eth0p", "up"])
+        .expect("up");
     node.exec(&["ip", "addr", "add", "172.31.250.11/24", "dev", "eth0"])
         .expect("addr");
     node.exec(&["ip", "link", "set", "eth0", "up"]).expect("up");
