@@ -316,6 +316,31 @@ async fn a_namespace_lost_under_a_cached_result_gets_a_fresh_attach() {
 }
 
 #[tokio::test]
+async fn without_a_pod_cidr_setup_fails_clearly_and_teardown_still_cleans_up() {
+    if !enabled("without_a_pod_cidr_setup_fails_clearly_and_teardown_still_cleans_up") {
+        return;
+    }
+    let node = TestNode::new("no_cidr");
+    let (_tx, rx) = tokio::sync::watch::channel(None);
+    let options = CniOptions {
+        plugin_dirs: vec![PLUGINS.into()],
+        wait_for_pod_cidr: Duration::from_millis(200),
+        node_netns: Some(node.path()),
+        ..CniOptions::default()
+    };
+    let net = CniNetwork::with_options(&node.pod_prefix, node.data.path(), rx, options);
+    let p = pod("pending", 4);
+    let err = net.setup(&p).await.expect_err("no podCIDR");
+    assert_eq!(
+        err.to_string(),
+        "the node has no podCIDR yet (waited 200ms); the pod stays pending"
+    );
+    net.teardown(&p).await.expect("teardown");
+    assert!(node.pod_namespaces().is_empty());
+    assert!(node.reservations().is_empty());
+}
+
+#[tokio::test]
 async fn fifty_setup_teardown_cycles_leave_nothing_behind() {
     if !enabled("fifty_setup_teardown_cycles_leave_nothing_behind") {
         return;

@@ -434,7 +434,12 @@ impl CniExecutor {
         let stdin = child.stdin.take();
         let run = async move {
             if let Some(mut stdin) = stdin {
-                stdin.write_all(config).await?;
+                match stdin.write_all(config).await {
+                    // A plugin that fails before reading its config closes
+                    // stdin; its own answer says more than EPIPE.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    r => r?,
+                }
                 // Closing stdin is the end of the config for the plugin.
                 drop(stdin);
             }
@@ -739,7 +744,7 @@ mod tests {
             "name": "skiff",
             "plugins": [{"type": "loopback"}, {"type": "bridge", "bridge": "cni0"}]
         }))
-        .unwrap()
+        .expect("json")
     }
 
     const BRIDGE_RESULT: &str = r#"{
@@ -775,17 +780,18 @@ mod tests {
 
     #[test]
     fn a_plugin_config_gets_version_name_and_prev_result() {
-        let (kind, bytes) = list().plugin_config(1, None).unwrap();
+        let (kind, bytes) = list().plugin_config(1, None).expect("valid");
         assert_eq!(kind, "bridge");
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        let v: Value = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(v["cniVersion"], "1.0.0");
         assert_eq!(v["name"], "skiff");
         assert_eq!(v["bridge"], "cni0");
         assert!(v.get("prevResult").is_none());
 
-        let prev = parse_result("bridge", CniCommand::Add, BRIDGE_RESULT.as_bytes()).unwrap();
-        let (_, bytes) = list().plugin_config(0, Some(&prev)).unwrap();
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        let prev = parse_result("bridge", CniCommand::Add, BRIDGE_RESULT.as_bytes())
+            .expect("result parses");
+        let (_, bytes) = list().plugin_config(0, Some(&prev)).expect("valid");
+        let v: Value = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(v["type"], "loopback");
         assert_eq!(v["prevResult"]["ips"][0]["address"], "10.244.1.5/24");
         // Fields Skiff does not model pass on untouched.
@@ -809,26 +815,32 @@ mod tests {
 
     #[test]
     fn the_pod_ip_is_the_sandbox_interfaces_ipv4() {
-        let r = parse_result("bridge", CniCommand::Add, BRIDGE_RESULT.as_bytes()).unwrap();
-        assert_eq!(r.pod_ipv4("eth0"), Some("10.244.1.5".parse().unwrap()));
+        let r = parse_result("bridge", CniCommand::Add, BRIDGE_RESULT.as_bytes())
+            .expect("result parses");
+        assert_eq!(
+            r.pod_ipv4("eth0"),
+            Some("10.244.1.5".parse().expect("address"))
+        );
         // A loopback plugin's answer has no pod IP.
         let lo: CniResult = serde_json::from_str(
             r#"{"cniVersion":"1.0.0","interfaces":[{"name":"lo","mac":"00:00:00:00:00:00","sandbox":"/run/netns/p"}],
                 "ips":[{"interface":0,"address":"127.0.0.1/8"},{"interface":0,"address":"::1/128"}],"dns":{}}"#,
-        )
-        .unwrap();
+        ).expect("json");
         assert_eq!(lo.pod_ipv4("eth0"), None);
         // IPv6 first, then IPv4 without an interface index.
         let mixed: CniResult = serde_json::from_str(
             r#"{"cniVersion":"1.0.0","ips":[{"address":"fd00::5/64"},{"address":"10.1.2.3/16"}]}"#,
         )
-        .unwrap();
-        assert_eq!(mixed.pod_ipv4("eth0"), Some("10.1.2.3".parse().unwrap()));
+        .expect("json");
+        assert_eq!(
+            mixed.pod_ipv4("eth0"),
+            Some("10.1.2.3".parse().expect("address"))
+        );
     }
 
     #[test]
     fn a_bad_result_is_a_typed_error() {
-        let err = parse_result("bridge", CniCommand::Add, b"not json").unwrap_err();
+        let err = parse_result("bridge", CniCommand::Add, b"not json").expect_err("must fail");
         assert!(matches!(
             err,
             CniError::BadResult {
@@ -844,7 +856,7 @@ mod tests {
         let e = PluginError::parse(
             br#"{"cniVersion":"1.0.0","code":7,"msg":"invalid config","details":"no subnet"}"#,
         )
-        .unwrap();
+        .expect("valid");
         assert_eq!(
             e,
             PluginError {
@@ -863,7 +875,7 @@ mod tests {
             err.to_string(),
             "CNI plugin `bridge` ADD failed: code 7 (invalid network config): invalid config (no subnet)"
         );
-        let no_details = PluginError::parse(br#"{"code":999,"msg":"x"}"#).unwrap();
+        let no_details = PluginError::parse(br#"{"code":999,"msg":"x"}"#).expect("valid");
         assert_eq!(no_details.details, "");
         assert_eq!(no_details.code_name(), "plugin-specific error");
         assert_eq!(PluginError::parse(b"panic: runtime error"), None);
@@ -876,7 +888,7 @@ mod tests {
     #[test]
     fn a_missing_plugin_names_the_directories() {
         let exec = CniExecutor::new(vec!["/nonexistent/a".into(), "/nonexistent/b".into()]);
-        let err = exec.find_plugin("bridge").unwrap_err();
+        let err = exec.find_plugin("bridge").expect_err("must fail");
         assert_eq!(
             err.to_string(),
             "CNI plugin `bridge` not found in /nonexistent/a:/nonexistent/b"
@@ -885,30 +897,35 @@ mod tests {
 
     #[tokio::test]
     async fn the_cache_round_trips_and_removing_twice_succeeds() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         let cache = ResultCache::new(dir.path().join("results"));
-        let result = parse_result("bridge", CniCommand::Add, BRIDGE_RESULT.as_bytes()).unwrap();
-        assert_eq!(cache.load("skiff", &att()).await.unwrap(), None);
-        let path = cache.store(&att(), &list(), &result).await.unwrap();
+        let result = parse_result("bridge", CniCommand::Add, BRIDGE_RESULT.as_bytes())
+            .expect("result parses");
+        assert_eq!(cache.load("skiff", &att()).await.expect("step"), None);
+        let path = cache.store(&att(), &list(), &result).await.expect("step");
         assert_eq!(
             path,
             dir.path().join("results/skiff-0c8f5a1e-uid-eth0.json")
         );
-        let back = cache.load("skiff", &att()).await.unwrap().unwrap();
+        let back = cache
+            .load("skiff", &att())
+            .await
+            .expect("step")
+            .expect("valid");
         assert_eq!(back.result, result);
         assert_eq!(back.config, list());
         // No temp file stays behind.
         let names: Vec<_> = std::fs::read_dir(dir.path().join("results"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .expect("fs")
+            .map(|e| e.expect("valid").file_name())
             .collect();
         assert_eq!(names.len(), 1);
-        cache.remove("skiff", &att()).await.unwrap();
-        cache.remove("skiff", &att()).await.unwrap();
-        assert_eq!(cache.load("skiff", &att()).await.unwrap(), None);
+        cache.remove("skiff", &att()).await.expect("step");
+        cache.remove("skiff", &att()).await.expect("step");
+        assert_eq!(cache.load("skiff", &att()).await.expect("step"), None);
         // A torn file reads as no cache.
-        std::fs::write(&path, b"{\"kind\":").unwrap();
-        assert_eq!(cache.load("skiff", &att()).await.unwrap(), None);
+        std::fs::write(&path, b"{\"kind\":").expect("fs");
+        assert_eq!(cache.load("skiff", &att()).await.expect("step"), None);
     }
 
     /// A fake plugin (a shell script) shows what the executor hands over
@@ -916,11 +933,11 @@ mod tests {
     #[tokio::test]
     async fn a_plugin_gets_its_env_and_stdin_and_errors_are_typed() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         let script = |name: &str, body: &str| {
             let p = dir.path().join(name);
-            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("fs");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("fs");
         };
         // Echoes a result built from its environment and its stdin's size.
         script(
@@ -933,20 +950,22 @@ mod tests {
         );
         script("crash", "cat >/dev/null; echo boom >&2; exit 2");
         script("slow", "sleep 5");
+        // Fails without reading its config (stdin closed early).
+        script("early", r#"echo '{"code":4,"msg":"no CNI_NETNS"}'; exit 1"#);
         let exec = CniExecutor::new(vec![dir.path().to_path_buf()])
             .with_timeout(Duration::from_millis(300));
         let out = exec
             .invoke(CniCommand::Add, &att(), "echo", b"{\"x\":1}")
             .await
-            .unwrap();
-        let r = parse_result("echo", CniCommand::Add, &out).unwrap();
+            .expect("step");
+        let r = parse_result("echo", CniCommand::Add, &out).expect("result parses");
         // HOME is not passed on: only PATH and the CNI variables.
         assert_eq!(r.rest["env"], "ADD eth0 ");
         assert_eq!(r.rest["stdin"], 7);
         let err = exec
             .invoke(CniCommand::Del, &att(), "fail", b"{}")
             .await
-            .unwrap_err();
+            .expect_err("must fail");
         assert!(
             matches!(&err, CniError::Plugin { error, command: CniCommand::Del, .. } if error.code == 11 && error.details == "later"),
             "{err}"
@@ -954,15 +973,24 @@ mod tests {
         let err = exec
             .invoke(CniCommand::Add, &att(), "crash", b"{}")
             .await
-            .unwrap_err();
+            .expect_err("must fail");
         assert!(
             matches!(&err, CniError::Exited { output, .. } if output == "boom"),
+            "{err}"
+        );
+        let big = vec![b' '; 1 << 20];
+        let err = exec
+            .invoke(CniCommand::Add, &att(), "early", &big)
+            .await
+            .expect_err("must fail");
+        assert!(
+            matches!(&err, CniError::Plugin { error, .. } if error.code == 4),
             "{err}"
         );
         let err = exec
             .invoke(CniCommand::Check, &att(), "slow", b"{}")
             .await
-            .unwrap_err();
+            .expect_err("must fail");
         assert!(matches!(err, CniError::Timeout { .. }), "{err}");
     }
 
@@ -971,7 +999,7 @@ mod tests {
     #[tokio::test]
     async fn conflist_order_and_undo_on_failure() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("log");
         let script = |name: &str, body: &str| {
             let p = dir.path().join(name);
@@ -982,8 +1010,8 @@ mod tests {
                     log.display()
                 ),
             )
-            .unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            .expect("valid");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("fs");
         };
         let ok = r#"[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24"}]}'; exit 0"#;
         script("one", ok);
@@ -1005,12 +1033,15 @@ mod tests {
                 })
                 .collect(),
         };
-        let result = exec.add_list(&conf(&["one", "two"]), &att()).await.unwrap();
+        let result = exec
+            .add_list(&conf(&["one", "two"]), &att())
+            .await
+            .expect("step");
         exec.del_list(&conf(&["one", "two"]), &att(), Some(&result))
             .await
-            .unwrap();
+            .expect("step");
         assert!(exec.add_list(&conf(&["one", "bad"]), &att()).await.is_err());
-        let lines = std::fs::read_to_string(&log).unwrap();
+        let lines = std::fs::read_to_string(&log).expect("fs");
         assert_eq!(
             lines.lines().collect::<Vec<_>>(),
             [

@@ -80,8 +80,8 @@ mod tests {
             cluster_cidr: "10.244.0.0/16".into(),
             peers: vec![],
         };
-        let list = node_conflist(&net, Path::new("/var/lib/skiff/node1")).unwrap();
-        let v = serde_json::to_value(&list).unwrap();
+        let list = node_conflist(&net, Path::new("/var/lib/skiff/node1")).expect("valid");
+        let v = serde_json::to_value(&list).expect("json");
         assert_eq!(
             v,
             json!({

@@ -208,8 +208,11 @@ mod tests {
             cluster_cidr: "10.244.0.0/16".into(),
             peers: vec![],
         };
-        assert_eq!(net.pod_net().unwrap().to_string(), "10.244.1.0/24");
-        assert_eq!(net.cluster_net().unwrap().to_string(), "10.244.0.0/16");
+        assert_eq!(net.pod_net().expect("valid").to_string(), "10.244.1.0/24");
+        assert_eq!(
+            net.cluster_net().expect("valid").to_string(),
+            "10.244.0.0/16"
+        );
         let bad = NodeNetwork {
             pod_cidr: "10.244.1.0".into(),
             ..net
@@ -230,7 +233,7 @@ mod tests {
             pod_cidr: "10.244.2.0/24".into(),
             address: "172.29.1.12".into(),
         };
-        let (net, via) = peer.route().unwrap();
+        let (net, via) = peer.route().expect("valid");
         assert_eq!(net.to_string(), "10.244.2.0/24");
         assert_eq!(via, Ipv4Addr::new(172, 29, 1, 12));
         let bad = Peer {
@@ -238,7 +241,7 @@ mod tests {
             ..peer
         };
         assert_eq!(
-            bad.route().unwrap_err().to_string(),
+            bad.route().expect_err("must fail").to_string(),
             "invalid peer address \"node2.local\""
         );
     }

@@ -443,7 +443,7 @@ mod tests {
     use crate::network::Peer;
 
     fn net(s: &str) -> Ipv4Net {
-        s.parse().unwrap()
+        s.parse().expect("address")
     }
 
     fn network(peers: &[(&str, &str, &str)]) -> NodeNetwork {
@@ -472,8 +472,14 @@ mod tests {
         assert_eq!(
             routes.into_iter().collect::<Vec<_>>(),
             [
-                (net("10.244.2.0/24"), "172.29.1.12".parse().unwrap()),
-                (net("10.244.4.0/24"), "172.29.1.14".parse().unwrap()),
+                (
+                    net("10.244.2.0/24"),
+                    "172.29.1.12".parse().expect("address")
+                ),
+                (
+                    net("10.244.4.0/24"),
+                    "172.29.1.14".parse().expect("address")
+                ),
             ]
         );
     }
@@ -481,21 +487,45 @@ mod tests {
     #[test]
     fn the_plan_adds_new_replaces_changed_and_deletes_gone_routes() {
         let desired = BTreeMap::from([
-            (net("10.244.2.0/24"), "172.29.1.12".parse().unwrap()),
-            (net("10.244.3.0/24"), "172.29.1.99".parse().unwrap()),
-            (net("10.244.5.0/24"), "172.29.1.15".parse().unwrap()),
+            (
+                net("10.244.2.0/24"),
+                "172.29.1.12".parse().expect("address"),
+            ),
+            (
+                net("10.244.3.0/24"),
+                "172.29.1.99".parse().expect("address"),
+            ),
+            (
+                net("10.244.5.0/24"),
+                "172.29.1.15".parse().expect("address"),
+            ),
         ]);
         let present = BTreeMap::from([
-            (net("10.244.2.0/24"), Some("172.29.1.12".parse().unwrap())),
-            (net("10.244.3.0/24"), Some("172.29.1.13".parse().unwrap())),
-            (net("10.244.4.0/24"), Some("172.29.1.14".parse().unwrap())),
+            (
+                net("10.244.2.0/24"),
+                Some("172.29.1.12".parse().expect("address")),
+            ),
+            (
+                net("10.244.3.0/24"),
+                Some("172.29.1.13".parse().expect("address")),
+            ),
+            (
+                net("10.244.4.0/24"),
+                Some("172.29.1.14".parse().expect("address")),
+            ),
         ]);
         assert_eq!(
             plan_routes(&desired, &present),
             RoutePlan {
                 replace: vec![
-                    (net("10.244.3.0/24"), "172.29.1.99".parse().unwrap()),
-                    (net("10.244.5.0/24"), "172.29.1.15".parse().unwrap()),
+                    (
+                        net("10.244.3.0/24"),
+                        "172.29.1.99".parse().expect("address")
+                    ),
+                    (
+                        net("10.244.5.0/24"),
+                        "172.29.1.15".parse().expect("address")
+                    ),
                 ],
                 delete: vec![net("10.244.4.0/24")],
             }
@@ -513,23 +543,29 @@ mod tests {
         let out = r#"[{"dst":"10.244.2.0/24","gateway":"172.29.1.12","dev":"eth0","protocol":"147","flags":[]},
                       {"dst":"10.9.9.9","gateway":"172.29.1.13","dev":"eth0","flags":[]},
                       {"dst":"default","gateway":"172.29.1.1","flags":[]}]"#;
-        let routes = parse_routes(out).unwrap();
+        let routes = parse_routes(out).expect("valid");
         assert_eq!(
             routes.into_iter().collect::<Vec<_>>(),
             [
-                (net("10.9.9.9/32"), Some("172.29.1.13".parse().unwrap())),
-                (net("10.244.2.0/24"), Some("172.29.1.12".parse().unwrap())),
+                (
+                    net("10.9.9.9/32"),
+                    Some("172.29.1.13".parse().expect("address"))
+                ),
+                (
+                    net("10.244.2.0/24"),
+                    Some("172.29.1.12".parse().expect("address"))
+                ),
             ]
         );
-        assert!(parse_routes("").unwrap().is_empty());
-        assert!(parse_routes("[]").unwrap().is_empty());
+        assert!(parse_routes("").expect("valid").is_empty());
+        assert!(parse_routes("[]").expect("valid").is_empty());
         assert!(parse_routes("{").is_err());
     }
 
     #[test]
     fn the_masquerade_batch_is_nft_json() {
-        let json =
-            serde_json::to_value(masquerade_batch(net("10.244.0.0/16")).to_nftables()).unwrap();
+        let json = serde_json::to_value(masquerade_batch(net("10.244.0.0/16")).to_nftables())
+            .expect("valid");
         let expected = serde_json::json!({"nftables": [
             {"add": {"table": {"family": "ip", "name": "skiff-node"}}},
             {"add": {"chain": {"family": "ip", "table": "skiff-node", "name": "postrouting",
@@ -547,7 +583,7 @@ mod tests {
                 ]}}}
         ]});
         assert_eq!(json, expected);
-        let remove = serde_json::to_value(remove_table_batch().to_nftables()).unwrap();
+        let remove = serde_json::to_value(remove_table_batch().to_nftables()).expect("json");
         assert_eq!(
             remove,
             serde_json::json!({"nftables": [

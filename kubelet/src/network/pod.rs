@@ -294,7 +294,7 @@ mod tests {
             ..CniOptions::default()
         };
         let net = CniNetwork::with_options("t", "/nonexistent", rx, options);
-        let err = net.node_network().await.unwrap_err();
+        let err = net.node_network().await.expect_err("must fail");
         assert_eq!(
             err.to_string(),
             "the node has no podCIDR yet (waited 30s); the pod stays pending"
@@ -306,6 +306,6 @@ mod tests {
         };
         let waiting = net.node_network();
         tx.send_replace(Some(assigned.clone()));
-        assert_eq!(waiting.await.unwrap(), assigned);
+        assert_eq!(waiting.await.expect("step"), assigned);
     }
 }
