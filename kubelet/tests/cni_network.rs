@@ -83,6 +83,8 @@ struct TestNode {
     name: String,
     pod_prefix: String,
     data: tempfile::TempDir,
+    /// Other namespaces the test made (an "outside" host).
+    extra: std::sync::Mutex<Vec<String>>,
 }
 
 impl TestNode {
@@ -94,11 +96,38 @@ impl TestNode {
             name: format!("skiff-cninode-{id}"),
             pod_prefix: format!("skiff-cnitest-{id}"),
             data: tempfile::tempdir().expect("tempdir"),
+            extra: std::sync::Mutex::new(Vec::new()),
         };
         sh("ip", &["netns", "add", &node.name]).expect("node namespace");
         sh("ip", &["-n", &node.name, "link", "set", "lo", "up"]).expect("lo up");
         eprintln!("{tag}: node namespace {}", node.name);
         node
+    }
+
+    /// Another namespace (deleted with the node), linked to the node by a
+    /// veth: `eth0` 172.31.250.11/24 on the node, `eth0` 172.31.250.1/24 in it.
+    fn outside_host(&self) -> String {
+        let name = format!("{}-out", self.name);
+        sh("ip", &["netns", "add", &name]).expect("outside namespace");
+        self.extra
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(name.clone());
+        let node = self.name.as_str();
+        for args in [
+            vec![
+                "-n", node, "link", "add", "eth0", "type", "veth", "peer", "name", "out0",
+            ],
+            vec!["-n", node, "link", "set", "out0", "netns", &name],
+            vec!["-n", node, "addr", "add", "172.31.250.11/24", "dev", "eth0"],
+            vec!["-n", node, "link", "set", "eth0", "up"],
+            vec!["-n", &name, "addr", "add", "172.31.250.1/24", "dev", "out0"],
+            vec!["-n", &name, "link", "set", "out0", "up"],
+            vec!["-n", &name, "link", "set", "lo", "up"],
+        ] {
+            sh("ip", &args).expect("outside link");
+        }
+        name
     }
 
     fn path(&self) -> PathBuf {
@@ -151,6 +180,10 @@ impl TestNode {
 
 impl Drop for TestNode {
     fn drop(&mut self) {
+        let extra = std::mem::take(&mut *self.extra.lock().unwrap_or_else(|p| p.into_inner()));
+        for ns in extra {
+            let _ = sh("ip", &["netns", "delete", &ns]);
+        }
         for ns in self.pod_namespaces() {
             let _ = sh("ip", &["netns", "delete", &ns]);
         }
@@ -497,4 +530,65 @@ async fn node_routes_follow_the_watch_and_cleanup_removes_them() {
     let all = node.exec(&["ip", "-4", "route"]).expect("routes");
     assert!(all.contains("10.244.9.0/24 via 172.31.250.99"), "{all}");
     setup.cleanup().await.expect("cleanup twice");
+}
+
+/// Several first setups at once on a fresh node (all racing to make `cni0`)
+/// get distinct addresses.
+#[tokio::test]
+async fn concurrent_setups_on_a_fresh_node_get_distinct_addresses() {
+    if !enabled("concurrent_setups_on_a_fresh_node_get_distinct_addresses") {
+        return;
+    }
+    let node = TestNode::new("concurrent");
+    let (_tx, rx) = tokio::sync::watch::channel(Some(node_network(vec![])));
+    let net = std::sync::Arc::new(node.network(vec![PLUGINS.into()], rx));
+    let pods: Vec<PodKey> = (0..8).map(|i| pod("many", 200 + i)).collect();
+    let tasks: Vec<_> = pods
+        .iter()
+        .cloned()
+        .map(|p| {
+            let net = net.clone();
+            tokio::spawn(async move { net.setup(&p).await })
+        })
+        .collect();
+    let mut ips = BTreeSet::new();
+    for task in tasks {
+        let att = task.await.expect("join").expect("setup");
+        ips.insert(att.pod_ip.expect("pod ip"));
+    }
+    assert_eq!(ips.len(), 8, "{ips:?}");
+    assert_eq!(node.reservations(), ips);
+    for p in &pods {
+        net.teardown(p).await.expect("teardown");
+    }
+    assert!(node.reservations().is_empty());
+}
+
+/// Pod traffic leaving the cluster CIDR is masqueraded: the outside host has
+/// no route back to 10.244.0.0/16, so its answer reaches the pod only once
+/// the node's masquerade rule is in place.
+#[tokio::test]
+async fn traffic_leaving_the_cluster_is_masqueraded() {
+    if !enabled("traffic_leaving_the_cluster_is_masqueraded") {
+        return;
+    }
+    let node = TestNode::new("masquerade");
+    let _outside = node.outside_host();
+    let (_tx, rx) = tokio::sync::watch::channel(Some(node_network(vec![])));
+    let net = node.network(vec![PLUGINS.into()], rx);
+    let p = pod("egress", 5);
+    net.setup(&p).await.expect("setup");
+    let pod_ns = net.netns_name(&p);
+    // Forwarding is on either way, so only the masquerade rule differs.
+    node.exec(&["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
+        .expect("forwarding");
+    assert!(
+        ping(&pod_ns, "172.31.250.1").is_err(),
+        "without masquerade the answer has no way back"
+    );
+    let setup = NodeSetup::in_node_netns(Some(node.path()));
+    setup.apply(&node_network(vec![])).await.expect("apply");
+    ping(&pod_ns, "172.31.250.1").expect("pod reaches the outside host");
+    setup.cleanup().await.expect("cleanup");
+    net.teardown(&p).await.expect("teardown");
 }
