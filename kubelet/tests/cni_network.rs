@@ -592,3 +592,68 @@ async fn traffic_leaving_the_cluster_is_masqueraded() {
     setup.cleanup().await.expect("cleanup");
     net.teardown(&p).await.expect("teardown");
 }
+
+/// Two nodes on one L2 (a veth between their namespaces), each with its own
+/// podCIDR and the other as peer: a pod on one reaches a pod on the other
+/// over the peer routes, no overlay.
+#[tokio::test]
+async fn pods_on_two_nodes_reach_each_other_over_peer_routes() {
+    if !enabled("pods_on_two_nodes_reach_each_other_over_peer_routes") {
+        return;
+    }
+    let (one, two) = (TestNode::new("node_one"), TestNode::new("node_two"));
+    for args in [
+        vec![
+            "-n", &one.name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+            "netns", &two.name,
+        ],
+        vec![
+            "-n",
+            &one.name,
+            "addr",
+            "add",
+            "172.31.251.11/24",
+            "dev",
+            "eth0",
+        ],
+        vec![
+            "-n",
+            &two.name,
+            "addr",
+            "add",
+            "172.31.251.12/24",
+            "dev",
+            "eth0",
+        ],
+        vec!["-n", &one.name, "link", "set", "eth0", "up"],
+        vec!["-n", &two.name, "link", "set", "eth0", "up"],
+    ] {
+        sh("ip", &args).expect("node link");
+    }
+    let network = |own: &str, peer_name: &str, peer_cidr: &str, peer_ip: &str| NodeNetwork {
+        pod_cidr: own.into(),
+        cluster_cidr: "10.244.0.0/16".into(),
+        peers: vec![peer(peer_name, peer_cidr, peer_ip)],
+    };
+    let net_one = network("10.244.1.0/24", "two", "10.244.2.0/24", "172.31.251.12");
+    let net_two = network("10.244.2.0/24", "one", "10.244.1.0/24", "172.31.251.11");
+    let mut pods = Vec::new();
+    for (node, net) in [(&one, &net_one), (&two, &net_two)] {
+        NodeSetup::in_node_netns(Some(node.path()))
+            .apply(net)
+            .await
+            .expect("node setup");
+        let (_tx, rx) = tokio::sync::watch::channel(Some(net.clone()));
+        let cni = node.network(vec![PLUGINS.into()], rx);
+        let p = pod("cross", pods.len() + 10);
+        let att = cni.setup(&p).await.expect("setup");
+        pods.push((cni, p, att.pod_ip.expect("pod ip")));
+    }
+    let (a, b) = (&pods[0], &pods[1]);
+    assert!(a.2.starts_with("10.244.1.") && b.2.starts_with("10.244.2."));
+    ping(&a.0.netns_name(&a.1), &b.2).expect("pod on one reaches pod on two");
+    ping(&b.0.netns_name(&b.1), &a.2).expect("pod on two reaches pod on one");
+    for (cni, p, _) in &pods {
+        cni.teardown(p).await.expect("teardown");
+    }
+}
