@@ -8,6 +8,8 @@
 //!   outside both so pods never depend on the node agent.
 //! - [`pod`]: one `PodActor` per pod (sandbox, containers, restartPolicy,
 //!   CrashLoopBackOff, status), with the pure state machine underneath.
+//! - [`network`]: the CNI pod network (pods get an IP from the node's
+//!   podCIDR on a bridge) and the node's routes and masquerade.
 //! - [`probe`]: liveness, readiness and startup probes (httpGet, tcpSocket, exec).
 //! - [`images`]: pull policies, images imported from the node's image folder.
 //! - [`runtime`]: the `ContainerRuntime` seam, with a containerd
@@ -28,6 +30,7 @@ pub mod events;
 pub mod images;
 pub mod logs;
 pub mod metrics;
+pub mod network;
 pub mod node;
 pub mod pod;
 pub mod probe;
