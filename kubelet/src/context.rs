@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::images::ImageManager;
 use crate::metrics::Metrics;
+use crate::network::NodeNetwork;
 use crate::pod::backoff::BackoffConfig;
 use crate::pod::sandbox::PodNetwork;
 use crate::runtime::ContainerRuntime;
@@ -32,6 +33,11 @@ pub struct NodeContext {
     /// The cluster's Services and EndpointSlices, as the control plane
     /// last told (empty without one).
     pub services: tokio::sync::watch::Sender<ServiceCache>,
+    /// Where the pod network the control plane assigns is published;
+    /// `None`: not followed.
+    pub node_network: Option<Arc<tokio::sync::watch::Sender<Option<NodeNetwork>>>>,
+    /// Whether to follow Services at all (see `KubeletConfig`).
+    pub watch_services: bool,
 }
 
 impl NodeContext {
@@ -53,6 +59,8 @@ impl NodeContext {
             host_ip: None,
             metrics: Metrics::default(),
             services: tokio::sync::watch::Sender::default(),
+            node_network: None,
+            watch_services: false,
         }
     }
 }

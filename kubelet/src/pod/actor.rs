@@ -221,6 +221,7 @@ impl PodState {
                     ));
                     myself.send_after(Duration::from_secs(5), || PodMsg::Reconcile);
                 }
+                Effect::PrepareSandbox => spawn_prepare(myself, &self.ctx, &self.pod, &self.key),
                 Effect::SyncContainers => self.sync_containers(myself),
                 Effect::BeginTermination { grace } => self.begin_termination(myself, grace),
                 Effect::Finish => {
@@ -669,6 +670,16 @@ impl PodState {
     }
 }
 
+/// Makes the pod's sandbox off the actor; the result comes back as
+/// [`PodMsg::Prepared`].
+fn spawn_prepare(myself: &ActorRef<PodMsg>, ctx: &Arc<NodeContext>, pod: &Pod, key: &PodKey) {
+    let task = prepare(ctx.clone(), pod.clone(), key.clone());
+    let me = myself.clone();
+    tokio::spawn(async move {
+        let _ = me.cast(task.await);
+    });
+}
+
 async fn prepare(ctx: Arc<NodeContext>, pod: Pod, key: PodKey) -> PodMsg {
     let dir = key.dir(&ctx.state_dir);
     let network = async {
@@ -723,11 +734,7 @@ impl Actor for PodActor {
             .collect();
         let slots: Vec<Slot> = containers.into_iter().map(Slot::new).collect();
         let workers = slots.iter().map(|_| Vec::new()).collect();
-        let task = prepare(ctx.clone(), pod.clone(), key.clone());
-        let me = myself.clone();
-        tokio::spawn(async move {
-            let _ = me.cast(task.await);
-        });
+        spawn_prepare(&myself, &ctx, &pod, &key);
         Ok(PodState {
             policy: spec::restart_policy(&pod),
             start_time: Utc::now(),
