@@ -25,7 +25,6 @@ use super::fields::unless_gone;
 use super::namespace_objects;
 use super::runtime::{Action, Controller, ObjectRef, OwnerIndex, Reconciler, Trigger};
 use super::service_pods::{self, Memberships, PodChange, SERVICE};
-use crate::meta;
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::registry::resources::ResourceType;

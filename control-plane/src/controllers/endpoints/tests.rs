@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::plan::{CONTROLLER_NAME, MANAGED_BY_LABEL};
 use super::*;
+use crate::meta;
 use crate::store::memory::MemoryStore;
 
 fn state() -> EndpointsReconciler {
