@@ -126,14 +126,19 @@ pub fn subsets(service: &Value, pods: &[Value]) -> Desired {
     out
 }
 
+/// The addresses (with readiness) that serve a port.
+type Signature = Vec<(AddressKey, bool)>;
+
+/// A subset being built: its ports, ready and not-ready addresses.
+type Group<'a> = (Vec<Value>, Vec<&'a Value>, Vec<&'a Value>);
+
 /// Upstream's `RepackSubsets`: ports served by the same addresses (with
 /// the same readiness) share one subset; addresses sorted by IP, subsets
 /// by their addresses.
 fn repack(by_port: ByPort) -> Vec<Value> {
-    let mut groups: BTreeMap<Vec<(AddressKey, bool)>, (Vec<Value>, Vec<&Value>, Vec<&Value>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<Signature, Group> = BTreeMap::new();
     for (port, addresses) in &by_port {
-        let signature: Vec<(AddressKey, bool)> = addresses
+        let signature: Signature = addresses
             .iter()
             .map(|(key, (_, ready))| (key.clone(), *ready))
             .collect();

@@ -664,7 +664,14 @@ mod tests {
         assert_eq!(slice["ports"], json!([]));
         assert_eq!(slice["endpoints"], json!([]));
         let placeholder = stored(slice, "web-p");
-        assert_eq!(plan(&web(), Desired::default(), &[placeholder.clone()]), []);
+        assert_eq!(
+            plan(
+                &web(),
+                Desired::default(),
+                std::slice::from_ref(&placeholder)
+            ),
+            []
+        );
         // The last pod goes: the placeholder stays, its slice goes.
         let pods = [pod("a", "web", "10.0.0.1", true, "n1", 8080)];
         let full = stored(
