@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use super::runtime::ObjectRef;
 use crate::meta;
-use crate::store::{Event, EventKind};
+use crate::registry::kinds;
+use crate::registry::objects::Objects;
+use crate::store::{Event, EventKind, StoreError};
 
 /// The kind of the key both controllers reconcile.
 pub const SERVICE: &str = "Service";
@@ -186,6 +188,17 @@ pub fn copied_labels(service: &Value, reserved: &[&str]) -> BTreeMap<String, Str
         labels.insert(HEADLESS_LABEL.to_string(), String::new());
     }
     labels
+}
+
+/// Whether `namespace` is being deleted: creates there are refused, and
+/// upstream's controllers drop the Service rather than retry (its
+/// deletion follows).
+pub async fn namespace_terminating(objects: &Objects, namespace: &str) -> Result<bool, StoreError> {
+    let ns = objects.find(kinds::NAMESPACES, None, namespace).await?;
+    Ok(ns.is_some_and(|ns| {
+        meta::deleting(&ns)
+            || ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+    }))
 }
 
 /// A pod change as the pod watch decodes it: who, and its labels now

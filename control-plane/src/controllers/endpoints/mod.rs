@@ -174,6 +174,12 @@ impl EndpointsReconciler {
                     // Written meanwhile (by hand or a racing sync): the
                     // watch brings the Service back here.
                     Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                    Err(e)
+                        if service_pods::namespace_terminating(&self.objects, namespace)
+                            .await? =>
+                    {
+                        debug!(error = %e, "namespace terminating, no endpoints created");
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }

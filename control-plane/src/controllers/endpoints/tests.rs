@@ -208,3 +208,29 @@ async fn a_pod_change_queues_the_services_that_listed_it() {
         .expect("changes");
     assert_eq!(keys.len(), 2, "it left web and joined db: {keys:?}");
 }
+
+#[tokio::test]
+async fn nothing_is_created_in_a_terminating_namespace_and_no_error_retries() {
+    let mut s = state();
+    create(
+        &s,
+        kinds::SERVICES,
+        service("web", Some(json!({"app": "web"}))),
+    )
+    .await;
+    create(
+        &s,
+        kinds::NAMESPACES,
+        json!({"metadata": {"name": "default"}}),
+    )
+    .await;
+    s.objects
+        .update(kinds::NAMESPACES, None, "default", |ns| {
+            ns["status"]["phase"] = json!("Terminating");
+            true
+        })
+        .await
+        .expect("terminating");
+    sync(&mut s, "web").await;
+    assert!(endpoints(&s, "web").await.is_none());
+}

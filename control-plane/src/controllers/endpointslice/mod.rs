@@ -230,10 +230,13 @@ impl EndpointSlices {
     async fn write(&self, namespace: &str, uid: &str, write: Write) -> Result<(), StoreError> {
         let rt = kinds::ENDPOINTSLICES;
         match write {
-            Write::Create(slice) => {
-                let created = self.objects.create(rt, slice).await?;
-                info!(slice = %meta::name(&created), "created endpoint slice");
-            }
+            Write::Create(slice) => match self.objects.create(rt, slice).await {
+                Ok(created) => info!(slice = %meta::name(&created), "created endpoint slice"),
+                Err(e) if service_pods::namespace_terminating(&self.objects, namespace).await? => {
+                    debug!(error = %e, "namespace terminating, no slice created");
+                }
+                Err(e) => return Err(e),
+            },
             Write::Update { name, content } => {
                 debug!(slice = %name, "updating endpoint slice");
                 let updated = self

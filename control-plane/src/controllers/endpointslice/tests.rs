@@ -293,3 +293,24 @@ fn watch_events_decode_to_the_service_they_concern() {
         "kubernetes.io/service-name": "web"}}});
     assert!(EndpointSlices::decode(2, Some(&event(EventKind::Modified, hand))).is_none());
 }
+
+#[tokio::test]
+async fn nothing_is_created_in_a_terminating_namespace_and_no_error_retries() {
+    let mut s = state();
+    create(&s, kinds::SERVICES, service("web", json!({"app": "web"}))).await;
+    create(
+        &s,
+        kinds::NAMESPACES,
+        json!({"metadata": {"name": "default"}}),
+    )
+    .await;
+    s.objects
+        .update(kinds::NAMESPACES, None, "default", |ns| {
+            ns["status"]["phase"] = json!("Terminating");
+            true
+        })
+        .await
+        .expect("terminating");
+    assert_eq!(sync(&mut s, "web").await, None);
+    assert!(slices(&s).await.is_empty());
+}
