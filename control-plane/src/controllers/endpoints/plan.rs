@@ -19,6 +19,12 @@ pub const MANAGED_BY_LABEL: &str = "endpoints.kubernetes.io/managed-by";
 /// This controller's value of [`MANAGED_BY_LABEL`].
 pub const CONTROLLER_NAME: &str = "endpoint-controller";
 
+/// Upstream's `maxCapacity`: the most addresses one Endpoints object
+/// holds; beyond, it is truncated and says so.
+pub const MAX_CAPACITY: usize = 1000;
+/// The annotation a truncated Endpoints object carries.
+pub const OVER_CAPACITY_ANNOTATION: &str = "endpoints.kubernetes.io/over-capacity";
+
 /// What a Service's pods make of its Endpoints.
 #[derive(Debug, Default, PartialEq)]
 pub struct Desired {
@@ -169,6 +175,50 @@ fn repack(by_port: ByPort) -> Vec<Value> {
         .collect()
 }
 
+/// Upstream's `truncateEndpoints`: past [`MAX_CAPACITY`] addresses, ready
+/// ones are kept first; what is cut is spread over the subsets in
+/// proportion to their size (rounded up, the last subsets getting what is
+/// left). Whether anything was cut. A subset left without addresses goes
+/// (the API refuses one).
+fn truncate(subsets: &mut Vec<Value>) -> bool {
+    let count = |s: &Value, field: &str| s[field].as_array().map_or(0, Vec::len);
+    let ready: usize = subsets.iter().map(|s| count(s, "addresses")).sum();
+    let not_ready: usize = subsets.iter().map(|s| count(s, "notReadyAddresses")).sum();
+    if ready + not_ready <= MAX_CAPACITY {
+        return false;
+    }
+    let cut_ready = ready > MAX_CAPACITY;
+    let (field, room, total) = if cut_ready {
+        ("addresses", MAX_CAPACITY, ready)
+    } else {
+        ("notReadyAddresses", MAX_CAPACITY - ready, not_ready)
+    };
+    let mut left = room;
+    for subset in subsets.iter_mut() {
+        let n = count(subset, field);
+        let keep = (n * room).div_ceil(total).min(left);
+        if let Some(list) = subset[field].as_array_mut() {
+            list.truncate(keep);
+        }
+        left -= keep.min(n);
+        let Some(obj) = subset.as_object_mut() else {
+            continue;
+        };
+        if cut_ready {
+            obj.remove("notReadyAddresses");
+        }
+        if obj
+            .get(field)
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            obj.remove(field);
+        }
+    }
+    subsets.retain(|s| s.get("addresses").is_some() || s.get("notReadyAddresses").is_some());
+    true
+}
+
 /// The labels of a Service's Endpoints: the Service's own, the headless
 /// label and the manager.
 pub fn labels(service: &Value) -> BTreeMap<String, String> {
@@ -201,6 +251,8 @@ pub struct Content {
     pub labels: BTreeMap<String, String>,
     /// `subsets`.
     pub subsets: Vec<Value>,
+    /// Whether `subsets` were truncated to [`MAX_CAPACITY`].
+    pub truncated: bool,
 }
 
 impl Content {
@@ -208,6 +260,19 @@ impl Content {
     pub fn apply(&self, endpoints: &mut Value) -> bool {
         let before = endpoints.clone();
         endpoints["metadata"]["labels"] = json!(self.labels);
+        if self.truncated {
+            endpoints["metadata"]["annotations"][OVER_CAPACITY_ANNOTATION] = json!("truncated");
+        } else if let Some(annotations) = endpoints
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            annotations.remove(OVER_CAPACITY_ANNOTATION);
+            if annotations.is_empty()
+                && let Some(m) = endpoints["metadata"].as_object_mut()
+            {
+                m.remove("annotations");
+            }
+        }
         if !self.subsets.is_empty() {
             endpoints["subsets"] = json!(self.subsets);
         } else if let Some(obj) = endpoints.as_object_mut() {
@@ -221,9 +286,12 @@ impl Content {
 /// The write that brings `existing` (the Endpoints named as the Service,
 /// if any) to `desired`; `None` when it is as it should be.
 pub fn decide(service: &Value, desired: Desired, existing: Option<&Value>) -> Option<Write> {
+    let mut subsets = desired.subsets;
+    let truncated = truncate(&mut subsets);
     let content = Content {
         labels: labels(service),
-        subsets: desired.subsets,
+        subsets,
+        truncated,
     };
     match existing {
         None => {
@@ -353,5 +421,52 @@ mod tests {
             emptied.get("subsets").is_none(),
             "empty subsets are left out"
         );
+    }
+
+    #[test]
+    fn endpoints_past_capacity_keep_ready_addresses_first_and_say_so() {
+        let svc = web(json!({}));
+        let addresses = |n: usize| -> Vec<Value> {
+            (0..n)
+                .map(|i| json!({"ip": format!("10.1.{}.{}", i / 250, i % 250)}))
+                .collect()
+        };
+        let subsets = |ready: usize, not_ready: usize| Desired {
+            subsets: vec![json!({"addresses": addresses(ready),
+                "notReadyAddresses": addresses(not_ready), "ports": [{"port": 80}]})],
+            pods: BTreeSet::new(),
+        };
+        let Some(Write::Create(obj)) = decide(&svc, subsets(900, 300), None) else {
+            panic!("a create");
+        };
+        assert_eq!(
+            obj["subsets"][0]["addresses"].as_array().map(Vec::len),
+            Some(900)
+        );
+        assert_eq!(
+            obj["subsets"][0]["notReadyAddresses"]
+                .as_array()
+                .map(Vec::len),
+            Some(100)
+        );
+        assert_eq!(
+            obj["metadata"]["annotations"][OVER_CAPACITY_ANNOTATION],
+            "truncated"
+        );
+        let Some(Write::Create(obj)) = decide(&svc, subsets(1200, 5), None) else {
+            panic!("a create");
+        };
+        assert_eq!(
+            obj["subsets"][0]["addresses"].as_array().map(Vec::len),
+            Some(1000)
+        );
+        assert!(obj["subsets"][0].get("notReadyAddresses").is_none());
+        // Back under capacity: the annotation goes.
+        let Some(Write::Update(content)) = decide(&svc, subsets(3, 0), Some(&obj)) else {
+            panic!("an update");
+        };
+        let mut next = obj.clone();
+        content.apply(&mut next);
+        assert!(next["metadata"].get("annotations").is_none(), "{next}");
     }
 }
