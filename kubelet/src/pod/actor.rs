@@ -249,11 +249,9 @@ impl PodState {
         network: Result<NetworkAttachment, String>,
         existing: Vec<ContainerInfo>,
     ) {
-        let sandbox = network.map(|n| {
-            if !host_network(&self.pod) {
-                self.network = Some(n);
-            }
-        });
+        // Kept for a hostNetwork pod too: its (empty) namespace is never
+        // joined, but its address, the node's, is the pod's IP.
+        let sandbox = network.map(|n| self.network = Some(n));
         self.left_behind = existing;
         self.apply(myself, PodEvent::Prepared { sandbox });
     }
