@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use skiff_kubelet::app::{self, KubeletConfig};
 use skiff_kubelet::network::NodeNetwork;
+use skiff_kubelet::network::guard::Guard;
 use skiff_kubelet::network::node::NodeSetup;
 use skiff_kubelet::network::pod::{CniNetwork, CniOptions};
 use skiff_kubelet::pod::backoff::BackoffConfig;
@@ -195,7 +196,15 @@ async fn main() -> anyhow::Result<()> {
     config.node_network = cni.then(|| Arc::new(publish));
     // Routes to the other nodes, forwarding and masquerade, kept in step
     // with what the control plane says.
-    let setup = cni.then(|| tokio::spawn(NodeSetup::new().run(node_network)));
+    let guard = Guard {
+        kubelet_ports: vec![flags.grpc_listen.port(), flags.http_listen.port()],
+        control_plane: flags
+            .control_plane
+            .as_deref()
+            .map(|cp| cp.trim_start_matches("http://"))
+            .and_then(|cp| cp.parse().ok()),
+    };
+    let setup = cni.then(|| tokio::spawn(NodeSetup::new().with_guard(guard).run(node_network)));
     let running = app::start(config, Arc::new(runtime), network).await?;
     eprintln!(
         "skiff-kubelet: node {} ready (grpc {}, http {})",

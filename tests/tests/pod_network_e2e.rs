@@ -134,6 +134,40 @@ fn pods_get_addresses_from_their_nodes_subnet_and_reach_each_other() {
             .unwrap_or_else(|| panic!("client cannot reach {name} at {ip}"));
         assert!(body.contains(name.as_str()), "{name} at {ip}: {body}");
     }
+    // Pods cannot reach the kubelets' ports nor the control plane's node
+    // registry (nothing authenticates there yet), on their own node or
+    // another, while other ports on those networks stay reachable.
+    let record = cluster.record();
+    let api = record["api"].as_str().expect("api address");
+    let (_, api_port) = api.rsplit_once(':').expect("host:port");
+    let registry_port = api_port.parse::<u16>().expect("port") + 1;
+    let id = record["network"]["id"].as_u64().expect("network id");
+    let gateway = format!("172.29.{id}.1");
+    let connects = |host: &str, port: u16| {
+        let (_, out) = cluster.kubectl(&[
+            "exec",
+            "client",
+            "--",
+            "sh",
+            "-c",
+            &format!("nc -w 3 {host} {port} </dev/null; echo rc=$?"),
+        ]);
+        out.contains("rc=0")
+    };
+    for (node, ip) in &node_ips {
+        for port in [10250, 10255] {
+            assert!(
+                !connects(ip, port),
+                "a pod reached {node}'s kubelet port {port}"
+            );
+        }
+    }
+    assert!(
+        !connects(&gateway, registry_port),
+        "a pod reached the node registry at {gateway}:{registry_port}"
+    );
+    assert!(connects(&web[1].2, 8080), "nc cannot connect at all");
+
     // The hostNetwork pod uses the node's name as its hostname.
     let hostname = cluster.kubectl_ok(&["exec", "host", "--", "hostname"]);
     assert_eq!(hostname.trim(), "node3");

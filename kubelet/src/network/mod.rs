@@ -12,6 +12,8 @@
 //! - [`node`]: what the node itself needs (forwarding sysctls, routes to the
 //!   peers' pod CIDRs, masquerade for traffic leaving the cluster), kept up to
 //!   date from the control plane's [`NodeNetwork`].
+//! - [`guard`]: keeps pods from the kubelets' ports and the control plane's
+//!   node registry (nobody authenticates there yet).
 //!
 //! The node's network facts come from the control plane as a
 //! `watch::Receiver<Option<NodeNetwork>>` ([`NodeNetworkRx`]); `None` until a
@@ -19,6 +21,7 @@
 
 pub mod cni;
 pub mod config;
+pub mod guard;
 pub mod node;
 pub mod pod;
 

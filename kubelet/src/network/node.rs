@@ -30,6 +30,7 @@ use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use serde::Deserialize;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::guard::{Guard, guard_batch};
 use super::{NetworkError, NodeNetwork, NodeNetworkRx, run_in_node};
 
 /// Skiff's nftables table in the node's namespace.
@@ -127,7 +128,7 @@ pub fn parse_routes(json: &str) -> Result<BTreeMap<Ipv4Net, Option<Ipv4Addr>>, s
         .collect())
 }
 
-fn table() -> Table<'static> {
+pub(super) fn table() -> Table<'static> {
     Table {
         family: NfFamily::IP,
         name: TABLE.into(),
@@ -135,7 +136,7 @@ fn table() -> Table<'static> {
     }
 }
 
-fn prefix(net: Ipv4Net) -> Expression<'static> {
+pub(super) fn prefix(net: Ipv4Net) -> Expression<'static> {
     Expression::Named(NamedExpression::Prefix(Prefix {
         addr: Box::new(Expression::String(net.network().to_string().into())),
         len: u32::from(net.prefix_len()),
@@ -207,6 +208,7 @@ pub fn remove_table_batch() -> Batch<'static> {
 #[derive(Debug, Clone, Default)]
 pub struct NodeSetup {
     node_netns: Option<PathBuf>,
+    guard: Guard,
 }
 
 impl NodeSetup {
@@ -217,7 +219,16 @@ impl NodeSetup {
 
     /// Works in the namespace at `netns` (tests, standalone use).
     pub fn in_node_netns(netns: Option<PathBuf>) -> Self {
-        Self { node_netns: netns }
+        Self {
+            node_netns: netns,
+            guard: Guard::default(),
+        }
+    }
+
+    /// Also keeps pods from what `guard` names.
+    pub fn with_guard(mut self, guard: Guard) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// Makes the node match `network`; idempotent.
@@ -226,6 +237,12 @@ impl NodeSetup {
         self.sysctls().await?;
         self.sync_routes(&desired_routes(network)).await?;
         self.nft(&masquerade_batch(cluster)).await?;
+        let nodes: Vec<Ipv4Addr> = network
+            .peers
+            .iter()
+            .filter_map(|p| p.address.parse().ok())
+            .collect();
+        self.nft(&guard_batch(cluster, &self.guard, &nodes)).await?;
         Ok(())
     }
 
