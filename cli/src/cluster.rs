@@ -441,6 +441,10 @@ async fn remove_nodes(record: &ClusterRecord, dir: &Path, containerd: &ManagedCo
                 let _ = Command::new("ip").args(["netns", "delete", &name]).status();
             }
         }
+        // The pods are gone, and with them their addresses: the CNI
+        // reservations and cached results would otherwise hold those
+        // addresses for a cluster started again on this data dir.
+        let _ = std::fs::remove_dir_all(dir.join("nodes").join(&node.name).join("cni"));
     }
 }
 

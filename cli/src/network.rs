@@ -85,7 +85,28 @@ impl ClusterNetwork {
              add rule {table} input ip saddr @partitioned drop
              add rule {table} output ip daddr @partitioned drop"
         ))
-        .context("creating the nftables table for partitions (apt-get install nftables)")
+        .context("creating the nftables table for partitions (apt-get install nftables)")?;
+        // Between nodes, traffic is bridged, not routed by the host: a
+        // partitioned node's bridge port drops it all, pod traffic included
+        // (pods' addresses are not the node's, so the set above misses it).
+        let ports = self.ports_table();
+        nft(&format!(
+            "add table {ports}
+             add set {ports} partitioned {{ type ifname; }}
+             add chain {ports} forward {{ type filter hook forward priority 0; policy accept; }}
+             add rule {ports} forward iifname @partitioned drop
+             add rule {ports} forward oifname @partitioned drop"
+        ))
+        .context("creating the bridge table for partitions")
+    }
+
+    fn ports_table(&self) -> String {
+        format!("bridge skiff{}", self.id)
+    }
+
+    /// Node `i`'s port on the bridge (the host side of its veth).
+    fn port(&self, i: usize) -> String {
+        format!("sk{}n{i}", self.id)
     }
 
     /// The bridge's name.
@@ -123,7 +144,7 @@ impl ClusterNetwork {
             bail!("node numbers go from 1 to {MAX_NODES}");
         }
         let ns = self.node_netns(i);
-        let host_side = format!("sk{}n{i}", self.id);
+        let host_side = self.port(i);
         // Leftovers of a cluster that died with this number: we hold its
         // bridge now, so anything else under its names is stale.
         let _ = run("ip", &["netns", "delete", &ns]);
@@ -149,9 +170,12 @@ impl ClusterNetwork {
     /// Cuts node `i` off from the control plane (both directions).
     pub fn partition(&self, i: usize) -> anyhow::Result<()> {
         nft(&format!(
-            "add element {} partitioned {{ {} }}",
+            "add element {} partitioned {{ {} }}
+             add element {} partitioned {{ {} }}",
             self.table(),
-            self.node_ip(i)
+            self.node_ip(i),
+            self.ports_table(),
+            self.port(i)
         ))
     }
 
@@ -159,9 +183,12 @@ impl ClusterNetwork {
     pub fn heal(&self, i: usize) -> anyhow::Result<()> {
         if self.is_partitioned(i) {
             nft(&format!(
-                "delete element {} partitioned {{ {} }}",
+                "delete element {} partitioned {{ {} }}
+                 delete element {} partitioned {{ {} }}",
                 self.table(),
-                self.node_ip(i)
+                self.node_ip(i),
+                self.ports_table(),
+                self.port(i)
             ))?;
         }
         Ok(())
@@ -186,6 +213,7 @@ impl ClusterNetwork {
         }
         let _ = run("ip", &["link", "delete", &self.bridge()]);
         let _ = nft(&format!("delete table {}", self.table()));
+        let _ = nft(&format!("delete table {}", self.ports_table()));
     }
 }
 

@@ -14,6 +14,7 @@ use tracing::info;
 
 use crate::images::ImageManager;
 use crate::metrics::Metrics;
+use crate::network::NodeNetwork;
 use crate::node::manifests::ManifestWatcher;
 use crate::node::{NodeContext, NodeError, NodeHandle, PodSource, checkpoint};
 use crate::pod::backoff::BackoffConfig;
@@ -44,6 +45,13 @@ pub struct KubeletConfig {
     pub control_plane: Option<String>,
     /// Labels of the Node object.
     pub node_labels: std::collections::HashMap<String, String>,
+    /// Where the pod network the control plane assigns this node is
+    /// published (the CNI network and the node's routes follow it);
+    /// `None`: not followed.
+    pub node_network: Option<Arc<watch::Sender<Option<NodeNetwork>>>>,
+    /// Follow the cluster's Services and EndpointSlices (pods' service
+    /// variables); hollow nodes in benchmarks do not.
+    pub watch_services: bool,
 }
 
 /// Why a kubelet could not start.
@@ -115,6 +123,9 @@ pub async fn start(
         backoff: config.backoff,
         host_ip: config.node_ip.clone(),
         metrics: Metrics::default(),
+        services: tokio::sync::watch::Sender::default(),
+        node_network: config.node_network.clone(),
+        watch_services: config.watch_services,
     });
 
     let mut initial: Vec<_> = checkpoint::load(&config.state_dir)

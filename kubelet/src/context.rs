@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use crate::images::ImageManager;
 use crate::metrics::Metrics;
+use crate::network::NodeNetwork;
 use crate::pod::backoff::BackoffConfig;
 use crate::pod::sandbox::PodNetwork;
 use crate::runtime::ContainerRuntime;
+use crate::services::ServiceCache;
 
 /// Shared, immutable node context (cloned as an `Arc`).
 pub struct NodeContext {
@@ -28,6 +30,14 @@ pub struct NodeContext {
     pub host_ip: Option<String>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// The cluster's Services and EndpointSlices, as the control plane
+    /// last told (empty without one).
+    pub services: tokio::sync::watch::Sender<ServiceCache>,
+    /// Where the pod network the control plane assigns is published;
+    /// `None`: not followed.
+    pub node_network: Option<Arc<tokio::sync::watch::Sender<Option<NodeNetwork>>>>,
+    /// Whether to follow Services at all (see `KubeletConfig`).
+    pub watch_services: bool,
 }
 
 impl NodeContext {
@@ -48,6 +58,9 @@ impl NodeContext {
             backoff: BackoffConfig::default(),
             host_ip: None,
             metrics: Metrics::default(),
+            services: tokio::sync::watch::Sender::default(),
+            node_network: None,
+            watch_services: false,
         }
     }
 }

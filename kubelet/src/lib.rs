@@ -8,6 +8,8 @@
 //!   outside both so pods never depend on the node agent.
 //! - [`pod`]: one `PodActor` per pod (sandbox, containers, restartPolicy,
 //!   CrashLoopBackOff, status), with the pure state machine underneath.
+//! - [`network`]: the CNI pod network (pods get an IP from the node's
+//!   podCIDR on a bridge) and the node's routes and masquerade.
 //! - [`probe`]: liveness, readiness and startup probes (httpGet, tcpSocket, exec).
 //! - [`images`]: pull policies, images imported from the node's image folder.
 //! - [`runtime`]: the `ContainerRuntime` seam, with a containerd
@@ -16,6 +18,8 @@
 //!   (`/pods`, `/healthz`, `/metrics`).
 //! - [`app`]: assembling a whole kubelet (used by the binary and tests).
 //! - [`logs`]: the CRI log file format containers write and `kubectl logs` reads.
+//! - [`services`]: the cluster's Services and EndpointSlices as the control
+//!   plane sends them (service environment variables, the service proxy).
 //!
 //! Binaries: `skiff-kubelet` (the node agent) and `skiff-cri-logger`
 //! (started by containerd's shim, never by hand).
@@ -26,9 +30,11 @@ pub mod events;
 pub mod images;
 pub mod logs;
 pub mod metrics;
+pub mod network;
 pub mod node;
 pub mod pod;
 pub mod probe;
 pub mod proxy;
 pub mod runtime;
 pub mod server;
+pub mod services;

@@ -10,8 +10,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use skiff_kubelet::app::{self, KubeletConfig};
+use skiff_kubelet::network::NodeNetwork;
+use skiff_kubelet::network::guard::Guard;
+use skiff_kubelet::network::node::NodeSetup;
+use skiff_kubelet::network::pod::{CniNetwork, CniOptions};
 use skiff_kubelet::pod::backoff::BackoffConfig;
-use skiff_kubelet::pod::sandbox::NetnsNetwork;
+use skiff_kubelet::pod::sandbox::{NetnsNetwork, PodNetwork};
 use skiff_kubelet::runtime::containerd::{
     ContainerdConfig, ContainerdRuntime, logger_next_to_current_exe,
 };
@@ -101,6 +105,16 @@ struct Flags {
     /// The skiff-cri-logger binary (default: next to this one).
     #[arg(long)]
     cri_logger: Option<PathBuf>,
+    /// Pods' network: `cni` (an address on the node's bridge from the
+    /// node's pod CIDR, routes to the other nodes) or `none` (loopback only).
+    #[arg(long, default_value = "cni", value_parser = ["cni", "none"])]
+    pod_network: String,
+    /// The node's pod CIDR when no control plane assigns one (standalone).
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// Where the CNI plugins are (Debian's containernetworking-plugins).
+    #[arg(long, default_value = "/usr/lib/cni")]
+    cni_bin_dir: PathBuf,
 }
 
 #[tokio::main]
@@ -153,8 +167,44 @@ async fn main() -> anyhow::Result<()> {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        node_network: None,
+        watch_services: true,
     };
-    let network = Arc::new(NetnsNetwork::new(format!("skiff-{}", flags.node_name)));
+    let prefix = format!("skiff-{}", flags.node_name);
+    let standalone = flags.pod_cidr.clone().map(|cidr| NodeNetwork {
+        cluster_cidr: cidr.clone(),
+        pod_cidr: cidr,
+        peers: Vec::new(),
+    });
+    let (publish, node_network) = tokio::sync::watch::channel(standalone);
+    let cni = flags.pod_network == "cni";
+    let network: Arc<dyn PodNetwork> = if cni {
+        let options = CniOptions {
+            plugin_dirs: vec![flags.cni_bin_dir.clone()],
+            ..CniOptions::default()
+        };
+        Arc::new(CniNetwork::with_options(
+            prefix,
+            &flags.state_dir,
+            node_network.clone(),
+            options,
+        ))
+    } else {
+        Arc::new(NetnsNetwork::new(prefix))
+    };
+    let mut config = config;
+    config.node_network = cni.then(|| Arc::new(publish));
+    // Routes to the other nodes, forwarding and masquerade, kept in step
+    // with what the control plane says.
+    let guard = Guard {
+        kubelet_ports: vec![flags.grpc_listen.port(), flags.http_listen.port()],
+        control_plane: flags
+            .control_plane
+            .as_deref()
+            .map(|cp| cp.trim_start_matches("http://"))
+            .and_then(|cp| cp.parse().ok()),
+    };
+    let setup = cni.then(|| tokio::spawn(NodeSetup::new().with_guard(guard).run(node_network)));
     let running = app::start(config, Arc::new(runtime), network).await?;
     eprintln!(
         "skiff-kubelet: node {} ready (grpc {}, http {})",
@@ -167,6 +217,12 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("skiff-kubelet: stopping (containers keep running)");
     running.stop().await;
+    // Routes and rules stay, as the pods do: a restarted kubelet finds
+    // them in place and traffic never stops (`skiff down` removes a node's
+    // namespace with everything in it).
+    if let Some(setup) = setup {
+        setup.abort();
+    }
     Ok(())
 }
 

@@ -39,6 +39,8 @@ pub async fn node(name: String, dir: &Path, control_plane: &str) -> Running {
         backoff: BackoffConfig::default(),
         control_plane: Some(control_plane.to_string()),
         node_labels: HashMap::from([(LABEL.0.to_string(), LABEL.1.to_string())]),
+        node_network: None,
+        watch_services: false,
     };
     start(config, runtime, Arc::new(FakeNetwork::default()))
         .await

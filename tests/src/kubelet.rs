@@ -105,6 +105,11 @@ impl TestKubelet {
             grpc.clone(),
             "--node-ip".into(),
             "127.0.0.1".into(),
+            // These kubelets share the machine's own namespace: a bridge,
+            // routes and masquerade rules there would touch the host. The
+            // pod network is tested on `skiff up`, one namespace per node.
+            "--pod-network".into(),
+            "none".into(),
             "--backoff-base".into(),
             "1s".into(),
             "--backoff-max".into(),

@@ -16,6 +16,8 @@
 //!   reclaiming); the storage model is [`crate::volumes`].
 //! - [`daemonset`]: one pod per eligible node for each DaemonSet.
 //! - [`disruption`]: PodDisruptionBudgets' status (disruptions allowed).
+//! - [`endpointslice`]: Services' EndpointSlices from the pods they select.
+//! - [`endpoints`]: Services' legacy Endpoints from the pods they select.
 //! - [`garbage_collector`]: deletes dependents whose owners are gone, and
 //!   carries out foreground and orphaning deletions.
 //! - [`head`]: decoding only the fields a watch reads of an object.
@@ -27,6 +29,8 @@
 //! - [`batch`]: what the Job and CronJob controllers both know of Jobs.
 //! - [`template_hash`]: the hash that names a pod template's revision.
 //! - [`intstr`]: int-or-percent values of rolling strategies.
+//! - [`service_pods`]: Services, their selected pods and ports, shared
+//!   by the EndpointSlice and Endpoints controllers.
 //! - [`affinity`]: node selectors and node affinity, shared by the
 //!   scheduler and the DaemonSet controller.
 
@@ -37,6 +41,8 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod fields;
 pub mod garbage_collector;
 pub mod head;
@@ -50,6 +56,7 @@ pub mod pod;
 pub mod replicaset;
 pub mod runtime;
 pub mod scheduler;
+pub mod service_pods;
 pub mod statefulset;
 pub mod supervisor;
 pub mod template_hash;

@@ -1,5 +1,6 @@
 //! The root actor: starts the scheduler, the workload controllers
-//! (ReplicaSet, Deployment, DaemonSet, Job, CronJob), the garbage collector and one
+//! (ReplicaSet, Deployment, DaemonSet, Job, CronJob), the EndpointSlice
+//! and Endpoints controllers, the garbage collector and one
 //! node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
 //! from the store, so a restart loses nothing). It also watches pods once
@@ -20,6 +21,8 @@ use super::cronjob::CronJobs;
 use super::daemonset::DaemonSets;
 use super::deployment::Deployments;
 use super::disruption::Budgets;
+use super::endpoints::EndpointsReconciler;
+use super::endpointslice::EndpointSlices;
 use super::garbage_collector::Collector;
 use super::head::ForKubelet;
 use super::job::{Backoff, Jobs};
@@ -116,7 +119,7 @@ impl Child {
 }
 
 /// The supervisor's children but the node actors, in start order.
-const CHILDREN: [Child; 12] = [
+const CHILDREN: [Child; 14] = [
     Child::new("scheduler", |d, s| {
         Box::pin(async move {
             Ok(Scheduler::spawn_on_own_thread(d.objects, s)
@@ -147,6 +150,12 @@ const CHILDREN: [Child; 12] = [
     Child::new("disruption controller", |d, s| run(&d, Budgets::new, s)),
     Child::new("node ipam controller", |d, s| {
         run(&d, |o| NodeIpam::new(o, d.view.clone(), cluster_cidr()), s)
+    }),
+    Child::new("endpointslice controller", |d, s| {
+        run(&d, EndpointSlices::new, s)
+    }),
+    Child::new("endpoints controller", |d, s| {
+        run(&d, EndpointsReconciler::new, s)
     }),
 ];
 

@@ -1,9 +1,11 @@
 //! Nodes as the control plane sees them: registration and heartbeats over
 //! gRPC ([`registry`]), when each node was last heard from ([`liveness`]),
 //! the Node objects as stored, kept from a watch ([`view`]), and the pod
-//! network each node is told ([`network`]).
+//! network each node is told ([`network`]), and the Services and
+//! EndpointSlices its service proxy follows ([`services`]).
 
 pub mod liveness;
 pub mod network;
 pub mod registry;
+pub mod services;
 pub mod view;

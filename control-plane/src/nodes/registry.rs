@@ -419,6 +419,20 @@ impl NodeRegistry for Registry {
             rx,
         )))
     }
+
+    type WatchServicesStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::ServiceUpdate, Status>>;
+
+    async fn watch_services(
+        &self,
+        _request: Request<pb::WatchServicesRequest>,
+    ) -> Result<Response<Self::WatchServicesStream>, Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(super::services::follow(self.objects.store().clone(), tx));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use skiff_proto::node::v1::node_registry_client::NodeRegistryClient;
 use tracing::{info, warn};
 
 use super::NodeHandle;
+use crate::network::{NodeNetwork, Peer};
 use crate::server::grpc::node_status;
 
 /// Registers with `control_plane` and keeps heartbeats flowing.
@@ -62,13 +63,102 @@ async fn session(
     info!(control_plane = %url, "registered");
     let interval = Duration::from_millis(registered.heartbeat_interval_ms.clamp(100, 60_000));
     let session_id = registered.session_id;
-    let node = node.clone();
+    let beating = node.clone();
     let beats = async_stream(interval, move || pb::Heartbeat {
         session_id: session_id.clone(),
-        status: Some(node_status(&node)),
+        status: Some(node_status(&beating)),
     });
-    client.heartbeats(beats).await?;
+    let mut heartbeats = client.clone();
+    // The session lasts while both flow; whichever ends first ends it,
+    // and the next session starts both afresh.
+    let mut network = client.clone();
+    tokio::select! {
+        beat = heartbeats.heartbeats(beats) => { beat?; }
+        followed = follow_services(&mut client, node) => followed?,
+        followed = follow_network(&mut network, node) => followed?,
+    }
     Ok(())
+}
+
+/// Publishes the pod network the control plane assigns this node.
+async fn follow_network(
+    client: &mut NodeRegistryClient<tonic::transport::Channel>,
+    node: &NodeHandle,
+) -> Result<(), tonic::Status> {
+    let Some(publish) = node.ctx.node_network.clone() else {
+        return std::future::pending().await;
+    };
+    let request = pb::WatchNetworkRequest {
+        node_name: node.ctx.node_name.clone(),
+    };
+    let mut updates = match client.watch_network(request).await {
+        Ok(stream) => stream.into_inner(),
+        Err(e) if e.code() == tonic::Code::Unimplemented => {
+            warn!("the control plane assigns no pod network; pods get none");
+            return std::future::pending().await;
+        }
+        Err(e) => return Err(e),
+    };
+    while let Some(update) = updates.message().await? {
+        let network = node_network(update);
+        publish.send_if_modified(|current| {
+            // A control plane that forgot the node (its podCIDR not yet
+            // given again) does not take the network from running pods.
+            if network.is_none() || *current == network {
+                return false;
+            }
+            info!(pod_cidr = ?network.as_ref().map(|n| &n.pod_cidr), "pod network changed");
+            *current = network;
+            true
+        });
+    }
+    Err(tonic::Status::unavailable("the network stream ended"))
+}
+
+/// The control plane's message as the network module's type (`None`
+/// while the node has no pod CIDR).
+fn node_network(update: pb::PodNetwork) -> Option<NodeNetwork> {
+    let pod_cidr = update.pod_cidrs.into_iter().next()?;
+    Some(NodeNetwork {
+        pod_cidr,
+        cluster_cidr: update.cluster_cidr,
+        peers: update
+            .peers
+            .into_iter()
+            .filter_map(|p| {
+                Some(Peer {
+                    pod_cidr: p.pod_cidrs.into_iter().next()?,
+                    node: p.node_name,
+                    address: p.address,
+                })
+            })
+            .collect(),
+    })
+}
+
+/// Keeps the node's copy of the cluster's Services and EndpointSlices.
+async fn follow_services(
+    client: &mut NodeRegistryClient<tonic::transport::Channel>,
+    node: &NodeHandle,
+) -> Result<(), tonic::Status> {
+    let request = pb::WatchServicesRequest {
+        node_name: node.ctx.node_name.clone(),
+    };
+    if !node.ctx.watch_services {
+        return std::future::pending().await;
+    }
+    let mut updates = match client.watch_services(request).await {
+        Ok(stream) => stream.into_inner(),
+        // A control plane without the call: pods get no service variables.
+        Err(e) if e.code() == tonic::Code::Unimplemented => {
+            return std::future::pending().await;
+        }
+        Err(e) => return Err(e),
+    };
+    while let Some(update) = updates.message().await? {
+        node.ctx.services.send_modify(|cache| cache.apply(&update));
+    }
+    Err(tonic::Status::unavailable("the services stream ended"))
 }
 
 /// A stream yielding `make()` every `interval`.

@@ -221,6 +221,7 @@ impl PodState {
                     ));
                     myself.send_after(Duration::from_secs(5), || PodMsg::Reconcile);
                 }
+                Effect::PrepareSandbox => spawn_prepare(myself, &self.ctx, &self.pod, &self.key),
                 Effect::SyncContainers => self.sync_containers(myself),
                 Effect::BeginTermination { grace } => self.begin_termination(myself, grace),
                 Effect::Finish => {
@@ -248,11 +249,9 @@ impl PodState {
         network: Result<NetworkAttachment, String>,
         existing: Vec<ContainerInfo>,
     ) {
-        let sandbox = network.map(|n| {
-            if !host_network(&self.pod) {
-                self.network = Some(n);
-            }
-        });
+        // Kept for a hostNetwork pod too: its (empty) namespace is never
+        // joined, but its address, the node's, is the pod's IP.
+        let sandbox = network.map(|n| self.network = Some(n));
         self.left_behind = existing;
         self.apply(myself, PodEvent::Prepared { sandbox });
     }
@@ -669,6 +668,16 @@ impl PodState {
     }
 }
 
+/// Makes the pod's sandbox off the actor; the result comes back as
+/// [`PodMsg::Prepared`].
+fn spawn_prepare(myself: &ActorRef<PodMsg>, ctx: &Arc<NodeContext>, pod: &Pod, key: &PodKey) {
+    let task = prepare(ctx.clone(), pod.clone(), key.clone());
+    let me = myself.clone();
+    tokio::spawn(async move {
+        let _ = me.cast(task.await);
+    });
+}
+
 async fn prepare(ctx: Arc<NodeContext>, pod: Pod, key: PodKey) -> PodMsg {
     let dir = key.dir(&ctx.state_dir);
     let network = async {
@@ -684,9 +693,10 @@ async fn prepare(ctx: Arc<NodeContext>, pod: Pod, key: PodKey) -> PodMsg {
         tokio::fs::write(dir.join("etc-hosts"), hosts)
             .await
             .map_err(|e| format!("cannot write hosts file: {e}"))?;
+        // A hostNetwork pod's IP is the node's, as upstream reports it.
         Ok(attachment.unwrap_or(NetworkAttachment {
             netns: PathBuf::new(),
-            pod_ip: None,
+            pod_ip: ctx.host_ip.clone(),
         }))
     }
     .await;
@@ -722,11 +732,7 @@ impl Actor for PodActor {
             .collect();
         let slots: Vec<Slot> = containers.into_iter().map(Slot::new).collect();
         let workers = slots.iter().map(|_| Vec::new()).collect();
-        let task = prepare(ctx.clone(), pod.clone(), key.clone());
-        let me = myself.clone();
-        tokio::spawn(async move {
-            let _ = me.cast(task.await);
-        });
+        spawn_prepare(&myself, &ctx, &pod, &key);
         Ok(PodState {
             policy: spec::restart_policy(&pod),
             start_time: Utc::now(),

@@ -16,10 +16,15 @@ pub enum Lifecycle {
     Preparing {
         /// The grace period of a deletion asked while preparing.
         deletion: Option<Duration>,
+        /// Containers a previous kubelet left were already taken over (this
+        /// is a retry after a failed sandbox).
+        adopted: bool,
     },
     /// The sandbox is ready: containers run as their restart policy says.
     Running,
-    /// The sandbox could not be made: no container can start.
+    /// The sandbox could not be made: no container can start. The next
+    /// reconcile tries again, as upstream's kubelet retries a sandbox on
+    /// every sync (the pod network may not be ready yet).
     SandboxFailed,
     /// Deletion was asked. Stopping begins once no container start is in
     /// flight, so no instance escapes it.
@@ -62,6 +67,8 @@ pub enum Effect {
     AdoptExisting,
     /// Report that the sandbox could not be made (and look again later).
     ReportSandboxFailure(String),
+    /// Make the sandbox again.
+    PrepareSandbox,
     /// Start or restart containers as their slots say.
     SyncContainers,
     /// Stop every container within `grace`, then remove containers, sandbox
@@ -76,7 +83,10 @@ pub enum Effect {
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self::Preparing { deletion: None }
+        Self::Preparing {
+            deletion: None,
+            adopted: false,
+        }
     }
 }
 
@@ -105,12 +115,16 @@ impl Lifecycle {
     pub fn deleting(&self) -> bool {
         matches!(
             self,
-            Self::Preparing { deletion: Some(_) } | Self::Terminating { .. } | Self::Terminated
+            Self::Preparing {
+                deletion: Some(_),
+                ..
+            } | Self::Terminating { .. }
+                | Self::Terminated
         )
     }
 
     fn on_prepared(&mut self, sandbox: Result<(), String>) -> Vec<Effect> {
-        let Self::Preparing { deletion } = *self else {
+        let Self::Preparing { deletion, adopted } = *self else {
             return Vec::new();
         };
         if let Some(grace) = deletion {
@@ -124,14 +138,17 @@ impl Lifecycle {
                 Err(e) => vec![Effect::ReportSandboxFailure(e)],
             };
         }
+        let adopt = (!adopted).then_some(Effect::AdoptExisting);
         match sandbox {
             Ok(()) => {
                 *self = Self::Running;
-                vec![Effect::AdoptExisting]
+                adopt.into_iter().collect()
             }
             Err(e) => {
                 *self = Self::SandboxFailed;
-                vec![Effect::ReportSandboxFailure(e), Effect::AdoptExisting]
+                std::iter::once(Effect::ReportSandboxFailure(e))
+                    .chain(adopt)
+                    .collect()
             }
         }
     }
@@ -139,6 +156,13 @@ impl Lifecycle {
     fn on_reconcile(&mut self, starts_in_flight: bool) -> Vec<Effect> {
         match self {
             Self::Running => vec![Effect::SyncContainers],
+            Self::SandboxFailed => {
+                *self = Self::Preparing {
+                    deletion: None,
+                    adopted: true,
+                };
+                vec![Effect::PrepareSandbox]
+            }
             Self::Terminating { grace, started } if !*started && !starts_in_flight => {
                 *started = true;
                 vec![Effect::BeginTermination { grace: *grace }]
@@ -150,9 +174,13 @@ impl Lifecycle {
     /// The first deletion's grace period wins; asking again changes nothing.
     fn on_deletion(&mut self, grace: Duration) {
         match self {
-            Self::Preparing { deletion: None } => {
+            Self::Preparing {
+                deletion: None,
+                adopted,
+            } => {
                 *self = Self::Preparing {
                     deletion: Some(grace),
+                    adopted: *adopted,
                 }
             }
             Self::Running | Self::SandboxFailed => {
@@ -161,8 +189,11 @@ impl Lifecycle {
                     started: false,
                 }
             }
-            Self::Preparing { deletion: Some(_) } | Self::Terminating { .. } | Self::Terminated => {
+            Self::Preparing {
+                deletion: Some(_), ..
             }
+            | Self::Terminating { .. }
+            | Self::Terminated => {}
         }
     }
 }
@@ -251,9 +282,36 @@ mod tests {
             ]
         );
         assert_eq!(pod, Lifecycle::SandboxFailed);
-        assert_eq!(pod.on(IDLE), []);
-        pod.on(delete(3));
-        assert_eq!(pod.on(IDLE), [Effect::BeginTermination { grace: secs(3) }]);
+        // The next look tries again; what was adopted is not adopted twice.
+        assert_eq!(pod.on(IDLE), [Effect::PrepareSandbox]);
+        assert_eq!(pod.on(IDLE), [], "nothing starts while retrying");
+        assert_eq!(
+            pod.on(prepared(Err("still none"))),
+            [Effect::ReportSandboxFailure("still none".into())]
+        );
+        assert_eq!(pod.on(IDLE), [Effect::PrepareSandbox]);
+        assert_eq!(pod.on(prepared(Ok(()))), []);
+        assert_eq!(pod, Lifecycle::Running);
+        assert_eq!(pod.on(IDLE), [Effect::SyncContainers]);
+
+        let mut failed = Lifecycle::default();
+        failed.on(prepared(Err("no address left")));
+        failed.on(delete(3));
+        assert_eq!(
+            failed.on(IDLE),
+            [Effect::BeginTermination { grace: secs(3) }]
+        );
+        // A deletion during a retry waits for it, then removes everything.
+        let mut retrying = Lifecycle::default();
+        retrying.on(prepared(Err("no address left")));
+        retrying.on(IDLE);
+        retrying.on(delete(2));
+        assert_eq!(retrying.on(IDLE), []);
+        assert_eq!(retrying.on(prepared(Ok(()))), []);
+        assert_eq!(
+            retrying.on(IDLE),
+            [Effect::BeginTermination { grace: secs(2) }]
+        );
 
         let mut deleted = Lifecycle::default();
         deleted.on(delete(1));

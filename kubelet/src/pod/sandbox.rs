@@ -32,6 +32,9 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+    /// The pod network (CNI, the node's podCIDR) failed.
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 /// A pod's network, once set up.

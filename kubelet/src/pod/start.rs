@@ -18,6 +18,7 @@ use crate::context::NodeContext;
 use crate::events::Event;
 use crate::images::{ImageUnavailable, Presence};
 use crate::runtime::{BindMount, ContainerConfig, NetworkMode, PodRef};
+use crate::services::env::service_environment;
 
 /// Everything needed to start one container instance, off the actor.
 pub(super) struct StartTask {
@@ -146,9 +147,16 @@ impl StartTask {
             host_ip: self.ctx.host_ip.clone(),
             pod_ip: self.network.as_ref().and_then(|n| n.pod_ip.clone()),
         };
-        config.env = spec::environment(&self.pod, &self.container, &downward);
+        let hostname = if host_network(&self.pod) {
+            // Upstream's hostNetwork pods share the node's UTS namespace;
+            // a Skiff node's name is its hostname (several share a machine).
+            self.ctx.node_name.clone()
+        } else {
+            spec::hostname(&self.pod)
+        };
+        config.env = self.environment(&downward, &hostname);
         config.working_dir = self.container.working_dir.clone().filter(|d| !d.is_empty());
-        config.hostname = Some(spec::hostname(&self.pod));
+        config.hostname = Some(hostname);
         let security =
             |f: fn(&k8s_openapi::api::core::v1::SecurityContext) -> Option<i64>,
              p: fn(&k8s_openapi::api::core::v1::PodSecurityContext) -> Option<i64>| {
@@ -199,5 +207,29 @@ impl StartTask {
         })?;
         config.mounts.extend(volumes);
         Ok(config)
+    }
+}
+
+impl StartTask {
+    /// The container's environment: `HOSTNAME` as containerd's CRI sets
+    /// it, then the service variables (upstream's kubelet), then the
+    /// container's own `env`, which wins over both and may refer to them.
+    fn environment(&self, downward: &Downward, hostname: &str) -> Vec<(String, String)> {
+        let own = spec::environment(&self.pod, &self.container, downward);
+        let links = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
+        let namespace = self.key.namespace.as_str();
+        let services = service_environment(&self.ctx.services.borrow(), namespace, links);
+        let mut env: Vec<(String, String)> =
+            std::iter::once(("HOSTNAME".to_string(), hostname.to_string()))
+                .chain(services)
+                .filter(|(name, _)| !own.iter().any(|(n, _)| n == name))
+                .collect();
+        env.extend(own);
+        env
     }
 }
