@@ -204,8 +204,18 @@ async fn main() -> anyhow::Result<()> {
             .map(|cp| cp.trim_start_matches("http://"))
             .and_then(|cp| cp.parse().ok()),
     };
+    let proxy_network = node_network.clone();
     let setup = cni.then(|| tokio::spawn(NodeSetup::new().with_guard(guard).run(node_network)));
     let running = app::start(config, Arc::new(runtime), network).await?;
+    // The service proxy programs the node's namespace like the routes do;
+    // its rules stay when the kubelet stops, as kube-proxy's do.
+    let proxy = cni.then(|| {
+        tokio::spawn(skiff_kubelet::proxy::feed::run(
+            flags.node_name.clone(),
+            proxy_network,
+            running.node.ctx.services.subscribe(),
+        ))
+    });
     eprintln!(
         "skiff-kubelet: node {} ready (grpc {}, http {})",
         flags.node_name, running.grpc_addr, running.http_addr
@@ -220,8 +230,8 @@ async fn main() -> anyhow::Result<()> {
     // Routes and rules stay, as the pods do: a restarted kubelet finds
     // them in place and traffic never stops (`skiff down` removes a node's
     // namespace with everything in it).
-    if let Some(setup) = setup {
-        setup.abort();
+    for task in [setup, proxy].into_iter().flatten() {
+        task.abort();
     }
     Ok(())
 }

@@ -198,6 +198,70 @@ fn pods_get_addresses_from_their_nodes_subnet_and_reach_each_other() {
     });
     assert!(described.contains("Endpoints:"), "{described}");
 
+    // The service proxy: 30 requests to the ClusterIP are answered by all
+    // three pods, across nodes.
+    let mut answered = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        if let Some(body) = fetch(&cluster, &format!("http://{cluster_ip}/")) {
+            for (name, _, _) in &web {
+                if body.contains(name.as_str()) {
+                    answered.insert(name.clone());
+                }
+            }
+        }
+    }
+    assert_eq!(answered.len(), 3, "answered by {answered:?}");
+
+    // A Service without endpoints refuses at once; a NodePort answers
+    // from the host on every node's address, whichever node the pod is on.
+    apply(
+        &cluster,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: nobody}\nspec:\n  selector: {app: nobody}\n  ports: [{port: 80}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web-np}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080, nodePort: 30123}]\n",
+    );
+    let nobody = json(&cluster, &["get", "svc", "nobody"]);
+    let nobody_ip = nobody["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP")
+        .to_string();
+    let (_, refused) = cluster.kubectl(&[
+        "exec",
+        "client",
+        "--",
+        "sh",
+        "-c",
+        &format!("time nc -w 5 {nobody_ip} 80 </dev/null; echo rc=$?"),
+    ]);
+    assert!(!refused.contains("rc=0"), "{refused}");
+    assert!(
+        refused.contains("real\t0m 0.") || refused.contains("real\t0m 1."),
+        "not at once: {refused}"
+    );
+    let get = |addr: &str| -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect_timeout(
+            &addr.parse().ok()?,
+            std::time::Duration::from_secs(3),
+        )
+        .ok()?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).ok()?;
+        Some(body)
+    };
+    for (node, ip) in &node_ips {
+        let answered = (0..30).any(|_| {
+            let ok = get(&format!("{ip}:30123")).is_some_and(|b| b.contains("webapp"));
+            if !ok {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            ok
+        });
+        assert!(answered, "NodePort 30123 on {node} ({ip}) did not answer");
+    }
+
     // A partitioned node's pods are cut off, and back once healed.
     let (_, _, ip2) = &web[1];
     cluster.node("partition", "node2");

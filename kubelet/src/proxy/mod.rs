@@ -5,6 +5,8 @@
 //! - [`model`]: the input (`ServicePort`, `Endpoint`, `ProxyConfig`).
 //! - [`rules`]: the table's objects, computed with no I/O.
 //! - [`sync`]: full and incremental transactions, `nft -j -f -`, conntrack.
+//! - [`feed`]: the node's Services and EndpointSlices turned into the
+//!   model, told to the actor Service by Service.
 //! - this module: [`ServiceProxy`], an actor that coalesces bursts of
 //!   changes (kube-proxy's `minSyncPeriod`) into one sync.
 //!
@@ -23,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod feed;
 pub mod model;
 pub mod rules;
 pub mod sync;
