@@ -33,14 +33,38 @@ impl SkiffUp {
             .stderr(Stdio::null())
             .spawn()
             .expect("skiff up");
-        let cluster = Self {
+        let mut cluster = Self {
             dir: dir.to_path_buf(),
             child,
         };
-        cluster.eventually(&["get", "nodes"], "every node Ready", |o| {
-            o.matches(" Ready ").count() == nodes
-        });
-        cluster
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (ok, out) = cluster.kubectl(&["get", "nodes"]);
+            if ok && out.matches(" Ready ").count() == nodes {
+                return cluster;
+            }
+            let exited = cluster.child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > deadline {
+                // What `skiff up` and the control plane said, to tell a
+                // start that failed from one that is slow.
+                let mut said = String::new();
+                if let Some(stdout) = cluster.child.stdout.as_mut() {
+                    use std::io::Read;
+                    if exited.is_some() {
+                        let _ = stdout.read_to_string(&mut said);
+                    }
+                }
+                let log =
+                    std::fs::read_to_string(dir.join("logs/control-plane.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                panic!(
+                    "skiff up did not get {nodes} node(s) Ready (exit: {exited:?}): {out}\n\
+                     skiff up said: {said}\ncontrol-plane log tail:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// The data directory.

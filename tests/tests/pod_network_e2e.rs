@@ -42,7 +42,7 @@ fn fetch(cluster: &SkiffUp, url: &str) -> Option<String> {
 
 fn web_pod(name: &str, node: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: web}}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 0\n  containers: [{{name: web, image: skiff.dev/webapp:v1, ports: [{{containerPort: 8080}}]}}]\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: web}}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: web\n    image: skiff.dev/webapp:v1\n    ports: [{{containerPort: 8080}}]\n    readinessProbe: {{httpGet: {{path: /ready, port: 8080}}, periodSeconds: 1}}\n---\n"
     )
 }
 
@@ -281,6 +281,89 @@ fn pods_get_addresses_from_their_nodes_subnet_and_reach_each_other() {
         healed,
         "web-2 unreachable after heal: {}",
         cluster.kubectl(&["get", "pods", "-o", "wide"]).1
+    );
+
+    // Readiness: an unready pod leaves the endpoints and gets no traffic,
+    // and comes back once ready again.
+    let (name1, _, ip1) = &web[0];
+    let ready_of = |ip: &str| -> Option<bool> {
+        let slices = json(
+            &cluster,
+            &[
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=webui-svc",
+            ],
+        );
+        slices["items"]
+            .as_array()?
+            .iter()
+            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+            .find(|e| e["addresses"][0] == ip)
+            .and_then(|e| e["conditions"]["ready"].as_bool())
+    };
+    let post = |path: &str| {
+        cluster.kubectl_ok(&[
+            "exec",
+            "client",
+            "--",
+            "wget",
+            "-qO-",
+            "--post-data=",
+            &format!("http://{ip1}:8080{path}"),
+        ]);
+    };
+    post("/unready");
+    let wait = |want: bool| {
+        (0..60).any(|_| {
+            let now = ready_of(ip1) == Some(want);
+            if !now {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            now
+        })
+    };
+    assert!(wait(false), "{name1} stayed ready in its EndpointSlice");
+    // The proxy follows within its debounce; give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for _ in 0..20 {
+        let body = fetch(&cluster, &format!("http://{cluster_ip}/")).unwrap_or_default();
+        assert!(
+            !body.contains(name1.as_str()),
+            "unready {name1} got traffic"
+        );
+    }
+    post("/ready");
+    assert!(wait(true), "{name1} did not come back");
+
+    // A restarted kubelet keeps its pods' addresses, and traffic flows
+    // while it is down (routes and rules stay).
+    cluster.node("kill", "node2");
+    assert!(
+        fetch(&cluster, &format!("http://{ip2}:8080/")).is_some(),
+        "web-2 unreachable while its kubelet is down"
+    );
+    cluster.node("start", "node2");
+    let again = cluster.eventually(
+        &[
+            "get",
+            "pod",
+            "web-2",
+            "-o",
+            "jsonpath={.status.podIP} {.status.containerStatuses[0].ready}",
+        ],
+        "web-2 ready after the kubelet restart",
+        |o| o.trim().ends_with("true"),
+    );
+    assert_eq!(
+        again.split_whitespace().next(),
+        Some(ip2.as_str()),
+        "web-2's address changed"
+    );
+    assert!(
+        fetch(&cluster, &format!("http://{cluster_ip}/")).is_some(),
+        "the Service stopped answering after the kubelet restart"
     );
 
     // A deleted pod's address is released on its node.
