@@ -20,13 +20,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Connects and closes once; the time to an established connection.
-fn connect(addr: SocketAddr) -> Duration {
+/// Connects and closes once; the time to an established connection, or
+/// `None` if it failed (counted, not hidden).
+fn connect(addr: SocketAddr) -> Option<Duration> {
     let t = Instant::now();
-    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     let took = t.elapsed();
     drop(stream);
-    took
+    Some(took)
 }
 
 fn main() {
@@ -88,16 +89,23 @@ fn main() {
         let mut pod = Vec::with_capacity(per_side);
         let mut svc = Vec::with_capacity(per_side);
         let mut wall = [Duration::ZERO; 2];
+        let mut failed = [0usize; 2];
         for _ in 0..per_side {
-            let t = Instant::now();
-            pod.push(connect(direct));
-            wall[0] += t.elapsed();
-            let t = Instant::now();
-            svc.push(connect(via));
-            wall[1] += t.elapsed();
+            for (side, addr, samples) in [(0, direct, &mut pod), (1, via, &mut svc)] {
+                let t = Instant::now();
+                match connect(addr) {
+                    Some(took) => samples.push(took),
+                    None => failed[side] += 1,
+                }
+                wall[side] += t.elapsed();
+            }
         }
         pod.sort();
         svc.sort();
+        println!(
+            "failed connections: pod IP {}, ClusterIP {}",
+            failed[0], failed[1]
+        );
         (pod, svc, wall)
     })
     .join()
@@ -111,10 +119,12 @@ fn main() {
     );
     for (name, samples, wall) in [("pod IP", &pod, wall[0]), ("ClusterIP", &svc, wall[1])] {
         println!(
-            "{name:>9}: {} connections, connect p50 {:.0} µs, p99 {:.0} µs, {:.0} connections/s (connect + close, one client)",
+            "{name:>9}: {} connections, connect p50 {:.0} µs, p99 {:.0} µs, max {:.0} ms, over 0.5 s {}, {:.0} connections/s (connect + close, one client)",
             samples.len(),
             percentile(samples, 0.5).as_secs_f64() * 1e6,
             percentile(samples, 0.99).as_secs_f64() * 1e6,
+            samples.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            samples.iter().filter(|d| d.as_millis() > 500).count(),
             samples.len() as f64 / wall.as_secs_f64()
         );
     }
