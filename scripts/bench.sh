@@ -14,3 +14,4 @@ SKIFF_BENCH_NODES_AS=hollow SKIFF_BENCH_RELEASE=gates cargo bench -p skiff-tests
 cargo bench -p skiff-tests --bench workloads "$@"
 cargo bench -p skiff-kubelet --bench proxy_sync "$@"
 cargo bench -p skiff-tests --bench service_latency "$@"
+cargo bench -p skiff-tests --bench network_programming "$@"

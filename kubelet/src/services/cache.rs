@@ -15,7 +15,12 @@ use tracing::warn;
 #[derive(Debug, Clone, Default)]
 pub struct ServiceCache {
     services: BTreeMap<String, Arc<Service>>,
-    slices: BTreeMap<String, Arc<EndpointSlice>>,
+    /// Slices by (their Service's key, their own key), so a Service's
+    /// slices are one range, not a scan of all (the proxy asks for every
+    /// Service's on each change).
+    slices: BTreeMap<(String, String), Arc<EndpointSlice>>,
+    /// Each slice's Service key, for deletions (they name only the slice).
+    owner: std::collections::HashMap<String, String>,
     /// A full set has been received.
     synced: bool,
 }
@@ -34,6 +39,7 @@ impl ServiceCache {
         if update.reset {
             self.services.clear();
             self.slices.clear();
+            self.owner.clear();
         }
         for bytes in &update.services {
             match serde_json::from_slice::<Service>(bytes) {
@@ -46,7 +52,19 @@ impl ServiceCache {
         for bytes in &update.endpoint_slices {
             match serde_json::from_slice::<EndpointSlice>(bytes) {
                 Ok(s) => {
-                    self.slices.insert(key_of(&s.metadata), Arc::new(s));
+                    let key = key_of(&s.metadata);
+                    self.remove_slice(&key);
+                    let service = format!(
+                        "{}/{}",
+                        s.metadata.namespace.as_deref().unwrap_or("default"),
+                        s.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("kubernetes.io/service-name"))
+                            .map_or("", String::as_str)
+                    );
+                    self.owner.insert(key.clone(), service.clone());
+                    self.slices.insert((service, key), Arc::new(s));
                 }
                 Err(e) => warn!(error = %e, "undecodable EndpointSlice from the control plane"),
             }
@@ -55,7 +73,7 @@ impl ServiceCache {
             self.services.remove(key);
         }
         for key in &update.deleted_endpoint_slices {
-            self.slices.remove(key);
+            self.remove_slice(key);
         }
         self.synced |= update.reset;
     }
@@ -82,14 +100,17 @@ impl ServiceCache {
         namespace: &'a str,
         name: &'a str,
     ) -> impl Iterator<Item = &'a Arc<EndpointSlice>> + 'a {
-        self.slices.values().filter(move |s| {
-            s.metadata.namespace.as_deref().unwrap_or("default") == namespace
-                && s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("kubernetes.io/service-name"))
-                    .is_some_and(|n| n == name)
-        })
+        let service = format!("{namespace}/{name}");
+        self.slices
+            .range((service.clone(), String::new())..)
+            .take_while(move |((owner, _), _)| *owner == service)
+            .map(|(_, slice)| slice)
+    }
+
+    fn remove_slice(&mut self, key: &str) {
+        if let Some(service) = self.owner.remove(key) {
+            self.slices.remove(&(service, key.to_string()));
+        }
     }
 }
 
@@ -127,6 +148,20 @@ mod tests {
         });
         assert!(cache.service("default", "a").is_none());
         assert!(cache.service("lab", "b").is_some());
+        // A slice moved to another Service leaves the first one's set, and
+        // a deleted slice leaves every set.
+        cache.apply(&pb::ServiceUpdate {
+            endpoint_slices: vec![bytes(json!({"metadata": {"name": "a-1", "namespace": "default",
+                "labels": {"kubernetes.io/service-name": "c"}}, "addressType": "IPv4", "endpoints": []}))],
+            ..Default::default()
+        });
+        assert_eq!(cache.slices_of("default", "a").count(), 0);
+        assert_eq!(cache.slices_of("default", "c").count(), 1);
+        cache.apply(&pb::ServiceUpdate {
+            deleted_endpoint_slices: vec!["default/a-1".into()],
+            ..Default::default()
+        });
+        assert_eq!(cache.slices_of("default", "c").count(), 0);
         cache.apply(&pb::ServiceUpdate {
             reset: true,
             ..Default::default()

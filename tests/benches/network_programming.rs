@@ -1,0 +1,135 @@
+//! Network programming latency on a real `skiff up --nodes 3`: from a
+//! Service create answered by the API until the Service's ClusterIP is in
+//! the service proxy's table on every node (through the control plane's
+//! `WatchServices` feed, each kubelet's cache and the proxy's debounced
+//! nftables transaction), with 100 and then 1,000 Services present.
+//! Upstream's SLI is the same path (API change → rules on all nodes).
+//!
+//! The create is a plain HTTP POST (kubectl's own start-up would dwarf
+//! what is measured); the tables are polled with `nft list map` in each
+//! node's namespace, which adds a few milliseconds of granularity.
+//! Run as root with the venv kubectl: `cargo bench -p skiff-tests --bench
+//! network_programming` (`SKIFF_BENCH_PROBES`, default 30 per size).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use skiff_tests::cluster::SkiffUp;
+
+/// POSTs `body` to `path` on the API at `api`; the answer's body.
+fn post(api: &str, path: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(api).expect("connect to the API");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+fn service(name: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"{name}"}},"spec":{{"selector":{{"app":"{name}"}},"ports":[{{"port":80,"targetPort":8080}}]}}}}"#
+    )
+}
+
+fn create(api: &str, name: &str) -> String {
+    let answer = post(api, "/api/v1/namespaces/default/services", &service(name));
+    let value: serde_json::Value = serde_json::from_str(&answer).expect("a Service");
+    value["spec"]["clusterIP"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no clusterIP: {answer}"))
+        .to_string()
+}
+
+/// Whether node `netns`'s proxy table has `ip:80/tcp` in the map of
+/// Services without endpoints (where a new Service without pods lands).
+/// One element is asked for, not the whole map, so the poll costs the
+/// same at any size.
+fn programmed(netns: &str, ip: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            netns,
+            "nft",
+            "get",
+            "element",
+            "ip",
+            "skiff-proxy",
+        ])
+        .args(["no-endpoint-services", &format!("{{ {ip} . tcp . 80 }}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let probes: usize = std::env::var("SKIFF_BENCH_PROBES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let temp = tempfile::Builder::new()
+        .prefix("skiff-bench-netprog-")
+        .tempdir()
+        .expect("tempdir");
+    let cluster = SkiffUp::start(3, temp.path());
+    let record = cluster.record();
+    let api = record["api"].as_str().expect("api").to_string();
+    let id = record["network"]["id"].as_u64().expect("network id");
+    let nodes: Vec<String> = (1..=3).map(|i| format!("skiff{id}-node{i}")).collect();
+    let mut present = 0;
+    for size in [100, 1000] {
+        let t = Instant::now();
+        while present < size {
+            create(&api, &format!("bg-{present}"));
+            present += 1;
+        }
+        // Let every node catch up before measuring.
+        let last = create(&api, &format!("bg-{present}"));
+        present += 1;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !nodes.iter().all(|n| programmed(n, &last)) {
+            assert!(Instant::now() < deadline, "nodes never caught up at {size}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let filled = t.elapsed();
+        let mut samples = Vec::with_capacity(probes);
+        for p in 0..probes {
+            let name = format!("probe-{size}-{p}");
+            let t = Instant::now();
+            let ip = create(&api, &name);
+            let mut pending: Vec<&String> = nodes.iter().collect();
+            while !pending.is_empty() {
+                pending.retain(|n| !programmed(n, &ip));
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "{name} never programmed"
+                );
+            }
+            samples.push(t.elapsed());
+            present += 1;
+        }
+        samples.sort();
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "{size} Services (filled in {:.1} s): Service create → ClusterIP in every node's table p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({probes} probes, load {})",
+            filled.as_secs_f64(),
+            percentile(&samples, 0.5).as_secs_f64() * 1e3,
+            percentile(&samples, 0.99).as_secs_f64() * 1e3,
+            samples.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            load.split_whitespace().next().unwrap_or("?")
+        );
+    }
+}
