@@ -283,6 +283,15 @@ async fn run_cluster(
         grpc.clone(),
     ];
     cp_args.extend_from_slice(control_plane_flags);
+    if !control_plane_flags
+        .iter()
+        .any(|f| f == "--load-balancer-pool")
+    {
+        // Addresses on the bridge's network, above the nodes', so the host
+        // reaches LoadBalancer Services as a LAN client would.
+        cp_args.push("--load-balancer-pool".into());
+        cp_args.push(net.load_balancer_pool());
+    }
     let mut control_plane = spawn(
         &sibling("skiff-control-plane")?,
         &cp_args,

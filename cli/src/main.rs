@@ -45,6 +45,10 @@ enum Cmd {
         /// The ports NodePort Services get (default 30000-32767).
         #[arg(long, value_name = "FIRST-LAST")]
         service_node_port_range: Option<String>,
+        /// Addresses LoadBalancer Services get, announced by the nodes on
+        /// the cluster's bridge (default 172.29.<id>.200-172.29.<id>.249).
+        #[arg(long, value_name = "RANGE")]
+        load_balancer_pool: Option<String>,
     },
     /// Act on a node of the cluster running from DIR.
     Node {
@@ -87,11 +91,13 @@ async fn main() -> anyhow::Result<()> {
             api_port,
             service_cluster_ip_range,
             service_node_port_range,
+            load_balancer_pool,
         } => {
             // Passed on to the control plane under upstream's flag names.
             let services = [
                 ("--service-cluster-ip-range", service_cluster_ip_range),
                 ("--service-node-port-range", service_node_port_range),
+                ("--load-balancer-pool", load_balancer_pool),
             ]
             .into_iter()
             .filter_map(|(flag, value)| Some([flag.to_string(), value?]))

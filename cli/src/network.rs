@@ -123,6 +123,12 @@ impl ClusterNetwork {
         Ipv4Addr::new(172, 29, self.id, 1)
     }
 
+    /// The LoadBalancer Services' addresses: the top of the bridge's /24,
+    /// clear of the gateway and the nodes (`.11` up).
+    pub fn load_balancer_pool(&self) -> String {
+        format!("172.29.{0}.200-172.29.{0}.249", self.id)
+    }
+
     /// Node `i`'s address (1-based).
     pub fn node_ip(&self, i: usize) -> Ipv4Addr {
         Ipv4Addr::new(172, 29, self.id, 10 + i as u8)
