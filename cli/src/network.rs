@@ -123,10 +123,12 @@ impl ClusterNetwork {
         Ipv4Addr::new(172, 29, self.id, 1)
     }
 
-    /// The LoadBalancer Services' addresses: the top of the bridge's /24,
-    /// clear of the gateway and the nodes (`.11` up).
-    pub fn load_balancer_pool(&self) -> String {
-        format!("172.29.{0}.200-172.29.{0}.249", self.id)
+    /// The LoadBalancer Services' addresses: `size` (at most 50) from
+    /// `.200` of the bridge's /24, clear of the gateway and the nodes
+    /// (`.11` up).
+    pub fn load_balancer_pool(&self, size: u8) -> String {
+        let last = 199 + size.clamp(1, 50);
+        format!("172.29.{0}.200-172.29.{0}.{last}", self.id)
     }
 
     /// Node `i`'s address (1-based).
