@@ -171,10 +171,13 @@ fn loadbalancer_services_get_pool_addresses_announced_by_one_ready_node() {
             "get",
             "events",
             "--field-selector",
-            "reason=AllocationFailed,involvedObject.name=third-lb",
+            "involvedObject.name=third-lb",
         ],
         "AllocationFailed for third-lb",
-        |o| o.contains("Failed to allocate IP for \"default/third-lb\": no available IPs"),
+        |o| {
+            o.contains("AllocationFailed")
+                && o.contains("Failed to allocate IP for \"default/third-lb\": no available IPs")
+        },
     );
     assert_eq!(
         external_ip(&cluster, "third-lb").as_deref(),
