@@ -328,15 +328,15 @@ impl<L: Link> Announcer<L> {
                     net.filter(|_| cache.synced())
                         .map(|net| owned(&self.node_name, &net, &load_balancer_ips(&cache)))
                 };
-                if let Some(owned) = owned {
-                    if due || last.as_ref() != Some(&owned) {
-                        debug!(owned = owned.len(), "syncing load balancer addresses");
-                        match self.sync(&owned).await {
-                            Ok(()) => last = Some(owned),
-                            Err(e) => {
-                                warn!(error = %e, "cannot announce load balancer addresses");
-                                last = None;
-                            }
+                if let Some(owned) = owned
+                    && (due || last.as_ref() != Some(&owned))
+                {
+                    debug!(owned = owned.len(), "syncing load balancer addresses");
+                    match self.sync(&owned).await {
+                        Ok(()) => last = Some(owned),
+                        Err(e) => {
+                            warn!(error = %e, "cannot announce load balancer addresses");
+                            last = None;
                         }
                     }
                 }
