@@ -99,6 +99,42 @@ fn holders(cluster_id: u8, ip: &str) -> Vec<String> {
         .collect()
 }
 
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().expect(program);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The MAC of `node`'s `eth0`.
+fn node_mac(cluster_id: u8, node: &str) -> String {
+    let out = run(
+        "ip",
+        &[
+            "-n",
+            &format!("skiff{cluster_id}-{node}"),
+            "link",
+            "show",
+            "eth0",
+        ],
+    );
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == "link/ether")
+        .expect("link/ether");
+    words[at + 1].to_string()
+}
+
+/// The MAC the host's neighbour table has for `ip` on the cluster's bridge.
+fn host_neighbour(cluster_id: u8, ip: &str) -> Option<String> {
+    let out = run(
+        "ip",
+        &["neigh", "show", ip, "dev", &format!("skiff{cluster_id}")],
+    );
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "lladdr")?;
+    Some(words.get(at + 1)?.to_string())
+}
+
 fn webapp_answers(ip: &str) -> bool {
     get(ip, 80).is_some_and(|b| b.contains("webapp v1 on "))
 }
@@ -159,6 +195,11 @@ fn loadbalancer_services_get_pool_addresses_announced_by_one_ready_node() {
         webapp_answers(&first)
     });
     let announcer = holders(id, &first).remove(0);
+    assert_eq!(
+        host_neighbour(id, &first),
+        Some(node_mac(id, &announcer)),
+        "the host reaches {first} at {announcer}"
+    );
 
     // The second Service gets the second address; the third none.
     apply(&cluster, &lb_service("second-lb"));
@@ -199,6 +240,16 @@ fn loadbalancer_services_get_pool_addresses_announced_by_one_ready_node() {
     let after = holders(id, &first);
     let others: Vec<&String> = after.iter().filter(|n| **n != announcer).collect();
     assert_eq!(others.len(), 1, "one new holder: {after:?}");
+    // The stopped node's kernel still forwards what reaches it, so the
+    // answer alone proves little: the host's neighbour entry moved to the
+    // new holder (its gratuitous ARP), not by waiting out the old entry.
+    let new_mac = node_mac(id, others[0]);
+    within(
+        Duration::from_secs(5),
+        "the host's neighbour entry moves",
+        || host_neighbour(id, &first).as_ref() == Some(&new_mac),
+    );
+    assert!(webapp_answers(&first));
 
     // Deleting a Service frees its address for the waiting one.
     cluster.kubectl_ok(&["delete", "svc", "second-lb"]);
