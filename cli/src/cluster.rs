@@ -293,7 +293,7 @@ async fn run_cluster(
         // Addresses on the bridge's network, above the nodes', so the host
         // reaches LoadBalancer Services as a LAN client would.
         cp_args.push("--load-balancer-pool".into());
-        cp_args.push(net.load_balancer_pool(load_balancer_pool_size));
+        cp_args.push(net.load_balancer_pool(load_balancer_pool_size, nodes));
     }
     let mut control_plane = spawn(
         &sibling("skiff-control-plane")?,
