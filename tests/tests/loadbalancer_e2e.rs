@@ -4,7 +4,8 @@
 //! host reaches the webapp through it; when that node stops, another takes
 //! the address over and the host reaches it again; with the pool used up a
 //! Service stays `<pending>` with an `AllocationFailed` event, and gets the
-//! address another Service frees.
+//! address another Service frees by a type change (its status cleared) or
+//! a delete.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -251,9 +252,30 @@ fn loadbalancer_services_get_pool_addresses_announced_by_one_ready_node() {
     );
     assert!(webapp_answers(&first));
 
-    // Deleting a Service frees its address for the waiting one.
-    cluster.kubectl_ok(&["delete", "svc", "second-lb"]);
+    // A Service that stops being a LoadBalancer loses its address to the
+    // waiting one; its status is cleared.
+    cluster.kubectl_ok(&[
+        "patch",
+        "svc",
+        "second-lb",
+        "-p",
+        r#"{"spec":{"type":"ClusterIP"}}"#,
+    ]);
     cluster.eventually(&["get", "svc", "third-lb"], "the freed address", |o| {
+        o.contains(&second)
+    });
+    assert_eq!(
+        external_ip(&cluster, "second-lb").as_deref(),
+        Some("<none>")
+    );
+    let cleared: Value =
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "svc", "second-lb", "-o", "json"]))
+            .expect("svc json");
+    assert_eq!(cleared["status"]["loadBalancer"], serde_json::json!({}));
+    // Deleting one frees its address too.
+    cluster.kubectl_ok(&["delete", "svc", "third-lb"]);
+    apply(&cluster, &lb_service("fourth-lb"));
+    cluster.eventually(&["get", "svc", "fourth-lb"], "the address again", |o| {
         o.contains(&second)
     });
     cluster.node("start", &announcer);
