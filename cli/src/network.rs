@@ -175,6 +175,21 @@ impl ClusterNetwork {
         run("ip", &["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
         run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
         run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        // As a machine on a LAN has: without a default route the node's
+        // own connections to a ClusterIP fail before the service proxy's
+        // DNAT (locally made packets are routed first, then translated).
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "route",
+                "add",
+                "default",
+                "via",
+                &self.gateway().to_string(),
+            ],
+        )?;
         Ok(())
     }
 
