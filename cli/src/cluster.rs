@@ -194,6 +194,7 @@ pub async fn up(
     dir: PathBuf,
     api_port: u16,
     control_plane_flags: Vec<String>,
+    load_balancer_pool_size: u8,
 ) -> anyhow::Result<()> {
     if nodes == 0 {
         bail!("--nodes must be at least 1");
@@ -242,6 +243,7 @@ pub async fn up(
         &dir,
         api_port,
         &control_plane_flags,
+        load_balancer_pool_size,
         &containerd,
         &net,
     )
@@ -265,6 +267,7 @@ async fn run_cluster(
     dir: &Path,
     api_port: u16,
     control_plane_flags: &[String],
+    load_balancer_pool_size: u8,
     containerd: &ManagedContainerd,
     net: &ClusterNetwork,
 ) -> anyhow::Result<()> {
@@ -283,6 +286,15 @@ async fn run_cluster(
         grpc.clone(),
     ];
     cp_args.extend_from_slice(control_plane_flags);
+    if !control_plane_flags
+        .iter()
+        .any(|f| f == "--load-balancer-pool")
+    {
+        // Addresses on the bridge's network, above the nodes', so the host
+        // reaches LoadBalancer Services as a LAN client would.
+        cp_args.push("--load-balancer-pool".into());
+        cp_args.push(net.load_balancer_pool(load_balancer_pool_size, nodes));
+    }
     let mut control_plane = spawn(
         &sibling("skiff-control-plane")?,
         &cp_args,

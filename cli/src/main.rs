@@ -45,6 +45,14 @@ enum Cmd {
         /// The ports NodePort Services get (default 30000-32767).
         #[arg(long, value_name = "FIRST-LAST")]
         service_node_port_range: Option<String>,
+        /// Addresses LoadBalancer Services get, announced by the nodes on
+        /// the cluster's bridge (default: see --load-balancer-pool-size).
+        #[arg(long, value_name = "RANGE")]
+        load_balancer_pool: Option<String>,
+        /// Without --load-balancer-pool, how many addresses of the bridge's
+        /// network LoadBalancer Services get: 172.29.<id>.200 and up.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=50))]
+        load_balancer_pool_size: u8,
     },
     /// Act on a node of the cluster running from DIR.
     Node {
@@ -87,17 +95,20 @@ async fn main() -> anyhow::Result<()> {
             api_port,
             service_cluster_ip_range,
             service_node_port_range,
+            load_balancer_pool,
+            load_balancer_pool_size,
         } => {
             // Passed on to the control plane under upstream's flag names.
             let services = [
                 ("--service-cluster-ip-range", service_cluster_ip_range),
                 ("--service-node-port-range", service_node_port_range),
+                ("--load-balancer-pool", load_balancer_pool),
             ]
             .into_iter()
             .filter_map(|(flag, value)| Some([flag.to_string(), value?]))
             .flatten()
             .collect();
-            cluster::up(nodes, data_dir, api_port, services).await
+            cluster::up(nodes, data_dir, api_port, services, load_balancer_pool_size).await
         }
         Cmd::Node {
             action,

@@ -123,6 +123,17 @@ impl ClusterNetwork {
         Ipv4Addr::new(172, 29, self.id, 1)
     }
 
+    /// The LoadBalancer Services' addresses: `size` (at most 50) from
+    /// `.200` of the bridge's /24, clear of the gateway and of the `nodes`
+    /// nodes' addresses (`.11` up: past 189 nodes the pool starts above
+    /// the last node and ends at `.254`).
+    pub fn load_balancer_pool(&self, size: u8, nodes: usize) -> String {
+        let after_nodes = u8::try_from(11 + nodes.min(MAX_NODES)).unwrap_or(u8::MAX);
+        let first = after_nodes.max(200);
+        let last = first.saturating_add(size.clamp(1, 50) - 1).min(254);
+        format!("172.29.{0}.{first}-172.29.{0}.{last}", self.id)
+    }
+
     /// Node `i`'s address (1-based).
     pub fn node_ip(&self, i: usize) -> Ipv4Addr {
         Ipv4Addr::new(172, 29, self.id, 10 + i as u8)
@@ -252,4 +263,22 @@ pub fn enter_netns(command: &mut Command, netns: PathBuf) -> anyhow::Result<()> 
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_load_balancer_pool_stays_clear_of_the_nodes() {
+        let net = ClusterNetwork { id: 3 };
+        assert_eq!(net.load_balancer_pool(50, 3), "172.29.3.200-172.29.3.249");
+        assert_eq!(net.load_balancer_pool(2, 3), "172.29.3.200-172.29.3.201");
+        // 195 nodes end at .205: the pool starts after them, up to .254.
+        assert_eq!(net.load_balancer_pool(50, 195), "172.29.3.206-172.29.3.254");
+        assert_eq!(
+            net.load_balancer_pool(50, MAX_NODES),
+            "172.29.3.211-172.29.3.254"
+        );
+    }
 }

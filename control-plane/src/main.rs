@@ -83,6 +83,10 @@ struct Flags {
     /// The prefix length of each node's pod subnet.
     #[arg(long, default_value_t = 24)]
     node_cidr_mask_size: u8,
+    /// Addresses LoadBalancer Services get (`172.29.1.200-172.29.1.249` or
+    /// a CIDR); without, they stay `<pending>` (no cloud provider).
+    #[arg(long, value_name = "RANGE")]
+    load_balancer_pool: Option<String>,
 }
 
 /// Raises the soft limit of open files to the hard one: every watch,
@@ -191,6 +195,14 @@ async fn run() -> anyhow::Result<()> {
     allocation::pod_cidr::set_cluster_cidr(
         allocation::pod_cidr::ClusterCidr::parse(&flags.cluster_cidr, flags.node_cidr_mask_size)
             .context("--cluster-cidr / --node-cidr-mask-size")?,
+    );
+    allocation::lb_pool::set_load_balancer_pool(
+        flags
+            .load_balancer_pool
+            .as_deref()
+            .map(allocation::lb_pool::LbPool::parse)
+            .transpose()
+            .context("--load-balancer-pool")?,
     );
     std::fs::create_dir_all(&flags.data_dir)
         .with_context(|| format!("creating {}", flags.data_dir.display()))?;

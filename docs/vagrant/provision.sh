@@ -5,7 +5,7 @@ set -euo pipefail
 name=$1 ip=$2 cp_ip=$3
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq containerd runc busybox-static protobuf-compiler iproute2 nftables conntrack containernetworking-plugins build-essential curl git
+apt-get install -y -qq containerd runc busybox-static protobuf-compiler iproute2 nftables conntrack iputils-arping containernetworking-plugins build-essential curl git
 if ! command -v cargo >/dev/null; then
   curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
 fi

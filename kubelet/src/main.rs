@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use skiff_kubelet::app::{self, KubeletConfig};
 use skiff_kubelet::network::NodeNetwork;
+use skiff_kubelet::network::announce::{Announcer, IpLink};
 use skiff_kubelet::network::guard::Guard;
 use skiff_kubelet::network::node::NodeSetup;
 use skiff_kubelet::network::pod::{CniNetwork, CniOptions};
@@ -205,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
             .and_then(|cp| cp.parse().ok()),
     };
     let proxy_network = node_network.clone();
+    let announce_network = node_network.clone();
     let setup = cni.then(|| tokio::spawn(NodeSetup::new().with_guard(guard).run(node_network)));
     let running = app::start(config, Arc::new(runtime), network).await?;
     // The service proxy programs the node's namespace like the routes do;
@@ -216,6 +218,27 @@ async fn main() -> anyhow::Result<()> {
             running.node.ctx.services.subscribe(),
         ))
     });
+    // The LoadBalancer addresses this node owns are put on the interface
+    // carrying its node IP and announced (ARP), next to the proxy that
+    // forwards them.
+    let announcer = cni
+        .then(|| {
+            let node_ip: Option<std::net::Ipv4Addr> =
+                flags.node_ip.as_deref().and_then(|ip| ip.parse().ok());
+            if node_ip.is_none() {
+                tracing::warn!("no IPv4 --node-ip: LoadBalancer addresses are not announced");
+            }
+            node_ip
+        })
+        .flatten()
+        .map(|node_ip| {
+            let announcer = Announcer::new(
+                flags.node_name.clone(),
+                IpLink::new(node_ip),
+                &flags.state_dir,
+            );
+            tokio::spawn(announcer.run(announce_network, running.node.ctx.services.subscribe()))
+        });
     eprintln!(
         "skiff-kubelet: node {} ready (grpc {}, http {})",
         flags.node_name, running.grpc_addr, running.http_addr
@@ -230,7 +253,8 @@ async fn main() -> anyhow::Result<()> {
     // Routes and rules stay, as the pods do: a restarted kubelet finds
     // them in place and traffic never stops (`skiff down` removes a node's
     // namespace with everything in it).
-    for task in [setup, proxy].into_iter().flatten() {
+    // Announced addresses stay too: the node still forwards them.
+    for task in [setup, proxy, announcer].into_iter().flatten() {
         task.abort();
     }
     Ok(())

@@ -428,6 +428,7 @@ fn peer(node: &str, cidr: &str, address: &str) -> Peer {
         node: node.into(),
         pod_cidr: cidr.into(),
         address: address.into(),
+        ready: true,
     }
 }
 

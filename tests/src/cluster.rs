@@ -19,6 +19,11 @@ impl SkiffUp {
     /// Starts `skiff up --nodes nodes` with its data in `dir` and waits
     /// until kubectl sees every node Ready.
     pub fn start(nodes: usize, dir: &Path) -> Self {
+        Self::start_with(nodes, dir, &[])
+    }
+
+    /// Like [`Self::start`], with more `skiff up` flags.
+    pub fn start_with(nodes: usize, dir: &Path, flags: &[&str]) -> Self {
         let child = Command::new(workspace_binary("skiff"))
             .args([
                 "up",
@@ -26,8 +31,9 @@ impl SkiffUp {
                 &nodes.to_string(),
                 "--api-port",
                 &free_port().to_string(),
-                "--data-dir",
             ])
+            .args(flags)
+            .arg("--data-dir")
             .arg(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -18,6 +18,8 @@
 //! - [`disruption`]: PodDisruptionBudgets' status (disruptions allowed).
 //! - [`endpointslice`]: Services' EndpointSlices from the pods they select.
 //! - [`endpoints`]: Services' legacy Endpoints from the pods they select.
+//! - [`loadbalancer`]: gives LoadBalancer Services an address of the
+//!   `--load-balancer-pool` (status.loadBalancer.ingress).
 //! - [`garbage_collector`]: deletes dependents whose owners are gone, and
 //!   carries out foreground and orphaning deletions.
 //! - [`head`]: decoding only the fields a watch reads of an object.
@@ -48,6 +50,7 @@ pub mod garbage_collector;
 pub mod head;
 pub mod intstr;
 pub mod job;
+pub mod loadbalancer;
 pub mod mirror;
 pub mod node;
 pub mod node_ipam;

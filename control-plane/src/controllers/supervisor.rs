@@ -1,6 +1,6 @@
 //! The root actor: starts the scheduler, the workload controllers
 //! (ReplicaSet, Deployment, DaemonSet, Job, CronJob), the EndpointSlice
-//! and Endpoints controllers, the garbage collector and one
+//! and Endpoints controllers, the LoadBalancer controller, the garbage collector and one
 //! node actor per Node
 //! object, and restarts any of them that fails (they rebuild their view
 //! from the store, so a restart loses nothing). It also watches pods once
@@ -26,6 +26,7 @@ use super::endpointslice::EndpointSlices;
 use super::garbage_collector::Collector;
 use super::head::ForKubelet;
 use super::job::{Backoff, Jobs};
+use super::loadbalancer::LoadBalancers;
 use super::node::{NodeActor, NodeActorMsg};
 use super::node_ipam::NodeIpam;
 use super::node_lifecycle::{LifecycleConfig, NodeLifecycle};
@@ -39,6 +40,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::meta;
 use crate::nodes::liveness::Liveness;
 use crate::nodes::view::NodeView;
+use crate::registry::allocation::lb_pool::load_balancer_pool;
 use crate::registry::allocation::pod_cidr::cluster_cidr;
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -119,7 +121,7 @@ impl Child {
 }
 
 /// The supervisor's children but the node actors, in start order.
-const CHILDREN: [Child; 14] = [
+const CHILDREN: [Child; 15] = [
     Child::new("scheduler", |d, s| {
         Box::pin(async move {
             Ok(Scheduler::spawn_on_own_thread(d.objects, s)
@@ -156,6 +158,9 @@ const CHILDREN: [Child; 14] = [
     }),
     Child::new("endpoints controller", |d, s| {
         run(&d, EndpointsReconciler::new, s)
+    }),
+    Child::new("loadbalancer controller", |d, s| {
+        run(&d, |o| LoadBalancers::new(o, load_balancer_pool()), s)
     }),
 ];
 

@@ -42,6 +42,15 @@ fn internal_ip(node: &Value) -> Option<&str> {
         .filter(|a| !a.is_empty())
 }
 
+/// The Node's Ready condition is True (the node lifecycle controller sets
+/// it Unknown when the kubelet goes silent).
+pub fn node_ready(node: &Value) -> bool {
+    node["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
 /// What node `me` is told, given every node as stored.
 pub fn pod_network(nodes: &[Arc<Value>], me: &str, cluster: &ClusterCidr) -> pb::PodNetwork {
     let mut own = Vec::new();
@@ -56,6 +65,7 @@ pub fn pod_network(nodes: &[Arc<Value>], me: &str, cluster: &ClusterCidr) -> pb:
                 node_name: name.to_string(),
                 pod_cidrs: cidrs,
                 address: address.to_string(),
+                ready: node_ready(node),
             });
         }
     }
@@ -140,6 +150,26 @@ mod tests {
         let unassigned = pod_network(&nodes, "b", &ClusterCidr::default());
         assert!(unassigned.pod_cidrs.is_empty());
         assert_eq!(unassigned.peers.len(), 3);
+    }
+
+    #[test]
+    fn peers_carry_their_ready_condition() {
+        let mut ready = (*node("b", Some("10.244.1.0/24"), "172.29.0.3")).clone();
+        ready["status"]["conditions"] = json!([{"type": "Ready", "status": "True"}]);
+        let mut silent = (*node("c", Some("10.244.2.0/24"), "172.29.0.4")).clone();
+        silent["status"]["conditions"] = json!([{"type": "Ready", "status": "Unknown"}]);
+        let nodes = vec![
+            node("a", Some("10.244.0.0/24"), "172.29.0.2"),
+            Arc::new(ready),
+            Arc::new(silent),
+        ];
+        let net = pod_network(&nodes, "a", &ClusterCidr::default());
+        let flags: Vec<(&str, bool)> = net
+            .peers
+            .iter()
+            .map(|p| (p.node_name.as_str(), p.ready))
+            .collect();
+        assert_eq!(flags, [("b", true), ("c", false)]);
     }
 
     #[tokio::test]

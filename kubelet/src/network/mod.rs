@@ -12,6 +12,8 @@
 //! - [`node`]: what the node itself needs (forwarding sysctls, routes to the
 //!   peers' pod CIDRs, masquerade for traffic leaving the cluster), kept up to
 //!   date from the control plane's [`NodeNetwork`].
+//! - [`announce`]: answers ARP for the LoadBalancer addresses this node
+//!   owns (MetalLB's L2 mode: one ready node per address, chosen by hash).
 //! - [`guard`]: keeps pods from the kubelets' ports and the control plane's
 //!   node registry (nobody authenticates there yet).
 //!
@@ -19,6 +21,7 @@
 //! `watch::Receiver<Option<NodeNetwork>>` ([`NodeNetworkRx`]); `None` until a
 //! podCIDR is assigned.
 
+pub mod announce;
 pub mod cni;
 pub mod config;
 pub mod guard;
@@ -53,6 +56,9 @@ pub struct Peer {
     pub pod_cidr: String,
     /// Its InternalIP: the next hop for its pod range.
     pub address: String,
+    /// Its Ready condition is True: it may announce LoadBalancer
+    /// addresses (see [`announce`]).
+    pub ready: bool,
 }
 
 /// How the node's network facts are shared: `None` until the control plane
@@ -235,6 +241,7 @@ mod tests {
             node: "node2".into(),
             pod_cidr: "10.244.2.0/24".into(),
             address: "172.29.1.12".into(),
+            ready: true,
         };
         let (net, via) = peer.route().expect("valid");
         assert_eq!(net.to_string(), "10.244.2.0/24");

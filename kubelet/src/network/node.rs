@@ -473,6 +473,7 @@ mod tests {
                     node: (*n).into(),
                     pod_cidr: (*c).into(),
                     address: (*a).into(),
+                    ready: true,
                 })
                 .collect(),
         }

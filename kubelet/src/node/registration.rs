@@ -130,6 +130,7 @@ fn node_network(update: pb::PodNetwork) -> Option<NodeNetwork> {
                     pod_cidr: p.pod_cidrs.into_iter().next()?,
                     node: p.node_name,
                     address: p.address,
+                    ready: p.ready,
                 })
             })
             .collect(),

@@ -11,6 +11,8 @@
 //!   same value and nothing is reserved for a Service that was not stored;
 //!   release on delete and type change, and the start-up repair.
 //! - [`kubernetes`]: the `kubernetes` Service in `default`.
+//! - [`lb_pool`]: the LoadBalancer address pool (handed out by the
+//!   LoadBalancer controller, into Services' status, not here).
 //! - [`pod_cidr`]: the pod network and its per-node subnets (Nodes, not
 //!   Services; kept here as the other range the control plane hands out).
 //!
@@ -22,6 +24,7 @@
 pub mod bands;
 pub mod ip;
 pub mod kubernetes;
+pub mod lb_pool;
 pub mod pod_cidr;
 pub mod port;
 pub mod reservations;
