@@ -482,13 +482,20 @@ async fn node_routes_follow_the_watch_and_cleanup_removes_them() {
         let got = node.exec(&["cat", &format!("/proc/sys/{}", key.replace('.', "/"))]);
         assert_eq!(got.expect(key).trim(), value, "{key}");
     }
-    let table = node
-        .exec(&["nft", "list", "table", "ip", "skiff-node"])
-        .expect("table");
-    assert!(
-        table.contains("ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade"),
-        "{table}"
-    );
+    // The rules follow the routes in the same pass: wait for them too (a
+    // loaded machine may look between the two).
+    let rule = "ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let table = loop {
+        let table = node
+            .exec(&["nft", "list", "table", "ip", "skiff-node"])
+            .unwrap_or_default();
+        if table.contains(rule) || Instant::now() > deadline {
+            break table;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(table.contains(rule), "{table}");
 
     // node2 goes, node3 moves, node4 comes.
     tx.send_replace(Some(node_network(vec![
