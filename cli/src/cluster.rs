@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use skiff_images::Sources;
+use skiff_kubelet::pod::sandbox::pod_netns_name;
 use skiff_kubelet::runtime::ContainerRuntime;
 use skiff_kubelet::runtime::containerd::{ContainerdConfig, ContainerdRuntime, ManagedContainerd};
 use skiff_kubelet::runtime::labels;
@@ -443,12 +444,7 @@ async fn remove_nodes(record: &ClusterRecord, dir: &Path, containerd: &ManagedCo
         // The pods' namespaces, named `skiff-<node>-<uid>` by the kubelet;
         // only this cluster's pods, as another cluster may have a `node1` too.
         for uid in pod_uids {
-            let short: String = uid
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric())
-                .take(16)
-                .collect();
-            let name = format!("skiff-{}-{short}", node.name);
+            let name = pod_netns_name(&format!("skiff-{}", node.name), &uid);
             if Path::new("/run/netns").join(&name).exists() {
                 let _ = Command::new("ip").args(["netns", "delete", &name]).status();
             }

@@ -97,13 +97,7 @@ impl CniNetwork {
 
     /// The pod's namespace name (the same as `NetnsNetwork`'s).
     pub fn netns_name(&self, pod: &PodKey) -> String {
-        let uid: String = pod
-            .uid
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(16)
-            .collect();
-        format!("{}-{uid}", self.prefix)
+        crate::pod::sandbox::pod_netns_name(&self.prefix, &pod.uid)
     }
 
     fn netns_path(&self, pod: &PodKey) -> PathBuf {

@@ -58,6 +58,19 @@ pub trait PodNetwork: Send + Sync + 'static {
     fn locate(&self, pod: &PodKey) -> Option<PathBuf>;
 }
 
+/// The name of the pod with `uid`'s network namespace under `/run/netns`:
+/// `<prefix>-<first 16 alphanumerics of the uid>`. Every pod network names
+/// them alike, so `skiff up` can find a node's pods' namespaces when it
+/// cleans up after the kubelet.
+pub fn pod_netns_name(prefix: &str, uid: &str) -> String {
+    let uid: String = uid
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(16)
+        .collect();
+    format!("{prefix}-{uid}")
+}
+
 /// One network namespace per pod, made with `ip netns` (named
 /// `<prefix>-<uid>` so several nodes on one machine never collide).
 pub struct NetnsNetwork {
@@ -73,13 +86,7 @@ impl NetnsNetwork {
     }
 
     fn name(&self, pod: &PodKey) -> String {
-        let uid: String = pod
-            .uid
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(16)
-            .collect();
-        format!("{}-{uid}", self.prefix)
+        pod_netns_name(&self.prefix, &pod.uid)
     }
 
     async fn ip(args: &[&str]) -> Result<(), SandboxError> {
@@ -193,4 +200,22 @@ pub fn host_network() -> NetworkMode {
             .map_or(NetworkMode::Host, NetworkMode::Join)
     })
     .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_namespaces_are_named_by_prefix_and_uid() {
+        let name = pod_netns_name("skiff-node1", "3f89f5ba-7bfe-4c1d-9e2a-000000000000");
+        assert_eq!(name, "skiff-node1-3f89f5ba7bfe4c1d");
+        // Both pod networks name a pod's namespace alike.
+        let key = PodKey {
+            namespace: "default".into(),
+            name: "web".into(),
+            uid: "3f89f5ba-7bfe-4c1d-9e2a-000000000000".into(),
+        };
+        assert_eq!(NetnsNetwork::new("skiff-node1").name(&key), name);
+    }
 }
