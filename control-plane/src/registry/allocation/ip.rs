@@ -20,18 +20,14 @@ impl IpRange {
     /// requires, and the range must leave at least two usable addresses.
     pub fn parse(text: &str) -> Result<Self, RangeError> {
         let bad = || RangeError::Cidr(text.to_string());
-        let (addr, prefix) = text.trim().split_once('/').ok_or_else(bad)?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
-        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        if !(1..=30).contains(&prefix) {
+        let net: ipnet::Ipv4Net = text.trim().parse().map_err(|_| bad())?;
+        if !(1..=30).contains(&net.prefix_len()) || net != net.trunc() {
             return Err(bad());
         }
-        let network = u32::from(addr);
-        let mask = u32::MAX << (32 - prefix);
-        if network & !mask != 0 {
-            return Err(bad());
-        }
-        Ok(Self { network, prefix })
+        Ok(Self {
+            network: u32::from(net.network()),
+            prefix: net.prefix_len(),
+        })
     }
 
     /// Addresses Services can get: the CIDR without its network and

@@ -45,15 +45,9 @@ impl LbPool {
             let a: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
             let b: Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
             (u32::from(a), u32::from(b))
-        } else if let Some((a, p)) = t.split_once('/') {
-            let a: Ipv4Addr = a.parse().map_err(|_| bad())?;
-            let prefix: u32 = p.parse().map_err(|_| bad())?;
-            if prefix > 32 {
-                return Err(bad());
-            }
-            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
-            let network = u32::from(a) & mask;
-            (network, network | !mask)
+        } else if t.contains('/') {
+            let net: ipnet::Ipv4Net = t.parse().map_err(|_| bad())?;
+            (u32::from(net.network()), u32::from(net.broadcast()))
         } else {
             let a: Ipv4Addr = t.parse().map_err(|_| bad())?;
             (u32::from(a), u32::from(a))

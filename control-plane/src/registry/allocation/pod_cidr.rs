@@ -49,15 +49,11 @@ impl Default for ClusterCidr {
     }
 }
 
+/// An IPv4 CIDR with a zero host part, as `(network, prefix length)`.
 fn parse_cidr(text: &str) -> Option<(u32, u8)> {
-    let (addr, prefix) = text.trim().split_once('/')?;
-    let addr: Ipv4Addr = addr.parse().ok()?;
-    let prefix: u8 = prefix.parse().ok()?;
-    if !(1..=32).contains(&prefix) {
-        return None;
-    }
-    let network = u32::from(addr);
-    (network & !mask(prefix) == 0).then_some((network, prefix))
+    let net: ipnet::Ipv4Net = text.trim().parse().ok()?;
+    (net == net.trunc() && net.prefix_len() > 0)
+        .then(|| (u32::from(net.network()), net.prefix_len()))
 }
 
 fn mask(prefix: u8) -> u32 {
