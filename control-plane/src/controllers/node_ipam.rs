@@ -148,17 +148,14 @@ impl Reconciler for NodeIpam {
     }
 
     async fn list(&mut self) -> Result<Vec<NodeName>, StoreError> {
+        let names = |nodes: &mut dyn Iterator<Item = &Value>| {
+            nodes.map(|n| NodeName(meta::name(n).to_string())).collect()
+        };
         if let Some(nodes) = self.view.all() {
-            return Ok(nodes
-                .iter()
-                .map(|n| NodeName(meta::name(n).to_string()))
-                .collect());
+            return Ok(names(&mut nodes.iter().map(|n| n.as_ref())));
         }
         let (nodes, _) = self.objects.list(kinds::NODES).await?;
-        Ok(nodes
-            .iter()
-            .map(|n| NodeName(meta::name(n).to_string()))
-            .collect())
+        Ok(names(&mut nodes.iter()))
     }
 
     async fn reconcile(&mut self, key: &NodeName) -> Result<runtime::Action, StoreError> {
