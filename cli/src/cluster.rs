@@ -190,17 +190,25 @@ fn step(text: &str) {
 
 /// `skiff up --nodes N --data-dir DIR`; `control_plane_flags` are passed
 /// on to the control plane as they are.
-pub async fn up(
-    nodes: usize,
-    dir: PathBuf,
-    api_port: u16,
-    control_plane_flags: Vec<String>,
-    load_balancer_pool_size: u8,
-) -> anyhow::Result<()> {
+/// How `skiff up` was asked to run the cluster.
+pub struct UpConfig {
+    pub nodes: usize,
+    pub dir: PathBuf,
+    pub api_port: u16,
+    /// Passed to the control plane as they are.
+    pub control_plane_flags: Vec<String>,
+    /// Passed to every kubelet as they are.
+    pub node_flags: Vec<String>,
+    pub load_balancer_pool_size: u8,
+}
+
+pub async fn up(config: UpConfig) -> anyhow::Result<()> {
+    let nodes = config.nodes;
+    let dir = &config.dir;
     if nodes == 0 {
         bail!("--nodes must be at least 1");
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     if nodes > network::MAX_NODES {
         bail!("--nodes can be at most {}", network::MAX_NODES);
@@ -239,16 +247,7 @@ pub async fn up(
         net.gateway(),
         net.bridge()
     );
-    let result = run_cluster(
-        nodes,
-        &dir,
-        api_port,
-        &control_plane_flags,
-        load_balancer_pool_size,
-        &containerd,
-        &net,
-    )
-    .await;
+    let result = run_cluster(&config, &dir, &containerd, &net).await;
     step("stopping the cluster");
     let record = load(&dir).ok();
     if let Some(record) = &record {
@@ -264,14 +263,20 @@ pub async fn up(
 /// Starts the control plane and the nodes, waits for them, then runs until
 /// SIGINT/SIGTERM. The caller cleans up whatever was started.
 async fn run_cluster(
-    nodes: usize,
+    config: &UpConfig,
     dir: &Path,
-    api_port: u16,
-    control_plane_flags: &[String],
-    load_balancer_pool_size: u8,
     containerd: &ManagedContainerd,
     net: &ClusterNetwork,
 ) -> anyhow::Result<()> {
+    let UpConfig {
+        nodes,
+        api_port,
+        control_plane_flags,
+        node_flags,
+        load_balancer_pool_size,
+        ..
+    } = config;
+    let (nodes, api_port) = (*nodes, *api_port);
     let logs = dir.join("logs");
     let images = dir.join("images");
     step("starting the control plane");
@@ -294,7 +299,7 @@ async fn run_cluster(
         // Addresses on the bridge's network, above the nodes', so the host
         // reaches LoadBalancer Services as a LAN client would.
         cp_args.push("--load-balancer-pool".into());
-        cp_args.push(net.load_balancer_pool(load_balancer_pool_size, nodes));
+        cp_args.push(net.load_balancer_pool(*load_balancer_pool_size, nodes));
     }
     let mut control_plane = spawn(
         &sibling("skiff-control-plane")?,
@@ -330,7 +335,7 @@ async fn run_cluster(
         step(&format!("starting {name} ({ip})"));
         net.add_node(i)?;
         let namespace = net.node_netns(i);
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "--node-name",
             &name,
             "--containerd-socket",
@@ -363,6 +368,7 @@ async fn run_cluster(
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend_from_slice(node_flags);
         std::fs::create_dir_all(dir.join("nodes").join(&name).join("manifests"))?;
         let netns = net.node_netns_path(i);
         let child = spawn(

@@ -53,6 +53,12 @@ enum Cmd {
         /// network LoadBalancer Services get: 172.29.<id>.200 and up.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=50))]
         load_balancer_pool_size: u8,
+        /// `cni` gives every pod an address on the pod network (bridge,
+        /// routes between nodes, the service proxy); `none` leaves pods a
+        /// loopback-only namespace, as before the pod network (for A/B
+        /// measurements and machines without the CNI plugins).
+        #[arg(long, value_enum, default_value = "cni")]
+        pod_network: PodNetworkMode,
     },
     /// Act on a node of the cluster running from DIR.
     Node {
@@ -78,6 +84,22 @@ enum Cmd {
     },
 }
 
+/// The kubelets' `--pod-network`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PodNetworkMode {
+    Cni,
+    None,
+}
+
+impl PodNetworkMode {
+    fn flag(self) -> &'static str {
+        match self {
+            PodNetworkMode::Cni => "cni",
+            PodNetworkMode::None => "none",
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -97,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
             service_node_port_range,
             load_balancer_pool,
             load_balancer_pool_size,
+            pod_network,
         } => {
             // Passed on to the control plane under upstream's flag names.
             let services = [
@@ -108,7 +131,16 @@ async fn main() -> anyhow::Result<()> {
             .filter_map(|(flag, value)| Some([flag.to_string(), value?]))
             .flatten()
             .collect();
-            cluster::up(nodes, data_dir, api_port, services, load_balancer_pool_size).await
+            let node_flags = vec!["--pod-network".to_string(), pod_network.flag().to_string()];
+            cluster::up(cluster::UpConfig {
+                nodes,
+                dir: data_dir,
+                api_port,
+                control_plane_flags: services,
+                node_flags,
+                load_balancer_pool_size,
+            })
+            .await
         }
         Cmd::Node {
             action,

@@ -6,14 +6,19 @@
 //! Upstream's SLI is the same path (API change → rules on all nodes).
 //!
 //! The create is a plain HTTP POST (kubectl's own start-up would dwarf
-//! what is measured); the tables are polled with `nft list map` in each
-//! node's namespace, which adds a few milliseconds of granularity.
+//! what is measured); each node's table is watched with `nft monitor new
+//! elements` in the node's namespace, a push from the kernel when the
+//! element lands. (Polling with `nft get element` cost ~20 ms per call on
+//! this machine, three nodes in turn: the poll, not the proxy, was most of
+//! the figure, and it took CPU from the nodes it measured.)
 //! Run as root with the venv kubectl: `cargo bench -p skiff-tests --bench
 //! network_programming` (`SKIFF_BENCH_PROBES`, default 30 per size).
 
-use std::io::{Read, Write};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use skiff_tests::cluster::SkiffUp;
@@ -49,25 +54,49 @@ fn create(api: &str, name: &str) -> String {
         .to_string()
 }
 
-/// Whether node `netns`'s proxy table has `ip:80/tcp` in the map of
-/// Services without endpoints (where a new Service without pods lands).
-/// One element is asked for, not the whole map, so the poll costs the
-/// same at any size.
-fn programmed(netns: &str, ip: &str) -> bool {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            netns,
-            "nft",
-            "get",
-            "element",
-            "ip",
-            "skiff-proxy",
-        ])
-        .args(["no-endpoint-services", &format!("{{ {ip} . tcp . 80 }}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// When each node saw each ClusterIP enter its map of Services without
+/// endpoints (where a new Service without pods lands), by IP then node.
+type Seen = Arc<Mutex<HashMap<String, HashMap<usize, Instant>>>>;
+
+/// Follows `nft monitor new elements` in node `netns` (number `node`),
+/// noting when each Service IP appears in the proxy's map.
+fn watch_node(node: usize, netns: &str, seen: Seen) -> Child {
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{netns}"))
+        .args(["nft", "monitor", "new", "elements"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nft monitor");
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            let now = Instant::now();
+            if !line.contains("skiff-proxy no-endpoint-services") {
+                continue;
+            }
+            // `add element ip skiff-proxy no-endpoint-services { IP . tcp . 80 : ... }`
+            let Some(ip) = line.split("{ ").nth(1).and_then(|r| r.split(' ').next()) else {
+                continue;
+            };
+            let mut seen = seen.lock().expect("lock");
+            seen.entry(ip.to_string())
+                .or_default()
+                .entry(node)
+                .or_insert(now);
+        }
+    });
+    child
+}
+
+/// When the last of `nodes` nodes saw `ip`, once all have.
+fn programmed_everywhere(seen: &Seen, ip: &str, nodes: usize) -> Option<Instant> {
+    let seen = seen.lock().expect("lock");
+    let by_node = seen.get(ip)?;
+    (by_node.len() == nodes)
+        .then(|| by_node.values().copied().max())
+        .flatten()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -89,6 +118,14 @@ fn main() {
     let api = record["api"].as_str().expect("api").to_string();
     let id = record["network"]["id"].as_u64().expect("network id");
     let nodes: Vec<String> = (1..=3).map(|i| format!("skiff{id}-node{i}")).collect();
+    let seen = Seen::default();
+    let mut monitors: Vec<Child> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| watch_node(i, n, seen.clone()))
+        .collect();
+    // nft monitor subscribes before its first event: give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
     let mut present = 0;
     for size in [100, 1000] {
         let t = Instant::now();
@@ -100,26 +137,32 @@ fn main() {
         let last = create(&api, &format!("bg-{present}"));
         present += 1;
         let deadline = Instant::now() + Duration::from_secs(300);
-        while !nodes.iter().all(|n| programmed(n, &last)) {
+        while programmed_everywhere(&seen, &last, nodes.len()).is_none() {
             assert!(Instant::now() < deadline, "nodes never caught up at {size}");
             std::thread::sleep(Duration::from_millis(100));
         }
+        // Quiet before probing, so no probe rides on the fill's tail.
+        std::thread::sleep(Duration::from_secs(2));
         let filled = t.elapsed();
         let mut samples = Vec::with_capacity(probes);
         for p in 0..probes {
             let name = format!("probe-{size}-{p}");
             let t = Instant::now();
             let ip = create(&api, &name);
-            let mut pending: Vec<&String> = nodes.iter().collect();
-            while !pending.is_empty() {
-                pending.retain(|n| !programmed(n, &ip));
+            let done = loop {
+                if let Some(done) = programmed_everywhere(&seen, &ip, nodes.len()) {
+                    break done;
+                }
                 assert!(
                     t.elapsed() < Duration::from_secs(60),
                     "{name} never programmed"
                 );
-            }
-            samples.push(t.elapsed());
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            samples.push(done.duration_since(t));
             present += 1;
+            // Probes apart, as single changes rather than one burst.
+            std::thread::sleep(Duration::from_millis(200));
         }
         samples.sort();
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -131,5 +174,9 @@ fn main() {
             samples.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
             load.split_whitespace().next().unwrap_or("?")
         );
+    }
+    for monitor in &mut monitors {
+        let _ = monitor.kill();
+        let _ = monitor.wait();
     }
 }

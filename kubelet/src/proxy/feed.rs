@@ -5,7 +5,7 @@
 //! proxy was last told, so a change to one Service costs one Service's
 //! rules, as kube-proxy's change trackers do.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort as SpecPort};
@@ -146,66 +146,99 @@ pub fn service_ports(cache: &ServiceCache, service: &Service) -> Vec<ServicePort
         .collect()
 }
 
-/// Every proxied Service's ports, by `namespace/name`.
-fn all_ports(cache: &ServiceCache) -> BTreeMap<(String, String), Vec<ServicePort>> {
+/// The ports of the Service with key `namespace/name` (empty when it is
+/// gone or not proxied).
+fn ports_of(cache: &ServiceCache, key: &str) -> Vec<ServicePort> {
+    let Some((namespace, name)) = key.split_once('/') else {
+        return Vec::new();
+    };
     cache
-        .services()
-        .map(|s| {
-            let key = (
-                s.metadata
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| "default".into()),
-                s.metadata.name.clone().unwrap_or_default(),
-            );
-            (key, service_ports(cache, s))
-        })
-        .filter(|(_, ports)| !ports.is_empty())
-        .collect()
+        .service(namespace, name)
+        .map(|s| service_ports(cache, s))
+        .unwrap_or_default()
+}
+
+/// What the proxy was last told: each Service key's cache revision and
+/// its ports (only proxied Services have ports here).
+#[derive(Default)]
+struct Told {
+    revisions: HashMap<String, u64>,
+    ports: HashMap<String, Vec<ServicePort>>,
+}
+
+impl Told {
+    /// Everything in `cache` as one snapshot (the first full set, which
+    /// replaces whatever the table had).
+    fn snapshot(cache: &ServiceCache, proxy: &ProxyHandle) -> super::Result<Self> {
+        let mut told = Told::default();
+        for (key, revision) in cache.revisions() {
+            told.revisions.insert(key.to_string(), revision);
+            let ports = ports_of(cache, key);
+            if !ports.is_empty() {
+                told.ports.insert(key.to_string(), ports);
+            }
+        }
+        proxy.snapshot(told.ports.values().flatten().cloned().collect())?;
+        Ok(told)
+    }
+
+    /// Tells `proxy` the Services whose revision moved since last time,
+    /// and only those whose ports differ (a slice change that keeps every
+    /// ready address sends nothing).
+    fn tell_changes(&mut self, cache: &ServiceCache, proxy: &ProxyHandle) -> super::Result<()> {
+        let mut changed: Vec<String> = cache
+            .revisions()
+            .filter(|(key, revision)| self.revisions.get(*key) != Some(revision))
+            .map(|(key, _)| key.to_string())
+            .collect();
+        changed.extend(
+            self.revisions
+                .keys()
+                .filter(|k| cache.revision(k).is_none())
+                .cloned(),
+        );
+        for key in changed {
+            match cache.revision(&key) {
+                Some(revision) => self.revisions.insert(key.clone(), revision),
+                None => self.revisions.remove(&key),
+            };
+            let ports = ports_of(cache, &key);
+            let Some((namespace, name)) = key.split_once('/') else {
+                continue;
+            };
+            if ports.is_empty() {
+                if self.ports.remove(&key).is_some() {
+                    proxy.service_removed(namespace, name)?;
+                }
+            } else if self.ports.get(&key) != Some(&ports) {
+                proxy.service_changed(namespace, name, ports.clone())?;
+                self.ports.insert(key, ports);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Tells `proxy` every change of `services` until the cache's sender goes.
 pub async fn follow(mut services: watch::Receiver<ServiceCache>, proxy: ProxyHandle) {
-    let mut told: Option<BTreeMap<(String, String), Vec<ServicePort>>> = None;
+    let mut told: Option<Told> = None;
     loop {
-        let now = {
+        let sent = {
             let cache = services.borrow_and_update();
-            cache.synced().then(|| all_ports(&cache))
-        };
-        if let Some(now) = now {
-            let sent = match &told {
-                // First full set: one snapshot replaces whatever the table had.
-                None => proxy.snapshot(now.values().flatten().cloned().collect()),
-                Some(before) => tell_changes(&proxy, before, &now),
-            };
-            if let Err(e) = sent {
-                warn!(error = %e, "the service proxy is gone");
-                return;
+            match told.as_mut() {
+                _ if !cache.synced() => Ok(()),
+                None => Told::snapshot(&cache, &proxy).map(|t| told = Some(t)),
+                Some(told) => told.tell_changes(&cache, &proxy),
             }
-            told = Some(now);
+        };
+        if let Err(e) = sent {
+            warn!(error = %e, "the service proxy is gone");
+            return;
         }
         if services.changed().await.is_err() {
             return;
         }
     }
-}
-
-fn tell_changes(
-    proxy: &ProxyHandle,
-    before: &BTreeMap<(String, String), Vec<ServicePort>>,
-    now: &BTreeMap<(String, String), Vec<ServicePort>>,
-) -> super::Result<()> {
-    for ((ns, name), ports) in now {
-        if before.get(&(ns.clone(), name.clone())) != Some(ports) {
-            proxy.service_changed(ns, name, ports.clone())?;
-        }
-    }
-    for (ns, name) in before.keys() {
-        if !now.contains_key(&(ns.clone(), name.clone())) {
-            proxy.service_removed(ns, name)?;
-        }
-    }
-    Ok(())
 }
 
 /// Starts the node's service proxy once the pod network (its cluster
@@ -284,9 +317,13 @@ mod tests {
         let headless = json!({"metadata": {"name": "h", "namespace": "default"},
             "spec": {"clusterIP": "None", "ports": [{"port": 80}]}});
         let c = cache(&[(true, svc), (false, slice), (true, headless)]);
-        let ports = all_ports(&c);
+        let ports: HashMap<String, Vec<ServicePort>> = c
+            .revisions()
+            .map(|(key, _)| (key.to_string(), ports_of(&c, key)))
+            .filter(|(_, ports)| !ports.is_empty())
+            .collect();
         assert_eq!(ports.len(), 1, "headless Services are not proxied");
-        let web = &ports[&("default".to_string(), "web".to_string())];
+        let web = &ports["default/web"];
         assert_eq!(web.len(), 2);
         let http = &web[0];
         assert_eq!(

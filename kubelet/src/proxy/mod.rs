@@ -32,7 +32,7 @@ pub mod sync;
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -91,6 +91,11 @@ pub struct ProxyState<E: Executor> {
     /// A `SyncDue` is on its way: further changes ride on it (this is the
     /// debounce).
     sync_scheduled: bool,
+    /// When the last sync started: syncs are at least `min_sync_period`
+    /// apart, but a change after a quiet spell is applied at once, as
+    /// kube-proxy's bounded-frequency runner does (a trailing-only
+    /// debounce added its whole period to every lone change).
+    last_sync: Option<Instant>,
     /// `desired` (or the table) differs from what was last applied.
     dirty: bool,
 }
@@ -119,17 +124,30 @@ impl<E: Executor> ServiceProxy<E> {
 impl<E: Executor> ProxyState<E> {
     fn changed(&mut self, myself: &ActorRef<ProxyMsg>) {
         self.dirty = true;
-        self.schedule(myself, self.min_sync_period);
+        let wait = self.last_sync.map_or(Duration::ZERO, |t| {
+            self.min_sync_period.saturating_sub(t.elapsed())
+        });
+        self.schedule(myself, wait);
     }
 
     fn schedule(&mut self, myself: &ActorRef<ProxyMsg>, after: Duration) {
-        if !self.sync_scheduled {
-            self.sync_scheduled = true;
+        if self.sync_scheduled {
+            return;
+        }
+        self.sync_scheduled = true;
+        if after.is_zero() {
+            // Queued behind the messages already waiting, so a burst that
+            // arrived together still lands in one transaction.
+            if myself.send_message(ProxyMsg::SyncDue).is_err() {
+                self.sync_scheduled = false;
+            }
+        } else {
             myself.send_after(after, || ProxyMsg::SyncDue);
         }
     }
 
     async fn sync(&mut self, myself: &ActorRef<ProxyMsg>) -> Result<SyncReport> {
+        self.last_sync = Some(Instant::now());
         let result = self.syncer.sync(&self.desired).await;
         match &result {
             Ok(_) => self.dirty = false,
@@ -160,6 +178,7 @@ impl<E: Executor> Actor for ServiceProxy<E> {
             retry_period: config.retry_period,
             syncer: Syncer::with_executor(config, exec),
             sync_scheduled: false,
+            last_sync: None,
             dirty: false,
         })
     }
@@ -338,6 +357,34 @@ mod tests {
         proxy.service_removed("default", "web").expect("send");
         let report = proxy.sync_now().await.expect("sync");
         assert!(!report.full && report.services_changed == 1, "{report:?}");
+        proxy.cleanup().await.expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_lone_change_is_applied_at_once_and_the_next_waits_its_period() {
+        let exec = FakeExecutor::default();
+        let mut config = ProxyConfig::new("n");
+        config.min_sync_period = Duration::from_millis(400);
+        let proxy = ServiceProxy::spawn_with(config, exec.clone())
+            .await
+            .expect("spawn");
+        let applied = || exec.applied.lock().expect("lock").len();
+        proxy
+            .service_changed("default", "web", vec![web(1)])
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            applied(),
+            1,
+            "a change after a quiet spell waits for nothing"
+        );
+        proxy
+            .service_changed("default", "web", vec![web(2)])
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(applied(), 1, "syncs are min_sync_period apart");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(applied(), 2, "the held change follows after the period");
         proxy.cleanup().await.expect("cleanup");
     }
 }
