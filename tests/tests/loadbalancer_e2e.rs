@@ -5,7 +5,10 @@
 //! the address over and the host reaches it again; with the pool used up a
 //! Service stays `<pending>` with an `AllocationFailed` event, and gets the
 //! address another Service frees by a type change (its status cleared) or
-//! a delete.
+//! a delete. A node back from a stop or a partition announces its address
+//! again (the host's neighbour entry follows), and with
+//! `externalTrafficPolicy: Local` only a node with a ready endpoint
+//! announces.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -283,5 +286,99 @@ fn loadbalancer_services_get_pool_addresses_announced_by_one_ready_node() {
     cluster.eventually(&["get", "svc", "fourth-lb"], "the address again", |o| {
         o.contains(&second)
     });
+
+    // The stopped node comes back: it wins its address again (the hash
+    // has not changed) and the host is told.
     cluster.node("start", &announcer);
+    within(
+        Duration::from_secs(60),
+        "the returned node holds the first address alone",
+        || holders(id, &first) == [announcer.clone()],
+    );
+    let announcer_mac = node_mac(id, &announcer);
+    within(
+        Duration::from_secs(10),
+        "the host's neighbour entry is back",
+        || host_neighbour(id, &first).as_ref() == Some(&announcer_mac),
+    );
+
+    // A partition (the node's link cut, its L2 neighbours unaware): another
+    // node takes the address; once healed, the returning node (which never
+    // dropped it) announces it again, so the host stops sending to the
+    // stand-in, which has let the address go.
+    cluster.node("partition", &announcer);
+    within(
+        Duration::from_secs(90),
+        "a stand-in announces the first address",
+        || host_neighbour(id, &first).is_some_and(|mac| mac != announcer_mac && !mac.is_empty()),
+    );
+    cluster.node("heal", &announcer);
+    within(
+        Duration::from_secs(60),
+        "the stand-in lets the address go",
+        || holders(id, &first) == [announcer.clone()],
+    );
+    within(
+        Duration::from_secs(10),
+        "the host's neighbour entry returns to the healed node",
+        || host_neighbour(id, &first).as_ref() == Some(&announcer_mac),
+    );
+    within(Duration::from_secs(60), "the webapp answers again", || {
+        webapp_answers(&first)
+    });
+
+    // externalTrafficPolicy: Local: only a node with a ready endpoint
+    // announces (one pod, so exactly its node), whatever the hash says.
+    cluster.kubectl_ok(&["delete", "svc", "fourth-lb"]);
+    apply(
+        &cluster,
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: solo}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: solo}}
+  template:
+    metadata: {labels: {app: solo}}
+    spec:
+      containers:
+      - name: web
+        image: skiff.dev/webapp:v1
+        readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local-lb}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: solo}
+  ports: [{port: 80, targetPort: 8080}]
+",
+    );
+    cluster.eventually(&["get", "deploy", "solo"], "the solo pod ready", |o| {
+        o.contains("1/1")
+    });
+    cluster.eventually(&["get", "svc", "local-lb"], "an address", |o| {
+        o.contains(&second)
+    });
+    let solo_node = cluster
+        .kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=solo",
+            "-o",
+            "jsonpath={.items[0].spec.nodeName}",
+        ])
+        .trim()
+        .to_string();
+    within(
+        Duration::from_secs(30),
+        "the solo pod's node announces local-lb",
+        || holders(id, &second) == [solo_node.clone()],
+    );
+    within(Duration::from_secs(30), "the host reaches local-lb", || {
+        webapp_answers(&second)
+    });
 }

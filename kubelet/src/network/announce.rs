@@ -13,7 +13,7 @@
 //! Only addresses this announcer added are ever removed: they are recorded
 //! in a state file, so a restarted kubelet still knows them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -53,21 +53,97 @@ pub fn owner<'a>(ip: Ipv4Addr, candidates: impl IntoIterator<Item = &'a str>) ->
         .min_by(|a, b| score(a, ip).cmp(&score(b, ip)).then(a.cmp(b)))
 }
 
-/// Every IPv4 address in the Services' `status.loadBalancer.ingress`.
-pub fn load_balancer_ips(services: &ServiceCache) -> BTreeSet<Ipv4Addr> {
-    services
-        .services()
-        .filter_map(|s| s.status.as_ref()?.load_balancer.as_ref()?.ingress.as_ref())
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+/// Which nodes may announce a LoadBalancer address: any node, or (for
+/// `externalTrafficPolicy: Local`, as MetalLB does) only the nodes with a
+/// ready endpoint of the Service, since the proxy there drops external
+/// traffic rather than send it to another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eligible {
+    AnyNode,
+    Nodes(BTreeSet<String>),
+}
+
+impl Eligible {
+    fn admits(&self, node: &str) -> bool {
+        match self {
+            Eligible::AnyNode => true,
+            Eligible::Nodes(nodes) => nodes.contains(node),
+        }
+    }
+
+    /// Two Services sharing an address: a node either may announce for.
+    fn merge(&mut self, other: Eligible) {
+        match (&mut *self, other) {
+            (Eligible::AnyNode, _) => {}
+            (_, Eligible::AnyNode) => *self = Eligible::AnyNode,
+            (Eligible::Nodes(a), Eligible::Nodes(b)) => a.extend(b),
+        }
+    }
+}
+
+/// Nodes with a ready endpoint of Service `namespace/name`.
+fn nodes_with_ready_endpoints(
+    cache: &ServiceCache,
+    namespace: &str,
+    name: &str,
+) -> BTreeSet<String> {
+    cache
+        .slices_of(namespace, name)
+        .flat_map(|slice| slice.endpoints.iter())
+        .filter(|ep| ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+        .filter_map(|ep| ep.node_name.clone())
         .collect()
 }
 
+/// Every IPv4 address in the Services' `status.loadBalancer.ingress`, with
+/// the nodes that may announce it.
+pub fn load_balancer_ips(services: &ServiceCache) -> BTreeMap<Ipv4Addr, Eligible> {
+    let mut out: BTreeMap<Ipv4Addr, Eligible> = BTreeMap::new();
+    for service in services.services() {
+        let Some(ingress) = service
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+        else {
+            continue;
+        };
+        let local = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.external_traffic_policy.as_deref())
+            == Some("Local");
+        let eligible = if local {
+            Eligible::Nodes(nodes_with_ready_endpoints(
+                services,
+                service.metadata.namespace.as_deref().unwrap_or("default"),
+                service.metadata.name.as_deref().unwrap_or_default(),
+            ))
+        } else {
+            Eligible::AnyNode
+        };
+        for ip in ingress.iter().filter_map(|i| i.ip.as_deref()?.parse().ok()) {
+            match out.get_mut(&ip) {
+                Some(e) => e.merge(eligible.clone()),
+                None => {
+                    out.insert(ip, eligible.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The addresses of `ips` node `me` announces: those it owns among itself
-/// and the Ready peers of `network`. A node always counts itself: it is
-/// running, and the control plane's view of it may be stale.
-pub fn owned(me: &str, network: &NodeNetwork, ips: &BTreeSet<Ipv4Addr>) -> BTreeSet<Ipv4Addr> {
-    let candidates: Vec<&str> = std::iter::once(me)
+/// and the Ready peers of `network` that the address admits. A node always
+/// counts itself as up: it is running, and the control plane's view of it
+/// may be stale.
+pub fn owned(
+    me: &str,
+    network: &NodeNetwork,
+    ips: &BTreeMap<Ipv4Addr, Eligible>,
+) -> BTreeSet<Ipv4Addr> {
+    let up: Vec<&str> = std::iter::once(me)
         .chain(
             network
                 .peers
@@ -77,9 +153,27 @@ pub fn owned(me: &str, network: &NodeNetwork, ips: &BTreeSet<Ipv4Addr>) -> BTree
         )
         .collect();
     ips.iter()
-        .copied()
-        .filter(|ip| owner(*ip, candidates.iter().copied()) == Some(me))
+        .filter(|(ip, eligible)| {
+            let candidates = up.iter().copied().filter(|n| eligible.admits(n));
+            owner(**ip, candidates) == Some(me)
+        })
+        .map(|(ip, _)| *ip)
         .collect()
+}
+
+/// What decides who announces, apart from the addresses: the Ready peers
+/// and how many times the node has (re)connected to the control plane.
+/// When it moves, every owned address is announced again — a node coming
+/// back from a partition still holds its addresses, but its neighbours'
+/// caches point at the node that stood in for it.
+fn view(network: &NodeNetwork, services: &ServiceCache) -> (u64, BTreeSet<String>) {
+    let ready = network
+        .peers
+        .iter()
+        .filter(|p| p.ready)
+        .map(|p| p.node.clone())
+        .collect();
+    (services.resets(), ready)
 }
 
 /// What the announcer does to the node's network; the real one runs `ip`
@@ -315,6 +409,7 @@ impl<L: Link> Announcer<L> {
         let span = info_span!("announcer", node = %self.node_name);
         async move {
             let mut last: Option<BTreeSet<Ipv4Addr>> = None;
+            let mut last_view = None;
             let mut resync = tokio::time::interval(RESYNC);
             resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut due = true;
@@ -325,8 +420,15 @@ impl<L: Link> Announcer<L> {
                     // Until the first full set and the peers are known,
                     // what this node owns is unknown: touch nothing (a
                     // restarted kubelet would drop every address).
-                    net.filter(|_| cache.synced())
-                        .map(|net| owned(&self.node_name, &net, &load_balancer_ips(&cache)))
+                    net.filter(|_| cache.synced()).map(|net| {
+                        let now = view(&net, &cache);
+                        if last_view.as_ref() != Some(&now) {
+                            self.announced.clear();
+                            due = true;
+                            last_view = Some(now);
+                        }
+                        owned(&self.node_name, &net, &load_balancer_ips(&cache))
+                    })
                 };
                 if let Some(owned) = owned
                     && (due || last.as_ref() != Some(&owned))
@@ -399,31 +501,85 @@ mod tests {
         assert_eq!(owner(ip(200), nodes), owner(ip(200), nodes));
     }
 
+    fn any(ips: &BTreeSet<Ipv4Addr>) -> BTreeMap<Ipv4Addr, Eligible> {
+        ips.iter().map(|ip| (*ip, Eligible::AnyNode)).collect()
+    }
+
     #[test]
     fn an_unready_owner_hands_its_addresses_to_another() {
-        let ips: BTreeSet<Ipv4Addr> = (200..210).map(ip).collect();
+        let set: BTreeSet<Ipv4Addr> = (200..210).map(ip).collect();
+        let ips = &any(&set);
         let all = [("node2", true), ("node3", true)];
-        let mine = owned("node1", &net(&all), &ips);
-        let theirs2 = owned("node2", &net(&[("node1", true), ("node3", true)]), &ips);
-        let theirs3 = owned("node3", &net(&[("node1", true), ("node2", true)]), &ips);
+        let mine = owned("node1", &net(&all), ips);
+        let theirs2 = owned("node2", &net(&[("node1", true), ("node3", true)]), ips);
+        let theirs3 = owned("node3", &net(&[("node1", true), ("node2", true)]), ips);
         // A partition of the addresses: each exactly once.
         assert!(
             mine.is_disjoint(&theirs2)
                 && mine.is_disjoint(&theirs3)
                 && theirs2.is_disjoint(&theirs3)
         );
-        assert_eq!(mine.len() + theirs2.len() + theirs3.len(), ips.len());
+        assert_eq!(mine.len() + theirs2.len() + theirs3.len(), set.len());
         // node2 goes unready: node1 and node3 share its addresses, and
         // nothing else moves.
-        let mine_after = owned("node1", &net(&[("node2", false), ("node3", true)]), &ips);
-        let theirs3_after = owned("node3", &net(&[("node1", true), ("node2", false)]), &ips);
+        let mine_after = owned("node1", &net(&[("node2", false), ("node3", true)]), ips);
+        let theirs3_after = owned("node3", &net(&[("node1", true), ("node2", false)]), ips);
         assert!(mine.is_subset(&mine_after));
         assert!(theirs3.is_subset(&theirs3_after));
         let union: BTreeSet<Ipv4Addr> = mine_after.union(&theirs3_after).copied().collect();
-        assert_eq!(union, ips);
+        assert_eq!(union, set);
         assert!(mine_after.is_disjoint(&theirs3_after));
         // Alone, a node owns everything.
-        assert_eq!(owned("node1", &net(&[]), &ips), ips);
+        assert_eq!(owned("node1", &net(&[]), ips), set);
+    }
+
+    #[test]
+    fn external_traffic_policy_local_is_announced_only_where_an_endpoint_is_ready() {
+        let lb = |name: &str, ip: &str, policy: &str| {
+            serde_json::to_vec(
+                &serde_json::json!({"metadata": {"name": name, "namespace": "default"},
+                "spec": {"type": "LoadBalancer", "externalTrafficPolicy": policy},
+                "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}),
+            )
+            .expect("json")
+        };
+        let slice = serde_json::json!({"metadata": {"name": "local-1", "namespace": "default",
+            "labels": {"kubernetes.io/service-name": "local"}}, "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.244.2.5"], "nodeName": "node2", "conditions": {"ready": true}},
+                {"addresses": ["10.244.3.5"], "nodeName": "node3", "conditions": {"ready": false}}]});
+        let mut cache = ServiceCache::default();
+        cache.apply(&pb::ServiceUpdate {
+            reset: true,
+            services: vec![
+                lb("local", "172.29.1.200", "Local"),
+                lb("cluster", "172.29.1.201", "Cluster"),
+            ],
+            endpoint_slices: vec![serde_json::to_vec(&slice).expect("json")],
+            ..Default::default()
+        });
+        let ips = load_balancer_ips(&cache);
+        assert_eq!(
+            ips[&ip(200)],
+            Eligible::Nodes(BTreeSet::from(["node2".to_string()]))
+        );
+        assert_eq!(ips[&ip(201)], Eligible::AnyNode);
+        // Only node2 has a ready endpoint: it announces the Local address
+        // whatever the hash says, the others never do.
+        let peers = |me: &str| {
+            let others: Vec<(&str, bool)> = ["node1", "node2", "node3"]
+                .into_iter()
+                .filter(|n| *n != me)
+                .map(|n| (n, true))
+                .collect();
+            net(&others)
+        };
+        assert!(owned("node2", &peers("node2"), &ips).contains(&ip(200)));
+        assert!(!owned("node1", &peers("node1"), &ips).contains(&ip(200)));
+        assert!(!owned("node3", &peers("node3"), &ips).contains(&ip(200)));
+        // node2 unready: nobody may announce it (MetalLB leaves it dark too).
+        let without2 = net(&[("node2", false), ("node3", true)]);
+        assert!(!owned("node1", &without2, &ips).contains(&ip(200)));
     }
 
     #[test]
@@ -437,7 +593,10 @@ mod tests {
             services: vec![serde_json::to_vec(&svc).expect("json")],
             ..Default::default()
         });
-        assert_eq!(load_balancer_ips(&cache), BTreeSet::from([ip(200)]));
+        assert_eq!(
+            load_balancer_ips(&cache),
+            BTreeMap::from([(ip(200), Eligible::AnyNode)])
+        );
     }
 
     #[test]
@@ -512,5 +671,51 @@ mod tests {
             *fake.present.lock().expect("lock"),
             BTreeSet::from([ip(11), ip(99)])
         );
+    }
+
+    #[tokio::test]
+    async fn a_reconnection_or_a_peer_change_announces_owned_addresses_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fake = Fake::default();
+        fake.present.lock().expect("lock").insert(ip(11));
+        let svc = serde_json::json!({"metadata": {"name": "web", "namespace": "default"},
+            "spec": {"type": "LoadBalancer"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "172.29.1.200"}]}}});
+        let full_set = || pb::ServiceUpdate {
+            reset: true,
+            services: vec![serde_json::to_vec(&svc).expect("json")],
+            ..Default::default()
+        };
+        let mut cache = ServiceCache::default();
+        cache.apply(&full_set());
+        let (services_tx, services) = watch::channel(cache);
+        // Alone, node1 owns the address.
+        let (network_tx, network) = watch::channel(Some(net(&[])));
+        let announcer = Announcer::new("node1", fake.clone(), dir.path());
+        let task = tokio::spawn(announcer.run(network, services));
+        let arps = || fake.arps.lock().expect("lock").len();
+        let wait_for = |n: usize| async move {
+            for _ in 0..100 {
+                if arps() >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        wait_for(1).await;
+        assert_eq!(arps(), 1, "announced once");
+        // The same full set again: a reconnection after a partition.
+        services_tx.send_modify(|c| c.apply(&full_set()));
+        wait_for(2).await;
+        assert_eq!(arps(), 2, "announced again after reconnecting");
+        // A Ready peer appears that does not win the address.
+        let peer = (2..20)
+            .map(|i| format!("node{i}"))
+            .find(|p| owner(ip(200), ["node1", p.as_str()]) == Some("node1"))
+            .expect("some peer loses");
+        network_tx.send_replace(Some(net(&[(peer.as_str(), true)])));
+        wait_for(3).await;
+        assert_eq!(arps(), 3, "announced again when the peers changed");
+        task.abort();
     }
 }

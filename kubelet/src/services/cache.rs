@@ -30,6 +30,9 @@ pub struct ServiceCache {
     last_revision: u64,
     /// A full set has been received.
     synced: bool,
+    /// How many full sets have been received: each is a (re)connection to
+    /// the control plane.
+    resets: u64,
 }
 
 fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
@@ -99,6 +102,13 @@ impl ServiceCache {
             }
         }
         self.synced |= update.reset;
+        self.resets += u64::from(update.reset);
+    }
+
+    /// How many full sets have been received (the first connection and
+    /// each reconnection to the control plane).
+    pub fn resets(&self) -> u64 {
+        self.resets
     }
 
     /// Each Service key (`namespace/name`) that has a Service or slices,
