@@ -115,8 +115,10 @@ enum Found {
 
 /// Answers `name` `qtype` from `index`.
 pub fn answer(index: &DnsIndex, config: &DnsConfig, name: &Name, qtype: RecordType) -> Answer {
-    let name = name.to_lowercase();
-    let Some(qlabels) = labels(&name) else {
+    // Matched lower-cased, answered under the name as asked (as CoreDNS
+    // does), so clients that compare case exactly are content.
+    let lower = name.to_lowercase();
+    let Some(qlabels) = labels(&lower) else {
         return Answer::refused();
     };
     let domain: Vec<&str> = config.domain.split('.').filter(|l| !l.is_empty()).collect();
@@ -131,7 +133,7 @@ pub fn answer(index: &DnsIndex, config: &DnsConfig, name: &Name, qtype: RecordTy
     };
     let mut out = Answer::empty(ResponseCode::NoError);
     let mut current_labels: Vec<String> = qlabels.iter().map(|l| l.to_string()).collect();
-    let mut current = name;
+    let mut current = name.clone();
     let mut zone = zone;
     for _ in 0..MAX_CNAME_CHAIN {
         let refs: Vec<&str> = current_labels.iter().map(String::as_str).collect();
@@ -537,7 +539,7 @@ fn srv_records(
 
 /// PTR names: cluster IPs and endpoint addresses.
 fn reverse(index: &DnsIndex, config: &DnsConfig, name: &Name, qtype: RecordType) -> Found {
-    let Ok(net) = name.parse_arpa_name() else {
+    let Ok(net) = name.to_lowercase().parse_arpa_name() else {
         return Found::NxDomain;
     };
     let full = match net {

@@ -26,3 +26,6 @@ pub mod service;
 pub use answer::{Answer, DnsConfig, answer};
 pub use index::DnsIndex;
 pub use server::{DnsMetrics, RunningDns, SharedIndex, serve};
+
+#[cfg(test)]
+mod tests;

@@ -171,7 +171,12 @@ impl RequestHandler for DnsHandler {
             let query = &queries[0];
             let found = {
                 let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
-                answer(&index, &self.config, query.name(), query.query_type())
+                answer(
+                    &index,
+                    &self.config,
+                    query.original().name(),
+                    query.query_type(),
+                )
             };
             metadata.response_code = found.rcode;
             metadata.authoritative = found.authoritative;
