@@ -28,4 +28,6 @@ pub use index::DnsIndex;
 pub use server::{DnsMetrics, RunningDns, SharedIndex, serve};
 
 #[cfg(test)]
+mod server_tests;
+#[cfg(test)]
 mod tests;
