@@ -110,7 +110,7 @@ enum Found {
     /// NODATA).
     Records(Vec<Record>, Vec<Record>),
     /// The name is an alias: this CNAME record, to this target.
-    Alias(Record, Name),
+    Alias(Box<Record>, Name),
 }
 
 /// Answers `name` `qtype` from `index`.
@@ -159,7 +159,7 @@ pub fn answer(index: &DnsIndex, config: &DnsConfig, name: &Name, qtype: RecordTy
                 return out;
             }
             Found::Alias(record, target) => {
-                out.answers.push(record);
+                out.answers.push(*record);
                 if qtype == RecordType::CNAME {
                     return out;
                 }
@@ -362,7 +362,7 @@ fn service(
     match record_.kind {
         ServiceKind::ExternalName => match record_.external_name.as_deref().and_then(fqdn) {
             Some(target) => Found::Alias(
-                record(name, ttl, RData::CNAME(CNAME(target.clone()))),
+                Box::new(record(name, ttl, RData::CNAME(CNAME(target.clone())))),
                 target,
             ),
             None => Found::NxDomain,

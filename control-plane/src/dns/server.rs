@@ -154,9 +154,10 @@ impl RequestHandler for DnsHandler {
             Some(ResponseCode::NotImp)
         } else if queries.len() != 1 {
             Some(ResponseCode::FormErr)
-        } else if queries[0].query_class() != DNSClass::IN {
-            Some(ResponseCode::Refused)
-        } else if matches!(queries[0].query_type(), RecordType::AXFR | RecordType::IXFR) {
+        } else if queries[0].query_class() != DNSClass::IN
+            || matches!(queries[0].query_type(), RecordType::AXFR | RecordType::IXFR)
+        {
+            // Other classes and zone transfers are not served.
             Some(ResponseCode::Refused)
         } else {
             None
