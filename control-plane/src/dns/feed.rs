@@ -160,3 +160,78 @@ impl Drop for AbortOnDrop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::dns::index::DnsIndex;
+    use crate::registry::objects::Objects;
+    use crate::store::memory::MemoryStore;
+
+    async fn until(index: &SharedIndex, what: &str, check: impl Fn(&DnsIndex) -> bool) {
+        for _ in 0..200 {
+            if check(&index.read().unwrap_or_else(PoisonError::into_inner)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("{what}: not within 1 s");
+    }
+
+    #[tokio::test]
+    async fn the_index_follows_services_and_slices() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let client = Objects::new(store.clone());
+        client
+            .create(
+                kinds::SERVICES,
+                json!({"metadata": {"name": "old", "namespace": "default"},
+                       "spec": {"clusterIP": "10.96.0.5", "ports": [{"port": 80}]}}),
+            )
+            .await
+            .expect("old");
+        let index: SharedIndex = Arc::default();
+        let task = tokio::spawn(follow(store.clone(), index.clone()));
+        until(&index, "listed", |i| i.service("default", "old").is_some()).await;
+        client
+            .create(
+                kinds::SERVICES,
+                json!({"metadata": {"name": "db", "namespace": "default"},
+                       "spec": {"clusterIP": "None", "ports": [{"port": 5432}]}}),
+            )
+            .await
+            .expect("db");
+        client
+            .create(
+                kinds::ENDPOINTSLICES,
+                json!({"metadata": {"name": "db-1", "namespace": "default",
+                                    "labels": {"kubernetes.io/service-name": "db"}},
+                       "addressType": "IPv4",
+                       "endpoints": [{"addresses": ["10.244.0.9"], "conditions": {"ready": true}}]}),
+            )
+            .await
+            .expect("slice");
+        until(&index, "slice", |i| {
+            i.entry("default", "db").is_some_and(|e| e.has_endpoints())
+        })
+        .await;
+        client
+            .delete(kinds::ENDPOINTSLICES, Some("default"), "db-1")
+            .await
+            .expect("delete slice");
+        client
+            .delete(kinds::SERVICES, Some("default"), "old")
+            .await
+            .expect("delete");
+        until(&index, "deletions", |i| {
+            i.service("default", "old").is_none()
+                && !i.entry("default", "db").is_some_and(|e| e.has_endpoints())
+        })
+        .await;
+        task.abort();
+    }
+}
