@@ -147,9 +147,11 @@ async fn start_dns(
         metrics_port,
     };
     let objects = skiff_control_plane::registry::objects::Objects::new(store);
-    dns::service::ensure(&objects, &ranges, published)
-        .await
-        .context("creating the kube-dns Service")?;
+    // Made now, then kept: a failure (another Service holds the tenth
+    // address) is reported and tried again, the server answers meanwhile.
+    if let Err(e) = dns::service::ensure(&objects, &ranges, published).await {
+        tracing::error!(error = %e, "creating the kube-dns Service");
+    }
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(KUBE_DNS_RESYNC).await;

@@ -477,7 +477,7 @@ fn srv(
 /// SRV records of a Service's ports (all, or the one named `_port._proto`):
 /// to the Service's name for a cluster IP, to each endpoint's name when
 /// headless; the targets' addresses in the additional section. Weights
-/// share 100 among the records of a port, as CoreDNS's do.
+/// share 100 among the answer's records, as CoreDNS's do.
 fn srv_records(
     config: &DnsConfig,
     name: &Name,
@@ -517,7 +517,10 @@ fn srv_records(
     if targets.is_empty() {
         return Found::Records(answers, additionals);
     }
-    let weight = u16::try_from(100 / targets.len()).unwrap_or(1).max(1);
+    let ports: Vec<_> = ports.collect();
+    // CoreDNS shares 100 among all the records of the answer.
+    let records = (ports.len() * targets.len()).max(1);
+    let weight = u16::try_from(100 / records).unwrap_or(1).max(1);
     for port in ports {
         for (target, _) in &targets {
             answers.push(record(

@@ -386,6 +386,11 @@ fn srv_records_for_named_ports() {
     // SRV of the Service name: every port, unnamed too.
     let a = ask(&index, "web.default.svc.cluster.local.", RecordType::SRV);
     assert_eq!(a.answers.len(), 3);
+    assert!(
+        a.answers
+            .iter()
+            .all(|r| matches!(&r.data, RData::SRV(s) if s.weight == 33))
+    );
 }
 
 #[test]
