@@ -215,3 +215,83 @@ pub async fn ensure(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published(port: u16) -> Published {
+        Published {
+            dns: SocketAddr::from(([172, 29, 1, 1], port)),
+            metrics_port: Some(METRICS_PORT),
+        }
+    }
+
+    async fn versions(objects: &Objects) -> (Value, Value) {
+        let svc = objects
+            .get(SERVICES, Some(NAMESPACE), NAME)
+            .await
+            .expect("service");
+        let slice = objects
+            .get(ENDPOINTSLICES, Some(NAMESPACE), SLICE_NAME)
+            .await
+            .expect("slice");
+        (svc, slice)
+    }
+
+    #[tokio::test]
+    async fn kube_dns_is_made_kept_and_made_again() {
+        let objects = Objects::in_memory();
+        let ranges = ServiceRanges::default();
+        ensure(&objects, &ranges, published(10053))
+            .await
+            .expect("ensure");
+        let (svc, slice) = versions(&objects).await;
+        assert_eq!(svc["spec"]["clusterIP"], "10.96.0.10");
+        assert_eq!(svc["spec"]["ports"][0]["targetPort"], 10053);
+        assert!(svc["spec"].get("selector").is_none_or(Value::is_null));
+        assert_eq!(slice["endpoints"][0]["addresses"][0], "172.29.1.1");
+        assert_eq!(
+            slice["metadata"]["labels"]["kubernetes.io/service-name"],
+            NAME
+        );
+        // Again: nothing written.
+        ensure(&objects, &ranges, published(10053))
+            .await
+            .expect("ensure");
+        let (svc2, slice2) = versions(&objects).await;
+        assert_eq!(
+            svc["metadata"]["resourceVersion"],
+            svc2["metadata"]["resourceVersion"]
+        );
+        assert_eq!(
+            slice["metadata"]["resourceVersion"],
+            slice2["metadata"]["resourceVersion"]
+        );
+        // Another listen port: both follow.
+        ensure(&objects, &ranges, published(53))
+            .await
+            .expect("ensure");
+        let (svc, slice) = versions(&objects).await;
+        assert_eq!(svc["spec"]["ports"][1]["targetPort"], 53);
+        assert_eq!(slice["ports"][0]["port"], 53);
+        // Deleted: made again.
+        objects
+            .delete(ENDPOINTSLICES, Some(NAMESPACE), SLICE_NAME)
+            .await
+            .expect("delete");
+        ensure(&objects, &ranges, published(53))
+            .await
+            .expect("ensure");
+        versions(&objects).await;
+        // An unspecified address cannot be an endpoint.
+        let any = Published {
+            dns: SocketAddr::from(([0, 0, 0, 0], 53)),
+            metrics_port: None,
+        };
+        assert!(matches!(
+            ensure(&objects, &ranges, any).await,
+            Err(KubeDnsError::Unspecified(_))
+        ));
+    }
+}
