@@ -98,6 +98,11 @@ struct Flags {
     /// TTL of cluster DNS records, in seconds.
     #[arg(long, default_value_t = 5)]
     dns_ttl: u32,
+    /// Resolvers that answer names outside the cluster domain (`IP` or
+    /// `IP:PORT`, comma-separated), as CoreDNS's `forward`; without, such
+    /// names are refused and no query leaves the control plane.
+    #[arg(long, value_name = "ADDR", value_delimiter = ',', value_parser = upstream)]
+    cluster_dns_upstream: Vec<SocketAddr>,
     /// Port of the cluster DNS server's `/metrics` (Prometheus text), on
     /// the DNS listen address; 0: none.
     #[arg(long, default_value_t = 9153)]
@@ -120,7 +125,8 @@ async fn start_dns(
     let index: dns::SharedIndex = Arc::default();
     tokio::spawn(dns::feed::follow(store.clone(), index.clone()));
     let metrics = Arc::new(dns::DnsMetrics::default());
-    let config = dns::DnsConfig::new(&flags.cluster_domain, flags.dns_ttl);
+    let mut config = dns::DnsConfig::new(&flags.cluster_domain, flags.dns_ttl);
+    config.upstreams = flags.cluster_dns_upstream.clone();
     let running = dns::serve(listen, index, config, metrics.clone())
         .await
         .context("--cluster-dns-listen")?;
@@ -181,6 +187,16 @@ fn raise_fd_limit() {
     if !raised {
         tracing::warn!("could not raise the open-files limit");
     }
+}
+
+/// `IP:PORT`, or an `IP` on port 53.
+fn upstream(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| {
+            text.parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 53))
+        })
+        .map_err(|_| format!("invalid resolver address {text:?}"))
 }
 
 /// `4s`, `500ms`, `2m` or plain seconds.

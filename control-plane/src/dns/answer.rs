@@ -19,7 +19,8 @@
 //! A name that exists without records of the asked type is NODATA
 //! (NOERROR, SOA in authority); a name that does not exist is NXDOMAIN.
 //! Names outside the cluster domain and the reverse zones are REFUSED
-//! (no upstream).
+//! (marked [`Answer::outside`], for the server to forward when an
+//! upstream is configured).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -44,6 +45,10 @@ pub struct DnsConfig {
     pub domain: String,
     /// TTL of every record, in seconds (CoreDNS's default 5).
     pub ttl: u32,
+    /// Servers that answer names outside the cluster (CoreDNS's
+    /// `forward . /etc/resolv.conf`); empty, the default: such names are
+    /// REFUSED and nothing is ever sent elsewhere.
+    pub upstreams: Vec<std::net::SocketAddr>,
 }
 
 impl Default for DnsConfig {
@@ -51,6 +56,7 @@ impl Default for DnsConfig {
         Self {
             domain: "cluster.local".into(),
             ttl: 5,
+            upstreams: Vec::new(),
         }
     }
 }
@@ -61,6 +67,7 @@ impl DnsConfig {
         Self {
             domain: domain.trim_matches('.').to_ascii_lowercase(),
             ttl,
+            upstreams: Vec::new(),
         }
     }
 }
@@ -78,16 +85,22 @@ pub struct Answer {
     pub authorities: Vec<Record>,
     /// The additional section (addresses of SRV targets).
     pub additionals: Vec<Record>,
+    /// The name is not the cluster's to answer: outside its zones, or a
+    /// reverse name of an address it does not know (CoreDNS's
+    /// `fallthrough in-addr.arpa ip6.arpa`). An upstream, if configured,
+    /// answers it instead.
+    pub outside: bool,
 }
 
 impl Answer {
-    fn refused() -> Self {
+    fn refused(outside: bool) -> Self {
         Self {
             rcode: ResponseCode::Refused,
             authoritative: false,
             answers: Vec::new(),
             authorities: Vec::new(),
             additionals: Vec::new(),
+            outside,
         }
     }
 
@@ -98,6 +111,7 @@ impl Answer {
             answers: Vec::new(),
             authorities: Vec::new(),
             additionals: Vec::new(),
+            outside: false,
         }
     }
 }
@@ -119,7 +133,7 @@ pub fn answer(index: &DnsIndex, config: &DnsConfig, name: &Name, qtype: RecordTy
     // does), so clients that compare case exactly are content.
     let lower = name.to_lowercase();
     let Some(qlabels) = labels(&lower) else {
-        return Answer::refused();
+        return Answer::refused(false);
     };
     let domain: Vec<&str> = config.domain.split('.').filter(|l| !l.is_empty()).collect();
     let zone = if qlabels.ends_with(&domain) {
@@ -129,7 +143,7 @@ pub fn answer(index: &DnsIndex, config: &DnsConfig, name: &Name, qtype: RecordTy
     } else if qlabels.ends_with(&["ip6", "arpa"]) {
         Zone::Reverse6
     } else {
-        return Answer::refused();
+        return Answer::refused(true);
     };
     let mut out = Answer::empty(ResponseCode::NoError);
     let mut current_labels: Vec<String> = qlabels.iter().map(|l| l.to_string()).collect();
@@ -143,6 +157,9 @@ pub fn answer(index: &DnsIndex, config: &DnsConfig, name: &Name, qtype: RecordTy
         };
         match found {
             Found::NxDomain => {
+                // An unknown address's reverse name falls through.
+                out.outside =
+                    out.answers.is_empty() && matches!(zone, Zone::Reverse4 | Zone::Reverse6);
                 // After a CNAME the answer stays NOERROR with the chain
                 // (RFC 6604 would say NXDOMAIN; CoreDNS gives the CNAME
                 // and NXDOMAIN, so do that).

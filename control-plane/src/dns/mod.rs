@@ -14,11 +14,14 @@
 //! - [`answer`]: a name and type → the response's sections (pure).
 //! - [`server`]: the hickory `RequestHandler`, UDP and TCP, EDNS,
 //!   truncation, metrics counters.
+//! - [`forward`]: names outside the cluster to the operator's upstreams
+//!   (off unless configured).
 //! - [`feed`]: the index following the store's Services and slices.
 //! - [`service`]: the `kube-dns` Service and its EndpointSlice.
 
 pub mod answer;
 pub mod feed;
+pub mod forward;
 pub mod index;
 pub mod server;
 pub mod service;

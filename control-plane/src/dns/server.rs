@@ -6,7 +6,8 @@
 //! and cuts UDP answers that do not fit at the client's size with TC set;
 //! this handler decides the rest: NOTIMP for opcodes other than QUERY,
 //! FORMERR unless exactly one question, REFUSED for classes other than IN
-//! and zone transfers, the [`answer`] otherwise. A hand-made response
+//! and zone transfers, the [`answer`] otherwise, or, for a name outside
+//! the cluster when upstreams are configured, the upstream's answer. A hand-made response
 //! carries no EDNS of its own, so the client's OPT is answered with ours
 //! (its payload size, at most 1,232 bytes, the DNS flag day's size):
 //! without it every UDP answer would be cut at 512 bytes.
@@ -28,6 +29,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::{debug, info, warn};
 
 use super::answer::{DnsConfig, answer};
+use super::forward::forward;
 use super::index::DnsIndex;
 
 /// The index as the server and the feed share it.
@@ -179,18 +181,50 @@ impl RequestHandler for DnsHandler {
                     query.query_type(),
                 )
             };
-            metadata.response_code = found.rcode;
-            metadata.authoritative = found.authoritative;
-            self.metrics.count(tcp, found.rcode);
-            debug!(name = %query.name(), qtype = %query.query_type(), rcode = %found.rcode, "dns query");
-            let response = builder.build(
-                metadata,
-                found.answers.iter(),
-                found.authorities.iter(),
-                std::iter::empty(),
-                found.additionals.iter(),
-            );
-            response_handle.send_response(response).await
+            if found.outside && !self.config.upstreams.is_empty() {
+                let upstream = forward(
+                    &self.config.upstreams,
+                    request.as_slice(),
+                    request.metadata.id,
+                    tcp,
+                )
+                .await;
+                match upstream {
+                    Some(m) => {
+                        metadata.response_code = m.metadata.response_code;
+                        metadata.recursion_available = m.metadata.recursion_available;
+                        self.metrics.count(tcp, m.metadata.response_code);
+                        let response = builder.build(
+                            metadata,
+                            m.answers.iter(),
+                            m.authorities.iter(),
+                            std::iter::empty(),
+                            m.additionals.iter(),
+                        );
+                        response_handle.send_response(response).await
+                    }
+                    None => {
+                        metadata.response_code = ResponseCode::ServFail;
+                        self.metrics.count(tcp, ResponseCode::ServFail);
+                        response_handle
+                            .send_response(builder.build_no_records(metadata))
+                            .await
+                    }
+                }
+            } else {
+                metadata.response_code = found.rcode;
+                metadata.authoritative = found.authoritative;
+                self.metrics.count(tcp, found.rcode);
+                debug!(name = %query.name(), qtype = %query.query_type(), rcode = %found.rcode, "dns query");
+                let response = builder.build(
+                    metadata,
+                    found.answers.iter(),
+                    found.authorities.iter(),
+                    std::iter::empty(),
+                    found.additionals.iter(),
+                );
+                response_handle.send_response(response).await
+            }
         };
         match result {
             Ok(info) => info,

@@ -17,6 +17,10 @@ use super::index::DnsIndex;
 use super::server::{DnsMetrics, RunningDns, serve};
 
 async fn start() -> RunningDns {
+    start_with(DnsConfig::default()).await
+}
+
+async fn start_with(config: DnsConfig) -> RunningDns {
     let mut index = DnsIndex::new();
     index.upsert_service(
         &serde_json::from_value(json!({
@@ -49,7 +53,7 @@ async fn start() -> RunningDns {
     serve(
         "127.0.0.1:0".parse().expect("addr"),
         Arc::new(RwLock::new(index)),
-        DnsConfig::default(),
+        config,
         Arc::new(DnsMetrics::default()),
     )
     .await
@@ -410,4 +414,57 @@ async fn hostile_packets_never_break_the_server() {
     let m = decode(&tcp(dns.tcp, &q).await.expect("tcp still answers"));
     assert_eq!(m.answers.len(), 1);
     dns.shutdown().await;
+}
+
+/// Upstream forwarding, to a second server of ours on loopback (never
+/// anything outside the machine): names outside the cluster go there,
+/// over the client's protocol; an upstream that does not answer is
+/// SERVFAIL; without upstreams they are REFUSED.
+#[tokio::test]
+async fn outside_names_go_to_the_configured_upstream_only() {
+    let upstream = start_with(DnsConfig::new("upstream.test", 5)).await;
+    let mut config = DnsConfig::default();
+    config.upstreams = vec![upstream.udp];
+    let dns = start_with(config).await;
+    let outside = query("web.default.svc.upstream.test.", RecordType::A, Some(1232));
+    for bytes in [
+        udp(dns.udp, &outside, WAIT).await.expect("udp answer"),
+        tcp(dns.tcp, &outside).await.expect("tcp answer"),
+    ] {
+        let m = decode(&bytes);
+        assert_eq!(m.metadata.id, 0x4242);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(!m.metadata.authoritative);
+        assert!(matches!(&m.answers[0].data, RData::A(a) if a.0.to_string() == "10.96.0.20"));
+    }
+    // The cluster's own names are still answered here.
+    let own = query("web.default.svc.cluster.local.", RecordType::A, None);
+    assert!(
+        decode(&udp(dns.udp, &own, WAIT).await.expect("answer"))
+            .metadata
+            .authoritative
+    );
+    // An unknown address's reverse name falls through to the upstream.
+    let ptr = query("9.9.9.10.in-addr.arpa.", RecordType::PTR, None);
+    let m = decode(&udp(dns.udp, &ptr, WAIT).await.expect("answer"));
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(!m.metadata.authoritative, "the upstream's answer");
+    // Without upstreams: refused.
+    let plain = start().await;
+    let m = decode(&udp(plain.udp, &outside, WAIT).await.expect("answer"));
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    // A silent upstream: SERVFAIL.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let mut config = DnsConfig::default();
+    config.upstreams = vec![silent.local_addr().expect("addr")];
+    let stuck = start_with(config).await;
+    let m = decode(
+        &udp(stuck.udp, &outside, Duration::from_secs(5))
+            .await
+            .expect("answer"),
+    );
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    for server in [dns, upstream, plain, stuck] {
+        server.shutdown().await;
+    }
 }
