@@ -423,9 +423,11 @@ async fn hostile_packets_never_break_the_server() {
 #[tokio::test]
 async fn outside_names_go_to_the_configured_upstream_only() {
     let upstream = start_with(DnsConfig::new("upstream.test", 5)).await;
-    let mut config = DnsConfig::default();
-    config.upstreams = vec![upstream.udp];
-    let dns = start_with(config).await;
+    let dns = start_with(DnsConfig {
+        upstreams: vec![upstream.udp],
+        ..DnsConfig::default()
+    })
+    .await;
     let outside = query("web.default.svc.upstream.test.", RecordType::A, Some(1232));
     for bytes in [
         udp(dns.udp, &outside, WAIT).await.expect("udp answer"),
@@ -455,9 +457,11 @@ async fn outside_names_go_to_the_configured_upstream_only() {
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
     // A silent upstream: SERVFAIL.
     let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let mut config = DnsConfig::default();
-    config.upstreams = vec![silent.local_addr().expect("addr")];
-    let stuck = start_with(config).await;
+    let stuck = start_with(DnsConfig {
+        upstreams: vec![silent.local_addr().expect("addr")],
+        ..DnsConfig::default()
+    })
+    .await;
     let m = decode(
         &udp(stuck.udp, &outside, Duration::from_secs(5))
             .await
