@@ -160,9 +160,8 @@ pub fn answer(index: &DnsIndex, config: &DnsConfig, name: &Name, qtype: RecordTy
                 // An unknown address's reverse name falls through.
                 out.outside =
                     out.answers.is_empty() && matches!(zone, Zone::Reverse4 | Zone::Reverse6);
-                // After a CNAME the answer stays NOERROR with the chain
-                // (RFC 6604 would say NXDOMAIN; CoreDNS gives the CNAME
-                // and NXDOMAIN, so do that).
+                // After CNAMEs, the code is that of the chain's last
+                // name (RFC 6604), the CNAMEs staying in the answer.
                 out.rcode = ResponseCode::NXDomain;
                 out.authorities.push(soa(index, config, zone));
                 return out;
