@@ -402,15 +402,13 @@ fn service(
             }
             match qtype {
                 RecordType::A | RecordType::AAAA => {
-                    let mut seen = Vec::new();
+                    // An address in two slices (moving between them)
+                    // is answered once.
+                    let mut seen = std::collections::HashSet::new();
                     let answers = entry
                         .endpoints()
                         .filter(|e| family_matches(&e.ip, qtype))
-                        .filter(|e| {
-                            let new = !seen.contains(&e.ip);
-                            seen.push(e.ip);
-                            new
-                        })
+                        .filter(|e| seen.insert(e.ip))
                         .map(|e| address_record(name, ttl, e.ip))
                         .collect();
                     Found::Records(answers, Vec::new())
@@ -438,7 +436,13 @@ fn endpoint(
     if record_.kind == ServiceKind::ExternalName {
         return Found::NxDomain;
     }
-    let matching: Vec<&Endpoint> = entry.endpoints().filter(|e| e.label() == label).collect();
+    // By hostname, else by address (parsed once, no string per endpoint).
+    let by_address = pod_address(label);
+    let named = |e: &&Endpoint| match &e.hostname {
+        Some(host) => &**host == label,
+        None => by_address == Some(e.ip),
+    };
+    let matching: Vec<&Endpoint> = entry.endpoints().filter(named).collect();
     if matching.is_empty() {
         return Found::NxDomain;
     }
