@@ -2,7 +2,8 @@
 //! `--cluster-dns-listen` on a loopback port, `kube-system/kube-dns`
 //! exists at the Service CIDR's tenth address with its slice pointing at
 //! the listen address, and a Service created through the API resolves
-//! within a second, then stops resolving within a second of its deletion.
+//! within a second, then stops resolving within a second of its deletion;
+//! an ExternalName to it and a headless Service's named endpoint resolve.
 //! Queries are raw packets, built and read here (no resolver library,
 //! nothing leaves the machine).
 
@@ -193,6 +194,61 @@ async fn services_resolve_within_a_second_and_kube_dns_is_published() {
         assert!(
             created.elapsed() < Duration::from_secs(1),
             "not resolved within 1 s: {rcode} {ips:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // An ExternalName to it resolves through the CNAME (inside the
+    // cluster, so nothing asks outside).
+    let alias = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "alias"},
+        "spec": {"type": "ExternalName", "externalName": name}});
+    let (code, body) = request(
+        "POST",
+        &cp.address,
+        "/api/v1/namespaces/default/services",
+        &alias.to_string(),
+    )
+    .expect("create alias");
+    assert_eq!(code, 201, "{body}");
+    // A headless Service with a hand-written slice: its endpoint by name.
+    let db = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "db"},
+        "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}});
+    let (code, body) = request(
+        "POST",
+        &cp.address,
+        "/api/v1/namespaces/default/services",
+        &db.to_string(),
+    )
+    .expect("create db");
+    assert_eq!(code, 201, "{body}");
+    let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "db-1", "labels": {"kubernetes.io/service-name": "db"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "pg", "port": 5432}],
+        "endpoints": [{"addresses": ["10.244.9.9"], "hostname": "db-0",
+                       "conditions": {"ready": true}}]});
+    let (code, body) = request(
+        "POST",
+        &cp.address,
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+        &slice.to_string(),
+    )
+    .expect("create slice");
+    assert_eq!(code, 201, "{body}");
+    let written = Instant::now();
+    loop {
+        id += 1;
+        let alias = ask(&listen, id, "alias.default.svc.cluster.local");
+        id += 1;
+        let db = ask(&listen, id, "db-0.db.default.svc.cluster.local");
+        if alias == (0, vec![ip]) && db == (0, vec![Ipv4Addr::new(10, 244, 9, 9)]) {
+            break;
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(1),
+            "alias {alias:?}, db-0 {db:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
