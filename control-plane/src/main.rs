@@ -126,6 +126,18 @@ async fn start_dns(
     tokio::spawn(dns::feed::follow(store.clone(), index.clone()));
     let metrics = Arc::new(dns::DnsMetrics::default());
     let mut config = dns::DnsConfig::new(&flags.cluster_domain, flags.dns_ttl);
+    if config.domain.is_empty()
+        || config.domain.split('.').any(|l| {
+            l.is_empty()
+                || l.len() > 63
+                || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+    {
+        anyhow::bail!(
+            "--cluster-domain {:?} is not a DNS name",
+            flags.cluster_domain
+        );
+    }
     config.upstreams = flags.cluster_dns_upstream.clone();
     let running = dns::serve(listen, index, config, metrics.clone())
         .await
