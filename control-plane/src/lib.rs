@@ -11,6 +11,9 @@
 //! - [`api`]: the HTTP API: discovery, CRUD, watch, patches, tables.
 //! - [`controllers`]: the scheduler and node actors, under a supervisor.
 //! - [`nodes`]: node registration and heartbeats over gRPC.
+//! - [`dns`]: cluster DNS (`cluster.local`), answered from an in-memory
+//!   index of Services and EndpointSlices fed by store watches, served
+//!   over UDP and TCP with hickory, published as `kube-system/kube-dns`.
 //! - [`clock`]: wall-clock time behind a trait (fake in tests).
 //! - [`kubeconfig`]: the kubeconfig file `kubectl` uses as it is.
 //! - [`meta`]: typed accessors for object metadata.
@@ -55,6 +58,7 @@
 pub mod api;
 pub mod clock;
 pub mod controllers;
+pub mod dns;
 pub mod kubeconfig;
 pub mod meta;
 pub mod nodes;

@@ -87,6 +87,98 @@ struct Flags {
     /// a CIDR); without, they stay `<pending>` (no cloud provider).
     #[arg(long, value_name = "RANGE")]
     load_balancer_pool: Option<String>,
+    /// Where the cluster DNS server answers (UDP and TCP), such as
+    /// `172.29.1.1:53`; published as the `kube-system/kube-dns` Service at
+    /// the Service CIDR's tenth address. Without it, no cluster DNS.
+    #[arg(long, value_name = "ADDR:PORT")]
+    cluster_dns_listen: Option<SocketAddr>,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// TTL of cluster DNS records, in seconds.
+    #[arg(long, default_value_t = 5)]
+    dns_ttl: u32,
+    /// Resolvers that answer names outside the cluster domain (`IP` or
+    /// `IP:PORT`, comma-separated), as CoreDNS's `forward`; without, such
+    /// names are refused and no query leaves the control plane.
+    #[arg(long, value_name = "ADDR", value_delimiter = ',', value_parser = upstream)]
+    cluster_dns_upstream: Vec<SocketAddr>,
+    /// Port of the cluster DNS server's `/metrics` (Prometheus text), on
+    /// the DNS listen address; 0: none.
+    #[arg(long, default_value_t = 9153)]
+    cluster_dns_metrics_port: u16,
+}
+
+/// How often the `kube-dns` Service and slice are checked (and made
+/// again if deleted).
+const KUBE_DNS_RESYNC: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Starts cluster DNS: the index following the store, the server on
+/// `listen`, its metrics, and `kube-dns` kept as the flags say.
+async fn start_dns(
+    flags: &Flags,
+    listen: SocketAddr,
+    store: Arc<dyn skiff_control_plane::store::Store>,
+    ranges: ServiceRanges,
+) -> anyhow::Result<()> {
+    use skiff_control_plane::dns;
+    let index: dns::SharedIndex = Arc::default();
+    tokio::spawn(dns::feed::follow(store.clone(), index.clone()));
+    let metrics = Arc::new(dns::DnsMetrics::default());
+    let mut config = dns::DnsConfig::new(&flags.cluster_domain, flags.dns_ttl);
+    if config.domain.is_empty()
+        || config.domain.split('.').any(|l| {
+            l.is_empty()
+                || l.len() > 63
+                || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+    {
+        anyhow::bail!(
+            "--cluster-domain {:?} is not a DNS name",
+            flags.cluster_domain
+        );
+    }
+    config.upstreams = flags.cluster_dns_upstream.clone();
+    let running = dns::serve(listen, index, config, metrics.clone())
+        .await
+        .context("--cluster-dns-listen")?;
+    let dns_addr = running.udp;
+    tokio::spawn(running.wait());
+    let metrics_port = if flags.cluster_dns_metrics_port == 0 {
+        None
+    } else {
+        let at = SocketAddr::new(dns_addr.ip(), flags.cluster_dns_metrics_port);
+        match tokio::net::TcpListener::bind(at).await {
+            Ok(listener) => {
+                let port = listener.local_addr()?.port();
+                tokio::spawn(dns::server::serve_metrics(listener, metrics));
+                Some(port)
+            }
+            Err(e) => {
+                tracing::warn!(%at, error = %e, "DNS metrics not served");
+                None
+            }
+        }
+    };
+    let published = dns::service::Published {
+        dns: dns_addr,
+        metrics_port,
+    };
+    let objects = skiff_control_plane::registry::objects::Objects::new(store);
+    // Made now, then kept: a failure (another Service holds the tenth
+    // address) is reported and tried again, the server answers meanwhile.
+    if let Err(e) = dns::service::ensure(&objects, &ranges, published).await {
+        tracing::error!(error = %e, "creating the kube-dns Service");
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(KUBE_DNS_RESYNC).await;
+            if let Err(e) = dns::service::ensure(&objects, &ranges, published).await {
+                tracing::warn!(error = %e, "keeping the kube-dns Service");
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Raises the soft limit of open files to the hard one: every watch,
@@ -107,6 +199,16 @@ fn raise_fd_limit() {
     if !raised {
         tracing::warn!("could not raise the open-files limit");
     }
+}
+
+/// `IP:PORT`, or an `IP` on port 53.
+fn upstream(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| {
+            text.parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 53))
+        })
+        .map_err(|_| format!("invalid resolver address {text:?}"))
 }
 
 /// `4s`, `500ms`, `2m` or plain seconds.
@@ -170,7 +272,7 @@ async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -229,6 +331,9 @@ async fn run() -> anyhow::Result<()> {
     allocation::kubernetes::ensure(state.store.as_ref(), &ranges, listener.local_addr()?.port())
         .await
         .context("creating the kubernetes Service")?;
+    if let Some(listen) = flags.cluster_dns_listen {
+        start_dns(&flags, listen, state.store.clone(), ranges).await?;
+    }
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
     kubeconfig::write(&kubeconfig_path, &address).context("writing the kubeconfig")?;
     let objects = skiff_control_plane::registry::objects::Objects::new(state.store.clone());

@@ -63,6 +63,14 @@ impl IpRange {
     pub fn first(&self) -> Ipv4Addr {
         self.at(0)
     }
+
+    /// The tenth usable address, the cluster DNS Service's (kubeadm's
+    /// convention: `10.96.0.10`); `None` in a range of fewer addresses.
+    /// Automatic allocation never hands it out, so it is free for
+    /// `kube-dns` whenever cluster DNS is turned on.
+    pub fn dns(&self) -> Option<Ipv4Addr> {
+        (self.usable() >= 10).then(|| self.at(9))
+    }
 }
 
 impl fmt::Display for IpRange {
@@ -91,6 +99,8 @@ mod tests {
         assert_eq!(range, IpRange::default());
         assert_eq!(range.to_string(), "10.96.0.0/12");
         assert_eq!(range.first(), Ipv4Addr::new(10, 96, 0, 1));
+        assert_eq!(range.dns(), Some(Ipv4Addr::new(10, 96, 0, 10)));
+        assert_eq!(IpRange::parse("10.0.0.0/29").expect("parse").dns(), None);
         assert_eq!(range.usable(), (1 << 20) - 2);
         assert_eq!(range.bands().static_size(), 256);
         assert_eq!(

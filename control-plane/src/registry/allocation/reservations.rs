@@ -218,6 +218,8 @@ pub async fn plan(
                 .bands()
                 .automatic_order(seed)
                 .map(|offset| ranges.ips.at(offset))
+                // The cluster DNS address is kept for `kube-dns`.
+                .filter(|ip| Some(*ip) != ranges.ips.dns())
                 .find(|ip| !taken.contains(&Reserved::Ip(*ip).key()))
                 .ok_or(AllocError::IpRangeFull)?;
             plan.writes.push(Write::Create {

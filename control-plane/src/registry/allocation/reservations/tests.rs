@@ -586,3 +586,41 @@ async fn the_kubernetes_service_takes_the_first_address_once() {
         [Reserved::Ip(Ipv4Addr::new(10, 0, 0, 1))]
     );
 }
+
+#[tokio::test]
+async fn automatic_allocation_never_takes_the_dns_address() {
+    let objects = Objects::in_memory();
+    let store = objects.store().as_ref();
+    // 14 addresses, no static band: every one is a candidate but the tenth.
+    let small = ServiceRanges {
+        ips: IpRange::parse("10.0.0.0/28").expect("cidr"),
+        node_ports: PortRange::parse("30000-30099").expect("ports"),
+    };
+    let mut got = Vec::new();
+    for i in 0..13 {
+        let mut obj = svc(&format!("s{i}"), json!({"ports": [{"port": 80}]}));
+        store_service(store, &small, None, &mut obj, encode)
+            .await
+            .expect("create");
+        got.push(
+            obj["spec"]["clusterIP"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert!(!got.contains(&"10.0.0.10".to_string()), "{got:?}");
+    let mut last = svc("last", json!({"ports": [{"port": 80}]}));
+    let err = store_service(store, &small, None, &mut last, encode)
+        .await
+        .expect_err("only the DNS address is left");
+    assert_eq!(err, AllocError::IpRangeFull);
+    // Asked for by name, it can be had (kube-dns does).
+    let mut dns = svc(
+        "kube-dns",
+        json!({"clusterIP": "10.0.0.10", "ports": [{"port": 53}]}),
+    );
+    store_service(store, &small, None, &mut dns, encode)
+        .await
+        .expect("explicit");
+}
