@@ -35,6 +35,12 @@ struct Flags {
     /// Address of the gRPC endpoint for nodes.
     #[arg(long, default_value = "127.0.0.1:6444")]
     grpc_listen: SocketAddr,
+    /// The address pods reach the API at, published as the endpoint of the
+    /// `default/kubernetes` Service (upstream's flag). Unset: the
+    /// `--listen` address unless it is a loopback or wildcard one, in
+    /// which case the Service has no endpoint.
+    #[arg(long, value_name = "IP")]
+    advertise_address: Option<std::net::IpAddr>,
     /// Silence after which a node is Ready=Unknown (lab default; upstream 50s).
     #[arg(long, default_value = "4s", value_parser = seconds)]
     node_monitor_grace_period: std::time::Duration,
@@ -109,8 +115,8 @@ struct Flags {
     cluster_dns_metrics_port: u16,
 }
 
-/// How often the `kube-dns` Service and slice are checked (and made
-/// again if deleted).
+/// How often the `kube-dns` Service and slice, and the `kubernetes`
+/// Service's endpoints, are checked (and made again if deleted).
 const KUBE_DNS_RESYNC: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Starts cluster DNS: the index following the store, the server on
@@ -328,9 +334,28 @@ async fn run() -> anyhow::Result<()> {
     allocation::reservations::repair(state.store.as_ref())
         .await
         .context("repairing Service allocations")?;
-    allocation::kubernetes::ensure(state.store.as_ref(), &ranges, listener.local_addr()?.port())
+    let api_port = listener.local_addr()?.port();
+    allocation::kubernetes::ensure(state.store.as_ref(), &ranges, api_port)
         .await
         .context("creating the kubernetes Service")?;
+    let advertise = flags.advertise_address.or_else(|| {
+        let ip = flags.listen.ip();
+        (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+    });
+    if let Some(ip) = advertise {
+        let published = allocation::kubernetes::endpoint(SocketAddr::new(ip, api_port));
+        let objects = skiff_control_plane::registry::objects::Objects::new(state.store.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) =
+                    skiff_control_plane::registry::published::ensure(&objects, &published).await
+                {
+                    tracing::warn!(error = %e, "keeping the kubernetes Service's endpoints");
+                }
+                tokio::time::sleep(KUBE_DNS_RESYNC).await;
+            }
+        });
+    }
     if let Some(listen) = flags.cluster_dns_listen {
         start_dns(&flags, listen, state.store.clone(), ranges).await?;
     }

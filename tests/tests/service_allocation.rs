@@ -433,6 +433,58 @@ async fn ranges_come_from_the_flags() {
 }
 
 #[tokio::test]
+async fn the_kubernetes_service_points_at_the_advertised_api_address() {
+    // Without an advertise address (API on loopback) it has none.
+    let cp = TestControlPlane::start().await;
+    let (code, _) = send(
+        &cp,
+        "GET",
+        "/api/v1/namespaces/default/endpoints/kubernetes",
+        &Value::Null,
+    );
+    assert_eq!(code, 404);
+    drop(cp);
+    let cp = TestControlPlane::start_with(&["--advertise-address", "192.0.2.10"]).await;
+    let port: u16 = get(&cp, "kubernetes").1["spec"]["ports"][0]["targetPort"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .expect("targetPort");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (endpoints, slice) = loop {
+        let (a, endpoints) = send(
+            &cp,
+            "GET",
+            "/api/v1/namespaces/default/endpoints/kubernetes",
+            &Value::Null,
+        );
+        let (b, slice) = send(
+            &cp,
+            "GET",
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes",
+            &Value::Null,
+        );
+        if a == 200 && b == 200 {
+            break (endpoints, slice);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no endpoints: {endpoints} {slice}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        endpoints["subsets"],
+        json!([{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}])
+    );
+    assert_eq!(slice["endpoints"][0]["addresses"], json!(["192.0.2.10"]));
+    assert_eq!(slice["ports"][0]["port"], port);
+    assert_eq!(
+        slice["metadata"]["labels"]["kubernetes.io/service-name"],
+        "kubernetes"
+    );
+}
+
+#[tokio::test]
 async fn kubectl_get_svc_shows_addresses_and_node_ports() {
     let cp = TestControlPlane::start().await;
     if !kubectl_enabled("kubectl_get_svc_shows_addresses_and_node_ports") {

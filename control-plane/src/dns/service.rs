@@ -11,13 +11,15 @@
 //! or brings them back to what the flags say; the control plane calls it
 //! at start and then now and again, so a deleted one comes back.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 use tracing::info;
 
 use crate::registry::allocation::ServiceRanges;
-use crate::registry::kinds::{ENDPOINTSLICES, SERVICES};
+#[cfg(test)]
+use crate::registry::kinds::ENDPOINTSLICES;
+use crate::registry::kinds::SERVICES;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
@@ -93,56 +95,37 @@ fn service(ip: &str, published: &Published) -> Value {
     })
 }
 
-/// The slice's ports and endpoint.
-fn slice_body(published: &Published) -> (Value, Value, &'static str) {
+/// The slice and Endpoints: the DNS listen address, its ports.
+fn endpoint(published: &Published) -> crate::registry::published::Published {
+    use crate::registry::published::Port;
     let port = published.dns.port();
     let mut ports = vec![
-        json!({"name": "dns", "port": port, "protocol": "UDP"}),
-        json!({"name": "dns-tcp", "port": port, "protocol": "TCP"}),
+        Port {
+            name: "dns",
+            port,
+            protocol: "UDP",
+        },
+        Port {
+            name: "dns-tcp",
+            port,
+            protocol: "TCP",
+        },
     ];
     if let Some(metrics) = published.metrics_port {
-        ports.push(json!({"name": "metrics", "port": metrics, "protocol": "TCP"}));
+        ports.push(Port {
+            name: "metrics",
+            port: metrics,
+            protocol: "TCP",
+        });
     }
-    let endpoints = json!([{
-        "addresses": [published.dns.ip().to_string()],
-        "conditions": {"ready": true, "serving": true, "terminating": false},
-    }]);
-    let family = match published.dns.ip() {
-        IpAddr::V4(_) => "IPv4",
-        IpAddr::V6(_) => "IPv6",
-    };
-    (Value::Array(ports), endpoints, family)
-}
-
-fn slice(published: &Published) -> Value {
-    let (ports, endpoints, family) = slice_body(published);
-    json!({
-        "metadata": {
-            "name": SLICE_NAME,
-            "namespace": NAMESPACE,
-            "labels": {
-                "kubernetes.io/service-name": NAME,
-                "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
-                "k8s-app": "kube-dns",
-            },
-        },
-        "addressType": family,
-        "endpoints": endpoints,
-        "ports": ports,
-    })
-}
-
-/// Whether `have` holds everything `want` says (defaults the API added
-/// are not a difference).
-fn within(want: &Value, have: &Value) -> bool {
-    match (want, have) {
-        (Value::Object(w), Value::Object(h)) => w
-            .iter()
-            .all(|(k, v)| h.get(k).is_some_and(|hv| within(v, hv))),
-        (Value::Array(w), Value::Array(h)) => {
-            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| within(a, b))
-        }
-        _ => want == have,
+    crate::registry::published::Published {
+        namespace: NAMESPACE,
+        service: NAME,
+        slice_name: SLICE_NAME,
+        managed_by: Some(MANAGED_BY),
+        labels: json!({"k8s-app": "kube-dns"}),
+        address: published.dns.ip(),
+        ports,
     }
 }
 
@@ -172,7 +155,7 @@ pub async fn ensure(
             let ports = service_ports(&published);
             if !existing
                 .pointer("/spec/ports")
-                .is_some_and(|have| within(&ports, have))
+                .is_some_and(|have| crate::registry::published::within(&ports, have))
             {
                 objects
                     .update(SERVICES, Some(NAMESPACE), NAME, |obj| {
@@ -184,34 +167,8 @@ pub async fn ensure(
             }
         }
     }
-    match objects
-        .find(ENDPOINTSLICES, Some(NAMESPACE), SLICE_NAME)
-        .await?
-    {
-        None => match objects.create(ENDPOINTSLICES, slice(&published)).await {
-            Ok(_) => info!(dns = %published.dns, "created the kube-dns EndpointSlice"),
-            Err(StoreError::AlreadyExists(_)) => {}
-            Err(e) => return Err(e.into()),
-        },
-        Some(existing) => {
-            let (ports, endpoints, family) = slice_body(&published);
-            let same = existing.get("ports").is_some_and(|p| within(&ports, p))
-                && existing
-                    .get("endpoints")
-                    .is_some_and(|e| within(&endpoints, e))
-                && existing.get("addressType").and_then(Value::as_str) == Some(family);
-            if !same {
-                objects
-                    .update(ENDPOINTSLICES, Some(NAMESPACE), SLICE_NAME, |obj| {
-                        obj["ports"] = ports.clone();
-                        obj["endpoints"] = endpoints.clone();
-                        obj["addressType"] = json!(family);
-                        true
-                    })
-                    .await?;
-                info!(dns = %published.dns, "updated the kube-dns EndpointSlice");
-            }
-        }
+    if crate::registry::published::ensure(objects, &endpoint(&published)).await? {
+        info!(dns = %published.dns, "wrote the kube-dns EndpointSlice and Endpoints");
     }
     Ok(())
 }

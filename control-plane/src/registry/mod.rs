@@ -17,6 +17,8 @@
 //! - [`typecheck`]: Go-typed decoding errors of built-in fields.
 //! - [`admission`]: admission steps that read other objects (default StorageClass).
 //! - [`allocation`]: Service cluster IPs and nodePorts, reserved in the store.
+//! - [`published`]: endpoints of the Services that point at the control
+//!   plane itself (`kubernetes`, `kube-dns`).
 //! - [`deletion`]: what a delete does: grace periods, finalizers, propagation.
 //! - [`events`]: Events recorded with upstream's correlation (counted repeats).
 //! - [`events_v1`]: `events.k8s.io/v1` Events, a converted view of core Events.
@@ -37,6 +39,7 @@ pub mod events_v1;
 pub mod kinds;
 pub mod meta;
 pub mod objects;
+pub mod published;
 pub mod qos;
 pub mod quantity;
 pub mod resource_type;

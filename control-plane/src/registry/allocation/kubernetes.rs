@@ -1,6 +1,7 @@
 //! The `kubernetes` Service in `default`: the API server's address inside
 //! the cluster, at the first address of the Service CIDR, made at start if
-//! missing (upstream's apiserver does the same in its controller).
+//! missing (upstream's apiserver does the same in its controller), and
+//! its endpoint: the advertised API address.
 
 use serde_json::{Value, json};
 
@@ -42,6 +43,25 @@ fn service(ranges: &ServiceRanges, api_port: u16) -> Value {
     strategy::prepare_for_create(SERVICES, &mut obj);
     strategy::apply_defaults(SERVICES, &mut obj);
     obj
+}
+
+/// The `kubernetes` Service's endpoint: the API server at `advertise`
+/// (written by [`crate::registry::published::ensure`]), as upstream's
+/// apiserver keeps its own slice and Endpoints, both named `kubernetes`.
+pub fn endpoint(advertise: std::net::SocketAddr) -> crate::registry::published::Published {
+    crate::registry::published::Published {
+        namespace: "default",
+        service: "kubernetes",
+        slice_name: "kubernetes",
+        managed_by: None,
+        labels: json!({}),
+        address: advertise.ip(),
+        ports: vec![crate::registry::published::Port {
+            name: "https",
+            port: advertise.port(),
+            protocol: "TCP",
+        }],
+    }
 }
 
 /// Creates the `kubernetes` Service unless it exists.
