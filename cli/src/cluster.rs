@@ -3,6 +3,7 @@
 //! actions on its nodes. The running cluster is described in
 //! `DIR/cluster.json`, which `skiff node` reads.
 
+use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -291,7 +292,14 @@ async fn run_cluster(
         "--grpc-listen".into(),
         grpc.clone(),
     ];
+    // Cluster DNS on the bridge, beside the node registry: pods reach it
+    // through the kube-dns Service as a lab network's pods reach a DNS
+    // server on the control-plane machine. A high port, so a resolver the
+    // host runs on port 53 is no obstacle (the Service still says 53).
+    cp_args.push("--cluster-dns-listen".into());
+    cp_args.push(format!("{}:{}", net.gateway(), api_port + 2));
     cp_args.extend_from_slice(control_plane_flags);
+    let cluster_dns = dns_service_ip(control_plane_flags)?;
     if !control_plane_flags
         .iter()
         .any(|f| f == "--load-balancer-pool")
@@ -368,6 +376,7 @@ async fn run_cluster(
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(["--cluster-dns".into(), cluster_dns.to_string()]);
         args.extend_from_slice(node_flags);
         std::fs::create_dir_all(dir.join("nodes").join(&name).join("manifests"))?;
         let netns = net.node_netns_path(i);
@@ -417,6 +426,21 @@ async fn run_cluster(
     signal(control_plane.id(), libc::SIGTERM);
     let _ = control_plane.wait();
     Ok(())
+}
+
+/// The kube-dns Service's address: the tenth of the Service CIDR (the
+/// control plane's `--service-cluster-ip-range`, 10.96.0.0/12 unless set),
+/// where the control plane publishes it, as kubeadm does.
+fn dns_service_ip(control_plane_flags: &[String]) -> anyhow::Result<Ipv4Addr> {
+    let range = control_plane_flags
+        .iter()
+        .position(|f| f == "--service-cluster-ip-range")
+        .and_then(|i| control_plane_flags.get(i + 1))
+        .map_or("10.96.0.0/12", String::as_str);
+    let net: ipnet::Ipv4Net = range
+        .parse()
+        .with_context(|| format!("--service-cluster-ip-range {range}"))?;
+    Ok(Ipv4Addr::from(u32::from(net.network()) + 10))
 }
 
 /// Kills the kubelets and removes every container and pod namespace they made.
@@ -548,4 +572,27 @@ pub fn node(action: NodeAction, name: &str, dir: &Path) -> anyhow::Result<()> {
         }
     }
     save(dir, &record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kube_dns_is_the_tenth_service_address() {
+        assert_eq!(
+            dns_service_ip(&[]).expect("default"),
+            Ipv4Addr::new(10, 96, 0, 10)
+        );
+        let flags = [
+            "--service-cluster-ip-range".to_string(),
+            "10.100.0.0/16".into(),
+        ];
+        assert_eq!(
+            dns_service_ip(&flags).expect("set"),
+            Ipv4Addr::new(10, 100, 0, 10)
+        );
+        let bad = ["--service-cluster-ip-range".to_string(), "nonsense".into()];
+        assert!(dns_service_ip(&bad).is_err());
+    }
 }
