@@ -18,6 +18,7 @@ use crate::network::NodeNetwork;
 use crate::node::manifests::ManifestWatcher;
 use crate::node::{NodeContext, NodeError, NodeHandle, PodSource, checkpoint};
 use crate::pod::backoff::BackoffConfig;
+use crate::pod::dns::NodeDns;
 use crate::pod::sandbox::PodNetwork;
 use crate::runtime::ContainerRuntime;
 use crate::server;
@@ -52,6 +53,8 @@ pub struct KubeletConfig {
     /// Follow the cluster's Services and EndpointSlices (pods' service
     /// variables); hollow nodes in benchmarks do not.
     pub watch_services: bool,
+    /// Pods' DNS: `--cluster-dns`, `--cluster-domain`, `--resolv-conf`.
+    pub dns: NodeDns,
 }
 
 /// Why a kubelet could not start.
@@ -126,6 +129,7 @@ pub async fn start(
         services: tokio::sync::watch::Sender::default(),
         node_network: config.node_network.clone(),
         watch_services: config.watch_services,
+        dns: config.dns.clone(),
     });
 
     let mut initial: Vec<_> = checkpoint::load(&config.state_dir)
