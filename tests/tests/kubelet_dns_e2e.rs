@@ -1,0 +1,128 @@
+//! Pods' `/etc/resolv.conf` on a real kubelet and containerd: what each
+//! `dnsPolicy` gives inside the container, hostNetwork included, read with
+//! `cat` through exec.
+
+use std::time::Duration;
+
+use skiff_proto::node::v1 as pb;
+use skiff_tests::TestEnv;
+use skiff_tests::kubelet::{TestKubelet, container_status, pod_yaml, wait_pod};
+use tokio_stream::StreamExt;
+
+fn assignment(pod: &k8s_openapi::api::core::v1::Pod) -> pb::PodAssignment {
+    pb::PodAssignment {
+        pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+        resource_version: "1".into(),
+        pod_json: serde_json::to_vec(pod).expect("pod json"),
+    }
+}
+
+async fn exec(
+    kubelet: &TestKubelet,
+    uid: &str,
+    container: &str,
+    command: &[&str],
+) -> (i32, String) {
+    let mut client = kubelet.client().await;
+    let start = pb::ExecInput {
+        input: Some(pb::exec_input::Input::Start(pb::ExecStart {
+            pod_uid: uid.into(),
+            container: container.into(),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            stdin: false,
+            tty: false,
+        })),
+    };
+    let mut stream = client
+        .exec(tokio_stream::iter(vec![start]))
+        .await
+        .expect("exec")
+        .into_inner();
+    let (mut code, mut out) = (-1, Vec::new());
+    while let Some(msg) = stream.next().await {
+        match msg.expect("exec output").output {
+            Some(pb::exec_output::Output::Stdout(b)) | Some(pb::exec_output::Output::Stderr(b)) => {
+                out.extend(b)
+            }
+            Some(pb::exec_output::Output::ExitCode(c)) => code = c,
+            _ => {}
+        }
+    }
+    (code, String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test]
+async fn each_dns_policy_gives_its_resolv_conf_in_the_container() {
+    let Some(env) = TestEnv::start("each_dns_policy_gives_its_resolv_conf_in_the_container").await
+    else {
+        return;
+    };
+    // The node's file is the test's own: nothing of the machine's leaks in.
+    let node_file = env.dir().join("node-resolv.conf");
+    std::fs::write(
+        &node_file,
+        "# node\nnameserver 192.0.2.53\nsearch lab.example.\noptions timeout:2\n",
+    )
+    .expect("node resolv.conf");
+    let node_file = node_file.display().to_string();
+    let kubelet = TestKubelet::start_with(
+        &env,
+        &format!("n{}dns", std::process::id()),
+        &["--cluster-dns", "10.96.0.10", "--resolv-conf", &node_file],
+    )
+    .await;
+    let mut client = kubelet.client().await;
+    let sleeper = "image: busybox\n    command: [sleep, '3600']";
+    let cases = [
+        (
+            format!(
+                "metadata: {{name: dns-cluster-first, namespace: shop}}\nspec:\n  containers:\n  - name: main\n    {sleeper}\n"
+            ),
+            "search shop.svc.cluster.local svc.cluster.local cluster.local lab.example\nnameserver 10.96.0.10\noptions ndots:5\n",
+        ),
+        (
+            format!(
+                "metadata: {{name: dns-default}}\nspec:\n  dnsPolicy: Default\n  containers:\n  - name: main\n    {sleeper}\n"
+            ),
+            "search lab.example\nnameserver 192.0.2.53\noptions timeout:2\n",
+        ),
+        (
+            // The textbook's sample-externaldns.yaml (busybox for nginx: offline images).
+            format!(
+                "metadata: {{name: sample-externaldns}}\nspec:\n  dnsPolicy: None\n  dnsConfig:\n    nameservers: [8.8.8.8, 8.8.4.4]\n    searches: [example.com]\n    options: [{{name: ndots, value: '5'}}]\n  containers:\n  - name: main\n    {sleeper}\n"
+            ),
+            "search example.com\nnameserver 8.8.8.8\nnameserver 8.8.4.4\noptions ndots:5\n",
+        ),
+        (
+            format!(
+                "metadata: {{name: dns-hostnet}}\nspec:\n  hostNetwork: true\n  dnsPolicy: ClusterFirstWithHostNet\n  containers:\n  - name: main\n    {sleeper}\n"
+            ),
+            "search default.svc.cluster.local svc.cluster.local cluster.local lab.example\nnameserver 10.96.0.10\noptions ndots:5\n",
+        ),
+        (
+            format!(
+                "metadata: {{name: dns-hostnet-cf}}\nspec:\n  hostNetwork: true\n  containers:\n  - name: main\n    {sleeper}\n"
+            ),
+            "search lab.example\nnameserver 192.0.2.53\noptions timeout:2\n",
+        ),
+    ];
+    let pods: Vec<_> = cases.iter().map(|(yaml, _)| pod_yaml(yaml)).collect();
+    for pod in &pods {
+        client.assign_pod(assignment(pod)).await.expect("assign");
+    }
+    for (pod, (_, want)) in pods.iter().zip(&cases) {
+        let name = pod.metadata.name.clone().expect("name");
+        let running = wait_pod(&kubelet, &name, "running", Duration::from_secs(60), |p| {
+            container_status(p, "main").is_some_and(|s| s.ready)
+        })
+        .await;
+        let uid = running.metadata.uid.clone().expect("uid");
+        assert_eq!(
+            exec(&kubelet, &uid, "main", &["cat", "/etc/resolv.conf"]).await,
+            (0, want.to_string()),
+            "{name}"
+        );
+    }
+    drop(kubelet);
+    env.shutdown().await;
+}
