@@ -5,7 +5,7 @@
 //! stored with `ClusterFirst`.
 
 use serde_json::{Value, json};
-use skiff_tests::control_plane::{TestControlPlane, http_json};
+use skiff_tests::control_plane::{TestControlPlane, http_json, kubectl_enabled};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
@@ -188,4 +188,33 @@ async fn templates_dns_settings_are_validated_as_pods_are() {
             "metadata": {"name": name}, "spec": body});
         refused(&cp, collection, object, &message(&qualified, &name, path));
     }
+}
+
+/// The real kubectl shows the refusal as upstream's server words it, and
+/// applies the textbook's `dnsPolicy: None` pod unchanged.
+#[tokio::test]
+async fn kubectl_sees_upstream_s_dns_errors() {
+    if !kubectl_enabled("kubectl_sees_upstream_s_dns_errors") {
+        return;
+    }
+    let cp = TestControlPlane::start().await;
+    let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad-dns}\nspec:\n  dnsPolicy: None\n  dnsConfig: {options: [{name: ndots, value: '2'}]}\n  containers: [{name: c, image: busybox}]\n";
+    let err = cp.kubectl_err(&["apply", "-f", &cp.manifest("bad.yaml", bad)]);
+    assert!(
+        err.contains("The Pod \"bad-dns\" is invalid: spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"),
+        "{err}"
+    );
+    let book = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sample-externaldns\nspec:\n  dnsPolicy: None\n  dnsConfig:\n    nameservers:\n    - 8.8.8.8\n    - 8.8.4.4\n    searches:\n    - example.com\n    options:\n    - name: ndots\n      value: \"5\"\n  containers:\n  - name: nginx-container\n    image: nginx:1.16\n";
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("book.yaml", book)]);
+    let got = cp.kubectl_ok(&[
+        "get",
+        "pod",
+        "sample-externaldns",
+        "-o",
+        "jsonpath={.spec.dnsPolicy} {.spec.dnsConfig.nameservers} {.spec.dnsConfig.searches} {.spec.dnsConfig.options}",
+    ]);
+    assert_eq!(
+        got,
+        "None [\"8.8.8.8\",\"8.8.4.4\"] [\"example.com\"] [{\"name\":\"ndots\",\"value\":\"5\"}]"
+    );
 }
