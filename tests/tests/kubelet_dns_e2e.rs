@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use skiff_proto::node::v1 as pb;
 use skiff_tests::TestEnv;
+use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
 use skiff_tests::kubelet::{TestKubelet, container_status, pod_yaml, wait_pod};
 use tokio_stream::StreamExt;
 
@@ -123,6 +124,67 @@ async fn each_dns_policy_gives_its_resolv_conf_in_the_container() {
             "{name}"
         );
     }
+    drop(kubelet);
+    env.shutdown().await;
+}
+
+/// Through the whole spine, a kubelet without `--cluster-dns` and with
+/// `--resolv-conf ""`: a ClusterFirst pod gets upstream's fallback (the
+/// loopback resolver, the root domain) and `MissingClusterDNS` warnings
+/// show on the Node and on the pod.
+#[tokio::test]
+async fn without_cluster_dns_pods_fall_back_with_warnings_in_kubectl() {
+    let test = "without_cluster_dns_pods_fall_back_with_warnings_in_kubectl";
+    if !kubectl_enabled(test) {
+        return;
+    }
+    let Some(env) = TestEnv::start(test).await else {
+        return;
+    };
+    let cp = TestControlPlane::start().await;
+    let node = format!("n{}nodns", std::process::id());
+    let kubelet = TestKubelet::start_with(
+        &env,
+        &node,
+        &["--control-plane", &cp.grpc, "--resolv-conf", ""],
+    )
+    .await;
+    cp.eventually(&["get", "nodes"], "the node to be Ready", |o| {
+        o.contains(&node) && o.contains(" Ready ")
+    });
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: no-dns}\nspec:\n  containers: [{name: main, image: busybox, command: [sleep, '3600']}]\n";
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("pod.yaml", pod)]);
+    cp.eventually(&["get", "pod", "no-dns"], "the pod to run", |o| {
+        o.contains("Running")
+    });
+    assert_eq!(
+        cp.kubectl_ok(&["exec", "no-dns", "--", "cat", "/etc/resolv.conf"]),
+        "search .\nnameserver 127.0.0.1\n"
+    );
+    let message = "kubelet does not have ClusterDNS IP configured and cannot create Pod using \"ClusterFirst\" policy. Falling back to \"Default\" policy.";
+    let pod_events = cp.eventually(&["describe", "pod", "no-dns"], "the pod's warning", |o| {
+        o.contains("MissingClusterDNS")
+    });
+    assert!(
+        pod_events.contains("pod: \"no-dns_default("),
+        "{pod_events}"
+    );
+    let node_events = cp.eventually(
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.kind=Node,reason=MissingClusterDNS",
+            "-o",
+            "jsonpath={range .items[*]}{.involvedObject.name}|{.type}|{.message}{\"\\n\"}{end}",
+        ],
+        "the node's warning",
+        |o| o.contains(&node),
+    );
+    assert!(
+        node_events.contains(&format!("{node}|Warning|{message}")),
+        "{node_events}"
+    );
     drop(kubelet);
     env.shutdown().await;
 }
