@@ -323,13 +323,9 @@ pub fn pod_dns(node: &NodeDns, host: &Resolver, pod: &Pod) -> PodDns {
         }
     }
     if let Some(config) = pod.spec.as_ref().and_then(|s| s.dns_config.as_ref()) {
+        // Upstream de-duplicates the whole lists, the base's own repeats too.
         let mut nameservers = std::mem::take(&mut resolver.nameservers);
-        push_unique(
-            &mut nameservers,
-            config.nameservers.iter().flatten().cloned(),
-        );
-        // Upstream de-duplicates the whole list, the base's own repeats too.
-        resolver.nameservers = Vec::new();
+        nameservers.extend(config.nameservers.iter().flatten().cloned());
         push_unique(&mut resolver.nameservers, nameservers);
         let mut searches = std::mem::take(&mut resolver.searches);
         searches.extend(config.searches.iter().flatten().cloned());
@@ -587,6 +583,18 @@ spec:
         assert_eq!(
             file(&cluster_node(), &Resolver::default(), yaml),
             "search shop.svc.cluster.local svc.cluster.local cluster.local extra.example\nnameserver 10.96.0.10\nnameserver 1.1.1.1\noptions ndots:2 edns0 timeout:3\n"
+        );
+        // The node file's own repeats go too once dnsConfig is merged.
+        let repeats =
+            Resolver::parse("nameserver 1.1.1.1\nnameserver 1.1.1.1\nsearch a.example a.example\n")
+                .expect("parse");
+        assert_eq!(
+            file(
+                &cluster_node(),
+                &repeats,
+                "metadata: {name: m}\nspec: {containers: [], dnsPolicy: Default, dnsConfig: {nameservers: [1.1.1.1]}}"
+            ),
+            "search a.example\nnameserver 1.1.1.1\n"
         );
         // On the node's file, dnsConfig's options replace the node's by name.
         let yaml = "metadata: {name: m}\nspec: {containers: [], dnsPolicy: Default, dnsConfig: {options: [{name: timeout, value: '5'}, {name: rotate}]}}";
