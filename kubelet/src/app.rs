@@ -107,6 +107,39 @@ impl Running {
     }
 }
 
+/// Upstream's kubelet checks the node's resolv.conf every 30 seconds and
+/// warns on the Node when pods would get it cut (the warnings repeat, and
+/// events with the same text are counted, not multiplied).
+fn spawn_resolv_conf_check(
+    dns: NodeDns,
+    path: PathBuf,
+    agent: ractor::ActorRef<crate::node::NodeMsg>,
+    node_name: String,
+    mut stopped: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let read = crate::pod::actor::node_resolver(&dns).await;
+            if let Some(message) = crate::pod::dns::node_file_warning(&dns, &path, read) {
+                tracing::warn!(%message, "node resolv.conf");
+                let event = crate::events::Event {
+                    object: crate::events::EventObject::Node(node_name.clone()),
+                    field_path: None,
+                    warning: true,
+                    reason: "CheckLimitsForResolvConf".into(),
+                    message,
+                    time: chrono::Utc::now(),
+                };
+                let _ = agent.cast(crate::node::NodeMsg::Event(Box::new(event)));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                _ = stopped.wait_for(|s| *s) => return,
+            }
+        }
+    })
+}
+
 /// Starts a kubelet on `runtime` and `network`.
 pub async fn start(
     config: KubeletConfig,
@@ -155,6 +188,15 @@ pub async fn start(
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
+    if let Some(path) = config.dns.resolv_conf.clone() {
+        tasks.push(spawn_resolv_conf_check(
+            config.dns.clone(),
+            path,
+            node.agent.clone(),
+            config.node_name.clone(),
+            stopped.clone(),
+        ));
+    }
     if let Some(w) = watcher {
         tasks.push(w.spawn(node.agent.clone()));
     }

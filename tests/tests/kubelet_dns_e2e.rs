@@ -188,3 +188,83 @@ async fn without_cluster_dns_pods_fall_back_with_warnings_in_kubectl() {
     drop(kubelet);
     env.shutdown().await;
 }
+
+/// A node resolv.conf whose search line pods would get cut is reported
+/// on the Node (upstream's `CheckLimitsForResolvConf`), and pods get the
+/// cut line with a `DNSConfigForming` warning.
+#[tokio::test]
+async fn an_oversized_node_search_line_is_reported_on_the_node() {
+    let test = "an_oversized_node_search_line_is_reported_on_the_node";
+    if !kubectl_enabled(test) {
+        return;
+    }
+    let Some(env) = TestEnv::start(test).await else {
+        return;
+    };
+    let node_file = env.dir().join("big-resolv.conf");
+    let domains: Vec<String> = (0..30).map(|i| format!("d{i}.example")).collect();
+    std::fs::write(
+        &node_file,
+        format!("nameserver 192.0.2.53\nsearch {}\n", domains.join(" ")),
+    )
+    .expect("node resolv.conf");
+    let node_file = node_file.display().to_string();
+    let cp = TestControlPlane::start().await;
+    let node = format!("n{}big", std::process::id());
+    let kubelet = TestKubelet::start_with(
+        &env,
+        &node,
+        &[
+            "--control-plane",
+            &cp.grpc,
+            "--cluster-dns",
+            "10.96.0.10",
+            "--resolv-conf",
+            &node_file,
+        ],
+    )
+    .await;
+    let events = cp.eventually(
+        &[
+            "get",
+            "events",
+            "-o",
+            "jsonpath={range .items[*]}{.involvedObject.kind}/{.involvedObject.name}|{.reason}|{.message}{\"\\n\"}{end}",
+        ],
+        "the node's warning",
+        |o| o.contains("CheckLimitsForResolvConf"),
+    );
+    assert!(
+        events.contains(&format!("Node/{node}|CheckLimitsForResolvConf|Resolv.conf file '{node_file}' contains search line consisting of more than 29 domains!")),
+        "{events}"
+    );
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: cut, namespace: default}\nspec:\n  containers: [{name: main, image: busybox, command: [sleep, '3600']}]\n";
+    cp.kubectl_ok(&["apply", "-f", &cp.manifest("pod.yaml", pod)]);
+    cp.eventually(&["get", "pod", "cut"], "the pod to run", |o| {
+        o.contains("Running")
+    });
+    let kept: Vec<&str> = [
+        "default.svc.cluster.local",
+        "svc.cluster.local",
+        "cluster.local",
+    ]
+    .into_iter()
+    .chain(domains.iter().take(29).map(String::as_str))
+    .collect();
+    assert_eq!(
+        cp.kubectl_ok(&["exec", "cut", "--", "cat", "/etc/resolv.conf"]),
+        format!(
+            "search {}\nnameserver 10.96.0.10\noptions ndots:5\n",
+            kept.join(" ")
+        )
+    );
+    let describe = cp.eventually(&["describe", "pod", "cut"], "DNSConfigForming", |o| {
+        o.contains("DNSConfigForming")
+    });
+    assert!(
+        describe.contains("Search Line limits were exceeded, some search paths have been omitted, the applied search line is: default.svc.cluster.local"),
+        "{describe}"
+    );
+    drop(kubelet);
+    env.shutdown().await;
+}

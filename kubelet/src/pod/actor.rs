@@ -699,7 +699,7 @@ fn spawn_prepare(
 /// The node's resolv.conf as `--resolv-conf` names it (empty with `""`),
 /// read as upstream reads it: at most 10 MiB, parsed each time a sandbox is
 /// made, so an edited node file reaches new pods.
-async fn node_resolver(node: &NodeDns) -> Result<Resolver, String> {
+pub(crate) async fn node_resolver(node: &NodeDns) -> Result<Resolver, String> {
     let Some(path) = &node.resolv_conf else {
         return Ok(Resolver::default());
     };

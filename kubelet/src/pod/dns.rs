@@ -128,6 +128,46 @@ impl Resolver {
     }
 }
 
+/// What upstream's `CheckLimitsForResolvConf` warns about the node's
+/// resolv.conf at `path`, read as `read` (the file, or why it could not be
+/// read): search lines that pods would get cut, with the cluster's three
+/// domains counted in when there is a cluster domain.
+pub fn node_file_warning(
+    node: &NodeDns,
+    path: &std::path::Path,
+    read: Result<Resolver, String>,
+) -> Option<String> {
+    let host = match read {
+        Ok(host) => host,
+        Err(e) => return Some(e),
+    };
+    let shown = path.display().to_string();
+    let mut domains = MAX_DNS_SEARCH_PATHS;
+    if !node.cluster_domain.is_empty() {
+        domains -= 3;
+    }
+    if host.searches.len() > domains {
+        return Some(format!(
+            "Resolv.conf file '{shown}' contains search line consisting of more than {domains} domains!"
+        ));
+    }
+    if host
+        .searches
+        .iter()
+        .any(|s| s.len() > MAX_SEARCH_DOMAIN_LEN)
+    {
+        return Some(format!(
+            "Resolv.conf file {shown:?} contains a search path which length is more than allowed {MAX_SEARCH_DOMAIN_LEN} chars!"
+        ));
+    }
+    if host.searches.join(" ").len() > MAX_DNS_SEARCH_LIST_CHARS {
+        return Some(format!(
+            "Resolv.conf file '{shown}' contains search line which length is more than allowed {MAX_DNS_SEARCH_LIST_CHARS} chars!"
+        ));
+    }
+    None
+}
+
 /// A warning to report while forming a pod's resolv.conf, worded as
 /// upstream's kubelet words it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -681,6 +721,59 @@ spec:
         assert_eq!(formed.resolver.searches, big[..10]);
         assert_eq!(formed.resolver.searches.join(" ").len(), 2009);
         assert_eq!(formed.warnings.len(), 1);
+    }
+
+    #[test]
+    fn the_node_file_is_checked_against_the_limits_as_upstream_checks_it() {
+        let path = std::path::Path::new("/etc/resolv.conf");
+        let node = cluster_node();
+        let with = |searches: Vec<String>| {
+            node_file_warning(
+                &node,
+                path,
+                Ok(Resolver {
+                    searches,
+                    ..Resolver::default()
+                }),
+            )
+        };
+        assert_eq!(with(vec!["a.example".into()]), None);
+        let thirty: Vec<String> = (0..30).map(|i| format!("d{i}.example")).collect();
+        assert_eq!(
+            with(thirty.clone()).as_deref(),
+            Some(
+                "Resolv.conf file '/etc/resolv.conf' contains search line consisting of more than 29 domains!"
+            )
+        );
+        let mut no_domain = node.clone();
+        no_domain.cluster_domain.clear();
+        assert_eq!(
+            node_file_warning(
+                &no_domain,
+                path,
+                Ok(Resolver {
+                    searches: thirty,
+                    ..Resolver::default()
+                })
+            ),
+            None
+        );
+        assert_eq!(
+            with(vec!["a".repeat(254)]).as_deref(),
+            Some(
+                "Resolv.conf file \"/etc/resolv.conf\" contains a search path which length is more than allowed 253 chars!"
+            )
+        );
+        assert_eq!(
+            with((0..10).map(|i| format!("{}{i}", "b".repeat(249))).collect()).as_deref(),
+            Some(
+                "Resolv.conf file '/etc/resolv.conf' contains search line which length is more than allowed 2048 chars!"
+            )
+        );
+        assert_eq!(
+            node_file_warning(&node, path, Err("open /etc/resolv.conf: gone".into())).as_deref(),
+            Some("open /etc/resolv.conf: gone")
+        );
     }
 
     #[test]
