@@ -9,6 +9,7 @@
 //! - [`config`]: ConfigMaps and Secrets (keys, size, types, `immutable`).
 //! - [`coordination`]: Leases (duration, transitions).
 //! - [`daemonset`]: DaemonSet specs (update strategy, rolling budget).
+//! - [`dns`]: a pod's `dnsPolicy` and `dnsConfig`, and the resolv.conf limits.
 //! - [`endpoints`]: Endpoints and EndpointSlices (addresses, ports).
 //! - [`event`]: Events written through `events.k8s.io/v1`.
 //! - [`metadata`]: every kind's metadata (names, labels, annotations,
@@ -31,6 +32,7 @@ pub mod batch;
 pub mod config;
 pub mod coordination;
 pub mod daemonset;
+pub mod dns;
 pub mod endpoints;
 pub mod event;
 pub mod metadata;

@@ -14,6 +14,8 @@ const LABEL_KEY_REGEX: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const DNS1123_LABEL_REGEX: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_SUBDOMAIN_REGEX: &str =
     "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_WITH_UNDERSCORE_REGEX: &str =
+    "_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*";
 const DNS1035_LABEL_REGEX: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 
 /// Upstream's way of quoting a regex with examples in a message: each
@@ -51,6 +53,33 @@ pub fn dns1123_subdomain_errors(value: &str) -> Vec<String> {
         errors.push(regex_error(
             "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
             DNS1123_SUBDOMAIN_REGEX,
+            &["example.com"],
+        ));
+    }
+    errors
+}
+
+/// Upstream's relaxed subdomain (`IsDNS1123SubdomainWithUnderscore`),
+/// used for pod DNS search domains (`_sip._tcp.example.com` is a real
+/// search domain): labels may contain '_' and start with one.
+pub fn dns1123_subdomain_with_underscore_errors(value: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if value.len() > 253 {
+        errors.push(max_len_error(253));
+    }
+    let label_ok = |l: &str| {
+        let l = l.strip_prefix('_').unwrap_or(l);
+        let b = l.as_bytes();
+        !b.is_empty()
+            && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+            && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit())
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_'))
+    };
+    if value.is_empty() || !value.split('.').all(label_ok) {
+        errors.push(regex_error(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '_', '-' or '.', and must start and end with an alphanumeric character",
+            DNS1123_SUBDOMAIN_WITH_UNDERSCORE_REGEX,
             &["example.com"],
         ));
     }

@@ -18,7 +18,7 @@ fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {
 }
 
 /// Go's `%#v` of a string slice (`[]string{"a", "b"}`).
-fn go_strings(values: &[&str]) -> String {
+pub(crate) fn go_strings(values: &[&str]) -> String {
     let quoted: Vec<String> = values.iter().map(|v| go_quote(v)).collect();
     format!("[]string{{{}}}", quoted.join(", "))
 }

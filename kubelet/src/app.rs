@@ -18,6 +18,7 @@ use crate::network::NodeNetwork;
 use crate::node::manifests::ManifestWatcher;
 use crate::node::{NodeContext, NodeError, NodeHandle, PodSource, checkpoint};
 use crate::pod::backoff::BackoffConfig;
+use crate::pod::dns::NodeDns;
 use crate::pod::sandbox::PodNetwork;
 use crate::runtime::ContainerRuntime;
 use crate::server;
@@ -52,6 +53,8 @@ pub struct KubeletConfig {
     /// Follow the cluster's Services and EndpointSlices (pods' service
     /// variables); hollow nodes in benchmarks do not.
     pub watch_services: bool,
+    /// Pods' DNS: `--cluster-dns`, `--cluster-domain`, `--resolv-conf`.
+    pub dns: NodeDns,
 }
 
 /// Why a kubelet could not start.
@@ -104,6 +107,39 @@ impl Running {
     }
 }
 
+/// Upstream's kubelet checks the node's resolv.conf every 30 seconds and
+/// warns on the Node when pods would get it cut (the warnings repeat, and
+/// events with the same text are counted, not multiplied).
+fn spawn_resolv_conf_check(
+    dns: NodeDns,
+    path: PathBuf,
+    agent: ractor::ActorRef<crate::node::NodeMsg>,
+    node_name: String,
+    mut stopped: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let read = crate::pod::actor::node_resolver(&dns).await;
+            if let Some(message) = crate::pod::dns::node_file_warning(&dns, &path, read) {
+                tracing::warn!(%message, "node resolv.conf");
+                let event = crate::events::Event {
+                    object: crate::events::EventObject::Node(node_name.clone()),
+                    field_path: None,
+                    warning: true,
+                    reason: "CheckLimitsForResolvConf".into(),
+                    message,
+                    time: chrono::Utc::now(),
+                };
+                let _ = agent.cast(crate::node::NodeMsg::Event(Box::new(event)));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                _ = stopped.wait_for(|s| *s) => return,
+            }
+        }
+    })
+}
+
 /// Starts a kubelet on `runtime` and `network`.
 pub async fn start(
     config: KubeletConfig,
@@ -126,6 +162,7 @@ pub async fn start(
         services: tokio::sync::watch::Sender::default(),
         node_network: config.node_network.clone(),
         watch_services: config.watch_services,
+        dns: config.dns.clone(),
     });
 
     let mut initial: Vec<_> = checkpoint::load(&config.state_dir)
@@ -151,6 +188,15 @@ pub async fn start(
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
+    if let Some(path) = config.dns.resolv_conf.clone() {
+        tasks.push(spawn_resolv_conf_check(
+            config.dns.clone(),
+            path,
+            node.agent.clone(),
+            config.node_name.clone(),
+            stopped.clone(),
+        ));
+    }
     if let Some(w) = watcher {
         tasks.push(w.spawn(node.agent.clone()));
     }

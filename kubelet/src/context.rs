@@ -8,6 +8,7 @@ use crate::images::ImageManager;
 use crate::metrics::Metrics;
 use crate::network::NodeNetwork;
 use crate::pod::backoff::BackoffConfig;
+use crate::pod::dns::NodeDns;
 use crate::pod::sandbox::PodNetwork;
 use crate::runtime::ContainerRuntime;
 use crate::services::ServiceCache;
@@ -38,6 +39,9 @@ pub struct NodeContext {
     pub node_network: Option<Arc<tokio::sync::watch::Sender<Option<NodeNetwork>>>>,
     /// Whether to follow Services at all (see `KubeletConfig`).
     pub watch_services: bool,
+    /// Cluster DNS, cluster domain and the node's resolv.conf, for pods'
+    /// `/etc/resolv.conf`.
+    pub dns: NodeDns,
 }
 
 impl NodeContext {
@@ -61,6 +65,7 @@ impl NodeContext {
             services: tokio::sync::watch::Sender::default(),
             node_network: None,
             watch_services: false,
+            dns: NodeDns::default(),
         }
     }
 }

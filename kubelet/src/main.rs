@@ -2,7 +2,7 @@
 //! gRPC and the static pods of its manifests folder as real containers
 //! through containerd.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use skiff_kubelet::network::guard::Guard;
 use skiff_kubelet::network::node::NodeSetup;
 use skiff_kubelet::network::pod::{CniNetwork, CniOptions};
 use skiff_kubelet::pod::backoff::BackoffConfig;
+use skiff_kubelet::pod::dns::NodeDns;
 use skiff_kubelet::pod::sandbox::{NetnsNetwork, PodNetwork};
 use skiff_kubelet::runtime::containerd::{
     ContainerdConfig, ContainerdRuntime, logger_next_to_current_exe,
@@ -116,6 +117,30 @@ struct Flags {
     /// Where the CNI plugins are (Debian's containernetworking-plugins).
     #[arg(long, default_value = "/usr/lib/cni")]
     cni_bin_dir: PathBuf,
+    /// The cluster DNS servers, `IP[,IP...]`, nameservers of `ClusterFirst`
+    /// pods (upstream's flag; none: those pods fall back to `Default`).
+    #[arg(long, value_delimiter = ',')]
+    cluster_dns: Vec<IpAddr>,
+    /// The cluster's domain, searched by `ClusterFirst` pods.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// The node's resolv.conf, base of `Default` pods' (`""`: none, pods
+    /// get loopback nameservers as upstream's).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: String,
+}
+
+/// `--cluster-domain`: empty (no cluster search domains, as upstream), or
+/// a DNS name as the control plane's own `--cluster-domain` accepts it.
+fn cluster_domain(flag: &str) -> anyhow::Result<String> {
+    let domain = flag.strip_suffix('.').unwrap_or(flag);
+    let bad_label = |l: &str| {
+        l.is_empty() || l.len() > 63 || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if !domain.is_empty() && (domain.len() > 253 || domain.split('.').any(bad_label)) {
+        bail!("--cluster-domain {flag:?} is not a DNS name");
+    }
+    Ok(domain.to_string())
 }
 
 #[tokio::main]
@@ -170,6 +195,16 @@ async fn main() -> anyhow::Result<()> {
             .collect(),
         node_network: None,
         watch_services: true,
+        dns: NodeDns {
+            cluster_dns: flags.cluster_dns.clone(),
+            cluster_domain: cluster_domain(&flags.cluster_domain)?,
+            resolv_conf: (!flags.resolv_conf.is_empty()).then(|| PathBuf::from(&flags.resolv_conf)),
+            node_ips: flags
+                .node_ip
+                .iter()
+                .filter_map(|ip| ip.parse().ok())
+                .collect(),
+        },
     };
     let prefix = format!("skiff-{}", flags.node_name);
     let standalone = flags.pod_cidr.clone().map(|cidr| NodeNetwork {
@@ -262,7 +297,36 @@ async fn main() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::duration;
+    use super::{Flags, cluster_domain, duration};
+    use clap::Parser;
+
+    #[test]
+    fn dns_flags_take_upstream_s_forms() {
+        let base = ["skiff-kubelet", "--node-name", "n"];
+        let flags = Flags::try_parse_from(base).expect("defaults");
+        assert!(flags.cluster_dns.is_empty());
+        assert_eq!(flags.cluster_domain, "cluster.local");
+        assert_eq!(flags.resolv_conf, "/etc/resolv.conf");
+        let flags = Flags::try_parse_from(base.into_iter().chain([
+            "--cluster-dns",
+            "10.96.0.10,fd00::a",
+            "--resolv-conf",
+            "",
+        ]))
+        .expect("flags");
+        assert_eq!(flags.cluster_dns.len(), 2);
+        assert_eq!(flags.resolv_conf, "");
+        assert!(
+            Flags::try_parse_from(base.into_iter().chain(["--cluster-dns", "dns.local"])).is_err()
+        );
+        assert_eq!(
+            cluster_domain("cluster.local.").ok().as_deref(),
+            Some("cluster.local")
+        );
+        assert_eq!(cluster_domain("").ok().as_deref(), Some(""));
+        assert!(cluster_domain("bad..domain").is_err());
+        assert!(cluster_domain("under_score.local").is_err());
+    }
     use std::time::Duration;
 
     #[test]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use skiff_images::ImageName;
 use skiff_kubelet::app::{KubeletConfig, Running, start};
 use skiff_kubelet::pod::backoff::BackoffConfig;
+use skiff_kubelet::pod::dns::NodeDns;
 use skiff_kubelet::pod::sandbox::FakeNetwork;
 use skiff_kubelet::runtime::fake::FakeRuntime;
 
@@ -41,6 +42,11 @@ pub async fn node(name: String, dir: &Path, control_plane: &str) -> Running {
         node_labels: HashMap::from([(LABEL.0.to_string(), LABEL.1.to_string())]),
         node_network: None,
         watch_services: false,
+        // As a node of a real cluster: the kube-dns address, no node file.
+        dns: NodeDns {
+            cluster_dns: vec![std::net::Ipv4Addr::new(10, 96, 0, 10).into()],
+            ..NodeDns::default()
+        },
     };
     start(config, runtime, Arc::new(FakeNetwork::default()))
         .await

@@ -126,16 +126,31 @@ fn assignment(pod: &Value) -> pb::PodAssignment {
 
 /// A kubelet's report as an Event, sourced like upstream's kubelet events
 /// (component `kubelet`, host the node) and timed when the node saw it.
+/// An event the kubelet reported: about a pod, or, without a pod, about
+/// its node (`MissingClusterDNS`, a broken static manifest), referenced as
+/// upstream's kubelet references its node: the node's name as its uid.
 fn kubelet_event(node: &str, e: pb::Event) -> NewEvent {
-    NewEvent {
-        object: InvolvedObject {
+    let object = if e.pod_uid.is_empty() {
+        InvolvedObject {
+            kind: "Node".into(),
+            api_version: "v1".into(),
+            namespace: String::new(),
+            name: node.to_string(),
+            uid: node.to_string(),
+            field_path: String::new(),
+        }
+    } else {
+        InvolvedObject {
             kind: "Pod".into(),
             api_version: "v1".into(),
             namespace: e.namespace,
             name: e.pod_name,
             uid: e.pod_uid,
             field_path: e.field_path,
-        },
+        }
+    };
+    NewEvent {
+        object,
         warning: e.r#type == "Warning",
         reason: e.reason,
         message: e.message,
@@ -398,7 +413,7 @@ impl NodeActorState {
                     })
                     .await;
             }
-            Some(pb::node_report::Report::Event(e)) if !e.pod_uid.is_empty() => {
+            Some(pb::node_report::Report::Event(e)) => {
                 self.objects.record(kubelet_event(&self.node, e)).await;
             }
             Some(pb::node_report::Report::PodGone(g)) => {
@@ -502,8 +517,40 @@ impl Actor for NodeActor {
 
 #[cfg(test)]
 mod tests {
-    use super::same_for_kubelet;
+    use super::{kubelet_event, same_for_kubelet};
     use serde_json::json;
+    use skiff_proto::node::v1 as pb;
+
+    #[test]
+    fn kubelet_events_without_a_pod_are_about_its_node() {
+        let event = kubelet_event(
+            "worker-1",
+            pb::Event {
+                r#type: "Warning".into(),
+                reason: "MissingClusterDNS".into(),
+                message: "kubelet does not have ClusterDNS IP configured".into(),
+                ..pb::Event::default()
+            },
+        );
+        assert_eq!(event.object.kind, "Node");
+        assert_eq!(event.object.name, "worker-1");
+        assert_eq!(event.object.uid, "worker-1");
+        assert!(event.object.namespace.is_empty());
+        assert!(event.warning);
+        let event = kubelet_event(
+            "worker-1",
+            pb::Event {
+                pod_uid: "u".into(),
+                namespace: "default".into(),
+                pod_name: "web".into(),
+                ..pb::Event::default()
+            },
+        );
+        assert_eq!(
+            (event.object.kind.as_str(), event.object.name.as_str()),
+            ("Pod", "web")
+        );
+    }
 
     #[test]
     fn a_status_or_revision_change_is_not_sent_again() {

@@ -18,11 +18,13 @@ use std::time::Duration;
 use chrono::Utc;
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::io::AsyncReadExt;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn};
 
 use super::container::{RestartPolicy, Slot, StartFailure, Step, Termination};
+use super::dns::{self, MAX_RESOLV_CONF_BYTES, NodeDns, Resolver};
 use super::lifecycle::{Effect, Lifecycle, PodEvent};
 use super::reporter::PodReporter;
 use super::sandbox::NetworkAttachment;
@@ -30,11 +32,14 @@ use super::spec::{self, PodKey, host_network};
 use super::start::StartTask;
 use super::status::{PodFacts, pod_status};
 use crate::context::NodeContext;
-use crate::events::Event;
+use crate::events::{Event, EventObject};
 use crate::probe::{self, ProbeKind, ProbeReport, ProbeSpec, ProbeTarget};
 use crate::runtime::{
     ContainerInfo, ContainerState, ExitStatus, LabelFilter, RuntimeError, labels,
 };
+
+/// The pod's resolv.conf in its folder, next to `etc-hosts`.
+const RESOLV_CONF: &str = "etc-resolv.conf";
 
 /// Messages of a pod actor, named for what happened or is asked.
 #[derive(Debug)]
@@ -157,6 +162,10 @@ impl PodState {
         self.key.dir(&self.ctx.state_dir).join("etc-hosts")
     }
 
+    fn resolv_path(&self) -> PathBuf {
+        self.key.dir(&self.ctx.state_dir).join(RESOLV_CONF)
+    }
+
     fn stop_workers(&mut self, slot: usize) {
         for w in self.workers[slot].drain(..) {
             w.abort();
@@ -221,7 +230,9 @@ impl PodState {
                     ));
                     myself.send_after(Duration::from_secs(5), || PodMsg::Reconcile);
                 }
-                Effect::PrepareSandbox => spawn_prepare(myself, &self.ctx, &self.pod, &self.key),
+                Effect::PrepareSandbox => {
+                    spawn_prepare(myself, &self.ctx, &self.reporter, &self.pod, &self.key)
+                }
                 Effect::SyncContainers => self.sync_containers(myself),
                 Effect::BeginTermination { grace } => self.begin_termination(myself, grace),
                 Effect::Finish => {
@@ -387,6 +398,7 @@ impl PodState {
             instance,
             network: self.network.clone(),
             hosts_path: self.hosts_path(),
+            resolv_path: self.resolv_path(),
         };
         let me = myself.clone();
         tokio::spawn(async move {
@@ -670,20 +682,75 @@ impl PodState {
 
 /// Makes the pod's sandbox off the actor; the result comes back as
 /// [`PodMsg::Prepared`].
-fn spawn_prepare(myself: &ActorRef<PodMsg>, ctx: &Arc<NodeContext>, pod: &Pod, key: &PodKey) {
-    let task = prepare(ctx.clone(), pod.clone(), key.clone());
+fn spawn_prepare(
+    myself: &ActorRef<PodMsg>,
+    ctx: &Arc<NodeContext>,
+    reporter: &Arc<dyn PodReporter>,
+    pod: &Pod,
+    key: &PodKey,
+) {
+    let task = prepare(ctx.clone(), reporter.clone(), pod.clone(), key.clone());
     let me = myself.clone();
     tokio::spawn(async move {
         let _ = me.cast(task.await);
     });
 }
 
-async fn prepare(ctx: Arc<NodeContext>, pod: Pod, key: PodKey) -> PodMsg {
+/// The node's resolv.conf as `--resolv-conf` names it (empty with `""`),
+/// read as upstream reads it: at most 10 MiB, parsed each time a sandbox is
+/// made, so an edited node file reaches new pods.
+pub(crate) async fn node_resolver(node: &NodeDns) -> Result<Resolver, String> {
+    let Some(path) = &node.resolv_conf else {
+        return Ok(Resolver::default());
+    };
+    let open = |e: std::io::Error| format!("open {}: {e}", path.display());
+    let file = tokio::fs::File::open(path).await.map_err(open)?;
+    let mut text = String::new();
+    file.take(MAX_RESOLV_CONF_BYTES)
+        .read_to_string(&mut text)
+        .await
+        .map_err(|e| format!("read {}: {e}", path.display()))?;
+    Resolver::parse(&text).map_err(|e| e.to_string())
+}
+
+/// Writes the pod's resolv.conf beside its hosts file and reports the
+/// warnings forming it raised, as upstream's kubelet does on each sandbox.
+async fn write_resolv_conf(
+    ctx: &NodeContext,
+    reporter: &dyn PodReporter,
+    pod: &Pod,
+    key: &PodKey,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let host = node_resolver(&ctx.dns).await?;
+    let formed = dns::pod_dns(&ctx.dns, &host, pod);
+    for warning in formed.warnings {
+        warn!(reason = warning.reason, message = %warning.message, "pod DNS");
+        let mut event = Event::warning(key, None, warning.reason, warning.message);
+        if warning.on_node {
+            event.object = EventObject::Node(ctx.node_name.clone());
+        }
+        reporter.event(event);
+    }
+    tokio::fs::write(path, formed.resolver.render())
+        .await
+        .map_err(|e| format!("cannot write resolv.conf: {e}"))
+}
+
+async fn prepare(
+    ctx: Arc<NodeContext>,
+    reporter: Arc<dyn PodReporter>,
+    pod: Pod,
+    key: PodKey,
+) -> PodMsg {
     let dir = key.dir(&ctx.state_dir);
     let network = async {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // Before the network, as upstream forms the DNS configuration with
+        // the sandbox's: a node file that cannot be read fails the sandbox.
+        write_resolv_conf(&ctx, reporter.as_ref(), &pod, &key, &dir.join(RESOLV_CONF)).await?;
         let attachment = if host_network(&pod) {
             None
         } else {
@@ -732,7 +799,7 @@ impl Actor for PodActor {
             .collect();
         let slots: Vec<Slot> = containers.into_iter().map(Slot::new).collect();
         let workers = slots.iter().map(|_| Vec::new()).collect();
-        spawn_prepare(&myself, &ctx, &pod, &key);
+        spawn_prepare(&myself, &ctx, &reporter, &pod, &key);
         Ok(PodState {
             policy: spec::restart_policy(&pod),
             start_time: Utc::now(),
@@ -861,6 +928,174 @@ mod tests {
                 .filter(|r| matches!(r, Reported::Gone(_)))
                 .count(),
             1
+        );
+    }
+
+    /// Runs `yaml` on a node with `dns` until its containers exist; the
+    /// runtime, the pod's folder and what was reported.
+    async fn started(
+        dns: NodeDns,
+        yaml: &str,
+        containers: usize,
+    ) -> (Arc<FakeRuntime>, PodKey, tempfile::TempDir, Vec<Reported>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Arc::new(FakeRuntime::new());
+        runtime.add_image(skiff_images::ImageName::parse("skiff.dev/webapp:v1").expect("image"));
+        let mut ctx = NodeContext::minimal(
+            "n1",
+            dir.path(),
+            runtime.clone(),
+            Arc::new(FakeNetwork::default()),
+        );
+        ctx.dns = dns;
+        let pod: Pod = serde_yaml::from_str(yaml).expect("yaml");
+        let key = PodKey::of(&pod);
+        let reporter = Arc::new(RecordingReporter::default());
+        let args = PodArgs {
+            pod,
+            ctx: Arc::new(ctx),
+            reporter: reporter.clone(),
+        };
+        let (actor, handle) = Actor::spawn(None, PodActor, args).await.expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while runtime.container_ids().len() < containers {
+            assert!(Instant::now() < deadline, "{:#?}", reporter.reports());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        actor.stop(None);
+        let _ = handle.await;
+        (runtime, key, dir, reporter.reports())
+    }
+
+    fn resolv_mount(runtime: &FakeRuntime, id: &str) -> Option<crate::runtime::BindMount> {
+        runtime
+            .config_of(id)
+            .expect("config")
+            .mounts
+            .into_iter()
+            .find(|m| m.container_path == "/etc/resolv.conf")
+    }
+
+    /// Every container of a pod, hostNetwork or not, has the pod's
+    /// resolv.conf at `/etc/resolv.conf`, read-only only with a read-only
+    /// root filesystem; a volume at that path takes its place.
+    #[tokio::test]
+    async fn containers_get_the_pod_s_resolv_conf() {
+        let dns = NodeDns {
+            cluster_dns: vec!["10.96.0.10".parse().expect("ip")],
+            ..NodeDns::default()
+        };
+        let (runtime, key, dir, _) = started(
+            dns.clone(),
+            r#"
+metadata: {name: web, namespace: shop, uid: u-2}
+spec:
+  dnsConfig: {options: [{name: edns0}]}
+  volumes: [{name: own, emptyDir: {}}]
+  containers:
+  - {name: app, image: skiff.dev/webapp:v1}
+  - {name: ro, image: skiff.dev/webapp:v1, securityContext: {readOnlyRootFilesystem: true}}
+  - name: own
+    image: skiff.dev/webapp:v1
+    volumeMounts: [{name: own, mountPath: /etc/resolv.conf}]
+"#,
+            3,
+        )
+        .await;
+        let path = key.dir(dir.path()).join(RESOLV_CONF);
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("resolv.conf"),
+            "search shop.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5 edns0\n"
+        );
+        let app = resolv_mount(&runtime, &key.container_id("app", 0)).expect("app mount");
+        assert_eq!((app.host_path, app.read_only), (path.clone(), false));
+        let ro = resolv_mount(&runtime, &key.container_id("ro", 0)).expect("ro mount");
+        assert!(ro.read_only);
+        let own = resolv_mount(&runtime, &key.container_id("own", 0)).expect("own mount");
+        assert_ne!(own.host_path, path, "the volume is mounted there instead");
+
+        let (runtime, key, dir, _) = started(
+            dns,
+            "metadata: {name: h, namespace: default, uid: u-3}\nspec:\n  hostNetwork: true\n  dnsPolicy: ClusterFirstWithHostNet\n  containers: [{name: app, image: skiff.dev/webapp:v1}]\n",
+            1,
+        )
+        .await;
+        let path = key.dir(dir.path()).join(RESOLV_CONF);
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("resolv.conf"),
+            "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+        );
+        let app = resolv_mount(&runtime, &key.container_id("app", 0)).expect("mount");
+        assert_eq!(app.host_path, path);
+    }
+
+    /// Without cluster DNS a ClusterFirst pod runs on the node's settings,
+    /// and the node and the pod each get upstream's warning.
+    #[tokio::test]
+    async fn missing_cluster_dns_is_a_warning_on_the_node_and_the_pod() {
+        let (_, key, dir, reports) = started(
+            NodeDns::default(),
+            "metadata: {name: web, namespace: default, uid: u-4}\nspec:\n  containers: [{name: app, image: skiff.dev/webapp:v1}]\n",
+            1,
+        )
+        .await;
+        assert_eq!(
+            std::fs::read_to_string(key.dir(dir.path()).join(RESOLV_CONF)).expect("file"),
+            "search .\nnameserver 127.0.0.1\n"
+        );
+        let warnings: Vec<(EventObject, String)> = reports
+            .iter()
+            .filter_map(|r| match r {
+                Reported::Event(e) if e.reason == "MissingClusterDNS" => {
+                    Some((e.object.clone(), e.message.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let message = "kubelet does not have ClusterDNS IP configured and cannot create Pod using \"ClusterFirst\" policy. Falling back to \"Default\" policy.";
+        assert_eq!(
+            warnings,
+            [
+                (EventObject::Node("n1".into()), message.to_string()),
+                (
+                    EventObject::Pod(key.clone()),
+                    format!("pod: \"web_default(u-4)\". {message}")
+                ),
+            ]
+        );
+    }
+
+    /// A node resolv.conf that cannot be read fails the sandbox, as
+    /// upstream fails to form the pod's DNS configuration.
+    #[tokio::test]
+    async fn an_unreadable_node_file_fails_the_sandbox() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("no-resolv.conf");
+        let mut ctx = NodeContext::minimal(
+            "n1",
+            dir.path(),
+            Arc::new(FakeRuntime::new()),
+            Arc::new(FakeNetwork::default()),
+        );
+        ctx.dns.resolv_conf = Some(missing.clone());
+        let pod: Pod = serde_yaml::from_str(
+            "metadata: {name: d, namespace: default, uid: u-5}\nspec: {dnsPolicy: Default, containers: [{name: app, image: skiff.dev/webapp:v1}]}",
+        )
+        .expect("yaml");
+        let PodMsg::Prepared { network, .. } = prepare(
+            Arc::new(ctx),
+            Arc::new(RecordingReporter::default()),
+            pod.clone(),
+            PodKey::of(&pod),
+        )
+        .await
+        else {
+            panic!("not Prepared");
+        };
+        let error = network.expect_err("no node file");
+        assert!(
+            error.starts_with(&format!("open {}: ", missing.display())),
+            "{error}"
         );
     }
 }

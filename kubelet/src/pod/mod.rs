@@ -6,6 +6,7 @@
 //! - [`lifecycle`]: the pod itself (preparing, running, terminating), also pure.
 //! - [`status`]: pod phase and conditions, as upstream derives them.
 //! - [`backoff`]: CrashLoopBackOff and image back-off.
+//! - [`dns`]: the pod's resolv.conf, by `dnsPolicy` and `dnsConfig`.
 //! - [`sandbox`]: the network namespace a pod's containers share.
 //! - `start`: starting one container instance (image, configuration, create, start).
 //! - [`volumes`]: emptyDir and hostPath volumes.
@@ -15,6 +16,7 @@
 pub mod actor;
 pub mod backoff;
 pub mod container;
+pub mod dns;
 pub mod lifecycle;
 pub mod reporter;
 pub mod sandbox;

@@ -20,6 +20,9 @@ use crate::images::{ImageUnavailable, Presence};
 use crate::runtime::{BindMount, ContainerConfig, NetworkMode, PodRef};
 use crate::services::env::service_environment;
 
+/// Where a container finds its resolver configuration.
+const RESOLV_CONF_PATH: &str = "/etc/resolv.conf";
+
 /// Everything needed to start one container instance, off the actor.
 pub(super) struct StartTask {
     pub(super) ctx: Arc<NodeContext>,
@@ -30,6 +33,7 @@ pub(super) struct StartTask {
     pub(super) instance: u32,
     pub(super) network: Option<NetworkAttachment>,
     pub(super) hosts_path: PathBuf,
+    pub(super) resolv_path: PathBuf,
 }
 
 impl StartTask {
@@ -205,6 +209,22 @@ impl StartTask {
             ));
             StartFailure::Create(m)
         })?;
+        // The pod's resolv.conf, hostNetwork or not, unless a volume takes
+        // its place; writable unless the root filesystem is read-only, as
+        // containerd's CRI mounts its sandbox copy.
+        if !volumes.iter().any(|m| m.container_path == RESOLV_CONF_PATH) {
+            let read_only = self
+                .container
+                .security_context
+                .as_ref()
+                .and_then(|s| s.read_only_root_filesystem)
+                .unwrap_or(false);
+            config.mounts.push(BindMount {
+                host_path: self.resolv_path.clone(),
+                container_path: RESOLV_CONF_PATH.into(),
+                read_only,
+            });
+        }
         config.mounts.extend(volumes);
         Ok(config)
     }

@@ -183,6 +183,10 @@ fn default_pod_spec(spec: &mut Value, restart_default: bool) {
         set_default(spec, &["restartPolicy"], json!("Always"));
     }
     set_default(spec, &["terminationGracePeriodSeconds"], json!(30));
+    // Upstream defaults the empty string too (Go's zero value).
+    if spec.get("dnsPolicy").and_then(Value::as_str) == Some("") {
+        spec["dnsPolicy"] = json!("ClusterFirst");
+    }
     set_default(spec, &["dnsPolicy"], json!("ClusterFirst"));
     set_default(spec, &["schedulerName"], json!("default-scheduler"));
     set_default(spec, &["securityContext"], json!({}));
