@@ -59,6 +59,11 @@ enum Cmd {
         /// measurements and machines without the CNI plugins).
         #[arg(long, value_enum, default_value = "cni")]
         pod_network: PodNetworkMode,
+        /// Resolvers for names outside the cluster domain (`IP` or
+        /// `IP:PORT`, comma-separated), such as the host's; without, the
+        /// cluster DNS refuses them and never asks outside.
+        #[arg(long, value_name = "ADDRS")]
+        cluster_dns_upstream: Option<String>,
     },
     /// Act on a node of the cluster running from DIR.
     Node {
@@ -120,12 +125,14 @@ async fn main() -> anyhow::Result<()> {
             load_balancer_pool,
             load_balancer_pool_size,
             pod_network,
+            cluster_dns_upstream,
         } => {
             // Passed on to the control plane under upstream's flag names.
             let services = [
                 ("--service-cluster-ip-range", service_cluster_ip_range),
                 ("--service-node-port-range", service_node_port_range),
                 ("--load-balancer-pool", load_balancer_pool),
+                ("--cluster-dns-upstream", cluster_dns_upstream),
             ]
             .into_iter()
             .filter_map(|(flag, value)| Some([flag.to_string(), value?]))
