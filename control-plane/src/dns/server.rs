@@ -304,24 +304,32 @@ pub async fn serve(
     metrics: Arc<DnsMetrics>,
 ) -> Result<RunningDns, DnsServerError> {
     let bind_error = |source| DnsServerError::Bind { addr, source };
+    // The TCP listener first: it holds the port alone, so the UDP sockets
+    // that share it (SO_REUSEPORT) can never join another server's group,
+    // which a UDP bind to port 0 with SO_REUSEPORT might pick (the kernel
+    // counts a port shared that way as free for the same user).
     let mut attempt = 0;
-    let (udp, tcp) = loop {
+    let (sockets, tcp) = loop {
         attempt += 1;
-        let udp = reuseport_udp(addr).map_err(bind_error)?;
-        let udp_addr = udp.local_addr().map_err(bind_error)?;
-        match tokio::net::TcpListener::bind(udp_addr).await {
-            Ok(tcp) => break (udp, tcp),
-            // A free UDP port whose TCP twin is taken: try another.
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(bind_error)?;
+        let tcp_addr = tcp.local_addr().map_err(bind_error)?;
+        let sockets: std::io::Result<Vec<_>> = (0..udp_sockets())
+            .map(|_| reuseport_udp(tcp_addr))
+            .collect();
+        match sockets {
+            Ok(sockets) => break (sockets, tcp),
+            // A free TCP port whose UDP twin is taken: try another.
             Err(_) if addr.port() == 0 && attempt < 20 => continue,
             Err(e) => return Err(bind_error(e)),
         }
     };
-    let udp_addr = udp.local_addr().map_err(bind_error)?;
     let tcp_addr = tcp.local_addr().map_err(bind_error)?;
-    let mut sockets = vec![udp];
-    for _ in 1..udp_sockets() {
-        sockets.push(reuseport_udp(udp_addr).map_err(bind_error)?);
-    }
+    let udp_addr = sockets
+        .first()
+        .map_or(Ok(tcp_addr), |s| s.local_addr())
+        .map_err(bind_error)?;
     let mut server = Server::new(DnsHandler::new(index, config, metrics));
     let udp_sockets = sockets.len();
     for socket in sockets {
