@@ -213,8 +213,20 @@ fn record(name: &Name, ttl: u32, rdata: RData) -> Record {
     Record::from_rdata(name.clone(), ttl, rdata)
 }
 
+/// `text` as an absolute name. The names built here (SOA, Service and
+/// endpoint names, PTR targets) are lower-case ASCII, for which IDNA
+/// (`Name::from_str`) changes nothing but costs a good part of a negative
+/// answer: they are read as ASCII; anything else goes through IDNA.
 fn fqdn(text: &str) -> Option<Name> {
-    let mut name = Name::from_str(text).ok()?;
+    let plain = text
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let parsed = if plain {
+        Name::from_ascii(text)
+    } else {
+        Name::from_str(text)
+    };
+    let mut name = parsed.ok()?;
     name.set_fqdn(true);
     Some(name)
 }

@@ -267,8 +267,36 @@ impl RunningDns {
     }
 }
 
+/// How many UDP sockets share the port: one per core, at most
+/// [`MAX_UDP_SOCKETS`].
+fn udp_sockets() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_UDP_SOCKETS)
+}
+
+/// The most UDP sockets bound to the DNS port.
+const MAX_UDP_SOCKETS: usize = 8;
+
+/// A UDP socket on `addr` with `SO_REUSEPORT`, so that several can share
+/// the port and the kernel spreads clients over them (by source address
+/// and port).
+fn reuseport_udp(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(socket.into())
+}
+
 /// Binds `addr` over UDP and TCP (port 0: a free port, the same for both)
 /// and serves queries from `index`.
+///
+/// UDP is served by one socket per core on the same port
+/// (`SO_REUSEPORT`): hickory receives and sends each socket's datagrams
+/// from one task, so a single socket would put all of a busy server's
+/// packet I/O on one core.
 pub async fn serve(
     addr: SocketAddr,
     index: SharedIndex,
@@ -276,26 +304,39 @@ pub async fn serve(
     metrics: Arc<DnsMetrics>,
 ) -> Result<RunningDns, DnsServerError> {
     let bind_error = |source| DnsServerError::Bind { addr, source };
+    // The TCP listener first: it holds the port alone, so the UDP sockets
+    // that share it (SO_REUSEPORT) can never join another server's group,
+    // which a UDP bind to port 0 with SO_REUSEPORT might pick (the kernel
+    // counts a port shared that way as free for the same user).
     let mut attempt = 0;
-    let (udp, tcp) = loop {
+    let (sockets, tcp) = loop {
         attempt += 1;
-        let udp = tokio::net::UdpSocket::bind(addr)
+        let tcp = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(bind_error)?;
-        let udp_addr = udp.local_addr().map_err(bind_error)?;
-        match tokio::net::TcpListener::bind(udp_addr).await {
-            Ok(tcp) => break (udp, tcp),
-            // A free UDP port whose TCP twin is taken: try another.
+        let tcp_addr = tcp.local_addr().map_err(bind_error)?;
+        let sockets: std::io::Result<Vec<_>> = (0..udp_sockets())
+            .map(|_| reuseport_udp(tcp_addr))
+            .collect();
+        match sockets {
+            Ok(sockets) => break (sockets, tcp),
+            // A free TCP port whose UDP twin is taken: try another.
             Err(_) if addr.port() == 0 && attempt < 20 => continue,
             Err(e) => return Err(bind_error(e)),
         }
     };
-    let udp_addr = udp.local_addr().map_err(bind_error)?;
     let tcp_addr = tcp.local_addr().map_err(bind_error)?;
+    let udp_addr = sockets
+        .first()
+        .map_or(Ok(tcp_addr), |s| s.local_addr())
+        .map_err(bind_error)?;
     let mut server = Server::new(DnsHandler::new(index, config, metrics));
-    server.register_socket(udp);
+    let udp_sockets = sockets.len();
+    for socket in sockets {
+        server.register_socket(socket);
+    }
     server.register_listener(tcp, TCP_IDLE, 16);
-    info!(udp = %udp_addr, tcp = %tcp_addr, "serving cluster DNS");
+    info!(udp = %udp_addr, udp_sockets, tcp = %tcp_addr, "serving cluster DNS");
     Ok(RunningDns {
         udp: udp_addr,
         tcp: tcp_addr,
