@@ -4,12 +4,13 @@
 //! `--pod-network none` (loopback-only pod namespaces, as before the pod
 //! network). Each round starts a fresh cluster, applies a 50-replica
 //! ReplicaSet of busybox `sleep` and times apply → 50 Ready, as kubectl
-//! polling sees it (every 100 ms). Alternating the modes spreads the
-//! machine's load drift over both sides.
+//! polling sees it (every 100 ms). Alternating the modes (and which goes
+//! first in a round) spreads the machine's load drift over both sides.
 //!
 //! Run as root with the venv kubectl, release binaries built:
 //! `cargo bench -p skiff-tests --bench pod_network_burst`
-//! (`SKIFF_BENCH_ROUNDS`, default 3 per mode).
+//! (`SKIFF_BENCH_ROUNDS`, default 4 per mode; `SKIFF_BENCH_MODE=default`
+//! runs `skiff up` without the switch, twice a round, to compare builds).
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,13 @@ fn round(mode: &str) -> Duration {
         .prefix("skiff-bench-burst-")
         .tempdir()
         .expect("tempdir");
-    let cluster = SkiffUp::start_with(3, temp.path(), &["--pod-network", mode]);
+    // `default`: no flag at all, for builds older than the switch.
+    let flags: &[&str] = if mode == "default" {
+        &[]
+    } else {
+        &["--pod-network", mode]
+    };
+    let cluster = SkiffUp::start_with(3, temp.path(), flags);
     let file = temp.path().join("burst.yaml");
     std::fs::write(&file, MANIFEST).expect("manifest");
     let t = Instant::now();
@@ -39,7 +46,7 @@ fn round(mode: &str) -> Duration {
         std::thread::sleep(Duration::from_millis(100));
     }
     let took = t.elapsed();
-    if mode == "cni" {
+    if mode != "none" {
         // The pods really are on the pod network: an address each.
         let ips = cluster.kubectl_ok(&[
             "get",
@@ -63,10 +70,22 @@ fn main() {
     let rounds: usize = std::env::var("SKIFF_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(4);
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for r in 0..rounds {
-        for mode in ["cni", "none"] {
+        // Each round's second cluster starts on the first's leftovers
+        // (load, page cache): the order alternates so neither side always
+        // goes second.
+        let mut order = if r % 2 == 0 {
+            ["cni", "none"]
+        } else {
+            ["none", "cni"]
+        };
+        if std::env::var("SKIFF_BENCH_MODE").as_deref() == Ok("default") {
+            // One side of an A/B between two builds: `skiff up`'s default.
+            order = ["default", "default"];
+        }
+        for mode in order {
             let took = round(mode);
             let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
             println!(
@@ -74,12 +93,20 @@ fn main() {
                 took.as_secs_f64(),
                 load.split_whitespace().next().unwrap_or("?")
             );
-            if mode == "cni" {
-                on.push(took)
-            } else {
+            if mode == "none" {
                 off.push(took)
+            } else {
+                on.push(took)
             }
         }
+    }
+    if off.is_empty() {
+        println!(
+            "median of {} runs: {:.2} s",
+            on.len(),
+            median(on).as_secs_f64()
+        );
+        return;
     }
     let (on, off) = (median(on), median(off));
     println!(
