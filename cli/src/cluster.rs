@@ -228,6 +228,10 @@ pub async fn up(config: UpConfig) -> anyhow::Result<()> {
             net.remove(old.nodes.len());
         }
     }
+    // Before anything starts: a taken port would otherwise fail the
+    // control plane after the images, containerd and the bridge are up,
+    // or worse, another cluster's API would answer the readiness checks.
+    ports_free(config.api_port)?;
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
 
@@ -428,6 +432,37 @@ async fn run_cluster(
     Ok(())
 }
 
+/// Fails, naming the port, unless the ports the cluster listens on are
+/// free on every address: the API (`api_port`), the node registry
+/// (`+1`) and cluster DNS (`+2`, TCP and UDP). Bound on the wildcard
+/// address, which any listener of the same port on any address blocks.
+fn ports_free(api_port: u16) -> anyhow::Result<()> {
+    let what = [
+        (api_port, "the Kubernetes API (--api-port)"),
+        (
+            api_port.wrapping_add(1),
+            "the node registry (--api-port + 1)",
+        ),
+        (api_port.wrapping_add(2), "cluster DNS (--api-port + 2)"),
+    ];
+    for (port, role) in what {
+        if port == 0 {
+            bail!("--api-port {api_port} leaves no room for {role}");
+        }
+        let any = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+        let tcp = std::net::TcpListener::bind(any).err();
+        let udp = (port == api_port.wrapping_add(2))
+            .then(|| std::net::UdpSocket::bind(any).err())
+            .flatten();
+        if let Some(e) = tcp.or(udp) {
+            bail!(
+                "port {port} is in use ({e}); it is needed for {role}: stop what holds it or choose another --api-port"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The kube-dns Service's address: the tenth of the Service CIDR (the
 /// control plane's `--service-cluster-ip-range`, 10.96.0.0/12 unless set),
 /// where the control plane publishes it, as kubeadm does.
@@ -577,6 +612,15 @@ pub fn node(action: NodeAction, name: &str, dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_taken_port_is_named_before_anything_starts() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = held.local_addr().expect("addr").port();
+        let err = ports_free(port).expect_err("taken").to_string();
+        assert!(err.contains(&format!("port {port} is in use")), "{err}");
+        assert!(err.contains("the Kubernetes API"), "{err}");
+    }
 
     #[test]
     fn kube_dns_is_the_tenth_service_address() {

@@ -251,3 +251,41 @@ fn skiff_up_runs_a_cluster_kubectl_can_drive() {
     );
     drop(temp);
 }
+
+/// A port another program holds is refused up front, by number, before
+/// containerd, the bridge or the control plane start (another cluster's
+/// API used to answer `skiff up`'s readiness checks).
+#[test]
+fn a_taken_port_stops_skiff_up_before_anything_starts() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = held.local_addr().expect("addr").port();
+    let dir = tempfile::Builder::new()
+        .prefix("skiff-up-port-")
+        .tempdir()
+        .expect("tempdir");
+    let t = Instant::now();
+    let out = Command::new(skiff_tests::workspace_binary("skiff"))
+        .args([
+            "up",
+            "--nodes",
+            "1",
+            "--api-port",
+            &port.to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("skiff up");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("port {port} is in use")),
+        "{stderr}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(
+        !dir.path().join("containerd").exists() && !dir.path().join("images").exists(),
+        "something started"
+    );
+    drop(held);
+}
