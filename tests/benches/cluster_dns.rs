@@ -22,7 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use skiff_tests::control_plane::{TestControlPlane, http_json};
+use skiff_tests::control_plane::{TestControlPlane, http_json, status_mib};
 use skiff_tests::{REQUIRE_ENV, free_port, which};
 
 const NAMESPACES: usize = 10;
@@ -49,45 +49,6 @@ fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
-}
-
-/// A memory figure of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) in MiB.
-fn status_mib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
-fn store_revision(addr: &str) -> Option<u64> {
-    let (_, metrics) = http_json("GET", addr, "/metrics", "").ok()?;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("skiff_store_revision "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Waits until the store's revision stops moving, then a little more for
-/// idle workers to hand back their free memory.
-fn settle(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = store_revision(addr);
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_secs(2));
-        let now = store_revision(addr);
-        if now == last {
-            break;
-        }
-        last = now;
-    }
-    std::thread::sleep(Duration::from_secs(3));
 }
 
 fn post(addr: &str, path: &str, body: &Value) -> Value {
@@ -388,6 +349,13 @@ fn dnsperf(
 struct Memory {
     idle: f64,
     stored: f64,
+}
+
+/// Waits until the store's revision stops moving, then a little more for
+/// idle workers to hand back their free memory.
+fn settle(addr: &str) {
+    skiff_tests::control_plane::settle(addr, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(3));
 }
 
 fn main() {

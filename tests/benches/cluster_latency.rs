@@ -12,7 +12,7 @@ use serde_json::Value;
 use skiff_images::ImageName;
 use skiff_kubelet::runtime::{ContainerConfig, ContainerRuntime};
 use skiff_tests::TestEnv;
-use skiff_tests::control_plane::{TestControlPlane, http_json};
+use skiff_tests::control_plane::{TestControlPlane, http_json, rss_mib};
 use skiff_tests::kubelet::TestKubelet;
 
 const RUNS: usize = 20;
@@ -21,20 +21,6 @@ const BATCH: usize = 50;
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
     sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 fn pod(name: &str, node: Option<&str>) -> String {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use skiff_tests::control_plane::{TestControlPlane, http_json};
+use skiff_tests::control_plane::{TestControlPlane, http_json, rss_mib, status_mib};
 
 const PACED_WRITES: usize = 2000;
 const PODS: usize = 10_000;
@@ -18,49 +18,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// A memory figure of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) in MiB.
-fn status_mib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    status_mib(pid, "VmRSS:")
-}
-
-fn store_revision(addr: &str) -> Option<u64> {
-    let (_, metrics) = http_json("GET", addr, "/metrics", "").ok()?;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("skiff_store_revision "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Waits until the controllers stop writing (the scheduler marks each
-/// unschedulable pod and records an event), so "stored" is measured on a
-/// settled control plane rather than in the middle of that wave.
-fn settle(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut last = store_revision(addr);
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_secs(2));
-        let now = store_revision(addr);
-        if now == last {
-            return;
-        }
-        last = now;
-    }
 }
 
 fn pod_body(name: &str) -> String {
@@ -123,7 +80,10 @@ async fn main() {
         w.join().expect("writer");
     }
     let bulk = t.elapsed();
-    settle(&addr);
+    // Until the controllers stop writing (the scheduler marks each
+    // unschedulable pod and records an event): "stored" is measured on a
+    // settled control plane rather than in the middle of that wave.
+    skiff_tests::control_plane::settle(&addr, Duration::from_secs(120));
     let stored = rss_mib(pid);
     // Reset the high-water mark (root only): the peak below is the lists'.
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");

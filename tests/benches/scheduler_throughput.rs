@@ -22,7 +22,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use skiff_tests::control_plane::{TestControlPlane, http_json};
+use skiff_tests::control_plane::{TestControlPlane, http_json, rss_mib};
 use skiff_tests::hollow;
 
 use skiff_tests::hollow::IMAGE;
@@ -32,20 +32,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// One thousand kubelets hold a few thousand sockets.

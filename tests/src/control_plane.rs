@@ -205,6 +205,49 @@ impl Drop for TestControlPlane {
     }
 }
 
+/// A memory figure of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`) in MiB
+/// (0 when unreadable).
+pub fn status_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with(field))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// The resident memory of process `pid` in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+/// The store's revision, from the control plane's `/metrics` at `addr`.
+pub fn store_revision(addr: &str) -> Option<u64> {
+    let (_, metrics) = http_json("GET", addr, "/metrics", "").ok()?;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("skiff_store_revision "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Waits (at most `limit`) until the store's revision stops moving for
+/// 2 s: the controllers have finished reacting to what was written, so a
+/// figure taken now is of a settled control plane.
+pub fn settle(addr: &str, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    let mut last = store_revision(addr);
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let now = store_revision(addr);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
 /// Sends one HTTP request with a JSON body; returns status and body.
 pub fn http_json(
     method: &str,

@@ -214,6 +214,39 @@ impl TestKubelet {
             .expect("connect to kubelet gRPC")
     }
 
+    /// Runs `command` in `container` of pod `uid` through the kubelet's
+    /// Exec call; its exit code (-1 if none came) and its output, stdout
+    /// and stderr together.
+    pub async fn exec(&self, uid: &str, container: &str, command: &[&str]) -> (i32, String) {
+        use skiff_proto::node::v1 as pb;
+        use tokio_stream::StreamExt;
+        let mut client = self.client().await;
+        let start = pb::ExecInput {
+            input: Some(pb::exec_input::Input::Start(pb::ExecStart {
+                pod_uid: uid.into(),
+                container: container.into(),
+                command: command.iter().map(|s| s.to_string()).collect(),
+                stdin: false,
+                tty: false,
+            })),
+        };
+        let mut stream = client
+            .exec(tokio_stream::iter(vec![start]))
+            .await
+            .expect("exec")
+            .into_inner();
+        let (mut code, mut out) = (-1, Vec::new());
+        while let Some(msg) = stream.next().await {
+            match msg.expect("exec output").output {
+                Some(pb::exec_output::Output::Stdout(b))
+                | Some(pb::exec_output::Output::Stderr(b)) => out.extend(b),
+                Some(pb::exec_output::Output::ExitCode(c)) => code = c,
+                _ => {}
+            }
+        }
+        (code, String::from_utf8_lossy(&out).into_owned())
+    }
+
     /// The kubelet's own log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -8,7 +8,6 @@ use skiff_proto::node::v1 as pb;
 use skiff_tests::TestEnv;
 use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
 use skiff_tests::kubelet::{TestKubelet, container_status, pod_yaml, wait_pod};
-use tokio_stream::StreamExt;
 
 fn assignment(pod: &k8s_openapi::api::core::v1::Pod) -> pb::PodAssignment {
     pb::PodAssignment {
@@ -16,40 +15,6 @@ fn assignment(pod: &k8s_openapi::api::core::v1::Pod) -> pb::PodAssignment {
         resource_version: "1".into(),
         pod_json: serde_json::to_vec(pod).expect("pod json"),
     }
-}
-
-async fn exec(
-    kubelet: &TestKubelet,
-    uid: &str,
-    container: &str,
-    command: &[&str],
-) -> (i32, String) {
-    let mut client = kubelet.client().await;
-    let start = pb::ExecInput {
-        input: Some(pb::exec_input::Input::Start(pb::ExecStart {
-            pod_uid: uid.into(),
-            container: container.into(),
-            command: command.iter().map(|s| s.to_string()).collect(),
-            stdin: false,
-            tty: false,
-        })),
-    };
-    let mut stream = client
-        .exec(tokio_stream::iter(vec![start]))
-        .await
-        .expect("exec")
-        .into_inner();
-    let (mut code, mut out) = (-1, Vec::new());
-    while let Some(msg) = stream.next().await {
-        match msg.expect("exec output").output {
-            Some(pb::exec_output::Output::Stdout(b)) | Some(pb::exec_output::Output::Stderr(b)) => {
-                out.extend(b)
-            }
-            Some(pb::exec_output::Output::ExitCode(c)) => code = c,
-            _ => {}
-        }
-    }
-    (code, String::from_utf8_lossy(&out).into_owned())
 }
 
 #[tokio::test]
@@ -119,7 +84,9 @@ async fn each_dns_policy_gives_its_resolv_conf_in_the_container() {
         .await;
         let uid = running.metadata.uid.clone().expect("uid");
         assert_eq!(
-            exec(&kubelet, &uid, "main", &["cat", "/etc/resolv.conf"]).await,
+            kubelet
+                .exec(&uid, "main", &["cat", "/etc/resolv.conf"])
+                .await,
             (0, want.to_string()),
             "{name}"
         );

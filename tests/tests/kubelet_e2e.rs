@@ -47,40 +47,6 @@ async fn logs(
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-async fn exec(
-    kubelet: &TestKubelet,
-    uid: &str,
-    container: &str,
-    command: &[&str],
-) -> (i32, String) {
-    let mut client = kubelet.client().await;
-    let start = pb::ExecInput {
-        input: Some(pb::exec_input::Input::Start(pb::ExecStart {
-            pod_uid: uid.into(),
-            container: container.into(),
-            command: command.iter().map(|s| s.to_string()).collect(),
-            stdin: false,
-            tty: false,
-        })),
-    };
-    let mut stream = client
-        .exec(tokio_stream::iter(vec![start]))
-        .await
-        .expect("exec")
-        .into_inner();
-    let (mut code, mut out) = (-1, Vec::new());
-    while let Some(msg) = stream.next().await {
-        match msg.expect("exec output").output {
-            Some(pb::exec_output::Output::Stdout(b)) | Some(pb::exec_output::Output::Stderr(b)) => {
-                out.extend(b)
-            }
-            Some(pb::exec_output::Output::ExitCode(c)) => code = c,
-            _ => {}
-        }
-    }
-    (code, String::from_utf8_lossy(&out).into_owned())
-}
-
 /// Assignment and removal over gRPC, with status and events reported on
 /// the watch; invalid pods are refused with the API server's wording; a
 /// removed pod leaves no container, network namespace or file behind.
@@ -397,19 +363,19 @@ spec:
     )
     .await;
     let tcp_uid = tcp.metadata.uid.clone().expect("uid");
-    let (code, _) = exec(
-        &kubelet,
-        &tcp_uid,
-        "good",
-        &[
-            "wget",
-            "-q",
-            "-O-",
-            "--post-data=",
-            "http://127.0.0.1:8081/unready",
-        ],
-    )
-    .await;
+    let (code, _) = kubelet
+        .exec(
+            &tcp_uid,
+            "good",
+            &[
+                "wget",
+                "-q",
+                "-O-",
+                "--post-data=",
+                "http://127.0.0.1:8081/unready",
+            ],
+        )
+        .await;
     assert_eq!(code, 0);
     wait_pod(
         &kubelet,
@@ -645,10 +611,10 @@ spec:
     .await;
     let wd_uid = wd.metadata.uid.clone().expect("uid");
     assert_eq!(
-        exec(&kubelet, &wd_uid, "main", &["pwd"]).await,
+        kubelet.exec(&wd_uid, "main", &["pwd"]).await,
         (0, "/tmp\n".to_string())
     );
-    let (code, hosts) = exec(&kubelet, &wd_uid, "main", &["cat", "/etc/hosts"]).await;
+    let (code, hosts) = kubelet.exec(&wd_uid, "main", &["cat", "/etc/hosts"]).await;
     assert_eq!(code, 0);
     assert!(
         hosts.contains("# Entries added by HostAliases.\n8.8.8.8\tgoogle-dns\tgoogle-public-dns\n"),
@@ -656,7 +622,7 @@ spec:
     );
     assert!(hosts.contains("\tsample-workingdir\n"), "{hosts}");
     assert_eq!(
-        exec(&kubelet, &wd_uid, "main", &["hostname"]).await,
+        kubelet.exec(&wd_uid, "main", &["hostname"]).await,
         (0, "sample-workingdir\n".to_string())
     );
     let out = logs(&kubelet, &wd_uid, "main", false).await.expect("logs");

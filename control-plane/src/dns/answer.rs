@@ -29,7 +29,7 @@ use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 
-use super::index::{DnsIndex, Endpoint, ServiceKind, ServiceRecord, dashed};
+use super::index::{DnsIndex, Endpoint, Entry, ServiceKind, ServiceRecord, dashed};
 
 /// The version CoreDNS's kubernetes plugin reports (the DNS
 /// specification's schema version).
@@ -442,12 +442,9 @@ fn endpoint(
     label: &str,
     qtype: RecordType,
 ) -> Found {
-    let Some((record_, entry)) = index.service(ns, svc) else {
+    let Some((_, entry)) = addressed_service(index, ns, svc) else {
         return Found::NxDomain;
     };
-    if record_.kind == ServiceKind::ExternalName {
-        return Found::NxDomain;
-    }
     // By hostname, else by address (parsed once, no string per endpoint).
     let by_address = pod_address(label);
     let named = |e: &&Endpoint| match &e.hostname {
@@ -465,6 +462,18 @@ fn endpoint(
         }
     }
     Found::Records(answers, Vec::new())
+}
+
+/// Service `ns/svc` unless it is missing or an ExternalName: only
+/// Services with addresses have endpoint and port names below them.
+fn addressed_service<'a>(
+    index: &'a DnsIndex,
+    ns: &str,
+    svc: &str,
+) -> Option<(&'a ServiceRecord, &'a Entry)> {
+    index
+        .service(ns, svc)
+        .filter(|(record, _)| record.kind != ServiceKind::ExternalName)
 }
 
 fn rdata_ip(record: &Record) -> Option<IpAddr> {
@@ -487,12 +496,9 @@ fn srv(
     proto: &str,
     qtype: RecordType,
 ) -> Found {
-    let Some((record_, entry)) = index.service(ns, svc) else {
+    let Some((record_, entry)) = addressed_service(index, ns, svc) else {
         return Found::NxDomain;
     };
-    if record_.kind == ServiceKind::ExternalName {
-        return Found::NxDomain;
-    }
     if !record_
         .ports
         .iter()
