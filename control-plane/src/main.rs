@@ -32,6 +32,10 @@ struct Flags {
     /// Address of the Kubernetes API (what kubectl talks to).
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
+    /// Static bearer tokens, upstream's CSV format:
+    /// `token,user,uid,"group1,group2"` per line.
+    #[arg(long, value_name = "FILE")]
+    token_auth_file: Option<PathBuf>,
     /// Address of the gRPC endpoint for nodes.
     #[arg(long, default_value = "127.0.0.1:6444")]
     grpc_listen: SocketAddr,
@@ -325,6 +329,11 @@ async fn run() -> anyhow::Result<()> {
         flags.max_requests_inflight,
         flags.max_mutating_requests_inflight,
     );
+    if let Some(path) = &flags.token_auth_file {
+        state.authenticator = Arc::new(skiff_control_plane::auth::authn::Authenticator {
+            tokens: skiff_control_plane::auth::authn::token_file::TokenFile::read(path)?,
+        });
+    }
     let state = Arc::new(state);
     api::handlers::bootstrap(&state)
         .await

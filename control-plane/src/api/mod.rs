@@ -73,6 +73,8 @@ pub struct ApiState {
     pub watch_limits: watch::Limits,
     /// Caps on requests served at once.
     pub inflight: inflight::InFlight,
+    /// Who a request is (401 before anything else).
+    pub authenticator: Arc<crate::auth::authn::Authenticator>,
 }
 
 impl ApiState {
@@ -86,6 +88,7 @@ impl ApiState {
             pages: list::Pages::default(),
             watch_limits: watch::Limits::default(),
             inflight: inflight::InFlight::default(),
+            authenticator: Arc::default(),
         }
     }
 
@@ -133,6 +136,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             inflight::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.authenticator.clone(),
+            crate::auth::authn::layer,
         ))
         .with_state(state)
 }

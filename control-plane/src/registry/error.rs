@@ -140,6 +140,18 @@ impl ApiError {
         }
     }
 
+    /// 401, as upstream answers missing or wrong credentials (the message
+    /// says no more, on purpose).
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 `Forbidden` with upstream's message (`pods is forbidden: User
+    /// "jane" cannot list resource "pods" ...`).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message)
+    }
+
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

@@ -1,0 +1,12 @@
+//! Who is asking, and may they: authentication turns a request's
+//! credentials (a client certificate, a bearer token) into a
+//! [`user::UserInfo`]; authorization decides on that user and what the
+//! request does. Both run as layers of the API router, in front of every
+//! handler, in upstream's order: authenticate (401), then authorize (403).
+//!
+//! - [`user`]: the authenticated user (name, uid, groups) and the
+//!   well-known users and groups.
+//! - [`authn`]: authenticators and the layer that runs them.
+
+pub mod authn;
+pub mod user;
