@@ -7,6 +7,15 @@
 //! - [`user`]: the authenticated user (name, uid, groups) and the
 //!   well-known users and groups.
 //! - [`authn`]: authenticators and the layer that runs them.
+//! - [`request_info`]: what a request does (verb, resource, namespace).
+//! - [`impersonation`]: acting as another user (`kubectl --as`).
+//! - [`authz`]: authorizers (RBAC, `system:masters`), the layer that runs
+//!   them, default roles and escalation prevention.
+//! - [`review`]: access reviews and `whoami` (`kubectl auth`).
 
 pub mod authn;
+pub mod authz;
+pub mod impersonation;
+pub mod request_info;
+pub mod review;
 pub mod user;
