@@ -56,6 +56,31 @@ fn text(out: &std::process::Output) -> (bool, String, String) {
     )
 }
 
+/// `GET path` with `Authorization: Bearer <token>` over plain HTTP
+/// (kubectl sends tokens only over HTTPS): status and body.
+fn get_with_token(addr: &str, path: &str, token: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
 /// Polls `kubectl --token` until `check` accepts (success, stdout,
 /// stderr): grants reach the authorizer through a store watch.
 fn eventually_as(
@@ -322,6 +347,28 @@ async fn rbac_grants_what_bindings_give_and_forbids_the_rest() {
         r#"{"roleRef":{"name":"other"}}"#,
     ]);
     assert!(err.contains("cannot change roleRef"), "{err}");
+
+    // Tokens themselves: a known one is its user, an unknown one 401.
+    let (status, body) = get_with_token(
+        &cp.address,
+        "/apis/apps/v1/namespaces/default/deployments",
+        "jane-token",
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains(r#"deployments.apps is forbidden: User \"jane\" cannot list resource \"deployments\" in API group \"apps\" in the namespace \"default\""#), "{body}");
+    let (status, body) = get_with_token(
+        &cp.address,
+        "/api/v1/namespaces/default/pods",
+        "viewer-token",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get_with_token(
+        &cp.address,
+        "/api/v1/namespaces/default/pods",
+        "no-such-token",
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains(r#""reason":"Unauthorized""#), "{body}");
 
     // whoami.
     let who = text(&as_user(&cp, "jane-token", &["auth", "whoami"])).1;
