@@ -7,6 +7,8 @@
 //! - [`user`]: the authenticated user (name, uid, groups) and the
 //!   well-known users and groups.
 //! - [`authn`]: authenticators and the layer that runs them.
+//! - [`certificates`]: the CA, serving and admin certificates made at start.
 
 pub mod authn;
+pub mod certificates;
 pub mod user;
