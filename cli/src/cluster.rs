@@ -130,61 +130,6 @@ fn spawn(
     Ok(command.spawn()?)
 }
 
-fn http_ok(addr: &str, path: &str) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .is_err()
-    {
-        return false;
-    }
-    let mut r = String::new();
-    let _ = s.read_to_string(&mut r);
-    r.starts_with("HTTP/1.1 200")
-}
-
-fn ready_nodes(api: &str) -> usize {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(api) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    // HTTP/1.0: long lists are streamed, and to a 1.0 client they come
-    // without chunked framing, readable to the end of the connection.
-    if write!(
-        s,
-        "GET /api/v1/nodes HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .is_err()
-    {
-        return 0;
-    }
-    let mut r = String::new();
-    let _ = s.read_to_string(&mut r);
-    let body = r.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
-        return 0;
-    };
-    v["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|n| {
-            n["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-        .count()
-}
-
 fn step(text: &str) {
     eprintln!("==> {text}");
 }
@@ -329,7 +274,8 @@ async fn run_cluster(
     };
     save(dir, &record)?;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !http_ok(&api, "/healthz") {
+    let client = crate::api::Api::new(&api, dir);
+    while !client.ok("/healthz") {
         if Instant::now() > deadline || control_plane.try_wait()?.is_some() {
             bail!(
                 "the control plane did not start; see {}",
@@ -405,7 +351,7 @@ async fn run_cluster(
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let ready = ready_nodes(&api);
+        let ready = client.ready_nodes();
         eprint!("\r    {ready}/{nodes} nodes Ready");
         if ready >= nodes {
             eprintln!();

@@ -6,6 +6,7 @@
 //!   on its nodes, each of which has its own network namespace and address.
 //! - `skiff demo`: the container runtime alone, on a private containerd.
 
+mod api;
 mod cluster;
 mod demo;
 mod network;

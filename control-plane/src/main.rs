@@ -41,6 +41,11 @@ struct Flags {
     /// `AlwaysAllow` (benchmarks). `system:masters` is always allowed.
     #[arg(long, default_value = "Node,RBAC", value_delimiter = ',', value_parser = authz::Mode::parse)]
     authorization_mode: Vec<authz::Mode>,
+    /// More names and addresses for the API's serving certificate (k3s's
+    /// flag), beyond the `kubernetes` Service's, loopback and the
+    /// listen and advertised addresses.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    tls_san: Vec<String>,
     /// Address of the gRPC endpoint for nodes.
     #[arg(long, default_value = "127.0.0.1:6444")]
     grpc_listen: SocketAddr,
@@ -366,6 +371,7 @@ async fn run() -> anyhow::Result<()> {
     if let Some(path) = &flags.token_auth_file {
         state.authenticator = Arc::new(skiff_control_plane::auth::authn::Authenticator {
             tokens: skiff_control_plane::auth::authn::token_file::TokenFile::read(path)?,
+            ..Default::default()
         });
     }
     let rbac = Arc::new(authz::rbac::Rbac::default());
@@ -408,8 +414,31 @@ async fn run() -> anyhow::Result<()> {
     if let Some(listen) = flags.cluster_dns_listen {
         start_dns(&flags, listen, state.store.clone(), ranges).await?;
     }
+    let api_ip = listener.local_addr()?.ip();
+    let names = skiff_control_plane::auth::certificates::api_names(
+        &flags.cluster_domain,
+        std::net::IpAddr::V4(ranges.ips.first()),
+        &[Some(api_ip), advertise]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+        &flags.tls_san,
+    );
+    let certificates =
+        skiff_control_plane::auth::certificates::prepare(&flags.data_dir.join("pki"), names)
+            .context("preparing the cluster's certificates")?;
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
-    kubeconfig::write(&kubeconfig_path, &address).context("writing the kubeconfig")?;
+    kubeconfig::write(
+        &kubeconfig_path,
+        &kubeconfig::KubeconfigData {
+            address: &address,
+            ca_pem: certificates.ca.cert_pem(),
+            cert_pem: &certificates.admin.cert_pem,
+            key_pem: &certificates.admin.key_pem,
+            user: skiff_control_plane::auth::certificates::ADMIN_USER,
+        },
+    )
+    .context("writing the kubeconfig")?;
     let objects = skiff_control_plane::registry::objects::Objects::new(state.store.clone());
     let liveness = Arc::new(skiff_control_plane::nodes::liveness::Liveness::new());
     let view = skiff_control_plane::nodes::view::NodeView::start(state.store.clone());
@@ -458,17 +487,22 @@ async fn run() -> anyhow::Result<()> {
     .await
     .context("starting the controllers")?;
     eprintln!(
-        "skiff-control-plane: serving the Kubernetes API on http://{address}; kubeconfig: {}",
-        kubeconfig_path.display()
+        "skiff-control-plane: serving the Kubernetes API on https://{address}; kubeconfig: {}; CA {}",
+        kubeconfig_path.display(),
+        certificates.ca.hash()
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(async move {
+    api::serve::serve_tls(
+        listener,
+        certificates.api_tls.clone(),
+        api::router(state),
+        async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
-        })
-        .await?;
+        },
+    )
+    .await;
     Ok(())
 }

@@ -24,13 +24,14 @@ impl SkiffUp {
 
     /// Like [`Self::start`], with more `skiff up` flags.
     pub fn start_with(nodes: usize, dir: &Path, flags: &[&str]) -> Self {
+        let api_port = free_port();
         let child = Command::new(workspace_binary("skiff"))
             .args([
                 "up",
                 "--nodes",
                 &nodes.to_string(),
                 "--api-port",
-                &free_port().to_string(),
+                &api_port.to_string(),
             ])
             .args(flags)
             .arg("--data-dir")
@@ -47,6 +48,8 @@ impl SkiffUp {
         loop {
             let (ok, out) = cluster.kubectl(&["get", "nodes"]);
             if ok && out.matches(" Ready ").count() == nodes {
+                // Hand-made requests (benchmarks) reach its API as admin.
+                crate::api_tls::trust(&format!("127.0.0.1:{api_port}"), &dir.join("pki"));
                 return cluster;
             }
             let exited = cluster.child.try_wait().ok().flatten();

@@ -17,6 +17,7 @@
 //! - [`port_forward`]: `pods/portforward` over WebSocket channels or SPDY.
 //! - [`spdy`]: SPDY/3.1 framing and server connections (kubectl's port-forward).
 //! - [`pod_proxy`]: `pods/proxy` and `services/proxy`.
+//! - [`serve`]: TLS connections, HTTP/1.1 and HTTP/2, the client certificate.
 //! - [`selectors`]: label and field selectors.
 //! - [`table`]: server-side printing for `kubectl get`.
 //! - [`error`]: `Status` errors as HTTP responses.
@@ -40,6 +41,7 @@ pub mod protobuf;
 pub mod proxy;
 pub mod query;
 pub mod selectors;
+pub mod serve;
 pub mod spdy;
 pub mod table;
 pub mod tunnel;
