@@ -105,3 +105,74 @@ impl Reconciler for Aggregation {
         Ok(runtime::Action::await_change())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bootstrap roles through the reconciler: `view` gathers
+    /// `system:aggregate-to-view`, `edit` gathers view's rules too, and a
+    /// new labelled role extends them.
+    #[tokio::test]
+    async fn aggregated_roles_follow_the_labelled_ones() {
+        let objects = Objects::in_memory();
+        crate::auth::authz::bootstrap::ensure(&objects)
+            .await
+            .expect("bootstrap");
+        let mut aggregation = Aggregation::new(objects.clone());
+        let mut keys = aggregation.list().await.expect("list");
+        keys.sort();
+        let names: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        assert_eq!(names, ["admin", "edit", "view"]);
+        // view first, then edit (which gathers view), then admin.
+        for name in ["view", "edit", "admin"] {
+            let key = RoleName(name.to_string());
+            aggregation.reconcile(&key).await.expect("reconcile");
+        }
+        let rules = |role: &Value| role["rules"].to_string();
+        let view = objects
+            .get(kinds::CLUSTERROLES, None, "view")
+            .await
+            .expect("view");
+        let edit = objects
+            .get(kinds::CLUSTERROLES, None, "edit")
+            .await
+            .expect("edit");
+        assert!(rules(&view).contains("pods/log"), "{view}");
+        assert!(!rules(&view).contains("\"create\""), "{view}");
+        assert!(
+            rules(&edit).contains("pods/log") && rules(&edit).contains("\"create\""),
+            "{edit}"
+        );
+        objects
+            .create(
+                kinds::CLUSTERROLES,
+                json!({
+                    "metadata": {"name": "lab-view", "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+                    "rules": [{"verbs": ["get"], "apiGroups": ["lab.example"], "resources": ["widgets"]}],
+                }),
+            )
+            .await
+            .expect("create");
+        aggregation
+            .reconcile(&RoleName("view".into()))
+            .await
+            .expect("reconcile");
+        let view = objects
+            .get(kinds::CLUSTERROLES, None, "view")
+            .await
+            .expect("view");
+        assert!(rules(&view).contains("widgets"), "{view}");
+        // A reconcile with nothing to change writes nothing.
+        let before = view["metadata"]["resourceVersion"].clone();
+        aggregation
+            .reconcile(&RoleName("view".into()))
+            .await
+            .expect("reconcile");
+        let view = objects
+            .get(kinds::CLUSTERROLES, None, "view")
+            .await
+            .expect("view");
+        assert_eq!(view["metadata"]["resourceVersion"], before);
+    }
+}
