@@ -71,12 +71,15 @@ impl Leftover {
         match self {
             Leftover::Process { role, id } => format!("process/{role} (pid {})", id.pid),
             Leftover::Stray { pid, program } => format!("process/{program} (pid {pid})"),
-            Leftover::Cgroup(p) => format!("cgroup/{}", p.display()),
-            Leftover::Mount(p) => format!("mount/{}", p.display()),
+            Leftover::Cgroup(p) => format!(
+                "cgroup/{}",
+                p.strip_prefix("/sys/fs/cgroup").unwrap_or(p).display()
+            ),
+            Leftover::Mount(p) => format!("mount{}", p.display()),
             Leftover::Netns(n) => format!("netns/{n}"),
             Leftover::Link(n) => format!("link/{n}"),
             Leftover::Table(t) => format!("nftables/{t}"),
-            Leftover::CniState(p) => format!("cni-state/{}", p.display()),
+            Leftover::CniState(p) => format!("cni-state{}", p.display()),
         }
     }
 
@@ -97,11 +100,23 @@ impl Leftover {
             }
             Leftover::Cgroup(path) => remove_cgroup(path).await.map(|()| "removed"),
             Leftover::Mount(path) => unmount(path).map(|()| "unmounted"),
-            Leftover::Netns(name) => run("ip", &["netns", "delete", name]).map(|()| "deleted"),
-            Leftover::Link(name) => run("ip", &["link", "delete", name]).map(|()| "deleted"),
-            Leftover::Table(table) => {
-                run("nft", &[&format!("delete table {table}")]).map(|()| "deleted")
-            }
+            // Each may also go with something removed before it (a veth
+            // with its namespace): gone is as good as deleted.
+            Leftover::Netns(name) => run("ip", &["netns", "delete", name])
+                .or_else(|e| if netns_exists(name) { Err(e) } else { Ok(()) })
+                .map(|()| "deleted"),
+            Leftover::Link(name) => run("ip", &["link", "delete", name])
+                .or_else(|e| if link_exists(name) { Err(e) } else { Ok(()) })
+                .map(|()| "deleted"),
+            Leftover::Table(table) => run("nft", &[&format!("delete table {table}")])
+                .or_else(|e| {
+                    if list_tables().contains(table) {
+                        Err(e)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map(|()| "deleted"),
             Leftover::CniState(path) => std::fs::remove_dir_all(path)
                 .map(|()| "removed")
                 .map_err(|e| e.to_string()),
