@@ -125,8 +125,9 @@ pub async fn tear_down(
 }
 
 /// Removes every container of the cluster's nodes through containerd: the
-/// running daemon (`held`, or the recorded one), or else one started again
-/// on the cluster's state, which finds the shims of the one that died.
+/// running daemon (`held`, or the recorded one), or else, while shims of
+/// the cluster run, one started again on the cluster's state (it finds
+/// the shims of the one that died).
 /// Stops the daemon afterwards. Returns how many things it removed and the
 /// pods `(node, uid)` the containers belonged to.
 async fn remove_containers(
@@ -139,15 +140,24 @@ async fn remove_containers(
     let mut pods = BTreeSet::new();
     let recorded = record.containerd_process().filter(ProcessId::is_running);
     let state = dir.join("containerd");
+    let strays = leftovers::find(dir, None, &BTreeSet::new());
+    let shims_alive = strays.iter().any(
+        |l| matches!(l, Leftover::Stray { program, .. } if program.starts_with("containerd-shim")),
+    );
     let started = if held.is_some() || recorded.is_some() {
         held
-    } else if record.nodes.is_empty() || !state.join("state").exists() {
+    } else if !shims_alive {
+        // No container runs: the sweep removes what is left of them.
         None
     } else {
         // A daemon nobody recorded would hold the metadata lock.
-        for leftover in leftovers::find(dir, None, &BTreeSet::new()) {
+        for leftover in strays {
             if matches!(&leftover, Leftover::Stray { program, .. } if program == "containerd") {
-                let _ = leftover.remove().await;
+                match leftover.remove().await {
+                    Ok(verb) => say(&format!("{} {verb}", leftover.name())),
+                    Err(e) => say(&format!("{}: {e}", leftover.name())),
+                }
+                removed += 1;
             }
         }
         match ManagedContainerd::start(&state).await {

@@ -24,6 +24,14 @@ pub fn of_cluster(dir: &Path, id: u64, pod_netns: &[String]) -> Vec<String> {
         let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
+        // A zombie runs nothing and holds nothing; its reaper collects it.
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        if stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        {
+            continue;
+        }
         let line = String::from_utf8_lossy(&raw).replace('\0', " ");
         if names(&line, &needle) {
             left.push(format!("process {pid}: {line}"));

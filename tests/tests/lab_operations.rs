@@ -82,16 +82,35 @@ fn runs_for(pid: u64, dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn kubelets_of(dir: &Path) -> usize {
-    let needle = format!("--state-dir {}/nodes/", dir.display());
+/// How many processes run `program` with `needle` in their command line.
+fn running(program: &str, needle: &str) -> usize {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains("skiff-kubelet") && c.contains(&needle))
+        .filter(|c| c.contains(program) && c.contains(needle))
         .count()
+}
+
+fn kubelets_of(dir: &Path) -> usize {
+    running(
+        "skiff-kubelet",
+        &format!("--state-dir {}/nodes/", dir.display()),
+    )
+}
+
+/// Waits (30 s at most) until `ready` holds.
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// `skiff up` with stdout and stderr in a pipe whose reader is closed, as
@@ -195,13 +214,26 @@ fn a_killed_cluster_is_cleared_by_skiff_up_and_removed_by_skiff_down() {
         "the old kubelet {old_kubelet} runs beside the new one"
     );
     assert!(!runs_for(old_cp, &dir), "the old control plane runs on");
+    // The store still says node1 is Ready from before, so kubectl may see
+    // it before the new kubelet is started: wait for that one.
+    wait_for("the new kubelet", || kubelets_of(&dir) > 0);
     assert_eq!(kubelets_of(&dir), 1, "one kubelet for one node");
     let id = network_id(&second.record());
-    // The store kept the pod; the new node runs it again.
-    second.eventually(&["get", "pod", "sleeper"], "sleeper running again", |o| {
-        o.contains("Running")
-    });
+    // The store kept the pod; the new node runs it again (its shim is the
+    // sign: the stored status may still say Running from before).
+    let socket = format!("-address {}/containerd/", dir.display());
+    wait_for("sleeper's shim", || running("containerd-shim", &socket) > 0);
+    let containerd = second.record()["containerd"]["pid"]
+        .as_u64()
+        .expect("containerd pid");
     second.stop_with(libc::SIGKILL).expect("killed");
+    // containerd dies too (the shims and containers live on): `skiff down`
+    // needs one to remove the containers as the kubelet would.
+    assert!(runs_for(containerd, &dir), "containerd runs on");
+    // SAFETY: kill has no preconditions; the pid runs this cluster's containerd.
+    unsafe {
+        libc::kill(containerd as i32, libc::SIGKILL);
+    }
     assert!(
         !leftovers::of_cluster(&dir, id, std::slice::from_ref(&netns)).is_empty(),
         "a killed skiff up leaves its cluster"
@@ -214,6 +246,7 @@ fn a_killed_cluster_is_cleared_by_skiff_up_and_removed_by_skiff_down() {
         "process/control-plane",
         "process/node1",
         "container/",
+        "process/containerd started again",
         "process/containerd",
         &format!("netns/skiff{id}-node1 deleted"),
         &format!("link/skiff{id} deleted"),
@@ -231,7 +264,8 @@ fn a_killed_cluster_is_cleared_by_skiff_up_and_removed_by_skiff_down() {
 
 /// A second `skiff up` on the data dir of a running cluster is refused,
 /// naming the running one and `skiff down`, and touches nothing;
-/// `skiff status` shows the parts healthy, and after a stop, nothing.
+/// `skiff status` shows the parts healthy; `skiff down` stops the running
+/// cluster through its `skiff up`, after which status shows none.
 #[test]
 fn a_running_cluster_refuses_a_second_skiff_up_and_shows_its_status() {
     if !enabled("a_running_cluster_refuses_a_second_skiff_up_and_shows_its_status") {
@@ -310,8 +344,16 @@ fn a_running_cluster_refuses_a_second_skiff_up_and_shows_its_status() {
     );
     cluster.node("start", "node1");
 
-    let exit = cluster.stop_with(libc::SIGINT).expect("skiff up exits");
-    assert!(exit.success(), "{exit}");
+    // `skiff down` on a running cluster: `skiff up` stops and cleans up.
+    let down = skiff(&["down"], &dir);
+    let (out, err) = text(&down);
+    assert!(down.status.success(), "{out}{err}");
+    assert!(
+        out.contains(&format!("process/skiff-up (pid {}) stopped", cluster.pid())),
+        "{out}"
+    );
+    let exit = cluster.stop_with(libc::SIGKILL).expect("skiff up exited");
+    assert!(exit.success(), "skiff up did not stop cleanly: {exit}");
     let status = skiff(&["status"], &dir);
     let (out, _) = text(&status);
     assert!(!status.status.success(), "{out}");
