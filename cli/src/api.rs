@@ -55,23 +55,33 @@ impl Api {
 
     /// How many nodes are Ready.
     pub fn ready_nodes(&self) -> usize {
+        self.node_readiness()
+            .iter()
+            .filter(|(_, ready)| *ready)
+            .count()
+    }
+
+    /// Every node the API lists, with whether its Ready condition is True.
+    pub fn node_readiness(&self) -> Vec<(String, bool)> {
         let Some((200, body)) = self.get("/api/v1/nodes") else {
-            return 0;
+            return Vec::new();
         };
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
-            return 0;
+            return Vec::new();
         };
         v["items"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|n| {
-                n["status"]["conditions"]
+            .map(|n| {
+                let ready = n["status"]["conditions"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True");
+                let name = n["metadata"]["name"].as_str().unwrap_or_default();
+                (name.to_string(), ready)
             })
-            .count()
+            .collect()
     }
 }

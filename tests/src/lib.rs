@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod control_plane;
 pub mod hollow;
 pub mod kubelet;
+pub mod leftovers;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
