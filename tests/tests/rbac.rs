@@ -216,6 +216,15 @@ async fn rbac_grants_what_bindings_give_and_forbids_the_rest() {
         "Error from server (Forbidden): pods \"web\" is forbidden: User \"viewer\" cannot delete resource \"pods\" in API group \"\" in the namespace \"default\""
     );
 
+    // Pod streams are authorized as their subresources.
+    let (ok, _, err) = text(&as_user(&cp, "viewer-token", &["exec", "web", "--", "ls"]));
+    assert!(!ok);
+    // (kubectl tries a WebSocket GET, then falls back to SPDY's POST.)
+    assert_eq!(
+        err,
+        "error: unable to upgrade connection: pods \"web\" is forbidden: User \"viewer\" cannot create resource \"pods/exec\" in API group \"\" in the namespace \"default\""
+    );
+
     // can-i: yes (exit 0) and no (exit 1), for oneself and --as.
     let (ok, out, _) = text(&as_user(
         &cp,
