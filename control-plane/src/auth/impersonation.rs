@@ -61,9 +61,12 @@ pub fn impersonate(
         name: name.clone(),
         ..UserInfo::default()
     };
-    match super::user::UserInfo::authenticated(name.clone(), &[]).service_account() {
+    let account = user
+        .service_account()
+        .map(|(ns, name)| (ns.to_string(), name.to_string()));
+    match account {
         Some((namespace, account)) => {
-            check(acting_as("serviceaccounts", "", namespace, account, ""))?;
+            check(acting_as("serviceaccounts", "", &namespace, &account, ""))?;
             if requested_groups.is_empty() {
                 user.groups = vec![
                     SERVICE_ACCOUNTS.to_string(),
