@@ -59,6 +59,11 @@ pub(crate) fn build_process(
                 .bounding(caps.clone())
                 .effective(caps.clone())
                 .permitted(caps)
+                // Empty, not oci-spec's default set: inherited and ambient
+                // capabilities would survive exec into a non-root user
+                // (containerd dropped them for CVE-2022-24769).
+                .inheritable(HashSet::new())
+                .ambient(HashSet::new())
                 .build()?,
         )
         // No rlimits: the process inherits containerd's, as with the CRI plugin
@@ -363,6 +368,7 @@ mod tests {
         let v = secured(SecurityConfig::default());
         assert_eq!(caps(&v, "effective").len(), 14);
         assert_eq!(caps(&v, "bounding"), caps(&v, "permitted"));
+        assert!(caps(&v, "inheritable").is_empty() && caps(&v, "ambient").is_empty());
         assert_eq!(v["process"]["noNewPrivileges"], false);
         assert_eq!(v["root"]["readonly"], false);
         assert!(v["linux"].get("seccomp").is_none(), "Unconfined by default");

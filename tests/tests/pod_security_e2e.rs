@@ -1,0 +1,236 @@
+//! A pod's securityContext on real containers: a real kubelet on a private
+//! containerd runs pods that set users, a read-only root, capabilities,
+//! privileged mode, the host's PID namespace and seccomp, and each is
+//! checked from inside the container (`id`, `/proc/self/status`, `/proc/1`).
+
+use std::time::Duration;
+
+use skiff_proto::node::v1 as pb;
+use skiff_tests::TestEnv;
+use skiff_tests::kubelet::{TestKubelet, container_status, pod_yaml, wait_pod};
+
+fn assignment(pod: &k8s_openapi::api::core::v1::Pod) -> pb::PodAssignment {
+    pb::PodAssignment {
+        pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+        resource_version: "1".into(),
+        pod_json: serde_json::to_vec(pod).expect("pod json"),
+    }
+}
+
+fn running(pod: &k8s_openapi::api::core::v1::Pod, container: &str) -> bool {
+    container_status(pod, container)
+        .and_then(|c| c.state)
+        .is_some_and(|s| s.running.is_some())
+}
+
+/// A field of `/proc/<pid>/status` text (`CapEff`, `Seccomp`, ...).
+fn status_field(status: &str, field: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+}
+
+/// Every securityContext field the kubelet honours, seen from inside
+/// real containers; and `runAsNonRoot` with a root image refused as
+/// upstream's kubelet refuses it.
+#[tokio::test]
+async fn security_context_takes_effect_in_real_containers() {
+    let Some(env) = TestEnv::start("security_context_takes_effect_in_real_containers").await else {
+        return;
+    };
+    let kubelet = TestKubelet::start(&env, &format!("n{}s", std::process::id())).await;
+    let mut client = kubelet.client().await;
+    let confined = pod_yaml(
+        r#"
+metadata: {name: confined}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: user
+    image: busybox
+    command: [sleep, "3600"]
+    securityContext: {runAsUser: 1000, runAsGroup: 3000}
+  - name: rofs
+    image: busybox
+    command: [sleep, "3600"]
+    securityContext: {readOnlyRootFilesystem: true}
+  - name: caps
+    image: busybox
+    command: [sleep, "3600"]
+    securityContext: {capabilities: {drop: [ALL], add: [NET_ADMIN]}}
+  - name: priv
+    image: busybox
+    command: [sleep, "3600"]
+    securityContext: {privileged: true}
+  - name: seccomp
+    image: busybox
+    command: [sleep, "3600"]
+    securityContext: {seccompProfile: {type: RuntimeDefault}, allowPrivilegeEscalation: false}
+"#,
+    );
+    let host_pid = pod_yaml(
+        r#"
+metadata: {name: hostpid}
+spec:
+  terminationGracePeriodSeconds: 1
+  hostPID: true
+  containers:
+  - name: main
+    image: busybox
+    command: [sleep, "3600"]
+"#,
+    );
+    let non_root = pod_yaml(
+        r#"
+metadata: {name: nonroot}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsNonRoot: true}
+  containers:
+  - name: main
+    image: busybox
+    command: [sleep, "3600"]
+"#,
+    );
+    for pod in [&confined, &host_pid, &non_root] {
+        client.assign_pod(assignment(pod)).await.expect("assign");
+    }
+    let names = ["user", "rofs", "caps", "priv", "seccomp"];
+    wait_pod(
+        &kubelet,
+        "confined",
+        "running",
+        Duration::from_secs(60),
+        |p| names.iter().all(|c| running(p, c)),
+    )
+    .await;
+    let uid = confined.metadata.uid.clone().expect("uid");
+    let exec = |container: &'static str, script: &'static str| {
+        let kubelet = &kubelet;
+        let uid = uid.clone();
+        async move { kubelet.exec(&uid, container, &["sh", "-c", script]).await }
+    };
+
+    // runAsUser / runAsGroup.
+    let (code, out) = exec("user", "id -u; id -g").await;
+    assert_eq!((code, out.as_str()), (0, "1000\n3000\n"));
+    let (_, status) = exec("user", "cat /proc/1/status").await;
+    assert_eq!(
+        status_field(&status, "Uid").split_whitespace().next(),
+        Some("1000")
+    );
+    assert_eq!(
+        status_field(&status, "Seccomp"),
+        "0",
+        "Unconfined by default"
+    );
+    assert_eq!(
+        status_field(&status, "NoNewPrivs"),
+        "0",
+        "escalation allowed by default"
+    );
+
+    // readOnlyRootFilesystem.
+    let (code, out) = exec("rofs", "touch /x").await;
+    assert_ne!(code, 0, "writing / must fail: {out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    let (code, _) = exec("user", "touch /tmp/x").await;
+    assert_eq!(code, 0, "a writable root for the others");
+
+    // drop ALL, add NET_ADMIN: bit 12 only.
+    let (_, status) = exec("caps", "cat /proc/1/status").await;
+    assert_eq!(status_field(&status, "CapEff"), "0000000000001000");
+    assert_eq!(status_field(&status, "CapBnd"), "0000000000001000");
+
+    // privileged: every capability this (root) test process has, and the
+    // host's devices.
+    let own = std::fs::read_to_string("/proc/self/status").expect("own status");
+    let (_, status) = exec("priv", "cat /proc/1/status").await;
+    assert_eq!(
+        status_field(&status, "CapEff"),
+        status_field(&own, "CapEff")
+    );
+    assert_eq!(status_field(&status, "Seccomp"), "0");
+    let (code, out) = exec("priv", "ls /dev").await;
+    assert_eq!(code, 0);
+    assert!(out.lines().count() > 20, "host devices: {out}");
+    let (_, status) = exec("rofs", "cat /proc/1/status").await;
+    assert_eq!(
+        status_field(&status, "CapEff"),
+        "00000000a80425fb",
+        "containerd's default set"
+    );
+
+    // seccomp RuntimeDefault and allowPrivilegeEscalation: false.
+    let (_, status) = exec("seccomp", "cat /proc/1/status").await;
+    assert_eq!(status_field(&status, "Seccomp"), "2");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+    let (code, out) = exec("seccomp", "unshare -n true").await;
+    assert_ne!(code, 0, "new namespaces are refused: {out}");
+
+    // hostPID: the container's pid 1 is the host's init.
+    wait_pod(
+        &kubelet,
+        "hostpid",
+        "running",
+        Duration::from_secs(60),
+        |p| running(p, "main"),
+    )
+    .await;
+    let host_init = std::fs::read_to_string("/proc/1/comm").expect("host pid 1");
+    let (_, comm) = kubelet
+        .exec(
+            host_pid.metadata.uid.as_deref().expect("uid"),
+            "main",
+            &["cat", "/proc/1/comm"],
+        )
+        .await;
+    assert_eq!(comm, host_init);
+    let (_, own_pid1) = exec("user", "cat /proc/1/comm").await;
+    assert_eq!(
+        own_pid1, "sleep\n",
+        "without hostPID pid 1 is the container's"
+    );
+    assert_ne!(host_init, "sleep\n");
+
+    // runAsNonRoot with busybox (no USER: root) never starts.
+    let refused = wait_pod(
+        &kubelet,
+        "nonroot",
+        "refused",
+        Duration::from_secs(60),
+        |p| {
+            container_status(p, "main")
+                .and_then(|c| c.state)
+                .and_then(|s| s.waiting)
+                .is_some_and(|w| w.reason.as_deref() == Some("CreateContainerConfigError"))
+        },
+    )
+    .await;
+    let waiting = container_status(&refused, "main")
+        .and_then(|c| c.state)
+        .and_then(|s| s.waiting)
+        .expect("waiting");
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some(
+            format!(
+                "container has runAsNonRoot and image will run as root (pod: \"nonroot_default({})\", container: main)",
+                non_root.metadata.uid.as_deref().expect("uid")
+            )
+            .as_str()
+        )
+    );
+
+    for pod in [&confined, &host_pid, &non_root] {
+        client
+            .remove_pod(pb::PodRemoval {
+                pod_uid: pod.metadata.uid.clone().expect("uid"),
+                grace_period_seconds: Some(0),
+            })
+            .await
+            .expect("remove");
+    }
+}
