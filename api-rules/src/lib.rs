@@ -19,6 +19,8 @@
 //! - [`net`]: IP addresses and CIDRs (syntax, family, special ranges).
 //! - [`node`]: Nodes (taints, pod CIDRs, what updates may not change).
 //! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
+//! - [`pod_security`]: the Pod Security Standards (baseline, restricted)
+//!   and a namespace's `pod-security.kubernetes.io/*` policy.
 //! - [`policy`]: PodDisruptionBudget specs and label selectors.
 //! - [`revision`]: ControllerRevisions (data, revision number).
 //! - [`service`]: Service specs and port protocols.
@@ -41,6 +43,7 @@ pub mod namespace;
 pub mod net;
 pub mod node;
 pub mod pod;
+pub mod pod_security;
 pub mod policy;
 pub mod revision;
 pub mod service;
