@@ -640,6 +640,7 @@ impl Api {
         strategy::prepare_write(t.rt, None, obj);
         validate(t.rt, obj)?;
         events_v1::validate_create(t.rt, obj)?;
+        crate::registry::pod_security::admit(self.state.store.as_ref(), t.rt, None, obj).await?;
         if let Ownership::Update(manager) = ownership {
             managed_fields::update(t.rt, None, obj, manager);
         }
@@ -736,6 +737,13 @@ impl Api {
             validate(t.rt, &result)?;
             check_immutable(t.rt, old, &result)?;
             events_v1::validate_update(t.rt, old, &result)?;
+            crate::registry::pod_security::admit(
+                self.state.store.as_ref(),
+                t.rt,
+                Some(old),
+                &result,
+            )
+            .await?;
             let added = deletion::added_while_deleting(old, &result);
             if !added.is_empty() {
                 let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();

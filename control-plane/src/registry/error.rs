@@ -140,6 +140,19 @@ impl ApiError {
         }
     }
 
+    /// 403 for a write an admission step refuses: `pods "x" is forbidden:
+    /// <why>`.
+    pub fn forbidden(rt: &ResourceType, name: &str, why: &str) -> Self {
+        Self {
+            details: Self::details(rt, name),
+            ..Self::new(
+                403,
+                "Forbidden",
+                format!("{} \"{name}\" is forbidden: {why}", rt.qualified()),
+            )
+        }
+    }
+
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
@@ -200,6 +213,7 @@ impl ApiError {
                 Self::expired(format!("too old resource version: {requested} ({oldest})"))
             }
             StoreError::Backend(m) => Self::internal(m),
+            StoreError::Refused(m) => Self::new(403, "Forbidden", m),
         }
     }
 
