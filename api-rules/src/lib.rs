@@ -22,6 +22,7 @@
 //! - [`pod_security`]: the Pod Security Standards (baseline, restricted)
 //!   and a namespace's `pod-security.kubernetes.io/*` policy.
 //! - [`policy`]: PodDisruptionBudget specs and label selectors.
+//! - [`security_context`]: pods' and containers' securityContext fields.
 //! - [`revision`]: ControllerRevisions (data, revision number).
 //! - [`service`]: Service specs and port protocols.
 //! - [`statefulset`]: StatefulSet specs (policies, update strategy, claim
@@ -46,6 +47,7 @@ pub mod pod;
 pub mod pod_security;
 pub mod policy;
 pub mod revision;
+pub mod security_context;
 pub mod service;
 pub mod statefulset;
 pub mod storage;
