@@ -47,11 +47,14 @@ async fn security_context_takes_effect_in_real_containers() {
 metadata: {name: confined}
 spec:
   terminationGracePeriodSeconds: 1
+  securityContext: {fsGroup: 2000, supplementalGroups: [4000]}
+  volumes: [{name: scratch, emptyDir: {}}]
   containers:
   - name: user
     image: busybox
     command: [sleep, "3600"]
     securityContext: {runAsUser: 1000, runAsGroup: 3000}
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
   - name: rofs
     image: busybox
     command: [sleep, "3600"]
@@ -113,9 +116,12 @@ spec:
         async move { kubelet.exec(&uid, container, &["sh", "-c", script]).await }
     };
 
-    // runAsUser / runAsGroup.
-    let (code, out) = exec("user", "id -u; id -g").await;
-    assert_eq!((code, out.as_str()), (0, "1000\n3000\n"));
+    // runAsUser / runAsGroup / fsGroup and supplementalGroups; the
+    // emptyDir is writable and its files belong to the fsGroup.
+    let (code, out) = exec("user", "id -u; id -g; id -G").await;
+    assert_eq!((code, out.as_str()), (0, "1000\n3000\n3000 2000 4000\n"));
+    let (code, out) = exec("user", "touch /scratch/f && stat -c %u:%g /scratch/f").await;
+    assert_eq!((code, out.as_str()), (0, "1000:2000\n"));
     let (_, status) = exec("user", "cat /proc/1/status").await;
     assert_eq!(
         status_field(&status, "Uid").split_whitespace().next(),
