@@ -173,8 +173,20 @@ spec:
     let (_, status) = exec("seccomp", "cat /proc/1/status").await;
     assert_eq!(status_field(&status, "Seccomp"), "2");
     assert_eq!(status_field(&status, "NoNewPrivs"), "1");
-    let (code, out) = exec("seccomp", "unshare -n true").await;
-    assert_ne!(code, 0, "new namespaces are refused: {out}");
+    // A user namespace needs no capability, so only the filter can refuse
+    // it: allowed unconfined, refused under RuntimeDefault.
+    let (code, out) = exec("rofs", "unshare -U true").await;
+    assert_eq!(code, 0, "unconfined: {out}");
+    let (code, out) = exec("seccomp", "unshare -U true").await;
+    assert_ne!(code, 0, "refused by the filter: {out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    // Ordinary work is unaffected.
+    let (code, out) = exec(
+        "seccomp",
+        "ps >/dev/null && date >/dev/null && ls -l / >/dev/null && sh -c 'echo sub' && echo ok",
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (0, "sub\nok\n"));
 
     // hostPID: the container's pid 1 is the host's init.
     wait_pod(
