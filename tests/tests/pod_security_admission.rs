@@ -170,6 +170,13 @@ async fn namespace_labels_enforce_and_warn_as_upstream() {
         stderr.trim(),
         "Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"web\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"web\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"web\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"web\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
     );
+    let out = cp.kubectl(&["scale", "-n", "lab2", "deployment/web", "--replicas=2"]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("Warning"),
+        "the scale subresource is not checked: {stderr}"
+    );
 
     // Enforcing on a namespace with violating pods warns about them.
     cp.kubectl_ok(&["create", "ns", "lab3"]);

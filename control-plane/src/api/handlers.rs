@@ -737,13 +737,16 @@ impl Api {
             validate(t.rt, &result)?;
             check_immutable(t.rt, old, &result)?;
             events_v1::validate_update(t.rt, old, &result)?;
-            crate::registry::pod_security::admit(
-                self.state.store.as_ref(),
-                t.rt,
-                Some(old),
-                &result,
-            )
-            .await?;
+            // Upstream's Pod Security skips subresources (scale).
+            if t.sub.is_none() {
+                crate::registry::pod_security::admit(
+                    self.state.store.as_ref(),
+                    t.rt,
+                    Some(old),
+                    &result,
+                )
+                .await?;
+            }
             let added = deletion::added_while_deleting(old, &result);
             if !added.is_empty() {
                 let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
