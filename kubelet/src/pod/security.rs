@@ -85,6 +85,9 @@ pub fn effective(
     };
 
     let security = SecurityConfig {
+        run_as_group: run_as_group
+            .filter(|_| run_as_user.is_none())
+            .map(|g| g as u32),
         privileged: sc.and_then(|s| s.privileged).unwrap_or(false),
         add_capabilities: capabilities.and_then(|c| c.add.clone()).unwrap_or_default(),
         drop_capabilities: capabilities

@@ -207,7 +207,10 @@ pub fn resolve(
     }
     let (uid, gid) = match config.user {
         Some(ids) => ids,
-        None => parse_image_user(&image.user)?,
+        None => {
+            let (uid, gid) = parse_image_user(&image.user)?;
+            (uid, config.security.run_as_group.unwrap_or(gid))
+        }
     };
     Ok(ResolvedProcess {
         args,
@@ -399,5 +402,14 @@ mod tests {
         c.user = Some((2000, 0));
         img.user = String::new();
         assert_eq!(resolve(&c, &img).map(|p| p.uid), Ok(2000));
+    }
+
+    #[test]
+    fn run_as_group_alone_keeps_the_image_user() {
+        let mut c = config();
+        c.security.run_as_group = Some(3000);
+        let mut img = image();
+        img.user = "1000:1000".into();
+        assert_eq!(resolve(&c, &img).map(|p| (p.uid, p.gid)), Ok((1000, 3000)));
     }
 }

@@ -92,7 +92,10 @@ pub struct SecurityConfig {
     /// Refuse to create the container when it would run as uid 0 (or as a
     /// user whose uid the image does not say).
     pub run_as_non_root: bool,
-    /// Extra groups of the process (`supplementalGroups`, then `fsGroup`).
+    /// `runAsGroup` without `runAsUser`: the image's user with this
+    /// primary group.
+    pub run_as_group: Option<u32>,
+    /// Extra groups of the process (`fsGroup`, then `supplementalGroups`).
     pub supplemental_groups: Vec<u32>,
     /// Mount the root filesystem read-only.
     pub read_only_root_filesystem: bool,
