@@ -252,3 +252,90 @@ spec:
             .expect("remove");
     }
 }
+
+/// Admission and the node together: in a namespace enforcing `restricted`,
+/// a plain pod is refused, and a compliant one (stored through the API,
+/// run by a real kubelet) runs as uid 1000 with no capabilities, no
+/// privilege escalation and the RuntimeDefault filter, as `kubectl exec`
+/// shows.
+#[tokio::test]
+async fn a_restricted_namespace_runs_restricted_pods_confined() {
+    use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
+    if !kubectl_enabled("a_restricted_namespace_runs_restricted_pods_confined") {
+        return;
+    }
+    let Some(env) = TestEnv::start("a_restricted_namespace_runs_restricted_pods_confined").await
+    else {
+        return;
+    };
+    let node = format!("n{}r", std::process::id());
+    let kubelet = TestKubelet::start(&env, &node).await;
+    let cp = TestControlPlane::start().await;
+    cp.kubectl_ok(&[
+        "label",
+        "ns",
+        "default",
+        "pod-security.kubernetes.io/enforce=restricted",
+    ]);
+    let plain = cp.manifest(
+        "plain.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: plain}\nspec:\n  containers: [{name: main, image: busybox}]\n",
+    );
+    let err = cp.kubectl_err(&["apply", "-f", &plain]);
+    assert!(
+        err.contains("pods \"plain\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
+        "{err}"
+    );
+
+    let pod_yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: confined}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 1000
+    seccompProfile: {{type: RuntimeDefault}}
+  containers:
+  - name: main
+    image: busybox
+    command: [sleep, "3600"]
+    securityContext:
+      allowPrivilegeEscalation: false
+      capabilities: {{drop: [ALL]}}
+"#
+    );
+    kubelet
+        .run_stored_pod(&cp, &node, "confined", &pod_yaml)
+        .await;
+    wait_pod(
+        &kubelet,
+        "confined",
+        "running",
+        Duration::from_secs(60),
+        |p| running(p, "main"),
+    )
+    .await;
+    let status = cp.kubectl_ok(&["exec", "confined", "--", "cat", "/proc/1/status"]);
+    assert_eq!(
+        status_field(&status, "Uid").split_whitespace().next(),
+        Some("1000")
+    );
+    assert_eq!(status_field(&status, "CapBnd"), "0000000000000000");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&status, "Seccomp"), "2");
+    kubelet
+        .client()
+        .await
+        .remove_pod(pb::PodRemoval {
+            pod_uid: kubelet
+                .pod("confined")
+                .and_then(|p| p.metadata.uid)
+                .expect("uid"),
+            grace_period_seconds: Some(0),
+        })
+        .await
+        .expect("remove");
+}
