@@ -23,7 +23,7 @@ use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 use skiff_api_rules::pod_security::{
-    self, Level, LevelVersion, Policy, Violation, forbidden_detail, forbidden_reasons,
+    self, Level, LevelVersion, Policy, forbidden_detail, forbidden_reasons,
 };
 use tracing::info;
 
@@ -44,17 +44,13 @@ pub struct Outcome {
     pub warnings: Vec<String>,
 }
 
-fn evaluate(lv: LevelVersion, meta: &ObjectMeta, spec: &PodSpec) -> Vec<Violation> {
-    pod_security::evaluate(lv, meta, spec)
-}
-
 /// Evaluates a pod (or a template, `enforce` false) under `policy`, as
 /// upstream's `EvaluatePod`: enforce first; audit; warn only when the
 /// write is not refused anyway.
 pub fn evaluate_pod(policy: &Policy, meta: &ObjectMeta, spec: &PodSpec, enforce: bool) -> Outcome {
     let mut out = Outcome::default();
     if enforce {
-        let v = evaluate(policy.enforce, meta, spec);
+        let v = pod_security::evaluate(policy.enforce, meta, spec);
         if !v.is_empty() {
             out.refused = Some(format!(
                 "violates PodSecurity \"{}\": {}",
@@ -63,7 +59,7 @@ pub fn evaluate_pod(policy: &Policy, meta: &ObjectMeta, spec: &PodSpec, enforce:
             ));
         }
     }
-    let audit = evaluate(policy.audit, meta, spec);
+    let audit = pod_security::evaluate(policy.audit, meta, spec);
     if !audit.is_empty() {
         out.audit = Some(format!(
             "would violate PodSecurity \"{}\": {}",
@@ -72,7 +68,7 @@ pub fn evaluate_pod(policy: &Policy, meta: &ObjectMeta, spec: &PodSpec, enforce:
         ));
     }
     if out.refused.is_none() {
-        let warn = evaluate(policy.warn, meta, spec);
+        let warn = pod_security::evaluate(policy.warn, meta, spec);
         if !warn.is_empty() {
             out.warnings.push(format!(
                 "would violate PodSecurity \"{}\": {}",
@@ -113,7 +109,7 @@ pub fn existing_pod_warnings(namespace: &str, enforce: LevelVersion, pods: &[Pod
         let Some(spec) = pod.spec.as_ref() else {
             continue;
         };
-        let v = evaluate(enforce, &pod.metadata, spec);
+        let v = pod_security::evaluate(enforce, &pod.metadata, spec);
         if v.is_empty() {
             continue;
         }
