@@ -79,6 +79,7 @@ metadata: {name: hostpid}
 spec:
   terminationGracePeriodSeconds: 1
   hostPID: true
+  hostIPC: true
   containers:
   - name: main
     image: busybox
@@ -206,6 +207,18 @@ spec:
         )
         .await;
     assert_eq!(comm, host_init);
+    // hostIPC: the host's IPC namespace.
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc").expect("own ipc namespace");
+    let (_, ipc) = kubelet
+        .exec(
+            host_pid.metadata.uid.as_deref().expect("uid"),
+            "main",
+            &["readlink", "/proc/self/ns/ipc"],
+        )
+        .await;
+    assert_eq!(ipc.trim(), host_ipc.display().to_string());
+    let (_, own_ipc) = exec("user", "readlink /proc/self/ns/ipc").await;
+    assert_ne!(own_ipc.trim(), host_ipc.display().to_string());
     let (_, own_pid1) = exec("user", "cat /proc/1/comm").await;
     assert_eq!(
         own_pid1, "sleep\n",
