@@ -47,7 +47,10 @@ async fn security_context_takes_effect_in_real_containers() {
 metadata: {name: confined}
 spec:
   terminationGracePeriodSeconds: 1
-  securityContext: {fsGroup: 2000, supplementalGroups: [4000]}
+  securityContext:
+    fsGroup: 2000
+    supplementalGroups: [4000]
+    sysctls: [{name: net.ipv4.ping_group_range, value: "0 1000"}]
   volumes: [{name: scratch, emptyDir: {}}]
   containers:
   - name: user
@@ -138,6 +141,10 @@ spec:
         "0",
         "escalation allowed by default"
     );
+
+    // Pod sysctls.
+    let (_, range) = exec("user", "cat /proc/sys/net/ipv4/ping_group_range").await;
+    assert_eq!(range.split_whitespace().collect::<Vec<_>>(), ["0", "1000"]);
 
     // readOnlyRootFilesystem.
     let (code, out) = exec("rofs", "touch /x").await;

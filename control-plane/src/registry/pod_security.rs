@@ -7,7 +7,7 @@
 //!   `audit` logs the violation (Skiff has no audit log: a `tracing` line
 //!   with upstream's audit annotation); `warn` returns a `Warning` header.
 //! - **Workloads** (Deployment, ReplicaSet, ReplicationController,
-//!   DaemonSet, StatefulSet, Job, CronJob, PodTemplate): their pod
+//!   DaemonSet, StatefulSet, Job, CronJob; Skiff serves no PodTemplates): their pod
 //!   template is audited and warned about, never refused (their pods are).
 //! - **Namespaces**: invalid label values are refused with upstream's
 //!   field errors; making `enforce` stricter warns about existing pods that
@@ -174,7 +174,6 @@ async fn namespace_policy(
 /// Where a workload keeps its pod template.
 fn template_pointer(kind: &str) -> Option<&'static str> {
     match kind {
-        "PodTemplate" => Some("/template"),
         "ReplicationController"
         | "ReplicaSet"
         | "Deployment"
@@ -418,6 +417,42 @@ mod tests {
             ),
             "{added:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn every_workload_kind_s_template_is_found() {
+        let store =
+            store_with_namespace(json!({"pod-security.kubernetes.io/warn": "baseline"})).await;
+        let template = json!({"spec": {"hostNetwork": true,
+            "containers": [{"name": "c", "image": "busybox"}]}});
+        let spec_with = |t: &Value| json!({"template": t});
+        for (rt, obj) in [
+            (kinds::REPLICASETS, json!({"spec": spec_with(&template)})),
+            (
+                kinds::REPLICATIONCONTROLLERS,
+                json!({"spec": spec_with(&template)}),
+            ),
+            (kinds::DAEMONSETS, json!({"spec": spec_with(&template)})),
+            (kinds::STATEFULSETS, json!({"spec": spec_with(&template)})),
+            (kinds::JOBS, json!({"spec": spec_with(&template)})),
+            (
+                kinds::CRONJOBS,
+                json!({"spec": {"jobTemplate": {"spec": spec_with(&template)}}}),
+            ),
+        ] {
+            let mut obj = obj;
+            obj["metadata"] = json!({"name": "w", "namespace": "lab"});
+            let (r, added) = warnings::collect(admit(store.as_ref(), rt, None, &obj)).await;
+            r.expect("workloads are never refused");
+            assert_eq!(
+                added,
+                [
+                    "would violate PodSecurity \"baseline:latest\": host namespaces (hostNetwork=true)"
+                ],
+                "{}",
+                rt.kind
+            );
+        }
     }
 
     #[tokio::test]
