@@ -22,6 +22,7 @@
 //! - [`pod_security`]: the Pod Security Standards (baseline, restricted)
 //!   and a namespace's `pod-security.kubernetes.io/*` policy.
 //! - [`policy`]: PodDisruptionBudget specs and label selectors.
+//! - [`rbac`]: Roles, ClusterRoles and their bindings.
 //! - [`security_context`]: pods' and containers' securityContext fields.
 //! - [`revision`]: ControllerRevisions (data, revision number).
 //! - [`service`]: Service specs and port protocols.
@@ -46,6 +47,7 @@ pub mod node;
 pub mod pod;
 pub mod pod_security;
 pub mod policy;
+pub mod rbac;
 pub mod revision;
 pub mod security_context;
 pub mod service;

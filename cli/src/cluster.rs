@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use skiff_images::Sources;
-use skiff_kubelet::pod::sandbox::pod_netns_name;
-use skiff_kubelet::runtime::ContainerRuntime;
-use skiff_kubelet::runtime::containerd::{ContainerdConfig, ContainerdRuntime, ManagedContainerd};
-use skiff_kubelet::runtime::labels;
+use skiff_kubelet::runtime::containerd::ManagedContainerd;
 
 use crate::network::{self, ClusterNetwork};
+use crate::process::{self, ProcessId};
+use crate::progress::step;
+use crate::signals::Shutdown;
+use crate::{down, progress};
 
 /// One node of the running cluster.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +27,9 @@ pub struct NodeRecord {
     pub name: String,
     /// Kubelet pid (0 when killed).
     pub pid: u32,
+    /// The kubelet's start time (see [`ProcessId`]).
+    #[serde(default)]
+    pub start_time: u64,
     /// Kubelet command line, to start it again.
     pub args: Vec<String>,
     /// containerd namespace of the node (also its cgroup parent).
@@ -48,8 +52,20 @@ pub struct NodeRecord {
 pub struct ClusterRecord {
     /// `skiff up`'s own pid.
     pub pid: u32,
+    /// `skiff up`'s start time (see [`ProcessId`]).
+    #[serde(default)]
+    pub start_time: u64,
+    /// The boot the processes ran in: start times count from it.
+    #[serde(default)]
+    pub boot_id: String,
     /// The control plane's pid.
     pub control_plane_pid: u32,
+    /// The control plane's start time.
+    #[serde(default)]
+    pub control_plane_start_time: u64,
+    /// The private containerd.
+    #[serde(default)]
+    pub containerd: Option<ProcessId>,
     /// Kubernetes API address.
     pub api: String,
     /// The containerd socket.
@@ -61,11 +77,59 @@ pub struct ClusterRecord {
     pub network: Option<ClusterNetwork>,
 }
 
-fn record_path(dir: &Path) -> PathBuf {
+impl ClusterRecord {
+    /// A recorded process, if it was recorded in this boot with its start
+    /// time (a record of an older skiff, or from before a reboot, names
+    /// nothing that can still run).
+    fn process(&self, pid: u32, start_time: u64) -> Option<ProcessId> {
+        (pid > 0 && start_time > 0 && self.boot_id == process::boot_id())
+            .then_some(ProcessId { pid, start_time })
+    }
+
+    /// `skiff up` itself.
+    pub fn skiff_up(&self) -> Option<ProcessId> {
+        self.process(self.pid, self.start_time)
+    }
+
+    /// The control plane.
+    pub fn control_plane(&self) -> Option<ProcessId> {
+        self.process(self.control_plane_pid, self.control_plane_start_time)
+    }
+
+    /// The private containerd.
+    pub fn containerd_process(&self) -> Option<ProcessId> {
+        self.containerd
+            .and_then(|c| self.process(c.pid, c.start_time))
+    }
+
+    /// Every process `skiff up` started (and itself), by role.
+    pub fn processes(&self) -> Vec<(String, ProcessId)> {
+        let mut all = vec![
+            ("skiff-up".to_string(), self.skiff_up()),
+            ("control-plane".to_string(), self.control_plane()),
+            ("containerd".to_string(), self.containerd_process()),
+        ];
+        for node in &self.nodes {
+            all.push((node.name.clone(), node.kubelet(self)));
+        }
+        all.into_iter()
+            .filter_map(|(role, id)| Some((role, id?)))
+            .collect()
+    }
+}
+
+impl NodeRecord {
+    /// The node's kubelet, as recorded.
+    pub fn kubelet(&self, record: &ClusterRecord) -> Option<ProcessId> {
+        record.process(self.pid, self.start_time)
+    }
+}
+
+pub(crate) fn record_path(dir: &Path) -> PathBuf {
     dir.join("cluster.json")
 }
 
-fn load(dir: &Path) -> anyhow::Result<ClusterRecord> {
+pub(crate) fn load(dir: &Path) -> anyhow::Result<ClusterRecord> {
     let text = std::fs::read_to_string(record_path(dir)).with_context(|| {
         format!(
             "no running cluster in {} (start one with `skiff up --data-dir {}`)",
@@ -83,7 +147,7 @@ fn save(dir: &Path, record: &ClusterRecord) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sibling(binary: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn sibling(binary: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe
         .parent()
@@ -96,15 +160,6 @@ fn sibling(binary: &str) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(path)
-}
-
-fn signal(pid: u32, sig: i32) {
-    if pid > 0 {
-        // SAFETY: sending a signal to a process we started.
-        unsafe {
-            libc::kill(pid as i32, sig);
-        }
-    }
 }
 
 fn spawn(
@@ -130,65 +185,6 @@ fn spawn(
     Ok(command.spawn()?)
 }
 
-fn http_ok(addr: &str, path: &str) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .is_err()
-    {
-        return false;
-    }
-    let mut r = String::new();
-    let _ = s.read_to_string(&mut r);
-    r.starts_with("HTTP/1.1 200")
-}
-
-fn ready_nodes(api: &str) -> usize {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(api) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    // HTTP/1.0: long lists are streamed, and to a 1.0 client they come
-    // without chunked framing, readable to the end of the connection.
-    if write!(
-        s,
-        "GET /api/v1/nodes HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .is_err()
-    {
-        return 0;
-    }
-    let mut r = String::new();
-    let _ = s.read_to_string(&mut r);
-    let body = r.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
-        return 0;
-    };
-    v["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|n| {
-            n["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-        .count()
-}
-
-fn step(text: &str) {
-    eprintln!("==> {text}");
-}
-
 /// `skiff up --nodes N --data-dir DIR`; `control_plane_flags` are passed
 /// on to the control plane as they are.
 /// How `skiff up` was asked to run the cluster.
@@ -205,73 +201,78 @@ pub struct UpConfig {
 
 pub async fn up(config: UpConfig) -> anyhow::Result<()> {
     let nodes = config.nodes;
-    let dir = &config.dir;
     if nodes == 0 {
         bail!("--nodes must be at least 1");
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = dir.canonicalize()?;
     if nodes > network::MAX_NODES {
         bail!("--nodes can be at most {}", network::MAX_NODES);
     }
+    // Before anything starts: from here on a signal stops the cluster
+    // cleanly at whatever point it arrives, never the process.
+    let mut shutdown = Shutdown::install()?;
+    let dir = &config.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
     if let Ok(old) = load(&dir) {
-        // SAFETY: signal 0 only checks that the process exists.
-        if unsafe { libc::kill(old.pid as i32, 0) } == 0 {
+        if let Some(running) = old.skiff_up().filter(ProcessId::is_running) {
             bail!(
-                "a cluster is already running from {} (pid {})",
+                "a cluster is already running from {} (skiff up, pid {}); stop it with `skiff down --data-dir {}`",
                 dir.display(),
-                old.pid
+                running.pid,
+                dir.display()
             );
         }
-        // A cluster that died without cleaning up: free its network first.
-        if let Some(net) = &old.network {
-            net.remove(old.nodes.len());
-        }
+        step("removing what a cluster that did not stop cleanly left");
+        down::tear_down(&dir, Some(&old), None, detail).await?;
     }
     // Before anything starts: a taken port would otherwise fail the
     // control plane after the images, containerd and the bridge are up,
     // or worse, another cluster's API would answer the readiness checks.
     ports_free(config.api_port)?;
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs)?;
-
-    step("building images");
-    let images = dir.join("images");
-    skiff_images::build_all(&Sources::default(), &images, |i| {
-        eprintln!("    {}", i.name)
-    })?;
-
-    step("starting containerd");
-    let containerd = ManagedContainerd::start(&dir.join("containerd")).await?;
-
-    step("creating the node network");
-    let net = ClusterNetwork::create()?;
-    eprintln!(
-        "    bridge {} ({}/24), nftables table inet {}",
-        net.bridge(),
-        net.gateway(),
-        net.bridge()
-    );
-    let result = run_cluster(&config, &dir, &containerd, &net).await;
+    let me = ProcessId::current().context("reading this process's start time")?;
+    // Recorded before anything starts, and again after each part, so
+    // `skiff down` finds all of it whenever this process dies.
+    let mut record = ClusterRecord {
+        pid: me.pid,
+        start_time: me.start_time,
+        boot_id: process::boot_id(),
+        control_plane_pid: 0,
+        control_plane_start_time: 0,
+        containerd: None,
+        api: format!("127.0.0.1:{}", config.api_port),
+        containerd_socket: dir.join("containerd").join("containerd.sock"),
+        nodes: Vec::new(),
+        network: None,
+    };
+    save(&dir, &record)?;
+    let mut containerd = None;
+    let result = tokio::select! {
+        result = run_cluster(&config, &dir, &mut record, &mut containerd) => result,
+        signal = shutdown.recv() => {
+            progress::line("");
+            step(&format!("{signal} received"));
+            Ok(())
+        }
+    };
     step("stopping the cluster");
-    let record = load(&dir).ok();
-    if let Some(record) = &record {
-        remove_nodes(record, &dir, &containerd).await;
-    }
-    net.remove(nodes);
-    containerd.stop().await;
-    let _ = std::fs::remove_file(record_path(&dir));
-    eprintln!("    done");
-    result
+    let stopped = down::tear_down(&dir, Some(&record), containerd, detail).await;
+    detail("done");
+    result.and(stopped.map(drop))
 }
 
-/// Starts the control plane and the nodes, waits for them, then runs until
-/// SIGINT/SIGTERM. The caller cleans up whatever was started.
+/// A line under a step.
+fn detail(text: &str) {
+    progress::line(&format!("    {text}"));
+}
+
+/// Starts containerd, the network, the control plane and the nodes, waits
+/// for them, then runs until cancelled (by a signal). Each part is in
+/// `record` (saved) as soon as it exists; the caller removes them all.
 async fn run_cluster(
     config: &UpConfig,
     dir: &Path,
-    containerd: &ManagedContainerd,
-    net: &ClusterNetwork,
+    record: &mut ClusterRecord,
+    containerd_slot: &mut Option<ManagedContainerd>,
 ) -> anyhow::Result<()> {
     let UpConfig {
         nodes,
@@ -283,9 +284,34 @@ async fn run_cluster(
     } = config;
     let (nodes, api_port) = (*nodes, *api_port);
     let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+
+    step("building images");
     let images = dir.join("images");
+    skiff_images::build_all(&Sources::default(), &images, |i| {
+        detail(&i.name.to_string())
+    })?;
+
+    step("starting containerd");
+    let containerd =
+        containerd_slot.insert(ManagedContainerd::start(&dir.join("containerd")).await?);
+    record.containerd = containerd.pid().and_then(ProcessId::of);
+    record.containerd_socket = containerd.socket();
+    save(dir, record)?;
+
+    step("creating the node network");
+    let net = ClusterNetwork::create()?;
+    record.network = Some(net.clone());
+    save(dir, record)?;
+    detail(&format!(
+        "bridge {} ({}/24), nftables table inet {}",
+        net.bridge(),
+        net.gateway(),
+        net.bridge()
+    ));
+
     step("starting the control plane");
-    let api = format!("127.0.0.1:{api_port}");
+    let api = record.api.clone();
     // Nodes reach the control plane over the bridge, as over a LAN.
     let grpc = format!("{}:{}", net.gateway(), api_port + 1);
     let mut cp_args: Vec<String> = vec![
@@ -319,17 +345,13 @@ async fn run_cluster(
         &logs.join("control-plane.log"),
         None,
     )?;
-    let mut record = ClusterRecord {
-        pid: std::process::id(),
-        control_plane_pid: control_plane.id(),
-        api: api.clone(),
-        containerd_socket: containerd.socket(),
-        nodes: Vec::new(),
-        network: Some(net.clone()),
-    };
-    save(dir, &record)?;
+    let cp = ProcessId::of(control_plane.id());
+    record.control_plane_pid = control_plane.id();
+    record.control_plane_start_time = cp.map_or(0, |p| p.start_time);
+    save(dir, record)?;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !http_ok(&api, "/healthz") {
+    let client = crate::api::Api::new(&api, dir);
+    while !client.ok("/healthz") {
         if Instant::now() > deadline || control_plane.try_wait()?.is_some() {
             bail!(
                 "the control plane did not start; see {}",
@@ -345,8 +367,8 @@ async fn run_cluster(
         let name = format!("node{i}");
         let ip = net.node_ip(i).to_string();
         step(&format!("starting {name} ({ip})"));
-        net.add_node(i)?;
         let namespace = net.node_netns(i);
+        let netns = net.node_netns_path(i);
         let mut args: Vec<String> = [
             "--node-name",
             &name,
@@ -382,53 +404,57 @@ async fn run_cluster(
         .collect();
         args.extend(["--cluster-dns".into(), cluster_dns.to_string()]);
         args.extend_from_slice(node_flags);
+        // Recorded before its namespace exists, the kubelet after it starts.
+        record.nodes.push(NodeRecord {
+            name: name.clone(),
+            pid: 0,
+            start_time: 0,
+            args: args.clone(),
+            namespace,
+            stopped: false,
+            index: i,
+            netns: Some(netns.clone()),
+            partitioned: false,
+        });
+        save(dir, record)?;
+        net.add_node(i)?;
         std::fs::create_dir_all(dir.join("nodes").join(&name).join("manifests"))?;
-        let netns = net.node_netns_path(i);
         let child = spawn(
             &kubelet,
             &args,
             &logs.join(format!("{name}.log")),
             Some(&netns),
         )?;
-        record.nodes.push(NodeRecord {
-            name,
-            pid: child.id(),
-            args,
-            namespace,
-            stopped: false,
-            index: i,
-            netns: Some(netns),
-            partitioned: false,
-        });
-        save(dir, &record)?;
+        if let Some(node) = record.nodes.last_mut() {
+            node.pid = child.id();
+            node.start_time = ProcessId::of(child.id()).map_or(0, |p| p.start_time);
+        }
+        save(dir, record)?;
     }
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let ready = ready_nodes(&api);
-        eprint!("\r    {ready}/{nodes} nodes Ready");
+        let ready = client.ready_nodes();
+        progress::partial(&format!("\r    {ready}/{nodes} nodes Ready"));
         if ready >= nodes {
-            eprintln!();
+            progress::line("");
             break;
         }
         if Instant::now() > deadline {
-            eprintln!();
+            progress::line("");
             bail!("nodes did not become Ready; see {}", logs.display());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    println!("Skiff is up: {nodes} node(s) Ready.");
-    println!("  export KUBECONFIG={}", dir.join("kubeconfig").display());
-    println!("  kubectl get nodes");
-    println!("Press Ctrl-C to stop and clean up.");
-
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    signal(control_plane.id(), libc::SIGTERM);
-    let _ = control_plane.wait();
+    progress::out(&format!("Skiff is up: {nodes} node(s) Ready."));
+    progress::out(&format!(
+        "  export KUBECONFIG={}",
+        dir.join("kubeconfig").display()
+    ));
+    progress::out("  kubectl get nodes");
+    progress::out("Press Ctrl-C to stop and clean up.");
+    // Runs until a signal ends it (the caller's select).
+    std::future::pending::<()>().await;
     Ok(())
 }
 
@@ -478,52 +504,9 @@ fn dns_service_ip(control_plane_flags: &[String]) -> anyhow::Result<Ipv4Addr> {
     Ok(Ipv4Addr::from(u32::from(net.network()) + 10))
 }
 
-/// Kills the kubelets and removes every container and pod namespace they made.
-async fn remove_nodes(record: &ClusterRecord, dir: &Path, containerd: &ManagedContainerd) {
-    signal(record.control_plane_pid, libc::SIGKILL);
-    let Ok(logger) = sibling("skiff-cri-logger") else {
-        return;
-    };
-    for node in &record.nodes {
-        set_frozen(&node.namespace, false);
-        signal(node.pid, libc::SIGCONT);
-        signal(node.pid, libc::SIGKILL);
-        let mut config = ContainerdConfig::new(
-            containerd.socket(),
-            &node.namespace,
-            &logger,
-            &dir.join("nodes").join(&node.name),
-        );
-        config.runc_root = Some(containerd.runc_root());
-        let mut pod_uids = std::collections::BTreeSet::new();
-        if let Ok(runtime) = ContainerdRuntime::connect(config).await
-            && let Ok(all) = runtime.list_containers(&Default::default()).await
-        {
-            for c in all {
-                if let Some(uid) = c.labels.get(labels::POD_UID) {
-                    pod_uids.insert(uid.clone());
-                }
-                let _ = runtime.remove_container(&c.id).await;
-            }
-        }
-        // The pods' namespaces, named `skiff-<node>-<uid>` by the kubelet;
-        // only this cluster's pods, as another cluster may have a `node1` too.
-        for uid in pod_uids {
-            let name = pod_netns_name(&format!("skiff-{}", node.name), &uid);
-            if Path::new("/run/netns").join(&name).exists() {
-                let _ = Command::new("ip").args(["netns", "delete", &name]).status();
-            }
-        }
-        // The pods are gone, and with them their addresses: the CNI
-        // reservations and cached results would otherwise hold those
-        // addresses for a cluster started again on this data dir.
-        let _ = std::fs::remove_dir_all(dir.join("nodes").join(&node.name).join("cni"));
-    }
-}
-
 /// Freezes (or thaws) every container of a node: they all sit under the
 /// cgroup named after the node's containerd namespace.
-fn set_frozen(namespace: &str, frozen: bool) {
+pub(crate) fn set_frozen(namespace: &str, frozen: bool) {
     let v1 = Path::new("/sys/fs/cgroup/freezer").join(namespace);
     if v1.is_dir() {
         let state = if frozen { "FROZEN" } else { "THAWED" };
@@ -557,6 +540,7 @@ pub enum NodeAction {
 pub fn node(action: NodeAction, name: &str, dir: &Path) -> anyhow::Result<()> {
     let mut record = load(dir)?;
     let network = record.network.clone();
+    let snapshot = record.clone();
     let node = record
         .nodes
         .iter_mut()
@@ -564,29 +548,38 @@ pub fn node(action: NodeAction, name: &str, dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("no node named {name}"))?;
     match action {
         NodeAction::Stop => {
-            signal(node.pid, libc::SIGSTOP);
+            if let Some(kubelet) = node.kubelet(&snapshot) {
+                kubelet.signal(libc::SIGSTOP);
+            }
             set_frozen(&node.namespace, true);
             node.stopped = true;
             println!("node/{name} stopped");
         }
         NodeAction::Kill => {
-            signal(node.pid, libc::SIGCONT);
-            signal(node.pid, libc::SIGKILL);
+            if let Some(kubelet) = node.kubelet(&snapshot) {
+                kubelet.signal(libc::SIGCONT);
+                kubelet.signal(libc::SIGKILL);
+            }
             node.pid = 0;
+            node.start_time = 0;
             println!("node/{name} killed");
         }
         NodeAction::Start => {
             set_frozen(&node.namespace, false);
-            if node.pid == 0 {
-                let child = spawn(
-                    &sibling("skiff-kubelet")?,
-                    &node.args,
-                    &dir.join("logs").join(format!("{name}.log")),
-                    node.netns.as_deref(),
-                )?;
-                node.pid = child.id();
-            } else {
-                signal(node.pid, libc::SIGCONT);
+            match node.kubelet(&snapshot).filter(ProcessId::is_running) {
+                Some(kubelet) => {
+                    kubelet.signal(libc::SIGCONT);
+                }
+                None => {
+                    let child = spawn(
+                        &sibling("skiff-kubelet")?,
+                        &node.args,
+                        &dir.join("logs").join(format!("{name}.log")),
+                        node.netns.as_deref(),
+                    )?;
+                    node.pid = child.id();
+                    node.start_time = ProcessId::of(child.id()).map_or(0, |p| p.start_time);
+                }
             }
             node.stopped = false;
             println!("node/{name} started");

@@ -6,9 +6,16 @@
 //!   on its nodes, each of which has its own network namespace and address.
 //! - `skiff demo`: the container runtime alone, on a private containerd.
 
+mod api;
 mod cluster;
 mod demo;
+mod down;
+mod leftovers;
 mod network;
+mod process;
+mod progress;
+mod signals;
+mod status;
 
 use std::path::PathBuf;
 
@@ -72,6 +79,21 @@ enum Cmd {
         action: cluster::NodeAction,
         /// Node name (`node1`, ...).
         name: String,
+        /// The `skiff up` data folder.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+    /// Stop the cluster of DIR and remove everything it made (processes,
+    /// containers, namespaces, bridge, nftables tables, mounts, cgroups,
+    /// IP reservations), also when `skiff up` died without cleaning up.
+    Down {
+        /// The `skiff up` data folder.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+    /// Show the parts of the cluster of DIR and their health; exits
+    /// non-zero when the cluster is not running.
+    Status {
         /// The `skiff up` data folder.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
@@ -154,5 +176,12 @@ async fn main() -> anyhow::Result<()> {
             name,
             data_dir,
         } => cluster::node(action, &name, &data_dir),
+        Cmd::Down { data_dir } => down::down(&data_dir).await,
+        Cmd::Status { data_dir } => {
+            if !status::status(&data_dir)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

@@ -26,6 +26,11 @@ pub const MAX_NODES: usize = 200;
 pub struct ClusterNetwork {
     /// The cluster number: it names the bridge, namespaces and table.
     pub id: u8,
+    /// The bridge's interface index when this cluster made it: after a
+    /// crash the number is only this cluster's while the bridge of that
+    /// name is still the one it made (or none is left).
+    #[serde(default)]
+    pub bridge_ifindex: Option<u32>,
 }
 
 fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
@@ -53,10 +58,14 @@ impl ClusterNetwork {
     /// then the nftables table that partitions use.
     pub fn create() -> anyhow::Result<Self> {
         for id in 1..=MAX_CLUSTERS {
-            let net = Self { id };
+            let mut net = Self {
+                id,
+                bridge_ifindex: None,
+            };
             if run("ip", &["link", "add", &net.bridge(), "type", "bridge"]).is_err() {
                 continue;
             }
+            net.bridge_ifindex = ifindex(&net.bridge());
             net.configure_bridge()?;
             return Ok(net);
         }
@@ -104,8 +113,38 @@ impl ClusterNetwork {
         format!("bridge skiff{}", self.id)
     }
 
+    /// The nftables tables the cluster made on the host (`family name`).
+    pub fn tables(&self) -> [String; 2] {
+        [self.table(), self.ports_table()]
+    }
+
+    /// Whether the names of this cluster number are still this cluster's:
+    /// its bridge is the one it made, or gone (then no other cluster holds
+    /// the number, as claiming it makes the bridge first).
+    pub fn owned(&self) -> bool {
+        match (ifindex(&self.bridge()), self.bridge_ifindex) {
+            (None, _) => true,
+            (Some(now), Some(made)) => now == made,
+            // Recorded by an older skiff: the number is all there is.
+            (Some(_), None) => true,
+        }
+    }
+
+    /// The node numbers whose namespace exists (a node added but not yet
+    /// recorded when `skiff up` died).
+    pub fn netns_indexes_present(&self) -> Vec<usize> {
+        let prefix = format!("skiff{}-node", self.id);
+        std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix(&prefix)?.parse().ok())
+            .filter(|i| (1..=MAX_NODES).contains(i))
+            .collect()
+    }
+
     /// Node `i`'s port on the bridge (the host side of its veth).
-    fn port(&self, i: usize) -> String {
+    pub fn port(&self, i: usize) -> String {
         format!("sk{}n{i}", self.id)
     }
 
@@ -229,18 +268,19 @@ impl ClusterNetwork {
             .map(|o| String::from_utf8_lossy(&o.stdout).contains(&self.node_ip(i).to_string()))
             .unwrap_or(false)
     }
+}
 
-    /// Removes every namespace, link and rule of the cluster. Safe to run
-    /// twice and on a half-made network.
-    pub fn remove(&self, nodes: usize) {
-        for i in 1..=nodes {
-            // Deleting the namespace deletes its veth pair too.
-            let _ = run("ip", &["netns", "delete", &self.node_netns(i)]);
-        }
-        let _ = run("ip", &["link", "delete", &self.bridge()]);
-        let _ = nft(&format!("delete table {}", self.table()));
-        let _ = nft(&format!("delete table {}", self.ports_table()));
-    }
+/// The interface index of link `name`, if it exists.
+fn ifindex(name: &str) -> Option<u32> {
+    std::fs::read_to_string(
+        std::path::Path::new("/sys/class/net")
+            .join(name)
+            .join("ifindex"),
+    )
+    .ok()?
+    .trim()
+    .parse()
+    .ok()
 }
 
 /// Runs `command` inside the network namespace at `netns` (only the network:
@@ -271,7 +311,10 @@ mod tests {
 
     #[test]
     fn the_load_balancer_pool_stays_clear_of_the_nodes() {
-        let net = ClusterNetwork { id: 3 };
+        let net = ClusterNetwork {
+            id: 3,
+            bridge_ifindex: None,
+        };
         assert_eq!(net.load_balancer_pool(50, 3), "172.29.3.200-172.29.3.249");
         assert_eq!(net.load_balancer_pool(2, 3), "172.29.3.200-172.29.3.201");
         // 195 nodes end at .205: the pool starts after them, up to .254.

@@ -14,6 +14,8 @@
 //! - [`dns`]: cluster DNS (`cluster.local`), answered from an in-memory
 //!   index of Services and EndpointSlices fed by store watches, served
 //!   over UDP and TCP with hickory, published as `kube-system/kube-dns`.
+//! - [`auth`]: authentication (401) and authorization (403) of API
+//!   requests.
 //! - [`clock`]: wall-clock time behind a trait (fake in tests).
 //! - [`kubeconfig`]: the kubeconfig file `kubectl` uses as it is.
 //! - [`meta`]: typed accessors for object metadata.
@@ -56,6 +58,7 @@
 //! another controller's modules.
 
 pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod controllers;
 pub mod dns;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use skiff_control_plane::api::{self, ApiState};
+use skiff_control_plane::auth::authz;
 use skiff_control_plane::kubeconfig;
 use skiff_control_plane::registry::allocation::{self, IpRange, PortRange, ServiceRanges};
 use skiff_control_plane::store::sqlite::SqliteStore;
@@ -32,6 +33,19 @@ struct Flags {
     /// Address of the Kubernetes API (what kubectl talks to).
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
+    /// Static bearer tokens, upstream's CSV format:
+    /// `token,user,uid,"group1,group2"` per line.
+    #[arg(long, value_name = "FILE")]
+    token_auth_file: Option<PathBuf>,
+    /// Authorizers, in order (upstream's flag): `Node`, `RBAC`,
+    /// `AlwaysAllow` (benchmarks). `system:masters` is always allowed.
+    #[arg(long, default_value = "Node,RBAC", value_delimiter = ',', value_parser = authz::Mode::parse)]
+    authorization_mode: Vec<authz::Mode>,
+    /// More names and addresses for the API's serving certificate (k3s's
+    /// flag), beyond the `kubernetes` Service's, loopback and the
+    /// listen and advertised addresses.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    tls_san: Vec<String>,
     /// Address of the gRPC endpoint for nodes.
     #[arg(long, default_value = "127.0.0.1:6444")]
     grpc_listen: SocketAddr,
@@ -274,6 +288,35 @@ fn collect_when_idle() {
     }
 }
 
+/// How often the default roles and bindings are checked (and made again
+/// if deleted).
+const RBAC_BOOTSTRAP_RESYNC: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The default roles and bindings, then the RBAC index following the
+/// store; returns once the index holds every role and binding, so the
+/// first requests are authorized against them.
+async fn start_rbac(
+    store: Arc<dyn skiff_control_plane::store::Store>,
+    rbac: Arc<authz::rbac::Rbac>,
+) -> anyhow::Result<()> {
+    let objects = skiff_control_plane::registry::objects::Objects::new(store.clone());
+    authz::bootstrap::ensure(&objects)
+        .await
+        .context("creating the default RBAC roles")?;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RBAC_BOOTSTRAP_RESYNC).await;
+            if let Err(e) = authz::bootstrap::ensure(&objects).await {
+                tracing::warn!(error = %e, "keeping the default RBAC roles");
+            }
+        }
+    });
+    let (ready, listed) = tokio::sync::oneshot::channel();
+    tokio::spawn(authz::rbac::feed::follow(store, rbac, Some(ready)));
+    listed.await.context("loading RBAC roles and bindings")?;
+    Ok(())
+}
+
 async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -325,10 +368,22 @@ async fn run() -> anyhow::Result<()> {
         flags.max_requests_inflight,
         flags.max_mutating_requests_inflight,
     );
+    if let Some(path) = &flags.token_auth_file {
+        state.authenticator = Arc::new(skiff_control_plane::auth::authn::Authenticator {
+            tokens: skiff_control_plane::auth::authn::token_file::TokenFile::read(path)?,
+            ..Default::default()
+        });
+    }
+    let rbac = Arc::new(authz::rbac::Rbac::default());
+    state.authorization = Arc::new(authz::Authorization::new(
+        &flags.authorization_mode,
+        rbac.clone(),
+    ));
     let state = Arc::new(state);
     api::handlers::bootstrap(&state)
         .await
         .context("creating the default namespaces")?;
+    start_rbac(state.store.clone(), rbac).await?;
     // Reservations whose Service went while the control plane was down
     // (or died between the two writes) are taken back before any create.
     allocation::reservations::repair(state.store.as_ref())
@@ -359,8 +414,31 @@ async fn run() -> anyhow::Result<()> {
     if let Some(listen) = flags.cluster_dns_listen {
         start_dns(&flags, listen, state.store.clone(), ranges).await?;
     }
+    let api_ip = listener.local_addr()?.ip();
+    let names = skiff_control_plane::auth::certificates::api_names(
+        &flags.cluster_domain,
+        std::net::IpAddr::V4(ranges.ips.first()),
+        &[Some(api_ip), advertise]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+        &flags.tls_san,
+    );
+    let certificates =
+        skiff_control_plane::auth::certificates::prepare(&flags.data_dir.join("pki"), names)
+            .context("preparing the cluster's certificates")?;
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
-    kubeconfig::write(&kubeconfig_path, &address).context("writing the kubeconfig")?;
+    kubeconfig::write(
+        &kubeconfig_path,
+        &kubeconfig::KubeconfigData {
+            address: &address,
+            ca_pem: certificates.ca.cert_pem(),
+            cert_pem: &certificates.admin.cert_pem,
+            key_pem: &certificates.admin.key_pem,
+            user: skiff_control_plane::auth::certificates::ADMIN_USER,
+        },
+    )
+    .context("writing the kubeconfig")?;
     let objects = skiff_control_plane::registry::objects::Objects::new(state.store.clone());
     let liveness = Arc::new(skiff_control_plane::nodes::liveness::Liveness::new());
     let view = skiff_control_plane::nodes::view::NodeView::start(state.store.clone());
@@ -409,17 +487,22 @@ async fn run() -> anyhow::Result<()> {
     .await
     .context("starting the controllers")?;
     eprintln!(
-        "skiff-control-plane: serving the Kubernetes API on http://{address}; kubeconfig: {}",
-        kubeconfig_path.display()
+        "skiff-control-plane: serving the Kubernetes API on https://{address}; kubeconfig: {}; CA {}",
+        kubeconfig_path.display(),
+        certificates.ca.hash()
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(async move {
+    api::serve::serve_tls(
+        listener,
+        certificates.api_tls.clone(),
+        api::router(state),
+        async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
-        })
-        .await?;
+        },
+    )
+    .await;
     Ok(())
 }

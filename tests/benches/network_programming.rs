@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,7 +24,8 @@ use skiff_tests::cluster::SkiffUp;
 
 /// POSTs `body` to `path` on the API at `api`; the answer's body.
 fn post(api: &str, path: &str, body: &str) -> String {
-    let mut stream = TcpStream::connect(api).expect("connect to the API");
+    let mut stream =
+        skiff_tests::api_tls::connect(api, Duration::from_secs(30)).expect("connect to the API");
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

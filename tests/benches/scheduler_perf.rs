@@ -202,7 +202,14 @@ async fn main() {
         .await
         .expect("listen");
     let addr = listener.local_addr().expect("address").to_string();
-    let state = Arc::new(ApiState::new(store.clone(), addr.clone()));
+    let mut state = ApiState::new(store.clone(), addr.clone());
+    // Served in-process on loopback to this benchmark alone: no TLS, and
+    // requests without credentials are the admin.
+    state.authenticator = Arc::new(skiff_control_plane::auth::authn::Authenticator {
+        unauthenticated: skiff_control_plane::auth::authn::Unauthenticated::Admin,
+        ..Default::default()
+    });
+    let state = Arc::new(state);
     api::handlers::bootstrap(&state).await.expect("bootstrap");
     tokio::spawn(async move {
         let _ = axum::serve(listener, api::router(state)).await;

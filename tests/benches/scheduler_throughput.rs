@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -67,7 +66,7 @@ impl Binds {
 }
 
 /// Reads one chunk of a chunked HTTP body; `None` at the end.
-fn chunk(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+fn chunk(reader: &mut BufReader<skiff_tests::api_tls::Stream>) -> Option<Vec<u8>> {
     let mut size = String::new();
     reader.read_line(&mut size).ok()?;
     let size = usize::from_str_radix(size.trim(), 16)
@@ -93,10 +92,9 @@ fn follow_binds(addr: &str, start: Instant, want: usize, deadline: Duration) -> 
             .as_str()
             .unwrap_or("0")
             .to_string();
-        let Ok(mut stream) = TcpStream::connect(addr) else {
+        let Ok(mut stream) = skiff_tests::api_tls::connect(addr, Duration::from_secs(5)) else {
             continue;
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
         let request = format!(
             "GET /api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&{selector} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         );

@@ -18,7 +18,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 fn status(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -61,11 +60,11 @@ fn report(what: &str, pid: u32, latencies: &mut [Duration]) {
 
 enum Watch {
     Reading(tokio::task::JoinHandle<()>),
-    Stalled(TcpStream),
+    Stalled(Box<dyn skiff_tests::api_tls::AsyncStream>),
 }
 
 async fn watch(addr: &str, read: bool) -> Option<Watch> {
-    let mut s = TcpStream::connect(addr).await.ok()?;
+    let mut s = skiff_tests::api_tls::connect_async(addr).await.ok()?;
     let q = "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true";
     s.write_all(format!("GET {q} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await

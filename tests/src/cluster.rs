@@ -24,19 +24,32 @@ impl SkiffUp {
 
     /// Like [`Self::start`], with more `skiff up` flags.
     pub fn start_with(nodes: usize, dir: &Path, flags: &[&str]) -> Self {
+        Self::start_into(nodes, dir, flags, Stdio::piped(), Stdio::null())
+    }
+
+    /// Like [`Self::start_with`], with `skiff up`'s stdout and stderr going
+    /// where the caller says (a pipe it closes later, nowhere, ...).
+    pub fn start_into(
+        nodes: usize,
+        dir: &Path,
+        flags: &[&str],
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Self {
+        let api_port = free_port();
         let child = Command::new(workspace_binary("skiff"))
             .args([
                 "up",
                 "--nodes",
                 &nodes.to_string(),
                 "--api-port",
-                &free_port().to_string(),
+                &api_port.to_string(),
             ])
             .args(flags)
             .arg("--data-dir")
             .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .expect("skiff up");
         let mut cluster = Self {
@@ -47,6 +60,8 @@ impl SkiffUp {
         loop {
             let (ok, out) = cluster.kubectl(&["get", "nodes"]);
             if ok && out.matches(" Ready ").count() == nodes {
+                // Hand-made requests (benchmarks) reach its API as admin.
+                crate::api_tls::trust(&format!("127.0.0.1:{api_port}"), &dir.join("pki"));
                 return cluster;
             }
             let exited = cluster.child.try_wait().ok().flatten();
@@ -71,6 +86,31 @@ impl SkiffUp {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// `skiff up`'s pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` to `skiff up` and waits (60 s at most) until it has
+    /// exited; its exit status, `None` when it did not exit.
+    pub fn stop_with(&mut self, signal: i32) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        // SAFETY: signalling our own child, not yet reaped.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
     }
 
     /// The data directory.
@@ -157,7 +197,10 @@ impl SkiffUp {
 
 impl Drop for SkiffUp {
     fn drop(&mut self) {
-        // SAFETY: signalling our own child.
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        // SAFETY: signalling our own child, not yet reaped.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGINT);
         }

@@ -86,7 +86,9 @@ impl TestControlPlane {
             .expect("start skiff-control-plane");
         self.child = Some(child);
         for _ in 0..200 {
-            if http("GET", &self.address, "/healthz").is_ok_and(|(s, _)| s == 200) {
+            if crate::api_tls::trust(&self.address, &self.data_dir().join("pki"))
+                && http("GET", &self.address, "/healthz").is_ok_and(|(s, _)| s == 200)
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

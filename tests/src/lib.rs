@@ -8,10 +8,12 @@
 //! skipped with a message, unless `SKIFF_REQUIRE_E2E=1` is set (the README's
 //! test command and CI set it): then a missing prerequisite is a failure.
 
+pub mod api_tls;
 pub mod cluster;
 pub mod control_plane;
 pub mod hollow;
 pub mod kubelet;
+pub mod leftovers;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -378,8 +380,7 @@ pub fn request_as(
     body: &str,
 ) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut stream = api_tls::connect(addr, Duration::from_secs(10))?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

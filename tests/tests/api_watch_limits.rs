@@ -3,8 +3,8 @@
 //! budget, its threads and memory stay bounded meanwhile, and a GET stays
 //! fast. Over the max-in-flight cap, requests get 429 with `Retry-After`.
 
+use skiff_tests::api_tls::Stream;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use skiff_tests::control_plane::{TestControlPlane, http_json};
@@ -17,8 +17,8 @@ fn proc_status(pid: u32, field: &str) -> u64 {
         .expect("field")
 }
 
-fn open_watch(addr: &str, query: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr).expect("connect");
+fn open_watch(addr: &str, query: &str) -> Stream {
+    let mut s = skiff_tests::api_tls::connect(addr, Duration::from_secs(20)).expect("connect");
     write!(
         s,
         "GET /api/v1/namespaces/default/configmaps?watch=true{query} HTTP/1.1\r\nHost: {addr}\r\n\r\n"
@@ -62,7 +62,8 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
         let addr = addr.clone();
         std::thread::spawn(move || {
             let mut s = open_watch(&addr, "&resourceVersion=1");
-            s.set_read_timeout(Some(Duration::from_secs(60)))
+            s.tcp()
+                .set_read_timeout(Some(Duration::from_secs(60)))
                 .expect("timeout");
             let mut all = Vec::new();
             let mut buf = vec![0u8; 1 << 16];
@@ -76,7 +77,7 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
         })
     };
     // 300 that never read: half with initial events.
-    let stalled: Vec<TcpStream> = (0..300)
+    let stalled: Vec<Stream> = (0..300)
         .map(|i| {
             let q = if i % 2 == 0 {
                 "&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
@@ -144,7 +145,8 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
     // once what was already sent is drained.
     let mut ended = 0;
     for mut s in stalled {
-        s.set_read_timeout(Some(Duration::from_secs(2)))
+        s.tcp()
+            .set_read_timeout(Some(Duration::from_secs(2)))
             .expect("timeout");
         let mut tail = Vec::new();
         let mut buf = vec![0u8; 1 << 16];
@@ -172,9 +174,7 @@ async fn stalled_watchers_are_cut_off_and_resources_stay_bounded() {
 }
 
 fn raw(addr: &str, request: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
+    let mut s = skiff_tests::api_tls::connect(addr, Duration::from_secs(20)).expect("connect");
     s.write_all(request.as_bytes()).expect("send");
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -196,7 +196,7 @@ async fn requests_over_the_in_flight_cap_get_429_but_watches_are_not_counted() {
         assert_eq!(code, 201);
     }
     // Watches beyond the cap do not count against it.
-    let _watches: Vec<TcpStream> = (0..5).map(|_| open_watch(&addr, "")).collect();
+    let _watches: Vec<Stream> = (0..5).map(|_| open_watch(&addr, "")).collect();
     std::thread::sleep(Duration::from_millis(300));
     let (code, _) = http_json(
         "GET",

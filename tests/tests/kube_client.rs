@@ -11,9 +11,15 @@ use skiff_tests::control_plane::TestControlPlane;
 use tokio_stream::StreamExt;
 
 async fn client(cp: &TestControlPlane) -> Client {
-    let url = format!("http://{}", cp.address).parse().expect("url");
-    let mut config = Config::new(url);
-    config.default_namespace = "default".into();
+    // The kubeconfig the control plane wrote, as a user's program reads
+    // it: HTTPS, the cluster CA, the admin's client certificate.
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(cp.data_dir().join("kubeconfig")).expect("kubeconfig");
+    let config =
+        Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("config");
+    assert_eq!(config.default_namespace, "default");
     Client::try_from(config).expect("client")
 }
 

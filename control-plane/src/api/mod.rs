@@ -17,6 +17,7 @@
 //! - [`port_forward`]: `pods/portforward` over WebSocket channels or SPDY.
 //! - [`spdy`]: SPDY/3.1 framing and server connections (kubectl's port-forward).
 //! - [`pod_proxy`]: `pods/proxy` and `services/proxy`.
+//! - [`serve`]: TLS connections, HTTP/1.1 and HTTP/2, the client certificate.
 //! - [`selectors`]: label and field selectors.
 //! - [`table`]: server-side printing for `kubectl get`.
 //! - [`error`]: `Status` errors as HTTP responses.
@@ -41,6 +42,7 @@ pub mod protobuf;
 pub mod proxy;
 pub mod query;
 pub mod selectors;
+pub mod serve;
 pub mod spdy;
 pub mod table;
 pub mod tunnel;
@@ -75,6 +77,11 @@ pub struct ApiState {
     pub watch_limits: watch::Limits,
     /// Caps on requests served at once.
     pub inflight: inflight::InFlight,
+    /// Who a request is (401 before anything else).
+    pub authenticator: Arc<crate::auth::authn::Authenticator>,
+    /// What a user may do (403 after authentication); `AlwaysAllow` unless
+    /// the server is started with authorization modes.
+    pub authorization: Arc<crate::auth::authz::Authorization>,
 }
 
 impl ApiState {
@@ -88,6 +95,8 @@ impl ApiState {
             pages: list::Pages::default(),
             watch_limits: watch::Limits::default(),
             inflight: inflight::InFlight::default(),
+            authenticator: Arc::default(),
+            authorization: Arc::new(crate::auth::authz::Authorization::always_allow()),
         }
     }
 
@@ -136,6 +145,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             inflight::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.authorization.clone(),
+            crate::auth::authz::layer::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.authenticator.clone(),
+            crate::auth::authn::layer,
         ))
         .with_state(state)
 }

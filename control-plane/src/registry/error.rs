@@ -142,7 +142,7 @@ impl ApiError {
 
     /// 403 for a write an admission step refuses: `pods "x" is forbidden:
     /// <why>`.
-    pub fn forbidden(rt: &ResourceType, name: &str, why: &str) -> Self {
+    pub fn refused(rt: &ResourceType, name: &str, why: &str) -> Self {
         Self {
             details: Self::details(rt, name),
             ..Self::new(
@@ -151,6 +151,18 @@ impl ApiError {
                 format!("{} \"{name}\" is forbidden: {why}", rt.qualified()),
             )
         }
+    }
+
+    /// 401, as upstream answers missing or wrong credentials (the message
+    /// says no more, on purpose).
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 `Forbidden` with upstream's message (`pods is forbidden: User
+    /// "jane" cannot list resource "pods" ...`).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message)
     }
 
     /// 400.
@@ -213,7 +225,7 @@ impl ApiError {
                 Self::expired(format!("too old resource version: {requested} ({oldest})"))
             }
             StoreError::Backend(m) => Self::internal(m),
-            StoreError::Refused(m) => Self::new(403, "Forbidden", m),
+            StoreError::Refused(m) => Self::forbidden(m),
         }
     }
 

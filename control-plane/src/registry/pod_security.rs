@@ -254,7 +254,7 @@ pub async fn admit(
     let outcome = evaluate_pod(&policy, &meta, &spec, is_pod);
     audit_log(rt, obj, &policy, &outcome);
     if let Some(why) = outcome.refused {
-        return Err(ApiError::forbidden(rt, name, &why));
+        return Err(ApiError::refused(rt, name, &why));
     }
     for w in outcome.warnings {
         warnings::add(w);
@@ -280,7 +280,7 @@ pub async fn enforce_pod(store: &dyn Store, pod: &Value) -> Result<(), StoreErro
     audit_log(kinds::PODS, pod, &policy, &outcome);
     match outcome.refused {
         Some(why) => Err(StoreError::Refused(
-            ApiError::forbidden(kinds::PODS, crate::meta::name(pod), &why).message,
+            ApiError::refused(kinds::PODS, crate::meta::name(pod), &why).message,
         )),
         None => Ok(()),
     }

@@ -1,0 +1,80 @@
+//! Serving the API over TLS: each connection's handshake (with an
+//! optional client certificate, verified against the cluster CA), then
+//! HTTP/1.1 or HTTP/2 by ALPN, upgrades included (exec, port-forward,
+//! WebSockets). The verified certificate's subject travels with every
+//! request of its connection as a [`PeerCertificate`] extension, for
+//! authentication.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::authn::PeerCertificate;
+
+/// A handshake that takes longer is dropped: a client that opens
+/// connections and never speaks must not hold a task each for ever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// ALPN protocols the API offers, preferred first (as upstream).
+pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// Serves `router` on `listener` over TLS until `shutdown` completes.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: wait, as hyper's
+                    // own accept loop does, instead of spinning.
+                    tracing::warn!(error = %e, "accepting an API connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let certificate = PeerCertificate::of(tls.get_ref().1.peer_certificates());
+            let service = tower::ServiceExt::map_request(
+                router,
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(certificate.clone());
+                    request
+                },
+            );
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            let result = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await;
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "API connection ended");
+            }
+        });
+    }
+}

@@ -1,0 +1,262 @@
+//! The cluster CA: made once, kept on disk, issuing serving and client
+//! certificates.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use sha2::{Digest, Sha256};
+
+use crate::PkiError;
+
+/// The CA certificate's file in a PKI folder.
+pub const CA_CERT: &str = "ca.crt";
+/// The CA key's file in a PKI folder (mode 0600).
+pub const CA_KEY: &str = "ca.key";
+
+/// How long the CA is valid: upstream's kubeadm gives its CA ten years.
+const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// Certificates are valid from a little before they were made, so a
+/// machine whose clock is slightly behind accepts them.
+const BACKDATE: Duration = Duration::from_secs(3600);
+
+/// What a certificate is for.
+#[derive(Debug, Clone)]
+pub enum Usage {
+    /// A TLS server reached at these DNS names and IP addresses.
+    Server {
+        /// DNS names and IP addresses (as text).
+        names: Vec<String>,
+    },
+    /// A TLS client.
+    Client,
+}
+
+/// A certificate to issue.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The subject's common name: the user, for a client.
+    pub common_name: String,
+    /// The subject's organization: the group, for a client. One at most:
+    /// rcgen's distinguished name holds one value per attribute type, and
+    /// Skiff's certificates each need one group (`system:masters`,
+    /// `system:nodes`).
+    pub organization: Option<String>,
+    /// Server or client.
+    pub usage: Usage,
+    /// How long from now it is valid.
+    pub valid_for: Duration,
+}
+
+/// An issued certificate and its new key, both PEM.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The certificate.
+    pub cert_pem: String,
+    /// Its private key (PKCS#8).
+    pub key_pem: String,
+}
+
+/// The cluster CA with its key.
+pub struct Ca {
+    cert_pem: String,
+    spki_der: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca").field("hash", &self.hash()).finish()
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, with
+/// `mode`, so a crash never leaves half a key or certificate behind.
+pub fn write_atomic(path: &Path, text: &str, mode: u32) -> Result<(), PkiError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp: PathBuf = path.with_extension("partial");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    file.write_all(text.as_bytes()).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+fn validity(params: &mut CertificateParams, valid_for: Duration) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - BACKDATE;
+    params.not_after = now + valid_for;
+}
+
+impl Ca {
+    /// Loads the CA of `dir`, or makes one there if it has none.
+    pub fn load_or_create(dir: &Path) -> Result<Self, PkiError> {
+        if dir.join(CA_CERT).exists() {
+            return Self::load(dir);
+        }
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "skiff-ca");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+        ];
+        validity(&mut params, CA_VALIDITY);
+        let cert = params.self_signed(&key)?;
+        // The key first: a certificate without its key would be loaded as
+        // a CA that cannot sign.
+        write_atomic(&dir.join(CA_KEY), &key.serialize_pem(), 0o600)?;
+        write_atomic(&dir.join(CA_CERT), &cert.pem(), 0o644)?;
+        Self::load(dir)
+    }
+
+    /// Loads the CA of `dir`.
+    pub fn load(dir: &Path) -> Result<Self, PkiError> {
+        let cert_path = dir.join(CA_CERT);
+        let key_path = dir.join(CA_KEY);
+        let cert_pem = std::fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
+        let key_pem = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
+        let key = KeyPair::from_pem(&key_pem)
+            .map_err(|e| PkiError::invalid(key_path.display().to_string(), e))?;
+        let der = crate::tls::certificates(&cert_pem, &cert_path.display().to_string())?
+            .into_iter()
+            .next()
+            .ok_or_else(|| PkiError::invalid(cert_path.display().to_string(), "no certificate"))?;
+        let spki_der = spki(&der)?;
+        if spki_der != rcgen::PublicKeyData::subject_public_key_info(&key) {
+            return Err(PkiError::invalid(
+                key_path.display().to_string(),
+                "the key does not belong to the CA certificate",
+            ));
+        }
+        let issuer = Issuer::from_ca_cert_der(&der, key)?;
+        Ok(Self {
+            cert_pem,
+            spki_der,
+            issuer,
+        })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// `sha256:<hex>` of the CA's public key (SubjectPublicKeyInfo), the
+    /// form kubeadm's `--discovery-token-ca-cert-hash` pins.
+    pub fn hash(&self) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(&self.spki_der)))
+    }
+
+    /// Issues a certificate with a new key.
+    pub fn issue(&self, request: &Request) -> Result<Issued, PkiError> {
+        let key = KeyPair::generate()?;
+        let cert_pem = self.sign(request, &key)?;
+        Ok(Issued {
+            cert_pem,
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Issues a certificate for a public key someone else holds (a node's
+    /// certificate signing request); returns the certificate, PEM.
+    pub fn sign(
+        &self,
+        request: &Request,
+        public_key: &impl rcgen::PublicKeyData,
+    ) -> Result<String, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, request.common_name.as_str());
+        if let Some(org) = &request.organization {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, org.as_str());
+        }
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        match &request.usage {
+            Usage::Server { names } => {
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+                params.subject_alt_names = names
+                    .iter()
+                    .map(|n| match n.parse::<std::net::IpAddr>() {
+                        Ok(ip) => Ok(SanType::IpAddress(ip)),
+                        Err(_) => Ok(SanType::DnsName(n.clone().try_into()?)),
+                    })
+                    .collect::<Result<_, rcgen::Error>>()?;
+            }
+            Usage::Client => {
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            }
+        }
+        validity(&mut params, request.valid_for);
+        Ok(params.signed_by(public_key, &self.issuer)?.pem())
+    }
+}
+
+/// The DER SubjectPublicKeyInfo of a DER certificate.
+fn spki(der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| PkiError::invalid("certificate", e))?;
+    Ok(cert.tbs_certificate.subject_pki.raw.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ca_is_made_once_and_loaded_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Ca::load_or_create(dir.path()).expect("made");
+        let again = Ca::load_or_create(dir.path()).expect("loaded");
+        assert_eq!(first.cert_pem(), again.cert_pem());
+        assert_eq!(first.hash(), again.hash());
+        assert!(first.hash().starts_with("sha256:") && first.hash().len() == 7 + 64);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(CA_KEY))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_key_of_another_ca_is_refused() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        Ca::load_or_create(a.path()).expect("a");
+        Ca::load_or_create(b.path()).expect("b");
+        std::fs::copy(b.path().join(CA_KEY), a.path().join(CA_KEY)).expect("copy");
+        let err = Ca::load(a.path()).expect_err("mismatched key");
+        assert!(err.to_string().contains("does not belong"), "{err}");
+    }
+}

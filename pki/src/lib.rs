@@ -1,0 +1,55 @@
+//! Skiff's cluster certificates, shared by the control plane, the kubelet,
+//! the CLI and the tests.
+//!
+//! A cluster has one CA, made at the control plane's first start and kept
+//! in its data folder (`pki/ca.crt`, `pki/ca.key`, the key readable by root
+//! only). Everything that proves who it is carries a certificate the CA
+//! issued: the API server's serving certificate, the admin's client
+//! certificate in the kubeconfig (`system:masters`), and each node's
+//! (`system:node:<name>` in `system:nodes`). A client certificate's common
+//! name is its user and its organizations are its groups, as upstream's
+//! x509 authenticator reads them.
+//!
+//! - [`ca`]: making, loading and using the CA.
+//! - [`identity`]: the user and groups a client certificate names.
+//! - [`tls`]: rustls server and client configurations from PEM.
+
+pub mod ca;
+pub mod identity;
+pub mod tls;
+
+/// What went wrong with a certificate or key.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// Reading or writing a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Generating or signing.
+    #[error("certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A PEM or DER that is not what it should be.
+    #[error("{what}: {why}")]
+    Invalid {
+        /// Which input.
+        what: String,
+        /// Why it is refused.
+        why: String,
+    },
+    /// Building a TLS configuration.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+impl PkiError {
+    fn invalid(what: impl Into<String>, why: impl ToString) -> Self {
+        Self::Invalid {
+            what: what.into(),
+            why: why.to_string(),
+        }
+    }
+}
