@@ -19,8 +19,11 @@
 //! - [`net`]: IP addresses and CIDRs (syntax, family, special ranges).
 //! - [`node`]: Nodes (taints, pod CIDRs, what updates may not change).
 //! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
+//! - [`pod_security`]: the Pod Security Standards (baseline, restricted)
+//!   and a namespace's `pod-security.kubernetes.io/*` policy.
 //! - [`policy`]: PodDisruptionBudget specs and label selectors.
 //! - [`rbac`]: Roles, ClusterRoles and their bindings.
+//! - [`security_context`]: pods' and containers' securityContext fields.
 //! - [`revision`]: ControllerRevisions (data, revision number).
 //! - [`service`]: Service specs and port protocols.
 //! - [`statefulset`]: StatefulSet specs (policies, update strategy, claim
@@ -42,9 +45,11 @@ pub mod namespace;
 pub mod net;
 pub mod node;
 pub mod pod;
+pub mod pod_security;
 pub mod policy;
 pub mod rbac;
 pub mod revision;
+pub mod security_context;
 pub mod service;
 pub mod statefulset;
 pub mod storage;

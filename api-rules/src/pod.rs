@@ -179,6 +179,7 @@ pub fn validate_pod_spec(path: &str, spec: &PodSpec) -> Vec<String> {
         }
     }
     errors.extend(crate::dns::validate_pod_dns(path, spec));
+    errors.extend(crate::security_context::validate_pod(path, spec));
     errors
 }
 

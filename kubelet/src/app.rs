@@ -55,6 +55,9 @@ pub struct KubeletConfig {
     pub watch_services: bool,
     /// Pods' DNS: `--cluster-dns`, `--cluster-domain`, `--resolv-conf`.
     pub dns: NodeDns,
+    /// `--seccomp-default`: `RuntimeDefault` for pods that name no seccomp
+    /// profile (upstream's flag; off: `Unconfined`, as upstream).
+    pub seccomp_default: bool,
 }
 
 /// Why a kubelet could not start.
@@ -163,6 +166,7 @@ pub async fn start(
         node_network: config.node_network.clone(),
         watch_services: config.watch_services,
         dns: config.dns.clone(),
+        seccomp_default: config.seccomp_default,
     });
 
     let mut initial: Vec<_> = checkpoint::load(&config.state_dir)

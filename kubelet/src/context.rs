@@ -42,6 +42,9 @@ pub struct NodeContext {
     /// Cluster DNS, cluster domain and the node's resolv.conf, for pods'
     /// `/etc/resolv.conf`.
     pub dns: NodeDns,
+    /// `--seccomp-default`: pods that name no seccomp profile get
+    /// `RuntimeDefault` instead of upstream's default, `Unconfined`.
+    pub seccomp_default: bool,
 }
 
 impl NodeContext {
@@ -66,6 +69,7 @@ impl NodeContext {
             node_network: None,
             watch_services: false,
             dns: NodeDns::default(),
+            seccomp_default: false,
         }
     }
 }

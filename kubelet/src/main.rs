@@ -128,6 +128,10 @@ struct Flags {
     /// get loopback nameservers as upstream's).
     #[arg(long, default_value = "/etc/resolv.conf")]
     resolv_conf: String,
+    /// Run pods that name no seccomp profile under `RuntimeDefault`
+    /// (upstream's flag; without it they run `Unconfined`, as upstream).
+    #[arg(long)]
+    seccomp_default: bool,
 }
 
 /// `--cluster-domain`: empty (no cluster search domains, as upstream), or
@@ -205,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
                 .filter_map(|ip| ip.parse().ok())
                 .collect(),
         },
+        seccomp_default: flags.seccomp_default,
     };
     let prefix = format!("skiff-{}", flags.node_name);
     let standalone = flags.pod_cidr.clone().map(|cidr| NodeNetwork {

@@ -249,3 +249,69 @@ async fn invalid_pods_are_refused_with_field_errors() {
             .is_empty()
     );
 }
+
+/// `runAsNonRoot` with an image whose USER is root (none) never creates the
+/// container: upstream's `CreateContainerConfigError` with its message, a
+/// `Failed` event; with a numeric non-root image USER it starts.
+#[tokio::test(start_paused = true)]
+async fn run_as_non_root_refuses_a_root_image_as_upstream() {
+    let node = node().await;
+    let (_, mut rx) = node.handle.watch().await.expect("watch");
+    node.handle
+        .assign(pod(
+            "metadata: {name: p, namespace: default, uid: u-nr}\nspec:\n  securityContext: {runAsNonRoot: true}\n  containers: [{name: app, image: skiff.dev/webapp:v1}]\n",
+        ))
+        .await
+        .expect("assign");
+    let waiting = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.waiting.clone())
+    };
+    let pod = next_status(&mut rx, |p| {
+        waiting(p).is_some_and(|w| w.reason.as_deref() == Some("CreateContainerConfigError"))
+    })
+    .await;
+    assert_eq!(
+        waiting(&pod).and_then(|w| w.message).as_deref(),
+        Some(
+            "container has runAsNonRoot and image will run as root (pod: \"p_default(u-nr)\", container: app)"
+        )
+    );
+    assert!(
+        node.runtime
+            .list_containers(&LabelFilter::new())
+            .await
+            .expect("list")
+            .is_empty(),
+        "nothing was created"
+    );
+
+    node.runtime.set_image_user(
+        ImageName::parse("skiff.dev/webapp:v1").expect("valid"),
+        "1000:1000",
+    );
+    node.handle
+        .assign(pod_with_uid("u-nr2"))
+        .await
+        .expect("assign");
+    next_status(&mut rx, |p| {
+        p.metadata.uid.as_deref() == Some("u-nr2")
+            && p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|c| c.first())
+                .and_then(|c| c.state.as_ref())
+                .is_some_and(|s| s.running.is_some())
+    })
+    .await;
+}
+
+fn pod_with_uid(uid: &str) -> Pod {
+    pod(&format!(
+        "metadata: {{name: q, namespace: default, uid: {uid}}}\nspec:\n  securityContext: {{runAsNonRoot: true}}\n  containers: [{{name: app, image: skiff.dev/webapp:v1}}]\n"
+    ))
+}

@@ -47,6 +47,7 @@ pub async fn node(name: String, dir: &Path, control_plane: &str) -> Running {
             cluster_dns: vec![std::net::Ipv4Addr::new(10, 96, 0, 10).into()],
             ..NodeDns::default()
         },
+        seccomp_default: false,
     };
     start(config, runtime, Arc::new(FakeNetwork::default()))
         .await

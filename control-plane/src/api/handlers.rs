@@ -704,6 +704,7 @@ impl Api {
         validate(t.rt, obj)?;
         events_v1::validate_create(t.rt, obj)?;
         self.no_escalation(t, None, obj)?;
+        crate::registry::pod_security::admit(self.state.store.as_ref(), t.rt, None, obj).await?;
         if let Ownership::Update(manager) = ownership {
             managed_fields::update(t.rt, None, obj, manager);
         }
@@ -801,6 +802,16 @@ impl Api {
             check_immutable(t.rt, old, &result)?;
             events_v1::validate_update(t.rt, old, &result)?;
             self.no_escalation(t, Some(old), &result)?;
+            // Upstream's Pod Security skips subresources (scale).
+            if t.sub.is_none() {
+                crate::registry::pod_security::admit(
+                    self.state.store.as_ref(),
+                    t.rt,
+                    Some(old),
+                    &result,
+                )
+                .await?;
+            }
             let added = deletion::added_while_deleting(old, &result);
             if !added.is_empty() {
                 let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();

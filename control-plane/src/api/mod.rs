@@ -23,6 +23,7 @@
 //! - [`error`]: `Status` errors as HTTP responses.
 //! - [`edge`]: body and URI limits, media types, every error a `Status`.
 //! - [`query`]: the query string, parsed strictly into typed options.
+//! - [`warnings`]: `Warning` headers from what admission added.
 
 pub mod deletion;
 pub mod discovery;
@@ -45,6 +46,7 @@ pub mod serve;
 pub mod spdy;
 pub mod table;
 pub mod tunnel;
+pub mod warnings;
 pub mod watch;
 pub mod yaml;
 
@@ -136,6 +138,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             any(handlers::group_request),
         )
         .fallback(handlers::fallback)
+        .layer(axum::middleware::from_fn(warnings::headers))
         .layer(DefaultBodyLimit::max(edge::MAX_REQUEST_BODY))
         .layer(axum::middleware::from_fn(edge::catch_panic))
         .layer(axum::middleware::from_fn(edge::statusify))

@@ -140,6 +140,19 @@ impl ApiError {
         }
     }
 
+    /// 403 for a write an admission step refuses: `pods "x" is forbidden:
+    /// <why>`.
+    pub fn refused(rt: &ResourceType, name: &str, why: &str) -> Self {
+        Self {
+            details: Self::details(rt, name),
+            ..Self::new(
+                403,
+                "Forbidden",
+                format!("{} \"{name}\" is forbidden: {why}", rt.qualified()),
+            )
+        }
+    }
+
     /// 401, as upstream answers missing or wrong credentials (the message
     /// says no more, on purpose).
     pub fn unauthorized() -> Self {
@@ -212,6 +225,7 @@ impl ApiError {
                 Self::expired(format!("too old resource version: {requested} ({oldest})"))
             }
             StoreError::Backend(m) => Self::internal(m),
+            StoreError::Refused(m) => Self::forbidden(m),
         }
     }
 

@@ -16,6 +16,8 @@
 //! - [`meta`]: server-owned metadata values (timestamps, uids, names).
 //! - [`typecheck`]: Go-typed decoding errors of built-in fields.
 //! - [`admission`]: admission steps that read other objects (default StorageClass).
+//! - [`pod_security`]: Pod Security Admission by namespace label.
+//! - [`warnings`]: warnings a write returns to its client.
 //! - [`allocation`]: Service cluster IPs and nodePorts, reserved in the store.
 //! - [`published`]: endpoints of the Services that point at the control
 //!   plane itself (`kubernetes`, `kube-dns`).
@@ -39,6 +41,7 @@ pub mod events_v1;
 pub mod kinds;
 pub mod meta;
 pub mod objects;
+pub mod pod_security;
 pub mod published;
 pub mod qos;
 pub mod quantity;
@@ -47,4 +50,5 @@ pub mod resources;
 pub mod schedule;
 pub mod strategy;
 pub mod typecheck;
+pub mod warnings;
 pub mod watch;

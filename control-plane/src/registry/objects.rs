@@ -133,6 +133,9 @@ impl Objects {
             self.check_namespace_open(crate::meta::namespace(&obj))
                 .await?;
         }
+        if rt.kind == "Pod" {
+            super::pod_security::enforce_pod(self.store.as_ref(), &obj).await?;
+        }
         let name = crate::meta::name(&obj).to_string();
         let namespace = obj["metadata"]["namespace"].as_str().map(String::from);
         let revision = if super::allocation::applies_to(rt) {

@@ -51,6 +51,10 @@ pub enum StoreError {
     /// The backend failed.
     #[error("storage failure: {0}")]
     Backend(String),
+    /// An admission step refused the write (the message is the API's,
+    /// e.g. `pods "x" is forbidden: violates PodSecurity ...`).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Result of store calls.

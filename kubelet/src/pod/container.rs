@@ -102,6 +102,9 @@ pub enum StartFailure {
     ImageNeverPull(String),
     /// The container could not be created (`CreateContainerError`).
     Create(String),
+    /// The container's configuration cannot be honoured, e.g. `runAsNonRoot`
+    /// with a root image (`CreateContainerConfigError`).
+    Config(String),
     /// The container was created but its process could not start (`StartError`,
     /// counted as a crash).
     Run(String),
@@ -409,6 +412,7 @@ impl Slot {
             }
             StartFailure::ImageNeverPull(m) => ("ErrImageNeverPull", m, &mut self.image_backoff),
             StartFailure::Create(m) => ("CreateContainerError", m, &mut self.crash_backoff),
+            StartFailure::Config(m) => ("CreateContainerConfigError", m, &mut self.crash_backoff),
             StartFailure::Run(message) => {
                 let termination = Termination {
                     container_id: String::new(),

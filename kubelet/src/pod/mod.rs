@@ -8,6 +8,7 @@
 //! - [`backoff`]: CrashLoopBackOff and image back-off.
 //! - [`dns`]: the pod's resolv.conf, by `dnsPolicy` and `dnsConfig`.
 //! - [`sandbox`]: the network namespace a pod's containers share.
+//! - [`security`]: a container's effective securityContext (pod and container merged).
 //! - `start`: starting one container instance (image, configuration, create, start).
 //! - [`volumes`]: emptyDir and hostPath volumes.
 //! - [`reporter`]: how the pod tells its owner about status, events and its end.
@@ -20,6 +21,7 @@ pub mod dns;
 pub mod lifecycle;
 pub mod reporter;
 pub mod sandbox;
+pub mod security;
 pub mod spec;
 mod start;
 pub mod status;

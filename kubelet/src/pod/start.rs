@@ -17,7 +17,7 @@ use super::spec::{self, Downward, PodKey, host_network};
 use crate::context::NodeContext;
 use crate::events::Event;
 use crate::images::{ImageUnavailable, Presence};
-use crate::runtime::{BindMount, ContainerConfig, NetworkMode, PodRef};
+use crate::runtime::{BindMount, ContainerConfig, NetworkMode, PodRef, RuntimeError};
 use crate::services::env::service_environment;
 
 /// Where a container finds its resolver configuration.
@@ -51,6 +51,14 @@ impl StartTask {
         // A previous life may have left an instance with this id half-made.
         let _ = self.ctx.runtime.remove_container(&id).await;
         if let Err(e) = self.ctx.runtime.create_container(&config).await {
+            if let RuntimeError::NonRoot { violation, .. } = &e {
+                // Upstream's kubelet makes this check before it asks the
+                // runtime, and words it with the pod and container.
+                return Err(self.config_error(format!(
+                    "{violation} (pod: {:?}, container: {name})",
+                    self.key.display()
+                )));
+            }
             let m = format!("Error: {e}");
             self.event(Event::warning(&self.key, Some(&name), "Failed", m.clone()));
             return Err(StartFailure::Create(m));
@@ -75,6 +83,19 @@ impl StartTask {
             format!("Started container {name}"),
         ));
         Ok((id, Utc::now()))
+    }
+
+    /// The container's configuration cannot be honoured: upstream's
+    /// `Failed` event and `CreateContainerConfigError`.
+    fn config_error(&self, message: String) -> StartFailure {
+        let name = &self.container.name;
+        self.event(Event::warning(
+            &self.key,
+            Some(name),
+            "Failed",
+            format!("Error: {message}"),
+        ));
+        StartFailure::Config(message)
     }
 
     /// Makes the container's image present as its pull policy says.
@@ -161,26 +182,15 @@ impl StartTask {
         config.env = self.environment(&downward, &hostname);
         config.working_dir = self.container.working_dir.clone().filter(|d| !d.is_empty());
         config.hostname = Some(hostname);
-        let security =
-            |f: fn(&k8s_openapi::api::core::v1::SecurityContext) -> Option<i64>,
-             p: fn(&k8s_openapi::api::core::v1::PodSecurityContext) -> Option<i64>| {
-                self.container
-                    .security_context
-                    .as_ref()
-                    .and_then(f)
-                    .or_else(|| {
-                        self.pod
-                            .spec
-                            .as_ref()
-                            .and_then(|s| s.security_context.as_ref())
-                            .and_then(p)
-                    })
-            };
-        let uid = security(|c| c.run_as_user, |p| p.run_as_user);
-        let gid = security(|c| c.run_as_group, |p| p.run_as_group);
-        if let Some(uid) = uid {
-            config.user = Some((uid as u32, gid.unwrap_or(0) as u32));
-        }
+        let (user, security) = super::security::effective(
+            &self.pod,
+            &self.container,
+            self.ctx.seccomp_default,
+            &self.ctx.state_dir,
+        )
+        .map_err(|e| self.config_error(e.to_string()))?;
+        config.user = user;
+        config.security = security;
         if host_network(&self.pod) {
             config.network = super::sandbox::host_network();
         } else {

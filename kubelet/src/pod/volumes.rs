@@ -30,6 +30,39 @@ fn safe_handle(handle: &str) -> bool {
     !handle.is_empty() && handle != "." && handle != ".." && !handle.contains(['/', '\\', '\0'])
 }
 
+/// The pod's `fsGroup`.
+fn fs_group(pod: &Pod) -> Option<u32> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|s| s.fs_group)
+        .and_then(|g| u32::try_from(g).ok())
+}
+
+fn set_mode(dir: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))
+}
+
+/// Upstream's `SetVolumeOwnership` for a volume's top folder: owned by
+/// group `fs_group`, group read-write and set-gid, so files made in it
+/// belong to the group. (Upstream also walks existing contents; a fresh
+/// emptyDir has none.)
+fn set_ownership(dir: &Path, fs_group: Option<u32>) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(gid) = fs_group else {
+        return Ok(());
+    };
+    std::os::unix::fs::chown(dir, None, Some(gid))
+        .map_err(|e| format!("cannot set the group of {}: {e}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .permissions()
+        .mode();
+    set_mode(dir, (mode & 0o7777) | 0o2770)
+}
+
 /// Bind mounts for `container`'s `volumeMounts`, creating emptyDir folders
 /// under `pod_dir` and node-local volumes under `volumes_dir`. Unsupported
 /// volume kinds are an error naming the volume.
@@ -65,11 +98,19 @@ pub fn mounts_for(
             let dir = volumes_dir.join(handle);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create volume {}: {e}", dir.display()))?;
+            set_ownership(&dir, fs_group(pod))?;
             dir
         } else if volume.empty_dir.is_some() {
             let dir = pod_dir.join("volumes").join(&volume.name);
+            let fresh = !dir.exists();
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create emptyDir {}: {e}", dir.display()))?;
+            if fresh {
+                // Upstream's emptyDir is world-writable, so any runAsUser
+                // can use it.
+                set_mode(&dir, 0o777)?;
+            }
+            set_ownership(&dir, fs_group(pod))?;
             dir
         } else if let Some(host) = &volume.host_path {
             let path = PathBuf::from(&host.path);
@@ -155,5 +196,26 @@ mod tests {
             );
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn empty_dirs_are_world_writable_and_owned_by_the_fs_group() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p: Pod = serde_yaml::from_str(
+            r#"
+metadata: {name: p, uid: u}
+spec:
+  securityContext: {fsGroup: 2000}
+  volumes: [{name: data, emptyDir: {}}]
+  containers: [{name: c, image: i, volumeMounts: [{name: data, mountPath: /data}]}]
+"#,
+        )
+        .expect("pod");
+        let c = &p.spec.as_ref().expect("spec").containers[0];
+        let mounts = mounts_for(&p, c, dir.path(), &dir.path().join("pv")).expect("mounts");
+        let meta = std::fs::metadata(&mounts[0].host_path).expect("emptyDir");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o2777);
+        assert_eq!(meta.gid(), 2000);
     }
 }

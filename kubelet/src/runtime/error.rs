@@ -38,6 +38,15 @@ pub enum RuntimeError {
         /// What is wrong.
         reason: String,
     },
+    /// `runAsNonRoot` refuses the container's user (Kubernetes:
+    /// `CreateContainerConfigError`).
+    #[error("{violation}")]
+    NonRoot {
+        /// Container id.
+        container: String,
+        /// Which rule it breaks.
+        violation: super::process::NonRootViolation,
+    },
 
     // ----- State -----
     /// No such container (or task, or exec process).

@@ -82,6 +82,8 @@ struct FakeContainer {
 #[derive(Default)]
 struct Inner {
     images: BTreeSet<ImageName>,
+    /// Images' USER (empty, i.e. root, when not set).
+    image_users: HashMap<ImageName, String>,
     archives: HashMap<PathBuf, Vec<ImageName>>,
     containers: BTreeMap<String, FakeContainer>,
     calls: Vec<Call>,
@@ -113,6 +115,11 @@ impl FakeRuntime {
     /// Makes `image` present, as if imported.
     pub fn add_image(&self, image: ImageName) {
         self.lock().images.insert(image);
+    }
+
+    /// Sets the USER of `image`'s configuration (`runAsNonRoot` checks it).
+    pub fn set_image_user(&self, image: ImageName, user: impl Into<String>) {
+        self.lock().image_users.insert(image, user.into());
     }
 
     /// Declares what importing `archive` yields.
@@ -283,6 +290,19 @@ impl ContainerRuntime for FakeRuntime {
             return Err(RuntimeError::ImageNotPresent {
                 image: config.image.to_string(),
             });
+        }
+        if config.security.run_as_non_root {
+            let image_user = inner
+                .image_users
+                .get(&config.image)
+                .cloned()
+                .unwrap_or_default();
+            super::process::verify_non_root(config.user.map(|(uid, _)| uid), &image_user).map_err(
+                |violation| RuntimeError::NonRoot {
+                    container: config.id.clone(),
+                    violation,
+                },
+            )?;
         }
         if inner.containers.contains_key(&config.id) {
             return Err(RuntimeError::AlreadyExists {

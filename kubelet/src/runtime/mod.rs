@@ -27,8 +27,8 @@ use skiff_images::ImageName;
 pub use error::{Result, RuntimeError};
 pub use types::{
     BindMount, ContainerConfig, ContainerInfo, ContainerState, ExecEvent, ExecInput, ExecOptions,
-    ExecOutput, ExecSession, ExitStatus, LabelFilter, NetworkMode, PodRef, labels,
-    valid_container_id,
+    ExecOutput, ExecSession, ExitStatus, LabelFilter, NetworkMode, PodRef, SeccompProfile,
+    SecurityConfig, labels, valid_container_id,
 };
 
 /// A container engine as the kubelet uses it. Every method is safe to call

@@ -51,6 +51,50 @@ pub enum ProcessError {
     /// The image's USER cannot be resolved without reading its files.
     #[error("image user {0:?} is not numeric (uid[:gid])")]
     UnsupportedUser(String),
+    /// `runAsNonRoot` refuses the user the container would run as.
+    #[error("{0}")]
+    NonRoot(NonRootViolation),
+}
+
+/// Why `runAsNonRoot: true` refuses a container, as upstream's kubelet
+/// decides before creating it (its words, without the pod suffix the
+/// kubelet adds).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NonRootViolation {
+    /// `runAsUser: 0` with `runAsNonRoot: true`.
+    #[error("container's runAsUser breaks non-root policy")]
+    RunAsUserRoot,
+    /// The image's USER is empty or uid 0.
+    #[error("container has runAsNonRoot and image will run as root")]
+    ImageRunsAsRoot,
+    /// The image's USER is a name: its uid is unknown without the image's
+    /// passwd file, so it cannot be shown to be non-root.
+    #[error(
+        "container has runAsNonRoot and image has non-numeric user ({0}), cannot verify user is non-root"
+    )]
+    NonNumericUser(String),
+}
+
+/// Upstream's `runAsNonRoot` check: an explicit `runAsUser` decides;
+/// otherwise the image's USER must be a numeric, non-zero uid (its user
+/// part; an empty USER means root).
+pub fn verify_non_root(run_as_user: Option<u32>, image_user: &str) -> Result<(), NonRootViolation> {
+    if let Some(uid) = run_as_user {
+        return if uid == 0 {
+            Err(NonRootViolation::RunAsUserRoot)
+        } else {
+            Ok(())
+        };
+    }
+    let user = image_user.split(':').next().unwrap_or_default();
+    if user.is_empty() {
+        return Err(NonRootViolation::ImageRunsAsRoot);
+    }
+    match user.parse::<i64>() {
+        Ok(0) => Err(NonRootViolation::ImageRunsAsRoot),
+        Ok(_) => Ok(()),
+        Err(_) => Err(NonRootViolation::NonNumericUser(user.to_string())),
+    }
 }
 
 /// Expands `$(VAR)` in `input` with `vars`, as Kubernetes does for
@@ -157,9 +201,16 @@ pub fn resolve(
         return Err(ProcessError::RelativeWorkingDir(cwd));
     }
 
+    if config.security.run_as_non_root {
+        verify_non_root(config.user.map(|(uid, _)| uid), &image.user)
+            .map_err(ProcessError::NonRoot)?;
+    }
     let (uid, gid) = match config.user {
         Some(ids) => ids,
-        None => parse_image_user(&image.user)?,
+        None => {
+            let (uid, gid) = parse_image_user(&image.user)?;
+            (uid, config.security.run_as_group.unwrap_or(gid))
+        }
     };
     Ok(ResolvedProcess {
         args,
@@ -319,5 +370,46 @@ mod tests {
         let mut c = config();
         c.user = Some((5, 6));
         assert_eq!(resolve(&c, &img).map(|p| (p.uid, p.gid)), Ok((5, 6)));
+    }
+
+    #[test]
+    fn run_as_non_root_refuses_root_and_unverifiable_users() {
+        let mut c = config();
+        c.security.run_as_non_root = true;
+        let err = resolve(&c, &image()).expect_err("image runs as root");
+        assert_eq!(
+            err.to_string(),
+            "container has runAsNonRoot and image will run as root"
+        );
+        let mut img = image();
+        img.user = "nobody".into();
+        assert_eq!(
+            resolve(&c, &img).expect_err("non-numeric").to_string(),
+            "container has runAsNonRoot and image has non-numeric user (nobody), cannot verify user is non-root"
+        );
+        img.user = "0:1000".into();
+        assert_eq!(
+            resolve(&c, &img),
+            Err(ProcessError::NonRoot(NonRootViolation::ImageRunsAsRoot))
+        );
+        img.user = "1000:1000".into();
+        assert_eq!(resolve(&c, &img).map(|p| p.uid), Ok(1000));
+        c.user = Some((0, 0));
+        assert_eq!(
+            resolve(&c, &img).expect_err("explicit root").to_string(),
+            "container's runAsUser breaks non-root policy"
+        );
+        c.user = Some((2000, 0));
+        img.user = String::new();
+        assert_eq!(resolve(&c, &img).map(|p| p.uid), Ok(2000));
+    }
+
+    #[test]
+    fn run_as_group_alone_keeps_the_image_user() {
+        let mut c = config();
+        c.security.run_as_group = Some(3000);
+        let mut img = image();
+        img.user = "1000:1000".into();
+        assert_eq!(resolve(&c, &img).map(|p| (p.uid, p.gid)), Ok((1000, 3000)));
     }
 }

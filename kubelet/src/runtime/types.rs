@@ -61,6 +61,58 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// Which seccomp filter a container's process runs under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SeccompProfile {
+    /// No filter (upstream's default when the pod names none and the
+    /// kubelet runs without `--seccomp-default`).
+    #[default]
+    Unconfined,
+    /// The runtime's default allowlist.
+    RuntimeDefault,
+    /// A profile file on the node (OCI `linux.seccomp` JSON), already
+    /// resolved under the kubelet's seccomp folder.
+    Localhost(PathBuf),
+}
+
+/// How a container is confined: the runtime-neutral form of a pod's and a
+/// container's securityContext after the kubelet merged them, the shape
+/// the CRI's `LinuxContainerSecurityContext` gives containerd. The default
+/// is what a pod without any securityContext gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityConfig {
+    /// All capabilities, host devices, writable `/sys`, no masked or
+    /// read-only paths, no seccomp.
+    pub privileged: bool,
+    /// Capabilities added to the runtime's default set, Kubernetes names
+    /// without `CAP_` (`NET_ADMIN`, or `ALL`).
+    pub add_capabilities: Vec<String>,
+    /// Capabilities dropped from it (`ALL` drops every one before the adds).
+    pub drop_capabilities: Vec<String>,
+    /// Refuse to create the container when it would run as uid 0 (or as a
+    /// user whose uid the image does not say).
+    pub run_as_non_root: bool,
+    /// `runAsGroup` without `runAsUser`: the image's user with this
+    /// primary group.
+    pub run_as_group: Option<u32>,
+    /// Extra groups of the process (`fsGroup`, then `supplementalGroups`).
+    pub supplemental_groups: Vec<u32>,
+    /// Mount the root filesystem read-only.
+    pub read_only_root_filesystem: bool,
+    /// Set `no_new_privs` (`allowPrivilegeEscalation: false`).
+    pub no_new_privileges: bool,
+    /// Share the host's PID namespace (`hostPID`).
+    pub host_pid: bool,
+    /// Share the host's IPC namespace (`hostIPC`).
+    pub host_ipc: bool,
+    /// The seccomp filter.
+    pub seccomp: SeccompProfile,
+    /// `procMount: Unmasked`: no masked or read-only paths under `/proc`.
+    pub unmasked_proc: bool,
+    /// Namespaced sysctls to set (`spec.securityContext.sysctls`).
+    pub sysctls: BTreeMap<String, String>,
+}
+
 /// Everything needed to create one container.
 #[derive(Debug, Clone)]
 pub struct ContainerConfig {
@@ -90,6 +142,8 @@ pub struct ContainerConfig {
     pub mounts: Vec<BindMount>,
     /// `uid:gid` to run as; the image's USER (or root) when `None`.
     pub user: Option<(u32, u32)>,
+    /// How the container is confined (securityContext).
+    pub security: SecurityConfig,
     /// Where stdout and stderr go, in CRI log format.
     pub log_path: PathBuf,
     /// Additional labels.
@@ -113,6 +167,7 @@ impl ContainerConfig {
             network: NetworkMode::default(),
             mounts: Vec::new(),
             user: None,
+            security: SecurityConfig::default(),
             log_path: log_path.into(),
             extra_labels: BTreeMap::new(),
         }

@@ -12,6 +12,8 @@ mod exec;
 mod image;
 mod import;
 mod runc;
+mod seccomp;
+mod security;
 mod spec;
 
 use std::collections::HashMap;
@@ -302,10 +304,16 @@ impl ContainerRuntime for ContainerdRuntime {
             return Err(invalid("ids are 1-76 characters of [A-Za-z0-9_.-]".into()));
         }
         let image = image::resolve(&self.svc, &config.image, &self.config.snapshotter).await?;
-        let process =
-            super::process::resolve(config, &image.defaults).map_err(|e| invalid(e.to_string()))?;
+        let process = super::process::resolve(config, &image.defaults).map_err(|e| match e {
+            super::process::ProcessError::NonRoot(violation) => RuntimeError::NonRoot {
+                container: id.to_string(),
+                violation,
+            },
+            e => invalid(e.to_string()),
+        })?;
         let cgroups_path = format!("/{}/{id}", self.config.namespace);
-        let spec = spec::build_spec(config, &process, &cgroups_path)
+        let host = security::HostFacts::probe(config.security.privileged);
+        let spec = spec::build_spec(config, &process, &cgroups_path, &host)
             .map_err(|e| invalid(e.to_string()))?;
         let spec_json = serde_json::to_vec(&spec).map_err(|e| invalid(e.to_string()))?;
 

@@ -1,0 +1,812 @@
+//! The `baseline` standard: no known privilege escalation. One function
+//! per upstream check, listed in [`CHECKS`] by upstream's check id (the
+//! order results are reported in), each with the version it starts at.
+
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, PodSpec, Probe};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::{Check, Violation, containers, containers_phrase, join_quote, pluralize, sorted_set};
+
+/// A check, the id upstream knows it by, and the first version it applies to.
+pub(crate) struct Entry {
+    pub(crate) id: &'static str,
+    pub(crate) since: u32,
+    pub(crate) check: Check,
+}
+
+/// Baseline checks, sorted by id.
+pub(crate) const CHECKS: &[Entry] = &[
+    Entry {
+        id: "appArmorProfile",
+        since: 0,
+        check: app_armor_profile,
+    },
+    Entry {
+        id: "capabilities_baseline",
+        since: 0,
+        check: capabilities,
+    },
+    Entry {
+        id: "hostNamespaces",
+        since: 0,
+        check: host_namespaces,
+    },
+    Entry {
+        id: "hostPathVolumes",
+        since: 0,
+        check: host_path_volumes,
+    },
+    Entry {
+        id: "hostPorts",
+        since: 0,
+        check: host_ports,
+    },
+    Entry {
+        id: "hostProbesAndHostLifecycle",
+        since: 34,
+        check: probe_hosts,
+    },
+    Entry {
+        id: "privileged",
+        since: 0,
+        check: privileged,
+    },
+    Entry {
+        id: "procMount",
+        since: 0,
+        check: proc_mount_baseline,
+    },
+    Entry {
+        id: "seLinuxOptions",
+        since: 0,
+        check: se_linux_options,
+    },
+    Entry {
+        id: "seccompProfile_baseline",
+        since: 0,
+        check: seccomp_baseline,
+    },
+    Entry {
+        id: "sysctls",
+        since: 0,
+        check: sysctls,
+    },
+    Entry {
+        id: "windowsHostProcess",
+        since: 0,
+        check: windows_host_process,
+    },
+];
+
+/// The baseline checks of version 1.`minor`.
+pub(crate) fn checks(minor: u32) -> Vec<Check> {
+    checks_except(minor, &[])
+}
+
+/// The baseline checks of 1.`minor` but those with an id in `overridden`
+/// (restricted replaces them with stricter ones).
+pub(crate) fn checks_except(minor: u32, overridden: &[&str]) -> Vec<Check> {
+    CHECKS
+        .iter()
+        .filter(|e| e.since <= minor && !overridden.contains(&e.id))
+        .map(|e| e.check)
+        .collect()
+}
+
+/// The capabilities containerd and Docker grant by default, less NET_RAW:
+/// adding any other is a privilege beyond baseline.
+pub const ALLOWED_CAPABILITIES: [&str; 13] = [
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/// "pod and containers "a", "b"": who set a forbidden value.
+fn setters(pod: bool, bad_containers: &[String]) -> String {
+    let mut parts = Vec::new();
+    if pod {
+        parts.push("pod".to_string());
+    }
+    if !bad_containers.is_empty() {
+        parts.push(containers_phrase(bad_containers));
+    }
+    parts.join(" and ")
+}
+
+const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+fn app_armor_profile(meta: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
+    let allowed_type = |t: &str| matches!(t, "RuntimeDefault" | "Localhost");
+    let mut bad_values = Vec::new();
+    let pod_bad = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.app_armor_profile.as_ref())
+        .filter(|p| !allowed_type(&p.type_))
+        .map(|p| bad_values.push(p.type_.clone()))
+        .is_some();
+    let mut bad_containers = Vec::new();
+    for c in containers(spec) {
+        if let Some(p) = c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.app_armor_profile.as_ref())
+            .filter(|p| !allowed_type(&p.type_))
+        {
+            bad_containers.push(c.name.clone());
+            bad_values.push(p.type_.clone());
+        }
+    }
+    let mut values = sorted_set(bad_values);
+    let mut who = Vec::new();
+    if pod_bad {
+        who.push("pod".to_string());
+    }
+    if !bad_containers.is_empty() {
+        who.push(containers_phrase(&bad_containers));
+    }
+    let mut annotations: Vec<String> = meta
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, v)| {
+            k.starts_with(APPARMOR_ANNOTATION_PREFIX)
+                && !(v.is_empty() || *v == "runtime/default" || v.starts_with("localhost/"))
+        })
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
+    if !annotations.is_empty() {
+        annotations.sort();
+        who.push(pluralize("annotation", "annotations", annotations.len()).to_string());
+        values.extend(annotations);
+    }
+    if who.is_empty() {
+        return None;
+    }
+    Some(Violation::new(
+        pluralize(
+            "forbidden AppArmor profile",
+            "forbidden AppArmor profiles",
+            values.len(),
+        ),
+        format!(
+            "{} must not set AppArmor profile type to {}",
+            who.join(" and "),
+            join_quote(&values)
+        ),
+    ))
+}
+
+fn capabilities(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
+    let mut bad_containers = Vec::new();
+    let mut bad_caps = Vec::new();
+    for c in containers(spec) {
+        let added = c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.capabilities.as_ref())
+            .and_then(|c| c.add.clone())
+            .unwrap_or_default();
+        let forbidden: Vec<String> = added
+            .into_iter()
+            .filter(|a| !ALLOWED_CAPABILITIES.contains(&a.as_str()))
+            .collect();
+        if !forbidden.is_empty() {
+            bad_containers.push(c.name.clone());
+            bad_caps.extend(forbidden);
+        }
+    }
+    if bad_containers.is_empty() {
+        return None;
+    }
+    Some(Violation::new(
+        "non-default capabilities",
+        format!(
+            "{} must not include {} in securityContext.capabilities.add",
+            containers_phrase(&bad_containers),
+            join_quote(&sorted_set(bad_caps))
+        ),
+    ))
+}
+
+fn host_namespaces(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
+    let shared: Vec<&str> = [
+        (spec.host_network, "hostNetwork=true"),
+        (spec.host_pid, "hostPID=true"),
+        (spec.host_ipc, "hostIPC=true"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on == Some(true))
+    .map(|(_, text)| *text)
+    .collect();
+    (!shared.is_empty()).then(|| Violation::new("host namespaces", shared.join(", ")))
+}
+
+fn host_path_volumes(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
+    let names: Vec<String> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| v.host_path.is_some())
+        .map(|v| v.name.clone())
+        .collect();
+    (!names.is_empty()).then(|| {
+        Violation::new(
+            "hostPath volumes",
+            format!(
+                "{} {}",
+                pluralize("volume", "volumes", names.len()),
+                join_quote(&names)
+            ),
+        )
+    })
+}
+
+fn host_ports(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
+    let mut bad_containers = Vec::new();
+    let mut ports = Vec::new();
+    for c in containers(spec) {
+        let used: Vec<String> = c
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| p.host_port.filter(|h| *h != 0))
+            .map(|h| h.to_string())
+            .collect();
+        if !used.is_empty() {
+            bad_containers.push(c.name.clone());
+            ports.extend(used);
+        }
+    }
+    if bad_containers.is_empty() {
+        return None;
+    }
+    // Upstream sorts the ports as strings.
+    let ports = sorted_set(ports);
+    Some(Violation::new(
+        "hostPort",
+        format!(
+            "{} {} {} {}",
+            containers_phrase(&bad_containers),
+            pluralize("uses", "use", bad_containers.len()),
+            pluralize("hostPort", "hostPorts", ports.len()),
+            ports.join(", ")
+        ),
+    ))
+}
+
+fn probe_hosts(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
+    fn of_probe(p: &Option<Probe>) -> Vec<String> {
+        let Some(p) = p else { return Vec::new() };
+        let http = p.http_get.as_ref().and_then(|h| h.host.clone());
+        let tcp = p.tcp_socket.as_ref().and_then(|t| t.host.clone());
+        [http, tcp]
+            .into_iter()
+            .flatten()
+            .filter(|h| !h.is_empty())
+            .collect()
+    }
+    fn of_handler(h: Option<&LifecycleHandler>) -> Vec<String> {
+        let Some(h) = h else { return Vec::new() };
+        let http = h.http_get.as_ref().and_then(|h| h.host.clone());
+        let tcp = h.tcp_socket.as_ref().and_then(|t| t.host.clone());
+        [http, tcp]
+            .into_iter()
+            .flatten()
+            .filter(|h| !h.is_empty())
+            .collect()
+    }
+    let mut bad_containers = Vec::new();
+    let mut hosts = Vec::new();
+    for c in containers(spec) {
+        let lifecycle = c.lifecycle.as_ref();
+        let found: Vec<String> = [
+            of_probe(&c.liveness_probe),
+            of_probe(&c.readiness_probe),
+            of_probe(&c.startup_probe),
+            of_handler(lifecycle.and_then(|l| l.post_start.as_ref())),
+            of_handler(lifecycle.and_then(|l| l.pre_stop.as_ref())),
+        ]
+        .concat();
+        if !found.is_empty() {
+            bad_containers.push(c.name.clone());
+            hosts.extend(found);
+        }
+    }
+    if bad_containers.is_empty() {
+        return None;
+    }
+    let bad_containers = sorted_set(bad_containers);
+    let hosts = sorted_set(hosts);
+    Some(Violation::new(
+        "probe or lifecycle host",
+        format!(
+            "{} {} {} {}",
+            containers_phrase(&bad_containers),
+            pluralize("uses", "use", bad_containers.len()),
+            pluralize(
+                "probe or lifecycle host",
+                "probe or lifecycle hosts",
+                hosts.len()
+            ),
+            join_quote(&hosts)
+        ),
+    ))
+}
+
+fn privileged(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
+    let bad: Vec<String> = containers(spec)
+        .iter()
+        .filter(|c| {
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.privileged)
+                .unwrap_or(false)
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    (!bad.is_empty()).then(|| {
+        Violation::new(
+            "privileged",
+            format!(
+                "{} must not set securityContext.privileged=true",
+                containers_phrase(&bad)
+            ),
+        )
+    })
+}
+
+/// Any `procMount` but `Default` (restricted uses the same rule from 1.35,
+/// without the user-namespace exception).
+pub(crate) fn proc_mount(spec: &PodSpec) -> Option<Violation> {
+    let mut bad = Vec::new();
+    let mut types = Vec::new();
+    for c in containers(spec) {
+        if let Some(t) = c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.proc_mount.clone())
+            .filter(|t| t != "Default")
+        {
+            bad.push(c.name.clone());
+            types.push(t);
+        }
+    }
+    (!bad.is_empty()).then(|| {
+        Violation::new(
+            "procMount",
+            format!(
+                "{} must not set securityContext.procMount to {}",
+                containers_phrase(&bad),
+                join_quote(&sorted_set(types))
+            ),
+        )
+    })
+}
+
+fn proc_mount_baseline(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
+    if minor >= 35 && super::in_user_namespace(spec) {
+        return None;
+    }
+    proc_mount(spec)
+}
+
+fn se_linux_options(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
+    let mut allowed = vec!["", "container_t", "container_init_t", "container_kvm_t"];
+    if minor >= 31 {
+        allowed.push("container_engine_t");
+    }
+    let mut bad_types = Vec::new();
+    let (mut set_user, mut set_role) = (false, false);
+    let mut valid = |o: &k8s_openapi::api::core::v1::SELinuxOptions| {
+        let t = o.type_.clone().unwrap_or_default();
+        let mut ok = true;
+        if !allowed.contains(&t.as_str()) {
+            bad_types.push(t);
+            ok = false;
+        }
+        if o.user.as_deref().is_some_and(|u| !u.is_empty()) {
+            set_user = true;
+            ok = false;
+        }
+        if o.role.as_deref().is_some_and(|r| !r.is_empty()) {
+            set_role = true;
+            ok = false;
+        }
+        ok
+    };
+    let pod_bad = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.se_linux_options.as_ref())
+        .is_some_and(|o| !valid(o));
+    let mut bad_containers = Vec::new();
+    for c in containers(spec) {
+        if let Some(o) = c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.se_linux_options.as_ref())
+            && !valid(o)
+        {
+            bad_containers.push(c.name.clone());
+        }
+    }
+    if !pod_bad && bad_containers.is_empty() {
+        return None;
+    }
+    let mut data = Vec::new();
+    let bad_types = sorted_set(bad_types);
+    if !bad_types.is_empty() {
+        data.push(format!(
+            "{} {}",
+            pluralize("type", "types", bad_types.len()),
+            join_quote(&bad_types)
+        ));
+    }
+    if set_user {
+        data.push("user may not be set".to_string());
+    }
+    if set_role {
+        data.push("role may not be set".to_string());
+    }
+    Some(Violation::new(
+        "seLinuxOptions",
+        format!(
+            "{} set forbidden securityContext.seLinuxOptions: {}",
+            setters(pod_bad, &bad_containers),
+            data.join("; ")
+        ),
+    ))
+}
+
+/// Whether a seccomp profile type confines the container.
+pub(crate) fn confining_seccomp(t: &str) -> bool {
+    matches!(t, "RuntimeDefault" | "Localhost")
+}
+
+const SECCOMP_POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
+const SECCOMP_CONTAINER_ANNOTATION_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
+
+fn seccomp_baseline(meta: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
+    if minor < 19 {
+        // Before the field existed: the alpha annotations.
+        let valid = |v: &str| {
+            v == "runtime/default" || v == "docker/default" || v.starts_with("localhost/")
+        };
+        let annotations = meta.annotations.clone().unwrap_or_default();
+        let mut forbidden = Vec::new();
+        if let Some(v) = annotations
+            .get(SECCOMP_POD_ANNOTATION)
+            .filter(|v| !valid(v))
+        {
+            forbidden.push(format!("{SECCOMP_POD_ANNOTATION}={v:?}"));
+        }
+        for c in containers(spec) {
+            let key = format!("{SECCOMP_CONTAINER_ANNOTATION_PREFIX}{}", c.name);
+            if let Some(v) = annotations.get(&key).filter(|v| !valid(v)) {
+                forbidden.push(format!("{key}={v:?}"));
+            }
+        }
+        let forbidden = sorted_set(forbidden);
+        return (!forbidden.is_empty()).then(|| {
+            Violation::new(
+                "seccompProfile",
+                format!(
+                    "forbidden {} {}",
+                    pluralize("annotation", "annotations", forbidden.len()),
+                    forbidden.join(", ")
+                ),
+            )
+        });
+    }
+    let mut values = Vec::new();
+    let pod_bad = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.seccomp_profile.as_ref())
+        .filter(|p| !confining_seccomp(&p.type_))
+        .map(|p| values.push(p.type_.clone()))
+        .is_some();
+    let mut bad_containers = Vec::new();
+    for c in containers(spec) {
+        if let Some(p) = c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.seccomp_profile.as_ref())
+            .filter(|p| !confining_seccomp(&p.type_))
+        {
+            bad_containers.push(c.name.clone());
+            values.push(p.type_.clone());
+        }
+    }
+    if !pod_bad && bad_containers.is_empty() {
+        return None;
+    }
+    Some(Violation::new(
+        "seccompProfile",
+        format!(
+            "{} must not set securityContext.seccompProfile.type to {}",
+            setters(pod_bad, &bad_containers),
+            join_quote(&sorted_set(values))
+        ),
+    ))
+}
+
+/// Sysctls that only affect the pod's own namespaces, by the version that
+/// allowed them.
+const SAFE_SYSCTLS: &[(u32, &str)] = &[
+    (0, "kernel.shm_rmid_forced"),
+    (0, "net.ipv4.ip_local_port_range"),
+    (0, "net.ipv4.tcp_syncookies"),
+    (0, "net.ipv4.ping_group_range"),
+    (0, "net.ipv4.ip_unprivileged_port_start"),
+    (27, "net.ipv4.ip_local_reserved_ports"),
+    (29, "net.ipv4.tcp_keepalive_time"),
+    (29, "net.ipv4.tcp_fin_timeout"),
+    (29, "net.ipv4.tcp_keepalive_intvl"),
+    (29, "net.ipv4.tcp_keepalive_probes"),
+    (32, "net.ipv4.tcp_rmem"),
+    (32, "net.ipv4.tcp_wmem"),
+];
+
+fn sysctls(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
+    let forbidden: Vec<String> = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.sysctls.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|s| {
+            !SAFE_SYSCTLS
+                .iter()
+                .any(|(since, name)| *since <= minor && *name == s.name)
+        })
+        .map(|s| s.name.clone())
+        .collect();
+    (!forbidden.is_empty()).then(|| Violation::new("forbidden sysctls", forbidden.join(", ")))
+}
+
+fn windows_host_process(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
+    let host_process = |w: Option<&k8s_openapi::api::core::v1::WindowsSecurityContextOptions>| {
+        w.and_then(|w| w.host_process).unwrap_or(false)
+    };
+    let pod_bad = host_process(
+        spec.security_context
+            .as_ref()
+            .and_then(|s| s.windows_options.as_ref()),
+    );
+    let bad_containers: Vec<String> = containers(spec)
+        .iter()
+        .filter(|c| {
+            host_process(
+                c.security_context
+                    .as_ref()
+                    .and_then(|s| s.windows_options.as_ref()),
+            )
+        })
+        .map(|c: &Container| c.name.clone())
+        .collect();
+    if !pod_bad && bad_containers.is_empty() {
+        return None;
+    }
+    Some(Violation::new(
+        "hostProcess",
+        format!(
+            "{} must not set securityContext.windowsOptions.hostProcess=true",
+            setters(pod_bad, &bad_containers)
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::pod;
+    use super::*;
+
+    fn run(check: Check, yaml: &str, minor: u32) -> Option<String> {
+        let p = pod(yaml);
+        check(&p.metadata, p.spec.as_ref().expect("spec"), minor)
+            .map(|v| format!("{} ({})", v.reason, v.detail))
+    }
+
+    #[test]
+    fn checks_are_sorted_by_id_as_upstream_orders_them() {
+        let ids: Vec<&str> = CHECKS.iter().map(|e| e.id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        assert_eq!(checks(33).len(), 11, "probe hosts start at 1.34");
+        assert_eq!(checks(35).len(), 12);
+    }
+
+    #[test]
+    fn app_armor() {
+        let y = r#"
+metadata:
+  name: x
+  annotations: {container.apparmor.security.beta.kubernetes.io/c: unconfined}
+spec:
+  securityContext: {appArmorProfile: {type: Unconfined}}
+  containers:
+  - {name: c, image: i, securityContext: {appArmorProfile: {type: Unconfined}}}
+  - {name: d, image: i, securityContext: {appArmorProfile: {type: Localhost, localhostProfile: p}}}
+"#;
+        assert_eq!(
+            run(app_armor_profile, y, 35).as_deref(),
+            Some(
+                // Upstream quotes the annotation as it is, inner quotes and all.
+                "forbidden AppArmor profiles (pod and container \"c\" and annotation must not set AppArmor profile type to \"Unconfined\", \"container.apparmor.security.beta.kubernetes.io/c=\"unconfined\"\")"
+            )
+        );
+    }
+
+    #[test]
+    fn capabilities_beyond_the_default_set() {
+        let y = r#"
+metadata: {name: x}
+spec:
+  containers:
+  - {name: a, image: i, securityContext: {capabilities: {add: [NET_RAW, CHOWN]}}}
+  - {name: b, image: i, securityContext: {capabilities: {add: [SYS_ADMIN]}}}
+  - {name: c, image: i, securityContext: {capabilities: {add: [KILL]}}}
+"#;
+        assert_eq!(
+            run(capabilities, y, 35).as_deref(),
+            Some(
+                "non-default capabilities (containers \"a\", \"b\" must not include \"NET_RAW\", \"SYS_ADMIN\" in securityContext.capabilities.add)"
+            )
+        );
+    }
+
+    #[test]
+    fn host_namespaces_paths_and_ports() {
+        let y = r#"
+metadata: {name: x}
+spec:
+  hostNetwork: true
+  hostIPC: true
+  volumes: [{name: root, hostPath: {path: /}}, {name: logs, hostPath: {path: /var/log}}, {name: e, emptyDir: {}}]
+  containers:
+  - {name: a, image: i, ports: [{containerPort: 80, hostPort: 8080}, {containerPort: 81, hostPort: 10}]}
+  - {name: b, image: i, ports: [{containerPort: 80}]}
+"#;
+        assert_eq!(
+            run(host_namespaces, y, 35).as_deref(),
+            Some("host namespaces (hostNetwork=true, hostIPC=true)")
+        );
+        assert_eq!(
+            run(host_path_volumes, y, 35).as_deref(),
+            Some("hostPath volumes (volumes \"root\", \"logs\")")
+        );
+        assert_eq!(
+            run(host_ports, y, 35).as_deref(),
+            Some("hostPort (container \"a\" uses hostPorts 10, 8080)")
+        );
+    }
+
+    #[test]
+    fn probe_and_lifecycle_hosts_from_1_34() {
+        let y = r#"
+metadata: {name: x}
+spec:
+  containers:
+  - name: a
+    image: i
+    livenessProbe: {httpGet: {host: 10.0.0.1, port: 80}}
+    lifecycle: {preStop: {tcpSocket: {host: evil, port: 1}}}
+"#;
+        assert_eq!(
+            run(probe_hosts, y, 35).as_deref(),
+            Some(
+                "probe or lifecycle host (container \"a\" uses probe or lifecycle hosts \"10.0.0.1\", \"evil\")"
+            )
+        );
+        assert_eq!(checks(33).len() + 1, checks(34).len());
+    }
+
+    #[test]
+    fn privileged_proc_mount_and_windows() {
+        let y = r#"
+metadata: {name: x}
+spec:
+  securityContext: {windowsOptions: {hostProcess: true}}
+  initContainers: [{name: i, image: i, securityContext: {privileged: true}}]
+  containers:
+  - {name: a, image: i, securityContext: {privileged: true, procMount: Unmasked}}
+"#;
+        assert_eq!(
+            run(privileged, y, 35).as_deref(),
+            Some(
+                "privileged (containers \"i\", \"a\" must not set securityContext.privileged=true)"
+            )
+        );
+        assert_eq!(
+            run(proc_mount_baseline, y, 35).as_deref(),
+            Some(
+                "procMount (container \"a\" must not set securityContext.procMount to \"Unmasked\")"
+            )
+        );
+        assert_eq!(
+            run(windows_host_process, y, 35).as_deref(),
+            Some("hostProcess (pod must not set securityContext.windowsOptions.hostProcess=true)")
+        );
+        let userns = y.replace("spec:\n", "spec:\n  hostUsers: false\n");
+        assert_eq!(run(proc_mount_baseline, &userns, 35), None);
+        assert!(run(proc_mount_baseline, &userns, 34).is_some());
+    }
+
+    #[test]
+    fn se_linux() {
+        let y = r#"
+metadata: {name: x}
+spec:
+  securityContext: {seLinuxOptions: {type: spc_t}}
+  containers:
+  - {name: a, image: i, securityContext: {seLinuxOptions: {user: u, role: r, type: container_engine_t}}}
+"#;
+        assert_eq!(
+            run(se_linux_options, y, 35).as_deref(),
+            Some(
+                "seLinuxOptions (pod and container \"a\" set forbidden securityContext.seLinuxOptions: type \"spc_t\"; user may not be set; role may not be set)"
+            )
+        );
+        assert!(
+            run(se_linux_options, y, 30)
+                .is_some_and(|m| m.contains("types \"container_engine_t\", \"spc_t\""))
+        );
+    }
+
+    #[test]
+    fn seccomp_unconfined_and_old_annotations() {
+        let y = r#"
+metadata:
+  name: x
+  annotations: {seccomp.security.alpha.kubernetes.io/pod: unconfined}
+spec:
+  securityContext: {seccompProfile: {type: Unconfined}}
+  containers:
+  - {name: a, image: i, securityContext: {seccompProfile: {type: RuntimeDefault}}}
+"#;
+        assert_eq!(
+            run(seccomp_baseline, y, 35).as_deref(),
+            Some(
+                "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")"
+            )
+        );
+        assert_eq!(
+            run(seccomp_baseline, y, 18).as_deref(),
+            Some(
+                "seccompProfile (forbidden annotation seccomp.security.alpha.kubernetes.io/pod=\"unconfined\")"
+            )
+        );
+    }
+
+    #[test]
+    fn unsafe_sysctls_by_version() {
+        let y = r#"
+metadata: {name: x}
+spec:
+  securityContext:
+    sysctls: [{name: net.ipv4.tcp_rmem, value: "1"}, {name: kernel.msgmax, value: "1"}, {name: net.ipv4.ping_group_range, value: "0 1"}]
+  containers: [{name: a, image: i}]
+"#;
+        assert_eq!(
+            run(sysctls, y, 35).as_deref(),
+            Some("forbidden sysctls (kernel.msgmax)")
+        );
+        assert_eq!(
+            run(sysctls, y, 31).as_deref(),
+            Some("forbidden sysctls (net.ipv4.tcp_rmem, kernel.msgmax)")
+        );
+    }
+}

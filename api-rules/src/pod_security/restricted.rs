@@ -1,0 +1,512 @@
+//! The `restricted` standard: baseline plus hardening. Some checks replace
+//! a baseline check of the same concern (listed by [`overridden_baseline_checks`]);
+//! results follow every remaining baseline result, sorted by upstream's id.
+
+use k8s_openapi::api::core::v1::{PodSpec, Volume};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::baseline::{self, Entry, confining_seccomp};
+use super::{Check, Violation, containers, containers_phrase, join_quote, pluralize, sorted_set};
+
+/// Restricted checks, sorted by id, with the baseline check each replaces.
+const CHECKS: &[(Entry, Option<&str>)] = &[
+    (
+        Entry {
+            id: "allowPrivilegeEscalation",
+            since: 8,
+            check: allow_privilege_escalation,
+        },
+        None,
+    ),
+    (
+        Entry {
+            id: "capabilities_restricted",
+            since: 22,
+            check: capabilities,
+        },
+        Some("capabilities_baseline"),
+    ),
+    (
+        Entry {
+            id: "procMount_restricted",
+            since: 35,
+            check: proc_mount,
+        },
+        Some("procMount"),
+    ),
+    (
+        Entry {
+            id: "restrictedVolumes",
+            since: 0,
+            check: volume_types,
+        },
+        Some("hostPathVolumes"),
+    ),
+    (
+        Entry {
+            id: "runAsNonRoot",
+            since: 0,
+            check: run_as_non_root,
+        },
+        None,
+    ),
+    (
+        Entry {
+            id: "runAsUser",
+            since: 23,
+            check: run_as_user,
+        },
+        None,
+    ),
+    (
+        Entry {
+            id: "seccompProfile_restricted",
+            since: 19,
+            check: seccomp,
+        },
+        Some("seccompProfile_baseline"),
+    ),
+];
+
+/// The restricted checks of 1.`minor`.
+pub(crate) fn checks(minor: u32) -> Vec<Check> {
+    CHECKS
+        .iter()
+        .filter(|(e, _)| e.since <= minor)
+        .map(|(e, _)| e.check)
+        .collect()
+}
+
+/// Baseline checks that 1.`minor`'s restricted checks replace.
+pub(crate) fn overridden_baseline_checks(minor: u32) -> Vec<&'static str> {
+    CHECKS
+        .iter()
+        .filter(|(e, _)| e.since <= minor)
+        .filter_map(|(_, replaced)| *replaced)
+        .collect()
+}
+
+fn allow_privilege_escalation(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
+    if minor >= 25 && super::windows(spec) {
+        return None;
+    }
+    let bad: Vec<String> = containers(spec)
+        .iter()
+        .filter(|c| {
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.allow_privilege_escalation)
+                != Some(false)
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    (!bad.is_empty()).then(|| {
+        Violation::new(
+            "allowPrivilegeEscalation != false",
+            format!(
+                "{} must set securityContext.allowPrivilegeEscalation=false",
+                containers_phrase(&bad)
+            ),
+        )
+    })
+}
+
+fn capabilities(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
+    if minor >= 25 && super::windows(spec) {
+        return None;
+    }
+    let mut missing_drop_all = Vec::new();
+    let mut adding = Vec::new();
+    let mut forbidden = Vec::new();
+    for c in containers(spec) {
+        let Some(caps) = c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.capabilities.as_ref())
+        else {
+            missing_drop_all.push(c.name.clone());
+            continue;
+        };
+        if !caps.drop.iter().flatten().any(|d| d == "ALL") {
+            missing_drop_all.push(c.name.clone());
+        }
+        let extra: Vec<String> = caps
+            .add
+            .iter()
+            .flatten()
+            .filter(|a| *a != "NET_BIND_SERVICE")
+            .cloned()
+            .collect();
+        if !extra.is_empty() {
+            adding.push(c.name.clone());
+            forbidden.extend(extra);
+        }
+    }
+    let mut details = Vec::new();
+    if !missing_drop_all.is_empty() {
+        details.push(format!(
+            "{} must set securityContext.capabilities.drop=[\"ALL\"]",
+            containers_phrase(&missing_drop_all)
+        ));
+    }
+    if !adding.is_empty() {
+        details.push(format!(
+            "{} must not include {} in securityContext.capabilities.add",
+            containers_phrase(&adding),
+            join_quote(&sorted_set(forbidden))
+        ));
+    }
+    (!details.is_empty()).then(|| Violation::new("unrestricted capabilities", details.join("; ")))
+}
+
+fn proc_mount(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
+    baseline::proc_mount(spec)
+}
+
+/// The upstream name of a volume's source, for the kinds restricted refuses.
+fn volume_type(v: &Volume) -> Option<&'static str> {
+    let allowed = v.config_map.is_some()
+        || v.csi.is_some()
+        || v.downward_api.is_some()
+        || v.empty_dir.is_some()
+        || v.ephemeral.is_some()
+        || v.image.is_some()
+        || v.persistent_volume_claim.is_some()
+        || v.projected.is_some()
+        || v.secret.is_some();
+    if allowed {
+        return None;
+    }
+    let kinds = [
+        (v.host_path.is_some(), "hostPath"),
+        (v.gce_persistent_disk.is_some(), "gcePersistentDisk"),
+        (v.aws_elastic_block_store.is_some(), "awsElasticBlockStore"),
+        (v.git_repo.is_some(), "gitRepo"),
+        (v.nfs.is_some(), "nfs"),
+        (v.iscsi.is_some(), "iscsi"),
+        (v.glusterfs.is_some(), "glusterfs"),
+        (v.rbd.is_some(), "rbd"),
+        (v.flex_volume.is_some(), "flexVolume"),
+        (v.cinder.is_some(), "cinder"),
+        (v.cephfs.is_some(), "cephfs"),
+        (v.flocker.is_some(), "flocker"),
+        (v.fc.is_some(), "fc"),
+        (v.azure_file.is_some(), "azureFile"),
+        (v.vsphere_volume.is_some(), "vsphereVolume"),
+        (v.quobyte.is_some(), "quobyte"),
+        (v.azure_disk.is_some(), "azureDisk"),
+        (v.photon_persistent_disk.is_some(), "photonPersistentDisk"),
+        (v.portworx_volume.is_some(), "portworxVolume"),
+        (v.scale_io.is_some(), "scaleIO"),
+        (v.storageos.is_some(), "storageos"),
+    ];
+    Some(
+        kinds
+            .iter()
+            .find(|(set, _)| *set)
+            .map_or("unknown", |(_, name)| *name),
+    )
+}
+
+fn volume_types(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
+    let mut names = Vec::new();
+    let mut types = Vec::new();
+    for v in spec.volumes.iter().flatten() {
+        if let Some(t) = volume_type(v) {
+            names.push(v.name.clone());
+            types.push(t.to_string());
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    let types = sorted_set(types);
+    Some(Violation::new(
+        "restricted volume types",
+        format!(
+            "{} {} {} {} {}",
+            pluralize("volume", "volumes", names.len()),
+            join_quote(&names),
+            pluralize("uses", "use", names.len()),
+            pluralize(
+                "restricted volume type",
+                "restricted volume types",
+                types.len()
+            ),
+            join_quote(&types)
+        ),
+    ))
+}
+
+/// "pod and containers "a", "b"".
+fn setters(pod: bool, bad: &[String]) -> String {
+    let mut parts = Vec::new();
+    if pod {
+        parts.push("pod".to_string());
+    }
+    if !bad.is_empty() {
+        parts.push(containers_phrase(bad));
+    }
+    parts.join(" and ")
+}
+
+fn run_as_non_root(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
+    if minor >= 35 && super::in_user_namespace(spec) {
+        return None;
+    }
+    let pod_value = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.run_as_non_root);
+    let pod_bad = pod_value == Some(false);
+    let pod_ok = pod_value == Some(true);
+    let mut explicit = Vec::new();
+    let mut implicit = Vec::new();
+    for c in containers(spec) {
+        match c.security_context.as_ref().and_then(|s| s.run_as_non_root) {
+            Some(false) => explicit.push(c.name.clone()),
+            Some(true) => {}
+            None if !pod_ok => implicit.push(c.name.clone()),
+            None => {}
+        }
+    }
+    if pod_bad || !explicit.is_empty() {
+        return Some(Violation::new(
+            "runAsNonRoot != true",
+            format!(
+                "{} must not set securityContext.runAsNonRoot=false",
+                setters(pod_bad, &explicit)
+            ),
+        ));
+    }
+    (!implicit.is_empty()).then(|| {
+        Violation::new(
+            "runAsNonRoot != true",
+            format!(
+                "pod or {} must set securityContext.runAsNonRoot=true",
+                containers_phrase(&implicit)
+            ),
+        )
+    })
+}
+
+fn run_as_user(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
+    if minor >= 35 && super::in_user_namespace(spec) {
+        return None;
+    }
+    let pod_bad = spec.security_context.as_ref().and_then(|s| s.run_as_user) == Some(0);
+    let bad: Vec<String> = containers(spec)
+        .iter()
+        .filter(|c| c.security_context.as_ref().and_then(|s| s.run_as_user) == Some(0))
+        .map(|c| c.name.clone())
+        .collect();
+    (pod_bad || !bad.is_empty()).then(|| {
+        Violation::new(
+            "runAsUser=0",
+            format!("{} must not set runAsUser=0", setters(pod_bad, &bad)),
+        )
+    })
+}
+
+fn seccomp(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
+    if minor >= 25 && super::windows(spec) {
+        return None;
+    }
+    let mut values = Vec::new();
+    let pod_profile = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.seccomp_profile.as_ref());
+    let pod_bad = pod_profile.is_some_and(|p| !confining_seccomp(&p.type_));
+    if let Some(p) = pod_profile.filter(|_| pod_bad) {
+        values.push(p.type_.clone());
+    }
+    let pod_set = pod_profile.is_some() && !pod_bad;
+    let mut explicit = Vec::new();
+    let mut implicit = Vec::new();
+    for c in containers(spec) {
+        match c
+            .security_context
+            .as_ref()
+            .and_then(|s| s.seccomp_profile.as_ref())
+        {
+            Some(p) if !confining_seccomp(&p.type_) => {
+                explicit.push(c.name.clone());
+                values.push(p.type_.clone());
+            }
+            Some(_) => {}
+            None if !pod_set => implicit.push(c.name.clone()),
+            None => {}
+        }
+    }
+    if pod_bad || !explicit.is_empty() {
+        return Some(Violation::new(
+            "seccompProfile",
+            format!(
+                "{} must not set securityContext.seccompProfile.type to {}",
+                setters(pod_bad, &explicit),
+                join_quote(&sorted_set(values))
+            ),
+        ));
+    }
+    (!implicit.is_empty()).then(|| {
+        Violation::new(
+            "seccompProfile",
+            format!(
+                "pod or {} must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"",
+                containers_phrase(&implicit)
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::pod;
+    use super::*;
+
+    fn run(check: Check, yaml: &str, minor: u32) -> Option<String> {
+        let p = pod(yaml);
+        check(&p.metadata, p.spec.as_ref().expect("spec"), minor)
+            .map(|v| format!("{} ({})", v.reason, v.detail))
+    }
+
+    #[test]
+    fn overrides_by_version() {
+        assert_eq!(
+            overridden_baseline_checks(35),
+            [
+                "capabilities_baseline",
+                "procMount",
+                "hostPathVolumes",
+                "seccompProfile_baseline"
+            ]
+        );
+        assert_eq!(overridden_baseline_checks(18), ["hostPathVolumes"]);
+        assert_eq!(checks(22).len(), 5);
+        assert_eq!(checks(7).len(), 2);
+    }
+
+    #[test]
+    fn privilege_escalation_must_be_false_except_on_windows() {
+        let y = r#"
+metadata: {name: x}
+spec:
+  containers:
+  - {name: a, image: i}
+  - {name: b, image: i, securityContext: {allowPrivilegeEscalation: true}}
+  - {name: c, image: i, securityContext: {allowPrivilegeEscalation: false}}
+"#;
+        assert_eq!(
+            run(allow_privilege_escalation, y, 35).as_deref(),
+            Some(
+                "allowPrivilegeEscalation != false (containers \"a\", \"b\" must set securityContext.allowPrivilegeEscalation=false)"
+            )
+        );
+        let windows = y.replace("spec:\n", "spec:\n  os: {name: windows}\n");
+        assert_eq!(run(allow_privilege_escalation, &windows, 35), None);
+        assert!(run(allow_privilege_escalation, &windows, 24).is_some());
+    }
+
+    #[test]
+    fn capabilities_drop_all_and_only_net_bind_service() {
+        let y = r#"
+metadata: {name: x}
+spec:
+  containers:
+  - {name: a, image: i}
+  - {name: b, image: i, securityContext: {capabilities: {drop: [ALL], add: [NET_BIND_SERVICE, NET_ADMIN]}}}
+  - {name: c, image: i, securityContext: {capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}}
+"#;
+        assert_eq!(
+            run(capabilities, y, 35).as_deref(),
+            Some(
+                "unrestricted capabilities (container \"a\" must set securityContext.capabilities.drop=[\"ALL\"]; container \"b\" must not include \"NET_ADMIN\" in securityContext.capabilities.add)"
+            )
+        );
+    }
+
+    #[test]
+    fn volume_types_outside_the_allowed_list() {
+        let y = r#"
+metadata: {name: x}
+spec:
+  volumes:
+  - {name: a, hostPath: {path: /}}
+  - {name: b, nfs: {server: s, path: /}}
+  - {name: c, configMap: {name: m}}
+  - {name: d, persistentVolumeClaim: {claimName: p}}
+  containers: [{name: c, image: i}]
+"#;
+        assert_eq!(
+            run(volume_types, y, 35).as_deref(),
+            Some(
+                "restricted volume types (volumes \"a\", \"b\" use restricted volume types \"hostPath\", \"nfs\")"
+            )
+        );
+    }
+
+    #[test]
+    fn run_as_non_root_and_run_as_user() {
+        let y = r#"
+metadata: {name: x}
+spec:
+  securityContext: {runAsNonRoot: true, runAsUser: 0}
+  containers:
+  - {name: a, image: i}
+  - {name: b, image: i, securityContext: {runAsNonRoot: false, runAsUser: 0}}
+"#;
+        assert_eq!(
+            run(run_as_non_root, y, 35).as_deref(),
+            Some(
+                "runAsNonRoot != true (container \"b\" must not set securityContext.runAsNonRoot=false)"
+            )
+        );
+        assert_eq!(
+            run(run_as_user, y, 35).as_deref(),
+            Some("runAsUser=0 (pod and container \"b\" must not set runAsUser=0)")
+        );
+        let unset = "metadata: {name: x}\nspec: {containers: [{name: a, image: i}]}";
+        assert_eq!(
+            run(run_as_non_root, unset, 35).as_deref(),
+            Some(
+                "runAsNonRoot != true (pod or container \"a\" must set securityContext.runAsNonRoot=true)"
+            )
+        );
+        let userns =
+            "metadata: {name: x}\nspec: {hostUsers: false, containers: [{name: a, image: i}]}";
+        assert_eq!(run(run_as_non_root, userns, 35), None);
+    }
+
+    #[test]
+    fn seccomp_must_be_runtime_default_or_localhost() {
+        let y = r#"
+metadata: {name: x}
+spec:
+  containers:
+  - {name: a, image: i}
+  - {name: b, image: i, securityContext: {seccompProfile: {type: Localhost, localhostProfile: p.json}}}
+"#;
+        assert_eq!(
+            run(seccomp, y, 35).as_deref(),
+            Some(
+                "seccompProfile (pod or container \"a\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+            )
+        );
+        let pod_level = y.replace(
+            "spec:\n",
+            "spec:\n  securityContext: {seccompProfile: {type: RuntimeDefault}}\n",
+        );
+        assert_eq!(run(seccomp, &pod_level, 35), None);
+        let unconfined = y.replace(
+            "spec:\n",
+            "spec:\n  securityContext: {seccompProfile: {type: Unconfined}}\n",
+        );
+        assert_eq!(
+            run(seccomp, &unconfined, 35).as_deref(),
+            Some(
+                "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")"
+            )
+        );
+    }
+}
