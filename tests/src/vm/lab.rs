@@ -33,6 +33,7 @@ pub struct Lab {
     machines: Vec<Machine>,
     network: HostNetwork,
     run: tempfile::TempDir,
+    accel: Accel,
 }
 
 impl Lab {
@@ -68,6 +69,7 @@ impl Lab {
             machines: booted,
             network,
             run,
+            accel,
         };
         for machine in &mut lab.machines {
             machine.wait_for_ssh(accel.boot_limit());
@@ -92,6 +94,11 @@ impl Lab {
             .unwrap_or_else(|| panic!("no machine {name}"));
         machine.power_off();
         assert!(!machine.is_running(), "{name} still runs");
+    }
+
+    /// How the machines run.
+    pub fn accel(&self) -> Accel {
+        self.accel
     }
 
     /// The host network.

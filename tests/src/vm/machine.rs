@@ -6,6 +6,7 @@
 //! [`Machine::power_off`]) kills qemu outright: a hard power-off.
 
 use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -63,8 +64,8 @@ impl Machine {
             "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet panic=-1 skiff.ip={ip}/24 skiff.name={}",
             spec.name
         );
-        let qemu = Command::new("qemu-system-x86_64")
-            .args(accel.qemu_args())
+        let mut qemu = Command::new("qemu-system-x86_64");
+        qemu.args(accel.qemu_args())
             .args(["-m", &MEMORY_MIB.to_string()])
             .args(["-display", "none", "-monitor", "none", "-no-reboot"])
             .arg("-serial")
@@ -95,8 +96,19 @@ impl Machine {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
-            .spawn()
-            .expect("qemu-system-x86_64");
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe; a test process killed before
+        // its destructors run takes its machines with it.
+        unsafe {
+            qemu.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let qemu = qemu.spawn().expect("qemu-system-x86_64");
         Self {
             name: spec.name.to_string(),
             ip,

@@ -19,14 +19,6 @@ pub fn missing() -> Option<String> {
     if let Some(reason) = missing_prerequisite() {
         return Some(reason);
     }
-    if std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_err()
-    {
-        return Some("/dev/kvm cannot be opened (no KVM on this machine)".into());
-    }
     for (tool, package) in TOOLS {
         let found =
             which(tool).or_else(|| Some(Path::new("/usr/sbin").join(tool)).filter(|p| p.is_file()));

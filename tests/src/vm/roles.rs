@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::accel::Pace;
 use super::machine::Machine;
 use super::network::lab_ip;
 
@@ -41,14 +42,17 @@ pub struct Join {
 }
 
 /// Starts the control plane on `machine` and waits until its API answers.
-pub fn start_server(machine: &Machine) -> Join {
+pub fn start_server(machine: &Machine, pace: Pace) -> Join {
     let ip = machine.ip();
     let command = format!(
         "{BIN}/skiff-control-plane --data-dir {DATA_DIR} --listen 0.0.0.0:{API_PORT} \
          --grpc-listen 0.0.0.0:{grpc} --advertise-address {ip} \
-         --load-balancer-pool {pool} --cluster-dns-listen {ip}:53",
+         --load-balancer-pool {pool} --cluster-dns-listen {ip}:53 \
+         --node-monitor-grace-period {grace}s --pod-eviction-timeout {eviction}s",
         grpc = API_PORT + 1,
         pool = load_balancer_pool(),
+        grace = pace.grace.as_secs(),
+        eviction = pace.eviction.as_secs(),
     );
     machine.ssh_ok(&format!(
         "mkdir -p {DATA_DIR} && systemd-run --quiet --unit {SERVER_UNIT} {command}"
