@@ -4,8 +4,9 @@
 //! Deployment and LoadBalancer Service; both the NodePort and the
 //! LoadBalancer address answer from the host; an agent machine powered
 //! off hard (qemu killed) heals as `skiff node stop` does: NotReady after
-//! the lab's node-monitor grace, its pods evicted, replacements Running
-//! on the other agent within the lab's 10 s.
+//! the node-monitor grace, its pods evicted, replacements Running on the
+//! other agent within the lab's 10 s with KVM (emulated machines, where
+//! KVM cannot run them, get the slower pace of `Accel::pace`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -90,6 +91,7 @@ fn skiff_on_three_machines_serves_the_seeds_and_heals_a_powered_off_agent() {
 
     phases.start("join");
     let pace = lab.accel().pace();
+    say(&format!("vm lab: {:?}, {pace:?}", lab.accel()));
     let join = roles::start_server(lab.machine("cp"), pace);
     lab.set_kubeconfig(&roles::kubeconfig(lab.machine("cp")));
     // The host's kubectl reaches the API over HTTPS at the machine's lab
