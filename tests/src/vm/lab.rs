@@ -41,6 +41,9 @@ impl Lab {
     /// each to answer ssh.
     pub fn boot(image: &Image, machines: &[(&str, u8)]) -> Self {
         let runs = target_dir().join("vm-runs");
+        // One lab at a time owns the bridge (see `HostNetwork::create`), so
+        // any older run's folder is what a killed test left.
+        let _ = std::fs::remove_dir_all(&runs);
         std::fs::create_dir_all(&runs).expect("create target/vm-runs");
         let run = tempfile::Builder::new()
             .prefix("lab-")
