@@ -378,7 +378,7 @@ async fn run() -> anyhow::Result<()> {
     let names = skiff_control_plane::auth::certificates::api_names(
         &flags.cluster_domain,
         std::net::IpAddr::V4(ranges.ips.first()),
-        &[Some(api_ip), advertise]
+        &[Some(api_ip), advertise, Some(flags.grpc_listen.ip())]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>(),
@@ -414,12 +414,22 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", flags.grpc_listen))?;
     let grpc_address = grpc.local_addr()?;
+    skiff_control_plane::nodes::kubelet_client::configure(certificates.kubelet_client_tls.clone());
+    let bootstrap = skiff_control_plane::nodes::bootstrap::Bootstrap::server(
+        objects.clone(),
+        Arc::new(
+            skiff_pki::ca::Ca::load(&flags.data_dir.join("pki"))
+                .context("loading the cluster CA")?,
+        ),
+    );
+    let node_tls = certificates.node_tls.clone();
     tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(skiff_proto::link::PING_INTERVAL))
             .http2_keepalive_timeout(Some(skiff_proto::link::PING_TIMEOUT))
+            .add_service(bootstrap)
             .add_service(registry)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc))
+            .serve_with_incoming(skiff_proto::link::tls_incoming_stream(grpc, node_tls))
             .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "node gRPC server failed");

@@ -29,10 +29,32 @@ pub struct AgentService {
     node: NodeHandle,
 }
 
+/// Refuses every call whose client certificate is not the control
+/// plane's (upstream's kubelet authorizes its API against the API
+/// server; Skiff's has one legitimate caller).
+pub fn control_plane_only(request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+    let peer = skiff_proto::link::PeerInfo::of(&request);
+    if crate::node::identity::is_control_plane(&peer) {
+        return Ok(request);
+    }
+    Err(match peer.user {
+        None => Status::unauthenticated("Unauthorized"),
+        Some(user) => Status::permission_denied(format!(
+            "Forbidden (user={}, verb=*, resource=nodes, subresource=proxy)",
+            user.name
+        )),
+    })
+}
+
 impl AgentService {
-    /// A tonic server for `node`.
-    pub fn server(node: NodeHandle) -> NodeAgentServer<Self> {
-        NodeAgentServer::new(Self { node })
+    /// A tonic server for `node`, answering the control plane only.
+    pub fn server(
+        node: NodeHandle,
+    ) -> tonic::service::interceptor::InterceptedService<
+        NodeAgentServer<Self>,
+        fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
+    > {
+        NodeAgentServer::with_interceptor(Self { node }, control_plane_only as _)
     }
 }
 
