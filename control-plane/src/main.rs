@@ -388,10 +388,21 @@ async fn run() -> anyhow::Result<()> {
         skiff_control_plane::auth::certificates::prepare(&flags.data_dir.join("pki"), names)
             .context("preparing the cluster's certificates")?;
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
+    // A wildcard listen address is no address to dial (nor in the serving
+    // certificate): the kubeconfig names the advertised one, or loopback.
+    let dial = if api_ip.is_unspecified() {
+        SocketAddr::new(
+            advertise.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+            api_port,
+        )
+        .to_string()
+    } else {
+        address.clone()
+    };
     kubeconfig::write(
         &kubeconfig_path,
         &kubeconfig::KubeconfigData {
-            address: &address,
+            address: &dial,
             ca_pem: certificates.ca.cert_pem(),
             cert_pem: &certificates.admin.cert_pem,
             key_pem: &certificates.admin.key_pem,

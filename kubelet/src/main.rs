@@ -257,6 +257,9 @@ async fn main() -> anyhow::Result<()> {
             bail!("--node-labels: {label:?} is not k=v");
         }
     }
+    // Before containerd: a node that cannot join stops here, with the
+    // reason, whatever else it lacks.
+    let tls = kubelet_tls(&flags).await?;
     let logger = flags
         .cri_logger
         .clone()
@@ -272,8 +275,6 @@ async fn main() -> anyhow::Result<()> {
     let runtime = ContainerdRuntime::connect(runtime_config)
         .await
         .context("connecting to containerd")?;
-    // A node that cannot join stops here, with the reason.
-    let tls = kubelet_tls(&flags).await?;
     let config = KubeletConfig {
         tls,
         node_name: flags.node_name.clone(),

@@ -669,8 +669,8 @@ mod tests {
                 },
             ))
             .await
-            .err()
-            .expect("n1 watching n2");
+            .map(drop)
+            .expect_err("n1 watching n2");
         assert_eq!(watch.code(), tonic::Code::PermissionDenied);
     }
 

@@ -29,6 +29,13 @@ pub struct AgentService {
     node: NodeHandle,
 }
 
+/// A call filter: the request, or why it is refused.
+pub type Guard = fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>;
+
+/// The node agent service behind [`control_plane_only`].
+pub type GuardedAgent =
+    tonic::service::interceptor::InterceptedService<NodeAgentServer<AgentService>, Guard>;
+
 /// Refuses every call whose client certificate is not the control
 /// plane's (upstream's kubelet authorizes its API against the API
 /// server; Skiff's has one legitimate caller).
@@ -48,12 +55,7 @@ pub fn control_plane_only(request: tonic::Request<()>) -> Result<tonic::Request<
 
 impl AgentService {
     /// A tonic server for `node`, answering the control plane only.
-    pub fn server(
-        node: NodeHandle,
-    ) -> tonic::service::interceptor::InterceptedService<
-        NodeAgentServer<Self>,
-        fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>,
-    > {
+    pub fn server(node: NodeHandle) -> GuardedAgent {
         NodeAgentServer::with_interceptor(Self { node }, control_plane_only as _)
     }
 }
