@@ -77,6 +77,9 @@ pub struct ApiState {
     pub inflight: inflight::InFlight,
     /// Who a request is (401 before anything else).
     pub authenticator: Arc<crate::auth::authn::Authenticator>,
+    /// What a user may do (403 after authentication); `AlwaysAllow` unless
+    /// the server is started with authorization modes.
+    pub authorization: Arc<crate::auth::authz::Authorization>,
 }
 
 impl ApiState {
@@ -91,6 +94,7 @@ impl ApiState {
             watch_limits: watch::Limits::default(),
             inflight: inflight::InFlight::default(),
             authenticator: Arc::default(),
+            authorization: Arc::new(crate::auth::authz::Authorization::always_allow()),
         }
     }
 
@@ -138,6 +142,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             inflight::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.authorization.clone(),
+            crate::auth::authz::layer::layer,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.authenticator.clone(),

@@ -17,6 +17,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::clusterrole_aggregation::Aggregation;
 use super::cronjob::CronJobs;
 use super::daemonset::DaemonSets;
 use super::deployment::Deployments;
@@ -121,7 +122,7 @@ impl Child {
 }
 
 /// The supervisor's children but the node actors, in start order.
-const CHILDREN: [Child; 15] = [
+const CHILDREN: [Child; 16] = [
     Child::new("scheduler", |d, s| {
         Box::pin(async move {
             Ok(Scheduler::spawn_on_own_thread(d.objects, s)
@@ -161,6 +162,9 @@ const CHILDREN: [Child; 15] = [
     }),
     Child::new("loadbalancer controller", |d, s| {
         run(&d, |o| LoadBalancers::new(o, load_balancer_pool()), s)
+    }),
+    Child::new("clusterrole aggregation controller", |d, s| {
+        run(&d, Aggregation::new, s)
     }),
 ];
 
