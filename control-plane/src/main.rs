@@ -379,6 +379,7 @@ async fn run() -> anyhow::Result<()> {
         &flags.authorization_mode,
         rbac.clone(),
     ));
+    tokio::spawn(state.authorization.node.clone().follow(state.store.clone()));
     let state = Arc::new(state);
     api::handlers::bootstrap(&state)
         .await

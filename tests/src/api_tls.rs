@@ -48,10 +48,22 @@ pub fn get_with(
     addr: &str,
     path: &str,
 ) -> std::io::Result<(u16, String)> {
+    request_with(config, "GET", addr, path, "")
+}
+
+/// [`get_with`] for any method, with a JSON body.
+pub fn request_with(
+    config: Arc<rustls::ClientConfig>,
+    method: &str,
+    addr: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = skiff_pki::tls::connect_blocking(config, addr, Duration::from_secs(10))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = Vec::new();
     match stream.read_to_end(&mut response) {
