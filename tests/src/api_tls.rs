@@ -2,7 +2,9 @@
 //! TLS, trusting the cluster's CA, as its admin. [`crate::request_as`]
 //! and the other raw HTTP helpers look an address up here, so a test that
 //! sends hand-made requests to an API server needs no TLS code of its own;
-//! any other address (a kubelet's HTTP port, a pod) is plain TCP.
+//! a `TestKubelet`'s HTTP port is reached with the control plane's
+//! kubelet-client certificate ([`trust_with`]); any other address (a pod)
+//! is plain TCP.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

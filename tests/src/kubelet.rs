@@ -80,6 +80,22 @@ impl TestKubelet {
 
     /// Like [`TestKubelet::start`], with extra flags (`--control-plane`, ...).
     pub async fn start_with(env: &TestEnv, name: &str, extra: &[&str]) -> Self {
+        Self::start_inner(env, name, extra, None).await
+    }
+
+    /// A standalone kubelet (no `--control-plane`) serving a certificate
+    /// from `cp`'s CA and answering `cp`'s kubelet-client certificate, so
+    /// `cp` reaches it (logs, exec, port-forward) once a Node names it.
+    pub async fn start_for(env: &TestEnv, name: &str, cp: &TestControlPlane) -> Self {
+        Self::start_inner(env, name, &[], Some(cp.data_dir().join("pki"))).await
+    }
+
+    async fn start_inner(
+        env: &TestEnv,
+        name: &str,
+        extra: &[&str],
+        ca_dir: Option<PathBuf>,
+    ) -> Self {
         let state_dir = env.dir().join(format!("kubelet-{name}"));
         let manifests_dir = env.dir().join(format!("manifests-{name}"));
         std::fs::create_dir_all(&manifests_dir).expect("manifests dir");
@@ -139,7 +155,7 @@ impl TestKubelet {
             // Standalone: upstream's serving and client-CA flags, from a
             // test CA.
             None => {
-                let pki = test_pki(env, name);
+                let pki = test_pki_in(&ca_dir.unwrap_or_else(|| env.dir().join("test-pki")), name);
                 args.extend([
                     "--tls-cert-file".into(),
                     pki.join(format!("kubelet-{name}.crt"))
@@ -426,8 +442,14 @@ pub fn control_plane_client(pki: &Path, alpn: &[u8]) -> std::sync::Arc<rustls::C
 /// the control plane's kubelet-client certificate and a serving
 /// certificate for kubelet `name` at 127.0.0.1.
 pub fn test_pki(env: &TestEnv, name: &str) -> PathBuf {
+    test_pki_in(&env.dir().join("test-pki"), name)
+}
+
+/// [`test_pki`] with the CA of `dir` (made there if it has none, e.g. a
+/// control plane's PKI folder).
+pub fn test_pki_in(dir: &Path, name: &str) -> PathBuf {
     use skiff_pki::ca::{Ca, Request, Usage};
-    let dir = env.dir().join("test-pki");
+    let dir = dir.to_path_buf();
     let ca = Ca::load_or_create(&dir).expect("test CA");
     let year = Duration::from_secs(365 * 24 * 3600);
     let write = |stem: &str, issued: skiff_pki::ca::Issued| {
