@@ -25,6 +25,16 @@ impl Api {
     /// `GET path`: status and body, `None` when it cannot be asked (not up
     /// yet, no credentials yet, another server without our CA).
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.call("GET", path, "")
+    }
+
+    /// `POST path` with a JSON body: status and body, `None` when it cannot
+    /// be asked.
+    pub fn post(&self, path: &str, body: &str) -> Option<(u16, String)> {
+        self.call("POST", path, body)
+    }
+
+    fn call(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
         // Read afresh each time: the control plane writes the files at its
         // start, after `skiff up` began waiting for it.
         let config = skiff_pki::tls::admin_client(&self.pki).ok()?;
@@ -34,8 +44,9 @@ impl Api {
         // without chunked framing, readable to the end of the connection.
         write!(
             stream,
-            "GET {path} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
+            "{method} {path} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
         )
         .ok()?;
         let mut response = Vec::new();

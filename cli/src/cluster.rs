@@ -140,7 +140,7 @@ pub(crate) fn load(dir: &Path) -> anyhow::Result<ClusterRecord> {
     Ok(serde_json::from_str(&text)?)
 }
 
-fn save(dir: &Path, record: &ClusterRecord) -> anyhow::Result<()> {
+pub(crate) fn save(dir: &Path, record: &ClusterRecord) -> anyhow::Result<()> {
     let tmp = dir.join("cluster.json.partial");
     std::fs::write(&tmp, serde_json::to_vec_pretty(record)?)?;
     std::fs::rename(tmp, record_path(dir))?;
@@ -162,7 +162,7 @@ pub(crate) fn sibling(binary: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn spawn(
+pub(crate) fn spawn(
     binary: &Path,
     args: &[String],
     log: &Path,
@@ -213,18 +213,7 @@ pub async fn up(config: UpConfig) -> anyhow::Result<()> {
     let dir = &config.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
-    if let Ok(old) = load(&dir) {
-        if let Some(running) = old.skiff_up().filter(ProcessId::is_running) {
-            bail!(
-                "a cluster is already running from {} (skiff up, pid {}); stop it with `skiff down --data-dir {}`",
-                dir.display(),
-                running.pid,
-                dir.display()
-            );
-        }
-        step("removing what a cluster that did not stop cleanly left");
-        down::tear_down(&dir, Some(&old), None, detail).await?;
-    }
+    refuse_running_or_clear(&dir, detail).await?;
     // Before anything starts: a taken port would otherwise fail the
     // control plane after the images, containerd and the bridge are up,
     // or worse, another cluster's API would answer the readiness checks.
@@ -258,6 +247,24 @@ pub async fn up(config: UpConfig) -> anyhow::Result<()> {
     let stopped = down::tear_down(&dir, Some(&record), containerd, detail).await;
     detail("done");
     result.and(stopped.map(drop))
+}
+
+/// Refuses a data dir whose cluster (or server, or agent) still runs;
+/// removes what one that did not stop cleanly left.
+pub(crate) async fn refuse_running_or_clear(dir: &Path, say: fn(&str)) -> anyhow::Result<()> {
+    if let Ok(old) = load(dir) {
+        if let Some(running) = old.skiff_up().filter(ProcessId::is_running) {
+            bail!(
+                "a cluster is already running from {} (skiff, pid {}); stop it with `skiff down --data-dir {}`",
+                dir.display(),
+                running.pid,
+                dir.display()
+            );
+        }
+        step("removing what a cluster that did not stop cleanly left");
+        down::tear_down(dir, Some(&old), None, say).await?;
+    }
+    Ok(())
 }
 
 /// A line under a step.
@@ -361,6 +368,10 @@ async fn run_cluster(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Every node joins as a machine would: a bootstrap token, the CA
+    // pinned by its hash; its certificates are kept in its state dir.
+    let token = crate::join::create_token(&client, crate::join::TOKEN_TTL, "skiff up")?;
+    let ca_hash = crate::join::ca_hash(dir)?;
     let kubelet = sibling("skiff-kubelet")?;
     let logger = sibling("skiff-cri-logger")?;
     for i in 1..=nodes {
@@ -396,6 +407,10 @@ async fn run_cluster(
             &ip,
             "--control-plane",
             &grpc,
+            "--token",
+            &token.to_string(),
+            "--ca-cert-hash",
+            &ca_hash,
             "--cri-logger",
             &logger.display().to_string(),
         ]
@@ -462,7 +477,7 @@ async fn run_cluster(
 /// free on every address: the API (`api_port`), the node registry
 /// (`+1`) and cluster DNS (`+2`, TCP and UDP). Bound on the wildcard
 /// address, which any listener of the same port on any address blocks.
-fn ports_free(api_port: u16) -> anyhow::Result<()> {
+pub(crate) fn ports_free(api_port: u16) -> anyhow::Result<()> {
     let what = [
         (api_port, "the Kubernetes API (--api-port)"),
         (
@@ -492,7 +507,7 @@ fn ports_free(api_port: u16) -> anyhow::Result<()> {
 /// The kube-dns Service's address: the tenth of the Service CIDR (the
 /// control plane's `--service-cluster-ip-range`, 10.96.0.0/12 unless set),
 /// where the control plane publishes it, as kubeadm does.
-fn dns_service_ip(control_plane_flags: &[String]) -> anyhow::Result<Ipv4Addr> {
+pub(crate) fn dns_service_ip(control_plane_flags: &[String]) -> anyhow::Result<Ipv4Addr> {
     let range = control_plane_flags
         .iter()
         .position(|f| f == "--service-cluster-ip-range")

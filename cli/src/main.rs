@@ -6,14 +6,17 @@
 //!   on its nodes, each of which has its own network namespace and address.
 //! - `skiff demo`: the container runtime alone, on a private containerd.
 
+mod agent;
 mod api;
 mod cluster;
 mod demo;
 mod down;
+mod join;
 mod leftovers;
 mod network;
 mod process;
 mod progress;
+mod server;
 mod signals;
 mod status;
 
@@ -71,6 +74,76 @@ enum Cmd {
         /// cluster DNS refuses them and never asks outside.
         #[arg(long, value_name = "ADDRS")]
         cluster_dns_upstream: Option<String>,
+    },
+    /// Run the control plane alone for a cluster of machines; prints the
+    /// join token, the CA hash and the `skiff agent` line to join with.
+    Server {
+        /// Folder for the control plane's store, certificates, logs and
+        /// kubeconfig.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Address the API (at --api-port), the node port (+1) listen on.
+        #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
+        listen_address: std::net::IpAddr,
+        /// Address machines reach this one at (default: --listen-address,
+        /// or this machine's address on its default route); cluster DNS
+        /// listens here at --api-port + 2.
+        #[arg(long, value_name = "IP")]
+        advertise_address: Option<std::net::IpAddr>,
+        /// Port of the Kubernetes API (the next one serves nodes).
+        #[arg(long, default_value_t = 6443)]
+        api_port: u16,
+        /// Hours the printed join token is valid.
+        #[arg(long, default_value_t = 24)]
+        token_ttl_hours: u64,
+        /// The CIDR Services get cluster IPs from.
+        #[arg(long, value_name = "CIDR")]
+        service_cluster_ip_range: Option<String>,
+        /// The ports NodePort Services get (default 30000-32767).
+        #[arg(long, value_name = "FIRST-LAST")]
+        service_node_port_range: Option<String>,
+        /// Addresses LoadBalancer Services get (`FIRST-LAST` or a CIDR on
+        /// the nodes' network), announced by the nodes.
+        #[arg(long, value_name = "RANGE")]
+        load_balancer_pool: Option<String>,
+        /// Resolvers for names outside the cluster domain.
+        #[arg(long, value_name = "ADDRS")]
+        cluster_dns_upstream: Option<String>,
+    },
+    /// Join this machine to a `skiff server` as a node: a kubelet with its
+    /// own containerd.
+    Agent {
+        /// The server's API, `https://HOST:PORT` (nodes join at PORT + 1).
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// Bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`) from `skiff server`.
+        #[arg(long)]
+        token: Option<String>,
+        /// The server's CA, pinned by hash (`sha256:<hex>`).
+        #[arg(long, value_name = "sha256:HEX")]
+        ca_cert_hash: Option<String>,
+        /// The server's CA certificate, trusted as it is.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Folder for containerd, the node's state and certificates, logs.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The node's name (default: the hostname).
+        #[arg(long)]
+        node_name: Option<String>,
+        /// The node's address (default: this machine's address toward the
+        /// server).
+        #[arg(long, value_name = "IP")]
+        node_ip: Option<std::net::IpAddr>,
+        /// See `skiff up --pod-network`.
+        #[arg(long, value_enum, default_value = "cni")]
+        pod_network: PodNetworkMode,
+        /// The cluster DNS Service's address pods resolve with.
+        #[arg(long, default_value = "10.96.0.10", value_name = "IP")]
+        cluster_dns: std::net::IpAddr,
+        /// The kubelet's gRPC port (its HTTP port is 5 above).
+        #[arg(long, default_value_t = 10250)]
+        kubelet_port: u16,
     },
     /// Act on a node of the cluster running from DIR.
     Node {
@@ -176,6 +249,67 @@ async fn main() -> anyhow::Result<()> {
             name,
             data_dir,
         } => cluster::node(action, &name, &data_dir),
+        Cmd::Server {
+            data_dir,
+            listen_address,
+            advertise_address,
+            api_port,
+            token_ttl_hours,
+            service_cluster_ip_range,
+            service_node_port_range,
+            load_balancer_pool,
+            cluster_dns_upstream,
+        } => {
+            let flags = [
+                ("--service-cluster-ip-range", service_cluster_ip_range),
+                ("--service-node-port-range", service_node_port_range),
+                ("--load-balancer-pool", load_balancer_pool),
+                ("--cluster-dns-upstream", cluster_dns_upstream),
+            ]
+            .into_iter()
+            .filter_map(|(flag, value)| Some([flag.to_string(), value?]))
+            .flatten()
+            .collect();
+            server::server(server::ServerConfig {
+                dir: data_dir,
+                listen: listen_address,
+                advertise: advertise_address,
+                api_port,
+                control_plane_flags: flags,
+                token_ttl: std::time::Duration::from_secs(token_ttl_hours.max(1) * 3600),
+            })
+            .await
+        }
+        Cmd::Agent {
+            server,
+            token,
+            ca_cert_hash,
+            ca_file,
+            data_dir,
+            node_name,
+            node_ip,
+            pod_network,
+            cluster_dns,
+            kubelet_port,
+        } => {
+            agent::agent(agent::AgentConfig {
+                server,
+                token,
+                ca_cert_hash,
+                ca_file,
+                dir: data_dir,
+                node_name,
+                node_ip,
+                kubelet_port,
+                node_flags: vec![
+                    "--pod-network".into(),
+                    pod_network.flag().into(),
+                    "--cluster-dns".into(),
+                    cluster_dns.to_string(),
+                ],
+            })
+            .await
+        }
         Cmd::Down { data_dir } => down::down(&data_dir).await,
         Cmd::Status { data_dir } => {
             if !status::status(&data_dir)? {

@@ -379,6 +379,7 @@ async fn run() -> anyhow::Result<()> {
         &flags.authorization_mode,
         rbac.clone(),
     ));
+    tokio::spawn(state.authorization.node.clone().follow(state.store.clone()));
     let state = Arc::new(state);
     api::handlers::bootstrap(&state)
         .await
@@ -418,7 +419,7 @@ async fn run() -> anyhow::Result<()> {
     let names = skiff_control_plane::auth::certificates::api_names(
         &flags.cluster_domain,
         std::net::IpAddr::V4(ranges.ips.first()),
-        &[Some(api_ip), advertise]
+        &[Some(api_ip), advertise, Some(flags.grpc_listen.ip())]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>(),
@@ -428,10 +429,21 @@ async fn run() -> anyhow::Result<()> {
         skiff_control_plane::auth::certificates::prepare(&flags.data_dir.join("pki"), names)
             .context("preparing the cluster's certificates")?;
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
+    // A wildcard listen address is no address to dial (nor in the serving
+    // certificate): the kubeconfig names the advertised one, or loopback.
+    let dial = if api_ip.is_unspecified() {
+        SocketAddr::new(
+            advertise.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+            api_port,
+        )
+        .to_string()
+    } else {
+        address.clone()
+    };
     kubeconfig::write(
         &kubeconfig_path,
         &kubeconfig::KubeconfigData {
-            address: &address,
+            address: &dial,
             ca_pem: certificates.ca.cert_pem(),
             cert_pem: &certificates.admin.cert_pem,
             key_pem: &certificates.admin.key_pem,
@@ -454,12 +466,22 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", flags.grpc_listen))?;
     let grpc_address = grpc.local_addr()?;
+    skiff_control_plane::nodes::kubelet_client::configure(certificates.kubelet_client_tls.clone());
+    let bootstrap = skiff_control_plane::nodes::bootstrap::Bootstrap::server(
+        objects.clone(),
+        Arc::new(
+            skiff_pki::ca::Ca::load(&flags.data_dir.join("pki"))
+                .context("loading the cluster CA")?,
+        ),
+    );
+    let node_tls = certificates.node_tls.clone();
     tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(skiff_proto::link::PING_INTERVAL))
             .http2_keepalive_timeout(Some(skiff_proto::link::PING_TIMEOUT))
+            .add_service(bootstrap)
             .add_service(registry)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc))
+            .serve_with_incoming(skiff_proto::link::tls_incoming_stream(grpc, node_tls))
             .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "node gRPC server failed");

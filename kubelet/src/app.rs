@@ -9,12 +9,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
 use crate::images::ImageManager;
 use crate::metrics::Metrics;
 use crate::network::NodeNetwork;
+use crate::node::identity::KubeletTls;
 use crate::node::manifests::ManifestWatcher;
 use crate::node::{NodeContext, NodeError, NodeHandle, PodSource, checkpoint};
 use crate::pod::backoff::BackoffConfig;
@@ -58,6 +58,9 @@ pub struct KubeletConfig {
     /// `--seccomp-default`: `RuntimeDefault` for pods that name no seccomp
     /// profile (upstream's flag; off: `Unconfined`, as upstream).
     pub seccomp_default: bool,
+    /// Serving certificate, client CA, and the node's certificate toward
+    /// the control plane.
+    pub tls: KubeletTls,
 }
 
 /// Why a kubelet could not start.
@@ -84,6 +87,12 @@ pub enum StartError {
     /// The node agent did not start.
     #[error(transparent)]
     Node(#[from] NodeError),
+    /// The TLS configuration is unusable.
+    #[error(transparent)]
+    Tls(#[from] skiff_pki::PkiError),
+    /// A control plane without a client certificate to call it with.
+    #[error("--control-plane needs the node's client certificate (join with --token)")]
+    NoClientCertificate,
 }
 
 /// A running kubelet.
@@ -149,6 +158,9 @@ pub async fn start(
     runtime: Arc<dyn ContainerRuntime>,
     network: Arc<dyn PodNetwork>,
 ) -> Result<Running, StartError> {
+    if config.control_plane.is_some() && config.tls.control_plane.is_none() {
+        return Err(StartError::NoClientCertificate);
+    }
     std::fs::create_dir_all(&config.state_dir).map_err(|source| StartError::Folder {
         path: config.state_dir.clone(),
         source,
@@ -226,6 +238,20 @@ pub async fn start(
         source,
     })?;
 
+    let grpc_tls = skiff_pki::tls::server(
+        &config.tls.serving_cert_pem,
+        &config.tls.serving_key_pem,
+        &config.tls.client_ca_pem,
+        skiff_pki::tls::ClientAuth::Required,
+        &[b"h2"],
+    )?;
+    let http_tls = skiff_pki::tls::server(
+        &config.tls.serving_cert_pem,
+        &config.tls.serving_key_pem,
+        &config.tls.client_ca_pem,
+        skiff_pki::tls::ClientAuth::Optional,
+        &[b"http/1.1"],
+    )?;
     let mut until_stopped = stopped.clone();
     let service = server::grpc::AgentService::server(node.clone());
     tasks.push(tokio::spawn(async move {
@@ -236,7 +262,10 @@ pub async fn start(
             .http2_keepalive_interval(Some(skiff_proto::link::PING_INTERVAL))
             .http2_keepalive_timeout(Some(skiff_proto::link::PING_TIMEOUT))
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown)
+            .serve_with_incoming_shutdown(
+                skiff_proto::link::tls_incoming_stream(grpc, grpc_tls),
+                shutdown,
+            )
             .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "gRPC server failed");
@@ -244,11 +273,17 @@ pub async fn start(
     }));
     let mut until_stopped = stopped;
     let router = server::http::router(node.clone());
+    let http =
+        server::http::TlsListener::new(http, http_tls).map_err(|source| StartError::Listen {
+            addr: config.http_listen,
+            source,
+        })?;
     tasks.push(tokio::spawn(async move {
         let shutdown = async move {
             let _ = until_stopped.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(http, router)
+        let service = router.into_make_service_with_connect_info::<server::http::Caller>();
+        if let Err(e) = axum::serve(http, service)
             .with_graceful_shutdown(shutdown)
             .await
         {
@@ -261,8 +296,14 @@ pub async fn start(
             .clone()
             .unwrap_or_else(|| grpc_addr.ip().to_string());
         let endpoint = format!("{host}:{}", grpc_addr.port());
+        let client_tls = config
+            .tls
+            .control_plane
+            .clone()
+            .ok_or(StartError::NoClientCertificate)?;
         tasks.push(crate::node::registration::spawn(
             cp.clone(),
+            client_tls,
             node.clone(),
             endpoint,
             config.node_labels.clone(),

@@ -15,6 +15,7 @@ use skiff_kubelet::network::announce::{Announcer, IpLink};
 use skiff_kubelet::network::guard::Guard;
 use skiff_kubelet::network::node::NodeSetup;
 use skiff_kubelet::network::pod::{CniNetwork, CniOptions};
+use skiff_kubelet::node::identity::{self, KubeletTls, Trust};
 use skiff_kubelet::pod::backoff::BackoffConfig;
 use skiff_kubelet::pod::dns::NodeDns;
 use skiff_kubelet::pod::sandbox::{NetnsNetwork, PodNetwork};
@@ -132,6 +133,104 @@ struct Flags {
     /// (upstream's flag; without it they run `Unconfined`, as upstream).
     #[arg(long)]
     seccomp_default: bool,
+    /// Bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`) to join the control
+    /// plane with when the node has no usable certificates yet.
+    #[arg(long)]
+    token: Option<String>,
+    /// The control plane's CA, pinned by its public key's hash
+    /// (`sha256:<hex>`, kubeadm's `--discovery-token-ca-cert-hash`).
+    #[arg(long, value_name = "sha256:HEX")]
+    ca_cert_hash: Option<String>,
+    /// The control plane's CA certificate, trusted as it is (instead of
+    /// `--ca-cert-hash`).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// CA whose client certificates may call this kubelet (upstream's
+    /// flag; default: the cluster CA the node joined).
+    #[arg(long, value_name = "FILE")]
+    client_ca_file: Option<PathBuf>,
+    /// Serving certificate of the kubelet's ports (upstream's flag;
+    /// default: the one issued when joining).
+    #[arg(long, value_name = "FILE", requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// Key of `--tls-cert-file`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+}
+
+/// How long a kubelet keeps trying to reach the control plane to join.
+const JOIN_PATIENCE: Duration = Duration::from_secs(120);
+
+fn read(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The kubelet's TLS: joined (or kept) node credentials when it has a
+/// control plane, the given files otherwise; `--tls-cert-file`,
+/// `--tls-private-key-file` and `--client-ca-file` override either.
+async fn kubelet_tls(flags: &Flags) -> anyhow::Result<KubeletTls> {
+    let mut tls = match &flags.control_plane {
+        Some(cp) => {
+            let trust = match (&flags.ca_cert_hash, &flags.ca_file) {
+                (Some(hash), _) => Some(Trust::Hash(hash.clone())),
+                (None, Some(file)) => Some(Trust::CaPem(read(file)?)),
+                (None, None) => None,
+            };
+            let creds = match trust {
+                Some(trust) => {
+                    let mut names = vec![flags.node_name.clone()];
+                    names.extend(flags.node_ip.clone());
+                    let ip = flags.grpc_listen.ip();
+                    if !ip.is_unspecified() {
+                        names.push(ip.to_string());
+                    }
+                    names.dedup();
+                    identity::load_or_join(
+                        &flags.state_dir,
+                        &identity::Join {
+                            control_plane: cp.clone(),
+                            token: flags.token.clone(),
+                            trust,
+                            node_name: flags.node_name.clone(),
+                            serving_names: names,
+                            patience: JOIN_PATIENCE,
+                        },
+                    )
+                    .await?
+                }
+                // Only kept certificates: their CA was trusted at join.
+                None => identity::load(&flags.state_dir, &flags.node_name, None).context(
+                    "--control-plane needs --ca-cert-hash or --ca-file to trust it on first join",
+                )?,
+            };
+            KubeletTls::from_credentials(&creds)?
+        }
+        None => {
+            let (Some(cert), Some(key), Some(ca)) = (
+                &flags.tls_cert_file,
+                &flags.tls_private_key_file,
+                &flags.client_ca_file,
+            ) else {
+                bail!(
+                    "a kubelet without --control-plane needs --tls-cert-file, --tls-private-key-file and --client-ca-file"
+                );
+            };
+            KubeletTls {
+                serving_cert_pem: read(cert)?,
+                serving_key_pem: read(key)?,
+                client_ca_pem: read(ca)?,
+                control_plane: None,
+            }
+        }
+    };
+    if let (Some(cert), Some(key)) = (&flags.tls_cert_file, &flags.tls_private_key_file) {
+        tls.serving_cert_pem = read(cert)?;
+        tls.serving_key_pem = read(key)?;
+    }
+    if let Some(ca) = &flags.client_ca_file {
+        tls.client_ca_pem = read(ca)?;
+    }
+    Ok(tls)
 }
 
 /// `--cluster-domain`: empty (no cluster search domains, as upstream), or
@@ -162,6 +261,9 @@ async fn main() -> anyhow::Result<()> {
             bail!("--node-labels: {label:?} is not k=v");
         }
     }
+    // Before containerd: a node that cannot join stops here, with the
+    // reason, whatever else it lacks.
+    let tls = kubelet_tls(&flags).await?;
     let logger = flags
         .cri_logger
         .clone()
@@ -178,6 +280,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("connecting to containerd")?;
     let config = KubeletConfig {
+        tls,
         node_name: flags.node_name.clone(),
         state_dir: flags.state_dir.clone(),
         manifests_dir: flags.manifests_dir.clone(),
@@ -242,7 +345,7 @@ async fn main() -> anyhow::Result<()> {
         control_plane: flags
             .control_plane
             .as_deref()
-            .map(|cp| cp.trim_start_matches("http://"))
+            .map(|cp| cp.split_once("://").map_or(cp, |(_, rest)| rest))
             .and_then(|cp| cp.parse().ok()),
     };
     let proxy_network = node_network.clone();

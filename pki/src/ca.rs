@@ -180,6 +180,17 @@ impl Ca {
         })
     }
 
+    /// [`Ca::sign`] for a public key sent as SubjectPublicKeyInfo PEM.
+    pub fn sign_public_key_pem(
+        &self,
+        request: &Request,
+        public_key_pem: &str,
+    ) -> Result<String, PkiError> {
+        let key = rcgen::SubjectPublicKeyInfo::from_pem(public_key_pem)
+            .map_err(|e| PkiError::invalid("public key", e))?;
+        self.sign(request, &key)
+    }
+
     /// Issues a certificate for a public key someone else holds (a node's
     /// certificate signing request); returns the certificate, PEM.
     pub fn sign(
@@ -222,6 +233,28 @@ impl Ca {
     }
 }
 
+/// A new key pair for a certificate to be signed elsewhere: the private
+/// key (PKCS#8 PEM, to keep) and its public key (SubjectPublicKeyInfo
+/// PEM, to send).
+pub fn new_key_pair() -> Result<(String, String), PkiError> {
+    let key = KeyPair::generate()?;
+    Ok((key.serialize_pem(), key.public_key_pem()))
+}
+
+/// `sha256:<hex>` of a DER certificate's public key, as [`Ca::hash`].
+pub fn hash_of_der(der: &[u8]) -> Result<String, PkiError> {
+    Ok(format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(spki(der)?))
+    ))
+}
+
+/// [`hash_of_der`] of the first certificate of a PEM text.
+pub fn hash_of_pem(pem: &str) -> Result<String, PkiError> {
+    let der = crate::tls::certificates(pem, "CA certificate")?.remove(0);
+    hash_of_der(&der)
+}
+
 /// The DER SubjectPublicKeyInfo of a DER certificate.
 fn spki(der: &[u8]) -> Result<Vec<u8>, PkiError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
@@ -241,6 +274,7 @@ mod tests {
         assert_eq!(first.cert_pem(), again.cert_pem());
         assert_eq!(first.hash(), again.hash());
         assert!(first.hash().starts_with("sha256:") && first.hash().len() == 7 + 64);
+        assert_eq!(hash_of_pem(first.cert_pem()).expect("hash"), first.hash());
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(CA_KEY))
             .expect("key")

@@ -12,11 +12,14 @@
 //!
 //! - [`ca`]: making, loading and using the CA.
 //! - [`identity`]: the user and groups a client certificate names.
-//! - [`tls`]: rustls server and client configurations from PEM.
+//! - [`tls`]: rustls server and client configurations from PEM, and the
+//!   client that pins the CA by hash for a node's first contact.
+//! - [`token`]: bootstrap tokens (`<id>.<secret>`) nodes join with.
 
 pub mod ca;
 pub mod identity;
 pub mod tls;
+pub mod token;
 
 /// What went wrong with a certificate or key.
 #[derive(Debug, thiserror::Error)]

@@ -29,29 +29,7 @@ pub mod node {
 /// go silent rather than fail, and a reconnect stuck in TCP's SYN back-off
 /// can take minutes. HTTP/2 pings notice a dead peer within seconds and a
 /// short connect timeout keeps retries quick, so a healed node returns at once.
-pub mod link {
-    use std::time::Duration;
-
-    use tonic::transport::{Channel, Endpoint, Error};
-
-    /// Longest wait for a TCP connection.
-    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-    /// How often an open connection is pinged.
-    pub const PING_INTERVAL: Duration = Duration::from_secs(1);
-    /// A ping unanswered for this long closes the connection.
-    pub const PING_TIMEOUT: Duration = Duration::from_secs(3);
-
-    /// A channel to `url` (`http://host:port`) with Skiff's liveness settings.
-    pub async fn connect(url: impl Into<String>) -> Result<Channel, Error> {
-        Endpoint::from_shared(url.into())?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .http2_keep_alive_interval(PING_INTERVAL)
-            .keep_alive_timeout(PING_TIMEOUT)
-            .keep_alive_while_idle(true)
-            .connect()
-            .await
-    }
-}
+pub mod link;
 
 #[cfg(test)]
 mod tests {

@@ -258,7 +258,7 @@ async fn main() {
     let t = Instant::now();
     if hollow {
         assert!(gated, "hollow nodes need SKIFF_BENCH_RELEASE=gates");
-        supervisor = Some(start_control_plane(&objects, store.clone()).await);
+        supervisor = Some(start_control_plane(&objects, store.clone(), hollow_dir.path()).await);
         let grpc = supervisor
             .as_ref()
             .map(|(_, _, grpc)| grpc.clone())
@@ -268,7 +268,8 @@ async fn main() {
             let name = format!("hollow-{i:04}");
             let dir = hollow_dir.path().to_path_buf();
             let grpc = grpc.clone();
-            let node = kubelet_rt.spawn(async move { hollow::node(name, &dir, &grpc).await });
+            let pki = hollow_dir.path().join("pki");
+            let node = kubelet_rt.spawn(async move { hollow::node(name, &dir, &grpc, &pki).await });
             kubelets.push(node.await.expect("hollow node starts"));
         }
         wait_ready(&store, nodes).await;
@@ -284,15 +285,23 @@ async fn main() {
         let now_ms = chrono_now_ms();
         for i in 0..nodes {
             let name = format!("hollow-{i:04}");
-            registry
-                .register(tonic::Request::new(pb::RegisterRequest {
-                    node_name: name.clone(),
-                    labels: HashMap::from([("skiff.dev/hollow".into(), "true".into())]),
-                    status: Some(node_status(&name, now_ms)),
-                    agent_endpoint: format!("127.0.0.1:{}", 20_000 + i),
-                }))
-                .await
-                .expect("register");
+            let mut request = tonic::Request::new(pb::RegisterRequest {
+                node_name: name.clone(),
+                labels: HashMap::from([("skiff.dev/hollow".into(), "true".into())]),
+                status: Some(node_status(&name, now_ms)),
+                agent_endpoint: format!("127.0.0.1:{}", 20_000 + i),
+            });
+            // As the node's certificate would name it on the wire.
+            request
+                .extensions_mut()
+                .insert(skiff_proto::link::PeerInfo {
+                    remote: None,
+                    user: Some(skiff_pki::identity::Subject {
+                        name: format!("system:node:{name}"),
+                        groups: vec!["system:nodes".into()],
+                    }),
+                });
+            registry.register(request).await.expect("register");
         }
         if gated {
             scheduler = Some(
@@ -512,10 +521,12 @@ async fn main() {
 
 /// The control plane's node side as `skiff-control-plane` runs it: the
 /// NodeRegistry gRPC server on loopback and the supervisor with every
-/// controller. Returns the supervisor, its task and the gRPC address.
+/// controller, with its certificates under `dir/pki` (mutual TLS both
+/// ways, as there). Returns the supervisor, its task and the gRPC address.
 async fn start_control_plane(
     objects: &Objects,
     store: Arc<dyn Store>,
+    dir: &std::path::Path,
 ) -> (
     ractor::ActorRef<SupervisorMsg>,
     tokio::task::JoinHandle<()>,
@@ -533,12 +544,21 @@ async fn start_control_plane(
         .await
         .expect("listen");
     let address = grpc.local_addr().expect("address").to_string();
+    let certificates = skiff_control_plane::auth::certificates::prepare(
+        &dir.join("pki"),
+        vec!["127.0.0.1".into()],
+    )
+    .expect("certificates");
+    skiff_control_plane::nodes::kubelet_client::configure(certificates.kubelet_client_tls);
     tokio::spawn(
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(skiff_proto::link::PING_INTERVAL))
             .http2_keepalive_timeout(Some(skiff_proto::link::PING_TIMEOUT))
             .add_service(registry)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc)),
+            .serve_with_incoming(skiff_proto::link::tls_incoming_stream(
+                grpc,
+                certificates.node_tls,
+            )),
     );
     let (supervisor, task) = ractor::Actor::spawn(
         None,

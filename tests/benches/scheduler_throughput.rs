@@ -149,7 +149,15 @@ async fn main() {
     let t = Instant::now();
     let mut kubelets = Vec::with_capacity(nodes);
     for i in 0..nodes {
-        kubelets.push(hollow::node(format!("hollow-{i:04}"), dir.path(), &cp.grpc).await);
+        kubelets.push(
+            hollow::node(
+                format!("hollow-{i:04}"),
+                dir.path(),
+                &cp.grpc,
+                &cp.data_dir().join("pki"),
+            )
+            .await,
+        );
     }
     loop {
         let listing = get(&addr, "/api/v1/nodes");

@@ -2,7 +2,9 @@
 //! TLS, trusting the cluster's CA, as its admin. [`crate::request_as`]
 //! and the other raw HTTP helpers look an address up here, so a test that
 //! sends hand-made requests to an API server needs no TLS code of its own;
-//! any other address (a kubelet's HTTP port, a pod) is plain TCP.
+//! a `TestKubelet`'s HTTP port is reached with the control plane's
+//! kubelet-client certificate ([`trust_with`]); any other address (a pod)
+//! is plain TCP.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -31,6 +33,56 @@ pub fn trust(addr: &str, pki_dir: &Path) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// Talks to `addr` (a kubelet's HTTP port) with `config` from now on.
+pub fn trust_with(addr: &str, config: Arc<rustls::ClientConfig>) {
+    servers()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(addr.to_string(), config);
+}
+
+/// One HTTP/1.1 GET of `path` at `addr` over TLS with `config` (e.g. no
+/// client certificate, or a node's); status and body.
+pub fn get_with(
+    config: Arc<rustls::ClientConfig>,
+    addr: &str,
+    path: &str,
+) -> std::io::Result<(u16, String)> {
+    request_with(config, "GET", addr, path, "")
+}
+
+/// [`get_with`] for any method, with a JSON body.
+pub fn request_with(
+    config: Arc<rustls::ClientConfig>,
+    method: &str,
+    addr: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = skiff_pki::tls::connect_blocking(config, addr, Duration::from_secs(10))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = Vec::new();
+    match stream.read_to_end(&mut response) {
+        Err(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => return Err(e),
+        _ => {}
+    }
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 /// The admin's TLS configuration for the API at `addr`, if it is one of

@@ -34,6 +34,35 @@ pub fn kubectl_enabled(test: &str) -> bool {
     }
 }
 
+type Joins = std::sync::Mutex<std::collections::HashMap<String, (String, PathBuf)>>;
+
+/// The control planes this process started, by node gRPC address: the
+/// bootstrap token made for them and their PKI folder. `TestKubelet`
+/// looks a `--control-plane` address up here, so a test starting a
+/// kubelet against one needs no join flags of its own.
+fn joins() -> &'static Joins {
+    static JOINS: std::sync::OnceLock<Joins> = std::sync::OnceLock::new();
+    JOINS.get_or_init(Joins::default)
+}
+
+fn join_token(grpc: &str) -> Option<String> {
+    joins()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(grpc)
+        .map(|(t, _)| t.clone())
+}
+
+/// The bootstrap token and PKI folder of the control plane at node gRPC
+/// address `grpc`, if this process started it.
+pub fn join_info(grpc: &str) -> Option<(String, PathBuf)> {
+    joins()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(grpc)
+        .cloned()
+}
+
 /// A running control plane with its own data folder and kubectl home.
 pub struct TestControlPlane {
     /// `127.0.0.1:port` of the API.
@@ -89,11 +118,56 @@ impl TestControlPlane {
             if crate::api_tls::trust(&self.address, &self.data_dir().join("pki"))
                 && http("GET", &self.address, "/healthz").is_ok_and(|(s, _)| s == 200)
             {
+                let token = join_token(&self.grpc).unwrap_or_else(|| {
+                    skiff_pki::token::BootstrapToken::generate()
+                        .expect("token")
+                        .to_string()
+                });
+                self.create_bootstrap_token(&token, None);
+                joins()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(self.grpc.clone(), (token, self.data_dir().join("pki")));
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("control plane did not answer: {}", self.log());
+    }
+
+    /// Stores `token` as a bootstrap token Secret (upstream's form), valid
+    /// until `expiration` (RFC 3339) if given.
+    pub fn create_bootstrap_token(&self, token: &str, expiration: Option<&str>) {
+        let (id, secret) = token.split_once('.').expect("id.secret");
+        let mut data = serde_json::json!({
+            "token-id": id,
+            "token-secret": secret,
+            "usage-bootstrap-authentication": "true",
+        });
+        if let Some(at) = expiration {
+            data["expiration"] = at.into();
+        }
+        let body = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": format!("bootstrap-token-{id}"), "namespace": "kube-system"},
+            "type": "bootstrap.kubernetes.io/token",
+            "stringData": data,
+        });
+        let (status, answer) = crate::request(
+            "POST",
+            &self.address,
+            "/api/v1/namespaces/kube-system/secrets",
+            &body.to_string(),
+        )
+        .expect("create the bootstrap token");
+        assert!(status == 201 || status == 409, "{status}: {answer}");
+    }
+
+    /// The bootstrap token kubelets started with `--control-plane` at this
+    /// control plane join with (made at its first start).
+    pub fn join_token(&self) -> String {
+        join_token(&self.grpc).expect("a token made at start")
     }
 
     /// The data folder (store, kubeconfig).

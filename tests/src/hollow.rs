@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use skiff_images::ImageName;
 use skiff_kubelet::app::{KubeletConfig, Running, start};
+use skiff_kubelet::node::identity::KubeletTls;
 use skiff_kubelet::pod::backoff::BackoffConfig;
 use skiff_kubelet::pod::dns::NodeDns;
 use skiff_kubelet::pod::sandbox::FakeNetwork;
@@ -24,8 +25,9 @@ pub const IMAGE: &str = "skiff.dev/webapp:v1";
 pub const LABEL: (&str, &str) = ("skiff.dev/hollow", "true");
 
 /// Starts hollow node `name` (state under `dir/name`) registering with the
-/// control plane's gRPC address `control_plane`.
-pub async fn node(name: String, dir: &Path, control_plane: &str) -> Running {
+/// control plane's gRPC address `control_plane`, whose CA is in `pki`.
+pub async fn node(name: String, dir: &Path, control_plane: &str, pki: &Path) -> Running {
+    let tls = node_tls(&name, pki);
     let runtime = Arc::new(FakeRuntime::new());
     runtime.add_image(ImageName::parse(IMAGE).expect("valid image"));
     let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
@@ -48,10 +50,45 @@ pub async fn node(name: String, dir: &Path, control_plane: &str) -> Running {
             ..NodeDns::default()
         },
         seccomp_default: false,
+        tls,
     };
     start(config, runtime, Arc::new(FakeNetwork::default()))
         .await
         .expect("hollow node starts")
+}
+
+/// A hollow node's certificates, issued straight from the control plane's
+/// CA in `pki` (this process started it, so its CA is at hand; joining a
+/// thousand nodes by token would measure joins).
+fn node_tls(name: &str, pki: &Path) -> KubeletTls {
+    use skiff_pki::ca::{Ca, Request, Usage};
+    let ca = Ca::load(pki).expect("the control plane's CA");
+    let (key_pem, public) = skiff_pki::ca::new_key_pair().expect("key");
+    let sign = |usage| {
+        ca.sign_public_key_pem(
+            &Request {
+                common_name: format!("system:node:{name}"),
+                organization: Some("system:nodes".into()),
+                usage,
+                valid_for: std::time::Duration::from_secs(24 * 3600),
+            },
+            &public,
+        )
+        .expect("node certificate")
+    };
+    let client = sign(Usage::Client);
+    let serving = sign(Usage::Server {
+        names: vec!["127.0.0.1".into(), name.to_string()],
+    });
+    KubeletTls {
+        serving_cert_pem: serving,
+        serving_key_pem: key_pem.clone(),
+        client_ca_pem: ca.cert_pem().to_string(),
+        control_plane: Some(
+            skiff_pki::tls::client(ca.cert_pem(), Some((&client, &key_pem)), &[b"h2"])
+                .expect("client TLS"),
+        ),
+    }
 }
 
 /// A thousand nodes hold several sockets each: lift the soft limit on open

@@ -10,11 +10,12 @@ use skiff_proto::node::v1::PodAssignment;
 use skiff_proto::node::v1::node_agent_client::NodeAgentClient;
 use tonic::transport::Channel;
 
-use crate::control_plane::TestControlPlane;
+use crate::control_plane::{TestControlPlane, join_info};
 use crate::{TestEnv, eventually, free_port, http, image_dir, workspace_binary};
 
 /// A running `skiff-kubelet`.
 pub struct TestKubelet {
+    pki: PathBuf,
     /// Node name.
     pub name: String,
     /// State folder.
@@ -79,6 +80,22 @@ impl TestKubelet {
 
     /// Like [`TestKubelet::start`], with extra flags (`--control-plane`, ...).
     pub async fn start_with(env: &TestEnv, name: &str, extra: &[&str]) -> Self {
+        Self::start_inner(env, name, extra, None).await
+    }
+
+    /// A standalone kubelet (no `--control-plane`) serving a certificate
+    /// from `cp`'s CA and answering `cp`'s kubelet-client certificate, so
+    /// `cp` reaches it (logs, exec, port-forward) once a Node names it.
+    pub async fn start_for(env: &TestEnv, name: &str, cp: &TestControlPlane) -> Self {
+        Self::start_inner(env, name, &[], Some(cp.data_dir().join("pki"))).await
+    }
+
+    async fn start_inner(
+        env: &TestEnv,
+        name: &str,
+        extra: &[&str],
+        ca_dir: Option<PathBuf>,
+    ) -> Self {
         let state_dir = env.dir().join(format!("kubelet-{name}"));
         let manifests_dir = env.dir().join(format!("manifests-{name}"));
         std::fs::create_dir_all(&manifests_dir).expect("manifests dir");
@@ -117,7 +134,46 @@ impl TestKubelet {
         ];
         let mut args = args;
         args.extend(extra.iter().map(|s| s.to_string()));
+        let control_plane = extra
+            .windows(2)
+            .find(|w| w[0] == "--control-plane")
+            .map(|w| w[1].to_string());
+        let pki = match control_plane.as_deref().and_then(join_info) {
+            // Joins with the control plane's token, trusting its CA file;
+            // calls it as the control plane does, with its certificate.
+            Some((token, pki)) => {
+                if !extra.contains(&"--token") {
+                    args.extend([
+                        "--token".into(),
+                        token,
+                        "--ca-file".into(),
+                        pki.join("ca.crt").display().to_string(),
+                    ]);
+                }
+                pki
+            }
+            // Standalone: upstream's serving and client-CA flags, from a
+            // test CA.
+            None => {
+                let pki = test_pki_in(&ca_dir.unwrap_or_else(|| env.dir().join("test-pki")), name);
+                args.extend([
+                    "--tls-cert-file".into(),
+                    pki.join(format!("kubelet-{name}.crt"))
+                        .display()
+                        .to_string(),
+                    "--tls-private-key-file".into(),
+                    pki.join(format!("kubelet-{name}.key"))
+                        .display()
+                        .to_string(),
+                    "--client-ca-file".into(),
+                    pki.join("ca.crt").display().to_string(),
+                ]);
+                pki
+            }
+        };
+        crate::api_tls::trust_with(&http, control_plane_client(&pki, b"http/1.1"));
         let mut kubelet = Self {
+            pki,
             name: name.to_string(),
             log: env.dir().join(format!("kubelet-{name}.log")),
             state_dir,
@@ -207,11 +263,19 @@ impl TestKubelet {
             .find(|p| p.metadata.name.as_deref() == Some(name))
     }
 
-    /// A gRPC client of the node.
+    /// A gRPC client of the node, calling as the control plane does.
     pub async fn client(&self) -> NodeAgentClient<Channel> {
-        NodeAgentClient::connect(format!("http://{}", self.grpc))
+        let config = control_plane_client(&self.pki, b"h2");
+        skiff_proto::link::connect_tls(&self.grpc, config, None)
             .await
+            .map(NodeAgentClient::new)
             .expect("connect to kubelet gRPC")
+    }
+
+    /// The folder with the CA (`ca.crt`) this kubelet's certificates chain
+    /// to and the control plane's kubelet-client certificate.
+    pub fn pki(&self) -> &Path {
+        &self.pki
     }
 
     /// Runs `command` in `container` of pod `uid` through the kubelet's
@@ -357,4 +421,64 @@ pub async fn wait_pod(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The control plane's client TLS toward kubelets, from a PKI folder with
+/// `ca.crt` and `apiserver-kubelet-client.{crt,key}`.
+pub fn control_plane_client(pki: &Path, alpn: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
+    let read = |f: &str| std::fs::read_to_string(pki.join(f)).expect(f);
+    skiff_pki::tls::client(
+        &read("ca.crt"),
+        Some((
+            &read("apiserver-kubelet-client.crt"),
+            &read("apiserver-kubelet-client.key"),
+        )),
+        &[alpn],
+    )
+    .expect("client TLS")
+}
+
+/// A test CA for standalone kubelets under the environment's folder, with
+/// the control plane's kubelet-client certificate and a serving
+/// certificate for kubelet `name` at 127.0.0.1.
+pub fn test_pki(env: &TestEnv, name: &str) -> PathBuf {
+    test_pki_in(&env.dir().join("test-pki"), name)
+}
+
+/// [`test_pki`] with the CA of `dir` (made there if it has none, e.g. a
+/// control plane's PKI folder).
+pub fn test_pki_in(dir: &Path, name: &str) -> PathBuf {
+    use skiff_pki::ca::{Ca, Request, Usage};
+    let dir = dir.to_path_buf();
+    let ca = Ca::load_or_create(&dir).expect("test CA");
+    let year = Duration::from_secs(365 * 24 * 3600);
+    let write = |stem: &str, issued: skiff_pki::ca::Issued| {
+        skiff_pki::ca::write_atomic(&dir.join(format!("{stem}.crt")), &issued.cert_pem, 0o644)
+            .expect("cert");
+        skiff_pki::ca::write_atomic(&dir.join(format!("{stem}.key")), &issued.key_pem, 0o600)
+            .expect("key");
+    };
+    if !dir.join("apiserver-kubelet-client.crt").exists() {
+        let client = ca
+            .issue(&Request {
+                common_name: "kube-apiserver-kubelet-client".into(),
+                organization: Some("system:masters".into()),
+                usage: Usage::Client,
+                valid_for: year,
+            })
+            .expect("client cert");
+        write("apiserver-kubelet-client", client);
+    }
+    let serving = ca
+        .issue(&Request {
+            common_name: format!("system:node:{name}"),
+            organization: Some("system:nodes".into()),
+            usage: Usage::Server {
+                names: vec!["127.0.0.1".into(), "localhost".into(), name.into()],
+            },
+            valid_for: year,
+        })
+        .expect("serving cert");
+    write(&format!("kubelet-{name}"), serving);
+    dir
 }

@@ -22,8 +22,8 @@ async fn kubectl_logs_and_exec_reach_the_container() {
         return;
     };
     let node = format!("n{}x", std::process::id());
-    let kubelet = TestKubelet::start(&env, &node).await;
     let cp = TestControlPlane::start().await;
+    let kubelet = TestKubelet::start_for(&env, &node, &cp).await;
     let pod_yaml = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: talker}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, 'echo hello from the pod; echo to stderr >&2; sleep 3600']\n  - name: side\n    image: busybox\n    command: [sleep, '3600']\n"
     );

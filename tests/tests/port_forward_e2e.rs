@@ -44,8 +44,8 @@ async fn port_forward_and_proxies_reach_the_webapp() {
         return;
     };
     let node = format!("pf{}x", std::process::id());
-    let kubelet = TestKubelet::start(&env, &node).await;
     let cp = TestControlPlane::start().await;
+    let kubelet = TestKubelet::start_for(&env, &node, &cp).await;
     let pod_yaml = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: web, labels: {{app: web}}}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: web\n    image: skiff.dev/webapp:v1\n    imagePullPolicy: IfNotPresent\n    ports: [{{name: http, containerPort: 8080}}]\n"
     );

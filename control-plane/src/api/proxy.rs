@@ -119,7 +119,7 @@ pub async fn node_client(state: &ApiState, pod: &Value) -> ApiResult<NodeAgentCl
         .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
         .and_then(Value::as_i64)
         .ok_or_else(|| ApiError::internal(format!("node {node_name} has no kubelet endpoint")))?;
-    skiff_proto::link::connect(format!("http://{address}:{port}"))
+    crate::nodes::kubelet_client::connect(node_name, &format!("{address}:{port}"))
         .await
         .map(NodeAgentClient::new)
         .map_err(|e| ApiError::internal(format!("cannot reach node {node_name}: {e}")))

@@ -18,6 +18,13 @@ pub const ADMIN_USER: &str = "kubernetes-admin";
 /// CLI, tests) find the admin's credentials ([`skiff_pki::tls::admin_client`]).
 const ADMIN_FILES: &str = "admin";
 
+/// The control plane's client certificate toward kubelets, as kubeadm
+/// names it (`apiserver-kubelet-client.crt`, user
+/// `kube-apiserver-kubelet-client` in `system:masters`); kubelets accept
+/// calls from this user only.
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
+const KUBELET_CLIENT_FILES: &str = "apiserver-kubelet-client";
+
 /// Serving certificates last a year, as kubeadm's.
 const LEAF_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -29,6 +36,13 @@ pub struct Certificates {
     pub api_tls: Arc<rustls::ServerConfig>,
     /// The admin's certificate and key.
     pub admin: Issued,
+    /// The node gRPC port's TLS configuration: the serving certificate
+    /// followed by the CA (a joining node pins the CA by its hash), client
+    /// certificates optional (`Join` comes without one; every other call
+    /// checks for a node's).
+    pub node_tls: Arc<rustls::ServerConfig>,
+    /// The control plane as a client of kubelets (HTTP/2).
+    pub kubelet_client_tls: Arc<rustls::ClientConfig>,
 }
 
 /// The names the API server is reached at: as upstream's apiserver
@@ -105,7 +119,39 @@ pub fn prepare(pki_dir: &Path, names: Vec<String>) -> Result<Certificates, PkiEr
         skiff_pki::tls::ClientAuth::Optional,
         crate::api::serve::ALPN,
     )?;
-    Ok(Certificates { ca, api_tls, admin })
+    let node_tls = skiff_pki::tls::server(
+        &format!("{}{}", serving.cert_pem, ca.cert_pem()),
+        &serving.key_pem,
+        ca.cert_pem(),
+        skiff_pki::tls::ClientAuth::Optional,
+        &[b"h2"],
+    )?;
+    let kubelet_client =
+        match read_pair(pki_dir, KUBELET_CLIENT_FILES).filter(|c| still_issued_by(&ca, c)) {
+            Some(client) => client,
+            None => {
+                let client = ca.issue(&Request {
+                    common_name: KUBELET_CLIENT_USER.into(),
+                    organization: Some(crate::auth::user::MASTERS.into()),
+                    usage: Usage::Client,
+                    valid_for: LEAF_VALIDITY,
+                })?;
+                write_pair(pki_dir, KUBELET_CLIENT_FILES, &client)?;
+                client
+            }
+        };
+    let kubelet_client_tls = skiff_pki::tls::client(
+        ca.cert_pem(),
+        Some((&kubelet_client.cert_pem, &kubelet_client.key_pem)),
+        &[b"h2"],
+    )?;
+    Ok(Certificates {
+        ca,
+        api_tls,
+        admin,
+        node_tls,
+        kubelet_client_tls,
+    })
 }
 
 /// Whether `issued` chains to `ca` and is valid for at least another day.

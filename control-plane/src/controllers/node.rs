@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 use tracing::{debug, info, warn};
 
 use super::mirror;
+use crate::nodes::kubelet_client;
 use crate::registry::events::{InvolvedObject, NewEvent};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
@@ -94,7 +95,7 @@ async fn endpoint(objects: &Objects, node: &str) -> Option<String> {
     let port = obj
         .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")?
         .as_i64()?;
-    Some(format!("http://{address}:{port}"))
+    Some(format!("{address}:{port}"))
 }
 
 /// The assignment of `pod` as prepared by [`NodeActorState::for_node`].
@@ -182,9 +183,12 @@ impl NodeActorState {
 
     async fn client(&mut self) -> Option<&mut NodeAgentClient<Channel>> {
         if self.client.is_none()
-            && let Some(url) = endpoint(&self.objects, &self.node).await
-            && let Ok(Ok(c)) =
-                tokio::time::timeout(Duration::from_secs(2), skiff_proto::link::connect(url)).await
+            && let Some(address) = endpoint(&self.objects, &self.node).await
+            && let Ok(Ok(c)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                kubelet_client::connect(&self.node, &address),
+            )
+            .await
         {
             self.client = Some(NodeAgentClient::new(c));
         }
@@ -269,6 +273,12 @@ impl NodeActorState {
         };
         let (namespace, name) = (report.namespace.as_str(), report.name.as_str());
         let stored = self.objects.get(rt, Some(namespace), name).await.ok();
+        if let Some(other) = stored.as_ref().filter(|p| !bound_to(p, &self.node)) {
+            // NodeRestriction: a static pod never replaces or updates a
+            // pod of another node.
+            debug!(pod = %format!("{namespace}/{name}"), node = %self.node, other = ?other.pointer("/spec/nodeName"), "static pod's name taken by another node's pod");
+            return Ok(());
+        }
         match mirror::reconcile(stored.as_ref(), &report.pod_uid) {
             mirror::MirrorAction::Leave => Ok(()),
             mirror::MirrorAction::UpdateStatus => {
@@ -399,11 +409,15 @@ impl NodeActorState {
                 let Ok(status) = serde_json::from_slice::<Value>(&s.status_json) else {
                     return Ok(());
                 };
+                let node = self.node.clone();
                 let _ = self
                     .objects
                     .update(rt, Some(&s.namespace), &s.name, |pod| {
+                        // NodeRestriction: a node reports only the pods
+                        // bound to it.
                         if pod.pointer("/metadata/uid").and_then(Value::as_str)
                             != Some(s.pod_uid.as_str())
+                            || !bound_to(pod, &node)
                             || pod["status"] == status
                         {
                             return false;
@@ -428,6 +442,10 @@ impl NodeActorState {
                 let Ok(pod) = self.objects.get(rt, Some(&g.namespace), &g.name).await else {
                     return Ok(());
                 };
+                if !bound_to(&pod, &self.node) {
+                    warn!(node = %self.node, pod = %format!("{}/{}", g.namespace, g.name), "node reported another node's pod gone; ignored");
+                    return Ok(());
+                }
                 if mirror::mirror_hash(&pod) == Some(g.pod_uid.as_str()) {
                     // The static pod's manifest is gone, so is its mirror.
                     self.delete_mirror(&pod).await?;
@@ -445,13 +463,18 @@ impl NodeActorState {
     }
 }
 
+/// Whether `pod` is bound to `node`.
+fn bound_to(pod: &Value, node: &str) -> bool {
+    pod.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node)
+}
+
 /// Follows the kubelet's reports, reconnecting forever; every reconnection
 /// triggers a full resync.
 fn follow_reports(node: String, objects: Objects, me: ActorRef<NodeActorMsg>) {
     tokio::spawn(async move {
         loop {
-            if let Some(url) = endpoint(&objects, &node).await
-                && let Ok(channel) = skiff_proto::link::connect(url).await
+            if let Some(address) = endpoint(&objects, &node).await
+                && let Ok(channel) = kubelet_client::connect(&node, &address).await
                 && let Ok(stream) = NodeAgentClient::new(channel)
                     .watch_pods(pb::WatchPodsRequest {})
                     .await

@@ -16,12 +16,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use skiff_proto::link::PeerInfo;
 use skiff_proto::node::v1 as pb;
 use skiff_proto::node::v1::node_registry_server::{NodeRegistry, NodeRegistryServer};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
+use super::identity;
 use super::liveness::Liveness;
 use super::view::NodeView;
 use crate::registry::allocation::pod_cidr::cluster_cidr;
@@ -93,12 +95,7 @@ impl Registry {
     /// returned: the next heartbeat tries again.
     async fn heartbeat(&self, status: pb::NodeStatus) {
         let rt = crate::registry::kinds::NODES;
-        let Some(node_name) = status
-            .addresses
-            .iter()
-            .find(|a| a.r#type == "Hostname")
-            .map(|a| a.address.clone())
-        else {
+        let Some(node_name) = hostname(&status) else {
             return;
         };
         self.liveness.heard(&node_name);
@@ -155,6 +152,15 @@ impl Registry {
             .get(node)
             .cloned()
     }
+}
+
+/// The node a status is about: its Hostname address.
+fn hostname(status: &pb::NodeStatus) -> Option<String> {
+    status
+        .addresses
+        .iter()
+        .find(|a| a.r#type == "Hostname")
+        .map(|a| a.address.clone())
 }
 
 fn millis_to_time(ms: i64) -> String {
@@ -337,10 +343,13 @@ impl NodeRegistry for Registry {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let actor = identity::node_of(&PeerInfo::of(&request))?;
         let r = request.into_inner();
         if r.node_name.is_empty() {
             return Err(Status::invalid_argument("node_name is required"));
         }
+        identity::may_modify(&actor, &r.node_name)?;
+        identity::may_set_labels(&actor, r.labels.keys())?;
         let rt = crate::registry::kinds::NODES;
         let status = node_status(&r.status.unwrap_or_default(), &r.agent_endpoint);
         let mut labels = json!({
@@ -388,9 +397,18 @@ impl NodeRegistry for Registry {
         &self,
         request: Request<Streaming<pb::Heartbeat>>,
     ) -> Result<Response<pb::HeartbeatAck>, Status> {
+        let actor = identity::node_of(&PeerInfo::of(&request))?;
         let mut stream = request.into_inner();
         while let Some(beat) = stream.next().await {
             if let Some(status) = beat?.status {
+                if let Some(named) = hostname(&status)
+                    && named != actor
+                {
+                    warn!(node = %actor, other = %named, "heartbeat for another node refused");
+                    return Err(identity::may_modify(&actor, &named)
+                        .err()
+                        .unwrap_or_else(|| Status::permission_denied("another node")));
+                }
                 self.heartbeat(status).await;
             }
         }
@@ -404,10 +422,12 @@ impl NodeRegistry for Registry {
         &self,
         request: Request<pb::WatchNetworkRequest>,
     ) -> Result<Response<Self::WatchNetworkStream>, Status> {
+        let actor = identity::node_of(&PeerInfo::of(&request))?;
         let node = request.into_inner().node_name;
         if node.is_empty() {
             return Err(Status::invalid_argument("node_name is required"));
         }
+        identity::may_watch(&actor, &node)?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(super::network::follow(
             self.view.clone(),
@@ -425,8 +445,11 @@ impl NodeRegistry for Registry {
 
     async fn watch_services(
         &self,
-        _request: Request<pb::WatchServicesRequest>,
+        request: Request<pb::WatchServicesRequest>,
     ) -> Result<Response<Self::WatchServicesStream>, Status> {
+        // Any node may read Services and EndpointSlices (upstream's Node
+        // authorizer allows it too); only nodes may.
+        identity::node_of(&PeerInfo::of(&request))?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(super::services::follow(self.objects.store().clone(), tx));
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
@@ -585,15 +608,70 @@ mod tests {
             RegistryConfig::default(),
         );
         registry
-            .register(Request::new(pb::RegisterRequest {
-                node_name: "n1".into(),
-                labels: HashMap::new(),
-                status: Some(reported("True", "1Gi")),
-                agent_endpoint: "127.0.0.1:10250".into(),
-            }))
+            .register(as_node("n1", register_request("n1")))
             .await
             .expect("registers");
         (registry, objects, liveness)
+    }
+
+    fn register_request(name: &str) -> pb::RegisterRequest {
+        pb::RegisterRequest {
+            node_name: name.into(),
+            labels: HashMap::new(),
+            status: Some(reported("True", "1Gi")),
+            agent_endpoint: "127.0.0.1:10250".into(),
+        }
+    }
+
+    /// `message` as a call from node `name`'s certificate.
+    fn as_node<T>(name: &str, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.extensions_mut().insert(PeerInfo {
+            remote: None,
+            user: Some(skiff_pki::identity::Subject {
+                name: format!("system:node:{name}"),
+                groups: vec!["system:nodes".into()],
+            }),
+        });
+        request
+    }
+
+    #[tokio::test]
+    async fn a_node_registers_only_itself() {
+        let (registry, objects, _) = registered().await;
+        let refused = registry
+            .register(as_node("n1", register_request("n2")))
+            .await
+            .expect_err("n1 as n2");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            refused.message(),
+            "node \"n1\" is not allowed to modify node \"n2\""
+        );
+        let rt = crate::registry::kinds::NODES;
+        assert!(objects.find(rt, None, "n2").await.expect("read").is_none());
+        let anonymous = registry
+            .register(Request::new(register_request("n1")))
+            .await
+            .expect_err("no certificate");
+        assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+        let mut restricted = register_request("n1");
+        restricted.labels.insert(
+            "node-restriction.kubernetes.io/trusted".into(),
+            "yes".into(),
+        );
+        assert!(registry.register(as_node("n1", restricted)).await.is_err());
+        let watch = registry
+            .watch_network(as_node(
+                "n1",
+                pb::WatchNetworkRequest {
+                    node_name: "n2".into(),
+                },
+            ))
+            .await
+            .map(drop)
+            .expect_err("n1 watching n2");
+        assert_eq!(watch.code(), tonic::Code::PermissionDenied);
     }
 
     async fn stored(objects: &Objects) -> Value {

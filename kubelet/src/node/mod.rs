@@ -4,6 +4,7 @@
 //! `WatchPods` streams, `/pods`).
 
 pub mod checkpoint;
+pub mod identity;
 pub mod manifests;
 pub mod registration;
 pub mod system_info;

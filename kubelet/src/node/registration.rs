@@ -16,18 +16,15 @@ use crate::server::grpc::node_status;
 /// Registers with `control_plane` and keeps heartbeats flowing.
 pub fn spawn(
     control_plane: String,
+    tls: std::sync::Arc<rustls::ClientConfig>,
     node: NodeHandle,
     agent_endpoint: String,
     labels: HashMap<String, String>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let url = if control_plane.starts_with("http") {
-            control_plane.clone()
-        } else {
-            format!("http://{control_plane}")
-        };
+        let url = control_plane;
         loop {
-            if let Err(e) = session(&url, &node, &agent_endpoint, &labels).await {
+            if let Err(e) = session(&url, &tls, &node, &agent_endpoint, &labels).await {
                 warn!(control_plane = %url, error = %e, "lost the control plane; retrying");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -37,11 +34,12 @@ pub fn spawn(
 
 async fn session(
     url: &str,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
     node: &NodeHandle,
     agent_endpoint: &str,
     labels: &HashMap<String, String>,
 ) -> Result<(), tonic::Status> {
-    let channel = skiff_proto::link::connect(url.to_string())
+    let channel = skiff_proto::link::connect_tls(url, tls.clone(), None)
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut client = NodeRegistryClient::new(channel);

@@ -29,10 +29,34 @@ pub struct AgentService {
     node: NodeHandle,
 }
 
+/// A call filter: the request, or why it is refused.
+pub type Guard = fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>;
+
+/// The node agent service behind [`control_plane_only`].
+pub type GuardedAgent =
+    tonic::service::interceptor::InterceptedService<NodeAgentServer<AgentService>, Guard>;
+
+/// Refuses every call whose client certificate is not the control
+/// plane's (upstream's kubelet authorizes its API against the API
+/// server; Skiff's has one legitimate caller).
+pub fn control_plane_only(request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+    let peer = skiff_proto::link::PeerInfo::of(&request);
+    if crate::node::identity::is_control_plane(&peer) {
+        return Ok(request);
+    }
+    Err(match peer.user {
+        None => Status::unauthenticated("Unauthorized"),
+        Some(user) => Status::permission_denied(format!(
+            "Forbidden (user={}, verb=*, resource=nodes, subresource=proxy)",
+            user.name
+        )),
+    })
+}
+
 impl AgentService {
-    /// A tonic server for `node`.
-    pub fn server(node: NodeHandle) -> NodeAgentServer<Self> {
-        NodeAgentServer::new(Self { node })
+    /// A tonic server for `node`, answering the control plane only.
+    pub fn server(node: NodeHandle) -> GuardedAgent {
+        NodeAgentServer::with_interceptor(Self { node }, control_plane_only as _)
     }
 }
 

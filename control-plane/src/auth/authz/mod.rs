@@ -7,6 +7,7 @@
 //!   bindings that follows the store, and escalation prevention.
 //! - [`bootstrap`]: upstream's default roles and bindings, made at start.
 //! - [`layer`]: the router layer that answers 403 with upstream's words.
+//! - [`node`]: upstream's Node authorizer (nodes act only for themselves).
 //!
 //! The order (`--authorization-mode`, upstream's default `Node,RBAC`) is
 //! always behind [`Masters`]: `system:masters` may do anything, as
@@ -14,6 +15,7 @@
 
 pub mod bootstrap;
 pub mod layer;
+pub mod node;
 pub mod rbac;
 
 use std::sync::Arc;
@@ -122,18 +124,20 @@ pub struct Authorization {
     always: bool,
     /// The RBAC index (kept even when RBAC is not a mode, for reviews).
     pub rbac: Arc<rbac::Rbac>,
+    /// The Node authorizer's pod index (fed by the caller, see
+    /// [`node::NodeAuthorizer::follow`]).
+    pub node: Arc<node::NodeAuthorizer>,
 }
 
 impl Authorization {
     /// The chain for `modes` over `rbac`.
     pub fn new(modes: &[Mode], rbac: Arc<rbac::Rbac>) -> Self {
         let mut chain: Vec<Arc<dyn Authorizer>> = vec![Arc::new(Masters)];
+        let node = Arc::new(node::NodeAuthorizer::default());
         for mode in modes {
             match mode {
                 Mode::AlwaysAllow => chain.push(Arc::new(AlwaysAllow)),
-                // The slot of upstream's Node authorizer: until node
-                // identity brings it, nodes get what RBAC gives them.
-                Mode::Node => {}
+                Mode::Node => chain.push(node.clone()),
                 Mode::Rbac => chain.push(rbac.clone()),
             }
         }
@@ -141,6 +145,7 @@ impl Authorization {
             chain: Union(chain),
             always: modes.contains(&Mode::AlwaysAllow),
             rbac,
+            node,
         }
     }
 

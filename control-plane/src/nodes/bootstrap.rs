@@ -1,0 +1,314 @@
+//! The `skiff.node.v1.NodeBootstrap` service: a kubelet trades a bootstrap
+//! token and its public key for its node certificates (upstream's kubelet
+//! TLS bootstrap with kubeadm's token, in one call).
+//!
+//! Tokens are Secrets as upstream keeps them: `kube-system/
+//! bootstrap-token-<id>` of type `bootstrap.kubernetes.io/token` with
+//! `token-id`, `token-secret`, `expiration` (RFC 3339, optional) and
+//! `usage-bootstrap-authentication: "true"`; deleting the Secret revokes
+//! the token. As upstream, a valid token may get a certificate for any
+//! node name, also one already registered: the token is the cluster's
+//! trust in whoever holds it. What a node certificate may then do is
+//! limited to its own node ([`super::identity`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+use skiff_pki::ca::{Ca, Request as CertRequest, Usage};
+use skiff_pki::token::{BootstrapToken, SECRET_TYPE};
+use skiff_proto::node::v1 as pb;
+use skiff_proto::node::v1::node_bootstrap_server::{NodeBootstrap, NodeBootstrapServer};
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::auth::user::{NODE_PREFIX, NODES};
+use crate::registry::objects::Objects;
+use crate::store::StoreError;
+
+/// Node certificates last a year, as the kubelet's from kubeadm.
+const NODE_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Where bootstrap tokens live.
+pub const TOKEN_NAMESPACE: &str = "kube-system";
+
+/// Why a token is not accepted (logged; the caller learns only that it
+/// was not).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// No Secret for the token's id.
+    #[error("no bootstrap token Secret {0}")]
+    Missing(String),
+    /// The Secret is not a usable bootstrap token.
+    #[error("Secret {name}: {why}")]
+    Unusable {
+        /// The Secret.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// The secret part differs.
+    #[error("the token's secret does not match {0}")]
+    Mismatch(String),
+    /// Past `expiration`.
+    #[error("bootstrap token {0} expired at {1}")]
+    Expired(String, String),
+}
+
+/// Checks `token` against its stored Secret `secret` at `now`.
+pub fn check(
+    token: &BootstrapToken,
+    secret: &Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), TokenError> {
+    let name = token.secret_name();
+    let unusable = |why: &str| TokenError::Unusable {
+        name: name.clone(),
+        why: why.into(),
+    };
+    if secret["type"] != SECRET_TYPE {
+        return Err(unusable("not of type bootstrap.kubernetes.io/token"));
+    }
+    let field = |key: &str| -> Option<Vec<u8>> {
+        let encoded = secret["data"][key].as_str()?;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+    };
+    if field("token-id").as_deref() != Some(token.id.as_bytes()) {
+        return Err(unusable("its token-id is not the token's id"));
+    }
+    if field("usage-bootstrap-authentication").as_deref() != Some(b"true".as_slice()) {
+        return Err(unusable("usage-bootstrap-authentication is not \"true\""));
+    }
+    let Some(stored) = field("token-secret") else {
+        return Err(unusable("no token-secret"));
+    };
+    if !token.secret_matches(&stored) {
+        return Err(TokenError::Mismatch(name));
+    }
+    if let Some(expiration) = field("expiration") {
+        let text = String::from_utf8_lossy(&expiration).to_string();
+        let at = chrono::DateTime::parse_from_rfc3339(&text)
+            .map_err(|_| unusable("expiration is not an RFC 3339 time"))?;
+        if at <= now {
+            return Err(TokenError::Expired(token.id.clone(), text));
+        }
+    }
+    Ok(())
+}
+
+/// A bootstrap token Secret as upstream writes it, valid until
+/// `expiration` (none: forever).
+pub fn token_secret(
+    token: &BootstrapToken,
+    expiration: Option<chrono::DateTime<chrono::Utc>>,
+    description: &str,
+) -> Value {
+    let mut data = serde_json::json!({
+        "token-id": token.id,
+        "token-secret": token.secret,
+        "usage-bootstrap-authentication": "true",
+        "description": description,
+    });
+    if let Some(at) = expiration {
+        data["expiration"] = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
+    }
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": token.secret_name(), "namespace": TOKEN_NAMESPACE},
+        "type": SECRET_TYPE,
+        "stringData": data,
+    })
+}
+
+/// Whether `name` is a valid node name (a DNS subdomain, as upstream
+/// validates Node names).
+fn valid_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// The service implementation.
+pub struct Bootstrap {
+    objects: Objects,
+    ca: Arc<Ca>,
+}
+
+impl Bootstrap {
+    /// Joins nodes against tokens in `objects`, signing with `ca`.
+    pub fn server(objects: Objects, ca: Arc<Ca>) -> NodeBootstrapServer<Self> {
+        NodeBootstrapServer::new(Self { objects, ca })
+    }
+
+    async fn authenticate(&self, token: &BootstrapToken) -> Result<(), TokenError> {
+        let rt = crate::registry::kinds::SECRETS;
+        let name = token.secret_name();
+        let secret = match self.objects.get(rt, Some(TOKEN_NAMESPACE), &name).await {
+            Ok(secret) => secret,
+            Err(StoreError::NotFound(_)) => return Err(TokenError::Missing(name)),
+            Err(e) => {
+                return Err(TokenError::Unusable {
+                    name,
+                    why: e.to_string(),
+                });
+            }
+        };
+        check(token, &secret, chrono::Utc::now())
+    }
+}
+
+#[tonic::async_trait]
+impl NodeBootstrap for Bootstrap {
+    async fn join(
+        &self,
+        request: Request<pb::JoinRequest>,
+    ) -> Result<Response<pb::JoinResponse>, Status> {
+        let remote = skiff_proto::link::PeerInfo::of(&request).remote;
+        let r = request.into_inner();
+        // Upstream's bootstrap authenticator answers every bad token the
+        // same way; the reason goes to the log only.
+        let token = BootstrapToken::parse(&r.token)
+            .map_err(|_| Status::unauthenticated("Unauthorized: invalid bootstrap token"))?;
+        if let Err(e) = self.authenticate(&token).await {
+            warn!(?remote, node = %r.node_name, error = %e, "join refused");
+            return Err(Status::unauthenticated(
+                "Unauthorized: invalid bootstrap token",
+            ));
+        }
+        if !valid_node_name(&r.node_name) {
+            return Err(Status::invalid_argument(format!(
+                "invalid node name {:?}: a lowercase RFC 1123 subdomain is required",
+                r.node_name
+            )));
+        }
+        let mut names: Vec<String> = r
+            .serving_names
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .collect();
+        if !names.contains(&r.node_name) {
+            names.push(r.node_name.clone());
+        }
+        let user = format!("{NODE_PREFIX}{}", r.node_name);
+        let sign = |usage: Usage| {
+            self.ca
+                .sign_public_key_pem(
+                    &CertRequest {
+                        common_name: user.clone(),
+                        organization: Some(NODES.into()),
+                        usage,
+                        valid_for: NODE_CERT_VALIDITY,
+                    },
+                    &r.public_key_pem,
+                )
+                .map_err(|e| Status::invalid_argument(e.to_string()))
+        };
+        let client_cert_pem = sign(Usage::Client)?;
+        let serving_cert_pem = sign(Usage::Server {
+            names: names.clone(),
+        })?;
+        let existing = self
+            .objects
+            .find(crate::registry::kinds::NODES, None, &r.node_name)
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        // As upstream: a token may (re)issue any node's certificate; the
+        // log says when it replaced a registered node's.
+        info!(node = %r.node_name, token = %token.id, ?remote, existing, serving = ?names, "node joined with a bootstrap token");
+        Ok(Response::new(pb::JoinResponse {
+            client_cert_pem,
+            serving_cert_pem,
+            ca_cert_pem: self.ca.cert_pem().to_string(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(token: &BootstrapToken, expiration: Option<chrono::DateTime<chrono::Utc>>) -> Value {
+        // As the API stores it: stringData folded into base64 data.
+        let mut secret = token_secret(token, expiration, "test");
+        let mut data = serde_json::Map::new();
+        for (k, v) in secret["stringData"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let text = v.as_str().unwrap_or_default().to_string();
+            data.insert(
+                k,
+                base64::engine::general_purpose::STANDARD
+                    .encode(text)
+                    .into(),
+            );
+        }
+        secret["data"] = Value::Object(data);
+        secret.as_object_mut().map(|o| o.remove("stringData"));
+        secret
+    }
+
+    #[test]
+    fn a_matching_unexpired_token_is_accepted() {
+        let now = chrono::Utc::now();
+        let token = BootstrapToken::parse("abcdef.0123456789abcdef").expect("token");
+        assert_eq!(check(&token, &stored(&token, None), now), Ok(()));
+        let later = now + chrono::Duration::hours(1);
+        assert_eq!(check(&token, &stored(&token, Some(later)), now), Ok(()));
+    }
+
+    #[test]
+    fn expired_wrong_or_unusable_tokens_are_refused() {
+        let now = chrono::Utc::now();
+        let token = BootstrapToken::parse("abcdef.0123456789abcdef").expect("token");
+        let past = now - chrono::Duration::seconds(1);
+        assert!(matches!(
+            check(&token, &stored(&token, Some(past)), now),
+            Err(TokenError::Expired(..))
+        ));
+        let other = BootstrapToken::parse("abcdef.0123456789abcdee").expect("token");
+        assert!(matches!(
+            check(&other, &stored(&token, None), now),
+            Err(TokenError::Mismatch(_))
+        ));
+        let mut opaque = stored(&token, None);
+        opaque["type"] = "Opaque".into();
+        assert!(matches!(
+            check(&token, &opaque, now),
+            Err(TokenError::Unusable { .. })
+        ));
+        let mut no_usage = stored(&token, None);
+        no_usage["data"]
+            .as_object_mut()
+            .map(|d| d.remove("usage-bootstrap-authentication"));
+        assert!(matches!(
+            check(&token, &no_usage, now),
+            Err(TokenError::Unusable { .. })
+        ));
+    }
+
+    #[test]
+    fn node_names_are_dns_subdomains() {
+        for ok in ["node1", "a.b-c", "n"] {
+            assert!(valid_node_name(ok), "{ok}");
+        }
+        for bad in ["", "Node1", "-a", "a..b", "a/b", "a_b"] {
+            assert!(!valid_node_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The node's identity: its key (made here, never sent anywhere), its
+//! client certificate toward the control plane (`system:node:<name>` in
+//! `system:nodes`), its serving certificate and the cluster CA, kept in
+//! `<state-dir>/pki/` (mode 0600) and reused on restart. When they are
+//! missing, expire within a day, were not issued by the trusted CA or name
+//! another node, the kubelet joins again with its bootstrap token
+//! (kubeadm's `join --token --discovery-token-ca-cert-hash`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_pki::PkiError;
+use skiff_proto::node::v1 as pb;
+use skiff_proto::node::v1::node_bootstrap_client::NodeBootstrapClient;
+use tracing::{info, warn};
+
+/// The control plane's client user, the only caller the kubelet's ports
+/// answer (kubeadm's name for the API server's kubelet client).
+pub const CONTROL_PLANE_USER: &str = "kube-apiserver-kubelet-client";
+
+const CA: &str = "ca.crt";
+const KEY: &str = "kubelet.key";
+const CLIENT_CERT: &str = "kubelet-client.crt";
+const SERVING_CERT: &str = "kubelet.crt";
+
+/// A kept certificate is renewed by joining again when it would expire
+/// within this margin.
+const RENEW_MARGIN: Duration = Duration::from_secs(24 * 3600);
+
+/// How the control plane is trusted on first contact.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Its CA's public key hash, `sha256:<hex>`.
+    Hash(String),
+    /// Its CA certificate (PEM).
+    CaPem(String),
+}
+
+/// What a node proves itself and checks others with.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The cluster CA (PEM).
+    pub ca_pem: String,
+    /// The node's private key (PEM).
+    pub key_pem: String,
+    /// `system:node:<name>` client certificate (PEM).
+    pub client_cert_pem: String,
+    /// The kubelet's serving certificate (PEM).
+    pub serving_cert_pem: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").finish_non_exhaustive()
+    }
+}
+
+/// Why the node has no identity.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// Files or certificates.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// Kept certificates are unusable and no token was given.
+    #[error("no usable node certificates in {0} and no --token to join with")]
+    NoToken(String),
+    /// The control plane refused the join (a wrong, expired or deleted token).
+    #[error("the control plane refused to join: {0}")]
+    Refused(String),
+    /// The control plane could not be reached in time.
+    #[error("cannot reach the control plane at {address}: {why}")]
+    Unreachable {
+        /// Its address.
+        address: String,
+        /// Why.
+        why: String,
+    },
+    /// The CA the control plane sent is not the one pinned.
+    #[error("the control plane's CA has hash {got}, not the pinned {want}")]
+    WrongCa {
+        /// Pinned.
+        want: String,
+        /// Received.
+        got: String,
+    },
+}
+
+fn dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("pki")
+}
+
+/// Loads the kept credentials of node `name` if they are still good for
+/// `trust`.
+pub fn load(state_dir: &Path, name: &str, trust: Option<&Trust>) -> Option<Credentials> {
+    let dir = dir(state_dir);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+    let creds = Credentials {
+        ca_pem: read(CA)?,
+        key_pem: read(KEY)?,
+        client_cert_pem: read(CLIENT_CERT)?,
+        serving_cert_pem: read(SERVING_CERT)?,
+    };
+    let trusted = match trust {
+        None => true,
+        Some(Trust::Hash(h)) => skiff_pki::ca::hash_of_pem(&creds.ca_pem)
+            .is_ok_and(|got| got.eq_ignore_ascii_case(h.trim())),
+        Some(Trust::CaPem(pem)) => pem.trim() == creds.ca_pem.trim(),
+    };
+    let valid = |cert: &str| skiff_pki::identity::verify(&creds.ca_pem, cert, RENEW_MARGIN).is_ok();
+    let named = skiff_pki::tls::certificates(&creds.client_cert_pem, "client certificate")
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .and_then(|der| skiff_pki::identity::subject(&der).ok())
+        .is_some_and(|s| s.name == format!("system:node:{name}"));
+    (trusted && named && valid(&creds.client_cert_pem) && valid(&creds.serving_cert_pem))
+        .then_some(creds)
+}
+
+fn save(state_dir: &Path, creds: &Credentials) -> Result<(), PkiError> {
+    let dir = dir(state_dir);
+    std::fs::create_dir_all(&dir).map_err(|source| PkiError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    // The key first: certificates without it are useless.
+    skiff_pki::ca::write_atomic(&dir.join(KEY), &creds.key_pem, 0o600)?;
+    skiff_pki::ca::write_atomic(&dir.join(CA), &creds.ca_pem, 0o600)?;
+    skiff_pki::ca::write_atomic(&dir.join(CLIENT_CERT), &creds.client_cert_pem, 0o600)?;
+    skiff_pki::ca::write_atomic(&dir.join(SERVING_CERT), &creds.serving_cert_pem, 0o600)
+}
+
+/// What joining needs.
+#[derive(Debug, Clone)]
+pub struct Join {
+    /// The control plane's node gRPC address, `host:port` (a scheme is
+    /// ignored).
+    pub control_plane: String,
+    /// The bootstrap token.
+    pub token: Option<String>,
+    /// How the control plane is trusted.
+    pub trust: Trust,
+    /// The node's name.
+    pub node_name: String,
+    /// Names and addresses of the kubelet's servers.
+    pub serving_names: Vec<String>,
+    /// How long to keep trying to reach the control plane.
+    pub patience: Duration,
+}
+
+/// The node's credentials: kept ones if still good, else fresh ones from
+/// joining.
+pub async fn load_or_join(state_dir: &Path, join: &Join) -> Result<Credentials, IdentityError> {
+    if let Some(creds) = load(state_dir, &join.node_name, Some(&join.trust)) {
+        info!(dir = %dir(state_dir).display(), "using the kept node certificates");
+        return Ok(creds);
+    }
+    let token = join
+        .token
+        .clone()
+        .ok_or_else(|| IdentityError::NoToken(dir(state_dir).display().to_string()))?;
+    let (key_pem, public_key_pem) = skiff_pki::ca::new_key_pair()?;
+    let config = match &join.trust {
+        Trust::Hash(h) => skiff_pki::tls::pinned_client(h, &[b"h2"])?,
+        Trust::CaPem(pem) => skiff_pki::tls::client(pem, None, &[b"h2"])?,
+    };
+    let request = pb::JoinRequest {
+        token,
+        node_name: join.node_name.clone(),
+        public_key_pem,
+        serving_names: join.serving_names.clone(),
+    };
+    let deadline = tokio::time::Instant::now() + join.patience;
+    let response = loop {
+        let attempt = async {
+            let channel = skiff_proto::link::connect_tls(&join.control_plane, config.clone(), None)
+                .await
+                .map_err(|e| {
+                    tonic::Status::unavailable(format!("{e}: {:?}", std::error::Error::source(&e)))
+                })?;
+            NodeBootstrapClient::new(channel)
+                .join(request.clone())
+                .await
+        };
+        match attempt.await {
+            Ok(r) => break r.into_inner(),
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(IdentityError::Unreachable {
+                        address: join.control_plane.clone(),
+                        why: s.message().to_string(),
+                    });
+                }
+                warn!(control_plane = %join.control_plane, error = %s.message(), "cannot join yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(s) => return Err(IdentityError::Refused(s.message().to_string())),
+        }
+    };
+    let got = skiff_pki::ca::hash_of_pem(&response.ca_cert_pem)?;
+    let pinned = match &join.trust {
+        Trust::Hash(h) => h.trim().to_ascii_lowercase(),
+        Trust::CaPem(pem) => skiff_pki::ca::hash_of_pem(pem)?,
+    };
+    if got != pinned {
+        return Err(IdentityError::WrongCa { want: pinned, got });
+    }
+    let creds = Credentials {
+        ca_pem: response.ca_cert_pem,
+        key_pem,
+        client_cert_pem: response.client_cert_pem,
+        serving_cert_pem: response.serving_cert_pem,
+    };
+    save(state_dir, &creds)?;
+    info!(node = %join.node_name, dir = %dir(state_dir).display(), "joined; node certificates kept");
+    Ok(creds)
+}
+
+/// The kubelet's TLS: what its servers present and accept, and how it
+/// dials the control plane.
+#[derive(Clone)]
+pub struct KubeletTls {
+    /// Serving certificate (PEM, the chain).
+    pub serving_cert_pem: String,
+    /// Its key.
+    pub serving_key_pem: String,
+    /// The CA client certificates are checked against
+    /// (`--client-ca-file`).
+    pub client_ca_pem: String,
+    /// Toward the control plane (the node's client certificate); `None`
+    /// for a kubelet without one.
+    pub control_plane: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for KubeletTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeletTls").finish_non_exhaustive()
+    }
+}
+
+impl KubeletTls {
+    /// Everything from joined credentials.
+    pub fn from_credentials(creds: &Credentials) -> Result<Self, PkiError> {
+        Ok(Self {
+            serving_cert_pem: creds.serving_cert_pem.clone(),
+            serving_key_pem: creds.key_pem.clone(),
+            client_ca_pem: creds.ca_pem.clone(),
+            control_plane: Some(skiff_pki::tls::client(
+                &creds.ca_pem,
+                Some((&creds.client_cert_pem, &creds.key_pem)),
+                &[b"h2"],
+            )?),
+        })
+    }
+}
+
+/// Whether a caller is the control plane: its certificate (already
+/// verified against the client CA) names [`CONTROL_PLANE_USER`].
+pub fn is_control_plane(peer: &skiff_proto::link::PeerInfo) -> bool {
+    peer.user
+        .as_ref()
+        .is_some_and(|u| u.name == CONTROL_PLANE_USER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_pki::ca::{Ca, Request, Usage};
+
+    fn issue(ca: &Ca, name: &str, key_pub: &str, usage: Usage, secs: u64) -> String {
+        ca.sign_public_key_pem(
+            &Request {
+                common_name: format!("system:node:{name}"),
+                organization: Some("system:nodes".into()),
+                usage,
+                valid_for: Duration::from_secs(secs),
+            },
+            key_pub,
+        )
+        .expect("signed")
+    }
+
+    fn credentials(ca: &Ca, name: &str, secs: u64) -> Credentials {
+        let (key_pem, public) = skiff_pki::ca::new_key_pair().expect("key");
+        Credentials {
+            ca_pem: ca.cert_pem().into(),
+            client_cert_pem: issue(ca, name, &public, Usage::Client, secs),
+            serving_cert_pem: issue(
+                ca,
+                name,
+                &public,
+                Usage::Server {
+                    names: vec!["127.0.0.1".into()],
+                },
+                secs,
+            ),
+            key_pem,
+        }
+    }
+
+    #[test]
+    fn kept_credentials_are_reused_only_while_good() {
+        let ca_dir = tempfile::tempdir().expect("tempdir");
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let state = tempfile::tempdir().expect("tempdir");
+        let ca = Ca::load_or_create(ca_dir.path()).expect("ca");
+        let other = Ca::load_or_create(other_dir.path()).expect("other");
+        let good = credentials(&ca, "n1", 30 * 24 * 3600);
+        save(state.path(), &good).expect("saved");
+        use std::os::unix::fs::PermissionsExt;
+        for f in [CA, KEY, CLIENT_CERT, SERVING_CERT] {
+            let mode = std::fs::metadata(dir(state.path()).join(f))
+                .expect("file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+        let hash = Trust::Hash(ca.hash());
+        assert!(load(state.path(), "n1", Some(&hash)).is_some());
+        assert!(
+            load(
+                state.path(),
+                "n1",
+                Some(&Trust::CaPem(ca.cert_pem().into()))
+            )
+            .is_some()
+        );
+        // Another name, another CA: join again.
+        assert!(load(state.path(), "n2", Some(&hash)).is_none());
+        assert!(load(state.path(), "n1", Some(&Trust::Hash(other.hash()))).is_none());
+        // Expiring within the renewal margin: join again.
+        save(state.path(), &credentials(&ca, "n1", 3600)).expect("saved");
+        assert!(load(state.path(), "n1", Some(&hash)).is_none());
+    }
+}

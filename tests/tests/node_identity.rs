@@ -1,0 +1,462 @@
+//! Node identity: kubelets join with a bootstrap token and get node
+//! certificates; a node's certificate registers and watches only its own
+//! node; the kubelet answers only the control plane's certificate (except
+//! `/healthz`); wrong, expired and deleted tokens cannot join; `skiff
+//! server` + `skiff agent` make a cluster.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use skiff_proto::node::v1 as pb;
+use skiff_proto::node::v1::node_agent_client::NodeAgentClient;
+use skiff_proto::node::v1::node_registry_client::NodeRegistryClient;
+use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
+use skiff_tests::kubelet::TestKubelet;
+use skiff_tests::{TestEnv, e2e_enabled, free_port, workspace_binary};
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A TLS client trusting the CA in `pki`, presenting the kept node
+/// certificate of the kubelet whose state dir is `state` (or none).
+fn node_client(ca_pem: &str, state: Option<&Path>, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+    let identity = state.map(|s| {
+        (
+            read(&s.join("pki/kubelet-client.crt")),
+            read(&s.join("pki/kubelet.key")),
+        )
+    });
+    skiff_pki::tls::client(
+        ca_pem,
+        identity.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
+        &[alpn],
+    )
+    .expect("client TLS")
+}
+
+fn register(name: &str) -> pb::RegisterRequest {
+    pb::RegisterRequest {
+        node_name: name.into(),
+        labels: Default::default(),
+        status: None,
+        agent_endpoint: "127.0.0.1:1".into(),
+    }
+}
+
+#[tokio::test]
+async fn node_certificates_act_only_for_their_node() {
+    if !kubectl_enabled("node_certificates_act_only_for_their_node") {
+        return;
+    }
+    let Some(env) = TestEnv::start("node_certificates_act_only_for_their_node").await else {
+        return;
+    };
+    let cp = TestControlPlane::start().await;
+    let node1 = format!("n{}a", std::process::id());
+    let node2 = format!("n{}b", std::process::id());
+    let kubelet = TestKubelet::start_with(&env, &node1, &["--control-plane", &cp.grpc]).await;
+    cp.eventually(&["get", "nodes"], "node1 Ready", |o| {
+        o.contains(&node1) && o.contains(" Ready ")
+    });
+    // The token is a Secret kubectl lists; the node's key stays on it.
+    let token = cp.join_token();
+    let id = token.split_once('.').expect("id").0;
+    let secrets = cp.kubectl_ok(&["get", "secrets", "-n", "kube-system"]);
+    assert!(
+        secrets.contains(&format!("bootstrap-token-{id}"))
+            && secrets.contains("bootstrap.kubernetes.io/token"),
+        "{secrets}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(kubelet.state_dir.join("pki/kubelet.key"))
+        .expect("kept key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let subject = skiff_pki::identity::subject(
+        &skiff_pki::tls::certificates(
+            &read(&kubelet.state_dir.join("pki/kubelet-client.crt")),
+            "c",
+        )
+        .expect("pem")[0],
+    )
+    .expect("subject");
+    assert_eq!(subject.name, format!("system:node:{node1}"));
+    assert_eq!(subject.groups, vec!["system:nodes".to_string()]);
+
+    // node1's certificate cannot register node2, nor watch its network.
+    let ca = read(&cp.data_dir().join("pki/ca.crt"));
+    let as_node1 = skiff_proto::link::connect_tls(
+        &cp.grpc,
+        node_client(&ca, Some(&kubelet.state_dir), b"h2"),
+        None,
+    )
+    .await
+    .expect("connect as node1");
+    let mut registry = NodeRegistryClient::new(as_node1);
+    let refused = registry
+        .register(register(&node2))
+        .await
+        .expect_err("node1 registering node2");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        refused.message(),
+        format!("node \"{node1}\" is not allowed to modify node \"{node2}\"")
+    );
+    let watch = registry
+        .watch_network(pb::WatchNetworkRequest {
+            node_name: node2.clone(),
+        })
+        .await
+        .map(drop)
+        .expect_err("node1 watching node2");
+    assert_eq!(watch.code(), tonic::Code::PermissionDenied);
+    // A heartbeat stream carrying node2's status is cut.
+    let beat = pb::Heartbeat {
+        session_id: String::new(),
+        status: Some(pb::NodeStatus {
+            addresses: vec![pb::NodeAddress {
+                r#type: "Hostname".into(),
+                address: node2.clone(),
+            }],
+            ..Default::default()
+        }),
+    };
+    let beats = registry
+        .heartbeats(tokio_stream::iter(vec![beat]))
+        .await
+        .expect_err("node1 beating for node2");
+    assert_eq!(beats.code(), tonic::Code::PermissionDenied);
+    let nodes = cp.kubectl_ok(&["get", "nodes"]);
+    assert!(!nodes.contains(&node2), "{nodes}");
+    // Over the API (Node authorizer): node1's certificate reads nodes,
+    // but cannot create a node nor touch a pod bound to node2.
+    let api_as_node1 = node_client(&ca, Some(&kubelet.state_dir), b"http/1.1");
+    let (status, body) =
+        skiff_tests::api_tls::get_with(api_as_node1.clone(), &cp.address, "/api/v1/nodes")
+            .expect("list nodes");
+    assert_eq!(status, 200, "{body}");
+    let other = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"theirs"}},"spec":{{"nodeName":"{node2}","containers":[{{"name":"c","image":"busybox"}}]}}}}"#
+    );
+    let (status, body) = skiff_tests::request(
+        "POST",
+        &cp.address,
+        "/api/v1/namespaces/default/pods",
+        &other,
+    )
+    .expect("create as admin");
+    assert_eq!(status, 201, "{body}");
+    let theirs = "/api/v1/namespaces/default/pods/theirs";
+    let denied = |method: &str, path: &str, body: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, answer) = skiff_tests::api_tls::request_with(
+                api_as_node1.clone(),
+                method,
+                &cp.address,
+                path,
+                body,
+            )
+            .expect("request as node1");
+            // The authorizer's pod index follows the store: a moment.
+            if status == 403 || Instant::now() > deadline {
+                return (status, answer);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (status, body) = denied("GET", theirs, "");
+    assert_eq!(status, 403, "{body}");
+    let message = serde_json::from_str::<serde_json::Value>(&body).expect("Status")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        message,
+        format!(
+            "pods \"theirs\" is forbidden: User \"system:node:{node1}\" cannot get resource \"pods\" in API group \"\" in the namespace \"default\": no relationship found between node '{node1}' and this object"
+        )
+    );
+    let (status, body) = denied("DELETE", theirs, "");
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = denied("PUT", &format!("{theirs}/status"), &other);
+    assert_eq!(status, 403, "{body}");
+    let second = format!(r#"{{"apiVersion":"v1","kind":"Node","metadata":{{"name":"{node2}"}}}}"#);
+    let (status, body) = denied("POST", "/api/v1/nodes", &second);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = denied("PATCH", &format!("/api/v1/nodes/{node2}"), "{}");
+    assert_eq!(status, 403, "{body}");
+    // No certificate: nothing but Join.
+    let anonymous = skiff_proto::link::connect_tls(&cp.grpc, node_client(&ca, None, b"h2"), None)
+        .await
+        .expect("connect without a certificate");
+    let refused = NodeRegistryClient::new(anonymous)
+        .register(register(&node1))
+        .await
+        .expect_err("anonymous register");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
+    // The kubelet: gRPC refuses a node's certificate (PermissionDenied) and
+    // none at all (the TLS handshake fails: the connection is closed).
+    for (who, state) in [
+        ("a node", Some(kubelet.state_dir.as_path())),
+        ("nobody", None),
+    ] {
+        let refused = match skiff_proto::link::connect_tls(
+            &kubelet.grpc,
+            node_client(&ca, state, b"h2"),
+            None,
+        )
+        .await
+        {
+            Ok(channel) => NodeAgentClient::new(channel)
+                .get_node(pb::GetNodeRequest {})
+                .await
+                .map(drop),
+            Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+        };
+        let status = refused.expect_err(who);
+        if state.is_some() {
+            assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+            assert!(status.message().contains("system:node:"), "{status:?}");
+        }
+        assert!(
+            matches!(
+                status.code(),
+                tonic::Code::PermissionDenied
+                    | tonic::Code::Unavailable
+                    | tonic::Code::Unknown
+                    | tonic::Code::Cancelled
+            ),
+            "{who}: {status:?}"
+        );
+    }
+    // Plain gRPC (no TLS) is refused too.
+    let plain = skiff_proto::link::connect(format!("http://{}", kubelet.grpc)).await;
+    if let Ok(channel) = plain {
+        assert!(
+            NodeAgentClient::new(channel)
+                .get_node(pb::GetNodeRequest {})
+                .await
+                .is_err()
+        );
+    }
+    // The control plane's certificate is answered.
+    kubelet
+        .client()
+        .await
+        .get_node(pb::GetNodeRequest {})
+        .await
+        .expect("the control plane is answered");
+    // HTTP: /healthz to anyone, /pods to the control plane only.
+    let anonymous = node_client(&ca, None, b"http/1.1");
+    let (status, _) = skiff_tests::api_tls::get_with(anonymous.clone(), &kubelet.http, "/healthz")
+        .expect("healthz");
+    assert_eq!(status, 200);
+    let (status, _) =
+        skiff_tests::api_tls::get_with(anonymous, &kubelet.http, "/pods").expect("pods");
+    assert_eq!(status, 401);
+    let as_node = node_client(&ca, Some(&kubelet.state_dir), b"http/1.1");
+    let (status, body) =
+        skiff_tests::api_tls::get_with(as_node, &kubelet.http, "/pods").expect("pods");
+    assert_eq!(status, 403, "{body}");
+    // ... and the control plane's certificate is (pods() asserts 200).
+    kubelet.pods();
+}
+
+/// Starts a kubelet that must join with `token` (no containerd needed: it
+/// stops before); its exit status and log.
+fn join_with(cp: &TestControlPlane, dir: &Path, name: &str, token: &str) -> (bool, String) {
+    let state = dir.join(name);
+    let output = Command::new(workspace_binary("skiff-kubelet"))
+        .args([
+            "--node-name",
+            name,
+            "--containerd-socket",
+            "/nonexistent.sock",
+        ])
+        .args(["--state-dir", &state.display().to_string()])
+        .args(["--control-plane", &cp.grpc, "--token", token])
+        .args([
+            "--ca-file",
+            &cp.data_dir().join("pki/ca.crt").display().to_string(),
+        ])
+        .args(["--grpc-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .expect("run skiff-kubelet");
+    let log = String::from_utf8_lossy(&output.stderr).to_string();
+    (state.join("pki/kubelet-client.crt").exists(), log)
+}
+
+#[tokio::test]
+async fn wrong_expired_and_deleted_tokens_cannot_join() {
+    if !e2e_enabled("wrong_expired_and_deleted_tokens_cannot_join") {
+        return;
+    }
+    let cp = TestControlPlane::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A good token joins (then fails on the missing containerd).
+    let (joined, log) = join_with(&cp, dir.path(), "good", &cp.join_token());
+    assert!(joined, "{log}");
+    let (joined, log) = join_with(&cp, dir.path(), "wrong", "abcdef.0000000000000000");
+    assert!(!joined && log.contains("refused to join"), "{log}");
+    let (joined, log) = join_with(&cp, dir.path(), "malformed", "not-a-token");
+    assert!(!joined && log.contains("refused to join"), "{log}");
+    cp.create_bootstrap_token("expire.0123456789abcdef", Some("2020-01-01T00:00:00Z"));
+    let (joined, log) = join_with(&cp, dir.path(), "expired", "expire.0123456789abcdef");
+    assert!(!joined && log.contains("refused to join"), "{log}");
+    cp.create_bootstrap_token("revoke.0123456789abcdef", None);
+    let (joined, log) = join_with(&cp, dir.path(), "before", "revoke.0123456789abcdef");
+    assert!(joined, "{log}");
+    cp.kubectl_ok(&[
+        "delete",
+        "secret",
+        "-n",
+        "kube-system",
+        "bootstrap-token-revoke",
+    ]);
+    let (joined, log) = join_with(&cp, dir.path(), "after", "revoke.0123456789abcdef");
+    assert!(!joined && log.contains("refused to join"), "{log}");
+}
+
+fn terminate(child: &mut std::process::Child) {
+    // SAFETY: kill only signals the process this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("did not stop within 60 s of SIGTERM");
+}
+
+#[test]
+fn skiff_server_and_agent_make_a_cluster() {
+    if !kubectl_enabled("skiff_server_and_agent_make_a_cluster")
+        || !e2e_enabled("skiff_server_and_agent_make_a_cluster")
+    {
+        return;
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("skiff-server-")
+        .tempdir()
+        .expect("tempdir");
+    let server_dir = temp.path().join("server");
+    let agent_dir = temp.path().join("agent");
+    // Three free ports in a row for API, nodes and DNS.
+    let api_port = loop {
+        let p = free_port();
+        if p < 65000 && (1..=2).all(|i| std::net::TcpListener::bind(("0.0.0.0", p + i)).is_ok()) {
+            break p;
+        }
+    };
+    let mut server = Command::new(workspace_binary("skiff"))
+        .args(["server", "--data-dir", &server_dir.display().to_string()])
+        .args([
+            "--listen-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+        ])
+        .args(["--api-port", &api_port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("skiff server");
+    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let agent_line = loop {
+        let line = lines
+            .next()
+            .expect("skiff server ended before printing the agent line")
+            .expect("read");
+        if line.starts_with("skiff agent --server") {
+            break line;
+        }
+    };
+    // The rest of its output is not needed; keep the pipe drained.
+    std::thread::spawn(move || for _ in lines {});
+    let mut words: Vec<String> = agent_line
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    let at = words
+        .iter()
+        .position(|w| w == "--data-dir")
+        .expect("--data-dir");
+    words[at + 1] = agent_dir.display().to_string();
+    let node = format!("agent{}", std::process::id());
+    let kubelet_port = free_port();
+    let mut agent = Command::new(workspace_binary("skiff"))
+        .args(&words)
+        .args(["--node-name", &node, "--pod-network", "none"])
+        .args(["--kubelet-port", &kubelet_port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("skiff agent");
+    let kubeconfig = server_dir.join("kubeconfig");
+    let kubectl = |args: &[&str]| {
+        let out = Command::new(skiff_tests::control_plane::kubectl_path().expect("kubectl"))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl");
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let until = |what: &str, check: &dyn Fn(&str) -> bool, args: &[&str]| {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let out = kubectl(args);
+            if check(&out) {
+                return out;
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(agent_dir.join(format!("logs/{node}.log")))
+                    .unwrap_or_default();
+                panic!("{what}: {out}\nagent's kubelet log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    until(
+        "the agent's node Ready",
+        &|o| o.contains(&node) && o.contains(" Ready "),
+        &["get", "nodes"],
+    );
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: joined}}\nspec:\n  nodeName: {node}\n  containers: [{{name: web, image: skiff.dev/webapp:v1}}]\n"
+    );
+    let file = temp.path().join("pod.yaml");
+    std::fs::write(&file, pod).expect("write");
+    kubectl(&["apply", "-f", &file.display().to_string()]);
+    until(
+        "the pod Running",
+        &|o| o.contains("Running"),
+        &["get", "pod", "joined"],
+    );
+    terminate(&mut agent);
+    terminate(&mut server);
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&temp.path().display().to_string()))
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+}
