@@ -8,7 +8,9 @@
 //!   well-known users and groups.
 //! - [`authn`]: authenticators and the layer that runs them.
 //! - [`certificates`]: the CA, serving and admin certificates made at start.
+//! - [`tokens`]: ServiceAccount tokens (ES256 JWTs) signed and verified.
 
 pub mod authn;
 pub mod certificates;
+pub mod tokens;
 pub mod user;
