@@ -334,12 +334,27 @@ async fn run() -> anyhow::Result<()> {
         flags.max_requests_inflight,
         flags.max_mutating_requests_inflight,
     );
-    if let Some(path) = &flags.token_auth_file {
-        state.authenticator = Arc::new(skiff_control_plane::auth::authn::Authenticator {
-            tokens: skiff_control_plane::auth::authn::token_file::TokenFile::read(path)?,
-            ..Default::default()
-        });
-    }
+    let signer = Arc::new(
+        skiff_control_plane::auth::tokens::TokenSigner::load_or_create(
+            &flags.data_dir.join("pki"),
+            &skiff_control_plane::auth::tokens::issuer_for(&flags.cluster_domain),
+        )
+        .context("preparing the service account signing key")?,
+    );
+    state.token_signer = Some(signer.clone());
+    state.authenticator = Arc::new(skiff_control_plane::auth::authn::Authenticator {
+        tokens: match &flags.token_auth_file {
+            Some(path) => skiff_control_plane::auth::authn::token_file::TokenFile::read(path)?,
+            None => Default::default(),
+        },
+        service_accounts: Some(
+            skiff_control_plane::auth::authn::service_account::ServiceAccountTokens::new(
+                signer,
+                skiff_control_plane::registry::objects::Objects::new(state.store.clone()),
+            ),
+        ),
+        ..Default::default()
+    });
     let state = Arc::new(state);
     api::handlers::bootstrap(&state)
         .await
@@ -387,6 +402,7 @@ async fn run() -> anyhow::Result<()> {
     let certificates =
         skiff_control_plane::auth::certificates::prepare(&flags.data_dir.join("pki"), names)
             .context("preparing the cluster's certificates")?;
+    skiff_control_plane::controllers::root_ca::set_root_ca(certificates.ca.cert_pem().to_string());
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
     kubeconfig::write(
         &kubeconfig_path,

@@ -391,6 +391,7 @@ impl Api {
             (&Method::GET, Some(_), None | Some("status" | "scale")) => true,
             (&Method::POST, None, None) => true,
             (&Method::POST, Some(_), Some("binding" | "eviction")) => t.rt.kind == "Pod",
+            (&Method::POST, Some(_), Some("token")) => t.rt.kind == "ServiceAccount",
             (&Method::PUT | &Method::PATCH, Some(_), None | Some("status" | "scale")) => true,
             (&Method::DELETE, _, None) => true,
             _ => false,
@@ -413,6 +414,12 @@ impl Api {
             (&Method::GET, Some(_), _) => self.get(t).await,
             (&Method::POST, None, _) => self.create(t, body).await,
             (&Method::POST, Some(_), Some("eviction")) => self.evict(t, body).await,
+            (&Method::POST, Some(_), Some("token")) => {
+                let request = self.parse_body(body)?;
+                let ns = t.namespace.as_deref().unwrap_or("default");
+                let name = t.name.as_deref().unwrap_or_default();
+                super::token_request::create(&self.state, ns, name, &request).await
+            }
             (&Method::POST, Some(_), _) => self.bind(t, body).await,
             (&Method::PUT, Some(_), Some("scale")) => self.update_scale(t, body).await,
             (&Method::PUT, Some(_), _) => self.update(t, body).await,

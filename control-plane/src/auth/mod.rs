@@ -8,9 +8,11 @@
 //!   well-known users and groups.
 //! - [`authn`]: authenticators and the layer that runs them.
 //! - [`certificates`]: the CA, serving and admin certificates made at start.
+//! - [`token_request`]: issuing a ServiceAccount token (TokenRequest's rules).
 //! - [`tokens`]: ServiceAccount tokens (ES256 JWTs) signed and verified.
 
 pub mod authn;
 pub mod certificates;
+pub mod token_request;
 pub mod tokens;
 pub mod user;

@@ -31,8 +31,10 @@ use super::node::{NodeActor, NodeActorMsg};
 use super::node_ipam::NodeIpam;
 use super::node_lifecycle::{LifecycleConfig, NodeLifecycle};
 use super::replicaset::ReplicaSets;
+use super::root_ca::{RootCaPublisher, root_ca};
 use super::runtime::{Controller, Reconciler};
 use super::scheduler::Scheduler;
+use super::serviceaccount::ServiceAccounts;
 use super::statefulset::StatefulSets;
 use super::volume::VolumeController;
 use super::{object_of, watch_for, watch_prefix};
@@ -121,7 +123,7 @@ impl Child {
 }
 
 /// The supervisor's children but the node actors, in start order.
-const CHILDREN: [Child; 15] = [
+const CHILDREN: [Child; 17] = [
     Child::new("scheduler", |d, s| {
         Box::pin(async move {
             Ok(Scheduler::spawn_on_own_thread(d.objects, s)
@@ -161,6 +163,16 @@ const CHILDREN: [Child; 15] = [
     }),
     Child::new("loadbalancer controller", |d, s| {
         run(&d, |o| LoadBalancers::new(o, load_balancer_pool()), s)
+    }),
+    Child::new("serviceaccount controller", |d, s| {
+        run(&d, ServiceAccounts::new, s)
+    }),
+    Child::new("root-ca-cert-publisher", |d, s| {
+        run(
+            &d,
+            |o| RootCaPublisher::new(o, root_ca().unwrap_or_default()),
+            s,
+        )
     }),
 ];
 
