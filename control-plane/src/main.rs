@@ -304,6 +304,7 @@ async fn run() -> anyhow::Result<()> {
                 .unwrap_or(eviction_seconds),
         },
     );
+    skiff_control_plane::registry::service_account::enable();
     let ranges = ServiceRanges {
         ips: flags.service_cluster_ip_range,
         node_ports: flags.service_node_port_range,
@@ -342,6 +343,7 @@ async fn run() -> anyhow::Result<()> {
         .context("preparing the service account signing key")?,
     );
     state.token_signer = Some(signer.clone());
+    let token_signer = signer.clone();
     state.authenticator = Arc::new(skiff_control_plane::auth::authn::Authenticator {
         tokens: match &flags.token_auth_file {
             Some(path) => skiff_control_plane::auth::authn::token_file::TokenFile::read(path)?,
@@ -418,13 +420,16 @@ async fn run() -> anyhow::Result<()> {
     let objects = skiff_control_plane::registry::objects::Objects::new(state.store.clone());
     let liveness = Arc::new(skiff_control_plane::nodes::liveness::Liveness::new());
     let view = skiff_control_plane::nodes::view::NodeView::start(state.store.clone());
-    let registry = skiff_control_plane::nodes::registry::Registry::server(
-        objects.clone(),
-        liveness.clone(),
-        view.clone(),
-        skiff_control_plane::nodes::registry::RegistryConfig {
-            status_report_interval: flags.node_status_report_interval,
-        },
+    let registry = skiff_proto::node::v1::node_registry_server::NodeRegistryServer::new(
+        skiff_control_plane::nodes::registry::Registry::new(
+            objects.clone(),
+            liveness.clone(),
+            view.clone(),
+            skiff_control_plane::nodes::registry::RegistryConfig {
+                status_report_interval: flags.node_status_report_interval,
+            },
+        )
+        .with_token_signer(token_signer),
     );
     let grpc = tokio::net::TcpListener::bind(flags.grpc_listen)
         .await

@@ -163,6 +163,13 @@ pub async fn start(
         node_network: config.node_network.clone(),
         watch_services: config.watch_services,
         dns: config.dns.clone(),
+        pod_sources: config.control_plane.as_deref().map(|cp| {
+            Arc::new(crate::pod::projected::GrpcPodSources::new(
+                cp,
+                &config.node_name,
+            )) as Arc<dyn crate::pod::projected::PodSources>
+        }),
+        projected: Default::default(),
     });
 
     let mut initial: Vec<_> = checkpoint::load(&config.state_dir)

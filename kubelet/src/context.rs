@@ -42,6 +42,11 @@ pub struct NodeContext {
     /// Cluster DNS, cluster domain and the node's resolv.conf, for pods'
     /// `/etc/resolv.conf`.
     pub dns: NodeDns,
+    /// Where pods' projected volumes get tokens and ConfigMaps (the
+    /// control plane); `None` for a node without one.
+    pub pod_sources: Option<Arc<dyn crate::pod::projected::PodSources>>,
+    /// The pods whose projected tokens are being kept fresh.
+    pub projected: crate::pod::projected::Refreshers,
 }
 
 impl NodeContext {
@@ -66,6 +71,8 @@ impl NodeContext {
             node_network: None,
             watch_services: false,
             dns: NodeDns::default(),
+            pod_sources: None,
+            projected: Default::default(),
         }
     }
 }

@@ -644,6 +644,17 @@ impl Api {
         crate::registry::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
             .await
             .map_err(|e| ApiError::from_store(e, t.rt, crate::meta::name(obj)))?;
+        if t.rt.kind == "Pod" {
+            use crate::registry::service_account::{AdmissionError, admit};
+            admit(self.state.store.as_ref(), obj)
+                .await
+                .map_err(|e| match e {
+                    AdmissionError::Store(e) => {
+                        ApiError::from_store(e, t.rt, crate::meta::name(obj))
+                    }
+                    e => ApiError::forbidden(e.to_string()),
+                })?;
+        }
         strategy::prepare_write(t.rt, None, obj);
         validate(t.rt, obj)?;
         events_v1::validate_create(t.rt, obj)?;

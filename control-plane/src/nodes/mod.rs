@@ -2,10 +2,12 @@
 //! gRPC ([`registry`]), when each node was last heard from ([`liveness`]),
 //! the Node objects as stored, kept from a watch ([`view`]), and the pod
 //! network each node is told ([`network`]), and the Services and
-//! EndpointSlices its service proxy follows ([`services`]).
+//! EndpointSlices its service proxy follows ([`services`]), and the
+//! tokens and ConfigMaps its pods' projected volumes hold ([`tokens`]).
 
 pub mod liveness;
 pub mod network;
 pub mod registry;
 pub mod services;
+pub mod tokens;
 pub mod view;

@@ -58,6 +58,8 @@ pub struct Registry {
     /// does not repeat it, but the status derived from it must compare
     /// equal to the one registration wrote.
     endpoints: Mutex<HashMap<String, String>>,
+    /// Signs pods' projected ServiceAccount tokens ([`super::tokens`]).
+    token_signer: Option<Arc<crate::auth::tokens::TokenSigner>>,
 }
 
 impl Registry {
@@ -75,7 +77,14 @@ impl Registry {
             view,
             config,
             endpoints: Mutex::new(HashMap::new()),
+            token_signer: None,
         }
+    }
+
+    /// Hands pods tokens signed by `signer`.
+    pub fn with_token_signer(mut self, signer: Arc<crate::auth::tokens::TokenSigner>) -> Self {
+        self.token_signer = Some(signer);
+        self
     }
 
     /// [`Registry::new`] as a tonic server.
@@ -432,6 +441,25 @@ impl NodeRegistry for Registry {
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             rx,
         )))
+    }
+
+    async fn request_pod_token(
+        &self,
+        request: Request<pb::PodTokenRequest>,
+    ) -> Result<Response<pb::PodTokenResponse>, Status> {
+        let signer = self.token_signer.as_ref();
+        super::tokens::request_pod_token(&self.objects, signer, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_pod_config_map(
+        &self,
+        request: Request<pb::PodConfigMapRequest>,
+    ) -> Result<Response<pb::PodConfigMapResponse>, Status> {
+        super::tokens::get_pod_config_map(&self.objects, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 

@@ -9,7 +9,8 @@
 //! - [`dns`]: the pod's resolv.conf, by `dnsPolicy` and `dnsConfig`.
 //! - [`sandbox`]: the network namespace a pod's containers share.
 //! - `start`: starting one container instance (image, configuration, create, start).
-//! - [`volumes`]: emptyDir and hostPath volumes.
+//! - [`volumes`]: emptyDir, hostPath, claim and projected volumes as bind mounts.
+//! - [`projected`]: projected volumes' files (ServiceAccount token, CA, namespace).
 //! - [`reporter`]: how the pod tells its owner about status, events and its end.
 //! - [`actor`]: the pod actor tying these together.
 
@@ -18,6 +19,7 @@ pub mod backoff;
 pub mod container;
 pub mod dns;
 pub mod lifecycle;
+pub mod projected;
 pub mod reporter;
 pub mod sandbox;
 pub mod spec;
