@@ -45,8 +45,9 @@ struct Flags {
     #[arg(long, default_value = "127.0.0.1:6444")]
     grpc_listen: SocketAddr,
     /// The address pods reach the API at, published as the endpoint of the
-    /// `default/kubernetes` Service (upstream's flag). Unset: the
-    /// `--listen` address unless it is a loopback or wildcard one, in
+    /// `default/kubernetes` Service (upstream's flag); with a loopback
+    /// `--listen`, the API is served there too, on the same port. Unset:
+    /// the `--listen` address unless it is a loopback or wildcard one, in
     /// which case the Service has no endpoint.
     #[arg(long, value_name = "IP")]
     advertise_address: Option<std::net::IpAddr>,
@@ -472,11 +473,29 @@ async fn run() -> anyhow::Result<()> {
         kubeconfig_path.display(),
         certificates.ca.hash()
     );
+    let router = api::router(state);
+    // A loopback --listen serves this machine's clients only; pods reach
+    // the API through the kubernetes Service at the advertised address,
+    // so it is served there too (upstream binds one address for both).
+    if let Some(ip) = advertise.filter(|ip| flags.listen.ip().is_loopback() && *ip != flags.listen.ip())
+    {
+        let at = SocketAddr::new(ip, api_port);
+        let pods_listener = tokio::net::TcpListener::bind(at)
+            .await
+            .with_context(|| format!("listening on the advertised address {at}"))?;
+        tracing::info!(%at, "serving the Kubernetes API at the advertised address");
+        tokio::spawn(api::serve::serve_tls(
+            pods_listener,
+            certificates.api_tls.clone(),
+            router.clone(),
+            std::future::pending(),
+        ));
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     api::serve::serve_tls(
         listener,
         certificates.api_tls.clone(),
-        api::router(state),
+        router,
         async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
