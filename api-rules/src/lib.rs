@@ -20,6 +20,7 @@
 //! - [`node`]: Nodes (taints, pod CIDRs, what updates may not change).
 //! - [`pod`]: pod specs (containers, probes, restartPolicy, ...).
 //! - [`policy`]: PodDisruptionBudget specs and label selectors.
+//! - [`rbac`]: Roles, ClusterRoles and their bindings.
 //! - [`revision`]: ControllerRevisions (data, revision number).
 //! - [`service`]: Service specs and port protocols.
 //! - [`statefulset`]: StatefulSet specs (policies, update strategy, claim
@@ -42,6 +43,7 @@ pub mod net;
 pub mod node;
 pub mod pod;
 pub mod policy;
+pub mod rbac;
 pub mod revision;
 pub mod service;
 pub mod statefulset;

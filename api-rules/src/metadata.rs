@@ -341,6 +341,23 @@ pub enum NameRule {
     Label,
     /// A DNS-1035 label (Services).
     Dns1035,
+    /// Anything usable as one URL path segment (RBAC kinds, whose names
+    /// hold `:`), as upstream's `IsValidPathSegmentName`.
+    PathSegment,
+}
+
+/// Upstream's `IsValidPathSegmentName` messages.
+pub fn path_segment_errors(value: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if value == "." || value == ".." {
+        errors.push(format!("may not be '{value}'"));
+    }
+    for c in ['/', '%'] {
+        if value.contains(c) {
+            errors.push(format!("may not contain '{c}'"));
+        }
+    }
+    errors
 }
 
 impl NameRule {
@@ -349,6 +366,7 @@ impl NameRule {
             NameRule::Subdomain => dns1123_subdomain_errors(value),
             NameRule::Label => dns1123_label_errors(value),
             NameRule::Dns1035 => dns1035_label_errors(value),
+            NameRule::PathSegment => path_segment_errors(value),
         }
     }
 }
@@ -397,6 +415,7 @@ pub fn is_valid_name(name: &str, rule: NameRule) -> bool {
         NameRule::Subdomain => is_dns1123_subdomain(name),
         NameRule::Label => is_dns1123_label(name),
         NameRule::Dns1035 => dns1035_label_errors(name).is_empty(),
+        NameRule::PathSegment => path_segment_errors(name).is_empty(),
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use skiff_control_plane::api::{self, ApiState};
+use skiff_control_plane::auth::authz;
 use skiff_control_plane::kubeconfig;
 use skiff_control_plane::registry::allocation::{self, IpRange, PortRange, ServiceRanges};
 use skiff_control_plane::store::sqlite::SqliteStore;
@@ -36,6 +37,10 @@ struct Flags {
     /// `token,user,uid,"group1,group2"` per line.
     #[arg(long, value_name = "FILE")]
     token_auth_file: Option<PathBuf>,
+    /// Authorizers, in order (upstream's flag): `Node`, `RBAC`,
+    /// `AlwaysAllow` (benchmarks). `system:masters` is always allowed.
+    #[arg(long, default_value = "Node,RBAC", value_delimiter = ',', value_parser = authz::Mode::parse)]
+    authorization_mode: Vec<authz::Mode>,
     /// More names and addresses for the API's serving certificate (k3s's
     /// flag), beyond the `kubernetes` Service's, loopback and the
     /// listen and advertised addresses.
@@ -284,6 +289,35 @@ fn collect_when_idle() {
     }
 }
 
+/// How often the default roles and bindings are checked (and made again
+/// if deleted).
+const RBAC_BOOTSTRAP_RESYNC: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The default roles and bindings, then the RBAC index following the
+/// store; returns once the index holds every role and binding, so the
+/// first requests are authorized against them.
+async fn start_rbac(
+    store: Arc<dyn skiff_control_plane::store::Store>,
+    rbac: Arc<authz::rbac::Rbac>,
+) -> anyhow::Result<()> {
+    let objects = skiff_control_plane::registry::objects::Objects::new(store.clone());
+    authz::bootstrap::ensure(&objects)
+        .await
+        .context("creating the default RBAC roles")?;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RBAC_BOOTSTRAP_RESYNC).await;
+            if let Err(e) = authz::bootstrap::ensure(&objects).await {
+                tracing::warn!(error = %e, "keeping the default RBAC roles");
+            }
+        }
+    });
+    let (ready, listed) = tokio::sync::oneshot::channel();
+    tokio::spawn(authz::rbac::feed::follow(store, rbac, Some(ready)));
+    listed.await.context("loading RBAC roles and bindings")?;
+    Ok(())
+}
+
 async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -358,10 +392,16 @@ async fn run() -> anyhow::Result<()> {
         ),
         ..Default::default()
     });
+    let rbac = Arc::new(authz::rbac::Rbac::default());
+    state.authorization = Arc::new(authz::Authorization::new(
+        &flags.authorization_mode,
+        rbac.clone(),
+    ));
     let state = Arc::new(state);
     api::handlers::bootstrap(&state)
         .await
         .context("creating the default namespaces")?;
+    start_rbac(state.store.clone(), rbac).await?;
     // Reservations whose Service went while the control plane was down
     // (or died between the two writes) are taken back before any create.
     allocation::reservations::repair(state.store.as_ref())

@@ -180,6 +180,10 @@ SERVED = [
     ("coordination.k8s.io", "leases"),
     ("events.k8s.io", "events"),
     ("policy", "poddisruptionbudgets"),
+    ("rbac.authorization.k8s.io", "roles"),
+    ("rbac.authorization.k8s.io", "clusterroles"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"),
 ]
 
 

@@ -18,6 +18,7 @@ from lightkube.resources import (  # noqa: E402
     discovery_v1,
     events_v1,
     policy_v1,
+    rbac_authorization_v1,
     storage_v1,
 )
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Node, Pod  # noqa: E402
@@ -67,6 +68,10 @@ def typed_lists():
         ("coordination.k8s.io", "leases"): coordination_v1.Lease,
         ("events.k8s.io", "events"): events_v1.Event,
         ("policy", "poddisruptionbudgets"): policy_v1.PodDisruptionBudget,
+        ("rbac.authorization.k8s.io", "roles"): rbac_authorization_v1.Role,
+        ("rbac.authorization.k8s.io", "clusterroles"): rbac_authorization_v1.ClusterRole,
+        ("rbac.authorization.k8s.io", "rolebindings"): rbac_authorization_v1.RoleBinding,
+        ("rbac.authorization.k8s.io", "clusterrolebindings"): rbac_authorization_v1.ClusterRoleBinding,
     }
     expect(set(kinds) == set(SERVED), "table out of step with harness.SERVED")
     failures = []

@@ -150,6 +150,10 @@ def typed_lists():
         ("coordination.k8s.io", "leases"): client.CoordinationV1Api(api).list_lease_for_all_namespaces,
         ("events.k8s.io", "events"): client.EventsV1Api(api).list_event_for_all_namespaces,
         ("policy", "poddisruptionbudgets"): client.PolicyV1Api(api).list_pod_disruption_budget_for_all_namespaces,
+        ("rbac.authorization.k8s.io", "roles"): client.RbacAuthorizationV1Api(api).list_role_for_all_namespaces,
+        ("rbac.authorization.k8s.io", "clusterroles"): client.RbacAuthorizationV1Api(api).list_cluster_role,
+        ("rbac.authorization.k8s.io", "rolebindings"): client.RbacAuthorizationV1Api(api).list_role_binding_for_all_namespaces,
+        ("rbac.authorization.k8s.io", "clusterrolebindings"): client.RbacAuthorizationV1Api(api).list_cluster_role_binding,
     }
     expect(set(methods) == set(SERVED), "table out of step with harness.SERVED")
     failures = []

@@ -28,17 +28,6 @@ pub fn version() -> Value {
     })
 }
 
-const VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
-
 /// What a subresource answers with: the kind it returns and its verbs.
 struct Subresource {
     name: &'static str,
@@ -76,7 +65,7 @@ fn resource_entries(r: &ResourceType) -> Vec<Value> {
         "singularName": r.singular,
         "namespaced": r.namespaced,
         "kind": r.kind,
-        "verbs": VERBS,
+        "verbs": r.behaviour.verbs(),
         "shortNames": r.short_names,
         "categories": r.categories,
     })];
@@ -275,7 +264,7 @@ fn aggregated_resource(r: &'static ResourceType) -> apidiscovery::ResourceDiscov
             "Cluster"
         },
         singular_resource: r.singular,
-        verbs: VERBS,
+        verbs: r.behaviour.verbs(),
         short_names: r.short_names,
         categories: r.categories,
         subresources: subresources(r)
@@ -355,7 +344,8 @@ pub fn openapi_root() -> Value {
 fn schema_name(r: &ResourceType) -> String {
     let group = match r.group {
         "" => "core".to_string(),
-        g => g.trim_end_matches(".k8s.io").to_string(),
+        // `rbac.authorization.k8s.io` is `io.k8s.api.rbac`.
+        g => g.split('.').next().unwrap_or(g).to_string(),
     };
     format!("io.k8s.api.{group}.{}.{}", r.version, r.kind)
 }

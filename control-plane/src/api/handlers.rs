@@ -23,6 +23,7 @@ use super::patch;
 use super::query::{self, FieldValidation, Options, Query};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
+use crate::auth::user::UserInfo;
 use crate::registry::allocation;
 use crate::registry::deletion;
 use crate::registry::events_v1;
@@ -213,7 +214,10 @@ pub async fn core_request(
     if let Some(response) = pod_stream(&state, &request, upgrade).await {
         return response;
     }
-    serve(state, "", &version, &rest, method, query, headers, body).await
+    serve(
+        state, "", &version, &rest, method, query, headers, body, None,
+    )
+    .await
 }
 
 /// The parts of an `/api/{version}/...` request that the pod and service
@@ -274,15 +278,21 @@ async fn pod_stream(
 }
 
 /// `/apis/{group}/{version}/...`.
+#[allow(clippy::too_many_arguments)] // axum extractors of one request
 pub async fn group_request(
     State(state): State<Arc<ApiState>>,
     Path((group, version, rest)): Path<(String, String, String)>,
     method: Method,
     RawQuery(query): RawQuery,
+    user: Option<axum::Extension<UserInfo>>,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Response {
-    serve(state, &group, &version, &rest, method, query, headers, body).await
+    let user = user.map(|u| u.0);
+    serve(
+        state, &group, &version, &rest, method, query, headers, body, user,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)] // the pieces of one HTTP request
@@ -295,6 +305,7 @@ async fn serve(
     query: Option<String>,
     headers: HeaderMap,
     body: Bytes,
+    user: Option<UserInfo>,
 ) -> Response {
     state.requests.fetch_add(1, Ordering::Relaxed);
     let target = match parse_target(group, version, rest) {
@@ -317,6 +328,7 @@ async fn serve(
         state: state.clone(),
         headers,
         query,
+        user,
     };
     let result = api.dispatch(&method, &target, rest, &body).await;
     state.observe(&verb, target.rt.plural, started.elapsed());
@@ -327,6 +339,9 @@ struct Api {
     state: Arc<ApiState>,
     headers: HeaderMap,
     query: Query,
+    /// Who asks (authentication put it in the request): escalation checks
+    /// and reviews read it. `None` on core requests, which need neither.
+    user: Option<UserInfo>,
 }
 
 /// How a write records field ownership.
@@ -370,6 +385,9 @@ impl Api {
             && !t.rt.subresources.contains(&sub)
         {
             return Err(ApiError::no_route(rest));
+        }
+        if let Some(kind) = crate::registry::kinds::review::kind_of(t.rt) {
+            return self.review(method, t, kind, rest, body);
         }
         let content_type = super::edge::content_type(&self.headers);
         let is_apply = content_type == super::edge::APPLY_PATCH;
@@ -428,6 +446,51 @@ impl Api {
             (&Method::DELETE, Some(_), _) => self.delete(t, body).await,
             _ => self.delete_collection(t, body).await,
         }
+    }
+
+    /// Upstream's RBAC escalation prevention on a write of a role or
+    /// binding (other kinds pass).
+    fn no_escalation(&self, t: &Target, old: Option<&Value>, new: &Value) -> ApiResult<()> {
+        match &self.user {
+            Some(user) => crate::auth::authz::rbac::escalation::check(
+                &self.state.authorization,
+                user,
+                t.rt,
+                old,
+                new,
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// A review (`kubectl auth can-i`, `whoami`): created, answered, not
+    /// stored.
+    fn review(
+        &self,
+        method: &Method,
+        t: &Target,
+        kind: crate::registry::kinds::review::Kind,
+        rest: &str,
+        body: &Bytes,
+    ) -> ApiResult<Response> {
+        if *method != Method::POST || t.name.is_some() {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method} {rest})"
+            )));
+        }
+        let Some(user) = &self.user else {
+            return Err(ApiError::unauthorized());
+        };
+        let review = self.parse_body(body)?;
+        let answered = crate::auth::review::answer(
+            &self.state.authorization,
+            user,
+            t.rt,
+            kind,
+            t.namespace.as_deref(),
+            review,
+        )?;
+        Ok(json_response(StatusCode::CREATED, &answered))
     }
 
     /// The manager of this request's writes (through `subresource`).
@@ -658,6 +721,7 @@ impl Api {
         strategy::prepare_write(t.rt, None, obj);
         validate(t.rt, obj)?;
         events_v1::validate_create(t.rt, obj)?;
+        self.no_escalation(t, None, obj)?;
         if let Ownership::Update(manager) = ownership {
             managed_fields::update(t.rt, None, obj, manager);
         }
@@ -754,6 +818,7 @@ impl Api {
             validate(t.rt, &result)?;
             check_immutable(t.rt, old, &result)?;
             events_v1::validate_update(t.rt, old, &result)?;
+            self.no_escalation(t, Some(old), &result)?;
             let added = deletion::added_while_deleting(old, &result);
             if !added.is_empty() {
                 let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();

@@ -82,6 +82,9 @@ pub struct ApiState {
     /// Signs ServiceAccount tokens (`serviceaccounts/token`); without it
     /// there are none.
     pub token_signer: Option<Arc<crate::auth::tokens::TokenSigner>>,
+    /// What a user may do (403 after authentication); `AlwaysAllow` unless
+    /// the server is started with authorization modes.
+    pub authorization: Arc<crate::auth::authz::Authorization>,
 }
 
 impl ApiState {
@@ -97,6 +100,7 @@ impl ApiState {
             inflight: inflight::InFlight::default(),
             authenticator: Arc::default(),
             token_signer: None,
+            authorization: Arc::new(crate::auth::authz::Authorization::always_allow()),
         }
     }
 
@@ -149,6 +153,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             inflight::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.authorization.clone(),
+            crate::auth::authz::layer::layer,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.authenticator.clone(),

@@ -262,6 +262,12 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         ("batch/v1", "Job") => batch::Job::decode(bytes)
             .map(|j| (object_meta(&j.metadata), vec![("spec", job_spec(&j.spec))])),
         ("batch/v1", "CronJob") => cron_job(bytes),
+        ("rbac.authorization.k8s.io/v1", _) => rbac(&kind, bytes),
+        ("authorization.k8s.io/v1", _) => access_review(&kind, bytes),
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => {
+            k8s_pb::api::authentication::v1::SelfSubjectReview::decode(bytes)
+                .map(|r| (object_meta(&r.metadata), vec![]))
+        }
         _ => {
             return Err(format!(
                 "protobuf bodies of {api_version}/{kind} are not supported; send JSON"
@@ -290,6 +296,166 @@ fn token_request(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
         .v("boundObjectRef", bound)
         .done();
     Ok((object_meta(&r.metadata), vec![("spec", spec)]))
+}
+
+fn policy_rule(r: &k8s_pb::api::rbac::v1::PolicyRule) -> Value {
+    Obj::new()
+        .strings("verbs", &r.verbs)
+        .strings("apiGroups", &r.api_groups)
+        .strings("resources", &r.resources)
+        .strings("resourceNames", &r.resource_names)
+        .strings("nonResourceURLs", &r.non_resource_ur_ls)
+        .done()
+}
+
+fn role_ref(r: &Option<k8s_pb::api::rbac::v1::RoleRef>) -> Value {
+    let r = r.clone().unwrap_or_default();
+    // `apiGroup`, `kind` and `name` are required: kept even when empty,
+    // so validation names them.
+    json!({
+        "apiGroup": r.api_group.unwrap_or_default(),
+        "kind": r.kind.unwrap_or_default(),
+        "name": r.name.unwrap_or_default(),
+    })
+}
+
+fn subjects(subjects: &[k8s_pb::api::rbac::v1::Subject]) -> Value {
+    list(subjects, |s| {
+        Obj::new()
+            .s("kind", &s.kind)
+            .s("apiGroup", &s.api_group)
+            .s("name", &s.name)
+            .s("namespace", &s.namespace)
+            .done()
+    })
+    .unwrap_or_default()
+}
+
+/// The RBAC kinds `kubectl create role|clusterrole|rolebinding|clusterrolebinding` send.
+fn rbac(kind: &str, bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
+    use k8s_pb::api::rbac::v1 as rbac;
+    let rules = |rules: &[rbac::PolicyRule]| list(rules, policy_rule).unwrap_or_default();
+    Ok(match kind {
+        "Role" => {
+            let r = rbac::Role::decode(bytes)?;
+            (object_meta(&r.metadata), vec![("rules", rules(&r.rules))])
+        }
+        "ClusterRole" => {
+            let r = rbac::ClusterRole::decode(bytes)?;
+            let aggregation = r.aggregation_rule.as_ref().map_or(Value::Null, |a| {
+                json!({"clusterRoleSelectors": a.cluster_role_selectors.iter().map(|s| label_selector(&Some(s.clone())).unwrap_or_default()).collect::<Vec<_>>()})
+            });
+            (
+                object_meta(&r.metadata),
+                vec![("rules", rules(&r.rules)), ("aggregationRule", aggregation)],
+            )
+        }
+        "RoleBinding" => {
+            let b = rbac::RoleBinding::decode(bytes)?;
+            (
+                object_meta(&b.metadata),
+                vec![
+                    ("roleRef", role_ref(&b.role_ref)),
+                    ("subjects", subjects(&b.subjects)),
+                ],
+            )
+        }
+        _ => {
+            let b = rbac::ClusterRoleBinding::decode(bytes)?;
+            (
+                object_meta(&b.metadata),
+                vec![
+                    ("roleRef", role_ref(&b.role_ref)),
+                    ("subjects", subjects(&b.subjects)),
+                ],
+            )
+        }
+    })
+}
+
+fn resource_attributes(
+    a: &Option<k8s_pb::api::authorization::v1::ResourceAttributes>,
+) -> Option<Value> {
+    let a = a.as_ref()?;
+    Some(
+        Obj::new()
+            .s("namespace", &a.namespace)
+            .s("verb", &a.verb)
+            .s("group", &a.group)
+            .s("version", &a.version)
+            .s("resource", &a.resource)
+            .s("subresource", &a.subresource)
+            .s("name", &a.name)
+            .done(),
+    )
+}
+
+fn non_resource_attributes(
+    a: &Option<k8s_pb::api::authorization::v1::NonResourceAttributes>,
+) -> Option<Value> {
+    let a = a.as_ref()?;
+    Some(Obj::new().s("path", &a.path).s("verb", &a.verb).done())
+}
+
+/// The access reviews `kubectl auth can-i` sends.
+fn access_review(kind: &str, bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
+    use k8s_pb::api::authorization::v1 as authz;
+    let subject_spec = |s: authz::SubjectAccessReviewSpec| {
+        let extra: BTreeMap<&String, &Vec<String>> =
+            s.extra.iter().map(|(k, v)| (k, &v.items)).collect();
+        Obj::new()
+            .v(
+                "resourceAttributes",
+                resource_attributes(&s.resource_attributes),
+            )
+            .v(
+                "nonResourceAttributes",
+                non_resource_attributes(&s.non_resource_attributes),
+            )
+            .s("user", &s.user)
+            .strings("groups", &s.groups)
+            .v("extra", Some(json!(extra)))
+            .s("uid", &s.uid)
+            .done()
+    };
+    Ok(match kind {
+        "SelfSubjectAccessReview" => {
+            let r = authz::SelfSubjectAccessReview::decode(bytes)?;
+            let spec = r.spec.unwrap_or_default();
+            let spec = Obj::new()
+                .v(
+                    "resourceAttributes",
+                    resource_attributes(&spec.resource_attributes),
+                )
+                .v(
+                    "nonResourceAttributes",
+                    non_resource_attributes(&spec.non_resource_attributes),
+                )
+                .done();
+            (object_meta(&r.metadata), vec![("spec", spec)])
+        }
+        "SelfSubjectRulesReview" => {
+            let r = authz::SelfSubjectRulesReview::decode(bytes)?;
+            let spec = Obj::new()
+                .s("namespace", &r.spec.unwrap_or_default().namespace)
+                .done();
+            (object_meta(&r.metadata), vec![("spec", spec)])
+        }
+        "LocalSubjectAccessReview" => {
+            let r = authz::LocalSubjectAccessReview::decode(bytes)?;
+            (
+                object_meta(&r.metadata),
+                vec![("spec", subject_spec(r.spec.unwrap_or_default()))],
+            )
+        }
+        _ => {
+            let r = authz::SubjectAccessReview::decode(bytes)?;
+            (
+                object_meta(&r.metadata),
+                vec![("spec", subject_spec(r.spec.unwrap_or_default()))],
+            )
+        }
+    })
 }
 
 /// An Eviction: the pod's name and namespace, and the options of its delete.

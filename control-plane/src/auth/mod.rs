@@ -8,11 +8,20 @@
 //!   well-known users and groups.
 //! - [`authn`]: authenticators and the layer that runs them.
 //! - [`certificates`]: the CA, serving and admin certificates made at start.
+//! - [`request_info`]: what a request does (verb, resource, namespace).
+//! - [`impersonation`]: acting as another user (`kubectl --as`).
+//! - [`authz`]: authorizers (RBAC, `system:masters`), the layer that runs
+//!   them, default roles and escalation prevention.
+//! - [`review`]: access reviews and `whoami` (`kubectl auth`).
 //! - [`token_request`]: issuing a ServiceAccount token (TokenRequest's rules).
 //! - [`tokens`]: ServiceAccount tokens (ES256 JWTs) signed and verified.
 
 pub mod authn;
+pub mod authz;
 pub mod certificates;
+pub mod impersonation;
+pub mod request_info;
+pub mod review;
 pub mod token_request;
 pub mod tokens;
 pub mod user;

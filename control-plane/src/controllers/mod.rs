@@ -20,6 +20,8 @@
 //! - [`endpoints`]: Services' legacy Endpoints from the pods they select.
 //! - [`loadbalancer`]: gives LoadBalancer Services an address of the
 //!   `--load-balancer-pool` (status.loadBalancer.ingress).
+//! - [`clusterrole_aggregation`]: fills aggregated ClusterRoles' rules
+//!   from the roles their selectors match (`admin`, `edit`, `view`).
 //! - [`garbage_collector`]: deletes dependents whose owners are gone, and
 //!   carries out foreground and orphaning deletions.
 //! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
@@ -42,6 +44,7 @@
 pub mod affinity;
 pub mod batch;
 pub mod claim;
+pub mod clusterrole_aggregation;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;

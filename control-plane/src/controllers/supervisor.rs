@@ -17,6 +17,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::clusterrole_aggregation::Aggregation;
 use super::cronjob::CronJobs;
 use super::daemonset::DaemonSets;
 use super::deployment::Deployments;
@@ -123,7 +124,7 @@ impl Child {
 }
 
 /// The supervisor's children but the node actors, in start order.
-const CHILDREN: [Child; 17] = [
+const CHILDREN: [Child; 18] = [
     Child::new("scheduler", |d, s| {
         Box::pin(async move {
             Ok(Scheduler::spawn_on_own_thread(d.objects, s)
@@ -163,6 +164,9 @@ const CHILDREN: [Child; 17] = [
     }),
     Child::new("loadbalancer controller", |d, s| {
         run(&d, |o| LoadBalancers::new(o, load_balancer_pool()), s)
+    }),
+    Child::new("clusterrole aggregation controller", |d, s| {
+        run(&d, Aggregation::new, s)
     }),
     Child::new("serviceaccount controller", |d, s| {
         run(&d, ServiceAccounts::new, s)

@@ -106,6 +106,12 @@ pub trait Behaviour: Send + Sync {
     /// `/openapi/v3`; nothing for a kind without one.
     fn add_schema(&self, _generator: &mut schemars::SchemaGenerator) {}
 
+    /// The verbs discovery lists for the kind (create-only reviews list
+    /// only `create`).
+    fn verbs(&self) -> &'static [&'static str] {
+        ALL_VERBS
+    }
+
     /// The columns `kubectl get` shows (`-o wide` ones have priority 1).
     fn columns(&self, _rt: &ResourceType, obj: &Value) -> Columns {
         plain(obj)
@@ -156,6 +162,18 @@ impl ResourceType {
         }
     }
 }
+
+/// The verbs of a kind served in full.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 /// The `all` category.
 pub const ALL: &[&str] = &["all"];

@@ -30,6 +30,15 @@ pub const RESOURCES: &[ResourceType] = &[
     *kinds::PODDISRUPTIONBUDGETS,
     *kinds::LEASES,
     *kinds::EVENTS_V1,
+    *kinds::CLUSTERROLEBINDINGS,
+    *kinds::CLUSTERROLES,
+    *kinds::ROLEBINDINGS,
+    *kinds::ROLES,
+    *kinds::SELFSUBJECTREVIEWS,
+    *kinds::LOCALSUBJECTACCESSREVIEWS,
+    *kinds::SELFSUBJECTACCESSREVIEWS,
+    *kinds::SELFSUBJECTRULESREVIEWS,
+    *kinds::SUBJECTACCESSREVIEWS,
 ];
 
 /// The type served at `group/version/plural`.

@@ -23,7 +23,9 @@ pub mod node;
 pub mod pdb;
 pub mod pod;
 pub mod printing;
+pub mod rbac;
 pub mod replicaset;
+pub mod review;
 pub mod revision;
 pub mod service;
 pub mod statefulset;
@@ -42,7 +44,12 @@ pub use namespace::NAMESPACES;
 pub use node::NODES;
 pub use pdb::PODDISRUPTIONBUDGETS;
 pub use pod::PODS;
+pub use rbac::{CLUSTERROLEBINDINGS, CLUSTERROLES, ROLEBINDINGS, ROLES};
 pub use replicaset::{REPLICASETS, REPLICATIONCONTROLLERS};
+pub use review::{
+    LOCALSUBJECTACCESSREVIEWS, SELFSUBJECTACCESSREVIEWS, SELFSUBJECTREVIEWS,
+    SELFSUBJECTRULESREVIEWS, SUBJECTACCESSREVIEWS,
+};
 pub use revision::CONTROLLERREVISIONS;
 pub use service::SERVICES;
 pub use statefulset::STATEFULSETS;

@@ -1,0 +1,240 @@
+//! The reviews `kubectl auth` creates, answered and never stored:
+//! access reviews (may this user do this?), the rules review (what may I
+//! do here?) and `SelfSubjectReview` (who am I?).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::authz::{Authorization, Decision};
+use super::request_info::RequestInfo;
+use super::user::UserInfo;
+use crate::registry::error::ApiError;
+use crate::registry::kinds::review::Kind;
+use crate::registry::resource_type::ResourceType;
+
+fn text(obj: &Value, pointer: &str) -> String {
+    obj.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The request an access review's spec describes, if it names one.
+fn attributes(spec: &Value) -> Option<RequestInfo> {
+    if let Some(a) = spec.get("resourceAttributes").filter(|a| a.is_object()) {
+        return Some(RequestInfo {
+            is_resource_request: true,
+            verb: text(a, "/verb"),
+            api_group: text(a, "/group"),
+            api_version: text(a, "/version"),
+            namespace: text(a, "/namespace"),
+            resource: text(a, "/resource"),
+            subresource: text(a, "/subresource"),
+            name: text(a, "/name"),
+            ..RequestInfo::default()
+        });
+    }
+    let a = spec
+        .get("nonResourceAttributes")
+        .filter(|a| a.is_object())?;
+    Some(RequestInfo {
+        path: text(a, "/path"),
+        verb: text(a, "/verb"),
+        ..RequestInfo::default()
+    })
+}
+
+/// The user a SubjectAccessReview asks about.
+fn subject(spec: &Value) -> UserInfo {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
+    let extra: BTreeMap<String, Vec<String>> = spec
+        .get("extra")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), strings(v))).collect())
+        .unwrap_or_default();
+    UserInfo {
+        name: text(spec, "/user"),
+        uid: text(spec, "/uid"),
+        groups: strings(&spec["groups"]),
+        extra,
+    }
+}
+
+fn status_of(decision: Decision) -> Value {
+    match decision {
+        Decision::Allow => json!({"allowed": true}),
+        Decision::Deny(reason) => json!({"allowed": false, "denied": true, "reason": reason}),
+        Decision::NoOpinion(reason) if reason.is_empty() => json!({"allowed": false}),
+        Decision::NoOpinion(reason) => json!({"allowed": false, "reason": reason}),
+    }
+}
+
+/// Answers the review `review` (of type `rt`, created in `namespace` for
+/// LocalSubjectAccessReviews) by `user`: the object with its status.
+pub fn answer(
+    authz: &Authorization,
+    user: &UserInfo,
+    rt: &ResourceType,
+    kind: Kind,
+    namespace: Option<&str>,
+    mut review: Value,
+) -> Result<Value, ApiError> {
+    review["apiVersion"] = json!(rt.api_version());
+    review["kind"] = json!(rt.kind);
+    if !review["metadata"].is_object() {
+        review["metadata"] = json!({});
+    }
+    review["metadata"]["creationTimestamp"] = Value::Null;
+    let spec = review.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let invalid = |field: &str, message: &str| {
+        ApiError::invalid(
+            rt,
+            "",
+            &[format!("{field}: Invalid value: \"\": {message}")],
+        )
+    };
+    let status = match kind {
+        Kind::SelfSubject => {
+            let mut info = json!({"username": user.name, "groups": user.groups});
+            if !user.uid.is_empty() {
+                info["uid"] = json!(user.uid);
+            }
+            if !user.extra.is_empty() {
+                info["extra"] = json!(user.extra);
+            }
+            json!({"userInfo": info})
+        }
+        Kind::SelfRules => {
+            let namespace = text(&spec, "/namespace");
+            if namespace.is_empty() {
+                return Err(ApiError::bad_request("no namespace on request"));
+            }
+            rules_status(authz, user, &namespace)
+        }
+        Kind::SelfAccess | Kind::Access | Kind::LocalAccess => {
+            let request = attributes(&spec).ok_or_else(|| {
+                invalid(
+                    "spec.resourceAttributes",
+                    "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+                )
+            })?;
+            let who = if kind == Kind::SelfAccess {
+                user.clone()
+            } else {
+                let who = subject(&spec);
+                if who.name.is_empty() && who.groups.is_empty() {
+                    return Err(invalid(
+                        "spec.user",
+                        "at least one of user or group must be specified",
+                    ));
+                }
+                who
+            };
+            if kind == Kind::LocalAccess {
+                let namespace = namespace.unwrap_or_default();
+                if !request.is_resource_request {
+                    return Err(invalid(
+                        "spec.nonResourceAttributes",
+                        "disallowed on this kind of request",
+                    ));
+                }
+                if request.namespace != namespace {
+                    return Err(ApiError::bad_request(format!(
+                        "spec.resourceAttributes.namespace must match namespace: {namespace}"
+                    )));
+                }
+            }
+            status_of(authz.chain_decision(&who, &request))
+        }
+    };
+    review["status"] = status;
+    Ok(review)
+}
+
+/// What `user` may do in `namespace`, as a SelfSubjectRulesReview's
+/// status.
+fn rules_status(authz: &Authorization, user: &UserInfo, namespace: &str) -> Value {
+    let (rules, errors) = authz.rbac.rules_for(user, namespace);
+    let mut resource_rules = Vec::new();
+    let mut non_resource_rules = Vec::new();
+    for rule in &rules {
+        if rule.non_resource_urls.is_empty() {
+            let mut r = json!({"verbs": rule.verbs, "apiGroups": rule.api_groups, "resources": rule.resources});
+            if !rule.resource_names.is_empty() {
+                r["resourceNames"] = json!(rule.resource_names);
+            }
+            resource_rules.push(r);
+        } else {
+            non_resource_rules
+                .push(json!({"verbs": rule.verbs, "nonResourceURLs": rule.non_resource_urls}));
+        }
+    }
+    let mut status = json!({
+        "resourceRules": resource_rules,
+        "nonResourceRules": non_resource_rules,
+        "incomplete": !errors.is_empty(),
+    });
+    if !errors.is_empty() {
+        status["evaluationError"] = json!(errors.join(", "));
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::authz::Mode;
+    use crate::auth::user::MASTERS;
+    use crate::registry::kinds;
+
+    #[test]
+    fn reviews_answer_for_the_asker_or_the_named_subject() {
+        let authz = Authorization::new(&[Mode::Rbac], Arc::default());
+        let jane = UserInfo::authenticated("jane", &[]);
+        let ask = json!({"spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}}});
+        let answer_for = |user: &UserInfo, rt, kind, body: Value| {
+            answer(&authz, user, rt, kind, Some("default"), body).expect("answers")
+        };
+        let r = answer_for(
+            &jane,
+            kinds::SELFSUBJECTACCESSREVIEWS,
+            Kind::SelfAccess,
+            ask.clone(),
+        );
+        assert_eq!(r["status"], json!({"allowed": false}));
+        assert_eq!(r["kind"], "SelfSubjectAccessReview");
+        let mut about_root = ask.clone();
+        about_root["spec"]["groups"] = json!([MASTERS]);
+        let r = answer_for(&jane, kinds::SUBJECTACCESSREVIEWS, Kind::Access, about_root);
+        assert_eq!(r["status"]["allowed"], true);
+        let who = answer_for(
+            &jane,
+            kinds::SELFSUBJECTREVIEWS,
+            Kind::SelfSubject,
+            json!({}),
+        );
+        assert_eq!(
+            who["status"]["userInfo"],
+            json!({"username": "jane", "groups": ["system:authenticated"]})
+        );
+        let e = answer(
+            &authz,
+            &jane,
+            kinds::SUBJECTACCESSREVIEWS,
+            Kind::Access,
+            None,
+            ask,
+        )
+        .expect_err("no subject");
+        assert_eq!(e.code, 422);
+    }
+}
