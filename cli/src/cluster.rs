@@ -324,7 +324,10 @@ async fn run_cluster(
     ];
     // Pods reach the API through the kubernetes Service, whose endpoint is
     // the API served on the bridge too.
-    if !control_plane_flags.iter().any(|f| f == "--advertise-address") {
+    if !control_plane_flags
+        .iter()
+        .any(|f| f == "--advertise-address")
+    {
         cp_args.push("--advertise-address".into());
         cp_args.push(net.gateway().to_string());
     }

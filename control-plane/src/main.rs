@@ -517,7 +517,8 @@ async fn run() -> anyhow::Result<()> {
     // A loopback --listen serves this machine's clients only; pods reach
     // the API through the kubernetes Service at the advertised address,
     // so it is served there too (upstream binds one address for both).
-    if let Some(ip) = advertise.filter(|ip| flags.listen.ip().is_loopback() && *ip != flags.listen.ip())
+    if let Some(ip) =
+        advertise.filter(|ip| flags.listen.ip().is_loopback() && *ip != flags.listen.ip())
     {
         let at = SocketAddr::new(ip, api_port);
         let pods_listener = tokio::net::TcpListener::bind(at)
@@ -532,17 +533,12 @@ async fn run() -> anyhow::Result<()> {
         ));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    api::serve::serve_tls(
-        listener,
-        certificates.api_tls.clone(),
-        router,
-        async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        },
-    )
+    api::serve::serve_tls(listener, certificates.api_tls.clone(), router, async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    })
     .await;
     Ok(())
 }

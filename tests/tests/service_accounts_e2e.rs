@@ -57,7 +57,11 @@ fn as_token(cluster: &SkiffUp, token: &str, args: &[&str]) -> (bool, String) {
         .find_map(|l| l.trim().strip_prefix("server:"))
         .map(|s| s.trim().trim_matches('"').to_string())
         .expect("server");
-    let empty = write(cluster.dir(), "empty-kubeconfig", "apiVersion: v1\nkind: Config\n");
+    let empty = write(
+        cluster.dir(),
+        "empty-kubeconfig",
+        "apiVersion: v1\nkind: Config\n",
+    );
     let ca = cluster.dir().join("pki/ca.crt").display().to_string();
     let mut all = vec![
         "--kubeconfig",
@@ -107,9 +111,11 @@ fn pods_call_the_api_with_their_service_account_as_rbac_allows() {
     // Every namespace's account and CA, a new namespace's too.
     cluster.kubectl_ok(&["create", "namespace", "lab"]);
     for ns in ["default", "kube-system", "lab"] {
-        cluster.eventually(&["get", "sa", "default", "-n", ns], "default account", |o| {
-            o.contains("default")
-        });
+        cluster.eventually(
+            &["get", "sa", "default", "-n", ns],
+            "default account",
+            |o| o.contains("default"),
+        );
         let published = cluster.eventually(
             &["get", "cm", "kube-root-ca.crt", "-n", ns, "-o", "json"],
             "kube-root-ca.crt",
@@ -120,9 +126,11 @@ fn pods_call_the_api_with_their_service_account_as_rbac_allows() {
     }
     // A deleted default account comes back.
     cluster.kubectl_ok(&["delete", "sa", "default", "-n", "lab"]);
-    cluster.eventually(&["get", "sa", "default", "-n", "lab"], "default again", |o| {
-        o.contains("default")
-    });
+    cluster.eventually(
+        &["get", "sa", "default", "-n", "lab"],
+        "default again",
+        |o| o.contains("default"),
+    );
 
     // kubectl create token: a token the API takes as the account.
     let token = cluster
@@ -133,7 +141,12 @@ fn pods_call_the_api_with_their_service_account_as_rbac_allows() {
     let (ok, who) = as_token(
         &cluster,
         &token,
-        &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
     );
     assert!(ok && who.trim() == SA_USER, "{who}");
     let (ok, refused) = as_token(&cluster, "not-a-token", &["get", "pods"]);
@@ -159,13 +172,16 @@ fn pods_call_the_api_with_their_service_account_as_rbac_allows() {
     cluster.eventually(&["get", "pods"], "both pods Running", |o| {
         o.lines().skip(1).filter(|l| l.contains("Running")).count() == 2
     });
-    let quiet: Value = serde_json::from_str(&cluster.kubectl_ok(&["get", "pod", "quiet", "-o", "json"]))
-        .expect("json");
+    let quiet: Value =
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "pod", "quiet", "-o", "json"]))
+            .expect("json");
     assert!(quiet["spec"].get("volumes").is_none(), "{quiet}");
     let client: Value =
         serde_json::from_str(&cluster.kubectl_ok(&["get", "pod", "api-client", "-o", "json"]))
             .expect("json");
-    let volume = client["spec"]["volumes"][0]["name"].as_str().unwrap_or_default();
+    let volume = client["spec"]["volumes"][0]["name"]
+        .as_str()
+        .unwrap_or_default();
     assert!(volume.starts_with("kube-api-access-"), "{client}");
 
     // The mounted files, read-only.

@@ -23,6 +23,13 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     std::process::exit(2)
 }
 
+/// ring, as the rest of Skiff (no toolchain beyond cc); its "no
+/// post-quantum key exchange" deprecation does not matter inside a lab.
+#[allow(deprecated)]
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// Runs the subcommand for `path` (`/api/v1/namespaces/default/pods`).
 pub fn run(path: &str) -> ! {
     let host = std::env::var("KUBERNETES_SERVICE_HOST")
@@ -37,13 +44,11 @@ pub fn run(path: &str) -> ! {
         let ca = ca.unwrap_or_else(|e| fail("parsing ca.crt", e));
         roots.add(ca).unwrap_or_else(|e| fail("adding the CA", e));
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap_or_else(|e| fail("TLS versions", e))
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| fail("TLS versions", e))
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let name = ServerName::try_from(SERVER_NAME).unwrap_or_else(|e| fail("server name", e));
     let connection = rustls::ClientConnection::new(Arc::new(config), name)
         .unwrap_or_else(|e| fail("TLS client", e));
@@ -72,10 +77,18 @@ pub fn run(path: &str) -> ! {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let code = head.split_whitespace().nth(1).unwrap_or("?");
     println!("{code}");
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
-    println!("{}", if chunked { dechunk(body) } else { body.to_string() });
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    println!(
+        "{}",
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        }
+    );
     std::process::exit(0)
 }
 
