@@ -27,6 +27,9 @@ pub const EXTRA_NODE_UID: &str = "authentication.kubernetes.io/node-uid";
 /// The token's id (`JTI=<jti>`).
 pub const EXTRA_CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
 
+/// Seconds a deleted pod's tokens stay valid after its `deletionTimestamp`.
+const DELETED_POD_GRACE: i64 = 60;
+
 /// Why a token is not accepted (all 401 at the API).
 #[derive(Debug, thiserror::Error)]
 pub enum Invalid {
@@ -76,20 +79,26 @@ impl ServiceAccountTokens {
         Self { signer, objects }
     }
 
-    /// Whether `obj` of `rt` still exists with `claim`'s uid (and is not
-    /// being deleted, for a pod: upstream refuses a deleted pod's tokens
-    /// too).
+    /// Whether `obj` of `rt` still exists with `claim`'s uid at `now`; a
+    /// pod being deleted keeps its tokens for a minute after its
+    /// `deletionTimestamp`, as upstream's validator allows.
     async fn still_there(
         &self,
         rt: &ResourceType,
         namespace: &str,
         claim: &ObjectClaim,
+        now: i64,
     ) -> Result<(), Invalid> {
         let found = self.objects.find(rt, Some(namespace), &claim.name).await?;
-        let same = found.as_ref().is_some_and(|o: &Value| {
-            crate::meta::uid(o) == claim.uid
-                && (rt.kind != "Pod" || o.pointer("/metadata/deletionTimestamp").is_none())
-        });
+        let deleted_long_ago = |o: &Value| {
+            o.pointer("/metadata/deletionTimestamp")
+                .and_then(Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t.timestamp() + DELETED_POD_GRACE < now)
+        };
+        let same = found
+            .as_ref()
+            .is_some_and(|o: &Value| crate::meta::uid(o) == claim.uid && !deleted_long_ago(o));
         if same {
             Ok(())
         } else {
@@ -108,13 +117,14 @@ impl ServiceAccountTokens {
             .signer
             .verify(token, now, self.signer.api_audiences())?;
         let k = &claims.kubernetes;
-        self.still_there(kinds::SERVICEACCOUNTS, &k.namespace, &k.serviceaccount)
+        self.still_there(kinds::SERVICEACCOUNTS, &k.namespace, &k.serviceaccount, now)
             .await?;
         if let Some(pod) = &k.pod {
-            self.still_there(kinds::PODS, &k.namespace, pod).await?;
+            self.still_there(kinds::PODS, &k.namespace, pod, now)
+                .await?;
         }
         if let Some(secret) = &k.secret {
-            self.still_there(kinds::SECRETS, &k.namespace, secret)
+            self.still_there(kinds::SECRETS, &k.namespace, secret, now)
                 .await?;
         }
         Ok(user_of(&claims))
@@ -264,6 +274,41 @@ mod tests {
         objects.delete_pod("lab", "p").await.expect("delete");
         assert!(matches!(
             tokens.user(&token, 1_500).await,
+            Err(Invalid::Gone { kind: "Pod", .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_terminating_pods_token_lasts_a_minute_past_its_deletion() {
+        let (tokens, objects, sa_uid, _) = setup().await;
+        let pod = objects
+            .create(
+                kinds::PODS,
+                json!({"metadata": {"name": "bound", "namespace": "lab"},
+                    "spec": {"nodeName": "n1",
+                        "containers": [{"name": "c", "image": "busybox"}]}}),
+            )
+            .await
+            .expect("pod");
+        let now = chrono::Utc::now().timestamp();
+        let mut c = claims(&sa_uid, crate::meta::uid(&pod));
+        if let Some(p) = c.kubernetes.pod.as_mut() {
+            p.name = "bound".into();
+        }
+        (c.iat, c.nbf, c.exp) = (now, now, now + 3600);
+        let token = tokens.signer.sign(&c).expect("sign");
+        objects
+            .delete_pod("lab", "bound")
+            .await
+            .expect("terminating");
+        let terminating = objects
+            .get(kinds::PODS, Some("lab"), "bound")
+            .await
+            .expect("still there");
+        assert!(terminating.pointer("/metadata/deletionTimestamp").is_some());
+        assert!(tokens.user(&token, now + 1).await.is_ok());
+        assert!(matches!(
+            tokens.user(&token, now + 120).await,
             Err(Invalid::Gone { kind: "Pod", .. })
         ));
     }
