@@ -4,8 +4,8 @@
 //!
 //! Why a nested cargo: `-C target-feature=+crt-static` must apply to the
 //! webapp alone. Set workspace-wide it would break proc-macro crates, and
-//! cargo has no stable per-package rustflags. The webapp has no dependencies,
-//! so this nested build takes about a second.
+//! cargo has no stable per-package rustflags. The webapp depends only on rustls,
+//! so this nested build is short (the first one compiles rustls and ring).
 
 use std::env;
 use std::path::PathBuf;

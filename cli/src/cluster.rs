@@ -329,6 +329,15 @@ async fn run_cluster(
         "--grpc-listen".into(),
         grpc.clone(),
     ];
+    // Pods reach the API through the kubernetes Service, whose endpoint is
+    // the API served on the bridge too.
+    if !control_plane_flags
+        .iter()
+        .any(|f| f == "--advertise-address")
+    {
+        cp_args.push("--advertise-address".into());
+        cp_args.push(net.gateway().to_string());
+    }
     // Cluster DNS on the bridge, beside the node registry: pods reach it
     // through the kube-dns Service as a lab network's pods reach a DNS
     // server on the control-plane machine. A high port, so a resolver the

@@ -50,8 +50,9 @@ struct Flags {
     #[arg(long, default_value = "127.0.0.1:6444")]
     grpc_listen: SocketAddr,
     /// The address pods reach the API at, published as the endpoint of the
-    /// `default/kubernetes` Service (upstream's flag). Unset: the
-    /// `--listen` address unless it is a loopback or wildcard one, in
+    /// `default/kubernetes` Service (upstream's flag); with a loopback
+    /// `--listen`, the API is served there too, on the same port. Unset:
+    /// the `--listen` address unless it is a loopback or wildcard one, in
     /// which case the Service has no endpoint.
     #[arg(long, value_name = "IP")]
     advertise_address: Option<std::net::IpAddr>,
@@ -338,6 +339,7 @@ async fn run() -> anyhow::Result<()> {
                 .unwrap_or(eviction_seconds),
         },
     );
+    skiff_control_plane::registry::service_account::enable();
     let ranges = ServiceRanges {
         ips: flags.service_cluster_ip_range,
         node_ports: flags.service_node_port_range,
@@ -368,12 +370,28 @@ async fn run() -> anyhow::Result<()> {
         flags.max_requests_inflight,
         flags.max_mutating_requests_inflight,
     );
-    if let Some(path) = &flags.token_auth_file {
-        state.authenticator = Arc::new(skiff_control_plane::auth::authn::Authenticator {
-            tokens: skiff_control_plane::auth::authn::token_file::TokenFile::read(path)?,
-            ..Default::default()
-        });
-    }
+    let signer = Arc::new(
+        skiff_control_plane::auth::tokens::TokenSigner::load_or_create(
+            &flags.data_dir.join("pki"),
+            &skiff_control_plane::auth::tokens::issuer_for(&flags.cluster_domain),
+        )
+        .context("preparing the service account signing key")?,
+    );
+    state.token_signer = Some(signer.clone());
+    let token_signer = signer.clone();
+    state.authenticator = Arc::new(skiff_control_plane::auth::authn::Authenticator {
+        tokens: match &flags.token_auth_file {
+            Some(path) => skiff_control_plane::auth::authn::token_file::TokenFile::read(path)?,
+            None => Default::default(),
+        },
+        service_accounts: Some(
+            skiff_control_plane::auth::authn::service_account::ServiceAccountTokens::new(
+                signer,
+                skiff_control_plane::registry::objects::Objects::new(state.store.clone()),
+            ),
+        ),
+        ..Default::default()
+    });
     let rbac = Arc::new(authz::rbac::Rbac::default());
     state.authorization = Arc::new(authz::Authorization::new(
         &flags.authorization_mode,
@@ -428,6 +446,7 @@ async fn run() -> anyhow::Result<()> {
     let certificates =
         skiff_control_plane::auth::certificates::prepare(&flags.data_dir.join("pki"), names)
             .context("preparing the cluster's certificates")?;
+    skiff_control_plane::controllers::root_ca::set_root_ca(certificates.ca.cert_pem().to_string());
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
     // A wildcard listen address is no address to dial (nor in the serving
     // certificate): the kubeconfig names the advertised one, or loopback.
@@ -454,13 +473,16 @@ async fn run() -> anyhow::Result<()> {
     let objects = skiff_control_plane::registry::objects::Objects::new(state.store.clone());
     let liveness = Arc::new(skiff_control_plane::nodes::liveness::Liveness::new());
     let view = skiff_control_plane::nodes::view::NodeView::start(state.store.clone());
-    let registry = skiff_control_plane::nodes::registry::Registry::server(
-        objects.clone(),
-        liveness.clone(),
-        view.clone(),
-        skiff_control_plane::nodes::registry::RegistryConfig {
-            status_report_interval: flags.node_status_report_interval,
-        },
+    let registry = skiff_proto::node::v1::node_registry_server::NodeRegistryServer::new(
+        skiff_control_plane::nodes::registry::Registry::new(
+            objects.clone(),
+            liveness.clone(),
+            view.clone(),
+            skiff_control_plane::nodes::registry::RegistryConfig {
+                status_report_interval: flags.node_status_report_interval,
+            },
+        )
+        .with_token_signer(token_signer),
     );
     let grpc = tokio::net::TcpListener::bind(flags.grpc_listen)
         .await
@@ -513,18 +535,32 @@ async fn run() -> anyhow::Result<()> {
         kubeconfig_path.display(),
         certificates.ca.hash()
     );
+    let router = api::router(state);
+    // A loopback --listen serves this machine's clients only; pods reach
+    // the API through the kubernetes Service at the advertised address,
+    // so it is served there too (upstream binds one address for both).
+    if let Some(ip) =
+        advertise.filter(|ip| flags.listen.ip().is_loopback() && *ip != flags.listen.ip())
+    {
+        let at = SocketAddr::new(ip, api_port);
+        let pods_listener = tokio::net::TcpListener::bind(at)
+            .await
+            .with_context(|| format!("listening on the advertised address {at}"))?;
+        tracing::info!(%at, "serving the Kubernetes API at the advertised address");
+        tokio::spawn(api::serve::serve_tls(
+            pods_listener,
+            certificates.api_tls.clone(),
+            router.clone(),
+            std::future::pending(),
+        ));
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    api::serve::serve_tls(
-        listener,
-        certificates.api_tls.clone(),
-        api::router(state),
-        async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        },
-    )
+    api::serve::serve_tls(listener, certificates.api_tls.clone(), router, async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    })
     .await;
     Ok(())
 }

@@ -179,6 +179,18 @@ pub async fn start(
         watch_services: config.watch_services,
         dns: config.dns.clone(),
         seccomp_default: config.seccomp_default,
+        pod_sources: config
+            .control_plane
+            .as_deref()
+            .zip(config.tls.control_plane.clone())
+            .map(|(cp, tls)| {
+                Arc::new(crate::pod::projected::GrpcPodSources::new(
+                    cp,
+                    &config.node_name,
+                    tls,
+                )) as Arc<dyn crate::pod::projected::PodSources>
+            }),
+        projected: Default::default(),
     });
 
     let mut initial: Vec<_> = checkpoint::load(&config.state_dir)

@@ -45,6 +45,11 @@ pub struct NodeContext {
     /// `--seccomp-default`: pods that name no seccomp profile get
     /// `RuntimeDefault` instead of upstream's default, `Unconfined`.
     pub seccomp_default: bool,
+    /// Where pods' projected volumes get tokens and ConfigMaps (the
+    /// control plane); `None` for a node without one.
+    pub pod_sources: Option<Arc<dyn crate::pod::projected::PodSources>>,
+    /// The pods whose projected tokens are being kept fresh.
+    pub projected: crate::pod::projected::Refreshers,
 }
 
 impl NodeContext {
@@ -70,6 +75,8 @@ impl NodeContext {
             watch_services: false,
             dns: NodeDns::default(),
             seccomp_default: false,
+            pod_sources: None,
+            projected: Default::default(),
         }
     }
 }

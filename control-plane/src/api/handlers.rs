@@ -409,6 +409,7 @@ impl Api {
             (&Method::GET, Some(_), None | Some("status" | "scale")) => true,
             (&Method::POST, None, None) => true,
             (&Method::POST, Some(_), Some("binding" | "eviction")) => t.rt.kind == "Pod",
+            (&Method::POST, Some(_), Some("token")) => t.rt.kind == "ServiceAccount",
             (&Method::PUT | &Method::PATCH, Some(_), None | Some("status" | "scale")) => true,
             (&Method::DELETE, _, None) => true,
             _ => false,
@@ -431,6 +432,12 @@ impl Api {
             (&Method::GET, Some(_), _) => self.get(t).await,
             (&Method::POST, None, _) => self.create(t, body).await,
             (&Method::POST, Some(_), Some("eviction")) => self.evict(t, body).await,
+            (&Method::POST, Some(_), Some("token")) => {
+                let request = self.parse_body(body)?;
+                let ns = t.namespace.as_deref().unwrap_or("default");
+                let name = t.name.as_deref().unwrap_or_default();
+                super::token_request::create(&self.state, ns, name, &request).await
+            }
             (&Method::POST, Some(_), _) => self.bind(t, body).await,
             (&Method::PUT, Some(_), Some("scale")) => self.update_scale(t, body).await,
             (&Method::PUT, Some(_), _) => self.update(t, body).await,
@@ -700,6 +707,17 @@ impl Api {
         crate::registry::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
             .await
             .map_err(|e| ApiError::from_store(e, t.rt, crate::meta::name(obj)))?;
+        if t.rt.kind == "Pod" {
+            use crate::registry::service_account::{AdmissionError, admit};
+            admit(self.state.store.as_ref(), obj)
+                .await
+                .map_err(|e| match e {
+                    AdmissionError::Store(e) => {
+                        ApiError::from_store(e, t.rt, crate::meta::name(obj))
+                    }
+                    e => ApiError::forbidden(e.to_string()),
+                })?;
+        }
         strategy::prepare_write(t.rt, None, obj);
         validate(t.rt, obj)?;
         events_v1::validate_create(t.rt, obj)?;

@@ -17,6 +17,7 @@
 //! - [`port_forward`]: `pods/portforward` over WebSocket channels or SPDY.
 //! - [`spdy`]: SPDY/3.1 framing and server connections (kubectl's port-forward).
 //! - [`pod_proxy`]: `pods/proxy` and `services/proxy`.
+//! - [`token_request`]: `serviceaccounts/token` and the issuer's OpenID documents.
 //! - [`serve`]: TLS connections, HTTP/1.1 and HTTP/2, the client certificate.
 //! - [`selectors`]: label and field selectors.
 //! - [`table`]: server-side printing for `kubectl get`.
@@ -45,6 +46,7 @@ pub mod selectors;
 pub mod serve;
 pub mod spdy;
 pub mod table;
+pub mod token_request;
 pub mod tunnel;
 pub mod warnings;
 pub mod watch;
@@ -79,6 +81,9 @@ pub struct ApiState {
     pub inflight: inflight::InFlight,
     /// Who a request is (401 before anything else).
     pub authenticator: Arc<crate::auth::authn::Authenticator>,
+    /// Signs ServiceAccount tokens (`serviceaccounts/token`); without it
+    /// there are none.
+    pub token_signer: Option<Arc<crate::auth::tokens::TokenSigner>>,
     /// What a user may do (403 after authentication); `AlwaysAllow` unless
     /// the server is started with authorization modes.
     pub authorization: Arc<crate::auth::authz::Authorization>,
@@ -96,6 +101,7 @@ impl ApiState {
             watch_limits: watch::Limits::default(),
             inflight: inflight::InFlight::default(),
             authenticator: Arc::default(),
+            token_signer: None,
             authorization: Arc::new(crate::auth::authz::Authorization::always_allow()),
         }
     }
@@ -125,6 +131,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/readyz", get(handlers::healthz))
         .route("/livez", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
+        .route(
+            "/.well-known/openid-configuration",
+            get(token_request::openid_configuration),
+        )
+        .route("/openid/v1/jwks", get(token_request::jwks))
         .route("/api", get(handlers::api_versions))
         .route("/apis", get(handlers::api_groups))
         .route("/openapi/v2", get(handlers::openapi_v2))

@@ -250,6 +250,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         }
         ("policy/v1" | "policy/v1beta1", "Eviction") => eviction(bytes),
         ("policy/v1", "PodDisruptionBudget") => pod_disruption_budget(bytes),
+        ("authentication.k8s.io/v1", "TokenRequest") => token_request(bytes),
         ("v1", "Namespace") => {
             core::Namespace::decode(bytes).map(|ns| (object_meta(&ns.metadata), vec![]))
         }
@@ -274,6 +275,27 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         }
     };
     Ok(typed(&api_version, &kind, parts.map_err(bad)?))
+}
+
+/// A TokenRequest (`kubectl create token`): audiences, expiry and the
+/// bound object.
+fn token_request(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
+    let r = k8s_pb::api::authentication::v1::TokenRequest::decode(bytes)?;
+    let spec = r.spec.unwrap_or_default();
+    let bound = spec.bound_object_ref.map(|b| {
+        Obj::new()
+            .s("kind", &b.kind)
+            .s("apiVersion", &b.api_version)
+            .s("name", &b.name)
+            .s("uid", &b.u_id)
+            .done()
+    });
+    let spec = Obj::new()
+        .strings("audiences", &spec.audiences)
+        .i("expirationSeconds", spec.expiration_seconds)
+        .v("boundObjectRef", bound)
+        .done();
+    Ok((object_meta(&r.metadata), vec![("spec", spec)]))
 }
 
 fn policy_rule(r: &k8s_pb::api::rbac::v1::PolicyRule) -> Value {

@@ -13,6 +13,8 @@
 //! - [`authz`]: authorizers (RBAC, `system:masters`), the layer that runs
 //!   them, default roles and escalation prevention.
 //! - [`review`]: access reviews and `whoami` (`kubectl auth`).
+//! - [`token_request`]: issuing a ServiceAccount token (TokenRequest's rules).
+//! - [`tokens`]: ServiceAccount tokens (ES256 JWTs) signed and verified.
 
 pub mod authn;
 pub mod authz;
@@ -20,4 +22,6 @@ pub mod certificates;
 pub mod impersonation;
 pub mod request_info;
 pub mod review;
+pub mod token_request;
+pub mod tokens;
 pub mod user;

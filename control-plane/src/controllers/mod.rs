@@ -24,6 +24,9 @@
 //!   from the roles their selectors match (`admin`, `edit`, `view`).
 //! - [`garbage_collector`]: deletes dependents whose owners are gone, and
 //!   carries out foreground and orphaning deletions.
+//! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
+//! - [`root_ca`]: the `kube-root-ca.crt` ConfigMap in every namespace.
+//! - [`namespace_key`]: the namespace key those two share.
 //! - [`head`]: decoding only the fields a watch reads of an object.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
 //! - [`runtime`]: the controller runtime the workload controllers and the
@@ -55,14 +58,17 @@ pub mod intstr;
 pub mod job;
 pub mod loadbalancer;
 pub mod mirror;
+pub mod namespace_key;
 pub mod node;
 pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pod;
 pub mod replicaset;
+pub mod root_ca;
 pub mod runtime;
 pub mod scheduler;
 pub mod service_pods;
+pub mod serviceaccount;
 pub mod statefulset;
 pub mod supervisor;
 pub mod template_hash;

@@ -32,8 +32,10 @@ use super::node::{NodeActor, NodeActorMsg};
 use super::node_ipam::NodeIpam;
 use super::node_lifecycle::{LifecycleConfig, NodeLifecycle};
 use super::replicaset::ReplicaSets;
+use super::root_ca::{RootCaPublisher, root_ca};
 use super::runtime::{Controller, Reconciler};
 use super::scheduler::Scheduler;
+use super::serviceaccount::ServiceAccounts;
 use super::statefulset::StatefulSets;
 use super::volume::VolumeController;
 use super::{object_of, watch_for, watch_prefix};
@@ -122,7 +124,7 @@ impl Child {
 }
 
 /// The supervisor's children but the node actors, in start order.
-const CHILDREN: [Child; 16] = [
+const CHILDREN: [Child; 18] = [
     Child::new("scheduler", |d, s| {
         Box::pin(async move {
             Ok(Scheduler::spawn_on_own_thread(d.objects, s)
@@ -165,6 +167,16 @@ const CHILDREN: [Child; 16] = [
     }),
     Child::new("clusterrole aggregation controller", |d, s| {
         run(&d, Aggregation::new, s)
+    }),
+    Child::new("serviceaccount controller", |d, s| {
+        run(&d, ServiceAccounts::new, s)
+    }),
+    Child::new("root-ca-cert-publisher", |d, s| {
+        run(
+            &d,
+            |o| RootCaPublisher::new(o, root_ca().unwrap_or_default()),
+            s,
+        )
     }),
 ];
 

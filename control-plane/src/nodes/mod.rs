@@ -2,10 +2,12 @@
 //! gRPC ([`registry`]), when each node was last heard from ([`liveness`]),
 //! the Node objects as stored, kept from a watch ([`view`]), and the pod
 //! network each node is told ([`network`]), and the Services and
-//! EndpointSlices its service proxy follows ([`services`]). Nodes join
-//! with a bootstrap token ([`bootstrap`]), call with the certificate they
-//! get there, and act only for themselves ([`identity`]); the control
-//! plane dials their kubelets with its own certificate ([`kubelet_client`]).
+//! EndpointSlices its service proxy follows ([`services`]), and the
+//! tokens and ConfigMaps its pods' projected volumes hold ([`tokens`]).
+//! Nodes join with a bootstrap token ([`bootstrap`]), call with the
+//! certificate they get there, and act only for themselves ([`identity`]);
+//! the control plane dials their kubelets with its own certificate
+//! ([`kubelet_client`]).
 
 pub mod bootstrap;
 pub mod identity;
@@ -14,4 +16,5 @@ pub mod liveness;
 pub mod network;
 pub mod registry;
 pub mod services;
+pub mod tokens;
 pub mod view;

@@ -60,6 +60,8 @@ pub struct Registry {
     /// does not repeat it, but the status derived from it must compare
     /// equal to the one registration wrote.
     endpoints: Mutex<HashMap<String, String>>,
+    /// Signs pods' projected ServiceAccount tokens ([`super::tokens`]).
+    token_signer: Option<Arc<crate::auth::tokens::TokenSigner>>,
 }
 
 impl Registry {
@@ -77,7 +79,14 @@ impl Registry {
             view,
             config,
             endpoints: Mutex::new(HashMap::new()),
+            token_signer: None,
         }
+    }
+
+    /// Hands pods tokens signed by `signer`.
+    pub fn with_token_signer(mut self, signer: Arc<crate::auth::tokens::TokenSigner>) -> Self {
+        self.token_signer = Some(signer);
+        self
     }
 
     /// [`Registry::new`] as a tonic server.
@@ -455,6 +464,28 @@ impl NodeRegistry for Registry {
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             rx,
         )))
+    }
+
+    async fn request_pod_token(
+        &self,
+        request: Request<pb::PodTokenRequest>,
+    ) -> Result<Response<pb::PodTokenResponse>, Status> {
+        // The node is the one its certificate names, whatever it asks for.
+        let actor = identity::node_of(&PeerInfo::of(&request))?;
+        let signer = self.token_signer.as_ref();
+        super::tokens::request_pod_token(&self.objects, signer, &actor, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_pod_config_map(
+        &self,
+        request: Request<pb::PodConfigMapRequest>,
+    ) -> Result<Response<pb::PodConfigMapResponse>, Status> {
+        let actor = identity::node_of(&PeerInfo::of(&request))?;
+        super::tokens::get_pod_config_map(&self.objects, &actor, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 

@@ -153,6 +153,11 @@ impl ApiError {
         }
     }
 
+    /// 409 with a message of its own (a stale uid in a reference).
+    pub fn conflict_message(message: impl Into<String>) -> Self {
+        Self::new(409, "Conflict", message)
+    }
+
     /// 401, as upstream answers missing or wrong credentials (the message
     /// says no more, on purpose).
     pub fn unauthorized() -> Self {

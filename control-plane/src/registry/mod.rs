@@ -48,6 +48,7 @@ pub mod quantity;
 pub mod resource_type;
 pub mod resources;
 pub mod schedule;
+pub mod service_account;
 pub mod strategy;
 pub mod typecheck;
 pub mod warnings;

@@ -129,6 +129,16 @@ impl Objects {
         }
         strategy::apply_defaults(rt, &mut obj);
         super::admission::admit_create(self.store.as_ref(), rt.kind, &mut obj).await?;
+        if rt.kind == "Pod" {
+            // A controller's pod whose account is missing fails its
+            // reconcile, which retries, as a refused create does upstream.
+            super::service_account::admit(self.store.as_ref(), &mut obj)
+                .await
+                .map_err(|e| match e {
+                    super::service_account::AdmissionError::Store(e) => e,
+                    e => StoreError::Backend(e.to_string()),
+                })?;
+        }
         if rt.namespaced {
             self.check_namespace_open(crate::meta::namespace(&obj))
                 .await?;

@@ -11,6 +11,11 @@
 //! `FAIL_AFTER_SECONDS`, `READY_AFTER_SECONDS`. Every request is logged to
 //! stdout so `kubectl logs` has something to show. SIGTERM ends it with 0, as a
 //! well-behaved server should, so graceful termination can be observed.
+//!
+//! `webapp api-get PATH` instead GETs the Kubernetes API from inside a pod
+//! with the pod's ServiceAccount token ([`api_get`]).
+
+mod api_get;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -60,6 +65,10 @@ fn hostname() -> String {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("api-get") {
+        api_get::run(args.get(2).map_or("/api", String::as_str));
+    }
     let port = std::env::var("PORT").unwrap_or_else(|_| "8080".to_string());
     let health = Arc::new(Health {
         started: Instant::now(),

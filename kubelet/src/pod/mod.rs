@@ -10,7 +10,8 @@
 //! - [`sandbox`]: the network namespace a pod's containers share.
 //! - [`security`]: a container's effective securityContext (pod and container merged).
 //! - `start`: starting one container instance (image, configuration, create, start).
-//! - [`volumes`]: emptyDir and hostPath volumes.
+//! - [`volumes`]: emptyDir, hostPath, claim and projected volumes as bind mounts.
+//! - [`projected`]: projected volumes' files (ServiceAccount token, CA, namespace).
 //! - [`reporter`]: how the pod tells its owner about status, events and its end.
 //! - [`actor`]: the pod actor tying these together.
 
@@ -19,6 +20,7 @@ pub mod backoff;
 pub mod container;
 pub mod dns;
 pub mod lifecycle;
+pub mod projected;
 pub mod reporter;
 pub mod sandbox;
 pub mod security;

@@ -45,6 +45,18 @@ impl StartTask {
     pub(super) async fn run(self) -> Result<(String, chrono::DateTime<Utc>), StartFailure> {
         let name = self.container.name.clone();
         let image = self.ensure_image().await?;
+        let pod_dir = self.key.dir(&self.ctx.state_dir);
+        if let Err(m) = super::projected::prepare(
+            self.ctx.pod_sources.as_ref(),
+            &self.ctx.projected,
+            &self.pod,
+            &pod_dir,
+        )
+        .await
+        {
+            self.event(Event::warning(&self.key, None, "FailedMount", m.clone()));
+            return Err(StartFailure::Create(m));
+        }
         let config = self.config(image)?;
         let id = config.id.clone();
 

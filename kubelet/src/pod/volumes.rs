@@ -3,8 +3,10 @@
 //! volume: a directory under the node's `volumes/` folder named by the
 //! volume's handle, which outlives the pod (the next pod of the claim
 //! finds its data). The control plane resolves claim → volume and names
-//! the handle in the pod's [`LOCAL_VOLUMES_ANNOTATION`]. Volumes that need
-//! other API objects (configMap, secret) are not supported yet.
+//! the handle in the pod's [`LOCAL_VOLUMES_ANNOTATION`]. `projected`
+//! volumes are folders [`super::projected`] fills before the container
+//! starts, mounted read-only. `configMap` and `secret` volumes are not
+//! supported yet.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -112,6 +114,9 @@ pub fn mounts_for(
             }
             set_ownership(&dir, fs_group(pod))?;
             dir
+        } else if volume.projected.is_some() {
+            read_only = true;
+            pod_dir.join("volumes").join(&volume.name)
         } else if let Some(host) = &volume.host_path {
             let path = PathBuf::from(&host.path);
             match host.type_.as_deref() {
@@ -132,7 +137,7 @@ pub fn mounts_for(
             path
         } else {
             return Err(format!(
-                "volume {:?}: only emptyDir, hostPath and persistentVolumeClaim are supported on the node yet",
+                "volume {:?}: only emptyDir, hostPath, persistentVolumeClaim and projected are supported on the node yet",
                 volume.name
             ));
         };

@@ -2,11 +2,13 @@
 //!
 //! Upstream's union of authenticators, in its order: a client
 //! certificate the TLS layer verified against the cluster CA, then a
-//! bearer token; a token that is presented but unknown is 401. Requests
+//! bearer token (the static token file's, then a ServiceAccount token); a
+//! token that is presented but unknown is 401. Requests
 //! without credentials are 401, except the health checks, which anyone may
 //! ask as `system:anonymous` (upstream's anonymous access limited to
 //! `/healthz`, `/livez` and `/readyz`).
 
+pub mod service_account;
 pub mod token_file;
 
 use std::sync::Arc;
@@ -80,6 +82,8 @@ pub enum Unauthenticated {
 pub struct Authenticator {
     /// Static bearer tokens.
     pub tokens: token_file::TokenFile,
+    /// ServiceAccount tokens, where the control plane signs them.
+    pub service_accounts: Option<service_account::ServiceAccountTokens>,
     /// Requests without credentials.
     pub unauthenticated: Unauthenticated,
 }
@@ -107,18 +111,27 @@ pub enum Outcome {
 impl Authenticator {
     /// Authenticates a request by its connection's certificate and its
     /// headers.
-    pub fn authenticate(&self, peer: &PeerCertificate, headers: &HeaderMap) -> Outcome {
+    pub async fn authenticate(&self, peer: &PeerCertificate, headers: &HeaderMap) -> Outcome {
         match peer {
             PeerCertificate::User(user) => return Outcome::User(user.as_ref().clone()),
             PeerCertificate::Unusable => return Outcome::Rejected,
             PeerCertificate::None => {}
         }
-        match bearer_token(headers) {
-            Some(token) => match self.tokens.user(token) {
-                Some(user) => Outcome::User(user.clone()),
-                None => Outcome::Rejected,
-            },
-            None => Outcome::NoCredentials,
+        let Some(token) = bearer_token(headers) else {
+            return Outcome::NoCredentials;
+        };
+        if let Some(user) = self.tokens.user(token) {
+            return Outcome::User(user.clone());
+        }
+        let Some(accounts) = &self.service_accounts else {
+            return Outcome::Rejected;
+        };
+        match accounts.user(token, chrono::Utc::now().timestamp()).await {
+            Ok(user) => Outcome::User(user),
+            Err(e) => {
+                tracing::debug!(error = %e, "bearer token refused");
+                Outcome::Rejected
+            }
         }
     }
 }
@@ -147,7 +160,7 @@ pub async fn layer(
         .get::<PeerCertificate>()
         .cloned()
         .unwrap_or_default();
-    let user = match authenticator.authenticate(&peer, request.headers()) {
+    let user = match authenticator.authenticate(&peer, request.headers()).await {
         Outcome::User(user) => user,
         Outcome::NoCredentials => match authenticator.unauthenticated {
             Unauthenticated::Admin => UserInfo::authenticated("system:admin", &[MASTERS]),
@@ -178,46 +191,47 @@ mod tests {
         h
     }
 
-    #[test]
-    fn a_known_token_is_its_user_and_an_unknown_one_is_rejected() {
+    #[tokio::test]
+    async fn a_known_token_is_its_user_and_an_unknown_one_is_rejected() {
         let a = Authenticator {
             tokens: token_file::TokenFile::parse("t1,jane,1").expect("parses"),
             ..Authenticator::default()
         };
         let none = PeerCertificate::None;
-        match a.authenticate(&none, &headers("Bearer t1")) {
+        match a.authenticate(&none, &headers("Bearer t1")).await {
             Outcome::User(u) => assert_eq!(u.name, "jane"),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            a.authenticate(&none, &headers("bearer t1")),
-            a.authenticate(&none, &headers("Bearer t1"))
+            a.authenticate(&none, &headers("bearer t1")).await,
+            a.authenticate(&none, &headers("Bearer t1")).await
         );
         assert_eq!(
-            a.authenticate(&none, &headers("Bearer t2")),
+            a.authenticate(&none, &headers("Bearer t2")).await,
             Outcome::Rejected
         );
         assert_eq!(
-            a.authenticate(&none, &HeaderMap::new()),
+            a.authenticate(&none, &HeaderMap::new()).await,
             Outcome::NoCredentials
         );
         // Another scheme is not a bearer token.
         assert_eq!(
-            a.authenticate(&none, &headers("Basic dDE=")),
+            a.authenticate(&none, &headers("Basic dDE=")).await,
             Outcome::NoCredentials
         );
     }
 
-    #[test]
-    fn a_client_certificate_comes_before_a_token() {
+    #[tokio::test]
+    async fn a_client_certificate_comes_before_a_token() {
         let a = Authenticator::default();
         let admin = PeerCertificate::User(Arc::new(UserInfo::authenticated("admin", &[MASTERS])));
-        match a.authenticate(&admin, &headers("Bearer unknown")) {
+        match a.authenticate(&admin, &headers("Bearer unknown")).await {
             Outcome::User(u) => assert!(u.in_group(MASTERS)),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            a.authenticate(&PeerCertificate::Unusable, &HeaderMap::new()),
+            a.authenticate(&PeerCertificate::Unusable, &HeaderMap::new())
+                .await,
             Outcome::Rejected
         );
     }

@@ -23,7 +23,7 @@ pub const SECRETS: &ResourceType = &rt! {
 
 /// `serviceaccounts` in `v1`.
 pub const SERVICEACCOUNTS: &ResourceType = &rt! {
-    "", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], &[], &[],
+    "", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], &[], &["token"],
     &ServiceAccountRules
 };
 
