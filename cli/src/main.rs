@@ -109,6 +109,13 @@ enum Cmd {
         /// Resolvers for names outside the cluster domain.
         #[arg(long, value_name = "ADDRS")]
         cluster_dns_upstream: Option<String>,
+        /// How long a node may be silent before it is NotReady (the
+        /// control plane's flag, upstream's kube-controller-manager's).
+        #[arg(long, value_name = "DURATION")]
+        node_monitor_grace_period: Option<String>,
+        /// How long pods stay on a NotReady node before they are evicted.
+        #[arg(long, value_name = "DURATION")]
+        pod_eviction_timeout: Option<String>,
     },
     /// Join this machine to a `skiff server` as a node: a kubelet with its
     /// own containerd.
@@ -259,12 +266,16 @@ async fn main() -> anyhow::Result<()> {
             service_node_port_range,
             load_balancer_pool,
             cluster_dns_upstream,
+            node_monitor_grace_period,
+            pod_eviction_timeout,
         } => {
             let flags = [
                 ("--service-cluster-ip-range", service_cluster_ip_range),
                 ("--service-node-port-range", service_node_port_range),
                 ("--load-balancer-pool", load_balancer_pool),
                 ("--cluster-dns-upstream", cluster_dns_upstream),
+                ("--node-monitor-grace-period", node_monitor_grace_period),
+                ("--pod-eviction-timeout", pod_eviction_timeout),
             ]
             .into_iter()
             .filter_map(|(flag, value)| Some([flag.to_string(), value?]))

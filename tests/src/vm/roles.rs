@@ -3,9 +3,10 @@
 //! provisioning runs them as services (`docs/vagrant/provision.sh`), so it
 //! outlives the ssh session and its log is in the journal.
 //!
-//! Until `skiff server` / `skiff agent` exist this is the control plane
-//! alone on the server machine and a kubelet on each agent machine beside
-//! that machine's own containerd (Debian's, `/run/containerd`).
+//! The server machine runs `skiff server` (the control plane alone, which
+//! prints the join token and CA hash); each agent machine runs a kubelet
+//! beside that machine's own containerd (Debian's, `/run/containerd`) that
+//! joins with that token and pins that hash, as `skiff agent` does.
 
 use std::time::{Duration, Instant};
 
@@ -39,17 +40,32 @@ pub const AGENT_UNIT: &str = "skiff-agent";
 pub struct Join {
     /// The control plane's node-facing address.
     pub server: String,
+    /// The bootstrap token `skiff server` printed.
+    pub token: String,
+    /// The CA hash it printed (`sha256:<hex>`).
+    pub ca_cert_hash: String,
+}
+
+/// Token and CA hash from `skiff server`'s `skiff agent --server ...` line.
+fn join_line(log: &str) -> Option<(String, String)> {
+    let line = log
+        .lines()
+        .find(|l| l.trim_start().starts_with("skiff agent --server"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |flag: &str| {
+        let i = words.iter().position(|w| *w == flag)?;
+        words.get(i + 1).map(|w| w.to_string())
+    };
+    Some((after("--token")?, after("--ca-cert-hash")?))
 }
 
 /// Starts the control plane on `machine` and waits until its API answers.
 pub fn start_server(machine: &Machine, pace: Pace) -> Join {
     let ip = machine.ip();
     let command = format!(
-        "{BIN}/skiff-control-plane --data-dir {DATA_DIR} --listen 0.0.0.0:{API_PORT} \
-         --grpc-listen 0.0.0.0:{grpc} --advertise-address {ip} \
-         --load-balancer-pool {pool} --cluster-dns-listen {ip}:53 \
+        "{BIN}/skiff server --data-dir {DATA_DIR} --advertise-address {ip} \
+         --api-port {API_PORT} --load-balancer-pool {pool} \
          --node-monitor-grace-period {grace}s --pod-eviction-timeout {eviction}s",
-        grpc = API_PORT + 1,
         pool = load_balancer_pool(),
         grace = pace.grace.as_secs(),
         eviction = pace.eviction.as_secs(),
@@ -58,23 +74,22 @@ pub fn start_server(machine: &Machine, pace: Pace) -> Join {
         "mkdir -p {DATA_DIR} && systemd-run --quiet --unit {SERVER_UNIT} {command}"
     ));
     let deadline = Instant::now() + Duration::from_secs(180);
-    // Anonymous health checks answer over TLS once the API serves.
-    while !machine
-        .ssh(&format!(
-            "test -s {DATA_DIR}/kubeconfig && exec 3<>/dev/tcp/127.0.0.1/{API_PORT}"
-        ))
-        .status
-        .success()
-    {
+    // The join line is printed once the API serves and the token exists.
+    let (token, ca_cert_hash) = loop {
+        if let Some(found) = join_line(&journal(machine, SERVER_UNIT)) {
+            break found;
+        }
         assert!(
             Instant::now() < deadline,
             "the server did not start:\n{}",
             journal(machine, SERVER_UNIT)
         );
         std::thread::sleep(Duration::from_millis(250));
-    }
+    };
     Join {
         server: format!("{ip}:{}", API_PORT + 1),
+        token,
+        ca_cert_hash,
     }
 }
 
@@ -87,8 +102,11 @@ pub fn start_agent(machine: &Machine, join: &Join) {
          --state-dir {DATA_DIR}/kubelet --image-dir {IMAGES} \
          --manifests-dir /etc/skiff/manifests --grpc-listen {ip}:10250 \
          --http-listen {ip}:10255 --node-ip {ip} --control-plane {server} \
+         --token {token} --ca-cert-hash {hash} \
          --cri-logger {BIN}/skiff-cri-logger --pod-network cni --cluster-dns 10.96.0.10",
         server = join.server,
+        token = join.token,
+        hash = join.ca_cert_hash,
     );
     machine.ssh_ok(&format!(
         "mkdir -p {DATA_DIR} /etc/skiff/manifests && systemctl is-active --quiet containerd \
@@ -110,6 +128,19 @@ pub fn kubeconfig(server: &Machine) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_join_line_gives_token_and_hash() {
+        let log = "==> starting\nJoin token: x\n  skiff agent --server https://192.168.56.10:6443 --token abcdef.0123456789abcdef --ca-cert-hash sha256:00ff --data-dir /var/lib/skiff/agent\n";
+        assert_eq!(
+            super::join_line(log),
+            Some(("abcdef.0123456789abcdef".into(), "sha256:00ff".into()))
+        );
+        assert_eq!(super::join_line("nothing"), None);
+    }
 }
 
 /// The last lines a unit logged.
