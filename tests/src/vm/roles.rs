@@ -130,6 +130,12 @@ pub fn kubeconfig(server: &Machine) -> String {
         .join("\n")
 }
 
+/// The last lines a unit logged.
+pub fn journal(machine: &Machine, unit: &str) -> String {
+    let out = machine.ssh(&format!("journalctl -u {unit} --no-pager -n 60 -o cat"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -141,10 +147,4 @@ mod tests {
         );
         assert_eq!(super::join_line("nothing"), None);
     }
-}
-
-/// The last lines a unit logged.
-pub fn journal(machine: &Machine, unit: &str) -> String {
-    let out = machine.ssh(&format!("journalctl -u {unit} --no-pager -n 60 -o cat"));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
