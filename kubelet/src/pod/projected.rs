@@ -75,6 +75,10 @@ pub struct GrpcPodSources {
     address: String,
     node_name: String,
     tls: std::sync::Arc<rustls::ClientConfig>,
+    /// One channel for every pod's requests: a new mutual-TLS connection
+    /// per token cost each pod start a handshake (tonic's channel
+    /// reconnects by itself when the control plane comes back).
+    channel: tokio::sync::Mutex<Option<tonic::transport::Channel>>,
 }
 
 impl GrpcPodSources {
@@ -89,13 +93,19 @@ impl GrpcPodSources {
             address: control_plane.to_string(),
             node_name: node_name.to_string(),
             tls,
+            channel: tokio::sync::Mutex::new(None),
         }
     }
 
     async fn client(&self) -> Result<NodeRegistryClient<tonic::transport::Channel>, String> {
+        let mut slot = self.channel.lock().await;
+        if let Some(channel) = slot.as_ref() {
+            return Ok(NodeRegistryClient::new(channel.clone()));
+        }
         let channel = skiff_proto::link::connect_tls(&self.address, self.tls.clone(), None)
             .await
             .map_err(|e| format!("cannot reach the control plane: {e}"))?;
+        *slot = Some(channel.clone());
         Ok(NodeRegistryClient::new(channel))
     }
 }
