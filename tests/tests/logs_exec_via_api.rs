@@ -25,7 +25,7 @@ async fn kubectl_logs_and_exec_reach_the_container() {
     let cp = TestControlPlane::start().await;
     let kubelet = TestKubelet::start_for(&env, &node, &cp).await;
     let pod_yaml = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: talker}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, 'echo hello from the pod; echo to stderr >&2; sleep 3600']\n  - name: side\n    image: busybox\n    command: [sleep, '3600']\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: talker}}\nspec:\n  nodeName: {node}\n  automountServiceAccountToken: false\n  containers:\n  - name: main\n    image: busybox\n    command: [sh, -c, 'echo hello from the pod; echo to stderr >&2; sleep 3600']\n  - name: side\n    image: busybox\n    command: [sleep, '3600']\n"
     );
     kubelet
         .run_stored_pod(&cp, &node, "talker", &pod_yaml)

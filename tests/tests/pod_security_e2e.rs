@@ -289,8 +289,10 @@ async fn a_restricted_namespace_runs_restricted_pods_confined() {
         return;
     };
     let node = format!("n{}r", std::process::id());
-    let kubelet = TestKubelet::start(&env, &node).await;
     let cp = TestControlPlane::start().await;
+    // Serving a certificate of the control plane's CA, so `kubectl exec`
+    // through the API reaches it.
+    let kubelet = TestKubelet::start_for(&env, &node, &cp).await;
     cp.kubectl_ok(&[
         "label",
         "ns",
@@ -313,6 +315,8 @@ kind: Pod
 metadata: {{name: confined}}
 spec:
   nodeName: {node}
+  # This kubelet runs without a control plane to fetch a token from.
+  automountServiceAccountToken: false
   terminationGracePeriodSeconds: 1
   securityContext:
     runAsNonRoot: true

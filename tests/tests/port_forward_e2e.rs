@@ -47,7 +47,7 @@ async fn port_forward_and_proxies_reach_the_webapp() {
     let cp = TestControlPlane::start().await;
     let kubelet = TestKubelet::start_for(&env, &node, &cp).await;
     let pod_yaml = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: web, labels: {{app: web}}}}\nspec:\n  nodeName: {node}\n  containers:\n  - name: web\n    image: skiff.dev/webapp:v1\n    imagePullPolicy: IfNotPresent\n    ports: [{{name: http, containerPort: 8080}}]\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: web, labels: {{app: web}}}}\nspec:\n  nodeName: {node}\n  automountServiceAccountToken: false\n  containers:\n  - name: web\n    image: skiff.dev/webapp:v1\n    imagePullPolicy: IfNotPresent\n    ports: [{{name: http, containerPort: 8080}}]\n"
     );
     kubelet.run_stored_pod(&cp, &node, "web", &pod_yaml).await;
     wait_pod(&kubelet, "web", "running", Duration::from_secs(30), |p| {
