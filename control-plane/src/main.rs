@@ -543,16 +543,22 @@ async fn run() -> anyhow::Result<()> {
         advertise.filter(|ip| flags.listen.ip().is_loopback() && *ip != flags.listen.ip())
     {
         let at = SocketAddr::new(ip, api_port);
-        let pods_listener = tokio::net::TcpListener::bind(at)
-            .await
-            .with_context(|| format!("listening on the advertised address {at}"))?;
-        tracing::info!(%at, "serving the Kubernetes API at the advertised address");
-        tokio::spawn(api::serve::serve_tls(
-            pods_listener,
-            certificates.api_tls.clone(),
-            router.clone(),
-            std::future::pending(),
-        ));
+        // An advertised address need not be this machine's (a NAT or load
+        // balancer in front): then only --listen serves, as upstream's.
+        match tokio::net::TcpListener::bind(at).await {
+            Ok(pods_listener) => {
+                tracing::info!(%at, "serving the Kubernetes API at the advertised address");
+                tokio::spawn(api::serve::serve_tls(
+                    pods_listener,
+                    certificates.api_tls.clone(),
+                    router.clone(),
+                    std::future::pending(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(%at, error = %e, "not serving at the advertised address");
+            }
+        }
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     api::serve::serve_tls(listener, certificates.api_tls.clone(), router, async move {

@@ -800,7 +800,10 @@ async fn lists_page_consistently_and_stream() {
             .collect()
     };
     let base = "/api/v1/namespaces/default/configmaps";
-    let (_, first) = get(&format!("{base}?limit=2"));
+    // Every namespace also holds kube-root-ca.crt (as upstream's); the
+    // pages here are about the test's own objects.
+    const NOT_ROOT_CA: &str = "metadata.name%21%3Dkube-root-ca.crt";
+    let (_, first) = get(&format!("{base}?fieldSelector={NOT_ROOT_CA}&limit=2"));
     assert_eq!(names(&first), ["cm-0", "cm-1"]);
     let rv = first["metadata"]["resourceVersion"].clone();
     let token = first["metadata"]["continue"]
@@ -818,15 +821,21 @@ async fn lists_page_consistently_and_stream() {
     let (status, body) =
         http_json("DELETE", &cp.address, &format!("{base}/cm-3"), "").expect("delete");
     assert_eq!(status, 200, "{body}");
-    let (_, second) = get(&format!("{base}?limit=2&continue={token}"));
+    let (_, second) = get(&format!(
+        "{base}?fieldSelector={NOT_ROOT_CA}&limit=2&continue={token}"
+    ));
     assert_eq!(names(&second), ["cm-2", "cm-3"]);
     assert_eq!(second["metadata"]["resourceVersion"], rv);
     let next = second["metadata"]["continue"].as_str().expect("continue");
-    let (_, last) = get(&format!("{base}?limit=2&continue={next}"));
+    let (_, last) = get(&format!(
+        "{base}?fieldSelector={NOT_ROOT_CA}&limit=2&continue={next}"
+    ));
     assert_eq!(names(&last), ["cm-4"]);
     assert!(last["metadata"].get("continue").is_none(), "{last}");
     // A token whose snapshot is used up, after changes: 410 Expired.
-    let (status, gone) = get(&format!("{base}?limit=2&continue={token}"));
+    let (status, gone) = get(&format!(
+        "{base}?fieldSelector={NOT_ROOT_CA}&limit=2&continue={token}"
+    ));
     assert_eq!(
         (status, gone["reason"].as_str()),
         (410, Some("Expired")),
@@ -834,15 +843,17 @@ async fn lists_page_consistently_and_stream() {
     );
     // Selectors page over matching objects only.
     let (_, selected) = get(&format!(
-        "{base}?limit=1&labelSelector=n%20in%20(cm-2,cm-4)"
+        "{base}?fieldSelector={NOT_ROOT_CA}&limit=1&labelSelector=n%20in%20(cm-2,cm-4)"
     ));
     assert_eq!(names(&selected), ["cm-2"]);
     let token = selected["metadata"]["continue"].as_str().expect("continue");
     let (_, rest) = get(&format!(
-        "{base}?limit=1&labelSelector=n%20in%20(cm-2,cm-4)&continue={token}"
+        "{base}?fieldSelector={NOT_ROOT_CA}&limit=1&labelSelector=n%20in%20(cm-2,cm-4)&continue={token}"
     ));
     assert_eq!(names(&rest), ["cm-4"]);
-    let (status, bad) = get(&format!("{base}?limit=1&continue=garbage"));
+    let (status, bad) = get(&format!(
+        "{base}?fieldSelector={NOT_ROOT_CA}&limit=1&continue=garbage"
+    ));
     assert_eq!(status, 400, "{bad}");
 
     // A long list is streamed (chunked), still one JSON document.
@@ -852,10 +863,14 @@ async fn lists_page_consistently_and_stream() {
     }
     let (status, all) = get(base);
     assert_eq!(status, 200);
-    assert_eq!(names(&all).len(), 105, "cm-0..2, cm-4, cm-00 and 100 big");
+    assert_eq!(
+        names(&all).len(),
+        106,
+        "cm-0..2, cm-4, cm-00, 100 big and kube-root-ca.crt"
+    );
     assert_eq!(all["kind"], "ConfigMapList");
     let listed = cp.kubectl_ok(&["get", "configmaps", "--chunk-size=7", "-o", "name"]);
-    assert_eq!(listed.lines().count(), 105, "{listed}");
+    assert_eq!(listed.lines().count(), 106, "{listed}");
     let table = cp.kubectl_ok(&["get", "configmaps", "--chunk-size=0", "--no-headers"]);
     assert_eq!(table.lines().count(), listed.lines().count(), "{table}");
 }
