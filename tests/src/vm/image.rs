@@ -1,7 +1,8 @@
 //! The VMs' base image: Debian from the machine's own apt mirror (the only
 //! package source this machine reaches) with what a Skiff node runs —
 //! systemd, containerd, runc, iproute2, nftables, conntrack, arping, the
-//! CNI plugins — plus sshd for the harness; the kernel and initramfs of
+//! CNI plugins, a static busybox (what `skiff agent` builds the catalog
+//! images from) — plus sshd for the harness; the kernel and initramfs of
 //! Debian's `linux-image-amd64`, booted with qemu's `-kernel`/`-initrd`.
 //!
 //! Built once into `target/vm-images/<key>/` (the key hashes the package
@@ -22,6 +23,7 @@ pub const PACKAGES: &[&str] = &[
     "initramfs-tools",
     "containerd",
     "runc",
+    "busybox-static",
     "iproute2",
     "nftables",
     "conntrack",
@@ -58,7 +60,7 @@ ip link set eth0 up
 hostname "$name"
 echo "$name" > /etc/hostname
 echo "${ip%/*} $name" >> /etc/hosts
-# Skiff's binaries and image tarballs, shared read-only by the host.
+# Skiff's binaries, shared read-only by the host.
 modprobe 9pnet_virtio
 mkdir -p /opt/skiff
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288 skiff /opt/skiff
@@ -79,8 +81,9 @@ WantedBy=multi-user.target
 EOF
 ln -sf /etc/systemd/system/skiff-vm-setup.service \
   "$root/etc/systemd/system/multi-user.target.wants/skiff-vm-setup.service"
-# Nothing to wait for and nothing to sync with: boot faster.
-for unit in systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer \
+# Nothing to wait for and nothing to sync with: boot faster. containerd
+# too: `skiff agent` runs its own, as on any machine it joins.
+for unit in containerd.service systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer \
     e2scrub_all.timer fstrim.timer man-db.timer getty@tty1.service; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done

@@ -15,7 +15,7 @@ use super::network::HostNetwork;
 use super::phases::say;
 use super::target_dir;
 use crate::control_plane::kubectl_path;
-use crate::{image_dir, workspace_binary};
+use crate::workspace_binary;
 
 /// Skiff's binaries the machines run.
 const BINARIES: [&str; 4] = [
@@ -175,22 +175,14 @@ impl Lab {
     }
 }
 
-/// `share/bin` and `share/images`: this build's binaries and the catalog
-/// images, hard-linked where possible (same file system), else copied.
+/// `share/bin`: this build's binaries, hard-linked where possible (same
+/// file system), else copied. The machines build the catalog images
+/// themselves, as `skiff agent` does on any machine.
 fn link_skiff_into(share: &Path) {
     let bin = share.join("bin");
-    let images = share.join("images");
     std::fs::create_dir_all(&bin).expect("share/bin");
-    std::fs::create_dir_all(&images).expect("share/images");
     for name in BINARIES {
         link(&workspace_binary(name), &bin.join(name));
-    }
-    for tarball in std::fs::read_dir(image_dir()).expect("the catalog images") {
-        let tarball = tarball.expect("an image tarball").path();
-        if tarball.is_file() {
-            let name = tarball.file_name().expect("a file name");
-            link(&tarball, &images.join(name));
-        }
     }
 }
 

@@ -4,9 +4,10 @@
 //! outlives the ssh session and its log is in the journal.
 //!
 //! The server machine runs `skiff server` (the control plane alone, which
-//! prints the join token and CA hash); each agent machine runs a kubelet
-//! beside that machine's own containerd (Debian's, `/run/containerd`) that
-//! joins with that token and pins that hash, as `skiff agent` does.
+//! prints the join token, the CA hash and the `skiff agent` line); each
+//! agent machine runs that printed line as a user pastes it: `skiff agent`
+//! builds the catalog images, starts its own containerd and a kubelet that
+//! joins with the token, pinning the CA by its hash.
 
 use std::time::{Duration, Instant};
 
@@ -17,9 +18,8 @@ use super::network::lab_ip;
 /// Where Skiff keeps its data on every machine.
 const DATA_DIR: &str = "/var/lib/skiff";
 
-/// The shared folder's binaries and images (see [`super::machine`]).
+/// The shared folder's binaries (see [`super::machine`]).
 const BIN: &str = "/opt/skiff/bin";
-const IMAGES: &str = "/opt/skiff/images";
 
 /// The API port.
 pub const API_PORT: u16 = 6443;
@@ -35,28 +35,28 @@ pub const SERVER_UNIT: &str = "skiff-server";
 /// See [`SERVER_UNIT`].
 pub const AGENT_UNIT: &str = "skiff-agent";
 
-/// What agents need to join the server.
+/// How agents join the server: the command `skiff server` printed.
 #[derive(Debug, Clone)]
 pub struct Join {
-    /// The control plane's node-facing address.
-    pub server: String,
-    /// The bootstrap token `skiff server` printed.
-    pub token: String,
-    /// The CA hash it printed (`sha256:<hex>`).
-    pub ca_cert_hash: String,
+    /// `skiff agent --server https://HOST:PORT --token T --ca-cert-hash H ...`
+    pub command: String,
 }
 
-/// Token and CA hash from `skiff server`'s `skiff agent --server ...` line.
-fn join_line(log: &str) -> Option<(String, String)> {
+/// `skiff server`'s `skiff agent --server ...` line, once it has a token
+/// and a CA hash.
+fn join_line(log: &str) -> Option<String> {
     let line = log
         .lines()
-        .find(|l| l.trim_start().starts_with("skiff agent --server"))?;
+        .map(str::trim)
+        .find(|l| l.starts_with("skiff agent --server"))?;
     let words: Vec<&str> = line.split_whitespace().collect();
-    let after = |flag: &str| {
-        let i = words.iter().position(|w| *w == flag)?;
-        words.get(i + 1).map(|w| w.to_string())
+    let given = |flag: &str| {
+        words
+            .iter()
+            .position(|w| *w == flag)
+            .is_some_and(|i| i + 1 < words.len())
     };
-    Some((after("--token")?, after("--ca-cert-hash")?))
+    (given("--token") && given("--ca-cert-hash")).then(|| line.to_string())
 }
 
 /// Starts the control plane on `machine` and waits until its API answers.
@@ -75,7 +75,7 @@ pub fn start_server(machine: &Machine, pace: Pace) -> Join {
     ));
     let deadline = Instant::now() + Duration::from_secs(180);
     // The join line is printed once the API serves and the token exists.
-    let (token, ca_cert_hash) = loop {
+    let command = loop {
         if let Some(found) = join_line(&journal(machine, SERVER_UNIT)) {
             break found;
         }
@@ -86,31 +86,16 @@ pub fn start_server(machine: &Machine, pace: Pace) -> Join {
         );
         std::thread::sleep(Duration::from_millis(250));
     };
-    Join {
-        server: format!("{ip}:{}", API_PORT + 1),
-        token,
-        ca_cert_hash,
-    }
+    Join { command }
 }
 
-/// Starts a node on `machine` joining the server of `join`.
+/// Starts a node on `machine`: the printed `skiff agent` line, run from
+/// the shared binaries. The node is named after the machine's hostname and
+/// takes its address toward the server, as `skiff agent` defaults.
 pub fn start_agent(machine: &Machine, join: &Join) {
-    let (name, ip) = (machine.name(), machine.ip());
-    let command = format!(
-        "{BIN}/skiff-kubelet --node-name {name} \
-         --containerd-socket /run/containerd/containerd.sock --containerd-namespace skiff \
-         --state-dir {DATA_DIR}/kubelet --image-dir {IMAGES} \
-         --manifests-dir /etc/skiff/manifests --grpc-listen {ip}:10250 \
-         --http-listen {ip}:10255 --node-ip {ip} --control-plane {server} \
-         --token {token} --ca-cert-hash {hash} \
-         --cri-logger {BIN}/skiff-cri-logger --pod-network cni --cluster-dns 10.96.0.10",
-        server = join.server,
-        token = join.token,
-        hash = join.ca_cert_hash,
-    );
+    let command = format!("{BIN}/{}", join.command);
     machine.ssh_ok(&format!(
-        "mkdir -p {DATA_DIR} /etc/skiff/manifests && systemctl is-active --quiet containerd \
-         && systemd-run --quiet --unit {AGENT_UNIT} {command}"
+        "systemd-run --quiet --unit {AGENT_UNIT} {command}"
     ));
 }
 
@@ -142,9 +127,12 @@ mod tests {
     fn the_join_line_gives_token_and_hash() {
         let log = "==> starting\nJoin token: x\n  skiff agent --server https://192.168.56.10:6443 --token abcdef.0123456789abcdef --ca-cert-hash sha256:00ff --data-dir /var/lib/skiff/agent\n";
         assert_eq!(
-            super::join_line(log),
-            Some(("abcdef.0123456789abcdef".into(), "sha256:00ff".into()))
+            super::join_line(log).as_deref(),
+            Some(
+                "skiff agent --server https://192.168.56.10:6443 --token abcdef.0123456789abcdef --ca-cert-hash sha256:00ff --data-dir /var/lib/skiff/agent"
+            )
         );
         assert_eq!(super::join_line("nothing"), None);
+        assert_eq!(super::join_line("skiff agent --server x --token"), None);
     }
 }
