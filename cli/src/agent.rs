@@ -7,19 +7,16 @@
 //! SIGTERM, then stops the kubelet, its containers and containerd
 //! (`skiff down --data-dir DIR` clears them after a crash).
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use skiff_images::Sources;
-use skiff_kubelet::runtime::containerd::ManagedContainerd;
 
-use crate::cluster::{self, ClusterRecord, NodeRecord, sibling};
-use crate::process::{self, ProcessId};
-use crate::progress::step;
-use crate::signals::Shutdown;
-use crate::{down, progress};
+use crate::cluster::NodeRecord;
+use crate::kubelet::{JoinWith, KubeletFlags};
+use crate::progress::{self, step};
+use crate::session::{Parts, Session};
 
 /// The containerd namespace of an agent's node.
 const NAMESPACE: &str = "skiff";
@@ -66,7 +63,6 @@ fn hostname() -> Option<String> {
 }
 
 pub async fn agent(config: AgentConfig) -> anyhow::Result<()> {
-    let mut shutdown = Shutdown::install()?;
     if config.token.is_none() && !config.dir.join("nodes").exists() {
         bail!("--token is required to join (kept node certificates are reused without one)");
     }
@@ -89,129 +85,58 @@ pub async fn agent(config: AgentConfig) -> anyhow::Result<()> {
         .clone()
         .or_else(hostname)
         .context("no hostname; pass --node-name")?;
-    let dir = &config.dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = dir.canonicalize()?;
-    cluster::refuse_running_or_clear(&dir, detail).await?;
-    let me = ProcessId::current().context("reading this process's start time")?;
-    let mut record = ClusterRecord {
-        pid: me.pid,
-        start_time: me.start_time,
-        boot_id: process::boot_id(),
-        control_plane_pid: 0,
-        control_plane_start_time: 0,
-        containerd: None,
-        api: config.server.trim_start_matches("https://").to_string(),
-        containerd_socket: dir.join("containerd").join("containerd.sock"),
-        nodes: Vec::new(),
-        network: None,
-    };
-    cluster::save(&dir, &record)?;
-    let mut containerd = None;
-    let result = tokio::select! {
-        result = run(&config, &dir, &grpc, node_ip, &name, &mut record, &mut containerd) => result,
-        signal = shutdown.recv() => {
-            progress::line("");
-            step(&format!("{signal} received"));
-            Ok(())
-        }
-    };
-    step("stopping the node");
-    let stopped = down::tear_down(&dir, Some(&record), containerd, detail).await;
-    detail("done");
-    result.and(stopped.map(drop))
-}
-
-fn detail(text: &str) {
-    progress::line(&format!("    {text}"));
+    let api = config.server.trim_start_matches("https://").to_string();
+    let session = Session::claim(&config.dir, api, None).await?;
+    session
+        .run("stopping the node", async |parts| {
+            run(&config, parts, &grpc, node_ip, &name).await
+        })
+        .await
 }
 
 async fn run(
     config: &AgentConfig,
-    dir: &Path,
+    parts: &mut Parts,
     grpc: &str,
     node_ip: IpAddr,
     name: &str,
-    record: &mut ClusterRecord,
-    containerd_slot: &mut Option<ManagedContainerd>,
 ) -> anyhow::Result<()> {
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs)?;
-    step("building images");
-    let images = dir.join("images");
-    skiff_images::build_all(&Sources::default(), &images, |i| {
-        detail(&i.name.to_string())
-    })?;
-    step("starting containerd");
-    let containerd =
-        containerd_slot.insert(ManagedContainerd::start(&dir.join("containerd")).await?);
-    record.containerd = containerd.pid().and_then(ProcessId::of);
-    record.containerd_socket = containerd.socket();
-    cluster::save(dir, record)?;
+    let images = parts.build_images()?;
+    let state = parts.dir.join("nodes").join(name);
+    let containerd = parts.start_containerd().await?;
 
     step(&format!("starting {name} ({node_ip}), joining {grpc}"));
-    let state = dir.join("nodes").join(name);
-    let manifests = state.join("manifests");
-    std::fs::create_dir_all(&manifests)?;
-    let ip = node_ip.to_string();
-    let mut args: Vec<String> = [
-        "--node-name",
+    let join = JoinWith {
+        token: config.token.clone(),
+        ca_cert_hash: config.ca_cert_hash.clone(),
+        ca_file: config.ca_file.clone(),
+    };
+    let flags = KubeletFlags {
         name,
-        "--containerd-socket",
-        &containerd.socket().display().to_string(),
-        "--containerd-namespace",
-        NAMESPACE,
-        "--runc-root",
-        &containerd.runc_root().display().to_string(),
-        "--state-dir",
-        &state.display().to_string(),
-        "--image-dir",
-        &images.display().to_string(),
-        "--manifests-dir",
-        &manifests.display().to_string(),
-        "--grpc-listen",
-        &SocketAddr::new(node_ip, config.kubelet_port).to_string(),
-        "--http-listen",
-        &SocketAddr::new(node_ip, config.kubelet_port.saturating_add(5)).to_string(),
-        "--node-ip",
-        &ip,
-        "--control-plane",
-        grpc,
-        "--cri-logger",
-        &sibling("skiff-cri-logger")?.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Some(token) = &config.token {
-        args.extend(["--token".into(), token.clone()]);
-    }
-    if let Some(hash) = &config.ca_cert_hash {
-        args.extend(["--ca-cert-hash".into(), hash.clone()]);
-    }
-    if let Some(file) = &config.ca_file {
-        args.extend(["--ca-file".into(), file.display().to_string()]);
-    }
-    args.extend_from_slice(&config.node_flags);
-    record.nodes.push(NodeRecord {
+        containerd,
+        namespace: NAMESPACE,
+        state: &state,
+        images: &images,
+        node_ip,
+        grpc_port: config.kubelet_port,
+        control_plane: grpc,
+        join: &join,
+        extra: &config.node_flags,
+    };
+    let (args, manifests) = (flags.args()?, flags.manifests());
+    let node = NodeRecord {
         name: name.to_string(),
         pid: 0,
         start_time: 0,
-        args: args.clone(),
+        args,
         namespace: NAMESPACE.into(),
         stopped: false,
         index: 0,
         netns: None,
         partitioned: false,
-    });
-    cluster::save(dir, record)?;
-    let log = logs.join(format!("{name}.log"));
-    let mut kubelet = cluster::spawn(&sibling("skiff-kubelet")?, &args, &log, None)?;
-    if let Some(node) = record.nodes.last_mut() {
-        node.pid = kubelet.id();
-        node.start_time = ProcessId::of(kubelet.id()).map_or(0, |p| p.start_time);
-    }
-    cluster::save(dir, record)?;
+    };
+    let log = parts.log(name)?;
+    let mut kubelet = parts.start_kubelet(node, || Ok(std::fs::create_dir_all(&manifests)?))?;
     // Joined once its certificates are kept; a refused token ends the
     // kubelet with the reason in its log.
     let joined = state.join("pki").join("kubelet-client.crt");

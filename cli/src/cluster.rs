@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use skiff_images::Sources;
-use skiff_kubelet::runtime::containerd::ManagedContainerd;
 
+use crate::kubelet::{JoinWith, KubeletFlags};
 use crate::network::{self, ClusterNetwork};
 use crate::process::{self, ProcessId};
-use crate::progress::step;
-use crate::signals::Shutdown;
-use crate::{down, progress};
+use crate::progress::{self, detail, step};
+use crate::session::{Parts, Session};
+
+/// Each node's kubelet gRPC port, on the node's own address.
+const KUBELET_PORT: u16 = 10250;
 
 /// One node of the running cluster.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -207,80 +208,19 @@ pub async fn up(config: UpConfig) -> anyhow::Result<()> {
     if nodes > network::MAX_NODES {
         bail!("--nodes can be at most {}", network::MAX_NODES);
     }
-    // Before anything starts: from here on a signal stops the cluster
-    // cleanly at whatever point it arrives, never the process.
-    let mut shutdown = Shutdown::install()?;
-    let dir = &config.dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = dir.canonicalize()?;
-    refuse_running_or_clear(&dir, detail).await?;
-    // Before anything starts: a taken port would otherwise fail the
-    // control plane after the images, containerd and the bridge are up,
-    // or worse, another cluster's API would answer the readiness checks.
-    ports_free(config.api_port)?;
-    let me = ProcessId::current().context("reading this process's start time")?;
-    // Recorded before anything starts, and again after each part, so
-    // `skiff down` finds all of it whenever this process dies.
-    let mut record = ClusterRecord {
-        pid: me.pid,
-        start_time: me.start_time,
-        boot_id: process::boot_id(),
-        control_plane_pid: 0,
-        control_plane_start_time: 0,
-        containerd: None,
-        api: format!("127.0.0.1:{}", config.api_port),
-        containerd_socket: dir.join("containerd").join("containerd.sock"),
-        nodes: Vec::new(),
-        network: None,
-    };
-    save(&dir, &record)?;
-    let mut containerd = None;
-    let result = tokio::select! {
-        result = run_cluster(&config, &dir, &mut record, &mut containerd) => result,
-        signal = shutdown.recv() => {
-            progress::line("");
-            step(&format!("{signal} received"));
-            Ok(())
-        }
-    };
-    step("stopping the cluster");
-    let stopped = down::tear_down(&dir, Some(&record), containerd, detail).await;
-    detail("done");
-    result.and(stopped.map(drop))
-}
-
-/// Refuses a data dir whose cluster (or server, or agent) still runs;
-/// removes what one that did not stop cleanly left.
-pub(crate) async fn refuse_running_or_clear(dir: &Path, say: fn(&str)) -> anyhow::Result<()> {
-    if let Ok(old) = load(dir) {
-        if let Some(running) = old.skiff_up().filter(ProcessId::is_running) {
-            bail!(
-                "a cluster is already running from {} (skiff, pid {}); stop it with `skiff down --data-dir {}`",
-                dir.display(),
-                running.pid,
-                dir.display()
-            );
-        }
-        step("removing what a cluster that did not stop cleanly left");
-        down::tear_down(dir, Some(&old), None, say).await?;
-    }
-    Ok(())
-}
-
-/// A line under a step.
-fn detail(text: &str) {
-    progress::line(&format!("    {text}"));
+    let api = format!("127.0.0.1:{}", config.api_port);
+    let session = Session::claim(&config.dir, api, Some(config.api_port)).await?;
+    session
+        .run("stopping the cluster", async |parts| {
+            run_cluster(&config, parts).await
+        })
+        .await
 }
 
 /// Starts containerd, the network, the control plane and the nodes, waits
 /// for them, then runs until cancelled (by a signal). Each part is in
 /// `record` (saved) as soon as it exists; the caller removes them all.
-async fn run_cluster(
-    config: &UpConfig,
-    dir: &Path,
-    record: &mut ClusterRecord,
-    containerd_slot: &mut Option<ManagedContainerd>,
-) -> anyhow::Result<()> {
+async fn run_cluster(config: &UpConfig, parts: &mut Parts) -> anyhow::Result<()> {
     let UpConfig {
         nodes,
         api_port,
@@ -290,26 +230,13 @@ async fn run_cluster(
         ..
     } = config;
     let (nodes, api_port) = (*nodes, *api_port);
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs)?;
-
-    step("building images");
-    let images = dir.join("images");
-    skiff_images::build_all(&Sources::default(), &images, |i| {
-        detail(&i.name.to_string())
-    })?;
-
-    step("starting containerd");
-    let containerd =
-        containerd_slot.insert(ManagedContainerd::start(&dir.join("containerd")).await?);
-    record.containerd = containerd.pid().and_then(ProcessId::of);
-    record.containerd_socket = containerd.socket();
-    save(dir, record)?;
+    let images = parts.build_images()?;
+    parts.start_containerd().await?;
 
     step("creating the node network");
     let net = ClusterNetwork::create()?;
-    record.network = Some(net.clone());
-    save(dir, record)?;
+    parts.record.network = Some(net.clone());
+    parts.save()?;
     detail(&format!(
         "bridge {} ({}/24), nftables table inet {}",
         net.bridge(),
@@ -318,7 +245,8 @@ async fn run_cluster(
     ));
 
     step("starting the control plane");
-    let api = record.api.clone();
+    let dir = parts.dir.clone();
+    let api = parts.record.api.clone();
     // Nodes reach the control plane over the bridge, as over a LAN.
     let grpc = format!("{}:{}", net.gateway(), api_port + 1);
     let mut cp_args: Vec<String> = vec![
@@ -355,105 +283,63 @@ async fn run_cluster(
         cp_args.push("--load-balancer-pool".into());
         cp_args.push(net.load_balancer_pool(*load_balancer_pool_size, nodes));
     }
-    let mut control_plane = spawn(
-        &sibling("skiff-control-plane")?,
-        &cp_args,
-        &logs.join("control-plane.log"),
-        None,
-    )?;
-    let cp = ProcessId::of(control_plane.id());
-    record.control_plane_pid = control_plane.id();
-    record.control_plane_start_time = cp.map_or(0, |p| p.start_time);
-    save(dir, record)?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let client = crate::api::Api::new(&api, dir);
-    while !client.ok("/healthz") {
-        if Instant::now() > deadline || control_plane.try_wait()?.is_some() {
-            bail!(
-                "the control plane did not start; see {}",
-                logs.join("control-plane.log").display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let client = crate::api::Api::new(&api, &dir);
+    // Owned for the run: dropping the handle leaves the process running,
+    // and the session's teardown stops it.
+    let _control_plane = parts.start_control_plane(&cp_args, &client).await?;
 
     // Every node joins as a machine would: a bootstrap token, the CA
     // pinned by its hash; its certificates are kept in its state dir.
     let token = crate::join::create_token(&client, crate::join::TOKEN_TTL, "skiff up")?;
-    let ca_hash = crate::join::ca_hash(dir)?;
-    let kubelet = sibling("skiff-kubelet")?;
-    let logger = sibling("skiff-cri-logger")?;
+    let ca_hash = crate::join::ca_hash(&dir)?;
+    let join = JoinWith {
+        token: Some(token.to_string()),
+        ca_cert_hash: Some(ca_hash),
+        ca_file: None,
+    };
+    let extra: Vec<String> = ["--cluster-dns".to_string(), cluster_dns.to_string()]
+        .into_iter()
+        .chain(node_flags.iter().cloned())
+        .collect();
     for i in 1..=nodes {
         let name = format!("node{i}");
-        let ip = net.node_ip(i).to_string();
+        let ip = net.node_ip(i);
         step(&format!("starting {name} ({ip})"));
         let namespace = net.node_netns(i);
-        let netns = net.node_netns_path(i);
-        let mut args: Vec<String> = [
-            "--node-name",
-            &name,
-            "--containerd-socket",
-            &containerd.socket().display().to_string(),
-            "--containerd-namespace",
-            &namespace,
-            "--runc-root",
-            &containerd.runc_root().display().to_string(),
-            "--state-dir",
-            &dir.join("nodes").join(&name).display().to_string(),
-            "--image-dir",
-            &images.display().to_string(),
-            "--manifests-dir",
-            &dir.join("nodes")
-                .join(&name)
-                .join("manifests")
-                .display()
-                .to_string(),
-            "--grpc-listen",
-            &format!("{ip}:10250"),
-            "--http-listen",
-            &format!("{ip}:10255"),
-            "--node-ip",
-            &ip,
-            "--control-plane",
-            &grpc,
-            "--token",
-            &token.to_string(),
-            "--ca-cert-hash",
-            &ca_hash,
-            "--cri-logger",
-            &logger.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(["--cluster-dns".into(), cluster_dns.to_string()]);
-        args.extend_from_slice(node_flags);
-        // Recorded before its namespace exists, the kubelet after it starts.
-        record.nodes.push(NodeRecord {
+        let state = dir.join("nodes").join(&name);
+        let Some(containerd) = parts.containerd() else {
+            bail!("containerd is not running");
+        };
+        let flags = KubeletFlags {
+            name: &name,
+            containerd,
+            namespace: &namespace,
+            state: &state,
+            images: &images,
+            node_ip: ip.into(),
+            grpc_port: KUBELET_PORT,
+            control_plane: &grpc,
+            join: &join,
+            extra: &extra,
+        };
+        let (args, manifests) = (flags.args()?, flags.manifests());
+        let node = NodeRecord {
             name: name.clone(),
             pid: 0,
             start_time: 0,
-            args: args.clone(),
+            args,
             namespace,
             stopped: false,
             index: i,
-            netns: Some(netns.clone()),
+            netns: Some(net.node_netns_path(i)),
             partitioned: false,
-        });
-        save(dir, record)?;
-        net.add_node(i)?;
-        std::fs::create_dir_all(dir.join("nodes").join(&name).join("manifests"))?;
-        let child = spawn(
-            &kubelet,
-            &args,
-            &logs.join(format!("{name}.log")),
-            Some(&netns),
-        )?;
-        if let Some(node) = record.nodes.last_mut() {
-            node.pid = child.id();
-            node.start_time = ProcessId::of(child.id()).map_or(0, |p| p.start_time);
-        }
-        save(dir, record)?;
+        };
+        // Its namespace is made once it is recorded, so `skiff down`
+        // finds it whenever this process dies.
+        parts.start_kubelet(node, || {
+            net.add_node(i)?;
+            Ok(std::fs::create_dir_all(&manifests)?)
+        })?;
     }
 
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -466,7 +352,10 @@ async fn run_cluster(
         }
         if Instant::now() > deadline {
             progress::line("");
-            bail!("nodes did not become Ready; see {}", logs.display());
+            bail!(
+                "nodes did not become Ready; see {}",
+                dir.join("logs").display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

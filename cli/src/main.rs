@@ -12,11 +12,13 @@ mod cluster;
 mod demo;
 mod down;
 mod join;
+mod kubelet;
 mod leftovers;
 mod network;
 mod process;
 mod progress;
 mod server;
+mod session;
 mod signals;
 mod status;
 

@@ -10,6 +10,11 @@ pub fn step(text: &str) {
     let _ = writeln!(std::io::stderr(), "==> {text}");
 }
 
+/// A line under a step, indented.
+pub fn detail(text: &str) {
+    line(&format!("    {text}"));
+}
+
 /// A line on stderr, as it is.
 pub fn line(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");

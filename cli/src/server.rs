@@ -9,16 +9,14 @@
 //! `--api-port + 2` on the advertised address.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::cluster::{self, ClusterRecord, sibling};
-use crate::process::{self, ProcessId};
 use crate::progress::step;
-use crate::signals::Shutdown;
-use crate::{down, join, progress};
+use crate::session::{Parts, Session};
+use crate::{join, progress};
 
 /// How `skiff server` was asked to run.
 pub struct ServerConfig {
@@ -47,50 +45,21 @@ pub(crate) fn source_address(target: SocketAddr) -> Option<IpAddr> {
 }
 
 pub async fn server(config: ServerConfig) -> anyhow::Result<()> {
-    let mut shutdown = Shutdown::install()?;
-    let dir = &config.dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = dir.canonicalize()?;
-    cluster::refuse_running_or_clear(&dir, detail).await?;
-    cluster::ports_free(config.api_port)?;
-    let me = ProcessId::current().context("reading this process's start time")?;
     let api_ip = if config.listen.is_unspecified() {
         IpAddr::from([127, 0, 0, 1])
     } else {
         config.listen
     };
-    let mut record = ClusterRecord {
-        pid: me.pid,
-        start_time: me.start_time,
-        boot_id: process::boot_id(),
-        control_plane_pid: 0,
-        control_plane_start_time: 0,
-        containerd: None,
-        api: SocketAddr::new(api_ip, config.api_port).to_string(),
-        containerd_socket: dir.join("containerd").join("containerd.sock"),
-        nodes: Vec::new(),
-        network: None,
-    };
-    cluster::save(&dir, &record)?;
-    let result = tokio::select! {
-        result = run(&config, &dir, &mut record) => result,
-        signal = shutdown.recv() => {
-            progress::line("");
-            step(&format!("{signal} received"));
-            Ok(())
-        }
-    };
-    step("stopping the control plane");
-    let stopped = down::tear_down(&dir, Some(&record), None, detail).await;
-    detail("done");
-    result.and(stopped.map(drop))
+    let api = SocketAddr::new(api_ip, config.api_port).to_string();
+    let session = Session::claim(&config.dir, api, Some(config.api_port)).await?;
+    session
+        .run("stopping the control plane", async |parts| {
+            run(&config, parts).await
+        })
+        .await
 }
 
-fn detail(text: &str) {
-    progress::line(&format!("    {text}"));
-}
-
-async fn run(config: &ServerConfig, dir: &Path, record: &mut ClusterRecord) -> anyhow::Result<()> {
+async fn run(config: &ServerConfig, parts: &mut Parts) -> anyhow::Result<()> {
     let port = config.api_port;
     let advertise = config
         .advertise
@@ -103,7 +72,7 @@ async fn run(config: &ServerConfig, dir: &Path, record: &mut ClusterRecord) -> a
     let listen = config.listen;
     let mut args: Vec<String> = vec![
         "--data-dir".into(),
-        dir.display().to_string(),
+        parts.dir.display().to_string(),
         "--listen".into(),
         SocketAddr::new(listen, port).to_string(),
         "--grpc-listen".into(),
@@ -117,23 +86,10 @@ async fn run(config: &ServerConfig, dir: &Path, record: &mut ClusterRecord) -> a
     ];
     args.extend_from_slice(&config.control_plane_flags);
     step("starting the control plane");
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs)?;
-    let log = logs.join("control-plane.log");
-    let mut control_plane = cluster::spawn(&sibling("skiff-control-plane")?, &args, &log, None)?;
-    record.control_plane_pid = control_plane.id();
-    record.control_plane_start_time = ProcessId::of(control_plane.id()).map_or(0, |p| p.start_time);
-    cluster::save(dir, record)?;
-    let api = crate::api::Api::new(&record.api, dir);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !api.ok("/healthz") {
-        if Instant::now() > deadline || control_plane.try_wait()?.is_some() {
-            bail!("the control plane did not start; see {}", log.display());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let api = crate::api::Api::new(&parts.record.api, &parts.dir);
+    let mut control_plane = parts.start_control_plane(&args, &api).await?;
     let token = join::create_token(&api, config.token_ttl, "skiff server")?;
-    let hash = join::ca_hash(dir)?;
+    let hash = join::ca_hash(&parts.dir)?;
     let server = format!("https://{}", SocketAddr::new(advertise, port));
     progress::out(&format!(
         "Skiff server is up: the API at {server}, nodes join at {advertise}:{}.",
@@ -141,7 +97,7 @@ async fn run(config: &ServerConfig, dir: &Path, record: &mut ClusterRecord) -> a
     ));
     progress::out(&format!(
         "  export KUBECONFIG={}",
-        dir.join("kubeconfig").display()
+        parts.dir.join("kubeconfig").display()
     ));
     progress::out(&format!(
         "Join a machine (as root there; the token is valid for {}h):",
@@ -151,7 +107,10 @@ async fn run(config: &ServerConfig, dir: &Path, record: &mut ClusterRecord) -> a
     progress::out("Press Ctrl-C to stop and clean up.");
     loop {
         if let Some(status) = control_plane.try_wait()? {
-            bail!("the control plane exited ({status}); see {}", log.display());
+            bail!(
+                "the control plane exited ({status}); see {}",
+                parts.log("control-plane")?.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
