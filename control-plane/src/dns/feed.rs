@@ -1,28 +1,20 @@
-//! Keeps the [`DnsIndex`] following the store: a list, then the watch of
-//! Services and of EndpointSlices, through the same
-//! [`watch_prefix`](crate::registry::watch::watch_prefix) the node feeds
-//! and the controllers use. A watch that restarts (fell behind, store
-//! closed) re-lists and replaces that kind in the index.
+//! Keeps the [`DnsIndex`] following Services and EndpointSlices in the
+//! store (see [`feed`] for how a feed lists, watches and re-lists).
 //!
 //! Each change is applied as it comes (one object decoded, the index
 //! locked for a few microseconds), so a new Service resolves as soon as
 //! the store has it, well within the 1 s the cluster expects.
-//!
-//! Events that a re-list already reflects (revision at or below the
-//! listing's) are skipped, so an old event queued behind the listing
-//! never undoes a newer state.
 
 use std::sync::{Arc, PoisonError};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::server::SharedIndex;
+use crate::registry::feed::{self, Follower, decode, decode_all};
 use crate::registry::kinds;
-use crate::registry::watch::watch_prefix;
-use crate::store::{Event, EventKind, Store};
+use crate::store::{Event, EventKind, KeyValue, Store};
 
 /// The two kinds the index follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,17 +30,6 @@ impl Kind {
             Self::Slice => kinds::ENDPOINTSLICES.prefix(),
         }
     }
-
-    fn slot(self) -> usize {
-        usize::from(self == Self::Slice)
-    }
-}
-
-/// What a store watch tells the feed.
-enum Input {
-    /// The watch (re)started: re-list this kind.
-    Relist(Kind),
-    Changed(Kind, Event),
 }
 
 /// `namespace/name` of a key under `prefix`.
@@ -59,61 +40,26 @@ fn split_key<'a>(prefix: &str, key: &'a str) -> Option<(&'a str, &'a str)> {
 /// Follows Services and EndpointSlices into `index` until the task is
 /// dropped or the store's watches end for good.
 pub async fn follow(store: Arc<dyn Store>, index: SharedIndex) {
-    let (tx, mut inputs) = mpsc::unbounded_channel();
-    let mut watches = Vec::new();
-    for kind in [Kind::Service, Kind::Slice] {
-        let tx = tx.clone();
-        watches.push(watch_prefix(store.clone(), kind.prefix(), move |event| {
-            let input = match event {
-                None => Input::Relist(kind),
-                Some(e) => Input::Changed(kind, e),
-            };
-            tx.send(input).is_ok()
-        }));
-    }
-    drop(tx);
-    // Aborts the watches when this task is dropped.
-    let _guard = AbortOnDrop(watches);
-    let mut listed_at = [0u64; 2];
-    while let Some(input) = inputs.recv().await {
-        match input {
-            Input::Relist(kind) => {
-                let listing = match store.list(&kind.prefix()).await {
-                    Ok(l) => l,
-                    Err(error) => {
-                        warn!(%error, ?kind, "listing for DNS failed");
-                        continue;
-                    }
-                };
-                listed_at[kind.slot()] = listing.revision;
-                let mut index = index.write().unwrap_or_else(PoisonError::into_inner);
-                match kind {
-                    Kind::Service => {
-                        let services: Vec<Service> = listing
-                            .items
-                            .iter()
-                            .filter_map(|kv| decode(&kv.value).ok())
-                            .collect();
-                        index.replace_services(&services);
-                    }
-                    Kind::Slice => {
-                        let slices: Vec<EndpointSlice> = listing
-                            .items
-                            .iter()
-                            .filter_map(|kv| decode(&kv.value).ok())
-                            .collect();
-                        index.replace_slices(&slices);
-                    }
-                }
-                debug!(?kind, items = listing.items.len(), "DNS index re-listed");
-            }
-            Input::Changed(kind, event) => {
-                if event.revision <= listed_at[kind.slot()] {
-                    continue;
-                }
-                apply(&index, kind, &event);
-            }
+    let prefixes = KINDS.iter().map(|k| k.prefix()).collect();
+    feed::follow(store, prefixes, "DNS", DnsFeed(index), None).await;
+}
+
+/// The kinds, by slot.
+const KINDS: [Kind; 2] = [Kind::Service, Kind::Slice];
+
+struct DnsFeed(SharedIndex);
+
+impl Follower for DnsFeed {
+    fn listed(&mut self, slot: usize, items: &[KeyValue]) {
+        let mut index = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        match KINDS[slot] {
+            Kind::Service => index.replace_services(&decode_all::<Service>(items)),
+            Kind::Slice => index.replace_slices(&decode_all::<EndpointSlice>(items)),
         }
+    }
+
+    fn changed(&mut self, slot: usize, event: &Event) {
+        apply(&self.0, KINDS[slot], event);
     }
 }
 
@@ -134,30 +80,6 @@ fn apply(index: &SharedIndex, kind: Kind, event: &Event) {
             Ok(slice) => index.upsert_slice(&slice),
             Err(error) => warn!(%error, key = %event.key, "undecodable EndpointSlice"),
         },
-    }
-}
-
-/// A stored object as its `k8s-openapi` type (which insists on
-/// `apiVersion` and `kind`: set here in case the stored form lacks them).
-fn decode<T: k8s_openapi::Resource + serde::de::DeserializeOwned>(
-    bytes: &[u8],
-) -> Result<T, serde_json::Error> {
-    let mut value: serde_json::Value = serde_json::from_slice(bytes)?;
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert("apiVersion".into(), T::API_VERSION.into());
-        obj.insert("kind".into(), T::KIND.into());
-    }
-    serde_json::from_value(value)
-}
-
-/// Aborts the watch tasks when dropped.
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for watch in &self.0 {
-            watch.abort();
-        }
     }
 }
 

@@ -38,6 +38,7 @@ pub mod deletion;
 pub mod error;
 pub mod events;
 pub mod events_v1;
+pub mod feed;
 pub mod kinds;
 pub mod meta;
 pub mod objects;
