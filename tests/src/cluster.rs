@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::control_plane::kubectl_path;
-use crate::{free_port, workspace_binary};
+use crate::{free_port, kubectl, workspace_binary};
 
 /// A running `skiff up`.
 pub struct SkiffUp {
@@ -120,20 +119,7 @@ impl SkiffUp {
 
     /// Runs kubectl against the cluster: success and stdout+stderr.
     pub fn kubectl(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(kubectl_path().expect("kubectl"))
-            .args(args)
-            .env("KUBECONFIG", self.dir.join("kubeconfig"))
-            .env("HOME", self.dir.join("home"))
-            .output()
-            .expect("kubectl");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        kubectl::run(&self.dir.join("kubeconfig"), &self.dir.join("home"), args)
     }
 
     /// Runs kubectl and panics unless it succeeds.
@@ -156,18 +142,8 @@ impl SkiffUp {
         what: &str,
         check: impl Fn(&str) -> bool,
     ) -> (String, Instant) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            let asked = Instant::now();
-            let (ok, out) = self.kubectl(args);
-            if ok && check(&out) {
-                return (out, asked);
-            }
-            last = out;
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("timed out waiting for {what}: {last}");
+        let limit = Duration::from_secs(60);
+        kubectl::eventually(|| self.kubectl(args), what, limit, check)
     }
 
     /// The cluster record `skiff up` keeps (`DIR/cluster.json`).

@@ -12,6 +12,7 @@ pub mod api_tls;
 pub mod cluster;
 pub mod control_plane;
 pub mod hollow;
+pub mod kubectl;
 pub mod kubelet;
 pub mod leftovers;
 pub mod vm;

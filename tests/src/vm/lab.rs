@@ -4,8 +4,6 @@
 //! and removes the taps, bridge, table, overlays and the run's folder.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::accel::Accel;
@@ -14,8 +12,7 @@ use super::machine::{Machine, Spec};
 use super::network::HostNetwork;
 use super::phases::say;
 use super::target_dir;
-use crate::control_plane::kubectl_path;
-use crate::workspace_binary;
+use crate::{kubectl, workspace_binary};
 
 /// Skiff's binaries the machines run.
 const BINARIES: [&str; 4] = [
@@ -128,20 +125,7 @@ impl Lab {
 
     /// Runs the host's kubectl against the lab: success and output.
     pub fn kubectl(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(kubectl_path().expect("kubectl"))
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig_path())
-            .env("HOME", self.run.path())
-            .output()
-            .expect("kubectl");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        kubectl::run(&self.kubeconfig_path(), self.run.path(), args)
     }
 
     /// kubectl that must succeed.
@@ -160,18 +144,7 @@ impl Lab {
         limit: Duration,
         check: impl Fn(&str) -> bool,
     ) -> (String, Instant) {
-        let deadline = Instant::now() + limit;
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            let asked = Instant::now();
-            let (ok, out) = self.kubectl(args);
-            if ok && check(&out) {
-                return (out, asked);
-            }
-            last = out;
-            thread::sleep(Duration::from_millis(200));
-        }
-        panic!("timed out after {limit:?} waiting for {what}: {last}");
+        kubectl::eventually(|| self.kubectl(args), what, limit, check)
     }
 }
 
