@@ -43,6 +43,12 @@ pub enum PkiError {
         /// Why it is refused.
         why: String,
     },
+    /// A bootstrap token not of upstream's form (kubeadm's words).
+    #[error(
+        "the bootstrap token {0:?} was not of the form {pattern:?}",
+        pattern = crate::token::PATTERN
+    )]
+    BootstrapToken(String),
     /// Building a TLS configuration.
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),
