@@ -14,6 +14,7 @@ pub mod control_plane;
 pub mod hollow;
 pub mod kubelet;
 pub mod leftovers;
+pub mod server;
 pub mod vm;
 
 use std::future::Future;
