@@ -14,7 +14,8 @@
 //! - [`identity`]: the user and groups a client certificate names.
 //! - [`tls`]: rustls server and client configurations from PEM, and the
 //!   client that pins the CA by hash for a node's first contact.
-//! - [`token`]: bootstrap tokens (`<id>.<secret>`) nodes join with.
+//! - [`token`]: bootstrap tokens (`<id>.<secret>`) nodes join with, and
+//!   the fields of the Secrets that hold them.
 
 pub mod ca;
 pub mod identity;
