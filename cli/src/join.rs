@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use skiff_pki::token::BootstrapToken;
 
 use crate::api::Api;
@@ -14,29 +14,15 @@ use crate::api::Api;
 /// How long a token made at start joins nodes (kubeadm's default TTL).
 pub const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Makes a bootstrap token valid for `ttl` through the API.
+/// Makes a bootstrap token valid for `ttl` through the API (as `skiff
+/// token create` does).
 pub fn create_token(api: &Api, ttl: Duration, description: &str) -> anyhow::Result<BootstrapToken> {
     let token = BootstrapToken::generate()?;
-    let expiration =
-        chrono::Utc::now() + chrono::Duration::from_std(ttl).context("--token-ttl out of range")?;
-    let body = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": token.secret_name(), "namespace": "kube-system"},
-        "type": skiff_pki::token::SECRET_TYPE,
-        "stringData": {
-            "token-id": token.id,
-            "token-secret": token.secret,
-            "expiration": expiration.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "usage-bootstrap-authentication": "true",
-            "description": description,
-        },
-    });
-    match api.post("/api/v1/namespaces/kube-system/secrets", &body.to_string()) {
-        Some((201, _)) => Ok(token),
-        Some((status, answer)) => bail!("creating the bootstrap token: {status} {answer}"),
-        None => bail!("creating the bootstrap token: the API did not answer"),
-    }
+    crate::token::store(
+        api,
+        &crate::token::spec(token.clone(), ttl, chrono::Utc::now(), description),
+    )?;
+    Ok(token)
 }
 
 /// The cluster CA's `sha256:<hex>` hash, from the data dir.

@@ -4,6 +4,8 @@
 //!   control plane, N kubelets) that `kubectl` drives, until Ctrl-C.
 //! - `skiff node stop|start|kill|partition|heal NAME --data-dir DIR`: chaos
 //!   on its nodes, each of which has its own network namespace and address.
+//! - `skiff server` / `skiff agent`: a cluster of machines; `skiff token`
+//!   makes, lists and deletes the bootstrap tokens agents join with.
 //! - `skiff demo`: the container runtime alone, on a private containerd.
 
 mod agent;
@@ -12,6 +14,7 @@ mod cluster;
 mod demo;
 mod down;
 mod join;
+mod kubeconfig;
 mod kubelet;
 mod leftovers;
 mod network;
@@ -21,6 +24,7 @@ mod server;
 mod session;
 mod signals;
 mod status;
+mod token;
 
 use std::path::PathBuf;
 
@@ -153,6 +157,15 @@ enum Cmd {
         /// The kubelet's gRPC port (its HTTP port is 5 above).
         #[arg(long, default_value_t = 10250)]
         kubelet_port: u16,
+    },
+    /// Manage bootstrap tokens, as `kubeadm token`: `create` (prints the
+    /// token, or with --print-join-command the `skiff agent` line),
+    /// `list`, `delete`.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+        #[command(flatten)]
+        target: token::Target,
     },
     /// Act on a node of the cluster running from DIR.
     Node {
@@ -323,6 +336,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Cmd::Token { command, target } => token::run(command, &target),
         Cmd::Down { data_dir } => down::down(&data_dir).await,
         Cmd::Status { data_dir } => {
             if !status::status(&data_dir)? {

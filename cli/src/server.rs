@@ -104,6 +104,10 @@ async fn run(config: &ServerConfig, parts: &mut Parts) -> anyhow::Result<()> {
         config.token_ttl.as_secs() / 3600
     ));
     progress::out(&join::agent_command(&server, &token, &hash));
+    progress::out(&format!(
+        "More tokens (this one expires): skiff token create --print-join-command --data-dir {}",
+        parts.dir.display()
+    ));
     progress::out("Press Ctrl-C to stop and clean up.");
     loop {
         if let Some(status) = control_plane.try_wait()? {

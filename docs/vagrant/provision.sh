@@ -7,7 +7,9 @@
 # other VMs through the synced folder (/skiff/target/vagrant-join). Every
 # other VM runs that `skiff agent` line: a kubelet with its own containerd
 # that joins with the token, pinning the CA by hash, and keeps its node
-# certificates in /var/lib/skiff/agent.
+# certificates in /var/lib/skiff/agent. That token lasts 24 h: for a VM
+# provisioned later, first run on cp
+#   skiff token create --print-join-command --data-dir /var/lib/skiff/server > /skiff/target/vagrant-join
 set -euo pipefail
 name=$1 ip=$2 cp_ip=$3
 export DEBIAN_FRONTEND=noninteractive

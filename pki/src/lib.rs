@@ -14,7 +14,8 @@
 //! - [`identity`]: the user and groups a client certificate names.
 //! - [`tls`]: rustls server and client configurations from PEM, and the
 //!   client that pins the CA by hash for a node's first contact.
-//! - [`token`]: bootstrap tokens (`<id>.<secret>`) nodes join with.
+//! - [`token`]: bootstrap tokens (`<id>.<secret>`) nodes join with, and
+//!   the fields of the Secrets that hold them.
 
 pub mod ca;
 pub mod identity;
@@ -43,6 +44,12 @@ pub enum PkiError {
         /// Why it is refused.
         why: String,
     },
+    /// A bootstrap token not of upstream's form (kubeadm's words).
+    #[error(
+        "the bootstrap token {0:?} was not of the form {pattern:?}",
+        pattern = crate::token::PATTERN
+    )]
+    BootstrapToken(String),
     /// Building a TLS configuration.
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),

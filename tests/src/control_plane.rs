@@ -164,6 +164,32 @@ impl TestControlPlane {
         assert!(status == 201 || status == 409, "{status}: {answer}");
     }
 
+    /// Starts a kubelet named `name` (state in `dir/name`) that must join
+    /// with `token` and stops at once after (it is given no containerd):
+    /// whether it got its node certificate, and its log.
+    pub fn try_join(&self, dir: &Path, name: &str, token: &str) -> (bool, String) {
+        let state = dir.join(name);
+        let output = Command::new(workspace_binary("skiff-kubelet"))
+            .args([
+                "--node-name",
+                name,
+                "--containerd-socket",
+                "/nonexistent.sock",
+            ])
+            .args(["--state-dir", &state.display().to_string()])
+            .args(["--control-plane", &self.grpc, "--token", token])
+            .args([
+                "--ca-file",
+                &self.data_dir().join("pki/ca.crt").display().to_string(),
+            ])
+            .args(["--grpc-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+            .output()
+            .expect("run skiff-kubelet");
+        let log = String::from_utf8_lossy(&output.stderr).to_string();
+        (state.join("pki/kubelet-client.crt").exists(), log)
+    }
+
     /// The bootstrap token kubelets started with `--control-plane` at this
     /// control plane join with (made at its first start).
     pub fn join_token(&self) -> String {

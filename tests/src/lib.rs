@@ -15,6 +15,7 @@ pub mod hollow;
 pub mod kubectl;
 pub mod kubelet;
 pub mod leftovers;
+pub mod server;
 pub mod vm;
 
 use std::future::Future;

@@ -4,9 +4,7 @@
 //! `/healthz`); wrong, expired and deleted tokens cannot join; `skiff
 //! server` + `skiff agent` make a cluster.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +13,8 @@ use skiff_proto::node::v1::node_agent_client::NodeAgentClient;
 use skiff_proto::node::v1::node_registry_client::NodeRegistryClient;
 use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
 use skiff_tests::kubelet::TestKubelet;
-use skiff_tests::{TestEnv, e2e_enabled, free_port, workspace_binary};
+use skiff_tests::server::{SkiffServer, running_under, start_agent, terminate};
+use skiff_tests::{TestEnv, e2e_enabled, free_port};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -269,31 +268,6 @@ async fn node_certificates_act_only_for_their_node() {
     kubelet.pods();
 }
 
-/// Starts a kubelet that must join with `token` (no containerd needed: it
-/// stops before); its exit status and log.
-fn join_with(cp: &TestControlPlane, dir: &Path, name: &str, token: &str) -> (bool, String) {
-    let state = dir.join(name);
-    let output = Command::new(workspace_binary("skiff-kubelet"))
-        .args([
-            "--node-name",
-            name,
-            "--containerd-socket",
-            "/nonexistent.sock",
-        ])
-        .args(["--state-dir", &state.display().to_string()])
-        .args(["--control-plane", &cp.grpc, "--token", token])
-        .args([
-            "--ca-file",
-            &cp.data_dir().join("pki/ca.crt").display().to_string(),
-        ])
-        .args(["--grpc-listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
-        .output()
-        .expect("run skiff-kubelet");
-    let log = String::from_utf8_lossy(&output.stderr).to_string();
-    (state.join("pki/kubelet-client.crt").exists(), log)
-}
-
 #[tokio::test]
 async fn wrong_expired_and_deleted_tokens_cannot_join() {
     if !e2e_enabled("wrong_expired_and_deleted_tokens_cannot_join") {
@@ -302,17 +276,17 @@ async fn wrong_expired_and_deleted_tokens_cannot_join() {
     let cp = TestControlPlane::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     // A good token joins (then fails on the missing containerd).
-    let (joined, log) = join_with(&cp, dir.path(), "good", &cp.join_token());
+    let (joined, log) = cp.try_join(dir.path(), "good", &cp.join_token());
     assert!(joined, "{log}");
-    let (joined, log) = join_with(&cp, dir.path(), "wrong", "abcdef.0000000000000000");
+    let (joined, log) = cp.try_join(dir.path(), "wrong", "abcdef.0000000000000000");
     assert!(!joined && log.contains("refused to join"), "{log}");
-    let (joined, log) = join_with(&cp, dir.path(), "malformed", "not-a-token");
+    let (joined, log) = cp.try_join(dir.path(), "malformed", "not-a-token");
     assert!(!joined && log.contains("refused to join"), "{log}");
     cp.create_bootstrap_token("expire.0123456789abcdef", Some("2020-01-01T00:00:00Z"));
-    let (joined, log) = join_with(&cp, dir.path(), "expired", "expire.0123456789abcdef");
+    let (joined, log) = cp.try_join(dir.path(), "expired", "expire.0123456789abcdef");
     assert!(!joined && log.contains("refused to join"), "{log}");
     cp.create_bootstrap_token("revoke.0123456789abcdef", None);
-    let (joined, log) = join_with(&cp, dir.path(), "before", "revoke.0123456789abcdef");
+    let (joined, log) = cp.try_join(dir.path(), "before", "revoke.0123456789abcdef");
     assert!(joined, "{log}");
     cp.kubectl_ok(&[
         "delete",
@@ -321,25 +295,8 @@ async fn wrong_expired_and_deleted_tokens_cannot_join() {
         "kube-system",
         "bootstrap-token-revoke",
     ]);
-    let (joined, log) = join_with(&cp, dir.path(), "after", "revoke.0123456789abcdef");
+    let (joined, log) = cp.try_join(dir.path(), "after", "revoke.0123456789abcdef");
     assert!(!joined && log.contains("refused to join"), "{log}");
-}
-
-fn terminate(child: &mut std::process::Child) {
-    // SAFETY: kill only signals the process this test started.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("did not stop within 60 s of SIGTERM");
 }
 
 #[test]
@@ -353,74 +310,26 @@ fn skiff_server_and_agent_make_a_cluster() {
         .prefix("skiff-server-")
         .tempdir()
         .expect("tempdir");
-    let server_dir = temp.path().join("server");
     let agent_dir = temp.path().join("agent");
-    // Three free ports in a row for API, nodes and DNS.
-    let api_port = loop {
-        let p = free_port();
-        if p < 65000 && (1..=2).all(|i| std::net::TcpListener::bind(("0.0.0.0", p + i)).is_ok()) {
-            break p;
-        }
-    };
-    let mut server = Command::new(workspace_binary("skiff"))
-        .args(["server", "--data-dir", &server_dir.display().to_string()])
-        .args([
-            "--listen-address",
-            "127.0.0.1",
-            "--advertise-address",
-            "127.0.0.1",
-        ])
-        .args(["--api-port", &api_port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("skiff server");
-    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
-    let agent_line = loop {
-        let line = lines
-            .next()
-            .expect("skiff server ended before printing the agent line")
-            .expect("read");
-        if line.starts_with("skiff agent --server") {
-            break line;
-        }
-    };
-    // The rest of its output is not needed; keep the pipe drained.
-    std::thread::spawn(move || for _ in lines {});
-    let mut words: Vec<String> = agent_line
-        .split_whitespace()
-        .skip(1)
-        .map(str::to_string)
-        .collect();
-    let at = words
-        .iter()
-        .position(|w| w == "--data-dir")
-        .expect("--data-dir");
-    words[at + 1] = agent_dir.display().to_string();
+    let server = SkiffServer::start(&temp.path().join("server"));
     let node = format!("agent{}", std::process::id());
-    let kubelet_port = free_port();
-    let mut agent = Command::new(workspace_binary("skiff"))
-        .args(&words)
-        .args(["--node-name", &node, "--pod-network", "none"])
-        .args(["--kubelet-port", &kubelet_port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("skiff agent");
-    let kubeconfig = server_dir.join("kubeconfig");
-    let kubectl = |args: &[&str]| {
-        let out = Command::new(skiff_tests::control_plane::kubectl_path().expect("kubectl"))
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(args)
-            .output()
-            .expect("kubectl");
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-    };
+    let kubelet_port = free_port().to_string();
+    let mut agent = start_agent(
+        &server.agent_line,
+        &agent_dir,
+        &[
+            "--node-name",
+            &node,
+            "--pod-network",
+            "none",
+            "--kubelet-port",
+            &kubelet_port,
+        ],
+    );
     let until = |what: &str, check: &dyn Fn(&str) -> bool, args: &[&str]| {
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
-            let out = kubectl(args);
+            let out = server.kubectl(args);
             if check(&out) {
                 return out;
             }
@@ -442,21 +351,14 @@ fn skiff_server_and_agent_make_a_cluster() {
     );
     let file = temp.path().join("pod.yaml");
     std::fs::write(&file, pod).expect("write");
-    kubectl(&["apply", "-f", &file.display().to_string()]);
+    server.kubectl(&["apply", "-f", &file.display().to_string()]);
     until(
         "the pod Running",
         &|o| o.contains("Running"),
         &["get", "pod", "joined"],
     );
     terminate(&mut agent);
-    terminate(&mut server);
-    let left: Vec<String> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&temp.path().display().to_string()))
-        .collect();
+    server.stop();
+    let left = running_under(temp.path());
     assert!(left.is_empty(), "left running: {left:?}");
 }

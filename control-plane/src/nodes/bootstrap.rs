@@ -17,7 +17,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::Value;
 use skiff_pki::ca::{Ca, Request as CertRequest, Usage};
-use skiff_pki::token::{BootstrapToken, SECRET_TYPE};
+use skiff_pki::token::{BootstrapToken, SECRET_TYPE, TokenSecret, USAGE_AUTHENTICATION, keys};
 use skiff_proto::node::v1 as pb;
 use skiff_proto::node::v1::node_bootstrap_server::{NodeBootstrap, NodeBootstrapServer};
 use tonic::{Request, Response, Status};
@@ -31,7 +31,7 @@ use crate::store::StoreError;
 const NODE_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Where bootstrap tokens live.
-pub const TOKEN_NAMESPACE: &str = "kube-system";
+pub const TOKEN_NAMESPACE: &str = skiff_pki::token::NAMESPACE;
 
 /// Why a token is not accepted (logged; the caller learns only that it
 /// was not).
@@ -76,19 +76,20 @@ pub fn check(
             .decode(encoded)
             .ok()
     };
-    if field("token-id").as_deref() != Some(token.id.as_bytes()) {
+    if field(keys::TOKEN_ID).as_deref() != Some(token.id.as_bytes()) {
         return Err(unusable("its token-id is not the token's id"));
     }
-    if field("usage-bootstrap-authentication").as_deref() != Some(b"true".as_slice()) {
+    let usage = format!("{}{USAGE_AUTHENTICATION}", keys::USAGE_PREFIX);
+    if field(&usage).as_deref() != Some(b"true".as_slice()) {
         return Err(unusable("usage-bootstrap-authentication is not \"true\""));
     }
-    let Some(stored) = field("token-secret") else {
+    let Some(stored) = field(keys::TOKEN_SECRET) else {
         return Err(unusable("no token-secret"));
     };
     if !token.secret_matches(&stored) {
         return Err(TokenError::Mismatch(name));
     }
-    if let Some(expiration) = field("expiration") {
+    if let Some(expiration) = field(keys::EXPIRATION) {
         let text = String::from_utf8_lossy(&expiration).to_string();
         let at = chrono::DateTime::parse_from_rfc3339(&text)
             .map_err(|_| unusable("expiration is not an RFC 3339 time"))?;
@@ -100,27 +101,25 @@ pub fn check(
 }
 
 /// A bootstrap token Secret as upstream writes it, valid until
-/// `expiration` (none: forever).
+/// `expiration` (none: forever), for joining nodes.
 pub fn token_secret(
     token: &BootstrapToken,
     expiration: Option<chrono::DateTime<chrono::Utc>>,
     description: &str,
 ) -> Value {
-    let mut data = serde_json::json!({
-        "token-id": token.id,
-        "token-secret": token.secret,
-        "usage-bootstrap-authentication": "true",
-        "description": description,
-    });
-    if let Some(at) = expiration {
-        data["expiration"] = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
-    }
+    let content = TokenSecret {
+        token: token.clone(),
+        expiration: expiration.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        usages: vec![USAGE_AUTHENTICATION.into()],
+        groups: Vec::new(),
+        description: description.into(),
+    };
     serde_json::json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": token.secret_name(), "namespace": TOKEN_NAMESPACE},
         "type": SECRET_TYPE,
-        "stringData": data,
+        "stringData": content.string_data(),
     })
 }
 
