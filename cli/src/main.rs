@@ -99,9 +99,10 @@ enum Cmd {
         /// Port of the Kubernetes API (the next one serves nodes).
         #[arg(long, default_value_t = 6443)]
         api_port: u16,
-        /// Hours the printed join token is valid.
-        #[arg(long, default_value_t = 24)]
-        token_ttl_hours: u64,
+        /// How long the printed join token is valid (`0`: never expires),
+        /// as `kubeadm init --token-ttl`.
+        #[arg(long, default_value = token::DEFAULT_TTL, value_parser = token::parse_ttl)]
+        token_ttl: std::time::Duration,
         /// The CIDR Services get cluster IPs from.
         #[arg(long, value_name = "CIDR")]
         service_cluster_ip_range: Option<String>,
@@ -276,7 +277,7 @@ async fn main() -> anyhow::Result<()> {
             listen_address,
             advertise_address,
             api_port,
-            token_ttl_hours,
+            token_ttl,
             service_cluster_ip_range,
             service_node_port_range,
             load_balancer_pool,
@@ -302,7 +303,7 @@ async fn main() -> anyhow::Result<()> {
                 advertise: advertise_address,
                 api_port,
                 control_plane_flags: flags,
-                token_ttl: std::time::Duration::from_secs(token_ttl_hours.max(1) * 3600),
+                token_ttl,
             })
             .await
         }

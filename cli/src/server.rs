@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 
 use crate::progress::step;
 use crate::session::{Parts, Session};
-use crate::{join, progress};
+use crate::{join, progress, token};
 
 /// How `skiff server` was asked to run.
 pub struct ServerConfig {
@@ -99,13 +99,16 @@ async fn run(config: &ServerConfig, parts: &mut Parts) -> anyhow::Result<()> {
         "  export KUBECONFIG={}",
         parts.dir.join("kubeconfig").display()
     ));
+    let valid = match chrono::Duration::from_std(config.token_ttl) {
+        Ok(ttl) if !ttl.is_zero() => format!("is valid for {}", token::short_human_duration(ttl)),
+        _ => "never expires".to_string(),
+    };
     progress::out(&format!(
-        "Join a machine (as root there; the token is valid for {}h):",
-        config.token_ttl.as_secs() / 3600
+        "Join a machine (as root there; the token {valid}):"
     ));
     progress::out(&join::agent_command(&server, &token, &hash));
     progress::out(&format!(
-        "More tokens (this one expires): skiff token create --print-join-command --data-dir {}",
+        "More tokens: skiff token create --print-join-command --data-dir {}",
         parts.dir.display()
     ));
     progress::out("Press Ctrl-C to stop and clean up.");
