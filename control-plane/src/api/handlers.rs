@@ -481,6 +481,12 @@ impl Api {
         let Some(user) = &self.user else {
             return Err(ApiError::unauthorized());
         };
+        // As any create: a body of a media type upstream does not decode
+        // is 415, not read as JSON.
+        super::edge::check_content_type(
+            &super::edge::content_type(&self.headers),
+            super::edge::BodyKind::Object,
+        )?;
         let review = self.parse_body(body)?;
         let answered = crate::auth::review::answer(
             &self.state.authorization,

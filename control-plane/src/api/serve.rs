@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -18,6 +18,20 @@ use crate::auth::authn::PeerCertificate;
 /// A handshake that takes longer is dropped: a client that opens
 /// connections and never speaks must not hold a task each for ever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Upstream's limit on a request's header section (kube-apiserver's
+/// `MaxHeaderBytes`, 1 MiB), over both protocols. hyper's own defaults
+/// differ by protocol (about 400 KiB over HTTP/1.1, 16 KiB over HTTP/2),
+/// so a bearer token or impersonation headers upstream reads were refused
+/// over one protocol and read over the other. Larger header sections get
+/// hyper's bare 431, as Go's server answers upstream's.
+pub const MAX_HEADER_BYTES: usize = 1024 * 1024;
+
+/// A client has this long to send a request's headers (upstream's
+/// `ReadHeaderTimeout`): a connection that trickles a header a byte at a
+/// time, or sits idle between requests, is closed instead of holding a
+/// task for ever. HTTP/1.1 only, as upstream's.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(32);
 
 /// ALPN protocols the API offers, preferred first (as upstream).
 pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
@@ -69,7 +83,17 @@ pub async fn serve_tls(
                 },
             );
             let service = hyper_util::service::TowerToHyperService::new(service);
-            let result = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                // The request line (up to the URI limit) and the headers.
+                .max_buf_size(MAX_HEADER_BYTES + crate::api::edge::MAX_URI + 8 * 1024);
+            builder
+                .http2()
+                .max_header_list_size(MAX_HEADER_BYTES as u32);
+            let result = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .await;
             if let Err(e) = result {

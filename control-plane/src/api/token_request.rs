@@ -29,7 +29,7 @@ pub struct TokenRequestRules;
 
 impl Behaviour for TokenRequestRules {}
 
-fn spec_of(request: &Value) -> ApiResult<Spec> {
+pub(crate) fn spec_of(request: &Value) -> ApiResult<Spec> {
     let spec = &request["spec"];
     let audiences = match &spec["audiences"] {
         Value::Null => Vec::new(),
@@ -61,7 +61,7 @@ fn spec_of(request: &Value) -> ApiResult<Spec> {
     })
 }
 
-fn status_of(e: IssueError, name: &str) -> ApiError {
+pub(crate) fn status_of(e: IssueError, name: &str) -> ApiError {
     match e {
         IssueError::Invalid(message) => ApiError::invalid(TOKENREQUESTS, name, &[message]),
         IssueError::NotFound { plural, name } => {

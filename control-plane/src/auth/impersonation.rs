@@ -16,11 +16,20 @@ const GROUP: &str = "impersonate-group";
 const UID: &str = "impersonate-uid";
 const EXTRA_PREFIX: &str = "impersonate-extra-";
 
+/// The first value of `name`, unless it is empty: upstream reads an empty
+/// `Impersonate-User` or `Impersonate-Uid` as not sent.
+fn first<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+    headers
+        .get(name)
+        .map(|v| v.as_bytes())
+        .filter(|v| !v.is_empty())
+}
+
 /// Whether the request asks to impersonate anyone (cheap: most do not).
 pub fn requested(headers: &HeaderMap) -> bool {
-    headers.contains_key(USER)
+    first(headers, USER).is_some()
         || headers.contains_key(GROUP)
-        || headers.contains_key(UID)
+        || first(headers, UID).is_some()
         || headers.keys().any(|k| k.as_str().starts_with(EXTRA_PREFIX))
 }
 
@@ -38,8 +47,20 @@ fn acting_as(resource: &str, group: &str, namespace: &str, name: &str, sub: &str
     }
 }
 
-fn values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
-    headers.get_all(name).iter().filter_map(|v| v.to_str().ok())
+/// A header value as text: UTF-8, as Go's server hands upstream the bytes;
+/// anything else is refused rather than skipped, so that no group or
+/// extra silently goes missing from the user a request acts as.
+fn text<'a>(name: &str, value: &'a [u8]) -> Result<&'a str, ApiError> {
+    std::str::from_utf8(value)
+        .map_err(|_| ApiError::bad_request(format!("invalid {name} header: not UTF-8 text")))
+}
+
+fn values<'a>(headers: &'a HeaderMap, name: &str) -> Result<Vec<&'a str>, ApiError> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| text(name, v.as_bytes()))
+        .collect()
 }
 
 /// The user `real` acts as, checking each impersonation with `authz`;
@@ -50,13 +71,14 @@ pub fn impersonate(
     real: &UserInfo,
     headers: &HeaderMap,
 ) -> Result<UserInfo, ApiError> {
-    let Some(name) = values(headers, USER).next().map(str::to_string) else {
+    let Some(name) = first(headers, USER) else {
         return Err(ApiError::bad_request(
             "requested impersonation without impersonating a user",
         ));
     };
+    let name = text(USER, name)?.to_string();
     let check = |request: RequestInfo| -> Result<(), ApiError> { authz.check(real, &request) };
-    let requested_groups: Vec<String> = values(headers, GROUP).map(str::to_string).collect();
+    let requested_groups = values(headers, GROUP)?;
     let mut user = UserInfo {
         name: name.clone(),
         ..UserInfo::default()
@@ -77,10 +99,11 @@ pub fn impersonate(
         None => check(acting_as("users", "", "", &name, ""))?,
     }
     for group in requested_groups {
-        check(acting_as("groups", "", "", &group, ""))?;
-        user.groups.push(group);
+        check(acting_as("groups", "", "", group, ""))?;
+        user.groups.push(group.to_string());
     }
-    if let Some(uid) = values(headers, UID).next() {
+    if let Some(uid) = first(headers, UID) {
+        let uid = text(UID, uid)?;
         check(acting_as("uids", "authentication.k8s.io", "", uid, ""))?;
         user.uid = uid.to_string();
     }
@@ -88,9 +111,7 @@ pub fn impersonate(
         let Some(extra) = key.as_str().strip_prefix(EXTRA_PREFIX) else {
             continue;
         };
-        let Ok(value) = value.to_str() else {
-            continue;
-        };
+        let value = text(key.as_str(), value.as_bytes())?;
         let extra = crate::api::query::decode(extra).unwrap_or_else(|| extra.to_string());
         check(acting_as(
             "userextras",
@@ -101,12 +122,15 @@ pub fn impersonate(
         ))?;
         user.extra.entry(extra).or_default().push(value.to_string());
     }
-    let everyone = if user.name == ANONYMOUS {
-        UNAUTHENTICATED
+    // Upstream's rule: an impersonated user is in system:authenticated
+    // unless it was put in system:unauthenticated (or is anonymous, which
+    // is always unauthenticated).
+    let (everyone, unless) = if user.name == ANONYMOUS {
+        (UNAUTHENTICATED, UNAUTHENTICATED)
     } else {
-        AUTHENTICATED
+        (AUTHENTICATED, UNAUTHENTICATED)
     };
-    if !user.in_group(everyone) {
+    if !user.in_group(everyone) && !user.in_group(unless) {
         user.groups.push(everyone.to_string());
     }
     Ok(user)
@@ -166,5 +190,53 @@ mod tests {
             400
         );
         assert!(!requested(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn an_empty_user_is_no_impersonation_and_bad_text_is_400() {
+        let authz = Authorization::new(&[Mode::Rbac], Arc::default());
+        let root = UserInfo::authenticated("root", &[MASTERS]);
+        // As upstream: an empty Impersonate-User (or -Uid) is not sent.
+        assert!(!requested(&headers(&[("impersonate-user", "")])));
+        assert!(!requested(&headers(&[("impersonate-uid", "")])));
+        // With anything else it is impersonation without a user: 400, not
+        // a user with no name.
+        for extra in [("impersonate-uid", "u1"), ("impersonate-extra-scopes", "x")] {
+            let h = headers(&[("impersonate-user", ""), extra]);
+            assert!(requested(&h));
+            assert_eq!(
+                impersonate(&authz, &root, &h).expect_err("no user").code,
+                400
+            );
+        }
+        // A group that is not text is refused, not dropped.
+        let mut h = headers(&[("impersonate-user", "jane")]);
+        h.append(
+            GROUP,
+            axum::http::HeaderValue::from_bytes(b"\xff").expect("obs-text"),
+        );
+        assert_eq!(
+            impersonate(&authz, &root, &h).expect_err("bad group").code,
+            400
+        );
+        // UTF-8 names are names, as upstream reads the header's bytes.
+        let mut h = HeaderMap::new();
+        h.append(
+            USER,
+            axum::http::HeaderValue::from_bytes("jané".as_bytes()).expect("obs-text"),
+        );
+        assert_eq!(
+            impersonate(&authz, &root, &h).expect("allowed").name,
+            "jané"
+        );
+        // system:unauthenticated asked for keeps system:authenticated out.
+        let h = headers(&[
+            ("impersonate-user", "jane"),
+            ("impersonate-group", "system:unauthenticated"),
+        ]);
+        assert_eq!(
+            impersonate(&authz, &root, &h).expect("allowed").groups,
+            ["system:unauthenticated"]
+        );
     }
 }

@@ -25,3 +25,6 @@ pub mod review;
 pub mod token_request;
 pub mod tokens;
 pub mod user;
+
+#[cfg(test)]
+pub(crate) mod fuzz_tests;

@@ -86,6 +86,9 @@ pub fn answer(
     namespace: Option<&str>,
     mut review: Value,
 ) -> Result<Value, ApiError> {
+    // Any JSON parses as a body; only an object of this kind is a review
+    // (and only an object can take the fields set below).
+    crate::api::identity::check(rt, &review)?;
     review["apiVersion"] = json!(rt.api_version());
     review["kind"] = json!(rt.kind);
     if !review["metadata"].is_object() {
@@ -236,5 +239,34 @@ mod tests {
         )
         .expect_err("no subject");
         assert_eq!(e.code, 422);
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_400_not_a_panic() {
+        let authz = Authorization::new(&[Mode::Rbac], Arc::default());
+        let jane = UserInfo::authenticated("jane", &[]);
+        for body in [json!(42), json!([1]), json!("s"), json!(true)] {
+            let e = answer(
+                &authz,
+                &jane,
+                kinds::SELFSUBJECTACCESSREVIEWS,
+                Kind::SelfAccess,
+                None,
+                body.clone(),
+            )
+            .expect_err("not a review");
+            assert_eq!(e.code, 400, "{body}: {e:?}");
+            assert!(e.message.contains("cannot unmarshal"), "{}", e.message);
+        }
+        let other = answer(
+            &authz,
+            &jane,
+            kinds::SELFSUBJECTREVIEWS,
+            Kind::SelfSubject,
+            None,
+            json!({"kind": "Pod", "apiVersion": "v1"}),
+        )
+        .expect_err("another kind");
+        assert_eq!(other.code, 400, "{other:?}");
     }
 }

@@ -139,6 +139,20 @@ fn valid_node_name(name: &str) -> bool {
         })
 }
 
+/// Most names a serving certificate is issued for. A kubelet asks for its
+/// node name and an address or two; the bound keeps a token holder from
+/// having the CA sign a certificate of any size.
+pub const MAX_SERVING_NAMES: usize = 32;
+
+/// Whether `name` may be a subject alternative name of a node's serving
+/// certificate: an IP address or a DNS subdomain as node names are.
+/// Wildcards are refused: upstream's kubelet-serving certificates wait for
+/// an approver, Skiff signs at once, so it signs only names that name one
+/// host.
+fn valid_serving_name(name: &str) -> bool {
+    name.parse::<std::net::IpAddr>().is_ok() || valid_node_name(name)
+}
+
 /// The service implementation.
 pub struct Bootstrap {
     objects: Objects,
@@ -181,7 +195,8 @@ impl NodeBootstrap for Bootstrap {
         let token = BootstrapToken::parse(&r.token)
             .map_err(|_| Status::unauthenticated("Unauthorized: invalid bootstrap token"))?;
         if let Err(e) = self.authenticate(&token).await {
-            warn!(?remote, node = %r.node_name, error = %e, "join refused");
+            // Debug-quoted: the name is the caller's and not checked yet.
+            warn!(?remote, node = ?r.node_name, error = %e, "join refused");
             return Err(Status::unauthenticated(
                 "Unauthorized: invalid bootstrap token",
             ));
@@ -197,6 +212,17 @@ impl NodeBootstrap for Bootstrap {
             .into_iter()
             .filter(|n| !n.is_empty())
             .collect();
+        if names.len() > MAX_SERVING_NAMES {
+            return Err(Status::invalid_argument(format!(
+                "too many serving names: {}, at most {MAX_SERVING_NAMES}",
+                names.len()
+            )));
+        }
+        if let Some(bad) = names.iter().find(|n| !valid_serving_name(n)) {
+            return Err(Status::invalid_argument(format!(
+                "invalid serving name {bad:?}: an IP address or a lowercase RFC 1123 subdomain is required"
+            )));
+        }
         if !names.contains(&r.node_name) {
             names.push(r.node_name.clone());
         }
@@ -299,6 +325,184 @@ mod tests {
             check(&token, &no_usage, now),
             Err(TokenError::Unusable { .. })
         ));
+    }
+
+    /// A bootstrap service over a fresh CA and a store holding `token`.
+    async fn service(token: &BootstrapToken) -> (Bootstrap, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = Arc::new(Ca::load_or_create(dir.path()).expect("CA"));
+        let objects = Objects::in_memory();
+        objects
+            .create(crate::registry::kinds::SECRETS, stored(token, None))
+            .await
+            .expect("token secret");
+        (Bootstrap { objects, ca }, dir)
+    }
+
+    fn join_request(token: &str, node: &str, key: &str, names: &[&str]) -> pb::JoinRequest {
+        pb::JoinRequest {
+            token: token.into(),
+            node_name: node.into(),
+            public_key_pem: key.into(),
+            serving_names: names.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn serving_names_are_hosts_and_bounded() {
+        let token = BootstrapToken::parse("abcdef.0123456789abcdef").expect("token");
+        let (service, _dir) = service(&token).await;
+        let (_, key) = skiff_pki::ca::new_key_pair().expect("key");
+        let join = |names: &[&str]| {
+            service.join(Request::new(join_request(
+                &token.to_string(),
+                "n1",
+                &key,
+                names,
+            )))
+        };
+        assert!(join(&["n1", "10.0.0.7", "::1", "n1.lab"]).await.is_ok());
+        for bad in [
+            vec!["*.example.com"],
+            vec!["*"],
+            vec!["a b"],
+            vec!["Upper"],
+            vec!["x@y"],
+        ] {
+            let e = join(&bad).await.expect_err("refused");
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad:?}: {e:?}");
+        }
+        let many: Vec<String> = (0..=MAX_SERVING_NAMES).map(|i| format!("n{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let e = join(&many).await.expect_err("too many");
+        assert!(e.message().contains("too many serving names"), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn join_answers_every_hostile_request_with_a_typed_refusal() {
+        use crate::auth::fuzz_tests::{Rng, mutate};
+        let valid = "abcdef.0123456789abcdef";
+        let token = BootstrapToken::parse(valid).expect("token");
+        let (service, _dir) = service(&token).await;
+        let (private, key) = skiff_pki::ca::new_key_pair().expect("key");
+        let tokens = [
+            valid,
+            "abcdef.0123456789abcdee",
+            "abcdeg.0123456789abcdef",
+            "ABCDEF.0123456789ABCDEF",
+            "",
+            " abcdef.0123456789abcdef ",
+            "abcdef.0123456789abcdef.x",
+        ];
+        let nodes = ["n1", "", "N1", "-n", "a..b", "n1\n\u{1b}[31mfake log", "é"];
+        let long_name = "a".repeat(300);
+        let names = [
+            "n1",
+            "",
+            "*",
+            "*.lab",
+            "10.0.0.1",
+            "::1",
+            "1.2.3.4.5",
+            "a_b",
+            "é",
+            &long_name,
+        ];
+        let keys = [
+            key.as_str(),
+            private.as_str(),
+            "",
+            "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n",
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        ];
+        let mut rng = Rng(0x5eed_b007_0000_0001);
+        let pool = b"abcdef0123456789.-ABC \n=+/";
+        let mut joined = 0;
+        for i in 0..crate::auth::fuzz_tests::ROUNDS / 10 {
+            let mut t = rng.pick(&tokens).to_string();
+            if rng.below(3) == 0 {
+                t = String::from_utf8_lossy(&mutate(&mut rng, t.as_bytes(), pool)).into_owned();
+            }
+            let mut k = rng.pick(&keys).to_string();
+            if rng.below(4) == 0 {
+                k = String::from_utf8_lossy(&mutate(&mut rng, k.as_bytes(), pool)).into_owned();
+            }
+            let node = rng.pick(&nodes);
+            let n = rng.below(4);
+            let serving: Vec<&str> = (0..n).map(|_| rng.pick(&names)).collect();
+            let request = join_request(&t, node, &k, &serving);
+            let answer = service.join(Request::new(request.clone())).await;
+            let authentic = BootstrapToken::parse(&t).is_ok_and(|p| p == token);
+            match answer {
+                Ok(response) => {
+                    assert!(authentic, "#{i} {t:?} joined");
+                    let cert =
+                        skiff_pki::tls::certificates(&response.get_ref().client_cert_pem, "client")
+                            .expect("a certificate");
+                    let subject = skiff_pki::identity::subject(&cert[0]).expect("subject");
+                    assert_eq!(subject.name, format!("system:node:{node}"), "#{i}");
+                    assert!(valid_node_name(node), "#{i} {node:?}");
+                    joined += 1;
+                }
+                Err(status) if !authentic => {
+                    assert_eq!(status.code(), tonic::Code::Unauthenticated, "#{i} {t:?}");
+                    assert_eq!(status.message(), "Unauthorized: invalid bootstrap token");
+                }
+                Err(status) => {
+                    assert_eq!(
+                        status.code(),
+                        tonic::Code::InvalidArgument,
+                        "#{i} {request:?}"
+                    )
+                }
+            }
+        }
+        // The seeds reach the signing path, not only the token check.
+        assert!(joined > 0, "no request joined");
+    }
+
+    #[test]
+    fn hostile_token_texts_and_secrets_never_panic() {
+        use crate::auth::fuzz_tests::{Rng, json_value, mutate};
+        let token = BootstrapToken::parse("abcdef.0123456789abcdef").expect("token");
+        let good = stored(
+            &token,
+            Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+        );
+        let keys = [
+            "type",
+            "data",
+            "token-id",
+            "token-secret",
+            "expiration",
+            "usage-bootstrap-authentication",
+            "YWJjZGVm",
+            "dHJ1ZQ==",
+            "MDEyMzQ1Njc4OWFiY2RlZg==",
+            "bootstrap.kubernetes.io/token",
+        ];
+        let mut rng = Rng(0x5eed_b007_0000_0002);
+        let now = chrono::Utc::now();
+        for i in 0..crate::auth::fuzz_tests::ROUNDS {
+            let text = mutate(
+                &mut rng,
+                b"abcdef.0123456789abcdef",
+                b"abcdef.0123\xc3\xa9 ",
+            );
+            if let Ok(parsed) = BootstrapToken::parse(&String::from_utf8_lossy(&text)) {
+                assert_eq!((parsed.id.len(), parsed.secret.len()), (6, 16), "#{i}");
+            }
+            let mut secret = good.clone();
+            if rng.below(2) == 0 {
+                secret = json_value(&mut rng, &keys, 4);
+            } else {
+                let key = rng.pick(&keys);
+                secret["data"][key] = json_value(&mut rng, &keys, 1);
+            }
+            if check(&token, &secret, now).is_ok() {
+                assert_eq!(secret["type"], SECRET_TYPE, "#{i} {secret}");
+            }
+        }
     }
 
     #[test]

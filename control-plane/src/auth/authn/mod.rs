@@ -138,7 +138,7 @@ impl Authenticator {
 
 /// The token of an `Authorization: Bearer <token>` header (scheme
 /// case-insensitive, as upstream's bearer-token authenticator).
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
