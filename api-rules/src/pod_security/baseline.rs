@@ -610,13 +610,446 @@ fn windows_host_process(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violat
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::pod;
+    use super::super::test_support::{expect_messages, pod, with_contexts};
     use super::*;
 
     fn run(check: Check, yaml: &str, minor: u32) -> Option<String> {
         let p = pod(yaml);
         check(&p.metadata, p.spec.as_ref().expect("spec"), minor)
             .map(|v| format!("{} ({})", v.reason, v.detail))
+    }
+
+    // The tables below pin each container-walking check's message for the
+    // pod alone, one container, several (init, regular and ephemeral, in
+    // upstream's visiting order) and the pod with containers, so the
+    // wording cannot drift when the walk changes.
+
+    #[test]
+    fn app_armor_messages() {
+        let unconfined = "{appArmorProfile: {type: Unconfined}}";
+        expect_messages(
+            app_armor_profile,
+            &[
+                (
+                    "pod",
+                    with_contexts(unconfined, &[("a", "")]),
+                    35,
+                    Some(
+                        "forbidden AppArmor profile (pod must not set AppArmor profile type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts(
+                        "",
+                        &[
+                            ("a", unconfined),
+                            ("b", "{appArmorProfile: {type: RuntimeDefault}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "forbidden AppArmor profile (container \"a\" must not set AppArmor profile type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", unconfined),
+                            ("a", unconfined),
+                            ("eph1", "{appArmorProfile: {type: Bogus}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "forbidden AppArmor profiles (containers \"init1\", \"a\", \"eph1\" must not set AppArmor profile type to \"Bogus\", \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(
+                        "{appArmorProfile: {type: Bogus}}",
+                        &[("a", unconfined), ("b", unconfined)],
+                    ),
+                    35,
+                    Some(
+                        "forbidden AppArmor profiles (pod and containers \"a\", \"b\" must not set AppArmor profile type to \"Bogus\", \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts(
+                        "{appArmorProfile: {type: RuntimeDefault}}",
+                        &[(
+                            "a",
+                            "{appArmorProfile: {type: Localhost, localhostProfile: p}}",
+                        )],
+                    ),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn capabilities_messages() {
+        expect_messages(
+            capabilities,
+            &[
+                (
+                    "one container",
+                    with_contexts(
+                        "",
+                        &[
+                            ("a", "{capabilities: {add: [SYS_ADMIN, CHOWN]}}"),
+                            ("b", ""),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "non-default capabilities (container \"a\" must not include \"SYS_ADMIN\" in securityContext.capabilities.add)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", "{capabilities: {add: [NET_RAW]}}"),
+                            ("a", "{capabilities: {add: [SYS_ADMIN, NET_RAW]}}"),
+                            ("b", "{capabilities: {add: [KILL]}}"),
+                            ("eph1", "{capabilities: {add: [BPF]}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "non-default capabilities (containers \"init1\", \"a\", \"eph1\" must not include \"BPF\", \"NET_RAW\", \"SYS_ADMIN\" in securityContext.capabilities.add)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("", &[("a", "{capabilities: {add: [CHOWN], drop: [ALL]}}")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn host_port_messages() {
+        let ports = |spec: &str| format!("metadata: {{name: x}}\nspec:\n{spec}");
+        expect_messages(
+            host_ports,
+            &[
+                (
+                    "one container",
+                    ports(
+                        "  containers:\n  - {name: a, image: i, ports: [{containerPort: 80, hostPort: 80}]}\n  - {name: b, image: i, ports: [{containerPort: 80, hostPort: 0}]}\n",
+                    ),
+                    35,
+                    Some("hostPort (container \"a\" uses hostPort 80)"),
+                ),
+                (
+                    "several containers",
+                    ports(
+                        "  initContainers: [{name: init1, image: i, ports: [{containerPort: 1, hostPort: 9000}]}]\n  containers:\n  - {name: a, image: i, ports: [{containerPort: 80, hostPort: 80}, {containerPort: 81, hostPort: 9000}]}\n  ephemeralContainers: [{name: eph1, image: i, ports: [{containerPort: 2, hostPort: 443}]}]\n",
+                    ),
+                    35,
+                    Some(
+                        "hostPort (containers \"init1\", \"a\", \"eph1\" use hostPorts 443, 80, 9000)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    ports("  containers: [{name: a, image: i, ports: [{containerPort: 80}]}]\n"),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn probe_host_messages() {
+        let spec = |spec: &str| format!("metadata: {{name: x}}\nspec:\n{spec}");
+        expect_messages(
+            probe_hosts,
+            &[
+                (
+                    "one container",
+                    spec(
+                        "  containers:\n  - {name: a, image: i, readinessProbe: {tcpSocket: {host: h, port: 1}}}\n  - {name: b, image: i, livenessProbe: {httpGet: {host: '', port: 1}}}\n",
+                    ),
+                    35,
+                    Some(
+                        "probe or lifecycle host (container \"a\" uses probe or lifecycle host \"h\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    spec(
+                        "  initContainers: [{name: init1, image: i, startupProbe: {httpGet: {host: h2, port: 1}}}]\n  containers:\n  - {name: z, image: i, lifecycle: {postStart: {httpGet: {host: h1, port: 1}}}}\n  - {name: a, image: i, livenessProbe: {httpGet: {host: h1, port: 1}}}\n  ephemeralContainers: [{name: eph1, image: i, lifecycle: {preStop: {tcpSocket: {host: h3, port: 1}}}}]\n",
+                    ),
+                    35,
+                    Some(
+                        "probe or lifecycle host (containers \"a\", \"eph1\", \"init1\", \"z\" use probe or lifecycle hosts \"h1\", \"h2\", \"h3\")",
+                    ),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn privileged_messages() {
+        let on = "{privileged: true}";
+        expect_messages(
+            privileged,
+            &[
+                (
+                    "one container",
+                    with_contexts("", &[("a", on), ("b", "{privileged: false}")]),
+                    35,
+                    Some(
+                        "privileged (container \"a\" must not set securityContext.privileged=true)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts("", &[("init1", on), ("a", ""), ("b", on), ("eph1", on)]),
+                    35,
+                    Some(
+                        "privileged (containers \"init1\", \"b\", \"eph1\" must not set securityContext.privileged=true)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("", &[("a", "{privileged: false}")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn proc_mount_messages() {
+        let unmasked = "{procMount: Unmasked}";
+        expect_messages(
+            proc_mount_baseline,
+            &[
+                (
+                    "one container",
+                    with_contexts("", &[("a", unmasked), ("b", "{procMount: Default}")]),
+                    35,
+                    Some(
+                        "procMount (container \"a\" must not set securityContext.procMount to \"Unmasked\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", "{procMount: Other}"),
+                            ("a", unmasked),
+                            ("eph1", unmasked),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "procMount (containers \"init1\", \"a\", \"eph1\" must not set securityContext.procMount to \"Other\", \"Unmasked\")",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("", &[("a", "{procMount: Default}")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn se_linux_messages() {
+        expect_messages(
+            se_linux_options,
+            &[
+                (
+                    "pod",
+                    with_contexts("{seLinuxOptions: {role: r}}", &[("a", "")]),
+                    35,
+                    Some(
+                        "seLinuxOptions (pod set forbidden securityContext.seLinuxOptions: role may not be set)",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts(
+                        "",
+                        &[
+                            ("a", "{seLinuxOptions: {type: spc_t}}"),
+                            ("b", "{seLinuxOptions: {type: container_t}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seLinuxOptions (container \"a\" set forbidden securityContext.seLinuxOptions: type \"spc_t\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", "{seLinuxOptions: {user: u}}"),
+                            ("a", "{seLinuxOptions: {type: spc_t}}"),
+                            ("eph1", "{seLinuxOptions: {type: unconfined_t}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seLinuxOptions (containers \"init1\", \"a\", \"eph1\" set forbidden securityContext.seLinuxOptions: types \"spc_t\", \"unconfined_t\"; user may not be set)",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(
+                        "{seLinuxOptions: {type: spc_t}}",
+                        &[
+                            ("a", "{seLinuxOptions: {type: spc_t}}"),
+                            ("b", "{seLinuxOptions: {type: other_t}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seLinuxOptions (pod and containers \"a\", \"b\" set forbidden securityContext.seLinuxOptions: types \"other_t\", \"spc_t\")",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts(
+                        "{seLinuxOptions: {level: s0}}",
+                        &[("a", "{seLinuxOptions: {type: container_init_t}}")],
+                    ),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn seccomp_baseline_messages() {
+        let unconfined = "{seccompProfile: {type: Unconfined}}";
+        expect_messages(
+            seccomp_baseline,
+            &[
+                (
+                    "pod",
+                    with_contexts(unconfined, &[("a", "")]),
+                    35,
+                    Some(
+                        "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts(
+                        "",
+                        &[
+                            ("a", unconfined),
+                            ("b", "{seccompProfile: {type: RuntimeDefault}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seccompProfile (container \"a\" must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", unconfined),
+                            ("a", ""),
+                            ("eph1", "{seccompProfile: {type: Bogus}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seccompProfile (containers \"init1\", \"eph1\" must not set securityContext.seccompProfile.type to \"Bogus\", \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(unconfined, &[("a", unconfined), ("b", unconfined)]),
+                    35,
+                    Some(
+                        "seccompProfile (pod and containers \"a\", \"b\" must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("{seccompProfile: {type: RuntimeDefault}}", &[("a", "")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn host_process_messages() {
+        let on = "{windowsOptions: {hostProcess: true}}";
+        expect_messages(
+            windows_host_process,
+            &[
+                (
+                    "pod",
+                    with_contexts(on, &[("a", "")]),
+                    35,
+                    Some(
+                        "hostProcess (pod must not set securityContext.windowsOptions.hostProcess=true)",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts("", &[("a", on), ("b", "")]),
+                    35,
+                    Some(
+                        "hostProcess (container \"a\" must not set securityContext.windowsOptions.hostProcess=true)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts("", &[("init1", on), ("a", on), ("eph1", on)]),
+                    35,
+                    Some(
+                        "hostProcess (containers \"init1\", \"a\", \"eph1\" must not set securityContext.windowsOptions.hostProcess=true)",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(on, &[("a", on), ("b", on)]),
+                    35,
+                    Some(
+                        "hostProcess (pod and containers \"a\", \"b\" must not set securityContext.windowsOptions.hostProcess=true)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("{windowsOptions: {hostProcess: false}}", &[("a", "")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
     }
 
     #[test]

@@ -166,6 +166,61 @@ pub(crate) mod test_support {
     pub fn pod(yaml: &str) -> Pod {
         serde_yaml::from_str(yaml).expect("pod yaml")
     }
+
+    /// YAML of a pod whose pod-level securityContext is `pod_context` (a
+    /// flow mapping, or "" for none) and whose containers are
+    /// `(name, securityContext)` pairs: a name starting `init` makes an
+    /// init container, `eph` an ephemeral one, any other a container. The
+    /// per-check message tables read far shorter in this form.
+    pub fn with_contexts(pod_context: &str, containers: &[(&str, &str)]) -> String {
+        let mut yaml = String::from("metadata: {name: x}\nspec:\n");
+        if !pod_context.is_empty() {
+            yaml.push_str(&format!("  securityContext: {pod_context}\n"));
+        }
+        let kind = |name: &str| {
+            if name.starts_with("init") {
+                "initContainers"
+            } else if name.starts_with("eph") {
+                "ephemeralContainers"
+            } else {
+                "containers"
+            }
+        };
+        for list in ["initContainers", "containers", "ephemeralContainers"] {
+            let entries: Vec<String> = containers
+                .iter()
+                .filter(|(name, _)| kind(name) == list)
+                .map(|(name, context)| {
+                    if context.is_empty() {
+                        format!("{{name: {name}, image: i}}")
+                    } else {
+                        format!("{{name: {name}, image: i, securityContext: {context}}}")
+                    }
+                })
+                .collect();
+            if !entries.is_empty() || list == "containers" {
+                yaml.push_str(&format!("  {list}: [{}]\n", entries.join(", ")));
+            }
+        }
+        yaml
+    }
+
+    /// Runs `check` on each `(case, yaml, minor)` and compares its
+    /// `reason (detail)` with the expected one; reports every mismatch at
+    /// once, so a changed message shows all the cases it breaks.
+    pub fn expect_messages(check: super::Check, cases: &[(&str, String, u32, Option<&str>)]) {
+        let mismatches: Vec<String> = cases
+            .iter()
+            .filter_map(|(case, yaml, minor, want)| {
+                let p = pod(yaml);
+                let got = check(&p.metadata, p.spec.as_ref().expect("spec"), *minor)
+                    .map(|v| format!("{} ({})", v.reason, v.detail));
+                (got.as_deref() != *want)
+                    .then(|| format!("{case}:\n  got  {got:?}\n  want {want:?}"))
+            })
+            .collect();
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    }
 }
 
 #[cfg(test)]

@@ -362,13 +362,358 @@ fn seccomp(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::pod;
+    use super::super::test_support::{expect_messages, pod, with_contexts};
     use super::*;
 
     fn run(check: Check, yaml: &str, minor: u32) -> Option<String> {
         let p = pod(yaml);
         check(&p.metadata, p.spec.as_ref().expect("spec"), minor)
             .map(|v| format!("{} ({})", v.reason, v.detail))
+    }
+
+    // As in baseline's tests: each container-walking check's message for
+    // the pod alone, one container, several (init, regular, ephemeral) and
+    // the pod with containers, pinned before the walk is shared.
+
+    #[test]
+    fn privilege_escalation_messages() {
+        let on = "{allowPrivilegeEscalation: true}";
+        let off = "{allowPrivilegeEscalation: false}";
+        expect_messages(
+            allow_privilege_escalation,
+            &[
+                (
+                    "one container",
+                    with_contexts("", &[("a", on), ("b", off)]),
+                    35,
+                    Some(
+                        "allowPrivilegeEscalation != false (container \"a\" must set securityContext.allowPrivilegeEscalation=false)",
+                    ),
+                ),
+                (
+                    "one unset",
+                    with_contexts("", &[("a", off), ("b", "")]),
+                    35,
+                    Some(
+                        "allowPrivilegeEscalation != false (container \"b\" must set securityContext.allowPrivilegeEscalation=false)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", ""),
+                            ("a", on),
+                            ("b", off),
+                            ("c", "{privileged: false}"),
+                            ("eph1", on),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "allowPrivilegeEscalation != false (containers \"init1\", \"a\", \"c\", \"eph1\" must set securityContext.allowPrivilegeEscalation=false)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("", &[("init1", off), ("a", off), ("eph1", off)]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn capabilities_messages() {
+        let drop_all = "{capabilities: {drop: [ALL]}}";
+        expect_messages(
+            capabilities,
+            &[
+                (
+                    "one missing drop",
+                    with_contexts(
+                        "",
+                        &[("a", "{capabilities: {drop: [NET_RAW]}}"), ("b", drop_all)],
+                    ),
+                    35,
+                    Some(
+                        "unrestricted capabilities (container \"a\" must set securityContext.capabilities.drop=[\"ALL\"])",
+                    ),
+                ),
+                (
+                    "one adding",
+                    with_contexts(
+                        "",
+                        &[(
+                            "a",
+                            "{capabilities: {drop: [ALL], add: [SYS_ADMIN, NET_BIND_SERVICE]}}",
+                        )],
+                    ),
+                    35,
+                    Some(
+                        "unrestricted capabilities (container \"a\" must not include \"SYS_ADMIN\" in securityContext.capabilities.add)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", ""),
+                            ("a", "{capabilities: {drop: [ALL], add: [NET_RAW]}}"),
+                            ("b", "{capabilities: {add: [SYS_ADMIN, NET_RAW]}}"),
+                            ("eph1", "{capabilities: {add: [BPF]}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "unrestricted capabilities (containers \"init1\", \"b\", \"eph1\" must set securityContext.capabilities.drop=[\"ALL\"]; containers \"a\", \"b\", \"eph1\" must not include \"BPF\", \"NET_RAW\", \"SYS_ADMIN\" in securityContext.capabilities.add)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts(
+                        "",
+                        &[
+                            (
+                                "a",
+                                "{capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}",
+                            ),
+                            ("eph1", drop_all),
+                        ],
+                    ),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn proc_mount_messages() {
+        expect_messages(
+            proc_mount,
+            &[
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", "{procMount: Unmasked}"),
+                            ("a", "{procMount: Default}"),
+                            ("eph1", "{procMount: Unmasked}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "procMount (containers \"init1\", \"eph1\" must not set securityContext.procMount to \"Unmasked\")",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("", &[("a", "{procMount: Default}")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn run_as_non_root_messages() {
+        let yes = "{runAsNonRoot: true}";
+        let no = "{runAsNonRoot: false}";
+        expect_messages(
+            run_as_non_root,
+            &[
+                (
+                    "pod",
+                    with_contexts(no, &[("a", yes)]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (pod must not set securityContext.runAsNonRoot=false)",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts(yes, &[("a", no), ("b", "")]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (container \"a\" must not set securityContext.runAsNonRoot=false)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts("", &[("init1", no), ("a", ""), ("eph1", no)]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (containers \"init1\", \"eph1\" must not set securityContext.runAsNonRoot=false)",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(no, &[("a", no), ("b", no), ("c", "")]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (pod and containers \"a\", \"b\" must not set securityContext.runAsNonRoot=false)",
+                    ),
+                ),
+                (
+                    "one unset",
+                    with_contexts("", &[("a", yes), ("b", "")]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (pod or container \"b\" must set securityContext.runAsNonRoot=true)",
+                    ),
+                ),
+                (
+                    "several unset",
+                    with_contexts("", &[("init1", ""), ("a", yes), ("eph1", "{runAsUser: 1}")]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (pod or containers \"init1\", \"eph1\" must set securityContext.runAsNonRoot=true)",
+                    ),
+                ),
+                (
+                    "set on the pod",
+                    with_contexts(yes, &[("init1", ""), ("a", ""), ("eph1", "")]),
+                    35,
+                    None,
+                ),
+                (
+                    "set on every container",
+                    with_contexts("", &[("init1", yes), ("a", yes), ("eph1", yes)]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn run_as_user_messages() {
+        let root = "{runAsUser: 0}";
+        expect_messages(
+            run_as_user,
+            &[
+                (
+                    "pod",
+                    with_contexts(root, &[("a", "{runAsUser: 1}")]),
+                    35,
+                    Some("runAsUser=0 (pod must not set runAsUser=0)"),
+                ),
+                (
+                    "one container",
+                    with_contexts("{runAsUser: 1}", &[("a", root), ("b", "")]),
+                    35,
+                    Some("runAsUser=0 (container \"a\" must not set runAsUser=0)"),
+                ),
+                (
+                    "several containers",
+                    with_contexts("", &[("init1", root), ("a", ""), ("eph1", root)]),
+                    35,
+                    Some("runAsUser=0 (containers \"init1\", \"eph1\" must not set runAsUser=0)"),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(root, &[("a", root), ("b", root)]),
+                    35,
+                    Some("runAsUser=0 (pod and containers \"a\", \"b\" must not set runAsUser=0)"),
+                ),
+                (
+                    "allowed",
+                    with_contexts("{runAsUser: 1}", &[("a", "{runAsUser: 2}"), ("b", "")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn seccomp_restricted_messages() {
+        let unconfined = "{seccompProfile: {type: Unconfined}}";
+        let default = "{seccompProfile: {type: RuntimeDefault}}";
+        expect_messages(
+            seccomp,
+            &[
+                (
+                    "pod",
+                    with_contexts(unconfined, &[("a", default)]),
+                    35,
+                    Some(
+                        "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts(default, &[("a", unconfined), ("b", "")]),
+                    35,
+                    Some(
+                        "seccompProfile (container \"a\" must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", unconfined),
+                            ("a", ""),
+                            ("eph1", "{seccompProfile: {type: Bogus}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seccompProfile (containers \"init1\", \"eph1\" must not set securityContext.seccompProfile.type to \"Bogus\", \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(
+                        unconfined,
+                        &[("a", unconfined), ("b", unconfined), ("c", "")],
+                    ),
+                    35,
+                    Some(
+                        "seccompProfile (pod and containers \"a\", \"b\" must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "one unset",
+                    with_contexts("", &[("a", default), ("b", "")]),
+                    35,
+                    Some(
+                        "seccompProfile (pod or container \"b\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")",
+                    ),
+                ),
+                (
+                    "several unset",
+                    with_contexts(
+                        "",
+                        &[("init1", ""), ("a", default), ("eph1", "{runAsUser: 1}")],
+                    ),
+                    35,
+                    Some(
+                        "seccompProfile (pod or containers \"init1\", \"eph1\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")",
+                    ),
+                ),
+                (
+                    "set on the pod",
+                    with_contexts(default, &[("init1", ""), ("a", ""), ("eph1", "")]),
+                    35,
+                    None,
+                ),
+                (
+                    "set on every container",
+                    with_contexts("", &[("init1", default), ("a", default), ("eph1", default)]),
+                    35,
+                    None,
+                ),
+            ],
+        );
     }
 
     #[test]
