@@ -2,10 +2,12 @@
 //! per upstream check, listed in [`CHECKS`] by upstream's check id (the
 //! order results are reported in), each with the version it starts at.
 
-use k8s_openapi::api::core::v1::{Container, LifecycleHandler, PodSpec, Probe};
+use k8s_openapi::api::core::v1::{
+    HTTPGetAction, LifecycleHandler, PodSpec, Probe, TCPSocketAction,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{Check, Violation, containers, containers_phrase, join_quote, pluralize, sorted_set};
+use super::{Check, Violation, containers_phrase, fields, join_quote, pluralize, sorted_set};
 
 /// A check, the id upstream knows it by, and the first version it applies to.
 pub(crate) struct Entry {
@@ -111,50 +113,22 @@ pub const ALLOWED_CAPABILITIES: [&str; 13] = [
     "SYS_CHROOT",
 ];
 
-/// "pod and containers "a", "b"": who set a forbidden value.
-fn setters(pod: bool, bad_containers: &[String]) -> String {
-    let mut parts = Vec::new();
-    if pod {
-        parts.push("pod".to_string());
-    }
-    if !bad_containers.is_empty() {
-        parts.push(containers_phrase(bad_containers));
-    }
-    parts.join(" and ")
-}
-
 const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 
 fn app_armor_profile(meta: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
-    let allowed_type = |t: &str| matches!(t, "RuntimeDefault" | "Localhost");
-    let mut bad_values = Vec::new();
-    let pod_bad = spec
-        .security_context
-        .as_ref()
-        .and_then(|s| s.app_armor_profile.as_ref())
-        .filter(|p| !allowed_type(&p.type_))
-        .map(|p| bad_values.push(p.type_.clone()))
-        .is_some();
-    let mut bad_containers = Vec::new();
-    for c in containers(spec) {
-        if let Some(p) = c
-            .security_context
-            .as_ref()
-            .and_then(|s| s.app_armor_profile.as_ref())
-            .filter(|p| !allowed_type(&p.type_))
-        {
-            bad_containers.push(c.name.clone());
-            bad_values.push(p.type_.clone());
-        }
-    }
-    let mut values = sorted_set(bad_values);
+    let refused = fields::refused_values(
+        spec,
+        |p| p.app_armor_profile.as_ref(),
+        |s| s.app_armor_profile.as_ref(),
+        |p| (!matches!(p.type_.as_str(), "RuntimeDefault" | "Localhost")).then(|| p.type_.clone()),
+    );
+    // The fields and the older annotations are reported together, the
+    // annotations last.
     let mut who = Vec::new();
-    if pod_bad {
-        who.push("pod".to_string());
+    if !refused.is_empty() {
+        who.push(refused.setters());
     }
-    if !bad_containers.is_empty() {
-        who.push(containers_phrase(&bad_containers));
-    }
+    let mut values = refused.values;
     let mut annotations: Vec<String> = meta
         .annotations
         .iter()
@@ -188,35 +162,32 @@ fn app_armor_profile(meta: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violat
 }
 
 fn capabilities(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
-    let mut bad_containers = Vec::new();
-    let mut bad_caps = Vec::new();
-    for c in containers(spec) {
-        let added = c
-            .security_context
-            .as_ref()
-            .and_then(|s| s.capabilities.as_ref())
-            .and_then(|c| c.add.clone())
-            .unwrap_or_default();
-        let forbidden: Vec<String> = added
-            .into_iter()
-            .filter(|a| !ALLOWED_CAPABILITIES.contains(&a.as_str()))
-            .collect();
-        if !forbidden.is_empty() {
-            bad_containers.push(c.name.clone());
-            bad_caps.extend(forbidden);
-        }
-    }
-    if bad_containers.is_empty() {
-        return None;
-    }
-    Some(Violation::new(
-        "non-default capabilities",
+    added_capabilities(spec, |c| ALLOWED_CAPABILITIES.contains(&c))
+        .map(|detail| Violation::new("non-default capabilities", detail))
+}
+
+/// Who adds a capability `allowed` says no to, worded as both levels word
+/// it (restricted allows only NET_BIND_SERVICE).
+pub(crate) fn added_capabilities(spec: &PodSpec, allowed: impl Fn(&str) -> bool) -> Option<String> {
+    let refused = fields::refused_values(
+        spec,
+        fields::container_only,
+        |s| s.capabilities.as_ref()?.add.as_ref(),
+        |added| {
+            added
+                .iter()
+                .filter(|a| !allowed(a))
+                .cloned()
+                .collect::<Vec<_>>()
+        },
+    );
+    (!refused.is_empty()).then(|| {
         format!(
             "{} must not include {} in securityContext.capabilities.add",
-            containers_phrase(&bad_containers),
-            join_quote(&sorted_set(bad_caps))
-        ),
-    ))
+            refused.setters(),
+            join_quote(&refused.values)
+        )
+    })
 }
 
 fn host_namespaces(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
@@ -253,115 +224,84 @@ fn host_path_volumes(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation
 }
 
 fn host_ports(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
-    let mut bad_containers = Vec::new();
-    let mut ports = Vec::new();
-    for c in containers(spec) {
-        let used: Vec<String> = c
-            .ports
+    let refused = fields::refused_in_containers(spec, |c| {
+        c.ports
             .iter()
             .flatten()
             .filter_map(|p| p.host_port.filter(|h| *h != 0))
             .map(|h| h.to_string())
-            .collect();
-        if !used.is_empty() {
-            bad_containers.push(c.name.clone());
-            ports.extend(used);
-        }
-    }
-    if bad_containers.is_empty() {
-        return None;
-    }
-    // Upstream sorts the ports as strings.
-    let ports = sorted_set(ports);
-    Some(Violation::new(
-        "hostPort",
+            .collect()
+    });
+    // Upstream sorts the ports as strings, and does not quote them.
+    refused.violation("hostPort", |r| {
         format!(
             "{} {} {} {}",
-            containers_phrase(&bad_containers),
-            pluralize("uses", "use", bad_containers.len()),
-            pluralize("hostPort", "hostPorts", ports.len()),
-            ports.join(", ")
-        ),
-    ))
+            r.setters(),
+            pluralize("uses", "use", r.containers.len()),
+            pluralize("hostPort", "hostPorts", r.values.len()),
+            r.values.join(", ")
+        )
+    })
 }
 
 fn probe_hosts(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
-    fn of_probe(p: &Option<Probe>) -> Vec<String> {
-        let Some(p) = p else { return Vec::new() };
-        let http = p.http_get.as_ref().and_then(|h| h.host.clone());
-        let tcp = p.tcp_socket.as_ref().and_then(|t| t.host.clone());
+    fn hosts(http: Option<&HTTPGetAction>, tcp: Option<&TCPSocketAction>) -> Vec<String> {
+        let http = http.and_then(|h| h.host.clone());
+        let tcp = tcp.and_then(|t| t.host.clone());
         [http, tcp]
             .into_iter()
             .flatten()
             .filter(|h| !h.is_empty())
             .collect()
     }
-    fn of_handler(h: Option<&LifecycleHandler>) -> Vec<String> {
-        let Some(h) = h else { return Vec::new() };
-        let http = h.http_get.as_ref().and_then(|h| h.host.clone());
-        let tcp = h.tcp_socket.as_ref().and_then(|t| t.host.clone());
-        [http, tcp]
-            .into_iter()
-            .flatten()
-            .filter(|h| !h.is_empty())
-            .collect()
-    }
-    let mut bad_containers = Vec::new();
-    let mut hosts = Vec::new();
-    for c in containers(spec) {
+    let of_probe = |p: &Option<Probe>| {
+        p.as_ref()
+            .map(|p| hosts(p.http_get.as_ref(), p.tcp_socket.as_ref()))
+            .unwrap_or_default()
+    };
+    let of_handler = |h: Option<&LifecycleHandler>| {
+        h.map(|h| hosts(h.http_get.as_ref(), h.tcp_socket.as_ref()))
+            .unwrap_or_default()
+    };
+    let refused = fields::refused_in_containers(spec, |c| {
         let lifecycle = c.lifecycle.as_ref();
-        let found: Vec<String> = [
+        [
             of_probe(&c.liveness_probe),
             of_probe(&c.readiness_probe),
             of_probe(&c.startup_probe),
             of_handler(lifecycle.and_then(|l| l.post_start.as_ref())),
             of_handler(lifecycle.and_then(|l| l.pre_stop.as_ref())),
         ]
-        .concat();
-        if !found.is_empty() {
-            bad_containers.push(c.name.clone());
-            hosts.extend(found);
-        }
-    }
-    if bad_containers.is_empty() {
-        return None;
-    }
-    let bad_containers = sorted_set(bad_containers);
-    let hosts = sorted_set(hosts);
-    Some(Violation::new(
-        "probe or lifecycle host",
+        .concat()
+    });
+    refused.violation("probe or lifecycle host", |r| {
+        // Upstream collects these containers in a set, so names them sorted.
+        let names = sorted_set(r.containers.clone());
         format!(
             "{} {} {} {}",
-            containers_phrase(&bad_containers),
-            pluralize("uses", "use", bad_containers.len()),
+            containers_phrase(&names),
+            pluralize("uses", "use", names.len()),
             pluralize(
                 "probe or lifecycle host",
                 "probe or lifecycle hosts",
-                hosts.len()
+                r.values.len()
             ),
-            join_quote(&hosts)
-        ),
-    ))
+            join_quote(&r.values)
+        )
+    })
 }
 
 fn privileged(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
-    let bad: Vec<String> = containers(spec)
-        .iter()
-        .filter(|c| {
-            c.security_context
-                .as_ref()
-                .and_then(|s| s.privileged)
-                .unwrap_or(false)
-        })
-        .map(|c| c.name.clone())
-        .collect();
-    (!bad.is_empty()).then(|| {
-        Violation::new(
-            "privileged",
-            format!(
-                "{} must not set securityContext.privileged=true",
-                containers_phrase(&bad)
-            ),
+    let refused = fields::refused(
+        spec,
+        fields::container_only,
+        |s| s.privileged.as_ref(),
+        |&on| on,
+    );
+    refused.violation("privileged", |r| {
+        format!(
+            "{} must not set securityContext.privileged=true",
+            r.setters()
         )
     })
 }
@@ -369,33 +309,23 @@ fn privileged(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
 /// Any `procMount` but `Default` (restricted uses the same rule from 1.35,
 /// without the user-namespace exception).
 pub(crate) fn proc_mount(spec: &PodSpec) -> Option<Violation> {
-    let mut bad = Vec::new();
-    let mut types = Vec::new();
-    for c in containers(spec) {
-        if let Some(t) = c
-            .security_context
-            .as_ref()
-            .and_then(|s| s.proc_mount.clone())
-            .filter(|t| t != "Default")
-        {
-            bad.push(c.name.clone());
-            types.push(t);
-        }
-    }
-    (!bad.is_empty()).then(|| {
-        Violation::new(
-            "procMount",
-            format!(
-                "{} must not set securityContext.procMount to {}",
-                containers_phrase(&bad),
-                join_quote(&sorted_set(types))
-            ),
+    let refused = fields::refused_values(
+        spec,
+        fields::container_only,
+        |s| s.proc_mount.as_ref(),
+        |t| (t != "Default").then(|| t.clone()),
+    );
+    refused.violation("procMount", |r| {
+        format!(
+            "{} must not set securityContext.procMount to {}",
+            r.setters(),
+            join_quote(&r.values)
         )
     })
 }
 
 fn proc_mount_baseline(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
-    if minor >= 35 && super::in_user_namespace(spec) {
+    if super::user_namespace_exempts(spec, minor) {
         return None;
     }
     proc_mount(spec)
@@ -406,67 +336,55 @@ fn se_linux_options(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violat
     if minor >= 31 {
         allowed.push("container_engine_t");
     }
+    // One value can break three rules; the message names each broken rule
+    // once across the pod and its containers, so they are gathered here
+    // rather than as refused values.
     let mut bad_types = Vec::new();
     let (mut set_user, mut set_role) = (false, false);
-    let mut valid = |o: &k8s_openapi::api::core::v1::SELinuxOptions| {
-        let t = o.type_.clone().unwrap_or_default();
-        let mut ok = true;
-        if !allowed.contains(&t.as_str()) {
-            bad_types.push(t);
-            ok = false;
+    let refused = fields::refused(
+        spec,
+        |p| p.se_linux_options.as_ref(),
+        |s| s.se_linux_options.as_ref(),
+        |o| {
+            let t = o.type_.clone().unwrap_or_default();
+            let mut ok = true;
+            if !allowed.contains(&t.as_str()) {
+                bad_types.push(t);
+                ok = false;
+            }
+            if o.user.as_deref().is_some_and(|u| !u.is_empty()) {
+                set_user = true;
+                ok = false;
+            }
+            if o.role.as_deref().is_some_and(|r| !r.is_empty()) {
+                set_role = true;
+                ok = false;
+            }
+            !ok
+        },
+    );
+    refused.violation("seLinuxOptions", |r| {
+        let mut data = Vec::new();
+        let bad_types = sorted_set(bad_types);
+        if !bad_types.is_empty() {
+            data.push(format!(
+                "{} {}",
+                pluralize("type", "types", bad_types.len()),
+                join_quote(&bad_types)
+            ));
         }
-        if o.user.as_deref().is_some_and(|u| !u.is_empty()) {
-            set_user = true;
-            ok = false;
+        if set_user {
+            data.push("user may not be set".to_string());
         }
-        if o.role.as_deref().is_some_and(|r| !r.is_empty()) {
-            set_role = true;
-            ok = false;
+        if set_role {
+            data.push("role may not be set".to_string());
         }
-        ok
-    };
-    let pod_bad = spec
-        .security_context
-        .as_ref()
-        .and_then(|s| s.se_linux_options.as_ref())
-        .is_some_and(|o| !valid(o));
-    let mut bad_containers = Vec::new();
-    for c in containers(spec) {
-        if let Some(o) = c
-            .security_context
-            .as_ref()
-            .and_then(|s| s.se_linux_options.as_ref())
-            && !valid(o)
-        {
-            bad_containers.push(c.name.clone());
-        }
-    }
-    if !pod_bad && bad_containers.is_empty() {
-        return None;
-    }
-    let mut data = Vec::new();
-    let bad_types = sorted_set(bad_types);
-    if !bad_types.is_empty() {
-        data.push(format!(
-            "{} {}",
-            pluralize("type", "types", bad_types.len()),
-            join_quote(&bad_types)
-        ));
-    }
-    if set_user {
-        data.push("user may not be set".to_string());
-    }
-    if set_role {
-        data.push("role may not be set".to_string());
-    }
-    Some(Violation::new(
-        "seLinuxOptions",
         format!(
             "{} set forbidden securityContext.seLinuxOptions: {}",
-            setters(pod_bad, &bad_containers),
+            r.setters(),
             data.join("; ")
-        ),
-    ))
+        )
+    })
 }
 
 /// Whether a seccomp profile type confines the container.
@@ -491,7 +409,7 @@ fn seccomp_baseline(meta: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Vio
         {
             forbidden.push(format!("{SECCOMP_POD_ANNOTATION}={v:?}"));
         }
-        for c in containers(spec) {
+        for c in fields::containers(spec) {
             let key = format!("{SECCOMP_CONTAINER_ANNOTATION_PREFIX}{}", c.name);
             if let Some(v) = annotations.get(&key).filter(|v| !valid(v)) {
                 forbidden.push(format!("{key}={v:?}"));
@@ -509,37 +427,25 @@ fn seccomp_baseline(meta: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Vio
             )
         });
     }
-    let mut values = Vec::new();
-    let pod_bad = spec
-        .security_context
-        .as_ref()
-        .and_then(|s| s.seccomp_profile.as_ref())
-        .filter(|p| !confining_seccomp(&p.type_))
-        .map(|p| values.push(p.type_.clone()))
-        .is_some();
-    let mut bad_containers = Vec::new();
-    for c in containers(spec) {
-        if let Some(p) = c
-            .security_context
-            .as_ref()
-            .and_then(|s| s.seccomp_profile.as_ref())
-            .filter(|p| !confining_seccomp(&p.type_))
-        {
-            bad_containers.push(c.name.clone());
-            values.push(p.type_.clone());
-        }
-    }
-    if !pod_bad && bad_containers.is_empty() {
-        return None;
-    }
-    Some(Violation::new(
-        "seccompProfile",
+    unconfined_seccomp(spec)
+}
+
+/// A seccomp profile set to anything but a confining type (restricted
+/// refuses the same, then also requires a profile).
+pub(crate) fn unconfined_seccomp(spec: &PodSpec) -> Option<Violation> {
+    let refused = fields::refused_values(
+        spec,
+        |p| p.seccomp_profile.as_ref(),
+        |s| s.seccomp_profile.as_ref(),
+        |p| (!confining_seccomp(&p.type_)).then(|| p.type_.clone()),
+    );
+    refused.violation("seccompProfile", |r| {
         format!(
             "{} must not set securityContext.seccompProfile.type to {}",
-            setters(pod_bad, &bad_containers),
-            join_quote(&sorted_set(values))
-        ),
-    ))
+            r.setters(),
+            join_quote(&r.values)
+        )
+    })
 }
 
 /// Sysctls that only affect the pod's own namespaces, by the version that
@@ -577,46 +483,456 @@ fn sysctls(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
 }
 
 fn windows_host_process(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
-    let host_process = |w: Option<&k8s_openapi::api::core::v1::WindowsSecurityContextOptions>| {
-        w.and_then(|w| w.host_process).unwrap_or(false)
-    };
-    let pod_bad = host_process(
-        spec.security_context
-            .as_ref()
-            .and_then(|s| s.windows_options.as_ref()),
+    let refused = fields::refused(
+        spec,
+        |p| p.windows_options.as_ref(),
+        |s| s.windows_options.as_ref(),
+        |w| w.host_process == Some(true),
     );
-    let bad_containers: Vec<String> = containers(spec)
-        .iter()
-        .filter(|c| {
-            host_process(
-                c.security_context
-                    .as_ref()
-                    .and_then(|s| s.windows_options.as_ref()),
-            )
-        })
-        .map(|c: &Container| c.name.clone())
-        .collect();
-    if !pod_bad && bad_containers.is_empty() {
-        return None;
-    }
-    Some(Violation::new(
-        "hostProcess",
+    refused.violation("hostProcess", |r| {
         format!(
             "{} must not set securityContext.windowsOptions.hostProcess=true",
-            setters(pod_bad, &bad_containers)
-        ),
-    ))
+            r.setters()
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::pod;
+    use super::super::test_support::{expect_messages, run, with_contexts};
     use super::*;
 
-    fn run(check: Check, yaml: &str, minor: u32) -> Option<String> {
-        let p = pod(yaml);
-        check(&p.metadata, p.spec.as_ref().expect("spec"), minor)
-            .map(|v| format!("{} ({})", v.reason, v.detail))
+    // The tables below pin each container-walking check's message for the
+    // pod alone, one container, several (init, regular and ephemeral, in
+    // upstream's visiting order) and the pod with containers, so the
+    // wording cannot drift when the walk changes.
+
+    #[test]
+    fn app_armor_messages() {
+        let unconfined = "{appArmorProfile: {type: Unconfined}}";
+        expect_messages(
+            app_armor_profile,
+            &[
+                (
+                    "pod",
+                    with_contexts(unconfined, &[("a", "")]),
+                    35,
+                    Some(
+                        "forbidden AppArmor profile (pod must not set AppArmor profile type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts(
+                        "",
+                        &[
+                            ("a", unconfined),
+                            ("b", "{appArmorProfile: {type: RuntimeDefault}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "forbidden AppArmor profile (container \"a\" must not set AppArmor profile type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", unconfined),
+                            ("a", unconfined),
+                            ("eph1", "{appArmorProfile: {type: Bogus}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "forbidden AppArmor profiles (containers \"init1\", \"a\", \"eph1\" must not set AppArmor profile type to \"Bogus\", \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(
+                        "{appArmorProfile: {type: Bogus}}",
+                        &[("a", unconfined), ("b", unconfined)],
+                    ),
+                    35,
+                    Some(
+                        "forbidden AppArmor profiles (pod and containers \"a\", \"b\" must not set AppArmor profile type to \"Bogus\", \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts(
+                        "{appArmorProfile: {type: RuntimeDefault}}",
+                        &[(
+                            "a",
+                            "{appArmorProfile: {type: Localhost, localhostProfile: p}}",
+                        )],
+                    ),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn capabilities_messages() {
+        expect_messages(
+            capabilities,
+            &[
+                (
+                    "one container",
+                    with_contexts(
+                        "",
+                        &[
+                            ("a", "{capabilities: {add: [SYS_ADMIN, CHOWN]}}"),
+                            ("b", ""),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "non-default capabilities (container \"a\" must not include \"SYS_ADMIN\" in securityContext.capabilities.add)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", "{capabilities: {add: [NET_RAW]}}"),
+                            ("a", "{capabilities: {add: [SYS_ADMIN, NET_RAW]}}"),
+                            ("b", "{capabilities: {add: [KILL]}}"),
+                            ("eph1", "{capabilities: {add: [BPF]}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "non-default capabilities (containers \"init1\", \"a\", \"eph1\" must not include \"BPF\", \"NET_RAW\", \"SYS_ADMIN\" in securityContext.capabilities.add)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("", &[("a", "{capabilities: {add: [CHOWN], drop: [ALL]}}")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn host_port_messages() {
+        let ports = |spec: &str| format!("metadata: {{name: x}}\nspec:\n{spec}");
+        expect_messages(
+            host_ports,
+            &[
+                (
+                    "one container",
+                    ports(
+                        "  containers:\n  - {name: a, image: i, ports: [{containerPort: 80, hostPort: 80}]}\n  - {name: b, image: i, ports: [{containerPort: 80, hostPort: 0}]}\n",
+                    ),
+                    35,
+                    Some("hostPort (container \"a\" uses hostPort 80)"),
+                ),
+                (
+                    "several containers",
+                    ports(
+                        "  initContainers: [{name: init1, image: i, ports: [{containerPort: 1, hostPort: 9000}]}]\n  containers:\n  - {name: a, image: i, ports: [{containerPort: 80, hostPort: 80}, {containerPort: 81, hostPort: 9000}]}\n  ephemeralContainers: [{name: eph1, image: i, ports: [{containerPort: 2, hostPort: 443}]}]\n",
+                    ),
+                    35,
+                    Some(
+                        "hostPort (containers \"init1\", \"a\", \"eph1\" use hostPorts 443, 80, 9000)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    ports("  containers: [{name: a, image: i, ports: [{containerPort: 80}]}]\n"),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn probe_host_messages() {
+        let spec = |spec: &str| format!("metadata: {{name: x}}\nspec:\n{spec}");
+        expect_messages(
+            probe_hosts,
+            &[
+                (
+                    "one container",
+                    spec(
+                        "  containers:\n  - {name: a, image: i, readinessProbe: {tcpSocket: {host: h, port: 1}}}\n  - {name: b, image: i, livenessProbe: {httpGet: {host: '', port: 1}}}\n",
+                    ),
+                    35,
+                    Some(
+                        "probe or lifecycle host (container \"a\" uses probe or lifecycle host \"h\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    spec(
+                        "  initContainers: [{name: init1, image: i, startupProbe: {httpGet: {host: h2, port: 1}}}]\n  containers:\n  - {name: z, image: i, lifecycle: {postStart: {httpGet: {host: h1, port: 1}}}}\n  - {name: a, image: i, livenessProbe: {httpGet: {host: h1, port: 1}}}\n  ephemeralContainers: [{name: eph1, image: i, lifecycle: {preStop: {tcpSocket: {host: h3, port: 1}}}}]\n",
+                    ),
+                    35,
+                    Some(
+                        "probe or lifecycle host (containers \"a\", \"eph1\", \"init1\", \"z\" use probe or lifecycle hosts \"h1\", \"h2\", \"h3\")",
+                    ),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn privileged_messages() {
+        let on = "{privileged: true}";
+        expect_messages(
+            privileged,
+            &[
+                (
+                    "one container",
+                    with_contexts("", &[("a", on), ("b", "{privileged: false}")]),
+                    35,
+                    Some(
+                        "privileged (container \"a\" must not set securityContext.privileged=true)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts("", &[("init1", on), ("a", ""), ("b", on), ("eph1", on)]),
+                    35,
+                    Some(
+                        "privileged (containers \"init1\", \"b\", \"eph1\" must not set securityContext.privileged=true)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("", &[("a", "{privileged: false}")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn proc_mount_messages() {
+        let unmasked = "{procMount: Unmasked}";
+        expect_messages(
+            proc_mount_baseline,
+            &[
+                (
+                    "one container",
+                    with_contexts("", &[("a", unmasked), ("b", "{procMount: Default}")]),
+                    35,
+                    Some(
+                        "procMount (container \"a\" must not set securityContext.procMount to \"Unmasked\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", "{procMount: Other}"),
+                            ("a", unmasked),
+                            ("eph1", unmasked),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "procMount (containers \"init1\", \"a\", \"eph1\" must not set securityContext.procMount to \"Other\", \"Unmasked\")",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("", &[("a", "{procMount: Default}")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn se_linux_messages() {
+        expect_messages(
+            se_linux_options,
+            &[
+                (
+                    "pod",
+                    with_contexts("{seLinuxOptions: {role: r}}", &[("a", "")]),
+                    35,
+                    Some(
+                        "seLinuxOptions (pod set forbidden securityContext.seLinuxOptions: role may not be set)",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts(
+                        "",
+                        &[
+                            ("a", "{seLinuxOptions: {type: spc_t}}"),
+                            ("b", "{seLinuxOptions: {type: container_t}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seLinuxOptions (container \"a\" set forbidden securityContext.seLinuxOptions: type \"spc_t\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", "{seLinuxOptions: {user: u}}"),
+                            ("a", "{seLinuxOptions: {type: spc_t}}"),
+                            ("eph1", "{seLinuxOptions: {type: unconfined_t}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seLinuxOptions (containers \"init1\", \"a\", \"eph1\" set forbidden securityContext.seLinuxOptions: types \"spc_t\", \"unconfined_t\"; user may not be set)",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(
+                        "{seLinuxOptions: {type: spc_t}}",
+                        &[
+                            ("a", "{seLinuxOptions: {type: spc_t}}"),
+                            ("b", "{seLinuxOptions: {type: other_t}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seLinuxOptions (pod and containers \"a\", \"b\" set forbidden securityContext.seLinuxOptions: types \"other_t\", \"spc_t\")",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts(
+                        "{seLinuxOptions: {level: s0}}",
+                        &[("a", "{seLinuxOptions: {type: container_init_t}}")],
+                    ),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn seccomp_baseline_messages() {
+        let unconfined = "{seccompProfile: {type: Unconfined}}";
+        expect_messages(
+            seccomp_baseline,
+            &[
+                (
+                    "pod",
+                    with_contexts(unconfined, &[("a", "")]),
+                    35,
+                    Some(
+                        "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts(
+                        "",
+                        &[
+                            ("a", unconfined),
+                            ("b", "{seccompProfile: {type: RuntimeDefault}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seccompProfile (container \"a\" must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", unconfined),
+                            ("a", ""),
+                            ("eph1", "{seccompProfile: {type: Bogus}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seccompProfile (containers \"init1\", \"eph1\" must not set securityContext.seccompProfile.type to \"Bogus\", \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(unconfined, &[("a", unconfined), ("b", unconfined)]),
+                    35,
+                    Some(
+                        "seccompProfile (pod and containers \"a\", \"b\" must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("{seccompProfile: {type: RuntimeDefault}}", &[("a", "")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn host_process_messages() {
+        let on = "{windowsOptions: {hostProcess: true}}";
+        expect_messages(
+            windows_host_process,
+            &[
+                (
+                    "pod",
+                    with_contexts(on, &[("a", "")]),
+                    35,
+                    Some(
+                        "hostProcess (pod must not set securityContext.windowsOptions.hostProcess=true)",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts("", &[("a", on), ("b", "")]),
+                    35,
+                    Some(
+                        "hostProcess (container \"a\" must not set securityContext.windowsOptions.hostProcess=true)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts("", &[("init1", on), ("a", on), ("eph1", on)]),
+                    35,
+                    Some(
+                        "hostProcess (containers \"init1\", \"a\", \"eph1\" must not set securityContext.windowsOptions.hostProcess=true)",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(on, &[("a", on), ("b", on)]),
+                    35,
+                    Some(
+                        "hostProcess (pod and containers \"a\", \"b\" must not set securityContext.windowsOptions.hostProcess=true)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("{windowsOptions: {hostProcess: false}}", &[("a", "")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
     }
 
     #[test]

@@ -2,18 +2,21 @@
 //! them: a namespace's `pod-security.kubernetes.io/*` labels pick a level
 //! and version for each mode ([`levels`]), and a pod (or a workload's pod
 //! template) is checked against the `baseline` ([`baseline`]) or
-//! `restricted` ([`restricted`]) checks of that version. Results read as
-//! upstream's do: `hostPath volumes (volume "root"), privileged (container
-//! "c" must not set securityContext.privileged=true)`.
+//! `restricted` ([`restricted`]) checks of that version. Most checks read
+//! one field of the pod and of each container, through the walk in
+//! `fields`. Results read as upstream's do: `hostPath volumes (volume
+//! "root"), privileged (container "c" must not set
+//! securityContext.privileged=true)`.
 //!
 //! Pure functions; the control plane's admission hook decides what to do
 //! with the results (refuse, warn, audit).
 
 pub mod baseline;
+mod fields;
 pub mod levels;
 pub mod restricted;
 
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use levels::{Level, LevelVersion, Policy, Version};
@@ -86,34 +89,6 @@ pub fn forbidden_reasons(violations: &[Violation]) -> String {
         .join(", ")
 }
 
-/// Init containers, containers, then ephemeral containers, as upstream
-/// visits them; an ephemeral container is seen through the fields it
-/// shares with a container (upstream casts the same way).
-pub(crate) fn containers(spec: &PodSpec) -> Vec<Container> {
-    let ephemeral = spec
-        .ephemeral_containers
-        .iter()
-        .flatten()
-        .map(|e| Container {
-            name: e.name.clone(),
-            image: e.image.clone(),
-            ports: e.ports.clone(),
-            liveness_probe: e.liveness_probe.clone(),
-            readiness_probe: e.readiness_probe.clone(),
-            startup_probe: e.startup_probe.clone(),
-            lifecycle: e.lifecycle.clone(),
-            security_context: e.security_context.clone(),
-            ..Container::default()
-        });
-    spec.init_containers
-        .iter()
-        .flatten()
-        .chain(spec.containers.iter())
-        .cloned()
-        .chain(ephemeral)
-        .collect()
-}
-
 /// `"a", "b"`: upstream's `joinQuote`.
 pub(crate) fn join_quote<S: AsRef<str>>(items: &[S]) -> String {
     if items.is_empty() {
@@ -148,14 +123,16 @@ pub(crate) fn sorted_set(mut items: Vec<String>) -> Vec<String> {
 }
 
 /// Whether the pod runs in a user namespace (`hostUsers: false`), which
-/// relaxes the user checks from 1.35.
-pub(crate) fn in_user_namespace(spec: &PodSpec) -> bool {
-    spec.host_users == Some(false)
+/// from 1.35 exempts it from the checks on the user a container runs as
+/// (root in the pod is not root on the node).
+pub(crate) fn user_namespace_exempts(spec: &PodSpec, minor: u32) -> bool {
+    minor >= 35 && spec.host_users == Some(false)
 }
 
-/// Whether the pod says it runs on Windows (some checks skip those from 1.25).
-pub(crate) fn windows(spec: &PodSpec) -> bool {
-    spec.os.as_ref().is_some_and(|os| os.name == "windows")
+/// Whether the pod says it runs on Windows, which from 1.25 exempts it
+/// from the checks on Linux-only fields.
+pub(crate) fn windows_exempts(spec: &PodSpec, minor: u32) -> bool {
+    minor >= 25 && spec.os.as_ref().is_some_and(|os| os.name == "windows")
 }
 
 #[cfg(test)]
@@ -165,6 +142,67 @@ pub(crate) mod test_support {
     /// A pod from YAML, as the checks see it.
     pub fn pod(yaml: &str) -> Pod {
         serde_yaml::from_str(yaml).expect("pod yaml")
+    }
+
+    /// `check`'s result for the pod in `yaml` at 1.`minor`, as
+    /// `reason (detail)`.
+    pub fn run(check: super::Check, yaml: &str, minor: u32) -> Option<String> {
+        let p = pod(yaml);
+        check(&p.metadata, p.spec.as_ref().expect("spec"), minor)
+            .map(|v| format!("{} ({})", v.reason, v.detail))
+    }
+
+    /// YAML of a pod whose pod-level securityContext is `pod_context` (a
+    /// flow mapping, or "" for none) and whose containers are
+    /// `(name, securityContext)` pairs: a name starting `init` makes an
+    /// init container, `eph` an ephemeral one, any other a container. The
+    /// per-check message tables read far shorter in this form.
+    pub fn with_contexts(pod_context: &str, containers: &[(&str, &str)]) -> String {
+        let mut yaml = String::from("metadata: {name: x}\nspec:\n");
+        if !pod_context.is_empty() {
+            yaml.push_str(&format!("  securityContext: {pod_context}\n"));
+        }
+        let kind = |name: &str| {
+            if name.starts_with("init") {
+                "initContainers"
+            } else if name.starts_with("eph") {
+                "ephemeralContainers"
+            } else {
+                "containers"
+            }
+        };
+        for list in ["initContainers", "containers", "ephemeralContainers"] {
+            let entries: Vec<String> = containers
+                .iter()
+                .filter(|(name, _)| kind(name) == list)
+                .map(|(name, context)| {
+                    if context.is_empty() {
+                        format!("{{name: {name}, image: i}}")
+                    } else {
+                        format!("{{name: {name}, image: i, securityContext: {context}}}")
+                    }
+                })
+                .collect();
+            if !entries.is_empty() || list == "containers" {
+                yaml.push_str(&format!("  {list}: [{}]\n", entries.join(", ")));
+            }
+        }
+        yaml
+    }
+
+    /// Runs `check` on each `(case, yaml, minor)` and compares its
+    /// `reason (detail)` with the expected one; reports every mismatch at
+    /// once, so a changed message shows all the cases it breaks.
+    pub fn expect_messages(check: super::Check, cases: &[(&str, String, u32, Option<&str>)]) {
+        let mismatches: Vec<String> = cases
+            .iter()
+            .filter_map(|(case, yaml, minor, want)| {
+                let got = run(check, yaml, *minor);
+                (got.as_deref() != *want)
+                    .then(|| format!("{case}:\n  got  {got:?}\n  want {want:?}"))
+            })
+            .collect();
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     }
 }
 

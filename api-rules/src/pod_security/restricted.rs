@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{PodSpec, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::baseline::{self, Entry, confining_seccomp};
-use super::{Check, Violation, containers, containers_phrase, join_quote, pluralize, sorted_set};
+use super::{Check, Violation, fields, join_quote, pluralize, sorted_set};
 
 /// Restricted checks, sorted by id, with the baseline check each replaces.
 const CHECKS: &[(Entry, Option<&str>)] = &[
@@ -87,75 +87,41 @@ pub(crate) fn overridden_baseline_checks(minor: u32) -> Vec<&'static str> {
 }
 
 fn allow_privilege_escalation(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
-    if minor >= 25 && super::windows(spec) {
+    if super::windows_exempts(spec, minor) {
         return None;
     }
-    let bad: Vec<String> = containers(spec)
-        .iter()
-        .filter(|c| {
-            c.security_context
-                .as_ref()
-                .and_then(|s| s.allow_privilege_escalation)
-                != Some(false)
-        })
-        .map(|c| c.name.clone())
-        .collect();
-    (!bad.is_empty()).then(|| {
-        Violation::new(
-            "allowPrivilegeEscalation != false",
-            format!(
-                "{} must set securityContext.allowPrivilegeEscalation=false",
-                containers_phrase(&bad)
-            ),
+    let refused = fields::containers_not_setting(
+        spec,
+        |s| s.allow_privilege_escalation.as_ref(),
+        |&escalates| !escalates,
+    );
+    refused.violation("allowPrivilegeEscalation != false", |r| {
+        format!(
+            "{} must set securityContext.allowPrivilegeEscalation=false",
+            r.setters()
         )
     })
 }
 
 fn capabilities(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
-    if minor >= 25 && super::windows(spec) {
+    if super::windows_exempts(spec, minor) {
         return None;
     }
-    let mut missing_drop_all = Vec::new();
-    let mut adding = Vec::new();
-    let mut forbidden = Vec::new();
-    for c in containers(spec) {
-        let Some(caps) = c
-            .security_context
-            .as_ref()
-            .and_then(|s| s.capabilities.as_ref())
-        else {
-            missing_drop_all.push(c.name.clone());
-            continue;
-        };
-        if !caps.drop.iter().flatten().any(|d| d == "ALL") {
-            missing_drop_all.push(c.name.clone());
-        }
-        let extra: Vec<String> = caps
-            .add
-            .iter()
-            .flatten()
-            .filter(|a| *a != "NET_BIND_SERVICE")
-            .cloned()
-            .collect();
-        if !extra.is_empty() {
-            adding.push(c.name.clone());
-            forbidden.extend(extra);
-        }
-    }
+    let missing_drop_all = fields::containers_not_setting(
+        spec,
+        |s| s.capabilities.as_ref(),
+        |caps| caps.drop.iter().flatten().any(|d| d == "ALL"),
+    );
     let mut details = Vec::new();
     if !missing_drop_all.is_empty() {
         details.push(format!(
             "{} must set securityContext.capabilities.drop=[\"ALL\"]",
-            containers_phrase(&missing_drop_all)
+            missing_drop_all.setters()
         ));
     }
-    if !adding.is_empty() {
-        details.push(format!(
-            "{} must not include {} in securityContext.capabilities.add",
-            containers_phrase(&adding),
-            join_quote(&sorted_set(forbidden))
-        ));
-    }
+    details.extend(baseline::added_capabilities(spec, |c| {
+        c == "NET_BIND_SERVICE"
+    }));
     (!details.is_empty()).then(|| Violation::new("unrestricted capabilities", details.join("; ")))
 }
 
@@ -238,137 +204,425 @@ fn volume_types(_: &ObjectMeta, spec: &PodSpec, _: u32) -> Option<Violation> {
     ))
 }
 
-/// "pod and containers "a", "b"".
-fn setters(pod: bool, bad: &[String]) -> String {
-    let mut parts = Vec::new();
-    if pod {
-        parts.push("pod".to_string());
-    }
-    if !bad.is_empty() {
-        parts.push(containers_phrase(bad));
-    }
-    parts.join(" and ")
-}
-
 fn run_as_non_root(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
-    if minor >= 35 && super::in_user_namespace(spec) {
+    if super::user_namespace_exempts(spec, minor) {
         return None;
     }
-    let pod_value = spec
-        .security_context
-        .as_ref()
-        .and_then(|s| s.run_as_non_root);
-    let pod_bad = pod_value == Some(false);
-    let pod_ok = pod_value == Some(true);
-    let mut explicit = Vec::new();
-    let mut implicit = Vec::new();
-    for c in containers(spec) {
-        match c.security_context.as_ref().and_then(|s| s.run_as_non_root) {
-            Some(false) => explicit.push(c.name.clone()),
-            Some(true) => {}
-            None if !pod_ok => implicit.push(c.name.clone()),
-            None => {}
-        }
-    }
-    if pod_bad || !explicit.is_empty() {
-        return Some(Violation::new(
-            "runAsNonRoot != true",
+    let refused = fields::refused(
+        spec,
+        |p| p.run_as_non_root.as_ref(),
+        |s| s.run_as_non_root.as_ref(),
+        |&non_root| !non_root,
+    );
+    if !refused.is_empty() {
+        return refused.violation("runAsNonRoot != true", |r| {
             format!(
                 "{} must not set securityContext.runAsNonRoot=false",
-                setters(pod_bad, &explicit)
-            ),
-        ));
+                r.setters()
+            )
+        });
     }
-    (!implicit.is_empty()).then(|| {
-        Violation::new(
-            "runAsNonRoot != true",
-            format!(
-                "pod or {} must set securityContext.runAsNonRoot=true",
-                containers_phrase(&implicit)
-            ),
+    // Nothing says false, so only a container left without true remains.
+    let unset = fields::not_set_by_pod_or_container(
+        spec,
+        |p| p.run_as_non_root.as_ref(),
+        |s| s.run_as_non_root.as_ref(),
+        |&non_root| non_root,
+    );
+    unset.violation("runAsNonRoot != true", |r| {
+        format!(
+            "pod or {} must set securityContext.runAsNonRoot=true",
+            r.setters()
         )
     })
 }
 
 fn run_as_user(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
-    if minor >= 35 && super::in_user_namespace(spec) {
+    if super::user_namespace_exempts(spec, minor) {
         return None;
     }
-    let pod_bad = spec.security_context.as_ref().and_then(|s| s.run_as_user) == Some(0);
-    let bad: Vec<String> = containers(spec)
-        .iter()
-        .filter(|c| c.security_context.as_ref().and_then(|s| s.run_as_user) == Some(0))
-        .map(|c| c.name.clone())
-        .collect();
-    (pod_bad || !bad.is_empty()).then(|| {
-        Violation::new(
-            "runAsUser=0",
-            format!("{} must not set runAsUser=0", setters(pod_bad, &bad)),
-        )
+    let refused = fields::refused(
+        spec,
+        |p| p.run_as_user.as_ref(),
+        |s| s.run_as_user.as_ref(),
+        |&uid| uid == 0,
+    );
+    refused.violation("runAsUser=0", |r| {
+        format!("{} must not set runAsUser=0", r.setters())
     })
 }
 
 fn seccomp(_: &ObjectMeta, spec: &PodSpec, minor: u32) -> Option<Violation> {
-    if minor >= 25 && super::windows(spec) {
+    if super::windows_exempts(spec, minor) {
         return None;
     }
-    let mut values = Vec::new();
-    let pod_profile = spec
-        .security_context
-        .as_ref()
-        .and_then(|s| s.seccomp_profile.as_ref());
-    let pod_bad = pod_profile.is_some_and(|p| !confining_seccomp(&p.type_));
-    if let Some(p) = pod_profile.filter(|_| pod_bad) {
-        values.push(p.type_.clone());
+    if let Some(unconfined) = baseline::unconfined_seccomp(spec) {
+        return Some(unconfined);
     }
-    let pod_set = pod_profile.is_some() && !pod_bad;
-    let mut explicit = Vec::new();
-    let mut implicit = Vec::new();
-    for c in containers(spec) {
-        match c
-            .security_context
-            .as_ref()
-            .and_then(|s| s.seccomp_profile.as_ref())
-        {
-            Some(p) if !confining_seccomp(&p.type_) => {
-                explicit.push(c.name.clone());
-                values.push(p.type_.clone());
-            }
-            Some(_) => {}
-            None if !pod_set => implicit.push(c.name.clone()),
-            None => {}
-        }
-    }
-    if pod_bad || !explicit.is_empty() {
-        return Some(Violation::new(
-            "seccompProfile",
-            format!(
-                "{} must not set securityContext.seccompProfile.type to {}",
-                setters(pod_bad, &explicit),
-                join_quote(&sorted_set(values))
-            ),
-        ));
-    }
-    (!implicit.is_empty()).then(|| {
-        Violation::new(
-            "seccompProfile",
-            format!(
-                "pod or {} must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"",
-                containers_phrase(&implicit)
-            ),
+    // Nothing is unconfined, so only a container left without a profile
+    // remains.
+    let unset = fields::not_set_by_pod_or_container(
+        spec,
+        |p| p.seccomp_profile.as_ref(),
+        |s| s.seccomp_profile.as_ref(),
+        |p| confining_seccomp(&p.type_),
+    );
+    unset.violation("seccompProfile", |r| {
+        format!(
+            "pod or {} must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"",
+            r.setters()
         )
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::pod;
+    use super::super::test_support::{expect_messages, run, with_contexts};
     use super::*;
 
-    fn run(check: Check, yaml: &str, minor: u32) -> Option<String> {
-        let p = pod(yaml);
-        check(&p.metadata, p.spec.as_ref().expect("spec"), minor)
-            .map(|v| format!("{} ({})", v.reason, v.detail))
+    // As in baseline's tests: each container-walking check's message for
+    // the pod alone, one container, several (init, regular, ephemeral) and
+    // the pod with containers, pinned before the walk is shared.
+
+    #[test]
+    fn privilege_escalation_messages() {
+        let on = "{allowPrivilegeEscalation: true}";
+        let off = "{allowPrivilegeEscalation: false}";
+        expect_messages(
+            allow_privilege_escalation,
+            &[
+                (
+                    "one container",
+                    with_contexts("", &[("a", on), ("b", off)]),
+                    35,
+                    Some(
+                        "allowPrivilegeEscalation != false (container \"a\" must set securityContext.allowPrivilegeEscalation=false)",
+                    ),
+                ),
+                (
+                    "one unset",
+                    with_contexts("", &[("a", off), ("b", "")]),
+                    35,
+                    Some(
+                        "allowPrivilegeEscalation != false (container \"b\" must set securityContext.allowPrivilegeEscalation=false)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", ""),
+                            ("a", on),
+                            ("b", off),
+                            ("c", "{privileged: false}"),
+                            ("eph1", on),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "allowPrivilegeEscalation != false (containers \"init1\", \"a\", \"c\", \"eph1\" must set securityContext.allowPrivilegeEscalation=false)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("", &[("init1", off), ("a", off), ("eph1", off)]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn capabilities_messages() {
+        let drop_all = "{capabilities: {drop: [ALL]}}";
+        expect_messages(
+            capabilities,
+            &[
+                (
+                    "one missing drop",
+                    with_contexts(
+                        "",
+                        &[("a", "{capabilities: {drop: [NET_RAW]}}"), ("b", drop_all)],
+                    ),
+                    35,
+                    Some(
+                        "unrestricted capabilities (container \"a\" must set securityContext.capabilities.drop=[\"ALL\"])",
+                    ),
+                ),
+                (
+                    "one adding",
+                    with_contexts(
+                        "",
+                        &[(
+                            "a",
+                            "{capabilities: {drop: [ALL], add: [SYS_ADMIN, NET_BIND_SERVICE]}}",
+                        )],
+                    ),
+                    35,
+                    Some(
+                        "unrestricted capabilities (container \"a\" must not include \"SYS_ADMIN\" in securityContext.capabilities.add)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", ""),
+                            ("a", "{capabilities: {drop: [ALL], add: [NET_RAW]}}"),
+                            ("b", "{capabilities: {add: [SYS_ADMIN, NET_RAW]}}"),
+                            ("eph1", "{capabilities: {add: [BPF]}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "unrestricted capabilities (containers \"init1\", \"b\", \"eph1\" must set securityContext.capabilities.drop=[\"ALL\"]; containers \"a\", \"b\", \"eph1\" must not include \"BPF\", \"NET_RAW\", \"SYS_ADMIN\" in securityContext.capabilities.add)",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts(
+                        "",
+                        &[
+                            (
+                                "a",
+                                "{capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}",
+                            ),
+                            ("eph1", drop_all),
+                        ],
+                    ),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn proc_mount_messages() {
+        expect_messages(
+            proc_mount,
+            &[
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", "{procMount: Unmasked}"),
+                            ("a", "{procMount: Default}"),
+                            ("eph1", "{procMount: Unmasked}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "procMount (containers \"init1\", \"eph1\" must not set securityContext.procMount to \"Unmasked\")",
+                    ),
+                ),
+                (
+                    "allowed",
+                    with_contexts("", &[("a", "{procMount: Default}")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn run_as_non_root_messages() {
+        let yes = "{runAsNonRoot: true}";
+        let no = "{runAsNonRoot: false}";
+        expect_messages(
+            run_as_non_root,
+            &[
+                (
+                    "pod",
+                    with_contexts(no, &[("a", yes)]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (pod must not set securityContext.runAsNonRoot=false)",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts(yes, &[("a", no), ("b", "")]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (container \"a\" must not set securityContext.runAsNonRoot=false)",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts("", &[("init1", no), ("a", ""), ("eph1", no)]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (containers \"init1\", \"eph1\" must not set securityContext.runAsNonRoot=false)",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(no, &[("a", no), ("b", no), ("c", "")]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (pod and containers \"a\", \"b\" must not set securityContext.runAsNonRoot=false)",
+                    ),
+                ),
+                (
+                    "one unset",
+                    with_contexts("", &[("a", yes), ("b", "")]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (pod or container \"b\" must set securityContext.runAsNonRoot=true)",
+                    ),
+                ),
+                (
+                    "several unset",
+                    with_contexts("", &[("init1", ""), ("a", yes), ("eph1", "{runAsUser: 1}")]),
+                    35,
+                    Some(
+                        "runAsNonRoot != true (pod or containers \"init1\", \"eph1\" must set securityContext.runAsNonRoot=true)",
+                    ),
+                ),
+                (
+                    "set on the pod",
+                    with_contexts(yes, &[("init1", ""), ("a", ""), ("eph1", "")]),
+                    35,
+                    None,
+                ),
+                (
+                    "set on every container",
+                    with_contexts("", &[("init1", yes), ("a", yes), ("eph1", yes)]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn run_as_user_messages() {
+        let root = "{runAsUser: 0}";
+        expect_messages(
+            run_as_user,
+            &[
+                (
+                    "pod",
+                    with_contexts(root, &[("a", "{runAsUser: 1}")]),
+                    35,
+                    Some("runAsUser=0 (pod must not set runAsUser=0)"),
+                ),
+                (
+                    "one container",
+                    with_contexts("{runAsUser: 1}", &[("a", root), ("b", "")]),
+                    35,
+                    Some("runAsUser=0 (container \"a\" must not set runAsUser=0)"),
+                ),
+                (
+                    "several containers",
+                    with_contexts("", &[("init1", root), ("a", ""), ("eph1", root)]),
+                    35,
+                    Some("runAsUser=0 (containers \"init1\", \"eph1\" must not set runAsUser=0)"),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(root, &[("a", root), ("b", root)]),
+                    35,
+                    Some("runAsUser=0 (pod and containers \"a\", \"b\" must not set runAsUser=0)"),
+                ),
+                (
+                    "allowed",
+                    with_contexts("{runAsUser: 1}", &[("a", "{runAsUser: 2}"), ("b", "")]),
+                    35,
+                    None,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn seccomp_restricted_messages() {
+        let unconfined = "{seccompProfile: {type: Unconfined}}";
+        let default = "{seccompProfile: {type: RuntimeDefault}}";
+        expect_messages(
+            seccomp,
+            &[
+                (
+                    "pod",
+                    with_contexts(unconfined, &[("a", default)]),
+                    35,
+                    Some(
+                        "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "one container",
+                    with_contexts(default, &[("a", unconfined), ("b", "")]),
+                    35,
+                    Some(
+                        "seccompProfile (container \"a\" must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "several containers",
+                    with_contexts(
+                        "",
+                        &[
+                            ("init1", unconfined),
+                            ("a", ""),
+                            ("eph1", "{seccompProfile: {type: Bogus}}"),
+                        ],
+                    ),
+                    35,
+                    Some(
+                        "seccompProfile (containers \"init1\", \"eph1\" must not set securityContext.seccompProfile.type to \"Bogus\", \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "pod and containers",
+                    with_contexts(
+                        unconfined,
+                        &[("a", unconfined), ("b", unconfined), ("c", "")],
+                    ),
+                    35,
+                    Some(
+                        "seccompProfile (pod and containers \"a\", \"b\" must not set securityContext.seccompProfile.type to \"Unconfined\")",
+                    ),
+                ),
+                (
+                    "one unset",
+                    with_contexts("", &[("a", default), ("b", "")]),
+                    35,
+                    Some(
+                        "seccompProfile (pod or container \"b\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")",
+                    ),
+                ),
+                (
+                    "several unset",
+                    with_contexts(
+                        "",
+                        &[("init1", ""), ("a", default), ("eph1", "{runAsUser: 1}")],
+                    ),
+                    35,
+                    Some(
+                        "seccompProfile (pod or containers \"init1\", \"eph1\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")",
+                    ),
+                ),
+                (
+                    "set on the pod",
+                    with_contexts(default, &[("init1", ""), ("a", ""), ("eph1", "")]),
+                    35,
+                    None,
+                ),
+                (
+                    "set on every container",
+                    with_contexts("", &[("init1", default), ("a", default), ("eph1", default)]),
+                    35,
+                    None,
+                ),
+            ],
+        );
     }
 
     #[test]
