@@ -295,3 +295,59 @@ async fn trailing_slash_paths_answer_like_their_plain_forms() {
         );
     }
 }
+
+/// The server's first HTTP/2 SETTINGS frame, as `(identifier, value)`
+/// pairs, read after the client preface over TLS with ALPN `h2`.
+fn http2_settings(address: &str) -> std::collections::HashMap<u16, u32> {
+    use std::io::{Read, Write};
+    let mut config = (*skiff_tests::api_tls::client(address).expect("a TLS API server")).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = std::net::TcpStream::connect(address).expect("connect");
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).expect("a name");
+    let connection =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS client");
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    // The preface, then an empty SETTINGS frame (length 0, type 4).
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .expect("preface");
+    assert_eq!(
+        tls.conn.alpn_protocol(),
+        Some(&b"h2"[..]),
+        "the API speaks HTTP/2"
+    );
+    loop {
+        let mut header = [0u8; 9];
+        tls.read_exact(&mut header).expect("a frame header");
+        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; length];
+        tls.read_exact(&mut payload).expect("a frame payload");
+        let (kind, ack) = (header[3], header[4] & 1 == 1);
+        if kind == 4 && !ack {
+            return payload
+                .chunks_exact(6)
+                .map(|p| {
+                    (
+                        u16::from_be_bytes([p[0], p[1]]),
+                        u32::from_be_bytes([p[2], p[3], p[4], p[5]]),
+                    )
+                })
+                .collect();
+        }
+    }
+}
+
+#[tokio::test]
+async fn http2_offers_upstreams_stream_and_header_limits() {
+    let cp = TestControlPlane::start().await;
+    let address = cp.address.clone();
+    let settings = tokio::task::spawn_blocking(move || http2_settings(&address))
+        .await
+        .expect("read the settings");
+    // SETTINGS_MAX_CONCURRENT_STREAMS (0x3): kube-apiserver's 100.
+    assert_eq!(settings.get(&0x3), Some(&100), "{settings:?}");
+    // SETTINGS_MAX_HEADER_LIST_SIZE (0x6): its 1 MiB header limit.
+    assert_eq!(settings.get(&0x6), Some(&(1024 * 1024)), "{settings:?}");
+}

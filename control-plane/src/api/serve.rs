@@ -33,6 +33,12 @@ pub const MAX_HEADER_BYTES: usize = 1024 * 1024;
 /// task for ever. HTTP/1.1 only, as upstream's.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(32);
 
+/// Streams one HTTP/2 connection may have open at once: upstream's
+/// default, which matches what Go clients assume before the server's
+/// settings arrive, so a client opening streams faster than it reads
+/// answers holds at most this many requests' worth of memory.
+pub const MAX_CONCURRENT_STREAMS: u32 = 100;
+
 /// ALPN protocols the API offers, preferred first (as upstream).
 pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
@@ -92,7 +98,8 @@ pub async fn serve_tls(
                 .max_buf_size(MAX_HEADER_BYTES + crate::api::edge::MAX_URI + 8 * 1024);
             builder
                 .http2()
-                .max_header_list_size(MAX_HEADER_BYTES as u32);
+                .max_header_list_size(MAX_HEADER_BYTES as u32)
+                .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
             let result = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .await;
