@@ -63,6 +63,13 @@ pub fn join_info(grpc: &str) -> Option<(String, PathBuf)> {
         .cloned()
 }
 
+/// Whether a control plane came up.
+enum Started {
+    Yes,
+    /// Another process took one of its ports first.
+    PortTaken,
+}
+
 /// A running control plane with its own data folder and kubectl home.
 pub struct TestControlPlane {
     /// `127.0.0.1:port` of the API.
@@ -88,17 +95,27 @@ impl TestControlPlane {
             .tempdir()
             .expect("temp dir");
         let mut cp = Self {
-            address: format!("127.0.0.1:{}", free_port()),
-            grpc: format!("127.0.0.1:{}", free_port()),
+            address: String::new(),
+            grpc: String::new(),
             dir,
             flags: flags.iter().map(|f| f.to_string()).collect(),
             child: None,
         };
-        cp.spawn().await;
-        cp
+        // A free port can be taken again before the control plane binds it
+        // (every outgoing connection on the machine draws from the same
+        // ephemeral range): then it is tried on other ports.
+        for _ in 0..5 {
+            cp.address = format!("127.0.0.1:{}", free_port());
+            cp.grpc = format!("127.0.0.1:{}", free_port());
+            match cp.spawn().await {
+                Started::Yes => return cp,
+                Started::PortTaken => continue,
+            }
+        }
+        panic!("no free ports for a control plane: {}", cp.log());
     }
 
-    async fn spawn(&mut self) {
+    async fn spawn(&mut self) -> Started {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -128,7 +145,14 @@ impl TestControlPlane {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(self.grpc.clone(), (token, self.data_dir().join("pki")));
-                return;
+                return Started::Yes;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().is_ok_and(|s| s.is_some()));
+            if exited && self.log().contains("Address already in use") {
+                return Started::PortTaken;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -297,7 +321,9 @@ impl TestControlPlane {
     /// Starts it again on the same address and data.
     pub async fn restart(&mut self) {
         self.kill();
-        self.spawn().await;
+        if let Started::PortTaken = self.spawn().await {
+            panic!("its ports were taken while it was down: {}", self.log());
+        }
     }
 }
 

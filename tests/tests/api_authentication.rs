@@ -152,3 +152,149 @@ async fn no_or_wrong_credentials_are_401_and_the_kubeconfig_is_admin() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!said.contains("Unauthorized"), "{said}");
 }
+
+/// Creates a TokenReview of `token` for `audiences` with kubectl as
+/// `as_token` (the admin when `None`): kubectl's success and output.
+fn token_review(
+    cp: &TestControlPlane,
+    as_token: Option<&str>,
+    token: &str,
+    audiences: &[&str],
+) -> (bool, String) {
+    let review = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token, "audiences": audiences},
+    });
+    let file = cp.scratch().join("review.json");
+    std::fs::write(&file, review.to_string()).expect("write the review");
+    let file = file.display().to_string();
+    let args = ["create", "-f", &file, "-o", "json"];
+    let out = match as_token {
+        None => cp.kubectl(&args),
+        // The token alone: no kubeconfig, so no client certificate.
+        Some(token) => {
+            std::process::Command::new(skiff_tests::control_plane::kubectl_path().expect("kubectl"))
+                .arg(format!("--server=https://{}", cp.address))
+                .arg(format!(
+                    "--certificate-authority={}",
+                    cp.data_dir().join("pki/ca.crt").display()
+                ))
+                .arg(format!("--token={token}"))
+                .args(args)
+                .env("KUBECONFIG", "/dev/null")
+                .env("HOME", cp.scratch())
+                .output()
+                .expect("kubectl")
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn status(out: &str) -> serde_json::Value {
+    let review: serde_json::Value = serde_json::from_str(out).expect("a TokenReview");
+    assert_eq!(review["kind"], "TokenReview", "{out}");
+    review["status"].clone()
+}
+
+#[tokio::test]
+async fn token_reviews_say_whose_token_it_is_for_which_audiences() {
+    if !kubectl_enabled("token_reviews_say_whose_token_it_is_for_which_audiences") {
+        return;
+    }
+    let tokens = tempfile::NamedTempFile::new().expect("token file");
+    std::fs::write(tokens.path(), "s3cret,jane,u-jane,\"lab\"\n").expect("write tokens");
+    let cp =
+        TestControlPlane::start_with(&["--token-auth-file", tokens.path().to_str().expect("path")])
+            .await;
+    let api_audience = "https://kubernetes.default.svc.cluster.local";
+
+    // A static token: jane, for the API's own audience.
+    let (ok, out) = token_review(&cp, None, "s3cret", &[]);
+    assert!(ok, "{out}");
+    let jane = status(&out);
+    assert_eq!(jane["authenticated"], true, "{out}");
+    assert_eq!(jane["user"]["username"], "jane", "{out}");
+    assert_eq!(jane["user"]["uid"], "u-jane", "{out}");
+    assert_eq!(
+        jane["user"]["groups"],
+        serde_json::json!(["lab", "system:authenticated"]),
+        "{out}"
+    );
+    assert_eq!(
+        jane["audiences"],
+        serde_json::json!([api_audience]),
+        "{out}"
+    );
+
+    // A ServiceAccount token, for the API; not for an audience it was not
+    // issued for; one issued for `vault` is valid for `vault`.
+    let sa = cp.kubectl_ok(&["create", "token", "default"]);
+    let (ok, out) = token_review(&cp, None, sa.trim(), &[]);
+    assert!(ok, "{out}");
+    let account = status(&out);
+    assert_eq!(account["authenticated"], true, "{out}");
+    assert_eq!(
+        account["user"]["username"], "system:serviceaccount:default:default",
+        "{out}"
+    );
+    let (ok, out) = token_review(&cp, None, sa.trim(), &["vault"]);
+    assert!(ok, "{out}");
+    let wrong_audience = status(&out);
+    assert_eq!(
+        wrong_audience["authenticated"],
+        serde_json::Value::Null,
+        "{out}"
+    );
+    assert!(
+        wrong_audience["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{out}"
+    );
+    let for_vault = cp.kubectl_ok(&["create", "token", "default", "--audience", "vault"]);
+    let (ok, out) = token_review(&cp, None, for_vault.trim(), &["vault", "other"]);
+    assert!(ok, "{out}");
+    let vault = status(&out);
+    assert_eq!(vault["authenticated"], true, "{out}");
+    assert_eq!(vault["audiences"], serde_json::json!(["vault"]), "{out}");
+
+    // Nonsense is not authenticated (the request itself is fine); no
+    // token at all is a bad request.
+    let (ok, out) = token_review(&cp, None, "nonsense", &[]);
+    assert!(ok, "{out}");
+    let nonsense = status(&out);
+    assert_eq!(nonsense["authenticated"], serde_json::Value::Null, "{out}");
+    assert_eq!(nonsense["user"], serde_json::json!({}), "{out}");
+    let (ok, out) = token_review(&cp, None, "", &[]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("token is required for TokenReview in authentication"),
+        "{out}"
+    );
+
+    // Reviewing tokens takes system:auth-delegator, as upstream.
+    let (ok, out) = token_review(&cp, Some("s3cret"), "s3cret", &[]);
+    assert!(!ok, "jane may not review tokens: {out}");
+    assert!(
+        out.contains(
+            "tokenreviews.authentication.k8s.io is forbidden: User \"jane\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope"
+        ),
+        "{out}"
+    );
+    cp.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "jane-delegates",
+        "--clusterrole=system:auth-delegator",
+        "--user=jane",
+    ]);
+    let (ok, out) = token_review(&cp, Some("s3cret"), sa.trim(), &[]);
+    assert!(ok, "{out}");
+    assert_eq!(status(&out)["authenticated"], true, "{out}");
+}

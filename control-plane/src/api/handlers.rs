@@ -387,7 +387,7 @@ impl Api {
             return Err(ApiError::no_route(rest));
         }
         if let Some(kind) = crate::registry::kinds::review::kind_of(t.rt) {
-            return self.review(method, t, kind, rest, body);
+            return self.review(method, t, kind, rest, body).await;
         }
         let content_type = super::edge::content_type(&self.headers);
         let is_apply = content_type == super::edge::APPLY_PATCH;
@@ -463,9 +463,9 @@ impl Api {
         }
     }
 
-    /// A review (`kubectl auth can-i`, `whoami`): created, answered, not
-    /// stored.
-    fn review(
+    /// A review (`kubectl auth can-i`, `whoami`, a TokenReview): created,
+    /// answered, not stored.
+    async fn review(
         &self,
         method: &Method,
         t: &Target,
@@ -488,14 +488,19 @@ impl Api {
             super::edge::BodyKind::Object,
         )?;
         let review = self.parse_body(body)?;
+        let reviewers = crate::auth::review::Reviewers {
+            authz: &self.state.authorization,
+            authn: &self.state.authenticator,
+        };
         let answered = crate::auth::review::answer(
-            &self.state.authorization,
+            reviewers,
             user,
             t.rt,
             kind,
             t.namespace.as_deref(),
             review,
-        )?;
+        )
+        .await?;
         Ok(json_response(StatusCode::CREATED, &answered))
     }
 

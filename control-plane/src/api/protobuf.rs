@@ -268,6 +268,13 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
             k8s_pb::api::authentication::v1::SelfSubjectReview::decode(bytes)
                 .map(|r| (object_meta(&r.metadata), vec![]))
         }
+        ("authentication.k8s.io/v1", "TokenReview") => {
+            k8s_pb::api::authentication::v1::TokenReview::decode(bytes).map(|r| {
+                let spec = r.spec.unwrap_or_default();
+                let spec = json!({"token": spec.token, "audiences": spec.audiences});
+                (object_meta(&r.metadata), vec![("spec", spec)])
+            })
+        }
         _ => {
             return Err(format!(
                 "protobuf bodies of {api_version}/{kind} are not supported; send JSON"

@@ -517,9 +517,14 @@ fn impersonation_headers_never_panic_and_only_those_allowed_act_as_others() {
     }
 }
 
-#[test]
-fn review_bodies_never_panic_and_fail_as_4xx() {
+#[tokio::test]
+async fn review_bodies_never_panic_and_fail_as_4xx() {
     let authz = Authorization::new(&[Mode::Rbac], Arc::default());
+    let authn = super::authn::Authenticator::default();
+    let reviewers = super::review::Reviewers {
+        authz: &authz,
+        authn: &authn,
+    };
     let jane = UserInfo::authenticated("jane", &[]);
     let keys: &[&str] = &[
         "spec",
@@ -540,6 +545,8 @@ fn review_bodies_never_panic_and_fail_as_4xx() {
         "extra",
         "uid",
         "creationTimestamp",
+        "token",
+        "audiences",
     ];
     let reviews = [
         (kinds::SELFSUBJECTACCESSREVIEWS, Kind::SelfAccess),
@@ -547,13 +554,14 @@ fn review_bodies_never_panic_and_fail_as_4xx() {
         (kinds::SUBJECTACCESSREVIEWS, Kind::Access),
         (kinds::LOCALSUBJECTACCESSREVIEWS, Kind::LocalAccess),
         (kinds::SELFSUBJECTREVIEWS, Kind::SelfSubject),
+        (kinds::TOKENREVIEWS, Kind::Token),
     ];
     let mut rng = Rng(0x5eed_a17f_0000_0005);
     for i in 0..ROUNDS {
         let body = json_value(&mut rng, keys, 5);
         let (rt, kind) = reviews[rng.below(reviews.len())];
         let namespace = [None, Some("default"), Some("")][rng.below(3)];
-        match super::review::answer(&authz, &jane, rt, kind, namespace, body.clone()) {
+        match super::review::answer(reviewers, &jane, rt, kind, namespace, body.clone()).await {
             Ok(answered) => {
                 assert!(answered["status"].is_object(), "#{i} {body}: {answered}");
                 // jane has no rights: nothing she asks about herself is allowed.

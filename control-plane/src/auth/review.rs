@@ -1,11 +1,14 @@
-//! The reviews `kubectl auth` creates, answered and never stored:
-//! access reviews (may this user do this?), the rules review (what may I
-//! do here?) and `SelfSubjectReview` (who am I?).
+//! The reviews, answered and never stored: the ones `kubectl auth`
+//! creates — access reviews (may this user do this?), the rules review
+//! (what may I do here?), `SelfSubjectReview` (who am I?) — and
+//! `TokenReview` (whose is this token?), which webhooks and proxies in
+//! front of the API ask.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::authn::Authenticator;
 use super::authz::{Authorization, Decision};
 use super::request_info::RequestInfo;
 use super::user::UserInfo;
@@ -45,15 +48,29 @@ fn attributes(spec: &Value) -> Option<RequestInfo> {
     })
 }
 
+/// The strings of a JSON array (nothing for anything else).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+/// A user as the reviews' `UserInfo` (`uid` and `extra` only when set).
+fn user_json(user: &UserInfo) -> Value {
+    let mut info = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    if !user.extra.is_empty() {
+        info["extra"] = json!(user.extra);
+    }
+    info
+}
+
 /// The user a SubjectAccessReview asks about.
 fn subject(spec: &Value) -> UserInfo {
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect()
-    };
     let extra: BTreeMap<String, Vec<String>> = spec
         .get("extra")
         .and_then(Value::as_object)
@@ -76,10 +93,18 @@ fn status_of(decision: Decision) -> Value {
     }
 }
 
+/// Who answers reviews: the authorizer for access reviews, the
+/// authenticator for token reviews.
+#[derive(Clone, Copy)]
+pub struct Reviewers<'a> {
+    pub authz: &'a Authorization,
+    pub authn: &'a Authenticator,
+}
+
 /// Answers the review `review` (of type `rt`, created in `namespace` for
 /// LocalSubjectAccessReviews) by `user`: the object with its status.
-pub fn answer(
-    authz: &Authorization,
+pub async fn answer(
+    reviewers: Reviewers<'_>,
     user: &UserInfo,
     rt: &ResourceType,
     kind: Kind,
@@ -103,16 +128,29 @@ pub fn answer(
             &[format!("{field}: Invalid value: \"\": {message}")],
         )
     };
+    let authz = reviewers.authz;
     let status = match kind {
-        Kind::SelfSubject => {
-            let mut info = json!({"username": user.name, "groups": user.groups});
-            if !user.uid.is_empty() {
-                info["uid"] = json!(user.uid);
+        Kind::SelfSubject => json!({"userInfo": user_json(user)}),
+        Kind::Token => {
+            let token = text(&spec, "/token");
+            if token.is_empty() {
+                return Err(ApiError::bad_request(
+                    "token is required for TokenReview in authentication",
+                ));
             }
-            if !user.extra.is_empty() {
-                info["extra"] = json!(user.extra);
+            let audiences = strings(&spec["audiences"]);
+            // As upstream: a token that is not valid is no error of the
+            // request, only `authenticated` left false (with the reason
+            // when there is one).
+            match reviewers.authn.review(&token, &audiences).await {
+                Ok((who, valid_for)) => json!({
+                    "authenticated": true,
+                    "user": user_json(&who),
+                    "audiences": valid_for,
+                }),
+                Err(reason) if reason.is_empty() => json!({"user": {}}),
+                Err(reason) => json!({"user": {}, "error": reason}),
             }
-            json!({"userInfo": info})
         }
         Kind::SelfRules => {
             let namespace = text(&spec, "/namespace");
@@ -199,73 +237,90 @@ mod tests {
     use crate::auth::user::MASTERS;
     use crate::registry::kinds;
 
-    #[test]
-    fn reviews_answer_for_the_asker_or_the_named_subject() {
+    #[tokio::test]
+    async fn reviews_answer_for_the_asker_or_the_named_subject() {
         let authz = Authorization::new(&[Mode::Rbac], Arc::default());
+        let authn = Authenticator::default();
+        let reviewers = Reviewers {
+            authz: &authz,
+            authn: &authn,
+        };
         let jane = UserInfo::authenticated("jane", &[]);
         let ask = json!({"spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}}});
-        let answer_for = |user: &UserInfo, rt, kind, body: Value| {
-            answer(&authz, user, rt, kind, Some("default"), body).expect("answers")
+        let answer_for = async |user: &UserInfo, rt, kind, body: Value| {
+            answer(reviewers, user, rt, kind, Some("default"), body)
+                .await
+                .expect("answers")
         };
         let r = answer_for(
             &jane,
             kinds::SELFSUBJECTACCESSREVIEWS,
             Kind::SelfAccess,
             ask.clone(),
-        );
+        )
+        .await;
         assert_eq!(r["status"], json!({"allowed": false}));
         assert_eq!(r["kind"], "SelfSubjectAccessReview");
         let mut about_root = ask.clone();
         about_root["spec"]["groups"] = json!([MASTERS]);
-        let r = answer_for(&jane, kinds::SUBJECTACCESSREVIEWS, Kind::Access, about_root);
+        let r = answer_for(&jane, kinds::SUBJECTACCESSREVIEWS, Kind::Access, about_root).await;
         assert_eq!(r["status"]["allowed"], true);
         let who = answer_for(
             &jane,
             kinds::SELFSUBJECTREVIEWS,
             Kind::SelfSubject,
             json!({}),
-        );
+        )
+        .await;
         assert_eq!(
             who["status"]["userInfo"],
             json!({"username": "jane", "groups": ["system:authenticated"]})
         );
         let e = answer(
-            &authz,
+            reviewers,
             &jane,
             kinds::SUBJECTACCESSREVIEWS,
             Kind::Access,
             None,
             ask,
         )
+        .await
         .expect_err("no subject");
         assert_eq!(e.code, 422);
     }
 
-    #[test]
-    fn a_body_that_is_not_an_object_is_400_not_a_panic() {
+    #[tokio::test]
+    async fn a_body_that_is_not_an_object_is_400_not_a_panic() {
         let authz = Authorization::new(&[Mode::Rbac], Arc::default());
+        let authn = Authenticator::default();
+        let reviewers = Reviewers {
+            authz: &authz,
+            authn: &authn,
+        };
         let jane = UserInfo::authenticated("jane", &[]);
         for body in [json!(42), json!([1]), json!("s"), json!(true)] {
             let e = answer(
-                &authz,
+                reviewers,
                 &jane,
                 kinds::SELFSUBJECTACCESSREVIEWS,
                 Kind::SelfAccess,
                 None,
                 body.clone(),
             )
+            .await
             .expect_err("not a review");
             assert_eq!(e.code, 400, "{body}: {e:?}");
             assert!(e.message.contains("cannot unmarshal"), "{}", e.message);
         }
         let other = answer(
-            &authz,
+            reviewers,
             &jane,
             kinds::SELFSUBJECTREVIEWS,
             Kind::SelfSubject,
             None,
             json!({"kind": "Pod", "apiVersion": "v1"}),
         )
+        .await
         .expect_err("another kind");
         assert_eq!(other.code, 400, "{other:?}");
     }

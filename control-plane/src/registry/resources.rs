@@ -35,6 +35,7 @@ pub const RESOURCES: &[ResourceType] = &[
     *kinds::ROLEBINDINGS,
     *kinds::ROLES,
     *kinds::SELFSUBJECTREVIEWS,
+    *kinds::TOKENREVIEWS,
     *kinds::LOCALSUBJECTACCESSREVIEWS,
     *kinds::SELFSUBJECTACCESSREVIEWS,
     *kinds::SELFSUBJECTRULESREVIEWS,

@@ -136,6 +136,48 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// What a TokenReview learns of `token`: its user and those of
+    /// `audiences` (the API's own when empty) it is valid for, or why it
+    /// is not valid. Static tokens hold no audience: they are valid for
+    /// the API's own audiences only, as upstream's audience-agnostic
+    /// authenticators.
+    pub async fn review(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<(UserInfo, Vec<String>), String> {
+        let implicit: &[String] = self
+            .service_accounts
+            .as_ref()
+            .map_or(audiences, |a| a.api_audiences());
+        let target = if audiences.is_empty() {
+            implicit
+        } else {
+            audiences
+        };
+        if let Some(user) = self.tokens.user(token) {
+            let valid_for: Vec<String> = target
+                .iter()
+                .filter(|a| implicit.contains(a))
+                .cloned()
+                .collect();
+            return if valid_for.is_empty() {
+                Err(String::new())
+            } else {
+                Ok((user.clone(), valid_for))
+            };
+        }
+        let Some(accounts) = &self.service_accounts else {
+            return Err(String::new());
+        };
+        accounts
+            .user_for(token, chrono::Utc::now().timestamp(), target)
+            .await
+            .map_err(|e| format!("[invalid bearer token, {e}]"))
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header (scheme
 /// case-insensitive, as upstream's bearer-token authenticator).
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {

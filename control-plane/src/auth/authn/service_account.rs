@@ -111,11 +111,30 @@ impl ServiceAccountTokens {
         }
     }
 
-    /// The user of `token` at `now` (Unix seconds).
+    /// The user of `token` at `now` (Unix seconds), as the API's own
+    /// audience.
     pub async fn user(&self, token: &str, now: i64) -> Result<UserInfo, Invalid> {
-        let claims = self
-            .signer
-            .verify(token, now, self.signer.api_audiences())?;
+        let (user, _) = self
+            .user_for(token, now, self.signer.api_audiences())
+            .await?;
+        Ok(user)
+    }
+
+    /// The API server's audiences, the ones a token is checked for when a
+    /// review names none.
+    pub fn api_audiences(&self) -> &[String] {
+        self.signer.api_audiences()
+    }
+
+    /// The user of `token` at `now` if it was issued for one of
+    /// `audiences`, and those of `audiences` it was issued for.
+    pub async fn user_for(
+        &self,
+        token: &str,
+        now: i64,
+        audiences: &[String],
+    ) -> Result<(UserInfo, Vec<String>), Invalid> {
+        let claims = self.signer.verify(token, now, audiences)?;
         let k = &claims.kubernetes;
         self.still_there(kinds::SERVICEACCOUNTS, &k.namespace, &k.serviceaccount, now)
             .await?;
@@ -127,7 +146,12 @@ impl ServiceAccountTokens {
             self.still_there(kinds::SECRETS, &k.namespace, secret, now)
                 .await?;
         }
-        Ok(user_of(&claims))
+        let valid_for = audiences
+            .iter()
+            .filter(|a| claims.aud.contains(a))
+            .cloned()
+            .collect();
+        Ok((user_of(&claims), valid_for))
     }
 }
 

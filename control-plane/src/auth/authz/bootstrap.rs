@@ -117,6 +117,21 @@ pub fn cluster_roles() -> Vec<Value> {
             ],
             None,
         ),
+        // For servers in front of the API that check their callers
+        // through it (webhooks, auth proxies), as upstream's.
+        cluster_role(
+            "system:auth-delegator",
+            &[],
+            vec![
+                rule(&["create"], "authentication.k8s.io", &["tokenreviews"]),
+                rule(
+                    &["create"],
+                    "authorization.k8s.io",
+                    &["subjectaccessreviews"],
+                ),
+            ],
+            None,
+        ),
         cluster_role(
             "system:public-info-viewer",
             &[],

@@ -1,9 +1,10 @@
-//! The create-only review kinds `kubectl auth` uses: access reviews
-//! (`authorization.k8s.io/v1`) and `SelfSubjectReview`
-//! (`authentication.k8s.io/v1`). Nothing is stored: the API answers a
+//! The create-only review kinds: the access reviews `kubectl auth` uses
+//! (`authorization.k8s.io/v1`), `SelfSubjectReview` and `TokenReview`
+//! (`authentication.k8s.io/v1`, what webhooks and proxies in front of the
+//! API ask a token's owner with). Nothing is stored: the API answers a
 //! create with the object and its status ([`crate::auth::review`]).
 
-use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenReview};
 use k8s_openapi::api::authorization::v1::{
     LocalSubjectAccessReview, SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReview,
 };
@@ -43,6 +44,12 @@ pub const SELFSUBJECTREVIEWS: &ResourceType = &rt! {
     "SelfSubjectReview", false, &[], &[], &[], &Review(Kind::SelfSubject)
 };
 
+/// `tokenreviews.authentication.k8s.io`.
+pub const TOKENREVIEWS: &ResourceType = &rt! {
+    AUTHENTICATION, "v1", "tokenreviews", "tokenreview",
+    "TokenReview", false, &[], &[], &[], &Review(Kind::Token)
+};
+
 /// Which review.
 #[allow(missing_docs)] // the kinds' names
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +59,7 @@ pub enum Kind {
     Access,
     LocalAccess,
     SelfSubject,
+    Token,
 }
 
 /// A review kind: served as `create` only.
@@ -65,6 +73,7 @@ pub fn kind_of(rt: &ResourceType) -> Option<Kind> {
         (SUBJECTACCESSREVIEWS, Kind::Access),
         (LOCALSUBJECTACCESSREVIEWS, Kind::LocalAccess),
         (SELFSUBJECTREVIEWS, Kind::SelfSubject),
+        (TOKENREVIEWS, Kind::Token),
     ]
     .into_iter()
     .find_map(|(r, kind)| (r == rt).then_some(kind))
@@ -83,6 +92,7 @@ impl Behaviour for Review {
             Kind::Access => round::<SubjectAccessReview>(obj),
             Kind::LocalAccess => round::<LocalSubjectAccessReview>(obj),
             Kind::SelfSubject => round::<SelfSubjectReview>(obj),
+            Kind::Token => round::<TokenReview>(obj),
         }
     }
 
@@ -93,6 +103,7 @@ impl Behaviour for Review {
             Kind::Access => generator.subschema_for::<SubjectAccessReview>(),
             Kind::LocalAccess => generator.subschema_for::<LocalSubjectAccessReview>(),
             Kind::SelfSubject => generator.subschema_for::<SelfSubjectReview>(),
+            Kind::Token => generator.subschema_for::<TokenReview>(),
         };
     }
 }
