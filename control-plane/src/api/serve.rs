@@ -19,13 +19,20 @@ use crate::auth::authn::PeerCertificate;
 /// connections and never speaks must not hold a task each for ever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Upstream's limit on a request's header section (kube-apiserver's
-/// `MaxHeaderBytes`, 1 MiB), over both protocols. hyper's own defaults
-/// differ by protocol (about 400 KiB over HTTP/1.1, 16 KiB over HTTP/2),
-/// so a bearer token or impersonation headers upstream reads were refused
-/// over one protocol and read over the other. Larger header sections get
-/// hyper's bare 431, as Go's server answers upstream's.
+/// Upstream's limit on a request's header section over HTTP/2 (Go's
+/// `MaxHeaderBytes`, 1 MiB); hyper's own default there is 16 KiB, which
+/// refused bearer tokens and impersonation headers upstream reads. Larger
+/// header sections get hyper's bare 431, as Go's server answers
+/// upstream's.
 pub const MAX_HEADER_BYTES: usize = 1024 * 1024;
+
+/// The limit over HTTP/1.1: hyper's connection buffer (about 400 KiB),
+/// not upstream's 1 MiB. hyper bounds reading and writing with one size,
+/// and the write side is what a watcher that stopped reading holds: at
+/// 1 MiB, 300 stalled watchers cost 150 MiB more
+/// (`tests/tests/api_watch_limits.rs`). Header sections between the two
+/// limits are rare (upstream's own clients send a few KiB).
+pub const MAX_HEADER_BYTES_HTTP1: usize = 8192 + 4096 * 100;
 
 /// A client has this long to send a request's headers (upstream's
 /// `ReadHeaderTimeout`): a connection that trickles a header a byte at a
@@ -94,8 +101,7 @@ pub async fn serve_tls(
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                // The request line (up to the URI limit) and the headers.
-                .max_buf_size(MAX_HEADER_BYTES + crate::api::edge::MAX_URI + 8 * 1024);
+                .max_buf_size(MAX_HEADER_BYTES_HTTP1);
             builder
                 .http2()
                 .max_header_list_size(MAX_HEADER_BYTES as u32)
