@@ -20,7 +20,7 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A TLS client trusting the CA in `pki`, presenting the kept node
+/// A TLS client trusting `ca_pem`, presenting the kept node
 /// certificate of the kubelet whose state dir is `state` (or none).
 fn node_client(ca_pem: &str, state: Option<&Path>, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
     let identity = state.map(|s| {
@@ -200,15 +200,18 @@ async fn node_certificates_act_only_for_their_node() {
         .expect_err("anonymous register");
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 
-    // The kubelet: gRPC refuses a node's certificate (PermissionDenied) and
-    // none at all (the TLS handshake fails: the connection is closed).
+    // The kubelet (its serving certificate from the kubelet-serving CA,
+    // which callers of kubelets trust): gRPC refuses a node's certificate
+    // (PermissionDenied) and none at all (the TLS handshake fails: the
+    // connection is closed).
+    let kubelet_ca = read(&cp.data_dir().join("pki/kubelet-serving-ca.crt"));
     for (who, state) in [
         ("a node", Some(kubelet.state_dir.as_path())),
         ("nobody", None),
     ] {
         let refused = match skiff_proto::link::connect_tls(
             &kubelet.grpc,
-            node_client(&ca, state, b"h2"),
+            node_client(&kubelet_ca, state, b"h2"),
             None,
         )
         .await
@@ -253,14 +256,14 @@ async fn node_certificates_act_only_for_their_node() {
         .await
         .expect("the control plane is answered");
     // HTTP: /healthz to anyone, /pods to the control plane only.
-    let anonymous = node_client(&ca, None, b"http/1.1");
+    let anonymous = node_client(&kubelet_ca, None, b"http/1.1");
     let (status, _) = skiff_tests::api_tls::get_with(anonymous.clone(), &kubelet.http, "/healthz")
         .expect("healthz");
     assert_eq!(status, 200);
     let (status, _) =
         skiff_tests::api_tls::get_with(anonymous, &kubelet.http, "/pods").expect("pods");
     assert_eq!(status, 401);
-    let as_node = node_client(&ca, Some(&kubelet.state_dir), b"http/1.1");
+    let as_node = node_client(&kubelet_ca, Some(&kubelet.state_dir), b"http/1.1");
     let (status, body) =
         skiff_tests::api_tls::get_with(as_node, &kubelet.http, "/pods").expect("pods");
     assert_eq!(status, 403, "{body}");
