@@ -287,6 +287,13 @@ pub fn new_key_pair() -> Result<(String, String), PkiError> {
     Ok((key.serialize_pem(), key.public_key_pem()))
 }
 
+/// The public key (SubjectPublicKeyInfo PEM) of a kept private key
+/// (PKCS#8 PEM), to have a certificate signed again for the same key.
+pub fn public_key_pem(private_key_pem: &str) -> Result<String, PkiError> {
+    let key = KeyPair::from_pem(private_key_pem).map_err(|e| PkiError::invalid("key", e))?;
+    Ok(key.public_key_pem())
+}
+
 /// `sha256:<hex>` of a DER certificate's public key, as [`Ca::hash`].
 pub fn hash_of_der(der: &[u8]) -> Result<String, PkiError> {
     Ok(format!(

@@ -488,3 +488,34 @@ pub fn test_pki_in(dir: &Path, name: &str) -> PathBuf {
     write(&format!("kubelet-{name}"), serving);
     dir
 }
+
+/// Makes the node state in `state` (a kubelet's `--state-dir`) what a
+/// control plane from before the kubelet-serving CA left: a serving
+/// certificate for the kept key signed by the cluster CA of `pki`, and no
+/// kept kubelet-serving CA.
+pub fn make_serving_certificate_from_cluster_ca(pki: &Path, state: &Path, node: &str) {
+    use skiff_pki::ca::{Ca, Request, Usage};
+    let key = std::fs::read_to_string(state.join("pki/kubelet.key")).expect("kept key");
+    let public = skiff_pki::ca::public_key_pem(&key).expect("public key");
+    let cert = Ca::load(pki)
+        .expect("cluster CA")
+        .sign_public_key_pem(
+            &Request {
+                common_name: format!("system:node:{node}"),
+                organization: Some("system:nodes".into()),
+                usage: Usage::Server {
+                    names: vec!["127.0.0.1".into(), node.into()],
+                },
+                valid_for: Duration::from_secs(30 * 24 * 3600),
+            },
+            &public,
+        )
+        .expect("signed");
+    skiff_pki::ca::write_atomic(&state.join("pki/kubelet.crt"), &cert, 0o600).expect("written");
+    std::fs::remove_file(
+        state
+            .join("pki")
+            .join(skiff_pki::ca::KUBELET_SERVING_CA_CERT),
+    )
+    .expect("removed");
+}

@@ -17,7 +17,7 @@ use skiff_proto::node::v1::node_bootstrap_client::NodeBootstrapClient;
 use skiff_proto::node::v1::node_registry_client::NodeRegistryClient;
 use skiff_tests::TestEnv;
 use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
-use skiff_tests::kubelet::TestKubelet;
+use skiff_tests::kubelet::{TestKubelet, make_serving_certificate_from_cluster_ca};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -305,30 +305,6 @@ async fn a_node_gets_pod_tokens_only_for_audiences_the_pod_projects() {
     );
 }
 
-/// Signs, with the cluster CA of `pki`, a serving certificate for the key
-/// kept in `state` as Join did before the kubelet-serving CA, and drops
-/// the kept kubelet-serving CA: a node's state from an older control
-/// plane.
-fn make_old_style_serving_certificate(pki: &Path, state: &Path, node: &str) {
-    let key = rcgen::KeyPair::from_pem(&read(&state.join("pki/kubelet.key"))).expect("kept key");
-    let ca = skiff_pki::ca::Ca::load(pki).expect("cluster CA");
-    let cert = ca
-        .sign_public_key_pem(
-            &skiff_pki::ca::Request {
-                common_name: format!("system:node:{node}"),
-                organization: Some("system:nodes".into()),
-                usage: skiff_pki::ca::Usage::Server {
-                    names: vec!["127.0.0.1".into(), node.into()],
-                },
-                valid_for: Duration::from_secs(30 * 24 * 3600),
-            },
-            &key.public_key_pem(),
-        )
-        .expect("signed");
-    skiff_pki::ca::write_atomic(&state.join("pki/kubelet.crt"), &cert, 0o600).expect("written");
-    std::fs::remove_file(state.join("pki/kubelet-serving-ca.crt")).expect("removed");
-}
-
 #[tokio::test]
 async fn a_kubelet_with_a_cluster_ca_serving_certificate_joins_again_and_stays_reachable() {
     const TEST: &str = "a_kubelet_with_a_cluster_ca_serving_certificate_joins_again";
@@ -360,7 +336,7 @@ async fn a_kubelet_with_a_cluster_ca_serving_certificate_joins_again_and_stays_r
     // kubelet.
     kubelet.kill();
     let pki = cp.data_dir().join("pki");
-    make_old_style_serving_certificate(&pki, kubelet.state_dir(), &node);
+    make_serving_certificate_from_cluster_ca(&pki, kubelet.state_dir(), &node);
     kubelet.restart().await;
     let state = kubelet.state_dir().join("pki");
     let serving_ca = read(&state.join("kubelet-serving-ca.crt"));
