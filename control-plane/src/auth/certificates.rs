@@ -203,6 +203,34 @@ mod tests {
     }
 
     #[test]
+    fn the_kubelet_serving_ca_is_made_once_and_apart_from_the_cluster_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let names = vec!["127.0.0.1".to_string()];
+        let first = prepare(dir.path(), names.clone()).expect("first");
+        let again = prepare(dir.path(), names).expect("again");
+        assert_eq!(
+            first.kubelet_serving_ca.hash(),
+            again.kubelet_serving_ca.hash()
+        );
+        assert_ne!(first.kubelet_serving_ca.hash(), first.ca.hash());
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.path().join(skiff_pki::ca::KUBELET_SERVING_CA_KEY);
+        let mode = std::fs::metadata(key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // The control plane's certificate toward kubelets stays the
+        // cluster CA's, as kubeadm's (kubelets check it with that CA).
+        let client = std::fs::read_to_string(dir.path().join("apiserver-kubelet-client.crt"))
+            .expect("kubelet client certificate");
+        assert!(still_issued_by(
+            &first.ca,
+            &Issued {
+                cert_pem: client,
+                key_pem: String::new(),
+            }
+        ));
+    }
+
+    #[test]
     fn the_admin_certificate_is_kept_across_starts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let names = vec!["127.0.0.1".to_string()];
