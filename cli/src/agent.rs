@@ -137,17 +137,24 @@ async fn run(
     };
     let log = parts.log(name)?;
     let mut kubelet = parts.start_kubelet(node, || Ok(std::fs::create_dir_all(&manifests)?))?;
-    // Joined once its certificates are kept; a refused token ends the
-    // kubelet with the reason in its log.
-    let joined = state.join("pki").join("kubelet-client.crt");
+    // Joined once its certificates are kept (the kubelet-serving CA is
+    // written last, and is missing from a node kept from before it, which
+    // must join again); a refused or missing token ends the kubelet with
+    // the reason in its log.
+    let joined = state
+        .join("pki")
+        .join(skiff_pki::ca::KUBELET_SERVING_CA_CERT);
     let deadline = Instant::now() + Duration::from_secs(150);
     while !joined.exists() {
         if let Some(status) = kubelet.try_wait()? {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let last = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
+            // The kubelet's error, not the backtrace that may follow it
+            // (RUST_BACKTRACE set).
+            let mut lines = text.lines().rev();
+            let last = lines
+                .clone()
+                .find(|l| l.starts_with("Error: "))
+                .or_else(|| lines.find(|l| !l.trim().is_empty()))
                 .unwrap_or("");
             bail!("the kubelet exited ({status}) before joining: {last}");
         }

@@ -495,6 +495,15 @@ async fn run() -> anyhow::Result<()> {
             skiff_pki::ca::Ca::load(&flags.data_dir.join("pki"))
                 .context("loading the cluster CA")?,
         ),
+        Arc::new(
+            skiff_pki::ca::Ca::load_as(&flags.data_dir.join("pki"), skiff_pki::ca::KUBELET_SERVING)
+                .context("loading the kubelet-serving CA")?,
+        ),
+        skiff_control_plane::nodes::bootstrap::ApiNames::new(
+            &flags.cluster_domain,
+            std::net::IpAddr::V4(ranges.ips.first()),
+            advertise,
+        ),
     );
     let node_tls = certificates.node_tls.clone();
     tokio::spawn(async move {

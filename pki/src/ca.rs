@@ -16,6 +16,42 @@ use crate::PkiError;
 pub const CA_CERT: &str = "ca.crt";
 /// The CA key's file in a PKI folder (mode 0600).
 pub const CA_KEY: &str = "ca.key";
+/// The kubelet-serving CA's certificate in the control plane's PKI folder.
+pub const KUBELET_SERVING_CA_CERT: &str = "kubelet-serving-ca.crt";
+/// The kubelet-serving CA's key (mode 0600).
+pub const KUBELET_SERVING_CA_KEY: &str = "kubelet-serving-ca.key";
+
+/// Which CA of a PKI folder: its files and the common name it is made
+/// with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaFiles {
+    /// The certificate's file name.
+    pub cert: &'static str,
+    /// The key's file name.
+    pub key: &'static str,
+    /// The subject a new CA gets.
+    pub common_name: &'static str,
+}
+
+/// The cluster CA: the API server's serving certificate and every client
+/// certificate (admin, nodes, the control plane toward kubelets). API
+/// clients (kubeconfigs, ServiceAccount `ca.crt`) trust it alone.
+pub const CLUSTER: CaFiles = CaFiles {
+    cert: CA_CERT,
+    key: CA_KEY,
+    common_name: "skiff-ca",
+};
+
+/// The kubelet-serving signer (upstream's `kubernetes.io/kubelet-serving`):
+/// signs kubelets' serving certificates only, and only the control plane
+/// trusts it, for dialling kubelets. Kept apart from [`CLUSTER`] so a
+/// node's serving certificate, whatever names it carries, never passes
+/// for the API server with a client that trusts the cluster CA.
+pub const KUBELET_SERVING: CaFiles = CaFiles {
+    cert: KUBELET_SERVING_CA_CERT,
+    key: KUBELET_SERVING_CA_KEY,
+    common_name: "skiff-kubelet-serving-ca",
+};
 
 /// How long the CA is valid: upstream's kubeadm gives its CA ten years.
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -105,10 +141,15 @@ fn validity(params: &mut CertificateParams, valid_for: Duration) {
 }
 
 impl Ca {
-    /// Loads the CA of `dir`, or makes one there if it has none.
+    /// Loads the cluster CA of `dir`, or makes one there if it has none.
     pub fn load_or_create(dir: &Path) -> Result<Self, PkiError> {
-        if dir.join(CA_CERT).exists() {
-            return Self::load(dir);
+        Self::load_or_create_as(dir, CLUSTER)
+    }
+
+    /// Loads the CA `files` of `dir`, or makes it there if it is missing.
+    pub fn load_or_create_as(dir: &Path, files: CaFiles) -> Result<Self, PkiError> {
+        if dir.join(files.cert).exists() {
+            return Self::load_as(dir, files);
         }
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let key = KeyPair::generate()?;
@@ -116,7 +157,7 @@ impl Ca {
         params.distinguished_name = rcgen::DistinguishedName::new();
         params
             .distinguished_name
-            .push(DnType::CommonName, "skiff-ca");
+            .push(DnType::CommonName, files.common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
@@ -127,15 +168,20 @@ impl Ca {
         let cert = params.self_signed(&key)?;
         // The key first: a certificate without its key would be loaded as
         // a CA that cannot sign.
-        write_atomic(&dir.join(CA_KEY), &key.serialize_pem(), 0o600)?;
-        write_atomic(&dir.join(CA_CERT), &cert.pem(), 0o644)?;
-        Self::load(dir)
+        write_atomic(&dir.join(files.key), &key.serialize_pem(), 0o600)?;
+        write_atomic(&dir.join(files.cert), &cert.pem(), 0o644)?;
+        Self::load_as(dir, files)
     }
 
-    /// Loads the CA of `dir`.
+    /// Loads the cluster CA of `dir`.
     pub fn load(dir: &Path) -> Result<Self, PkiError> {
-        let cert_path = dir.join(CA_CERT);
-        let key_path = dir.join(CA_KEY);
+        Self::load_as(dir, CLUSTER)
+    }
+
+    /// Loads the CA `files` of `dir`.
+    pub fn load_as(dir: &Path, files: CaFiles) -> Result<Self, PkiError> {
+        let cert_path = dir.join(files.cert);
+        let key_path = dir.join(files.key);
         let cert_pem = std::fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
         let key_pem = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
         let key = KeyPair::from_pem(&key_pem)
@@ -241,6 +287,13 @@ pub fn new_key_pair() -> Result<(String, String), PkiError> {
     Ok((key.serialize_pem(), key.public_key_pem()))
 }
 
+/// The public key (SubjectPublicKeyInfo PEM) of a kept private key
+/// (PKCS#8 PEM), to have a certificate signed again for the same key.
+pub fn public_key_pem(private_key_pem: &str) -> Result<String, PkiError> {
+    let key = KeyPair::from_pem(private_key_pem).map_err(|e| PkiError::invalid("key", e))?;
+    Ok(key.public_key_pem())
+}
+
 /// `sha256:<hex>` of a DER certificate's public key, as [`Ca::hash`].
 pub fn hash_of_der(der: &[u8]) -> Result<String, PkiError> {
     Ok(format!(
@@ -281,6 +334,40 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn the_kubelet_serving_ca_is_another_ca_beside_the_cluster_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cluster = Ca::load_or_create(dir.path()).expect("cluster");
+        let serving = Ca::load_or_create_as(dir.path(), KUBELET_SERVING).expect("serving");
+        assert_ne!(cluster.hash(), serving.hash());
+        let again = Ca::load_or_create_as(dir.path(), KUBELET_SERVING).expect("kept");
+        assert_eq!(again.cert_pem(), serving.cert_pem());
+        assert_eq!(
+            Ca::load(dir.path()).expect("cluster").hash(),
+            cluster.hash()
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(KUBELET_SERVING_CA_KEY))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A serving certificate it signs does not chain to the cluster CA.
+        let leaf = serving
+            .issue(&Request {
+                common_name: "system:node:n1".into(),
+                organization: Some("system:nodes".into()),
+                usage: Usage::Server {
+                    names: vec!["127.0.0.1".into()],
+                },
+                valid_for: Duration::from_secs(3600),
+            })
+            .expect("leaf");
+        let margin = Duration::from_secs(60);
+        assert!(crate::identity::verify(serving.cert_pem(), &leaf.cert_pem, margin).is_ok());
+        assert!(crate::identity::verify(cluster.cert_pem(), &leaf.cert_pem, margin).is_err());
     }
 
     #[test]

@@ -10,6 +10,13 @@
 //! name is its user and its organizations are its groups, as upstream's
 //! x509 authenticator reads them.
 //!
+//! Kubelets' serving certificates are the exception: a second CA, the
+//! kubelet-serving signer (`pki/kubelet-serving-ca.crt`, upstream's
+//! `kubernetes.io/kubelet-serving`), signs them, and only the control
+//! plane trusts it, for dialling kubelets. A node picks the names its
+//! serving certificate carries; were the cluster CA to sign it, any joined
+//! node would hold a certificate API clients accept for the API server.
+//!
 //! - [`ca`]: making, loading and using the CA.
 //! - [`identity`]: the user and groups a client certificate names.
 //! - [`tls`]: rustls server and client configurations from PEM, and the

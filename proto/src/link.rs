@@ -1,6 +1,8 @@
-//! Both directions are mutual TLS with the cluster CA: the control plane
-//! proves itself to kubelets with its kubelet-client certificate, kubelets
-//! prove themselves with their node certificates. TLS is done here with
+//! Both directions are mutual TLS: the control plane proves itself to
+//! kubelets with its kubelet-client certificate and kubelets to it with
+//! their node certificates (both from the cluster CA); a kubelet's serving
+//! certificate comes from the kubelet-serving CA, which the control plane
+//! alone trusts for kubelets. TLS is done here with
 //! rustls (ring) rather than tonic's TLS features, so a caller can pin a CA
 //! by hash, check which identity a server's certificate names, and read the
 //! peer's certificate in every call ([`PeerInfo`] in the request

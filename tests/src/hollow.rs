@@ -58,13 +58,16 @@ pub async fn node(name: String, dir: &Path, control_plane: &str, pki: &Path) -> 
 }
 
 /// A hollow node's certificates, issued straight from the control plane's
-/// CA in `pki` (this process started it, so its CA is at hand; joining a
+/// CAs in `pki` (the client certificate from the cluster CA, the serving
+/// one from the kubelet-serving CA) (this process started it, so its CA is at hand; joining a
 /// thousand nodes by token would measure joins).
 fn node_tls(name: &str, pki: &Path) -> KubeletTls {
     use skiff_pki::ca::{Ca, Request, Usage};
     let ca = Ca::load(pki).expect("the control plane's CA");
+    let serving_ca = Ca::load_as(pki, skiff_pki::ca::KUBELET_SERVING)
+        .expect("the control plane's kubelet-serving CA");
     let (key_pem, public) = skiff_pki::ca::new_key_pair().expect("key");
-    let sign = |usage| {
+    let sign = |ca: &Ca, usage| {
         ca.sign_public_key_pem(
             &Request {
                 common_name: format!("system:node:{name}"),
@@ -76,10 +79,13 @@ fn node_tls(name: &str, pki: &Path) -> KubeletTls {
         )
         .expect("node certificate")
     };
-    let client = sign(Usage::Client);
-    let serving = sign(Usage::Server {
-        names: vec!["127.0.0.1".into(), name.to_string()],
-    });
+    let client = sign(&ca, Usage::Client);
+    let serving = sign(
+        &serving_ca,
+        Usage::Server {
+            names: vec!["127.0.0.1".into(), name.to_string()],
+        },
+    );
     KubeletTls {
         serving_cert_pem: serving,
         serving_key_pem: key_pem.clone(),

@@ -272,8 +272,9 @@ impl TestKubelet {
             .expect("connect to kubelet gRPC")
     }
 
-    /// The folder with the CA (`ca.crt`) this kubelet's certificates chain
-    /// to and the control plane's kubelet-client certificate.
+    /// The folder with the CAs this kubelet's certificates chain to
+    /// (`ca.crt` its client certificate, `kubelet-serving-ca.crt` its
+    /// serving one) and the control plane's kubelet-client certificate.
     pub fn pki(&self) -> &Path {
         &self.pki
     }
@@ -424,11 +425,12 @@ pub async fn wait_pod(
 }
 
 /// The control plane's client TLS toward kubelets, from a PKI folder with
-/// `ca.crt` and `apiserver-kubelet-client.{crt,key}`.
+/// `kubelet-serving-ca.crt` (the only CA it trusts for kubelets) and
+/// `apiserver-kubelet-client.{crt,key}`.
 pub fn control_plane_client(pki: &Path, alpn: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
     let read = |f: &str| std::fs::read_to_string(pki.join(f)).expect(f);
     skiff_pki::tls::client(
-        &read("ca.crt"),
+        &read(skiff_pki::ca::KUBELET_SERVING_CA_CERT),
         Some((
             &read("apiserver-kubelet-client.crt"),
             &read("apiserver-kubelet-client.key"),
@@ -440,17 +442,21 @@ pub fn control_plane_client(pki: &Path, alpn: &[u8]) -> std::sync::Arc<rustls::C
 
 /// A test CA for standalone kubelets under the environment's folder, with
 /// the control plane's kubelet-client certificate and a serving
-/// certificate for kubelet `name` at 127.0.0.1.
+/// certificate for kubelet `name` at 127.0.0.1, signed as a control
+/// plane's are: the client certificate by the CA, the serving one by a
+/// kubelet-serving CA beside it.
 pub fn test_pki(env: &TestEnv, name: &str) -> PathBuf {
     test_pki_in(&env.dir().join("test-pki"), name)
 }
 
-/// [`test_pki`] with the CA of `dir` (made there if it has none, e.g. a
+/// [`test_pki`] with the CAs of `dir` (made there if it has none, e.g. a
 /// control plane's PKI folder).
 pub fn test_pki_in(dir: &Path, name: &str) -> PathBuf {
     use skiff_pki::ca::{Ca, Request, Usage};
     let dir = dir.to_path_buf();
     let ca = Ca::load_or_create(&dir).expect("test CA");
+    let serving_ca = Ca::load_or_create_as(&dir, skiff_pki::ca::KUBELET_SERVING)
+        .expect("test kubelet-serving CA");
     let year = Duration::from_secs(365 * 24 * 3600);
     let write = |stem: &str, issued: skiff_pki::ca::Issued| {
         skiff_pki::ca::write_atomic(&dir.join(format!("{stem}.crt")), &issued.cert_pem, 0o644)
@@ -469,7 +475,7 @@ pub fn test_pki_in(dir: &Path, name: &str) -> PathBuf {
             .expect("client cert");
         write("apiserver-kubelet-client", client);
     }
-    let serving = ca
+    let serving = serving_ca
         .issue(&Request {
             common_name: format!("system:node:{name}"),
             organization: Some("system:nodes".into()),
@@ -481,4 +487,35 @@ pub fn test_pki_in(dir: &Path, name: &str) -> PathBuf {
         .expect("serving cert");
     write(&format!("kubelet-{name}"), serving);
     dir
+}
+
+/// Makes the node state in `state` (a kubelet's `--state-dir`) what a
+/// control plane from before the kubelet-serving CA left: a serving
+/// certificate for the kept key signed by the cluster CA of `pki`, and no
+/// kept kubelet-serving CA.
+pub fn make_serving_certificate_from_cluster_ca(pki: &Path, state: &Path, node: &str) {
+    use skiff_pki::ca::{Ca, Request, Usage};
+    let key = std::fs::read_to_string(state.join("pki/kubelet.key")).expect("kept key");
+    let public = skiff_pki::ca::public_key_pem(&key).expect("public key");
+    let cert = Ca::load(pki)
+        .expect("cluster CA")
+        .sign_public_key_pem(
+            &Request {
+                common_name: format!("system:node:{node}"),
+                organization: Some("system:nodes".into()),
+                usage: Usage::Server {
+                    names: vec!["127.0.0.1".into(), node.into()],
+                },
+                valid_for: Duration::from_secs(30 * 24 * 3600),
+            },
+            &public,
+        )
+        .expect("signed");
+    skiff_pki::ca::write_atomic(&state.join("pki/kubelet.crt"), &cert, 0o600).expect("written");
+    std::fs::remove_file(
+        state
+            .join("pki")
+            .join(skiff_pki::ca::KUBELET_SERVING_CA_CERT),
+    )
+    .expect("removed");
 }

@@ -5,6 +5,7 @@
 //! server` + `skiff agent` make a cluster.
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,15 +13,15 @@ use skiff_proto::node::v1 as pb;
 use skiff_proto::node::v1::node_agent_client::NodeAgentClient;
 use skiff_proto::node::v1::node_registry_client::NodeRegistryClient;
 use skiff_tests::control_plane::{TestControlPlane, kubectl_enabled};
-use skiff_tests::kubelet::TestKubelet;
+use skiff_tests::kubelet::{TestKubelet, make_serving_certificate_from_cluster_ca};
 use skiff_tests::server::{SkiffServer, running_under, start_agent, terminate};
-use skiff_tests::{TestEnv, e2e_enabled, free_port};
+use skiff_tests::{TestEnv, e2e_enabled, free_port, workspace_binary};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A TLS client trusting the CA in `pki`, presenting the kept node
+/// A TLS client trusting `ca_pem`, presenting the kept node
 /// certificate of the kubelet whose state dir is `state` (or none).
 fn node_client(ca_pem: &str, state: Option<&Path>, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
     let identity = state.map(|s| {
@@ -200,15 +201,18 @@ async fn node_certificates_act_only_for_their_node() {
         .expect_err("anonymous register");
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 
-    // The kubelet: gRPC refuses a node's certificate (PermissionDenied) and
-    // none at all (the TLS handshake fails: the connection is closed).
+    // The kubelet (its serving certificate from the kubelet-serving CA,
+    // which callers of kubelets trust): gRPC refuses a node's certificate
+    // (PermissionDenied) and none at all (the TLS handshake fails: the
+    // connection is closed).
+    let kubelet_ca = read(&cp.data_dir().join("pki/kubelet-serving-ca.crt"));
     for (who, state) in [
         ("a node", Some(kubelet.state_dir.as_path())),
         ("nobody", None),
     ] {
         let refused = match skiff_proto::link::connect_tls(
             &kubelet.grpc,
-            node_client(&ca, state, b"h2"),
+            node_client(&kubelet_ca, state, b"h2"),
             None,
         )
         .await
@@ -253,14 +257,14 @@ async fn node_certificates_act_only_for_their_node() {
         .await
         .expect("the control plane is answered");
     // HTTP: /healthz to anyone, /pods to the control plane only.
-    let anonymous = node_client(&ca, None, b"http/1.1");
+    let anonymous = node_client(&kubelet_ca, None, b"http/1.1");
     let (status, _) = skiff_tests::api_tls::get_with(anonymous.clone(), &kubelet.http, "/healthz")
         .expect("healthz");
     assert_eq!(status, 200);
     let (status, _) =
         skiff_tests::api_tls::get_with(anonymous, &kubelet.http, "/pods").expect("pods");
     assert_eq!(status, 401);
-    let as_node = node_client(&ca, Some(&kubelet.state_dir), b"http/1.1");
+    let as_node = node_client(&kubelet_ca, Some(&kubelet.state_dir), b"http/1.1");
     let (status, body) =
         skiff_tests::api_tls::get_with(as_node, &kubelet.http, "/pods").expect("pods");
     assert_eq!(status, 403, "{body}");
@@ -356,6 +360,79 @@ fn skiff_server_and_agent_make_a_cluster() {
         "the pod Running",
         &|o| o.contains("Running"),
         &["get", "pod", "joined"],
+    );
+    terminate(&mut agent);
+
+    // A node kept from before the kubelet-serving CA (its serving
+    // certificate from the cluster CA): without a token the agent stops
+    // and says to join again; with one it joins again.
+    let state = agent_dir.join("nodes").join(&node);
+    make_serving_certificate_from_cluster_ca(&temp.path().join("server/pki"), &state, &node);
+    // The printed line without its --token and --data-dir (given here).
+    let words: Vec<&str> = server.agent_line.split_whitespace().skip(1).collect();
+    let mut args: Vec<&str> = Vec::new();
+    let mut pairs = words.iter();
+    while let Some(word) = pairs.next() {
+        if *word == "--token" || *word == "--data-dir" {
+            pairs.next();
+        } else {
+            args.push(word);
+        }
+    }
+    assert!(
+        server.agent_line.contains("--token"),
+        "{}",
+        server.agent_line
+    );
+    let refused = Command::new(workspace_binary("skiff"))
+        .args(&args)
+        .args(["--data-dir", &agent_dir.display().to_string()])
+        .args(["--node-name", &node, "--pod-network", "none"])
+        .args(["--kubelet-port", &kubelet_port])
+        .output()
+        .expect("skiff agent");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains("was signed by the cluster CA") && err.contains("join again with --token"),
+        "{err}"
+    );
+    let mut agent = start_agent(
+        &server.agent_line,
+        &agent_dir,
+        &[
+            "--node-name",
+            &node,
+            "--pod-network",
+            "none",
+            "--kubelet-port",
+            &kubelet_port,
+        ],
+    );
+    // The node still shows Ready from before: the re-join is seen in the
+    // kept files.
+    let rejoined = state.join("pki/kubelet-serving-ca.crt");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !rejoined.exists() {
+        assert!(Instant::now() < deadline, "the agent did not join again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let serving_ca = read(&rejoined);
+    assert_eq!(
+        serving_ca,
+        read(&temp.path().join("server/pki/kubelet-serving-ca.crt"))
+    );
+    skiff_pki::identity::verify(
+        &serving_ca,
+        &read(&state.join("pki/kubelet.crt")),
+        Duration::from_secs(3600),
+    )
+    .expect("a serving certificate from the kubelet-serving CA");
+    // The control plane reaches the re-joined kubelet.
+    until(
+        "kubectl logs through the re-joined kubelet",
+        &|o| !o.contains("Error") && !o.contains("error"),
+        &["logs", "joined"],
     );
     terminate(&mut agent);
     server.stop();

@@ -1,7 +1,9 @@
 //! The certificates the control plane makes at start: the cluster CA (kept
 //! from the first start), the API server's serving certificate (made anew
 //! each start, so it always names the current addresses) and the admin's
-//! client certificate for the kubeconfig (kept).
+//! client certificate for the kubeconfig (kept), and the kubelet-serving
+//! CA that signs kubelets' serving certificates (kept; trusted only by the
+//! control plane's client of kubelets).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -32,6 +34,9 @@ const LEAF_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 pub struct Certificates {
     /// The cluster CA.
     pub ca: Ca,
+    /// The kubelet-serving CA: signs kubelets' serving certificates
+    /// ([`skiff_pki::ca::KUBELET_SERVING`]).
+    pub kubelet_serving_ca: Ca,
     /// The API's TLS configuration (client certificates optional).
     pub api_tls: Arc<rustls::ServerConfig>,
     /// The admin's certificate and key.
@@ -41,7 +46,10 @@ pub struct Certificates {
     /// certificates optional (`Join` comes without one; every other call
     /// checks for a node's).
     pub node_tls: Arc<rustls::ServerConfig>,
-    /// The control plane as a client of kubelets (HTTP/2).
+    /// The control plane as a client of kubelets (HTTP/2): its
+    /// kubelet-client certificate (from the cluster CA, as kubeadm's),
+    /// kubelets' serving certificates checked against the kubelet-serving
+    /// CA alone.
     pub kubelet_client_tls: Arc<rustls::ClientConfig>,
 }
 
@@ -89,6 +97,7 @@ fn write_pair(dir: &Path, name: &str, issued: &Issued) -> Result<(), PkiError> {
 /// Loads or makes everything under `pki_dir` for an API reached at `names`.
 pub fn prepare(pki_dir: &Path, names: Vec<String>) -> Result<Certificates, PkiError> {
     let ca = Ca::load_or_create(pki_dir)?;
+    let kubelet_serving_ca = Ca::load_or_create_as(pki_dir, skiff_pki::ca::KUBELET_SERVING)?;
     let serving = ca.issue(&Request {
         common_name: "kube-apiserver".into(),
         organization: None,
@@ -141,12 +150,13 @@ pub fn prepare(pki_dir: &Path, names: Vec<String>) -> Result<Certificates, PkiEr
             }
         };
     let kubelet_client_tls = skiff_pki::tls::client(
-        ca.cert_pem(),
+        kubelet_serving_ca.cert_pem(),
         Some((&kubelet_client.cert_pem, &kubelet_client.key_pem)),
         &[b"h2"],
     )?;
     Ok(Certificates {
         ca,
+        kubelet_serving_ca,
         api_tls,
         admin,
         node_tls,
@@ -190,6 +200,34 @@ mod tests {
         }
         assert!(!names.iter().any(|x| x == "0.0.0.0"));
         assert_eq!(names.iter().filter(|x| *x == "127.0.0.1").count(), 1);
+    }
+
+    #[test]
+    fn the_kubelet_serving_ca_is_made_once_and_apart_from_the_cluster_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let names = vec!["127.0.0.1".to_string()];
+        let first = prepare(dir.path(), names.clone()).expect("first");
+        let again = prepare(dir.path(), names).expect("again");
+        assert_eq!(
+            first.kubelet_serving_ca.hash(),
+            again.kubelet_serving_ca.hash()
+        );
+        assert_ne!(first.kubelet_serving_ca.hash(), first.ca.hash());
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.path().join(skiff_pki::ca::KUBELET_SERVING_CA_KEY);
+        let mode = std::fs::metadata(key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // The control plane's certificate toward kubelets stays the
+        // cluster CA's, as kubeadm's (kubelets check it with that CA).
+        let client = std::fs::read_to_string(dir.path().join("apiserver-kubelet-client.crt"))
+            .expect("kubelet client certificate");
+        assert!(still_issued_by(
+            &first.ca,
+            &Issued {
+                cert_pem: client,
+                key_pem: String::new(),
+            }
+        ));
     }
 
     #[test]

@@ -10,6 +10,17 @@
 //! node name, also one already registered: the token is the cluster's
 //! trust in whoever holds it. What a node certificate may then do is
 //! limited to its own node ([`super::identity`]).
+//!
+//! The two certificates come from two CAs: the client certificate from
+//! the cluster CA (the API and the node port know nodes by it), the
+//! serving certificate from the kubelet-serving CA, which only the control
+//! plane's client of kubelets trusts. A node names its serving
+//! certificate's hosts itself, so a cluster-CA signature on it would let
+//! any token holder pass for the API server to every API client. As
+//! upstream's `kubernetes.io/kubelet-serving` signer requires of a CSR,
+//! the serving certificate names `system:node:<name>` in `system:nodes`,
+//! has at least one DNS name or IP address and no other kind of name, and
+//! is for server auth (digital signature, key encipherment) only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,16 +164,92 @@ fn valid_serving_name(name: &str) -> bool {
     name.parse::<std::net::IpAddr>().is_ok() || valid_node_name(name)
 }
 
+/// The API server's own names, which no node's serving certificate may
+/// carry (defence in depth: the kubelet-serving CA already keeps such a
+/// certificate from passing for the API server).
+#[derive(Debug, Clone, Default)]
+pub struct ApiNames {
+    /// `kubernetes`, `kubernetes.default`, `kubernetes.default.svc`,
+    /// `kubernetes.default.svc.<cluster domain>` and the `kubernetes`
+    /// Service's ClusterIP.
+    pub reserved: Vec<String>,
+    /// The address the API is advertised at. A node joining from that
+    /// very address (a kubelet on the control plane's machine, as on
+    /// kubeadm's control-plane node) is that host and may name it; any
+    /// other may not.
+    pub advertised: Option<std::net::IpAddr>,
+}
+
+impl ApiNames {
+    /// The names of an API server in `domain` whose `kubernetes` Service
+    /// has `service_ip`, advertised at `advertised`.
+    pub fn new(
+        domain: &str,
+        service_ip: std::net::IpAddr,
+        advertised: Option<std::net::IpAddr>,
+    ) -> Self {
+        Self {
+            reserved: vec![
+                "kubernetes".into(),
+                "kubernetes.default".into(),
+                "kubernetes.default.svc".into(),
+                format!("kubernetes.default.svc.{domain}"),
+                service_ip.to_string(),
+            ],
+            advertised,
+        }
+    }
+
+    /// Whether a node joining from `remote` may not name `name`.
+    fn refuses(&self, name: &str, remote: Option<std::net::IpAddr>) -> bool {
+        let ip = name.parse::<std::net::IpAddr>().ok();
+        // Compared as addresses: `::ffff:10.96.0.1` or `0:0::1` are the
+        // same host as their canonical spelling.
+        let canonical = |ip: std::net::IpAddr| ip.to_canonical();
+        let reserved =
+            self.reserved
+                .iter()
+                .any(|r| match (ip, r.parse::<std::net::IpAddr>().ok()) {
+                    (Some(a), Some(b)) => canonical(a) == canonical(b),
+                    (None, None) => r == name,
+                    _ => false,
+                });
+        let advertised = match (ip, self.advertised) {
+            (Some(a), Some(b)) => {
+                canonical(a) == canonical(b) && remote.map(canonical) != Some(canonical(b))
+            }
+            _ => false,
+        };
+        reserved || advertised
+    }
+}
+
 /// The service implementation.
 pub struct Bootstrap {
     objects: Objects,
+    /// Signs the client certificate.
     ca: Arc<Ca>,
+    /// Signs the serving certificate.
+    serving_ca: Arc<Ca>,
+    api_names: ApiNames,
 }
 
 impl Bootstrap {
-    /// Joins nodes against tokens in `objects`, signing with `ca`.
-    pub fn server(objects: Objects, ca: Arc<Ca>) -> NodeBootstrapServer<Self> {
-        NodeBootstrapServer::new(Self { objects, ca })
+    /// Joins nodes against tokens in `objects`: client certificates from
+    /// the cluster `ca`, serving certificates from `serving_ca` (the
+    /// kubelet-serving CA) never naming one of `api_names`.
+    pub fn server(
+        objects: Objects,
+        ca: Arc<Ca>,
+        serving_ca: Arc<Ca>,
+        api_names: ApiNames,
+    ) -> NodeBootstrapServer<Self> {
+        NodeBootstrapServer::new(Self {
+            objects,
+            ca,
+            serving_ca,
+            api_names,
+        })
     }
 
     async fn authenticate(&self, token: &BootstrapToken) -> Result<(), TokenError> {
@@ -226,24 +313,33 @@ impl NodeBootstrap for Bootstrap {
         if !names.contains(&r.node_name) {
             names.push(r.node_name.clone());
         }
+        let from = remote.map(|a| a.ip());
+        if let Some(bad) = names.iter().find(|n| self.api_names.refuses(n, from)) {
+            warn!(?remote, node = %r.node_name, name = %bad, "join refused: an API server name");
+            return Err(Status::invalid_argument(format!(
+                "invalid serving name {bad:?}: a name of the API server cannot be a node's"
+            )));
+        }
         let user = format!("{NODE_PREFIX}{}", r.node_name);
-        let sign = |usage: Usage| {
-            self.ca
-                .sign_public_key_pem(
-                    &CertRequest {
-                        common_name: user.clone(),
-                        organization: Some(NODES.into()),
-                        usage,
-                        valid_for: NODE_CERT_VALIDITY,
-                    },
-                    &r.public_key_pem,
-                )
-                .map_err(|e| Status::invalid_argument(e.to_string()))
+        let sign = |ca: &Ca, usage: Usage| {
+            ca.sign_public_key_pem(
+                &CertRequest {
+                    common_name: user.clone(),
+                    organization: Some(NODES.into()),
+                    usage,
+                    valid_for: NODE_CERT_VALIDITY,
+                },
+                &r.public_key_pem,
+            )
+            .map_err(|e| Status::invalid_argument(e.to_string()))
         };
-        let client_cert_pem = sign(Usage::Client)?;
-        let serving_cert_pem = sign(Usage::Server {
-            names: names.clone(),
-        })?;
+        let client_cert_pem = sign(&self.ca, Usage::Client)?;
+        let serving_cert_pem = sign(
+            &self.serving_ca,
+            Usage::Server {
+                names: names.clone(),
+            },
+        )?;
         let existing = self
             .objects
             .find(crate::registry::kinds::NODES, None, &r.node_name)
@@ -258,6 +354,7 @@ impl NodeBootstrap for Bootstrap {
             client_cert_pem,
             serving_cert_pem,
             ca_cert_pem: self.ca.cert_pem().to_string(),
+            kubelet_serving_ca_pem: self.serving_ca.cert_pem().to_string(),
         }))
     }
 }
@@ -331,12 +428,28 @@ mod tests {
     async fn service(token: &BootstrapToken) -> (Bootstrap, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = Arc::new(Ca::load_or_create(dir.path()).expect("CA"));
+        let serving_ca = Arc::new(
+            Ca::load_or_create_as(dir.path(), skiff_pki::ca::KUBELET_SERVING).expect("CA"),
+        );
         let objects = Objects::in_memory();
         objects
             .create(crate::registry::kinds::SECRETS, stored(token, None))
             .await
             .expect("token secret");
-        (Bootstrap { objects, ca }, dir)
+        let api_names = ApiNames::new(
+            "cluster.local",
+            "10.96.0.1".parse().expect("ip"),
+            Some("192.168.56.10".parse().expect("ip")),
+        );
+        (
+            Bootstrap {
+                objects,
+                ca,
+                serving_ca,
+                api_names,
+            },
+            dir,
+        )
     }
 
     fn join_request(token: &str, node: &str, key: &str, names: &[&str]) -> pb::JoinRequest {
@@ -376,6 +489,100 @@ mod tests {
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         let e = join(&many).await.expect_err("too many");
         assert!(e.message().contains("too many serving names"), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn the_serving_certificate_comes_from_the_kubelet_serving_ca() {
+        let token = BootstrapToken::parse("abcdef.0123456789abcdef").expect("token");
+        let (service, _dir) = service(&token).await;
+        let (_, key) = skiff_pki::ca::new_key_pair().expect("key");
+        let response = service
+            .join(Request::new(join_request(
+                &token.to_string(),
+                "n1",
+                &key,
+                &["127.0.0.1"],
+            )))
+            .await
+            .expect("joined")
+            .into_inner();
+        let day = Duration::from_secs(24 * 3600);
+        let verify = skiff_pki::identity::verify;
+        assert!(verify(&response.ca_cert_pem, &response.client_cert_pem, day).is_ok());
+        assert!(
+            verify(
+                &response.kubelet_serving_ca_pem,
+                &response.serving_cert_pem,
+                day
+            )
+            .is_ok()
+        );
+        assert!(verify(&response.ca_cert_pem, &response.serving_cert_pem, day).is_err());
+        assert!(
+            verify(
+                &response.kubelet_serving_ca_pem,
+                &response.client_cert_pem,
+                day
+            )
+            .is_err()
+        );
+        let serving = skiff_pki::tls::certificates(&response.serving_cert_pem, "serving")
+            .expect("a certificate");
+        let subject = skiff_pki::identity::subject(&serving[0]).expect("subject");
+        assert_eq!(subject.name, "system:node:n1");
+        assert_eq!(subject.groups, vec!["system:nodes".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn the_api_servers_names_are_refused_as_serving_names() {
+        let token = BootstrapToken::parse("abcdef.0123456789abcdef").expect("token");
+        let (service, _dir) = service(&token).await;
+        let (_, key) = skiff_pki::ca::new_key_pair().expect("key");
+        let join = |names: &[&str], from: &str| {
+            let mut request = Request::new(join_request(&token.to_string(), "n1", &key, names));
+            request
+                .extensions_mut()
+                .insert(skiff_proto::link::PeerInfo {
+                    remote: Some(from.parse().expect("address")),
+                    user: None,
+                });
+            service.join(request)
+        };
+        let remote = "10.0.0.7:40000";
+        for api in [
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "10.96.0.1",
+            "::ffff:10.96.0.1",
+            "192.168.56.10",
+        ] {
+            let e = join(&["10.0.0.7", api], remote).await.expect_err(api);
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{api}");
+            assert!(e.message().contains("a name of the API server"), "{e:?}");
+        }
+        // A node named like the API is refused too: its name is a
+        // serving name.
+        let e = service
+            .join(Request::new(join_request(
+                &token.to_string(),
+                "kubernetes.default",
+                &key,
+                &[],
+            )))
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        // Other names, loopback and the cluster domain's other hosts pass;
+        // the advertised address passes for a node joining from it (the
+        // control plane's own machine).
+        join(&["10.0.0.7", "127.0.0.1", "kubernetes.lab"], remote)
+            .await
+            .expect("ordinary names");
+        join(&["192.168.56.10"], "192.168.56.10:40000")
+            .await
+            .expect("the control plane's machine");
     }
 
     #[tokio::test]

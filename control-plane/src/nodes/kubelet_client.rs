@@ -1,8 +1,10 @@
 //! How the control plane dials kubelets: mutual TLS with its
 //! kubelet-client certificate, the kubelet's serving certificate checked
-//! against the cluster CA and for naming the node dialled
+//! against the kubelet-serving CA only (never the cluster CA: an API
+//! server certificate is no kubelet's) and for naming the node dialled
 //! (`system:node:<name>`), so an endpoint registered by one node never
-//! passes for another's.
+//! passes for another's. Node actors, logs, exec and port-forward
+//! all dial through [`connect`].
 
 use std::sync::{Arc, OnceLock};
 

@@ -3,7 +3,12 @@
 //! (issued as `serviceaccounts/token` issues it) and the data of a
 //! ConfigMap the pod's projected volumes name (`kube-root-ca.crt`).
 //! Only the node the pod is bound to gets answers, as upstream's Node
-//! authorizer lets a kubelet read only its own pods' tokens and ConfigMaps.
+//! authorizer lets a kubelet read only its own pods' tokens and ConfigMaps,
+//! and a token only for an audience the pod's own projected
+//! `serviceAccountToken` volumes name (upstream's
+//! ServiceAccountNodeAudienceRestriction): a node holds its pods' tokens
+//! for what the pods use, not for any service that trusts the cluster's
+//! tokens.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +45,56 @@ async fn own_pod(
     })
 }
 
+/// Whether one of `pod`'s projected `serviceAccountToken` sources is for
+/// `audience` ("" is the API server's own, a source without one). As
+/// upstream's kubelet asks for a default source's token with no audience,
+/// an explicit ask for one of the API server's `api_audiences` is the same
+/// token and passes when a source uses the default.
+fn projects_audience(pod: &Value, audience: &str, api_audiences: &[String]) -> bool {
+    let volumes = pod.pointer("/spec/volumes").and_then(Value::as_array);
+    let mut sources = volumes.into_iter().flatten().flat_map(|v| {
+        v.pointer("/projected/sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+    });
+    sources.any(|s| {
+        let Some(token) = s.get("serviceAccountToken") else {
+            return false;
+        };
+        let named = token.get("audience").and_then(Value::as_str).unwrap_or("");
+        named == audience || (named.is_empty() && api_audiences.iter().any(|a| a == audience))
+    })
+}
+
+/// Upstream's NodeRestriction check of a node's TokenRequest: 0 or 1
+/// audiences, and that one named by a projected token volume of the pod
+/// (Skiff grants no `request-serviceaccounts-token-audience` through RBAC,
+/// so nothing else allows it). Upstream's words on refusal.
+fn check_node_audience(
+    pod: &Value,
+    account: &str,
+    node: &str,
+    audiences: &[String],
+    api_audiences: &[String],
+) -> Result<(), Status> {
+    let forbidden = |why: String| {
+        Status::permission_denied(format!("serviceaccounts \"{account}\" is forbidden: {why}"))
+    };
+    let audience = match audiences {
+        [] => "",
+        [one] => one.as_str(),
+        _ => return Err(forbidden("node may only request 0 or 1 audiences".into())),
+    };
+    if projects_audience(pod, audience, api_audiences) {
+        return Ok(());
+    }
+    Err(forbidden(format!(
+        "audience {audience:?} not found in pod spec volume, {}{node} is not authorized to request tokens for this audience",
+        crate::auth::user::NODE_PREFIX
+    )))
+}
+
 /// Answers `RequestPodToken`.
 pub async fn request_pod_token(
     objects: &Objects,
@@ -60,8 +115,15 @@ pub async fn request_pod_token(
         .pointer("/spec/serviceAccountName")
         .and_then(Value::as_str)
         .unwrap_or("default");
+    // An empty audience is no audience: the API server's own.
+    let audiences: Vec<String> = request
+        .audiences
+        .into_iter()
+        .filter(|a| !a.is_empty())
+        .collect();
+    check_node_audience(&pod, account, node, &audiences, signer.api_audiences())?;
     let spec = Spec {
-        audiences: request.audiences,
+        audiences,
         expiration_seconds: request.expiration_seconds,
         bound: Some(BoundObject {
             kind: "Pod".into(),
@@ -162,7 +224,10 @@ mod tests {
                     "spec": {"nodeName": "n1", "serviceAccountName": "default",
                         "containers": [{"name": "c", "image": "busybox"}],
                         "volumes": [{"name": "v", "projected": {"sources": [
-                            {"configMap": {"name": "kube-root-ca.crt"}}]}}]}}),
+                            {"serviceAccountToken": {"path": "token"}},
+                            {"configMap": {"name": "kube-root-ca.crt"}}]}},
+                            {"name": "vault", "projected": {"sources": [
+                            {"serviceAccountToken": {"path": "t", "audience": "vault"}}]}}]}}),
             )
             .await
             .expect("pod");
@@ -217,5 +282,69 @@ mod tests {
                 .expect_err("refused");
             assert_eq!(e.code(), tonic::Code::PermissionDenied, "{name} {node}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_node_gets_tokens_only_for_audiences_its_pod_projects() {
+        let (objects, uid) = setup().await;
+        let signer = Arc::new(TokenSigner::generate(ISSUER).expect("key"));
+        let ask = |audiences: &[&str]| pb::PodTokenRequest {
+            node_name: "n1".into(),
+            pod_uid: uid.clone(),
+            audiences: audiences.iter().map(|a| a.to_string()).collect(),
+            expiration_seconds: 3600,
+            namespace: "lab".into(),
+            pod_name: "p".into(),
+        };
+        for allowed in [&[][..], &["vault"], &[ISSUER], &[""]] {
+            let answer = request_pod_token(&objects, Some(&signer), "n1", ask(allowed))
+                .await
+                .unwrap_or_else(|e| panic!("{allowed:?}: {e:?}"));
+            let want = match allowed {
+                ["vault"] => vec!["vault".to_string()],
+                _ => signer.api_audiences().to_vec(),
+            };
+            signer
+                .verify(&answer.token, answer.expiration_unix - 1, &want)
+                .unwrap_or_else(|e| panic!("{allowed:?}: {e:?}"));
+        }
+        let refused = request_pod_token(&objects, Some(&signer), "n1", ask(&["bank"]))
+            .await
+            .expect_err("a foreign audience");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            refused.message(),
+            "serviceaccounts \"default\" is forbidden: audience \"bank\" not found in pod spec volume, \
+             system:node:n1 is not authorized to request tokens for this audience"
+        );
+        let two = request_pod_token(&objects, Some(&signer), "n1", ask(&["vault", ISSUER]))
+            .await
+            .expect_err("two audiences");
+        assert_eq!(
+            two.message(),
+            "serviceaccounts \"default\" is forbidden: node may only request 0 or 1 audiences"
+        );
+        // A pod without a default token volume gives no API token to its
+        // node either.
+        let bare = objects
+            .create(
+                kinds::PODS,
+                json!({"metadata": {"name": "bare", "namespace": "lab"},
+                    "spec": {"nodeName": "n1", "serviceAccountName": "default",
+                        "containers": [{"name": "c", "image": "busybox"}]}}),
+            )
+            .await
+            .expect("pod");
+        let mut request = ask(&[]);
+        request.pod_name = "bare".into();
+        request.pod_uid = crate::meta::uid(&bare).to_string();
+        let e = request_pod_token(&objects, Some(&signer), "n1", request)
+            .await
+            .expect_err("no token volume");
+        assert!(
+            e.message()
+                .contains("audience \"\" not found in pod spec volume"),
+            "{e:?}"
+        );
     }
 }

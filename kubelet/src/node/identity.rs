@@ -1,10 +1,17 @@
 //! The node's identity: its key (made here, never sent anywhere), its
 //! client certificate toward the control plane (`system:node:<name>` in
-//! `system:nodes`), its serving certificate and the cluster CA, kept in
+//! `system:nodes`), its serving certificate, the cluster CA and the
+//! kubelet-serving CA that signed the serving certificate, kept in
 //! `<state-dir>/pki/` (mode 0600) and reused on restart. When they are
-//! missing, expire within a day, were not issued by the trusted CA or name
-//! another node, the kubelet joins again with its bootstrap token
-//! (kubeadm's `join --token --discovery-token-ca-cert-hash`).
+//! missing, expire within a day, were not issued by the trusted CA (the
+//! serving certificate: by the kubelet-serving CA) or name another node,
+//! the kubelet joins again with its bootstrap token (kubeadm's `join
+//! --token --discovery-token-ca-cert-hash`).
+//!
+//! A serving certificate kept from before the kubelet-serving CA (signed
+//! by the cluster CA) is not reused: the control plane no longer accepts
+//! it, so the kubelet joins again (`skiff up` hands it a fresh token at
+//! every start; `skiff agent` needs `--token` once more, and says so).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +30,7 @@ const CA: &str = "ca.crt";
 const KEY: &str = "kubelet.key";
 const CLIENT_CERT: &str = "kubelet-client.crt";
 const SERVING_CERT: &str = "kubelet.crt";
+const SERVING_CA: &str = "kubelet-serving-ca.crt";
 
 /// A kept certificate is renewed by joining again when it would expire
 /// within this margin.
@@ -48,6 +56,8 @@ pub struct Credentials {
     pub client_cert_pem: String,
     /// The kubelet's serving certificate (PEM).
     pub serving_cert_pem: String,
+    /// The kubelet-serving CA that signed it (PEM).
+    pub serving_ca_pem: String,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -65,6 +75,13 @@ pub enum IdentityError {
     /// Kept certificates are unusable and no token was given.
     #[error("no usable node certificates in {0} and no --token to join with")]
     NoToken(String),
+    /// The kept serving certificate is from the cluster CA, as before the
+    /// kubelet-serving CA, and no token was given to join again.
+    #[error(
+        "the serving certificate kept in {0} was signed by the cluster CA, which no longer signs \
+         kubelet serving certificates; join again with --token (`skiff token create` makes one)"
+    )]
+    ServingFromClusterCa(String),
     /// The control plane refused the join (a wrong, expired or deleted token).
     #[error("the control plane refused to join: {0}")]
     Refused(String),
@@ -100,6 +117,7 @@ pub fn load(state_dir: &Path, name: &str, trust: Option<&Trust>) -> Option<Crede
         key_pem: read(KEY)?,
         client_cert_pem: read(CLIENT_CERT)?,
         serving_cert_pem: read(SERVING_CERT)?,
+        serving_ca_pem: read(SERVING_CA)?,
     };
     let trusted = match trust {
         None => true,
@@ -113,8 +131,26 @@ pub fn load(state_dir: &Path, name: &str, trust: Option<&Trust>) -> Option<Crede
         .and_then(|c| c.into_iter().next())
         .and_then(|der| skiff_pki::identity::subject(&der).ok())
         .is_some_and(|s| s.name == format!("system:node:{name}"));
-    (trusted && named && valid(&creds.client_cert_pem) && valid(&creds.serving_cert_pem))
-        .then_some(creds)
+    let serving = skiff_pki::identity::verify(&creds.serving_ca_pem, &creds.serving_cert_pem, RENEW_MARGIN)
+            .is_ok()
+            // The cluster CA signs no serving certificate; one that claims
+            // it does is not the kubelet-serving CA.
+            && skiff_pki::ca::hash_of_pem(&creds.serving_ca_pem).ok()
+                != skiff_pki::ca::hash_of_pem(&creds.ca_pem).ok();
+    (trusted && named && valid(&creds.client_cert_pem) && serving).then_some(creds)
+}
+
+/// Whether the serving certificate kept in `state_dir` is one the cluster
+/// CA signed (kept from before the kubelet-serving CA).
+fn serving_from_cluster_ca(state_dir: &Path) -> bool {
+    let dir = dir(state_dir);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+    match (read(CA), read(SERVING_CERT)) {
+        (Some(ca), Some(serving)) => {
+            skiff_pki::identity::verify(&ca, &serving, Duration::ZERO).is_ok()
+        }
+        _ => false,
+    }
 }
 
 fn save(state_dir: &Path, creds: &Credentials) -> Result<(), PkiError> {
@@ -127,7 +163,8 @@ fn save(state_dir: &Path, creds: &Credentials) -> Result<(), PkiError> {
     skiff_pki::ca::write_atomic(&dir.join(KEY), &creds.key_pem, 0o600)?;
     skiff_pki::ca::write_atomic(&dir.join(CA), &creds.ca_pem, 0o600)?;
     skiff_pki::ca::write_atomic(&dir.join(CLIENT_CERT), &creds.client_cert_pem, 0o600)?;
-    skiff_pki::ca::write_atomic(&dir.join(SERVING_CERT), &creds.serving_cert_pem, 0o600)
+    skiff_pki::ca::write_atomic(&dir.join(SERVING_CERT), &creds.serving_cert_pem, 0o600)?;
+    skiff_pki::ca::write_atomic(&dir.join(SERVING_CA), &creds.serving_ca_pem, 0o600)
 }
 
 /// What joining needs.
@@ -155,10 +192,18 @@ pub async fn load_or_join(state_dir: &Path, join: &Join) -> Result<Credentials, 
         info!(dir = %dir(state_dir).display(), "using the kept node certificates");
         return Ok(creds);
     }
-    let token = join
-        .token
-        .clone()
-        .ok_or_else(|| IdentityError::NoToken(dir(state_dir).display().to_string()))?;
+    let token = match join.token.clone() {
+        Some(token) => token,
+        None if serving_from_cluster_ca(state_dir) => {
+            return Err(IdentityError::ServingFromClusterCa(
+                dir(state_dir).display().to_string(),
+            ));
+        }
+        None => return Err(IdentityError::NoToken(dir(state_dir).display().to_string())),
+    };
+    if serving_from_cluster_ca(state_dir) {
+        info!(dir = %dir(state_dir).display(), "the kept serving certificate is from the cluster CA; joining again for one from the kubelet-serving CA");
+    }
     let (key_pem, public_key_pem) = skiff_pki::ca::new_key_pair()?;
     let config = match &join.trust {
         Trust::Hash(h) => skiff_pki::tls::pinned_client(h, &[b"h2"])?,
@@ -205,11 +250,17 @@ pub async fn load_or_join(state_dir: &Path, join: &Join) -> Result<Credentials, 
     if got != pinned {
         return Err(IdentityError::WrongCa { want: pinned, got });
     }
+    if response.kubelet_serving_ca_pem.is_empty() {
+        return Err(IdentityError::Refused(
+            "the control plane sent no kubelet-serving CA (an older control plane)".into(),
+        ));
+    }
     let creds = Credentials {
         ca_pem: response.ca_cert_pem,
         key_pem,
         client_cert_pem: response.client_cert_pem,
         serving_cert_pem: response.serving_cert_pem,
+        serving_ca_pem: response.kubelet_serving_ca_pem,
     };
     save(state_dir, &creds)?;
     info!(node = %join.node_name, dir = %dir(state_dir).display(), "joined; node certificates kept");
@@ -280,13 +331,13 @@ mod tests {
         .expect("signed")
     }
 
-    fn credentials(ca: &Ca, name: &str, secs: u64) -> Credentials {
+    fn credentials(ca: &Ca, serving_ca: &Ca, name: &str, secs: u64) -> Credentials {
         let (key_pem, public) = skiff_pki::ca::new_key_pair().expect("key");
         Credentials {
             ca_pem: ca.cert_pem().into(),
             client_cert_pem: issue(ca, name, &public, Usage::Client, secs),
             serving_cert_pem: issue(
-                ca,
+                serving_ca,
                 name,
                 &public,
                 Usage::Server {
@@ -294,6 +345,7 @@ mod tests {
                 },
                 secs,
             ),
+            serving_ca_pem: serving_ca.cert_pem().into(),
             key_pem,
         }
     }
@@ -304,11 +356,13 @@ mod tests {
         let other_dir = tempfile::tempdir().expect("tempdir");
         let state = tempfile::tempdir().expect("tempdir");
         let ca = Ca::load_or_create(ca_dir.path()).expect("ca");
+        let serving_ca =
+            Ca::load_or_create_as(ca_dir.path(), skiff_pki::ca::KUBELET_SERVING).expect("ca");
         let other = Ca::load_or_create(other_dir.path()).expect("other");
-        let good = credentials(&ca, "n1", 30 * 24 * 3600);
+        let good = credentials(&ca, &serving_ca, "n1", 30 * 24 * 3600);
         save(state.path(), &good).expect("saved");
         use std::os::unix::fs::PermissionsExt;
-        for f in [CA, KEY, CLIENT_CERT, SERVING_CERT] {
+        for f in [CA, KEY, CLIENT_CERT, SERVING_CERT, SERVING_CA] {
             let mode = std::fs::metadata(dir(state.path()).join(f))
                 .expect("file")
                 .permissions()
@@ -325,11 +379,48 @@ mod tests {
             )
             .is_some()
         );
+        assert!(!serving_from_cluster_ca(state.path()));
         // Another name, another CA: join again.
         assert!(load(state.path(), "n2", Some(&hash)).is_none());
         assert!(load(state.path(), "n1", Some(&Trust::Hash(other.hash()))).is_none());
         // Expiring within the renewal margin: join again.
-        save(state.path(), &credentials(&ca, "n1", 3600)).expect("saved");
+        save(state.path(), &credentials(&ca, &serving_ca, "n1", 3600)).expect("saved");
         assert!(load(state.path(), "n1", Some(&hash)).is_none());
+    }
+
+    /// A state dir from before the kubelet-serving CA: the serving
+    /// certificate from the cluster CA and no `kubelet-serving-ca.crt`.
+    fn old_layout(state: &Path, ca: &Ca) {
+        let old = credentials(ca, ca, "n1", 30 * 24 * 3600);
+        save(state, &old).expect("saved");
+        std::fs::remove_file(dir(state).join(SERVING_CA)).expect("removed");
+    }
+
+    #[tokio::test]
+    async fn a_serving_certificate_from_the_cluster_ca_is_not_reused() {
+        let ca_dir = tempfile::tempdir().expect("tempdir");
+        let state = tempfile::tempdir().expect("tempdir");
+        let ca = Ca::load_or_create(ca_dir.path()).expect("ca");
+        old_layout(state.path(), &ca);
+        let hash = Trust::Hash(ca.hash());
+        assert!(serving_from_cluster_ca(state.path()));
+        assert!(load(state.path(), "n1", Some(&hash)).is_none());
+        // Nor when a cluster CA copy is written where the serving CA goes.
+        save(state.path(), &credentials(&ca, &ca, "n1", 30 * 24 * 3600)).expect("saved");
+        assert!(load(state.path(), "n1", Some(&hash)).is_none());
+        // Without a token the kubelet says what to do.
+        let join = Join {
+            control_plane: "127.0.0.1:1".into(),
+            token: None,
+            trust: hash,
+            node_name: "n1".into(),
+            serving_names: vec![],
+            patience: Duration::ZERO,
+        };
+        let e = load_or_join(state.path(), &join)
+            .await
+            .expect_err("no token");
+        assert!(matches!(e, IdentityError::ServingFromClusterCa(_)), "{e}");
+        assert!(e.to_string().contains("join again with --token"), "{e}");
     }
 }
