@@ -4,29 +4,12 @@
 //! `Status` with a matching code, and canary objects byte-identical after.
 
 use serde_json::Value;
+use skiff_fuzzing::Rng;
 use skiff_tests::control_plane::TestControlPlane;
 use skiff_tests::request_as;
 
 const SEED: u64 = 0x5eed_12ed_9e00_0001;
 const REQUESTS: usize = 5_000;
-
-/// xorshift64*: small, deterministic, ours.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
 
 const CANARIES: &[&str] = &[
     "/api/v1/namespaces/canary/configmaps/cm",
@@ -144,7 +127,7 @@ fn mutate(rng: &mut Rng, text: &str) -> String {
         }
         let i = rng.below(bytes.len());
         match rng.below(4) {
-            0 => bytes[i] = (rng.next() & 0x7f) as u8,
+            0 => bytes[i] = (rng.next_u64() & 0x7f) as u8,
             1 => {
                 bytes.remove(i);
             }
@@ -202,7 +185,7 @@ async fn fuzzed_requests_never_panic_5xx_or_change_canaries() {
     let before: Vec<String> = CANARIES.iter().map(|p| get(&cp, p)).collect();
 
     println!("api_fuzz seed {SEED:#x}, {REQUESTS} requests");
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let seeds = seeds();
     let collections = [
         "/api/v1/namespaces/{ns}/configmaps",

@@ -13,6 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+use skiff_fuzzing::Rng;
 use skiff_proto::node::v1 as pb;
 use skiff_proto::node::v1::node_bootstrap_client::NodeBootstrapClient;
 use skiff_tests::control_plane::TestControlPlane;
@@ -21,24 +22,6 @@ use skiff_tests::request;
 const SEED: u64 = 0x5eed_a17f_e2e0_0001;
 const REQUESTS: usize = 4_000;
 const JOINS: usize = 300;
-
-/// xorshift64*: small, deterministic, ours (as `api_fuzz.rs`).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T: ?Sized>(&mut self, items: &[&'a T]) -> &'a T {
-        items[self.below(items.len())]
-    }
-}
 
 fn mutate(rng: &mut Rng, input: &[u8], pool: &[u8]) -> Vec<u8> {
     let mut bytes = input.to_vec();
@@ -50,7 +33,7 @@ fn mutate(rng: &mut Rng, input: &[u8], pool: &[u8]) -> Vec<u8> {
                 bytes.remove(i);
             }
             2 => bytes.insert(i.min(bytes.len()), pool[rng.below(pool.len())]),
-            3 if !bytes.is_empty() => bytes[i] = 0x80 | rng.next() as u8,
+            3 if !bytes.is_empty() => bytes[i] = 0x80 | rng.next_u64() as u8,
             _ => bytes.truncate(i),
         }
     }
@@ -325,7 +308,7 @@ async fn hostile_credentials_and_bodies_are_refused_with_a_status() {
     let stalled_at = std::time::Instant::now();
 
     println!("auth_fuzz seed {SEED:#x}, {REQUESTS} requests, {JOINS} joins");
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let valid = ["s3cret".to_string(), robot.clone()];
     let mut seeds: Vec<String> = forgeries(&robot)
         .into_iter()

@@ -30,50 +30,7 @@ pub(crate) const ROUNDS: usize = 3_000;
 
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
-/// xorshift64*: small, deterministic, ours (as `tests/tests/api_fuzz.rs`).
-pub(crate) struct Rng(pub u64);
-
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    pub(crate) fn pick<'a, T: ?Sized>(&mut self, items: &[&'a T]) -> &'a T {
-        items[self.below(items.len())]
-    }
-    pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
-/// A few random edits of `input`: bytes replaced (from `pool`, or any),
-/// removed, inserted, duplicated runs, truncation.
-pub(crate) fn mutate(rng: &mut Rng, input: &[u8], pool: &[u8]) -> Vec<u8> {
-    let mut bytes = input.to_vec();
-    for _ in 0..=rng.below(4) {
-        let i = rng.below(bytes.len().max(1));
-        match rng.below(6) {
-            0 if !bytes.is_empty() => bytes[i] = pool[rng.below(pool.len())],
-            1 if !bytes.is_empty() => bytes[i] = rng.next() as u8,
-            2 if !bytes.is_empty() => {
-                bytes.remove(i);
-            }
-            3 => bytes.insert(i.min(bytes.len()), pool[rng.below(pool.len())]),
-            4 if !bytes.is_empty() => {
-                let end = (i + 1 + rng.below(16)).min(bytes.len());
-                let run = bytes[i..end].to_vec();
-                bytes.splice(i..i, run);
-            }
-            _ => bytes.truncate(i),
-        }
-    }
-    bytes
-}
+pub(crate) use skiff_fuzzing::{Rng, mutate};
 
 /// A random JSON value, at most `depth` deep, its keys drawn from `keys`
 /// (so objects look like what the decoder reads).
@@ -82,7 +39,7 @@ pub(crate) fn json_value(rng: &mut Rng, keys: &[&str], depth: usize) -> Value {
     match rng.below(if leaf { 6 } else { 8 }) {
         0 => Value::Null,
         1 => json!(rng.below(2) == 0),
-        2 => json!(rng.next() as i64 >> rng.below(64)),
+        2 => json!(rng.next_u64() as i64 >> rng.below(64)),
         3 => json!(f64::from(rng.below(1000) as u32) / 7.0),
         4 => json!(rng.pick(keys)),
         5 => {
@@ -254,7 +211,7 @@ async fn service_account_tokens_refuse_every_forgery_and_mutation() {
         let verdict = tokens.user(forged, now).await;
         assert!(verdict.is_err(), "forgery #{i} {forged:.120} accepted");
     }
-    let mut rng = Rng(0x5eed_a17f_0000_0001);
+    let mut rng = Rng::new(0x5eed_a17f_0000_0001);
     let pool = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ";
     for i in 0..ROUNDS {
         let bytes = mutate(&mut rng, token.as_bytes(), pool);
@@ -279,7 +236,7 @@ async fn tokens_of_our_key_with_hostile_claims_are_typed_errors() {
             .expect("sa"),
     )
     .to_string();
-    let mut rng = Rng(0x5eed_a17f_0000_0002);
+    let mut rng = Rng::new(0x5eed_a17f_0000_0002);
     let names: &[&str] = &[
         "", "robot", "p", "lab", "..", "a/b", "%2F", "x:y", "é", "\u{0}", "-", ".",
     ];
@@ -417,7 +374,7 @@ async fn authorization_headers_never_panic_and_authenticate_only_real_tokens() {
         format!("Bearer {}", "a.".repeat(40_000)),
     ];
     let none = PeerCertificate::None;
-    let mut rng = Rng(0x5eed_a17f_0000_0003);
+    let mut rng = Rng::new(0x5eed_a17f_0000_0003);
     let pool = b"Bearer s3cret.\t ,;=\x80\xff";
     for i in 0..ROUNDS {
         let count = 1 + rng.below(3);
@@ -497,7 +454,7 @@ fn impersonation_headers_never_panic_and_only_those_allowed_act_as_others() {
     let authz = Authorization::new(&[Mode::Rbac], Arc::default());
     let root = UserInfo::authenticated("root", &[MASTERS]);
     let jane = UserInfo::authenticated("jane", &[]);
-    let mut rng = Rng(0x5eed_a17f_0000_0004);
+    let mut rng = Rng::new(0x5eed_a17f_0000_0004);
     for i in 0..ROUNDS {
         let headers = impersonation_headers(&mut rng);
         if !super::impersonation::requested(&headers) {
@@ -556,7 +513,7 @@ async fn review_bodies_never_panic_and_fail_as_4xx() {
         (kinds::SELFSUBJECTREVIEWS, Kind::SelfSubject),
         (kinds::TOKENREVIEWS, Kind::Token),
     ];
-    let mut rng = Rng(0x5eed_a17f_0000_0005);
+    let mut rng = Rng::new(0x5eed_a17f_0000_0005);
     for i in 0..ROUNDS {
         let body = json_value(&mut rng, keys, 5);
         let (rt, kind) = reviews[rng.below(reviews.len())];
@@ -604,7 +561,7 @@ async fn token_request_bodies_never_panic_and_fail_as_4xx() {
         json!(3600.5),
         json!("3600"),
     ];
-    let mut rng = Rng(0x5eed_a17f_0000_0006);
+    let mut rng = Rng::new(0x5eed_a17f_0000_0006);
     for i in 0..ROUNDS / 3 {
         let mut body = json_value(&mut rng, keys, 4);
         if rng.below(2) == 0 && body.is_object() {
@@ -643,7 +600,7 @@ fn token_file_lines_never_panic() {
         "\"unterminated,x,y\n",
         "t,u,i,\"\",extra,fields\n",
     ];
-    let mut rng = Rng(0x5eed_a17f_0000_0007);
+    let mut rng = Rng::new(0x5eed_a17f_0000_0007);
     for i in 0..ROUNDS {
         let seed = rng.pick(seeds);
         let text = String::from_utf8_lossy(&mutate(&mut rng, seed.as_bytes(), b",\"\n# \t\r"))

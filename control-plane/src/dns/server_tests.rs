@@ -15,6 +15,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use super::answer::DnsConfig;
 use super::index::DnsIndex;
 use super::server::{DnsMetrics, RunningDns, serve};
+use skiff_fuzzing::Rng;
 
 async fn start() -> RunningDns {
     start_with(DnsConfig::default()).await
@@ -238,24 +239,6 @@ async fn malformed_and_unsupported_queries_get_error_codes() {
     dns.shutdown().await;
 }
 
-/// xorshift64*: small, deterministic, ours.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 /// A header: id, flags, and the four counts.
 fn header(flags: u16, counts: [u16; 4]) -> Vec<u8> {
     let mut h = vec![0x13, 0x37];
@@ -302,8 +285,8 @@ fn hostile(rng: &mut Rng, kind: usize) -> (Vec<u8>, bool) {
         // A valid query with random flag bits (opcodes, QR, Z, rcode).
         5 => {
             let mut p = good.clone();
-            p[2] = rng.next() as u8;
-            p[3] = rng.next() as u8;
+            p[2] = rng.next_u64() as u8;
+            p[3] = rng.next_u64() as u8;
             (p, false)
         }
         // Claims many questions, holds one.
@@ -345,7 +328,7 @@ fn hostile(rng: &mut Rng, kind: usize) -> (Vec<u8>, bool) {
 #[tokio::test]
 async fn hostile_packets_never_break_the_server() {
     let dns = start().await;
-    let mut rng = Rng(0x5eed_d45e_0000_0015);
+    let mut rng = Rng::new(0x5eed_d45e_0000_0015);
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let mut buf = vec![0u8; 65_535];
     for i in 0..2_000u16 {

@@ -622,7 +622,7 @@ mod tests {
             "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n",
             "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
         ];
-        let mut rng = Rng(0x5eed_b007_0000_0001);
+        let mut rng = Rng::new(0x5eed_b007_0000_0001);
         let pool = b"abcdef0123456789.-ABC \n=+/";
         let mut joined = 0;
         for i in 0..crate::auth::fuzz_tests::ROUNDS / 10 {
@@ -688,7 +688,7 @@ mod tests {
             "MDEyMzQ1Njc4OWFiY2RlZg==",
             "bootstrap.kubernetes.io/token",
         ];
-        let mut rng = Rng(0x5eed_b007_0000_0002);
+        let mut rng = Rng::new(0x5eed_b007_0000_0002);
         let now = chrono::Utc::now();
         for i in 0..crate::auth::fuzz_tests::ROUNDS {
             let text = mutate(
