@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::cluster::NodeRecord;
 use crate::kubelet::{JoinWith, KubeletFlags};
 use crate::progress::{self, step};
+use crate::record::NodeRecord;
 use crate::session::{Parts, Session};
 
 /// The containerd namespace of an agent's node.

@@ -1,193 +1,25 @@
 //! `skiff up` and `skiff node ...`: a whole local cluster on one machine —
 //! a private containerd, the control plane and N kubelets — and chaos
 //! actions on its nodes. The running cluster is described in
-//! `DIR/cluster.json`, which `skiff node` reads.
+//! `DIR/cluster.json` ([`crate::record`]), which `skiff node` reads.
 
 use std::net::Ipv4Addr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
 
+use crate::freeze::set_frozen;
 use crate::kubelet::{JoinWith, KubeletFlags};
 use crate::network::{self, ClusterNetwork};
-use crate::process::{self, ProcessId};
+use crate::process::{ProcessId, sibling, spawn};
 use crate::progress::{self, detail, step};
+use crate::record::{self, NodeRecord};
 use crate::session::{Parts, Session};
 
 /// Each node's kubelet gRPC port, on the node's own address.
 const KUBELET_PORT: u16 = 10250;
 
-/// One node of the running cluster.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeRecord {
-    /// Node name.
-    pub name: String,
-    /// Kubelet pid (0 when killed).
-    pub pid: u32,
-    /// The kubelet's start time (see [`ProcessId`]).
-    #[serde(default)]
-    pub start_time: u64,
-    /// Kubelet command line, to start it again.
-    pub args: Vec<String>,
-    /// containerd namespace of the node (also its cgroup parent).
-    pub namespace: String,
-    /// `stopped` when frozen with `skiff node stop`.
-    pub stopped: bool,
-    /// Its number in the cluster (`node<index>`).
-    #[serde(default)]
-    pub index: usize,
-    /// Its network namespace, when it has one.
-    #[serde(default)]
-    pub netns: Option<PathBuf>,
-    /// `true` while cut off with `skiff node partition`.
-    #[serde(default)]
-    pub partitioned: bool,
-}
-
-/// What `DIR/cluster.json` records.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClusterRecord {
-    /// `skiff up`'s own pid.
-    pub pid: u32,
-    /// `skiff up`'s start time (see [`ProcessId`]).
-    #[serde(default)]
-    pub start_time: u64,
-    /// The boot the processes ran in: start times count from it.
-    #[serde(default)]
-    pub boot_id: String,
-    /// The control plane's pid.
-    pub control_plane_pid: u32,
-    /// The control plane's start time.
-    #[serde(default)]
-    pub control_plane_start_time: u64,
-    /// The private containerd.
-    #[serde(default)]
-    pub containerd: Option<ProcessId>,
-    /// Kubernetes API address.
-    pub api: String,
-    /// The containerd socket.
-    pub containerd_socket: PathBuf,
-    /// The nodes.
-    pub nodes: Vec<NodeRecord>,
-    /// The bridge, namespaces and nftables table the cluster made.
-    #[serde(default)]
-    pub network: Option<ClusterNetwork>,
-}
-
-impl ClusterRecord {
-    /// A recorded process, if it was recorded in this boot with its start
-    /// time (a record of an older skiff, or from before a reboot, names
-    /// nothing that can still run).
-    fn process(&self, pid: u32, start_time: u64) -> Option<ProcessId> {
-        (pid > 0 && start_time > 0 && self.boot_id == process::boot_id())
-            .then_some(ProcessId { pid, start_time })
-    }
-
-    /// `skiff up` itself.
-    pub fn skiff_up(&self) -> Option<ProcessId> {
-        self.process(self.pid, self.start_time)
-    }
-
-    /// The control plane.
-    pub fn control_plane(&self) -> Option<ProcessId> {
-        self.process(self.control_plane_pid, self.control_plane_start_time)
-    }
-
-    /// The private containerd.
-    pub fn containerd_process(&self) -> Option<ProcessId> {
-        self.containerd
-            .and_then(|c| self.process(c.pid, c.start_time))
-    }
-
-    /// Every process `skiff up` started (and itself), by role.
-    pub fn processes(&self) -> Vec<(String, ProcessId)> {
-        let mut all = vec![
-            ("skiff-up".to_string(), self.skiff_up()),
-            ("control-plane".to_string(), self.control_plane()),
-            ("containerd".to_string(), self.containerd_process()),
-        ];
-        for node in &self.nodes {
-            all.push((node.name.clone(), node.kubelet(self)));
-        }
-        all.into_iter()
-            .filter_map(|(role, id)| Some((role, id?)))
-            .collect()
-    }
-}
-
-impl NodeRecord {
-    /// The node's kubelet, as recorded.
-    pub fn kubelet(&self, record: &ClusterRecord) -> Option<ProcessId> {
-        record.process(self.pid, self.start_time)
-    }
-}
-
-pub(crate) fn record_path(dir: &Path) -> PathBuf {
-    dir.join("cluster.json")
-}
-
-pub(crate) fn load(dir: &Path) -> anyhow::Result<ClusterRecord> {
-    let text = std::fs::read_to_string(record_path(dir)).with_context(|| {
-        format!(
-            "no running cluster in {} (start one with `skiff up --data-dir {}`)",
-            dir.display(),
-            dir.display()
-        )
-    })?;
-    Ok(serde_json::from_str(&text)?)
-}
-
-pub(crate) fn save(dir: &Path, record: &ClusterRecord) -> anyhow::Result<()> {
-    let tmp = dir.join("cluster.json.partial");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(record)?)?;
-    std::fs::rename(tmp, record_path(dir))?;
-    Ok(())
-}
-
-pub(crate) fn sibling(binary: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe
-        .parent()
-        .map(|d| d.join(binary))
-        .context("no executable folder")?;
-    if !path.is_file() {
-        bail!(
-            "{} not found next to skiff (cargo build --release --workspace --bins)",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-pub(crate) fn spawn(
-    binary: &Path,
-    args: &[String],
-    log: &Path,
-    netns: Option<&Path>,
-) -> anyhow::Result<Child> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    let mut command = Command::new(binary);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .process_group(0);
-    if let Some(netns) = netns {
-        network::enter_netns(&mut command, netns.to_path_buf())?;
-    }
-    Ok(command.spawn()?)
-}
-
-/// `skiff up --nodes N --data-dir DIR`; `control_plane_flags` are passed
-/// on to the control plane as they are.
 /// How `skiff up` was asked to run the cluster.
 pub struct UpConfig {
     pub nodes: usize,
@@ -290,7 +122,7 @@ async fn run_cluster(config: &UpConfig, parts: &mut Parts) -> anyhow::Result<()>
 
     // Every node joins as a machine would: a bootstrap token, the CA
     // pinned by its hash; its certificates are kept in its state dir.
-    let token = crate::join::create_token(&client, crate::join::TOKEN_TTL, "skiff up")?;
+    let token = crate::token::create(&client, crate::token::START_TTL, "skiff up")?;
     let ca_hash = crate::join::ca_hash(&dir)?;
     let join = JoinWith {
         token: Some(token.to_string()),
@@ -371,37 +203,6 @@ async fn run_cluster(config: &UpConfig, parts: &mut Parts) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Fails, naming the port, unless the ports the cluster listens on are
-/// free on every address: the API (`api_port`), the node registry
-/// (`+1`) and cluster DNS (`+2`, TCP and UDP). Bound on the wildcard
-/// address, which any listener of the same port on any address blocks.
-pub(crate) fn ports_free(api_port: u16) -> anyhow::Result<()> {
-    let what = [
-        (api_port, "the Kubernetes API (--api-port)"),
-        (
-            api_port.wrapping_add(1),
-            "the node registry (--api-port + 1)",
-        ),
-        (api_port.wrapping_add(2), "cluster DNS (--api-port + 2)"),
-    ];
-    for (port, role) in what {
-        if port == 0 {
-            bail!("--api-port {api_port} leaves no room for {role}");
-        }
-        let any = std::net::SocketAddr::from(([0, 0, 0, 0], port));
-        let tcp = std::net::TcpListener::bind(any).err();
-        let udp = (port == api_port.wrapping_add(2))
-            .then(|| std::net::UdpSocket::bind(any).err())
-            .flatten();
-        if let Some(e) = tcp.or(udp) {
-            bail!(
-                "port {port} is in use ({e}); it is needed for {role}: stop what holds it or choose another --api-port"
-            );
-        }
-    }
-    Ok(())
-}
-
 /// The kube-dns Service's address: the tenth of the Service CIDR (the
 /// control plane's `--service-cluster-ip-range`, 10.96.0.0/12 unless set),
 /// where the control plane publishes it, as kubeadm does.
@@ -415,23 +216,6 @@ pub(crate) fn dns_service_ip(control_plane_flags: &[String]) -> anyhow::Result<I
         .parse()
         .with_context(|| format!("--service-cluster-ip-range {range}"))?;
     Ok(Ipv4Addr::from(u32::from(net.network()) + 10))
-}
-
-/// Freezes (or thaws) every container of a node: they all sit under the
-/// cgroup named after the node's containerd namespace.
-pub(crate) fn set_frozen(namespace: &str, frozen: bool) {
-    let v1 = Path::new("/sys/fs/cgroup/freezer").join(namespace);
-    if v1.is_dir() {
-        let state = if frozen { "FROZEN" } else { "THAWED" };
-        let _ = std::fs::write(v1.join("freezer.state"), state);
-        return;
-    }
-    let v2 = Path::new("/sys/fs/cgroup")
-        .join(namespace)
-        .join("cgroup.freeze");
-    if v2.is_file() {
-        let _ = std::fs::write(v2, if frozen { "1" } else { "0" });
-    }
 }
 
 /// What `skiff node ACTION NAME` does.
@@ -451,7 +235,7 @@ pub enum NodeAction {
 
 /// `skiff node stop|start|kill|partition|heal NAME --data-dir DIR`.
 pub fn node(action: NodeAction, name: &str, dir: &Path) -> anyhow::Result<()> {
-    let mut record = load(dir)?;
+    let mut record = record::load(dir)?;
     let network = record.network.clone();
     let snapshot = record.clone();
     let node = record
@@ -512,21 +296,12 @@ pub fn node(action: NodeAction, name: &str, dir: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    save(dir, &record)
+    record::save(dir, &record)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_taken_port_is_named_before_anything_starts() {
-        let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = held.local_addr().expect("addr").port();
-        let err = ports_free(port).expect_err("taken").to_string();
-        assert!(err.contains(&format!("port {port} is in use")), "{err}");
-        assert!(err.contains("the Kubernetes API"), "{err}");
-    }
 
     #[test]
     fn kube_dns_is_the_tenth_service_address() {

@@ -18,10 +18,12 @@ use skiff_kubelet::runtime::ContainerRuntime;
 use skiff_kubelet::runtime::containerd::{ContainerdConfig, ContainerdRuntime, ManagedContainerd};
 use skiff_kubelet::runtime::labels;
 
-use crate::cluster::{self, ClusterRecord};
+use crate::freeze::set_frozen;
 use crate::leftovers::{self, Leftover};
 use crate::process::ProcessId;
+use crate::process::sibling;
 use crate::progress;
+use crate::record::{self, ClusterRecord};
 
 /// How long `skiff up` gets to clean up after SIGTERM before it is killed
 /// and its cluster swept here.
@@ -39,7 +41,7 @@ pub async fn down(dir: &Path) -> anyhow::Result<()> {
         progress::out(&format!("No cluster in {}.", dir.display()));
         return Ok(());
     };
-    let record = cluster::load(&dir).ok();
+    let record = record::load(&dir).ok();
     let mut removed = 0;
     if let Some(up) = record
         .as_ref()
@@ -119,7 +121,7 @@ pub async fn tear_down(
         );
     }
     if record.is_some() {
-        let _ = std::fs::remove_file(cluster::record_path(dir));
+        let _ = std::fs::remove_file(record::record_path(dir));
     }
     Ok(removed)
 }
@@ -176,10 +178,10 @@ async fn remove_containers(
         ManagedContainerd::socket,
     );
     if started.is_some() || recorded.is_some() {
-        let logger = cluster::sibling("skiff-cri-logger")
-            .unwrap_or_else(|_| PathBuf::from("skiff-cri-logger"));
+        let logger =
+            sibling("skiff-cri-logger").unwrap_or_else(|_| PathBuf::from("skiff-cri-logger"));
         for node in &record.nodes {
-            cluster::set_frozen(&node.namespace, false);
+            set_frozen(&node.namespace, false);
             let mut config = ContainerdConfig::new(
                 socket.clone(),
                 &node.namespace,

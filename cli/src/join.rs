@@ -1,29 +1,11 @@
-//! Joining nodes, as kubeadm and k3s do: a bootstrap token made through
-//! the API (a Secret `kube-system/bootstrap-token-<id>`, so `kubectl get
-//! secrets -n kube-system` lists it and deleting it revokes it), the CA's
-//! hash for pinning, and the `skiff agent` command line that uses both.
+//! Joining nodes, as kubeadm and k3s do: the CA's hash for pinning, and
+//! the `skiff agent` command line that uses it with a bootstrap token
+//! ([`crate::token`] makes those).
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context;
 use skiff_pki::token::BootstrapToken;
-
-use crate::api::Api;
-
-/// How long a token made at start joins nodes (kubeadm's default TTL).
-pub const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
-
-/// Makes a bootstrap token valid for `ttl` through the API (as `skiff
-/// token create` does).
-pub fn create_token(api: &Api, ttl: Duration, description: &str) -> anyhow::Result<BootstrapToken> {
-    let token = BootstrapToken::generate()?;
-    crate::token::store(
-        api,
-        &crate::token::spec(token.clone(), ttl, chrono::Utc::now(), description),
-    )?;
-    Ok(token)
-}
 
 /// The cluster CA's `sha256:<hex>` hash, from the data dir.
 pub fn ca_hash(dir: &Path) -> anyhow::Result<String> {

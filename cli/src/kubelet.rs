@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use skiff_kubelet::runtime::containerd::ManagedContainerd;
 
-use crate::cluster::sibling;
+use crate::process::sibling;
 
 /// How the kubelet trusts and joins the control plane.
 #[derive(Debug, Clone, Default)]

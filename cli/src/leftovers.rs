@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use skiff_kubelet::network::config::{NETWORK_NAME, POD_IFNAME};
 use skiff_kubelet::pod::sandbox::pod_netns_name;
 
-use crate::cluster::ClusterRecord;
 use crate::process::{self, ProcessId};
+use crate::record::ClusterRecord;
 
 /// The binaries a cluster runs (the shim and logger are started by
 /// containerd, so they are found by command line, not by record).

@@ -2,10 +2,15 @@
 //! boot it ran in), so signalling it later never reaches another program
 //! that was given the same pid after it exited.
 
-use std::path::Path;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+
+use crate::network;
 
 /// A process as `skiff up` recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +130,45 @@ pub fn cmdline(pid: u32) -> Option<String> {
             .trim()
             .to_string(),
     )
+}
+
+/// One of Skiff's binaries, next to this `skiff`.
+pub(crate) fn sibling(binary: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe
+        .parent()
+        .map(|d| d.join(binary))
+        .context("no executable folder")?;
+    if !path.is_file() {
+        bail!(
+            "{} not found next to skiff (cargo build --release --workspace --bins)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+pub(crate) fn spawn(
+    binary: &Path,
+    args: &[String],
+    log: &Path,
+    netns: Option<&Path>,
+) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0);
+    if let Some(netns) = netns {
+        network::enter_netns(&mut command, netns.to_path_buf())?;
+    }
+    Ok(command.spawn()?)
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ async fn run(config: &ServerConfig, parts: &mut Parts) -> anyhow::Result<()> {
     step("starting the control plane");
     let api = crate::api::Api::new(&parts.record.api, &parts.dir);
     let mut control_plane = parts.start_control_plane(&args, &api).await?;
-    let token = join::create_token(&api, config.token_ttl, "skiff server")?;
+    let token = token::create(&api, config.token_ttl, "skiff server")?;
     let hash = join::ca_hash(&parts.dir)?;
     let server = format!("https://{}", SocketAddr::new(advertise, port));
     progress::out(&format!(

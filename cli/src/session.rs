@@ -13,9 +13,9 @@ use anyhow::{Context, bail};
 use skiff_images::Sources;
 use skiff_kubelet::runtime::containerd::ManagedContainerd;
 
-use crate::cluster::{self, ClusterRecord, NodeRecord, sibling};
-use crate::process::{self, ProcessId};
+use crate::process::{self, ProcessId, sibling, spawn};
 use crate::progress::{self, detail, step};
+use crate::record::{self, ClusterRecord, NodeRecord};
 use crate::signals::Shutdown;
 use crate::{api, down};
 
@@ -48,7 +48,7 @@ impl Session {
         let dir = dir.canonicalize()?;
         refuse_running_or_clear(&dir).await?;
         if let Some(port) = api_port {
-            cluster::ports_free(port)?;
+            ports_free(port)?;
         }
         let me = ProcessId::current().context("reading this process's start time")?;
         let record = ClusterRecord {
@@ -99,7 +99,7 @@ impl Session {
 /// Refuses a data dir whose cluster (or server, or agent) still runs;
 /// removes what one that did not stop cleanly left.
 async fn refuse_running_or_clear(dir: &Path) -> anyhow::Result<()> {
-    if let Ok(old) = cluster::load(dir) {
+    if let Ok(old) = record::load(dir) {
         if let Some(running) = old.skiff_up().filter(ProcessId::is_running) {
             bail!(
                 "a cluster is already running from {} (skiff, pid {}); stop it with `skiff down --data-dir {}`",
@@ -114,10 +114,41 @@ async fn refuse_running_or_clear(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fails, naming the port, unless the ports the cluster listens on are
+/// free on every address: the API (`api_port`), the node registry
+/// (`+1`) and cluster DNS (`+2`, TCP and UDP). Bound on the wildcard
+/// address, which any listener of the same port on any address blocks.
+pub(crate) fn ports_free(api_port: u16) -> anyhow::Result<()> {
+    let what = [
+        (api_port, "the Kubernetes API (--api-port)"),
+        (
+            api_port.wrapping_add(1),
+            "the node registry (--api-port + 1)",
+        ),
+        (api_port.wrapping_add(2), "cluster DNS (--api-port + 2)"),
+    ];
+    for (port, role) in what {
+        if port == 0 {
+            bail!("--api-port {api_port} leaves no room for {role}");
+        }
+        let any = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+        let tcp = std::net::TcpListener::bind(any).err();
+        let udp = (port == api_port.wrapping_add(2))
+            .then(|| std::net::UdpSocket::bind(any).err())
+            .flatten();
+        if let Some(e) = tcp.or(udp) {
+            bail!(
+                "port {port} is in use ({e}); it is needed for {role}: stop what holds it or choose another --api-port"
+            );
+        }
+    }
+    Ok(())
+}
+
 impl Parts {
     /// Saves the record, as it is now.
     pub fn save(&self) -> anyhow::Result<()> {
-        cluster::save(&self.dir, &self.record)
+        record::save(&self.dir, &self.record)
     }
 
     /// `DIR/logs/<name>.log`.
@@ -145,7 +176,7 @@ impl Parts {
         self.record.containerd = started.pid().and_then(ProcessId::of);
         self.record.containerd_socket = started.socket();
         let containerd = self.containerd.insert(started);
-        cluster::save(&self.dir, &self.record)?;
+        record::save(&self.dir, &self.record)?;
         Ok(containerd)
     }
 
@@ -162,7 +193,7 @@ impl Parts {
         api: &api::Api,
     ) -> anyhow::Result<Child> {
         let log = self.log("control-plane")?;
-        let mut control_plane = cluster::spawn(&sibling("skiff-control-plane")?, args, &log, None)?;
+        let mut control_plane = spawn(&sibling("skiff-control-plane")?, args, &log, None)?;
         self.record.control_plane_pid = control_plane.id();
         self.record.control_plane_start_time =
             ProcessId::of(control_plane.id()).map_or(0, |p| p.start_time);
@@ -190,12 +221,26 @@ impl Parts {
         self.record.nodes.push(node);
         self.save()?;
         prepare()?;
-        let kubelet = cluster::spawn(&sibling("skiff-kubelet")?, &args, &log, netns.as_deref())?;
+        let kubelet = spawn(&sibling("skiff-kubelet")?, &args, &log, netns.as_deref())?;
         if let Some(node) = self.record.nodes.last_mut() {
             node.pid = kubelet.id();
             node.start_time = ProcessId::of(kubelet.id()).map_or(0, |p| p.start_time);
         }
         self.save()?;
         Ok(kubelet)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_named_before_anything_starts() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = held.local_addr().expect("addr").port();
+        let err = ports_free(port).expect_err("taken").to_string();
+        assert!(err.contains(&format!("port {port} is in use")), "{err}");
+        assert!(err.contains("the Kubernetes API"), "{err}");
     }
 }

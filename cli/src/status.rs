@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use crate::cluster::{self, ClusterRecord};
 use crate::process::ProcessId;
 use crate::progress;
+use crate::record::{self, ClusterRecord};
 
 /// One line of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,7 @@ struct Row {
 /// the API answers `/healthz`).
 pub fn status(dir: &Path) -> anyhow::Result<bool> {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let Ok(record) = cluster::load(&dir) else {
+    let Ok(record) = record::load(&dir) else {
         progress::out(&format!(
             "No cluster is running from {} (start one with `skiff up --data-dir {}`).",
             dir.display(),

@@ -146,6 +146,19 @@ pub fn run(command: TokenCommand, target: &Target) -> anyhow::Result<()> {
     }
 }
 
+/// How long the token `skiff up` makes for its own nodes joins nodes
+/// ([`DEFAULT_TTL`]).
+pub const START_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Makes a new bootstrap token valid for `ttl` through the API (a Secret
+/// `kube-system/bootstrap-token-<id>`, so `kubectl get secrets -n
+/// kube-system` lists it and deleting it revokes it).
+pub fn create(api: &Api, ttl: Duration, description: &str) -> anyhow::Result<BootstrapToken> {
+    let token = BootstrapToken::generate()?;
+    store(api, &spec(token.clone(), ttl, Utc::now(), description))?;
+    Ok(token)
+}
+
 /// A token for joining nodes, valid for `ttl` from `now` (zero: forever),
 /// with kubeadm's default usages.
 pub fn spec(
