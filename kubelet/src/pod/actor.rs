@@ -23,10 +23,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn};
 
-use super::container::{RestartPolicy, Slot, StartFailure, Step, Termination};
+use super::container::{Slot, StartFailure, Step, Termination};
 use super::dns::{self, MAX_RESOLV_CONF_BYTES, NodeDns, Resolver};
 use super::lifecycle::{Effect, Lifecycle, PodEvent};
 use super::reporter::PodReporter;
+use super::restart_policy::RestartPolicy;
 use super::sandbox::NetworkAttachment;
 use super::spec::{self, PodKey, host_network};
 use super::start::StartTask;

@@ -11,38 +11,8 @@ use k8s_openapi::api::core::v1::{
 use tokio::time::Instant;
 
 use super::backoff::{Backoff, BackoffConfig};
+use super::restart_policy::RestartPolicy;
 use super::status::k8s_time;
-
-/// The pod's `restartPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartPolicy {
-    /// Restart whatever the exit code (the default).
-    Always,
-    /// Restart only after a non-zero exit.
-    OnFailure,
-    /// Never restart.
-    Never,
-}
-
-impl RestartPolicy {
-    /// Parses the spec value (validated earlier); `Always` when unset.
-    pub fn from_spec(value: Option<&str>) -> Self {
-        match value {
-            Some("OnFailure") => Self::OnFailure,
-            Some("Never") => Self::Never,
-            _ => Self::Always,
-        }
-    }
-
-    /// Whether a container that exited with `exit_code` is started again.
-    pub fn restarts(self, exit_code: i32) -> bool {
-        match self {
-            Self::Always => true,
-            Self::OnFailure => exit_code != 0,
-            Self::Never => false,
-        }
-    }
-}
 
 /// How one container instance ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

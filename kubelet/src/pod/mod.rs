@@ -22,6 +22,7 @@ pub mod dns;
 pub mod lifecycle;
 pub mod projected;
 pub mod reporter;
+pub mod restart_policy;
 pub mod sandbox;
 pub mod security;
 pub mod spec;

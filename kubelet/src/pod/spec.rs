@@ -79,8 +79,8 @@ impl PodKey {
 }
 
 /// `restartPolicy` of a pod (default `Always`).
-pub fn restart_policy(pod: &Pod) -> super::container::RestartPolicy {
-    super::container::RestartPolicy::from_spec(
+pub fn restart_policy(pod: &Pod) -> super::restart_policy::RestartPolicy {
+    super::restart_policy::RestartPolicy::from_spec(
         pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()),
     )
 }

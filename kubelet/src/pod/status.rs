@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{ContainerStatus, PodCondition, PodIP, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::container::RestartPolicy;
+use super::restart_policy::RestartPolicy;
 
 /// A Kubernetes `Time` (k8s-openapi uses jiff) from a chrono time.
 pub fn k8s_time(t: DateTime<Utc>) -> Time {
