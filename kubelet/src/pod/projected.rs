@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Volume};
+use k8s_openapi::api::core::v1::{Pod, Volume, VolumeProjection};
 use skiff_proto::node::v1 as pb;
 use skiff_proto::node::v1::node_registry_client::NodeRegistryClient;
 
@@ -176,6 +176,40 @@ impl Refreshers {
     }
 }
 
+/// What the control plane answered for one projection.
+enum Fetched {
+    Token(String, i64),
+    ConfigMap(Result<BTreeMap<String, String>, String>),
+    Local,
+}
+
+/// Asks the control plane for what `source` needs. The asks of one volume
+/// run together: the token and `kube-root-ca.crt` are two round trips that
+/// would otherwise delay every container start one after the other.
+async fn fetch(
+    sources: &dyn PodSources,
+    pod_ref: &PodRef,
+    source: &VolumeProjection,
+) -> Result<Fetched, String> {
+    if let Some(t) = &source.service_account_token {
+        let audiences = t
+            .audience
+            .clone()
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        let asked = t.expiration_seconds.unwrap_or(3600);
+        let (token, expires) = sources.token(pod_ref, audiences, asked).await?;
+        return Ok(Fetched::Token(token, expires));
+    }
+    if let Some(cm) = &source.config_map {
+        return Ok(Fetched::ConfigMap(
+            sources.config_map(pod_ref, &cm.name).await,
+        ));
+    }
+    Ok(Fetched::Local)
+}
+
 /// The files of one projected volume, by path, and when its token (if it
 /// has one) expires.
 async fn contents(
@@ -187,36 +221,46 @@ async fn contents(
     let mut files = BTreeMap::new();
     let mut token_life = None;
     let projected = volume.projected.as_ref().ok_or("not a projected volume")?;
-    for source in projected.sources.iter().flatten() {
-        if let Some(t) = &source.service_account_token {
-            let audiences = t
-                .audience
-                .clone()
-                .into_iter()
-                .filter(|a| !a.is_empty())
-                .collect();
-            let asked = t.expiration_seconds.unwrap_or(3600);
-            let (token, expires) = sources.token(&pod_ref, audiences, asked).await?;
-            files.insert(t.path.clone(), token.into_bytes());
-            token_life = Some((chrono::Utc::now().timestamp(), expires));
+    let list: &[VolumeProjection] = projected.sources.as_deref().unwrap_or_default();
+    for source in list {
+        if source.secret.is_some() || source.cluster_trust_bundle.is_some() {
+            return Err(format!(
+                "volume {:?}: only serviceAccountToken, configMap and downwardAPI projections are supported",
+                volume.name
+            ));
         }
-        if let Some(cm) = &source.config_map {
-            let data = match sources.config_map(&pod_ref, &cm.name).await {
-                Ok(data) => data,
-                Err(_) if cm.optional == Some(true) => BTreeMap::new(),
-                Err(e) => return Err(format!("configmap {:?}: {e}", cm.name)),
-            };
-            match &cm.items {
-                Some(items) => {
-                    for item in items {
-                        let value = data.get(&item.key).ok_or_else(|| {
-                            format!("configmap {:?} has no key {:?}", cm.name, item.key)
-                        })?;
-                        files.insert(item.path.clone(), value.clone().into_bytes());
+    }
+    let fetched =
+        futures_util::future::join_all(list.iter().map(|s| fetch(sources, &pod_ref, s))).await;
+    for (source, fetched) in list.iter().zip(fetched) {
+        match fetched? {
+            Fetched::Token(token, expires) => {
+                if let Some(t) = &source.service_account_token {
+                    files.insert(t.path.clone(), token.into_bytes());
+                    token_life = Some((chrono::Utc::now().timestamp(), expires));
+                }
+            }
+            Fetched::ConfigMap(answer) => {
+                if let Some(cm) = &source.config_map {
+                    let data = match answer {
+                        Ok(data) => data,
+                        Err(_) if cm.optional == Some(true) => BTreeMap::new(),
+                        Err(e) => return Err(format!("configmap {:?}: {e}", cm.name)),
+                    };
+                    match &cm.items {
+                        Some(items) => {
+                            for item in items {
+                                let value = data.get(&item.key).ok_or_else(|| {
+                                    format!("configmap {:?} has no key {:?}", cm.name, item.key)
+                                })?;
+                                files.insert(item.path.clone(), value.clone().into_bytes());
+                            }
+                        }
+                        None => files.extend(data.into_iter().map(|(k, v)| (k, v.into_bytes()))),
                     }
                 }
-                None => files.extend(data.into_iter().map(|(k, v)| (k, v.into_bytes()))),
             }
+            Fetched::Local => {}
         }
         if let Some(downward) = &source.downward_api {
             for item in downward.items.iter().flatten() {
@@ -229,12 +273,6 @@ async fn contents(
                 };
                 files.insert(item.path.clone(), value.into_bytes());
             }
-        }
-        if source.secret.is_some() || source.cluster_trust_bundle.is_some() {
-            return Err(format!(
-                "volume {:?}: only serviceAccountToken, configMap and downwardAPI projections are supported",
-                volume.name
-            ));
         }
     }
     Ok((files, token_life))
@@ -416,6 +454,51 @@ mod tests {
                         "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}]}
         }))
         .expect("pod")
+    }
+
+    /// Answers only once both asks are in flight, so asking one after the
+    /// other never finishes.
+    struct BothAtOnce(tokio::sync::Barrier);
+
+    #[async_trait::async_trait]
+    impl PodSources for BothAtOnce {
+        async fn token(
+            &self,
+            pod: &PodRef,
+            audiences: Vec<String>,
+            expiration_seconds: i64,
+        ) -> Result<(String, i64), String> {
+            self.0.wait().await;
+            Fake.token(pod, audiences, expiration_seconds).await
+        }
+
+        async fn config_map(
+            &self,
+            pod: &PodRef,
+            name: &str,
+        ) -> Result<BTreeMap<String, String>, String> {
+            self.0.wait().await;
+            Fake.config_map(pod, name).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_token_and_the_config_map_are_asked_for_together() {
+        let pod = pod();
+        let volume = &pod
+            .spec
+            .as_ref()
+            .expect("spec")
+            .volumes
+            .as_ref()
+            .expect("volumes")[0];
+        let sources = BothAtOnce(tokio::sync::Barrier::new(2));
+        let (files, _) =
+            tokio::time::timeout(Duration::from_secs(5), contents(&sources, &pod, volume))
+                .await
+                .expect("both asks were in flight at once")
+                .expect("contents");
+        assert_eq!(files.len(), 3);
     }
 
     #[tokio::test]
