@@ -186,7 +186,7 @@ impl Ca {
         let key_pem = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
         let key = KeyPair::from_pem(&key_pem)
             .map_err(|e| PkiError::invalid(key_path.display().to_string(), e))?;
-        let der = crate::tls::certificates(&cert_pem, &cert_path.display().to_string())?
+        let der = crate::pem::certificates(&cert_pem, &cert_path.display().to_string())?
             .into_iter()
             .next()
             .ok_or_else(|| PkiError::invalid(cert_path.display().to_string(), "no certificate"))?;
@@ -304,7 +304,7 @@ pub fn hash_of_der(der: &[u8]) -> Result<String, PkiError> {
 
 /// [`hash_of_der`] of the first certificate of a PEM text.
 pub fn hash_of_pem(pem: &str) -> Result<String, PkiError> {
-    let der = crate::tls::certificates(pem, "CA certificate")?.remove(0);
+    let der = crate::pem::certificates(pem, "CA certificate")?.remove(0);
     hash_of_der(&der)
 }
 

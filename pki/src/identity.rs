@@ -36,8 +36,8 @@ pub fn subject(der: &[u8]) -> Result<Subject, PkiError> {
 /// Checks that `cert_pem` was signed by the CA of `ca_pem` and stays
 /// valid for at least `margin` (for reusing a certificate kept on disk).
 pub fn verify(ca_pem: &str, cert_pem: &str, margin: std::time::Duration) -> Result<(), PkiError> {
-    let ca_der = crate::tls::certificates(ca_pem, "CA certificate")?.remove(0);
-    let der = crate::tls::certificates(cert_pem, "certificate")?.remove(0);
+    let ca_der = crate::pem::certificates(ca_pem, "CA certificate")?.remove(0);
+    let der = crate::pem::certificates(cert_pem, "certificate")?.remove(0);
     let (_, ca) = x509_parser::parse_x509_certificate(&ca_der)
         .map_err(|e| PkiError::invalid("CA certificate", e))?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der)
@@ -73,7 +73,7 @@ mod tests {
                 valid_for: std::time::Duration::from_secs(3600),
             })
             .expect("issued");
-        let der = crate::tls::certificates(&issued.cert_pem, "test")
+        let der = crate::pem::certificates(&issued.cert_pem, "test")
             .expect("pem")
             .remove(0);
         assert_eq!(

@@ -26,6 +26,7 @@
 
 pub mod ca;
 pub mod identity;
+pub mod pem;
 pub mod tls;
 pub mod token;
 

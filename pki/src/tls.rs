@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use rustls::RootCertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 
 use crate::PkiError;
+use crate::pem::{certificates, private_key};
 
 // ring, not aws-lc-rs: ring is already in the build and needs no C
 // toolchain beyond cc; its "no post-quantum key exchange" deprecation does
@@ -15,21 +15,6 @@ use crate::PkiError;
 #[allow(deprecated)]
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// The certificates of a PEM text (`what` names it in errors).
-pub fn certificates(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> {
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::invalid(what, e))?;
-    if certs.is_empty() {
-        return Err(PkiError::invalid(what, "no certificate in PEM"));
-    }
-    Ok(certs)
-}
-
-fn private_key(pem: &str, what: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
-    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| PkiError::invalid(what, e))
 }
 
 fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, PkiError> {

@@ -78,7 +78,7 @@ async fn node_certificates_act_only_for_their_node() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     let subject = skiff_pki::identity::subject(
-        &skiff_pki::tls::certificates(
+        &skiff_pki::pem::certificates(
             &read(&kubelet.state_dir.join("pki/kubelet-client.crt")),
             "c",
         )

@@ -238,7 +238,7 @@ mod tests {
         let again = prepare(dir.path(), names).expect("again");
         assert_eq!(first.admin.cert_pem, again.admin.cert_pem);
         let subject = skiff_pki::identity::subject(
-            &skiff_pki::tls::certificates(&first.admin.cert_pem, "admin").expect("pem")[0],
+            &skiff_pki::pem::certificates(&first.admin.cert_pem, "admin").expect("pem")[0],
         )
         .expect("subject");
         assert_eq!(subject.name, ADMIN_USER);

@@ -526,7 +526,7 @@ mod tests {
             )
             .is_err()
         );
-        let serving = skiff_pki::tls::certificates(&response.serving_cert_pem, "serving")
+        let serving = skiff_pki::pem::certificates(&response.serving_cert_pem, "serving")
             .expect("a certificate");
         let subject = skiff_pki::identity::subject(&serving[0]).expect("subject");
         assert_eq!(subject.name, "system:node:n1");
@@ -644,7 +644,7 @@ mod tests {
                 Ok(response) => {
                     assert!(authentic, "#{i} {t:?} joined");
                     let cert =
-                        skiff_pki::tls::certificates(&response.get_ref().client_cert_pem, "client")
+                        skiff_pki::pem::certificates(&response.get_ref().client_cert_pem, "client")
                             .expect("a certificate");
                     let subject = skiff_pki::identity::subject(&cert[0]).expect("subject");
                     assert_eq!(subject.name, format!("system:node:{node}"), "#{i}");

@@ -126,7 +126,7 @@ pub fn load(state_dir: &Path, name: &str, trust: Option<&Trust>) -> Option<Crede
         Some(Trust::CaPem(pem)) => pem.trim() == creds.ca_pem.trim(),
     };
     let valid = |cert: &str| skiff_pki::identity::verify(&creds.ca_pem, cert, RENEW_MARGIN).is_ok();
-    let named = skiff_pki::tls::certificates(&creds.client_cert_pem, "client certificate")
+    let named = skiff_pki::pem::certificates(&creds.client_cert_pem, "client certificate")
         .ok()
         .and_then(|c| c.into_iter().next())
         .and_then(|der| skiff_pki::identity::subject(&der).ok())
