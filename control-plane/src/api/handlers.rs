@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tracing::debug;
 
 use super::ApiState;
+use super::core_request::CoreRequest;
 use super::discovery;
 use super::edge::Body;
 use super::error::{ApiError, ApiResult};
@@ -22,6 +23,7 @@ use super::managed_fields::{self, Manager};
 use super::patch;
 use super::query::{self, FieldValidation, Options, Query};
 use super::selectors::{FieldSelector, LabelSelector};
+use super::stored::{to_bytes, with_rv};
 use super::table;
 use crate::auth::user::UserInfo;
 use crate::registry::allocation;
@@ -29,7 +31,7 @@ use crate::registry::deletion;
 use crate::registry::events_v1;
 use crate::registry::resources::{self, RESOURCES, ResourceType};
 use crate::registry::strategy::{self, apply_defaults, check_immutable, drop_nulls, validate};
-use crate::store::{KeyValue, StoreError};
+use crate::store::StoreError;
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
     (
@@ -220,19 +222,6 @@ pub async fn core_request(
     .await
 }
 
-/// The parts of an `/api/{version}/...` request that the pod and service
-/// proxies read before the request is served as an object one.
-pub struct CoreRequest<'a> {
-    /// The core group's version (`v1`).
-    pub version: &'a str,
-    /// The path after `/api/{version}/`.
-    pub rest: &'a str,
-    pub method: &'a Method,
-    /// The raw query string, if any.
-    pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
-}
-
 /// `pods/{name}/log`, `exec` and `portforward`: proxied to the pod's node.
 async fn pod_stream(
     state: &Arc<ApiState>,
@@ -351,23 +340,6 @@ enum Ownership<'a> {
     Update(&'a Manager),
     /// A server-side apply: the object carries its managed fields already.
     Applied,
-}
-
-/// The stored object with its revision as `resourceVersion`.
-pub(super) fn with_rv(kv: &KeyValue) -> ApiResult<Value> {
-    let mut obj: Value =
-        serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
-    obj["metadata"]["resourceVersion"] = json!(kv.revision.to_string());
-    Ok(obj)
-}
-
-/// The bytes stored for `obj`: its `resourceVersion` is the store's.
-pub(super) fn to_bytes(obj: &Value) -> Vec<u8> {
-    let mut obj = obj.clone();
-    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-    }
-    serde_json::to_vec(&obj).unwrap_or_default()
 }
 
 impl Api {

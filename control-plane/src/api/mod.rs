@@ -26,6 +26,7 @@
 //! - [`query`]: the query string, parsed strictly into typed options.
 //! - [`warnings`]: `Warning` headers from what admission added.
 
+pub mod core_request;
 pub mod deletion;
 pub mod discovery;
 pub mod edge;
@@ -45,6 +46,7 @@ pub mod query;
 pub mod selectors;
 pub mod serve;
 pub mod spdy;
+pub mod stored;
 pub mod table;
 pub mod token_request;
 pub mod tunnel;

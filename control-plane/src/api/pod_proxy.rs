@@ -16,8 +16,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::ApiState;
+use super::core_request::CoreRequest;
 use super::error::{ApiError, ApiResult};
-use super::handlers::CoreRequest;
 use super::selectors::LabelSelector;
 use super::tunnel;
 

@@ -29,8 +29,6 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tracing::warn;
 
-use super::objects::Objects;
-use super::resources::ResourceType;
 use crate::store::StoreError;
 
 /// Distinct messages of similar events after which they are combined
@@ -332,6 +330,26 @@ impl Correlator {
 /// for each other's store writes, ~35 s for 10,000 pods).
 const KEY_LOCKS: usize = 64;
 
+/// Where the recorder keeps Events: the registry's objects in the control
+/// plane. Kept as a trait so this module needs nothing of the registry's
+/// object access, which itself owns a recorder.
+#[async_trait::async_trait]
+pub trait EventStore: Send + Sync {
+    /// Creates `event` as is (its name chosen by the recorder).
+    async fn create_event(&self, event: Value) -> Result<(), StoreError>;
+
+    /// Changes the stored Event `namespace/name` with `change`.
+    async fn count_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        change: &mut (dyn for<'v> FnMut(&'v mut Value) + Send),
+    ) -> Result<(), StoreError>;
+
+    /// The stored Events in `namespace` whose names start with `prefix`.
+    async fn events_named(&self, namespace: &str, prefix: &str) -> Result<Vec<Value>, StoreError>;
+}
+
 /// Records Events for the control plane's components (see the module
 /// documentation).
 pub struct Recorder {
@@ -368,14 +386,17 @@ impl Recorder {
     /// Records one occurrence: a new Event, or a count on an existing one.
     /// Failures are logged, never returned: an event is not worth failing
     /// the caller's work for.
-    pub async fn record(&self, objects: &Objects, event: NewEvent) {
+    pub async fn record(&self, objects: &dyn EventStore, event: NewEvent) {
         if let Err(e) = self.try_record(objects, &event).await {
             warn!(reason = %event.reason, object = %event.object.name, error = %e, "event not recorded");
         }
     }
 
-    async fn try_record(&self, objects: &Objects, event: &NewEvent) -> Result<(), StoreError> {
-        let rt = crate::registry::kinds::EVENTS;
+    async fn try_record(
+        &self,
+        objects: &dyn EventStore,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
         let namespace = event.namespace().to_string();
         let probe = event.to_object("", &event.message);
         let Correlation { key, message } = self.correlator().correlate(&probe, event.time);
@@ -392,7 +413,7 @@ impl Recorder {
             Some(name) => Some(name),
             None if looked_up => None,
             None => {
-                let stored = find_stored(objects, rt, &namespace, &event.object.name).await?;
+                let stored = find_stored(objects, &namespace, &event.object.name).await?;
                 let found = stored.get(&key).cloned();
                 let mut c = self.correlator();
                 for (key, name) in stored {
@@ -407,7 +428,7 @@ impl Recorder {
         if let Some(name) = existing {
             let time = timestamp(event.time);
             let counted = objects
-                .update(rt, Some(&namespace), &name, |stored| {
+                .count_event(&namespace, &name, &mut |stored: &mut Value| {
                     let count = stored.get("count").and_then(Value::as_i64).unwrap_or(1);
                     stored["count"] = json!(count + 1);
                     let later = stored
@@ -418,7 +439,6 @@ impl Recorder {
                         stored["lastTimestamp"] = json!(time);
                     }
                     stored["message"] = json!(message);
-                    true
                 })
                 .await;
             match counted {
@@ -437,7 +457,7 @@ impl Recorder {
         for _ in 0..8 {
             // Upstream's naming: `<involved object>.<unix nanoseconds in hex>`.
             let name = format!("{}.{nanos:x}", event.object.name);
-            match objects.create(rt, event.to_object(&name, &message)).await {
+            match objects.create_event(event.to_object(&name, &message)).await {
                 Ok(_) => {
                     self.correlator().recorded.put(key, name);
                     return Ok(());
@@ -461,19 +481,16 @@ fn stripe(key: &str) -> usize {
 /// The stored Events named after the involved object: for each key they
 /// count, the name of the most recent one.
 async fn find_stored(
-    objects: &Objects,
-    rt: &ResourceType,
+    objects: &dyn EventStore,
     namespace: &str,
     object: &str,
 ) -> Result<HashMap<String, String>, StoreError> {
-    let prefix = format!("{}{namespace}/{object}.", rt.prefix());
-    let listing = objects.store().list(&prefix).await?;
+    let listing = objects
+        .events_named(namespace, &format!("{object}."))
+        .await?;
     let mut best: HashMap<String, (String, String)> = HashMap::new();
-    for kv in &listing.items {
-        let Ok(stored) = serde_json::from_slice::<Value>(&kv.value) else {
-            continue;
-        };
-        let key = stored_key(&stored);
+    for stored in &listing {
+        let key = stored_key(stored);
         let last = stored
             .get("lastTimestamp")
             .and_then(Value::as_str)
@@ -499,6 +516,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::registry::objects::Objects;
     use crate::store::memory::MemoryStore;
 
     fn pod_event(reason: &str, message: &str, time: DateTime<Utc>) -> NewEvent {

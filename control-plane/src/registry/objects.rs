@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::deletion::{self, DeleteOptions};
-use super::events::{InvolvedObject, NewEvent, Recorder};
+use super::events::{EventStore, InvolvedObject, NewEvent, Recorder};
 use super::resources::ResourceType;
 use super::strategy;
 use crate::store::{Store, StoreError, Write};
@@ -496,4 +496,41 @@ fn event_object(
         "count": 1,
         "reportingComponent": component,
     })
+}
+
+#[async_trait::async_trait]
+impl EventStore for Objects {
+    async fn create_event(&self, event: Value) -> Result<(), StoreError> {
+        self.create(crate::registry::kinds::EVENTS, event)
+            .await
+            .map(drop)
+    }
+
+    async fn count_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        change: &mut (dyn for<'v> FnMut(&'v mut Value) + Send),
+    ) -> Result<(), StoreError> {
+        let rt = crate::registry::kinds::EVENTS;
+        self.update(rt, Some(namespace), name, |stored: &mut Value| {
+            change(stored);
+            true
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn events_named(&self, namespace: &str, prefix: &str) -> Result<Vec<Value>, StoreError> {
+        let rt = crate::registry::kinds::EVENTS;
+        let listing = self
+            .store
+            .list(&format!("{}{namespace}/{prefix}", rt.prefix()))
+            .await?;
+        Ok(listing
+            .items
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+            .collect())
+    }
 }
