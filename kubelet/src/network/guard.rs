@@ -15,7 +15,7 @@ use nftables::schema::{Chain, FlushObject, NfCmd, NfListObject, Rule};
 use nftables::stmt::{Match, Operator, Reject, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook, RejectCode};
 
-use super::node::{TABLE, prefix, table};
+use super::table::{TABLE, prefix, table};
 
 /// Chain for pod traffic to this node's own addresses.
 pub const GUARD_INPUT: &str = "guard-input";

@@ -27,6 +27,7 @@ pub mod config;
 pub mod guard;
 pub mod node;
 pub mod pod;
+pub mod table;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

@@ -23,18 +23,16 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use nftables::batch::Batch;
-use nftables::expr::{Expression, NamedExpression, Payload, PayloadField, Prefix};
-use nftables::schema::{Chain, FlushObject, NfCmd, NfListObject, Rule, Table};
+use nftables::expr::{Expression, NamedExpression, Payload, PayloadField};
+use nftables::schema::{Chain, FlushObject, NfCmd, NfListObject, Rule};
 use nftables::stmt::{Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use serde::Deserialize;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::guard::{Guard, guard_batch};
+use super::table::{TABLE, prefix, table};
 use super::{NetworkError, NodeNetwork, NodeNetworkRx, run_in_node};
-
-/// Skiff's nftables table in the node's namespace.
-pub const TABLE: &str = "skiff-node";
 
 /// The chain in [`TABLE`] that masquerades pod traffic leaving the cluster.
 pub const POSTROUTING: &str = "postrouting";
@@ -126,21 +124,6 @@ pub fn parse_routes(json: &str) -> Result<BTreeMap<Ipv4Net, Option<Ipv4Addr>>, s
             Some((net, r.gateway.and_then(|g| g.parse().ok())))
         })
         .collect())
-}
-
-pub(super) fn table() -> Table<'static> {
-    Table {
-        family: NfFamily::IP,
-        name: TABLE.into(),
-        handle: None,
-    }
-}
-
-pub(super) fn prefix(net: Ipv4Net) -> Expression<'static> {
-    Expression::Named(NamedExpression::Prefix(Prefix {
-        addr: Box::new(Expression::String(net.network().to_string().into())),
-        len: u32::from(net.prefix_len()),
-    }))
 }
 
 fn ip_field(field: &'static str) -> Expression<'static> {
