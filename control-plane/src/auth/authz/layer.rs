@@ -2,7 +2,6 @@
 //! impersonation first (the request then acts as the impersonated user),
 //! then the request as [`RequestInfo`] against the authorizers; 403 with
 //! upstream's message when none allows it. A WebSocket pod stream (`GET`
-//! exec, attach, port-forward) also needs `create`, as upstream since 1.35. A WebSocket pod stream (`GET`
 //! exec, attach, port-forward) also needs `create`, as upstream since 1.35.
 
 use std::sync::Arc;
