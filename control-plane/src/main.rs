@@ -378,6 +378,12 @@ async fn run() -> anyhow::Result<()> {
         .context("preparing the service account signing key")?,
     );
     state.token_signer = Some(signer.clone());
+    let bound_objects =
+        Arc::new(skiff_control_plane::auth::authn::bound_objects::BoundObjects::default());
+    tokio::spawn(skiff_control_plane::auth::authn::bound_objects::follow(
+        state.store.clone(),
+        bound_objects.clone(),
+    ));
     let token_signer = signer.clone();
     state.authenticator = Arc::new(skiff_control_plane::auth::authn::Authenticator {
         tokens: match &flags.token_auth_file {
@@ -388,7 +394,8 @@ async fn run() -> anyhow::Result<()> {
             skiff_control_plane::auth::authn::service_account::ServiceAccountTokens::new(
                 signer,
                 skiff_control_plane::registry::objects::Objects::new(state.store.clone()),
-            ),
+            )
+            .with_index(bound_objects),
         ),
         ..Default::default()
     });

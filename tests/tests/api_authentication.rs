@@ -298,3 +298,46 @@ async fn token_reviews_say_whose_token_it_is_for_which_audiences() {
     assert!(ok, "{out}");
     assert_eq!(status(&out)["authenticated"], true, "{out}");
 }
+
+#[tokio::test]
+async fn a_service_accounts_tokens_are_refused_within_a_second_of_its_deletion() {
+    if !kubectl_enabled("a_service_accounts_tokens_are_refused_within_a_second_of_its_deletion") {
+        return;
+    }
+    let cp = TestControlPlane::start().await;
+    let pods = "/api/v1/namespaces/default/pods";
+    let robot = cp.manifest(
+        "robot.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: robot}\n",
+    );
+    cp.kubectl_ok(&["apply", "-f", &robot]);
+    let old = cp.kubectl_ok(&["create", "token", "robot"]);
+    // Authenticated (what it may do is RBAC's: nothing yet).
+    let (code, body) = get(&cp, pods, None, Some(old.trim())).expect("get");
+    assert_eq!(code, 403, "{body}");
+
+    cp.kubectl_ok(&["delete", "serviceaccount", "robot"]);
+    let deleted = std::time::Instant::now();
+    loop {
+        let (code, body) = get(&cp, pods, None, Some(old.trim())).expect("get");
+        if code == 401 {
+            break;
+        }
+        assert_eq!(code, 403, "{body}");
+        assert!(
+            deleted.elapsed() < Duration::from_secs(1),
+            "the token still authenticates {:?} after its account was deleted",
+            deleted.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Made again under the same name it is another account: its tokens
+    // authenticate, the old one stays refused.
+    cp.kubectl_ok(&["apply", "-f", &robot]);
+    let new = cp.kubectl_ok(&["create", "token", "robot"]);
+    let (code, body) = get(&cp, pods, None, Some(new.trim())).expect("get");
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = get(&cp, pods, None, Some(old.trim())).expect("get");
+    assert_eq!(code, 401, "{body}");
+}

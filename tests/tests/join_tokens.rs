@@ -1,7 +1,8 @@
 //! `skiff token create|list|delete` (kubeadm's `token` commands): a token
 //! made after the server started joins a `skiff agent` whose node turns
-//! Ready; tokens are listed with kubeadm's columns, TTLs and `<invalid>`
-//! once expired; deleted and expired tokens join no more; malformed
+//! Ready; tokens are listed with kubeadm's columns and TTLs; expired ones
+//! are deleted by the token cleaner, one without expiration stays;
+//! deleted and expired tokens join no more; malformed
 //! arguments get kubeadm's words.
 
 use std::process::Command;
@@ -191,15 +192,36 @@ async fn tokens_are_created_listed_deleted_and_expire_as_kubeadms() {
         "{err}"
     );
 
-    // An expired token is listed as kubeadm lists it and refused.
-    let short = skiff_ok(&by_dir(&["token", "create", "--ttl", "1s"]))
+    // An expiring token is listed until it expires; then the token
+    // cleaner deletes it (as kube-controller-manager's) and it is refused.
+    let forever = "zzzzzz.0123456789abcdef";
+    cp.create_bootstrap_token(forever, None);
+    let short = skiff_ok(&by_dir(&["token", "create", "--ttl", "3s"]))
         .trim()
         .to_string();
-    std::thread::sleep(Duration::from_secs(3));
     let list = skiff_ok(&by_dir(&["token", "list"]));
-    let expired = row(&list, &short).unwrap_or_else(|| panic!("{short} not listed:\n{list}"));
-    assert_eq!(expired[1], "<invalid>", "{list}");
-    assert!(seconds_until(&expired[2]) < 0, "{list}");
+    let expiring = row(&list, &short).unwrap_or_else(|| panic!("{short} not listed:\n{list}"));
+    let expires_in = seconds_until(&expiring[2]);
+    assert!((0..=3).contains(&expires_in), "{list}");
+    let made = Instant::now();
+    loop {
+        let list = skiff_ok(&by_dir(&["token", "list"]));
+        if row(&list, &short).is_none() {
+            // Not before it expired.
+            assert!(made.elapsed() >= Duration::from_secs(2), "{list}");
+            break;
+        }
+        assert!(
+            made.elapsed() < Duration::from_secs(8),
+            "{short} still listed 5 s after expiring:\n{list}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list = skiff_ok(&by_dir(&["token", "list"]));
+    assert!(
+        row(&list, forever).is_some(),
+        "a token without expiration stays:\n{list}"
+    );
     let (joined, log) = cp.try_join(dir.path(), "expired", &short);
     assert!(!joined && log.contains("refused to join"), "{log}");
 
@@ -332,4 +354,44 @@ fn a_token_made_after_the_server_started_joins_an_agent() {
     server.stop();
     let left = running_under(temp.path());
     assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[tokio::test]
+async fn the_token_cleaner_deletes_expired_bootstrap_token_secrets_only() {
+    if !kubectl_enabled("the_token_cleaner_deletes_expired_bootstrap_token_secrets_only") {
+        return;
+    }
+    let cp = TestControlPlane::start().await;
+    let expiring = "exp3ss.0123456789abcdef";
+    let forever = "foreve.0123456789abcdef";
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(3))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    cp.create_bootstrap_token(expiring, Some(&at));
+    cp.create_bootstrap_token(forever, None);
+    let exists = |id: &str| {
+        let out = cp.kubectl(&[
+            "get",
+            "secret",
+            "-n",
+            "kube-system",
+            &format!("bootstrap-token-{id}"),
+            "-o",
+            "name",
+        ]);
+        out.status.success()
+    };
+    assert!(exists("exp3ss") && exists("foreve"));
+    let made = Instant::now();
+    while exists("exp3ss") {
+        assert!(
+            made.elapsed() < Duration::from_secs(8),
+            "the token that expired at {at} is still there"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        seconds_until(&at) <= 0,
+        "deleted before its expiration {at}"
+    );
+    assert!(exists("foreve"), "a token without expiration stays");
 }

@@ -26,6 +26,7 @@
 //!   carries out foreground and orphaning deletions.
 //! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
 //! - [`root_ca`]: the `kube-root-ca.crt` ConfigMap in every namespace.
+//! - [`token_cleaner`]: deletes expired bootstrap token Secrets.
 //! - [`namespace_key`]: the namespace key those two share.
 //! - [`head`]: decoding only the fields a watch reads of an object.
 //! - [`supervisor`]: starts the actors above and restarts them on failure.
@@ -72,6 +73,7 @@ pub mod serviceaccount;
 pub mod statefulset;
 pub mod supervisor;
 pub mod template_hash;
+pub mod token_cleaner;
 pub mod volume;
 
 use serde_json::{Value, json};

@@ -37,6 +37,7 @@ use super::runtime::{Controller, Reconciler};
 use super::scheduler::Scheduler;
 use super::serviceaccount::ServiceAccounts;
 use super::statefulset::StatefulSets;
+use super::token_cleaner::TokenCleaner;
 use super::volume::VolumeController;
 use super::{object_of, watch_for, watch_prefix};
 use crate::clock::{SharedClock, SystemClock};
@@ -124,7 +125,7 @@ impl Child {
 }
 
 /// The supervisor's children but the node actors, in start order.
-const CHILDREN: [Child; 18] = [
+const CHILDREN: [Child; 19] = [
     Child::new("scheduler", |d, s| {
         Box::pin(async move {
             Ok(Scheduler::spawn_on_own_thread(d.objects, s)
@@ -178,6 +179,7 @@ const CHILDREN: [Child; 18] = [
             s,
         )
     }),
+    Child::new("tokencleaner", |d, s| run(&d, TokenCleaner::new, s)),
 ];
 
 /// Its state.

@@ -8,6 +8,7 @@
 //! ask as `system:anonymous` (upstream's anonymous access limited to
 //! `/healthz`, `/livez` and `/readyz`).
 
+pub mod bound_objects;
 pub mod service_account;
 pub mod token_file;
 

@@ -4,11 +4,16 @@
 //! with the uid the token names. Its user is
 //! `system:serviceaccount:<namespace>:<name>` in the ServiceAccount groups,
 //! with the bound pod and node as extra attributes.
+//!
+//! With a [`BoundObjects`] index the objects are looked up there, and the
+//! store is read only when the index cannot vouch for one (see
+//! [`super::bound_objects`]).
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::bound_objects::{BoundObjects, Entry};
 use crate::auth::tokens::{Claims, ObjectClaim, TokenError, TokenSigner};
 use crate::auth::user::{SERVICE_ACCOUNT_PREFIX, SERVICE_ACCOUNTS, UserInfo};
 use crate::registry::kinds;
@@ -63,6 +68,7 @@ pub fn namespace_group(namespace: &str) -> String {
 pub struct ServiceAccountTokens {
     signer: Arc<TokenSigner>,
     objects: Objects,
+    index: Option<Arc<BoundObjects>>,
 }
 
 impl std::fmt::Debug for ServiceAccountTokens {
@@ -76,7 +82,18 @@ impl std::fmt::Debug for ServiceAccountTokens {
 impl ServiceAccountTokens {
     /// Tokens of `signer`, whose objects are looked up in `objects`.
     pub fn new(signer: Arc<TokenSigner>, objects: Objects) -> Self {
-        Self { signer, objects }
+        Self {
+            signer,
+            objects,
+            index: None,
+        }
+    }
+
+    /// Looks objects up in `index` first, the store only when the index
+    /// cannot vouch for one.
+    pub fn with_index(mut self, index: Arc<BoundObjects>) -> Self {
+        self.index = Some(index);
+        self
     }
 
     /// Whether `obj` of `rt` still exists with `claim`'s uid at `now`; a
@@ -89,16 +106,22 @@ impl ServiceAccountTokens {
         claim: &ObjectClaim,
         now: i64,
     ) -> Result<(), Invalid> {
-        let found = self.objects.find(rt, Some(namespace), &claim.name).await?;
-        let deleted_long_ago = |o: &Value| {
-            o.pointer("/metadata/deletionTimestamp")
-                .and_then(Value::as_str)
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .is_some_and(|t| t.timestamp() + DELETED_POD_GRACE < now)
-        };
-        let same = found
+        let indexed = self
+            .index
             .as_ref()
-            .is_some_and(|o: &Value| crate::meta::uid(o) == claim.uid && !deleted_long_ago(o));
+            .and_then(|i| i.get(rt, namespace, &claim.name));
+        let mut same = indexed.is_some_and(|e| still_valid(&e, claim, now));
+        if !same {
+            let found = self.objects.find(rt, Some(namespace), &claim.name).await?;
+            same = found.is_some_and(|o| {
+                let entry = Entry::new(
+                    crate::meta::uid(&o).to_string(),
+                    o.pointer("/metadata/deletionTimestamp")
+                        .and_then(Value::as_str),
+                );
+                still_valid(&entry, claim, now)
+            });
+        }
         if same {
             Ok(())
         } else {
@@ -153,6 +176,15 @@ impl ServiceAccountTokens {
             .collect();
         Ok((user_of(&claims), valid_for))
     }
+}
+
+/// Whether `entry` is the object `claim` names (same uid) and not deleted
+/// more than [`DELETED_POD_GRACE`] before `now`.
+fn still_valid(entry: &Entry, claim: &ObjectClaim, now: i64) -> bool {
+    entry.uid == claim.uid
+        && entry
+            .deleted_at
+            .is_none_or(|t| t + DELETED_POD_GRACE >= now)
 }
 
 /// The user a valid token's claims name.
@@ -335,5 +367,95 @@ mod tests {
             tokens.user(&token, now + 120).await,
             Err(Invalid::Gone { kind: "Pod", .. })
         ));
+    }
+
+    /// Tokens checked against an index following `objects`' store, whose
+    /// own store is empty: a valid answer came from the index alone.
+    async fn indexed(objects: &Objects) -> (ServiceAccountTokens, tokio::task::JoinHandle<()>) {
+        let index = Arc::new(BoundObjects::default());
+        let task = tokio::spawn(super::super::bound_objects::follow(
+            objects.store().clone(),
+            index.clone(),
+        ));
+        for _ in 0..200 {
+            if index.get(kinds::PODS, "lab", "p").is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let signer = Arc::new(TokenSigner::generate(ISSUER).expect("key"));
+        let tokens = ServiceAccountTokens::new(signer, Objects::in_memory()).with_index(index);
+        (tokens, task)
+    }
+
+    #[tokio::test]
+    async fn an_indexed_token_is_checked_without_the_store() {
+        let (_, objects, sa_uid, pod_uid) = setup().await;
+        let (tokens, task) = indexed(&objects).await;
+        let token = tokens
+            .signer
+            .sign(&claims(&sa_uid, &pod_uid))
+            .expect("sign");
+        let user = tokens
+            .user(&token, 1_500)
+            .await
+            .expect("valid from the index");
+        assert_eq!(user.uid, sa_uid);
+        let replaced = tokens
+            .signer
+            .sign(&claims("older-uid", &pod_uid))
+            .expect("sign");
+        assert!(matches!(
+            tokens.user(&replaced, 1_500).await,
+            Err(Invalid::Gone {
+                kind: "ServiceAccount",
+                ..
+            })
+        ));
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn an_indexed_token_dies_once_the_index_sees_its_account_or_pod_go() {
+        for kind in ["ServiceAccount", "Pod"] {
+            let (_, objects, sa_uid, pod_uid) = setup().await;
+            let (tokens, task) = indexed(&objects).await;
+            let token = tokens
+                .signer
+                .sign(&claims(&sa_uid, &pod_uid))
+                .expect("sign");
+            assert!(tokens.user(&token, 1_500).await.is_ok());
+            let started = std::time::Instant::now();
+            if kind == "Pod" {
+                // Past the deleted pod's minute of grace.
+                objects.delete_pod("lab", "p").await.expect("delete");
+            } else {
+                objects
+                    .delete(kinds::SERVICEACCOUNTS, Some("lab"), "robot")
+                    .await
+                    .expect("delete");
+            }
+            let now = chrono::Utc::now().timestamp() + 120;
+            let token_for = |at: i64| {
+                let mut c = claims(&sa_uid, &pod_uid);
+                (c.iat, c.nbf, c.exp) = (at - 200, at - 200, at + 3600);
+                tokens.signer.sign(&c).expect("sign")
+            };
+            let late = token_for(now);
+            loop {
+                match tokens.user(&late, now).await {
+                    Err(Invalid::Gone { kind: k, .. }) => {
+                        assert_eq!(k, kind);
+                        break;
+                    }
+                    other => assert!(
+                        other.is_ok() && started.elapsed().as_secs() < 2,
+                        "{kind}: {other:?}"
+                    ),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            task.abort();
+        }
     }
 }
