@@ -75,6 +75,29 @@ pub fn parse(pem: &[u8]) -> Result<Csr, CsrError> {
     })
 }
 
+/// A new key and a request for `common_name` in `organizations` signed
+/// with it: the key (PKCS#8 PEM) and the request (PEM), as `openssl req`
+/// makes them for a client certificate.
+pub fn new_request(
+    common_name: &str,
+    organizations: &[&str],
+) -> Result<(String, String), PkiError> {
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    // rcgen keeps one value per attribute type: the last organization.
+    for org in organizations {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, *org);
+    }
+    let request = params.serialize_request(&key)?.pem()?;
+    Ok((key.serialize_pem(), request))
+}
+
 /// A DNS name or IP address as text (other kinds no signer here allows).
 fn alt_name(name: &x509_parser::extensions::GeneralName<'_>) -> Option<String> {
     use x509_parser::extensions::GeneralName;
