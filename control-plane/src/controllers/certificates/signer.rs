@@ -241,7 +241,8 @@ impl Reconciler for Signer {
             return Ok(runtime::Action::await_change());
         };
         let now = crate::registry::meta::now();
-        let change: Box<dyn Fn(&mut Value) + Send + Sync> = match decide(&obj, &csr, keys.duration) {
+        let change: Box<dyn Fn(&mut Value) + Send + Sync> = match decide(&obj, &csr, keys.duration)
+        {
             Decision::Skip => return Ok(runtime::Action::await_change()),
             Decision::Fail(message) => {
                 info!(csr = %key.0, %message, "request does not fit its signer");
