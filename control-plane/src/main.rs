@@ -101,6 +101,10 @@ struct Flags {
     /// The pod network, cut into one subnet per node (`spec.podCIDR`).
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
+    /// The longest certificate the CSR signers issue (upstream's flag; a
+    /// request's `expirationSeconds` may ask for less).
+    #[arg(long, default_value = "8760h", value_parser = skiff_control_plane::controllers::certificates::signer::parse_duration)]
+    cluster_signing_duration: std::time::Duration,
     /// The prefix length of each node's pod subnet.
     #[arg(long, default_value_t = 24)]
     node_cidr_mask_size: u8,
@@ -454,6 +458,12 @@ async fn run() -> anyhow::Result<()> {
         skiff_control_plane::auth::certificates::prepare(&flags.data_dir.join("pki"), names)
             .context("preparing the cluster's certificates")?;
     skiff_control_plane::controllers::root_ca::set_root_ca(certificates.ca.cert_pem().to_string());
+    skiff_control_plane::controllers::certificates::signer::configure(
+        skiff_control_plane::controllers::certificates::signer::SigningConfig {
+            pki_dir: flags.data_dir.join("pki"),
+            duration: flags.cluster_signing_duration,
+        },
+    );
     let kubeconfig_path = flags.data_dir.join("kubeconfig");
     // A wildcard listen address is no address to dial (nor in the serving
     // certificate): the kubeconfig names the advertised one, or loopback.

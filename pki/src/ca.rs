@@ -254,6 +254,38 @@ impl Ca {
                 .distinguished_name
                 .push(DnType::OrganizationName, org.as_str());
         }
+        self.sign_params(params, request, public_key)
+    }
+
+    /// Signs a request sent through the CertificateSigningRequest API
+    /// (its signature already checked by [`crate::csr::parse`]): its
+    /// subject and public key as asked, `usage` and `valid_for` as the
+    /// signer decides.
+    pub fn sign_csr(
+        &self,
+        csr: &crate::csr::Csr,
+        usage: Usage,
+        valid_for: Duration,
+    ) -> Result<String, PkiError> {
+        let der = rustls::pki_types::CertificateSigningRequestDer::from(csr.der.clone());
+        let parsed = rcgen::CertificateSigningRequestParams::from_der(&der)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = parsed.params.distinguished_name;
+        let request = Request {
+            common_name: csr.common_name.clone(),
+            organization: csr.organizations.first().cloned(),
+            usage,
+            valid_for,
+        };
+        self.sign_params(params, &request, &parsed.public_key)
+    }
+
+    fn sign_params(
+        &self,
+        mut params: CertificateParams,
+        request: &Request,
+        public_key: &impl rcgen::PublicKeyData,
+    ) -> Result<String, PkiError> {
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,

@@ -12,6 +12,13 @@ pub struct Subject {
     pub groups: Vec<String>,
 }
 
+/// When a DER certificate expires (Unix seconds).
+pub fn not_after(der: &[u8]) -> Result<i64, PkiError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| PkiError::invalid("certificate", e))?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
 /// Reads the subject of a DER certificate. Only call this on a certificate
 /// the TLS layer has verified against the cluster CA.
 pub fn subject(der: &[u8]) -> Result<Subject, PkiError> {

@@ -18,6 +18,7 @@
 //! node would hold a certificate API clients accept for the API server.
 //!
 //! - [`ca`]: making, loading and using the CA.
+//! - [`csr`]: certificate signing requests sent to the API.
 //! - [`identity`]: the user and groups a client certificate names.
 //! - [`tls`]: rustls server and client configurations from PEM, and the
 //!   client that pins the CA by hash for a node's first contact.
@@ -25,6 +26,7 @@
 //!   the fields of the Secrets that hold them.
 
 pub mod ca;
+pub mod csr;
 pub mod identity;
 pub mod pem;
 pub mod tls;

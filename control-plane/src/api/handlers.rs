@@ -29,6 +29,7 @@ use crate::auth::user::UserInfo;
 use crate::registry::allocation;
 use crate::registry::deletion;
 use crate::registry::events_v1;
+use crate::registry::kinds;
 use crate::registry::resources::{self, RESOURCES, ResourceType};
 use crate::registry::strategy::{self, apply_defaults, check_immutable, drop_nulls, validate};
 use crate::store::StoreError;
@@ -378,11 +379,15 @@ impl Api {
         };
         let allowed = match (method, t.name.as_deref(), t.sub.as_deref()) {
             (&Method::GET, None, None) => true,
-            (&Method::GET, Some(_), None | Some("status" | "scale")) => true,
+            (&Method::GET, Some(_), None | Some("status" | "scale" | "approval")) => true,
             (&Method::POST, None, None) => true,
             (&Method::POST, Some(_), Some("binding" | "eviction")) => t.rt.kind == "Pod",
             (&Method::POST, Some(_), Some("token")) => t.rt.kind == "ServiceAccount",
-            (&Method::PUT | &Method::PATCH, Some(_), None | Some("status" | "scale")) => true,
+            (
+                &Method::PUT | &Method::PATCH,
+                Some(_),
+                None | Some("status" | "scale" | "approval"),
+            ) => true,
             (&Method::DELETE, _, None) => true,
             _ => false,
         };
@@ -418,6 +423,43 @@ impl Api {
             (&Method::DELETE, Some(_), _) => self.delete(t, body).await,
             _ => self.delete_collection(t, body).await,
         }
+    }
+
+    /// Upstream's CSR approval admission: an approver of a request also
+    /// needs `approve` on its signer (`signers`, named by the signer or
+    /// `<domain>/*`), so `update` on `/approval` alone cannot approve.
+    fn may_approve(&self, old: &Value, new: &Value) -> ApiResult<()> {
+        let Some(user) = &self.user else {
+            return Ok(());
+        };
+        let signer = new
+            .pointer("/spec/signerName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let wildcard = signer
+            .split_once('/')
+            .map(|(domain, _)| format!("{domain}/*"))
+            .unwrap_or_default();
+        let allowed = [signer, wildcard.as_str()].iter().any(|name| {
+            let request = crate::auth::request_info::RequestInfo {
+                is_resource_request: true,
+                verb: "approve".into(),
+                api_group: kinds::CERTIFICATESIGNINGREQUESTS.group.into(),
+                api_version: "*".into(),
+                resource: "signers".into(),
+                name: name.to_string(),
+                ..Default::default()
+            };
+            self.state.authorization.allows(user, &request)
+        });
+        if allowed {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "{} {:?} is forbidden: user not permitted to approve requests with signerName {signer:?}",
+            kinds::CERTIFICATESIGNINGREQUESTS.qualified(),
+            crate::meta::name(old)
+        )))
     }
 
     /// Upstream's RBAC escalation prevention on a write of a role or
@@ -686,6 +728,10 @@ impl Api {
             obj["metadata"]["generation"] = json!(1);
         }
         strategy::prepare_for_create(t.rt, obj);
+        if t.rt == kinds::CERTIFICATESIGNINGREQUESTS {
+            let anonymous = UserInfo::anonymous();
+            kinds::certificates::set_requestor(obj, self.user.as_ref().unwrap_or(&anonymous));
+        }
         apply_defaults(t.rt, obj);
         crate::registry::admission::admit_create(self.state.store.as_ref(), t.rt.kind, obj)
             .await
@@ -796,6 +842,14 @@ impl Api {
         }
         if !status_only {
             self.strict(t, &result)?;
+        }
+        if status_only && t.rt == kinds::CERTIFICATESIGNINGREQUESTS {
+            let sub = t.sub.as_deref().unwrap_or_default();
+            kinds::certificates::prepare_subresource(sub, old, &mut result);
+            validate(t.rt, &result)?;
+            if sub == "approval" {
+                self.may_approve(old, &result)?;
+            }
         }
         apply_defaults(t.rt, &mut result);
         if !status_only {
@@ -912,7 +966,7 @@ impl Api {
     async fn update(&self, t: &Target, body: &Bytes) -> ApiResult<Response> {
         let new = self.parse_body(body)?;
         let (old, rev) = self.read(t).await?;
-        let status_only = t.sub.as_deref() == Some("status");
+        let status_only = matches!(t.sub.as_deref(), Some("status" | "approval"));
         let manager = self.manager(status_only.then_some("status"));
         let updated = self
             .write_update(t, &old, rev, new, status_only, Ownership::Update(&manager))
@@ -939,7 +993,7 @@ impl Api {
         } else {
             patch_body.pointer("/metadata/resourceVersion").is_some()
         };
-        let status_only = t.sub.as_deref() == Some("status");
+        let status_only = matches!(t.sub.as_deref(), Some("status" | "approval"));
         let manager = self.manager(status_only.then_some("status"));
         for attempt in 0..5 {
             let (old, rev) = self.read(t).await?;
@@ -997,7 +1051,7 @@ impl Api {
                 ]}),
             });
         };
-        let status_only = t.sub.as_deref() == Some("status");
+        let status_only = matches!(t.sub.as_deref(), Some("status" | "approval"));
         let manager =
             Manager::from_request(Some(field_manager), None, status_only.then_some("status"));
         let force = self.query.force == Some(true);

@@ -263,6 +263,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
             .map(|j| (object_meta(&j.metadata), vec![("spec", job_spec(&j.spec))])),
         ("batch/v1", "CronJob") => cron_job(bytes),
         ("rbac.authorization.k8s.io/v1", _) => rbac(&kind, bytes),
+        ("certificates.k8s.io/v1", "CertificateSigningRequest") => csr(bytes),
         ("authorization.k8s.io/v1", _) => access_review(&kind, bytes),
         ("authentication.k8s.io/v1", "SelfSubjectReview") => {
             k8s_pb::api::authentication::v1::SelfSubjectReview::decode(bytes)
@@ -303,6 +304,48 @@ fn token_request(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
         .v("boundObjectRef", bound)
         .done();
     Ok((object_meta(&r.metadata), vec![("spec", spec)]))
+}
+
+/// A CertificateSigningRequest (`kubectl certificate approve|deny` send
+/// it back through `/approval`). Condition times are left out: the
+/// server fills missing ones.
+fn csr(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
+    use base64_engine::encode;
+    let r = k8s_pb::api::certificates::v1::CertificateSigningRequest::decode(bytes)?;
+    let spec = r.spec.unwrap_or_default();
+    let spec = Obj::new()
+        .v("request", spec.request.as_deref().map(|b| json!(encode(b))))
+        .s("signerName", &spec.signer_name)
+        .i("expirationSeconds", spec.expiration_seconds.map(i64::from))
+        .strings("usages", &spec.usages)
+        .s("username", &spec.username)
+        .s("uid", &spec.uid)
+        .strings("groups", &spec.groups)
+        .done();
+    let status = r.status.unwrap_or_default();
+    let conditions = list(&status.conditions, |c| {
+        Obj::new()
+            .s("type", &c.r#type)
+            .s("status", &c.status)
+            .s("reason", &c.reason)
+            .s("message", &c.message)
+            .done()
+    });
+    let status = Obj::new()
+        .v("conditions", conditions)
+        .v(
+            "certificate",
+            status
+                .certificate
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .map(|b| json!(encode(b))),
+        )
+        .done();
+    Ok((
+        object_meta(&r.metadata),
+        vec![("spec", spec), ("status", status)],
+    ))
 }
 
 fn policy_rule(r: &k8s_pb::api::rbac::v1::PolicyRule) -> Value {

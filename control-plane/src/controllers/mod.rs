@@ -44,6 +44,7 @@
 
 pub mod affinity;
 pub mod batch;
+pub mod certificates;
 pub mod claim;
 pub mod clusterrole_aggregation;
 pub mod cronjob;

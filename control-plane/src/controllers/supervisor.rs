@@ -17,6 +17,8 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tracing::{info, warn};
 
+use super::certificates::approver::Approver;
+use super::certificates::signer::Signer;
 use super::clusterrole_aggregation::Aggregation;
 use super::cronjob::CronJobs;
 use super::daemonset::DaemonSets;
@@ -125,7 +127,7 @@ impl Child {
 }
 
 /// The supervisor's children but the node actors, in start order.
-const CHILDREN: [Child; 19] = [
+const CHILDREN: [Child; 21] = [
     Child::new("scheduler", |d, s| {
         Box::pin(async move {
             Ok(Scheduler::spawn_on_own_thread(d.objects, s)
@@ -171,6 +173,10 @@ const CHILDREN: [Child; 19] = [
     }),
     Child::new("serviceaccount controller", |d, s| {
         run(&d, ServiceAccounts::new, s)
+    }),
+    Child::new("csrapproving controller", |d, s| run(&d, Approver::new, s)),
+    Child::new("csrsigning controller", |d, s| {
+        run(&d, Signer::configured, s)
     }),
     Child::new("root-ca-cert-publisher", |d, s| {
         run(

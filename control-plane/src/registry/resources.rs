@@ -29,6 +29,7 @@ pub const RESOURCES: &[ResourceType] = &[
     *kinds::ENDPOINTSLICES,
     *kinds::PODDISRUPTIONBUDGETS,
     *kinds::LEASES,
+    *kinds::CERTIFICATESIGNINGREQUESTS,
     *kinds::EVENTS_V1,
     *kinds::CLUSTERROLEBINDINGS,
     *kinds::CLUSTERROLES,

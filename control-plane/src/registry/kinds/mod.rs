@@ -10,6 +10,7 @@
 //! (discovery, CRUD, watch, tables) and [`super::objects::Objects`] reads
 //! and writes it with no other change.
 
+pub mod certificates;
 pub mod config;
 pub mod cronjob;
 pub mod daemonset;
@@ -32,6 +33,7 @@ pub mod statefulset;
 pub mod storage;
 mod support;
 
+pub use certificates::CERTIFICATESIGNINGREQUESTS;
 pub use config::{CONFIGMAPS, SECRETS, SERVICEACCOUNTS};
 pub use cronjob::CRONJOBS;
 pub use daemonset::DAEMONSETS;
