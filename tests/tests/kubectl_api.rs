@@ -589,6 +589,11 @@ async fn generators_send_protobuf_and_explain_reads_schemas() {
         "pw=hunter2",
     ]);
     cp.kubectl_ok(&["create", "service", "clusterip", "svc1", "--tcp", "80:8080"]);
+    assert_eq!(
+        cp.kubectl_ok(&["create", "serviceaccount", "robot", "-n", "lab"])
+            .trim(),
+        "serviceaccount/robot created"
+    );
     cp.kubectl_ok(&[
         "create", "job", "j1", "--image", "busybox", "--", "echo", "hi",
     ]);
@@ -607,6 +612,18 @@ async fn generators_send_protobuf_and_explain_reads_schemas() {
     assert_eq!(
         cp.kubectl_ok(&["get", "cm", "cfg", "-o", "jsonpath={.data.a}"]),
         "b"
+    );
+    assert_eq!(
+        cp.kubectl_ok(&[
+            "get",
+            "sa",
+            "robot",
+            "-n",
+            "lab",
+            "-o",
+            "jsonpath={.metadata.name}"
+        ]),
+        "robot"
     );
     assert_eq!(
         cp.kubectl_ok(&["get", "secret", "s1", "-o", "jsonpath={.data.pw}"]),

@@ -257,6 +257,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         ("v1", "ConfigMap") => core::ConfigMap::decode(bytes)
             .map(|cm| (object_meta(&cm.metadata), vec![("data", json!(cm.data))])),
         ("v1", "Secret") => secret(bytes),
+        ("v1", "ServiceAccount") => service_account(bytes),
         ("v1", "Service") => service(bytes),
         ("apps/v1", "Deployment") => deployment(bytes),
         ("batch/v1", "Job") => batch::Job::decode(bytes)
@@ -532,6 +533,36 @@ fn secret(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
     ))
 }
 
+/// A ServiceAccount (`kubectl create serviceaccount`): its metadata, and
+/// the references a client may set with it.
+fn service_account(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
+    let sa = core::ServiceAccount::decode(bytes)?;
+    let secrets = list(&sa.secrets, |r| {
+        Obj::new()
+            .s("kind", &r.kind)
+            .s("namespace", &r.namespace)
+            .s("name", &r.name)
+            .s("uid", &r.uid)
+            .s("apiVersion", &r.api_version)
+            .done()
+    });
+    let pull = list(&sa.image_pull_secrets, |r| {
+        Obj::new().s("name", &r.name).done()
+    });
+    let automount = sa.automount_service_account_token.map(Value::Bool);
+    Ok((
+        object_meta(&sa.metadata),
+        vec![
+            ("secrets", secrets.unwrap_or_default()),
+            ("imagePullSecrets", pull.unwrap_or_default()),
+            (
+                "automountServiceAccountToken",
+                automount.unwrap_or_default(),
+            ),
+        ],
+    ))
+}
+
 /// The Service fields kubectl's `create service` sets.
 fn service(bytes: &[u8]) -> Result<Parts, prost::DecodeError> {
     let svc = core::Service::decode(bytes)?;
@@ -698,6 +729,30 @@ mod tests {
         let v = decode(&wrap("policy/v1", "Eviction", e.encode_to_vec())).expect("decodes");
         assert_eq!(v["metadata"]["name"], "p");
         assert_eq!(v["deleteOptions"], json!({"gracePeriodSeconds": 5}));
+    }
+
+    #[test]
+    fn service_accounts_decode_as_kubectl_create_sends_them() {
+        let sa = core::ServiceAccount {
+            metadata: Some(meta::ObjectMeta {
+                name: Some("robot".into()),
+                namespace: Some("lab".into()),
+                ..Default::default()
+            }),
+            image_pull_secrets: vec![core::LocalObjectReference {
+                name: Some("pull".into()),
+            }],
+            automount_service_account_token: Some(false),
+            ..Default::default()
+        };
+        let v = decode(&wrap("v1", "ServiceAccount", sa.encode_to_vec())).expect("decodes");
+        assert_eq!(
+            v,
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": "robot", "namespace": "lab"},
+                   "imagePullSecrets": [{"name": "pull"}],
+                   "automountServiceAccountToken": false})
+        );
     }
 
     #[test]
