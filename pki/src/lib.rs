@@ -21,12 +21,15 @@
 //! - [`identity`]: the user and groups a client certificate names.
 //! - [`tls`]: rustls server and client configurations from PEM, and the
 //!   client that pins the CA by hash for a node's first contact.
+//! - [`rotating`]: a certificate servers and clients pick up anew at each
+//!   handshake, for renewing node certificates without a restart.
 //! - [`token`]: bootstrap tokens (`<id>.<secret>`) nodes join with, and
 //!   the fields of the Secrets that hold them.
 
 pub mod ca;
 pub mod identity;
 pub mod pem;
+pub mod rotating;
 pub mod tls;
 pub mod token;
 
