@@ -11,6 +11,12 @@
 //! trust in whoever holds it. What a node certificate may then do is
 //! limited to its own node ([`super::identity`]).
 //!
+//! `Renew` (upstream's kubelet certificate rotation, without CSR objects)
+//! takes no token: the caller's current client certificate, verified and
+//! unexpired at the TLS handshake, must name the node it renews, and the
+//! new certificates pass the same checks as Join's. Both last
+//! `--cluster-signing-duration`.
+//!
 //! The two certificates come from two CAs: the client certificate from
 //! the cluster CA (the API and the node port know nodes by it), the
 //! serving certificate from the kubelet-serving CA, which only the control
