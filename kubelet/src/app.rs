@@ -250,16 +250,23 @@ pub async fn start(
         source,
     })?;
 
-    let grpc_tls = skiff_pki::tls::server(
-        &config.tls.serving_cert_pem,
-        &config.tls.serving_key_pem,
+    // Both ports present the serving certificate as it is at each
+    // handshake, so a renewed one is used without a restart.
+    let serving = match config.tls.renewal.as_ref().and_then(|r| r.serving.clone()) {
+        Some(serving) => serving,
+        None => skiff_pki::rotating::Rotating::new(
+            &config.tls.serving_cert_pem,
+            &config.tls.serving_key_pem,
+        )?,
+    };
+    let grpc_tls = skiff_pki::rotating::server(
+        serving.clone(),
         &config.tls.client_ca_pem,
         skiff_pki::tls::ClientAuth::Required,
         &[b"h2"],
     )?;
-    let http_tls = skiff_pki::tls::server(
-        &config.tls.serving_cert_pem,
-        &config.tls.serving_key_pem,
+    let http_tls = skiff_pki::rotating::server(
+        serving,
         &config.tls.client_ca_pem,
         skiff_pki::tls::ClientAuth::Optional,
         &[b"http/1.1"],
@@ -283,7 +290,7 @@ pub async fn start(
             tracing::error!(error = %e, "gRPC server failed");
         }
     }));
-    let mut until_stopped = stopped;
+    let mut until_stopped = stopped.clone();
     let router = server::http::router(node.clone());
     let http =
         server::http::TlsListener::new(http, http_tls).map_err(|source| StartError::Listen {
@@ -313,6 +320,24 @@ pub async fn start(
             .control_plane
             .clone()
             .ok_or(StartError::NoClientCertificate)?;
+        if let Some(renewal) = config.tls.renewal.clone() {
+            let agent = node.agent.clone();
+            tasks.push(
+                crate::node::rotation::Rotation {
+                    state_dir: config.state_dir.clone(),
+                    control_plane: cp.clone(),
+                    node_name: config.node_name.clone(),
+                    client_tls: client_tls.clone(),
+                    renewal,
+                }
+                .spawn(
+                    move |event| {
+                        let _ = agent.cast(crate::node::NodeMsg::Event(Box::new(event)));
+                    },
+                    stopped.clone(),
+                ),
+            );
+        }
         tasks.push(crate::node::registration::spawn(
             cp.clone(),
             client_tls,

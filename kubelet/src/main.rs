@@ -176,15 +176,15 @@ async fn kubelet_tls(flags: &Flags) -> anyhow::Result<KubeletTls> {
                 (None, Some(file)) => Some(Trust::CaPem(read(file)?)),
                 (None, None) => None,
             };
+            let mut names = vec![flags.node_name.clone()];
+            names.extend(flags.node_ip.clone());
+            let ip = flags.grpc_listen.ip();
+            if !ip.is_unspecified() {
+                names.push(ip.to_string());
+            }
+            names.dedup();
             let creds = match trust {
                 Some(trust) => {
-                    let mut names = vec![flags.node_name.clone()];
-                    names.extend(flags.node_ip.clone());
-                    let ip = flags.grpc_listen.ip();
-                    if !ip.is_unspecified() {
-                        names.push(ip.to_string());
-                    }
-                    names.dedup();
                     identity::load_or_join(
                         &flags.state_dir,
                         &identity::Join {
@@ -192,18 +192,28 @@ async fn kubelet_tls(flags: &Flags) -> anyhow::Result<KubeletTls> {
                             token: flags.token.clone(),
                             trust,
                             node_name: flags.node_name.clone(),
-                            serving_names: names,
+                            serving_names: names.clone(),
                             patience: JOIN_PATIENCE,
                         },
                     )
                     .await?
                 }
                 // Only kept certificates: their CA was trusted at join.
-                None => identity::load(&flags.state_dir, &flags.node_name, None).context(
-                    "--control-plane needs --ca-cert-hash or --ca-file to trust it on first join",
-                )?,
+                None => match identity::load(&flags.state_dir, &flags.node_name, None) {
+                    Some(creds) => creds,
+                    None => {
+                        identity::no_kept_credentials(&flags.state_dir)?;
+                        bail!(
+                            "--control-plane needs --ca-cert-hash or --ca-file to trust it on first join"
+                        )
+                    }
+                },
             };
-            KubeletTls::from_credentials(&creds)?
+            let mut tls = KubeletTls::from_credentials(&creds)?;
+            if let Some(renewal) = tls.renewal.as_mut() {
+                renewal.serving_names = names;
+            }
+            tls
         }
         None => {
             let (Some(cert), Some(key), Some(ca)) = (
@@ -220,12 +230,17 @@ async fn kubelet_tls(flags: &Flags) -> anyhow::Result<KubeletTls> {
                 serving_key_pem: read(key)?,
                 client_ca_pem: read(ca)?,
                 control_plane: None,
+                renewal: None,
             }
         }
     };
     if let (Some(cert), Some(key)) = (&flags.tls_cert_file, &flags.tls_private_key_file) {
         tls.serving_cert_pem = read(cert)?;
         tls.serving_key_pem = read(key)?;
+        // Given files are the operator's to renew.
+        if let Some(renewal) = tls.renewal.as_mut() {
+            renewal.serving = None;
+        }
     }
     if let Some(ca) = &flags.client_ca_file {
         tls.client_ca_pem = read(ca)?;

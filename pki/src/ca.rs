@@ -57,7 +57,7 @@ pub const KUBELET_SERVING: CaFiles = CaFiles {
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Certificates are valid from a little before they were made, so a
 /// machine whose clock is slightly behind accepts them.
-const BACKDATE: Duration = Duration::from_secs(3600);
+pub const BACKDATE: Duration = Duration::from_secs(3600);
 
 /// What a certificate is for.
 #[derive(Debug, Clone)]

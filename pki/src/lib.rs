@@ -22,6 +22,8 @@
 //! - [`identity`]: the user and groups a client certificate names.
 //! - [`tls`]: rustls server and client configurations from PEM, and the
 //!   client that pins the CA by hash for a node's first contact.
+//! - [`rotating`]: a certificate servers and clients pick up anew at each
+//!   handshake, for renewing node certificates without a restart.
 //! - [`token`]: bootstrap tokens (`<id>.<secret>`) nodes join with, and
 //!   the fields of the Secrets that hold them.
 
@@ -29,6 +31,7 @@ pub mod ca;
 pub mod csr;
 pub mod identity;
 pub mod pem;
+pub mod rotating;
 pub mod tls;
 pub mod token;
 

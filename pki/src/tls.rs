@@ -13,11 +13,11 @@ use crate::pem::{certificates, private_key};
 // toolchain beyond cc; its "no post-quantum key exchange" deprecation does
 // not matter inside a lab cluster.
 #[allow(deprecated)]
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, PkiError> {
+pub(crate) fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, PkiError> {
     let mut roots = RootCertStore::empty();
     for cert in certificates(ca_pem, "CA certificate")? {
         roots.add(cert)?;

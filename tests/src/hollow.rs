@@ -94,6 +94,7 @@ fn node_tls(name: &str, pki: &Path) -> KubeletTls {
             skiff_pki::tls::client(ca.cert_pem(), Some((&client, &key_pem)), &[b"h2"])
                 .expect("client TLS"),
         ),
+        renewal: None,
     }
 }
 

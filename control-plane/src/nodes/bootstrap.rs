@@ -11,6 +11,12 @@
 //! trust in whoever holds it. What a node certificate may then do is
 //! limited to its own node ([`super::identity`]).
 //!
+//! `Renew` (upstream's kubelet certificate rotation, without CSR objects)
+//! takes no token: the caller's current client certificate, verified and
+//! unexpired at the TLS handshake, must name the node it renews, and the
+//! new certificates pass the same checks as Join's. Both last
+//! `--cluster-signing-duration`.
+//!
 //! The two certificates come from two CAs: the client certificate from
 //! the cluster CA (the API and the node port know nodes by it), the
 //! serving certificate from the kubelet-serving CA, which only the control
@@ -38,8 +44,9 @@ use crate::auth::user::{NODE_PREFIX, NODES};
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
 
-/// Node certificates last a year, as the kubelet's from kubeadm.
-const NODE_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Node certificates last a year unless `--cluster-signing-duration`
+/// says otherwise (upstream's default for that flag, 8760h).
+pub const NODE_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Where bootstrap tokens live.
 pub const TOKEN_NAMESPACE: &str = skiff_pki::token::NAMESPACE;
@@ -232,23 +239,28 @@ pub struct Bootstrap {
     /// Signs the serving certificate.
     serving_ca: Arc<Ca>,
     api_names: ApiNames,
+    /// How long the certificates it signs last.
+    validity: Duration,
 }
 
 impl Bootstrap {
     /// Joins nodes against tokens in `objects`: client certificates from
     /// the cluster `ca`, serving certificates from `serving_ca` (the
     /// kubelet-serving CA) never naming one of `api_names`.
+    /// Certificates last `validity` (`--cluster-signing-duration`).
     pub fn server(
         objects: Objects,
         ca: Arc<Ca>,
         serving_ca: Arc<Ca>,
         api_names: ApiNames,
+        validity: Duration,
     ) -> NodeBootstrapServer<Self> {
         NodeBootstrapServer::new(Self {
             objects,
             ca,
             serving_ca,
             api_names,
+            validity,
         })
     }
 
@@ -288,14 +300,63 @@ impl NodeBootstrap for Bootstrap {
                 "Unauthorized: invalid bootstrap token",
             ));
         }
-        if !valid_node_name(&r.node_name) {
+        let from = remote.map(|a| a.ip());
+        let response = self.issue(&r.node_name, r.serving_names, &r.public_key_pem, from)?;
+        let existing = self
+            .objects
+            .find(crate::registry::kinds::NODES, None, &r.node_name)
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        // As upstream: a token may (re)issue any node's certificate; the
+        // log says when it replaced a registered node's.
+        info!(node = %r.node_name, token = %token.id, ?remote, existing, "node joined with a bootstrap token");
+        Ok(Response::new(response))
+    }
+
+    async fn renew(
+        &self,
+        request: Request<pb::RenewRequest>,
+    ) -> Result<Response<pb::JoinResponse>, Status> {
+        let peer = skiff_proto::link::PeerInfo::of(&request);
+        // The TLS layer has verified the certificate against the cluster CA
+        // and refused an expired one; what is left is whose it is.
+        let actor = super::identity::node_of(&peer)?;
+        let r = request.into_inner();
+        if let Err(refused) = super::identity::may_modify(&actor, &r.node_name) {
+            warn!(remote = ?peer.remote, %actor, node = ?r.node_name, "renewal refused: another node's certificate");
+            return Err(refused);
+        }
+        let response = self.issue(
+            &r.node_name,
+            r.serving_names,
+            &r.public_key_pem,
+            peer.remote.map(|a| a.ip()),
+        )?;
+        info!(node = %r.node_name, remote = ?peer.remote, "node certificates renewed");
+        Ok(Response::new(response))
+    }
+}
+
+impl Bootstrap {
+    /// Signs node `node`'s client and serving certificates for
+    /// `public_key_pem`, the serving one naming `serving_names` (and the
+    /// node) after the checks Join and Renew share; `from` is the caller's
+    /// address.
+    fn issue(
+        &self,
+        node: &str,
+        serving_names: Vec<String>,
+        public_key_pem: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<pb::JoinResponse, Status> {
+        if !valid_node_name(node) {
             return Err(Status::invalid_argument(format!(
-                "invalid node name {:?}: a lowercase RFC 1123 subdomain is required",
-                r.node_name
+                "invalid node name {node:?}: a lowercase RFC 1123 subdomain is required"
             )));
         }
-        let mut names: Vec<String> = r
-            .serving_names
+        let mut names: Vec<String> = serving_names
             .into_iter()
             .filter(|n| !n.is_empty())
             .collect();
@@ -310,52 +371,36 @@ impl NodeBootstrap for Bootstrap {
                 "invalid serving name {bad:?}: an IP address or a lowercase RFC 1123 subdomain is required"
             )));
         }
-        if !names.contains(&r.node_name) {
-            names.push(r.node_name.clone());
+        if !names.iter().any(|n| n == node) {
+            names.push(node.to_string());
         }
-        let from = remote.map(|a| a.ip());
         if let Some(bad) = names.iter().find(|n| self.api_names.refuses(n, from)) {
-            warn!(?remote, node = %r.node_name, name = %bad, "join refused: an API server name");
+            warn!(?from, %node, name = %bad, "refused: an API server name");
             return Err(Status::invalid_argument(format!(
                 "invalid serving name {bad:?}: a name of the API server cannot be a node's"
             )));
         }
-        let user = format!("{NODE_PREFIX}{}", r.node_name);
+        let user = format!("{NODE_PREFIX}{node}");
         let sign = |ca: &Ca, usage: Usage| {
             ca.sign_public_key_pem(
                 &CertRequest {
                     common_name: user.clone(),
                     organization: Some(NODES.into()),
                     usage,
-                    valid_for: NODE_CERT_VALIDITY,
+                    valid_for: self.validity,
                 },
-                &r.public_key_pem,
+                public_key_pem,
             )
             .map_err(|e| Status::invalid_argument(e.to_string()))
         };
         let client_cert_pem = sign(&self.ca, Usage::Client)?;
-        let serving_cert_pem = sign(
-            &self.serving_ca,
-            Usage::Server {
-                names: names.clone(),
-            },
-        )?;
-        let existing = self
-            .objects
-            .find(crate::registry::kinds::NODES, None, &r.node_name)
-            .await
-            .ok()
-            .flatten()
-            .is_some();
-        // As upstream: a token may (re)issue any node's certificate; the
-        // log says when it replaced a registered node's.
-        info!(node = %r.node_name, token = %token.id, ?remote, existing, serving = ?names, "node joined with a bootstrap token");
-        Ok(Response::new(pb::JoinResponse {
+        let serving_cert_pem = sign(&self.serving_ca, Usage::Server { names })?;
+        Ok(pb::JoinResponse {
             client_cert_pem,
             serving_cert_pem,
             ca_cert_pem: self.ca.cert_pem().to_string(),
             kubelet_serving_ca_pem: self.serving_ca.cert_pem().to_string(),
-        }))
+        })
     }
 }
 
@@ -447,6 +492,7 @@ mod tests {
                 ca,
                 serving_ca,
                 api_names,
+                validity: NODE_CERT_VALIDITY,
             },
             dir,
         )
@@ -459,6 +505,116 @@ mod tests {
             public_key_pem: key.into(),
             serving_names: names.iter().map(|n| n.to_string()).collect(),
         }
+    }
+
+    fn renew_request(
+        caller: Option<(&str, &[&str])>,
+        node: &str,
+        key: &str,
+        names: &[&str],
+    ) -> Request<pb::RenewRequest> {
+        let mut request = Request::new(pb::RenewRequest {
+            node_name: node.into(),
+            public_key_pem: key.into(),
+            serving_names: names.iter().map(|n| n.to_string()).collect(),
+        });
+        request
+            .extensions_mut()
+            .insert(skiff_proto::link::PeerInfo {
+                remote: Some("10.0.0.7:40000".parse().expect("address")),
+                user: caller.map(|(name, groups)| skiff_pki::identity::Subject {
+                    name: name.into(),
+                    groups: groups.iter().map(|g| g.to_string()).collect(),
+                }),
+            });
+        request
+    }
+
+    #[tokio::test]
+    async fn a_node_renews_only_its_own_certificates() {
+        let token = BootstrapToken::parse("abcdef.0123456789abcdef").expect("token");
+        let (mut service, _dir) = service(&token).await;
+        service.validity = Duration::from_secs(90);
+        let (_, key) = skiff_pki::ca::new_key_pair().expect("key");
+        let n1 = Some(("system:node:n1", &[NODES][..]));
+        let renewed = service
+            .renew(renew_request(n1, "n1", &key, &["10.0.0.7"]))
+            .await
+            .expect("renewed")
+            .into_inner();
+        let client = skiff_pki::pem::certificates(&renewed.client_cert_pem, "client")
+            .expect("a certificate");
+        let subject = skiff_pki::identity::subject(&client[0]).expect("subject");
+        assert_eq!(subject.name, "system:node:n1");
+        // Signed for the configured duration: good for a minute, not for two.
+        let verify = skiff_pki::identity::verify;
+        assert!(
+            verify(
+                &renewed.ca_cert_pem,
+                &renewed.client_cert_pem,
+                Duration::from_secs(60)
+            )
+            .is_ok()
+        );
+        assert!(
+            verify(
+                &renewed.ca_cert_pem,
+                &renewed.client_cert_pem,
+                Duration::from_secs(120)
+            )
+            .is_err()
+        );
+        assert!(
+            verify(
+                &renewed.kubelet_serving_ca_pem,
+                &renewed.serving_cert_pem,
+                Duration::from_secs(60)
+            )
+            .is_ok()
+        );
+        // Another node's certificates: refused in upstream's words.
+        let e = service
+            .renew(renew_request(n1, "n2", &key, &[]))
+            .await
+            .expect_err("foreign");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(
+            e.message()
+                .contains("node \"n1\" is not allowed to modify node \"n2\""),
+            "{e:?}"
+        );
+        // No certificate (a token is not enough), or not a node's.
+        let e = service
+            .renew(renew_request(None, "n1", &key, &[]))
+            .await
+            .expect_err("anonymous");
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        let e = service
+            .renew(renew_request(
+                Some(("admin", &["system:masters"][..])),
+                "n1",
+                &key,
+                &[],
+            ))
+            .await
+            .expect_err("not a node");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        // Join's rules for serving names hold.
+        let e = service
+            .renew(renew_request(
+                n1,
+                "n1",
+                &key,
+                &["10.0.0.7", "kubernetes.default"],
+            ))
+            .await
+            .expect_err("API name");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        let e = service
+            .renew(renew_request(n1, "n1", "not a key", &[]))
+            .await
+            .expect_err("bad key");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
     }
 
     #[tokio::test]

@@ -8,6 +8,12 @@
 //! the kubelet joins again with its bootstrap token (kubeadm's `join
 //! --token --discovery-token-ca-cert-hash`).
 //!
+//! While it runs, the kubelet renews both certificates with a fresh key
+//! before they expire ([`super::rotation`]), writing the new files through
+//! a journal (`pki/next/`) so a crash in the middle leaves a working set.
+//! A kubelet whose certificates expired while it was down cannot renew
+//! them (renewing takes a valid certificate) and must join again.
+//!
 //! A serving certificate kept from before the kubelet-serving CA (signed
 //! by the cluster CA) is not reused: the control plane no longer accepts
 //! it, so the kubelet joins again (`skiff up` hands it a fresh token at
@@ -33,8 +39,14 @@ const SERVING_CERT: &str = "kubelet.crt";
 const SERVING_CA: &str = "kubelet-serving-ca.crt";
 
 /// A kept certificate is renewed by joining again when it would expire
-/// within this margin.
+/// within this margin, or within a tenth of its lifetime if that is
+/// shorter (a short-lived certificate is renewed by rotation instead).
 const RENEW_MARGIN: Duration = Duration::from_secs(24 * 3600);
+
+/// Where a renewed set is staged before it replaces the kept files.
+const NEXT: &str = "next";
+/// Written last into [`NEXT`]: the staged set is whole.
+const COMPLETE: &str = "complete";
 
 /// How the control plane is trusted on first contact.
 #[derive(Debug, Clone)]
@@ -82,6 +94,13 @@ pub enum IdentityError {
          kubelet serving certificates; join again with --token (`skiff token create` makes one)"
     )]
     ServingFromClusterCa(String),
+    /// The kept certificates expired (the kubelet was down past their
+    /// lifetime) and no token was given: renewing takes a valid one.
+    #[error(
+        "the node certificates in {0} expired and cannot be renewed (renewing takes a valid \
+         certificate); join again with --token (`skiff token create` makes one)"
+    )]
+    Expired(String),
     /// The control plane refused the join (a wrong, expired or deleted token).
     #[error("the control plane refused to join: {0}")]
     Refused(String),
@@ -111,6 +130,9 @@ fn dir(state_dir: &Path) -> PathBuf {
 /// `trust`.
 pub fn load(state_dir: &Path, name: &str, trust: Option<&Trust>) -> Option<Credentials> {
     let dir = dir(state_dir);
+    if let Err(e) = recover(&dir) {
+        warn!(dir = %dir.display(), error = %e, "cannot finish or undo a renewal left half done");
+    }
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
     let creds = Credentials {
         ca_pem: read(CA)?,
@@ -125,13 +147,19 @@ pub fn load(state_dir: &Path, name: &str, trust: Option<&Trust>) -> Option<Crede
             .is_ok_and(|got| got.eq_ignore_ascii_case(h.trim())),
         Some(Trust::CaPem(pem)) => pem.trim() == creds.ca_pem.trim(),
     };
-    let valid = |cert: &str| skiff_pki::identity::verify(&creds.ca_pem, cert, RENEW_MARGIN).is_ok();
+    let margin = |cert: &str| {
+        skiff_pki::rotating::lifetime(cert)
+            .ok()
+            .and_then(|(from, until)| until.duration_since(from).ok())
+            .map_or(RENEW_MARGIN, |life| RENEW_MARGIN.min(life / 10))
+    };
+    let valid = |cert: &str| skiff_pki::identity::verify(&creds.ca_pem, cert, margin(cert)).is_ok();
     let named = skiff_pki::pem::certificates(&creds.client_cert_pem, "client certificate")
         .ok()
         .and_then(|c| c.into_iter().next())
         .and_then(|der| skiff_pki::identity::subject(&der).ok())
         .is_some_and(|s| s.name == format!("system:node:{name}"));
-    let serving = skiff_pki::identity::verify(&creds.serving_ca_pem, &creds.serving_cert_pem, RENEW_MARGIN)
+    let serving = skiff_pki::identity::verify(&creds.serving_ca_pem, &creds.serving_cert_pem, margin(&creds.serving_cert_pem))
             .is_ok()
             // The cluster CA signs no serving certificate; one that claims
             // it does is not the kubelet-serving CA.
@@ -153,18 +181,72 @@ fn serving_from_cluster_ca(state_dir: &Path) -> bool {
     }
 }
 
-fn save(state_dir: &Path, creds: &Credentials) -> Result<(), PkiError> {
-    let dir = dir(state_dir);
-    std::fs::create_dir_all(&dir).map_err(|source| PkiError::Io {
-        path: dir.display().to_string(),
+/// Whether the client certificate kept in `state_dir` has expired (so
+/// only joining again can give the node a new one).
+fn expired(state_dir: &Path) -> bool {
+    std::fs::read_to_string(dir(state_dir).join(CLIENT_CERT))
+        .ok()
+        .and_then(|cert| skiff_pki::rotating::validity(&cert).ok())
+        .is_some_and(|(_, until)| until <= std::time::SystemTime::now())
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.display().to_string(),
         source,
-    })?;
-    // The key first: certificates without it are useless.
-    skiff_pki::ca::write_atomic(&dir.join(KEY), &creds.key_pem, 0o600)?;
-    skiff_pki::ca::write_atomic(&dir.join(CA), &creds.ca_pem, 0o600)?;
-    skiff_pki::ca::write_atomic(&dir.join(CLIENT_CERT), &creds.client_cert_pem, 0o600)?;
-    skiff_pki::ca::write_atomic(&dir.join(SERVING_CERT), &creds.serving_cert_pem, 0o600)?;
-    skiff_pki::ca::write_atomic(&dir.join(SERVING_CA), &creds.serving_ca_pem, 0o600)
+    }
+}
+
+/// Keeps `creds` in `state_dir`, replacing the kept set as one: the files
+/// are written to `pki/next/`, marked whole, then renamed into place, so
+/// that whenever the kubelet stops, [`recover`] finds either the old set
+/// or the new one, never a key beside another key's certificate.
+pub(crate) fn save(state_dir: &Path, creds: &Credentials) -> Result<(), PkiError> {
+    let dir = dir(state_dir);
+    let next = dir.join(NEXT);
+    if next.exists() {
+        std::fs::remove_dir_all(&next).map_err(io(&next))?;
+    }
+    std::fs::create_dir_all(&next).map_err(io(&next))?;
+    for (file, text) in [
+        (KEY, &creds.key_pem),
+        (CA, &creds.ca_pem),
+        (CLIENT_CERT, &creds.client_cert_pem),
+        (SERVING_CERT, &creds.serving_cert_pem),
+        (SERVING_CA, &creds.serving_ca_pem),
+    ] {
+        skiff_pki::ca::write_atomic(&next.join(file), text, 0o600)?;
+    }
+    // The staged files' names must be on disk before the marker says
+    // they are whole.
+    std::fs::File::open(&next)
+        .and_then(|d| d.sync_all())
+        .map_err(io(&next))?;
+    skiff_pki::ca::write_atomic(&next.join(COMPLETE), "", 0o600)?;
+    recover(&dir)
+}
+
+/// Finishes a staged renewal in `dir` that is whole (renames its files
+/// into place; each rename is atomic, and a rename already done is not
+/// needed again) or throws away one that is not.
+fn recover(dir: &Path) -> Result<(), PkiError> {
+    let next = dir.join(NEXT);
+    if !next.exists() {
+        return Ok(());
+    }
+    if next.join(COMPLETE).exists() {
+        for file in [KEY, CA, CLIENT_CERT, SERVING_CERT, SERVING_CA] {
+            let staged = next.join(file);
+            if staged.exists() {
+                std::fs::rename(&staged, dir.join(file)).map_err(io(&staged))?;
+            }
+        }
+        // Renames are durable only once the folder is.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    std::fs::remove_dir_all(&next).map_err(io(&next))
 }
 
 /// What joining needs.
@@ -185,6 +267,15 @@ pub struct Join {
     pub patience: Duration,
 }
 
+/// Says why a kubelet without a way to join has no usable kept
+/// credentials, when it is that they expired.
+pub fn no_kept_credentials(state_dir: &Path) -> Result<(), IdentityError> {
+    if expired(state_dir) {
+        return Err(IdentityError::Expired(dir(state_dir).display().to_string()));
+    }
+    Ok(())
+}
+
 /// The node's credentials: kept ones if still good, else fresh ones from
 /// joining.
 pub async fn load_or_join(state_dir: &Path, join: &Join) -> Result<Credentials, IdentityError> {
@@ -194,6 +285,9 @@ pub async fn load_or_join(state_dir: &Path, join: &Join) -> Result<Credentials, 
     }
     let token = match join.token.clone() {
         Some(token) => token,
+        None if expired(state_dir) => {
+            return Err(IdentityError::Expired(dir(state_dir).display().to_string()));
+        }
         None if serving_from_cluster_ca(state_dir) => {
             return Err(IdentityError::ServingFromClusterCa(
                 dir(state_dir).display().to_string(),
@@ -201,6 +295,9 @@ pub async fn load_or_join(state_dir: &Path, join: &Join) -> Result<Credentials, 
         }
         None => return Err(IdentityError::NoToken(dir(state_dir).display().to_string())),
     };
+    if expired(state_dir) {
+        info!(dir = %dir(state_dir).display(), "the kept node certificates expired; joining again with the bootstrap token");
+    }
     if serving_from_cluster_ca(state_dir) {
         info!(dir = %dir(state_dir).display(), "the kept serving certificate is from the cluster CA; joining again for one from the kubelet-serving CA");
     }
@@ -281,6 +378,25 @@ pub struct KubeletTls {
     /// Toward the control plane (the node's client certificate); `None`
     /// for a kubelet without one.
     pub control_plane: Option<Arc<rustls::ClientConfig>>,
+    /// What renewing the certificates needs, for a joined kubelet; its
+    /// servers then present [`Renewal::serving`] rather than
+    /// `serving_cert_pem`.
+    pub renewal: Option<Renewal>,
+}
+
+/// A joined kubelet's certificates as they are renewed: what it presents
+/// now (read at every handshake) and what it renews from.
+#[derive(Clone)]
+pub struct Renewal {
+    /// The credentials in use (those kept in the state folder).
+    pub creds: Credentials,
+    /// The client certificate `control_plane` presents.
+    pub client: Arc<skiff_pki::rotating::Rotating>,
+    /// The serving certificate; `None` when `--tls-cert-file` overrides it.
+    pub serving: Option<Arc<skiff_pki::rotating::Rotating>>,
+    /// Names and addresses a renewed serving certificate is asked for
+    /// (those the kubelet joined with).
+    pub serving_names: Vec<String>,
 }
 
 impl std::fmt::Debug for KubeletTls {
@@ -292,15 +408,20 @@ impl std::fmt::Debug for KubeletTls {
 impl KubeletTls {
     /// Everything from joined credentials.
     pub fn from_credentials(creds: &Credentials) -> Result<Self, PkiError> {
+        use skiff_pki::rotating::{self, Rotating};
+        let client = Rotating::new(&creds.client_cert_pem, &creds.key_pem)?;
+        let serving = Rotating::new(&creds.serving_cert_pem, &creds.key_pem)?;
         Ok(Self {
             serving_cert_pem: creds.serving_cert_pem.clone(),
             serving_key_pem: creds.key_pem.clone(),
             client_ca_pem: creds.ca_pem.clone(),
-            control_plane: Some(skiff_pki::tls::client(
-                &creds.ca_pem,
-                Some((&creds.client_cert_pem, &creds.key_pem)),
-                &[b"h2"],
-            )?),
+            control_plane: Some(rotating::client(&creds.ca_pem, client.clone(), &[b"h2"])?),
+            renewal: Some(Renewal {
+                creds: creds.clone(),
+                client,
+                serving: Some(serving),
+                serving_names: Vec::new(),
+            }),
         })
     }
 }
@@ -383,9 +504,81 @@ mod tests {
         // Another name, another CA: join again.
         assert!(load(state.path(), "n2", Some(&hash)).is_none());
         assert!(load(state.path(), "n1", Some(&Trust::Hash(other.hash()))).is_none());
-        // Expiring within the renewal margin: join again.
+        // Short-lived but valid for more than a tenth of its lifetime:
+        // reused (rotation renews it).
         save(state.path(), &credentials(&ca, &serving_ca, "n1", 3600)).expect("saved");
+        assert!(load(state.path(), "n1", Some(&hash)).is_some());
+        // Expired: not reused, and without a token the kubelet says it
+        // must join again.
+        save(state.path(), &credentials(&ca, &serving_ca, "n1", 1)).expect("saved");
+        std::thread::sleep(Duration::from_millis(2100));
         assert!(load(state.path(), "n1", Some(&hash)).is_none());
+        assert!(expired(state.path()));
+        let e = no_kept_credentials(state.path()).expect_err("expired");
+        assert!(
+            e.to_string().contains("expired and cannot be renewed"),
+            "{e}"
+        );
+    }
+
+    fn kept(state: &Path) -> (String, String) {
+        let read = |f: &str| std::fs::read_to_string(dir(state).join(f)).expect("kept file");
+        (read(KEY), read(CLIENT_CERT))
+    }
+
+    #[test]
+    fn a_renewal_replaces_the_kept_set_as_one_even_across_a_crash() {
+        let ca_dir = tempfile::tempdir().expect("tempdir");
+        let state = tempfile::tempdir().expect("tempdir");
+        let ca = Ca::load_or_create(ca_dir.path()).expect("ca");
+        let serving_ca =
+            Ca::load_or_create_as(ca_dir.path(), skiff_pki::ca::KUBELET_SERVING).expect("ca");
+        let hash = Trust::Hash(ca.hash());
+        let old = credentials(&ca, &serving_ca, "n1", 30 * 24 * 3600);
+        let new = credentials(&ca, &serving_ca, "n1", 30 * 24 * 3600);
+        save(state.path(), &old).expect("saved");
+        save(state.path(), &new).expect("renewed");
+        assert_eq!(
+            kept(state.path()),
+            (new.key_pem.clone(), new.client_cert_pem.clone())
+        );
+        assert!(
+            !dir(state.path()).join(NEXT).exists(),
+            "journal left behind"
+        );
+
+        // Stopped while staging (no marker): the old set stays.
+        save(state.path(), &old).expect("saved");
+        let next = dir(state.path()).join(NEXT);
+        std::fs::create_dir_all(&next).expect("staging");
+        std::fs::write(next.join(KEY), &new.key_pem).expect("staged key");
+        let loaded = load(state.path(), "n1", Some(&hash)).expect("old set");
+        assert_eq!(loaded.key_pem, old.key_pem);
+        assert_eq!(loaded.client_cert_pem, old.client_cert_pem);
+        assert!(!next.exists(), "an incomplete stage is thrown away");
+
+        // Stopped between the renames (marker written, key moved, the
+        // certificates not): the new set is finished on load.
+        save(state.path(), &old).expect("saved");
+        std::fs::create_dir_all(&next).expect("staging");
+        for (f, text) in [
+            (CA, &new.ca_pem),
+            (CLIENT_CERT, &new.client_cert_pem),
+            (SERVING_CERT, &new.serving_cert_pem),
+            (SERVING_CA, &new.serving_ca_pem),
+            (COMPLETE, &String::new()),
+        ] {
+            std::fs::write(next.join(f), text).expect("staged");
+        }
+        std::fs::write(dir(state.path()).join(KEY), &new.key_pem).expect("moved key");
+        let loaded = load(state.path(), "n1", Some(&hash)).expect("new set");
+        assert_eq!(loaded.key_pem, new.key_pem);
+        assert_eq!(loaded.client_cert_pem, new.client_cert_pem);
+        assert_eq!(loaded.serving_cert_pem, new.serving_cert_pem);
+        assert!(!next.exists());
+        // The pair loads: key and certificate belong together.
+        skiff_pki::rotating::Rotating::new(&loaded.client_cert_pem, &loaded.key_pem)
+            .expect("a matching pair");
     }
 
     /// A state dir from before the kubelet-serving CA: the serving

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod identity;
 pub mod manifests;
 pub mod registration;
+pub mod rotation;
 pub mod system_info;
 
 // Shared with the pods; re-exported here where the node's users look for them.
