@@ -101,8 +101,10 @@ struct Flags {
     /// The pod network, cut into one subnet per node (`spec.podCIDR`).
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
-    /// The longest certificate the CSR signers issue (upstream's flag; a
-    /// request's `expirationSeconds` may ask for less).
+    /// How long the certificates the control plane signs last (upstream's
+    /// flag and default): nodes' own (kubelets renew theirs at 70-90 % of
+    /// it; short values such as `30s` are for tests of rotation) and the
+    /// CSR signers' longest (a request's `expirationSeconds` may ask for less).
     #[arg(long, default_value = "8760h", value_parser = skiff_control_plane::controllers::certificates::signer::parse_duration)]
     cluster_signing_duration: std::time::Duration,
     /// The prefix length of each node's pod subnet.
@@ -132,34 +134,6 @@ struct Flags {
     /// the DNS listen address; 0: none.
     #[arg(long, default_value_t = 9153)]
     cluster_dns_metrics_port: u16,
-    /// How long the node certificates the control plane signs last
-    /// (upstream's flag and default): kubelets renew theirs at 70-90 %
-    /// of it. Short values (`30s`) are for tests of rotation.
-    #[arg(long, default_value = "8760h", value_parser = signing_duration)]
-    cluster_signing_duration: std::time::Duration,
-}
-
-/// `8760h`, `30m`, `45s` (a Go duration of one unit); at least a second.
-fn signing_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let (n, unit) = if let Some(v) = t.strip_suffix('h') {
-        (v, 3600)
-    } else if let Some(v) = t.strip_suffix('m') {
-        (v, 60)
-    } else if let Some(v) = t.strip_suffix('s') {
-        (v, 1)
-    } else {
-        return Err(format!(
-            "invalid duration {text:?}: a number with h, m or s"
-        ));
-    };
-    let secs = n
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit))
-        .filter(|s| (1..=100 * 8760 * 3600).contains(s))
-        .ok_or_else(|| format!("invalid duration {text:?}: from 1s to 876000h"))?;
-    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// How often the `kube-dns` Service and slice, and the `kubernetes`

@@ -47,14 +47,27 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             _ => return Err(invalid()),
         };
         let n: u64 = digits.parse().map_err(|_| invalid())?;
-        total += n * unit;
+        total = n
+            .checked_mul(unit)
+            .and_then(|secs| total.checked_add(secs))
+            .ok_or_else(invalid)?;
         digits.clear();
     }
-    if !digits.is_empty() && digits != "0" || text.is_empty() {
+    if !digits.is_empty() || text.is_empty() {
         return Err(invalid());
+    }
+    // A certificate of no lifetime could never be used, nor renewed.
+    if !(1..=MAX_SIGNING_SECONDS).contains(&total) {
+        return Err(format!(
+            "invalid duration {text:?}: from 1s to {}h",
+            MAX_SIGNING_SECONDS / 3600
+        ));
     }
     Ok(Duration::from_secs(total))
 }
+
+/// A hundred years: more than any CA here lives, less than overflows a date.
+const MAX_SIGNING_SECONDS: u64 = 100 * 8760 * 3600;
 
 /// Where the signing keys are and the longest certificate they sign.
 #[derive(Debug, Clone)]
@@ -361,6 +374,10 @@ mod tests {
         assert_eq!(parse_duration("1h30m10s"), Ok(Duration::from_secs(5410)));
         assert!(parse_duration("10d").is_err());
         assert!(parse_duration("10").is_err());
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration("18446744073709551615h1s").is_err());
     }
 
     fn time_now() -> i64 {
