@@ -7,12 +7,12 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use rustls::server::{ClientHello, WebPkiClientVerifier};
+use rustls::server::ClientHello;
 use rustls::sign::CertifiedKey;
 
 use crate::PkiError;
 use crate::pem::{certificates, private_key};
-use crate::tls::{ClientAuth, provider, roots};
+use crate::tls::{ClientAuth, client_verifier, provider, roots};
 
 /// The current certificate and key.
 #[derive(Debug)]
@@ -87,13 +87,7 @@ pub fn server(
     client_auth: ClientAuth,
     alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ServerConfig>, PkiError> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider());
-    let verifier = match client_auth {
-        ClientAuth::Optional => verifier.allow_unauthenticated(),
-        ClientAuth::Required => verifier,
-    }
-    .build()
-    .map_err(|e| PkiError::invalid("client verifier", e))?;
+    let verifier = client_verifier(ca_pem, client_auth)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)

@@ -35,6 +35,22 @@ pub enum ClientAuth {
     Required,
 }
 
+/// How a server checks client certificates: against `ca_pem`, and
+/// whether a client may come without one.
+pub(crate) fn client_verifier(
+    ca_pem: &str,
+    client_auth: ClientAuth,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, PkiError> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider());
+    let verifier = match client_auth {
+        ClientAuth::Optional => verifier.allow_unauthenticated(),
+        ClientAuth::Required => verifier,
+    }
+    .build()
+    .map_err(|e| PkiError::invalid("client verifier", e))?;
+    Ok(verifier)
+}
+
 /// A server presenting `cert_pem`/`key_pem`, verifying client
 /// certificates against `ca_pem`, offering `alpn` protocols.
 pub fn server(
@@ -44,13 +60,7 @@ pub fn server(
     client_auth: ClientAuth,
     alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ServerConfig>, PkiError> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider());
-    let verifier = match client_auth {
-        ClientAuth::Optional => verifier.allow_unauthenticated(),
-        ClientAuth::Required => verifier,
-    }
-    .build()
-    .map_err(|e| PkiError::invalid("client verifier", e))?;
+    let verifier = client_verifier(ca_pem, client_auth)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)

@@ -61,11 +61,7 @@ impl Reconciler for Approver {
     }
 
     async fn list(&mut self) -> Result<Vec<CsrName>, StoreError> {
-        let (all, _) = self.objects.list(kinds::CERTIFICATESIGNINGREQUESTS).await?;
-        Ok(all
-            .iter()
-            .map(|c| CsrName(crate::meta::name(c).to_string()))
-            .collect())
+        super::names(&self.objects).await
     }
 
     async fn reconcile(&mut self, key: &CsrName) -> Result<runtime::Action, StoreError> {

@@ -49,6 +49,18 @@ fn decode(event: Option<&Event>) -> Option<Trigger<CsrName, Infallible>> {
     }
 }
 
+/// Every stored request, by name: what both controllers resync.
+async fn names(
+    objects: &crate::registry::objects::Objects,
+) -> Result<Vec<CsrName>, crate::store::StoreError> {
+    let rt = crate::registry::kinds::CERTIFICATESIGNINGREQUESTS;
+    let (all, _) = objects.list(rt).await?;
+    Ok(all
+        .iter()
+        .map(|c| CsrName(meta::name(c).to_string()))
+        .collect())
+}
+
 /// The usages of a request (`spec.usages`).
 fn usages(csr: &serde_json::Value) -> Vec<&str> {
     csr.pointer("/spec/usages")
