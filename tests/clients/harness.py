@@ -184,6 +184,7 @@ SERVED = [
     ("rbac.authorization.k8s.io", "clusterroles"),
     ("rbac.authorization.k8s.io", "rolebindings"),
     ("rbac.authorization.k8s.io", "clusterrolebindings"),
+    ("certificates.k8s.io", "certificatesigningrequests"),
 ]
 
 

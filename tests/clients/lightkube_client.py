@@ -13,6 +13,7 @@ from lightkube.models.meta_v1 import ObjectMeta  # noqa: E402
 from lightkube.resources import (  # noqa: E402
     apps_v1,
     batch_v1,
+    certificates_v1,
     coordination_v1,
     core_v1,
     discovery_v1,
@@ -72,6 +73,7 @@ def typed_lists():
         ("rbac.authorization.k8s.io", "clusterroles"): rbac_authorization_v1.ClusterRole,
         ("rbac.authorization.k8s.io", "rolebindings"): rbac_authorization_v1.RoleBinding,
         ("rbac.authorization.k8s.io", "clusterrolebindings"): rbac_authorization_v1.ClusterRoleBinding,
+        ("certificates.k8s.io", "certificatesigningrequests"): certificates_v1.CertificateSigningRequest,
     }
     expect(set(kinds) == set(SERVED), "table out of step with harness.SERVED")
     failures = []

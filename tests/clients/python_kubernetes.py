@@ -154,6 +154,7 @@ def typed_lists():
         ("rbac.authorization.k8s.io", "clusterroles"): client.RbacAuthorizationV1Api(api).list_cluster_role,
         ("rbac.authorization.k8s.io", "rolebindings"): client.RbacAuthorizationV1Api(api).list_role_binding_for_all_namespaces,
         ("rbac.authorization.k8s.io", "clusterrolebindings"): client.RbacAuthorizationV1Api(api).list_cluster_role_binding,
+        ("certificates.k8s.io", "certificatesigningrequests"): client.CertificatesV1Api(api).list_certificate_signing_request,
     }
     expect(set(methods) == set(SERVED), "table out of step with harness.SERVED")
     failures = []
