@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(containerd runc busybox-static protobuf-compiler iproute2 nftables conntrack iputils-arping containernetworking-plugins ca-certificates python3-venv dnsperf)
+packages=(containerd runc busybox-static protobuf-compiler iproute2 nftables conntrack iputils-arping containernetworking-plugins ca-certificates openssl python3-venv dnsperf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
