@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, kubectl, workspace_binary};
+use crate::{kubectl, workspace_binary};
 
 /// A running `skiff up`.
 pub struct SkiffUp {
@@ -35,7 +35,7 @@ impl SkiffUp {
         stdout: Stdio,
         stderr: Stdio,
     ) -> Self {
-        let api_port = free_port();
+        let api_port = crate::free_ports(3);
         let child = Command::new(workspace_binary("skiff"))
             .args([
                 "up",

@@ -427,10 +427,42 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     body
 }
 
-/// A TCP port that is free on loopback right now.
+/// A port free for TCP and UDP right now (see [`free_ports`]).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    free_ports(1)
+}
+
+/// The first of `count` consecutive ports free for TCP and UDP (`skiff up`
+/// listens on its API port and the two after it).
+///
+/// They come from 20000–29999, below the kernel's ephemeral range
+/// (32768–60999) and the NodePort range (30000–32767), so no
+/// outgoing connection on the machine can take one between this check and
+/// the listener's bind (a CI run saw `skiff up` exit at start, most
+/// likely so). A
+/// counter keeps the threads of one test binary apart, the process id
+/// keeps test binaries apart.
+pub fn free_ports(count: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    // Up to 30000, where the NodePort range starts.
+    const SPAN: u32 = 10_000;
+    let count = u32::from(count.max(1));
+    let offset = std::process::id().wrapping_mul(7_919) % SPAN;
+    for _ in 0..SPAN {
+        let step = NEXT.fetch_add(count, Ordering::Relaxed);
+        let first = FIRST + (offset + step) % (SPAN - count);
+        let free = (first..first + count).all(|port| {
+            let Ok(port) = u16::try_from(port) else {
+                return false;
+            };
+            std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+                && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
+        });
+        if free {
+            return first as u16;
+        }
+    }
+    panic!("no {count} consecutive free ports below the ephemeral range")
 }

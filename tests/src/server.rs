@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, workspace_binary};
+use crate::workspace_binary;
 
 /// A running `skiff server`.
 pub struct SkiffServer {
@@ -22,13 +22,7 @@ impl SkiffServer {
     /// Starts `skiff server --data-dir dir` on 127.0.0.1 and waits for its
     /// `skiff agent` line (printed once the API answers).
     pub fn start(dir: &Path) -> Self {
-        let api_port = loop {
-            let p = free_port();
-            if p < 65000 && (1..=2).all(|i| std::net::TcpListener::bind(("0.0.0.0", p + i)).is_ok())
-            {
-                break p;
-            }
-        };
+        let api_port = crate::free_ports(3);
         let mut child = Command::new(workspace_binary("skiff"))
             .args(["server", "--data-dir", &dir.display().to_string()])
             .args([

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 
 use skiff_tests::cluster::SkiffUp;
 use skiff_tests::control_plane::kubectl_enabled;
-use skiff_tests::{e2e_enabled, free_port, leftovers, workspace_binary};
+use skiff_tests::{e2e_enabled, free_ports, leftovers, workspace_binary};
 
 fn enabled(test: &str) -> bool {
     kubectl_enabled(test) && e2e_enabled(test)
@@ -278,7 +278,13 @@ fn a_running_cluster_refuses_a_second_skiff_up_and_shows_its_status() {
     let before = cluster.record();
     let id = network_id(&before);
     let second = Command::new(workspace_binary("skiff"))
-        .args(["up", "--nodes", "1", "--api-port", &free_port().to_string()])
+        .args([
+            "up",
+            "--nodes",
+            "1",
+            "--api-port",
+            &free_ports(3).to_string(),
+        ])
         .arg("--data-dir")
         .arg(&dir)
         .output()
