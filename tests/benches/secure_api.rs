@@ -52,7 +52,7 @@ async fn start(bin: &Path) -> (Cluster, Client) {
         .prefix("skiff-bench-secure-")
         .tempdir()
         .expect("tempdir");
-    let port = skiff_tests::free_port();
+    let port = skiff_tests::free_ports(3);
     let child = Command::new(bin.join("skiff"))
         .args(["up", "--nodes", "1", "--api-port", &port.to_string()])
         .arg("--data-dir")
