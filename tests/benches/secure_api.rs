@@ -12,6 +12,12 @@
 //! `SKIFF_BENCH_BASELINE=/path/to/old/target/release cargo bench -p skiff-tests --bench secure_api`
 //! (`SKIFF_BENCH_ROUNDS`, default 3 per build; `SKIFF_BENCH_WRITES`, default
 //! 1,000 paced ConfigMap creates per round; 20 one-pod samples per round).
+//!
+//! Latency percentiles on two shared cores move between rounds as much as
+//! the difference measured, so the write phase also reports what it cost:
+//! the control plane's CPU time and context switches (all its threads,
+//! from `/proc`) and the client's CPU time, per write. Those counts hardly
+//! depend on what else the machine does.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,6 +34,75 @@ const WRITE_INTERVAL: Duration = Duration::from_millis(5);
 struct Cluster {
     child: Child,
     dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// The control plane `skiff up` started for this cluster: the
+    /// `skiff-control-plane` process whose arguments name its data dir.
+    fn control_plane(&self) -> Option<u32> {
+        let dir = self.dir.path().to_str()?;
+        std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .find_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                let exe = std::str::from_utf8(args.first()?).ok()?;
+                let ours = args
+                    .iter()
+                    .any(|a| std::str::from_utf8(a).is_ok_and(|a| a.starts_with(dir)));
+                (exe.ends_with("skiff-control-plane") && ours).then_some(pid)
+            })
+    }
+}
+
+/// What a process has spent so far: CPU time and context switches, over
+/// all its threads.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spent {
+    cpu: Duration,
+    switches: u64,
+}
+
+impl Spent {
+    fn of(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces), from 3 on.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let mut switches = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+        {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            switches += status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        Some(Self {
+            cpu: Duration::from_millis(ticks * 1000 / hz),
+            switches,
+        })
+    }
+
+    /// This process's own CPU time (the client's side).
+    fn own_cpu() -> Duration {
+        // SAFETY: getrusage only writes the struct it is given.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+            usage
+        };
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        tv(usage.ru_utime) + tv(usage.ru_stime)
+    }
 }
 
 impl Drop for Cluster {
@@ -170,18 +245,27 @@ fn ms(sorted: &[Duration], p: f64) -> f64 {
 struct Side {
     pods: Vec<Duration>,
     writes: Vec<Duration>,
+    /// Control plane CPU, its context switches and the client's CPU over
+    /// all write phases.
+    server_cpu: Duration,
+    server_switches: u64,
+    client_cpu: Duration,
 }
 
 impl Side {
     fn line(&mut self, name: &str) -> String {
         self.pods.sort();
         self.writes.sort();
+        let n = self.writes.len().max(1) as f64;
         format!(
-            "| {name} | {:.1} / {:.1} | {:.2} / {:.2} |",
+            "| {name} | {:.1} / {:.1} | {:.2} / {:.2} | {:.0} µs / {:.1} / {:.0} µs |",
             ms(&self.pods, 50.0),
             ms(&self.pods, 99.0),
             ms(&self.writes, 50.0),
-            ms(&self.writes, 99.0)
+            ms(&self.writes, 99.0),
+            self.server_cpu.as_secs_f64() * 1e6 / n,
+            self.server_switches as f64 / n,
+            self.client_cpu.as_secs_f64() * 1e6 / n,
         )
     }
 }
@@ -214,26 +298,47 @@ async fn main() {
         for (bin, is_current) in order {
             let (cluster, client) = start(bin).await;
             let pods = one_pod_latencies(&client, r).await;
+            let cp = cluster
+                .control_plane()
+                .expect("the cluster's control plane process");
+            let (server_before, client_before) = (Spent::of(cp), Spent::own_cpu());
             let w = write_latencies(&client, r, writes).await;
+            let (server_after, client_after) = (Spent::of(cp), Spent::own_cpu());
             drop(cluster);
             let side = if is_current { &mut now } else { &mut before };
+            let (Some(server_before), Some(server_after)) = (server_before, server_after) else {
+                panic!("control plane {cp} gone during the writes");
+            };
+            let server_cpu = server_after.cpu.saturating_sub(server_before.cpu);
+            let server_switches = server_after.switches - server_before.switches;
+            let client_cpu = client_after.saturating_sub(client_before);
+            side.server_cpu += server_cpu;
+            side.server_switches += server_switches;
+            side.client_cpu += client_cpu;
             let mut p = pods.clone();
             p.sort();
             let mut ws = w.clone();
             ws.sort();
+            let n = w.len().max(1) as f64;
             println!(
-                "round {r} {}: one pod p50 {:.1} ms, writes p50 {:.2} / p99 {:.2} ms",
+                "round {r} {}: one pod p50 {:.1} ms, writes p50 {:.2} / p99 {:.2} ms, \
+                 per write: control plane {:.0} µs CPU and {:.1} context switches, client {:.0} µs CPU",
                 if is_current { "current" } else { "baseline" },
                 ms(&p, 50.0),
                 ms(&ws, 50.0),
-                ms(&ws, 99.0)
+                ms(&ws, 99.0),
+                server_cpu.as_secs_f64() * 1e6 / n,
+                server_switches as f64 / n,
+                client_cpu.as_secs_f64() * 1e6 / n,
             );
             side.pods.extend(pods);
             side.writes.extend(w);
         }
     }
-    println!("| build | one pod apply → Running p50 / p99 (ms) | writes at 200/s p50 / p99 (ms) |");
-    println!("|---|---|---|");
+    println!(
+        "| build | one pod apply → Running p50 / p99 (ms) | writes at 200/s p50 / p99 (ms) | per write: control plane CPU / context switches / client CPU |"
+    );
+    println!("|---|---|---|---|");
     println!(
         "{}",
         before.line(&format!("baseline {}", baseline.display()))

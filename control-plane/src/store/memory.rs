@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
-use super::sqlite::forward;
+use super::live::{LiveFeed, forward};
 use super::{
     EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Snapshot, Store, StoreError, Write,
 };
@@ -21,7 +21,7 @@ struct Inner {
 pub struct MemoryStore {
     // std Mutex: never held across an await.
     inner: Mutex<Inner>,
-    live: broadcast::Sender<Event>,
+    live: LiveFeed,
 }
 
 impl Default for MemoryStore {
@@ -39,7 +39,7 @@ impl MemoryStore {
                 events: VecDeque::new(),
                 revision: 0,
             }),
-            live: broadcast::channel(4096).0,
+            live: LiveFeed::new(4096),
         }
     }
 
@@ -59,7 +59,7 @@ impl MemoryStore {
         while inner.events.len() as u64 > EVENT_WINDOW {
             inner.events.pop_front();
         }
-        let _ = self.live.send(event);
+        self.live.publish([event]);
         inner.revision
     }
 }
@@ -218,9 +218,9 @@ impl Store for MemoryStore {
                 .filter(|e| e.revision > from && e.key.starts_with(prefix))
                 .cloned()
                 .collect();
-            (replay, self.live.subscribe())
+            (replay, self.live.subscribe(prefix))
         };
-        Ok(forward(prefix, from, replay, live))
+        Ok(forward(from, replay, live))
     }
 
     async fn revision(&self) -> Result<u64> {

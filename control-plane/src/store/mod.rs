@@ -8,10 +8,12 @@
 //!
 //! Both keep a bounded window of past events so a watch from a recent
 //! revision replays exactly; an older one gets [`StoreError::Expired`]
-//! (HTTP 410 `Expired`, as upstream). [`conformance`] holds the test suite
+//! (HTTP 410 `Expired`, as upstream). Live events reach only the watches
+//! of a prefix of their key (`live`). [`conformance`] holds the test suite
 //! every implementation must pass.
 
 pub mod conformance;
+mod live;
 pub mod memory;
 pub mod sqlite;
 

@@ -26,8 +26,9 @@ use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use super::live::{LiveFeed, forward};
 use super::{
     EVENT_WINDOW, Event, EventKind, KeyValue, Listing, Result, Snapshot, Store, StoreError, Write,
 };
@@ -69,10 +70,10 @@ struct Shared {
     /// and lists' batches.
     batching: Arc<tokio::sync::Semaphore>,
     writer: Mutex<std_mpsc::Sender<Job>>,
-    /// Held while a commit's events are broadcast and while a watch
+    /// Held while a commit's events are published and while a watch
     /// subscribes and replays: no event is missed between the two.
     gate: Arc<Mutex<()>>,
-    live: broadcast::Sender<Event>,
+    live: Arc<LiveFeed>,
     /// Revisions of the open snapshots (with their counts). The writer
     /// holds it while it commits, so a snapshot's revision and the
     /// writer's decision to keep replaced versions never race.
@@ -99,49 +100,6 @@ fn kind_of(code: i64) -> EventKind {
         1 => EventKind::Modified,
         _ => EventKind::Deleted,
     }
-}
-
-/// Replays `replay`, then forwards live events under `prefix` newer than
-/// what was replayed (shared by every store implementation).
-pub(crate) fn forward(
-    prefix: &str,
-    from: u64,
-    replay: Vec<Event>,
-    mut live: broadcast::Receiver<Event>,
-) -> mpsc::Receiver<Event> {
-    let (tx, rx) = mpsc::channel(1024);
-    let prefix = prefix.to_string();
-    tokio::spawn(async move {
-        let mut last = from;
-        for event in replay {
-            last = event.revision;
-            if tx.send(event).await.is_err() {
-                return;
-            }
-        }
-        loop {
-            // A watcher that went away while its prefix is quiet would
-            // otherwise keep this task (and its place in the live feed)
-            // until the next matching change.
-            let next = tokio::select! {
-                next = live.recv() => next,
-                () = tx.closed() => return,
-            };
-            match next {
-                Ok(event) => {
-                    if event.revision > last && event.key.starts_with(&prefix) {
-                        last = event.revision;
-                        if tx.send(event).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                // Fell behind the live feed: close, the watcher re-lists.
-                Err(_) => return,
-            }
-        }
-    });
-    rx
 }
 
 impl SqliteStore {
@@ -185,9 +143,9 @@ impl SqliteStore {
         }
         // Watchers that fall this far behind must re-list, which for a
         // controller means decoding every object again: a scheduler burst
-        // of 10,000 binds overflowed 4,096 and cost more than the ring's
-        // memory (event values are shared, ~4 MiB more RSS with 1,000 pods).
-        let live = broadcast::channel(65_536).0;
+        // of 10,000 binds overflowed 4,096. Event values are shared, and a
+        // watch's queue holds pointers only while it is behind.
+        let live = Arc::new(LiveFeed::new(65_536));
         let gate = Arc::new(Mutex::new(()));
         let (writer, jobs) = std_mpsc::channel();
         let snapshots = Arc::new(Mutex::new(BTreeMap::new()));
@@ -388,7 +346,7 @@ impl Snapshot for SqliteSnapshot {
 fn write_loop(
     mut conn: Connection,
     jobs: std_mpsc::Receiver<Job>,
-    live: &broadcast::Sender<Event>,
+    live: &LiveFeed,
     gate: &Mutex<()>,
     snapshots: &Mutex<BTreeMap<u64, usize>>,
 ) {
@@ -422,9 +380,7 @@ fn write_loop(
         };
         {
             let _published = gate.lock().unwrap_or_else(|p| p.into_inner());
-            for event in events {
-                let _ = live.send(event);
-            }
+            live.publish(events);
         }
         for (job, result) in group.into_iter().zip(results) {
             let _ = job.reply.send(result);
@@ -725,7 +681,7 @@ impl Store for SqliteStore {
                 // but not yet published come in both; `forward` drops the
                 // second copy by revision.
                 let _gate = shared.gate.lock().unwrap_or_else(|p| p.into_inner());
-                let subscribed = shared.live.subscribe();
+                let subscribed = shared.live.subscribe(&p);
                 let (revision, oldest): (i64, Option<i64>) = conn
                     .query_row(
                         "SELECT (SELECT value FROM meta WHERE name='revision'), (SELECT MIN(revision) FROM events)",
@@ -759,7 +715,7 @@ impl Store for SqliteStore {
                 Ok((replay, subscribed))
             })
             .await?;
-        Ok(forward(prefix, from, replay, live))
+        Ok(forward(from, replay, live))
     }
 
     async fn revision(&self) -> Result<u64> {
@@ -796,12 +752,12 @@ mod tests {
     async fn a_closed_watch_leaves_the_live_feed_while_its_prefix_is_quiet() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(&dir.path().join("db.sqlite")).expect("open");
-        let before = store.shared.live.receiver_count();
+        let before = store.shared.live.watches();
         let watch = store.watch("/quiet/", 0).await.expect("watch");
-        assert_eq!(store.shared.live.receiver_count(), before + 1);
+        assert_eq!(store.shared.live.watches(), before + 1);
         drop(watch);
         for _ in 0..100 {
-            if store.shared.live.receiver_count() == before {
+            if store.shared.live.watches() == before {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
