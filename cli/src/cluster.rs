@@ -79,42 +79,16 @@ async fn run_cluster(config: &UpConfig, parts: &mut Parts) -> anyhow::Result<()>
     step("starting the control plane");
     let dir = parts.dir.clone();
     let api = parts.record.api.clone();
-    // Nodes reach the control plane over the bridge, as over a LAN.
     let grpc = format!("{}:{}", net.gateway(), api_port + 1);
-    let mut cp_args: Vec<String> = vec![
-        "--data-dir".into(),
-        dir.display().to_string(),
-        "--listen".into(),
-        api.clone(),
-        "--grpc-listen".into(),
-        grpc.clone(),
-    ];
-    // Pods reach the API through the kubernetes Service, whose endpoint is
-    // the API served on the bridge too.
-    if !control_plane_flags
-        .iter()
-        .any(|f| f == "--advertise-address")
-    {
-        cp_args.push("--advertise-address".into());
-        cp_args.push(net.gateway().to_string());
-    }
-    // Cluster DNS on the bridge, beside the node registry: pods reach it
-    // through the kube-dns Service as a lab network's pods reach a DNS
-    // server on the control-plane machine. A high port, so a resolver the
-    // host runs on port 53 is no obstacle (the Service still says 53).
-    cp_args.push("--cluster-dns-listen".into());
-    cp_args.push(format!("{}:{}", net.gateway(), api_port + 2));
-    cp_args.extend_from_slice(control_plane_flags);
     let cluster_dns = dns_service_ip(control_plane_flags)?;
-    if !control_plane_flags
-        .iter()
-        .any(|f| f == "--load-balancer-pool")
-    {
-        // Addresses on the bridge's network, above the nodes', so the host
-        // reaches LoadBalancer Services as a LAN client would.
-        cp_args.push("--load-balancer-pool".into());
-        cp_args.push(net.load_balancer_pool(*load_balancer_pool_size, nodes));
-    }
+    let cp_args = control_plane_args(
+        &dir,
+        &api,
+        net.gateway(),
+        api_port,
+        control_plane_flags,
+        &net.load_balancer_pool(*load_balancer_pool_size, nodes),
+    );
     let client = crate::api::Api::new(&api, &dir);
     // Owned for the run: dropping the handle leaves the process running,
     // and the session's teardown stops it.
@@ -201,6 +175,48 @@ async fn run_cluster(config: &UpConfig, parts: &mut Parts) -> anyhow::Result<()>
     // Runs until a signal ends it (the caller's select).
     std::future::pending::<()>().await;
     Ok(())
+}
+
+/// The control plane's command line for a cluster on the bridge whose
+/// host address is `gateway`: `flags` (the user's) are passed as they
+/// are, after those `skiff up` sets.
+pub(crate) fn control_plane_args(
+    dir: &std::path::Path,
+    api: &str,
+    gateway: Ipv4Addr,
+    api_port: u16,
+    flags: &[String],
+    load_balancer_pool: &str,
+) -> Vec<String> {
+    // Nodes reach the control plane over the bridge, as over a LAN.
+    let mut args: Vec<String> = vec![
+        "--data-dir".into(),
+        dir.display().to_string(),
+        "--listen".into(),
+        api.to_string(),
+        "--grpc-listen".into(),
+        format!("{gateway}:{}", api_port + 1),
+    ];
+    // Pods reach the API through the kubernetes Service, whose endpoint is
+    // the API served on the bridge too.
+    if !flags.iter().any(|f| f == "--advertise-address") {
+        args.push("--advertise-address".into());
+        args.push(gateway.to_string());
+    }
+    // Cluster DNS on the bridge, beside the node registry: pods reach it
+    // through the kube-dns Service as a lab network's pods reach a DNS
+    // server on the control-plane machine. A high port, so a resolver the
+    // host runs on port 53 is no obstacle (the Service still says 53).
+    args.push("--cluster-dns-listen".into());
+    args.push(format!("{gateway}:{}", api_port + 2));
+    args.extend_from_slice(flags);
+    if !flags.iter().any(|f| f == "--load-balancer-pool") {
+        // Addresses on the bridge's network, above the nodes', so the host
+        // reaches LoadBalancer Services as a LAN client would.
+        args.push("--load-balancer-pool".into());
+        args.push(load_balancer_pool.to_string());
+    }
+    args
 }
 
 /// The kube-dns Service's address: the tenth of the Service CIDR (the

@@ -46,86 +46,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Start a local cluster: containerd, the control plane and N nodes.
-    Up {
-        /// Number of nodes.
-        #[arg(long, default_value_t = 1)]
-        nodes: usize,
-        /// Folder for the cluster's state, logs and kubeconfig.
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
-        /// Port of the Kubernetes API (the next one serves nodes).
-        #[arg(long, default_value_t = 6443)]
-        api_port: u16,
-        /// The CIDR Services get cluster IPs from (the control plane's
-        /// default, 10.96.0.0/12, when unset).
-        #[arg(long, value_name = "CIDR")]
-        service_cluster_ip_range: Option<String>,
-        /// The ports NodePort Services get (default 30000-32767).
-        #[arg(long, value_name = "FIRST-LAST")]
-        service_node_port_range: Option<String>,
-        /// Addresses LoadBalancer Services get, announced by the nodes on
-        /// the cluster's bridge (default: see --load-balancer-pool-size).
-        #[arg(long, value_name = "RANGE")]
-        load_balancer_pool: Option<String>,
-        /// Without --load-balancer-pool, how many addresses of the bridge's
-        /// network LoadBalancer Services get: 172.29.<id>.200 and up.
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=50))]
-        load_balancer_pool_size: u8,
-        /// `cni` gives every pod an address on the pod network (bridge,
-        /// routes between nodes, the service proxy); `none` leaves pods a
-        /// loopback-only namespace, as before the pod network (for A/B
-        /// measurements and machines without the CNI plugins).
-        #[arg(long, value_enum, default_value = "cni")]
-        pod_network: PodNetworkMode,
-        /// Resolvers for names outside the cluster domain (`IP` or
-        /// `IP:PORT`, comma-separated), such as the host's; without, the
-        /// cluster DNS refuses them and never asks outside.
-        #[arg(long, value_name = "ADDRS")]
-        cluster_dns_upstream: Option<String>,
-    },
+    Up(UpArgs),
     /// Run the control plane alone for a cluster of machines; prints the
     /// join token, the CA hash and the `skiff agent` line to join with.
-    Server {
-        /// Folder for the control plane's store, certificates, logs and
-        /// kubeconfig.
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
-        /// Address the API (at --api-port), the node port (+1) listen on.
-        #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
-        listen_address: std::net::IpAddr,
-        /// Address machines reach this one at (default: --listen-address,
-        /// or this machine's address on its default route); cluster DNS
-        /// listens here at --api-port + 2.
-        #[arg(long, value_name = "IP")]
-        advertise_address: Option<std::net::IpAddr>,
-        /// Port of the Kubernetes API (the next one serves nodes).
-        #[arg(long, default_value_t = 6443)]
-        api_port: u16,
-        /// How long the printed join token is valid (`0`: never expires),
-        /// as `kubeadm init --token-ttl`.
-        #[arg(long, default_value = token::DEFAULT_TTL, value_parser = token::parse_ttl)]
-        token_ttl: std::time::Duration,
-        /// The CIDR Services get cluster IPs from.
-        #[arg(long, value_name = "CIDR")]
-        service_cluster_ip_range: Option<String>,
-        /// The ports NodePort Services get (default 30000-32767).
-        #[arg(long, value_name = "FIRST-LAST")]
-        service_node_port_range: Option<String>,
-        /// Addresses LoadBalancer Services get (`FIRST-LAST` or a CIDR on
-        /// the nodes' network), announced by the nodes.
-        #[arg(long, value_name = "RANGE")]
-        load_balancer_pool: Option<String>,
-        /// Resolvers for names outside the cluster domain.
-        #[arg(long, value_name = "ADDRS")]
-        cluster_dns_upstream: Option<String>,
-        /// How long a node may be silent before it is NotReady (the
-        /// control plane's flag, upstream's kube-controller-manager's).
-        #[arg(long, value_name = "DURATION")]
-        node_monitor_grace_period: Option<String>,
-        /// How long pods stay on a NotReady node before they are evicted.
-        #[arg(long, value_name = "DURATION")]
-        pod_eviction_timeout: Option<String>,
-    },
+    Server(ServerArgs),
     /// Join this machine to a `skiff server` as a node: a kubelet with its
     /// own containerd.
     Agent {
@@ -209,6 +133,102 @@ enum Cmd {
     },
 }
 
+// `skiff up`'s flags.
+#[derive(clap::Args)]
+struct UpArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Folder for the cluster's state, logs and kubeconfig.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Port of the Kubernetes API (the next one serves nodes).
+    #[arg(long, default_value_t = 6443)]
+    api_port: u16,
+    /// The CIDR Services get cluster IPs from (the control plane's
+    /// default, 10.96.0.0/12, when unset).
+    #[arg(long, value_name = "CIDR")]
+    service_cluster_ip_range: Option<String>,
+    /// The ports NodePort Services get (default 30000-32767).
+    #[arg(long, value_name = "FIRST-LAST")]
+    service_node_port_range: Option<String>,
+    /// Addresses LoadBalancer Services get, announced by the nodes on
+    /// the cluster's bridge (default: see --load-balancer-pool-size).
+    #[arg(long, value_name = "RANGE")]
+    load_balancer_pool: Option<String>,
+    /// Without --load-balancer-pool, how many addresses of the bridge's
+    /// network LoadBalancer Services get: 172.29.<id>.200 and up.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=50))]
+    load_balancer_pool_size: u8,
+    /// `cni` gives every pod an address on the pod network (bridge,
+    /// routes between nodes, the service proxy); `none` leaves pods a
+    /// loopback-only namespace, as before the pod network (for A/B
+    /// measurements and machines without the CNI plugins).
+    #[arg(long, value_enum, default_value = "cni")]
+    pod_network: PodNetworkMode,
+    /// Resolvers for names outside the cluster domain (`IP` or
+    /// `IP:PORT`, comma-separated), such as the host's; without, the
+    /// cluster DNS refuses them and never asks outside.
+    #[arg(long, value_name = "ADDRS")]
+    cluster_dns_upstream: Option<String>,
+    /// How long the certificates the control plane signs last: nodes'
+    /// own (renewed at 70-90 % of it) and the longest a
+    /// CertificateSigningRequest gets, as a Go duration (`8760h`,
+    /// `30m`); passed on as the control plane's (upstream's) flag.
+    #[arg(long, value_name = "DURATION", default_value = skiff_pki::signing::DEFAULT_DURATION_TEXT, value_parser = signing_duration)]
+    cluster_signing_duration: String,
+}
+
+// `skiff server`'s flags.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Folder for the control plane's store, certificates, logs and
+    /// kubeconfig.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Address the API (at --api-port), the node port (+1) listen on.
+    #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
+    listen_address: std::net::IpAddr,
+    /// Address machines reach this one at (default: --listen-address,
+    /// or this machine's address on its default route); cluster DNS
+    /// listens here at --api-port + 2.
+    #[arg(long, value_name = "IP")]
+    advertise_address: Option<std::net::IpAddr>,
+    /// Port of the Kubernetes API (the next one serves nodes).
+    #[arg(long, default_value_t = 6443)]
+    api_port: u16,
+    /// How long the printed join token is valid (`0`: never expires),
+    /// as `kubeadm init --token-ttl`.
+    #[arg(long, default_value = token::DEFAULT_TTL, value_parser = token::parse_ttl)]
+    token_ttl: std::time::Duration,
+    /// The CIDR Services get cluster IPs from.
+    #[arg(long, value_name = "CIDR")]
+    service_cluster_ip_range: Option<String>,
+    /// The ports NodePort Services get (default 30000-32767).
+    #[arg(long, value_name = "FIRST-LAST")]
+    service_node_port_range: Option<String>,
+    /// Addresses LoadBalancer Services get (`FIRST-LAST` or a CIDR on
+    /// the nodes' network), announced by the nodes.
+    #[arg(long, value_name = "RANGE")]
+    load_balancer_pool: Option<String>,
+    /// Resolvers for names outside the cluster domain.
+    #[arg(long, value_name = "ADDRS")]
+    cluster_dns_upstream: Option<String>,
+    /// How long a node may be silent before it is NotReady (the
+    /// control plane's flag, upstream's kube-controller-manager's).
+    #[arg(long, value_name = "DURATION")]
+    node_monitor_grace_period: Option<String>,
+    /// How long pods stay on a NotReady node before they are evicted.
+    #[arg(long, value_name = "DURATION")]
+    pod_eviction_timeout: Option<String>,
+    /// How long the certificates the control plane signs last: nodes'
+    /// own (renewed at 70-90 % of it) and the longest a
+    /// CertificateSigningRequest gets, as a Go duration (`8760h`,
+    /// `30m`); passed on as the control plane's (upstream's) flag.
+    #[arg(long, value_name = "DURATION", default_value = skiff_pki::signing::DEFAULT_DURATION_TEXT, value_parser = signing_duration)]
+    cluster_signing_duration: String,
+}
+
 /// The kubelets' `--pod-network`.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum PodNetworkMode {
@@ -225,6 +245,76 @@ impl PodNetworkMode {
     }
 }
 
+/// `--cluster-signing-duration` checked as the control plane checks it,
+/// and kept as written to pass on.
+fn signing_duration(text: &str) -> Result<String, String> {
+    skiff_pki::signing::parse_duration(text).map(|_| text.to_string())
+}
+
+/// `--flag value` pairs for the set values, under the control plane's
+/// (upstream's) flag names.
+fn pass_on(flags: Vec<(&str, Option<String>)>) -> Vec<String> {
+    flags
+        .into_iter()
+        .filter_map(|(flag, value)| Some([flag.to_string(), value?]))
+        .flatten()
+        .collect()
+}
+
+impl UpArgs {
+    fn into_config(self) -> cluster::UpConfig {
+        let control_plane_flags = pass_on(vec![
+            ("--service-cluster-ip-range", self.service_cluster_ip_range),
+            ("--service-node-port-range", self.service_node_port_range),
+            ("--load-balancer-pool", self.load_balancer_pool),
+            ("--cluster-dns-upstream", self.cluster_dns_upstream),
+            (
+                "--cluster-signing-duration",
+                Some(self.cluster_signing_duration),
+            ),
+        ]);
+        cluster::UpConfig {
+            nodes: self.nodes,
+            dir: self.data_dir,
+            api_port: self.api_port,
+            control_plane_flags,
+            node_flags: vec![
+                "--pod-network".to_string(),
+                self.pod_network.flag().to_string(),
+            ],
+            load_balancer_pool_size: self.load_balancer_pool_size,
+        }
+    }
+}
+
+impl ServerArgs {
+    fn into_config(self) -> server::ServerConfig {
+        let control_plane_flags = pass_on(vec![
+            ("--service-cluster-ip-range", self.service_cluster_ip_range),
+            ("--service-node-port-range", self.service_node_port_range),
+            ("--load-balancer-pool", self.load_balancer_pool),
+            ("--cluster-dns-upstream", self.cluster_dns_upstream),
+            (
+                "--node-monitor-grace-period",
+                self.node_monitor_grace_period,
+            ),
+            ("--pod-eviction-timeout", self.pod_eviction_timeout),
+            (
+                "--cluster-signing-duration",
+                Some(self.cluster_signing_duration),
+            ),
+        ]);
+        server::ServerConfig {
+            dir: self.data_dir,
+            listen: self.listen_address,
+            advertise: self.advertise_address,
+            api_port: self.api_port,
+            control_plane_flags,
+            token_ttl: self.token_ttl,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -236,79 +326,13 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Cmd::Demo { data_dir, port } => demo::run(data_dir, port).await,
-        Cmd::Up {
-            nodes,
-            data_dir,
-            api_port,
-            service_cluster_ip_range,
-            service_node_port_range,
-            load_balancer_pool,
-            load_balancer_pool_size,
-            pod_network,
-            cluster_dns_upstream,
-        } => {
-            // Passed on to the control plane under upstream's flag names.
-            let services = [
-                ("--service-cluster-ip-range", service_cluster_ip_range),
-                ("--service-node-port-range", service_node_port_range),
-                ("--load-balancer-pool", load_balancer_pool),
-                ("--cluster-dns-upstream", cluster_dns_upstream),
-            ]
-            .into_iter()
-            .filter_map(|(flag, value)| Some([flag.to_string(), value?]))
-            .flatten()
-            .collect();
-            let node_flags = vec!["--pod-network".to_string(), pod_network.flag().to_string()];
-            cluster::up(cluster::UpConfig {
-                nodes,
-                dir: data_dir,
-                api_port,
-                control_plane_flags: services,
-                node_flags,
-                load_balancer_pool_size,
-            })
-            .await
-        }
+        Cmd::Up(args) => cluster::up(args.into_config()).await,
         Cmd::Node {
             action,
             name,
             data_dir,
         } => cluster::node(action, &name, &data_dir),
-        Cmd::Server {
-            data_dir,
-            listen_address,
-            advertise_address,
-            api_port,
-            token_ttl,
-            service_cluster_ip_range,
-            service_node_port_range,
-            load_balancer_pool,
-            cluster_dns_upstream,
-            node_monitor_grace_period,
-            pod_eviction_timeout,
-        } => {
-            let flags = [
-                ("--service-cluster-ip-range", service_cluster_ip_range),
-                ("--service-node-port-range", service_node_port_range),
-                ("--load-balancer-pool", load_balancer_pool),
-                ("--cluster-dns-upstream", cluster_dns_upstream),
-                ("--node-monitor-grace-period", node_monitor_grace_period),
-                ("--pod-eviction-timeout", pod_eviction_timeout),
-            ]
-            .into_iter()
-            .filter_map(|(flag, value)| Some([flag.to_string(), value?]))
-            .flatten()
-            .collect();
-            server::server(server::ServerConfig {
-                dir: data_dir,
-                listen: listen_address,
-                advertise: advertise_address,
-                api_port,
-                control_plane_flags: flags,
-                token_ttl,
-            })
-            .await
-        }
+        Cmd::Server(args) => server::server(args.into_config()).await,
         Cmd::Agent {
             server,
             token,
@@ -346,6 +370,104 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cmd, clap::Error> {
+        Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    /// The control plane's argv `skiff up` would start with `args`.
+    fn up_argv(args: &[&str]) -> Vec<String> {
+        let Ok(Cmd::Up(up)) = parse(&[&["up", "--data-dir", "/d"], args].concat()) else {
+            panic!("not skiff up: {args:?}");
+        };
+        let config = up.into_config();
+        cluster::control_plane_args(
+            &config.dir,
+            "127.0.0.1:6443",
+            std::net::Ipv4Addr::new(172, 29, 1, 1),
+            config.api_port,
+            &config.control_plane_flags,
+            "172.29.1.200-172.29.1.249",
+        )
+    }
+
+    /// The control plane's argv `skiff server` would start with `args`.
+    fn server_argv(args: &[&str]) -> Vec<String> {
+        let Ok(Cmd::Server(server)) = parse(&[&["server", "--data-dir", "/d"], args].concat())
+        else {
+            panic!("not skiff server: {args:?}");
+        };
+        let config = server.into_config();
+        server::control_plane_args(&config.dir, &config, "192.168.56.10".parse().expect("ip"))
+    }
+
+    fn passes(argv: &[String], flag: &str, value: &str) -> bool {
+        argv.windows(2).any(|w| w[0] == flag && w[1] == value)
+    }
+
+    #[test]
+    fn the_signing_duration_reaches_the_control_plane() {
+        for argv in [up_argv, server_argv] {
+            let set = argv(&["--cluster-signing-duration", "30m"]);
+            assert!(passes(&set, "--cluster-signing-duration", "30m"), "{set:?}");
+            assert_eq!(
+                set.iter()
+                    .filter(|a| *a == "--cluster-signing-duration")
+                    .count(),
+                1
+            );
+            // Unset: upstream's default, as the control plane's own.
+            let default = argv(&[]);
+            assert!(
+                passes(&default, "--cluster-signing-duration", "8760h"),
+                "{default:?}"
+            );
+            assert!(passes(&default, "--data-dir", "/d"), "{default:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_signing_duration_is_refused_as_the_control_plane_refuses_it() {
+        for command in ["up", "server"] {
+            let Err(e) = parse(&[
+                command,
+                "--data-dir",
+                "/d",
+                "--cluster-signing-duration",
+                "10d",
+            ]) else {
+                panic!("{command} took 10d");
+            };
+            assert!(
+                e.to_string().contains("time: invalid duration \"10d\""),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn help_documents_the_signing_duration() {
+        for command in ["up", "server"] {
+            let mut cli = Cli::command();
+            let help = cli
+                .find_subcommand_mut(command)
+                .expect("subcommand")
+                .render_long_help()
+                .to_string();
+            assert!(
+                help.contains("--cluster-signing-duration <DURATION>")
+                    && help.contains("[default: 8760h]"),
+                "{help}"
+            );
         }
     }
 }

@@ -44,6 +44,33 @@ pub(crate) fn source_address(target: SocketAddr) -> Option<IpAddr> {
     socket.local_addr().ok().map(|a| a.ip())
 }
 
+/// The control plane's command line: listening on `--listen-address` at
+/// the API port and the next, cluster DNS on `advertise` at the one after,
+/// then the user's flags as they are.
+pub(crate) fn control_plane_args(
+    dir: &std::path::Path,
+    config: &ServerConfig,
+    advertise: IpAddr,
+) -> Vec<String> {
+    let (listen, port) = (config.listen, config.api_port);
+    let mut args: Vec<String> = vec![
+        "--data-dir".into(),
+        dir.display().to_string(),
+        "--listen".into(),
+        SocketAddr::new(listen, port).to_string(),
+        "--grpc-listen".into(),
+        SocketAddr::new(listen, port + 1).to_string(),
+        "--advertise-address".into(),
+        advertise.to_string(),
+        "--tls-san".into(),
+        advertise.to_string(),
+        "--cluster-dns-listen".into(),
+        SocketAddr::new(advertise, port + 2).to_string(),
+    ];
+    args.extend_from_slice(&config.control_plane_flags);
+    args
+}
+
 pub async fn server(config: ServerConfig) -> anyhow::Result<()> {
     let api_ip = if config.listen.is_unspecified() {
         IpAddr::from([127, 0, 0, 1])
@@ -69,22 +96,7 @@ async fn run(config: &ServerConfig, parts: &mut Parts) -> anyhow::Result<()> {
         )
         .or_else(|| source_address(SocketAddr::from(([192, 0, 2, 1], 9))))
         .context("cannot tell this machine's address; pass --advertise-address")?;
-    let listen = config.listen;
-    let mut args: Vec<String> = vec![
-        "--data-dir".into(),
-        parts.dir.display().to_string(),
-        "--listen".into(),
-        SocketAddr::new(listen, port).to_string(),
-        "--grpc-listen".into(),
-        SocketAddr::new(listen, port + 1).to_string(),
-        "--advertise-address".into(),
-        advertise.to_string(),
-        "--tls-san".into(),
-        advertise.to_string(),
-        "--cluster-dns-listen".into(),
-        SocketAddr::new(advertise, port + 2).to_string(),
-    ];
-    args.extend_from_slice(&config.control_plane_flags);
+    let args = control_plane_args(&parts.dir, config, advertise);
     step("starting the control plane");
     let api = crate::api::Api::new(&parts.record.api, &parts.dir);
     let mut control_plane = parts.start_control_plane(&args, &api).await?;

@@ -253,8 +253,24 @@ fn list(api: &Api) -> anyhow::Result<()> {
         );
     }
     let list: Value = serde_json::from_str(&body).context("failed to list bootstrap tokens")?;
-    let now = Utc::now();
+    let (listing, broken) = listing(&list, Utc::now());
+    // As kubeadm: a broken Secret is reported and the rest listed.
+    for e in broken {
+        progress::line(&e);
+    }
+    if let Some(listing) = listing {
+        progress::out(&listing);
+    }
+    Ok(())
+}
+
+/// What `list` prints for a Secret list at `now`: the table of the
+/// bootstrap tokens (none when there are none; an expired token that
+/// still exists shows TTL `<invalid>`, as kubeadm's), and why any Secret
+/// could not be read.
+fn listing(list: &Value, now: DateTime<Utc>) -> (Option<String>, Vec<String>) {
     let mut rows = Vec::new();
+    let mut broken = Vec::new();
     for secret in list["items"].as_array().into_iter().flatten() {
         if secret["type"] != SECRET_TYPE {
             continue;
@@ -262,14 +278,11 @@ fn list(api: &Api) -> anyhow::Result<()> {
         let name = secret["metadata"]["name"].as_str().unwrap_or_default();
         match read_secret(name, secret).and_then(|t| row(&t, now)) {
             Ok(row) => rows.push(row),
-            // As kubeadm: a broken Secret is reported and the rest listed.
-            Err(e) => progress::line(&format!("{e:#}")),
+            Err(e) => broken.push(format!("{e:#}")),
         }
     }
-    if !rows.is_empty() {
-        progress::out(table(&rows).trim_end_matches('\n'));
-    }
-    Ok(())
+    let table = (!rows.is_empty()).then(|| table(&rows).trim_end_matches('\n').to_string());
+    (table, broken)
 }
 
 fn read_secret(name: &str, secret: &Value) -> anyhow::Result<TokenSecret> {
@@ -534,6 +547,67 @@ mod tests {
                 "can't parse expiration time of bootstrap token \"bootstrap-token-abcdef\""
             )
         );
+    }
+
+    /// A token's Secret as the API lists it (`stringData` folded into
+    /// base64 `data`).
+    fn listed_secret(token: &TokenSecret) -> Value {
+        let data: serde_json::Map<String, Value> = token
+            .string_data()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    Value::from(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "metadata": {"name": token.token.secret_name(), "namespace": NAMESPACE},
+            "type": SECRET_TYPE,
+            "data": data,
+        })
+    }
+
+    #[test]
+    fn an_expired_token_that_still_exists_lists_as_invalid() {
+        let made = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let live = BootstrapToken::parse("abcdef.0123456789abcdef").expect("token");
+        let gone = BootstrapToken::parse("zyxwvu.0123456789abcdef").expect("token");
+        let list = serde_json::json!({"items": [
+            listed_secret(&spec(live, Duration::from_secs(3 * 86_400), made, "live")),
+            listed_secret(&spec(gone, Duration::from_secs(3600), made, "expired")),
+            {"metadata": {"name": "other"}, "type": "Opaque", "data": {}},
+        ]});
+        // A day on: the first has two days left, the second ended 23h ago.
+        let (table, broken) = listing(&list, made + chrono::Duration::days(1));
+        assert!(broken.is_empty(), "{broken:?}");
+        let table = table.expect("a table");
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(lines[0].starts_with("TOKEN"), "{table}");
+        let cells = |line: &str| {
+            line.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            cells(lines[1])[..3],
+            ["abcdef.0123456789abcdef", "2d", "2030-01-04T00:00:00Z"]
+        );
+        assert_eq!(
+            cells(lines[2])[..3],
+            [
+                "zyxwvu.0123456789abcdef",
+                "<invalid>",
+                "2030-01-01T01:00:00Z"
+            ]
+        );
+        // No bootstrap tokens: nothing printed, as kubeadm.
+        let (none, _) = listing(&serde_json::json!({"items": []}), made);
+        assert!(none.is_none());
     }
 
     #[test]

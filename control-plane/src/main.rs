@@ -105,7 +105,7 @@ struct Flags {
     /// flag and default): nodes' own (kubelets renew theirs at 70-90 % of
     /// it; short values such as `30s` are for tests of rotation) and the
     /// CSR signers' longest (a request's `expirationSeconds` may ask for less).
-    #[arg(long, default_value = "8760h", value_parser = skiff_control_plane::controllers::certificates::signer::parse_duration)]
+    #[arg(long, default_value = skiff_pki::signing::DEFAULT_DURATION_TEXT, value_parser = skiff_pki::signing::parse_duration)]
     cluster_signing_duration: std::time::Duration,
     /// The prefix length of each node's pod subnet.
     #[arg(long, default_value_t = 24)]
@@ -307,9 +307,17 @@ async fn start_rbac(
     rbac: Arc<authz::rbac::Rbac>,
 ) -> anyhow::Result<()> {
     let objects = skiff_control_plane::registry::objects::Objects::new(store.clone());
+    let new_cluster = authz::bootstrap::is_new(&objects)
+        .await
+        .context("reading the default RBAC roles")?;
     authz::bootstrap::ensure(&objects)
         .await
         .context("creating the default RBAC roles")?;
+    if new_cluster {
+        authz::bootstrap::create_initial(&objects)
+            .await
+            .context("creating the initial RBAC bindings")?;
+    }
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(RBAC_BOOTSTRAP_RESYNC).await;
@@ -411,6 +419,11 @@ async fn run() -> anyhow::Result<()> {
         rbac.clone(),
     ));
     tokio::spawn(state.authorization.node.clone().follow(state.store.clone()));
+    // The csrapproving controller asks the API server's own authorizer, as
+    // upstream's asks a SubjectAccessReview.
+    skiff_control_plane::controllers::certificates::approver::configure(Arc::new(
+        state.authorization.chain.clone(),
+    ));
     let state = Arc::new(state);
     api::handlers::bootstrap(&state)
         .await

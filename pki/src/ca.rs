@@ -101,6 +101,8 @@ pub struct Ca {
     cert_pem: String,
     spki_der: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
+    /// The CA certificate's own end: nothing it signs outlives it.
+    not_after: time::OffsetDateTime,
 }
 
 impl std::fmt::Debug for Ca {
@@ -134,10 +136,24 @@ pub fn write_atomic(path: &Path, text: &str, mode: u32) -> Result<(), PkiError> 
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
-fn validity(params: &mut CertificateParams, valid_for: Duration) {
-    let now = time::OffsetDateTime::now_utc();
+fn validity(params: &mut CertificateParams, now: time::OffsetDateTime, valid_for: Duration) {
     params.not_before = now - BACKDATE;
     params.not_after = now + valid_for;
+}
+
+/// A time as Go's `time.Time` prints it (`2026-01-02 15:04:05 +0000 UTC`),
+/// for upstream's signer messages.
+fn go_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} +0000 UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 impl Ca {
@@ -151,6 +167,12 @@ impl Ca {
         if dir.join(files.cert).exists() {
             return Self::load_as(dir, files);
         }
+        Self::create_as(dir, files, CA_VALIDITY)
+    }
+
+    /// Makes a new CA `files` in `dir`, valid for `valid_for` from now
+    /// (replacing one there), and loads it.
+    pub fn create_as(dir: &Path, files: CaFiles, valid_for: Duration) -> Result<Self, PkiError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
@@ -164,7 +186,7 @@ impl Ca {
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
         ];
-        validity(&mut params, CA_VALIDITY);
+        validity(&mut params, time::OffsetDateTime::now_utc(), valid_for);
         let cert = params.self_signed(&key)?;
         // The key first: a certificate without its key would be loaded as
         // a CA that cannot sign.
@@ -191,6 +213,7 @@ impl Ca {
             .next()
             .ok_or_else(|| PkiError::invalid(cert_path.display().to_string(), "no certificate"))?;
         let spki_der = spki(&der)?;
+        let not_after = expiry_of(&der)?;
         if spki_der != rcgen::PublicKeyData::subject_public_key_info(&key) {
             return Err(PkiError::invalid(
                 key_path.display().to_string(),
@@ -202,6 +225,7 @@ impl Ca {
             cert_pem,
             spki_der,
             issuer,
+            not_after,
         })
     }
 
@@ -306,8 +330,34 @@ impl Ca {
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             }
         }
-        validity(&mut params, request.valid_for);
+        self.bounded_validity(&mut params, request.valid_for)?;
         Ok(params.signed_by(public_key, &self.issuer)?.pem())
+    }
+
+    /// From now (backdated) for `valid_for`, but never past the CA's own
+    /// end, as upstream's signing policy: a certificate that outlived its
+    /// CA would fail verification anyway, and saying so in NotAfter lets
+    /// its holder renew in time. An expired CA signs nothing.
+    fn bounded_validity(
+        &self,
+        params: &mut CertificateParams,
+        valid_for: Duration,
+    ) -> Result<(), PkiError> {
+        let now = time::OffsetDateTime::now_utc();
+        validity(params, now, valid_for);
+        params.not_after = params.not_after.min(self.not_after);
+        if params.not_before >= self.not_after {
+            return Err(PkiError::SignerExpired(go_time(self.not_after)));
+        }
+        if now >= self.not_after {
+            return Err(PkiError::SignerExpiredBeforeNow(go_time(self.not_after)));
+        }
+        Ok(())
+    }
+
+    /// When the CA certificate itself expires.
+    pub fn not_after(&self) -> time::OffsetDateTime {
+        self.not_after
     }
 }
 
@@ -338,6 +388,14 @@ pub fn hash_of_der(der: &[u8]) -> Result<String, PkiError> {
 pub fn hash_of_pem(pem: &str) -> Result<String, PkiError> {
     let der = crate::pem::certificates(pem, "CA certificate")?.remove(0);
     hash_of_der(&der)
+}
+
+/// When a DER certificate expires.
+fn expiry_of(der: &[u8]) -> Result<time::OffsetDateTime, PkiError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| PkiError::invalid("certificate", e))?;
+    time::OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
+        .map_err(|e| PkiError::invalid("certificate", e))
 }
 
 /// The DER SubjectPublicKeyInfo of a DER certificate.
@@ -400,6 +458,65 @@ mod tests {
         let margin = Duration::from_secs(60);
         assert!(crate::identity::verify(serving.cert_pem(), &leaf.cert_pem, margin).is_ok());
         assert!(crate::identity::verify(cluster.cert_pem(), &leaf.cert_pem, margin).is_err());
+    }
+
+    fn client(valid_for: Duration) -> Request {
+        Request {
+            common_name: "system:node:n1".into(),
+            organization: Some("system:nodes".into()),
+            usage: Usage::Client,
+            valid_for,
+        }
+    }
+
+    fn expiry(pem: &str) -> i64 {
+        let der = crate::pem::certificates(pem, "leaf")
+            .expect("pem")
+            .remove(0);
+        crate::identity::not_after(&der).expect("not after")
+    }
+
+    #[test]
+    fn nothing_signed_outlives_the_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ten_minutes = Duration::from_secs(600);
+        let ca = Ca::create_as(dir.path(), CLUSTER, ten_minutes).expect("short CA");
+        let ca_end = ca.not_after().unix_timestamp();
+        assert_eq!(expiry(ca.cert_pem()), ca_end);
+        let year = Duration::from_secs(365 * 24 * 3600);
+        // Each way of signing: a new key, a sent public key, a PKCS#10 request.
+        let issued = ca.issue(&client(year)).expect("issued");
+        assert_eq!(expiry(&issued.cert_pem), ca_end);
+        let (_, public) = new_key_pair().expect("key");
+        let signed = ca
+            .sign_public_key_pem(&client(year), &public)
+            .expect("signed");
+        assert_eq!(expiry(&signed), ca_end);
+        let (_, request) = crate::csr::new_request("john", &["devs"]).expect("csr");
+        let csr = crate::csr::parse(request.as_bytes()).expect("parsed");
+        let from_csr = ca.sign_csr(&csr, Usage::Client, year).expect("signed");
+        assert_eq!(expiry(&from_csr), ca_end);
+        // Shorter than the CA: as asked.
+        let minute = ca.issue(&client(Duration::from_secs(60))).expect("issued");
+        assert!(expiry(&minute.cert_pem) < ca_end);
+        // The signature still verifies against the CA.
+        assert!(crate::identity::verify(ca.cert_pem(), &signed, Duration::from_secs(60)).is_ok());
+    }
+
+    #[test]
+    fn an_expired_ca_signs_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = Ca::create_as(dir.path(), CLUSTER, Duration::ZERO).expect("CA");
+        std::thread::sleep(Duration::from_millis(1100));
+        let err = ca
+            .issue(&client(Duration::from_secs(60)))
+            .expect_err("expired CA");
+        assert!(
+            err.to_string()
+                .starts_with("refusing to sign a certificate that expired in the past: NotAfter="),
+            "{err}"
+        );
+        assert!(err.to_string().ends_with(" +0000 UTC"), "{err}");
     }
 
     #[test]

@@ -24,6 +24,8 @@
 //!   client that pins the CA by hash for a node's first contact.
 //! - [`rotating`]: a certificate servers and clients pick up anew at each
 //!   handshake, for renewing node certificates without a restart.
+//! - [`signing`]: `--cluster-signing-duration`, how long signed
+//!   certificates last.
 //! - [`token`]: bootstrap tokens (`<id>.<secret>`) nodes join with, and
 //!   the fields of the Secrets that hold them.
 
@@ -32,6 +34,7 @@ pub mod csr;
 pub mod identity;
 pub mod pem;
 pub mod rotating;
+pub mod signing;
 pub mod tls;
 pub mod token;
 
@@ -63,6 +66,13 @@ pub enum PkiError {
         pattern = crate::token::PATTERN
     )]
     BootstrapToken(String),
+    /// The CA's certificate ended before the new certificate's start
+    /// (upstream's signer words).
+    #[error("the signer has expired: NotAfter={0}")]
+    SignerExpired(String),
+    /// The CA's certificate has ended.
+    #[error("refusing to sign a certificate that expired in the past: NotAfter={0}")]
+    SignerExpiredBeforeNow(String),
     /// Building a TLS configuration.
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),

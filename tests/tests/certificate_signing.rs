@@ -227,6 +227,76 @@ async fn the_cka_certificate_flow_end_to_end() {
         "{subject}"
     );
 
+    // What is decided and issued stays so: 422 in upstream's words, and
+    // nothing stored changes.
+    let stored: serde_json::Value =
+        serde_json::from_str(&cp.kubectl_ok(&["get", "csr", "john", "-o", "json"])).expect("json");
+    let path = "/apis/certificates.k8s.io/v1/certificatesigningrequests/john";
+    let refused = |sub: &str, change: &dyn Fn(&mut serde_json::Value), why: &str| {
+        let mut sent = stored.clone();
+        change(&mut sent);
+        let (status, body) = skiff_tests::request(
+            "PUT",
+            &cp.address,
+            &format!("{path}/{sub}"),
+            &sent.to_string(),
+        )
+        .expect("request");
+        assert_eq!(status, 422, "{sub}: {body}");
+        let message = serde_json::from_str::<serde_json::Value>(&body).expect("status")["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            message,
+            format!("CertificateSigningRequest.certificates.k8s.io \"john\" is invalid: {why}"),
+            "{sub}"
+        );
+    };
+    let no_conditions =
+        |c: &mut serde_json::Value| c["status"]["conditions"] = serde_json::json!([]);
+    let removed =
+        "status.conditions: Forbidden: updates may not remove a condition of type \"Approved\"";
+    refused("approval", &no_conditions, removed);
+    refused("status", &no_conditions, removed);
+    let modified =
+        "status.certificate: Forbidden: updates may not modify existing certificate content";
+    refused(
+        "status",
+        &|c: &mut serde_json::Value| {
+            c["status"]["certificate"] = serde_json::json!(base64(b"forged"))
+        },
+        modified,
+    );
+    refused(
+        "status",
+        &|c: &mut serde_json::Value| {
+            c["status"]
+                .as_object_mut()
+                .expect("status")
+                .remove("certificate");
+        },
+        modified,
+    );
+    let both = |c: &mut serde_json::Value| {
+        c["status"]["conditions"]
+            .as_array_mut()
+            .expect("conditions")
+            .push(serde_json::json!({"type": "Denied", "status": "True", "reason": "Late"}));
+    };
+    refused(
+        "approval",
+        &both,
+        "status.conditions[1].type: Invalid value: \"Denied\": Approved and Denied conditions are mutually exclusive",
+    );
+    let after: serde_json::Value =
+        serde_json::from_str(&cp.kubectl_ok(&["get", "csr", "john", "-o", "json"])).expect("json");
+    assert_eq!(after["status"], stored["status"]);
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        stored["metadata"]["resourceVersion"]
+    );
+
     // john's kubeconfig: 403 before a binding, 200 after.
     let john_config = dir.join("john-kubeconfig");
     std::fs::write(
@@ -333,4 +403,136 @@ async fn the_cka_certificate_flow_end_to_end() {
     );
     let john = cp.kubectl_ok(&["get", "csr", "john", "-o", "jsonpath={.status.certificate}"]);
     assert_eq!(john.trim(), issued.trim());
+
+    // A node's request for its own client certificate is approved and
+    // signed automatically, through kubeadm's binding of the selfnodeclient
+    // role to system:nodes; without that binding it waits for a person.
+    node_renewals_follow_kubeadms_binding(&cp, &dir);
+}
+
+fn node_renewals_follow_kubeadms_binding(cp: &TestControlPlane, dir: &Path) {
+    let ca = skiff_pki::ca::Ca::load(&cp.data_dir().join("pki")).expect("cluster CA");
+    let node = ca
+        .issue(&skiff_pki::ca::Request {
+            common_name: "system:node:e2e".into(),
+            organization: Some("system:nodes".into()),
+            usage: skiff_pki::ca::Usage::Client,
+            valid_for: std::time::Duration::from_secs(3600),
+        })
+        .expect("node certificate");
+    std::fs::write(dir.join("node.crt"), &node.cert_pem).expect("crt");
+    std::fs::write(dir.join("node.key"), &node.key_pem).expect("key");
+    let node_config = dir.join("node-kubeconfig");
+    std::fs::write(
+        &node_config,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: https://{}\n    certificate-authority: {}\ncontexts:\n- name: skiff\n  context: {{cluster: skiff, user: node}}\ncurrent-context: skiff\nusers:\n- name: node\n  user:\n    client-certificate: {}\n    client-key: {}\n",
+            cp.address,
+            cp.data_dir().join("pki/ca.crt").display(),
+            dir.join("node.crt").display(),
+            dir.join("node.key").display()
+        ),
+    )
+    .expect("node kubeconfig");
+    // Skiff's Node authorizer leaves CSRs to RBAC: let nodes send them.
+    cp.kubectl_ok(&[
+        "create",
+        "clusterrole",
+        "node-csr",
+        "--verb=create,get",
+        "--resource=certificatesigningrequests",
+    ]);
+    cp.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "node-csr",
+        "--clusterrole=node-csr",
+        "--group=system:nodes",
+    ]);
+    let binding = cp.kubectl_ok(&[
+        "get",
+        "clusterrolebinding",
+        "kubeadm:node-autoapprove-certificate-rotation",
+        "-o",
+        "jsonpath={.roleRef.name} {.subjects[0].name}",
+    ]);
+    assert_eq!(
+        binding.trim(),
+        "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient system:nodes"
+    );
+    let send = |name: &str| {
+        openssl(dir, &["genrsa", "-out", &format!("{name}.key"), "2048"]);
+        openssl(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                "/O=system:nodes/CN=system:node:e2e",
+            ],
+        );
+        let request = base64(&std::fs::read(dir.join(format!("{name}.csr"))).expect("csr"));
+        let manifest = dir.join(format!("{name}.yaml"));
+        std::fs::write(
+            &manifest,
+            format!(
+                "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: {name}\nspec:\n  request: {request}\n  signerName: kubernetes.io/kube-apiserver-client-kubelet\n  usages: [digital signature, client auth]\n"
+            ),
+        )
+        .expect("manifest");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (ok, out) = kubectl_with(
+                cp,
+                &node_config,
+                &["create", "-f", manifest.to_str().expect("utf-8 path")],
+            );
+            if ok {
+                break;
+            }
+            // The binding above reaches the authorizer shortly after.
+            assert!(std::time::Instant::now() < deadline, "{out}\n{}", cp.log());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    send("renewal");
+    cp.eventually(&["get", "csr", "renewal"], "renewal issued", |out| {
+        out.contains("Approved,Issued")
+    });
+    let message = cp.kubectl_ok(&[
+        "get",
+        "csr",
+        "renewal",
+        "-o",
+        "jsonpath={.status.conditions[0].reason}: {.status.conditions[0].message}",
+    ]);
+    assert_eq!(
+        message.trim(),
+        "AutoApproved: Auto approving self kubelet client certificate after SubjectAccessReview."
+    );
+
+    cp.kubectl_ok(&[
+        "delete",
+        "clusterrolebinding",
+        "kubeadm:node-autoapprove-certificate-rotation",
+    ]);
+    // The deletion reaches the authorizer's index through its watch.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    send("unbound");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let listed = cp.kubectl_ok(&["get", "csr", "unbound"]);
+    assert!(
+        listed.contains("Pending") && !listed.contains("Approved"),
+        "{listed}"
+    );
+    let (ok, _) = text(&cp.kubectl(&[
+        "get",
+        "clusterrolebinding",
+        "kubeadm:node-autoapprove-certificate-rotation",
+    ]));
+    assert!(!ok, "the binding came back");
 }

@@ -846,7 +846,8 @@ impl Api {
         if status_only && t.rt == kinds::CERTIFICATESIGNINGREQUESTS {
             let sub = t.sub.as_deref().unwrap_or_default();
             kinds::certificates::prepare_subresource(sub, old, &mut result);
-            validate(t.rt, &result)?;
+            let refused = kinds::certificates::update_errors(sub, old, &result);
+            strategy::validate_with(t.rt, &result, refused)?;
             if sub == "approval" {
                 self.may_approve(old, &result)?;
             }

@@ -174,7 +174,9 @@ const CHILDREN: [Child; 21] = [
     Child::new("serviceaccount controller", |d, s| {
         run(&d, ServiceAccounts::new, s)
     }),
-    Child::new("csrapproving controller", |d, s| run(&d, Approver::new, s)),
+    Child::new("csrapproving controller", |d, s| {
+        run(&d, Approver::configured, s)
+    }),
     Child::new("csrsigning controller", |d, s| {
         run(&d, Signer::configured, s)
     }),

@@ -391,7 +391,15 @@ impl Bootstrap {
                 },
                 public_key_pem,
             )
-            .map_err(|e| Status::invalid_argument(e.to_string()))
+            .map_err(|e| match e {
+                // Nothing the caller sent is wrong: the cluster's CA ran out.
+                skiff_pki::PkiError::SignerExpired(_)
+                | skiff_pki::PkiError::SignerExpiredBeforeNow(_) => {
+                    warn!(%node, error = %e, "cannot sign node certificates");
+                    Status::failed_precondition(e.to_string())
+                }
+                e => Status::invalid_argument(e.to_string()),
+            })
         };
         let client_cert_pem = sign(&self.ca, Usage::Client)?;
         let serving_cert_pem = sign(&self.serving_ca, Usage::Server { names })?;
@@ -615,6 +623,49 @@ mod tests {
             .await
             .expect_err("bad key");
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn node_certificates_end_with_their_ca_at_the_latest() {
+        let token = BootstrapToken::parse("abcdef.0123456789abcdef").expect("token");
+        let (mut service, dir) = service(&token).await;
+        // CAs that end in ten minutes, under the default year of validity.
+        let ten_minutes = Duration::from_secs(600);
+        service.ca =
+            Arc::new(Ca::create_as(dir.path(), skiff_pki::ca::CLUSTER, ten_minutes).expect("CA"));
+        service.serving_ca = Arc::new(
+            Ca::create_as(dir.path(), skiff_pki::ca::KUBELET_SERVING, ten_minutes).expect("CA"),
+        );
+        assert_eq!(service.validity, NODE_CERT_VALIDITY);
+        let ends = |pem: &str| {
+            let der = skiff_pki::pem::certificates(pem, "cert")
+                .expect("pem")
+                .remove(0);
+            skiff_pki::identity::not_after(&der).expect("not after")
+        };
+        let ca_end = service.ca.not_after().unix_timestamp();
+        let serving_ca_end = service.serving_ca.not_after().unix_timestamp();
+        let (_, key) = skiff_pki::ca::new_key_pair().expect("key");
+        let joined = service
+            .join(Request::new(join_request(
+                &token.to_string(),
+                "n1",
+                &key,
+                &["10.0.0.7"],
+            )))
+            .await
+            .expect("joined")
+            .into_inner();
+        assert_eq!(ends(&joined.client_cert_pem), ca_end);
+        assert_eq!(ends(&joined.serving_cert_pem), serving_ca_end);
+        let n1 = Some(("system:node:n1", &[NODES][..]));
+        let renewed = service
+            .renew(renew_request(n1, "n1", &key, &["10.0.0.7"]))
+            .await
+            .expect("renewed")
+            .into_inner();
+        assert_eq!(ends(&renewed.client_cert_pem), ca_end);
+        assert_eq!(ends(&renewed.serving_cert_pem), serving_ca_end);
     }
 
     #[tokio::test]

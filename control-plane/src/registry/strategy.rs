@@ -78,6 +78,12 @@ fn missing_in(path: String, input: &Value, back: &Value, out: &mut Vec<String>) 
 /// Metadata is checked here; each kind's own rules are its
 /// [`Behaviour::validate`](super::resource_type::Behaviour::validate).
 pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    validate_with(rt, obj, Vec::new())
+}
+
+/// [`validate`], with `more` errors (an update's, found by the caller)
+/// after the object's own in the same 422, as upstream lists them.
+pub fn validate_with(rt: &ResourceType, obj: &Value, more: Vec<String>) -> Result<(), ApiError> {
     super::typecheck::check(rt, obj)?;
     let name = obj
         .pointer("/metadata/name")
@@ -121,6 +127,7 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
             .validate(rt, obj)
             .map_err(ApiError::bad_request)?,
     );
+    errors.extend(more);
     if errors.is_empty() {
         Ok(())
     } else {

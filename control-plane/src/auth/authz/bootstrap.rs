@@ -4,6 +4,10 @@
 //! kinds extend them as upstream), the discovery and self-review roles
 //! everyone authenticated gets, and their bindings.
 //!
+//! kubeadm's binding of the selfnodeclient role to `system:nodes` (nodes'
+//! renewals of their client certificates approved automatically) is made
+//! once, when the cluster is new ([`create_initial`]), and never again.
+//!
 //! [`ensure`] is idempotent: a missing role or binding is created, one
 //! marked `rbac.authorization.kubernetes.io/autoupdate: "true"` gets back
 //! rules, labels and subjects it lost (what was added is kept), and one
@@ -11,7 +15,7 @@
 
 use serde_json::{Value, json};
 
-use crate::auth::user::{AUTHENTICATED, MASTERS, SERVICE_ACCOUNTS, UNAUTHENTICATED};
+use crate::auth::user::{AUTHENTICATED, MASTERS, NODES, SERVICE_ACCOUNTS, UNAUTHENTICATED};
 use crate::registry::kinds;
 use crate::registry::objects::Objects;
 use crate::store::StoreError;
@@ -26,6 +30,18 @@ pub const AGGREGATE_TO_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-adm
 pub const AGGREGATE_TO_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
 /// See [`AGGREGATE_TO_ADMIN`].
 pub const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
+
+/// The role whose holders' kubelet client certificate requests for any
+/// node are approved automatically.
+pub const NODE_CLIENT_ROLE: &str =
+    "system:certificates.k8s.io:certificatesigningrequests:nodeclient";
+/// The role whose holders' requests for their own kubelet client
+/// certificate are approved automatically.
+pub const SELF_NODE_CLIENT_ROLE: &str =
+    "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient";
+/// kubeadm's binding of [`SELF_NODE_CLIENT_ROLE`] to `system:nodes`.
+pub const NODE_AUTOAPPROVE_CERTIFICATE_ROTATION: &str =
+    "kubeadm:node-autoapprove-certificate-rotation";
 
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
@@ -152,6 +168,28 @@ pub fn cluster_roles() -> Vec<Value> {
                     "/openid/v1/jwks",
                     "/openid/v1/jwks/",
                 ],
+            )],
+            None,
+        ),
+        // What the csrapproving controller checks a requester for before
+        // it approves a kubelet's client certificate.
+        cluster_role(
+            NODE_CLIENT_ROLE,
+            &[],
+            vec![rule(
+                &["create"],
+                "certificates.k8s.io",
+                &["certificatesigningrequests/nodeclient"],
+            )],
+            None,
+        ),
+        cluster_role(
+            SELF_NODE_CLIENT_ROLE,
+            &[],
+            vec![rule(
+                &["create"],
+                "certificates.k8s.io",
+                &["certificatesigningrequests/selfnodeclient"],
             )],
             None,
         ),
@@ -354,6 +392,42 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             &[SERVICE_ACCOUNTS],
         ),
     ]
+}
+
+/// The bindings kubeadm makes when it sets a cluster up: created once,
+/// with no bootstrapping label nor autoupdate annotation, so a cluster's
+/// owner may delete them for good.
+pub fn initial_cluster_role_bindings() -> Vec<Value> {
+    vec![json!({
+        "metadata": {"name": NODE_AUTOAPPROVE_CERTIFICATE_ROTATION},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": SELF_NODE_CLIENT_ROLE,
+        },
+        "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": NODES}],
+    })]
+}
+
+/// Creates [`initial_cluster_role_bindings`] that are missing: call it
+/// when a cluster is new, never on later starts.
+pub async fn create_initial(objects: &Objects) -> Result<(), StoreError> {
+    for binding in initial_cluster_role_bindings() {
+        match objects.create(kinds::CLUSTERROLEBINDINGS, binding).await {
+            Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether the store holds no default policy yet: a cluster starting for
+/// the first time.
+pub async fn is_new(objects: &Objects) -> Result<bool, StoreError> {
+    Ok(objects
+        .find(kinds::CLUSTERROLES, None, "cluster-admin")
+        .await?
+        .is_none())
 }
 
 /// Adds to `have[key]` (an array) the elements of `want` it lacks;

@@ -1,6 +1,7 @@
 //! The CertificateSigningRequest controllers, as kube-controller-manager's
-//! `csrapproving` and `csrsigning`: [`approver`] approves a node's
-//! renewal of its own client certificate (nothing else), [`signer`] signs
+//! `csrapproving` and `csrsigning`: [`approver`] approves kubelet client
+//! certificate requests whose requesters the authorizer allows it for
+//! (nothing else), [`signer`] signs
 //! approved requests for the signers Skiff holds the keys of. Both key on
 //! the request's name and decode the same watch.
 

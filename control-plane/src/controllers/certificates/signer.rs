@@ -26,48 +26,9 @@ use crate::registry::kinds::{self, certificates as csrs};
 use crate::registry::objects::Objects;
 use crate::store::{Event, StoreError};
 
-/// Upstream's `--cluster-signing-duration` default (8760h).
-pub const DEFAULT_DURATION: Duration = Duration::from_secs(8760 * 3600);
-
-/// A Go duration as upstream's flag takes it (`8760h`, `720h0m0s`,
-/// `90m`): whole hours, minutes and seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("time: invalid duration {text:?}");
-    let mut total = 0u64;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(invalid()),
-        };
-        let n: u64 = digits.parse().map_err(|_| invalid())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|secs| total.checked_add(secs))
-            .ok_or_else(invalid)?;
-        digits.clear();
-    }
-    if !digits.is_empty() || text.is_empty() {
-        return Err(invalid());
-    }
-    // A certificate of no lifetime could never be used, nor renewed.
-    if !(1..=MAX_SIGNING_SECONDS).contains(&total) {
-        return Err(format!(
-            "invalid duration {text:?}: from 1s to {}h",
-            MAX_SIGNING_SECONDS / 3600
-        ));
-    }
-    Ok(Duration::from_secs(total))
-}
-
-/// A hundred years: more than any CA here lives, less than overflows a date.
-const MAX_SIGNING_SECONDS: u64 = 100 * 8760 * 3600;
+// The flag's syntax and default live with the certificates, where the
+// `skiff` command reads them too.
+pub use skiff_pki::signing::{DEFAULT_DURATION, parse_duration};
 
 /// Where the signing keys are and the longest certificate they sign.
 #[derive(Debug, Clone)]
@@ -364,16 +325,40 @@ mod tests {
         assert_eq!(identity.groups, vec!["devs".to_string()]);
     }
 
-    #[test]
-    fn durations_read_as_go_writes_them() {
-        assert_eq!(parse_duration("8760h"), Ok(DEFAULT_DURATION));
-        assert_eq!(parse_duration("1h30m10s"), Ok(Duration::from_secs(5410)));
-        assert!(parse_duration("10d").is_err());
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("0").is_err());
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("99999999999999999999h").is_err());
-        assert!(parse_duration("18446744073709551615h1s").is_err());
+    #[tokio::test]
+    async fn a_certificate_ends_with_its_ca_at_the_latest() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ten_minutes = Duration::from_secs(600);
+        let cluster = Ca::create_as(dir.path(), ca::CLUSTER, ten_minutes).expect("ca");
+        let ca_end = cluster.not_after().unix_timestamp();
+        let serving = Ca::load_or_create_as(dir.path(), ca::KUBELET_SERVING).expect("ca");
+        // The flag and the request both ask for more than the CA has left.
+        let keys = Keys::new(cluster, serving, DEFAULT_DURATION);
+        let objects = Objects::in_memory();
+        let rt = kinds::CERTIFICATESIGNINGREQUESTS;
+        let obj = csr_object(
+            KUBE_APISERVER_CLIENT,
+            "john",
+            &["devs"],
+            &["client auth"],
+            86400,
+        );
+        objects.create(rt, obj).await.expect("create");
+        let mut signer = Signer::new(objects.clone(), Some(keys));
+        signer
+            .reconcile(&CsrName("john".into()))
+            .await
+            .expect("reconcile");
+        let stored = objects.get(rt, None, "john").await.expect("get");
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(csrs::certificate(&stored).expect("issued"))
+            .expect("base64");
+        let certs = skiff_pki::pem::certificates(std::str::from_utf8(&pem).expect("utf8"), "cert")
+            .expect("pem");
+        assert_eq!(
+            skiff_pki::identity::not_after(&certs[0]).expect("validity"),
+            ca_end
+        );
     }
 
     fn time_now() -> i64 {

@@ -172,44 +172,160 @@ pub fn set_requestor(obj: &mut Value, user: &UserInfo) {
 }
 
 /// What a write through a subresource may change, as upstream's status
-/// and approval strategies: `/approval` changes only the Approved and
-/// Denied conditions, `/status` everything in status but those.
+/// and approval strategies: `/approval` takes the sent conditions and
+/// nothing else of status; `/status` takes status, but the Approved and
+/// Denied conditions stay as stored when as many are sent (more or fewer
+/// are left for [`update_errors`] to refuse). Conditions get their
+/// timestamps.
 pub fn prepare_subresource(sub: &str, old: &Value, new: &mut Value) {
-    let decided = |c: &&Value| c["type"] == APPROVED || c["type"] == DENIED;
-    let (from_new, from_old): (Vec<Value>, Vec<Value>) = match sub {
-        "approval" => {
-            let mine = conditions(new).filter(decided).cloned().collect();
-            let kept = conditions(old).filter(|c| !decided(c)).cloned().collect();
-            // Everything but the conditions stays as stored.
-            let status = old.get("status").cloned().unwrap_or_else(|| json!({}));
-            new["status"] = status;
-            (mine, kept)
-        }
-        _ => {
-            let mine = conditions(new).filter(|c| !decided(c)).cloned().collect();
-            let kept = conditions(old).filter(decided).cloned().collect();
-            (mine, kept)
-        }
-    };
-    let now = crate::registry::meta::now();
-    let mut all: Vec<Value> = from_old.into_iter().chain(from_new).collect();
-    for c in &mut all {
-        for time in ["lastUpdateTime", "lastTransitionTime"] {
-            if c.get(time).is_none_or(Value::is_null) {
-                c[time] = json!(now);
-            }
-        }
-    }
     if !new["status"].is_object() {
         new["status"] = json!({});
     }
-    if all.is_empty() {
-        if let Some(o) = new["status"].as_object_mut() {
-            o.remove("conditions");
+    if sub == "approval" {
+        stamp_conditions(old, new);
+        let sent = new.pointer("/status/conditions").cloned();
+        new["status"] = old.get("status").cloned().unwrap_or_else(|| json!({}));
+        if !new["status"].is_object() {
+            new["status"] = json!({});
         }
-    } else {
-        new["status"]["conditions"] = Value::Array(all);
+        match sent {
+            Some(list) => new["status"]["conditions"] = list,
+            None => {
+                if let Some(o) = new["status"].as_object_mut() {
+                    o.remove("conditions");
+                }
+            }
+        }
+        return;
     }
+    // Stamped first, so the decisions kept are exactly as stored even if
+    // they were stored without times.
+    stamp_conditions(old, new);
+    for kind in [APPROVED, DENIED] {
+        keep_stored_instances(old, new, kind);
+    }
+}
+
+/// The indices of the conditions of `kind`.
+fn indices_of(obj: &Value, kind: &str) -> Vec<usize> {
+    conditions(obj)
+        .enumerate()
+        .filter(|(_, c)| c["type"] == kind)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Puts the stored conditions of `kind` in place of the sent ones, if as
+/// many were sent (upstream's `preserveConditionInstances`).
+fn keep_stored_instances(old: &Value, new: &mut Value, kind: &str) {
+    let (was, now) = (indices_of(old, kind), indices_of(new, kind));
+    if was.len() != now.len() {
+        return;
+    }
+    let stored: Vec<Value> = conditions(old).cloned().collect();
+    if let Some(list) = new
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
+        for (from, to) in was.into_iter().zip(now) {
+            list[to] = stored[from].clone();
+        }
+    }
+}
+
+/// Sets a condition's missing `lastUpdateTime` to now and its missing
+/// `lastTransitionTime` to that of a stored condition of the same type
+/// and status, else now (upstream's `populateConditionTimestamps`).
+fn stamp_conditions(old: &Value, new: &mut Value) {
+    let now = crate::registry::meta::now();
+    let missing = |c: &Value, field: &str| c.get(field).is_none_or(Value::is_null);
+    let stored: Vec<Value> = conditions(old).cloned().collect();
+    let Some(list) = new
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for c in list.iter_mut().filter(|c| c.is_object()) {
+        if missing(c, "lastUpdateTime") {
+            c["lastUpdateTime"] = json!(now);
+        }
+        if missing(c, "lastTransitionTime") {
+            let since = stored
+                .iter()
+                .find(|o| {
+                    o["type"] == c["type"]
+                        && o["status"] == c["status"]
+                        && !missing(o, "lastTransitionTime")
+                })
+                .map_or_else(|| json!(now), |o| o["lastTransitionTime"].clone());
+            c["lastTransitionTime"] = since;
+        }
+    }
+}
+
+/// What an update through `/status` or `/approval` may not do to the
+/// stored `old`, in upstream's words (`validateCertificateSigningRequestUpdate`):
+/// remove an Approved, Denied or Failed condition; add or change an
+/// Approved or Denied one but through `/approval`; change or remove an
+/// issued certificate.
+pub fn update_errors(sub: &str, old: &Value, new: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    let count = |obj: &Value, kind: &str| indices_of(obj, kind).len();
+    for kind in [APPROVED, DENIED, FAILED] {
+        if count(new, kind) < count(old, kind) {
+            errors.push(format!(
+                "status.conditions: Forbidden: updates may not remove a condition of type {kind:?}"
+            ));
+        }
+    }
+    if sub != "approval" {
+        for kind in [APPROVED, DENIED] {
+            let of_kind = |obj: &Value| -> Vec<Value> {
+                conditions(obj)
+                    .filter(|c| c["type"] == kind)
+                    .cloned()
+                    .collect()
+            };
+            let (was, now) = (of_kind(old), of_kind(new));
+            if now.len() > was.len() {
+                errors.push(format!(
+                    "status.conditions: Forbidden: updates may not add a condition of type {kind:?}"
+                ));
+            } else if now.len() == was.len() && now != was {
+                errors.push(format!(
+                    "status.conditions: Forbidden: updates may not modify a condition of type {kind:?}"
+                ));
+            }
+        }
+    }
+    let issued = |obj: &Value| {
+        obj.pointer("/status/certificate")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (was, now) = (issued(old), issued(new));
+    if was != now {
+        if sub != "status" {
+            errors.push(
+                "status.certificate: Forbidden: updates may not set certificate content".into(),
+            );
+        } else if !was.is_empty() {
+            errors.push(
+                "status.certificate: Forbidden: updates may not modify existing certificate content"
+                    .into(),
+            );
+        } else if !has_condition(new, APPROVED) {
+            // Skiff's own rule (upstream leaves it to signers): only an
+            // approved request is issued.
+            errors.push(
+                "status.certificate: Forbidden: certificate can only be set if the Approved condition is set"
+                    .into(),
+            );
+        }
+    }
+    errors
 }
 
 /// Upstream's `ValidateCertificateSigningRequest` on one object.
@@ -259,37 +375,49 @@ pub fn validate(obj: &Value) -> Vec<String> {
         ));
     }
     let mut seen: Vec<&str> = Vec::new();
+    let (mut approved, mut denied) = (false, false);
     for (i, c) in conditions(obj).enumerate() {
         let kind = c["type"].as_str().unwrap_or_default();
         let path = format!("status.conditions[{i}]");
         if kind.is_empty() {
             errors.push(format!("{path}.type: Required value"));
-            continue;
         }
-        if [APPROVED, DENIED, FAILED].contains(&kind) {
-            if seen.contains(&kind) {
-                errors.push(format!("{path}.type: Duplicate value: {kind:?}"));
+        let status = c["status"].as_str().unwrap_or_default();
+        // The decisions and Failed are only ever True; others may be any.
+        let allowed: &[&str] = if [APPROVED, DENIED, FAILED].contains(&kind) {
+            &["True"]
+        } else {
+            &["False", "True", "Unknown"]
+        };
+        if status.is_empty() {
+            errors.push(format!("{path}.status: Required value"));
+        } else if !allowed.contains(&status) {
+            let supported: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+            errors.push(format!(
+                "{path}.status: Unsupported value: {status:?}: supported values: {}",
+                supported.join(", ")
+            ));
+        }
+        let exclusive = match kind {
+            APPROVED => {
+                approved = true;
+                denied
             }
-            let status = c["status"].as_str().unwrap_or_default();
-            if status != "True" {
-                errors.push(format!(
-                    "{path}.status: Unsupported value: {status:?}: supported values: \"True\""
-                ));
+            DENIED => {
+                denied = true;
+                approved
             }
+            _ => false,
+        };
+        if exclusive {
+            errors.push(format!(
+                "{path}.type: Invalid value: {kind:?}: Approved and Denied conditions are mutually exclusive"
+            ));
+        }
+        if seen.contains(&kind) {
+            errors.push(format!("{path}.type: Duplicate value: {kind:?}"));
         }
         seen.push(kind);
-    }
-    if seen.contains(&APPROVED) && seen.contains(&DENIED) {
-        errors.push(
-            "status.conditions: Invalid value: ...: Approved and Denied conditions are mutually exclusive"
-                .into(),
-        );
-    }
-    if certificate(obj).is_some() && !has_condition(obj, APPROVED) {
-        errors.push(
-            "status.certificate: Forbidden: certificate can only be set if the Approved condition is set"
-                .into(),
-        );
     }
     errors
 }
@@ -382,7 +510,7 @@ mod tests {
     }
 
     #[test]
-    fn approval_changes_only_decisions_and_status_only_the_rest() {
+    fn approval_changes_only_conditions_and_status_keeps_decisions() {
         let old = json!({"spec": {"x": 1}, "status": {}});
         let mut new = json!({"spec": {"x": 1}, "status": {
             "certificate": "Zm9v",
@@ -391,13 +519,130 @@ mod tests {
         prepare_subresource("approval", &old, &mut new);
         assert!(certificate(&new).is_none());
         assert!(has_condition(&new, APPROVED));
+        assert!(new["status"]["conditions"][0]["lastTransitionTime"].is_string());
+        assert_eq!(update_errors("approval", &old, &new), Vec::<String>::new());
         let approved = new.clone();
-        let mut forged = json!({"status": {"certificate": "Zm9v", "conditions": []}});
-        prepare_subresource("status", &approved, &mut forged);
-        assert!(
-            has_condition(&forged, APPROVED),
-            "status keeps the decision"
+        // As many decisions sent as stored: the stored ones stay.
+        let mut issued = json!({"status": {"certificate": "Zm9v", "conditions": [
+            {"type": "Approved", "status": "True", "message": "forged"},
+        ]}});
+        prepare_subresource("status", &approved, &mut issued);
+        assert_eq!(
+            issued["status"]["conditions"],
+            approved["status"]["conditions"]
         );
-        assert_eq!(certificate(&forged), Some("Zm9v"));
+        assert_eq!(certificate(&issued), Some("Zm9v"));
+        assert_eq!(
+            update_errors("status", &approved, &issued),
+            Vec::<String>::new()
+        );
+    }
+
+    fn refused(sub: &str, old: &Value, sent: Value) -> Vec<String> {
+        let mut new = sent;
+        prepare_subresource(sub, old, &mut new);
+        update_errors(sub, old, &new)
+    }
+
+    #[test]
+    fn decisions_and_failures_are_never_removed() {
+        let approved = json!({"status": {"conditions": [
+            {"type": "Approved", "status": "True"},
+            {"type": "Failed", "status": "True"},
+        ]}});
+        let removed = |kind: &str| {
+            format!(
+                "status.conditions: Forbidden: updates may not remove a condition of type \"{kind}\""
+            )
+        };
+        for sub in ["approval", "status"] {
+            let none = refused(sub, &approved, json!({"status": {"conditions": []}}));
+            assert_eq!(none, vec![removed("Approved"), removed("Failed")], "{sub}");
+            let no_status = refused(sub, &approved, json!({}));
+            assert_eq!(
+                no_status,
+                vec![removed("Approved"), removed("Failed")],
+                "{sub}"
+            );
+        }
+        let kept_decision = refused(
+            "status",
+            &approved,
+            json!({"status": {"conditions": [{"type": "Approved", "status": "True"}]}}),
+        );
+        assert_eq!(kept_decision, vec![removed("Failed")]);
+        let denied = json!({"status": {"conditions": [{"type": "Denied", "status": "True"}]}});
+        assert_eq!(
+            refused(
+                "approval",
+                &denied,
+                json!({"status": {"conditions": [
+                    {"type": "Approved", "status": "True"},
+                ]}})
+            ),
+            vec![removed("Denied")]
+        );
+        // Only /approval decides.
+        assert_eq!(
+            refused("status", &json!({"status": {}}), json!({"status": {"conditions": [
+                {"type": "Approved", "status": "True"},
+            ]}})),
+            vec!["status.conditions: Forbidden: updates may not add a condition of type \"Approved\"".to_string()]
+        );
+    }
+
+    #[test]
+    fn an_issued_certificate_is_never_changed_nor_removed() {
+        let issued = json!({"status": {
+            "certificate": "Zm9v",
+            "conditions": [{"type": "Approved", "status": "True"}],
+        }});
+        let modified = vec![
+            "status.certificate: Forbidden: updates may not modify existing certificate content"
+                .to_string(),
+        ];
+        let conditions = issued["status"]["conditions"].clone();
+        let other = json!({"status": {"certificate": "YmFy", "conditions": conditions}});
+        assert_eq!(refused("status", &issued, other), modified);
+        let gone = json!({"status": {"conditions": conditions}});
+        assert_eq!(refused("status", &issued, gone), modified);
+        // /approval never touches it.
+        let mut approval = json!({"status": {"conditions": conditions}});
+        prepare_subresource("approval", &issued, &mut approval);
+        assert_eq!(certificate(&approval), Some("Zm9v"));
+        assert_eq!(
+            update_errors("approval", &issued, &approval),
+            Vec::<String>::new()
+        );
+        // Set for the first time through /status: allowed, once approved.
+        let approved = json!({"status": {"conditions": conditions}});
+        assert_eq!(
+            refused("status", &approved, issued.clone()),
+            Vec::<String>::new()
+        );
+        let pending = json!({"status": {}});
+        assert_eq!(
+            refused("status", &pending, json!({"status": {"certificate": "Zm9v"}})),
+            vec![
+                "status.certificate: Forbidden: certificate can only be set if the Approved condition is set"
+                    .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn both_decisions_are_refused_in_upstreams_words() {
+        let mut obj = object(csr_pem("john").as_bytes());
+        obj["status"] = json!({"conditions": [
+            {"type": "Denied", "status": "True"},
+            {"type": "Approved", "status": "True"},
+        ]});
+        assert_eq!(
+            validate(&obj),
+            vec![
+                "status.conditions[1].type: Invalid value: \"Approved\": Approved and Denied conditions are mutually exclusive"
+                    .to_string()
+            ]
+        );
     }
 }
