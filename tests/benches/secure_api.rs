@@ -211,6 +211,18 @@ async fn one_pod_latencies(client: &Client, round: usize) -> Vec<Duration> {
         samples.push(t.elapsed());
         let _ = pods.delete(&name, &DeleteParams::default()).await;
     }
+    // The writes that follow measure the API, not the API beside a kubelet
+    // tearing down twenty pods: wait until they are gone and settled.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pods
+        .list(&ListParams::default())
+        .await
+        .map_or(true, |l| !l.items.is_empty())
+    {
+        assert!(Instant::now() < deadline, "round {round}'s pods never went");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
     samples
 }
 
