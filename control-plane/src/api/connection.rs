@@ -464,13 +464,17 @@ mod tests {
     #[tokio::test]
     async fn a_response_body_keeps_its_request_open_until_it_ends() {
         use hyper::service::Service;
+        struct Answer;
+        impl Service<()> for Answer {
+            type Response = hyper::Response<String>;
+            type Error = std::convert::Infallible;
+            type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+            fn call(&self, (): ()) -> Self::Future {
+                std::future::ready(Ok(hyper::Response::new(String::from("body"))))
+            }
+        }
         let a = Activity::new(true);
-        let service = Tracked::new(
-            hyper::service::service_fn(|_: ()| async {
-                Ok::<_, std::convert::Infallible>(hyper::Response::new(String::from("body")))
-            }),
-            a.clone(),
-        );
+        let service = Tracked::new(Answer, a.clone());
         let response = service.call(()).await.expect("response");
         assert_eq!(a.open(), 1, "the body is not sent yet");
         let mut body = response.into_body();

@@ -193,3 +193,31 @@ pub async fn serve_tls(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_get_upstreams_tcp_keepalive() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let _client = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(!socket.keepalive().expect("SO_KEEPALIVE"));
+        keep_alive(&accepted).expect("set");
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(socket.tcp_keepalive_time().expect("idle"), TCP_KEEPALIVE_IDLE);
+        assert_eq!(
+            socket.tcp_keepalive_interval().expect("interval"),
+            TCP_KEEPALIVE_INTERVAL
+        );
+        assert_eq!(
+            socket.tcp_keepalive_retries().expect("probes"),
+            TCP_KEEPALIVE_PROBES
+        );
+    }
+}
