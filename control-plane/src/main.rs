@@ -599,12 +599,18 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    api::serve::serve_tls(listener, certificates.api_tls.clone(), router, timeouts, async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    })
+    api::serve::serve_tls(
+        listener,
+        certificates.api_tls.clone(),
+        router,
+        timeouts,
+        async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        },
+    )
     .await;
     Ok(())
 }

@@ -35,7 +35,6 @@ pub mod edge;
 pub mod error;
 pub mod eviction;
 pub mod handlers;
-pub mod identity;
 pub mod inflight;
 pub mod list;
 pub mod managed_fields;

@@ -66,9 +66,6 @@ pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// See [`TCP_KEEPALIVE_IDLE`].
 pub const TCP_KEEPALIVE_PROBES: u32 = 9;
 
-/// ALPN protocols the API offers, preferred first (as upstream).
-pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
-
 /// Sets upstream's TCP keep-alive on an accepted connection.
 fn keep_alive(tcp: &tokio::net::TcpStream) -> std::io::Result<()> {
     let keepalive = socket2::TcpKeepalive::new()
@@ -123,7 +120,7 @@ pub async fn serve_tls(
             };
             let session = tls.get_ref().1;
             let certificate = PeerCertificate::of(session.peer_certificates());
-            let activity = Activity::new(session.alpn_protocol() == Some(&b"h2"[..]));
+            let activity = Activity::new(session.alpn_protocol() == Some(crate::alpn::HTTP2));
             let service = tower::ServiceExt::map_request(
                 router,
                 move |mut request: axum::http::Request<hyper::body::Incoming>| {
@@ -210,7 +207,10 @@ mod tests {
         assert!(!socket.keepalive().expect("SO_KEEPALIVE"));
         keep_alive(&accepted).expect("set");
         assert!(socket.keepalive().expect("SO_KEEPALIVE"));
-        assert_eq!(socket.tcp_keepalive_time().expect("idle"), TCP_KEEPALIVE_IDLE);
+        assert_eq!(
+            socket.tcp_keepalive_time().expect("idle"),
+            TCP_KEEPALIVE_IDLE
+        );
         assert_eq!(
             socket.tcp_keepalive_interval().expect("interval"),
             TCP_KEEPALIVE_INTERVAL
