@@ -422,10 +422,19 @@ async fn next_data(body: &mut hyper::body::Incoming) -> Option<hyper::body::Byte
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_http2_connections_are_shut_down_but_not_one_with_an_open_watch() {
+async fn idle_connections_are_closed_but_not_an_http2_one_with_an_open_watch() {
     use std::time::{Duration, Instant};
     let idle = Duration::from_secs(2);
     let cp = TestControlPlane::start_with(&["--api-idle-timeout", "2s"]).await;
+    // The same timeout closes an idle HTTP/1.1 keep-alive connection.
+    let address = cp.address.clone();
+    let http1 = tokio::task::spawn_blocking(move || {
+        let mut tls = tls_with(&address, b"http/1.1");
+        assert_eq!(http1_get(&mut tls, "/version"), 200);
+        let answered = Instant::now();
+        let tcp = tls.sock.try_clone().expect("clone");
+        closed_at(&mut tls, &tcp, answered, Duration::from_secs(20))
+    });
     // One request, then nothing.
     let (mut quiet, quiet_connection) = http2_client(&cp.address).await;
     let response = quiet.send_request(get("/version")).await.expect("GET");
@@ -459,6 +468,11 @@ async fn idle_http2_connections_are_shut_down_but_not_one_with_an_open_watch() {
         "closed {after:?} after its last answer, before the idle timeout"
     );
     assert!(quiet.is_closed());
+    let http1 = http1.await.expect("the HTTP/1.1 connection");
+    assert!(
+        http1.is_some_and(|t| t >= idle - Duration::from_millis(300)),
+        "HTTP/1.1 keep-alive closed at {http1:?}"
+    );
 
     // Three idle timeouts later, the watch and its connection go on.
     tokio::time::sleep(idle * 3).await;
