@@ -18,6 +18,9 @@
 //!   requests.
 //! - [`clock`]: wall-clock time behind a trait (fake in tests).
 //! - [`kubeconfig`]: the kubeconfig file `kubectl` uses as it is.
+//! - [`alpn`]: the protocols the TLS servers offer.
+//! - [`percent_encoding`]: percent-decoding of query and header values.
+//! - [`version`]: the Kubernetes version Skiff answers as.
 //! - [`meta`]: typed accessors for object metadata.
 //! - [`volumes`]: node-local persistent volumes (default class,
 //!   provisioning, mounts), shared by the scheduler, the PV controller and
@@ -25,7 +28,9 @@
 //!
 //! Dependencies point one way: [`api`], [`controllers`] and [`nodes`] use
 //! the [`registry`] (and [`volumes`], which uses the registry), which uses
-//! only the [`store`].
+//! only the [`store`]; [`auth`] and [`nodes`] never use [`api`] (what they
+//! share with it is in [`alpn`], [`percent_encoding`], [`version`] and the
+//! registry).
 //!
 //! # Adding a namespaced kind
 //! Its module under `registry/kinds/` (type constant and behaviour) and its
@@ -57,6 +62,7 @@
 //! It imports only the runtime, the common helpers and the [`registry`], never
 //! another controller's modules.
 
+pub mod alpn;
 pub mod api;
 pub mod auth;
 pub mod clock;
@@ -65,8 +71,10 @@ pub mod dns;
 pub mod kubeconfig;
 pub mod meta;
 pub mod nodes;
+pub mod percent_encoding;
 pub mod registry;
 pub mod store;
+pub mod version;
 pub mod volumes;
 
 pub use skiff_proto as proto;

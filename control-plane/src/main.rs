@@ -134,6 +134,10 @@ struct Flags {
     /// the DNS listen address; 0: none.
     #[arg(long, default_value_t = 9153)]
     cluster_dns_metrics_port: u16,
+    /// How long an API connection may have nothing open before it is
+    /// closed (upstream's fixed 90 s); shorter only in tests.
+    #[arg(long, default_value = "90s", value_parser = seconds, hide = true)]
+    api_idle_timeout: std::time::Duration,
 }
 
 /// How often the `kube-dns` Service and slice, and the `kubernetes`
@@ -578,6 +582,10 @@ async fn run() -> anyhow::Result<()> {
         certificates.ca.hash()
     );
     let router = api::router(state);
+    let timeouts = api::connection::Timeouts {
+        idle: flags.api_idle_timeout,
+        ..api::connection::Timeouts::UPSTREAM
+    };
     // A loopback --listen serves this machine's clients only; pods reach
     // the API through the kubernetes Service at the advertised address,
     // so it is served there too (upstream binds one address for both).
@@ -594,6 +602,7 @@ async fn run() -> anyhow::Result<()> {
                     pods_listener,
                     certificates.api_tls.clone(),
                     router.clone(),
+                    timeouts,
                     std::future::pending(),
                 ));
             }
@@ -603,12 +612,18 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    api::serve::serve_tls(listener, certificates.api_tls.clone(), router, async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    })
+    api::serve::serve_tls(
+        listener,
+        certificates.api_tls.clone(),
+        router,
+        timeouts,
+        async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        },
+    )
     .await;
     Ok(())
 }

@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 
 use crate::registry::resources::{RESOURCES, ResourceType, group_versions};
 
-/// Kubernetes version Skiff's API answers as (the k8s-openapi version it is built on).
-pub const MINOR: &str = "35";
+use crate::version::MINOR;
 
 /// `GET /version`.
 pub fn version() -> Value {

@@ -21,7 +21,7 @@ use super::edge::Body;
 use super::error::{ApiError, ApiResult};
 use super::managed_fields::{self, Manager};
 use super::patch;
-use super::query::{self, FieldValidation, Options, Query};
+use super::query::{FieldValidation, Options, Query};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::stored::{to_bytes, with_rv};
 use super::table;
@@ -254,8 +254,10 @@ async fn pod_stream(
             Err(e) => Err(e),
         },
         (&Method::GET | &Method::POST, "exec") => {
-            let request =
-                super::proxy::ExecRequest::parse(query.unwrap_or_default(), query::decode);
+            let request = super::proxy::ExecRequest::parse(
+                query.unwrap_or_default(),
+                crate::percent_encoding::decode,
+            );
             super::proxy::exec(state.clone(), ns, name, request, upgrade.websocket).await
         }
         (&Method::GET | &Method::POST, "portforward") => {
@@ -648,7 +650,7 @@ impl Api {
     /// Checks kind/apiVersion and namespace of a body against the URL
     /// (missing ones are taken from the URL; see [`super::identity`]).
     fn check_identity(&self, t: &Target, obj: &mut Value) -> ApiResult<()> {
-        super::identity::check(t.rt, obj)?;
+        crate::registry::identity::check(t.rt, obj)?;
         obj["kind"] = json!(t.rt.kind);
         obj["apiVersion"] = json!(t.rt.api_version());
         if !obj.get("metadata").is_some_and(Value::is_object) {

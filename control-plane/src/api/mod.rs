@@ -19,6 +19,7 @@
 //! - [`pod_proxy`]: `pods/proxy` and `services/proxy`.
 //! - [`token_request`]: `serviceaccounts/token` and the issuer's OpenID documents.
 //! - [`serve`]: TLS connections, HTTP/1.1 and HTTP/2, the client certificate.
+//! - [`connection`]: a connection's idle, header and preface time limits.
 //! - [`selectors`]: label and field selectors.
 //! - [`table`]: server-side printing for `kubectl get`.
 //! - [`error`]: `Status` errors as HTTP responses.
@@ -26,6 +27,7 @@
 //! - [`query`]: the query string, parsed strictly into typed options.
 //! - [`warnings`]: `Warning` headers from what admission added.
 
+pub mod connection;
 pub mod core_request;
 pub mod deletion;
 pub mod discovery;
@@ -33,7 +35,6 @@ pub mod edge;
 pub mod error;
 pub mod eviction;
 pub mod handlers;
-pub mod identity;
 pub mod inflight;
 pub mod list;
 pub mod managed_fields;

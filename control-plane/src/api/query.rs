@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::selectors::{FieldSelector, LabelSelector};
+use crate::percent_encoding;
 
 /// `fieldValidation`: what a write does with unknown or duplicate fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,28 +112,6 @@ impl Options {
     }
 }
 
-/// Percent-decodes one query component (`+` is a space); `None` when it is
-/// not valid percent-encoding or not UTF-8.
-pub fn decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 /// Go's `strconv.ParseBool`.
 fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
     match v {
@@ -164,7 +143,8 @@ impl Query {
         let mut values: Vec<(String, String)> = Vec::new();
         for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let (Some(k), Some(v)) = (decode(k), decode(v)) else {
+            let (Some(k), Some(v)) = (percent_encoding::decode(k), percent_encoding::decode(v))
+            else {
                 return Err(ApiError::bad_request(format!(
                     "invalid query parameter {pair:?}: not valid percent-encoded UTF-8"
                 )));

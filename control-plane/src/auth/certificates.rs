@@ -126,14 +126,14 @@ pub fn prepare(pki_dir: &Path, names: Vec<String>) -> Result<Certificates, PkiEr
         &serving.key_pem,
         ca.cert_pem(),
         skiff_pki::tls::ClientAuth::Optional,
-        crate::api::serve::ALPN,
+        crate::alpn::API,
     )?;
     let node_tls = skiff_pki::tls::server(
         &format!("{}{}", serving.cert_pem, ca.cert_pem()),
         &serving.key_pem,
         ca.cert_pem(),
         skiff_pki::tls::ClientAuth::Optional,
-        &[b"h2"],
+        crate::alpn::NODES,
     )?;
     let kubelet_client =
         match read_pair(pki_dir, KUBELET_CLIENT_FILES).filter(|c| still_issued_by(&ca, c)) {

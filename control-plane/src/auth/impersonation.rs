@@ -112,7 +112,7 @@ pub fn impersonate(
             continue;
         };
         let value = text(key.as_str(), value.as_bytes())?;
-        let extra = crate::api::query::decode(extra).unwrap_or_else(|| extra.to_string());
+        let extra = crate::percent_encoding::decode(extra).unwrap_or_else(|| extra.to_string());
         check(acting_as(
             "userextras",
             "authentication.k8s.io",

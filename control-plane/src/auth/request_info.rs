@@ -139,7 +139,7 @@ fn list_options(query: Option<&str>) -> (bool, Option<String>) {
             // strconv.ParseBool's true spellings.
             "watch" => watch = matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True"),
             "fieldSelector" => {
-                name = crate::api::query::decode(value).and_then(|s| exact_name(&s));
+                name = crate::percent_encoding::decode(value).and_then(|s| exact_name(&s));
             }
             _ => {}
         }

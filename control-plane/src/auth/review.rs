@@ -113,7 +113,7 @@ pub async fn answer(
 ) -> Result<Value, ApiError> {
     // Any JSON parses as a body; only an object of this kind is a review
     // (and only an object can take the fields set below).
-    crate::api::identity::check(rt, &review)?;
+    crate::registry::identity::check(rt, &review)?;
     review["apiVersion"] = json!(rt.api_version());
     review["kind"] = json!(rt.kind);
     if !review["metadata"].is_object() {

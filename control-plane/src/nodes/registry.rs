@@ -241,7 +241,7 @@ fn node_info(reported: Option<&pb::NodeSystemInfo>) -> Value {
         "containerRuntimeVersion": or(info.container_runtime_version, "containerd://"),
         "kubeletVersion": or(
             info.kubelet_version,
-            &format!("v1.{}.0-skiff", crate::api::discovery::MINOR)
+            &format!("v1.{}.0-skiff", crate::version::MINOR)
         ),
         "kubeProxyVersion": info.kube_proxy_version,
         "operatingSystem": or(info.operating_system, "linux"),

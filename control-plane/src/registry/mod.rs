@@ -15,6 +15,7 @@
 //!   strict decoding, each dispatched to the kind's behaviour.
 //! - [`meta`]: server-owned metadata values (timestamps, uids, names).
 //! - [`typecheck`]: Go-typed decoding errors of built-in fields.
+//! - [`identity`]: a body's `apiVersion` and `kind` against its URL's type.
 //! - [`admission`]: admission steps that read other objects (default StorageClass).
 //! - [`pod_security`]: Pod Security Admission by namespace label.
 //! - [`warnings`]: warnings a write returns to its client.
@@ -39,6 +40,7 @@ pub mod error;
 pub mod events;
 pub mod events_v1;
 pub mod feed;
+pub mod identity;
 pub mod kinds;
 pub mod meta;
 pub mod objects;

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::registry::resources::{self, ResourceType};
+use super::resources::{self, ResourceType};
 
 /// Upstream's short form of a body in decode errors: JSON objects cut to 30
 /// bytes, anything else as hex.
