@@ -80,6 +80,8 @@ pub struct ApiState {
     pub pages: list::Pages,
     /// How much each watcher may buffer, and for how long when full.
     pub watch_limits: watch::Limits,
+    /// Watch event lines rendered once for all watchers.
+    pub watch_lines: Arc<watch::SharedLines>,
     /// Caps on requests served at once.
     pub inflight: inflight::InFlight,
     /// Who a request is (401 before anything else).
@@ -102,6 +104,7 @@ impl ApiState {
             by_verb: Mutex::new(BTreeMap::new()),
             pages: list::Pages::default(),
             watch_limits: watch::Limits::default(),
+            watch_lines: Arc::default(),
             inflight: inflight::InFlight::default(),
             authenticator: Arc::default(),
             token_signer: None,

@@ -11,6 +11,12 @@
 //! watch from `resourceVersion` "" or "0") are read from a store
 //! [`Snapshot`](crate::store::Snapshot) one bounded batch at a time, only
 //! while the buffer has room: a stalled client pins no store read.
+//!
+//! A line sent as stored (no selection, no Table) is the same for every
+//! watcher, so it is rendered once and shared ([`SharedLines`]), as
+//! upstream's watch cache serializes an event once for all its watchers:
+//! a change that 300 watchers follow costs one rendering and one buffered
+//! copy, not 300.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -266,6 +272,53 @@ fn kind_name(kind: EventKind) -> &'static str {
     }
 }
 
+/// Lines of recent events as stored, each rendered once for every watcher
+/// (see the module documentation).
+#[derive(Default)]
+pub struct SharedLines {
+    /// (revision, event kind, object key) → line; the newest last.
+    recent: Mutex<VecDeque<(u64, &'static str, String, Bytes)>>,
+}
+
+/// Lines [`SharedLines`] keeps: watchers that follow the same changes
+/// render them within moments of each other.
+const SHARED_LINES: usize = 256;
+
+impl SharedLines {
+    /// The line of `key`'s `kind` event at `revision`, rendered by `render`
+    /// unless another watcher already did.
+    fn line(
+        &self,
+        revision: u64,
+        kind: &'static str,
+        key: &str,
+        render: impl FnOnce() -> Option<Bytes>,
+    ) -> Option<Bytes> {
+        let found = self
+            .lock()
+            .iter()
+            .rev()
+            .find(|(r, k, stored_key, _)| *r == revision && *k == kind && stored_key == key)
+            .map(|(_, _, _, line)| line.clone());
+        if found.is_some() {
+            return found;
+        }
+        // Rendered outside the lock: two watchers may both render a line
+        // once, which costs less than holding the others up.
+        let line = render()?;
+        let mut recent = self.lock();
+        if recent.len() == SHARED_LINES {
+            recent.pop_front();
+        }
+        recent.push_back((revision, kind, key.to_string(), line.clone()));
+        Some(line)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, &'static str, String, Bytes)>> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Answers a watch request (see the module documentation).
 pub async fn respond(state: &ApiState, request: WatchRequest) -> ApiResult<Response> {
     let store = state.store.clone();
@@ -296,6 +349,7 @@ pub async fn respond(state: &ApiState, request: WatchRequest) -> ApiResult<Respo
     };
     let pump = Pump {
         buffer: buffer.clone(),
+        shared: render.as_stored().then(|| state.watch_lines.clone()),
         render,
         initial: request.initial,
         from,
@@ -312,6 +366,8 @@ pub async fn respond(state: &ApiState, request: WatchRequest) -> ApiResult<Respo
 /// Reads the store for one watcher and fills its buffer.
 struct Pump {
     buffer: Arc<Buffer>,
+    /// Where lines sent as stored are shared with the other watchers.
+    shared: Option<Arc<SharedLines>>,
     render: Render,
     initial: bool,
     from: u64,
@@ -361,7 +417,7 @@ impl Pump {
                 let Some(last) = batch.last() else { break };
                 after.clone_from(&last.key);
                 for kv in batch {
-                    if let Some(line) = self.render.line("ADDED", &kv.value, kv.revision) {
+                    if let Some(line) = self.line("ADDED", &kv.key, &kv.value, kv.revision) {
                         self.buffer.push(line).await?;
                     }
                 }
@@ -378,12 +434,21 @@ impl Pump {
                 () = self.closed() => return Err(PushError::Closed),
             };
             let Some(event) = event else { return Ok(()) };
-            if let Some(line) =
-                self.render
-                    .line(kind_name(event.kind), &event.value, event.revision)
-            {
+            let kind = kind_name(event.kind);
+            if let Some(line) = self.line(kind, &event.key, &event.value, event.revision) {
                 self.buffer.push(line).await?;
             }
+        }
+    }
+
+    /// The line of `key`'s `kind` event, shared with other watchers when
+    /// it goes out as stored.
+    fn line(&self, kind: &'static str, key: &str, value: &[u8], revision: u64) -> Option<Bytes> {
+        match &self.shared {
+            Some(shared) => shared.line(revision, kind, key, || {
+                self.render.line(kind, value, revision)
+            }),
+            None => self.render.line(kind, value, revision),
         }
     }
 
@@ -403,6 +468,34 @@ impl Pump {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_is_rendered_once_for_every_watcher_of_its_event() {
+        let shared = SharedLines::default();
+        let renders = std::cell::Cell::new(0);
+        let render = |text: &'static str| {
+            renders.set(renders.get() + 1);
+            Some(Bytes::from_static(text.as_bytes()))
+        };
+        let a = shared.line(5, "ADDED", "/cm/default/a", || render("a5"));
+        let again = shared.line(5, "ADDED", "/cm/default/a", || render("other"));
+        assert_eq!(
+            (a.as_deref(), again.as_deref()),
+            (Some(&b"a5"[..]), Some(&b"a5"[..]))
+        );
+        assert_eq!(renders.get(), 1);
+        // Another object, kind or revision is another line.
+        shared.line(5, "ADDED", "/cm/default/b", || render("b5"));
+        shared.line(5, "MODIFIED", "/cm/default/a", || render("m5"));
+        shared.line(6, "ADDED", "/cm/default/a", || render("a6"));
+        assert_eq!(renders.get(), 4);
+        // A line nobody could render is not kept.
+        assert_eq!(shared.line(7, "ADDED", "/x", || None), None);
+        for r in 0..SHARED_LINES as u64 + 1 {
+            shared.line(100 + r, "ADDED", "/k", || render("n"));
+        }
+        assert_eq!(shared.lock().len(), SHARED_LINES, "bounded");
+    }
     use serde_json::Value;
     use std::future::poll_fn;
 
