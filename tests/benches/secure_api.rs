@@ -262,6 +262,14 @@ struct Side {
     server_cpu: Duration,
     server_switches: u64,
     client_cpu: Duration,
+    /// Each round's write p50 and p99, for the paired comparison.
+    round_writes: Vec<(f64, f64)>,
+}
+
+/// The median of `values`.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 impl Side {
@@ -343,10 +351,29 @@ async fn main() {
                 server_switches as f64 / n,
                 client_cpu.as_secs_f64() * 1e6 / n,
             );
+            side.round_writes.push((ms(&ws, 50.0), ms(&ws, 99.0)));
             side.pods.extend(pods);
             side.writes.extend(w);
         }
     }
+    // This machine's speed drifts over minutes, and a slow minute in one
+    // build's half of a round moves the pooled percentiles by more than
+    // the difference measured; the two halves of a round ran back to back,
+    // so the median of per-round ratios discounts what drifted.
+    let ratio = |pick: fn(&(f64, f64)) -> f64| {
+        let mut ratios: Vec<f64> = now
+            .round_writes
+            .iter()
+            .zip(&before.round_writes)
+            .map(|(c, b)| pick(c) / pick(b))
+            .collect();
+        (median(&mut ratios) - 1.0) * 100.0
+    };
+    println!(
+        "paired rounds, median of current/baseline: writes p50 {:+.1} %, p99 {:+.1} %",
+        ratio(|r| r.0),
+        ratio(|r| r.1)
+    );
     println!(
         "| build | one pod apply → Running p50 / p99 (ms) | writes at 200/s p50 / p99 (ms) | per write: control plane CPU / context switches / client CPU |"
     );
